@@ -1,0 +1,560 @@
+/*
+ * mlc: a multi-level key/value cache for programs that run as several
+ * processes on one host.
+ *
+ *   L1  a private LRU in each cache handle: a hit touches no shared memory
+ *       except one load of the invalidation log head.
+ *   L2  a shared-memory arena (POSIX shm by name, a file, or an anonymous
+ *       mapping made before fork()), attached by unrelated processes at any
+ *       address.  Readers never take a lock.
+ *   L3  the caller's loader, run by one process at a time per key while the
+ *       others wait for its outcome (single flight).
+ *
+ * Conventions
+ *   - Every function returns 0 on success or a negative code: -errno, or one
+ *     of enum mlc_error.  mlc_strerror() describes every code mlc returns.
+ *   - Options structs start with a size field that the CALLER sets to
+ *     sizeof(struct ...) in its own build (use the *_INIT macros).  Zero in
+ *     any other field means "the default".  A struct from a newer mlc whose
+ *     extra fields are all zero is accepted; non-zero extra fields give
+ *     -E2BIG.
+ *   - Out-parameters are written only on success.
+ *   - Times are milliseconds on CLOCK_MONOTONIC.  A non-zero TTL shorter than
+ *     1 ms is not representable; every non-zero TTL is at least 1 ms.
+ *
+ * Caveats
+ *   - Arenas must live on a local filesystem (tmpfs, /dev/shm, a local
+ *     disk).  Network filesystems do not give the memory ordering or the
+ *     locking mlc relies on.
+ *   - All processes sharing an arena must use the same mlc format, the same
+ *     C library (the robust mutexes inside are glibc's) and the same
+ *     architecture; attach refuses any other with MLC_EFORMAT.
+ *   - The arena is trusted by every process that maps it.  Give it to one
+ *     user (mode 0600, the default) or one group (0660).  A corrupt arena can
+ *     make lookups miss or fail, never crash a reader or make it read
+ *     outside the mapping.  Truncating the backing object from outside while
+ *     it is mapped raises SIGBUS, as with any mapping.
+ *   - A cache handle is used by one thread at a time; open one per thread.
+ *     An arena handle may be shared by every thread of a process.
+ *   - After fork(), the child must not use the parent's cache handles or
+ *     values; it opens its own handles on the inherited arena handle (an
+ *     anonymous arena can only be shared this way) or re-opens the arena by
+ *     name.  Handles detect use in a child and answer -ECHILD.
+ *   - A process that dies while writing leaves the arena usable: the next
+ *     process to take the lock it held repairs what it protected, memory it
+ *     held is reclaimed by the allocator's sweep, and readers never wait for
+ *     it.
+ *   - The index has a fixed capacity (max_items, chosen at creation).  When
+ *     a key's two candidate buckets are full, a victim among them is evicted.
+ *   - An arena made before a reboot (a file arena) is reset when attached.
+ */
+#ifndef MLC_H
+#define MLC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum mlc_version_number {
+	MLC_VERSION_MAJOR = 0,
+	MLC_VERSION_MINOR = 1,
+	MLC_VERSION_PATCH = 0,
+};
+
+/** Library-only error codes; every other failure is a negative errno. */
+enum mlc_error {
+	MLC_EFORMAT  = -4201,	/* arena made by an incompatible build */
+	MLC_ECORRUPT = -4202,	/* arena failed validation */
+	MLC_ELOADER  = -4203,	/* loader failed, no stale value to serve */
+	MLC_ECODEC   = -4204,	/* the codec's decode failed */
+	MLC_ESTALE   = -4205,	/* write fenced out: the key changed meanwhile */
+};
+
+/** Limits that do not depend on an arena's configuration. */
+enum mlc_limits {
+	MLC_KEY_MAX      = 65535,	/* bytes in a key (empty keys too) */
+	MLC_NAME_MAX     = 47,		/* bytes in a namespace name */
+	MLC_ARENA_NAME_MAX = 200,	/* bytes in an shm arena name */
+};
+
+/** A TTL that never expires (any *ttl_ms field, and value->ttl_ms). */
+enum mlc_ttl { MLC_TTL_DEFAULT = 0, MLC_TTL_NEVER = -1 };
+
+struct mlc_arena;	/* one per process per arena; thread-safe */
+struct mlc_cache;	/* a namespace view with its own L1; one thread */
+
+/* ------------------------------------------------------------------ */
+/* Arenas                                                              */
+
+enum mlc_arena_flags {
+	MLC_ARENA_CREATE  = 1 << 0,	/* create if absent */
+	MLC_ARENA_EXCL    = 1 << 1,	/* with CREATE: fail if it exists */
+	MLC_ARENA_FILE    = 1 << 2,	/* name is a file path, not shm */
+	MLC_ARENA_ANON    = 1 << 3,	/* anonymous; name must be NULL */
+	MLC_ARENA_FOREIGN = 1 << 4,	/* allow an arena owned by another uid */
+};
+
+struct mlc_arena_options {
+	size_t   size;		/* sizeof(struct mlc_arena_options) */
+	uint32_t flags;		/* enum mlc_arena_flags */
+	uint32_t mode;		/* permission bits; 0: 0600 */
+	uint64_t bytes;		/* arena size; 0: 64 MiB; creation only */
+	uint32_t max_items;	/* index capacity; 0: bytes / 512 */
+	uint32_t page_size;	/* allocator page, power of 2 in
+				 * [64 KiB, 16 MiB]; 0: 1 MiB.  The
+				 * largest item is one page. */
+	uint32_t log_cells;	/* invalidation log, power of 2; 0: 65536 */
+	uint32_t flight_slots;	/* single-flight slots, power of 2; 0: 4096 */
+	uint32_t max_namespaces; /* 0: 64, at most 4096 */
+	uint32_t neg_quota_pct;	/* % of max_items negative entries may use
+				 * before they are evicted first; 0: 25 */
+	/* end of v0.1: append below; never reorder, resize or remove */
+};
+#define MLC_ARENA_OPTIONS_INIT { .size = sizeof(struct mlc_arena_options) }
+
+/**
+ * Create or attach the arena @p name and return a handle to it.
+ *
+ * @p name is an shm name ("mlc-demo" or "/mlc-demo": at most
+ * MLC_ARENA_NAME_MAX bytes, no other '/'), a file path with MLC_ARENA_FILE,
+ * or NULL with MLC_ARENA_ANON (an anonymous shared mapping, shared only with
+ * children forked after this call).  Creation sizes the backing object with
+ * posix_fallocate() (no SIGBUS on a full /dev/shm) and publishes the header
+ * last; concurrent creators and attachers agree on one arena.  Attaching
+ * validates the header and refuses what it cannot prove sound, leaving it as
+ * it was.  The layout fields of @p opts matter only on creation.  Opening the
+ * same arena twice in one process gives two handles to one mapping.
+ *
+ * Thread-safe.  The handle is inherited by fork(); children open their own
+ * caches on it.
+ *
+ * @return 0 and *@p arenap, or:
+ *   -EINVAL        bad argument, name or option (bad size field included)
+ *   -E2BIG         @p opts sets fields this mlc does not know
+ *   -ENOENT        no such arena and MLC_ARENA_CREATE not given
+ *   -EEXIST        it exists and MLC_ARENA_EXCL was given
+ *   -EACCES        mode bits deny us, or another uid owns it (no FOREIGN)
+ *   -ENOSPC        the backing filesystem is too small for @p bytes
+ *   -ETIMEDOUT     another process kept the arena in creation too long
+ *   MLC_ECORRUPT   not an mlc arena, truncated, or inconsistent header
+ *   MLC_EFORMAT    made by an mlc with another format or layout
+ * @since 0.1
+ */
+int mlc_arena_open(struct mlc_arena **arenap, const char *name,
+		   const struct mlc_arena_options *opts);
+
+/**
+ * Drop the handle.  The mapping goes when every cache opened on it is
+ * closed too; the arena itself stays until mlc_arena_unlink().
+ * @return 0, or -EINVAL for NULL.
+ * @since 0.1
+ */
+int mlc_arena_close(struct mlc_arena *arena);
+
+/**
+ * Remove the name @p name (flags: MLC_ARENA_FILE for a path).  Processes
+ * that have it mapped keep using it; the next open by name creates anew.
+ * @return 0, -EINVAL, -ENOENT, or another -errno from shm_unlink/unlink.
+ * @since 0.1
+ */
+int mlc_arena_unlink(const char *name, uint32_t flags);
+
+/** Arena-wide facts and counters (shared by every process). */
+struct mlc_arena_info {
+	size_t   size;		/* sizeof(struct mlc_arena_info) */
+	uint64_t bytes;		/* mapped size */
+	uint64_t max_items;	/* index capacity */
+	uint64_t items;		/* entries linked in the index */
+	uint64_t neg_items;	/* of which negative entries */
+	uint64_t page_size, pages, pages_free;
+	uint64_t value_max;	/* largest key + value that fits, in bytes */
+	uint64_t sets;		/* successful L2 writes */
+	uint64_t evictions;	/* live entries evicted for room */
+	uint64_t expired_reclaimed; /* expired entries reclaimed */
+	uint64_t index_evictions; /* evicted because both buckets were full */
+	uint64_t page_moves;	/* pages moved between size classes */
+	uint64_t orphans_reclaimed; /* chunks left by dead writers */
+	uint64_t repairs;	/* locks recovered from a dead owner */
+	uint64_t write_failures; /* sets refused for lack of room */
+	uint64_t log_head;	/* invalidation records ever published */
+	uint32_t namespaces;	/* namespaces in use */
+	uint32_t format;	/* MLC arena format number */
+};
+#define MLC_ARENA_INFO_INIT { .size = sizeof(struct mlc_arena_info) }
+
+/**
+ * Fill *@p info.  Counters are read without locks; each is exact, the set is
+ * not a snapshot.  Thread-safe.
+ * @return 0, or -EINVAL (NULL, or a bad info->size).
+ * @since 0.1
+ */
+int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
+
+/* ------------------------------------------------------------------ */
+/* Cache handles                                                       */
+
+/**
+ * A codec (lua-resty-mlcache's l1_serializer): L2 holds bytes, each L1
+ * holds the object decode() made from them.  decode() returns 0 and sets
+ * *obj, or a negative code; a failure is MLC_ECODEC for the caller, the
+ * bytes stay in L2 and the next lookup decodes again.  free_fn() is called
+ * once for each object, when no L1 entry and no value refers to it.
+ */
+typedef int mlc_decode_fn(void *arg, const void *data, size_t len,
+			  void **obj);
+typedef void mlc_free_fn(void *arg, void *obj);
+struct mlc_codec {
+	mlc_decode_fn *decode;
+	mlc_free_fn   *free_fn;
+	void          *arg;
+};
+
+enum mlc_lock_policy {
+	MLC_LOCK_DEFAULT = 0,	/* = MLC_LOCK_STALE */
+	MLC_LOCK_ERROR   = 1,	/* give up with -ETIMEDOUT */
+	MLC_LOCK_LOAD    = 2,	/* run the loader without single flight */
+	MLC_LOCK_STALE   = 3,	/* serve a stale value, else -ETIMEDOUT */
+};
+
+enum mlc_cache_flags {
+	MLC_CACHE_MANUAL_UPDATE = 1 << 0, /* only mlc_update() applies the log */
+	MLC_CACHE_NO_L1         = 1 << 1, /* every lookup reads L2 */
+};
+
+struct mlc_cache_options {
+	size_t   size;		/* sizeof(struct mlc_cache_options) */
+	uint32_t flags;		/* enum mlc_cache_flags */
+	uint32_t lru_size;	/* L1 entries; 0: 1024 */
+	uint64_t lru_bytes;	/* L1 value bytes; 0: no byte bound */
+	int64_t  ttl_ms;	/* 0: 30 s; MLC_TTL_NEVER */
+	int64_t  neg_ttl_ms;	/* negative entries; 0: ttl_ms */
+	int64_t  resurrect_ttl_ms; /* serve and re-store stale values this
+				    * long when the loader fails; 0: off */
+	int64_t  err_ttl_ms;	/* share a loader error this long; 0: off */
+	uint32_t lock_timeout_ms; /* wait for another's load; 0: 5 s */
+	uint32_t lock_lease_ms;	/* a load's lease; 0: 30 s */
+	uint32_t lock_policy;	/* enum mlc_lock_policy */
+	uint32_t update_budget;	/* records per mlc_update(); 0: all */
+	const struct mlc_codec *codec; /* NULL: values are bytes */
+	/* end of v0.1: append below; never reorder, resize or remove */
+};
+#define MLC_CACHE_OPTIONS_INIT { .size = sizeof(struct mlc_cache_options) }
+
+/**
+ * Open a handle on the namespace @p ns (1..MLC_NAME_MAX bytes, any bytes
+ * but NUL) of @p arena, creating the namespace on first use.  Keys of
+ * different namespaces never meet, whatever their bytes.  The handle keeps
+ * a reference to the arena: closing the arena first is allowed.
+ *
+ * One thread at a time per handle.  Not usable in a child after fork().
+ *
+ * @return 0 and *@p cachep, or -EINVAL, -E2BIG (opts from a newer mlc),
+ *   -ENOMEM, -ENOSPC (the namespace table is full).
+ * @since 0.1
+ */
+int mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
+		   const char *ns, const struct mlc_cache_options *opts);
+
+/**
+ * Close the handle and free its L1.  Values still held stay valid until
+ * released.  @return 0, or -EINVAL.
+ * @since 0.1
+ */
+int mlc_cache_close(struct mlc_cache *cache);
+
+/* ------------------------------------------------------------------ */
+/* Values                                                              */
+
+enum mlc_value_flags {
+	MLC_NEGATIVE  = 1 << 0,	/* a cached "not found" */
+	MLC_STALE     = 1 << 1,	/* expired, served because allowed */
+	MLC_NO_EXPIRY = 1 << 2,	/* never expires (ttl_ms = MLC_TTL_NEVER) */
+	MLC_NOT_CACHED = 1 << 3, /* loader's value, deliberately not stored */
+	MLC_L2_WRITE_FAILED = 1 << 4, /* the store to L2 failed (no room) */
+};
+
+enum mlc_level { MLC_L1 = 1, MLC_L2 = 2, MLC_L3 = 3 };
+
+/**
+ * A result.  data/len are the bytes (NULL/0 for a negative entry), obj the
+ * codec's object (NULL without a codec).  Both stay valid until
+ * mlc_value_release(), whatever the cache does meanwhile.
+ */
+struct mlc_value {
+	const void *data;
+	size_t      len;
+	void       *obj;
+	uint32_t    flags;	/* enum mlc_value_flags */
+	uint32_t    level;	/* enum mlc_level */
+	int64_t     ttl_ms;	/* ms left (>= 1); MLC_TTL_NEVER; 0 if stale */
+	uint64_t    version;	/* the L2 version of this value */
+	void       *ref;	/* private */
+};
+
+/**
+ * Release what *@p value refers to and zero it.  Call it once per value
+ * that a successful call filled; releasing a zeroed value is a no-op.  Call
+ * it from the thread that uses the handle (values share the handle's
+ * one-thread rule); the handle may be closed already.
+ * @since 0.1
+ */
+void mlc_value_release(struct mlc_value *value);
+
+/* ------------------------------------------------------------------ */
+/* Loaders                                                             */
+
+enum mlc_load_result {
+	MLC_LOAD_VALUE    = 0,	/* out->data/len hold the value */
+	MLC_LOAD_NOTFOUND = 1,	/* cache a negative entry */
+};
+
+enum mlc_load_flags {
+	MLC_LOAD_NO_CACHE = 1 << 0,	/* return the value, store nothing */
+};
+
+/** What a loader reports.  mlc zeroes it before calling the loader. */
+struct mlc_load {
+	const void *data;	/* the value's bytes; copied by mlc */
+	size_t      len;
+	void      (*release)(void *data); /* if set, called on data once
+				 * mlc has copied it */
+	int64_t     ttl_ms;	/* 0: the cache's ttl_ms / neg_ttl_ms */
+	uint32_t    flags;	/* enum mlc_load_flags */
+	char        errmsg[160]; /* on error, a message for the caller */
+};
+
+/**
+ * The L3 loader.  Return MLC_LOAD_VALUE or MLC_LOAD_NOTFOUND, or a negative
+ * code for a failure (the caller gets MLC_ELOADER, or a stale value when
+ * resurrect_ttl_ms allows it, and mlc_last_error() gives out->errmsg).  It
+ * runs on the calling thread, in one process at a time per key.  It may call
+ * mlc functions on other keys; mlc_get() on its own key gives -EDEADLK.
+ */
+typedef int mlc_loader_fn(void *arg, const void *key, size_t key_len,
+			  struct mlc_load *out);
+
+/* ------------------------------------------------------------------ */
+/* Lookups and writes                                                  */
+
+enum mlc_call_flags {
+	MLC_CALL_STALE_OK = 1 << 0, /* peek/get: an expired value may be
+				     * returned, flagged MLC_STALE */
+	MLC_CALL_SWR      = 1 << 1, /* get: serve stale at once and refresh
+				     * in one process (stale-while-revalidate) */
+	MLC_CALL_NEGATIVE = 1 << 2, /* set: store a negative entry */
+};
+
+/** Per-call options; zero fields take the handle's. */
+struct mlc_call_options {
+	size_t   size;		/* sizeof(struct mlc_call_options) */
+	uint32_t flags;		/* enum mlc_call_flags */
+	uint32_t lock_policy;	/* enum mlc_lock_policy */
+	int64_t  ttl_ms;
+	int64_t  neg_ttl_ms;
+	int64_t  resurrect_ttl_ms;
+	uint32_t lock_timeout_ms;
+	uint32_t pad0;
+	/* end of v0.1: append below; never reorder, resize or remove */
+};
+#define MLC_CALL_OPTIONS_INIT { .size = sizeof(struct mlc_call_options) }
+
+/**
+ * Look @p key up in L1, then L2; if both miss, run @p loader (L3) in one
+ * process while the others wait, store the result in L2 and L1, and return
+ * it.  An L2 hit is promoted to L1 with its remaining TTL.
+ *
+ * On success *@p value holds a reference (see struct mlc_value); a cached
+ * miss is 0 with MLC_NEGATIVE in value->flags.  Without a loader mlc_get
+ * never blocks.  One thread at a time per handle.
+ *
+ * @return 0, or a negative code; *@p value is untouched on error:
+ *   -EINVAL       NULL cache/value, key NULL with key_len > 0, bad options
+ *   -E2BIG        @p key_len > MLC_KEY_MAX
+ *   -ENOENT       absent, and @p loader is NULL
+ *   -ETIMEDOUT    another process's load outlived the lock timeout
+ *   -EDEADLK      the loader of this key asked for it again
+ *   -ECHILD       the handle was opened in the parent of this process
+ *   -ENOMEM       out of private memory
+ *   MLC_ELOADER   the loader failed and no stale value was available
+ *   MLC_ECODEC    the codec could not decode the value
+ * @since 0.1
+ */
+int mlc_get(struct mlc_cache *cache, const void *key, size_t key_len,
+	    mlc_loader_fn *loader, void *arg, struct mlc_value *value);
+
+/** mlc_get() with per-call options (@p opts may be NULL). @since 0.1 */
+int mlc_get_ex(struct mlc_cache *cache, const void *key, size_t key_len,
+	       const struct mlc_call_options *opts, mlc_loader_fn *loader,
+	       void *arg, struct mlc_value *value);
+
+/**
+ * Look @p key up without promoting it or running a loader: L1 first, then
+ * L2.  value->ttl_ms tells the time left (MLC_TTL_NEVER and MLC_NO_EXPIRY
+ * for "never", which is distinct from 0 ms left); an expired entry is
+ * returned only with MLC_CALL_STALE_OK in @p flags.
+ * @return 0, -ENOENT, or the argument errors of mlc_get().
+ * @since 0.1
+ */
+int mlc_peek(struct mlc_cache *cache, const void *key, size_t key_len,
+	     uint32_t flags, struct mlc_value *value);
+
+/**
+ * Store @p data (@p len bytes) under @p key in L2 and in this handle's L1,
+ * and tell every other handle (other processes too) to drop the old value.
+ * With MLC_CALL_NEGATIVE in opts->flags a negative entry is stored and
+ * @p data must be NULL.  @p opts may be NULL.
+ * @return 0, or:
+ *   -EINVAL   bad argument or options
+ *   -E2BIG    key over MLC_KEY_MAX, or key + value larger than one page
+ *   -ENOSPC   no room, and nothing could be evicted
+ *   -ECHILD   handle used after fork()
+ * @since 0.1
+ */
+int mlc_set(struct mlc_cache *cache, const void *key, size_t key_len,
+	    const void *data, size_t len,
+	    const struct mlc_call_options *opts);
+
+/**
+ * Remove @p key from L2 and every L1.  Deleting an absent key is 0.
+ * @return 0, -EINVAL, -E2BIG, -ECHILD.
+ * @since 0.1
+ */
+int mlc_delete(struct mlc_cache *cache, const void *key, size_t key_len);
+
+/**
+ * Drop every entry of this handle's namespace, in L2 and every L1, in O(1):
+ * purged data is never visible again, not even as stale.  Other namespaces
+ * are untouched.
+ * @return 0, -EINVAL, -ECHILD.
+ * @since 0.1
+ */
+int mlc_purge(struct mlc_cache *cache);
+
+/**
+ * Apply the invalidations other handles published that this handle has not
+ * seen, at most opts' update_budget records (0: all).  mlc_get() does this
+ * by itself unless MLC_CACHE_MANUAL_UPDATE is set.
+ * @return 0, or -EINVAL, -ECHILD.
+ * @since 0.1
+ */
+int mlc_update(struct mlc_cache *cache);
+
+/* ------------------------------------------------------------------ */
+/* Single-flight steps, for callers that run the loader themselves     */
+/* (event loops, the Lua binding).  mlc_get() is built on these.       */
+
+enum mlc_flight_role {
+	MLC_FLIGHT_NONE   = 0,
+	MLC_FLIGHT_LOADER = 1,	/* run the load, then publish or abandon */
+	MLC_FLIGHT_WAITER = 2,	/* another process loads: call wait */
+};
+
+/** A ticket, caller-allocated; only role is public. */
+struct mlc_flight {
+	uint32_t role;		/* enum mlc_flight_role */
+	uint32_t fl_private0;
+	uint64_t fl_private[7];
+};
+
+/**
+ * Try to become the loader of @p key.  On 0, flight->role says what to do:
+ * LOADER (this caller must mlc_flight_publish() or mlc_flight_abandon()),
+ * or WAITER (call mlc_flight_wait()).  Check L2 (mlc_peek) before this.
+ * A full flight table makes the caller a LOADER without single flight
+ * (counted as duplicate_loads).
+ * @return 0, -EINVAL, -E2BIG, -EDEADLK (this thread already loads the key),
+ *   -ECHILD.
+ * @since 0.1
+ */
+int mlc_flight_acquire(struct mlc_cache *cache, const void *key,
+		       size_t key_len, const struct mlc_call_options *opts,
+		       struct mlc_flight *flight);
+
+/**
+ * Wait up to @p timeout_ms (0: poll, never block) for the loader of
+ * @p flight's key.  On 0 either *@p value holds the outcome (value or
+ * negative entry), or flight->role became LOADER because the owner died or
+ * its lease expired and this caller took over (value untouched).
+ * @return 0, -EAGAIN (still loading after timeout_ms), MLC_ELOADER (the
+ *   loader failed; mlc_last_error() has its message), -EINVAL, -ECHILD.
+ * @since 0.1
+ */
+int mlc_flight_wait(struct mlc_cache *cache, struct mlc_flight *flight,
+		    uint32_t timeout_ms, struct mlc_value *value);
+
+/**
+ * Publish the outcome of a load: @p result is what a loader returned
+ * (MLC_LOAD_VALUE, MLC_LOAD_NOTFOUND or a negative code) and @p load what
+ * it filled.  Stores it (unless fenced by a set/delete meanwhile: then the
+ * value is returned uncached), wakes every waiter, ends the flight, and
+ * fills *@p value like mlc_get() (may be NULL).
+ * @return what mlc_get() would have returned for this outcome.
+ * @since 0.1
+ */
+int mlc_flight_publish(struct mlc_cache *cache, struct mlc_flight *flight,
+		       int result, struct mlc_load *load,
+		       struct mlc_value *value);
+
+/**
+ * Give the flight up without an outcome; waiters take over the load.
+ * @return 0, or -EINVAL.
+ * @since 0.1
+ */
+int mlc_flight_abandon(struct mlc_cache *cache, struct mlc_flight *flight);
+
+/** Per-handle counters (this process, this handle only). */
+struct mlc_stats {
+	size_t   size;		/* sizeof(struct mlc_stats) */
+	uint64_t hits_l1, hits_l2, hits_l3; /* by level of the answer */
+	uint64_t misses;	/* lookups that found nothing (no loader) */
+	uint64_t negative_hits;	/* answers that were negative entries */
+	uint64_t stale_served;
+	uint64_t loads, loader_errors;
+	uint64_t codec_errors;
+	uint64_t l1_evictions;
+	uint64_t l2_write_failures;
+	uint64_t sets, deletes, purges;
+	uint64_t lock_waits, lock_timeouts, lock_steals, duplicate_loads;
+	uint64_t fenced_writes, err_ttl_hits;
+	uint64_t log_applied, log_dropped, log_overruns, log_stuck;
+	/* end of v0.1: append below */
+};
+#define MLC_STATS_INIT { .size = sizeof(struct mlc_stats) }
+
+/**
+ * Copy the handle's counters into *@p stats (set stats->size first).
+ * @return 0, or -EINVAL.
+ * @since 0.1
+ */
+int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
+
+/* ------------------------------------------------------------------ */
+/* Errors and versions                                                 */
+
+/**
+ * A static description of @p code (any code mlc returns, or any -errno).
+ * Never NULL.  Thread-safe.
+ * @since 0.1
+ */
+const char *mlc_strerror(int code);
+
+/**
+ * The message of the last failure on this handle: the loader's errmsg after
+ * MLC_ELOADER, else a description.  Valid until the next call on the
+ * handle.  Never NULL.
+ * @since 0.1
+ */
+const char *mlc_last_error(struct mlc_cache *cache);
+
+/** The loaded library's version, as MAJOR << 16 | MINOR << 8 | PATCH. */
+uint32_t mlc_version(void);
+/** The loaded library's version as "MAJOR.MINOR.PATCH". */
+const char *mlc_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MLC_H */

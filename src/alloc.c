@@ -1,0 +1,588 @@
+/*
+ * The allocator: a pool of pages, each carved into the chunks of one size
+ * class; a CLOCK hand per class; pages moved between classes as demand
+ * shifts.
+ *
+ * Locks, in the only order they are taken: a class lock, then the pool lock
+ * or (try-lock only) index stripe locks.  Writers take stripe locks without
+ * holding a class lock, and free chunks after dropping them.
+ *
+ * Chunk states (it_state):  FREE -> ALLOC   class lock, on allocation
+ *                           ALLOC -> LIVE   its writer, under a stripe lock
+ *                           LIVE/ALLOC -> FREE or ALLOC   class lock
+ * Every transition is a CAS that also checks the chunk's token byte, which
+ * changes on each allocation, so a stale freer can never free a chunk that
+ * was reused meanwhile.  Chunks are never unmapped, so a reader holding an
+ * old offset reads harmless bytes inside the arena and its bucket version
+ * check rejects them.
+ */
+#include <ck_pr.h>
+
+#include "mlc-int.h"
+
+/* An ALLOC chunk older than this has lost its writer (killed between
+ * allocation and linking); the CLOCK sweep takes it back.  A live writer
+ * that is this slow finds its chunk gone and retries. */
+#define ORPHAN_MS 10000
+#define SWEEP_MAX 65536		/* chunks the hand may visit per allocation */
+#define STEAL_TRIES 4		/* pages tried per page move */
+
+#define TOKEN(w) ((w) >> 24)
+#define CLOCK_MASK (UINT32_C(0xff) << 16)
+
+/* ---- chunk and page addressing ------------------------------------ */
+
+static struct mlc__item *
+chunk_item(const struct mlc_arena *a, uint32_t page, uint32_t size,
+	   uint32_t idx)
+{
+	return (struct mlc__item *)(void *)(a->base + a->pages_off +
+		((uint64_t)page << a->page_shift) + (uint64_t)idx * size);
+}
+
+static uint64_t
+chunk_off(const struct mlc_arena *a, uint32_t page, uint32_t size,
+	  uint32_t idx)
+{
+	return a->pages_off + ((uint64_t)page << a->page_shift) +
+	       (uint64_t)idx * size;
+}
+
+/* Change a chunk's state from @p from (with token @p token) to @p to,
+ * keeping the CLOCK byte a reader may store at any time. */
+static bool
+chunk_transition(struct mlc__item *it, uint32_t from, uint32_t token,
+		 uint32_t to)
+{
+	for (;;) {
+		uint32_t w = ck_pr_load_32(&it->it_state);
+
+		if (MLC__ST_STATE(w) != from || TOKEN(w) != token)
+			return false;
+		if (ck_pr_cas_32(&it->it_state, w,
+				 (to & ~CLOCK_MASK) | (w & CLOCK_MASK)))
+			return true;
+	}
+}
+
+/* The word an allocation hands out: ALLOC with a fresh token. */
+static uint32_t
+alloc_word(uint32_t old)
+{
+	return MLC__ST_MAKE(MLC__ALLOC, 0) | ((TOKEN(old) + 1) & 0xff) << 24;
+}
+
+/* ---- page lists (class lock held) ---------------------------------- */
+
+static void
+partial_link(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
+{
+	struct mlc__page *pg = &a->pages[p];
+
+	pg->pg_pprev = 0;
+	pg->pg_pnext = c->cl_partial;
+	if (c->cl_partial)
+		a->pages[c->cl_partial - 1].pg_pprev = p + 1;
+	c->cl_partial = p + 1;
+}
+
+static void
+partial_unlink(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
+{
+	struct mlc__page *pg = &a->pages[p];
+
+	if (pg->pg_pprev)
+		a->pages[pg->pg_pprev - 1].pg_pnext = pg->pg_pnext;
+	else if (c->cl_partial == p + 1)
+		c->cl_partial = pg->pg_pnext;
+	if (pg->pg_pnext)
+		a->pages[pg->pg_pnext - 1].pg_pprev = pg->pg_pprev;
+	pg->pg_pnext = pg->pg_pprev = 0;
+}
+
+static void
+ring_link(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
+{
+	struct mlc__page *pg = &a->pages[p];
+
+	if (c->cl_ring == 0) {
+		pg->pg_next = pg->pg_prev = p + 1;
+		c->cl_ring = p + 1;
+		return;
+	}
+	pg->pg_next = c->cl_ring;
+	pg->pg_prev = a->pages[c->cl_ring - 1].pg_prev;
+	a->pages[pg->pg_prev - 1].pg_next = p + 1;
+	a->pages[c->cl_ring - 1].pg_prev = p + 1;
+}
+
+static void
+ring_unlink(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
+{
+	struct mlc__page *pg = &a->pages[p];
+
+	if (pg->pg_next == p + 1) {
+		c->cl_ring = 0;
+	} else {
+		a->pages[pg->pg_prev - 1].pg_next = pg->pg_next;
+		a->pages[pg->pg_next - 1].pg_prev = pg->pg_prev;
+		if (c->cl_ring == p + 1)
+			c->cl_ring = pg->pg_next;
+	}
+	if (c->cl_hand_page == p + 1) {
+		c->cl_hand_page = c->cl_ring;
+		c->cl_hand_chunk = 0;
+	}
+	pg->pg_next = pg->pg_prev = 0;
+}
+
+/* Put a chunk that is now FREE on its page's list. */
+static void
+chunk_push(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
+	   uint32_t idx)
+{
+	struct mlc__page *pg = &a->pages[p];
+	struct mlc__item *it = chunk_item(a, p, c->cl_size, idx);
+
+	it->it_version = pg->pg_free;
+	pg->pg_free = idx + 1;
+	if (pg->pg_nfree++ == 0)
+		partial_link(a, c, p);
+}
+
+/* Take a free chunk of class @p c, marked ALLOC. */
+static bool
+chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
+	  uint64_t *off)
+{
+	uint32_t p, idx;
+	struct mlc__page *pg;
+	struct mlc__item *it;
+
+	if (c->cl_partial == 0)
+		return false;
+	p = c->cl_partial - 1;
+	pg = &a->pages[p];
+	idx = pg->pg_free - 1;
+	it = chunk_item(a, p, c->cl_size, idx);
+	pg->pg_free = (uint32_t)it->it_version;
+	if (--pg->pg_nfree == 0)
+		partial_unlink(a, c, p);
+	it->it_expire = now;
+	ck_pr_store_32(&it->it_state, alloc_word(ck_pr_load_32(&it->it_state)));
+	*off = chunk_off(a, p, c->cl_size, idx);
+	return true;
+}
+
+/* ---- repair -------------------------------------------------------- */
+
+/* The owner of a class lock died: rebuild the class's lists from the
+ * page descriptors and the chunk states, which are each one store. */
+static void
+class_rebuild(struct mlc_arena *a, void *ctx)
+{
+	uint32_t ci = (uint32_t)(uintptr_t)ctx;
+	struct mlc__class *c = &a->classes[ci];
+
+	c->cl_ring = c->cl_partial = 0;
+	c->cl_hand_page = c->cl_hand_chunk = 0;
+	c->cl_pages = 0;
+	for (uint32_t p = 0; p < a->npages; p++) {
+		struct mlc__page *pg = &a->pages[p];
+
+		if (pg->pg_class != ci + 1)
+			continue;
+		pg->pg_free = pg->pg_nfree = 0;
+		pg->pg_pnext = pg->pg_pprev = 0;
+		ring_link(a, c, p);
+		c->cl_pages++;
+		for (uint32_t k = c->cl_per_page; k-- > 0;) {
+			struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+
+			if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) ==
+			    MLC__FREE)
+				chunk_push(a, c, p, k);
+		}
+	}
+}
+
+static void
+pool_rebuild(struct mlc_arena *a, void *ctx)
+{
+	struct mlc__hdr *h = a->hdr;
+
+	(void)ctx;
+	h->ah_pool_head = 0;
+	h->ah_pool_free = 0;
+	for (uint32_t p = a->npages; p-- > 0;) {
+		if (a->pages[p].pg_class != 0)
+			continue;
+		a->pages[p].pg_next = h->ah_pool_head;
+		h->ah_pool_head = p + 1;
+		h->ah_pool_free++;
+	}
+}
+
+static int
+class_lock(struct mlc_arena *a, uint32_t ci)
+{
+	return mlc__lock_take(a, &a->classes[ci].cl_lock, class_rebuild,
+			      (void *)(uintptr_t)ci);
+}
+
+static int
+class_trylock(struct mlc_arena *a, uint32_t ci)
+{
+	return mlc__lock_try(a, &a->classes[ci].cl_lock, class_rebuild,
+			     (void *)(uintptr_t)ci);
+}
+
+/* ---- pages --------------------------------------------------------- */
+
+/* Take a page from the pool for class @p ci (its lock held) and carve it. */
+static bool
+page_from_pool(struct mlc_arena *a, uint32_t ci)
+{
+	struct mlc__class *c = &a->classes[ci];
+	struct mlc__hdr *h = a->hdr;
+	struct mlc__page *pg;
+	uint32_t p;
+
+	if (ck_pr_load_32(&h->ah_pool_free) == 0)
+		return false;
+	if (mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
+		return false;
+	if (h->ah_pool_head == 0 || h->ah_pool_head > a->npages) {
+		mlc__lock_give(&h->ah_pool_lock);
+		return false;
+	}
+	p = h->ah_pool_head - 1;
+	pg = &a->pages[p];
+	h->ah_pool_head = pg->pg_next;
+	ck_pr_dec_32(&h->ah_pool_free);
+	/* Class and ring while both locks are held: a crash leaves the page
+	 * either in the pool or in the class, where a rebuild finds it. */
+	pg->pg_class = ci + 1;
+	pg->pg_free = pg->pg_nfree = 0;
+	ring_link(a, c, p);
+	c->cl_pages++;
+	mlc__lock_give(&h->ah_pool_lock);
+	for (uint32_t k = c->cl_per_page; k-- > 0;) {
+		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+
+		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		chunk_push(a, c, p, k);
+	}
+	return true;
+}
+
+bool
+mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
+		      uint32_t w, uint64_t now)
+{
+	uint64_t exp = it->it_expire;
+	uint32_t ns = it->it_ns;
+
+	if (exp != 0 && exp <= now)
+		return true;
+	if (ns >= a->max_ns || it->it_nsgen != ck_pr_load_32(&a->ns[ns].ns_gen))
+		return true;		/* purged */
+	return (MLC__ST_FLAGS(w) & MLC__IT_NEG) &&
+	       ck_pr_load_64(&a->hdr->ah_neg_items) > a->neg_quota;
+}
+
+/* Take a LIVE chunk (class lock held) out of the index; on success it is
+ * ALLOC for the caller (@p keep) or back on its free list. */
+static bool
+evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
+	   uint32_t k, uint32_t w, bool keep, uint64_t now)
+{
+	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+	uint64_t off = chunk_off(a, p, c->cl_size, k);
+	bool orphan = false, expired;
+
+	expired = mlc__item_reclaimable(a, it, w, now);
+	if (!mlc__table_unlink_chunk(a, off, &orphan))
+		return false;		/* its stripe is busy: skip it */
+	if (!chunk_transition(it, MLC__LIVE, TOKEN(w),
+			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
+		return false;		/* its freer won; impossible here */
+	if (orphan)
+		ck_pr_inc_64(&a->hdr->ah_orphans);
+	else if (expired)
+		ck_pr_inc_64(&a->hdr->ah_expired);
+	else
+		ck_pr_inc_64(&a->hdr->ah_evictions);
+	if (keep)
+		it->it_expire = now;
+	else
+		chunk_push(a, c, p, k);
+	return true;
+}
+
+/* Reclaim an ALLOC chunk whose writer is gone. */
+static bool
+evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
+	     uint32_t k, uint32_t w, bool keep, uint64_t now)
+{
+	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+
+	if (it->it_expire > now || now - it->it_expire < ORPHAN_MS)
+		return false;
+	if (!chunk_transition(it, MLC__ALLOC, TOKEN(w),
+			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
+		return false;
+	ck_pr_inc_64(&a->hdr->ah_orphans);
+	if (keep)
+		it->it_expire = now;
+	else
+		chunk_push(a, c, p, k);
+	return true;
+}
+
+/* Advance the CLOCK hand of class @p c (lock held) until it frees a chunk
+ * for the caller: expired, purged and over-quota negative entries go at
+ * once, others get a second chance if read since the last pass. */
+static bool
+class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
+	    uint64_t *off)
+{
+	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page * 2 + 1,
+				  SWEEP_MAX);
+
+	for (uint64_t i = 0; i < budget && c->cl_ring != 0; i++) {
+		uint32_t p, k, w;
+		struct mlc__item *it;
+
+		if (c->cl_hand_page == 0 || c->cl_hand_page > a->npages ||
+		    a->pages[c->cl_hand_page - 1].pg_class !=
+			    (uint32_t)(c - a->classes) + 1) {
+			c->cl_hand_page = c->cl_ring;
+			c->cl_hand_chunk = 0;
+		}
+		p = c->cl_hand_page - 1;
+		k = c->cl_hand_chunk;
+		if (++c->cl_hand_chunk >= c->cl_per_page) {
+			c->cl_hand_chunk = 0;
+			c->cl_hand_page = a->pages[p].pg_next;
+		}
+		if (k >= c->cl_per_page)
+			continue;
+		it = chunk_item(a, p, c->cl_size, k);
+		w = ck_pr_load_32(&it->it_state);
+		if (MLC__ST_STATE(w) == MLC__ALLOC) {
+			if (evict_orphan(a, c, p, k, w, true, now))
+				goto got;
+			continue;
+		}
+		if (MLC__ST_STATE(w) != MLC__LIVE)
+			continue;
+		if ((w & CLOCK_MASK) && !mlc__item_reclaimable(a, it, w, now)) {
+			ck_pr_store_8((uint8_t *)&it->it_state + MLC__CLOCK_BYTE,
+				      0);
+			continue;
+		}
+		if (evict_live(a, c, p, k, w, true, now))
+			goto got;
+		continue;
+got:
+		*off = chunk_off(a, p, c->cl_size, k);
+		c->cl_evictions++;
+		return true;
+	}
+	return false;
+}
+
+/* Does class @p c own fewer pages than its share of recent demand? */
+static bool
+class_wants_page(const struct mlc_arena *a, const struct mlc__class *c)
+{
+	uint64_t total = ck_pr_load_64(&a->hdr->ah_demand_total);
+	uint64_t demand = ck_pr_load_64((uint64_t *)&c->cl_demand);
+
+	if (c->cl_pages == 0)
+		return true;
+	return total != 0 &&
+	       (uint64_t)(c->cl_pages + 1) * (total / a->npages + 1) <= demand;
+}
+
+/* Empty one page of class @p vi (locked) and return it to the pool. */
+static bool
+page_evict(struct mlc_arena *a, uint32_t vi, uint32_t p, uint64_t now)
+{
+	struct mlc__class *v = &a->classes[vi];
+	struct mlc__hdr *h = a->hdr;
+
+	for (uint32_t k = 0; k < v->cl_per_page; k++) {
+		struct mlc__item *it = chunk_item(a, p, v->cl_size, k);
+		uint32_t w = ck_pr_load_32(&it->it_state);
+
+		switch (MLC__ST_STATE(w)) {
+		case MLC__FREE:
+			continue;
+		case MLC__ALLOC:
+			if (!evict_orphan(a, v, p, k, w, false, now))
+				return false;	/* a writer is filling it */
+			continue;
+		default:
+			if (!evict_live(a, v, p, k, w, false, now))
+				return false;
+		}
+	}
+	partial_unlink(a, v, p);
+	ring_unlink(a, v, p);
+	v->cl_pages--;
+	if (mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
+		return false;
+	a->pages[p].pg_class = 0;
+	a->pages[p].pg_next = h->ah_pool_head;
+	h->ah_pool_head = p + 1;
+	ck_pr_inc_32(&h->ah_pool_free);
+	mlc__lock_give(&h->ah_pool_lock);
+	ck_pr_inc_64(&h->ah_page_moves);
+	return true;
+}
+
+/* Move a page from the class with the most pages beyond its share of
+ * demand to the pool, for class @p ci (whose lock is NOT held). */
+static bool
+page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now)
+{
+	uint64_t total = ck_pr_load_64(&a->hdr->ah_demand_total) / a->npages + 1;
+	int64_t best_surplus = INT64_MIN;
+	uint32_t best = UINT32_MAX;
+	bool moved = false;
+	struct mlc__class *v;
+
+	for (uint32_t i = 0; i < a->nclasses; i++) {
+		const struct mlc__class *c = &a->classes[i];
+		uint32_t pages = ck_pr_load_32((uint32_t *)&c->cl_pages);
+		int64_t surplus;
+
+		if (i == ci || pages == 0)
+			continue;
+		surplus = (int64_t)((uint64_t)pages * total) -
+			  (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand);
+		if (surplus > best_surplus) {
+			best_surplus = surplus;
+			best = i;
+		}
+	}
+	if (best == UINT32_MAX || class_trylock(a, best) < 0)
+		return false;
+	v = &a->classes[best];
+	for (int t = 0; t < STEAL_TRIES && v->cl_ring != 0 && !moved; t++) {
+		uint32_t p = (v->cl_hand_page ? v->cl_hand_page : v->cl_ring) - 1;
+
+		/* Step the hand past this page first, so a failed attempt
+		 * tries the next page next time. */
+		v->cl_hand_page = a->pages[p].pg_next;
+		v->cl_hand_chunk = 0;
+		moved = page_evict(a, best, p, now);
+	}
+	mlc__lock_give(&v->cl_lock);
+	return moved;
+}
+
+/* Account @p bytes of demand for class @p c; halve all demand now and
+ * then, so the balance follows the recent workload. */
+static void
+demand_note(struct mlc_arena *a, struct mlc__class *c)
+{
+	struct mlc__hdr *h = a->hdr;
+	uint64_t total;
+
+	ck_pr_add_64(&c->cl_demand, c->cl_size);
+	total = ck_pr_faa_64(&h->ah_demand_total, c->cl_size) + c->cl_size;
+	if (total < (uint64_t)a->npages * a->page_size * 4)
+		return;
+	if (!ck_pr_cas_64(&h->ah_demand_total, total, total / 2))
+		return;			/* another process is halving */
+	for (uint32_t i = 0; i < a->nclasses; i++)
+		ck_pr_store_64(&a->classes[i].cl_demand,
+			       ck_pr_load_64(&a->classes[i].cl_demand) / 2);
+}
+
+/* ---- the interface -------------------------------------------------- */
+
+/* The smallest class whose chunk holds @p bytes, or -E2BIG. */
+int
+mlc__class_for(const struct mlc_arena *a, size_t bytes)
+{
+	uint32_t lo = 0, hi = a->nclasses;
+
+	if (bytes > a->class_size[a->nclasses - 1])
+		return -E2BIG;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (a->class_size[mid] < bytes)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (int)lo;
+}
+
+/* Allocate a chunk of class @p ci: free list, pool, a page moved from a
+ * class with more than its share, or the class's own CLOCK victim.  The
+ * chunk comes back ALLOC; its writer links it or frees it. */
+int
+mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off)
+{
+	struct mlc__class *c = &a->classes[ci];
+	uint64_t now = mlc__now_ms();
+	int rc;
+
+	demand_note(a, c);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		bool ok;
+
+		if ((rc = class_lock(a, ci)) < 0)
+			return rc;
+		ok = chunk_pop(a, c, now, off) ||
+		     (page_from_pool(a, ci) && chunk_pop(a, c, now, off));
+		if (!ok && c->cl_pages > 0 &&
+		    (attempt > 0 || !class_wants_page(a, c)))
+			ok = class_sweep(a, c, now, off);
+		mlc__lock_give(&c->cl_lock);
+		if (ok)
+			return 0;
+		if (!page_steal(a, ci, now) && attempt > 0 && c->cl_pages == 0)
+			break;
+	}
+	ck_pr_inc_64(&a->hdr->ah_write_failures);
+	return -ENOSPC;
+}
+
+/* Free the chunk at @p off whose state word was @p w (LIVE or ALLOC, with
+ * its token) when its freer last held it.  If a sweep or a page move freed
+ * it first, this does nothing. */
+void
+mlc__free(struct mlc_arena *a, uint64_t off, uint32_t w)
+{
+	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	uint32_t ci, k;
+	struct mlc__class *c = NULL;
+
+	for (int tries = 0; tries < 4; tries++) {
+		ci = ck_pr_load_32(&a->pages[p].pg_class);
+		if (ci == 0 || ci > a->nclasses)
+			return;		/* page moved: the chunk was freed */
+		ci--;
+		if (class_lock(a, ci) < 0)
+			return;
+		c = &a->classes[ci];
+		if (a->pages[p].pg_class == ci + 1)
+			break;
+		mlc__lock_give(&c->cl_lock);
+		c = NULL;
+	}
+	if (c == NULL)
+		return;
+	k = (uint32_t)(((off - a->pages_off) & (a->page_size - 1)) / c->cl_size);
+	if (chunk_transition(chunk_item(a, p, c->cl_size, k), MLC__ST_STATE(w),
+			     TOKEN(w), MLC__ST_MAKE(MLC__FREE, 0)))
+		chunk_push(a, c, p, k);
+	mlc__lock_give(&c->cl_lock);
+}

@@ -1,0 +1,920 @@
+/*
+ * The arena: create, attach, validate, detach; the robust locks; the
+ * namespace table.
+ *
+ * Creation is atomic by name.  The creator builds the whole arena in a
+ * private temporary file beside the final name, publishes READY in its
+ * header, and then link()s it to the name.  link() fails with EEXIST if
+ * another creator won, so no process can ever open a half-built arena by
+ * name, and a creator killed half-way leaves only its temporary file
+ * (".mlc-tmp.<name>.<pid>.<n>", removed by mlc_arena_unlink()).
+ *
+ * Every process that has the arena mapped holds a shared OFD lock on its
+ * first byte.  The exclusive lock is taken only to reset an arena left from
+ * an earlier boot, which is safe only when nobody else has it mapped.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ck_pr.h>
+
+#include "mlc-int.h"
+
+#define SHM_DIR "/dev/shm/"
+#define DEFAULT_BYTES (UINT64_C(64) << 20)
+#define DEFAULT_PAGE (UINT32_C(1) << 20)
+#define MIN_PAGE (UINT32_C(64) << 10)
+#define MAX_PAGE (UINT32_C(16) << 20)
+#define MIN_PAGES 4
+#define MIN_CHUNK 64
+#define LOCK_WAIT_MS 5000
+
+/* ---- options ------------------------------------------------------ */
+
+static bool
+bytes_are_zero(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+int
+mlc__options_copy(void *dst, size_t dst_size, const void *src)
+{
+	size_t sz;
+
+	memset(dst, 0, dst_size);
+	*(size_t *)dst = dst_size;
+	if (src == NULL)
+		return 0;
+	memcpy(&sz, src, sizeof(sz));
+	if (sz < sizeof(size_t) + sizeof(uint32_t) || sz > (1u << 16))
+		return -EINVAL;
+	if (sz > dst_size &&
+	    !bytes_are_zero((const char *)src + dst_size, sz - dst_size))
+		return -E2BIG;		/* a feature this mlc lacks */
+	memcpy(dst, src, MLC_MIN(sz, dst_size));
+	*(size_t *)dst = dst_size;
+	return 0;
+}
+
+static bool
+is_pow2(uint64_t x)
+{
+	return x != 0 && (x & (x - 1)) == 0;
+}
+
+static uint64_t
+pow2_at_least(uint64_t x)
+{
+	uint64_t p = 1;
+
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+static uint64_t
+align_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+/* Fill in defaults and refuse what cannot work. */
+static int
+arena_options_check(struct mlc_arena_options *o)
+{
+	if (o->flags & ~(uint32_t)(MLC_ARENA_CREATE | MLC_ARENA_EXCL |
+				   MLC_ARENA_FILE | MLC_ARENA_ANON |
+				   MLC_ARENA_FOREIGN))
+		return -EINVAL;
+	if ((o->flags & MLC_ARENA_ANON) && (o->flags & MLC_ARENA_FILE))
+		return -EINVAL;
+	if (o->mode & ~07777u)
+		return -EINVAL;
+	if (o->mode == 0)
+		o->mode = 0600;
+	if (o->bytes == 0)
+		o->bytes = DEFAULT_BYTES;
+	if (o->page_size == 0)
+		o->page_size = DEFAULT_PAGE;
+	if (!is_pow2(o->page_size) || o->page_size < MIN_PAGE ||
+	    o->page_size > MAX_PAGE)
+		return -EINVAL;
+	if (o->bytes > (UINT64_C(1) << 46))
+		return -EINVAL;		/* offsets are 48 bits */
+	if (o->max_items == 0)
+		o->max_items = (uint32_t)MLC_MAX(o->bytes / 512, 64);
+	if (o->max_items > (UINT32_C(1) << 30))
+		return -EINVAL;
+	if (o->log_cells == 0)
+		o->log_cells = 65536;
+	if (!is_pow2(o->log_cells) || o->log_cells < 64 ||
+	    o->log_cells > (UINT32_C(1) << 24))
+		return -EINVAL;
+	if (o->flight_slots == 0)
+		o->flight_slots = 4096;
+	if (!is_pow2(o->flight_slots) || o->flight_slots < 16 ||
+	    o->flight_slots > (UINT32_C(1) << 20))
+		return -EINVAL;
+	if (o->max_namespaces == 0)
+		o->max_namespaces = 64;
+	if (o->max_namespaces > 4096)
+		return -EINVAL;
+	if (o->neg_quota_pct == 0)
+		o->neg_quota_pct = 25;
+	if (o->neg_quota_pct > 100)
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- layout ------------------------------------------------------- */
+
+/* A signature of this build's view of the shared structs: a process built
+ * with another libc mutex size, cache line or struct layout must refuse the
+ * arena rather than misread it (LMDB's lock-format idea). */
+static uint32_t
+layout_sig(void)
+{
+	const uint64_t parts[] = {
+		sizeof(struct mlc__hdr), sizeof(struct mlc__lock),
+		sizeof(pthread_mutex_t), alignof(pthread_mutex_t),
+		sizeof(struct mlc__bucket), sizeof(struct mlc__item),
+		sizeof(struct mlc__class), sizeof(struct mlc__page),
+		sizeof(struct mlc__ns), sizeof(struct mlc__log),
+		sizeof(struct mlc__log_cell), sizeof(struct mlc__flight_slot),
+		offsetof(struct mlc__hdr, ah_version),
+		offsetof(struct mlc__hdr, ah_items),
+		offsetof(struct mlc__class, cl_size), sizeof(void *),
+		MLC_CACHELINE, MLC__SLOTS,
+	};
+	uint32_t h = 2166136261u;	/* FNV-1a over the parts */
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		for (int b = 0; b < 8; b++) {
+			h ^= (uint8_t)(parts[i] >> (8 * b));
+			h *= 16777619u;
+		}
+	}
+	return h;
+}
+
+/* Compute the configuration block of a header from its inputs.  The same
+ * function validates an attached arena: its header must equal what this
+ * build computes from the header's own inputs. */
+static int
+layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
+	       uint32_t page_size, uint32_t log_cells, uint32_t flight_slots,
+	       uint32_t max_ns, uint32_t neg_quota)
+{
+	uint64_t off, nbuckets, npages_max, npages;
+	uint32_t n = 0;
+
+	nbuckets = pow2_at_least(MLC_MAX((uint64_t)max_items * 10 / 56, 2));
+	h->ah_size = bytes;
+	h->ah_max_items = max_items;
+	h->ah_page_size = page_size;
+	h->ah_log_cells = log_cells;
+	h->ah_flight_slots = flight_slots;
+	h->ah_max_ns = max_ns;
+	h->ah_neg_quota = neg_quota;
+	h->ah_nbuckets = (uint32_t)nbuckets;
+	h->ah_nstripes = (uint32_t)MLC_MIN(nbuckets, 1024);
+
+	/* Size classes: from MIN_CHUNK growing by 1.25, 8-byte aligned, the
+	 * last one exactly a page. */
+	for (uint64_t sz = MIN_CHUNK; sz < page_size && n < MLC__NCLASSES_MAX - 1;
+	     sz = align_up(sz * 5 / 4, 8))
+		h->ah_class_size[n++] = (uint32_t)sz;
+	h->ah_class_size[n++] = page_size;
+	h->ah_nclasses = n;
+
+	off = MLC__HDR_BYTES;
+	h->ah_stripes_off = off;
+	off += (uint64_t)h->ah_nstripes * sizeof(struct mlc__lock);
+	h->ah_table_off = off;
+	off += nbuckets * sizeof(struct mlc__bucket);
+	h->ah_classes_off = off;
+	off += (uint64_t)n * sizeof(struct mlc__class);
+	npages_max = bytes / page_size;
+	h->ah_pagedesc_off = off;
+	off += npages_max * sizeof(struct mlc__page);
+	off = align_up(off, MLC_CACHELINE);
+	h->ah_ns_off = off;
+	off += (uint64_t)max_ns * sizeof(struct mlc__ns);
+	h->ah_log_off = off;
+	off += sizeof(struct mlc__log) +
+	       (uint64_t)log_cells * sizeof(struct mlc__log_cell);
+	h->ah_flight_off = off;
+	off += (uint64_t)flight_slots * sizeof(struct mlc__flight_slot);
+	off = align_up(off, 4096);
+	h->ah_pages_off = off;
+	if (off >= bytes)
+		return -EINVAL;
+	npages = (bytes - off) / page_size;
+	if (npages < MIN_PAGES)
+		return -EINVAL;		/* too small for this page size */
+	h->ah_npages = (uint32_t)npages;
+	return 0;
+}
+
+/* The part of the header that layout_compute() fills. */
+#define CONFIG_BEGIN offsetof(struct mlc__hdr, ah_page_size)
+#define CONFIG_END offsetof(struct mlc__hdr, ah_version)
+
+/* ---- locks -------------------------------------------------------- */
+
+int
+mlc__lock_init(struct mlc__lock *lk)
+{
+	pthread_mutexattr_t at;
+	int rc;
+
+	pthread_mutexattr_init(&at);
+	pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+	rc = pthread_mutex_init(&lk->lk_mutex, &at);
+	pthread_mutexattr_destroy(&at);
+	return -rc;
+}
+
+/* After a locker's death: repair what the lock protects, then mark it
+ * consistent.  The repair runs with the lock held, so it is alone. */
+static int
+lock_won(struct mlc_arena *a, struct mlc__lock *lk, int rc,
+	 void (*repair)(struct mlc_arena *, void *), void *ctx)
+{
+	if (rc == 0)
+		return 0;
+	if (rc == EOWNERDEAD) {
+		if (repair != NULL)
+			repair(a, ctx);
+		ck_pr_inc_64(&a->hdr->ah_repairs);
+		pthread_mutex_consistent(&lk->lk_mutex);
+		return 0;
+	}
+	if (rc == ENOTRECOVERABLE)
+		return MLC_ECORRUPT;
+	return -rc;
+}
+
+int
+mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,
+	       void (*repair)(struct mlc_arena *, void *), void *ctx)
+{
+	return lock_won(a, lk, pthread_mutex_lock(&lk->lk_mutex), repair, ctx);
+}
+
+/* Give up with -ETIMEDOUT after @p ms: a stopped (not dead) holder must
+ * not stall a reader's slow path forever. */
+int
+mlc__lock_wait(struct mlc_arena *a, struct mlc__lock *lk, uint32_t ms,
+	       void (*repair)(struct mlc_arena *, void *), void *ctx)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return lock_won(a, lk, pthread_mutex_timedlock(&lk->lk_mutex, &ts),
+			repair, ctx);
+}
+
+/* -EBUSY when another holds it. */
+int
+mlc__lock_try(struct mlc_arena *a, struct mlc__lock *lk,
+	      void (*repair)(struct mlc_arena *, void *), void *ctx)
+{
+	return lock_won(a, lk, pthread_mutex_trylock(&lk->lk_mutex), repair,
+			ctx);
+}
+
+void
+mlc__lock_give(struct mlc__lock *lk)
+{
+	pthread_mutex_unlock(&lk->lk_mutex);
+}
+
+/* ---- names -------------------------------------------------------- */
+
+/* Build the path of an arena.  shm names live in /dev/shm, where glibc's
+ * shm_open() puts them too; mlc opens them as files to get O_NOFOLLOW and
+ * link()-based atomic creation. */
+static int
+arena_path(char *dst, size_t cap, const char *name, uint32_t flags)
+{
+	size_t len;
+
+	if (flags & MLC_ARENA_FILE) {
+		len = strlen(name);
+		if (len == 0 || len >= cap - 64)
+			return -EINVAL;
+		memcpy(dst, name, len + 1);
+		return 0;
+	}
+	if (name[0] == '/')
+		name++;
+	len = strlen(name);
+	if (len == 0 || len > MLC_ARENA_NAME_MAX || strchr(name, '/') ||
+	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20)
+			return -EINVAL;
+	snprintf(dst, cap, SHM_DIR "%s", name);
+	return 0;
+}
+
+/* The temporary file beside @p path: same directory, so link() works. */
+static void
+tmp_path(char *dst, size_t cap, const char *path, unsigned n)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+
+	snprintf(dst, cap, "%.*s.mlc-tmp.%s.%ld.%u", (int)dirlen, path,
+		 path + dirlen, (long)getpid(), n);
+}
+
+/* ---- creation ----------------------------------------------------- */
+
+static void
+read_boot_id(uint8_t out[16])
+{
+	char buf[64];
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	unsigned n = 0;
+
+	memset(out, 0, 16);
+	if (f == NULL)
+		return;
+	if (fgets(buf, sizeof(buf), f) != NULL) {
+		for (char *p = buf; *p && n < 32; p++) {
+			int v;
+
+			if (*p >= '0' && *p <= '9')
+				v = *p - '0';
+			else if (*p >= 'a' && *p <= 'f')
+				v = *p - 'a' + 10;
+			else
+				continue;
+			out[n / 2] |= (uint8_t)(v << ((n & 1) ? 0 : 4));
+			n++;
+		}
+	}
+	fclose(f);
+}
+
+/* Build a whole arena in @p base (zeroed memory of h->ah_size bytes) from
+ * the configuration already in the local header @p cfg. */
+static int
+arena_build(char *base, const struct mlc__hdr *cfg)
+{
+	struct mlc__hdr *h = (struct mlc__hdr *)(void *)base;
+	struct mlc__lock *stripes;
+	struct mlc__class *cl;
+	struct mlc__page *pg;
+	int rc;
+
+	memset(base, 0, cfg->ah_pages_off);
+	memcpy((char *)h + CONFIG_BEGIN, (const char *)cfg + CONFIG_BEGIN,
+	       CONFIG_END - CONFIG_BEGIN);
+	h->ah_size = cfg->ah_size;
+	h->ah_magic = MLC_ARENA_MAGIC;
+	h->ah_format = MLC_ARENA_FORMAT;
+	h->ah_layout = layout_sig();
+	h->ah_hash = MLC_HASH_XXH3;
+	if (getrandom(&h->ah_seed, sizeof(h->ah_seed), 0) != sizeof(h->ah_seed))
+		h->ah_seed = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^
+			     (uint64_t)getpid();
+	h->ah_creator = (uint32_t)getpid();
+	read_boot_id(h->ah_boot_id);
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		h->ah_created = (uint64_t)ts.tv_sec * 1000 +
+				(uint64_t)ts.tv_nsec / 1000000;
+	}
+	stripes = (struct mlc__lock *)(void *)(base + h->ah_stripes_off);
+	for (uint32_t i = 0; i < h->ah_nstripes; i++)
+		if ((rc = mlc__lock_init(&stripes[i])) < 0)
+			return rc;
+	if ((rc = mlc__lock_init(&h->ah_pool_lock)) < 0 ||
+	    (rc = mlc__lock_init(&h->ah_ns_lock)) < 0)
+		return rc;
+	cl = (struct mlc__class *)(void *)(base + h->ah_classes_off);
+	for (uint32_t i = 0; i < h->ah_nclasses; i++) {
+		if ((rc = mlc__lock_init(&cl[i].cl_lock)) < 0)
+			return rc;
+		cl[i].cl_size = h->ah_class_size[i];
+		cl[i].cl_per_page = h->ah_page_size / h->ah_class_size[i];
+	}
+	/* Every page starts in the pool, as a singly linked list. */
+	pg = (struct mlc__page *)(void *)(base + h->ah_pagedesc_off);
+	for (uint32_t i = 0; i < h->ah_npages; i++)
+		pg[i].pg_next = i + 2 <= h->ah_npages ? i + 2 : 0;
+	h->ah_pool_head = 1;
+	h->ah_pool_free = h->ah_npages;
+	/* Everything above before READY: an attacher that sees READY sees a
+	 * whole arena (link() publishes it, but a reset reuses the name). */
+	ck_pr_fence_store();
+	ck_pr_store_32(&h->ah_state, MLC__READY);
+	return 0;
+}
+
+static int
+ofd_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	return errno == EAGAIN || errno == EACCES ? -EAGAIN : -errno;
+}
+
+static int
+size_backing(int fd, uint64_t bytes)
+{
+	int rc;
+
+	if (ftruncate(fd, (off_t)bytes) < 0)
+		return -errno;
+	/* Allocate every page now: a sparse tmpfs object would SIGBUS on
+	 * first touch when /dev/shm fills up. */
+	rc = posix_fallocate(fd, 0, (off_t)bytes);
+	if (rc == EOPNOTSUPP || rc == EINVAL)
+		rc = 0;		/* filesystems without fallocate */
+	return -rc;
+}
+
+/* Create the arena in a temporary file and link it to @p path.  0 on
+ * success with *fdp open and read-locked, -EEXIST if another won. */
+static int
+arena_create_file(const char *path, const struct mlc_arena_options *o,
+		  const struct mlc__hdr *cfg, int *fdp)
+{
+	static unsigned counter;
+	char tmp[PATH_MAX + 128];
+	void *base;
+	int fd, rc;
+
+	tmp_path(tmp, sizeof(tmp), path, ck_pr_faa_32(&counter, 1));
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  o->mode);
+	if (fd < 0)
+		return -errno;
+	/* open() applies the umask; the mode asked for is the mode meant. */
+	if (fchmod(fd, o->mode) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = size_backing(fd, cfg->ah_size)) < 0)
+		goto fail;
+	base = mmap(NULL, cfg->ah_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		    0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = arena_build(base, cfg);
+	munmap(base, cfg->ah_size);
+	if (rc < 0)
+		goto fail;
+	if ((rc = ofd_lock(fd, F_RDLCK)) < 0)
+		goto fail;
+	if (link(tmp, path) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	unlink(tmp);
+	*fdp = fd;
+	return 0;
+fail:
+	unlink(tmp);
+	close(fd);
+	return rc;
+}
+
+/* ---- attach ------------------------------------------------------- */
+
+/* Check everything a reader will rely on.  Never writes. */
+static int
+arena_validate(const char *base, uint64_t size)
+{
+	const struct mlc__hdr *h = (const struct mlc__hdr *)(const void *)base;
+	struct mlc__hdr want;
+
+	if (size < MLC__HDR_BYTES)
+		return MLC_ECORRUPT;
+	if (ck_pr_load_32((uint32_t *)&h->ah_magic) != MLC_ARENA_MAGIC)
+		return MLC_ECORRUPT;
+	if (h->ah_format != MLC_ARENA_FORMAT || h->ah_hash != MLC_HASH_XXH3 ||
+	    h->ah_layout != layout_sig())
+		return MLC_EFORMAT;
+	if (ck_pr_load_32((uint32_t *)&h->ah_state) != MLC__READY)
+		return MLC_ECORRUPT;
+	ck_pr_fence_load();
+	if (h->ah_size != size)
+		return MLC_ECORRUPT;	/* truncated or grown behind us */
+	memset(&want, 0, sizeof(want));
+	if (h->ah_page_size < MIN_PAGE || h->ah_page_size > MAX_PAGE ||
+	    !is_pow2(h->ah_page_size) || !is_pow2(h->ah_log_cells) ||
+	    !is_pow2(h->ah_flight_slots) || h->ah_max_ns > 4096 ||
+	    h->ah_max_items > (UINT32_C(1) << 30) ||
+	    h->ah_log_cells > (UINT32_C(1) << 24) ||
+	    h->ah_flight_slots > (UINT32_C(1) << 20))
+		return MLC_ECORRUPT;
+	if (layout_compute(&want, h->ah_size, h->ah_max_items, h->ah_page_size,
+			   h->ah_log_cells, h->ah_flight_slots, h->ah_max_ns,
+			   h->ah_neg_quota) < 0)
+		return MLC_ECORRUPT;
+	if (memcmp((const char *)h + CONFIG_BEGIN, (char *)&want + CONFIG_BEGIN,
+		   CONFIG_END - CONFIG_BEGIN) != 0)
+		return MLC_ECORRUPT;
+	return 0;
+}
+
+static void
+arena_setup(struct mlc_arena *a, char *base, size_t size)
+{
+	struct mlc__hdr *h = (struct mlc__hdr *)(void *)base;
+
+	a->base = base;
+	a->size = size;
+	a->hdr = h;
+	a->stripes = (struct mlc__lock *)(void *)(base + h->ah_stripes_off);
+	a->table = (struct mlc__bucket *)(void *)(base + h->ah_table_off);
+	a->classes = (struct mlc__class *)(void *)(base + h->ah_classes_off);
+	a->pages = (struct mlc__page *)(void *)(base + h->ah_pagedesc_off);
+	a->ns = (struct mlc__ns *)(void *)(base + h->ah_ns_off);
+	a->log = (struct mlc__log *)(void *)(base + h->ah_log_off);
+	a->cells = (struct mlc__log_cell *)(void *)(base + h->ah_log_off +
+						    sizeof(struct mlc__log));
+	a->flights = (struct mlc__flight_slot *)(void *)(base +
+							 h->ah_flight_off);
+	a->pages_off = h->ah_pages_off;
+	a->page_size = h->ah_page_size;
+	a->page_shift = (uint32_t)__builtin_ctz(h->ah_page_size);
+	a->npages = h->ah_npages;
+	a->pages_end = a->pages_off + (uint64_t)a->npages * a->page_size;
+	a->seed = h->ah_seed;
+	a->bucket_mask = h->ah_nbuckets - 1;
+	a->stripe_mask = h->ah_nstripes - 1;
+	a->nclasses = h->ah_nclasses;
+	a->max_ns = h->ah_max_ns;
+	a->neg_quota = h->ah_neg_quota;
+	memcpy(a->class_size, h->ah_class_size, sizeof(a->class_size));
+	a->refs = 1;
+}
+
+/* An arena made before this boot: rebuild it in place, which is only safe
+ * while no other process has it mapped (we hold the exclusive lock). */
+static int
+arena_reset(int fd, uint64_t size)
+{
+	struct mlc__hdr cfg;
+	struct mlc__hdr *h;
+	void *base;
+	int rc;
+
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	h = base;
+	memset(&cfg, 0, sizeof(cfg));
+	rc = layout_compute(&cfg, h->ah_size, h->ah_max_items, h->ah_page_size,
+			    h->ah_log_cells, h->ah_flight_slots, h->ah_max_ns,
+			    h->ah_neg_quota);
+	if (rc == 0) {
+		ck_pr_store_32(&h->ah_state, MLC__CREATING);
+		rc = arena_build(base, &cfg);
+	}
+	munmap(base, size);
+	return rc;
+}
+
+static bool
+boot_matches(const struct mlc__hdr *h)
+{
+	uint8_t now[16], zero[16] = { 0 };
+
+	read_boot_id(now);
+	/* Unknown on either side (no procfs): trust the arena. */
+	return memcmp(now, zero, 16) == 0 ||
+	       memcmp(h->ah_boot_id, zero, 16) == 0 ||
+	       memcmp(now, h->ah_boot_id, 16) == 0;
+}
+
+/* Map and validate an open, read-locked arena file. */
+static int
+arena_map(struct mlc_arena *a, int fd, uint32_t flags)
+{
+	struct stat st;
+	void *base;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if (st.st_uid != geteuid() && !(flags & MLC_ARENA_FOREIGN))
+		return -EACCES;
+	if ((uint64_t)st.st_size < MLC__HDR_BYTES)
+		return MLC_ECORRUPT;
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+		    MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	rc = arena_validate(base, (uint64_t)st.st_size);
+	if (rc == 0 && !boot_matches(base))
+		rc = -ESTALE;
+	if (rc < 0) {
+		munmap(base, (size_t)st.st_size);
+		return rc;
+	}
+	arena_setup(a, base, (size_t)st.st_size);
+	return 0;
+}
+
+/* Attach an existing arena file: take the shared lock, map, validate. */
+static int
+arena_attach(struct mlc_arena *a, const char *path, uint32_t flags)
+{
+	struct timespec pause = { 0, 1000000 };
+	int fd, rc;
+
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	for (int tries = 0; tries < LOCK_WAIT_MS; tries++) {
+		rc = ofd_lock(fd, F_RDLCK);
+		if (rc == -EAGAIN) {	/* a reset is in progress */
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		if (rc < 0)
+			break;
+		rc = arena_map(a, fd, flags);
+		if (rc != -ESTALE)
+			break;
+		/* From an earlier boot: reset it if nobody has it mapped. */
+		if (ofd_lock(fd, F_WRLCK) == 0) {
+			struct stat st;
+
+			rc = fstat(fd, &st) < 0 ? -errno :
+			     arena_reset(fd, (uint64_t)st.st_size);
+			if (rc < 0)
+				break;
+		} else {
+			ofd_lock(fd, F_UNLCK);
+			nanosleep(&pause, NULL);
+		}
+	}
+	if (rc == -EAGAIN)
+		rc = -ETIMEDOUT;
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	a->fd = fd;
+	return 0;
+}
+
+static int
+arena_open_named(struct mlc_arena *a, const char *name,
+		 const struct mlc_arena_options *o, const struct mlc__hdr *cfg)
+{
+	char path[PATH_MAX];
+	int fd = -1, rc;
+
+	rc = arena_path(path, sizeof(path), name, o->flags);
+	if (rc < 0)
+		return rc;
+	for (int round = 0; round < 8; round++) {
+		rc = arena_attach(a, path, o->flags);
+		if (rc == 0 && (o->flags & MLC_ARENA_EXCL) &&
+		    (o->flags & MLC_ARENA_CREATE)) {
+			munmap(a->base, a->size);
+			close(a->fd);
+			return -EEXIST;
+		}
+		if (rc != -ENOENT || !(o->flags & MLC_ARENA_CREATE))
+			return rc;
+		rc = arena_create_file(path, o, cfg, &fd);
+		if (rc == -EEXIST)
+			continue;	/* another creator won: attach to it */
+		if (rc < 0)
+			return rc;
+		rc = arena_map(a, fd, o->flags | MLC_ARENA_FOREIGN);
+		if (rc < 0) {
+			close(fd);
+			return rc;
+		}
+		a->fd = fd;
+		return 0;
+	}
+	return -ETIMEDOUT;
+}
+
+static int
+arena_open_anon(struct mlc_arena *a, const struct mlc__hdr *cfg)
+{
+	void *base;
+	int rc;
+
+	base = mmap(NULL, cfg->ah_size, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	rc = arena_build(base, cfg);
+	if (rc < 0) {
+		munmap(base, cfg->ah_size);
+		return rc;
+	}
+	arena_setup(a, base, cfg->ah_size);
+	a->fd = -1;
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_arena_open(struct mlc_arena **arenap, const char *name,
+	       const struct mlc_arena_options *opts)
+{
+	struct mlc_arena_options o;
+	struct mlc__hdr cfg;
+	struct mlc_arena *a;
+	int rc;
+
+	if (arenap == NULL)
+		return -EINVAL;
+	rc = mlc__options_copy(&o, sizeof(o), opts);
+	if (rc < 0)
+		return rc;
+	if ((rc = arena_options_check(&o)) < 0)
+		return rc;
+	if ((o.flags & MLC_ARENA_ANON) ? name != NULL : name == NULL)
+		return -EINVAL;
+	memset(&cfg, 0, sizeof(cfg));
+	rc = layout_compute(&cfg, o.bytes, o.max_items, o.page_size,
+			    o.log_cells, o.flight_slots, o.max_namespaces,
+			    (uint32_t)((uint64_t)o.max_items * o.neg_quota_pct /
+				       100));
+	if (rc < 0)
+		return rc;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return -ENOMEM;
+	if (o.flags & MLC_ARENA_ANON)
+		rc = arena_open_anon(a, &cfg);
+	else
+		rc = arena_open_named(a, name, &o, &cfg);
+	if (rc < 0) {
+		free(a);
+		return rc;
+	}
+	a->flags = o.flags;
+	*arenap = a;
+	return 0;
+}
+
+void
+mlc__arena_ref(struct mlc_arena *a)
+{
+	ck_pr_inc_32(&a->refs);
+}
+
+void
+mlc__arena_unref(struct mlc_arena *a)
+{
+	bool zero;
+
+	ck_pr_dec_32_zero(&a->refs, &zero);
+	if (!zero)
+		return;
+	munmap(a->base, a->size);
+	if (a->fd >= 0)
+		close(a->fd);	/* drops our OFD lock */
+	free(a);
+}
+
+MLC_EXPORT int
+mlc_arena_close(struct mlc_arena *arena)
+{
+	if (arena == NULL)
+		return -EINVAL;
+	mlc__arena_unref(arena);
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_arena_unlink(const char *name, uint32_t flags)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (name == NULL || (flags & ~(uint32_t)MLC_ARENA_FILE))
+		return -EINVAL;
+	rc = arena_path(path, sizeof(path), name, flags);
+	if (rc < 0)
+		return rc;
+	if (unlink(path) < 0)
+		return -errno;
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
+{
+	struct mlc_arena_info in;
+	struct mlc__hdr *h;
+
+	if (a == NULL || info == NULL || info->size < sizeof(size_t) * 2)
+		return -EINVAL;
+	h = a->hdr;
+	memset(&in, 0, sizeof(in));
+	in.size = sizeof(in);
+	in.bytes = a->size;
+	in.max_items = h->ah_max_items;
+	in.items = ck_pr_load_64(&h->ah_items);
+	in.neg_items = ck_pr_load_64(&h->ah_neg_items);
+	in.page_size = a->page_size;
+	in.pages = a->npages;
+	in.pages_free = ck_pr_load_32(&h->ah_pool_free);
+	in.value_max = a->page_size - MLC__ITEM_HDR;
+	in.sets = ck_pr_load_64(&h->ah_sets);
+	in.evictions = ck_pr_load_64(&h->ah_evictions);
+	in.expired_reclaimed = ck_pr_load_64(&h->ah_expired);
+	in.index_evictions = ck_pr_load_64(&h->ah_index_evictions);
+	in.page_moves = ck_pr_load_64(&h->ah_page_moves);
+	in.orphans_reclaimed = ck_pr_load_64(&h->ah_orphans);
+	in.repairs = ck_pr_load_64(&h->ah_repairs);
+	in.write_failures = ck_pr_load_64(&h->ah_write_failures);
+	in.log_head = ck_pr_load_64(&a->log->lg_head);
+	in.namespaces = ck_pr_load_32(&h->ah_ns_count);
+	in.format = MLC_ARENA_FORMAT;
+	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
+	info->size = MLC_MIN(info->size, sizeof(in));
+	return 0;
+}
+
+/* ---- namespaces ---------------------------------------------------- */
+
+/* Find or add the namespace @p name.  Entries are never removed, so an
+ * index stays valid for the arena's life. */
+int
+mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx)
+{
+	size_t len = strlen(name);
+	uint32_t free_idx = UINT32_MAX;
+	int rc;
+
+	if (len == 0 || len > MLC_NAME_MAX)
+		return -EINVAL;
+	rc = mlc__lock_take(a, &a->hdr->ah_ns_lock, NULL, NULL);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < a->max_ns; i++) {
+		struct mlc__ns *ns = &a->ns[i];
+
+		if (!ck_pr_load_32(&ns->ns_used)) {
+			if (free_idx == UINT32_MAX)
+				free_idx = i;
+			continue;
+		}
+		if (ns->ns_name_len == len && memcmp(ns->ns_name, name, len) == 0) {
+			*idx = i;
+			goto out;
+		}
+	}
+	if (free_idx == UINT32_MAX) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	a->ns[free_idx].ns_name_len = (uint8_t)len;
+	memcpy(a->ns[free_idx].ns_name, name, len);
+	ck_pr_store_32(&a->ns[free_idx].ns_gen, 1);
+	/* Name and generation before ns_used: a half-made entry left by a
+	 * dead opener is unused, and the next opener overwrites it. */
+	ck_pr_fence_store();
+	ck_pr_store_32(&a->ns[free_idx].ns_used, 1);
+	ck_pr_inc_32(&a->hdr->ah_ns_count);
+	*idx = free_idx;
+out:
+	mlc__lock_give(&a->hdr->ah_ns_lock);
+	return rc;
+}

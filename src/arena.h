@@ -1,0 +1,231 @@
+/*
+ * The arena's layout: everything another process can see.  The layout is an
+ * ABI: fixed-width types only, offsets from the arena base instead of
+ * pointers, and MLC_ARENA_FORMAT bumped on any change.  Members carry a
+ * per-struct prefix so that `grep -n it_state` lists every place that
+ * touches a shared field.
+ *
+ *   offset 0        struct mlc__hdr (header, counters, pool lock)
+ *   stripes_off     nstripes x struct mlc__lock    (index writer locks)
+ *   table_off       nbuckets x struct mlc__bucket  (the index)
+ *   classes_off     nclasses x struct mlc__class   (size classes)
+ *   pagedesc_off    npages   x struct mlc__page    (page descriptors)
+ *   ns_off          max_ns   x struct mlc__ns      (namespaces)
+ *   log_off         struct mlc__log + cells        (invalidation log)
+ *   flight_off      flight_slots x struct mlc__flight_slot
+ *   pages_off       npages x page_size             (items)
+ */
+#ifndef MLC_ARENA_H
+#define MLC_ARENA_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MLC_CACHELINE 64
+#define MLC_ARENA_MAGIC UINT32_C(0x314c434d)	/* "MLC1" little-endian */
+#define MLC_ARENA_FORMAT 1			/* bump on any layout change */
+#define MLC_HASH_XXH3 1
+
+#define MLC__NCLASSES_MAX 64
+#define MLC__SLOTS 7			/* slot words per bucket */
+#define MLC__HDR_BYTES 4096		/* the header region */
+
+enum mlc__arena_state {
+	MLC__CREATING = 0x43524541,	/* "CREA": being initialised */
+	MLC__READY    = 0x52454459,	/* "REDY": published */
+};
+
+/* A robust process-shared mutex on its own line: a writer that dies holding
+ * it hands EOWNERDEAD to the next locker, who repairs what it protected. */
+struct mlc__lock {
+	alignas(MLC_CACHELINE) pthread_mutex_t lk_mutex;
+	uint64_t lk_aux;	/* index stripes: version of the last delete */
+};
+
+/* One index bucket, one cache line.  bk_version is odd while a writer is
+ * changing a slot.  A slot word is tag:16 | item offset:48, 0 when empty. */
+struct mlc__bucket {
+	alignas(MLC_CACHELINE) uint32_t bk_version;
+	uint32_t bk_pad;
+	uint64_t bk_slot[MLC__SLOTS];
+};
+
+#define MLC__SLOT_OFF(w)	((w) & UINT64_C(0xffffffffffff))
+#define MLC__SLOT_TAG(w)	((uint16_t)((w) >> 48))
+
+/* An item: the header of an allocator chunk, followed by the key and the
+ * value.  40 bytes; with its 8-byte slot word an entry costs 48 bytes plus
+ * key and value (before size-class rounding). */
+struct mlc__item {
+	uint32_t it_state;	/* state:8 | flags:8 | clock:8 | spare:8 */
+	uint16_t it_klen;
+	uint16_t it_ns;		/* namespace index */
+	uint64_t it_hash;	/* full key hash; picks the two buckets */
+	uint32_t it_vlen;
+	uint32_t it_nsgen;	/* namespace generation when written */
+	uint64_t it_expire;	/* CLOCK_MONOTONIC ms; 0: never.  While
+				 * ALLOC: when the chunk was allocated */
+	uint64_t it_version;	/* L2 version.  While FREE: next free
+				 * chunk in the page, index + 1 */
+	/* key bytes, then value bytes */
+};
+#define MLC__ITEM_HDR 40
+
+enum mlc__item_state {
+	MLC__FREE  = 1,		/* on a page's free list */
+	MLC__ALLOC = 2,		/* owned by one writer, unreachable */
+	MLC__LIVE  = 3,		/* linked, or being unlinked and freed */
+};
+enum mlc__item_flags { MLC__IT_NEG = 1 };
+
+#define MLC__ST_STATE(s)	((s) & 0xffu)
+#define MLC__ST_FLAGS(s)	(((s) >> 8) & 0xffu)
+#define MLC__ST_MAKE(st, fl)	((uint32_t)(st) | ((uint32_t)(fl) << 8))
+/* The CLOCK byte inside it_state: readers store 1 there, relaxed, only
+ * when it is 0; state changes are CAS loops that keep it as it is. */
+#define MLC__CLOCK_BYTE 2
+
+/* A size class: its lock guards its pages' free lists, its page ring and
+ * its CLOCK hand. */
+struct mlc__class {
+	struct mlc__lock cl_lock;
+	alignas(MLC_CACHELINE) uint32_t cl_size;	/* chunk bytes */
+	uint32_t cl_per_page;
+	uint32_t cl_pages;	/* pages owned */
+	uint32_t cl_ring;	/* a page of the class ring, index + 1 */
+	uint32_t cl_partial;	/* first page with free chunks, index + 1 */
+	uint32_t cl_hand_page;	/* CLOCK hand: page index + 1 ... */
+	uint32_t cl_hand_chunk;	/* ... and chunk within it */
+	uint32_t cl_pad;
+	uint64_t cl_demand;	/* decayed bytes requested: page balance */
+	uint64_t cl_evictions;
+};
+
+/* A page descriptor.  pg_class and the lists change under the owning
+ * class's lock (or the pool lock while the page is in the pool). */
+struct mlc__page {
+	uint32_t pg_class;	/* class index + 1; 0: in the pool */
+	uint32_t pg_nfree;
+	uint32_t pg_free;	/* first free chunk, index + 1 */
+	uint32_t pg_next;	/* class ring, or pool list: index + 1 */
+	uint32_t pg_prev;
+	uint32_t pg_pnext;	/* partial list (pages with free chunks) */
+	uint32_t pg_pprev;
+	uint32_t pg_pad;
+};
+
+/* A namespace.  ns_gen is bumped by a purge: items written under an older
+ * generation are misses from then on, and reclaimed first. */
+struct mlc__ns {
+	alignas(MLC_CACHELINE) uint32_t ns_used;	/* set last, under ah_ns_lock */
+	uint32_t ns_gen;
+	uint8_t  ns_name_len;
+	char     ns_name[47];
+	uint64_t ns_pad;
+};
+
+/* The invalidation log: ring of cells, head on its own line. */
+struct mlc__log_cell {
+	uint64_t lc_seq;	/* 0: never; s + 1: record s (top bit while
+				 * being written) */
+	uint64_t lc_hash;
+	uint32_t lc_ns;
+	uint16_t lc_op;
+	uint16_t lc_flags;
+	uint64_t lc_version;
+};
+struct mlc__log {
+	alignas(MLC_CACHELINE) uint64_t lg_head;	/* next sequence to claim */
+	alignas(MLC_CACHELINE) uint64_t lg_pad;
+};
+
+/* A single-flight slot. */
+struct mlc__flight_slot {
+	alignas(MLC_CACHELINE) uint32_t fs_ec;	/* ck_ec32 event word */
+	uint32_t fs_state;
+	uint64_t fs_owner;	/* pid << 32 | tid; 0: free */
+	uint64_t fs_owner_start;
+	uint64_t fs_hash;
+	uint64_t fs_deadline;
+	uint32_t fs_gen;
+	uint32_t fs_outcome;
+	int32_t  fs_err;
+	uint32_t fs_waiters;
+	uint64_t fs_version;
+};
+
+/* The header.  The first block is written once at creation and never
+ * changes after READY; the blocks below it are live, each on its own line
+ * so that counters written by writers do not slow readers of the config. */
+struct mlc__hdr {
+	alignas(MLC_CACHELINE) uint32_t ah_magic;
+	uint32_t ah_format;
+	uint32_t ah_layout;	/* mlc__layout_sig() of the creator */
+	uint32_t ah_hash;	/* MLC_HASH_XXH3 */
+	uint64_t ah_seed;	/* hash seed, random per arena */
+	uint64_t ah_size;	/* bytes, equal to the object's size */
+	uint32_t ah_state;	/* enum mlc__arena_state, READY last */
+	uint32_t ah_creator;	/* pid */
+	uint8_t  ah_boot_id[16];
+	uint64_t ah_created;	/* CLOCK_REALTIME ms */
+
+	uint32_t ah_page_size;
+	uint32_t ah_npages;
+	uint32_t ah_nbuckets;
+	uint32_t ah_nstripes;
+	uint32_t ah_max_items;
+	uint32_t ah_nclasses;
+	uint32_t ah_log_cells;
+	uint32_t ah_flight_slots;
+	uint32_t ah_max_ns;
+	uint32_t ah_neg_quota;	/* negative entries before they go first */
+
+	uint64_t ah_stripes_off;
+	uint64_t ah_table_off;
+	uint64_t ah_classes_off;
+	uint64_t ah_pagedesc_off;
+	uint64_t ah_ns_off;
+	uint64_t ah_log_off;
+	uint64_t ah_flight_off;
+	uint64_t ah_pages_off;
+	uint32_t ah_class_size[MLC__NCLASSES_MAX];
+
+	/* Live: the version counter every write takes a number from. */
+	alignas(MLC_CACHELINE) uint64_t ah_version;
+
+	/* Live: the page pool. */
+	struct mlc__lock ah_pool_lock;
+	alignas(MLC_CACHELINE) uint32_t ah_pool_head;	/* page index + 1 */
+	uint32_t ah_pool_free;
+	uint64_t ah_demand_total;
+
+	/* Live: the namespace table's lock. */
+	struct mlc__lock ah_ns_lock;
+	alignas(MLC_CACHELINE) uint32_t ah_ns_count;
+
+	/* Live: counters (struct mlc_arena_info). */
+	alignas(MLC_CACHELINE) uint64_t ah_items;
+	uint64_t ah_neg_items;
+	uint64_t ah_sets;
+	uint64_t ah_evictions;
+	uint64_t ah_expired;
+	uint64_t ah_index_evictions;
+	uint64_t ah_page_moves;
+	uint64_t ah_orphans;
+	uint64_t ah_repairs;
+	uint64_t ah_write_failures;
+};
+
+_Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");
+_Static_assert(sizeof(struct mlc__hdr) <= MLC__HDR_BYTES, "header too big");
+_Static_assert(sizeof(struct mlc__bucket) == MLC_CACHELINE, "bucket = line");
+_Static_assert(sizeof(struct mlc__item) == MLC__ITEM_HDR, "item header");
+_Static_assert(sizeof(struct mlc__page) == 32, "page descriptor");
+_Static_assert(sizeof(struct mlc__ns) == 64, "namespace entry");
+_Static_assert(sizeof(struct mlc__log_cell) == 32, "log cell");
+_Static_assert(sizeof(struct mlc__flight_slot) == 64, "flight slot");
+
+#endif /* MLC_ARENA_H */

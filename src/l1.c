@@ -1,0 +1,170 @@
+/*
+ * L1: a chained hash table over an intrusive LRU list, in private memory.
+ */
+#include <stdlib.h>
+
+#include "l1.h"
+
+int
+mlc__l1_init(struct mlc__l1 *l1, uint32_t max, uint64_t max_bytes)
+{
+	uint32_t n = 16;
+
+	while (n < max + max / 2 && n < (UINT32_C(1) << 30))
+		n <<= 1;
+	memset(l1, 0, sizeof(*l1));
+	l1->slots = calloc(n, sizeof(*l1->slots));
+	if (l1->slots == NULL)
+		return -ENOMEM;
+	l1->mask = n - 1;
+	l1->max = max;
+	l1->max_bytes = max_bytes;
+	l1->head.prev = l1->head.next = &l1->head;
+	return 0;
+}
+
+void
+mlc__l1_fini(struct mlc__l1 *l1)
+{
+	mlc__l1_clear(l1);
+	free(l1->slots);
+	l1->slots = NULL;
+}
+
+struct mlc__ent *
+mlc__ent_new(uint64_t hash, const void *key, uint32_t klen, uint32_t vlen)
+{
+	struct mlc__ent *e = malloc(sizeof(*e) + (size_t)klen + vlen);
+
+	if (e == NULL)
+		return NULL;
+	memset(e, 0, sizeof(*e));
+	e->hash = hash;
+	e->klen = klen;
+	e->vlen = vlen;
+	e->refs = 1;
+	if (klen)
+		memcpy(e->data, key, klen);
+	return e;
+}
+
+void
+mlc__ent_put(struct mlc__ent *e)
+{
+	if (--e->refs != 0)
+		return;
+	if (e->obj != NULL && e->free_fn != NULL)
+		e->free_fn(e->free_arg, e->obj);
+	free(e);
+}
+
+struct mlc__ent *
+mlc__l1_find(struct mlc__l1 *l1, uint64_t hash, const void *key,
+	     uint32_t klen)
+{
+	struct mlc__ent *e = l1->slots[hash & l1->mask];
+
+	for (; e != NULL; e = e->chain)
+		if (e->hash == hash && e->klen == klen &&
+		    memcmp(e->data, key, klen) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+lru_remove(struct mlc__ent *e)
+{
+	e->lru.prev->next = e->lru.next;
+	e->lru.next->prev = e->lru.prev;
+}
+
+static void
+lru_front(struct mlc__l1 *l1, struct mlc__ent *e)
+{
+	e->lru.next = l1->head.next;
+	e->lru.prev = &l1->head;
+	l1->head.next->prev = &e->lru;
+	l1->head.next = &e->lru;
+}
+
+static struct mlc__ent *
+lru_ent(struct mlc__lru *l)
+{
+	return container_of(l, struct mlc__ent, lru);
+}
+
+void
+mlc__l1_touch(struct mlc__l1 *l1, struct mlc__ent *e)
+{
+	if (l1->head.next == &e->lru)
+		return;
+	lru_remove(e);
+	lru_front(l1, e);
+}
+
+void
+mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e)
+{
+	struct mlc__ent **pp = &l1->slots[e->hash & l1->mask];
+
+	if (!e->linked)
+		return;
+	while (*pp != e)
+		pp = &(*pp)->chain;
+	*pp = e->chain;
+	lru_remove(e);
+	e->linked = 0;
+	l1->count--;
+	l1->bytes -= e->vlen;
+	mlc__ent_put(e);
+}
+
+uint32_t
+mlc__l1_insert(struct mlc__l1 *l1, struct mlc__ent *e)
+{
+	struct mlc__ent *old = mlc__l1_find(l1, e->hash, e->data, e->klen);
+	uint32_t evicted = 0;
+
+	if (old != NULL)
+		mlc__l1_unlink(l1, old);
+	while (l1->count > 0 && (l1->count >= l1->max ||
+	       (l1->max_bytes && l1->bytes + e->vlen > l1->max_bytes))) {
+		mlc__l1_unlink(l1, lru_ent(l1->head.prev));
+		evicted++;
+	}
+	e->chain = l1->slots[e->hash & l1->mask];
+	l1->slots[e->hash & l1->mask] = e;
+	lru_front(l1, e);
+	e->linked = 1;
+	l1->count++;
+	l1->bytes += e->vlen;
+	return evicted;
+}
+
+uint32_t
+mlc__l1_drop_hash(struct mlc__l1 *l1, uint64_t hash)
+{
+	struct mlc__ent *e = l1->slots[hash & l1->mask], *next;
+	uint32_t n = 0;
+
+	for (; e != NULL; e = next) {
+		next = e->chain;
+		if (e->hash == hash) {
+			mlc__l1_unlink(l1, e);
+			n++;
+		}
+	}
+	return n;
+}
+
+uint32_t
+mlc__l1_clear(struct mlc__l1 *l1)
+{
+	uint32_t n = 0;
+
+	while (l1->head.next != &l1->head) {
+		mlc__l1_unlink(l1, lru_ent(l1->head.next));
+		n++;
+	}
+	return n;
+}

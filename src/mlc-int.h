@@ -1,0 +1,136 @@
+/*
+ * Private declarations shared by the library's source files.
+ */
+#ifndef MLC_INT_H
+#define MLC_INT_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "mlc.h"
+#include "arena.h"
+
+#define MLC_EXPORT __attribute__((visibility("default")))
+#define MLC_COLD __attribute__((cold))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define container_of(p, type, m) \
+	((type *)(void *)((char *)(p) - offsetof(type, m)))
+#define MLC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MLC_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* An attached arena, as this process sees it.  Everything here is derived
+ * from the validated header at attach and never changes afterwards, so any
+ * thread may read it without locks. */
+struct mlc_arena {
+	char *base;
+	size_t size;
+	int fd;			/* -1 for an anonymous arena */
+	uint32_t flags;		/* enum mlc_arena_flags used to open */
+	uint32_t refs;		/* the handle + one per open cache */
+	struct mlc__hdr *hdr;
+	struct mlc__lock *stripes;
+	struct mlc__bucket *table;
+	struct mlc__class *classes;
+	struct mlc__page *pages;
+	struct mlc__ns *ns;
+	struct mlc__log *log;
+	struct mlc__log_cell *cells;
+	struct mlc__flight_slot *flights;
+	uint64_t pages_off;	/* offset of page 0 */
+	uint64_t pages_end;	/* offset just past the last page */
+	uint64_t seed;
+	uint32_t bucket_mask;
+	uint32_t stripe_mask;
+	uint32_t page_size;
+	uint32_t page_shift;
+	uint32_t npages;
+	uint32_t nclasses;
+	uint32_t max_ns;
+	uint32_t neg_quota;
+	uint32_t class_size[MLC__NCLASSES_MAX];
+};
+
+/* A key as the index sees it: namespace, bytes, and their hash. */
+struct mlc__key {
+	const void *data;
+	uint32_t len;
+	uint32_t ns;
+	uint32_t nsgen;		/* the namespace's generation, read once */
+	uint64_t hash;
+};
+
+/* Where a read lands: the sink returns memory for len value bytes (called
+ * inside the read window, maybe more than once if the read retries). */
+typedef void *mlc__sink_fn(void *ctx, size_t len);
+
+/* What an L2 read found besides the bytes. */
+struct mlc__hit {
+	uint64_t version;
+	uint64_t expire;	/* ms; 0: never */
+	uint32_t flags;		/* enum mlc__item_flags */
+	uint32_t len;
+	void *data;		/* what the sink returned */
+};
+
+/* What a write stores. */
+struct mlc__put {
+	const void *data;
+	uint32_t len;
+	uint32_t flags;		/* enum mlc__item_flags */
+	uint64_t expire;	/* ms; 0: never */
+	uint64_t version;	/* set by mlc__table_put */
+};
+
+/* clock.c */
+uint64_t mlc__now_ms(void);
+void mlc__clock_advance(int64_t ms);	/* tests: shift this process's clock */
+uint64_t mlc__fork_gen(void);
+
+/* arena.c */
+int mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,
+		   void (*repair)(struct mlc_arena *, void *), void *ctx);
+int mlc__lock_wait(struct mlc_arena *a, struct mlc__lock *lk, uint32_t ms,
+		   void (*repair)(struct mlc_arena *, void *), void *ctx);
+int mlc__lock_try(struct mlc_arena *a, struct mlc__lock *lk,
+		  void (*repair)(struct mlc_arena *, void *), void *ctx);
+void mlc__lock_give(struct mlc__lock *lk);
+int mlc__lock_init(struct mlc__lock *lk);
+void mlc__arena_ref(struct mlc_arena *a);
+void mlc__arena_unref(struct mlc_arena *a);
+int mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx);
+
+/* table.c */
+void mlc__key_hash(const struct mlc_arena *a, struct mlc__key *k);
+int mlc__table_get(struct mlc_arena *a, const struct mlc__key *k,
+		   mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit);
+int mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
+		   struct mlc__put *put);
+int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k);
+bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
+			     bool *orphan);
+int mlc__options_copy(void *dst, size_t dst_size, const void *src);
+void mlc__stripe_repair(struct mlc_arena *a, void *ctx);
+struct mlc__item *mlc__item_at(const struct mlc_arena *a, uint64_t off,
+			       uint32_t *chunk);
+
+/* alloc.c */
+int mlc__class_for(const struct mlc_arena *a, size_t bytes);
+int mlc__alloc(struct mlc_arena *a, uint32_t cls, uint64_t *off);
+void mlc__free(struct mlc_arena *a, uint64_t off, uint32_t w);
+void mlc__alloc_init(struct mlc_arena *a);
+bool mlc__item_reclaimable(const struct mlc_arena *a,
+			   const struct mlc__item *it, uint32_t state,
+			   uint64_t now);
+
+/* Relaxed byte copy out of (or into) memory another process may be
+ * rewriting.  Validation by the bucket version decides whether the bytes
+ * are used, so the race is benign; this is the one place it happens. */
+void mlc__copy_racy(void *dst, const void *src, size_t len);
+int mlc__compare_racy(const void *shm, const void *key, size_t len);
+
+#endif /* MLC_INT_H */

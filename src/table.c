@@ -1,0 +1,587 @@
+/*
+ * The index: a fixed array of one-line buckets, each a version word and
+ * seven slot words (tag:16 | item offset:48).  A key lives in one of two
+ * candidate buckets and never moves.
+ *
+ * Readers are optimistic and write nothing shared (but a CLOCK byte that is
+ * still 0): read the bucket version, scan, compare the whole key, copy the
+ * value out, and re-read the version; a change means a writer raced and the
+ * read is retried, a bounded number of times before a timed, locked slow
+ * path.  Writers hold the robust mutexes of both candidate buckets'
+ * stripes, make the version odd, store one slot word, make it even.
+ *
+ * Reclamation: a chunk is freed only after the slot store that unlinked it,
+ * inside a version window, so a reader that copied from a chunk being
+ * reused always fails validation.
+ */
+#include <pthread.h>
+
+#include <ck_pr.h>
+
+#include "hash.h"
+#include "mlc-int.h"
+
+#define SPIN_MAX 256		/* spins on an odd version per attempt */
+#define ROUNDS 16		/* optimistic attempts before locking */
+#define SLOW_WAIT_MS 200	/* a stopped writer delays a reader this long */
+
+enum { READ_ABSENT, READ_FOUND, READ_RETRY };
+
+void
+mlc__copy_racy(void *dst, const void *src, size_t len)
+{
+	/* memcpy would let the compiler assume the source is stable; the
+	 * volatile-free byte copy through ck's fences is what seqlock readers
+	 * need.  In practice memcpy of bytes followed by a load fence is what
+	 * every seqlock does; keep it in this one function. */
+	memcpy(dst, src, len);
+}
+
+int
+mlc__compare_racy(const void *shm, const void *key, size_t len)
+{
+	return memcmp(shm, key, len);
+}
+
+void
+mlc__key_hash(const struct mlc_arena *a, struct mlc__key *k)
+{
+	k->hash = mlc__hash(a->seed, k->ns, k->data, k->len);
+}
+
+static uint16_t
+key_tag(uint64_t hash)
+{
+	return (uint16_t)((hash >> 48) | 1);	/* never 0: 0 is empty */
+}
+
+static void
+key_buckets(const struct mlc_arena *a, uint64_t hash, uint32_t b[2])
+{
+	uint32_t tag = key_tag(hash);
+
+	b[0] = (uint32_t)hash & a->bucket_mask;
+	/* The second bucket from the tag alone (MemC3's alternate index),
+	 * so eviction can find it from a slot word too. */
+	b[1] = (b[0] ^ (tag * 0x5bd1e995u)) & a->bucket_mask;
+	if (b[1] == b[0])
+		b[1] = b[0] ^ 1;
+}
+
+/* Turn an offset read from shared memory into an item, or NULL: inside the
+ * page area, 8-aligned, on a chunk boundary of the page's current class.
+ * Every offset a reader follows goes through here. */
+struct mlc__item *
+mlc__item_at(const struct mlc_arena *a, uint64_t off, uint32_t *chunk)
+{
+	uint32_t p, ci, size;
+
+	if (off < a->pages_off || off >= a->pages_end || (off & 7) != 0)
+		return NULL;
+	p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	ci = ck_pr_load_32(&a->pages[p].pg_class);
+	if (ci == 0 || ci > a->nclasses)
+		return NULL;
+	size = a->class_size[ci - 1];
+	if (((off - a->pages_off) & (a->page_size - 1)) % size != 0)
+		return NULL;
+	*chunk = size;
+	return (struct mlc__item *)(void *)(a->base + off);
+}
+
+/* Does the item hold @p k?  Every field is bounds-checked before use: the
+ * bytes may be anything if a writer is reusing the chunk. */
+static bool
+item_matches(const struct mlc__item *it, uint32_t chunk,
+	     const struct mlc__key *k)
+{
+	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
+
+	if (MLC__ST_STATE(w) != MLC__LIVE || it->it_hash != k->hash ||
+	    it->it_klen != k->len || it->it_ns != k->ns)
+		return false;
+	if ((uint64_t)MLC__ITEM_HDR + k->len + it->it_vlen > chunk)
+		return false;
+	return mlc__compare_racy((const char *)(it + 1), k->data, k->len) == 0;
+}
+
+/* Copy a matched item's value out through the sink. */
+static int
+item_copy(const struct mlc__item *it, const struct mlc__key *k,
+	  mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit)
+{
+	uint32_t vlen = ck_pr_load_32((uint32_t *)&it->it_vlen);
+	void *dst = sink(ctx, vlen);
+
+	if (dst == NULL && vlen != 0)
+		return -ENOMEM;
+	mlc__copy_racy(dst, (const char *)(it + 1) + k->len, vlen);
+	hit->len = vlen;
+	hit->data = dst;
+	hit->version = it->it_version;
+	hit->expire = it->it_expire;
+	hit->flags = MLC__ST_FLAGS(ck_pr_load_32((uint32_t *)&it->it_state));
+	return 0;
+}
+
+/* Mark an item used since the CLOCK hand last passed: one relaxed store,
+ * only when the byte is 0, so hot items cost no shared write. */
+static void
+clock_touch(struct mlc__item *it)
+{
+	uint8_t *cb = (uint8_t *)&it->it_state + MLC__CLOCK_BYTE;
+
+	if (ck_pr_load_8(cb) == 0)
+		ck_pr_store_8(cb, 1);
+}
+
+static int
+bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
+	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
+	    struct mlc__hit *hit)
+{
+	uint16_t tag = key_tag(k->hash);
+	uint32_t v1, spins = 0;
+
+	while ((v1 = ck_pr_load_32(&bk->bk_version)) & 1) {
+		if (++spins > SPIN_MAX)
+			return READ_RETRY;
+		ck_pr_stall();
+	}
+	/* Slots after the version: pairs with the writer's store fence
+	 * between its slot store and the even version. */
+	ck_pr_fence_load();
+	for (int s = 0; s < MLC__SLOTS; s++) {
+		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
+		struct mlc__item *it;
+		uint32_t chunk;
+		int rc;
+
+		if (w == 0 || MLC__SLOT_TAG(w) != tag)
+			continue;
+		it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
+		if (it == NULL || !item_matches(it, chunk, k))
+			continue;
+		if (it->it_nsgen != k->nsgen)
+			break;		/* purged: absent, if still valid */
+		rc = item_copy(it, k, sink, ctx, hit);
+		if (rc < 0)
+			return rc;
+		/* Everything copied before the re-check: a writer that
+		 * changed the bucket meanwhile moved the version. */
+		ck_pr_fence_load();
+		if (ck_pr_load_32(&bk->bk_version) != v1)
+			return READ_RETRY;
+		clock_touch(it);
+		return READ_FOUND;
+	}
+	ck_pr_fence_load();
+	return ck_pr_load_32(&bk->bk_version) == v1 ? READ_ABSENT : READ_RETRY;
+}
+
+/* ---- stripes ------------------------------------------------------- */
+
+/* The last owner of a stripe died inside a write: its one slot store is
+ * either done or not (both leave a valid item linked), so only the odd
+ * versions need closing.  A chunk it allocated or unlinked without freeing
+ * is reclaimed by the allocator's sweep as an orphan. */
+void
+mlc__stripe_repair(struct mlc_arena *a, void *ctx)
+{
+	uint32_t s = (uint32_t)(uintptr_t)ctx;
+
+	for (uint32_t b = s; b <= a->bucket_mask; b += a->stripe_mask + 1) {
+		uint32_t v = ck_pr_load_32(&a->table[b].bk_version);
+
+		if (v & 1)
+			ck_pr_store_32(&a->table[b].bk_version, v + 1);
+	}
+}
+
+static int
+stripes_lock(struct mlc_arena *a, const uint32_t b[2], bool try,
+	     uint32_t wait_ms)
+{
+	uint32_t s0 = b[0] & a->stripe_mask, s1 = b[1] & a->stripe_mask;
+	uint32_t lo = MLC_MIN(s0, s1), hi = MLC_MAX(s0, s1);
+	int rc;
+
+	rc = try ? mlc__lock_try(a, &a->stripes[lo], mlc__stripe_repair,
+				 (void *)(uintptr_t)lo)
+		 : wait_ms ? mlc__lock_wait(a, &a->stripes[lo], wait_ms,
+					    mlc__stripe_repair,
+					    (void *)(uintptr_t)lo)
+			   : mlc__lock_take(a, &a->stripes[lo],
+					    mlc__stripe_repair,
+					    (void *)(uintptr_t)lo);
+	if (rc < 0 || lo == hi)
+		return rc;
+	rc = try ? mlc__lock_try(a, &a->stripes[hi], mlc__stripe_repair,
+				 (void *)(uintptr_t)hi)
+		 : wait_ms ? mlc__lock_wait(a, &a->stripes[hi], wait_ms,
+					    mlc__stripe_repair,
+					    (void *)(uintptr_t)hi)
+			   : mlc__lock_take(a, &a->stripes[hi],
+					    mlc__stripe_repair,
+					    (void *)(uintptr_t)hi);
+	if (rc < 0)
+		mlc__lock_give(&a->stripes[lo]);
+	return rc;
+}
+
+static void
+stripes_unlock(struct mlc_arena *a, const uint32_t b[2])
+{
+	uint32_t s0 = b[0] & a->stripe_mask, s1 = b[1] & a->stripe_mask;
+
+	mlc__lock_give(&a->stripes[s0]);
+	if (s1 != s0)
+		mlc__lock_give(&a->stripes[s1]);
+}
+
+/* Store one slot word inside a version window (stripe lock held). */
+static void
+slot_store(struct mlc__bucket *bk, int s, uint64_t w)
+{
+	uint32_t v = ck_pr_load_32(&bk->bk_version);
+
+	ck_pr_store_32(&bk->bk_version, v + 1);
+	/* Odd version before the slot: a reader that sees the new slot
+	 * also sees that its window was disturbed. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&bk->bk_slot[s], w);
+	/* Item and slot before the even version: a reader that validates
+	 * against the even version copied a whole item. */
+	ck_pr_fence_store();
+	ck_pr_store_32(&bk->bk_version, v + 2);
+}
+
+/* ---- reads --------------------------------------------------------- */
+
+/* Under the stripe locks nothing changes: read without validation. */
+static int
+read_locked(struct mlc_arena *a, const uint32_t b[2],
+	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
+	    struct mlc__hit *hit)
+{
+	uint16_t tag = key_tag(k->hash);
+
+	for (int i = 0; i < 2; i++) {
+		struct mlc__bucket *bk = &a->table[b[i]];
+
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
+			struct mlc__item *it;
+			uint32_t chunk;
+			int rc;
+
+			if (w == 0 || MLC__SLOT_TAG(w) != tag)
+				continue;
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
+			if (it == NULL || !item_matches(it, chunk, k))
+				continue;
+			if (it->it_nsgen != k->nsgen)
+				return -ENOENT;
+			rc = item_copy(it, k, sink, ctx, hit);
+			if (rc == 0)
+				clock_touch(it);
+			return rc;
+		}
+	}
+	return -ENOENT;
+}
+
+/* Look @p k up; on 0 the value went through @p sink and *@p hit says
+ * what it was.  -ENOENT when absent (or purged); -ETIMEDOUT when the slow
+ * path could not get the stripe (a stopped writer). */
+int
+mlc__table_get(struct mlc_arena *a, const struct mlc__key *k,
+	       mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit)
+{
+	uint32_t b[2];
+	int rc;
+
+	key_buckets(a, k->hash, b);
+	for (int round = 0; round < ROUNDS; round++) {
+		int r0 = bucket_read(a, &a->table[b[0]], k, sink, ctx, hit);
+		int r1;
+
+		if (r0 < 0)
+			return r0;
+		if (r0 == READ_FOUND)
+			return 0;
+		r1 = bucket_read(a, &a->table[b[1]], k, sink, ctx, hit);
+		if (r1 < 0)
+			return r1;
+		if (r1 == READ_FOUND)
+			return 0;
+		if (r0 == READ_ABSENT && r1 == READ_ABSENT)
+			return -ENOENT;
+	}
+	rc = stripes_lock(a, b, false, SLOW_WAIT_MS);
+	if (rc < 0)
+		return rc;
+	rc = read_locked(a, b, k, sink, ctx, hit);
+	stripes_unlock(a, b);
+	return rc;
+}
+
+/* ---- writes -------------------------------------------------------- */
+
+struct slot_ref {
+	struct mlc__bucket *bk;
+	int s;
+	uint64_t w;		/* the slot word */
+	struct mlc__item *it;	/* what it points to */
+};
+
+/* Find @p k's slot (stripe locks held). */
+static bool
+find_locked(struct mlc_arena *a, const uint32_t b[2],
+	    const struct mlc__key *k, struct slot_ref *ref)
+{
+	uint16_t tag = key_tag(k->hash);
+
+	for (int i = 0; i < 2; i++) {
+		struct mlc__bucket *bk = &a->table[b[i]];
+
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
+			struct mlc__item *it;
+			uint32_t chunk;
+
+			if (w == 0 || MLC__SLOT_TAG(w) != tag)
+				continue;
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
+			if (it == NULL || !item_matches(it, chunk, k))
+				continue;
+			*ref = (struct slot_ref){ bk, s, w, it };
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Rank a linked item as an index-pressure victim: lower goes first. */
+static uint64_t
+victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
+	    uint64_t now)
+{
+	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
+
+	if (mlc__item_reclaimable(a, it, w, now))
+		return 0;
+	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
+		return 1;
+	if (((w >> 16) & 0xff) == 0)
+		return 2 + (it->it_version >> 2);	/* not read lately */
+	return (UINT64_C(1) << 62) + (it->it_version >> 2);
+}
+
+/* Pick the slot for a new key: an empty one in the emptier bucket, else
+ * the best victim among both buckets' fourteen.  Returns false only if a
+ * slot holds garbage everywhere (a corrupt index): then nothing is
+ * replaced. */
+static bool
+pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
+	  struct slot_ref *ref, bool *victim)
+{
+	uint64_t best = UINT64_MAX;
+	int empty[2] = { -1, -1 }, nempty[2] = { 0, 0 };
+
+	for (int i = 0; i < 2; i++) {
+		for (int s = MLC__SLOTS; s-- > 0;) {
+			if (ck_pr_load_64(&a->table[b[i]].bk_slot[s]) == 0) {
+				empty[i] = s;
+				nempty[i]++;
+			}
+		}
+	}
+	if (nempty[0] + nempty[1] > 0) {
+		int i = nempty[1] > nempty[0] ? 1 : 0;
+
+		*ref = (struct slot_ref){ &a->table[b[i]], empty[i], 0, NULL };
+		*victim = false;
+		return true;
+	}
+	for (int i = 0; i < 2; i++) {
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			struct mlc__bucket *bk = &a->table[b[i]];
+			uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
+			struct mlc__item *it;
+			uint32_t chunk;
+			uint64_t rank;
+
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
+			rank = it ? victim_rank(a, it, now) : 0;
+			if (rank < best || best == UINT64_MAX) {
+				best = rank;
+				*ref = (struct slot_ref){ bk, s, w, it };
+			}
+		}
+	}
+	*victim = true;
+	return best != UINT64_MAX;
+}
+
+static void
+count_unlinked(struct mlc_arena *a, uint32_t w)
+{
+	ck_pr_dec_64(&a->hdr->ah_items);
+	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
+		ck_pr_dec_64(&a->hdr->ah_neg_items);
+}
+
+static int
+put_linked(struct mlc_arena *a, const struct mlc__key *k,
+	   struct mlc__put *put, uint64_t off, struct mlc__item *it,
+	   uint32_t aw)
+{
+	struct slot_ref ref;
+	uint32_t b[2], oldw = 0;
+	bool replace, victim = false;
+	uint64_t now = mlc__now_ms();
+	int rc;
+
+	key_buckets(a, k->hash, b);
+	rc = stripes_lock(a, b, false, 0);
+	if (rc < 0)
+		return rc;
+	replace = find_locked(a, b, k, &ref);
+	if (!replace && !pick_slot(a, b, now, &ref, &victim)) {
+		rc = MLC_ECORRUPT;
+		goto out;
+	}
+	if (ref.it != NULL)
+		oldw = ck_pr_load_32(&ref.it->it_state);
+	/* Claim the chunk: a sweep that judged it orphaned (this writer
+	 * stalled over ORPHAN_MS) owns it now, and then we start over. */
+	for (;;) {
+		uint32_t w = ck_pr_load_32(&it->it_state);
+
+		if (w >> 24 != aw >> 24 || MLC__ST_STATE(w) != MLC__ALLOC) {
+			rc = -EAGAIN;
+			goto out;
+		}
+		if (ck_pr_cas_32(&it->it_state, w,
+				 MLC__ST_MAKE(MLC__LIVE, put->flags) |
+				 (aw & UINT32_C(0xff000000))))
+			break;
+	}
+	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
+	it->it_expire = put->expire;
+	it->it_version = put->version;
+	slot_store(ref.bk, ref.s, (uint64_t)key_tag(k->hash) << 48 | off);
+	ck_pr_inc_64(&a->hdr->ah_items);
+	if (put->flags & MLC__IT_NEG)
+		ck_pr_inc_64(&a->hdr->ah_neg_items);
+	if (ref.it != NULL) {
+		count_unlinked(a, oldw);
+		if (victim)
+			ck_pr_inc_64(&a->hdr->ah_index_evictions);
+	}
+	ck_pr_inc_64(&a->hdr->ah_sets);
+out:
+	stripes_unlock(a, b);
+	if (rc == 0 && ref.it != NULL)
+		mlc__free(a, MLC__SLOT_OFF(ref.w), oldw);
+	return rc;
+}
+
+/* Store @p put under @p k, replacing any entry; put->version gets the new
+ * L2 version.  -E2BIG if it can never fit, -ENOSPC if no room now. */
+int
+mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
+	       struct mlc__put *put)
+{
+	uint64_t bytes = (uint64_t)MLC__ITEM_HDR + k->len + put->len;
+	int ci, rc = -EAGAIN;
+
+	ci = mlc__class_for(a, bytes);
+	if (ci < 0)
+		return ci;
+	for (int tries = 0; tries < 3 && rc == -EAGAIN; tries++) {
+		struct mlc__item *it;
+		uint64_t off;
+		uint32_t aw;
+
+		rc = mlc__alloc(a, (uint32_t)ci, &off);
+		if (rc < 0)
+			return rc;
+		it = (struct mlc__item *)(void *)(a->base + off);
+		aw = ck_pr_load_32(&it->it_state);
+		it->it_klen = (uint16_t)k->len;
+		it->it_ns = (uint16_t)k->ns;
+		it->it_hash = k->hash;
+		it->it_vlen = put->len;
+		it->it_nsgen = k->nsgen;
+		memcpy(it + 1, k->data, k->len);
+		if (put->len)
+			memcpy((char *)(it + 1) + k->len, put->data, put->len);
+		rc = put_linked(a, k, put, off, it, aw);
+		if (rc < 0 && rc != -EAGAIN)
+			mlc__free(a, off, aw);
+	}
+	return rc;
+}
+
+/* Remove @p k.  0 if it was there, -ENOENT if not. */
+int
+mlc__table_del(struct mlc_arena *a, const struct mlc__key *k)
+{
+	struct slot_ref ref;
+	uint32_t b[2], w = 0;
+	uint64_t ver;
+	bool found;
+	int rc;
+
+	key_buckets(a, k->hash, b);
+	rc = stripes_lock(a, b, false, 0);
+	if (rc < 0)
+		return rc;
+	found = find_locked(a, b, k, &ref);
+	ver = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
+	/* Record the delete on both stripes: a load that started before it
+	 * must not store its older result afterwards (fencing). */
+	a->stripes[b[0] & a->stripe_mask].lk_aux = ver;
+	a->stripes[b[1] & a->stripe_mask].lk_aux = ver;
+	if (found) {
+		w = ck_pr_load_32(&ref.it->it_state);
+		slot_store(ref.bk, ref.s, 0);
+		count_unlinked(a, w);
+	}
+	stripes_unlock(a, b);
+	if (!found)
+		return -ENOENT;
+	mlc__free(a, MLC__SLOT_OFF(ref.w), w);
+	return 0;
+}
+
+/* The allocator's eviction: take the LIVE chunk at @p off out of the index
+ * if its stripes are free right now.  *orphan says it was not linked at all
+ * (left by a dead writer, or unlinked by one about to free it). */
+bool
+mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, bool *orphan)
+{
+	struct mlc__item *it = (struct mlc__item *)(void *)(a->base + off);
+	uint32_t b[2];
+
+	key_buckets(a, it->it_hash, b);
+	if (stripes_lock(a, b, true, 0) < 0)
+		return false;
+	*orphan = true;
+	for (int i = 0; i < 2 && *orphan; i++) {
+		struct mlc__bucket *bk = &a->table[b[i]];
+
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			if (MLC__SLOT_OFF(ck_pr_load_64(&bk->bk_slot[s])) != off)
+				continue;
+			slot_store(bk, s, 0);
+			count_unlinked(a, ck_pr_load_32(&it->it_state));
+			*orphan = false;
+			break;
+		}
+	}
+	stripes_unlock(a, b);
+	return true;
+}

@@ -1,0 +1,121 @@
+#include "common.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_NAMES 256
+
+static char names[MAX_NAMES][64];
+static int nnames;
+static pid_t owner;
+
+void
+t_cleanup(void)
+{
+	if (getpid() != owner)
+		return;		/* children leave the names to the parent */
+	for (int i = 0; i < nnames; i++)
+		mlc_arena_unlink(names[i], 0);
+	nnames = 0;
+}
+
+const char *
+t_name(char *buf, size_t cap)
+{
+	static unsigned counter;
+	uint32_t r = 0;
+
+	if (owner == 0) {
+		owner = getpid();
+		atexit(t_cleanup);
+	}
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)rand();
+	snprintf(buf, cap, "mlc-t-%ld-%u-%08x", (long)getpid(), counter++, r);
+	if (nnames < MAX_NAMES)
+		snprintf(names[nnames++], sizeof(names[0]), "%s", buf);
+	return buf;
+}
+
+struct mlc_arena *
+t_arena(char *name, size_t cap, uint64_t bytes, uint32_t max_items)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	int rc;
+
+	t_name(name, cap);
+	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.bytes = bytes ? bytes : (8u << 20);
+	o.page_size = 64 << 10;
+	o.max_items = max_items;
+	o.log_cells = 1024;
+	o.flight_slots = 64;
+	rc = mlc_arena_open(&a, name, &o);
+	if (rc != 0)
+		fail_msg("mlc_arena_open(%s): %s", name, mlc_strerror(rc));
+	return a;
+}
+
+struct mlc_cache *
+t_cache(struct mlc_arena *a, const char *ns, const struct mlc_cache_options *o)
+{
+	struct mlc_cache *c = NULL;
+	int rc = mlc_cache_open(&c, a, ns, o);
+
+	if (rc != 0)
+		fail_msg("mlc_cache_open(%s): %s", ns, mlc_strerror(rc));
+	return c;
+}
+
+int
+t_spawn(int (*fn)(void *), void *arg)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+int
+t_wait(int pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 255;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+int
+t_fork(int (*fn)(void *), void *arg)
+{
+	return t_wait(t_spawn(fn, arg));
+}
+
+void
+t_require_shm(void)
+{
+	struct stat st;
+
+	if (stat("/dev/shm", &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    access("/dev/shm", W_OK) != 0) {
+		fprintf(stderr, "no writable /dev/shm: skipping\n");
+		exit(T_SKIP);
+	}
+}

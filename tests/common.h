@@ -1,0 +1,50 @@
+/*
+ * Helpers shared by the tests: unique arena names that are removed at exit,
+ * forked children, and the library's test clock.
+ */
+#ifndef MLC_TEST_COMMON_H
+#define MLC_TEST_COMMON_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mlc.h"
+
+/* Exit status meaning "skipped" to meson. */
+#define T_SKIP 77
+
+/* A fresh arena name ("mlc-t-<pid>-<n>-<random>"), unlinked at exit and by
+ * t_cleanup().  The returned string is static storage per call site use:
+ * copy it if you need two at once. */
+const char *t_name(char *buf, size_t cap);
+
+/* Create an arena with @p bytes (0: 8 MiB) and 64 KiB pages under a fresh
+ * name; fails the test on error. */
+struct mlc_arena *t_arena(char *name, size_t cap, uint64_t bytes,
+			  uint32_t max_items);
+
+/* Open a cache on @p a with default options (or @p o). */
+struct mlc_cache *t_cache(struct mlc_arena *a, const char *ns,
+			  const struct mlc_cache_options *o);
+
+/* Run fn(arg) in a forked child; return its exit status (0 = pass), or
+ * 128 + signal if it was killed. */
+int t_fork(int (*fn)(void *), void *arg);
+/* Start a child without waiting; t_wait() collects its status. */
+int t_spawn(int (*fn)(void *), void *arg);
+int t_wait(int pid);
+
+/* Remove every arena this process named. */
+void t_cleanup(void);
+
+/* Exit 77 when /dev/shm is not usable. */
+void t_require_shm(void);
+
+/* The library's per-process test clock (src/clock.c). */
+void mlc__clock_advance(int64_t ms);
+uint64_t mlc__now_ms(void);
+
+#endif
