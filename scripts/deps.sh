@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install the Debian packages mlc needs to build and test (idempotent).
+set -euo pipefail
+need=(meson ninja-build pkg-config gcc g++ libck-dev libxxhash-dev libcmocka-dev valgrind)
+missing=()
+for p in "${need[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up everything (Debian packages) and run the whole test suite:
+#   1. release-like build with -Werror, shared and static libraries, all tests
+#   2. symbol and header checks
+#   3. AddressSanitizer + UndefinedBehaviorSanitizer build, all tests
+#   4. ThreadSanitizer build, all tests
+#   5. valgrind on the core tests
+# MLC_TEST_QUICK=1 runs step 1 and 2 only.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/deps.sh
+step() { printf '\n=== %s\n' "$*"; }
+
+step "build (werror, shared + static) and test"
+rm -rf b-main
+meson setup b-main -Dwerror=true -Ddefault_library=both >/dev/null
+ninja -C b-main
+meson test -C b-main --print-errorlogs
+
+step "exported symbols and the public header"
+tests/check-symbols.sh b-main
+
+if [ "${MLC_TEST_QUICK:-0}" = 1 ]; then exit 0; fi
+
+step "AddressSanitizer + UndefinedBehaviorSanitizer"
+rm -rf b-asan
+meson setup b-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+ninja -C b-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C b-asan --print-errorlogs
+
+step "ThreadSanitizer"
+rm -rf b-tsan
+meson setup b-tsan -Db_sanitize=thread -Dc_args=-DCK_USE_CC_BUILTINS=1 -Db_lundef=false >/dev/null
+ninja -C b-tsan
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
+	meson test -C b-tsan --print-errorlogs
+
+step "valgrind (core tests)"
+meson test -C b-main --setup=valgrind --print-errorlogs get-set options arena contract
+
+echo
+echo "all test stages passed"

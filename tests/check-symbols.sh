@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The exported symbols of libmlc.so are exactly the version map's, the map
+# lists exactly the functions the header declares, libmlc.a defines no
+# global symbol outside the mlc_/mlc__ namespaces, and mlc.h compiles alone
+# as strict C99 and as C++.
+set -euo pipefail
+b=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+so=$(ls "$b"/libmlc.so.* | head -1)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+nm -D --defined-only "$so" | awk '$2 ~ /[TDBR]/ {print $3}' | sed 's/@.*//' | grep -v '^MLC_' | sort -u >"$tmp/exported"
+sed -n 's/^[[:space:]]*\(mlc_[a-z0-9_]*\);/\1/p' "$top/src/libmlc.map" | sort -u >"$tmp/map"
+grep -v '^typedef' "$top/include/mlc.h" | grep -ohE '^[a-z0-9_ ]*\**(mlc_[a-z0-9_]+)\(' | grep -oE 'mlc_[a-z0-9_]+' | sort -u >"$tmp/header"
+diff -u "$tmp/map" "$tmp/exported" || { echo "exports differ from libmlc.map"; exit 1; }
+diff -u "$tmp/map" "$tmp/header" || { echo "libmlc.map differs from mlc.h"; exit 1; }
+if [ -f "$b/libmlc.a" ]; then
+	bad=$(nm -g --defined-only "$b/libmlc.a" | awk 'NF==3 {print $3}' | grep -vE '^(mlc_|mlc__)' || true)
+	[ -z "$bad" ] || { echo "libmlc.a leaks globals:"; echo "$bad"; exit 1; }
+fi
+echo '#include "mlc.h"
+int main(void) { return mlc_version() == 0; }' >"$tmp/h.c"
+cc -std=c99 -pedantic -Wall -Wextra -Werror -I"$top/include" -c "$tmp/h.c" -o "$tmp/h.o"
+if command -v c++ >/dev/null; then
+	cp "$tmp/h.c" "$tmp/h.cc"
+	c++ -std=c++11 -pedantic -Wall -Wextra -Werror -I"$top/include" -c "$tmp/h.cc" -o "$tmp/hcc.o"
+fi
+n=$(wc -l <"$tmp/map")
+echo "symbols: $n exported = map = header; header compiles as C99 and C++"
