@@ -108,7 +108,7 @@ struct mlc_arena_options {
 				 * largest item is one page. */
 	uint32_t log_cells;	/* invalidation log, power of 2; 0: 65536 */
 	uint32_t flight_slots;	/* single-flight slots, power of 2; 0: 4096 */
-	uint32_t max_namespaces; /* 0: 64, at most 4096 */
+	uint32_t max_namespaces; /* 0: 64, at most 4095 */
 	uint32_t neg_quota_pct;	/* % of max_items negative entries may use
 				 * before they are evicted first; 0: 25 */
 	/* end of v0.1: append below; never reorder, resize or remove */
@@ -517,9 +517,17 @@ struct mlc_stats {
 	uint64_t l1_evictions;
 	uint64_t l2_write_failures;
 	uint64_t sets, deletes, purges;
-	uint64_t lock_waits, lock_timeouts, lock_steals, duplicate_loads;
-	uint64_t fenced_writes, err_ttl_hits;
-	uint64_t log_applied, log_dropped, log_overruns, log_stuck;
+	uint64_t lock_waits;	/* calls that waited for another's load */
+	uint64_t lock_wait_ms;	/* total time they waited */
+	uint64_t lock_timeouts, lock_steals, duplicate_loads;
+	uint64_t fenced_writes;	/* loads not stored: key changed meanwhile */
+	uint64_t err_ttl_hits;	/* errors served from err_ttl_ms back-off */
+	uint64_t log_published;	/* invalidation records this handle wrote */
+	uint64_t log_applied;	/* records of this namespace applied */
+	uint64_t log_dropped;	/* L1 entries they dropped */
+	uint64_t log_overruns;	/* L1 purged: lapped or overwritten */
+	uint64_t log_stuck;	/* L1 purged: a publisher never finished */
+	uint64_t forks;		/* L1 reset because used in a new child */
 	/* end of v0.1: append below */
 };
 #define MLC_STATS_INIT { .size = sizeof(struct mlc_stats) }

@@ -128,6 +128,7 @@ arena_options_check(struct mlc_arena_options *o)
 		return -EINVAL;
 	if (o->max_namespaces == 0)
 		o->max_namespaces = 64;
+	o->max_namespaces++;		/* plus mlc's own, index 0 */
 	if (o->max_namespaces > 4096)
 		return -EINVAL;
 	if (o->neg_quota_pct == 0)
@@ -429,6 +430,15 @@ arena_build(char *base, const struct mlc__hdr *cfg)
 		pg[i].pg_next = i + 2 <= h->ah_npages ? i + 2 : 0;
 	h->ah_pool_head = 1;
 	h->ah_pool_free = h->ah_npages;
+	/* Namespace 0 is mlc's own; user namespaces never match its empty
+	 * name. */
+	{
+		struct mlc__ns *ns0 = (struct mlc__ns *)(void *)(base +
+								 h->ah_ns_off);
+
+		ns0->ns_gen = 1;
+		ns0->ns_used = 1;
+	}
 	/* Everything above before READY: an attacher that sees READY sees a
 	 * whole arena (link() publishes it, but a reset reuses the name). */
 	ck_pr_fence_store();

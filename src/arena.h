@@ -79,7 +79,10 @@ enum mlc__item_state {
 	MLC__ALLOC = 2,		/* owned by one writer, unreachable */
 	MLC__LIVE  = 3,		/* linked, or being unlinked and freed */
 };
-enum mlc__item_flags { MLC__IT_NEG = 1 };
+enum mlc__item_flags {
+	MLC__IT_NEG = 1,	/* a cached miss */
+	MLC__IT_STALE = 2,	/* re-stored stale value (resurrected) */
+};
 
 #define MLC__ST_STATE(s)	((s) & 0xffu)
 #define MLC__ST_FLAGS(s)	(((s) >> 8) & 0xffu)

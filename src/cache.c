@@ -1,12 +1,18 @@
 /*
  * Cache handles and the L1 -> L2 -> L3 path.
+ *
+ * A handle is one namespace seen by one thread: its L1, its cursor in the
+ * invalidation log, its counters.  mlc_get() checks the log head (one
+ * load), then L1, then L2, then runs the loader under single flight.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <ck_pr.h>
 
+#include "flight.h"
 #include "l1.h"
+#include "log.h"
 #include "mlc-int.h"
 
 #define DEFAULT_LRU 1024
@@ -14,6 +20,8 @@
 #define DEFAULT_LOCK_TIMEOUT 5000
 #define DEFAULT_LEASE 30000
 #define MAX_NESTED_LOADS 8
+#define OUTCOME_TTL 5000	/* how long waiters can find an outcome */
+#define ACQUIRE_ROUNDS 4
 
 struct mlc_cache {
 	struct mlc_arena *a;
@@ -24,6 +32,7 @@ struct mlc_cache {
 	struct mlc_codec codec;
 	bool has_codec;
 	struct mlc__l1 l1;
+	struct mlc__logr log;
 	struct mlc_stats st;
 	char err[200];
 };
@@ -36,8 +45,8 @@ struct call {
 	uint32_t lock_timeout;
 };
 
-/* The keys this thread is loading right now: a loader asking for its own
- * key would wait for itself. */
+/* The keys this thread is loading inside mlc_get(): a loader asking for
+ * its own key would wait for itself. */
 static __thread struct {
 	const struct mlc_arena *a;
 	uint64_t hash;
@@ -114,8 +123,6 @@ call_resolve(const struct mlc_cache *c, const struct mlc_call_options *co,
 		cf->ttl = o.ttl_ms;
 	if (o.neg_ttl_ms)
 		cf->neg_ttl = o.neg_ttl_ms;
-	else if (o.ttl_ms && !c->o.neg_ttl_ms)
-		cf->neg_ttl = o.ttl_ms;
 	if (o.resurrect_ttl_ms)
 		cf->resurrect_ttl = o.resurrect_ttl_ms;
 	if (o.lock_timeout_ms)
@@ -161,6 +168,10 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 	c->ns = &arena->ns[c->ns_idx];
 	c->fork_gen = mlc__fork_gen();
 	c->st.size = sizeof(c->st);
+	/* A new handle has seen nothing, so it owes nothing to the log. */
+	c->log.l1 = &c->l1;
+	c->log.ns = c->ns_idx;
+	c->log.cursor = mlc__log_head(arena);
 	mlc__arena_ref(arena);
 	*cachep = c;
 	return 0;
@@ -174,8 +185,6 @@ mlc_cache_close(struct mlc_cache *c)
 {
 	if (c == NULL)
 		return -EINVAL;
-	/* In a child after fork() the L1 entries are the parent's copies,
-	 * private to this process now: freeing them is still right. */
 	mlc__l1_fini(&c->l1);
 	mlc__arena_unref(c->a);
 	free(c);
@@ -197,14 +206,34 @@ mlc_last_error(struct mlc_cache *c)
 	return c->err[0] ? c->err : "no error";
 }
 
-/* Common argument checks of every keyed call. */
+/* In a child after fork() the L1 is a copy of the parent's at fork time,
+ * and the parent's cursor means nothing here: start over at the head. */
+MLC_COLD static void
+handle_forked(struct mlc_cache *c)
+{
+	mlc__l1_clear(&c->l1);
+	c->log.cursor = mlc__log_head(c->a);
+	c->log.stuck_since = 0;
+	c->fork_gen = mlc__fork_gen();
+	c->st.forks++;
+}
+
+/* Common checks of every call on a handle. */
 static int
-key_check(struct mlc_cache *c, const void *key, size_t key_len)
+handle_check(struct mlc_cache *c)
 {
 	if (c == NULL)
 		return -EINVAL;
 	if (unlikely(c->fork_gen != mlc__fork_gen()))
-		return set_err(c, -ECHILD);
+		handle_forked(c);
+	return 0;
+}
+
+static int
+key_check(struct mlc_cache *c, const void *key, size_t key_len)
+{
+	if (handle_check(c) < 0)
+		return -EINVAL;
 	if (key == NULL || key_len == 0)
 		return set_err(c, -EINVAL);
 	if (key_len > MLC_KEY_MAX)
@@ -221,6 +250,16 @@ key_make(struct mlc_cache *c, const void *key, size_t key_len,
 	k->ns = c->ns_idx;
 	k->nsgen = ck_pr_load_32(&c->ns->ns_gen);
 	mlc__key_hash(c->a, k);
+}
+
+/* The log check every lookup makes: one load when nothing is pending. */
+static inline void
+log_check(struct mlc_cache *c)
+{
+	if (likely(ck_pr_load_64(&c->a->log->lg_head) == c->log.cursor) ||
+	    (c->o.flags & MLC_CACHE_MANUAL_UPDATE))
+		return;
+	mlc__log_apply(c->a, &c->log, 0);
 }
 
 /* ---- values ----------------------------------------------------------- */
@@ -262,20 +301,21 @@ ent_expired(const struct mlc__ent *e, uint64_t now)
 	return e->expire != 0 && e->expire <= now;
 }
 
-/* Run the codec on a fresh entry; the bytes stay in L2 if it fails. */
+/* Run the codec on a fresh entry; the bytes stay in L2 if it fails, and
+ * the next lookup tries again. */
 static int
 ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 {
 	int rc;
 
-	if (!c->has_codec || (e->flags & MLC_NEGATIVE))
+	if (!c->has_codec || (e->flags & MLC_NEGATIVE) || e->obj != NULL)
 		return 0;
 	rc = c->codec.decode(c->codec.arg, mlc__ent_value(e), e->vlen, &e->obj);
-	if (rc < 0) {
+	if (rc < 0 || e->obj == NULL) {
 		e->obj = NULL;
 		c->st.codec_errors++;
 		snprintf(c->err, sizeof(c->err), "codec: decode failed (%s)",
-			 mlc_strerror(rc));
+			 mlc_strerror(rc < 0 ? rc : -EINVAL));
 		return MLC_ECODEC;
 	}
 	e->free_fn = c->codec.free_fn;
@@ -283,8 +323,8 @@ ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 	return 0;
 }
 
-/* Hand @p e to the caller, linking it into L1 first if it may live there.
- * Consumes the reference the caller had on @p e. */
+/* Hand @p e to the caller, linking it into L1 if it may live there.
+ * Consumes the caller's reference on @p e. */
 static int
 ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 	    uint32_t level, uint64_t now, struct mlc_value *value)
@@ -303,7 +343,25 @@ ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 	return 0;
 }
 
-/* ---- L2 reads ---------------------------------------------------------- */
+/* A new entry holding @p data. */
+static struct mlc__ent *
+ent_from(const struct mlc__key *k, const void *data, size_t len, bool neg,
+	 uint64_t expire, uint64_t version)
+{
+	struct mlc__ent *e = mlc__ent_new(k->hash, k->data, k->len,
+					  neg ? 0 : (uint32_t)len);
+
+	if (e == NULL)
+		return NULL;
+	if (!neg && len)
+		memcpy((char *)mlc__ent_value(e), data, len);
+	e->expire = expire;
+	e->version = version;
+	e->flags = (neg ? MLC_NEGATIVE : 0) | (expire == 0 ? MLC_NO_EXPIRY : 0);
+	return e;
+}
+
+/* ---- L2 ---------------------------------------------------------------- */
 
 struct sink_ctx {
 	const struct mlc__key *k;
@@ -325,7 +383,7 @@ ent_sink(void *ctx, size_t len)
 	return s->e ? (char *)mlc__ent_value(s->e) : NULL;
 }
 
-/* Read @p k from L2 into a new entry (refs 1, unlinked), or NULL. */
+/* Read @p k from L2 into a new entry (one reference, unlinked). */
 static int
 l2_read(struct mlc_cache *c, const struct mlc__key *k, struct mlc__ent **ep)
 {
@@ -343,17 +401,18 @@ l2_read(struct mlc_cache *c, const struct mlc__key *k, struct mlc__ent **ep)
 	s.e->expire = hit.expire;
 	s.e->version = hit.version;
 	s.e->flags = (hit.flags & MLC__IT_NEG ? MLC_NEGATIVE : 0) |
+		     (hit.flags & MLC__IT_STALE ? MLC_STALE : 0) |
 		     (hit.expire == 0 ? MLC_NO_EXPIRY : 0);
 	*ep = s.e;
 	return 0;
 }
 
-/* ---- writes ------------------------------------------------------------ */
-
-/* Store bytes (or a negative entry) in L2; put->version gets the version. */
+/* Store bytes (or a negative entry) in L2 and tell every other handle.
+ * put->version gets the new version.  @p fence: a loader's watermark. */
 static int
 l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
-	 size_t len, bool neg, uint64_t expire, struct mlc__put *put)
+	 size_t len, uint32_t flags, uint64_t expire, uint64_t fence,
+	 struct mlc__put *put)
 {
 	int rc;
 
@@ -361,32 +420,115 @@ l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
 		return -E2BIG;
 	put->data = data;
 	put->len = (uint32_t)len;
-	put->flags = neg ? MLC__IT_NEG : 0;
+	put->flags = flags;
 	put->expire = expire;
 	put->version = 0;
+	put->if_before = fence;
 	rc = mlc__table_put(c->a, k, put);
-	if (rc < 0)
+	if (rc == MLC_ESTALE) {
+		c->st.fenced_writes++;
+		return rc;
+	}
+	if (rc < 0) {
 		c->st.l2_write_failures++;
-	return rc;
+		return rc;
+	}
+	if (k->ns != MLC__NS_INTERNAL) {
+		mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_SET,
+				 put->version);
+		c->st.log_published++;
+	}
+	return 0;
 }
 
-/* A new entry holding @p data, flagged as a value of @p put. */
-static struct mlc__ent *
-ent_from(const struct mlc__key *k, const void *data, size_t len, bool neg,
-	 uint64_t expire, uint64_t version)
+/* ---- outcome records: what waiters read when L2 holds no result -------- */
+
+enum outcome_kind { OUT_ERROR = 1, OUT_VALUE = 2 };
+
+struct outcome {
+	uint32_t kind;
+	int32_t err;
+	uint32_t gen;		/* the flight it came from; 0: any */
+	uint32_t flags;		/* enum mlc_value_flags of a value */
+	uint64_t until;		/* err_ttl back-off ends; 0: none */
+	/* then the error message, or the value's bytes */
+};
+
+/* The outcome record's key: mlc's namespace, a tag, the namespace index
+ * and the key.  Keys too long for that get no record (waiters retry). */
+static bool
+outcome_key(struct mlc_cache *c, const struct mlc__key *k, char **buf,
+	    struct mlc__key *ok)
 {
-	struct mlc__ent *e = mlc__ent_new(k->hash, k->data, k->len,
-					  neg ? 0 : (uint32_t)len);
-
-	if (e == NULL)
-		return NULL;
-	if (!neg && len)
-		memcpy((char *)mlc__ent_value(e), data, len);
-	e->expire = expire;
-	e->version = version;
-	e->flags = (neg ? MLC_NEGATIVE : 0) | (expire == 0 ? MLC_NO_EXPIRY : 0);
-	return e;
+	if ((size_t)k->len + 3 > MLC_KEY_MAX)
+		return false;
+	*buf = malloc((size_t)k->len + 3);
+	if (*buf == NULL)
+		return false;
+	(*buf)[0] = 'O';
+	(*buf)[1] = (char)(k->ns & 0xff);
+	(*buf)[2] = (char)(k->ns >> 8);
+	memcpy(*buf + 3, k->data, k->len);
+	ok->data = *buf;
+	ok->len = k->len + 3;
+	ok->ns = MLC__NS_INTERNAL;
+	ok->nsgen = ck_pr_load_32(&c->a->ns[MLC__NS_INTERNAL].ns_gen);
+	mlc__key_hash(c->a, ok);
+	return true;
 }
+
+static void
+outcome_write(struct mlc_cache *c, const struct mlc__key *k,
+	      const struct outcome *o, const void *bytes, size_t len,
+	      uint64_t now)
+{
+	struct mlc__key ok;
+	struct mlc__put put;
+	char *kb, *buf;
+	uint64_t ttl = OUTCOME_TTL;
+
+	if (o->until > now && o->until - now > ttl)
+		ttl = o->until - now;
+	if (!outcome_key(c, k, &kb, &ok))
+		return;
+	buf = malloc(sizeof(*o) + len);
+	if (buf != NULL) {
+		memcpy(buf, o, sizeof(*o));
+		if (len)
+			memcpy(buf + sizeof(*o), bytes, len);
+		l2_store(c, &ok, buf, sizeof(*o) + len, 0, now + ttl, 0, &put);
+		free(buf);
+	}
+	free(kb);
+}
+
+/* Read the outcome record of @p k into *@p o and an entry holding the
+ * bytes after it (the caller puts it).  -ENOENT if none. */
+static int
+outcome_read(struct mlc_cache *c, const struct mlc__key *k,
+	     struct outcome *o, struct mlc__ent **ep)
+{
+	struct mlc__key ok;
+	struct mlc__ent *e;
+	char *kb;
+	int rc;
+
+	if (!outcome_key(c, k, &kb, &ok))
+		return -ENOENT;
+	rc = l2_read(c, &ok, &e);
+	free(kb);
+	if (rc < 0)
+		return rc;
+	if (e->vlen < sizeof(*o) || ent_expired(e, mlc__now_ms())) {
+		mlc__ent_put(e);
+		return -ENOENT;
+	}
+	memcpy(o, mlc__ent_value(e), sizeof(*o));
+	*ep = e;
+	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------ */
 
 MLC_EXPORT int
 mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
@@ -409,8 +551,8 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 		return set_err(c, -EINVAL);
 	now = mlc__now_ms();
 	key_make(c, key, key_len, &k);
-	rc = l2_store(c, &k, data, len, neg,
-		      expire_at(neg ? cf.neg_ttl : cf.ttl, now), &put);
+	rc = l2_store(c, &k, data, len, neg ? MLC__IT_NEG : 0,
+		      expire_at(neg ? cf.neg_ttl : cf.ttl, now), 0, &put);
 	if (rc < 0)
 		return set_err(c, rc);
 	c->st.sets++;
@@ -432,14 +574,18 @@ mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
 {
 	struct mlc__ent *e;
 	struct mlc__key k;
+	uint64_t version;
 	int rc;
 
 	if ((rc = key_check(c, key, key_len)) < 0)
 		return rc;
 	key_make(c, key, key_len, &k);
-	rc = mlc__table_del(c->a, &k);
+	rc = mlc__table_del(c->a, &k, &version);
 	if (rc < 0 && rc != -ENOENT)
 		return set_err(c, rc);
+	/* Published even when L2 had nothing: another L1 may still. */
+	mlc__log_publish(c->a, k.ns, k.hash, MLC__LOG_DEL, version);
+	c->st.log_published++;
 	e = mlc__l1_find(&c->l1, k.hash, key, k.len);
 	if (e != NULL)
 		mlc__l1_unlink(&c->l1, e);
@@ -450,13 +596,13 @@ mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
 MLC_EXPORT int
 mlc_purge(struct mlc_cache *c)
 {
-	if (c == NULL)
+	if (handle_check(c) < 0)
 		return -EINVAL;
-	if (c->fork_gen != mlc__fork_gen())
-		return set_err(c, -ECHILD);
 	/* One increment: every item of the old generation is a miss from
 	 * now on, in every process, and the sweep reclaims them first. */
 	ck_pr_inc_32(&c->ns->ns_gen);
+	mlc__log_publish(c->a, c->ns_idx, 0, MLC__LOG_PURGE, 0);
+	c->st.log_published++;
 	mlc__l1_clear(&c->l1);
 	c->st.purges++;
 	return 0;
@@ -465,24 +611,22 @@ mlc_purge(struct mlc_cache *c)
 MLC_EXPORT int
 mlc_update(struct mlc_cache *c)
 {
-	if (c == NULL)
+	if (handle_check(c) < 0)
 		return -EINVAL;
-	if (c->fork_gen != mlc__fork_gen())
-		return set_err(c, -ECHILD);
+	mlc__log_apply(c->a, &c->log, c->o.update_budget);
 	return 0;
 }
 
 /* ---- lookups ------------------------------------------------------------ */
 
-/* L1 then L2, without running a loader.  On 0 *ep is an entry the caller
- * owns a reference to, and *levelp where it came from; an expired entry is
- * returned too (the caller decides about staleness). */
+/* L1 then L2, without a loader.  On 0 *ep is an entry the caller holds a
+ * reference to and *levelp where it came from; an expired entry comes back
+ * too (the caller decides about staleness). */
 static int
 lookup(struct mlc_cache *c, const struct mlc__key *k, bool promote,
        uint64_t now, struct mlc__ent **ep, uint32_t *levelp)
 {
 	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
-	int rc;
 
 	if (e != NULL) {
 		if (!ent_expired(e, now)) {
@@ -495,9 +639,8 @@ lookup(struct mlc_cache *c, const struct mlc__key *k, bool promote,
 		}
 		mlc__l1_unlink(&c->l1, e);	/* L2 has the same, or newer */
 	}
-	rc = l2_read(c, k, ep);
 	*levelp = MLC_L2;
-	return rc;
+	return l2_read(c, k, ep);
 }
 
 static bool
@@ -510,6 +653,34 @@ loading_self(const struct mlc_cache *c, const struct mlc__key *k)
 	return false;
 }
 
+/* Check what a loader returned; a malformed result becomes an error. */
+static int
+load_check(int r, struct mlc_load *ld)
+{
+	if (r == MLC_LOAD_VALUE && ld->data == NULL && ld->len != 0) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned NULL data with a length");
+		return -EINVAL;
+	}
+	if ((r == MLC_LOAD_VALUE || r == MLC_LOAD_NOTFOUND) &&
+	    !ttl_ok(ld->ttl_ms)) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned an invalid ttl_ms");
+		return -EINVAL;
+	}
+	if (r == MLC_LOAD_VALUE && ld->len > UINT32_MAX) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned a value over 4 GiB");
+		return -E2BIG;
+	}
+	if (r > MLC_LOAD_NOTFOUND) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned %d, not a result", r);
+		return -EINVAL;
+	}
+	return r;
+}
+
 /* Run the loader for @p k with this thread marked as its loader. */
 static int
 run_loader(struct mlc_cache *c, const struct mlc__key *k,
@@ -517,17 +688,20 @@ run_loader(struct mlc_cache *c, const struct mlc__key *k,
 {
 	int r;
 
-	if (nloading >= MAX_NESTED_LOADS)
+	memset(ld, 0, sizeof(*ld));
+	if (nloading >= MAX_NESTED_LOADS) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loaders nested too deeply");
 		return -ELOOP;
+	}
 	loading[nloading].a = c->a;
 	loading[nloading].ns = k->ns;
 	loading[nloading].hash = k->hash;
 	nloading++;
-	memset(ld, 0, sizeof(*ld));
 	r = loader(arg, k->data, k->len, ld);
 	nloading--;
 	c->st.loads++;
-	return r;
+	return load_check(r, ld);
 }
 
 static void
@@ -536,17 +710,32 @@ load_release(struct mlc_load *ld)
 	if (ld->release != NULL && ld->data != NULL)
 		ld->release((void *)ld->data);
 	ld->release = NULL;
+	ld->data = NULL;
 }
 
-/* The loader failed: serve @p stale (re-stored for resurrect_ttl) when
- * allowed, else MLC_ELOADER with its message. */
+/* Serve @p stale, flagged so, or fail with @p rc (its message set). */
+static int
+serve_stale_or(struct mlc_cache *c, struct mlc__ent *stale, int rc,
+	       uint64_t now, struct mlc_value *value)
+{
+	if (stale == NULL)
+		return rc;
+	stale->flags |= MLC_STALE;
+	c->st.stale_served++;
+	return ent_deliver(c, stale, false, MLC_L2, now, value);
+}
+
+/* The loader failed with @p r: leave the outcome for waiters, then serve
+ * the stale value re-stored for resurrect_ttl when allowed, else fail. */
 static int
 load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	    const struct call *cf, struct mlc_load *ld, int r,
-	    struct mlc__ent *stale, uint64_t now, struct mlc_value *value)
+	    struct mlc__ent *stale, const struct mlc__fl *f, uint64_t now,
+	    struct mlc_value *value)
 {
+	struct outcome o = { OUT_ERROR, r, f->gen, 0, 0 };
 	struct mlc__put put;
-	bool neg;
+	size_t mlen;
 
 	c->st.loader_errors++;
 	ld->errmsg[sizeof(ld->errmsg) - 1] = '\0';
@@ -554,45 +743,76 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 		snprintf(c->err, sizeof(c->err), "%s", ld->errmsg);
 	else
 		snprintf(c->err, sizeof(c->err), "loader failed: %s",
-			 mlc_strerror(r < 0 ? r : -EINVAL));
-	if (stale == NULL || cf->resurrect_ttl == 0)
-		return MLC_ELOADER;
-	neg = stale->flags & MLC_NEGATIVE;
-	stale->expire = now + (uint64_t)cf->resurrect_ttl;
-	stale->flags = (stale->flags & MLC_NEGATIVE) | MLC_STALE;
-	if (l2_store(c, k, mlc__ent_value(stale), stale->vlen, neg,
-		     stale->expire, &put) < 0)
-		stale->flags |= MLC_L2_WRITE_FAILED;	/* served anyway */
-	else
-		stale->version = put.version;
-	c->st.stale_served++;
-	return ent_deliver(c, stale, true, MLC_L2, now, value);
+			 mlc_strerror(r));
+	mlen = strlen(c->err);
+	if (c->o.err_ttl_ms > 0)
+		o.until = now + (uint64_t)c->o.err_ttl_ms;
+	if (stale != NULL && cf->resurrect_ttl > 0) {
+		/* Resurrect: the stale value goes back to L2, flagged stale,
+		 * so every process serves it while the backend is down. */
+		stale->expire = now + (uint64_t)cf->resurrect_ttl;
+		stale->flags = (stale->flags & MLC_NEGATIVE) | MLC_STALE;
+		if (l2_store(c, k,
+			     mlc__ent_value(stale), stale->vlen,
+			     MLC__IT_STALE | (stale->flags & MLC_NEGATIVE ?
+					      MLC__IT_NEG : 0),
+			     stale->expire, 0, &put) < 0)
+			stale->flags |= MLC_L2_WRITE_FAILED; /* served anyway */
+		else
+			stale->version = put.version;
+		if (f->slot != 0 || o.until)
+			outcome_write(c, k, &o, c->err, mlen, now);
+		c->st.stale_served++;
+		return ent_deliver(c, stale, true, MLC_L2, now, value);
+	}
+	if (f->slot != 0 || o.until)
+		outcome_write(c, k, &o, c->err, mlen, now);
+	if (stale != NULL)
+		mlc__ent_put(stale);
+	return MLC_ELOADER;
 }
 
-/* The loader answered: store what it says and hand it out. */
+/* The loader answered: store what it says (unless fenced out) and hand it
+ * out; waiters find it in L2, or in the outcome record if not stored. */
 static int
 load_done(struct mlc_cache *c, const struct mlc__key *k,
-	  const struct call *cf, struct mlc_load *ld, int r, uint64_t now,
-	  struct mlc_value *value)
+	  const struct call *cf, struct mlc_load *ld, int r, uint64_t fence,
+	  const struct mlc__fl *f, uint64_t now, struct mlc_value *value)
 {
 	bool neg = r == MLC_LOAD_NOTFOUND;
 	int64_t ttl = ld->ttl_ms ? ld->ttl_ms : neg ? cf->neg_ttl : cf->ttl;
 	uint64_t expire = expire_at(ttl, now);
+	bool cache = !(ld->flags & MLC_LOAD_NO_CACHE);
 	struct mlc__ent *e;
 	struct mlc__put put;
-	bool cache = !(ld->flags & MLC_LOAD_NO_CACHE);
+	int rc = 0;
 
 	e = ent_from(k, ld->data, ld->len, neg, expire, 0);
 	load_release(ld);
 	if (e == NULL)
 		return set_err(c, -ENOMEM);
-	if (!cache) {
-		e->flags |= MLC_NOT_CACHED;
-	} else if (l2_store(c, k, neg ? NULL : mlc__ent_value(e), e->vlen, neg,
-			    expire, &put) < 0) {
-		e->flags |= MLC_L2_WRITE_FAILED;	/* L1 only */
-	} else {
-		e->version = put.version;
+	if (cache && !mlc__flight_mine(c->a, f)) {
+		c->st.fenced_writes++;		/* our lease was taken over */
+		cache = false;
+	}
+	if (cache) {
+		rc = l2_store(c, k, neg ? NULL : mlc__ent_value(e), e->vlen,
+			      neg ? MLC__IT_NEG : 0, expire, fence, &put);
+		if (rc == MLC_ESTALE)
+			cache = false;		/* set or deleted meanwhile */
+		else if (rc < 0)
+			e->flags |= MLC_L2_WRITE_FAILED; /* L1 only */
+		else
+			e->version = put.version;
+	}
+	if (!cache || rc < 0) {
+		struct outcome o = { OUT_VALUE, 0, f->gen,
+				     e->flags & MLC_NEGATIVE, 0 };
+
+		if (!cache)
+			e->flags |= MLC_NOT_CACHED;
+		if (f->slot != 0)
+			outcome_write(c, k, &o, mlc__ent_value(e), e->vlen, now);
 	}
 	if (neg)
 		c->st.negative_hits++;
@@ -600,57 +820,194 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 	return ent_deliver(c, e, cache, MLC_L3, now, value);
 }
 
+/* Run the loader as the flight's owner (or without a flight) and end the
+ * flight.  Consumes @p stale. */
 static int
-get_miss(struct mlc_cache *c, const struct mlc__key *k, const struct call *cf,
-	 mlc_loader_fn *loader, void *arg, struct mlc__ent *stale,
-	 uint64_t now, struct mlc_value *value)
+load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
+		 const struct call *cf, mlc_loader_fn *loader, void *arg,
+		 struct mlc__ent *stale, struct mlc__fl *f,
+		 struct mlc_value *value)
 {
+	uint64_t fence = ck_pr_load_64(&c->a->hdr->ah_version);
 	struct mlc_load ld;
+	uint64_t now;
 	int r, rc;
 
-	if (loader == NULL) {
-		if (stale != NULL && (cf->flags & MLC_CALL_STALE_OK)) {
-			stale->flags |= MLC_STALE;
-			c->st.stale_served++;
-			return ent_deliver(c, stale, false, MLC_L2, now, value);
-		}
-		c->st.misses++;
-		rc = -ENOENT;
-		goto out;
-	}
-	if (loading_self(c, k)) {
-		rc = -EDEADLK;
-		goto out;
-	}
 	r = run_loader(c, k, loader, arg, &ld);
-	if (r == MLC_LOAD_VALUE && ld.data == NULL && ld.len != 0) {
-		snprintf(ld.errmsg, sizeof(ld.errmsg),
-			 "loader returned NULL data with a length");
-		r = -EINVAL;
-	} else if ((r == MLC_LOAD_VALUE || r == MLC_LOAD_NOTFOUND) &&
-		   !ttl_ok(ld.ttl_ms)) {
-		snprintf(ld.errmsg, sizeof(ld.errmsg),
-			 "loader returned an invalid ttl_ms");
-		r = -EINVAL;
-	} else if (r > MLC_LOAD_NOTFOUND) {
-		snprintf(ld.errmsg, sizeof(ld.errmsg),
-			 "loader returned %d, not a result", r);
-		r = -EINVAL;
-	}
-	if (r == MLC_LOAD_VALUE || r == MLC_LOAD_NOTFOUND) {
+	now = mlc__now_ms();
+	if (r >= 0) {
 		if (stale != NULL)
 			mlc__ent_put(stale);
-		return load_done(c, k, cf, &ld, r, now, value);
+		rc = load_done(c, k, cf, &ld, r, fence, f, now, value);
+	} else {
+		load_release(&ld);	/* the error wins over any value */
+		rc = load_failed(c, k, cf, &ld, r, stale, f, now, value);
 	}
-	load_release(&ld);	/* the error wins over any value */
-	rc = load_failed(c, k, cf, &ld, r, stale, now, value);
+	mlc__flight_release(c->a, f);
 	return rc;
-out:
+}
+
+/* A waiter's flight ended: the result is in L2, or in the outcome record.
+ * 0 with *value, MLC_ELOADER, or -EAGAIN (no result: try again). */
+static int
+flight_result(struct mlc_cache *c, const struct mlc__key *k,
+	      const struct call *cf, uint32_t gen, struct mlc__ent *stale,
+	      struct mlc_value *value)
+{
+	uint64_t now = mlc__now_ms();
+	struct mlc__ent *e;
+	struct outcome o;
+
+	if (l2_read(c, k, &e) == 0) {
+		if (!ent_expired(e, now)) {
+			if (stale != NULL)
+				mlc__ent_put(stale);
+			if (e->flags & MLC_NEGATIVE)
+				c->st.negative_hits++;
+			c->st.hits_l2++;
+			return ent_deliver(c, e, true, MLC_L2, now, value);
+		}
+		mlc__ent_put(e);
+	}
+	if (outcome_read(c, k, &o, &e) < 0 || (o.gen != gen && gen != 0))
+		return -EAGAIN;
+	if (o.kind == OUT_VALUE) {
+		struct mlc__ent *v = ent_from(k, mlc__ent_value(e) + sizeof(o),
+					      e->vlen - sizeof(o),
+					      o.flags & MLC_NEGATIVE, 0, 0);
+
+		mlc__ent_put(e);
+		if (stale != NULL)
+			mlc__ent_put(stale);
+		if (v == NULL)
+			return set_err(c, -ENOMEM);
+		v->flags = (uint16_t)(o.flags | MLC_NOT_CACHED);
+		c->st.hits_l2++;
+		return ent_deliver(c, v, false, MLC_L2, now, value);
+	}
+	snprintf(c->err, sizeof(c->err), "%.*s",
+		 (int)MLC_MIN(e->vlen - sizeof(o), sizeof(c->err) - 1),
+		 mlc__ent_value(e) + sizeof(o));
+	mlc__ent_put(e);
+	if (stale != NULL && cf->resurrect_ttl > 0)
+		return serve_stale_or(c, stale, 0, now, value);
 	if (stale != NULL)
 		mlc__ent_put(stale);
-	if (rc < 0 && rc != -ENOENT)
-		set_err(c, rc);
-	return rc;
+	return MLC_ELOADER;
+}
+
+/* The lock timed out: apply the policy. */
+static int
+lock_timed_out(struct mlc_cache *c, const struct mlc__key *k,
+	       const struct call *cf, mlc_loader_fn *loader, void *arg,
+	       struct mlc__ent *stale, struct mlc_value *value)
+{
+	struct mlc__fl none = { MLC_FLIGHT_LOADER, 0, 0, 0, 0, 0 };
+
+	c->st.lock_timeouts++;
+	switch (cf->lock_policy) {
+	case MLC_LOCK_LOAD:
+		c->st.duplicate_loads++;
+		return load_and_publish(c, k, cf, loader, arg, stale, &none,
+					value);
+	case MLC_LOCK_STALE:
+		if (stale != NULL)
+			return serve_stale_or(c, stale, 0, mlc__now_ms(), value);
+		/* fall through */
+	default:
+		if (stale != NULL)
+			mlc__ent_put(stale);
+		return set_err(c, -ETIMEDOUT);
+	}
+}
+
+/* Miss in L1 and L2 (or only a stale value): load under single flight. */
+static int
+get_load(struct mlc_cache *c, const struct mlc__key *k, const struct call *cf,
+	 mlc_loader_fn *loader, void *arg, struct mlc__ent *stale,
+	 struct mlc_value *value)
+{
+	uint64_t until = mlc__now_ms() + cf->lock_timeout;
+	uint32_t lease = c->o.lock_lease_ms;
+	struct outcome o;
+	struct mlc__ent *e;
+	struct mlc__fl f;
+
+	if (c->o.err_ttl_ms > 0 && outcome_read(c, k, &o, &e) == 0) {
+		uint64_t now = mlc__now_ms();
+
+		if (o.kind == OUT_ERROR && o.until > now) {
+			/* A load of this key failed moments ago: do not
+			 * hammer the backend, answer as it did. */
+			c->st.err_ttl_hits++;
+			snprintf(c->err, sizeof(c->err), "%.*s",
+				 (int)MLC_MIN(e->vlen - sizeof(o),
+					      sizeof(c->err) - 1),
+				 mlc__ent_value(e) + sizeof(o));
+			mlc__ent_put(e);
+			if (stale != NULL && cf->resurrect_ttl > 0)
+				return serve_stale_or(c, stale, 0, now, value);
+			if (stale != NULL)
+				mlc__ent_put(stale);
+			return MLC_ELOADER;
+		}
+		mlc__ent_put(e);
+	}
+	for (int round = 0; round < ACQUIRE_ROUNDS; round++) {
+		uint64_t t0;
+		int rc;
+
+		if (mlc__flight_acquire(c->a, k->hash, lease, &f) == -EBUSY) {
+			c->st.duplicate_loads++;
+			return load_and_publish(c, k, cf, loader, arg, stale,
+						&f, value);
+		}
+		if (f.role == MLC_FLIGHT_LOADER) {
+			/* Another process may have stored it just before
+			 * we claimed the flight. */
+			if (round > 0 && l2_read(c, k, &e) == 0) {
+				uint64_t now = mlc__now_ms();
+
+				if (!ent_expired(e, now)) {
+					mlc__flight_release(c->a, &f);
+					if (stale != NULL)
+						mlc__ent_put(stale);
+					c->st.hits_l2++;
+					return ent_deliver(c, e, true, MLC_L2,
+							   now, value);
+				}
+				mlc__ent_put(e);
+			}
+			return load_and_publish(c, k, cf, loader, arg, stale,
+						&f, value);
+		}
+		if (stale != NULL && (cf->flags & MLC_CALL_SWR)) {
+			/* Another process refreshes it: serve stale now. */
+			mlc__flight_leave(c->a, &f);
+			return serve_stale_or(c, stale, 0, mlc__now_ms(),
+					      value);
+		}
+		c->st.lock_waits++;
+		t0 = mlc__now_ms();
+		rc = mlc__flight_wait(c->a, &f, until, lease,
+				      &c->st.lock_steals);
+		c->st.lock_wait_ms += mlc__now_ms() - t0;
+		if (rc == 1)
+			return load_and_publish(c, k, cf, loader, arg, stale,
+						&f, value);
+		if (rc == -EAGAIN) {
+			mlc__flight_leave(c->a, &f);
+			return lock_timed_out(c, k, cf, loader, arg, stale,
+					      value);
+		}
+		rc = flight_result(c, k, cf, f.gen, stale, value);
+		if (rc != -EAGAIN)
+			return rc;
+	}
+	/* The key kept changing hands without a result: load ourselves. */
+	c->st.duplicate_loads++;
+	f = (struct mlc__fl){ MLC_FLIGHT_LOADER, 0, 0, 0, 0, 0 };
+	return load_and_publish(c, k, cf, loader, arg, stale, &f, value);
 }
 
 MLC_EXPORT int
@@ -671,6 +1028,7 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 		return set_err(c, -EINVAL);
 	if ((rc = call_resolve(c, opts, &cf)) < 0)
 		return set_err(c, rc);
+	log_check(c);
 	now = mlc__now_ms();
 	key_make(c, key, key_len, &k);
 	rc = lookup(c, &k, true, now, &e, &level);
@@ -688,8 +1046,22 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 	}
 	if (rc < 0 && rc != -ENOENT && rc != -ETIMEDOUT)
 		return set_err(c, rc);
-	return get_miss(c, &k, &cf, loader, arg, rc == 0 ? e : NULL, now,
-			value);
+	if (rc != 0)
+		e = NULL;
+	if (loader == NULL) {
+		if (e != NULL && (cf.flags & MLC_CALL_STALE_OK))
+			return serve_stale_or(c, e, 0, now, value);
+		if (e != NULL)
+			mlc__ent_put(e);
+		c->st.misses++;
+		return -ENOENT;
+	}
+	if (loading_self(c, &k)) {
+		if (e != NULL)
+			mlc__ent_put(e);
+		return set_err(c, -EDEADLK);
+	}
+	return get_load(c, &k, &cf, loader, arg, e, value);
 }
 
 MLC_EXPORT int
@@ -713,6 +1085,7 @@ mlc_peek(struct mlc_cache *c, const void *key, size_t key_len,
 		return rc;
 	if (value == NULL || (flags & ~(uint32_t)MLC_CALL_STALE_OK))
 		return set_err(c, -EINVAL);
+	log_check(c);
 	now = mlc__now_ms();
 	key_make(c, key, key_len, &k);
 	rc = lookup(c, &k, false, now, &e, &level);
@@ -743,42 +1116,174 @@ mlc_stats(struct mlc_cache *c, struct mlc_stats *stats)
 
 	if (c == NULL || stats == NULL || stats->size < sizeof(size_t) + 8)
 		return -EINVAL;
+	c->st.log_applied = c->log.applied;
+	c->st.log_dropped = c->log.dropped;
+	c->st.log_overruns = c->log.overruns;
+	c->st.log_stuck = c->log.stuck;
 	n = MLC_MIN(stats->size, sizeof(c->st));
 	memcpy(stats, &c->st, n);
 	stats->size = n;
 	return 0;
 }
 
-/* ---- single flight (the cross-process table comes with its own issue) -- */
+/* ---- the single-flight steps, exported --------------------------------- */
+
+/* struct mlc_flight's private words. */
+enum { FP_HASH, FP_TOKEN, FP_JOINED, FP_FENCE, FP_KEY, FP_KLEN, FP_GEN };
+
+static void
+flight_save(struct mlc_flight *out, const struct mlc__fl *f,
+	    const struct mlc__key *k, uint64_t fence)
+{
+	out->role = f->role;
+	out->fl_private0 = f->slot;
+	out->fl_private[FP_HASH] = f->hash;
+	out->fl_private[FP_TOKEN] = f->token;
+	out->fl_private[FP_JOINED] = f->joined;
+	out->fl_private[FP_FENCE] = fence;
+	out->fl_private[FP_KEY] = (uint64_t)(uintptr_t)k->data;
+	out->fl_private[FP_KLEN] = (uint64_t)k->len | (uint64_t)k->nsgen << 32;
+	out->fl_private[FP_GEN] = f->gen;
+}
+
+static void
+flight_load(struct mlc_cache *c, const struct mlc_flight *in,
+	    struct mlc__fl *f, struct mlc__key *k)
+{
+	f->role = in->role;
+	f->slot = in->fl_private0;
+	f->hash = in->fl_private[FP_HASH];
+	f->token = in->fl_private[FP_TOKEN];
+	f->joined = in->fl_private[FP_JOINED];
+	f->gen = (uint32_t)in->fl_private[FP_GEN];
+	k->data = (const void *)(uintptr_t)in->fl_private[FP_KEY];
+	k->len = (uint32_t)in->fl_private[FP_KLEN];
+	k->nsgen = (uint32_t)(in->fl_private[FP_KLEN] >> 32);
+	k->ns = c->ns_idx;
+	mlc__key_hash(c->a, k);
+}
+
+static bool
+flight_valid(struct mlc_cache *c, const struct mlc_flight *fl)
+{
+	return handle_check(c) == 0 && fl != NULL &&
+	       (fl->role == MLC_FLIGHT_LOADER || fl->role == MLC_FLIGHT_WAITER) &&
+	       fl->fl_private[FP_KEY] != 0;
+}
 
 MLC_EXPORT int
 mlc_flight_acquire(struct mlc_cache *c, const void *key, size_t key_len,
 		   const struct mlc_call_options *opts,
 		   struct mlc_flight *flight)
 {
-	(void)c; (void)key; (void)key_len; (void)opts; (void)flight;
-	return -ENOSYS;
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	int rc;
+
+	if ((rc = key_check(c, key, key_len)) < 0)
+		return rc;
+	if (flight == NULL)
+		return set_err(c, -EINVAL);
+	if ((rc = call_resolve(c, opts, &cf)) < 0)
+		return set_err(c, rc);
+	key_make(c, key, key_len, &k);
+	if (loading_self(c, &k))
+		return set_err(c, -EDEADLK);
+	if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f) == -EBUSY)
+		c->st.duplicate_loads++;
+	memset(flight, 0, sizeof(*flight));
+	flight_save(flight, &f, &k, ck_pr_load_64(&c->a->hdr->ah_version));
+	return 0;
 }
 
 MLC_EXPORT int
 mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 		uint32_t timeout_ms, struct mlc_value *value)
 {
-	(void)c; (void)flight; (void)timeout_ms; (void)value;
-	return -ENOSYS;
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	uint64_t t0;
+	int rc;
+
+	if (!flight_valid(c, flight) || value == NULL)
+		return -EINVAL;
+	if (flight->role == MLC_FLIGHT_LOADER)
+		return 0;		/* nothing to wait for: load */
+	flight_load(c, flight, &f, &k);
+	call_resolve(c, NULL, &cf);
+	c->st.lock_waits++;
+	t0 = mlc__now_ms();
+	rc = mlc__flight_wait(c->a, &f, t0 + timeout_ms, c->o.lock_lease_ms,
+			      &c->st.lock_steals);
+	c->st.lock_wait_ms += mlc__now_ms() - t0;
+	if (rc == -EAGAIN)
+		return -EAGAIN;
+	if (rc == 1) {
+		flight_save(flight, &f, &k,
+			    ck_pr_load_64(&c->a->hdr->ah_version));
+		return 0;		/* took it over: now the loader */
+	}
+	rc = flight_result(c, &k, &cf, f.gen, NULL, value);
+	if (rc != -EAGAIN) {
+		flight->role = MLC_FLIGHT_NONE;
+		return rc;
+	}
+	/* Ended without a result (abandoned): line up again. */
+	mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f);
+	flight_save(flight, &f, &k, ck_pr_load_64(&c->a->hdr->ah_version));
+	return f.role == MLC_FLIGHT_LOADER ? 0 : -EAGAIN;
 }
 
 MLC_EXPORT int
 mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 		   struct mlc_load *load, struct mlc_value *value)
 {
-	(void)c; (void)flight; (void)result; (void)load; (void)value;
-	return -ENOSYS;
+	struct mlc_value tmp;
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	uint64_t now;
+	int rc;
+
+	if (!flight_valid(c, flight) || flight->role != MLC_FLIGHT_LOADER ||
+	    load == NULL)
+		return -EINVAL;
+	flight_load(c, flight, &f, &k);
+	call_resolve(c, NULL, &cf);
+	result = load_check(result, load);
+	now = mlc__now_ms();
+	c->st.loads++;
+	if (result >= 0) {
+		rc = load_done(c, &k, &cf, load, result,
+			       flight->fl_private[FP_FENCE], &f, now,
+			       value ? value : &tmp);
+	} else {
+		load_release(load);
+		rc = load_failed(c, &k, &cf, load, result, NULL, &f, now,
+				 value ? value : &tmp);
+	}
+	if (rc == 0 && value == NULL)
+		mlc_value_release(&tmp);
+	mlc__flight_release(c->a, &f);
+	flight->role = MLC_FLIGHT_NONE;
+	return rc;
 }
 
 MLC_EXPORT int
 mlc_flight_abandon(struct mlc_cache *c, struct mlc_flight *flight)
 {
-	(void)c; (void)flight;
-	return -ENOSYS;
+	struct mlc__key k;
+	struct mlc__fl f;
+
+	if (!flight_valid(c, flight))
+		return -EINVAL;
+	flight_load(c, flight, &f, &k);
+	if (f.role == MLC_FLIGHT_LOADER)
+		mlc__flight_release(c->a, &f);
+	else
+		mlc__flight_leave(c->a, &f);
+	flight->role = MLC_FLIGHT_NONE;
+	return 0;
 }

@@ -142,14 +142,14 @@ mlc__l1_insert(struct mlc__l1 *l1, struct mlc__ent *e)
 }
 
 uint32_t
-mlc__l1_drop_hash(struct mlc__l1 *l1, uint64_t hash)
+mlc__l1_drop_older(struct mlc__l1 *l1, uint64_t hash, uint64_t version)
 {
 	struct mlc__ent *e = l1->slots[hash & l1->mask], *next;
 	uint32_t n = 0;
 
 	for (; e != NULL; e = next) {
 		next = e->chain;
-		if (e->hash == hash) {
+		if (e->hash == hash && e->version < version) {
 			mlc__l1_unlink(l1, e);
 			n++;
 		}

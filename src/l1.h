@@ -47,8 +47,9 @@ struct mlc__ent *mlc__l1_find(struct mlc__l1 *l1, uint64_t hash,
  * returns the number of entries evicted for room. */
 uint32_t mlc__l1_insert(struct mlc__l1 *l1, struct mlc__ent *e);
 void mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e);
-/* Drop every entry with this hash; returns how many. */
-uint32_t mlc__l1_drop_hash(struct mlc__l1 *l1, uint64_t hash);
+/* Drop entries with this hash read before L2 version @p version. */
+uint32_t mlc__l1_drop_older(struct mlc__l1 *l1, uint64_t hash,
+			    uint64_t version);
 uint32_t mlc__l1_clear(struct mlc__l1 *l1);
 void mlc__l1_touch(struct mlc__l1 *l1, struct mlc__ent *e);
 

@@ -84,6 +84,9 @@ struct mlc__put {
 	uint32_t flags;		/* enum mlc__item_flags */
 	uint64_t expire;	/* ms; 0: never */
 	uint64_t version;	/* set by mlc__table_put */
+	uint64_t if_before;	/* if non-zero: store only if the key was
+				 * not set or deleted at a version above
+				 * this (a loader's fence); MLC_ESTALE */
 };
 
 /* clock.c */
@@ -103,6 +106,8 @@ int mlc__lock_init(struct mlc__lock *lk);
 void mlc__arena_ref(struct mlc_arena *a);
 void mlc__arena_unref(struct mlc_arena *a);
 int mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx);
+/* Namespace 0 is mlc's own (single-flight outcome records). */
+#define MLC__NS_INTERNAL 0
 
 /* table.c */
 void mlc__key_hash(const struct mlc_arena *a, struct mlc__key *k);
@@ -110,7 +115,8 @@ int mlc__table_get(struct mlc_arena *a, const struct mlc__key *k,
 		   mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit);
 int mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 		   struct mlc__put *put);
-int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k);
+int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
+		   uint64_t *version);
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
 			     bool *orphan);
 int mlc__options_copy(void *dst, size_t dst_size, const void *src);

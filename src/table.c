@@ -454,6 +454,15 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	}
 	if (ref.it != NULL)
 		oldw = ck_pr_load_32(&ref.it->it_state);
+	/* A loader's store loses to any set or delete of the key since the
+	 * load began: it must not bring back what they replaced. */
+	if (put->if_before != 0 &&
+	    ((replace && ref.it->it_version > put->if_before) ||
+	     a->stripes[b[0] & a->stripe_mask].lk_aux > put->if_before ||
+	     a->stripes[b[1] & a->stripe_mask].lk_aux > put->if_before)) {
+		rc = MLC_ESTALE;
+		goto out;
+	}
 	/* Claim the chunk: a sweep that judged it orphaned (this writer
 	 * stalled over ORPHAN_MS) owns it now, and then we start over. */
 	for (;;) {
@@ -525,9 +534,11 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	return rc;
 }
 
-/* Remove @p k.  0 if it was there, -ENOENT if not. */
+/* Remove @p k.  0 if it was there, -ENOENT if not; *version is the
+ * delete's version either way. */
 int
-mlc__table_del(struct mlc_arena *a, const struct mlc__key *k)
+mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
+	       uint64_t *version)
 {
 	struct slot_ref ref;
 	uint32_t b[2], w = 0;
@@ -551,6 +562,7 @@ mlc__table_del(struct mlc_arena *a, const struct mlc__key *k)
 		count_unlinked(a, w);
 	}
 	stripes_unlock(a, b);
+	*version = ver;
 	if (!found)
 		return -ENOENT;
 	mlc__free(a, MLC__SLOT_OFF(ref.w), w);

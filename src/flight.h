@@ -1,0 +1,35 @@
+/*
+ * Single flight (src/flight.c).
+ */
+#ifndef MLC_FLIGHT_H
+#define MLC_FLIGHT_H
+
+#include "mlc-int.h"
+
+/* One caller's part in a flight. */
+struct mlc__fl {
+	uint32_t role;		/* enum mlc_flight_role */
+	uint32_t slot;		/* slot index + 1; 0: not in the table */
+	uint32_t gen;		/* the flight's generation */
+	uint64_t hash;		/* the slot's claim word */
+	uint64_t token;		/* ours, when we own it */
+	uint64_t joined;	/* ms a waiter joined */
+};
+
+/* 0: f->role says LOADER (owns a slot) or WAITER.  -EBUSY: both slots of
+ * the key are taken by other keys; the caller loads without single flight
+ * (f->role LOADER, f->slot 0). */
+int mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
+			struct mlc__fl *f);
+/* Wait until the flight ends (0), the caller took it over (1: now LOADER),
+ * or @p until_ms passed (-EAGAIN; still a waiter). */
+int mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
+		     uint32_t lease_ms, uint64_t *steals);
+/* Does the caller still own the flight (not fenced out)? */
+bool mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f);
+/* End an owned flight and wake every waiter. */
+void mlc__flight_release(struct mlc_arena *a, struct mlc__fl *f);
+/* Stop waiting (give up after a timeout). */
+void mlc__flight_leave(struct mlc_arena *a, struct mlc__fl *f);
+
+#endif /* MLC_FLIGHT_H */

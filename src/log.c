@@ -1,0 +1,143 @@
+/*
+ * The invalidation log: a ring of fixed cells in the arena that every
+ * set, delete and purge publishes to, and that every cache handle reads to
+ * drop what it holds in L1 and was changed elsewhere.
+ *
+ * Publishing never waits: a writer claims a sequence number with one
+ * fetch-and-add on lg_head, marks the cell as being written (a CAS that
+ * also refuses to go backwards if a writer a whole lap ahead got there
+ * first), writes the payload, and stores the cell's sequence last.
+ *
+ * Reading is a per-cell seqlock: read the sequence, the payload, the
+ * sequence again.  A handle that finds it was lapped, or a cell overwritten
+ * under it, or a cell left unpublished for LOG_STUCK_MS (its writer died
+ * between claim and publish), drops its whole L1: it may lose cached
+ * values, never serve a changed one.
+ */
+#include <ck_pr.h>
+
+#include "log.h"
+
+#define WRITING (UINT64_C(1) << 63)
+#define SEQ(v) ((v) & ~WRITING)
+#define SPIN 64
+
+void
+mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
+		 uint16_t op, uint64_t version)
+{
+	uint64_t mask = a->hdr->ah_log_cells - 1;
+	uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
+	struct mlc__log_cell *c = &a->cells[s & mask];
+	uint64_t v = ck_pr_load_64(&c->lc_seq);
+
+	do {
+		if (SEQ(v) >= s + 1)
+			return;	/* lapped already: readers of s purge */
+	} while (!ck_pr_cas_64_value(&c->lc_seq, v, (s + 1) | WRITING, &v));
+	/* Nobody reads the payload as valid while WRITING is set. */
+	c->lc_hash = hash;
+	c->lc_ns = ns;
+	c->lc_op = op;
+	c->lc_flags = 0;
+	c->lc_version = version;
+	/* Payload before the sequence that publishes it. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&c->lc_seq, s + 1);
+}
+
+uint64_t
+mlc__log_head(const struct mlc_arena *a)
+{
+	return ck_pr_load_64(&a->log->lg_head);
+}
+
+/* Drop what record @p r says is stale from @p l1. */
+static void
+apply_one(struct mlc__logr *lr, const struct mlc__log_cell *r)
+{
+	if (r->lc_ns != lr->ns)
+		return;
+	lr->applied++;
+	if (r->lc_op == MLC__LOG_PURGE) {
+		lr->dropped += mlc__l1_clear(lr->l1);
+		return;
+	}
+	lr->dropped += mlc__l1_drop_older(lr->l1, r->lc_hash, r->lc_version);
+}
+
+static void
+give_up(struct mlc__logr *lr, uint64_t head)
+{
+	lr->dropped += mlc__l1_clear(lr->l1);
+	lr->cursor = head;
+	lr->stuck_since = 0;
+}
+
+/* Apply up to @p budget records (0: all) published since the last call. */
+void
+mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
+{
+	uint64_t cells = a->hdr->ah_log_cells, mask = cells - 1;
+	uint64_t head = ck_pr_load_64(&a->log->lg_head);
+	uint64_t end;
+
+	if (head == lr->cursor)
+		return;
+	if (head - lr->cursor > cells) {
+		lr->overruns++;			/* lapped while idle */
+		give_up(lr, head);
+		return;
+	}
+	end = budget && head - lr->cursor > budget ? lr->cursor + budget : head;
+	while (lr->cursor < end) {
+		uint64_t s = lr->cursor;
+		const struct mlc__log_cell *c = &a->cells[s & mask];
+		struct mlc__log_cell r;
+		uint64_t q1 = 0;
+		int spins;
+
+		for (spins = 0; spins < SPIN; spins++) {
+			q1 = ck_pr_load_64((uint64_t *)&c->lc_seq);
+			if (q1 != ((s + 1) | WRITING) && SEQ(q1) >= s + 1)
+				break;
+			ck_pr_stall();
+		}
+		if (SEQ(q1) > s + 1) {
+			lr->overruns++;		/* a writer a lap ahead */
+			give_up(lr, head);
+			return;
+		}
+		if (q1 != s + 1) {
+			/* Claimed, not published yet: wait on later calls,
+			 * then assume its writer died. */
+			uint64_t now = mlc__now_ms();
+
+			if (lr->stuck_since == 0)
+				lr->stuck_since = now;
+			if (now - lr->stuck_since < MLC__LOG_STUCK_MS)
+				return;
+			lr->stuck++;
+			lr->dropped += mlc__l1_clear(lr->l1);
+			lr->stuck_since = 0;
+			lr->cursor = s + 1;
+			continue;
+		}
+		/* Payload after the sequence: pairs with the publisher's
+		 * store fence. */
+		ck_pr_fence_load();
+		r.lc_hash = ck_pr_load_64((uint64_t *)&c->lc_hash);
+		r.lc_ns = ck_pr_load_32((uint32_t *)&c->lc_ns);
+		r.lc_op = ck_pr_load_16((uint16_t *)&c->lc_op);
+		r.lc_version = ck_pr_load_64((uint64_t *)&c->lc_version);
+		ck_pr_fence_load();
+		if (ck_pr_load_64((uint64_t *)&c->lc_seq) != q1) {
+			lr->overruns++;		/* overwritten as we read */
+			give_up(lr, head);
+			return;
+		}
+		lr->stuck_since = 0;
+		apply_one(lr, &r);
+		lr->cursor = s + 1;
+	}
+}

@@ -1,0 +1,35 @@
+/*
+ * The invalidation log (src/log.c).
+ */
+#ifndef MLC_LOG_H
+#define MLC_LOG_H
+
+#include "l1.h"
+
+/* How long a claimed but unpublished cell may hold readers back before
+ * they assume its writer died and drop their L1 instead.  This bounds how
+ * long an L1 can serve a value changed elsewhere. */
+#define MLC__LOG_STUCK_MS 100
+
+enum mlc__log_op {
+	MLC__LOG_SET = 1,
+	MLC__LOG_DEL = 2,
+	MLC__LOG_PURGE = 3,
+};
+
+/* One handle's reading position and counters. */
+struct mlc__logr {
+	struct mlc__l1 *l1;
+	uint32_t ns;
+	uint64_t cursor;	/* records below it are applied */
+	uint64_t stuck_since;	/* ms the cell at cursor was first unready */
+	uint64_t applied, dropped, overruns, stuck;
+};
+
+void mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
+		      uint16_t op, uint64_t version);
+uint64_t mlc__log_head(const struct mlc_arena *a);
+void mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr,
+		    uint32_t budget);
+
+#endif /* MLC_LOG_H */
