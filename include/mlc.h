@@ -36,10 +36,11 @@
  *     it is mapped raises SIGBUS, as with any mapping.
  *   - A cache handle is used by one thread at a time; open one per thread.
  *     An arena handle may be shared by every thread of a process.
- *   - After fork(), the child must not use the parent's cache handles or
- *     values; it opens its own handles on the inherited arena handle (an
- *     anonymous arena can only be shared this way) or re-opens the arena by
- *     name.  Handles detect use in a child and answer -ECHILD.
+ *   - fork(): arena and cache handles are inherited.  A cache handle first
+ *     used in a child starts over there: its L1 is emptied (the inherited
+ *     copy could be stale) and it reads the invalidation log from the head.
+ *     Values held across fork() stay valid in both processes.  An anonymous
+ *     arena can only be shared this way.
  *   - A process that dies while writing leaves the arena usable: the next
  *     process to take the lock it held repairs what it protected, memory it
  *     held is reclaimed by the allocator's sweep, and readers never wait for
@@ -249,7 +250,7 @@ struct mlc_cache_options {
  * different namespaces never meet, whatever their bytes.  The handle keeps
  * a reference to the arena: closing the arena first is allowed.
  *
- * One thread at a time per handle.  Not usable in a child after fork().
+ * One thread at a time per handle.  Inherited by fork() (see Caveats).
  *
  * @return 0 and *@p cachep, or -EINVAL, -E2BIG (opts from a newer mlc),
  *   -ENOMEM, -ENOSPC (the namespace table is full).
@@ -376,7 +377,6 @@ struct mlc_call_options {
  *   -ENOENT       absent, and @p loader is NULL
  *   -ETIMEDOUT    another process's load outlived the lock timeout
  *   -EDEADLK      the loader of this key asked for it again
- *   -ECHILD       the handle was opened in the parent of this process
  *   -ENOMEM       out of private memory
  *   MLC_ELOADER   the loader failed and no stale value was available
  *   MLC_ECODEC    the codec could not decode the value
@@ -410,7 +410,6 @@ int mlc_peek(struct mlc_cache *cache, const void *key, size_t key_len,
  *   -EINVAL   bad argument or options
  *   -E2BIG    key over MLC_KEY_MAX, or key + value larger than one page
  *   -ENOSPC   no room, and nothing could be evicted
- *   -ECHILD   handle used after fork()
  * @since 0.1
  */
 int mlc_set(struct mlc_cache *cache, const void *key, size_t key_len,
@@ -419,7 +418,7 @@ int mlc_set(struct mlc_cache *cache, const void *key, size_t key_len,
 
 /**
  * Remove @p key from L2 and every L1.  Deleting an absent key is 0.
- * @return 0, -EINVAL, -E2BIG, -ECHILD.
+ * @return 0, -EINVAL, -E2BIG.
  * @since 0.1
  */
 int mlc_delete(struct mlc_cache *cache, const void *key, size_t key_len);
@@ -428,7 +427,7 @@ int mlc_delete(struct mlc_cache *cache, const void *key, size_t key_len);
  * Drop every entry of this handle's namespace, in L2 and every L1, in O(1):
  * purged data is never visible again, not even as stale.  Other namespaces
  * are untouched.
- * @return 0, -EINVAL, -ECHILD.
+ * @return 0, -EINVAL.
  * @since 0.1
  */
 int mlc_purge(struct mlc_cache *cache);
@@ -437,7 +436,7 @@ int mlc_purge(struct mlc_cache *cache);
  * Apply the invalidations other handles published that this handle has not
  * seen, at most opts' update_budget records (0: all).  mlc_get() does this
  * by itself unless MLC_CACHE_MANUAL_UPDATE is set.
- * @return 0, or -EINVAL, -ECHILD.
+ * @return 0, or -EINVAL.
  * @since 0.1
  */
 int mlc_update(struct mlc_cache *cache);
@@ -465,8 +464,10 @@ struct mlc_flight {
  * or WAITER (call mlc_flight_wait()).  Check L2 (mlc_peek) before this.
  * A full flight table makes the caller a LOADER without single flight
  * (counted as duplicate_loads).
- * @return 0, -EINVAL, -E2BIG, -EDEADLK (this thread already loads the key),
- *   -ECHILD.
+ * The key bytes must stay valid until the flight ends (publish, abandon,
+ * or a wait that returns a value or an error).
+ * @return 0, -EINVAL, -E2BIG, -EDEADLK (this thread is inside mlc_get()'s
+ *   loader for the key).
  * @since 0.1
  */
 int mlc_flight_acquire(struct mlc_cache *cache, const void *key,
@@ -479,7 +480,7 @@ int mlc_flight_acquire(struct mlc_cache *cache, const void *key,
  * negative entry), or flight->role became LOADER because the owner died or
  * its lease expired and this caller took over (value untouched).
  * @return 0, -EAGAIN (still loading after timeout_ms), MLC_ELOADER (the
- *   loader failed; mlc_last_error() has its message), -EINVAL, -ECHILD.
+ *   loader failed; mlc_last_error() has its message), -EINVAL.
  * @since 0.1
  */
 int mlc_flight_wait(struct mlc_cache *cache, struct mlc_flight *flight,

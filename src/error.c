@@ -18,7 +18,6 @@
 	X(-ENOSPC, "no room in the arena and nothing could be evicted")	\
 	X(-ETIMEDOUT, "gave up waiting for another process")		\
 	X(-EDEADLK, "a loader asked for its own key")			\
-	X(-ECHILD, "handle used in a child after fork()")		\
 	X(-EEXIST, "arena exists")					\
 	X(-EACCES, "permission denied, or arena owned by another user") \
 	X(-ENOMEM, "out of memory")					\
