@@ -195,6 +195,55 @@ struct mlc_arena_info {
 int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
 
 /* ------------------------------------------------------------------ */
+/* Carrying invalidations to other hosts                               */
+
+enum mlc_event_op {
+	MLC_EVENT_SET    = 1,	/* key given a new value (or negative) */
+	MLC_EVENT_DELETE = 2,	/* key deleted */
+	MLC_EVENT_PURGE  = 3,	/* whole namespace purged; no key */
+};
+
+/** One invalidation, as a transport sees it. */
+struct mlc_event {
+	uint32_t    op;		/* enum mlc_event_op */
+	uint32_t    ns_len;
+	const char *ns;		/* namespace name (not NUL-terminated) */
+	const void *key;	/* NULL for MLC_EVENT_PURGE */
+	size_t      key_len;
+	uint64_t    version;	/* this arena's L2 version of the change */
+};
+
+/**
+ * Called after each set, delete and purge made through caches of this
+ * arena handle in this process, on the calling thread, after the change is
+ * in L2 and in the local log.  @p ev and what it points to are valid during
+ * the call only.  It must not block for long (it runs inside mlc_set()
+ * and friends) and must not call mlc functions on the same cache handle.
+ */
+typedef void mlc_event_fn(void *arg, const struct mlc_event *ev);
+
+/**
+ * Install (or with NULL remove) the event hook of @p arena.  Set it before
+ * caches are used from other threads.
+ * @return 0, or -EINVAL.
+ * @since 0.1
+ */
+int mlc_arena_set_event_hook(struct mlc_arena *arena, mlc_event_fn *fn,
+			     void *arg);
+
+/**
+ * Apply an invalidation received from elsewhere: a SET or DELETE drops the
+ * key from this arena's L2 (the next get loads the new value), a PURGE
+ * purges the namespace; either way every local L1 learns it through the
+ * log.  The event hook is NOT called for it, so relays cannot loop.
+ * Thread-safe.
+ * @return 0, -EINVAL (bad event), -E2BIG (key too long), -ENOSPC (the
+ *   namespace table is full).
+ * @since 0.1
+ */
+int mlc_arena_apply_event(struct mlc_arena *arena, const struct mlc_event *ev);
+
+/* ------------------------------------------------------------------ */
 /* Cache handles                                                       */
 
 /**

@@ -241,6 +241,8 @@ key_check(struct mlc_cache *c, const void *key, size_t key_len)
 	return 0;
 }
 
+/* The key as L1 and L2 see it.  Its namespace generation is read just
+ * before L2 is (key_l2): an L1 hit touches no shared line but the log's. */
 static void
 key_make(struct mlc_cache *c, const void *key, size_t key_len,
 	 struct mlc__key *k)
@@ -248,8 +250,16 @@ key_make(struct mlc_cache *c, const void *key, size_t key_len,
 	k->data = key;
 	k->len = (uint32_t)key_len;
 	k->ns = c->ns_idx;
-	k->nsgen = ck_pr_load_32(&c->ns->ns_gen);
+	k->nsgen = 0;
 	mlc__key_hash(c->a, k);
+}
+
+/* Read the generation once per call, before L2: a purge after this read
+ * makes whatever the call stores invisible, as it must. */
+static void
+key_l2(struct mlc_cache *c, struct mlc__key *k)
+{
+	k->nsgen = ck_pr_load_32(&c->ns->ns_gen);
 }
 
 /* The log check every lookup makes: one load when nothing is pending. */
@@ -528,6 +538,80 @@ outcome_read(struct mlc_cache *c, const struct mlc__key *k,
 	return 0;
 }
 
+/* ---- events for other hosts --------------------------------------------- */
+
+/* Tell this process's transport hook about a change made here (sets,
+ * deletes and purges by the caller: a loader's fill is not a change, and
+ * relaying it would make hosts invalidate each other's fills forever). */
+static void
+event_emit(struct mlc_cache *c, uint32_t op, const struct mlc__key *k,
+	   uint64_t version)
+{
+	mlc_event_fn *fn = __atomic_load_n(&c->a->event_fn, __ATOMIC_ACQUIRE);
+	struct mlc_event ev;
+
+	if (fn == NULL)
+		return;
+	ev.op = op;
+	ev.ns_len = c->ns->ns_name_len;
+	ev.ns = c->ns->ns_name;
+	ev.key = k ? k->data : NULL;
+	ev.key_len = k ? k->len : 0;
+	ev.version = version;
+	fn(c->a->event_arg, &ev);
+}
+
+MLC_EXPORT int
+mlc_arena_set_event_hook(struct mlc_arena *a, mlc_event_fn *fn, void *arg)
+{
+	if (a == NULL)
+		return -EINVAL;
+	/* Process-local, not shared: a function pointer needs no ck_pr. */
+	a->event_arg = arg;
+	__atomic_store_n(&a->event_fn, fn, __ATOMIC_RELEASE);
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
+{
+	char name[MLC_NAME_MAX + 1];
+	struct mlc__key k;
+	uint64_t version;
+	uint32_t ns;
+	int rc;
+
+	if (a == NULL || ev == NULL || ev->ns == NULL || ev->ns_len == 0 ||
+	    ev->ns_len > MLC_NAME_MAX || memchr(ev->ns, 0, ev->ns_len))
+		return -EINVAL;
+	if (ev->op != MLC_EVENT_PURGE &&
+	    ((ev->op != MLC_EVENT_SET && ev->op != MLC_EVENT_DELETE) ||
+	     ev->key == NULL || ev->key_len == 0))
+		return -EINVAL;
+	if (ev->op != MLC_EVENT_PURGE && ev->key_len > MLC_KEY_MAX)
+		return -E2BIG;
+	memcpy(name, ev->ns, ev->ns_len);
+	name[ev->ns_len] = '\0';
+	if ((rc = mlc__ns_open(a, name, &ns)) < 0)
+		return rc;
+	if (ev->op == MLC_EVENT_PURGE) {
+		ck_pr_inc_32(&a->ns[ns].ns_gen);
+		mlc__log_publish(a, ns, 0, MLC__LOG_PURGE, 0);
+		return 0;
+	}
+	/* A change elsewhere: our copy is old, whatever it holds. */
+	k.data = ev->key;
+	k.len = (uint32_t)ev->key_len;
+	k.ns = ns;
+	k.nsgen = ck_pr_load_32(&a->ns[ns].ns_gen);
+	mlc__key_hash(a, &k);
+	rc = mlc__table_del(a, &k, &version);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	mlc__log_publish(a, ns, k.hash, MLC__LOG_DEL, version);
+	return 0;
+}
+
 /* ---- writes ------------------------------------------------------------ */
 
 MLC_EXPORT int
@@ -551,11 +635,13 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 		return set_err(c, -EINVAL);
 	now = mlc__now_ms();
 	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
 	rc = l2_store(c, &k, data, len, neg ? MLC__IT_NEG : 0,
 		      expire_at(neg ? cf.neg_ttl : cf.ttl, now), 0, &put);
 	if (rc < 0)
 		return set_err(c, rc);
 	c->st.sets++;
+	event_emit(c, MLC_EVENT_SET, &k, put.version);
 	/* This handle's L1 follows at once: the new bytes when they need no
 	 * decoding, else nothing (the next get decodes from L2). */
 	old = mlc__l1_find(&c->l1, k.hash, key, k.len);
@@ -580,12 +666,14 @@ mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
 	if ((rc = key_check(c, key, key_len)) < 0)
 		return rc;
 	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
 	rc = mlc__table_del(c->a, &k, &version);
 	if (rc < 0 && rc != -ENOENT)
 		return set_err(c, rc);
 	/* Published even when L2 had nothing: another L1 may still. */
 	mlc__log_publish(c->a, k.ns, k.hash, MLC__LOG_DEL, version);
 	c->st.log_published++;
+	event_emit(c, MLC_EVENT_DELETE, &k, version);
 	e = mlc__l1_find(&c->l1, k.hash, key, k.len);
 	if (e != NULL)
 		mlc__l1_unlink(&c->l1, e);
@@ -603,6 +691,7 @@ mlc_purge(struct mlc_cache *c)
 	ck_pr_inc_32(&c->ns->ns_gen);
 	mlc__log_publish(c->a, c->ns_idx, 0, MLC__LOG_PURGE, 0);
 	c->st.log_published++;
+	event_emit(c, MLC_EVENT_PURGE, NULL, 0);
 	mlc__l1_clear(&c->l1);
 	c->st.purges++;
 	return 0;
@@ -623,7 +712,7 @@ mlc_update(struct mlc_cache *c)
  * reference to and *levelp where it came from; an expired entry comes back
  * too (the caller decides about staleness). */
 static int
-lookup(struct mlc_cache *c, const struct mlc__key *k, bool promote,
+lookup(struct mlc_cache *c, struct mlc__key *k, bool promote,
        uint64_t now, struct mlc__ent **ep, uint32_t *levelp)
 {
 	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
@@ -640,6 +729,7 @@ lookup(struct mlc_cache *c, const struct mlc__key *k, bool promote,
 		mlc__l1_unlink(&c->l1, e);	/* L2 has the same, or newer */
 	}
 	*levelp = MLC_L2;
+	key_l2(c, k);
 	return l2_read(c, k, ep);
 }
 
@@ -1188,6 +1278,7 @@ mlc_flight_acquire(struct mlc_cache *c, const void *key, size_t key_len,
 	if ((rc = call_resolve(c, opts, &cf)) < 0)
 		return set_err(c, rc);
 	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
 	if (loading_self(c, &k))
 		return set_err(c, -EDEADLK);
 	if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f) == -EBUSY)

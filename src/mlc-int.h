@@ -53,6 +53,8 @@ struct mlc_arena {
 	uint32_t max_ns;
 	uint32_t neg_quota;
 	uint32_t class_size[MLC__NCLASSES_MAX];
+	mlc_event_fn *event_fn;	/* this process's transport hook */
+	void *event_arg;
 };
 
 /* A key as the index sees it: namespace, bytes, and their hash. */
