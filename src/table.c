@@ -105,14 +105,19 @@ item_matches(const struct mlc__item *it, uint32_t chunk,
 	return mlc__compare_racy((const char *)(it + 1), k->data, k->len) == 0;
 }
 
-/* Copy a matched item's value out through the sink. */
+/* Copy a matched item's value out through the sink.  The length is read
+ * once and checked again: a writer reusing the chunk may have changed it
+ * since item_matches() looked, and the copy must stay inside the chunk. */
 static int
-item_copy(const struct mlc__item *it, const struct mlc__key *k,
+item_copy(const struct mlc__item *it, uint32_t chunk, const struct mlc__key *k,
 	  mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit)
 {
 	uint32_t vlen = ck_pr_load_32((uint32_t *)&it->it_vlen);
-	void *dst = sink(ctx, vlen);
+	void *dst;
 
+	if ((uint64_t)MLC__ITEM_HDR + k->len + vlen > chunk)
+		return READ_RETRY;
+	dst = sink(ctx, vlen);
 	if (dst == NULL && vlen != 0)
 		return -ENOMEM;
 	mlc__copy_racy(dst, (const char *)(it + 1) + k->len, vlen);
@@ -164,8 +169,8 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 			continue;
 		if (it->it_nsgen != k->nsgen)
 			break;		/* purged: absent, if still valid */
-		rc = item_copy(it, k, sink, ctx, hit);
-		if (rc < 0)
+		rc = item_copy(it, chunk, k, sink, ctx, hit);
+		if (rc != 0)
 			return rc;
 		/* Everything copied before the re-check: a writer that
 		 * changed the bucket meanwhile moved the version. */
@@ -282,10 +287,10 @@ read_locked(struct mlc_arena *a, const uint32_t b[2],
 				continue;
 			if (it->it_nsgen != k->nsgen)
 				return -ENOENT;
-			rc = item_copy(it, k, sink, ctx, hit);
+			rc = item_copy(it, chunk, k, sink, ctx, hit);
 			if (rc == 0)
 				clock_touch(it);
-			return rc;
+			return rc == READ_RETRY ? -ENOENT : rc;
 		}
 	}
 	return -ENOENT;
