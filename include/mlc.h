@@ -76,7 +76,7 @@ enum mlc_error {
 
 /** Limits that do not depend on an arena's configuration. */
 enum mlc_limits {
-	MLC_KEY_MAX      = 65535,	/* bytes in a key (empty keys too) */
+	MLC_KEY_MAX      = 65535,	/* bytes in a key; keys are 1..MAX */
 	MLC_NAME_MAX     = 47,		/* bytes in a namespace name */
 	MLC_ARENA_NAME_MAX = 200,	/* bytes in an shm arena name */
 };
@@ -158,6 +158,8 @@ int mlc_arena_close(struct mlc_arena *arena);
 /**
  * Remove the name @p name (flags: MLC_ARENA_FILE for a path).  Processes
  * that have it mapped keep using it; the next open by name creates anew.
+ * Also removes the temporary files of creators of this name that were
+ * killed while creating it.
  * @return 0, -EINVAL, -ENOENT, or another -errno from shm_unlink/unlink.
  * @since 0.1
  */
@@ -421,7 +423,7 @@ struct mlc_call_options {
  * never blocks.  One thread at a time per handle.
  *
  * @return 0, or a negative code; *@p value is untouched on error:
- *   -EINVAL       NULL cache/value, key NULL with key_len > 0, bad options
+ *   -EINVAL       NULL cache/value/key, key_len 0, bad options
  *   -E2BIG        @p key_len > MLC_KEY_MAX
  *   -ENOENT       absent, and @p loader is NULL
  *   -ETIMEDOUT    another process's load outlived the lock timeout

@@ -13,8 +13,10 @@
  * first byte.  The exclusive lock is taken only to reset an arena left from
  * an earlier boot, which is safe only when nobody else has it mapped.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -47,8 +49,11 @@ bytes_are_zero(const char *p, size_t n)
 	return true;
 }
 
+/* ck's default-then-copy: zero (= defaults), then the caller's bytes.  A
+ * struct smaller than its first release (@p v0) is a bad size; a larger
+ * one is from a newer mlc and fine if what we do not know is zero. */
 int
-mlc__options_copy(void *dst, size_t dst_size, const void *src)
+mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src)
 {
 	size_t sz;
 
@@ -57,7 +62,7 @@ mlc__options_copy(void *dst, size_t dst_size, const void *src)
 	if (src == NULL)
 		return 0;
 	memcpy(&sz, src, sizeof(sz));
-	if (sz < sizeof(size_t) + sizeof(uint32_t) || sz > (1u << 16))
+	if (sz < v0 || sz > (1u << 16))
 		return -EINVAL;
 	if (sz > dst_size &&
 	    !bytes_are_zero((const char *)src + dst_size, sz - dst_size))
@@ -113,7 +118,8 @@ arena_options_check(struct mlc_arena_options *o)
 	if (o->bytes > (UINT64_C(1) << 46))
 		return -EINVAL;		/* offsets are 48 bits */
 	if (o->max_items == 0)
-		o->max_items = (uint32_t)MLC_MAX(o->bytes / 512, 64);
+		o->max_items = (uint32_t)MLC_MIN(MLC_MAX(o->bytes / 512, 64),
+						 UINT32_C(1) << 30);
 	if (o->max_items > (UINT32_C(1) << 30))
 		return -EINVAL;
 	if (o->log_cells == 0)
@@ -772,7 +778,7 @@ mlc_arena_open(struct mlc_arena **arenap, const char *name,
 
 	if (arenap == NULL)
 		return -EINVAL;
-	rc = mlc__options_copy(&o, sizeof(o), opts);
+	rc = mlc__options_copy(&o, sizeof(o), MLC__ARENA_OPTIONS_V0, opts);
 	if (rc < 0)
 		return rc;
 	if ((rc = arena_options_check(&o)) < 0)
@@ -831,6 +837,38 @@ mlc_arena_close(struct mlc_arena *arena)
 	return 0;
 }
 
+/* Remove the temporary files that creators of @p path left when they
+ * were killed half-way (their pid is gone). */
+static void
+tmp_sweep(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX], prefix[PATH_MAX], victim[PATH_MAX * 2];
+	size_t plen;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 2,
+		 slash ? path : "./");
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ".mlc-tmp.%s.",
+				slash ? slash + 1 : path);
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		long pid;
+
+		if (strncmp(de->d_name, prefix, plen) != 0)
+			continue;
+		pid = strtol(de->d_name + plen, NULL, 10);
+		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;	/* its creator may still be at work */
+		snprintf(victim, sizeof(victim), "%s%s", dir, de->d_name);
+		unlink(victim);
+	}
+	closedir(d);
+}
+
 MLC_EXPORT int
 mlc_arena_unlink(const char *name, uint32_t flags)
 {
@@ -842,9 +880,9 @@ mlc_arena_unlink(const char *name, uint32_t flags)
 	rc = arena_path(path, sizeof(path), name, flags);
 	if (rc < 0)
 		return rc;
-	if (unlink(path) < 0)
-		return -errno;
-	return 0;
+	rc = unlink(path) < 0 ? -errno : 0;
+	tmp_sweep(path);
+	return rc;
 }
 
 MLC_EXPORT int

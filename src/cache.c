@@ -108,7 +108,7 @@ call_resolve(const struct mlc_cache *c, const struct mlc_call_options *co,
 	cf->lock_timeout = c->o.lock_timeout_ms;
 	if (co == NULL)
 		return 0;
-	rc = mlc__options_copy(&o, sizeof(o), co);
+	rc = mlc__options_copy(&o, sizeof(o), MLC__CALL_OPTIONS_V0, co);
 	if (rc < 0)
 		return rc;
 	if (o.flags & ~(uint32_t)(MLC_CALL_STALE_OK | MLC_CALL_SWR |
@@ -150,7 +150,8 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
-	rc = mlc__options_copy(&c->o, sizeof(c->o), opts);
+	rc = mlc__options_copy(&c->o, sizeof(c->o), MLC__CACHE_OPTIONS_V0,
+			       opts);
 	if (rc < 0 || (rc = cache_options_check(&c->o)) < 0)
 		goto fail;
 	if (c->o.codec != NULL) {

@@ -121,7 +121,15 @@ int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 		   uint64_t *version);
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
 			     bool *orphan);
-int mlc__options_copy(void *dst, size_t dst_size, const void *src);
+int mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src);
+/* The sizes of the options structs in mlc 0.1, their first release: the
+ * smallest a caller may pass.  Never change these. */
+#define MLC__ARENA_OPTIONS_V0 \
+	(offsetof(struct mlc_arena_options, neg_quota_pct) + sizeof(uint32_t))
+#define MLC__CACHE_OPTIONS_V0 \
+	(offsetof(struct mlc_cache_options, codec) + sizeof(void *))
+#define MLC__CALL_OPTIONS_V0 \
+	(offsetof(struct mlc_call_options, pad0) + sizeof(uint32_t))
 void mlc__stripe_repair(struct mlc_arena *a, void *ctx);
 struct mlc__item *mlc__item_at(const struct mlc_arena *a, uint64_t off,
 			       uint32_t *chunk);
