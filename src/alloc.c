@@ -16,18 +16,28 @@
  * old offset reads harmless bytes inside the arena and its bucket version
  * check rejects them.
  */
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <ck_pr.h>
 
 #include "mlc-int.h"
 
-/* An ALLOC chunk older than this has lost its writer (killed between
- * allocation and linking); the CLOCK sweep takes it back.  A live writer
- * that is this slow finds its chunk gone and retries. */
+/* An ALLOC chunk has lost its writer (killed between allocation and
+ * linking) when the allocating process is gone, or when it is older than
+ * ORPHAN_MS (a pid reused, or a writer stalled that long: it finds its
+ * chunk gone and retries).  ORPHAN_CHECK_MS spares young chunks the
+ * liveness check. */
 #define ORPHAN_MS 10000
+#define ORPHAN_CHECK_MS 50
 #define SWEEP_MAX 65536		/* chunks the hand may visit per allocation */
-#define STEAL_TRIES 4		/* pages tried per page move */
+#define STEAL_TRIES 8		/* pages tried per page move */
+#define ALLOC_ATTEMPTS 6	/* rounds of free list, pool, sweep, move */
+#define FORCE_AFTER 3		/* rounds after which CLOCK bits are ignored */
 
 #define TOKEN(w) ((w) >> 24)
+#define PAGE_RETRIES 3		/* waits for writers to link a page's chunks */
 #define CLOCK_MASK (UINT32_C(0xff) << 16)
 
 /* ---- chunk and page addressing ------------------------------------ */
@@ -70,6 +80,15 @@ static uint32_t
 alloc_word(uint32_t old)
 {
 	return MLC__ST_MAKE(MLC__ALLOC, 0) | ((TOKEN(old) + 1) & 0xff) << 24;
+}
+
+/* While ALLOC, it_expire holds when and it_version who allocated the
+ * chunk; its writer overwrites both when it links the item. */
+static void
+alloc_stamp(struct mlc__item *it, uint64_t now)
+{
+	it->it_expire = now;
+	it->it_version = (uint64_t)getpid();
 }
 
 /* ---- page lists (class lock held) ---------------------------------- */
@@ -168,7 +187,7 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	pg->pg_free = (uint32_t)it->it_version;
 	if (--pg->pg_nfree == 0)
 		partial_unlink(a, c, p);
-	it->it_expire = now;
+	alloc_stamp(it, now);
 	ck_pr_store_32(&it->it_state, alloc_word(ck_pr_load_32(&it->it_state)));
 	*off = chunk_off(a, p, c->cl_size, idx);
 	return true;
@@ -199,9 +218,15 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 		for (uint32_t k = c->cl_per_page; k-- > 0;) {
 			struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
 
-			if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) ==
-			    MLC__FREE)
+			uint32_t st = MLC__ST_STATE(ck_pr_load_32(&it->it_state));
+
+			/* Anything but ALLOC or LIVE is free: a page carved
+			 * half-way holds bytes of its previous class. */
+			if (st != MLC__ALLOC && st != MLC__LIVE) {
+				ck_pr_store_32(&it->it_state,
+					       MLC__ST_MAKE(MLC__FREE, 0));
 				chunk_push(a, c, p, k);
+			}
 		}
 	}
 }
@@ -230,22 +255,34 @@ class_lock(struct mlc_arena *a, uint32_t ci)
 			      (void *)(uintptr_t)ci);
 }
 
-static int
-class_trylock(struct mlc_arena *a, uint32_t ci)
-{
-	return mlc__lock_try(a, &a->classes[ci].cl_lock, class_rebuild,
-			     (void *)(uintptr_t)ci);
-}
-
 /* ---- pages --------------------------------------------------------- */
 
-/* Take a page from the pool for class @p ci (its lock held) and carve it. */
+/* Give page @p p to class @p ci (its lock held) and carve it into free
+ * chunks.  pg_class is one store: a crash before or after it leaves the
+ * page where a rebuild of either owner finds it. */
+static void
+page_carve(struct mlc_arena *a, uint32_t ci, uint32_t p)
+{
+	struct mlc__class *c = &a->classes[ci];
+	struct mlc__page *pg = &a->pages[p];
+
+	pg->pg_class = ci + 1;
+	pg->pg_free = pg->pg_nfree = 0;
+	ring_link(a, c, p);
+	c->cl_pages++;
+	for (uint32_t k = c->cl_per_page; k-- > 0;) {
+		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+
+		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		chunk_push(a, c, p, k);
+	}
+}
+
+/* Take a page from the pool for class @p ci (its lock held). */
 static bool
 page_from_pool(struct mlc_arena *a, uint32_t ci)
 {
-	struct mlc__class *c = &a->classes[ci];
 	struct mlc__hdr *h = a->hdr;
-	struct mlc__page *pg;
 	uint32_t p;
 
 	if (ck_pr_load_32(&h->ah_pool_free) == 0)
@@ -257,22 +294,12 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
 		return false;
 	}
 	p = h->ah_pool_head - 1;
-	pg = &a->pages[p];
-	h->ah_pool_head = pg->pg_next;
+	h->ah_pool_head = a->pages[p].pg_next;
 	ck_pr_dec_32(&h->ah_pool_free);
-	/* Class and ring while both locks are held: a crash leaves the page
-	 * either in the pool or in the class, where a rebuild finds it. */
-	pg->pg_class = ci + 1;
-	pg->pg_free = pg->pg_nfree = 0;
-	ring_link(a, c, p);
-	c->cl_pages++;
+	/* Carved with the pool lock held: a crash leaves the page either in
+	 * the pool or in the class. */
+	page_carve(a, ci, p);
 	mlc__lock_give(&h->ah_pool_lock);
-	for (uint32_t k = c->cl_per_page; k-- > 0;) {
-		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
-
-		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
-		chunk_push(a, c, p, k);
-	}
 	return true;
 }
 
@@ -314,10 +341,24 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	else
 		ck_pr_inc_64(&a->hdr->ah_evictions);
 	if (keep)
-		it->it_expire = now;
+		alloc_stamp(it, now);
 	else
 		chunk_push(a, c, p, k);
 	return true;
+}
+
+static bool
+orphaned(const struct mlc__item *it, uint64_t now)
+{
+	uint64_t t = it->it_expire, pid = it->it_version;
+
+	if (t > now || now - t < ORPHAN_CHECK_MS)
+		return false;
+	if (now - t >= ORPHAN_MS)
+		return true;
+	/* ESRCH only: EPERM (another user's live process) is alive. */
+	return pid > 0 && pid < INT32_MAX && kill((pid_t)pid, 0) < 0 &&
+	       errno == ESRCH;
 }
 
 /* Reclaim an ALLOC chunk whose writer is gone. */
@@ -327,14 +368,14 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 {
 	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
 
-	if (it->it_expire > now || now - it->it_expire < ORPHAN_MS)
+	if (!orphaned(it, now))
 		return false;
 	if (!chunk_transition(it, MLC__ALLOC, TOKEN(w),
 			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
 		return false;
 	ck_pr_inc_64(&a->hdr->ah_orphans);
 	if (keep)
-		it->it_expire = now;
+		alloc_stamp(it, now);
 	else
 		chunk_push(a, c, p, k);
 	return true;
@@ -345,7 +386,7 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
  * once, others get a second chance if read since the last pass. */
 static bool
 class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
-	    uint64_t *off)
+	    bool force, uint64_t *off)
 {
 	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page * 2 + 1,
 				  SWEEP_MAX);
@@ -377,7 +418,8 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		}
 		if (MLC__ST_STATE(w) != MLC__LIVE)
 			continue;
-		if ((w & CLOCK_MASK) && !mlc__item_reclaimable(a, it, w, now)) {
+		if (!force && (w & CLOCK_MASK) &&
+		    !mlc__item_reclaimable(a, it, w, now)) {
 			ck_pr_store_8((uint8_t *)&it->it_state + MLC__CLOCK_BYTE,
 				      0);
 			continue;
@@ -406,12 +448,12 @@ class_wants_page(const struct mlc_arena *a, const struct mlc__class *c)
 	       (uint64_t)(c->cl_pages + 1) * (total / a->npages + 1) <= demand;
 }
 
-/* Empty one page of class @p vi (locked) and return it to the pool. */
+/* Take every chunk of page @p p of class @p v (locked) out of use;
+ * false if some are still busy (a writer filling one, a stripe held). */
 static bool
-page_evict(struct mlc_arena *a, uint32_t vi, uint32_t p, uint64_t now)
+page_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint64_t now)
 {
-	struct mlc__class *v = &a->classes[vi];
-	struct mlc__hdr *h = a->hdr;
+	bool drained = true;
 
 	for (uint32_t k = 0; k < v->cl_per_page; k++) {
 		struct mlc__item *it = chunk_item(a, p, v->cl_size, k);
@@ -419,19 +461,46 @@ page_evict(struct mlc_arena *a, uint32_t vi, uint32_t p, uint64_t now)
 
 		switch (MLC__ST_STATE(w)) {
 		case MLC__FREE:
-			continue;
+			break;
 		case MLC__ALLOC:
 			if (!evict_orphan(a, v, p, k, w, false, now))
-				return false;	/* a writer is filling it */
-			continue;
+				drained = false;
+			break;
 		default:
 			if (!evict_live(a, v, p, k, w, false, now))
-				return false;
+				drained = false;
 		}
 	}
+	return drained;
+}
+
+/* Empty one page of class @p vi (locked) and hand it to class @p to (its
+ * lock held by the caller), or to the pool when @p to is UINT32_MAX.  A
+ * writer holding a chunk of the page links it within microseconds without
+ * needing a class lock, so waiting a little for it is safe. */
+static bool
+page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
+	  uint64_t now)
+{
+	struct mlc__class *v = &a->classes[vi];
+	struct mlc__hdr *h = a->hdr;
+	bool drained = false;
+
+	for (int r = 0; r < PAGE_RETRIES && !drained; r++) {
+		if (r > 0)
+			sched_yield();
+		drained = page_drain(a, v, p, now);
+	}
+	if (!drained)
+		return false;
 	partial_unlink(a, v, p);
 	ring_unlink(a, v, p);
 	v->cl_pages--;
+	ck_pr_inc_64(&h->ah_page_moves);
+	if (to != UINT32_MAX) {
+		page_carve(a, to, p);
+		return true;
+	}
 	if (mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
 		return false;
 	a->pages[p].pg_class = 0;
@@ -439,20 +508,18 @@ page_evict(struct mlc_arena *a, uint32_t vi, uint32_t p, uint64_t now)
 	h->ah_pool_head = p + 1;
 	ck_pr_inc_32(&h->ah_pool_free);
 	mlc__lock_give(&h->ah_pool_lock);
-	ck_pr_inc_64(&h->ah_page_moves);
 	return true;
 }
 
-/* Move a page from the class with the most pages beyond its share of
- * demand to the pool, for class @p ci (whose lock is NOT held). */
-static bool
-page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now)
+/* The class other than @p ci with the most pages beyond its share of
+ * recent demand, or UINT32_MAX. */
+static uint32_t
+steal_victim(const struct mlc_arena *a, uint32_t ci)
 {
-	uint64_t total = ck_pr_load_64(&a->hdr->ah_demand_total) / a->npages + 1;
+	uint64_t per_page = ck_pr_load_64(&a->hdr->ah_demand_total) /
+			    a->npages + 1;
 	int64_t best_surplus = INT64_MIN;
 	uint32_t best = UINT32_MAX;
-	bool moved = false;
-	struct mlc__class *v;
 
 	for (uint32_t i = 0; i < a->nclasses; i++) {
 		const struct mlc__class *c = &a->classes[i];
@@ -461,26 +528,65 @@ page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now)
 
 		if (i == ci || pages == 0)
 			continue;
-		surplus = (int64_t)((uint64_t)pages * total) -
+		surplus = (int64_t)((uint64_t)pages * per_page) -
 			  (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand);
 		if (surplus > best_surplus) {
 			best_surplus = surplus;
 			best = i;
 		}
 	}
-	if (best == UINT32_MAX || class_trylock(a, best) < 0)
-		return false;
-	v = &a->classes[best];
-	for (int t = 0; t < STEAL_TRIES && v->cl_ring != 0 && !moved; t++) {
+	return best;
+}
+
+/* Move a page of the victim class (locked by the caller) to @p to. */
+static bool
+steal_from(struct mlc_arena *a, uint32_t vi, uint32_t to, uint64_t now)
+{
+	struct mlc__class *v = &a->classes[vi];
+
+	for (int t = 0; t < STEAL_TRIES && v->cl_ring != 0; t++) {
 		uint32_t p = (v->cl_hand_page ? v->cl_hand_page : v->cl_ring) - 1;
 
 		/* Step the hand past this page first, so a failed attempt
 		 * tries the next page next time. */
 		v->cl_hand_page = a->pages[p].pg_next;
 		v->cl_hand_chunk = 0;
-		moved = page_evict(a, best, p, now);
+		if (page_move(a, vi, p, to, now))
+			return true;
 	}
-	mlc__lock_give(&v->cl_lock);
+	return false;
+}
+
+/* With class @p ci locked: move a page straight into it if the victim's
+ * lock is free right now (a try-lock: waiting while holding a class lock
+ * could deadlock with a thief going the other way). */
+static bool
+page_steal_locked(struct mlc_arena *a, uint32_t ci, uint64_t now)
+{
+	uint32_t vi = steal_victim(a, ci);
+	bool moved;
+
+	if (vi == UINT32_MAX ||
+	    mlc__lock_try(a, &a->classes[vi].cl_lock, class_rebuild,
+			  (void *)(uintptr_t)vi) < 0)
+		return false;
+	moved = steal_from(a, vi, ci, now);
+	mlc__lock_give(&a->classes[vi].cl_lock);
+	return moved;
+}
+
+/* Without any class lock: wait for the victim's lock and move a page to
+ * the pool, where the caller's next round finds it. */
+static bool
+page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now)
+{
+	uint32_t vi = steal_victim(a, ci);
+	bool moved;
+
+	if (vi == UINT32_MAX || class_lock(a, vi) < 0)
+		return false;
+	moved = steal_from(a, vi, UINT32_MAX, now);
+	mlc__lock_give(&a->classes[vi].cl_lock);
 	return moved;
 }
 
@@ -535,21 +641,23 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off)
 	int rc;
 
 	demand_note(a, c);
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; attempt < ALLOC_ATTEMPTS; attempt++) {
 		bool ok;
 
 		if ((rc = class_lock(a, ci)) < 0)
 			return rc;
 		ok = chunk_pop(a, c, now, off) ||
 		     (page_from_pool(a, ci) && chunk_pop(a, c, now, off));
+		if (!ok && (c->cl_pages == 0 || class_wants_page(a, c)) &&
+		    page_steal_locked(a, ci, now))
+			ok = chunk_pop(a, c, now, off);
 		if (!ok && c->cl_pages > 0 &&
 		    (attempt > 0 || !class_wants_page(a, c)))
-			ok = class_sweep(a, c, now, off);
+			ok = class_sweep(a, c, now, attempt >= FORCE_AFTER, off);
 		mlc__lock_give(&c->cl_lock);
 		if (ok)
 			return 0;
-		if (!page_steal(a, ci, now) && attempt > 0 && c->cl_pages == 0)
-			break;
+		page_steal(a, ci, now);
 	}
 	ck_pr_inc_64(&a->hdr->ah_write_failures);
 	return -ENOSPC;
