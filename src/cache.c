@@ -1110,7 +1110,7 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 	struct mlc__key k;
 	struct call cf;
 	uint32_t level;
-	uint64_t now;
+	uint64_t now = 0;
 	int rc;
 
 	if ((rc = key_check(c, key, key_len)) < 0)
@@ -1120,8 +1120,19 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 	if ((rc = call_resolve(c, opts, &cf)) < 0)
 		return set_err(c, rc);
 	log_check(c);
-	now = mlc__now_ms();
 	key_make(c, key, key_len, &k);
+	/* The L1 hit, kept short: no clock read for entries that never
+	 * expire, no shared memory but the log head above. */
+	e = mlc__l1_find(&c->l1, k.hash, key, k.len);
+	if (e != NULL && (e->expire == 0 || e->expire > (now = mlc__now_ms()))) {
+		mlc__l1_touch(&c->l1, e);
+		if (e->flags & MLC_NEGATIVE)
+			c->st.negative_hits++;
+		c->st.hits_l1++;
+		value_fill(value, e, MLC_L1, e->expire ? now : 0);
+		return 0;
+	}
+	now = mlc__now_ms();
 	rc = lookup(c, &k, true, now, &e, &level);
 	if (rc == 0 && !ent_expired(e, now)) {
 		if (e->flags & MLC_NEGATIVE)

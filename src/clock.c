@@ -14,7 +14,6 @@
 static int64_t clock_offset;
 
 static uint64_t fork_generation;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 uint64_t
 mlc__now_ms(void)
@@ -41,7 +40,9 @@ on_fork_child(void)
 	fork_generation++;
 }
 
-static void
+/* Registered when the library is loaded, so that the check below is one
+ * plain load on every call. */
+__attribute__((constructor)) static void
 fork_hook(void)
 {
 	pthread_atfork(NULL, NULL, on_fork_child);
@@ -53,6 +54,5 @@ fork_hook(void)
 uint64_t
 mlc__fork_gen(void)
 {
-	pthread_once(&fork_once, fork_hook);
 	return ck_pr_load_64(&fork_generation);
 }

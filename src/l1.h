@@ -22,6 +22,7 @@ struct mlc__ent {
 	void *obj;			/* the codec's object */
 	mlc_free_fn *free_fn;		/* and how to free it */
 	void *free_arg;
+	uint64_t tick;			/* l1->tick when last moved */
 	uint32_t refs;
 	uint32_t klen;
 	uint32_t vlen;
@@ -36,6 +37,7 @@ struct mlc__l1 {
 	uint32_t mask;
 	uint32_t count, max;
 	uint64_t bytes, max_bytes;
+	uint64_t tick;			/* counts moves to the front */
 	struct mlc__lru head;		/* LRU sentinel */
 };
 

@@ -132,7 +132,7 @@ int mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src);
 	(offsetof(struct mlc_call_options, pad0) + sizeof(uint32_t))
 void mlc__stripe_repair(struct mlc_arena *a, void *ctx);
 struct mlc__item *mlc__item_at(const struct mlc_arena *a, uint64_t off,
-			       uint32_t *chunk);
+			       uint32_t *room);
 
 /* alloc.c */
 int mlc__class_for(const struct mlc_arena *a, size_t bytes);
