@@ -4,7 +4,7 @@
  * recommend for speed (a set still waits for the server's reply: only
  * BUFFER_REQUESTS or NOREPLY would not, and neither is used).  The server
  * is started for each case with -s (no network), 1 GiB of item memory,
- * two worker threads, on the CPU the benchmark does not use.
+ * two worker threads.
  */
 #include <errno.h>
 #include <stdio.h>

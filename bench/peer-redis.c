@@ -1,8 +1,8 @@
 /*
  * Redis over a unix socket, with hiredis: one GET or SET round trip per
- * operation.  The server is started for each case, on the CPU the
- * benchmark does not use, with persistence off (--save '' --appendonly no)
- * and no TCP listener (--port 0), and stopped at the end of the case.
+ * operation.  The server is started for each case with persistence off
+ * (--save '' --appendonly no) and no TCP listener (--port 0), and stopped
+ * at the end of the case.
  */
 #include <errno.h>
 #include <stdio.h>

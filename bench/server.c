@@ -1,7 +1,7 @@
 /*
  * Servers the benchmark starts itself (redis-server, memcached): children
  * of this process, listening on unix sockets in its private directory,
- * pinned to the CPU the benchmark does not use, killed with this process
+ * pinned to a CPU only if asked (--server-cpu), killed with this process
  * (PR_SET_PDEATHSIG) and stopped at exit.
  */
 #include <errno.h>

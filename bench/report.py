@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Turn mlc-bench's JSON lines into report.md, results.json and a gnuplot
+script for chart.svg.  Used by bench/run.sh; standard library only."""
+
+import argparse
+import json
+import math
+import os
+
+IMPL_ORDER = ["mlc", "hash", "shm", "lmdb", "redis", "memcached"]
+PEERS = ["lmdb", "redis", "memcached"]          # "faster than every peer"
+
+# DESIGN.md "Performance targets": case -> (what, limit, unit, floor impl)
+TARGETS = [
+    ("l1_hit_hot", "L1 hit, hot", 10, "ns", "hash"),
+    ("l1_hit_cold", "L1 hit, cold", 40, "ns", "hash"),
+    ("l2_hit_16_hot", "L2 hit 16 B, hot", 60, "ns", "shm"),
+    ("l2_hit_16_cold", "L2 hit 16 B, cold", 120, "ns", "shm"),
+    ("l2_hit_1k_cold", "L2 hit 1 KiB, cold", 250, "ns", "shm"),
+    ("l2_2proc", "L2 hit, 2 processes together", 1.9, "x", None),
+    ("miss_load", "miss -> loader -> store", 500, "ns", None),
+    ("set", "set (with invalidation published)", 300, "ns", None),
+    ("flight_wake", "single flight: 64 waiters over 4 processes woken",
+     200000, "ns", None),
+    ("inval_check", "invalidation check, nothing pending", 2, "ns", None),
+    ("mem_per_item", "memory per L2 item (16 B key + 16 B value)", 80, "B",
+     None),
+]
+
+HEADLINE = ["l1_hit_hot", "l1_hit_cold", "l2_hit_16_hot", "l2_hit_16_cold",
+            "l2_hit_1k_cold", "set", "miss_load"]
+
+
+def fmt(v, digits=1):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if abs(v) >= 100000:
+        return f"{v:,.0f}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def by_case(rows):
+    cases = {}
+    for r in rows:
+        cases.setdefault(r["case"], []).append(r)
+    return cases
+
+
+def mlc_row(rs, procs=None):
+    for r in rs:
+        if r["impl"] == "mlc" and r["status"] == "ok" and \
+                r.get("procs") == procs:
+            return r
+    return None
+
+
+def fmt_ratio(a, b):
+    x = a / b
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
+
+
+def spread(r):
+    if r.get("ns_min") is None or r.get("ns_max") is None or not r["ns_op"]:
+        return "-"
+    return f"{100 * (r['ns_max'] - r['ns_min']) / r['ns_op']:.0f}%"
+
+
+def ops_table(out, case, rs):
+    m = mlc_row(rs)
+    out.append("| impl | role | ops/round | ns/op (median) | p50 | p99 | "
+               "spread (max-min)/median | ops/s | mlc/impl |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in sorted(rs, key=lambda r: IMPL_ORDER.index(r["impl"])
+                    if r["impl"] in IMPL_ORDER else 99):
+        if r["status"] != "ok":
+            out.append(f"| {r['impl']} | {r['role']} | {r['status']}: "
+                       f"{r['note']} | | | | | | |")
+            continue
+        ratio = "-"
+        if m is not None and r["impl"] != "mlc":
+            ratio = fmt_ratio(m['ns_op'], r['ns_op'])
+        out.append(f"| {r['impl']} | {r['role']} | {fmt(r['ops'], 0)} | "
+                   f"**{fmt(r['ns_op'])}** | {fmt(r['p50'])} | "
+                   f"{fmt(r['p99'])} | {spread(r)} | {fmt(r['ops_s'], 0)} | "
+                   f"{ratio} |")
+    notes = [f"{r['impl']}: {r['note']}" for r in rs
+             if r["status"] == "ok" and r["note"]]
+    if notes:
+        out.append("")
+        out.append("Notes: " + "; ".join(notes))
+
+
+def proc_table(out, rs):
+    out.append("| impl | ops/round/process | 1 process ns/op | 2 processes "
+               "ns/op (#0 / #1) | 2p p50 | 2p p99 | throughput 2p/1p | "
+               "mlc/impl (2p ns/op) |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    m2 = mlc_row(rs, 2)
+    for r in rs:
+        if r["status"] != "ok":
+            out.append(f"| {r['impl']} | {r['status']}: {r['note']} | | | "
+                       "| | | |")
+            continue
+        if r.get("procs") != 2:
+            continue
+        one = next((x for x in rs if x["impl"] == r["impl"] and
+                    x.get("procs") == 1), None)
+        ratio = "-"
+        if m2 is not None and r["impl"] != "mlc":
+            ratio = fmt_ratio(m2['ns_op'], r['ns_op'])
+        out.append(f"| {r['impl']} | {fmt(r['ops'], 0)} | "
+                   f"{fmt(one['ns_op'] if one else None)} | "
+                   f"{fmt(r['ns_op_p0'])} / {fmt(r['ns_op_p1'])} | "
+                   f"{fmt(r['p50'])} | {fmt(r['p99'])} | "
+                   f"**{r['scale_2p_1p']:.2f}x** | {ratio} |")
+
+
+def mem_table(out, rs):
+    out.append("| impl | bytes per item | vs 48 B + key + value (80 B) | "
+               "how it was counted |")
+    out.append("|---|---:|---:|---|")
+    for r in rs:
+        if r["status"] != "ok":
+            out.append(f"| {r['impl']} | {r['status']}: {r['note']} | | |")
+            continue
+        b = r["bytes_per_item"]
+        out.append(f"| {r['impl']} | **{b:.1f}** | {b / 80:.2f}x | "
+                   f"{r['note']} |")
+
+
+def measured(cases, case):
+    rs = cases.get(case)
+    if not rs:
+        return None, None
+    if case == "l2_2proc":
+        m = mlc_row(rs, 2)
+        return (m["scale_2p_1p"] if m else None), m
+    if case == "mem_per_item":
+        m = next((r for r in rs if r["impl"] == "mlc" and
+                  r["status"] == "ok"), None)
+        return (m["bytes_per_item"] if m else None), m
+    m = mlc_row(rs)
+    return (m["ns_op"] if m else None), m
+
+
+def targets_table(out, cases):
+    out.append("| path | DESIGN.md target | mlc measured | met? | "
+               "floor in this run | mlc/floor (goal <= 1.5) | "
+               "peers slower than mlc? |")
+    out.append("|---|---:|---:|---|---:|---:|---|")
+    missed = []
+    for case, what, limit, unit, floor in TARGETS:
+        rs = cases.get(case)
+        if rs and all(r["status"] == "n/a" for r in rs):
+            out.append(f"| {what} | {fmt_limit(limit, unit)} | not yet "
+                       "available | - | | | |")
+            continue
+        val, _ = measured(cases, case)
+        if val is None:
+            out.append(f"| {what} | {fmt_limit(limit, unit)} | not run | - "
+                       "| | | |")
+            continue
+        ok = val >= limit if unit == "x" else val <= limit
+        if not ok:
+            missed.append(case)
+        fl, flr = "", ""
+        if floor and rs:
+            f = next((r for r in rs if r["impl"] == floor and
+                      r["status"] == "ok"), None)
+            if f:
+                fl = f"{fmt(f['ns_op'])} ns ({floor})"
+                flr = fmt_ratio(val, f['ns_op'])
+        peers = ""
+        if rs and unit == "ns":
+            slower = []
+            for p in PEERS:
+                pr = next((r for r in rs if r["impl"] == p and
+                           r["status"] == "ok" and r.get("procs") is None),
+                          None)
+                if pr:
+                    slower.append(f"{p} {'yes' if pr['ns_op'] > val else 'NO'}")
+            peers = ", ".join(slower)
+        shown = f"{val:.2f}x" if unit == "x" else \
+            f"{fmt(val)} {'B' if unit == 'B' else 'ns'}"
+        out.append(f"| {what} | {fmt_limit(limit, unit)} | {shown} | "
+                   f"{'yes' if ok else '**MISSED**'} | {fl} | {flr} | "
+                   f"{peers} |")
+    return missed
+
+
+def fmt_limit(limit, unit):
+    if unit == "x":
+        return f">= {limit}x one process"
+    if unit == "B":
+        return f"<= {limit} B"
+    if limit >= 1000:
+        return f"<= {limit / 1000:.0f} us"
+    return f"<= {limit} ns"
+
+
+def headline(out, cases):
+    out.append("| path | mlc ns/op | hash (ceiling) | shm (floor) | lmdb | "
+               "redis | memcached |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for case in HEADLINE:
+        rs = cases.get(case)
+        if not rs:
+            continue
+        m = mlc_row(rs)
+        if m is None:
+            continue
+        cells = []
+        for impl in ["hash", "shm", "lmdb", "redis", "memcached"]:
+            r = next((x for x in rs if x["impl"] == impl), None)
+            if r is None:
+                cells.append("")
+            elif r["status"] != "ok":
+                cells.append(r["status"])
+            else:
+                cells.append(f"{fmt(r['ns_op'])} "
+                             f"({fmt_ratio(m['ns_op'], r['ns_op'])})")
+        out.append(f"| {case} | **{fmt(m['ns_op'])}** | " +
+                   " | ".join(cells) + " |")
+    rs = cases.get("l2_2proc")
+    if rs:
+        m = mlc_row(rs, 2)
+        cells = []
+        for impl in ["hash", "shm", "lmdb", "redis", "memcached"]:
+            r = next((x for x in rs if x["impl"] == impl and
+                      x.get("procs") == 2), None)
+            cells.append(f"{r['scale_2p_1p']:.2f}x" if r else "")
+        if m:
+            out.append(f"| l2_2proc (throughput 2p/1p) | "
+                       f"**{m['scale_2p_1p']:.2f}x** | " + " | ".join(cells)
+                       + " |")
+
+
+def chart(dirpath, cases):
+    order = [c for c in cases if c not in ("mem_per_item",) and
+             any(r["status"] == "ok" for r in cases[c])]
+    impls = [i for i in IMPL_ORDER
+             if any(r["impl"] == i and r["status"] == "ok"
+                    for c in order for r in cases[c])]
+    with open(os.path.join(dirpath, "chart.dat"), "w") as f:
+        f.write("case " + " ".join(impls) + "\n")
+        for c in order:
+            vals = []
+            for i in impls:
+                r = next((x for x in cases[c] if x["impl"] == i and
+                          x["status"] == "ok" and
+                          x.get("procs") in (None, 2)), None)
+                vals.append(f"{r['ns_op']:.3f}" if r else "NaN")
+            label = c + ("(2p)" if c == "l2_2proc" else "")
+            f.write(f"{label} " + " ".join(vals) + "\n")
+    n = len(impls)
+    with open(os.path.join(dirpath, "chart.gp"), "w") as f:
+        f.write(f"""set terminal svg size 1400,650 dynamic noenhanced font "sans,11"
+set output "chart.svg"
+set title "mlc and peers: ns per operation (median of rounds, log scale; lower is better)"
+set logscale y
+set ylabel "ns / op"
+set grid ytics
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set xtics rotate by -40 scale 0 font ",10"
+set key top left
+set yrange [1:*]
+set datafile missing "NaN"
+plot for [i=2:{n + 1}] "chart.dat" using i:xtic(1) title columnheader(i)
+""")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--command", default="bench/run.sh")
+    ap.add_argument("--seconds", default="?")
+    a = ap.parse_args()
+    rows = load(os.path.join(a.dir, "results.jsonl"))
+    cases = by_case(rows)
+    machine = open(os.path.join(a.dir, "machine.txt")).read()
+    meta = {}
+    for line in machine.splitlines():
+        if ": " in line and not line.startswith(" "):
+            k, v = line.split(": ", 1)
+            if k in ("date", "host", "kernel", "mlc", "compiler",
+                     "load average at start", "load average at end",
+                     "run time"):
+                meta[k] = v.strip()
+    for line in machine.splitlines():
+        if line.startswith("Model name:"):
+            meta["cpu"] = line.split(":", 1)[1].strip()
+    meta["command"] = a.command
+    with open(os.path.join(a.dir, "results.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+
+    out = ["# mlc benchmark report", ""]
+    out.append(f"- command: `{a.command}` ({a.seconds} s)")
+    for k in ("date", "host", "cpu", "kernel", "mlc", "compiler",
+              "load average at start", "load average at end"):
+        if k in meta:
+            out.append(f"- {k}: {meta[k]}")
+    out.append("- machine details and peer versions: `machine.txt`; "
+               "struct sizes: `sizes.txt`; raw output: `bench.txt`")
+    out.append("")
+    out.append("Every number is from one run in which all implementations "
+               "ran side by side, rounds interleaved; compare ratios, not "
+               "absolute values across runs (the machine is shared). "
+               "*mlc/impl* below 1 means mlc is faster. p50/p99 are per "
+               "operation, from every Nth operation timed alone with "
+               "rdtscp (timer overhead subtracted); a lone operation cannot "
+               "overlap its cache misses with the next one, so p50 can "
+               "exceed the median of the throughput-based ns/op. "
+               "See bench/README.md for the method.")
+    out.append("")
+    out.append("## Headline: ns/op (mlc/impl in parentheses)")
+    out.append("")
+    headline(out, cases)
+    out.append("")
+    out.append("## DESIGN.md performance targets")
+    out.append("")
+    missed = targets_table(out, cases)
+    out.append("")
+    if missed:
+        out.append("Missed in this run: " + ", ".join(missed) + ".")
+    else:
+        out.append("No target measured in this run was missed.")
+    out.append("")
+    out.append("![ns per operation](chart.svg)")
+    out.append("")
+    out.append("## Every case")
+    for case, rs in cases.items():
+        out.append("")
+        out.append(f"### {case}")
+        out.append("")
+        out.append(rs[0]["what"])
+        out.append("")
+        if all(r["status"] == "n/a" for r in rs):
+            out.append("Not yet available: the case is registered and "
+                       "prints this until it is written.")
+        elif case == "l2_2proc":
+            proc_table(out, rs)
+        elif case == "mem_per_item":
+            mem_table(out, rs)
+        else:
+            ops_table(out, case, rs)
+    out.append("")
+    with open(os.path.join(a.dir, "report.md"), "w") as f:
+        f.write("\n".join(out))
+    chart(a.dir, cases)
+
+
+if __name__ == "__main__":
+    main()
