@@ -1,0 +1,1597 @@
+/*
+ * Single flight across processes: one load per key whatever the number of
+ * callers and processes, the loader's outcome (value, error, uncached value,
+ * stale fallback) shared with every waiter, takeover from a loader that was
+ * killed or overran its lease, fencing of late and superseded writes, the
+ * lock-timeout policies, stale-while-revalidate, a full flight table, and
+ * the exported flight steps.
+ *
+ * Everything shared runs in real fork()ed processes.  Children never call
+ * cmocka: a failed check prints where and exits with status 10; results
+ * and counters go to a shared anonymous mapping the parent asserts on.
+ * Every child arms alarm(60), so a hang fails instead of blocking.
+ * Nothing here asserts a duration except generous bounds that catch hangs.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mlc-int.h"		/* the flight table, to count waiters */
+
+#define CHILD_ALARM 60
+#define BOUND_MS 20000		/* waits that only catch hangs */
+
+/* ---- child-side checks ------------------------------------------------- */
+
+static void ck_fail(int line, const char *what, long long a, long long b)
+	__attribute__((noreturn));
+
+static void
+ck_fail(int line, const char *what, long long a, long long b)
+{
+	fprintf(stderr, "test-flight.c:%d: check failed in pid %ld: %s "
+		"(%lld vs %lld)\n", line, (long)getpid(), what, a, b);
+	fflush(stderr);
+	_exit(10);
+}
+
+#define CK(c) do { if (!(c)) ck_fail(__LINE__, #c, 1, 0); } while (0)
+#define CKI(a, b) do {							\
+	long long a_ = (long long)(a), b_ = (long long)(b);		\
+	if (a_ != b_)							\
+		ck_fail(__LINE__, #a " == " #b, a_, b_);		\
+} while (0)
+#define CKV(v, s) do {							\
+	const char *s_ = (s);						\
+	if ((v).data == NULL || (v).len != strlen(s_) ||		\
+	    memcmp((v).data, s_, (v).len) != 0) {			\
+		fprintf(stderr, "test-flight.c:%d: value \"%.*s\", "	\
+			"expected \"%s\"\n", __LINE__,			\
+			(v).data ? (int)(v).len : 6,			\
+			(v).data ? (const char *)(v).data : "(null)", s_); \
+		ck_fail(__LINE__, "value bytes", (long long)(v).len,	\
+			(long long)strlen(s_));				\
+	}								\
+} while (0)
+
+/* Parent side: the same byte check with cmocka. */
+static void
+assert_value(const struct mlc_value *v, const char *s)
+{
+	assert_non_null(v->data);
+	assert_int_equal(v->len, strlen(s));
+	assert_memory_equal(v->data, s, v->len);
+}
+
+static uint64_t
+real_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+nap_ms(unsigned ms)
+{
+	struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- what children share with the parent ------------------------------- */
+
+#define MAXSLOT 128
+
+struct res {
+	int32_t rc;
+	uint32_t flags, level;
+	uint32_t done;
+	int64_t elapsed_ms;
+	uint64_t steals, dup_loads, fenced, lock_waits, lock_timeouts;
+	uint64_t err_ttl_hits, stale_served;
+	char val[64];
+	char err[64];
+};
+
+struct shm {
+	uint64_t loads;		/* loader calls, every process */
+	uint64_t got;		/* callers that got what they should */
+	uint64_t ready;		/* callers ready to go */
+	struct res r[MAXSLOT];
+};
+
+static struct shm *sh;
+
+static struct shm *
+shm_new(void)
+{
+	void *m = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(m != MAP_FAILED);
+	memset(m, 0, sizeof(struct shm));
+	return m;
+}
+
+static void
+shm_free(struct shm *m)
+{
+	munmap(m, sizeof(*m));
+}
+
+static uint64_t
+ld64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* Wait (real time, bounded) until *p >= n. */
+static bool
+wait_at_least(const uint64_t *p, uint64_t n)
+{
+	uint64_t end = real_ms() + BOUND_MS;
+
+	while (ld64(p) < n) {
+		if (real_ms() > end)
+			return false;
+		nap_ms(1);
+	}
+	return true;
+}
+
+/* Record what a call returned in slot @p i. */
+static void
+record(int i, struct mlc_cache *c, int rc, const struct mlc_value *v,
+       int64_t elapsed)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct res *r = &sh->r[i];
+
+	r->rc = rc;
+	r->elapsed_ms = elapsed;
+	if (rc == 0) {
+		r->flags = v->flags;
+		r->level = v->level;
+		snprintf(r->val, sizeof(r->val), "%.*s",
+			 v->data ? (int)v->len : 0,
+			 v->data ? (const char *)v->data : "");
+	}
+	snprintf(r->err, sizeof(r->err), "%s", mlc_last_error(c));
+	if (mlc_stats(c, &st) == 0) {
+		r->steals = st.lock_steals;
+		r->dup_loads = st.duplicate_loads;
+		r->fenced = st.fenced_writes;
+		r->lock_waits = st.lock_waits;
+		r->lock_timeouts = st.lock_timeouts;
+		r->err_ttl_hits = st.err_ttl_hits;
+		r->stale_served = st.stale_served;
+	}
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+}
+
+/* ---- arenas, children, pipes --------------------------------------------- */
+
+static struct mlc_arena *g_arena;
+
+static struct mlc_arena *
+arena_with(char *name, size_t cap, uint32_t flight_slots)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	int rc;
+
+	t_name(name, cap);
+	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.bytes = 8u << 20;
+	o.page_size = 64 << 10;
+	o.log_cells = 1024;
+	o.flight_slots = flight_slots;
+	rc = mlc_arena_open(&a, name, &o);
+	if (rc != 0)
+		fail_msg("mlc_arena_open(%s): %s", name, mlc_strerror(rc));
+	return a;
+}
+
+static char g_name[96];
+
+/* A fresh arena for one test, and the shared results. */
+static void
+setup_arena(uint32_t flight_slots)
+{
+	if (flight_slots)
+		g_arena = arena_with(g_name, sizeof(g_name), flight_slots);
+	else
+		g_arena = t_arena(g_name, sizeof(g_name), 0, 0);
+	sh = shm_new();
+}
+
+static void
+teardown_arena(void)
+{
+	mlc_arena_close(g_arena);
+	g_arena = NULL;
+	t_cleanup();
+	shm_free(sh);
+	sh = NULL;
+}
+
+struct tramp {
+	int (*fn)(void *);
+	void *arg;
+};
+
+static int
+trampoline(void *p)
+{
+	struct tramp *t = p;
+
+	alarm(CHILD_ALARM);
+	return t->fn(t->arg);
+}
+
+static int
+spawn(int (*fn)(void *), void *arg)
+{
+	struct tramp t = { fn, arg };
+
+	return t_spawn(trampoline, &t);
+}
+
+static int
+run(int (*fn)(void *), void *arg)
+{
+	return t_wait(spawn(fn, arg));
+}
+
+static void
+pipe_or_fail(int fd[2])
+{
+	assert_int_equal(pipe(fd), 0);
+}
+
+static void
+put_byte(int fd)
+{
+	char b = 'x';
+
+	while (write(fd, &b, 1) != 1)
+		if (errno != EINTR)
+			ck_fail(__LINE__, "write to pipe", errno, 0);
+}
+
+/* 1 if a byte came, 0 on EOF. */
+static int
+get_byte(int fd)
+{
+	char b;
+	ssize_t n;
+
+	while ((n = read(fd, &b, 1)) < 0 && errno == EINTR)
+		;
+	return n == 1;
+}
+
+static void
+close_pair(int fd[2])
+{
+	close(fd[0]);
+	close(fd[1]);
+}
+
+/* Waiters registered in the arena's flight table right now. */
+static uint32_t
+waiters_total(struct mlc_arena *a)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < a->hdr->ah_flight_slots; i++)
+		n += __atomic_load_n(&a->flights[i].fs_waiters,
+				     __ATOMIC_ACQUIRE);
+	return n;
+}
+
+static bool
+wait_waiters(struct mlc_arena *a, uint32_t n)
+{
+	uint64_t end = real_ms() + BOUND_MS;
+
+	while (waiters_total(a) < n) {
+		if (real_ms() > end)
+			return false;
+		nap_ms(1);
+	}
+	return true;
+}
+
+static struct mlc_cache *
+open_cache(const struct mlc_cache_options *o)
+{
+	struct mlc_cache *c = NULL;
+	int rc = mlc_cache_open(&c, g_arena, "fl", o);
+
+	if (rc != 0)
+		ck_fail(__LINE__, "mlc_cache_open", rc, 0);
+	return c;
+}
+
+/* ---- the loader ---------------------------------------------------------- */
+
+struct lspec {
+	const char *val;	/* the value it returns */
+	bool fail;		/* -EIO with "db down" */
+	uint32_t load_flags;	/* out->flags */
+	unsigned sleep_ms;
+	uint32_t want_waiters;	/* answer once this many wait */
+	int started_fd;		/* write a byte on start; -1: none */
+	int block_fd;		/* read a byte before answering; -1: none */
+};
+
+static struct lspec
+lspec(const char *val)
+{
+	struct lspec l = { val, false, 0, 0, 0, -1, -1 };
+
+	return l;
+}
+
+static int
+loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	const struct lspec *l = arg;
+
+	(void)key;
+	(void)key_len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_ACQ_REL);
+	if (l->started_fd >= 0)
+		put_byte(l->started_fd);
+	if (l->sleep_ms)
+		nap_ms(l->sleep_ms);
+	if (l->want_waiters)
+		wait_waiters(g_arena, l->want_waiters);
+	if (l->block_fd >= 0)
+		get_byte(l->block_fd);
+	if (l->fail) {
+		snprintf(out->errmsg, sizeof(out->errmsg), "db down");
+		return -EIO;
+	}
+	out->data = l->val;
+	out->len = strlen(l->val);
+	out->flags = l->load_flags;
+	return MLC_LOAD_VALUE;
+}
+
+/* ---- 64 callers over 4 processes, one load --------------------------------- */
+
+#define NPROC 4
+#define NTHR 16
+#define NCALLERS (NPROC * NTHR)
+
+enum herd_mode { HERD_VALUE, HERD_FAIL, HERD_STALE };
+
+static const char herd_key[] = "herd:key";
+static enum herd_mode herd_mode;
+static struct lspec herd_spec;
+static int herd_go[2], herd_ready[2];
+
+struct herd_thr {
+	int idx;
+	pthread_t th;
+};
+
+static void *
+herd_thread(void *p)
+{
+	struct herd_thr *t = p;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int rc;
+
+	o.lock_timeout_ms = 30000;
+	o.lock_policy = MLC_LOCK_ERROR;
+	if (herd_mode == HERD_STALE)
+		o.resurrect_ttl_ms = 60000;
+	c = open_cache(&o);
+	put_byte(herd_ready[1]);
+	CKI(get_byte(herd_go[0]), 0);		/* EOF: everyone at once */
+	rc = mlc_get(c, herd_key, strlen(herd_key), loader, &herd_spec, &v);
+	record(t->idx, c, rc, &v, 0);
+	switch (herd_mode) {
+	case HERD_VALUE:
+		CKI(rc, 0);
+		CKV(v, "the value");
+		CK(!(v.flags & (MLC_STALE | MLC_NOT_CACHED | MLC_NEGATIVE)));
+		break;
+	case HERD_FAIL:
+		CKI(rc, MLC_ELOADER);
+		CK(strcmp(mlc_last_error(c), "db down") == 0);
+		break;
+	case HERD_STALE:
+		CKI(rc, 0);
+		CKV(v, "old value");
+		CK(v.flags & MLC_STALE);
+		break;
+	}
+	__atomic_add_fetch(&sh->got, 1, __ATOMIC_ACQ_REL);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return NULL;
+}
+
+static int
+herd_proc(void *arg)
+{
+	struct herd_thr t[NTHR];
+	int p = (int)(intptr_t)arg;
+
+	close(herd_go[1]);
+	close(herd_ready[0]);
+	/* Threads start one after the other, each with its own handle. */
+	for (int i = 0; i < NTHR; i++) {
+		t[i].idx = p * NTHR + i;
+		CKI(pthread_create(&t[i].th, NULL, herd_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < NTHR; i++)
+		pthread_join(t[i].th, NULL);
+	return 0;
+}
+
+static void
+herd(enum herd_mode mode)
+{
+	int pids[NPROC];
+
+	herd_mode = mode;
+	herd_spec = lspec("the value");
+	herd_spec.fail = mode != HERD_VALUE;
+	herd_spec.sleep_ms = 300;
+	/* Answer only once all the others wait: a late caller would find no
+	 * flight and, for an error, load again. */
+	herd_spec.want_waiters = NCALLERS - 1;
+	pipe_or_fail(herd_go);
+	pipe_or_fail(herd_ready);
+	for (int p = 0; p < NPROC; p++)
+		pids[p] = spawn(herd_proc, (void *)(intptr_t)p);
+	close(herd_ready[1]);
+	for (int i = 0; i < NCALLERS; i++)
+		assert_int_equal(get_byte(herd_ready[0]), 1);
+	close(herd_go[1]);		/* go */
+	close(herd_go[0]);
+	close(herd_ready[0]);
+	for (int p = 0; p < NPROC; p++)
+		assert_int_equal(t_wait(pids[p]), 0);
+	assert_int_equal(ld64(&sh->got), NCALLERS);
+	if (ld64(&sh->loads) != 1)
+		for (int i = 0; i < NCALLERS; i++)
+			if (sh->r[i].steals || sh->r[i].dup_loads ||
+			    sh->r[i].level == MLC_L3 || sh->r[i].lock_timeouts)
+				printf("# caller %d: rc %d level %u steals "
+				       "%" PRIu64 " duplicate loads %" PRIu64
+				       " lock timeouts %" PRIu64 " waits %"
+				       PRIu64 "\n", i, sh->r[i].rc,
+				       sh->r[i].level, sh->r[i].steals,
+				       sh->r[i].dup_loads,
+				       sh->r[i].lock_timeouts,
+				       sh->r[i].lock_waits);
+	assert_int_equal(ld64(&sh->loads), 1);
+}
+
+static void
+test_herd_value(void **state)
+{
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	setup_arena(0);
+	herd(HERD_VALUE);
+	c = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_peek(c, herd_key, strlen(herd_key), 0, &v), 0);
+	assert_value(&v, "the value");
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
+static void
+test_herd_error(void **state)
+{
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	setup_arena(0);
+	herd(HERD_FAIL);
+	c = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_peek(c, herd_key, strlen(herd_key), 0, &v),
+			 -ENOENT);
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
+static void
+test_herd_resurrect(void **state)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)state;
+	setup_arena(0);
+	c = t_cache(g_arena, "fl", NULL);
+	co.ttl_ms = 1000;
+	assert_int_equal(mlc_set(c, herd_key, strlen(herd_key), "old value",
+				 9, &co), 0);
+	/* The test clock is per process: move it before forking so that
+	 * every child sees the value expired. */
+	mlc__clock_advance(5000);
+	assert_int_equal(mlc_peek(c, herd_key, strlen(herd_key), 0, &v),
+			 -ENOENT);
+	herd(HERD_STALE);
+	for (int i = 0; i < NCALLERS; i++)
+		assert_true(sh->r[i].flags & MLC_STALE);
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
+/* ---- a loader killed in the middle of its load ---------------------------- */
+
+static const char kill_key[] = "kill:key";
+
+static int
+kill_loader_proc(void *arg)
+{
+	struct lspec l = lspec("never");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int block[2];
+
+	(void)arg;
+	CKI(pipe(block), 0);
+	l.block_fd = block[0];		/* nobody ever writes: blocks */
+	c = open_cache(NULL);		/* 30 s lease */
+	mlc_get(c, kill_key, strlen(kill_key), loader, &l, &v);
+	return 3;			/* never gets here */
+}
+
+static int
+kill_waiter_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("from the waiter");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	uint64_t t0;
+	int rc;
+
+	(void)arg;
+	o.lock_lease_ms = 30000;
+	o.lock_timeout_ms = 25000;
+	o.lock_policy = MLC_LOCK_ERROR;
+	c = open_cache(&o);
+	t0 = real_ms();
+	rc = mlc_get(c, kill_key, strlen(kill_key), loader, &l, &v);
+	record(0, c, rc, &v, (int64_t)(real_ms() - t0));
+	CKI(rc, 0);
+	CKV(v, "from the waiter");
+	mlc_value_release(&v);
+	return 0;
+}
+
+static void
+killed_loader(bool reap_first)
+{
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int a, b;
+
+	setup_arena(0);
+	a = spawn(kill_loader_proc, NULL);
+	assert_true(wait_at_least(&sh->loads, 1));
+	b = spawn(kill_waiter_proc, NULL);
+	/* Kill the owner once the other process waits for it. */
+	assert_true(wait_waiters(g_arena, 1));
+	assert_int_equal(kill(a, SIGKILL), 0);
+	if (reap_first)
+		assert_int_equal(t_wait(a), 128 + SIGKILL);
+	/* else: it stays a zombie while the waiter decides */
+	assert_int_equal(t_wait(b), 0);
+	if (!reap_first)
+		assert_int_equal(t_wait(a), 128 + SIGKILL);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from the waiter");
+	assert_int_equal(sh->r[0].level, MLC_L3);
+	assert_true(sh->r[0].steals >= 1);
+	/* Well before the 30 s lease: the owner's death was noticed. */
+	assert_true(sh->r[0].elapsed_ms < 10000);
+	assert_int_equal(ld64(&sh->loads), 2);
+	c = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_peek(c, kill_key, strlen(kill_key), 0, &v), 0);
+	assert_value(&v, "from the waiter");
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
+static void
+test_killed_loader_zombie(void **state)
+{
+	(void)state;
+	killed_loader(false);
+}
+
+static void
+test_killed_loader_reaped(void **state)
+{
+	(void)state;
+	killed_loader(true);
+}
+
+/* ---- common shape: A loads and blocks, B does something, A finishes --------- */
+
+static const char ab_key[] = "ab:key";
+static int ab_started[2], ab_release[2];
+static struct mlc_cache_options ab_a_opts, ab_b_opts;
+static uint32_t ab_b_call_flags;
+static const char *ab_a_val = "from A";
+static uint32_t ab_a_load_flags;
+
+/* A: mlc_get with a loader that signals its start and waits for the
+ * parent's release; slot 0. */
+static int
+ab_loader_proc(void *arg)
+{
+	struct lspec l = lspec(ab_a_val);
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	uint64_t t0;
+	int rc;
+
+	(void)arg;
+	close(ab_started[0]);
+	close(ab_release[1]);
+	l.started_fd = ab_started[1];
+	l.block_fd = ab_release[0];
+	l.load_flags = ab_a_load_flags;
+	c = open_cache(&ab_a_opts);
+	t0 = real_ms();
+	rc = mlc_get(c, ab_key, strlen(ab_key), loader, &l, &v);
+	record(0, c, rc, &v, (int64_t)(real_ms() - t0));
+	mlc_value_release(&v);
+	/* What A itself sees afterwards (slot 2). */
+	rc = mlc_peek(c, ab_key, strlen(ab_key), 0, &v);
+	record(2, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+/* B: mlc_get_ex with its own loader ("from B"); slot 1. */
+static int
+ab_getter_proc(void *arg)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct lspec l = lspec("from B");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	uint64_t t0;
+	int rc;
+
+	(void)arg;
+	co.flags = ab_b_call_flags;
+	c = open_cache(&ab_b_opts);
+	t0 = real_ms();
+	rc = mlc_get_ex(c, ab_key, strlen(ab_key), &co, loader, &l, &v);
+	record(1, c, rc, &v, (int64_t)(real_ms() - t0));
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+ab_delete_proc(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+
+	(void)arg;
+	CKI(mlc_delete(c, ab_key, strlen(ab_key)), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+ab_set_proc(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+
+	(void)arg;
+	CKI(mlc_set(c, ab_key, strlen(ab_key), "set by B", 8, NULL), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+ab_reset(void)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+
+	ab_a_opts = o;
+	ab_b_opts = o;
+	ab_b_call_flags = 0;
+	ab_a_val = "from A";
+	ab_a_load_flags = 0;
+}
+
+/* Start A and wait until its loader runs. */
+static int
+ab_start(void)
+{
+	int a;
+
+	pipe_or_fail(ab_started);
+	pipe_or_fail(ab_release);
+	a = spawn(ab_loader_proc, NULL);
+	close(ab_started[1]);
+	close(ab_release[0]);
+	assert_int_equal(get_byte(ab_started[0]), 1);
+	return a;
+}
+
+static void
+ab_finish(int a)
+{
+	put_byte(ab_release[1]);
+	assert_int_equal(t_wait(a), 0);
+	close(ab_started[0]);
+	close(ab_release[1]);
+}
+
+/* The parent's view of the key: 0 and the value, or -ENOENT. */
+static int
+peek_str(char *buf, size_t cap)
+{
+	struct mlc_cache *c = t_cache(g_arena, "fl", NULL);
+	struct mlc_value v = { 0 };
+	int rc = mlc_peek(c, ab_key, strlen(ab_key), 0, &v);
+
+	if (rc == 0)
+		snprintf(buf, cap, "%.*s", (int)v.len,
+			 v.data ? (const char *)v.data : "");
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return rc;
+}
+
+/* Make the arena's version counter non-zero with an unrelated write. */
+static void
+warm_arena(void)
+{
+	struct mlc_cache *c = t_cache(g_arena, "fl", NULL);
+
+	assert_int_equal(mlc_set(c, "unrelated", 9, "x", 1, NULL), 0);
+	mlc_cache_close(c);
+}
+
+/* ---- an expired lease: a second load, and the first one's write fenced ---- */
+
+static void
+test_lease_expiry_fences(void **state)
+{
+	char buf[64];
+	int a, b;
+
+	(void)state;
+	setup_arena(0);
+	ab_reset();
+	ab_a_opts.lock_lease_ms = 200;
+	ab_b_opts.lock_timeout_ms = 25000;
+	ab_b_opts.lock_policy = MLC_LOCK_ERROR;
+	a = ab_start();
+	/* B waits for A, finds A's lease over, loads and stores its own. */
+	b = spawn(ab_getter_proc, NULL);
+	assert_int_equal(t_wait(b), 0);
+	assert_int_equal(sh->r[1].rc, 0);
+	assert_string_equal(sh->r[1].val, "from B");
+	assert_int_equal(sh->r[1].level, MLC_L3);
+	assert_true(sh->r[1].steals >= 1);
+	assert_false(sh->r[1].flags & MLC_NOT_CACHED);
+	/* Now A's loader answers, late. */
+	ab_finish(a);
+	assert_int_equal(ld64(&sh->loads), 2);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_true(sh->r[0].flags & MLC_NOT_CACHED);
+	assert_true(sh->r[0].fenced >= 1);
+	assert_int_equal(peek_str(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "from B");
+	/* A's own handle did not keep its uncached value either. */
+	assert_int_equal(sh->r[2].rc, 0);
+	assert_string_equal(sh->r[2].val, "from B");
+	teardown_arena();
+}
+
+/* ---- a delete or a set while a load runs ------------------------------------ */
+
+static void
+change_during_load(bool warm, bool del)
+{
+	char buf[64];
+	int a;
+
+	setup_arena(0);
+	ab_reset();
+	if (warm)
+		warm_arena();
+	a = ab_start();
+	assert_int_equal(run(del ? ab_delete_proc : ab_set_proc, NULL), 0);
+	ab_finish(a);
+	assert_int_equal(ld64(&sh->loads), 1);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_true(sh->r[0].flags & MLC_NOT_CACHED);
+	assert_true(sh->r[0].fenced >= 1);
+	if (del) {
+		assert_int_equal(peek_str(buf, sizeof(buf)), -ENOENT);
+		assert_int_equal(sh->r[2].rc, -ENOENT);
+	} else {
+		assert_int_equal(peek_str(buf, sizeof(buf)), 0);
+		assert_string_equal(buf, "set by B");
+		assert_int_equal(sh->r[2].rc, 0);
+		assert_string_equal(sh->r[2].val, "set by B");
+	}
+	teardown_arena();
+}
+
+static void
+test_delete_during_load(void **state)
+{
+	(void)state;
+	change_during_load(true, true);
+}
+
+static void
+test_set_during_load(void **state)
+{
+	(void)state;
+	change_during_load(true, false);
+}
+
+/* The same on a brand-new arena: the first load ever made in it. */
+static void
+test_delete_during_first_load(void **state)
+{
+	(void)state;
+	change_during_load(false, true);
+}
+
+static void
+test_set_during_first_load(void **state)
+{
+	(void)state;
+	change_during_load(false, false);
+}
+
+/* ---- MLC_LOAD_NO_CACHE: waiters get the value, nothing is stored ------------ */
+
+#define NC_WAITERS 3
+
+static int
+nc_waiter_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("from a waiter");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int i = (int)(intptr_t)arg;
+	int rc;
+
+	o.lock_timeout_ms = 25000;
+	o.lock_policy = MLC_LOCK_ERROR;
+	c = open_cache(&o);
+	rc = mlc_get(c, ab_key, strlen(ab_key), loader, &l, &v);
+	record(i, c, rc, &v, 0);
+	CKI(rc, 0);
+	CKV(v, "uncached");
+	CK(v.flags & MLC_NOT_CACHED);
+	mlc_value_release(&v);
+	/* Nor did it land in this process's L1. */
+	CKI(mlc_peek(c, ab_key, strlen(ab_key), 0, &v), -ENOENT);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_no_cache_shared(void **state)
+{
+	char buf[64];
+	int a, w[NC_WAITERS];
+
+	(void)state;
+	setup_arena(0);
+	ab_reset();
+	ab_a_val = "uncached";
+	ab_a_load_flags = MLC_LOAD_NO_CACHE;
+	a = ab_start();
+	for (int i = 0; i < NC_WAITERS; i++)
+		w[i] = spawn(nc_waiter_proc, (void *)(intptr_t)(3 + i));
+	assert_true(wait_waiters(g_arena, NC_WAITERS));
+	ab_finish(a);
+	for (int i = 0; i < NC_WAITERS; i++)
+		assert_int_equal(t_wait(w[i]), 0);
+	assert_int_equal(ld64(&sh->loads), 1);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "uncached");
+	assert_true(sh->r[0].flags & MLC_NOT_CACHED);
+	assert_int_equal(sh->r[2].rc, -ENOENT);
+	assert_int_equal(peek_str(buf, sizeof(buf)), -ENOENT);
+	teardown_arena();
+}
+
+/* ---- err_ttl: a failure is shared for err_ttl_ms, then loaded again --------- */
+
+static const char err_key[] = "err:key";
+
+static int
+err_other_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("x");
+	struct mlc_value v = { 0 };
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *c;
+
+	(void)arg;
+	l.fail = true;
+	o.err_ttl_ms = 1000;
+	c = open_cache(&o);
+	CKI(mlc_get(c, err_key, strlen(err_key), loader, &l, &v), MLC_ELOADER);
+	CK(strcmp(mlc_last_error(c), "db down") == 0);
+	CKI(mlc_stats(c, &st), 0);
+	CKI(st.err_ttl_hits, 1);
+	CKI(st.loads, 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+err_ttl_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("back");
+	struct mlc_value v = { 0 };
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *c;
+
+	(void)arg;
+	l.fail = true;
+	o.err_ttl_ms = 1000;
+	c = open_cache(&o);
+	CKI(mlc_get(c, err_key, strlen(err_key), loader, &l, &v), MLC_ELOADER);
+	CK(strcmp(mlc_last_error(c), "db down") == 0);
+	CKI(ld64(&sh->loads), 1);
+	/* Right after: the error again, without calling the loader. */
+	CKI(mlc_get(c, err_key, strlen(err_key), loader, &l, &v), MLC_ELOADER);
+	CK(strcmp(mlc_last_error(c), "db down") == 0);
+	CKI(ld64(&sh->loads), 1);
+	CKI(mlc_stats(c, &st), 0);
+	CKI(st.err_ttl_hits, 1);
+	CKI(st.loads, 1);
+	/* Another process shares the back-off (its clock is ours). */
+	CKI(run(err_other_proc, NULL), 0);
+	CKI(ld64(&sh->loads), 1);
+	/* Past err_ttl the loader runs again. */
+	mlc__clock_advance(1500);
+	l.fail = false;
+	CKI(mlc_get(c, err_key, strlen(err_key), loader, &l, &v), 0);
+	CKV(v, "back");
+	CKI(v.level, MLC_L3);
+	mlc_value_release(&v);
+	CKI(ld64(&sh->loads), 2);
+	CKI(mlc_stats(c, &st), 0);
+	CKI(st.err_ttl_hits, 1);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_err_ttl(void **state)
+{
+	(void)state;
+	setup_arena(0);
+	assert_int_equal(run(err_ttl_proc, NULL), 0);
+	teardown_arena();
+}
+
+/* Without err_ttl, every call after a failure loads again. */
+static void
+test_no_err_ttl_reloads(void **state)
+{
+	struct lspec l = lspec("x");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)state;
+	setup_arena(0);
+	l.fail = true;
+	c = t_cache(g_arena, "fl", NULL);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
+					 &l, &v), MLC_ELOADER);
+		assert_string_equal(mlc_last_error(c), "db down");
+	}
+	assert_int_equal(ld64(&sh->loads), 3);
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
+/* ---- a loader asking for its own key -------------------------------------- */
+
+struct nest {
+	struct mlc_cache *c;
+	int self_rc, acquire_rc, other_rc;
+	char other_val[32];
+};
+
+static int
+inner_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)key_len;
+	out->data = "inner";
+	out->len = 5;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+outer_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	struct nest *n = arg;
+	struct mlc_flight fl;
+	struct mlc_value v = { 0 };
+
+	n->self_rc = mlc_get(n->c, key, key_len, outer_loader, n, &v);
+	mlc_value_release(&v);
+	n->acquire_rc = mlc_flight_acquire(n->c, key, key_len, NULL, &fl);
+	n->other_rc = mlc_get(n->c, "other", 5, inner_loader, NULL, &v);
+	if (n->other_rc == 0)
+		snprintf(n->other_val, sizeof(n->other_val), "%.*s",
+			 (int)v.len, (const char *)v.data);
+	mlc_value_release(&v);
+	out->data = "outer";
+	out->len = 5;
+	return MLC_LOAD_VALUE;
+}
+
+static void
+test_loader_own_key_edeadlk(void **state)
+{
+	struct nest n = { 0 };
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	setup_arena(0);
+	n.c = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_get(n.c, "self", 4, outer_loader, &n, &v), 0);
+	assert_value(&v, "outer");
+	assert_int_equal(v.level, MLC_L3);
+	mlc_value_release(&v);
+	assert_int_equal(n.self_rc, -EDEADLK);
+	assert_int_equal(n.acquire_rc, -EDEADLK);
+	assert_int_equal(n.other_rc, 0);
+	assert_string_equal(n.other_val, "inner");
+	/* Both stored. */
+	assert_int_equal(mlc_peek(n.c, "other", 5, 0, &v), 0);
+	assert_value(&v, "inner");
+	mlc_value_release(&v);
+	assert_int_equal(mlc_peek(n.c, "self", 4, 0, &v), 0);
+	assert_value(&v, "outer");
+	mlc_value_release(&v);
+	/* And outside the loader the key is fine again. */
+	assert_int_equal(mlc_get(n.c, "self", 4, outer_loader, &n, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	mlc_cache_close(n.c);
+	teardown_arena();
+}
+
+/* ---- lock timeout policies ------------------------------------------------- */
+
+/* A loads and holds; B's lock_timeout is 100 ms with @p policy. */
+static void
+lock_timeout(uint32_t policy, bool stale)
+{
+	char buf[64];
+	int a;
+
+	setup_arena(0);
+	ab_reset();
+	if (!stale)
+		warm_arena();	/* see test_delete_during_first_load */
+	if (stale) {
+		struct mlc_cache *c = t_cache(g_arena, "fl", NULL);
+		struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+
+		co.ttl_ms = 1000;
+		assert_int_equal(mlc_set(c, ab_key, strlen(ab_key), "stale one",
+					 9, &co), 0);
+		mlc_cache_close(c);
+		mlc__clock_advance(5000);	/* before forking */
+	}
+	ab_b_opts.lock_timeout_ms = 100;
+	ab_b_opts.lock_policy = policy;
+	a = ab_start();
+	assert_int_equal(run(ab_getter_proc, NULL), 0);
+	ab_finish(a);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_true(sh->r[1].lock_timeouts >= 1);
+	switch (policy) {
+	case MLC_LOCK_ERROR:
+		assert_int_equal(sh->r[1].rc, -ETIMEDOUT);
+		assert_int_equal(ld64(&sh->loads), 1);
+		break;
+	case MLC_LOCK_LOAD:
+		assert_int_equal(sh->r[1].rc, 0);
+		assert_string_equal(sh->r[1].val, "from B");
+		assert_int_equal(sh->r[1].level, MLC_L3);
+		assert_true(sh->r[1].dup_loads >= 1);
+		assert_int_equal(ld64(&sh->loads), 2);
+		/* A's older load does not overwrite B's newer value. */
+		assert_int_equal(peek_str(buf, sizeof(buf)), 0);
+		assert_string_equal(buf, "from B");
+		break;
+	default:		/* MLC_LOCK_STALE, MLC_LOCK_DEFAULT */
+		if (stale) {
+			assert_int_equal(sh->r[1].rc, 0);
+			assert_string_equal(sh->r[1].val, "stale one");
+			assert_true(sh->r[1].flags & MLC_STALE);
+			assert_true(sh->r[1].stale_served >= 1);
+		} else {
+			assert_int_equal(sh->r[1].rc, -ETIMEDOUT);
+		}
+		assert_int_equal(ld64(&sh->loads), 1);
+		break;
+	}
+	teardown_arena();
+}
+
+static void
+test_lock_timeout_error(void **state)
+{
+	(void)state;
+	lock_timeout(MLC_LOCK_ERROR, false);
+}
+
+static void
+test_lock_timeout_error_with_stale(void **state)
+{
+	(void)state;
+	lock_timeout(MLC_LOCK_ERROR, true);
+}
+
+static void
+test_lock_timeout_load(void **state)
+{
+	(void)state;
+	lock_timeout(MLC_LOCK_LOAD, false);
+}
+
+static void
+test_lock_timeout_stale(void **state)
+{
+	(void)state;
+	lock_timeout(MLC_LOCK_STALE, true);
+}
+
+static void
+test_lock_timeout_stale_without_stale(void **state)
+{
+	(void)state;
+	lock_timeout(MLC_LOCK_STALE, false);
+}
+
+static void
+test_lock_timeout_default_is_stale(void **state)
+{
+	(void)state;
+	lock_timeout(MLC_LOCK_DEFAULT, true);
+}
+
+/* ---- stale-while-revalidate ------------------------------------------------- */
+
+static void
+test_swr_serves_stale_at_once(void **state)
+{
+	struct mlc_cache *c;
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	char buf[64];
+	int a;
+
+	(void)state;
+	setup_arena(0);
+	ab_reset();
+	c = t_cache(g_arena, "fl", NULL);
+	co.ttl_ms = 1000;
+	assert_int_equal(mlc_set(c, ab_key, strlen(ab_key), "stale one", 9,
+				 &co), 0);
+	mlc_cache_close(c);
+	mlc__clock_advance(5000);
+	/* A wait would last until A is released (after B returns), bounded
+	 * by B's 25 s lock timeout and its error policy. */
+	ab_b_opts.lock_timeout_ms = 25000;
+	ab_b_opts.lock_policy = MLC_LOCK_ERROR;
+	ab_b_call_flags = MLC_CALL_SWR;
+	a = ab_start();
+	assert_int_equal(run(ab_getter_proc, NULL), 0);
+	ab_finish(a);
+	assert_int_equal(sh->r[1].rc, 0);
+	assert_string_equal(sh->r[1].val, "stale one");
+	assert_true(sh->r[1].flags & MLC_STALE);
+	assert_int_equal(sh->r[1].level, MLC_L2);
+	assert_int_equal(sh->r[1].lock_waits, 0);
+	assert_int_equal(sh->r[1].lock_timeouts, 0);
+	assert_true(sh->r[1].elapsed_ms < 10000);
+	assert_int_equal(ld64(&sh->loads), 1);	/* B did not load */
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_int_equal(peek_str(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "from A");
+	teardown_arena();
+}
+
+/* ---- a full flight table ------------------------------------------------------ */
+
+#define FULL_KEYS 40
+#define FULL_PER_KEY 2
+
+static int full_go[2];
+
+static int
+full_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	char key[32], val[32];
+	int i = (int)(intptr_t)arg, k = i % FULL_KEYS;
+	int rc;
+
+	close(full_go[1]);
+	o.lock_timeout_ms = 25000;
+	o.lock_policy = MLC_LOCK_ERROR;
+	c = open_cache(&o);
+	snprintf(key, sizeof(key), "full:%d", k);
+	snprintf(val, sizeof(val), "value of %d", k);
+	l = lspec(val);
+	l.sleep_ms = 300;
+	__atomic_add_fetch(&sh->ready, 1, __ATOMIC_ACQ_REL);
+	CKI(get_byte(full_go[0]), 0);
+	rc = mlc_get(c, key, strlen(key), loader, &l, &v);
+	record(i, c, rc, &v, 0);
+	CKI(rc, 0);
+	CKV(v, val);
+	mlc_value_release(&v);
+	/* And what is stored is that key's value. */
+	CKI(mlc_peek(c, key, strlen(key), 0, &v), 0);
+	CKV(v, val);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_full_flight_table(void **state)
+{
+	int pids[FULL_KEYS * FULL_PER_KEY];
+	uint64_t dups = 0;
+
+	(void)state;
+	setup_arena(16);
+	pipe_or_fail(full_go);
+	for (int i = 0; i < FULL_KEYS * FULL_PER_KEY; i++)
+		pids[i] = spawn(full_proc, (void *)(intptr_t)i);
+	close(full_go[0]);
+	assert_true(wait_at_least(&sh->ready, FULL_KEYS * FULL_PER_KEY));
+	close(full_go[1]);		/* go */
+	for (int i = 0; i < FULL_KEYS * FULL_PER_KEY; i++)
+		assert_int_equal(t_wait(pids[i]), 0);
+	for (int i = 0; i < FULL_KEYS * FULL_PER_KEY; i++)
+		dups += sh->r[i].dup_loads;
+	printf("# full flight table: %" PRIu64 " loads for %d keys, "
+	       "%" PRIu64 " duplicate loads counted\n", ld64(&sh->loads),
+	       FULL_KEYS, dups);
+	assert_true(ld64(&sh->loads) >= FULL_KEYS);
+	assert_true(ld64(&sh->loads) <= FULL_KEYS * FULL_PER_KEY);
+	assert_int_equal(waiters_total(g_arena), 0);
+	teardown_arena();
+}
+
+/* ---- the exported steps --------------------------------------------------------- */
+
+static const char step_key[] = "step:key";
+static int st_a_in[2], st_out[2];
+static bool st_abandon;
+
+static int
+step_a_proc(void *arg)
+{
+	struct mlc_flight fl;
+	struct mlc_load ld;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c = open_cache(NULL);
+
+	(void)arg;
+	CKI(mlc_flight_acquire(c, step_key, strlen(step_key), NULL, &fl), 0);
+	CKI(fl.role, MLC_FLIGHT_LOADER);
+	put_byte(st_out[1]);
+	CKI(get_byte(st_a_in[0]), 1);		/* B waits now */
+	if (st_abandon) {
+		CKI(mlc_flight_abandon(c, &fl), 0);
+	} else {
+		memset(&ld, 0, sizeof(ld));
+		ld.data = "published";
+		ld.len = 9;
+		CKI(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, &v), 0);
+		CKV(v, "published");
+		CKI(v.level, MLC_L3);
+		mlc_value_release(&v);
+	}
+	CKI(fl.role, MLC_FLIGHT_NONE);
+	put_byte(st_out[1]);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+step_b_proc(void *arg)
+{
+	struct mlc_flight fl;
+	struct mlc_load ld;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c = open_cache(NULL);
+	uint64_t end;
+	int rc;
+
+	(void)arg;
+	CKI(mlc_flight_acquire(c, step_key, strlen(step_key), NULL, &fl), 0);
+	CKI(fl.role, MLC_FLIGHT_WAITER);
+	CKI(mlc_flight_wait(c, &fl, 0, &v), -EAGAIN);
+	CKI(fl.role, MLC_FLIGHT_WAITER);
+	put_byte(st_out[1]);
+	/* Block while A publishes or abandons. */
+	if (!st_abandon) {
+		CKI(mlc_flight_wait(c, &fl, 5000, &v), 0);
+		CKV(v, "published");
+		CKI(fl.role, MLC_FLIGHT_NONE);
+		mlc_value_release(&v);
+		mlc_cache_close(c);
+		return 0;
+	}
+	/* Abandoned: B becomes the loader within 5 s. */
+	end = real_ms() + 5000;
+	do {
+		rc = mlc_flight_wait(c, &fl, 1000, &v);
+		CK(rc == 0 || rc == -EAGAIN);
+		CK(v.ref == NULL);		/* no value handed out */
+	} while (fl.role != MLC_FLIGHT_LOADER && real_ms() < end);
+	CKI(fl.role, MLC_FLIGHT_LOADER);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "by B";
+	ld.len = 4;
+	CKI(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, NULL), 0);
+	CKI(mlc_peek(c, step_key, strlen(step_key), 0, &v), 0);
+	CKV(v, "by B");
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+flight_steps(bool abandon)
+{
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int a, b;
+
+	setup_arena(0);
+	st_abandon = abandon;
+	pipe_or_fail(st_a_in);
+	pipe_or_fail(st_out);
+	a = spawn(step_a_proc, NULL);
+	assert_int_equal(get_byte(st_out[0]), 1);	/* A is the loader */
+	b = spawn(step_b_proc, NULL);
+	assert_int_equal(get_byte(st_out[0]), 1);	/* B waits */
+	put_byte(st_a_in[1]);
+	assert_int_equal(get_byte(st_out[0]), 1);	/* A published */
+	assert_int_equal(t_wait(a), 0);
+	assert_int_equal(t_wait(b), 0);
+	close_pair(st_a_in);
+	close_pair(st_out);
+	c = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_peek(c, step_key, strlen(step_key), 0, &v), 0);
+	assert_value(&v, abandon ? "by B" : "published");
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	assert_int_equal(waiters_total(g_arena), 0);
+	teardown_arena();
+}
+
+static void
+test_steps_publish(void **state)
+{
+	(void)state;
+	flight_steps(false);
+}
+
+static void
+test_steps_abandon(void **state)
+{
+	(void)state;
+	flight_steps(true);
+}
+
+/* ---- a key's flight in its second candidate slot --------------------------- */
+
+/* Each key has two candidate slots.  When the first is busy with another
+ * key, the key's flight goes to the second; once the first frees up, a new
+ * caller of the key must still find the flight in the second slot and
+ * wait, not claim the first and load a second time. */
+
+struct holder {
+	const char *key;
+	int idx;		/* result slot: rc, level = role */
+	int in[2], out[2];
+	int pid;
+};
+
+static int
+holder_proc(void *arg)
+{
+	struct holder *h = arg;
+	struct mlc_flight fl;
+	struct mlc_cache *c = open_cache(NULL);
+	int rc;
+
+	close(h->in[1]);
+	close(h->out[0]);
+	rc = mlc_flight_acquire(c, h->key, strlen(h->key), NULL, &fl);
+	sh->r[h->idx].rc = rc;
+	sh->r[h->idx].level = fl.role;
+	put_byte(h->out[1]);
+	CKI(get_byte(h->in[0]), 1);
+	CKI(mlc_flight_abandon(c, &fl), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+holder_start(struct holder *h, const char *key, int idx)
+{
+	h->key = key;
+	h->idx = idx;
+	pipe_or_fail(h->in);
+	pipe_or_fail(h->out);
+	h->pid = spawn(holder_proc, h);
+	close(h->in[0]);
+	close(h->out[1]);
+	assert_int_equal(get_byte(h->out[0]), 1);
+	assert_int_equal(sh->r[idx].rc, 0);
+}
+
+static void
+holder_end(struct holder *h)
+{
+	put_byte(h->in[1]);
+	assert_int_equal(t_wait(h->pid), 0);
+	close(h->in[1]);
+	close(h->out[0]);
+}
+
+static uint64_t
+key_hash_of(uint32_t ns, const char *key)
+{
+	struct mlc__key k = { key, (uint32_t)strlen(key), ns, 0, 0 };
+
+	mlc__key_hash(g_arena, &k);
+	return k.hash;
+}
+
+static void
+test_flight_found_in_second_slot(void **state)
+{
+	static char kbuf[32], xbuf[32];
+	uint32_t ns, mask, k0 = 0, k1 = 0;
+	struct holder hx, hk, h3;
+	uint64_t hk_hash = 0;
+	bool found = false;
+
+	(void)state;
+	setup_arena(16);
+	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
+	mask = g_arena->hdr->ah_flight_slots - 1;
+	for (int i = 0; i < 1000 && !found; i++) {
+		snprintf(kbuf, sizeof(kbuf), "k:%d", i);
+		hk_hash = key_hash_of(ns, kbuf);
+		k0 = (uint32_t)hk_hash & mask;
+		k1 = (uint32_t)(hk_hash >> 32) & mask;
+		if (k0 == k1)
+			continue;
+		for (int j = 0; j < 10000 && !found; j++) {
+			uint64_t h;
+
+			snprintf(xbuf, sizeof(xbuf), "x:%d", j);
+			h = key_hash_of(ns, xbuf);
+			found = ((uint32_t)h & mask) == k0 &&
+				((uint32_t)(h >> 32) & mask) != k1;
+		}
+	}
+	assert_true(found);
+	/* X takes K's first slot; K's flight goes to its second. */
+	holder_start(&hx, xbuf, 0);
+	assert_int_equal(sh->r[0].level, MLC_FLIGHT_LOADER);
+	holder_start(&hk, kbuf, 1);
+	assert_int_equal(sh->r[1].level, MLC_FLIGHT_LOADER);
+	assert_int_equal(g_arena->flights[k1].fs_hash, hk_hash | 1);
+	/* X's flight ends: K's first slot is free again. */
+	holder_end(&hx);
+	assert_int_equal(g_arena->flights[k0].fs_hash, 0);
+	/* A new caller of K must wait for the flight in progress. */
+	holder_start(&h3, kbuf, 2);
+	holder_end(&h3);
+	holder_end(&hk);
+	assert_int_equal(sh->r[2].level, MLC_FLIGHT_WAITER);
+	teardown_arena();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_herd_value),
+		cmocka_unit_test(test_herd_error),
+		cmocka_unit_test(test_herd_resurrect),
+		cmocka_unit_test(test_killed_loader_zombie),
+		cmocka_unit_test(test_killed_loader_reaped),
+		cmocka_unit_test(test_lease_expiry_fences),
+		cmocka_unit_test(test_delete_during_load),
+		cmocka_unit_test(test_set_during_load),
+		cmocka_unit_test(test_delete_during_first_load),
+		cmocka_unit_test(test_set_during_first_load),
+		cmocka_unit_test(test_no_cache_shared),
+		cmocka_unit_test(test_err_ttl),
+		cmocka_unit_test(test_no_err_ttl_reloads),
+		cmocka_unit_test(test_loader_own_key_edeadlk),
+		cmocka_unit_test(test_lock_timeout_error),
+		cmocka_unit_test(test_lock_timeout_error_with_stale),
+		cmocka_unit_test(test_lock_timeout_load),
+		cmocka_unit_test(test_lock_timeout_stale),
+		cmocka_unit_test(test_lock_timeout_stale_without_stale),
+		cmocka_unit_test(test_lock_timeout_default_is_stale),
+		cmocka_unit_test(test_swr_serves_stale_at_once),
+		cmocka_unit_test(test_full_flight_table),
+		cmocka_unit_test(test_steps_publish),
+		cmocka_unit_test(test_steps_abandon),
+		cmocka_unit_test(test_flight_found_in_second_slot),
+	};
+	int rc;
+
+	t_require_shm();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	t_cleanup();
+	return rc;
+}

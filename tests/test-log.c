@@ -1,0 +1,1175 @@
+/*
+ * Cross-process L1 coherence through the invalidation log: a set, delete
+ * or purge in one process reaches every other process's L1 on its next
+ * lookup (or on mlc_update() with MLC_CACHE_MANUAL_UPDATE); a handle that
+ * was lapped, or that finds a publisher died mid-record, drops its L1
+ * instead of serving what changed; a child after fork() never serves the
+ * parent's L1; threads filling their L1s while a writer moves a key on
+ * never keep an older version; and the log counters add up.
+ *
+ * Everything shared runs in real fork()ed processes.  Children never call
+ * cmocka: a failed check prints where and exits with status 10.  Each child
+ * arms alarm(60).  Steps between processes are ordered with pipes.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ck_pr.h>
+
+#include "common.h"
+#include "arena.h"
+#include "mlc-int.h"
+#include "log.h"		/* MLC__LOG_STUCK_MS */
+
+#define CHILD_ALARM 60
+
+/* ---- child-side checks ------------------------------------------------- */
+
+static void ck_fail(int line, const char *what, long long a, long long b)
+	__attribute__((noreturn));
+
+static void
+ck_fail(int line, const char *what, long long a, long long b)
+{
+	fprintf(stderr, "test-log.c:%d: check failed in pid %ld: %s "
+		"(%lld vs %lld)\n", line, (long)getpid(), what, a, b);
+	fflush(stderr);
+	_exit(10);
+}
+
+#define CK(c) do { if (!(c)) ck_fail(__LINE__, #c, 1, 0); } while (0)
+#define CKI(a, b) do {							\
+	long long a_ = (long long)(a), b_ = (long long)(b);		\
+	if (a_ != b_)							\
+		ck_fail(__LINE__, #a " == " #b, a_, b_);		\
+} while (0)
+#define CKV(v, s) do {							\
+	const char *s_ = (s);						\
+	if ((v).data == NULL || (v).len != strlen(s_) ||		\
+	    memcmp((v).data, s_, (v).len) != 0) {			\
+		fprintf(stderr, "test-log.c:%d: value \"%.*s\", "	\
+			"expected \"%s\"\n", __LINE__,			\
+			(v).data ? (int)(v).len : 6,			\
+			(v).data ? (const char *)(v).data : "(null)", s_); \
+		ck_fail(__LINE__, "value bytes", (long long)(v).len,	\
+			(long long)strlen(s_));				\
+	}								\
+} while (0)
+
+/* get @p key without a loader: expect @p rc, and with 0 the bytes @p s
+ * and (if non-zero) the level. */
+#define CKGET(c, key, rc, s, lvl) do {				\
+	struct mlc_value v_ = { 0 };					\
+	int r_ = mlc_get((c), (key), strlen(key), NULL, NULL, &v_);	\
+	CKI(r_, (rc));							\
+	if (r_ == 0) {							\
+		CKV(v_, (s));						\
+		if ((lvl) != 0)						\
+			CKI(v_.level, (lvl));				\
+	}								\
+	mlc_value_release(&v_);						\
+} while (0)
+
+/* ---- arenas, children, pipes ----------------------------------------------- */
+
+static struct mlc_arena *g_arena;
+static char g_name[96];
+
+static struct mlc_arena *
+arena_with(char *name, size_t cap, uint32_t log_cells)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	int rc;
+
+	t_name(name, cap);
+	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.bytes = 8u << 20;
+	o.page_size = 64 << 10;
+	o.log_cells = log_cells;
+	o.flight_slots = 64;
+	rc = mlc_arena_open(&a, name, &o);
+	if (rc != 0)
+		fail_msg("mlc_arena_open(%s): %s", name, mlc_strerror(rc));
+	return a;
+}
+
+static void
+setup_arena(uint32_t log_cells)
+{
+	if (log_cells)
+		g_arena = arena_with(g_name, sizeof(g_name), log_cells);
+	else
+		g_arena = t_arena(g_name, sizeof(g_name), 0, 0);
+}
+
+static void
+teardown_arena(void)
+{
+	mlc_arena_close(g_arena);
+	g_arena = NULL;
+	t_cleanup();
+}
+
+static struct mlc_cache *
+open_ns(const char *ns, uint32_t flags, uint32_t budget)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *c = NULL;
+	int rc;
+
+	o.flags = flags;
+	o.update_budget = budget;
+	o.ttl_ms = MLC_TTL_NEVER;
+	rc = mlc_cache_open(&c, g_arena, ns, &o);
+	if (rc != 0)
+		ck_fail(__LINE__, "mlc_cache_open", rc, 0);
+	return c;
+}
+
+static struct mlc_stats
+stats_of(struct mlc_cache *c)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+
+	if (mlc_stats(c, &st) != 0)
+		ck_fail(__LINE__, "mlc_stats", 0, 0);
+	return st;
+}
+
+static void
+put_byte(int fd)
+{
+	char b = 'x';
+
+	while (write(fd, &b, 1) != 1)
+		if (errno != EINTR)
+			ck_fail(__LINE__, "write to pipe", errno, 0);
+}
+
+static int
+get_byte(int fd)
+{
+	char b;
+	ssize_t n;
+
+	while ((n = read(fd, &b, 1)) < 0 && errno == EINTR)
+		;
+	return n == 1;
+}
+
+struct tramp {
+	int (*fn)(void *);
+	void *arg;
+};
+
+static int
+trampoline(void *p)
+{
+	struct tramp *t = p;
+
+	alarm(CHILD_ALARM);
+	return t->fn(t->arg);
+}
+
+/* Run fn in a child to the end: its exit status. */
+static int
+run(int (*fn)(void *), void *arg)
+{
+	struct tramp t = { fn, arg };
+
+	return t_fork(trampoline, &t);
+}
+
+/* A child that works in steps: it tells the parent when a step is done
+ * (step_done) and waits for the parent's go (step_wait). */
+struct peer {
+	int pid;
+	int rd, wr;		/* the parent's ends */
+};
+
+static int peer_rd = -1, peer_wr = -1;	/* the child's ends */
+
+static void
+step_done(void)
+{
+	put_byte(peer_wr);
+}
+
+static void
+step_wait(void)
+{
+	if (!get_byte(peer_rd))
+		ck_fail(__LINE__, "the parent went away", 0, 0);
+}
+
+static struct peer
+peer_spawn(int (*fn)(void *), void *arg)
+{
+	struct tramp t = { fn, arg };
+	int down[2], up[2];
+	struct peer p;
+
+	assert_int_equal(pipe(down), 0);
+	assert_int_equal(pipe(up), 0);
+	fflush(NULL);
+	p.pid = fork();
+	assert_true(p.pid >= 0);
+	if (p.pid == 0) {
+		close(down[1]);
+		close(up[0]);
+		peer_rd = down[0];
+		peer_wr = up[1];
+		_exit(trampoline(&t));
+	}
+	close(down[0]);
+	close(up[1]);
+	p.rd = up[0];
+	p.wr = down[1];
+	return p;
+}
+
+/* Wait for the peer's next step; fails if it died instead. */
+static void
+peer_step(struct peer *p)
+{
+	assert_int_equal(get_byte(p->rd), 1);
+}
+
+static void
+peer_go(struct peer *p)
+{
+	put_byte(p->wr);
+}
+
+static int
+peer_finish(struct peer *p)
+{
+	close(p->rd);
+	close(p->wr);
+	return t_wait(p->pid);
+}
+
+/* ---- helpers run in short-lived children ------------------------------------ */
+
+struct op {
+	const char *ns;
+	const char *key;
+	const char *val;	/* set this; NULL: delete */
+};
+
+static int
+op_set_or_delete(void *arg)
+{
+	const struct op *o = arg;
+	struct mlc_cache *c = open_ns(o->ns, 0, 0);
+
+	if (o->val != NULL)
+		CKI(mlc_set(c, o->key, strlen(o->key), o->val, strlen(o->val),
+			    NULL), 0);
+	else
+		CKI(mlc_delete(c, o->key, strlen(o->key)), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+remote_set(const char *ns, const char *key, const char *val)
+{
+	struct op o = { ns, key, val };
+
+	assert_int_equal(run(op_set_or_delete, &o), 0);
+}
+
+static void
+remote_delete(const char *ns, const char *key)
+{
+	struct op o = { ns, key, NULL };
+
+	assert_int_equal(run(op_set_or_delete, &o), 0);
+}
+
+static int
+op_purge(void *arg)
+{
+	struct mlc_cache *c = open_ns(arg, 0, 0);
+
+	CKI(mlc_purge(c), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+l_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	(void)key;
+	(void)key_len;
+	out->data = arg;
+	out->len = strlen(arg);
+	return MLC_LOAD_VALUE;
+}
+
+/* Get @p key twice so that the second answer comes from L1. */
+static void
+cache_in_l1(struct mlc_cache *c, const char *key, const char *val)
+{
+	struct mlc_value v = { 0 };
+
+	CKI(mlc_get(c, key, strlen(key), NULL, NULL, &v), 0);
+	CKV(v, val);
+	mlc_value_release(&v);
+	CKGET(c, key, 0, val, MLC_L1);
+}
+
+/* ---- a set / delete elsewhere reaches this L1 ----------------------------- */
+
+static int
+coherent_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	struct mlc_value v = { 0 };
+	struct mlc_stats st;
+
+	(void)arg;
+	cache_in_l1(c, "k", "v1");
+	step_done();
+	step_wait();			/* B set k = v2 */
+	CKGET(c, "k", 0, "v2", MLC_L2);
+	CKGET(c, "k", 0, "v2", MLC_L1);
+	step_done();
+	step_wait();			/* B deleted k */
+	CKGET(c, "k", -ENOENT, "", 0);
+	CKI(mlc_get(c, "k", 1, l_loader, (void *)"loaded", &v), 0);
+	CKV(v, "loaded");
+	CKI(v.level, MLC_L3);
+	mlc_value_release(&v);
+	st = stats_of(c);
+	CKI(st.log_applied, 2);
+	CKI(st.log_dropped, 2);
+	CKI(st.log_overruns, 0);
+	CKI(st.log_stuck, 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_set_delete_reach_other_l1(void **state)
+{
+	struct peer a;
+
+	(void)state;
+	setup_arena(0);
+	remote_set("log", "k", "v1");
+	a = peer_spawn(coherent_a, NULL);
+	peer_step(&a);
+	remote_set("log", "k", "v2");
+	peer_go(&a);
+	peer_step(&a);
+	remote_delete("log", "k");
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
+/* ---- MLC_CACHE_MANUAL_UPDATE: only mlc_update() applies the log ------------ */
+
+static int
+manual_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", MLC_CACHE_MANUAL_UPDATE, 0);
+	struct mlc_cache *b1 = open_ns("log", MLC_CACHE_MANUAL_UPDATE, 1);
+
+	(void)arg;
+	cache_in_l1(c, "k", "v1");
+	cache_in_l1(b1, "k", "v1");
+	cache_in_l1(b1, "j", "j1");
+	step_done();
+	step_wait();			/* B set k = v2, then j = j2 */
+	CKGET(c, "k", 0, "v1", MLC_L1);	/* still the old one */
+	CKGET(c, "k", 0, "v1", MLC_L1);
+	CKI(mlc_update(c), 0);
+	CKGET(c, "k", 0, "v2", MLC_L2);
+	/* update_budget 1: one record per call, in order. */
+	CKGET(b1, "k", 0, "v1", MLC_L1);
+	CKGET(b1, "j", 0, "j1", MLC_L1);
+	CKI(mlc_update(b1), 0);
+	CKGET(b1, "k", 0, "v2", MLC_L2);
+	CKGET(b1, "j", 0, "j1", MLC_L1);
+	CKI(mlc_update(b1), 0);
+	CKGET(b1, "j", 0, "j2", MLC_L2);
+	step_done();
+	step_wait();			/* B deleted k */
+	CKGET(c, "k", 0, "v2", MLC_L1);
+	CKI(mlc_update(c), 0);
+	CKGET(c, "k", -ENOENT, "", 0);
+	mlc_cache_close(c);
+	mlc_cache_close(b1);
+	return 0;
+}
+
+static void
+test_manual_update(void **state)
+{
+	struct peer a;
+
+	(void)state;
+	setup_arena(0);
+	remote_set("log", "k", "v1");
+	remote_set("log", "j", "j1");
+	a = peer_spawn(manual_a, NULL);
+	peer_step(&a);
+	remote_set("log", "k", "v2");
+	remote_set("log", "j", "j2");
+	peer_go(&a);
+	peer_step(&a);
+	remote_delete("log", "k");
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
+/* ---- lapped while idle ------------------------------------------------------- */
+
+#define LAP_KEYS 8
+
+static int
+lap_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	struct mlc_stats st;
+	char key[16], val[16];
+
+	(void)arg;
+	for (int i = 0; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		cache_in_l1(c, key, val);
+	}
+	step_done();
+	step_wait();			/* B lapped the 64-cell log */
+	CKGET(c, "mine:0", 0, "new 0", MLC_L2);
+	st = stats_of(c);
+	CK(st.log_overruns >= 1);
+	/* The others were dropped too, and come back from L2 unchanged. */
+	for (int i = 1; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		CKGET(c, key, 0, val, MLC_L2);
+	}
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+lap_b(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	struct mlc_stats st;
+	char key[16];
+
+	(void)arg;
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "other:%d", i);
+		CKI(mlc_set(c, key, strlen(key), "x", 1, NULL), 0);
+	}
+	CKI(mlc_set(c, "mine:0", 6, "new 0", 5, NULL), 0);
+	st = stats_of(c);
+	CKI(st.log_published, 101);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_lapped_reader_drops_l1(void **state)
+{
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	char key[16], val[16];
+	struct peer a;
+
+	(void)state;
+	setup_arena(64);
+	for (int i = 0; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		remote_set("log", key, val);
+	}
+	a = peer_spawn(lap_a, NULL);
+	peer_step(&a);
+	assert_int_equal(run(lap_b, NULL), 0);
+	assert_int_equal(mlc_arena_info(g_arena, &info), 0);
+	assert_true(info.log_head >= LAP_KEYS + 101);
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
+/* A writer a whole lap ahead overwrote the cell the reader is at, while
+ * the reader had fewer than log_cells records to read (no lap by count):
+ * the overwritten cell alone must make it drop its L1. */
+static int
+overwrite_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+
+	(void)arg;
+	cache_in_l1(c, "mine:0", "old 0");
+	step_done();
+	step_wait();
+	CKGET(c, "mine:0", 0, "new 0", MLC_L2);
+	CK(stats_of(c).log_overruns + stats_of(c).log_stuck >= 1);
+	mlc_cache_close(c);
+	return 0;
+}
+
+/* The reader's cursor is at record s.  Make cell s say "record s + 64"
+ * (what a writer one lap ahead leaves there) while the head moves only to
+ * s + 1, then publish one real change at s + 1. */
+static int
+overwrite_b(void *arg)
+{
+	struct mlc_arena *a = g_arena;
+	uint64_t mask = a->hdr->ah_log_cells - 1;
+	uint64_t s = ck_pr_load_64(&a->log->lg_head);
+	struct mlc_cache *c;
+
+	(void)arg;
+	ck_pr_store_64(&a->cells[s & mask].lc_seq, s + 64 + 1);
+	ck_pr_faa_64(&a->log->lg_head, 1);
+	c = open_ns("log", 0, 0);
+	CKI(mlc_set(c, "mine:0", 6, "new 0", 5, NULL), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_overwritten_cell_drops_l1(void **state)
+{
+	struct peer a;
+
+	(void)state;
+	setup_arena(64);
+	remote_set("log", "mine:0", "old 0");
+	a = peer_spawn(overwrite_a, NULL);
+	peer_step(&a);
+	assert_int_equal(run(overwrite_b, NULL), 0);
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
+/* ---- a publisher killed between claim and publish --------------------------- */
+
+static int
+claim_and_die(void *arg)
+{
+	struct mlc_arena *a = g_arena;
+	uint64_t mask = a->hdr->ah_log_cells - 1;
+	uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
+	struct mlc__log_cell *cell = &a->cells[s & mask];
+
+	(void)arg;
+	ck_pr_store_64(&cell->lc_seq, (s + 1) | UINT64_C(1) << 63);
+	_exit(0);			/* never publishes */
+}
+
+static int
+stuck_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	struct mlc_value v = { 0 };
+	struct mlc_stats st;
+
+	(void)arg;
+	cache_in_l1(c, "k", "v1");
+	cache_in_l1(c, "other", "o1");
+	step_done();
+	step_wait();		/* a claim that never publishes, then k = v2 */
+	/* Within the stuck bound the old L1 value may still be served. */
+	CKI(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	CK((v.len == 2 && memcmp(v.data, "v1", 2) == 0) ||
+	   (v.len == 2 && memcmp(v.data, "v2", 2) == 0));
+	mlc_value_release(&v);
+	/* Past it, never. */
+	mlc__clock_advance(2 * MLC__LOG_STUCK_MS);
+	for (int i = 0; i < 5; i++)
+		CKGET(c, "k", 0, "v2", 0);
+	st = stats_of(c);
+	CK(st.log_stuck >= 1);
+	/* Unchanged keys are still right (read again from L2). */
+	CKGET(c, "other", 0, "o1", 0);
+	/* And later records are applied normally again. */
+	step_done();
+	step_wait();		/* k = v3 */
+	CKGET(c, "k", 0, "v3", MLC_L2);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_stuck_publisher(void **state)
+{
+	struct peer a;
+
+	(void)state;
+	setup_arena(0);
+	remote_set("log", "k", "v1");
+	remote_set("log", "other", "o1");
+	a = peer_spawn(stuck_a, NULL);
+	peer_step(&a);
+	assert_int_equal(run(claim_and_die, NULL), 0);
+	remote_set("log", "k", "v2");
+	peer_go(&a);
+	peer_step(&a);
+	remote_set("log", "k", "v3");
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
+/* The same, with MLC_CACHE_MANUAL_UPDATE: mlc_update() is bounded too. */
+static int
+stuck_manual_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", MLC_CACHE_MANUAL_UPDATE, 0);
+
+	(void)arg;
+	cache_in_l1(c, "k", "v1");
+	step_done();
+	step_wait();
+	CKI(mlc_update(c), 0);		/* starts the stuck clock */
+	mlc__clock_advance(2 * MLC__LOG_STUCK_MS);
+	CKI(mlc_update(c), 0);
+	CKGET(c, "k", 0, "v2", 0);
+	CK(stats_of(c).log_stuck >= 1);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_stuck_publisher_manual(void **state)
+{
+	struct peer a;
+
+	(void)state;
+	setup_arena(0);
+	remote_set("log", "k", "v1");
+	a = peer_spawn(stuck_manual_a, NULL);
+	peer_step(&a);
+	assert_int_equal(run(claim_and_die, NULL), 0);
+	remote_set("log", "k", "v2");
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
+/* ---- purge of one namespace ------------------------------------------------------ */
+
+static int
+purge_a(void *arg)
+{
+	struct mlc_cache *x = open_ns("x", 0, 0);
+	struct mlc_cache *y = open_ns("y", 0, 0);
+	struct mlc_value v = { 0 };
+	struct mlc_stats st;
+
+	(void)arg;
+	cache_in_l1(x, "k1", "x1");
+	cache_in_l1(x, "k2", "x2");
+	cache_in_l1(y, "k1", "y1");
+	cache_in_l1(y, "k2", "y2");
+	step_done();
+	step_wait();			/* B purged "x" */
+	CKGET(x, "k1", -ENOENT, "", 0);
+	CKGET(x, "k2", -ENOENT, "", 0);
+	CKI(mlc_peek(x, "k1", 2, MLC_CALL_STALE_OK, &v), -ENOENT);
+	CKGET(y, "k1", 0, "y1", MLC_L1);
+	CKGET(y, "k2", 0, "y2", MLC_L1);
+	st = stats_of(y);
+	CKI(st.log_dropped, 0);
+	CKI(st.log_applied, 0);
+	st = stats_of(x);
+	CKI(st.log_applied, 1);
+	CKI(st.log_dropped, 2);
+	mlc_cache_close(x);
+	mlc_cache_close(y);
+	return 0;
+}
+
+static int
+purge_check_l2(void *arg)
+{
+	struct mlc_cache *x = open_ns("x", 0, 0);
+	struct mlc_cache *y = open_ns("y", 0, 0);
+
+	(void)arg;
+	CKGET(y, "k1", 0, "y1", MLC_L2);
+	CKGET(y, "k2", 0, "y2", MLC_L2);
+	CKGET(x, "k1", -ENOENT, "", 0);
+	mlc_cache_close(x);
+	mlc_cache_close(y);
+	return 0;
+}
+
+static void
+test_purge_one_namespace(void **state)
+{
+	struct peer a;
+
+	(void)state;
+	setup_arena(0);
+	remote_set("x", "k1", "x1");
+	remote_set("x", "k2", "x2");
+	remote_set("y", "k1", "y1");
+	remote_set("y", "k2", "y2");
+	a = peer_spawn(purge_a, NULL);
+	peer_step(&a);
+	assert_int_equal(run(op_purge, (void *)"x"), 0);
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	assert_int_equal(run(purge_check_l2, NULL), 0);
+	teardown_arena();
+}
+
+/* ---- fork: a child never serves the parent's L1 ------------------------------ */
+
+static struct mlc_cache *fork_c;
+static struct mlc_value fork_held;
+
+static int
+fork_child(void *arg)
+{
+	struct mlc_stats st;
+
+	(void)arg;
+	step_wait();			/* the parent set k = v2 */
+	/* A value held across fork() stays valid here. */
+	CKV(fork_held, "v1");
+	mlc_value_release(&fork_held);
+	CKGET(fork_c, "k", 0, "v2", MLC_L2);
+	CKGET(fork_c, "k", 0, "v2", MLC_L1);
+	st = stats_of(fork_c);
+	CKI(st.forks, 1);
+	CKI(mlc_cache_close(fork_c), 0);
+	return 0;
+}
+
+static void
+test_fork_child_drops_l1(void **state)
+{
+	struct mlc_value v = { 0 };
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct peer p;
+
+	(void)state;
+	setup_arena(0);
+	fork_c = t_cache(g_arena, "log", NULL);
+	assert_int_equal(mlc_set(fork_c, "k", 1, "v1", 2, NULL), 0);
+	assert_int_equal(mlc_get(fork_c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_get(fork_c, "k", 1, NULL, NULL, &fork_held), 0);
+	p = peer_spawn(fork_child, NULL);
+	assert_int_equal(mlc_set(fork_c, "k", 1, "v2", 2, NULL), 0);
+	peer_go(&p);
+	assert_int_equal(peer_finish(&p), 0);
+	/* The parent is unaffected by the child's reset. */
+	assert_int_equal(mlc_get(fork_c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	assert_memory_equal(v.data, "v2", 2);
+	mlc_value_release(&v);
+	assert_memory_equal(fork_held.data, "v1", 2);
+	mlc_value_release(&fork_held);
+	assert_int_equal(mlc_stats(fork_c, &st), 0);
+	assert_int_equal(st.forks, 0);
+	mlc_cache_close(fork_c);
+	teardown_arena();
+}
+
+/* A child whose parent changes nothing still starts from an empty L1. */
+static int
+fork_child_unchanged(void *arg)
+{
+	(void)arg;
+	CKGET(fork_c, "k", 0, "v1", MLC_L2);
+	CKI(stats_of(fork_c).forks, 1);
+	/* And a change by its parent after it started reaches it. */
+	step_done();
+	step_wait();
+	CKGET(fork_c, "k", 0, "v3", MLC_L2);
+	mlc_cache_close(fork_c);
+	return 0;
+}
+
+static void
+test_fork_child_follows_parent(void **state)
+{
+	struct mlc_value v = { 0 };
+	struct peer p;
+
+	(void)state;
+	setup_arena(0);
+	fork_c = t_cache(g_arena, "log", NULL);
+	assert_int_equal(mlc_set(fork_c, "k", 1, "v1", 2, NULL), 0);
+	assert_int_equal(mlc_get(fork_c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	p = peer_spawn(fork_child_unchanged, NULL);
+	peer_step(&p);
+	assert_int_equal(mlc_set(fork_c, "k", 1, "v3", 2, NULL), 0);
+	peer_go(&p);
+	assert_int_equal(peer_finish(&p), 0);
+	mlc_cache_close(fork_c);
+	teardown_arena();
+}
+
+/* ---- the L1 fill race: threads reading while a process writes ------------------ */
+
+#define FR_THREADS 6
+#define FR_VERSIONS 3000
+
+struct fr_shared {
+	uint64_t done;		/* the writer published the last version */
+	uint64_t seen[FR_THREADS];
+	uint64_t reads[FR_THREADS];
+	uint64_t l1_hits[FR_THREADS];
+};
+
+static struct fr_shared *fr;
+
+static int
+fr_writer(void *arg)
+{
+	struct mlc_cache *c = open_ns("fill", 0, 0);
+	char val[16];
+
+	(void)arg;
+	for (uint32_t i = 1; i <= FR_VERSIONS; i++) {
+		snprintf(val, sizeof(val), "%08u", i);
+		CKI(mlc_set(c, "k", 1, val, 8, NULL), 0);
+		if (i % 64 == 0)
+			sched_yield();
+	}
+	__atomic_store_n(&fr->done, 1, __ATOMIC_RELEASE);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static uint32_t
+fr_get(struct mlc_cache *c, int t, uint32_t last)
+{
+	struct mlc_value v = { 0 };
+	uint32_t ver;
+	char buf[16];
+	int rc = mlc_get(c, "k", 1, NULL, NULL, &v);
+
+	fr->reads[t]++;
+	if (rc == -ENOENT) {
+		CKI(last, 0);		/* once seen, never gone */
+		return 0;
+	}
+	CKI(rc, 0);
+	CKI(v.len, 8);
+	memcpy(buf, v.data, 8);
+	buf[8] = '\0';
+	ver = (uint32_t)strtoul(buf, NULL, 10);
+	if (v.level == MLC_L1)
+		fr->l1_hits[t]++;
+	mlc_value_release(&v);
+	if (ver < last)
+		ck_fail(__LINE__, "a reader went backwards", ver, last);
+	return ver;
+}
+
+static void *
+fr_reader(void *p)
+{
+	int t = (int)(intptr_t)p;
+	struct mlc_cache *c = open_ns("fill", 0, 0);
+	uint32_t last = 0;
+
+	while (!__atomic_load_n(&fr->done, __ATOMIC_ACQUIRE))
+		last = fr_get(c, t, last);
+	/* The writer is done: the very next get must be the last one. */
+	last = fr_get(c, t, last);
+	CKI(last, FR_VERSIONS);
+	fr->seen[t] = last;
+	mlc_cache_close(c);
+	return NULL;
+}
+
+static int
+fr_readers(void *arg)
+{
+	pthread_t th[FR_THREADS];
+
+	(void)arg;
+	for (int t = 0; t < FR_THREADS; t++)
+		CKI(pthread_create(&th[t], NULL, fr_reader,
+				   (void *)(intptr_t)t), 0);
+	for (int t = 0; t < FR_THREADS; t++)
+		pthread_join(th[t], NULL);
+	return 0;
+}
+
+static void
+test_fill_race_threads(void **state)
+{
+	struct tramp tr = { fr_readers, NULL }, tw = { fr_writer, NULL };
+	uint64_t reads = 0, hits = 0;
+	int r, w;
+
+	(void)state;
+	setup_arena(0);
+	fr = mmap(NULL, sizeof(*fr), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(fr != MAP_FAILED);
+	memset(fr, 0, sizeof(*fr));
+	r = t_spawn(trampoline, &tr);
+	w = t_spawn(trampoline, &tw);
+	assert_int_equal(t_wait(w), 0);
+	assert_int_equal(t_wait(r), 0);
+	for (int t = 0; t < FR_THREADS; t++) {
+		assert_int_equal(fr->seen[t], FR_VERSIONS);
+		reads += fr->reads[t];
+		hits += fr->l1_hits[t];
+	}
+	printf("# fill race: %" PRIu64 " reads, %" PRIu64 " from L1\n", reads,
+	       hits);
+	munmap(fr, sizeof(*fr));
+	fr = NULL;
+	teardown_arena();
+}
+
+/* ---- counters ------------------------------------------------------------------- */
+
+static int
+stats_b(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	struct mlc_cache *o = open_ns("elsewhere", 0, 0);
+	struct mlc_stats st;
+
+	(void)arg;
+	CKI(mlc_set(c, "k1", 2, "n1", 2, NULL), 0);
+	CKI(mlc_set(c, "k2", 2, "n2", 2, NULL), 0);
+	CKI(mlc_set(c, "k3", 2, "n3", 2, NULL), 0);
+	CKI(mlc_delete(c, "k1", 2), 0);
+	CKI(mlc_delete(c, "absent", 6), 0);
+	CKI(mlc_purge(c), 0);
+	CKI(mlc_set(o, "k1", 2, "z", 1, NULL), 0);
+	st = stats_of(c);
+	CKI(st.log_published, 6);
+	CKI(st.sets, 3);
+	CKI(st.deletes, 2);
+	CKI(st.purges, 1);
+	CKI(st.log_applied, 0);	/* its own records drop nothing */
+	CKI(stats_of(o).log_published, 1);
+	mlc_cache_close(c);
+	mlc_cache_close(o);
+	return 0;
+}
+
+static int
+stats_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	struct mlc_stats st;
+
+	(void)arg;
+	cache_in_l1(c, "k1", "o1");
+	cache_in_l1(c, "k2", "o2");
+	cache_in_l1(c, "k3", "o3");
+	st = stats_of(c);
+	CKI(st.log_published, 0);
+	CKI(st.log_applied, 0);
+	step_done();
+	step_wait();
+	CKGET(c, "k2", -ENOENT, "", 0);	/* purged */
+	st = stats_of(c);
+	/* 3 sets + 2 deletes + 1 purge of this namespace; 3 L1 entries. */
+	CKI(st.log_applied, 6);
+	CKI(st.log_dropped, 3);
+	CKI(st.log_published, 0);
+	CKI(st.log_overruns, 0);
+	CKI(st.log_stuck, 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_log_counters(void **state)
+{
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	uint64_t head0;
+	struct peer a;
+
+	(void)state;
+	setup_arena(0);
+	remote_set("log", "k1", "o1");
+	remote_set("log", "k2", "o2");
+	remote_set("log", "k3", "o3");
+	a = peer_spawn(stats_a, NULL);
+	peer_step(&a);
+	assert_int_equal(mlc_arena_info(g_arena, &info), 0);
+	head0 = info.log_head;
+	assert_int_equal(run(stats_b, NULL), 0);
+	assert_int_equal(mlc_arena_info(g_arena, &info), 0);
+	assert_int_equal(info.log_head - head0, 7);
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
+/* ---- a publisher stalled (not dead) across a whole lap ----------------------- */
+
+/* A publisher claims record H, marks its cell WRITING and stalls.  Readers
+ * skip H after the stuck bound (dropping their L1).  While it is still
+ * stalled, 64 more records lap the 64-cell log; record H + 64 lands in
+ * the same cell (the CAS from "H, WRITING" is allowed) and is published.
+ * Then the stalled publisher resumes and writes its payload for record H
+ * into that cell, as mlc__log_publish() does, before it stores its
+ * sequence.  A reader that reads record H + 64 now sees a valid sequence
+ * around someone else's payload: it must not keep the value that record
+ * H + 64 invalidated. */
+
+static uint64_t *slow_h;	/* shared: the stalled record's number */
+
+static int
+slow_claim(void *arg)
+{
+	struct mlc_arena *a = g_arena;
+	uint64_t mask = a->hdr->ah_log_cells - 1;
+	uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
+	struct mlc__log_cell *cell = &a->cells[s & mask];
+	uint64_t v = ck_pr_load_64(&cell->lc_seq);
+
+	(void)arg;
+	CK((v & ~(UINT64_C(1) << 63)) < s + 1);
+	CK(ck_pr_cas_64(&cell->lc_seq, v, (s + 1) | UINT64_C(1) << 63));
+	__atomic_store_n(slow_h, s, __ATOMIC_RELEASE);
+	return 0;		/* "stalls": writes nothing more for now */
+}
+
+static int
+slow_resume_payload(void *arg)
+{
+	struct mlc_arena *a = g_arena;
+	uint64_t mask = a->hdr->ah_log_cells - 1;
+	uint64_t s = __atomic_load_n(slow_h, __ATOMIC_ACQUIRE);
+	struct mlc__log_cell *cell = &a->cells[s & mask];
+	uint32_t ns = *(uint32_t *)arg;
+
+	/* Record s + 64 is published in this cell now. */
+	CKI(ck_pr_load_64(&cell->lc_seq), s + 64 + 1);
+	/* The stalled writer's payload for its own record (another key). */
+	cell->lc_hash = UINT64_C(0x5eed5eed5eed5eed);
+	cell->lc_ns = ns;
+	cell->lc_op = MLC__LOG_SET;
+	cell->lc_flags = 0;
+	cell->lc_version = 1;
+	ck_pr_fence_store();
+	return 0;		/* its sequence store comes later */
+}
+
+static int
+slow_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	struct mlc_value v = { 0 };
+
+	(void)arg;
+	cache_in_l1(c, "k", "v1");
+	step_done();
+	step_wait();			/* record H claimed, stalled */
+	CKI(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	mlc_value_release(&v);
+	mlc__clock_advance(2 * MLC__LOG_STUCK_MS);
+	CKGET(c, "k", 0, "v1", 0);	/* H skipped, L1 dropped */
+	CK(stats_of(c).log_stuck >= 1);
+	CKGET(c, "k", 0, "v1", MLC_L1);	/* cached again */
+	step_done();
+	step_wait();			/* 63 records, k = v2 at H + 64, and
+					 * the stalled payload in its cell */
+	CKGET(c, "k", 0, "v2", 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+slow_b(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	uint64_t h = __atomic_load_n(slow_h, __ATOMIC_ACQUIRE);
+	char key[16];
+
+	(void)arg;
+	for (int i = 0; i < 63; i++) {
+		snprintf(key, sizeof(key), "other:%d", i);
+		CKI(mlc_set(c, key, strlen(key), "x", 1, NULL), 0);
+	}
+	CKI(ck_pr_load_64(&g_arena->log->lg_head), h + 64);
+	CKI(mlc_set(c, "k", 1, "v2", 2, NULL), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_stalled_publisher_lapped(void **state)
+{
+	uint32_t ns;
+	struct peer a;
+
+	(void)state;
+	setup_arena(64);
+	slow_h = mmap(NULL, sizeof(*slow_h), PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(slow_h != MAP_FAILED);
+	remote_set("log", "k", "v1");
+	assert_int_equal(mlc__ns_open(g_arena, "log", &ns), 0);
+	a = peer_spawn(slow_a, NULL);
+	peer_step(&a);
+	assert_int_equal(run(slow_claim, NULL), 0);
+	peer_go(&a);
+	peer_step(&a);
+	assert_int_equal(run(slow_b, NULL), 0);
+	assert_int_equal(run(slow_resume_payload, &ns), 0);
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	munmap(slow_h, sizeof(*slow_h));
+	teardown_arena();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_set_delete_reach_other_l1),
+		cmocka_unit_test(test_manual_update),
+		cmocka_unit_test(test_lapped_reader_drops_l1),
+		cmocka_unit_test(test_overwritten_cell_drops_l1),
+		cmocka_unit_test(test_stuck_publisher),
+		cmocka_unit_test(test_stuck_publisher_manual),
+		cmocka_unit_test(test_stalled_publisher_lapped),
+		cmocka_unit_test(test_purge_one_namespace),
+		cmocka_unit_test(test_fork_child_drops_l1),
+		cmocka_unit_test(test_fork_child_follows_parent),
+		cmocka_unit_test(test_fill_race_threads),
+		cmocka_unit_test(test_log_counters),
+	};
+	int rc;
+
+	t_require_shm();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	t_cleanup();
+	return rc;
+}
