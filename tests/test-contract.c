@@ -465,6 +465,24 @@ test_loader_ttl_override(void **state)
 	assert_true(v.flags & MLC_NO_EXPIRY);
 	mlc_value_release(&v);
 
+	/* A per-call ttl_ms applies to what the loader stores, and the
+	 * loader's own ttl_ms wins over it. */
+	{
+		struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+		struct script d = VALUE("call");
+
+		co.ttl_ms = 80;
+		assert_int_equal(mlc_get_ex(c, "p", 1, &co, scripted, &d, &v),
+				 0);
+		assert_true(v.ttl_ms >= 1 && v.ttl_ms <= 80);
+		mlc_value_release(&v);
+		d.ttl = 40;
+		assert_int_equal(mlc_get_ex(c, "q", 1, &co, scripted, &d, &v),
+				 0);
+		assert_true(v.ttl_ms >= 1 && v.ttl_ms <= 40);
+		mlc_value_release(&v);
+	}
+
 	mlc__clock_advance(51);
 	assert_int_equal(get(c, "s", scripted, &s, &v), 0);
 	assert_int_equal(v.level, MLC_L3);
@@ -1014,10 +1032,37 @@ test_codec_failure(void **state)
 		assert_int_equal(get(c, "bad", NULL, NULL, &v), MLC_ECODEC);
 	assert_int_equal(cc.decodes, 5);
 	assert_int_equal(stats(c).codec_errors, 4);
+	/* A peek through the codec handle decodes too, and fails alike
+	 * (mlc_peek's doc does not list MLC_ECODEC; the codec's does). */
+	assert_int_equal(peek(c, "bad", 0, &v), MLC_ECODEC);
+	assert_null(v.ref);
+	assert_int_equal(cc.decodes, 6);
 
 	mlc_cache_close(c);
 	mlc_cache_close(raw);
 	assert_int_equal(cc.frees, cc.decodes - cc.failures);
+}
+
+/* mlc_set stores "in L2 and in this handle's L1" (mlc.h): on a handle with
+ * a codec too, so the next get is an L1 hit with the decoded object
+ * (mlcache runs its l1_serializer in set(), L1S-02). */
+static void
+test_set_codec_handle_own_l1(void **state)
+{
+	struct fx *fx = *state;
+	struct codec_ctx cc = { 0 };
+	struct mlc_codec codec;
+	struct mlc_cache *c = cache_codec(fx->a, "sc", &cc, &codec);
+	struct mlc_value v = { 0 };
+
+	assert_int_equal(set(c, "k", "314", 0), 0);
+	assert_int_equal(get(c, "k", NULL, NULL, &v), 0);
+	assert_int_equal(obj_int(&v), 314);
+	check_bytes(&v, "314");
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	assert_int_equal(cc.frees, cc.decodes);
 }
 
 /* Negative entries are never decoded (NEG-04). */
@@ -1218,6 +1263,32 @@ test_lru_bytes_bound(void **state)
 					 round ? MLC_L1 : MLC_L2);
 	mlc_cache_close(c);
 	mlc_cache_close(w);
+}
+
+/* lru_bytes is a bound: a value larger than it is never kept in L1 (it
+ * would make L1 hold more than lru_bytes). */
+static void
+test_lru_bytes_value_over_bound(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *c;
+	struct script s = { .result = MLC_LOAD_VALUE, .len = 150 };
+	struct mlc_value v = { 0 };
+	char val[150];
+
+	memset(val, 'y', sizeof(val));
+	s.data = val;
+	o.lru_bytes = 100;
+	c = t_cache(fx->a, "lrux", &o);
+	assert_int_equal(get(c, "k", scripted, &s, &v), 0);
+	assert_int_equal(v.level, MLC_L3);
+	mlc_value_release(&v);
+	assert_int_equal(get(c, "k", scripted, &s, &v), 0);
+	assert_int_equal(v.len, sizeof(val));
+	assert_int_equal(v.level, MLC_L2);	/* not from L1 */
+	mlc_value_release(&v);
+	mlc_cache_close(c);
 }
 
 /* ---- options ------------------------------------------------------------------- */
@@ -1555,6 +1626,14 @@ test_namespaces_no_collision(void **state)
 	check_bytes(&v, "from a");
 	mlc_value_release(&v);
 	assert_int_equal(s1.calls + s2.calls, 2);
+
+	/* Keys are bytes: "x\0y" and "x" are two keys. */
+	assert_int_equal(mlc_set(a, "x\0y", 3, "3", 1, NULL), 0);
+	assert_int_equal(mlc_get(a, "x", 1, NULL, NULL, &v), -ENOENT);
+	assert_int_equal(mlc_set(a, "x", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_get(a, "x\0y", 3, NULL, NULL, &v), 0);
+	check_bytes(&v, "3");
+	mlc_value_release(&v);
 	mlc_cache_close(ab);
 	mlc_cache_close(a);
 }
@@ -1710,6 +1789,32 @@ test_oversize_value_l1_only(void **state)
 	assert_int_equal(stats(c1).l2_write_failures, 1);
 	mlc_cache_close(c1);
 	mlc_cache_close(c2);
+}
+
+/* MLC_LOAD_NO_CACHE stores nothing, so even a value over one page fails
+ * no write: no MLC_L2_WRITE_FAILED, no l2_write_failures. */
+static void
+test_no_cache_oversize_writes_nothing(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_cache *c = t_cache(fx->a, "ncb", NULL);
+	struct mlc_arena_info ai = arena_info(fx->a);
+	size_t len = ai.value_max + 1;
+	char *buf = calloc(1, len);
+	struct script s = { .result = MLC_LOAD_VALUE, .len = len,
+			    .flags = MLC_LOAD_NO_CACHE };
+	struct mlc_value v = { 0 };
+
+	assert_non_null(buf);
+	s.data = buf;
+	assert_int_equal(get(c, "k", scripted, &s, &v), 0);
+	assert_true(v.flags & MLC_NOT_CACHED);
+	assert_false(v.flags & MLC_L2_WRITE_FAILED);
+	assert_int_equal(v.len, len);
+	mlc_value_release(&v);
+	free(buf);
+	assert_int_equal(stats(c).l2_write_failures, 0);
+	mlc_cache_close(c);
 }
 
 /* ---- counters ------------------------------------------------------------------- */
@@ -1879,10 +1984,12 @@ main(void)
 		T(test_codec_free_once),
 		T(test_codec_failure),
 		T(test_codec_negative_not_decoded),
+		T(test_set_codec_handle_own_l1),
 		T(test_value_outlives_l1),
 		T(test_value_release_twice),
 		T(test_lru_size_bound),
 		T(test_lru_bytes_bound),
+		T(test_lru_bytes_value_over_bound),
 		T(test_options_checked_on_l1_hit),
 		T(test_peek_no_promotion),
 		T(test_peek_stale),
@@ -1894,6 +2001,7 @@ main(void)
 		T(test_shared_namespace_own_representation),
 		T(test_key_limits),
 		T(test_oversize_value_l1_only),
+		T(test_no_cache_oversize_writes_nothing),
 		T(test_stats_counters),
 	};
 #undef T
