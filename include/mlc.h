@@ -165,7 +165,9 @@ int mlc_arena_close(struct mlc_arena *arena);
  */
 int mlc_arena_unlink(const char *name, uint32_t flags);
 
-/** Arena-wide facts and counters (shared by every process). */
+/** Arena-wide facts and counters (shared by every process).  items and
+ * sets include mlc's own short-lived records of failed or uncached loads
+ * (kept for the processes that waited on them). */
 struct mlc_arena_info {
 	size_t   size;		/* sizeof(struct mlc_arena_info) */
 	uint64_t bytes;		/* mapped size */
@@ -181,7 +183,8 @@ struct mlc_arena_info {
 	uint64_t page_moves;	/* pages moved between size classes */
 	uint64_t orphans_reclaimed; /* chunks left by dead writers */
 	uint64_t repairs;	/* locks recovered from a dead owner */
-	uint64_t write_failures; /* sets refused for lack of room */
+	uint64_t write_failures; /* stores refused for lack of room (not
+				  * values too big to ever fit: -E2BIG) */
 	uint64_t log_head;	/* invalidation records ever published */
 	uint32_t namespaces;	/* namespaces in use */
 	uint32_t format;	/* MLC arena format number */
@@ -341,7 +344,9 @@ struct mlc_value {
 	void       *obj;
 	uint32_t    flags;	/* enum mlc_value_flags */
 	uint32_t    level;	/* enum mlc_level */
-	int64_t     ttl_ms;	/* ms left (>= 1); MLC_TTL_NEVER; 0 if stale */
+	int64_t     ttl_ms;	/* ms left (>= 1), or MLC_TTL_NEVER; with
+				 * MLC_STALE: 0 if expired, else what is
+				 * left of its resurrect_ttl_ms */
 	uint64_t    version;	/* the L2 version of this value */
 	void       *ref;	/* private */
 };
@@ -446,7 +451,8 @@ int mlc_get_ex(struct mlc_cache *cache, const void *key, size_t key_len,
  * L2.  value->ttl_ms tells the time left (MLC_TTL_NEVER and MLC_NO_EXPIRY
  * for "never", which is distinct from 0 ms left); an expired entry is
  * returned only with MLC_CALL_STALE_OK in @p flags.
- * @return 0, -ENOENT, or the argument errors of mlc_get().
+ * @return 0, -ENOENT, MLC_ECODEC (a codec handle could not decode it), or
+ *   the argument errors of mlc_get().
  * @since 0.1
  */
 int mlc_peek(struct mlc_cache *cache, const void *key, size_t key_len,
@@ -560,7 +566,8 @@ int mlc_flight_abandon(struct mlc_cache *cache, struct mlc_flight *flight);
 /** Per-handle counters (this process, this handle only). */
 struct mlc_stats {
 	size_t   size;		/* sizeof(struct mlc_stats) */
-	uint64_t hits_l1, hits_l2, hits_l3; /* by level of the answer */
+	uint64_t hits_l1, hits_l2, hits_l3; /* by level of the answer (a
+					     * failed decode included) */
 	uint64_t misses;	/* lookups that found nothing (no loader) */
 	uint64_t negative_hits;	/* answers that were negative entries */
 	uint64_t stale_served;

@@ -436,6 +436,8 @@ l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
 	put->version = 0;
 	put->if_before = fence;
 	rc = mlc__table_put(c->a, k, put);
+	if (k->ns == MLC__NS_INTERNAL)
+		return rc;		/* mlc's own records: not the caller's */
 	if (rc == MLC_ESTALE) {
 		c->st.fenced_writes++;
 		return rc;
@@ -444,7 +446,7 @@ l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
 		c->st.l2_write_failures++;
 		return rc;
 	}
-	if (k->ns != MLC__NS_INTERNAL) {
+	{
 		mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_SET,
 				 put->version);
 		c->st.log_published++;
@@ -500,6 +502,8 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 
 	if (o->until > now && o->until - now > ttl)
 		ttl = o->until - now;
+	if (sizeof(*o) + len + k->len + 3 + MLC__ITEM_HDR > c->a->page_size)
+		return;			/* could never fit: waiters will retry */
 	if (!outcome_key(c, k, &kb, &ok))
 		return;
 	buf = malloc(sizeof(*o) + len);
@@ -648,10 +652,14 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	old = mlc__l1_find(&c->l1, k.hash, key, k.len);
 	if (old != NULL)
 		mlc__l1_unlink(&c->l1, old);
-	if (!c->has_codec && !(c->o.flags & MLC_CACHE_NO_L1)) {
+	/* The caller's L1 holds the new value at once (decoded, with a
+	 * codec; if decoding fails the next get reports it). */
+	if (!(c->o.flags & MLC_CACHE_NO_L1)) {
 		e = ent_from(&k, data, len, neg, put.expire, put.version);
-		if (e != NULL)
+		if (e != NULL && ent_decode(c, e) == 0)
 			c->st.l1_evictions += mlc__l1_insert(&c->l1, e);
+		else if (e != NULL)
+			mlc__ent_put(e);
 	}
 	return 0;
 }

@@ -149,6 +149,10 @@ mlc__l1_insert(struct mlc__l1 *l1, struct mlc__ent *e)
 
 	if (old != NULL)
 		mlc__l1_unlink(l1, old);
+	if (l1->max_bytes && e->vlen > l1->max_bytes) {
+		mlc__ent_put(e);	/* never fits: not cached in L1 */
+		return 0;
+	}
 	while (l1->count > 0 && (l1->count >= l1->max ||
 	       (l1->max_bytes && l1->bytes + e->vlen > l1->max_bytes))) {
 		mlc__l1_unlink(l1, lru_ent(l1->head.prev));

@@ -45,8 +45,9 @@ int mlc__l1_init(struct mlc__l1 *l1, uint32_t max, uint64_t max_bytes);
 void mlc__l1_fini(struct mlc__l1 *l1);
 struct mlc__ent *mlc__l1_find(struct mlc__l1 *l1, uint64_t hash,
 			      const void *key, uint32_t klen);
-/* Link @p e (fresh, refs 1 for the table), replacing any entry of its key;
- * returns the number of entries evicted for room. */
+/* Link @p e, replacing any entry of its key, with the caller's reference
+ * (which it takes either way: an entry larger than the byte bound is put,
+ * not linked); returns the number of entries evicted for room. */
 uint32_t mlc__l1_insert(struct mlc__l1 *l1, struct mlc__ent *e);
 void mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e);
 /* Drop entries with this hash read before L2 version @p version. */
