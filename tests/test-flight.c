@@ -102,6 +102,7 @@ struct res {
 	int64_t elapsed_ms;
 	uint64_t steals, dup_loads, fenced, lock_waits, lock_timeouts;
 	uint64_t err_ttl_hits, stale_served;
+	uint32_t loaded;	/* times this caller's thread ran a loader */
 	char val[64];
 	char err[64];
 };
@@ -114,6 +115,7 @@ struct shm {
 };
 
 static struct shm *sh;
+static __thread uint32_t tl_loaded;
 
 static struct shm *
 shm_new(void)
@@ -162,6 +164,7 @@ record(int i, struct mlc_cache *c, int rc, const struct mlc_value *v,
 
 	r->rc = rc;
 	r->elapsed_ms = elapsed;
+	r->loaded = tl_loaded;
 	if (rc == 0) {
 		r->flags = v->flags;
 		r->level = v->level;
@@ -218,14 +221,39 @@ setup_arena(uint32_t flight_slots)
 	sh = shm_new();
 }
 
+static struct mlc_cache *g_pc;
+
+/* The parent's own handle on the test's arena. */
+static struct mlc_cache *
+pc(void)
+{
+	if (g_pc == NULL)
+		g_pc = t_cache(g_arena, "fl", NULL);
+	return g_pc;
+}
+
 static void
 teardown_arena(void)
 {
-	mlc_arena_close(g_arena);
+	if (g_pc != NULL)
+		mlc_cache_close(g_pc);
+	g_pc = NULL;
+	if (g_arena != NULL)
+		mlc_arena_close(g_arena);
 	g_arena = NULL;
 	t_cleanup();
-	shm_free(sh);
+	if (sh != NULL)
+		shm_free(sh);
 	sh = NULL;
+}
+
+/* After every test, passed or failed: nothing left open or named. */
+static int
+td(void **state)
+{
+	(void)state;
+	teardown_arena();
+	return 0;
 }
 
 struct tramp {
@@ -332,6 +360,7 @@ open_cache(const struct mlc_cache_options *o)
 struct lspec {
 	const char *val;	/* the value it returns */
 	bool fail;		/* -EIO with "db down" */
+	bool notfound;		/* MLC_LOAD_NOTFOUND */
 	uint32_t load_flags;	/* out->flags */
 	unsigned sleep_ms;
 	uint32_t want_waiters;	/* answer once this many wait */
@@ -342,7 +371,7 @@ struct lspec {
 static struct lspec
 lspec(const char *val)
 {
-	struct lspec l = { val, false, 0, 0, 0, -1, -1 };
+	struct lspec l = { val, false, false, 0, 0, 0, -1, -1 };
 
 	return l;
 }
@@ -355,6 +384,7 @@ loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 	(void)key;
 	(void)key_len;
 	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_ACQ_REL);
+	tl_loaded++;
 	if (l->started_fd >= 0)
 		put_byte(l->started_fd);
 	if (l->sleep_ms)
@@ -367,9 +397,11 @@ loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 		snprintf(out->errmsg, sizeof(out->errmsg), "db down");
 		return -EIO;
 	}
+	out->flags = l->load_flags;
+	if (l->notfound)
+		return MLC_LOAD_NOTFOUND;
 	out->data = l->val;
 	out->len = strlen(l->val);
-	out->flags = l->load_flags;
 	return MLC_LOAD_VALUE;
 }
 
@@ -477,11 +509,12 @@ herd(enum herd_mode mode)
 	if (ld64(&sh->loads) != 1)
 		for (int i = 0; i < NCALLERS; i++)
 			if (sh->r[i].steals || sh->r[i].dup_loads ||
-			    sh->r[i].level == MLC_L3 || sh->r[i].lock_timeouts)
-				printf("# caller %d: rc %d level %u steals "
+			    sh->r[i].loaded || sh->r[i].lock_timeouts)
+				printf("# caller %d: loaded %u, rc %d level %u steals "
 				       "%" PRIu64 " duplicate loads %" PRIu64
 				       " lock timeouts %" PRIu64 " waits %"
-				       PRIu64 "\n", i, sh->r[i].rc,
+				       PRIu64 "\n", i, sh->r[i].loaded,
+				       sh->r[i].rc,
 				       sh->r[i].level, sh->r[i].steals,
 				       sh->r[i].dup_loads,
 				       sh->r[i].lock_timeouts,
@@ -498,11 +531,10 @@ test_herd_value(void **state)
 	(void)state;
 	setup_arena(0);
 	herd(HERD_VALUE);
-	c = t_cache(g_arena, "fl", NULL);
+	c = pc();
 	assert_int_equal(mlc_peek(c, herd_key, strlen(herd_key), 0, &v), 0);
 	assert_value(&v, "the value");
 	mlc_value_release(&v);
-	mlc_cache_close(c);
 	teardown_arena();
 }
 
@@ -515,10 +547,9 @@ test_herd_error(void **state)
 	(void)state;
 	setup_arena(0);
 	herd(HERD_FAIL);
-	c = t_cache(g_arena, "fl", NULL);
+	c = pc();
 	assert_int_equal(mlc_peek(c, herd_key, strlen(herd_key), 0, &v),
 			 -ENOENT);
-	mlc_cache_close(c);
 	teardown_arena();
 }
 
@@ -531,7 +562,7 @@ test_herd_resurrect(void **state)
 
 	(void)state;
 	setup_arena(0);
-	c = t_cache(g_arena, "fl", NULL);
+	c = pc();
 	co.ttl_ms = 1000;
 	assert_int_equal(mlc_set(c, herd_key, strlen(herd_key), "old value",
 				 9, &co), 0);
@@ -543,7 +574,6 @@ test_herd_resurrect(void **state)
 	herd(HERD_STALE);
 	for (int i = 0; i < NCALLERS; i++)
 		assert_true(sh->r[i].flags & MLC_STALE);
-	mlc_cache_close(c);
 	teardown_arena();
 }
 
@@ -618,11 +648,10 @@ killed_loader(bool reap_first)
 	/* Well before the 30 s lease: the owner's death was noticed. */
 	assert_true(sh->r[0].elapsed_ms < 10000);
 	assert_int_equal(ld64(&sh->loads), 2);
-	c = t_cache(g_arena, "fl", NULL);
+	c = pc();
 	assert_int_equal(mlc_peek(c, kill_key, strlen(kill_key), 0, &v), 0);
 	assert_value(&v, "from the waiter");
 	mlc_value_release(&v);
-	mlc_cache_close(c);
 	teardown_arena();
 }
 
@@ -648,6 +677,7 @@ static struct mlc_cache_options ab_a_opts, ab_b_opts;
 static uint32_t ab_b_call_flags;
 static const char *ab_a_val = "from A";
 static uint32_t ab_a_load_flags;
+static bool ab_a_notfound;
 
 /* A: mlc_get with a loader that signals its start and waits for the
  * parent's release; slot 0. */
@@ -666,6 +696,7 @@ ab_loader_proc(void *arg)
 	l.started_fd = ab_started[1];
 	l.block_fd = ab_release[0];
 	l.load_flags = ab_a_load_flags;
+	l.notfound = ab_a_notfound;
 	c = open_cache(&ab_a_opts);
 	t0 = real_ms();
 	rc = mlc_get(c, ab_key, strlen(ab_key), loader, &l, &v);
@@ -733,6 +764,7 @@ ab_reset(void)
 	ab_b_call_flags = 0;
 	ab_a_val = "from A";
 	ab_a_load_flags = 0;
+	ab_a_notfound = false;
 }
 
 /* Start A and wait until its loader runs. */
@@ -779,10 +811,9 @@ peek_str(char *buf, size_t cap)
 static void
 warm_arena(void)
 {
-	struct mlc_cache *c = t_cache(g_arena, "fl", NULL);
+	struct mlc_cache *c = pc();
 
 	assert_int_equal(mlc_set(c, "unrelated", 9, "x", 1, NULL), 0);
-	mlc_cache_close(c);
 }
 
 /* ---- an expired lease: a second load, and the first one's write fenced ---- */
@@ -882,6 +913,43 @@ test_set_during_first_load(void **state)
 {
 	(void)state;
 	change_during_load(false, false);
+}
+
+/* ---- a "not found" answer is shared as a negative entry ------------------- */
+
+static void
+test_negative_shared(void **state)
+{
+	struct mlc_value v = { 0 };
+	int a, b;
+
+	(void)state;
+	setup_arena(0);
+	ab_reset();
+	ab_a_notfound = true;
+	ab_b_opts.lock_timeout_ms = 25000;
+	ab_b_opts.lock_policy = MLC_LOCK_ERROR;
+	a = ab_start();
+	b = spawn(ab_getter_proc, NULL);
+	assert_true(wait_waiters(g_arena, 1));
+	ab_finish(a);
+	assert_int_equal(t_wait(b), 0);
+	assert_int_equal(ld64(&sh->loads), 1);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sh->r[i].rc, 0);
+		assert_true(sh->r[i].flags & MLC_NEGATIVE);
+		assert_false(sh->r[i].flags & MLC_NOT_CACHED);
+		assert_string_equal(sh->r[i].val, "");
+	}
+	assert_int_equal(sh->r[0].level, MLC_L3);
+	assert_int_equal(sh->r[1].level, MLC_L2);
+	assert_int_equal(sh->r[2].rc, 0);	/* A's peek: negative entry */
+	assert_true(sh->r[2].flags & MLC_NEGATIVE);
+	assert_int_equal(mlc_peek(pc(), ab_key, strlen(ab_key), 0, &v), 0);
+	assert_true(v.flags & MLC_NEGATIVE);
+	assert_null(v.data);
+	mlc_value_release(&v);
+	teardown_arena();
 }
 
 /* ---- MLC_LOAD_NO_CACHE: waiters get the value, nothing is stored ------------ */
@@ -1026,14 +1094,13 @@ test_no_err_ttl_reloads(void **state)
 	(void)state;
 	setup_arena(0);
 	l.fail = true;
-	c = t_cache(g_arena, "fl", NULL);
+	c = pc();
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
 					 &l, &v), MLC_ELOADER);
 		assert_string_equal(mlc_last_error(c), "db down");
 	}
 	assert_int_equal(ld64(&sh->loads), 3);
-	mlc_cache_close(c);
 	teardown_arena();
 }
 
@@ -1084,7 +1151,7 @@ test_loader_own_key_edeadlk(void **state)
 
 	(void)state;
 	setup_arena(0);
-	n.c = t_cache(g_arena, "fl", NULL);
+	n.c = pc();
 	assert_int_equal(mlc_get(n.c, "self", 4, outer_loader, &n, &v), 0);
 	assert_value(&v, "outer");
 	assert_int_equal(v.level, MLC_L3);
@@ -1104,7 +1171,6 @@ test_loader_own_key_edeadlk(void **state)
 	assert_int_equal(mlc_get(n.c, "self", 4, outer_loader, &n, &v), 0);
 	assert_int_equal(v.level, MLC_L1);
 	mlc_value_release(&v);
-	mlc_cache_close(n.c);
 	teardown_arena();
 }
 
@@ -1122,13 +1188,12 @@ lock_timeout(uint32_t policy, bool stale)
 	if (!stale)
 		warm_arena();	/* see test_delete_during_first_load */
 	if (stale) {
-		struct mlc_cache *c = t_cache(g_arena, "fl", NULL);
+		struct mlc_cache *c = pc();
 		struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
 
 		co.ttl_ms = 1000;
 		assert_int_equal(mlc_set(c, ab_key, strlen(ab_key), "stale one",
 					 9, &co), 0);
-		mlc_cache_close(c);
 		mlc__clock_advance(5000);	/* before forking */
 	}
 	ab_b_opts.lock_timeout_ms = 100;
@@ -1224,11 +1289,10 @@ test_swr_serves_stale_at_once(void **state)
 	(void)state;
 	setup_arena(0);
 	ab_reset();
-	c = t_cache(g_arena, "fl", NULL);
+	c = pc();
 	co.ttl_ms = 1000;
 	assert_int_equal(mlc_set(c, ab_key, strlen(ab_key), "stale one", 9,
 				 &co), 0);
-	mlc_cache_close(c);
 	mlc__clock_advance(5000);
 	/* A wait would last until A is released (after B returns), bounded
 	 * by B's 25 s lock timeout and its error policy. */
@@ -1422,11 +1486,10 @@ flight_steps(bool abandon)
 	assert_int_equal(t_wait(b), 0);
 	close_pair(st_a_in);
 	close_pair(st_out);
-	c = t_cache(g_arena, "fl", NULL);
+	c = pc();
 	assert_int_equal(mlc_peek(c, step_key, strlen(step_key), 0, &v), 0);
 	assert_value(&v, abandon ? "by B" : "published");
 	mlc_value_release(&v);
-	mlc_cache_close(c);
 	assert_int_equal(waiters_total(g_arena), 0);
 	teardown_arena();
 }
@@ -1562,31 +1625,32 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_herd_value),
-		cmocka_unit_test(test_herd_error),
-		cmocka_unit_test(test_herd_resurrect),
-		cmocka_unit_test(test_killed_loader_zombie),
-		cmocka_unit_test(test_killed_loader_reaped),
-		cmocka_unit_test(test_lease_expiry_fences),
-		cmocka_unit_test(test_delete_during_load),
-		cmocka_unit_test(test_set_during_load),
-		cmocka_unit_test(test_delete_during_first_load),
-		cmocka_unit_test(test_set_during_first_load),
-		cmocka_unit_test(test_no_cache_shared),
-		cmocka_unit_test(test_err_ttl),
-		cmocka_unit_test(test_no_err_ttl_reloads),
-		cmocka_unit_test(test_loader_own_key_edeadlk),
-		cmocka_unit_test(test_lock_timeout_error),
-		cmocka_unit_test(test_lock_timeout_error_with_stale),
-		cmocka_unit_test(test_lock_timeout_load),
-		cmocka_unit_test(test_lock_timeout_stale),
-		cmocka_unit_test(test_lock_timeout_stale_without_stale),
-		cmocka_unit_test(test_lock_timeout_default_is_stale),
-		cmocka_unit_test(test_swr_serves_stale_at_once),
-		cmocka_unit_test(test_full_flight_table),
-		cmocka_unit_test(test_steps_publish),
-		cmocka_unit_test(test_steps_abandon),
-		cmocka_unit_test(test_flight_found_in_second_slot),
+		cmocka_unit_test_teardown(test_herd_value, td),
+		cmocka_unit_test_teardown(test_herd_error, td),
+		cmocka_unit_test_teardown(test_herd_resurrect, td),
+		cmocka_unit_test_teardown(test_killed_loader_zombie, td),
+		cmocka_unit_test_teardown(test_killed_loader_reaped, td),
+		cmocka_unit_test_teardown(test_lease_expiry_fences, td),
+		cmocka_unit_test_teardown(test_delete_during_load, td),
+		cmocka_unit_test_teardown(test_set_during_load, td),
+		cmocka_unit_test_teardown(test_delete_during_first_load, td),
+		cmocka_unit_test_teardown(test_set_during_first_load, td),
+		cmocka_unit_test_teardown(test_negative_shared, td),
+		cmocka_unit_test_teardown(test_no_cache_shared, td),
+		cmocka_unit_test_teardown(test_err_ttl, td),
+		cmocka_unit_test_teardown(test_no_err_ttl_reloads, td),
+		cmocka_unit_test_teardown(test_loader_own_key_edeadlk, td),
+		cmocka_unit_test_teardown(test_lock_timeout_error, td),
+		cmocka_unit_test_teardown(test_lock_timeout_error_with_stale, td),
+		cmocka_unit_test_teardown(test_lock_timeout_load, td),
+		cmocka_unit_test_teardown(test_lock_timeout_stale, td),
+		cmocka_unit_test_teardown(test_lock_timeout_stale_without_stale, td),
+		cmocka_unit_test_teardown(test_lock_timeout_default_is_stale, td),
+		cmocka_unit_test_teardown(test_swr_serves_stale_at_once, td),
+		cmocka_unit_test_teardown(test_full_flight_table, td),
+		cmocka_unit_test_teardown(test_steps_publish, td),
+		cmocka_unit_test_teardown(test_steps_abandon, td),
+		cmocka_unit_test_teardown(test_flight_found_in_second_slot, td),
 	};
 	int rc;
 

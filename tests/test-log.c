@@ -113,12 +113,29 @@ setup_arena(uint32_t log_cells)
 		g_arena = t_arena(g_name, sizeof(g_name), 0, 0);
 }
 
+static struct mlc_cache *fork_c;
+static struct mlc_value fork_held;
+
 static void
 teardown_arena(void)
 {
-	mlc_arena_close(g_arena);
+	mlc_value_release(&fork_held);
+	if (fork_c != NULL)
+		mlc_cache_close(fork_c);
+	fork_c = NULL;
+	if (g_arena != NULL)
+		mlc_arena_close(g_arena);
 	g_arena = NULL;
 	t_cleanup();
+}
+
+/* After every test, passed or failed: nothing left open or named. */
+static int
+td(void **state)
+{
+	(void)state;
+	teardown_arena();
+	return 0;
 }
 
 static struct mlc_cache *
@@ -742,8 +759,6 @@ test_purge_one_namespace(void **state)
 
 /* ---- fork: a child never serves the parent's L1 ------------------------------ */
 
-static struct mlc_cache *fork_c;
-static struct mlc_value fork_held;
 
 static int
 fork_child(void *arg)
@@ -791,7 +806,6 @@ test_fork_child_drops_l1(void **state)
 	mlc_value_release(&fork_held);
 	assert_int_equal(mlc_stats(fork_c, &st), 0);
 	assert_int_equal(st.forks, 0);
-	mlc_cache_close(fork_c);
 	teardown_arena();
 }
 
@@ -828,7 +842,6 @@ test_fork_child_follows_parent(void **state)
 	assert_int_equal(mlc_set(fork_c, "k", 1, "v3", 2, NULL), 0);
 	peer_go(&p);
 	assert_int_equal(peer_finish(&p), 0);
-	mlc_cache_close(fork_c);
 	teardown_arena();
 }
 
@@ -1153,18 +1166,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_set_delete_reach_other_l1),
-		cmocka_unit_test(test_manual_update),
-		cmocka_unit_test(test_lapped_reader_drops_l1),
-		cmocka_unit_test(test_overwritten_cell_drops_l1),
-		cmocka_unit_test(test_stuck_publisher),
-		cmocka_unit_test(test_stuck_publisher_manual),
-		cmocka_unit_test(test_stalled_publisher_lapped),
-		cmocka_unit_test(test_purge_one_namespace),
-		cmocka_unit_test(test_fork_child_drops_l1),
-		cmocka_unit_test(test_fork_child_follows_parent),
-		cmocka_unit_test(test_fill_race_threads),
-		cmocka_unit_test(test_log_counters),
+		cmocka_unit_test_teardown(test_set_delete_reach_other_l1, td),
+		cmocka_unit_test_teardown(test_manual_update, td),
+		cmocka_unit_test_teardown(test_lapped_reader_drops_l1, td),
+		cmocka_unit_test_teardown(test_overwritten_cell_drops_l1, td),
+		cmocka_unit_test_teardown(test_stuck_publisher, td),
+		cmocka_unit_test_teardown(test_stuck_publisher_manual, td),
+		cmocka_unit_test_teardown(test_stalled_publisher_lapped, td),
+		cmocka_unit_test_teardown(test_purge_one_namespace, td),
+		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
+		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
+		cmocka_unit_test_teardown(test_fill_race_threads, td),
+		cmocka_unit_test_teardown(test_log_counters, td),
 	};
 	int rc;
 
