@@ -900,7 +900,9 @@ test_set_during_load(void **state)
 	change_during_load(true, false);
 }
 
-/* The same on a brand-new arena: the first load ever made in it. */
+/* The same on a brand-new arena: the first load ever made in it.  The
+ * loader's fence is the arena's version counter when the load began, which
+ * is 0 there; a delete or set meanwhile must fence it out all the same. */
 static void
 test_delete_during_first_load(void **state)
 {
