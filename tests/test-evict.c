@@ -1,0 +1,727 @@
+/*
+ * Eviction and memory: a full arena makes room for every set, pages move
+ * between size classes as the sizes change, the index evicts when both
+ * buckets of a key are full, expired, purged and over-quota negative
+ * entries are reclaimed before the entries in use, the largest value fits
+ * exactly, and the counters come back to zero when everything is deleted.
+ *
+ * Caches here are opened with MLC_CACHE_NO_L1: every read goes to L2, so
+ * an evicted entry is a miss and not an L1 leftover.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* Each test's arena and caches; the teardown closes and unlinks them,
+ * whether the test passed or not. */
+struct fx {
+	char name[64];
+	struct mlc_arena *a;
+	struct mlc_cache *c[4];
+	int nc;
+};
+
+static struct mlc_arena *
+arena_make(struct fx *fx, uint64_t bytes, uint32_t max_items,
+	   uint32_t neg_quota_pct)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	int rc;
+
+	t_name(fx->name, sizeof(fx->name));
+	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.bytes = bytes;
+	o.page_size = 64 * KIB;
+	o.max_items = max_items;
+	o.log_cells = 1024;
+	o.flight_slots = 64;
+	o.neg_quota_pct = neg_quota_pct;
+	rc = mlc_arena_open(&fx->a, fx->name, &o);
+	if (rc != 0)
+		fail_msg("mlc_arena_open(%s): %s", fx->name, mlc_strerror(rc));
+	return fx->a;
+}
+
+static int
+fx_setup(void **state)
+{
+	static struct fx fx;
+
+	memset(&fx, 0, sizeof(fx));
+	*state = &fx;
+	return 0;
+}
+
+static int
+fx_teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	for (int i = 0; i < fx->nc; i++)
+		mlc_cache_close(fx->c[i]);
+	if (fx->a != NULL) {
+		mlc_arena_close(fx->a);
+		if (mlc_arena_unlink(fx->name, 0) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A cache that reads L2 every time; values never expire unless a call
+ * says otherwise. */
+static struct mlc_cache *
+cache_l2(struct fx *fx, const char *ns)
+{
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+
+	co.flags = MLC_CACHE_NO_L1;
+	co.ttl_ms = MLC_TTL_NEVER;
+	assert_true(fx->nc < 4);
+	fx->c[fx->nc] = t_cache(fx->a, ns, &co);
+	return fx->c[fx->nc++];
+}
+
+static struct mlc_arena_info
+info_of(struct mlc_arena *a)
+{
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+
+	assert_int_equal(mlc_arena_info(a, &in), 0);
+	return in;
+}
+
+static void
+print_info(const char *title, const struct mlc_arena_info *in)
+{
+	printf("[%s] items %" PRIu64 " neg %" PRIu64 " max_items %" PRIu64
+	       " pages %" PRIu64 " free %" PRIu64 " sets %" PRIu64
+	       " evictions %" PRIu64 " expired %" PRIu64 " index_evictions %"
+	       PRIu64 " page_moves %" PRIu64 " orphans %" PRIu64
+	       " write_failures %" PRIu64 "\n", title, in->items,
+	       in->neg_items, in->max_items, in->pages, in->pages_free,
+	       in->sets, in->evictions, in->expired_reclaimed,
+	       in->index_evictions, in->page_moves, in->orphans_reclaimed,
+	       in->write_failures);
+}
+
+/* Value bytes from (seed, index): any mix-up shows. */
+static void
+fill(unsigned char *buf, size_t len, uint32_t seed)
+{
+	uint64_t x = seed * UINT64_C(0x9e3779b97f4a7c15) + len;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x >> 29;
+		x *= UINT64_C(0xbf58476d1ce4e5b9);
+		buf[i] = (unsigned char)(x >> 56);
+	}
+}
+
+static bool
+intact(const struct mlc_value *v, size_t len, uint32_t seed)
+{
+	unsigned char *want;
+	bool ok;
+
+	if (v->len != len || (v->flags & MLC_NEGATIVE))
+		return false;
+	if (len == 0)
+		return true;
+	want = malloc(len);
+	assert_non_null(want);
+	fill(want, len, seed);
+	ok = v->data != NULL && memcmp(v->data, want, len) == 0;
+	free(want);
+	return ok;
+}
+
+static size_t
+key_of(char *buf, size_t cap, char prefix, uint32_t i)
+{
+	return (size_t)snprintf(buf, cap, "%c%07u", prefix, i);
+}
+
+static int
+set_val(struct mlc_cache *c, char prefix, uint32_t i, size_t len,
+	uint32_t seed, const struct mlc_call_options *co)
+{
+	unsigned char buf[64 * KIB];
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), prefix, i);
+
+	assert_true(len <= sizeof(buf));
+	fill(buf, len, seed);
+	return mlc_set(c, key, klen, buf, len, co);
+}
+
+static int
+set_neg(struct mlc_cache *c, char prefix, uint32_t i)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), prefix, i);
+
+	co.flags = MLC_CALL_NEGATIVE;
+	return mlc_set(c, key, klen, NULL, 0, &co);
+}
+
+/* 1: present with the value of (len, seed); 0: absent; fails on a wrong
+ * value or an unexpected error. */
+static int
+has_val(struct mlc_cache *c, char prefix, uint32_t i, size_t len,
+	uint32_t seed, uint32_t peek_flags)
+{
+	struct mlc_value v = { 0 };
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), prefix, i);
+	int rc = mlc_peek(c, key, klen, peek_flags, &v);
+
+	if (rc == -ENOENT)
+		return 0;
+	assert_int_equal(rc, 0);
+	if (!intact(&v, len, seed))
+		fail_msg("%s: wrong value (len %zu, want %zu)", key, v.len,
+			 len);
+	mlc_value_release(&v);
+	return 1;
+}
+
+/* 1: a negative entry; 0: absent. */
+static int
+has_neg(struct mlc_cache *c, char prefix, uint32_t i)
+{
+	struct mlc_value v = { 0 };
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), prefix, i);
+	int rc = mlc_peek(c, key, klen, 0, &v);
+
+	if (rc == -ENOENT)
+		return 0;
+	assert_int_equal(rc, 0);
+	assert_true(v.flags & MLC_NEGATIVE);
+	assert_int_equal(v.len, 0);
+	mlc_value_release(&v);
+	return 1;
+}
+
+/* Chunks of the smallest class (64 bytes) in the whole arena. */
+static uint64_t
+small_chunks(const struct mlc_arena_info *in)
+{
+	return in->pages * (in->page_size / 64);
+}
+
+/* ---- a full arena ----------------------------------------------------- */
+
+static void
+test_full_arena(void **state)
+{
+	static const size_t large[] = { 8 * KIB, 30 * KIB };
+	struct mlc_arena_info in1, in2, in3;
+	uint64_t prev = 0;
+	uint32_t n = 0, nl = 0;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+
+	/* max_items high enough that memory, not the index, fills first. */
+	arena_make(fx, 8 * MIB, 100000, 0);
+	c = cache_l2(fx, "full");
+
+	/* Small values until the item count stops growing. */
+	for (;;) {
+		for (int b = 0; b < 4096; b++, n++)
+			assert_int_equal(set_val(c, 's', n, 32, n, NULL), 0);
+		in1 = info_of(fx->a);
+		if (in1.items <= prev + 64 || n > 2000000)
+			break;
+		prev = in1.items;
+	}
+	print_info("full: small", &in1);
+	assert_true(in1.evictions > 0);		/* memory filled up */
+	assert_int_equal(in1.pages_free, 0);
+	assert_int_equal(in1.write_failures, 0);
+	/* The latest small ones are all there. */
+	for (uint32_t i = n - 100; i < n; i++)
+		assert_int_equal(has_val(c, 's', i, 32, i, 0), 1);
+
+	/* Large values: each needs pages that belong to the small class. */
+	for (int i = 0; i < 200; i++, nl++) {
+		size_t len = large[i & 1];
+		int rc = set_val(c, 'L', nl, len, 1000000 + nl, NULL);
+
+		if (rc != 0)
+			fail_msg("large set %d (%zu B): %s", i, len,
+				 mlc_strerror(rc));
+	}
+	/* The last two of each size read back intact. */
+	for (uint32_t i = nl - 4; i < nl; i++)
+		assert_int_equal(has_val(c, 'L', i, large[i & 1],
+					 1000000 + i, 0), 1);
+	in2 = info_of(fx->a);
+	print_info("full: large", &in2);
+	assert_true(in2.evictions > in1.evictions);
+	assert_true(in2.page_moves > in1.page_moves);
+	assert_int_equal(in2.write_failures, 0);
+
+	/* And back to small values. */
+	for (uint32_t i = 0; i < 50000; i++, n++)
+		assert_int_equal(set_val(c, 's', n, 32, n, NULL), 0);
+	for (uint32_t i = n - 100; i < n; i++)
+		assert_int_equal(has_val(c, 's', i, 32, i, 0), 1);
+	in3 = info_of(fx->a);
+	print_info("full: small again", &in3);
+	assert_int_equal(in3.write_failures, 0);
+	assert_true(in3.items <= in3.max_items);
+}
+
+/* ---- the index fills before memory ------------------------------------ */
+
+static void
+test_index_pressure(void **state)
+{
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	uint64_t max_seen = 0;
+	struct fx *fx = *state;
+
+	arena_make(fx, 1 * MIB, 256, 0);
+	c = cache_l2(fx, "index");
+	for (uint32_t i = 0; i < 5000; i++) {
+		assert_int_equal(set_val(c, 'i', i, 16, i, NULL), 0);
+		/* What was just set is there. */
+		assert_int_equal(has_val(c, 'i', i, 16, i, 0), 1);
+		in = info_of(fx->a);
+		if (in.items > max_seen)
+			max_seen = in.items;
+	}
+	in = info_of(fx->a);
+	print_info("index", &in);
+	printf("[index] most items seen %" PRIu64 " (max_items %" PRIu64
+	       ")\n", max_seen, in.max_items);
+	assert_int_equal(in.max_items, 256);
+	assert_true(in.index_evictions > 0);
+	assert_int_equal(in.evictions, 0);	/* memory was never short */
+	assert_int_equal(in.write_failures, 0);
+	/* max_items is documented as the index capacity (mlc.h: "index
+	 * capacity", "The index has a fixed capacity (max_items ...)"). */
+	assert_true(max_seen <= in.max_items);
+
+}
+
+/* ---- expired entries go first ----------------------------------------- */
+
+#define EXP_VAL 100
+
+/* Fill with alternating short-TTL and never-expiring entries until the
+ * arena is full; returns how many of each were set. */
+static uint32_t
+fill_alternating(struct fx *fx, struct mlc_cache *c, int64_t short_ttl)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	uint32_t i = 0;
+
+	co.ttl_ms = short_ttl;
+	for (;; i++) {
+		struct mlc_arena_info in;
+
+		assert_int_equal(set_val(c, 's', i, EXP_VAL, i, &co), 0);
+		assert_int_equal(set_val(c, 'n', i, EXP_VAL, i, NULL), 0);
+		in = info_of(fx->a);
+		if (in.evictions + in.expired_reclaimed > 0)
+			break;
+		assert_true(i < 1000000);
+	}
+	return i + 1;
+}
+
+static void
+test_expired_first(void **state)
+{
+	struct mlc_arena_info in1, in2;
+	uint32_t n, m, short_before = 0, never_before = 0;
+	uint32_t short_after = 0, never_after = 0, short_stale = 0;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+
+	arena_make(fx, 2 * MIB, 20000, 0);
+	c = cache_l2(fx, "exp");
+	n = fill_alternating(fx, c, 60000);
+	/* Everything was used once: all CLOCK bits are set. */
+	for (uint32_t i = 0; i < n; i++) {
+		short_before += has_val(c, 's', i, EXP_VAL, i, 0);
+		never_before += has_val(c, 'n', i, EXP_VAL, i, 0);
+	}
+	in1 = info_of(fx->a);
+	print_info("expired: full", &in1);
+
+	/* The short ones expire; new entries need room. */
+	mlc__clock_advance(120000);
+	for (uint32_t i = 0; i < short_before; i++)
+		assert_int_equal(has_val(c, 's', i, EXP_VAL, i, 0), 0);
+	m = short_before / 2;
+	for (uint32_t i = 0; i < m; i++)
+		assert_int_equal(set_val(c, 'x', i, EXP_VAL, i, NULL), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		short_stale += has_val(c, 's', i, EXP_VAL, i,
+				       MLC_CALL_STALE_OK);
+		never_after += has_val(c, 'n', i, EXP_VAL, i, 0);
+	}
+	for (uint32_t i = 0; i < m; i++)
+		assert_int_equal(has_val(c, 'x', i, EXP_VAL, i, 0), 1);
+	short_after = short_stale;
+	in2 = info_of(fx->a);
+	print_info("expired: after", &in2);
+	printf("[expired] %u pairs; before: short %u never %u; %u new; "
+	       "after: short (stale) %u never %u\n", n, short_before,
+	       never_before, m, short_after, never_after);
+
+	assert_true(in2.expired_reclaimed > in1.expired_reclaimed);
+	/* Room came from the expired entries, none from live ones. */
+	assert_true(in2.expired_reclaimed - in1.expired_reclaimed >= m / 2);
+	assert_int_equal(in2.evictions, in1.evictions);
+	assert_int_equal(never_after, never_before);
+	assert_true(short_after < short_before);
+	assert_true(short_after <= short_before - m / 2);
+	assert_int_equal(in2.write_failures, 0);
+
+}
+
+/* The same without reading anything first, as an application that sets
+ * and rarely reads would: no CLOCK bit protects the live entries, and yet
+ * expired ones should go first (DESIGN.md, decision 4: "victims in order:
+ * expired ..., negative entries, CLOCK bit clear"). */
+static void
+test_expired_unread(void **state)
+{
+	struct mlc_arena_info in1, in2;
+	uint32_t n, m, short_after = 0, never_after = 0;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+
+	arena_make(fx, 2 * MIB, 20000, 0);
+	c = cache_l2(fx, "exp");
+	n = fill_alternating(fx, c, 60000);
+	in1 = info_of(fx->a);
+	mlc__clock_advance(120000);
+	m = n / 2;
+	for (uint32_t i = 0; i < m; i++)
+		assert_int_equal(set_val(c, 'x', i, EXP_VAL, i, NULL), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		short_after += has_val(c, 's', i, EXP_VAL, i,
+				       MLC_CALL_STALE_OK);
+		never_after += has_val(c, 'n', i, EXP_VAL, i, 0);
+	}
+	in2 = info_of(fx->a);
+	print_info("expired unread: after", &in2);
+	printf("[expired unread] %u pairs, %u new: short survivors %u, "
+	       "never survivors %u; reclaimed %" PRIu64 " expired, %" PRIu64
+	       " live\n", n, m, short_after, never_after,
+	       in2.expired_reclaimed - in1.expired_reclaimed,
+	       in2.evictions - in1.evictions);
+	assert_int_equal(in2.write_failures, 0);
+	assert_true(in2.expired_reclaimed > in1.expired_reclaimed);
+	/* The entries that never expire outlive the expired ones, and room
+	 * came mostly from expired entries while there were plenty. */
+	assert_true(never_after > short_after);
+	assert_true(in2.evictions - in1.evictions <
+		    in2.expired_reclaimed - in1.expired_reclaimed);
+
+}
+
+/* ---- negative entries over their quota go first ------------------------ */
+
+static void
+test_negative_quota(void **state)
+{
+	const uint32_t max_items = 8192, pct = 10;
+	const uint32_t quota = max_items * pct / 100;
+	struct mlc_arena_info in, in1, in2;
+	uint32_t cap, np, nn, nq, p_after = 0, q_after = 0, n_after = 0;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+
+	/* Four pages: every entry here is one 64-byte chunk (6-byte key,
+	 * 8-byte value or none). */
+	arena_make(fx, 640 * KIB, max_items, pct);
+	c = cache_l2(fx, "neg");
+	in = info_of(fx->a);
+	cap = (uint32_t)small_chunks(&in);
+	np = cap / 4;
+	nn = quota + cap / 2;
+	nq = cap - np - nn + cap / 4;	/* a quarter too many */
+	printf("[neg] %u chunks, quota %u: %u positive, %u negative, then "
+	       "%u positive\n", cap, quota, np, nn, nq);
+	assert_true(np + nn <= cap && quota <= cap / 4);
+
+	for (uint32_t i = 0; i < np; i++)
+		assert_int_equal(set_val(c, 'p', i, 8, i, NULL), 0);
+	for (uint32_t i = 0; i < nn; i++)
+		assert_int_equal(set_neg(c, 'n', i), 0);
+	/* Both kinds are in use. */
+	for (uint32_t i = 0; i < np; i++)
+		assert_int_equal(has_val(c, 'p', i, 8, i, 0), 1);
+	for (uint32_t i = 0; i < nn; i++)
+		assert_int_equal(has_neg(c, 'n', i), 1);
+	in1 = info_of(fx->a);
+	print_info("neg: before", &in1);
+	assert_int_equal(in1.neg_items, nn);
+	assert_int_equal(in1.evictions + in1.expired_reclaimed, 0);
+
+	for (uint32_t i = 0; i < nq; i++)
+		assert_int_equal(set_val(c, 'q', i, 8, i, NULL), 0);
+	for (uint32_t i = 0; i < np; i++)
+		p_after += has_val(c, 'p', i, 8, i, 0);
+	for (uint32_t i = 0; i < nq; i++)
+		q_after += has_val(c, 'q', i, 8, i, 0);
+	for (uint32_t i = 0; i < nn; i++)
+		n_after += has_neg(c, 'n', i);
+	in2 = info_of(fx->a);
+	print_info("neg: after", &in2);
+	printf("[neg] survivors: positive %u/%u, new positive %u/%u, "
+	       "negative %u/%u\n", p_after, np, q_after, nq, n_after, nn);
+
+	/* Room came from negative entries beyond the quota only. */
+	assert_int_equal(p_after, np);
+	assert_int_equal(q_after, nq);
+	assert_true(n_after < nn);
+	assert_true(n_after >= quota);
+	assert_int_equal(in2.neg_items, n_after);
+	assert_int_equal(in2.evictions, in1.evictions);
+	assert_int_equal(in2.write_failures, 0);
+
+}
+
+/* ---- the largest value ------------------------------------------------ */
+
+static void
+test_value_max(void **state)
+{
+	struct mlc_arena_info in;
+	static unsigned char buf[64 * KIB + 1];
+	static const char *const keys[] = {
+		"k", "big", "a-longer-key-0123456789",
+	};
+	struct fx *fx = *state;
+	struct mlc_cache *c;
+
+	arena_make(fx, 8 * MIB, 0, 0);
+	c = cache_l2(fx, "max");
+	in = info_of(fx->a);
+	printf("[max] page_size %" PRIu64 " value_max %" PRIu64 "\n",
+	       in.page_size, in.value_max);
+	assert_true(in.value_max > 0 && in.value_max < in.page_size);
+	assert_true(in.value_max + 1 <= sizeof(buf));
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		size_t klen = strlen(keys[k]), len = in.value_max - klen;
+		struct mlc_value v = { 0 };
+
+		fill(buf, len + 1, (uint32_t)k);
+		assert_int_equal(mlc_set(c, keys[k], klen, buf, len + 1, NULL),
+				 -E2BIG);
+		fill(buf, len, (uint32_t)k);
+		assert_int_equal(mlc_set(c, keys[k], klen, buf, len, NULL), 0);
+		assert_int_equal(mlc_get(c, keys[k], klen, NULL, NULL, &v), 0);
+		assert_int_equal(v.len, len);
+		assert_memory_equal(v.data, buf, len);
+		mlc_value_release(&v);
+	}
+	/* All three at once: each takes a whole page. */
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		size_t klen = strlen(keys[k]), len = in.value_max - klen;
+		struct mlc_value v = { 0 };
+
+		fill(buf, len, (uint32_t)k);
+		assert_int_equal(mlc_peek(c, keys[k], klen, 0, &v), 0);
+		assert_int_equal(v.len, len);
+		assert_memory_equal(v.data, buf, len);
+		mlc_value_release(&v);
+	}
+}
+
+/* ---- purge --------------------------------------------------------------- */
+
+static void
+test_purge_reclaim(void **state)
+{
+	struct mlc_call_options stale = MLC_CALL_OPTIONS_INIT;
+	struct mlc_arena_info in1, in2;
+	struct mlc_cache *ca, *cb;
+	uint32_t n = 0, a_cnt = 0, b_cnt = 0, m, b_after = 0;
+	struct fx *fx = *state;
+
+	stale.flags = MLC_CALL_STALE_OK;
+	arena_make(fx, 2 * MIB, 20000, 0);
+	ca = cache_l2(fx, "ns-a");
+	cb = cache_l2(fx, "ns-b");
+	/* The same key names in both namespaces, different values. */
+	for (;; n++) {
+		struct mlc_arena_info in;
+
+		assert_int_equal(set_val(ca, 'k', n, EXP_VAL, n, NULL), 0);
+		assert_int_equal(set_val(cb, 'k', n, EXP_VAL, n + 7777777, NULL),
+				 0);
+		in = info_of(fx->a);
+		if (in.evictions > 0)
+			break;
+		assert_true(n < 1000000);
+	}
+	n++;
+	for (uint32_t i = 0; i < n; i++) {
+		a_cnt += has_val(ca, 'k', i, EXP_VAL, i, 0);
+		b_cnt += has_val(cb, 'k', i, EXP_VAL, i + 7777777, 0);
+	}
+	in1 = info_of(fx->a);
+	print_info("purge: full", &in1);
+
+	assert_int_equal(mlc_purge(ca), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		struct mlc_value v = { 0 };
+		char key[32];
+		size_t klen = key_of(key, sizeof(key), 'k', i);
+
+		assert_int_equal(mlc_get(ca, key, klen, NULL, NULL, &v),
+				 -ENOENT);
+		assert_int_equal(mlc_get_ex(ca, key, klen, &stale, NULL, NULL,
+					    &v), -ENOENT);
+		assert_int_equal(mlc_peek(ca, key, klen, MLC_CALL_STALE_OK,
+					  &v), -ENOENT);
+		assert_int_equal(mlc_peek(ca, key, klen, 0, &v), -ENOENT);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		b_after += has_val(cb, 'k', i, EXP_VAL, i + 7777777, 0);
+	assert_int_equal(b_after, b_cnt);
+
+	/* New entries need room: the purged ones give it. */
+	m = a_cnt / 2;
+	for (uint32_t i = 0; i < m; i++)
+		assert_int_equal(set_val(cb, 'y', i, EXP_VAL, i, NULL), 0);
+	in2 = info_of(fx->a);
+	print_info("purge: after", &in2);
+	b_after = 0;
+	for (uint32_t i = 0; i < n; i++)
+		b_after += has_val(cb, 'k', i, EXP_VAL, i + 7777777, 0);
+	printf("[purge] %u per namespace; present a %u b %u; %u new; b "
+	       "after %u; reclaimed %" PRIu64 ", evicted %" PRIu64 "\n", n,
+	       a_cnt, b_cnt, m, b_after,
+	       in2.expired_reclaimed - in1.expired_reclaimed,
+	       in2.evictions - in1.evictions);
+	assert_true(in2.expired_reclaimed - in1.expired_reclaimed >= m / 2);
+	assert_int_equal(in2.evictions, in1.evictions);
+	assert_int_equal(b_after, b_cnt);
+	assert_int_equal(in2.write_failures, 0);
+
+	/* A purged namespace takes new values; the other keeps its own. */
+	assert_int_equal(set_val(ca, 'k', n - 1, EXP_VAL, 42, NULL), 0);
+	assert_int_equal(has_val(ca, 'k', n - 1, EXP_VAL, 42, 0), 1);
+	assert_int_equal(has_val(cb, 'k', n - 1, EXP_VAL, n - 1 + 7777777, 0),
+			 1);
+
+}
+
+/* ---- accounting -------------------------------------------------------- */
+
+static void
+test_accounting(void **state)
+{
+	struct mlc_cache *c[2];
+	struct mlc_arena_info in;
+	uint64_t rng = 12345;
+	const uint32_t nkeys = 3000;
+	struct fx *fx = *state;
+
+	arena_make(fx, 1 * MIB, 2048, 0);
+	c[0] = cache_l2(fx, "acct-0");
+	c[1] = cache_l2(fx, "acct-1");
+	for (uint32_t op = 0; op < 60000; op++) {
+		uint64_t x;
+		struct mlc_cache *cc;
+		uint32_t k;
+		char key[32];
+		size_t klen;
+
+		rng += UINT64_C(0x9e3779b97f4a7c15);
+		x = rng;
+		x = (x ^ (x >> 31)) * UINT64_C(0x94d049bb133111eb);
+		x ^= x >> 29;
+		cc = c[x & 1];
+		k = (uint32_t)((x >> 8) % nkeys);
+		klen = key_of(key, sizeof(key), 'a', k);
+		switch ((x >> 32) % 8) {
+		case 0:
+			assert_int_equal(mlc_delete(cc, key, klen), 0);
+			break;
+		case 1:
+		case 2:
+			assert_int_equal(set_neg(cc, 'a', k), 0);
+			break;
+		default:
+			assert_int_equal(set_val(cc, 'a', k,
+						 (size_t)((x >> 40) % 3000), k,
+						 NULL), 0);
+		}
+		if (op == 30000)
+			assert_int_equal(mlc_purge(c[1]), 0);
+	}
+	in = info_of(fx->a);
+	print_info("accounting: busy", &in);
+	assert_true(in.items > 0 && in.neg_items > 0);
+	assert_true(in.evictions + in.index_evictions > 0);
+	assert_true(in.neg_items <= in.items);
+
+	for (int n = 0; n < 2; n++) {
+		for (uint32_t k = 0; k < nkeys; k++) {
+			struct mlc_value v = { 0 };
+			char key[32];
+			size_t klen = key_of(key, sizeof(key), 'a', k);
+
+			assert_int_equal(mlc_delete(c[n], key, klen), 0);
+			assert_int_equal(mlc_peek(c[n], key, klen,
+						  MLC_CALL_STALE_OK, &v),
+					 -ENOENT);
+		}
+	}
+	in = info_of(fx->a);
+	print_info("accounting: deleted", &in);
+	assert_int_equal(in.items, 0);
+	assert_int_equal(in.neg_items, 0);
+
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_full_arena, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_index_pressure, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expired_first, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expired_unread, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_negative_quota, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_value_max, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_purge_reclaim, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_accounting, fx_setup,
+						fx_teardown),
+	};
+
+	t_require_shm();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (getenv("MLC_TEST_FILTER") != NULL)	/* e.g. "*sigkill*" */
+		cmocka_set_test_filter(getenv("MLC_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
