@@ -399,8 +399,12 @@ typedef int mlc_loader_fn(void *arg, const void *key, size_t key_len,
 enum mlc_call_flags {
 	MLC_CALL_STALE_OK = 1 << 0, /* peek/get: an expired value may be
 				     * returned, flagged MLC_STALE */
-	MLC_CALL_SWR      = 1 << 1, /* get: serve stale at once and refresh
-				     * in one process (stale-while-revalidate) */
+	MLC_CALL_SWR      = 1 << 1, /* get: if another process is already
+				     * refreshing an expired value, return
+				     * the stale one at once instead of
+				     * waiting (stale-while-revalidate); the
+				     * caller that refreshes it waits for its
+				     * own loader */
 	MLC_CALL_NEGATIVE = 1 << 2, /* set: store a negative entry */
 };
 

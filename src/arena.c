@@ -436,6 +436,9 @@ arena_build(char *base, const struct mlc__hdr *cfg)
 		pg[i].pg_next = i + 2 <= h->ah_npages ? i + 2 : 0;
 	h->ah_pool_head = 1;
 	h->ah_pool_free = h->ah_npages;
+	/* Versions start at 1: a loader's fence is the version it started
+	 * under, and 0 means "no fence". */
+	h->ah_version = 1;
 	/* Namespace 0 is mlc's own; user namespaces never match its empty
 	 * name. */
 	{

@@ -117,7 +117,7 @@ struct mlc__page {
 	uint32_t pg_prev;
 	uint32_t pg_pnext;	/* partial list (pages with free chunks) */
 	uint32_t pg_pprev;
-	uint32_t pg_pad;
+	uint32_t pg_carving;	/* 1 while being carved: a rebuild redoes it */
 };
 
 /* A namespace.  ns_gen is bumped by a purge: items written under an older
@@ -130,15 +130,16 @@ struct mlc__ns {
 	uint64_t ns_pad;
 };
 
-/* The invalidation log: ring of cells, head on its own line. */
+/* The invalidation log: ring of cells, head on its own line.  lc_meta
+ * holds ns:16 | op:8 | check:40, the check a hash of the record with its
+ * sequence: a writer stalled for a whole lap that finally writes its old
+ * payload over a newer record cannot make readers accept the mix. */
 struct mlc__log_cell {
 	uint64_t lc_seq;	/* 0: never; s + 1: record s (top bit while
 				 * being written) */
 	uint64_t lc_hash;
-	uint32_t lc_ns;
-	uint16_t lc_op;
-	uint16_t lc_flags;
 	uint64_t lc_version;
+	uint64_t lc_meta;
 };
 struct mlc__log {
 	alignas(MLC_CACHELINE) uint64_t lg_head;	/* next sequence to claim */

@@ -1064,7 +1064,7 @@ get_load(struct mlc_cache *c, const struct mlc__key *k, const struct call *cf,
 		if (f.role == MLC_FLIGHT_LOADER) {
 			/* Another process may have stored it just before
 			 * we claimed the flight. */
-			if (round > 0 && l2_read(c, k, &e) == 0) {
+			if (l2_read(c, k, &e) == 0) {
 				uint64_t now = mlc__now_ms();
 
 				if (!ent_expired(e, now)) {

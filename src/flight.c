@@ -35,6 +35,7 @@
 #define SLICE_MS 20		/* how often a waiter checks the owner */
 #define CLAIM_GRACE_MS 1000	/* a claim without an owner token this long
 				 * was abandoned by a dying claimer */
+#define OWNER_RELEASING UINT64_MAX	/* fs_owner while being released */
 
 /* ---- the shared futex operations for ck_ec ---------------------------- */
 
@@ -199,6 +200,21 @@ become_owner(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx,
 	f->role = MLC_FLIGHT_LOADER;
 }
 
+static void
+join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx)
+{
+	struct mlc__flight_slot *sl = slot_of(a, idx);
+
+	f->slot = idx + 1;
+	f->gen = ck_pr_load_32(&sl->fs_gen);
+	f->role = MLC_FLIGHT_WAITER;
+	f->joined = mlc__now_ms();
+	ck_pr_inc_32(&sl->fs_waiters);
+}
+
+/* Join the key's flight if one of its two slots has it, else claim a free
+ * one.  The first slot wins ties: a caller that claimed the second gives
+ * way if the first turns out to hold the key too. */
 int
 mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 		    struct mlc__fl *f)
@@ -210,22 +226,30 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 	f->hash = hw;
 	slot_candidates(a, hash, c);
 	for (int i = 0; i < 2; i++) {
+		if (ck_pr_load_64(&slot_of(a, c[i])->fs_hash) == hw) {
+			join(a, f, c[i]);
+			return 0;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
 		struct mlc__flight_slot *sl = slot_of(a, c[i]);
-		uint64_t cur = ck_pr_load_64(&sl->fs_hash);
+		uint64_t cur = 0;
 
-		if (cur == hw) {
-			/* Someone loads this key: wait for this flight. */
-			f->slot = c[i] + 1;
-			f->gen = ck_pr_load_32(&sl->fs_gen);
-			f->role = MLC_FLIGHT_WAITER;
-			f->joined = mlc__now_ms();
-			ck_pr_inc_32(&sl->fs_waiters);
+		if (!ck_pr_cas_64_value(&sl->fs_hash, 0, hw, &cur)) {
+			if (cur == hw) {	/* lost the race to a twin */
+				join(a, f, c[i]);
+				return 0;
+			}
+			continue;
+		}
+		if (i == 1 && c[0] != c[1] &&
+		    ck_pr_load_64(&slot_of(a, c[0])->fs_hash) == hw) {
+			ck_pr_store_64(&sl->fs_hash, 0);
+			join(a, f, c[0]);
 			return 0;
 		}
-		if (cur == 0 && ck_pr_cas_64(&sl->fs_hash, 0, hw)) {
-			become_owner(a, f, c[i], lease_ms);
-			return 0;
-		}
+		become_owner(a, f, c[i], lease_ms);
+		return 0;
 	}
 	/* Both slots busy with other keys: load without single flight. */
 	f->role = MLC_FLIGHT_LOADER;
@@ -256,11 +280,17 @@ mlc__flight_release(struct mlc_arena *a, struct mlc__fl *f)
 	if (f->slot == 0 || f->role != MLC_FLIGHT_LOADER)
 		goto out;
 	sl = slot_of(a, f->slot - 1);
-	if (!ck_pr_cas_64(&sl->fs_owner, f->token, 0))
+	/* RELEASING, not 0: a waiter must not mistake the slot for one
+	 * claimed and not yet owned, and a thief's CAS must fail. */
+	if (!ck_pr_cas_64(&sl->fs_owner, f->token, OWNER_RELEASING))
 		goto out;		/* stolen: not ours to release */
+	/* The generation first: every waiter that sees anything below
+	 * knows its flight ended. */
 	ck_pr_inc_32(&sl->fs_gen);
-	/* Result (L2 or outcome record) and generation before the slot is
-	 * free: a waiter that sees it free also sees the result. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&sl->fs_owner, 0);
+	/* Result (L2 or outcome record), generation and owner before the
+	 * slot is free: the next claimer writes its own owner after this. */
 	ck_pr_fence_store();
 	ck_pr_store_64(&sl->fs_hash, 0);
 	ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec, &ec_mode);
@@ -282,6 +312,8 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 
 	if (ck_pr_load_64(&sl->fs_hash) != f->hash ||
 	    ck_pr_load_32(&sl->fs_gen) != f->gen)
+		return false;
+	if (owner == OWNER_RELEASING)
 		return false;
 	if (owner == 0) {
 		/* Claimed, token not written yet: a claimer that died

@@ -19,6 +19,29 @@
 #include "log.h"
 
 #define WRITING (UINT64_C(1) << 63)
+#define CHECK_MASK ((UINT64_C(1) << 40) - 1)
+
+/* The check of a record: a mix of its sequence and payload. */
+static uint64_t
+cell_check(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
+	   uint16_t op)
+{
+	uint64_t x = seq * UINT64_C(0x9e3779b97f4a7c15) ^ hash;
+
+	x ^= (version + ((uint64_t)ns << 8 | op)) * UINT64_C(0xc2b2ae3d27d4eb4f);
+	x ^= x >> 29;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 32;
+	return x & CHECK_MASK;
+}
+
+static uint64_t
+cell_meta(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
+	  uint16_t op)
+{
+	return (uint64_t)(ns & 0xffff) << 48 | (uint64_t)(op & 0xff) << 40 |
+	       cell_check(seq, hash, version, ns, op);
+}
 #define SEQ(v) ((v) & ~WRITING)
 #define SPIN 64
 
@@ -35,12 +58,11 @@ mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
 		if (SEQ(v) >= s + 1)
 			return;	/* lapped already: readers of s purge */
 	} while (!ck_pr_cas_64_value(&c->lc_seq, v, (s + 1) | WRITING, &v));
-	/* Nobody reads the payload as valid while WRITING is set. */
-	c->lc_hash = hash;
-	c->lc_ns = ns;
-	c->lc_op = op;
-	c->lc_flags = 0;
-	c->lc_version = version;
+	/* Nobody reads the payload as valid while WRITING is set, nor ever
+	 * without its check matching this sequence. */
+	ck_pr_store_64(&c->lc_hash, hash);
+	ck_pr_store_64(&c->lc_version, version);
+	ck_pr_store_64(&c->lc_meta, cell_meta(s + 1, hash, version, ns, op));
 	/* Payload before the sequence that publishes it. */
 	ck_pr_fence_store();
 	ck_pr_store_64(&c->lc_seq, s + 1);
@@ -52,18 +74,19 @@ mlc__log_head(const struct mlc_arena *a)
 	return ck_pr_load_64(&a->log->lg_head);
 }
 
-/* Drop what record @p r says is stale from @p l1. */
+/* Drop what a record says is stale from the handle's L1. */
 static void
-apply_one(struct mlc__logr *lr, const struct mlc__log_cell *r)
+apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
+	  uint64_t version)
 {
-	if (r->lc_ns != lr->ns)
+	if (ns != lr->ns)
 		return;
 	lr->applied++;
-	if (r->lc_op == MLC__LOG_PURGE) {
+	if (op == MLC__LOG_PURGE) {
 		lr->dropped += mlc__l1_clear(lr->l1);
 		return;
 	}
-	lr->dropped += mlc__l1_drop_older(lr->l1, r->lc_hash, r->lc_version);
+	lr->dropped += mlc__l1_drop_older(lr->l1, hash, version);
 }
 
 static void
@@ -93,8 +116,9 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 	while (lr->cursor < end) {
 		uint64_t s = lr->cursor;
 		const struct mlc__log_cell *c = &a->cells[s & mask];
-		struct mlc__log_cell r;
-		uint64_t q1 = 0;
+		uint64_t q1 = 0, hash, version, meta;
+		uint32_t ns;
+		uint16_t op;
 		int spins;
 
 		for (spins = 0; spins < SPIN; spins++) {
@@ -126,18 +150,20 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 		/* Payload after the sequence: pairs with the publisher's
 		 * store fence. */
 		ck_pr_fence_load();
-		r.lc_hash = ck_pr_load_64((uint64_t *)&c->lc_hash);
-		r.lc_ns = ck_pr_load_32((uint32_t *)&c->lc_ns);
-		r.lc_op = ck_pr_load_16((uint16_t *)&c->lc_op);
-		r.lc_version = ck_pr_load_64((uint64_t *)&c->lc_version);
+		hash = ck_pr_load_64((uint64_t *)&c->lc_hash);
+		version = ck_pr_load_64((uint64_t *)&c->lc_version);
+		meta = ck_pr_load_64((uint64_t *)&c->lc_meta);
 		ck_pr_fence_load();
-		if (ck_pr_load_64((uint64_t *)&c->lc_seq) != q1) {
+		ns = (uint32_t)(meta >> 48);
+		op = (uint16_t)((meta >> 40) & 0xff);
+		if (ck_pr_load_64((uint64_t *)&c->lc_seq) != q1 ||
+		    (meta & CHECK_MASK) != cell_check(q1, hash, version, ns, op)) {
 			lr->overruns++;		/* overwritten as we read */
 			give_up(lr, head);
 			return;
 		}
 		lr->stuck_since = 0;
-		apply_one(lr, &r);
+		apply_one(lr, ns, op, hash, version);
 		lr->cursor = s + 1;
 	}
 }

@@ -1086,10 +1086,10 @@ slow_resume_payload(void *arg)
 	CKI(ck_pr_load_64(&cell->lc_seq), s + 64 + 1);
 	/* The stalled writer's payload for its own record (another key). */
 	cell->lc_hash = UINT64_C(0x5eed5eed5eed5eed);
-	cell->lc_ns = ns;
-	cell->lc_op = MLC__LOG_SET;
-	cell->lc_flags = 0;
 	cell->lc_version = 1;
+	/* Its meta carries a check made for its own sequence (s + 1). */
+	cell->lc_meta = (uint64_t)ns << 48 | (uint64_t)MLC__LOG_SET << 40 |
+			UINT64_C(0x12345);
 	ck_pr_fence_store();
 	return 0;		/* its sequence store comes later */
 }
