@@ -103,7 +103,10 @@ struct mlc_arena_options {
 	uint32_t flags;		/* enum mlc_arena_flags */
 	uint32_t mode;		/* permission bits; 0: 0600 */
 	uint64_t bytes;		/* arena size; 0: 64 MiB; creation only */
-	uint32_t max_items;	/* index capacity; 0: bytes / 512 */
+	uint32_t max_items;	/* index capacity wanted; 0: bytes / 512.
+				 * Rounded up to whole buckets (a power of
+				 * two of 7-slot buckets at 80% load):
+				 * mlc_arena_info() reports the result */
 	uint32_t page_size;	/* allocator page, power of 2 in
 				 * [64 KiB, 16 MiB]; 0: 1 MiB.  The
 				 * largest item is one page. */
@@ -171,7 +174,8 @@ int mlc_arena_unlink(const char *name, uint32_t flags);
 struct mlc_arena_info {
 	size_t   size;		/* sizeof(struct mlc_arena_info) */
 	uint64_t bytes;		/* mapped size */
-	uint64_t max_items;	/* index capacity */
+	uint64_t max_items;	/* index slots (at least the max_items
+				 * asked for) */
 	uint64_t items;		/* entries linked in the index */
 	uint64_t neg_items;	/* of which negative entries */
 	uint64_t page_size, pages, pages_free;

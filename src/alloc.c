@@ -32,7 +32,10 @@
 #define ORPHAN_MS 10000
 #define ORPHAN_CHECK_MS 50
 #define SWEEP_MAX 65536		/* chunks the hand may visit per allocation */
-#define STEAL_TRIES 8		/* pages tried per page move */
+#define STEAL_TRIES 8		/* pages tried per victim class */
+#define STEAL_CLASSES 3		/* victim classes tried per page move */
+#define LOOKAHEAD 64		/* chunks scanned for an expired entry
+				 * before an unread live one is evicted */
 #define ALLOC_ATTEMPTS 6	/* rounds of free list, pool, sweep, move */
 #define FORCE_AFTER 3		/* rounds after which CLOCK bits are ignored */
 
@@ -193,6 +196,17 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	return true;
 }
 
+static void
+carve_chunks(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
+{
+	for (uint32_t k = c->cl_per_page; k-- > 0;) {
+		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+
+		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		chunk_push(a, c, p, k);
+	}
+}
+
 /* ---- repair -------------------------------------------------------- */
 
 /* The owner of a class lock died: rebuild the class's lists from the
@@ -215,6 +229,12 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 		pg->pg_pnext = pg->pg_pprev = 0;
 		ring_link(a, c, p);
 		c->cl_pages++;
+		if (pg->pg_carving) {
+			/* Drained before its carving began: all free. */
+			carve_chunks(a, c, p);
+			pg->pg_carving = 0;
+			continue;
+		}
 		for (uint32_t k = c->cl_per_page; k-- > 0;) {
 			struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
 
@@ -266,16 +286,18 @@ page_carve(struct mlc_arena *a, uint32_t ci, uint32_t p)
 	struct mlc__class *c = &a->classes[ci];
 	struct mlc__page *pg = &a->pages[p];
 
+	/* Marked first: a carver killed half-way leaves chunks holding
+	 * bytes of the page's previous class, which a rebuild must not
+	 * read as states; it carves a marked page again instead. */
+	pg->pg_carving = 1;
+	ck_pr_fence_store();
 	pg->pg_class = ci + 1;
 	pg->pg_free = pg->pg_nfree = 0;
 	ring_link(a, c, p);
 	c->cl_pages++;
-	for (uint32_t k = c->cl_per_page; k-- > 0;) {
-		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
-
-		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
-		chunk_push(a, c, p, k);
-	}
+	carve_chunks(a, c, p);
+	ck_pr_fence_store();
+	pg->pg_carving = 0;
 }
 
 /* Take a page from the pool for class @p ci (its lock held). */
@@ -334,8 +356,10 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	if (!chunk_transition(it, MLC__LIVE, TOKEN(w),
 			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
 		return false;		/* its freer won; impossible here */
+	/* A LIVE chunk no slot points to was unlinked by a writer that is
+	 * about to free it (or died first): no eviction to count. */
 	if (orphan)
-		ck_pr_inc_64(&a->hdr->ah_orphans);
+		;
 	else if (expired)
 		ck_pr_inc_64(&a->hdr->ah_expired);
 	else
@@ -352,13 +376,14 @@ orphaned(const struct mlc__item *it, uint64_t now)
 {
 	uint64_t t = it->it_expire, pid = it->it_version;
 
+	if (t > now + ORPHAN_MS)
+		return true;	/* no allocation stamped that: leftover bytes */
 	if (t > now || now - t < ORPHAN_CHECK_MS)
 		return false;
-	if (now - t >= ORPHAN_MS)
+	if (now - t >= ORPHAN_MS || pid == 0 || pid >= INT32_MAX)
 		return true;
 	/* ESRCH only: EPERM (another user's live process) is alive. */
-	return pid > 0 && pid < INT32_MAX && kill((pid_t)pid, 0) < 0 &&
-	       errno == ESRCH;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
 /* Reclaim an ALLOC chunk whose writer is gone. */
@@ -382,19 +407,25 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 }
 
 /* Advance the CLOCK hand of class @p c (lock held) until it frees a chunk
- * for the caller: expired, purged and over-quota negative entries go at
- * once, others get a second chance if read since the last pass. */
+ * for the caller.  Expired, purged and over-quota negative entries go at
+ * once; entries read since the last pass get a second chance (unless
+ * @p force); an entry nobody read is taken only if no reclaimable one turns
+ * up within LOOKAHEAD further chunks, so expired entries go first. */
 static bool
 class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	    bool force, uint64_t *off)
 {
 	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page * 2 + 1,
 				  SWEEP_MAX);
+	uint32_t cp = 0, ck = 0, cw = 0;
+	uint64_t cand_at = UINT64_MAX;
 
 	for (uint64_t i = 0; i < budget && c->cl_ring != 0; i++) {
 		uint32_t p, k, w;
 		struct mlc__item *it;
 
+		if (cand_at != UINT64_MAX && i - cand_at > LOOKAHEAD)
+			break;
 		if (c->cl_hand_page == 0 || c->cl_hand_page > a->npages ||
 		    a->pages[c->cl_hand_page - 1].pg_class !=
 			    (uint32_t)(c - a->classes) + 1) {
@@ -418,17 +449,28 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		}
 		if (MLC__ST_STATE(w) != MLC__LIVE)
 			continue;
-		if (!force && (w & CLOCK_MASK) &&
-		    !mlc__item_reclaimable(a, it, w, now)) {
+		if (mlc__item_reclaimable(a, it, w, now)) {
+			if (evict_live(a, c, p, k, w, true, now))
+				goto got;
+			continue;
+		}
+		if (!force && (w & CLOCK_MASK)) {
 			ck_pr_store_8((uint8_t *)&it->it_state + MLC__CLOCK_BYTE,
 				      0);
 			continue;
 		}
-		if (evict_live(a, c, p, k, w, true, now))
-			goto got;
+		if (cand_at == UINT64_MAX) {
+			cp = p, ck = k, cw = w;
+			cand_at = i;
+		}
 		continue;
 got:
 		*off = chunk_off(a, p, c->cl_size, k);
+		c->cl_evictions++;
+		return true;
+	}
+	if (cand_at != UINT64_MAX && evict_live(a, c, cp, ck, cw, true, now)) {
+		*off = chunk_off(a, cp, c->cl_size, ck);
 		c->cl_evictions++;
 		return true;
 	}
@@ -511,31 +553,41 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 	return true;
 }
 
-/* The class other than @p ci with the most pages beyond its share of
- * recent demand, or UINT32_MAX. */
+/* The classes other than @p ci with the most pages beyond their share
+ * of recent demand, best first, into @p out (at most @p n); the count. */
 static uint32_t
-steal_victim(const struct mlc_arena *a, uint32_t ci)
+steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
+	      uint32_t n)
 {
 	uint64_t per_page = ck_pr_load_64(&a->hdr->ah_demand_total) /
 			    a->npages + 1;
-	int64_t best_surplus = INT64_MIN;
-	uint32_t best = UINT32_MAX;
+	int64_t surplus[STEAL_CLASSES];
+	uint32_t got = 0;
 
 	for (uint32_t i = 0; i < a->nclasses; i++) {
 		const struct mlc__class *c = &a->classes[i];
 		uint32_t pages = ck_pr_load_32((uint32_t *)&c->cl_pages);
-		int64_t surplus;
+		int64_t sp;
+		uint32_t at;
 
 		if (i == ci || pages == 0)
 			continue;
-		surplus = (int64_t)((uint64_t)pages * per_page) -
-			  (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand);
-		if (surplus > best_surplus) {
-			best_surplus = surplus;
-			best = i;
+		sp = (int64_t)((uint64_t)pages * per_page) -
+		     (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand);
+		for (at = got; at > 0 && surplus[at - 1] < sp; at--)
+			;
+		if (at >= n)
+			continue;
+		for (uint32_t j = MLC_MIN(got, n - 1); j > at; j--) {
+			surplus[j] = surplus[j - 1];
+			out[j] = out[j - 1];
 		}
+		surplus[at] = sp;
+		out[at] = i;
+		if (got < n)
+			got++;
 	}
-	return best;
+	return got;
 }
 
 /* Move a page of the victim class (locked by the caller) to @p to. */
@@ -557,37 +609,47 @@ steal_from(struct mlc_arena *a, uint32_t vi, uint32_t to, uint64_t now)
 	return false;
 }
 
-/* With class @p ci locked: move a page straight into it if the victim's
- * lock is free right now (a try-lock: waiting while holding a class lock
- * could deadlock with a thief going the other way). */
+/* With class @p ci locked: move a page straight into it from a victim
+ * whose lock is free right now (try-locks: waiting while holding a class
+ * lock could deadlock with a thief going the other way). */
 static bool
 page_steal_locked(struct mlc_arena *a, uint32_t ci, uint64_t now)
 {
-	uint32_t vi = steal_victim(a, ci);
-	bool moved;
+	uint32_t v[STEAL_CLASSES], n = steal_victims(a, ci, v, STEAL_CLASSES);
 
-	if (vi == UINT32_MAX ||
-	    mlc__lock_try(a, &a->classes[vi].cl_lock, class_rebuild,
-			  (void *)(uintptr_t)vi) < 0)
-		return false;
-	moved = steal_from(a, vi, ci, now);
-	mlc__lock_give(&a->classes[vi].cl_lock);
-	return moved;
+	for (uint32_t i = 0; i < n; i++) {
+		bool moved;
+
+		if (mlc__lock_try(a, &a->classes[v[i]].cl_lock, class_rebuild,
+				  (void *)(uintptr_t)v[i]) < 0)
+			continue;
+		moved = steal_from(a, v[i], ci, now);
+		mlc__lock_give(&a->classes[v[i]].cl_lock);
+		if (moved)
+			return true;
+	}
+	return false;
 }
 
-/* Without any class lock: wait for the victim's lock and move a page to
- * the pool, where the caller's next round finds it. */
+/* Without any class lock: wait for each victim's lock in turn and move a
+ * page to the pool, where the caller's next round finds it.  A victim
+ * whose pages cannot be drained now does not stop the next one. */
 static bool
 page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now)
 {
-	uint32_t vi = steal_victim(a, ci);
-	bool moved;
+	uint32_t v[STEAL_CLASSES], n = steal_victims(a, ci, v, STEAL_CLASSES);
 
-	if (vi == UINT32_MAX || class_lock(a, vi) < 0)
-		return false;
-	moved = steal_from(a, vi, UINT32_MAX, now);
-	mlc__lock_give(&a->classes[vi].cl_lock);
-	return moved;
+	for (uint32_t i = 0; i < n; i++) {
+		bool moved;
+
+		if (class_lock(a, v[i]) < 0)
+			continue;
+		moved = steal_from(a, v[i], UINT32_MAX, now);
+		mlc__lock_give(&a->classes[v[i]].cl_lock);
+		if (moved)
+			return true;
+	}
+	return false;
 }
 
 /* Account @p bytes of demand for class @p c; halve all demand now and

@@ -900,7 +900,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	memset(&in, 0, sizeof(in));
 	in.size = sizeof(in);
 	in.bytes = a->size;
-	in.max_items = h->ah_max_items;
+	in.max_items = (uint64_t)h->ah_nbuckets * MLC__SLOTS;
 	in.items = ck_pr_load_64(&h->ah_items);
 	in.neg_items = ck_pr_load_64(&h->ah_neg_items);
 	in.page_size = a->page_size;
