@@ -601,10 +601,22 @@ struct mlc_stats {
 
 /**
  * Copy the handle's counters into *@p stats (set stats->size first).
+ * Also flushes them to the namespace's counters.
  * @return 0, or -EINVAL.
  * @since 0.1
  */
 int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
+
+/**
+ * The counters of namespace @p ns: the sum over every handle on it, in
+ * every process, of what they have flushed.  A handle flushes at least
+ * every 4096 calls, in mlc_stats() and in mlc_cache_close(), so the sum
+ * lags the handles' own counts by at most that.  Thread-safe.
+ * @return 0, -EINVAL, or -ENOENT (no such namespace).
+ * @since 0.1
+ */
+int mlc_namespace_stats(struct mlc_arena *arena, const char *ns,
+			struct mlc_stats *stats);
 
 /* ------------------------------------------------------------------ */
 /* Errors and versions                                                 */

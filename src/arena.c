@@ -159,6 +159,7 @@ layout_sig(void)
 		sizeof(struct mlc__class), sizeof(struct mlc__page),
 		sizeof(struct mlc__ns), sizeof(struct mlc__log),
 		sizeof(struct mlc__log_cell), sizeof(struct mlc__flight_slot),
+		sizeof(struct mlc__ns_stats),
 		offsetof(struct mlc__hdr, ah_version),
 		offsetof(struct mlc__hdr, ah_items),
 		offsetof(struct mlc__class, cl_size), sizeof(void *),
@@ -218,6 +219,8 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	off = align_up(off, MLC_CACHELINE);
 	h->ah_ns_off = off;
 	off += (uint64_t)max_ns * sizeof(struct mlc__ns);
+	h->ah_nsstats_off = off;
+	off += (uint64_t)max_ns * sizeof(struct mlc__ns_stats);
 	h->ah_log_off = off;
 	off += sizeof(struct mlc__log) +
 	       (uint64_t)log_cells * sizeof(struct mlc__log_cell);
@@ -581,6 +584,7 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 	a->classes = (struct mlc__class *)(void *)(base + h->ah_classes_off);
 	a->pages = (struct mlc__page *)(void *)(base + h->ah_pagedesc_off);
 	a->ns = (struct mlc__ns *)(void *)(base + h->ah_ns_off);
+	a->nsstats = (struct mlc__ns_stats *)(void *)(base + h->ah_nsstats_off);
 	a->log = (struct mlc__log *)(void *)(base + h->ah_log_off);
 	a->cells = (struct mlc__log_cell *)(void *)(base + h->ah_log_off +
 						    sizeof(struct mlc__log));
@@ -924,6 +928,29 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 }
 
 /* ---- namespaces ---------------------------------------------------- */
+
+/* Find the namespace @p name without the lock: a used entry's name never
+ * changes.  -ENOENT if it does not exist. */
+int
+mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > MLC_NAME_MAX)
+		return -EINVAL;
+	for (uint32_t i = 1; i < a->max_ns; i++) {
+		struct mlc__ns *ns = &a->ns[i];
+
+		if (!ck_pr_load_32(&ns->ns_used))
+			continue;
+		ck_pr_fence_load();	/* the name was written before */
+		if (ns->ns_name_len == len && memcmp(ns->ns_name, name, len) == 0) {
+			*idx = i;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
 
 /* Find or add the namespace @p name.  Entries are never removed, so an
  * index stays valid for the arena's life. */

@@ -11,6 +11,7 @@
  *   classes_off     nclasses x struct mlc__class   (size classes)
  *   pagedesc_off    npages   x struct mlc__page    (page descriptors)
  *   ns_off          max_ns   x struct mlc__ns      (namespaces)
+ *   nsstats_off     max_ns   x struct mlc__ns_stats (their counters)
  *   log_off         struct mlc__log + cells        (invalidation log)
  *   flight_off      flight_slots x struct mlc__flight_slot
  *   pages_off       npages x page_size             (items)
@@ -130,6 +131,14 @@ struct mlc__ns {
 	uint64_t ns_pad;
 };
 
+/* A namespace's counters: the sum of what its handles have flushed (the
+ * fields of struct mlc_stats after its size, in order).  Apart from the
+ * namespace entry, whose line readers load on every L2 lookup. */
+#define MLC__NS_COUNTERS 32
+struct mlc__ns_stats {
+	alignas(MLC_CACHELINE) uint64_t nt_count[MLC__NS_COUNTERS];
+};
+
 /* The invalidation log: ring of cells, head on its own line.  lc_meta
  * holds ns:16 | op:8 | check:40, the check a hash of the record with its
  * sequence: a writer stalled for a whole lap that finally writes its old
@@ -192,6 +201,7 @@ struct mlc__hdr {
 	uint64_t ah_classes_off;
 	uint64_t ah_pagedesc_off;
 	uint64_t ah_ns_off;
+	uint64_t ah_nsstats_off;
 	uint64_t ah_log_off;
 	uint64_t ah_flight_off;
 	uint64_t ah_pages_off;
@@ -230,6 +240,7 @@ _Static_assert(sizeof(struct mlc__item) == MLC__ITEM_HDR, "item header");
 _Static_assert(sizeof(struct mlc__page) == 32, "page descriptor");
 _Static_assert(sizeof(struct mlc__ns) == 64, "namespace entry");
 _Static_assert(sizeof(struct mlc__log_cell) == 32, "log cell");
+_Static_assert(sizeof(struct mlc__ns_stats) == 256, "namespace counters");
 _Static_assert(sizeof(struct mlc__flight_slot) == 64, "flight slot");
 
 #endif /* MLC_ARENA_H */

@@ -34,8 +34,14 @@ struct mlc_cache {
 	struct mlc__l1 l1;
 	struct mlc__logr log;
 	struct mlc_stats st;
+	struct mlc_stats flushed;	/* what the namespace has of st */
+	uint32_t flush_in;		/* calls until the next flush */
 	char err[200];
 };
+
+#define FLUSH_EVERY 4096
+#define NCOUNTERS ((sizeof(struct mlc_stats) - sizeof(size_t)) / 8)
+_Static_assert(NCOUNTERS <= MLC__NS_COUNTERS, "namespace counters");
 
 /* What one call works with: the handle's options overlaid with the call's. */
 struct call {
@@ -136,6 +142,36 @@ expire_at(int64_t ttl, uint64_t now)
 	return ttl == MLC_TTL_NEVER ? 0 : now + (uint64_t)ttl;
 }
 
+/* ---- counters --------------------------------------------------------- */
+
+static uint64_t *
+counters(struct mlc_stats *st)
+{
+	return (uint64_t *)(void *)((char *)st + sizeof(size_t));
+}
+
+/* Add what the handle counted since the last flush to its namespace's
+ * shared counters: atomic adds, a few dozen every FLUSH_EVERY calls. */
+static void
+stats_flush(struct mlc_cache *c)
+{
+	uint64_t *now, *then, *shared;
+
+	c->st.log_applied = c->log.applied;
+	c->st.log_dropped = c->log.dropped;
+	c->st.log_overruns = c->log.overruns;
+	c->st.log_stuck = c->log.stuck;
+	now = counters(&c->st);
+	then = counters(&c->flushed);
+	shared = c->a->nsstats[c->ns_idx].nt_count;
+	for (size_t i = 0; i < NCOUNTERS; i++) {
+		if (now[i] != then[i])
+			ck_pr_add_64(&shared[i], now[i] - then[i]);
+		then[i] = now[i];
+	}
+	c->flush_in = FLUSH_EVERY;
+}
+
 /* ---- handles --------------------------------------------------------- */
 
 MLC_EXPORT int
@@ -169,6 +205,8 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 	c->ns = &arena->ns[c->ns_idx];
 	c->fork_gen = mlc__fork_gen();
 	c->st.size = sizeof(c->st);
+	c->flushed.size = sizeof(c->flushed);
+	c->flush_in = FLUSH_EVERY;
 	/* A new handle has seen nothing, so it owes nothing to the log. */
 	c->log.l1 = &c->l1;
 	c->log.ns = c->ns_idx;
@@ -186,6 +224,7 @@ mlc_cache_close(struct mlc_cache *c)
 {
 	if (c == NULL)
 		return -EINVAL;
+	stats_flush(c);
 	mlc__l1_fini(&c->l1);
 	mlc__arena_unref(c->a);
 	free(c);
@@ -1127,6 +1166,8 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 		return set_err(c, -EINVAL);
 	if ((rc = call_resolve(c, opts, &cf)) < 0)
 		return set_err(c, rc);
+	if (unlikely(--c->flush_in == 0))
+		stats_flush(c);
 	log_check(c);
 	key_make(c, key, key_len, &k);
 	/* The L1 hit, kept short: no clock read for entries that never
@@ -1226,12 +1267,33 @@ mlc_stats(struct mlc_cache *c, struct mlc_stats *stats)
 
 	if (c == NULL || stats == NULL || stats->size < sizeof(size_t) + 8)
 		return -EINVAL;
-	c->st.log_applied = c->log.applied;
-	c->st.log_dropped = c->log.dropped;
-	c->st.log_overruns = c->log.overruns;
-	c->st.log_stuck = c->log.stuck;
+	stats_flush(c);
 	n = MLC_MIN(stats->size, sizeof(c->st));
 	memcpy(stats, &c->st, n);
+	stats->size = n;
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_namespace_stats(struct mlc_arena *a, const char *ns,
+		    struct mlc_stats *stats)
+{
+	struct mlc_stats sum;
+	uint32_t idx;
+	size_t n;
+	int rc;
+
+	if (a == NULL || ns == NULL || stats == NULL ||
+	    stats->size < sizeof(size_t) + 8)
+		return -EINVAL;
+	if ((rc = mlc__ns_find(a, ns, &idx)) < 0)
+		return rc;
+	memset(&sum, 0, sizeof(sum));
+	sum.size = sizeof(sum);
+	for (size_t i = 0; i < NCOUNTERS; i++)
+		counters(&sum)[i] = ck_pr_load_64(&a->nsstats[idx].nt_count[i]);
+	n = MLC_MIN(stats->size, sizeof(sum));
+	memcpy(stats, &sum, n);
 	stats->size = n;
 	return 0;
 }

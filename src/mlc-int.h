@@ -38,6 +38,7 @@ struct mlc_arena {
 	struct mlc__class *classes;
 	struct mlc__page *pages;
 	struct mlc__ns *ns;
+	struct mlc__ns_stats *nsstats;
 	struct mlc__log *log;
 	struct mlc__log_cell *cells;
 	struct mlc__flight_slot *flights;
@@ -108,6 +109,7 @@ int mlc__lock_init(struct mlc__lock *lk);
 void mlc__arena_ref(struct mlc_arena *a);
 void mlc__arena_unref(struct mlc_arena *a);
 int mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx);
+int mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx);
 /* Namespace 0 is mlc's own (single-flight outcome records). */
 #define MLC__NS_INTERNAL 0
 
