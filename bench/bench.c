@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -64,7 +65,7 @@ static struct {
 	bool quick;
 	FILE *json;
 } opt = {
-	.rounds = 5, .round_ms = 250, .warm_ms = 100,
+	.rounds = 7, .round_ms = 250, .warm_ms = 100,
 	.min_ops = 2000, .max_ops = 20000000, .seed = 42, .cpu = -1,
 };
 
@@ -91,6 +92,14 @@ ticks(void)
 #else
 	return now_ns();
 #endif
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
 }
 
 static double ticks_per_ns = 1.0;
@@ -344,6 +353,7 @@ struct row {
 	double scale, pmed[2][2];
 	/* mem_per_item */
 	double per_item;
+	int noisy;		/* l2_2proc rounds run on a busy machine */
 };
 
 /* What a case's loop walks. */
@@ -512,6 +522,99 @@ every_for(double est_ns, uint64_t ops)
 	return e;
 }
 
+/* ---- how busy the machine was ------------------------------------------ */
+
+/* CPU time the whole machine spent busy, and this process with its reaped
+ * children (forked workers, servers) spent, in seconds. */
+struct cpu_snap {
+	double t, busy, steal, own;
+};
+
+static void
+cpu_snap(struct cpu_snap *c)
+{
+	unsigned long long v[8] = { 0 };
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	struct rusage ru;
+	FILE *f = fopen("/proc/stat", "r");
+
+	c->t = (double)now_ns() / 1e9;
+	c->busy = c->steal = c->own = 0;
+	if (f != NULL) {
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+			   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+			   &v[7]) == 8) {
+			c->busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) /
+				  hz;
+			c->steal = (double)v[7] / hz;
+		}
+		fclose(f);
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	c->own += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	c->own += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Of all the CPUs' time during the case: what others used (other
+ * processes on the machine), and what the hypervisor stole. */
+static double case_others = NAN, case_steal = NAN;
+
+static void
+cpu_diff(const struct cpu_snap *a, const struct cpu_snap *b)
+{
+	double cap = (b->t - a->t) * opt.ncpu;
+	double others = (b->busy - a->busy) - (b->own - a->own);
+
+	if (cap <= 0)
+		return;
+	case_others = others < 0 ? 0 : others / cap;
+	case_steal = (b->steal - a->steal) / cap;
+}
+
+/* Wait (up to @p max_ms) until other processes leave the CPUs alone: the
+ * 2-process case means nothing when someone else holds one of the two
+ * CPUs.  Returns the share of the machine others used in the last window. */
+static double
+wait_quiet(int max_ms)
+{
+	struct cpu_snap a, b;
+	double others = 1;
+
+	for (int waited = 0; waited <= max_ms; waited += 200) {
+		cpu_snap(&a);
+		sleep_ms(200);
+		cpu_snap(&b);
+		others = ((b.busy - a.busy) - (b.own - a.own)) /
+			 ((b.t - a.t) * opt.ncpu);
+		if (others < 0.10)
+			break;
+	}
+	return others < 0 ? 0 : others;
+}
+
+/* Before a round: give other processes' bursts up to a second to pass,
+ * within a budget for the whole run.  Returns true if the round starts on
+ * a busy machine. */
+static int quiet_total_ms = 120000;
+static int noisy_rounds;	/* in the current case */
+
+static bool
+round_gate(void)
+{
+	uint64_t t0;
+	double others;
+
+	if (quiet_total_ms <= 0)
+		return true;
+	t0 = now_ns();
+	others = wait_quiet(quiet_total_ms < 1000 ? quiet_total_ms : 1000);
+	quiet_total_ms -= (int)((now_ns() - t0) / 1000000);
+	return others >= 0.10;
+}
+
 /* ---- output ----------------------------------------------------------- */
 
 static void
@@ -576,6 +679,10 @@ json_row(const struct case_def *c, const struct row *r, int procs)
 		}
 	}
 	json_str(f, "note", r->note);
+	json_num(f, "others_busy", case_others);
+	json_num(f, "noisy_rounds", c->op == OP_2PROC ? r->noisy :
+		 noisy_rounds);
+	json_num(f, "steal", case_steal);
 	fprintf(f, "\"seed\":%llu}\n", (unsigned long long)opt.seed);
 	fflush(f);
 }
@@ -591,9 +698,19 @@ mlc_ns(struct row *rows, int n)
 }
 
 static void
+print_busy(void)
+{
+	if (!isnan(case_others))
+		printf("   (others used %.0f%% of the machine's CPU time during "
+		       "this case, steal %.0f%%; %d rounds started busy)\n",
+		       100 * case_others, 100 * case_steal, noisy_rounds);
+}
+
+static void
 print_header(const struct case_def *c)
 {
 	printf("\n== %s: %s\n", c->name, c->what);
+	print_busy();
 	printf("%-10s %9s %9s %9s %9s %9s %9s %7s %12s %9s\n", "impl",
 	       "ops/rnd", "ns/op", "p50", "p99", "min", "max", "spread",
 	       "ops/s", "mlc/impl");
@@ -850,7 +967,9 @@ run_steady(const struct case_def *c, struct row *rows, int n,
 		r->pos = 0;
 		row_recheck(r);
 	}
-	for (int round = 0; round < opt.rounds; round++)
+	for (int round = 0; round < opt.rounds; round++) {
+		if (round_gate())
+			noisy_rounds++;
 		for (int j = 0; j < n; j++) {
 			struct row *r = &rows[(j + round) % n];
 
@@ -859,6 +978,7 @@ run_steady(const struct case_def *c, struct row *rows, int n,
 			r->ns[r->nr++] = (double)run_ops(r, &w, r->ops, true) /
 					 (double)r->ops;
 		}
+	}
 	free(keys);
 	free(seq);
 	free(isw);
@@ -915,6 +1035,8 @@ run_churn(const struct case_def *c, struct row *rows, int n,
 	}
 	free(keys);
 	for (int round = 0; round < opt.rounds; round++) {
+		if (round_gate())
+			noisy_rounds++;
 		/* Fresh keys for every round: a miss is a miss, a delete
 		 * removes something. */
 		keys = keys_make(salt + 2 + (uint64_t)round, most);
@@ -951,14 +1073,6 @@ struct shared {
 		uint64_t samp[CHILD_SAMPLES];
 	} res[2];
 };
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
 
 static void
 child_run(struct row *r, const struct work *w, struct shared *sh, int id,
@@ -1030,6 +1144,7 @@ run_2proc(const struct case_def *c, struct row *rows, int n,
 	uint64_t salt = name_salt(c->name);
 	char *keys = keys_make(salt, c->nkeys), *seq;
 	struct work w = { OP_GET, NULL, c->nkeys, NULL, val, c->vlen };
+	int quiet_budget = opt.quick ? 3000 : 60000;	/* ms */
 	struct shared *sh;
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
@@ -1079,6 +1194,21 @@ run_2proc(const struct case_def *c, struct row *rows, int n,
 				int np = ((k + round) & 1) + 1, rc;
 				double t = 0;
 
+				/* Both CPUs are needed: wait a while for a
+				 * quiet machine (within a budget for the
+				 * case), and say when there was none. */
+				if (quiet_budget > 0) {
+					uint64_t t0 = now_ns();
+
+					if (wait_quiet(quiet_budget < 5000 ?
+						       quiet_budget : 5000) >= 0.10)
+						r->noisy++;
+					quiet_budget -= (int)((now_ns() - t0) /
+							      1000000);
+				} else {
+					r->noisy++;
+				}
+
 				if ((rc = fork_pass(r, &w, sh, np)) < 0) {
 					row_fail(r, "fork pass", rc);
 					break;
@@ -1116,6 +1246,10 @@ run_2proc(const struct case_def *c, struct row *rows, int n,
 				r->pmed[np][k] = median(r->pns[np][k], r->nr);
 		r->scale = median(r->tput[1], r->nr) /
 			   median(r->tput[0], r->nr);
+		if (r->noisy)
+			note_add(r, "%d of %d passes started while other "
+				 "processes used >10%% of the CPUs", r->noisy,
+				 2 * r->nr);
 		/* min/max and p50/p99 of the 2-process runs. */
 		memcpy(r->ns, r->pns[1][0], (size_t)r->nr * sizeof(double));
 		row_finish(r);
@@ -1137,6 +1271,7 @@ print_2proc(const struct case_def *c, struct row *rows, int n)
 			m2 = rows[i].med;
 		}
 	printf("\n== %s: %s\n", c->name, c->what);
+	print_busy();
 	printf("%-10s %9s %10s %10s %10s %9s %9s %13s %11s\n", "impl",
 	       "ops/rnd", "1p ns/op", "2p ns/op#0", "2p ns/op#1", "2p p50",
 	       "2p p99", "scale 2p/1p", "mlc/impl 2p");
@@ -1214,6 +1349,7 @@ run_case(const struct case_def *c)
 		.server_cpu = opt.server_cpu,
 	};
 	static struct row rows[MAX_IMPLS];
+	struct cpu_snap s0, s1;
 	char *val;
 	int n;
 
@@ -1229,6 +1365,9 @@ run_case(const struct case_def *c)
 	}
 	val = malloc(c->vlen ? c->vlen : 1);
 	memset(val, 'v', c->vlen ? c->vlen : 1);
+	case_others = case_steal = NAN;
+	noisy_rounds = 0;
+	cpu_snap(&s0);
 	n = rows_open(c, rows, &p);
 	switch (c->op) {
 	case OP_GET:
@@ -1250,6 +1389,8 @@ run_case(const struct case_def *c)
 		break;
 	}
 	rows_close(rows, n);
+	cpu_snap(&s1);
+	cpu_diff(&s0, &s1);
 	if (c->op != OP_2PROC && c->op != OP_MEM) {
 		for (int i = 0; i < n; i++)
 			if (row_ok(&rows[i]))
@@ -1376,6 +1517,7 @@ main(int argc, char **argv)
 			opt.rounds = 3;
 			opt.round_ms = 40;
 			opt.warm_ms = 20;
+			quiet_total_ms = 5000;
 		} else if (strcmp(a, "--json") == 0) {
 			const char *f = need_arg(argc, argv, &i);
 

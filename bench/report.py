@@ -10,21 +10,29 @@ import os
 IMPL_ORDER = ["mlc", "hash", "shm", "lmdb", "redis", "memcached"]
 PEERS = ["lmdb", "redis", "memcached"]          # "faster than every peer"
 
-# DESIGN.md "Performance targets": case -> (what, limit, unit, floor impl)
+# DESIGN.md "Performance targets": case -> (what, limit, unit, floor impl,
+# [(impl, the design's number for that impl on its 2-core VM)]).  The
+# design measured its peers on a VM like ours and derived the targets from
+# them, so each absolute target is also a ratio to those peers: target /
+# peer's number.  That ratio is checked against the same peer in this run.
 TARGETS = [
-    ("l1_hit_hot", "L1 hit, hot", 10, "ns", "hash"),
-    ("l1_hit_cold", "L1 hit, cold", 40, "ns", "hash"),
-    ("l2_hit_16_hot", "L2 hit 16 B, hot", 60, "ns", "shm"),
-    ("l2_hit_16_cold", "L2 hit 16 B, cold", 120, "ns", "shm"),
-    ("l2_hit_1k_cold", "L2 hit 1 KiB, cold", 250, "ns", "shm"),
-    ("l2_2proc", "L2 hit, 2 processes together", 1.9, "x", None),
-    ("miss_load", "miss -> loader -> store", 500, "ns", None),
-    ("set", "set (with invalidation published)", 300, "ns", None),
+    ("l1_hit_hot", "L1 hit, hot", 10, "ns", "hash", [("hash", 6.9)]),
+    ("l1_hit_cold", "L1 hit, cold", 40, "ns", "hash", [("hash", 30)]),
+    ("l2_hit_16_hot", "L2 hit 16 B, hot", 60, "ns", "shm", [("shm", 9.3)]),
+    ("l2_hit_16_cold", "L2 hit 16 B, cold", 120, "ns", "shm",
+     [("shm", 43), ("lmdb", 408), ("redis", 15219), ("memcached", 20940)]),
+    ("l2_hit_1k_cold", "L2 hit 1 KiB, cold", 250, "ns", "shm",
+     [("shm", 165), ("lmdb", 709), ("redis", 18714), ("memcached", 19833)]),
+    ("l2_2proc", "L2 hit, 2 processes together", 1.9, "x", None, []),
+    ("miss_load", "miss -> loader -> store", 500, "ns", None, []),
+    ("set", "set (with invalidation published)", 300, "ns", None,
+     [("lmdb", 2838), ("redis", 15620), ("memcached", 19048)]),
     ("flight_wake", "single flight: 64 waiters over 4 processes woken",
-     200000, "ns", None),
-    ("inval_check", "invalidation check, nothing pending", 2, "ns", None),
+     200000, "ns", None, []),
+    ("inval_check", "invalidation check, nothing pending", 2, "ns", None,
+     []),
     ("mem_per_item", "memory per L2 item (16 B key + 16 B value)", 80, "B",
-     None),
+     None, []),
 ]
 
 HEADLINE = ["l1_hit_hot", "l1_hit_cold", "l2_hit_16_hot", "l2_hit_16_cold",
@@ -157,31 +165,53 @@ def measured(cases, case):
 
 def targets_table(out, cases):
     out.append("| path | DESIGN.md target | mlc measured | met? | "
-               "floor in this run | mlc/floor (goal <= 1.5) | "
-               "peers slower than mlc? |")
-    out.append("|---|---:|---:|---|---:|---:|---|")
-    missed = []
-    for case, what, limit, unit, floor in TARGETS:
+               "target as ratios to peers (DESIGN's numbers) -> this run | "
+               "met? | mlc/floor (goal <= 1.5) | peers slower than mlc? |")
+    out.append("|---|---:|---:|---|---|---|---:|---|")
+    missed, missed_ratio = [], []
+    for case, what, limit, unit, floor, refs in TARGETS:
         rs = cases.get(case)
         if rs and all(r["status"] == "n/a" for r in rs):
             out.append(f"| {what} | {fmt_limit(limit, unit)} | not yet "
-                       "available | - | | | |")
+                       "available | - | | | | |")
             continue
-        val, _ = measured(cases, case)
+        val, m = measured(cases, case)
         if val is None:
             out.append(f"| {what} | {fmt_limit(limit, unit)} | not run | - "
-                       "| | | |")
+                       "| | | | |")
             continue
         ok = val >= limit if unit == "x" else val <= limit
         if not ok:
             missed.append(case)
-        fl, flr = "", ""
+        note = ""
+        if case == "l2_2proc" and rs:
+            h = next((r for r in rs if r["impl"] == "hash" and
+                      r.get("procs") == 2), None)
+            if h and h["scale_2p_1p"]:
+                note = (f" (the in-process table, which shares nothing, "
+                        f"scaled {h['scale_2p_1p']:.2f}x: mlc reached "
+                        f"{val / h['scale_2p_1p']:.2f} of what this machine "
+                        f"gave)")
+        ratio_cells, rok = [], True
+        for impl, design_ns in refs:
+            pr = next((r for r in (rs or []) if r["impl"] == impl and
+                       r["status"] == "ok" and r.get("procs") is None), None)
+            goal = limit / design_ns
+            if pr is None:
+                continue
+            got = val / pr["ns_op"]
+            good = got <= goal
+            rok = rok and good
+            ratio_cells.append(f"mlc/{impl} <= {goal:.2g}: "
+                               f"{got:.2g}{'' if good else ' (missed)'}")
+        if ratio_cells and not rok:
+            missed_ratio.append(case)
+        flr = ""
         if floor and rs:
             f = next((r for r in rs if r["impl"] == floor and
                       r["status"] == "ok"), None)
             if f:
-                fl = f"{fmt(f['ns_op'])} ns ({floor})"
-                flr = fmt_ratio(val, f['ns_op'])
+                flr = f"{fmt_ratio(val, f['ns_op'])} ({floor})"
         peers = ""
         if rs and unit == "ns":
             slower = []
@@ -194,10 +224,12 @@ def targets_table(out, cases):
             peers = ", ".join(slower)
         shown = f"{val:.2f}x" if unit == "x" else \
             f"{fmt(val)} {'B' if unit == 'B' else 'ns'}"
-        out.append(f"| {what} | {fmt_limit(limit, unit)} | {shown} | "
-                   f"{'yes' if ok else '**MISSED**'} | {fl} | {flr} | "
-                   f"{peers} |")
-    return missed
+        out.append(f"| {what} | {fmt_limit(limit, unit)} | {shown}{note} | "
+                   f"{'yes' if ok else '**MISSED**'} | "
+                   f"{'; '.join(ratio_cells)} | "
+                   f"{'' if not ratio_cells else 'yes' if rok else '**MISSED**'}"
+                   f" | {flr} | {peers} |")
+    return missed, missed_ratio
 
 
 def fmt_limit(limit, unit):
@@ -333,12 +365,23 @@ def main():
     out.append("")
     out.append("## DESIGN.md performance targets")
     out.append("")
-    missed = targets_table(out, cases)
+    missed, missed_ratio = targets_table(out, cases)
     out.append("")
     if missed:
-        out.append("Missed in this run: " + ", ".join(missed) + ".")
+        out.append("Absolute targets missed in this run: " +
+                   ", ".join(missed) + ".")
     else:
-        out.append("No target measured in this run was missed.")
+        out.append("No absolute target measured in this run was missed.")
+    if missed_ratio:
+        out.append("Ratio targets missed in this run: " +
+                   ", ".join(missed_ratio) + ".")
+    out.append("")
+    out.append("The absolute targets were set on a quiet 2-core VM; this "
+               "machine is shared, so the ratio columns (mlc against a peer "
+               "measured in the same run, compared with the ratio DESIGN.md's "
+               "own numbers imply) are the fairer verdict. Each case's "
+               "section says how much CPU time other processes took while "
+               "it ran.")
     out.append("")
     out.append("![ns per operation](chart.svg)")
     out.append("")
@@ -348,6 +391,15 @@ def main():
         out.append(f"### {case}")
         out.append("")
         out.append(rs[0]["what"])
+        busy = rs[-1].get("others_busy")
+        if busy is not None:
+            out.append("")
+            noisy = rs[-1].get("noisy_rounds")
+            out.append(f"Other processes used {100 * busy:.0f}% of the "
+                       f"machine's CPU time while this case ran (steal "
+                       f"{100 * (rs[-1].get('steal') or 0):.0f}%)" +
+                       (f"; {noisy:.0f} round(s) started while they used "
+                        f"more than 10%." if noisy else "."))
         out.append("")
         if all(r["status"] == "n/a" for r in rs):
             out.append("Not yet available: the case is registered and "
