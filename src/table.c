@@ -168,7 +168,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
 		if (it == NULL || !item_matches(it, chunk, k))
 			continue;
-		if (it->it_nsgen != k->nsgen)
+		if (ck_pr_load_32((uint32_t *)&it->it_nsgen) != k->nsgen)
 			break;		/* purged: absent, if still valid */
 		rc = item_copy(it, chunk, k, sink, ctx, hit);
 		if (rc != 0)

@@ -581,8 +581,11 @@ run_mix(const struct mix_cfg *cfg, struct mlc_arena_info *out)
 	assert_int_equal(errors, 0);
 	assert_int_equal(set_errors, 0);
 	assert_true(sets > 0 && deletes > 0);
-	/* The target counts reads that went to L2 every time. */
-	assert_true(l2val >= cfg->target);
+	/* The target counts reads that went to L2 every time.  Under a
+	 * sanitizer (MLC_SANITIZED, set by the build) reads are 5-20x
+	 * slower, so the same time cap reaches a tenth of it. */
+	assert_true(l2val >= (getenv("MLC_SANITIZED") ? cfg->target / 10
+						     : cfg->target));
 }
 
 static void
