@@ -203,6 +203,37 @@ struct mlc_arena_info {
  */
 int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
 
+/**
+ * The name of the @p i-th namespace in use (0-based, in table order) into
+ * @p name (@p cap bytes, NUL-terminated).  Thread-safe.
+ * @return 0, -ENOENT past the last one, -ENOBUFS if @p cap is too small,
+ *   -EINVAL.
+ * @since 0.1
+ */
+int mlc_arena_namespace(struct mlc_arena *arena, uint32_t i, char *name,
+			size_t cap);
+
+/** What mlc_arena_check() found. */
+struct mlc_check_report {
+	size_t   size;		/* sizeof(struct mlc_check_report) */
+	uint64_t buckets, slots_used, bad_slots;
+	uint64_t odd_versions;	/* buckets with a write in progress */
+	uint64_t pages, pages_free, bad_pages;
+	uint64_t chunks_live, chunks_alloc, chunks_free;
+	uint32_t problems;
+	char     first_problem[160];
+};
+#define MLC_CHECK_REPORT_INIT { .size = sizeof(struct mlc_check_report) }
+
+/**
+ * Walk the arena's index and pages without changing anything and report
+ * what does not add up (mlcctl check).  Takes no lock: on an arena in use,
+ * a write in progress can show as a passing oddity (an odd version).
+ * @return 0 (consistent), MLC_ECORRUPT (see the report), -EINVAL.
+ * @since 0.1
+ */
+int mlc_arena_check(struct mlc_arena *arena, struct mlc_check_report *rep);
+
 /* ------------------------------------------------------------------ */
 /* Carrying invalidations to other hosts                               */
 
@@ -570,6 +601,36 @@ int mlc_flight_publish(struct mlc_cache *cache, struct mlc_flight *flight,
  * @since 0.1
  */
 int mlc_flight_abandon(struct mlc_cache *cache, struct mlc_flight *flight);
+
+/* ------------------------------------------------------------------ */
+/* For caches layered over a handle (a binding's own L1 of objects)    */
+
+/**
+ * The hash mlc gives @p key in this handle's namespace (it picks the key's
+ * buckets and names it in the invalidation log).  Stable for the arena's
+ * life, different in every arena.  0 for bad arguments.
+ * @since 0.1
+ */
+uint64_t mlc_key_hash(struct mlc_cache *cache, const void *key,
+		      size_t key_len);
+
+enum mlc_update_flags {
+	MLC_UPDATE_ALL = 1 << 0,	/* drop everything: a purge, a log
+					 * overrun, or more keys than fit */
+};
+
+/**
+ * mlc_update(), reporting what changed elsewhere so that a cache layered
+ * over this handle can drop it too: the mlc_key_hash() of each changed key
+ * in @p hashes (at most @p cap; *@p n how many), and MLC_UPDATE_ALL in
+ * *@p flags when everything must go instead.  Open the handle with
+ * MLC_CACHE_MANUAL_UPDATE, or lookups apply records without reporting
+ * them.
+ * @return 0, or -EINVAL.
+ * @since 0.1
+ */
+int mlc_update_ex(struct mlc_cache *cache, uint64_t *hashes, size_t cap,
+		  size_t *n, uint32_t *flags);
 
 /** Per-handle counters (this process, this handle only). */
 struct mlc_stats {

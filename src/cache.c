@@ -754,6 +754,40 @@ mlc_update(struct mlc_cache *c)
 	return 0;
 }
 
+MLC_EXPORT int
+mlc_update_ex(struct mlc_cache *c, uint64_t *hashes, size_t cap, size_t *n,
+	      uint32_t *flags)
+{
+	uint64_t forks;
+
+	if (c == NULL || n == NULL || flags == NULL ||
+	    (hashes == NULL && cap != 0))
+		return -EINVAL;
+	forks = c->st.forks;
+	handle_check(c);
+	c->log.out = hashes;
+	c->log.out_cap = cap;
+	c->log.out_n = 0;
+	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
+	mlc__log_apply(c->a, &c->log, c->o.update_budget);
+	*n = c->log.out_n;
+	*flags = c->log.out_all ? MLC_UPDATE_ALL : 0;
+	c->log.out = NULL;
+	c->log.out_all = false;
+	return 0;
+}
+
+MLC_EXPORT uint64_t
+mlc_key_hash(struct mlc_cache *c, const void *key, size_t key_len)
+{
+	struct mlc__key k;
+
+	if (c == NULL || key == NULL || key_len == 0 || key_len > MLC_KEY_MAX)
+		return 0;
+	key_make(c, key, key_len, &k);
+	return k.hash;
+}
+
 /* ---- lookups ------------------------------------------------------------ */
 
 /* L1 then L2, without a loader.  On 0 *ep is an entry the caller holds a

@@ -84,15 +84,29 @@ apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
 	lr->applied++;
 	if (op == MLC__LOG_PURGE) {
 		lr->dropped += mlc__l1_clear(lr->l1);
+		lr->out_all = true;
 		return;
 	}
 	lr->dropped += mlc__l1_drop_older(lr->l1, hash, version);
+	if (lr->out != NULL) {
+		if (lr->out_n < lr->out_cap)
+			lr->out[lr->out_n++] = hash;
+		else
+			lr->out_all = true;
+	}
+}
+
+static void
+clear_all(struct mlc__logr *lr)
+{
+	lr->dropped += mlc__l1_clear(lr->l1);
+	lr->out_all = true;
 }
 
 static void
 give_up(struct mlc__logr *lr, uint64_t head)
 {
-	lr->dropped += mlc__l1_clear(lr->l1);
+	clear_all(lr);
 	lr->cursor = head;
 	lr->stuck_since = 0;
 }
@@ -142,7 +156,7 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			if (now - lr->stuck_since < MLC__LOG_STUCK_MS)
 				return;
 			lr->stuck++;
-			lr->dropped += mlc__l1_clear(lr->l1);
+			clear_all(lr);
 			lr->stuck_since = 0;
 			lr->cursor = s + 1;
 			continue;

@@ -24,6 +24,11 @@ struct mlc__logr {
 	uint64_t cursor;	/* records below it are applied */
 	uint64_t stuck_since;	/* ms the cell at cursor was first unready */
 	uint64_t applied, dropped, overruns, stuck;
+	/* Optional report of what was dropped, for a cache layered over
+	 * this handle (mlc_update_ex): hashes, and whether all must go. */
+	uint64_t *out;
+	size_t out_cap, out_n;
+	bool out_all;
 };
 
 void mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,

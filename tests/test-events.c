@@ -4,6 +4,7 @@
  * drops the key from L2 and from every L1 without being reported again.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common.h"
@@ -153,6 +154,83 @@ test_apply_rejects_bad_events(void **state)
 	mlc_arena_unlink(name, 0);
 }
 
+/* A layered cache learns which keys changed elsewhere, by hash. */
+static void
+test_update_ex_reports_hashes(void **state)
+{
+	char name[64];
+	struct mlc_arena *a = t_arena(name, sizeof(name), 0, 0);
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *w = t_cache(a, "ns", NULL), *r;
+	uint64_t h[4];
+	size_t n = 99;
+	uint32_t flags = 99;
+
+	o.flags = MLC_CACHE_MANUAL_UPDATE;
+	r = t_cache(a, "ns", &o);
+	assert_int_equal(mlc_update_ex(r, h, 4, &n, &flags), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(flags, 0);
+	assert_int_equal(mlc_set(w, "a", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_delete(w, "b", 1), 0);
+	assert_int_equal(mlc_update_ex(r, h, 4, &n, &flags), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(flags, 0);
+	assert_true(h[0] == mlc_key_hash(r, "a", 1) && h[0] != 0);
+	assert_true(h[1] == mlc_key_hash(r, "b", 1));
+	assert_true(mlc_key_hash(w, "a", 1) == h[0]);	/* per namespace */
+	/* More changes than room: everything must go. */
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(mlc_set(w, "c", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_update_ex(r, h, 4, &n, &flags), 0);
+	assert_int_equal(flags, MLC_UPDATE_ALL);
+	assert_int_equal(mlc_purge(w), 0);
+	assert_int_equal(mlc_update_ex(r, h, 4, &n, &flags), 0);
+	assert_int_equal(flags, MLC_UPDATE_ALL);
+	assert_int_equal(mlc_update_ex(r, h, 4, &n, &flags), 0);
+	assert_int_equal(flags, 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(mlc_update_ex(NULL, h, 4, &n, &flags), -EINVAL);
+	assert_int_equal(mlc_update_ex(r, NULL, 4, &n, &flags), -EINVAL);
+	assert_true(mlc_key_hash(r, "", 0) == 0);
+	mlc_cache_close(w);
+	mlc_cache_close(r);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
+static void
+test_namespaces_and_check(void **state)
+{
+	char name[64], ns[64];
+	struct mlc_arena *a = t_arena(name, sizeof(name), 0, 0);
+	struct mlc_cache *x = t_cache(a, "x", NULL), *y = t_cache(a, "yy", NULL);
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	char key[32];
+
+	assert_int_equal(mlc_arena_namespace(a, 0, ns, sizeof(ns)), 0);
+	assert_string_equal(ns, "x");
+	assert_int_equal(mlc_arena_namespace(a, 1, ns, sizeof(ns)), 0);
+	assert_string_equal(ns, "yy");
+	assert_int_equal(mlc_arena_namespace(a, 2, ns, sizeof(ns)), -ENOENT);
+	assert_int_equal(mlc_arena_namespace(a, 1, ns, 2), -ENOBUFS);
+	for (int i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		assert_int_equal(mlc_set(i & 1 ? x : y, key, strlen(key), key,
+					 strlen(key), NULL), 0);
+	}
+	assert_int_equal(mlc_arena_check(a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.slots_used, 500);
+	assert_true(rep.chunks_live >= 500);
+	assert_true(rep.pages > rep.pages_free);
+	assert_int_equal(mlc_arena_check(NULL, &rep), -EINVAL);
+	mlc_cache_close(x);
+	mlc_cache_close(y);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
 int
 main(void)
 {
@@ -160,6 +238,8 @@ main(void)
 		cmocka_unit_test(test_hook_reports_changes_not_fills),
 		cmocka_unit_test(test_apply_drops_l2_and_l1_without_echo),
 		cmocka_unit_test(test_apply_rejects_bad_events),
+		cmocka_unit_test(test_update_ex_reports_hashes),
+		cmocka_unit_test(test_namespaces_and_check),
 	};
 
 	t_require_shm();

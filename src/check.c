@@ -1,0 +1,170 @@
+/*
+ * Read-only inspection for operators: list namespaces, and check an
+ * arena's structures without changing a byte (mlcctl check).
+ */
+#include <stdio.h>
+
+#include <ck_pr.h>
+
+#include "mlc-int.h"
+
+MLC_EXPORT int
+mlc_arena_namespace(struct mlc_arena *a, uint32_t i, char *name, size_t cap)
+{
+	uint32_t seen = 0;
+
+	if (a == NULL || name == NULL || cap == 0)
+		return -EINVAL;
+	for (uint32_t idx = 1; idx < a->max_ns; idx++) {
+		const struct mlc__ns *ns = &a->ns[idx];
+		size_t len;
+
+		if (!ck_pr_load_32((uint32_t *)&ns->ns_used))
+			continue;
+		if (seen++ != i)
+			continue;
+		ck_pr_fence_load();	/* the name was written before */
+		len = MLC_MIN(ns->ns_name_len, MLC_NAME_MAX);
+		if (len + 1 > cap)
+			return -ENOBUFS;
+		memcpy(name, ns->ns_name, len);
+		name[len] = '\0';
+		return 0;
+	}
+	return -ENOENT;
+}
+
+struct checker {
+	struct mlc_arena *a;
+	struct mlc_check_report r;
+};
+
+MLC_COLD static void
+problem(struct checker *ck, const char *what, uint64_t where)
+{
+	if (ck->r.problems++ == 0)
+		snprintf(ck->r.first_problem, sizeof(ck->r.first_problem),
+			 "%s (at %llu)", what, (unsigned long long)where);
+}
+
+/* Is bucket @p b one of the two that the item's hash picks? */
+static bool
+bucket_of(const struct mlc_arena *a, const struct mlc__item *it, uint32_t b,
+	  uint16_t tag)
+{
+	uint32_t b0 = (uint32_t)it->it_hash & a->bucket_mask;
+	uint32_t b1 = (b0 ^ ((uint32_t)tag * 0x5bd1e995u)) & a->bucket_mask;
+
+	if (b1 == b0)
+		b1 = b0 ^ 1;
+	return b == b0 || b == b1;
+}
+
+static void
+check_index(struct checker *ck)
+{
+	struct mlc_arena *a = ck->a;
+
+	for (uint32_t b = 0; b <= a->bucket_mask; b++) {
+		const struct mlc__bucket *bk = &a->table[b];
+
+		ck->r.buckets++;
+		if (ck_pr_load_32((uint32_t *)&bk->bk_version) & 1)
+			ck->r.odd_versions++;	/* a write in progress */
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64((uint64_t *)&bk->bk_slot[s]);
+			struct mlc__item *it;
+			uint32_t room;
+
+			if (w == 0)
+				continue;
+			ck->r.slots_used++;
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+			if (it == NULL) {
+				ck->r.bad_slots++;
+				problem(ck, "slot points outside the pages", b);
+				continue;
+			}
+			if (MLC__ST_STATE(it->it_state) != MLC__LIVE ||
+			    (uint64_t)MLC__ITEM_HDR + it->it_klen + it->it_vlen >
+				    room ||
+			    it->it_ns >= a->max_ns ||
+			    (uint16_t)((it->it_hash >> 48) | 1) !=
+				    MLC__SLOT_TAG(w) ||
+			    !bucket_of(a, it, b, MLC__SLOT_TAG(w))) {
+				ck->r.bad_slots++;
+				problem(ck, "slot points at an item that does "
+					    "not belong there", b);
+			}
+		}
+	}
+}
+
+static void
+check_pages(struct checker *ck)
+{
+	struct mlc_arena *a = ck->a;
+	uint64_t per_class[MLC__NCLASSES_MAX] = { 0 };
+
+	for (uint32_t p = 0; p < a->npages; p++) {
+		uint32_t ci = a->pages[p].pg_class;
+		uint32_t size;
+
+		ck->r.pages++;
+		if (ci == 0) {
+			ck->r.pages_free++;
+			continue;
+		}
+		if (ci > a->nclasses) {
+			ck->r.bad_pages++;
+			problem(ck, "page of an unknown size class", p);
+			continue;
+		}
+		per_class[ci - 1]++;
+		size = a->class_size[ci - 1];
+		for (uint32_t k = 0; k < a->page_size / size; k++) {
+			const struct mlc__item *it = (const void *)(a->base +
+				a->pages_off + ((uint64_t)p << a->page_shift) +
+				(uint64_t)k * size);
+
+			switch (MLC__ST_STATE(ck_pr_load_32(
+					(uint32_t *)&it->it_state))) {
+			case MLC__LIVE:
+				ck->r.chunks_live++;
+				break;
+			case MLC__ALLOC:
+				ck->r.chunks_alloc++;
+				break;
+			default:
+				ck->r.chunks_free++;
+			}
+		}
+	}
+	for (uint32_t ci = 0; ci < a->nclasses; ci++) {
+		if (per_class[ci] != ck_pr_load_32(&a->classes[ci].cl_pages)) {
+			ck->r.bad_pages++;
+			problem(ck, "class page count differs from its pages",
+				ci);
+		}
+	}
+	if (ck->r.pages_free != ck_pr_load_32(&a->hdr->ah_pool_free))
+		problem(ck, "pool count differs from its pages",
+			ck->r.pages_free);
+}
+
+MLC_EXPORT int
+mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
+{
+	struct checker ck;
+
+	if (a == NULL || rep == NULL || rep->size < sizeof(size_t) + 8)
+		return -EINVAL;
+	memset(&ck, 0, sizeof(ck));
+	ck.a = a;
+	ck.r.size = sizeof(ck.r);
+	check_index(&ck);
+	check_pages(&ck);
+	memcpy(rep, &ck.r, MLC_MIN(rep->size, sizeof(ck.r)));
+	rep->size = MLC_MIN(rep->size, sizeof(ck.r));
+	return ck.r.problems ? MLC_ECORRUPT : 0;
+}
