@@ -538,6 +538,78 @@ int mlc_purge(struct mlc_cache *cache);
 int mlc_update(struct mlc_cache *cache);
 
 /* ------------------------------------------------------------------ */
+/* Many keys at once, read-modify-write, refresh                       */
+
+/** One key of a mlc_get_bulk() call: key in, status and value out. */
+struct mlc_bulk_item {
+	const void      *key;		/* in */
+	size_t           key_len;	/* in */
+	int              status;	/* out: what mlc_get() would return */
+	uint32_t         pad;
+	struct mlc_value value;		/* out, when status is 0 */
+};
+
+/**
+ * mlc_get_ex() for @p n keys at once.  Every item gets its own status (0,
+ * -ENOENT without a loader, MLC_ELOADER, ...) and, on 0, its own value to
+ * release; an item never looks like a negative hit by accident.  Faster
+ * than @p n calls: all keys are hashed first and their L1 entries, L2
+ * buckets and L2 items fetched ahead, so cold lookups overlap their memory
+ * misses.  Misses then run @p loader one key at a time, each under single
+ * flight.  The same key twice gets two answers.  One thread per handle.
+ * @return 0 (see each status), or -EINVAL (NULL cache, items NULL with
+ *   n > 0, bad options).
+ * @since 0.1
+ */
+int mlc_get_bulk(struct mlc_cache *cache, struct mlc_bulk_item *items,
+		 size_t n, const struct mlc_call_options *opts,
+		 mlc_loader_fn *loader, void *arg);
+
+enum mlc_modify_result {
+	MLC_MODIFY_SET    = 0,	/* store out->data/len (ttl: out->ttl_ms) */
+	MLC_MODIFY_DELETE = 1,	/* delete the key */
+	MLC_MODIFY_KEEP   = 2,	/* change nothing */
+	MLC_MODIFY_NEGATIVE = 3, /* store a negative entry */
+};
+
+/**
+ * The change of a mlc_modify(): @p cur is the current value (NULL when the
+ * key is absent or expired; valid during the call only); fill @p out as a
+ * loader does for MLC_MODIFY_SET.  A negative return aborts the modify with
+ * that code.  It may run more than once (when another writer got there
+ * first), so it must not have side effects beyond @p out.
+ */
+typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
+			  struct mlc_load *out);
+
+/**
+ * Atomic read-modify-write of @p key: @p fn sees the current value and
+ * says what replaces it; the store happens only if nobody changed the key
+ * in between (compare-and-set on its L2 version), else @p fn runs again
+ * on the newer value.  Two processes modifying one key never lose an
+ * update.  Publishes an invalidation like mlc_set().  If @p value is not
+ * NULL it receives the stored value (nothing on DELETE or KEEP: status 0
+ * and a zeroed value).
+ * @return 0, what @p fn returned if negative, -EBUSY (lost the race 1000
+ *   times in a row), or the errors of mlc_set().
+ * @since 0.1
+ */
+int mlc_modify(struct mlc_cache *cache, const void *key, size_t key_len,
+	       mlc_modify_fn *fn, void *arg, struct mlc_value *value);
+
+/**
+ * Reload @p key now through single flight and swap the result in, while
+ * every other caller keeps being served the current value (it stays in L2
+ * until the new one replaces it).  If another process is already loading
+ * the key, waits for that load instead.  If the loader fails, the current
+ * value stays and the error is returned.  @p value may be NULL.
+ * @return as mlc_get() with a loader.
+ * @since 0.1
+ */
+int mlc_refresh(struct mlc_cache *cache, const void *key, size_t key_len,
+		mlc_loader_fn *loader, void *arg, struct mlc_value *value);
+
+/* ------------------------------------------------------------------ */
 /* Single-flight steps, for callers that run the loader themselves     */
 /* (event loops, the Lua binding).  mlc_get() is built on these.       */
 

@@ -5,6 +5,7 @@
  * invalidation log, its counters.  mlc_get() checks the log head (one
  * load), then L1, then L2, then runs the loader under single flight.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -460,9 +461,9 @@ l2_read(struct mlc_cache *c, const struct mlc__key *k, struct mlc__ent **ep)
 /* Store bytes (or a negative entry) in L2 and tell every other handle.
  * put->version gets the new version.  @p fence: a loader's watermark. */
 static int
-l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
-	 size_t len, uint32_t flags, uint64_t expire, uint64_t fence,
-	 struct mlc__put *put)
+l2_store_cas(struct mlc_cache *c, const struct mlc__key *k, const void *data,
+	     size_t len, uint32_t flags, uint64_t expire, uint64_t fence,
+	     uint32_t cas, uint64_t cas_version, struct mlc__put *put)
 {
 	int rc;
 
@@ -474,9 +475,11 @@ l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
 	put->expire = expire;
 	put->version = 0;
 	put->if_before = fence;
+	put->cas = cas;
+	put->cas_version = cas_version;
 	rc = mlc__table_put(c->a, k, put);
-	if (k->ns == MLC__NS_INTERNAL)
-		return rc;		/* mlc's own records: not the caller's */
+	if (k->ns == MLC__NS_INTERNAL || (rc == MLC_ESTALE && cas))
+		return rc;		/* not the caller's to count */
 	if (rc == MLC_ESTALE) {
 		c->st.fenced_writes++;
 		return rc;
@@ -491,6 +494,15 @@ l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
 		c->st.log_published++;
 	}
 	return 0;
+}
+
+static int
+l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
+	 size_t len, uint32_t flags, uint64_t expire, uint64_t fence,
+	 struct mlc__put *put)
+{
+	return l2_store_cas(c, k, data, len, flags, expire, fence,
+			    MLC__CAS_NONE, 0, put);
 }
 
 /* ---- outcome records: what waiters read when L2 holds no result -------- */
@@ -1182,41 +1194,18 @@ get_load(struct mlc_cache *c, const struct mlc__key *k, const struct call *cf,
 	return load_and_publish(c, k, cf, loader, arg, stale, &f, value);
 }
 
-MLC_EXPORT int
-mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
-	   const struct mlc_call_options *opts, mlc_loader_fn *loader,
-	   void *arg, struct mlc_value *value)
+/* Everything after a missed (or expired) L1 fast path: L1 again, L2, the
+ * loader. */
+static int
+get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
+	 mlc_loader_fn *loader, void *arg, struct mlc_value *value)
 {
+	uint64_t now = mlc__now_ms();
 	struct mlc__ent *e;
-	struct mlc__key k;
-	struct call cf;
 	uint32_t level;
-	uint64_t now = 0;
 	int rc;
 
-	if ((rc = key_check(c, key, key_len)) < 0)
-		return rc;
-	if (value == NULL)
-		return set_err(c, -EINVAL);
-	if ((rc = call_resolve(c, opts, &cf)) < 0)
-		return set_err(c, rc);
-	if (unlikely(--c->flush_in == 0))
-		stats_flush(c);
-	log_check(c);
-	key_make(c, key, key_len, &k);
-	/* The L1 hit, kept short: no clock read for entries that never
-	 * expire, no shared memory but the log head above. */
-	e = mlc__l1_find(&c->l1, k.hash, key, k.len);
-	if (e != NULL && (e->expire == 0 || e->expire > (now = mlc__now_ms()))) {
-		mlc__l1_touch(&c->l1, e);
-		if (e->flags & MLC_NEGATIVE)
-			c->st.negative_hits++;
-		c->st.hits_l1++;
-		value_fill(value, e, MLC_L1, e->expire ? now : 0);
-		return 0;
-	}
-	now = mlc__now_ms();
-	rc = lookup(c, &k, true, now, &e, &level);
+	rc = lookup(c, k, true, now, &e, &level);
 	if (rc == 0 && !ent_expired(e, now)) {
 		if (e->flags & MLC_NEGATIVE)
 			c->st.negative_hits++;
@@ -1234,19 +1223,61 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 	if (rc != 0)
 		e = NULL;
 	if (loader == NULL) {
-		if (e != NULL && (cf.flags & MLC_CALL_STALE_OK))
+		if (e != NULL && (cf->flags & MLC_CALL_STALE_OK))
 			return serve_stale_or(c, e, 0, now, value);
 		if (e != NULL)
 			mlc__ent_put(e);
 		c->st.misses++;
 		return -ENOENT;
 	}
-	if (loading_self(c, &k)) {
+	if (loading_self(c, k)) {
 		if (e != NULL)
 			mlc__ent_put(e);
 		return set_err(c, -EDEADLK);
 	}
-	return get_load(c, &k, &cf, loader, arg, e, value);
+	return get_load(c, k, cf, loader, arg, e, value);
+}
+
+/* The L1 hit, kept short: no clock read for entries that never expire,
+ * no shared memory touched (the log head was checked by the caller). */
+static inline bool
+l1_fast(struct mlc_cache *c, const struct mlc__key *k, struct mlc_value *value)
+{
+	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
+	uint64_t now = 0;
+
+	if (e == NULL || (e->expire != 0 && e->expire <= (now = mlc__now_ms())))
+		return false;
+	mlc__l1_touch(&c->l1, e);
+	if (e->flags & MLC_NEGATIVE)
+		c->st.negative_hits++;
+	c->st.hits_l1++;
+	value_fill(value, e, MLC_L1, now);
+	return true;
+}
+
+MLC_EXPORT int
+mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
+	   const struct mlc_call_options *opts, mlc_loader_fn *loader,
+	   void *arg, struct mlc_value *value)
+{
+	struct mlc__key k;
+	struct call cf;
+	int rc;
+
+	if ((rc = key_check(c, key, key_len)) < 0)
+		return rc;
+	if (value == NULL)
+		return set_err(c, -EINVAL);
+	if ((rc = call_resolve(c, opts, &cf)) < 0)
+		return set_err(c, rc);
+	if (unlikely(--c->flush_in == 0))
+		stats_flush(c);
+	log_check(c);
+	key_make(c, key, key_len, &k);
+	if (l1_fast(c, &k, value))
+		return 0;
+	return get_slow(c, &k, &cf, loader, arg, value);
 }
 
 MLC_EXPORT int
@@ -1254,6 +1285,231 @@ mlc_get(struct mlc_cache *c, const void *key, size_t key_len,
 	mlc_loader_fn *loader, void *arg, struct mlc_value *value)
 {
 	return mlc_get_ex(c, key, key_len, NULL, loader, arg, value);
+}
+
+/* ---- many keys, read-modify-write, refresh ------------------------------ */
+
+#define BULK_BATCH 32		/* keys whose loads are in flight together */
+
+/* One batch: hash all, L1 all (its slot heads fetched ahead), then fetch
+ * the L2 buckets of the misses, then their items, then look them up. */
+static void
+bulk_batch(struct mlc_cache *c, struct mlc_bulk_item *it, size_t n,
+	   const struct call *cf, mlc_loader_fn *loader, void *arg)
+{
+	struct mlc__key k[BULK_BATCH];
+	bool todo[BULK_BATCH];
+
+	for (size_t i = 0; i < n; i++) {
+		memset(&it[i].value, 0, sizeof(it[i].value));
+		todo[i] = false;
+		if (it[i].key == NULL || it[i].key_len == 0) {
+			it[i].status = -EINVAL;
+			continue;
+		}
+		if (it[i].key_len > MLC_KEY_MAX) {
+			it[i].status = -E2BIG;
+			continue;
+		}
+		key_make(c, it[i].key, it[i].key_len, &k[i]);
+		__builtin_prefetch(&c->l1.slots[k[i].hash & c->l1.mask]);
+		todo[i] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!todo[i])
+			continue;
+		if (l1_fast(c, &k[i], &it[i].value)) {
+			it[i].status = 0;
+			todo[i] = false;
+			continue;
+		}
+		mlc__table_prefetch(c->a, k[i].hash);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (todo[i])
+			mlc__table_prefetch_items(c->a, k[i].hash);
+	for (size_t i = 0; i < n; i++)
+		if (todo[i])
+			it[i].status = get_slow(c, &k[i], cf, loader, arg,
+						&it[i].value);
+}
+
+MLC_EXPORT int
+mlc_get_bulk(struct mlc_cache *c, struct mlc_bulk_item *items, size_t n,
+	     const struct mlc_call_options *opts, mlc_loader_fn *loader,
+	     void *arg)
+{
+	struct call cf;
+	int rc;
+
+	if (handle_check(c) < 0 || (items == NULL && n > 0))
+		return -EINVAL;
+	if ((rc = call_resolve(c, opts, &cf)) < 0)
+		return set_err(c, rc);
+	log_check(c);
+	for (size_t i = 0; i < n; i += BULK_BATCH)
+		bulk_batch(c, items + i, MLC_MIN(n - i, BULK_BATCH), &cf,
+			   loader, arg);
+	return 0;
+}
+
+#define MODIFY_TRIES 1000
+
+/* One round of mlc_modify: read, let fn decide, compare-and-set. */
+static int
+modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
+	    void *arg, struct mlc_value *value)
+{
+	uint64_t now = mlc__now_ms(), version = 0, expire;
+	struct mlc_value cur = { 0 };
+	struct mlc__ent *e = NULL;
+	struct mlc__put put;
+	struct mlc_load ld;
+	bool present, live;
+	int r, rc;
+
+	key_l2(c, k);
+	rc = l2_read(c, k, &e);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	present = rc == 0;
+	live = present && !ent_expired(e, now);
+	if (present)
+		version = e->version;
+	if (live)
+		value_fill(&cur, e, MLC_L2, now);
+	memset(&ld, 0, sizeof(ld));
+	r = fn(arg, live ? &cur : NULL, &ld);
+	mlc_value_release(&cur);
+	if (e != NULL)
+		mlc__ent_put(e);
+	if (r < 0 || r == MLC_MODIFY_KEEP || r > MLC_MODIFY_NEGATIVE) {
+		load_release(&ld);
+		return r < 0 ? r : r == MLC_MODIFY_KEEP ? 0 : -EINVAL;
+	}
+	if (r == MLC_MODIFY_DELETE) {
+		load_release(&ld);
+		if (!present)
+			return 0;
+		rc = mlc__table_del_if(c->a, k, version, &version);
+		if (rc == 0) {
+			mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_DEL,
+					 version);
+			c->st.log_published++;
+			event_emit(c, MLC_EVENT_DELETE, k, version);
+			c->st.deletes++;
+			if ((e = mlc__l1_find(&c->l1, k->hash, k->data,
+					      k->len)) != NULL)
+				mlc__l1_unlink(&c->l1, e);
+		}
+		return rc;
+	}
+	if (load_check(r == MLC_MODIFY_NEGATIVE ? MLC_LOAD_NOTFOUND
+						: MLC_LOAD_VALUE, &ld) < 0) {
+		load_release(&ld);
+		return -EINVAL;
+	}
+	expire = expire_at(ld.ttl_ms ? ld.ttl_ms :
+			   r == MLC_MODIFY_NEGATIVE ? c->o.neg_ttl_ms
+						    : c->o.ttl_ms, now);
+	e = ent_from(k, ld.data, ld.len, r == MLC_MODIFY_NEGATIVE, expire, 0);
+	load_release(&ld);
+	if (e == NULL)
+		return -ENOMEM;
+	rc = l2_store_cas(c, k, r == MLC_MODIFY_NEGATIVE ? NULL :
+			  mlc__ent_value(e), e->vlen,
+			  r == MLC_MODIFY_NEGATIVE ? MLC__IT_NEG : 0, expire, 0,
+			  present ? MLC__CAS_VERSION : MLC__CAS_ABSENT, version,
+			  &put);
+	if (rc < 0) {
+		mlc__ent_put(e);
+		return rc;
+	}
+	e->version = put.version;
+	c->st.sets++;
+	event_emit(c, MLC_EVENT_SET, k, put.version);
+	/* Stored: the caller's L1 gets it too.  A codec that cannot decode
+	 * it is reported by the next get, not here. */
+	rc = ent_deliver(c, e, true, MLC_L2, now, value ? value : &cur);
+	mlc_value_release(&cur);
+	return rc == MLC_ECODEC ? 0 : rc;
+}
+
+MLC_EXPORT int
+mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
+	   mlc_modify_fn *fn, void *arg, struct mlc_value *value)
+{
+	struct mlc__key k;
+	int rc;
+
+	if ((rc = key_check(c, key, key_len)) < 0)
+		return rc;
+	if (fn == NULL)
+		return set_err(c, -EINVAL);
+	if (value != NULL)
+		memset(value, 0, sizeof(*value));
+	key_make(c, key, key_len, &k);
+	for (int t = 0; t < MODIFY_TRIES; t++) {
+		rc = modify_once(c, &k, fn, arg, value);
+		if (rc != MLC_ESTALE)
+			return rc < 0 ? set_err(c, rc) : rc;
+		if (t >= 8)
+			sched_yield();	/* let the winner finish */
+	}
+	return set_err(c, -EBUSY);
+}
+
+MLC_EXPORT int
+mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
+	    mlc_loader_fn *loader, void *arg, struct mlc_value *value)
+{
+	struct mlc_value tmp = { 0 };
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	int rc;
+
+	if ((rc = key_check(c, key, key_len)) < 0)
+		return rc;
+	if (loader == NULL)
+		return set_err(c, -EINVAL);
+	call_resolve(c, NULL, &cf);
+	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
+	if (loading_self(c, &k))
+		return set_err(c, -EDEADLK);
+	rc = -EAGAIN;
+	for (int round = 0; round < ACQUIRE_ROUNDS && rc == -EAGAIN; round++) {
+		if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms,
+					&f) == -EBUSY)
+			c->st.duplicate_loads++;
+		if (f.role == MLC_FLIGHT_WAITER) {
+			/* Someone loads it already: that load is the
+			 * refresh. */
+			c->st.lock_waits++;
+			rc = mlc__flight_wait(c->a, &f, mlc__now_ms() +
+					      cf.lock_timeout,
+					      c->o.lock_lease_ms,
+					      &c->st.lock_steals);
+			if (rc == -EAGAIN) {
+				mlc__flight_leave(c->a, &f);
+				c->st.lock_timeouts++;
+				return set_err(c, -ETIMEDOUT);
+			}
+			if (rc == 0) {
+				rc = flight_result(c, &k, &cf, f.gen, NULL,
+						   value ? value : &tmp);
+				continue;
+			}
+		}
+		/* The old value stays in L2 for everyone until this
+		 * load's value replaces it. */
+		rc = load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
+				      value ? value : &tmp);
+	}
+	if (rc == 0 && value == NULL)
+		mlc_value_release(&tmp);
+	return rc;
 }
 
 MLC_EXPORT int

@@ -90,6 +90,15 @@ struct mlc__put {
 	uint64_t if_before;	/* if non-zero: store only if the key was
 				 * not set or deleted at a version above
 				 * this (a loader's fence); MLC_ESTALE */
+	uint32_t cas;		/* enum mlc__cas: store only if the key is
+				 * still as read (mlc_modify); MLC_ESTALE */
+	uint64_t cas_version;	/* with MLC__CAS_VERSION */
+};
+
+enum mlc__cas {
+	MLC__CAS_NONE = 0,
+	MLC__CAS_ABSENT = 1,	/* the key must not be in the index */
+	MLC__CAS_VERSION = 2,	/* its item must have cas_version */
 };
 
 /* clock.c */
@@ -121,6 +130,12 @@ int mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 		   struct mlc__put *put);
 int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 		   uint64_t *version);
+int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
+		      uint64_t expect, uint64_t *version);
+void mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash);
+void mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash);
+uint64_t mlc__table_version(const struct mlc_arena *a,
+			    const struct mlc__key *k, bool *found);
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
 			     bool *orphan);
 int mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src);

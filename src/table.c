@@ -462,6 +462,13 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	}
 	if (ref.it != NULL)
 		oldw = ck_pr_load_32(&ref.it->it_state);
+	/* A read-modify-write stores only over what it read. */
+	if ((put->cas == MLC__CAS_ABSENT && replace) ||
+	    (put->cas == MLC__CAS_VERSION &&
+	     (!replace || ref.it->it_version != put->cas_version))) {
+		rc = MLC_ESTALE;
+		goto out;
+	}
 	/* A loader's store loses to any set or delete of the key since the
 	 * load began: it must not bring back what they replaced. */
 	if (put->if_before != 0 &&
@@ -544,9 +551,9 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 
 /* Remove @p k.  0 if it was there, -ENOENT if not; *version is the
  * delete's version either way. */
-int
-mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
-	       uint64_t *version)
+static int
+table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
+	  uint64_t expect, uint64_t *version)
 {
 	struct slot_ref ref;
 	uint32_t b[2], w = 0;
@@ -559,6 +566,10 @@ mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 	if (rc < 0)
 		return rc;
 	found = find_locked(a, b, k, &ref);
+	if (cas && (!found || ref.it->it_version != expect)) {
+		stripes_unlock(a, b);
+		return MLC_ESTALE;
+	}
 	ver = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
 	/* Record the delete on both stripes: a load that started before it
 	 * must not store its older result afterwards (fencing). */
@@ -575,6 +586,79 @@ mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 		return -ENOENT;
 	mlc__free(a, MLC__SLOT_OFF(ref.w), w);
 	return 0;
+}
+
+int
+mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
+	       uint64_t *version)
+{
+	return table_del(a, k, false, 0, version);
+}
+
+/* Delete @p k only if its item still has version @p expect (mlc_modify);
+ * MLC_ESTALE otherwise. */
+int
+mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
+		  uint64_t expect, uint64_t *version)
+{
+	return table_del(a, k, true, expect, version);
+}
+
+/* The version of @p k's item under the stripe locks (exact), or, if it is
+ * absent, the arena's version counter.  For mlc_modify's compare. */
+uint64_t
+mlc__table_version(const struct mlc_arena *a, const struct mlc__key *k,
+		   bool *found)
+{
+	struct mlc_arena *ma = (struct mlc_arena *)a;
+	struct slot_ref ref;
+	uint32_t b[2];
+	uint64_t v;
+
+	key_buckets(a, k->hash, b);
+	if (stripes_lock(ma, b, false, 0) < 0) {
+		*found = false;
+		return 0;
+	}
+	*found = find_locked(ma, b, k, &ref);
+	v = *found ? ref.it->it_version : ck_pr_load_64(&ma->hdr->ah_version);
+	stripes_unlock(ma, b);
+	return v;
+}
+
+/* Batched lookups (mlc_get_bulk): start the memory loads of a key's two
+ * buckets now, and once they are in, the loads of the items their
+ * matching slots point to, so that many keys' misses overlap. */
+void
+mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash)
+{
+	uint32_t b[2];
+
+	key_buckets(a, hash, b);
+	__builtin_prefetch(&a->table[b[0]]);
+	__builtin_prefetch(&a->table[b[1]]);
+}
+
+void
+mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash)
+{
+	uint16_t tag = key_tag(hash);
+	uint32_t b[2];
+
+	key_buckets(a, hash, b);
+	for (int i = 0; i < 2; i++) {
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(
+				(uint64_t *)&a->table[b[i]].bk_slot[s]);
+			uint64_t off = MLC__SLOT_OFF(w);
+
+			/* Only a hint: an offset gone stale meanwhile
+			 * prefetches a harmless line of the arena. */
+			if (w != 0 && MLC__SLOT_TAG(w) == tag &&
+			    off >= a->pages_off && off < a->pages_end)
+				__builtin_prefetch(a->base + off);
+		}
+	}
 }
 
 /* The allocator's eviction: take the LIVE chunk at @p off out of the index

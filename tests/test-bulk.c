@@ -1,0 +1,345 @@
+/*
+ * mlc_get_bulk, mlc_modify and mlc_refresh.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static struct mlc_arena *g_arena;
+static char g_name[64];
+
+static int
+setup(void **state)
+{
+	t_require_shm();
+	g_arena = t_arena(g_name, sizeof(g_name), 16u << 20, 0);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	mlc_arena_close(g_arena);
+	mlc_arena_unlink(g_name, 0);
+	return 0;
+}
+
+/* Keys "v*" load a value, "n*" are not found, "e*" fail. */
+static int
+mixed_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	const char *k = key;
+
+	(*(int *)arg)++;
+	if (k[0] == 'n')
+		return MLC_LOAD_NOTFOUND;
+	if (k[0] == 'e') {
+		snprintf(out->errmsg, sizeof(out->errmsg), "no %.*s", (int)len,
+			 k);
+		return -EIO;
+	}
+	out->data = key;
+	out->len = len;
+	return MLC_LOAD_VALUE;
+}
+
+static void
+same_answer(int st1, const struct mlc_value *v1, int st2,
+	    const struct mlc_value *v2)
+{
+	assert_int_equal(st1, st2);
+	if (st1 != 0)
+		return;
+	assert_int_equal(v1->len, v2->len);
+	assert_int_equal(v1->flags & (MLC_NEGATIVE | MLC_STALE),
+			 v2->flags & (MLC_NEGATIVE | MLC_STALE));
+	if (v1->len)
+		assert_memory_equal(v1->data, v2->data, v1->len);
+}
+
+static void
+test_bulk_equals_single_gets(void **state)
+{
+	struct mlc_cache *b = t_cache(g_arena, "bulk", NULL);
+	struct mlc_cache *s = t_cache(g_arena, "bulk", NULL);
+	struct mlc_bulk_item items[70];
+	char keys[70][16];
+	int loads = 0;
+
+	/* Some already in L2 (set by s), some negative, the rest cold;
+	 * 70 keys span several prefetch batches; one key twice. */
+	for (int i = 0; i < 70; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "%c%d", "vne"[i % 3], i);
+		if (i == 69)
+			snprintf(keys[i], sizeof(keys[i]), "v0");
+		items[i].key = keys[i];
+		items[i].key_len = strlen(keys[i]);
+	}
+	items[5].key_len = 0;			/* a bad key: its own status */
+	assert_int_equal(mlc_set(s, "v3", 2, "preset", 6, NULL), 0);
+	assert_int_equal(mlc_get_bulk(b, items, 70, NULL, mixed_loader,
+				      &loads), 0);
+	assert_int_equal(items[5].status, -EINVAL);
+	for (int i = 0; i < 70; i++) {
+		struct mlc_value v = { 0 };
+		int st;
+
+		if (i == 5)
+			continue;
+		st = mlc_get(s, keys[i], strlen(keys[i]), mixed_loader, &loads,
+			     &v);
+		/* Errors are not cached, so s loads them again; values
+		 * and negatives come from L2. */
+		same_answer(items[i].status, &items[i].value, st, &v);
+		if (keys[i][0] == 'e')
+			assert_int_equal(st, MLC_ELOADER);
+		if (keys[i][0] == 'n')
+			assert_true(v.flags & MLC_NEGATIVE);
+		mlc_value_release(&v);
+		mlc_value_release(&items[i].value);
+	}
+	/* Without a loader: misses are -ENOENT, never a negative hit. */
+	items[0].key = "cold";
+	items[0].key_len = 4;
+	items[1].key = "n1";
+	items[1].key_len = 2;
+	assert_int_equal(mlc_get_bulk(b, items, 2, NULL, NULL, NULL), 0);
+	assert_int_equal(items[0].status, -ENOENT);
+	assert_int_equal(items[1].status, 0);
+	assert_true(items[1].value.flags & MLC_NEGATIVE);
+	mlc_value_release(&items[1].value);
+	assert_int_equal(mlc_get_bulk(b, NULL, 1, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(mlc_get_bulk(b, NULL, 0, NULL, NULL, NULL), 0);
+	mlc_cache_close(b);
+	mlc_cache_close(s);
+}
+
+static int
+incr(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	static __thread char buf[32];
+	long n = 0;
+
+	(void)arg;
+	if (cur != NULL) {
+		memcpy(buf, cur->data, cur->len < 31 ? cur->len : 31);
+		buf[cur->len < 31 ? cur->len : 31] = '\0';
+		n = strtol(buf, NULL, 10);
+	}
+	snprintf(buf, sizeof(buf), "%ld", n + 1);
+	out->data = buf;
+	out->len = strlen(buf);
+	out->ttl_ms = MLC_TTL_NEVER;
+	return MLC_MODIFY_SET;
+}
+
+#define PROCS 4
+#define INCRS 2500
+
+static int
+incr_child(void *arg)
+{
+	struct mlc_cache *c = NULL;
+
+	(void)arg;
+	alarm(120);
+	if (mlc_cache_open(&c, g_arena, "counter", NULL) != 0)
+		return 1;
+	for (int i = 0; i < INCRS; i++)
+		if (mlc_modify(c, "hits", 4, incr, NULL, NULL) != 0)
+			return 2;
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_modify_counter_exact_across_processes(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "counter", NULL);
+	struct mlc_value v = { 0 };
+	int pids[PROCS];
+	char buf[32];
+
+	for (int i = 0; i < PROCS; i++)
+		pids[i] = t_spawn(incr_child, NULL);
+	for (int i = 0; i < PROCS; i++)
+		assert_int_equal(t_wait(pids[i]), 0);
+	/* Through the log, this handle's L1 is coherent too. */
+	assert_int_equal(mlc_get(c, "hits", 4, NULL, NULL, &v), 0);
+	snprintf(buf, sizeof(buf), "%d", PROCS * INCRS);
+	assert_int_equal(v.len, strlen(buf));
+	assert_memory_equal(v.data, buf, v.len);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+}
+
+static int
+del_if_odd(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	(void)arg;
+	(void)out;
+	if (cur == NULL)
+		return MLC_MODIFY_KEEP;
+	return (((const char *)cur->data)[cur->len - 1] - '0') % 2
+	       ? MLC_MODIFY_DELETE : MLC_MODIFY_KEEP;
+}
+
+static int
+fail_fn(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	return -ECANCELED;
+}
+
+static void
+test_modify_outcomes(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "mod", NULL);
+	struct mlc_cache *o = t_cache(g_arena, "mod", NULL);
+	struct mlc_value v = { 0 };
+
+	/* Absent: fn sees NULL; the stored value is handed back. */
+	assert_int_equal(mlc_modify(c, "k", 1, incr, NULL, &v), 0);
+	assert_int_equal(v.len, 1);
+	assert_memory_equal(v.data, "1", 1);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_get(o, "k", 1, NULL, NULL, &v), 0);
+	assert_memory_equal(v.data, "1", 1);
+	mlc_value_release(&v);
+	/* KEEP changes nothing, DELETE deletes (and other L1s follow). */
+	assert_int_equal(mlc_modify(c, "k", 1, del_if_odd, NULL, &v), 0);
+	assert_int_equal(v.ref, NULL);
+	assert_int_equal(mlc_get(o, "k", 1, NULL, NULL, &v), -ENOENT);
+	assert_int_equal(mlc_modify(c, "k", 1, incr, NULL, NULL), 0);
+	assert_int_equal(mlc_modify(c, "k", 1, incr, NULL, NULL), 0);
+	assert_int_equal(mlc_modify(c, "k", 1, del_if_odd, NULL, NULL), 0);
+	assert_int_equal(mlc_get(o, "k", 1, NULL, NULL, &v), 0);
+	assert_memory_equal(v.data, "2", 1);
+	mlc_value_release(&v);
+	/* An error from fn aborts with that code; nothing changes. */
+	assert_int_equal(mlc_modify(c, "k", 1, fail_fn, NULL, NULL),
+			 -ECANCELED);
+	assert_int_equal(mlc_modify(c, "", 0, incr, NULL, NULL), -EINVAL);
+	assert_int_equal(mlc_modify(c, "k", 1, NULL, NULL, NULL), -EINVAL);
+	mlc_cache_close(c);
+	mlc_cache_close(o);
+}
+
+/* The refresh's loader: slow, and it reports when it started. */
+static volatile int *g_started;
+
+static int
+slow_new(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	struct timespec d = { 0, 300 * 1000000 };
+
+	__atomic_store_n(g_started, 1, __ATOMIC_RELEASE);
+	nanosleep(&d, NULL);
+	out->data = "new";
+	out->len = 3;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+refresher(void *arg)
+{
+	struct mlc_cache *c = NULL;
+	struct mlc_value v = { 0 };
+
+	alarm(60);
+	if (mlc_cache_open(&c, g_arena, "rot", NULL) != 0)
+		return 1;
+	if (mlc_refresh(c, "secret", 6, slow_new, NULL, &v) != 0)
+		return 2;
+	if (v.len != 3 || memcmp(v.data, "new", 3) != 0)
+		return 3;
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static int
+must_not_load(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(*(int *)arg)++;
+	return -EIO;
+}
+
+static void
+test_refresh_never_blocks_readers(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "rot", NULL);
+	struct mlc_cache *l2only;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	int pid, loads = 0, olds = 0;
+
+	o.flags = MLC_CACHE_NO_L1;
+	l2only = t_cache(g_arena, "rot", &o);
+	g_started = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_started != MAP_FAILED);
+	assert_int_equal(mlc_set(c, "secret", 6, "old", 3, NULL), 0);
+	pid = t_spawn(refresher, NULL);
+	while (!__atomic_load_n(g_started, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	/* While the refresh runs: every read answers at once with the
+	 * current value, and never runs its own loader. */
+	for (;;) {
+		struct timespec t0, t1;
+		int rc;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = mlc_get(l2only, "secret", 6, must_not_load, &loads, &v);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		assert_int_equal(rc, 0);
+		assert_int_equal(loads, 0);
+		/* Generous: this catches a wait for the 300 ms loader,
+		 * not speed. */
+		assert_true((t1.tv_sec - t0.tv_sec) * 1000 +
+			    (t1.tv_nsec - t0.tv_nsec) / 1000000 < 150);
+		if (v.len == 3 && memcmp(v.data, "new", 3) == 0) {
+			mlc_value_release(&v);
+			break;
+		}
+		assert_memory_equal(v.data, "old", 3);
+		olds++;
+		mlc_value_release(&v);
+		usleep(2000);
+	}
+	assert_true(olds > 0);
+	assert_int_equal(t_wait(pid), 0);
+	/* A failed refresh keeps the current value. */
+	assert_int_equal(mlc_refresh(c, "secret", 6, must_not_load, &loads,
+				     NULL), MLC_ELOADER);
+	assert_int_equal(mlc_get(l2only, "secret", 6, NULL, NULL, &v), 0);
+	assert_memory_equal(v.data, "new", 3);
+	mlc_value_release(&v);
+	munmap((void *)g_started, 4096);
+	mlc_cache_close(c);
+	mlc_cache_close(l2only);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_bulk_equals_single_gets,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_modify_counter_exact_across_processes, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_modify_outcomes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_refresh_never_blocks_readers, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
