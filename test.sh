@@ -37,7 +37,7 @@ TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
 	meson test -C b-tsan --print-errorlogs
 
 step "valgrind (core tests)"
-meson test -C b-main --setup=valgrind --print-errorlogs get-set options arena contract
+meson test -C b-main --setup=valgrind --print-errorlogs get-set options arena contract model events bulk
 
 echo
 echo "all test stages passed"
