@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# mlcctl end to end: every command and format, outputs and exit codes.
+#   tests/test-mlcctl.sh path/to/mlcctl
+# Arenas are files in a temporary directory (and one shm arena with a
+# per-process name, removed at exit).  mlcctl itself creates them, with
+# `set --create`, the only command that may.
+set -uo pipefail
+M=${1:?usage: test-mlcctl.sh path/to/mlcctl}
+M=$(cd "$(dirname "$M")" && pwd)/$(basename "$M")
+PY=$(command -v python3) || { echo "python3 is needed"; exit 1; }
+tmp=$(mktemp -d)
+shm=mlcctl-test-$$
+trap 'rm -rf "$tmp"; rm -f "/dev/shm/$shm"' EXIT
+A=$tmp/a.mlc
+fails=0 n=0
+
+ok() { n=$((n + 1)); }
+bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+
+# run EXPECTED_RC CMD...: stdout in $tmp/out, stderr in $tmp/err
+run() {
+	local want=$1 rc
+	shift
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" = "$want" ]; then
+		ok
+	else
+		bad "exit $rc, wanted $want: $*"
+		sed 's/^/  stdout: /' "$tmp/out" | head -20 >&2
+		sed 's/^/  stderr: /' "$tmp/err" | head -20 >&2
+	fi
+}
+# has FILE REGEX [what]
+has() {
+	if grep -qE -- "$2" "$tmp/$1"; then ok; else
+		bad "${3:-$1 lacks /$2/}"
+		sed "s/^/  $1: /" "$tmp/$1" | head -30 >&2
+	fi
+}
+lacks() {
+	if grep -qE -- "$2" "$tmp/$1"; then
+		bad "${3:-$1 has /$2/}"
+		sed "s/^/  $1: /" "$tmp/$1" | head -30 >&2
+	else ok; fi
+}
+same() { # same FILE STRING
+	if [ "$(cat "$tmp/$1")" = "$2" ]; then ok; else
+		bad "$1 is '$(head -c 200 "$tmp/$1")', wanted '$2'"
+	fi
+}
+F() { "$M" --file "$A" "$@"; }
+
+echo "== usage, help, exit code 2"
+run 0 "$M" --help;            has out '^usage: mlcctl'; has out 'Exit status'
+for c in stats ls get peek set delete purge check; do
+	run 0 "$M" "$c" --help;      has out "ARENA $c"
+	run 0 "$M" help "$c";        has out "ARENA $c"
+	run 0 "$M" somearena "$c" --help; has out "ARENA $c"
+done
+run 0 "$M" --version;          has out '^mlcctl \(mlc [0-9]+\.[0-9]+\.[0-9]+\)$'
+run 2 "$M";                    has err 'usage'
+run 2 "$M" "$A";               has err 'no command'
+run 2 "$M" "$A" frobnicate;    has err "no command 'frobnicate'"
+run 2 "$M" stats;              has err 'ARENA missing'
+run 2 "$M" "$A" stats --bogus; has err "unknown option '--bogus'"
+run 2 "$M" "$A" stats -x;      has err "unknown option '-x'"
+run 2 "$M" --file "$A" stats --hex; has err '--hex does not apply'
+run 2 "$M" --file "$A" stats --format xml; has err "unknown format"
+run 2 "$M" --file "$A" get ns;  has err 'wrong number of arguments'
+run 2 "$M" --file "$A" set ns k v --ttl soon; has err 'bad TTL'
+run 2 "$M" --file "$A" set ns k v --ttl 0; has err 'bad TTL'
+run 2 "$M" --file "$A" set ns k --create --bytes 8Q; has err 'bad size'
+run 2 "$M" --file "$A" set ns k v --bytes 8M; has err '--bytes needs --create'
+run 2 "$M" --file "$A" set ns k; has err 'VALUE .* missing'
+run 2 "$M" --file "$A" set ns k v --negative; has err 'takes no VALUE'
+run 2 "$M" --file "$A" check --format prometheus; has err 'table and json'
+
+echo "== arenas that cannot be attached: exit 2, nothing created"
+run 2 "$M" "bad/arena/name" stats;  has err 'cannot attach .*invalid argument \(-22\)'
+has err 'use --file'
+run 2 "$M" "mlcctl-absent-$$" ls;   has err 'not found \(-2\)'
+run 2 "$M" --file "$A" stats;        has err 'cannot attach'
+has err 'does not create arenas'
+run 2 "$M" --file "$A" get ns k
+run 2 "$M" --file "$A" check
+run 2 "$M" --file "$A" set ns k v    # no --create
+[ ! -e "$A" ] && ok || bad "an arena was created without --create"
+[ ! -e "/dev/shm/mlcctl-absent-$$" ] && ok || bad "shm arena created"
+printf 'not an arena' >"$tmp/junk"
+run 2 "$M" --file "$tmp/junk" stats; has err 'arena failed validation \(-4202\)'
+run 2 "$M" --file "$tmp/junk" check
+
+echo "== set --create, get, peek"
+run 0 F set --create --bytes 8M users u:1 hello -v
+has err 'stored 5 bytes'
+[ -f "$A" ] && ok || bad "set --create made no arena"
+run 0 F get users u:1;                same out hello
+run 0 F peek users u:1;               same out hello
+run 0 F get users u:1 --hex;          same out 68656c6c6f
+run 0 F get users u:1 --verbose
+has err '^level=L2 len=5 ttl_ms=[0-9]+ flags=- version=[0-9]+$'
+run 0 F peek users u:1 -v --hex
+has err '^level=L2 len=5 ttl_ms=[0-9]+ flags=- version=[0-9]+$'
+run 0 F set users u:2 world --ttl never
+run 0 F peek users u:2 -v
+has err 'ttl_ms=never flags=no_expiry'
+run 0 F set users u:3 later --ttl 5m
+run 0 F get users u:3 -v
+has err 'ttl_ms=(29[0-9]{4}|300000) '
+# a key and a value that start with '-', after --
+run 0 F set users -- -dash -value
+run 0 F get users -- -dash;           same out -value
+# binary value from stdin, read back raw and as hex
+printf 'bin\000ary\377' >"$tmp/bin"
+run 0 F set sessions s1 - <"$tmp/bin"
+run 0 F get sessions s1
+cmp -s "$tmp/out" "$tmp/bin" && ok || bad "binary value differs"
+run 0 F get sessions s1 --hex;        same out 62696e00617279ff
+# empty value
+run 0 F set users empty ''
+run 0 F get users empty -v;           same out ''
+has err 'len=0'
+# negative entry: exit 0, empty stdout, said on stderr
+run 0 F set users gone --negative --ttl 10s
+run 0 F get users gone -v;            same out ''
+has err 'flags=negative'
+has err 'cached miss'
+# expiry: gone for get and peek, back with --stale
+run 0 F set users brief x --ttl 50ms
+sleep 0.3
+run 1 F peek users brief;             has err "no key 'brief'"
+run 0 F peek users brief --stale -v;  same out x
+has err 'flags=stale'
+run 1 F get users brief
+# too big for one page: -E2BIG
+head -c $((2 << 20)) /dev/zero >"$tmp/big"
+run 2 F set users big - <"$tmp/big"; has err 'value_max'; has err '\(-7\)'
+# key over MLC_KEY_MAX
+run 2 F set users "$(head -c 70000 /dev/zero | tr '\0' k)" v
+has err 'key is 1 to 65535 bytes'
+run 2 F set "$(printf 'n%.0s' $(seq 48))" k v; has err 'namespace name must be'
+
+echo "== not found: exit 1, no namespace created"
+run 0 F ls; nsbefore=$(grep -c . "$tmp/out")
+run 1 F get users nope;     has err "no key 'nope' in namespace 'users'"
+run 1 F peek users nope
+run 1 F get nons k;         has err "no namespace 'nons'"
+run 1 F peek nons k
+run 1 F delete nons k;      has err "no namespace 'nons'"
+run 1 F purge nons
+run 1 F stats --ns nons
+run 0 F ls
+[ "$(grep -c . "$tmp/out")" = "$nsbefore" ] && ok || bad "ls changed after lookups in a missing namespace"
+lacks out nons
+
+echo "== delete, purge"
+run 0 F set other o1 v1
+run 0 F delete users u:1 -v;     has err "deleted 'u:1'"
+run 1 F get users u:1
+run 0 F delete users u:1 -v;     has err 'L2 did not have it'
+run 0 F purge users -v;          has err "purged namespace 'users'"
+run 1 F get users u:2
+run 1 F peek users u:2 --stale
+run 0 F get other o1;            same out v1      # other namespaces untouched
+run 0 F set users u:2 again
+run 0 F get users u:2;           same out again
+
+echo "== ls"
+run 0 F set 'we"ird\ns' k v      # a name that needs escaping everywhere
+run 0 F ls
+has out "^arena $A \(file\): 8\.0 MiB, [0-9]+ pages of 1\.0 MiB \([0-9]+ free\), [0-9]+ items \([0-9]+ negative\) in [0-9]+ slots$"
+has out '^4 namespaces; per namespace'
+has out 'items are counted arena-wide only'
+has out '^NAMESPACE +SETS +DELETES +PURGES +HITS +MISSES$'
+has out '^users +[0-9]+ +2 +1 +[0-9]+ +[0-9]+$'
+has out '^sessions +1 +0 +0 '
+has out '^other '
+has out '^we"ird\\\\ns '
+
+echo "== stats: table"
+run 0 F stats
+has out "^arena +$A \(file\)$"
+for f in bytes max_items items neg_items page_size pages pages_free value_max \
+	 sets evictions expired_reclaimed index_evictions page_moves \
+	 orphans_reclaimed repairs write_failures log_head namespaces format; do
+	has out "^$f +[0-9]+"
+done
+has out '^namespace +users +sessions +other +we"ird\\\\ns$'
+for f in hits_l1 hits_l2 hits_l3 misses sets deletes purges lock_wait_ms forks; do
+	has out "^$f +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+$"
+done
+run 0 F stats --ns sessions
+has out '^namespace +sessions$'
+has out '^sets +1$'
+lacks out 'users'
+
+echo "== stats: json"
+run 0 F stats --format json
+"$PY" -m json.tool "$tmp/out" >/dev/null && ok || bad "stats json does not parse"
+"$PY" - "$tmp/out" "$A" <<'EOF' && ok || bad "stats json content"
+import json, sys
+d = json.load(open(sys.argv[1]))
+a = d["arena"]
+assert a["name"] == sys.argv[2] and a["kind"] == "file", a
+assert a["bytes"] == 8 << 20 and a["namespaces"] == 4 and a["format"] >= 1, a
+assert a["items"] >= 5 and a["pages"] >= 1, a
+ns = d["namespaces"]
+assert list(ns) == ["users", "sessions", "other", 'we"ird\\ns'], list(ns)
+u = ns["users"]
+assert u["deletes"] == 2 and u["purges"] == 1, u
+assert u["sets"] >= 8 and u["misses"] >= 1 and u["negative_hits"] >= 1, u
+assert ns["sessions"]["sets"] == 1, ns["sessions"]
+assert len(u) == 27, len(u)
+EOF
+run 0 F stats --format json --ns other
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert list(d["namespaces"])==["other"]' "$tmp/out" && ok || bad "stats --ns json"
+
+echo "== stats: prometheus"
+run 0 F stats --format prometheus
+"$PY" - "$tmp/out" <<'EOF' && ok || bad "prometheus exposition does not parse"
+import re, sys
+name = r'[a-zA-Z_:][a-zA-Z0-9_:]*'
+lval = r'"(?:[^"\\\n]|\\[\\"n])*"'
+sample = re.compile(r'^(%s)(\{%s=%s(?:,%s=%s)*\})? (-?[0-9]+(?:\.[0-9]+)?)$'
+                    % (name, name, lval, name, lval))
+helps, types, seen, done, last = set(), {}, set(), set(), None
+arena = set(); nsm = set()
+for i, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    line = line.rstrip("\n")
+    m = re.match(r'^# HELP (%s) (.+)$' % name, line)
+    if m:
+        assert m.group(1) not in helps, (i, line); helps.add(m.group(1)); continue
+    m = re.match(r'^# TYPE (%s) (counter|gauge)$' % name, line)
+    if m:
+        assert m.group(1) not in types, (i, line); types[m.group(1)] = m.group(2); continue
+    m = sample.match(line)
+    assert m, (i, line)
+    metric = m.group(1)
+    assert metric in types and metric in helps, (i, "no TYPE/HELP before", line)
+    if metric != last:
+        assert metric not in done, (i, "family not contiguous", line)
+        if last: done.add(last)
+        last = metric
+    if types[metric] == "counter":
+        assert metric.endswith("_total"), metric
+    if metric.startswith("mlc_arena_"):
+        arena.add(metric)
+    else:
+        assert metric.startswith("mlc_namespace_"), metric
+        assert 'namespace="' in m.group(2), line
+        nsm.add(metric)
+    seen.add(metric)
+assert seen == set(types) == helps, (seen ^ set(types))
+assert len(arena) == 19 and len(nsm) == 25, (len(arena), len(nsm))
+EOF
+has out '^mlc_arena_items\{arena="[^"]+"\} [0-9]+$'
+has out '^mlc_namespace_sets_total\{arena="[^"]+",namespace="users"\} [0-9]+$'
+has out '^mlc_namespace_hits_total\{arena="[^"]+",namespace="users",level="l2"\} [0-9]+$'
+has out '^mlc_namespace_lock_wait_seconds_total\{.*\} [0-9]+\.[0-9]{3}$'
+has out '^mlc_namespace_deletes_total\{arena="[^"]+",namespace="users"\} 2$'
+has out 'namespace="we\\"ird\\\\ns"'
+has out '^# TYPE mlc_namespace_hits_total counter$'
+has out '^# HELP mlc_arena_bytes '
+run 0 F stats --format=prometheus --ns=users
+lacks out 'namespace="other"'
+has out 'namespace="users"'
+
+echo "== check"
+cp "$A" "$tmp/pristine"
+run 0 F check
+has out "^arena $A \(file\): consistent$"
+has out '^  problems +0$'
+has out '^  bad_slots +0$'
+run 0 F check --format json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["consistent"] is True and d["problems"] == 0 and d["slots_used"] >= 5' "$tmp/out" && ok || bad "check json"
+run 0 F stats --format json
+run 0 F ls
+cmp -s "$A" "$tmp/pristine" && ok || bad "check/stats/ls changed the arena"
+
+# Corrupt copies of the arena file.  (1) An item's header, found by its key
+# bytes (an item is a 40-byte header, then the key, then the value): flip
+# the top byte of its hash, so the slot's tag and bucket no longer match.
+run 0 F set users corrupt-me-key victim-value
+cp "$A" "$tmp/c1.mlc"
+"$PY" - "$tmp/c1.mlc" <<'EOF' || bad "corrupting c1"
+import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read())
+k = b"corrupt-me-keyvictim-value"; i = b.find(k)
+assert i > 40 and b.find(k, i + 1) < 0, "key not found once"
+b[i - 40 + 15] ^= 0xff         # it_hash is at +8, little-endian: its top byte
+open(p, "wb").write(b)
+EOF
+cp "$tmp/c1.mlc" "$tmp/c1.before"
+run 1 "$M" --file "$tmp/c1.mlc" check
+has out 'PROBLEMS FOUND'
+has out '^  bad_slots +1$'
+has out 'first problem: slot points at an item that does not belong there'
+cmp -s "$tmp/c1.mlc" "$tmp/c1.before" && ok || bad "check changed the corrupt copy"
+run 1 "$M" --file "$tmp/c1.mlc" check --format json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["consistent"] is False and d["problems"] >= 1 and d["first_problem"]' "$tmp/out" && ok || bad "check json (corrupt)"
+# (2) The index, found through the header (ah_nbuckets at 72, ah_table_off
+# at 112: src/arena.h): point every used slot word outside the pages.
+cp "$A" "$tmp/c2.mlc"
+"$PY" - "$tmp/c2.mlc" <<'EOF' || bad "corrupting c2"
+import struct, sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read())
+assert struct.unpack_from("<I", b, 0)[0] == 0x314c434d  # ah_magic
+nb, = struct.unpack_from("<I", b, 72); toff, = struct.unpack_from("<Q", b, 112)
+assert nb & (nb - 1) == 0 and toff % 64 == 0 and toff + nb * 64 < len(b), (nb, toff)
+hit = 0
+for o in range(toff, toff + nb * 64, 64):
+    for s in range(7):
+        w, = struct.unpack_from("<Q", b, o + 8 + 8 * s)
+        if w:
+            struct.pack_into("<Q", b, o + 8 + 8 * s, (w >> 48 << 48) | 8)
+            hit += 1
+assert hit >= 5, hit
+open(p, "wb").write(b)
+EOF
+run 1 "$M" --file "$tmp/c2.mlc" check
+has out 'first problem: slot points outside the pages'
+lacks out '^  bad_slots +0$'
+# lookups in the corrupt copy miss, they do not crash
+run 1 "$M" --file "$tmp/c2.mlc" get users u:2
+
+echo "== shm arena"
+run 2 "$M" "$shm" stats
+run 0 "$M" "$shm" set --create --bytes 8M ns k shm-value
+[ -e "/dev/shm/$shm" ] && ok || bad "no /dev/shm/$shm"
+run 0 "$M" "/$shm" get ns k;       same out shm-value
+run 0 "$M" "$shm" ls;              has out "^arena $shm \(shm\): 8\.0 MiB"
+run 0 "$M" "$shm" check
+run 0 "$M" "$shm" stats --format prometheus
+has out "^mlc_arena_bytes\\{arena=\"$shm\"\\} 8388608$"
+run 0 "$M" --foreign "$shm" get ns k; same out shm-value
+rm -f "$tmp/small.mlc"
+run 2 "$M" --file "$tmp/small.mlc" set --create --bytes 1M ns k v
+has err 'invalid argument \(-22\)'; has err 'too small'
+
+echo
+if [ "$fails" -ne 0 ]; then
+	echo "test-mlcctl: $fails of $n checks failed"
+	exit 1
+fi
+echo "test-mlcctl: all $n checks passed"

@@ -1,0 +1,1475 @@
+/*
+ * mlcctl: look into and operate an mlc arena from the command line.
+ *
+ * Uses only the public API of <mlc.h>.  Every command attaches an existing
+ * arena (never creating one, except `set --create`), and the read-only
+ * commands (stats, ls, check) never open a cache handle, so they create no
+ * namespace and count nothing.
+ *
+ * Exit status: 0 success, 1 not found (key or namespace) or `check` found
+ * problems, 2 usage error or failure.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mlc.h>
+
+enum { X_OK = 0, X_NOTFOUND = 1, X_ERR = 2 };
+
+static const char *prog = "mlcctl";
+
+/* ---- options and commands ------------------------------------------- */
+
+enum opt_bit {
+	O_FILE = 1 << 0, O_FOREIGN = 1 << 1, O_VERBOSE = 1 << 2,
+	O_HELP = 1 << 3, O_NS = 1 << 4, O_FORMAT = 1 << 5, O_HEX = 1 << 6,
+	O_STALE = 1 << 7, O_TTL = 1 << 8, O_NEGATIVE = 1 << 9,
+	O_CREATE = 1 << 10, O_BYTES = 1 << 11,
+};
+#define O_GLOBAL (O_FILE | O_FOREIGN | O_VERBOSE | O_HELP)
+
+enum format { F_TABLE, F_JSON, F_PROM };
+
+#define MAXPOS 8
+
+struct opts {
+	uint32_t given;		/* enum opt_bit */
+	const char *ns;
+	enum format format;
+	int64_t ttl_ms;
+	uint64_t bytes;
+	const char *pos[MAXPOS];
+	int npos;
+	const char *arena;	/* pos[0] */
+	const struct command *cmd;
+};
+
+struct command {
+	const char *name;
+	int min_args, max_args;	/* after NS etc., not counting ARENA */
+	uint32_t allowed;	/* enum opt_bit, beyond O_GLOBAL */
+	int (*run)(struct opts *o);
+	const char *synopsis;
+	const char *help;
+};
+
+static int cmd_stats(struct opts *o);
+static int cmd_ls(struct opts *o);
+static int cmd_get(struct opts *o);
+static int cmd_set(struct opts *o);
+static int cmd_delete(struct opts *o);
+static int cmd_purge(struct opts *o);
+static int cmd_check(struct opts *o);
+
+static const struct command commands[] = {
+	{ "stats", 0, 0, O_NS | O_FORMAT, cmd_stats,
+	  "stats [--ns NS] [--format table|json|prometheus]",
+	  "Print the arena's facts and counters (mlc_arena_info) and the\n"
+	  "counters of each namespace (mlc_namespace_stats: the sum of what\n"
+	  "every handle in every process has flushed; a handle flushes at\n"
+	  "least every 4096 calls and when it is closed).\n"
+	  "\n"
+	  "  --ns NS        only this namespace (exit 1 if it does not exist)\n"
+	  "  --format F     table (default), json, or prometheus (the text\n"
+	  "                 exposition format: mlc_arena_* and\n"
+	  "                 mlc_namespace_*{namespace=\"...\"} with an\n"
+	  "                 arena=\"ARENA\" label on every sample)\n" },
+	{ "ls", 0, 0, 0, cmd_ls,
+	  "ls",
+	  "List the namespaces in use with their flushed counters (sets,\n"
+	  "deletes, purges, hits, misses), and the arena's size, pages and\n"
+	  "items.  The library keeps no per-namespace item count, so items\n"
+	  "are shown for the whole arena only.\n" },
+	{ "get", 2, 2, O_HEX | O_STALE, cmd_get,
+	  "get NS KEY [--hex] [--stale] [--verbose]",
+	  "Look KEY up in namespace NS (mlc_get without a loader: L2, as\n"
+	  "mlcctl has no L1 of its own) and write the value to stdout, raw.\n"
+	  "A cached miss (negative entry) writes nothing and says so on\n"
+	  "stderr.  Exit 1 if the key or the namespace does not exist.\n"
+	  "\n"
+	  "  --hex          write the value as hex digits and a newline\n"
+	  "  --stale        an expired value may be returned (flagged stale)\n"
+	  "  -v, --verbose  level, length, TTL left, flags and version to\n"
+	  "                 stderr\n" },
+	{ "peek", 2, 2, O_HEX | O_STALE, cmd_get,
+	  "peek NS KEY [--hex] [--stale] [--verbose]",
+	  "Like get, with mlc_peek: no promotion, never runs a loader.\n"
+	  "\n"
+	  "  --hex          write the value as hex digits and a newline\n"
+	  "  --stale        an expired value may be returned (flagged stale)\n"
+	  "  -v, --verbose  level, length, TTL left, flags and version to\n"
+	  "                 stderr\n" },
+	{ "set", 2, 3, O_TTL | O_NEGATIVE | O_CREATE | O_BYTES, cmd_set,
+	  "set NS KEY VALUE|- [--ttl T] [--negative] [--create [--bytes N]]",
+	  "Store VALUE (the argument's bytes, or stdin for -) under KEY in\n"
+	  "namespace NS (created on first use) and invalidate it in every\n"
+	  "process's L1.\n"
+	  "\n"
+	  "  --ttl T        time to live: milliseconds, or with a unit (ms, s,\n"
+	  "                 m, h), or \"never\".  Default: the library's\n"
+	  "                 default TTL (30 s)\n"
+	  "  --negative     store a cached miss instead (no VALUE)\n"
+	  "  --create       create the arena if it does not exist (the only\n"
+	  "                 way mlcctl creates an arena; mode 0600)\n"
+	  "  --bytes N      with --create: the arena's size (K, M, G suffixes\n"
+	  "                 are binary); default 64M\n" },
+	{ "delete", 2, 2, 0, cmd_delete,
+	  "delete NS KEY",
+	  "Remove KEY from L2 and from every process's L1.  Deleting an\n"
+	  "absent key succeeds (-v says whether L2 had it); exit 1 if the\n"
+	  "namespace does not exist (nothing is created).\n" },
+	{ "purge", 1, 1, 0, cmd_purge,
+	  "purge NS",
+	  "Drop every entry of namespace NS, in L2 and every L1, in O(1).\n"
+	  "Exit 1 if the namespace does not exist.\n" },
+	{ "check", 0, 0, O_FORMAT, cmd_check,
+	  "check [--format table|json]",
+	  "Walk the arena's index and pages (mlc_arena_check) and print the\n"
+	  "report.  Attaches without MLC_ARENA_CREATE and writes nothing to\n"
+	  "the arena.  Exit 0 when consistent, 1 when problems were found,\n"
+	  "2 when the arena cannot be attached.  On an arena in use, a write\n"
+	  "in progress shows as an odd bucket version, which is not a\n"
+	  "problem.\n" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct {
+	const char *name;
+	uint32_t bit;
+	bool arg;
+} long_opts[] = {
+	{ "file", O_FILE, false },	{ "foreign", O_FOREIGN, false },
+	{ "verbose", O_VERBOSE, false }, { "help", O_HELP, false },
+	{ "ns", O_NS, true },		{ "format", O_FORMAT, true },
+	{ "hex", O_HEX, false },	{ "stale", O_STALE, false },
+	{ "ttl", O_TTL, true },		{ "negative", O_NEGATIVE, false },
+	{ "create", O_CREATE, false },	{ "bytes", O_BYTES, true },
+};
+
+/* ---- messages ---------------------------------------------------------- */
+
+__attribute__((format(printf, 1, 2))) static void
+err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* A library failure: the code, its text, and the exit status it maps to. */
+static int
+fail(int rc, const char *what)
+{
+	err("%s: %s (%d)", what, mlc_strerror(rc), rc);
+	return X_ERR;
+}
+
+static void
+usage_line(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [--file] [--foreign] ARENA COMMAND [ARGS] [OPTIONS]\n"
+		"       %s help [COMMAND] | --help | --version\n",
+		prog, prog);
+}
+
+static void
+help_tool(FILE *f)
+{
+	usage_line(f);
+	fprintf(f,
+		"\n"
+		"Look into and operate an mlc arena.  ARENA is a POSIX shm name\n"
+		"(/dev/shm/NAME), or a file path with --file.\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %s\n", commands[i].synopsis);
+	fprintf(f,
+		"\n"
+		"Options (anywhere; `--` ends them, for keys or values that\n"
+		"start with '-'):\n"
+		"  --file         ARENA is a file path (MLC_ARENA_FILE)\n"
+		"  --foreign      allow an arena owned by another uid\n"
+		"  -v, --verbose  say more, on stderr\n"
+		"  -h, --help     this help; `%s COMMAND --help` for a command\n"
+		"  --version      the library's version\n"
+		"\n"
+		"Only `set --create` creates an arena; every other command needs\n"
+		"an existing one.  stats, ls and check open no cache handle, so\n"
+		"they create no namespace and change no counter.\n"
+		"\n"
+		"Exit status:\n"
+		"  0  success (check: the arena is consistent)\n"
+		"  1  not found: no such key (get, peek) or namespace; check:\n"
+		"     problems found\n"
+		"  2  usage error, or a failure (arena cannot be attached, bad\n"
+		"     argument, library error: the message gives mlc_strerror()\n"
+		"     and the code)\n",
+		prog);
+}
+
+static void
+help_command(FILE *f, const struct command *c)
+{
+	fprintf(f, "usage: %s [--file] [--foreign] ARENA %s\n\n%s", prog,
+		c->synopsis, c->help);
+}
+
+__attribute__((format(printf, 2, 3))) static int
+usage_error(const struct command *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (c != NULL)
+		fprintf(stderr, "usage: %s [--file] [--foreign] ARENA %s\n",
+			prog, c->synopsis);
+	else
+		usage_line(stderr);
+	fprintf(stderr, "Try '%s --help'.\n", prog);
+	return X_ERR;
+}
+
+/* ---- parsing values ---------------------------------------------------- */
+
+static bool
+parse_u64(const char *s, uint64_t *out, const char **end)
+{
+	char *e;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*out = strtoull(s, &e, 10);
+	if (errno != 0)
+		return false;
+	*end = e;
+	return true;
+}
+
+/* Milliseconds, with an optional unit, or "never". */
+static bool
+parse_ttl(const char *s, int64_t *ms)
+{
+	uint64_t v, mul;
+	const char *u;
+
+	if (strcmp(s, "never") == 0 || strcmp(s, "-1") == 0) {
+		*ms = MLC_TTL_NEVER;
+		return true;
+	}
+	if (!parse_u64(s, &v, &u))
+		return false;
+	if (*u == '\0' || strcmp(u, "ms") == 0)
+		mul = 1;
+	else if (strcmp(u, "s") == 0)
+		mul = 1000;
+	else if (strcmp(u, "m") == 0)
+		mul = 60000;
+	else if (strcmp(u, "h") == 0)
+		mul = 3600000;
+	else
+		return false;
+	if (v == 0 || v > (uint64_t)INT64_MAX / mul)
+		return false;
+	*ms = (int64_t)(v * mul);
+	return true;
+}
+
+static bool
+parse_bytes(const char *s, uint64_t *out)
+{
+	uint64_t v, mul;
+	const char *u;
+
+	if (!parse_u64(s, &v, &u))
+		return false;
+	if (*u == '\0')
+		mul = 1;
+	else if (strcmp(u, "K") == 0 || strcmp(u, "k") == 0 ||
+		 strcmp(u, "KiB") == 0)
+		mul = UINT64_C(1) << 10;
+	else if (strcmp(u, "M") == 0 || strcmp(u, "MiB") == 0)
+		mul = UINT64_C(1) << 20;
+	else if (strcmp(u, "G") == 0 || strcmp(u, "GiB") == 0)
+		mul = UINT64_C(1) << 30;
+	else
+		return false;
+	if (v == 0 || v > UINT64_MAX / mul)
+		return false;
+	*out = v * mul;
+	return true;
+}
+
+static const struct command *
+find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int
+set_option(struct opts *o, uint32_t bit, const char *val)
+{
+	o->given |= bit;
+	switch (bit) {
+	case O_NS:
+		o->ns = val;
+		break;
+	case O_FORMAT:
+		if (strcmp(val, "table") == 0)
+			o->format = F_TABLE;
+		else if (strcmp(val, "json") == 0)
+			o->format = F_JSON;
+		else if (strcmp(val, "prometheus") == 0 ||
+			 strcmp(val, "prom") == 0)
+			o->format = F_PROM;
+		else
+			return usage_error(NULL, "unknown format '%s' (table, "
+					   "json or prometheus)", val);
+		break;
+	case O_TTL:
+		if (!parse_ttl(val, &o->ttl_ms))
+			return usage_error(NULL, "bad TTL '%s' (milliseconds "
+					   ">= 1, a unit ms/s/m/h, or never)",
+					   val);
+		break;
+	case O_BYTES:
+		if (!parse_bytes(val, &o->bytes))
+			return usage_error(NULL, "bad size '%s' (bytes, or "
+					   "with K, M or G)", val);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* -1: go on; otherwise the exit status. */
+static int
+parse_args(struct opts *o, int argc, char **argv)
+{
+	bool only_pos = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (only_pos || a[0] != '-' || a[1] == '\0') {
+			if (o->npos == MAXPOS)
+				return usage_error(NULL, "too many arguments "
+						   "(at '%s')", a);
+			o->pos[o->npos++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			only_pos = true;
+			continue;
+		}
+		if (strcmp(a, "-h") == 0) {
+			o->given |= O_HELP;
+			continue;
+		}
+		if (strcmp(a, "-v") == 0) {
+			o->given |= O_VERBOSE;
+			continue;
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("mlcctl (mlc %s)\n", mlc_version_string());
+			return X_OK;
+		}
+		if (a[1] != '-')
+			return usage_error(NULL, "unknown option '%s'", a);
+		{
+			const char *name = a + 2, *eq = strchr(name, '=');
+			size_t n = eq ? (size_t)(eq - name) : strlen(name);
+			size_t k;
+			int rc;
+
+			for (k = 0; k < sizeof(long_opts) / sizeof(long_opts[0]);
+			     k++)
+				if (strlen(long_opts[k].name) == n &&
+				    memcmp(long_opts[k].name, name, n) == 0)
+					break;
+			if (k == sizeof(long_opts) / sizeof(long_opts[0]))
+				return usage_error(NULL, "unknown option '%s'",
+						   a);
+			if (!long_opts[k].arg) {
+				if (eq != NULL)
+					return usage_error(NULL, "option '%s' "
+							   "takes no value", a);
+				o->given |= long_opts[k].bit;
+				continue;
+			}
+			if (eq == NULL && i + 1 >= argc)
+				return usage_error(NULL, "option '%s' needs a "
+						   "value", a);
+			rc = set_option(o, long_opts[k].bit,
+					eq ? eq + 1 : argv[++i]);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return -1;
+}
+
+/* ---- output helpers ---------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at @p s (at most @p n bytes), 0 if
+ * invalid. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1fu;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0fu;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* A namespace name for humans: valid UTF-8 as is, other bytes and
+ * controls as \xNN. */
+static void
+put_name(FILE *f, const char *name)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_len(s + i, n - i);
+
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\') {
+			if (s[i] == '\\')
+				fputs("\\\\", f);
+			else
+				fprintf(f, "\\x%02x", s[i]);
+			i++;
+			continue;
+		}
+		fwrite(s + i, 1, l, f);
+		i += l;
+	}
+}
+
+/* Display width of put_name()'s output (one column per code point). */
+static size_t
+name_width(const char *name)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t n = strlen(name), w = 0;
+
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_len(s + i, n - i);
+
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f) {
+			w += 4;
+			i++;
+		} else {
+			w += s[i] == '\\' ? 2 : 1;
+			i += l;
+		}
+	}
+	return w;
+}
+
+/* A JSON string (or, with @p prom, a Prometheus label value): invalid
+ * UTF-8 bytes become U+FFFD. */
+static void
+put_quoted(FILE *f, const char *str, bool prom)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n = strlen(str);
+
+	fputc('"', f);
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_len(s + i, n - i);
+
+		if (l == 0) {
+			fputs(prom ? "\xef\xbf\xbd" : "\\ufffd", f);
+			i++;
+			continue;
+		}
+		if (s[i] == '"' || s[i] == '\\')
+			fprintf(f, "\\%c", s[i]);
+		else if (s[i] == '\n')
+			fputs("\\n", f);
+		else if (!prom && s[i] < 0x20)
+			fprintf(f, "\\u%04x", s[i]);
+		else
+			fwrite(s + i, 1, l, f);
+		i += l;
+	}
+	fputc('"', f);
+}
+
+static void
+put_size(FILE *f, uint64_t b)
+{
+	static const char *unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		fprintf(f, "%" PRIu64 " bytes", b);
+	else
+		fprintf(f, "%.1f %s", v, unit[u]);
+}
+
+/* ---- arena and namespaces ---------------------------------------------- */
+
+static int
+open_arena(struct opts *o, bool create, struct mlc_arena **ap)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	int rc;
+
+	ao.flags = ((o->given & O_FILE) ? MLC_ARENA_FILE : 0u) |
+		   ((o->given & O_FOREIGN) ? MLC_ARENA_FOREIGN : 0u) |
+		   (create ? MLC_ARENA_CREATE : 0u);
+	ao.bytes = o->bytes;
+	rc = mlc_arena_open(ap, o->arena, &ao);
+	if (rc == 0)
+		return 0;
+	err("cannot %s arena '%s': %s (%d)", create ? "open or create" :
+	    "attach", o->arena, mlc_strerror(rc), rc);
+	if (rc == -EINVAL && create && (o->given & O_BYTES))
+		err("hint: --bytes may be too small for the default layout "
+		    "(about 7M with its 1 MiB pages and 65536 log cells)");
+	else if (rc == -ENOENT && !create)
+		err("hint: mlcctl does not create arenas (except set "
+		    "--create)%s", (o->given & O_FILE) ? "" :
+		    "; a file path needs --file");
+	else if (rc == -EINVAL && !(o->given & O_FILE) &&
+		 strchr(o->arena + 1, '/') != NULL)
+		err("hint: an shm name has no '/' after the first; use --file "
+		    "for a path");
+	else if (rc == -EACCES && !(o->given & O_FOREIGN))
+		err("hint: --foreign attaches an arena of another uid");
+	return X_ERR;
+}
+
+static int
+check_ns_name(const char *ns)
+{
+	size_t n = strlen(ns);
+
+	if (n == 0 || n > MLC_NAME_MAX) {
+		err("namespace name must be 1 to %d bytes, '%s' has %zu",
+		    MLC_NAME_MAX, ns, n);
+		return X_ERR;
+	}
+	return 0;
+}
+
+/* 0 if @p ns exists (its counters in *st), X_NOTFOUND or X_ERR. */
+static int
+ns_lookup(struct mlc_arena *a, const char *ns, struct mlc_stats *st)
+{
+	int rc;
+
+	st->size = sizeof(*st);
+	rc = mlc_namespace_stats(a, ns, st);
+	if (rc == 0)
+		return 0;
+	if (rc == -ENOENT) {
+		fprintf(stderr, "%s: no namespace '", prog);
+		put_name(stderr, ns);
+		fputs("' in this arena\n", stderr);
+		return X_NOTFOUND;
+	}
+	return fail(rc, "namespace counters");
+}
+
+struct ns_list {
+	char (*name)[MLC_NAME_MAX + 1];
+	struct mlc_stats *st;
+	size_t n;
+};
+
+static void
+ns_list_free(struct ns_list *l)
+{
+	free(l->name);
+	free(l->st);
+}
+
+/* Every namespace in use (or just @p only) with its counters. */
+static int
+ns_list_get(struct mlc_arena *a, const char *only, struct ns_list *l)
+{
+	size_t cap = 0;
+
+	memset(l, 0, sizeof(*l));
+	if (only != NULL) {
+		int rc = check_ns_name(only);
+
+		if (rc != 0)
+			return rc;
+		l->name = calloc(1, sizeof(*l->name));
+		l->st = calloc(1, sizeof(*l->st));
+		if (l->name == NULL || l->st == NULL)
+			return fail(-ENOMEM, "namespaces");
+		if ((rc = ns_lookup(a, only, &l->st[0])) != 0)
+			return rc;
+		snprintf(l->name[0], sizeof(l->name[0]), "%s", only);
+		l->n = 1;
+		return 0;
+	}
+	for (uint32_t i = 0;; i++) {
+		char buf[MLC_NAME_MAX + 1];
+		int rc = mlc_arena_namespace(a, i, buf, sizeof(buf));
+
+		if (rc == -ENOENT)
+			break;
+		if (rc < 0)
+			return fail(rc, "listing namespaces");
+		if (l->n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			void *p = realloc(l->name, ncap * sizeof(*l->name));
+
+			if (p == NULL)
+				return fail(-ENOMEM, "namespaces");
+			l->name = p;
+			p = realloc(l->st, ncap * sizeof(*l->st));
+			if (p == NULL)
+				return fail(-ENOMEM, "namespaces");
+			l->st = p;
+			cap = ncap;
+		}
+		memcpy(l->name[l->n], buf, sizeof(buf));
+		memset(&l->st[l->n], 0, sizeof(l->st[l->n]));
+		l->st[l->n].size = sizeof(l->st[l->n]);
+		rc = mlc_namespace_stats(a, buf, &l->st[l->n]);
+		if (rc == -ENOENT)
+			continue;	/* gone meanwhile */
+		if (rc < 0)
+			return fail(rc, "namespace counters");
+		l->n++;
+	}
+	return 0;
+}
+
+/* ---- counter descriptions ---------------------------------------------- */
+
+enum kind { K_GAUGE, K_COUNTER };
+
+struct field {
+	const char *name;	/* the struct field: table and JSON */
+	size_t off;
+	bool u32;
+	enum kind kind;
+	const char *metric;	/* Prometheus name */
+	const char *label;	/* extra label, "level=\"l1\"" */
+	int scale_ms;		/* Prometheus value in seconds */
+	const char *help;
+};
+
+#define AF(f, k, m, h) { #f, offsetof(struct mlc_arena_info, f), false, k, \
+			 "mlc_arena_" m, NULL, 0, h }
+#define AF32(f, k, m, h) { #f, offsetof(struct mlc_arena_info, f), true, k, \
+			   "mlc_arena_" m, NULL, 0, h }
+static const struct field arena_fields[] = {
+	AF(bytes, K_GAUGE, "bytes", "Mapped size of the arena in bytes."),
+	AF(max_items, K_GAUGE, "max_items", "Index slots of the arena."),
+	AF(items, K_GAUGE, "items", "Entries linked in the index (mlc's "
+	   "short-lived load records included)."),
+	AF(neg_items, K_GAUGE, "negative_items", "Negative entries (cached "
+	   "misses) in the index."),
+	AF(page_size, K_GAUGE, "page_size_bytes", "Allocator page size in "
+	   "bytes."),
+	AF(pages, K_GAUGE, "pages", "Allocator pages."),
+	AF(pages_free, K_GAUGE, "pages_free", "Allocator pages in the free "
+	   "pool."),
+	AF(value_max, K_GAUGE, "value_max_bytes", "Largest key plus value "
+	   "that fits, in bytes."),
+	AF(sets, K_COUNTER, "sets_total", "Successful L2 writes."),
+	AF(evictions, K_COUNTER, "evictions_total", "Live entries evicted "
+	   "for room."),
+	AF(expired_reclaimed, K_COUNTER, "expired_reclaimed_total",
+	   "Expired entries reclaimed."),
+	AF(index_evictions, K_COUNTER, "index_evictions_total", "Entries "
+	   "evicted because both candidate buckets were full."),
+	AF(page_moves, K_COUNTER, "page_moves_total", "Pages moved between "
+	   "size classes."),
+	AF(orphans_reclaimed, K_COUNTER, "orphans_reclaimed_total", "Chunks "
+	   "left by dead writers, reclaimed."),
+	AF(repairs, K_COUNTER, "repairs_total", "Locks recovered from a dead "
+	   "owner."),
+	AF(write_failures, K_COUNTER, "write_failures_total", "Stores "
+	   "refused for lack of room."),
+	AF(log_head, K_COUNTER, "log_records_total", "Invalidation records "
+	   "ever published."),
+	AF32(namespaces, K_GAUGE, "namespaces", "Namespaces in use."),
+	AF32(format, K_GAUGE, "format", "Arena format number."),
+};
+
+#define NF(f, m, h) { #f, offsetof(struct mlc_stats, f), false, K_COUNTER, \
+		      "mlc_namespace_" m, NULL, 0, h }
+#define NFL(f, m, l, h) { #f, offsetof(struct mlc_stats, f), false, \
+			  K_COUNTER, "mlc_namespace_" m, l, 0, h }
+static const struct field ns_fields[] = {
+	NFL(hits_l1, "hits_total", "level=\"l1\"", "Lookups answered, by "
+	    "the level that answered."),
+	NFL(hits_l2, "hits_total", "level=\"l2\"", NULL),
+	NFL(hits_l3, "hits_total", "level=\"l3\"", NULL),
+	NF(misses, "misses_total", "Lookups that found nothing (no loader)."),
+	NF(negative_hits, "negative_hits_total", "Answers that were negative "
+	   "entries."),
+	NF(stale_served, "stale_served_total", "Stale values served."),
+	NF(loads, "loads_total", "Loader runs."),
+	NF(loader_errors, "loader_errors_total", "Loader failures."),
+	NF(codec_errors, "codec_errors_total", "Codec decode failures."),
+	NF(l1_evictions, "l1_evictions_total", "L1 entries evicted."),
+	NF(l2_write_failures, "l2_write_failures_total", "Stores to L2 that "
+	   "failed for lack of room."),
+	NF(sets, "sets_total", "mlc_set calls that succeeded."),
+	NF(deletes, "deletes_total", "mlc_delete calls."),
+	NF(purges, "purges_total", "mlc_purge calls."),
+	NF(lock_waits, "lock_waits_total", "Calls that waited for another "
+	   "process's load."),
+	{ "lock_wait_ms", offsetof(struct mlc_stats, lock_wait_ms), false,
+	  K_COUNTER, "mlc_namespace_lock_wait_seconds_total", NULL, 1,
+	  "Time spent waiting for another process's load, in seconds." },
+	NF(lock_timeouts, "lock_timeouts_total", "Waits that timed out."),
+	NF(lock_steals, "lock_steals_total", "Loads taken over from a dead "
+	   "or late loader."),
+	NF(duplicate_loads, "duplicate_loads_total", "Loads run without "
+	   "single flight."),
+	NF(fenced_writes, "fenced_writes_total", "Loads not stored because "
+	   "the key changed meanwhile."),
+	NF(err_ttl_hits, "err_ttl_hits_total", "Errors served from the "
+	   "err_ttl_ms back-off."),
+	NF(log_published, "log_published_total", "Invalidation records "
+	   "published."),
+	NF(log_applied, "log_applied_total", "Invalidation records of this "
+	   "namespace applied."),
+	NF(log_dropped, "log_dropped_total", "L1 entries dropped by "
+	   "invalidation records."),
+	NF(log_overruns, "log_overruns_total", "L1 purges because the log "
+	   "was lapped or overwritten."),
+	NF(log_stuck, "log_stuck_total", "L1 purges because a publisher "
+	   "never finished."),
+	NF(forks, "forks_total", "L1 resets in a new child process."),
+};
+#define NARENA (sizeof(arena_fields) / sizeof(arena_fields[0]))
+#define NNS (sizeof(ns_fields) / sizeof(ns_fields[0]))
+
+/* The field's value, false if the library's struct is too short for it. */
+static bool
+field_get(const struct field *fd, const void *s, size_t ssize, uint64_t *v)
+{
+	if (fd->off + (fd->u32 ? 4 : 8) > ssize)
+		return false;
+	if (fd->u32) {
+		uint32_t x;
+
+		memcpy(&x, (const char *)s + fd->off, sizeof(x));
+		*v = x;
+	} else {
+		memcpy(v, (const char *)s + fd->off, sizeof(*v));
+	}
+	return true;
+}
+
+static int
+arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
+{
+	int rc;
+
+	memset(info, 0, sizeof(*info));
+	info->size = sizeof(*info);
+	rc = mlc_arena_info(a, info);
+	return rc < 0 ? fail(rc, "arena info") : 0;
+}
+
+static const char *
+arena_kind(const struct opts *o)
+{
+	return (o->given & O_FILE) ? "file" : "shm";
+}
+
+/* ---- stats ------------------------------------------------------------- */
+
+static void
+stats_table(const struct opts *o, const struct mlc_arena_info *info,
+	    const struct ns_list *l)
+{
+	enum { PER_BLOCK = 5 };
+
+	printf("%-18s %s (%s)\n", "arena", o->arena, arena_kind(o));
+	for (size_t i = 0; i < NARENA; i++) {
+		uint64_t v;
+
+		if (!field_get(&arena_fields[i], info, info->size, &v))
+			continue;
+		printf("%-18s %" PRIu64, arena_fields[i].name, v);
+		if (strcmp(arena_fields[i].name, "bytes") == 0 ||
+		    strcmp(arena_fields[i].name, "page_size") == 0) {
+			fputs(" (", stdout);
+			put_size(stdout, v);
+			fputc(')', stdout);
+		}
+		fputc('\n', stdout);
+	}
+	if (l->n == 0) {
+		printf("\n%s\n", o->ns ? "" : "no namespaces");
+		return;
+	}
+	/* Counters as rows, namespaces as columns, a few per block. */
+	for (size_t b = 0; b < l->n; b += PER_BLOCK) {
+		size_t e = b + PER_BLOCK < l->n ? b + PER_BLOCK : l->n;
+		size_t w[PER_BLOCK];
+
+		printf("\n%-18s", "namespace");
+		for (size_t j = b; j < e; j++) {
+			size_t nw = name_width(l->name[j]);
+
+			w[j - b] = nw > 12 ? nw : 12;
+			printf(" %*s", (int)(w[j - b] - nw), "");
+			put_name(stdout, l->name[j]);
+		}
+		fputc('\n', stdout);
+		for (size_t i = 0; i < NNS; i++) {
+			printf("%-18s", ns_fields[i].name);
+			for (size_t j = b; j < e; j++) {
+				uint64_t v;
+
+				if (field_get(&ns_fields[i], &l->st[j],
+					      l->st[j].size, &v))
+					printf(" %*" PRIu64, (int)w[j - b], v);
+				else
+					printf(" %*s", (int)w[j - b], "-");
+			}
+			fputc('\n', stdout);
+		}
+	}
+}
+
+static void
+json_fields(const struct field *f, size_t n, const void *s, size_t ssize,
+	    const char *indent)
+{
+	bool first = true;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+
+		if (!field_get(&f[i], s, ssize, &v))
+			continue;
+		printf("%s\n%s\"%s\": %" PRIu64, first ? "" : ",", indent,
+		       f[i].name, v);
+		first = false;
+	}
+}
+
+static void
+stats_json(const struct opts *o, const struct mlc_arena_info *info,
+	   const struct ns_list *l)
+{
+	printf("{\n  \"arena\": {\n    \"name\": ");
+	put_quoted(stdout, o->arena, false);
+	printf(",\n    \"kind\": \"%s\",", arena_kind(o));
+	json_fields(arena_fields, NARENA, info, info->size, "    ");
+	printf("\n  },\n  \"namespaces\": {");
+	for (size_t j = 0; j < l->n; j++) {
+		printf("%s\n    ", j ? "," : "");
+		put_quoted(stdout, l->name[j], false);
+		printf(": {");
+		json_fields(ns_fields, NNS, &l->st[j], l->st[j].size,
+			    "      ");
+		printf("\n    }");
+	}
+	printf("%s}\n}\n", l->n ? "\n  " : "");
+}
+
+static void
+prom_value(uint64_t v, bool ms)
+{
+	if (ms)
+		printf("%" PRIu64 ".%03u\n", v / 1000, (unsigned)(v % 1000));
+	else
+		printf("%" PRIu64 "\n", v);
+}
+
+static void
+prom_head(const struct field *f)
+{
+	printf("# HELP %s %s\n# TYPE %s %s\n", f->metric, f->help, f->metric,
+	       f->kind == K_COUNTER ? "counter" : "gauge");
+}
+
+static void
+stats_prom(const struct opts *o, const struct mlc_arena_info *info,
+	   const struct ns_list *l)
+{
+	for (size_t i = 0; i < NARENA; i++) {
+		uint64_t v;
+
+		if (!field_get(&arena_fields[i], info, info->size, &v))
+			continue;
+		prom_head(&arena_fields[i]);
+		printf("%s{arena=", arena_fields[i].metric);
+		put_quoted(stdout, o->arena, true);
+		printf("} ");
+		prom_value(v, false);
+	}
+	for (size_t i = 0; i < NNS; i++) {
+		const struct field *f = &ns_fields[i];
+
+		if (f->help != NULL)	/* first of its family */
+			prom_head(f);
+		for (size_t j = 0; j < l->n; j++) {
+			uint64_t v;
+
+			if (!field_get(f, &l->st[j], l->st[j].size, &v))
+				continue;
+			printf("%s{arena=", f->metric);
+			put_quoted(stdout, o->arena, true);
+			printf(",namespace=");
+			put_quoted(stdout, l->name[j], true);
+			if (f->label != NULL)
+				printf(",%s", f->label);
+			printf("} ");
+			prom_value(v, f->scale_ms);
+		}
+	}
+}
+
+static int
+cmd_stats(struct opts *o)
+{
+	struct mlc_arena_info info;
+	struct mlc_arena *a;
+	struct ns_list l;
+	int rc;
+
+	if ((rc = open_arena(o, false, &a)) != 0)
+		return rc;
+	rc = arena_info(a, &info);
+	if (rc == 0)
+		rc = ns_list_get(a, o->ns, &l);
+	else
+		memset(&l, 0, sizeof(l));
+	if (rc == 0) {
+		if (o->format == F_JSON)
+			stats_json(o, &info, &l);
+		else if (o->format == F_PROM)
+			stats_prom(o, &info, &l);
+		else
+			stats_table(o, &info, &l);
+	}
+	ns_list_free(&l);
+	mlc_arena_close(a);
+	return rc;
+}
+
+/* ---- ls ---------------------------------------------------------------- */
+
+static int
+cmd_ls(struct opts *o)
+{
+	struct mlc_arena_info info;
+	struct mlc_arena *a;
+	struct ns_list l;
+	int rc;
+
+	if ((rc = open_arena(o, false, &a)) != 0)
+		return rc;
+	memset(&l, 0, sizeof(l));
+	if ((rc = arena_info(a, &info)) != 0 ||
+	    (rc = ns_list_get(a, NULL, &l)) != 0) {
+		ns_list_free(&l);
+		mlc_arena_close(a);
+		return rc;
+	}
+	printf("arena %s (%s): ", o->arena, arena_kind(o));
+	put_size(stdout, info.bytes);
+	printf(", %" PRIu64 " pages of ", info.pages);
+	put_size(stdout, info.page_size);
+	printf(" (%" PRIu64 " free), %" PRIu64 " items (%" PRIu64
+	       " negative) in %" PRIu64 " slots\n", info.pages_free,
+	       info.items, info.neg_items, info.max_items);
+	printf("%" PRIu32 " namespace%s", info.namespaces,
+	       info.namespaces == 1 ? "" : "s");
+	if (l.n == 0) {
+		printf("\n");
+	} else {
+		size_t w = 9;
+
+		printf("; per namespace, what its handles have flushed "
+		       "(items are counted arena-wide only):\n");
+		for (size_t j = 0; j < l.n; j++)
+			if (name_width(l.name[j]) > w)
+				w = name_width(l.name[j]);
+		printf("%-*s %10s %10s %8s %12s %10s\n", (int)w, "NAMESPACE",
+		       "SETS", "DELETES", "PURGES", "HITS", "MISSES");
+		for (size_t j = 0; j < l.n; j++) {
+			const struct mlc_stats *s = &l.st[j];
+
+			put_name(stdout, l.name[j]);
+			printf("%*s %10" PRIu64 " %10" PRIu64 " %8" PRIu64
+			       " %12" PRIu64 " %10" PRIu64 "\n",
+			       (int)(w - name_width(l.name[j])), "", s->sets,
+			       s->deletes, s->purges,
+			       s->hits_l1 + s->hits_l2 + s->hits_l3,
+			       s->misses);
+		}
+	}
+	ns_list_free(&l);
+	mlc_arena_close(a);
+	return 0;
+}
+
+/* ---- get, peek, set, delete, purge ------------------------------------- */
+
+/* Attach, check NS exists unless @p create_ns, open a handle without L1. */
+static int
+open_cache(struct opts *o, bool create_arena, bool create_ns,
+	   struct mlc_arena **ap, struct mlc_cache **cp)
+{
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	const char *ns = o->pos[2];
+	struct mlc_stats st;
+	int rc;
+
+	if ((rc = check_ns_name(ns)) != 0)
+		return rc;
+	if ((rc = open_arena(o, create_arena, ap)) != 0)
+		return rc;
+	if (!create_ns && (rc = ns_lookup(*ap, ns, &st)) != 0) {
+		mlc_arena_close(*ap);
+		return rc;
+	}
+	co.flags = MLC_CACHE_NO_L1;
+	rc = mlc_cache_open(cp, *ap, ns, &co);
+	if (rc < 0) {
+		mlc_arena_close(*ap);
+		return fail(rc, "cannot open namespace");
+	}
+	return 0;
+}
+
+static void
+close_cache(struct mlc_arena *a, struct mlc_cache *c)
+{
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+static int
+check_key(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > MLC_KEY_MAX) {
+		err("a key is 1 to %d bytes, this one has %zu", MLC_KEY_MAX,
+		    n);
+		return X_ERR;
+	}
+	return 0;
+}
+
+static void
+print_meta(FILE *f, const struct mlc_value *v)
+{
+	static const char *level[] = { "?", "L1", "L2", "L3" };
+	static const struct { uint32_t bit; const char *name; } fl[] = {
+		{ MLC_NEGATIVE, "negative" }, { MLC_STALE, "stale" },
+		{ MLC_NO_EXPIRY, "no_expiry" },
+		{ MLC_NOT_CACHED, "not_cached" },
+		{ MLC_L2_WRITE_FAILED, "l2_write_failed" },
+	};
+	bool any = false;
+
+	fprintf(f, "level=%s len=%zu ttl_ms=", v->level <= 3 ?
+		level[v->level] : "?", v->len);
+	if (v->ttl_ms == MLC_TTL_NEVER)
+		fputs("never", f);
+	else
+		fprintf(f, "%" PRId64, v->ttl_ms);
+	fputs(" flags=", f);
+	for (size_t i = 0; i < sizeof(fl) / sizeof(fl[0]); i++) {
+		if (v->flags & fl[i].bit) {
+			fprintf(f, "%s%s", any ? "," : "", fl[i].name);
+			any = true;
+		}
+	}
+	fprintf(f, "%s version=%" PRIu64 "\n", any ? "" : "-", v->version);
+}
+
+static int
+cmd_get(struct opts *o)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	bool peek = strcmp(o->cmd->name, "peek") == 0;
+	const char *key = o->pos[3];
+	struct mlc_value v;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	int rc, ret = X_OK;
+
+	if ((rc = check_key(key)) != 0)
+		return rc;
+	if ((rc = open_cache(o, false, false, &a, &c)) != 0)
+		return rc;
+	memset(&v, 0, sizeof(v));
+	if (o->given & O_STALE)
+		co.flags |= MLC_CALL_STALE_OK;
+	if (peek)
+		rc = mlc_peek(c, key, strlen(key), co.flags, &v);
+	else
+		rc = mlc_get_ex(c, key, strlen(key), &co, NULL, NULL, &v);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "%s: no key '%s' in namespace '", prog, key);
+		put_name(stderr, o->pos[2]);
+		fputs("'\n", stderr);
+		close_cache(a, c);
+		return X_NOTFOUND;
+	}
+	if (rc < 0) {
+		ret = fail(rc, peek ? "peek" : "get");
+		close_cache(a, c);
+		return ret;
+	}
+	if (o->given & O_VERBOSE)
+		print_meta(stderr, &v);
+	if (v.flags & MLC_NEGATIVE) {
+		fprintf(stderr, "%s: '%s' is a cached miss (negative "
+			"entry)\n", prog, key);
+	} else if (o->given & O_HEX) {
+		const unsigned char *p = v.data;
+
+		for (size_t i = 0; i < v.len; i++)
+			printf("%02x", p[i]);
+		putchar('\n');
+	} else if (v.len > 0 && fwrite(v.data, 1, v.len, stdout) != v.len) {
+		err("writing the value: %s", strerror(errno));
+		ret = X_ERR;
+	}
+	mlc_value_release(&v);
+	close_cache(a, c);
+	return ret;
+}
+
+static int
+read_stdin(char **buf, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	char *p = malloc(cap);
+
+	if (p == NULL)
+		return fail(-ENOMEM, "reading stdin");
+	for (;;) {
+		size_t r;
+
+		if (n == cap) {
+			char *q = cap >= (SIZE_MAX >> 2) ? NULL :
+				  realloc(p, cap * 2);
+
+			if (q == NULL) {
+				free(p);
+				return fail(-ENOMEM, "reading stdin");
+			}
+			p = q;
+			cap *= 2;
+		}
+		r = fread(p + n, 1, cap - n, stdin);
+		n += r;
+		if (r == 0) {
+			if (ferror(stdin)) {
+				err("reading stdin: %s", strerror(errno));
+				free(p);
+				return X_ERR;
+			}
+			break;
+		}
+	}
+	*buf = p;
+	*len = n;
+	return 0;
+}
+
+static int
+cmd_set(struct opts *o)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	bool neg = (o->given & O_NEGATIVE) != 0;
+	const char *key = o->pos[3];
+	char *buf = NULL;
+	const char *data = NULL;
+	size_t len = 0;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	int rc;
+
+	if (neg && o->npos == 5)
+		return usage_error(o->cmd, "%s: --negative takes no VALUE",
+				   "set");
+	if (!neg && o->npos != 5)
+		return usage_error(o->cmd, "%s: VALUE (or - for stdin) "
+				   "missing", "set");
+	if ((o->given & O_BYTES) && !(o->given & O_CREATE))
+		return usage_error(o->cmd, "%s: --bytes needs --create",
+				   "set");
+	if ((rc = check_key(key)) != 0)
+		return rc;
+	if (!neg && strcmp(o->pos[4], "-") == 0) {
+		if ((rc = read_stdin(&buf, &len)) != 0)
+			return rc;
+		data = buf;
+	} else if (!neg) {
+		data = o->pos[4];
+		len = strlen(data);
+	}
+	if ((rc = open_cache(o, (o->given & O_CREATE) != 0, true, &a,
+			     &c)) != 0) {
+		free(buf);
+		return rc;
+	}
+	if (neg)
+		co.flags |= MLC_CALL_NEGATIVE;
+	if (o->given & O_TTL) {
+		co.ttl_ms = o->ttl_ms;
+		co.neg_ttl_ms = o->ttl_ms;
+	}
+	rc = mlc_set(c, key, strlen(key), data, len, &co);
+	free(buf);
+	if (rc == -E2BIG) {
+		struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+
+		if (mlc_arena_info(a, &info) == 0)
+			err("set: key + value (%zu bytes) over this arena's "
+			    "value_max (%" PRIu64 ")", strlen(key) + len,
+			    info.value_max);
+	}
+	if (rc < 0) {
+		rc = fail(rc, "set");
+	} else if (o->given & O_VERBOSE) {
+		fprintf(stderr, "stored %zu bytes%s under '%s'\n", len,
+			neg ? " (negative entry)" : "", key);
+	}
+	close_cache(a, c);
+	return rc;
+}
+
+static int
+cmd_delete(struct opts *o)
+{
+	const char *key = o->pos[3];
+	struct mlc_value v;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	bool had;
+	int rc;
+
+	if ((rc = check_key(key)) != 0)
+		return rc;
+	if ((rc = open_cache(o, false, false, &a, &c)) != 0)
+		return rc;
+	memset(&v, 0, sizeof(v));
+	had = mlc_peek(c, key, strlen(key), MLC_CALL_STALE_OK, &v) == 0;
+	mlc_value_release(&v);
+	rc = mlc_delete(c, key, strlen(key));
+	if (rc < 0)
+		rc = fail(rc, "delete");
+	else if (o->given & O_VERBOSE)
+		fprintf(stderr, "%s '%s'%s\n", had ? "deleted" : "invalidated",
+			key, had ? "" : " (L2 did not have it)");
+	close_cache(a, c);
+	return rc;
+}
+
+static int
+cmd_purge(struct opts *o)
+{
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	int rc;
+
+	if ((rc = open_cache(o, false, false, &a, &c)) != 0)
+		return rc;
+	rc = mlc_purge(c);
+	if (rc < 0)
+		rc = fail(rc, "purge");
+	else if (o->given & O_VERBOSE)
+		fprintf(stderr, "purged namespace '%s'\n", o->pos[2]);
+	close_cache(a, c);
+	return rc;
+}
+
+/* ---- check ------------------------------------------------------------- */
+
+static int
+cmd_check(struct opts *o)
+{
+	struct mlc_check_report r;
+	struct mlc_arena *a;
+	int rc;
+
+	if (o->format == F_PROM)
+		return usage_error(o->cmd, "check: formats are table and json");
+	if ((rc = open_arena(o, false, &a)) != 0)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	r.size = sizeof(r);
+	rc = mlc_arena_check(a, &r);
+	mlc_arena_close(a);
+	if (rc < 0 && rc != MLC_ECORRUPT)
+		return fail(rc, "check");
+#define R(f) { #f, r.f }
+	{
+		const struct { const char *name; uint64_t v; } row[] = {
+			R(buckets), R(slots_used), R(bad_slots),
+			R(odd_versions), R(pages), R(pages_free),
+			R(bad_pages), R(chunks_live), R(chunks_alloc),
+			R(chunks_free), R(problems),
+		};
+#undef R
+		size_t n = sizeof(row) / sizeof(row[0]);
+
+		if (o->format == F_JSON) {
+			printf("{\n  \"arena\": ");
+			put_quoted(stdout, o->arena, false);
+			printf(",\n  \"consistent\": %s",
+			       r.problems ? "false" : "true");
+			for (size_t i = 0; i < n; i++)
+				printf(",\n  \"%s\": %" PRIu64, row[i].name,
+				       row[i].v);
+			printf(",\n  \"first_problem\": ");
+			put_quoted(stdout, r.first_problem, false);
+			printf("\n}\n");
+		} else {
+			printf("arena %s (%s): %s\n", o->arena, arena_kind(o),
+			       r.problems ? "PROBLEMS FOUND" : "consistent");
+			for (size_t i = 0; i < n; i++)
+				printf("  %-14s %" PRIu64 "\n", row[i].name,
+				       row[i].v);
+			if (r.problems)
+				printf("  first problem: %s\n",
+				       r.first_problem);
+			if (r.odd_versions)
+				printf("  (odd versions: writes in progress "
+				       "while checking, not a problem)\n");
+		}
+	}
+	return r.problems ? X_NOTFOUND : X_OK;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+	struct opts o;
+	uint32_t extra;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	rc = parse_args(&o, argc, argv);
+	if (rc >= 0)
+		return rc;
+	/* `mlcctl help [CMD]`, `mlcctl --help`, `mlcctl CMD --help` */
+	if (o.npos >= 1 && strcmp(o.pos[0], "help") == 0) {
+		const struct command *c = o.npos >= 2 ?
+			find_command(o.pos[1]) : NULL;
+
+		if (o.npos >= 2 && c == NULL)
+			return usage_error(NULL, "no command '%s'", o.pos[1]);
+		if (c != NULL)
+			help_command(stdout, c);
+		else
+			help_tool(stdout);
+		return X_OK;
+	}
+	if (o.given & O_HELP) {
+		const struct command *c = NULL;
+
+		if (o.npos >= 2)
+			c = find_command(o.pos[1]);
+		if (c == NULL && o.npos >= 1)
+			c = find_command(o.pos[0]);
+		if (c != NULL)
+			help_command(stdout, c);
+		else
+			help_tool(stdout);
+		return X_OK;
+	}
+	if (o.npos == 0) {
+		usage_line(stderr);
+		fprintf(stderr, "Try '%s --help'.\n", prog);
+		return X_ERR;
+	}
+	if (o.npos == 1) {
+		if (find_command(o.pos[0]) != NULL)
+			return usage_error(find_command(o.pos[0]),
+					   "ARENA missing before '%s'",
+					   o.pos[0]);
+		return usage_error(NULL, "no command after '%s'", o.pos[0]);
+	}
+	o.arena = o.pos[0];
+	o.cmd = find_command(o.pos[1]);
+	if (o.cmd == NULL)
+		return usage_error(NULL, "no command '%s'", o.pos[1]);
+	if (o.npos - 2 < o.cmd->min_args || o.npos - 2 > o.cmd->max_args)
+		return usage_error(o.cmd, "%s: wrong number of arguments",
+				   o.cmd->name);
+	extra = o.given & ~(uint32_t)O_GLOBAL & ~o.cmd->allowed;
+	if (extra != 0) {
+		for (size_t k = 0; k < sizeof(long_opts) / sizeof(long_opts[0]);
+		     k++)
+			if (extra & long_opts[k].bit)
+				return usage_error(o.cmd, "--%s does not apply "
+						   "to this command",
+						   long_opts[k].name);
+	}
+	rc = o.cmd->run(&o);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		err("writing to stdout: %s", strerror(errno));
+		return X_ERR;
+	}
+	return rc;
+}
