@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Install mlc into a temporary prefix, then build tests/consumer.c against
+# the installed copy with nothing but pkg-config: once linked to libmlc.so,
+# once to libmlc.a (libmlc static, libc and the rest dynamic, the private
+# libraries from `pkg-config --static`).  Also checks that mlcctl and mlc.h
+# are installed and that the installed mlcctl runs.  No network needed.
+#   tests/test-install.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+CC=${CC:-cc}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+say() { printf '  %s\n' "$*"; }
+die() { echo "test-install: $*" >&2; exit 1; }
+
+# The library and the tools only: quick.
+meson setup "$tmp/build" "$top" --prefix="$prefix" -Ddefault_library=both \
+	-Dtests=disabled -Dbench=disabled >"$tmp/setup.log" 2>&1 ||
+	{ cat "$tmp/setup.log"; die "meson setup failed"; }
+ninja -C "$tmp/build" install >"$tmp/install.log" 2>&1 ||
+	{ cat "$tmp/install.log"; die "ninja install failed"; }
+
+pc=$(find "$prefix" -name mlc.pc -path '*/pkgconfig/*')
+[ "$(printf '%s\n' "$pc" | grep -c .)" = 1 ] || die "mlc.pc: '$pc'"
+export PKG_CONFIG_PATH=${pc%/*}
+unset PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
+[ "$(pkg-config --variable=prefix mlc)" = "$prefix" ] ||
+	die "pkg-config finds another mlc: $(pkg-config --variable=prefix mlc)"
+libdir=$(pkg-config --variable=libdir mlc)
+incdir=$(pkg-config --variable=includedir mlc)
+say "installed into $prefix (libdir ${libdir#"$prefix"/})"
+
+# What must be there.
+[ -x "$prefix/bin/mlcctl" ] || die "mlcctl not installed in $prefix/bin"
+cmp -s "$incdir/mlc.h" "$top/include/mlc.h" || die "mlc.h not installed"
+[ -f "$libdir/libmlc.a" ] || die "libmlc.a not installed"
+[ -e "$libdir/libmlc.so" ] && [ -e "$libdir/libmlc.so.0" ] ||
+	die "libmlc.so not installed with its soname link"
+hv=$(sed -n 's/.*MLC_VERSION_\(MAJOR\|MINOR\|PATCH\) *= *\([0-9]*\).*/\2/p' \
+	"$top/include/mlc.h" | paste -sd.)
+[ "$(pkg-config --modversion mlc)" = "$hv" ] ||
+	die "mlc.pc version $(pkg-config --modversion mlc), header $hv"
+say "mlcctl, mlc.h, libmlc.so, libmlc.a, mlc.pc $hv: present"
+
+cflags=$(pkg-config --cflags mlc)
+libs=$(pkg-config --libs mlc)
+slibs=$(pkg-config --static --libs mlc)
+say "pkg-config --cflags --libs mlc: $cflags $libs"
+say "pkg-config --static --libs mlc: $slibs"
+
+# Dynamic: exactly what pkg-config gives.
+# shellcheck disable=SC2086
+"$CC" -std=c11 -Wall -Wextra -Werror $cflags "$top/tests/consumer.c" \
+	-o "$tmp/consumer" $libs
+readelf -d "$tmp/consumer" | grep -q 'NEEDED.*libmlc\.so\.0' ||
+	die "dynamic consumer does not need libmlc.so.0"
+out=$(LD_LIBRARY_PATH=$libdir "$tmp/consumer") || die "dynamic consumer failed"
+say "dynamic: $out"
+ldd_out=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/consumer")
+grep -q "libmlc.so.0 => $libdir/" <<<"$ldd_out" ||
+	die "dynamic consumer loads another libmlc: $ldd_out"
+
+# Static libmlc: -lmlc from libmlc.a, everything else as pkg-config --static
+# says (the private requirements: threads, ck), dynamic libc.
+sargs=()
+for w in $slibs; do
+	if [ "$w" = -lmlc ]; then
+		sargs+=(-Wl,-Bstatic -lmlc -Wl,-Bdynamic)
+	else
+		sargs+=("$w")
+	fi
+done
+# shellcheck disable=SC2086
+"$CC" -std=c11 -Wall -Wextra -Werror $cflags "$top/tests/consumer.c" \
+	-o "$tmp/consumer-static" "${sargs[@]}"
+if readelf -d "$tmp/consumer-static" | grep -q 'NEEDED.*libmlc'; then
+	die "static consumer still needs libmlc.so"
+fi
+out=$(env -u LD_LIBRARY_PATH "$tmp/consumer-static") ||
+	die "static consumer failed"
+say "static libmlc: $out"
+
+# The installed mlcctl.
+export LD_LIBRARY_PATH=$libdir
+"$prefix/bin/mlcctl" --version >/dev/null || die "installed mlcctl does not run"
+a=$tmp/arena.mlc
+"$prefix/bin/mlcctl" --file "$a" set --create --bytes 8M ns k installed-ctl
+[ "$("$prefix/bin/mlcctl" --file "$a" get ns k)" = installed-ctl ] ||
+	die "installed mlcctl: get"
+"$prefix/bin/mlcctl" --file "$a" check >/dev/null || die "installed mlcctl: check"
+say "installed mlcctl: $("$prefix/bin/mlcctl" --version)"
+echo "install and consume with pkg-config: ok"
