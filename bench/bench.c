@@ -669,6 +669,13 @@ json_row(const struct case_def *c, const struct row *r, int procs)
 			json_num(f, "ops_s", procs ? 1e9 * median(
 				(double *)r->tput[p], r->nr) : 1e9 / r->med);
 			json_num(f, "sample_every", r->every);
+			if (!procs) {
+				fputs("\"ns_rounds\":[", f);
+				for (int i = 0; i < r->nr; i++)
+					fprintf(f, "%s%.3f", i ? "," : "",
+						r->ns[i]);
+				fputs("],", f);
+			}
 			if (procs) {
 				json_num(f, "procs", procs);
 				json_num(f, "ns_op_p0", r->pmed[p][0]);
@@ -687,14 +694,28 @@ json_row(const struct case_def *c, const struct row *r, int procs)
 	fflush(f);
 }
 
-static double
-mlc_ns(struct row *rows, int n)
+static struct row *
+mlc_row(struct row *rows, int n)
 {
 	for (int i = 0; i < n; i++)
 		if (strcmp(rows[i].name, "mlc") == 0 &&
 		    strcmp(rows[i].status, "ok") == 0)
-			return rows[i].med;
-	return NAN;
+			return &rows[i];
+	return NULL;
+}
+
+/* mlc's ns/op over @p r's, paired round by round (the two ran within a
+ * second of each other), median over rounds: steadier than the ratio of
+ * the medians when the machine's load drifts. */
+static double
+paired_ratio(const struct row *m, const struct row *r)
+{
+	double q[MAX_ROUNDS];
+	int n = m->nr < r->nr ? m->nr : r->nr;
+
+	for (int i = 0; i < n; i++)
+		q[i] = m->ns[i] / r->ns[i];
+	return median(q, n);
 }
 
 static void
@@ -719,7 +740,7 @@ print_header(const struct case_def *c)
 static void
 print_rows(const struct case_def *c, struct row *rows, int n)
 {
-	double m = mlc_ns(rows, n);
+	struct row *m = mlc_row(rows, n);
 
 	print_header(c);
 	for (int i = 0; i < n; i++) {
@@ -733,8 +754,8 @@ print_rows(const struct case_def *c, struct row *rows, int n)
 			       (unsigned long long)r->ops, r->med, r->p50,
 			       r->p99, r->min, r->max,
 			       100 * (r->max - r->min) / r->med, 1e9 / r->med);
-			if (!isnan(m) && strcmp(r->name, "mlc") != 0)
-				printf("%9.2f", m / r->med);
+			if (m != NULL && r != m)
+				printf("%9.3g", paired_ratio(m, r));
 			else
 				printf("%9s", "-");
 			if (r->note[0])

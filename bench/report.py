@@ -79,6 +79,22 @@ def fmt_ratio(a, b):
     return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
 
 
+def paired(m, r):
+    """mlc's ns/op over r's, round by round (they ran within a second of
+    each other), median over rounds: steadier than a ratio of medians when
+    the machine's load drifts."""
+    a, b = m.get("ns_rounds"), r.get("ns_rounds")
+    if not a or not b:
+        return m["ns_op"] / r["ns_op"]
+    q = sorted(x / y for x, y in zip(a, b))
+    n = len(q)
+    return q[n // 2] if n % 2 else (q[n // 2 - 1] + q[n // 2]) / 2
+
+
+def fmt_paired(m, r):
+    return fmt_ratio(paired(m, r), 1)
+
+
 def spread(r):
     if r.get("ns_min") is None or r.get("ns_max") is None or not r["ns_op"]:
         return "-"
@@ -98,7 +114,7 @@ def ops_table(out, case, rs):
             continue
         ratio = "-"
         if m is not None and r["impl"] != "mlc":
-            ratio = fmt_ratio(m['ns_op'], r['ns_op'])
+            ratio = fmt_paired(m, r)
         out.append(f"| {r['impl']} | {r['role']} | {fmt(r['ops'], 0)} | "
                    f"**{fmt(r['ns_op'])}** | {fmt(r['p50'])} | "
                    f"{fmt(r['p99'])} | {spread(r)} | {fmt(r['ops_s'], 0)} | "
@@ -199,7 +215,7 @@ def targets_table(out, cases):
             goal = limit / design_ns
             if pr is None:
                 continue
-            got = val / pr["ns_op"]
+            got = paired(m, pr)
             good = got <= goal
             rok = rok and good
             ratio_cells.append(f"mlc/{impl} <= {goal:.2g}: "
@@ -211,7 +227,7 @@ def targets_table(out, cases):
             f = next((r for r in rs if r["impl"] == floor and
                       r["status"] == "ok"), None)
             if f:
-                flr = f"{fmt_ratio(val, f['ns_op'])} ({floor})"
+                flr = f"{fmt_paired(m, f)} ({floor})"
         peers = ""
         if rs and unit == "ns":
             slower = []
@@ -261,8 +277,7 @@ def headline(out, cases):
             elif r["status"] != "ok":
                 cells.append(r["status"])
             else:
-                cells.append(f"{fmt(r['ns_op'])} "
-                             f"({fmt_ratio(m['ns_op'], r['ns_op'])})")
+                cells.append(f"{fmt(r['ns_op'])} ({fmt_paired(m, r)})")
         out.append(f"| {case} | **{fmt(m['ns_op'])}** | " +
                    " | ".join(cells) + " |")
     rs = cases.get("l2_2proc")
@@ -357,6 +372,8 @@ def main():
                "rdtscp (timer overhead subtracted); a lone operation cannot "
                "overlap its cache misses with the next one, so p50 can "
                "exceed the median of the throughput-based ns/op. "
+               "Ratios are paired: mlc's ns/op over the other's in the same "
+               "round, median over rounds. "
                "See bench/README.md for the method.")
     out.append("")
     out.append("## Headline: ns/op (mlc/impl in parentheses)")

@@ -114,6 +114,9 @@ trap 'exit 130' INT TERM HUP
 	echo "host: $host"
 	echo "kernel: $(uname -srmv)"
 	echo "mlc: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
+	# The library is built from the work tree as it is: say what differs
+	# from the commit above.
+	echo "uncommitted library changes: $(git -C "$root" status --short -- src include meson.build 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "compiler: $(${CC:-gcc} --version | head -1)"
 	echo "meson: $(meson --version), ninja: $(ninja --version)"
