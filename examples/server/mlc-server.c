@@ -1,0 +1,1035 @@
+/*
+ * mlc-server: a small pre-forked HTTP/1.1 server with mlc in front of a
+ * SQLite database, the shape of many C servers (one master, N workers that
+ * share a listening socket, an event loop per worker).
+ *
+ *   mlc-server --db items.db [--port 8080] [--workers 4] [--arena NAME]
+ *
+ * The master creates the arena, binds 127.0.0.1:PORT, forks the workers
+ * (respawning one that dies) and, on SIGTERM or SIGINT, stops them, then
+ * unlinks the arena.  Each worker opens its own cache handle, accepts on the
+ * shared socket and serves, with keep-alive and pipelining:
+ *
+ *   GET    /item?key=K          the value (200) or 404, from mlc; the loader
+ *                               runs the SQL on the worker's own SQLite
+ *                               connection (no row: a negative entry; a
+ *                               SQLite error: 502)
+ *   POST   /admin/set?key=K     body = value: mlc_set
+ *   DELETE /admin/item?key=K    mlc_delete
+ *   POST   /admin/purge         mlc_purge
+ *   GET    /admin/stats         JSON: this worker's handle, the namespace
+ *                               (all processes), the arena
+ *
+ * Responses carry X-Cache-Level (1, 2, 3) and X-Worker (pid).  The loader
+ * blocks the worker's event loop while SQLite reads (a local file), and a
+ * worker waiting for another's load of the same key sleeps in mlc_get();
+ * the other workers go on serving.
+ *
+ * The SQL gets the key as parameter 1 and returns the value in column 0.
+ * A SQL function sleep_ms(N) is registered on the connection so that tests
+ * can make the backend slow for a chosen row.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "mlc.h"
+
+#define MAX_WORKERS 64
+#define MAX_HEADER  (16 << 10)
+#define MAX_BODY    (8 << 20)
+
+struct config {
+	const char *listen_addr;
+	int         port;
+	int         workers;
+	const char *arena;
+	uint64_t    arena_bytes;
+	const char *ns;
+	const char *db;
+	const char *sql;
+	int64_t     ttl_ms, neg_ttl_ms;
+	uint32_t    lru_size;
+	const char *port_file;
+};
+
+static struct config cfg = {
+	.listen_addr = "127.0.0.1",
+	.port = 8080,
+	.workers = 4,
+	.arena_bytes = 64 << 20,
+	.ns = "items",
+	.sql = "SELECT value FROM items WHERE key = ?",
+};
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void
+die(const char *what, int err)
+{
+	fprintf(stderr, "mlc-server: %s: %s\n", what,
+		err < 0 ? mlc_strerror(err) : strerror(err));
+	exit(1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffers                                                             */
+
+struct buf {
+	char  *p;
+	size_t len, cap;
+};
+
+static int
+buf_reserve(struct buf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	char  *p;
+
+	if (b->len + more <= b->cap)
+		return 0;
+	while (cap < b->len + more)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int
+buf_add(struct buf *b, const void *data, size_t len)
+{
+	if (buf_reserve(b, len) != 0)
+		return -ENOMEM;
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+static int __attribute__((format(printf, 2, 3)))
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int     n;
+
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -EINVAL;
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return 0;
+		}
+		if (buf_reserve(b, (size_t)n + 1) != 0)
+			return -ENOMEM;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The loader: SQLite, one connection per worker, opened on first use  */
+
+struct backend {
+	sqlite3      *db;
+	sqlite3_stmt *stmt;
+};
+
+static void
+sql_sleep_ms(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	int ms = sqlite3_value_int(argv[0]);
+	struct timespec d;
+
+	(void)argc;
+	if (ms > 60000)
+		ms = 60000;
+	if (ms > 0) {
+		d.tv_sec = ms / 1000;
+		d.tv_nsec = (long)(ms % 1000) * 1000000;
+		while (nanosleep(&d, &d) != 0 && errno == EINTR)
+			;
+	}
+	sqlite3_result_int(ctx, 0);
+}
+
+static void
+backend_close(struct backend *be)
+{
+	sqlite3_finalize(be->stmt);
+	sqlite3_close(be->db);
+	be->stmt = NULL;
+	be->db = NULL;
+}
+
+static int
+backend_open(struct backend *be, struct mlc_load *out)
+{
+	int rc = sqlite3_open_v2(cfg.db, &be->db, SQLITE_OPEN_READONLY, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(be->db, 2000);
+		rc = sqlite3_create_function(be->db, "sleep_ms", 1,
+					     SQLITE_UTF8, NULL, sql_sleep_ms,
+					     NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(be->db, cfg.sql, -1,
+					SQLITE_PREPARE_PERSISTENT, &be->stmt,
+					NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(out->errmsg, sizeof(out->errmsg), "sqlite %s: %s",
+			 cfg.db, be->db ? sqlite3_errmsg(be->db)
+					: sqlite3_errstr(rc));
+		backend_close(be);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* A row is the value, no row is "not found" (cached as a negative entry),
+ * an error is a loader error. */
+static int
+sqlite_loader(void *arg, const void *key, size_t key_len,
+	      struct mlc_load *out)
+{
+	struct backend *be = arg;
+	void *copy;
+	int rc, n;
+
+	if (be->stmt == NULL && (rc = backend_open(be, out)) != 0)
+		return rc;
+	rc = sqlite3_bind_text(be->stmt, 1, key, (int)key_len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(be->stmt);
+	if (rc == SQLITE_ROW) {
+		n = sqlite3_column_bytes(be->stmt, 0);
+		copy = malloc(n > 0 ? (size_t)n : 1);
+		if (copy == NULL) {
+			sqlite3_reset(be->stmt);
+			snprintf(out->errmsg, sizeof(out->errmsg),
+				 "out of memory");
+			return -ENOMEM;
+		}
+		if (n > 0)
+			memcpy(copy, sqlite3_column_blob(be->stmt, 0),
+			       (size_t)n);
+		sqlite3_reset(be->stmt);
+		out->data = copy;
+		out->len = (size_t)n;
+		out->release = free;
+		return MLC_LOAD_VALUE;
+	}
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(be->stmt);
+		return MLC_LOAD_NOTFOUND;
+	}
+	snprintf(out->errmsg, sizeof(out->errmsg), "sqlite %s: %s", cfg.db,
+		 sqlite3_errmsg(be->db));
+	backend_close(be);	/* start over next time */
+	return -EIO;
+}
+
+/* ------------------------------------------------------------------ */
+/* HTTP                                                                */
+
+struct conn {
+	int        fd;
+	struct buf in, out;
+	size_t     out_off;
+	int        closing;	/* close once out is written */
+	int        want_out;	/* registered for EPOLLOUT */
+};
+
+struct request {
+	const char *method;
+	size_t      method_len;
+	const char *path, *query;
+	size_t      path_len, query_len;
+	const char *body;
+	size_t      body_len;
+	int         keep_alive;
+	int         head;
+};
+
+struct worker {
+	struct mlc_arena *arena;
+	struct mlc_cache *cache;
+	struct backend    be;
+	int               epfd, lfd;
+	long              pid;
+};
+
+static const char *
+reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default:  return "Unknown";
+	}
+}
+
+static int
+respond(struct worker *w, struct conn *c, const struct request *rq,
+	int status, int level, const char *ctype, const void *body,
+	size_t len)
+{
+	int rc = buf_printf(&c->out, "HTTP/1.1 %d %s\r\n"
+			    "Content-Type: %s\r\nContent-Length: %zu\r\n"
+			    "X-Worker: %ld\r\n", status, reason(status),
+			    ctype, len, w->pid);
+
+	if (rc == 0 && level)
+		rc = buf_printf(&c->out, "X-Cache-Level: %d\r\n", level);
+	if (rc == 0 && !rq->keep_alive)
+		rc = buf_printf(&c->out, "Connection: close\r\n");
+	if (rc == 0)
+		rc = buf_add(&c->out, "\r\n", 2);
+	if (rc == 0 && !rq->head && len)
+		rc = buf_add(&c->out, body, len);
+	if (!rq->keep_alive)
+		c->closing = 1;
+	return rc;
+}
+
+static int
+respond_text(struct worker *w, struct conn *c, const struct request *rq,
+	     int status, const char *text)
+{
+	return respond(w, c, rq, status, 0, "text/plain", text, strlen(text));
+}
+
+static int
+hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* The decoded value of query argument @name into @out (cap bytes). */
+static int
+query_arg(const struct request *rq, const char *name, char *out, size_t cap,
+	  size_t *lenp)
+{
+	const char *q = rq->query, *end = rq->query + rq->query_len;
+	size_t nlen = strlen(name);
+
+	while (q && q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q));
+		const char *stop = amp ? amp : end;
+
+		if ((size_t)(stop - q) > nlen && memcmp(q, name, nlen) == 0 &&
+		    q[nlen] == '=') {
+			size_t n = 0;
+
+			for (q += nlen + 1; q < stop; q++) {
+				int ch = (unsigned char)*q;
+
+				if (ch == '%' && stop - q >= 3 &&
+				    hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
+					ch = hexval(q[1]) * 16 + hexval(q[2]);
+					q += 2;
+				} else if (ch == '+') {
+					ch = ' ';
+				}
+				if (n == cap)
+					return -E2BIG;
+				out[n++] = (char)ch;
+			}
+			*lenp = n;
+			return n ? 0 : -ENOENT;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+static int
+is(const struct request *rq, const char *method, const char *path)
+{
+	return rq->method_len == strlen(method) &&
+	       memcmp(rq->method, method, rq->method_len) == 0 &&
+	       rq->path_len == strlen(path) &&
+	       memcmp(rq->path, path, rq->path_len) == 0;
+}
+
+static int
+path_is(const struct request *rq, const char *path)
+{
+	return rq->path_len == strlen(path) &&
+	       memcmp(rq->path, path, rq->path_len) == 0;
+}
+
+#define STATS_FIELDS(X)                                                    \
+	X(hits_l1) X(hits_l2) X(hits_l3) X(misses) X(negative_hits)        \
+	X(stale_served) X(loads) X(loader_errors) X(codec_errors)          \
+	X(l1_evictions) X(l2_write_failures) X(sets) X(deletes) X(purges)  \
+	X(lock_waits) X(lock_wait_ms) X(lock_timeouts) X(lock_steals)      \
+	X(duplicate_loads) X(fenced_writes) X(err_ttl_hits)                \
+	X(log_published) X(log_applied) X(log_dropped) X(log_overruns)     \
+	X(log_stuck) X(forks)
+
+#define ARENA_FIELDS(X)                                                    \
+	X(bytes) X(max_items) X(items) X(neg_items) X(page_size) X(pages)  \
+	X(pages_free) X(value_max) X(sets) X(evictions)                    \
+	X(expired_reclaimed) X(index_evictions) X(page_moves)              \
+	X(orphans_reclaimed) X(repairs) X(write_failures) X(log_head)      \
+	X(namespaces) X(format)
+
+static void
+json_stats(struct buf *b, const struct mlc_stats *s)
+{
+	const char *sep = "";
+
+	buf_printf(b, "{");
+#define X(f) buf_printf(b, "%s\"" #f "\":%llu", sep,                      \
+			(unsigned long long)s->f), sep = ",";
+	STATS_FIELDS(X)
+#undef X
+	buf_printf(b, "}");
+}
+
+static int
+admin_stats(struct worker *w, struct conn *c, const struct request *rq)
+{
+	struct mlc_stats own = MLC_STATS_INIT, all = MLC_STATS_INIT;
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	struct buf b = { 0 };
+	const char *sep = "";
+	int rc;
+
+	/* mlc_stats() first: it flushes this handle's counts into the sum */
+	if (mlc_stats(w->cache, &own) != 0 ||
+	    mlc_namespace_stats(w->arena, cfg.ns, &all) != 0 ||
+	    mlc_arena_info(w->arena, &ai) != 0)
+		return respond_text(w, c, rq, 500, "mlc stats failed\n");
+	buf_printf(&b, "{\"server\":\"mlc-server\",\"pid\":%ld,\"mlc\":\"%s\","
+		   "\"arena\":\"%s\",\"namespace\":\"%s\",\"worker\":", w->pid,
+		   mlc_version_string(), cfg.arena, cfg.ns);
+	json_stats(&b, &own);
+	buf_printf(&b, ",\"namespace_total\":");
+	json_stats(&b, &all);
+	buf_printf(&b, ",\"arena_info\":{");
+#define X(f) buf_printf(&b, "%s\"" #f "\":%llu", sep,                     \
+			(unsigned long long)ai.f), sep = ",";
+	ARENA_FIELDS(X)
+#undef X
+	buf_printf(&b, "}}\n");
+	rc = respond(w, c, rq, 200, 0, "application/json", b.p, b.len);
+	free(b.p);
+	return rc;
+}
+
+static int
+handle(struct worker *w, struct conn *c, const struct request *rq)
+{
+	static char key[MLC_KEY_MAX];
+	struct mlc_value v = { 0 };
+	size_t klen = 0;
+	int rc, has_key;
+
+	has_key = query_arg(rq, "key", key, sizeof(key), &klen) == 0;
+
+	if (path_is(rq, "/item")) {
+		if (!is(rq, "GET", "/item") && !is(rq, "HEAD", "/item"))
+			return respond_text(w, c, rq, 405, "GET only\n");
+		if (!has_key)
+			return respond_text(w, c, rq, 400, "need ?key=K\n");
+		rc = mlc_get(w->cache, key, klen, sqlite_loader, &w->be, &v);
+		if (rc == 0) {
+			if (v.flags & MLC_NEGATIVE)
+				rc = respond(w, c, rq, 404, (int)v.level,
+					     "text/plain", "not found\n", 10);
+			else
+				rc = respond(w, c, rq, 200, (int)v.level,
+					     "text/plain", v.data, v.len);
+			mlc_value_release(&v);
+			return rc;
+		}
+		if (rc == MLC_ELOADER) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "loader: %s\n",
+				 mlc_last_error(w->cache));
+			return respond(w, c, rq, 502, 3, "text/plain", msg,
+				       strlen(msg));
+		}
+		if (rc == -ETIMEDOUT)
+			return respond_text(w, c, rq, 504, "timed out waiting "
+					    "for another load\n");
+		return respond_text(w, c, rq, 500, mlc_strerror(rc));
+	}
+
+	if (path_is(rq, "/admin/set")) {
+		if (!is(rq, "POST", "/admin/set") && !is(rq, "PUT", "/admin/set"))
+			return respond_text(w, c, rq, 405, "POST only\n");
+		if (!has_key)
+			return respond_text(w, c, rq, 400, "need ?key=K\n");
+		rc = mlc_set(w->cache, key, klen, rq->body, rq->body_len, NULL);
+		return rc ? respond_text(w, c, rq, rc == -E2BIG ? 413 : 500,
+					 mlc_strerror(rc))
+			  : respond_text(w, c, rq, 200, "set\n");
+	}
+	if (path_is(rq, "/admin/item")) {
+		if (!is(rq, "DELETE", "/admin/item"))
+			return respond_text(w, c, rq, 405, "DELETE only\n");
+		if (!has_key)
+			return respond_text(w, c, rq, 400, "need ?key=K\n");
+		rc = mlc_delete(w->cache, key, klen);
+		return rc ? respond_text(w, c, rq, 500, mlc_strerror(rc))
+			  : respond_text(w, c, rq, 200, "deleted\n");
+	}
+	if (path_is(rq, "/admin/purge")) {
+		if (!is(rq, "POST", "/admin/purge"))
+			return respond_text(w, c, rq, 405, "POST only\n");
+		rc = mlc_purge(w->cache);
+		return rc ? respond_text(w, c, rq, 500, mlc_strerror(rc))
+			  : respond_text(w, c, rq, 200, "purged\n");
+	}
+	if (path_is(rq, "/admin/stats")) {
+		if (!is(rq, "GET", "/admin/stats") &&
+		    !is(rq, "HEAD", "/admin/stats"))
+			return respond_text(w, c, rq, 405, "GET only\n");
+		return admin_stats(w, c, rq);
+	}
+	return respond_text(w, c, rq, 404, "no such path\n");
+}
+
+static int
+header_is(const char *line, size_t len, const char *name, const char **val,
+	  size_t *vlen)
+{
+	size_t n = strlen(name);
+
+	if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+		return 0;
+	line += n + 1;
+	len -= n + 1;
+	while (len && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	*val = line;
+	*vlen = len;
+	return 1;
+}
+
+/*
+ * Parse one request at the start of c->in.  Returns the bytes it used
+ * (and fills *rq), 0 if it is incomplete, or -status for a request that
+ * gets an error and closes the connection.
+ */
+static long
+parse(struct conn *c, struct request *rq)
+{
+	char *p = c->in.p, *end, *line, *eol, *sp1, *sp2, *q;
+	size_t hlen, clen = 0;
+	int http10;
+
+	end = c->in.len >= 4 ? memmem(p, c->in.len, "\r\n\r\n", 4) : NULL;
+	if (end == NULL)
+		return c->in.len > MAX_HEADER ? -431 : 0;
+	hlen = (size_t)(end - p) + 4;
+
+	memset(rq, 0, sizeof(*rq));
+	eol = memmem(p, hlen, "\r\n", 2);
+	sp1 = memchr(p, ' ', (size_t)(eol - p));
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+	if (sp1 == NULL || sp2 == NULL || eol - sp2 < 9 ||
+	    memcmp(sp2 + 1, "HTTP/1.", 7) != 0)
+		return -400;
+	http10 = sp2[8] == '0';
+	rq->method = p;
+	rq->method_len = (size_t)(sp1 - p);
+	rq->path = sp1 + 1;
+	q = memchr(rq->path, '?', (size_t)(sp2 - rq->path));
+	rq->path_len = (size_t)((q ? q : sp2) - rq->path);
+	if (q) {
+		rq->query = q + 1;
+		rq->query_len = (size_t)(sp2 - q - 1);
+	}
+	rq->keep_alive = !http10;
+	rq->head = rq->method_len == 4 && memcmp(p, "HEAD", 4) == 0;
+
+	for (line = eol + 2; line < end; line = eol + 2) {
+		const char *val;
+		size_t vlen, llen;
+
+		eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
+		llen = (size_t)(eol - line);
+		if (header_is(line, llen, "Content-Length", &val, &vlen)) {
+			char num[24];
+			char *e;
+
+			if (vlen == 0 || vlen >= sizeof(num))
+				return -400;
+			memcpy(num, val, vlen);
+			num[vlen] = '\0';
+			errno = 0;
+			clen = strtoull(num, &e, 10);
+			if (*e || errno)
+				return -400;
+		} else if (header_is(line, llen, "Transfer-Encoding", &val,
+				     &vlen)) {
+			return -501;	/* no chunked request bodies */
+		} else if (header_is(line, llen, "Connection", &val, &vlen)) {
+			if (vlen == 5 && strncasecmp(val, "close", 5) == 0)
+				rq->keep_alive = 0;
+			else if (vlen == 10 &&
+				 strncasecmp(val, "keep-alive", 10) == 0)
+				rq->keep_alive = 1;
+		}
+	}
+	if (clen > MAX_BODY)
+		return -413;
+	if (c->in.len < hlen + clen)
+		return 0;
+	rq->body = p + hlen;
+	rq->body_len = clen;
+	return (long)(hlen + clen);
+}
+
+static void
+conn_close(struct worker *w, struct conn *c)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c->in.p);
+	free(c->out.p);
+	free(c);
+}
+
+/* Write what is pending; 0 done, 1 would block, -1 dead. */
+static int
+conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.p + c->out_off,
+				 c->out.len - c->out_off, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			c->out_off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return 1;
+		} else {
+			return -1;
+		}
+	}
+	c->out.len = 0;
+	c->out_off = 0;
+	return 0;
+}
+
+static void
+conn_want_out(struct worker *w, struct conn *c, int on)
+{
+	struct epoll_event ev = { .data.ptr = c };
+
+	if (c->want_out == on)
+		return;
+	ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
+	epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	c->want_out = on;
+}
+
+/* Serve every complete request in c->in, then write. */
+static void
+conn_serve(struct worker *w, struct conn *c)
+{
+	struct request rq;
+	long used;
+	int rc;
+
+	while (!c->closing && c->out.len < (256 << 10) &&
+	       (used = parse(c, &rq)) != 0) {
+		if (used < 0) {
+			rq.keep_alive = 0;
+			rq.head = 0;
+			respond_text(w, c, &rq, (int)-used, "bad request\n");
+			break;
+		}
+		if (handle(w, c, &rq) != 0) {
+			conn_close(w, c);
+			return;
+		}
+		memmove(c->in.p, c->in.p + used, c->in.len - (size_t)used);
+		c->in.len -= (size_t)used;
+	}
+	rc = conn_flush(c);
+	if (rc < 0 || (rc == 0 && c->closing)) {
+		conn_close(w, c);
+		return;
+	}
+	conn_want_out(w, c, rc == 1);
+}
+
+static void
+conn_read(struct worker *w, struct conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (c->in.len > MAX_HEADER + MAX_BODY + 4096 ||
+		    buf_reserve(&c->in, 16384) != 0) {
+			conn_close(w, c);
+			return;
+		}
+		n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		conn_close(w, c);	/* EOF or error */
+		return;
+	}
+	conn_serve(w, c);
+}
+
+static void
+do_accept(struct worker *w)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct conn *c;
+	int fd, one = 1;
+
+	/* one per wake-up: the workers that woke too share the rest */
+	fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;		/* another worker took it */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	ev.data.ptr = c;
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		close(fd);
+		free(c);
+	}
+}
+
+static int
+worker_main(struct mlc_arena *arena, int lfd)
+{
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	struct epoll_event evs[64];
+	struct sigaction sa = { .sa_handler = on_stop };
+	struct worker w = { .arena = arena, .lfd = lfd, .pid = (long)getpid() };
+	sigset_t waitmask;
+	int rc;
+
+	/* SIGTERM stays blocked except inside epoll_pwait: no lost wake-up */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigprocmask(SIG_SETMASK, NULL, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+
+	co.ttl_ms = cfg.ttl_ms;
+	co.neg_ttl_ms = cfg.neg_ttl_ms;
+	co.lru_size = cfg.lru_size;
+	rc = mlc_cache_open(&w.cache, arena, cfg.ns, &co);
+	if (rc != 0)
+		die("mlc_cache_open", rc);
+	w.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w.epfd < 0 || epoll_ctl(w.epfd, EPOLL_CTL_ADD, lfd, &ev) != 0)
+		die("epoll", errno);
+
+	while (!stopping) {
+		int n = epoll_pwait(w.epfd, evs, 64, -1, &waitmask);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("epoll_pwait", errno);
+		}
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+
+			if (c == NULL) {
+				do_accept(&w);
+			} else if (evs[i].events & (EPOLLERR | EPOLLHUP) &&
+				   !(evs[i].events & EPOLLIN)) {
+				conn_close(&w, c);
+			} else if (evs[i].events & EPOLLOUT) {
+				rc = conn_flush(c);
+				if (rc < 0 || (rc == 0 && c->closing))
+					conn_close(&w, c);
+				else if (rc == 0)
+					conn_serve(&w, c);	/* more queued */
+			} else {
+				conn_read(&w, c);
+			}
+		}
+	}
+	/* open connections die with the process; counters go to the arena */
+	mlc_cache_close(w.cache);
+	backend_close(&w.be);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Master                                                              */
+
+static pid_t
+spawn(struct mlc_arena *arena, int lfd)
+{
+	pid_t pid;
+
+	pid_t master = getpid();
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		/* a worker outlives no master (SIGKILLed, say) */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != master)
+			_exit(0);
+		_exit(worker_main(arena, lfd));
+	}
+	return pid;
+}
+
+static uint64_t
+parse_bytes(const char *s)
+{
+	char *e;
+	uint64_t n = strtoull(s, &e, 10);
+
+	switch (*e) {
+	case 'k': case 'K': n <<= 10; e++; break;
+	case 'm': case 'M': n <<= 20; e++; break;
+	case 'g': case 'G': n <<= 30; e++; break;
+	default: break;
+	}
+	if (*e || n == 0) {
+		fprintf(stderr, "mlc-server: bad size \"%s\"\n", s);
+		exit(2);
+	}
+	return n;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: mlc-server --db FILE [options]\n"
+"  --db FILE          SQLite database (opened read-only by each worker)\n"
+"  --sql SQL          key is ?1, value is column 0\n"
+"                     (default: SELECT value FROM items WHERE key = ?)\n"
+"  --listen ADDR      default 127.0.0.1\n"
+"  --port N           default 8080; 0 picks a free one\n"
+"  --port-file FILE   write the port there once listening\n"
+"  --workers N        default 4\n"
+"  --arena NAME       shm arena, default mlc-server-PID; unlinked at exit\n"
+"  --arena-bytes N    default 64m\n"
+"  --namespace NS     default items\n"
+"  --ttl MS, --neg-ttl MS, --lru N   cache options (0: mlc's defaults)\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "sql", required_argument, NULL, 'q' },
+		{ "listen", required_argument, NULL, 'L' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "port-file", required_argument, NULL, 'P' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "arena", required_argument, NULL, 'a' },
+		{ "arena-bytes", required_argument, NULL, 'b' },
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "ttl", required_argument, NULL, 't' },
+		{ "neg-ttl", required_argument, NULL, 'T' },
+		{ "lru", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *arena;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t slen = sizeof(sin);
+	pid_t pids[MAX_WORKERS];
+	char arena_name[64];
+	sigset_t mask;
+	int opt, lfd, one = 1, rc, alive;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': cfg.db = optarg; break;
+		case 'q': cfg.sql = optarg; break;
+		case 'L': cfg.listen_addr = optarg; break;
+		case 'p': cfg.port = atoi(optarg); break;
+		case 'P': cfg.port_file = optarg; break;
+		case 'w': cfg.workers = atoi(optarg); break;
+		case 'a': cfg.arena = optarg; break;
+		case 'b': cfg.arena_bytes = parse_bytes(optarg); break;
+		case 'n': cfg.ns = optarg; break;
+		case 't': cfg.ttl_ms = atoll(optarg); break;
+		case 'T': cfg.neg_ttl_ms = atoll(optarg); break;
+		case 'l': cfg.lru_size = (uint32_t)atol(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (cfg.db == NULL || optind != argc || cfg.workers < 1 ||
+	    cfg.workers > MAX_WORKERS || cfg.port < 0 || cfg.port > 65535) {
+		usage(stderr);
+		return 2;
+	}
+	if (cfg.arena == NULL) {
+		snprintf(arena_name, sizeof(arena_name), "mlc-server-%ld",
+			 (long)getpid());
+		cfg.arena = arena_name;
+	}
+
+	/* everything the workers share, made before they exist */
+	ao.flags = MLC_ARENA_CREATE;
+	ao.bytes = cfg.arena_bytes;
+	rc = mlc_arena_open(&arena, cfg.arena, &ao);
+	if (rc != 0)
+		die("mlc_arena_open", rc);
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		die("socket", errno);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sin.sin_port = htons((uint16_t)cfg.port);
+	if (inet_pton(AF_INET, cfg.listen_addr, &sin.sin_addr) != 1) {
+		fprintf(stderr, "mlc-server: bad address %s\n",
+			cfg.listen_addr);
+		goto fail;
+	}
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    listen(lfd, 1024) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &slen) != 0) {
+		fprintf(stderr, "mlc-server: listen on %s:%d: %s\n",
+			cfg.listen_addr, cfg.port, strerror(errno));
+		goto fail;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);	/* workers inherit it */
+
+	for (int i = 0; i < cfg.workers; i++)
+		pids[i] = spawn(arena, lfd);
+
+	printf("mlc-server %s: %d workers on %s:%d, arena /dev/shm/%s, "
+	       "db %s\n", mlc_version_string(), cfg.workers, cfg.listen_addr,
+	       ntohs(sin.sin_port), cfg.arena, cfg.db);
+	fflush(stdout);
+	if (cfg.port_file) {
+		FILE *f = fopen(cfg.port_file, "w");
+
+		if (f) {
+			fprintf(f, "%d\n", ntohs(sin.sin_port));
+			fclose(f);
+		}
+	}
+
+	/* supervise: respawn workers that die, until told to stop */
+	for (;;) {
+		int sig = sigwaitinfo(&mask, NULL);
+		int st;
+		pid_t pid;
+
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+			for (int i = 0; i < cfg.workers; i++)
+				if (pids[i] == pid) {
+					fprintf(stderr, "mlc-server: worker %ld "
+						"exited (status %d), "
+						"respawning\n", (long)pid, st);
+					pids[i] = spawn(arena, lfd);
+				}
+	}
+
+	/* stop: TERM every worker, wait up to 5 s, then KILL */
+	for (int i = 0; i < cfg.workers; i++)
+		kill(pids[i], SIGTERM);
+	alive = cfg.workers;
+	for (int tries = 0; alive > 0 && tries < 500; tries++) {
+		struct timespec d = { 0, 10 * 1000000 };
+
+		while (alive > 0 && waitpid(-1, NULL, WNOHANG) > 0)
+			alive--;
+		if (alive > 0)
+			nanosleep(&d, NULL);
+	}
+	if (alive > 0) {
+		for (int i = 0; i < cfg.workers; i++)
+			kill(pids[i], SIGKILL);
+		while (waitpid(-1, NULL, 0) > 0)
+			;
+	}
+	close(lfd);
+	mlc_arena_close(arena);
+	mlc_arena_unlink(cfg.arena, 0);
+	printf("mlc-server: stopped, arena unlinked\n");
+	return 0;
+
+fail:
+	mlc_arena_close(arena);
+	mlc_arena_unlink(cfg.arena, 0);
+	return 1;
+}
