@@ -5,6 +5,7 @@
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, all tests
 #   4. ThreadSanitizer build, all tests
 #   5. valgrind on the core tests
+#   6. install into a temporary prefix, build a consumer with pkg-config
 # MLC_TEST_QUICK=1 runs step 1 and 2 only.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,8 +18,9 @@ meson setup b-main -Dwerror=true -Ddefault_library=both >/dev/null
 ninja -C b-main
 meson test -C b-main --print-errorlogs
 
-step "exported symbols and the public header"
+step "exported symbols, the public header and its API reference"
 tests/check-symbols.sh b-main
+tests/check-api-doc.sh
 
 if [ "${MLC_TEST_QUICK:-0}" = 1 ]; then exit 0; fi
 
@@ -38,6 +40,9 @@ TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
 
 step "valgrind (core tests)"
 meson test -C b-main --setup=valgrind --print-errorlogs get-set options arena contract model events bulk
+
+step "install and consume with pkg-config"
+tests/test-install.sh
 
 echo
 echo "all test stages passed"
