@@ -57,6 +57,7 @@ struct command {
 	uint32_t allowed;	/* enum opt_bit, beyond O_GLOBAL */
 	int (*run)(struct opts *o);
 	const char *synopsis;
+	const char *summary;
 	const char *help;
 };
 
@@ -71,6 +72,7 @@ static int cmd_check(struct opts *o);
 static const struct command commands[] = {
 	{ "stats", 0, 0, O_NS | O_FORMAT, cmd_stats,
 	  "stats [--ns NS] [--format table|json|prometheus]",
+	  "arena facts, arena and namespace counters",
 	  "Print the arena's facts and counters (mlc_arena_info) and the\n"
 	  "counters of each namespace (mlc_namespace_stats: the sum of what\n"
 	  "every handle in every process has flushed; a handle flushes at\n"
@@ -83,12 +85,14 @@ static const struct command commands[] = {
 	  "                 arena=\"ARENA\" label on every sample)\n" },
 	{ "ls", 0, 0, 0, cmd_ls,
 	  "ls",
+	  "namespaces, arena size, pages and items",
 	  "List the namespaces in use with their flushed counters (sets,\n"
 	  "deletes, purges, hits, misses), and the arena's size, pages and\n"
 	  "items.  The library keeps no per-namespace item count, so items\n"
 	  "are shown for the whole arena only.\n" },
 	{ "get", 2, 2, O_HEX | O_STALE, cmd_get,
 	  "get NS KEY [--hex] [--stale] [--verbose]",
+	  "a value (to stdout)",
 	  "Look KEY up in namespace NS (mlc_get without a loader: L2, as\n"
 	  "mlcctl has no L1 of its own) and write the value to stdout, raw.\n"
 	  "A cached miss (negative entry) writes nothing and says so on\n"
@@ -100,6 +104,7 @@ static const struct command commands[] = {
 	  "                 stderr\n" },
 	{ "peek", 2, 2, O_HEX | O_STALE, cmd_get,
 	  "peek NS KEY [--hex] [--stale] [--verbose]",
+	  "a value, without promoting it",
 	  "Like get, with mlc_peek: no promotion, never runs a loader.\n"
 	  "\n"
 	  "  --hex          write the value as hex digits and a newline\n"
@@ -108,6 +113,7 @@ static const struct command commands[] = {
 	  "                 stderr\n" },
 	{ "set", 2, 3, O_TTL | O_NEGATIVE | O_CREATE | O_BYTES, cmd_set,
 	  "set NS KEY VALUE|- [--ttl T] [--negative] [--create [--bytes N]]",
+	  "store a value",
 	  "Store VALUE (the argument's bytes, or stdin for -) under KEY in\n"
 	  "namespace NS (created on first use) and invalidate it in every\n"
 	  "process's L1.\n"
@@ -122,21 +128,25 @@ static const struct command commands[] = {
 	  "                 are binary); default 64M\n" },
 	{ "delete", 2, 2, 0, cmd_delete,
 	  "delete NS KEY",
+	  "remove a key everywhere",
 	  "Remove KEY from L2 and from every process's L1.  Deleting an\n"
 	  "absent key succeeds (-v says whether L2 had it); exit 1 if the\n"
 	  "namespace does not exist (nothing is created).\n" },
 	{ "purge", 1, 1, 0, cmd_purge,
 	  "purge NS",
+	  "drop a whole namespace",
 	  "Drop every entry of namespace NS, in L2 and every L1, in O(1).\n"
 	  "Exit 1 if the namespace does not exist.\n" },
 	{ "check", 0, 0, O_FORMAT, cmd_check,
 	  "check [--format table|json]",
+	  "consistency check (read-only)",
 	  "Walk the arena's index and pages (mlc_arena_check) and print the\n"
 	  "report.  Attaches without MLC_ARENA_CREATE and writes nothing to\n"
-	  "the arena.  Exit 0 when consistent, 1 when problems were found,\n"
-	  "2 when the arena cannot be attached.  On an arena in use, a write\n"
-	  "in progress shows as an odd bucket version, which is not a\n"
-	  "problem.\n" },
+	  "the arena (but like any attach, it resets a file arena made\n"
+	  "before a reboot).  Exit 0 when consistent, 1 when problems were\n"
+	  "found, 2 when the arena cannot be attached.  On an arena in use,\n"
+	  "a write in progress shows as an odd bucket version, which is not\n"
+	  "a problem.\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -195,7 +205,8 @@ help_tool(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %s\n", commands[i].synopsis);
+		fprintf(f, "  %s\n      %s\n", commands[i].synopsis,
+			commands[i].summary);
 	fprintf(f,
 		"\n"
 		"Options (anywhere; `--` ends them, for keys or values that\n"
