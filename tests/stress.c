@@ -1,0 +1,556 @@
+/*
+ * mlc-stress: processes x threads on one arena, every value checked.
+ *
+ *   mlc-stress [--seconds N] [--procs P] [--threads T] [--keys K]
+ *              [--bytes B] [--seed S] [--slow-loads PERMILLE]
+ *
+ * The parent creates a named arena smaller than the key set (by default
+ * 2 MiB for 5000 keys of 16..2047 bytes: the CLOCK sweep and page moves run
+ * all the time, and a key is set, read, evicted and loaded again within
+ * the 1 ms that 30% of loads take), forks P
+ * processes, and each attaches it by name (its own mapping) and runs T
+ * threads with one cache handle each.  Thread 0 of every child uses instead
+ * a handle the parent opened before fork(), which must start over in the
+ * child.  Every thread does, at random: mlc_get with a loader (most),
+ * mlc_get without one, mlc_peek (with and without MLC_CALL_STALE_OK),
+ * mlc_set and mlc_delete of the keys it owns, and, rarely, mlc_purge.
+ *
+ * Values check themselves (tests/checkval.h): key id, version, body,
+ * checksum.  Each key has one owning thread, which bumps the key's version
+ * in a shared counter array (an anonymous mapping) before each set; the
+ * loader returns the key at its current version (a negative entry while it
+ * was never set).  So every value a reader sees must be intact, of its key,
+ * not from the future (version <= the counter), and, as seen by any one
+ * reader, versions of a key never go backwards.  A purge may legitimately
+ * make a reader's view start over, so "backwards" is only checked between
+ * purges (the reader keeps the purge epoch it last saw).
+ *
+ * Prints "stress: N ops, N checks, N failures, N evictions, S seconds" and
+ * exits 1 on any failure (and on a hang: every child runs under alarm()).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlc.h"
+#include "checkval.h"
+
+#define MAXW 256		/* worker threads in all */
+#define VMIN CV_MIN
+#define VMAX 2048
+#define PURGE_EVERY 200000	/* ops per thread between purges, about */
+
+struct counters {
+	uint64_t ops, checks, failures;
+	uint64_t gets, loads, sets, deletes, peeks, purges;
+	uint64_t nospace, timeouts, negatives, stale, backwards_purge;
+	char first[240];	/* the first failure */
+} __attribute__((aligned(64)));
+
+struct shared {
+	volatile int stop;
+	uint64_t purge_epoch;
+	struct counters w[MAXW];
+	uint32_t ver[];		/* per key: the owner's last version */
+};
+
+static struct {
+	double seconds;
+	int procs, threads;
+	uint32_t keys;
+	uint64_t bytes;
+	uint64_t seed;
+	uint32_t slow_permille;	/* loads that take 1 ms */
+} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300 };
+
+static struct shared *sh;
+static char name[64];
+static struct mlc_cache *inherited;	/* opened before fork() */
+static struct mlc_arena *parent_arena;
+
+struct worker {
+	int id;			/* global worker index */
+	struct mlc_arena *a;
+	struct mlc_cache *c;	/* set for the inherited handle */
+	uint64_t rng;
+	uint32_t *last;		/* per key: highest version seen */
+	uint64_t epoch;		/* purge epoch last seen */
+	struct counters *ct;
+	unsigned char buf[VMAX];
+};
+
+static uint64_t
+rnd(struct worker *w)
+{
+	uint64_t x = w->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return w->rng = x;
+}
+
+static size_t
+rnd_len(struct worker *w)
+{
+	int b = 4 + (int)(rnd(w) % 7);		/* 16 .. 2047 */
+	size_t n = ((size_t)1 << b) + (size_t)(rnd(w) % ((size_t)1 << b));
+
+	return n < VMIN ? VMIN : n > VMAX ? VMAX : n;
+}
+
+static void
+fail(struct worker *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (w->ct->failures++ != 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(w->ct->first, sizeof(w->ct->first), fmt, ap);
+	va_end(ap);
+}
+
+static void
+key_of(char *buf, uint32_t kid, size_t *len)
+{
+	*len = (size_t)snprintf(buf, 24, "s%" PRIu32, kid);
+}
+
+/* ---- the loader: the key at its current version --------------------- */
+
+struct load_ctx {
+	struct worker *w;
+	uint32_t kid;
+};
+
+static int
+loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	struct load_ctx *x = arg;
+	struct worker *w = x->w;
+	uint32_t ver = __atomic_load_n(&sh->ver[x->kid], __ATOMIC_ACQUIRE);
+	size_t len;
+
+	(void)key;
+	(void)key_len;
+	w->ct->loads++;
+	if (rnd(w) % 1000 < opt.slow_permille) {	/* a slow backend */
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	if (ver == 0)
+		return MLC_LOAD_NOTFOUND;
+	len = rnd_len(w);
+	cv_make(w->buf, len, x->kid, ver);
+	out->data = w->buf;
+	out->len = len;
+	return MLC_LOAD_VALUE;
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+/* A value (or negative entry) read for @p kid, by @p what. */
+static void
+check(struct worker *w, const char *what, const struct mlc_value *v,
+      uint32_t kid, uint64_t epoch)
+{
+	uint32_t ver = 0, now;
+	int bad;
+
+	w->ct->checks++;
+	if (v->flags & MLC_NEGATIVE) {
+		w->ct->negatives++;
+		if (v->len != 0)
+			fail(w, "%s key %u: negative entry with %zu bytes",
+			     what, kid, v->len);
+		ver = 0;	/* "never set": older than any version */
+	} else {
+		bad = cv_check(v->data, v->len, kid, &ver);
+		if (bad != CV_OK) {
+			fail(w, "%s key %u: %s (len %zu, level %u, flags %#x)",
+			     what, kid, cv_what(bad), v->len, v->level,
+			     v->flags);
+			return;
+		}
+		if (v->len > VMAX)
+			fail(w, "%s key %u: %zu bytes", what, kid, v->len);
+	}
+	if (v->flags & MLC_STALE)
+		w->ct->stale++;
+	now = __atomic_load_n(&sh->ver[kid], __ATOMIC_ACQUIRE);
+	if (ver > now)
+		fail(w, "%s key %u: version %u from the future (counter %u)",
+		     what, kid, ver, now);
+	/* Versions go backwards for no reader, between purges it saw. */
+	if (epoch != w->epoch) {
+		memset(w->last, 0, sizeof(*w->last) * opt.keys);
+		w->epoch = epoch;
+	}
+	if (ver < w->last[kid]) {
+		fail(w, "%s key %u: version %u after %u (level %u, flags "
+		     "%#x, L2 version %" PRIu64 ")", what, kid, ver,
+		     w->last[kid], v->level, v->flags, v->version);
+		return;
+	}
+	w->last[kid] = ver;
+}
+
+/* ---- one worker thread ------------------------------------------------ */
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *
+worker_run(void *arg)
+{
+	struct worker *w = arg;
+	struct mlc_cache *c = w->c;
+	uint32_t nw = (uint32_t)(opt.procs * opt.threads);
+	double end = now_s() + opt.seconds;
+	struct counters *ct = w->ct;
+	struct mlc_call_options short_ttl = MLC_CALL_OPTIONS_INIT;
+
+	short_ttl.ttl_ms = 50;
+	if (c == NULL) {
+		struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+		int rc;
+
+		co.ttl_ms = 60000;
+		co.lru_size = 512;
+		rc = mlc_cache_open(&c, w->a, "stress", &co);
+		if (rc != 0) {
+			fail(w, "mlc_cache_open: %s", mlc_strerror(rc));
+			return NULL;
+		}
+	}
+	for (;;) {
+		uint32_t kid = (uint32_t)(rnd(w) % opt.keys);
+		uint32_t r = (uint32_t)(rnd(w) % 1000);
+		uint64_t epoch = __atomic_load_n(&sh->purge_epoch,
+						 __ATOMIC_ACQUIRE);
+		struct mlc_value v = { 0 };
+		char key[24];
+		size_t klen;
+		int rc;
+
+		if ((ct->ops & 255) == 0 && (sh->stop || now_s() >= end))
+			break;
+		ct->ops++;
+		key_of(key, kid, &klen);
+		if (r < 550) {				/* get + loader */
+			struct load_ctx x = { w, kid };
+
+			ct->gets++;
+			rc = mlc_get(c, key, klen, loader, &x, &v);
+			if (rc == 0)
+				check(w, "get+loader", &v, kid, epoch);
+			else if (rc == -ETIMEDOUT)
+				ct->timeouts++;
+			else
+				fail(w, "get+loader key %u: %s", kid,
+				     mlc_strerror(rc));
+		} else if (r < 650) {			/* get */
+			ct->gets++;
+			rc = mlc_get(c, key, klen, NULL, NULL, &v);
+			if (rc == 0)
+				check(w, "get", &v, kid, epoch);
+			else if (rc != -ENOENT)
+				fail(w, "get key %u: %s", kid,
+				     mlc_strerror(rc));
+		} else if (r < 750) {			/* peek */
+			ct->peeks++;
+			rc = mlc_peek(c, key, klen,
+				      r & 1 ? MLC_CALL_STALE_OK : 0, &v);
+			if (rc == 0)
+				check(w, "peek", &v, kid, epoch);
+			else if (rc != -ENOENT)
+				fail(w, "peek key %u: %s", kid,
+				     mlc_strerror(rc));
+		} else {				/* write a key we own */
+			uint32_t ver;
+			size_t len;
+
+			kid -= kid % nw;
+			kid += (uint32_t)w->id;
+			if (kid >= opt.keys)
+				kid = (uint32_t)w->id;
+			key_of(key, kid, &klen);
+			if (r < 920) {
+				ver = __atomic_add_fetch(&sh->ver[kid], 1,
+							 __ATOMIC_ACQ_REL);
+				len = rnd_len(w);
+				cv_make(w->buf, len, kid, ver);
+				ct->sets++;
+				/* Some expire soon: expiry, stale answers and
+				 * reclaiming run too. */
+				rc = mlc_set(c, key, klen, w->buf, len,
+					     r % 8 == 0 ? &short_ttl : NULL);
+				if (rc == -ENOSPC)
+					ct->nospace++;
+				else if (rc != 0)
+					fail(w, "set key %u: %s", kid,
+					     mlc_strerror(rc));
+				/* Our own write: never older after it. */
+				if (rc == 0 && epoch == w->epoch)
+					w->last[kid] = ver;
+			} else if (r < 999 ||
+				   rnd(w) % (PURGE_EVERY / 1000) != 0) {
+				ct->deletes++;
+				rc = mlc_delete(c, key, klen);
+				if (rc != 0)
+					fail(w, "delete key %u: %s", kid,
+					     mlc_strerror(rc));
+			} else {
+				/* The epoch first: a reader that sees the
+				 * purge's effects sees the new epoch. */
+				__atomic_add_fetch(&sh->purge_epoch, 1,
+						   __ATOMIC_ACQ_REL);
+				ct->purges++;
+				rc = mlc_purge(c);
+				if (rc != 0)
+					fail(w, "purge: %s", mlc_strerror(rc));
+			}
+		}
+		mlc_value_release(&v);
+	}
+	if (c != inherited)
+		mlc_cache_close(c);
+	return NULL;
+}
+
+/* ---- processes ----------------------------------------------------------- */
+
+static int
+child_main(int p)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	pthread_t th[MAXW];
+	struct worker *ws;
+	int rc;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	alarm((unsigned)opt.seconds + 120);	/* a hang kills us */
+	rc = mlc_arena_open(&a, name, &ao);	/* attach: our own mapping */
+	if (rc != 0) {
+		fprintf(stderr, "stress: child %d: attach: %s\n", p,
+			mlc_strerror(rc));
+		return 2;
+	}
+	ws = calloc((size_t)opt.threads, sizeof(*ws));
+	if (ws == NULL)
+		return 2;
+	for (int t = 0; t < opt.threads; t++) {
+		struct worker *w = &ws[t];
+
+		w->id = p * opt.threads + t;
+		w->a = a;
+		w->c = t == 0 ? inherited : NULL;
+		w->rng = cv_mix(opt.seed ^ (uint64_t)(w->id + 1) << 32) | 1;
+		w->last = calloc(opt.keys, sizeof(*w->last));
+		w->ct = &sh->w[w->id];
+		if (w->last == NULL)
+			return 2;
+		if (pthread_create(&th[t], NULL, worker_run, w) != 0)
+			return 2;
+	}
+	for (int t = 0; t < opt.threads; t++)
+		pthread_join(th[t], NULL);
+	for (int t = 0; t < opt.threads; t++)
+		free(ws[t].last);
+	free(ws);
+	mlc_arena_close(a);
+	return 0;
+}
+
+static void
+cleanup(void)
+{
+	if (name[0])
+		mlc_arena_unlink(name, 0);
+}
+
+static void
+on_signal(int sig)
+{
+	cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mlc-stress [--seconds N] [--procs P] "
+		"[--threads T] [--keys K] [--bytes B] [--seed S]\n"
+		"                  [--slow-loads PERMILLE]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+	struct counters sum = { 0 };
+	const char *first = NULL;
+	pid_t pids[MAXW];
+	int bad_exit = 0, rc;
+	double t0, took;
+	size_t shsize;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (v == NULL)
+			usage();
+		if (strcmp(a, "--seconds") == 0)
+			opt.seconds = strtod(v, NULL);
+		else if (strcmp(a, "--procs") == 0)
+			opt.procs = atoi(v);
+		else if (strcmp(a, "--threads") == 0)
+			opt.threads = atoi(v);
+		else if (strcmp(a, "--keys") == 0)
+			opt.keys = (uint32_t)strtoul(v, NULL, 0);
+		else if (strcmp(a, "--bytes") == 0)
+			opt.bytes = strtoull(v, NULL, 0);
+		else if (strcmp(a, "--seed") == 0)
+			opt.seed = strtoull(v, NULL, 0);
+		else if (strcmp(a, "--slow-loads") == 0)
+			opt.slow_permille = (uint32_t)strtoul(v, NULL, 0);
+		else
+			usage();
+		i++;
+	}
+	if (opt.seconds <= 0 || opt.procs < 1 || opt.threads < 1 ||
+	    opt.procs * opt.threads > MAXW || opt.keys < (uint32_t)MAXW)
+		usage();
+	if (opt.seed == 0 &&
+	    getrandom(&opt.seed, sizeof(opt.seed), 0) != sizeof(opt.seed))
+		opt.seed = (uint64_t)time(NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("stress: %d processes x %d threads, %u keys, %" PRIu64
+	       " MiB arena, %.0f s, --seed %#" PRIx64 "\n", opt.procs,
+	       opt.threads, opt.keys, opt.bytes >> 20, opt.seconds, opt.seed);
+
+	shsize = sizeof(*sh) + sizeof(uint32_t) * opt.keys;
+	sh = mmap(NULL, shsize, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return 2;
+	snprintf(name, sizeof(name), "mlc-stress-%ld-%08" PRIx32,
+		 (long)getpid(), (uint32_t)opt.seed);
+	atexit(cleanup);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	ao.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	ao.bytes = opt.bytes;
+	ao.page_size = 64 << 10;
+	ao.log_cells = 16384;
+	ao.flight_slots = 1024;
+	rc = mlc_arena_open(&parent_arena, name, &ao);
+	if (rc != 0) {
+		fprintf(stderr, "stress: create %s: %s\n", name,
+			mlc_strerror(rc));
+		name[0] = '\0';
+		return 2;
+	}
+	co.ttl_ms = 60000;
+	co.lru_size = 512;
+	rc = mlc_cache_open(&inherited, parent_arena, "stress", &co);
+	if (rc != 0) {
+		fprintf(stderr, "stress: cache: %s\n", mlc_strerror(rc));
+		return 2;
+	}
+	t0 = now_s();
+	fflush(NULL);
+	for (int p = 0; p < opt.procs; p++) {
+		pids[p] = fork();
+		if (pids[p] < 0) {
+			perror("fork");
+			return 2;
+		}
+		if (pids[p] == 0)
+			_exit(child_main(p));
+	}
+	for (int p = 0; p < opt.procs; p++) {
+		int st;
+
+		while (waitpid(pids[p], &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "stress: child %d ended with %s %d%s\n",
+				p, WIFSIGNALED(st) ? "signal" : "status",
+				WIFSIGNALED(st) ? WTERMSIG(st) :
+				WEXITSTATUS(st),
+				WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ?
+				" (hung)" : "");
+			bad_exit++;
+		}
+	}
+	took = now_s() - t0;
+	for (int i = 0; i < opt.procs * opt.threads; i++) {
+		struct counters *c = &sh->w[i];
+
+		sum.ops += c->ops;
+		sum.checks += c->checks;
+		sum.failures += c->failures;
+		sum.gets += c->gets;
+		sum.loads += c->loads;
+		sum.sets += c->sets;
+		sum.deletes += c->deletes;
+		sum.peeks += c->peeks;
+		sum.purges += c->purges;
+		sum.nospace += c->nospace;
+		sum.timeouts += c->timeouts;
+		sum.negatives += c->negatives;
+		sum.stale += c->stale;
+		if (c->failures && first == NULL)
+			first = c->first;
+	}
+	mlc_arena_info(parent_arena, &in);
+	printf("stress: %" PRIu64 " gets, %" PRIu64 " loads, %" PRIu64
+	       " sets, %" PRIu64 " deletes, %" PRIu64 " peeks, %" PRIu64
+	       " purges; %" PRIu64 " negative and %" PRIu64 " stale answers; %"
+	       PRIu64 " sets refused (-ENOSPC), %" PRIu64 " lock timeouts\n",
+	       sum.gets, sum.loads, sum.sets, sum.deletes, sum.peeks,
+	       sum.purges, sum.negatives, sum.stale, sum.nospace, sum.timeouts);
+	printf("stress: arena: %" PRIu64 " evictions, %" PRIu64
+	       " index evictions, %" PRIu64 " expired, %" PRIu64
+	       " page moves, %" PRIu64 " orphans, %" PRIu64 " repairs, %"
+	       PRIu64 " write failures, %" PRIu64 "/%" PRIu64 " items\n",
+	       in.evictions, in.index_evictions, in.expired_reclaimed,
+	       in.page_moves, in.orphans_reclaimed, in.repairs,
+	       in.write_failures, in.items, in.max_items);
+	if (first != NULL)
+		printf("stress: first failure: %s\n", first);
+	printf("stress: %" PRIu64 " ops, %" PRIu64 " checks, %" PRIu64
+	       " failures, %" PRIu64 " evictions, %.1f seconds\n", sum.ops,
+	       sum.checks, sum.failures + (uint64_t)bad_exit,
+	       in.evictions + in.index_evictions, took);
+	mlc_cache_close(inherited);
+	mlc_arena_close(parent_arena);
+	munmap(sh, shsize);
+	return sum.failures || bad_exit ? 1 : 0;
+}
