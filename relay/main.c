@@ -1,0 +1,199 @@
+/*
+ * mlc-relay: the daemon form.  Attaches an arena by name and applies the
+ * other hosts' invalidations to it (subscribe).  Its own arena handle has
+ * no caches, so it never sees this host's changes: the processes that
+ * change the arena publish them themselves, each with an in-process relay
+ * in publish mode (mlc_relay_start() with MLC_RELAY_PUBLISH), or run
+ * everything in-process and do without the daemon.  See relay/README.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlc-relay.h"
+
+static volatile sig_atomic_t quit;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	quit = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: mlc-relay --arena NAME --host-id ID [options]\n"
+"  --arena NAME         arena (shm name; a path with --file)\n"
+"  --file               NAME is a file path\n"
+"  --create             create the arena if absent (else wait for it)\n"
+"  --bytes N            size when creating (default 64 MiB)\n"
+"  --host-id ID         this host's name, unique among the hosts\n"
+"  --host HOST          Redis host (default 127.0.0.1)\n"
+"  --port PORT          Redis port (default 6379)\n"
+"  --unix PATH          Redis unix socket (instead of host/port)\n"
+"  --password PASS      Redis AUTH (or MLC_RELAY_PASSWORD in the env)\n"
+"  --stream NAME        stream key (default mlc:events)\n"
+"  --maxlen N           XADD MAXLEN ~ N (default 100000)\n"
+"  --block-ms MS        XREAD BLOCK (default 2000)\n"
+"  --io-timeout-ms MS   connect and reply timeout (default 2000)\n"
+"  --backoff-max-ms MS  reconnect back-off cap (default 5000)\n"
+"  --max-offline-ms MS  purge all when cut off longer (default 10000)\n"
+"  --no-start-purge     do not purge everything on the first connection\n"
+"  --no-offline-purge   do not purge while cut off\n"
+"  --stats-ms MS        print the counters every MS (default 0: at exit)\n"
+"  --stats-file PATH    also write them (one line) to PATH\n"
+"  --publish            also publish (only useful with an application\n"
+"                       calling mlc_relay_event(); see README)\n");
+}
+
+static void
+write_stats(struct mlc_relay *r, const char *path, int print)
+{
+	struct mlc_relay_stats st = MLC_RELAY_STATS_INIT;
+	char line[512], tmp[4096];
+	FILE *f;
+
+	mlc_relay_stats(r, &st);
+	mlc_relay_stats_format(&st, line, sizeof(line));
+	if (print) {
+		printf("mlc-relay: %s\n", line);
+		fflush(stdout);
+	}
+	if (path == NULL)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL)
+		return;
+	fprintf(f, "%s\n", line);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { O_FILE = 256, O_CREATE, O_BYTES, O_MAXLEN, O_BLOCK, O_IO,
+	       O_BOMAX, O_OFFLINE, O_NOSTART, O_NOOFF, O_STATS, O_STATSF,
+	       O_PUB, O_PASS };
+	static const struct option lo[] = {
+		{ "arena", 1, 0, 'a' }, { "host-id", 1, 0, 'i' },
+		{ "host", 1, 0, 'H' }, { "port", 1, 0, 'p' },
+		{ "unix", 1, 0, 'u' }, { "stream", 1, 0, 's' },
+		{ "password", 1, 0, O_PASS },
+		{ "file", 0, 0, O_FILE }, { "create", 0, 0, O_CREATE },
+		{ "bytes", 1, 0, O_BYTES }, { "maxlen", 1, 0, O_MAXLEN },
+		{ "block-ms", 1, 0, O_BLOCK }, { "io-timeout-ms", 1, 0, O_IO },
+		{ "backoff-max-ms", 1, 0, O_BOMAX },
+		{ "max-offline-ms", 1, 0, O_OFFLINE },
+		{ "no-start-purge", 0, 0, O_NOSTART },
+		{ "no-offline-purge", 0, 0, O_NOOFF },
+		{ "stats-ms", 1, 0, O_STATS }, { "stats-file", 1, 0, O_STATSF },
+		{ "publish", 0, 0, O_PUB }, { "help", 0, 0, 'h' },
+		{ 0, 0, 0, 0 }
+	};
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_stats st = MLC_RELAY_STATS_INIT;
+	struct mlc_arena *arena = NULL;
+	struct mlc_relay *relay = NULL;
+	const char *name = NULL, *stats_file = NULL;
+	unsigned stats_ms = 0;
+	int opt, rc, waited = 0;
+	char err[160], line[512];
+	struct sigaction sa;
+
+	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro.redis_password = getenv("MLC_RELAY_PASSWORD");
+	while ((opt = getopt_long(argc, argv, "a:i:H:p:u:s:h", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'a': name = optarg; break;
+		case 'i': ro.host_id = optarg; break;
+		case 'H': ro.redis_host = optarg; break;
+		case 'p': ro.redis_port = (uint32_t)atoi(optarg); break;
+		case 'u': ro.redis_unix = optarg; break;
+		case 's': ro.stream = optarg; break;
+		case O_PASS: ro.redis_password = optarg; break;
+		case O_FILE: ao.flags |= MLC_ARENA_FILE; break;
+		case O_CREATE: ao.flags |= MLC_ARENA_CREATE; break;
+		case O_BYTES: ao.bytes = strtoull(optarg, NULL, 0); break;
+		case O_MAXLEN: ro.maxlen = strtoull(optarg, NULL, 0); break;
+		case O_BLOCK: ro.block_ms = (uint32_t)atoi(optarg); break;
+		case O_IO: ro.io_timeout_ms = (uint32_t)atoi(optarg); break;
+		case O_BOMAX: ro.backoff_max_ms = (uint32_t)atoi(optarg); break;
+		case O_OFFLINE: ro.max_offline_ms = (uint32_t)atoi(optarg); break;
+		case O_NOSTART: ro.flags |= MLC_RELAY_NO_START_PURGE; break;
+		case O_NOOFF: ro.flags |= MLC_RELAY_NO_OFFLINE_PURGE; break;
+		case O_STATS: stats_ms = (unsigned)atoi(optarg); break;
+		case O_STATSF: stats_file = optarg; break;
+		case O_PUB: ro.mode |= MLC_RELAY_PUBLISH;
+			    ro.flags |= MLC_RELAY_NO_HOOK; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (name == NULL || ro.host_id == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Without --create, wait for the application to make the arena. */
+	while ((rc = mlc_arena_open(&arena, name, &ao)) == -ENOENT && !quit) {
+		if (!waited++)
+			fprintf(stderr, "mlc-relay: waiting for arena %s\n",
+				name);
+		usleep(200 * 1000);
+	}
+	if (quit)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "mlc-relay: arena %s: %s\n", name,
+			mlc_strerror(rc));
+		return 1;
+	}
+	if ((rc = mlc_relay_start(&relay, arena, &ro)) < 0) {
+		fprintf(stderr, "mlc-relay: start: %s\n", mlc_strerror(rc));
+		return 1;
+	}
+	fprintf(stderr, "mlc-relay: host %s, arena %s, %s%s%s, stream %s\n",
+		ro.host_id, name,
+		ro.redis_unix ? ro.redis_unix : ro.redis_host ? ro.redis_host :
+		"127.0.0.1", ro.redis_unix ? "" : ":",
+		ro.redis_unix ? "" : (snprintf(line, sizeof(line), "%u",
+			ro.redis_port ? ro.redis_port : 6379), line),
+		ro.stream ? ro.stream : "mlc:events");
+
+	err[0] = '\0';
+	for (unsigned t = 0; !quit; t += 50) {
+		char e[160];
+
+		usleep(50 * 1000);
+		mlc_relay_last_error(relay, e, sizeof(e));
+		if (strcmp(e, err) != 0) {
+			fprintf(stderr, "mlc-relay: %s\n", e);
+			snprintf(err, sizeof(err), "%s", e);
+		}
+		if (stats_ms && t % stats_ms < 50)
+			write_stats(relay, stats_file, 1);
+		else if (stats_file && t % 200 == 0)
+			write_stats(relay, stats_file, 0);
+	}
+	write_stats(relay, stats_file, 0);
+	mlc_relay_stop(relay, &st);
+	mlc_relay_stats_format(&st, line, sizeof(line));
+	printf("mlc-relay: final %s\n", line);
+	mlc_arena_close(arena);
+	return 0;
+}

@@ -1,0 +1,1139 @@
+/*
+ * mlc-relay: invalidations between hosts through a Redis Stream.
+ *
+ *   hook (any thread, inside mlc_set & co.)  -> bounded queue
+ *   publisher thread: queue -> XADD stream MAXLEN ~ N * h HOST o OP n NS k KEY
+ *   subscriber thread: XREAD BLOCK from the last ID -> mlc_arena_apply_event
+ *
+ * Each thread has its own connection (a connection blocked in XREAD cannot
+ * send XADDs) and reconnects with exponential back-off.  The subscriber
+ * purges every local namespace whenever entries may have been missed: on
+ * its first connection (the arena's past is unknown), when Redis restarted
+ * (run_id changed), when the stream was trimmed past its last ID or
+ * recreated, and when it was cut off longer than max_offline_ms.
+ */
+#include "mlc-relay.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#define DROP_NS_MAX 16
+
+enum { OP_SET = 'S', OP_DEL = 'D', OP_PURGE = 'P', OP_PURGE_ALL = 'A' };
+
+struct qev {
+	struct qev *next;
+	uint32_t key_len;
+	uint8_t  op;
+	uint8_t  ns_len;
+	char     data[];	/* ns, then key */
+};
+
+struct sid {			/* a stream entry ID */
+	uint64_t ms, seq;
+};
+
+struct mlc_relay {
+	struct mlc_arena *arena;
+	char host_id[64];
+	char host[256];
+	char unix_path[108];
+	char password[128];
+	char stream[256];
+	char maxlen[24];
+	uint32_t port, mode, flags, queue_len, batch, block_ms, io_ms;
+	uint32_t bo_min, bo_max, max_offline_ms, flush_ms;
+	uint64_t queue_bytes;
+
+	pthread_mutex_t mu;	/* everything below */
+	pthread_cond_t  pub_cv;	/* queue not empty, or stop */
+	pthread_cond_t  stop_cv; /* stop (for back-off sleeps) */
+	struct qev *qhead, *qtail;
+	uint64_t qn, qbytes;
+	char drop_ns[DROP_NS_MAX][MLC_NAME_MAX + 1];
+	unsigned ndrop;
+	bool drop_all;
+	bool stop;
+	uint64_t stop_at;
+	bool pub_running, sub_running, child_start, hooked;
+	pthread_t pub_th, sub_th;
+	int sub_fd;
+	char last_error[160];
+
+	struct mlc_relay_stats st;	/* updated with atomics */
+	int64_t last_read_at;		/* ms, atomics; -1: never */
+	struct mlc_relay *reg_next;
+};
+
+#define ST_ADD(r, f, n) __atomic_fetch_add(&(r)->st.f, (n), __ATOMIC_RELAXED)
+#define ST_GET(r, f)    __atomic_load_n(&(r)->st.f, __ATOMIC_RELAXED)
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct timeval
+ms_tv(uint32_t ms)
+{
+	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+
+	return tv;
+}
+
+static void
+set_error(struct mlc_relay *r, const char *what, const char *detail)
+{
+	pthread_mutex_lock(&r->mu);
+	snprintf(r->last_error, sizeof(r->last_error), "%s: %s", what,
+		 detail ? detail : "?");
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int
+sid_parse(const char *s, struct sid *id)
+{
+	char *end;
+
+	if (s == NULL)
+		return -1;
+	id->ms = strtoull(s, &end, 10);
+	id->seq = 0;
+	if (*end == '-')
+		id->seq = strtoull(end + 1, &end, 10);
+	return *end == '\0' ? 0 : -1;
+}
+
+static int
+sid_cmp(const struct sid *a, const struct sid *b)
+{
+	if (a->ms != b->ms)
+		return a->ms < b->ms ? -1 : 1;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return 0;
+}
+
+static bool
+sid_zero(const struct sid *a)
+{
+	return a->ms == 0 && a->seq == 0;
+}
+
+/* Sleep @p ms unless stop is asked for.  @return true if stopping. */
+static bool
+relay_sleep(struct mlc_relay *r, uint64_t ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop &&
+	       pthread_cond_timedwait(&r->stop_cv, &r->mu, &ts) != ETIMEDOUT)
+		;
+	stop = r->stop;
+	pthread_mutex_unlock(&r->mu);
+	return stop;
+}
+
+static void
+nap_ms(uint64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000),
+			       (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Exponential back-off with jitter: the next delay. */
+static uint32_t
+backoff_next(struct mlc_relay *r, uint32_t *cur)
+{
+	uint32_t d = *cur ? *cur : r->bo_min;
+	uint32_t jitter = d / 4 ? (uint32_t)rand() % (d / 4 + 1) : 0;
+
+	*cur = d >= r->bo_max / 2 ? r->bo_max : d * 2;
+	return d - d / 8 + jitter;
+}
+
+static redisContext *
+rconnect(struct mlc_relay *r, uint32_t read_ms)
+{
+	redisContext *c;
+	redisReply *rep;
+
+	if (r->unix_path[0])
+		c = redisConnectUnixWithTimeout(r->unix_path, ms_tv(r->io_ms));
+	else
+		c = redisConnectWithTimeout(r->host, (int)r->port,
+					    ms_tv(r->io_ms));
+	if (c == NULL) {
+		set_error(r, "connect", "out of memory");
+		return NULL;
+	}
+	if (c->err) {
+		set_error(r, "connect", c->errstr);
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, ms_tv(read_ms));
+	if (r->password[0]) {
+		rep = redisCommand(c, "AUTH %s", r->password);
+		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+			set_error(r, "AUTH", rep ? rep->str : c->errstr);
+			if (rep)
+				freeReplyObject(rep);
+			redisFree(c);
+			return NULL;
+		}
+		freeReplyObject(rep);
+	}
+	return c;
+}
+
+static void
+connected_bit(struct mlc_relay *r, uint32_t bit, bool on)
+{
+	if (on)
+		__atomic_fetch_or(&r->st.connected, bit, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&r->st.connected, ~bit, __ATOMIC_RELAXED);
+}
+
+/* ---- applying ------------------------------------------------------------ */
+
+static int
+apply_purge(struct mlc_relay *r, const char *ns, size_t ns_len)
+{
+	struct mlc_event ev = { MLC_EVENT_PURGE, (uint32_t)ns_len, ns, NULL,
+				0, 0 };
+	int rc = mlc_arena_apply_event(r->arena, &ev);
+
+	if (rc == 0)
+		ST_ADD(r, ns_purged, 1);
+	return rc;
+}
+
+/* Purge every namespace in use here: what we may have missed is unknown. */
+static void
+purge_all(struct mlc_relay *r)
+{
+	char name[MLC_NAME_MAX + 1];
+
+	for (uint32_t i = 0;
+	     mlc_arena_namespace(r->arena, i, name, sizeof(name)) == 0; i++)
+		if (apply_purge(r, name, strlen(name)) < 0)
+			ST_ADD(r, errors, 1);
+}
+
+/* ---- the queue (filled by the hook) ---------------------------------- */
+
+/* Remember that a change of namespace @p ns was lost (under r->mu): a
+ * PURGE of it will be published instead. */
+static void
+drop_note(struct mlc_relay *r, const char *ns, size_t ns_len)
+{
+	if (r->drop_all)
+		return;
+	for (unsigned i = 0; i < r->ndrop; i++)
+		if (strlen(r->drop_ns[i]) == ns_len &&
+		    memcmp(r->drop_ns[i], ns, ns_len) == 0)
+			return;
+	if (r->ndrop == DROP_NS_MAX) {
+		r->drop_all = true;	/* too many: purge them all */
+		return;
+	}
+	memcpy(r->drop_ns[r->ndrop], ns, ns_len);
+	r->drop_ns[r->ndrop][ns_len] = '\0';
+	r->ndrop++;
+}
+
+static void start_child_publisher(struct mlc_relay *r);
+
+int
+mlc_relay_event(struct mlc_relay *r, const struct mlc_event *ev)
+{
+	struct qev *q;
+	size_t klen;
+	int rc = 0;
+
+	if (r == NULL || ev == NULL || ev->ns == NULL || ev->ns_len == 0 ||
+	    ev->ns_len > MLC_NAME_MAX)
+		return -EINVAL;
+	if (ev->op != MLC_EVENT_SET && ev->op != MLC_EVENT_DELETE &&
+	    ev->op != MLC_EVENT_PURGE)
+		return -EINVAL;
+	klen = ev->op == MLC_EVENT_PURGE ? 0 : ev->key_len;
+	if (klen > MLC_KEY_MAX || (klen && ev->key == NULL))
+		return -EINVAL;
+	q = malloc(sizeof(*q) + ev->ns_len + klen);
+	if (q != NULL) {
+		q->next = NULL;
+		q->key_len = (uint32_t)klen;
+		q->op = ev->op == MLC_EVENT_SET ? OP_SET :
+			ev->op == MLC_EVENT_DELETE ? OP_DEL : OP_PURGE;
+		q->ns_len = (uint8_t)ev->ns_len;
+		memcpy(q->data, ev->ns, ev->ns_len);
+		if (klen)
+			memcpy(q->data + ev->ns_len, ev->key, klen);
+	}
+	pthread_mutex_lock(&r->mu);
+	if (r->child_start)
+		start_child_publisher(r);
+	if (q == NULL || r->stop || !(r->mode & MLC_RELAY_PUBLISH) ||
+	    r->qn >= r->queue_len || r->qbytes + klen > r->queue_bytes) {
+		if (!r->stop && (r->mode & MLC_RELAY_PUBLISH))
+			drop_note(r, ev->ns, ev->ns_len);
+		ST_ADD(r, dropped, 1);
+		free(q);
+		rc = -ENOBUFS;
+	} else {
+		if (r->qtail)
+			r->qtail->next = q;
+		else
+			r->qhead = q;
+		r->qtail = q;
+		r->qn++;
+		r->qbytes += klen;
+		if (r->qn > ST_GET(r, queue_max))
+			__atomic_store_n(&r->st.queue_max, r->qn,
+					 __ATOMIC_RELAXED);
+		pthread_cond_signal(&r->pub_cv);
+	}
+	__atomic_store_n(&r->st.queued, r->qn, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+static void
+relay_hook(void *arg, const struct mlc_event *ev)
+{
+	(void)mlc_relay_event(arg, ev);
+}
+
+static struct qev *
+qev_make(uint8_t op, const char *ns, size_t ns_len)
+{
+	struct qev *q = malloc(sizeof(*q) + ns_len);
+
+	if (q != NULL) {
+		q->next = NULL;
+		q->key_len = 0;
+		q->op = op;
+		q->ns_len = (uint8_t)ns_len;
+		memcpy(q->data, ns, ns_len);
+	}
+	return q;
+}
+
+static void
+qev_free_list(struct qev *q)
+{
+	while (q != NULL) {
+		struct qev *n = q->next;
+
+		free(q);
+		q = n;
+	}
+}
+
+/* ---- publisher --------------------------------------------------------- */
+
+struct pending {
+	struct qev *head, *tail;
+	uint64_t n;
+};
+
+static void
+pend_add(struct pending *p, struct qev *q)
+{
+	if (q == NULL)
+		return;
+	if (p->tail)
+		p->tail->next = q;
+	else
+		p->head = q;
+	while (q->next)
+		q = q->next;
+	p->tail = q;
+}
+
+/* Take the queue and the drop notes (under r->mu). */
+static void
+take_queue(struct mlc_relay *r, struct pending *p)
+{
+	struct qev *q;
+
+	if (r->qhead) {
+		pend_add(p, r->qhead);
+		p->n += r->qn;
+		r->qhead = r->qtail = NULL;
+		r->qn = r->qbytes = 0;
+		__atomic_store_n(&r->st.queued, 0, __ATOMIC_RELAXED);
+	}
+	/* After what was queued: each purge is later than the change it
+	 * stands for, so a host that applies it cannot keep the old value. */
+	if (r->drop_all) {
+		if ((q = qev_make(OP_PURGE_ALL, "", 0)) != NULL) {
+			pend_add(p, q);
+			p->n++;
+			r->drop_all = false;
+			r->ndrop = 0;
+		}
+	}
+	while (r->ndrop > 0) {
+		const char *ns = r->drop_ns[r->ndrop - 1];
+
+		if ((q = qev_make(OP_PURGE, ns, strlen(ns))) == NULL) {
+			r->drop_all = true;	/* retried next time */
+			break;
+		}
+		q->key_len = UINT32_MAX;	/* marks "for a drop" */
+		pend_add(p, q);
+		p->n++;
+		r->ndrop--;
+	}
+}
+
+/* Send up to r->batch pending entries in one pipeline.
+ * @return entries acknowledged, or -1 if the connection failed. */
+static int
+publish_batch(struct mlc_relay *r, redisContext *c, struct pending *p)
+{
+	const char *argv[14];
+	size_t lens[14];
+	char opc[2] = { 0, 0 };
+	struct qev *q = p->head;
+	unsigned n = 0, ok = 0;
+
+	for (; q != NULL && n < r->batch; q = q->next, n++) {
+		int argc = 0;
+
+#define ARG(s, l) (argv[argc] = (s), lens[argc] = (l), argc++)
+		ARG("XADD", 4);
+		ARG(r->stream, strlen(r->stream));
+		ARG("MAXLEN", 6);
+		ARG("~", 1);
+		ARG(r->maxlen, strlen(r->maxlen));
+		ARG("*", 1);
+		ARG("h", 1);
+		ARG(r->host_id, strlen(r->host_id));
+		opc[0] = (char)q->op;
+		ARG("o", 1);
+		ARG(opc, 1);
+		if (q->op != OP_PURGE_ALL) {
+			ARG("n", 1);
+			ARG(q->data, q->ns_len);
+		}
+		if (q->op == OP_SET || q->op == OP_DEL) {
+			ARG("k", 1);
+			ARG(q->data + q->ns_len, q->key_len);
+		}
+#undef ARG
+		if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+			return -1;
+	}
+	/* Acknowledge them in order.  A Redis error (not a connection
+	 * failure) loses that entry: count it and publish a purge of its
+	 * namespace instead, as for a drop. */
+	for (unsigned i = 0; i < n; i++) {
+		redisReply *rep = NULL;
+		bool err;
+
+		if (redisGetReply(c, (void **)&rep) != REDIS_OK ||
+		    rep == NULL) {
+			set_error(r, "XADD", c->errstr);
+			return -1;
+		}
+		err = rep->type == REDIS_REPLY_ERROR;
+		if (err)
+			set_error(r, "XADD", rep->str);
+		freeReplyObject(rep);
+		q = p->head;
+		p->head = q->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		p->n--;
+		if (err) {
+			ST_ADD(r, errors, 1);
+			if (q->op == OP_SET || q->op == OP_DEL) {
+				pthread_mutex_lock(&r->mu);
+				drop_note(r, q->data, q->ns_len);
+				pthread_mutex_unlock(&r->mu);
+			}
+		} else {
+			if (q->op == OP_PURGE_ALL || q->key_len == UINT32_MAX)
+				ST_ADD(r, drop_purges, 1);
+			ok++;
+		}
+		free(q);
+	}
+	ST_ADD(r, published, ok);
+	return (int)ok;
+}
+
+static void *
+pub_main(void *arg)
+{
+	struct mlc_relay *r = arg;
+	struct pending p = { NULL, NULL, 0 };
+	redisContext *c = NULL;
+	uint32_t backoff = 0;
+	bool ever = false, stopping;
+
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		while (!r->stop && r->qhead == NULL && p.head == NULL &&
+		       r->ndrop == 0 && !r->drop_all)
+			pthread_cond_wait(&r->pub_cv, &r->mu);
+		take_queue(r, &p);
+		stopping = r->stop;
+		pthread_mutex_unlock(&r->mu);
+		if (p.head == NULL) {
+			if (stopping)
+				break;
+			continue;
+		}
+		if (stopping && now_ms() >= r->stop_at + r->flush_ms)
+			break;
+		if (c == NULL) {
+			c = rconnect(r, r->io_ms);
+			if (c == NULL) {
+				uint64_t d = backoff_next(r, &backoff);
+
+				if (stopping) {
+					uint64_t end = r->stop_at + r->flush_ms;
+					uint64_t t = now_ms();
+
+					if (t >= end)
+						break;
+					nap_ms(d < end - t ? d : end - t);
+				} else {
+					relay_sleep(r, d);
+				}
+				continue;
+			}
+			if (ever)
+				ST_ADD(r, reconnects, 1);
+			ever = true;
+			connected_bit(r, MLC_RELAY_PUBLISH, true);
+		}
+		while (p.head != NULL) {
+			if (publish_batch(r, c, &p) < 0) {
+				redisFree(c);
+				c = NULL;
+				connected_bit(r, MLC_RELAY_PUBLISH, false);
+				break;
+			}
+			backoff = 0;
+		}
+	}
+	/* Whatever could not be published by the flush deadline. */
+	ST_ADD(r, dropped, p.n);
+	qev_free_list(p.head);
+	if (c)
+		redisFree(c);
+	connected_bit(r, MLC_RELAY_PUBLISH, false);
+	return NULL;
+}
+
+/* ---- subscriber ------------------------------------------------------ */
+
+struct sub {
+	struct sid last;	/* last entry seen (or the sync point) */
+	bool have_pos;
+	char run_id[48];
+	uint64_t ok_at;		/* last good exchange with Redis */
+	uint64_t offline_purge_at;
+};
+
+static const redisReply *
+field(const redisReply *kv, const char *name)
+{
+	if (kv == NULL || kv->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < kv->elements; i += 2)
+		if (kv->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(kv->element[i]->str, name) == 0)
+			return kv->element[i + 1];
+	return NULL;
+}
+
+static void
+gap(struct mlc_relay *r, const char *why)
+{
+	set_error(r, "gap", why);
+	purge_all(r);
+	ST_ADD(r, gaps, 1);
+}
+
+/* Find our place after (re)connecting.  @return 0, or -1 (drop it). */
+static int
+sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
+{
+	redisReply *info = NULL, *xi = NULL;
+	const redisReply *f;
+	const char *p, *e;
+	char run_id[48] = "";
+	struct sid last_gen = { 0, 0 }, first = { 0, 0 };
+	bool missing, has_first = false;
+	int rc = -1;
+
+	redisAppendCommand(c, "INFO server");
+	redisAppendCommand(c, "XINFO STREAM %s", r->stream);
+	if (redisGetReply(c, (void **)&info) != REDIS_OK ||
+	    redisGetReply(c, (void **)&xi) != REDIS_OK) {
+		set_error(r, "sync", c->errstr);
+		goto out;
+	}
+	if (info->type != REDIS_REPLY_STRING) {
+		set_error(r, "INFO", info->type == REDIS_REPLY_ERROR ?
+			  info->str : "unexpected reply");
+		goto out;
+	}
+	if ((p = strstr(info->str, "run_id:")) != NULL) {
+		p += 7;
+		e = p + strcspn(p, "\r\n");
+		snprintf(run_id, sizeof(run_id), "%.*s", (int)(e - p), p);
+	}
+	missing = xi->type == REDIS_REPLY_ERROR;
+	if (missing && strstr(xi->str, "no such key") == NULL) {
+		set_error(r, "XINFO", xi->str);
+		goto out;
+	}
+	if (!missing) {
+		f = field(xi, "last-generated-id");
+		if (f == NULL || f->type != REDIS_REPLY_STRING ||
+		    sid_parse(f->str, &last_gen) < 0) {
+			set_error(r, "XINFO", "no last-generated-id");
+			goto out;
+		}
+		f = field(xi, "first-entry");
+		if (f != NULL && f->type == REDIS_REPLY_ARRAY &&
+		    f->elements >= 1 &&
+		    f->element[0]->type == REDIS_REPLY_STRING &&
+		    sid_parse(f->element[0]->str, &first) == 0)
+			has_first = true;
+	}
+	if (!s->have_pos) {
+		/* The arena's past is unknown: whatever it holds may have
+		 * changed elsewhere before we were listening. */
+		if (!(r->flags & MLC_RELAY_NO_START_PURGE))
+			purge_all(r);
+		s->have_pos = true;
+	} else if (strcmp(run_id, s->run_id) != 0) {
+		gap(r, "Redis restarted (run_id changed)");
+	} else if (missing) {
+		if (!sid_zero(&s->last))
+			gap(r, "stream deleted");
+	} else if (sid_cmp(&last_gen, &s->last) < 0) {
+		gap(r, "stream recreated");
+	} else if (has_first && !sid_zero(&s->last) &&
+		   sid_cmp(&first, &s->last) > 0) {
+		gap(r, "stream trimmed past the last entry read");
+	} else if (r->max_offline_ms &&
+		   now_ms() - s->ok_at > r->max_offline_ms) {
+		gap(r, "cut off longer than max_offline_ms");
+	} else {
+		rc = 0;		/* continuous: read on from s->last */
+		goto done;
+	}
+	/* Entries up to last_gen are covered by the purge just done. */
+	s->last = missing ? (struct sid){ 0, 0 } : last_gen;
+	rc = 0;
+done:
+	snprintf(s->run_id, sizeof(s->run_id), "%s", run_id);
+	s->ok_at = now_ms();
+	__atomic_store_n(&r->last_read_at, (int64_t)s->ok_at,
+			 __ATOMIC_RELAXED);
+out:
+	if (info)
+		freeReplyObject(info);
+	if (xi)
+		freeReplyObject(xi);
+	return rc;
+}
+
+static void
+apply_entry(struct mlc_relay *r, const redisReply *fields)
+{
+	const redisReply *h = field(fields, "h"), *o = field(fields, "o");
+	const redisReply *n = field(fields, "n"), *k = field(fields, "k");
+	struct mlc_event ev = { 0 };
+	int rc;
+
+	if (h == NULL || o == NULL || h->type != REDIS_REPLY_STRING ||
+	    o->type != REDIS_REPLY_STRING || o->len != 1) {
+		ST_ADD(r, errors, 1);
+		return;
+	}
+	if (h->len == strlen(r->host_id) &&
+	    memcmp(h->str, r->host_id, h->len) == 0) {
+		ST_ADD(r, own, 1);	/* local already: the log did it */
+		return;
+	}
+	if (o->str[0] == OP_PURGE_ALL) {
+		purge_all(r);
+		ST_ADD(r, applied, 1);
+		return;
+	}
+	if (n == NULL || n->type != REDIS_REPLY_STRING) {
+		ST_ADD(r, errors, 1);
+		return;
+	}
+	ev.ns = n->str;
+	ev.ns_len = (uint32_t)n->len;
+	switch (o->str[0]) {
+	case OP_PURGE:
+		rc = apply_purge(r, n->str, n->len);
+		break;
+	case OP_SET:
+	case OP_DEL:
+		if (k == NULL || k->type != REDIS_REPLY_STRING) {
+			rc = -EINVAL;
+			break;
+		}
+		ev.op = o->str[0] == OP_SET ? MLC_EVENT_SET : MLC_EVENT_DELETE;
+		ev.key = k->str;
+		ev.key_len = k->len;
+		rc = mlc_arena_apply_event(r->arena, &ev);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	if (rc < 0)
+		ST_ADD(r, errors, 1);
+	else
+		ST_ADD(r, applied, 1);
+}
+
+/* One XREAD BLOCK, with the first entry's ID read right after it (the
+ * XRANGE waits in the pipeline until the XREAD is served).
+ * @return 0, or -1 (connection failed). */
+static int
+sub_read(struct mlc_relay *r, redisContext *c, struct sub *s)
+{
+	redisReply *xr = NULL, *fr = NULL;
+	struct sid before = s->last, first;
+	char last[48];
+	int rc = -1;
+
+	snprintf(last, sizeof(last), "%llu-%llu",
+		 (unsigned long long)s->last.ms,
+		 (unsigned long long)s->last.seq);
+	redisAppendCommand(c, "XREAD COUNT %u BLOCK %u STREAMS %s %s",
+			   r->batch, r->block_ms, r->stream, last);
+	redisAppendCommand(c, "XRANGE %s - + COUNT 1", r->stream);
+	if (redisGetReply(c, (void **)&xr) != REDIS_OK ||
+	    redisGetReply(c, (void **)&fr) != REDIS_OK) {
+		set_error(r, "XREAD", c->errstr);
+		goto out;
+	}
+	if (xr->type == REDIS_REPLY_ERROR || fr->type == REDIS_REPLY_ERROR) {
+		set_error(r, "XREAD", xr->type == REDIS_REPLY_ERROR ?
+			  xr->str : fr->str);
+		ST_ADD(r, errors, 1);
+		goto out;
+	}
+	if (xr->type == REDIS_REPLY_ARRAY && xr->elements == 1 &&
+	    xr->element[0]->type == REDIS_REPLY_ARRAY &&
+	    xr->element[0]->elements == 2) {
+		const redisReply *ents = xr->element[0]->element[1];
+
+		for (size_t i = 0; i < ents->elements; i++) {
+			const redisReply *e = ents->element[i];
+			struct sid id;
+
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+			    e->element[0]->type != REDIS_REPLY_STRING ||
+			    sid_parse(e->element[0]->str, &id) < 0) {
+				ST_ADD(r, errors, 1);
+				continue;
+			}
+			ST_ADD(r, received, 1);
+			apply_entry(r, e->element[1]);
+			s->last = id;
+		}
+	}
+	/* Trimming removes the oldest entries first: if the first entry is
+	 * now after the last one we had read, entries in between may have
+	 * been trimmed before this XREAD was served. */
+	if (!sid_zero(&before) && fr->type == REDIS_REPLY_ARRAY &&
+	    fr->elements >= 1 && fr->element[0]->type == REDIS_REPLY_ARRAY &&
+	    fr->element[0]->elements >= 1 &&
+	    fr->element[0]->element[0]->type == REDIS_REPLY_STRING &&
+	    sid_parse(fr->element[0]->element[0]->str, &first) == 0 &&
+	    sid_cmp(&first, &before) > 0)
+		gap(r, "stream trimmed past the last entry read");
+	s->ok_at = now_ms();
+	__atomic_store_n(&r->last_read_at, (int64_t)s->ok_at,
+			 __ATOMIC_RELAXED);
+	rc = 0;
+out:
+	if (xr)
+		freeReplyObject(xr);
+	if (fr)
+		freeReplyObject(fr);
+	return rc;
+}
+
+static void
+sub_fd_set(struct mlc_relay *r, int fd)
+{
+	pthread_mutex_lock(&r->mu);
+	r->sub_fd = fd;
+	if (r->stop && fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void *
+sub_main(void *arg)
+{
+	struct mlc_relay *r = arg;
+	struct sub s = { .ok_at = now_ms() };
+	redisContext *c = NULL;
+	uint32_t backoff = 0;
+	bool ever = false;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		if (c == NULL) {
+			c = rconnect(r, r->block_ms + r->io_ms);
+			if (c != NULL) {
+				sub_fd_set(r, c->fd);
+				if (ever)
+					ST_ADD(r, reconnects, 1);
+				ever = true;
+				if (sub_sync(r, c, &s) < 0) {
+					sub_fd_set(r, -1);
+					redisFree(c);
+					c = NULL;
+				}
+			}
+			if (c == NULL) {
+				uint64_t t = now_ms();
+				uint64_t since = s.ok_at > s.offline_purge_at ?
+					s.ok_at : s.offline_purge_at;
+
+				/* Cut off: values here may be going stale
+				 * and nobody can tell us.  Bound it. */
+				if (r->max_offline_ms &&
+				    !(r->flags & MLC_RELAY_NO_OFFLINE_PURGE) &&
+				    t - since >= r->max_offline_ms) {
+					purge_all(r);
+					ST_ADD(r, offline_purges, 1);
+					s.offline_purge_at = t;
+				}
+				relay_sleep(r, backoff_next(r, &backoff));
+				continue;
+			}
+			connected_bit(r, MLC_RELAY_SUBSCRIBE, true);
+			backoff = 0;
+		}
+		if (sub_read(r, c, &s) < 0) {
+			sub_fd_set(r, -1);
+			redisFree(c);
+			c = NULL;
+			connected_bit(r, MLC_RELAY_SUBSCRIBE, false);
+		}
+	}
+	if (c) {
+		sub_fd_set(r, -1);
+		redisFree(c);
+	}
+	connected_bit(r, MLC_RELAY_SUBSCRIBE, false);
+	return NULL;
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mlc_relay *reg_head;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+sync_init(struct mlc_relay *r)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->pub_cv, &ca);
+	pthread_cond_init(&r->stop_cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static void
+atfork_prepare(void)
+{
+	pthread_mutex_lock(&reg_mu);
+}
+
+static void
+atfork_parent(void)
+{
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/* The child has the hook but none of the threads.  Its queue copy belongs
+ * to the parent (which publishes it); the child starts afresh, publishing
+ * only, from its first change. */
+static void
+atfork_child(void)
+{
+	pthread_mutex_init(&reg_mu, NULL);
+	for (struct mlc_relay *r = reg_head; r != NULL; r = r->reg_next) {
+		sync_init(r);
+		r->qhead = r->qtail = NULL;	/* the parent's: not freed */
+		r->qn = r->qbytes = 0;
+		r->ndrop = 0;
+		r->drop_all = false;
+		r->stop = false;
+		r->pub_running = r->sub_running = false;
+		r->sub_fd = -1;
+		r->mode &= MLC_RELAY_PUBLISH;
+		r->child_start = r->mode != 0;
+		memset((char *)&r->st + sizeof(r->st.size), 0,
+		       sizeof(r->st) - sizeof(r->st.size));
+		r->last_read_at = -1;
+	}
+}
+
+static void
+atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* In a forked child, under r->mu. */
+static void
+start_child_publisher(struct mlc_relay *r)
+{
+	r->child_start = false;
+	if (pthread_create(&r->pub_th, NULL, pub_main, r) == 0)
+		r->pub_running = true;
+	else
+		snprintf(r->last_error, sizeof(r->last_error),
+			 "fork: cannot start the publisher thread");
+}
+
+static int
+copy_str(char *dst, size_t cap, const char *src, const char *dflt)
+{
+	if (src == NULL)
+		src = dflt;
+	if (strlen(src) >= cap)
+		return -EINVAL;
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+int
+mlc_relay_start(struct mlc_relay **relayp, struct mlc_arena *arena,
+		const struct mlc_relay_options *opts)
+{
+	struct mlc_relay_options o = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_relay *r;
+	int rc;
+
+	if (relayp == NULL || arena == NULL || opts == NULL ||
+	    opts->size < sizeof(size_t))
+		return -EINVAL;
+	if (opts->size > sizeof(o)) {
+		for (size_t i = sizeof(o); i < opts->size; i++)
+			if (((const char *)opts)[i] != 0)
+				return -E2BIG;
+		memcpy(&o, opts, sizeof(o));
+	} else {
+		memcpy(&o, opts, opts->size);
+	}
+	if (o.host_id == NULL || o.host_id[0] == '\0' ||
+	    (o.mode & ~(uint32_t)(MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE)))
+		return -EINVAL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return -ENOMEM;
+	r->arena = arena;
+	if (copy_str(r->host_id, sizeof(r->host_id), o.host_id, NULL) < 0 ||
+	    copy_str(r->host, sizeof(r->host), o.redis_host, "127.0.0.1") < 0 ||
+	    copy_str(r->unix_path, sizeof(r->unix_path), o.redis_unix, "") < 0 ||
+	    copy_str(r->password, sizeof(r->password), o.redis_password, "") < 0 ||
+	    copy_str(r->stream, sizeof(r->stream), o.stream, "mlc:events") < 0 ||
+	    r->stream[0] == '\0') {
+		free(r);
+		return -EINVAL;
+	}
+	r->port = o.redis_port ? o.redis_port : 6379;
+	r->mode = o.mode ? o.mode : MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE;
+	r->flags = o.flags;
+	r->queue_len = o.queue_len ? o.queue_len : 65536;
+	r->queue_bytes = o.queue_bytes ? o.queue_bytes : 16u << 20;
+	snprintf(r->maxlen, sizeof(r->maxlen), "%llu",
+		 (unsigned long long)(o.maxlen ? o.maxlen : 100000));
+	r->batch = o.batch ? o.batch : 256;
+	r->block_ms = o.block_ms ? o.block_ms : 2000;
+	r->io_ms = o.io_timeout_ms ? o.io_timeout_ms : 2000;
+	r->bo_min = o.backoff_min_ms ? o.backoff_min_ms : 100;
+	r->bo_max = o.backoff_max_ms ? o.backoff_max_ms : 5000;
+	if (r->bo_max < r->bo_min)
+		r->bo_max = r->bo_min;
+	r->max_offline_ms = o.max_offline_ms ? o.max_offline_ms : 10000;
+	r->flush_ms = o.flush_ms ? o.flush_ms : 2000;
+	r->sub_fd = -1;
+	r->last_read_at = -1;
+	r->st.size = sizeof(r->st);
+	sync_init(r);
+
+	pthread_once(&atfork_once, atfork_register);
+	pthread_mutex_lock(&reg_mu);
+	r->reg_next = reg_head;
+	reg_head = r;
+	pthread_mutex_unlock(&reg_mu);
+
+	if (r->mode & MLC_RELAY_PUBLISH) {
+		if ((rc = pthread_create(&r->pub_th, NULL, pub_main, r)) != 0)
+			goto fail;
+		r->pub_running = true;
+		if (!(r->flags & MLC_RELAY_NO_HOOK)) {
+			mlc_arena_set_event_hook(arena, relay_hook, r);
+			r->hooked = true;
+		}
+	}
+	if (r->mode & MLC_RELAY_SUBSCRIBE) {
+		if ((rc = pthread_create(&r->sub_th, NULL, sub_main, r)) != 0)
+			goto fail;
+		r->sub_running = true;
+	}
+	*relayp = r;
+	return 0;
+fail:
+	mlc_relay_stop(r, NULL);
+	return -rc;
+}
+
+int
+mlc_relay_stats(struct mlc_relay *r, struct mlc_relay_stats *out)
+{
+	struct mlc_relay_stats s;
+	int64_t at;
+
+	if (r == NULL || out == NULL || out->size < sizeof(size_t))
+		return -EINVAL;
+	memset(&s, 0, sizeof(s));
+	s.size = sizeof(s);
+	s.published = ST_GET(r, published);
+	s.received = ST_GET(r, received);
+	s.applied = ST_GET(r, applied);
+	s.own = ST_GET(r, own);
+	s.gaps = ST_GET(r, gaps);
+	s.reconnects = ST_GET(r, reconnects);
+	s.dropped = ST_GET(r, dropped);
+	s.drop_purges = ST_GET(r, drop_purges);
+	s.offline_purges = ST_GET(r, offline_purges);
+	s.ns_purged = ST_GET(r, ns_purged);
+	s.errors = ST_GET(r, errors);
+	s.queued = ST_GET(r, queued);
+	s.queue_max = ST_GET(r, queue_max);
+	s.connected = ST_GET(r, connected);
+	at = __atomic_load_n(&r->last_read_at, __ATOMIC_RELAXED);
+	s.last_read_ms = at < 0 ? -1 : (int64_t)now_ms() - at;
+	memcpy(out, &s, out->size < sizeof(s) ? out->size : sizeof(s));
+	out->size = out->size < sizeof(s) ? out->size : sizeof(s);
+	return 0;
+}
+
+int
+mlc_relay_stats_format(const struct mlc_relay_stats *s, char *buf, size_t cap)
+{
+	return snprintf(buf, cap,
+		"published=%llu received=%llu applied=%llu own=%llu gaps=%llu "
+		"reconnects=%llu dropped=%llu drop_purges=%llu "
+		"offline_purges=%llu ns_purged=%llu errors=%llu queued=%llu "
+		"queue_max=%llu connected=%u last_read_ms=%lld",
+		(unsigned long long)s->published,
+		(unsigned long long)s->received,
+		(unsigned long long)s->applied, (unsigned long long)s->own,
+		(unsigned long long)s->gaps,
+		(unsigned long long)s->reconnects,
+		(unsigned long long)s->dropped,
+		(unsigned long long)s->drop_purges,
+		(unsigned long long)s->offline_purges,
+		(unsigned long long)s->ns_purged,
+		(unsigned long long)s->errors,
+		(unsigned long long)s->queued,
+		(unsigned long long)s->queue_max, s->connected,
+		(long long)s->last_read_ms);
+}
+
+void
+mlc_relay_last_error(struct mlc_relay *r, char *buf, size_t cap)
+{
+	if (r == NULL || buf == NULL || cap == 0)
+		return;
+	pthread_mutex_lock(&r->mu);
+	snprintf(buf, cap, "%s", r->last_error);
+	pthread_mutex_unlock(&r->mu);
+}
+
+int
+mlc_relay_stop(struct mlc_relay *r, struct mlc_relay_stats *stats)
+{
+	struct mlc_relay **pp;
+
+	if (r == NULL)
+		return -EINVAL;
+	if (r->hooked)
+		mlc_arena_set_event_hook(r->arena, NULL, NULL);
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	r->stop_at = now_ms();
+	pthread_cond_broadcast(&r->pub_cv);
+	pthread_cond_broadcast(&r->stop_cv);
+	if (r->sub_fd >= 0)
+		shutdown(r->sub_fd, SHUT_RDWR);
+	pthread_mutex_unlock(&r->mu);
+	if (r->pub_running)
+		pthread_join(r->pub_th, NULL);
+	if (r->sub_running)
+		pthread_join(r->sub_th, NULL);
+	/* Anything queued after the publisher left. */
+	ST_ADD(r, dropped, r->qn);
+	qev_free_list(r->qhead);
+	r->qhead = r->qtail = NULL;
+	r->qn = 0;
+	if (stats != NULL)
+		mlc_relay_stats(r, stats);
+	pthread_mutex_lock(&reg_mu);
+	for (pp = &reg_head; *pp != NULL; pp = &(*pp)->reg_next)
+		if (*pp == r) {
+			*pp = r->reg_next;
+			break;
+		}
+	pthread_mutex_unlock(&reg_mu);
+	pthread_cond_destroy(&r->pub_cv);
+	pthread_cond_destroy(&r->stop_cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	return 0;
+}
