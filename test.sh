@@ -5,6 +5,8 @@
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, all tests
 #   4. ThreadSanitizer build, all tests
 #   5. valgrind on the core tests
+#   5b. mlc-relay end to end: three hosts in network namespaces and Redis
+#       (skipped without root/netns, redis-server or hiredis)
 #   6. install into a temporary prefix, build a consumer with pkg-config
 # MLC_TEST_QUICK=1 runs step 1 and 2 only.
 set -euo pipefail
@@ -40,6 +42,10 @@ TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
 
 step "valgrind (core tests)"
 meson test -C b-main --setup=valgrind --print-errorlogs get-set options arena contract model events bulk
+
+step "relay across three hosts (netns)"
+rc=0; relay/test-relay.sh b-main || rc=$?
+if [ $rc = 77 ]; then echo "(skipped)"; elif [ $rc != 0 ]; then exit $rc; fi
 
 step "install and consume with pkg-config"
 tests/test-install.sh

@@ -12,3 +12,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Optional: mlc-relay (hiredis) and its end-to-end test (redis-server, ip
+# netns).  Their absence only skips that part, so a failure is not fatal.
+opt=(libhiredis-dev redis-server iproute2)
+missing=()
+for p in "${opt[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	{ $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+		echo "deps.sh: optional packages not installed (${missing[*]}): the relay is skipped" >&2
+fi
