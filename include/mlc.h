@@ -96,6 +96,11 @@ enum mlc_arena_flags {
 	MLC_ARENA_FILE    = 1 << 2,	/* name is a file path, not shm */
 	MLC_ARENA_ANON    = 1 << 3,	/* anonymous; name must be NULL */
 	MLC_ARENA_FOREIGN = 1 << 4,	/* allow an arena owned by another uid */
+	MLC_ARENA_RDONLY  = 1 << 5,	/* map read-only, to inspect it: info,
+					 * namespaces, counters and check work;
+					 * mlc_cache_open() gives -EPERM.  An
+					 * arena of an earlier boot is not reset.
+					 * Not with CREATE or ANON. */
 };
 
 struct mlc_arena_options {
@@ -278,7 +283,7 @@ int mlc_arena_set_event_hook(struct mlc_arena *arena, mlc_event_fn *fn,
  * log.  The event hook is NOT called for it, so relays cannot loop.
  * Thread-safe.
  * @return 0, -EINVAL (bad event), -E2BIG (key too long), -ENOSPC (the
- *   namespace table is full).
+ *   namespace table is full), -EPERM (a read-only arena handle).
  * @since 0.1
  */
 int mlc_arena_apply_event(struct mlc_arena *arena, const struct mlc_event *ev);
@@ -342,7 +347,8 @@ struct mlc_cache_options {
  * One thread at a time per handle.  Inherited by fork() (see Caveats).
  *
  * @return 0 and *@p cachep, or -EINVAL, -E2BIG (opts from a newer mlc),
- *   -ENOMEM, -ENOSPC (the namespace table is full).
+ *   -ENOMEM, -ENOSPC (the namespace table is full), -EPERM (the arena was
+ *   opened with MLC_ARENA_RDONLY).
  * @since 0.1
  */
 int mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,

@@ -100,7 +100,10 @@ arena_options_check(struct mlc_arena_options *o)
 {
 	if (o->flags & ~(uint32_t)(MLC_ARENA_CREATE | MLC_ARENA_EXCL |
 				   MLC_ARENA_FILE | MLC_ARENA_ANON |
-				   MLC_ARENA_FOREIGN))
+				   MLC_ARENA_FOREIGN | MLC_ARENA_RDONLY))
+		return -EINVAL;
+	if ((o->flags & MLC_ARENA_RDONLY) &&
+	    (o->flags & (MLC_ARENA_CREATE | MLC_ARENA_ANON)))
 		return -EINVAL;
 	if ((o->flags & MLC_ARENA_ANON) && (o->flags & MLC_ARENA_FILE))
 		return -EINVAL;
@@ -659,12 +662,12 @@ arena_map(struct mlc_arena *a, int fd, uint32_t flags)
 		return -EACCES;
 	if ((uint64_t)st.st_size < MLC__HDR_BYTES)
 		return MLC_ECORRUPT;
-	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-		    MAP_SHARED, fd, 0);
+	base = mmap(NULL, (size_t)st.st_size, (flags & MLC_ARENA_RDONLY) ?
+		    PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return -errno;
 	rc = arena_validate(base, (uint64_t)st.st_size);
-	if (rc == 0 && !boot_matches(base))
+	if (rc == 0 && !(flags & MLC_ARENA_RDONLY) && !boot_matches(base))
 		rc = -ESTALE;
 	if (rc < 0) {
 		munmap(base, (size_t)st.st_size);
@@ -681,7 +684,8 @@ arena_attach(struct mlc_arena *a, const char *path, uint32_t flags)
 	struct timespec pause = { 0, 1000000 };
 	int fd, rc;
 
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, ((flags & MLC_ARENA_RDONLY) ? O_RDONLY : O_RDWR) |
+		  O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP ? -EINVAL : -errno;
 	for (int tries = 0; tries < LOCK_WAIT_MS; tries++) {

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #define MLC_CACHELINE 64
-#define MLC_ARENA_MAGIC UINT32_C(0x314c434d)	/* "MLC1" little-endian */
+#define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
 #define MLC_ARENA_FORMAT 1			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
@@ -43,7 +43,8 @@ enum mlc__arena_state {
  * it hands EOWNERDEAD to the next locker, who repairs what it protected. */
 struct mlc__lock {
 	alignas(MLC_CACHELINE) pthread_mutex_t lk_mutex;
-	uint64_t lk_aux;	/* index stripes: version of the last delete */
+	uint64_t lk_aux;	/* index stripes: highest version of an entry
+				 * deleted or evicted (a loader's fence) */
 };
 
 /* One index bucket, one cache line.  bk_version is odd while a writer is

@@ -184,6 +184,8 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 
 	if (cachep == NULL || arena == NULL || ns == NULL)
 		return -EINVAL;
+	if (arena->flags & MLC_ARENA_RDONLY)
+		return -EPERM;		/* every cache writes: CLOCK bits, log */
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
@@ -646,6 +648,8 @@ mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
 		return -EINVAL;
 	if (ev->op != MLC_EVENT_PURGE && ev->key_len > MLC_KEY_MAX)
 		return -E2BIG;
+	if (a->flags & MLC_ARENA_RDONLY)
+		return -EPERM;
 	memcpy(name, ev->ns, ev->ns_len);
 	name[ev->ns_len] = '\0';
 	if ((rc = mlc__ns_open(a, name, &ns)) < 0)

@@ -23,6 +23,8 @@
 	X(-ENOMEM, "out of memory")					\
 	X(-EAGAIN, "not ready yet, try again")				\
 	X(-ENOSYS, "not implemented")					\
+	X(-EPERM, "not permitted on a read-only arena handle")		\
+	X(-EBUSY, "lost the race too many times; try again")		\
 	X(-ELOOP, "loaders nested too deeply")
 
 MLC_EXPORT const char *

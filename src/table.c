@@ -235,6 +235,21 @@ stripes_lock(struct mlc_arena *a, const uint32_t b[2], bool try,
 	return rc;
 }
 
+/* Remember, in both stripes, that an entry written at @p version left the
+ * index (a delete, or an eviction): a load that began before that version
+ * must not store its older result now that the newer one is gone.
+ * Stripe locks held. */
+static void
+stripes_note_gone(struct mlc_arena *a, const uint32_t b[2], uint64_t version)
+{
+	for (int i = 0; i < 2; i++) {
+		struct mlc__lock *st = &a->stripes[b[i] & a->stripe_mask];
+
+		if (st->lk_aux < version)
+			st->lk_aux = version;
+	}
+}
+
 static void
 stripes_unlock(struct mlc_arena *a, const uint32_t b[2])
 {
@@ -501,8 +516,10 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		ck_pr_inc_64(&a->hdr->ah_neg_items);
 	if (ref.it != NULL) {
 		count_unlinked(a, oldw);
-		if (victim)
+		if (victim) {
 			ck_pr_inc_64(&a->hdr->ah_index_evictions);
+			stripes_note_gone(a, b, ref.it->it_version);
+		}
 	}
 	ck_pr_inc_64(&a->hdr->ah_sets);
 out:
@@ -573,8 +590,7 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
 	ver = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
 	/* Record the delete on both stripes: a load that started before it
 	 * must not store its older result afterwards (fencing). */
-	a->stripes[b[0] & a->stripe_mask].lk_aux = ver;
-	a->stripes[b[1] & a->stripe_mask].lk_aux = ver;
+	stripes_note_gone(a, b, ver);
 	if (found) {
 		w = ck_pr_load_32(&ref.it->it_state);
 		slot_store(ref.bk, ref.s, 0);
@@ -682,6 +698,7 @@ mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, bool *orphan)
 				continue;
 			slot_store(bk, s, 0);
 			count_unlinked(a, ck_pr_load_32(&it->it_state));
+			stripes_note_gone(a, b, it->it_version);
 			*orphan = false;
 			break;
 		}

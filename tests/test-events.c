@@ -231,6 +231,42 @@ test_namespaces_and_check(void **state)
 	mlc_arena_unlink(name, 0);
 }
 
+/* A read-only handle inspects without being able to write. */
+static void
+test_rdonly_attach(void **state)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_event ev = { MLC_EVENT_DELETE, 1, "n", "k", 1, 0 };
+	char name[64], ns[64];
+	struct mlc_arena *a = t_arena(name, sizeof(name), 0, 0), *ro = NULL;
+	struct mlc_cache *c = t_cache(a, "n", NULL), *rc = NULL;
+
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	assert_int_equal(mlc_stats(c, &st), 0);
+	o.flags = MLC_ARENA_RDONLY;
+	assert_int_equal(mlc_arena_open(&ro, name, &o), 0);
+	assert_int_equal(mlc_arena_info(ro, &info), 0);
+	assert_int_equal(info.items, 1);
+	assert_int_equal(mlc_arena_namespace(ro, 0, ns, sizeof(ns)), 0);
+	assert_string_equal(ns, "n");
+	assert_int_equal(mlc_namespace_stats(ro, "n", &st), 0);
+	assert_int_equal(st.sets, 1);
+	assert_int_equal(mlc_arena_check(ro, &rep), 0);
+	assert_int_equal(mlc_cache_open(&rc, ro, "n", NULL), -EPERM);
+	assert_int_equal(mlc_arena_apply_event(ro, &ev), -EPERM);
+	assert_int_equal(mlc_arena_close(ro), 0);
+	o.flags = MLC_ARENA_RDONLY | MLC_ARENA_CREATE;
+	assert_int_equal(mlc_arena_open(&ro, name, &o), -EINVAL);
+	o.flags = MLC_ARENA_RDONLY | MLC_ARENA_ANON;
+	assert_int_equal(mlc_arena_open(&ro, NULL, &o), -EINVAL);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
 int
 main(void)
 {
@@ -240,6 +276,7 @@ main(void)
 		cmocka_unit_test(test_apply_rejects_bad_events),
 		cmocka_unit_test(test_update_ex_reports_hashes),
 		cmocka_unit_test(test_namespaces_and_check),
+		cmocka_unit_test(test_rdonly_attach),
 	};
 
 	t_require_shm();

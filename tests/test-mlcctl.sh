@@ -305,7 +305,7 @@ cp "$A" "$tmp/c2.mlc"
 "$PY" - "$tmp/c2.mlc" <<'EOF' || bad "corrupting c2"
 import struct, sys
 p = sys.argv[1]; b = bytearray(open(p, "rb").read())
-assert struct.unpack_from("<I", b, 0)[0] == 0x314c434d  # ah_magic
+assert bytes(b[0:4]) == b"MLC1"  # ah_magic
 nb, = struct.unpack_from("<I", b, 72); toff, = struct.unpack_from("<Q", b, 112)
 assert nb & (nb - 1) == 0 and toff % 64 == 0 and toff + nb * 64 < len(b), (nb, toff)
 hit = 0

@@ -141,9 +141,9 @@ static const struct command commands[] = {
 	  "check [--format table|json]",
 	  "consistency check (read-only)",
 	  "Walk the arena's index and pages (mlc_arena_check) and print the\n"
-	  "report.  Attaches without MLC_ARENA_CREATE and writes nothing to\n"
-	  "the arena (but like any attach, it resets a file arena made\n"
-	  "before a reboot).  Exit 0 when consistent, 1 when problems were\n"
+	  "report.  Attaches read-only (MLC_ARENA_RDONLY): it writes nothing\n"
+	  "to the arena, not even the reset of a file arena made before a\n"
+	  "reboot.  Exit 0 when consistent, 1 when problems were\n"
 	  "found, 2 when the arena cannot be attached.  On an arena in use,\n"
 	  "a write in progress shows as an odd bucket version, which is not\n"
 	  "a problem.\n" },
@@ -572,15 +572,19 @@ put_size(FILE *f, uint64_t b)
 
 /* ---- arena and namespaces ---------------------------------------------- */
 
+/* Inspecting commands (stats, ls, check) attach read-only: they work for a
+ * user with read access only, and never touch the arena. */
 static int
-open_arena(struct opts *o, bool create, struct mlc_arena **ap)
+open_arena_mode(struct opts *o, bool create, bool rdonly,
+		struct mlc_arena **ap)
 {
 	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	int rc;
 
 	ao.flags = ((o->given & O_FILE) ? MLC_ARENA_FILE : 0u) |
 		   ((o->given & O_FOREIGN) ? MLC_ARENA_FOREIGN : 0u) |
-		   (create ? MLC_ARENA_CREATE : 0u);
+		   (create ? MLC_ARENA_CREATE : 0u) |
+		   (rdonly ? MLC_ARENA_RDONLY : 0u);
 	ao.bytes = o->bytes;
 	rc = mlc_arena_open(ap, o->arena, &ao);
 	if (rc == 0)
@@ -998,7 +1002,7 @@ cmd_stats(struct opts *o)
 	struct ns_list l;
 	int rc;
 
-	if ((rc = open_arena(o, false, &a)) != 0)
+	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
 		return rc;
 	rc = arena_info(a, &info);
 	if (rc == 0)
@@ -1028,7 +1032,7 @@ cmd_ls(struct opts *o)
 	struct ns_list l;
 	int rc;
 
-	if ((rc = open_arena(o, false, &a)) != 0)
+	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
 		return rc;
 	memset(&l, 0, sizeof(l));
 	if ((rc = arena_info(a, &info)) != 0 ||
@@ -1089,7 +1093,7 @@ open_cache(struct opts *o, bool create_arena, bool create_ns,
 
 	if ((rc = check_ns_name(ns)) != 0)
 		return rc;
-	if ((rc = open_arena(o, create_arena, ap)) != 0)
+	if ((rc = open_arena_mode(o, create_arena, false, ap)) != 0)
 		return rc;
 	if (!create_ns && (rc = ns_lookup(*ap, ns, &st)) != 0) {
 		mlc_arena_close(*ap);
@@ -1363,7 +1367,7 @@ cmd_check(struct opts *o)
 
 	if (o->format == F_PROM)
 		return usage_error(o->cmd, "check: formats are table and json");
-	if ((rc = open_arena(o, false, &a)) != 0)
+	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
 		return rc;
 	memset(&r, 0, sizeof(r));
 	r.size = sizeof(r);
