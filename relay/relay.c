@@ -1106,7 +1106,7 @@ mlc_relay_stop(struct mlc_relay *r, struct mlc_relay_stats *stats)
 	if (r->hooked)
 		mlc_arena_set_event_hook(r->arena, NULL, NULL);
 	pthread_mutex_lock(&r->mu);
-	r->stop = true;
+	__atomic_store_n(&r->stop, true, __ATOMIC_RELEASE);
 	r->stop_at = now_ms();
 	pthread_cond_broadcast(&r->pub_cv);
 	pthread_cond_broadcast(&r->stop_cv);

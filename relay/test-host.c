@@ -12,6 +12,8 @@
  *                             subscribe) when --relay is given
  *   write  ...                a writer process with a publish-only relay:
  *                             rounds of change-then-wait, or a bulk burst
+ *                             (--fork: made by a child forked after the
+ *                             relay started)
  *   check  ...                readers of the given hosts all hold what the
  *                             database holds, and never went backwards
  *   report ...                propagation latency percentiles
@@ -129,7 +131,7 @@ db_load(void *arg, const void *key, size_t len, struct mlc_load *out)
 struct opts {
 	const char *ctl, *arena, *id, *relay, *stats_file, *stream;
 	int host, workers, rounds, interval_ms, timeout_ms, hosts, bulk;
-	int from, to, max_offline_ms, queue_len, ge;
+	int from, to, max_offline_ms, queue_len, ge, fork;
 	const char *field, *file;
 };
 
@@ -339,6 +341,24 @@ cmd_write(const struct opts *o)
 					 * subscribes */
 	if ((rc = mlc_relay_start(&relay, a, &ro)) < 0)
 		die(rc, "relay %s", o->relay);
+	if (o->fork) {
+		/* The changes are made in a child: its inherited hook starts a
+		 * publish-only relay there on the first change. */
+		pid_t pid = fork();
+		int status = 1;
+
+		if (pid < 0)
+			die(-errno, "%s", "fork");
+		if (pid > 0) {
+			waitpid(pid, &status, 0);
+			mlc_relay_stop(relay, &st);
+			mlc_relay_stats_format(&st, line, sizeof(line));
+			printf("parent relay: %s\n", line);
+			mlc_cache_close(c);
+			mlc_arena_close(a);
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+		}
+	}
 	if (o->bulk > 0) {
 		struct mlc_cache *b = cache_open(a, "bulk");
 		uint64_t base = ctl->hs[1].received, t0, t1, t2 = 0, t3 = 0;
@@ -544,7 +564,8 @@ main(int argc, char **argv)
 		{ "bulk", 1, 0, 'b' }, { "from", 1, 0, 'f' },
 		{ "to", 1, 0, 'T' }, { "max-offline-ms", 1, 0, 'o' },
 		{ "queue-len", 1, 0, 'q' }, { "field", 1, 0, 'F' },
-		{ "ge", 1, 0, 'g' }, { "file", 1, 0, 'Z' }, { 0, 0, 0, 0 }
+		{ "ge", 1, 0, 'g' }, { "file", 1, 0, 'Z' },
+		{ "fork", 0, 0, 'k' }, { 0, 0, 0, 0 }
 	};
 	struct opts o = { .timeout_ms = 5000, .workers = 3, .to = MAXROUNDS,
 			  .max_offline_ms = 1000, .ge = 1 };
@@ -586,6 +607,7 @@ main(int argc, char **argv)
 		case 'F': o.field = optarg; break;
 		case 'g': o.ge = atoi(optarg); break;
 		case 'Z': o.file = optarg; break;
+		case 'k': o.fork = 1; break;
 		default: return 2;
 		}
 	}

@@ -147,6 +147,11 @@ LAT=$("$HOSTBIN" report --ctl "$CTL" --hosts 6 --from 0 --to 200) || fail "$LAT"
 say "$LAT (3 readers x 2 hosts x 200 changes)"
 say "$(check --timeout-ms 2000)"
 
+echo "1b. 20 changes made by a child forked after the writer's relay started"
+write --fork --rounds 20 --hosts 6 --interval-ms 2 --timeout-ms 3000 >"$T/w1b.log"
+grep -q ", 0 not seen" "$T/w1b.log" || fail "changes from a forked child not seen: $(cat "$T/w1b.log")"
+say "$(grep '^writer relay' "$T/w1b.log") (the child's)"
+
 # --- 2. throughput ------------------------------------------------------------
 echo "2. throughput: 20000 sets on A, until all are read on B"
 BULK=$(write --bulk 20000 --timeout-ms 20000 | grep '^bulk:')
