@@ -507,7 +507,10 @@ pub_main(void *arg)
 		while (!r->stop && r->qhead == NULL && p.head == NULL &&
 		       r->ndrop == 0 && !r->drop_all)
 			pthread_cond_wait(&r->pub_cv, &r->mu);
-		take_queue(r, &p);
+		/* Only when what we hold is out: while Redis is away the
+		 * queue fills up to its bound, then drops (and purges). */
+		if (p.head == NULL)
+			take_queue(r, &p);
 		stopping = r->stop;
 		pthread_mutex_unlock(&r->mu);
 		if (p.head == NULL) {

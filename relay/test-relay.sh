@@ -19,7 +19,8 @@
 # Phases: propagation latency over 200 changes (sets and deletes) on A to
 # the readers' L1 on B and C; bulk throughput; a queue too small (drops ->
 # PURGE published); B cut off for 3 s (gap counted, fresh after); Redis
-# killed and restarted while A writes (gaps, fresh after).  Readers check
+# killed and restarted while A writes more than its queue holds (gaps on B
+# and C, the overflow published as a PURGE, everyone fresh after).  Readers check
 # all along that no key ever goes back to an older version.
 #
 # usage: relay/test-relay.sh [BUILD_DIR]     (default: build-relay)
@@ -184,9 +185,9 @@ say "$out"
 say "B: $(cat "$T/stB")"
 
 # --- 5. Redis killed and restarted while A writes -----------------------------
-echo "5. Redis killed (SIGKILL) for ~1.5 s while A makes 80 changes"
+echo "5. Redis killed (SIGKILL) for ~1.5 s while A makes 80 changes (writer queue: 32)"
 gB=$(stat_of B gaps); gC=$(stat_of C gaps)
-write --rounds 80 --interval-ms 25 >"$T/w5.log" &
+write --rounds 80 --interval-ms 25 --queue-len 32 >"$T/w5.log" &
 W5=$!
 sleep 0.5
 kill -9 $REDIS_PID; wait $REDIS_PID 2>/dev/null || true
@@ -196,7 +197,11 @@ t_up=$(date +%s.%N)
 wait $W5 || fail "writer failed: $(cat "$T/w5.log")"
 wait_stat B gaps $((gB + 1)) 10000
 wait_stat C gaps $((gC + 1)) 10000
-say "B and C purged (gap) after the restart; writer: $(grep '^writer relay' "$T/w5.log")"
+dropped=$(sed -n 's/^writer relay: .*\bdropped=\([0-9]*\).*/\1/p' "$T/w5.log")
+purges=$(sed -n 's/^writer relay: .*\bdrop_purges=\([0-9]*\).*/\1/p' "$T/w5.log")
+published=$(sed -n 's/^writer relay: published=\([0-9]*\).*/\1/p' "$T/w5.log")
+say "B and C purged (gap) after the restart; the writer queued and then published $published entries, dropped $dropped events and published $purges purges for them"
+[ "${dropped:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "writer did not overflow during the outage: $(cat "$T/w5.log")"
 out=$(check --timeout-ms 8000) || fail "$out"
 say "$out"
 
