@@ -1,0 +1,757 @@
+-- Test endpoints for lua/t/run.sh (loaded by the nginx it starts).
+--
+--   GET /t?test=NAME      runs one in-worker test; the body is "ok" or
+--                         "not ok" followed by one line per failed check
+--   GET /xw?op=...        one operation for the cross-worker tests; the body
+--                         is "w=<worker id> v=<value> h=<hit level> e=<err>"
+--   GET /n?key=K          how many times the callback of K ran (all workers)
+
+local mlc = require "resty.mlc"
+
+local _M = {}
+
+local ARENA = os.getenv("MLC_T_ARENA")
+local caches = {}
+local counters = ngx.shared.counters
+local seq = 0
+
+
+local function uniq(name)
+    seq = seq + 1
+    return name .. ":" .. ngx.worker.id() .. ":" .. seq .. ":" .. ngx.now()
+end
+
+
+-- ---------------------------------------------------------------- --
+-- Setup
+
+function _M.init()
+    -- The named arena: created here, before the workers fork; mode 0666 so
+    -- that workers running as another user can also attach it by name.
+    assert(mlc.arena(ARENA, { size = 16 * 1024 * 1024, mode = 438,
+                              max_items = 20000 }))
+    -- An anonymous arena: only shared with the workers forked after this.
+    assert(mlc.arena("anon-arena", { anonymous = true,
+                                     size = 8 * 1024 * 1024 }))
+
+    -- handles created before fork, used in the workers
+    caches.c = assert(mlc.new("c", ARENA))
+    caches.a = assert(mlc.new("a", "anon-arena"))
+    caches.ser = assert(mlc.new("ser", ARENA, {
+        l1_serializer = function(s)
+            return { wrapped = s }
+        end,
+    }))
+    caches.small = assert(mlc.new("small", ARENA, { lru_size = 2 }))
+end
+
+
+function _M.init_worker()
+    -- The other way: attach the arena by name in each worker (foreign: the
+    -- master that created it may be root while workers are nobody).
+    assert(mlc.arena(ARENA, { create = false, foreign = true }))
+    caches.w = assert(mlc.new("w", ARENA, { ttl = 60 }))
+end
+
+
+-- ---------------------------------------------------------------- --
+-- A tiny assertion kit
+
+local fails
+
+local function fmt(v)
+    if type(v) == "string" then
+        return string.format("%q", v)
+    end
+    return tostring(v)
+end
+
+
+local function check(cond, what)
+    if not cond then
+        fails[#fails + 1] = what
+    end
+    return cond
+end
+
+
+-- check that get()/peek() returned exactly (v, err, hit)
+local function expect(what, ev, eerr, ehit, v, err, hit)
+    local ok = v == ev and err == eerr and hit == ehit
+    check(ok, what .. ": expected " .. fmt(ev) .. ", " .. fmt(eerr) .. ", "
+              .. fmt(ehit) .. " got " .. fmt(v) .. ", " .. fmt(err) .. ", "
+              .. fmt(hit))
+    return ok
+end
+
+
+local function deep_eq(a, b)
+    if type(a) ~= type(b) then
+        return false
+    end
+    if type(a) ~= "table" then
+        return a == b or (a ~= a and b ~= b)
+    end
+    for k, v in pairs(a) do
+        if not deep_eq(v, b[k]) then
+            return false
+        end
+    end
+    for k in pairs(b) do
+        if a[k] == nil then
+            return false
+        end
+    end
+    return true
+end
+
+
+local function throws(pattern, f, ...)
+    local ok, err = pcall(f, ...)
+    check(not ok and tostring(err):find(pattern, 1, true),
+          "expected an error like " .. fmt(pattern) .. ", got "
+          .. (ok and "no error" or fmt(err)))
+end
+
+
+-- ---------------------------------------------------------------- --
+-- In-worker tests
+
+local T = {}
+
+
+T.levels = function()
+    local c = caches.c
+    local k = uniq("levels")
+    local calls = 0
+    local cb = function()
+        calls = calls + 1
+        return "v1"
+    end
+
+    expect("first get is L3", "v1", nil, 3, c:get(k, nil, cb))
+    expect("second get is L1", "v1", nil, 1, c:get(k, nil, cb))
+    c.lru:delete(k)
+    expect("after L1 delete: L2", "v1", nil, 2, c:get(k, nil, cb))
+    expect("then L1 again", "v1", nil, 1, c:get(k, nil, cb))
+    check(calls == 1, "callback ran " .. calls .. " times, expected 1")
+
+    expect("miss without callback", nil, nil, -1, c:get(uniq("none")))
+    c.lru:delete(k)
+    expect("L2 hit without callback", "v1", nil, 2, c:get(k))
+
+    -- arguments are passed through
+    expect("callback arguments", "xy", nil, 3,
+           c:get(uniq("args"), nil, function(a, b) return a .. b end,
+                 "x", "y"))
+
+    -- own L1 survives the invalidation record of its own fill
+    local k2 = uniq("own")
+    c:get(k2, nil, cb)
+    c:update()
+    expect("own fill not invalidated by its own record", "v1", nil, 1,
+           c:get(k2, nil, cb))
+end
+
+
+T.types = function()
+    local c = caches.c
+    local values = {
+        { "string", "hello" },
+        { "empty string", "" },
+        { "binary string", "a\0b\255" },
+        { "float", 0.1 },
+        { "big integer", 2^53 },
+        { "negative", -12.5 },
+        { "infinity", math.huge },
+        { "true", true },
+        { "false", false },
+        { "table", { a = 1, b = { c = "x", [1] = true, [2.5] = false },
+                     [10] = "sparse", [true] = { {}, { "deep" } } } },
+        { "array", { 1, 2, 3, "four" } },
+    }
+    for _, tv in ipairs(values) do
+        local name, val = tv[1], tv[2]
+        local k = uniq("types")
+        local v, err, hit = c:get(k, nil, function() return val end)
+        check(deep_eq(v, val) and err == nil and hit == 3,
+              name .. " from L3: got " .. fmt(v) .. " " .. fmt(hit))
+        v, err, hit = c:get(k, nil, function() return "wrong" end)
+        check(deep_eq(v, val) and hit == 1,
+              name .. " from L1: got " .. fmt(v) .. " " .. fmt(hit))
+        c.lru:delete(k)
+        v, err, hit = c:get(k, nil, function() return "wrong" end)
+        check(deep_eq(v, val) and hit == 2,
+              name .. " from L2: got " .. fmt(v) .. " " .. fmt(hit) .. " "
+              .. fmt(err))
+        local ttl, perr, pv = c:peek(k)
+        check(deep_eq(pv, val) and perr == nil and ttl and ttl > 0,
+              name .. " from peek: got " .. fmt(pv) .. " " .. fmt(perr))
+    end
+
+    -- a value too deep (cyclic) for the table encoding
+    local t = {}
+    t.self = t
+    local v, err = c:get(uniq("cyclic"), nil, function() return t end)
+    check(v == nil and err and err:find("could not encode table value", 1,
+                                        true),
+          "cyclic table: got " .. fmt(v) .. " " .. fmt(err))
+end
+
+
+T.negative = function()
+    local c = caches.c
+    local k = uniq("neg")
+    local calls = 0
+    local cb = function()
+        calls = calls + 1
+        return nil
+    end
+
+    expect("nil from L3", nil, nil, 3, c:get(k, { neg_ttl = 0.3 }, cb))
+    expect("nil from L1", nil, nil, 1, c:get(k, { neg_ttl = 0.3 }, cb))
+    c.lru:delete(k)
+    expect("nil from L2", nil, nil, 2, c:get(k, { neg_ttl = 0.3 }, cb))
+    check(calls == 1, "callback ran " .. calls .. " times, expected 1")
+    local ttl, err, v = c:peek(k)
+    check(ttl and ttl > 0 and ttl <= 0.3 and err == nil and v == nil,
+          "peek of a negative: " .. fmt(ttl) .. " " .. fmt(v))
+
+    ngx.sleep(0.4)
+    expect("nil after neg_ttl: L3 again", nil, nil, 3,
+           c:get(k, { neg_ttl = 0.3 }, cb))
+    check(calls == 2, "callback ran " .. calls .. " times, expected 2")
+end
+
+
+T.ttl = function()
+    local c = caches.c
+    local k = uniq("ttl")
+    local calls = 0
+    local cb = function()
+        calls = calls + 1
+        return "v" .. calls
+    end
+
+    expect("ttl: L3", "v1", nil, 3, c:get(k, { ttl = 0.3 }, cb))
+    expect("ttl: L1", "v1", nil, 1, c:get(k, { ttl = 0.3 }, cb))
+    ngx.sleep(0.4)
+    expect("ttl: expired, L3 again", "v2", nil, 3, c:get(k, { ttl = 0.3 }, cb))
+
+    -- an L2 hit goes into L1 with the remaining TTL only
+    local k2 = uniq("ttl-remaining")
+    c:get(k2, { ttl = 0.4 }, cb)
+    c.lru:delete(k2)
+    ngx.sleep(0.2)
+    local v, _, hit = c:get(k2, { ttl = 0.4 }, cb)
+    check(hit == 2, "promotion: hit " .. fmt(hit))
+    local ttl = c:peek(k2)
+    check(ttl and ttl <= 0.21, "remaining TTL after promotion: " .. fmt(ttl))
+    ngx.sleep(0.3)
+    v, _, hit = c:get(k2, { ttl = 0.4 }, cb)
+    check(hit == 3, "L1 expired together with L2: hit " .. fmt(hit)
+                    .. " value " .. fmt(v))
+
+    -- ttl 0: never expires
+    local k3 = uniq("ttl0")
+    c:get(k3, { ttl = 0 }, cb)
+    local t0 = c:peek(k3)
+    check(t0 == 0, "peek of a ttl=0 value gives 0: " .. fmt(t0))
+
+    -- the callback's third return value overrides ttl
+    local k4 = uniq("cbttl")
+    c:get(k4, { ttl = 100 }, function() return "x", nil, 0.2 end)
+    local t4 = c:peek(k4)
+    check(t4 and t4 <= 0.2, "callback ttl override: " .. fmt(t4))
+    ngx.sleep(0.3)
+    expect("callback ttl expired", nil, nil, -1, c:get(k4))
+
+    -- a negative ttl from the callback: not cached
+    local k5 = uniq("bypass")
+    local n5 = 0
+    local bypass = function()
+        n5 = n5 + 1
+        return "nc", nil, -1
+    end
+    expect("ttl < 0: L3", "nc", nil, 3, c:get(k5, nil, bypass))
+    expect("ttl < 0: L3 again", "nc", nil, 3, c:get(k5, nil, bypass))
+    check(n5 == 2 and c:peek(k5) == nil, "ttl < 0 cached nothing")
+
+    -- a non-number third value is ignored
+    local k6 = uniq("badttl")
+    c:get(k6, { ttl = 100 }, function() return "x", nil, "soon" end)
+    local t6 = c:peek(k6)
+    check(t6 and t6 > 99, "non-number callback ttl ignored: " .. fmt(t6))
+end
+
+
+T.errors = function()
+    local c = caches.c
+    local k = uniq("err")
+    local calls = 0
+
+    expect("soft error", nil, "boom", nil,
+           c:get(k, nil, function()
+               calls = calls + 1
+               return nil, "boom"
+           end))
+    expect("errors are not cached", nil, "boom", nil,
+           c:get(k, nil, function()
+               calls = calls + 1
+               return nil, "boom"
+           end))
+    check(calls == 2, "callback ran " .. calls .. " times, expected 2")
+    expect("value and error", "foo", "err", nil,
+           c:get(k, nil, function() return "foo", "err" end))
+    local _, err = c:get(k, nil, function() return nil, { 1 } end)
+    check(type(err) == "string" and err:find("^table: "),
+          "non-string error is tostring()ed: " .. fmt(err))
+
+    local v, err2, hit = c:get(k, nil, function() error("oops") end)
+    check(v == nil and hit == nil and type(err2) == "string"
+          and err2:find("^callback threw an error: .*oops")
+          and err2:find("stack traceback", 1, true),
+          "thrown error: " .. fmt(err2))
+    _, err2 = c:get(k, nil, function() error({}) end)
+    check(type(err2) == "string"
+          and err2:find("^callback threw an error: table: "),
+          "thrown table: " .. fmt(err2))
+    check(c:peek(k) == nil, "nothing cached after errors")
+
+    -- the flight is free again at once after a throw
+    local t0 = ngx.now()
+    expect("after a throw", "fine", nil, 3,
+           c:get(k, nil, function() return "fine" end))
+    check(ngx.now() - t0 < 0.5, "no lock left behind")
+
+    -- a value that cannot be cached throws (as mlcache), and frees the lock
+    local k2 = uniq("userdata")
+    throws("cannot cache value of type userdata",
+           c.get, c, k2, nil, function() return ngx.null end)
+    t0 = ngx.now()
+    expect("after an uncacheable value", "ok", nil, 3,
+           c:get(k2, nil, function() return "ok" end))
+    check(ngx.now() - t0 < 0.5, "no lock left behind (E3)")
+end
+
+
+T.resurrect = function()
+    local c = caches.c
+    local k = uniq("res")
+    local calls = 0
+    local fail = function()
+        calls = calls + 1
+        return nil, "backend down"
+    end
+    local opts = { ttl = 0.2, resurrect_ttl = 0.3 }
+
+    expect("resurrect: first load", "v", nil, 3,
+           c:get(k, opts, function() return "v" end))
+    ngx.sleep(0.3)
+    expect("stale value resurrected", "v", nil, 4, c:get(k, opts, fail))
+    expect("resurrected value from L1", "v", nil, 1, c:get(k, opts, fail))
+    c.lru:delete(k)
+    expect("resurrected value from L2", "v", nil, 4, c:get(k, opts, fail))
+    check(calls == 1, "callback ran " .. calls .. " times, expected 1")
+    ngx.sleep(0.4)
+    expect("resurrected again after resurrect_ttl", "v", nil, 4,
+           c:get(k, opts, fail))
+    ngx.sleep(0.4)
+    expect("recovered", "v2", nil, 3,
+           c:get(k, opts, function() return "v2" end))
+
+    -- a negative is resurrected too
+    local k2 = uniq("resneg")
+    expect("negative: first load", nil, nil, 3,
+           c:get(k2, { neg_ttl = 0.2, resurrect_ttl = 0.3 },
+                 function() return nil end))
+    ngx.sleep(0.3)
+    expect("negative resurrected", nil, nil, 4,
+           c:get(k2, { neg_ttl = 0.2, resurrect_ttl = 0.3 }, fail))
+    c.lru:delete(k2)
+    expect("resurrected negative from L2", nil, nil, 4,
+           c:get(k2, { neg_ttl = 0.2, resurrect_ttl = 0.3 }, fail))
+
+    -- no resurrection for a thrown error, nor without resurrect_ttl
+    local k3 = uniq("resthrow")
+    c:get(k3, opts, function() return "v" end)
+    ngx.sleep(0.3)
+    local v, err = c:get(k3, opts, function() error("x") end)
+    check(v == nil and err and err:find("callback threw", 1, true),
+          "thrown error does not resurrect: " .. fmt(v) .. " " .. fmt(err))
+    expect("no resurrect_ttl", nil, "backend down", nil,
+           c:get(k3, { ttl = 0.2 }, fail))
+end
+
+
+T.l1_serializer = function()
+    local c = caches.ser
+    local k = uniq("ser")
+    local v, err, hit = c:get(k, nil, function() return "raw" end)
+    check(type(v) == "table" and v.wrapped == "raw" and hit == 3,
+          "serialized from L3: " .. fmt(v) .. " " .. fmt(err))
+    local v2, _, hit2 = c:get(k, nil, function() return "raw" end)
+    check(v2 == v and hit2 == 1, "L1 hit returns the same object")
+    c.lru:delete(k)
+    local v3, _, hit3 = c:get(k, nil, function() return "raw" end)
+    check(type(v3) == "table" and v3 ~= v and v3.wrapped == "raw"
+          and hit3 == 2, "serialized again from L2")
+    local _, _, pv = c:peek(k)
+    check(pv == "raw", "peek gives the raw L2 value: " .. fmt(pv))
+
+    -- never for negatives
+    local calls = 0
+    local cn = caches.c
+    local kn = uniq("sernil")
+    expect("negative not serialized", nil, nil, 3,
+           cn:get(kn, { l1_serializer = function()
+               calls = calls + 1
+               return "x"
+           end }, function() return nil end))
+    check(calls == 0, "l1_serializer called for a nil")
+
+    -- per-call serializer wins; errors
+    local kc = uniq("serc")
+    expect("per-call serializer", "RAW", nil, 3,
+           c:get(kc, { l1_serializer = function(s) return s:upper() end },
+                 function() return "raw" end))
+    local _, e1 = cn:get(uniq("serthrow"), { l1_serializer = function()
+        error("bad")
+    end }, function() return "x" end)
+    check(e1 and e1:find("^l1_serializer threw an error: "),
+          "serializer throws: " .. fmt(e1))
+    local _, e2 = cn:get(uniq("sernilret"), { l1_serializer = function()
+        return nil
+    end }, function() return "x" end)
+    check(e2 == "l1_serializer returned a nil value",
+          "serializer returns nil: " .. fmt(e2))
+    local _, e3 = cn:get(uniq("sererr"), { l1_serializer = function()
+        return nil, "custom"
+    end }, function() return "x" end)
+    check(e3 == "custom", "serializer returns nil, err: " .. fmt(e3))
+
+    -- set() goes through it too
+    local ks = uniq("serset")
+    assert(c:set(ks, nil, "s"))
+    local vs, _, hs = c:get(ks)
+    check(type(vs) == "table" and vs.wrapped == "s" and hs == 1,
+          "set() applies the l1_serializer")
+end
+
+
+T.peek = function()
+    local c = caches.c
+    local k = uniq("peek")
+    check(c:peek(k) == nil, "peek of an absent key is nil")
+    c:get(k, { ttl = 10 }, function() return "pv" end)
+    local ttl, err, v, stale = c:peek(k)
+    check(ttl and ttl > 9 and ttl <= 10 and err == nil and v == "pv"
+          and stale == false,
+          "peek: " .. fmt(ttl) .. " " .. fmt(v) .. " " .. fmt(stale))
+
+    local k2 = uniq("peekstale")
+    c:get(k2, { ttl = 0.1 }, function() return "old" end)
+    ngx.sleep(0.2)
+    check(c:peek(k2) == nil, "expired: nil without stale")
+    local t2, _, v2, st2 = c:peek(k2, true)
+    check(t2 and t2 < 0 and v2 == "old" and st2 == true,
+          "peek(stale): " .. fmt(t2) .. " " .. fmt(v2) .. " " .. fmt(st2))
+    local t3 = c:peek(k2, true)
+    check(t3 and t3 < 0, "peek(stale) does not evict")
+    throws("key must be a string", c.peek, c, 1)
+end
+
+
+T.set_delete_purge = function()
+    local c = caches.c
+    local k = uniq("set")
+    local cb = function() return "from cb" end
+
+    check(c:set(k, nil, "a") == true, "set returns true")
+    expect("get after set: L1", "a", nil, 1, c:get(k, nil, cb))
+    c.lru:delete(k)
+    expect("get after set: L2", "a", nil, 2, c:get(k, nil, cb))
+    assert(c:set(k, nil, { t = 1 }))
+    local v, _, hit = c:get(k, nil, cb)
+    check(type(v) == "table" and v.t == 1 and hit == 1, "set a table")
+    assert(c:set(k, nil, nil))
+    expect("set nil: a negative", nil, nil, 1, c:get(k, nil, cb))
+    c.lru:delete(k)
+    expect("set nil from L2", nil, nil, 2, c:get(k, nil, cb))
+    assert(c:set(k, { ttl = 0.2 }, "short"))
+    ngx.sleep(0.3)
+    expect("set with ttl expires", nil, nil, -1, c:get(k))
+
+    assert(c:set(k, nil, "b"))
+    check(c:delete(k) == true, "delete returns true")
+    expect("get after delete runs the callback", "from cb", nil, 3,
+           c:get(k, nil, cb))
+    check(c:delete(uniq("absent")) == true, "deleting an absent key")
+
+    local k1, k2 = uniq("p1"), uniq("p2")
+    c:get(k1, nil, cb)
+    c:get(k2, nil, cb)
+    check(c:purge() == true, "purge returns true")
+    expect("purged (no callback)", nil, nil, -1, c:get(k1))
+    check(c:peek(k2) == nil and c:peek(k2, true) == nil,
+          "purged values are gone, stale too")
+    expect("after purge: L3", "from cb", nil, 3, c:get(k2, nil, cb))
+    check(c:update() == true, "update() returns true")
+
+    -- namespaces are isolated
+    local ki = uniq("iso")
+    caches.c:set(ki, nil, "in c")
+    expect("other namespace does not see it", nil, nil, -1,
+           caches.small:get(ki))
+
+    throws("key must be a string", c.set, c, false, nil, 1)
+    throws("cannot cache value of type function", c.set, c, k, nil,
+           function() end)
+end
+
+
+T.bulk = function()
+    local c = caches.c
+    local ka, kb, kc, kd, ke = uniq("ba"), uniq("bb"), uniq("bc"),
+                               uniq("bd"), uniq("be")
+    c:get(ka, nil, function() return "A" end)        -- L1
+    c:get(kb, nil, function() return "B" end)        -- L2
+    c.lru:delete(kb)
+
+    local res = c:get_bulk({
+        ka, nil, function() return "wrong" end, nil,
+        kb, nil, function() return "wrong" end, nil,
+        kc, nil, function(x) return x end, "C",
+        kd, nil, function() return nil, "bulk err" end, nil,
+        ke, nil, function() return nil end, nil,
+        n = 5,
+    }, { concurrency = 2 })
+    check(res.n == 15, "res.n = " .. fmt(res.n))
+    local want = {
+        { "A", nil, 1 }, { "B", nil, 2 }, { "C", nil, 3 },
+        { nil, "bulk err", nil }, { nil, nil, 3 },
+    }
+    local n = 0
+    for i, v, err, hit in mlc.each_bulk_res(res) do
+        n = n + 1
+        local w = want[i]
+        expect("bulk op " .. i, w[1], w[2], w[3], v, err, hit)
+    end
+    check(n == 5, "each_bulk_res iterated " .. n .. " times")
+
+    local b = mlc.new_bulk(3)
+    b:add(kc, nil, function() return "wrong" end)
+    b:add(uniq("bf"), { ttl = 5 }, function(x) return x * 2 end, 21)
+    local r2 = c:get_bulk(b)
+    expect("new_bulk op 1", "C", nil, 1, r2[1], r2[2], r2[3])
+    expect("new_bulk op 2", 42, nil, 3, r2[4], r2[5], r2[6])
+
+    throws("bulk must be a table", c.get_bulk, c)
+    throws("bulk must have n field", c.get_bulk, c, { "k", nil,
+           function() end, nil })
+    throws("key at index 5 must be a string for operation 2 (got boolean)",
+           c.get_bulk, c, { "a", nil, function() end, nil,
+                            false, nil, function() end, nil, n = 2 })
+    throws("callback at index 3 must be a function for operation 1 (got nil)",
+           c.get_bulk, c, { "a", nil, nil, nil, n = 1 })
+    throws("opts.concurrency must be > 0", c.get_bulk, c,
+           { n = 0 }, { concurrency = 0 })
+    throws("options at index 2 for operation 1 are invalid: opts.ttl must be "
+           .. "a number", c.get_bulk, c,
+           { uniq("bo"), { ttl = "x" }, function() end, nil, n = 1 })
+    throws("res must have res.n field", mlc.each_bulk_res, {})
+end
+
+
+T.validation = function()
+    throws("name must be a string", mlc.new, 1, ARENA)
+    throws("shm must be a string", mlc.new, "x", nil)
+    throws("opts must be a table", mlc.new, "x", ARENA, true)
+    throws("opts.ttl must be >= 0", mlc.new, "x", ARENA, { ttl = -1 })
+    throws("opts.neg_ttl must be a number", mlc.new, "x", ARENA,
+           { neg_ttl = "1" })
+    throws("opts.resurrect_ttl must be >= 0", mlc.new, "x", ARENA,
+           { resurrect_ttl = -1 })
+    throws("opts.shm_set_tries must be >= 1", mlc.new, "x", ARENA,
+           { shm_set_tries = 0 })
+    throws("opts.l1_serializer must be a function", mlc.new, "x", ARENA,
+           { l1_serializer = 1 })
+    throws("opts.resty_lock_opts must be a table", mlc.new, "x", ARENA,
+           { resty_lock_opts = 1 })
+    throws("cannot specify both of opts.ipc_shm and opts.ipc", mlc.new, "x",
+           ARENA, { ipc_shm = "a", ipc = {} })
+    local c, err = mlc.new("x", "no-such-arena-" .. ngx.worker.pid())
+    check(c == nil and err and err:find("^no such mlc arena: "),
+          "missing arena: " .. fmt(err))
+
+    -- accepted and documented as without effect
+    local c2 = mlc.new("opts", ARENA, { shm_miss = "m", shm_locks = "l",
+                                        ipc_shm = "i", lru_size = 10,
+                                        shm_set_tries = 2,
+                                        resty_lock_opts = { timeout = 1,
+                                                            exptime = 10 } })
+    check(c2 ~= nil, "all mlcache options accepted")
+
+    local cc = caches.c
+    throws("key must be a string", cc.get, cc, 1)
+    throws("callback must be nil or a function", cc.get, cc, "k", nil, 1)
+    throws("opts must be a table", cc.get, cc, uniq("o"), 1, function() end)
+    throws("opts.ttl must be a number", cc.get, cc, uniq("o"), { ttl = "x" },
+           function() end)
+    local v, e = cc:get("", nil, function() return 1 end)
+    check(v == nil and e and e:find("invalid key", 1, true),
+          "empty key: " .. fmt(e))
+end
+
+
+-- single flight and lock timeouts between light threads of one worker
+T.lock = function()
+    local c = caches.c
+    local k = uniq("lock")
+    local calls = 0
+    local slow = function()
+        calls = calls + 1
+        ngx.sleep(0.4)
+        return "slow"
+    end
+
+    local t1 = ngx.thread.spawn(function() return c:get(k, nil, slow) end)
+    ngx.sleep(0.05)
+    local t2 = ngx.thread.spawn(function()
+        return c:get(k, { resty_lock_opts = { timeout = 0.1 } }, slow)
+    end)
+    local t3 = ngx.thread.spawn(function() return c:get(k, nil, slow) end)
+    local _, v1, e1, h1 = ngx.thread.wait(t1)
+    local _, v2, e2, h2 = ngx.thread.wait(t2)
+    local _, v3, e3, h3 = ngx.thread.wait(t3)
+    expect("loader", "slow", nil, 3, v1, e1, h1)
+    expect("lock timeout", nil, "could not acquire callback lock: timeout",
+           nil, v2, e2, h2)
+    expect("waiter gets the loader's value", "slow", nil, 2, v3, e3, h3)
+    check(calls == 1, "callback ran " .. calls .. " times, expected 1")
+
+    -- lock timeout with a stale value and resurrect_ttl: the stale value
+    local k2 = uniq("lockstale")
+    c:get(k2, { ttl = 0.1 }, function() return "old" end)
+    ngx.sleep(0.2)
+    local t4 = ngx.thread.spawn(function()
+        return c:get(k2, { ttl = 0.1 }, function()
+            ngx.sleep(0.4)
+            return "new"
+        end)
+    end)
+    ngx.sleep(0.05)
+    expect("lock timeout serves stale", "old", nil, 4,
+           c:get(k2, { resurrect_ttl = 1, resty_lock_opts = { timeout = 0.1 } },
+                 slow))
+    local _, v4, e4, h4 = ngx.thread.wait(t4)
+    expect("loader after the stale answer", "new", nil, 3, v4, e4, h4)
+
+    -- the loader's error is shared with the waiters (no second run)
+    local k3 = uniq("lockerr")
+    local n3 = 0
+    local failing = function()
+        n3 = n3 + 1
+        ngx.sleep(0.2)
+        return nil, "shared failure"
+    end
+    local t5 = ngx.thread.spawn(function() return c:get(k3, nil, failing) end)
+    ngx.sleep(0.05)
+    local v6, e6, h6 = c:get(k3, nil, failing)
+    local _, v5, e5, h5 = ngx.thread.wait(t5)
+    expect("loader error", nil, "shared failure", nil, v5, e5, h5)
+    expect("waiter gets the error", nil, "shared failure", nil, v6, e6, h6)
+    check(n3 == 1, "failing callback ran " .. n3 .. " times, expected 1")
+end
+
+
+T.anon = function()
+    local c = caches.a
+    local k = uniq("anon")
+    expect("anonymous arena: L3", "x", nil, 3,
+           c:get(k, nil, function() return "x" end))
+    expect("anonymous arena: L1", "x", nil, 1, c:get(k))
+    c.lru:delete(k)
+    expect("anonymous arena: L2", "x", nil, 2, c:get(k))
+end
+
+
+T.lru_size = function()
+    local c = caches.small
+    local ks = { uniq("l1"), uniq("l2"), uniq("l3") }
+    for _, k in ipairs(ks) do
+        c:get(k, nil, function() return k end)
+    end
+    expect("evicted from L1 (lru_size 2): L2", ks[1], nil, 2, c:get(ks[1]))
+    expect("still in L1", ks[3], nil, 1, c:get(ks[3]))
+end
+
+
+function _M.run_test()
+    local name = ngx.var.arg_test
+    local f = T[name]
+    if not f then
+        ngx.status = 404
+        ngx.say("not ok: no test ", name)
+        return
+    end
+    fails = {}
+    local ok, err = xpcall(f, debug.traceback)
+    if not ok then
+        fails[#fails + 1] = "threw: " .. tostring(err)
+    end
+    if #fails == 0 then
+        ngx.say("ok")
+    else
+        ngx.say("not ok")
+        for _, m in ipairs(fails) do
+            ngx.say("    ", m)
+        end
+    end
+end
+
+
+-- ---------------------------------------------------------------- --
+-- Cross-worker operations
+
+function _M.xw()
+    local a = ngx.var.args and ngx.req.get_uri_args() or {}
+    local c = caches[a.ns or "c"]
+    local key = a.key
+    local v, err, hit
+    local op = a.op
+
+    if op == "get" then
+        local sleep = tonumber(a.sleep)
+        v, err, hit = c:get(key, nil, function()
+            counters:incr(key, 1, 0)
+            if sleep then
+                ngx.sleep(sleep)
+            end
+            if a.fail then
+                return nil, a.fail
+            end
+            return a.val
+        end)
+
+    elseif op == "set" then
+        v, err = c:set(key, nil, a.val)
+
+    elseif op == "delete" then
+        v, err = c:delete(key)
+
+    elseif op == "purge" then
+        v, err = c:purge()
+    end
+
+    ngx.say("w=", ngx.worker.id(), " v=", tostring(v), " h=", tostring(hit),
+            " e=", tostring(err))
+end
+
+
+function _M.count()
+    ngx.say(counters:get(ngx.var.arg_key) or 0)
+end
+
+
+return _M

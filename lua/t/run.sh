@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# Tests of the OpenResty binding (lua/lib/resty/mlc.lua) in a real nginx
+# from Debian's packages: 4 workers on 127.0.0.1, driven with curl.
+#
+#   lua/t/run.sh [path/to/libmlc.so]
+#
+# libmlc: the argument, else $MLC_LIB, else a build of this tree in
+# build-lua-t/.  Prints one "ok"/"not ok" line per check and exits non-zero
+# if any failed.  Skips (exit 0, with a message) when nginx or its Lua
+# module is not installed.  nginx runs in its own prefix under /tmp and is
+# stopped, and its arena removed, however the script ends.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+luadir=$(dirname "$here")
+root=$(dirname "$luadir")
+WORKERS=4
+
+skip() { echo "SKIP: $*"; exit 0; }
+
+NGINX=$(command -v nginx || true)
+[ -x "${NGINX:-}" ] || [ -x /usr/sbin/nginx ] && NGINX=${NGINX:-/usr/sbin/nginx}
+[ -x "${NGINX:-}" ] || skip "nginx is not installed (apt-get install nginx)"
+moddir=/usr/lib/nginx/modules
+[ -f $moddir/ngx_http_lua_module.so ] && [ -f $moddir/ndk_http_module.so ] ||
+	skip "the nginx Lua module is not installed (apt-get install libnginx-mod-http-lua)"
+restylib=/usr/share/lua/5.1
+[ -f $restylib/resty/core.lua ] || skip "lua-resty-core is not installed"
+[ -f $restylib/resty/lrucache.lua ] || skip "lua-resty-lrucache is not installed"
+command -v curl >/dev/null || skip "curl is not installed"
+
+lib=${1:-${MLC_LIB:-}}
+if [ -z "$lib" ]; then
+	b="$root/build-lua-t"
+	if [ ! -f "$b/build.ninja" ]; then
+		meson setup "$b" "$root" >/dev/null || exit 1
+	fi
+	ninja -C "$b" src/libmlc.so >/dev/null 2>&1 || ninja -C "$b" >/dev/null || exit 1
+	lib=$(ls "$b"/libmlc.so "$b"/src/libmlc.so 2>/dev/null | head -1)
+fi
+lib=$(readlink -f "$lib")
+[ -f "$lib" ] || { echo "not ok - libmlc not found: $lib"; exit 1; }
+
+prefix=$(mktemp -d /tmp/mlc-lua-t.XXXXXX)
+chmod 755 "$prefix"
+mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
+arena="mlc-lua-t-$$"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+conf="$prefix/conf/nginx.conf"
+failed=0
+n=0
+
+stop_nginx() {
+	local pid
+	pid=$(cat "$prefix/logs/nginx.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	pkill -KILL -P "$pid" 2>/dev/null
+	return 0
+}
+
+cleanup() {
+	stop_nginx
+	rm -f "/dev/shm/$arena" /dev/shm/.mlc-tmp."$arena".* 2>/dev/null
+	if [ "$failed" -ne 0 ] && [ -s "$prefix/logs/error.log" ]; then
+		echo "# nginx error log (last 40 lines):"
+		tail -40 "$prefix/logs/error.log" | sed 's/^/#   /'
+	fi
+	rm -rf "$prefix"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+user=
+[ "$(id -u)" -eq 0 ] && user="user nobody nogroup;"
+
+cat >"$conf" <<EOF
+$user
+worker_processes $WORKERS;
+daemon on;
+master_process on;
+pid logs/nginx.pid;
+error_log logs/error.log warn;
+load_module $moddir/ndk_http_module.so;
+load_module $moddir/ngx_http_lua_module.so;
+env MLC_LIB;
+env MLC_T_ARENA;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+
+    lua_package_path "$luadir/lib/?.lua;$here/?.lua;$restylib/?.lua;;";
+    lua_shared_dict counters 1m;
+
+    init_by_lua_block {
+        require("mlc_t").init()
+    }
+
+    init_worker_by_lua_block {
+        require("mlc_t").init_worker()
+    }
+
+    server {
+        listen 127.0.0.1:$port reuseport;
+
+        location = /t {
+            content_by_lua_block { require("mlc_t").run_test() }
+        }
+
+        location = /xw {
+            content_by_lua_block { require("mlc_t").xw() }
+        }
+
+        location = /n {
+            content_by_lua_block { require("mlc_t").count() }
+        }
+    }
+}
+EOF
+
+report() {	# report <ok:0|1> <name> [details...]
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $2"
+		shift 2
+		for d in "$@"; do
+			[ -n "$d" ] && printf '%s\n' "$d" | sed 's/^/#   /'
+		done
+	fi
+}
+
+if ! MLC_LIB="$lib" MLC_T_ARENA="$arena" "$NGINX" -p "$prefix" -c "$conf" \
+	-e "$prefix/logs/error.log" 2>"$prefix/logs/start.err"; then
+	failed=1
+	report 1 "nginx starts" "$(cat "$prefix/logs/start.err")"
+	exit 1
+fi
+up=1
+for _ in $(seq 100); do
+	curl -s -o /dev/null "$base/n?key=x" && { up=0; break; }
+	sleep 0.05
+done
+report $up "nginx starts with $WORKERS workers on 127.0.0.1:$port (libmlc $lib)" \
+	"$(cat "$prefix/logs/start.err" 2>/dev/null)"
+[ $up -eq 0 ] || exit 1
+
+# ---- in-worker tests (each one request, one worker) -----------------------
+for t in levels types negative ttl errors resurrect l1_serializer peek \
+	set_delete_purge bulk validation lock anon lru_size; do
+	body=$(curl -s --max-time 30 "$base/t?test=$t")
+	if [ "$(head -1 <<<"$body")" = ok ]; then
+		report 0 "$t"
+	else
+		report 1 "$t" "$(tail -n +2 <<<"$body")" "${body:0:0}"
+		[ -z "$body" ] && echo "#   (no response)"
+	fi
+done
+
+# ---- cross-worker tests ---------------------------------------------------
+# Every request opens a new connection; reuseport spreads them over the
+# workers.  Each response line is "w=<id> v=<value> h=<hit> e=<err>".
+
+field() {	# field <name> <line>
+	local x=" $2 "
+	x=${x#* $1=}
+	printf '%s' "${x%% *}"
+}
+
+batch() {	# batch <query> <count>: that many requests, one per connection
+	local urls=() i
+	for ((i = 0; i < $2; i++)); do urls+=("$base/xw?$1"); done
+	curl -s --max-time 30 -H 'Connection: close' "${urls[@]}"
+}
+
+# first_answers <query> <want-regex>: query until every worker answered;
+# checks that the first answer of each worker matches; writes those first
+# answers to $prefix/firsts.
+first_answers() {
+	local seen=() bad="" tries=0 line w firsts=""
+	while [ ${#seen[@]} -lt $WORKERS ] && [ $tries -lt 40 ]; do
+		tries=$((tries + 1))
+		while read -r line; do
+			w=$(field w "$line")
+			[ -z "$w" ] && continue
+			if [ -z "${seen[$w]:-}" ]; then
+				seen[$w]=1
+				firsts+="$line"$'\n'
+				[[ $line =~ $2 ]] || bad+="$line (wanted /$2/)"$'\n'
+			fi
+		done < <(batch "$1" 8)
+	done
+	printf '%s' "$firsts" >"$prefix/firsts"
+	if [ ${#seen[@]} -lt $WORKERS ]; then
+		bad+="only ${#seen[@]} of $WORKERS workers answered"$'\n'
+	fi
+	[ -z "$bad" ] && return 0
+	printf '%s' "$bad"
+	return 1
+}
+
+# warm <query>: until every worker answered from its L1 (h=1).
+warm() {
+	local seen=() tries=0 line
+	while [ ${#seen[@]} -lt $WORKERS ] && [ $tries -lt 40 ]; do
+		tries=$((tries + 1))
+		while read -r line; do
+			[ "$(field h "$line")" = 1 ] && seen[$(field w "$line")]=1
+		done < <(batch "$1" 8)
+	done
+	[ ${#seen[@]} -eq $WORKERS ]
+}
+
+cross_worker() {	# cross_worker <ns>
+	local ns=$1 key="xw-$1-$$" out setter msg
+	local q="op=get&ns=$ns&key=$key"
+
+	warm "$q&val=old"
+	report $? "[$ns] every worker holds the key in L1"
+
+	out=$(batch "op=set&ns=$ns&key=$key&val=new" 1)
+	setter=$(field w "$out")
+	[ "$(field v "$out")" = true ]
+	report $? "[$ns] set in worker $setter" "$out"
+
+	# the setter answers from its L1, every other worker from L2
+	msg=$(first_answers "$q&val=unused" "v=new h=[12] ")
+	report $? "[$ns] set: every worker's next get returns the new value" "$msg"
+	local bad=""
+	while read -r line; do
+		[ -z "$line" ] && continue
+		if [ "$(field w "$line")" = "$setter" ]; then
+			[ "$(field h "$line")" = 1 ] || bad+="$line (setter: wanted h=1)"$'\n'
+		else
+			[ "$(field h "$line")" = 2 ] || bad+="$line (wanted h=2: L1 invalidated)"$'\n'
+		fi
+	done <"$prefix/firsts"
+	[ -z "$bad" ]
+	report $? "[$ns] set: other workers re-read L2 (h=2), the setter kept L1 (h=1)" "$bad"
+
+	warm "$q&val=unused" >/dev/null
+	out=$(batch "op=delete&ns=$ns&key=$key" 1)
+	msg=$(first_answers "$q&val=reloaded" "v=reloaded h=[23] ")
+	report $? "[$ns] delete: every worker's next get reloads" "$msg" "delete: $out"
+
+	warm "$q&val=unused" >/dev/null
+	out=$(batch "op=purge&ns=$ns" 1)
+	msg=$(first_answers "$q&val=after-purge" "v=after-purge h=[23] ")
+	report $? "[$ns] purge: every worker's next get reloads" "$msg" "purge: $out"
+
+	# set nil: a negative entry everywhere
+	warm "$q&val=unused" >/dev/null
+	out=$(batch "op=set&ns=$ns&key=$key" 1)
+	msg=$(first_answers "$q&val=unused" "v=nil h=[12] e=nil")
+	report $? "[$ns] set(nil): every worker's next get returns a cached nil" "$msg"
+}
+
+cross_worker c	# arena by name, handle opened in init_by_lua (before fork)
+cross_worker w	# arena attached by name in init_worker_by_lua
+cross_worker a	# anonymous arena made in init_by_lua
+
+# single flight: concurrent requests on a cold key from every worker
+single_flight() {	# single_flight <ns> <extra query> <want-regex> <what>
+	local key="sf-$1-$$-$RANDOM" urls=() out count workers h3 bad i
+	for ((i = 0; i < 24; i++)); do
+		urls+=("$base/xw?op=get&ns=$1&key=$key&sleep=0.4&$2")
+	done
+	out=$(curl -s --max-time 30 --parallel --parallel-immediate 2>/dev/null \
+		--parallel-max 24 -H 'Connection: close' "${urls[@]}")
+	count=$(curl -s "$base/n?key=$key")
+	workers=$(grep -o 'w=[0-9]*' <<<"$out" | sort -u | wc -l)
+	h3=$(grep -c ' h=3 ' <<<"$out")
+	bad=$(grep -Ev "$3" <<<"$out")
+	[ "$count" = 1 ] && [ -z "$bad" ] && [ "$(wc -l <<<"$out")" -eq 24 ] &&
+		[ "$workers" -ge 2 ]
+	report $? "[$1] single flight $4: 24 concurrent requests on $workers workers, callback ran $count time(s), $h3 at L3" \
+		"$bad" "$(sort <<<"$out" | uniq -c | head -8)"
+}
+single_flight c "val=loaded" "v=loaded h=[23] e=nil" "(value)"
+single_flight a "val=loaded" "v=loaded h=[23] e=nil" "(anonymous arena)"
+single_flight c "fail=down" "v=nil h=nil e=down" "(error shared with the waiters)"
+
+# ---- the error log --------------------------------------------------------
+bad=$(grep -E '\[(alert|crit|emerg)\]|runtime error|\[error\]' "$prefix/logs/error.log" | head -5)
+[ -z "$bad" ]
+report $? "no errors in the nginx error log" "$bad"
+
+echo "# $n checks, $failed failed"
+[ "$failed" -eq 0 ]
