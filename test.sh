@@ -37,7 +37,7 @@ step "ThreadSanitizer"
 rm -rf b-tsan
 meson setup b-tsan -Db_sanitize=thread -Dc_args=-DCK_USE_CC_BUILTINS=1 -Db_lundef=false >/dev/null
 ninja -C b-tsan
-TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
+TSAN_OPTIONS="halt_on_error=1 history_size=7 suppressions=$PWD/tests/tsan.supp" \
 	meson test -C b-tsan --print-errorlogs
 
 step "valgrind (core tests)"

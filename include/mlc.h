@@ -269,7 +269,9 @@ typedef void mlc_event_fn(void *arg, const struct mlc_event *ev);
 
 /**
  * Install (or with NULL remove) the event hook of @p arena.  Set it before
- * caches are used from other threads.
+ * caches are used from other threads.  Removing or replacing it does not
+ * wait for calls already inside the old hook: free what it uses only once
+ * no set, delete or purge can be running on this arena handle.
  * @return 0, or -EINVAL.
  * @since 0.1
  */
@@ -277,7 +279,8 @@ int mlc_arena_set_event_hook(struct mlc_arena *arena, mlc_event_fn *fn,
 			     void *arg);
 
 /**
- * Apply an invalidation received from elsewhere: a SET or DELETE drops the
+ * Apply an invalidation received from elsewhere (creating its namespace
+ * here if this arena has not seen it yet): a SET or DELETE drops the
  * key from this arena's L2 (the next get loads the new value), a PURGE
  * purges the namespace; either way every local L1 learns it through the
  * log.  The event hook is NOT called for it, so relays cannot loop.

@@ -166,7 +166,9 @@ chunk_push(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	struct mlc__page *pg = &a->pages[p];
 	struct mlc__item *it = chunk_item(a, p, c->cl_size, idx);
 
-	it->it_version = pg->pg_free;
+	/* A stale reader may still be validating this chunk: a ck store,
+	 * as every shared word that a reader can race with. */
+	ck_pr_store_64(&it->it_version, pg->pg_free);
 	pg->pg_free = idx + 1;
 	if (pg->pg_nfree++ == 0)
 		partial_link(a, c, p);
