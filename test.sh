@@ -5,6 +5,8 @@
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build, all tests
 #   4. ThreadSanitizer build, all tests
 #   5. valgrind on the core tests
+#   5a. libFuzzer: each fuzz/ harness for 60 s, and the kept reproducers
+#       (skipped without clang's fuzzer runtime)
 #   5b. mlc-relay end to end: three hosts in network namespaces and Redis
 #       (skipped without root/netns, redis-server or hiredis)
 #   6. install into a temporary prefix, build a consumer with pkg-config
@@ -42,6 +44,14 @@ TSAN_OPTIONS="halt_on_error=1 history_size=7 suppressions=$PWD/tests/tsan.supp" 
 
 step "valgrind (core tests)"
 meson test -C b-main --setup=valgrind --print-errorlogs get-set options arena contract model events bulk
+
+step "fuzz (60 s per harness)"
+if fuzz/build.sh --check; then
+	rm -rf b-fuzz
+	MLC_FUZZ_OUT=$PWD/b-fuzz fuzz/run.sh 60
+else
+	echo "(skipped: clang with its libFuzzer runtime is not installed)"
+fi
 
 step "relay across three hosts (netns)"
 rc=0; relay/test-relay.sh b-main || rc=$?

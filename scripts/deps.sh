@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages mlc needs to build and test (idempotent).
 set -euo pipefail
-need=(meson ninja-build pkg-config gcc g++ libck-dev libxxhash-dev libcmocka-dev valgrind)
+need=(meson ninja-build pkg-config gcc g++ libck-dev libxxhash-dev libcmocka-dev valgrind
+	clang libclang-rt-14-dev)	# clang + its runtime: the fuzz/ harnesses
 missing=()
 for p in "${need[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
