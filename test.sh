@@ -9,6 +9,8 @@
 #       (skipped without clang's fuzzer runtime)
 #   5b. mlc-relay end to end: three hosts in network namespaces and Redis
 #       (skipped without root/netns, redis-server or hiredis)
+#   5c. the OpenResty binding (lua/) in a real nginx with 4 workers
+#       (skipped without nginx and its Lua module)
 #   6. install into a temporary prefix, build a consumer with pkg-config
 # MLC_TEST_QUICK=1 runs step 1 and 2 only.
 set -euo pipefail
@@ -52,6 +54,9 @@ if fuzz/build.sh --check; then
 else
 	echo "(skipped: clang with its libFuzzer runtime is not installed)"
 fi
+
+step "OpenResty binding"
+lua/t/run.sh "$PWD/b-main/libmlc.so"
 
 step "relay across three hosts (netns)"
 rc=0; relay/test-relay.sh b-main || rc=$?

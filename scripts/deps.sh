@@ -26,3 +26,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 	{ $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
 		echo "deps.sh: optional packages not installed (${missing[*]}): the relay is skipped" >&2
 fi
+# Optional: the OpenResty binding's test (lua/t/run.sh): nginx with its Lua
+# module (which brings OpenResty's LuaJIT, libluajit2-5.1-2, in place of
+# libluajit-5.1-2), lua-resty-core, lua-resty-lrucache and curl.  Without
+# them that stage is skipped.
+opt=(nginx libnginx-mod-http-lua lua-resty-core lua-resty-lrucache curl)
+missing=()
+for p in "${opt[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	{ $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+		echo "deps.sh: optional packages not installed (${missing[*]}): the OpenResty binding's test is skipped" >&2
+fi
