@@ -687,6 +687,84 @@ T.lru_size = function()
 end
 
 
+T.oversize = function()
+    local c = caches.c
+    local k = uniq("big")
+    local big = string.rep("x", 2 * 1024 * 1024)      -- over one 1 MiB page
+    local v, err, hit = c:get(k, nil, function() return big end)
+    check(v == big and err == nil and hit == 3,
+          "oversize value returned: " .. fmt(err) .. " " .. fmt(hit))
+    local _, _, hit2 = c:get(k, nil, function() return "reloaded" end)
+    check(hit2 == 1, "oversize value kept in this worker's L1: " .. fmt(hit2))
+    check(c:peek(k) == nil, "oversize value not in L2")
+    local ok, serr = c:set(uniq("bigset"), nil, big)
+    check(ok == nil and serr and serr:find("could not write to mlc arena",
+                                           1, true),
+          "set of an oversize value: " .. fmt(serr))
+end
+
+
+-- a request killed while its callback runs: the flight is given up when
+-- its ticket is collected, not after the 30 s lease
+T.killed = function()
+    local c = caches.c
+    local k = uniq("killed")
+    local t = ngx.thread.spawn(function()
+        return c:get(k, nil, function()
+            ngx.sleep(10)
+            return "never"
+        end)
+    end)
+    ngx.sleep(0.05)
+    ngx.thread.kill(t)
+    t = nil                                             -- luacheck: ignore
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local t0 = ngx.now()
+    expect("next get loads at once", "fresh", nil, 3,
+           c:get(k, { resty_lock_opts = { timeout = 1 } },
+                 function() return "fresh" end))
+    check(ngx.now() - t0 < 0.5, "waited " .. (ngx.now() - t0) .. " s")
+end
+
+
+-- get() in a timer (can yield)
+T.timer = function()
+    local c = caches.c
+    local k = uniq("timer")
+    local res
+    local ok, err = ngx.timer.at(0, function()
+        res = { c:get(k, nil, function()
+            ngx.sleep(0.01)
+            return "from timer"
+        end) }
+    end)
+    check(ok, "timer: " .. fmt(err))
+    for _ = 1, 100 do
+        if res then
+            break
+        end
+        ngx.sleep(0.01)
+    end
+    check(res and res[1] == "from timer" and res[3] == 3,
+          "get in a timer: " .. fmt(res and res[1]))
+    expect("then from L1", "from timer", nil, 1, c:get(k))
+end
+
+
+-- set_by_lua* cannot yield: a waiter gives up at once (lock timeout), a
+-- loader runs the callback; never blocks the worker
+function _M.in_set()
+    local a = ngx.req.get_uri_args()
+    local c = caches.c
+    local t0 = ngx.now()
+    local v, err, hit = c:get(a.key, nil, function() return "set_by_lua" end)
+    ngx.update_time()
+    return string.format("v=%s e=%s h=%s t=%.3f", tostring(v), tostring(err),
+                         tostring(hit), ngx.now() - t0)
+end
+
+
 function _M.run_test()
     local name = ngx.var.arg_test
     local f = T[name]

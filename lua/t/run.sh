@@ -125,6 +125,11 @@ http {
             content_by_lua_block { require("mlc_t").xw() }
         }
 
+        location = /set {
+            set_by_lua_block \$r { return require("mlc_t").in_set() }
+            return 200 "\$r\n";
+        }
+
         location = /n {
             content_by_lua_block { require("mlc_t").count() }
         }
@@ -163,7 +168,8 @@ report $up "nginx starts with $WORKERS workers on 127.0.0.1:$port (libmlc $lib)"
 
 # ---- in-worker tests (each one request, one worker) -----------------------
 for t in levels types negative ttl errors resurrect l1_serializer peek \
-	set_delete_purge bulk validation lock anon lru_size; do
+	set_delete_purge bulk validation lock anon lru_size oversize killed \
+	timer; do
 	body=$(curl -s --max-time 30 "$base/t?test=$t")
 	if [ "$(head -1 <<<"$body")" = ok ]; then
 		report 0 "$t"
@@ -295,6 +301,22 @@ single_flight() {	# single_flight <ns> <extra query> <want-regex> <what>
 single_flight c "val=loaded" "v=loaded h=[23] e=nil" "(value)"
 single_flight a "val=loaded" "v=loaded h=[23] e=nil" "(anonymous arena)"
 single_flight c "fail=down" "v=nil h=nil e=down" "(error shared with the waiters)"
+
+# a phase that cannot yield (set_by_lua): a loader runs the callback, a
+# waiter does not wait (it would block the worker): it times out at once
+out=$(curl -s "$base/set?key=set-$$")
+[[ $out =~ ^v=set_by_lua\ e=nil\ h=3 ]]
+report $? "set_by_lua: get() loads in a phase that cannot yield" "$out"
+key="set-wait-$$"
+curl -s -o /dev/null "$base/xw?op=get&ns=c&key=$key&val=slow&sleep=1" &
+loader=$!
+sleep 0.3
+out=$(curl -s "$base/set?key=$key")
+wait $loader
+t=$(field t "$out")
+[[ $out =~ ^v=nil\ e=could\ not\ acquire\ callback\ lock:\ timeout ]] &&
+	awk -v t="$t" 'BEGIN { exit !(t < 0.1) }'
+report $? "set_by_lua: a waiter gives up at once instead of blocking" "$out"
 
 # ---- the error log --------------------------------------------------------
 bad=$(grep -E '\[(alert|crit|emerg)\]|runtime error|\[error\]' "$prefix/logs/error.log" | head -5)
