@@ -1,0 +1,1220 @@
+/*
+ * ngx_http_mlc_module: mlc inside nginx, as a dynamic module.
+ *
+ *   load_module modules/ngx_http_mlc_module.so;
+ *   http {
+ *       mlc_arena  mlc-nginx 64m;                    # http level, once
+ *       server {
+ *           location = /item {                        # GET /item?key=K
+ *               mlc_cache items /srv/items.db
+ *                         "SELECT value FROM items WHERE key = ?"
+ *                         ttl=60000 neg_ttl=5000 lru=4096;
+ *           }
+ *           location /admin/ { mlc_admin items; }     # set, delete, purge, stats
+ *       }
+ *   }
+ *
+ * The arena is created (or attached) by the master process when it reads
+ * the configuration (init_module), before it forks the workers, which
+ * inherit the mapping: the name exists once, with the master's owner and
+ * mode, before privileges are dropped; an arena that cannot be made (no
+ * room in /dev/shm, a format mismatch) stops nginx at start-up instead of
+ * appearing in each worker's log; the workers need no permission on
+ * /dev/shm; and the master removes the name when it exits ("keep" leaves
+ * it for other programs).  A reload re-attaches the same arena by name and
+ * keeps what it holds; its size is the one it was created with.
+ *
+ * Each worker process opens one cache handle per namespace in its
+ * init_process (a handle is one thread's; nginx workers have one) and one
+ * SQLite connection per mlc_cache location, opened on first use.  The
+ * loader runs SQLite on the worker's own thread: a read of a local file,
+ * during which that worker serves nothing else.  Workers asking for the
+ * same key meanwhile sleep in mlc_get() until the one load finishes
+ * (single flight), also blocking their event loops; use it for backends
+ * whose reads take milliseconds.
+ */
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <mlc.h>
+
+#define NGX_HTTP_MLC_NONE   0
+#define NGX_HTTP_MLC_CACHE  1
+#define NGX_HTTP_MLC_ADMIN  2
+
+/* One cache handle of this worker. */
+typedef struct {
+    ngx_str_t              ns;
+    struct mlc_cache      *cache;
+} ngx_http_mlc_handle_t;
+
+typedef struct ngx_http_mlc_loc_conf_s ngx_http_mlc_loc_conf_t;
+
+typedef struct {
+    ngx_str_t              name;        /* arena (shm name) */
+    size_t                 bytes;
+    ngx_flag_t             keep;        /* leave the name at exit */
+    struct mlc_arena      *arena;       /* opened in the master */
+    ngx_array_t            locs;        /* ngx_http_mlc_loc_conf_t * */
+    ngx_array_t            handles;     /* this worker's, by namespace */
+} ngx_http_mlc_main_conf_t;
+
+struct ngx_http_mlc_loc_conf_s {
+    ngx_uint_t             kind;
+    ngx_str_t              ns;
+    ngx_str_t              db_path;     /* NUL-terminated */
+    ngx_str_t              sql;         /* NUL-terminated */
+    int64_t                ttl_ms;
+    int64_t                neg_ttl_ms;
+    uint32_t               lru_size;
+    uint32_t               lock_timeout_ms;
+    ngx_uint_t             line;        /* where it was configured */
+
+    /* per worker process (each worker has its own copy of the conf) */
+    struct mlc_cache      *cache;
+    sqlite3               *db;
+    sqlite3_stmt          *stmt;
+};
+
+static ngx_int_t ngx_http_mlc_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_mlc_init_process(ngx_cycle_t *cycle);
+static void ngx_http_mlc_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_mlc_exit_master(ngx_cycle_t *cycle);
+static void *ngx_http_mlc_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_mlc_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mlc_admin(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_mlc_item_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mlc_admin_handler(ngx_http_request_t *r);
+
+
+static ngx_command_t ngx_http_mlc_commands[] = {
+
+    { ngx_string("mlc_arena"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_mlc_arena,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mlc_cache"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mlc_cache,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mlc_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_mlc_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t ngx_http_mlc_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+    ngx_http_mlc_create_main_conf,         /* create main configuration */
+    NULL,                                  /* init main configuration */
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+    ngx_http_mlc_create_loc_conf,          /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t ngx_http_mlc_module = {
+    NGX_MODULE_V1,
+    &ngx_http_mlc_module_ctx,              /* module context */
+    ngx_http_mlc_commands,                 /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_mlc_init_module,              /* init module */
+    ngx_http_mlc_init_process,             /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_mlc_exit_process,             /* exit process */
+    ngx_http_mlc_exit_master,              /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+
+static void *
+ngx_http_mlc_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_mlc_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mlc_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&mcf->locs, cf->pool, 4,
+                       sizeof(ngx_http_mlc_loc_conf_t *)) != NGX_OK
+        || ngx_array_init(&mcf->handles, cf->pool, 4,
+                          sizeof(ngx_http_mlc_handle_t)) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return mcf;
+}
+
+
+static void *
+ngx_http_mlc_create_loc_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_mlc_loc_conf_t));
+}
+
+
+/* A NUL-terminated copy (config arguments are, but say so explicitly). */
+static ngx_int_t
+ngx_http_mlc_cstr(ngx_conf_t *cf, ngx_str_t *dst, ngx_str_t *src)
+{
+    dst->data = ngx_pnalloc(cf->pool, src->len + 1);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src->data, src->len);
+    dst->data[src->len] = '\0';
+    dst->len = src->len;
+
+    return NGX_OK;
+}
+
+
+/* "123", "64k", "64m", "1g" */
+static ngx_int_t
+ngx_http_mlc_parse_bytes(ngx_str_t *s, size_t *out)
+{
+    size_t      i, n = 0, mul = 1;
+
+    if (s->len == 0) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < s->len && s->data[i] >= '0' && s->data[i] <= '9'; i++) {
+        if (n > ((size_t) -1) / 10 - 10) {
+            return NGX_ERROR;
+        }
+        n = n * 10 + (s->data[i] - '0');
+    }
+
+    if (i == 0) {
+        return NGX_ERROR;
+    }
+
+    if (i + 1 == s->len) {
+        switch (s->data[i]) {
+        case 'k': case 'K': mul = (size_t) 1 << 10; break;
+        case 'm': case 'M': mul = (size_t) 1 << 20; break;
+        case 'g': case 'G': mul = (size_t) 1 << 30; break;
+        default: return NGX_ERROR;
+        }
+
+    } else if (i != s->len) {
+        return NGX_ERROR;
+    }
+
+    if (n > ((size_t) -1) / mul) {
+        return NGX_ERROR;
+    }
+
+    *out = n * mul;
+    return NGX_OK;
+}
+
+
+/* mlc_arena <name> <size> [keep]; */
+static char *
+ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mlc_main_conf_t  *mcf = conf;
+    ngx_str_t                 *value = cf->args->elts;
+
+    if (mcf->name.len) {
+        return "is duplicate";
+    }
+
+    if (value[1].len == 0 || value[1].len > MLC_ARENA_NAME_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mlc_arena: bad name \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_mlc_cstr(cf, &mcf->name, &value[1]) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_mlc_parse_bytes(&value[2], &mcf->bytes) != NGX_OK
+        || mcf->bytes < (size_t) 1 << 20)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mlc_arena: bad size \"%V\" (at least 1m)",
+                           &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strcmp(value[3].data, "keep") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mlc_arena: unknown option \"%V\"", &value[3]);
+            return NGX_CONF_ERROR;
+        }
+        mcf->keep = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mlc_opt_num(ngx_str_t *v, const char *name, int64_t *out)
+{
+    size_t      n = ngx_strlen(name);
+    ngx_int_t   num;
+
+    if (v->len <= n + 1 || ngx_strncmp(v->data, name, n) != 0
+        || v->data[n] != '=')
+    {
+        return NGX_DECLINED;
+    }
+
+    if (v->len - n - 1 == 5 && ngx_strncmp(v->data + n + 1, "never", 5) == 0) {
+        *out = MLC_TTL_NEVER;
+        return NGX_OK;
+    }
+
+    num = ngx_atoi(v->data + n + 1, v->len - n - 1);
+    if (num == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    *out = num;
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mlc_register(ngx_conf_t *cf, ngx_http_mlc_loc_conf_t *lcf,
+    ngx_http_handler_pt handler)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_mlc_main_conf_t   *mcf;
+    ngx_http_mlc_loc_conf_t   **slot;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mlc_module);
+    slot = ngx_array_push(&mcf->locs);
+    if (slot == NULL) {
+        return NGX_ERROR;
+    }
+    *slot = lcf;
+    lcf->line = cf->conf_file->line;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = handler;
+
+    return NGX_OK;
+}
+
+
+/*
+ * mlc_cache <namespace> <sqlite-file> <sql> [ttl=ms] [neg_ttl=ms]
+ *           [lru=entries] [lock_timeout=ms];
+ */
+static char *
+ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mlc_loc_conf_t  *lcf = conf;
+    ngx_str_t                *value = cf->args->elts;
+    ngx_uint_t                i;
+    int64_t                   n;
+
+    if (lcf->kind != NGX_HTTP_MLC_NONE) {
+        return "is duplicate";
+    }
+
+    if (cf->args->nelts < 4) {
+        return "needs <namespace> <sqlite-file> <sql>";
+    }
+
+    if (value[1].len == 0 || value[1].len > MLC_NAME_MAX) {
+        return "has a bad namespace name";
+    }
+
+    if (ngx_http_mlc_cstr(cf, &lcf->ns, &value[1]) != NGX_OK
+        || ngx_http_mlc_cstr(cf, &lcf->db_path, &value[2]) != NGX_OK
+        || ngx_http_mlc_cstr(cf, &lcf->sql, &value[3]) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 4; i < cf->args->nelts; i++) {
+        n = 0;
+        if (ngx_http_mlc_opt_num(&value[i], "ttl", &n) == NGX_OK) {
+            lcf->ttl_ms = n;
+        } else if (ngx_http_mlc_opt_num(&value[i], "neg_ttl", &n) == NGX_OK) {
+            lcf->neg_ttl_ms = n;
+        } else if (ngx_http_mlc_opt_num(&value[i], "lru", &n) == NGX_OK
+                   && n > 0 && n <= 0x7fffffff)
+        {
+            lcf->lru_size = (uint32_t) n;
+        } else if (ngx_http_mlc_opt_num(&value[i], "lock_timeout", &n)
+                   == NGX_OK && n > 0 && n <= 0x7fffffff)
+        {
+            lcf->lock_timeout_ms = (uint32_t) n;
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mlc_cache: bad option \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lcf->kind = NGX_HTTP_MLC_CACHE;
+    if (ngx_http_mlc_register(cf, lcf, ngx_http_mlc_item_handler) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* mlc_admin [namespace]; (default: the first mlc_cache namespace) */
+static char *
+ngx_http_mlc_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mlc_loc_conf_t  *lcf = conf;
+    ngx_str_t                *value = cf->args->elts;
+
+    if (lcf->kind != NGX_HTTP_MLC_NONE) {
+        return "is duplicate";
+    }
+
+    if (cf->args->nelts == 2) {
+        if (value[1].len == 0 || value[1].len > MLC_NAME_MAX) {
+            return "has a bad namespace name";
+        }
+        if (ngx_http_mlc_cstr(cf, &lcf->ns, &value[1]) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lcf->kind = NGX_HTTP_MLC_ADMIN;
+    if (ngx_http_mlc_register(cf, lcf, ngx_http_mlc_admin_handler)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* The arena: master process                                           */
+
+static void
+ngx_http_mlc_arena_cleanup(void *data)
+{
+    ngx_http_mlc_main_conf_t  *mcf = data;
+
+    if (mcf->arena) {
+        mlc_arena_close(mcf->arena);
+        mcf->arena = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_mlc_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_mlc_main_conf_t   *mcf;
+    ngx_http_mlc_loc_conf_t   **locs;
+    ngx_pool_cleanup_t         *cln;
+    ngx_uint_t                  i;
+    struct mlc_arena_options    ao = MLC_ARENA_OPTIONS_INIT;
+    int                         rc;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
+    if (mcf == NULL || mcf->locs.nelts == 0) {
+        return NGX_OK;
+    }
+
+    if (mcf->name.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "mlc_cache and mlc_admin need \"mlc_arena\" "
+                      "in the http block");
+        return NGX_ERROR;
+    }
+
+    /* every mlc_admin without a namespace takes the first mlc_cache's */
+    locs = mcf->locs.elts;
+    for (i = 0; i < mcf->locs.nelts; i++) {
+        if (locs[i]->kind == NGX_HTTP_MLC_CACHE) {
+            break;
+        }
+    }
+    if (i < mcf->locs.nelts) {
+        ngx_str_t  first = locs[i]->ns;
+
+        for (i = 0; i < mcf->locs.nelts; i++) {
+            if (locs[i]->ns.len == 0) {
+                locs[i]->ns = first;
+            }
+        }
+    }
+    for (i = 0; i < mcf->locs.nelts; i++) {
+        if (locs[i]->ns.len == 0) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "mlc_admin (line %ui) needs a namespace: "
+                          "there is no mlc_cache", locs[i]->line);
+            return NGX_ERROR;
+        }
+    }
+
+    /* "nginx -t" and "nginx -s ..." read the configuration too */
+    if (ngx_test_config || ngx_process == NGX_PROCESS_SIGNALLER) {
+        return NGX_OK;
+    }
+
+    ao.flags = MLC_ARENA_CREATE;
+    ao.bytes = mcf->bytes;
+    rc = mlc_arena_open(&mcf->arena, (const char *) mcf->name.data, &ao);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "mlc_arena \"%V\": %s", &mcf->name, mlc_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+    cln->handler = ngx_http_mlc_arena_cleanup;
+    cln->data = mcf;
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "mlc %s: arena \"%V\" (%uz bytes) ready",
+                  mlc_version_string(), &mcf->name, mcf->bytes);
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mlc_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_mlc_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
+    if (mcf == NULL || mcf->arena == NULL) {
+        return;
+    }
+
+    mlc_arena_close(mcf->arena);
+    mcf->arena = NULL;
+
+    if (!mcf->keep) {
+        mlc_arena_unlink((const char *) mcf->name.data, 0);
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Worker processes                                                    */
+
+static struct mlc_cache *
+ngx_http_mlc_handle(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf,
+    ngx_http_mlc_loc_conf_t *lcf)
+{
+    ngx_http_mlc_handle_t      *h = mcf->handles.elts;
+    struct mlc_cache_options    co = MLC_CACHE_OPTIONS_INIT;
+    ngx_uint_t                  i;
+    int                         rc;
+
+    for (i = 0; i < mcf->handles.nelts; i++) {
+        if (h[i].ns.len == lcf->ns.len
+            && ngx_memcmp(h[i].ns.data, lcf->ns.data, lcf->ns.len) == 0)
+        {
+            return h[i].cache;
+        }
+    }
+
+    h = ngx_array_push(&mcf->handles);
+    if (h == NULL) {
+        return NULL;
+    }
+    h->ns = lcf->ns;
+    h->cache = NULL;
+
+    /* the first location of a namespace sets its handle's options */
+    co.ttl_ms = lcf->ttl_ms;
+    co.neg_ttl_ms = lcf->neg_ttl_ms;
+    co.lru_size = lcf->lru_size;
+    co.lock_timeout_ms = lcf->lock_timeout_ms;
+
+    rc = mlc_cache_open(&h->cache, mcf->arena, (const char *) lcf->ns.data,
+                        &co);
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "mlc_cache_open(\"%V\"): %s", &lcf->ns,
+                      mlc_strerror(rc));
+        h->cache = NULL;
+    }
+
+    return h->cache;
+}
+
+
+static ngx_int_t
+ngx_http_mlc_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_mlc_main_conf_t   *mcf;
+    ngx_http_mlc_loc_conf_t   **locs;
+    ngx_uint_t                  i;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;          /* cache manager and loader */
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
+    if (mcf == NULL || mcf->arena == NULL) {
+        return NGX_OK;
+    }
+
+    /* kind NONE first: the cache kind's options win for a namespace */
+    locs = mcf->locs.elts;
+    for (i = 0; i < mcf->locs.nelts; i++) {
+        if (locs[i]->kind == NGX_HTTP_MLC_CACHE) {
+            locs[i]->cache = ngx_http_mlc_handle(cycle, mcf, locs[i]);
+        }
+    }
+    for (i = 0; i < mcf->locs.nelts; i++) {
+        if (locs[i]->kind == NGX_HTTP_MLC_ADMIN) {
+            locs[i]->cache = ngx_http_mlc_handle(cycle, mcf, locs[i]);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mlc_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_mlc_main_conf_t   *mcf;
+    ngx_http_mlc_loc_conf_t   **locs;
+    ngx_http_mlc_handle_t      *h;
+    ngx_uint_t                  i;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
+    if (mcf == NULL) {
+        return;
+    }
+
+    locs = mcf->locs.elts;
+    for (i = 0; i < mcf->locs.nelts; i++) {
+        if (locs[i]->stmt) {
+            sqlite3_finalize(locs[i]->stmt);
+            locs[i]->stmt = NULL;
+        }
+        if (locs[i]->db) {
+            sqlite3_close(locs[i]->db);
+            locs[i]->db = NULL;
+        }
+        locs[i]->cache = NULL;
+    }
+
+    /* closing flushes each handle's counters to the arena */
+    h = mcf->handles.elts;
+    for (i = 0; i < mcf->handles.nelts; i++) {
+        if (h[i].cache) {
+            mlc_cache_close(h[i].cache);
+            h[i].cache = NULL;
+        }
+    }
+    mcf->handles.nelts = 0;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* The loader: SQLite                                                  */
+
+/* sleep_ms(N): a slow backend on demand, for tests; returns 0. */
+static void
+ngx_http_mlc_sql_sleep(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    int  ms = sqlite3_value_int(argv[0]);
+
+    if (ms > 0) {
+        if (ms > 60000) {
+            ms = 60000;
+        }
+        usleep((useconds_t) ms * 1000);
+    }
+    sqlite3_result_int(ctx, 0);
+}
+
+
+static void
+ngx_http_mlc_db_close(ngx_http_mlc_loc_conf_t *lcf)
+{
+    if (lcf->stmt) {
+        sqlite3_finalize(lcf->stmt);
+        lcf->stmt = NULL;
+    }
+    if (lcf->db) {
+        sqlite3_close(lcf->db);
+        lcf->db = NULL;
+    }
+}
+
+
+static int
+ngx_http_mlc_db_open(ngx_http_mlc_loc_conf_t *lcf, struct mlc_load *out)
+{
+    int  rc;
+
+    rc = sqlite3_open_v2((const char *) lcf->db_path.data, &lcf->db,
+                         SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(lcf->db, 2000);
+        rc = sqlite3_create_function(lcf->db, "sleep_ms", 1, SQLITE_UTF8,
+                                     NULL, ngx_http_mlc_sql_sleep, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v3(lcf->db, (const char *) lcf->sql.data, -1,
+                                SQLITE_PREPARE_PERSISTENT, &lcf->stmt, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(out->errmsg, sizeof(out->errmsg), "sqlite %s: %s",
+                 (const char *) lcf->db_path.data,
+                 lcf->db ? sqlite3_errmsg(lcf->db) : sqlite3_errstr(rc));
+        ngx_http_mlc_db_close(lcf);
+        return -EIO;
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_mlc_free(void *data)
+{
+    free(data);
+}
+
+
+/* SELECT value ... WHERE key = ?: a row is the value, no row is "not
+ * found" (a negative entry), an error is a loader error. */
+static int
+ngx_http_mlc_loader(void *arg, const void *key, size_t key_len,
+    struct mlc_load *out)
+{
+    ngx_http_mlc_loc_conf_t  *lcf = arg;
+    const void               *col;
+    void                     *copy;
+    int                       rc, n;
+
+    if (lcf->stmt == NULL && (rc = ngx_http_mlc_db_open(lcf, out)) != 0) {
+        return rc;
+    }
+
+    rc = sqlite3_bind_text(lcf->stmt, 1, key, (int) key_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(lcf->stmt);
+    }
+
+    if (rc == SQLITE_ROW) {
+        n = sqlite3_column_bytes(lcf->stmt, 0);
+        col = sqlite3_column_blob(lcf->stmt, 0);
+        copy = malloc(n > 0 ? (size_t) n : 1);
+        if (copy == NULL) {
+            sqlite3_reset(lcf->stmt);
+            snprintf(out->errmsg, sizeof(out->errmsg), "out of memory");
+            return -ENOMEM;
+        }
+        if (n > 0) {
+            memcpy(copy, col, (size_t) n);
+        }
+        sqlite3_reset(lcf->stmt);
+        sqlite3_clear_bindings(lcf->stmt);
+        out->data = copy;
+        out->len = (size_t) n;
+        out->release = ngx_http_mlc_free;
+        return MLC_LOAD_VALUE;
+    }
+
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(lcf->stmt);
+        sqlite3_clear_bindings(lcf->stmt);
+        return MLC_LOAD_NOTFOUND;
+    }
+
+    snprintf(out->errmsg, sizeof(out->errmsg), "sqlite %s: %s",
+             (const char *) lcf->db_path.data, sqlite3_errmsg(lcf->db));
+    /* start over with a fresh connection next time */
+    ngx_http_mlc_db_close(lcf);
+    return -EIO;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                           */
+
+static ngx_int_t
+ngx_http_mlc_header(ngx_http_request_t *r, const char *name, ngx_str_t *val)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *val;
+    h->lowcase_key = NULL;
+    return NGX_OK;
+}
+
+
+/* Send @status with a copy of @data as the body (text/plain, or JSON). */
+static ngx_int_t
+ngx_http_mlc_send(ngx_http_request_t *r, ngx_uint_t status, ngx_uint_t level,
+    const void *data, size_t len, ngx_uint_t json)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+    ngx_str_t     v;
+    u_char       *p;
+    ngx_int_t     rc;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    if (json) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "text/plain");
+    }
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (level) {
+        p = ngx_pnalloc(r->pool, 1);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        *p = (u_char) ('0' + level);
+        v.data = p;
+        v.len = 1;
+        if (ngx_http_mlc_header(r, "X-Cache-Level", &v) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    v.data = p;
+    v.len = ngx_sprintf(p, "%P", ngx_pid) - p;
+    if (ngx_http_mlc_header(r, "X-Worker", &v) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    b->last = ngx_cpymem(b->last, data, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_mlc_text(ngx_http_request_t *r, ngx_uint_t status, const char *msg)
+{
+    return ngx_http_mlc_send(r, status, 0, msg, ngx_strlen(msg), 0);
+}
+
+
+/* The "key" argument, URL-decoded into the request pool. */
+static ngx_int_t
+ngx_http_mlc_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    ngx_str_t   arg;
+    u_char     *dst, *src;
+
+    if (ngx_http_arg(r, (u_char *) "key", 3, &arg) != NGX_OK
+        || arg.len == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    key->data = ngx_pnalloc(r->pool, arg.len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = key->data;
+    src = arg.data;
+    ngx_unescape_uri(&dst, &src, arg.len, 0);
+    key->len = dst - key->data;
+
+    return key->len ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* GET /item?key=K */
+static ngx_int_t
+ngx_http_mlc_item_handler(ngx_http_request_t *r)
+{
+    ngx_http_mlc_loc_conf_t  *lcf;
+    struct mlc_value          v = { 0 };
+    ngx_str_t                 key;
+    ngx_int_t                 rc;
+    int                       err;
+    const char               *msg;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_mlc_key(r, &key);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rc != NGX_OK) {
+        return ngx_http_mlc_text(r, NGX_HTTP_BAD_REQUEST, "need ?key=K\n");
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_mlc_module);
+    if (lcf->cache == NULL) {
+        return ngx_http_mlc_text(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "mlc cache not open in this worker\n");
+    }
+
+    err = mlc_get(lcf->cache, key.data, key.len, ngx_http_mlc_loader, lcf,
+                  &v);
+    if (err == 0) {
+        if (v.flags & MLC_NEGATIVE) {
+            rc = ngx_http_mlc_send(r, NGX_HTTP_NOT_FOUND, v.level,
+                                   "not found\n", 10, 0);
+        } else {
+            rc = ngx_http_mlc_send(r, NGX_HTTP_OK, v.level, v.data, v.len, 0);
+        }
+        mlc_value_release(&v);
+        return rc;
+    }
+
+    msg = mlc_last_error(lcf->cache);
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "mlc_get \"%V\": %s: %s", &key, mlc_strerror(err), msg);
+
+    if (err == MLC_ELOADER) {
+        u_char  buf[256];
+        size_t  n = ngx_snprintf(buf, sizeof(buf), "loader: %s\n", msg) - buf;
+
+        return ngx_http_mlc_send(r, NGX_HTTP_BAD_GATEWAY, 3, buf, n, 0);
+    }
+    if (err == -ETIMEDOUT) {
+        return ngx_http_mlc_text(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                 "timed out waiting for another load\n");
+    }
+    return ngx_http_mlc_text(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                             mlc_strerror(err));
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Admin                                                               */
+
+#define NGX_HTTP_MLC_STATS(X)                                              \
+    X(hits_l1) X(hits_l2) X(hits_l3) X(misses) X(negative_hits)            \
+    X(stale_served) X(loads) X(loader_errors) X(codec_errors)              \
+    X(l1_evictions) X(l2_write_failures) X(sets) X(deletes) X(purges)      \
+    X(lock_waits) X(lock_wait_ms) X(lock_timeouts) X(lock_steals)          \
+    X(duplicate_loads) X(fenced_writes) X(err_ttl_hits) X(log_published)   \
+    X(log_applied) X(log_dropped) X(log_overruns) X(log_stuck) X(forks)
+
+#define NGX_HTTP_MLC_ARENA(X)                                              \
+    X(bytes) X(max_items) X(items) X(neg_items) X(page_size) X(pages)      \
+    X(pages_free) X(value_max) X(sets) X(evictions) X(expired_reclaimed)   \
+    X(index_evictions) X(page_moves) X(orphans_reclaimed) X(repairs)       \
+    X(write_failures) X(log_head) X(namespaces) X(format)
+
+static size_t
+ngx_http_mlc_json_stats(char *p, size_t cap, const struct mlc_stats *s)
+{
+    size_t  n = 0;
+
+#define X(f) n += snprintf(p + n, n < cap ? cap - n : 0, "%s\"" #f "\":%llu", \
+                           n > 1 ? "," : "", (unsigned long long) s->f);
+    n += snprintf(p, cap, "{");
+    NGX_HTTP_MLC_STATS(X)
+#undef X
+    n += snprintf(p + n, n < cap ? cap - n : 0, "}");
+    return n;
+}
+
+
+static ngx_int_t
+ngx_http_mlc_stats(ngx_http_request_t *r, ngx_http_mlc_loc_conf_t *lcf)
+{
+    ngx_http_mlc_main_conf_t  *mcf;
+    struct mlc_stats           own = MLC_STATS_INIT;
+    struct mlc_stats           all = MLC_STATS_INIT;
+    struct mlc_arena_info      ai = MLC_ARENA_INFO_INIT;
+    char                      *p;
+    size_t                     cap = 8192, n = 0;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_mlc_module);
+
+    /* mlc_stats() first: it flushes this handle's counts into the sum */
+    if (mlc_stats(lcf->cache, &own) != 0
+        || mlc_namespace_stats(mcf->arena, (const char *) lcf->ns.data,
+                               &all) != 0
+        || mlc_arena_info(mcf->arena, &ai) != 0)
+    {
+        return ngx_http_mlc_text(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 "mlc stats failed\n");
+    }
+
+    p = ngx_pnalloc(r->pool, cap);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n += snprintf(p + n, cap - n,
+                  "{\"server\":\"nginx\",\"pid\":%ld,\"mlc\":\"%s\","
+                  "\"arena\":\"%s\",\"namespace\":\"%s\",\"worker\":",
+                  (long) ngx_pid, mlc_version_string(),
+                  (const char *) mcf->name.data, (const char *) lcf->ns.data);
+    n += ngx_http_mlc_json_stats(p + n, cap - n, &own);
+    n += snprintf(p + n, cap - n, ",\"namespace_total\":");
+    n += ngx_http_mlc_json_stats(p + n, cap - n, &all);
+    n += snprintf(p + n, cap - n, ",\"arena_info\":{");
+    {
+        size_t  start = n;
+
+#define X(f) n += snprintf(p + n, cap - n, "%s\"" #f "\":%llu",            \
+                           n > start ? "," : "", (unsigned long long) ai.f);
+        NGX_HTTP_MLC_ARENA(X)
+#undef X
+    }
+    n += snprintf(p + n, cap - n, "}}\n");
+
+    if (n >= cap) {
+        return ngx_http_mlc_text(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 "stats too long\n");
+    }
+
+    return ngx_http_mlc_send(r, NGX_HTTP_OK, 0, p, n, 1);
+}
+
+
+static ngx_int_t
+ngx_http_mlc_uri_is(ngx_http_request_t *r, const char *tail)
+{
+    size_t  n = ngx_strlen(tail);
+
+    return r->uri.len >= n
+           && ngx_strncmp(r->uri.data + r->uri.len - n, tail, n) == 0;
+}
+
+
+/* The whole request body, copied into one buffer (memory or temp file). */
+static ngx_int_t
+ngx_http_mlc_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_chain_t  *cl;
+    ngx_buf_t    *b;
+    size_t        len = 0;
+    u_char       *p;
+    ssize_t       n;
+
+    body->len = 0;
+    body->data = (u_char *) "";
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+            p += n;
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mlc_set_body(ngx_http_request_t *r)
+{
+    ngx_http_mlc_loc_conf_t  *lcf;
+    ngx_str_t                 key, body;
+    int                       err;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_mlc_module);
+
+    if (ngx_http_mlc_key(r, &key) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_mlc_text(r, NGX_HTTP_BAD_REQUEST, "need ?key=K\n"));
+        return;
+    }
+
+    if (ngx_http_mlc_body(r, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    err = mlc_set(lcf->cache, key.data, key.len, body.data, body.len, NULL);
+    if (err != 0) {
+        ngx_http_finalize_request(r,
+            ngx_http_mlc_text(r, err == -E2BIG
+                                 ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                                 : NGX_HTTP_INTERNAL_SERVER_ERROR,
+                              mlc_strerror(err)));
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_mlc_text(r, NGX_HTTP_OK, "set\n"));
+}
+
+
+/*
+ * POST   .../set?key=K     body = value    mlc_set
+ * DELETE .../item?key=K                    mlc_delete
+ * POST   .../purge                         mlc_purge
+ * GET    .../stats                         this worker, the namespace, arena
+ */
+static ngx_int_t
+ngx_http_mlc_admin_handler(ngx_http_request_t *r)
+{
+    ngx_http_mlc_loc_conf_t  *lcf;
+    ngx_str_t                 key;
+    ngx_int_t                 rc;
+    int                       err;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_mlc_module);
+    if (lcf->cache == NULL) {
+        return ngx_http_mlc_text(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "mlc cache not open in this worker\n");
+    }
+
+    if (ngx_http_mlc_uri_is(r, "/set")) {
+        if (r->method != NGX_HTTP_POST && r->method != NGX_HTTP_PUT) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        r->request_body_in_single_buf = 1;
+        rc = ngx_http_read_client_request_body(r, ngx_http_mlc_set_body);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_mlc_uri_is(r, "/item")) {
+        if (r->method != NGX_HTTP_DELETE) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        if (ngx_http_mlc_key(r, &key) != NGX_OK) {
+            return ngx_http_mlc_text(r, NGX_HTTP_BAD_REQUEST,
+                                     "need ?key=K\n");
+        }
+        err = mlc_delete(lcf->cache, key.data, key.len);
+        return err ? ngx_http_mlc_text(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       mlc_strerror(err))
+                   : ngx_http_mlc_text(r, NGX_HTTP_OK, "deleted\n");
+    }
+
+    if (ngx_http_mlc_uri_is(r, "/purge")) {
+        if (r->method != NGX_HTTP_POST) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        err = mlc_purge(lcf->cache);
+        return err ? ngx_http_mlc_text(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                       mlc_strerror(err))
+                   : ngx_http_mlc_text(r, NGX_HTTP_OK, "purged\n");
+    }
+
+    if (ngx_http_mlc_uri_is(r, "/stats")) {
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        return ngx_http_mlc_stats(r, lcf);
+    }
+
+    return NGX_HTTP_NOT_FOUND;
+}

@@ -1,0 +1,525 @@
+#!/usr/bin/env bash
+# End to end: mlc linked into Debian's nginx (examples/nginx, a dynamic
+# module) and into a pre-forked C server (examples/server/mlc-server), each
+# with 4 worker processes in front of a real SQLite database.
+#
+#   examples/test-e2e.sh [--build DIR] [--only nginx|server] [--wrk SECONDS]
+#                        [--report FILE] [--keep]
+#
+# --build DIR   a meson build of mlc (default build-ngx; set up if missing)
+# --wrk S       after the checks, a load test: wrk -t2 -c32 for S seconds
+#               (after a short warm-up) with examples/server/wrk-items.lua;
+#               prints requests/s, latency p50/p99 and the answers by level
+# --report F    append that load test's results to F (markdown)
+#
+# For each server it checks, with curl: the first GET of a key is level 3
+# and right, then level 1 in that worker and 2 then 1 in every other one; a
+# missing key is 404 and cached negative; a SQLite error is 502; 20
+# concurrent requests for a slow row run the loader once in all (the
+# workers' own counters and the namespace's, from /admin/stats of every
+# worker); a row changed in SQLite and then set (POST /admin/set) or deleted
+# (DELETE /admin/item) is seen new by all 4 workers; a purge empties every
+# L1; the server stops cleanly and leaves nothing in /dev/shm.
+#
+# nginx is skipped (with a message) when nginx-dev is not installed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build-ngx
+only=
+wrk_secs=0
+report=
+keep=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build) build=$2; shift 2 ;;
+	--only) only=$2; shift 2 ;;
+	--wrk) wrk_secs=$2; shift 2 ;;
+	--report) report=$2; shift 2 ;;
+	--keep) keep=1; shift ;;
+	*) echo "usage: $0 [--build DIR] [--only nginx|server] [--wrk S] [--report F] [--keep]" >&2; exit 2 ;;
+	esac
+done
+case $build in /*) ;; *) build=$PWD/$build ;; esac
+
+WORKERS=4
+ROWS=10000
+SQL='SELECT value FROM items WHERE key = ?1 AND sleep_ms(abs(delay_ms)) = 0'
+passed=0
+failed=0
+ran=()
+skipped=()
+
+say() { printf '  %s\n' "$*"; }
+ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$*"; }
+fail() { failed=$((failed + 1)); printf '  FAIL %s\n' "$*"; return 1; }
+
+for tool in curl sqlite3; do
+	command -v $tool >/dev/null || { echo "e2e: $tool is not installed (scripts/deps.sh)"; exit 1; }
+done
+
+# --- build -------------------------------------------------------------
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" "$root" --buildtype=release >/dev/null
+fi
+ninja -C "$build" >/dev/null
+
+# --- scratch, and stopping everything whatever happens ------------------
+work=$(mktemp -d /tmp/mlc-e2e.XXXXXX)
+chmod 755 "$work"		# nginx workers run as nobody: they read the db
+masters=()
+arenas=()
+cleanup() {
+	local rc=$? pid kids t
+	for pid in "${masters[@]}"; do
+		kill -0 "$pid" 2>/dev/null || continue
+		kids=$(pgrep -P "$pid" || true)
+		kill -TERM "$pid" 2>/dev/null || true
+		for t in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" $kids 2>/dev/null || true
+	done
+	for a in "${arenas[@]}"; do rm -f "/dev/shm/$a" /dev/shm/.mlc-tmp."$a".*; done
+	if [ "$keep" = 1 ] || [ $rc -ne 0 ]; then
+		echo "e2e: files kept in $work"
+	else
+		rm -rf "$work"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- the backend: a SQLite file with ROWS rows ---------------------------
+# delay_ms makes a row slow (sleep_ms(), registered by the module and the
+# server); abs() of the smallest integer is a SQLite runtime error
+# ("integer overflow"), so the row "poison" fails inside the query.
+db=$work/items.db
+make_db() {
+	rm -f "$db"
+	sqlite3 "$db" <<EOF
+CREATE TABLE items (key TEXT PRIMARY KEY, value BLOB,
+                    delay_ms INTEGER NOT NULL DEFAULT 0);
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $ROWS - 1)
+INSERT INTO items SELECT 'k' || i, 'value-' || i, 0 FROM n;
+INSERT INTO items VALUES ('slow', 'tortoise', 1000);
+INSERT INTO items VALUES ('poison', 'never', -9223372036854775808);
+EOF
+	chmod 644 "$db"
+}
+
+# --- HTTP helpers ----------------------------------------------------------
+# get PATH: CODE, LEVEL, WORKER, BODY
+get() {
+	local out
+	out=$(curl -sS --max-time 15 -o "$work/body" \
+		-w '%{http_code} %header{x-cache-level} %header{x-worker}' "$base$1") ||
+		{ fail "curl $1"; return 1; }
+	read -r CODE LEVEL WORKER <<<"$out"
+	BODY=$(cat "$work/body")
+}
+
+# admin METHOD PATH [BODY]
+admin() {
+	local out
+	if [ $# -gt 2 ]; then
+		out=$(curl -sS --max-time 15 -X "$1" --data-binary "$3" "$base$2")
+	else
+		out=$(curl -sS --max-time 15 -X "$1" "$base$2")
+	fi
+	[ -n "$out" ] || fail "$1 $2: empty answer"
+}
+
+# field JSON SECTION NAME: a number from {"SECTION":{...,"NAME":N,...}}
+field() {
+	sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p" <<<"$1" |
+		grep -o "\"$3\":[0-9]*" | head -1 | cut -d: -f2
+}
+
+# stats_round: /admin/stats of every worker (each call also flushes that
+# worker's counters into the namespace's).  Sets SUM_<field> over the
+# workers' own counters for a few fields, and NS_<field> from the namespace
+# total read last (every worker flushed by then).
+stats_round() {
+	declare -A seen=()
+	local i json last= pid f s v
+	for i in $(seq 400); do
+		json=$(curl -sS --max-time 15 "$base/admin/stats") || { fail "stats"; return 1; }
+		pid=$(grep -o '"pid":[0-9]*' <<<"$json" | cut -d: -f2)
+		seen[$pid]=$json
+		last=$json
+		[ ${#seen[@]} -ge $WORKERS ] && break
+	done
+	[ ${#seen[@]} -ge $WORKERS ] || { fail "stats: only ${#seen[@]} workers answered"; return 1; }
+	# the namespace sum is complete only once every worker flushed: read it
+	# from one more call, after all of them
+	last=$(curl -sS --max-time 15 "$base/admin/stats")
+	for f in loads lock_waits hits_l1 hits_l2 hits_l3 negative_hits loader_errors duplicate_loads; do
+		s=0
+		for pid in "${!seen[@]}"; do
+			v=$(field "${seen[$pid]}" worker $f)
+			s=$((s + ${v:-0}))
+		done
+		printf -v "SUM_$f" %s "$s"
+		v=$(field "$last" namespace_total $f)
+		printf -v "NS_$f" %s "${v:-0}"
+	done
+	STATS_JSON=$last
+	WORKER_PIDS="${!seen[*]}"
+}
+
+# until_all_workers KEY WANT_BODY CHECK: GET KEY until every worker answered
+# (at least twice); CHECK is run after each answer with FIRST=1 for a
+# worker's first answer.  Sets L3COUNT (answers at level 3).
+until_all_workers() {
+	declare -A n=()
+	local key=$1 want=$2 check=$3 i w done_all
+	L3COUNT=0
+	for i in $(seq 600); do
+		get "/item?key=$key" || return 1
+		[ "$CODE" = 200 ] && [ "$BODY" = "$want" ] ||
+			{ fail "$key from $WORKER: $CODE '$BODY' (want '$want')"; return 1; }
+		FIRST=0
+		[ -n "${n[$WORKER]:-}" ] || FIRST=1
+		n[$WORKER]=$(( ${n[$WORKER]:-0} + 1 ))
+		[ "$LEVEL" = 3 ] && L3COUNT=$((L3COUNT + 1))
+		$check || return 1
+		done_all=1
+		[ ${#n[@]} -ge $WORKERS ] || done_all=0
+		for w in "${!n[@]}"; do [ "${n[$w]}" -ge 2 ] || done_all=0; done
+		[ $done_all = 1 ] && return 0
+	done
+	fail "$key: only ${#n[@]} of $WORKERS workers answered in 600 requests"
+}
+
+# --- the checks, the same for both servers ---------------------------------
+# (they run with set -e off: each failure is counted and the next check runs)
+run_checks() {
+	local i loader
+
+	get "/item?key=k1" || return 1
+	loader=$WORKER
+	if [ "$CODE" = 200 ] && [ "$BODY" = value-1 ] && [ "$LEVEL" = 3 ]; then
+		ok "first GET k1: 200 'value-1' from level 3 (worker $WORKER ran the loader)"
+	else
+		fail "first GET k1: $CODE level $LEVEL '$BODY'"
+	fi
+	check_levels() {
+		if [ "$WORKER" = "$loader" ] || [ $FIRST = 0 ]; then
+			[ "$LEVEL" = 1 ] || fail "k1 again from worker $WORKER: level $LEVEL, want 1"
+		else
+			[ "$LEVEL" = 2 ] || fail "k1 first from worker $WORKER: level $LEVEL, want 2"
+		fi
+	}
+	until_all_workers k1 value-1 check_levels &&
+		ok "k1 again until all $WORKERS workers answered twice: level 1 in the loading worker, 2 then 1 in each other one"
+
+	local neg_ok=1
+	get "/item?key=nosuchkey"
+	[ "$CODE" = 404 ] && [ "$LEVEL" = 3 ] || { neg_ok=0; fail "missing key: $CODE level $LEVEL"; }
+	for i in 1 2 3 4 5 6; do
+		get "/item?key=nosuchkey"
+		[ "$CODE" = 404 ] && [ "$LEVEL" != 3 ] || { neg_ok=0; fail "missing key again: $CODE level $LEVEL"; }
+	done
+	[ $neg_ok = 1 ] && ok "missing key: 404 from level 3, then 404 from levels 1/2 (negative entry)"
+
+	get "/item?key=poison"
+	if [ "$CODE" = 502 ] && grep -q "integer overflow" <<<"$BODY"; then
+		ok "SQLite error in the query: 502 '$BODY'"
+	else
+		fail "SQLite error: $CODE '$BODY'"
+	fi
+
+	# single flight across the workers
+	stats_round || return 1
+	local loads0=$SUM_loads waits0=$SUM_lock_waits nsloads0=$NS_loads
+	local t0 ms bad=0 l3=0 pids
+	local cpids=()
+	t0=$(date +%s%N)
+	for i in $(seq 20); do
+		curl -sS --max-time 15 -o "$work/slow.$i" \
+			-w '%{http_code} %header{x-cache-level} %header{x-worker}\n' \
+			"$base/item?key=slow" >"$work/slow.$i.w" &
+		cpids+=($!)
+	done
+	wait "${cpids[@]}"	# not a bare wait: the server is a child too
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	for i in $(seq 20); do
+		read -r CODE LEVEL WORKER <"$work/slow.$i.w"
+		[ "$CODE" = 200 ] && [ "$(cat "$work/slow.$i")" = tortoise ] || bad=$((bad + 1))
+		[ "$LEVEL" = 3 ] && l3=$((l3 + 1))
+	done
+	pids=$(cut -d' ' -f3 "$work"/slow.*.w | sort -u | wc -l)
+	stats_round || return 1
+	local f0=$failed
+	[ $bad = 0 ] || fail "slow key: $bad of 20 answers wrong"
+	[ $l3 = 1 ] || fail "slow key: $l3 answers from level 3, want 1"
+	[ $((SUM_loads - loads0)) = 1 ] || fail "slow key: the workers ran $((SUM_loads - loads0)) loads, want 1"
+	[ $((NS_loads - nsloads0)) = 1 ] || fail "slow key: the namespace counts $((NS_loads - nsloads0)) loads, want 1"
+	[ $((SUM_lock_waits - waits0)) -ge 1 ] || fail "slow key: no worker waited for the load"
+	[ $failed = $f0 ] &&
+		ok "single flight: 20 concurrent GETs of a 1 s row, answered by $pids workers in $ms ms: 1 load in all (workers' counters and the namespace's), $((SUM_lock_waits - waits0)) requests waited for it in other workers"
+
+	# invalidation by set: every worker holds k1 in its L1 now
+	sqlite3 "$db" "UPDATE items SET value = 'value-1-v2' WHERE key = 'k1'"
+	admin POST "/admin/set?key=k1" value-1-v2
+	until_all_workers k1 value-1-v2 true &&
+		ok "row updated + POST /admin/set: all $WORKERS workers answer 'value-1-v2'"
+
+	# invalidation by delete: warm k2 everywhere, change the row, delete
+	until_all_workers k2 value-2 true || return 1
+	sqlite3 "$db" "UPDATE items SET value = 'value-2-v2' WHERE key = 'k2'"
+	admin DELETE "/admin/item?key=k2"
+	check_first_not_l1() {
+		[ $FIRST = 0 ] || [ "$LEVEL" != 1 ] || fail "after the change: worker $WORKER answered from its L1"
+	}
+	if until_all_workers k2 value-2-v2 check_first_not_l1; then
+		if [ $L3COUNT = 1 ]; then
+			ok "row updated + DELETE /admin/item: loaded once, all $WORKERS workers answer 'value-2-v2'"
+		else
+			fail "k2 after delete: $L3COUNT loads, want 1"
+		fi
+	fi
+
+	# purge: no worker answers from its L1 afterwards
+	admin POST /admin/purge
+	if until_all_workers k1 value-1-v2 check_first_not_l1; then
+		if [ $L3COUNT = 1 ]; then
+			ok "POST /admin/purge: every worker's first answer after it from L2/L3, 1 load"
+		else
+			fail "k1 after purge: $L3COUNT loads, want 1"
+		fi
+	fi
+
+	stats_round || return 1
+	say "namespace totals: L1 $NS_hits_l1, L2 $NS_hits_l2, L3 $NS_hits_l3, loads $NS_loads, negative answers $NS_negative_hits, loader errors $NS_loader_errors, duplicate loads $NS_duplicate_loads"
+	[ "$NS_duplicate_loads" = 0 ] || fail "duplicate loads: $NS_duplicate_loads"
+}
+
+# wait_up PID: until $base answers (or PID died)
+wait_up() {
+	local pid=$1 i
+	for i in $(seq 100); do
+		curl -s -o /dev/null --max-time 1 "$base/admin/stats" && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop PID ARENA: TERM (or QUIT for nginx) and wait; then nothing in /dev/shm
+stop_and_check() {
+	local pid=$1 arena=$2 sig=$3 i w
+	kill -"$sig" "$pid"
+	for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then fail "$pid did not stop in 10 s"; return 1; fi
+	wait "$pid" 2>/dev/null || true
+	for w in $WORKER_PIDS; do
+		if kill -0 "$w" 2>/dev/null; then fail "worker $w still runs"; return 1; fi
+	done
+	if [ -e "/dev/shm/$arena" ] || compgen -G "/dev/shm/.mlc-tmp.$arena.*" >/dev/null; then
+		fail "left in /dev/shm: $(ls -a /dev/shm | grep -F "$arena")"
+	else
+		ok "stopped (SIG$sig): workers gone, /dev/shm/$arena unlinked"
+	fi
+}
+
+# --- load test ------------------------------------------------------------
+# loadtest NAME PATH_PREFIX: wrk against $base, counters from /admin/stats
+loadtest() {
+	local name=$1 secs=$wrk_secs warm=2 out
+	[ "$secs" -le 3 ] && warm=1
+	command -v wrk >/dev/null || { say "wrk not installed: no load test"; return 0; }
+	wrk -t2 -c32 -d${warm}s -s "$root/examples/server/wrk-items.lua" "$base" >/dev/null
+	stats_round
+	local h1=$SUM_hits_l1 h2=$SUM_hits_l2 h3=$SUM_hits_l3 ld=$SUM_loads
+	local neg=$SUM_negative_hits lerr=$SUM_loader_errors
+	local cmd="wrk -t2 -c32 -d${secs}s --latency -s examples/server/wrk-items.lua $base"
+	out=$(wrk -t2 -c32 -d${secs}s --latency -s "$root/examples/server/wrk-items.lua" "$base")
+	stats_round
+	h1=$((SUM_hits_l1 - h1)); h2=$((SUM_hits_l2 - h2)); h3=$((SUM_hits_l3 - h3)); ld=$((SUM_loads - ld))
+	neg=$((SUM_negative_hits - neg)); lerr=$((SUM_loader_errors - lerr))
+	local tot=$((h1 + h2 + h3))
+	local rps p50 p99 non2xx sockerr
+	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
+	sockerr=$(grep -o 'Socket errors:.*' <<<"$out" || true)
+	pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", b ? 100 * a / b : 0 }'; }
+	say "$name: $rps requests/s, p50 $p50, p99 $p99; answers L1 $(pct $h1 $tot), L2 $(pct $h2 $tot), L3 $(pct $h3 $tot) of $tot; 404s $non2xx${sockerr:+; $sockerr}"
+	[ -n "$rps" ] || fail "$name load test: no result from wrk"
+	[ -z "$sockerr" ] || fail "$name load test: $sockerr"
+	[ "$lerr" = 0 ] || fail "$name load test: $lerr loader errors"
+	# every non-2xx answer must be a 404 for a missing key (wrk and the
+	# workers may disagree by the requests in flight when wrk stopped)
+	[ "$non2xx" -le $((neg + 64)) ] || fail "$name load test: $non2xx non-2xx answers but $neg negative ones"
+	if [ -n "$report" ]; then
+		{
+			echo "#### $name"
+			echo
+			echo "\`$cmd\` (after a ${warm} s warm-up)"
+			echo
+			echo "| requests/s | p50 | p99 | answers | L1 | L2 | L3 (loads) | 404 (negative) |"
+			echo "|---|---|---|---|---|---|---|---|"
+			echo "| $rps | $p50 | $p99 | $tot | $(pct $h1 $tot) | $(pct $h2 $tot) | $(pct $h3 $tot) ($ld) | $non2xx |"
+			echo
+			echo '```'
+			echo "$out"
+			echo '```'
+			echo
+		} >>"$report"
+	fi
+	return 0
+}
+
+# --- nginx -----------------------------------------------------------------
+run_nginx() {
+	echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_http_mlc_module, $WORKERS workers"
+	local so arena=mlc-e2e-ngx-$$ port conf=$work/nginx.conf user= i pid
+	make_db
+	so=$("$root/examples/nginx/build.sh" "$build" "$build/nginx-module" | tail -1) ||
+		{ fail "building the module"; return 1; }
+	ok "module built against nginx-dev (Debian's configure flags, --with-compat): $so"
+	arenas+=("$arena")
+	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
+	mkdir -p "$work/nginx"
+	for i in 1 2 3 4 5; do
+		port=$(( 20000 + (RANDOM * 7 + $$) % 40000 ))
+		ss -ltn 2>/dev/null | grep -q ":$port " && continue
+		cat >"$conf" <<EOF
+load_module $so;
+$user
+worker_processes $WORKERS;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log notice;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    keepalive_requests 1000000;
+
+    mlc_arena $arena 64m;
+
+    server {
+        # reuseport: one socket per worker, connections spread by the kernel
+        listen 127.0.0.1:$port reuseport;
+        location = /item {
+            mlc_cache items $db "$SQL" ttl=60000;
+        }
+        location = /missing-db {
+            mlc_cache other $work/no-such.db "SELECT value FROM items WHERE key = ?";
+        }
+        location = /static { return 200 "value-1"; }
+        location /admin/ { mlc_admin items; }
+    }
+}
+EOF
+		nginx -t -q -p "$work/nginx" -c "$conf" || { fail "nginx -t"; return 1; }
+		[ ! -e "/dev/shm/$arena" ] || { fail "nginx -t created the arena"; return 1; }
+		nginx -p "$work/nginx" -c "$conf" 2>>"$work/nginx/stderr" &
+		pid=$!
+		masters+=("$pid")
+		base=http://127.0.0.1:$port
+		wait_up "$pid" && break
+		grep -q "Address already in use" "$work/nginx/error.log" "$work/nginx/stderr" 2>/dev/null ||
+			break
+	done
+	if ! kill -0 "$pid" 2>/dev/null || ! curl -s -o /dev/null "$base/admin/stats"; then
+		cat "$work/nginx/error.log" "$work/nginx/stderr" 2>/dev/null
+		fail "nginx did not start"
+		return 1
+	fi
+	ok "nginx started on $base (master $pid, workers as $(ps -o user= --ppid "$pid" | sort -u | tr "\n" " " | sed "s/ $//")), arena /dev/shm/$arena"
+
+	run_checks nginx
+
+	get "/missing-db?key=k1"
+	[ "$CODE" = 502 ] && grep -q "unable to open" <<<"$BODY" || fail "missing db: $CODE '$BODY'"
+	ok "a database that cannot be opened: 502 '$BODY'"
+
+	if [ "$wrk_secs" -gt 0 ]; then
+		loadtest "nginx 1.22 + ngx_http_mlc_module, $WORKERS workers"
+		if [ -n "$report" ] && command -v wrk >/dev/null; then
+			local out
+			out=$(wrk -t2 -c32 -d${wrk_secs}s --latency "$base/static")
+			{
+				echo "#### baseline: the same nginx, \`return 200\` (no mlc, no lookup)"
+				echo
+				echo "\`wrk -t2 -c32 -d${wrk_secs}s --latency $base/static\`"
+				echo
+				echo "| requests/s | p50 | p99 |"
+				echo "|---|---|---|"
+				echo "| $(awk '/^Requests\/sec/ {print $2}' <<<"$out") | $(awk '$1 == "50%" {print $2}' <<<"$out") | $(awk '$1 == "99%" {print $2}' <<<"$out") |"
+				echo
+			} >>"$report"
+		fi
+	fi
+
+	if grep -E '\[(alert|crit|emerg)\]' "$work/nginx/error.log"; then
+		fail "nginx error log has alerts"
+	fi
+	stop_and_check "$pid" "$arena" QUIT
+	grep -q "exit$" "$work/nginx/error.log" || fail "nginx master did not log its exit"
+}
+
+# --- mlc-server --------------------------------------------------------------
+run_server() {
+	echo "=== mlc-server (pre-forked), $WORKERS workers"
+	local arena=mlc-e2e-srv-$$ pid port i
+	make_db
+	arenas+=("$arena")
+	"$build/examples/server/mlc-server" --db "$db" --sql "$SQL" --port 0 \
+		--port-file "$work/server.port" --workers $WORKERS --arena "$arena" \
+		--ttl 60000 >"$work/server.log" 2>&1 &
+	pid=$!
+	masters+=("$pid")
+	for i in $(seq 50); do [ -s "$work/server.port" ] && break; sleep 0.1; done
+	port=$(cat "$work/server.port" 2>/dev/null || true)
+	base=http://127.0.0.1:$port
+	[ -n "$port" ] && wait_up "$pid" || { cat "$work/server.log"; fail "mlc-server did not start"; return 1; }
+	ok "mlc-server started on $base (master $pid), arena /dev/shm/$arena"
+
+	run_checks server
+
+	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
+	stop_and_check "$pid" "$arena" TERM
+	grep -q "stopped, arena unlinked" "$work/server.log" || fail "mlc-server did not log its stop"
+	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
+}
+
+if [ -n "$report" ]; then
+	{
+		echo "### Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo
+		echo "Machine: $(nproc) cores ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -sr); shared with other work. Client, servers and SQLite on the same cores; loopback."
+		echo "Data: $ROWS rows in SQLite; 95% of requests for an existing key, 5% for missing ones, Zipf-ish (s = 1) over 10,000 keys each; L1 1024 entries per worker (mlc's default), TTL 60 s."
+		echo
+	} >>"$report"
+fi
+
+if [ "$only" != server ]; then
+	if [ -f /usr/share/nginx/src/conf_flags ] && [ -x /usr/sbin/nginx ]; then
+		run_nginx || true
+		ran+=(nginx)
+	else
+		echo "=== nginx: SKIPPED, nginx-dev is not installed (apt-get install nginx nginx-dev)"
+		skipped+=(nginx)
+	fi
+fi
+if [ "$only" != nginx ]; then
+	if [ -x "$build/examples/server/mlc-server" ]; then
+		run_server || true
+		ran+=(server)
+	else
+		echo "=== mlc-server: SKIPPED, not built (libsqlite3-dev missing when $build was set up)"
+		skipped+=(server)
+	fi
+fi
+
+echo
+echo "e2e (${ran[*]:-nothing}${skipped[*]:+; skipped: ${skipped[*]}}): $passed passed, $failed failed"
+[ $failed = 0 ]
