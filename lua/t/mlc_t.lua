@@ -827,6 +827,51 @@ function _M.xw()
 end
 
 
+-- Rough costs (MLC_T_BENCH=1 lua/t/run.sh): ns per call of the hot paths.
+function _M.bench()
+    local c = caches.c
+    local n = tonumber(ngx.var.arg_n) or 1000000
+    local k = uniq("bench")
+    c:get(k, nil, function() return "value" end)
+    local function run(name, f, count)
+        ngx.update_time()
+        local t0 = ngx.now()
+        f(count)
+        ngx.update_time()
+        ngx.say(string.format("%-32s %8.0f ns/op", name,
+                              (ngx.now() - t0) * 1e9 / count))
+    end
+    run("get, L1 hit", function(m)
+        for _ = 1, m do
+            c:get(k)
+        end
+    end, n)
+    run("get, L2 hit (L1 entry deleted)", function(m)
+        for _ = 1, m do
+            c.lru:delete(k)
+            c:get(k)
+        end
+    end, n / 10)
+    run("peek", function(m)
+        for _ = 1, m do
+            c:peek(k)
+        end
+    end, n / 10)
+    run("set", function(m)
+        for i = 1, m do
+            c:set(k, nil, i)
+        end
+    end, n / 100)
+    run("get, L1 hit after a set elsewhere", function(m)
+        local k2 = uniq("bench2")
+        for i = 1, m do
+            caches.w:set(k2, nil, i)    -- another handle on another name
+            c:get(k)
+        end
+    end, n / 100)
+end
+
+
 function _M.count()
     ngx.say(counters:get(ngx.var.arg_key) or 0)
 end

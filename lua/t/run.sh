@@ -130,6 +130,10 @@ http {
             return 200 "\$r\n";
         }
 
+        location = /bench {
+            content_by_lua_block { require("mlc_t").bench() }
+        }
+
         location = /n {
             content_by_lua_block { require("mlc_t").count() }
         }
@@ -317,6 +321,10 @@ t=$(field t "$out")
 [[ $out =~ ^v=nil\ e=could\ not\ acquire\ callback\ lock:\ timeout ]] &&
 	awk -v t="$t" 'BEGIN { exit !(t < 0.1) }'
 report $? "set_by_lua: a waiter gives up at once instead of blocking" "$out"
+
+if [ "${MLC_T_BENCH:-0}" = 1 ]; then
+	curl -s --max-time 120 "$base/bench" | sed 's/^/# bench: /'
+fi
 
 # ---- the error log --------------------------------------------------------
 bad=$(grep -E '\[(alert|crit|emerg)\]|runtime error|\[error\]' "$prefix/logs/error.log" | head -5)
