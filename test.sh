@@ -11,6 +11,9 @@
 #       (skipped without root/netns, redis-server or hiredis)
 #   5c. the OpenResty binding (lua/) in a real nginx with 4 workers
 #       (skipped without nginx and its Lua module)
+#   5d. examples/: the nginx module in Debian's nginx and mlc-server, 4
+#       workers each, end to end with curl and a 3 s wrk run (the nginx
+#       part skipped without nginx-dev)
 #   6. install into a temporary prefix, build a consumer with pkg-config
 # MLC_TEST_QUICK=1 runs step 1 and 2 only.
 set -euo pipefail
@@ -61,6 +64,9 @@ lua/t/run.sh "$PWD/b-main/libmlc.so"
 step "relay across three hosts (netns)"
 rc=0; relay/test-relay.sh b-main || rc=$?
 if [ $rc = 77 ]; then echo "(skipped)"; elif [ $rc != 0 ]; then exit $rc; fi
+
+step "nginx module and pre-forked server, end to end"
+examples/test-e2e.sh --build b-main --wrk 3
 
 step "install and consume with pkg-config"
 tests/test-install.sh

@@ -41,3 +41,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 	{ $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
 		echo "deps.sh: optional packages not installed (${missing[*]}): the OpenResty binding's test is skipped" >&2
 fi
+# Optional: the end-to-end test of examples/ (examples/test-e2e.sh): nginx
+# and nginx-dev (Debian's headers and configure flags for building dynamic
+# modules), SQLite (libsqlite3-dev builds mlc-server; the sqlite3 CLI makes
+# the test database), wrk and curl.  Without them that stage skips the part
+# it cannot run.
+opt=(nginx nginx-dev libsqlite3-dev sqlite3 wrk curl)
+missing=()
+for p in "${opt[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	{ $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+		echo "deps.sh: optional packages not installed (${missing[*]}): the examples' end-to-end test skips what needs them" >&2
+fi
