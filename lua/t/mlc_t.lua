@@ -277,6 +277,12 @@ T.ttl = function()
     expect("ttl < 0: L3 again", "nc", nil, 3, c:get(k5, nil, bypass))
     check(n5 == 2 and c:peek(k5) == nil, "ttl < 0 cached nothing")
 
+    -- a bypassed value is never encoded (mlcache): any type is returned
+    local v7, e7, h7 = c:get(uniq("bypass-null"), nil,
+                             function() return ngx.null, nil, -1 end)
+    check(v7 == ngx.null and e7 == nil and h7 == 3,
+          "bypass of an uncacheable value: " .. fmt(v7) .. " " .. fmt(e7))
+
     -- a non-number third value is ignored
     local k6 = uniq("badttl")
     c:get(k6, { ttl = 100 }, function() return "x", nil, "soon" end)
@@ -646,6 +652,22 @@ T.lock = function()
                  slow))
     local _, v4, e4, h4 = ngx.thread.wait(t4)
     expect("loader after the stale answer", "new", nil, 3, v4, e4, h4)
+
+    -- a value the loader does not cache (ttl < 0) reaches the waiters too
+    local kb = uniq("lockbypass")
+    local nb = 0
+    local bypass = function()
+        nb = nb + 1
+        ngx.sleep(0.2)
+        return "nc" .. nb, nil, -1
+    end
+    local tb = ngx.thread.spawn(function() return c:get(kb, nil, bypass) end)
+    ngx.sleep(0.05)
+    local vb, eb, hb = c:get(kb, nil, bypass)
+    local _, vb1, eb1, hb1 = ngx.thread.wait(tb)
+    expect("bypass loader", "nc1", nil, 3, vb1, eb1, hb1)
+    expect("bypass waiter gets the loader's value", "nc1", nil, 2, vb, eb, hb)
+    expect("bypass: not cached", "nc2", nil, 3, c:get(kb, nil, bypass))
 
     -- the loader's error is shared with the waiters (no second run)
     local k3 = uniq("lockerr")

@@ -222,6 +222,10 @@ local ENOSPC    = -28
 
 local HASH_CAP = 128          -- hashes taken per mlc_update_ex() call
 
+-- mlc_update_ex()'s count is a size_t: read its low 32 bits as a number
+-- (no 64-bit cdata boxed on the interpreter's fast path)
+local N32_OFF = (ffi.sizeof("size_t") == 8 and ffi.abi("be")) and 1 or 0
+
 local u8p = ffi.typeof("const uint8_t *")
 local value_t = ffi.typeof("struct mlc_value[1]")
 local flight_t = ffi.typeof("struct mlc_flight")
@@ -753,11 +757,11 @@ end
 -- ------------------------------------------------------------------ --
 -- Options
 
-local function check_lock_opts(lo, where)
+local function check_lock_opts(lo, where, level)
     for _, f in ipairs { "timeout", "exptime", "step", "ratio", "max_step" } do
         local x = lo[f]
         if x ~= nil and (type(x) ~= "number" or x < 0) then
-            error(where .. "." .. f .. " must be a number >= 0", 4)
+            error(where .. "." .. f .. " must be a number >= 0", level + 1)
         end
     end
 end
@@ -837,7 +841,7 @@ local function check_opts(self, opts)
         if type(lo) ~= "table" then
             error("opts.resty_lock_opts must be a table", 3)
         end
-        check_lock_opts(lo, "opts.resty_lock_opts")
+        check_lock_opts(lo, "opts.resty_lock_opts", 3)
     end
 
     local d = self.defaults
@@ -904,7 +908,7 @@ function _M.new(name, shm, opts)
             if type(opts.resty_lock_opts) ~= "table" then
                 error("opts.resty_lock_opts must be a table", 2)
             end
-            check_lock_opts(opts.resty_lock_opts, "opts.resty_lock_opts")
+            check_lock_opts(opts.resty_lock_opts, "opts.resty_lock_opts", 2)
         end
 
         if opts.ipc_shm ~= nil and type(opts.ipc_shm) ~= "string" then
@@ -1039,7 +1043,8 @@ function _M.new(name, shm, opts)
         val      = ffi_new(value_t),
         hbuf     = ffi_new("uint64_t[?]", HASH_CAP),
         nbuf     = nbuf,
-        n32      = ffi_cast("uint32_t *", nbuf),   -- little-endian low half
+        n32      = N32_OFF == 0 and ffi_cast("uint32_t *", nbuf)
+                   or ffi_cast("uint32_t *", nbuf) + N32_OFF,
         fbuf     = ffi_new("uint32_t[1]"),
         copts    = ffi_new(callopts_t),
         _keep    = {},
@@ -1345,7 +1350,11 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
         local eerr, terr
         bytes, eerr, terr = encode(data)
         if not bytes then
+            -- nothing for the waiters: the next in line runs its callback
             end_ticket(self, tk)
+            if no_cache then
+                return data, nil, 3     -- mlcache never encodes a bypass
+            end
             if terr then
                 error(terr, 3)
             end
