@@ -374,7 +374,7 @@ loadtest() {
 # --- nginx -----------------------------------------------------------------
 run_nginx() {
 	echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_http_mlc_module, $WORKERS workers"
-	local so arena=mlc-e2e-ngx-$$ port conf=$work/nginx.conf user= i pid
+	local so arena=mlc-e2e-ngx-$$ port conf=$work/nginx.conf user= i pid w
 	make_db
 	so=$("$root/examples/nginx/build.sh" "$build" "$build/nginx-module" | tail -1) ||
 		{ fail "building the module"; return 1; }
@@ -436,6 +436,24 @@ EOF
 	ok "nginx started on $base (master $pid, workers as $(ps -o user= --ppid "$pid" | sort -u | tr "\n" " " | sed "s/ $//")), arena /dev/shm/$arena"
 
 	run_checks nginx
+
+	# a reload: new workers, the same arena (attached again by name)
+	local old_workers=$WORKER_PIDS
+	kill -HUP "$pid"
+	for i in $(seq 100); do
+		sleep 0.1
+		local alive=0
+		for w in $old_workers; do kill -0 "$w" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+	done
+	get "/item?key=k1"
+	if [ "$CODE" = 200 ] && [ "$BODY" = value-1-v2 ] && [ "$LEVEL" = 2 ] &&
+		! grep -qw "$WORKER" <<<"$old_workers"; then
+		ok "reload (SIGHUP): new worker $WORKER answers k1 from level 2, the arena kept its data"
+	else
+		fail "after reload: $CODE level $LEVEL '$BODY' from $WORKER (old workers: $old_workers)"
+	fi
+	stats_round
 
 	get "/missing-db?key=k1"
 	[ "$CODE" = 502 ] && grep -q "unable to open" <<<"$BODY" || fail "missing db: $CODE '$BODY'"
