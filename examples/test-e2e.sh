@@ -513,7 +513,7 @@ if [ -n "$report" ]; then
 	{
 		echo "### Run of $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo
-		echo "Machine: $(nproc) cores ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -sr); shared with other work. Client, servers and SQLite on the same cores; loopback."
+		echo "Machine: $(nproc) cores ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem/ {print $2}') GiB, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg) before the run (the machine is shared with other work). wrk, the servers and SQLite share the same cores; loopback. mlc $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), built with $(meson introspect --buildoptions "$build" 2>/dev/null | grep -o '"name": "buildtype", "value": "[a-z]*"' | sed 's/.*"value": "\(.*\)"/--buildtype=\1/')."
 		echo "Data: $ROWS rows in SQLite; 95% of requests for an existing key, 5% for missing ones, Zipf-ish (s = 1) over 10,000 keys each; L1 1024 entries per worker (mlc's default), TTL 60 s."
 		echo
 	} >>"$report"
