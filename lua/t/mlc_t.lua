@@ -208,18 +208,18 @@ T.negative = function()
         return nil
     end
 
-    expect("nil from L3", nil, nil, 3, c:get(k, { neg_ttl = 0.3 }, cb))
-    expect("nil from L1", nil, nil, 1, c:get(k, { neg_ttl = 0.3 }, cb))
+    local o = { neg_ttl = 0.6 }
+    expect("nil from L3", nil, nil, 3, c:get(k, o, cb))
+    expect("nil from L1", nil, nil, 1, c:get(k, o, cb))
     c.lru:delete(k)
-    expect("nil from L2", nil, nil, 2, c:get(k, { neg_ttl = 0.3 }, cb))
+    expect("nil from L2", nil, nil, 2, c:get(k, o, cb))
     check(calls == 1, "callback ran " .. calls .. " times, expected 1")
     local ttl, err, v = c:peek(k)
-    check(ttl and ttl > 0 and ttl <= 0.3 and err == nil and v == nil,
+    check(ttl and ttl > 0 and ttl <= 0.6 and err == nil and v == nil,
           "peek of a negative: " .. fmt(ttl) .. " " .. fmt(v))
 
-    ngx.sleep(0.4)
-    expect("nil after neg_ttl: L3 again", nil, nil, 3,
-           c:get(k, { neg_ttl = 0.3 }, cb))
+    ngx.sleep(0.7)
+    expect("nil after neg_ttl: L3 again", nil, nil, 3, c:get(k, o, cb))
     check(calls == 2, "callback ran " .. calls .. " times, expected 2")
 end
 
@@ -233,22 +233,24 @@ T.ttl = function()
         return "v" .. calls
     end
 
-    expect("ttl: L3", "v1", nil, 3, c:get(k, { ttl = 0.3 }, cb))
-    expect("ttl: L1", "v1", nil, 1, c:get(k, { ttl = 0.3 }, cb))
-    ngx.sleep(0.4)
-    expect("ttl: expired, L3 again", "v2", nil, 3, c:get(k, { ttl = 0.3 }, cb))
+    local o = { ttl = 0.5 }
+    expect("ttl: L3", "v1", nil, 3, c:get(k, o, cb))
+    expect("ttl: L1", "v1", nil, 1, c:get(k, o, cb))
+    ngx.sleep(0.6)
+    expect("ttl: expired, L3 again", "v2", nil, 3, c:get(k, o, cb))
 
     -- an L2 hit goes into L1 with the remaining TTL only
     local k2 = uniq("ttl-remaining")
-    c:get(k2, { ttl = 0.4 }, cb)
+    local o2 = { ttl = 1 }
+    c:get(k2, o2, cb)
     c.lru:delete(k2)
-    ngx.sleep(0.2)
-    local v, _, hit = c:get(k2, { ttl = 0.4 }, cb)
+    ngx.sleep(0.3)
+    local v, _, hit = c:get(k2, o2, cb)
     check(hit == 2, "promotion: hit " .. fmt(hit))
     local ttl = c:peek(k2)
-    check(ttl and ttl <= 0.21, "remaining TTL after promotion: " .. fmt(ttl))
-    ngx.sleep(0.3)
-    v, _, hit = c:get(k2, { ttl = 0.4 }, cb)
+    check(ttl and ttl <= 0.71, "remaining TTL after promotion: " .. fmt(ttl))
+    ngx.sleep(0.8)
+    v, _, hit = c:get(k2, o2, cb)
     check(hit == 3, "L1 expired together with L2: hit " .. fmt(hit)
                     .. " value " .. fmt(v))
 
@@ -349,7 +351,7 @@ T.resurrect = function()
         calls = calls + 1
         return nil, "backend down"
     end
-    local opts = { ttl = 0.2, resurrect_ttl = 0.3 }
+    local opts = { ttl = 0.2, resurrect_ttl = 1 }
 
     expect("resurrect: first load", "v", nil, 3,
            c:get(k, opts, function() return "v" end))
@@ -359,24 +361,22 @@ T.resurrect = function()
     c.lru:delete(k)
     expect("resurrected value from L2", "v", nil, 4, c:get(k, opts, fail))
     check(calls == 1, "callback ran " .. calls .. " times, expected 1")
-    ngx.sleep(0.4)
+    ngx.sleep(1.1)
     expect("resurrected again after resurrect_ttl", "v", nil, 4,
            c:get(k, opts, fail))
-    ngx.sleep(0.4)
+    ngx.sleep(1.1)
     expect("recovered", "v2", nil, 3,
            c:get(k, opts, function() return "v2" end))
 
     -- a negative is resurrected too
     local k2 = uniq("resneg")
+    local o2 = { neg_ttl = 0.2, resurrect_ttl = 1 }
     expect("negative: first load", nil, nil, 3,
-           c:get(k2, { neg_ttl = 0.2, resurrect_ttl = 0.3 },
-                 function() return nil end))
+           c:get(k2, o2, function() return nil end))
     ngx.sleep(0.3)
-    expect("negative resurrected", nil, nil, 4,
-           c:get(k2, { neg_ttl = 0.2, resurrect_ttl = 0.3 }, fail))
+    expect("negative resurrected", nil, nil, 4, c:get(k2, o2, fail))
     c.lru:delete(k2)
-    expect("resurrected negative from L2", nil, nil, 4,
-           c:get(k2, { neg_ttl = 0.2, resurrect_ttl = 0.3 }, fail))
+    expect("resurrected negative from L2", nil, nil, 4, c:get(k2, o2, fail))
 
     -- no resurrection for a thrown error, nor without resurrect_ttl
     local k3 = uniq("resthrow")
