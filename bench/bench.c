@@ -595,10 +595,10 @@ wait_quiet(int max_ms)
 	return others < 0 ? 0 : others;
 }
 
-/* Before a round: give other processes' bursts up to a second to pass,
+/* Before a round: give other processes' bursts up to 3 s to pass,
  * within a budget for the whole run.  Returns true if the round starts on
  * a busy machine. */
-static int quiet_total_ms = 120000;
+static int quiet_total_ms = 200000;
 static int noisy_rounds;	/* in the current case */
 
 static bool
@@ -610,7 +610,7 @@ round_gate(void)
 	if (quiet_total_ms <= 0)
 		return true;
 	t0 = now_ns();
-	others = wait_quiet(quiet_total_ms < 1000 ? quiet_total_ms : 1000);
+	others = wait_quiet(quiet_total_ms < 3000 ? quiet_total_ms : 3000);
 	quiet_total_ms -= (int)((now_ns() - t0) / 1000000);
 	return others >= 0.10;
 }
@@ -723,7 +723,8 @@ print_busy(void)
 {
 	if (!isnan(case_others))
 		printf("   (others used %.0f%% of the machine's CPU time during "
-		       "this case, steal %.0f%%; %d rounds started busy)\n",
+		       "this case, steal %.0f%%; %d rounds/passes started "
+		       "busy)\n",
 		       100 * case_others, 100 * case_steal, noisy_rounds);
 }
 
@@ -1222,12 +1223,15 @@ run_2proc(const struct case_def *c, struct row *rows, int n,
 					uint64_t t0 = now_ns();
 
 					if (wait_quiet(quiet_budget < 5000 ?
-						       quiet_budget : 5000) >= 0.10)
+						       quiet_budget : 5000) >= 0.10) {
 						r->noisy++;
+						noisy_rounds++;
+					}
 					quiet_budget -= (int)((now_ns() - t0) /
 							      1000000);
 				} else {
 					r->noisy++;
+					noisy_rounds++;
 				}
 
 				if ((rc = fork_pass(r, &w, sh, np)) < 0) {

@@ -9,7 +9,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set xtics rotate by -40 scale 0 font ",10"
-set key top left
+set key top center horizontal
 set yrange [1:*]
 set datafile missing "NaN"
 plot for [i=2:7] "chart.dat" using i:xtic(1) title columnheader(i)
