@@ -19,7 +19,10 @@
 # workers' own counters and the namespace's, from /admin/stats of every
 # worker); a row changed in SQLite and then set (POST /admin/set) or deleted
 # (DELETE /admin/item) is seen new by all 4 workers; a purge empties every
-# L1; the server stops cleanly and leaves nothing in /dev/shm.
+# L1; a 200 KB value set through /admin/set reads back the same; nginx: a
+# reload keeps the arena's data, a database that cannot be opened is 502;
+# the server stops cleanly (workers gone) and leaves nothing in /dev/shm.
+# Whatever happens, everything it started is stopped on exit (trap).
 #
 # nginx is skipped (with a message) when nginx-dev is not installed.
 set -euo pipefail
