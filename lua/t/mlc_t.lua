@@ -43,6 +43,13 @@ function _M.init()
         end,
     }))
     caches.small = assert(mlc.new("small", ARENA, { lru_size = 2 }))
+
+    -- a get in the master: its L1 entry is inherited by every worker, which
+    -- must drop it on first use (the key may change before that)
+    local v, err = caches.c:get("init-key", nil, function()
+        return "from-init"
+    end)
+    assert(v == "from-init", err)
 end
 
 

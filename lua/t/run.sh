@@ -170,6 +170,37 @@ report $up "nginx starts with $WORKERS workers on 127.0.0.1:$port (libmlc $lib)"
 	"$(cat "$prefix/logs/start.err" 2>/dev/null)"
 [ $up -eq 0 ] || exit 1
 
+field() {	# field <name> <line>
+	local x=" $2 "
+	x=${x#* $1=}
+	printf '%s' "${x%% *}"
+}
+
+batch() {	# batch <query> <count>: that many requests, one per connection
+	local urls=() i
+	for ((i = 0; i < $2; i++)); do urls+=("$base/xw?$1"); done
+	curl -s --max-time 30 -H 'Connection: close' "${urls[@]}"
+}
+
+# ---- fork: L1 entries inherited from the master ---------------------------
+# init_by_lua loaded "init-key" (so the master's L1 holds it), and no worker
+# has used its cache yet.  Change it from one worker: every worker must answer
+# the new value, not the copy it inherited.
+out=$(curl -s -H 'Connection: close' "$base/xw?op=set&ns=c&key=init-key&val=changed")
+seen=""
+for _ in $(seq 40); do
+	while read -r line; do
+		w=$(field w "$line")
+		[ -z "$w" ] || [[ $seen == *"[$w]"* ]] && continue
+		seen+="[$w]"
+		[[ $line =~ v=changed ]] || inherited+="$line"$'\n'
+	done < <(batch "op=get&ns=c&key=init-key&val=unused" 8)
+	[ "$(grep -o '\[' <<<"$seen" | wc -l)" -ge $WORKERS ] && break
+done
+[ -z "${inherited:-}" ] && [ "$(grep -o '\[' <<<"$seen" | wc -l)" -ge $WORKERS ]
+report $? "fork: no worker serves the L1 entry it inherited from init_by_lua" \
+	"${inherited:-}" "set: $out" "workers: $seen"
+
 # ---- in-worker tests (each one request, one worker) -----------------------
 for t in levels types negative ttl errors resurrect l1_serializer peek \
 	set_delete_purge bulk validation lock anon lru_size oversize killed \
@@ -186,18 +217,6 @@ done
 # ---- cross-worker tests ---------------------------------------------------
 # Every request opens a new connection; reuseport spreads them over the
 # workers.  Each response line is "w=<id> v=<value> h=<hit> e=<err>".
-
-field() {	# field <name> <line>
-	local x=" $2 "
-	x=${x#* $1=}
-	printf '%s' "${x%% *}"
-}
-
-batch() {	# batch <query> <count>: that many requests, one per connection
-	local urls=() i
-	for ((i = 0; i < $2; i++)); do urls+=("$base/xw?$1"); done
-	curl -s --max-time 30 -H 'Connection: close' "${urls[@]}"
-}
 
 # first_answers <query> <want-regex>: query until every worker answered;
 # checks that the first answer of each worker matches; writes those first
