@@ -54,6 +54,7 @@ static const char *const key_names[NREAD] = {
 };
 
 static void regions(void);
+static void patch_raw(const uint8_t *data, size_t len);
 static void codes_print(void);
 
 static void
@@ -193,8 +194,35 @@ regions(void)
 	region_len[1] = sizeof(struct mlc__hdr);
 }
 
+/* MLC_FUZZ_KEEP_MUTEXES=1: put the stripe mutexes back after patching, to
+ * look for other bugs while the known one (a garbage mutex aborts a
+ * reader, fuzz/crashes/fuzz-arena/) is open. */
+static void
+keep_mutexes(void)
+{
+	const struct mlc__hdr *h = (const void *)image;
+
+	for (uint32_t i = 0; i < h->ah_nstripes; i++) {
+		size_t off = h->ah_stripes_off + (size_t)i * sizeof(struct mlc__lock);
+
+		memcpy(map + off, image + off, sizeof(pthread_mutex_t));
+	}
+}
+
 static void
 patch(const uint8_t *data, size_t len)
+{
+	static int keep = -1;
+
+	if (keep < 0)
+		keep = getenv("MLC_FUZZ_KEEP_MUTEXES") != NULL;
+	patch_raw(data, len);
+	if (keep)
+		keep_mutexes();
+}
+
+static void
+patch_raw(const uint8_t *data, size_t len)
 {
 	for (size_t i = 1; i + 5 <= len;) {
 		int r = data[i] % NREGIONS;
