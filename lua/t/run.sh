@@ -204,7 +204,7 @@ report $? "fork: no worker serves the L1 entry it inherited from init_by_lua" \
 # ---- in-worker tests (each one request, one worker) -----------------------
 for t in levels types negative ttl errors resurrect l1_serializer peek \
 	set_delete_purge bulk validation lock anon lru_size oversize killed \
-	timer; do
+	timer hash_index; do
 	body=$(curl -s --max-time 30 "$base/t?test=$t")
 	if [ "$(head -1 <<<"$body")" = ok ]; then
 		report 0 "$t"
@@ -324,6 +324,33 @@ single_flight() {	# single_flight <ns> <extra query> <want-regex> <what>
 single_flight c "val=loaded" "v=loaded h=[23] e=nil" "(value)"
 single_flight a "val=loaded" "v=loaded h=[23] e=nil" "(anonymous arena)"
 single_flight c "fail=down" "v=nil h=nil e=down" "(error shared with the waiters)"
+
+# a storm of mixed gets, sets and deletes on a few keys from every worker,
+# then each key set once more: every worker must answer that last value
+urls=()
+for ((i = 0; i < 400; i++)); do
+	k="storm-$$-$((RANDOM % 12))"
+	case $((RANDOM % 4)) in
+	0) urls+=("$base/xw?op=set&ns=c&key=$k&val=s$i") ;;
+	1) urls+=("$base/xw?op=delete&ns=c&key=$k") ;;
+	*) urls+=("$base/xw?op=get&ns=c&key=$k&val=g$i") ;;
+	esac
+done
+out=$(curl -s --max-time 60 --parallel --parallel-max 32 2>/dev/null \
+	-H 'Connection: close' "${urls[@]}")
+good=$(grep -c '^w=[0-9]* v=.* e=nil$' <<<"$out")
+[ "$good" -eq 400 ]
+report $? "storm: 400 concurrent mixed gets, sets and deletes all succeed ($good)" \
+	"$(grep -v '^w=[0-9]* v=.* e=nil$' <<<"$out" | head -5)"
+bad=""
+for ((i = 0; i < 12; i++)); do
+	k="storm-$$-$i"
+	batch "op=set&ns=c&key=$k&val=final$i" 1 >/dev/null
+	msg=$(first_answers "op=get&ns=c&key=$k&val=unused" "v=final$i h=[12] ") ||
+		bad+="$k: $msg"$'\n'
+done
+[ -z "$bad" ]
+report $? "storm: then every worker answers each key's last value" "$bad"
 
 # a phase that cannot yield (set_by_lua): a loader runs the callback, a
 # waiter does not wait (it would block the worker): it times out at once

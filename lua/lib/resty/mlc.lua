@@ -665,8 +665,21 @@ l1_mt.__index = l1_mt
 local L1S = setmetatable({}, { __mode = "v" })
 
 
+-- The L1 index of a hash: its low 52 bits, a number that both the
+-- interpreter and compiled code convert exactly.  (LuaJIT's JIT converts a
+-- uint64_t >= 2^63 to a double with double rounding, so tonumber() of the
+-- full hash can differ by one ulp between interpreted and compiled code:
+-- an entry stored under one would never be found, nor invalidated, under
+-- the other.)
+local HASH_MASK = 0xFFFFFFFFFFFFFULL
+
+local function hash_index(h)
+    return tonumber(band(h, HASH_MASK))
+end
+
+
 local function key_hash(h, key)
-    return tonumber(C.mlc_key_hash(h, key, #key))
+    return hash_index(C.mlc_key_hash(h, key, #key))
 end
 
 
@@ -732,7 +745,7 @@ local function poll(self)
     local h = self.h
     local v = self.val
     for i = 0, n - 1 do
-        local hk = tonumber(self.hbuf[i])
+        local hk = hash_index(self.hbuf[i])
         local e = lru:get(hk)
         if e then
             -- A change of this hash: keep our entry only if L2 holds the
@@ -1512,7 +1525,8 @@ end
 
 -- Everything after an L1 miss.
 local function get_l2_l3(self, key, hk, o, cb, ...)
-    if hk == 0 then
+    local klen = #key
+    if klen == 0 or klen > 65535 then
         return nil, "invalid key: keys are 1 to 65535 bytes long"
     end
 
@@ -1815,7 +1829,7 @@ function _M:get_bulk(bulk, opts)
             end
 
             local kind, a, b, c, d
-            if hk == 0 then
+            if #b_key == 0 or #b_key > 65535 then
                 kind, a = L2_ERR, "invalid key: keys are 1 to 65535 bytes long"
             else
                 kind, a, b, c, d = l2_lookup(self, b_key, true)
@@ -1882,6 +1896,11 @@ function _M:get_bulk(bulk, opts)
     return res
 end
 
+
+-- For tests: the L1 index of a hash.
+_M._hash_index = function(h)
+    return hash_index(h)
+end
 
 -- For tests and operators: this instance's encoding helpers.
 _M._encode = encode
