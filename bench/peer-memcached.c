@@ -52,7 +52,7 @@ static int
 c_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
 {
 	struct st *s;
-	memcached_return_t rc;
+	memcached_return_t rc = MEMCACHED_FAILURE;
 
 	if (!have_program("memcached")) {
 		snprintf(why, whylen, "memcached not installed");
