@@ -440,7 +440,7 @@ work_loop(void *arg)
 			mlc_value_release(&v);
 			continue;
 		}
-		if (op % 100 < w->del_pct) {
+		if (rnd_below(100) < w->del_pct) {
 			rc = mlc_delete(c, key, klen);
 		} else {
 			size_t len = rnd_size(w->vmin, w->vmax);
@@ -648,7 +648,7 @@ test_writer_kills(void **state)
 	struct mlc_cache *c;
 	struct work surv[2], victim;
 	pid_t pids[2];
-	unsigned n = trials(400), killed = 0;
+	unsigned n = trials(800), killed = 0;
 	uint64_t nospace = 0;
 
 	(void)state;
@@ -784,7 +784,7 @@ test_flight_kills(void **state)
 	struct mlc_arena_info before = MLC_ARENA_INFO_INIT;
 	struct mlc_arena *a = arena_new(8 << 20, 0);
 	struct mlc_cache *c = flight_cache(a);
-	unsigned n = trials(60), in_loader = 0, waits = 0;
+	unsigned n = trials(100), in_loader = 0, waits = 0;
 	uint64_t worst = 0, sum = 0;
 
 	(void)state;
@@ -912,7 +912,7 @@ test_log_kills(void **state)
 	struct mlc_stats st = MLC_STATS_INIT;
 	struct work surv = { a, "w", 64, CV_MIN, 256, 0, true, false, 20 };
 	struct work pub = { a, "w", 64, CV_MIN, 256, -1, false, false, 20 };
-	unsigned n = trials(200), stuck_seen = 0, early_stale = 0;
+	unsigned n = trials(400), stuck_seen = 0, early_stale = 0;
 	uint64_t stuck0, overruns0;
 	pid_t spid;
 
@@ -1078,7 +1078,7 @@ tmp_files(const char *name, bool remove)
 static void
 test_create_kills(void **state)
 {
-	unsigned n = trials(150), killed = 0, survivors = 0, leftovers = 0;
+	unsigned n = trials(300), killed = 0, survivors = 0, leftovers = 0;
 	unsigned attached = 0;
 
 	(void)state;
@@ -1185,7 +1185,7 @@ test_alloc_kills(void **state)
 	struct mlc_arena *a = arena_new(2 << 20, 0);
 	struct mlc_cache *c = cache_new(a, MLC_CACHE_NO_L1);
 	struct work surv, victim;
-	unsigned n = trials(400), killed = 0;
+	unsigned n = trials(1200), killed = 0;
 	uint64_t nospace = 0;
 	pid_t spid;
 
