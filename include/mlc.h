@@ -195,6 +195,9 @@ struct mlc_arena_info {
 	uint64_t write_failures; /* stores refused for lack of room (not
 				  * values too big to ever fit: -E2BIG) */
 	uint64_t log_head;	/* invalidation records ever published */
+	uint64_t read_giveups;	/* lookups that found their bucket changing
+				 * (or stuck mid-write) every try, and
+				 * answered as a miss */
 	uint32_t namespaces;	/* namespaces in use */
 	uint32_t format;	/* MLC arena format number */
 };

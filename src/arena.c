@@ -287,25 +287,6 @@ mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,
 	return lock_won(a, lk, pthread_mutex_lock(&lk->lk_mutex), repair, ctx);
 }
 
-/* Give up with -ETIMEDOUT after @p ms: a stopped (not dead) holder must
- * not stall a reader's slow path forever. */
-int
-mlc__lock_wait(struct mlc_arena *a, struct mlc__lock *lk, uint32_t ms,
-	       void (*repair)(struct mlc_arena *, void *), void *ctx)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return lock_won(a, lk, pthread_mutex_timedlock(&lk->lk_mutex, &ts),
-			repair, ctx);
-}
-
 /* -EBUSY when another holds it. */
 int
 mlc__lock_try(struct mlc_arena *a, struct mlc__lock *lk,
@@ -923,6 +904,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.orphans_reclaimed = ck_pr_load_64(&h->ah_orphans);
 	in.repairs = ck_pr_load_64(&h->ah_repairs);
 	in.write_failures = ck_pr_load_64(&h->ah_write_failures);
+	in.read_giveups = ck_pr_load_64(&h->ah_read_giveups);
 	in.log_head = ck_pr_load_64(&a->log->lg_head);
 	in.namespaces = ck_pr_load_32(&h->ah_ns_count);
 	in.format = MLC_ARENA_FORMAT;

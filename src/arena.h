@@ -232,6 +232,7 @@ struct mlc__hdr {
 	uint64_t ah_orphans;
 	uint64_t ah_repairs;
 	uint64_t ah_write_failures;
+	uint64_t ah_read_giveups;
 };
 
 _Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");

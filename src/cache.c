@@ -1374,6 +1374,8 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 
 	key_l2(c, k);
 	rc = l2_read(c, k, &e);
+	if (rc == -ETIMEDOUT)
+		return MLC_ESTALE;	/* busy bucket: read again */
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	present = rc == 0;

@@ -109,8 +109,6 @@ uint64_t mlc__fork_gen(void);
 /* arena.c */
 int mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,
 		   void (*repair)(struct mlc_arena *, void *), void *ctx);
-int mlc__lock_wait(struct mlc_arena *a, struct mlc__lock *lk, uint32_t ms,
-		   void (*repair)(struct mlc_arena *, void *), void *ctx);
 int mlc__lock_try(struct mlc_arena *a, struct mlc__lock *lk,
 		  void (*repair)(struct mlc_arena *, void *), void *ctx);
 void mlc__lock_give(struct mlc__lock *lk);
