@@ -91,7 +91,7 @@ static void
 alloc_stamp(struct mlc__item *it, uint64_t now)
 {
 	it->it_expire = now;
-	it->it_version = (uint64_t)getpid();
+	it->it_version = (uint64_t)mlc__pid();
 }
 
 /* ---- page lists (class lock held) ---------------------------------- */

@@ -2,7 +2,9 @@
  * Time and fork detection.
  */
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ck_pr.h>
 
@@ -14,6 +16,9 @@
 static int64_t clock_offset;
 
 static uint64_t fork_generation;
+static pid_t cached_pid;
+static __thread pid_t cached_tid;
+static __thread uint64_t cached_tid_gen = UINT64_MAX;
 
 uint64_t
 mlc__now_ms(void)
@@ -38,6 +43,33 @@ static void
 on_fork_child(void)
 {
 	fork_generation++;
+	cached_pid = getpid();
+}
+
+/* getpid() and gettid() are system calls in current glibc; the allocator
+ * and single flight stamp them on every allocation and load. */
+pid_t
+mlc__pid(void)
+{
+	pid_t p = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+
+	if (unlikely(p == 0)) {
+		p = getpid();
+		__atomic_store_n(&cached_pid, p, __ATOMIC_RELAXED);
+	}
+	return p;
+}
+
+pid_t
+mlc__tid(void)
+{
+	uint64_t gen = ck_pr_load_64(&fork_generation);
+
+	if (unlikely(cached_tid_gen != gen)) {
+		cached_tid = (pid_t)syscall(SYS_gettid);
+		cached_tid_gen = gen;
+	}
+	return cached_tid;
 }
 
 /* Registered when the library is loaded, so that the check below is one

@@ -129,7 +129,7 @@ my_start(void)
 	char st;
 
 	if (proc_start == 0 || proc_start_gen != gen) {
-		proc_start = start_time_of((long)getpid(), &st);
+		proc_start = start_time_of((long)mlc__pid(), &st);
 		proc_start_gen = gen;
 	}
 	return proc_start;
@@ -138,8 +138,7 @@ my_start(void)
 static uint64_t
 my_token(void)
 {
-	return (uint64_t)(uint32_t)getpid() << 32 |
-	       (uint32_t)syscall(SYS_gettid);
+	return (uint64_t)(uint32_t)mlc__pid() << 32 | (uint32_t)mlc__tid();
 }
 
 /* Is the owner certainly dead?  "Cannot tell" (no procfs, another pid

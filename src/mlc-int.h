@@ -105,6 +105,8 @@ enum mlc__cas {
 uint64_t mlc__now_ms(void);
 void mlc__clock_advance(int64_t ms);	/* tests: shift this process's clock */
 uint64_t mlc__fork_gen(void);
+pid_t mlc__pid(void);		/* getpid() without a system call */
+pid_t mlc__tid(void);		/* gettid() once per thread (and fork) */
 
 /* arena.c */
 int mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,
