@@ -39,6 +39,7 @@
 
 #include "mlc.h"
 #include "bench.h"
+#include "mlc-paths.h"
 
 #define HOT_KEYS 64
 #define COLD_KEYS 100000
@@ -226,7 +227,11 @@ name_salt(const char *s)
 
 /* ---- cases ------------------------------------------------------------- */
 
-enum op { OP_GET, OP_SET, OP_DEL, OP_LOAD, OP_MIX, OP_2PROC, OP_MEM, OP_NA };
+enum op {
+	OP_GET, OP_SET, OP_DEL, OP_LOAD, OP_MIX, OP_2PROC, OP_MEM, OP_NA,
+	/* mlc only (bench/mlc-paths.c) */
+	OP_FLIGHT, OP_INVCHK, OP_PROP, OP_BULK,
+};
 
 enum {
 	I_MLC = 1 << 0, I_HASH = 1 << 1, I_SHM = 1 << 2, I_LMDB = 1 << 3,
@@ -279,12 +284,15 @@ static const struct case_def cases[] = {
 	  "CPUs" },
 	{ "mem_per_item", OP_MEM, BM_L2, MEM_ITEMS, 16, I_L2,
 	  "memory per item: 100000 items of 16 B key + 16 B value" },
-	{ "flight_wake", OP_NA, 0, 0, 0, I_MLC,
+	{ "flight_wake", OP_FLIGHT, 0, 0, 0, I_MLC,
 	  "single flight: 64 waiters over 4 processes woken after publish" },
-	{ "inval_check", OP_NA, 0, 0, 0, I_MLC,
+	{ "inval_check", OP_INVCHK, 0, 0, 0, I_MLC,
 	  "invalidation check with nothing pending (log head load)" },
-	{ "inval_propagate", OP_NA, 0, 0, 0, I_MLC,
+	{ "inval_propagate", OP_PROP, 0, 0, 0, I_MLC,
 	  "a set reaching another process's L1" },
+	{ "bulk_cold_32", OP_BULK, BM_L2, COLD_KEYS, 16, I_MLC,
+	  "mlc_get_bulk of 32 keys vs 32 mlc_get calls, 100000 keys cold in "
+	  "L2, 16 B values (ns per key)" },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -1363,6 +1371,87 @@ run_mem(const struct case_def *c, struct row *rows, int n, char *val)
 	free(keys);
 }
 
+/* ---- paths only mlc has ---------------------------------------------------- */
+
+static void
+samples_from(struct row *r, const double *ns, size_t n)
+{
+	r->samp = malloc((n ? n : 1) * sizeof(*r->samp));
+	for (size_t i = 0; i < n; i++)
+		r->samp[i] = (uint64_t)((ns[i] < 0 ? 0 : ns[i]) * ticks_per_ns +
+					tick_overhead);
+	r->nsamp = n;
+}
+
+static void
+run_paths(const struct case_def *c)
+{
+	static struct row rows[2];
+	double a[MAX_ROUNDS], b[MAX_ROUNDS], *all = NULL;
+	int n = 1, rounds = opt.quick ? 3 : opt.rounds, rc = 0;
+	size_t nall = 0;
+
+	memset(rows, 0, sizeof(rows));
+	rows[0].name = "mlc";
+	rows[1].name = "mlc_get";
+	rows[0].im = rows[1].im = &impl_mlc;
+	strcpy(rows[0].status, "ok");
+	strcpy(rows[1].status, "ok");
+	rows[0].every = rows[1].every = 1;
+	case_others = case_steal = NAN;
+	noisy_rounds = 0;
+	switch (c->op) {
+	case OP_FLIGHT:
+		all = malloc(sizeof(*all) * 64 * (size_t)rounds);
+		rc = mlcp_flight_wake(rounds, rows[0].ns, all, &nall,
+				      rows[0].note, sizeof(rows[0].note));
+		rows[0].nr = rounds;
+		rows[0].ops = 64;
+		samples_from(&rows[0], all, nall);
+		break;
+	case OP_INVCHK:
+		rc = mlcp_inval_check(rounds, opt.quick ? 200000 : 2000000, a,
+				      b, rows[0].note, sizeof(rows[0].note));
+		for (int i = 0; i < rounds; i++)
+			rows[0].ns[i] = a[i] - b[i];
+		rows[0].nr = rounds;
+		rows[0].ops = opt.quick ? 200000 : 2000000;
+		samples_from(&rows[0], rows[0].ns, (size_t)rounds);
+		break;
+	case OP_PROP:
+		rounds = MAX_ROUNDS;
+		rc = mlcp_propagate(rounds, rows[0].ns, rows[0].note,
+				    sizeof(rows[0].note));
+		rows[0].nr = rounds;
+		rows[0].ops = 1;
+		samples_from(&rows[0], rows[0].ns, (size_t)rounds);
+		break;
+	case OP_BULK:
+		rc = mlcp_bulk(c->nkeys, 32, rounds, opt.quick ? 100000 : 400000,
+			       rows[1].ns, rows[0].ns, rows[0].note,
+			       sizeof(rows[0].note));
+		rows[0].nr = rows[1].nr = rounds;
+		rows[0].ops = rows[1].ops = opt.quick ? 100000 : 400000;
+		samples_from(&rows[0], rows[0].ns, (size_t)rounds);
+		samples_from(&rows[1], rows[1].ns, (size_t)rounds);
+		n = 2;
+		break;
+	default:
+		break;
+	}
+	if (rc < 0) {
+		strcpy(rows[0].status, "error");
+		n = 1;
+	}
+	for (int i = 0; i < n; i++)
+		if (row_ok(&rows[i]))
+			row_finish(&rows[i]);
+	print_rows(c, rows, n);
+	for (int i = 0; i < 2; i++)
+		free(rows[i].samp);
+	free(all);
+}
+
 /* ---- driver ----------------------------------------------------------------- */
 
 static void
@@ -1378,6 +1467,10 @@ run_case(const struct case_def *c)
 	char *val;
 	int n;
 
+	if (c->op >= OP_FLIGHT) {
+		run_paths(c);
+		return;
+	}
 	if (c->op == OP_NA) {
 		struct row r = { .name = "mlc", .im = &impl_mlc };
 

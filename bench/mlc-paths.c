@@ -1,0 +1,419 @@
+/*
+ * Paths only mlc has, measured on their own: single-flight wake-up, the
+ * invalidation check, a change reaching another process's L1, and bulk
+ * lookups against a loop of single gets.  Each fills per-round (or
+ * per-trial) nanoseconds and, where it makes sense, per-event samples.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mlc.h"
+#include "mlc-paths.h"
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int
+arena_new(struct mlc_arena **a, char *name, size_t cap, uint64_t bytes,
+	  uint32_t max_items)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	static unsigned seq;
+
+	snprintf(name, cap, "mlc-bench-%ld-p%u", (long)getpid(), seq++);
+	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.bytes = bytes;
+	o.max_items = max_items;
+	return mlc_arena_open(a, name, &o);
+}
+
+static void
+arena_gone(struct mlc_arena *a, const char *name)
+{
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
+/* ---- single flight: publish to the last of 64 waiters woken ------------- */
+
+#define FW_PROCS 4
+#define FW_THREADS 16
+#define FW_WAITERS (FW_PROCS * FW_THREADS)
+
+struct fw_shared {
+	uint32_t ready;			/* waiters about to call mlc_get */
+	uint32_t done;
+	uint32_t go;			/* trial number released */
+	uint32_t loader_in;		/* the loader is running */
+	uint64_t t_publish;		/* the loader returned */
+	uint64_t t_woken[FW_WAITERS];
+	int32_t rc[FW_WAITERS];
+};
+
+static struct fw_shared *fw;
+static struct mlc_arena *fw_arena;
+
+static int
+fw_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	/* Hold the flight until every waiter is inside mlc_get (and a
+	 * little longer, so they are asleep on the futex), then return:
+	 * the store and the wake-up follow at once. */
+	__atomic_store_n(&fw->loader_in, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&fw->ready, __ATOMIC_ACQUIRE) < FW_WAITERS)
+		usleep(200);
+	usleep(20000);
+	out->data = "value";
+	out->len = 5;
+	__atomic_store_n(&fw->t_publish, mono_ns(), __ATOMIC_RELEASE);
+	return MLC_LOAD_VALUE;
+}
+
+struct fw_thread {
+	int id;
+	char key[32];
+};
+
+static void *
+fw_waiter(void *arg)
+{
+	struct fw_thread *t = arg;
+	struct mlc_cache *c;
+	struct mlc_value v;
+	int rc;
+
+	if (mlc_cache_open(&c, fw_arena, "flight", NULL) != 0) {
+		fw->rc[t->id] = -1;
+		return NULL;
+	}
+	while (!__atomic_load_n(&fw->loader_in, __ATOMIC_ACQUIRE))
+		usleep(100);
+	__atomic_fetch_add(&fw->ready, 1, __ATOMIC_ACQ_REL);
+	rc = mlc_get(c, t->key, strlen(t->key), fw_loader, NULL, &v);
+	fw->t_woken[t->id] = mono_ns();
+	fw->rc[t->id] = rc;
+	if (rc == 0)
+		mlc_value_release(&v);
+	mlc_cache_close(c);
+	__atomic_fetch_add(&fw->done, 1, __ATOMIC_ACQ_REL);
+	return NULL;
+}
+
+static int
+fw_proc(int p, const char *key)
+{
+	pthread_t th[FW_THREADS];
+	struct fw_thread t[FW_THREADS];
+
+	for (int i = 0; i < FW_THREADS; i++) {
+		t[i].id = p * FW_THREADS + i;
+		snprintf(t[i].key, sizeof(t[i].key), "%s", key);
+		pthread_create(&th[i], NULL, fw_waiter, &t[i]);
+	}
+	for (int i = 0; i < FW_THREADS; i++)
+		pthread_join(th[i], NULL);
+	return 0;
+}
+
+static int
+fw_loader_proc(const char *key)
+{
+	struct mlc_cache *c;
+	struct mlc_value v;
+	int rc;
+
+	if (mlc_cache_open(&c, fw_arena, "flight", NULL) != 0)
+		return 1;
+	rc = mlc_get(c, key, strlen(key), fw_loader, NULL, &v);
+	if (rc == 0)
+		mlc_value_release(&v);
+	mlc_cache_close(c);
+	return rc == 0 ? 0 : 1;
+}
+
+int
+mlcp_flight_wake(int trials, double *last_ns, double *all_ns, size_t *nall,
+		 char *note, size_t cap)
+{
+	char name[64], key[32];
+	int rc;
+
+	*nall = 0;
+	rc = arena_new(&fw_arena, name, sizeof(name), 16u << 20, 0);
+	if (rc < 0)
+		return rc;
+	fw = mmap(NULL, sizeof(*fw), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (fw == MAP_FAILED) {
+		arena_gone(fw_arena, name);
+		return -errno;
+	}
+	for (int t = 0; t < trials; t++) {
+		pid_t pids[FW_PROCS + 1];
+		uint64_t last = 0;
+		int bad = 0;
+
+		memset(fw, 0, sizeof(*fw));
+		snprintf(key, sizeof(key), "cold-%d", t);
+		/* The loader first, so that it owns the flight. */
+		fflush(NULL);
+		if ((pids[FW_PROCS] = fork()) == 0)
+			_exit(fw_loader_proc(key));
+		while (!__atomic_load_n(&fw->loader_in, __ATOMIC_ACQUIRE))
+			usleep(100);
+		for (int p = 0; p < FW_PROCS; p++)
+			if ((pids[p] = fork()) == 0)
+				_exit(fw_proc(p, key));
+		for (int p = 0; p <= FW_PROCS; p++) {
+			int st;
+
+			waitpid(pids[p], &st, 0);
+			bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+		}
+		for (int i = 0; i < FW_WAITERS; i++) {
+			uint64_t d = fw->t_woken[i] - fw->t_publish;
+
+			bad |= fw->rc[i] != 0;
+			if (fw->t_woken[i] > last)
+				last = fw->t_woken[i];
+			all_ns[(*nall)++] = fw->t_woken[i] > fw->t_publish ?
+					    (double)d : 0;
+		}
+		if (bad) {
+			snprintf(note, cap, "trial %d: a waiter failed", t);
+			rc = -EIO;
+			break;
+		}
+		last_ns[t] = (double)(last - fw->t_publish);
+	}
+	if (rc == 0)
+		snprintf(note, cap, "%d waiters (%d processes x %d threads) "
+			 "asleep on the flight; ns from the loader's return to "
+			 "the last waiter's mlc_get returning with the value",
+			 FW_WAITERS, FW_PROCS, FW_THREADS);
+	munmap(fw, sizeof(*fw));
+	arena_gone(fw_arena, name);
+	return rc;
+}
+
+/* ---- the invalidation check ---------------------------------------------- */
+
+/* The check is one load of the log head per mlc_get; measure it as the
+ * difference between L1 hits with the check and with it off
+ * (MLC_CACHE_MANUAL_UPDATE), interleaved round by round. */
+int
+mlcp_inval_check(int rounds, uint64_t ops, double *with_ns,
+		 double *without_ns, char *note, size_t cap)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *on, *off;
+	struct mlc_arena *a;
+	char name[64], keys[64][17];
+	int rc;
+
+	rc = arena_new(&a, name, sizeof(name), 16u << 20, 0);
+	if (rc < 0)
+		return rc;
+	o.ttl_ms = MLC_TTL_NEVER;
+	mlc_cache_open(&on, a, "check", &o);
+	o.flags = MLC_CACHE_MANUAL_UPDATE;
+	mlc_cache_open(&off, a, "check", &o);
+	for (int i = 0; i < 64; i++) {
+		struct mlc_value v;
+
+		snprintf(keys[i], sizeof(keys[i]), "key-%011d", i);
+		mlc_set(on, keys[i], 16, "0123456789abcdef", 16, NULL);
+		mlc_get(off, keys[i], 16, NULL, NULL, &v);
+		mlc_value_release(&v);
+	}
+	for (int r = 0; r < rounds; r++) {
+		for (int pass = 0; pass < 2; pass++) {
+			struct mlc_cache *c = (pass ^ (r & 1)) ? off : on;
+			uint64_t t0 = mono_ns();
+
+			for (uint64_t i = 0; i < ops; i++) {
+				struct mlc_value v;
+
+				mlc_get(c, keys[i & 63], 16, NULL, NULL, &v);
+				mlc_value_release(&v);
+			}
+			(c == on ? with_ns : without_ns)[r] =
+				(double)(mono_ns() - t0) / (double)ops;
+		}
+	}
+	snprintf(note, cap, "mlc_get L1 hit with the automatic check minus "
+		 "without it (MLC_CACHE_MANUAL_UPDATE), rounds interleaved");
+	mlc_cache_close(on);
+	mlc_cache_close(off);
+	arena_gone(a, name);
+	return 0;
+}
+
+/* ---- a change reaching another process's L1 ------------------------------ */
+
+struct prop_shared {
+	uint32_t want;		/* the version the writer just set */
+	uint32_t seen;		/* the version the reader saw */
+	uint32_t stop;
+	uint64_t t_set;		/* before mlc_set */
+	uint64_t t_seen;
+};
+
+int
+mlcp_propagate(int trials, double *lat_ns, char *note, size_t cap)
+{
+	struct prop_shared *ps;
+	struct mlc_arena *a;
+	struct mlc_cache *w;
+	char name[64], buf[16];
+	pid_t pid;
+	int rc, st;
+
+	rc = arena_new(&a, name, sizeof(name), 16u << 20, 0);
+	if (rc < 0)
+		return rc;
+	ps = mmap(NULL, sizeof(*ps), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ps == MAP_FAILED) {
+		arena_gone(a, name);
+		return -errno;
+	}
+	memset(ps, 0, sizeof(*ps));
+	mlc_cache_open(&w, a, "prop", NULL);
+	mlc_set(w, "k", 1, "0", 1, NULL);
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		/* The reader: L1 hits in a loop until the value changes. */
+		struct mlc_cache *r;
+		struct mlc_value v;
+
+		mlc_cache_open(&r, a, "prop", NULL);
+		while (!__atomic_load_n(&ps->stop, __ATOMIC_ACQUIRE)) {
+			uint32_t want = __atomic_load_n(&ps->want,
+							__ATOMIC_ACQUIRE);
+
+			if (mlc_get(r, "k", 1, NULL, NULL, &v) != 0)
+				continue;
+			if ((uint32_t)strtoul(v.data ? (const char *)v.data :
+					      "0", NULL, 10) == want &&
+			    want != __atomic_load_n(&ps->seen,
+						    __ATOMIC_RELAXED)) {
+				ps->t_seen = mono_ns();
+				__atomic_store_n(&ps->seen, want,
+						 __ATOMIC_RELEASE);
+			}
+			mlc_value_release(&v);
+		}
+		mlc_cache_close(r);
+		_exit(0);
+	}
+	for (int t = 0; t < trials; t++) {
+		uint32_t ver = (uint32_t)t + 1;
+		int len = snprintf(buf, sizeof(buf), "%u", ver % 10);
+		uint64_t spin = 0;
+
+		usleep(1000);		/* the reader is in its L1 loop */
+		/* Values cycle 1..9,0: the reader compares ver % 10. */
+		__atomic_store_n(&ps->want, ver % 10, __ATOMIC_RELEASE);
+		__atomic_store_n(&ps->seen, UINT32_MAX, __ATOMIC_RELEASE);
+		ps->t_set = mono_ns();
+		mlc_set(w, "k", 1, buf, (size_t)len, NULL);
+		while (__atomic_load_n(&ps->seen, __ATOMIC_ACQUIRE) !=
+		       ver % 10 && ++spin < 2000000000u)
+			sched_yield();
+		lat_ns[t] = (double)(ps->t_seen - ps->t_set);
+	}
+	__atomic_store_n(&ps->stop, 1, __ATOMIC_RELEASE);
+	waitpid(pid, &st, 0);
+	snprintf(note, cap, "ns from just before mlc_set in one process to "
+		 "another process's next mlc_get returning the new value "
+		 "(it spins on L1 hits)");
+	munmap(ps, sizeof(*ps));
+	mlc_cache_close(w);
+	arena_gone(a, name);
+	return 0;
+}
+
+/* ---- bulk against single gets -------------------------------------------- */
+
+int
+mlcp_bulk(uint32_t nkeys, int batch, int rounds, uint64_t ops,
+	  double *single_ns, double *bulk_ns, char *note, size_t cap)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_bulk_item *it;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	char name[64], *keys;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	int rc;
+
+	rc = arena_new(&a, name, sizeof(name),
+		       (64u << 20) + (uint64_t)nkeys * 160, nkeys * 2 + 1024);
+	if (rc < 0)
+		return rc;
+	o.flags = MLC_CACHE_NO_L1;	/* every lookup is a cold L2 read */
+	o.ttl_ms = MLC_TTL_NEVER;
+	mlc_cache_open(&c, a, "bulk", &o);
+	keys = malloc((size_t)nkeys * 17);
+	it = calloc((size_t)batch, sizeof(*it));
+	for (uint32_t i = 0; i < nkeys; i++) {
+		snprintf(keys + (size_t)i * 17, 17, "key-%011u", i);
+		mlc_set(c, keys + (size_t)i * 17, 16, "0123456789abcdef", 16,
+			NULL);
+	}
+	for (int r = 0; r < rounds; r++) {
+		for (int pass = 0; pass < 2; pass++) {
+			bool bulk = pass ^ (r & 1);
+			uint64_t t0 = mono_ns();
+
+			for (uint64_t i = 0; i < ops; i += (uint64_t)batch) {
+				for (int j = 0; j < batch; j++) {
+					x = x * 6364136223846793005ull + 1;
+					it[j].key = keys +
+						(size_t)((x >> 33) % nkeys) * 17;
+					it[j].key_len = 16;
+				}
+				if (bulk) {
+					mlc_get_bulk(c, it, (size_t)batch, NULL,
+						     NULL, NULL);
+					for (int j = 0; j < batch; j++)
+						mlc_value_release(&it[j].value);
+					continue;
+				}
+				for (int j = 0; j < batch; j++) {
+					struct mlc_value v;
+
+					if (mlc_get(c, it[j].key, 16, NULL,
+						    NULL, &v) == 0)
+						mlc_value_release(&v);
+				}
+			}
+			(bulk ? bulk_ns : single_ns)[r] =
+				(double)(mono_ns() - t0) / (double)ops;
+		}
+	}
+	snprintf(note, cap, "ns per key, %u keys cold in L2 (L1 off), %d keys "
+		 "per mlc_get_bulk vs the same keys by mlc_get one by one",
+		 nkeys, batch);
+	free(it);
+	free(keys);
+	mlc_cache_close(c);
+	arena_gone(a, name);
+	return 0;
+}
