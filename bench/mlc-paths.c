@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,106 +52,134 @@ arena_gone(struct mlc_arena *a, const char *name)
 
 /* ---- single flight: publish to the last of 64 waiters woken ------------- */
 
+/* The processes and threads live for the whole case, as a server's do
+ * (fresh ones would mostly measure their first page faults): each trial
+ * the loader process misses a new key and holds its flight until all 64
+ * waiters are asleep on it, then returns. */
+
 #define FW_PROCS 4
 #define FW_THREADS 16
 #define FW_WAITERS (FW_PROCS * FW_THREADS)
 
 struct fw_shared {
+	uint32_t go;			/* trial number + 1 released */
+	uint32_t quit;
+	uint32_t loader_in;		/* trial + 1 whose loader is running */
 	uint32_t ready;			/* waiters about to call mlc_get */
-	uint32_t done;
-	uint32_t go;			/* trial number released */
-	uint32_t loader_in;		/* the loader is running */
+	uint32_t done;			/* waiters back with the value */
+	uint32_t loader_done;		/* trial + 1 the loader finished */
+	uint32_t failed;
 	uint64_t t_publish;		/* the loader returned */
 	uint64_t t_woken[FW_WAITERS];
-	int32_t rc[FW_WAITERS];
 };
 
 static struct fw_shared *fw;
 static struct mlc_arena *fw_arena;
 
+static void
+fw_key(char *key, size_t cap, uint32_t trial)
+{
+	snprintf(key, cap, "cold-%u", trial);
+}
+
 static int
 fw_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
 {
-	/* Hold the flight until every waiter is inside mlc_get (and a
-	 * little longer, so they are asleep on the futex), then return:
-	 * the store and the wake-up follow at once. */
-	__atomic_store_n(&fw->loader_in, 1, __ATOMIC_RELEASE);
+	uint32_t trial = *(uint32_t *)arg;
+
+	__atomic_store_n(&fw->loader_in, trial + 1, __ATOMIC_RELEASE);
 	while (__atomic_load_n(&fw->ready, __ATOMIC_ACQUIRE) < FW_WAITERS)
-		usleep(200);
-	usleep(20000);
+		usleep(100);
+	usleep(20000);		/* let the last ones fall asleep */
 	out->data = "value";
 	out->len = 5;
 	__atomic_store_n(&fw->t_publish, mono_ns(), __ATOMIC_RELEASE);
 	return MLC_LOAD_VALUE;
 }
 
-struct fw_thread {
-	int id;
-	char key[32];
-};
+/* Wait for trial @p t to be released (or the end): false to stop. */
+static bool
+fw_wait_go(uint32_t t)
+{
+	while (__atomic_load_n(&fw->go, __ATOMIC_ACQUIRE) < t + 1)
+		if (__atomic_load_n(&fw->quit, __ATOMIC_ACQUIRE))
+			return false;
+		else
+			usleep(100);
+	return true;
+}
 
 static void *
 fw_waiter(void *arg)
 {
-	struct fw_thread *t = arg;
+	int id = (int)(intptr_t)arg;
 	struct mlc_cache *c;
-	struct mlc_value v;
-	int rc;
+	char key[32];
 
 	if (mlc_cache_open(&c, fw_arena, "flight", NULL) != 0) {
-		fw->rc[t->id] = -1;
+		__atomic_store_n(&fw->failed, 1, __ATOMIC_RELEASE);
 		return NULL;
 	}
-	while (!__atomic_load_n(&fw->loader_in, __ATOMIC_ACQUIRE))
-		usleep(100);
-	__atomic_fetch_add(&fw->ready, 1, __ATOMIC_ACQ_REL);
-	rc = mlc_get(c, t->key, strlen(t->key), fw_loader, NULL, &v);
-	fw->t_woken[t->id] = mono_ns();
-	fw->rc[t->id] = rc;
-	if (rc == 0)
-		mlc_value_release(&v);
+	for (uint32_t t = 0; fw_wait_go(t); t++) {
+		struct mlc_value v;
+
+		while (__atomic_load_n(&fw->loader_in, __ATOMIC_ACQUIRE) != t + 1)
+			usleep(100);
+		fw_key(key, sizeof(key), t);
+		__atomic_fetch_add(&fw->ready, 1, __ATOMIC_ACQ_REL);
+		if (mlc_get(c, key, strlen(key), NULL, NULL, &v) == -ENOENT &&
+		    mlc_get(c, key, strlen(key), fw_loader, &t, &v) != 0)
+			__atomic_store_n(&fw->failed, 1, __ATOMIC_RELEASE);
+		else
+			mlc_value_release(&v);
+		fw->t_woken[id] = mono_ns();
+		__atomic_fetch_add(&fw->done, 1, __ATOMIC_ACQ_REL);
+	}
 	mlc_cache_close(c);
-	__atomic_fetch_add(&fw->done, 1, __ATOMIC_ACQ_REL);
 	return NULL;
 }
 
 static int
-fw_proc(int p, const char *key)
+fw_proc(int p)
 {
 	pthread_t th[FW_THREADS];
-	struct fw_thread t[FW_THREADS];
 
-	for (int i = 0; i < FW_THREADS; i++) {
-		t[i].id = p * FW_THREADS + i;
-		snprintf(t[i].key, sizeof(t[i].key), "%s", key);
-		pthread_create(&th[i], NULL, fw_waiter, &t[i]);
-	}
+	for (int i = 0; i < FW_THREADS; i++)
+		pthread_create(&th[i], NULL, fw_waiter,
+			       (void *)(intptr_t)(p * FW_THREADS + i));
 	for (int i = 0; i < FW_THREADS; i++)
 		pthread_join(th[i], NULL);
 	return 0;
 }
 
 static int
-fw_loader_proc(const char *key)
+fw_loader_proc(void)
 {
 	struct mlc_cache *c;
-	struct mlc_value v;
-	int rc;
+	char key[32];
 
 	if (mlc_cache_open(&c, fw_arena, "flight", NULL) != 0)
 		return 1;
-	rc = mlc_get(c, key, strlen(key), fw_loader, NULL, &v);
-	if (rc == 0)
-		mlc_value_release(&v);
+	for (uint32_t t = 0; fw_wait_go(t); t++) {
+		struct mlc_value v;
+
+		fw_key(key, sizeof(key), t);
+		if (mlc_get(c, key, strlen(key), fw_loader, &t, &v) == 0)
+			mlc_value_release(&v);
+		else
+			__atomic_store_n(&fw->failed, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&fw->loader_done, t + 1, __ATOMIC_RELEASE);
+	}
 	mlc_cache_close(c);
-	return rc == 0 ? 0 : 1;
+	return 0;
 }
 
 int
 mlcp_flight_wake(int trials, double *last_ns, double *all_ns, size_t *nall,
 		 char *note, size_t cap)
 {
-	char name[64], key[32];
+	pid_t pids[FW_PROCS + 1];
+	char name[64];
 	int rc;
 
 	*nall = 0;
@@ -163,49 +192,51 @@ mlcp_flight_wake(int trials, double *last_ns, double *all_ns, size_t *nall,
 		arena_gone(fw_arena, name);
 		return -errno;
 	}
-	for (int t = 0; t < trials; t++) {
-		pid_t pids[FW_PROCS + 1];
+	memset(fw, 0, sizeof(*fw));
+	fflush(NULL);
+	if ((pids[FW_PROCS] = fork()) == 0)
+		_exit(fw_loader_proc());
+	for (int p = 0; p < FW_PROCS; p++)
+		if ((pids[p] = fork()) == 0)
+			_exit(fw_proc(p));
+	/* One warm-up trial first, not counted. */
+	for (int t = 0; t <= trials && rc == 0; t++) {
 		uint64_t last = 0;
-		int bad = 0;
 
-		memset(fw, 0, sizeof(*fw));
-		snprintf(key, sizeof(key), "cold-%d", t);
-		/* The loader first, so that it owns the flight. */
-		fflush(NULL);
-		if ((pids[FW_PROCS] = fork()) == 0)
-			_exit(fw_loader_proc(key));
-		while (!__atomic_load_n(&fw->loader_in, __ATOMIC_ACQUIRE))
-			usleep(100);
-		for (int p = 0; p < FW_PROCS; p++)
-			if ((pids[p] = fork()) == 0)
-				_exit(fw_proc(p, key));
-		for (int p = 0; p <= FW_PROCS; p++) {
-			int st;
-
-			waitpid(pids[p], &st, 0);
-			bad |= !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-		}
-		for (int i = 0; i < FW_WAITERS; i++) {
-			uint64_t d = fw->t_woken[i] - fw->t_publish;
-
-			bad |= fw->rc[i] != 0;
-			if (fw->t_woken[i] > last)
-				last = fw->t_woken[i];
-			all_ns[(*nall)++] = fw->t_woken[i] > fw->t_publish ?
-					    (double)d : 0;
-		}
-		if (bad) {
+		__atomic_store_n(&fw->ready, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&fw->done, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&fw->go, (uint32_t)t + 1, __ATOMIC_RELEASE);
+		while ((__atomic_load_n(&fw->done, __ATOMIC_ACQUIRE) < FW_WAITERS ||
+			__atomic_load_n(&fw->loader_done, __ATOMIC_ACQUIRE) <
+				(uint32_t)t + 1) &&
+		       !__atomic_load_n(&fw->failed, __ATOMIC_ACQUIRE))
+			usleep(500);
+		if (fw->failed) {
 			snprintf(note, cap, "trial %d: a waiter failed", t);
 			rc = -EIO;
 			break;
 		}
-		last_ns[t] = (double)(last - fw->t_publish);
+		if (t == 0)
+			continue;
+		for (int i = 0; i < FW_WAITERS; i++) {
+			uint64_t w = fw->t_woken[i];
+
+			if (w > last)
+				last = w;
+			all_ns[(*nall)++] = w > fw->t_publish ?
+					    (double)(w - fw->t_publish) : 0;
+		}
+		last_ns[t - 1] = (double)(last - fw->t_publish);
 	}
+	__atomic_store_n(&fw->quit, 1, __ATOMIC_RELEASE);
+	for (int p = 0; p <= FW_PROCS; p++)
+		waitpid(pids[p], NULL, 0);
 	if (rc == 0)
-		snprintf(note, cap, "%d waiters (%d processes x %d threads) "
-			 "asleep on the flight; ns from the loader's return to "
-			 "the last waiter's mlc_get returning with the value",
-			 FW_WAITERS, FW_PROCS, FW_THREADS);
+		snprintf(note, cap, "%d waiters (%d processes x %d threads, "
+			 "long-lived) asleep on the flight; ns from the "
+			 "loader's return to the last waiter's mlc_get "
+			 "returning with the value", FW_WAITERS, FW_PROCS,
+			 FW_THREADS);
 	munmap(fw, sizeof(*fw));
 	arena_gone(fw_arena, name);
 	return rc;
