@@ -194,9 +194,9 @@ regions(void)
 	region_len[1] = sizeof(struct mlc__hdr);
 }
 
-/* MLC_FUZZ_KEEP_MUTEXES=1: put the stripe mutexes back after patching, to
- * look for other bugs while the known one (a garbage mutex aborts a
- * reader, fuzz/crashes/fuzz-arena/) is open. */
+/* MLC_FUZZ_KEEP_MUTEXES=1: put the stripe mutexes back after patching (to
+ * fuzz past a bug in that area while it is open, as when readers still
+ * locked them: fuzz/crashes/fuzz-arena/). */
 static void
 keep_mutexes(void)
 {
@@ -268,8 +268,7 @@ touch(const struct mlc_value *v)
 }
 
 /* Any error code is an allowed answer to a corrupt arena; the ones
- * besides "not found" are counted and listed at exit (a mutex in the
- * arena with garbage bytes makes glibc answer EINVAL, EDEADLK, ...). */
+ * besides "not found" are counted and listed at exit. */
 static uint64_t codes_seen[5000];
 
 static void
