@@ -28,8 +28,10 @@
  * attach-then-open the harness restores that mutex's bytes.  A corrupt
  * arena can stall a writer; this harness is about readers.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +86,33 @@ attach(int *rcp)
 	return *rcp == 0 ? a : NULL;
 }
 
+/* A run that crashed (or was killed) skipped atexit(): remove what runs
+ * whose process is gone left in /dev/shm. */
+static void
+sweep_dead(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char p[512];
+		long pid;
+
+		if (strncmp(de->d_name, "mlc-fuzz-", 9) != 0)
+			continue;
+		pid = strtol(de->d_name + 9, NULL, 10);
+		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(p, sizeof(p), "/dev/shm/%s/arena", de->d_name);
+		unlink(p);
+		snprintf(p, sizeof(p), "/dev/shm/%s", de->d_name);
+		rmdir(p);
+	}
+	closedir(d);
+}
+
 /* The arena every input starts from. */
 static void
 make_image(void)
@@ -96,9 +125,10 @@ make_image(void)
 	char big[3000];
 	int fd, rc;
 
-	snprintf(dir, sizeof(dir), "/dev/shm/mlc-fuzz-XXXXXX");
-	if (mkdtemp(dir) == NULL)
-		die("mkdtemp", -errno);
+	sweep_dead();
+	snprintf(dir, sizeof(dir), "/dev/shm/mlc-fuzz-%ld", (long)getpid());
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		die("mkdir", -errno);
 	snprintf(path, sizeof(path), "%s/arena", dir);
 	atexit(cleanup);
 	atexit(codes_print);
