@@ -582,6 +582,8 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 	a->seed = h->ah_seed;
 	a->bucket_mask = h->ah_nbuckets - 1;
 	a->stripe_mask = h->ah_nstripes - 1;
+	a->log_cells = h->ah_log_cells;
+	a->flight_slots = h->ah_flight_slots;
 	a->nclasses = h->ah_nclasses;
 	a->max_ns = h->ah_max_ns;
 	a->neg_quota = h->ah_neg_quota;
@@ -848,11 +850,18 @@ tmp_sweep(const char *path)
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
+		char *end;
 		long pid;
 
 		if (strncmp(de->d_name, prefix, plen) != 0)
 			continue;
-		pid = strtol(de->d_name + plen, NULL, 10);
+		/* Exactly "PID.N" after the prefix: the arena "NAME.7"
+		 * has temporary files of its own, not ours. */
+		pid = strtol(de->d_name + plen, &end, 10);
+		if (end == de->d_name + plen || *end != '.' ||
+		    strspn(end + 1, "0123456789") != strlen(end + 1) ||
+		    end[1] == '\0')
+			continue;
 		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;	/* its creator may still be at work */
 		snprintf(victim, sizeof(victim), "%s%s", dir, de->d_name);

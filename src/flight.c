@@ -80,8 +80,11 @@ static const struct ck_ec_mode ec_mode = {
 
 /* ---- owner tokens ------------------------------------------------------ */
 
-static uint64_t proc_start;	/* this process's start time (clock ticks) */
-static uint64_t proc_start_gen;	/* fork generation it was read under */
+/* This process's start time (clock ticks), read once per thread and per
+ * fork: per thread, so that no thread ever reads another's half-written
+ * cache, and a child never publishes its parent's. */
+static __thread uint64_t proc_start;
+static __thread uint64_t proc_start_gen = UINT64_MAX;
 
 /* Field 22 of /proc/<pid>/stat: the start time, which tells a reused pid
  * apart.  0 if it cannot be read; *state gets the process state letter. */
@@ -128,7 +131,7 @@ my_start(void)
 	uint64_t gen = mlc__fork_gen();
 	char st;
 
-	if (proc_start == 0 || proc_start_gen != gen) {
+	if (proc_start_gen != gen) {
 		proc_start = start_time_of((long)mlc__pid(), &st);
 		proc_start_gen = gen;
 	}
@@ -162,7 +165,7 @@ owner_dead(uint64_t token, uint64_t start)
 static struct mlc__flight_slot *
 slot_of(struct mlc_arena *a, uint32_t i)
 {
-	return &a->flights[i & (a->hdr->ah_flight_slots - 1)];
+	return &a->flights[i & (a->flight_slots - 1)];
 }
 
 static uint64_t
@@ -175,7 +178,7 @@ hash_word(uint64_t hash)
 static void
 slot_candidates(const struct mlc_arena *a, uint64_t hash, uint32_t c[2])
 {
-	uint32_t mask = a->hdr->ah_flight_slots - 1;
+	uint32_t mask = a->flight_slots - 1;
 
 	c[0] = (uint32_t)hash & mask;
 	c[1] = (uint32_t)(hash >> 32) & mask;

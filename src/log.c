@@ -49,7 +49,7 @@ void
 mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
 		 uint16_t op, uint64_t version)
 {
-	uint64_t mask = a->hdr->ah_log_cells - 1;
+	uint64_t mask = a->log_cells - 1;
 	uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
 	struct mlc__log_cell *c = &a->cells[s & mask];
 	uint64_t v = ck_pr_load_64(&c->lc_seq);
@@ -115,7 +115,7 @@ give_up(struct mlc__logr *lr, uint64_t head)
 void
 mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 {
-	uint64_t cells = a->hdr->ah_log_cells, mask = cells - 1;
+	uint64_t cells = a->log_cells, mask = cells - 1;
 	uint64_t head = ck_pr_load_64(&a->log->lg_head);
 	uint64_t end;
 

@@ -47,6 +47,8 @@ struct mlc_arena {
 	uint64_t seed;
 	uint32_t bucket_mask;
 	uint32_t stripe_mask;
+	uint32_t log_cells;	/* sizes of the shared tables, as validated */
+	uint32_t flight_slots;	/* at attach: never re-read from the arena */
 	uint32_t page_size;
 	uint32_t page_shift;
 	uint32_t npages;
