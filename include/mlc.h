@@ -135,7 +135,8 @@ struct mlc_arena_options {
  * last; concurrent creators and attachers agree on one arena.  Attaching
  * validates the header and refuses what it cannot prove sound, leaving it as
  * it was.  The layout fields of @p opts matter only on creation.  Opening the
- * same arena twice in one process gives two handles to one mapping.
+ * same arena twice in one process gives two handles, each with its own
+ * mapping of the same memory.
  *
  * Thread-safe.  The handle is inherited by fork(); children open their own
  * caches on it.
@@ -147,7 +148,8 @@ struct mlc_arena_options {
  *   -EEXIST        it exists and MLC_ARENA_EXCL was given
  *   -EACCES        mode bits deny us, or another uid owns it (no FOREIGN)
  *   -ENOSPC        the backing filesystem is too small for @p bytes
- *   -ETIMEDOUT     another process kept the arena in creation too long
+ *   -ETIMEDOUT     another process kept the arena locked (resetting an
+ *                  arena of an earlier boot) too long
  *   MLC_ECORRUPT   not an mlc arena, truncated, or inconsistent header
  *   MLC_EFORMAT    made by an mlc with another format or layout
  * @since 0.1
