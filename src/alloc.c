@@ -39,9 +39,7 @@
 #define ALLOC_ATTEMPTS 6	/* rounds of free list, pool, sweep, move */
 #define FORCE_AFTER 3		/* rounds after which CLOCK bits are ignored */
 
-#define TOKEN(w) ((w) >> 24)
 #define PAGE_RETRIES 3		/* waits for writers to link a page's chunks */
-#define CLOCK_MASK (UINT32_C(0xff) << 16)
 
 /* ---- chunk and page addressing ------------------------------------ */
 
@@ -70,10 +68,11 @@ chunk_transition(struct mlc__item *it, uint32_t from, uint32_t token,
 	for (;;) {
 		uint32_t w = ck_pr_load_32(&it->it_state);
 
-		if (MLC__ST_STATE(w) != from || TOKEN(w) != token)
+		if (MLC__ST_STATE(w) != from || MLC__ST_TOKEN(w) != token)
 			return false;
 		if (ck_pr_cas_32(&it->it_state, w,
-				 (to & ~CLOCK_MASK) | (w & CLOCK_MASK)))
+				 (to & ~MLC__ST_CLOCK_MASK) |
+				 (w & MLC__ST_CLOCK_MASK)))
 			return true;
 	}
 }
@@ -82,7 +81,8 @@ chunk_transition(struct mlc__item *it, uint32_t from, uint32_t token,
 static uint32_t
 alloc_word(uint32_t old)
 {
-	return MLC__ST_MAKE(MLC__ALLOC, 0) | ((TOKEN(old) + 1) & 0xff) << 24;
+	return MLC__ST_MAKE(MLC__ALLOC, 0) |
+	       ((MLC__ST_TOKEN(old) + 1) & 0xff) << 24;
 }
 
 /* While ALLOC, it_expire holds when and it_version who allocated the
@@ -355,7 +355,7 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	expired = mlc__item_reclaimable(a, it, w, now);
 	if (!mlc__table_unlink_chunk(a, off, &orphan))
 		return false;		/* its stripe is busy: skip it */
-	if (!chunk_transition(it, MLC__LIVE, TOKEN(w),
+	if (!chunk_transition(it, MLC__LIVE, MLC__ST_TOKEN(w),
 			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
 		return false;		/* its freer won; impossible here */
 	/* A LIVE chunk no slot points to was unlinked by a writer that is
@@ -397,7 +397,7 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 
 	if (!orphaned(it, now))
 		return false;
-	if (!chunk_transition(it, MLC__ALLOC, TOKEN(w),
+	if (!chunk_transition(it, MLC__ALLOC, MLC__ST_TOKEN(w),
 			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
 		return false;
 	ck_pr_inc_64(&a->hdr->ah_orphans);
@@ -456,7 +456,7 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 				goto got;
 			continue;
 		}
-		if (!force && (w & CLOCK_MASK)) {
+		if (!force && (w & MLC__ST_CLOCK_MASK)) {
 			ck_pr_store_8((uint8_t *)&it->it_state + MLC__CLOCK_BYTE,
 				      0);
 			continue;
@@ -754,7 +754,7 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t w)
 		return;
 	k = (uint32_t)(((off - a->pages_off) & (a->page_size - 1)) / c->cl_size);
 	if (chunk_transition(chunk_item(a, p, c->cl_size, k), MLC__ST_STATE(w),
-			     TOKEN(w), MLC__ST_MAKE(MLC__FREE, 0)))
+			     MLC__ST_TOKEN(w), MLC__ST_MAKE(MLC__FREE, 0)))
 		chunk_push(a, c, p, k);
 	mlc__lock_give(&c->cl_lock);
 }

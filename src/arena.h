@@ -88,6 +88,10 @@ enum mlc__item_flags {
 
 #define MLC__ST_STATE(s)	((s) & 0xffu)
 #define MLC__ST_FLAGS(s)	(((s) >> 8) & 0xffu)
+#define MLC__ST_CLOCK(s)	(((s) >> 16) & 0xffu)
+#define MLC__ST_TOKEN(s)	((s) >> 24)
+#define MLC__ST_TOKEN_MASK	UINT32_C(0xff000000)
+#define MLC__ST_CLOCK_MASK	UINT32_C(0x00ff0000)
 #define MLC__ST_MAKE(st, fl)	((uint32_t)(st) | ((uint32_t)(fl) << 8))
 /* The CLOCK byte inside it_state: readers store 1 there, relaxed, only
  * when it is 0; state changes are CAS loops that keep it as it is. */
@@ -159,16 +163,16 @@ struct mlc__log {
 /* A single-flight slot. */
 struct mlc__flight_slot {
 	alignas(MLC_CACHELINE) uint32_t fs_ec;	/* ck_ec32 event word */
-	uint32_t fs_state;
+	uint32_t fs_state;	/* reserved (fs_hash and fs_owner say it) */
 	uint64_t fs_owner;	/* pid << 32 | tid; 0: free */
 	uint64_t fs_owner_start;
 	uint64_t fs_hash;
 	uint64_t fs_deadline;
 	uint32_t fs_gen;
-	uint32_t fs_outcome;
-	int32_t  fs_err;
-	uint32_t fs_waiters;
-	uint64_t fs_version;
+	uint32_t fs_outcome;	/* reserved (outcomes are L2 records) */
+	int32_t  fs_err;	/* reserved */
+	uint32_t fs_waiters;	/* waiters right now: for inspection */
+	uint64_t fs_version;	/* reserved */
 };
 
 /* The header.  The first block is written once at creation and never

@@ -309,8 +309,8 @@ key_l2(struct mlc_cache *c, struct mlc__key *k)
 static inline void
 log_check(struct mlc_cache *c)
 {
-	if (likely(ck_pr_load_64(&c->a->log->lg_head) == c->log.cursor) ||
-	    (c->o.flags & MLC_CACHE_MANUAL_UPDATE))
+	if ((c->o.flags & MLC_CACHE_MANUAL_UPDATE) ||
+	    likely(ck_pr_load_64(&c->a->log->lg_head) == c->log.cursor))
 		return;
 	mlc__log_apply(c->a, &c->log, 0);
 }
@@ -394,6 +394,27 @@ ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 	else
 		mlc__ent_put(e);
 	return 0;
+}
+
+/* An L2 entry answers the call, and goes into L1. */
+static int
+l2_hit(struct mlc_cache *c, struct mlc__ent *e, uint64_t now,
+       struct mlc_value *value)
+{
+	if (e->flags & MLC_NEGATIVE)
+		c->st.negative_hits++;
+	c->st.hits_l2++;
+	return ent_deliver(c, e, true, MLC_L2, now, value);
+}
+
+/* Forget @p k in this handle's L1 (if there). */
+static void
+l1_drop(struct mlc_cache *c, const struct mlc__key *k)
+{
+	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
+
+	if (e != NULL)
+		mlc__l1_unlink(&c->l1, e);
 }
 
 /* A new entry holding @p data. */
@@ -490,11 +511,8 @@ l2_store_cas(struct mlc_cache *c, const struct mlc__key *k, const void *data,
 		c->st.l2_write_failures++;
 		return rc;
 	}
-	{
-		mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_SET,
-				 put->version);
-		c->st.log_published++;
-	}
+	mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_SET, put->version);
+	c->st.log_published++;
 	return 0;
 }
 
@@ -505,6 +523,18 @@ l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
 {
 	return l2_store_cas(c, k, data, len, flags, expire, fence,
 			    MLC__CAS_NONE, 0, put);
+}
+
+/* Serve @p stale, flagged so, or fail with @p rc (its message set). */
+static int
+serve_stale_or(struct mlc_cache *c, struct mlc__ent *stale, int rc,
+	       uint64_t now, struct mlc_value *value)
+{
+	if (stale == NULL)
+		return rc;
+	stale->flags |= MLC_STALE;
+	c->st.stale_served++;
+	return ent_deliver(c, stale, false, MLC_L2, now, value);
 }
 
 /* ---- outcome records: what waiters read when L2 holds no result -------- */
@@ -596,6 +626,26 @@ outcome_read(struct mlc_cache *c, const struct mlc__key *k,
 	return 0;
 }
 
+/* A shared error outcome (entry @p e, consumed) answers the call: its
+ * message becomes this handle's, and @p stale (consumed) is served if
+ * resurrect_ttl allows it, else MLC_ELOADER. */
+static int
+outcome_error(struct mlc_cache *c, struct mlc__ent *e,
+	      const struct call *cf, struct mlc__ent *stale, uint64_t now,
+	      struct mlc_value *value)
+{
+	snprintf(c->err, sizeof(c->err), "%.*s",
+		 (int)MLC_MIN(e->vlen - sizeof(struct outcome),
+			      sizeof(c->err) - 1),
+		 mlc__ent_value(e) + sizeof(struct outcome));
+	mlc__ent_put(e);
+	if (stale != NULL && cf->resurrect_ttl > 0)
+		return serve_stale_or(c, stale, 0, now, value);
+	if (stale != NULL)
+		mlc__ent_put(stale);
+	return MLC_ELOADER;
+}
+
 /* ---- events for other hosts --------------------------------------------- */
 
 /* Tell this process's transport hook about a change made here (sets,
@@ -627,6 +677,19 @@ mlc_arena_set_event_hook(struct mlc_arena *a, mlc_event_fn *fn, void *arg)
 	/* Process-local, not shared: a function pointer needs no ck_pr. */
 	a->event_arg = arg;
 	__atomic_store_n(&a->event_fn, fn, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Delete @p k from L2 and tell every L1 through the log, whether or not
+ * L2 had it (another L1 may still). */
+static int
+l2_delete(struct mlc_arena *a, const struct mlc__key *k, uint64_t *version)
+{
+	int rc = mlc__table_del(a, k, version);
+
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	mlc__log_publish(a, k->ns, k->hash, MLC__LOG_DEL, *version);
 	return 0;
 }
 
@@ -665,11 +728,7 @@ mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
 	k.ns = ns;
 	k.nsgen = ck_pr_load_32(&a->ns[ns].ns_gen);
 	mlc__key_hash(a, &k);
-	rc = mlc__table_del(a, &k, &version);
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	mlc__log_publish(a, ns, k.hash, MLC__LOG_DEL, version);
-	return 0;
+	return l2_delete(a, &k, &version);
 }
 
 /* ---- writes ------------------------------------------------------------ */
@@ -680,7 +739,7 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 {
 	struct mlc__key k;
 	struct mlc__put put;
-	struct mlc__ent *e, *old;
+	struct mlc__ent *e;
 	struct call cf;
 	uint64_t now;
 	bool neg;
@@ -702,13 +761,9 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 		return set_err(c, rc);
 	c->st.sets++;
 	event_emit(c, MLC_EVENT_SET, &k, put.version);
-	/* This handle's L1 follows at once: the new bytes when they need no
-	 * decoding, else nothing (the next get decodes from L2). */
-	old = mlc__l1_find(&c->l1, k.hash, key, k.len);
-	if (old != NULL)
-		mlc__l1_unlink(&c->l1, old);
 	/* The caller's L1 holds the new value at once (decoded, with a
 	 * codec; if decoding fails the next get reports it). */
+	l1_drop(c, &k);
 	if (!(c->o.flags & MLC_CACHE_NO_L1)) {
 		e = ent_from(&k, data, len, neg, put.expire, put.version);
 		if (e != NULL && ent_decode(c, e) == 0)
@@ -722,7 +777,6 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 MLC_EXPORT int
 mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
 {
-	struct mlc__ent *e;
 	struct mlc__key k;
 	uint64_t version;
 	int rc;
@@ -731,16 +785,11 @@ mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
 		return rc;
 	key_make(c, key, key_len, &k);
 	key_l2(c, &k);
-	rc = mlc__table_del(c->a, &k, &version);
-	if (rc < 0 && rc != -ENOENT)
+	if ((rc = l2_delete(c->a, &k, &version)) < 0)
 		return set_err(c, rc);
-	/* Published even when L2 had nothing: another L1 may still. */
-	mlc__log_publish(c->a, k.ns, k.hash, MLC__LOG_DEL, version);
 	c->st.log_published++;
 	event_emit(c, MLC_EVENT_DELETE, &k, version);
-	e = mlc__l1_find(&c->l1, k.hash, key, k.len);
-	if (e != NULL)
-		mlc__l1_unlink(&c->l1, e);
+	l1_drop(c, &k);
 	c->st.deletes++;
 	return 0;
 }
@@ -806,19 +855,18 @@ mlc_key_hash(struct mlc_cache *c, const void *key, size_t key_len)
 
 /* ---- lookups ------------------------------------------------------------ */
 
-/* L1 then L2, without a loader.  On 0 *ep is an entry the caller holds a
- * reference to and *levelp where it came from; an expired entry comes back
- * too (the caller decides about staleness). */
+/* mlc_peek's lookup: L1 (without moving the entry), then L2.  On 0 *ep
+ * is an entry the caller holds a reference to and *levelp where it came
+ * from; an expired entry comes back too (the caller decides about
+ * staleness). */
 static int
-lookup(struct mlc_cache *c, struct mlc__key *k, bool promote,
-       uint64_t now, struct mlc__ent **ep, uint32_t *levelp)
+lookup(struct mlc_cache *c, struct mlc__key *k, uint64_t now,
+       struct mlc__ent **ep, uint32_t *levelp)
 {
 	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
 
 	if (e != NULL) {
 		if (!ent_expired(e, now)) {
-			if (promote)
-				mlc__l1_touch(&c->l1, e);
 			e->refs++;
 			*ep = e;
 			*levelp = MLC_L1;
@@ -899,18 +947,6 @@ load_release(struct mlc_load *ld)
 		ld->release((void *)ld->data);
 	ld->release = NULL;
 	ld->data = NULL;
-}
-
-/* Serve @p stale, flagged so, or fail with @p rc (its message set). */
-static int
-serve_stale_or(struct mlc_cache *c, struct mlc__ent *stale, int rc,
-	       uint64_t now, struct mlc_value *value)
-{
-	if (stale == NULL)
-		return rc;
-	stale->flags |= MLC_STALE;
-	c->st.stale_served++;
-	return ent_deliver(c, stale, false, MLC_L2, now, value);
 }
 
 /* The loader failed with @p r: leave the outcome for waiters, then serve
@@ -1050,10 +1086,7 @@ flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		if (!ent_expired(e, now)) {
 			if (stale != NULL)
 				mlc__ent_put(stale);
-			if (e->flags & MLC_NEGATIVE)
-				c->st.negative_hits++;
-			c->st.hits_l2++;
-			return ent_deliver(c, e, true, MLC_L2, now, value);
+			return l2_hit(c, e, now, value);
 		}
 		mlc__ent_put(e);
 	}
@@ -1073,15 +1106,7 @@ flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		c->st.hits_l2++;
 		return ent_deliver(c, v, false, MLC_L2, now, value);
 	}
-	snprintf(c->err, sizeof(c->err), "%.*s",
-		 (int)MLC_MIN(e->vlen - sizeof(o), sizeof(c->err) - 1),
-		 mlc__ent_value(e) + sizeof(o));
-	mlc__ent_put(e);
-	if (stale != NULL && cf->resurrect_ttl > 0)
-		return serve_stale_or(c, stale, 0, now, value);
-	if (stale != NULL)
-		mlc__ent_put(stale);
-	return MLC_ELOADER;
+	return outcome_error(c, e, cf, stale, now, value);
 }
 
 /* The lock timed out: apply the policy. */
@@ -1090,7 +1115,7 @@ lock_timed_out(struct mlc_cache *c, const struct mlc__key *k,
 	       const struct call *cf, mlc_loader_fn *loader, void *arg,
 	       struct mlc__ent *stale, struct mlc_value *value)
 {
-	struct mlc__fl none = { MLC_FLIGHT_LOADER, 0, 0, 0, 0, 0 };
+	struct mlc__fl none = { .role = MLC_FLIGHT_LOADER };
 
 	c->st.lock_timeouts++;
 	switch (cf->lock_policy) {
@@ -1128,16 +1153,7 @@ get_load(struct mlc_cache *c, const struct mlc__key *k, const struct call *cf,
 			/* A load of this key failed moments ago: do not
 			 * hammer the backend, answer as it did. */
 			c->st.err_ttl_hits++;
-			snprintf(c->err, sizeof(c->err), "%.*s",
-				 (int)MLC_MIN(e->vlen - sizeof(o),
-					      sizeof(c->err) - 1),
-				 mlc__ent_value(e) + sizeof(o));
-			mlc__ent_put(e);
-			if (stale != NULL && cf->resurrect_ttl > 0)
-				return serve_stale_or(c, stale, 0, now, value);
-			if (stale != NULL)
-				mlc__ent_put(stale);
-			return MLC_ELOADER;
+			return outcome_error(c, e, cf, stale, now, value);
 		}
 		mlc__ent_put(e);
 	}
@@ -1160,9 +1176,7 @@ get_load(struct mlc_cache *c, const struct mlc__key *k, const struct call *cf,
 					mlc__flight_release(c->a, &f);
 					if (stale != NULL)
 						mlc__ent_put(stale);
-					c->st.hits_l2++;
-					return ent_deliver(c, e, true, MLC_L2,
-							   now, value);
+					return l2_hit(c, e, now, value);
 				}
 				mlc__ent_put(e);
 			}
@@ -1194,38 +1208,27 @@ get_load(struct mlc_cache *c, const struct mlc__key *k, const struct call *cf,
 	}
 	/* The key kept changing hands without a result: load ourselves. */
 	c->st.duplicate_loads++;
-	f = (struct mlc__fl){ MLC_FLIGHT_LOADER, 0, 0, 0, 0, 0 };
+	f = (struct mlc__fl){ .role = MLC_FLIGHT_LOADER };
 	return load_and_publish(c, k, cf, loader, arg, stale, &f, value);
 }
 
-/* Everything after a missed (or expired) L1 fast path: L1 again, L2, the
- * loader. */
+/* Everything after the L1 fast path missed: L2, then the loader. */
 static int
 get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
 	 mlc_loader_fn *loader, void *arg, struct mlc_value *value)
 {
 	uint64_t now = mlc__now_ms();
-	struct mlc__ent *e;
-	uint32_t level;
+	struct mlc__ent *e = NULL;
 	int rc;
 
-	rc = lookup(c, k, true, now, &e, &level);
-	if (rc == 0 && !ent_expired(e, now)) {
-		if (e->flags & MLC_NEGATIVE)
-			c->st.negative_hits++;
-		if (level == MLC_L1) {
-			c->st.hits_l1++;
-			value_fill(value, e, MLC_L1, now);
-			mlc__ent_put(e);
-			return 0;
-		}
-		c->st.hits_l2++;
-		return ent_deliver(c, e, true, MLC_L2, now, value);
-	}
+	key_l2(c, k);
+	rc = l2_read(c, k, &e);
+	if (rc == 0 && !ent_expired(e, now))
+		return l2_hit(c, e, now, value);
 	if (rc < 0 && rc != -ENOENT && rc != -ETIMEDOUT)
 		return set_err(c, rc);
 	if (rc != 0)
-		e = NULL;
+		e = NULL;		/* else an expired entry: stale */
 	if (loader == NULL) {
 		if (e != NULL && (cf->flags & MLC_CALL_STALE_OK))
 			return serve_stale_or(c, e, 0, now, value);
@@ -1243,15 +1246,20 @@ get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
 }
 
 /* The L1 hit, kept short: no clock read for entries that never expire,
- * no shared memory touched (the log head was checked by the caller). */
+ * no shared memory touched (the log head was checked by the caller).  An
+ * expired entry is dropped here, so the slow path starts at L2. */
 static inline bool
 l1_fast(struct mlc_cache *c, const struct mlc__key *k, struct mlc_value *value)
 {
 	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
 	uint64_t now = 0;
 
-	if (e == NULL || (e->expire != 0 && e->expire <= (now = mlc__now_ms())))
+	if (e == NULL)
 		return false;
+	if (e->expire != 0 && e->expire <= (now = mlc__now_ms())) {
+		mlc__l1_unlink(&c->l1, e);	/* L2 has the same, or newer */
+		return false;
+	}
 	mlc__l1_touch(&c->l1, e);
 	if (e->flags & MLC_NEGATIVE)
 		c->st.negative_hits++;
@@ -1404,9 +1412,7 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 			c->st.log_published++;
 			event_emit(c, MLC_EVENT_DELETE, k, version);
 			c->st.deletes++;
-			if ((e = mlc__l1_find(&c->l1, k->hash, k->data,
-					      k->len)) != NULL)
-				mlc__l1_unlink(&c->l1, e);
+			l1_drop(c, k);
 		}
 		return rc;
 	}
@@ -1535,7 +1541,7 @@ mlc_peek(struct mlc_cache *c, const void *key, size_t key_len,
 	log_check(c);
 	now = mlc__now_ms();
 	key_make(c, key, key_len, &k);
-	rc = lookup(c, &k, false, now, &e, &level);
+	rc = lookup(c, &k, now, &e, &level);
 	if (rc == -ETIMEDOUT)
 		rc = -ENOENT;
 	if (rc < 0)
@@ -1611,7 +1617,10 @@ flight_save(struct mlc_flight *out, const struct mlc__fl *f,
 	out->fl_private[FP_FENCE] = fence;
 	out->fl_private[FP_KEY] = (uint64_t)(uintptr_t)k->data;
 	out->fl_private[FP_KLEN] = (uint64_t)k->len | (uint64_t)k->nsgen << 32;
-	out->fl_private[FP_GEN] = f->gen;
+	/* The generation and when the owner was last probed, as an offset
+	 * from joining, share one word. */
+	out->fl_private[FP_GEN] = f->gen |
+		(uint64_t)(uint32_t)(f->checked - f->joined) << 32;
 }
 
 static void
@@ -1624,6 +1633,7 @@ flight_load(struct mlc_cache *c, const struct mlc_flight *in,
 	f->token = in->fl_private[FP_TOKEN];
 	f->joined = in->fl_private[FP_JOINED];
 	f->gen = (uint32_t)in->fl_private[FP_GEN];
+	f->checked = f->joined + (in->fl_private[FP_GEN] >> 32);
 	k->data = (const void *)(uintptr_t)in->fl_private[FP_KEY];
 	k->len = (uint32_t)in->fl_private[FP_KLEN];
 	k->nsgen = (uint32_t)(in->fl_private[FP_KLEN] >> 32);

@@ -210,7 +210,7 @@ join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx)
 	f->slot = idx + 1;
 	f->gen = ck_pr_load_32(&sl->fs_gen);
 	f->role = MLC_FLIGHT_WAITER;
-	f->joined = mlc__now_ms();
+	f->joined = f->checked = mlc__now_ms();
 	ck_pr_inc_32(&sl->fs_waiters);
 }
 
@@ -322,8 +322,14 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 		 * between the two stores leaves this forever. */
 		if (now - f->joined < CLAIM_GRACE_MS)
 			return false;
-	} else if (!expired && !owner_dead(owner, start)) {
-		return false;
+	} else if (!expired) {
+		/* Probing the owner reads /proc: at most once a slice, not
+		 * on every wake-up or poll. */
+		if (now - f->checked < SLICE_MS)
+			return false;
+		f->checked = now;
+		if (!owner_dead(owner, start))
+			return false;
 	}
 	if (!ck_pr_cas_64(&sl->fs_owner, owner, my_token()))
 		return false;

@@ -14,6 +14,7 @@ struct mlc__fl {
 	uint64_t hash;		/* the slot's claim word */
 	uint64_t token;		/* ours, when we own it */
 	uint64_t joined;	/* ms a waiter joined */
+	uint64_t checked;	/* ms it last probed the owner's liveness */
 };
 
 /* 0: f->role says LOADER (owns a slot) or WAITER.  -EBUSY: both slots of

@@ -19,6 +19,8 @@
 #include "log.h"
 
 #define WRITING (UINT64_C(1) << 63)
+#define SEQ(v) ((v) & ~WRITING)
+#define SPIN 64
 #define CHECK_MASK ((UINT64_C(1) << 40) - 1)
 
 /* The check of a record: a mix of its sequence and payload. */
@@ -42,9 +44,6 @@ cell_meta(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
 	return (uint64_t)(ns & 0xffff) << 48 | (uint64_t)(op & 0xff) << 40 |
 	       cell_check(seq, hash, version, ns, op);
 }
-#define SEQ(v) ((v) & ~WRITING)
-#define SPIN 64
-
 void
 mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
 		 uint16_t op, uint64_t version)
@@ -74,6 +73,14 @@ mlc__log_head(const struct mlc_arena *a)
 	return ck_pr_load_64(&a->log->lg_head);
 }
 
+/* Drop the whole L1 (and tell a layered cache to do the same). */
+static void
+clear_all(struct mlc__logr *lr)
+{
+	lr->dropped += mlc__l1_clear(lr->l1);
+	lr->out_all = true;
+}
+
 /* Drop what a record says is stale from the handle's L1. */
 static void
 apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
@@ -83,8 +90,7 @@ apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
 		return;
 	lr->applied++;
 	if (op == MLC__LOG_PURGE) {
-		lr->dropped += mlc__l1_clear(lr->l1);
-		lr->out_all = true;
+		clear_all(lr);
 		return;
 	}
 	lr->dropped += mlc__l1_drop_older(lr->l1, hash, version);
@@ -94,13 +100,6 @@ apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
 		else
 			lr->out_all = true;
 	}
-}
-
-static void
-clear_all(struct mlc__logr *lr)
-{
-	lr->dropped += mlc__l1_clear(lr->l1);
-	lr->out_all = true;
 }
 
 static void

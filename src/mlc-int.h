@@ -136,8 +136,6 @@ int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		      uint64_t expect, uint64_t *version);
 void mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash);
-uint64_t mlc__table_version(const struct mlc_arena *a,
-			    const struct mlc__key *k, bool *found);
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
 			     bool *orphan);
 int mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src);

@@ -7,8 +7,9 @@
  * still 0): read the bucket version, scan, compare the whole key, copy the
  * value out, and re-read the version; a change means a writer raced and the
  * read is retried, a bounded number of times; then the read gives up and
- * the caller treats it as a miss.  Writers hold the robust mutexes of both candidate buckets'
- * stripes, make the version odd, store one slot word, make it even.
+ * the caller treats it as a miss.  Writers hold the robust mutexes of both
+ * candidate buckets' stripes, make the version odd, store one slot word,
+ * make it even.
  *
  * Reclamation: a chunk is freed only after the slot store that unlinked it,
  * inside a version window, so a reader that copied from a chunk being
@@ -26,13 +27,13 @@
 
 enum { READ_ABSENT, READ_FOUND, READ_RETRY };
 
+/* The seqlock reader's copy: a writer may be changing @p src meanwhile.
+ * The caller's load fence and version re-check decide whether the bytes
+ * are used, so the torn copy is harmless; the race is confined to these two
+ * functions (TSan suppresses them by name). */
 void
 mlc__copy_racy(void *dst, const void *src, size_t len)
 {
-	/* memcpy would let the compiler assume the source is stable; the
-	 * volatile-free byte copy through ck's fences is what seqlock readers
-	 * need.  In practice memcpy of bytes followed by a load fence is what
-	 * every seqlock does; keep it in this one function. */
 	memcpy(dst, src, len);
 }
 
@@ -92,7 +93,7 @@ mlc__item_at(const struct mlc_arena *a, uint64_t off, uint32_t *room)
 /* Does the item hold @p k?  Every field is bounds-checked before use: the
  * bytes may be anything if a writer is reusing the chunk. */
 static bool
-item_matches(const struct mlc__item *it, uint32_t chunk,
+item_matches(const struct mlc__item *it, uint32_t room,
 	     const struct mlc__key *k)
 {
 	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
@@ -100,22 +101,22 @@ item_matches(const struct mlc__item *it, uint32_t chunk,
 	if (MLC__ST_STATE(w) != MLC__LIVE || it->it_hash != k->hash ||
 	    it->it_klen != k->len || it->it_ns != k->ns)
 		return false;
-	if ((uint64_t)MLC__ITEM_HDR + k->len + it->it_vlen > chunk)
+	if ((uint64_t)MLC__ITEM_HDR + k->len + it->it_vlen > room)
 		return false;
 	return mlc__compare_racy((const char *)(it + 1), k->data, k->len) == 0;
 }
 
 /* Copy a matched item's value out through the sink.  The length is read
  * once and checked again: a writer reusing the chunk may have changed it
- * since item_matches() looked, and the copy must stay inside the chunk. */
+ * since item_matches() looked, and the copy must stay inside the page. */
 static int
-item_copy(const struct mlc__item *it, uint32_t chunk, const struct mlc__key *k,
+item_copy(const struct mlc__item *it, uint32_t room, const struct mlc__key *k,
 	  mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit)
 {
 	uint32_t vlen = ck_pr_load_32((uint32_t *)&it->it_vlen);
 	void *dst;
 
-	if ((uint64_t)MLC__ITEM_HDR + k->len + vlen > chunk)
+	if ((uint64_t)MLC__ITEM_HDR + k->len + vlen > room)
 		return READ_RETRY;
 	dst = sink(ctx, vlen);
 	if (dst == NULL && vlen != 0)
@@ -159,17 +160,17 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	for (int s = 0; s < MLC__SLOTS; s++) {
 		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
 		struct mlc__item *it;
-		uint32_t chunk;
+		uint32_t room;
 		int rc;
 
 		if (w == 0 || MLC__SLOT_TAG(w) != tag)
 			continue;
-		it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
-		if (it == NULL || !item_matches(it, chunk, k))
+		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+		if (it == NULL || !item_matches(it, room, k))
 			continue;
 		if (ck_pr_load_32((uint32_t *)&it->it_nsgen) != k->nsgen)
 			break;		/* purged: absent, if still valid */
-		rc = item_copy(it, chunk, k, sink, ctx, hit);
+		rc = item_copy(it, room, k, sink, ctx, hit);
 		if (rc != 0)
 			return rc;
 		/* Everything copied before the re-check: a writer that
@@ -336,12 +337,12 @@ find_locked(struct mlc_arena *a, const uint32_t b[2],
 		for (int s = 0; s < MLC__SLOTS; s++) {
 			uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
 			struct mlc__item *it;
-			uint32_t chunk;
+			uint32_t room;
 
 			if (w == 0 || MLC__SLOT_TAG(w) != tag)
 				continue;
-			it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
-			if (it == NULL || !item_matches(it, chunk, k))
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+			if (it == NULL || !item_matches(it, room, k))
 				continue;
 			*ref = (struct slot_ref){ bk, s, w, it };
 			return true;
@@ -361,16 +362,15 @@ victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
 		return 0;
 	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
 		return 1;
-	if (((w >> 16) & 0xff) == 0)
+	if (MLC__ST_CLOCK(w) == 0)
 		return 2 + (it->it_version >> 2);	/* not read lately */
 	return (UINT64_C(1) << 62) + (it->it_version >> 2);
 }
 
 /* Pick the slot for a new key: an empty one in the emptier bucket, else
- * the best victim among both buckets' fourteen.  Returns false only if a
- * slot holds garbage everywhere (a corrupt index): then nothing is
- * replaced. */
-static bool
+ * the best victim among both buckets' fourteen (a slot word that points
+ * nowhere valid ranks first: ref->it is NULL and nothing is freed). */
+static void
 pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 	  struct slot_ref *ref, bool *victim)
 {
@@ -390,17 +390,17 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 
 		*ref = (struct slot_ref){ &a->table[b[i]], empty[i], 0, NULL };
 		*victim = false;
-		return true;
+		return;
 	}
 	for (int i = 0; i < 2; i++) {
 		for (int s = 0; s < MLC__SLOTS; s++) {
 			struct mlc__bucket *bk = &a->table[b[i]];
 			uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
 			struct mlc__item *it;
-			uint32_t chunk;
+			uint32_t room;
 			uint64_t rank;
 
-			it = mlc__item_at(a, MLC__SLOT_OFF(w), &chunk);
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 			rank = it ? victim_rank(a, it, now) : 0;
 			if (rank < best || best == UINT64_MAX) {
 				best = rank;
@@ -409,7 +409,6 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 		}
 	}
 	*victim = true;
-	return best != UINT64_MAX;
 }
 
 static void
@@ -436,10 +435,8 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	if (rc < 0)
 		return rc;
 	replace = find_locked(a, b, k, &ref);
-	if (!replace && !pick_slot(a, b, now, &ref, &victim)) {
-		rc = MLC_ECORRUPT;
-		goto out;
-	}
+	if (!replace)
+		pick_slot(a, b, now, &ref, &victim);
 	if (ref.it != NULL)
 		oldw = ck_pr_load_32(&ref.it->it_state);
 	/* A read-modify-write stores only over what it read. */
@@ -449,8 +446,10 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		rc = MLC_ESTALE;
 		goto out;
 	}
-	/* A loader's store loses to any set or delete of the key since the
-	 * load began: it must not bring back what they replaced. */
+	/* A loader's store loses to any set, delete or eviction of the key
+	 * since the load began (a newer item, or a newer version noted as
+	 * gone in either stripe): it must not bring back what they
+	 * replaced. */
 	if (put->if_before != 0 &&
 	    ((replace && ref.it->it_version > put->if_before) ||
 	     a->stripes[b[0] & a->stripe_mask].lk_aux > put->if_before ||
@@ -463,13 +462,14 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	for (;;) {
 		uint32_t w = ck_pr_load_32(&it->it_state);
 
-		if (w >> 24 != aw >> 24 || MLC__ST_STATE(w) != MLC__ALLOC) {
+		if (MLC__ST_TOKEN(w) != MLC__ST_TOKEN(aw) ||
+		    MLC__ST_STATE(w) != MLC__ALLOC) {
 			rc = -EAGAIN;
 			goto out;
 		}
 		if (ck_pr_cas_32(&it->it_state, w,
 				 MLC__ST_MAKE(MLC__LIVE, put->flags) |
-				 (aw & UINT32_C(0xff000000))))
+				 (aw & MLC__ST_TOKEN_MASK)))
 			break;
 	}
 	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
@@ -583,28 +583,6 @@ mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		  uint64_t expect, uint64_t *version)
 {
 	return table_del(a, k, true, expect, version);
-}
-
-/* The version of @p k's item under the stripe locks (exact), or, if it is
- * absent, the arena's version counter.  For mlc_modify's compare. */
-uint64_t
-mlc__table_version(const struct mlc_arena *a, const struct mlc__key *k,
-		   bool *found)
-{
-	struct mlc_arena *ma = (struct mlc_arena *)a;
-	struct slot_ref ref;
-	uint32_t b[2];
-	uint64_t v;
-
-	key_buckets(a, k->hash, b);
-	if (stripes_lock(ma, b, false) < 0) {
-		*found = false;
-		return 0;
-	}
-	*found = find_locked(ma, b, k, &ref);
-	v = *found ? ref.it->it_version : ck_pr_load_64(&ma->hdr->ah_version);
-	stripes_unlock(ma, b);
-	return v;
 }
 
 /* Batched lookups (mlc_get_bulk): start the memory loads of a key's two
