@@ -1,0 +1,234 @@
+/*
+ * Many keys at once (mlc_get_bulk), read-modify-write (mlc_modify) and
+ * reloading a key now (mlc_refresh).
+ */
+#include <sched.h>
+
+#include "cache.h"
+
+/* ---- many keys, read-modify-write, refresh ------------------------------ */
+
+#define BULK_BATCH 32		/* keys whose loads are in flight together */
+
+/* One batch: hash all, L1 all (its slot heads fetched ahead), then fetch
+ * the L2 buckets of the misses, then their items, then look them up. */
+static void
+bulk_batch(struct mlc_cache *c, struct mlc_bulk_item *it, size_t n,
+	   const struct call *cf, mlc_loader_fn *loader, void *arg)
+{
+	struct mlc__key k[BULK_BATCH];
+	bool todo[BULK_BATCH];
+
+	for (size_t i = 0; i < n; i++) {
+		memset(&it[i].value, 0, sizeof(it[i].value));
+		todo[i] = false;
+		if (it[i].key == NULL || it[i].key_len == 0) {
+			it[i].status = -EINVAL;
+			continue;
+		}
+		if (it[i].key_len > MLC_KEY_MAX) {
+			it[i].status = -E2BIG;
+			continue;
+		}
+		key_make(c, it[i].key, it[i].key_len, &k[i]);
+		__builtin_prefetch(&c->l1.slots[k[i].hash & c->l1.mask]);
+		todo[i] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!todo[i])
+			continue;
+		if (l1_fast(c, &k[i], &it[i].value)) {
+			it[i].status = 0;
+			todo[i] = false;
+			continue;
+		}
+		mlc__table_prefetch(c->a, k[i].hash);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (todo[i])
+			mlc__table_prefetch_items(c->a, k[i].hash);
+	for (size_t i = 0; i < n; i++)
+		if (todo[i])
+			it[i].status = mlc__get_slow(c, &k[i], cf, loader, arg,
+						     &it[i].value);
+}
+
+MLC_EXPORT int
+mlc_get_bulk(struct mlc_cache *c, struct mlc_bulk_item *items, size_t n,
+	     const struct mlc_call_options *opts, mlc_loader_fn *loader,
+	     void *arg)
+{
+	struct call cf;
+	int rc;
+
+	if (mlc__handle_check(c) < 0 || (items == NULL && n > 0))
+		return -EINVAL;
+	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
+		return mlc__set_err(c, rc);
+	log_check(c);
+	for (size_t i = 0; i < n; i += BULK_BATCH)
+		bulk_batch(c, items + i, MLC_MIN(n - i, BULK_BATCH), &cf,
+			   loader, arg);
+	return 0;
+}
+
+#define MODIFY_TRIES 1000
+
+/* One round of mlc_modify: read, let fn decide, compare-and-set. */
+static int
+modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
+	    void *arg, struct mlc_value *value)
+{
+	uint64_t now = mlc__now_ms(), version = 0, expire;
+	struct mlc_value cur = { 0 };
+	struct mlc__ent *e = NULL;
+	struct mlc__put put;
+	struct mlc_load ld;
+	bool present, live;
+	int r, rc;
+
+	key_l2(c, k);
+	rc = mlc__l2_read(c, k, &e);
+	if (rc == -ETIMEDOUT)
+		return MLC_ESTALE;	/* busy bucket: read again */
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	present = rc == 0;
+	live = present && !ent_expired(e, now);
+	if (present)
+		version = e->version;
+	if (live)
+		value_fill(&cur, e, MLC_L2, now);
+	memset(&ld, 0, sizeof(ld));
+	r = fn(arg, live ? &cur : NULL, &ld);
+	mlc_value_release(&cur);
+	if (e != NULL)
+		mlc__ent_put(e);
+	if (r < 0 || r == MLC_MODIFY_KEEP || r > MLC_MODIFY_NEGATIVE) {
+		mlc__load_release(&ld);
+		return r < 0 ? r : r == MLC_MODIFY_KEEP ? 0 : -EINVAL;
+	}
+	if (r == MLC_MODIFY_DELETE) {
+		mlc__load_release(&ld);
+		if (!present)
+			return 0;
+		rc = mlc__table_del_if(c->a, k, version, &version);
+		if (rc == 0) {
+			mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_DEL,
+					 version);
+			c->st.log_published++;
+			mlc__event_emit(c, MLC_EVENT_DELETE, k, version);
+			c->st.deletes++;
+			mlc__l1_drop(c, k);
+		}
+		return rc;
+	}
+	if (mlc__load_check(r == MLC_MODIFY_NEGATIVE ? MLC_LOAD_NOTFOUND
+						: MLC_LOAD_VALUE, &ld) < 0) {
+		mlc__load_release(&ld);
+		return -EINVAL;
+	}
+	expire = expire_at(ld.ttl_ms ? ld.ttl_ms :
+			   r == MLC_MODIFY_NEGATIVE ? c->o.neg_ttl_ms
+						    : c->o.ttl_ms, now);
+	e = mlc__ent_from(k, ld.data, ld.len, r == MLC_MODIFY_NEGATIVE, expire,
+			  0);
+	mlc__load_release(&ld);
+	if (e == NULL)
+		return -ENOMEM;
+	rc = mlc__l2_store_cas(c, k, r == MLC_MODIFY_NEGATIVE ? NULL :
+			       mlc__ent_value(e), e->vlen,
+			       r == MLC_MODIFY_NEGATIVE ? MLC__IT_NEG : 0,
+			       expire, 0,
+			       present ? MLC__CAS_VERSION : MLC__CAS_ABSENT,
+			       version, &put);
+	if (rc < 0) {
+		mlc__ent_put(e);
+		return rc;
+	}
+	e->version = put.version;
+	c->st.sets++;
+	mlc__event_emit(c, MLC_EVENT_SET, k, put.version);
+	/* Stored: the caller's L1 gets it too.  A codec that cannot decode
+	 * it is reported by the next get, not here. */
+	rc = mlc__ent_deliver(c, e, true, MLC_L2, now, value ? value : &cur);
+	mlc_value_release(&cur);
+	return rc == MLC_ECODEC ? 0 : rc;
+}
+
+MLC_EXPORT int
+mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
+	   mlc_modify_fn *fn, void *arg, struct mlc_value *value)
+{
+	struct mlc__key k;
+	int rc;
+
+	if ((rc = mlc__key_check(c, key, key_len)) < 0)
+		return rc;
+	if (fn == NULL)
+		return mlc__set_err(c, -EINVAL);
+	if (value != NULL)
+		memset(value, 0, sizeof(*value));
+	key_make(c, key, key_len, &k);
+	for (int t = 0; t < MODIFY_TRIES; t++) {
+		rc = modify_once(c, &k, fn, arg, value);
+		if (rc != MLC_ESTALE)
+			return rc < 0 ? mlc__set_err(c, rc) : rc;
+		if (t >= 8)
+			sched_yield();	/* let the winner finish */
+	}
+	return mlc__set_err(c, -EBUSY);
+}
+
+MLC_EXPORT int
+mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
+	    mlc_loader_fn *loader, void *arg, struct mlc_value *value)
+{
+	struct mlc_value tmp = { 0 };
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	int rc;
+
+	if ((rc = mlc__key_check(c, key, key_len)) < 0)
+		return rc;
+	if (loader == NULL)
+		return mlc__set_err(c, -EINVAL);
+	mlc__call_resolve(c, NULL, &cf);
+	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
+	if (mlc__loading_self(c, &k))
+		return mlc__set_err(c, -EDEADLK);
+	rc = -EAGAIN;
+	for (int round = 0; round < ACQUIRE_ROUNDS && rc == -EAGAIN; round++) {
+		if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms,
+					&f) == -EBUSY)
+			c->st.duplicate_loads++;
+		if (f.role == MLC_FLIGHT_WAITER) {
+			/* Someone loads it already: that load is the
+			 * refresh. */
+			c->st.lock_waits++;
+			rc = mlc__flight_wait(c->a, &f, mlc__now_ms() +
+					      cf.lock_timeout,
+					      c->o.lock_lease_ms,
+					      &c->st.lock_steals);
+			if (rc == -EAGAIN) {
+				mlc__flight_leave(c->a, &f);
+				c->st.lock_timeouts++;
+				return mlc__set_err(c, -ETIMEDOUT);
+			}
+			if (rc == 0) {
+				rc = mlc__flight_result(c, &k, &cf, f.gen, NULL,
+							value ? value : &tmp);
+				continue;
+			}
+		}
+		/* The old value stays in L2 for everyone until this
+		 * load's value replaces it. */
+		rc = mlc__load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
+					   value ? value : &tmp);
+	}
+	if (rc == 0 && value == NULL)
+		mlc_value_release(&tmp);
+	return rc;
+}

@@ -1,0 +1,192 @@
+/*
+ * What the files of a cache handle share: cache.c (the handle), get.c (the
+ * get path), write.c (the writes), load.c (the loader and single flight)
+ * and bulk.c (many keys, read-modify-write, refresh).  The helpers of the
+ * L1 hit path are inline here, so that an L1 hit makes no call from one
+ * file into another.
+ */
+#ifndef MLC_CACHE_H
+#define MLC_CACHE_H
+
+#include <ck_pr.h>
+
+#include "flight.h"
+#include "l1.h"
+#include "log.h"
+#include "mlc-int.h"
+
+#define ACQUIRE_ROUNDS 4
+
+struct mlc_cache {
+	struct mlc_arena *a;
+	struct mlc__ns *ns;
+	uint32_t ns_idx;
+	uint64_t fork_gen;
+	struct mlc_cache_options o;
+	struct mlc_codec codec;
+	bool has_codec;
+	struct mlc__l1 l1;
+	struct mlc__logr log;
+	struct mlc_stats st;
+	struct mlc_stats flushed;	/* what the namespace has of st */
+	uint32_t flush_in;		/* calls until the next flush */
+	char err[200];
+};
+
+/* What one call works with: the handle's options overlaid with the call's. */
+struct call {
+	uint32_t flags;
+	uint32_t lock_policy;
+	int64_t ttl, neg_ttl, resurrect_ttl;
+	uint32_t lock_timeout;
+};
+
+/* ---- inline: ttls, keys, the log check, values, the L1 hit ------------ */
+
+static inline bool
+ttl_ok(int64_t ttl)
+{
+	return ttl >= MLC_TTL_NEVER;
+}
+
+static inline uint64_t
+expire_at(int64_t ttl, uint64_t now)
+{
+	return ttl == MLC_TTL_NEVER ? 0 : now + (uint64_t)ttl;
+}
+
+/* The key as L1 and L2 see it.  Its namespace generation is read just
+ * before L2 is (key_l2): an L1 hit touches no shared line but the log's. */
+static inline void
+key_make(struct mlc_cache *c, const void *key, size_t key_len,
+	 struct mlc__key *k)
+{
+	k->data = key;
+	k->len = (uint32_t)key_len;
+	k->ns = c->ns_idx;
+	k->nsgen = 0;
+	mlc__key_hash(c->a, k);
+}
+
+/* Read the generation once per call, before L2: a purge after this read
+ * makes whatever the call stores invisible, as it must. */
+static inline void
+key_l2(struct mlc_cache *c, struct mlc__key *k)
+{
+	k->nsgen = ck_pr_load_32(&c->ns->ns_gen);
+}
+
+/* The log check every lookup makes: one load when nothing is pending. */
+static inline void
+log_check(struct mlc_cache *c)
+{
+	if ((c->o.flags & MLC_CACHE_MANUAL_UPDATE) ||
+	    likely(ck_pr_load_64(&c->a->log->lg_head) == c->log.cursor))
+		return;
+	mlc__log_apply(c->a, &c->log, 0);
+}
+
+static inline void
+value_fill(struct mlc_value *v, struct mlc__ent *e, uint32_t level,
+	   uint64_t now)
+{
+	bool neg = e->flags & MLC_NEGATIVE;
+
+	e->refs++;
+	v->data = neg ? NULL : mlc__ent_value(e);
+	v->len = neg ? 0 : e->vlen;
+	v->obj = e->obj;
+	v->flags = e->flags;
+	v->level = level;
+	v->version = e->version;
+	if (e->expire == 0)
+		v->ttl_ms = MLC_TTL_NEVER;
+	else if (e->expire > now)
+		v->ttl_ms = (int64_t)(e->expire - now);
+	else
+		v->ttl_ms = 0;
+	v->ref = e;
+}
+
+static inline bool
+ent_expired(const struct mlc__ent *e, uint64_t now)
+{
+	return e->expire != 0 && e->expire <= now;
+}
+
+/* The L1 hit, kept short: no clock read for entries that never expire,
+ * no shared memory touched (the log head was checked by the caller).  An
+ * expired entry is dropped here, so the slow path starts at L2. */
+static inline bool
+l1_fast(struct mlc_cache *c, const struct mlc__key *k, struct mlc_value *value)
+{
+	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
+	uint64_t now = 0;
+
+	if (e == NULL)
+		return false;
+	if (e->expire != 0 && e->expire <= (now = mlc__now_ms())) {
+		mlc__l1_unlink(&c->l1, e);	/* L2 has the same, or newer */
+		return false;
+	}
+	mlc__l1_touch(&c->l1, e);
+	if (e->flags & MLC_NEGATIVE)
+		c->st.negative_hits++;
+	c->st.hits_l1++;
+	value_fill(value, e, MLC_L1, now);
+	return true;
+}
+
+/* cache.c */
+int mlc__call_resolve(const struct mlc_cache *c,
+		      const struct mlc_call_options *co, struct call *cf);
+void mlc__stats_flush(struct mlc_cache *c);
+int mlc__set_err(struct mlc_cache *c, int rc);
+int mlc__handle_check(struct mlc_cache *c);
+int mlc__key_check(struct mlc_cache *c, const void *key, size_t key_len);
+
+/* get.c */
+int mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e);
+int mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
+		     uint32_t level, uint64_t now, struct mlc_value *value);
+int mlc__l2_hit(struct mlc_cache *c, struct mlc__ent *e, uint64_t now,
+		struct mlc_value *value);
+struct mlc__ent *mlc__ent_from(const struct mlc__key *k, const void *data,
+			       size_t len, bool neg, uint64_t expire,
+			       uint64_t version);
+int mlc__l2_read(struct mlc_cache *c, const struct mlc__key *k,
+		 struct mlc__ent **ep);
+int mlc__get_slow(struct mlc_cache *c, struct mlc__key *k,
+		  const struct call *cf, mlc_loader_fn *loader, void *arg,
+		  struct mlc_value *value);
+
+/* write.c */
+int mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
+		      const void *data, size_t len, uint32_t flags,
+		      uint64_t expire, uint64_t fence, uint32_t cas,
+		      uint64_t cas_version, struct mlc__put *put);
+int mlc__l2_store(struct mlc_cache *c, const struct mlc__key *k,
+		  const void *data, size_t len, uint32_t flags, uint64_t expire,
+		  uint64_t fence, struct mlc__put *put);
+void mlc__event_emit(struct mlc_cache *c, uint32_t op,
+		     const struct mlc__key *k, uint64_t version);
+void mlc__l1_drop(struct mlc_cache *c, const struct mlc__key *k);
+
+/* load.c */
+int mlc__serve_stale_or(struct mlc_cache *c, struct mlc__ent *stale, int rc,
+			uint64_t now, struct mlc_value *value);
+bool mlc__loading_self(const struct mlc_cache *c, const struct mlc__key *k);
+int mlc__load_check(int r, struct mlc_load *ld);
+void mlc__load_release(struct mlc_load *ld);
+int mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
+			  const struct call *cf, mlc_loader_fn *loader,
+			  void *arg, struct mlc__ent *stale, struct mlc__fl *f,
+			  struct mlc_value *value);
+int mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
+		       const struct call *cf, uint32_t gen,
+		       struct mlc__ent *stale, struct mlc_value *value);
+int mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
+		  const struct call *cf, mlc_loader_fn *loader, void *arg,
+		  struct mlc__ent *stale, struct mlc_value *value);
+
+#endif /* MLC_CACHE_H */

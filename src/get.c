@@ -1,0 +1,266 @@
+/*
+ * The get path: L1, then L2, then the loader under single flight (load.c).
+ *
+ * mlc_get() checks the log head (one load), then L1 (l1_fast(), inline in
+ * cache.h), then L2, then runs the loader.
+ */
+#include <stdio.h>
+
+#include "cache.h"
+
+/* ---- values ----------------------------------------------------------- */
+
+MLC_EXPORT void
+mlc_value_release(struct mlc_value *v)
+{
+	if (v == NULL || v->ref == NULL)
+		return;
+	mlc__ent_put(v->ref);
+	memset(v, 0, sizeof(*v));
+}
+
+/* Run the codec on a fresh entry; the bytes stay in L2 if it fails, and
+ * the next lookup tries again. */
+int
+mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
+{
+	int rc;
+
+	if (!c->has_codec || (e->flags & MLC_NEGATIVE) || e->obj != NULL)
+		return 0;
+	rc = c->codec.decode(c->codec.arg, mlc__ent_value(e), e->vlen, &e->obj);
+	if (rc < 0 || e->obj == NULL) {
+		e->obj = NULL;
+		c->st.codec_errors++;
+		snprintf(c->err, sizeof(c->err), "codec: decode failed (%s)",
+			 mlc_strerror(rc < 0 ? rc : -EINVAL));
+		return MLC_ECODEC;
+	}
+	e->free_fn = c->codec.free_fn;
+	e->free_arg = c->codec.arg;
+	return 0;
+}
+
+/* Hand @p e to the caller, linking it into L1 if it may live there.
+ * Consumes the caller's reference on @p e. */
+int
+mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
+		 uint32_t level, uint64_t now, struct mlc_value *value)
+{
+	int rc = mlc__ent_decode(c, e);
+
+	if (rc < 0) {
+		mlc__ent_put(e);
+		return rc;
+	}
+	value_fill(value, e, level, now);
+	if (cache_l1 && !(c->o.flags & MLC_CACHE_NO_L1))
+		c->st.l1_evictions += mlc__l1_insert(&c->l1, e); /* takes ours */
+	else
+		mlc__ent_put(e);
+	return 0;
+}
+
+/* An L2 entry answers the call, and goes into L1. */
+int
+mlc__l2_hit(struct mlc_cache *c, struct mlc__ent *e, uint64_t now,
+	    struct mlc_value *value)
+{
+	if (e->flags & MLC_NEGATIVE)
+		c->st.negative_hits++;
+	c->st.hits_l2++;
+	return mlc__ent_deliver(c, e, true, MLC_L2, now, value);
+}
+
+/* A new entry holding @p data. */
+struct mlc__ent *
+mlc__ent_from(const struct mlc__key *k, const void *data, size_t len, bool neg,
+	      uint64_t expire, uint64_t version)
+{
+	struct mlc__ent *e = mlc__ent_new(k->hash, k->data, k->len,
+					  neg ? 0 : (uint32_t)len);
+
+	if (e == NULL)
+		return NULL;
+	if (!neg && len)
+		memcpy((char *)mlc__ent_value(e), data, len);
+	e->expire = expire;
+	e->version = version;
+	e->flags = (neg ? MLC_NEGATIVE : 0) | (expire == 0 ? MLC_NO_EXPIRY : 0);
+	return e;
+}
+
+/* ---- L2 ---------------------------------------------------------------- */
+
+struct sink_ctx {
+	const struct mlc__key *k;
+	struct mlc__ent *e;
+};
+
+static void *
+ent_sink(void *ctx, size_t len)
+{
+	struct sink_ctx *s = ctx;
+
+	if (s->e != NULL && s->e->vlen >= len) {
+		s->e->vlen = (uint32_t)len;
+		return (char *)mlc__ent_value(s->e);
+	}
+	if (s->e != NULL)
+		mlc__ent_put(s->e);
+	s->e = mlc__ent_new(s->k->hash, s->k->data, s->k->len, (uint32_t)len);
+	return s->e ? (char *)mlc__ent_value(s->e) : NULL;
+}
+
+/* Read @p k from L2 into a new entry (one reference, unlinked). */
+int
+mlc__l2_read(struct mlc_cache *c, const struct mlc__key *k,
+	     struct mlc__ent **ep)
+{
+	struct sink_ctx s = { k, NULL };
+	struct mlc__hit hit;
+	int rc;
+
+	rc = mlc__table_get(c->a, k, ent_sink, &s, &hit);
+	if (rc < 0) {
+		if (s.e != NULL)
+			mlc__ent_put(s.e);
+		return rc;
+	}
+	s.e->vlen = hit.len;
+	s.e->expire = hit.expire;
+	s.e->version = hit.version;
+	s.e->flags = (hit.flags & MLC__IT_NEG ? MLC_NEGATIVE : 0) |
+		     (hit.flags & MLC__IT_STALE ? MLC_STALE : 0) |
+		     (hit.expire == 0 ? MLC_NO_EXPIRY : 0);
+	*ep = s.e;
+	return 0;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+/* mlc_peek's lookup: L1 (without moving the entry), then L2.  On 0 *ep
+ * is an entry the caller holds a reference to and *levelp where it came
+ * from; an expired entry comes back too (the caller decides about
+ * staleness). */
+static int
+lookup(struct mlc_cache *c, struct mlc__key *k, uint64_t now,
+       struct mlc__ent **ep, uint32_t *levelp)
+{
+	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
+
+	if (e != NULL) {
+		if (!ent_expired(e, now)) {
+			e->refs++;
+			*ep = e;
+			*levelp = MLC_L1;
+			return 0;
+		}
+		mlc__l1_unlink(&c->l1, e);	/* L2 has the same, or newer */
+	}
+	*levelp = MLC_L2;
+	key_l2(c, k);
+	return mlc__l2_read(c, k, ep);
+}
+
+/* Everything after the L1 fast path missed: L2, then the loader. */
+int
+mlc__get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
+	      mlc_loader_fn *loader, void *arg, struct mlc_value *value)
+{
+	uint64_t now = mlc__now_ms();
+	struct mlc__ent *e = NULL;
+	int rc;
+
+	key_l2(c, k);
+	rc = mlc__l2_read(c, k, &e);
+	if (rc == 0 && !ent_expired(e, now))
+		return mlc__l2_hit(c, e, now, value);
+	if (rc < 0 && rc != -ENOENT && rc != -ETIMEDOUT)
+		return mlc__set_err(c, rc);
+	if (rc != 0)
+		e = NULL;		/* else an expired entry: stale */
+	if (loader == NULL) {
+		if (e != NULL && (cf->flags & MLC_CALL_STALE_OK))
+			return mlc__serve_stale_or(c, e, 0, now, value);
+		if (e != NULL)
+			mlc__ent_put(e);
+		c->st.misses++;
+		return -ENOENT;
+	}
+	if (mlc__loading_self(c, k)) {
+		if (e != NULL)
+			mlc__ent_put(e);
+		return mlc__set_err(c, -EDEADLK);
+	}
+	return mlc__get_load(c, k, cf, loader, arg, e, value);
+}
+
+MLC_EXPORT int
+mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
+	   const struct mlc_call_options *opts, mlc_loader_fn *loader,
+	   void *arg, struct mlc_value *value)
+{
+	struct mlc__key k;
+	struct call cf;
+	int rc;
+
+	if ((rc = mlc__key_check(c, key, key_len)) < 0)
+		return rc;
+	if (value == NULL)
+		return mlc__set_err(c, -EINVAL);
+	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
+		return mlc__set_err(c, rc);
+	if (unlikely(--c->flush_in == 0))
+		mlc__stats_flush(c);
+	log_check(c);
+	key_make(c, key, key_len, &k);
+	if (l1_fast(c, &k, value))
+		return 0;
+	return mlc__get_slow(c, &k, &cf, loader, arg, value);
+}
+
+MLC_EXPORT int
+mlc_get(struct mlc_cache *c, const void *key, size_t key_len,
+	mlc_loader_fn *loader, void *arg, struct mlc_value *value)
+{
+	return mlc_get_ex(c, key, key_len, NULL, loader, arg, value);
+}
+
+MLC_EXPORT int
+mlc_peek(struct mlc_cache *c, const void *key, size_t key_len,
+	 uint32_t flags, struct mlc_value *value)
+{
+	struct mlc__ent *e;
+	struct mlc__key k;
+	uint32_t level;
+	uint64_t now;
+	int rc;
+
+	if ((rc = mlc__key_check(c, key, key_len)) < 0)
+		return rc;
+	if (value == NULL || (flags & ~(uint32_t)MLC_CALL_STALE_OK))
+		return mlc__set_err(c, -EINVAL);
+	log_check(c);
+	now = mlc__now_ms();
+	key_make(c, key, key_len, &k);
+	rc = lookup(c, &k, now, &e, &level);
+	if (rc == -ETIMEDOUT)
+		rc = -ENOENT;
+	if (rc < 0)
+		return rc == -ENOENT ? rc : mlc__set_err(c, rc);
+	if (ent_expired(e, now)) {
+		if (!(flags & MLC_CALL_STALE_OK)) {
+			mlc__ent_put(e);
+			return -ENOENT;
+		}
+		e->flags |= MLC_STALE;
+	}
+	if (level == MLC_L1) {
+		value_fill(value, e, MLC_L1, now);
+		mlc__ent_put(e);
+		return 0;
+	}
+	/* No promotion: the entry goes to the caller only. */
+	return mlc__ent_deliver(c, e, false, MLC_L2, now, value);
+}

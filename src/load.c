@@ -1,0 +1,649 @@
+/*
+ * The loader (L3) and single flight: one process runs the loader while the
+ * others wait, then find its result in L2 or in an outcome record; and the
+ * single-flight steps, exported for callers that run their loader
+ * themselves (the Lua binding).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cache.h"
+
+#define MAX_NESTED_LOADS 8
+#define OUTCOME_TTL 5000	/* how long waiters can find an outcome */
+
+/* The keys this thread is loading inside mlc_get(): a loader asking for
+ * its own key would wait for itself. */
+static __thread struct {
+	const struct mlc_arena *a;
+	uint64_t hash;
+	uint32_t ns;
+} loading[MAX_NESTED_LOADS];
+static __thread int nloading;
+
+/* Serve @p stale, flagged so, or fail with @p rc (its message set). */
+int
+mlc__serve_stale_or(struct mlc_cache *c, struct mlc__ent *stale, int rc,
+		    uint64_t now, struct mlc_value *value)
+{
+	if (stale == NULL)
+		return rc;
+	stale->flags |= MLC_STALE;
+	c->st.stale_served++;
+	return mlc__ent_deliver(c, stale, false, MLC_L2, now, value);
+}
+
+/* ---- outcome records: what waiters read when L2 holds no result -------- */
+
+enum outcome_kind { OUT_ERROR = 1, OUT_VALUE = 2 };
+
+struct outcome {
+	uint32_t kind;
+	int32_t err;
+	uint32_t gen;		/* the flight it came from; 0: any */
+	uint32_t flags;		/* enum mlc_value_flags of a value */
+	uint64_t until;		/* err_ttl back-off ends; 0: none */
+	/* then the error message, or the value's bytes */
+};
+
+/* The outcome record's key: mlc's namespace, a tag, the namespace index
+ * and the key.  Keys too long for that get no record (waiters retry). */
+static bool
+outcome_key(struct mlc_cache *c, const struct mlc__key *k, char **buf,
+	    struct mlc__key *ok)
+{
+	if ((size_t)k->len + 3 > MLC_KEY_MAX)
+		return false;
+	*buf = malloc((size_t)k->len + 3);
+	if (*buf == NULL)
+		return false;
+	(*buf)[0] = 'O';
+	(*buf)[1] = (char)(k->ns & 0xff);
+	(*buf)[2] = (char)(k->ns >> 8);
+	memcpy(*buf + 3, k->data, k->len);
+	ok->data = *buf;
+	ok->len = k->len + 3;
+	ok->ns = MLC__NS_INTERNAL;
+	ok->nsgen = ck_pr_load_32(&c->a->ns[MLC__NS_INTERNAL].ns_gen);
+	mlc__key_hash(c->a, ok);
+	return true;
+}
+
+static void
+outcome_write(struct mlc_cache *c, const struct mlc__key *k,
+	      const struct outcome *o, const void *bytes, size_t len,
+	      uint64_t now)
+{
+	struct mlc__key ok;
+	struct mlc__put put;
+	char *kb, *buf;
+	uint64_t ttl = OUTCOME_TTL;
+
+	if (o->until > now && o->until - now > ttl)
+		ttl = o->until - now;
+	if (sizeof(*o) + len + k->len + 3 + MLC__ITEM_HDR > c->a->page_size)
+		return;			/* could never fit: waiters will retry */
+	if (!outcome_key(c, k, &kb, &ok))
+		return;
+	buf = malloc(sizeof(*o) + len);
+	if (buf != NULL) {
+		memcpy(buf, o, sizeof(*o));
+		if (len)
+			memcpy(buf + sizeof(*o), bytes, len);
+		mlc__l2_store(c, &ok, buf, sizeof(*o) + len, 0, now + ttl, 0,
+			      &put);
+		free(buf);
+	}
+	free(kb);
+}
+
+/* Read the outcome record of @p k into *@p o and an entry holding the
+ * bytes after it (the caller puts it).  -ENOENT if none. */
+static int
+outcome_read(struct mlc_cache *c, const struct mlc__key *k,
+	     struct outcome *o, struct mlc__ent **ep)
+{
+	struct mlc__key ok;
+	struct mlc__ent *e;
+	char *kb;
+	int rc;
+
+	if (!outcome_key(c, k, &kb, &ok))
+		return -ENOENT;
+	rc = mlc__l2_read(c, &ok, &e);
+	free(kb);
+	if (rc < 0)
+		return rc;
+	if (e->vlen < sizeof(*o) || ent_expired(e, mlc__now_ms())) {
+		mlc__ent_put(e);
+		return -ENOENT;
+	}
+	memcpy(o, mlc__ent_value(e), sizeof(*o));
+	*ep = e;
+	return 0;
+}
+
+/* A shared error outcome (entry @p e, consumed) answers the call: its
+ * message becomes this handle's, and @p stale (consumed) is served if
+ * resurrect_ttl allows it, else MLC_ELOADER. */
+static int
+outcome_error(struct mlc_cache *c, struct mlc__ent *e,
+	      const struct call *cf, struct mlc__ent *stale, uint64_t now,
+	      struct mlc_value *value)
+{
+	snprintf(c->err, sizeof(c->err), "%.*s",
+		 (int)MLC_MIN(e->vlen - sizeof(struct outcome),
+			      sizeof(c->err) - 1),
+		 mlc__ent_value(e) + sizeof(struct outcome));
+	mlc__ent_put(e);
+	if (stale != NULL && cf->resurrect_ttl > 0)
+		return mlc__serve_stale_or(c, stale, 0, now, value);
+	if (stale != NULL)
+		mlc__ent_put(stale);
+	return MLC_ELOADER;
+}
+
+/* ---- loads ------------------------------------------------------------ */
+
+bool
+mlc__loading_self(const struct mlc_cache *c, const struct mlc__key *k)
+{
+	for (int i = 0; i < nloading; i++)
+		if (loading[i].a == c->a && loading[i].ns == k->ns &&
+		    loading[i].hash == k->hash)
+			return true;
+	return false;
+}
+
+/* Check what a loader returned; a malformed result becomes an error. */
+int
+mlc__load_check(int r, struct mlc_load *ld)
+{
+	if (r == MLC_LOAD_VALUE && ld->data == NULL && ld->len != 0) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned NULL data with a length");
+		return -EINVAL;
+	}
+	if ((r == MLC_LOAD_VALUE || r == MLC_LOAD_NOTFOUND) &&
+	    !ttl_ok(ld->ttl_ms)) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned an invalid ttl_ms");
+		return -EINVAL;
+	}
+	if (r == MLC_LOAD_VALUE && ld->len > UINT32_MAX) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned a value over 4 GiB");
+		return -E2BIG;
+	}
+	if (r > MLC_LOAD_NOTFOUND) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loader returned %d, not a result", r);
+		return -EINVAL;
+	}
+	return r;
+}
+
+/* Run the loader for @p k with this thread marked as its loader. */
+static int
+run_loader(struct mlc_cache *c, const struct mlc__key *k,
+	   mlc_loader_fn *loader, void *arg, struct mlc_load *ld)
+{
+	int r;
+
+	memset(ld, 0, sizeof(*ld));
+	if (nloading >= MAX_NESTED_LOADS) {
+		snprintf(ld->errmsg, sizeof(ld->errmsg),
+			 "loaders nested too deeply");
+		return -ELOOP;
+	}
+	loading[nloading].a = c->a;
+	loading[nloading].ns = k->ns;
+	loading[nloading].hash = k->hash;
+	nloading++;
+	r = loader(arg, k->data, k->len, ld);
+	nloading--;
+	c->st.loads++;
+	return mlc__load_check(r, ld);
+}
+
+void
+mlc__load_release(struct mlc_load *ld)
+{
+	if (ld->release != NULL && ld->data != NULL)
+		ld->release((void *)ld->data);
+	ld->release = NULL;
+	ld->data = NULL;
+}
+
+/* The loader failed with @p r: leave the outcome for waiters, then serve
+ * the stale value re-stored for resurrect_ttl when allowed, else fail. */
+static int
+load_failed(struct mlc_cache *c, const struct mlc__key *k,
+	    const struct call *cf, struct mlc_load *ld, int r,
+	    struct mlc__ent *stale, const struct mlc__fl *f, uint64_t now,
+	    struct mlc_value *value)
+{
+	struct outcome o = { OUT_ERROR, r, f->gen, 0, 0 };
+	struct mlc__put put;
+	size_t mlen;
+
+	c->st.loader_errors++;
+	ld->errmsg[sizeof(ld->errmsg) - 1] = '\0';
+	if (ld->errmsg[0])
+		snprintf(c->err, sizeof(c->err), "%s", ld->errmsg);
+	else
+		snprintf(c->err, sizeof(c->err), "loader failed: %s",
+			 mlc_strerror(r));
+	mlen = strlen(c->err);
+	if (c->o.err_ttl_ms > 0)
+		o.until = now + (uint64_t)c->o.err_ttl_ms;
+	if (stale != NULL && cf->resurrect_ttl > 0) {
+		/* Resurrect: the stale value goes back to L2, flagged stale,
+		 * so every process serves it while the backend is down. */
+		stale->expire = now + (uint64_t)cf->resurrect_ttl;
+		stale->flags = (stale->flags & MLC_NEGATIVE) | MLC_STALE;
+		if (mlc__l2_store(c, k,
+				  mlc__ent_value(stale), stale->vlen,
+				  MLC__IT_STALE | (stale->flags & MLC_NEGATIVE ?
+						   MLC__IT_NEG : 0),
+				  stale->expire, 0, &put) < 0)
+			stale->flags |= MLC_L2_WRITE_FAILED; /* served anyway */
+		else
+			stale->version = put.version;
+		if (f->slot != 0 || o.until)
+			outcome_write(c, k, &o, c->err, mlen, now);
+		c->st.stale_served++;
+		return mlc__ent_deliver(c, stale, true, MLC_L2, now, value);
+	}
+	if (f->slot != 0 || o.until)
+		outcome_write(c, k, &o, c->err, mlen, now);
+	if (stale != NULL)
+		mlc__ent_put(stale);
+	return MLC_ELOADER;
+}
+
+/* The loader answered: store what it says (unless fenced out) and hand it
+ * out; waiters find it in L2, or in the outcome record if not stored. */
+static int
+load_done(struct mlc_cache *c, const struct mlc__key *k,
+	  const struct call *cf, struct mlc_load *ld, int r, uint64_t fence,
+	  const struct mlc__fl *f, uint64_t now, struct mlc_value *value)
+{
+	bool neg = r == MLC_LOAD_NOTFOUND;
+	int64_t ttl = ld->ttl_ms ? ld->ttl_ms : neg ? cf->neg_ttl : cf->ttl;
+	uint64_t expire = expire_at(ttl, now);
+	bool cache = !(ld->flags & MLC_LOAD_NO_CACHE);
+	struct mlc__ent *e;
+	struct mlc__put put;
+	int rc = 0;
+
+	e = mlc__ent_from(k, ld->data, ld->len, neg, expire, 0);
+	mlc__load_release(ld);
+	if (e == NULL)
+		return mlc__set_err(c, -ENOMEM);
+	if (cache && !mlc__flight_mine(c->a, f)) {
+		c->st.fenced_writes++;		/* our lease was taken over */
+		cache = false;
+	}
+	if (cache) {
+		rc = mlc__l2_store(c, k, neg ? NULL : mlc__ent_value(e),
+				   e->vlen, neg ? MLC__IT_NEG : 0, expire,
+				   fence, &put);
+		if (rc == MLC_ESTALE)
+			cache = false;		/* set or deleted meanwhile */
+		else if (rc < 0)
+			e->flags |= MLC_L2_WRITE_FAILED; /* L1 only */
+		else
+			e->version = put.version;
+	}
+	if (!cache || rc < 0) {
+		struct outcome o = { OUT_VALUE, 0, f->gen,
+				     e->flags & MLC_NEGATIVE, 0 };
+
+		if (!cache)
+			e->flags |= MLC_NOT_CACHED;
+		if (f->slot != 0)
+			outcome_write(c, k, &o, mlc__ent_value(e), e->vlen, now);
+	}
+	if (neg)
+		c->st.negative_hits++;
+	c->st.hits_l3++;
+	return mlc__ent_deliver(c, e, cache, MLC_L3, now, value);
+}
+
+/* Run the loader as the flight's owner (or without a flight) and end the
+ * flight.  Consumes @p stale. */
+int
+mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
+		      const struct call *cf, mlc_loader_fn *loader, void *arg,
+		      struct mlc__ent *stale, struct mlc__fl *f,
+		      struct mlc_value *value)
+{
+	uint64_t fence = ck_pr_load_64(&c->a->hdr->ah_version);
+	struct mlc_load ld;
+	uint64_t now;
+	int r, rc;
+
+	r = run_loader(c, k, loader, arg, &ld);
+	now = mlc__now_ms();
+	if (r >= 0) {
+		if (stale != NULL)
+			mlc__ent_put(stale);
+		rc = load_done(c, k, cf, &ld, r, fence, f, now, value);
+	} else {
+		mlc__load_release(&ld);	/* the error wins over any value */
+		rc = load_failed(c, k, cf, &ld, r, stale, f, now, value);
+	}
+	mlc__flight_release(c->a, f);
+	return rc;
+}
+
+/* A waiter's flight ended: the result is in L2, or in the outcome record.
+ * 0 with *value, MLC_ELOADER, or -EAGAIN (no result: try again). */
+int
+mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
+		   const struct call *cf, uint32_t gen, struct mlc__ent *stale,
+		   struct mlc_value *value)
+{
+	uint64_t now = mlc__now_ms();
+	struct mlc__ent *e;
+	struct outcome o;
+
+	if (mlc__l2_read(c, k, &e) == 0) {
+		if (!ent_expired(e, now)) {
+			if (stale != NULL)
+				mlc__ent_put(stale);
+			return mlc__l2_hit(c, e, now, value);
+		}
+		mlc__ent_put(e);
+	}
+	if (outcome_read(c, k, &o, &e) < 0 || (o.gen != gen && gen != 0))
+		return -EAGAIN;
+	if (o.kind == OUT_VALUE) {
+		struct mlc__ent *v;
+
+		v = mlc__ent_from(k, mlc__ent_value(e) + sizeof(o),
+				  e->vlen - sizeof(o), o.flags & MLC_NEGATIVE,
+				  0, 0);
+		mlc__ent_put(e);
+		if (stale != NULL)
+			mlc__ent_put(stale);
+		if (v == NULL)
+			return mlc__set_err(c, -ENOMEM);
+		v->flags = (uint16_t)(o.flags | MLC_NOT_CACHED);
+		c->st.hits_l2++;
+		return mlc__ent_deliver(c, v, false, MLC_L2, now, value);
+	}
+	return outcome_error(c, e, cf, stale, now, value);
+}
+
+/* The lock timed out: apply the policy. */
+static int
+lock_timed_out(struct mlc_cache *c, const struct mlc__key *k,
+	       const struct call *cf, mlc_loader_fn *loader, void *arg,
+	       struct mlc__ent *stale, struct mlc_value *value)
+{
+	struct mlc__fl none = { .role = MLC_FLIGHT_LOADER };
+
+	c->st.lock_timeouts++;
+	switch (cf->lock_policy) {
+	case MLC_LOCK_LOAD:
+		c->st.duplicate_loads++;
+		return mlc__load_and_publish(c, k, cf, loader, arg, stale,
+					     &none, value);
+	case MLC_LOCK_STALE:
+		if (stale != NULL)
+			return mlc__serve_stale_or(c, stale, 0, mlc__now_ms(),
+						   value);
+		/* fall through */
+	default:
+		if (stale != NULL)
+			mlc__ent_put(stale);
+		return mlc__set_err(c, -ETIMEDOUT);
+	}
+}
+
+/* Miss in L1 and L2 (or only a stale value): load under single flight. */
+int
+mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
+	      const struct call *cf, mlc_loader_fn *loader, void *arg,
+	      struct mlc__ent *stale, struct mlc_value *value)
+{
+	uint64_t until = mlc__now_ms() + cf->lock_timeout;
+	uint32_t lease = c->o.lock_lease_ms;
+	struct outcome o;
+	struct mlc__ent *e;
+	struct mlc__fl f;
+
+	if (c->o.err_ttl_ms > 0 && outcome_read(c, k, &o, &e) == 0) {
+		uint64_t now = mlc__now_ms();
+
+		if (o.kind == OUT_ERROR && o.until > now) {
+			/* A load of this key failed moments ago: do not
+			 * hammer the backend, answer as it did. */
+			c->st.err_ttl_hits++;
+			return outcome_error(c, e, cf, stale, now, value);
+		}
+		mlc__ent_put(e);
+	}
+	for (int round = 0; round < ACQUIRE_ROUNDS; round++) {
+		uint64_t t0;
+		int rc;
+
+		if (mlc__flight_acquire(c->a, k->hash, lease, &f) == -EBUSY) {
+			c->st.duplicate_loads++;
+			return mlc__load_and_publish(c, k, cf, loader, arg,
+						     stale, &f, value);
+		}
+		if (f.role == MLC_FLIGHT_LOADER) {
+			/* Another process may have stored it just before
+			 * we claimed the flight. */
+			if (mlc__l2_read(c, k, &e) == 0) {
+				uint64_t now = mlc__now_ms();
+
+				if (!ent_expired(e, now)) {
+					mlc__flight_release(c->a, &f);
+					if (stale != NULL)
+						mlc__ent_put(stale);
+					return mlc__l2_hit(c, e, now, value);
+				}
+				mlc__ent_put(e);
+			}
+			return mlc__load_and_publish(c, k, cf, loader, arg,
+						     stale, &f, value);
+		}
+		if (stale != NULL && (cf->flags & MLC_CALL_SWR)) {
+			/* Another process refreshes it: serve stale now. */
+			mlc__flight_leave(c->a, &f);
+			return mlc__serve_stale_or(c, stale, 0, mlc__now_ms(),
+						   value);
+		}
+		c->st.lock_waits++;
+		t0 = mlc__now_ms();
+		rc = mlc__flight_wait(c->a, &f, until, lease,
+				      &c->st.lock_steals);
+		c->st.lock_wait_ms += mlc__now_ms() - t0;
+		if (rc == 1)
+			return mlc__load_and_publish(c, k, cf, loader, arg,
+						     stale, &f, value);
+		if (rc == -EAGAIN) {
+			mlc__flight_leave(c->a, &f);
+			return lock_timed_out(c, k, cf, loader, arg, stale,
+					      value);
+		}
+		rc = mlc__flight_result(c, k, cf, f.gen, stale, value);
+		if (rc != -EAGAIN)
+			return rc;
+	}
+	/* The key kept changing hands without a result: load ourselves. */
+	c->st.duplicate_loads++;
+	f = (struct mlc__fl){ .role = MLC_FLIGHT_LOADER };
+	return mlc__load_and_publish(c, k, cf, loader, arg, stale, &f, value);
+}
+
+/* ---- the single-flight steps, exported --------------------------------- */
+
+/* struct mlc_flight's private words. */
+enum { FP_HASH, FP_TOKEN, FP_JOINED, FP_FENCE, FP_KEY, FP_KLEN, FP_GEN };
+
+static void
+flight_save(struct mlc_flight *out, const struct mlc__fl *f,
+	    const struct mlc__key *k, uint64_t fence)
+{
+	out->role = f->role;
+	out->fl_private0 = f->slot;
+	out->fl_private[FP_HASH] = f->hash;
+	out->fl_private[FP_TOKEN] = f->token;
+	out->fl_private[FP_JOINED] = f->joined;
+	out->fl_private[FP_FENCE] = fence;
+	out->fl_private[FP_KEY] = (uint64_t)(uintptr_t)k->data;
+	out->fl_private[FP_KLEN] = (uint64_t)k->len | (uint64_t)k->nsgen << 32;
+	/* The generation and when the owner was last probed, as an offset
+	 * from joining, share one word. */
+	out->fl_private[FP_GEN] = f->gen |
+		(uint64_t)(uint32_t)(f->checked - f->joined) << 32;
+}
+
+static void
+flight_load(struct mlc_cache *c, const struct mlc_flight *in,
+	    struct mlc__fl *f, struct mlc__key *k)
+{
+	f->role = in->role;
+	f->slot = in->fl_private0;
+	f->hash = in->fl_private[FP_HASH];
+	f->token = in->fl_private[FP_TOKEN];
+	f->joined = in->fl_private[FP_JOINED];
+	f->gen = (uint32_t)in->fl_private[FP_GEN];
+	f->checked = f->joined + (in->fl_private[FP_GEN] >> 32);
+	k->data = (const void *)(uintptr_t)in->fl_private[FP_KEY];
+	k->len = (uint32_t)in->fl_private[FP_KLEN];
+	k->nsgen = (uint32_t)(in->fl_private[FP_KLEN] >> 32);
+	k->ns = c->ns_idx;
+	mlc__key_hash(c->a, k);
+}
+
+static bool
+flight_valid(struct mlc_cache *c, const struct mlc_flight *fl)
+{
+	return mlc__handle_check(c) == 0 && fl != NULL &&
+	       (fl->role == MLC_FLIGHT_LOADER || fl->role == MLC_FLIGHT_WAITER) &&
+	       fl->fl_private[FP_KEY] != 0;
+}
+
+MLC_EXPORT int
+mlc_flight_acquire(struct mlc_cache *c, const void *key, size_t key_len,
+		   const struct mlc_call_options *opts,
+		   struct mlc_flight *flight)
+{
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	int rc;
+
+	if ((rc = mlc__key_check(c, key, key_len)) < 0)
+		return rc;
+	if (flight == NULL)
+		return mlc__set_err(c, -EINVAL);
+	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
+		return mlc__set_err(c, rc);
+	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
+	if (mlc__loading_self(c, &k))
+		return mlc__set_err(c, -EDEADLK);
+	if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f) == -EBUSY)
+		c->st.duplicate_loads++;
+	memset(flight, 0, sizeof(*flight));
+	flight_save(flight, &f, &k, ck_pr_load_64(&c->a->hdr->ah_version));
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
+		uint32_t timeout_ms, struct mlc_value *value)
+{
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	uint64_t t0;
+	int rc;
+
+	if (!flight_valid(c, flight) || value == NULL)
+		return -EINVAL;
+	if (flight->role == MLC_FLIGHT_LOADER)
+		return 0;		/* nothing to wait for: load */
+	flight_load(c, flight, &f, &k);
+	mlc__call_resolve(c, NULL, &cf);
+	c->st.lock_waits++;
+	t0 = mlc__now_ms();
+	rc = mlc__flight_wait(c->a, &f, t0 + timeout_ms, c->o.lock_lease_ms,
+			      &c->st.lock_steals);
+	c->st.lock_wait_ms += mlc__now_ms() - t0;
+	if (rc == -EAGAIN)
+		return -EAGAIN;
+	if (rc == 1) {
+		flight_save(flight, &f, &k,
+			    ck_pr_load_64(&c->a->hdr->ah_version));
+		return 0;		/* took it over: now the loader */
+	}
+	rc = mlc__flight_result(c, &k, &cf, f.gen, NULL, value);
+	if (rc != -EAGAIN) {
+		flight->role = MLC_FLIGHT_NONE;
+		return rc;
+	}
+	/* Ended without a result (abandoned): line up again. */
+	mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f);
+	flight_save(flight, &f, &k, ck_pr_load_64(&c->a->hdr->ah_version));
+	return f.role == MLC_FLIGHT_LOADER ? 0 : -EAGAIN;
+}
+
+MLC_EXPORT int
+mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
+		   struct mlc_load *load, struct mlc_value *value)
+{
+	struct mlc_value tmp;
+	struct mlc__key k;
+	struct mlc__fl f;
+	struct call cf;
+	uint64_t now;
+	int rc;
+
+	if (!flight_valid(c, flight) || flight->role != MLC_FLIGHT_LOADER ||
+	    load == NULL)
+		return -EINVAL;
+	flight_load(c, flight, &f, &k);
+	mlc__call_resolve(c, NULL, &cf);
+	result = mlc__load_check(result, load);
+	now = mlc__now_ms();
+	c->st.loads++;
+	if (result >= 0) {
+		rc = load_done(c, &k, &cf, load, result,
+			       flight->fl_private[FP_FENCE], &f, now,
+			       value ? value : &tmp);
+	} else {
+		mlc__load_release(load);
+		rc = load_failed(c, &k, &cf, load, result, NULL, &f, now,
+				 value ? value : &tmp);
+	}
+	if (rc == 0 && value == NULL)
+		mlc_value_release(&tmp);
+	mlc__flight_release(c->a, &f);
+	flight->role = MLC_FLIGHT_NONE;
+	return rc;
+}
+
+MLC_EXPORT int
+mlc_flight_abandon(struct mlc_cache *c, struct mlc_flight *flight)
+{
+	struct mlc__key k;
+	struct mlc__fl f;
+
+	if (!flight_valid(c, flight))
+		return -EINVAL;
+	flight_load(c, flight, &f, &k);
+	if (f.role == MLC_FLIGHT_LOADER)
+		mlc__flight_release(c->a, &f);
+	else
+		mlc__flight_leave(c->a, &f);
+	flight->role = MLC_FLIGHT_NONE;
+	return 0;
+}

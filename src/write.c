@@ -1,0 +1,259 @@
+/*
+ * The writes: stores to L2 (published to every L1 through the log), sets,
+ * deletes, purges, applying the log on demand, and the events that carry
+ * changes to other hosts.
+ */
+#include "cache.h"
+
+/* ---- L2 ---------------------------------------------------------------- */
+
+/* Store bytes (or a negative entry) in L2 and tell every other handle.
+ * put->version gets the new version.  @p fence: a loader's watermark. */
+int
+mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
+		  const void *data, size_t len, uint32_t flags, uint64_t expire,
+		  uint64_t fence, uint32_t cas, uint64_t cas_version,
+		  struct mlc__put *put)
+{
+	int rc;
+
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	put->data = data;
+	put->len = (uint32_t)len;
+	put->flags = flags;
+	put->expire = expire;
+	put->version = 0;
+	put->if_before = fence;
+	put->cas = cas;
+	put->cas_version = cas_version;
+	rc = mlc__table_put(c->a, k, put);
+	if (k->ns == MLC__NS_INTERNAL || (rc == MLC_ESTALE && cas))
+		return rc;		/* not the caller's to count */
+	if (rc == MLC_ESTALE) {
+		c->st.fenced_writes++;
+		return rc;
+	}
+	if (rc < 0) {
+		c->st.l2_write_failures++;
+		return rc;
+	}
+	mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_SET, put->version);
+	c->st.log_published++;
+	return 0;
+}
+
+int
+mlc__l2_store(struct mlc_cache *c, const struct mlc__key *k, const void *data,
+	      size_t len, uint32_t flags, uint64_t expire, uint64_t fence,
+	      struct mlc__put *put)
+{
+	return mlc__l2_store_cas(c, k, data, len, flags, expire, fence,
+				 MLC__CAS_NONE, 0, put);
+}
+
+/* ---- events for other hosts --------------------------------------------- */
+
+/* Tell this process's transport hook about a change made here (sets,
+ * deletes and purges by the caller: a loader's fill is not a change, and
+ * relaying it would make hosts invalidate each other's fills forever). */
+void
+mlc__event_emit(struct mlc_cache *c, uint32_t op, const struct mlc__key *k,
+		uint64_t version)
+{
+	mlc_event_fn *fn = __atomic_load_n(&c->a->event_fn, __ATOMIC_ACQUIRE);
+	struct mlc_event ev;
+
+	if (fn == NULL)
+		return;
+	ev.op = op;
+	ev.ns_len = c->ns->ns_name_len;
+	ev.ns = c->ns->ns_name;
+	ev.key = k ? k->data : NULL;
+	ev.key_len = k ? k->len : 0;
+	ev.version = version;
+	fn(c->a->event_arg, &ev);
+}
+
+MLC_EXPORT int
+mlc_arena_set_event_hook(struct mlc_arena *a, mlc_event_fn *fn, void *arg)
+{
+	if (a == NULL)
+		return -EINVAL;
+	/* Process-local, not shared: a function pointer needs no ck_pr. */
+	a->event_arg = arg;
+	__atomic_store_n(&a->event_fn, fn, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Delete @p k from L2 and tell every L1 through the log, whether or not
+ * L2 had it (another L1 may still). */
+static int
+l2_delete(struct mlc_arena *a, const struct mlc__key *k, uint64_t *version)
+{
+	int rc = mlc__table_del(a, k, version);
+
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	mlc__log_publish(a, k->ns, k->hash, MLC__LOG_DEL, *version);
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
+{
+	char name[MLC_NAME_MAX + 1];
+	struct mlc__key k;
+	uint64_t version;
+	uint32_t ns;
+	int rc;
+
+	if (a == NULL || ev == NULL || ev->ns == NULL || ev->ns_len == 0 ||
+	    ev->ns_len > MLC_NAME_MAX || memchr(ev->ns, 0, ev->ns_len))
+		return -EINVAL;
+	if (ev->op != MLC_EVENT_PURGE &&
+	    ((ev->op != MLC_EVENT_SET && ev->op != MLC_EVENT_DELETE) ||
+	     ev->key == NULL || ev->key_len == 0))
+		return -EINVAL;
+	if (ev->op != MLC_EVENT_PURGE && ev->key_len > MLC_KEY_MAX)
+		return -E2BIG;
+	if (a->flags & MLC_ARENA_RDONLY)
+		return -EPERM;
+	memcpy(name, ev->ns, ev->ns_len);
+	name[ev->ns_len] = '\0';
+	if ((rc = mlc__ns_open(a, name, &ns)) < 0)
+		return rc;
+	if (ev->op == MLC_EVENT_PURGE) {
+		ck_pr_inc_32(&a->ns[ns].ns_gen);
+		mlc__log_publish(a, ns, 0, MLC__LOG_PURGE, 0);
+		return 0;
+	}
+	/* A change elsewhere: our copy is old, whatever it holds. */
+	k.data = ev->key;
+	k.len = (uint32_t)ev->key_len;
+	k.ns = ns;
+	k.nsgen = ck_pr_load_32(&a->ns[ns].ns_gen);
+	mlc__key_hash(a, &k);
+	return l2_delete(a, &k, &version);
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+/* Forget @p k in this handle's L1 (if there). */
+void
+mlc__l1_drop(struct mlc_cache *c, const struct mlc__key *k)
+{
+	struct mlc__ent *e = mlc__l1_find(&c->l1, k->hash, k->data, k->len);
+
+	if (e != NULL)
+		mlc__l1_unlink(&c->l1, e);
+}
+
+MLC_EXPORT int
+mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
+	const void *data, size_t len, const struct mlc_call_options *opts)
+{
+	struct mlc__key k;
+	struct mlc__put put;
+	struct mlc__ent *e;
+	struct call cf;
+	uint64_t now;
+	bool neg;
+	int rc;
+
+	if ((rc = mlc__key_check(c, key, key_len)) < 0)
+		return rc;
+	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
+		return mlc__set_err(c, rc);
+	neg = cf.flags & MLC_CALL_NEGATIVE;
+	if (neg ? (data != NULL || len != 0) : (data == NULL && len != 0))
+		return mlc__set_err(c, -EINVAL);
+	now = mlc__now_ms();
+	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
+	rc = mlc__l2_store(c, &k, data, len, neg ? MLC__IT_NEG : 0,
+			   expire_at(neg ? cf.neg_ttl : cf.ttl, now), 0, &put);
+	if (rc < 0)
+		return mlc__set_err(c, rc);
+	c->st.sets++;
+	mlc__event_emit(c, MLC_EVENT_SET, &k, put.version);
+	/* The caller's L1 holds the new value at once (decoded, with a
+	 * codec; if decoding fails the next get reports it). */
+	mlc__l1_drop(c, &k);
+	if (!(c->o.flags & MLC_CACHE_NO_L1)) {
+		e = mlc__ent_from(&k, data, len, neg, put.expire, put.version);
+		if (e != NULL && mlc__ent_decode(c, e) == 0)
+			c->st.l1_evictions += mlc__l1_insert(&c->l1, e);
+		else if (e != NULL)
+			mlc__ent_put(e);
+	}
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
+{
+	struct mlc__key k;
+	uint64_t version;
+	int rc;
+
+	if ((rc = mlc__key_check(c, key, key_len)) < 0)
+		return rc;
+	key_make(c, key, key_len, &k);
+	key_l2(c, &k);
+	if ((rc = l2_delete(c->a, &k, &version)) < 0)
+		return mlc__set_err(c, rc);
+	c->st.log_published++;
+	mlc__event_emit(c, MLC_EVENT_DELETE, &k, version);
+	mlc__l1_drop(c, &k);
+	c->st.deletes++;
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_purge(struct mlc_cache *c)
+{
+	if (mlc__handle_check(c) < 0)
+		return -EINVAL;
+	/* One increment: every item of the old generation is a miss from
+	 * now on, in every process, and the sweep reclaims them first. */
+	ck_pr_inc_32(&c->ns->ns_gen);
+	mlc__log_publish(c->a, c->ns_idx, 0, MLC__LOG_PURGE, 0);
+	c->st.log_published++;
+	mlc__event_emit(c, MLC_EVENT_PURGE, NULL, 0);
+	mlc__l1_clear(&c->l1);
+	c->st.purges++;
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_update(struct mlc_cache *c)
+{
+	if (mlc__handle_check(c) < 0)
+		return -EINVAL;
+	mlc__log_apply(c->a, &c->log, c->o.update_budget);
+	return 0;
+}
+
+MLC_EXPORT int
+mlc_update_ex(struct mlc_cache *c, uint64_t *hashes, size_t cap, size_t *n,
+	      uint32_t *flags)
+{
+	uint64_t forks;
+
+	if (c == NULL || n == NULL || flags == NULL ||
+	    (hashes == NULL && cap != 0))
+		return -EINVAL;
+	forks = c->st.forks;
+	mlc__handle_check(c);
+	c->log.out = hashes;
+	c->log.out_cap = cap;
+	c->log.out_n = 0;
+	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
+	mlc__log_apply(c->a, &c->log, c->o.update_budget);
+	*n = c->log.out_n;
+	*flags = c->log.out_all ? MLC_UPDATE_ALL : 0;
+	c->log.out = NULL;
+	c->log.out_all = false;
+	return 0;
+}
