@@ -41,6 +41,7 @@ main(void)
 	OFF(struct mlc__item, it_state);
 	OFF(struct mlc__item, it_klen);
 	OFF(struct mlc__item, it_ns);
+	OFF(struct mlc__item, it_gen);
 	OFF(struct mlc__item, it_hash);
 	OFF(struct mlc__item, it_vlen);
 	OFF(struct mlc__item, it_nsgen);
@@ -51,6 +52,7 @@ main(void)
 	OFF(struct mlc__class, cl_size);
 	OFF(struct mlc__class, cl_demand);
 	SZ(struct mlc__page);
+	OFF(struct mlc__page, pg_gen);
 	SZ(struct mlc__ns);
 	OFF(struct mlc__ns, ns_used);
 	OFF(struct mlc__ns, ns_gen);
@@ -62,9 +64,10 @@ main(void)
 	SZ(struct mlc__log);
 	SZ(struct mlc__flight_slot);
 	OFF(struct mlc__flight_slot, fs_ec);
+	OFF(struct mlc__flight_slot, fs_word);
+	OFF(struct mlc__flight_slot, fs_pub);
 	OFF(struct mlc__flight_slot, fs_owner);
-	OFF(struct mlc__flight_slot, fs_gen);
-	OFF(struct mlc__flight_slot, fs_version);
+	OFF(struct mlc__flight_slot, fs_deadline);
 	printf("\none L2 entry: item header %d B + slot word 8 B = %d B "
 	       "+ key + value (target: 48 B + key + value)\n",
 	       MLC__ITEM_HDR, MLC__ITEM_HDR + 8);

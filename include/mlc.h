@@ -202,6 +202,13 @@ struct mlc_arena_info {
 				 * answered as a miss */
 	uint32_t namespaces;	/* namespaces in use */
 	uint32_t format;	/* MLC arena format number */
+	uint64_t stale_frees;	/* frees (and reclaims) found the chunk
+				 * already freed or reused by someone else,
+				 * and did nothing: a late freer never
+				 * frees another key's memory */
+	uint64_t orphan_skips;	/* chunks being written by a process that
+				 * could not be proven dead (alive, or in
+				 * another pid namespace): left alone */
 };
 #define MLC_ARENA_INFO_INIT { .size = sizeof(struct mlc_arena_info) }
 

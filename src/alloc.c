@@ -10,27 +10,32 @@
  * Chunk states (it_state):  FREE -> ALLOC   class lock, on allocation
  *                           ALLOC -> LIVE   its writer, under a stripe lock
  *                           LIVE/ALLOC -> FREE or ALLOC   class lock
- * Every transition is a CAS that also checks the chunk's token byte, which
- * changes on each allocation, so a stale freer can never free a chunk that
- * was reused meanwhile.  Chunks are never unmapped, so a reader holding an
- * old offset reads harmless bytes inside the arena and its bucket version
- * check rejects them.
+ *
+ * Identity: every allocation gives the chunk a new generation (it_gen,
+ * from its page's pg_gen, which only grows, whoever owns the page).  Every
+ * transition out of ALLOC or LIVE is made under the class lock that owns
+ * the page, and only by a party that proves, under that lock, that the
+ * chunk at that offset is still the allocation it knows: the page still
+ * in that class, the offset still a chunk boundary, the generation still
+ * the same.  A late freer whose chunk was freed, moved to another class or
+ * reused does nothing (counted as stale_frees).  Chunks are never
+ * unmapped, so a reader holding an old offset reads harmless bytes inside
+ * the arena, and its bucket version check rejects them; readers never
+ * write into chunks (their CLOCK bits are in a bitmap of their own).
+ *
+ * An ALLOC chunk belongs to its writer until the writer is proven dead
+ * (pid, start time and pid namespace: proc.c), never because it is old:
+ * a writer stopped for an hour still owns what it allocated, so it can
+ * copy into it without checking.
  */
 #include <sched.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <ck_pr.h>
 
 #include "mlc-int.h"
+#include "pause.h"
 
-/* An ALLOC chunk has lost its writer (killed between allocation and
- * linking) when the allocating process is gone, or when it is older than
- * ORPHAN_MS (a pid reused, or a writer stalled that long: it finds its
- * chunk gone and retries).  ORPHAN_CHECK_MS spares young chunks the
- * liveness check. */
-#define ORPHAN_MS 10000
-#define ORPHAN_CHECK_MS 50
 #define SWEEP_MAX 65536		/* chunks the hand may visit per allocation */
 #define STEAL_TRIES 8		/* pages tried per victim class */
 #define STEAL_CLASSES 3		/* victim classes tried per page move */
@@ -59,39 +64,77 @@ chunk_off(const struct mlc_arena *a, uint32_t page, uint32_t size,
 	       (uint64_t)idx * size;
 }
 
-/* Change a chunk's state from @p from (with token @p token) to @p to,
- * keeping the CLOCK byte a reader may store at any time. */
+/* Is the chunk at @p off of page @p p (class @p c, its lock held) still
+ * the allocation @p gen, in state @p state?  The proof every freer and
+ * reclaimer gives before it touches a chunk. */
+static struct mlc__item *
+chunk_owned(const struct mlc_arena *a, const struct mlc__class *c,
+	    uint32_t p, uint64_t off, uint32_t state, uint64_t gen)
+{
+	uint64_t in_page = (off - a->pages_off) & (a->page_size - 1);
+	uint32_t k = (uint32_t)(in_page / c->cl_size);
+	struct mlc__item *it;
+
+	if (k >= c->cl_per_page || (uint64_t)k * c->cl_size != in_page)
+		return NULL;		/* not a chunk of this carving */
+	it = chunk_item(a, p, c->cl_size, k);
+	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != state ||
+	    ck_pr_load_64(&it->it_gen) != gen)
+		return NULL;
+	return it;
+}
+
+/* The CLOCK reference bit of the chunk at @p off. */
+static uint8_t *
+ref_byte(const struct mlc_arena *a, uint64_t off, uint8_t *mask)
+{
+	uint64_t g = (off - a->pages_off) / MLC__REF_GRAIN;
+
+	*mask = (uint8_t)(1u << (g & 7));
+	return &a->refbits[g >> 3];
+}
+
+/* Test and clear (class lock held; readers may set bits meanwhile). */
 static bool
-chunk_transition(struct mlc__item *it, uint32_t from, uint32_t token,
-		 uint32_t to)
+ref_take(const struct mlc_arena *a, uint64_t off)
 {
-	for (;;) {
-		uint32_t w = ck_pr_load_32(&it->it_state);
+	uint8_t mask, *b = ref_byte(a, off, &mask);
 
-		if (MLC__ST_STATE(w) != from || MLC__ST_TOKEN(w) != token)
-			return false;
-		if (ck_pr_cas_32(&it->it_state, w,
-				 (to & ~MLC__ST_CLOCK_MASK) |
-				 (w & MLC__ST_CLOCK_MASK)))
-			return true;
-	}
+	if (!(ck_pr_load_8(b) & mask))
+		return false;
+	ck_pr_and_8(b, (uint8_t)~mask);
+	return true;
 }
 
-/* The word an allocation hands out: ALLOC with a fresh token. */
-static uint32_t
-alloc_word(uint32_t old)
+bool
+mlc__ref_test(const struct mlc_arena *a, uint64_t off)
 {
-	return MLC__ST_MAKE(MLC__ALLOC, 0) |
-	       ((MLC__ST_TOKEN(old) + 1) & 0xff) << 24;
+	uint8_t mask, *b = ref_byte(a, off, &mask);
+
+	return ck_pr_load_8(b) & mask;
 }
 
-/* While ALLOC, it_expire holds when and it_version who allocated the
- * chunk; its writer overwrites both when it links the item. */
-static void
-alloc_stamp(struct mlc__item *it, uint64_t now)
+/* Make chunk @p idx of page @p p (class lock held) a new allocation for
+ * this process: a new generation, the writer's stamp, no CLOCK bit.  The
+ * generation is stored before the state: a freer that sees ALLOC under
+ * the lock sees its generation too (both stores are under the lock). */
+static uint64_t
+chunk_take(struct mlc_arena *a, uint32_t p, struct mlc__item *it,
+	   uint64_t off)
 {
-	it->it_expire = now;
-	it->it_version = (uint64_t)mlc__pid();
+	struct mlc__page *pg = &a->pages[p];
+	uint64_t gen = ++pg->pg_gen;	/* first: it only grows */
+	uint8_t mask, *b = ref_byte(a, off, &mask);
+
+	ck_pr_store_64(&it->it_gen, gen);
+	/* Who allocated it, for a proof of death if it never links it. */
+	it->it_expire = mlc__proc_start();
+	it->it_version = (uint64_t)mlc__proc_ns() << 32 |
+			 (uint32_t)mlc__pid();
+	ck_pr_and_8(b, (uint8_t)~mask);
+	ck_pr_fence_store();
+	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__ALLOC, 0));
+	return gen;
 }
 
 /* ---- page lists (class lock held) ---------------------------------- */
@@ -176,8 +219,8 @@ chunk_push(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 
 /* Take a free chunk of class @p c, marked ALLOC. */
 static bool
-chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
-	  uint64_t *off)
+chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t *off,
+	  uint64_t *gen)
 {
 	uint32_t p, idx;
 	struct mlc__page *pg;
@@ -192,9 +235,9 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	pg->pg_free = (uint32_t)it->it_version;
 	if (--pg->pg_nfree == 0)
 		partial_unlink(a, c, p);
-	alloc_stamp(it, now);
-	ck_pr_store_32(&it->it_state, alloc_word(ck_pr_load_32(&it->it_state)));
 	*off = chunk_off(a, p, c->cl_size, idx);
+	*gen = chunk_take(a, p, it, *off);
+	MLC_PAUSE(ALLOC_POPPED);
 	return true;
 }
 
@@ -205,6 +248,7 @@ carve_chunks(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
 		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
 
 		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		ck_pr_store_64(&it->it_gen, 0);
 		chunk_push(a, c, p, k);
 	}
 }
@@ -293,6 +337,7 @@ page_carve(struct mlc_arena *a, uint32_t ci, uint32_t p)
 	 * read as states; it carves a marked page again instead. */
 	pg->pg_carving = 1;
 	ck_pr_fence_store();
+	MLC_PAUSE(CARVE_MARKED);
 	pg->pg_class = ci + 1;
 	pg->pg_free = pg->pg_nfree = 0;
 	ring_link(a, c, p);
@@ -343,10 +388,12 @@ mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
 }
 
 /* Take a LIVE chunk (class lock held) out of the index; on success it is
- * ALLOC for the caller (@p keep) or back on its free list. */
+ * ALLOC for the caller (@p keep: *@p gen its generation) or back on its
+ * free list.  Its generation, read under the class lock, cannot change
+ * while we hold it: only an allocation changes it. */
 static bool
 evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
-	   uint32_t k, uint32_t w, bool keep, uint64_t now)
+	   uint32_t k, uint32_t w, bool keep, uint64_t now, uint64_t *gen)
 {
 	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
 	uint64_t off = chunk_off(a, p, c->cl_size, k);
@@ -355,56 +402,58 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	expired = mlc__item_reclaimable(a, it, w, now);
 	if (!mlc__table_unlink_chunk(a, off, &orphan))
 		return false;		/* its stripe is busy: skip it */
-	if (!chunk_transition(it, MLC__LIVE, MLC__ST_TOKEN(w),
-			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
-		return false;		/* its freer won; impossible here */
+	MLC_PAUSE(EVICT_UNLINKED);
 	/* A LIVE chunk no slot points to was unlinked by a writer that is
-	 * about to free it (or died first): no eviction to count. */
+	 * about to free it (or died first): its late free finds the chunk
+	 * reused or free, and does nothing.  No eviction to count. */
 	if (orphan)
 		;
 	else if (expired)
 		ck_pr_inc_64(&a->hdr->ah_expired);
 	else
 		ck_pr_inc_64(&a->hdr->ah_evictions);
-	if (keep)
-		alloc_stamp(it, now);
-	else
+	if (keep) {
+		*gen = chunk_take(a, p, it, off);
+	} else {
+		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
 		chunk_push(a, c, p, k);
+	}
 	return true;
 }
 
+/* Is the writer of an ALLOC chunk proven dead?  Its stamp: process start
+ * time in it_expire, pid namespace << 32 | pid in it_version. */
 static bool
-orphaned(const struct mlc__item *it, uint64_t now)
+orphaned(struct mlc_arena *a, const struct mlc__item *it)
 {
-	uint64_t t = it->it_expire, pid = it->it_version;
+	uint64_t who = it->it_version;
 
-	if (t > now + ORPHAN_MS)
-		return true;	/* no allocation stamped that: leftover bytes */
-	if (t > now || now - t < ORPHAN_CHECK_MS)
-		return false;
-	if (now - t >= ORPHAN_MS || pid == 0 || pid >= INT32_MAX)
+	if (mlc__proc_dead((uint32_t)who, it->it_expire,
+			   (uint32_t)(who >> 32)))
 		return true;
-	/* ESRCH only: EPERM (another user's live process) is alive. */
-	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+	if ((uint32_t)who != (uint32_t)mlc__pid())
+		ck_pr_inc_64(&a->hdr->ah_orphan_skips);
+	return false;
 }
 
-/* Reclaim an ALLOC chunk whose writer is gone. */
+/* Reclaim an ALLOC chunk whose writer is proven dead. */
 static bool
 evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
-	     uint32_t k, uint32_t w, bool keep, uint64_t now)
+	     uint32_t k, bool keep, uint64_t *gen)
 {
 	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+	uint64_t off = chunk_off(a, p, c->cl_size, k);
 
-	if (!orphaned(it, now))
+	if (!orphaned(a, it))
 		return false;
-	if (!chunk_transition(it, MLC__ALLOC, MLC__ST_TOKEN(w),
-			      keep ? alloc_word(w) : MLC__ST_MAKE(MLC__FREE, 0)))
-		return false;
+	MLC_PAUSE(ORPHAN_PROVEN);
 	ck_pr_inc_64(&a->hdr->ah_orphans);
-	if (keep)
-		alloc_stamp(it, now);
-	else
+	if (keep) {
+		*gen = chunk_take(a, p, it, off);
+	} else {
+		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
 		chunk_push(a, c, p, k);
+	}
 	return true;
 }
 
@@ -415,12 +464,13 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
  * up within LOOKAHEAD further chunks, so expired entries go first. */
 static bool
 class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
-	    bool force, uint64_t *off)
+	    bool force, uint64_t *off, uint64_t *genp)
 {
 	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page * 2 + 1,
 				  SWEEP_MAX);
 	uint32_t cp = 0, ck = 0, cw = 0;
 	uint64_t cand_at = UINT64_MAX;
+	uint64_t gen;
 
 	for (uint64_t i = 0; i < budget && c->cl_ring != 0; i++) {
 		uint32_t p, k, w;
@@ -445,22 +495,20 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		it = chunk_item(a, p, c->cl_size, k);
 		w = ck_pr_load_32(&it->it_state);
 		if (MLC__ST_STATE(w) == MLC__ALLOC) {
-			if (evict_orphan(a, c, p, k, w, true, now))
+			if (evict_orphan(a, c, p, k, true, &gen))
 				goto got;
 			continue;
 		}
 		if (MLC__ST_STATE(w) != MLC__LIVE)
 			continue;
 		if (mlc__item_reclaimable(a, it, w, now)) {
-			if (evict_live(a, c, p, k, w, true, now))
+			if (evict_live(a, c, p, k, w, true, now, &gen))
 				goto got;
 			continue;
 		}
-		if (!force && (w & MLC__ST_CLOCK_MASK)) {
-			ck_pr_store_8((uint8_t *)&it->it_state + MLC__CLOCK_BYTE,
-				      0);
+		/* Read since the hand last passed: a second chance. */
+		if (ref_take(a, chunk_off(a, p, c->cl_size, k)) && !force)
 			continue;
-		}
 		if (cand_at == UINT64_MAX) {
 			cp = p, ck = k, cw = w;
 			cand_at = i;
@@ -468,11 +516,14 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		continue;
 got:
 		*off = chunk_off(a, p, c->cl_size, k);
+		*genp = gen;
 		c->cl_evictions++;
 		return true;
 	}
-	if (cand_at != UINT64_MAX && evict_live(a, c, cp, ck, cw, true, now)) {
+	if (cand_at != UINT64_MAX &&
+	    evict_live(a, c, cp, ck, cw, true, now, &gen)) {
 		*off = chunk_off(a, cp, c->cl_size, ck);
+		*genp = gen;
 		c->cl_evictions++;
 		return true;
 	}
@@ -507,11 +558,11 @@ page_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint64_t now)
 		case MLC__FREE:
 			break;
 		case MLC__ALLOC:
-			if (!evict_orphan(a, v, p, k, w, false, now))
+			if (!evict_orphan(a, v, p, k, false, NULL))
 				drained = false;
 			break;
 		default:
-			if (!evict_live(a, v, p, k, w, false, now))
+			if (!evict_live(a, v, p, k, w, false, now, NULL))
 				drained = false;
 		}
 	}
@@ -698,7 +749,7 @@ mlc__class_for(const struct mlc_arena *a, size_t bytes)
  * class with more than its share, or the class's own CLOCK victim.  The
  * chunk comes back ALLOC; its writer links it or frees it. */
 int
-mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off)
+mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
 {
 	struct mlc__class *c = &a->classes[ci];
 	uint64_t now = mlc__now_ms();
@@ -710,14 +761,15 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off)
 
 		if ((rc = class_lock(a, ci)) < 0)
 			return rc;
-		ok = chunk_pop(a, c, now, off) ||
-		     (page_from_pool(a, ci) && chunk_pop(a, c, now, off));
+		ok = chunk_pop(a, c, off, gen) ||
+		     (page_from_pool(a, ci) && chunk_pop(a, c, off, gen));
 		if (!ok && (c->cl_pages == 0 || class_wants_page(a, c)) &&
 		    page_steal_locked(a, ci, now))
-			ok = chunk_pop(a, c, now, off);
+			ok = chunk_pop(a, c, off, gen);
 		if (!ok && c->cl_pages > 0 &&
 		    (attempt > 0 || !class_wants_page(a, c)))
-			ok = class_sweep(a, c, now, attempt >= FORCE_AFTER, off);
+			ok = class_sweep(a, c, now, attempt >= FORCE_AFTER, off,
+					 gen);
 		mlc__lock_give(&c->cl_lock);
 		if (ok)
 			return 0;
@@ -727,20 +779,23 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off)
 	return -ENOSPC;
 }
 
-/* Free the chunk at @p off whose state word was @p w (LIVE or ALLOC, with
- * its token) when its freer last held it.  If a sweep or a page move freed
- * it first, this does nothing. */
+/* Free the chunk at @p off that its caller owned as allocation @p gen in
+ * state @p state (LIVE: unlinked by the caller; ALLOC: never linked).  The
+ * proof is made under the lock of the class that owns the page now: if a
+ * sweep or a page move freed the chunk first, or it was reused since, this
+ * is a counted no-op, never a free of another key's chunk. */
 void
-mlc__free(struct mlc_arena *a, uint64_t off, uint32_t w)
+mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 {
 	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-	uint32_t ci, k;
 	struct mlc__class *c = NULL;
+	struct mlc__item *it;
+	uint32_t ci;
 
 	for (int tries = 0; tries < 4; tries++) {
 		ci = ck_pr_load_32(&a->pages[p].pg_class);
 		if (ci == 0 || ci > a->nclasses)
-			return;		/* page moved: the chunk was freed */
+			break;		/* page moved: the chunk was freed */
 		ci--;
 		if (class_lock(a, ci) < 0)
 			return;
@@ -750,11 +805,18 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t w)
 		mlc__lock_give(&c->cl_lock);
 		c = NULL;
 	}
-	if (c == NULL)
+	if (c == NULL) {
+		ck_pr_inc_64(&a->hdr->ah_stale_frees);
 		return;
-	k = (uint32_t)(((off - a->pages_off) & (a->page_size - 1)) / c->cl_size);
-	if (chunk_transition(chunk_item(a, p, c->cl_size, k), MLC__ST_STATE(w),
-			     MLC__ST_TOKEN(w), MLC__ST_MAKE(MLC__FREE, 0)))
-		chunk_push(a, c, p, k);
+	}
+	MLC_PAUSE(FREE_LOCKED);
+	it = chunk_owned(a, c, p, off, state, gen);
+	if (it != NULL) {
+		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		chunk_push(a, c, p, (uint32_t)(((off - a->pages_off) &
+					       (a->page_size - 1)) / c->cl_size));
+	} else {
+		ck_pr_inc_64(&a->hdr->ah_stale_frees);
+	}
 	mlc__lock_give(&c->cl_lock);
 }

@@ -220,6 +220,9 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	h->ah_pagedesc_off = off;
 	off += npages_max * sizeof(struct mlc__page);
 	off = align_up(off, MLC_CACHELINE);
+	h->ah_refs_off = off;
+	off += npages_max * page_size / MLC__REF_GRAIN / 8;
+	off = align_up(off, MLC_CACHELINE);
 	h->ah_ns_off = off;
 	off += (uint64_t)max_ns * sizeof(struct mlc__ns);
 	h->ah_nsstats_off = off;
@@ -567,6 +570,7 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 	a->table = (struct mlc__bucket *)(void *)(base + h->ah_table_off);
 	a->classes = (struct mlc__class *)(void *)(base + h->ah_classes_off);
 	a->pages = (struct mlc__page *)(void *)(base + h->ah_pagedesc_off);
+	a->refbits = (uint8_t *)(base + h->ah_refs_off);
 	a->ns = (struct mlc__ns *)(void *)(base + h->ah_ns_off);
 	a->nsstats = (struct mlc__ns_stats *)(void *)(base + h->ah_nsstats_off);
 	a->log = (struct mlc__log *)(void *)(base + h->ah_log_off);
@@ -914,6 +918,8 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.repairs = ck_pr_load_64(&h->ah_repairs);
 	in.write_failures = ck_pr_load_64(&h->ah_write_failures);
 	in.read_giveups = ck_pr_load_64(&h->ah_read_giveups);
+	in.stale_frees = ck_pr_load_64(&h->ah_stale_frees);
+	in.orphan_skips = ck_pr_load_64(&h->ah_orphan_skips);
 	in.log_head = ck_pr_load_64(&a->log->lg_head);
 	in.namespaces = ck_pr_load_32(&h->ah_ns_count);
 	in.format = MLC_ARENA_FORMAT;

@@ -10,6 +10,7 @@
  *   table_off       nbuckets x struct mlc__bucket  (the index)
  *   classes_off     nclasses x struct mlc__class   (size classes)
  *   pagedesc_off    npages   x struct mlc__page    (page descriptors)
+ *   refs_off        one bit per MLC__REF_GRAIN bytes of pages (CLOCK)
  *   ns_off          max_ns   x struct mlc__ns      (namespaces)
  *   nsstats_off     max_ns   x struct mlc__ns_stats (their counters)
  *   log_off         struct mlc__log + cells        (invalidation log)
@@ -27,7 +28,7 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 1			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 2			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 64
@@ -59,22 +60,35 @@ struct mlc__bucket {
 #define MLC__SLOT_TAG(w)	((uint16_t)((w) >> 48))
 
 /* An item: the header of an allocator chunk, followed by the key and the
- * value.  40 bytes; with its 8-byte slot word an entry costs 48 bytes plus
- * key and value (before size-class rounding). */
+ * value.  48 bytes; with its 8-byte slot word an entry costs 56 bytes plus
+ * key and value (before size-class rounding).
+ *
+ * Identity: it_gen is the chunk's generation, taken from its page's
+ * pg_gen (which only grows) each time the chunk is allocated, and never
+ * reset, not even when the page is carved again for another class.  The
+ * pair (offset, it_gen) names one allocation for ever: whoever frees,
+ * reclaims or links a chunk proves with it, under the class lock that
+ * serializes reuse, that the chunk is still the one it owns.
+ *
+ * Readers never store into an item: its memory may be reused the moment
+ * after they validated.  Their CLOCK reference bits live apart, in the
+ * arena's ref bitmap, which is never anything but bits. */
 struct mlc__item {
-	uint32_t it_state;	/* state:8 | flags:8 | clock:8 | spare:8 */
+	uint32_t it_state;	/* state:8 | flags:8 | spare:16 */
 	uint16_t it_klen;
 	uint16_t it_ns;		/* namespace index */
+	uint64_t it_gen;	/* chunk generation (see above) */
 	uint64_t it_hash;	/* full key hash; picks the two buckets */
 	uint32_t it_vlen;
 	uint32_t it_nsgen;	/* namespace generation when written */
 	uint64_t it_expire;	/* CLOCK_MONOTONIC ms; 0: never.  While
-				 * ALLOC: when the chunk was allocated */
-	uint64_t it_version;	/* L2 version.  While FREE: next free
-				 * chunk in the page, index + 1 */
+				 * ALLOC: the writer's process start time */
+	uint64_t it_version;	/* L2 version.  While ALLOC: the writer's
+				 * pid namespace << 32 | pid.  While FREE:
+				 * next free chunk in the page, index + 1 */
 	/* key bytes, then value bytes */
 };
-#define MLC__ITEM_HDR 40
+#define MLC__ITEM_HDR 48
 
 enum mlc__item_state {
 	MLC__FREE  = 1,		/* on a page's free list */
@@ -88,14 +102,14 @@ enum mlc__item_flags {
 
 #define MLC__ST_STATE(s)	((s) & 0xffu)
 #define MLC__ST_FLAGS(s)	(((s) >> 8) & 0xffu)
-#define MLC__ST_CLOCK(s)	(((s) >> 16) & 0xffu)
-#define MLC__ST_TOKEN(s)	((s) >> 24)
-#define MLC__ST_TOKEN_MASK	UINT32_C(0xff000000)
-#define MLC__ST_CLOCK_MASK	UINT32_C(0x00ff0000)
 #define MLC__ST_MAKE(st, fl)	((uint32_t)(st) | ((uint32_t)(fl) << 8))
-/* The CLOCK byte inside it_state: readers store 1 there, relaxed, only
- * when it is 0; state changes are CAS loops that keep it as it is. */
-#define MLC__CLOCK_BYTE 2
+
+/* The CLOCK reference bitmap: one bit per MLC__REF_GRAIN bytes of the
+ * page area, for the chunk that starts in that grain (chunks are at least
+ * that big, so no two share a bit).  A reader sets its item's bit after
+ * validating; if the chunk was reused meanwhile, the bit gives some other
+ * chunk a second chance, which is harmless. */
+#define MLC__REF_GRAIN 64
 
 /* A size class: its lock guards its pages' free lists, its page ring and
  * its CLOCK hand. */
@@ -124,6 +138,8 @@ struct mlc__page {
 	uint32_t pg_pnext;	/* partial list (pages with free chunks) */
 	uint32_t pg_pprev;
 	uint32_t pg_carving;	/* 1 while being carved: a rebuild redoes it */
+	uint64_t pg_gen;	/* generations handed to its chunks: only
+				 * grows, whatever class owns the page */
 };
 
 /* A namespace.  ns_gen is bumped by a purge: items written under an older
@@ -160,20 +176,29 @@ struct mlc__log {
 	alignas(MLC_CACHELINE) uint64_t lg_pad;
 };
 
-/* A single-flight slot. */
+/* A single-flight slot.  fs_word is the slot's whole ownership in one
+ * word, gen:40 | tag:24 (tag 0: free), changed only by CAS, and every
+ * change (claim, steal, release) bumps the generation: "I still own the
+ * flight" is "fs_word is still the word I installed".  The owner's
+ * identity is published after it won, and fs_pub = its generation last:
+ * fields whose fs_pub is not the word's generation belong to nobody. */
 struct mlc__flight_slot {
 	alignas(MLC_CACHELINE) uint32_t fs_ec;	/* ck_ec32 event word */
-	uint32_t fs_state;	/* reserved (fs_hash and fs_owner say it) */
-	uint64_t fs_owner;	/* pid << 32 | tid; 0: free */
-	uint64_t fs_owner_start;
-	uint64_t fs_hash;
-	uint64_t fs_deadline;
-	uint32_t fs_gen;
-	uint32_t fs_outcome;	/* reserved (outcomes are L2 records) */
-	int32_t  fs_err;	/* reserved */
 	uint32_t fs_waiters;	/* waiters right now: for inspection */
-	uint64_t fs_version;	/* reserved */
+	uint64_t fs_word;	/* gen:40 | tag:24 */
+	uint64_t fs_pub;	/* generation the fields below belong to */
+	uint64_t fs_owner;	/* pid << 32 | tid */
+	uint64_t fs_owner_start; /* the owner's process start time */
+	uint64_t fs_deadline;	/* lease end, ms */
+	uint32_t fs_owner_ns;	/* the owner's pid namespace */
+	uint32_t fs_pad;
+	uint64_t fs_pad2;
 };
+#define MLC__FW_TAG_BITS 24
+#define MLC__FW_TAG(w)	((w) & ((UINT64_C(1) << MLC__FW_TAG_BITS) - 1))
+#define MLC__FW_GEN(w)	((w) >> MLC__FW_TAG_BITS)
+#define MLC__FW_MAKE(gen, tag) \
+	(((uint64_t)(gen) << MLC__FW_TAG_BITS) | (uint64_t)(tag))
 
 /* The header.  The first block is written once at creation and never
  * changes after READY; the blocks below it are live, each on its own line
@@ -205,6 +230,7 @@ struct mlc__hdr {
 	uint64_t ah_table_off;
 	uint64_t ah_classes_off;
 	uint64_t ah_pagedesc_off;
+	uint64_t ah_refs_off;
 	uint64_t ah_ns_off;
 	uint64_t ah_nsstats_off;
 	uint64_t ah_log_off;
@@ -237,13 +263,16 @@ struct mlc__hdr {
 	uint64_t ah_repairs;
 	uint64_t ah_write_failures;
 	uint64_t ah_read_giveups;
+	uint64_t ah_stale_frees;	/* frees of a chunk already reused */
+	uint64_t ah_orphan_skips;	/* ALLOC chunks of writers not proven
+					 * dead: left alone */
 };
 
 _Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");
 _Static_assert(sizeof(struct mlc__hdr) <= MLC__HDR_BYTES, "header too big");
 _Static_assert(sizeof(struct mlc__bucket) == MLC_CACHELINE, "bucket = line");
 _Static_assert(sizeof(struct mlc__item) == MLC__ITEM_HDR, "item header");
-_Static_assert(sizeof(struct mlc__page) == 32, "page descriptor");
+_Static_assert(sizeof(struct mlc__page) == 40, "page descriptor");
 _Static_assert(sizeof(struct mlc__ns) == 64, "namespace entry");
 _Static_assert(sizeof(struct mlc__log_cell) == 32, "log cell");
 _Static_assert(sizeof(struct mlc__ns_stats) == 256, "namespace counters");

@@ -79,7 +79,7 @@ static int
 modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	    void *arg, struct mlc_value *value)
 {
-	uint64_t now = mlc__now_ms(), version = 0, expire;
+	uint64_t now = mlc__now_ms(), version = 0, expire, seq;
 	struct mlc_value cur = { 0 };
 	struct mlc__ent *e = NULL;
 	struct mlc__put put;
@@ -112,10 +112,12 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 		mlc__load_release(&ld);
 		if (!present)
 			return 0;
+		/* Claimed before the change, published after (write.c). */
+		seq = mlc__log_claim(c->a);
 		rc = mlc__table_del_if(c->a, k, version, &version);
+		mlc__log_fill(c->a, seq, k->ns, k->hash,
+			      rc == 0 ? MLC__LOG_DEL : MLC__LOG_NOP, version);
 		if (rc == 0) {
-			mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_DEL,
-					 version);
 			c->st.log_published++;
 			mlc__event_emit(c, MLC_EVENT_DELETE, k, version);
 			c->st.deletes++;

@@ -2,27 +2,41 @@
  * Single flight: one loader per key across every process, the others
  * blocked on a shared futex until it is done.
  *
- * A slot is claimed by a CAS of its fs_hash from 0 to the key's hash (never
- * 0), so "who loads this key" is decided by one word.  The owner then
- * records its token (pid, tid, process start time), its lease deadline and
- * a new generation.  Waiters remember the generation, count themselves in
- * fs_waiters and sleep on the slot's ck_ec32 event word with a *shared*
- * futex (private futexes do not wake other processes).  The owner writes
- * L2 first, then frees the slot (generation + 1, fs_hash = 0) and bumps the
- * event count, which wakes every waiter at once; they read the result from
- * L2, or from the outcome record the owner left when there was nothing to
- * store (an error, or a value it was told not to cache).
+ * A slot's ownership is one word, fs_word = gen:40 | tag:24, where the tag
+ * is 24 bits of the key's hash (0: free) and the generation grows on every
+ * change.  Claim, steal and release are each one CAS of that word, so who
+ * owns the flight of which key, and since which change, is decided by one
+ * atomic step, and "I still own it" is "the word is still the one I
+ * installed": a late owner, or an owner that took another key's flight in
+ * the same slot since, can never release or store for the wrong flight.
  *
- * Waiters wake every SLICE_MS to check the owner: past its lease, or dead
- * (its pid gone, or reused: the start time differs), the slot is stolen by
- * a CAS on fs_owner and its generation bumped, which fences the old owner
- * out: it may not release the slot, nor store what it loaded.
+ * The winner then publishes who it is (pid and tid, process start time,
+ * pid namespace, lease deadline) and stores fs_pub = its generation last.
+ * A waiter judges an owner only on fields whose fs_pub is the word's
+ * generation, read between two loads of an unchanged word; so it never
+ * mixes a new owner's token with an old owner's start time.  An owner not
+ * published CLAIM_GRACE_MS after the waiter joined (its claimer or thief
+ * died, or stopped, between the CAS and the stores) may be taken over,
+ * like an owner past its lease: the generation bump fences the late owner
+ * out, so the worst a stopped owner causes is a second load, never a
+ * stale store.
+ *
+ * Waiters count themselves in fs_waiters and sleep on the slot's ck_ec32
+ * event word with a *shared* futex (private futexes do not wake other
+ * processes).  The owner writes L2 first, then releases the slot
+ * (generation + 1, tag 0) and bumps the event count, which wakes every
+ * waiter at once; they read the result from L2, or from the outcome record
+ * the owner left when there was nothing to store.  Waiters wake every
+ * SLICE_MS to check the owner: past its lease, or proven dead (proc.c), it
+ * is taken over by a CAS of the word to the next generation.
+ *
+ * Dying anywhere leaves a recoverable slot: before the claim CAS, nothing;
+ * between it and the publication, an unpublished owner (grace); after,
+ * a published owner whose death is proven; after the release CAS, a free
+ * slot.
  */
-#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,11 +45,11 @@
 #include <ck_pr.h>
 
 #include "flight.h"
+#include "pause.h"
 
 #define SLICE_MS 20		/* how often a waiter checks the owner */
-#define CLAIM_GRACE_MS 1000	/* a claim without an owner token this long
-				 * was abandoned by a dying claimer */
-#define OWNER_RELEASING UINT64_MAX	/* fs_owner while being released */
+#define CLAIM_GRACE_MS 1000	/* an owner unpublished this long after a
+				 * waiter joined is taken over */
 
 /* ---- the shared futex operations for ck_ec ---------------------------- */
 
@@ -78,65 +92,7 @@ static const struct ck_ec_mode ec_mode = {
 	.single_producer = false,
 };
 
-/* ---- owner tokens ------------------------------------------------------ */
-
-/* This process's start time (clock ticks), read once per thread and per
- * fork: per thread, so that no thread ever reads another's half-written
- * cache, and a child never publishes its parent's. */
-static __thread uint64_t proc_start;
-static __thread uint64_t proc_start_gen = UINT64_MAX;
-
-/* Field 22 of /proc/<pid>/stat: the start time, which tells a reused pid
- * apart.  0 if it cannot be read; *state gets the process state letter. */
-static uint64_t
-start_time_of(long pid, char *state)
-{
-	char path[64], buf[1024], *p;
-	uint64_t start = 0;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	*state = '?';
-	if (fd < 0) {
-		if (errno == ENOENT)
-			*state = 'X';	/* gone */
-		return 0;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* the name may hold spaces and ')' */
-	if (p == NULL || p[1] != ' ')
-		return 0;
-	*state = p[2];
-	/* After ") ": field 3 is the state; the start time is field 22. */
-	p += 2;
-	for (int field = 3; field < 22 && p != NULL; field++) {
-		p = strchr(p, ' ');
-		if (p != NULL)
-			p++;
-	}
-	if (p != NULL)
-		start = strtoull(p, NULL, 10);
-	return start;
-}
-
-static uint64_t
-my_start(void)
-{
-	uint64_t gen = mlc__fork_gen();
-	char st;
-
-	if (proc_start_gen != gen) {
-		proc_start = start_time_of((long)mlc__pid(), &st);
-		proc_start_gen = gen;
-	}
-	return proc_start;
-}
+/* ---- slots ------------------------------------------------------------- */
 
 static uint64_t
 my_token(void)
@@ -144,34 +100,26 @@ my_token(void)
 	return (uint64_t)(uint32_t)mlc__pid() << 32 | (uint32_t)mlc__tid();
 }
 
-/* Is the owner certainly dead?  "Cannot tell" (no procfs, another pid
- * namespace) never counts: then only the lease frees the slot. */
-static bool
-owner_dead(uint64_t token, uint64_t start)
-{
-	char state;
-	uint64_t now_start;
-
-	if (token == 0)
-		return false;
-	now_start = start_time_of((long)(token >> 32), &state);
-	if (state == 'X' || state == 'Z')
-		return true;
-	return now_start != 0 && start != 0 && now_start != start;
-}
-
-/* ---- slots ------------------------------------------------------------- */
-
 static struct mlc__flight_slot *
 slot_of(struct mlc_arena *a, uint32_t i)
 {
 	return &a->flights[i & (a->flight_slots - 1)];
 }
 
+/* The key's tag in fs_word: never 0, which means a free slot.  Remixed,
+ * so that it does not repeat the bits that chose the slots. */
 static uint64_t
-hash_word(uint64_t hash)
+key_tag(uint64_t hash)
 {
-	return hash | 1;	/* 0 means a free slot */
+	uint64_t t = (hash * UINT64_C(0x9e3779b97f4a7c15)) >> 40;
+
+	return t != 0 ? t : 1;
+}
+
+uint64_t
+mlc__flight_word(const struct mlc__fl *f)
+{
+	return MLC__FW_MAKE(f->gen, key_tag(f->hash));
 }
 
 /* Two candidate slots per key, as in the index. */
@@ -184,31 +132,34 @@ slot_candidates(const struct mlc_arena *a, uint64_t hash, uint32_t c[2])
 	c[1] = (uint32_t)(hash >> 32) & mask;
 }
 
+/* We won slot @p idx with @p word: say who we are, then that it is said. */
 static void
-become_owner(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx,
-	     uint32_t lease_ms)
+publish_owner(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx,
+	      uint64_t word, uint32_t lease_ms)
 {
 	struct mlc__flight_slot *sl = slot_of(a, idx);
 
 	f->slot = idx + 1;
+	f->gen = MLC__FW_GEN(word);
 	f->token = my_token();
-	ck_pr_store_64(&sl->fs_owner_start, my_start());
-	ck_pr_store_64(&sl->fs_deadline, mlc__now_ms() + lease_ms);
-	/* The generation last: it is what fences a previous owner out, and
-	 * what waiters compare to learn that a flight ended. */
-	ck_pr_fence_store();
-	f->gen = ck_pr_faa_32(&sl->fs_gen, 1) + 1;
-	ck_pr_store_64(&sl->fs_owner, f->token);
 	f->role = MLC_FLIGHT_LOADER;
+	ck_pr_store_64(&sl->fs_owner, f->token);
+	ck_pr_store_64(&sl->fs_owner_start, mlc__proc_start());
+	ck_pr_store_32(&sl->fs_owner_ns, mlc__proc_ns());
+	ck_pr_store_64(&sl->fs_deadline, mlc__now_ms() + lease_ms);
+	/* The fields before the generation that vouches for them: a waiter
+	 * that reads fs_pub == gen reads this owner's fields. */
+	ck_pr_fence_store();
+	ck_pr_store_64(&sl->fs_pub, f->gen);
 }
 
 static void
-join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx)
+join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx, uint64_t word)
 {
 	struct mlc__flight_slot *sl = slot_of(a, idx);
 
 	f->slot = idx + 1;
-	f->gen = ck_pr_load_32(&sl->fs_gen);
+	f->gen = MLC__FW_GEN(word);
 	f->role = MLC_FLIGHT_WAITER;
 	f->joined = f->checked = mlc__now_ms();
 	ck_pr_inc_32(&sl->fs_waiters);
@@ -221,36 +172,47 @@ int
 mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 		    struct mlc__fl *f)
 {
-	uint64_t hw = hash_word(hash);
+	uint64_t tag = key_tag(hash);
 	uint32_t c[2];
 
 	memset(f, 0, sizeof(*f));
-	f->hash = hw;
+	f->hash = hash;
 	slot_candidates(a, hash, c);
 	for (int i = 0; i < 2; i++) {
-		if (ck_pr_load_64(&slot_of(a, c[i])->fs_hash) == hw) {
-			join(a, f, c[i]);
+		uint64_t w = ck_pr_load_64(&slot_of(a, c[i])->fs_word);
+
+		if (MLC__FW_TAG(w) == tag) {
+			join(a, f, c[i], w);
 			return 0;
 		}
 	}
 	for (int i = 0; i < 2; i++) {
 		struct mlc__flight_slot *sl = slot_of(a, c[i]);
-		uint64_t cur = 0;
+		uint64_t w = ck_pr_load_64(&sl->fs_word), mine;
 
-		if (!ck_pr_cas_64_value(&sl->fs_hash, 0, hw, &cur)) {
-			if (cur == hw) {	/* lost the race to a twin */
-				join(a, f, c[i]);
+		if (MLC__FW_TAG(w) != 0)
+			continue;
+		mine = MLC__FW_MAKE(MLC__FW_GEN(w) + 1, tag);
+		if (!ck_pr_cas_64_value(&sl->fs_word, w, mine, &w)) {
+			if (MLC__FW_TAG(w) == tag) {	/* a twin won */
+				join(a, f, c[i], w);
 				return 0;
 			}
 			continue;
 		}
-		if (i == 1 && c[0] != c[1] &&
-		    ck_pr_load_64(&slot_of(a, c[0])->fs_hash) == hw) {
-			ck_pr_store_64(&sl->fs_hash, 0);
-			join(a, f, c[0]);
-			return 0;
+		MLC_PAUSE(FLIGHT_CLAIMED);
+		if (i == 1 && c[0] != c[1]) {
+			uint64_t w0 = ck_pr_load_64(&slot_of(a, c[0])->fs_word);
+
+			if (MLC__FW_TAG(w0) == tag &&
+			    ck_pr_cas_64(&sl->fs_word, mine,
+					 MLC__FW_MAKE(MLC__FW_GEN(mine) + 1,
+						      0))) {
+				join(a, f, c[0], w0);
+				return 0;
+			}
 		}
-		become_owner(a, f, c[i], lease_ms);
+		publish_owner(a, f, c[i], mine, lease_ms);
 		return 0;
 	}
 	/* Both slots busy with other keys: load without single flight. */
@@ -262,79 +224,84 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 bool
 mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f)
 {
-	struct mlc__flight_slot *sl;
-
 	if (f->slot == 0)
 		return true;		/* not in the table: nothing to fence */
-	sl = slot_of(a, f->slot - 1);
-	return ck_pr_load_64(&sl->fs_owner) == f->token &&
-	       ck_pr_load_32(&sl->fs_gen) == f->gen &&
-	       ck_pr_load_64(&sl->fs_hash) == f->hash;
+	return ck_pr_load_64(&slot_of(a, f->slot - 1)->fs_word) ==
+	       mlc__flight_word(f);
 }
 
 /* End the flight: every waiter wakes and finds the result in L2 or in the
- * outcome record.  A fenced-out owner leaves the slot to its thief. */
+ * outcome record.  One CAS from the exact word we installed (generation,
+ * and so owner, and key): a flight taken over since, or another flight we
+ * hold in this slot now, is left alone. */
 void
 mlc__flight_release(struct mlc_arena *a, struct mlc__fl *f)
 {
 	struct mlc__flight_slot *sl;
+	uint64_t w;
 
 	if (f->slot == 0 || f->role != MLC_FLIGHT_LOADER)
 		goto out;
 	sl = slot_of(a, f->slot - 1);
-	/* RELEASING, not 0: a waiter must not mistake the slot for one
-	 * claimed and not yet owned, and a thief's CAS must fail. */
-	if (!ck_pr_cas_64(&sl->fs_owner, f->token, OWNER_RELEASING))
-		goto out;		/* stolen: not ours to release */
-	/* The generation first: every waiter that sees anything below
-	 * knows its flight ended. */
-	ck_pr_inc_32(&sl->fs_gen);
-	ck_pr_fence_store();
-	ck_pr_store_64(&sl->fs_owner, 0);
-	/* Result (L2 or outcome record), generation and owner before the
-	 * slot is free: the next claimer writes its own owner after this. */
-	ck_pr_fence_store();
-	ck_pr_store_64(&sl->fs_hash, 0);
+	w = mlc__flight_word(f);
+	MLC_PAUSE(FLIGHT_RELEASING);
+	/* The result (L2 or the outcome record) is stored before this CAS,
+	 * which is a full barrier: a waiter that sees the slot change reads
+	 * the result. */
+	if (!ck_pr_cas_64(&sl->fs_word, w, MLC__FW_MAKE(f->gen + 1, 0)))
+		goto out;		/* taken over: not ours to release */
+	MLC_PAUSE(FLIGHT_RELEASED);
 	ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec, &ec_mode);
 out:
 	f->role = MLC_FLIGHT_NONE;
 	f->slot = 0;
 }
 
-/* Take a flight over from an owner that died or overran its lease. */
+/* Take a flight over from an owner proven dead, past its lease, or never
+ * published. */
 static bool
 steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
       uint64_t *steals)
 {
 	struct mlc__flight_slot *sl = slot_of(a, f->slot - 1);
-	uint64_t owner = ck_pr_load_64(&sl->fs_owner);
-	uint64_t start = ck_pr_load_64(&sl->fs_owner_start);
+	uint64_t w = mlc__flight_word(f), pub, owner, start, deadline, next;
 	uint64_t now = mlc__now_ms();
-	bool expired = now > ck_pr_load_64(&sl->fs_deadline);
+	uint32_t ns;
 
-	if (ck_pr_load_64(&sl->fs_hash) != f->hash ||
-	    ck_pr_load_32(&sl->fs_gen) != f->gen)
+	if (ck_pr_load_64(&sl->fs_word) != w)
 		return false;
-	if (owner == OWNER_RELEASING)
+	/* A snapshot of the owner's fields, taken between two loads of an
+	 * unchanged word (pairs with publish_owner's store fence). */
+	ck_pr_fence_load();
+	pub = ck_pr_load_64(&sl->fs_pub);
+	ck_pr_fence_load();
+	owner = ck_pr_load_64(&sl->fs_owner);
+	start = ck_pr_load_64(&sl->fs_owner_start);
+	ns = ck_pr_load_32(&sl->fs_owner_ns);
+	deadline = ck_pr_load_64(&sl->fs_deadline);
+	ck_pr_fence_load();
+	if (ck_pr_load_64(&sl->fs_word) != w)
 		return false;
-	if (owner == 0) {
-		/* Claimed, token not written yet: a claimer that died
-		 * between the two stores leaves this forever. */
+	if (pub != f->gen) {
+		/* Won, not published: its winner stopped or died between
+		 * the two steps.  Its fields are someone else's. */
 		if (now - f->joined < CLAIM_GRACE_MS)
 			return false;
-	} else if (!expired) {
+	} else if (now <= deadline) {
 		/* Probing the owner reads /proc: at most once a slice, not
 		 * on every wake-up or poll. */
 		if (now - f->checked < SLICE_MS)
 			return false;
 		f->checked = now;
-		if (!owner_dead(owner, start))
+		if (!mlc__proc_dead((uint32_t)(owner >> 32), start, ns))
 			return false;
 	}
-	if (!ck_pr_cas_64(&sl->fs_owner, owner, my_token()))
+	next = MLC__FW_MAKE(f->gen + 1, MLC__FW_TAG(w));
+	if (!ck_pr_cas_64(&sl->fs_word, w, next))
 		return false;
+	MLC_PAUSE(FLIGHT_STOLEN);
 	ck_pr_dec_32(&sl->fs_waiters);
-	become_owner(a, f, f->slot - 1, lease_ms);
+	publish_owner(a, f, f->slot - 1, next, lease_ms);
 	(*steals)++;
 	/* Wake the others: they must follow the new generation. */
 	ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec, &ec_mode);
@@ -346,6 +313,7 @@ mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		 uint32_t lease_ms, uint64_t *steals)
 {
 	struct mlc__flight_slot *sl = slot_of(a, f->slot - 1);
+	uint64_t w = mlc__flight_word(f);
 
 	for (;;) {
 		uint32_t ev = ck_ec32_value((struct ck_ec32 *)&sl->fs_ec);
@@ -353,8 +321,7 @@ mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		struct timespec dl;
 		uint64_t slice;
 
-		if (ck_pr_load_64(&sl->fs_hash) != f->hash ||
-		    ck_pr_load_32(&sl->fs_gen) != f->gen) {
+		if (ck_pr_load_64(&sl->fs_word) != w) {
 			ck_pr_dec_32(&sl->fs_waiters);
 			f->role = MLC_FLIGHT_NONE;
 			return 0;	/* ended: look for the result */

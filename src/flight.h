@@ -10,8 +10,9 @@
 struct mlc__fl {
 	uint32_t role;		/* enum mlc_flight_role */
 	uint32_t slot;		/* slot index + 1; 0: not in the table */
-	uint32_t gen;		/* the flight's generation */
-	uint64_t hash;		/* the slot's claim word */
+	uint64_t gen;		/* the generation of the slot's word we
+				 * joined or installed (40 bits) */
+	uint64_t hash;		/* the key's hash (its tag is in the word) */
 	uint64_t token;		/* ours, when we own it */
 	uint64_t joined;	/* ms a waiter joined */
 	uint64_t checked;	/* ms it last probed the owner's liveness */
@@ -26,6 +27,8 @@ int mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
  * or @p until_ms passed (-EAGAIN; still a waiter). */
 int mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		     uint32_t lease_ms, uint64_t *steals);
+/* The slot word of the flight @p f joined or owns. */
+uint64_t mlc__flight_word(const struct mlc__fl *f);
 /* Does the caller still own the flight (not fenced out)? */
 bool mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f);
 /* End an owned flight and wake every waiter. */

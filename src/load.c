@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "cache.h"
+#include "pause.h"
 
 #define MAX_NESTED_LOADS 8
 #define OUTCOME_TTL 5000	/* how long waiters can find an outcome */
@@ -40,7 +41,8 @@ enum outcome_kind { OUT_ERROR = 1, OUT_VALUE = 2 };
 struct outcome {
 	uint32_t kind;
 	int32_t err;
-	uint32_t gen;		/* the flight it came from; 0: any */
+	uint32_t pad;
+	uint64_t gen;		/* the flight it came from; 0: any */
 	uint32_t flags;		/* enum mlc_value_flags of a value */
 	uint64_t until;		/* err_ttl back-off ends; 0: none */
 	/* then the error message, or the value's bytes */
@@ -216,14 +218,16 @@ mlc__load_release(struct mlc_load *ld)
 }
 
 /* The loader failed with @p r: leave the outcome for waiters, then serve
- * the stale value re-stored for resurrect_ttl when allowed, else fail. */
+ * the stale value re-stored for resurrect_ttl when allowed, else fail.
+ * The re-store is fenced like a loader's store (@p fence): a set or
+ * delete made while the loader was failing wins over the stale value. */
 static int
 load_failed(struct mlc_cache *c, const struct mlc__key *k,
-	    const struct call *cf, struct mlc_load *ld, int r,
+	    const struct call *cf, struct mlc_load *ld, int r, uint64_t fence,
 	    struct mlc__ent *stale, const struct mlc__fl *f, uint64_t now,
 	    struct mlc_value *value)
 {
-	struct outcome o = { OUT_ERROR, r, f->gen, 0, 0 };
+	struct outcome o = { .kind = OUT_ERROR, .err = r, .gen = f->gen };
 	struct mlc__put put;
 	size_t mlen;
 
@@ -240,18 +244,37 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	if (stale != NULL && cf->resurrect_ttl > 0) {
 		/* Resurrect: the stale value goes back to L2, flagged stale,
 		 * so every process serves it while the backend is down. */
+		struct mlc__ent *fresh;
+		int rc;
+
 		stale->expire = now + (uint64_t)cf->resurrect_ttl;
 		stale->flags = (stale->flags & MLC_NEGATIVE) | MLC_STALE;
-		if (mlc__l2_store(c, k,
-				  mlc__ent_value(stale), stale->vlen,
-				  MLC__IT_STALE | (stale->flags & MLC_NEGATIVE ?
-						   MLC__IT_NEG : 0),
-				  stale->expire, 0, &put) < 0)
+		rc = mlc__l2_store(c, k, mlc__ent_value(stale), stale->vlen,
+				   MLC__IT_STALE | (stale->flags & MLC_NEGATIVE ?
+						    MLC__IT_NEG : 0),
+				   stale->expire, fence, &put);
+		if (f->slot != 0 || o.until)
+			outcome_write(c, k, &o, c->err, mlen, now);
+		if (rc == MLC_ESTALE) {
+			/* Set or deleted while we loaded: a newer value, if
+			 * L2 has one, answers; else the stale one, to this
+			 * caller only (its get began before the change). */
+			rc = mlc__l2_read(c, k, &fresh);
+			if (rc == 0 && !ent_expired(fresh, now)) {
+				mlc__ent_put(stale);
+				return mlc__l2_hit(c, fresh, now, value);
+			}
+			if (rc == 0)
+				mlc__ent_put(fresh);
+			stale->flags |= MLC_NOT_CACHED;
+			c->st.stale_served++;
+			return mlc__ent_deliver(c, stale, false, MLC_L2, now,
+						value);
+		}
+		if (rc < 0)
 			stale->flags |= MLC_L2_WRITE_FAILED; /* served anyway */
 		else
 			stale->version = put.version;
-		if (f->slot != 0 || o.until)
-			outcome_write(c, k, &o, c->err, mlen, now);
 		c->st.stale_served++;
 		return mlc__ent_deliver(c, stale, true, MLC_L2, now, value);
 	}
@@ -272,7 +295,7 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 	bool neg = r == MLC_LOAD_NOTFOUND;
 	int64_t ttl = ld->ttl_ms ? ld->ttl_ms : neg ? cf->neg_ttl : cf->ttl;
 	uint64_t expire = expire_at(ttl, now);
-	bool cache = !(ld->flags & MLC_LOAD_NO_CACHE);
+	bool cache = !(ld->flags & MLC_LOAD_NO_CACHE), fenced = false;
 	struct mlc__ent *e;
 	struct mlc__put put;
 	int rc = 0;
@@ -284,25 +307,32 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 	if (cache && !mlc__flight_mine(c->a, f)) {
 		c->st.fenced_writes++;		/* our lease was taken over */
 		cache = false;
+		fenced = true;
 	}
 	if (cache) {
 		rc = mlc__l2_store(c, k, neg ? NULL : mlc__ent_value(e),
 				   e->vlen, neg ? MLC__IT_NEG : 0, expire,
 				   fence, &put);
-		if (rc == MLC_ESTALE)
+		if (rc == MLC_ESTALE) {
 			cache = false;		/* set or deleted meanwhile */
+			fenced = true;
+		}
 		else if (rc < 0)
 			e->flags |= MLC_L2_WRITE_FAILED; /* L1 only */
 		else
 			e->version = put.version;
 	}
 	if (!cache || rc < 0) {
-		struct outcome o = { OUT_VALUE, 0, f->gen,
-				     e->flags & MLC_NEGATIVE, 0 };
+		struct outcome o = { .kind = OUT_VALUE, .gen = f->gen,
+				     .flags = e->flags & MLC_NEGATIVE };
 
 		if (!cache)
 			e->flags |= MLC_NOT_CACHED;
-		if (f->slot != 0)
+		/* A fenced load is older than some set or delete of the key:
+		 * it is this caller's answer (its get began before that
+		 * change), never the flight's, for a waiter may have begun
+		 * after the change returned.  Waiters re-read L2, or load. */
+		if (f->slot != 0 && !fenced)
 			outcome_write(c, k, &o, mlc__ent_value(e), e->vlen, now);
 	}
 	if (neg)
@@ -325,6 +355,7 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 	int r, rc;
 
 	r = run_loader(c, k, loader, arg, &ld);
+	MLC_PAUSE(LOAD_RETURNED);
 	now = mlc__now_ms();
 	if (r >= 0) {
 		if (stale != NULL)
@@ -332,8 +363,10 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 		rc = load_done(c, k, cf, &ld, r, fence, f, now, value);
 	} else {
 		mlc__load_release(&ld);	/* the error wins over any value */
-		rc = load_failed(c, k, cf, &ld, r, stale, f, now, value);
+		rc = load_failed(c, k, cf, &ld, r, fence, stale, f, now,
+				 value);
 	}
+	MLC_PAUSE(LOAD_STORED);
 	mlc__flight_release(c->a, f);
 	return rc;
 }
@@ -342,7 +375,7 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
  * 0 with *value, MLC_ELOADER, or -EAGAIN (no result: try again). */
 int
 mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
-		   const struct call *cf, uint32_t gen, struct mlc__ent *stale,
+		   const struct call *cf, uint64_t gen, struct mlc__ent *stale,
 		   struct mlc_value *value)
 {
 	uint64_t now = mlc__now_ms();
@@ -485,6 +518,8 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 
 /* struct mlc_flight's private words. */
 enum { FP_HASH, FP_TOKEN, FP_JOINED, FP_FENCE, FP_KEY, FP_KLEN, FP_GEN };
+#define FP_GEN_MASK ((UINT64_C(1) << 40) - 1)
+#define FP_CHECKED_MAX ((UINT64_C(1) << 24) - 1)
 
 static void
 flight_save(struct mlc_flight *out, const struct mlc__fl *f,
@@ -498,10 +533,10 @@ flight_save(struct mlc_flight *out, const struct mlc__fl *f,
 	out->fl_private[FP_FENCE] = fence;
 	out->fl_private[FP_KEY] = (uint64_t)(uintptr_t)k->data;
 	out->fl_private[FP_KLEN] = (uint64_t)k->len | (uint64_t)k->nsgen << 32;
-	/* The generation and when the owner was last probed, as an offset
-	 * from joining, share one word. */
+	/* The generation (40 bits) and when the owner was last probed, as
+	 * milliseconds after joining (24 bits, saturated), share one word. */
 	out->fl_private[FP_GEN] = f->gen |
-		(uint64_t)(uint32_t)(f->checked - f->joined) << 32;
+		MLC_MIN(f->checked - f->joined, FP_CHECKED_MAX) << 40;
 }
 
 static void
@@ -513,8 +548,8 @@ flight_load(struct mlc_cache *c, const struct mlc_flight *in,
 	f->hash = in->fl_private[FP_HASH];
 	f->token = in->fl_private[FP_TOKEN];
 	f->joined = in->fl_private[FP_JOINED];
-	f->gen = (uint32_t)in->fl_private[FP_GEN];
-	f->checked = f->joined + (in->fl_private[FP_GEN] >> 32);
+	f->gen = in->fl_private[FP_GEN] & FP_GEN_MASK;
+	f->checked = f->joined + (in->fl_private[FP_GEN] >> 40);
 	k->data = (const void *)(uintptr_t)in->fl_private[FP_KEY];
 	k->len = (uint32_t)in->fl_private[FP_KLEN];
 	k->nsgen = (uint32_t)(in->fl_private[FP_KLEN] >> 32);
@@ -621,7 +656,8 @@ mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 			       value ? value : &tmp);
 	} else {
 		mlc__load_release(load);
-		rc = load_failed(c, &k, &cf, load, result, NULL, &f, now,
+		rc = load_failed(c, &k, &cf, load, result,
+				 flight->fl_private[FP_FENCE], NULL, &f, now,
 				 value ? value : &tmp);
 	}
 	if (rc == 0 && value == NULL)

@@ -17,6 +17,7 @@
 #include <ck_pr.h>
 
 #include "log.h"
+#include "pause.h"
 
 #define WRITING (UINT64_C(1) << 63)
 #define SEQ(v) ((v) & ~WRITING)
@@ -44,9 +45,14 @@ cell_meta(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
 	return (uint64_t)(ns & 0xffff) << 48 | (uint64_t)(op & 0xff) << 40 |
 	       cell_check(seq, hash, version, ns, op);
 }
-void
-mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
-		 uint16_t op, uint64_t version)
+/* Claim the next cell: its sequence number, or 0 when a writer a whole
+ * lap ahead has it already (readers of that record purge their L1).  A
+ * claimed cell holds readers back until it is published, or for
+ * MLC__LOG_STUCK_MS if its writer dies first: after which they drop their
+ * whole L1.  So a writer claims before it changes L2, and whatever L2
+ * change a dead writer left is covered. */
+uint64_t
+mlc__log_claim(struct mlc_arena *a)
 {
 	uint64_t mask = a->log_cells - 1;
 	uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
@@ -55,16 +61,40 @@ mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
 
 	do {
 		if (SEQ(v) >= s + 1)
-			return;	/* lapped already: readers of s purge */
+			return 0;	/* lapped already: readers of s purge */
 	} while (!ck_pr_cas_64_value(&c->lc_seq, v, (s + 1) | WRITING, &v));
+	MLC_PAUSE(LOG_CLAIMED);
+	return s + 1;
+}
+
+/* Publish the record of claim @p seq (from mlc__log_claim; 0: nothing to
+ * do).  MLC__LOG_NOP for a change that did not happen after all. */
+void
+mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
+	      uint16_t op, uint64_t version)
+{
+	struct mlc__log_cell *c;
+
+	if (seq == 0)
+		return;
+	c = &a->cells[(seq - 1) & (a->log_cells - 1)];
 	/* Nobody reads the payload as valid while WRITING is set, nor ever
 	 * without its check matching this sequence. */
 	ck_pr_store_64(&c->lc_hash, hash);
 	ck_pr_store_64(&c->lc_version, version);
-	ck_pr_store_64(&c->lc_meta, cell_meta(s + 1, hash, version, ns, op));
-	/* Payload before the sequence that publishes it. */
+	ck_pr_store_64(&c->lc_meta, cell_meta(seq, hash, version, ns, op));
+	/* Payload before the sequence that publishes it.  A writer a lap
+	 * ahead may have claimed the cell since (its CAS went past ours):
+	 * then our record was lost, and the readers of it purge. */
 	ck_pr_fence_store();
-	ck_pr_store_64(&c->lc_seq, s + 1);
+	ck_pr_cas_64(&c->lc_seq, seq | WRITING, seq);
+}
+
+void
+mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
+		 uint16_t op, uint64_t version)
+{
+	mlc__log_fill(a, mlc__log_claim(a), ns, hash, op, version);
 }
 
 uint64_t
@@ -86,7 +116,7 @@ static void
 apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
 	  uint64_t version)
 {
-	if (ns != lr->ns)
+	if (ns != lr->ns || op == MLC__LOG_NOP)
 		return;
 	lr->applied++;
 	if (op == MLC__LOG_PURGE) {

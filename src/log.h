@@ -15,6 +15,7 @@ enum mlc__log_op {
 	MLC__LOG_SET = 1,
 	MLC__LOG_DEL = 2,
 	MLC__LOG_PURGE = 3,
+	MLC__LOG_NOP = 4,	/* a claimed cell whose change failed */
 };
 
 /* One handle's reading position and counters. */
@@ -31,6 +32,9 @@ struct mlc__logr {
 	bool out_all;
 };
 
+uint64_t mlc__log_claim(struct mlc_arena *a);
+void mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns,
+		   uint64_t hash, uint16_t op, uint64_t version);
 void mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
 		      uint16_t op, uint64_t version);
 uint64_t mlc__log_head(const struct mlc_arena *a);

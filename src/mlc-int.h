@@ -37,6 +37,7 @@ struct mlc_arena {
 	struct mlc__bucket *table;
 	struct mlc__class *classes;
 	struct mlc__page *pages;
+	uint8_t *refbits;	/* CLOCK reference bits (arena.h) */
 	struct mlc__ns *ns;
 	struct mlc__ns_stats *nsstats;
 	struct mlc__log *log;
@@ -110,6 +111,11 @@ uint64_t mlc__fork_gen(void);
 pid_t mlc__pid(void);		/* getpid() without a system call */
 pid_t mlc__tid(void);		/* gettid() once per thread (and fork) */
 
+/* proc.c */
+uint64_t mlc__proc_start(void);	/* this process's start time (ticks) */
+uint32_t mlc__proc_ns(void);	/* its pid namespace; 0: unknown */
+bool mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns);
+
 /* arena.c */
 int mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,
 		   void (*repair)(struct mlc_arena *, void *), void *ctx);
@@ -153,12 +159,27 @@ struct mlc__item *mlc__item_at(const struct mlc_arena *a, uint64_t off,
 
 /* alloc.c */
 int mlc__class_for(const struct mlc_arena *a, size_t bytes);
-int mlc__alloc(struct mlc_arena *a, uint32_t cls, uint64_t *off);
-void mlc__free(struct mlc_arena *a, uint64_t off, uint32_t w);
-void mlc__alloc_init(struct mlc_arena *a);
+int mlc__alloc(struct mlc_arena *a, uint32_t cls, uint64_t *off,
+	       uint64_t *gen);
+void mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state,
+	       uint64_t gen);
 bool mlc__item_reclaimable(const struct mlc_arena *a,
 			   const struct mlc__item *it, uint32_t state,
 			   uint64_t now);
+bool mlc__ref_test(const struct mlc_arena *a, uint64_t off);
+
+/* A reader's CLOCK mark: one bit in the ref bitmap, set only when clear,
+ * so a hot item costs no shared write.  Never a store into the item: it
+ * may be reused the moment after the reader validated it. */
+static inline void
+mlc__ref_touch(const struct mlc_arena *a, uint64_t off)
+{
+	uint64_t g = (off - a->pages_off) / MLC__REF_GRAIN;
+	uint8_t mask = (uint8_t)(1u << (g & 7)), *b = &a->refbits[g >> 3];
+
+	if (!(__atomic_load_n(b, __ATOMIC_RELAXED) & mask))
+		__atomic_fetch_or(b, mask, __ATOMIC_RELAXED);
+}
 
 /* Relaxed byte copy out of (or into) memory another process may be
  * rewriting.  Validation by the bucket version decides whether the bytes

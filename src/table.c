@@ -3,17 +3,20 @@
  * seven slot words (tag:16 | item offset:48).  A key lives in one of two
  * candidate buckets and never moves.
  *
- * Readers are optimistic and write nothing shared (but a CLOCK byte that is
- * still 0): read the bucket version, scan, compare the whole key, copy the
- * value out, and re-read the version; a change means a writer raced and the
- * read is retried, a bounded number of times; then the read gives up and
- * the caller treats it as a miss.  Writers hold the robust mutexes of both
- * candidate buckets' stripes, make the version odd, store one slot word,
- * make it even.
+ * Readers are optimistic and write nothing into items: read the bucket
+ * version, scan, compare the whole key, copy the value out, and re-read the
+ * version; a change means a writer raced and the read is retried, a
+ * bounded number of times; then the read gives up and the caller treats it
+ * as a miss.  Their one shared store, the item's CLOCK bit, goes to the
+ * ref bitmap (never reused as anything else) and only when it is clear.
+ * Writers hold the robust mutexes of both candidate buckets' stripes, make
+ * the version odd, store one slot word, make it even.
  *
  * Reclamation: a chunk is freed only after the slot store that unlinked it,
  * inside a version window, so a reader that copied from a chunk being
- * reused always fails validation.
+ * reused always fails validation; and it is freed by proof of identity
+ * (its generation, read while it was still linked: alloc.c), so a late
+ * freer can never free the chunk's next owner.
  */
 #include <pthread.h>
 
@@ -21,6 +24,7 @@
 
 #include "hash.h"
 #include "mlc-int.h"
+#include "pause.h"
 
 #define SPIN_MAX 256		/* spins on an odd version per attempt */
 #define ROUNDS 64		/* optimistic attempts before giving up */
@@ -91,7 +95,9 @@ mlc__item_at(const struct mlc_arena *a, uint64_t off, uint32_t *room)
 }
 
 /* Does the item hold @p k?  Every field is bounds-checked before use: the
- * bytes may be anything if a writer is reusing the chunk. */
+ * bytes may be anything if a writer is reusing the chunk.  A purged item
+ * (older namespace generation) still matches: readers answer it as
+ * absent, writers replace it. */
 static bool
 item_matches(const struct mlc__item *it, uint32_t room,
 	     const struct mlc__key *k)
@@ -130,17 +136,6 @@ item_copy(const struct mlc__item *it, uint32_t room, const struct mlc__key *k,
 	return 0;
 }
 
-/* Mark an item used since the CLOCK hand last passed: one relaxed store,
- * only when the byte is 0, so hot items cost no shared write. */
-static void
-clock_touch(struct mlc__item *it)
-{
-	uint8_t *cb = (uint8_t *)&it->it_state + MLC__CLOCK_BYTE;
-
-	if (ck_pr_load_8(cb) == 0)
-		ck_pr_store_8(cb, 1);
-}
-
 static int
 bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
@@ -170,6 +165,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 			continue;
 		if (ck_pr_load_32((uint32_t *)&it->it_nsgen) != k->nsgen)
 			break;		/* purged: absent, if still valid */
+		MLC_PAUSE(READ_MATCHED);
 		rc = item_copy(it, room, k, sink, ctx, hit);
 		if (rc != 0)
 			return rc;
@@ -178,7 +174,10 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		ck_pr_fence_load();
 		if (ck_pr_load_32(&bk->bk_version) != v1)
 			return READ_RETRY;
-		clock_touch(it);
+		/* Validated: from here on the chunk may be reused at any
+		 * moment, so nothing is stored into it. */
+		MLC_PAUSE(READ_VALIDATED);
+		mlc__ref_touch(a, MLC__SLOT_OFF(w));
 		return READ_FOUND;
 	}
 	ck_pr_fence_load();
@@ -322,6 +321,7 @@ struct slot_ref {
 	int s;
 	uint64_t w;		/* the slot word */
 	struct mlc__item *it;	/* what it points to */
+	uint64_t gen;		/* its generation, read while linked */
 };
 
 /* Find @p k's slot (stripe locks held). */
@@ -344,7 +344,8 @@ find_locked(struct mlc_arena *a, const uint32_t b[2],
 			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 			if (it == NULL || !item_matches(it, room, k))
 				continue;
-			*ref = (struct slot_ref){ bk, s, w, it };
+			*ref = (struct slot_ref){ bk, s, w, it,
+						  ck_pr_load_64(&it->it_gen) };
 			return true;
 		}
 	}
@@ -362,7 +363,7 @@ victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
 		return 0;
 	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
 		return 1;
-	if (MLC__ST_CLOCK(w) == 0)
+	if (!mlc__ref_test(a, (uint64_t)((const char *)it - a->base)))
 		return 2 + (it->it_version >> 2);	/* not read lately */
 	return (UINT64_C(1) << 62) + (it->it_version >> 2);
 }
@@ -388,7 +389,8 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 	if (nempty[0] + nempty[1] > 0) {
 		int i = nempty[1] > nempty[0] ? 1 : 0;
 
-		*ref = (struct slot_ref){ &a->table[b[i]], empty[i], 0, NULL };
+		*ref = (struct slot_ref){ &a->table[b[i]], empty[i], 0, NULL,
+					  0 };
 		*victim = false;
 		return;
 	}
@@ -404,7 +406,8 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 			rank = it ? victim_rank(a, it, now) : 0;
 			if (rank < best || best == UINT64_MAX) {
 				best = rank;
-				*ref = (struct slot_ref){ bk, s, w, it };
+				*ref = (struct slot_ref){ bk, s, w, it,
+					it ? ck_pr_load_64(&it->it_gen) : 0 };
 			}
 		}
 	}
@@ -419,14 +422,16 @@ count_unlinked(struct mlc_arena *a, uint32_t w)
 		ck_pr_dec_64(&a->hdr->ah_neg_items);
 }
 
+/* Link the chunk at @p off (allocation @p gen, ALLOC, filled) under @p k,
+ * replacing the key's entry or a victim, and free what it replaced. */
 static int
 put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	   struct mlc__put *put, uint64_t off, struct mlc__item *it,
-	   uint32_t aw)
+	   uint64_t gen)
 {
 	struct slot_ref ref;
 	uint32_t b[2], oldw = 0;
-	bool replace, victim = false;
+	bool replace, purged, victim = false;
 	uint64_t now = mlc__now_ms();
 	int rc;
 
@@ -439,10 +444,14 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		pick_slot(a, b, now, &ref, &victim);
 	if (ref.it != NULL)
 		oldw = ck_pr_load_32(&ref.it->it_state);
+	/* An item of an older namespace generation is a purged one: absent
+	 * to a read-modify-write, as it is to every reader. */
+	purged = replace && ref.it->it_nsgen != k->nsgen;
 	/* A read-modify-write stores only over what it read. */
-	if ((put->cas == MLC__CAS_ABSENT && replace) ||
+	if ((put->cas == MLC__CAS_ABSENT && replace && !purged) ||
 	    (put->cas == MLC__CAS_VERSION &&
-	     (!replace || ref.it->it_version != put->cas_version))) {
+	     (!replace || purged ||
+	      ref.it->it_version != put->cas_version))) {
 		rc = MLC_ESTALE;
 		goto out;
 	}
@@ -457,25 +466,20 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		rc = MLC_ESTALE;
 		goto out;
 	}
-	/* Claim the chunk: a sweep that judged it orphaned (this writer
-	 * stalled over ORPHAN_MS) owns it now, and then we start over. */
-	for (;;) {
-		uint32_t w = ck_pr_load_32(&it->it_state);
-
-		if (MLC__ST_TOKEN(w) != MLC__ST_TOKEN(aw) ||
-		    MLC__ST_STATE(w) != MLC__ALLOC) {
-			rc = -EAGAIN;
-			goto out;
-		}
-		if (ck_pr_cas_32(&it->it_state, w,
-				 MLC__ST_MAKE(MLC__LIVE, put->flags) |
-				 (aw & MLC__ST_TOKEN_MASK)))
-			break;
+	/* Our chunk is ours until we are proven dead, so this holds; it is
+	 * checked anyway, and a chunk that is not ours is never touched. */
+	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != MLC__ALLOC ||
+	    ck_pr_load_64(&it->it_gen) != gen) {
+		rc = -EOWNERDEAD;
+		goto out;
 	}
 	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
 	it->it_expire = put->expire;
 	it->it_version = put->version;
+	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags));
+	MLC_PAUSE(PUT_CLAIMED);
 	slot_store(ref.bk, ref.s, (uint64_t)key_tag(k->hash) << 48 | off);
+	MLC_PAUSE(PUT_LINKED);
 	ck_pr_inc_64(&a->hdr->ah_items);
 	if (put->flags & MLC__IT_NEG)
 		ck_pr_inc_64(&a->hdr->ah_neg_items);
@@ -489,8 +493,12 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	ck_pr_inc_64(&a->hdr->ah_sets);
 out:
 	stripes_unlock(a, b);
-	if (rc == 0 && ref.it != NULL)
-		mlc__free(a, MLC__SLOT_OFF(ref.w), oldw);
+	if (rc == 0 && ref.it != NULL) {
+		/* Unlinked under the stripe locks, freed after them: by its
+		 * generation, so a page move meanwhile makes this a no-op. */
+		MLC_PAUSE(PUT_UNLOCKED);
+		mlc__free(a, MLC__SLOT_OFF(ref.w), MLC__LIVE, ref.gen);
+	}
 	return rc;
 }
 
@@ -501,33 +509,36 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	       struct mlc__put *put)
 {
 	uint64_t bytes = (uint64_t)MLC__ITEM_HDR + k->len + put->len;
-	int ci, rc = -EAGAIN;
+	struct mlc__item *it;
+	uint64_t off, gen;
+	int ci, rc;
 
 	ci = mlc__class_for(a, bytes);
 	if (ci < 0)
 		return ci;
-	for (int tries = 0; tries < 3 && rc == -EAGAIN; tries++) {
-		struct mlc__item *it;
-		uint64_t off;
-		uint32_t aw;
-
-		rc = mlc__alloc(a, (uint32_t)ci, &off);
-		if (rc < 0)
-			return rc;
-		it = (struct mlc__item *)(void *)(a->base + off);
-		aw = ck_pr_load_32(&it->it_state);
-		it->it_klen = (uint16_t)k->len;
-		it->it_ns = (uint16_t)k->ns;
-		it->it_hash = k->hash;
-		it->it_vlen = put->len;
-		it->it_nsgen = k->nsgen;
-		memcpy(it + 1, k->data, k->len);
-		if (put->len)
-			memcpy((char *)(it + 1) + k->len, put->data, put->len);
-		rc = put_linked(a, k, put, off, it, aw);
-		if (rc < 0 && rc != -EAGAIN)
-			mlc__free(a, off, aw);
-	}
+	rc = mlc__alloc(a, (uint32_t)ci, &off, &gen);
+	if (rc < 0)
+		return rc;
+	it = (struct mlc__item *)(void *)(a->base + off);
+	MLC_PAUSE(PUT_ALLOCATED);
+	/* Ownership before the copy, never after: a writer copies only into
+	 * the allocation it was given (which nobody reclaims before it is
+	 * proven dead). */
+	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != MLC__ALLOC ||
+	    ck_pr_load_64(&it->it_gen) != gen)
+		return -EOWNERDEAD;
+	it->it_klen = (uint16_t)k->len;
+	it->it_ns = (uint16_t)k->ns;
+	it->it_hash = k->hash;
+	it->it_vlen = put->len;
+	it->it_nsgen = k->nsgen;
+	memcpy(it + 1, k->data, k->len);
+	if (put->len)
+		memcpy((char *)(it + 1) + k->len, put->data, put->len);
+	MLC_PAUSE(PUT_COPIED);
+	rc = put_linked(a, k, put, off, it, gen);
+	if (rc < 0 && rc != -EOWNERDEAD)
+		mlc__free(a, off, MLC__ALLOC, gen);
 	return rc;
 }
 
@@ -559,13 +570,15 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
 	if (found) {
 		w = ck_pr_load_32(&ref.it->it_state);
 		slot_store(ref.bk, ref.s, 0);
+		MLC_PAUSE(DEL_UNLINKED);
 		count_unlinked(a, w);
 	}
 	stripes_unlock(a, b);
 	*version = ver;
 	if (!found)
 		return -ENOENT;
-	mlc__free(a, MLC__SLOT_OFF(ref.w), w);
+	MLC_PAUSE(DEL_UNLOCKED);
+	mlc__free(a, MLC__SLOT_OFF(ref.w), MLC__LIVE, ref.gen);
 	return 0;
 }
 

@@ -4,17 +4,24 @@
  * changes to other hosts.
  */
 #include "cache.h"
+#include "pause.h"
 
 /* ---- L2 ---------------------------------------------------------------- */
 
 /* Store bytes (or a negative entry) in L2 and tell every other handle.
- * put->version gets the new version.  @p fence: a loader's watermark. */
+ * put->version gets the new version.  @p fence: a loader's watermark.
+ *
+ * The log cell is claimed before L2 changes and published after: a writer
+ * that dies in between leaves a claimed cell, which every handle treats as
+ * "drop the whole L1" once MLC__LOG_STUCK_MS have passed, instead of a
+ * change that no L1 ever hears of. */
 int
 mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 		  const void *data, size_t len, uint32_t flags, uint64_t expire,
 		  uint64_t fence, uint32_t cas, uint64_t cas_version,
 		  struct mlc__put *put)
 {
+	uint64_t seq = 0;
 	int rc;
 
 	if (len > UINT32_MAX)
@@ -27,7 +34,12 @@ mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 	put->if_before = fence;
 	put->cas = cas;
 	put->cas_version = cas_version;
+	if (k->ns != MLC__NS_INTERNAL)	/* mlc's records are in no L1 */
+		seq = mlc__log_claim(c->a);
 	rc = mlc__table_put(c->a, k, put);
+	MLC_PAUSE(LOG_STORED);
+	mlc__log_fill(c->a, seq, k->ns, k->hash,
+		      rc == 0 ? MLC__LOG_SET : MLC__LOG_NOP, put->version);
 	if (k->ns == MLC__NS_INTERNAL || (rc == MLC_ESTALE && cas))
 		return rc;		/* not the caller's to count */
 	if (rc == MLC_ESTALE) {
@@ -38,7 +50,6 @@ mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 		c->st.l2_write_failures++;
 		return rc;
 	}
-	mlc__log_publish(c->a, k->ns, k->hash, MLC__LOG_SET, put->version);
 	c->st.log_published++;
 	return 0;
 }
@@ -87,16 +98,34 @@ mlc_arena_set_event_hook(struct mlc_arena *a, mlc_event_fn *fn, void *arg)
 }
 
 /* Delete @p k from L2 and tell every L1 through the log, whether or not
- * L2 had it (another L1 may still). */
+ * L2 had it (another L1 may still).  The cell is claimed first, as for a
+ * store (mlc__l2_store_cas). */
 static int
 l2_delete(struct mlc_arena *a, const struct mlc__key *k, uint64_t *version)
 {
+	uint64_t seq = mlc__log_claim(a);
 	int rc = mlc__table_del(a, k, version);
 
-	if (rc < 0 && rc != -ENOENT)
+	MLC_PAUSE(LOG_STORED);
+	if (rc < 0 && rc != -ENOENT) {
+		mlc__log_fill(a, seq, k->ns, k->hash, MLC__LOG_NOP, 0);
 		return rc;
-	mlc__log_publish(a, k->ns, k->hash, MLC__LOG_DEL, *version);
+	}
+	mlc__log_fill(a, seq, k->ns, k->hash, MLC__LOG_DEL, *version);
 	return 0;
+}
+
+/* Purge namespace @p ns: one increment makes every item of the old
+ * generation a miss from now on, in every process, and the sweep reclaims
+ * them first.  Claimed in the log before, published after. */
+static void
+ns_purge(struct mlc_arena *a, uint32_t ns)
+{
+	uint64_t seq = mlc__log_claim(a);
+
+	ck_pr_inc_32(&a->ns[ns].ns_gen);
+	MLC_PAUSE(LOG_STORED);
+	mlc__log_fill(a, seq, ns, 0, MLC__LOG_PURGE, 0);
 }
 
 MLC_EXPORT int
@@ -124,8 +153,7 @@ mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
 	if ((rc = mlc__ns_open(a, name, &ns)) < 0)
 		return rc;
 	if (ev->op == MLC_EVENT_PURGE) {
-		ck_pr_inc_32(&a->ns[ns].ns_gen);
-		mlc__log_publish(a, ns, 0, MLC__LOG_PURGE, 0);
+		ns_purge(a, ns);
 		return 0;
 	}
 	/* A change elsewhere: our copy is old, whatever it holds. */
@@ -215,10 +243,7 @@ mlc_purge(struct mlc_cache *c)
 {
 	if (mlc__handle_check(c) < 0)
 		return -EINVAL;
-	/* One increment: every item of the old generation is a miss from
-	 * now on, in every process, and the sweep reclaims them first. */
-	ck_pr_inc_32(&c->ns->ns_gen);
-	mlc__log_publish(c->a, c->ns_idx, 0, MLC__LOG_PURGE, 0);
+	ns_purge(c->a, c->ns_idx);
 	c->st.log_published++;
 	mlc__event_emit(c, MLC_EVENT_PURGE, NULL, 0);
 	mlc__l1_clear(&c->l1);

@@ -1,0 +1,67 @@
+/*
+ * Pause points: named places on the shared-memory paths where another
+ * process may stop for seconds, or die.  A test build (MLC_PAUSE_POINTS
+ * defined, as the library the tests link is built) calls mlc__pause() at
+ * each, which lets a test stop this process there for real, kill it there,
+ * or sleep there at random (MLC_TEST_DELAYS); every other build compiles
+ * them to nothing.
+ *
+ * Each name says where the process stands: after the step before it, and
+ * before the step after it.
+ */
+#ifndef MLC_PAUSE_H
+#define MLC_PAUSE_H
+
+#define MLC__PAUSE_POINTS(X) \
+	/* a write (table.c) */ \
+	X(PUT_ALLOCATED)	/* chunk ALLOC, nothing copied into it */ \
+	X(PUT_COPIED)		/* key and value copied, stripes not held */ \
+	X(PUT_CLAIMED)		/* stripes held, chunk LIVE, not linked */ \
+	X(PUT_LINKED)		/* slot stored, stripes held */ \
+	X(PUT_UNLOCKED)		/* stripes dropped, old chunk not freed */ \
+	X(DEL_UNLINKED)		/* slot cleared, stripes held */ \
+	X(DEL_UNLOCKED)		/* stripes dropped, chunk not freed */ \
+	/* a lock-free read (table.c) */ \
+	X(READ_MATCHED)		/* key compared, value not copied */ \
+	X(READ_VALIDATED)	/* version re-checked, CLOCK bit not set */ \
+	/* the allocator (alloc.c) */ \
+	X(FREE_LOCKED)		/* class lock held, chunk not checked */ \
+	X(ALLOC_POPPED)		/* chunk ALLOC and stamped, lock held */ \
+	X(CARVE_MARKED)		/* page marked carving, chunks not made */ \
+	X(EVICT_UNLINKED)	/* a victim unlinked, not freed */ \
+	X(PAGE_DRAINED)		/* a page emptied, not yet moved */ \
+	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
+	/* single flight (flight.c) */ \
+	X(FLIGHT_CLAIMED)	/* slot won, owner not published */ \
+	X(FLIGHT_STOLEN)	/* slot taken over, owner not published */ \
+	X(FLIGHT_RELEASING)	/* result stored, slot still owned */ \
+	X(FLIGHT_RELEASED)	/* slot released, waiters not woken */ \
+	/* the invalidation log (log.c, write.c) */ \
+	X(LOG_CLAIMED)		/* cell claimed, L2 not written yet */ \
+	X(LOG_STORED)		/* L2 written, cell not published */ \
+	/* the loader (load.c) */ \
+	X(LOAD_RETURNED)	/* loader returned, nothing stored */ \
+	X(LOAD_STORED)		/* result stored, flight not released */
+
+enum mlc__pause_point {
+#define MLC__PAUSE_ENUM(name) MLC__P_##name,
+	MLC__PAUSE_POINTS(MLC__PAUSE_ENUM)
+#undef MLC__PAUSE_ENUM
+	MLC__P_COUNT
+};
+
+#ifdef MLC_PAUSE_POINTS
+/* Called at every pause point this process passes.  NULL: only the
+ * random delays of MLC_TEST_DELAYS apply. */
+extern void (*mlc__pause_hook)(enum mlc__pause_point p, void *arg);
+extern void *mlc__pause_arg;
+void mlc__pause(enum mlc__pause_point p);
+const char *mlc__pause_name(enum mlc__pause_point p);
+/* Times each point was passed in this process (tests read it). */
+extern unsigned long mlc__pause_hits[MLC__P_COUNT];
+#define MLC_PAUSE(name) mlc__pause(MLC__P_##name)
+#else
+#define MLC_PAUSE(name) ((void)0)
+#endif
+
+#endif /* MLC_PAUSE_H */

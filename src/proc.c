@@ -1,0 +1,115 @@
+/*
+ * Process identity and proof of death.
+ *
+ * A process that stamps something shared (a flight it loads, a chunk it
+ * fills) stamps who it is: pid, the process's start time (which tells a
+ * reused pid apart) and its pid namespace (a pid means nothing in another
+ * one).  Another process may take the thing over only on proof that the
+ * stamper is dead, never because it is slow: a process can be stopped for
+ * seconds (SIGSTOP, swap, a paused VM) and then go on as if nothing
+ * happened.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mlc-int.h"
+
+/* Per thread, and refreshed after fork: no thread ever reads another's
+ * half-written cache, and a child never stamps its parent's identity. */
+static __thread uint64_t my_start_v;
+static __thread uint32_t my_ns_v;
+static __thread uint64_t my_gen = UINT64_MAX;
+
+/* Field 22 of /proc/<pid>/stat: the start time in clock ticks.  0 if it
+ * cannot be read; *state gets the state letter, 'X' if there is no such
+ * process, '?' if that cannot be told. */
+static uint64_t
+start_time_of(long pid, char *state)
+{
+	char path[64], buf[1024], *p;
+	uint64_t start = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	*state = '?';
+	if (fd < 0) {
+		if (errno == ENOENT)
+			*state = 'X';	/* gone */
+		return 0;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the name may hold spaces and ')' */
+	if (p == NULL || p[1] != ' ')
+		return 0;
+	*state = p[2];
+	/* After ") ": field 3 is the state; the start time is field 22. */
+	p += 2;
+	for (int field = 3; field < 22 && p != NULL; field++) {
+		p = strchr(p, ' ');
+		if (p != NULL)
+			p++;
+	}
+	if (p != NULL)
+		start = strtoull(p, NULL, 10);
+	return start;
+}
+
+static void
+me_refresh(void)
+{
+	uint64_t gen = mlc__fork_gen();
+	struct stat st;
+	char state;
+
+	if (my_gen == gen)
+		return;
+	my_start_v = start_time_of((long)mlc__pid(), &state);
+	/* The pid namespace's inode; 0 (unknown) makes us unable to judge
+	 * anyone, and everyone unable to judge us: never a wrong verdict. */
+	my_ns_v = stat("/proc/self/ns/pid", &st) == 0 ? (uint32_t)st.st_ino : 0;
+	my_gen = gen;
+}
+
+uint64_t
+mlc__proc_start(void)
+{
+	me_refresh();
+	return my_start_v;
+}
+
+uint32_t
+mlc__proc_ns(void)
+{
+	me_refresh();
+	return my_ns_v;
+}
+
+/* Is the process (@p pid, @p start, @p ns) certainly dead?  "Cannot
+ * tell" is never "dead": another pid namespace, an unreadable procfs, or a
+ * stamp without a start time all answer false. */
+bool
+mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
+{
+	uint64_t now_start;
+	char state;
+
+	me_refresh();
+	if (pid == 0 || start == 0 || ns == 0 || my_start_v == 0 ||
+	    ns != my_ns_v)
+		return false;
+	if (pid == (uint32_t)mlc__pid())
+		return start != my_start_v;	/* a pid our process reused */
+	now_start = start_time_of((long)pid, &state);
+	if (state == 'X' || state == 'Z')
+		return true;
+	return now_start != 0 && now_start != start;
+}
