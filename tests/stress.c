@@ -3,6 +3,7 @@
  *
  *   mlc-stress [--seconds N] [--procs P] [--threads T] [--keys K]
  *              [--bytes B] [--seed S] [--slow-loads PERMILLE]
+ *              [--delays N]
  *
  * The parent creates a named arena smaller than the key set (by default
  * 2 MiB for 5000 keys of 16..2047 bytes: the CLOCK sweep and page moves run
@@ -24,6 +25,16 @@
  * reader, versions of a key never go backwards.  A purge may legitimately
  * make a reader's view start over, so "backwards" is only checked between
  * purges (the reader keeps the purge epoch it last saw).
+ *
+ * --delays N sets MLC_TEST_DELAYS=N for every process: each pause point of
+ * the library (src/pause.h; the tests' build has them) sleeps, once in N
+ * passes, up to 2 ms.  Windows of a few instructions (a freer between its
+ * unlock and its free, a reader between validation and use, a writer
+ * between allocation and link) become milliseconds wide, so races that
+ * plain stress crosses too fast to see are taken for real.  The run then
+ * also fails if it never reached the paths that prove identity: a late
+ * free that found its chunk already reclaimed (stale_frees) and a chunk
+ * of a live writer left alone by a sweep (orphan_skips).
  *
  * Prints "stress: N ops, N checks, N failures, N evictions, S seconds" and
  * exits 1 on any failure (and on a hang: every child runs under alarm()).
@@ -73,7 +84,8 @@ static struct {
 	uint64_t bytes;
 	uint64_t seed;
 	uint32_t slow_permille;	/* loads that take 1 ms */
-} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300 };
+	int delays;		/* MLC_TEST_DELAYS for every process */
+} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300, 0 };
 
 static struct shared *sh;
 static char name[64];
@@ -403,7 +415,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: mlc-stress [--seconds N] [--procs P] "
 		"[--threads T] [--keys K] [--bytes B] [--seed S]\n"
-		"                  [--slow-loads PERMILLE]\n");
+		"                  [--slow-loads PERMILLE] [--delays N]\n");
 	exit(2);
 }
 
@@ -439,6 +451,8 @@ main(int argc, char **argv)
 			opt.seed = strtoull(v, NULL, 0);
 		else if (strcmp(a, "--slow-loads") == 0)
 			opt.slow_permille = (uint32_t)strtoul(v, NULL, 0);
+		else if (strcmp(a, "--delays") == 0)
+			opt.delays = atoi(v);
 		else
 			usage();
 		i++;
@@ -450,9 +464,17 @@ main(int argc, char **argv)
 	    getrandom(&opt.seed, sizeof(opt.seed), 0) != sizeof(opt.seed))
 		opt.seed = (uint64_t)time(NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (opt.delays > 0) {
+		char d[16];
+
+		snprintf(d, sizeof(d), "%d", opt.delays);
+		setenv("MLC_TEST_DELAYS", d, 1);
+	}
 	printf("stress: %d processes x %d threads, %u keys, %" PRIu64
-	       " MiB arena, %.0f s, --seed %#" PRIx64 "\n", opt.procs,
-	       opt.threads, opt.keys, opt.bytes >> 20, opt.seconds, opt.seed);
+	       " MiB arena, %.0f s, --seed %#" PRIx64 "%s%s\n", opt.procs,
+	       opt.threads, opt.keys, opt.bytes >> 20, opt.seconds, opt.seed,
+	       opt.delays > 0 ? ", random delays 1 in " : "",
+	       opt.delays > 0 ? getenv("MLC_TEST_DELAYS") : "");
 
 	shsize = sizeof(*sh) + sizeof(uint32_t) * opt.keys;
 	sh = mmap(NULL, shsize, PROT_READ | PROT_WRITE,
@@ -543,6 +565,15 @@ main(int argc, char **argv)
 	       in.evictions, in.index_evictions, in.expired_reclaimed,
 	       in.page_moves, in.orphans_reclaimed, in.repairs,
 	       in.write_failures, in.items, in.max_items);
+	printf("stress: identity checks: %" PRIu64 " stale frees (no-ops), %"
+	       PRIu64 " chunks of live writers left alone, %" PRIu64
+	       " read give-ups\n", in.stale_frees, in.orphan_skips,
+	       in.read_giveups);
+	if (opt.delays > 0 && (in.stale_frees == 0 || in.orphan_skips == 0)) {
+		printf("stress: the run never reached a stale free or a live "
+		       "writer's chunk: the identity paths were not tested\n");
+		bad_exit++;
+	}
 	if (first != NULL)
 		printf("stress: first failure: %s\n", first);
 	printf("stress: %" PRIu64 " ops, %" PRIu64 " checks, %" PRIu64
