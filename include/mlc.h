@@ -2,8 +2,12 @@
  * mlc: a multi-level key/value cache for programs that run as several
  * processes on one host.
  *
- *   L1  a private LRU in each cache handle: a hit touches no shared memory
- *       except one load of the invalidation log head.
+ *   L1  a private, nearly-LRU cache in each handle: a hit touches no shared
+ *       memory except one load of the invalidation log head.  Its eviction
+ *       order is LRU except that a hit on an entry among the lru_size/4
+ *       most recently moved does not move it again (so a hot hit writes
+ *       nothing): an entry is kept until at least lru_size - lru_size/4
+ *       other keys have been read or inserted since its last read.
  *   L2  a shared-memory arena (POSIX shm by name, a file, or an anonymous
  *       mapping made before fork()), attached by unrelated processes at any
  *       address.  Readers never take a lock.
@@ -337,7 +341,10 @@ enum mlc_cache_flags {
 struct mlc_cache_options {
 	size_t   size;		/* sizeof(struct mlc_cache_options) */
 	uint32_t flags;		/* enum mlc_cache_flags */
-	uint32_t lru_size;	/* L1 entries; 0: 1024 */
+	uint32_t lru_size;	/* L1 entries; 0: 1024.  An entry stays
+				 * until at least lru_size - lru_size/4
+				 * other keys were read since its last
+				 * read (see the top of this file) */
 	uint64_t lru_bytes;	/* L1 value bytes; 0: no byte bound */
 	int64_t  ttl_ms;	/* 0: 30 s; MLC_TTL_NEVER */
 	int64_t  neg_ttl_ms;	/* negative entries; 0: ttl_ms */

@@ -11,6 +11,7 @@
  * are one-sided where a tick could matter.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1234,6 +1235,51 @@ test_lru_size_bound(void **state)
 	mlc_cache_close(w);
 }
 
+/* L1's eviction order, as documented for lru_size: a read moves an entry
+ * to the front unless it is still among the lru_size/4 most recently moved.
+ * So an entry survives until at least lru_size - lru_size/4 other distinct
+ * keys have been read or inserted since its last read (an exact LRU: all
+ * lru_size).  Random reads over 40 keys with lru_size 16: every L1 miss of
+ * a key must come after at least 12 other distinct keys were read. */
+static void
+test_lru_order_rule(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *w = t_cache(fx->a, "lruo", NULL);
+	uint64_t last[40], misses = 0, early = 0;
+	struct mlc_cache *c;
+	char key[40][8];
+
+	o.lru_size = 16;
+	c = t_cache(fx->a, "lruo", &o);
+	for (int i = 0; i < 40; i++) {
+		snprintf(key[i], sizeof(key[i]), "o%d", i);
+		assert_int_equal(set(w, key[i], key[i], 0), 0);
+		last[i] = 0;
+	}
+	srand(11);
+	for (uint64_t n = 1; n <= 5000; n++) {
+		/* Skewed: a hot third, so both hits and misses are common. */
+		int i = rand() % 3 ? rand() % 14 : rand() % 40;
+		int since = 0;
+
+		for (int j = 0; j < 40; j++)
+			since += j != i && last[j] > last[i];
+		if (level_of(c, key[i]) != MLC_L1 && last[i] != 0) {
+			misses++;
+			early += since < 16;	/* sooner than exact LRU */
+			assert_true(since >= 16 - 16 / 4);
+		}
+		last[i] = n;
+	}
+	assert_true(misses > 100);
+	print_message("L1 order: %" PRIu64 " re-misses, %" PRIu64
+		      " of them sooner than an exact LRU's\n", misses, early);
+	mlc_cache_close(c);
+	mlc_cache_close(w);
+}
+
 /* lru_bytes bounds L1 by value bytes. */
 static void
 test_lru_bytes_bound(void **state)
@@ -1989,6 +2035,7 @@ main(void)
 		T(test_value_outlives_l1),
 		T(test_value_release_twice),
 		T(test_lru_size_bound),
+		T(test_lru_order_rule),
 		T(test_lru_bytes_bound),
 		T(test_lru_bytes_value_over_bound),
 		T(test_options_checked_on_l1_hit),
