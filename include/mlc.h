@@ -248,8 +248,13 @@ struct mlc_check_report {
 
 /**
  * Walk the arena's index and pages without changing anything and report
- * what does not add up (mlcctl check).  Takes no lock: on an arena in use,
- * a write in progress can show as a passing oddity (an odd version).
+ * what does not add up (mlcctl check): a slot that points outside the
+ * pages, at a chunk that is not LIVE, not a whole chunk of its page's size
+ * class, of a generation its page never handed out, of another key's
+ * buckets, or at the same chunk as another slot; page and pool counts.
+ * Takes no lock: on an arena in use, a write in progress can show as a
+ * passing oddity (an odd version), and a slot read while it changes can
+ * be reported once.
  * @return 0 (consistent), MLC_ECORRUPT (see the report), -EINVAL.
  * @since 0.1
  */

@@ -3,6 +3,7 @@
  * arena's structures without changing a byte (mlcctl check).
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <ck_pr.h>
 
@@ -37,6 +38,8 @@ mlc_arena_namespace(struct mlc_arena *a, uint32_t i, char *name, size_t cap)
 struct checker {
 	struct mlc_arena *a;
 	struct mlc_check_report r;
+	uint64_t *offs;		/* every linked offset (NULL: no memory) */
+	size_t noffs;
 };
 
 MLC_COLD static void
@@ -45,6 +48,48 @@ problem(struct checker *ck, const char *what, uint64_t where)
 	if (ck->r.problems++ == 0)
 		snprintf(ck->r.first_problem, sizeof(ck->r.first_problem),
 			 "%s (at %llu)", what, (unsigned long long)where);
+}
+
+/* Is the linked item at @p off a whole chunk of its page's class, with a
+ * generation its page handed out?  (A slot left on a chunk that was freed
+ * and carved again fails this, or the state check.) */
+static bool
+chunk_sound(const struct mlc_arena *a, uint64_t off,
+	    const struct mlc__item *it)
+{
+	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	uint32_t ci = ck_pr_load_32(&a->pages[p].pg_class);
+	uint64_t in_page = (off - a->pages_off) & (a->page_size - 1);
+	uint64_t gen = ck_pr_load_64((uint64_t *)&it->it_gen);
+
+	return ci != 0 && ci <= a->nclasses &&
+	       in_page % a->class_size[ci - 1] == 0 && gen != 0 &&
+	       gen <= ck_pr_load_64(&a->pages[p].pg_gen);
+}
+
+static int
+off_cmp(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* Two slots on one chunk: the mark of a chunk given to a second key while
+ * the first still had it. */
+static void
+check_shared_chunks(struct checker *ck)
+{
+	if (ck->offs == NULL)
+		return;
+	qsort(ck->offs, ck->noffs, sizeof(*ck->offs), off_cmp);
+	for (size_t i = 1; i < ck->noffs; i++) {
+		if (ck->offs[i] == ck->offs[i - 1]) {
+			ck->r.bad_slots++;
+			problem(ck, "two slots point at one chunk",
+				ck->offs[i]);
+		}
+	}
 }
 
 /* Is bucket @p b one of the two that the item's hash picks? */
@@ -85,7 +130,10 @@ check_index(struct checker *ck)
 				problem(ck, "slot points outside the pages", b);
 				continue;
 			}
+			if (ck->offs != NULL)
+				ck->offs[ck->noffs++] = MLC__SLOT_OFF(w);
 			if (MLC__ST_STATE(it->it_state) != MLC__LIVE ||
+			    !chunk_sound(a, MLC__SLOT_OFF(w), it) ||
 			    (uint64_t)MLC__ITEM_HDR + it->it_klen + it->it_vlen >
 				    room ||
 			    it->it_ns >= a->max_ns ||
@@ -162,7 +210,11 @@ mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
 	memset(&ck, 0, sizeof(ck));
 	ck.a = a;
 	ck.r.size = sizeof(ck.r);
+	ck.offs = malloc(((size_t)a->bucket_mask + 1) * MLC__SLOTS *
+			 sizeof(*ck.offs));
 	check_index(&ck);
+	check_shared_chunks(&ck);
+	free(ck.offs);
 	check_pages(&ck);
 	memcpy(rep, &ck.r, MLC_MIN(rep->size, sizeof(ck.r)));
 	rep->size = MLC_MIN(rep->size, sizeof(ck.r));
