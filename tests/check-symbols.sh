@@ -14,6 +14,11 @@ sed -n 's/^[[:space:]]*\(mlc_[a-z0-9_]*\);/\1/p' "$top/src/libmlc.map" | sort -u
 grep -v '^typedef' "$top/include/mlc.h" | grep -ohE '^[a-z0-9_ ]*\**(mlc_[a-z0-9_]+)\(' | grep -oE 'mlc_[a-z0-9_]+' | sort -u >"$tmp/header"
 diff -u "$tmp/map" "$tmp/exported" || { echo "exports differ from libmlc.map"; exit 1; }
 diff -u "$tmp/map" "$tmp/header" || { echo "libmlc.map differs from mlc.h"; exit 1; }
+# The installed library has no pause points (src/pause.h): they exist only
+# in the library the tests link.
+if nm "$so" | grep -q 'mlc__pause'; then
+	echo "libmlc.so contains pause points"; exit 1
+fi
 if [ -f "$b/libmlc.a" ]; then
 	bad=$(nm -g --defined-only "$b/libmlc.a" | awk 'NF==3 {print $3}' | grep -vE '^(mlc_|mlc__)' || true)
 	[ -z "$bad" ] || { echo "libmlc.a leaks globals:"; echo "$bad"; exit 1; }
@@ -26,4 +31,4 @@ if command -v c++ >/dev/null; then
 	c++ -std=c++11 -pedantic -Wall -Wextra -Werror -I"$top/include" -c "$tmp/h.cc" -o "$tmp/hcc.o"
 fi
 n=$(wc -l <"$tmp/map")
-echo "symbols: $n exported = map = header; header compiles as C99 and C++"
+echo "symbols: $n exported = map = header; no pause points; header compiles as C99 and C++"
