@@ -246,7 +246,7 @@ len_of(uint8_t sel, uint8_t x, uint8_t y)
 	case 2:
 		return (size_t)x * 256 + y;		/* up to 64 KiB */
 	default:			/* around the page limit */
-		return PAGE - 48 + (size_t)(x % 16);
+		return PAGE - 56 + (size_t)(x % 24);
 	}
 }
 
@@ -259,7 +259,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_cache *h[NH] = { NULL };
-	size_t i = 0;
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	size_t i = 0, value_max;
 	int rc;
 
 	if (size > 2048)
@@ -277,6 +278,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "fuzz-ops: arena: %s\n", mlc_strerror(rc));
 		abort();
 	}
+	/* What fits: the arena says (a page less the item header). */
+	mlc_arena_info(a, &info);
+	value_max = info.value_max;
 	co.ttl_ms = MLC_TTL_NEVER;
 	for (int j = 0; j < NH; j++)
 		if (mlc_cache_open(&h[j], a, j < 2 ? "a" : "b", &co) != 0)
@@ -311,7 +315,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			opt.ttl_ms = ttl;
 			rc = mlc_set(c, key, klen, len ? valbuf : NULL, len,
 				     &opt);
-			if (40 + klen + len > PAGE) {
+			if (klen + len > value_max) {
 				CHECK(rc == -E2BIG, "set of %zu bytes: %d, "
 				      "want -E2BIG", len, rc);
 				break;
