@@ -27,10 +27,10 @@ static unsigned arena_seq;
 static uint64_t
 arena_bytes(const struct bench_params *p)
 {
-	/* Chunk = 40 B header + key + value, rounded up by a size class
+	/* Chunk = 48 B header + key + value, rounded up by a size class
 	 * (growth 1.25), plus the index (about 12 B per max_items) and
 	 * slack so that no case ever evicts. */
-	uint64_t per = (uint64_t)(40 + BENCH_KEY + p->vlen) * 3 / 2 + 64;
+	uint64_t per = (uint64_t)(48 + BENCH_KEY + p->vlen) * 3 / 2 + 64;
 
 	return (64ull << 20) + (uint64_t)p->nkeys * per;
 }

@@ -279,7 +279,7 @@ run 0 F ls
 cmp -s "$A" "$tmp/pristine" && ok || bad "check/stats/ls changed the arena"
 
 # Corrupt copies of the arena file.  (1) An item's header, found by its key
-# bytes (an item is a 40-byte header, then the key, then the value): flip
+# bytes (an item is a 48-byte header, then the key, then the value): flip
 # the top byte of its hash, so the slot's tag and bucket no longer match.
 run 0 F set users corrupt-me-key victim-value
 cp "$A" "$tmp/c1.mlc"
@@ -287,8 +287,8 @@ cp "$A" "$tmp/c1.mlc"
 import sys
 p = sys.argv[1]; b = bytearray(open(p, "rb").read())
 k = b"corrupt-me-keyvictim-value"; i = b.find(k)
-assert i > 40 and b.find(k, i + 1) < 0, "key not found once"
-b[i - 40 + 15] ^= 0xff         # it_hash is at +8, little-endian: its top byte
+assert i > 48 and b.find(k, i + 1) < 0, "key not found once"
+b[i - 48 + 23] ^= 0xff         # it_hash is at +16, little-endian: its top byte
 open(p, "wb").write(b)
 EOF
 cp "$tmp/c1.mlc" "$tmp/c1.before"
