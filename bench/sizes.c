@@ -23,6 +23,7 @@ main(void)
 	OFF(struct mlc__hdr, ah_page_size);
 	OFF(struct mlc__hdr, ah_stripes_off);
 	OFF(struct mlc__hdr, ah_class_size);
+	OFF(struct mlc__hdr, ah_check);
 	OFF(struct mlc__hdr, ah_version);
 	OFF(struct mlc__hdr, ah_pool_lock);
 	OFF(struct mlc__hdr, ah_pool_head);

@@ -144,6 +144,8 @@ make_image(void)
 	/* A fixed hash seed, so that an input hits the same buckets in
 	 * every run: crashes reproduce. */
 	((struct mlc__hdr *)(void *)a->base)->ah_seed = 0x6d6c632d66757a7a;
+	((struct mlc__hdr *)(void *)a->base)->ah_check =
+		mlc__hdr_check((struct mlc__hdr *)(void *)a->base);
 	mlc_arena_close(a);
 	o.flags = MLC_ARENA_FILE;
 	if ((rc = mlc_arena_open(&a, path, &o)) != 0)

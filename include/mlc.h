@@ -136,9 +136,14 @@ struct mlc_arena_options {
  * or NULL with MLC_ARENA_ANON (an anonymous shared mapping, shared only with
  * children forked after this call).  Creation sizes the backing object with
  * posix_fallocate() (no SIGBUS on a full /dev/shm) and publishes the header
- * last; concurrent creators and attachers agree on one arena.  Attaching
- * validates the header and refuses what it cannot prove sound, leaving it as
- * it was.  The layout fields of @p opts matter only on creation.  Opening the
+ * last; concurrent creators and attachers agree on one arena.  The arena is
+ * built in an unnamed file (O_TMPFILE; elsewhere a file with an unguessable
+ * name) and linked to the name when whole, so files others plant in the
+ * directory cannot block creation.  Attaching opens the name without
+ * blocking and without following a symlink, keeps only a regular file, and
+ * validates the header (including a checksum of its fixed part) and the
+ * file's size, refusing what it cannot prove sound and leaving it as it
+ * was.  The layout fields of @p opts matter only on creation.  Opening the
  * same arena twice in one process gives two handles, each with its own
  * mapping of the same memory.
  *
@@ -146,7 +151,12 @@ struct mlc_arena_options {
  * caches on it.
  *
  * @return 0 and *@p arenap, or:
- *   -EINVAL        bad argument, name or option (bad size field included)
+ *   -EINVAL        bad argument, name or option (bad size field included),
+ *                  @p bytes too small for the layout the other options
+ *                  make (mlcctl reports the minimum), or something that
+ *                  is not a regular file at the name: a symlink, FIFO,
+ *                  directory, device or socket (refused at once: a FIFO
+ *                  does not block the open)
  *   -E2BIG         @p opts sets fields this mlc does not know
  *   -ENOENT        no such arena and MLC_ARENA_CREATE not given
  *   -EEXIST        it exists and MLC_ARENA_EXCL was given
@@ -154,7 +164,11 @@ struct mlc_arena_options {
  *   -ENOSPC        the backing filesystem is too small for @p bytes
  *   -ETIMEDOUT     another process kept the arena locked (resetting an
  *                  arena of an earlier boot) too long
- *   MLC_ECORRUPT   not an mlc arena, truncated, or inconsistent header
+ *   -EBUSY         (only where the filesystem lacks O_TMPFILE) four fresh
+ *                  random temporary names were all taken
+ *   MLC_ECORRUPT   not an mlc arena, a file whose size is not the one in
+ *                  its header (truncated or grown), a header that fails
+ *                  its checksum, or an inconsistent header
  *   MLC_EFORMAT    made by an mlc with another format or layout
  * @since 0.1
  */
@@ -243,6 +257,9 @@ struct mlc_check_report {
 	uint64_t chunks_live, chunks_alloc, chunks_free;
 	uint32_t problems;
 	char     first_problem[160];
+	uint64_t bad_header;	/* the file's size is not the mapping's, the
+				 * header fails its checksum, or a live
+				 * header field contradicts the data */
 };
 #define MLC_CHECK_REPORT_INIT { .size = sizeof(struct mlc_check_report) }
 
@@ -252,9 +269,16 @@ struct mlc_check_report {
  * pages, at a chunk that is not LIVE, not a whole chunk of its page's size
  * class, of a generation its page never handed out, of another key's
  * buckets, or at the same chunk as another slot; page and pool counts.
+ * The header (bad_header): the file's size against the mapping (a file
+ * truncated while mapped is reported, and nothing past its end is read),
+ * the checksum of its fixed part, and its live fields against the data:
+ * an item's version or a stripe's fence above the version counter, an
+ * item's hash that is not its key's under the seed, the namespace count,
+ * the page pool list against the pool count.  Statistics counters (sets,
+ * evictions, ...) and the lock words cannot be checked.
  * Takes no lock: on an arena in use, a write in progress can show as a
  * passing oddity (an odd version), and a slot read while it changes can
- * be reported once.
+ * be reported once.  A file truncated during the walk still raises SIGBUS.
  * @return 0 (consistent), MLC_ECORRUPT (see the report), -EINVAL.
  * @since 0.1
  */

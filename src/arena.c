@@ -2,12 +2,15 @@
  * The arena: create, attach, validate, detach; the robust locks; the
  * namespace table.
  *
- * Creation is atomic by name.  The creator builds the whole arena in a
- * private temporary file beside the final name, publishes READY in its
- * header, and then link()s it to the name.  link() fails with EEXIST if
- * another creator won, so no process can ever open a half-built arena by
- * name, and a creator killed half-way leaves only its temporary file
- * (".mlc-tmp.<name>.<pid>.<n>", removed by mlc_arena_unlink()).
+ * Creation is atomic by name.  The creator builds the whole arena in an
+ * unnamed file (O_TMPFILE) in the final name's directory, publishes READY
+ * in its header, and then links it to the name.  The link fails with
+ * EEXIST if another creator won, so no process can ever open a half-built
+ * arena by name, and a creator killed half-way leaves nothing.  Where the
+ * filesystem has no O_TMPFILE, the file has a name no other user can
+ * guess (".mlc-tmp.<name>.<pid>.<64 random bits>", so nobody can block
+ * creation by planting files there); a creator killed half-way leaves it,
+ * and mlc_arena_unlink() removes it.
  *
  * Every process that has the arena mapped holds a shared OFD lock on its
  * first byte.  The exclusive lock is taken only to reset an arena left from
@@ -27,6 +30,7 @@
 
 #include <ck_pr.h>
 
+#include "hash.h"
 #include "mlc-int.h"
 
 #define SHM_DIR "/dev/shm/"
@@ -163,6 +167,7 @@ layout_sig(void)
 		sizeof(struct mlc__ns), sizeof(struct mlc__log),
 		sizeof(struct mlc__log_cell), sizeof(struct mlc__flight_slot),
 		sizeof(struct mlc__ns_stats),
+		offsetof(struct mlc__hdr, ah_check),
 		offsetof(struct mlc__hdr, ah_version),
 		offsetof(struct mlc__hdr, ah_items),
 		offsetof(struct mlc__class, cl_size), sizeof(void *),
@@ -245,7 +250,23 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 
 /* The part of the header that layout_compute() fills. */
 #define CONFIG_BEGIN offsetof(struct mlc__hdr, ah_page_size)
-#define CONFIG_END offsetof(struct mlc__hdr, ah_version)
+#define CONFIG_END offsetof(struct mlc__hdr, ah_check)
+
+/* The checksum of the fixed part: every byte before ah_check, except
+ * ah_state, which goes from CREATING to READY after the sum is written
+ * (and back during a reset).  Without it, a flipped seed, creator or
+ * boot id would pass attach: the seed makes every stored hash wrong, so
+ * keys read back as missing. */
+uint64_t
+mlc__hdr_check(const struct mlc__hdr *h)
+{
+	char fixed[offsetof(struct mlc__hdr, ah_check)];
+
+	memcpy(fixed, h, sizeof(fixed));
+	memset(fixed + offsetof(struct mlc__hdr, ah_state), 0,
+	       sizeof(h->ah_state));
+	return XXH3_64bits(fixed, sizeof(fixed));
+}
 
 /* ---- locks -------------------------------------------------------- */
 
@@ -335,15 +356,38 @@ arena_path(char *dst, size_t cap, const char *name, uint32_t flags)
 	return 0;
 }
 
-/* The temporary file beside @p path: same directory, so link() works. */
+/* The directory of @p path ("./" for a bare name), for O_TMPFILE. */
 static void
-tmp_path(char *dst, size_t cap, const char *path, unsigned n)
+dir_path(char *dst, size_t cap, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dst, cap, ".");
+	else
+		snprintf(dst, cap, "%.*s", (int)(slash - path) + 1, path);
+}
+
+/* A named temporary file beside @p path (same directory, so link()
+ * works), for filesystems without O_TMPFILE.  The random part keeps
+ * another user from planting files at the names we would try. */
+static void
+tmp_path(char *dst, size_t cap, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+	static uint64_t counter;
+	uint64_t r;
 
-	snprintf(dst, cap, "%.*s.mlc-tmp.%s.%ld.%u", (int)dirlen, path,
-		 path + dirlen, (long)getpid(), n);
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = XXH3_64bits_withSeed(&ts, sizeof(ts),
+					 ck_pr_faa_64(&counter, 1));
+	}
+	snprintf(dst, cap, "%.*s.mlc-tmp.%s.%ld.%llu", (int)dirlen, path,
+		 path + dirlen, (long)getpid(), (unsigned long long)r);
 }
 
 /* ---- creation ----------------------------------------------------- */
@@ -438,6 +482,7 @@ arena_build(char *base, const struct mlc__hdr *cfg)
 		ns0->ns_gen = 1;
 		ns0->ns_used = 1;
 	}
+	h->ah_check = mlc__hdr_check(h);
 	/* Everything above before READY: an attacher that sees READY sees a
 	 * whole arena (link() publishes it, but a reset reuses the name). */
 	ck_pr_fence_store();
@@ -471,22 +516,65 @@ size_backing(int fd, uint64_t bytes)
 	return -rc;
 }
 
+/* Open the file a new arena is built in: unnamed if the filesystem can
+ * (*tmp set to ""), else under a fresh unguessable name in *tmp. */
+static int
+tmp_open(const char *path, mode_t mode, char *tmp, size_t cap)
+{
+	int fd;
+
+	dir_path(tmp, cap, path);
+	fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (fd >= 0) {
+		tmp[0] = '\0';
+		return fd;
+	}
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+	/* A clash with 64 random bits is someone else's doing: a few
+	 * fresh names, then give up with what is in the way. */
+	for (int i = 0; i < 4; i++) {
+		tmp_path(tmp, cap, path);
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+			  O_CLOEXEC, mode);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EBUSY;
+}
+
+/* Give the built file @p fd its name @p path: -EEXIST if the name is
+ * taken (another creator won). */
+static int
+tmp_link(int fd, const char *tmp, const char *path)
+{
+	char self[64];
+
+	if (tmp[0] != '\0')
+		return link(tmp, path) < 0 ? -errno : 0;
+	/* An unnamed file is linked through /proc (AT_EMPTY_PATH, the other
+	 * way, needs CAP_DAC_READ_SEARCH). */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) < 0 ? -errno : 0;
+}
+
 /* Create the arena in a temporary file and link it to @p path.  0 on
  * success with *fdp open and read-locked, -EEXIST if another won. */
 static int
 arena_create_file(const char *path, const struct mlc_arena_options *o,
 		  const struct mlc__hdr *cfg, int *fdp)
 {
-	static unsigned counter;
 	char tmp[PATH_MAX + 128];
 	void *base;
 	int fd, rc;
 
-	tmp_path(tmp, sizeof(tmp), path, ck_pr_faa_32(&counter, 1));
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  o->mode);
+	fd = tmp_open(path, o->mode, tmp, sizeof(tmp));
 	if (fd < 0)
-		return -errno;
+		return fd;
 	/* open() applies the umask; the mode asked for is the mode meant. */
 	if (fchmod(fd, o->mode) < 0) {
 		rc = -errno;
@@ -506,15 +594,15 @@ arena_create_file(const char *path, const struct mlc_arena_options *o,
 		goto fail;
 	if ((rc = ofd_lock(fd, F_RDLCK)) < 0)
 		goto fail;
-	if (link(tmp, path) < 0) {
-		rc = -errno;
+	if ((rc = tmp_link(fd, tmp, path)) < 0)
 		goto fail;
-	}
-	unlink(tmp);
+	if (tmp[0] != '\0')
+		unlink(tmp);
 	*fdp = fd;
 	return 0;
 fail:
-	unlink(tmp);
+	if (tmp[0] != '\0')
+		unlink(tmp);
 	close(fd);
 	return rc;
 }
@@ -540,6 +628,8 @@ arena_validate(const char *base, uint64_t size)
 	ck_pr_fence_load();
 	if (h->ah_size != size)
 		return MLC_ECORRUPT;	/* truncated or grown behind us */
+	if (h->ah_check != mlc__hdr_check(h))
+		return MLC_ECORRUPT;	/* a fixed field was changed */
 	memset(&want, 0, sizeof(want));
 	if (h->ah_page_size < MIN_PAGE || h->ah_page_size > MAX_PAGE ||
 	    !is_pow2(h->ah_page_size) || !is_pow2(h->ah_log_cells) ||
@@ -664,6 +754,52 @@ arena_map(struct mlc_arena *a, int fd, uint32_t flags)
 	return 0;
 }
 
+/* Open what is at @p path without trusting it: anyone who can write the
+ * directory (/dev/shm is world-writable) may have put a FIFO there, whose
+ * open would block until a writer comes, a device, whose open may act, a
+ * directory or a symlink.  O_NONBLOCK and O_NOCTTY make the open itself
+ * harmless; only a regular file of ours (or any uid's, with FOREIGN) is
+ * kept.  -EINVAL for any other kind of file, -EACCES for another owner. */
+static int
+arena_open_fd(const char *path, uint32_t flags)
+{
+	struct stat st;
+	int fd, rc;
+
+	fd = open(path, ((flags & MLC_ARENA_RDONLY) ? O_RDONLY : O_RDWR) |
+		  O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		/* ELOOP: a symlink; EISDIR: a directory opened for writing;
+		 * ENXIO: a socket, or a device without its driver. */
+		if (errno == ELOOP || errno == EISDIR || errno == ENXIO ||
+		    errno == ENODEV)
+			return -EINVAL;
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (st.st_uid != geteuid() && !(flags & MLC_ARENA_FOREIGN)) {
+		rc = -EACCES;
+		goto fail;
+	}
+	/* A regular file: reads and faults behave the same either way, but
+	 * nothing below should see a flag it did not ask for. */
+	if (fcntl(fd, F_SETFL, 0) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
 /* Attach an existing arena file: take the shared lock, map, validate. */
 static int
 arena_attach(struct mlc_arena *a, const char *path, uint32_t flags)
@@ -671,10 +807,9 @@ arena_attach(struct mlc_arena *a, const char *path, uint32_t flags)
 	struct timespec pause = { 0, 1000000 };
 	int fd, rc;
 
-	fd = open(path, ((flags & MLC_ARENA_RDONLY) ? O_RDONLY : O_RDWR) |
-		  O_NOFOLLOW | O_CLOEXEC);
+	fd = arena_open_fd(path, flags);
 	if (fd < 0)
-		return errno == ELOOP ? -EINVAL : -errno;
+		return fd;
 	for (int tries = 0; tries < LOCK_WAIT_MS; tries++) {
 		rc = ofd_lock(fd, F_RDLCK);
 		if (rc == -EAGAIN) {	/* a reset is in progress */

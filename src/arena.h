@@ -200,9 +200,11 @@ struct mlc__flight_slot {
 #define MLC__FW_MAKE(gen, tag) \
 	(((uint64_t)(gen) << MLC__FW_TAG_BITS) | (uint64_t)(tag))
 
-/* The header.  The first block is written once at creation and never
- * changes after READY; the blocks below it are live, each on its own line
- * so that counters written by writers do not slow readers of the config. */
+/* The header.  The first block (the fixed part, up to ah_check) is written
+ * once at creation and never changes after READY; ah_check is a checksum
+ * of it, verified at every attach and by mlc_arena_check().  The blocks
+ * below it are live, each on its own line so that counters written by
+ * writers do not slow readers of the config. */
 struct mlc__hdr {
 	alignas(MLC_CACHELINE) uint32_t ah_magic;
 	uint32_t ah_format;
@@ -237,6 +239,8 @@ struct mlc__hdr {
 	uint64_t ah_flight_off;
 	uint64_t ah_pages_off;
 	uint32_t ah_class_size[MLC__NCLASSES_MAX];
+	uint64_t ah_check;	/* XXH3-64 of the bytes before it, with
+				 * ah_state taken as 0 (mlc__hdr_check()) */
 
 	/* Live: the version counter every write takes a number from. */
 	alignas(MLC_CACHELINE) uint64_t ah_version;
@@ -269,6 +273,9 @@ struct mlc__hdr {
 };
 
 _Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");
+_Static_assert(offsetof(struct mlc__hdr, ah_size) == 24, "arena ABI moved");
+_Static_assert(offsetof(struct mlc__hdr, ah_check) == 440, "arena ABI moved");
+_Static_assert(offsetof(struct mlc__hdr, ah_version) == 448, "arena ABI moved");
 _Static_assert(sizeof(struct mlc__hdr) <= MLC__HDR_BYTES, "header too big");
 _Static_assert(sizeof(struct mlc__bucket) == MLC_CACHELINE, "bucket = line");
 _Static_assert(sizeof(struct mlc__item) == MLC__ITEM_HDR, "item header");
@@ -277,5 +284,8 @@ _Static_assert(sizeof(struct mlc__ns) == 64, "namespace entry");
 _Static_assert(sizeof(struct mlc__log_cell) == 32, "log cell");
 _Static_assert(sizeof(struct mlc__ns_stats) == 256, "namespace counters");
 _Static_assert(sizeof(struct mlc__flight_slot) == 64, "flight slot");
+
+/* The checksum of a header's fixed part (src/arena.c). */
+uint64_t mlc__hdr_check(const struct mlc__hdr *h);
 
 #endif /* MLC_ARENA_H */

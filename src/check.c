@@ -4,9 +4,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <ck_pr.h>
 
+#include "hash.h"
 #include "mlc-int.h"
 
 MLC_EXPORT int
@@ -40,6 +42,8 @@ struct checker {
 	struct mlc_check_report r;
 	uint64_t *offs;		/* every linked offset (NULL: no memory) */
 	size_t noffs;
+	uint64_t max_version;	/* highest version of a linked item */
+	uint64_t max_version_at; /* its bucket */
 };
 
 MLC_COLD static void
@@ -105,6 +109,30 @@ bucket_of(const struct mlc_arena *a, const struct mlc__item *it, uint32_t b,
 	return b == b0 || b == b1;
 }
 
+/* What a sound linked item says about the header's live fields: its
+ * version was taken from ah_version, and its hash was made with the seed
+ * (a mismatch means the seed changed: every lookup then misses). */
+static void
+item_fields(struct checker *ck, const struct mlc__item *it, uint32_t room,
+	    uint32_t b)
+{
+	const struct mlc_arena *a = ck->a;
+	uint64_t ver = ck_pr_load_64((uint64_t *)&it->it_version);
+
+	if (ver > ck->max_version) {
+		ck->max_version = ver;
+		ck->max_version_at = b;
+	}
+	if (it->it_klen == 0 || (uint64_t)MLC__ITEM_HDR + it->it_klen > room)
+		return;
+	if (mlc__hash(a->seed, it->it_ns, (const char *)it + MLC__ITEM_HDR,
+		      it->it_klen) != it->it_hash) {
+		ck->r.bad_header++;
+		problem(ck, "an item's hash is not its key's under the "
+			    "arena's seed (seed changed?)", b);
+	}
+}
+
 static void
 check_index(struct checker *ck)
 {
@@ -143,7 +171,9 @@ check_index(struct checker *ck)
 				ck->r.bad_slots++;
 				problem(ck, "slot points at an item that does "
 					    "not belong there", b);
+				continue;
 			}
+			item_fields(ck, it, room, b);
 		}
 	}
 }
@@ -200,6 +230,85 @@ check_pages(struct checker *ck)
 			ck->r.pages_free);
 }
 
+/* The header against the file and the data.  False when the rest must
+ * not be walked: the mapping reaches past the end of the file, and a
+ * read there would raise SIGBUS. */
+static bool
+check_header(struct checker *ck)
+{
+	struct mlc_arena *a = ck->a;
+	const struct mlc__hdr *h = a->hdr;
+	struct stat st;
+
+	if (a->fd >= 0 && fstat(a->fd, &st) == 0 &&
+	    (uint64_t)st.st_size != a->size) {
+		ck->r.bad_header++;
+		problem(ck, (uint64_t)st.st_size < a->size ?
+			    "the arena file was truncated (its size, at right, "
+			    "is less than the header's)" :
+			    "the arena file grew (its size, at right, is not "
+			    "the header's)", (uint64_t)st.st_size);
+		if ((uint64_t)st.st_size < a->size)
+			return false;
+	}
+	if (ck_pr_load_64((uint64_t *)&h->ah_check) != mlc__hdr_check(h)) {
+		ck->r.bad_header++;
+		problem(ck, "the header's fixed part fails its checksum", 0);
+	}
+	if (h->ah_seed != a->seed) {
+		ck->r.bad_header++;
+		problem(ck, "the header's seed changed since attach", 16);
+	}
+	return true;
+}
+
+/* Live header words against what they count or bound. */
+static void
+check_live(struct checker *ck)
+{
+	struct mlc_arena *a = ck->a;
+	const struct mlc__hdr *h = a->hdr;
+	uint64_t version = ck_pr_load_64((uint64_t *)&h->ah_version);
+	uint32_t used = 0, p, n = 0;
+
+	if (version == 0 || ck->max_version > version) {
+		ck->r.bad_header++;
+		problem(ck, "an item's version is above the arena's version "
+			    "counter (at right: its bucket)",
+			ck->max_version_at);
+	}
+	for (uint32_t s = 0; s <= a->stripe_mask; s++) {
+		if (ck_pr_load_64(&a->stripes[s].lk_aux) > version) {
+			ck->r.bad_header++;
+			problem(ck, "a stripe's fence is above the arena's "
+				    "version counter", s);
+			break;
+		}
+	}
+	for (uint32_t i = 1; i < a->max_ns; i++)
+		used += ck_pr_load_32(&a->ns[i].ns_used) != 0;
+	if (used != ck_pr_load_32((uint32_t *)&h->ah_ns_count)) {
+		ck->r.bad_header++;
+		problem(ck, "the namespace count differs from the table", used);
+	}
+	/* The pool list: pages of no class, as many as ah_pool_free, and
+	 * no cycle (at most npages steps). */
+	for (p = ck_pr_load_32((uint32_t *)&h->ah_pool_head);
+	     p != 0 && n <= a->npages; n++) {
+		if (p > a->npages || ck_pr_load_32(&a->pages[p - 1].pg_class)) {
+			n = UINT32_MAX;
+			break;
+		}
+		p = ck_pr_load_32(&a->pages[p - 1].pg_next);
+	}
+	if (n != ck_pr_load_32((uint32_t *)&h->ah_pool_free)) {
+		ck->r.bad_header++;
+		problem(ck, "the page pool list does not hold the pool's "
+			    "pages (at right: its head)",
+			ck_pr_load_32((uint32_t *)&h->ah_pool_head));
+	}
+}
+
 MLC_EXPORT int
 mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
 {
@@ -210,12 +319,16 @@ mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
 	memset(&ck, 0, sizeof(ck));
 	ck.a = a;
 	ck.r.size = sizeof(ck.r);
+	if (!check_header(&ck))
+		goto out;
 	ck.offs = malloc(((size_t)a->bucket_mask + 1) * MLC__SLOTS *
 			 sizeof(*ck.offs));
 	check_index(&ck);
 	check_shared_chunks(&ck);
 	free(ck.offs);
 	check_pages(&ck);
+	check_live(&ck);
+out:
 	memcpy(rep, &ck.r, MLC_MIN(rep->size, sizeof(ck.r)));
 	rep->size = MLC_MIN(rep->size, sizeof(ck.r));
 	return ck.r.problems ? MLC_ECORRUPT : 0;

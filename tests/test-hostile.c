@@ -1,0 +1,533 @@
+/*
+ * What other users and operators can do to an arena's name and bytes:
+ * something that is not an arena at the name (a FIFO, a directory, a
+ * device, a socket, another user's file), files planted where creators put
+ * their temporary files, a file truncated while mapped, and every header
+ * byte flipped.  Each must give a documented error at once (a FIFO must
+ * not block an attach), or be reported by mlc_arena_check().
+ *
+ * Children never use cmocka's asserts: they return a status naming what
+ * failed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mlc-int.h"
+
+#define SHM_DIR "/dev/shm/"
+
+static char sentinel_obj;
+#define SENTINEL ((struct mlc_arena *)(void *)&sentinel_obj)
+
+static void
+small_opts(struct mlc_arena_options *o, uint32_t flags)
+{
+	*o = (struct mlc_arena_options)MLC_ARENA_OPTIONS_INIT;
+	o->flags = flags;
+	o->bytes = 4u << 20;
+	o->page_size = 64u << 10;
+	o->log_cells = 1024;
+	o->flight_slots = 64;
+}
+
+static int
+open_arena(struct mlc_arena **ap, const char *name, uint32_t flags)
+{
+	struct mlc_arena_options o;
+
+	small_opts(&o, flags);
+	return mlc_arena_open(ap, name, &o);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- not an arena at the name -------------------------------------- */
+
+static const uint32_t attach_flags[] = {
+	0, MLC_ARENA_RDONLY, MLC_ARENA_CREATE, MLC_ARENA_FOREIGN,
+	MLC_ARENA_RDONLY | MLC_ARENA_FOREIGN,
+};
+#define NFLAGS (sizeof(attach_flags) / sizeof(attach_flags[0]))
+
+struct attach_arg {
+	const char *name;
+	uint32_t extra;		/* MLC_ARENA_FILE for a path */
+	int want;
+};
+
+/* In a child with an alarm, so that a blocking open fails the test
+ * (status 128 + SIGALRM) instead of hanging it: every kind of attach of
+ * @p name gives want, within a second for all of them. */
+static int
+child_attach_all(void *p)
+{
+	const struct attach_arg *aa = p;
+	uint64_t t0 = now_ms();
+
+	alarm(2);
+	for (size_t i = 0; i < NFLAGS; i++) {
+		struct mlc_arena *a = SENTINEL;
+		int rc = open_arena(&a, aa->name, attach_flags[i] | aa->extra);
+
+		if (rc != aa->want) {
+			fprintf(stderr, "%s, flags %#x: got %d (%s), want %d\n",
+				aa->name, attach_flags[i], rc,
+				mlc_strerror(rc), aa->want);
+			return 10 + (int)i;
+		}
+		if (a != SENTINEL)
+			return 30;
+	}
+	if (now_ms() - t0 >= 1000)
+		return 40;
+	return 0;
+}
+
+static void
+expect_refused(const char *name, uint32_t extra, int want)
+{
+	struct attach_arg aa = { name, extra, want };
+
+	assert_int_equal(t_fork(child_attach_all, &aa), 0);
+}
+
+static void
+test_fifo_at_name(void **state)
+{
+	char name[64], path[128];
+
+	(void)state;
+	t_name(name, sizeof(name));
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	assert_int_equal(mkfifo(path, 0666), 0);
+	expect_refused(name, 0, -EINVAL);
+	/* The same through a path. */
+	expect_refused(path, MLC_ARENA_FILE, -EINVAL);
+	assert_int_equal(unlink(path), 0);
+}
+
+static void
+test_directory_at_name(void **state)
+{
+	char name[64], path[128];
+
+	(void)state;
+	t_name(name, sizeof(name));
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	assert_int_equal(mkdir(path, 0700), 0);
+	expect_refused(name, 0, -EINVAL);
+	assert_int_equal(rmdir(path), 0);
+}
+
+static void
+test_device_at_name(void **state)
+{
+	char name[64], path[128];
+
+	(void)state;
+	/* Any user can name a device by path. */
+	expect_refused("/dev/null", MLC_ARENA_FILE, -EINVAL);
+	expect_refused("/dev/zero", MLC_ARENA_FILE, -EINVAL);
+	if (geteuid() != 0) {
+		print_message("not root: no device node in " SHM_DIR "\n");
+		return;
+	}
+	t_name(name, sizeof(name));
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) != 0) {
+		print_message("mknod: %s (no CAP_MKNOD?)\n", strerror(errno));
+		return;
+	}
+	expect_refused(name, 0, -EINVAL);
+	assert_int_equal(unlink(path), 0);
+}
+
+static void
+test_socket_at_name(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char name[64];
+	int s;
+
+	(void)state;
+	t_name(name, sizeof(name));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), SHM_DIR "%s", name);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s >= 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	expect_refused(name, 0, -EINVAL);
+	close(s);
+	assert_int_equal(unlink(sa.sun_path), 0);
+}
+
+/* A regular file of another user at the name: -EACCES, even one that is
+ * not an arena at all, and even with CREATE.  FOREIGN lets the attach go
+ * on to validation, which refuses the garbage. */
+static void
+test_other_users_file(void **state)
+{
+	char name[64], path[128], junk[8192];
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("not root: cannot make another user's file\n");
+		skip();
+	}
+	t_name(name, sizeof(name));
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	assert_true(fd >= 0);
+	memset(junk, 'j', sizeof(junk));
+	assert_int_equal(write(fd, junk, sizeof(junk)), sizeof(junk));
+	assert_int_equal(fchown(fd, 65534, 65534), 0);
+	close(fd);
+	for (size_t i = 0; i < NFLAGS; i++) {
+		struct mlc_arena *a = SENTINEL;
+		int want = (attach_flags[i] & MLC_ARENA_FOREIGN) ?
+			   MLC_ECORRUPT : -EACCES;
+
+		assert_int_equal(open_arena(&a, name, attach_flags[i]), want);
+		assert_ptr_equal(a, SENTINEL);
+	}
+	assert_int_equal(unlink(path), 0);
+}
+
+/* ---- planted temporary files --------------------------------------- */
+
+/* Before 0.1.x creators used ".mlc-tmp.NAME.PID.0" ... ".7": another user
+ * who planted those made every creation fail with -ETIMEDOUT. */
+static void
+test_planted_tmp_files(void **state)
+{
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	char name[64], tmp[16][160];
+	int n = 0;
+
+	(void)state;
+	t_name(name, sizeof(name));
+	for (int i = 0; i < 8; i++) {
+		for (int pid = 0; pid < 2; pid++) {
+			int fd;
+
+			snprintf(tmp[n], sizeof(tmp[n]),
+				 SHM_DIR ".mlc-tmp.%s.%ld.%d", name,
+				 (long)(pid ? getpid() + 1 : getpid()), i);
+			fd = open(tmp[n], O_RDWR | O_CREAT | O_EXCL |
+				  O_CLOEXEC, 0600);
+			assert_true(fd >= 0);
+			if (geteuid() == 0)
+				assert_int_equal(fchown(fd, 65534, 65534), 0);
+			close(fd);
+			n++;
+		}
+	}
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	c = t_cache(a, "ns", NULL);
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_cache_close(c), 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+	/* The planted files are not ours to remove (the sweep removes only
+	 * files of dead pids, and ours is alive). */
+	for (int i = 0; i < n; i++)
+		unlink(tmp[i]);
+}
+
+/* A creation leaves no file besides the arena: the temporary file is
+ * unnamed (O_TMPFILE) on tmpfs. */
+static void
+test_creation_leaves_nothing(void **state)
+{
+	struct mlc_arena *a = NULL;
+	char name[64], prefix[128];
+	struct dirent *de;
+	int left = 0;
+	DIR *d;
+
+	(void)state;
+	t_name(name, sizeof(name));
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	snprintf(prefix, sizeof(prefix), ".mlc-tmp.%s.", name);
+	d = opendir(SHM_DIR);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		left += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	assert_int_equal(left, 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* ---- truncated while mapped ---------------------------------------- */
+
+static void
+test_truncated_while_mapped(void **state)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+	struct mlc_arena *a = NULL, *b = SENTINEL;
+	struct mlc_cache *c;
+	char name[64], path[128];
+
+	(void)state;
+	t_name(name, sizeof(name));
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	c = t_cache(a, "ns", NULL);
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	assert_int_equal(mlc_arena_check(a, &r), 0);
+	assert_int_equal(r.bad_header, 0);
+
+	/* All but the header's page: the index and pages are lost. */
+	assert_int_equal(truncate(path, 8192), 0);
+	/* check reads nothing past the end (no SIGBUS) and says why. */
+	assert_int_equal(mlc_arena_check(a, &r), MLC_ECORRUPT);
+	assert_int_equal(r.bad_header, 1);
+	assert_non_null(strstr(r.first_problem, "truncated"));
+	assert_int_equal(r.slots_used, 0);	/* not walked */
+	/* A new attach refuses it, read-only or not. */
+	assert_int_equal(open_arena(&b, name, 0), MLC_ECORRUPT);
+	assert_int_equal(open_arena(&b, name, MLC_ARENA_RDONLY), MLC_ECORRUPT);
+	assert_int_equal(open_arena(&b, name, MLC_ARENA_CREATE), MLC_ECORRUPT);
+	assert_ptr_equal(b, SENTINEL);
+
+	/* Grown back to its size, the lost bytes read as zero: attach
+	 * passes (the header is whole), check must not call it sound. */
+	assert_int_equal(truncate(path, 4 << 20), 0);
+	assert_int_equal(mlc_arena_check(a, &r), MLC_ECORRUPT);
+	assert_true(r.problems > 0);
+	print_message("grown back: %s\n", r.first_problem);
+	assert_int_equal(mlc_cache_close(c), 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* ---- header bytes -------------------------------------------------- */
+
+/* Flip one bit in every byte of the header's fixed part and checksum, on
+ * a closed arena: every attach must refuse it (a checksum, a format or a
+ * layout error), and restoring the byte must make it attach again. */
+static void
+test_every_fixed_byte_flipped(void **state)
+{
+	const size_t end = offsetof(struct mlc__hdr, ah_check) +
+			   sizeof(uint64_t);
+	struct mlc_arena *a = NULL;
+	char name[64], path[128];
+	int fd, refused = 0;
+
+	(void)state;
+	t_name(name, sizeof(name));
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (size_t off = 0; off < end; off++) {
+		uint8_t byte, bad;
+
+		assert_int_equal(pread(fd, &byte, 1, (off_t)off), 1);
+		bad = byte ^ (uint8_t)(1u << (off % 8));
+		assert_int_equal(pwrite(fd, &bad, 1, (off_t)off), 1);
+		for (int ro = 0; ro < 2; ro++) {
+			struct mlc_arena *b = SENTINEL;
+			int rc = open_arena(&b, name,
+					    ro ? MLC_ARENA_RDONLY : 0);
+
+			if (rc != MLC_ECORRUPT && rc != MLC_EFORMAT)
+				fail_msg("byte %zu flipped (%#x -> %#x), %s: "
+					 "attach gave %d (%s)", off, byte, bad,
+					 ro ? "read-only" : "read-write", rc,
+					 mlc_strerror(rc));
+			refused++;
+		}
+		assert_int_equal(pwrite(fd, &byte, 1, (off_t)off), 1);
+	}
+	close(fd);
+	assert_int_equal(refused, 2 * (int)end);
+	assert_int_equal(open_arena(&a, name, 0), 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* An arena with a few keys, and a check that it is sound. */
+static struct mlc_arena *
+filled(char *name, size_t cap, struct mlc_cache **cp)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+	struct mlc_arena *a = NULL;
+	char key[16];
+
+	t_name(name, cap);
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	*cp = t_cache(a, "ns", NULL);
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "key-%d", i);
+		assert_int_equal(mlc_set(*cp, key, strlen(key), "value", 5,
+					 NULL), 0);
+	}
+	assert_int_equal(mlc_arena_check(a, &r), 0);
+	return a;
+}
+
+/* Check @p a, which must be found wrong with @p what in its report. */
+static void
+check_finds(struct mlc_arena *a, const char *what)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+	int rc = mlc_arena_check(a, &r);
+
+	if (rc != MLC_ECORRUPT || r.bad_header == 0 ||
+	    strstr(r.first_problem, what) == NULL)
+		fail_msg("check gave %d, bad_header %llu, first problem '%s'; "
+			 "want '%s'", rc, (unsigned long long)r.bad_header,
+			 r.first_problem, what);
+}
+
+static void
+done(const char *name, struct mlc_arena *a, struct mlc_cache *c)
+{
+	assert_int_equal(mlc_cache_close(c), 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* The live fields: changed while attached (where attach cannot see
+ * them), check must report each. */
+static void
+test_version_counter_zeroed(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+
+	(void)state;
+	a->hdr->ah_version = 0;
+	check_finds(a, "version counter");
+	/* Lowered, not zeroed: below the newest item. */
+	a->hdr->ah_version = 3;
+	check_finds(a, "version counter");
+	done(name, a, c);
+}
+
+static void
+test_seed_changed(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	struct mlc_arena *b = SENTINEL;
+
+	(void)state;
+	a->hdr->ah_seed ^= 1;
+	check_finds(a, "checksum");
+	assert_int_equal(open_arena(&b, name, 0), MLC_ECORRUPT);
+	/* Changed and the checksum made to match: the stored hashes give
+	 * it away, to a process that attaches after the change too. */
+	a->hdr->ah_check = mlc__hdr_check(a->hdr);
+	assert_int_equal(open_arena(&b, name, MLC_ARENA_RDONLY), 0);
+	check_finds(b, "seed");
+	assert_int_equal(mlc_arena_close(b), 0);
+	done(name, a, c);
+}
+
+static void
+test_pool_fields_changed(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	uint32_t head = a->hdr->ah_pool_head, nfree = a->hdr->ah_pool_free;
+
+	(void)state;
+	assert_true(nfree > 0);
+	a->hdr->ah_pool_head = 0;
+	check_finds(a, "pool");
+	a->hdr->ah_pool_head = a->npages + 5;
+	check_finds(a, "pool");
+	a->hdr->ah_pool_head = head;
+	a->hdr->ah_pool_free = nfree - 1;
+	check_finds(a, "pool");
+	a->hdr->ah_pool_free = nfree;
+	done(name, a, c);
+}
+
+static void
+test_ns_count_changed(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+
+	(void)state;
+	a->hdr->ah_ns_count += 1;
+	check_finds(a, "namespace count");
+	a->hdr->ah_ns_count -= 1;
+	done(name, a, c);
+}
+
+static void
+test_stripe_fence_above_counter(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+
+	(void)state;
+	a->stripes[0].lk_aux = a->hdr->ah_version + 100;
+	check_finds(a, "fence");
+	a->stripes[0].lk_aux = 0;
+	done(name, a, c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fifo_at_name),
+		cmocka_unit_test(test_directory_at_name),
+		cmocka_unit_test(test_device_at_name),
+		cmocka_unit_test(test_socket_at_name),
+		cmocka_unit_test(test_other_users_file),
+		cmocka_unit_test(test_planted_tmp_files),
+		cmocka_unit_test(test_creation_leaves_nothing),
+		cmocka_unit_test(test_truncated_while_mapped),
+		cmocka_unit_test(test_every_fixed_byte_flipped),
+		cmocka_unit_test(test_version_counter_zeroed),
+		cmocka_unit_test(test_seed_changed),
+		cmocka_unit_test(test_pool_fields_changed),
+		cmocka_unit_test(test_ns_count_changed),
+		cmocka_unit_test(test_stripe_fence_above_counter),
+	};
+
+	t_require_shm();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
