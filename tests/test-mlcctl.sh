@@ -10,7 +10,7 @@ M=$(cd "$(dirname "$M")" && pwd)/$(basename "$M")
 PY=$(command -v python3) || { echo "python3 is needed"; exit 1; }
 tmp=$(mktemp -d)
 shm=mlcctl-test-$$
-trap 'rm -rf "$tmp"; rm -f "/dev/shm/$shm"' EXIT
+trap 'rm -rf "$tmp"; rm -f "/dev/shm/$shm" "/dev/shm/$shm.fifo"' EXIT
 A=$tmp/a.mlc
 fails=0 n=0
 
@@ -337,6 +337,28 @@ run 0 "$M" --foreign "$shm" get ns k; same out shm-value
 rm -f "$tmp/small.mlc"
 run 2 "$M" --file "$tmp/small.mlc" set --create --bytes 1M ns k v
 has err 'invalid argument \(-22\)'; has err 'too small'
+# the smallest size that works, said in the message, does work
+has err 'smallest arena with the default layout is [0-9]+ bytes \([0-9]+K\)'
+min=$(sed -n 's/.*(\([0-9]*\)K).*/\1/p' "$tmp/err")
+run 0 "$M" --file "$tmp/small.mlc" set --create --bytes "${min}k" ns k v
+rm -f "$tmp/small.mlc"
+run 2 "$M" --file "$tmp/small.mlc" set --create --bytes "$((min - 4))k" ns k v
+has err 'too small'
+# sizes in lower case, as nginx and mlc-server take them
+rm -f "$tmp/lower.mlc"
+run 0 "$M" --file "$tmp/lower.mlc" set --create --bytes 16m ns k v
+run 0 "$M" --file "$tmp/lower.mlc" ls; has out '16\.0 MiB'
+# a truncated arena: refused, and check says why (exit 2)
+cp "$tmp/lower.mlc" "$tmp/trunc.mlc"
+truncate -s 8M "$tmp/trunc.mlc"
+run 2 "$M" --file "$tmp/trunc.mlc" check
+has err 'arena failed validation'; has err 'is 8388608 bytes.*truncated'
+# a FIFO at an shm name: refused at once, and named
+mkfifo "/dev/shm/$shm.fifo"
+run 2 timeout 5 "$M" "$shm.fifo" check
+has err 'invalid argument'; has err 'is a FIFO, not an arena'
+run 2 timeout 5 "$M" "$shm.fifo" stats
+rm -f "/dev/shm/$shm.fifo"
 
 echo
 if [ "$fails" -ne 0 ]; then

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include <mlc.h>
 
@@ -125,7 +127,9 @@ static const struct command commands[] = {
 	  "  --create       create the arena if it does not exist (the only\n"
 	  "                 way mlcctl creates an arena; mode 0600)\n"
 	  "  --bytes N      with --create: the arena's size (K, M, G suffixes\n"
-	  "                 are binary); default 64M\n" },
+	  "                 in either case are binary); default 64M; a size\n"
+	  "                 too small for the layout is refused with the\n"
+	  "                 smallest that works\n" },
 	{ "delete", 2, 2, 0, cmd_delete,
 	  "delete NS KEY",
 	  "remove a key everywhere",
@@ -141,7 +145,11 @@ static const struct command commands[] = {
 	  "check [--format table|json]",
 	  "consistency check (read-only)",
 	  "Walk the arena's index and pages (mlc_arena_check) and print the\n"
-	  "report.  Attaches read-only (MLC_ARENA_RDONLY): it writes nothing\n"
+	  "report; bad_header counts a file truncated or grown while mapped,\n"
+	  "a header that fails its checksum, and live header fields that\n"
+	  "contradict the data.  An arena that cannot be attached (truncated\n"
+	  "before, damaged header, not a regular file) is explained and\n"
+	  "exits 2.  Attaches read-only (MLC_ARENA_RDONLY): it writes nothing\n"
 	  "to the arena, not even the reset of a file arena made before a\n"
 	  "reboot.  Exit 0 when consistent, 1 when problems were\n"
 	  "found, 2 when the arena cannot be attached.  On an arena in use,\n"
@@ -311,14 +319,15 @@ parse_bytes(const char *s, uint64_t *out)
 
 	if (!parse_u64(s, &v, &u))
 		return false;
+	/* K, M, G in either case, as nginx and mlc-server take them, or
+	 * KiB, MiB, GiB: binary units all. */
 	if (*u == '\0')
 		mul = 1;
-	else if (strcmp(u, "K") == 0 || strcmp(u, "k") == 0 ||
-		 strcmp(u, "KiB") == 0)
+	else if (strcasecmp(u, "K") == 0 || strcasecmp(u, "KiB") == 0)
 		mul = UINT64_C(1) << 10;
-	else if (strcmp(u, "M") == 0 || strcmp(u, "MiB") == 0)
+	else if (strcasecmp(u, "M") == 0 || strcasecmp(u, "MiB") == 0)
 		mul = UINT64_C(1) << 20;
-	else if (strcmp(u, "G") == 0 || strcmp(u, "GiB") == 0)
+	else if (strcasecmp(u, "G") == 0 || strcasecmp(u, "GiB") == 0)
 		mul = UINT64_C(1) << 30;
 	else
 		return false;
@@ -572,6 +581,69 @@ put_size(FILE *f, uint64_t b)
 
 /* ---- arena and namespaces ---------------------------------------------- */
 
+/* The smallest arena size that works with @p ao's other options, found
+ * by building anonymous arenas (no /dev/shm use; only their metadata is
+ * touched).  0 if even 1 GiB fails: then the size is not the problem. */
+static uint64_t
+min_bytes(const struct mlc_arena_options *ao)
+{
+	struct mlc_arena_options t = *ao;
+	uint64_t lo = 4096, hi = UINT64_C(1) << 30;
+	struct mlc_arena *a;
+
+	t.flags = MLC_ARENA_ANON;
+	t.bytes = hi;
+	if (mlc_arena_open(&a, NULL, &t) != 0)
+		return 0;
+	mlc_arena_close(a);
+	while (hi - lo > 4096) {	/* invariant: lo fails, hi works */
+		t.bytes = lo + ((hi - lo) / 2 & ~UINT64_C(4095));
+		if (mlc_arena_open(&a, NULL, &t) == 0) {
+			mlc_arena_close(a);
+			hi = t.bytes;
+		} else {
+			lo = t.bytes;
+		}
+	}
+	return hi;
+}
+
+/* Why an attach failed, from what is at the name (stat only): a FIFO, a
+ * directory, a device, another owner, a size that cannot be an arena. */
+static void
+explain_attach(const struct opts *o, int rc)
+{
+	char path[4096];
+	struct stat st;
+
+	if (o->given & O_FILE)
+		snprintf(path, sizeof(path), "%s", o->arena);
+	else
+		snprintf(path, sizeof(path), "/dev/shm/%s",
+			 o->arena + (o->arena[0] == '/'));
+	if (lstat(path, &st) != 0)
+		return;
+	if (S_ISLNK(st.st_mode))
+		err("%s is a symbolic link: arenas are never opened through "
+		    "one", path);
+	else if (S_ISFIFO(st.st_mode))
+		err("%s is a FIFO, not an arena (someone made it; remove it "
+		    "if nothing uses it)", path);
+	else if (S_ISDIR(st.st_mode))
+		err("%s is a directory, not an arena", path);
+	else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+		err("%s is a device, not an arena", path);
+	else if (S_ISSOCK(st.st_mode))
+		err("%s is a socket, not an arena", path);
+	else if (rc == -EACCES)
+		err("%s is owned by uid %u, mode %04o", path,
+		    (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	else if (rc == MLC_ECORRUPT)
+		err("%s is %llu bytes; an arena whose file was truncated or "
+		    "grown since creation, or whose header was changed, is "
+		    "refused", path, (unsigned long long)st.st_size);
+}
+
 /* Inspecting commands (stats, ls, check) attach read-only: they work for a
  * user with read access only, and never touch the arena. */
 static int
@@ -591,10 +663,16 @@ open_arena_mode(struct opts *o, bool create, bool rdonly,
 		return 0;
 	err("cannot %s arena '%s': %s (%d)", create ? "open or create" :
 	    "attach", o->arena, mlc_strerror(rc), rc);
-	if (rc == -EINVAL && create && (o->given & O_BYTES))
-		err("hint: --bytes may be too small for the default layout "
-		    "(about 7M with its 1 MiB pages and 65536 log cells)");
-	else if (rc == -ENOENT && !create)
+	explain_attach(o, rc);
+	if (rc == -EINVAL && create && (o->given & O_BYTES)) {
+		uint64_t min = min_bytes(&ao);
+
+		if (min > o->bytes)
+			err("--bytes %" PRIu64 " is too small: the smallest "
+			    "arena with the default layout is %" PRIu64
+			    " bytes (%" PRIu64 "K)", o->bytes, min,
+			    (min + 1023) / 1024);
+	} else if (rc == -ENOENT && !create)
 		err("hint: mlcctl does not create arenas (except set "
 		    "--create)%s", (o->given & O_FILE) ? "" :
 		    "; a file path needs --file");
@@ -1381,7 +1459,7 @@ cmd_check(struct opts *o)
 			R(buckets), R(slots_used), R(bad_slots),
 			R(odd_versions), R(pages), R(pages_free),
 			R(bad_pages), R(chunks_live), R(chunks_alloc),
-			R(chunks_free), R(problems),
+			R(chunks_free), R(bad_header), R(problems),
 		};
 #undef R
 		size_t n = sizeof(row) / sizeof(row[0]);
