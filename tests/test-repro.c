@@ -1,0 +1,1635 @@
+/*
+ * The eleven reproductions of shared/repro (bugs of mlc 0.1, fixed in
+ * 364d515), one regression test each, named after its program:
+ *
+ *   stale_free            a writer's late free after a page move
+ *   stale_free_pristine   the same, driven through the table directly
+ *   clock_touch           a reader's CLOCK store after validation
+ *   orphan_reuse          a stalled writer's chunk reclaimed by age
+ *   resurrect_over_set    the resurrect re-store over a newer set/delete
+ *   releasing_dead        a flight owner killed while releasing
+ *   release_aba           a late release of another flight in the slot
+ *   modify_after_purge    mlc_modify of a purged key
+ *   crash_before_publish  a writer killed between L2 and the log
+ *   steal_race            several waiters taking over a killed loader
+ *   fenced_to_waiter      a fenced load handed to a later get
+ *
+ * Each test builds the interleaving of its bug on purpose and asserts the
+ * correct outcome, so it fails where the bug is back.  The interleavings
+ * are made with pause points (src/pause.h): a forked child sets a hook
+ * that stops it at a named step, on a process-shared semaphore, until the
+ * parent has made the other processes do their part; or that _exit()s
+ * there, a crash at exactly that step.  The old hooks of the repro
+ * programs (mlc__hook_prefree, _pretouch, _midwrite) are these points.
+ *
+ * Children never call cmocka: they report through a shared anonymous
+ * mapping and their exit status (CHILD_DIED: killed at its point on
+ * purpose; 10 and up: a check failed, printed).  Every child arms
+ * alarm(CHILD_ALARM), every parent wait is bounded, and the teardown kills
+ * children a failed test left stopped.  Time moves with
+ * mlc__clock_advance() in a child (the clock offset is per process),
+ * never by sleeping, except where a lease must run out.
+ *
+ * MLC_REPRO_TRIALS=N sets the steal_race trials (default 100);
+ * MLC_REPRO_ONLY=pattern runs the matching tests only.
+ */
+#define MLC_PAUSE_POINTS 1
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ck_pr.h>
+
+#include "common.h"
+#include "mlc-int.h"		/* items, pages, flight slots */
+#include "log.h"		/* MLC__LOG_STUCK_MS */
+#include "pause.h"
+
+#define CHILD_ALARM 60		/* a child stuck this long dies */
+#define TEST_ALARM 240		/* a parent stuck this long in one test */
+#define BOUND_MS 20000		/* waits that only catch hangs */
+#define CHILD_DIED 42		/* exit status of a hook's _exit() */
+#define NRES 8
+
+/* ---- child-side checks ------------------------------------------------- */
+
+static void ck_fail(int line, const char *what, long long a, long long b)
+	__attribute__((noreturn));
+
+static void
+ck_fail(int line, const char *what, long long a, long long b)
+{
+	fprintf(stderr, "test-repro.c:%d: check failed in pid %ld: %s "
+		"(%lld vs %lld)\n", line, (long)getpid(), what, a, b);
+	fflush(stderr);
+	_exit(10);
+}
+
+#define CK(c) do { if (!(c)) ck_fail(__LINE__, #c, 1, 0); } while (0)
+#define CKI(a, b) do {							\
+	long long a_ = (long long)(a), b_ = (long long)(b);		\
+	if (a_ != b_)							\
+		ck_fail(__LINE__, #a " == " #b, a_, b_);		\
+} while (0)
+
+/* ---- time ---------------------------------------------------------------- */
+
+static uint64_t
+real_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+nap_ms(unsigned ms)
+{
+	struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- what children share with the parent -------------------------------- */
+
+struct res {
+	int32_t rc;
+	uint32_t flags, level;
+	uint32_t len;
+	int64_t elapsed_ms;
+	char val[1024];
+};
+
+struct shm {
+	sem_t at[2];		/* a child reached its pause point */
+	sem_t go[2];		/* ... and may go on */
+	int loads;		/* loader calls, every process */
+	int started;		/* a loader began */
+	int ready;		/* waiters ready to go */
+	int go_flag;
+	int errors;		/* wrong answers seen by waiter threads */
+	struct res r[NRES];
+};
+
+static struct shm *sh;
+
+static void
+shm_reset(void)
+{
+	for (int i = 0; i < 2; i++) {
+		sem_destroy(&sh->at[i]);
+		sem_destroy(&sh->go[i]);
+	}
+	memset(sh, 0, sizeof(*sh));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sem_init(&sh->at[i], 1, 0), 0);
+		assert_int_equal(sem_init(&sh->go[i], 1, 0), 0);
+	}
+}
+
+static int
+ld(const int *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void
+st(int *p, int v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* Wait for @p s at most @p ms; false on timeout. */
+static bool
+sem_wait_ms(sem_t *s, unsigned ms)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	while (sem_timedwait(s, &dl) != 0)
+		if (errno != EINTR)
+			return false;
+	return true;
+}
+
+/* Record what a call returned in slot @p i. */
+static void
+record(int i, int rc, const struct mlc_value *v, int64_t elapsed)
+{
+	struct res *r = &sh->r[i];
+
+	r->rc = rc;
+	r->elapsed_ms = elapsed;
+	if (rc == 0) {
+		r->flags = v->flags;
+		r->level = v->level;
+		r->len = (uint32_t)MLC_MIN(v->len, sizeof(r->val));
+		if (v->data != NULL)
+			memcpy(r->val, v->data, r->len);
+	}
+}
+
+/* Parent side: slot @p i holds rc 0 and exactly @p len bytes @p s. */
+static void
+assert_res(int i, const void *s, size_t len)
+{
+	const struct res *r = &sh->r[i];
+
+	assert_int_equal(r->rc, 0);
+	assert_int_equal(r->len, len);
+	assert_memory_equal(r->val, s, len);
+}
+
+static bool
+res_is(int i, const char *s)
+{
+	const struct res *r = &sh->r[i];
+
+	return r->rc == 0 && r->len == strlen(s) &&
+	       memcmp(r->val, s, r->len) == 0;
+}
+
+/* ---- the pause plan of one child process -------------------------------- */
+
+struct plan {
+	enum mlc__pause_point point;
+	int skip;		/* passes of the point to let through first */
+	bool die;		/* _exit(CHILD_DIED) there, else stop */
+	int pair;		/* sh->at[pair] / sh->go[pair] */
+	bool done;
+};
+
+static struct plan plan;
+
+static void
+plan_hook(enum mlc__pause_point p, void *arg)
+{
+	struct plan *pl = arg;
+
+	if (p != pl->point || pl->done)
+		return;
+	if (pl->skip > 0) {
+		pl->skip--;
+		return;
+	}
+	pl->done = true;
+	if (pl->die)
+		_exit(CHILD_DIED);
+	sem_post(&sh->at[pl->pair]);
+	if (!sem_wait_ms(&sh->go[pl->pair], CHILD_ALARM * 1000))
+		_exit(11);
+}
+
+/* In a child only: the parent never sets a hook, so none is inherited. */
+static void
+plan_set(enum mlc__pause_point p, bool die, int pair)
+{
+	plan = (struct plan){ .point = p, .die = die, .pair = pair };
+	mlc__pause_arg = &plan;
+	__atomic_store_n(&mlc__pause_hook, plan_hook, __ATOMIC_RELEASE);
+}
+
+/* Parent: wait until the child stopped at its point. */
+static void
+wait_at(int pair, const char *what)
+{
+	if (!sem_wait_ms(&sh->at[pair], BOUND_MS))
+		fail_msg("the child never stopped at %s", what);
+}
+
+/* ---- children ------------------------------------------------------------ */
+
+#define MAXKIDS 16
+static pid_t kids[MAXKIDS];
+
+static int
+spawn(int (*fn)(void *), void *arg)
+{
+	int pid = t_spawn(fn, arg);
+
+	for (int i = 0; i < MAXKIDS; i++)
+		if (kids[i] == 0) {
+			kids[i] = pid;
+			break;
+		}
+	return pid;
+}
+
+static int
+reap(int pid)
+{
+	int status = t_wait(pid);
+
+	for (int i = 0; i < MAXKIDS; i++)
+		if (kids[i] == pid)
+			kids[i] = 0;
+	return status;
+}
+
+/* Children of a failed test may still be stopped: kill them by pid. */
+static int
+teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < MAXKIDS; i++)
+		if (kids[i] != 0) {
+			kill(kids[i], SIGKILL);
+			t_wait(kids[i]);
+			kids[i] = 0;
+		}
+	alarm(0);
+	return 0;
+}
+
+static const char *current = "";
+
+static void
+on_alarm(int sig)
+{
+	char buf[160];
+	int n = snprintf(buf, sizeof(buf), "test-repro: %s hung for %d s\n",
+			 current, TEST_ALARM);
+
+	(void)sig;
+	if (n > 0 && write(2, buf, (size_t)n) < 0)
+		_exit(99);
+	_exit(99);
+}
+
+static void
+begin(const char *name)
+{
+	current = name;
+	signal(SIGALRM, on_alarm);
+	alarm(TEST_ALARM);
+	shm_reset();
+}
+
+static void
+child_start(void)
+{
+	signal(SIGALRM, SIG_DFL);
+	alarm(CHILD_ALARM);
+}
+
+static struct mlc_cache *
+child_cache(struct mlc_arena *a, const struct mlc_cache_options *o)
+{
+	struct mlc_cache *c = NULL;
+
+	CKI(mlc_cache_open(&c, a, "ns", o), 0);
+	return c;
+}
+
+/* ---- arenas and items ---------------------------------------------------- */
+
+/* The small arena of the allocator repros: 1 MiB of 64 KiB pages, so the
+ * pool runs dry after a few big values and a page must move between
+ * classes. */
+static struct mlc_arena *
+small_arena(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 1 << 20;
+	ao.page_size = 64 << 10;
+	ao.log_cells = 1024;
+	ao.flight_slots = 64;
+	ao.max_items = 2048;
+	assert_int_equal(mlc_arena_open(&a, NULL, &ao), 0);
+	return a;
+}
+
+static struct mlc_arena *
+anon_arena(uint32_t flight_slots)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 8 << 20;
+	ao.log_cells = 1024;
+	ao.flight_slots = flight_slots;
+	assert_int_equal(mlc_arena_open(&a, NULL, &ao), 0);
+	return a;
+}
+
+static const struct mlc_cache_options *
+no_l1(void)
+{
+	static struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+
+	o.flags = MLC_CACHE_NO_L1;
+	o.ttl_ms = MLC_TTL_NEVER;
+	return &o;
+}
+
+/* Fill the page pool with values of a big class, until it is empty. */
+static void
+fill_pool(struct mlc_arena *a, struct mlc_cache *c)
+{
+	static char big[30000];
+	char key[32];
+
+	memset(big, 'c', sizeof(big));
+	for (int i = 0; ck_pr_load_32(&a->hdr->ah_pool_free) > 0; i++) {
+		assert_true(i < 1000);
+		snprintf(key, sizeof(key), "C%04d", i);
+		assert_int_equal(mlc_set(c, key, strlen(key), big, sizeof(big),
+					 NULL), 0);
+	}
+}
+
+static void
+make_key(struct mlc_arena *a, const char *key, struct mlc__key *k)
+{
+	uint32_t ns = 0;
+
+	assert_int_equal(mlc__ns_find(a, "ns", &ns), 0);
+	memset(k, 0, sizeof(*k));
+	k->data = key;
+	k->len = (uint32_t)strlen(key);
+	k->ns = ns;
+	k->nsgen = ck_pr_load_32(&a->ns[ns].ns_gen);
+	mlc__key_hash(a, k);
+}
+
+/* The offset of @p key's linked item (0: not linked), and its generation. */
+static uint64_t
+item_off(struct mlc_arena *a, const char *key, uint64_t *gen)
+{
+	struct mlc__key k;
+
+	make_key(a, key, &k);
+	for (uint32_t b = 0; b <= a->bucket_mask; b++)
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(&a->table[b].bk_slot[s]);
+			struct mlc__item *it;
+
+			if (w == 0)
+				continue;
+			it = (struct mlc__item *)(void *)(a->base +
+							  MLC__SLOT_OFF(w));
+			if (it->it_hash == k.hash && it->it_klen == k.len &&
+			    it->it_ns == k.ns &&
+			    memcmp(it + 1, key, k.len) == 0) {
+				if (gen != NULL)
+					*gen = it->it_gen;
+				return MLC__SLOT_OFF(w);
+			}
+		}
+	return 0;
+}
+
+static struct mlc__item *
+item_at(struct mlc_arena *a, uint64_t off)
+{
+	return (struct mlc__item *)(void *)(a->base + off);
+}
+
+static uint32_t
+page_of(const struct mlc_arena *a, uint64_t off)
+{
+	return (uint32_t)((off - a->pages_off) >> a->page_shift);
+}
+
+static uint64_t
+page_start(const struct mlc_arena *a, uint64_t off)
+{
+	return a->pages_off + ((uint64_t)page_of(a, off) << a->page_shift);
+}
+
+static struct mlc_arena_info
+info_of(struct mlc_arena *a)
+{
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+
+	assert_int_equal(mlc_arena_info(a, &in), 0);
+	return in;
+}
+
+static void
+assert_clean(struct mlc_arena *a)
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	int rc = mlc_arena_check(a, &rep);
+
+	if (rc != 0 || rep.problems != 0)
+		fail_msg("mlc_arena_check = %d, %u problems, first: %s", rc,
+			 rep.problems, rep.first_problem);
+}
+
+/* @p key holds exactly @p len bytes @p val, in L2. */
+static void
+assert_l2(struct mlc_cache *c, const char *key, const void *val, size_t len)
+{
+	struct mlc_value v = { 0 };
+
+	assert_int_equal(mlc_get(c, key, strlen(key), NULL, NULL, &v), 0);
+	assert_int_equal(v.len, len);
+	assert_memory_equal(v.data, val, len);
+	mlc_value_release(&v);
+}
+
+/* Waiters in the whole flight table right now. */
+static uint32_t
+flight_waiters(const struct mlc_arena *a)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < a->flight_slots; i++)
+		n += ck_pr_load_32((uint32_t *)&a->flights[i].fs_waiters);
+	return n;
+}
+
+static void
+wait_waiters(const struct mlc_arena *a, uint32_t n)
+{
+	uint64_t end = real_ms() + BOUND_MS;
+
+	while (flight_waiters(a) < n) {
+		if (real_ms() > end)
+			fail_msg("%u waiters never joined the flight (%u)", n,
+				 flight_waiters(a));
+		nap_ms(1);
+	}
+}
+
+/* Loader results (the loader's arg is not const). */
+static char s_loaded[] = "loaded", s_again[] = "again";
+static char s_old[] = "old", s_new[] = "new";
+
+static int
+value_loader(void *arg, const void *key, size_t klen, struct mlc_load *out)
+{
+	(void)key;
+	(void)klen;
+	__atomic_fetch_add(&sh->loads, 1, __ATOMIC_ACQ_REL);
+	out->data = arg;
+	out->len = strlen(arg);
+	return MLC_LOAD_VALUE;
+}
+
+/* ---- stale_free: a writer's late free after a page move ----------------- */
+
+/*
+ * W replaces X and stops at PUT_UNLOCKED: the old X chunk is unlinked, the
+ * stripes dropped, its free not yet made.  Meanwhile a set of Y000 (another
+ * class, pool empty) moves X's page to Y's class: Y000 lands in the chunk
+ * at the old X offset.  A reader R of Y000 stops at READ_MATCHED, before
+ * its copy.  W resumes and frees "its" chunk; Z000 (Y's class) is set; R
+ * resumes.  Bug: W's free freed Y000's chunk, Z000 was written into it, R
+ * returned Z's value as Y's.  Now the free proves the generation: a no-op,
+ * counted in stale_frees.
+ */
+static int
+sf_writer(void *p)
+{
+	struct mlc_arena *a = p;
+	struct mlc_cache *c;
+
+	child_start();
+	c = child_cache(a, no_l1());
+	plan_set(MLC__P_PUT_UNLOCKED, false, 0);
+	sh->r[0].rc = mlc_set(c, "X", 1, "xxxxxxxxxxxxxxx2", 16, NULL);
+	CK(plan.done);
+	return 0;
+}
+
+static int
+sf_reader(void *p)
+{
+	struct mlc_arena *a = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	c = child_cache(a, no_l1());
+	plan_set(MLC__P_READ_MATCHED, false, 1);
+	rc = mlc_get(c, "Y000", 4, NULL, NULL, &v);
+	record(1, rc, &v, 0);
+	CK(plan.done);
+	return 0;
+}
+
+static void
+test_stale_free(void **state)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	char y[40], z[40];
+	uint64_t xoff, xgen, yoff, ygen, off2;
+	struct mlc_arena_info in0, in1;
+	int w, r;
+
+	(void)state;
+	begin("stale_free");
+	memset(y, 'y', sizeof(y));
+	memset(z, 'Z', sizeof(z));
+	assert_int_equal(mlc_set(c, "X", 1, "xxxxxxxxxxxxxxx1", 16, NULL), 0);
+	xoff = item_off(a, "X", &xgen);
+	assert_true(xoff != 0);
+	fill_pool(a, c);
+
+	w = spawn(sf_writer, a);
+	wait_at(0, "PUT_UNLOCKED");
+	/* In the window: X relinked elsewhere, the old chunk still LIVE and
+	 * still the allocation W will free. */
+	off2 = item_off(a, "X", NULL);
+	assert_true(off2 != 0 && off2 != xoff);
+	assert_int_equal(MLC__ST_STATE(item_at(a, xoff)->it_state), MLC__LIVE);
+	assert_int_equal(item_at(a, xoff)->it_gen, xgen);
+
+	in0 = info_of(a);
+	assert_int_equal(mlc_set(c, "Y000", 4, y, sizeof(y), NULL), 0);
+	in1 = info_of(a);
+	yoff = item_off(a, "Y000", &ygen);
+	/* The page moved, and Y000 is where W's stale free points. */
+	assert_true(in1.page_moves > in0.page_moves);
+	assert_int_equal(yoff, xoff);
+	assert_true(ygen != xgen);
+
+	r = spawn(sf_reader, a);
+	wait_at(1, "READ_MATCHED");
+	sem_post(&sh->go[0]);
+	assert_int_equal(reap(w), 0);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_int_equal(mlc_set(c, "Z000", 4, z, sizeof(z), NULL), 0);
+	sem_post(&sh->go[1]);
+	assert_int_equal(reap(r), 0);
+
+	assert_res(1, y, sizeof(y));		/* Y's own value */
+	in1 = info_of(a);
+	assert_int_equal(in1.stale_frees, in0.stale_frees + 1);
+	assert_int_equal(item_off(a, "Y000", NULL), yoff);
+	assert_l2(c, "Y000", y, sizeof(y));
+	assert_l2(c, "Z000", z, sizeof(z));
+	assert_clean(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+/* ---- stale_free_pristine: the same through the table directly ------------ */
+
+/*
+ * No pause point: the writer's window "unlinked, stripes dropped, not yet
+ * freed" is mlc__table_unlink_chunk() (the same slot store and unlock),
+ * and its late mlc__free() is called with the generation read while X was
+ * linked, from the sink of a reader of Y000 that has matched Y000 and not
+ * copied yet.
+ */
+static struct mlc_arena *pr_a;
+static struct mlc_cache *pr_c;
+static uint64_t pr_off, pr_gen;
+static int pr_calls;
+static char pr_buf[256];
+
+static void *
+pr_sink(void *ctx, size_t len)
+{
+	char z[40];
+
+	(void)ctx;
+	if (pr_calls++ == 0) {
+		mlc__free(pr_a, pr_off, MLC__LIVE, pr_gen);	/* late */
+		memset(z, 'Z', sizeof(z));
+		assert_int_equal(mlc_set(pr_c, "Z000", 4, z, sizeof(z), NULL),
+				 0);
+	}
+	return len <= sizeof(pr_buf) ? pr_buf : NULL;
+}
+
+static void
+test_stale_free_pristine(void **state)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	struct mlc_arena_info in0, in1;
+	struct mlc__key k;
+	struct mlc__hit hit;
+	uint64_t ygen;
+	bool orphan = true;
+	char y[40], z[40];
+
+	(void)state;
+	begin("stale_free_pristine");
+	pr_a = a;
+	pr_c = c;
+	pr_calls = 0;
+	memset(pr_buf, 0, sizeof(pr_buf));
+	memset(y, 'y', sizeof(y));
+	memset(z, 'Z', sizeof(z));
+	assert_int_equal(mlc_set(c, "X", 1, "xxxxxxxxxxxxxxx1", 16, NULL), 0);
+	fill_pool(a, c);
+	pr_off = item_off(a, "X", &pr_gen);	/* what the writer knows */
+	assert_true(pr_off != 0);
+	/* The writer's slot store and unlock: the chunk is LIVE, unlinked. */
+	assert_true(mlc__table_unlink_chunk(a, pr_off, &orphan));
+	assert_false(orphan);
+
+	in0 = info_of(a);
+	assert_int_equal(mlc_set(c, "Y000", 4, y, sizeof(y), NULL), 0);
+	in1 = info_of(a);
+	assert_true(in1.page_moves > in0.page_moves);
+	assert_int_equal(item_off(a, "Y000", &ygen), pr_off);
+	assert_true(ygen != pr_gen);
+
+	make_key(a, "Y000", &k);
+	assert_int_equal(mlc__table_get(a, &k, pr_sink, NULL, &hit), 0);
+	assert_true(pr_calls >= 1);
+	assert_int_equal(hit.len, sizeof(y));
+	assert_memory_equal(pr_buf, y, sizeof(y));
+
+	in1 = info_of(a);
+	assert_int_equal(in1.stale_frees, in0.stale_frees + 1);
+	assert_clean(a);
+	assert_l2(c, "Y000", y, sizeof(y));
+	assert_l2(c, "Z000", z, sizeof(z));
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+/* ---- clock_touch: a reader's store after validation ---------------------- */
+
+/*
+ * R reads X and stops at READ_VALIDATED (validated, CLOCK mark not made).
+ * F and X are deleted, their page moves to another class, and Y000 (zeros)
+ * is carved over it, X's old item header inside Y's value.  R resumes.
+ * Bug: R stored its CLOCK byte into X's old item, a byte of Y's value.
+ * Now the mark is a bit in the ref bitmap: Y's value stays all zeros.
+ */
+#define CT_VLEN 256
+
+static int
+ct_reader(void *p)
+{
+	struct mlc_arena *a = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	c = child_cache(a, no_l1());
+	plan_set(MLC__P_READ_VALIDATED, false, 0);
+	rc = mlc_get(c, "X", 1, NULL, NULL, &v);
+	record(0, rc, &v, 0);
+	CK(plan.done);
+	return 0;
+}
+
+static void
+test_clock_touch(void **state)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	struct mlc_arena_info in0, in1;
+	uint64_t foff, xoff, yoff;
+	char zeros[CT_VLEN];
+	struct mlc_value v = { 0 };
+	int r;
+
+	(void)state;
+	begin("clock_touch");
+	memset(zeros, 0, sizeof(zeros));
+	assert_int_equal(mlc_set(c, "F", 1, "fffffffffffffff1", 16, NULL), 0);
+	assert_int_equal(mlc_set(c, "X", 1, "xxxxxxxxxxxxxxx1", 16, NULL), 0);
+	foff = item_off(a, "F", NULL);
+	xoff = item_off(a, "X", NULL);
+	assert_int_equal(page_of(a, foff), page_of(a, xoff));
+	fill_pool(a, c);
+
+	r = spawn(ct_reader, a);
+	wait_at(0, "READ_VALIDATED");
+	assert_int_equal(mlc_delete(c, "F", 1), 0);
+	assert_int_equal(mlc_delete(c, "X", 1), 0);
+	in0 = info_of(a);
+	assert_int_equal(mlc_set(c, "Y000", 4, zeros, sizeof(zeros), NULL), 0);
+	in1 = info_of(a);
+	yoff = item_off(a, "Y000", NULL);
+	/* X's page moved to Y's class, and X's whole old item header is
+	 * inside Y's value: any store R makes there changes Y. */
+	assert_true(in1.page_moves > in0.page_moves);
+	assert_int_equal(page_of(a, yoff), page_of(a, xoff));
+	assert_int_equal(yoff, page_start(a, xoff));
+	assert_true(xoff >= yoff + MLC__ITEM_HDR + 4);
+	assert_true(xoff + MLC__ITEM_HDR <= yoff + MLC__ITEM_HDR + 4 + CT_VLEN);
+
+	sem_post(&sh->go[0]);
+	assert_int_equal(reap(r), 0);
+	assert_res(0, "xxxxxxxxxxxxxxx1", 16);	/* it read before the delete */
+
+	assert_int_equal(mlc_get(c, "Y000", 4, NULL, NULL, &v), 0);
+	assert_int_equal(v.len, CT_VLEN);
+	for (size_t i = 0; i < CT_VLEN; i++)
+		if (((const unsigned char *)v.data)[i] != 0)
+			fail_msg("byte %zu of Y000's value is %u, not 0", i,
+				 ((const unsigned char *)v.data)[i]);
+	mlc_value_release(&v);
+	assert_clean(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+/* ---- orphan_reuse: a stalled writer's chunk is its own -------------------- */
+
+/*
+ * W sets KW00 (1 KiB) and stops at PUT_ALLOCATED (chunk ALLOC, nothing
+ * copied) or PUT_COPIED (copied, not linked).  A mover M empties the pool,
+ * fills W's page with other keys, lets 11 s pass on its clock (the old
+ * code reclaimed ALLOC chunks 10 s old), and sets Y000 in W's class: its
+ * CLOCK sweep passes W's chunk.  Bug: the chunk was reclaimed and given to
+ * Y000, and W's resumed copy overwrote Y's value.  Now a chunk goes only
+ * on proof that its writer is dead: skipped (orphan_skips), whatever its
+ * age, and both values are intact.
+ */
+#define OR_VLEN 1000
+
+struct or_arg {
+	struct mlc_arena *a;
+	enum mlc__pause_point point;
+};
+
+static int
+or_writer(void *p)
+{
+	struct or_arg *oa = p;
+	struct mlc_cache *c;
+	char val[OR_VLEN];
+
+	child_start();
+	c = child_cache(oa->a, no_l1());
+	memset(val, 'w', sizeof(val));
+	plan_set(oa->point, false, 0);
+	sh->r[0].rc = mlc_set(c, "KW00", 4, val, sizeof(val), NULL);
+	CK(plan.done);
+	return 0;
+}
+
+static int
+or_mover(void *p)
+{
+	struct or_arg *oa = p;
+	struct mlc_arena *a = oa->a;
+	struct mlc_cache *c;
+	static char big[30000];
+	char key[32], val[OR_VLEN];
+	struct mlc_value v = { 0 };
+	int ci;
+
+	child_start();
+	c = child_cache(a, no_l1());
+	memset(big, 'c', sizeof(big));
+	for (int i = 0; ck_pr_load_32(&a->hdr->ah_pool_free) > 0; i++) {
+		CK(i < 1000);
+		snprintf(key, sizeof(key), "C%04d", i);
+		CKI(mlc_set(c, key, strlen(key), big, sizeof(big), NULL), 0);
+	}
+	ci = mlc__class_for(a, MLC__ITEM_HDR + 4 + OR_VLEN);
+	CK(ci >= 0);
+	CKI(a->classes[ci].cl_pages, 1);	/* W's page, nothing else */
+	memset(val, 'f', sizeof(val));
+	for (uint32_t i = 0; i + 1 < a->classes[ci].cl_per_page; i++) {
+		snprintf(key, sizeof(key), "F%03u", i);
+		CKI(mlc_set(c, key, 4, val, sizeof(val), NULL), 0);
+	}
+	/* W has been stalled for 11 s, as far as this process can tell. */
+	mlc__clock_advance(11000);
+	memset(val, 'y', sizeof(val));
+	CKI(mlc_set(c, "Y000", 4, val, sizeof(val), NULL), 0);
+	CKI(mlc_get(c, "Y000", 4, NULL, NULL, &v), 0);
+	CKI(v.len, OR_VLEN);
+	CK(memcmp(v.data, val, OR_VLEN) == 0);
+	mlc_value_release(&v);
+	return 0;
+}
+
+static void
+orphan_case(enum mlc__pause_point point)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	struct or_arg oa = { a, point };
+	struct mlc_arena_info in0, in1;
+	char wv[OR_VLEN], yv[OR_VLEN];
+	int w;
+
+	shm_reset();
+	memset(wv, 'w', sizeof(wv));
+	memset(yv, 'y', sizeof(yv));
+	w = spawn(or_writer, &oa);
+	wait_at(0, mlc__pause_name(point));
+	in0 = info_of(a);
+	assert_int_equal(t_fork(or_mover, &oa), 0);
+	in1 = info_of(a);
+	assert_l2(c, "Y000", yv, sizeof(yv));
+
+	sem_post(&sh->go[0]);
+	assert_int_equal(reap(w), 0);
+	/* W's copy went into its own chunk, and nobody else's. */
+	if (sh->r[0].rc != 0)
+		fail_msg("W resumed at %s: mlc_set = %s (its chunk was taken)",
+			 mlc__pause_name(point), mlc_strerror(sh->r[0].rc));
+	assert_l2(c, "Y000", yv, sizeof(yv));
+	assert_l2(c, "KW00", wv, sizeof(wv));
+	/* The sweep met W's chunk, could not prove W dead, left it. */
+	assert_true(in1.orphan_skips > in0.orphan_skips);
+	assert_int_equal(in1.orphans_reclaimed, in0.orphans_reclaimed);
+	assert_int_equal(info_of(a).orphans_reclaimed, in0.orphans_reclaimed);
+	assert_clean(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+static void
+test_orphan_reuse(void **state)
+{
+	(void)state;
+	begin("orphan_reuse");
+	orphan_case(MLC__P_PUT_ALLOCATED);
+	orphan_case(MLC__P_PUT_COPIED);
+}
+
+/* ---- resurrect_over_set: the re-store is fenced --------------------------- */
+
+/*
+ * OLD expires; a get in process C runs a failing loader, and while it
+ * fails another process sets NEW (or deletes the key).  C resurrects OLD
+ * for resurrect_ttl.  Bug: the re-store was unfenced, so OLD overwrote the
+ * newer set or delete for every process.  Now the set or delete stands.
+ */
+struct rs_arg {
+	struct mlc_arena *a;
+	const char *key;
+	int mode;		/* 0: set during the load, 1: delete */
+};
+
+static int
+rs_other(void *p)
+{
+	struct rs_arg *ra = p;
+	struct mlc_cache *c;
+
+	child_start();
+	c = child_cache(ra->a, no_l1());
+	if (ra->mode == 0)
+		CKI(mlc_set(c, ra->key, 2, "NEW", 3, NULL), 0);
+	else
+		CKI(mlc_delete(c, ra->key, 2), 0);
+	return 0;
+}
+
+static int
+rs_loader(void *arg, const void *key, size_t klen, struct mlc_load *out)
+{
+	(void)key;
+	(void)klen;
+	(void)out;
+	/* Another process changes the key while the backend is down. */
+	CKI(t_wait(t_spawn(rs_other, arg)), 0);
+	return -EIO;
+}
+
+static int
+rs_caller(void *p)
+{
+	struct rs_arg *ra = p;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	o.resurrect_ttl_ms = 10000;
+	c = child_cache(ra->a, &o);
+	mlc__clock_advance(60000);		/* OLD has expired: stale */
+	rc = mlc_get(c, ra->key, 2, rs_loader, ra, &v);
+	record(0, rc, &v, 0);
+	return 0;
+}
+
+static void
+test_resurrect_over_set(void **state)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct mlc_cache *probe = t_cache(a, "ns", no_l1());
+	struct mlc_call_options shortttl = MLC_CALL_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	begin("resurrect_over_set");
+	shortttl.ttl_ms = 20;
+	for (int mode = 0; mode < 2; mode++) {
+		struct rs_arg ra = { a, mode ? "k2" : "k1", mode };
+		const struct res *r = &sh->r[0];
+
+		memset(sh->r, 0, sizeof(sh->r));
+		assert_int_equal(mlc_set(probe, ra.key, 2, "OLD", 3, &shortttl),
+				 0);
+		assert_int_equal(t_fork(rs_caller, &ra), 0);
+		/* The caller's get began before the change: OLD (stale) or
+		 * the newer value are both its answers. */
+		assert_int_equal(r->rc, 0);
+		if (!(mode == 0 && res_is(0, "NEW")))
+			assert_true(res_is(0, "OLD") && (r->flags & MLC_STALE));
+		/* What every process sees afterwards: the change. */
+		if (mode == 0) {
+			assert_int_equal(mlc_get(probe, ra.key, 2, NULL, NULL,
+						 &v), 0);
+			assert_int_equal(v.len, 3);
+			assert_memory_equal(v.data, "NEW", 3);
+			assert_false(v.flags & MLC_STALE);
+			mlc_value_release(&v);
+		} else {
+			assert_int_equal(mlc_get(probe, ra.key, 2, NULL, NULL,
+						 &v), -ENOENT);
+		}
+	}
+	mlc_cache_close(probe);
+	mlc_arena_close(a);
+}
+
+/* ---- releasing_dead: an owner killed around its release ------------------ */
+
+/*
+ * The flight's owner dies at FLIGHT_CLAIMED (won, not published),
+ * FLIGHT_RELEASING (result stored, slot still owned) or FLIGHT_RELEASED
+ * (slot released, waiters not woken), with a waiter already in the flight
+ * for the last two.  Bug: an owner killed inside its release left the slot
+ * in a RELEASING state nobody could take over: every get of the key waited
+ * lock_timeout and failed, for ever.  Now the waiter takes over (or finds
+ * the result) and the next gets do not wait at all.
+ */
+#define RD_TIMEOUT 5000
+
+struct rd_arg {
+	struct mlc_arena *a;
+	enum mlc__pause_point point;
+};
+
+static const struct mlc_cache_options *
+rd_opts(void)
+{
+	static struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+
+	o.flags = MLC_CACHE_NO_L1;
+	o.lock_timeout_ms = RD_TIMEOUT;
+	o.lock_policy = MLC_LOCK_ERROR;
+	return &o;
+}
+
+static int
+rd_hold_loader(void *arg, const void *key, size_t klen, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)klen;
+	__atomic_fetch_add(&sh->loads, 1, __ATOMIC_ACQ_REL);
+	sem_post(&sh->at[0]);
+	if (!sem_wait_ms(&sh->go[0], CHILD_ALARM * 1000))
+		_exit(11);
+	out->data = "fromO";
+	out->len = 5;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+rd_owner(void *p)
+{
+	struct rd_arg *ra = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+
+	child_start();
+	c = child_cache(ra->a, rd_opts());
+	plan_set(ra->point, true, 1);
+	mlc_get(c, "k", 1, rd_hold_loader, NULL, &v);
+	return 12;		/* it should have died at its point */
+}
+
+static int
+rd_waiter(void *p)
+{
+	struct rd_arg *ra = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	uint64_t t0;
+	int rc;
+
+	child_start();
+	c = child_cache(ra->a, rd_opts());
+	t0 = real_ms();
+	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
+	record(0, rc, &v, (int64_t)(real_ms() - t0));
+	return 0;
+}
+
+static void
+releasing_case(enum mlc__pause_point point)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct mlc_cache *c = t_cache(a, "ns", rd_opts());
+	struct rd_arg ra = { a, point };
+	struct mlc_stats s0 = MLC_STATS_INIT, s1 = MLC_STATS_INIT;
+	int o, w = 0;
+
+	shm_reset();
+	o = spawn(rd_owner, &ra);
+	if (point != MLC__P_FLIGHT_CLAIMED) {
+		/* The owner is loading, published; a waiter joins. */
+		wait_at(0, "the owner's loader");
+		w = spawn(rd_waiter, &ra);
+		wait_waiters(a, 1);
+		sem_post(&sh->go[0]);
+	}
+	assert_int_equal(reap(o), CHILD_DIED);
+	if (point == MLC__P_FLIGHT_CLAIMED)
+		w = spawn(rd_waiter, &ra);
+	assert_int_equal(reap(w), 0);
+	/* The first get after the death: an answer, not -ETIMEDOUT (at
+	 * most the grace for an unpublished owner, ~1 s). */
+	if (sh->r[0].rc != 0)
+		fail_msg("%s: get after the owner died: %s after %" PRId64
+			 " ms", mlc__pause_name(point),
+			 mlc_strerror(sh->r[0].rc), sh->r[0].elapsed_ms);
+	assert_true(res_is(0, "loaded") || res_is(0, "fromO"));
+	assert_true(sh->r[0].elapsed_ms < RD_TIMEOUT);
+	print_message("    killed at %s: the next get answered in %" PRId64
+		      " ms\n", mlc__pause_name(point), sh->r[0].elapsed_ms);
+	/* Later gets that need the flight never wait for anyone. */
+	assert_int_equal(mlc_stats(c, &s0), 0);
+	for (int i = 0; i < 3; i++) {
+		struct mlc_value v = { 0 };
+		int loads = ld(&sh->loads);
+
+		assert_int_equal(mlc_delete(c, "k", 1), 0);
+		assert_int_equal(mlc_get(c, "k", 1, value_loader, s_again,
+					 &v), 0);
+		assert_int_equal(v.len, 5);
+		assert_memory_equal(v.data, "again", 5);
+		mlc_value_release(&v);
+		assert_int_equal(ld(&sh->loads), loads + 1);
+	}
+	assert_int_equal(mlc_stats(c, &s1), 0);
+	assert_int_equal(s1.lock_waits, s0.lock_waits);
+	assert_int_equal(s1.lock_timeouts, 0);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+static void
+test_releasing_dead(void **state)
+{
+	(void)state;
+	begin("releasing_dead");
+	releasing_case(MLC__P_FLIGHT_CLAIMED);
+	releasing_case(MLC__P_FLIGHT_RELEASING);
+	releasing_case(MLC__P_FLIGHT_RELEASED);
+}
+
+/* ---- release_aba: a late release never ends another flight --------------- */
+
+/*
+ * One thread T (an event loop holding several flights) acquires K1; W
+ * takes K1 over after T's lease, publishes and ends it; T acquires K3,
+ * whose first slot is K1's, then publishes K1 late (fenced).  Bug: that
+ * late release matched only the owner token (T's, both times) and
+ * released T's K3 flight: a second loader of K3 started.  Now the release
+ * CASes from the exact word T installed for K1, which is gone.
+ */
+static void
+test_release_aba(void **state)
+{
+	struct mlc_arena *a = anon_arena(16);
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *t, *w, *x, *probe;
+	struct mlc_flight f1, fw, f3, fx;
+	struct mlc_load ld1;
+	struct mlc_value v = { 0 };
+	uint64_t h1;
+	char k3[32];
+
+	(void)state;
+	begin("release_aba");
+	co.lock_lease_ms = 50;
+	t = t_cache(a, "ns", &co);
+	w = t_cache(a, "ns", &co);
+	x = t_cache(a, "ns", &co);
+	probe = t_cache(a, "ns", no_l1());
+	h1 = mlc_key_hash(t, "K1", 2);
+	/* A key whose first flight slot is K1's, its second another. */
+	for (int i = 0;; i++) {
+		uint64_t h;
+
+		assert_true(i < 100000);
+		snprintf(k3, sizeof(k3), "K3-%d", i);
+		h = mlc_key_hash(t, k3, strlen(k3));
+		if ((h & 15) == (h1 & 15) && ((h >> 32) & 15) != (h1 & 15))
+			break;
+	}
+	assert_int_equal(mlc_flight_acquire(t, "K1", 2, NULL, &f1), 0);
+	assert_int_equal(f1.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(w, "K1", 2, NULL, &fw), 0);
+	assert_int_equal(fw.role, MLC_FLIGHT_WAITER);
+	nap_ms(100);				/* T's lease runs out */
+	assert_int_equal(mlc_flight_wait(w, &fw, 2000, &v), 0);
+	assert_int_equal(fw.role, MLC_FLIGHT_LOADER);	/* took it over */
+	memset(&ld1, 0, sizeof(ld1));
+	ld1.data = "fromW";
+	ld1.len = 5;
+	assert_int_equal(mlc_flight_publish(w, &fw, MLC_LOAD_VALUE, &ld1, NULL),
+			 0);
+
+	assert_int_equal(mlc_flight_acquire(t, k3, strlen(k3), NULL, &f3), 0);
+	assert_int_equal(f3.role, MLC_FLIGHT_LOADER);
+	memset(&ld1, 0, sizeof(ld1));
+	ld1.data = "fromT";
+	ld1.len = 5;
+	assert_int_equal(mlc_flight_publish(t, &f1, MLC_LOAD_VALUE, &ld1, &v),
+			 0);
+	assert_true(v.flags & MLC_NOT_CACHED);	/* fenced, as it should be */
+	mlc_value_release(&v);
+	assert_l2(probe, "K1", "fromW", 5);
+
+	/* T still loads K3: X must wait for it, not load it too. */
+	assert_int_equal(mlc_flight_acquire(x, k3, strlen(k3), NULL, &fx), 0);
+	if (fx.role != MLC_FLIGHT_WAITER)
+		fail_msg("a second loader of %s while T loads it: T's late "
+			 "publish of K1 released T's flight of %s", k3, k3);
+	memset(&ld1, 0, sizeof(ld1));
+	ld1.data = "K3val";
+	ld1.len = 5;
+	assert_int_equal(mlc_flight_publish(t, &f3, MLC_LOAD_VALUE, &ld1, NULL),
+			 0);
+	assert_int_equal(mlc_flight_wait(x, &fx, 2000, &v), 0);
+	assert_int_equal(v.len, 5);
+	assert_memory_equal(v.data, "K3val", 5);
+	mlc_value_release(&v);
+	mlc_cache_close(t);
+	mlc_cache_close(w);
+	mlc_cache_close(x);
+	mlc_cache_close(probe);
+	mlc_arena_close(a);
+}
+
+/* ---- modify_after_purge: a purged item is absent to mlc_modify ----------- */
+
+/*
+ * Another process sets k and purges the namespace.  Bug: mlc_modify read k
+ * as absent, asked to store "only if absent", and the store found the
+ * purged item: -EBUSY after every retry, until the item was evicted.
+ */
+static int
+mp_fn(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	(void)arg;
+	(void)cur;
+	out->data = "fresh";
+	out->len = 5;
+	return MLC_MODIFY_SET;
+}
+
+static int
+mp_other(void *p)
+{
+	struct mlc_cache *c;
+
+	child_start();
+	c = child_cache(p, NULL);
+	CKI(mlc_set(c, "k", 1, "old", 3, NULL), 0);
+	CKI(mlc_purge(c), 0);
+	return 0;
+}
+
+static void
+test_modify_after_purge(void **state)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct mlc_cache *c = t_cache(a, "ns", NULL);
+	struct mlc_cache *probe = t_cache(a, "ns", no_l1());
+	struct mlc_value v = { 0 };
+	int rc;
+
+	(void)state;
+	begin("modify_after_purge");
+	assert_int_equal(mlc_modify(c, "n", 1, mp_fn, NULL, &v), 0);
+	mlc_value_release(&v);
+	assert_int_equal(t_fork(mp_other, a), 0);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), -ENOENT);
+	rc = mlc_modify(c, "k", 1, mp_fn, NULL, &v);
+	if (rc != 0)
+		fail_msg("mlc_modify after a purge: %s", mlc_strerror(rc));
+	assert_int_equal(v.len, 5);
+	assert_memory_equal(v.data, "fresh", 5);
+	mlc_value_release(&v);
+	assert_l2(probe, "k", "fresh", 5);
+	mlc_cache_close(c);
+	mlc_cache_close(probe);
+	mlc_arena_close(a);
+}
+
+/* ---- crash_before_publish: a dead writer's change reaches every L1 ------- */
+
+/*
+ * H holds k = v1 in its L1.  A writer process sets v2 and is killed at
+ * LOG_STORED: L2 written, its log record not published.  Bug: the log
+ * cell was claimed only after the L2 store, so nothing told H, which
+ * served v1 for the whole TTL (here: for ever).  Now the cell is claimed
+ * first; its writer's death leaves it stuck, and after MLC__LOG_STUCK_MS
+ * every handle drops its whole L1.
+ */
+#define CB_POLL_MS 2000
+
+static int
+cb_writer(void *p)
+{
+	struct mlc_call_options never = MLC_CALL_OPTIONS_INIT;
+	struct mlc_cache *c;
+
+	child_start();
+	c = child_cache(p, no_l1());
+	never.ttl_ms = MLC_TTL_NEVER;
+	plan_set(MLC__P_LOG_STORED, true, 0);
+	mlc_set(c, "k", 1, "v2", 2, &never);
+	return 12;		/* it should have died at LOG_STORED */
+}
+
+static void
+test_crash_before_publish(void **state)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct mlc_cache *h = t_cache(a, "ns", NULL);
+	struct mlc_cache *l2only = t_cache(a, "ns", no_l1());
+	struct mlc_call_options never = MLC_CALL_OPTIONS_INIT;
+	struct mlc_stats s = MLC_STATS_INIT;
+	struct mlc_value v = { 0 };
+	uint64_t t0, took;
+
+	(void)state;
+	begin("crash_before_publish");
+	never.ttl_ms = MLC_TTL_NEVER;
+	assert_int_equal(mlc_set(l2only, "k", 1, "v1", 2, &never), 0);
+	for (uint32_t level = MLC_L2;; level = MLC_L1) {
+		assert_int_equal(mlc_get(h, "k", 1, NULL, NULL, &v), 0);
+		assert_int_equal(v.level, level);
+		assert_memory_equal(v.data, "v1", 2);
+		mlc_value_release(&v);
+		if (level == MLC_L1)
+			break;
+	}
+	assert_int_equal(t_fork(cb_writer, a), CHILD_DIED);
+	assert_l2(l2only, "k", "v2", 2);	/* L2 was written */
+
+	t0 = real_ms();
+	for (;;) {
+		bool old;
+
+		assert_int_equal(mlc_get(h, "k", 1, NULL, NULL, &v), 0);
+		old = v.len == 2 && memcmp(v.data, "v1", 2) == 0;
+		if (!old) {
+			assert_int_equal(v.len, 2);
+			assert_memory_equal(v.data, "v2", 2);
+		}
+		mlc_value_release(&v);
+		took = real_ms() - t0;
+		if (!old)
+			break;
+		if (took > CB_POLL_MS)
+			fail_msg("H still serves v1 from L1 %" PRIu64 " ms "
+				 "after the writer died (stuck cells are "
+				 "given up after %d ms)", took,
+				 MLC__LOG_STUCK_MS);
+		nap_ms(2);
+	}
+	assert_int_equal(mlc_stats(h, &s), 0);
+	assert_true(s.log_stuck >= 1);
+	print_message("    H served v1 for %" PRIu64 " ms after the writer "
+		      "died (MLC__LOG_STUCK_MS %d)\n", took, MLC__LOG_STUCK_MS);
+	mlc_cache_close(h);
+	mlc_cache_close(l2only);
+	mlc_arena_close(a);
+}
+
+/* ---- steal_race: one takeover of a killed loader ------------------------- */
+
+/*
+ * 64 waiters (4 processes x 16 threads, a handle each) wait on a key whose
+ * loader process hangs; it is SIGKILLed.  Bug: a thief wrote its owner
+ * token before its start time, another waiter read the new token with the
+ * dead owner's start time and stole again: 2-3 loads.  Now the takeover is
+ * one CAS of the slot word: exactly one load.
+ */
+#define SR_PROCS 4
+#define SR_THREADS 16
+
+static int
+sr_hang(void *arg, const void *key, size_t klen, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)klen;
+	(void)out;
+	st(&sh->started, 1);
+	while (ld(&sh->started))
+		pause();		/* until SIGKILL */
+	return -EIO;
+}
+
+static int
+sr_load(void *arg, const void *key, size_t klen, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)klen;
+	__atomic_fetch_add(&sh->loads, 1, __ATOMIC_ACQ_REL);
+	nap_ms(20);
+	out->data = "v";
+	out->len = 1;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+sr_loader(void *p)
+{
+	struct mlc_cache *c;
+	struct mlc_value v;
+
+	child_start();
+	c = child_cache(p, NULL);
+	mlc_get(c, "key", 3, sr_hang, NULL, &v);
+	return 12;
+}
+
+static void *
+sr_thread(void *p)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *c = NULL;
+	struct mlc_value v;
+	int rc;
+
+	o.lock_timeout_ms = 20000;
+	if (mlc_cache_open(&c, p, "ns", &o) != 0) {
+		__atomic_fetch_add(&sh->errors, 1, __ATOMIC_ACQ_REL);
+		__atomic_fetch_add(&sh->ready, 1, __ATOMIC_ACQ_REL);
+		return NULL;
+	}
+	__atomic_fetch_add(&sh->ready, 1, __ATOMIC_ACQ_REL);
+	while (!ld(&sh->go_flag))
+		nap_ms(1);
+	rc = mlc_get(c, "key", 3, sr_load, NULL, &v);
+	if (rc != 0 || v.len != 1 || memcmp(v.data, "v", 1) != 0)
+		__atomic_fetch_add(&sh->errors, 1, __ATOMIC_ACQ_REL);
+	if (rc == 0)
+		mlc_value_release(&v);
+	mlc_cache_close(c);
+	return NULL;
+}
+
+static int
+sr_waiters(void *p)
+{
+	pthread_t th[SR_THREADS];
+
+	child_start();
+	for (int i = 0; i < SR_THREADS; i++)
+		CKI(pthread_create(&th[i], NULL, sr_thread, p), 0);
+	for (int i = 0; i < SR_THREADS; i++)
+		pthread_join(th[i], NULL);
+	return 0;
+}
+
+static int
+sr_trials(void)
+{
+	const char *e = getenv("MLC_REPRO_TRIALS");
+
+	/* 100 take ~12 s, ~25 s under ASan+UBSan (2 cores). */
+	if (e != NULL && atoi(e) > 0)
+		return atoi(e);
+	return 100;
+}
+
+static void
+test_steal_race(void **state)
+{
+	int trials = sr_trials(), bad = 0;
+	uint64_t t0 = real_ms();
+
+	(void)state;
+	begin("steal_race");
+	for (int t = 0; t < trials; t++) {
+		char name[64];
+		struct mlc_arena *a = t_arena(name, sizeof(name), 0, 0);
+		int l, w[SR_PROCS], loads;
+		uint64_t end;
+
+		shm_reset();
+		l = spawn(sr_loader, a);
+		for (end = real_ms() + BOUND_MS; !ld(&sh->started);) {
+			if (real_ms() > end)
+				fail_msg("trial %d: the loader never started", t);
+			nap_ms(1);
+		}
+		for (int p = 0; p < SR_PROCS; p++)
+			w[p] = spawn(sr_waiters, a);
+		for (end = real_ms() + BOUND_MS;
+		     ld(&sh->ready) < SR_PROCS * SR_THREADS;) {
+			if (real_ms() > end)
+				fail_msg("trial %d: waiters not ready", t);
+			nap_ms(1);
+		}
+		st(&sh->go_flag, 1);
+		/* Every waiter in the flight, then the loader dies. */
+		wait_waiters(a, SR_PROCS * SR_THREADS);
+		kill(l, SIGKILL);
+		assert_int_equal(reap(l), 128 + SIGKILL);
+		for (int p = 0; p < SR_PROCS; p++)
+			assert_int_equal(reap(w[p]), 0);
+		loads = ld(&sh->loads);
+		assert_int_equal(ld(&sh->errors), 0);
+		if (loads != 1) {
+			print_error("trial %d: %d takeover loads (want 1)\n", t,
+				    loads);
+			bad++;
+		}
+		mlc_arena_close(a);
+		mlc_arena_unlink(name, 0);
+	}
+	print_message("    %d trials in %" PRIu64 " ms (MLC_REPRO_TRIALS)\n",
+		      trials, real_ms() - t0);
+	assert_int_equal(bad, 0);
+}
+
+/* ---- fenced_to_waiter: a fenced load is its caller's answer only --------- */
+
+/*
+ * A's load reads "old" and stops at LOAD_RETURNED (nothing stored yet).
+ * B deletes k; the delete returns.  Then C's get joins A's flight.  A's
+ * store is fenced (the delete came after its load began).  Bug: A's value
+ * was still handed to C as the flight's result, though C began after the
+ * delete.  Now C re-reads L2, finds nothing, and loads "new".
+ */
+static int
+fw_loader_a(void *p)
+{
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	c = child_cache(p, NULL);
+	plan_set(MLC__P_LOAD_RETURNED, false, 0);
+	rc = mlc_get(c, "k", 1, value_loader, s_old, &v);
+	record(0, rc, &v, 0);
+	CK(plan.done);
+	return 0;
+}
+
+static int
+fw_getter_c(void *p)
+{
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	c = child_cache(p, NULL);
+	rc = mlc_get(c, "k", 1, value_loader, s_new, &v);
+	record(1, rc, &v, 0);
+	return 0;
+}
+
+static void
+test_fenced_to_waiter(void **state)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct mlc_cache *b = t_cache(a, "ns", NULL);
+	struct mlc_cache *probe = t_cache(a, "ns", no_l1());
+	int pa, pc;
+
+	(void)state;
+	begin("fenced_to_waiter");
+	pa = spawn(fw_loader_a, a);
+	wait_at(0, "LOAD_RETURNED");
+	assert_int_equal(mlc_delete(b, "k", 1), 0);	/* returned */
+	pc = spawn(fw_getter_c, a);
+	wait_waiters(a, 1);			/* C is in A's flight */
+	sem_post(&sh->go[0]);
+	assert_int_equal(reap(pa), 0);
+	assert_int_equal(reap(pc), 0);
+	/* A: its own load, not stored (fenced). */
+	assert_res(0, "old", 3);
+	assert_true(sh->r[0].flags & MLC_NOT_CACHED);
+	/* C began after the delete returned: never the older value. */
+	if (res_is(1, "old"))
+		fail_msg("C got the value loaded before the delete (flags "
+			 "%#x, level %u)", sh->r[1].flags, sh->r[1].level);
+	assert_res(1, "new", 3);
+	assert_int_equal(ld(&sh->loads), 2);
+	assert_l2(probe, "k", "new", 3);
+	mlc_cache_close(b);
+	mlc_cache_close(probe);
+	mlc_arena_close(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_stale_free, teardown),
+		cmocka_unit_test_teardown(test_stale_free_pristine, teardown),
+		cmocka_unit_test_teardown(test_clock_touch, teardown),
+		cmocka_unit_test_teardown(test_orphan_reuse, teardown),
+		cmocka_unit_test_teardown(test_resurrect_over_set, teardown),
+		cmocka_unit_test_teardown(test_releasing_dead, teardown),
+		cmocka_unit_test_teardown(test_release_aba, teardown),
+		cmocka_unit_test_teardown(test_modify_after_purge, teardown),
+		cmocka_unit_test_teardown(test_crash_before_publish, teardown),
+		cmocka_unit_test_teardown(test_steal_race, teardown),
+		cmocka_unit_test_teardown(test_fenced_to_waiter, teardown),
+	};
+	const char *only = getenv("MLC_REPRO_ONLY");
+	void *m;
+	int rc;
+
+	t_require_shm();
+	m = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	sh = m;
+	memset(sh, 0, sizeof(*sh));
+	for (int i = 0; i < 2; i++) {
+		sem_init(&sh->at[i], 1, 0);
+		sem_init(&sh->go[i], 1, 0);
+	}
+	if (only != NULL)
+		cmocka_set_test_filter(only);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	t_cleanup();
+	return rc;
+}
