@@ -36,8 +36,22 @@
  *   - The arena is trusted by every process that maps it.  Give it to one
  *     user (mode 0600, the default) or one group (0660).  A corrupt arena can
  *     make lookups miss or fail, never crash a reader or make it read
- *     outside the mapping.  Truncating the backing object from outside while
- *     it is mapped raises SIGBUS, as with any mapping.
+ *     outside the mapping.  The boundary is the user, not the mode: every
+ *     process of the arena's user can open it, and processes of one user can
+ *     usually read each other's memory (/proc/PID/mem, within the kernel's
+ *     ptrace rules).  Run the processes that share an arena as a dedicated
+ *     user.  With MLC_ARENA_FILE, a symlink at the path is refused but
+ *     symlinks in its directories are followed: keep them writable only by
+ *     that user.
+ *   - Truncating the backing object from outside while it is mapped raises
+ *     SIGBUS in the processes that touch the lost pages, as with any
+ *     mapping.  Later attaches refuse the file (its size is not the
+ *     header's) and mlc_arena_check() reports it without touching them.
+ *   - Per-handle statistics (struct mlc_stats) reach the namespace's shared
+ *     counters every 4096 mlc_get() calls and in mlc_stats() and
+ *     mlc_cache_close(): a process killed by a signal loses what each of
+ *     its handles counted since.  Arena-wide counters (mlc_arena_info) are
+ *     never lost.
  *   - A cache handle is used by one thread at a time; open one per thread.
  *     An arena handle may be shared by every thread of a process.
  *   - fork(): arena and cache handles are inherited.  A cache handle first
