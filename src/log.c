@@ -6,13 +6,20 @@
  * Publishing never waits: a writer claims a sequence number with one
  * fetch-and-add on lg_head, marks the cell as being written (a CAS that
  * also refuses to go backwards if a writer a whole lap ahead got there
- * first), writes the payload, and stores the cell's sequence last.
+ * first), and only then changes L2; afterwards it writes the payload and
+ * publishes the cell with a CAS of its sequence.
  *
  * Reading is a per-cell seqlock: read the sequence, the payload, the
  * sequence again.  A handle that finds it was lapped, or a cell overwritten
- * under it, or a cell left unpublished for LOG_STUCK_MS (its writer died
- * between claim and publish), drops its whole L1: it may lose cached
- * values, never serve a changed one.
+ * under it, drops its whole L1: it may lose cached values, never serve a
+ * changed one.  A cell left unpublished for MLC__LOG_STUCK_MS is marked
+ * ABANDONED by the handle that gives up on it (a CAS), which drops its L1;
+ * so is every handle that reaches an abandoned cell.  Its writer may be
+ * dead (then its L2 change, if any, was made before the handles dropped
+ * their L1s, which reload the new value) or only stopped: then its publish
+ * CAS fails on the mark, and it publishes the record again in a new cell,
+ * after its L2 change, so no handle keeps an old value that it reloaded
+ * while the writer was stopped.
  */
 #include <ck_pr.h>
 
@@ -20,7 +27,8 @@
 #include "pause.h"
 
 #define WRITING (UINT64_C(1) << 63)
-#define SEQ(v) ((v) & ~WRITING)
+#define ABANDONED (UINT64_C(1) << 62)	/* given up on by a reader */
+#define SEQ(v) ((v) & ~(WRITING | ABANDONED))
 #define SPIN 64
 #define CHECK_MASK ((UINT64_C(1) << 40) - 1)
 
@@ -45,56 +53,73 @@ cell_meta(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
 	return (uint64_t)(ns & 0xffff) << 48 | (uint64_t)(op & 0xff) << 40 |
 	       cell_check(seq, hash, version, ns, op);
 }
-/* Claim the next cell: its sequence number, or 0 when a writer a whole
- * lap ahead has it already (readers of that record purge their L1).  A
- * claimed cell holds readers back until it is published, or for
- * MLC__LOG_STUCK_MS if its writer dies first: after which they drop their
- * whole L1.  So a writer claims before it changes L2, and whatever L2
- * change a dead writer left is covered. */
+/* Claim the next free cell: its sequence number.  A claimed cell holds
+ * readers back until it is published, or for MLC__LOG_STUCK_MS if its
+ * writer dies (or stops) first: after which they drop their whole L1.  So
+ * a writer claims before it changes L2, and whatever L2 change a dead
+ * writer left is covered.  A cell a writer a whole lap ahead took first is
+ * skipped (its readers purge), and the next one claimed. */
 uint64_t
 mlc__log_claim(struct mlc_arena *a)
 {
 	uint64_t mask = a->log_cells - 1;
-	uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
-	struct mlc__log_cell *c = &a->cells[s & mask];
-	uint64_t v = ck_pr_load_64(&c->lc_seq);
 
-	do {
-		if (SEQ(v) >= s + 1)
-			return 0;	/* lapped already: readers of s purge */
-	} while (!ck_pr_cas_64_value(&c->lc_seq, v, (s + 1) | WRITING, &v));
-	MLC_PAUSE(LOG_CLAIMED);
-	return s + 1;
+	for (;;) {
+		uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
+		struct mlc__log_cell *c = &a->cells[s & mask];
+		uint64_t v = ck_pr_load_64(&c->lc_seq);
+
+		while (SEQ(v) < s + 1) {
+			if (ck_pr_cas_64_value(&c->lc_seq, v,
+					       (s + 1) | WRITING, &v)) {
+				MLC_PAUSE(LOG_CLAIMED);
+				return s + 1;
+			}
+		}
+	}
 }
 
-/* Publish the record of claim @p seq (from mlc__log_claim; 0: nothing to
- * do).  MLC__LOG_NOP for a change that did not happen after all. */
-void
-mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
-	      uint16_t op, uint64_t version)
+/* Write the payload of claim @p seq and publish it: false if the cell was
+ * abandoned by a reader (we were too slow) or taken by a writer a lap
+ * ahead meanwhile. */
+static bool
+cell_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
+	  uint16_t op, uint64_t version)
 {
-	struct mlc__log_cell *c;
+	struct mlc__log_cell *c = &a->cells[(seq - 1) & (a->log_cells - 1)];
 
-	if (seq == 0)
-		return;
-	c = &a->cells[(seq - 1) & (a->log_cells - 1)];
 	/* Nobody reads the payload as valid while WRITING is set, nor ever
 	 * without its check matching this sequence. */
 	ck_pr_store_64(&c->lc_hash, hash);
 	ck_pr_store_64(&c->lc_version, version);
 	ck_pr_store_64(&c->lc_meta, cell_meta(seq, hash, version, ns, op));
-	/* Payload before the sequence that publishes it.  A writer a lap
-	 * ahead may have claimed the cell since (its CAS went past ours):
-	 * then our record was lost, and the readers of it purge. */
+	/* Payload before the sequence that publishes it. */
 	ck_pr_fence_store();
-	ck_pr_cas_64(&c->lc_seq, seq | WRITING, seq);
+	return ck_pr_cas_64(&c->lc_seq, seq | WRITING, seq);
+}
+
+/* Publish the record of claim @p seq (from mlc__log_claim, made before the
+ * change it describes; 0: nothing to publish).  MLC__LOG_NOP for a change that did not happen
+ * after all.  If the claim was abandoned meanwhile, the readers that gave
+ * up on it may have reloaded L1 from L2 before our change: the record goes
+ * out again in a fresh cell, claimed now, after the change. */
+void
+mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
+	      uint16_t op, uint64_t version)
+{
+	if (seq == 0 ||		/* nothing claimed: mlc's own records */
+	    cell_fill(a, seq, ns, hash, op, version) || op == MLC__LOG_NOP)
+		return;
+	/* The second cell needs no second chance: it was claimed after the
+	 * change, so whoever abandons it reloads the new value. */
+	(void)cell_fill(a, mlc__log_claim(a), ns, hash, op, version);
 }
 
 void
 mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
 		 uint16_t op, uint64_t version)
 {
-	mlc__log_fill(a, mlc__log_claim(a), ns, hash, op, version);
+	(void)cell_fill(a, mlc__log_claim(a), ns, hash, op, version);
 }
 
 uint64_t
@@ -175,18 +200,32 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			give_up(lr, head);
 			return;
 		}
-		if (q1 != s + 1) {
+		if (q1 != s + 1 && !(q1 & ABANDONED)) {
 			/* Claimed, not published yet: wait on later calls,
-			 * then assume its writer died. */
+			 * then give up on it.  The wait is timed from when
+			 * this handle was first held back by a cell claimed
+			 * before then (stuck_head): a cell reached only
+			 * after an earlier slow one was already unpublished
+			 * back then, and does not restart the wait. */
 			uint64_t now = mlc__now_ms();
 
-			if (lr->stuck_since == 0)
+			if (lr->stuck_since == 0 || s >= lr->stuck_head) {
 				lr->stuck_since = now;
+				lr->stuck_head = head;
+			}
 			if (now - lr->stuck_since < MLC__LOG_STUCK_MS)
 				return;
+			/* Mark it, so that a writer only stopped learns
+			 * that its record was given up on; if it published
+			 * just now, read it again. */
+			if (!ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
+					  q1 | ABANDONED))
+				continue;
+			q1 |= ABANDONED;
+		}
+		if (q1 & ABANDONED) {
 			lr->stuck++;
 			clear_all(lr);
-			lr->stuck_since = 0;
 			lr->cursor = s + 1;
 			continue;
 		}
@@ -205,7 +244,8 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			give_up(lr, head);
 			return;
 		}
-		lr->stuck_since = 0;
+		if (s + 1 >= lr->stuck_head)
+			lr->stuck_since = 0;	/* caught up past them */
 		apply_one(lr, ns, op, hash, version);
 		lr->cursor = s + 1;
 	}

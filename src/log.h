@@ -23,7 +23,10 @@ struct mlc__logr {
 	struct mlc__l1 *l1;
 	uint32_t ns;
 	uint64_t cursor;	/* records below it are applied */
-	uint64_t stuck_since;	/* ms the cell at cursor was first unready */
+	uint64_t stuck_since;	/* ms this handle was first held back by an
+				 * unpublished cell (0: it is not) ... */
+	uint64_t stuck_head;	/* ... and the head then: cells below it
+				 * have been unpublished at least as long */
 	uint64_t applied, dropped, overruns, stuck;
 	/* Optional report of what was dropped, for a cache layered over
 	 * this handle (mlc_update_ex): hashes, and whether all must go. */

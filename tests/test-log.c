@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "arena.h"
 #include "mlc-int.h"
 #include "log.h"		/* MLC__LOG_STUCK_MS */
+#include "pause.h"
 
 #define CHILD_ALARM 60
 
@@ -653,6 +655,86 @@ test_stuck_publisher(void **state)
 	teardown_arena();
 }
 
+/* A writer *stopped* (not dead) after claiming its cell and before its L2
+ * change, for longer than MLC__LOG_STUCK_MS: the reader gives up on the
+ * cell, drops its L1 and reloads the old value from L2; then the writer
+ * goes on and changes L2.  Its publish finds the cell abandoned and
+ * publishes the record again, so the reader drops the old value it had
+ * reloaded.  The writer is stopped for real, in another process, at the
+ * pause point between its claim and its change. */
+struct stop_sync {
+	sem_t at, go;
+};
+
+static struct stop_sync *stop_sync;
+
+static void
+stop_at_claim(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_LOG_CLAIMED)
+		return;
+	mlc__pause_hook = NULL;		/* once */
+	sem_post(&stop_sync->at);
+	while (sem_wait(&stop_sync->go) != 0)
+		;
+}
+
+static int
+stopped_writer(void *arg)
+{
+	struct mlc_cache *w = open_ns("log", MLC_CACHE_NO_L1, 0);
+
+	(void)arg;
+	mlc__pause_hook = stop_at_claim;
+	CKI(mlc_set(w, "k", 1, "new", 3, NULL), 0);
+	mlc_cache_close(w);
+	return 0;
+}
+
+static void
+test_stopped_publisher_republishes(void **state)
+{
+	struct mlc_cache *r;
+	struct mlc_value v = { 0 };
+	int pid;
+
+	(void)state;
+	setup_arena(0);
+	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stop_sync != MAP_FAILED);
+	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
+	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
+	r = open_ns("log", 0, 0);
+	assert_int_equal(mlc_set(r, "k", 1, "old", 3, NULL), 0);
+	pid = t_spawn(stopped_writer, NULL);
+	while (sem_wait(&stop_sync->at) != 0)
+		;
+	/* Writer stopped between claim and change.  The reader is held back
+	 * (old value from L1, allowed), then gives up on the cell... */
+	assert_int_equal(mlc_get(r, "k", 1, NULL, NULL, &v), 0);
+	assert_memory_equal(v.data, "old", 3);
+	mlc_value_release(&v);
+	mlc__clock_advance(MLC__LOG_STUCK_MS + 1);
+	assert_int_equal(mlc_get(r, "k", 1, NULL, NULL, &v), 0);
+	/* ...and reloads the still old value from L2 into its L1. */
+	assert_memory_equal(v.data, "old", 3);
+	mlc_value_release(&v);
+	assert_int_equal(stats_of(r).log_stuck, 1);
+	sem_post(&stop_sync->go);
+	assert_int_equal(t_wait(pid), 0);
+	/* The writer changed L2 after the reader gave up: the reader must
+	 * not keep the old value it reloaded. */
+	assert_int_equal(mlc_get(r, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.len, 3);
+	assert_memory_equal(v.data, "new", 3);
+	mlc_value_release(&v);
+	mlc_cache_close(r);
+	munmap(stop_sync, sizeof(*stop_sync));
+	teardown_arena();
+}
+
 /* The same, with MLC_CACHE_MANUAL_UPDATE: mlc_update() is bounded too. */
 static int
 stuck_manual_a(void *arg)
@@ -1172,6 +1254,8 @@ main(void)
 		cmocka_unit_test_teardown(test_overwritten_cell_drops_l1, td),
 		cmocka_unit_test_teardown(test_stuck_publisher, td),
 		cmocka_unit_test_teardown(test_stuck_publisher_manual, td),
+		cmocka_unit_test_teardown(test_stopped_publisher_republishes,
+					  td),
 		cmocka_unit_test_teardown(test_stalled_publisher_lapped, td),
 		cmocka_unit_test_teardown(test_purge_one_namespace, td),
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
