@@ -119,6 +119,9 @@ enum mlc_arena_flags {
 					 * mlc_cache_open() gives -EPERM.  An
 					 * arena of an earlier boot is not reset.
 					 * Not with CREATE or ANON. */
+	MLC_ARENA_UNUSED  = 1 << 6,	/* mlc_arena_unlink() only: remove the
+					 * name only if no process has the
+					 * arena mapped */
 };
 
 struct mlc_arena_options {
@@ -202,7 +205,16 @@ int mlc_arena_close(struct mlc_arena *arena);
  * that have it mapped keep using it; the next open by name creates anew.
  * Also removes the temporary files of creators of this name that were
  * killed while creating it.
- * @return 0, -EINVAL, -ENOENT, or another -errno from shm_unlink/unlink.
+ *
+ * With MLC_ARENA_UNUSED, the name is removed only if no process has the
+ * arena mapped (every mapper holds a shared lock on it; the unlink happens
+ * under the exclusive one): the last of several cooperating programs, or
+ * of an old and a new nginx master during a binary upgrade, removes it,
+ * the others leave it.  An attach racing with it either maps the arena
+ * before (and the name stays) or finds the name gone.  Handles of this
+ * process count as mappers too: close them first.
+ * @return 0, -EINVAL, -ENOENT, -EBUSY (MLC_ARENA_UNUSED: it is mapped),
+ *   -EACCES, or another -errno from unlink.
  * @since 0.1
  */
 int mlc_arena_unlink(const char *name, uint32_t flags);

@@ -105,7 +105,7 @@ arena_options_check(struct mlc_arena_options *o)
 	if (o->flags & ~(uint32_t)(MLC_ARENA_CREATE | MLC_ARENA_EXCL |
 				   MLC_ARENA_FILE | MLC_ARENA_ANON |
 				   MLC_ARENA_FOREIGN | MLC_ARENA_RDONLY))
-		return -EINVAL;
+		return -EINVAL;		/* MLC_ARENA_UNUSED: unlink only */
 	if ((o->flags & MLC_ARENA_RDONLY) &&
 	    (o->flags & (MLC_ARENA_CREATE | MLC_ARENA_ANON)))
 		return -EINVAL;
@@ -800,9 +800,49 @@ fail:
 	return rc;
 }
 
-/* Attach an existing arena file: take the shared lock, map, validate. */
+/* Does @p path still name the file open as @p fd?  An unlink of an idle
+ * arena (MLC_ARENA_UNUSED) runs under the exclusive lock, so an attacher
+ * that opened the name just before gets its shared lock only after the
+ * name is gone: it must not keep an arena nobody can find by name. */
+static int
+name_still(int fd, const char *path)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) < 0)
+		return -errno;
+	if (stat(path, &b) < 0)
+		return -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : -EAGAIN;
+}
+
+static int arena_attach_once(struct mlc_arena *a, const char *path,
+			     uint32_t flags);
+
+/* Attach an existing arena file: take the shared lock, map, validate;
+ * again if the name was unlinked or replaced meanwhile. */
 static int
 arena_attach(struct mlc_arena *a, const char *path, uint32_t flags)
+{
+	int rc = -ETIMEDOUT;
+
+	for (int round = 0; round < 8; round++) {
+		rc = arena_attach_once(a, path, flags);
+		if (rc < 0)
+			return rc;
+		rc = name_still(a->fd, path);
+		if (rc == 0)
+			return 0;
+		munmap(a->base, a->size);
+		close(a->fd);
+		if (rc != -EAGAIN)
+			return rc;	/* -ENOENT: gone */
+	}
+	return -ETIMEDOUT;
+}
+
+static int
+arena_attach_once(struct mlc_arena *a, const char *path, uint32_t flags)
 {
 	struct timespec pause = { 0, 1000000 };
 	int fd, rc;
@@ -1009,18 +1049,43 @@ tmp_sweep(const char *path)
 	closedir(d);
 }
 
+/* Unlink @p path only if no process has it mapped: every mapper holds a
+ * shared lock, so the exclusive one is ours only when nobody maps it, and
+ * we unlink while holding it (attachers re-check the name, see
+ * name_still()). */
+static int
+unlink_unused(const char *path)
+{
+	int fd, rc;
+
+	fd = arena_open_fd(path, MLC_ARENA_FOREIGN);
+	if (fd < 0)
+		return fd;
+	rc = ofd_lock(fd, F_WRLCK);
+	if (rc == -EAGAIN)
+		rc = -EBUSY;
+	if (rc == 0 && unlink(path) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 MLC_EXPORT int
 mlc_arena_unlink(const char *name, uint32_t flags)
 {
 	char path[PATH_MAX];
 	int rc;
 
-	if (name == NULL || (flags & ~(uint32_t)MLC_ARENA_FILE))
+	if (name == NULL ||
+	    (flags & ~(uint32_t)(MLC_ARENA_FILE | MLC_ARENA_UNUSED)))
 		return -EINVAL;
 	rc = arena_path(path, sizeof(path), name, flags);
 	if (rc < 0)
 		return rc;
-	rc = unlink(path) < 0 ? -errno : 0;
+	if (flags & MLC_ARENA_UNUSED)
+		rc = unlink_unused(path);
+	else
+		rc = unlink(path) < 0 ? -errno : 0;
 	tmp_sweep(path);
 	return rc;
 }

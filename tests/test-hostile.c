@@ -508,6 +508,66 @@ test_stripe_fence_above_counter(void **state)
 	done(name, a, c);
 }
 
+/* ---- unlink by the last user --------------------------------------- */
+
+struct hold_arg {
+	const char *name;
+	int ready[2], go[2];	/* pipes: child -> parent, parent -> child */
+};
+
+/* Attach, say so, and keep it mapped until told. */
+static int
+child_hold(void *p)
+{
+	struct hold_arg *h = p;
+	struct mlc_arena *a = NULL;
+	char c = 0;
+
+	if (open_arena(&a, h->name, MLC_ARENA_RDONLY) != 0)
+		return 10;
+	if (write(h->ready[1], "r", 1) != 1 || read(h->go[0], &c, 1) != 1)
+		return 11;
+	mlc_arena_close(a);
+	return 0;
+}
+
+static void
+test_unlink_unused(void **state)
+{
+	struct hold_arg h;
+	struct mlc_arena *a = NULL, *b = SENTINEL;
+	char name[64], c;
+	int pid;
+
+	(void)state;
+	t_name(name, sizeof(name));
+	h.name = name;
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	/* Not an open flag. */
+	assert_int_equal(open_arena(&b, name, MLC_ARENA_UNUSED), -EINVAL);
+	/* Our own handle counts. */
+	assert_int_equal(mlc_arena_unlink(name, MLC_ARENA_UNUSED), -EBUSY);
+	assert_int_equal(mlc_arena_close(a), 0);
+	/* Another process's mapping counts (a new nginx master's, say). */
+	assert_int_equal(pipe(h.ready), 0);
+	assert_int_equal(pipe(h.go), 0);
+	pid = t_spawn(child_hold, &h);
+	assert_int_equal(read(h.ready[0], &c, 1), 1);
+	assert_int_equal(mlc_arena_unlink(name, MLC_ARENA_UNUSED), -EBUSY);
+	assert_int_equal(open_arena(&a, name, 0), 0);	/* still there */
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(write(h.go[1], "g", 1), 1);
+	assert_int_equal(t_wait(pid), 0);
+	/* The last one out removes it. */
+	assert_int_equal(mlc_arena_unlink(name, MLC_ARENA_UNUSED), 0);
+	assert_int_equal(mlc_arena_unlink(name, MLC_ARENA_UNUSED), -ENOENT);
+	for (int i = 0; i < 2; i++) {
+		close(h.ready[i]);
+		close(h.go[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -526,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_pool_fields_changed),
 		cmocka_unit_test(test_ns_count_changed),
 		cmocka_unit_test(test_stripe_fence_above_counter),
+		cmocka_unit_test(test_unlink_unused),
 	};
 
 	t_require_shm();
