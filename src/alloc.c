@@ -588,6 +588,7 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 	}
 	if (!drained)
 		return false;
+	MLC_PAUSE(PAGE_DRAINED);
 	partial_unlink(a, v, p);
 	ring_unlink(a, v, p);
 	v->cl_pages--;

@@ -53,6 +53,26 @@ cell_meta(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
 	return (uint64_t)(ns & 0xffff) << 48 | (uint64_t)(op & 0xff) << 40 |
 	       cell_check(seq, hash, version, ns, op);
 }
+/* The tag of a claimed cell (op 0: no record has it), bound to its claim
+ * time, so that a torn read of the two is never taken for a time. */
+static uint64_t
+claim_meta(uint64_t seq, uint64_t ms)
+{
+	return cell_meta(seq, 0, ms, 0, 0);
+}
+
+/* When unpublished cell @p c (record @p seq) was claimed, or 0 if that
+ * cannot be told (not written yet, or being overwritten). */
+static uint64_t
+claimed_at(const struct mlc__log_cell *c, uint64_t seq)
+{
+	uint64_t ms = ck_pr_load_64((uint64_t *)&c->lc_version);
+
+	ck_pr_fence_load();
+	return ck_pr_load_64((uint64_t *)&c->lc_meta) == claim_meta(seq, ms) ?
+	       ms : 0;
+}
+
 /* Claim the next free cell: its sequence number.  A claimed cell holds
  * readers back until it is published, or for MLC__LOG_STUCK_MS if its
  * writer dies (or stops) first: after which they drop their whole L1.  So
@@ -72,6 +92,14 @@ mlc__log_claim(struct mlc_arena *a)
 		while (SEQ(v) < s + 1) {
 			if (ck_pr_cas_64_value(&c->lc_seq, v,
 					       (s + 1) | WRITING, &v)) {
+				uint64_t now = mlc__now_ms();
+
+				/* When: readers time a stuck cell from
+				 * its claim, not from their first look. */
+				ck_pr_store_64(&c->lc_version, now);
+				ck_pr_fence_store();
+				ck_pr_store_64(&c->lc_meta,
+					       claim_meta(s + 1, now));
 				MLC_PAUSE(LOG_CLAIMED);
 				return s + 1;
 			}
@@ -207,12 +235,15 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			 * before then (stuck_head): a cell reached only
 			 * after an earlier slow one was already unpublished
 			 * back then, and does not restart the wait. */
-			uint64_t now = mlc__now_ms();
+			uint64_t now = mlc__now_ms(), at;
 
 			if (lr->stuck_since == 0 || s >= lr->stuck_head) {
 				lr->stuck_since = now;
 				lr->stuck_head = head;
 			}
+			at = claimed_at(c, s + 1);
+			if (at != 0 && at < lr->stuck_since)
+				lr->stuck_since = at;
 			if (now - lr->stuck_since < MLC__LOG_STUCK_MS)
 				return;
 			/* Mark it, so that a writer only stopped learns
