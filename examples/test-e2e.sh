@@ -20,8 +20,13 @@
 # worker); a row changed in SQLite and then set (POST /admin/set) or deleted
 # (DELETE /admin/item) is seen new by all 4 workers; a purge empties every
 # L1; a 200 KB value set through /admin/set reads back the same; nginx: a
-# reload keeps the arena's data, a database that cannot be opened is 502;
-# the server stops cleanly (workers gone) and leaves nothing in /dev/shm.
+# reload keeps the arena's data, a database that cannot be opened is 502,
+# a reload whose attach fails (as root: the arena chowned to nobody) leaves
+# the old master and workers serving, a binary upgrade (USR2, WINCH, QUIT
+# the old master) and a rolled-back one (USR2, WINCH, HUP the old master,
+# QUIT the new) keep the same arena (inode and items), and `nginx -s quit`
+# stops it; the server stops cleanly (workers gone) and leaves nothing in
+# /dev/shm.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
 # nginx is skipped (with a message) when nginx-dev is not installed.
@@ -53,6 +58,14 @@ ran=()
 skipped=()
 
 say() { printf '  %s\n' "$*"; }
+# alive PID: running, not a zombie.  nginx runs daemonized (a binary
+# upgrade needs it), so its masters are not our children, and the pid 1 of
+# a container may not reap what it inherits: kill -0 would see the zombie.
+alive() {
+	local st
+	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
 ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf '  FAIL %s\n' "$*"; return 1; }
 
@@ -74,10 +87,10 @@ arenas=()
 cleanup() {
 	local rc=$? pid kids t
 	for pid in "${masters[@]}"; do
-		kill -0 "$pid" 2>/dev/null || continue
+		alive "$pid" || continue
 		kids=$(pgrep -P "$pid" || true)
 		kill -TERM "$pid" 2>/dev/null || true
-		for t in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		for t in $(seq 50); do alive "$pid" || break; sleep 0.1; done
 		kill -KILL "$pid" $kids 2>/dev/null || true
 	done
 	for a in "${arenas[@]}"; do rm -f "/dev/shm/$a" /dev/shm/.mlc-tmp."$a".*; done
@@ -312,26 +325,27 @@ wait_up() {
 	local pid=$1 i
 	for i in $(seq 100); do
 		curl -s -o /dev/null --max-time 1 "$base/admin/stats" && return 0
-		kill -0 "$pid" 2>/dev/null || return 1
+		alive "$pid" || return 1
 		sleep 0.1
 	done
 	return 1
 }
 
-# stop PID ARENA: TERM (or QUIT for nginx) and wait; then nothing in /dev/shm
+# stop PID ARENA SIG [HOW]: send SIG (TERM, or QUIT for nginx; 0 when HOW,
+# a command already run, stopped it) and wait; then nothing in /dev/shm
 stop_and_check() {
-	local pid=$1 arena=$2 sig=$3 i w
+	local pid=$1 arena=$2 sig=$3 how=${4:-SIG$3} i w
 	kill -"$sig" "$pid"
-	for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$pid" 2>/dev/null; then fail "$pid did not stop in 10 s"; return 1; fi
+	for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+	if alive "$pid"; then fail "$pid did not stop in 10 s"; return 1; fi
 	wait "$pid" 2>/dev/null || true
 	for w in $WORKER_PIDS; do
-		if kill -0 "$w" 2>/dev/null; then fail "worker $w still runs"; return 1; fi
+		if alive "$w"; then fail "worker $w still runs"; return 1; fi
 	done
 	if [ -e "/dev/shm/$arena" ] || compgen -G "/dev/shm/.mlc-tmp.$arena.*" >/dev/null; then
 		fail "left in /dev/shm: $(ls -a /dev/shm | grep -F "$arena")"
 	else
-		ok "stopped (SIG$sig): workers gone, /dev/shm/$arena unlinked"
+		ok "stopped ($how): workers gone, /dev/shm/$arena unlinked"
 	fi
 }
 
@@ -385,6 +399,119 @@ loadtest() {
 }
 
 # --- nginx -----------------------------------------------------------------
+# children PID: the worker processes of master PID (not a new master)
+workers_of() {
+	ps -o pid=,args= --ppid "$1" 2>/dev/null | awk '/worker process/ {print $1}' | sort -n | tr '\n' ' '
+}
+
+# wait_workers PID N: until master PID has N workers (10 s)
+wait_workers() {
+	local i
+	for i in $(seq 100); do
+		[ "$(wc -w <<<"$(workers_of "$1")")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# A reload whose attach fails must be rolled back like a bad configuration:
+# the master stays, the old workers serve on (issue 18, item 1).
+nginx_failed_reload() {
+	local before after i owner
+	if [ "$(id -u)" != 0 ]; then say "not root: no failed-reload check (it chowns the arena)"; return 0; fi
+	before=$(workers_of "$pid")
+	owner=$(stat -c %u:%g "/dev/shm/$arena")
+	chown nobody "/dev/shm/$arena"
+	kill -HUP "$pid"
+	for i in $(seq 50); do
+		grep -q 'mlc_arena.*another user' "$work/nginx/error.log" && break
+		sleep 0.1
+	done
+	sleep 0.5		# time to (wrongly) exit or replace workers
+	chown "$owner" "/dev/shm/$arena"
+	after=$(workers_of "$pid")
+	alive "$pid" || { fail "failed reload: the master died"; return 1; }
+	[ "$before" = "$after" ] || { fail "failed reload: workers '$before' became '$after'"; return 1; }
+	grep -q 'mlc_arena.*another user' "$work/nginx/error.log" ||
+		{ fail "failed reload: no reason in the log"; grep mlc "$work/nginx/error.log" | tail -3; return 1; }
+	get "/item?key=k1"
+	[ "$CODE" = 200 ] && [ "$BODY" = value-1-v2 ] || { fail "after a failed reload: $CODE '$BODY'"; return 1; }
+	ok "a reload whose attach fails (arena chowned to nobody): master $pid and workers $before serve on, the log says why"
+	# and a good reload afterwards still works
+	kill -HUP "$pid"
+	for i in $(seq 100); do
+		after=$(workers_of "$pid")
+		[ "$after" != "$before" ] && [ "$(wc -w <<<"$after")" = $WORKERS ] && break
+		sleep 0.1
+	done
+	[ "$after" != "$before" ] && ok "the next reload (owner restored) starts new workers: $after" ||
+		fail "the next reload did not replace the workers"
+}
+
+# A binary upgrade keeps the arena: USR2 starts a new master (same binary),
+# WINCH stops the old workers, QUIT stops the old master, which must not
+# remove the name the new one uses (issue 18, item 2).  Then a rollback:
+# USR2 again, WINCH, HUP the old master (its workers come back), QUIT the
+# new one: again the same arena.
+nginx_upgrade() {
+	local ino0 ino old=$pid new i k
+	ino0=$(stat -c %i "/dev/shm/$arena")
+	admin POST "/admin/set?key=upgrade" before-upgrade
+	kill -USR2 "$old"
+	for i in $(seq 100); do
+		[ -f "$work/nginx/nginx.pid.oldbin" ] && new=$(cat "$work/nginx/nginx.pid" 2>/dev/null) &&
+			[ -n "$new" ] && [ "$new" != "$old" ] && break
+		sleep 0.1
+	done
+	[ -n "${new:-}" ] && [ "$new" != "$old" ] || { fail "USR2: no new master"; return 1; }
+	masters+=("$new")
+	wait_workers "$new" $WORKERS || { fail "USR2: the new master $new has no workers"; return 1; }
+	kill -WINCH "$old"
+	wait_workers "$old" 0 || { fail "WINCH: old workers still run"; return 1; }
+	get "/item?key=upgrade"
+	[ "$CODE" = 200 ] && [ "$BODY" = before-upgrade ] && [ "$LEVEL" = 2 ] ||
+		{ fail "new binary's worker: $CODE level $LEVEL '$BODY'"; return 1; }
+	kill -QUIT "$old"
+	for i in $(seq 100); do alive "$old" || break; sleep 0.1; done
+	wait "$old" 2>/dev/null || true
+	alive "$old" && { fail "old master $old did not quit"; return 1; }
+	ino=$(stat -c %i "/dev/shm/$arena" 2>/dev/null || echo gone)
+	[ "$ino" = "$ino0" ] || { fail "after the upgrade /dev/shm/$arena is $ino, was inode $ino0"; return 1; }
+	get "/item?key=upgrade"
+	[ "$CODE" = 200 ] && [ "$BODY" = before-upgrade ] || { fail "after the upgrade: $CODE '$BODY'"; return 1; }
+	"$build/tools/mlcctl" "$arena" check >/dev/null || { fail "mlcctl check after the upgrade"; return 1; }
+	ok "binary upgrade (USR2, WINCH, QUIT old $old): new master $new serves the same arena (inode $ino0, items kept), mlcctl sees it"
+	pid=$new
+
+	old=$pid new=
+	admin POST "/admin/set?key=rollback" before-rollback
+	kill -USR2 "$old"
+	for i in $(seq 100); do
+		[ -f "$work/nginx/nginx.pid.oldbin" ] && new=$(cat "$work/nginx/nginx.pid" 2>/dev/null) &&
+			[ -n "$new" ] && [ "$new" != "$old" ] && break
+		sleep 0.1
+	done
+	[ -n "${new:-}" ] && [ "$new" != "$old" ] || { fail "USR2 (2): no new master"; return 1; }
+	masters+=("$new")
+	wait_workers "$new" $WORKERS || { fail "USR2 (2): no workers"; return 1; }
+	kill -WINCH "$old"
+	wait_workers "$old" 0 || { fail "WINCH (2): old workers still run"; return 1; }
+	kill -HUP "$old"
+	wait_workers "$old" $WORKERS || { fail "rollback: HUP did not bring the old workers back"; return 1; }
+	kill -QUIT "$new"
+	for i in $(seq 100); do alive "$new" || break; sleep 0.1; done
+	alive "$new" && { fail "rollback: new master $new did not quit"; return 1; }
+	ino=$(stat -c %i "/dev/shm/$arena" 2>/dev/null || echo gone)
+	[ "$ino" = "$ino0" ] || { fail "after the rollback /dev/shm/$arena is $ino, was inode $ino0"; return 1; }
+	for k in upgrade:before-upgrade rollback:before-rollback; do
+		get "/item?key=${k%%:*}"
+		[ "$CODE" = 200 ] && [ "$BODY" = "${k#*:}" ] || { fail "after the rollback: ${k%%:*}: $CODE '$BODY'"; return 1; }
+	done
+	grep -q 'kept: another process' "$work/nginx/error.log" ||
+		{ fail "no 'kept' notice in the log"; return 1; }
+	ok "rollback (USR2, WINCH, HUP old $old, QUIT new $new): the same arena (inode $ino0), items kept"
+}
+
 run_nginx() {
 	echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_http_mlc_module, $WORKERS workers"
 	local so arena=mlc-e2e-ngx-$$ port conf=$work/nginx.conf user= i pid w
@@ -402,7 +529,7 @@ run_nginx() {
 load_module $so;
 $user
 worker_processes $WORKERS;
-daemon off;
+daemon on;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log notice;
 events { worker_connections 1024; }
@@ -433,15 +560,21 @@ http {
 EOF
 		nginx -t -q -p "$work/nginx" -c "$conf" || { fail "nginx -t"; return 1; }
 		[ ! -e "/dev/shm/$arena" ] || { fail "nginx -t created the arena"; return 1; }
-		nginx -p "$work/nginx" -c "$conf" 2>>"$work/nginx/stderr" &
-		pid=$!
+		# Daemonized: nginx takes a binary upgrade (USR2, WINCH) only
+		# then.  It re-executes argv[0] on USR2, hence the full path.
+		rm -f "$work/nginx/nginx.pid"
+		pid=
+		if "$(command -v nginx)" -p "$work/nginx" -c "$conf" 2>>"$work/nginx/stderr" </dev/null; then
+			for i in $(seq 50); do [ -s "$work/nginx/nginx.pid" ] && break; sleep 0.1; done
+			pid=$(cat "$work/nginx/nginx.pid" 2>/dev/null || true)
+		fi
 		masters+=("$pid")
 		base=http://127.0.0.1:$port
 		wait_up "$pid" && break
 		grep -q "Address already in use" "$work/nginx/error.log" "$work/nginx/stderr" 2>/dev/null ||
 			break
 	done
-	if ! kill -0 "$pid" 2>/dev/null || ! curl -s -o /dev/null "$base/admin/stats"; then
+	if ! alive "$pid" || ! curl -s -o /dev/null "$base/admin/stats"; then
 		cat "$work/nginx/error.log" "$work/nginx/stderr" 2>/dev/null
 		fail "nginx did not start"
 		return 1
@@ -456,7 +589,7 @@ EOF
 	for i in $(seq 100); do
 		sleep 0.1
 		local alive=0
-		for w in $old_workers; do kill -0 "$w" 2>/dev/null && alive=1; done
+		for w in $old_workers; do alive "$w" && alive=1; done
 		[ $alive = 0 ] && break
 	done
 	get "/item?key=k1"
@@ -471,6 +604,9 @@ EOF
 	get "/missing-db?key=k1"
 	[ "$CODE" = 502 ] && grep -q "unable to open" <<<"$BODY" || fail "missing db: $CODE '$BODY'"
 	ok "a database that cannot be opened: 502 '$BODY'"
+
+	nginx_failed_reload || true
+	nginx_upgrade || true
 
 	if [ "$wrk_secs" -gt 0 ]; then
 		loadtest "nginx 1.22 + ngx_http_mlc_module, $WORKERS workers"
@@ -490,10 +626,14 @@ EOF
 		fi
 	fi
 
-	if grep -E '\[(alert|crit|emerg)\]' "$work/nginx/error.log"; then
+	# the failed reload's emerg is expected; nothing else may be there
+	if grep -E '\[(alert|crit|emerg)\]' "$work/nginx/error.log" | grep -v 'mlc_arena.*another user'; then
 		fail "nginx error log has alerts"
 	fi
-	stop_and_check "$pid" "$arena" QUIT
+	WORKER_PIDS=$(workers_of "$pid")
+	nginx -p "$work/nginx" -c "$conf" -s quit 2>>"$work/nginx/stderr" ||
+		fail "nginx -s quit (pid file $(cat "$work/nginx/nginx.pid" 2>/dev/null), master $pid)"
+	stop_and_check "$pid" "$arena" 0 "nginx -s quit"
 	grep -q "exit$" "$work/nginx/error.log" || fail "nginx master did not log its exit"
 }
 

@@ -27,6 +27,7 @@ fi
 # configure writes a Makefile into the source tree: work on a copy
 rm -rf "$out"
 mkdir -p "$out"
+out=$(cd "$out" && pwd)		# the build below runs from another directory
 cp -a "$src" "$out/nginx-src"
 cd "$out/nginx-src"
 # shellcheck disable=SC1091

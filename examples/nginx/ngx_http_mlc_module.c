@@ -14,15 +14,32 @@
  *       }
  *   }
  *
- * The arena is created (or attached) by the master process when it reads
- * the configuration (init_module), before it forks the workers, which
- * inherit the mapping: the name exists once, with the master's owner and
- * mode, before privileges are dropped; an arena that cannot be made (no
- * room in /dev/shm, a format mismatch) stops nginx at start-up instead of
- * appearing in each worker's log; the workers need no permission on
- * /dev/shm; and the master removes the name when it exits ("keep" leaves
- * it for other programs).  A reload re-attaches the same arena by name and
- * keeps what it holds; its size is the one it was created with.
+ * The arena is created (or attached) by the master process while it reads
+ * the configuration (postconfiguration), before it forks the workers,
+ * which inherit the mapping: the name exists once, with the master's owner
+ * and mode, before privileges are dropped; an arena that cannot be made
+ * (no room in /dev/shm, a format mismatch) stops nginx at start-up instead
+ * of appearing in each worker's log; the workers need no permission on
+ * /dev/shm.  A reload re-attaches the same arena by name and keeps what it
+ * holds; its size is the one it was created with.  Because the attach is
+ * part of reading the configuration, a reload whose attach fails (the
+ * file's owner changed, its header damaged, the name replaced) is a bad
+ * configuration like any other: nginx logs why and keeps the old cycle,
+ * its workers and its handle (a failure in init_module would make the
+ * master exit and orphan its workers).
+ *
+ * The master removes the name when it exits ("keep" leaves it for other
+ * programs), but only if no other process has the arena mapped
+ * (MLC_ARENA_UNUSED): during a binary upgrade the old and the new master
+ * share it, and whichever exits first, the upgraded one or, on a rollback,
+ * the new one, leaves it to the other.
+ *
+ * A worker starting (or restarted after a crash) first checks that the
+ * file at the name is still the one mapped, with the size mapped: a file
+ * truncated behind nginx's back makes every worker that touches the lost
+ * pages die of SIGBUS, so a new worker then logs why and exits with
+ * nginx's fatal code 2, which the master does not respawn, instead of a
+ * crash loop.
  *
  * Each worker process opens one cache handle per namespace in its
  * init_process (a handle is one thread's; nginx workers have one) and one
@@ -42,6 +59,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 #include <mlc.h>
@@ -63,6 +82,8 @@ typedef struct {
     size_t                 bytes;
     ngx_flag_t             keep;        /* leave the name at exit */
     struct mlc_arena      *arena;       /* opened in the master */
+    dev_t                  dev;         /* the file at the name when */
+    ino_t                  ino;         /* the master attached it */
     ngx_array_t            locs;        /* ngx_http_mlc_loc_conf_t * */
     ngx_array_t            handles;     /* this worker's, by namespace */
 } ngx_http_mlc_main_conf_t;
@@ -84,7 +105,7 @@ struct ngx_http_mlc_loc_conf_s {
     sqlite3_stmt          *stmt;
 };
 
-static ngx_int_t ngx_http_mlc_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_mlc_postconf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_mlc_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mlc_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_mlc_exit_master(ngx_cycle_t *cycle);
@@ -129,7 +150,7 @@ static ngx_command_t ngx_http_mlc_commands[] = {
 
 static ngx_http_module_t ngx_http_mlc_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_mlc_postconf,                 /* postconfiguration */
     ngx_http_mlc_create_main_conf,         /* create main configuration */
     NULL,                                  /* init main configuration */
     NULL,                                  /* create server configuration */
@@ -145,7 +166,7 @@ ngx_module_t ngx_http_mlc_module = {
     ngx_http_mlc_commands,                 /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    ngx_http_mlc_init_module,              /* init module */
+    NULL,                                  /* init module */
     ngx_http_mlc_init_process,             /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -267,12 +288,11 @@ ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_mlc_parse_bytes(&value[2], &mcf->bytes) != NGX_OK
-        || mcf->bytes < (size_t) 1 << 20)
-    {
+    /* too small for the layout: said with the minimum at attach */
+    if (ngx_http_mlc_parse_bytes(&value[2], &mcf->bytes) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mlc_arena: bad size \"%V\" (at least 1m)",
-                           &value[2]);
+                           "mlc_arena: bad size \"%V\" (bytes, or with "
+                           "k, m or g)", &value[2]);
         return NGX_CONF_ERROR;
     }
 
@@ -446,25 +466,67 @@ ngx_http_mlc_arena_cleanup(void *data)
 }
 
 
+/* The smallest arena that works with @p ao's other options, found by
+ * building anonymous arenas (only their metadata is touched); 0 if even
+ * 1 GiB fails: then the size is not the problem. */
+static size_t
+ngx_http_mlc_min_bytes(const struct mlc_arena_options *ao)
+{
+    struct mlc_arena_options   t = *ao;
+    struct mlc_arena          *a;
+    uint64_t                   lo = 4096, hi = (uint64_t) 1 << 30;
+
+    t.flags = MLC_ARENA_ANON;
+    t.bytes = hi;
+    if (mlc_arena_open(&a, NULL, &t) != 0) {
+        return 0;
+    }
+    mlc_arena_close(a);
+
+    while (hi - lo > 4096) {            /* lo fails, hi works */
+        t.bytes = lo + ((hi - lo) / 2 & ~(uint64_t) 4095);
+        if (mlc_arena_open(&a, NULL, &t) == 0) {
+            mlc_arena_close(a);
+            hi = t.bytes;
+        } else {
+            lo = t.bytes;
+        }
+    }
+
+    return (size_t) hi;
+}
+
+
+static void
+ngx_http_mlc_shm_path(ngx_http_mlc_main_conf_t *mcf, char *buf, size_t cap)
+{
+    const char  *n = (const char *) mcf->name.data;
+
+    snprintf(buf, cap, "/dev/shm/%s", n + (n[0] == '/'));
+}
+
+
 static ngx_int_t
-ngx_http_mlc_init_module(ngx_cycle_t *cycle)
+ngx_http_mlc_postconf(ngx_conf_t *cf)
 {
     ngx_http_mlc_main_conf_t   *mcf;
     ngx_http_mlc_loc_conf_t   **locs;
     ngx_pool_cleanup_t         *cln;
     ngx_uint_t                  i;
     struct mlc_arena_options    ao = MLC_ARENA_OPTIONS_INIT;
+    struct stat                 st;
+    char                        path[256];
     int                         rc;
 
-    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mlc_module);
     if (mcf == NULL || mcf->locs.nelts == 0) {
         return NGX_OK;
     }
 
     if (mcf->name.len == 0) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "mlc_cache and mlc_admin need \"mlc_arena\" "
-                      "in the http block");
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mlc_cache and mlc_admin need \"mlc_arena\" "
+                           "in the http block");
         return NGX_ERROR;
     }
 
@@ -486,9 +548,9 @@ ngx_http_mlc_init_module(ngx_cycle_t *cycle)
     }
     for (i = 0; i < mcf->locs.nelts; i++) {
         if (locs[i]->ns.len == 0) {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                          "mlc_admin (line %ui) needs a namespace: "
-                          "there is no mlc_cache", locs[i]->line);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mlc_admin (line %ui) needs a namespace: "
+                               "there is no mlc_cache", locs[i]->line);
             return NGX_ERROR;
         }
     }
@@ -498,23 +560,49 @@ ngx_http_mlc_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /* On a reload this runs in the master while the old cycle still has
+     * its own handle: both map the same arena until the old one goes. */
     ao.flags = MLC_ARENA_CREATE;
     ao.bytes = mcf->bytes;
     rc = mlc_arena_open(&mcf->arena, (const char *) mcf->name.data, &ao);
     if (rc != 0) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "mlc_arena \"%V\": %s", &mcf->name, mlc_strerror(rc));
+        size_t  min = rc == -EINVAL ? ngx_http_mlc_min_bytes(&ao) : 0;
+
+        if (min > mcf->bytes) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mlc_arena \"%V\": %uz bytes is too small: "
+                               "the smallest arena is %uz bytes (%uzk)",
+                               &mcf->name, mcf->bytes, min,
+                               (min + 1023) / 1024);
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mlc_arena \"%V\": %s (%d)%s", &mcf->name,
+                               mlc_strerror(rc), rc,
+                               rc == -EINVAL ? "; something that is not "
+                               "an arena (a FIFO, a directory, a link) may "
+                               "be at the name" : rc == -EACCES ? "; the "
+                               "file at the name belongs to another user"
+                               : "");
+        }
         return NGX_ERROR;
     }
 
-    cln = ngx_pool_cleanup_add(cycle->pool, 0);
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
+        mlc_arena_close(mcf->arena);
+        mcf->arena = NULL;
         return NGX_ERROR;
     }
     cln->handler = ngx_http_mlc_arena_cleanup;
     cln->data = mcf;
 
-    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+    ngx_http_mlc_shm_path(mcf, path, sizeof(path));
+    if (stat(path, &st) == 0) {
+        mcf->dev = st.st_dev;
+        mcf->ino = st.st_ino;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
                   "mlc %s: arena \"%V\" (%uz bytes) ready",
                   mlc_version_string(), &mcf->name, mcf->bytes);
     return NGX_OK;
@@ -525,6 +613,7 @@ static void
 ngx_http_mlc_exit_master(ngx_cycle_t *cycle)
 {
     ngx_http_mlc_main_conf_t  *mcf;
+    int                        rc;
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
     if (mcf == NULL || mcf->arena == NULL) {
@@ -534,8 +623,21 @@ ngx_http_mlc_exit_master(ngx_cycle_t *cycle)
     mlc_arena_close(mcf->arena);
     mcf->arena = NULL;
 
-    if (!mcf->keep) {
-        mlc_arena_unlink((const char *) mcf->name.data, 0);
+    if (mcf->keep) {
+        return;
+    }
+
+    /* the workers are gone: another mapper is another program, or the
+     * other master of a binary upgrade (or its rollback) */
+    rc = mlc_arena_unlink((const char *) mcf->name.data, MLC_ARENA_UNUSED);
+    if (rc == -EBUSY) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "mlc_arena \"%V\" kept: another process (a new "
+                      "nginx binary?) has it mapped", &mcf->name);
+    } else if (rc != 0 && rc != -ENOENT) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "mlc_arena \"%V\": unlink: %s", &mcf->name,
+                      mlc_strerror(rc));
     }
 }
 
@@ -586,6 +688,40 @@ ngx_http_mlc_handle(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf,
 }
 
 
+/* Is the file at the name, if it is still ours, as big as our mapping?
+ * stat() needs no permission on the file: workers may run as another
+ * user than the master that created it. */
+static ngx_int_t
+ngx_http_mlc_size_check(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf)
+{
+    struct mlc_arena_info  info = MLC_ARENA_INFO_INIT;
+    struct stat            st;
+    char                   path[256];
+
+    ngx_http_mlc_shm_path(mcf, path, sizeof(path));
+    if (stat(path, &st) != 0 || st.st_dev != mcf->dev
+        || st.st_ino != mcf->ino)
+    {
+        return NGX_OK;          /* unlinked or replaced: ours is whole */
+    }
+
+    if (mlc_arena_info(mcf->arena, &info) != 0
+        || (uint64_t) st.st_size == info.bytes)
+    {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                  "mlc_arena \"%V\": %s is %O bytes but %uL are mapped: "
+                  "the file was truncated or grown behind nginx, and a "
+                  "worker touching the lost pages dies of SIGBUS; not "
+                  "starting this worker (restart nginx: a new arena is "
+                  "made if the name is removed first)", &mcf->name, path,
+                  st.st_size, (unsigned long long) info.bytes);
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_mlc_init_process(ngx_cycle_t *cycle)
 {
@@ -602,6 +738,10 @@ ngx_http_mlc_init_process(ngx_cycle_t *cycle)
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
     if (mcf == NULL || mcf->arena == NULL) {
         return NGX_OK;
+    }
+
+    if (ngx_http_mlc_size_check(cycle, mcf) != NGX_OK) {
+        return NGX_ERROR;       /* exit(2): not respawned */
     }
 
     /* kind NONE first: the cache kind's options win for a namespace */
