@@ -77,8 +77,10 @@ claimed_at(const struct mlc__log_cell *c, uint64_t seq)
  * readers back until it is published, or for MLC__LOG_STUCK_MS if its
  * writer dies (or stops) first: after which they drop their whole L1.  So
  * a writer claims before it changes L2, and whatever L2 change a dead
- * writer left is covered.  A cell a writer a whole lap ahead took first is
- * skipped (its readers purge), and the next one claimed. */
+ * writer left is covered.  A cell that a writer a whole lap ahead took
+ * first (its readers purge), or that readers gave up on while we were
+ * stopped before our CAS (they dropped their L1s before our change), is
+ * left, and the next one claimed. */
 uint64_t
 mlc__log_claim(struct mlc_arena *a)
 {
@@ -87,8 +89,10 @@ mlc__log_claim(struct mlc_arena *a)
 	for (;;) {
 		uint64_t s = ck_pr_faa_64(&a->log->lg_head, 1);
 		struct mlc__log_cell *c = &a->cells[s & mask];
-		uint64_t v = ck_pr_load_64(&c->lc_seq);
+		uint64_t v;
 
+		MLC_PAUSE(LOG_NUMBERED);
+		v = ck_pr_load_64(&c->lc_seq);
 		while (SEQ(v) < s + 1) {
 			if (ck_pr_cas_64_value(&c->lc_seq, v,
 					       (s + 1) | WRITING, &v)) {
@@ -193,6 +197,28 @@ give_up(struct mlc__logr *lr, uint64_t head)
 	lr->stuck_since = 0;
 }
 
+/* Has the handle waited long enough on unpublished cell @p s (true: give
+ * up on it)?  The wait is timed from the claim, when the claimer stamped
+ * it; otherwise from when this handle was first held back by a cell
+ * claimed before then (stuck_head): a cell reached only after an earlier
+ * slow one was already unpublished back then, and does not restart the
+ * wait. */
+static bool
+held_back(struct mlc__logr *lr, const struct mlc__log_cell *c, uint64_t s,
+	  uint64_t head)
+{
+	uint64_t now = mlc__now_ms(), at;
+
+	if (lr->stuck_since == 0 || s >= lr->stuck_head) {
+		lr->stuck_since = now;
+		lr->stuck_head = head;
+	}
+	at = claimed_at(c, s + 1);
+	if (at != 0 && at < lr->stuck_since)
+		lr->stuck_since = at;
+	return now - lr->stuck_since >= MLC__LOG_STUCK_MS;
+}
+
 /* Apply up to @p budget records (0: all) published since the last call. */
 void
 mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
@@ -228,33 +254,25 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			give_up(lr, head);
 			return;
 		}
-		if (q1 != s + 1 && !(q1 & ABANDONED)) {
-			/* Claimed, not published yet: wait on later calls,
-			 * then give up on it.  The wait is timed from when
-			 * this handle was first held back by a cell claimed
-			 * before then (stuck_head): a cell reached only
-			 * after an earlier slow one was already unpublished
-			 * back then, and does not restart the wait. */
-			uint64_t now = mlc__now_ms(), at;
+		if (q1 != s + 1) {
+			/* Not published: claimed and being written, or not
+			 * even claimed yet (its writer is between its
+			 * fetch-and-add and its CAS), or given up on. */
+			bool ours = SEQ(q1) == s + 1;
 
-			if (lr->stuck_since == 0 || s >= lr->stuck_head) {
-				lr->stuck_since = now;
-				lr->stuck_head = head;
-			}
-			at = claimed_at(c, s + 1);
-			if (at != 0 && at < lr->stuck_since)
-				lr->stuck_since = at;
-			if (now - lr->stuck_since < MLC__LOG_STUCK_MS)
-				return;
-			/* Mark it, so that a writer only stopped learns
-			 * that its record was given up on; if it published
-			 * just now, read it again. */
-			if (!ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
-					  q1 | ABANDONED))
+			if (!(ours && (q1 & ABANDONED)) &&
+			    !held_back(lr, c, s, head))
+				return;		/* wait: on a later call */
+			/* Give up on it, and mark it so: a writer only
+			 * stopped finds the mark, at its claim (then it
+			 * claims another cell) or at its publish (then it
+			 * publishes again).  If the cell changed meanwhile,
+			 * look at it again. */
+			if (!(q1 & ABANDONED) &&
+			    !ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
+					  ours ? q1 | ABANDONED
+					       : (s + 1) | ABANDONED))
 				continue;
-			q1 |= ABANDONED;
-		}
-		if (q1 & ABANDONED) {
 			lr->stuck++;
 			clear_all(lr);
 			lr->cursor = s + 1;

@@ -37,6 +37,7 @@
 	X(FLIGHT_RELEASING)	/* result stored, slot still owned */ \
 	X(FLIGHT_RELEASED)	/* slot released, waiters not woken */ \
 	/* the invalidation log (log.c, write.c) */ \
+	X(LOG_NUMBERED)		/* sequence taken, its cell not claimed */ \
 	X(LOG_CLAIMED)		/* cell claimed, L2 not written yet */ \
 	X(LOG_STORED)		/* L2 written, cell not published */ \
 	/* the loader (load.c) */ \

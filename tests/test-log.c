@@ -660,10 +660,13 @@ test_stuck_publisher(void **state)
  * cell, drops its L1 and reloads the old value from L2; then the writer
  * goes on and changes L2.  Its publish finds the cell abandoned and
  * publishes the record again, so the reader drops the old value it had
- * reloaded.  The writer is stopped for real, in another process, at the
- * pause point between its claim and its change. */
+ * reloaded.  The same when the writer stops between taking its sequence
+ * number and claiming the cell: it then finds the cell given up on at its
+ * claim, and claims another.  The writer is stopped for real, in another
+ * process, at each of the two pause points. */
 struct stop_sync {
 	sem_t at, go;
+	int point;
 };
 
 static struct stop_sync *stop_sync;
@@ -672,7 +675,7 @@ static void
 stop_at_claim(enum mlc__pause_point p, void *arg)
 {
 	(void)arg;
-	if (p != MLC__P_LOG_CLAIMED)
+	if ((int)p != stop_sync->point)
 		return;
 	mlc__pause_hook = NULL;		/* once */
 	sem_post(&stop_sync->at);
@@ -693,19 +696,19 @@ stopped_writer(void *arg)
 }
 
 static void
-test_stopped_publisher_republishes(void **state)
+stopped_publisher(int point)
 {
 	struct mlc_cache *r;
 	struct mlc_value v = { 0 };
 	int pid;
 
-	(void)state;
 	setup_arena(0);
 	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(stop_sync != MAP_FAILED);
 	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
 	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
+	stop_sync->point = point;
 	r = open_ns("log", 0, 0);
 	assert_int_equal(mlc_set(r, "k", 1, "old", 3, NULL), 0);
 	pid = t_spawn(stopped_writer, NULL);
@@ -733,6 +736,14 @@ test_stopped_publisher_republishes(void **state)
 	mlc_cache_close(r);
 	munmap(stop_sync, sizeof(*stop_sync));
 	teardown_arena();
+}
+
+static void
+test_stopped_publisher_republishes(void **state)
+{
+	(void)state;
+	stopped_publisher(MLC__P_LOG_CLAIMED);
+	stopped_publisher(MLC__P_LOG_NUMBERED);
 }
 
 /* The same, with MLC_CACHE_MANUAL_UPDATE: mlc_update() is bounded too. */
