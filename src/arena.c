@@ -234,7 +234,8 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	off += (uint64_t)max_ns * sizeof(struct mlc__ns_stats);
 	h->ah_log_off = off;
 	off += sizeof(struct mlc__log) +
-	       (uint64_t)log_cells * sizeof(struct mlc__log_cell);
+	       (uint64_t)log_cells * (sizeof(struct mlc__log_cell) +
+				      sizeof(uint64_t));	/* + stamps */
 	h->ah_flight_off = off;
 	off += (uint64_t)flight_slots * sizeof(struct mlc__flight_slot);
 	off = align_up(off, 4096);
@@ -666,6 +667,7 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 	a->log = (struct mlc__log *)(void *)(base + h->ah_log_off);
 	a->cells = (struct mlc__log_cell *)(void *)(base + h->ah_log_off +
 						    sizeof(struct mlc__log));
+	a->stamps = (uint64_t *)(void *)(a->cells + h->ah_log_cells);
 	a->flights = (struct mlc__flight_slot *)(void *)(base +
 							 h->ah_flight_off);
 	a->pages_off = h->ah_pages_off;

@@ -13,7 +13,7 @@
  *   refs_off        one bit per MLC__REF_GRAIN bytes of pages (CLOCK)
  *   ns_off          max_ns   x struct mlc__ns      (namespaces)
  *   nsstats_off     max_ns   x struct mlc__ns_stats (their counters)
- *   log_off         struct mlc__log + cells        (invalidation log)
+ *   log_off         struct mlc__log + cells + a stamp per cell (the log)
  *   flight_off      flight_slots x struct mlc__flight_slot
  *   pages_off       npages x page_size             (items)
  */

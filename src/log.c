@@ -53,24 +53,28 @@ cell_meta(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
 	return (uint64_t)(ns & 0xffff) << 48 | (uint64_t)(op & 0xff) << 40 |
 	       cell_check(seq, hash, version, ns, op);
 }
-/* The tag of a claimed cell (op 0: no record has it), bound to its claim
- * time, so that a torn read of the two is never taken for a time. */
+/* A cell's claim stamp: the claim time (ms, low 32 bits) and the record's
+ * sequence (low 32 bits), in one word, so that it is never torn, and never
+ * taken for the stamp of another lap.  Kept apart from the cell, so that it
+ * outlives the publication: a later record's stamp bounds the age of an
+ * earlier number whose writer has not claimed its cell yet. */
 static uint64_t
-claim_meta(uint64_t seq, uint64_t ms)
+stamp_make(uint64_t seq, uint64_t ms)
 {
-	return cell_meta(seq, 0, ms, 0, 0);
+	return (uint64_t)(uint32_t)ms << 32 | (uint32_t)seq;
 }
 
-/* When unpublished cell @p c (record @p seq) was claimed, or 0 if that
- * cannot be told (not written yet, or being overwritten). */
-static uint64_t
-claimed_at(const struct mlc__log_cell *c, uint64_t seq)
+/* When record @p seq was claimed, if its stamp says (*@p at, low 32 bits
+ * of the ms clock). */
+static bool
+stamp_of(const struct mlc_arena *a, uint64_t seq, uint32_t *at)
 {
-	uint64_t ms = ck_pr_load_64((uint64_t *)&c->lc_version);
+	uint64_t st = ck_pr_load_64(&a->stamps[(seq - 1) & (a->log_cells - 1)]);
 
-	ck_pr_fence_load();
-	return ck_pr_load_64((uint64_t *)&c->lc_meta) == claim_meta(seq, ms) ?
-	       ms : 0;
+	if ((uint32_t)st != (uint32_t)seq)
+		return false;
+	*at = (uint32_t)(st >> 32);
+	return true;
 }
 
 /* Claim the next free cell: its sequence number.  A claimed cell holds
@@ -96,14 +100,11 @@ mlc__log_claim(struct mlc_arena *a)
 		while (SEQ(v) < s + 1) {
 			if (ck_pr_cas_64_value(&c->lc_seq, v,
 					       (s + 1) | WRITING, &v)) {
-				uint64_t now = mlc__now_ms();
-
 				/* When: readers time a stuck cell from
 				 * its claim, not from their first look. */
-				ck_pr_store_64(&c->lc_version, now);
-				ck_pr_fence_store();
-				ck_pr_store_64(&c->lc_meta,
-					       claim_meta(s + 1, now));
+				ck_pr_store_64(&a->stamps[s & mask],
+					       stamp_make(s + 1,
+							  mlc__now_ms()));
 				MLC_PAUSE(LOG_CLAIMED);
 				return s + 1;
 			}
@@ -197,25 +198,43 @@ give_up(struct mlc__logr *lr, uint64_t head)
 	lr->stuck_since = 0;
 }
 
+#define AGE_SCAN 8		/* later stamps looked at for an unstamped
+				 * cell's age */
+
 /* Has the handle waited long enough on unpublished cell @p s (true: give
- * up on it)?  The wait is timed from the claim, when the claimer stamped
- * it; otherwise from when this handle was first held back by a cell
- * claimed before then (stuck_head): a cell reached only after an earlier
- * slow one was already unpublished back then, and does not restart the
- * wait. */
+ * up on it)?  The wait is timed from the claim: the cell's own stamp or,
+ * if its writer has not stamped it (stopped or dead between taking the
+ * number and stamping), the earliest stamp of the next few records, which
+ * were all numbered after it.  Without any, from when this handle was
+ * first held back by a cell numbered before then (stuck_head), so that a
+ * cell reached only after an earlier slow one does not restart the wait. */
 static bool
-held_back(struct mlc__logr *lr, const struct mlc__log_cell *c, uint64_t s,
+held_back(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	  uint64_t head)
 {
-	uint64_t now = mlc__now_ms(), at;
+	uint64_t now = mlc__now_ms(), since;
+	uint32_t at, oldest = 0;
+	bool found = false;
 
 	if (lr->stuck_since == 0 || s >= lr->stuck_head) {
 		lr->stuck_since = now;
 		lr->stuck_head = head;
 	}
-	at = claimed_at(c, s + 1);
-	if (at != 0 && at < lr->stuck_since)
-		lr->stuck_since = at;
+	for (uint64_t q = s + 1; q <= head && q <= s + AGE_SCAN; q++) {
+		if (!stamp_of(a, q, &at))
+			continue;
+		/* Ages modulo 2^32 ms: right for anything under 24 days. */
+		if (!found || (uint32_t)(now - at) > (uint32_t)(now - oldest))
+			oldest = at;
+		found = true;
+		if (q == s + 1)
+			break;		/* its own: nothing earlier */
+	}
+	if (found) {
+		since = now - (uint32_t)((uint32_t)now - oldest);
+		if (since < lr->stuck_since)
+			lr->stuck_since = since;
+	}
 	return now - lr->stuck_since >= MLC__LOG_STUCK_MS;
 }
 
@@ -261,7 +280,7 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			bool ours = SEQ(q1) == s + 1;
 
 			if (!(ours && (q1 & ABANDONED)) &&
-			    !held_back(lr, c, s, head))
+			    !held_back(a, lr, s, head))
 				return;		/* wait: on a later call */
 			/* Give up on it, and mark it so: a writer only
 			 * stopped finds the mark, at its claim (then it
