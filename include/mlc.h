@@ -789,15 +789,35 @@ enum mlc_update_flags {
 int mlc_update_ex(struct mlc_cache *cache, uint64_t *hashes, size_t cap,
 		  size_t *n, uint32_t *flags);
 
-/** Per-handle counters (this process, this handle only). */
+/**
+ * Per-handle counters (this process, this handle only).
+ *
+ * Hits and misses have their usual meaning.  Every lookup is counted once,
+ * as a hit or as a miss: an mlc_get() or mlc_get_ex(), each item of an
+ * mlc_get_bulk(), and a flight of the single-flight steps when it ends
+ * (mlc_flight_publish() is a miss, an mlc_flight_wait() that returns the
+ * other loader's outcome is counted as that outcome).  A lookup answered
+ * with a value it did not load is a hit of the level that answered,
+ * whether the value is fresh or stale, positive or negative (a wait for
+ * another process's load that then reads its value is an L2 hit, and a
+ * lock wait).  Every other lookup is a miss: it ran the loader, found
+ * nothing, or failed.  So hits_l1 + hits_l2 + misses is the number of
+ * lookups, and hits / (hits + misses) the hit ratio.  mlc_peek() and
+ * mlc_refresh() are not lookups.  The other counters are their own
+ * events and overlap the hits and misses.
+ */
 struct mlc_stats {
 	size_t   size;		/* sizeof(struct mlc_stats) */
-	uint64_t hits_l1, hits_l2, hits_l3; /* by level of the answer (a
-					     * failed decode included) */
-	uint64_t misses;	/* lookups that found nothing (no loader) */
-	uint64_t negative_hits;	/* answers that were negative entries */
-	uint64_t stale_served;
-	uint64_t loads, loader_errors;
+	uint64_t hits_l1, hits_l2; /* hits, by the level that answered */
+	uint64_t hits_l3;	/* misses answered by the value of their own
+				 * loader run: a subset of misses (its name
+				 * is 0.1's, when loads counted as hits) */
+	uint64_t misses;	/* lookups that loaded, found nothing or
+				 * failed (0.1: only those with no loader) */
+	uint64_t negative_hits;	/* hits on negative entries (a load that
+				 * finds nothing is a miss) */
+	uint64_t stale_served;	/* stale values returned */
+	uint64_t loads, loader_errors; /* loader runs; of which failed */
 	uint64_t codec_errors;
 	uint64_t l1_evictions;
 	uint64_t l2_write_failures;

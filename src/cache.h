@@ -156,6 +156,8 @@ struct mlc__ent *mlc__ent_from(const struct mlc__key *k, const void *data,
 			       uint64_t version);
 int mlc__l2_read(struct mlc_cache *c, const struct mlc__key *k,
 		 struct mlc__ent **ep);
+void mlc__count_lookup(struct mlc_cache *c, int rc, const struct mlc_value *v,
+		       bool loaded);
 int mlc__get_slow(struct mlc_cache *c, struct mlc__key *k,
 		  const struct call *cf, mlc_loader_fn *loader, void *arg,
 		  struct mlc_value *value);

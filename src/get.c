@@ -61,14 +61,12 @@ mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 	return 0;
 }
 
-/* An L2 entry answers the call, and goes into L1. */
+/* An L2 entry answers the call, and goes into L1.  The lookup is counted
+ * by its caller (mlc__count_lookup), once, whatever path led here. */
 int
 mlc__l2_hit(struct mlc_cache *c, struct mlc__ent *e, uint64_t now,
 	    struct mlc_value *value)
 {
-	if (e->flags & MLC_NEGATIVE)
-		c->st.negative_hits++;
-	c->st.hits_l2++;
 	return mlc__ent_deliver(c, e, true, MLC_L2, now, value);
 }
 
@@ -163,10 +161,34 @@ lookup(struct mlc_cache *c, struct mlc__key *k, uint64_t now,
 	return mlc__l2_read(c, k, ep);
 }
 
+/* Count one lookup the conventional way: a value this call did not load,
+ * from L1 or L2 (fresh or stale, positive or negative), is a hit of that
+ * level; every other lookup (it ran the loader, found nothing, or failed)
+ * is a miss.  So hits_l1 + hits_l2 + misses is the number of lookups, and
+ * the loader runs at most once per miss.  L1 hits are counted by l1_fast
+ * itself, so that the hit path stays a few plain operations. */
+void
+mlc__count_lookup(struct mlc_cache *c, int rc, const struct mlc_value *v,
+		  bool loaded)
+{
+	if (rc == 0 && !loaded) {
+		if (v->level == MLC_L1)
+			c->st.hits_l1++;
+		else
+			c->st.hits_l2++;
+		if (v->flags & MLC_NEGATIVE)
+			c->st.negative_hits++;
+		return;
+	}
+	c->st.misses++;
+	if (rc == 0 && v->level == MLC_L3)
+		c->st.hits_l3++;	/* answered by its own load */
+}
+
 /* Everything after the L1 fast path missed: L2, then the loader. */
-int
-mlc__get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
-	      mlc_loader_fn *loader, void *arg, struct mlc_value *value)
+static int
+get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
+	 mlc_loader_fn *loader, void *arg, struct mlc_value *value)
 {
 	uint64_t now = mlc__now_ms();
 	struct mlc__ent *e = NULL;
@@ -185,7 +207,6 @@ mlc__get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
 			return mlc__serve_stale_or(c, e, 0, now, value);
 		if (e != NULL)
 			mlc__ent_put(e);
-		c->st.misses++;
 		return -ENOENT;
 	}
 	if (mlc__loading_self(c, k)) {
@@ -194,6 +215,20 @@ mlc__get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
 		return mlc__set_err(c, -EDEADLK);
 	}
 	return mlc__get_load(c, k, cf, loader, arg, e, value);
+}
+
+int
+mlc__get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
+	      mlc_loader_fn *loader, void *arg, struct mlc_value *value)
+{
+	/* A loader on this handle may run gets of other keys on it, but
+	 * only from inside this call's own load: loads moving means this
+	 * call loaded. */
+	uint64_t loads = c->st.loads;
+	int rc = get_slow(c, k, cf, loader, arg, value);
+
+	mlc__count_lookup(c, rc, value, c->st.loads != loads);
+	return rc;
 }
 
 MLC_EXPORT int

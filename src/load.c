@@ -335,9 +335,6 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		if (f->slot != 0 && !fenced)
 			outcome_write(c, k, &o, mlc__ent_value(e), e->vlen, now);
 	}
-	if (neg)
-		c->st.negative_hits++;
-	c->st.hits_l3++;
 	return mlc__ent_deliver(c, e, cache, MLC_L3, now, value);
 }
 
@@ -404,7 +401,6 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		if (v == NULL)
 			return mlc__set_err(c, -ENOMEM);
 		v->flags = (uint16_t)(o.flags | MLC_NOT_CACHED);
-		c->st.hits_l2++;
 		return mlc__ent_deliver(c, v, false, MLC_L2, now, value);
 	}
 	return outcome_error(c, e, cf, stale, now, value);
@@ -622,6 +618,8 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	}
 	rc = mlc__flight_result(c, &k, &cf, f.gen, NULL, value);
 	if (rc != -EAGAIN) {
+		/* The lookup ends here: another's outcome answered it. */
+		mlc__count_lookup(c, rc, value, false);
 		flight->role = MLC_FLIGHT_NONE;
 		return rc;
 	}
@@ -660,6 +658,7 @@ mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 				 flight->fl_private[FP_FENCE], NULL, &f, now,
 				 value ? value : &tmp);
 	}
+	mlc__count_lookup(c, rc, value ? value : &tmp, true);	/* a miss */
 	if (rc == 0 && value == NULL)
 		mlc_value_release(&tmp);
 	mlc__flight_release(c->a, &f);

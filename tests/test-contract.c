@@ -1919,9 +1919,10 @@ test_stats_counters(void **state)
 	c = t_cache(fx->a, "st", &o);
 	check_counts(c, &x, step++);
 
-	/* L3 value, with a decode failure; then L2 (decodes again), L1. */
+	/* A load (a miss) whose value fails to decode; then L2 (decodes
+	 * again), L1: hits. */
 	assert_int_equal(get(c, "a", scripted, &val, &v), MLC_ECODEC);
-	x.l3++, x.loads++, x.cerr++;
+	x.miss++, x.loads++, x.cerr++;
 	check_counts(c, &x, step++);
 	assert_int_equal(get(c, "a", scripted, &val, &v), 0);
 	mlc_value_release(&v);
@@ -1932,10 +1933,11 @@ test_stats_counters(void **state)
 	x.l1++;
 	check_counts(c, &x, step++);
 
-	/* L3 negative, then an L1 negative hit. */
+	/* A load that finds nothing (a miss, answered by its own load),
+	 * then an L1 negative hit. */
 	assert_int_equal(get(c, "n", scripted, &nf, &v), 0);
 	mlc_value_release(&v);
-	x.l3++, x.loads++, x.neg++;
+	x.miss++, x.l3++, x.loads++;
 	check_counts(c, &x, step++);
 	assert_int_equal(get(c, "n", scripted, &nf, &v), 0);
 	mlc_value_release(&v);
@@ -1947,7 +1949,7 @@ test_stats_counters(void **state)
 	x.miss++;
 	check_counts(c, &x, step++);
 	assert_int_equal(get(c, "e", scripted, &bad, &v), MLC_ELOADER);
-	x.loads++, x.lerr++;
+	x.miss++, x.loads++, x.lerr++;
 	check_counts(c, &x, step++);
 
 	/* Another handle's set, read from L2: evicts "a" (lru_size 2). */
@@ -1969,20 +1971,21 @@ test_stats_counters(void **state)
 	x.purges++;
 	check_counts(c, &x, step++);
 
-	/* A stale value served by get(MLC_CALL_STALE_OK). */
+	/* A stale value served by get(MLC_CALL_STALE_OK): not loaded, so an
+	 * L2 hit. */
 	assert_int_equal(set(c, "t", "78", 10), 0);
 	x.sets++;
 	mlc__clock_advance(11);
 	assert_int_equal(get_flags(c, "t", MLC_CALL_STALE_OK, &v), 0);
 	mlc_value_release(&v);
-	x.stale++;
+	x.l2++, x.stale++;
 	check_counts(c, &x, step++);
 
-	/* Resurrected: a loader error, a stale answer. */
+	/* Resurrected: a loader error, a stale answer; it loaded: a miss. */
 	assert_int_equal(get(c, "t", scripted, &bad, &v), 0);
 	assert_true(v.flags & MLC_STALE);
 	mlc_value_release(&v);
-	x.loads++, x.lerr++, x.stale++;
+	x.miss++, x.loads++, x.lerr++, x.stale++;
 	check_counts(c, &x, step++);
 
 	/* Peeks count nothing. */
@@ -1998,6 +2001,7 @@ test_stats_counters(void **state)
 		struct mlc_stats st = stats(w);
 
 		assert_int_equal(st.hits_l3, 1);
+		assert_int_equal(st.misses, 1);
 		assert_int_equal(st.loads, 1);
 		assert_int_equal(st.sets, 1);
 		assert_int_equal(st.l2_write_failures, 1);

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # mlcctl end to end: every command and format, outputs and exit codes.
-#   tests/test-mlcctl.sh path/to/mlcctl
+#   tests/test-mlcctl.sh path/to/mlcctl [path/to/stats-workload]
+# With stats-workload (tests/stats-workload.c), the counts of its scripted
+# workload must be exactly what stats (json, prometheus) and ls show, and
+# `promtool check metrics` (Debian package prometheus) must accept the
+# exposition; without promtool that check is skipped, and says so.
 # Arenas are files in a temporary directory (and one shm arena with a
 # per-process name, removed at exit).  mlcctl itself creates them, with
 # `set --create`, the only command that may.
 set -uo pipefail
 M=${1:?usage: test-mlcctl.sh path/to/mlcctl}
 M=$(cd "$(dirname "$M")" && pwd)/$(basename "$M")
+W=${2:-}
 PY=$(command -v python3) || { echo "python3 is needed"; exit 1; }
 tmp=$(mktemp -d)
 shm=mlcctl-test-$$
@@ -172,8 +177,8 @@ run 0 F ls
 has out "^arena $A \(file\): 8\.0 MiB, [0-9]+ pages of 1\.0 MiB \([0-9]+ free\), [0-9]+ items \([0-9]+ negative\) in [0-9]+ slots$"
 has out '^4 namespaces; per namespace'
 has out 'items are counted arena-wide only'
-has out '^NAMESPACE +SETS +DELETES +PURGES +HITS +MISSES$'
-has out '^users +[0-9]+ +2 +1 +[0-9]+ +[0-9]+$'
+has out '^NAMESPACE +SETS +DELETES +PURGES +HITS +MISSES +HIT%$'
+has out '^users +[0-9]+ +2 +1 +[0-9]+ +[0-9]+ +([0-9]+\.[0-9]|-)$'
 has out '^sessions +1 +0 +0 '
 has out '^other '
 has out '^we"ird\\\\ns '
@@ -252,7 +257,7 @@ for i, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
         nsm.add(metric)
     seen.add(metric)
 assert seen == set(types) == helps, (seen ^ set(types))
-assert len(arena) == 19 and len(nsm) == 25, (len(arena), len(nsm))
+assert len(arena) == 19 and len(nsm) == 26, (len(arena), len(nsm))
 EOF
 has out '^mlc_arena_items\{arena="[^"]+"\} [0-9]+$'
 has out '^mlc_namespace_sets_total\{arena="[^"]+",namespace="users"\} [0-9]+$'
@@ -265,6 +270,60 @@ has out '^# HELP mlc_arena_bytes '
 run 0 F stats --format=prometheus --ns=users
 lacks out 'namespace="other"'
 has out 'namespace="users"'
+
+echo "== stats: the counts of a scripted workload"
+if [ -z "$W" ]; then
+	echo "SKIP: no stats-workload program given: scripted counts not checked"
+else
+	WA=$tmp/wl.mlc
+	run 0 "$W" "$WA"
+	cp "$tmp/out" "$tmp/want.json"
+	run 0 "$M" --file "$WA" stats --format json
+	"$PY" - "$tmp/want.json" "$tmp/out" <<'EOF' && ok || bad "stats json: scripted counts"
+import json, sys
+want = json.load(open(sys.argv[1]))
+got = json.load(open(sys.argv[2]))["namespaces"]["wl"]
+assert want["hits_l1"] + want["hits_l2"] + want["misses"] == 12, want
+bad = {k: (got[k], v) for k, v in want.items() if got[k] != v}
+assert not bad, bad
+EOF
+	run 0 "$M" --file "$WA" stats --format prometheus
+	cp "$tmp/out" "$tmp/wl.prom"
+	"$PY" - "$tmp/want.json" "$tmp/wl.prom" <<'EOF' && ok || bad "prometheus: scripted counts"
+import json, re, sys
+want = json.load(open(sys.argv[1]))
+names = {"hits_l1": ('hits_total', ',level="l1"'),
+         "hits_l2": ('hits_total', ',level="l2"'),
+         "hits_l3": ('load_answers_total', ''),
+         "misses": ('misses_total', ''),
+         "negative_hits": ('negative_hits_total', ''),
+         "stale_served": ('stale_served_total', ''),
+         "loads": ('loads_total', ''),
+         "loader_errors": ('load_errors_total', ''),
+         "lock_waits": ('lock_waits_total', ''),
+         "sets": ('sets_total', '')}
+text = open(sys.argv[2]).read()
+assert set(names) == set(want), set(names) ^ set(want)
+for k, (m, lab) in names.items():
+    pat = r'^mlc_namespace_%s\{arena="[^"]*",namespace="wl"%s\} (\d+)$' % (m, re.escape(lab))
+    found = re.findall(pat, text, re.M)
+    assert found == [str(want[k])], (k, m, found, want[k])
+# no level="l3" hits: a load is a miss
+assert 'level="l3"' not in text
+EOF
+	run 0 "$M" --file "$WA" ls
+	has out '^wl +3 +0 +0 +6 +6 +50\.0$'
+	if command -v promtool >/dev/null; then
+		if promtool check metrics <"$tmp/wl.prom" >"$tmp/lint" 2>&1; then
+			ok
+		else
+			bad "promtool check metrics: $(cat "$tmp/lint")"
+		fi
+	else
+		echo "SKIP: promtool not installed (apt-get install prometheus): exposition not linted"
+	fi
+	rm -f "$WA"
+fi
 
 echo "== check"
 cp "$A" "$tmp/pristine"

@@ -89,7 +89,8 @@ static const struct command commands[] = {
 	  "ls",
 	  "namespaces, arena size, pages and items",
 	  "List the namespaces in use with their flushed counters (sets,\n"
-	  "deletes, purges, hits, misses), and the arena's size, pages and\n"
+	  "deletes, purges, hits (L1 + L2), misses (loaded, not found or\n"
+	  "failed) and the hit ratio), and the arena's size, pages and\n"
 	  "items.  The library keeps no per-namespace item count, so items\n"
 	  "are shown for the whole arena only.\n" },
 	{ "get", 2, 2, O_HEX | O_STALE, cmd_get,
@@ -845,16 +846,18 @@ static const struct field arena_fields[] = {
 #define NFL(f, m, l, h) { #f, offsetof(struct mlc_stats, f), false, \
 			  K_COUNTER, "mlc_namespace_" m, l, 0, h }
 static const struct field ns_fields[] = {
-	NFL(hits_l1, "hits_total", "level=\"l1\"", "Lookups answered, by "
-	    "the level that answered."),
+	NFL(hits_l1, "hits_total", "level=\"l1\"", "Lookups answered with a "
+	    "value they did not load, by the level that answered."),
 	NFL(hits_l2, "hits_total", "level=\"l2\"", NULL),
-	NFL(hits_l3, "hits_total", "level=\"l3\"", NULL),
-	NF(misses, "misses_total", "Lookups that found nothing (no loader)."),
-	NF(negative_hits, "negative_hits_total", "Answers that were negative "
-	   "entries."),
-	NF(stale_served, "stale_served_total", "Stale values served."),
+	NF(hits_l3, "load_answers_total", "Misses answered by the value of "
+	   "their own loader run."),
+	NF(misses, "misses_total", "Lookups that ran the loader, found "
+	   "nothing or failed."),
+	NF(negative_hits, "negative_hits_total", "Hits on negative entries "
+	   "(cached misses)."),
+	NF(stale_served, "stale_served_total", "Stale values returned."),
 	NF(loads, "loads_total", "Loader runs."),
-	NF(loader_errors, "loader_errors_total", "Loader failures."),
+	NF(loader_errors, "load_errors_total", "Loader runs that failed."),
 	NF(codec_errors, "codec_errors_total", "Codec decode failures."),
 	NF(l1_evictions, "l1_evictions_total", "L1 entries evicted."),
 	NF(l2_write_failures, "l2_write_failures_total", "Stores to L2 that "
@@ -1138,18 +1141,23 @@ cmd_ls(struct opts *o)
 		for (size_t j = 0; j < l.n; j++)
 			if (name_width(l.name[j]) > w)
 				w = name_width(l.name[j]);
-		printf("%-*s %10s %10s %8s %12s %10s\n", (int)w, "NAMESPACE",
-		       "SETS", "DELETES", "PURGES", "HITS", "MISSES");
+		printf("%-*s %10s %10s %8s %12s %10s %6s\n", (int)w,
+		       "NAMESPACE", "SETS", "DELETES", "PURGES", "HITS",
+		       "MISSES", "HIT%");
 		for (size_t j = 0; j < l.n; j++) {
 			const struct mlc_stats *s = &l.st[j];
+			uint64_t hits = s->hits_l1 + s->hits_l2;
 
 			put_name(stdout, l.name[j]);
 			printf("%*s %10" PRIu64 " %10" PRIu64 " %8" PRIu64
-			       " %12" PRIu64 " %10" PRIu64 "\n",
+			       " %12" PRIu64 " %10" PRIu64 " ",
 			       (int)(w - name_width(l.name[j])), "", s->sets,
-			       s->deletes, s->purges,
-			       s->hits_l1 + s->hits_l2 + s->hits_l3,
-			       s->misses);
+			       s->deletes, s->purges, hits, s->misses);
+			if (hits + s->misses == 0)
+				printf("%6s\n", "-");
+			else
+				printf("%6.1f\n", 100.0 * (double)hits /
+				       (double)(hits + s->misses));
 		}
 	}
 	ns_list_free(&l);
