@@ -48,10 +48,10 @@
  *     mapping.  Later attaches refuse the file (its size is not the
  *     header's) and mlc_arena_check() reports it without touching them.
  *   - Per-handle statistics (struct mlc_stats) reach the namespace's shared
- *     counters every 4096 mlc_get() calls and in mlc_stats() and
- *     mlc_cache_close(): a process killed by a signal loses what each of
- *     its handles counted since.  Arena-wide counters (mlc_arena_info) are
- *     never lost.
+ *     counters within the bound that mlc_namespace_stats() states (1 s
+ *     while the handle is used), in mlc_stats() and in mlc_cache_close():
+ *     a process killed by a signal loses what each of its handles counted
+ *     since.  Arena-wide counters (mlc_arena_info) are never lost.
  *   - A cache handle is used by one thread at a time; open one per thread.
  *     An arena handle may be shared by every thread of a process.
  *   - fork(): arena and cache handles are inherited.  A cache handle first
@@ -847,9 +847,18 @@ int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
 
 /**
  * The counters of namespace @p ns: the sum over every handle on it, in
- * every process, of what they have flushed.  A handle flushes at least
- * every 4096 calls, in mlc_stats() and in mlc_cache_close(), so the sum
- * lags the handles' own counts by at most that.  Thread-safe.
+ * every process, of what they have flushed.  A handle flushes what it
+ * counted (no clock read, shared write or atomic on an L1 hit: it counts
+ * in private memory) at the first of:
+ *   - a call made 1 s or more after its last flush that looks at the
+ *     clock: a get not answered from L1, a set, and every 64th call of
+ *     any kind;
+ *   - its 4096th call since its last flush;
+ *   - mlc_stats() and mlc_cache_close().
+ * So a handle in use shows its counts here within 1 s plus at most 64 of
+ * its calls.  A handle that makes no call flushes nothing: a process whose
+ * handles may sit idle calls mlc_stats() on each from a timer (the nginx
+ * module does, every second).  Thread-safe.
  * @return 0, -EINVAL, or -ENOENT (no such namespace).
  * @since 0.1
  */

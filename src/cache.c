@@ -16,7 +16,6 @@
 #define DEFAULT_LOCK_TIMEOUT 5000
 #define DEFAULT_LEASE 30000
 
-#define FLUSH_EVERY 4096
 #define NCOUNTERS ((sizeof(struct mlc_stats) - sizeof(size_t)) / 8)
 _Static_assert(NCOUNTERS <= MLC__NS_COUNTERS, "namespace counters");
 
@@ -99,9 +98,10 @@ counters(struct mlc_stats *st)
 }
 
 /* Add what the handle counted since the last flush to its namespace's
- * shared counters: atomic adds, a few dozen every FLUSH_EVERY calls. */
+ * shared counters: an atomic add per counter that moved, at most once a
+ * second or every FLUSH_EVERY calls (see cache.h). */
 void
-mlc__stats_flush(struct mlc_cache *c)
+mlc__stats_flush(struct mlc_cache *c, uint64_t at)
 {
 	uint64_t *now, *then, *shared;
 
@@ -117,7 +117,23 @@ mlc__stats_flush(struct mlc_cache *c)
 			ck_pr_add_64(&shared[i], now[i] - then[i]);
 		then[i] = now[i];
 	}
-	c->flush_in = FLUSH_EVERY;
+	c->flush_in = FLUSH_CHECK;
+	c->unflushed = 0;
+	c->flush_at = at + FLUSH_MS;
+}
+
+/* Every FLUSH_CHECK-th call: a clock read, and a flush if one is due.
+ * Out of line, so that the calls in between pay a decrement only. */
+__attribute__((noinline)) void
+mlc__stats_tick(struct mlc_cache *c)
+{
+	c->unflushed += FLUSH_CHECK;
+	if (c->unflushed >= FLUSH_EVERY)
+		mlc__stats_flush(c, mlc__now_ms());
+	else
+		stats_due(c, mlc__now_ms());
+	if (c->flush_in == 0)
+		c->flush_in = FLUSH_CHECK;	/* not due: look again later */
 }
 
 MLC_EXPORT int
@@ -127,7 +143,7 @@ mlc_stats(struct mlc_cache *c, struct mlc_stats *stats)
 
 	if (c == NULL || stats == NULL || stats->size < sizeof(size_t) + 8)
 		return -EINVAL;
-	mlc__stats_flush(c);
+	mlc__stats_flush(c, mlc__now_ms());
 	n = MLC_MIN(stats->size, sizeof(c->st));
 	memcpy(stats, &c->st, n);
 	stats->size = n;
@@ -194,7 +210,8 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 	c->fork_gen = mlc__fork_gen();
 	c->st.size = sizeof(c->st);
 	c->flushed.size = sizeof(c->flushed);
-	c->flush_in = FLUSH_EVERY;
+	c->flush_in = FLUSH_CHECK;
+	c->flush_at = mlc__now_ms() + FLUSH_MS;
 	/* A new handle has seen nothing, so it owes nothing to the log. */
 	c->log.l1 = &c->l1;
 	c->log.ns = c->ns_idx;
@@ -212,7 +229,7 @@ mlc_cache_close(struct mlc_cache *c)
 {
 	if (c == NULL)
 		return -EINVAL;
-	mlc__stats_flush(c);
+	mlc__stats_flush(c, mlc__now_ms());
 	mlc__l1_fini(&c->l1);
 	mlc__arena_unref(c->a);
 	free(c);
@@ -246,7 +263,8 @@ handle_forked(struct mlc_cache *c)
 	c->st.forks++;
 }
 
-/* Common checks of every call on a handle. */
+/* Common checks of every call on a handle, and its count towards the
+ * next look at the clock for a flush (cache.h). */
 int
 mlc__handle_check(struct mlc_cache *c)
 {
@@ -254,6 +272,8 @@ mlc__handle_check(struct mlc_cache *c)
 		return -EINVAL;
 	if (unlikely(c->fork_gen != mlc__fork_gen()))
 		handle_forked(c);
+	if (unlikely(--c->flush_in == 0))
+		mlc__stats_tick(c);
 	return 0;
 }
 

@@ -29,7 +29,9 @@ struct mlc_cache {
 	struct mlc__logr log;
 	struct mlc_stats st;
 	struct mlc_stats flushed;	/* what the namespace has of st */
-	uint32_t flush_in;		/* calls until the next flush */
+	uint32_t flush_in;		/* calls until the clock is read */
+	uint32_t unflushed;		/* calls counted down since the flush */
+	uint64_t flush_at;		/* ms: a flush is due from then on */
 	char err[200];
 };
 
@@ -42,6 +44,25 @@ struct call {
 };
 
 /* ---- inline: ttls, keys, the log check, values, the L1 hit ------------ */
+
+/* When a handle's counts reach its namespace's shared counters, without
+ * a clock read or a shared write on an L1 hit: every call counts down
+ * flush_in (a decrement and a branch not taken), and every FLUSH_CHECK-th
+ * call reads the clock (mlc__stats_tick); calls that read it anyway (gets
+ * past L1, sets) look at it each time.  A flush is due once FLUSH_MS have
+ * passed since the last one, or after FLUSH_EVERY calls. */
+#define FLUSH_MS 1000
+#define FLUSH_CHECK 64
+#define FLUSH_EVERY 4096
+
+void mlc__stats_flush(struct mlc_cache *c, uint64_t now);
+
+static inline void
+stats_due(struct mlc_cache *c, uint64_t now)
+{
+	if (unlikely(now >= c->flush_at))
+		mlc__stats_flush(c, now);
+}
 
 static inline bool
 ttl_ok(int64_t ttl)
@@ -140,7 +161,7 @@ l1_fast(struct mlc_cache *c, const struct mlc__key *k, struct mlc_value *value)
 /* cache.c */
 int mlc__call_resolve(const struct mlc_cache *c,
 		      const struct mlc_call_options *co, struct call *cf);
-void mlc__stats_flush(struct mlc_cache *c);
+void mlc__stats_tick(struct mlc_cache *c);
 int mlc__set_err(struct mlc_cache *c, int rc);
 int mlc__handle_check(struct mlc_cache *c);
 int mlc__key_check(struct mlc_cache *c, const void *key, size_t key_len);

@@ -188,9 +188,9 @@ mlc__count_lookup(struct mlc_cache *c, int rc, const struct mlc_value *v,
 /* Everything after the L1 fast path missed: L2, then the loader. */
 static int
 get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
-	 mlc_loader_fn *loader, void *arg, struct mlc_value *value)
+	 mlc_loader_fn *loader, void *arg, uint64_t now,
+	 struct mlc_value *value)
 {
-	uint64_t now = mlc__now_ms();
 	struct mlc__ent *e = NULL;
 	int rc;
 
@@ -224,10 +224,11 @@ mlc__get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
 	/* A loader on this handle may run gets of other keys on it, but
 	 * only from inside this call's own load: loads moving means this
 	 * call loaded. */
-	uint64_t loads = c->st.loads;
-	int rc = get_slow(c, k, cf, loader, arg, value);
+	uint64_t loads = c->st.loads, now = mlc__now_ms();
+	int rc = get_slow(c, k, cf, loader, arg, now, value);
 
 	mlc__count_lookup(c, rc, value, c->st.loads != loads);
+	stats_due(c, now);	/* the clock was read anyway */
 	return rc;
 }
 
@@ -246,8 +247,6 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 		return mlc__set_err(c, -EINVAL);
 	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
 		return mlc__set_err(c, rc);
-	if (unlikely(--c->flush_in == 0))
-		mlc__stats_flush(c);
 	log_check(c);
 	key_make(c, key, key_len, &k);
 	if (l1_fast(c, &k, value))

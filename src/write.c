@@ -215,6 +215,7 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 		else if (e != NULL)
 			mlc__ent_put(e);
 	}
+	stats_due(c, now);
 	return 0;
 }
 

@@ -77,8 +77,9 @@ static const struct command commands[] = {
 	  "arena facts, arena and namespace counters",
 	  "Print the arena's facts and counters (mlc_arena_info) and the\n"
 	  "counters of each namespace (mlc_namespace_stats: the sum of what\n"
-	  "every handle in every process has flushed; a handle flushes at\n"
-	  "least every 4096 calls and when it is closed).\n"
+	  "every handle in every process has flushed; a handle in use\n"
+	  "flushes within 1 s plus at most 64 of its calls, and when it is\n"
+	  "closed).\n"
 	  "\n"
 	  "  --ns NS        only this namespace (exit 1 if it does not exist)\n"
 	  "  --format F     table (default), json, or prometheus (the text\n"

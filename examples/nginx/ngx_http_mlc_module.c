@@ -722,6 +722,38 @@ ngx_http_mlc_size_check(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf)
 }
 
 
+/*
+ * A handle counts in private memory and flushes to the arena's namespace
+ * counters within a second while it is used; an idle worker's handles
+ * flush only when asked.  This per-worker timer asks every second, so
+ * that the arena-wide figures (mlcctl, the metrics endpoint) never miss
+ * what an idle worker counted for more than about a second.  Cancelable:
+ * it never holds a graceful shutdown.
+ */
+static ngx_event_t  ngx_http_mlc_flush_ev;
+
+static void
+ngx_http_mlc_flush(ngx_event_t *ev)
+{
+    ngx_http_mlc_main_conf_t  *mcf = ev->data;
+    ngx_http_mlc_handle_t     *h;
+    struct mlc_stats           st;
+    ngx_uint_t                 i;
+
+    h = mcf->handles.elts;
+    for (i = 0; i < mcf->handles.nelts; i++) {
+        if (h[i].cache) {
+            ngx_memzero(&st, sizeof(st));
+            st.size = sizeof(st);
+            (void) mlc_stats(h[i].cache, &st);     /* flushes */
+        }
+    }
+    if (!ngx_exiting && !ngx_quit && !ngx_terminate) {
+        ngx_add_timer(ev, 1000);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_mlc_init_process(ngx_cycle_t *cycle)
 {
@@ -757,6 +789,12 @@ ngx_http_mlc_init_process(ngx_cycle_t *cycle)
         }
     }
 
+    ngx_http_mlc_flush_ev.handler = ngx_http_mlc_flush;
+    ngx_http_mlc_flush_ev.data = mcf;
+    ngx_http_mlc_flush_ev.log = cycle->log;
+    ngx_http_mlc_flush_ev.cancelable = 1;
+    ngx_add_timer(&ngx_http_mlc_flush_ev, 1000);
+
     return NGX_OK;
 }
 
@@ -772,6 +810,10 @@ ngx_http_mlc_exit_process(ngx_cycle_t *cycle)
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
     if (mcf == NULL) {
         return;
+    }
+
+    if (ngx_http_mlc_flush_ev.timer_set) {
+        ngx_del_timer(&ngx_http_mlc_flush_ev);
     }
 
     locs = mcf->locs.elts;
