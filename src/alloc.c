@@ -21,7 +21,7 @@
  * reused does nothing (counted as stale_frees).  Chunks are never
  * unmapped, so a reader holding an old offset reads harmless bytes inside
  * the arena, and its bucket version check rejects them; readers never
- * write into chunks (their CLOCK bits are in a bitmap of their own).
+ * write into chunks (their CLOCK bits are in the buckets).
  *
  * An ALLOC chunk belongs to its writer until the writer is proven dead
  * (pid, start time and pid namespace: proc.c), never because it is old:
@@ -84,54 +84,21 @@ chunk_owned(const struct mlc_arena *a, const struct mlc__class *c,
 	return it;
 }
 
-/* The CLOCK reference bit of the chunk at @p off. */
-static uint8_t *
-ref_byte(const struct mlc_arena *a, uint64_t off, uint8_t *mask)
-{
-	uint64_t g = (off - a->pages_off) / MLC__REF_GRAIN;
-
-	*mask = (uint8_t)(1u << (g & 7));
-	return &a->refbits[g >> 3];
-}
-
-/* Test and clear (class lock held; readers may set bits meanwhile). */
-static bool
-ref_take(const struct mlc_arena *a, uint64_t off)
-{
-	uint8_t mask, *b = ref_byte(a, off, &mask);
-
-	if (!(ck_pr_load_8(b) & mask))
-		return false;
-	ck_pr_and_8(b, (uint8_t)~mask);
-	return true;
-}
-
-bool
-mlc__ref_test(const struct mlc_arena *a, uint64_t off)
-{
-	uint8_t mask, *b = ref_byte(a, off, &mask);
-
-	return ck_pr_load_8(b) & mask;
-}
-
 /* Make chunk @p idx of page @p p (class lock held) a new allocation for
- * this process: a new generation, the writer's stamp, no CLOCK bit.  The
- * generation is stored before the state: a freer that sees ALLOC under
- * the lock sees its generation too (both stores are under the lock). */
+ * this process: a new generation and the writer's stamp.  The generation
+ * is stored before the state: a freer that sees ALLOC under the lock sees
+ * its generation too (both stores are under the lock). */
 static uint64_t
-chunk_take(struct mlc_arena *a, uint32_t p, struct mlc__item *it,
-	   uint64_t off)
+chunk_take(struct mlc_arena *a, uint32_t p, struct mlc__item *it)
 {
 	struct mlc__page *pg = &a->pages[p];
 	uint64_t gen = ++pg->pg_gen;	/* first: it only grows */
-	uint8_t mask, *b = ref_byte(a, off, &mask);
 
 	ck_pr_store_64(&it->it_gen, gen);
 	/* Who allocated it, for a proof of death if it never links it. */
 	it->it_expire = mlc__proc_start();
 	it->it_version = (uint64_t)mlc__proc_ns() << 32 |
 			 (uint32_t)mlc__pid();
-	ck_pr_and_8(b, (uint8_t)~mask);
 	ck_pr_fence_store();
 	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__ALLOC, 0));
 	return gen;
@@ -236,7 +203,7 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t *off,
 	if (--pg->pg_nfree == 0)
 		partial_unlink(a, c, p);
 	*off = chunk_off(a, p, c->cl_size, idx);
-	*gen = chunk_take(a, p, it, *off);
+	*gen = chunk_take(a, p, it);
 	MLC_PAUSE(ALLOC_POPPED);
 	return true;
 }
@@ -413,7 +380,7 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	else
 		ck_pr_inc_64(&a->hdr->ah_evictions);
 	if (keep) {
-		*gen = chunk_take(a, p, it, off);
+		*gen = chunk_take(a, p, it);
 	} else {
 		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
 		chunk_push(a, c, p, k);
@@ -442,14 +409,13 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	     uint32_t k, bool keep, uint64_t *gen)
 {
 	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
-	uint64_t off = chunk_off(a, p, c->cl_size, k);
 
 	if (!orphaned(a, it))
 		return false;
 	MLC_PAUSE(ORPHAN_PROVEN);
 	ck_pr_inc_64(&a->hdr->ah_orphans);
 	if (keep) {
-		*gen = chunk_take(a, p, it, off);
+		*gen = chunk_take(a, p, it);
 	} else {
 		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
 		chunk_push(a, c, p, k);
@@ -507,7 +473,8 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 			continue;
 		}
 		/* Read since the hand last passed: a second chance. */
-		if (ref_take(a, chunk_off(a, p, c->cl_size, k)) && !force)
+		if (mlc__table_ref_take(a, it, chunk_off(a, p, c->cl_size, k)) &&
+		    !force)
 			continue;
 		if (cand_at == UINT64_MAX) {
 			cp = p, ck = k, cw = w;

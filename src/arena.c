@@ -225,9 +225,6 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	h->ah_pagedesc_off = off;
 	off += npages_max * sizeof(struct mlc__page);
 	off = align_up(off, MLC_CACHELINE);
-	h->ah_refs_off = off;
-	off += npages_max * page_size / MLC__REF_GRAIN / 8;
-	off = align_up(off, MLC_CACHELINE);
 	h->ah_ns_off = off;
 	off += (uint64_t)max_ns * sizeof(struct mlc__ns);
 	h->ah_nsstats_off = off;
@@ -661,7 +658,6 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 	a->table = (struct mlc__bucket *)(void *)(base + h->ah_table_off);
 	a->classes = (struct mlc__class *)(void *)(base + h->ah_classes_off);
 	a->pages = (struct mlc__page *)(void *)(base + h->ah_pagedesc_off);
-	a->refbits = (uint8_t *)(base + h->ah_refs_off);
 	a->ns = (struct mlc__ns *)(void *)(base + h->ah_ns_off);
 	a->nsstats = (struct mlc__ns_stats *)(void *)(base + h->ah_nsstats_off);
 	a->log = (struct mlc__log *)(void *)(base + h->ah_log_off);

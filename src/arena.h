@@ -10,7 +10,6 @@
  *   table_off       nbuckets x struct mlc__bucket  (the index)
  *   classes_off     nclasses x struct mlc__class   (size classes)
  *   pagedesc_off    npages   x struct mlc__page    (page descriptors)
- *   refs_off        one bit per MLC__REF_GRAIN bytes of pages (CLOCK)
  *   ns_off          max_ns   x struct mlc__ns      (namespaces)
  *   nsstats_off     max_ns   x struct mlc__ns_stats (their counters)
  *   log_off         struct mlc__log + cells + a stamp per cell (the log)
@@ -49,10 +48,17 @@ struct mlc__lock {
 };
 
 /* One index bucket, one cache line.  bk_version is odd while a writer is
- * changing a slot.  A slot word is tag:16 | item offset:48, 0 when empty. */
+ * changing a slot.  A slot word is tag:16 | item offset:48, 0 when empty.
+ * bk_refs holds the CLOCK reference bit of each slot's item: readers set
+ * it after validating (only when clear), the sweep clears it, a writer
+ * clears it when it puts a new item in the slot.  It is the one shared
+ * word a reader writes, and it is never anything but bits: a reader that
+ * sets the bit of a slot whose item changed meanwhile only gives the new
+ * item an undeserved second chance.  (Bits in the item would land in
+ * another key's value once its chunk is reused.) */
 struct mlc__bucket {
 	alignas(MLC_CACHELINE) uint32_t bk_version;
-	uint32_t bk_pad;
+	uint32_t bk_refs;
 	uint64_t bk_slot[MLC__SLOTS];
 };
 
@@ -71,8 +77,8 @@ struct mlc__bucket {
  * serializes reuse, that the chunk is still the one it owns.
  *
  * Readers never store into an item: its memory may be reused the moment
- * after they validated.  Their CLOCK reference bits live apart, in the
- * arena's ref bitmap, which is never anything but bits. */
+ * after they validated.  Their CLOCK reference bits live in the bucket
+ * (bk_refs), which is never anything but bits. */
 struct mlc__item {
 	uint32_t it_state;	/* state:8 | flags:8 | spare:16 */
 	uint16_t it_klen;
@@ -104,12 +110,6 @@ enum mlc__item_flags {
 #define MLC__ST_FLAGS(s)	(((s) >> 8) & 0xffu)
 #define MLC__ST_MAKE(st, fl)	((uint32_t)(st) | ((uint32_t)(fl) << 8))
 
-/* The CLOCK reference bitmap: one bit per MLC__REF_GRAIN bytes of the
- * page area, for the chunk that starts in that grain (chunks are at least
- * that big, so no two share a bit).  A reader sets its item's bit after
- * validating; if the chunk was reused meanwhile, the bit gives some other
- * chunk a second chance, which is harmless. */
-#define MLC__REF_GRAIN 64
 
 /* A size class: its lock guards its pages' free lists, its page ring and
  * its CLOCK hand. */
@@ -232,7 +232,7 @@ struct mlc__hdr {
 	uint64_t ah_table_off;
 	uint64_t ah_classes_off;
 	uint64_t ah_pagedesc_off;
-	uint64_t ah_refs_off;
+	uint64_t ah_spare;	/* 0: free for a later format */
 	uint64_t ah_ns_off;
 	uint64_t ah_nsstats_off;
 	uint64_t ah_log_off;

@@ -37,7 +37,6 @@ struct mlc_arena {
 	struct mlc__bucket *table;
 	struct mlc__class *classes;
 	struct mlc__page *pages;
-	uint8_t *refbits;	/* CLOCK reference bits (arena.h) */
 	struct mlc__ns *ns;
 	struct mlc__ns_stats *nsstats;
 	struct mlc__log *log;
@@ -146,6 +145,8 @@ void mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash);
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
 			     bool *orphan);
+bool mlc__table_ref_take(struct mlc_arena *a, const struct mlc__item *it,
+			 uint64_t off);
 int mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src);
 /* The sizes of the options structs in mlc 0.1, their first release: the
  * smallest a caller may pass.  Never change these. */
@@ -168,21 +169,6 @@ void mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state,
 bool mlc__item_reclaimable(const struct mlc_arena *a,
 			   const struct mlc__item *it, uint32_t state,
 			   uint64_t now);
-bool mlc__ref_test(const struct mlc_arena *a, uint64_t off);
-
-/* A reader's CLOCK mark: one bit in the ref bitmap, set only when clear,
- * so a hot item costs no shared write.  Never a store into the item: it
- * may be reused the moment after the reader validated it. */
-static inline void
-mlc__ref_touch(const struct mlc_arena *a, uint64_t off)
-{
-	uint64_t g = (off - a->pages_off) / MLC__REF_GRAIN;
-	uint8_t mask = (uint8_t)(1u << (g & 7)), *b = &a->refbits[g >> 3];
-
-	if (!(__atomic_load_n(b, __ATOMIC_RELAXED) & mask))
-		__atomic_fetch_or(b, mask, __ATOMIC_RELAXED);
-}
-
 /* Relaxed byte copy out of (or into) memory another process may be
  * rewriting.  Validation by the bucket version decides whether the bytes
  * are used, so the race is benign; this is the one place it happens. */

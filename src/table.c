@@ -8,7 +8,7 @@
  * version; a change means a writer raced and the read is retried, a
  * bounded number of times; then the read gives up and the caller treats it
  * as a miss.  Their one shared store, the item's CLOCK bit, goes to the
- * ref bitmap (never reused as anything else) and only when it is clear.
+ * bucket's bk_refs (never anything but bits), and only when it is clear.
  * Writers hold the robust mutexes of both candidate buckets' stripes, make
  * the version odd, store one slot word, make it even.
  *
@@ -136,6 +136,18 @@ item_copy(const struct mlc__item *it, uint32_t room, const struct mlc__key *k,
 	return 0;
 }
 
+/* A reader's CLOCK mark: the slot's bit in its bucket, set only when clear,
+ * so a hot item costs no shared write.  Never a store into the item: it may
+ * be reused the moment after the reader validated it (arena.h). */
+static inline void
+ref_touch(struct mlc__bucket *bk, int s)
+{
+	uint32_t bit = UINT32_C(1) << s;
+
+	if (!(ck_pr_load_32(&bk->bk_refs) & bit))
+		ck_pr_or_32(&bk->bk_refs, bit);
+}
+
 static int
 bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
@@ -177,7 +189,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		/* Validated: from here on the chunk may be reused at any
 		 * moment, so nothing is stored into it. */
 		MLC_PAUSE(READ_VALIDATED);
-		mlc__ref_touch(a, MLC__SLOT_OFF(w));
+		ref_touch(bk, s);
 		return READ_FOUND;
 	}
 	ck_pr_fence_load();
@@ -255,7 +267,9 @@ stripes_unlock(struct mlc_arena *a, const uint32_t b[2])
 		mlc__lock_give(&a->stripes[s1]);
 }
 
-/* Store one slot word inside a version window (stripe lock held). */
+/* Store one slot word inside a version window (stripe lock held).  The
+ * item it brings (or none) has not been read yet: its CLOCK bit starts
+ * clear. */
 static void
 slot_store(struct mlc__bucket *bk, int s, uint64_t w)
 {
@@ -266,6 +280,7 @@ slot_store(struct mlc__bucket *bk, int s, uint64_t w)
 	 * also sees that its window was disturbed. */
 	ck_pr_fence_store();
 	ck_pr_store_64(&bk->bk_slot[s], w);
+	ck_pr_and_32(&bk->bk_refs, ~(UINT32_C(1) << s));
 	/* Item and slot before the even version: a reader that validates
 	 * against the even version copied a whole item. */
 	ck_pr_fence_store();
@@ -355,7 +370,7 @@ find_locked(struct mlc_arena *a, const uint32_t b[2],
 /* Rank a linked item as an index-pressure victim: lower goes first. */
 static uint64_t
 victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
-	    uint64_t now)
+	    bool referenced, uint64_t now)
 {
 	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
 
@@ -363,7 +378,7 @@ victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
 		return 0;
 	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
 		return 1;
-	if (!mlc__ref_test(a, (uint64_t)((const char *)it - a->base)))
+	if (!referenced)
 		return 2 + (it->it_version >> 2);	/* not read lately */
 	return (UINT64_C(1) << 62) + (it->it_version >> 2);
 }
@@ -403,7 +418,9 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 			uint64_t rank;
 
 			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
-			rank = it ? victim_rank(a, it, now) : 0;
+			rank = it ? victim_rank(a, it,
+					ck_pr_load_32(&bk->bk_refs) & 1u << s,
+					now) : 0;
 			if (rank < best || best == UINT64_MAX) {
 				best = rank;
 				*ref = (struct slot_ref){ bk, s, w, it,
@@ -631,6 +648,35 @@ mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash)
 				__builtin_prefetch(a->base + off);
 		}
 	}
+}
+
+/* The allocator's CLOCK hand at the LIVE chunk at @p off (item @p it): was
+ * it read since the hand last passed?  Test and clear its slot's bit (class
+ * lock held; no stripe lock: a bit is only a hint, and a slot that changes
+ * meanwhile at worst costs or grants one second chance).  A chunk no slot
+ * points to has no bit: false. */
+bool
+mlc__table_ref_take(struct mlc_arena *a, const struct mlc__item *it,
+		    uint64_t off)
+{
+	uint32_t b[2];
+
+	key_buckets(a, ck_pr_load_64((uint64_t *)&it->it_hash), b);
+	for (int i = 0; i < 2; i++) {
+		struct mlc__bucket *bk = &a->table[b[i]];
+
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint32_t bit = UINT32_C(1) << s;
+
+			if (MLC__SLOT_OFF(ck_pr_load_64(&bk->bk_slot[s])) != off)
+				continue;
+			if (!(ck_pr_load_32(&bk->bk_refs) & bit))
+				return false;
+			ck_pr_and_32(&bk->bk_refs, ~bit);
+			return true;
+		}
+	}
+	return false;
 }
 
 /* The allocator's eviction: take the LIVE chunk at @p off out of the index
