@@ -77,11 +77,17 @@
 extern "C" {
 #endif
 
-enum mlc_version_number {
-	MLC_VERSION_MAJOR = 0,
-	MLC_VERSION_MINOR = 1,
-	MLC_VERSION_PATCH = 0,
-};
+/**
+ * The version of this header, as macros that #if can test (0.1.0 made them
+ * enum constants, which #if reads as 0).  MLC_VERSION_NUMBER is
+ * MAJOR << 16 | MINOR << 8 | PATCH, the form mlc_version() returns for the
+ * library actually loaded: `#if MLC_VERSION_NUMBER >= 0x000200`.
+ */
+#define MLC_VERSION_MAJOR 0
+#define MLC_VERSION_MINOR 1
+#define MLC_VERSION_PATCH 0
+#define MLC_VERSION_NUMBER \
+	((MLC_VERSION_MAJOR << 16) | (MLC_VERSION_MINOR << 8) | MLC_VERSION_PATCH)
 
 /** Library-only error codes; every other failure is a negative errno. */
 enum mlc_error {

@@ -3,7 +3,11 @@
 # the installed copy with nothing but pkg-config: once linked to libmlc.so,
 # once to libmlc.a (libmlc static, libc and the rest dynamic, the private
 # libraries from `pkg-config --static`).  Also checks that mlcctl and mlc.h
-# are installed and that the installed mlcctl runs.  No network needed.
+# are installed and that the installed mlcctl runs; that mlc.pc alone (no
+# ck.pc) serves a consumer and leaks no define; that MLC_VERSION_NUMBER
+# works in #if; that the README's example compiles with pkg-config alone,
+# runs and prints what it should; and that `man -M PREFIX/share/man`
+# shows mlcctl(1) and mlc(3).  No network needed.
 #   tests/test-install.sh
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +41,7 @@ cmp -s "$incdir/mlc.h" "$top/include/mlc.h" || die "mlc.h not installed"
 [ -f "$libdir/libmlc.a" ] || die "libmlc.a not installed"
 [ -e "$libdir/libmlc.so" ] && [ -e "$libdir/libmlc.so.0" ] ||
 	die "libmlc.so not installed with its soname link"
-hv=$(sed -n 's/.*MLC_VERSION_\(MAJOR\|MINOR\|PATCH\) *= *\([0-9]*\).*/\2/p' \
+hv=$(sed -n 's/^#define MLC_VERSION_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\)$/\2/p' \
 	"$top/include/mlc.h" | paste -sd.)
 [ "$(pkg-config --modversion mlc)" = "$hv" ] ||
 	die "mlc.pc version $(pkg-config --modversion mlc), header $hv"
@@ -80,6 +84,56 @@ fi
 out=$(env -u LD_LIBRARY_PATH "$tmp/consumer-static") ||
 	die "static consumer failed"
 say "static libmlc: $out"
+
+# Only mlc's own .pc on the search path (no ck.pc, no system dirs): --cflags
+# and --libs must need nothing else, and leak no defines (ck.pc's
+# -D__x86_64__ went to every consumer while ck was in Requires).
+lcflags=$(PKG_CONFIG_LIBDIR=${pc%/*} pkg-config --cflags mlc) ||
+	die "pkg-config --cflags mlc needs another .pc than mlc's"
+llibs=$(PKG_CONFIG_LIBDIR=${pc%/*} pkg-config --libs mlc) ||
+	die "pkg-config --libs mlc needs another .pc than mlc's"
+PKG_CONFIG_LIBDIR=${pc%/*} pkg-config --static --libs mlc >/dev/null ||
+	die "pkg-config --static --libs mlc needs another .pc than mlc's"
+case " $lcflags " in *" -D"*) die "pkg-config --cflags mlc leaks a define: $lcflags" ;; esac
+say "with only mlc.pc on PKG_CONFIG_LIBDIR: $lcflags $llibs"
+
+# The version macros work in #if (0.1.0 had enum constants: always 0 there).
+printf '#include <mlc.h>\n#if MLC_VERSION_NUMBER != (%s << 16 | %s << 8 | %s)\n#error version\n#endif\nint main(void) { return mlc_version() == MLC_VERSION_NUMBER ? 0 : 1; }\n' \
+	$(tr . ' ' <<<"$hv") >"$tmp/ver.c"
+# shellcheck disable=SC2086
+"$CC" -std=c99 -pedantic -Wall -Werror $lcflags "$tmp/ver.c" -o "$tmp/ver" $llibs ||
+	die "MLC_VERSION_NUMBER is not usable in #if"
+LD_LIBRARY_PATH=$libdir "$tmp/ver" || die "mlc_version() is not MLC_VERSION_NUMBER"
+say "MLC_VERSION_NUMBER in #if: $hv"
+
+# The README's example is a complete program: extract it, build it with
+# pkg-config alone, run it, check what it prints.
+awk '/^## Use it/ { s = 1 } s && /^```c$/ { c = 1; next } c && /^```$/ { exit } c' \
+	"$top/README.md" >"$tmp/users.c"
+[ -s "$tmp/users.c" ] || die "no C block under README's 'Use it'"
+# shellcheck disable=SC2086
+"$CC" -std=c11 -Wall -Wextra -Werror $lcflags "$tmp/users.c" -o "$tmp/users" $llibs ||
+	die "README's example does not compile as written"
+rname=mlc-readme-$$
+out=$(LD_LIBRARY_PATH=$libdir "$tmp/users" "$rname" 2>&1) || {
+	rm -f "/dev/shm/$rname"; die "README's example failed: $out"; }
+rm -f "/dev/shm/$rname"
+want='user:42: {"name":"Ada"} (L3)
+user:42: {"name":"Ada"} (L1)
+user:7: no such user (L3)
+user:42: {"name":"Ada L."} (L1)'
+[ "$out" = "$want" ] || die "README's example printed: $out"
+say "README's example: compiled with pkg-config, ran, printed the four lines"
+
+# The man pages.
+for p in man1/mlcctl.1 man3/mlc.3; do
+	[ -f "$prefix/share/man/$p" ] || die "$p not installed"
+done
+MANWIDTH=80 man -M "$prefix/share/man" mlcctl 2>/dev/null | grep -q 'mlcctl - look into and operate' ||
+	die "man -M $prefix/share/man mlcctl does not show mlcctl(1)"
+MANWIDTH=80 man -M "$prefix/share/man" 3 mlc 2>/dev/null | grep -q 'mlc_cache_open' ||
+	die "man -M $prefix/share/man 3 mlc does not show mlc(3)"
+say "man pages: mlcctl(1) and mlc(3) installed and readable with man -M"
 
 # The installed mlcctl.
 export LD_LIBRARY_PATH=$libdir

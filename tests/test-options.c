@@ -812,12 +812,22 @@ test_strerror(void **state)
 	assert_non_null(mlc_strerror(-ENOTDIR));
 }
 
+/* The version macros work in #if (an enum constant would read as 0). */
+#if !defined(MLC_VERSION_NUMBER) || MLC_VERSION_NUMBER != \
+	(MLC_VERSION_MAJOR << 16 | MLC_VERSION_MINOR << 8 | MLC_VERSION_PATCH)
+#error "MLC_VERSION_NUMBER is not usable in #if"
+#endif
+#if MLC_VERSION_MAJOR == 0 && MLC_VERSION_MINOR < 1
+#error "MLC_VERSION_MINOR reads as 0 in #if"
+#endif
+
 static void
 test_version(void **state)
 {
 	char want[32];
 
 	(void)state;
+	assert_int_equal(mlc_version(), MLC_VERSION_NUMBER);
 	assert_int_equal(mlc_version(),
 			 (uint32_t)MLC_VERSION_MAJOR << 16 |
 			 (uint32_t)MLC_VERSION_MINOR << 8 |

@@ -311,7 +311,7 @@ def render(path, rel):
     prose = Prose(known)
     version = ""
     src = open(path, encoding="utf-8").read()
-    parts = [re.search(r"MLC_VERSION_%s\s*=\s*(\d+)" % p, src)
+    parts = [re.search(r"#define\s+MLC_VERSION_%s\s+(\d+)" % p, src)
              for p in ("MAJOR", "MINOR", "PATCH")]
     if all(parts):
         version = ".".join(p.group(1) for p in parts)
