@@ -259,6 +259,8 @@ struct mlc_arena_info {
 	uint64_t orphan_skips;	/* chunks being written by a process that
 				 * could not be proven dead (alive, or in
 				 * another pid namespace): left alone */
+	uint64_t created_ms;	/* when the arena was created: CLOCK_REALTIME
+				 * in ms since the epoch (0.2) */
 };
 #define MLC_ARENA_INFO_INIT { .size = sizeof(struct mlc_arena_info) }
 
@@ -870,6 +872,32 @@ int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
  */
 int mlc_namespace_stats(struct mlc_arena *arena, const char *ns,
 			struct mlc_stats *stats);
+
+/** What a namespace holds now (mlc_namespace_info()). */
+struct mlc_namespace_info {
+	size_t   size;		/* sizeof(struct mlc_namespace_info) */
+	uint64_t items;		/* entries linked in the index: expired ones
+				 * until reclaimed, negative ones included,
+				 * purged ones never */
+	uint64_t bytes;		/* their keys and values, in bytes */
+	uint32_t purges;	/* generation: purges since creation (mod
+				 * 2^32) */
+	uint32_t pad0;
+};
+#define MLC_NAMESPACE_INFO_INIT { .size = sizeof(struct mlc_namespace_info) }
+
+/**
+ * The live contents of namespace @p ns, arena-wide: exact at the moment
+ * each word is read (items and bytes are two reads, not a snapshot).  They
+ * are kept by every link, unlink and purge in every process (an atomic
+ * update per write; a lookup writes nothing), so they never lag.
+ * Thread-safe; works on an MLC_ARENA_RDONLY handle.
+ * @return 0, -EINVAL (NULL, or a bad info->size), or -ENOENT (no such
+ *   namespace).
+ * @since 0.2
+ */
+int mlc_namespace_info(struct mlc_arena *arena, const char *ns,
+		       struct mlc_namespace_info *info);
 
 /* ------------------------------------------------------------------ */
 /* Errors and versions                                                 */

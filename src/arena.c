@@ -167,6 +167,7 @@ layout_sig(void)
 		sizeof(struct mlc__ns), sizeof(struct mlc__log),
 		sizeof(struct mlc__log_cell), sizeof(struct mlc__flight_slot),
 		sizeof(struct mlc__ns_stats),
+		offsetof(struct mlc__ns_stats, nt_items),
 		offsetof(struct mlc__hdr, ah_check),
 		offsetof(struct mlc__hdr, ah_version),
 		offsetof(struct mlc__hdr, ah_items),
@@ -477,8 +478,14 @@ arena_build(char *base, const struct mlc__hdr *cfg)
 		struct mlc__ns *ns0 = (struct mlc__ns *)(void *)(base +
 								 h->ah_ns_off);
 
+		struct mlc__ns_stats *st0 = (struct mlc__ns_stats *)(void *)
+			(base + h->ah_nsstats_off);
+
 		ns0->ns_gen = 1;
 		ns0->ns_used = 1;
+		/* Live counts wait at generation 1 (struct mlc__ns_stats). */
+		st0->nt_items = UINT64_C(1) << 32;
+		st0->nt_bytes = UINT64_C(1) << MLC__NS_BYTES_SHIFT;
 	}
 	h->ah_check = mlc__hdr_check(h);
 	/* Everything above before READY: an attacher that sees READY sees a
@@ -1121,12 +1128,40 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.log_head = ck_pr_load_64(&a->log->lg_head);
 	in.namespaces = ck_pr_load_32(&h->ah_ns_count);
 	in.format = MLC_ARENA_FORMAT;
+	in.created_ms = h->ah_created;
 	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
 	info->size = MLC_MIN(info->size, sizeof(in));
 	return 0;
 }
 
 /* ---- namespaces ---------------------------------------------------- */
+
+MLC_EXPORT int
+mlc_namespace_info(struct mlc_arena *a, const char *ns,
+		   struct mlc_namespace_info *info)
+{
+	struct mlc_namespace_info in;
+	struct mlc__ns_stats *st;
+	uint32_t idx;
+	int rc;
+
+	if (a == NULL || ns == NULL || info == NULL ||
+	    info->size < sizeof(size_t) + 8)
+		return -EINVAL;
+	if ((rc = mlc__ns_find(a, ns, &idx)) < 0)
+		return rc;
+	st = &a->nsstats[idx];
+	memset(&in, 0, sizeof(in));
+	in.size = sizeof(in);
+	/* The low bits: the count of the generation the word is at. */
+	in.items = ck_pr_load_64(&st->nt_items) & UINT32_MAX;
+	in.bytes = ck_pr_load_64(&st->nt_bytes) &
+		   ((UINT64_C(1) << MLC__NS_BYTES_SHIFT) - 1);
+	in.purges = ck_pr_load_32(&a->ns[idx].ns_gen) - 1;	/* starts at 1 */
+	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
+	info->size = MLC_MIN(info->size, sizeof(in));
+	return 0;
+}
 
 /* Find the namespace @p name without the lock: a used entry's name never
  * changes.  -ENOENT if it does not exist. */
@@ -1185,8 +1220,13 @@ mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx)
 	a->ns[free_idx].ns_name_len = (uint8_t)len;
 	memcpy(a->ns[free_idx].ns_name, name, len);
 	ck_pr_store_32(&a->ns[free_idx].ns_gen, 1);
-	/* Name and generation before ns_used: a half-made entry left by a
-	 * dead opener is unused, and the next opener overwrites it. */
+	/* Live counts at generation 1, at 0 (struct mlc__ns_stats): an
+	 * entry is linked only once the namespace is in use. */
+	ck_pr_store_64(&a->nsstats[free_idx].nt_items, UINT64_C(1) << 32);
+	ck_pr_store_64(&a->nsstats[free_idx].nt_bytes,
+		       UINT64_C(1) << MLC__NS_BYTES_SHIFT);
+	/* Name, generation and counts before ns_used: a half-made entry left
+	 * by a dead opener is unused, and the next opener overwrites it. */
 	ck_pr_fence_store();
 	ck_pr_store_32(&a->ns[free_idx].ns_used, 1);
 	ck_pr_inc_32(&a->hdr->ah_ns_count);

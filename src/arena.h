@@ -153,11 +153,24 @@ struct mlc__ns {
 };
 
 /* A namespace's counters: the sum of what its handles have flushed (the
- * fields of struct mlc_stats after its size, in order).  Apart from the
- * namespace entry, whose line readers load on every L2 lookup. */
-#define MLC__NS_COUNTERS 32
+ * fields of struct mlc_stats after its size, in order), and its live
+ * contents.  Apart from the namespace entry, whose line readers load on
+ * every L2 lookup: writers change these, readers never read them.
+ *
+ * The live words count the entries of one namespace generation only:
+ * nt_items is generation << 32 | entries, nt_bytes is (generation &
+ * 0xffffff) << 40 | their key + value bytes.  A link or unlink changes a
+ * word (CAS) only if the word's generation is the item's; a purge moves
+ * both words to the new generation at 0 before it publishes it.  So purged
+ * entries, which stay linked until reclaimed, are never counted, and the
+ * counts are exact; bytes alone could miscount an entry unlinked 2^24
+ * purges of its namespace after it was linked. */
+#define MLC__NS_COUNTERS 30
+#define MLC__NS_BYTES_SHIFT 40
 struct mlc__ns_stats {
 	alignas(MLC_CACHELINE) uint64_t nt_count[MLC__NS_COUNTERS];
+	uint64_t nt_items;
+	uint64_t nt_bytes;
 };
 
 /* The invalidation log: ring of cells, head on its own line.  lc_meta

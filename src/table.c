@@ -431,12 +431,46 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 	*victim = true;
 }
 
+/* Add @p n (or take it away) to a namespace's live word @p w whose top
+ * bits (from @p shift) hold a generation, if that generation is @p gen
+ * (see struct mlc__ns_stats): an entry of a purged generation counts
+ * nowhere. */
 static void
-count_unlinked(struct mlc_arena *a, uint32_t w)
+ns_word_add(uint64_t *w, uint64_t gen, unsigned shift, uint64_t n, bool add)
+{
+	uint64_t mask = (UINT64_C(1) << shift) - 1, old, new, c;
+
+	old = ck_pr_load_64(w);
+	do {
+		if (old >> shift != gen)
+			return;
+		c = old & mask;
+		c = add ? c + n : c >= n ? c - n : 0;
+		new = gen << shift | (c & mask);
+	} while (!ck_pr_cas_64_value(w, old, new, &old));
+}
+
+/* Count @p it in (or out of) its namespace's live entries and bytes.
+ * Called under the item's stripe locks, so its fields are stable. */
+static void
+ns_count(struct mlc_arena *a, const struct mlc__item *it, bool add)
+{
+	struct mlc__ns_stats *st = &a->nsstats[it->it_ns];
+	uint64_t gen = it->it_nsgen;
+
+	ns_word_add(&st->nt_items, gen, 32, 1, add);
+	ns_word_add(&st->nt_bytes, gen & ((UINT64_C(1) << (64 -
+			MLC__NS_BYTES_SHIFT)) - 1), MLC__NS_BYTES_SHIFT,
+		    (uint64_t)it->it_klen + it->it_vlen, add);
+}
+
+static void
+count_unlinked(struct mlc_arena *a, const struct mlc__item *it, uint32_t w)
 {
 	ck_pr_dec_64(&a->hdr->ah_items);
 	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
 		ck_pr_dec_64(&a->hdr->ah_neg_items);
+	ns_count(a, it, false);
 }
 
 /* Link the chunk at @p off (allocation @p gen, ALLOC, filled) under @p k,
@@ -500,8 +534,9 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	ck_pr_inc_64(&a->hdr->ah_items);
 	if (put->flags & MLC__IT_NEG)
 		ck_pr_inc_64(&a->hdr->ah_neg_items);
+	ns_count(a, it, true);
 	if (ref.it != NULL) {
-		count_unlinked(a, oldw);
+		count_unlinked(a, ref.it, oldw);
 		if (victim) {
 			ck_pr_inc_64(&a->hdr->ah_index_evictions);
 			stripes_note_gone(a, b, ref.it->it_version);
@@ -588,7 +623,7 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
 		w = ck_pr_load_32(&ref.it->it_state);
 		slot_store(ref.bk, ref.s, 0);
 		MLC_PAUSE(DEL_UNLINKED);
-		count_unlinked(a, w);
+		count_unlinked(a, ref.it, w);
 	}
 	stripes_unlock(a, b);
 	*version = ver;
@@ -699,7 +734,7 @@ mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, bool *orphan)
 			if (MLC__SLOT_OFF(ck_pr_load_64(&bk->bk_slot[s])) != off)
 				continue;
 			slot_store(bk, s, 0);
-			count_unlinked(a, ck_pr_load_32(&it->it_state));
+			count_unlinked(a, it, ck_pr_load_32(&it->it_state));
 			stripes_note_gone(a, b, it->it_version);
 			*orphan = false;
 			break;

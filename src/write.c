@@ -115,7 +115,39 @@ l2_delete(struct mlc_arena *a, const struct mlc__key *k, uint64_t *version)
 	return 0;
 }
 
-/* Purge namespace @p ns: one increment makes every item of the old
+/* Move word @p w to generation @p gen at 0, unless it is there already
+ * (or past it: another purge got further). */
+static void
+ns_word_reset(uint64_t *w, uint64_t gen, unsigned shift, uint64_t gmask)
+{
+	uint64_t old = ck_pr_load_64(w);
+
+	while ((((old >> shift) - gen) & gmask) > gmask / 2 &&
+	       !ck_pr_cas_64_value(w, old, gen << shift, &old))
+		;
+}
+
+/* Start namespace @p ns's next generation: its live counts go to 0 at the
+ * new generation first, then the generation is published, so that no
+ * entry of the new one is linked before its words wait for it (struct
+ * mlc__ns_stats).  Two purges at once: the words follow the one that
+ * publishes last. */
+static void
+ns_gen_next(struct mlc_arena *a, uint32_t ns)
+{
+	struct mlc__ns_stats *st = &a->nsstats[ns];
+	uint64_t bmask = (UINT64_C(1) << (64 - MLC__NS_BYTES_SHIFT)) - 1;
+	uint32_t gen = ck_pr_load_32(&a->ns[ns].ns_gen);
+
+	do {
+		ns_word_reset(&st->nt_items, (uint32_t)(gen + 1), 32,
+			      UINT32_MAX);
+		ns_word_reset(&st->nt_bytes, (gen + 1) & bmask,
+			      MLC__NS_BYTES_SHIFT, bmask);
+	} while (!ck_pr_cas_32_value(&a->ns[ns].ns_gen, gen, gen + 1, &gen));
+}
+
+/* Purge namespace @p ns: one generation step makes every item of the old
  * generation a miss from now on, in every process, and the sweep reclaims
  * them first.  Claimed in the log before, published after. */
 static void
@@ -123,7 +155,7 @@ ns_purge(struct mlc_arena *a, uint32_t ns)
 {
 	uint64_t seq = mlc__log_claim(a);
 
-	ck_pr_inc_32(&a->ns[ns].ns_gen);
+	ns_gen_next(a, ns);
 	MLC_PAUSE(LOG_STORED);
 	mlc__log_fill(a, seq, ns, 0, MLC__LOG_PURGE, 0);
 }

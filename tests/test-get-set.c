@@ -223,6 +223,150 @@ test_counts_visible_within_bound(void **state)
 	assert_true(miss_ms >= 0 && miss_ms <= 1000 + TRICKLE_MS + 250);
 }
 
+/* ---- live contents per namespace ---------------------------------------- */
+
+static struct mlc_namespace_info
+ninfo(struct mlc_arena *a, const char *ns)
+{
+	struct mlc_namespace_info in = MLC_NAMESPACE_INFO_INIT;
+
+	assert_int_equal(mlc_namespace_info(a, ns, &in), 0);
+	return in;
+}
+
+#define NKEYS 100
+#define VLEN 10
+
+/* A child: NKEYS keys of 4 bytes with VLEN-byte values in "live". */
+static int
+live_writer(void *arg)
+{
+	struct mlc_cache *c = NULL;
+	char key[8];
+
+	(void)arg;
+	if (mlc_cache_open(&c, g_arena, "live", NULL) != 0)
+		return 1;
+	for (int i = 0; i < NKEYS; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		if (mlc_set(c, key, 4, "0123456789", VLEN, NULL) != 0)
+			return 2;
+	}
+	return mlc_cache_close(c) == 0 ? 0 : 3;
+}
+
+/* Items and bytes of a namespace are exact after sets (from another
+ * process), replacements, deletes, negative entries and a purge, and
+ * other namespaces are untouched. */
+static void
+test_namespace_live_counts(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_call_options neg = MLC_CALL_OPTIONS_INIT;
+	struct mlc_cache *c = t_cache(fx->a, "live", NULL);
+	struct mlc_cache *o = t_cache(fx->a, "other", NULL);
+	struct mlc_namespace_info in;
+	char key[8];
+
+	in = ninfo(fx->a, "live");
+	assert_int_equal(in.items, 0);
+	assert_int_equal(in.bytes, 0);
+	g_arena = fx->a;
+	assert_int_equal(t_fork(live_writer, NULL), 0);
+	in = ninfo(fx->a, "live");
+	assert_int_equal(in.items, NKEYS);
+	assert_int_equal(in.bytes, NKEYS * (4 + VLEN));
+	for (int i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "o%d", i);
+		assert_int_equal(mlc_set(o, key, 2, "v", 1, NULL), 0);
+	}
+	/* Deletes (one of an absent key), replacements, a negative entry. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		assert_int_equal(mlc_delete(c, key, 4), 0);
+	}
+	assert_int_equal(mlc_delete(c, "k000", 4), 0);
+	for (int i = 10; i < 15; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		assert_int_equal(mlc_set(c, key, 4, "01234567890123456789", 20,
+					 NULL), 0);
+	}
+	neg.flags = MLC_CALL_NEGATIVE;
+	assert_int_equal(mlc_set(c, "neg", 3, NULL, 0, &neg), 0);
+	in = ninfo(fx->a, "live");
+	assert_int_equal(in.items, NKEYS - 10 + 1);
+	assert_int_equal(in.bytes, (NKEYS - 15) * (4 + VLEN) + 5 * (4 + 20) + 3);
+	assert_int_equal(in.purges, 0);
+	/* A purge empties it at once, though the entries stay linked until
+	 * they are reclaimed; new ones count from zero. */
+	assert_int_equal(mlc_purge(c), 0);
+	in = ninfo(fx->a, "live");
+	assert_int_equal(in.items, 0);
+	assert_int_equal(in.bytes, 0);
+	assert_int_equal(in.purges, 1);
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		assert_int_equal(mlc_set(c, key, 4, "0123456789", VLEN, NULL), 0);
+	}
+	/* Replacing a purged entry's slot: the new one counts, the old not. */
+	assert_int_equal(mlc_set(c, "k050", 4, "0123456789", VLEN, NULL), 0);
+	in = ninfo(fx->a, "live");
+	assert_int_equal(in.items, 4);
+	assert_int_equal(in.bytes, 4 * (4 + VLEN));
+	in = ninfo(fx->a, "other");
+	assert_int_equal(in.items, 5);
+	assert_int_equal(in.bytes, 5 * 3);
+	assert_int_equal(mlc_namespace_info(fx->a, "nope", &in), -ENOENT);
+	assert_int_equal(mlc_namespace_info(NULL, "live", &in), -EINVAL);
+	mlc_cache_close(c);
+	mlc_cache_close(o);
+}
+
+/* Under eviction, the counts equal the keys that are still there. */
+static void
+test_namespace_live_counts_evicted(void **state)
+{
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_namespace_info in;
+	struct mlc_value v = { 0 };
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	char name[64], key[16], val[1000];
+	uint64_t present = 0;
+	int n = 0;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	c = t_cache(a, "ev", NULL);
+	co.ttl_ms = MLC_TTL_NEVER;
+	memset(val, 'x', sizeof(val));
+	while (n < 100000) {
+		snprintf(key, sizeof(key), "e%06d", n++);
+		assert_int_equal(mlc_set(c, key, 7, val, sizeof(val), &co), 0);
+		assert_int_equal(mlc_arena_info(a, &ai), 0);
+		if (ai.evictions > 100)
+			break;
+	}
+	assert_true(ai.evictions > 100);
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "e%06d", i);
+		if (mlc_peek(c, key, 7, 0, &v) == 0) {
+			present++;
+			mlc_value_release(&v);
+		}
+	}
+	in = ninfo(a, "ev");
+	print_message("%d sets, %" PRIu64 " evictions: %" PRIu64
+		      " keys present, items %" PRIu64 "\n", n, ai.evictions,
+		      present, in.items);
+	assert_int_equal(in.items, present);
+	assert_int_equal(in.bytes, present * (7 + sizeof(val)));
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
 int
 main(void)
 {
@@ -232,6 +376,10 @@ main(void)
 			test_namespace_stats_sum_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_counts_visible_within_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_namespace_live_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_namespace_live_counts_evicted, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

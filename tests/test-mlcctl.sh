@@ -176,10 +176,10 @@ run 0 F set 'we"ird\ns' k v      # a name that needs escaping everywhere
 run 0 F ls
 has out "^arena $A \(file\): 8\.0 MiB, [0-9]+ pages of 1\.0 MiB \([0-9]+ free\), [0-9]+ items \([0-9]+ negative\) in [0-9]+ slots$"
 has out '^4 namespaces; per namespace'
-has out 'items are counted arena-wide only'
-has out '^NAMESPACE +SETS +DELETES +PURGES +HITS +MISSES +HIT%$'
-has out '^users +[0-9]+ +2 +1 +[0-9]+ +[0-9]+ +([0-9]+\.[0-9]|-)$'
-has out '^sessions +1 +0 +0 '
+has out 'its live items and bytes and what its handles have flushed'
+has out '^NAMESPACE +ITEMS +BYTES +SETS +DELETES +PURGES +HITS +MISSES +HIT%$'
+has out '^users +[0-9]+ +[0-9]+ +[0-9]+ +2 +1 +[0-9]+ +[0-9]+ +([0-9]+\.[0-9]|-)$'
+has out '^sessions +1 +[0-9]+ +1 +0 +0 '
 has out '^other '
 has out '^we"ird\\\\ns '
 
@@ -216,7 +216,9 @@ u = ns["users"]
 assert u["deletes"] == 2 and u["purges"] == 1, u
 assert u["sets"] >= 8 and u["misses"] >= 1 and u["negative_hits"] >= 1, u
 assert ns["sessions"]["sets"] == 1, ns["sessions"]
-assert len(u) == 27, len(u)
+assert len(u) == 29, len(u)
+assert u["items"] >= 1 and u["bytes"] >= u["items"], u
+assert a["created_ms"] > 1500000000000, a
 EOF
 run 0 F stats --format json --ns other
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert list(d["namespaces"])==["other"]' "$tmp/out" && ok || bad "stats --ns json"
@@ -249,7 +251,9 @@ for i, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
         last = metric
     if types[metric] == "counter":
         assert metric.endswith("_total"), metric
-    if metric.startswith("mlc_arena_"):
+    if metric == "mlc_build_info":
+        assert re.match(r'^\{version="[0-9]+\.[0-9]+\.[0-9]+"\}$', m.group(2)), line
+    elif metric.startswith("mlc_arena_"):
         arena.add(metric)
     else:
         assert metric.startswith("mlc_namespace_"), metric
@@ -257,7 +261,7 @@ for i, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
         nsm.add(metric)
     seen.add(metric)
 assert seen == set(types) == helps, (seen ^ set(types))
-assert len(arena) == 19 and len(nsm) == 26, (len(arena), len(nsm))
+assert len(arena) == 20 and len(nsm) == 28, (len(arena), len(nsm))
 EOF
 has out '^mlc_arena_items\{arena="[^"]+"\} [0-9]+$'
 has out '^mlc_namespace_sets_total\{arena="[^"]+",namespace="users"\} [0-9]+$'
@@ -286,6 +290,7 @@ got = json.load(open(sys.argv[2]))["namespaces"]["wl"]
 assert want["hits_l1"] + want["hits_l2"] + want["misses"] == 12, want
 bad = {k: (got[k], v) for k, v in want.items() if got[k] != v}
 assert not bad, bad
+assert got["items"] == 6 and got["bytes"] == 22, got
 EOF
 	run 0 "$M" --file "$WA" stats --format prometheus
 	cp "$tmp/out" "$tmp/wl.prom"
@@ -310,9 +315,14 @@ for k, (m, lab) in names.items():
     assert found == [str(want[k])], (k, m, found, want[k])
 # no level="l3" hits: a load is a miss
 assert 'level="l3"' not in text
+for m, v in (("items", 6), ("bytes", 22)):
+    pat = r'^mlc_namespace_%s\{arena="[^"]*",namespace="wl"\} (\d+)$' % m
+    assert re.findall(pat, text, re.M) == [str(v)], m
 EOF
 	run 0 "$M" --file "$WA" ls
-	has out '^wl +3 +0 +0 +6 +6 +50\.0$'
+	# a b n m t w are in L2 (e's failure and x are not): 6 items, keys
+	# of 1 byte, values 5 3 - - 3 5 bytes
+	has out '^wl +6 +22 +3 +0 +0 +6 +6 +50\.0$'
 	if command -v promtool >/dev/null; then
 		if promtool check metrics <"$tmp/wl.prom" >"$tmp/lint" 2>&1; then
 			ok
@@ -322,6 +332,10 @@ EOF
 	else
 		echo "SKIP: promtool not installed (apt-get install prometheus): exposition not linted"
 	fi
+	# --watch: a whole report every S seconds until killed
+	timeout 2.5 "$M" --file "$WA" stats --watch 1 --format prometheus >"$tmp/out" 2>"$tmp/err"
+	[ "$(grep -c '^mlc_build_info{' "$tmp/out")" -ge 2 ] && ok || bad "stats --watch 1: fewer than 2 reports in 2.5 s"
+	run 2 "$M" --file "$WA" stats --watch 0
 	rm -f "$WA"
 fi
 

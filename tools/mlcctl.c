@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <mlc.h>
 
@@ -33,7 +34,7 @@ enum opt_bit {
 	O_FILE = 1 << 0, O_FOREIGN = 1 << 1, O_VERBOSE = 1 << 2,
 	O_HELP = 1 << 3, O_NS = 1 << 4, O_FORMAT = 1 << 5, O_HEX = 1 << 6,
 	O_STALE = 1 << 7, O_TTL = 1 << 8, O_NEGATIVE = 1 << 9,
-	O_CREATE = 1 << 10, O_BYTES = 1 << 11,
+	O_CREATE = 1 << 10, O_BYTES = 1 << 11, O_WATCH = 1 << 12,
 };
 #define O_GLOBAL (O_FILE | O_FOREIGN | O_VERBOSE | O_HELP)
 
@@ -47,6 +48,7 @@ struct opts {
 	enum format format;
 	int64_t ttl_ms;
 	uint64_t bytes;
+	unsigned watch;		/* stats --watch: seconds between reports */
 	const char *pos[MAXPOS];
 	int npos;
 	const char *arena;	/* pos[0] */
@@ -72,11 +74,13 @@ static int cmd_purge(struct opts *o);
 static int cmd_check(struct opts *o);
 
 static const struct command commands[] = {
-	{ "stats", 0, 0, O_NS | O_FORMAT, cmd_stats,
-	  "stats [--ns NS] [--format table|json|prometheus]",
+	{ "stats", 0, 0, O_NS | O_FORMAT | O_WATCH, cmd_stats,
+	  "stats [--ns NS] [--format table|json|prometheus] [--watch S]",
 	  "arena facts, arena and namespace counters",
-	  "Print the arena's facts and counters (mlc_arena_info) and the\n"
-	  "counters of each namespace (mlc_namespace_stats: the sum of what\n"
+	  "Print the arena's facts and counters (mlc_arena_info: created_ms\n"
+	  "is when it was made, with the uptime in the table), each\n"
+	  "namespace's live items and bytes (mlc_namespace_info: exact, never\n"
+	  "lagging) and its counters (mlc_namespace_stats: the sum of what\n"
 	  "every handle in every process has flushed; a handle in use\n"
 	  "flushes within 1 s plus at most 64 of its calls, and when it is\n"
 	  "closed).\n"
@@ -85,15 +89,17 @@ static const struct command commands[] = {
 	  "  --format F     table (default), json, or prometheus (the text\n"
 	  "                 exposition format: mlc_arena_* and\n"
 	  "                 mlc_namespace_*{namespace=\"...\"} with an\n"
-	  "                 arena=\"ARENA\" label on every sample)\n" },
+	  "                 arena=\"ARENA\" label on every sample, and\n"
+	  "                 mlc_build_info{version=\"...\"} 1)\n"
+	  "  --watch S      print a whole report every S seconds until\n"
+	  "                 killed\n" },
 	{ "ls", 0, 0, 0, cmd_ls,
 	  "ls",
 	  "namespaces, arena size, pages and items",
-	  "List the namespaces in use with their flushed counters (sets,\n"
-	  "deletes, purges, hits (L1 + L2), misses (loaded, not found or\n"
-	  "failed) and the hit ratio), and the arena's size, pages and\n"
-	  "items.  The library keeps no per-namespace item count, so items\n"
-	  "are shown for the whole arena only.\n" },
+	  "List the namespaces in use with their live items and bytes, their\n"
+	  "flushed counters (sets, deletes, purges, hits (L1 + L2), misses\n"
+	  "(loaded, not found or failed) and the hit ratio), and the arena's\n"
+	  "size, pages and items.\n" },
 	{ "get", 2, 2, O_HEX | O_STALE, cmd_get,
 	  "get NS KEY [--hex] [--stale] [--verbose]",
 	  "a value (to stdout)",
@@ -171,6 +177,7 @@ static const struct {
 	{ "hex", O_HEX, false },	{ "stale", O_STALE, false },
 	{ "ttl", O_TTL, true },		{ "negative", O_NEGATIVE, false },
 	{ "create", O_CREATE, false },	{ "bytes", O_BYTES, true },
+	{ "watch", O_WATCH, true },
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -374,6 +381,17 @@ set_option(struct opts *o, uint32_t bit, const char *val)
 					   ">= 1, a unit ms/s/m/h, or never)",
 					   val);
 		break;
+	case O_WATCH: {
+		char *end;
+		unsigned long v = strtoul(val, &end, 10);
+
+		if (*val < '0' || *val > '9' || *end != '\0' || v == 0 ||
+		    v > 86400)
+			return usage_error(NULL, "bad --watch '%s' (seconds, "
+					   "1 to 86400)", val);
+		o->watch = (unsigned)v;
+		break;
+	}
 	case O_BYTES:
 		if (!parse_bytes(val, &o->bytes))
 			return usage_error(NULL, "bad size '%s' (bytes, or "
@@ -722,6 +740,7 @@ ns_lookup(struct mlc_arena *a, const char *ns, struct mlc_stats *st)
 struct ns_list {
 	char (*name)[MLC_NAME_MAX + 1];
 	struct mlc_stats *st;
+	struct mlc_namespace_info *in;	/* live contents, by ns_list_info */
 	size_t n;
 };
 
@@ -730,6 +749,26 @@ ns_list_free(struct ns_list *l)
 {
 	free(l->name);
 	free(l->st);
+	free(l->in);
+}
+
+/* The live contents of every namespace of @p l; one that went away
+ * meanwhile reads as empty. */
+static int
+ns_list_info(struct mlc_arena *a, struct ns_list *l)
+{
+	l->in = calloc(l->n ? l->n : 1, sizeof(*l->in));
+	if (l->in == NULL)
+		return fail(-ENOMEM, "namespaces");
+	for (size_t j = 0; j < l->n; j++) {
+		int rc;
+
+		l->in[j].size = sizeof(l->in[j]);
+		rc = mlc_namespace_info(a, l->name[j], &l->in[j]);
+		if (rc < 0 && rc != -ENOENT)
+			return fail(rc, "namespace info");
+	}
+	return 0;
 }
 
 /* Every namespace in use (or just @p only) with its counters. */
@@ -840,6 +879,9 @@ static const struct field arena_fields[] = {
 	   "ever published."),
 	AF32(namespaces, K_GAUGE, "namespaces", "Namespaces in use."),
 	AF32(format, K_GAUGE, "format", "Arena format number."),
+	{ "created_ms", offsetof(struct mlc_arena_info, created_ms), false,
+	  K_GAUGE, "mlc_arena_start_time_seconds", NULL, 1, "When the arena "
+	  "was created, in seconds since the epoch." },
 };
 
 #define NF(f, m, h) { #f, offsetof(struct mlc_stats, f), false, K_COUNTER, \
@@ -892,7 +934,16 @@ static const struct field ns_fields[] = {
 	   "never finished."),
 	NF(forks, "forks_total", "L1 resets in a new child process."),
 };
+/* The live contents of a namespace (struct mlc_namespace_info). */
+#define IF(f, m, h) { #f, offsetof(struct mlc_namespace_info, f), false, \
+		      K_GAUGE, "mlc_namespace_" m, NULL, 0, h }
+static const struct field info_fields[] = {
+	IF(items, "items", "Entries of the namespace in the index (expired "
+	   "ones until reclaimed, purged ones never)."),
+	IF(bytes, "bytes", "Key and value bytes of those entries."),
+};
 #define NARENA (sizeof(arena_fields) / sizeof(arena_fields[0]))
+#define NINFO (sizeof(info_fields) / sizeof(info_fields[0]))
 #define NNS (sizeof(ns_fields) / sizeof(ns_fields[0]))
 
 /* The field's value, false if the library's struct is too short for it. */
@@ -944,6 +995,20 @@ stats_table(const struct opts *o, const struct mlc_arena_info *info,
 		if (!field_get(&arena_fields[i], info, info->size, &v))
 			continue;
 		printf("%-18s %" PRIu64, arena_fields[i].name, v);
+		if (strcmp(arena_fields[i].name, "created_ms") == 0 && v) {
+			time_t t = (time_t)(v / 1000);
+			struct timespec now;
+			struct tm tm;
+			char when[32];
+
+			clock_gettime(CLOCK_REALTIME, &now);
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC",
+				 &tm);
+			printf(" (%s, up %" PRId64 " s)", when,
+			       ((int64_t)now.tv_sec * 1000 +
+				now.tv_nsec / 1000000 - (int64_t)v) / 1000);
+		}
 		if (strcmp(arena_fields[i].name, "bytes") == 0 ||
 		    strcmp(arena_fields[i].name, "page_size") == 0) {
 			fputs(" (", stdout);
@@ -970,13 +1035,19 @@ stats_table(const struct opts *o, const struct mlc_arena_info *info,
 			put_name(stdout, l->name[j]);
 		}
 		fputc('\n', stdout);
-		for (size_t i = 0; i < NNS; i++) {
-			printf("%-18s", ns_fields[i].name);
+		for (size_t i = 0; i < NINFO + NNS; i++) {
+			const struct field *f = i < NINFO ? &info_fields[i] :
+						&ns_fields[i - NINFO];
+
+			printf("%-18s", f->name);
 			for (size_t j = b; j < e; j++) {
+				const void *src = i < NINFO ?
+					(const void *)&l->in[j] : &l->st[j];
+				size_t sz = i < NINFO ? l->in[j].size :
+							l->st[j].size;
 				uint64_t v;
 
-				if (field_get(&ns_fields[i], &l->st[j],
-					      l->st[j].size, &v))
+				if (field_get(f, src, sz, &v))
 					printf(" %*" PRIu64, (int)w[j - b], v);
 				else
 					printf(" %*s", (int)w[j - b], "-");
@@ -988,10 +1059,8 @@ stats_table(const struct opts *o, const struct mlc_arena_info *info,
 
 static void
 json_fields(const struct field *f, size_t n, const void *s, size_t ssize,
-	    const char *indent)
+	    const char *indent, bool first)
 {
-	bool first = true;
-
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v;
 
@@ -1010,14 +1079,16 @@ stats_json(const struct opts *o, const struct mlc_arena_info *info,
 	printf("{\n  \"arena\": {\n    \"name\": ");
 	put_quoted(stdout, o->arena, false);
 	printf(",\n    \"kind\": \"%s\",", arena_kind(o));
-	json_fields(arena_fields, NARENA, info, info->size, "    ");
+	json_fields(arena_fields, NARENA, info, info->size, "    ", true);
 	printf("\n  },\n  \"namespaces\": {");
 	for (size_t j = 0; j < l->n; j++) {
 		printf("%s\n    ", j ? "," : "");
 		put_quoted(stdout, l->name[j], false);
 		printf(": {");
+		json_fields(info_fields, NINFO, &l->in[j], l->in[j].size,
+			    "      ", true);
 		json_fields(ns_fields, NNS, &l->st[j], l->st[j].size,
-			    "      ");
+			    "      ", false);
 		printf("\n    }");
 	}
 	printf("%s}\n}\n", l->n ? "\n  " : "");
@@ -1043,6 +1114,9 @@ static void
 stats_prom(const struct opts *o, const struct mlc_arena_info *info,
 	   const struct ns_list *l)
 {
+	printf("# HELP mlc_build_info The mlc library mlcctl runs with.\n"
+	       "# TYPE mlc_build_info gauge\n"
+	       "mlc_build_info{version=\"%s\"} 1\n", mlc_version_string());
 	for (size_t i = 0; i < NARENA; i++) {
 		uint64_t v;
 
@@ -1052,17 +1126,20 @@ stats_prom(const struct opts *o, const struct mlc_arena_info *info,
 		printf("%s{arena=", arena_fields[i].metric);
 		put_quoted(stdout, o->arena, true);
 		printf("} ");
-		prom_value(v, false);
+		prom_value(v, arena_fields[i].scale_ms);
 	}
-	for (size_t i = 0; i < NNS; i++) {
-		const struct field *f = &ns_fields[i];
+	for (size_t i = 0; i < NINFO + NNS; i++) {
+		const struct field *f = i < NINFO ? &info_fields[i] :
+					&ns_fields[i - NINFO];
 
 		if (f->help != NULL)	/* first of its family */
 			prom_head(f);
 		for (size_t j = 0; j < l->n; j++) {
 			uint64_t v;
 
-			if (!field_get(f, &l->st[j], l->st[j].size, &v))
+			if (!(i < NINFO ? field_get(f, &l->in[j],
+						    l->in[j].size, &v) :
+			      field_get(f, &l->st[j], l->st[j].size, &v)))
 				continue;
 			printf("%s{arena=", f->metric);
 			put_quoted(stdout, o->arena, true);
@@ -1086,20 +1163,29 @@ cmd_stats(struct opts *o)
 
 	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
 		return rc;
-	rc = arena_info(a, &info);
-	if (rc == 0)
-		rc = ns_list_get(a, o->ns, &l);
-	else
+	for (;;) {
 		memset(&l, 0, sizeof(l));
-	if (rc == 0) {
-		if (o->format == F_JSON)
-			stats_json(o, &info, &l);
-		else if (o->format == F_PROM)
-			stats_prom(o, &info, &l);
-		else
-			stats_table(o, &info, &l);
+		rc = arena_info(a, &info);
+		if (rc == 0)
+			rc = ns_list_get(a, o->ns, &l);
+		if (rc == 0)
+			rc = ns_list_info(a, &l);
+		if (rc == 0) {
+			if (o->format == F_JSON)
+				stats_json(o, &info, &l);
+			else if (o->format == F_PROM)
+				stats_prom(o, &info, &l);
+			else
+				stats_table(o, &info, &l);
+		}
+		ns_list_free(&l);
+		/* --watch: a whole report every N seconds, until killed. */
+		if (rc != 0 || o->watch == 0 || fflush(stdout) != 0)
+			break;
+		nanosleep(&(struct timespec){ .tv_sec = o->watch }, NULL);
+		if (o->format == F_TABLE)
+			fputc('\n', stdout);
 	}
-	ns_list_free(&l);
 	mlc_arena_close(a);
 	return rc;
 }
@@ -1118,7 +1204,8 @@ cmd_ls(struct opts *o)
 		return rc;
 	memset(&l, 0, sizeof(l));
 	if ((rc = arena_info(a, &info)) != 0 ||
-	    (rc = ns_list_get(a, NULL, &l)) != 0) {
+	    (rc = ns_list_get(a, NULL, &l)) != 0 ||
+	    (rc = ns_list_info(a, &l)) != 0) {
 		ns_list_free(&l);
 		mlc_arena_close(a);
 		return rc;
@@ -1137,22 +1224,24 @@ cmd_ls(struct opts *o)
 	} else {
 		size_t w = 9;
 
-		printf("; per namespace, what its handles have flushed "
-		       "(items are counted arena-wide only):\n");
+		printf("; per namespace, its live items and bytes and what "
+		       "its handles have flushed:\n");
 		for (size_t j = 0; j < l.n; j++)
 			if (name_width(l.name[j]) > w)
 				w = name_width(l.name[j]);
-		printf("%-*s %10s %10s %8s %12s %10s %6s\n", (int)w,
-		       "NAMESPACE", "SETS", "DELETES", "PURGES", "HITS",
-		       "MISSES", "HIT%");
+		printf("%-*s %10s %12s %10s %10s %8s %12s %10s %6s\n", (int)w,
+		       "NAMESPACE", "ITEMS", "BYTES", "SETS", "DELETES",
+		       "PURGES", "HITS", "MISSES", "HIT%");
 		for (size_t j = 0; j < l.n; j++) {
 			const struct mlc_stats *s = &l.st[j];
 			uint64_t hits = s->hits_l1 + s->hits_l2;
 
 			put_name(stdout, l.name[j]);
-			printf("%*s %10" PRIu64 " %10" PRIu64 " %8" PRIu64
-			       " %12" PRIu64 " %10" PRIu64 " ",
-			       (int)(w - name_width(l.name[j])), "", s->sets,
+			printf("%*s %10" PRIu64 " %12" PRIu64 " %10" PRIu64
+			       " %10" PRIu64 " %8" PRIu64 " %12" PRIu64
+			       " %10" PRIu64 " ",
+			       (int)(w - name_width(l.name[j])), "",
+			       l.in[j].items, l.in[j].bytes, s->sets,
 			       s->deletes, s->purges, hits, s->misses);
 			if (hits + s->misses == 0)
 				printf("%6s\n", "-");
