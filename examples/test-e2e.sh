@@ -513,6 +513,58 @@ nginx_upgrade() {
 	ok "rollback (USR2, WINCH, HUP old $old, QUIT new $new): the same arena (inode $ino0), items kept"
 }
 
+# metric NAME SELECTOR FILE: the value of the namespace "items" sample of
+# NAME whose labels end with SELECTOR ('' or ',level="l1"')
+metric() {
+	awk -v m="$1" -v sel="$2" '
+		index($0, m "{") == 1 && index($0, "namespace=\"items\"" sel "}") { print $NF; exit }' "$3"
+}
+
+# $mlc_status in the access log, and the arena-wide metrics endpoint: the
+# same figures from every worker, and moved by exactly the requests made.
+nginx_status_metrics() {
+	local i f same=1 n=0 l1 l2 l3 miss neg h0 m0 n0 h1 m1 n1
+	sleep 1.3	# every worker's flush timer has run since its last count
+	for i in $(seq 8); do
+		curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.$i" || { fail "metrics"; return 1; }
+		cmp -s "$work/metrics.1" "$work/metrics.$i" || same=0
+	done
+	[ $same = 1 ] || { fail "metrics differ between requests: $(diff "$work/metrics.1" "$work/metrics.8" | head -5)"; return 1; }
+	grep -q '^mlc_namespace_hits_total{arena="[^"]*",namespace="items",level="l1"} [0-9]*$' "$work/metrics.1" ||
+		{ fail "metrics: no hits_total for items: $(head -20 "$work/metrics.1")"; return 1; }
+	if command -v promtool >/dev/null; then
+		promtool check metrics <"$work/metrics.1" >"$work/lint" 2>&1 ||
+			{ fail "promtool check metrics: $(cat "$work/lint")"; return 1; }
+	else
+		say "SKIP promtool check of /admin/metrics: promtool not installed (Debian package prometheus)"
+	fi
+	h0=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.1") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.1") ))
+	m0=$(metric mlc_namespace_misses_total '' "$work/metrics.1")
+	n0=$(metric mlc_namespace_negative_hits_total '' "$work/metrics.1")
+	: >"$work/nginx/access.log"
+	for i in $(seq 10); do
+		for f in k1 k2 "nope-$$" "k3"; do get "/item?key=$f"; n=$((n + 1)); done
+	done
+	sleep 1.3
+	curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.after" || { fail "metrics"; return 1; }
+	h1=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.after") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.after") ))
+	m1=$(metric mlc_namespace_misses_total '' "$work/metrics.after")
+	n1=$(metric mlc_namespace_negative_hits_total '' "$work/metrics.after")
+	for i in $(seq 50); do [ "$(wc -l <"$work/nginx/access.log")" -ge $n ] && break; sleep 0.1; done
+	l1=$(grep -c ' L1$' "$work/nginx/access.log"); l2=$(grep -c ' L2$' "$work/nginx/access.log")
+	l3=$(grep -c ' L3$' "$work/nginx/access.log"); miss=$(grep -c ' MISS$' "$work/nginx/access.log")
+	neg=$(grep -c ' NEGATIVE$' "$work/nginx/access.log")
+	if [ "$(wc -l <"$work/nginx/access.log")" = $n ] &&
+		[ $((l1 + l2 + l3 + miss + neg)) = $n ] &&
+		[ $((h1 - h0)) = $((l1 + l2 + neg)) ] && [ $((m1 - m0)) = $((l3 + miss)) ] &&
+		[ $((n1 - n0)) = "$neg" ] && [ $((h1 - h0 + m1 - m0)) = $n ]; then
+		ok "\$mlc_status: $n requests logged as L1 $l1, L2 $l2, L3 $l3, MISS $miss, NEGATIVE $neg; /admin/metrics (the same from 8 requests, promtool-clean) moved by hits $((h1 - h0)), misses $((m1 - m0)), negative hits $((n1 - n0))"
+	else
+		fail "\$mlc_status / metrics disagree: log $(wc -l <"$work/nginx/access.log") lines, L1 $l1 L2 $l2 L3 $l3 MISS $miss NEGATIVE $neg; metrics hits +$((h1 - h0)) misses +$((m1 - m0)) negative +$((n1 - n0)) for $n requests"
+		head -5 "$work/nginx/access.log" >&2
+	fi
+}
+
 run_nginx() {
 	echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_http_mlc_module, $WORKERS workers"
 	local so arena=mlc-e2e-ngx-$$ port conf=$work/nginx.conf user= i pid w
@@ -542,6 +594,7 @@ http {
     uwsgi_temp_path $work/nginx/uwsgi;
     scgi_temp_path $work/nginx/scgi;
     keepalive_requests 1000000;
+    log_format mlc '\$request_uri \$status \$mlc_status';
 
     mlc_arena $arena 64m;
 
@@ -550,6 +603,7 @@ http {
         listen 127.0.0.1:$port reuseport;
         location = /item {
             mlc_cache items $db "$SQL" ttl=60000;
+            access_log $work/nginx/access.log mlc;
         }
         location = /missing-db {
             mlc_cache other $work/no-such.db "SELECT value FROM items WHERE key = ?";
@@ -583,6 +637,7 @@ EOF
 	ok "nginx started on $base (master $pid, workers as $(ps -o user= --ppid "$pid" | sort -u | tr "\n" " " | sed "s/ $//")), arena /dev/shm/$arena"
 
 	run_checks nginx
+	nginx_status_metrics
 
 	# a reload: new workers, the same arena (attached again by name)
 	local old_workers=$WORKER_PIDS

@@ -10,7 +10,7 @@
  *                         "SELECT value FROM items WHERE key = ?"
  *                         ttl=60000 neg_ttl=5000 lru=4096;
  *           }
- *           location /admin/ { mlc_admin items; }     # set, delete, purge, stats
+ *           location /admin/ { mlc_admin items; } # set, stats, metrics...
  *       }
  *   }
  *
@@ -119,6 +119,7 @@ static char *ngx_http_mlc_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_mlc_item_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mlc_admin_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mlc_add_variables(ngx_conf_t *cf);
 
 
 static ngx_command_t ngx_http_mlc_commands[] = {
@@ -149,7 +150,7 @@ static ngx_command_t ngx_http_mlc_commands[] = {
 
 
 static ngx_http_module_t ngx_http_mlc_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_mlc_add_variables,            /* preconfiguration */
     ngx_http_mlc_postconf,                 /* postconfiguration */
     ngx_http_mlc_create_main_conf,         /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -1087,6 +1088,78 @@ ngx_http_mlc_key(ngx_http_request_t *r, ngx_str_t *key)
 
 
 /* GET /item?key=K */
+/*
+ * $mlc_status: how mlc answered this request, as $upstream_cache_status
+ * says how the proxy cache did.  L1, L2: a value from that level (a hit).
+ * NEGATIVE: a cached "not found" from L1 or L2 (a hit).  L3: this worker
+ * ran the loader and got a value (a miss).  MISS: the loader found nothing,
+ * or the get failed.  STALE: an expired value served (the loader failed,
+ * or another process was loading it).  Not found (logged as "-") where no
+ * mlc_cache answered.
+ */
+static ngx_str_t  ngx_http_mlc_status_name = ngx_string("mlc_status");
+
+
+static ngx_int_t
+ngx_http_mlc_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  *st = ngx_http_get_module_ctx(r, ngx_http_mlc_module);
+
+    if (st == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    v->len = st->len;
+    v->data = st->data;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mlc_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var;
+
+    var = ngx_http_add_variable(cf, &ngx_http_mlc_status_name,
+                                NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_ERROR;
+    }
+    var->get_handler = ngx_http_mlc_status_variable;
+    return NGX_OK;
+}
+
+
+/* Remember what $mlc_status says for this request (a static string). */
+static void
+ngx_http_mlc_set_status(ngx_http_request_t *r, int err,
+    const struct mlc_value *v)
+{
+    static ngx_str_t  l1 = ngx_string("L1"), l2 = ngx_string("L2"),
+                      l3 = ngx_string("L3"), miss = ngx_string("MISS"),
+                      stale = ngx_string("STALE"),
+                      negative = ngx_string("NEGATIVE");
+    ngx_str_t        *st;
+
+    if (err != 0) {
+        st = &miss;
+    } else if (v->flags & MLC_STALE) {
+        st = &stale;
+    } else if (v->level == MLC_L3) {
+        st = (v->flags & MLC_NEGATIVE) ? &miss : &l3;
+    } else if (v->flags & MLC_NEGATIVE) {
+        st = &negative;
+    } else {
+        st = v->level == MLC_L1 ? &l1 : &l2;
+    }
+    ngx_http_set_ctx(r, st, ngx_http_mlc_module);
+}
+
+
 static ngx_int_t
 ngx_http_mlc_item_handler(ngx_http_request_t *r)
 {
@@ -1122,6 +1195,7 @@ ngx_http_mlc_item_handler(ngx_http_request_t *r)
 
     err = mlc_get(lcf->cache, key.data, key.len, ngx_http_mlc_loader, lcf,
                   &v);
+    ngx_http_mlc_set_status(r, err, &v);
     if (err == 0) {
         if (v.flags & MLC_NEGATIVE) {
             rc = ngx_http_mlc_send(r, NGX_HTTP_NOT_FOUND, v.level,
@@ -1239,6 +1313,154 @@ ngx_http_mlc_stats(ngx_http_request_t *r, ngx_http_mlc_loc_conf_t *lcf)
 }
 
 
+/*
+ * GET .../metrics: Prometheus's text format, arena-wide, so every worker
+ * gives the same figures: each namespace's counters are what all handles
+ * of all workers have flushed (this worker's first; the others' within a
+ * second, by their flush timer), with the same names as mlcctl stats
+ * --format prometheus.
+ */
+typedef struct {
+    char                        name[MLC_NAME_MAX + 1];
+    struct mlc_stats            st;
+    struct mlc_namespace_info   in;
+} ngx_http_mlc_ns_t;
+
+#define NGX_HTTP_MLC_NS_METRICS(X)                                         \
+    X(in.items, "items", "gauge", "", "Entries of the namespace.")         \
+    X(in.bytes, "bytes", "gauge", "", "Key and value bytes of them.")      \
+    X(st.hits_l1, "hits_total", "counter", ",level=\"l1\"",                \
+      "Lookups answered with a value they did not load, by level.")        \
+    X(st.hits_l2, "hits_total", NULL, ",level=\"l2\"", NULL)               \
+    X(st.misses, "misses_total", "counter", "",                            \
+      "Lookups that ran the loader, found nothing or failed.")             \
+    X(st.negative_hits, "negative_hits_total", "counter", "",              \
+      "Hits on negative entries.")                                         \
+    X(st.stale_served, "stale_served_total", "counter", "",                \
+      "Stale values returned.")                                            \
+    X(st.loads, "loads_total", "counter", "", "Loader runs.")              \
+    X(st.loader_errors, "load_errors_total", "counter", "",                \
+      "Loader runs that failed.")                                          \
+    X(st.lock_waits, "lock_waits_total", "counter", "",                    \
+      "Lookups that waited for another process's load.")                   \
+    X(st.sets, "sets_total", "counter", "", "mlc_set calls that succeeded.") \
+    X(st.deletes, "deletes_total", "counter", "", "mlc_delete calls.")     \
+    X(st.purges, "purges_total", "counter", "", "mlc_purge calls.")
+
+#define NGX_HTTP_MLC_ARENA_METRICS(X)                                      \
+    X(bytes, "bytes", "gauge", "Mapped size of the arena in bytes.")       \
+    X(items, "items", "gauge", "Entries linked in the index.")             \
+    X(pages_free, "pages_free", "gauge", "Allocator pages free.")          \
+    X(sets, "sets_total", "counter", "Successful L2 writes.")              \
+    X(evictions, "evictions_total", "counter", "Live entries evicted.")    \
+    X(write_failures, "write_failures_total", "counter",                   \
+      "Stores refused for lack of room.")
+
+/* A label value with \, " and newline escaped. */
+static u_char *
+ngx_http_mlc_prom_label(u_char *p, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            *p++ = '\\';
+            *p++ = (u_char) *s;
+        } else if (*s == '\n') {
+            *p++ = '\\';
+            *p++ = 'n';
+        } else {
+            *p++ = (u_char) *s;
+        }
+    }
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_mlc_metrics(ngx_http_request_t *r)
+{
+    ngx_http_mlc_main_conf_t  *mcf;
+    ngx_http_mlc_handle_t     *h;
+    ngx_http_mlc_ns_t         *ns;
+    struct mlc_arena_info      ai = MLC_ARENA_INFO_INIT;
+    struct mlc_stats           tmp;
+    ngx_uint_t                 i, n = 0, cap;
+    u_char                    *buf, *p, arena[2 * 256];
+    size_t                     size;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_mlc_module);
+    h = mcf->handles.elts;
+    for (i = 0; i < mcf->handles.nelts; i++) {     /* ours first */
+        if (h[i].cache) {
+            ngx_memzero(&tmp, sizeof(tmp));
+            tmp.size = sizeof(tmp);
+            (void) mlc_stats(h[i].cache, &tmp);
+        }
+    }
+    if (mlc_arena_info(mcf->arena, &ai) != 0) {
+        return ngx_http_mlc_text(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 "mlc arena info failed\n");
+    }
+    cap = ai.namespaces + 8;
+    ns = ngx_pcalloc(r->pool, cap * sizeof(*ns));
+    if (ns == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (i = 0; n < cap; i++) {
+        if (mlc_arena_namespace(mcf->arena, (uint32_t) i, ns[n].name,
+                                sizeof(ns[n].name)) != 0)
+        {
+            break;
+        }
+        ns[n].st.size = sizeof(ns[n].st);
+        ns[n].in.size = sizeof(ns[n].in);
+        if (mlc_namespace_stats(mcf->arena, ns[n].name, &ns[n].st) == 0
+            && mlc_namespace_info(mcf->arena, ns[n].name, &ns[n].in) == 0)
+        {
+            n++;
+        }
+    }
+
+    if (mcf->name.len > 255) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    *ngx_http_mlc_prom_label(arena, (const char *) mcf->name.data) = '\0';
+    size = 4096 + n * (14 * (64 + 2 * MLC_NAME_MAX + 2 * 256 + 48));
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    p = ngx_sprintf(buf, "# HELP mlc_build_info The mlc library nginx "
+                    "runs with.\n# TYPE mlc_build_info gauge\n"
+                    "mlc_build_info{version=\"%s\"} 1\n",
+                    mlc_version_string());
+
+#define X(f, m, type, help)                                                \
+    p = ngx_sprintf(p, "# HELP mlc_arena_" m " " help "\n"                 \
+                    "# TYPE mlc_arena_" m " " type "\n"                    \
+                    "mlc_arena_" m "{arena=\"%s\"} %uL\n", arena,          \
+                    (uint64_t) ai.f);
+    NGX_HTTP_MLC_ARENA_METRICS(X)
+#undef X
+
+#define X(f, m, type, lab, help)                                           \
+    if (type != NULL) {                                                    \
+        p = ngx_sprintf(p, "# HELP mlc_namespace_" m " %s\n"               \
+                        "# TYPE mlc_namespace_" m " %s\n",                 \
+                        (const char *) help, (const char *) type);         \
+    }                                                                      \
+    for (i = 0; i < n; i++) {                                              \
+        p = ngx_sprintf(p, "mlc_namespace_" m "{arena=\"%s\",namespace=\"", \
+                        arena);                                            \
+        p = ngx_http_mlc_prom_label(p, ns[i].name);                        \
+        p = ngx_sprintf(p, "\"" lab "} %uL\n", (uint64_t) ns[i].f);        \
+    }
+    NGX_HTTP_MLC_NS_METRICS(X)
+#undef X
+
+    return ngx_http_mlc_send(r, NGX_HTTP_OK, 0, buf, p - buf, 0);
+}
+
+
 static ngx_int_t
 ngx_http_mlc_uri_is(ngx_http_request_t *r, const char *tail)
 {
@@ -1335,6 +1557,7 @@ ngx_http_mlc_set_body(ngx_http_request_t *r)
  * DELETE .../item?key=K                    mlc_delete
  * POST   .../purge                         mlc_purge
  * GET    .../stats                         this worker, the namespace, arena
+ * GET    .../metrics                       Prometheus, arena-wide
  */
 static ngx_int_t
 ngx_http_mlc_admin_handler(ngx_http_request_t *r)
@@ -1396,6 +1619,13 @@ ngx_http_mlc_admin_handler(ngx_http_request_t *r)
             return NGX_HTTP_NOT_ALLOWED;
         }
         return ngx_http_mlc_stats(r, lcf);
+    }
+
+    if (ngx_http_mlc_uri_is(r, "/metrics")) {
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        return ngx_http_mlc_metrics(r);
     }
 
     return NGX_HTTP_NOT_FOUND;
