@@ -661,6 +661,24 @@ EOF
 	[ "$CODE" = 502 ] && grep -q "unable to open" <<<"$BODY" || fail "missing db: $CODE '$BODY'"
 	ok "a database that cannot be opened: 502 '$BODY'"
 
+	# a reload with another size: the arena exists and keeps its size,
+	# and the master says which size is in use
+	sed -i "s/mlc_arena $arena 64m;/mlc_arena $arena 32m;/" "$conf"
+	kill -HUP "$pid"
+	for i in $(seq 50); do
+		grep -q "the arena exists with 67108864 bytes, not the 33554432 configured" "$work/nginx/error.log" && break
+		sleep 0.1
+	done
+	if grep -q "\[warn\].*mlc_arena \"$arena\": the arena exists with 67108864 bytes, not the 33554432 configured" "$work/nginx/error.log" &&
+		grep -q "arena \"$arena\" (67108864 bytes) ready" "$work/nginx/error.log"; then
+		ok "reload with 32m for the 64m arena: kept, and the master logs the real size (a warning, and 'ready' with 67108864 bytes)"
+	else
+		fail "reload with another size: no warning with the real size in the error log"
+	fi
+	sed -i "s/mlc_arena $arena 32m;/mlc_arena $arena 64m;/" "$conf"
+	kill -HUP "$pid"
+	sleep 0.5
+
 	nginx_failed_reload || true
 	nginx_upgrade || true
 

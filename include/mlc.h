@@ -96,6 +96,8 @@ enum mlc_error {
 	MLC_ELOADER  = -4203,	/* loader failed, no stale value to serve */
 	MLC_ECODEC   = -4204,	/* the codec's decode failed */
 	MLC_ESTALE   = -4205,	/* write fenced out: the key changed meanwhile */
+	MLC_EMISMATCH = -4206,	/* MLC_ARENA_MATCH: the arena that exists has
+				 * another size or layout (0.2) */
 };
 
 /** Limits that do not depend on an arena's configuration. */
@@ -128,6 +130,11 @@ enum mlc_arena_flags {
 	MLC_ARENA_UNUSED  = 1 << 6,	/* mlc_arena_unlink() only: remove the
 					 * name only if no process has the
 					 * arena mapped */
+	MLC_ARENA_MATCH   = 1 << 7,	/* an arena that exists is attached only
+					 * if it is what these options make
+					 * (bytes and every layout field, zeros
+					 * meaning the defaults), else
+					 * MLC_EMISMATCH (0.2) */
 };
 
 struct mlc_arena_options {
@@ -166,7 +173,10 @@ struct mlc_arena_options {
  * blocking and without following a symlink, keeps only a regular file, and
  * validates the header (including a checksum of its fixed part) and the
  * file's size, refusing what it cannot prove sound and leaving it as it
- * was.  The layout fields of @p opts matter only on creation.  Opening the
+ * was.  The layout fields of @p opts (bytes included) matter only on
+ * creation: attaching an arena that exists keeps its own size and layout,
+ * which mlc_arena_info() reports, unless MLC_ARENA_MATCH asks for exactly
+ * these (then MLC_EMISMATCH; remove the name to make it anew).  Opening the
  * same arena twice in one process gives two handles, each with its own
  * mapping of the same memory.
  *
@@ -193,10 +203,23 @@ struct mlc_arena_options {
  *                  its header (truncated or grown), a header that fails
  *                  its checksum, or an inconsistent header
  *   MLC_EFORMAT    made by an mlc with another format or layout
+ *   MLC_EMISMATCH  (MLC_ARENA_MATCH) it exists, with another size or
+ *                  layout than @p opts make
  * @since 0.1
  */
 int mlc_arena_open(struct mlc_arena **arenap, const char *name,
 		   const struct mlc_arena_options *opts);
+
+/**
+ * The smallest bytes (a multiple of 4096) with which mlc_arena_open() can
+ * create an arena of @p opts' other fields (its bytes field is ignored;
+ * max_items 0 follows the size, as it does on creation; NULL: all
+ * defaults), or 0 if @p opts is invalid or no size up to 2^40 fits.  No
+ * memory is mapped.
+ * Thread-safe.
+ * @since 0.2
+ */
+uint64_t mlc_arena_min_bytes(const struct mlc_arena_options *opts);
 
 /**
  * Drop the handle.  The mapping goes when every cache opened on it is

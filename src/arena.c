@@ -104,7 +104,8 @@ arena_options_check(struct mlc_arena_options *o)
 {
 	if (o->flags & ~(uint32_t)(MLC_ARENA_CREATE | MLC_ARENA_EXCL |
 				   MLC_ARENA_FILE | MLC_ARENA_ANON |
-				   MLC_ARENA_FOREIGN | MLC_ARENA_RDONLY))
+				   MLC_ARENA_FOREIGN | MLC_ARENA_RDONLY |
+				   MLC_ARENA_MATCH))
 		return -EINVAL;		/* MLC_ARENA_UNUSED: unlink only */
 	if ((o->flags & MLC_ARENA_RDONLY) &&
 	    (o->flags & (MLC_ARENA_CREATE | MLC_ARENA_ANON)))
@@ -945,6 +946,20 @@ arena_open_anon(struct mlc_arena *a, const struct mlc__hdr *cfg)
 	return 0;
 }
 
+/* Is the attached arena @p h what @p cfg (computed from the options)
+ * describes? */
+static bool
+layout_same(const struct mlc__hdr *h, const struct mlc__hdr *cfg)
+{
+	return h->ah_size == cfg->ah_size &&
+	       h->ah_max_items == cfg->ah_max_items &&
+	       h->ah_page_size == cfg->ah_page_size &&
+	       h->ah_log_cells == cfg->ah_log_cells &&
+	       h->ah_flight_slots == cfg->ah_flight_slots &&
+	       h->ah_max_ns == cfg->ah_max_ns &&
+	       h->ah_neg_quota == cfg->ah_neg_quota;
+}
+
 MLC_EXPORT int
 mlc_arena_open(struct mlc_arena **arenap, const char *name,
 	       const struct mlc_arena_options *opts)
@@ -982,8 +997,52 @@ mlc_arena_open(struct mlc_arena **arenap, const char *name,
 		return rc;
 	}
 	a->flags = o.flags;
+	if ((o.flags & MLC_ARENA_MATCH) && !layout_same(a->hdr, &cfg)) {
+		mlc_arena_close(a);
+		return MLC_EMISMATCH;
+	}
 	*arenap = a;
 	return 0;
+}
+
+/* Layout inputs of the arena and of one these options would create. */
+static int
+layout_of(struct mlc_arena_options *o, struct mlc__hdr *cfg)
+{
+	int rc = arena_options_check(o);
+
+	if (rc < 0)
+		return rc;
+	memset(cfg, 0, sizeof(*cfg));
+	return layout_compute(cfg, o->bytes, o->max_items, o->page_size,
+			      o->log_cells, o->flight_slots, o->max_namespaces,
+			      (uint32_t)((uint64_t)o->max_items *
+					 o->neg_quota_pct / 100));
+}
+
+MLC_EXPORT uint64_t
+mlc_arena_min_bytes(const struct mlc_arena_options *opts)
+{
+	struct mlc_arena_options o, t;
+	uint64_t lo = 0, hi = UINT64_C(1) << 40;	/* lo fails, hi fits */
+	struct mlc__hdr cfg;
+
+	if (mlc__options_copy(&o, sizeof(o), MLC__ARENA_OPTIONS_V0, opts) < 0)
+		return 0;
+	o.flags &= ~(uint32_t)(MLC_ARENA_RDONLY | MLC_ARENA_MATCH);
+	t = o;
+	t.bytes = hi;
+	if (layout_of(&t, &cfg) < 0)
+		return 0;
+	while (hi - lo > 4096) {
+		t = o;
+		t.bytes = lo + ((hi - lo) / 2 & ~UINT64_C(4095));
+		if (layout_of(&t, &cfg) == 0)
+			hi = t.bytes;
+		else
+			lo = t.bytes;
+	}
+	return hi;
 }
 
 void

@@ -11,6 +11,7 @@
 	X(MLC_ELOADER, "loader failed and no stale value was available") \
 	X(MLC_ECODEC, "codec could not decode the value")		\
 	X(MLC_ESTALE, "write fenced out: the key changed meanwhile")	\
+	X(MLC_EMISMATCH, "the arena exists with another size or layout") \
 	X(-EINVAL, "invalid argument")					\
 	X(-ENOENT, "not found")						\
 	X(-ENOBUFS, "buffer too small")					\

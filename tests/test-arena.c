@@ -1094,6 +1094,66 @@ group_setup(void **state)
 	return 0;
 }
 
+/* Reopening with another size: without MLC_ARENA_MATCH the arena keeps
+ * its own size (mlc_arena_info reports it); with it, MLC_EMISMATCH, and
+ * the same options attach.  mlc_arena_min_bytes() is the boundary. */
+static void
+test_reopen_other_size(void **state)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a, *b;
+	char name[64];
+	uint64_t min;
+
+	(void)state;
+	t_require_shm();
+	t_name(name, sizeof(name));
+	ao.flags = MLC_ARENA_CREATE;
+	ao.bytes = 8 << 20;
+	assert_int_equal(mlc_arena_open(&a, name, &ao), 0);
+	ao.bytes = 32 << 20;
+	assert_int_equal(mlc_arena_open(&b, name, &ao), 0);
+	assert_int_equal(mlc_arena_info(b, &ai), 0);
+	assert_int_equal(ai.bytes, 8 << 20);	/* the real size */
+	mlc_arena_close(b);
+	ao.flags = MLC_ARENA_CREATE | MLC_ARENA_MATCH;
+	assert_int_equal(mlc_arena_open(&b, name, &ao), MLC_EMISMATCH);
+	ao.flags = MLC_ARENA_MATCH;
+	assert_int_equal(mlc_arena_open(&b, name, &ao), MLC_EMISMATCH);
+	ao.bytes = 8 << 20;
+	ao.page_size = 64 << 10;		/* another layout */
+	assert_int_equal(mlc_arena_open(&b, name, &ao), MLC_EMISMATCH);
+	ao.page_size = 0;
+	assert_int_equal(mlc_arena_open(&b, name, &ao), 0);	/* the same */
+	mlc_arena_close(b);
+	assert_string_equal(mlc_strerror(MLC_EMISMATCH),
+			    "the arena exists with another size or layout");
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+
+	/* The smallest size that works, for the defaults and for others. */
+	for (int i = 0; i < 2; i++) {
+		ao = (struct mlc_arena_options)MLC_ARENA_OPTIONS_INIT;
+		ao.flags = MLC_ARENA_ANON;
+		if (i == 1) {
+			ao.page_size = 64 << 10;
+			ao.log_cells = 1024;
+		}
+		min = mlc_arena_min_bytes(&ao);
+		assert_true(min > 0 && min % 4096 == 0);
+		ao.bytes = min;
+		assert_int_equal(mlc_arena_open(&a, NULL, &ao), 0);
+		mlc_arena_close(a);
+		ao.bytes = min - 4096;
+		assert_int_equal(mlc_arena_open(&a, NULL, &ao), -EINVAL);
+	}
+	ao.page_size = 3;
+	assert_int_equal(mlc_arena_min_bytes(&ao), 0);
+	ao = (struct mlc_arena_options)MLC_ARENA_OPTIONS_INIT;
+	assert_int_equal(mlc_arena_min_bytes(NULL), mlc_arena_min_bytes(&ao));
+}
+
 int
 main(void)
 {
@@ -1120,6 +1180,7 @@ main(void)
 		cmocka_unit_test(test_other_boot),
 		cmocka_unit_test(test_unlink_removes_dead_tmp),
 		cmocka_unit_test(test_no_tmp_files_left),
+		cmocka_unit_test(test_reopen_other_size),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -601,33 +601,6 @@ put_size(FILE *f, uint64_t b)
 
 /* ---- arena and namespaces ---------------------------------------------- */
 
-/* The smallest arena size that works with @p ao's other options, found
- * by building anonymous arenas (no /dev/shm use; only their metadata is
- * touched).  0 if even 1 GiB fails: then the size is not the problem. */
-static uint64_t
-min_bytes(const struct mlc_arena_options *ao)
-{
-	struct mlc_arena_options t = *ao;
-	uint64_t lo = 4096, hi = UINT64_C(1) << 30;
-	struct mlc_arena *a;
-
-	t.flags = MLC_ARENA_ANON;
-	t.bytes = hi;
-	if (mlc_arena_open(&a, NULL, &t) != 0)
-		return 0;
-	mlc_arena_close(a);
-	while (hi - lo > 4096) {	/* invariant: lo fails, hi works */
-		t.bytes = lo + ((hi - lo) / 2 & ~UINT64_C(4095));
-		if (mlc_arena_open(&a, NULL, &t) == 0) {
-			mlc_arena_close(a);
-			hi = t.bytes;
-		} else {
-			lo = t.bytes;
-		}
-	}
-	return hi;
-}
-
 /* Why an attach failed, from what is at the name (stat only): a FIFO, a
  * directory, a device, another owner, a size that cannot be an arena. */
 static void
@@ -685,7 +658,7 @@ open_arena_mode(struct opts *o, bool create, bool rdonly,
 	    "attach", o->arena, mlc_strerror(rc), rc);
 	explain_attach(o, rc);
 	if (rc == -EINVAL && create && (o->given & O_BYTES)) {
-		uint64_t min = min_bytes(&ao);
+		uint64_t min = mlc_arena_min_bytes(&ao);
 
 		if (min > o->bytes)
 			err("--bytes %" PRIu64 " is too small: the smallest "

@@ -467,37 +467,6 @@ ngx_http_mlc_arena_cleanup(void *data)
 }
 
 
-/* The smallest arena that works with @p ao's other options, found by
- * building anonymous arenas (only their metadata is touched); 0 if even
- * 1 GiB fails: then the size is not the problem. */
-static size_t
-ngx_http_mlc_min_bytes(const struct mlc_arena_options *ao)
-{
-    struct mlc_arena_options   t = *ao;
-    struct mlc_arena          *a;
-    uint64_t                   lo = 4096, hi = (uint64_t) 1 << 30;
-
-    t.flags = MLC_ARENA_ANON;
-    t.bytes = hi;
-    if (mlc_arena_open(&a, NULL, &t) != 0) {
-        return 0;
-    }
-    mlc_arena_close(a);
-
-    while (hi - lo > 4096) {            /* lo fails, hi works */
-        t.bytes = lo + ((hi - lo) / 2 & ~(uint64_t) 4095);
-        if (mlc_arena_open(&a, NULL, &t) == 0) {
-            mlc_arena_close(a);
-            hi = t.bytes;
-        } else {
-            lo = t.bytes;
-        }
-    }
-
-    return (size_t) hi;
-}
-
-
 static void
 ngx_http_mlc_shm_path(ngx_http_mlc_main_conf_t *mcf, char *buf, size_t cap)
 {
@@ -515,6 +484,7 @@ ngx_http_mlc_postconf(ngx_conf_t *cf)
     ngx_pool_cleanup_t         *cln;
     ngx_uint_t                  i;
     struct mlc_arena_options    ao = MLC_ARENA_OPTIONS_INIT;
+    struct mlc_arena_info       ai = MLC_ARENA_INFO_INIT;
     struct stat                 st;
     char                        path[256];
     int                         rc;
@@ -567,7 +537,7 @@ ngx_http_mlc_postconf(ngx_conf_t *cf)
     ao.bytes = mcf->bytes;
     rc = mlc_arena_open(&mcf->arena, (const char *) mcf->name.data, &ao);
     if (rc != 0) {
-        size_t  min = rc == -EINVAL ? ngx_http_mlc_min_bytes(&ao) : 0;
+        size_t  min = rc == -EINVAL ? mlc_arena_min_bytes(&ao) : 0;
 
         if (min > mcf->bytes) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -603,9 +573,21 @@ ngx_http_mlc_postconf(ngx_conf_t *cf)
         mcf->ino = st.st_ino;
     }
 
+    /* An arena that exists keeps its size: say which one is in use. */
+    if (mlc_arena_info(mcf->arena, &ai) != 0) {
+        ai.bytes = 0;
+    }
+    if (ai.bytes != mcf->bytes) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "mlc_arena \"%V\": the arena exists with %uL bytes, "
+                      "not the %uz configured: using it as it is (remove "
+                      "/dev/shm/%V while nginx is stopped to resize it)",
+                      &mcf->name, (uint64_t) ai.bytes, mcf->bytes,
+                      &mcf->name);
+    }
     ngx_log_error(NGX_LOG_NOTICE, cf->log, 0,
-                  "mlc %s: arena \"%V\" (%uz bytes) ready",
-                  mlc_version_string(), &mcf->name, mcf->bytes);
+                  "mlc %s: arena \"%V\" (%uL bytes) ready",
+                  mlc_version_string(), &mcf->name, (uint64_t) ai.bytes);
     return NGX_OK;
 }
 
