@@ -896,6 +896,43 @@ int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
 int mlc_namespace_stats(struct mlc_arena *arena, const char *ns,
 			struct mlc_stats *stats);
 
+/** One entry seen by mlc_namespace_keys(). */
+struct mlc_key_info {
+	size_t      size;	/* sizeof(struct mlc_key_info) */
+	const void *key;	/* valid during the callback only */
+	size_t      key_len;
+	size_t      value_len;	/* 0 for a negative entry */
+	int64_t     ttl_ms;	/* time left, MLC_TTL_NEVER, or 0: expired */
+	uint32_t    flags;	/* MLC_NEGATIVE, MLC_STALE (expired),
+				 * MLC_NO_EXPIRY */
+	uint32_t    pad0;
+	uint64_t    version;	/* its L2 version */
+};
+
+/** Called by mlc_namespace_keys() for each entry; non-zero stops. */
+typedef int mlc_key_fn(void *arg, const struct mlc_key_info *key);
+
+/**
+ * Walk the entries of namespace @p ns in bounded steps, without a lock and
+ * without writing (an MLC_ARENA_RDONLY handle will do): look at up to
+ * @p max_buckets index buckets (0: all) from *@p cursor (0: the first),
+ * call @p fn for every entry of the namespace found there (expired ones
+ * too, flagged MLC_STALE; purged ones never), and set *@p cursor to where
+ * the next call goes on, or to 0 when the walk is over.  A bucket is read
+ * again until no writer changed it meanwhile, so on a live arena an entry
+ * that nobody sets, deletes or evicts during the walk is seen exactly
+ * once, and one that changes may be seen or not.  The order is the
+ * index's, not the keys'.  Thread-safe.
+ * @return 0; what @p fn returned, if not 0 (*@p cursor then points at
+ *   the next bucket); -EAGAIN if a bucket kept changing through 64 reads
+ *   (*@p cursor points at it: call again); -EINVAL; -ENOENT (no such
+ *   namespace); -ENOMEM.
+ * @since 0.2
+ */
+int mlc_namespace_keys(struct mlc_arena *arena, const char *ns,
+		       uint64_t *cursor, uint32_t max_buckets,
+		       mlc_key_fn *fn, void *arg);
+
 /** What a namespace holds now (mlc_namespace_info()). */
 struct mlc_namespace_info {
 	size_t   size;		/* sizeof(struct mlc_namespace_info) */

@@ -19,6 +19,7 @@
  * freer can never free the chunk's next owner.
  */
 #include <pthread.h>
+#include <stdlib.h>
 
 #include <ck_pr.h>
 
@@ -194,6 +195,122 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	}
 	ck_pr_fence_load();
 	return ck_pr_load_32(&bk->bk_version) == v1 ? READ_ABSENT : READ_RETRY;
+}
+
+/* ---- walking a namespace's keys (mlc_namespace_keys) ----------------- */
+
+/* What one bucket holds for the walk: copies, taken while its version
+ * stayed the same. */
+struct walk_ent {
+	uint32_t klen, vlen, flags;
+	uint64_t expire, version;
+};
+
+/* Copy bucket @p bk's entries of namespace @p ns, generation @p gen, into
+ * @p ents (keys in @p keys, MLC_KEY_MAX bytes each).  The number found, or
+ * -1 if a writer changed the bucket meanwhile. */
+static int
+walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
+	    uint32_t gen, struct walk_ent *ents, char *keys)
+{
+	uint32_t v1, spins = 0;
+	int n = 0;
+
+	while ((v1 = ck_pr_load_32(&bk->bk_version)) & 1) {
+		if (++spins > SPIN_MAX)
+			return -1;
+		ck_pr_stall();
+	}
+	ck_pr_fence_load();	/* slots after the version (bucket_read) */
+	for (int s = 0; s < MLC__SLOTS; s++) {
+		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
+		struct mlc__item *it;
+		uint32_t room, st, klen, vlen;
+
+		if (w == 0 || (it = mlc__item_at(a, MLC__SLOT_OFF(w),
+						 &room)) == NULL)
+			continue;
+		st = ck_pr_load_32(&it->it_state);
+		klen = ck_pr_load_16(&it->it_klen);
+		vlen = ck_pr_load_32(&it->it_vlen);
+		/* Any field may be garbage while a writer reuses the chunk:
+		 * bounds first, and the version check below decides. */
+		if (MLC__ST_STATE(st) != MLC__LIVE ||
+		    ck_pr_load_16(&it->it_ns) != ns ||
+		    ck_pr_load_32(&it->it_nsgen) != gen || klen == 0 ||
+		    (uint64_t)MLC__ITEM_HDR + klen + vlen > room)
+			continue;
+		mlc__copy_racy(keys + (size_t)n * MLC_KEY_MAX, it + 1, klen);
+		ents[n].klen = klen;
+		ents[n].vlen = vlen;
+		ents[n].flags = MLC__ST_FLAGS(st);
+		ents[n].expire = ck_pr_load_64(&it->it_expire);
+		ents[n].version = ck_pr_load_64(&it->it_version);
+		n++;
+	}
+	ck_pr_fence_load();	/* every copy before the re-check */
+	return ck_pr_load_32(&bk->bk_version) == v1 ? n : -1;
+}
+
+static int
+walk_report(struct walk_ent *e, const char *key, uint64_t now,
+	    mlc_key_fn *fn, void *arg)
+{
+	struct mlc_key_info k = { .size = sizeof(k) };
+
+	k.key = key;
+	k.key_len = e->klen;
+	k.value_len = e->flags & MLC__IT_NEG ? 0 : e->vlen;
+	k.version = e->version;
+	k.flags = (e->flags & MLC__IT_NEG ? MLC_NEGATIVE : 0) |
+		  (e->expire == 0 ? MLC_NO_EXPIRY : 0);
+	if (e->expire == 0)
+		k.ttl_ms = MLC_TTL_NEVER;
+	else if (e->expire > now)
+		k.ttl_ms = (int64_t)(e->expire - now);
+	else
+		k.flags |= MLC_STALE;
+	return fn(arg, &k);
+}
+
+MLC_EXPORT int
+mlc_namespace_keys(struct mlc_arena *a, const char *ns, uint64_t *cursor,
+		   uint32_t max_buckets, mlc_key_fn *fn, void *arg)
+{
+	struct walk_ent ents[MLC__SLOTS];
+	uint64_t b, end, nb, now = mlc__now_ms();
+	uint32_t idx, gen;
+	char *keys;
+	int rc = 0;
+
+	if (a == NULL || ns == NULL || cursor == NULL || fn == NULL)
+		return -EINVAL;
+	if ((rc = mlc__ns_find(a, ns, &idx)) < 0)
+		return rc;
+	nb = (uint64_t)a->bucket_mask + 1;
+	if (*cursor >= nb)
+		return -EINVAL;
+	keys = malloc((size_t)MLC__SLOTS * MLC_KEY_MAX);
+	if (keys == NULL)
+		return -ENOMEM;
+	gen = ck_pr_load_32(&a->ns[idx].ns_gen);
+	end = max_buckets == 0 ? nb : MLC_MIN(nb, *cursor + max_buckets);
+	for (b = *cursor; b < end && rc == 0; b++) {
+		int n = -1;
+
+		for (int round = 0; round < ROUNDS && n < 0; round++)
+			n = walk_bucket(a, &a->table[b], idx, gen, ents, keys);
+		if (n < 0) {
+			rc = -EAGAIN;
+			break;
+		}
+		for (int i = 0; i < n && rc == 0; i++)
+			rc = walk_report(&ents[i], keys + (size_t)i *
+					 MLC_KEY_MAX, now, fn, arg);
+	}
+	*cursor = b >= nb ? 0 : b;
+	free(keys);
+	return rc;
 }
 
 /* ---- stripes ------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -367,6 +368,118 @@ test_namespace_live_counts_evicted(void **state)
 	mlc_arena_unlink(name, 0);
 }
 
+/* ---- walking a namespace's keys ----------------------------------------- */
+
+#define STABLE 500
+
+struct walk_seen {
+	unsigned char seen[STABLE];
+	uint64_t others, dup, bad;
+};
+
+static int
+walk_cb(void *arg, const struct mlc_key_info *k)
+{
+	struct walk_seen *w = arg;
+	char buf[32];
+	int i;
+
+	if (k->key_len > 7 && memcmp(k->key, "stable-", 7) == 0) {
+		snprintf(buf, sizeof(buf), "%.*s", (int)k->key_len,
+			 (const char *)k->key);
+		i = atoi(buf + 7);
+		if (i < 0 || i >= STABLE || k->value_len != 6 ||
+		    k->ttl_ms != MLC_TTL_NEVER)
+			w->bad++;
+		else if (w->seen[i]++)
+			w->dup++;
+	} else {
+		w->others++;
+	}
+	return 0;
+}
+
+/* A child: sets and deletes 100 keys of "walk" and "other" until told. */
+static int
+churn_worker(void *arg)
+{
+	int *stop = arg;
+	struct mlc_cache *c = NULL, *o = NULL;
+	char key[16], b;
+
+	if (mlc_cache_open(&c, g_arena, "walk", NULL) != 0 ||
+	    mlc_cache_open(&o, g_arena, "other", NULL) != 0)
+		return 1;
+	fcntl(stop[0], F_SETFL, O_NONBLOCK);
+	for (unsigned i = 0; read(stop[0], &b, 1) != 1; i++) {
+		snprintf(key, sizeof(key), "churn-%u", i % 100);
+		if ((i & 1 ? mlc_delete(c, key, strlen(key)) :
+			     mlc_set(c, key, strlen(key), "churned", 7, NULL)) != 0 ||
+		    mlc_set(o, key, strlen(key), "x", 1, NULL) != 0)
+			return 2;
+	}
+	mlc_cache_close(o);
+	return mlc_cache_close(c) == 0 ? 0 : 3;
+}
+
+/* mlc_namespace_keys lists exactly the stable keys of a namespace, in
+ * small steps, while another process writes keys of it and of another
+ * namespace; after a purge it lists nothing. */
+static void
+test_namespace_keys_live(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_cache *c = t_cache(fx->a, "walk", NULL);
+	struct walk_seen *w = calloc(1, sizeof(*w));
+	uint64_t cursor = 0;
+	int stop[2], pid, rc, steps = 0;
+	char key[16];
+
+	assert_non_null(w);
+	co.ttl_ms = MLC_TTL_NEVER;
+	for (int i = 0; i < STABLE; i++) {
+		snprintf(key, sizeof(key), "stable-%d", i);
+		assert_int_equal(mlc_set(c, key, strlen(key), "stable", 6, &co),
+				 0);
+	}
+	assert_int_equal(pipe(stop), 0);
+	g_arena = fx->a;
+	pid = t_spawn(churn_worker, stop);
+	sleep_ms(20);
+	do {
+		rc = mlc_namespace_keys(fx->a, "walk", &cursor, 64, walk_cb, w);
+		assert_true(rc == 0 || rc == -EAGAIN);
+		steps++;
+		if (steps % 8 == 0)
+			sleep_ms(1);	/* let the writer in between steps */
+	} while (cursor != 0 || rc == -EAGAIN);
+	assert_int_equal(write(stop[1], "s", 1), 1);
+	assert_int_equal(t_wait(pid), 0);
+	close(stop[0]), close(stop[1]);
+	for (int i = 0; i < STABLE; i++)
+		if (!w->seen[i])
+			fail_msg("stable-%d not listed", i);
+	assert_int_equal(w->dup, 0);
+	assert_int_equal(w->bad, 0);
+	print_message("%d steps of 64 buckets: %d stable keys once each, %"
+		      PRIu64 " churned keys seen\n", steps, STABLE, w->others);
+	/* Purged: nothing of the old generation is listed. */
+	assert_int_equal(mlc_purge(c), 0);
+	memset(w, 0, sizeof(*w));
+	cursor = 0;
+	assert_int_equal(mlc_namespace_keys(fx->a, "walk", &cursor, 0, walk_cb,
+					    w), 0);
+	assert_int_equal(cursor, 0);
+	assert_int_equal(w->others + w->bad + w->dup, 0);
+	for (int i = 0; i < STABLE; i++)
+		assert_int_equal(w->seen[i], 0);
+	assert_int_equal(mlc_namespace_keys(fx->a, "nope", &cursor, 0, walk_cb,
+					    w), -ENOENT);
+	free(w);
+	mlc_cache_close(c);
+}
+
 int
 main(void)
 {
@@ -380,6 +493,8 @@ main(void)
 			test_namespace_live_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_namespace_live_counts_evicted, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_namespace_keys_live, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,7 +58,7 @@ F() { "$M" --file "$A" "$@"; }
 
 echo "== usage, help, exit code 2"
 run 0 "$M" --help;            has out '^usage: mlcctl'; has out 'Exit status'
-for c in stats ls get peek set delete purge check; do
+for c in stats ls get peek set delete purge keys check; do
 	run 0 "$M" "$c" --help;      has out "ARENA $c"
 	run 0 "$M" help "$c";        has out "ARENA $c"
 	run 0 "$M" somearena "$c" --help; has out "ARENA $c"
@@ -332,6 +332,17 @@ EOF
 	else
 		echo "SKIP: promtool not installed (apt-get install prometheus): exposition not linted"
 	fi
+	# keys: exactly the namespace's entries, with sizes and flags
+	run 0 "$M" --file "$WA" keys wl
+	same_sorted() { [ "$(cut -f1,2,4 "$tmp/out" | sort)" = "$1" ] && ok || bad "keys: $(cat "$tmp/out")"; }
+	same_sorted "$(printf 'a\t5\t-\nb\t3\t-\nm\t0\tnegative\nn\t0\tnegative\nt\t3\t-\nw\t5\t-')"
+	has out '^[abmntw]	[0-9]+	[0-9]+ms	(-|negative)$'
+	run 0 "$M" --file "$WA" keys wl --prefix w
+	same out "$(printf 'w\t5\t%s\t-' "$(cut -f3 "$tmp/out")")"
+	run 0 "$M" --file "$WA" keys wl --limit 2
+	[ "$(wc -l <"$tmp/out")" = 2 ] && ok || bad "keys --limit 2: $(cat "$tmp/out")"
+	run 1 "$M" --file "$WA" keys nope
+	run 2 "$M" --file "$WA" keys wl --limit x
 	# --watch: a whole report every S seconds until killed
 	timeout 2.5 "$M" --file "$WA" stats --watch 1 --format prometheus >"$tmp/out" 2>"$tmp/err"
 	[ "$(grep -c '^mlc_build_info{' "$tmp/out")" -ge 2 ] && ok || bad "stats --watch 1: fewer than 2 reports in 2.5 s"

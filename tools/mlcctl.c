@@ -35,6 +35,7 @@ enum opt_bit {
 	O_HELP = 1 << 3, O_NS = 1 << 4, O_FORMAT = 1 << 5, O_HEX = 1 << 6,
 	O_STALE = 1 << 7, O_TTL = 1 << 8, O_NEGATIVE = 1 << 9,
 	O_CREATE = 1 << 10, O_BYTES = 1 << 11, O_WATCH = 1 << 12,
+	O_PREFIX = 1 << 13, O_LIMIT = 1 << 14,
 };
 #define O_GLOBAL (O_FILE | O_FOREIGN | O_VERBOSE | O_HELP)
 
@@ -49,6 +50,8 @@ struct opts {
 	int64_t ttl_ms;
 	uint64_t bytes;
 	unsigned watch;		/* stats --watch: seconds between reports */
+	const char *prefix;	/* keys --prefix */
+	uint64_t limit;		/* keys --limit (0: all) */
 	const char *pos[MAXPOS];
 	int npos;
 	const char *arena;	/* pos[0] */
@@ -71,6 +74,7 @@ static int cmd_get(struct opts *o);
 static int cmd_set(struct opts *o);
 static int cmd_delete(struct opts *o);
 static int cmd_purge(struct opts *o);
+static int cmd_keys(struct opts *o);
 static int cmd_check(struct opts *o);
 
 static const struct command commands[] = {
@@ -149,6 +153,21 @@ static const struct command commands[] = {
 	  "drop a whole namespace",
 	  "Drop every entry of namespace NS, in L2 and every L1, in O(1).\n"
 	  "Exit 1 if the namespace does not exist.\n" },
+	{ "keys", 1, 1, O_PREFIX | O_LIMIT, cmd_keys,
+	  "keys NS [--prefix P] [--limit N]",
+	  "the keys of a namespace",
+	  "List the entries of namespace NS (mlc_namespace_keys), one line\n"
+	  "each, tab-separated: the key (bytes that are not printable UTF-8\n"
+	  "as \\xHH, a backslash as \\\\), the value's size in bytes, the\n"
+	  "TTL left (NNNms, never, or expired: not yet reclaimed) and\n"
+	  "negative or -.  Read-only, without a lock: safe on a live arena,\n"
+	  "where an entry that changes meanwhile may be listed or not.  In\n"
+	  "index order, in steps of 4096 buckets.\n"
+	  "\n"
+	  "  --prefix P     only keys that start with P\n"
+	  "  --limit N      stop after N keys (default 1000; 0: all)\n"
+	  "\n"
+	  "Exit 1 if the namespace does not exist.\n" },
 	{ "check", 0, 0, O_FORMAT, cmd_check,
 	  "check [--format table|json]",
 	  "consistency check (read-only)",
@@ -177,7 +196,8 @@ static const struct {
 	{ "hex", O_HEX, false },	{ "stale", O_STALE, false },
 	{ "ttl", O_TTL, true },		{ "negative", O_NEGATIVE, false },
 	{ "create", O_CREATE, false },	{ "bytes", O_BYTES, true },
-	{ "watch", O_WATCH, true },
+	{ "watch", O_WATCH, true },	{ "prefix", O_PREFIX, true },
+	{ "limit", O_LIMIT, true },
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -390,6 +410,19 @@ set_option(struct opts *o, uint32_t bit, const char *val)
 			return usage_error(NULL, "bad --watch '%s' (seconds, "
 					   "1 to 86400)", val);
 		o->watch = (unsigned)v;
+		break;
+	}
+	case O_PREFIX:
+		o->prefix = val;
+		break;
+	case O_LIMIT: {
+		char *end;
+
+		errno = 0;
+		o->limit = strtoull(val, &end, 10);
+		if (*val < '0' || *val > '9' || *end != '\0' || errno != 0)
+			return usage_error(NULL, "bad --limit '%s' (a count; 0: "
+					   "all)", val);
 		break;
 	}
 	case O_BYTES:
@@ -1503,6 +1536,88 @@ cmd_purge(struct opts *o)
 		fprintf(stderr, "purged namespace '%s'\n", o->pos[2]);
 	close_cache(a, c);
 	return rc;
+}
+
+/* ---- keys -------------------------------------------------------------- */
+
+struct keys_ctx {
+	const char *prefix;
+	size_t plen;
+	uint64_t limit, n;
+};
+
+/* @p n bytes as put_name() shows a name (NUL bytes included). */
+static void
+put_key(FILE *f, const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t l = s[i] ? utf8_len(s + i, n - i) : 0;
+
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\') {
+			if (s[i] == '\\')
+				fputs("\\\\", f);
+			else
+				fprintf(f, "\\x%02x", s[i]);
+			i++;
+			continue;
+		}
+		fwrite(s + i, 1, l, f);
+		i += l;
+	}
+}
+
+static int
+key_print(void *arg, const struct mlc_key_info *k)
+{
+	struct keys_ctx *x = arg;
+
+	if (k->key_len < x->plen || memcmp(k->key, x->prefix, x->plen) != 0)
+		return 0;
+	put_key(stdout, k->key, k->key_len);
+	printf("\t%zu\t", k->value_len);
+	if (k->flags & MLC_STALE)
+		fputs("expired", stdout);
+	else if (k->ttl_ms == MLC_TTL_NEVER)
+		fputs("never", stdout);
+	else
+		printf("%" PRId64 "ms", k->ttl_ms);
+	printf("\t%s\n", k->flags & MLC_NEGATIVE ? "negative" : "-");
+	return ++x->n == x->limit ? 1 : 0;
+}
+
+static int
+cmd_keys(struct opts *o)
+{
+	struct keys_ctx x = { o->prefix ? o->prefix : "", 0,
+			      (o->given & O_LIMIT) ? o->limit : 1000, 0 };
+	const char *ns = o->pos[2];
+	struct mlc_arena *a;
+	struct mlc_stats st;
+	uint64_t cursor = 0;
+	int rc, busy = 0;
+
+	x.plen = strlen(x.prefix);
+	if ((rc = check_ns_name(ns)) != 0)
+		return rc;
+	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
+		return rc;
+	if ((rc = ns_lookup(a, ns, &st)) != 0) {
+		mlc_arena_close(a);
+		return rc;
+	}
+	do {
+		rc = mlc_namespace_keys(a, ns, &cursor, 4096, key_print, &x);
+		if (rc == -EAGAIN && ++busy < 100)
+			rc = 0;		/* a busy bucket: read it again */
+	} while (rc == 0 && cursor != 0);
+	mlc_arena_close(a);
+	if (rc == 1) {			/* --limit reached */
+		if (o->given & O_VERBOSE)
+			fprintf(stderr, "%s: stopped at --limit %" PRIu64 "\n",
+				prog, x.limit);
+		return 0;
+	}
+	return rc < 0 ? fail(rc, "listing keys") : 0;
 }
 
 /* ---- check ------------------------------------------------------------- */
