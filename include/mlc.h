@@ -896,6 +896,35 @@ int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
 int mlc_namespace_stats(struct mlc_arena *arena, const char *ns,
 			struct mlc_stats *stats);
 
+/** A size class of the allocator (mlc_arena_class()). */
+struct mlc_class_info {
+	size_t   size;		/* sizeof(struct mlc_class_info) */
+	uint32_t chunk_size;	/* bytes per chunk (item header, key and
+				 * value; an item takes the smallest class
+				 * it fits) */
+	uint32_t chunks_per_page;
+	uint64_t pages;		/* pages the class owns */
+	uint64_t chunks_used;	/* chunks not free (live, or being written
+				 * or freed) in those pages */
+	uint64_t chunks_free;
+	uint64_t evictions;	/* live entries evicted for room here */
+	uint64_t pages_in;	/* pages moved here from another class */
+	uint64_t pages_out;	/* pages moved away, to a class or the pool */
+};
+#define MLC_CLASS_INFO_INIT { .size = sizeof(struct mlc_class_info) }
+
+/**
+ * Facts of the allocator's size class @p i (0-based, smallest first), as
+ * memcached's "stats slabs" gives them: for sizing an arena and seeing
+ * fragmentation.  Read without locks from every page descriptor of the
+ * class (O(pages)); each figure is exact when read, the set is not a
+ * snapshot.  Thread-safe; works on an MLC_ARENA_RDONLY handle.
+ * @return 0, -ENOENT past the last class, -EINVAL.
+ * @since 0.2
+ */
+int mlc_arena_class(struct mlc_arena *arena, uint32_t i,
+		    struct mlc_class_info *info);
+
 /** One entry seen by mlc_namespace_keys(). */
 struct mlc_key_info {
 	size_t      size;	/* sizeof(struct mlc_key_info) */

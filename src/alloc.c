@@ -560,7 +560,9 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 	ring_unlink(a, v, p);
 	v->cl_pages--;
 	ck_pr_inc_64(&h->ah_page_moves);
+	ck_pr_inc_64(&v->cl_moves_out);
 	if (to != UINT32_MAX) {
+		ck_pr_inc_64(&a->classes[to].cl_moves_in);
 		page_carve(a, to, p);
 		return true;
 	}

@@ -172,7 +172,8 @@ layout_sig(void)
 		offsetof(struct mlc__hdr, ah_check),
 		offsetof(struct mlc__hdr, ah_version),
 		offsetof(struct mlc__hdr, ah_items),
-		offsetof(struct mlc__class, cl_size), sizeof(void *),
+		offsetof(struct mlc__class, cl_size),
+		offsetof(struct mlc__class, cl_moves_out), sizeof(void *),
 		MLC_CACHELINE, MLC__SLOTS,
 	};
 	uint32_t h = 2166136261u;	/* FNV-1a over the parts */
@@ -1194,6 +1195,42 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 }
 
 /* ---- namespaces ---------------------------------------------------- */
+
+MLC_EXPORT int
+mlc_arena_class(struct mlc_arena *a, uint32_t i, struct mlc_class_info *info)
+{
+	struct mlc_class_info in;
+	struct mlc__class *cl;
+
+	if (a == NULL || info == NULL || info->size < sizeof(size_t) + 8)
+		return -EINVAL;
+	if (i >= a->nclasses)
+		return -ENOENT;
+	cl = &a->classes[i];
+	memset(&in, 0, sizeof(in));
+	in.size = sizeof(in);
+	in.chunk_size = ck_pr_load_32(&cl->cl_size);
+	in.chunks_per_page = ck_pr_load_32(&cl->cl_per_page);
+	in.evictions = ck_pr_load_64(&cl->cl_evictions);
+	in.pages_in = ck_pr_load_64(&cl->cl_moves_in);
+	in.pages_out = ck_pr_load_64(&cl->cl_moves_out);
+	/* Count from the descriptors, not cl_pages: a page is the class's
+	 * when its descriptor says so. */
+	for (uint32_t p = 0; p < a->npages; p++) {
+		uint32_t nfree;
+
+		if (ck_pr_load_32(&a->pages[p].pg_class) != i + 1)
+			continue;
+		nfree = ck_pr_load_32(&a->pages[p].pg_nfree);
+		in.pages++;
+		in.chunks_free += MLC_MIN(nfree, in.chunks_per_page);
+		in.chunks_used += in.chunks_per_page -
+				  MLC_MIN(nfree, in.chunks_per_page);
+	}
+	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
+	info->size = MLC_MIN(info->size, sizeof(in));
+	return 0;
+}
 
 MLC_EXPORT int
 mlc_namespace_info(struct mlc_arena *a, const char *ns,

@@ -125,6 +125,8 @@ struct mlc__class {
 	uint32_t cl_pad;
 	uint64_t cl_demand;	/* decayed bytes requested: page balance */
 	uint64_t cl_evictions;
+	uint64_t cl_moves_in;	/* pages moved here from another class */
+	uint64_t cl_moves_out;	/* pages moved away (to a class or pool) */
 };
 
 /* A page descriptor.  pg_class and the lists change under the owning

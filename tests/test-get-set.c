@@ -480,6 +480,62 @@ test_namespace_keys_live(void **state)
 	mlc_cache_close(c);
 }
 
+/* ---- size classes ------------------------------------------------------- */
+
+/* mlc_arena_class adds up to the arena: its pages are the pages not in the
+ * pool, its used chunks the entries linked, its moved-out pages the
+ * arena's page moves; after a fill of big values and then of small ones,
+ * which moves pages between classes. */
+static void
+test_arena_classes(void **state)
+{
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	struct mlc_class_info c = MLC_CLASS_INFO_INIT;
+	uint64_t pages = 0, used = 0, out = 0, in = 0, ev = 0;
+	struct mlc_arena *a;
+	struct mlc_cache *k;
+	char name[64], key[16], val[1000];
+	uint32_t last = 0, i;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	k = t_cache(a, "slabs", NULL);
+	memset(val, 'v', sizeof(val));
+	for (int n = 0; n < 30000; n++) {
+		snprintf(key, sizeof(key), "b%06d", n);
+		assert_int_equal(mlc_set(k, key, 7, val, sizeof(val), NULL), 0);
+	}
+	for (int n = 0; n < 60000; n++) {
+		snprintf(key, sizeof(key), "s%06d", n);
+		assert_int_equal(mlc_set(k, key, 7, val, 40, NULL), 0);
+	}
+	assert_int_equal(mlc_arena_info(a, &ai), 0);
+	for (i = 0; mlc_arena_class(a, i, &c) == 0; i++) {
+		assert_true(c.chunk_size > last);	/* smallest first */
+		last = c.chunk_size;
+		assert_int_equal(c.chunks_used + c.chunks_free,
+				 c.pages * c.chunks_per_page);
+		pages += c.pages;
+		used += c.chunks_used;
+		out += c.pages_out;
+		in += c.pages_in;
+		ev += c.evictions;
+	}
+	assert_true(i > 1);
+	assert_int_equal(mlc_arena_class(a, i, &c), -ENOENT);
+	print_message("%u classes: %" PRIu64 " pages, %" PRIu64 " chunks used "
+		      "for %" PRIu64 " items, %" PRIu64 " pages moved out, %"
+		      PRIu64 " in, %" PRIu64 " evictions\n", i, pages, used,
+		      ai.items, out, in, ev);
+	assert_int_equal(pages, ai.pages - ai.pages_free);
+	assert_int_equal(used, ai.items);
+	assert_int_equal(out, ai.page_moves);
+	assert_true(in <= out && ai.page_moves > 0);
+	mlc_cache_close(k);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
 int
 main(void)
 {
@@ -495,6 +551,8 @@ main(void)
 			test_namespace_live_counts_evicted, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_namespace_keys_live, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_arena_classes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,7 +58,7 @@ F() { "$M" --file "$A" "$@"; }
 
 echo "== usage, help, exit code 2"
 run 0 "$M" --help;            has out '^usage: mlcctl'; has out 'Exit status'
-for c in stats ls get peek set delete purge keys check; do
+for c in stats ls get peek set delete purge keys slabs check; do
 	run 0 "$M" "$c" --help;      has out "ARENA $c"
 	run 0 "$M" help "$c";        has out "ARENA $c"
 	run 0 "$M" somearena "$c" --help; has out "ARENA $c"
@@ -343,6 +343,13 @@ EOF
 	[ "$(wc -l <"$tmp/out")" = 2 ] && ok || bad "keys --limit 2: $(cat "$tmp/out")"
 	run 1 "$M" --file "$WA" keys nope
 	run 2 "$M" --file "$WA" keys wl --limit x
+	# slabs: the classes' used chunks add up to the arena's items
+	run 0 "$M" --file "$WA" stats --format json
+	witems=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["arena"]["items"])' "$tmp/out")
+	run 0 "$M" --file "$WA" slabs
+	has out '^CLASS +CHUNK +PERPAGE +PAGES +USED +FREE +EVICTIONS +MOVEDIN +MOVEDOUT$'
+	has out "^ +all +[0-9]+ +$witems +[0-9]+ +0 +0 +0\$"
+	has out '^pool: [0-9]+ free pages of [0-9]+$'
 	# --watch: a whole report every S seconds until killed
 	timeout 2.5 "$M" --file "$WA" stats --watch 1 --format prometheus >"$tmp/out" 2>"$tmp/err"
 	[ "$(grep -c '^mlc_build_info{' "$tmp/out")" -ge 2 ] && ok || bad "stats --watch 1: fewer than 2 reports in 2.5 s"

@@ -75,6 +75,7 @@ static int cmd_set(struct opts *o);
 static int cmd_delete(struct opts *o);
 static int cmd_purge(struct opts *o);
 static int cmd_keys(struct opts *o);
+static int cmd_slabs(struct opts *o);
 static int cmd_check(struct opts *o);
 
 static const struct command commands[] = {
@@ -168,6 +169,14 @@ static const struct command commands[] = {
 	  "  --limit N      stop after N keys (default 1000; 0: all)\n"
 	  "\n"
 	  "Exit 1 if the namespace does not exist.\n" },
+	{ "slabs", 0, 0, 0, cmd_slabs,
+	  "slabs",
+	  "the allocator's size classes",
+	  "For each size class that owns pages or moved any\n"
+	  "(mlc_arena_class): its chunk size, chunks per page, pages,\n"
+	  "chunks used and free, live entries evicted for room, and pages\n"
+	  "moved in from and out to other classes or the pool; then the\n"
+	  "totals and the pool's free pages.  Read-only.\n" },
 	{ "check", 0, 0, O_FORMAT, cmd_check,
 	  "check [--format table|json]",
 	  "consistency check (read-only)",
@@ -1618,6 +1627,63 @@ cmd_keys(struct opts *o)
 		return 0;
 	}
 	return rc < 0 ? fail(rc, "listing keys") : 0;
+}
+
+/* ---- slabs ------------------------------------------------------------- */
+
+static int
+cmd_slabs(struct opts *o)
+{
+	struct mlc_class_info t = MLC_CLASS_INFO_INIT;
+	struct mlc_arena_info info;
+	struct mlc_arena *a;
+	int rc;
+
+	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
+		return rc;
+	if ((rc = arena_info(a, &info)) != 0) {
+		mlc_arena_close(a);
+		return rc;
+	}
+	printf("%5s %9s %8s %7s %10s %10s %10s %8s %8s\n", "CLASS", "CHUNK",
+	       "PERPAGE", "PAGES", "USED", "FREE", "EVICTIONS", "MOVEDIN",
+	       "MOVEDOUT");
+	for (uint32_t i = 0;; i++) {
+		struct mlc_class_info c = MLC_CLASS_INFO_INIT;
+
+		rc = mlc_arena_class(a, i, &c);
+		if (rc == -ENOENT) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0) {
+			rc = fail(rc, "size classes");
+			break;
+		}
+		t.pages += c.pages;
+		t.chunks_used += c.chunks_used;
+		t.chunks_free += c.chunks_free;
+		t.evictions += c.evictions;
+		t.pages_in += c.pages_in;
+		t.pages_out += c.pages_out;
+		if (c.pages == 0 && c.pages_in == 0 && c.pages_out == 0 &&
+		    c.evictions == 0)
+			continue;
+		printf("%5" PRIu32 " %9" PRIu32 " %8" PRIu32 " %7" PRIu64
+		       " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64
+		       " %8" PRIu64 "\n", i, c.chunk_size, c.chunks_per_page,
+		       c.pages, c.chunks_used, c.chunks_free, c.evictions,
+		       c.pages_in, c.pages_out);
+	}
+	if (rc == 0)
+		printf("%5s %9s %8s %7" PRIu64 " %10" PRIu64 " %10" PRIu64
+		       " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n"
+		       "pool: %" PRIu64 " free pages of %" PRIu64 "\n", "all",
+		       "", "", t.pages, t.chunks_used, t.chunks_free,
+		       t.evictions, t.pages_in, t.pages_out, info.pages_free,
+		       info.pages);
+	mlc_arena_close(a);
+	return rc;
 }
 
 /* ---- check ------------------------------------------------------------- */
