@@ -253,40 +253,14 @@ mlc_last_error(struct mlc_cache *c)
 
 /* In a child after fork() the L1 is a copy of the parent's at fork time,
  * and the parent's cursor means nothing here: start over at the head. */
-MLC_COLD static void
-handle_forked(struct mlc_cache *c)
+MLC_COLD void
+mlc__handle_forked(struct mlc_cache *c)
 {
 	mlc__l1_clear(&c->l1);
 	c->log.cursor = mlc__log_head(c->a);
 	c->log.stuck_since = 0;
 	c->fork_gen = mlc__fork_gen();
 	c->st.forks++;
-}
-
-/* Common checks of every call on a handle, and its count towards the
- * next look at the clock for a flush (cache.h). */
-int
-mlc__handle_check(struct mlc_cache *c)
-{
-	if (c == NULL)
-		return -EINVAL;
-	if (unlikely(c->fork_gen != mlc__fork_gen()))
-		handle_forked(c);
-	if (unlikely(--c->flush_in == 0))
-		mlc__stats_tick(c);
-	return 0;
-}
-
-int
-mlc__key_check(struct mlc_cache *c, const void *key, size_t key_len)
-{
-	if (mlc__handle_check(c) < 0)
-		return -EINVAL;
-	if (key == NULL || key_len == 0)
-		return mlc__set_err(c, -EINVAL);
-	if (key_len > MLC_KEY_MAX)
-		return mlc__set_err(c, -E2BIG);
-	return 0;
 }
 
 MLC_EXPORT uint64_t

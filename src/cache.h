@@ -163,8 +163,34 @@ int mlc__call_resolve(const struct mlc_cache *c,
 		      const struct mlc_call_options *co, struct call *cf);
 void mlc__stats_tick(struct mlc_cache *c);
 int mlc__set_err(struct mlc_cache *c, int rc);
-int mlc__handle_check(struct mlc_cache *c);
-int mlc__key_check(struct mlc_cache *c, const void *key, size_t key_len);
+void mlc__handle_forked(struct mlc_cache *c);
+
+/* Common checks of every call on a handle, and its count towards the next
+ * look at the clock for a flush (above).  Inline: they are on the L1 hit
+ * path, whose every call counts. */
+static inline int
+mlc__handle_check(struct mlc_cache *c)
+{
+	if (c == NULL)
+		return -EINVAL;
+	if (unlikely(c->fork_gen != mlc__fork_gen()))
+		mlc__handle_forked(c);
+	if (unlikely(--c->flush_in == 0))
+		mlc__stats_tick(c);
+	return 0;
+}
+
+static inline int
+mlc__key_check(struct mlc_cache *c, const void *key, size_t key_len)
+{
+	if (mlc__handle_check(c) < 0)
+		return -EINVAL;
+	if (key == NULL || key_len == 0)
+		return mlc__set_err(c, -EINVAL);
+	if (key_len > MLC_KEY_MAX)
+		return mlc__set_err(c, -E2BIG);
+	return 0;
+}
 
 /* get.c */
 int mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e);
