@@ -125,6 +125,22 @@ user:42: {"name":"Ada L."} (L1)'
 [ "$out" = "$want" ] || die "README's example printed: $out"
 say "README's example: compiled with pkg-config, ran, printed the four lines"
 
+# The relay, when it was built (hiredis found): its static library, header
+# and .pc are installed, and a consumer builds and links with pkg-config.
+if [ -n "$(find "$prefix" -name mlc-relay.pc -path '*/pkgconfig/*')" ]; then
+	[ -f "$incdir/mlc-relay.h" ] || die "mlc-relay.h not installed"
+	[ -f "$libdir/libmlc-relay.a" ] || die "libmlc-relay.a not installed"
+	printf '#include <stdio.h>\n#include <mlc-relay.h>\nint main(void) { struct mlc_relay_stats st = MLC_RELAY_STATS_INIT; char buf[512]; return mlc_relay_stats_format(&st, buf, sizeof(buf)) < 0; }\n' >"$tmp/relay.c"
+	# shellcheck disable=SC2046
+	"$CC" -std=c11 -Wall -Werror $(pkg-config --cflags mlc-relay) "$tmp/relay.c" \
+		-o "$tmp/relay" $(pkg-config --libs mlc-relay) ||
+		die "a relay consumer does not build with pkg-config mlc-relay"
+	LD_LIBRARY_PATH=$libdir "$tmp/relay" || die "relay consumer failed"
+	say "relay: libmlc-relay.a, mlc-relay.h, mlc-relay.pc installed; a consumer builds with pkg-config"
+else
+	say "relay not built (no hiredis): its install not checked"
+fi
+
 # The man pages.
 for p in man1/mlcctl.1 man3/mlc.3; do
 	[ -f "$prefix/share/man/$p" ] || die "$p not installed"
