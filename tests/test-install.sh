@@ -137,6 +137,18 @@ if [ -n "$(find "$prefix" -name mlc-relay.pc -path '*/pkgconfig/*')" ]; then
 		die "a relay consumer does not build with pkg-config mlc-relay"
 	LD_LIBRARY_PATH=$libdir "$tmp/relay" || die "relay consumer failed"
 	say "relay: libmlc-relay.a, mlc-relay.h, mlc-relay.pc installed; a consumer builds with pkg-config"
+	unit=$prefix/lib/systemd/system/mlc-relay@.service
+	[ -f "$unit" ] && [ -f "$prefix/lib/tmpfiles.d/mlc.conf" ] &&
+		[ -f "$prefix/lib/sysusers.d/mlc.conf" ] ||
+		die "the relay's systemd unit, tmpfiles.d or sysusers.d file is not installed"
+	grep -q "^ExecStart=$prefix/bin/mlc-relay --arena %i " "$unit" ||
+		die "mlc-relay@.service does not start the installed mlc-relay"
+	if command -v systemd-analyze >/dev/null; then
+		cp "$unit" "$tmp/mlc-relay@t.service"
+		systemd-analyze verify --man=no "$tmp/mlc-relay@t.service" >"$tmp/verify" 2>&1 ||
+			die "systemd-analyze verify: $(cat "$tmp/verify")"
+		say "relay: mlc-relay@.service (systemd-analyze verify: clean), tmpfiles.d and sysusers.d installed"
+	fi
 else
 	say "relay not built (no hiredis): its install not checked"
 fi
