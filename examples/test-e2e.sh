@@ -683,7 +683,24 @@ EOF
 	nginx_upgrade || true
 
 	if [ "$wrk_secs" -gt 0 ]; then
+		local lk0 lk1 mt0 mt1
+		sleep 1.3	# what the workers counted before is flushed
+		lk0=$(wc -l <"$work/nginx/access.log")
+		curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.w0"
 		loadtest "nginx 1.22 + ngx_http_mlc_module, $WORKERS workers"
+		# every GET /item the workers served is one access-log line with
+		# its $mlc_status, and one hit or miss in /admin/metrics
+		sleep 1.3
+		curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.w1"
+		lk1=$(wc -l <"$work/nginx/access.log")
+		mt0=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.w0") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.w0") + $(metric mlc_namespace_misses_total '' "$work/metrics.w0") ))
+		mt1=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.w1") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.w1") + $(metric mlc_namespace_misses_total '' "$work/metrics.w1") ))
+		if command -v wrk >/dev/null && [ $((lk1 - lk0)) -gt 0 ] && [ $((lk1 - lk0)) = $((mt1 - mt0)) ] &&
+			! tail -n +$((lk0 + 1)) "$work/nginx/access.log" | grep -qvE ' (L1|L2|L3|MISS|NEGATIVE|STALE)$'; then
+			ok "wrk: $((lk1 - lk0)) GETs in the access log, each with \$mlc_status ($(tail -n +$((lk0 + 1)) "$work/nginx/access.log" | awk '{print $NF}' | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')); /admin/metrics counted the same $((mt1 - mt0)) lookups"
+		elif command -v wrk >/dev/null; then
+			fail "wrk: $((lk1 - lk0)) access-log lines, /admin/metrics moved by $((mt1 - mt0)) lookups"
+		fi
 		if [ -n "$report" ] && command -v wrk >/dev/null; then
 			local out
 			out=$(wrk -t2 -c32 -d${wrk_secs}s --latency "$base/static")
