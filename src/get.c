@@ -245,12 +245,16 @@ mlc_get_ex(struct mlc_cache *c, const void *key, size_t key_len,
 		return rc;
 	if (value == NULL)
 		return mlc__set_err(c, -EINVAL);
-	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
+	/* Options are checked on every path, an L1 hit too; the handle's
+	 * defaults are resolved only past L1, where they are used. */
+	if (opts != NULL && (rc = mlc__call_resolve(c, opts, &cf)) < 0)
 		return mlc__set_err(c, rc);
 	log_check(c);
 	key_make(c, key, key_len, &k);
 	if (l1_fast(c, &k, value))
 		return 0;
+	if (opts == NULL)
+		mlc__call_resolve(c, NULL, &cf);
 	return mlc__get_slow(c, &k, &cf, loader, arg, value);
 }
 
