@@ -572,8 +572,12 @@ ns_word_add(uint64_t *w, uint64_t gen, unsigned shift, uint64_t n, bool add)
 static void
 ns_count(struct mlc_arena *a, const struct mlc__item *it, bool add)
 {
-	struct mlc__ns_stats *st = &a->nsstats[it->it_ns];
+	struct mlc__ns_stats *st;
 	uint64_t gen = it->it_nsgen;
+
+	if (it->it_ns >= a->max_ns)
+		return;		/* a corrupt item: never write outside */
+	st = &a->nsstats[it->it_ns];
 
 	ns_word_add(&st->nt_items, gen, 32, 1, add);
 	ns_word_add(&st->nt_bytes, gen & ((UINT64_C(1) << (64 -
