@@ -148,13 +148,6 @@ mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 	(void)cell_fill(a, mlc__log_claim(a), ns, hash, op, version);
 }
 
-void
-mlc__log_publish(struct mlc_arena *a, uint32_t ns, uint64_t hash,
-		 uint16_t op, uint64_t version)
-{
-	(void)cell_fill(a, mlc__log_claim(a), ns, hash, op, version);
-}
-
 uint64_t
 mlc__log_head(const struct mlc_arena *a)
 {

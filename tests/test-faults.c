@@ -847,7 +847,7 @@ test_flight_kills(void **state)
 
 #define WRITING_BIT (UINT64_C(1) << 63)
 
-/* What mlc__log_publish() does up to the payload, then death: a claimed
+/* What mlc__log_claim() does, then death: a claimed
  * cell that will never be published. */
 static int
 claim_and_die(void *arg)

@@ -1143,7 +1143,7 @@ test_log_counters(void **state)
  * stalled, 64 more records lap the 64-cell log; record H + 64 lands in
  * the same cell (the CAS from "H, WRITING" is allowed) and is published.
  * Then the stalled publisher resumes and writes its payload for record H
- * into that cell, as mlc__log_publish() does, before it stores its
+ * into that cell, as mlc__log_fill() does, before it stores its
  * sequence.  A reader that reads record H + 64 now sees a valid sequence
  * around someone else's payload: it must not keep the value that record
  * H + 64 invalidated. */
