@@ -216,6 +216,8 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 	c->log.l1 = &c->l1;
 	c->log.ns = c->ns_idx;
 	c->log.cursor = mlc__log_head(arena);
+	c->log_head = &arena->log->lg_head;
+	c->auto_update = !(c->o.flags & MLC_CACHE_MANUAL_UPDATE);
 	mlc__arena_ref(arena);
 	*cachep = c;
 	return 0;

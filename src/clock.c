@@ -15,7 +15,7 @@
  * monotonic. */
 static int64_t clock_offset;
 
-static uint64_t fork_generation;
+uint64_t mlc__fork_generation;	/* mlc-int.h: mlc__fork_gen() */
 static pid_t cached_pid;
 static __thread pid_t cached_tid;
 static __thread uint64_t cached_tid_gen = UINT64_MAX;
@@ -42,7 +42,7 @@ mlc__clock_advance(int64_t ms)
 static void
 on_fork_child(void)
 {
-	fork_generation++;
+	mlc__fork_generation++;
 	cached_pid = getpid();
 }
 
@@ -63,7 +63,7 @@ mlc__pid(void)
 pid_t
 mlc__tid(void)
 {
-	uint64_t gen = ck_pr_load_64(&fork_generation);
+	uint64_t gen = ck_pr_load_64(&mlc__fork_generation);
 
 	if (unlikely(cached_tid_gen != gen)) {
 		cached_tid = (pid_t)syscall(SYS_gettid);
@@ -80,11 +80,3 @@ fork_hook(void)
 	pthread_atfork(NULL, NULL, on_fork_child);
 }
 
-/* A number that changes in a child after fork(): handles remember the one
- * they were opened under, so use in a child is one load to detect (getpid()
- * is a system call in current glibc). */
-uint64_t
-mlc__fork_gen(void)
-{
-	return ck_pr_load_64(&fork_generation);
-}

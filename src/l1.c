@@ -49,10 +49,8 @@ mlc__ent_new(uint64_t hash, const void *key, uint32_t klen, uint32_t vlen)
 }
 
 void
-mlc__ent_put(struct mlc__ent *e)
+mlc__ent_free(struct mlc__ent *e)
 {
-	if (--e->refs != 0)
-		return;
 	if (e->obj != NULL && e->free_fn != NULL)
 		e->free_fn(e->free_arg, e->obj);
 	free(e);

@@ -58,7 +58,15 @@ void mlc__l1_touch(struct mlc__l1 *l1, struct mlc__ent *e);
 
 struct mlc__ent *mlc__ent_new(uint64_t hash, const void *key, uint32_t klen,
 			      uint32_t vlen);
-void mlc__ent_put(struct mlc__ent *e);
+void mlc__ent_free(struct mlc__ent *e);
+
+/* Drop one reference; the last one frees the entry. */
+static inline void
+mlc__ent_put(struct mlc__ent *e)
+{
+	if (--e->refs == 0)
+		mlc__ent_free(e);
+}
 
 static inline const char *
 mlc__ent_value(const struct mlc__ent *e)

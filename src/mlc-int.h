@@ -108,7 +108,15 @@ enum mlc__cas {
 /* clock.c */
 uint64_t mlc__now_ms(void);
 void mlc__clock_advance(int64_t ms);	/* tests: shift this process's clock */
-uint64_t mlc__fork_gen(void);
+/* A number that changes in a child after fork(): handles remember the one
+ * they were opened under, so use in a child is one load to detect (getpid()
+ * is a system call in current glibc).  Inline: every call checks it. */
+extern uint64_t mlc__fork_generation;
+static inline uint64_t
+mlc__fork_gen(void)
+{
+	return __atomic_load_n(&mlc__fork_generation, __ATOMIC_RELAXED);
+}
 pid_t mlc__pid(void);		/* getpid() without a system call */
 pid_t mlc__tid(void);		/* gettid() once per thread (and fork) */
 
