@@ -397,7 +397,10 @@ slot_store(struct mlc__bucket *bk, int s, uint64_t w)
 	 * also sees that its window was disturbed. */
 	ck_pr_fence_store();
 	ck_pr_store_64(&bk->bk_slot[s], w);
-	ck_pr_and_32(&bk->bk_refs, ~(UINT32_C(1) << s));
+	/* Only when set: a locked instruction is a tenth of a store.  A
+	 * reader may set it again after this either way (a hint). */
+	if (ck_pr_load_32(&bk->bk_refs) & UINT32_C(1) << s)
+		ck_pr_and_32(&bk->bk_refs, ~(UINT32_C(1) << s));
 	/* Item and slot before the even version: a reader that validates
 	 * against the even version copied a whole item. */
 	ck_pr_fence_store();
@@ -594,6 +597,43 @@ count_unlinked(struct mlc_arena *a, const struct mlc__item *it, uint32_t w)
 	ns_count(a, it, false);
 }
 
+/* Count @p it in, and @p old (state word @p oldw, or NULL) out, with as
+ * few locked instructions as the difference needs: a key's new value
+ * over its old one in the same namespace generation changes no item
+ * count, only the bytes by the difference.  Stripe locks held. */
+static void
+count_replaced(struct mlc_arena *a, const struct mlc__item *it,
+	       const struct mlc__item *old, uint32_t oldw)
+{
+	uint64_t nb, ob, gen;
+	bool neg = MLC__ST_FLAGS(ck_pr_load_32((uint32_t *)&it->it_state)) &
+		   MLC__IT_NEG;
+
+	if (old == NULL || old->it_ns != it->it_ns ||
+	    old->it_nsgen != it->it_nsgen || it->it_ns >= a->max_ns) {
+		ck_pr_inc_64(&a->hdr->ah_items);
+		if (neg)
+			ck_pr_inc_64(&a->hdr->ah_neg_items);
+		ns_count(a, it, true);
+		if (old != NULL)
+			count_unlinked(a, old, oldw);
+		return;
+	}
+	if (neg != !!(MLC__ST_FLAGS(oldw) & MLC__IT_NEG)) {
+		if (neg)
+			ck_pr_inc_64(&a->hdr->ah_neg_items);
+		else
+			ck_pr_dec_64(&a->hdr->ah_neg_items);
+	}
+	nb = (uint64_t)it->it_klen + it->it_vlen;
+	ob = (uint64_t)old->it_klen + old->it_vlen;
+	gen = it->it_nsgen & ((UINT64_C(1) << (64 - MLC__NS_BYTES_SHIFT)) - 1);
+	if (nb != ob)
+		ns_word_add(&a->nsstats[it->it_ns].nt_bytes, gen,
+			    MLC__NS_BYTES_SHIFT, nb > ob ? nb - ob : ob - nb,
+			    nb > ob);
+}
+
 /* Link the chunk at @p off (allocation @p gen, ALLOC, filled) under @p k,
  * replacing the key's entry or a victim, and free what it replaced. */
 static int
@@ -652,16 +692,10 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	MLC_PAUSE(PUT_CLAIMED);
 	slot_store(ref.bk, ref.s, (uint64_t)key_tag(k->hash) << 48 | off);
 	MLC_PAUSE(PUT_LINKED);
-	ck_pr_inc_64(&a->hdr->ah_items);
-	if (put->flags & MLC__IT_NEG)
-		ck_pr_inc_64(&a->hdr->ah_neg_items);
-	ns_count(a, it, true);
-	if (ref.it != NULL) {
-		count_unlinked(a, ref.it, oldw);
-		if (victim) {
-			ck_pr_inc_64(&a->hdr->ah_index_evictions);
-			stripes_note_gone(a, b, ref.it->it_version);
-		}
+	count_replaced(a, it, ref.it, oldw);
+	if (ref.it != NULL && victim) {
+		ck_pr_inc_64(&a->hdr->ah_index_evictions);
+		stripes_note_gone(a, b, ref.it->it_version);
 	}
 	ck_pr_inc_64(&a->hdr->ah_sets);
 out:
@@ -675,6 +709,12 @@ out:
 	return rc;
 }
 
+/* A store's cache misses overlap instead of following each other: its two
+ * buckets are asked for before the allocation (whose own miss is the new
+ * chunk), the items their slots of this key's tag point to once the
+ * buckets are in (find_locked() reads them).  Only hints (see
+ * mlc__table_prefetch_items()); mlc_set() asks for the buckets even
+ * earlier. */
 /* Store @p put under @p k, replacing any entry; put->version gets the new
  * L2 version.  -E2BIG if it can never fit, -ENOSPC if no room now. */
 int
@@ -689,9 +729,11 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	ci = mlc__class_for(a, bytes);
 	if (ci < 0)
 		return ci;
+	mlc__table_prefetch(a, k->hash);
 	rc = mlc__alloc(a, (uint32_t)ci, &off, &gen);
 	if (rc < 0)
 		return rc;
+	mlc__table_prefetch_items(a, k->hash);
 	it = (struct mlc__item *)(void *)(a->base + off);
 	MLC_PAUSE(PUT_ALLOCATED);
 	/* Ownership before the copy, never after: a writer copies only into
@@ -771,9 +813,9 @@ mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 	return table_del(a, k, true, expect, version);
 }
 
-/* Batched lookups (mlc_get_bulk): start the memory loads of a key's two
- * buckets now, and once they are in, the loads of the items their
- * matching slots point to, so that many keys' misses overlap. */
+/* Batched lookups (mlc_get_bulk) and stores: start the memory loads of a
+ * key's two buckets now, and once they are in, the loads of the items their
+ * matching slots point to, so that many misses overlap. */
 void
 mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash)
 {
