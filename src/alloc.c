@@ -309,6 +309,8 @@ page_carve(struct mlc_arena *a, uint32_t ci, uint32_t p)
 	pg->pg_free = pg->pg_nfree = 0;
 	ring_link(a, c, p);
 	c->cl_pages++;
+	mlc__arena_populate(a, a->pages_off + (uint64_t)p * a->page_size,
+			    a->page_size);
 	carve_chunks(a, c, p);
 	ck_pr_fence_store();
 	pg->pg_carving = 0;
