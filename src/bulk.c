@@ -8,16 +8,20 @@
 
 /* ---- many keys, read-modify-write, refresh ------------------------------ */
 
-#define BULK_BATCH 32		/* keys whose loads are in flight together */
+#define BULK_BATCH 32		/* keys hashed and looked up in L1 together */
+#define AHEAD_BUCKETS 8		/* L2: buckets asked for this many keys ahead */
+#define AHEAD_ITEMS 4		/* and items this many */
 
-/* One batch: hash all, L1 all (its slot heads fetched ahead), then fetch
- * the L2 buckets of the misses, then their items, then look them up. */
+/* One batch: hash all, L1 all (its slot heads fetched ahead), then the L2
+ * lookups of the misses, with their buckets and items fetched ahead. */
 static void
 bulk_batch(struct mlc_cache *c, struct mlc_bulk_item *it, size_t n,
 	   const struct call *cf, mlc_loader_fn *loader, void *arg)
 {
 	struct mlc__key k[BULK_BATCH];
 	bool todo[BULK_BATCH];
+	uint8_t miss[BULK_BATCH];	/* the keys L1 did not answer */
+	size_t m = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		memset(&it[i].value, 0, sizeof(it[i].value));
@@ -39,18 +43,30 @@ bulk_batch(struct mlc_cache *c, struct mlc_bulk_item *it, size_t n,
 			continue;
 		if (l1_fast(c, &k[i], &it[i].value)) {
 			it[i].status = 0;
-			todo[i] = false;
 			continue;
 		}
-		mlc__table_prefetch(c->a, k[i].hash);
+		miss[m++] = (uint8_t)i;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (todo[i])
-			mlc__table_prefetch_items(c->a, k[i].hash);
-	for (size_t i = 0; i < n; i++)
-		if (todo[i])
-			it[i].status = mlc__get_slow(c, &k[i], cf, loader, arg,
-						     &it[i].value);
+	/* A software pipeline over the L1 misses: buckets asked for
+	 * AHEAD_BUCKETS keys ahead, items (once their bucket is in)
+	 * AHEAD_ITEMS ahead, the lookup itself last.  Asking for every
+	 * key's lines at once would want more misses in flight than a core
+	 * has buffers for, and drop most of them. */
+	for (size_t j = 0; j < MLC_MIN(m, (size_t)AHEAD_BUCKETS); j++)
+		mlc__table_prefetch(c->a, k[miss[j]].hash);
+	for (size_t j = 0; j < MLC_MIN(m, (size_t)AHEAD_ITEMS); j++)
+		mlc__table_prefetch_items(c->a, k[miss[j]].hash);
+	for (size_t j = 0; j < m; j++) {
+		size_t i = miss[j];
+
+		if (j + AHEAD_BUCKETS < m)
+			mlc__table_prefetch(c->a, k[miss[j + AHEAD_BUCKETS]].hash);
+		if (j + AHEAD_ITEMS < m)
+			mlc__table_prefetch_items(c->a,
+						  k[miss[j + AHEAD_ITEMS]].hash);
+		it[i].status = mlc__get_slow(c, &k[i], cf, loader, arg,
+					     &it[i].value);
+	}
 }
 
 MLC_EXPORT int
