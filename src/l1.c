@@ -109,17 +109,44 @@ lru_ent(struct mlc__lru *l)
 	return container_of(l, struct mlc__ent, lru);
 }
 
+/* Make the moves to the front that mlc__l1_touch() put off, in the order
+ * of the reads that asked for them. */
+static void
+pend_flush(struct mlc__l1 *l1)
+{
+	for (uint32_t i = 0; i < l1->npend; i++) {
+		struct mlc__ent *e = l1->pend[i];
+
+		e->pending = 0;
+		lru_remove(e);
+		lru_front(l1, e);
+	}
+	l1->npend = 0;
+}
+
 /* Move a hit to the front, but only if it has drifted back a quarter of
  * the list since it was last moved (CacheLib's idea): a hot set smaller
- * than the LRU then costs no pointer writes at all. */
+ * than the LRU then costs no pointer writes at all.
+ *
+ * The move itself waits until MLC__L1_PEND of them are due, or until the
+ * list is next looked at or changed: unlinking an entry from a long list
+ * writes into its two neighbours, two cache misses on a large L1, which
+ * the prefetches here overlap with the reads in between instead of
+ * stalling this one. */
 void
 mlc__l1_touch(struct mlc__l1 *l1, struct mlc__ent *e)
 {
 	if (l1->tick - e->tick <= l1->max / 4)
 		return;
 	e->tick = ++l1->tick;
-	lru_remove(e);
-	lru_front(l1, e);
+	if (e->pending)
+		return;
+	__builtin_prefetch(e->lru.prev, 1);
+	__builtin_prefetch(e->lru.next, 1);
+	e->pending = 1;
+	l1->pend[l1->npend++] = e;
+	if (l1->npend == MLC__L1_PEND)
+		pend_flush(l1);
 }
 
 void
@@ -129,6 +156,8 @@ mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e)
 
 	if (!e->linked)
 		return;
+	if (l1->npend)
+		pend_flush(l1);		/* pend[] holds no entry it frees */
 	while (*pp != e)
 		pp = &(*pp)->chain;
 	*pp = e->chain;
@@ -145,6 +174,8 @@ mlc__l1_insert(struct mlc__l1 *l1, struct mlc__ent *e)
 	struct mlc__ent *old = mlc__l1_find(l1, e->hash, e->data, e->klen);
 	uint32_t evicted = 0;
 
+	if (l1->npend)
+		pend_flush(l1);		/* the tail is the true tail */
 	if (old != NULL)
 		mlc__l1_unlink(l1, old);
 	if (l1->max_bytes && e->vlen > l1->max_bytes) {

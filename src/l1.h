@@ -28,9 +28,11 @@ struct mlc__ent {
 	uint32_t vlen;
 	uint16_t flags;			/* enum mlc_value_flags */
 	uint8_t linked;
-	uint8_t pad;
+	uint8_t pending;		/* in l1->pend: a move to the front */
 	char data[];			/* key, then value */
 };
+
+#define MLC__L1_PEND 8
 
 struct mlc__l1 {
 	struct mlc__ent **slots;
@@ -39,6 +41,11 @@ struct mlc__l1 {
 	uint64_t bytes, max_bytes;
 	uint64_t tick;			/* counts moves to the front */
 	struct mlc__lru head;		/* LRU sentinel */
+	/* Moves to the front not made yet (mlc__l1_touch): made before the
+	 * list is next looked at or changed, so its order is what it would
+	 * have been. */
+	uint32_t npend;
+	struct mlc__ent *pend[MLC__L1_PEND];
 };
 
 int mlc__l1_init(struct mlc__l1 *l1, uint32_t max, uint64_t max_bytes);
