@@ -64,7 +64,9 @@
  *     held is reclaimed by the allocator's sweep, and readers never wait for
  *     it.
  *   - The index has a fixed capacity (max_items, chosen at creation).  When
- *     a key's two candidate buckets are full, a victim among them is evicted.
+ *     a key's two candidate buckets are full, entries move to their other
+ *     bucket to make room (index_moves); only when none can is a victim
+ *     among them evicted (index_evictions), at about 97% of the slots.
  *   - An arena made before a reboot (a file arena) is reset when attached.
  */
 #ifndef MLC_H
@@ -284,6 +286,9 @@ struct mlc_arena_info {
 				 * another pid namespace): left alone */
 	uint64_t created_ms;	/* when the arena was created: CLOCK_REALTIME
 				 * in ms since the epoch (0.2) */
+	uint64_t index_moves;	/* entries moved to their other bucket to
+				 * make room for a new key, instead of an
+				 * index eviction (0.2) */
 };
 #define MLC_ARENA_INFO_INIT { .size = sizeof(struct mlc_arena_info) }
 

@@ -1207,6 +1207,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.namespaces = ck_pr_load_32(&h->ah_ns_count);
 	in.format = MLC_ARENA_FORMAT;
 	in.created_ms = h->ah_created;
+	in.index_moves = ck_pr_load_64(&h->ah_index_moves);
 	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
 	info->size = MLC_MIN(info->size, sizeof(in));
 	return 0;

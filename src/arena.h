@@ -285,6 +285,8 @@ struct mlc__hdr {
 	uint64_t ah_stale_frees;	/* frees of a chunk already reused */
 	uint64_t ah_orphan_skips;	/* ALLOC chunks of writers not proven
 					 * dead: left alone */
+	uint64_t ah_index_moves;	/* entries moved to their other bucket
+					 * (table.c: index_move) */
 };
 
 _Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");

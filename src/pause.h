@@ -19,6 +19,8 @@
 	X(PUT_CLAIMED)		/* stripes held, chunk LIVE, not linked */ \
 	X(PUT_LINKED)		/* slot stored, stripes held */ \
 	X(PUT_UNLOCKED)		/* stripes dropped, old chunk not freed */ \
+	X(MOVE_LINKED)		/* an entry moved for room is in both its
+				 * buckets, stripes held */ \
 	X(DEL_UNLINKED)		/* slot cleared, stripes held */ \
 	X(DEL_UNLOCKED)		/* stripes dropped, chunk not freed */ \
 	/* a lock-free read (table.c) */ \

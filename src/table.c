@@ -1,7 +1,8 @@
 /*
  * The index: a fixed array of one-line buckets, each a version word and
  * seven slot words (tag:16 | item offset:48).  A key lives in one of two
- * candidate buckets and never moves.
+ * candidate buckets; a writer that finds both of a new key's full moves an
+ * entry to its other bucket first (index_move, docs/internals.md).
  *
  * Readers are optimistic and write nothing into items: read the bucket
  * version, scan, compare the whole key, copy the value out, and re-read the
@@ -71,6 +72,16 @@ key_buckets(const struct mlc_arena *a, uint64_t hash, uint32_t b[2])
 	b[1] = (b[0] ^ (tag * 0x5bd1e995u)) & a->bucket_mask;
 	if (b[1] == b[0])
 		b[1] = b[0] ^ 1;
+}
+
+/* The other candidate bucket of an entry of tag @p tag in bucket @p b:
+ * key_buckets() pairs them by an XOR, so either finds the other. */
+static uint32_t
+alt_bucket(const struct mlc_arena *a, uint32_t b, uint16_t tag)
+{
+	uint32_t d = (tag * 0x5bd1e995u) & a->bucket_mask;
+
+	return d == 0 ? b ^ 1 : b ^ d;
 }
 
 /* Turn an offset read from shared memory into an item, or NULL: inside the
@@ -152,7 +163,7 @@ ref_touch(struct mlc__bucket *bk, int s)
 static int
 bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
-	    struct mlc__hit *hit)
+	    struct mlc__hit *hit, uint32_t *version)
 {
 	uint16_t tag = key_tag(k->hash);
 	uint32_t v1, spins = 0;
@@ -162,6 +173,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 			return READ_RETRY;
 		ck_pr_stall();
 	}
+	*version = v1;
 	/* Slots after the version: pairs with the writer's store fence
 	 * between its slot store and the even version. */
 	ck_pr_fence_load();
@@ -429,19 +441,27 @@ mlc__table_get(struct mlc_arena *a, const struct mlc__key *k,
 	/* The second bucket's miss overlaps the first's. */
 	__builtin_prefetch(&a->table[b[1]]);
 	for (int round = 0; round < ROUNDS; round++) {
-		int r0 = bucket_read(a, &a->table[b[0]], k, sink, ctx, hit);
+		uint32_t v0, v;
+		int r0 = bucket_read(a, &a->table[b[0]], k, sink, ctx, hit,
+				     &v0);
 		int r1;
 
 		if (r0 < 0)
 			return r0;
 		if (r0 == READ_FOUND)
 			return 0;
-		r1 = bucket_read(a, &a->table[b[1]], k, sink, ctx, hit);
+		r1 = bucket_read(a, &a->table[b[1]], k, sink, ctx, hit, &v);
 		if (r1 < 0)
 			return r1;
 		if (r1 == READ_FOUND)
 			return 0;
-		if (r0 == READ_ABSENT && r1 == READ_ABSENT)
+		/* Absent from both, unless the first bucket changed while
+		 * the second was read: an entry moving from the second to
+		 * the first (index_move) was then in neither when looked
+		 * at. */
+		ck_pr_fence_load();
+		if (r0 == READ_ABSENT && r1 == READ_ABSENT &&
+		    ck_pr_load_32(&a->table[b[0]].bk_version) == v0)
 			return -ENOENT;
 		ck_pr_stall();
 	}
@@ -634,6 +654,196 @@ count_replaced(struct mlc_arena *a, const struct mlc__item *it,
 			    nb > ob);
 }
 
+/* A key written again drops the second entry a writer that died inside
+ * index_move() can leave: the key in both its buckets, each entry with its
+ * own chunk, the same version and bytes (so a reader of either was
+ * right).  Stripe locks held; @p ref is the entry the write keeps. */
+static void
+drop_copies(struct mlc_arena *a, const uint32_t b[2],
+	    const struct mlc__key *k, const struct slot_ref *ref)
+{
+	uint16_t tag = key_tag(k->hash);
+
+	for (int i = 0; i < 2; i++) {
+		struct mlc__bucket *bk = &a->table[b[i]];
+
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), gen;
+			struct mlc__item *it;
+			uint32_t room, st;
+
+			if (w == 0 || MLC__SLOT_TAG(w) != tag ||
+			    (bk == ref->bk && s == ref->s))
+				continue;
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+			if (it == NULL || !item_matches(it, room, k))
+				continue;
+			st = ck_pr_load_32(&it->it_state);
+			gen = ck_pr_load_64(&it->it_gen);
+			slot_store(bk, s, 0);
+			count_unlinked(a, it, st);
+			/* Under the stripe locks: a class lock is taken
+			 * after them, never before (alloc.c only tries
+			 * stripes). */
+			mlc__free(a, MLC__SLOT_OFF(w), MLC__LIVE, gen);
+		}
+	}
+}
+
+static int
+empty_slot(const struct mlc__bucket *bk)
+{
+	for (int s = 0; s < MLC__SLOTS; s++)
+		if (ck_pr_load_64((uint64_t *)&bk->bk_slot[s]) == 0)
+			return s;
+	return -1;
+}
+
+#define MOVE_DEPTH 2		/* entries moved in a row for one new key */
+
+/* What a chain of moves holds: the stripes locked (the new key's two,
+ * then one per step tried), the buckets the chain must not move into
+ * (full ones on its path), and the chunks to free once every lock is
+ * dropped. */
+struct move_ctx {
+	uint32_t held[2 + MOVE_DEPTH];
+	uint32_t avoid[2 + MOVE_DEPTH];
+	int nheld, navoid, nfree;
+	uint64_t free_off[MOVE_DEPTH], free_gen[MOVE_DEPTH];
+};
+
+static bool
+in_list(const uint32_t *l, int n, uint32_t x)
+{
+	for (int i = 0; i < n; i++)
+		if (l[i] == x)
+			return true;
+	return false;
+}
+
+/* Move the entry in slot @p s of bucket @p from to an empty slot of its
+ * other bucket; if that is full too, first make room there by moving one
+ * of its entries on (up to @p depth more steps: cuckoo hashing's moves).
+ * Stripes not held yet are tried, never waited for, so no lock order is
+ * broken.  The entry is copied into a new chunk with the same version,
+ * linked there, and only then unlinked here: a reader of the key finds one
+ * or the other (one that found neither sees its first bucket's version
+ * moved: mlc__table_get), and a writer dying between the two steps leaves
+ * two equal entries with a chunk each, which the key's next write drops
+ * (drop_copies).  On success the slot is empty and the old chunk is in
+ * @p mc, to be freed by its generation. */
+static bool
+move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
+	   int depth)
+{
+	struct mlc__bucket *bk = &a->table[from], *to;
+	uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), noff, ngen, gen;
+	struct mlc__item *it, *nit;
+	uint32_t x[2], room, st, alt, ls, bytes;
+	bool locked = false, ok = false;
+	int t = -1, ci;
+
+	if (w == 0)
+		return false;
+	/* The other bucket from the slot's tag alone (key_buckets()), so
+	 * that an entry with nowhere to go costs no read of its item. */
+	alt = alt_bucket(a, from, MLC__SLOT_TAG(w));
+	to = &a->table[alt];
+	if (in_list(mc->avoid, mc->navoid, alt) ||
+	    (depth == 0 && empty_slot(to) < 0))
+		return false;
+	it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+	if (it == NULL)
+		return false;
+	st = ck_pr_load_32(&it->it_state);
+	bytes = MLC__ITEM_HDR + (uint32_t)it->it_klen + it->it_vlen;
+	key_buckets(a, it->it_hash, x);
+	if (MLC__ST_STATE(st) != MLC__LIVE || bytes > room ||
+	    key_tag(it->it_hash) != MLC__SLOT_TAG(w) ||
+	    !((x[0] == from && x[1] == alt) || (x[1] == from && x[0] == alt)))
+		return false;
+	ls = alt & a->stripe_mask;
+	if (!in_list(mc->held, mc->nheld, ls)) {
+		if (stripe_lock(a, ls, true) < 0)
+			return false;
+		mc->held[mc->nheld++] = ls;
+		locked = true;
+	}
+	t = empty_slot(to);
+	if (t < 0 && depth > 0) {
+		mc->avoid[mc->navoid++] = alt;
+		for (int u = 0; u < MLC__SLOTS && t < 0; u++)
+			if (move_entry(a, mc, alt, u, depth - 1))
+				t = u;
+		mc->navoid--;
+	}
+	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0 ||
+	    mlc__alloc(a, (uint32_t)ci, &noff, &ngen) < 0)
+		goto out;
+	nit = (struct mlc__item *)(void *)(a->base + noff);
+	if (MLC__ST_STATE(ck_pr_load_32(&nit->it_state)) != MLC__ALLOC ||
+	    ck_pr_load_64(&nit->it_gen) != ngen)
+		goto out;	/* not ours after all (alloc.c): leave it */
+	/* The entry is ours to read whole: its stripes are held. */
+	gen = ck_pr_load_64(&it->it_gen);
+	nit->it_klen = it->it_klen;
+	nit->it_ns = it->it_ns;
+	nit->it_hash = it->it_hash;
+	nit->it_vlen = it->it_vlen;
+	nit->it_nsgen = it->it_nsgen;
+	memcpy(nit + 1, it + 1, (size_t)it->it_klen + it->it_vlen);
+	nit->it_expire = it->it_expire;
+	nit->it_version = it->it_version;
+	ck_pr_store_32(&nit->it_state, MLC__ST_MAKE(MLC__LIVE,
+						     MLC__ST_FLAGS(st)));
+	slot_store(to, t, (uint64_t)MLC__SLOT_TAG(w) << 48 | noff);
+	if (ck_pr_load_32(&bk->bk_refs) & UINT32_C(1) << s)
+		ck_pr_or_32(&to->bk_refs, UINT32_C(1) << t);
+	count_replaced(a, nit, NULL, 0);
+	MLC_PAUSE(MOVE_LINKED);
+	slot_store(bk, s, 0);
+	count_unlinked(a, it, st);
+	ck_pr_inc_64(&a->hdr->ah_index_moves);
+	mc->free_off[mc->nfree] = MLC__SLOT_OFF(w);
+	mc->free_gen[mc->nfree++] = gen;
+	ok = true;
+out:
+	if (locked) {
+		/* An entry moved into the bucket stays: its stripe is
+		 * needed no longer (a writer of that key takes it). */
+		mlc__lock_give(&a->stripes[ls]);
+		mc->nheld--;
+	}
+	return ok;
+}
+
+/* Both of a new key's buckets (@p b, their stripes held) are full: make
+ * room without evicting by moving entries on (above).  On success *@p ref
+ * is the slot made empty. */
+static bool
+index_move(struct mlc_arena *a, const uint32_t b[2], struct move_ctx *mc,
+	   struct slot_ref *ref)
+{
+	mc->held[0] = b[0] & a->stripe_mask;
+	mc->held[1] = b[1] & a->stripe_mask;
+	mc->avoid[0] = b[0];
+	mc->avoid[1] = b[1];
+	mc->nheld = mc->navoid = 2;
+	mc->nfree = 0;
+	for (int depth = 0; depth <= MOVE_DEPTH - 1; depth++) {
+		for (int i = 0; i < 2; i++) {
+			for (int s = 0; s < MLC__SLOTS; s++) {
+				if (!move_entry(a, mc, b[i], s, depth))
+					continue;
+				*ref = (struct slot_ref){ &a->table[b[i]], s,
+							  0, NULL, 0 };
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* Link the chunk at @p off (allocation @p gen, ALLOC, filled) under @p k,
  * replacing the key's entry or a victim, and free what it replaced. */
 static int
@@ -645,6 +855,7 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	uint32_t b[2], oldw = 0;
 	bool replace, purged, victim = false;
 	uint64_t now = mlc__now_ms();
+	struct move_ctx mc = { .nfree = 0 };
 	int rc;
 
 	key_buckets(a, k->hash, b);
@@ -652,7 +863,9 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	if (rc < 0)
 		return rc;
 	replace = find_locked(a, b, k, &ref);
-	if (!replace)
+	if (replace)
+		drop_copies(a, b, k, &ref);
+	else
 		pick_slot(a, b, now, &ref, &victim);
 	if (ref.it != NULL)
 		oldw = ck_pr_load_32(&ref.it->it_state);
@@ -685,6 +898,14 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		rc = -EOWNERDEAD;
 		goto out;
 	}
+	/* Both buckets full: an entry that would be evicted for room and
+	 * is worth keeping (not expired, purged, or over the negative
+	 * quota) stays if one of the fourteen can move instead. */
+	if (victim && ref.it != NULL && victim_rank(a, ref.it, true, now) != 0 &&
+	    index_move(a, b, &mc, &ref)) {
+		victim = false;
+		oldw = 0;
+	}
 	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
 	it->it_expire = put->expire;
 	it->it_version = put->version;
@@ -700,6 +921,8 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	ck_pr_inc_64(&a->hdr->ah_sets);
 out:
 	stripes_unlock(a, b);
+	for (int i = 0; i < mc.nfree; i++)	/* moved entries' old chunks */
+		mlc__free(a, mc.free_off[i], MLC__LIVE, mc.free_gen[i]);
 	if (rc == 0 && ref.it != NULL) {
 		/* Unlinked under the stripe locks, freed after them: by its
 		 * generation, so a page move meanwhile makes this a no-op. */
@@ -709,14 +932,15 @@ out:
 	return rc;
 }
 
-/* A store's cache misses overlap instead of following each other: its two
+/* Store @p put under @p k, replacing any entry; put->version gets the new
+ * L2 version.  -E2BIG if it can never fit, -ENOSPC if no room now.
+ *
+ * Its cache misses overlap instead of following each other: the two
  * buckets are asked for before the allocation (whose own miss is the new
  * chunk), the items their slots of this key's tag point to once the
  * buckets are in (find_locked() reads them).  Only hints (see
  * mlc__table_prefetch_items()); mlc_set() asks for the buckets even
  * earlier. */
-/* Store @p put under @p k, replacing any entry; put->version gets the new
- * L2 version.  -E2BIG if it can never fit, -ENOSPC if no room now. */
 int
 mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	       struct mlc__put *put)
@@ -774,6 +998,8 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
 	if (rc < 0)
 		return rc;
 	found = find_locked(a, b, k, &ref);
+	if (found)
+		drop_copies(a, b, k, &ref);
 	if (cas && (!found || ref.it->it_version != expect)) {
 		stripes_unlock(a, b);
 		return MLC_ESTALE;

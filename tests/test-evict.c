@@ -14,8 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common.h"
+#include "pause.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -316,6 +319,102 @@ test_index_pressure(void **state)
 	/* mlc_arena_info's max_items is the index's real capacity. */
 	assert_true(max_seen <= in.max_items);
 
+}
+
+/* ---- entries move to their other bucket before any is evicted -------- */
+
+/* Both buckets of a new key full: an entry moves on (table.c: index_move)
+ * instead of being evicted, so the index holds nearly all its slots before
+ * the first index eviction, and a move loses nothing. */
+static void
+test_index_moves(void **state)
+{
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	uint32_t n, found = 0;
+
+	arena_make(fx, 4 * MIB, 1024, 0);
+	c = cache_l2(fx, "moves");
+	for (n = 0;; n++) {
+		assert_int_equal(set_val(c, 'm', n, 16, n, NULL), 0);
+		in = info_of(fx->a);
+		if (in.index_evictions > 0)
+			break;
+		assert_true(n < in.max_items);
+	}
+	print_info("moves", &in);
+	printf("[moves] first index eviction at %u of %" PRIu64 " slots "
+	       "(%.1f%%), %" PRIu64 " moves\n", n + 1, in.max_items,
+	       100.0 * (n + 1) / (double)in.max_items, in.index_moves);
+	assert_true(in.index_moves > 0);
+	assert_true((uint64_t)(n + 1) * 10 >= in.max_items * 9);
+	for (uint32_t i = 0; i <= n; i++)
+		found += (uint32_t)has_val(c, 'm', i, 16, i, 0);
+	/* One key left the index for the last one; no other was lost. */
+	assert_int_equal(found, n);
+	assert_int_equal(in.items, n);
+}
+
+static int
+del_key(struct mlc_cache *c, char prefix, uint32_t i)
+{
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), prefix, i);
+
+	return mlc_delete(c, key, klen);
+}
+
+static void
+die_at_move(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p == MLC__P_MOVE_LINKED)
+		_exit(42);
+}
+
+/* A writer killed between linking a moved entry in its new bucket and
+ * unlinking it from the old one leaves the key twice, each with its own
+ * chunk: readers get the same bytes from either, and the key's next
+ * write drops the other (table.c: drop_copies), so a delete after it
+ * leaves nothing to bring the old value back. */
+static void
+test_index_move_killed(void **state)
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	uint32_t n;
+	pid_t pid;
+	int st;
+
+	arena_make(fx, 4 * MIB, 1024, 0);
+	c = cache_l2(fx, "killed");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		mlc__pause_hook = die_at_move;
+		for (uint32_t i = 0; i < 100000; i++)
+			set_val(c, 'k', i, 16, i, NULL);
+		_exit(1);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 42);
+	/* Every key the child stored reads right (with one entry in two
+	 * buckets), then is written and deleted for good. */
+	for (n = 0; has_val(c, 'k', n, 16, n, 0); n++) {
+		assert_int_equal(set_val(c, 'k', n, 16, n + 1000000, NULL), 0);
+		assert_int_equal(has_val(c, 'k', n, 16, n + 1000000, 0), 1);
+		assert_int_equal(del_key(c, 'k', n), 0);
+		assert_int_equal(has_val(c, 'k', n, 16, n, 0), 0);
+	}
+	in = info_of(fx->a);
+	printf("[killed] child stored %u keys, then died inside a move\n", n);
+	assert_true(n > 0);
+	assert_int_equal(in.items, 0);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
 }
 
 /* ---- expired entries go first ----------------------------------------- */
@@ -704,6 +803,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_full_arena, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_index_pressure, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_index_moves, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_index_move_killed, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_first, fx_setup,
 						fx_teardown),

@@ -23,7 +23,7 @@
  *
  * Readers never block: a read that does not return within 2 s while A is
  * stopped is a hang.  Writers may block on a lock A holds, but only when P
- * is inside a lock (PUT_CLAIMED, PUT_LINKED, DEL_UNLINKED, FREE_LOCKED,
+ * is inside a lock (PUT_CLAIMED, PUT_LINKED, MOVE_LINKED, DEL_UNLINKED, FREE_LOCKED,
  * ALLOC_POPPED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED, ORPHAN_PROVEN):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
@@ -111,11 +111,11 @@ enum { EXIT_NOT_REACHED = 3, EXIT_CRASHED = 42, EXIT_STUCK = 43 };
 
 enum work {
 	W_SET, W_DEL, W_READ, W_LOAD, W_STEAL, W_CARVE, W_EVICT, W_ORPHAN,
-	W_MOVE,
+	W_MOVE, W_INDEX,
 };
 static const char *const work_names[] = {
 	"set", "delete", "L2 read", "load", "steal", "new class",
-	"full arena", "orphan hunt", "page move",
+	"full arena", "orphan hunt", "page move", "full index",
 };
 
 /* What kind of wrong answer, for the summary. */
@@ -178,6 +178,8 @@ work_of(int p)
 		return W_MOVE;
 	case MLC__P_EVICT_UNLINKED:
 		return W_EVICT;
+	case MLC__P_MOVE_LINKED:
+		return W_INDEX;
 	case MLC__P_ORPHAN_PROVEN:
 		return W_ORPHAN;
 	case MLC__P_FLIGHT_STOLEN:
@@ -200,6 +202,7 @@ in_lock(int p)
 	switch (p) {
 	case MLC__P_PUT_CLAIMED:
 	case MLC__P_PUT_LINKED:
+	case MLC__P_MOVE_LINKED:
 	case MLC__P_DEL_UNLINKED:
 	case MLC__P_FREE_LOCKED:
 	case MLC__P_ALLOC_POPPED:
@@ -778,6 +781,13 @@ a_main(void)
 		for (uint32_t n = 0; n < 400 && hk_seen < hk_nth; n++)
 			set_filler(c, 'a', n, FILLER_LEN);
 		break;
+	case W_INDEX:
+		/* Small new keys into an index of 112 slots (setup_arena):
+		 * once both buckets of one are full, an entry moves to its
+		 * other bucket to make room (table.c: index_move). */
+		for (uint32_t n = 0; n < 400 && hk_seen < hk_nth; n++)
+			set_filler(c, 'i', n, 16);	/* cv_make()'s least */
+		break;
 	}
 	stats_add(c);
 	return hk_seen >= hk_nth ? 0 : EXIT_NOT_REACHED;
@@ -1272,7 +1282,11 @@ static void
 stop_phase(struct result *r, pid_t a_pid, pid_t h0_pid)
 {
 	bool reader = kc->xop == X_GET_PAUSED || kc->xop == X_GET_OTHER;
-	bool noblock = reader || kc->xop == X_PURGE || kc->xop == X_LOG_LAP;
+	/* A log lap avoids the paused key's stripes; in the full-index
+	 * workload A holds a filler's and those of the bucket its moved
+	 * entry goes to, which it cannot know. */
+	bool noblock = reader || kc->xop == X_PURGE ||
+		       (kc->xop == X_LOG_LAP && kc->work != W_INDEX);
 	bool may_block = !noblock && in_lock(kc->point);
 	long bound = reader ? READ_MS : kc->xop == X_FLIGHT_STEAL ? FLIGHT_MS :
 		     WRITE_MS;
@@ -1425,6 +1439,8 @@ setup_arena(struct result *r)
 	int rc;
 
 	o.flags = MLC_ARENA_ANON | MLC_ARENA_CREATE;
+	if (kc->work == W_INDEX)
+		o.max_items = 64;	/* 16 buckets */
 	o.bytes = 1 << 20;
 	o.page_size = 64 << 10;
 	o.log_cells = LOG_CELLS;

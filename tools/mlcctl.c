@@ -882,6 +882,8 @@ static const struct field arena_fields[] = {
 	   "Expired entries reclaimed."),
 	AF(index_evictions, K_COUNTER, "index_evictions_total", "Entries "
 	   "evicted because both candidate buckets were full."),
+	AF(index_moves, K_COUNTER, "index_moves_total", "Entries moved to "
+	   "their other bucket to make room for a new key."),
 	AF(page_moves, K_COUNTER, "page_moves_total", "Pages moved between "
 	   "size classes."),
 	AF(orphans_reclaimed, K_COUNTER, "orphans_reclaimed_total", "Chunks "
