@@ -84,6 +84,7 @@ typedef struct {
     struct mlc_arena      *arena;       /* opened in the master */
     dev_t                  dev;         /* the file at the name when */
     ino_t                  ino;         /* the master attached it */
+    uint64_t               mapped;      /* and its size then */
     ngx_array_t            locs;        /* ngx_http_mlc_loc_conf_t * */
     ngx_array_t            handles;     /* this worker's, by namespace */
 } ngx_http_mlc_main_conf_t;
@@ -577,6 +578,7 @@ ngx_http_mlc_postconf(ngx_conf_t *cf)
     if (mlc_arena_info(mcf->arena, &ai) != 0) {
         ai.bytes = 0;
     }
+    mcf->mapped = ai.bytes;
     if (ai.bytes != mcf->bytes) {
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                       "mlc_arena \"%V\": the arena exists with %uL bytes, "
@@ -673,13 +675,15 @@ ngx_http_mlc_handle(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf,
 
 /* Is the file at the name, if it is still ours, as big as our mapping?
  * stat() needs no permission on the file: workers may run as another
- * user than the master that created it. */
+ * user than the master that created it.  Nothing here may read the
+ * mapping: past a truncated file's end that is a SIGBUS (mlc_arena_info
+ * reads the log's head), so the size compared is the one the master
+ * recorded when it attached. */
 static ngx_int_t
 ngx_http_mlc_size_check(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf)
 {
-    struct mlc_arena_info  info = MLC_ARENA_INFO_INIT;
-    struct stat            st;
-    char                   path[256];
+    struct stat  st;
+    char         path[256];
 
     ngx_http_mlc_shm_path(mcf, path, sizeof(path));
     if (stat(path, &st) != 0 || st.st_dev != mcf->dev
@@ -688,9 +692,7 @@ ngx_http_mlc_size_check(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf)
         return NGX_OK;          /* unlinked or replaced: ours is whole */
     }
 
-    if (mlc_arena_info(mcf->arena, &info) != 0
-        || (uint64_t) st.st_size == info.bytes)
-    {
+    if (mcf->mapped == 0 || (uint64_t) st.st_size == mcf->mapped) {
         return NGX_OK;
     }
 
@@ -700,7 +702,7 @@ ngx_http_mlc_size_check(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf)
                   "worker touching the lost pages dies of SIGBUS; not "
                   "starting this worker (restart nginx: a new arena is "
                   "made if the name is removed first)", &mcf->name, path,
-                  st.st_size, (unsigned long long) info.bytes);
+                  st.st_size, (unsigned long long) mcf->mapped);
     return NGX_ERROR;
 }
 
