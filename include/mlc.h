@@ -338,9 +338,15 @@ struct mlc_check_report {
  * item's hash that is not its key's under the seed, the namespace count,
  * the page pool list against the pool count.  Statistics counters (sets,
  * evictions, ...) and the lock words cannot be checked.
- * Takes no lock: on an arena in use, a write in progress can show as a
- * passing oddity (an odd version), and a slot read while it changes can
- * be reported once.  A file truncated during the walk still raises SIGBUS.
+ * Takes no lock, and takes no write on an arena in use for damage: each
+ * bucket is read between two equal bucket versions (as a reader reads
+ * it), a chunk seen in two slots counts only if neither bucket changed
+ * since, and the page and pool counts are tallied again while a page move
+ * in progress makes them disagree.  A write in progress shows as an odd
+ * version, which is not a problem.  Under constant evictions and page
+ * moves a problem can still, rarely, be a move caught half-way: damage
+ * stays when checked again.  A file truncated during the walk still
+ * raises SIGBUS.
  * @return 0 (consistent), MLC_ECORRUPT (see the report), -EINVAL.
  * @since 0.1
  */

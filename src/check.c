@@ -37,14 +37,33 @@ mlc_arena_namespace(struct mlc_arena *a, uint32_t i, char *name, size_t cap)
 	return -ENOENT;
 }
 
+/* A linked offset, and the bucket version it was read under. */
+struct linked {
+	uint64_t off;
+	uint32_t b, v;
+};
+
 struct checker {
 	struct mlc_arena *a;
 	struct mlc_check_report r;
-	uint64_t *offs;		/* every linked offset (NULL: no memory) */
+	struct linked *offs;	/* every linked offset (NULL: no memory) */
 	size_t noffs;
 	uint64_t max_version;	/* highest version of a linked item */
 	uint64_t max_version_at; /* its bucket */
 };
+
+/* What one bucket showed, kept until its version proves the read whole. */
+struct bucket_view {
+	uint32_t used, bad_slots, bad_hash, noffs;
+	const char *what;	/* the bucket's first problem */
+	uint64_t offs[MLC__SLOTS];
+	uint64_t max_version;
+};
+
+/* Reads of a bucket, or of the pool list, before taking what is seen on
+ * an arena in use as it is (a writer stopped mid-way: no lock can wait
+ * for it). */
+#define CHECK_TRIES 64
 
 MLC_COLD static void
 problem(struct checker *ck, const char *what, uint64_t where)
@@ -74,25 +93,40 @@ chunk_sound(const struct mlc_arena *a, uint64_t off,
 static int
 off_cmp(const void *x, const void *y)
 {
-	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+	const struct linked *a = x, *b = y;
 
-	return a < b ? -1 : a > b;
+	if (a->off != b->off)
+		return a->off < b->off ? -1 : 1;
+	return a->b < b->b ? -1 : a->b > b->b;
 }
 
 /* Two slots on one chunk: the mark of a chunk given to a second key while
- * the first still had it. */
+ * the first still had it.  On an arena in use, a chunk freed after its
+ * slot was read and reused by a key in a later bucket is seen twice too:
+ * it counts only if neither bucket changed since.  Re-read in the order
+ * walked, unchanged versions mean both slots held the chunk at once (the
+ * first from its read until its re-read, the second from its read, which
+ * came between, until its own). */
 static void
 check_shared_chunks(struct checker *ck)
 {
+	const struct mlc_arena *a = ck->a;
+
 	if (ck->offs == NULL)
 		return;
 	qsort(ck->offs, ck->noffs, sizeof(*ck->offs), off_cmp);
 	for (size_t i = 1; i < ck->noffs; i++) {
-		if (ck->offs[i] == ck->offs[i - 1]) {
-			ck->r.bad_slots++;
-			problem(ck, "two slots point at one chunk",
-				ck->offs[i]);
-		}
+		const struct linked *x = &ck->offs[i - 1], *y = &ck->offs[i];
+
+		if (x->off != y->off)
+			continue;
+		if (ck_pr_load_32((uint32_t *)&a->table[x->b].bk_version) !=
+			    x->v ||
+		    ck_pr_load_32((uint32_t *)&a->table[y->b].bk_version) !=
+			    y->v)
+			continue;
+		ck->r.bad_slots++;
+		problem(ck, "two slots point at one chunk", y->off);
 	}
 }
 
@@ -113,79 +147,119 @@ bucket_of(const struct mlc_arena *a, const struct mlc__item *it, uint32_t b,
  * version was taken from ah_version, and its hash was made with the seed
  * (a mismatch means the seed changed: every lookup then misses). */
 static void
-item_fields(struct checker *ck, const struct mlc__item *it, uint32_t room,
-	    uint32_t b)
+item_fields(const struct mlc_arena *a, struct bucket_view *bv,
+	    const struct mlc__item *it, uint32_t room)
 {
-	const struct mlc_arena *a = ck->a;
 	uint64_t ver = ck_pr_load_64((uint64_t *)&it->it_version);
 
-	if (ver > ck->max_version) {
-		ck->max_version = ver;
-		ck->max_version_at = b;
-	}
+	if (ver > bv->max_version)
+		bv->max_version = ver;
 	if (it->it_klen == 0 || (uint64_t)MLC__ITEM_HDR + it->it_klen > room)
 		return;
 	if (mlc__hash(a->seed, it->it_ns, (const char *)it + MLC__ITEM_HDR,
-		      it->it_klen) != it->it_hash) {
-		ck->r.bad_header++;
-		problem(ck, "an item's hash is not its key's under the "
-			    "arena's seed (seed changed?)", b);
+		      it->it_klen) != it->it_hash)
+		bv->bad_hash++;
+}
+
+/* Read bucket @p b's slots and the items they point at into @p bv. */
+static void
+bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
+{
+	const struct mlc__bucket *bk = &a->table[b];
+
+	memset(bv, 0, sizeof(*bv));
+	for (int s = 0; s < MLC__SLOTS; s++) {
+		uint64_t w = ck_pr_load_64((uint64_t *)&bk->bk_slot[s]);
+		struct mlc__item *it;
+		uint32_t room;
+
+		if (w == 0)
+			continue;
+		bv->used++;
+		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+		if (it == NULL) {
+			if (bv->bad_slots++ == 0)
+				bv->what = "slot points outside the pages";
+			continue;
+		}
+		bv->offs[bv->noffs++] = MLC__SLOT_OFF(w);
+		if (MLC__ST_STATE(it->it_state) != MLC__LIVE ||
+		    !chunk_sound(a, MLC__SLOT_OFF(w), it) ||
+		    (uint64_t)MLC__ITEM_HDR + it->it_klen + it->it_vlen >
+			    room ||
+		    it->it_ns >= a->max_ns ||
+		    (uint16_t)((it->it_hash >> 48) | 1) != MLC__SLOT_TAG(w) ||
+		    !bucket_of(a, it, b, MLC__SLOT_TAG(w))) {
+			if (bv->bad_slots++ == 0)
+				bv->what = "slot points at an item that does "
+					   "not belong there";
+			continue;
+		}
+		item_fields(a, bv, it, room);
 	}
 }
 
+/* Each bucket as readers see it: read between two equal, even versions
+ * (a writer changes a slot, or frees what one points at, only inside an
+ * odd one), so what a concurrent write does is not taken for damage. */
 static void
 check_index(struct checker *ck)
 {
 	struct mlc_arena *a = ck->a;
+	struct bucket_view bv;
 
 	for (uint32_t b = 0; b <= a->bucket_mask; b++) {
 		const struct mlc__bucket *bk = &a->table[b];
+		uint32_t v0 = 0;
 
 		ck->r.buckets++;
-		if (ck_pr_load_32((uint32_t *)&bk->bk_version) & 1)
-			ck->r.odd_versions++;	/* a write in progress */
-		for (int s = 0; s < MLC__SLOTS; s++) {
-			uint64_t w = ck_pr_load_64((uint64_t *)&bk->bk_slot[s]);
-			struct mlc__item *it;
-			uint32_t room;
-
-			if (w == 0)
-				continue;
-			ck->r.slots_used++;
-			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
-			if (it == NULL) {
-				ck->r.bad_slots++;
-				problem(ck, "slot points outside the pages", b);
-				continue;
-			}
-			if (ck->offs != NULL)
-				ck->offs[ck->noffs++] = MLC__SLOT_OFF(w);
-			if (MLC__ST_STATE(it->it_state) != MLC__LIVE ||
-			    !chunk_sound(a, MLC__SLOT_OFF(w), it) ||
-			    (uint64_t)MLC__ITEM_HDR + it->it_klen + it->it_vlen >
-				    room ||
-			    it->it_ns >= a->max_ns ||
-			    (uint16_t)((it->it_hash >> 48) | 1) !=
-				    MLC__SLOT_TAG(w) ||
-			    !bucket_of(a, it, b, MLC__SLOT_TAG(w))) {
-				ck->r.bad_slots++;
-				problem(ck, "slot points at an item that does "
-					    "not belong there", b);
-				continue;
-			}
-			item_fields(ck, it, room, b);
+		for (int t = 0; t < CHECK_TRIES; t++) {
+			v0 = ck_pr_load_32((uint32_t *)&bk->bk_version);
+			ck_pr_fence_load();
+			bucket_read(a, b, &bv);
+			ck_pr_fence_load();
+			if (!(v0 & 1) &&
+			    ck_pr_load_32((uint32_t *)&bk->bk_version) == v0)
+				break;
 		}
+		if (v0 & 1)
+			ck->r.odd_versions++;	/* a write in progress */
+		ck->r.slots_used += bv.used;
+		if (bv.bad_slots) {
+			ck->r.bad_slots += bv.bad_slots;
+			for (uint32_t i = 0; i < bv.bad_slots; i++)
+				problem(ck, bv.what, b);
+		}
+		if (bv.bad_hash) {
+			ck->r.bad_header += bv.bad_hash;
+			for (uint32_t i = 0; i < bv.bad_hash; i++)
+				problem(ck, "an item's hash is not its key's "
+					    "under the arena's seed (seed "
+					    "changed?)", b);
+		}
+		if (bv.max_version > ck->max_version) {
+			ck->max_version = bv.max_version;
+			ck->max_version_at = b;
+		}
+		for (uint32_t i = 0; ck->offs != NULL && i < bv.noffs; i++)
+			ck->offs[ck->noffs++] = (struct linked){
+				bv.offs[i], b, v0 };
 	}
 }
 
-static void
-check_pages(struct checker *ck)
+/* One tally of the pages: true when the class and pool counts agree
+ * with the page descriptors.  Unknown classes are problems at once. */
+static bool
+pages_tally(struct checker *ck, bool report)
 {
 	struct mlc_arena *a = ck->a;
-	uint64_t per_class[MLC__NCLASSES_MAX] = { 0 };
+	uint32_t per_class[MLC__NCLASSES_MAX] = { 0 };
+	bool agree = true;
 
+	ck->r.pages = ck->r.pages_free = ck->r.bad_pages = 0;
+	ck->r.chunks_live = ck->r.chunks_alloc = ck->r.chunks_free = 0;
 	for (uint32_t p = 0; p < a->npages; p++) {
-		uint32_t ci = a->pages[p].pg_class;
+		uint32_t ci = ck_pr_load_32(&a->pages[p].pg_class);
 		uint32_t size;
 
 		ck->r.pages++;
@@ -195,7 +269,9 @@ check_pages(struct checker *ck)
 		}
 		if (ci > a->nclasses) {
 			ck->r.bad_pages++;
-			problem(ck, "page of an unknown size class", p);
+			agree = false;
+			if (report)
+				problem(ck, "page of an unknown size class", p);
 			continue;
 		}
 		per_class[ci - 1]++;
@@ -220,14 +296,34 @@ check_pages(struct checker *ck)
 	}
 	for (uint32_t ci = 0; ci < a->nclasses; ci++) {
 		if (per_class[ci] != ck_pr_load_32(&a->classes[ci].cl_pages)) {
-			ck->r.bad_pages++;
-			problem(ck, "class page count differs from its pages",
-				ci);
+			agree = false;
+			if (report) {
+				ck->r.bad_pages++;
+				problem(ck, "class page count differs from "
+					    "its pages", ci);
+			}
 		}
 	}
-	if (ck->r.pages_free != ck_pr_load_32(&a->hdr->ah_pool_free))
-		problem(ck, "pool count differs from its pages",
-			ck->r.pages_free);
+	if (ck->r.pages_free != ck_pr_load_32(&a->hdr->ah_pool_free)) {
+		agree = false;
+		if (report)
+			problem(ck, "pool count differs from its pages",
+				ck->r.pages_free);
+	}
+	return agree;
+}
+
+/* Pages move between classes and the pool under locks a read-only check
+ * cannot take: on an arena in use a tally can catch a move half-way.
+ * Counts that never agree in CHECK_TRIES tallies are a problem; damage
+ * stays, a move in progress does not. */
+static void
+check_pages(struct checker *ck)
+{
+	for (int t = 0; t < CHECK_TRIES - 1; t++)
+		if (pages_tally(ck, false))
+			return;
+	(void)pages_tally(ck, true);
 }
 
 /* The header against the file and the data.  False when the rest must
@@ -268,22 +364,34 @@ check_live(struct checker *ck)
 {
 	struct mlc_arena *a = ck->a;
 	const struct mlc__hdr *h = a->hdr;
-	uint64_t version = ck_pr_load_64((uint64_t *)&h->ah_version);
-	uint32_t used = 0, p, n = 0;
+	uint64_t version, fence = 0;
+	uint32_t used = 0, p, n = 0, fence_at = 0;
 
+	for (uint32_t s = 0; s <= a->stripe_mask; s++) {
+		uint64_t f = ck_pr_load_64(&a->stripes[s].lk_aux);
+
+		if (f > fence) {
+			fence = f;
+			fence_at = s;
+		}
+	}
+	/* The counter after every version and fence it bounds: it only
+	 * grows, and each of them was taken from it before it was stored,
+	 * so on a live arena a write between the reads cannot put one
+	 * above it (read first, the counter lagged a concurrent delete's
+	 * fence, and mlcctl check called a sound arena corrupt). */
+	ck_pr_fence_load();
+	version = ck_pr_load_64((uint64_t *)&h->ah_version);
 	if (version == 0 || ck->max_version > version) {
 		ck->r.bad_header++;
 		problem(ck, "an item's version is above the arena's version "
 			    "counter (at right: its bucket)",
 			ck->max_version_at);
 	}
-	for (uint32_t s = 0; s <= a->stripe_mask; s++) {
-		if (ck_pr_load_64(&a->stripes[s].lk_aux) > version) {
-			ck->r.bad_header++;
-			problem(ck, "a stripe's fence is above the arena's "
-				    "version counter", s);
-			break;
-		}
+	if (fence > version) {
+		ck->r.bad_header++;
+		problem(ck, "a stripe's fence is above the arena's version "
+			    "counter", fence_at);
 	}
 	for (uint32_t i = 1; i < a->max_ns; i++)
 		used += ck_pr_load_32(&a->ns[i].ns_used) != 0;
@@ -292,14 +400,21 @@ check_live(struct checker *ck)
 		problem(ck, "the namespace count differs from the table", used);
 	}
 	/* The pool list: pages of no class, as many as ah_pool_free, and
-	 * no cycle (at most npages steps). */
-	for (p = ck_pr_load_32((uint32_t *)&h->ah_pool_head);
-	     p != 0 && n <= a->npages; n++) {
-		if (p > a->npages || ck_pr_load_32(&a->pages[p - 1].pg_class)) {
-			n = UINT32_MAX;
-			break;
+	 * no cycle (at most npages steps); walked again while it does not
+	 * add up, as it changes under the pool lock (see check_pages()). */
+	for (int t = 0; t < CHECK_TRIES; t++) {
+		n = 0;
+		for (p = ck_pr_load_32((uint32_t *)&h->ah_pool_head);
+		     p != 0 && n <= a->npages; n++) {
+			if (p > a->npages ||
+			    ck_pr_load_32(&a->pages[p - 1].pg_class)) {
+				n = UINT32_MAX;
+				break;
+			}
+			p = ck_pr_load_32(&a->pages[p - 1].pg_next);
 		}
-		p = ck_pr_load_32(&a->pages[p - 1].pg_next);
+		if (n == ck_pr_load_32((uint32_t *)&h->ah_pool_free))
+			break;
 	}
 	if (n != ck_pr_load_32((uint32_t *)&h->ah_pool_free)) {
 		ck->r.bad_header++;

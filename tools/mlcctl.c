@@ -190,7 +190,9 @@ static const struct command commands[] = {
 	  "reboot.  Exit 0 when consistent, 1 when problems were\n"
 	  "found, 2 when the arena cannot be attached.  On an arena in use,\n"
 	  "a write in progress shows as an odd bucket version, which is not\n"
-	  "a problem.\n" },
+	  "a problem, and concurrent writes are not reported; under constant\n"
+	  "evictions a page move caught half-way rarely can be: damage is\n"
+	  "still there when checked again.\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
