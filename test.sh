@@ -13,7 +13,10 @@
 #       (skipped without nginx and its Lua module)
 #   5d. examples/: the nginx module in Debian's nginx and mlc-server, 4
 #       workers each, end to end with curl and a 3 s wrk run (the nginx
-#       part skipped without nginx-dev)
+#       part skipped without nginx-dev); then examples/test-storm.sh:
+#       60 SIGKILLs of nginx workers under load with every answer checked
+#       against SQLite, and the arena truncated under nginx (~70 s;
+#       MLC_STORM_KILLS=300 for a longer storm)
 #   6. install into a temporary prefix, build a consumer with pkg-config
 # MLC_TEST_QUICK=1 runs step 1 and 2 only.
 set -euo pipefail
@@ -67,6 +70,8 @@ if [ $rc = 77 ]; then echo "(skipped)"; elif [ $rc != 0 ]; then exit $rc; fi
 
 step "nginx module and pre-forked server, end to end"
 examples/test-e2e.sh --build b-main --wrk 3
+rc=0; examples/test-storm.sh --build b-main || rc=$?
+if [ $rc = 77 ]; then echo "(skipped)"; elif [ $rc != 0 ]; then exit $rc; fi
 
 step "install and consume with pkg-config"
 tests/test-install.sh
