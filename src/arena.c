@@ -1301,6 +1301,21 @@ mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx)
 	return -ENOENT;
 }
 
+/* The namespace lock's repair: an opener that died holding it may have
+ * marked its entry used (the entry is whole by then) and not counted it
+ * yet, which left ah_ns_count one short (check reported it).  Count the
+ * table again. */
+static void
+ns_recount(struct mlc_arena *a, void *ctx)
+{
+	uint32_t used = 0;
+
+	(void)ctx;
+	for (uint32_t i = 1; i < a->max_ns; i++)
+		used += ck_pr_load_32(&a->ns[i].ns_used) != 0;
+	ck_pr_store_32(&a->hdr->ah_ns_count, used);
+}
+
 /* Find or add the namespace @p name.  Entries are never removed, so an
  * index stays valid for the arena's life. */
 int
@@ -1312,7 +1327,7 @@ mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx)
 
 	if (len == 0 || len > MLC_NAME_MAX)
 		return -EINVAL;
-	rc = mlc__lock_take(a, &a->hdr->ah_ns_lock, NULL, NULL);
+	rc = mlc__lock_take(a, &a->hdr->ah_ns_lock, ns_recount, NULL);
 	if (rc < 0)
 		return rc;
 	for (uint32_t i = 0; i < a->max_ns; i++) {
