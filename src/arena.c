@@ -32,6 +32,7 @@
 
 #include "hash.h"
 #include "mlc-int.h"
+#include "pause.h"
 
 #define SHM_DIR "/dev/shm/"
 #define DEFAULT_BYTES (UINT64_C(64) << 20)
@@ -369,6 +370,28 @@ dir_path(char *dst, size_t cap, const char *path)
 		snprintf(dst, cap, "%.*s", (int)(slash - path) + 1, path);
 }
 
+/* 64 bits no other user can predict, for a temporary file's name (the
+ * test build can script them: pause.h). */
+static uint64_t
+tmp_bits(void)
+{
+	static uint64_t counter;
+	uint64_t r;
+
+#ifdef MLC_PAUSE_POINTS
+	if (mlc__test_tmp_bits != NULL)
+		return mlc__test_tmp_bits();
+#endif
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = XXH3_64bits_withSeed(&ts, sizeof(ts),
+					 ck_pr_faa_64(&counter, 1));
+	}
+	return r;
+}
+
 /* A named temporary file beside @p path (same directory, so link()
  * works), for filesystems without O_TMPFILE.  The random part keeps
  * another user from planting files at the names we would try. */
@@ -377,18 +400,23 @@ tmp_path(char *dst, size_t cap, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
-	static uint64_t counter;
-	uint64_t r;
 
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		r = XXH3_64bits_withSeed(&ts, sizeof(ts),
-					 ck_pr_faa_64(&counter, 1));
-	}
 	snprintf(dst, cap, "%.*s.mlc-tmp.%s.%ld.%llu", (int)dirlen, path,
-		 path + dirlen, (long)getpid(), (unsigned long long)r);
+		 path + dirlen, (long)getpid(), (unsigned long long)tmp_bits());
+}
+
+/* An unnamed file in directory @p dir (the test build can act as a
+ * filesystem without O_TMPFILE: pause.h). */
+static int
+tmpfile_open(const char *dir, mode_t mode)
+{
+#ifdef MLC_PAUSE_POINTS
+	if (mlc__test_no_tmpfile) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+#endif
+	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 }
 
 /* ---- creation ----------------------------------------------------- */
@@ -531,7 +559,7 @@ tmp_open(const char *path, mode_t mode, char *tmp, size_t cap)
 	int fd;
 
 	dir_path(tmp, cap, path);
-	fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	fd = tmpfile_open(tmp, mode);
 	if (fd >= 0) {
 		tmp[0] = '\0';
 		return fd;

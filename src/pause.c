@@ -19,6 +19,8 @@
 void (*mlc__pause_hook)(enum mlc__pause_point p, void *arg);
 void *mlc__pause_arg;
 unsigned long mlc__pause_hits[MLC__P_COUNT];
+int mlc__test_no_tmpfile;
+uint64_t (*mlc__test_tmp_bits)(void);
 
 static const char *const names[] = {
 #define MLC__PAUSE_NAME(name) #name,

@@ -63,6 +63,11 @@ const char *mlc__pause_name(enum mlc__pause_point p);
 /* Times each point was passed in this process (tests read it). */
 extern unsigned long mlc__pause_hits[MLC__P_COUNT];
 #define MLC_PAUSE(name) mlc__pause(MLC__P_##name)
+/* Switches for paths a test cannot otherwise reach (arena.c): creation
+ * as on a filesystem without O_TMPFILE, and the random part of the names
+ * it then tries (NULL: getrandom()). */
+extern int mlc__test_no_tmpfile;
+extern uint64_t (*mlc__test_tmp_bits)(void);
 #else
 #define MLC_PAUSE(name) ((void)0)
 #endif

@@ -27,6 +27,7 @@
 
 #include "common.h"
 #include "mlc-int.h"
+#include "pause.h"
 
 #define SHM_DIR "/dev/shm/"
 
@@ -283,6 +284,250 @@ test_creation_leaves_nothing(void **state)
 	closedir(d);
 	assert_int_equal(left, 0);
 	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* ---- creation without O_TMPFILE ------------------------------------ */
+
+/* Where the filesystem has no O_TMPFILE, the arena is built in a named
+ * file ".mlc-tmp.NAME.PID.<64 random bits>" (src/arena.c tmp_open).
+ * tmpfs has O_TMPFILE, so the test build's switch takes that path. */
+
+static uint64_t bits_seq[8];
+static int bits_n, bits_calls;
+
+static uint64_t
+scripted_bits(void)
+{
+	uint64_t r = bits_seq[bits_calls % bits_n];
+
+	bits_calls++;
+	return r;
+}
+
+static int
+tmp_left(const char *name)
+{
+	char prefix[128];
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(SHM_DIR);
+
+	assert_non_null(d);
+	snprintf(prefix, sizeof(prefix), ".mlc-tmp.%s.", name);
+	while ((de = readdir(d)) != NULL)
+		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
+/* A file of another user (nobody, when we are root) with "planted" in
+ * it, at the name creation would try for the random part @p bits. */
+static void
+plant(char *path, size_t cap, const char *name, uint64_t bits)
+{
+	int fd;
+
+	snprintf(path, cap, SHM_DIR ".mlc-tmp.%s.%ld.%llu", name,
+		 (long)getpid(), (unsigned long long)bits);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "planted", 7), 7);
+	if (geteuid() == 0)
+		assert_int_equal(fchown(fd, 65534, 65534), 0);
+	close(fd);
+}
+
+static void
+assert_planted(const char *path)
+{
+	char buf[16] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 7);
+	close(fd);
+	assert_string_equal(buf, "planted");
+}
+
+/* Made, used, attached again, mode 0600, and nothing left beside it. */
+static void
+assert_created(const char *name, struct mlc_arena *a)
+{
+	struct mlc_arena *b = NULL;
+	struct mlc_cache *c, *d;
+	struct mlc_value v = { 0 };
+	struct stat st;
+	char path[128];
+
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(tmp_left(name), 0);
+	c = t_cache(a, "ns", NULL);
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	assert_int_equal(open_arena(&b, name, 0), 0);
+	d = t_cache(b, "ns", NULL);
+	assert_int_equal(mlc_get(d, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.len, 1);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_cache_close(d), 0);
+	assert_int_equal(mlc_arena_close(b), 0);
+	assert_int_equal(mlc_cache_close(c), 0);
+}
+
+static void
+test_no_tmpfile_creation(void **state)
+{
+	struct mlc_arena *a = NULL;
+	char name[64];
+
+	(void)state;
+	t_name(name, sizeof(name));
+	mlc__test_no_tmpfile = 1;
+	bits_seq[0] = 0x0123456789abcdefu;
+	bits_n = 1;
+	bits_calls = 0;
+	mlc__test_tmp_bits = scripted_bits;
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	mlc__test_tmp_bits = NULL;
+	mlc__test_no_tmpfile = 0;
+	assert_int_equal(bits_calls, 1);	/* the named path was taken */
+	assert_created(name, a);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* Files planted at the names it tries (another user's, and a symlink to
+ * a file of ours) are passed over, and left as they were; the 0.1 names
+ * (".0" ... ".7") are planted too. */
+static void
+test_no_tmpfile_planted(void **state)
+{
+	struct mlc_arena *a = NULL;
+	char name[64], planted[12][160], victim[160];
+	int n = 0;
+
+	(void)state;
+	t_name(name, sizeof(name));
+	for (int i = 0; i < 8; i++, n++)
+		plant(planted[n], sizeof(planted[n]), name, (uint64_t)i);
+	plant(planted[n], sizeof(planted[n]), name, 1001);
+	n++;
+	plant(planted[n], sizeof(planted[n]), name, 1002);
+	n++;
+	/* a symlink at the third name, to a file that must stay as it is */
+	snprintf(victim, sizeof(victim), SHM_DIR "%s.victim", name);
+	plant(planted[n], sizeof(planted[n]), name, 1003);
+	assert_int_equal(rename(planted[n], victim), 0);
+	snprintf(planted[n], sizeof(planted[n]), SHM_DIR ".mlc-tmp.%s.%ld.%d",
+		 name, (long)getpid(), 1003);
+	assert_int_equal(symlink(victim, planted[n]), 0);
+	n++;
+
+	mlc__test_no_tmpfile = 1;
+	bits_seq[0] = 1001;
+	bits_seq[1] = 1002;
+	bits_seq[2] = 1003;
+	bits_seq[3] = 1004;		/* free */
+	bits_n = 4;
+	bits_calls = 0;
+	mlc__test_tmp_bits = scripted_bits;
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	mlc__test_tmp_bits = NULL;
+	mlc__test_no_tmpfile = 0;
+	assert_int_equal(bits_calls, 4);
+	for (int i = 0; i < n - 1; i++)
+		assert_planted(planted[i]);
+	assert_planted(victim);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(unlink(planted[i]), 0);
+	assert_int_equal(unlink(victim), 0);
+	assert_created(name, a);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* Every name it tries taken (only a broken random source could let
+ * another user do that): -EBUSY, no arena, the files left alone. */
+static void
+test_no_tmpfile_all_taken(void **state)
+{
+	struct mlc_arena *a = SENTINEL;
+	char name[64], planted[160], path[128];
+
+	(void)state;
+	t_name(name, sizeof(name));
+	plant(planted, sizeof(planted), name, 42);
+	mlc__test_no_tmpfile = 1;
+	bits_seq[0] = 42;
+	bits_n = 1;
+	bits_calls = 0;
+	mlc__test_tmp_bits = scripted_bits;
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE), -EBUSY);
+	mlc__test_tmp_bits = NULL;
+	mlc__test_no_tmpfile = 0;
+	assert_ptr_equal(a, SENTINEL);
+	assert_int_equal(bits_calls, 4);
+	snprintf(path, sizeof(path), SHM_DIR "%s", name);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_planted(planted);
+	assert_int_equal(tmp_left(name), 1);
+	assert_int_equal(unlink(planted), 0);
+}
+
+struct create_arg {
+	const char *name;
+	int fd;			/* where the child writes its arena's inode */
+};
+
+static int
+child_create(void *p)
+{
+	const struct create_arg *ca = p;
+	struct mlc_arena *a = NULL;
+	char path[128];
+	struct stat st;
+
+	mlc__test_no_tmpfile = 1;
+	if (open_arena(&a, ca->name, MLC_ARENA_CREATE) != 0)
+		return 10;
+	snprintf(path, sizeof(path), SHM_DIR "%s", ca->name);
+	if (stat(path, &st) != 0 ||
+	    write(ca->fd, &st.st_ino, sizeof(st.st_ino)) != sizeof(st.st_ino))
+		return 11;
+	mlc_arena_close(a);
+	return 0;
+}
+
+/* Eight creators of one name at once, all without O_TMPFILE: each gets
+ * the arena, one and the same, and no temporary file is left. */
+static void
+test_no_tmpfile_racing_creators(void **state)
+{
+	struct create_arg ca;
+	int pfd[2], pid[8];
+	ino_t ino[8];
+	char name[64];
+
+	(void)state;
+	t_name(name, sizeof(name));
+	assert_int_equal(pipe(pfd), 0);
+	ca = (struct create_arg){ name, pfd[1] };
+	for (int i = 0; i < 8; i++)
+		pid[i] = t_spawn(child_create, &ca);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(t_wait(pid[i]), 0);
+	close(pfd[1]);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(read(pfd[0], &ino[i], sizeof(ino[i])),
+				 sizeof(ino[i]));
+		assert_true(ino[i] == ino[0]);
+	}
+	close(pfd[0]);
+	assert_int_equal(tmp_left(name), 0);
 	assert_int_equal(mlc_arena_unlink(name, 0), 0);
 }
 
@@ -731,6 +976,10 @@ main(void)
 		cmocka_unit_test(test_other_users_file),
 		cmocka_unit_test(test_planted_tmp_files),
 		cmocka_unit_test(test_creation_leaves_nothing),
+		cmocka_unit_test(test_no_tmpfile_creation),
+		cmocka_unit_test(test_no_tmpfile_planted),
+		cmocka_unit_test(test_no_tmpfile_all_taken),
+		cmocka_unit_test(test_no_tmpfile_racing_creators),
 		cmocka_unit_test(test_truncated_while_mapped),
 		cmocka_unit_test(test_every_fixed_byte_flipped),
 		cmocka_unit_test(test_version_counter_zeroed),
