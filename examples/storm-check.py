@@ -20,7 +20,9 @@ that started at S and ended at E must be a version G of that key with
   begin(G) < E                    (no version from the future: "wrong")
 and byte for byte that version's value (else "wrong"); a 404 must match a
 version in that window in which the row did not exist.  Keys that never
-exist must be 404 always.
+exist must be 404 always.  A stale answer to a GET that began within
+MLC__LOG_STUCK_MS (100 ms) of the invalidation's end is counted apart
+("within"), as docs/internals.md ("Bound") allows it.
 
 After the storm (no kills, no changes): every key read from every worker
 must be the last version ("stuck" otherwise), then every key is changed
@@ -310,12 +312,12 @@ class Storm:
         if any(lo <= i <= hi for i in match):
             return None
         if any(i < lo for i in match):
-            # A log cell claimed before the invalidation and never
+            # A log cell claimed before the invalidation and not yet
             # published (its writer killed, or descheduled, between its
-            # claim and its publish) holds other handles' L1 back for up
-            # to MLC__LOG_STUCK_MS after its claim (docs/reliability.md):
-            # so within that much of the invalidation's end, stale is the
-            # documented cost of a crash; later, it is a bug.
+            # claim and its publish) holds other handles' L1 back until
+            # MLC__LOG_STUCK_MS after its claim (docs/internals.md,
+            # "Bound"): so within that much of the invalidation's end,
+            # stale is the documented cost; later, it is a bug.
             after = (t0 - h[lo][3]) * 1000
             kills = [k for k in self.kill_times if k < t0]
             msg = "GET %s at +%.3f s: version %s, but version %d was " \
