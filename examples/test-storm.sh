@@ -116,13 +116,13 @@ trap 'exit 130' INT TERM
 # start_nginx NAME ARENA SIZE: nginx with 4 workers in $work/NAME on a free
 # port; sets PID (master), BASE, LOG (error log), CONF
 start_nginx() {
-	local name=$1 arena=$2 size=$3 dir=$work/$1 port i user=
+	local arena=$2 size=$3 dir=$work/$1 port try i user=
 	mkdir -p "$dir"
 	CONF=$dir/nginx.conf LOG=$dir/error.log PID=
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
 	arenas+=("$arena")
-	for i in 1 2 3 4 5; do
-		port=$(( 20000 + (RANDOM * 7 + $$) % 40000 ))
+	for try in 1 2 3 4 5; do
+		port=$(( 20000 + (RANDOM * 7 + $$ + try) % 40000 ))
 		ss -ltn 2>/dev/null | grep -q ":$port " && continue
 		cat >"$CONF" <<EOF
 load_module $so;
@@ -177,7 +177,7 @@ stop_nginx() {
 	[ ! -e "/dev/shm/$arena" ] || { fail "/dev/shm/$arena left behind"; return 1; }
 }
 
-# wrk_field OUT: max latency in ms, from wrk's "Latency avg stdev max" line
+# wrk_max_ms OUT: max latency in ms, from wrk's "Latency avg stdev max" line
 wrk_max_ms() {
 	awk '$1 == "Latency" && NF >= 4 {
 		v = $4; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
@@ -187,7 +187,7 @@ wrk_max_ms() {
 
 # --- the SIGKILL storm ---------------------------------------------------------
 run_storm() {
-	local arena=mlc-storm-$$ rc=0 wpid= wout= wmax sig9 other
+	local arena=mlc-storm-$$ rc=0 wpid='' cpid wout='' wmax sig9 other
 	echo "=== SIGKILL storm: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $WORKERS workers, $KEYS keys in SQLite, $kills kills"
 	python3 "$root/examples/storm-check.py" --make-db "$work/items.db" --keys $KEYS
 	chmod 644 "$work/items.db"
@@ -202,10 +202,16 @@ run_storm() {
 	else
 		say "wrk not installed: the checking client alone makes the load"
 	fi
+	# in the background, so that a signal to this script runs the trap
+	# at once (bash runs it only after a foreground command ends)
 	python3 "$root/examples/storm-check.py" --base "$BASE" --master "$PID" \
 		--db "$work/items.db" --arena "$arena" --mlcctl "$mlcctl" \
 		--keys $KEYS --kills "$kills" --workers $WORKERS \
-		--lock-timeout-ms $LOCK_MS --seed $$ | tee "$work/storm.out" || rc=$?
+		--lock-timeout-ms $LOCK_MS --seed $$ >"$work/storm.out" 2>&1 &
+	cpid=$!
+	bgpids+=("$cpid")
+	wait "$cpid" || rc=$?
+	cat "$work/storm.out"
 	if [ -n "$wpid" ]; then
 		# the storm is over; wrk ran through it and the checks after it
 		kill -INT "$wpid" 2>/dev/null || true
