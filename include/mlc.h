@@ -289,16 +289,88 @@ struct mlc_arena_info {
 	uint64_t index_moves;	/* entries moved to their other bucket to
 				 * make room for a new key, instead of an
 				 * index eviction (0.2) */
+	uint32_t procs;		/* processes with it attached, as
+				 * mlc_arena_procs() lists them (0.2) */
+	uint32_t arena_handles;	/* their arena handles (0.2) */
+	uint64_t cache_handles;	/* their cache handles (0.2) */
+	uint64_t procs_unlisted; /* times a process found the table of
+				  * attached processes full and went
+				  * unlisted (0.2) */
+	uint64_t procs_pruned;	/* entries of processes that died without
+				 * closing, freed (0.2) */
+	/* append below; never reorder, resize or remove */
 };
 #define MLC_ARENA_INFO_INIT { .size = sizeof(struct mlc_arena_info) }
 
 /**
  * Fill *@p info.  Counters are read without locks; each is exact, the set is
- * not a snapshot.  Thread-safe.
+ * not a snapshot.  procs, arena_handles and cache_handles are
+ * mlc_arena_procs()'s listing summed: they cost a read of /proc/PID/stat
+ * per attached process, and on a writable handle free the entries of
+ * processes proven dead.  Thread-safe.
  * @return 0, or -EINVAL (NULL, or a bad info->size).
  * @since 0.1
  */
 int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
+
+/** A process with the arena attached (mlc_arena_procs()). */
+struct mlc_proc_info {
+	size_t   size;		/* sizeof(struct mlc_proc_info) */
+	uint32_t pid;		/* in its own pid namespace */
+	uint32_t flags;		/* enum mlc_proc_flags */
+	uint64_t start_ticks;	/* its start time in clock ticks after boot
+				 * (field 22 of /proc/PID/stat), which tells
+				 * a reused pid apart; 0: unknown */
+	uint64_t attached_ms;	/* when it first attached: CLOCK_REALTIME
+				 * ms since the epoch, to the second */
+	uint32_t arena_handles;	/* arena handles open in it */
+	uint32_t cache_handles;	/* cache handles open in it */
+	uint32_t pid_ns;	/* its pid namespace: the low 32 bits of the
+				 * inode of /proc/PID/ns/pid; 0: unknown */
+	uint32_t pad0;
+};
+
+enum mlc_proc_flags {
+	MLC_PROC_SELF      = 1 << 0,	/* the calling process */
+	MLC_PROC_UNCHECKED = 1 << 1,	/* its death cannot be proven from
+					 * here (another pid namespace, or
+					 * a start time unknown on either
+					 * side): listed until it closes */
+};
+
+/** Called by mlc_arena_procs() for each process; non-zero stops. */
+typedef int mlc_proc_fn(void *arg, const struct mlc_proc_info *proc);
+
+/**
+ * Call @p fn for each process that has the arena attached: every process
+ * that opened it with mlc_arena_open() (not MLC_ARENA_RDONLY, which
+ * writes nothing: mlcctl's inspecting commands are never listed), and every
+ * child of one after fork() that opened or used a cache handle on an
+ * inherited arena handle, with its open arena and cache handles (a
+ * child's inherited arena handle counts once it is listed).  A process
+ * leaves the list when it closes its last handle, and a process that
+ * dies without closing (SIGKILL, a crash) as soon as its death is
+ * proven: its entry records its pid, start time and pid namespace, and
+ * each listing checks /proc/PID/stat.  Proof needs the pid namespace of
+ * the caller: a process of another one is listed with
+ * MLC_PROC_UNCHECKED.  On a writable handle, the entries of the dead are
+ * freed too (and the freeing is counted in mlc_arena_info's
+ * procs_pruned); a read-only handle only leaves them out.  A process
+ * that exec()s without closing keeps the mapping's entry until it exits.
+ *
+ * The table holds 96 processes.  An attach that finds it full first
+ * frees the entries of the dead; if none can be freed, the process still
+ * attaches and works, unlisted (procs_unlisted counts it), and its
+ * handles are counted when a later mlc_cache_open() finds room.
+ *
+ * Lock-free and without writing when nobody died; @p fn is called after
+ * the table was read, outside any lock, so it may call mlc functions.  An
+ * entry read while its process opens or closes a handle is read again.
+ * Thread-safe; works on an MLC_ARENA_RDONLY handle.
+ * @return 0; what @p fn returned, if not 0; -EINVAL.
+ * @since 0.2
+ */
+int mlc_arena_procs(struct mlc_arena *arena, mlc_proc_fn *fn, void *arg);
 
 /**
  * The name of the @p i-th namespace in use (0-based, in table order) into
@@ -336,8 +408,11 @@ struct mlc_check_report {
  * the checksum of its fixed part, and its live fields against the data:
  * an item's version or a stripe's fence above the version counter, an
  * item's hash that is not its key's under the seed, the namespace count,
- * the page pool list against the pool count.  Statistics counters (sets,
- * evictions, ...) and the lock words cannot be checked.
+ * the page pool list against the pool count, and the table of attached
+ * processes (a free entry is all zero; a used one has a handle and no
+ * twin; whether its process lives is mlc_arena_procs()'s business, not a
+ * fault).  Statistics counters (sets, evictions, ...) and the lock words
+ * cannot be checked.
  * Takes no lock, and takes no write on an arena in use for damage: each
  * bucket is read between two equal bucket versions (as a reader reads
  * it), a chunk seen in two slots counts only if neither bucket changed

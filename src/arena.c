@@ -176,6 +176,8 @@ layout_sig(void)
 		offsetof(struct mlc__class, cl_size),
 		offsetof(struct mlc__class, cl_moves_out), sizeof(void *),
 		MLC_CACHELINE, MLC__SLOTS,
+		sizeof(struct mlc__proc), offsetof(struct mlc__hdr, ah_procs),
+		MLC__PROCS,
 	};
 	uint32_t h = 2166136261u;	/* FNV-1a over the parts */
 
@@ -484,7 +486,8 @@ arena_build(char *base, const struct mlc__hdr *cfg)
 		if ((rc = mlc__lock_init(&stripes[i])) < 0)
 			return rc;
 	if ((rc = mlc__lock_init(&h->ah_pool_lock)) < 0 ||
-	    (rc = mlc__lock_init(&h->ah_ns_lock)) < 0)
+	    (rc = mlc__lock_init(&h->ah_ns_lock)) < 0 ||
+	    (rc = mlc__lock_init(&h->ah_procs_lock)) < 0)
 		return rc;
 	cl = (struct mlc__class *)(void *)(base + h->ah_classes_off);
 	for (uint32_t i = 0; i < h->ah_nclasses; i++) {
@@ -1044,10 +1047,12 @@ mlc_arena_open(struct mlc_arena **arenap, const char *name,
 		return rc;
 	}
 	a->flags = o.flags;
+	a->procs_gen = UINT64_MAX;
 	if ((o.flags & MLC_ARENA_MATCH) && !layout_same(a->hdr, &cfg)) {
 		mlc_arena_close(a);
 		return MLC_EMISMATCH;
 	}
+	mlc__procs_open(a, NULL);	/* list this process (if writable) */
 	*arenap = a;
 	return 0;
 }
@@ -1117,6 +1122,7 @@ mlc_arena_close(struct mlc_arena *arena)
 {
 	if (arena == NULL)
 		return -EINVAL;
+	mlc__procs_close(arena, NULL);
 	mlc__arena_unref(arena);
 	return 0;
 }
@@ -1236,12 +1242,13 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.format = MLC_ARENA_FORMAT;
 	in.created_ms = h->ah_created;
 	in.index_moves = ck_pr_load_64(&h->ah_index_moves);
+	mlc__procs_count(a, &in);
 	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
 	info->size = MLC_MIN(info->size, sizeof(in));
 	return 0;
 }
 
-/* ---- namespaces ---------------------------------------------------- */
+/* ---- size classes -------------------------------------------------- */
 
 MLC_EXPORT int
 mlc_arena_class(struct mlc_arena *a, uint32_t i, struct mlc_class_info *info)
@@ -1278,6 +1285,8 @@ mlc_arena_class(struct mlc_arena *a, uint32_t i, struct mlc_class_info *info)
 	info->size = MLC_MIN(info->size, sizeof(in));
 	return 0;
 }
+
+/* ---- namespaces ---------------------------------------------------- */
 
 MLC_EXPORT int
 mlc_namespace_info(struct mlc_arena *a, const char *ns,

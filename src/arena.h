@@ -5,7 +5,8 @@
  * per-struct prefix so that `grep -n it_state` lists every place that
  * touches a shared field.
  *
- *   offset 0        struct mlc__hdr (header, counters, pool lock)
+ *   offset 0        struct mlc__hdr (header, counters, pool lock, and
+ *                   the table of attached processes: up to 4096 bytes)
  *   stripes_off     nstripes x struct mlc__lock    (index writer locks)
  *   table_off       nbuckets x struct mlc__bucket  (the index)
  *   classes_off     nclasses x struct mlc__class   (size classes)
@@ -27,12 +28,13 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 2			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 3			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 64
 #define MLC__SLOTS 7			/* slot words per bucket */
 #define MLC__HDR_BYTES 4096		/* the header region */
+#define MLC__PROCS 96			/* attached-process entries */
 
 enum mlc__arena_state {
 	MLC__CREATING = 0x43524541,	/* "CREA": being initialised */
@@ -215,6 +217,25 @@ struct mlc__flight_slot {
 #define MLC__FW_MAKE(gen, tag) \
 	(((uint64_t)(gen) << MLC__FW_TAG_BITS) | (uint64_t)(tag))
 
+/* A process with the arena attached (src/procs.c): one entry per process
+ * that opened it writable, found by its identity (pid, start time, pid
+ * namespace: what src/proc.c proves death by), with the handles it has
+ * open.  Entries change only under ah_procs_lock, each change between two
+ * increments of pr_seq (odd while it changes), so lock-free readers, and
+ * read-only mappings, take a copy and check pr_seq did not move.  pr_pid
+ * is 0 in a free entry, whose other fields are 0 too.  A process killed
+ * without closing leaves its entry: nobody counts it once its death is
+ * proven, and writable listers free it. */
+struct mlc__proc {
+	uint32_t pr_seq;	/* odd while the entry changes */
+	uint32_t pr_pid;	/* 0: free */
+	uint32_t pr_ns;		/* pid namespace: low 32 bits of its inode */
+	uint32_t pr_arenas;	/* arena handles counted in it */
+	uint64_t pr_start;	/* start time, clock ticks after boot */
+	uint32_t pr_caches;	/* cache handles counted in it */
+	uint32_t pr_since;	/* CLOCK_REALTIME seconds of its first attach */
+};
+
 /* The header.  The first block (the fixed part, up to ah_check) is written
  * once at creation and never changes after READY; ah_check is a checksum
  * of it, verified at every attach and by mlc_arena_check().  The blocks
@@ -287,6 +308,13 @@ struct mlc__hdr {
 					 * dead: left alone */
 	uint64_t ah_index_moves;	/* entries moved to their other bucket
 					 * (table.c: index_move) */
+
+	/* Live: the attached processes (struct mlc__proc). */
+	struct mlc__lock ah_procs_lock;
+	alignas(MLC_CACHELINE) uint64_t ah_procs_full;	/* attaches that found
+							 * no free entry */
+	uint64_t ah_procs_pruned;	/* entries of dead processes freed */
+	alignas(MLC_CACHELINE) struct mlc__proc ah_procs[MLC__PROCS];
 };
 
 _Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");
@@ -301,6 +329,8 @@ _Static_assert(sizeof(struct mlc__ns) == 64, "namespace entry");
 _Static_assert(sizeof(struct mlc__log_cell) == 32, "log cell");
 _Static_assert(sizeof(struct mlc__ns_stats) == 256, "namespace counters");
 _Static_assert(sizeof(struct mlc__flight_slot) == 64, "flight slot");
+_Static_assert(sizeof(struct mlc__proc) == 32, "process entry");
+_Static_assert(offsetof(struct mlc__hdr, ah_procs) == 1024, "arena ABI moved");
 
 /* The checksum of a header's fixed part (src/arena.c). */
 uint64_t mlc__hdr_check(const struct mlc__hdr *h);

@@ -219,6 +219,7 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 	c->log_head = &arena->log->lg_head;
 	c->auto_update = !(c->o.flags & MLC_CACHE_MANUAL_UPDATE);
 	mlc__arena_ref(arena);
+	mlc__procs_open(arena, &c->procs_gen);
 	*cachep = c;
 	return 0;
 fail:
@@ -233,6 +234,7 @@ mlc_cache_close(struct mlc_cache *c)
 		return -EINVAL;
 	mlc__stats_flush(c, mlc__now_ms());
 	mlc__l1_fini(&c->l1);
+	mlc__procs_close(c->a, &c->procs_gen);
 	mlc__arena_unref(c->a);
 	free(c);
 	return 0;
@@ -254,7 +256,9 @@ mlc_last_error(struct mlc_cache *c)
 }
 
 /* In a child after fork() the L1 is a copy of the parent's at fork time,
- * and the parent's cursor means nothing here: start over at the head. */
+ * and the parent's cursor means nothing here: start over at the head.
+ * The handle is the child's now: it (and its arena handle) count among
+ * the child's handles in the table of attached processes. */
 MLC_COLD void
 mlc__handle_forked(struct mlc_cache *c)
 {
@@ -263,6 +267,7 @@ mlc__handle_forked(struct mlc_cache *c)
 	c->log.stuck_since = 0;
 	c->fork_gen = mlc__fork_gen();
 	c->st.forks++;
+	mlc__procs_open(c->a, &c->procs_gen);
 }
 
 MLC_EXPORT uint64_t

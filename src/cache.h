@@ -36,6 +36,9 @@ struct mlc_cache {
 	uint32_t unflushed;		/* calls counted down since the flush */
 	uint64_t flush_at;		/* ms: a flush is due from then on */
 	char err[200];
+	uint64_t procs_gen;		/* fork generation it is counted in
+					 * among the attached processes'
+					 * handles (procs.c); UINT64_MAX: not */
 };
 
 /* What one call works with: the handle's options overlaid with the call's. */

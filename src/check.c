@@ -424,6 +424,54 @@ check_live(struct checker *ck)
 	}
 }
 
+/* Is entry @p i of the attached processes whole: a free entry all zero, a
+ * used one with a handle and no twin?  An entry changing meanwhile (its
+ * sequence odd or moved) passes. */
+static bool
+proc_entry_ok(struct mlc__hdr *h, uint32_t i)
+{
+	struct mlc__proc *p = &h->ah_procs[i];
+	uint32_t seq = ck_pr_load_32(&p->pr_seq);
+	uint32_t pid;
+	bool ok = true;
+
+	if (seq & 1)
+		return true;
+	ck_pr_fence_load();
+	pid = ck_pr_load_32(&p->pr_pid);
+	if (pid == 0)
+		ok = ck_pr_load_32(&p->pr_ns) == 0 &&
+		     ck_pr_load_64(&p->pr_start) == 0 &&
+		     ck_pr_load_32(&p->pr_arenas) == 0 &&
+		     ck_pr_load_32(&p->pr_caches) == 0 &&
+		     ck_pr_load_32(&p->pr_since) == 0;
+	else if (ck_pr_load_32(&p->pr_arenas) == 0 &&
+		 ck_pr_load_32(&p->pr_caches) == 0)
+		ok = false;
+	for (uint32_t j = i + 1; ok && pid != 0 && j < MLC__PROCS; j++)
+		ok = !(ck_pr_load_32(&h->ah_procs[j].pr_pid) == pid &&
+		       ck_pr_load_32(&h->ah_procs[j].pr_ns) ==
+		       ck_pr_load_32(&p->pr_ns) &&
+		       ck_pr_load_64(&h->ah_procs[j].pr_start) ==
+		       ck_pr_load_64(&p->pr_start));
+	ck_pr_fence_load();
+	return ok || ck_pr_load_32(&p->pr_seq) != seq;
+}
+
+static void
+check_procs(struct checker *ck)
+{
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		if (proc_entry_ok(ck->a->hdr, i))
+			continue;
+		ck->r.bad_header++;
+		problem(ck, "an entry of the attached processes is half free, "
+			    "has no handle or has a twin (at right: its index)",
+			i);
+		break;
+	}
+}
+
 MLC_EXPORT int
 mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
 {
@@ -443,6 +491,7 @@ mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
 	free(ck.offs);
 	check_pages(&ck);
 	check_live(&ck);
+	check_procs(&ck);
 out:
 	memcpy(rep, &ck.r, MLC_MIN(rep->size, sizeof(ck.r)));
 	rep->size = MLC_MIN(rep->size, sizeof(ck.r));

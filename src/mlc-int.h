@@ -60,6 +60,10 @@ struct mlc_arena {
 	uint32_t class_size[MLC__NCLASSES_MAX];
 	mlc_event_fn *event_fn;	/* this process's transport hook */
 	void *event_arg;
+	uint64_t procs_gen;	/* the fork generation in which this handle
+				 * is counted in its process's entry of the
+				 * attached processes; UINT64_MAX: none.
+				 * Changed under ah_procs_lock (procs.c) */
 };
 
 /* A key as the index sees it: namespace, bytes, and their hash. */
@@ -139,6 +143,14 @@ int mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx);
 int mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx);
 /* Namespace 0 is mlc's own (single-flight outcome records). */
 #define MLC__NS_INTERNAL 0
+
+/* procs.c: the attached processes.  Counting a cache handle counts its
+ * arena handle first, in a child after fork() too; *cache_gen records
+ * the fork generation a cache handle is counted in (UINT64_MAX: not
+ * counted: read-only, or the table was full). */
+void mlc__procs_open(struct mlc_arena *a, uint64_t *cache_gen);
+void mlc__procs_close(struct mlc_arena *a, uint64_t *cache_gen);
+void mlc__procs_count(struct mlc_arena *a, struct mlc_arena_info *in);
 
 /* table.c */
 void mlc__key_hash(const struct mlc_arena *a, struct mlc__key *k);

@@ -1,0 +1,498 @@
+/*
+ * The attached processes (mlc_arena_procs, mlc_arena_info's procs and
+ * handle counts): real processes open and close handles, one is
+ * SIGKILLed, one exits without closing, children use inherited handles,
+ * and the table fills up.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "mlc-int.h"
+
+#define MAXP 128
+
+struct seen {
+	uint32_t n;
+	struct mlc_proc_info p[MAXP];
+};
+
+static int
+collect(void *arg, const struct mlc_proc_info *p)
+{
+	struct seen *s = arg;
+
+	if (s->n < MAXP)
+		s->p[s->n++] = *p;
+	return 0;
+}
+
+static void
+list(struct mlc_arena *a, struct seen *s)
+{
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(mlc_arena_procs(a, collect, s), 0);
+}
+
+/* The entry of @p pid, or NULL. */
+static const struct mlc_proc_info *
+find(const struct seen *s, pid_t pid)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->p[i].pid == (uint32_t)pid)
+			return &s->p[i];
+	return NULL;
+}
+
+static struct mlc_arena *
+attach(const char *name, uint32_t flags)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+
+	o.flags = flags;
+	assert_int_equal(mlc_arena_open(&a, name, &o), 0);
+	return a;
+}
+
+static void
+info(struct mlc_arena *a, struct mlc_arena_info *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->size = sizeof(*in);
+	assert_int_equal(mlc_arena_info(a, in), 0);
+}
+
+static void
+assert_consistent(struct mlc_arena *a)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+
+	if (mlc_arena_check(a, &r) != 0)
+		fail_msg("check: %s", r.first_problem);
+}
+
+static void
+test_self(void **state)
+{
+	struct mlc_cache *c1, *c2;
+	struct mlc_arena_info in;
+	struct mlc_arena *a, *ro, *a2;
+	const struct mlc_proc_info *p;
+	struct seen s;
+	char name[64];
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	ro = attach(name, MLC_ARENA_RDONLY);	/* never listed */
+	list(ro, &s);
+	assert_int_equal(s.n, 1);
+	p = find(&s, getpid());
+	assert_non_null(p);
+	assert_int_equal(p->size, sizeof(*p));
+	assert_int_equal(p->arena_handles, 1);
+	assert_int_equal(p->cache_handles, 0);
+	assert_true(p->flags & MLC_PROC_SELF);
+	assert_false(p->flags & MLC_PROC_UNCHECKED);
+	assert_true(p->start_ticks > 0);
+	assert_true(p->pid_ns > 0);
+	assert_true(p->attached_ms > 0 && p->attached_ms % 1000 == 0);
+
+	c1 = t_cache(a, "x", NULL);
+	c2 = t_cache(a, "y", NULL);
+	a2 = attach(name, 0);			/* a second arena handle */
+	list(ro, &s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.p[0].arena_handles, 2);
+	assert_int_equal(s.p[0].cache_handles, 2);
+	info(ro, &in);
+	assert_int_equal(in.procs, 1);
+	assert_int_equal(in.arena_handles, 2);
+	assert_int_equal(in.cache_handles, 2);
+	assert_int_equal(in.procs_unlisted, 0);
+	assert_consistent(ro);
+
+	/* The arena handle closed first: its caches keep the entry. */
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_close(a2), 0);
+	list(ro, &s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.p[0].arena_handles, 0);
+	assert_int_equal(s.p[0].cache_handles, 2);
+	assert_int_equal(mlc_cache_close(c1), 0);
+	assert_int_equal(mlc_cache_close(c2), 0);
+	list(ro, &s);
+	assert_int_equal(s.n, 0);
+	info(ro, &in);
+	assert_int_equal(in.procs, 0);
+	assert_int_equal(in.cache_handles, 0);
+	assert_int_equal(in.procs_pruned, 0);
+	assert_consistent(ro);
+	assert_int_equal(mlc_arena_procs(NULL, collect, &s), -EINVAL);
+	assert_int_equal(mlc_arena_procs(ro, NULL, &s), -EINVAL);
+	mlc_arena_close(ro);
+}
+
+/* A child that attaches by name, opens ncaches caches, says so on @p up
+ * and then does what @p down tells it: 'c' close everything (and say so),
+ * 'e' exit without closing, 'q' exit after closing. */
+struct kid {
+	const char *name;
+	int ncaches;
+	int up[2], down[2];
+	pid_t pid;
+};
+
+static int
+kid_main(void *arg)
+{
+	struct kid *k = arg;
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_cache *c[4] = { NULL };
+	struct mlc_arena *a;
+	char cmd;
+
+	close(k->up[0]);
+	close(k->down[1]);
+	if (mlc_arena_open(&a, k->name, &o) != 0)
+		return 10;
+	for (int i = 0; i < k->ncaches; i++)
+		if (mlc_cache_open(&c[i], a, "kids", NULL) != 0)
+			return 11;
+	if (write(k->up[1], "r", 1) != 1)
+		return 12;
+	while (read(k->down[0], &cmd, 1) == 1) {
+		if (cmd == 'e')
+			_exit(0);	/* dies holding its handles */
+		if (cmd == 'c' || cmd == 'q') {
+			for (int i = 0; i < k->ncaches; i++)
+				mlc_cache_close(c[i]);
+			mlc_arena_close(a);
+			if (cmd == 'q' || write(k->up[1], "c", 1) != 1)
+				return 0;
+		}
+	}
+	return 0;
+}
+
+static void
+kid_start(struct kid *k, const char *name, int ncaches)
+{
+	char b;
+
+	k->name = name;
+	k->ncaches = ncaches;
+	assert_int_equal(pipe(k->up), 0);
+	assert_int_equal(pipe(k->down), 0);
+	k->pid = t_spawn(kid_main, k);
+	close(k->up[1]);
+	close(k->down[0]);
+	assert_int_equal(read(k->up[0], &b, 1), 1);
+	assert_int_equal(b, 'r');
+}
+
+static void
+kid_say(struct kid *k, char cmd)
+{
+	assert_int_equal(write(k->down[1], &cmd, 1), 1);
+}
+
+static void
+kid_reap(struct kid *k)
+{
+	close(k->up[0]);
+	close(k->down[1]);
+	(void)t_wait(k->pid);
+}
+
+static void
+test_children_killed_and_closed(void **state)
+{
+	struct kid k[4];
+	struct mlc_arena_info in;
+	struct mlc_arena *a, *ro;
+	struct seen s;
+	char name[64], b;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	ro = attach(name, MLC_ARENA_RDONLY);
+	for (int i = 0; i < 4; i++)
+		kid_start(&k[i], name, i + 1);
+	list(ro, &s);
+	assert_int_equal(s.n, 5);
+	for (int i = 0; i < 4; i++) {
+		const struct mlc_proc_info *p = find(&s, k[i].pid);
+
+		assert_non_null(p);
+		assert_int_equal(p->arena_handles, 1);
+		assert_int_equal(p->cache_handles, i + 1);
+		assert_false(p->flags & (MLC_PROC_SELF | MLC_PROC_UNCHECKED));
+	}
+	info(ro, &in);
+	assert_int_equal(in.procs, 5);
+	assert_int_equal(in.cache_handles, 1 + 2 + 3 + 4);
+
+	/* SIGKILL: left out at once, by proof of death (a zombie is dead),
+	 * by a read-only lister that cannot free the entry. */
+	assert_int_equal(kill(k[0].pid, SIGKILL), 0);
+	for (int tries = 0; tries < 1000; tries++) {
+		list(ro, &s);
+		if (find(&s, k[0].pid) == NULL)
+			break;
+		usleep(1000);
+	}
+	assert_null(find(&s, k[0].pid));
+	assert_int_equal(s.n, 4);
+	info(ro, &in);
+	assert_int_equal(in.procs_pruned, 0);	/* read-only: not freed */
+	/* A writable lister frees it. */
+	info(a, &in);
+	assert_int_equal(in.procs, 4);
+	assert_int_equal(in.procs_pruned, 1);
+	assert_int_equal(in.cache_handles, 2 + 3 + 4);
+
+	/* Closing: gone as soon as the last handle is. */
+	kid_say(&k[1], 'c');
+	assert_int_equal(read(k[1].up[0], &b, 1), 1);
+	list(ro, &s);
+	assert_null(find(&s, k[1].pid));
+	assert_int_equal(s.n, 3);
+
+	/* Exiting without closing: dead, left out; reaped or not. */
+	kid_say(&k[2], 'e');
+	kid_reap(&k[2]);
+	list(ro, &s);
+	assert_null(find(&s, k[2].pid));
+	assert_int_equal(s.n, 2);
+	assert_non_null(find(&s, k[3].pid));
+
+	kid_say(&k[3], 'q');
+	kid_reap(&k[3]);
+	kid_reap(&k[0]);
+	kid_reap(&k[1]);
+	list(a, &s);
+	assert_int_equal(s.n, 1);
+	assert_non_null(find(&s, getpid()));
+	info(a, &in);
+	assert_int_equal(in.procs_pruned, 2);	/* k[0] and k[2] */
+	assert_consistent(ro);
+	mlc_arena_close(a);
+	list(ro, &s);
+	assert_int_equal(s.n, 0);
+	mlc_arena_close(ro);
+}
+
+/* fork(): the child is listed once it uses an inherited cache handle (or
+ * opens one), with the inherited arena handle; its closes change its own
+ * entry, never the parent's. */
+struct inherit {
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	int up[2], down[2];
+};
+
+static int
+inherit_child(void *arg)
+{
+	struct inherit *x = arg;
+	struct mlc_cache *own;
+	char b;
+
+	if (write(x->up[1], "f", 1) != 1)	/* forked, nothing used */
+		return 1;
+	if (read(x->down[0], &b, 1) != 1)
+		return 2;
+	(void)mlc_set(x->c, "k", 1, "v", 1, NULL);	/* first use here */
+	if (mlc_cache_open(&own, x->a, "mine", NULL) != 0)
+		return 3;
+	if (write(x->up[1], "u", 1) != 1 || read(x->down[0], &b, 1) != 1)
+		return 4;
+	mlc_cache_close(own);
+	mlc_cache_close(x->c);
+	if (write(x->up[1], "c", 1) != 1 || read(x->down[0], &b, 1) != 1)
+		return 5;
+	mlc_arena_close(x->a);
+	if (write(x->up[1], "a", 1) != 1 || read(x->down[0], &b, 1) != 1)
+		return 6;
+	return 0;
+}
+
+static void
+test_fork_inherited(void **state)
+{
+	const struct mlc_proc_info *p;
+	struct inherit x;
+	struct mlc_arena *ro;
+	struct seen s;
+	char name[64], b;
+	pid_t pid;
+
+	(void)state;
+	x.a = t_arena(name, sizeof(name), 0, 0);
+	x.c = t_cache(x.a, "inh", NULL);
+	ro = attach(name, MLC_ARENA_RDONLY);
+	assert_int_equal(pipe(x.up), 0);
+	assert_int_equal(pipe(x.down), 0);
+	pid = t_spawn(inherit_child, &x);
+
+	assert_int_equal(read(x.up[0], &b, 1), 1);
+	list(ro, &s);
+	assert_int_equal(s.n, 1);		/* the child used nothing */
+	assert_int_equal(write(x.down[1], "1", 1), 1);
+
+	assert_int_equal(read(x.up[0], &b, 1), 1);
+	list(ro, &s);
+	assert_int_equal(s.n, 2);
+	p = find(&s, pid);
+	assert_non_null(p);
+	assert_int_equal(p->arena_handles, 1);	/* inherited */
+	assert_int_equal(p->cache_handles, 2);	/* inherited + own */
+	p = find(&s, getpid());
+	assert_non_null(p);
+	assert_int_equal(p->arena_handles, 1);
+	assert_int_equal(p->cache_handles, 1);
+	assert_int_equal(write(x.down[1], "2", 1), 1);
+
+	assert_int_equal(read(x.up[0], &b, 1), 1);
+	list(ro, &s);
+	p = find(&s, pid);
+	assert_non_null(p);
+	assert_int_equal(p->arena_handles, 1);
+	assert_int_equal(p->cache_handles, 0);
+	assert_int_equal(find(&s, getpid())->cache_handles, 1);
+	assert_int_equal(write(x.down[1], "3", 1), 1);
+
+	assert_int_equal(read(x.up[0], &b, 1), 1);
+	list(ro, &s);
+	assert_null(find(&s, pid));
+	assert_int_equal(s.n, 1);
+	assert_int_equal(find(&s, getpid())->arena_handles, 1);
+	assert_int_equal(find(&s, getpid())->cache_handles, 1);
+	assert_int_equal(write(x.down[1], "4", 1), 1);
+	assert_int_equal(t_wait(pid), 0);
+
+	mlc_cache_close(x.c);
+	mlc_arena_close(x.a);
+	list(ro, &s);
+	assert_int_equal(s.n, 0);
+	mlc_arena_close(ro);
+}
+
+/* A child that attaches and reports whether it was listed. */
+static int
+full_child(void *arg)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	struct seen s;
+	int ret;
+
+	if (mlc_arena_open(&a, arg, &o) != 0)
+		return 10;
+	/* It works, listed or not. */
+	if (mlc_cache_open(&c, a, "full", NULL) != 0 ||
+	    mlc_set(c, "k", 1, "v", 1, NULL) != 0)
+		return 11;
+	memset(&s, 0, sizeof(s));
+	if (mlc_arena_procs(a, collect, &s) != 0)
+		return 12;
+	ret = find(&s, getpid()) != NULL ? 1 : 2;
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	return ret;
+}
+
+static void
+test_table_full(void **state)
+{
+	struct mlc_arena_info in;
+	struct mlc_arena *a;
+	struct mlc__proc *e;
+	struct seen s;
+	char name[64];
+	struct stat st;
+	pid_t dead;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	assert_int_equal(stat("/proc/self/ns/pid", &st), 0);
+	/* Fill every other entry with processes of another pid namespace:
+	 * never provably dead. */
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		e = &a->hdr->ah_procs[i];
+		if (e->pr_pid != 0)
+			continue;
+		e->pr_ns = (uint32_t)st.st_ino + 1;
+		e->pr_start = 1000 + i;
+		e->pr_arenas = 1;
+		e->pr_since = 1;
+		e->pr_pid = 100 + i;
+	}
+	list(a, &s);
+	assert_int_equal(s.n, MLC__PROCS);
+	for (uint32_t i = 0; i < s.n; i++)
+		assert_true((s.p[i].flags & MLC_PROC_UNCHECKED) ||
+			    s.p[i].pid == (uint32_t)getpid());
+	assert_consistent(a);
+
+	/* Full: the child attaches, works, and is not listed. */
+	assert_int_equal(t_fork(full_child, name), 2);
+	info(a, &in);
+	assert_int_equal(in.procs_unlisted, 2);	/* arena, then cache open */
+	assert_int_equal(in.procs, MLC__PROCS);
+
+	/* One entry turns out to be a dead process of our namespace (a
+	 * reaped child): the next attach frees it and is listed. */
+	dead = t_spawn(full_child, name);
+	(void)t_wait(dead);
+	e = &a->hdr->ah_procs[MLC__PROCS - 1];
+	e->pr_ns = (uint32_t)st.st_ino;
+	e->pr_pid = (uint32_t)dead;
+	assert_int_equal(t_fork(full_child, name), 1);
+	info(a, &in);
+	assert_int_equal(in.procs_pruned, 1);
+	assert_int_equal(in.procs, MLC__PROCS - 1);	/* the child left */
+	assert_consistent(a);
+
+	/* A half-free entry is a fault mlc_arena_check() reports. */
+	e = &a->hdr->ah_procs[MLC__PROCS - 1];
+	e->pr_start = 5;
+	{
+		struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+
+		assert_int_equal(mlc_arena_check(a, &r), MLC_ECORRUPT);
+		assert_int_equal(r.bad_header, 1);
+		assert_non_null(strstr(r.first_problem, "attached"));
+	}
+	e->pr_start = 0;
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		e = &a->hdr->ah_procs[i];
+		if (e->pr_pid != 0 && e->pr_pid != (uint32_t)getpid())
+			memset(&e->pr_pid, 0, sizeof(*e) - sizeof(e->pr_seq));
+	}
+	assert_consistent(a);
+	mlc_arena_close(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_self),
+		cmocka_unit_test(test_children_killed_and_closed),
+		cmocka_unit_test(test_fork_inherited),
+		cmocka_unit_test(test_table_full),
+	};
+
+	t_require_shm();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
