@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # mlcctl end to end: every command and format, outputs and exit codes.
-#   tests/test-mlcctl.sh path/to/mlcctl [path/to/stats-workload]
+#   tests/test-mlcctl.sh path/to/mlcctl [path/to/stats-workload [path/to/hold-arena]]
+# With hold-arena (tests/hold-arena.c), procs lists the processes that
+# hold the arena, and drops one killed with SIGKILL and one that closes.
 # With stats-workload (tests/stats-workload.c), the counts of its scripted
 # workload must be exactly what stats (json, prometheus) and ls show, and
 # `promtool check metrics` (Debian package prometheus) must accept the
@@ -12,6 +14,7 @@ set -uo pipefail
 M=${1:?usage: test-mlcctl.sh path/to/mlcctl}
 M=$(cd "$(dirname "$M")" && pwd)/$(basename "$M")
 W=${2:-}
+H=${3:-}
 PY=$(command -v python3) || { echo "python3 is needed"; exit 1; }
 tmp=$(mktemp -d)
 shm=mlcctl-test-$$
@@ -58,7 +61,7 @@ F() { "$M" --file "$A" "$@"; }
 
 echo "== usage, help, exit code 2"
 run 0 "$M" --help;            has out '^usage: mlcctl'; has out 'Exit status'
-for c in stats ls get peek set delete purge keys slabs check; do
+for c in stats ls get peek set delete purge keys slabs procs check; do
 	run 0 "$M" "$c" --help;      has out "ARENA $c"
 	run 0 "$M" help "$c";        has out "ARENA $c"
 	run 0 "$M" somearena "$c" --help; has out "ARENA $c"
@@ -80,6 +83,10 @@ run 2 "$M" --file "$A" set ns k v --bytes 8M; has err '--bytes needs --create'
 run 2 "$M" --file "$A" set ns k; has err 'VALUE .* missing'
 run 2 "$M" --file "$A" set ns k v --negative; has err 'takes no VALUE'
 run 2 "$M" --file "$A" check --format prometheus; has err 'table and json'
+run 2 "$M" --file "$A" keys ns --format prometheus; has err 'table and json'
+run 2 "$M" --file "$A" slabs --format prom; has err 'table and json'
+run 2 "$M" --file "$A" stats --json --format prometheus; has err '--json and another --format'
+run 2 "$M" --file "$A" get ns k --json; has err '--json does not apply'
 
 echo "== arenas that cannot be attached: exit 2, nothing created"
 run 2 "$M" "bad/arena/name" stats;  has err 'cannot attach .*invalid argument \(-22\)'
@@ -261,7 +268,7 @@ for i, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
         nsm.add(metric)
     seen.add(metric)
 assert seen == set(types) == helps, (seen ^ set(types))
-assert len(arena) == 21 and len(nsm) == 28, (len(arena), len(nsm))
+assert len(arena) == 25 and len(nsm) == 28, (len(arena), len(nsm))
 EOF
 has out '^mlc_arena_items\{arena="[^"]+"\} [0-9]+$'
 has out '^mlc_namespace_sets_total\{arena="[^"]+",namespace="users"\} [0-9]+$'
@@ -355,6 +362,113 @@ EOF
 	[ "$(grep -c '^mlc_build_info{' "$tmp/out")" -ge 2 ] && ok || bad "stats --watch 1: fewer than 2 reports in 2.5 s"
 	run 2 "$M" --file "$WA" stats --watch 0
 	rm -f "$WA"
+fi
+
+echo "== keys, slabs: json"
+# Keys are bytes: valid UTF-8 stays characters, other bytes are \u00XX and
+# the key then also comes as key_hex (the keys --help text).
+printf 'k\xff\x01"\\\xe2\x82x\n' >"$tmp/rawkey"
+run 0 F set bytes "$(cat "$tmp/rawkey")" v1
+run 0 F set bytes 'héllo "q" \b' v22 --ttl never
+run 0 F set bytes plain --negative
+run 0 F keys bytes --json
+"$PY" -m json.tool "$tmp/out" >/dev/null && ok || bad "keys --json does not parse: $(cat "$tmp/out")"
+"$PY" - "$tmp/out" "$tmp/rawkey" <<'EOF' && ok || bad "keys --json content: $(cat "$tmp/out")"
+import codecs, json, sys
+codecs.register_error("u00", lambda e: ("".join(chr(c) for c in e.object[e.start:e.end]), e.end))
+d = json.load(open(sys.argv[1]))
+raw = open(sys.argv[2], "rb").read().rstrip(b"\n")   # $(cat) drops the newline
+want = {raw: 2, 'héllo "q" \\b'.encode(): 3, b"plain": 0}
+assert d["namespace"] == "bytes" and d["limited"] is False, d
+got = {}
+for k in d["keys"]:
+    if "key_hex" in k:
+        b = bytes.fromhex(k["key_hex"])
+        assert k["key"] == b.decode("utf-8", "u00"), k
+    else:
+        b = k["key"].encode("utf-8")
+    got[b] = k["value_bytes"]
+    assert k["negative"] == (b == b"plain") and k["expired"] is False, k
+    assert (k["ttl_ms"] is None) == b.startswith("héllo".encode()), k
+    assert isinstance(k["version"], int) and k["version"] > 0, k
+assert got == want, (got, want)
+assert sum("key_hex" in k for k in d["keys"]) == 1, d
+EOF
+run 0 F keys bytes --format json --limit 1
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["keys"]) == 1 and d["limited"] is True, d' "$tmp/out" && ok || bad "keys --json --limit 1"
+run 0 F keys bytes --json --prefix nope
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["keys"] == [] and d["limited"] is False, d' "$tmp/out" && ok || bad "keys --json (none)"
+run 1 F keys nons --json
+run 0 F stats --json
+sitems=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["arena"]["items"])' "$tmp/out")
+run 0 F slabs --json
+"$PY" - "$tmp/out" "$sitems" <<'EOF' && ok || bad "slabs --json: $(head -c 600 "$tmp/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+cls = d["classes"]
+assert [c["class"] for c in cls] == list(range(len(cls))) and len(cls) > 10
+assert all(c["chunk_size"] > 0 and c["chunks_per_page"] > 0 for c in cls)
+for f in ("pages", "chunks_used", "chunks_free", "evictions", "pages_in", "pages_out"):
+    assert d["total"][f] == sum(c[f] for c in cls), f
+assert d["total"]["chunks_used"] == int(sys.argv[2]), (d["total"], sys.argv[2])
+assert d["total"]["pages"] + d["pages_free"] == d["pages"], d
+EOF
+
+echo "== procs"
+if [ -z "$H" ]; then
+	echo "SKIP: no hold-arena program given: procs not checked"
+else
+	run 0 F procs
+	has out '^ +PID +PIDNS +ATTACHED +ARENAS +CACHES +COMMAND$'
+	has out '^0 processes; unlisted 0 \(table full\), pruned 0'
+	hold() { # hold NCACHES: a process holding the arena; its pid in $hp
+		"$H" "$A" "$1" >"$tmp/hold.$1" 2>&1 &
+		hp=$!
+		for _ in $(seq 200); do grep -q ready "$tmp/hold.$1" && break; sleep 0.05; done
+		grep -q ready "$tmp/hold.$1" && ok || bad "hold-arena $1: $(cat "$tmp/hold.$1")"
+	}
+	hold 2; h1=$hp
+	hold 3; h2=$hp
+	run 0 F procs
+	has out "^ +$h1 +[0-9]+ [0-9-]+ [0-9:]+ UTC +1 +2  hold-arena\$"
+	has out "^ +$h2 +[0-9]+ [0-9-]+ [0-9:]+ UTC +1 +3  hold-arena\$"
+	has out '^2 processes;'
+	run 0 F procs --json
+	"$PY" - "$tmp/out" "$h1" "$h2" <<'EOF' && ok || bad "procs --json: $(cat "$tmp/out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = {x["pid"]: x for x in d["processes"]}
+assert set(p) == {int(sys.argv[2]), int(sys.argv[3])}, p
+for pid, caches in ((int(sys.argv[2]), 2), (int(sys.argv[3]), 3)):
+    x = p[pid]
+    assert x["arena_handles"] == 1 and x["cache_handles"] == caches, x
+    assert x["command"] == "hold-arena" and x["unchecked"] is False, x
+    assert x["start_ticks"] > 0 and x["pid_ns"] > 0 and x["attached_ms"] > 0, x
+assert d["procs_unlisted"] == 0 and d["procs_pruned"] == 0, d
+EOF
+	run 0 F ls;    has out '^2 processes attached, with 5 cache handles$'
+	run 0 F stats; has out '^procs +2$'; has out '^cache_handles +5$'
+	run 0 F stats --format prometheus
+	has out '^mlc_arena_processes\{arena="[^"]+"\} 2$'
+	has out '^mlc_arena_handles\{arena="[^"]+",kind="arena"\} 2$'
+	has out '^mlc_arena_handles\{arena="[^"]+",kind="cache"\} 5$'
+	has out '^mlc_arena_processes_pruned_total\{arena="[^"]+"\} 0$'
+	# SIGKILL: gone from the list at once (proof of death), though its
+	# entry stays until a writable lister frees it
+	kill -KILL "$h1"; wait "$h1" 2>/dev/null
+	run 0 F procs
+	lacks out "^ +$h1 "
+	has out "^ +$h2 "
+	has out '^1 process;'
+	run 0 F stats --json
+	"$PY" -c 'import json,sys; a=json.load(open(sys.argv[1]))["arena"]; assert (a["procs"], a["arena_handles"], a["cache_handles"]) == (1, 1, 3), a' "$tmp/out" && ok || bad "stats --json after SIGKILL"
+	run 0 F check      # the dead process's entry is whole, not a fault
+	# closing: gone
+	kill -TERM "$h2"; wait "$h2" && ok || bad "hold-arena did not close cleanly"
+	run 0 F procs
+	has out '^0 processes;'
+	run 0 F stats --format prometheus
+	has out '^mlc_arena_processes\{arena="[^"]+"\} 0$'
 fi
 
 echo "== check"

@@ -3,8 +3,9 @@
  *
  * Uses only the public API of <mlc.h>.  Every command attaches an existing
  * arena (never creating one, except `set --create`), and the read-only
- * commands (stats, ls, check) never open a cache handle, so they create no
- * namespace and count nothing.
+ * commands (stats, ls, keys, slabs, procs, check) attach read-only and
+ * never open a cache handle, so they create no namespace, count nothing
+ * and are never listed among the attached processes.
  *
  * Exit status: 0 success, 1 not found (key or namespace) or `check` found
  * problems, 2 usage error or failure.
@@ -35,7 +36,7 @@ enum opt_bit {
 	O_HELP = 1 << 3, O_NS = 1 << 4, O_FORMAT = 1 << 5, O_HEX = 1 << 6,
 	O_STALE = 1 << 7, O_TTL = 1 << 8, O_NEGATIVE = 1 << 9,
 	O_CREATE = 1 << 10, O_BYTES = 1 << 11, O_WATCH = 1 << 12,
-	O_PREFIX = 1 << 13, O_LIMIT = 1 << 14,
+	O_PREFIX = 1 << 13, O_LIMIT = 1 << 14, O_JSON = 1 << 15,
 };
 #define O_GLOBAL (O_FILE | O_FOREIGN | O_VERBOSE | O_HELP)
 
@@ -76,14 +77,18 @@ static int cmd_delete(struct opts *o);
 static int cmd_purge(struct opts *o);
 static int cmd_keys(struct opts *o);
 static int cmd_slabs(struct opts *o);
+static int cmd_procs(struct opts *o);
 static int cmd_check(struct opts *o);
 
 static const struct command commands[] = {
-	{ "stats", 0, 0, O_NS | O_FORMAT | O_WATCH, cmd_stats,
-	  "stats [--ns NS] [--format table|json|prometheus] [--watch S]",
+	{ "stats", 0, 0, O_NS | O_FORMAT | O_JSON | O_WATCH, cmd_stats,
+	  "stats [--ns NS] [--format table|json|prometheus] [--json] "
+	  "[--watch S]",
 	  "arena facts, arena and namespace counters",
 	  "Print the arena's facts and counters (mlc_arena_info: created_ms\n"
-	  "is when it was made, with the uptime in the table), each\n"
+	  "is when it was made, with the uptime in the table; procs,\n"
+	  "arena_handles and cache_handles are the processes that have it\n"
+	  "attached and their handles, as `procs` lists them), each\n"
 	  "namespace's live items and bytes (mlc_namespace_info: exact, never\n"
 	  "lagging) and its counters (mlc_namespace_stats: the sum of what\n"
 	  "every handle in every process has flushed; a handle in use\n"
@@ -96,6 +101,7 @@ static const struct command commands[] = {
 	  "                 mlc_namespace_*{namespace=\"...\"} with an\n"
 	  "                 arena=\"ARENA\" label on every sample, and\n"
 	  "                 mlc_build_info{version=\"...\"} 1)\n"
+	  "  --json         the same as --format json\n"
 	  "  --watch S      print a whole report every S seconds until\n"
 	  "                 killed\n" },
 	{ "ls", 0, 0, 0, cmd_ls,
@@ -103,8 +109,9 @@ static const struct command commands[] = {
 	  "namespaces, arena size, pages and items",
 	  "List the namespaces in use with their live items and bytes, their\n"
 	  "flushed counters (sets, deletes, purges, hits (L1 + L2), misses\n"
-	  "(loaded, not found or failed) and the hit ratio), and the arena's\n"
-	  "size, pages and items.\n" },
+	  "(loaded, not found or failed) and the hit ratio), the arena's\n"
+	  "size, pages and items, and how many processes have it attached\n"
+	  "with how many cache handles.\n" },
 	{ "get", 2, 2, O_HEX | O_STALE, cmd_get,
 	  "get NS KEY [--hex] [--stale] [--verbose]",
 	  "a value (to stdout)",
@@ -154,8 +161,8 @@ static const struct command commands[] = {
 	  "drop a whole namespace",
 	  "Drop every entry of namespace NS, in L2 and every L1, in O(1).\n"
 	  "Exit 1 if the namespace does not exist.\n" },
-	{ "keys", 1, 1, O_PREFIX | O_LIMIT, cmd_keys,
-	  "keys NS [--prefix P] [--limit N]",
+	{ "keys", 1, 1, O_PREFIX | O_LIMIT | O_FORMAT | O_JSON, cmd_keys,
+	  "keys NS [--prefix P] [--limit N] [--json]",
 	  "the keys of a namespace",
 	  "List the entries of namespace NS (mlc_namespace_keys), one line\n"
 	  "each, tab-separated: the key (bytes that are not printable UTF-8\n"
@@ -167,18 +174,51 @@ static const struct command commands[] = {
 	  "\n"
 	  "  --prefix P     only keys that start with P\n"
 	  "  --limit N      stop after N keys (default 1000; 0: all)\n"
+	  "  --json         one JSON document (also --format json):\n"
+	  "                 {\"arena\", \"namespace\", \"keys\": [{\"key\",\n"
+	  "                 \"value_bytes\", \"ttl_ms\" (null: never expires),\n"
+	  "                 \"expired\", \"negative\", \"version\"}, ...],\n"
+	  "                 \"limited\" (true: stopped at --limit)}.  Keys are\n"
+	  "                 bytes: \"key\" holds valid UTF-8 as characters and\n"
+	  "                 each byte that is not part of a valid UTF-8\n"
+	  "                 sequence as \\u00XX (U+0000 to U+00FF), so such a\n"
+	  "                 key also has \"key_hex\", its exact bytes in hex;\n"
+	  "                 without \"key_hex\", the key is \"key\" in UTF-8\n"
 	  "\n"
 	  "Exit 1 if the namespace does not exist.\n" },
-	{ "slabs", 0, 0, 0, cmd_slabs,
-	  "slabs",
+	{ "slabs", 0, 0, O_FORMAT | O_JSON, cmd_slabs,
+	  "slabs [--json]",
 	  "the allocator's size classes",
 	  "For each size class that owns pages or moved any\n"
 	  "(mlc_arena_class): its chunk size, chunks per page, pages,\n"
 	  "chunks used and free, live entries evicted for room, and pages\n"
 	  "moved in from and out to other classes or the pool; then the\n"
-	  "totals and the pool's free pages.  Read-only.\n" },
-	{ "check", 0, 0, O_FORMAT, cmd_check,
-	  "check [--format table|json]",
+	  "totals and the pool's free pages.  Read-only.\n"
+	  "\n"
+	  "  --json         one JSON document (also --format json), with\n"
+	  "                 every class, idle ones too: {\"arena\",\n"
+	  "                 \"classes\": [{\"class\", \"chunk_size\", ...}],\n"
+	  "                 \"total\": {...}, \"pages\", \"pages_free\"}\n" },
+	{ "procs", 0, 0, O_FORMAT | O_JSON, cmd_procs,
+	  "procs [--json]",
+	  "the processes that have the arena attached",
+	  "List the processes that have the arena attached\n"
+	  "(mlc_arena_procs): pid, when it attached, its arena and cache\n"
+	  "handles and its command name (from /proc/PID/comm).  A process\n"
+	  "that died without closing (SIGKILL, a crash) is left out as soon\n"
+	  "as /proc proves it dead; one of another pid namespace cannot be\n"
+	  "judged from here and is marked unchecked.  Processes that attach\n"
+	  "read-only (mlcctl's inspecting commands) are never listed.  The\n"
+	  "table holds 96 processes: unlisted counts attaches that found it\n"
+	  "full.  Read-only.\n"
+	  "\n"
+	  "  --json         one JSON document (also --format json):\n"
+	  "                 {\"arena\", \"processes\": [{\"pid\", \"pid_ns\",\n"
+	  "                 \"start_ticks\", \"attached_ms\", \"arena_handles\",\n"
+	  "                 \"cache_handles\", \"unchecked\", \"command\"}],\n"
+	  "                 \"procs_unlisted\", \"procs_pruned\"}\n" },
+	{ "check", 0, 0, O_FORMAT | O_JSON, cmd_check,
+	  "check [--format table|json] [--json]",
 	  "consistency check (read-only)",
 	  "Walk the arena's index and pages (mlc_arena_check) and print the\n"
 	  "report; bad_header counts a file truncated or grown while mapped,\n"
@@ -208,7 +248,7 @@ static const struct {
 	{ "ttl", O_TTL, true },		{ "negative", O_NEGATIVE, false },
 	{ "create", O_CREATE, false },	{ "bytes", O_BYTES, true },
 	{ "watch", O_WATCH, true },	{ "prefix", O_PREFIX, true },
-	{ "limit", O_LIMIT, true },
+	{ "limit", O_LIMIT, true },	{ "json", O_JSON, false },
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -266,8 +306,9 @@ help_tool(FILE *f)
 		"  --version      the library's version\n"
 		"\n"
 		"Only `set --create` creates an arena; every other command needs\n"
-		"an existing one.  stats, ls and check open no cache handle, so\n"
-		"they create no namespace and change no counter.\n"
+		"an existing one.  stats, ls, keys, slabs, procs and check\n"
+		"attach read-only and open no cache handle, so they create no\n"
+		"namespace, change no counter and are not listed by procs.\n"
 		"\n"
 		"Exit status:\n"
 		"  0  success (check: the arena is consistent)\n"
@@ -626,6 +667,39 @@ put_quoted(FILE *f, const char *str, bool prom)
 	fputc('"', f);
 }
 
+/* @p n bytes as a JSON string: valid UTF-8 as characters (", \ and the
+ * controls escaped), and every byte that is not part of a valid UTF-8
+ * sequence as \u00XX.  Such a byte reads back as U+00XX, which valid
+ * UTF-8 can also hold: false tells the caller the string alone does not
+ * give the bytes back (keys then add "key_hex"). */
+static bool
+put_json_bytes(FILE *f, const unsigned char *s, size_t n)
+{
+	bool exact = true;
+
+	fputc('"', f);
+	for (size_t i = 0; i < n;) {
+		size_t l = s[i] ? utf8_len(s + i, n - i) : 1;
+
+		if (l == 0) {
+			exact = false;
+			fprintf(f, "\\u%04x", s[i]);
+			i++;
+		} else if (s[i] == '"' || s[i] == '\\') {
+			fprintf(f, "\\%c", s[i]);
+			i++;
+		} else if (s[i] < 0x20 || s[i] == 0x7f) {
+			fprintf(f, "\\u%04x", s[i]);
+			i++;
+		} else {
+			fwrite(s + i, 1, l, f);
+			i += l;
+		}
+	}
+	fputc('"', f);
+	return exact;
+}
+
 static void
 put_size(FILE *f, uint64_t b)
 {
@@ -901,6 +975,18 @@ static const struct field arena_fields[] = {
 	{ "created_ms", offsetof(struct mlc_arena_info, created_ms), false,
 	  K_GAUGE, "mlc_arena_start_time_seconds", NULL, 1, "When the arena "
 	  "was created, in seconds since the epoch." },
+	AF32(procs, K_GAUGE, "processes", "Processes with the arena "
+	     "attached (read-only attaches not included; the dead left out "
+	     "on proof)."),
+	{ "arena_handles", offsetof(struct mlc_arena_info, arena_handles),
+	  true, K_GAUGE, "mlc_arena_handles", "kind=\"arena\"", 0,
+	  "Handles open in those processes, by kind." },
+	{ "cache_handles", offsetof(struct mlc_arena_info, cache_handles),
+	  false, K_GAUGE, "mlc_arena_handles", "kind=\"cache\"", 0, NULL },
+	AF(procs_unlisted, K_COUNTER, "processes_unlisted_total", "Attaches "
+	   "that found the table of attached processes full."),
+	AF(procs_pruned, K_COUNTER, "processes_pruned_total", "Entries of "
+	   "processes that died without closing, freed."),
 };
 
 #define NF(f, m, h) { #f, offsetof(struct mlc_stats, f), false, K_COUNTER, \
@@ -1137,15 +1223,19 @@ stats_prom(const struct opts *o, const struct mlc_arena_info *info,
 	       "# TYPE mlc_build_info gauge\n"
 	       "mlc_build_info{version=\"%s\"} 1\n", mlc_version_string());
 	for (size_t i = 0; i < NARENA; i++) {
+		const struct field *f = &arena_fields[i];
 		uint64_t v;
 
-		if (!field_get(&arena_fields[i], info, info->size, &v))
+		if (!field_get(f, info, info->size, &v))
 			continue;
-		prom_head(&arena_fields[i]);
-		printf("%s{arena=", arena_fields[i].metric);
+		if (f->help != NULL)	/* first of its family */
+			prom_head(f);
+		printf("%s{arena=", f->metric);
 		put_quoted(stdout, o->arena, true);
+		if (f->label != NULL)
+			printf(",%s", f->label);
 		printf("} ");
-		prom_value(v, arena_fields[i].scale_ms);
+		prom_value(v, f->scale_ms);
 	}
 	for (size_t i = 0; i < NINFO + NNS; i++) {
 		const struct field *f = i < NINFO ? &info_fields[i] :
@@ -1236,6 +1326,9 @@ cmd_ls(struct opts *o)
 	printf(" (%" PRIu64 " free), %" PRIu64 " items (%" PRIu64
 	       " negative) in %" PRIu64 " slots\n", info.pages_free,
 	       info.items, info.neg_items, info.max_items);
+	printf("%" PRIu32 " process%s attached, with %" PRIu64 " cache "
+	       "handle%s\n", info.procs, info.procs == 1 ? "" : "es",
+	       info.cache_handles, info.cache_handles == 1 ? "" : "s");
 	printf("%" PRIu32 " namespace%s", info.namespaces,
 	       info.namespaces == 1 ? "" : "s");
 	if (l.n == 0) {
@@ -1557,6 +1650,7 @@ struct keys_ctx {
 	const char *prefix;
 	size_t plen;
 	uint64_t limit, n;
+	bool json;
 };
 
 /* @p n bytes as put_name() shows a name (NUL bytes included). */
@@ -1579,6 +1673,29 @@ put_key(FILE *f, const unsigned char *s, size_t n)
 	}
 }
 
+/* One entry of `keys --json`. */
+static void
+key_json(const struct mlc_key_info *k, bool first)
+{
+	const unsigned char *b = k->key;
+
+	printf("%s\n    {\"key\": ", first ? "" : ",");
+	if (!put_json_bytes(stdout, b, k->key_len)) {
+		printf(", \"key_hex\": \"");
+		for (size_t i = 0; i < k->key_len; i++)
+			printf("%02x", b[i]);
+		putchar('"');
+	}
+	printf(", \"value_bytes\": %zu, \"ttl_ms\": ", k->value_len);
+	if (k->ttl_ms == MLC_TTL_NEVER)
+		printf("null");
+	else
+		printf("%" PRId64, k->ttl_ms);
+	printf(", \"expired\": %s, \"negative\": %s, \"version\": %" PRIu64
+	       "}", k->flags & MLC_STALE ? "true" : "false",
+	       k->flags & MLC_NEGATIVE ? "true" : "false", k->version);
+}
+
 static int
 key_print(void *arg, const struct mlc_key_info *k)
 {
@@ -1586,6 +1703,10 @@ key_print(void *arg, const struct mlc_key_info *k)
 
 	if (k->key_len < x->plen || memcmp(k->key, x->prefix, x->plen) != 0)
 		return 0;
+	if (x->json) {
+		key_json(k, x->n == 0);
+		return ++x->n == x->limit ? 1 : 0;
+	}
 	put_key(stdout, k->key, k->key_len);
 	printf("\t%zu\t", k->value_len);
 	if (k->flags & MLC_STALE)
@@ -1602,7 +1723,7 @@ static int
 cmd_keys(struct opts *o)
 {
 	struct keys_ctx x = { o->prefix ? o->prefix : "", 0,
-			      (o->given & O_LIMIT) ? o->limit : 1000, 0 };
+			      (o->given & O_LIMIT) ? o->limit : 1000, 0, false };
 	const char *ns = o->pos[2];
 	struct mlc_arena *a;
 	struct mlc_stats st;
@@ -1610,6 +1731,7 @@ cmd_keys(struct opts *o)
 	int rc, busy = 0;
 
 	x.plen = strlen(x.prefix);
+	x.json = o->format == F_JSON;
 	if ((rc = check_ns_name(ns)) != 0)
 		return rc;
 	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
@@ -1618,12 +1740,23 @@ cmd_keys(struct opts *o)
 		mlc_arena_close(a);
 		return rc;
 	}
+	if (x.json) {
+		printf("{\n  \"arena\": ");
+		put_quoted(stdout, o->arena, false);
+		printf(",\n  \"namespace\": ");
+		put_quoted(stdout, ns, false);
+		printf(",\n  \"keys\": [");
+	}
 	do {
 		rc = mlc_namespace_keys(a, ns, &cursor, 4096, key_print, &x);
 		if (rc == -EAGAIN && ++busy < 100)
 			rc = 0;		/* a busy bucket: read it again */
 	} while (rc == 0 && cursor != 0);
 	mlc_arena_close(a);
+	/* Whole even after a failure (the exit status tells). */
+	if (x.json)
+		printf("%s],\n  \"limited\": %s\n}\n", x.n ? "\n  " : "",
+		       rc == 1 ? "true" : "false");
 	if (rc == 1) {			/* --limit reached */
 		if (o->given & O_VERBOSE)
 			fprintf(stderr, "%s: stopped at --limit %" PRIu64 "\n",
@@ -1635,12 +1768,30 @@ cmd_keys(struct opts *o)
 
 /* ---- slabs ------------------------------------------------------------- */
 
+/* A size class (or the totals) as a JSON object. */
+static void
+class_json(const struct mlc_class_info *c, int64_t idx)
+{
+	if (idx >= 0)
+		printf("{\"class\": %" PRId64 ", \"chunk_size\": %" PRIu32
+		       ", \"chunks_per_page\": %" PRIu32 ", ", idx,
+		       c->chunk_size, c->chunks_per_page);
+	else
+		putchar('{');
+	printf("\"pages\": %" PRIu64 ", \"chunks_used\": %" PRIu64
+	       ", \"chunks_free\": %" PRIu64 ", \"evictions\": %" PRIu64
+	       ", \"pages_in\": %" PRIu64 ", \"pages_out\": %" PRIu64 "}",
+	       c->pages, c->chunks_used, c->chunks_free, c->evictions,
+	       c->pages_in, c->pages_out);
+}
+
 static int
 cmd_slabs(struct opts *o)
 {
 	struct mlc_class_info t = MLC_CLASS_INFO_INIT;
 	struct mlc_arena_info info;
 	struct mlc_arena *a;
+	bool json = o->format == F_JSON;
 	int rc;
 
 	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
@@ -1649,9 +1800,15 @@ cmd_slabs(struct opts *o)
 		mlc_arena_close(a);
 		return rc;
 	}
-	printf("%5s %9s %8s %7s %10s %10s %10s %8s %8s\n", "CLASS", "CHUNK",
-	       "PERPAGE", "PAGES", "USED", "FREE", "EVICTIONS", "MOVEDIN",
-	       "MOVEDOUT");
+	if (json) {
+		printf("{\n  \"arena\": ");
+		put_quoted(stdout, o->arena, false);
+		printf(",\n  \"classes\": [");
+	} else {
+		printf("%5s %9s %8s %7s %10s %10s %10s %8s %8s\n", "CLASS",
+		       "CHUNK", "PERPAGE", "PAGES", "USED", "FREE",
+		       "EVICTIONS", "MOVEDIN", "MOVEDOUT");
+	}
 	for (uint32_t i = 0;; i++) {
 		struct mlc_class_info c = MLC_CLASS_INFO_INIT;
 
@@ -1670,6 +1827,11 @@ cmd_slabs(struct opts *o)
 		t.evictions += c.evictions;
 		t.pages_in += c.pages_in;
 		t.pages_out += c.pages_out;
+		if (json) {
+			printf("%s\n    ", i ? "," : "");
+			class_json(&c, i);
+			continue;
+		}
 		if (c.pages == 0 && c.pages_in == 0 && c.pages_out == 0 &&
 		    c.evictions == 0)
 			continue;
@@ -1679,13 +1841,149 @@ cmd_slabs(struct opts *o)
 		       c.pages, c.chunks_used, c.chunks_free, c.evictions,
 		       c.pages_in, c.pages_out);
 	}
-	if (rc == 0)
+	if (json) {
+		/* Whole even after a failure (the exit status tells). */
+		printf("\n  ],\n  \"total\": ");
+		class_json(&t, -1);
+		printf(",\n  \"pages\": %" PRIu64 ",\n  \"pages_free\": %"
+		       PRIu64 "\n}\n", info.pages, info.pages_free);
+	} else if (rc == 0)
 		printf("%5s %9s %8s %7" PRIu64 " %10" PRIu64 " %10" PRIu64
 		       " %10" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n"
 		       "pool: %" PRIu64 " free pages of %" PRIu64 "\n", "all",
 		       "", "", t.pages, t.chunks_used, t.chunks_free,
 		       t.evictions, t.pages_in, t.pages_out, info.pages_free,
 		       info.pages);
+	mlc_arena_close(a);
+	return rc;
+}
+
+/* ---- procs ------------------------------------------------------------- */
+
+struct procs_ctx {
+	struct mlc_proc_info *p;
+	size_t n, cap;
+};
+
+static int
+proc_collect(void *arg, const struct mlc_proc_info *p)
+{
+	struct procs_ctx *x = arg;
+
+	if (x->n == x->cap) {
+		size_t ncap = x->cap ? x->cap * 2 : 32;
+		void *q = realloc(x->p, ncap * sizeof(*x->p));
+
+		if (q == NULL)
+			return -ENOMEM;
+		x->p = q;
+		x->cap = ncap;
+	}
+	x->p[x->n++] = *p;
+	return 0;
+}
+
+/* The command name of @p p from /proc/PID/comm ("" if it cannot be
+ * read, or the pid is not in our pid namespace). */
+static void
+proc_comm(const struct mlc_proc_info *p, char *buf, size_t cap)
+{
+	char path[64];
+	FILE *f;
+
+	buf[0] = '\0';
+	if (p->flags & MLC_PROC_UNCHECKED)
+		return;
+	snprintf(path, sizeof(path), "/proc/%" PRIu32 "/comm", p->pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	if (fgets(buf, (int)cap, f) == NULL)
+		buf[0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	fclose(f);
+}
+
+static void
+procs_table(const struct procs_ctx *x, const struct mlc_arena_info *info)
+{
+	printf("%8s %10s %-23s %6s %6s  %s\n", "PID", "PIDNS",
+	       "ATTACHED", "ARENAS", "CACHES", "COMMAND");
+	for (size_t i = 0; i < x->n; i++) {
+		const struct mlc_proc_info *p = &x->p[i];
+		time_t t = (time_t)(p->attached_ms / 1000);
+		char when[32], comm[64];
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		proc_comm(p, comm, sizeof(comm));
+		printf("%8" PRIu32 " %10" PRIu32 " %-23s %6" PRIu32 " %6" PRIu32
+		       "  ", p->pid, p->pid_ns, when, p->arena_handles,
+		       p->cache_handles);
+		put_name(stdout, comm[0] ? comm : "-");
+		if (p->flags & MLC_PROC_UNCHECKED)
+			fputs(" (unchecked: another pid namespace)", stdout);
+		fputc('\n', stdout);
+	}
+	printf("%zu process%s; unlisted %" PRIu64 " (table full), pruned %"
+	       PRIu64 " (died without closing)\n", x->n,
+	       x->n == 1 ? "" : "es", info->procs_unlisted,
+	       info->procs_pruned);
+}
+
+static void
+procs_json(const struct opts *o, const struct procs_ctx *x,
+	   const struct mlc_arena_info *info)
+{
+	printf("{\n  \"arena\": ");
+	put_quoted(stdout, o->arena, false);
+	printf(",\n  \"processes\": [");
+	for (size_t i = 0; i < x->n; i++) {
+		const struct mlc_proc_info *p = &x->p[i];
+		char comm[64];
+
+		proc_comm(p, comm, sizeof(comm));
+		printf("%s\n    {\"pid\": %" PRIu32 ", \"pid_ns\": %" PRIu32
+		       ", \"start_ticks\": %" PRIu64 ", \"attached_ms\": %"
+		       PRIu64 ", \"arena_handles\": %" PRIu32
+		       ", \"cache_handles\": %" PRIu32 ", \"unchecked\": %s"
+		       ", \"command\": ", i ? "," : "", p->pid, p->pid_ns,
+		       p->start_ticks, p->attached_ms, p->arena_handles,
+		       p->cache_handles,
+		       p->flags & MLC_PROC_UNCHECKED ? "true" : "false");
+		if (comm[0])
+			put_json_bytes(stdout, (const unsigned char *)comm,
+				       strlen(comm));
+		else
+			fputs("null", stdout);
+		putchar('}');
+	}
+	printf("%s],\n  \"procs_unlisted\": %" PRIu64 ",\n  \"procs_pruned\": %"
+	       PRIu64 "\n}\n", x->n ? "\n  " : "", info->procs_unlisted,
+	       info->procs_pruned);
+}
+
+static int
+cmd_procs(struct opts *o)
+{
+	struct procs_ctx x = { NULL, 0, 0 };
+	struct mlc_arena_info info;
+	struct mlc_arena *a;
+	int rc;
+
+	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
+		return rc;
+	rc = mlc_arena_procs(a, proc_collect, &x);
+	if (rc < 0) {
+		rc = fail(rc, "listing processes");
+	} else if ((rc = arena_info(a, &info)) == 0) {
+		if (o->format == F_JSON)
+			procs_json(o, &x, &info);
+		else
+			procs_table(&x, &info);
+	}
+	free(x.p);
 	mlc_arena_close(a);
 	return rc;
 }
@@ -1699,8 +1997,6 @@ cmd_check(struct opts *o)
 	struct mlc_arena *a;
 	int rc;
 
-	if (o->format == F_PROM)
-		return usage_error(o->cmd, "check: formats are table and json");
 	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
 		return rc;
 	memset(&r, 0, sizeof(r));
@@ -1815,6 +2111,15 @@ main(int argc, char **argv)
 						   "to this command",
 						   long_opts[k].name);
 	}
+	/* --json is --format json; prometheus is for stats only. */
+	if (o.given & O_JSON) {
+		if ((o.given & O_FORMAT) && o.format != F_JSON)
+			return usage_error(o.cmd, "--json and another --format");
+		o.format = F_JSON;
+	}
+	if (o.format == F_PROM && o.cmd->run != cmd_stats)
+		return usage_error(o.cmd, "%s: formats are table and json",
+				   o.cmd->name);
 	rc = o.cmd->run(&o);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		err("writing to stdout: %s", strerror(errno));
