@@ -324,6 +324,58 @@ mlc__lock_try(struct mlc_arena *a, struct mlc__lock *lk,
 			ctx);
 }
 
+/* Is @p lk's kind word the one mlc__lock_init() gives?  glibc trusts a
+ * mutex's bytes: a garbage kind (priority protection, say) makes a lock
+ * call abort the process (docs/reliability.md, bug 3).  The kind is the
+ * only such word: a garbage owner or lock word only makes the lock wait,
+ * fail, or report a dead owner. */
+static bool
+lock_kind_ok(struct mlc__lock *lk)
+{
+#ifdef __GLIBC__
+	static int want = -1;
+	int w = ck_pr_load_int(&want);
+
+	if (w < 0) {
+		struct mlc__lock ref;
+
+		if (mlc__lock_init(&ref) < 0)
+			return false;
+		w = ref.lk_mutex.__data.__kind;
+		pthread_mutex_destroy(&ref.lk_mutex);
+		ck_pr_store_int(&want, w);
+	}
+	return ck_pr_load_int(&lk->lk_mutex.__data.__kind) == w;
+#else
+	(void)lk;
+	return true;
+#endif
+}
+
+/* -ETIMEDOUT after @p ms, MLC_ECORRUPT if the lock word is not a lock of
+ * ours: for locks whose holders never wait on anything (the
+ * attached-process table), which mlc_arena_open() and mlc_arena_info()
+ * take, so that a corrupt lock word or a stopped holder delays them, and
+ * never blocks them for ever or crashes them. */
+int
+mlc__lock_take_for(struct mlc_arena *a, struct mlc__lock *lk, uint32_t ms,
+		   void (*repair)(struct mlc_arena *, void *), void *ctx)
+{
+	struct timespec ts;
+
+	if (!lock_kind_ok(lk))
+		return MLC_ECORRUPT;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return lock_won(a, lk, pthread_mutex_timedlock(&lk->lk_mutex, &ts),
+			repair, ctx);
+}
+
 void
 mlc__lock_give(struct mlc__lock *lk)
 {

@@ -134,6 +134,9 @@ int mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,
 		   void (*repair)(struct mlc_arena *, void *), void *ctx);
 int mlc__lock_try(struct mlc_arena *a, struct mlc__lock *lk,
 		  void (*repair)(struct mlc_arena *, void *), void *ctx);
+int mlc__lock_take_for(struct mlc_arena *a, struct mlc__lock *lk,
+		       uint32_t ms,
+		       void (*repair)(struct mlc_arena *, void *), void *ctx);
 void mlc__lock_give(struct mlc__lock *lk);
 void mlc__arena_populate(struct mlc_arena *a, uint64_t off, size_t len);
 int mlc__lock_init(struct mlc__lock *lk);

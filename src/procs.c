@@ -20,6 +20,21 @@
 /* Reads of an entry that keep finding it changing before the reader
  * leaves it out of this listing. */
 #define READ_TRIES 64
+/* How long an open, close or prune waits for ah_procs_lock before it gives
+ * up (the process then goes unlisted, or its count stays as it was).  A
+ * holder keeps it for microseconds (a prune: a /proc read per entry), so
+ * only a corrupt lock word or a stopped holder makes anyone wait this
+ * long, and neither can hang mlc_arena_open(). */
+#define LOCK_MS 200
+
+static void procs_repair(struct mlc_arena *a, void *ctx);
+
+static int
+procs_lock(struct mlc_arena *a)
+{
+	return mlc__lock_take_for(a, &a->hdr->ah_procs_lock, LOCK_MS,
+				  procs_repair, NULL);
+}
 
 /* ---- writers: under ah_procs_lock ---------------------------------------- */
 
@@ -173,7 +188,7 @@ mlc__procs_open(struct mlc_arena *a, uint64_t *cache_gen)
 		*cache_gen = UINT64_MAX;
 	if (a->flags & MLC_ARENA_RDONLY)
 		return;		/* the mapping cannot be written */
-	if (mlc__lock_take(a, &a->hdr->ah_procs_lock, procs_repair, NULL) < 0)
+	if (procs_lock(a) < 0)
 		return;
 	if (count_arena(a, gen) && cache_gen != NULL &&
 	    (p = mine(a)) != NULL) {
@@ -196,7 +211,7 @@ mlc__procs_close(struct mlc_arena *a, uint64_t *cache_gen)
 	/* A handle counted in another process (before fork()) or never: */
 	if (cache_gen != NULL && *cache_gen != gen)
 		return;
-	if (mlc__lock_take(a, &a->hdr->ah_procs_lock, procs_repair, NULL) < 0)
+	if (procs_lock(a) < 0)
 		return;
 	if (cache_gen == NULL && a->procs_gen != gen)
 		goto out;
@@ -287,7 +302,7 @@ procs_list(struct mlc_arena *a, struct mlc_proc_info *out)
 	}
 	/* Rare (a process died without closing): free what is proven. */
 	if (stale && !(a->flags & MLC_ARENA_RDONLY) &&
-	    mlc__lock_take(a, &a->hdr->ah_procs_lock, procs_repair, NULL) == 0) {
+	    procs_lock(a) == 0) {
 		prune_dead(a);
 		mlc__lock_give(&a->hdr->ah_procs_lock);
 	}

@@ -2,9 +2,10 @@
  * The attached processes (mlc_arena_procs, mlc_arena_info's procs and
  * handle counts): real processes open and close handles, one is
  * SIGKILLed, one exits without closing, children use inherited handles,
- * and the table fills up.
+ * the table fills up, and a holder of its lock stops.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -483,6 +485,100 @@ test_table_full(void **state)
 	mlc_arena_close(a);
 }
 
+/* A holder of the table's lock that stops (SIGSTOP, or a corrupt lock
+ * word) delays an attach by a bounded wait, never blocks it; the handle
+ * works, uncounted.  Once the holder is killed, the next locker repairs. */
+static int
+stop_holding(void *arg)
+{
+	struct mlc_arena *a = arg;
+
+	if (pthread_mutex_lock(&a->hdr->ah_procs_lock.lk_mutex) != 0)
+		return 1;
+	raise(SIGSTOP);
+	return 0;
+}
+
+static void
+test_stopped_holder(void **state)
+{
+	struct mlc_arena_info in;
+	struct mlc_arena *a, *b;
+	struct mlc_cache *c;
+	struct timespec t0, t1;
+	struct seen s;
+	char name[64];
+	int pid, st;
+	long ms;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	pid = t_spawn(stop_holding, a);
+	assert_int_equal(waitpid(pid, &st, WUNTRACED), pid);
+	assert_true(WIFSTOPPED(st));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b = attach(name, 0);
+	c = t_cache(b, "stalled", NULL);
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	print_message("open + cache open with the lock held: %ld ms\n", ms);
+	assert_true(ms >= 300 && ms < 5000);	/* two bounded waits */
+	list(a, &s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.p[0].arena_handles, 1);	/* b is not counted */
+	assert_int_equal(s.p[0].cache_handles, 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	(void)t_wait(pid);
+	/* The dead holder's lock is repaired by the next locker: a close
+	 * of uncounted handles takes no lock, an open does. */
+	mlc_cache_close(c);
+	mlc_arena_close(b);
+	b = attach(name, 0);
+	info(a, &in);
+	assert_true(in.repairs >= 1);
+	assert_int_equal(in.procs, 1);
+	assert_int_equal(in.arena_handles, 2);
+	assert_consistent(a);
+	mlc_arena_close(b);
+	mlc_arena_close(a);
+}
+
+/* A garbage kind in the table's lock (glibc would abort in a lock call
+ * with some kinds) is refused before any lock call: attach, list, info
+ * and close go on, the handles uncounted. */
+static void
+test_garbage_lock_kind(void **state)
+{
+	struct mlc_arena_info in;
+	struct mlc_arena *a, *b;
+	struct mlc_cache *c;
+	struct seen s;
+	char name[64];
+	int kind;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	kind = a->hdr->ah_procs_lock.lk_mutex.__data.__kind;
+	a->hdr->ah_procs_lock.lk_mutex.__data.__kind =
+		64 | (kind & 128);	/* glibc's PP_NORMAL kind, pshared */
+	b = attach(name, 0);
+	c = t_cache(b, "garbage", NULL);
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	list(b, &s);
+	assert_int_equal(s.n, 1);	/* us, from before the damage */
+	assert_int_equal(s.p[0].arena_handles, 1);
+	info(b, &in);
+	assert_int_equal(in.procs, 1);
+	mlc_cache_close(c);
+	mlc_arena_close(b);
+	a->hdr->ah_procs_lock.lk_mutex.__data.__kind = kind;
+	mlc_arena_close(a);
+	list(b = attach(name, MLC_ARENA_RDONLY), &s);
+	assert_int_equal(s.n, 0);
+	mlc_arena_close(b);
+}
+
 int
 main(void)
 {
@@ -491,6 +587,8 @@ main(void)
 		cmocka_unit_test(test_children_killed_and_closed),
 		cmocka_unit_test(test_fork_inherited),
 		cmocka_unit_test(test_table_full),
+		cmocka_unit_test(test_stopped_holder),
+		cmocka_unit_test(test_garbage_lock_kind),
 	};
 
 	t_require_shm();
