@@ -538,6 +538,13 @@ nginx_status_metrics() {
 	else
 		say "SKIP promtool check of /admin/metrics: promtool not installed (Debian package prometheus)"
 	fi
+	# The attached processes: every worker, with its inherited arena
+	# handle and a cache handle per namespace (items, other).  The master
+	# opened the arena before it daemonized: that process is gone, and
+	# the daemon master, which uses no cache, is not listed.
+	grep -q "^mlc_arena_processes{arena=\"[^\"]*\"} $WORKERS\$" "$work/metrics.1" &&
+		grep -q "^mlc_arena_handles{arena=\"[^\"]*\",kind=\"cache\"} $((2 * WORKERS))\$" "$work/metrics.1" ||
+		{ fail "metrics: not $WORKERS processes with $((2 * WORKERS)) cache handles: $(grep -E '^mlc_arena_(processes|handles)' "$work/metrics.1" | tr '\n' ' ')"; return 1; }
 	h0=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.1") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.1") ))
 	m0=$(metric mlc_namespace_misses_total '' "$work/metrics.1")
 	n0=$(metric mlc_namespace_negative_hits_total '' "$work/metrics.1")

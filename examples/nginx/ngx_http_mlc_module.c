@@ -1225,7 +1225,8 @@ ngx_http_mlc_item_handler(ngx_http_request_t *r)
     X(bytes) X(max_items) X(items) X(neg_items) X(page_size) X(pages)      \
     X(pages_free) X(value_max) X(sets) X(evictions) X(expired_reclaimed)   \
     X(index_evictions) X(page_moves) X(orphans_reclaimed) X(repairs)       \
-    X(write_failures) X(log_head) X(namespaces) X(format)
+    X(write_failures) X(log_head) X(namespaces) X(format) X(procs)         \
+    X(arena_handles) X(cache_handles)
 
 static size_t
 ngx_http_mlc_json_stats(char *p, size_t cap, const struct mlc_stats *s)
@@ -1338,7 +1339,9 @@ typedef struct {
     X(sets, "sets_total", "counter", "Successful L2 writes.")              \
     X(evictions, "evictions_total", "counter", "Live entries evicted.")    \
     X(write_failures, "write_failures_total", "counter",                   \
-      "Stores refused for lack of room.")
+      "Stores refused for lack of room.")                                  \
+    X(procs, "processes", "gauge",                                         \
+      "Processes with the arena attached (the dead left out on proof).")
 
 /* A label value with \, " and newline escaped. */
 static u_char *
@@ -1425,6 +1428,12 @@ ngx_http_mlc_metrics(ngx_http_request_t *r)
                     (uint64_t) ai.f);
     NGX_HTTP_MLC_ARENA_METRICS(X)
 #undef X
+    p = ngx_sprintf(p, "# HELP mlc_arena_handles Handles open in those "
+                    "processes, by kind.\n# TYPE mlc_arena_handles gauge\n"
+                    "mlc_arena_handles{arena=\"%s\",kind=\"arena\"} %uD\n"
+                    "mlc_arena_handles{arena=\"%s\",kind=\"cache\"} %uL\n",
+                    arena, ai.arena_handles, arena,
+                    (uint64_t) ai.cache_handles);
 
 #define X(f, m, type, lab, help)                                           \
     if (type != NULL) {                                                    \
