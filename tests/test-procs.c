@@ -530,8 +530,8 @@ test_stopped_holder(void **state)
 	assert_int_equal(s.p[0].cache_handles, 0);
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	(void)t_wait(pid);
-	/* The dead holder's lock is repaired by the next locker: a close
-	 * of uncounted handles takes no lock, an open does. */
+	/* The dead holder's lock is repaired by the next locker (the
+	 * arena close, or the attach after it). */
 	mlc_cache_close(c);
 	mlc_arena_close(b);
 	b = attach(name, 0);
