@@ -362,9 +362,9 @@ typedef int mlc_proc_fn(void *arg, const struct mlc_proc_info *proc);
  * frees the entries of the dead; if none can be freed, the process still
  * attaches and works, unlisted (procs_unlisted counts it), and its
  * handles are counted when a later mlc_cache_open() finds room.  Opening
- * and closing a handle waits at most 200 ms for the table's lock (held
- * for microseconds, unless its holder is stopped or the arena corrupt):
- * past that, the handle works uncounted.
+ * and closing a handle gives up on the table's lock after about 200 ms
+ * (it is held for microseconds, unless its holder is stopped or the
+ * arena corrupt): the handle then works uncounted.
  *
  * Lock-free and without writing when nobody died; @p fn is called after
  * the table was read, outside any lock, so it may call mlc functions.  An
