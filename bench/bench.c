@@ -1403,11 +1403,15 @@ run_paths(const struct case_def *c)
 	switch (c->op) {
 	case OP_FLIGHT:
 		all = malloc(sizeof(*all) * 64 * (size_t)rounds);
-		rc = mlcp_flight_wake(rounds, rows[0].ns, all, &nall,
-				      rows[0].note, sizeof(rows[0].note));
-		rows[0].nr = rounds;
-		rows[0].ops = 64;
+		rows[1].name = "futex";
+		rows[1].im = NULL;
+		rc = mlcp_flight_wake(rounds, rows[0].ns, rows[1].ns, all,
+				      &nall, rows[0].note, sizeof(rows[0].note));
+		rows[0].nr = rows[1].nr = rounds;
+		rows[0].ops = rows[1].ops = 64;
 		samples_from(&rows[0], all, nall);
+		samples_from(&rows[1], rows[1].ns, (size_t)rounds);
+		n = 2;
 		break;
 	case OP_INVCHK:
 		rc = mlcp_inval_check(rounds, opt.quick ? 200000 : 2000000, a,

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,10 +73,41 @@ struct fw_shared {
 	uint32_t failed;
 	uint64_t t_publish;		/* the loader returned */
 	uint64_t t_woken[FW_WAITERS];
+	uint32_t fword;			/* the floor's futex word */
 };
 
 static struct fw_shared *fw;
 static struct mlc_arena *fw_arena;
+
+/* Odd trials are the floor: the same processes and threads asleep on a
+ * bare shared futex, woken by one FUTEX_WAKE, no mlc at all.  What the
+ * kernel and the machine cost to wake 64 threads of 4 processes. */
+static bool
+fw_floor_trial(uint32_t t)
+{
+	return t & 1;
+}
+
+static void
+fw_floor_wait(uint32_t t)
+{
+	uint32_t w;
+
+	__atomic_fetch_add(&fw->ready, 1, __ATOMIC_ACQ_REL);
+	while ((w = __atomic_load_n(&fw->fword, __ATOMIC_ACQUIRE)) != t + 1)
+		syscall(SYS_futex, &fw->fword, FUTEX_WAIT, w, NULL, NULL, 0);
+}
+
+static void
+fw_floor_wake(uint32_t t)
+{
+	while (__atomic_load_n(&fw->ready, __ATOMIC_ACQUIRE) < FW_WAITERS)
+		usleep(100);
+	usleep(20000);		/* as fw_loader: let the last fall asleep */
+	__atomic_store_n(&fw->t_publish, mono_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&fw->fword, t + 1, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &fw->fword, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
 
 static void
 fw_key(char *key, size_t cap, uint32_t trial)
@@ -123,6 +156,12 @@ fw_waiter(void *arg)
 	for (uint32_t t = 0; fw_wait_go(t); t++) {
 		struct mlc_value v;
 
+		if (fw_floor_trial(t)) {
+			fw_floor_wait(t);
+			fw->t_woken[id] = mono_ns();
+			__atomic_fetch_add(&fw->done, 1, __ATOMIC_ACQ_REL);
+			continue;
+		}
 		while (__atomic_load_n(&fw->loader_in, __ATOMIC_ACQUIRE) != t + 1)
 			usleep(100);
 		fw_key(key, sizeof(key), t);
@@ -163,6 +202,12 @@ fw_loader_proc(void)
 	for (uint32_t t = 0; fw_wait_go(t); t++) {
 		struct mlc_value v;
 
+		if (fw_floor_trial(t)) {
+			fw_floor_wake(t);
+			__atomic_store_n(&fw->loader_done, t + 1,
+					 __ATOMIC_RELEASE);
+			continue;
+		}
 		fw_key(key, sizeof(key), t);
 		if (mlc_get(c, key, strlen(key), fw_loader, &t, &v) == 0)
 			mlc_value_release(&v);
@@ -175,8 +220,8 @@ fw_loader_proc(void)
 }
 
 int
-mlcp_flight_wake(int trials, double *last_ns, double *all_ns, size_t *nall,
-		 char *note, size_t cap)
+mlcp_flight_wake(int trials, double *last_ns, double *floor_ns,
+		 double *all_ns, size_t *nall, char *note, size_t cap)
 {
 	pid_t pids[FW_PROCS + 1];
 	char name[64];
@@ -199,8 +244,9 @@ mlcp_flight_wake(int trials, double *last_ns, double *all_ns, size_t *nall,
 	for (int p = 0; p < FW_PROCS; p++)
 		if ((pids[p] = fork()) == 0)
 			_exit(fw_proc(p));
-	/* One warm-up trial first, not counted. */
-	for (int t = 0; t <= trials && rc == 0; t++) {
+	/* Trials alternate mlc and the floor (fw_floor_trial), one
+	 * warm-up of each first, not counted. */
+	for (int t = 0; t < 2 * (trials + 1) && rc == 0; t++) {
 		uint64_t last = 0;
 
 		__atomic_store_n(&fw->ready, 0, __ATOMIC_RELEASE);
@@ -216,17 +262,21 @@ mlcp_flight_wake(int trials, double *last_ns, double *all_ns, size_t *nall,
 			rc = -EIO;
 			break;
 		}
-		if (t == 0)
+		if (t < 2)
 			continue;
 		for (int i = 0; i < FW_WAITERS; i++) {
 			uint64_t w = fw->t_woken[i];
 
 			if (w > last)
 				last = w;
-			all_ns[(*nall)++] = w > fw->t_publish ?
-					    (double)(w - fw->t_publish) : 0;
+			if (!fw_floor_trial((uint32_t)t))
+				all_ns[(*nall)++] = w > fw->t_publish ?
+					(double)(w - fw->t_publish) : 0;
 		}
-		last_ns[t - 1] = (double)(last - fw->t_publish);
+		if (fw_floor_trial((uint32_t)t))
+			floor_ns[t / 2 - 1] = (double)(last - fw->t_publish);
+		else
+			last_ns[t / 2 - 1] = (double)(last - fw->t_publish);
 	}
 	__atomic_store_n(&fw->quit, 1, __ATOMIC_RELEASE);
 	for (int p = 0; p <= FW_PROCS; p++)
@@ -235,7 +285,9 @@ mlcp_flight_wake(int trials, double *last_ns, double *all_ns, size_t *nall,
 		snprintf(note, cap, "%d waiters (%d processes x %d threads, "
 			 "long-lived) asleep on the flight; ns from the "
 			 "loader's return to the last waiter's mlc_get "
-			 "returning with the value", FW_WAITERS, FW_PROCS,
+			 "returning with the value; futex: the same threads "
+			 "on a bare shared futex, alternate trials",
+			 FW_WAITERS, FW_PROCS,
 			 FW_THREADS);
 	munmap(fw, sizeof(*fw));
 	arena_gone(fw_arena, name);
