@@ -909,6 +909,51 @@ enum mlc_update_flags {
 int mlc_update_ex(struct mlc_cache *cache, uint64_t *hashes, size_t cap,
 		  size_t *n, uint32_t *flags);
 
+/** One change reported by mlc_update_records(). */
+struct mlc_update_record {
+	uint64_t hash;		/* mlc_key_hash() of the changed key */
+	uint64_t version;	/* the L2 version the change made: the new
+				 * value's, or the deletion's.  Versions of
+				 * one arena only grow, so a layered entry
+				 * made from version >= this one is already
+				 * the change or newer, and can stay */
+};
+
+/**
+ * mlc_update_ex() that also reports the version of each change, so that a
+ * cache layered over this handle keeps what it already holds (its own
+ * sets and loads, or another process's load of the version it read) and
+ * drops only what is older.  Up to @p cap records go to @p recs (*@p n
+ * how many; several may name one key); MLC_UPDATE_ALL in *@p flags when
+ * everything must go instead (a purge, a log overrun, more records than
+ * @p cap, or the first call in a child after fork()).  Open the handle
+ * with MLC_CACHE_MANUAL_UPDATE.  One thread at a time per handle.
+ * @return 0, or -EINVAL.
+ * @since 0.2
+ */
+int mlc_update_records(struct mlc_cache *cache,
+		       struct mlc_update_record *recs, size_t cap, size_t *n,
+		       uint32_t *flags);
+
+/**
+ * Point *@p head at the arena's log head (shared memory: the number of
+ * records ever claimed, which only grows) and *@p cursor at this handle's
+ * position in the log (private memory; on a MLC_CACHE_MANUAL_UPDATE handle
+ * only mlc_update(), mlc_update_ex() and mlc_update_records() move it).
+ * While the two words are equal, no record is pending for the handle: a
+ * layered cache compares them before each lookup and calls
+ * mlc_update_records() only when they differ, with no call at all on its
+ * fast path.  A writer moves the head before it changes L2, so a lookup
+ * that finds them equal comes before any change it has not applied.  Read
+ * each word whole (or both halves, each compared); a record claimed but
+ * not yet published keeps them apart until it is, or for at most 100 ms.
+ * The pointers stay valid until mlc_cache_close().
+ * @return 0, or -EINVAL.
+ * @since 0.2
+ */
+int mlc_update_watch(struct mlc_cache *cache, const volatile uint64_t **head,
+		     const uint64_t **cursor);
+
 /**
  * Per-handle counters (this process, this handle only).
  *

@@ -280,3 +280,41 @@ mlc_key_hash(struct mlc_cache *c, const void *key, size_t key_len)
 	key_make(c, key, key_len, &k);
 	return k.hash;
 }
+
+MLC_EXPORT int
+mlc_update_records(struct mlc_cache *c, struct mlc_update_record *recs,
+		   size_t cap, size_t *n, uint32_t *flags)
+{
+	uint64_t forks;
+
+	if (c == NULL || n == NULL || flags == NULL ||
+	    (recs == NULL && cap != 0))
+		return -EINVAL;
+	forks = c->st.forks;
+	mlc__handle_check(c);
+	c->log.out_rec = recs;
+	c->log.out_cap = cap;
+	c->log.out_n = 0;
+	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
+	mlc__log_apply(c->a, &c->log, c->o.update_budget);
+	*n = c->log.out_n;
+	*flags = c->log.out_all ? MLC_UPDATE_ALL : 0;
+	c->log.out_rec = NULL;
+	c->log.out_all = false;
+	return 0;
+}
+
+/* The two words a layered cache compares before each lookup: while they
+ * are equal, no record is pending for this handle.  The head is shared and
+ * only grows; the cursor is private and only mlc_update*() moves it on a
+ * MLC_CACHE_MANUAL_UPDATE handle. */
+MLC_EXPORT int
+mlc_update_watch(struct mlc_cache *c, const volatile uint64_t **head,
+		 const uint64_t **cursor)
+{
+	if (c == NULL || head == NULL || cursor == NULL)
+		return -EINVAL;
+	*head = &c->a->log->lg_head;
+	*cursor = &c->log.cursor;
+	return 0;
+}

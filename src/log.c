@@ -175,12 +175,18 @@ apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
 		return;
 	}
 	lr->dropped += mlc__l1_drop_older(lr->l1, hash, version);
-	if (lr->out != NULL) {
-		if (lr->out_n < lr->out_cap)
-			lr->out[lr->out_n++] = hash;
-		else
-			lr->out_all = true;
+	if (lr->out == NULL && lr->out_rec == NULL)
+		return;
+	if (lr->out_n == lr->out_cap) {
+		lr->out_all = true;
+		return;
 	}
+	if (lr->out != NULL) {
+		lr->out[lr->out_n++] = hash;
+		return;
+	}
+	lr->out_rec[lr->out_n].hash = hash;
+	lr->out_rec[lr->out_n++].version = version;
 }
 
 static void

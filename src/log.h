@@ -31,6 +31,7 @@ struct mlc__logr {
 	/* Optional report of what was dropped, for a cache layered over
 	 * this handle (mlc_update_ex): hashes, and whether all must go. */
 	uint64_t *out;
+	struct mlc_update_record *out_rec;	/* or hash + version */
 	size_t out_cap, out_n;
 	bool out_all;
 };

@@ -154,6 +154,65 @@ test_apply_rejects_bad_events(void **state)
 	mlc_arena_unlink(name, 0);
 }
 
+
+/* Records carry the version each change made, and the watch words tell
+ * without a call whether any record is pending. */
+static void
+test_update_records_report_versions(void **state)
+{
+	char name[64];
+	struct mlc_arena *a = t_arena(name, sizeof(name), 0, 0);
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *w = t_cache(a, "ns", NULL), *r;
+	struct mlc_update_record rec[4];
+	struct mlc_value v = { 0 };
+	const volatile uint64_t *head;
+	const uint64_t *cursor;
+	size_t n = 99;
+	uint32_t flags = 99;
+	uint64_t va;
+
+	o.flags = MLC_CACHE_MANUAL_UPDATE | MLC_CACHE_NO_L1;
+	r = t_cache(a, "ns", &o);
+	assert_int_equal(mlc_update_watch(r, &head, &cursor), 0);
+	assert_int_equal(mlc_update_records(r, rec, 4, &n, &flags), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(flags, 0);
+	assert_true(*head == *cursor);
+	assert_int_equal(mlc_set(w, "a", 1, "1", 1, NULL), 0);
+	assert_true(*head != *cursor);		/* pending, seen without a call */
+	assert_int_equal(mlc_peek(r, "a", 1, 0, &v), 0);	/* moves nothing */
+	va = v.version;
+	mlc_value_release(&v);
+	assert_true(*head != *cursor);
+	assert_int_equal(mlc_delete(w, "b", 1), 0);
+	assert_int_equal(mlc_update_records(r, rec, 4, &n, &flags), 0);
+	assert_true(*head == *cursor);
+	assert_int_equal(n, 2);
+	assert_int_equal(flags, 0);
+	assert_true(rec[0].hash == mlc_key_hash(r, "a", 1));
+	assert_true(rec[0].version == va && va != 0);
+	assert_true(rec[1].hash == mlc_key_hash(r, "b", 1));
+	assert_true(rec[1].version > va);	/* versions only grow */
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(mlc_set(w, "c", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_update_records(r, rec, 4, &n, &flags), 0);
+	assert_int_equal(flags, MLC_UPDATE_ALL);
+	assert_int_equal(mlc_purge(w), 0);
+	assert_int_equal(mlc_update_records(r, rec, 4, &n, &flags), 0);
+	assert_int_equal(flags, MLC_UPDATE_ALL);
+	assert_int_equal(mlc_update_records(r, NULL, 0, &n, &flags), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(flags, 0);
+	assert_int_equal(mlc_update_records(NULL, rec, 4, &n, &flags), -EINVAL);
+	assert_int_equal(mlc_update_records(r, NULL, 4, &n, &flags), -EINVAL);
+	assert_int_equal(mlc_update_watch(NULL, &head, &cursor), -EINVAL);
+	assert_int_equal(mlc_update_watch(r, NULL, &cursor), -EINVAL);
+	mlc_cache_close(w);
+	mlc_cache_close(r);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
 /* A layered cache learns which keys changed elsewhere, by hash. */
 static void
 test_update_ex_reports_hashes(void **state)
@@ -275,6 +334,7 @@ main(void)
 		cmocka_unit_test(test_apply_drops_l2_and_l1_without_echo),
 		cmocka_unit_test(test_apply_rejects_bad_events),
 		cmocka_unit_test(test_update_ex_reports_hashes),
+		cmocka_unit_test(test_update_records_report_versions),
 		cmocka_unit_test(test_namespaces_and_check),
 		cmocka_unit_test(test_rdonly_attach),
 	};
