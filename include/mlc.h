@@ -923,10 +923,13 @@ struct mlc_update_record {
  * mlc_update_ex() that also reports the version of each change, so that a
  * cache layered over this handle keeps what it already holds (its own
  * sets and loads, or another process's load of the version it read) and
- * drops only what is older.  Up to @p cap records go to @p recs (*@p n
- * how many; several may name one key); MLC_UPDATE_ALL in *@p flags when
- * everything must go instead (a purge, a log overrun, more records than
- * @p cap, or the first call in a child after fork()).  Open the handle
+ * drops only what is older.  Applies at most @p cap records (and at most
+ * the handle's update_budget), all reported in @p recs (*@p n how many;
+ * several may name one key; records of other namespaces count towards
+ * @p cap without being reported): call again while mlc_update_watch()'s
+ * words differ.  MLC_UPDATE_ALL in *@p flags when everything must go
+ * instead (a purge, a log overrun, or the first call in a child after
+ * fork()); with @p cap 0, also when any key changed.  Open the handle
  * with MLC_CACHE_MANUAL_UPDATE.  One thread at a time per handle.
  * @return 0, or -EINVAL.
  * @since 0.2

@@ -285,18 +285,25 @@ MLC_EXPORT int
 mlc_update_records(struct mlc_cache *c, struct mlc_update_record *recs,
 		   size_t cap, size_t *n, uint32_t *flags)
 {
+	struct mlc_update_record none;
 	uint64_t forks;
+	uint32_t budget;
 
 	if (c == NULL || n == NULL || flags == NULL ||
 	    (recs == NULL && cap != 0))
 		return -EINVAL;
 	forks = c->st.forks;
 	mlc__handle_check(c);
-	c->log.out_rec = recs;
+	c->log.out_rec = recs != NULL ? recs : &none;	/* cap 0: any is ALL */
 	c->log.out_cap = cap;
 	c->log.out_n = 0;
 	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
-	mlc__log_apply(c->a, &c->log, c->o.update_budget);
+	/* At most cap records, so that they all fit: the rest stay for the
+	 * next call rather than costing the caller its whole cache. */
+	budget = c->o.update_budget;
+	if (cap != 0 && (budget == 0 || cap < budget))
+		budget = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+	mlc__log_apply(c->a, &c->log, budget);
 	*n = c->log.out_n;
 	*flags = c->log.out_all ? MLC_UPDATE_ALL : 0;
 	c->log.out_rec = NULL;

@@ -194,10 +194,21 @@ test_update_records_report_versions(void **state)
 	assert_true(rec[0].version == va && va != 0);
 	assert_true(rec[1].hash == mlc_key_hash(r, "b", 1));
 	assert_true(rec[1].version > va);	/* versions only grow */
+	/* More changes than room: cap at a time, the rest on the next call. */
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(mlc_set(w, "c", 1, "1", 1, NULL), 0);
 	assert_int_equal(mlc_update_records(r, rec, 4, &n, &flags), 0);
-	assert_int_equal(flags, MLC_UPDATE_ALL);
+	assert_int_equal(n, 4);
+	assert_int_equal(flags, 0);
+	assert_true(*head != *cursor);
+	assert_true(rec[3].version > rec[0].version);
+	assert_int_equal(mlc_update_records(r, rec, 4, &n, &flags), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(flags, 0);
+	assert_true(*head == *cursor);
+	assert_int_equal(mlc_set(w, "c", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_update_records(r, NULL, 0, &n, &flags), 0);
+	assert_int_equal(flags, MLC_UPDATE_ALL);	/* no room at all */
 	assert_int_equal(mlc_purge(w), 0);
 	assert_int_equal(mlc_update_records(r, rec, 4, &n, &flags), 0);
 	assert_int_equal(flags, MLC_UPDATE_ALL);
