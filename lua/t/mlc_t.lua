@@ -44,6 +44,10 @@ function _M.init()
     }))
     caches.small = assert(mlc.new("small", ARENA, { lru_size = 2 }))
 
+    -- room for 100,000-key L1 tests and the benchmarks
+    assert(mlc.arena(ARENA .. "-big", { size = 192 * 1024 * 1024, mode = 438,
+                                        max_items = 524288 }))
+
     -- a get in the master: its L1 entry is inherited by every worker, which
     -- must drop it on first use (the key may change before that)
     local v, err = caches.c:get("init-key", nil, function()
@@ -598,8 +602,9 @@ T.validation = function()
           "missing arena: " .. fmt(err))
 
     -- accepted and documented as without effect
-    local c2 = mlc.new("opts", ARENA, { shm_miss = "m", shm_locks = "l",
-                                        ipc_shm = "i", lru_size = 10,
+    local c2 = mlc.new("opts", ARENA, { shm_miss = "miss",
+                                        shm_locks = "locks",
+                                        ipc_shm = "ipc", lru_size = 10,
                                         shm_set_tries = 2,
                                         resty_lock_opts = { timeout = 1,
                                                             exptime = 10 } })
@@ -614,6 +619,311 @@ T.validation = function()
     local v, e = cc:get("", nil, function() return 1 end)
     check(v == nil and e and e:find("invalid key", 1, true),
           "empty key: " .. fmt(e))
+end
+
+
+-- lua-resty-mlcache's checks of the dict names, with its messages; the
+-- names may be lua_shared_dicts (mlcache's nginx.conf keeps working) or
+-- mlc arenas
+T.options = function()
+    local c, err = mlc.new("o1", ARENA, { shm_miss = "foo" })
+    check(c == nil and err == "no such lua_shared_dict for opts.shm_miss: foo",
+          "shm_miss: " .. fmt(err))
+    c, err = mlc.new("o2", ARENA, { shm_locks = "foo" })
+    check(c == nil
+          and err == "no such lua_shared_dict for opts.shm_locks: foo",
+          "shm_locks: " .. fmt(err))
+    c, err = mlc.new("o3", ARENA, { ipc_shm = "foo" })
+    check(c == nil and err == "failed to initialize mlcache IPC (could not "
+                              .. "instantiate mlcache.ipc): no such "
+                              .. "lua_shared_dict: foo",
+          "ipc_shm: " .. fmt(err))
+    throws("opts.shm_miss must be a string", mlc.new, "x", ARENA,
+           { shm_miss = 1 })
+    throws("opts.shm_locks must be a string", mlc.new, "x", ARENA,
+           { shm_locks = 1 })
+    throws("opts.ipc_shm must be a string", mlc.new, "x", ARENA,
+           { ipc_shm = 1 })
+    throws("opts.ipc must be a table", mlc.new, "x", ARENA, { ipc = 1 })
+    throws("opts.ipc.register_listeners must be a function", mlc.new, "x",
+           ARENA, { ipc = {} })
+    throws("opts.ipc.broadcast must be a function", mlc.new, "x", ARENA,
+           { ipc = { register_listeners = function() end } })
+    throws("opts.ipc.poll must be a function", mlc.new, "x", ARENA,
+           { ipc = { register_listeners = function() end,
+                     broadcast = function() end, poll = 1 } })
+    c, err = mlc.new("o4", ARENA, { shm_miss = "miss", shm_locks = "locks",
+                                    ipc_shm = "ipc" })
+    check(c ~= nil, "existing lua_shared_dicts accepted: " .. fmt(err))
+    c, err = mlc.new("o5", ARENA, { shm_miss = ARENA, shm_locks = ARENA })
+    check(c ~= nil, "mlc arenas accepted: " .. fmt(err))
+end
+
+
+-- a custom IPC driven as lua-resty-mlcache drives it
+T.ipc = function()
+    local name = uniq("ipc")
+    local calls = {}
+    local events
+    local ipc = {
+        register_listeners = function(ev)
+            events = ev
+            calls[#calls + 1] = "register"
+        end,
+        broadcast = function(channel, data)
+            calls[#calls + 1] = "broadcast " .. channel .. " " .. fmt(data)
+            return true
+        end,
+        poll = function(timeout)
+            calls[#calls + 1] = "poll " .. fmt(timeout)
+            return true
+        end,
+    }
+    local c = assert(mlc.new(name, ARENA, { ipc = ipc }))
+    check(calls[1] == "register" and #calls == 1, "register_listeners once")
+    check(events and events.invalidation
+          and events.invalidation.channel == "mlcache:invalidations:" .. name
+          and type(events.invalidation.handler) == "function"
+          and events.purge and events.purge.channel == "mlcache:purge:" .. name
+          and type(events.purge.handler) == "function",
+          "channels: " .. fmt(events and events.invalidation
+                              and events.invalidation.channel))
+
+    calls = {}
+    check(c:set("k", nil, "v") == true, "set")
+    check(c:delete("k") == true, "delete")
+    check(c:purge() == true, "purge")
+    check(c:update(3.5) == true, "update")
+    check(c:update() == true, "update()")
+    local want = {
+        "broadcast mlcache:invalidations:" .. name .. ' "k"',
+        "broadcast mlcache:invalidations:" .. name .. ' "k"',
+        "broadcast mlcache:purge:" .. name .. ' ""',
+        "poll 3.5", "poll nil",
+    }
+    check(#calls == #want, "calls: " .. table.concat(calls, ", "))
+    for i, w in ipairs(want) do
+        check(calls[i] == w, "call " .. i .. ": " .. fmt(calls[i])
+                             .. " wanted " .. fmt(w))
+    end
+
+    -- the handlers act on this worker's L1, as mlcache's
+    c:get("h", nil, function() return "hv" end)
+    events.invalidation.handler("h")
+    expect("after the invalidation handler: L2", "hv", nil, 2, c:get("h"))
+    events.purge.handler()
+    expect("after the purge handler: L2", "hv", nil, 2, c:get("h"))
+
+    -- errors, with mlcache's texts
+    ipc.broadcast = function() return nil, "bc down" end
+    local c2 = assert(mlc.new(uniq("ipc2"), ARENA, { ipc = ipc }))
+    local ok, err = c2:set("k", nil, 1)
+    check(ok == nil and err == "could not broadcast update: bc down",
+          "set: " .. fmt(err))
+    ok, err = c2:delete("k")
+    check(ok == nil and err == "could not broadcast deletion: bc down",
+          "delete: " .. fmt(err))
+    ok, err = c2:purge()
+    check(ok == nil and err == "could not broadcast purge: bc down",
+          "purge: " .. fmt(err))
+    ipc.poll = function() return nil, "poll down" end
+    local c3 = assert(mlc.new(uniq("ipc3"), ARENA, { ipc = ipc }))
+    ok, err = c3:update()
+    check(ok == nil and err == "could not poll ipc events: poll down",
+          "update: " .. fmt(err))
+    ipc.register_listeners = function() return nil, "no way" end
+    local c4
+    c4, err = mlc.new(uniq("ipc4"), ARENA, { ipc = ipc })
+    check(c4 == nil and err == "failed to initialize custom IPC "
+          .. "(opts.ipc.register_listeners returned an error): no way",
+          "register_listeners error: " .. fmt(err))
+end
+
+
+-- get_bulk runs the callbacks in bulk order (mlcache: the first chunks in
+-- light threads spawned in order, the last in the calling thread), with
+-- per-operation errors
+T.bulk_order = function()
+    local c = caches.c
+    for _, conc in ipairs { 1, 2, 3, 4, 10 } do
+        local order = {}
+        local b = mlc.new_bulk(6)
+        for i, name in ipairs { "a", "b", "c", "d", "e", "f" } do
+            b:add(uniq("bo-" .. name), nil, function(x)
+                order[#order + 1] = x
+                if x == "c" then
+                    return nil, "no c"
+                elseif x == "d" then
+                    error("d threw")
+                end
+                return x .. i
+            end, name)
+        end
+        local res = c:get_bulk(b, { concurrency = conc })
+        check(table.concat(order) == "abcdef",
+              "concurrency " .. conc .. ": callbacks ran "
+              .. table.concat(order, ","))
+        expect("op a", "a1", nil, 3, res[1], res[2], res[3])
+        expect("op c", nil, "no c", nil, res[7], res[8], res[9])
+        check(res[10] == nil and type(res[11]) == "string"
+              and res[11]:find("callback threw an error: ", 1, true)
+              and res[11]:find("d threw", 1, true) and res[12] == nil,
+              "op d: " .. fmt(res[11]))
+        expect("op f", "f6", nil, 3, res[16], res[17], res[18])
+    end
+
+    -- callbacks that yield still start in bulk order
+    local order = {}
+    local b = mlc.new_bulk(4)
+    for _, name in ipairs { "a", "b", "c", "d" } do
+        b:add(uniq("boy-" .. name), nil, function(x)
+            order[#order + 1] = x
+            ngx.sleep(0.001)
+            return x
+        end, name)
+    end
+    c:get_bulk(b, { concurrency = 4 })
+    check(table.concat(order) == "abcd",
+          "yielding callbacks started " .. table.concat(order, ","))
+end
+
+
+-- TTLs follow ngx.now(), as lua-resty-mlcache's
+T.ttl_ngx = function()
+    local c = caches.c
+    local k = uniq("tn")
+    assert(c:set(k, { ttl = 19 }, "v"))
+    local t0 = ngx.now()
+    local ttl = c:peek(k)
+    check(ttl == 19, "peek right after set(ttl = 19): " .. fmt(ttl))
+    ngx.sleep(1)
+    ttl = c:peek(k)
+    local want = 19 - (ngx.now() - t0)
+    check(ttl and math.abs(ttl - want) < 1e-6,
+          "after ngx.sleep(1): " .. fmt(ttl) .. ", ngx.now() says "
+          .. fmt(want))
+    check(ttl and math.ceil(ttl) == 18, "ceil after 1 s: " .. fmt(ttl))
+
+    -- through a callback, and from another arena's first store
+    local k2 = uniq("tn2")
+    c:get(k2, { ttl = 0.3 }, function() return "x" end)
+    local t2 = c:peek(k2)
+    check(t2 == 0.3, "callback value, ttl 0.3: " .. fmt(t2))
+    local a = uniq("tn-arena"):gsub("[^%w]", "-")
+    assert(mlc.arena(a, { size = 8 * 1024 * 1024 }))
+    local fresh = assert(mlc.new("f", a))
+    fresh:get("k", { ttl = 0.3 }, function() return "first" end)
+    local t3 = fresh:peek("k")
+    mlc.unlink(a)
+    check(t3 == 0.3, "first store in a fresh arena: " .. fmt(t3))
+
+    -- an L1 entry promoted from L2 expires when the value does
+    local k4 = uniq("tn4")
+    c:get(k4, { ttl = 0.5 }, function() return "p" end)
+    c.lru:delete(k4)
+    ngx.sleep(0.2)
+    expect("promoted", "p", nil, 2, c:get(k4))
+    ngx.sleep(0.31)
+    expect("expired with L2", nil, nil, -1, c:get(k4))
+    local t4, _, v4, st4 = c:peek(k4, true)
+    check(t4 and t4 < 0 and t4 > -0.2 and v4 == "p" and st4 == true,
+          "peek(stale) of the expired value: " .. fmt(t4) .. " " .. fmt(v4))
+end
+
+
+-- an opts.lru of the user's (resty.lrucache)
+T.custom_lru = function()
+    local lru = require("resty.lrucache").new(10)
+    local c = assert(mlc.new(uniq("clru"), ARENA, { lru = lru }))
+    expect("L3", "x", nil, 3, c:get("k", nil, function() return "x" end))
+    expect("L1", "x", nil, 1, c:get("k"))
+    check(lru:get("k") ~= nil, "the entry is in the user's LRU")
+    c:set("k", nil, "y")
+    expect("set: L1", "y", nil, 1, c:get("k"))
+    caches.c:get("unrelated", nil, function() return 1 end)
+    c.lru:delete("k")
+    expect("L2", "y", nil, 2, c:get("k"))
+end
+
+
+-- every struct's size and field offsets, and every constant, as C sees
+-- them through mlc.h (run.sh compiled the program that printed them)
+T.ffi_layout = function()
+    local ffi = require "ffi"
+    local f = io.open(os.getenv("MLC_T_LAYOUT") or "", "r")
+    if not check(f, "no layout file") then
+        return
+    end
+    local n = 0
+    for line in f:lines() do
+        local w = {}
+        for x in line:gmatch("%S+") do
+            w[#w + 1] = x
+        end
+        local got
+        if w[1] == "size" then
+            got = ffi.sizeof("struct " .. w[2])
+        elseif w[1] == "off" then
+            got = ffi.offsetof("struct " .. w[2], w[3])
+        elseif w[1] == "const" then
+            got = mlc._const[w[2]]
+        end
+        check(got == tonumber(w[#w]),
+              line .. ": resty.mlc has " .. fmt(got))
+        n = n + 1
+    end
+    f:close()
+    check(n > 100, "only " .. n .. " layout lines")
+    local info = mlc.arena_info(ARENA)
+    check(info.format >= 1 and info.namespaces >= 3,
+          "arena_info: format " .. fmt(info.format) .. " namespaces "
+          .. fmt(info.namespaces))
+end
+
+
+T.stats = function()
+    local name = uniq("st")
+    local c = assert(mlc.new(name, ARENA))
+    c:get("a", nil, function() return 1 end)
+    c:get("a")
+    c:get("a")
+    c.lru:delete("a")
+    c:get("a")
+    c:set("b", nil, 2)
+    c:get("nope")
+    local st = assert(c:stats())
+    check(st.hits_l1 == nil and st.hits_l2 == 1 and st.hits_l3 == 1
+          and st.misses == 1 and st.sets == 1,
+          "stats: l1 " .. fmt(st.hits_l1) .. " l2 " .. fmt(st.hits_l2)
+          .. " l3 " .. fmt(st.hits_l3) .. " misses " .. fmt(st.misses)
+          .. " sets " .. fmt(st.sets))
+    check(st.l1_items == 2, "l1_items " .. fmt(st.l1_items))
+    local ns = assert(mlc.namespace_stats(ARENA, name))
+    check(ns.sets == 1 and ns.items == 2 and ns.bytes > 0,
+          "namespace_stats: sets " .. fmt(ns.sets) .. " items "
+          .. fmt(ns.items) .. " bytes " .. fmt(ns.bytes))
+end
+
+
+-- L1 entries stay when a record announces the version they hold (this
+-- worker's own sets and loads, and loads of the same version elsewhere),
+-- and go when it announces a newer one
+T.l1_versions = function()
+    local name = uniq("lv")
+    local c = assert(mlc.new(name, ARENA))
+    local other = assert(mlc.new(name, ARENA))  -- another handle, same L1
+    c:get("a", nil, function() return "A" end)
+    c:set("b", nil, "B")
+    other:get("a")                              -- its own poll
+    expect("own load kept", "A", nil, 1, c:get("a"))
+    expect("own set kept", "B", nil, 1, c:get("b"))
+    local x = assert(mlc.new(uniq("lv-x"), ARENA))
+    for i = 1, 1000 do                          -- other names' records
+        x:set("k" .. i, nil, i)
+    end
+    expect("other names' records", "A", nil, 1, c:get("a"))
+    other:set("a", nil, "A2")                    -- a newer version
+    expect("newer version seen", "A2", nil, 1, c:get("a"))
 end
 
 
@@ -880,48 +1190,253 @@ function _M.xw()
 end
 
 
--- Rough costs (MLC_T_BENCH=1 lua/t/run.sh): ns per call of the hot paths.
-function _M.bench()
-    local c = caches.c
-    local n = tonumber(ngx.var.arg_n) or 1000000
-    local k = uniq("bench")
-    c:get(k, nil, function() return "value" end)
-    local function run(name, f, count)
-        ngx.update_time()
-        local t0 = ngx.now()
-        f(count)
-        ngx.update_time()
-        ngx.say(string.format("%-32s %8.0f ns/op", name,
-                              (ngx.now() - t0) * 1e9 / count))
+-- /l1fill?n=N&run=R: this worker fills its L1 with keys k1..kN (the first
+-- worker to get a key loads it, the others read it from L2 or wait for the
+-- load), waits until every worker that took part has filled, then reads
+-- them all and counts the L1 hits.
+local filling = {}
+
+function _M.l1fill()
+    local n = tonumber(ngx.var.arg_n)
+    local run = ngx.var.arg_run
+    local w = ngx.worker.id()
+    if filling[run] then
+        ngx.say("dup w=", w)
+        return
     end
-    run("get, L1 hit", function(m)
-        for _ = 1, m do
-            c:get(k)
+    filling[run] = true
+    local c = assert(mlc.new("fill-" .. run, ARENA .. "-big",
+                             { lru_size = n }))
+    counters:incr("fillers:" .. run, 1, 0)
+    local cb = function(i)
+        return "value of " .. i
+    end
+    local keys = {}
+    for i = 1, n do
+        keys[i] = "k" .. i
+        c:get(keys[i], nil, cb, i)
+    end
+    counters:incr("filled:" .. run, 1, 0)
+    local t0 = ngx.now()
+    while ngx.now() - t0 < 60 do
+        local f = counters:get("fillers:" .. run)
+        if counters:get("filled:" .. run) == f and f >= 2
+           and ngx.now() - t0 > 0.2
+        then
+            break
         end
-    end, n)
-    run("get, L2 hit (L1 entry deleted)", function(m)
-        for _ = 1, m do
-            c.lru:delete(k)
-            c:get(k)
+        c:update()          -- keep up with the log meanwhile
+        ngx.sleep(0.002)
+    end
+    local hits, wrong = 0, 0
+    for i = 1, n do
+        local v, _, hit = c:get(keys[i], nil, cb, i)
+        if hit == 1 then
+            hits = hits + 1
         end
-    end, n / 10)
-    run("peek", function(m)
-        for _ = 1, m do
-            c:peek(k)
+        if v ~= "value of " .. i then
+            wrong = wrong + 1
         end
-    end, n / 10)
-    run("set", function(m)
-        for i = 1, m do
-            c:set(k, nil, i)
+    end
+    ngx.say("filled w=", w, " l1_hits=", hits, " wrong=", wrong,
+            " fillers=", counters:get("fillers:" .. run))
+end
+
+
+-- MLC_T_BENCH=1 lua/t/run.sh: ns per operation of resty.mlc's paths beside
+-- resty.lrucache and ngx.shared.DICT, in this one worker, for 64 and
+-- 100,000 keys.  Times are this worker's CPU time (os.clock: a shared
+-- machine's other load does not count), the best of 3 runs; the L1 pair
+-- is timed interleaved, twice.
+local function bench_time(f, count)
+    local t0 = os.clock()
+    f(count)
+    return (os.clock() - t0) * 1e9 / count
+end
+
+
+local function best(f, count)
+    local t = bench_time(f, count)
+    for _ = 2, 3 do
+        t = math.min(t, bench_time(f, count))
+    end
+    return t
+end
+
+
+-- A loop of its own (a fresh function prototype, so a trace of its own)
+-- running @call m times with c, ks, nk, v bound: each case is compiled for
+-- its own value types, as code that uses one cache for one kind of value.
+local function make_loop(call, c, ks, nk, v)
+    return assert(loadstring("local c, ks, nk, v = ... return function(m) "
+                             .. "for i = 1, m do " .. call .. " end end"))(
+                             c, ks, nk, v)
+end
+
+
+local STR16 = "0123456789abcdef"
+local function tab_value(i)
+    return { id = i, name = "user", tags = { "a", "b" }, ok = true }
+end
+
+
+function _M.bench()
+    local lrucache = require "resty.lrucache"
+    local dict = ngx.shared.bench
+    local big = ARENA .. "-big"
+    local run = uniq("b"):gsub("[^%w]", "")
+    ngx.say("path                                  keys   resty.mlc ns   "
+            .. "floor                               floor ns   ratio")
+    local function line(path, nkeys, ns, floor_name, fns)
+        ngx.say(string.format("%-36s %6d %12.1f   %-34s %10.1f   %5.2f",
+                              path, nkeys, ns, floor_name, fns, ns / fns))
+    end
+
+    for _, nkeys in ipairs { 64, 100000 } do
+        local keys = {}
+        for i = 1, nkeys do
+            keys[i] = "bench:" .. run .. ":" .. i
         end
-    end, n / 100)
-    run("get, L1 hit after a set elsewhere", function(m)
-        local k2 = uniq("bench2")
-        for i = 1, m do
-            caches.w:set(k2, nil, i)    -- another handle on another name
-            c:get(k)
+        local iters = 2000000
+        local iters_l2 = nkeys == 64 and 400000 or 200000
+
+        -- floors
+        local lru = lrucache.new(nkeys)
+        for i = 1, nkeys do
+            lru:set(keys[i], STR16, 30)
         end
-    end, n / 100)
+        local lru_get = make_loop("c:get(ks[i % nk + 1])", lru, keys, nkeys)
+        local lru_set = make_loop("c:set(ks[i % nk + 1], v, 30)", lru, keys,
+                                  nkeys, STR16)
+        dict:flush_all()
+        for i = 1, nkeys do
+            dict:set(keys[i], STR16)
+        end
+        local dict_get = make_loop("c:get(ks[i % nk + 1])", dict, keys, nkeys)
+        local dict_set = make_loop("c:set(ks[i % nk + 1], v)", dict, keys,
+                                   nkeys, STR16)
+
+        -- resty.mlc: L1 of nkeys, and L1 of 1 (every get an L2 hit)
+        local c1 = assert(mlc.new("b1-" .. nkeys .. run, big,
+                                  { lru_size = nkeys }))
+        local ct = assert(mlc.new("bt-" .. nkeys .. run, big,
+                                  { lru_size = nkeys }))
+        local c2 = assert(mlc.new("b2-" .. nkeys .. run, big,
+                                  { lru_size = 1 }))
+        local c2t = assert(mlc.new("b2t-" .. nkeys .. run, big,
+                                   { lru_size = 1 }))
+        for i = 1, nkeys do
+            c1:set(keys[i], nil, STR16)
+            ct:set(keys[i], nil, tab_value(i))
+            c2:set(keys[i], nil, STR16)
+            c2t:set(keys[i], nil, tab_value(i))
+        end
+        local getter = function(c)
+            return make_loop("c:get(ks[i % nk + 1])", c, keys, nkeys)
+        end
+
+        -- the L1s are full now: a first pass (a loop of its own: traced on
+        -- the L2 path) reads what the log dropped
+        getter(c1)(nkeys)
+        getter(ct)(nkeys)
+        local g1 = getter(c1)
+        local a1 = best(lru_get, iters)
+        local m1 = best(g1, iters)
+        local a2 = best(lru_get, iters)
+        local m2 = best(g1, iters)
+        local lru_ns = math.min(a1, a2)
+        line("L1 hit, 16 B string", nkeys, math.min(m1, m2),
+             "resty.lrucache:get", lru_ns)
+        line("L1 hit, table", nkeys, best(getter(ct), iters),
+             "resty.lrucache:get", lru_ns)
+
+        local dg = best(dict_get, iters_l2)
+        local ls = best(lru_set, iters_l2)
+        local l2s = best(getter(c2), iters_l2)
+        line("L2 hit, 16 B string (lru_size 1)", nkeys, l2s,
+             "DICT:get + lrucache:set", dg + ls)
+        line("L2 hit, table (lru_size 1)", nkeys, best(getter(c2t), iters_l2),
+             "DICT:get + lrucache:set", dg + ls)
+        do
+            -- mlc's own lookup, without resty.mlc: what the C library costs
+            local ffi = require "ffi"
+            local C = ffi.load(os.getenv("MLC_LIB"))
+            local v = ffi.new("struct mlc_value[1]")
+            local peek = function(m)
+                local h, ks, nk = c2.h, keys, nkeys
+                for i = 1, m do
+                    local k = ks[i % nk + 1]
+                    C.mlc_peek(h, k, #k, 0, v)
+                    C.mlc_value_release(v)
+                end
+            end
+            line("(C) mlc_peek + mlc_value_release", nkeys,
+                 best(peek, iters_l2), "ngx.shared.DICT:get", dg)
+        end
+
+        -- sets
+        local ds = best(dict_set, iters_l2 / 2)
+        local setter = function(c, v)
+            return make_loop("c:set(ks[i % nk + 1], nil, v)", c, keys, nkeys,
+                             v)
+        end
+        line("set, 16 B string", nkeys, best(setter(c2, STR16), iters_l2 / 2),
+             "DICT:set", ds)
+        line("set, table", nkeys,
+             best(setter(c2t, tab_value(1)), iters_l2 / 2), "DICT:set", ds)
+
+        -- miss -> callback -> store: every get a key never seen
+        local nmiss = 20000
+        local seqm = 0
+        local misser = function(c, v)
+            local cb = function() return v end
+            return function(m)
+                local f = make_loop("c:get(ks .. (nk + i), nil, v)", c,
+                                    "miss:" .. run .. ":" .. nkeys .. ":",
+                                    seqm, cb)
+                seqm = seqm + m
+                f(m)
+            end
+        end
+        local cm = assert(mlc.new("bm-" .. nkeys .. run, big,
+                                  { lru_size = nkeys }))
+        line("miss -> callback -> store, string", nkeys,
+             best(misser(cm, STR16), nmiss), "DICT:get + DICT:set",
+             dg + ds)
+        line("miss -> callback -> store, table", nkeys,
+             best(misser(cm, tab_value(7)), nmiss), "DICT:get + DICT:set",
+             dg + ds)
+        line("(floor) resty.lrucache:get", nkeys, lru_ns,
+             "ngx.shared.DICT:get", dg)
+        if nkeys == 64 then
+            -- the codec's own cost: what any L2 of tables pays (mlcache
+            -- decodes with string.buffer too)
+            local buf = require("string.buffer")
+            local enc = buf.encode(tab_value(1))
+            local dec = function(m)
+                local decode = buf.decode
+                for _ = 1, m do
+                    decode(enc)
+                end
+            end
+            local encf = function(m)
+                local encode, t = buf.encode, tab_value(1)
+                for _ = 1, m do
+                    encode(t)
+                end
+            end
+            line("(codec) string.buffer decode, table", nkeys,
+                 best(dec, iters_l2), "DICT:get", dg)
+            line("(codec) string.buffer encode, table", nkeys,
+                 best(encf, iters_l2), "DICT:get", dg)
+        end
+        for _, c in ipairs { c1, ct, c2, c2t, cm } do
+            c:purge()
+        end
+        collectgarbage()
+    end
+    ngx.say("lua-resty-mlcache: not installed here (no Debian package); "
+            .. "compare with the floors")
 end
 
 

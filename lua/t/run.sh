@@ -44,6 +44,17 @@ lib=$(readlink -f "$lib")
 prefix=$(mktemp -d /tmp/mlc-lua-t.XXXXXX)
 chmod 755 "$prefix"
 mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
+
+# The FFI declarations against mlc.h: every struct's fields (by name, in
+# order) checked here, and a C program that prints every sizeof, offsetof
+# and constant as the compiler sees them, for the test ffi_layout.
+layout="$prefix/layout.txt"
+layout_err=$(python3 "$here/ffi_layout.py" "$luadir/lib/resty/mlc.lua" \
+	"$root/include/mlc.h" "$prefix/layout.c" 2>&1 >/dev/null &&
+	${CC:-cc} -I "$root/include" -o "$prefix/layout" "$prefix/layout.c" 2>&1 &&
+	"$prefix/layout" >"$layout" 2>&1)
+layout_rc=$?
+chmod 644 "$layout" 2>/dev/null
 arena="mlc-lua-t-$$"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
@@ -66,7 +77,8 @@ stop_nginx() {
 
 cleanup() {
 	stop_nginx
-	rm -f "/dev/shm/$arena" /dev/shm/.mlc-tmp."$arena".* 2>/dev/null
+	rm -f "/dev/shm/$arena" "/dev/shm/$arena-big" /dev/shm/.mlc-tmp."$arena".* \
+		/dev/shm/.mlc-tmp."$arena-big".* 2>/dev/null
 	if [ "$failed" -ne 0 ] && [ -s "$prefix/logs/error.log" ]; then
 		echo "# nginx error log (last 40 lines):"
 		tail -40 "$prefix/logs/error.log" | sed 's/^/#   /'
@@ -90,6 +102,8 @@ load_module $moddir/ndk_http_module.so;
 load_module $moddir/ngx_http_lua_module.so;
 env MLC_LIB;
 env MLC_T_ARENA;
+env MLC_T_LAYOUT;
+env MLC_T_BENCH;
 
 events {
     worker_connections 256;
@@ -105,6 +119,10 @@ http {
 
     lua_package_path "$luadir/lib/?.lua;$here/?.lua;$restylib/?.lua;;";
     lua_shared_dict counters 1m;
+    lua_shared_dict miss 1m;
+    lua_shared_dict locks 1m;
+    lua_shared_dict ipc 1m;
+    lua_shared_dict bench 64m;
 
     init_by_lua_block {
         require("mlc_t").init()
@@ -134,6 +152,10 @@ http {
             content_by_lua_block { require("mlc_t").bench() }
         }
 
+        location = /l1fill {
+            content_by_lua_block { require("mlc_t").l1fill() }
+        }
+
         location = /n {
             content_by_lua_block { require("mlc_t").count() }
         }
@@ -155,7 +177,8 @@ report() {	# report <ok:0|1> <name> [details...]
 	fi
 }
 
-if ! MLC_LIB="$lib" MLC_T_ARENA="$arena" "$NGINX" -p "$prefix" -c "$conf" \
+if ! MLC_LIB="$lib" MLC_T_ARENA="$arena" MLC_T_LAYOUT="$layout" \
+	MLC_T_BENCH="${MLC_T_BENCH:-0}" "$NGINX" -p "$prefix" -c "$conf" \
 	-e "$prefix/logs/error.log" 2>"$prefix/logs/start.err"; then
 	failed=1
 	report 1 "nginx starts" "$(cat "$prefix/logs/start.err")"
@@ -182,6 +205,12 @@ batch() {	# batch <query> <count>: that many requests, one per connection
 	curl -s --max-time 30 -H 'Connection: close' "${urls[@]}"
 }
 
+# MLC_T_BENCH=only: the benchmarks alone (while working on them)
+if [ "${MLC_T_BENCH:-0}" = only ]; then
+	curl -s --max-time 600 "$base/bench" | sed 's/^/# bench: /'
+	exit 0
+fi
+
 # ---- fork: L1 entries inherited from the master ---------------------------
 # init_by_lua loaded "init-key" (so the master's L1 holds it), and no worker
 # has used its cache yet.  Change it from one worker: every worker must answer
@@ -202,9 +231,13 @@ report $? "fork: no worker serves the L1 entry it inherited from init_by_lua" \
 	"${inherited:-}" "set: $out" "workers: $seen"
 
 # ---- in-worker tests (each one request, one worker) -----------------------
-for t in levels types negative ttl errors resurrect l1_serializer peek \
-	set_delete_purge bulk validation lock anon lru_size oversize killed \
-	timer hash_index; do
+[ $layout_rc -eq 0 ]
+report $? "ffi layout: resty.mlc's structs have mlc.h's fields, in order" \
+	"$layout_err"
+for t in levels types negative ttl ttl_ngx errors resurrect l1_serializer \
+	peek set_delete_purge bulk bulk_order validation options ipc lock anon \
+	lru_size custom_lru oversize killed timer hash_index ffi_layout stats \
+	l1_versions; do
 	body=$(curl -s --max-time 30 "$base/t?test=$t")
 	if [ "$(head -1 <<<"$body")" = ok ]; then
 		report 0 "$t"
@@ -352,6 +385,19 @@ done
 [ -z "$bad" ]
 report $? "storm: then every worker answers each key's last value" "$bad"
 
+# Two workers each fill their L1 with the same 100,000 keys at once (each
+# one's loads publish records the other reads), then read them all: every
+# read must be an L1 hit.  Requests go to random workers: 6 at once, each
+# worker fills once, the others answer "dup".
+out=$(curl -s --max-time 120 --parallel --parallel-immediate --parallel-max 6 \
+	2>/dev/null -H 'Connection: close' \
+	$(for i in 1 2 3 4 5 6; do printf '%s ' "$base/l1fill?n=100000&run=$$"; done))
+fills=$(grep -c '^filled ' <<<"$out")
+bad=$(grep '^filled ' <<<"$out" | grep -v ' l1_hits=100000 ')
+[ "$fills" -ge 2 ] && [ -z "$bad" ]
+report $? "L1: $fills workers each filled 100,000 keys at once, then read them: 100% L1 hits" \
+	"$(grep -v '^dup' <<<"$out")"
+
 # a phase that cannot yield (set_by_lua): a loader runs the callback, a
 # waiter does not wait (it would block the worker): it times out at once
 out=$(curl -s "$base/set?key=set-$$")
@@ -369,7 +415,7 @@ t=$(field t "$out")
 report $? "set_by_lua: a waiter gives up at once instead of blocking" "$out"
 
 if [ "${MLC_T_BENCH:-0}" = 1 ]; then
-	curl -s --max-time 120 "$base/bench" | sed 's/^/# bench: /'
+	curl -s --max-time 600 "$base/bench" | sed 's/^/# bench: /'
 fi
 
 # ---- the error log --------------------------------------------------------

@@ -1,10 +1,10 @@
 -- resty.mlc: lua-resty-mlcache's API on top of mlc (libmlc), through the
 -- LuaJIT FFI.
 --
---   L1  a resty.lrucache per worker and per instance name, holding Lua
---       objects (after the l1_serializer).  It stays coherent through mlc's
---       invalidation log: every get()/peek() applies what changed since the
---       last call (one FFI call when nothing did).
+--   L1  Lua objects per worker and per instance name, keyed by the key
+--       (CLOCK eviction).  It stays coherent through mlc's invalidation
+--       log: every get()/peek() compares the log head with its cursor (one
+--       shared load) and applies what changed when they differ.
 --   L2  an mlc arena (shared memory, see mlc.h), named by `shm`.
 --   L3  the callback, run by one worker at a time per key (mlc's single
 --       flight, driven from Lua so that the callback may yield).
@@ -14,7 +14,6 @@
 
 local ffi      = require "ffi"
 local bit      = require "bit"
-local lrucache = require "resty.lrucache"
 
 local ngx          = ngx
 local now          = ngx.now
@@ -58,7 +57,7 @@ local ffi_gc     = ffi.gc
 -- The parts of mlc.h used here (v0.1 ABI; every options struct carries
 -- its size, set below from ffi.sizeof).
 
-if not pcall(ffi.typeof, "struct mlc_value") then
+if not pcall(ffi.typeof, "struct mlc_update_record") then
     ffi.cdef [[
 struct mlc_arena;
 struct mlc_cache;
@@ -88,8 +87,12 @@ struct mlc_arena_info {
     uint64_t value_max, sets, evictions, expired_reclaimed;
     uint64_t index_evictions, page_moves, orphans_reclaimed, repairs;
     uint64_t write_failures, log_head;
+    uint64_t read_giveups;
     uint32_t namespaces;
     uint32_t format;
+    uint64_t stale_frees;
+    uint64_t orphan_skips;
+    uint64_t created_ms;
 };
 int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
 
@@ -171,6 +174,53 @@ uint64_t mlc_key_hash(struct mlc_cache *cache, const void *key,
                       size_t key_len);
 int mlc_update_ex(struct mlc_cache *cache, uint64_t *hashes, size_t cap,
                   size_t *n, uint32_t *flags);
+struct mlc_update_record {
+    uint64_t hash;
+    uint64_t version;
+};
+int mlc_update_records(struct mlc_cache *cache,
+                       struct mlc_update_record *recs, size_t cap, size_t *n,
+                       uint32_t *flags);
+int mlc_update_watch(struct mlc_cache *cache, const volatile uint64_t **head,
+                     const uint64_t **cursor);
+
+struct mlc_stats {
+    size_t   size;
+    uint64_t hits_l1, hits_l2;
+    uint64_t hits_l3;
+    uint64_t misses;
+    uint64_t negative_hits;
+    uint64_t stale_served;
+    uint64_t loads, loader_errors;
+    uint64_t codec_errors;
+    uint64_t l1_evictions;
+    uint64_t l2_write_failures;
+    uint64_t sets, deletes, purges;
+    uint64_t lock_waits;
+    uint64_t lock_wait_ms;
+    uint64_t lock_timeouts, lock_steals, duplicate_loads;
+    uint64_t fenced_writes;
+    uint64_t err_ttl_hits;
+    uint64_t log_published;
+    uint64_t log_applied;
+    uint64_t log_dropped;
+    uint64_t log_overruns;
+    uint64_t log_stuck;
+    uint64_t forks;
+};
+int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
+int mlc_namespace_stats(struct mlc_arena *arena, const char *ns,
+                        struct mlc_stats *stats);
+
+struct mlc_namespace_info {
+    size_t   size;
+    uint64_t items;
+    uint64_t bytes;
+    uint32_t purges;
+    uint32_t pad0;
+};
+int mlc_namespace_info(struct mlc_arena *arena, const char *ns,
+                       struct mlc_namespace_info *info);
 
 const char *mlc_strerror(int code);
 const char *mlc_last_error(struct mlc_cache *cache);
@@ -183,36 +233,46 @@ if not pcall(function() return ffi.C.memcmp end) then
 end
 
 
--- enum values of mlc.h
-local MLC_ARENA_CREATE  = 1
-local MLC_ARENA_EXCL    = 2
-local MLC_ARENA_FILE    = 4
-local MLC_ARENA_ANON    = 8
-local MLC_ARENA_FOREIGN = 16
+-- enum values of mlc.h (t/ffi_layout.sh checks each against the header)
+local K = {
+    MLC_ARENA_CREATE = 1, MLC_ARENA_EXCL = 2, MLC_ARENA_FILE = 4,
+    MLC_ARENA_ANON = 8, MLC_ARENA_FOREIGN = 16,
+    MLC_CACHE_MANUAL_UPDATE = 1, MLC_CACHE_NO_L1 = 2,
+    MLC_NEGATIVE = 1, MLC_STALE = 2, MLC_NO_EXPIRY = 4, MLC_NOT_CACHED = 8,
+    MLC_L2_WRITE_FAILED = 16,
+    MLC_CALL_STALE_OK = 1, MLC_CALL_NEGATIVE = 4,
+    MLC_LOAD_VALUE = 0, MLC_LOAD_NOTFOUND = 1, MLC_LOAD_NO_CACHE = 1,
+    MLC_FLIGHT_NONE = 0, MLC_FLIGHT_LOADER = 1, MLC_FLIGHT_WAITER = 2,
+    MLC_UPDATE_ALL = 1, MLC_TTL_NEVER = -1, MLC_ELOADER = -4203,
+}
+local MLC_ARENA_CREATE  = K.MLC_ARENA_CREATE
+local MLC_ARENA_EXCL    = K.MLC_ARENA_EXCL
+local MLC_ARENA_FILE    = K.MLC_ARENA_FILE
+local MLC_ARENA_ANON    = K.MLC_ARENA_ANON
+local MLC_ARENA_FOREIGN = K.MLC_ARENA_FOREIGN
 
-local MLC_CACHE_MANUAL_UPDATE = 1
-local MLC_CACHE_NO_L1         = 2
+local MLC_CACHE_MANUAL_UPDATE = K.MLC_CACHE_MANUAL_UPDATE
+local MLC_CACHE_NO_L1         = K.MLC_CACHE_NO_L1
 
-local MLC_NEGATIVE       = 1
-local MLC_STALE          = 2
-local MLC_NO_EXPIRY      = 4
-local MLC_NOT_CACHED     = 8
-local MLC_L2_WRITE_FAILED = 16
+local MLC_NEGATIVE        = K.MLC_NEGATIVE
+local MLC_STALE           = K.MLC_STALE
+local MLC_NO_EXPIRY       = K.MLC_NO_EXPIRY
+local MLC_NOT_CACHED      = K.MLC_NOT_CACHED
+local MLC_L2_WRITE_FAILED = K.MLC_L2_WRITE_FAILED
 
-local MLC_CALL_STALE_OK = 1
-local MLC_CALL_NEGATIVE = 4
+local MLC_CALL_STALE_OK = K.MLC_CALL_STALE_OK
+local MLC_CALL_NEGATIVE = K.MLC_CALL_NEGATIVE
 
-local MLC_LOAD_VALUE    = 0
-local MLC_LOAD_NOTFOUND = 1
-local MLC_LOAD_NO_CACHE = 1
+local MLC_LOAD_VALUE    = K.MLC_LOAD_VALUE
+local MLC_LOAD_NOTFOUND = K.MLC_LOAD_NOTFOUND
+local MLC_LOAD_NO_CACHE = K.MLC_LOAD_NO_CACHE
 
-local MLC_FLIGHT_NONE   = 0
-local MLC_FLIGHT_LOADER = 1
-local MLC_FLIGHT_WAITER = 2
+local MLC_FLIGHT_NONE   = K.MLC_FLIGHT_NONE
+local MLC_FLIGHT_LOADER = K.MLC_FLIGHT_LOADER
+local MLC_FLIGHT_WAITER = K.MLC_FLIGHT_WAITER
 
-local MLC_UPDATE_ALL = 1
-local MLC_TTL_NEVER  = -1
-local MLC_ELOADER    = -4203
+local MLC_TTL_NEVER  = K.MLC_TTL_NEVER
+local MLC_ELOADER    = K.MLC_ELOADER
 
 -- Linux errno values mlc returns negated
 local ENOENT    = -2
@@ -220,10 +280,10 @@ local EIO       = -5
 local EAGAIN    = -11
 local ENOSPC    = -28
 
-local HASH_CAP = 128          -- hashes taken per mlc_update_ex() call
+local REC_CAP = 256           -- records taken per mlc_update_records() call
 
--- mlc_update_ex()'s count is a size_t: read its low 32 bits as a number
--- (no 64-bit cdata boxed on the interpreter's fast path)
+-- mlc_update_records()'s count is a size_t: read its low 32 bits as a
+-- number (no 64-bit cdata boxed on the interpreter's fast path)
 local N32_OFF = (ffi.sizeof("size_t") == 8 and ffi.abi("be")) and 1 or 0
 
 local u8p = ffi.typeof("const uint8_t *")
@@ -232,6 +292,11 @@ local flight_t = ffi.typeof("struct mlc_flight")
 local load_t = ffi.typeof("struct mlc_load")
 local callopts_t = ffi.typeof("struct mlc_call_options")
 local dbl = ffi_new("double[1]")
+
+local ok_buf, strbuf = pcall(require, "string.buffer")
+if not ok_buf then
+    strbuf = nil
+end
 
 
 -- ------------------------------------------------------------------ --
@@ -272,31 +337,41 @@ end
 
 
 -- ------------------------------------------------------------------ --
--- Value encoding in L2: one tag byte, then the payload.
+-- Value encoding in L2: one tag byte, the expiry as an 8-byte native
+-- double (ngx.now() seconds; 0 = never), then the payload.  The expiry is
+-- what makes TTLs follow ngx.now() as lua-resty-mlcache's do: peek() and
+-- the L1 TTL of a value read from L2 are its expiry minus ngx.now(), not
+-- mlc's monotonic clock (mlc keeps the entry a little longer, see
+-- L2_MARGIN_MS, and an entry past its expiry counts as expired here).
 --
 --   'S' string      payload: the bytes
 --   'N' number      payload: 8 bytes, the native double
 --   'T' / 'F'       true / false, no payload
---   'L' table       payload: the table encoding below
+--   'L' table       payload: string.buffer's serialization (LuaJIT), or
+--                   'M' with the fallback encoding below
 --   'Z' nil         only for a resurrected negative entry (a normal cached
 --                   nil is an mlc negative entry, with no bytes at all)
 --
--- A lower-case tag ('s', 'n', 't', 'f', 'l', 'z') marks a value that was
--- resurrected (served stale): reads from L2 report hit level 4.
+-- A lower-case tag ('s', 'n', 't', 'f', 'l', 'm', 'z') marks a value that
+-- was resurrected (served stale): reads from L2 report hit level 4.
 --
--- Tables (values and keys nested inside 'L'):
+-- The fallback table encoding (a LuaJIT without string.buffer):
 --   's' u32le length, bytes | 'n' 8-byte double | 't' | 'f'
 --   '{' (key value)* '}'
 -- Keys: strings, numbers, booleans.  Values: those and tables, nested at
--- most MAX_DEPTH deep (a cycle is reported as too deep).  Metatables are not
--- kept; a table referenced twice is stored twice.
+-- most MAX_DEPTH deep (a cycle is reported as too deep).  Metatables are
+-- not kept; a table referenced twice is stored twice.
 
-local TAG_STR, TAG_NUM, TAG_TRUE, TAG_FALSE, TAG_TAB, TAG_NIL =
-      83, 78, 84, 70, 76, 90                    -- S N T F L Z
+local TAG_STR, TAG_NUM, TAG_TRUE, TAG_FALSE, TAG_TAB, TAG_TABM, TAG_NIL =
+      83, 78, 84, 70, 76, 77, 90                -- S N T F L M Z
 local STALE_BIT = 32                            -- upper -> lower case
 local MAX_DEPTH = 100
+local HDR = 9                                   -- tag + expiry
 
-local S_TRUE, S_FALSE = "T", "F"
+-- mlc keeps a positive entry this much longer than its TTL: the expiry in
+-- its bytes (ngx.now()'s clock, cached per event-loop turn) decides, and
+-- this margin covers how far ngx.now() may lag mlc's clock.
+local L2_MARGIN_MS = 1000
 
 local function u32le(n)
     return char(band(n, 0xff), band(rshift(n, 8), 0xff),
@@ -346,18 +421,7 @@ local function enc_any(v, buf, n, depth)
 end
 
 
-local function enc_table(t)
-    local buf = { "L" }
-    local ok, err = pcall(enc_any, t, buf, 1, 0)
-    if not ok then
-        return nil, err
-    end
-    return concat(buf)
-end
-
-
 -- Decoding works on the bytes in place (p: const uint8_t *, len).
-
 local function dec_any(p, len, pos, depth)
     if pos >= len then
         error("truncated table encoding", 0)
@@ -415,37 +479,94 @@ local function dec_any(p, len, pos, depth)
 end
 
 
--- Encode a Lua value for L2.  Returns bytes, or nil and an error; throws
--- for a type that cannot be cached at all (as lua-resty-mlcache does).
-local function encode(v)
+-- One buffer for every encoding: its bytes are handed to mlc (which copies
+-- them) before anything can yield, so one per Lua VM will do.
+local ebuf = strbuf and strbuf.new(256)
+local dbuf = strbuf and true
+local buf_decode = strbuf and strbuf.decode
+
+
+local function expiry_bytes(expire)
+    dbl[0] = expire
+    return ffi_string(dbl, 8)
+end
+
+
+local function enc_table_fallback(t, ex)
+    local buf = { "M", ex }
+    local ok, err = pcall(enc_any, t, buf, 2, 0)
+    if not ok then
+        return nil, err
+    end
+    return concat(buf)
+end
+
+
+-- Encode a Lua value for L2, expiring at @expire (ngx.now() seconds, 0 =
+-- never).  Returns ptr, len (valid until the next encode; no yield in
+-- between), or nil and an error; or nil, nil, err for a type that cannot
+-- be cached at all (get() and set() throw it, as lua-resty-mlcache does).
+local function encode(v, expire)
     local t = type(v)
+    if ebuf then
+        dbl[0] = expire
+        if t == "string" then
+            ebuf:reset():put("S"):putcdata(dbl, 8):put(v)
+        elseif t == "number" then
+            ebuf:reset():put("N"):putcdata(dbl, 8)
+            dbl[0] = v
+            ebuf:putcdata(dbl, 8)
+        elseif t == "boolean" then
+            ebuf:reset():put(v and "T" or "F"):putcdata(dbl, 8)
+        elseif t == "table" then
+            ebuf:reset():put("L"):putcdata(dbl, 8)
+            local ok, err = pcall(ebuf.encode, ebuf, v)
+            if not ok then
+                return nil, "could not serialize value for L2 insertion: "
+                            .. "could not encode table value: "
+                            .. tostring(err)
+            end
+        else
+            return nil, nil, "cannot cache value of type " .. t
+        end
+        local p, n = ebuf:ref()
+        return p, n
+    end
+
+    local s
     if t == "string" then
-        return "S" .. v
-
+        s = "S" .. expiry_bytes(expire) .. v
     elseif t == "number" then
+        local ex = expiry_bytes(expire)
         dbl[0] = v
-        return "N" .. ffi_string(dbl, 8)
-
+        s = "N" .. ex .. ffi_string(dbl, 8)
     elseif t == "boolean" then
-        return v and S_TRUE or S_FALSE
-
+        s = (v and "T" or "F") .. expiry_bytes(expire)
     elseif t == "table" then
-        local s, err = enc_table(v)
+        local err
+        s, err = enc_table_fallback(v, expiry_bytes(expire))
         if not s then
             return nil, "could not serialize value for L2 insertion: "
                         .. "could not encode table value: " .. err
         end
-        return s
+    else
+        return nil, nil, "cannot cache value of type " .. t
     end
+    return s, #s
+end
 
-    return nil, nil, "cannot cache value of type " .. t
+
+-- The expiry of encoded bytes (ngx.now() seconds, 0 = never).
+local function bytes_expiry(p)
+    ffi_copy(dbl, p + 1, 8)
+    return dbl[0]
 end
 
 
 -- Decode the bytes of an mlc value.  Returns value, resurrected, err.
 local function decode(data, len)
-    if len < 1 then
-        return nil, false, "empty value (not written by resty.mlc)"
+    if len < HDR then
+        return nil, false, "value too short (not written by resty.mlc)"
     end
 
     local p = ffi_cast(u8p, data)
@@ -457,13 +578,25 @@ local function decode(data, len)
     end
 
     if tag == TAG_STR then
-        return ffi_string(p + 1, len - 1), stale
+        return ffi_string(p + HDR, len - HDR), stale
+
+    elseif tag == TAG_TAB then
+        if not dbuf then
+            return nil, stale, "could not decode table value: this LuaJIT "
+                               .. "has no string.buffer"
+        end
+        local ok, t = pcall(buf_decode, ffi_string(p + HDR, len - HDR))
+        if not ok then
+            return nil, stale, "could not decode table value: "
+                               .. tostring(t)
+        end
+        return t, stale
 
     elseif tag == TAG_NUM then
-        if len ~= 9 then
+        if len ~= HDR + 8 then
             return nil, stale, "bad number encoding"
         end
-        ffi_copy(dbl, p + 1, 8)
+        ffi_copy(dbl, p + HDR, 8)
         return dbl[0], stale
 
     elseif tag == TAG_TRUE then
@@ -472,8 +605,8 @@ local function decode(data, len)
     elseif tag == TAG_FALSE then
         return false, stale
 
-    elseif tag == TAG_TAB then
-        local ok, t, pos = pcall(dec_any, p, len, 1, 0)
+    elseif tag == TAG_TABM then
+        local ok, t, pos = pcall(dec_any, p, len, HDR, 0)
         if not ok then
             return nil, stale, "could not decode table value: " .. t
         end
@@ -491,13 +624,14 @@ local function decode(data, len)
 end
 
 
--- The same bytes, marked resurrected (lower-case tag).
-local function mark_stale(bytes)
+-- The same bytes, marked resurrected (lower-case tag), expiring at
+-- @expire.
+local function restale(bytes, expire)
     local tag = byte(bytes, 1)
-    if tag >= 97 then
-        return bytes
+    if tag < 97 then
+        tag = tag + STALE_BIT
     end
-    return char(tag + STALE_BIT) .. sub(bytes, 2)
+    return char(tag) .. expiry_bytes(expire) .. sub(bytes, HDR + 1)
 end
 
 
@@ -513,6 +647,14 @@ local function ttl_ms(s)
     return ms
 end
 
+
+-- seconds -> the expiry stored with a value (0 = never)
+local function expiry_of(ttl)
+    if ttl == 0 or ttl >= 2^52 then
+        return 0
+    end
+    return now() + ttl
+end
 
 -- ------------------------------------------------------------------ --
 -- Arenas, by name, for this Lua VM (inherited by workers when opened in
@@ -556,7 +698,7 @@ end
 
 
 local _M = {
-    _VERSION = "0.1.0",
+    _VERSION = "0.2.0",
 }
 local mt = { __index = _M }
 
@@ -638,8 +780,57 @@ function _M.arena_info(name)
                          "sets", "evictions", "expired_reclaimed",
                          "index_evictions", "page_moves",
                          "orphans_reclaimed", "repairs", "write_failures",
-                         "log_head", "namespaces", "format" } do
+                         "log_head", "read_giveups", "namespaces", "format",
+                         "stale_frees", "orphan_skips", "created_ms" } do
         t[f] = tonumber(i[f])
+    end
+    return t
+end
+
+
+local STATS_FIELDS = {
+    "hits_l1", "hits_l2", "hits_l3", "misses", "negative_hits",
+    "stale_served", "loads", "loader_errors", "codec_errors",
+    "l1_evictions", "l2_write_failures", "sets", "deletes", "purges",
+    "lock_waits", "lock_wait_ms", "lock_timeouts", "lock_steals",
+    "duplicate_loads", "fenced_writes", "err_ttl_hits", "log_published",
+    "log_applied", "log_dropped", "log_overruns", "log_stuck", "forks",
+}
+
+
+local function stats_table(st)
+    local t = {}
+    for _, f in ipairs(STATS_FIELDS) do
+        t[f] = tonumber(st[f])
+    end
+    return t
+end
+
+
+--- namespace_stats(shm, name): the counters of instance name `name` (an
+-- mlc namespace) summed over every worker and process, as far as each has
+-- flushed them (mlc_namespace_stats; a cache:stats() call flushes this
+-- worker's), and items and bytes (mlc_namespace_info).  The hits of
+-- resty.mlc's Lua L1 are not there (mlc counts its own L1's): each
+-- worker's are in its cache:stats().
+function _M.namespace_stats(shm, name)
+    local a = ARENAS[shm]
+    if not a then
+        return nil, "no such mlc arena: " .. tostring(shm)
+    end
+    local st = ffi_new("struct mlc_stats")
+    st.size = ffi_sizeof(st)
+    local rc = C.mlc_namespace_stats(a, name, st)
+    if rc ~= 0 then
+        return nil, strerror(rc)
+    end
+    local t = stats_table(st)
+    local ni = ffi_new("struct mlc_namespace_info")
+    ni.size = ffi_sizeof(ni)
+    if C.mlc_namespace_info(a, name, ni) == 0 then
+        t.items = tonumber(ni.items)
+        t.bytes = tonumber(ni.bytes)
+        t.purges = tonumber(ni.purges)
     end
     return t
 end
@@ -652,29 +843,247 @@ end
 
 
 -- ------------------------------------------------------------------ --
--- L1: a resty.lrucache indexed by mlc_key_hash(key) (a number), holding
--- { key, value, version }: invalidations name hashes, so an entry is found
--- by its hash; the key is kept to tell colliding keys apart.  Instances of
--- one name share one L1 per Lua VM, as in lua-resty-mlcache.
+-- L1: one per instance name per Lua VM (instances of one name share it,
+-- as in lua-resty-mlcache), indexed by the key itself, as resty.lrucache
+-- is: a hit is one table lookup and an expiry check, with no FFI call but
+-- ngx.now(), no hashing and at most one store.
+--
+-- Slots 1..size hold entries in parallel arrays: keys, vals (the Lua
+-- object, NIL for a cached nil), vers (the L2 version it was made from; 0:
+-- not from L2), hks (the key's mlc hash index), and in FFI arrays exp
+-- (ngx.now() expiry, 0 = never) and ref.  Eviction is CLOCK (second
+-- chance), an approximation of LRU: a hit sets the slot's ref bit; when a
+-- full L1 needs a slot, the hand sweeps the slots, clearing set bits, and
+-- takes the first slot whose bit is clear (not read since the hand last
+-- passed).  A new entry starts with its bit clear.
+--
+-- byhash maps a hash index to its key: mlc's log names changed keys by
+-- hash (mlc_update_records), each with the version the change made, and
+-- an entry made from that version or a later one stays.  Two keys of one
+-- hash index (52 bits) cannot both be in L1: the second is not cached in
+-- L1.
+--
+-- With opts.lru (a user LRU object: get, set, delete, flush_all) entries
+-- are { value, version, hash index } tables in it, and byhash is bounded
+-- by emptying both when it outgrows 4 x lru_size.
 
-local NIL = setmetatable({}, { __tostring = function() return "<nil>" end })
+-- A cached nil.  Not a table: comparing a table with a table that has a
+-- metatable consults __eq, which reads the value's header (a cache miss
+-- per L1 hit on a large L1 of tables).
+local NIL = newproxy(true)
+getmetatable(NIL).__tostring = function() return "<nil>" end
 
 local l1_mt = {}
 l1_mt.__index = l1_mt
 
 local L1S = setmetatable({}, { __mode = "v" })
 
-
 -- The L1 index of a hash: its low 52 bits, a number that both the
 -- interpreter and compiled code convert exactly.  (LuaJIT's JIT converts a
 -- uint64_t >= 2^63 to a double with double rounding, so tonumber() of the
--- full hash can differ by one ulp between interpreted and compiled code:
--- an entry stored under one would never be found, nor invalidated, under
--- the other.)
+-- full hash can differ by one ulp between interpreted and compiled code.)
 local HASH_MASK = 0xFFFFFFFFFFFFFULL
 
 local function hash_index(h)
     return tonumber(band(h, HASH_MASK))
+end
+
+
+-- exp and ref of a slot side by side: one array, one cache line per hit
+if not pcall(ffi.typeof, "struct resty_mlc_slot") then
+    ffi.cdef "struct resty_mlc_slot { double exp; uint32_t ref; };"
+end
+local slot_arr = ffi.typeof("struct resty_mlc_slot[?]")
+
+
+local function l1_new(size, custom)
+    size = floor(size)
+    if size < 1 then
+        size = 1
+    end
+    local l1 = {
+        size = size, gen = 0, byhash = {}, custom = custom,
+    }
+    if not custom then
+        l1.map = {}
+        l1.keys, l1.vals, l1.vers, l1.hks = {}, {}, {}, {}
+        l1.slot = slot_arr(size + 1)
+        l1.used = 0
+        l1.hand = 1
+        l1.free = {}
+        l1.nfree = 0
+    else
+        l1.nhash = 0
+    end
+    return setmetatable(l1, l1_mt)
+end
+
+
+local function slot_free(l1, i)
+    l1.map[l1.keys[i]] = nil
+    l1.byhash[l1.hks[i]] = nil
+    l1.keys[i] = false
+    l1.vals[i] = false
+    local nf = l1.nfree + 1
+    l1.free[nf] = i
+    l1.nfree = nf
+end
+
+
+-- The hot path: value (NIL for a cached nil) or nil.
+local function l1_get(l1, key)
+    local map = l1.map
+    if not map then
+        local e = l1.custom:get(key)
+        if e then
+            return e[1]
+        end
+        return nil
+    end
+
+    local i = map[key]
+    if not i then
+        return nil
+    end
+
+    local sl = l1.slot[i]
+    local e = sl.exp
+    if e ~= 0 and e < now() then
+        slot_free(l1, i)
+        return nil
+    end
+
+    sl.ref = 1              -- no branch: a trace recorded on either
+    return l1.vals[i]       -- side would exit on the other
+end
+
+
+local function l1_remove(l1, key)
+    if not l1.map then
+        local e = l1.custom:get(key)
+        if e then
+            l1.byhash[e[3]] = nil
+        end
+        l1.custom:delete(key)
+        return
+    end
+    local i = l1.map[key]
+    if i then
+        slot_free(l1, i)
+    end
+end
+
+
+local function l1_flush(l1)
+    l1.gen = l1.gen + 1
+    l1.byhash = {}
+    if not l1.map then
+        l1.nhash = 0
+        l1.custom:flush_all()
+        return
+    end
+    l1.map = {}
+    l1.keys, l1.vals, l1.vers, l1.hks = {}, {}, {}, {}
+    l1.used = 0
+    l1.hand = 1
+    l1.free = {}
+    l1.nfree = 0
+end
+
+
+-- A slot for a new entry: a free one, else the CLOCK hand's victim.
+local function slot_take(l1)
+    local nf = l1.nfree
+    if nf > 0 then
+        local i = l1.free[nf]
+        l1.free[nf] = nil
+        l1.nfree = nf - 1
+        return i
+    end
+    if l1.used < l1.size then
+        local i = l1.used + 1
+        l1.used = i
+        return i
+    end
+    -- full, so every slot is live: at most one lap clears every bit
+    local slot, size, i = l1.slot, l1.size, l1.hand
+    while slot[i].ref ~= 0 do
+        slot[i].ref = 0
+        i = i < size and i + 1 or 1
+    end
+    l1.hand = i < size and i + 1 or 1
+    l1.map[l1.keys[i]] = nil
+    l1.byhash[l1.hks[i]] = nil
+    return i
+end
+
+
+-- Put @key: @value (NIL for nil) made from L2 @version (0: not in L2),
+-- expiring at @expire (ngx.now() seconds, 0 = never); @hk its hash index.
+local function l1_put(l1, hk, key, value, expire, version)
+    local byhash = l1.byhash
+    local other = byhash[hk]
+    if other ~= nil and other ~= key then
+        return              -- a hash index collision: not in L1
+    end
+
+    if not l1.map then
+        if other == nil then
+            local nh = l1.nhash + 1
+            if nh > 4 * l1.size + 64 then
+                l1_flush(l1)
+                byhash = l1.byhash
+                nh = 1
+            end
+            l1.nhash = nh
+        end
+        local ttl
+        if expire ~= 0 then
+            ttl = expire - now()
+            if ttl <= 0 then
+                return
+            end
+        end
+        byhash[hk] = key
+        l1.custom:set(key, { value, version, hk }, ttl)
+        return
+    end
+
+    local map = l1.map
+    local i = map[key]
+    if not i then
+        i = slot_take(l1)
+        map[key] = i
+        l1.keys[i] = key
+        l1.hks[i] = hk
+        byhash[hk] = key
+        l1.slot[i].ref = 0
+    end
+    l1.vals[i] = value
+    l1.vers[i] = version
+    l1.slot[i].exp = expire
+end
+
+
+-- A change to the key of hash index @hk made L2 version @version: drop
+-- its entry unless made from that version or a later one.
+local function l1_drop(l1, hk, version)
+    local key = l1.byhash[hk]
+    if key == nil then
+        return
+    end
+    if not l1.map then
+        local e = l1.custom:get(key)
+        if not e or e[2] < version then
+            l1.byhash[hk] = nil
+            l1.custom:delete(key)
+        end
+        return
+    end
+    local i = l1.map[key]
+    if i and l1.vers[i] < version then
+        slot_free(l1, i)
+    end
 end
 
 
@@ -684,84 +1093,60 @@ end
 
 
 -- The mlcache-like view of L1 by key (cache.lru): get, set, delete,
--- flush_all.  Tests use cache.lru:delete(key) to force an L2 read.
+-- flush_all.  Its set() does not write L2 (version 0: the first change to
+-- the key anywhere drops it).
 function l1_mt:get(key)
-    local e = self.lru:get(key_hash(self.h, key))
-    if e and e[1] == key then
-        if e[2] == NIL then
-            return nil
-        end
-        return e[2]
+    local v = l1_get(self, key)
+    if v == NIL then
+        return nil
     end
+    return v
 end
 
 
 function l1_mt:set(key, value, ttl)
     self.gen = self.gen + 1
-    self.lru:set(key_hash(self.h, key), { key, value == nil and NIL or value,
-                                         0 }, ttl)
+    l1_put(self, key_hash(self.h, key), key, value == nil and NIL or value,
+           ttl and ttl > 0 and now() + ttl or 0, 0)
 end
 
 
 function l1_mt:delete(key)
     self.gen = self.gen + 1
-    self.lru:delete(key_hash(self.h, key))
+    l1_remove(self, key)
 end
 
 
 function l1_mt:flush_all()
-    self.gen = self.gen + 1
-    self.lru:flush_all()
+    l1_flush(self)
 end
 
 
-local function l1_put(l1, hk, key, value, ms, version)
-    local ttl
-    if ms ~= MLC_TTL_NEVER then
-        ttl = ms / 1000
-    end
-    l1.lru:set(hk, { key, value, version }, ttl)
-end
-
-
--- Apply the invalidation log: drop (or keep, when L2 still holds the very
--- version we have) the L1 entries of the keys changed since the last call.
+-- Apply the invalidation log: drop the L1 entries of the keys changed
+-- since the last call (keeping those already at the changed version).
+-- REC_CAP records a call, until the watch words meet or the cursor stops
+-- (a record still being published: the next get comes back for it).
 local function poll(self)
-    local rc = C.mlc_update_ex(self.h, self.hbuf, HASH_CAP, self.nbuf,
-                               self.fbuf)
-    local n = self.n32[0]
-    if self.fbuf[0] == 0 and n == 0 then
-        return
-    end
-
     local l1 = self.l1
+    local h, recs, nbuf, fbuf, n32 = self.h, self.recs, self.nbuf,
+                                     self.fbuf, self.n32
+    local hd, cu = self.hd, self.cu
     l1.gen = l1.gen + 1
-    if rc ~= 0 or self.fbuf[0] ~= 0 then
-        l1.lru:flush_all()
-        return
-    end
-
-    local lru = l1.lru
-    local h = self.h
-    local v = self.val
-    for i = 0, n - 1 do
-        local hk = hash_index(self.hbuf[i])
-        local e = lru:get(hk)
-        if e then
-            -- A change of this hash: keep our entry only if L2 holds the
-            -- same version (our own write or fill coming back to us).
-            local key = e[1]
-            local keep = false
-            if C.mlc_peek(h, key, #key, 0, v) == 0 then
-                keep = e[3] ~= 0 and tonumber(v[0].version) == e[3]
-                C.mlc_value_release(v)
-            end
-            if not keep then
-                lru:delete(hk)
-            end
-
+    while true do
+        local before = self.cur
+        local rc = C.mlc_update_records(h, recs, REC_CAP, nbuf, fbuf)
+        if rc ~= 0 or fbuf[0] ~= 0 then
+            l1_flush(l1)
         else
-            lru:delete(hk)
+            for i = 0, n32[0] - 1 do
+                local r = recs[i]
+                l1_drop(l1, hash_index(r.hash), tonumber(r.version))
+            end
+        end
+        local cur = tonumber(cu[0])
+        self.cur = cur
+        if rc ~= 0 or cur == before or tonumber(hd[0]) == cur then
+            return
         end
     end
 end
@@ -872,6 +1257,129 @@ end
 -- ------------------------------------------------------------------ --
 -- new(name, shm, opts)
 
+-- A name given for opts.shm_miss, opts.shm_locks or opts.ipc_shm: a
+-- lua_shared_dict (so that lua-resty-mlcache's nginx.conf keeps working)
+-- or an mlc arena this VM has opened.
+local function shm_exists(name)
+    local shared = ngx.shared
+    return (shared and shared[name] ~= nil) or ARENAS[name] ~= nil
+end
+
+
+local function check_new_opts(opts)
+    if opts.lru_size ~= nil and type(opts.lru_size) ~= "number" then
+        error("opts.lru_size must be a number", 3)
+    end
+
+    for _, f in ipairs { "ttl", "neg_ttl", "resurrect_ttl" } do
+        local x = opts[f]
+        if x ~= nil then
+            if type(x) ~= "number" then
+                error("opts." .. f .. " must be a number", 3)
+            end
+            if x < 0 then
+                error("opts." .. f .. " must be >= 0", 3)
+            end
+        end
+    end
+
+    if opts.resty_lock_opts ~= nil then
+        if type(opts.resty_lock_opts) ~= "table" then
+            error("opts.resty_lock_opts must be a table", 3)
+        end
+        check_lock_opts(opts.resty_lock_opts, "opts.resty_lock_opts", 3)
+    end
+
+    if opts.ipc_shm ~= nil and type(opts.ipc_shm) ~= "string" then
+        error("opts.ipc_shm must be a string", 3)
+    end
+
+    if opts.ipc ~= nil then
+        if opts.ipc_shm then
+            error("cannot specify both of opts.ipc_shm and opts.ipc", 3)
+        end
+
+        if type(opts.ipc) ~= "table" then
+            error("opts.ipc must be a table", 3)
+        end
+
+        if type(opts.ipc.register_listeners) ~= "function" then
+            error("opts.ipc.register_listeners must be a function", 3)
+        end
+
+        if type(opts.ipc.broadcast) ~= "function" then
+            error("opts.ipc.broadcast must be a function", 3)
+        end
+
+        if opts.ipc.poll ~= nil and type(opts.ipc.poll) ~= "function" then
+            error("opts.ipc.poll must be a function", 3)
+        end
+    end
+
+    if opts.l1_serializer ~= nil
+       and type(opts.l1_serializer) ~= "function"
+    then
+        error("opts.l1_serializer must be a function", 3)
+    end
+
+    if opts.shm_set_tries ~= nil then
+        if type(opts.shm_set_tries) ~= "number" then
+            error("opts.shm_set_tries must be a number", 3)
+        end
+        if opts.shm_set_tries < 1 then
+            error("opts.shm_set_tries must be >= 1", 3)
+        end
+    end
+
+    if opts.shm_miss ~= nil and type(opts.shm_miss) ~= "string" then
+        error("opts.shm_miss must be a string", 3)
+    end
+
+    if opts.shm_locks ~= nil and type(opts.shm_locks) ~= "string" then
+        error("opts.shm_locks must be a string", 3)
+    end
+
+    if opts.lru ~= nil and type(opts.lru) ~= "table" then
+        error("opts.lru must be a table", 3)
+    end
+end
+
+
+-- The instance's custom IPC, driven as lua-resty-mlcache drives it:
+-- register_listeners() once with the two channels of this name, broadcast()
+-- on every set/delete/purge, poll(timeout) on update(timeout).  The
+-- handlers act on this worker's L1, as mlcache's do; mlc's own log still
+-- carries every change to the other workers of this host.
+local function setup_ipc(self, ipc)
+    local name = self.name
+    local events = {
+        invalidation = {
+            channel = "mlcache:invalidations:" .. name,
+            handler = function(key)
+                l1_remove(self.l1, key)
+                self.l1.gen = self.l1.gen + 1
+            end,
+        },
+        purge = {
+            channel = "mlcache:purge:" .. name,
+            handler = function()
+                l1_flush(self.l1)
+            end,
+        },
+    }
+    local _, err = ipc.register_listeners(events)
+    if err then
+        return nil, "failed to initialize custom IPC "
+                    .. "(opts.ipc.register_listeners returned an error): "
+                    .. tostring(err)
+    end
+    self.events = events
+    self.broadcast = ipc.broadcast
+    self.ipc_poll = ipc.poll
+    return true
+end
+
+
 function _M.new(name, shm, opts)
     if type(name) ~= "string" then
         error("name must be a string", 2)
@@ -885,98 +1393,7 @@ function _M.new(name, shm, opts)
         if type(opts) ~= "table" then
             error("opts must be a table", 2)
         end
-
-        if opts.lru_size ~= nil and type(opts.lru_size) ~= "number" then
-            error("opts.lru_size must be a number", 2)
-        end
-
-        if opts.ttl ~= nil then
-            if type(opts.ttl) ~= "number" then
-                error("opts.ttl must be a number", 2)
-            end
-            if opts.ttl < 0 then
-                error("opts.ttl must be >= 0", 2)
-            end
-        end
-
-        if opts.neg_ttl ~= nil then
-            if type(opts.neg_ttl) ~= "number" then
-                error("opts.neg_ttl must be a number", 2)
-            end
-            if opts.neg_ttl < 0 then
-                error("opts.neg_ttl must be >= 0", 2)
-            end
-        end
-
-        if opts.resurrect_ttl ~= nil then
-            if type(opts.resurrect_ttl) ~= "number" then
-                error("opts.resurrect_ttl must be a number", 2)
-            end
-            if opts.resurrect_ttl < 0 then
-                error("opts.resurrect_ttl must be >= 0", 2)
-            end
-        end
-
-        if opts.resty_lock_opts ~= nil then
-            if type(opts.resty_lock_opts) ~= "table" then
-                error("opts.resty_lock_opts must be a table", 2)
-            end
-            check_lock_opts(opts.resty_lock_opts, "opts.resty_lock_opts", 2)
-        end
-
-        if opts.ipc_shm ~= nil and type(opts.ipc_shm) ~= "string" then
-            error("opts.ipc_shm must be a string", 2)
-        end
-
-        if opts.ipc ~= nil then
-            if opts.ipc_shm then
-                error("cannot specify both of opts.ipc_shm and opts.ipc", 2)
-            end
-
-            if type(opts.ipc) ~= "table" then
-                error("opts.ipc must be a table", 2)
-            end
-
-            if type(opts.ipc.register_listeners) ~= "function" then
-                error("opts.ipc.register_listeners must be a function", 2)
-            end
-
-            if type(opts.ipc.broadcast) ~= "function" then
-                error("opts.ipc.broadcast must be a function", 2)
-            end
-
-            if opts.ipc.poll ~= nil and type(opts.ipc.poll) ~= "function" then
-                error("opts.ipc.poll must be a function", 2)
-            end
-        end
-
-        if opts.l1_serializer ~= nil
-           and type(opts.l1_serializer) ~= "function"
-        then
-            error("opts.l1_serializer must be a function", 2)
-        end
-
-        if opts.shm_set_tries ~= nil then
-            if type(opts.shm_set_tries) ~= "number" then
-                error("opts.shm_set_tries must be a number", 2)
-            end
-            if opts.shm_set_tries < 1 then
-                error("opts.shm_set_tries must be >= 1", 2)
-            end
-        end
-
-        if opts.shm_miss ~= nil and type(opts.shm_miss) ~= "string" then
-            error("opts.shm_miss must be a string", 2)
-        end
-
-        if opts.shm_locks ~= nil and type(opts.shm_locks) ~= "string" then
-            error("opts.shm_locks must be a string", 2)
-        end
-
-        if opts.lru ~= nil and type(opts.lru) ~= "table" then
-            error("opts.lru must be a table", 2)
-        end
-
+        check_new_opts(opts)
     else
         opts = {}
     end
@@ -995,6 +1412,21 @@ function _M.new(name, shm, opts)
                         .. strerror(rc)
         end
         ARENAS[shm] = arena
+    end
+
+    -- lua-resty-mlcache's checks and messages
+    if opts.shm_miss and not shm_exists(opts.shm_miss) then
+        return nil, "no such lua_shared_dict for opts.shm_miss: "
+                    .. opts.shm_miss
+    end
+    if opts.shm_locks and not shm_exists(opts.shm_locks) then
+        return nil, "no such lua_shared_dict for opts.shm_locks: "
+                    .. opts.shm_locks
+    end
+    if opts.ipc_shm and not shm_exists(opts.ipc_shm) then
+        return nil, "failed to initialize mlcache IPC (could not "
+                    .. "instantiate mlcache.ipc): no such lua_shared_dict: "
+                    .. opts.ipc_shm
     end
 
     local ttl = opts.ttl or 30
@@ -1025,18 +1457,22 @@ function _M.new(name, shm, opts)
         return nil, "could not open mlc cache '" .. name .. "' in arena '"
                     .. shm .. "': " .. strerror(rc)
     end
-    local h = pp[0]
+    local h = pp[0]         -- never closed: L1s and tickets refer to it
 
     -- one L1 per (arena, name) in this VM
     local l1key = shm .. "\0" .. name
     local l1 = L1S[l1key]
-    if not l1 or (opts.lru and l1.lru ~= opts.lru) then
-        l1 = setmetatable({
-            lru = opts.lru or lrucache.new(opts.lru_size or 100),
-            h = h,
-            gen = 0,
-        }, l1_mt)
+    if not l1 or (opts.lru and l1.custom ~= opts.lru) then
+        l1 = l1_new(opts.lru_size or 100, opts.lru)
+        l1.h = h
         L1S[l1key] = l1
+    end
+
+    local hp = ffi_new("const volatile uint64_t *[1]")
+    local cp = ffi_new("const uint64_t *[1]")
+    rc = C.mlc_update_watch(h, hp, cp)
+    if rc ~= 0 then
+        return nil, "could not watch the mlc log: " .. strerror(rc)
     end
 
     local nbuf = ffi_new("size_t[1]")
@@ -1053,16 +1489,24 @@ function _M.new(name, shm, opts)
         lru_size = opts.lru_size or 100,
         l1_serializer = opts.l1_serializer,
         shm_set_tries = opts.shm_set_tries or 3,
+        cnt      = { 0, 0, 0, 0 },      -- misses (-1), L2, L3, stale (4)
+        -- the log's head and this handle's cursor (as a number, cur):
+        -- while equal, nothing is pending (see mlc_update_watch)
+        hd       = ffi_cast("const volatile int64_t *", hp[0]),
+        cu       = ffi_cast("const volatile int64_t *", cp[0]),
+        cur      = tonumber(cp[0][0]),
         val      = ffi_new(value_t),
-        hbuf     = ffi_new("uint64_t[?]", HASH_CAP),
+        recs     = ffi_new("struct mlc_update_record[?]", REC_CAP),
         nbuf     = nbuf,
-        n32      = N32_OFF == 0 and ffi_cast("uint32_t *", nbuf)
-                   or ffi_cast("uint32_t *", nbuf) + N32_OFF,
+        n32      = ffi_cast("uint32_t *", nbuf) + N32_OFF,
         fbuf     = ffi_new("uint32_t[1]"),
         copts    = ffi_new(callopts_t),
-        _keep    = {},
+        _keep    = { hp, cp },
     }
     self.copts.size = ffi_sizeof(callopts_t)
+    -- get in the instance itself: cache:get finds it at once, without a
+    -- failed lookup in the instance and a second one in the metatable
+    self.get = _M.get
     self.defaults = {
         ttl           = ttl,
         neg_ttl       = neg_ttl,
@@ -1072,7 +1516,41 @@ function _M.new(name, shm, opts)
         lock          = lock,
     }
 
+    if opts.ipc then
+        local ok, err = setup_ipc(self, opts.ipc)
+        if not ok then
+            return nil, err
+        end
+    end
+
     return setmetatable(self, mt)
+end
+
+
+--- cache:stats(): this instance's counters in this worker.  The answers
+-- by level are counted here: hits_l1, hits_l2, hits_l3 (the callback's
+-- value), stale_served (hit level 4), misses (-1, no callback): L1 hits
+-- are not counted (a count costs an L1 hit a tenth of its time); the rest
+-- are mlc's for its handle (sets, deletes, purges, lock_waits,
+-- lock_timeouts, fenced_writes, log_applied, ...: struct mlc_stats).
+-- l1_items: entries in this worker's L1 (nil with opts.lru).
+function _M:stats()
+    local st = ffi_new("struct mlc_stats")
+    st.size = ffi_sizeof(st)
+    local rc = C.mlc_stats(self.h, st)
+    if rc ~= 0 then
+        return nil, strerror(rc)
+    end
+    local t = stats_table(st)
+    local cnt = self.cnt
+    t.hits_l1 = nil
+    t.hits_l2 = cnt[2]
+    t.hits_l3 = cnt[3]
+    t.stale_served = cnt[4]
+    t.misses = cnt[1]
+    local l1 = self.l1
+    t.l1_items = l1.map and (l1.used - l1.nfree) or nil
+    return t
 end
 
 
@@ -1101,15 +1579,32 @@ local function run_l1_serializer(ser, value)
 end
 
 
+-- mlc ms for a TTL in seconds: positive entries get L2_MARGIN_MS more
+-- (their own expiry decides), negative ones exactly their TTL.
+local function l2_ms(ttl, neg)
+    local ms = ttl_ms(ttl)
+    if ms ~= MLC_TTL_NEVER and not neg then
+        ms = ms + L2_MARGIN_MS
+    end
+    return ms
+end
+
+
 -- Put what L2 (or a load) gave into L1 and return it the mlcache way.
--- value: decoded (nil for a negative); ms: TTL left (mlc ms); version 0 =
--- not in L2.  No L1 insert when insert == false, or when the L1 saw an
--- invalidation while the l1_serializer ran (it may yield).
-local function l1_fill(self, key, hk, value, ms, version, lvl, ser, insert)
+-- value: decoded (nil for a negative); expire: ngx.now() expiry (0 =
+-- never); version 0 = not in L2.  No L1 insert when insert == false, or
+-- when the L1 saw an invalidation while the l1_serializer ran (it may
+-- yield).
+local function l1_fill(self, key, hk, value, expire, version, lvl, ser,
+                       insert)
     local l1 = self.l1
+    if lvl then
+        local cnt = self.cnt
+        cnt[lvl] = cnt[lvl] + 1
+    end
     if value == nil then
         if insert then
-            l1_put(l1, hk, key, NIL, ms, version)
+            l1_put(l1, hk, key, NIL, expire, version)
         end
         return nil, nil, lvl
     end
@@ -1127,19 +1622,34 @@ local function l1_fill(self, key, hk, value, ms, version, lvl, ser, insert)
     end
 
     if insert then
-        l1_put(l1, hk, key, value, ms, version)
+        l1_put(l1, hk, key, value, expire, version)
     end
 
     return value, nil, lvl
 end
 
 
--- Read the filled value struct: value, resurrected, ms, version, flags,
--- err (then released).
+-- The ngx.now() expiry of a filled value struct.
+local function value_expiry(vv)
+    if band(vv.flags, MLC_NEGATIVE) ~= 0 then
+        if band(vv.flags, MLC_NO_EXPIRY) ~= 0 then
+            return 0
+        end
+        return now() + tonumber(vv.ttl_ms) / 1000
+    end
+    if vv.len < HDR then
+        return 0
+    end
+    return bytes_expiry(ffi_cast(u8p, vv.data))
+end
+
+
+-- Read the filled value struct: value, resurrected, expire, version,
+-- flags, err (then released).
 local function take_value(v)
     local vv = v[0]
     local flags = vv.flags
-    local ms = tonumber(vv.ttl_ms)
+    local expire = value_expiry(vv)
     local version = tonumber(vv.version)
     local value, stale, err
     if band(flags, MLC_NEGATIVE) == 0 then
@@ -1147,11 +1657,8 @@ local function take_value(v)
     else
         stale = false
     end
-    if band(flags, MLC_STALE) ~= 0 then
-        stale = true
-    end
     C.mlc_value_release(v)
-    return value, stale, ms, version, flags, err
+    return value, stale, expire, version, flags, err
 end
 
 
@@ -1159,7 +1666,7 @@ local L2_MISS, L2_FRESH, L2_EXPIRED, L2_ERR = 0, 1, 2, 3
 
 
 -- L2 lookup.  Returns kind and:
---   L2_FRESH:   value, resurrected, ms, version
+--   L2_FRESH:   value, resurrected, expire, version
 --   L2_EXPIRED: stale = { bytes = ..., neg = bool } (when stale_ok)
 --   L2_ERR:     message
 local function l2_lookup(self, key, stale_ok)
@@ -1175,22 +1682,32 @@ local function l2_lookup(self, key, stale_ok)
     end
 
     local vv = v[0]
-    if band(vv.flags, MLC_STALE) ~= 0 and vv.ttl_ms == 0 then
-        -- expired: keep its bytes for resurrection or lock timeouts
-        local st = { neg = band(vv.flags, MLC_NEGATIVE) ~= 0 }
-        if not st.neg then
+    local neg = band(vv.flags, MLC_NEGATIVE) ~= 0
+    local expired = band(vv.flags, MLC_STALE) ~= 0 and vv.ttl_ms == 0
+    if not expired and not neg then
+        local e = value_expiry(vv)
+        expired = e ~= 0 and e < now()
+    end
+    if expired then
+        if not stale_ok then
+            C.mlc_value_release(v)
+            return L2_MISS
+        end
+        -- keep its bytes for resurrection or lock timeouts
+        local st = { neg = neg }
+        if not neg then
             st.bytes = ffi_string(vv.data, vv.len)
         end
         C.mlc_value_release(v)
         return L2_EXPIRED, st
     end
 
-    local value, stale, ms, version, _, err = take_value(v)
+    local value, stale, expire, version, _, err = take_value(v)
     if err then
         return L2_ERR, "could not deserialize value after mlc retrieval: "
                        .. err
     end
-    return L2_FRESH, value, stale, ms, version
+    return L2_FRESH, value, stale, expire, version
 end
 
 
@@ -1207,6 +1724,7 @@ end
 -- Serve a stale value without storing it (lock timeout, or another worker's
 -- load failed): mlcache's "return data, nil, 4".
 local function serve_stale(self, st, ser)
+    self.cnt[4] = self.cnt[4] + 1
     local value, err = stale_value(st)
     if err then
         return nil, "could not deserialize value after mlc retrieval: " .. err
@@ -1221,21 +1739,22 @@ local function serve_stale(self, st, ser)
 end
 
 
--- Store bytes (nil + neg for a negative) in L2 with mlc_set and learn the
--- version it got.  Returns version (false if unknown: another write came
--- after ours), ms, or nil and err.
-local function l2_set(self, key, bytes, neg, ttl, tries)
+-- Store bytes (ptr/len, or nil + neg for a negative) in L2 with mlc_set,
+-- for @ttl seconds, and learn the version it got.  Returns the version
+-- (false if unknown: another write came right after ours), or nil, err.
+-- Nothing may yield between the encode() that made @p and this.
+local function l2_set(self, key, p, len, neg, ttl, tries)
     local co = self.copts
-    local ms = ttl_ms(ttl)
+    local ms = l2_ms(ttl, neg)
     co.flags = neg and MLC_CALL_NEGATIVE or 0
     co.ttl_ms = ms
     co.neg_ttl_ms = ms
 
     local h = self.h
-    local len = bytes and #bytes or 0
+    len = p and len or 0
     local rc
     for _ = 1, tries or 1 do
-        rc = C.mlc_set(h, key, #key, bytes, len, co)
+        rc = C.mlc_set(h, key, #key, p, len, co)
         if rc ~= ENOSPC then
             break
         end
@@ -1247,7 +1766,7 @@ local function l2_set(self, key, bytes, neg, ttl, tries)
 
     local v = self.val
     if C.mlc_peek(h, key, #key, 0, v) ~= 0 then
-        return false, ms
+        return false
     end
     local vv = v[0]
     local same
@@ -1255,12 +1774,11 @@ local function l2_set(self, key, bytes, neg, ttl, tries)
         same = band(vv.flags, MLC_NEGATIVE) ~= 0
     else
         same = band(vv.flags, MLC_NEGATIVE) == 0 and vv.len == len
-               and ffi.C.memcmp(vv.data, bytes, len) == 0
+               and ffi.C.memcmp(vv.data, p, len) == 0
     end
     local version = same and tonumber(vv.version) or false
-    ms = tonumber(vv.ttl_ms)
     C.mlc_value_release(v)
-    return version, ms
+    return version
 end
 
 
@@ -1292,6 +1810,33 @@ local function publish_error(self, tk, msg)
 end
 
 
+-- The callback returned nil, err with a stale value at hand and
+-- resurrect_ttl set: store the stale value again, mlcache's way.
+local function resurrect(self, key, hk, o, stale, tk, err)
+    ngx_log(WARN, "callback returned an error (", err, ") but stale ",
+            "value found in mlc arena will be resurrected for ",
+            o.resurrect_ttl, "s (resurrect_ttl)")
+
+    local expire = expiry_of(o.resurrect_ttl)
+    local bytes = stale.neg and ("z" .. expiry_bytes(expire))
+                  or restale(stale.bytes, expire)
+    local version, serr = l2_set(self, key, bytes, #bytes, false,
+                                 o.resurrect_ttl, o.shm_set_tries)
+    publish_error(self, tk, err)  -- waiters find the resurrected value
+    if version == nil then
+        ngx_log(WARN, "could not resurrect stale data (", serr, ")")
+    end
+
+    local value, derr = stale_value(stale)
+    if derr then
+        return nil, "could not deserialize value after mlc retrieval: "
+                    .. derr
+    end
+    return l1_fill(self, key, hk, value, expire, version or 0, 4,
+                   o.l1_serializer, version and true or false)
+end
+
+
 -- This worker runs the callback (it holds the key's flight).
 local function run_loader(self, key, hk, o, stale, tk, cb, ...)
     -- another worker may have stored it just before we got the flight
@@ -1315,32 +1860,11 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
 
     if err then
         err = tostring(err)
-
         if not stale or not o.resurrect_ttl then
             publish_error(self, tk, err)
             return data, err
         end
-
-        ngx_log(WARN, "callback returned an error (", err, ") but stale ",
-                "value found in mlc arena will be resurrected for ",
-                o.resurrect_ttl, "s (resurrect_ttl)")
-
-        local bytes = stale.neg and "z" or mark_stale(stale.bytes)
-        local version, ms = l2_set(self, key, bytes, false, o.resurrect_ttl,
-                                   o.shm_set_tries)
-        publish_error(self, tk, err)  -- waiters find the resurrected value
-        if version == nil then
-            ngx_log(WARN, "could not resurrect stale data (", ms, ")")
-            ms = ttl_ms(o.resurrect_ttl)
-        end
-
-        local value, derr = stale_value(stale)
-        if derr then
-            return nil, "could not deserialize value after mlc retrieval: "
-                        .. derr
-        end
-        return l1_fill(self, key, hk, value, ms, version or 0, 4,
-                       o.l1_serializer, version and true or false)
+        return resurrect(self, key, hk, o, stale, tk, err)
     end
 
     -- success: data, nil, new_ttl?
@@ -1354,15 +1878,16 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
         end
     end
 
+    local expire = expiry_of(ttl)
     local ld = ffi_new(load_t)
-    local bytes, result
+    local result, p, len
     if data == nil then
         result = MLC_LOAD_NOTFOUND
 
     else
         local eerr, terr
-        bytes, eerr, terr = encode(data)
-        if not bytes then
+        p, len, terr = encode(data, expire)
+        if not p then
             -- nothing for the waiters: the next in line runs its callback
             end_ticket(self, tk)
             if no_cache then
@@ -1371,22 +1896,23 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
             if terr then
                 error(terr, 3)
             end
+            eerr = len
             return nil, eerr
         end
-        ld.data = bytes
-        ld.len = #bytes
+        ld.data = p
+        ld.len = len
         result = MLC_LOAD_VALUE
     end
-    ld.ttl_ms = ttl_ms(ttl)
+    ld.ttl_ms = l2_ms(ttl, data == nil)
     if no_cache then
         ld.flags = MLC_LOAD_NO_CACHE
     end
 
     local v = self.val
     local keep = self._keep
-    keep[1] = bytes             -- ld.data points into it
+    keep[3] = p                 -- ld.data points into it
     local rc = C.mlc_flight_publish(self.h, tk, result, ld, v)
-    keep[1] = nil
+    keep[3] = nil
     if rc ~= 0 then
         return nil, "could not store the callback's value: "
                     .. ffi_string(C.mlc_last_error(self.h))
@@ -1394,7 +1920,6 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
 
     local vv = v[0]
     local flags = vv.flags
-    local ms = tonumber(vv.ttl_ms)
     local version = tonumber(vv.version)
     C.mlc_value_release(v)
 
@@ -1408,10 +1933,9 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
                 "no room, or value larger than a page), the value is ",
                 "cached in this worker's L1 only")
         version = 0
-        ms = ttl_ms(ttl)
     end
 
-    return l1_fill(self, key, hk, data, ms, version, 3, o.l1_serializer,
+    return l1_fill(self, key, hk, data, expire, version, 3, o.l1_serializer,
                    insert)
 end
 
@@ -1491,12 +2015,12 @@ local function get_l3(self, key, hk, o, stale, cb, ...)
 
         if rc == 0 and tk.role ~= MLC_FLIGHT_LOADER then
             -- the loader's outcome, read from L2 (or its outcome record)
-            local value, rstale, ms, version, flags, err = take_value(v)
+            local value, rstale, expire, version, flags, err = take_value(v)
             if err then
                 return nil, "could not deserialize value after mlc "
                             .. "retrieval: " .. err
             end
-            return l1_fill(self, key, hk, value, ms, version,
+            return l1_fill(self, key, hk, value, expire, version,
                            rstale and 4 or 2, o.l1_serializer,
                            band(flags, MLC_NOT_CACHED) == 0)
         end
@@ -1524,11 +2048,12 @@ end
 
 
 -- Everything after an L1 miss.
-local function get_l2_l3(self, key, hk, o, cb, ...)
+local function get_l2_l3(self, key, o, cb, ...)
     local klen = #key
     if klen == 0 or klen > 65535 then
         return nil, "invalid key: keys are 1 to 65535 bytes long"
     end
+    local hk = key_hash(self.h, key)
 
     local kind, a, b, c, d = l2_lookup(self, key, cb ~= nil)
     if kind == L2_FRESH then
@@ -1540,6 +2065,7 @@ local function get_l2_l3(self, key, hk, o, cb, ...)
     end
 
     if cb == nil then
+        self.cnt[1] = self.cnt[1] + 1
         return nil, nil, -1
     end
 
@@ -1548,41 +2074,48 @@ end
 
 
 function _M:get(key, opts, cb, ...)
-    if type(key) ~= "string" then
-        error("key must be a string", 2)
+    -- anything published since this handle's last look?  (One shared load:
+    -- the log head, a 64-bit count exact as a number up to 2^53.)
+    if tonumber(self.hd[0]) ~= self.cur then
+        poll(self)
     end
 
     if cb ~= nil and type(cb) ~= "function" then
         error("callback must be nil or a function", 2)
     end
 
-    poll(self)
-
-    local hk = key_hash(self.h, key)
-    local e = self.l1.lru:get(hk)
-    if e and e[1] == key then
-        local value = e[2]
-        if value == NIL then
+    -- L1 holds string keys only: anything else misses and is checked below
+    local v = l1_get(self.l1, key)
+    if v ~= nil then
+        if v == NIL then
             return nil, nil, 1
         end
-        return value, nil, 1
+        return v, nil, 1
+    end
+
+    if type(key) ~= "string" then
+        error("key must be a string", 2)
     end
 
     local o = check_opts(self, opts)
-    return get_l2_l3(self, key, hk, o, cb, ...)
+    return get_l2_l3(self, key, o, cb, ...)
 end
 
 
+-- peek(key, stale): remaining TTL (by ngx.now(), as lua-resty-mlcache:
+-- the value's expiry minus now; 0 for a value that never expires), err,
+-- value, went_stale.
 function _M:peek(key, stale)
     if type(key) ~= "string" then
         error("key must be a string", 2)
     end
 
-    poll(self)
+    if tonumber(self.hd[0]) ~= self.cur then
+        poll(self)
+    end
 
     local v = self.val
-    local rc = C.mlc_peek(self.h, key, #key,
-                          stale and MLC_CALL_STALE_OK or 0, v)
+    local rc = C.mlc_peek(self.h, key, #key, MLC_CALL_STALE_OK, v)
     if rc == ENOENT then
         return nil
     end
@@ -1592,14 +2125,34 @@ function _M:peek(key, stale)
     end
 
     local vv = v[0]
-    local went_stale = band(vv.flags, MLC_STALE) ~= 0 and vv.ttl_ms == 0
+    local flags = vv.flags
+    local mlc_expired = band(flags, MLC_STALE) ~= 0 and vv.ttl_ms == 0
     local remaining
-    if band(vv.flags, MLC_NO_EXPIRY) ~= 0 then
-        remaining = 0
-    elseif went_stale then
-        remaining = -0.001      -- expired; mlc does not say since when
+    if band(flags, MLC_NEGATIVE) ~= 0 then
+        if band(flags, MLC_NO_EXPIRY) ~= 0 then
+            remaining = 0
+        elseif mlc_expired then
+            remaining = -0.001  -- mlc does not say since when
+        else
+            remaining = tonumber(vv.ttl_ms) / 1000
+        end
     else
-        remaining = tonumber(vv.ttl_ms) / 1000
+        local e = value_expiry(vv)
+        if e == 0 then
+            remaining = 0
+        else
+            -- in whole ms, as ngx.now() counts: no float noise of the
+            -- expiry's magnitude (ttl 0.2 reads 0.2, not 0.20000005)
+            remaining = floor((e - now()) * 1000 + 0.5) / 1000
+            if remaining == 0 then
+                remaining = 0.001       -- 0 means "never" (mlcache 2.7)
+            end
+        end
+    end
+    local went_stale = mlc_expired or remaining < 0
+    if went_stale and not stale then
+        C.mlc_value_release(v)
+        return nil
     end
 
     local value, _, _, _, _, err = take_value(v)
@@ -1611,6 +2164,16 @@ function _M:peek(key, stale)
 end
 
 
+-- The custom IPC's broadcast, as lua-resty-mlcache calls it.
+local function broadcast(self, channel, data, what)
+    local _, err = self.broadcast(channel, data)
+    if err then
+        return nil, "could not broadcast " .. what .. ": " .. tostring(err)
+    end
+    return true
+end
+
+
 function _M:set(key, opts, value)
     if type(key) ~= "string" then
         error("key must be a string", 2)
@@ -1618,40 +2181,43 @@ function _M:set(key, opts, value)
 
     local o = check_opts(self, opts)
 
-    local bytes, err, terr
+    local ttl = value == nil and o.neg_ttl or o.ttl
+    local expire = expiry_of(ttl)
+    local p, len, terr
     if value ~= nil then
-        bytes, err, terr = encode(value)
-        if not bytes then
+        p, len, terr = encode(value, expire)
+        if not p then
             if terr then
                 error(terr, 2)
             end
-            return nil, err
+            return nil, len
         end
     end
 
-    local ttl = value == nil and o.neg_ttl or o.ttl
-    local version, ms = l2_set(self, key, bytes, value == nil, ttl,
-                               o.shm_set_tries)
+    local version, err = l2_set(self, key, p, len, value == nil, ttl,
+                                o.shm_set_tries)
     if version == nil then
-        return nil, ms
+        return nil, err
     end
 
     local l1 = self.l1
     l1.gen = l1.gen + 1
-    local hk = key_hash(self.h, key)
     if not version then
         -- another write came right after ours: L1 learns it from L2
-        l1.lru:delete(hk)
-        return true
+        l1_remove(l1, key)
+    else
+        local _
+        _, err = l1_fill(self, key, key_hash(self.h, key), value, expire,
+                         version, nil, o.l1_serializer, true)
+        if err then
+            return nil, err
+        end
     end
 
-    local _
-    _, err = l1_fill(self, key, hk, value, ms, version, nil, o.l1_serializer,
-                     true)
-    if err then
-        return nil, err
+    if self.broadcast then
+        return broadcast(self, self.events.invalidation.channel, key,
+                         "update")
     end
-
     return true
 end
 
@@ -1669,8 +2235,12 @@ function _M:delete(key)
 
     local l1 = self.l1
     l1.gen = l1.gen + 1
-    l1.lru:delete(key_hash(self.h, key))
+    l1_remove(l1, key)
 
+    if self.broadcast then
+        return broadcast(self, self.events.invalidation.channel, key,
+                         "deletion")
+    end
     return true
 end
 
@@ -1682,14 +2252,25 @@ function _M:purge(flush_expired)     -- luacheck: ignore flush_expired
                     .. strerror(rc)
     end
 
-    self.l1:flush_all()
+    l1_flush(self.l1)
 
+    if self.broadcast then
+        return broadcast(self, self.events.purge.channel, "", "purge")
+    end
     return true
 end
 
 
-function _M:update(timeout)          -- luacheck: ignore timeout
+-- update(timeout): apply mlc's log (at once, never sleeps), then, with a
+-- custom IPC that has poll(), poll(timeout) as lua-resty-mlcache does.
+function _M:update(timeout)
     poll(self)
+    if self.ipc_poll then
+        local _, err = self.ipc_poll(timeout)
+        if err then
+            return nil, "could not poll ipc events: " .. tostring(err)
+        end
+    end
     return true
 end
 
@@ -1703,7 +2284,7 @@ local bulk_mt = {}
 bulk_mt.__index = bulk_mt
 
 
-function _M.new_bulk(n_ops)
+function _M.new_bulk(n_ops)          -- luacheck: ignore n_ops
     local bulk = {}
     bulk.n = 0
     return setmetatable(bulk, bulk_mt)
@@ -1791,7 +2372,7 @@ function _M:get_bulk(bulk, opts)
     local res_idx = 1
     local tasks
     local n_tasks = 0
-    local lru = self.l1.lru
+    local l1 = self.l1
     local h = self.h
 
     for i = 1, n_bulk, 4 do
@@ -1810,10 +2391,8 @@ function _M:get_bulk(bulk, opts)
                   .. type(b_cb) .. ")", 2)
         end
 
-        local hk = key_hash(h, b_key)
-        local e = lru:get(hk)
-        if e and e[1] == b_key then
-            local value = e[2]
+        local value = l1_get(l1, b_key)
+        if value ~= nil then
             if value == NIL then
                 value = nil
             end
@@ -1828,10 +2407,11 @@ function _M:get_bulk(bulk, opts)
                       .. ceil(i / 4) .. " are invalid: " .. err, 2)
             end
 
-            local kind, a, b, c, d
+            local kind, a, b, c, d, hk
             if #b_key == 0 or #b_key > 65535 then
                 kind, a = L2_ERR, "invalid key: keys are 1 to 65535 bytes long"
             else
+                hk = key_hash(h, b_key)
                 kind, a, b, c, d = l2_lookup(self, b_key, true)
             end
 
@@ -1861,18 +2441,19 @@ function _M:get_bulk(bulk, opts)
         return res
     end
 
-    local n_threads = min(n_tasks, concurrency)
-    if n_threads <= 1 or not YIELDABLE[get_phase()] then
+    -- As lua-resty-mlcache: contiguous chunks of ceil(n / concurrency)
+    -- callbacks, in bulk order; the first chunks in light threads spawned
+    -- in order (each runs until its first yield), the last in this one.
+    local chunk = ceil(n_tasks / concurrency)
+    if chunk >= n_tasks or not YIELDABLE[get_phase()] then
         run_tasks(self, tasks, res, 1, n_tasks)
         return res
     end
 
-    -- contiguous chunks; this thread runs the first one
-    local chunk = ceil(n_tasks / n_threads)
     local threads = {}
-    local from = chunk + 1
-    while from <= n_tasks do
-        local to = min(from + chunk - 1, n_tasks)
+    local from = 1
+    while from + chunk <= n_tasks do
+        local to = from + chunk - 1
         local th, err = thread_spawn(run_tasks, self, tasks, res, from, to)
         if not th then
             -- no thread: do it here
@@ -1884,7 +2465,7 @@ function _M:get_bulk(bulk, opts)
         from = to + 1
     end
 
-    run_tasks(self, tasks, res, 1, min(chunk, n_tasks))
+    run_tasks(self, tasks, res, from, n_tasks)
 
     for i = 1, #threads do
         local ok, err = thread_wait(threads[i])
@@ -1897,13 +2478,20 @@ function _M:get_bulk(bulk, opts)
 end
 
 
--- For tests: the L1 index of a hash.
+-- For tests: the L1 index of a hash, and the enum values used here.
 _M._hash_index = function(h)
     return hash_index(h)
 end
+_M._const = K
 
--- For tests and operators: this instance's encoding helpers.
-_M._encode = encode
+-- For tests and operators: this module's encoding helpers.
+_M._encode = function(v, expire)
+    local p, n, terr = encode(v, expire or 0)
+    if not p then
+        return nil, n or terr
+    end
+    return ffi_string(p, n)
+end
 _M._decode = function(s)
     return decode(s, #s)
 end
