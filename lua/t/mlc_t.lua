@@ -1238,8 +1238,13 @@ function _M.l1fill()
             wrong = wrong + 1
         end
     end
+    local st = c:stats()
     ngx.say("filled w=", w, " l1_hits=", hits, " wrong=", wrong,
-            " fillers=", counters:get("fillers:" .. run))
+            " fillers=", counters:get("fillers:" .. run),
+            " (l2 ", st.hits_l2, " l3 ", st.hits_l3, " dup ",
+            st.duplicate_loads, " fenced ", st.fenced_writes, " overruns ",
+            st.log_overruns, " stuck ", st.log_stuck, " waits ",
+            st.lock_waits, ")")
 end
 
 
@@ -1408,9 +1413,10 @@ function _M.bench()
              dg + ds)
         line("(floor) resty.lrucache:get", nkeys, lru_ns,
              "ngx.shared.DICT:get", dg)
-        if nkeys == 64 then
-            -- the codec's own cost: what any L2 of tables pays (mlcache
-            -- decodes with string.buffer too)
+        do
+            -- the codec's own cost, in this heap (a decode allocates the
+            -- table, so the GC's cost grows with what the heap holds): what
+            -- any L2 of tables pays (mlcache decodes with string.buffer too)
             local buf = require("string.buffer")
             local enc = buf.encode(tab_value(1))
             local dec = function(m)

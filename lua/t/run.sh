@@ -388,12 +388,19 @@ report $? "storm: then every worker answers each key's last value" "$bad"
 # Two workers each fill their L1 with the same 100,000 keys at once (each
 # one's loads publish records the other reads), then read them all: every
 # read must be an L1 hit.  Requests go to random workers: 6 at once, each
-# worker fills once, the others answer "dup".
-out=$(curl -s --max-time 120 --parallel --parallel-immediate --parallel-max 6 \
-	2>/dev/null -H 'Connection: close' \
-	$(for i in 1 2 3 4 5 6; do printf '%s ' "$base/l1fill?n=100000&run=$$"; done))
+# worker fills once, the others answer "dup".  A worker that found a log
+# record left unpublished for 100 ms (a writer descheduled that long, on a
+# loaded machine: log_stuck) rightly empties its L1; such a run proves
+# nothing either way and is run again (up to 3 times).
+for try in 1 2 3; do
+	out=$(curl -s --max-time 120 --parallel --parallel-immediate \
+		--parallel-max 6 2>/dev/null -H 'Connection: close' \
+		$(for i in 1 2 3 4 5 6; do printf '%s ' "$base/l1fill?n=100000&run=$$-$try"; done))
+	grep -q ' stuck [1-9]\| overruns [1-9]' <<<"$out" || break
+	echo "# L1 fill: a writer was held up (log_stuck/overruns), again: $(grep -c stuck <<<"$out") workers"
+done
 fills=$(grep -c '^filled ' <<<"$out")
-bad=$(grep '^filled ' <<<"$out" | grep -v ' l1_hits=100000 ')
+bad=$(grep '^filled ' <<<"$out" | grep -v ' l1_hits=100000 wrong=0 ')
 [ "$fills" -ge 2 ] && [ -z "$bad" ]
 report $? "L1: $fills workers each filled 100,000 keys at once, then read them: 100% L1 hits" \
 	"$(grep -v '^dup' <<<"$out")"

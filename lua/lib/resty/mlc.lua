@@ -288,7 +288,6 @@ local N32_OFF = (ffi.sizeof("size_t") == 8 and ffi.abi("be")) and 1 or 0
 
 local u8p = ffi.typeof("const uint8_t *")
 local value_t = ffi.typeof("struct mlc_value[1]")
-local flight_t = ffi.typeof("struct mlc_flight")
 local load_t = ffi.typeof("struct mlc_load")
 local callopts_t = ffi.typeof("struct mlc_call_options")
 local dbl = ffi_new("double[1]")
@@ -1087,9 +1086,10 @@ local function l1_drop(l1, hk, version)
 end
 
 
-local function key_hash(h, key)
-    return hash_index(C.mlc_key_hash(h, key, #key))
-end
+-- Written out at each call site rather than called: LuaJIT blacklists a
+-- small hot function whose own root traces keep aborting, and then every
+-- trace that reaches it (an L2 hit, a set) runs interpreted.
+--   tonumber(band(C.mlc_key_hash(h, key, #key), HASH_MASK))
 
 
 -- The mlcache-like view of L1 by key (cache.lru): get, set, delete,
@@ -1106,7 +1106,8 @@ end
 
 function l1_mt:set(key, value, ttl)
     self.gen = self.gen + 1
-    l1_put(self, key_hash(self.h, key), key, value == nil and NIL or value,
+    local hk = tonumber(band(C.mlc_key_hash(self.h, key, #key), HASH_MASK))
+    l1_put(self, hk, key, value == nil and NIL or value,
            ttl and ttl > 0 and now() + ttl or 0, 0)
 end
 
@@ -1124,30 +1125,57 @@ end
 
 -- Apply the invalidation log: drop the L1 entries of the keys changed
 -- since the last call (keeping those already at the changed version).
--- REC_CAP records a call, until the watch words meet or the cursor stops
--- (a record still being published: the next get comes back for it).
-local function poll(self)
+-- REC_CAP records a call, until the cursor meets the head or stops (a
+-- record still being published: the next get comes back for it).
+--
+-- The loops are in functions of their own, reached only when more than one
+-- record came: LuaJIT gives up on a trace that starts at a function and
+-- meets a loop, and after a few such tries blacklists the function, and
+-- with it every trace that calls it (every get after a write elsewhere).
+local poll
+
+local function drop_records(l1, recs, n)
+    for i = 0, n - 1 do
+        local r = recs[i]
+        l1_drop(l1, tonumber(band(r.hash, HASH_MASK)), tonumber(r.version))
+    end
+end
+
+
+local function poll_once(self)
     local l1 = self.l1
-    local h, recs, nbuf, fbuf, n32 = self.h, self.recs, self.nbuf,
-                                     self.fbuf, self.n32
-    local hd, cu = self.hd, self.cu
+    local recs, fbuf = self.recs, self.fbuf
+    local before = self.cur
+    local rc = C.mlc_update_records(self.h, recs, REC_CAP, self.nbuf, fbuf)
     l1.gen = l1.gen + 1
-    while true do
-        local before = self.cur
-        local rc = C.mlc_update_records(h, recs, REC_CAP, nbuf, fbuf)
-        if rc ~= 0 or fbuf[0] ~= 0 then
-            l1_flush(l1)
-        else
-            for i = 0, n32[0] - 1 do
-                local r = recs[i]
-                l1_drop(l1, hash_index(r.hash), tonumber(r.version))
-            end
+    if rc ~= 0 or fbuf[0] ~= 0 then
+        l1_flush(l1)
+    else
+        local n = self.n32[0]
+        if n == 1 then
+            local r = recs[0]
+            l1_drop(l1, tonumber(band(r.hash, HASH_MASK)),
+                    tonumber(r.version))
+        elseif n > 1 then
+            drop_records(l1, recs, n)
         end
-        local cur = tonumber(cu[0])
-        self.cur = cur
-        if rc ~= 0 or cur == before or tonumber(hd[0]) == cur then
-            return
-        end
+    end
+    local cur = tonumber(self.cu[0])
+    self.cur = cur
+    -- more to read: only after REC_CAP records at once
+    return rc == 0 and cur ~= before and tonumber(self.hd[0]) ~= cur
+end
+
+
+local function poll_rest(self)
+    while poll_once(self) do      -- luacheck: ignore
+    end
+end
+
+
+poll = function(self)
+    if poll_once(self) then
+        poll_rest(self)
     end
 end
 
@@ -1782,22 +1810,42 @@ local function l2_set(self, key, p, len, neg, ttl, tries)
 end
 
 
+-- A ticket: mlc's flight, the handle, and a copy of the key (the C side
+-- refers to the key's bytes until the flight ends).  A flight left open
+-- (the request's coroutine was killed) is given up when its ticket is
+-- collected.  One shared finalizer, no closure: LuaJIT does not compile
+-- the creation of a closure, and would blacklist the miss path for it.
+if not pcall(ffi.typeof, "struct resty_mlc_ticket") then
+    ffi.cdef [[
+struct resty_mlc_ticket {
+    struct mlc_flight f;
+    struct mlc_cache *h;
+    char key[?];
+};
+]]
+end
+local ticket_t = ffi.typeof("struct resty_mlc_ticket")
+
+
+local function ticket_gc(t)
+    if t.f.role ~= MLC_FLIGHT_NONE then
+        C.mlc_flight_abandon(t.h, t.f)
+    end
+end
+
+
 local function new_ticket(h, key)
-    local tk = ffi_new(flight_t)
-    -- A flight left open (the request's coroutine was killed) is given up
-    -- when the ticket is collected; the closure keeps the key alive, as
-    -- the C side refers to its bytes until the flight ends.
-    return ffi_gc(tk, function(t)
-        if t.role ~= MLC_FLIGHT_NONE and key then
-            C.mlc_flight_abandon(h, t)
-        end
-    end)
+    local n = #key
+    local tk = ffi_gc(ffi_new(ticket_t, n), ticket_gc)
+    tk.h = h
+    ffi_copy(tk.key, key, n)
+    return tk
 end
 
 
 local function end_ticket(self, tk)
-    if tk.role ~= MLC_FLIGHT_NONE then
-        C.mlc_flight_abandon(self.h, tk)
+    if tk.f.role ~= MLC_FLIGHT_NONE then
+        C.mlc_flight_abandon(self.h, tk.f)
     end
 end
 
@@ -1806,7 +1854,7 @@ local function publish_error(self, tk, msg)
     local ld = ffi_new(load_t)
     local n = min(#msg, 159)
     ffi_copy(ld.errmsg, msg, n)
-    C.mlc_flight_publish(self.h, tk, EIO, ld, nil)
+    C.mlc_flight_publish(self.h, tk.f, EIO, ld, nil)
 end
 
 
@@ -1911,7 +1959,7 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
     local v = self.val
     local keep = self._keep
     keep[3] = p                 -- ld.data points into it
-    local rc = C.mlc_flight_publish(self.h, tk, result, ld, v)
+    local rc = C.mlc_flight_publish(self.h, tk.f, result, ld, v)
     keep[3] = nil
     if rc ~= 0 then
         return nil, "could not store the callback's value: "
@@ -1963,13 +2011,13 @@ end
 local function get_l3(self, key, hk, o, stale, cb, ...)
     local h = self.h
     local tk = new_ticket(h, key)
-    local rc = C.mlc_flight_acquire(h, key, #key, nil, tk)
+    local rc = C.mlc_flight_acquire(h, tk.key, #key, nil, tk.f)
     if rc ~= 0 then
         return nil, "could not acquire callback lock: "
                     .. ffi_string(C.mlc_last_error(h))
     end
 
-    if tk.role == MLC_FLIGHT_WAITER then
+    if tk.f.role == MLC_FLIGHT_WAITER then
         -- Poll the flight without ever blocking in C; sleep between polls
         -- (step, growing by ratio up to max_step) until the lock timeout.
         local lock = o.lock
@@ -1984,7 +2032,7 @@ local function get_l3(self, key, hk, o, stale, cb, ...)
         end
 
         while true do
-            rc = C.mlc_flight_wait(h, tk, 0, v)
+            rc = C.mlc_flight_wait(h, tk.f, 0, v)
             if rc ~= EAGAIN then
                 break
             end
@@ -2013,7 +2061,7 @@ local function get_l3(self, key, hk, o, stale, cb, ...)
             end
         end
 
-        if rc == 0 and tk.role ~= MLC_FLIGHT_LOADER then
+        if rc == 0 and tk.f.role ~= MLC_FLIGHT_LOADER then
             -- the loader's outcome, read from L2 (or its outcome record)
             local value, rstale, expire, version, flags, err = take_value(v)
             if err then
@@ -2053,7 +2101,8 @@ local function get_l2_l3(self, key, o, cb, ...)
     if klen == 0 or klen > 65535 then
         return nil, "invalid key: keys are 1 to 65535 bytes long"
     end
-    local hk = key_hash(self.h, key)
+    local hk = tonumber(band(C.mlc_key_hash(self.h, key, klen),
+                             HASH_MASK))
 
     local kind, a, b, c, d = l2_lookup(self, key, cb ~= nil)
     if kind == L2_FRESH then
@@ -2207,7 +2256,9 @@ function _M:set(key, opts, value)
         l1_remove(l1, key)
     else
         local _
-        _, err = l1_fill(self, key, key_hash(self.h, key), value, expire,
+        local hk = tonumber(band(C.mlc_key_hash(self.h, key, #key),
+                                 HASH_MASK))
+        _, err = l1_fill(self, key, hk, value, expire,
                          version, nil, o.l1_serializer, true)
         if err then
             return nil, err
@@ -2411,7 +2462,8 @@ function _M:get_bulk(bulk, opts)
             if #b_key == 0 or #b_key > 65535 then
                 kind, a = L2_ERR, "invalid key: keys are 1 to 65535 bytes long"
             else
-                hk = key_hash(h, b_key)
+                hk = tonumber(band(C.mlc_key_hash(h, b_key, #b_key),
+                                   HASH_MASK))
                 kind, a, b, c, d = l2_lookup(self, b_key, true)
             end
 
