@@ -1290,6 +1290,7 @@ function _M.bench()
     local dict = ngx.shared.bench
     local big = ARENA .. "-big"
     local run = uniq("b"):gsub("[^%w]", "")
+    jit.flush()                 -- what the tests left: start over
     ngx.say("path                                  keys   resty.mlc ns   "
             .. "floor                               floor ns   ratio")
     local function line(path, nkeys, ns, floor_name, fns)
