@@ -93,6 +93,12 @@ struct mlc_arena_info {
     uint64_t stale_frees;
     uint64_t orphan_skips;
     uint64_t created_ms;
+    uint64_t index_moves;
+    uint32_t procs;
+    uint32_t arena_handles;
+    uint64_t cache_handles;
+    uint64_t procs_unlisted;
+    uint64_t procs_pruned;
 };
 int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
 
@@ -788,7 +794,10 @@ function _M.arena_info(name)
                          "index_evictions", "page_moves",
                          "orphans_reclaimed", "repairs", "write_failures",
                          "log_head", "read_giveups", "namespaces", "format",
-                         "stale_frees", "orphan_skips", "created_ms" } do
+                         "stale_frees", "orphan_skips", "created_ms",
+                         "index_moves", "procs", "arena_handles",
+                         "cache_handles", "procs_unlisted",
+                         "procs_pruned" } do
         t[f] = tonumber(i[f])
     end
     return t
