@@ -924,6 +924,18 @@ T.l1_versions = function()
     expect("other names' records", "A", nil, 1, c:get("a"))
     other:set("a", nil, "A2")                    -- a newer version
     expect("newer version seen", "A2", nil, 1, c:get("a"))
+
+    -- an instance of the same name made later shares the L1 and its
+    -- reading of the log (through the first instance's handle), so it
+    -- hits L1, and a change after it came is seen through it alone
+    x = assert(mlc.new(name .. "-2", ARENA))
+    x:get("k", nil, function() return 1 end)
+    local x2 = assert(mlc.new(name .. "-2", ARENA))
+    expect("later instance: L1", 1, nil, 1, x2:get("k"))
+    local y = assert(mlc.new(name .. "-2", "anon-arena"))  -- same name,
+    check(y.l1 ~= x2.l1, "another arena: another L1")      -- other arena
+    caches.w:set("k", nil, "unrelated")          -- another name: kept
+    expect("later instance: still L1", 1, nil, 1, x2:get("k"))
 end
 
 

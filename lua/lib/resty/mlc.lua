@@ -1159,16 +1159,15 @@ local function drop_records(l1, recs, n)
 end
 
 
-local function poll_once(self)
-    local l1 = self.l1
-    local recs, fbuf = self.recs, self.fbuf
-    local before = self.cur
-    local rc = C.mlc_update_records(self.h, recs, REC_CAP, self.nbuf, fbuf)
+local function poll_once(l1)
+    local recs, fbuf = l1.recs, l1.fbuf
+    local before = l1.cur
+    local rc = C.mlc_update_records(l1.h, recs, REC_CAP, l1.nbuf, fbuf)
     l1.gen = l1.gen + 1
     if rc ~= 0 or fbuf[0] ~= 0 then
         l1_flush(l1)
     else
-        local n = self.n32[0]
+        local n = l1.n32[0]
         if n == 1 then
             local r = recs[0]
             l1_drop(l1, tonumber(band(r.hash, HASH_MASK)),
@@ -1177,22 +1176,25 @@ local function poll_once(self)
             drop_records(l1, recs, n)
         end
     end
-    local cur = tonumber(self.cu[0])
-    self.cur = cur
+    local cur = tonumber(l1.cu[0])
+    l1.cur = cur
     -- more to read: only after REC_CAP records at once
-    return rc == 0 and cur ~= before and tonumber(self.hd[0]) ~= cur
+    return rc == 0 and cur ~= before and tonumber(l1.hd[0]) ~= cur
 end
 
 
-local function poll_rest(self)
-    while poll_once(self) do      -- luacheck: ignore
+local function poll_rest(l1)
+    while poll_once(l1) do        -- luacheck: ignore
     end
 end
 
 
-poll = function(self)
-    if poll_once(self) then
-        poll_rest(self)
+-- poll(l1): an L1 reads the log through one handle, its reader (that of
+-- the instance that made it): instances of one name share the L1 and so
+-- its reading position, however many there are and whenever they came.
+poll = function(l1)
+    if poll_once(l1) then
+        poll_rest(l1)
     end
 end
 
@@ -1508,19 +1510,28 @@ function _M.new(name, shm, opts)
     local l1key = shm .. "\0" .. name
     local l1 = L1S[l1key]
     if not l1 or (opts.lru and l1.custom ~= opts.lru) then
+        local hp = ffi_new("const volatile uint64_t *[1]")
+        local cp = ffi_new("const uint64_t *[1]")
+        rc = C.mlc_update_watch(h, hp, cp)
+        if rc ~= 0 then
+            return nil, "could not watch the mlc log: " .. strerror(rc)
+        end
         l1 = l1_new(opts.lru_size or 100, opts.lru)
+        -- The L1's log reader: this handle.  The log head and the
+        -- handle's cursor (as a number, cur): while equal, nothing is
+        -- pending (see mlc_update_watch).
         l1.h = h
+        l1.hd = ffi_cast("const volatile int64_t *", hp[0])
+        l1.cu = ffi_cast("const volatile int64_t *", cp[0])
+        l1.cur = tonumber(l1.cu[0])
+        l1.recs = ffi_new("struct mlc_update_record[?]", REC_CAP)
+        l1.nbuf = ffi_new("size_t[1]")
+        l1.n32 = ffi_cast("uint32_t *", l1.nbuf) + N32_OFF
+        l1.fbuf = ffi_new("uint32_t[1]")
+        l1.keep = { hp, cp }
         L1S[l1key] = l1
     end
 
-    local hp = ffi_new("const volatile uint64_t *[1]")
-    local cp = ffi_new("const uint64_t *[1]")
-    rc = C.mlc_update_watch(h, hp, cp)
-    if rc ~= 0 then
-        return nil, "could not watch the mlc log: " .. strerror(rc)
-    end
-
-    local nbuf = ffi_new("size_t[1]")
     local self = {
         name     = name,
         shm      = shm,
@@ -1535,18 +1546,9 @@ function _M.new(name, shm, opts)
         l1_serializer = opts.l1_serializer,
         shm_set_tries = opts.shm_set_tries or 3,
         cnt      = { 0, 0, 0, 0 },      -- misses (-1), L2, L3, stale (4)
-        -- the log's head and this handle's cursor (as a number, cur):
-        -- while equal, nothing is pending (see mlc_update_watch)
-        hd       = ffi_cast("const volatile int64_t *", hp[0]),
-        cu       = ffi_cast("const volatile int64_t *", cp[0]),
-        cur      = tonumber(cp[0][0]),
         val      = ffi_new(value_t),
-        recs     = ffi_new("struct mlc_update_record[?]", REC_CAP),
-        nbuf     = nbuf,
-        n32      = ffi_cast("uint32_t *", nbuf) + N32_OFF,
-        fbuf     = ffi_new("uint32_t[1]"),
         copts    = ffi_new(callopts_t),
-        _keep    = { hp, cp },
+        _keep    = {},
     }
     self.copts.size = ffi_sizeof(callopts_t)
     -- get in the instance itself: cache:get finds it at once, without a
@@ -2142,8 +2144,9 @@ end
 function _M:get(key, opts, cb, ...)
     -- anything published since this handle's last look?  (One shared load:
     -- the log head, a 64-bit count exact as a number up to 2^53.)
-    if tonumber(self.hd[0]) ~= self.cur then
-        poll(self)
+    local l1 = self.l1
+    if tonumber(l1.hd[0]) ~= l1.cur then
+        poll(l1)
     end
 
     if cb ~= nil and type(cb) ~= "function" then
@@ -2151,7 +2154,7 @@ function _M:get(key, opts, cb, ...)
     end
 
     -- L1 holds string keys only: anything else misses and is checked below
-    local v = l1_get(self.l1, key)
+    local v = l1_get(l1, key)
     if v ~= nil then
         if v == NIL then
             return nil, nil, 1
@@ -2176,8 +2179,9 @@ function _M:peek(key, stale)
         error("key must be a string", 2)
     end
 
-    if tonumber(self.hd[0]) ~= self.cur then
-        poll(self)
+    local l1 = self.l1
+    if tonumber(l1.hd[0]) ~= l1.cur then
+        poll(l1)
     end
 
     local v = self.val
@@ -2332,7 +2336,7 @@ end
 -- update(timeout): apply mlc's log (at once, never sleeps), then, with a
 -- custom IPC that has poll(), poll(timeout) as lua-resty-mlcache does.
 function _M:update(timeout)
-    poll(self)
+    poll(self.l1)
     if self.ipc_poll then
         local _, err = self.ipc_poll(timeout)
         if err then
@@ -2433,7 +2437,7 @@ function _M:get_bulk(bulk, opts)
         end
     end
 
-    poll(self)
+    poll(self.l1)
 
     local n_bulk = bulk.n * 4
     local res = { n = bulk.n * 3 }
