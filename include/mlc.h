@@ -950,7 +950,8 @@ int mlc_update_records(struct mlc_cache *cache,
  * that finds them equal comes before any change it has not applied.  Read
  * each word whole (or both halves, each compared); a record claimed but
  * not yet published keeps them apart until it is, or for at most 100 ms.
- * The pointers stay valid until mlc_cache_close().
+ * The pointers stay valid until mlc_cache_close(); read the cursor on the
+ * handle's thread (it is the handle's), the head anywhere.
  * @return 0, or -EINVAL.
  * @since 0.2
  */
