@@ -7,8 +7,8 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
-set xtics rotate by -40 scale 0 font ",10"
-set key top right
+set xtics scale 0 font ",9"
+set key outside right top
 set yrange [0:*]
 set datafile missing "-1.0000"
 plot for [i=2:7] "chart.dat" using i:xtic(1) title columnheader(i)
