@@ -45,6 +45,10 @@
 #define FORCE_AFTER 3		/* rounds after which CLOCK bits are ignored */
 
 #define PAGE_RETRIES 3		/* waits for writers to link a page's chunks */
+#define STEAL_BACKOFF 64	/* allocations without a page move after a
+				 * class that wants one found no victim */
+#define CL_BACKOFF_ONE 0x100u	/* cl_flags bits 8-15: that countdown */
+#define CL_BACKOFF(f)	(((f) >> 8) & 0xffu)
 
 /* ---- chunk and page addressing ------------------------------------ */
 
@@ -832,7 +836,7 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
 
 	demand_note(a, c);
 	for (int attempt = 0; attempt < ALLOC_ATTEMPTS; attempt++) {
-		bool force = attempt >= FORCE_AFTER, ok, zero, wants;
+		bool force = attempt >= FORCE_AFTER, ok, zero, wants, steal;
 		enum steal_mode mode;
 
 		zero = ck_pr_load_32(&c->cl_pages) == 0;
@@ -845,24 +849,34 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
 		       zero && attempt < 2 ? STEAL_COURTESY : STEAL_ANY;
 		if ((rc = class_lock(a, ci)) < 0)
 			return rc;
+		/* A class with pages that wants one more, and found no
+		 * victim, sweeps its own for the next STEAL_BACKOFF
+		 * allocations instead of scanning every class again (a
+		 * share can stay just out of reach for a long time). */
+		steal = zero || (wants && CL_BACKOFF(c->cl_flags) == 0);
+		if (attempt == 0 && CL_BACKOFF(c->cl_flags) != 0)
+			c->cl_flags -= CL_BACKOFF_ONE;
 		ok = chunk_pop(a, c, off, gen);
 		if (!ok && page_from_pool(a, ci)) {
 			ok = chunk_pop(a, c, off, gen);
 			if (attempt > 0 && mode != STEAL_WANTED)
 				c->cl_flags |= MLC__CL_COURTESY;
 		}
-		if (!ok && (zero || wants) &&
-		    page_steal_locked(a, ci, now, mode)) {
-			ok = chunk_pop(a, c, off, gen);
-			if (mode != STEAL_WANTED)
-				c->cl_flags |= MLC__CL_COURTESY;
+		if (!ok && steal) {
+			if (page_steal_locked(a, ci, now, mode)) {
+				ok = chunk_pop(a, c, off, gen);
+				if (mode != STEAL_WANTED)
+					c->cl_flags |= MLC__CL_COURTESY;
+			} else if (!zero) {
+				c->cl_flags |= STEAL_BACKOFF * CL_BACKOFF_ONE;
+			}
 		}
-		if (!ok && c->cl_pages > 0 && (attempt > 0 || !wants))
+		if (!ok && c->cl_pages > 0 && (attempt > 0 || !steal))
 			ok = class_sweep(a, c, now, force, off, gen);
 		mlc__lock_give(&c->cl_lock);
 		if (ok)
 			return 0;
-		if (zero || wants)
+		if (steal)
 			page_steal(a, ci, now, mode);
 	}
 	ck_pr_inc_64(&a->hdr->ah_write_failures);

@@ -129,7 +129,8 @@ struct mlc__class {
 	uint32_t cl_partial;	/* first page with free chunks, index + 1 */
 	uint32_t cl_hand_page;	/* CLOCK hand: page index + 1 ... */
 	uint32_t cl_hand_chunk;	/* ... and chunk within it */
-	uint32_t cl_flags;	/* enum mlc__class_flags */
+	uint32_t cl_flags;	/* enum mlc__class_flags; bits 8-15: alloc.c's
+				 * page-steal backoff countdown */
 	uint64_t cl_demand;	/* decayed bytes requested: page balance */
 	uint64_t cl_evictions;
 	uint64_t cl_moves_in;	/* pages moved here from another class */
