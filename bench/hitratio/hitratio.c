@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,20 @@ wanted(const char *name)
 
 /* ---- mlc ----------------------------------------------------------- */
 
+/* The arena being replayed into, removed if the run is interrupted (its
+ * path under /dev/shm, where mlc keeps shm names: unlink() is safe in a
+ * signal handler, mlc_arena_unlink() is not). */
+static char arena_path[96];
+
+static void
+on_signal(int sig)
+{
+	if (arena_path[0])
+		unlink(arena_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void
 key_of(uint32_t id, char key[HR_KEY])
 {
@@ -178,6 +193,7 @@ mlc_replay(const struct hr_trace *t, uint64_t cache, uint32_t min_obj,
 
 	snprintf(name, sizeof(name), "mlc-hitratio-%d", (int)getpid());
 	mlc_arena_unlink(name, 0);
+	snprintf(arena_path, sizeof(arena_path), "/dev/shm/%s", name);
 	rc = arena_make(&a, name, cache, min_obj);
 	if (rc < 0)
 		return rc;
@@ -221,6 +237,7 @@ mlc_replay(const struct hr_trace *t, uint64_t cache, uint32_t min_obj,
 out_arena:
 	mlc_arena_close(a);
 	mlc_arena_unlink(name, 0);
+	arena_path[0] = '\0';
 	return rc;
 }
 
@@ -594,6 +611,8 @@ fracs_parse(const char *s)
 int
 main(int argc, char **argv)
 {
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
