@@ -213,10 +213,10 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	h->ah_nstripes = (uint32_t)MLC_MIN(nbuckets, 1024);
 
 	/* Size classes: from MIN_CHUNK growing by 1/8 (8-byte steps up to
-	 * 128), so rounding wastes at most 11% of a chunk; each stretched to
+	 * 128), so rounding wastes about 11% of a chunk at most; each stretched to
 	 * the largest 8-byte multiple that still fits as many chunks in a
 	 * page, so the page's tail wastes less than 8 bytes a chunk.  Up to
-	 * page/9 an item thus loses at most ~11% of the page bytes it takes
+	 * page/9 an item thus loses at most ~12% of the page bytes it takes
 	 * (the bench's class-waste table); above that, whole chunks per page
 	 * decide.  The last class is exactly a page. */
 	for (uint64_t sz = MIN_CHUNK; sz < page_size && n < MLC__NCLASSES_MAX - 1;
