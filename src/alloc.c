@@ -45,6 +45,10 @@
 #define FORCE_AFTER 3		/* rounds after which CLOCK bits are ignored */
 
 #define PAGE_RETRIES 3		/* waits for writers to link a page's chunks */
+#define STEAL_BACKOFF 64	/* allocations without a page move after a
+				 * class that wants one found no victim */
+#define CL_BACKOFF_ONE 0x100u	/* cl_flags bits 8-15: that countdown */
+#define CL_BACKOFF(f)	(((f) >> 8) & 0xffu)
 
 /* ---- chunk and page addressing ------------------------------------ */
 
@@ -425,43 +429,76 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	return true;
 }
 
+/* The sweep's own count of an item's reads, in the spare bits of its
+ * it_state (see struct mlc__item): 0 when its writer links it, changed
+ * only here, under the class lock, and only while the item is LIVE (no one
+ * else stores it_state then).  Readers never write it. */
+#define FREQ_MAX 3
+#define ST_FREQ(w)	(((w) >> 16) & FREQ_MAX)
+
+static void
+freq_store(struct mlc__item *it, uint32_t w, uint32_t f)
+{
+	ck_pr_store_32(&it->it_state, (w & ~((uint32_t)FREQ_MAX << 16)) |
+				      f << 16);
+}
+
+/* Move the hand of class @p c one chunk; *p and *k: the chunk it was at. */
+static void
+hand_step(struct mlc_arena *a, struct mlc__class *c, uint32_t *p, uint32_t *k)
+{
+	if (c->cl_hand_page == 0 || c->cl_hand_page > a->npages ||
+	    a->pages[c->cl_hand_page - 1].pg_class !=
+		    (uint32_t)(c - a->classes) + 1) {
+		c->cl_hand_page = c->cl_ring;
+		c->cl_hand_chunk = 0;
+	}
+	*p = c->cl_hand_page - 1;
+	*k = c->cl_hand_chunk;
+	if (++c->cl_hand_chunk >= c->cl_per_page) {
+		c->cl_hand_chunk = 0;
+		c->cl_hand_page = a->pages[*p].pg_next;
+	}
+}
+
 /* Advance the CLOCK hand of class @p c (lock held) until it frees a chunk
  * for the caller.  Expired, purged and over-quota negative entries go at
- * once; entries read since the last pass get a second chance (unless
- * @p force); an entry nobody read is taken only if no reclaimable one turns
- * up within LOOKAHEAD further chunks, so expired entries go first. */
+ * once.  Otherwise the hand keeps a 2-bit frequency per item (S3-FIFO's
+ * main queue, on a CLOCK): an item read since the last pass (its bucket's
+ * reference bit) gains one and stays; one not read loses one and stays;
+ * one at zero is the victim (unless @p force: then the first live item).
+ * Before evicting it the sweep looks LOOKAHEAD chunks further for a
+ * reclaimable entry, without touching their bits, so expired entries go
+ * first; the hand then stands just past the victim. */
 static bool
 class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	    bool force, uint64_t *off, uint64_t *genp)
 {
-	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page * 2 + 1,
-				  SWEEP_MAX);
-	uint32_t cp = 0, ck = 0, cw = 0;
+	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page *
+				  (FREQ_MAX + 2) + 1, SWEEP_MAX);
+	uint32_t cp = 0, ck = 0, cw = 0, hp = 0, hk = 0;
 	uint64_t cand_at = UINT64_MAX;
 	uint64_t gen;
 
 	for (uint64_t i = 0; i < budget && c->cl_ring != 0; i++) {
-		uint32_t p, k, w;
+		uint32_t p, k, w, f;
 		struct mlc__item *it;
 
 		if (cand_at != UINT64_MAX && i - cand_at > LOOKAHEAD)
 			break;
-		if (c->cl_hand_page == 0 || c->cl_hand_page > a->npages ||
-		    a->pages[c->cl_hand_page - 1].pg_class !=
-			    (uint32_t)(c - a->classes) + 1) {
-			c->cl_hand_page = c->cl_ring;
-			c->cl_hand_chunk = 0;
-		}
-		p = c->cl_hand_page - 1;
-		k = c->cl_hand_chunk;
-		if (++c->cl_hand_chunk >= c->cl_per_page) {
-			c->cl_hand_chunk = 0;
-			c->cl_hand_page = a->pages[p].pg_next;
-		}
+		hand_step(a, c, &p, &k);
 		if (k >= c->cl_per_page)
 			continue;
 		it = chunk_item(a, p, c->cl_size, k);
 		w = ck_pr_load_32(&it->it_state);
+		if (cand_at != UINT64_MAX) {
+			/* Looking ahead: reclaimable entries only. */
+			if (MLC__ST_STATE(w) == MLC__LIVE &&
+			    mlc__item_reclaimable(a, it, w, now) &&
+			    evict_live(a, c, p, k, w, true, now, &gen))
+				goto got;
+			continue;
+		}
 		if (MLC__ST_STATE(w) == MLC__ALLOC) {
 			if (evict_orphan(a, c, p, k, true, &gen))
 				goto got;
@@ -474,29 +511,40 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 				goto got;
 			continue;
 		}
-		/* Read since the hand last passed: a second chance. */
-		if (mlc__table_ref_take(a, it, chunk_off(a, p, c->cl_size, k)) &&
-		    !force)
+		f = ST_FREQ(w);
+		if (mlc__table_ref_take(a, it, chunk_off(a, p, c->cl_size, k))) {
+			if (f < FREQ_MAX)
+				freq_store(it, w, f + 1);
+			if (!force)
+				continue;
+		} else if (f > 0 && !force) {
+			freq_store(it, w, f - 1);
 			continue;
-		if (cand_at == UINT64_MAX) {
-			cp = p, ck = k, cw = w;
-			cand_at = i;
 		}
+		cp = p, ck = k, cw = ck_pr_load_32(&it->it_state);
+		hp = c->cl_hand_page, hk = c->cl_hand_chunk;
+		cand_at = i;
 		continue;
 got:
+		if (cand_at != UINT64_MAX) {
+			c->cl_hand_page = hp;
+			c->cl_hand_chunk = hk;
+		}
 		*off = chunk_off(a, p, c->cl_size, k);
 		*genp = gen;
 		c->cl_evictions++;
 		return true;
 	}
-	if (cand_at != UINT64_MAX &&
-	    evict_live(a, c, cp, ck, cw, true, now, &gen)) {
-		*off = chunk_off(a, cp, c->cl_size, ck);
-		*genp = gen;
-		c->cl_evictions++;
-		return true;
-	}
-	return false;
+	if (cand_at == UINT64_MAX)
+		return false;
+	c->cl_hand_page = hp;
+	c->cl_hand_chunk = hk;
+	if (!evict_live(a, c, cp, ck, cw, true, now, &gen))
+		return false;
+	*off = chunk_off(a, cp, c->cl_size, ck);
+	*genp = gen;
+	c->cl_evictions++;
+	return true;
 }
 
 /* Does class @p c own fewer pages than its share of recent demand? */
@@ -506,8 +554,6 @@ class_wants_page(const struct mlc_arena *a, const struct mlc__class *c)
 	uint64_t total = ck_pr_load_64(&a->hdr->ah_demand_total);
 	uint64_t demand = ck_pr_load_64((uint64_t *)&c->cl_demand);
 
-	if (c->cl_pages == 0)
-		return true;
 	return total != 0 &&
 	       (uint64_t)(c->cl_pages + 1) * (total / a->npages + 1) <= demand;
 }
@@ -560,7 +606,8 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 	MLC_PAUSE(PAGE_DRAINED);
 	partial_unlink(a, v, p);
 	ring_unlink(a, v, p);
-	v->cl_pages--;
+	if (--v->cl_pages == 0)
+		v->cl_flags &= ~(uint32_t)MLC__CL_COURTESY;
 	ck_pr_inc_64(&h->ah_page_moves);
 	ck_pr_inc_64(&v->cl_moves_out);
 	if (to != UINT32_MAX) {
@@ -579,10 +626,18 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 }
 
 /* The classes other than @p ci with the most pages beyond their share
- * of recent demand, best first, into @p out (at most @p n); the count. */
+ * of recent demand, at least half a page beyond it (@p mode: see there),
+ * best first, into @p out (at most @p n); the count. */
+enum steal_mode {
+	STEAL_WANTED,		/* the thief's demand is worth another page */
+	STEAL_COURTESY,		/* it owns none and its demand is not worth
+				 * one: not from another such class */
+	STEAL_ANY,		/* last resort: from whoever has pages */
+};
+
 static uint32_t
 steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
-	      uint32_t n)
+	      uint32_t n, enum steal_mode mode)
 {
 	uint64_t per_page = ck_pr_load_64(&a->hdr->ah_demand_total) /
 			    a->npages + 1;
@@ -599,6 +654,17 @@ steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
 			continue;
 		sp = (int64_t)((uint64_t)pages * per_page) -
 		     (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand);
+		/* Only a class that keeps all but half a page of its share
+		 * without the page: the thief is below its share by a whole
+		 * page (or owns none), so the next move never undoes this
+		 * one (no thrash). */
+		if (mode != STEAL_ANY && sp < (int64_t)(per_page / 2))
+			continue;
+		if (mode == STEAL_COURTESY &&
+		    (ck_pr_load_32((uint32_t *)&c->cl_flags) &
+		     MLC__CL_COURTESY) &&
+		    ck_pr_load_64((uint64_t *)&c->cl_demand) < per_page)
+			continue;
 		for (at = got; at > 0 && surplus[at - 1] < sp; at--)
 			;
 		if (at >= n)
@@ -638,9 +704,11 @@ steal_from(struct mlc_arena *a, uint32_t vi, uint32_t to, uint64_t now)
  * whose lock is free right now (try-locks: waiting while holding a class
  * lock could deadlock with a thief going the other way). */
 static bool
-page_steal_locked(struct mlc_arena *a, uint32_t ci, uint64_t now)
+page_steal_locked(struct mlc_arena *a, uint32_t ci, uint64_t now,
+		  enum steal_mode mode)
 {
-	uint32_t v[STEAL_CLASSES], n = steal_victims(a, ci, v, STEAL_CLASSES);
+	uint32_t v[STEAL_CLASSES], n = steal_victims(a, ci, v, STEAL_CLASSES,
+						     mode);
 
 	for (uint32_t i = 0; i < n; i++) {
 		bool moved;
@@ -660,9 +728,11 @@ page_steal_locked(struct mlc_arena *a, uint32_t ci, uint64_t now)
  * page to the pool, where the caller's next round finds it.  A victim
  * whose pages cannot be drained now does not stop the next one. */
 static bool
-page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now)
+page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now,
+	   enum steal_mode mode)
 {
-	uint32_t v[STEAL_CLASSES], n = steal_victims(a, ci, v, STEAL_CLASSES);
+	uint32_t v[STEAL_CLASSES], n = steal_victims(a, ci, v, STEAL_CLASSES,
+						     mode);
 
 	for (uint32_t i = 0; i < n; i++) {
 		bool moved;
@@ -717,9 +787,46 @@ mlc__class_for(const struct mlc_arena *a, size_t bytes)
 	return (int)lo;
 }
 
-/* Allocate a chunk of class @p ci: free list, pool, a page moved from a
- * class with more than its share, or the class's own CLOCK victim.  The
- * chunk comes back ALLOC; its writer links it or frees it. */
+/* A class that owns no page and whose demand is not worth one (with more
+ * classes in use than pages, handing pages round would evict whole pages
+ * for a few items each): a chunk of the next larger class that owns
+ * pages, up to @p ratio times the size, from its free list or its CLOCK
+ * victim.  An item fits in any chunk at least its size, and frees go by
+ * the page's class, so nothing else needs to know.  Its demand stays with
+ * the class asked for, which takes a page of its own once that demand is
+ * worth one. */
+static bool
+alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
+	     bool force, uint64_t *off, uint64_t *gen)
+{
+	for (uint32_t j = ci + 1; j < a->nclasses &&
+	     a->class_size[j] <= (uint64_t)ratio * a->class_size[ci]; j++) {
+		struct mlc__class *c = &a->classes[j];
+		bool ok;
+
+		if (ck_pr_load_32(&c->cl_pages) == 0)
+			continue;
+		if (class_lock(a, j) < 0)
+			return false;
+		ok = chunk_pop(a, c, off, gen) ||
+		     (c->cl_pages > 0 && class_sweep(a, c, now, force, off, gen));
+		mlc__lock_give(&c->cl_lock);
+		/* The lender's pages hold the borrower's items: its demand
+		 * counts them too, or it would be squeezed for lending. */
+		if (ok)
+			demand_note(a, c);
+		return ok;
+	}
+	return false;
+}
+
+/* Allocate a chunk of class @p ci: its free list, the pool, a page moved
+ * from a class with more than its share of recent demand (when its own
+ * demand is worth another page), its own CLOCK victim.  A class without
+ * pages whose demand is not worth one borrows a chunk of a larger class
+ * (up to twice its size, then any), and takes a page (a courtesy page)
+ * only when no class that close owns one.  The chunk comes back ALLOC;
+ * its writer links it or frees it. */
 int
 mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
 {
@@ -729,23 +836,48 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
 
 	demand_note(a, c);
 	for (int attempt = 0; attempt < ALLOC_ATTEMPTS; attempt++) {
-		bool ok;
+		bool force = attempt >= FORCE_AFTER, ok, zero, wants, steal;
+		enum steal_mode mode;
 
+		zero = ck_pr_load_32(&c->cl_pages) == 0;
+		wants = class_wants_page(a, c);
+		if (zero && !wants &&
+		    alloc_borrow(a, ci, attempt == 0 ? 2 : UINT32_MAX, now,
+				 force, off, gen))
+			return 0;
+		mode = wants ? STEAL_WANTED :
+		       zero && attempt < 2 ? STEAL_COURTESY : STEAL_ANY;
 		if ((rc = class_lock(a, ci)) < 0)
 			return rc;
-		ok = chunk_pop(a, c, off, gen) ||
-		     (page_from_pool(a, ci) && chunk_pop(a, c, off, gen));
-		if (!ok && (c->cl_pages == 0 || class_wants_page(a, c)) &&
-		    page_steal_locked(a, ci, now))
+		/* A class with pages that wants one more, and found no
+		 * victim, sweeps its own for the next STEAL_BACKOFF
+		 * allocations instead of scanning every class again (a
+		 * share can stay just out of reach for a long time). */
+		steal = zero || (wants && CL_BACKOFF(c->cl_flags) == 0);
+		if (attempt == 0 && CL_BACKOFF(c->cl_flags) != 0)
+			c->cl_flags -= CL_BACKOFF_ONE;
+		ok = chunk_pop(a, c, off, gen);
+		if (!ok && page_from_pool(a, ci)) {
 			ok = chunk_pop(a, c, off, gen);
-		if (!ok && c->cl_pages > 0 &&
-		    (attempt > 0 || !class_wants_page(a, c)))
-			ok = class_sweep(a, c, now, attempt >= FORCE_AFTER, off,
-					 gen);
+			if (attempt > 0 && mode != STEAL_WANTED)
+				c->cl_flags |= MLC__CL_COURTESY;
+		}
+		if (!ok && steal) {
+			if (page_steal_locked(a, ci, now, mode)) {
+				ok = chunk_pop(a, c, off, gen);
+				if (mode != STEAL_WANTED)
+					c->cl_flags |= MLC__CL_COURTESY;
+			} else if (!zero) {
+				c->cl_flags |= STEAL_BACKOFF * CL_BACKOFF_ONE;
+			}
+		}
+		if (!ok && c->cl_pages > 0 && (attempt > 0 || !steal))
+			ok = class_sweep(a, c, now, force, off, gen);
 		mlc__lock_give(&c->cl_lock);
 		if (ok)
 			return 0;
-		page_steal(a, ci, now);
+		if (steal)
+			page_steal(a, ci, now, mode);
 	}
 	ck_pr_inc_64(&a->hdr->ah_write_failures);
 	return -ENOSPC;

@@ -6,7 +6,7 @@
  * touches a shared field.
  *
  *   offset 0        struct mlc__hdr (header, counters, pool lock, and
- *                   the table of attached processes: up to 4096 bytes)
+ *                   the table of attached processes: up to 8192 bytes)
  *   stripes_off     nstripes x struct mlc__lock    (index writer locks)
  *   table_off       nbuckets x struct mlc__bucket  (the index)
  *   classes_off     nclasses x struct mlc__class   (size classes)
@@ -28,12 +28,14 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 3			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 4			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
-#define MLC__NCLASSES_MAX 64
+#define MLC__NCLASSES_MAX 128
 #define MLC__SLOTS 7			/* slot words per bucket */
-#define MLC__HDR_BYTES 4096		/* the header region */
+#define MLC__HDR_BYTES 8192		/* the header region (format 4: its 128
+					 * class sizes pushed the process table
+					 * past 4 KiB) */
 #define MLC__PROCS 96			/* attached-process entries */
 
 enum mlc__arena_state {
@@ -82,7 +84,10 @@ struct mlc__bucket {
  * after they validated.  Their CLOCK reference bits live in the bucket
  * (bk_refs), which is never anything but bits. */
 struct mlc__item {
-	uint32_t it_state;	/* state:8 | flags:8 | spare:16 */
+	uint32_t it_state;	/* state:8 | flags:8 | freq:2 | spare:14.
+				 * freq: the CLOCK sweep's count (alloc.c),
+				 * written only by it, under the class lock,
+				 * while LIVE; 0 when linked */
 	uint16_t it_klen;
 	uint16_t it_ns;		/* namespace index */
 	uint64_t it_gen;	/* chunk generation (see above) */
@@ -124,11 +129,21 @@ struct mlc__class {
 	uint32_t cl_partial;	/* first page with free chunks, index + 1 */
 	uint32_t cl_hand_page;	/* CLOCK hand: page index + 1 ... */
 	uint32_t cl_hand_chunk;	/* ... and chunk within it */
-	uint32_t cl_pad;
+	uint32_t cl_flags;	/* enum mlc__class_flags; bits 8-15: alloc.c's
+				 * page-steal backoff countdown */
 	uint64_t cl_demand;	/* decayed bytes requested: page balance */
 	uint64_t cl_evictions;
 	uint64_t cl_moves_in;	/* pages moved here from another class */
 	uint64_t cl_moves_out;	/* pages moved away (to a class or pool) */
+};
+
+enum mlc__class_flags {
+	/* Its pages came by a move while its demand was worth less than a
+	 * page (it had none, and no class up to twice its chunk size to
+	 * borrow from): only a class whose demand is worth a page more than
+	 * it owns may take them, never another such class (no round robin of
+	 * pages between small classes).  Cleared when it has no page. */
+	MLC__CL_COURTESY = 1,
 };
 
 /* A page descriptor.  pg_class and the lists change under the owning
@@ -319,8 +334,8 @@ struct mlc__hdr {
 
 _Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");
 _Static_assert(offsetof(struct mlc__hdr, ah_size) == 24, "arena ABI moved");
-_Static_assert(offsetof(struct mlc__hdr, ah_check) == 440, "arena ABI moved");
-_Static_assert(offsetof(struct mlc__hdr, ah_version) == 448, "arena ABI moved");
+_Static_assert(offsetof(struct mlc__hdr, ah_check) == 696, "arena ABI moved");
+_Static_assert(offsetof(struct mlc__hdr, ah_version) == 704, "arena ABI moved");
 _Static_assert(sizeof(struct mlc__hdr) <= MLC__HDR_BYTES, "header too big");
 _Static_assert(sizeof(struct mlc__bucket) == MLC_CACHELINE, "bucket = line");
 _Static_assert(sizeof(struct mlc__item) == MLC__ITEM_HDR, "item header");
@@ -330,7 +345,7 @@ _Static_assert(sizeof(struct mlc__log_cell) == 32, "log cell");
 _Static_assert(sizeof(struct mlc__ns_stats) == 256, "namespace counters");
 _Static_assert(sizeof(struct mlc__flight_slot) == 64, "flight slot");
 _Static_assert(sizeof(struct mlc__proc) == 32, "process entry");
-_Static_assert(offsetof(struct mlc__hdr, ah_procs) == 1024, "arena ABI moved");
+_Static_assert(offsetof(struct mlc__hdr, ah_procs) == 1280, "arena ABI moved");
 
 /* The checksum of a header's fixed part (src/arena.c). */
 uint64_t mlc__hdr_check(const struct mlc__hdr *h);

@@ -6,9 +6,10 @@
  *              [--delays N]
  *
  * The parent creates a named arena smaller than the key set (by default
- * 2 MiB for 5000 keys of 16..2047 bytes: the CLOCK sweep and page moves run
- * all the time, and a key is set, read, evicted and loaded again within
- * the 1 ms that 30% of loads take), forks P
+ * 2 MiB for 5000 keys of 16..2047 bytes, their size mix shifting every
+ * second: the CLOCK sweep and page moves run all the time, and a key is
+ * set, read, evicted and loaded again within the 1 ms that 30% of loads
+ * take), forks P
  * processes, and each attaches it by name (its own mapping) and runs T
  * threads with one cache handle each.  Thread 0 of every child uses instead
  * a handle the parent opened before fork(), which must start over in the
@@ -114,11 +115,27 @@ rnd(struct worker *w)
 	return w->rng = x;
 }
 
+/* The size mix moves every second: all sizes, then 16..127 only, then
+ * 1024..2047 only.  The allocator moves pages between classes when the mix
+ * changes, not while it holds (a steady mix would leave the page-move races
+ * almost untried), so the shifts keep pages moving all run long. */
 static size_t
 rnd_len(struct worker *w)
 {
-	int b = 4 + (int)(rnd(w) % 7);		/* 16 .. 2047 */
-	size_t n = ((size_t)1 << b) + (size_t)(rnd(w) % ((size_t)1 << b));
+	struct timespec ts;
+	unsigned phase;
+	int b;
+	size_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	phase = (unsigned)(ts.tv_sec % 3);
+	if (phase == 0)
+		b = 4 + (int)(rnd(w) % 7);	/* 16 .. 2047 */
+	else if (phase == 1)
+		b = 4 + (int)(rnd(w) % 3);	/* 16 .. 127 */
+	else
+		b = 10;				/* 1024 .. 2047 */
+	n = ((size_t)1 << b) + (size_t)(rnd(w) % ((size_t)1 << b));
 
 	return n < VMIN ? VMIN : n > VMAX ? VMAX : n;
 }

@@ -1,0 +1,678 @@
+/*
+ * mlc-hitratio: replay synthetic traces through the reference policies
+ * (sim.c) and through a real mlc arena of the same page bytes, and report
+ * miss ratios, page moves and size-class waste (see bench/README.md).
+ *
+ * mlc sees the trace as a cache user would: a lookup in L2 (a handle
+ * without L1), and on a miss a set of the key's value.  The references get
+ * exactly the arena's page bytes as their capacity, and count each object
+ * as mlc's item bytes before size-class rounding (header + key + value), so
+ * what mlc loses to rounding, page granularity or its eviction shows.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mlc.h>
+
+#include "sim.h"
+#include "trace.h"
+
+#define MIB (UINT64_C(1) << 20)
+#define MAX_FRACS 8
+#define MAX_ROWS 512
+
+static const struct hr_spec specs[] = {
+	{ "zipf0.7", HR_ZIPF, 0.7, 64, 64 },
+	{ "zipf0.9", HR_ZIPF, 0.9, 64, 64 },
+	{ "zipf1.0", HR_ZIPF, 1.0, 64, 64 },
+	{ "scan", HR_SCAN, 0.9, 64, 64 },
+	{ "shift", HR_SHIFT, 0.9, 64, 64 },
+	{ "mixed", HR_ZIPF, 0.9, 16, 1024 },
+	{ "mixed-wide", HR_ZIPF, 0.9, 16, 16384 },
+};
+#define NSPECS (sizeof(specs) / sizeof(specs[0]))
+
+/* One result: a policy (or mlc) on a trace at a cache size. */
+struct row {
+	char trace[24];
+	double frac;
+	uint64_t footprint, requests, cache, arena;
+	char policy[16];
+	uint64_t misses;
+	double moves_k, moves_steady_k;	/* page moves per 1000 gets */
+	uint64_t failures;
+};
+
+static struct row rows[MAX_ROWS], base_rows[MAX_ROWS];
+static int nrows, nbase;
+
+static struct {
+	uint64_t footprint;	/* bytes wanted per trace */
+	double frac[MAX_FRACS];
+	int nfrac;
+	uint32_t page_size;	/* 0: mlc's default */
+	double req_per_key;	/* requests per key of the key space */
+	const char *traces;	/* comma-separated names, NULL: all */
+	const char *out;
+	const char *baseline;
+	const char *from;	/* --from: report an earlier run's rows */
+	uint64_t seed;
+	bool no_mlc, classes;
+} cfg = {
+	.footprint = 160 * MIB,
+	.frac = { 0.10, 0.50 },
+	.nfrac = 2,
+	.req_per_key = 3,
+	.seed = 42,
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static bool
+wanted(const char *name)
+{
+	const char *p = cfg.traces;
+	size_t n = strlen(name);
+
+	if (p == NULL)
+		return true;
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == cfg.traces || p[-1] == ',') &&
+		    (p[n] == ',' || p[n] == '\0'))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* ---- mlc ----------------------------------------------------------- */
+
+/* The arena being replayed into, removed if the run is interrupted (its
+ * path under /dev/shm, where mlc keeps shm names: unlink() is safe in a
+ * signal handler, mlc_arena_unlink() is not). */
+static char arena_path[96];
+
+static void
+on_signal(int sig)
+{
+	if (arena_path[0])
+		unlink(arena_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+key_of(uint32_t id, char key[HR_KEY])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t x = hr_mix(id);
+
+	/* 8 bytes of a hash (spreads keys), then the id: never equal. */
+	for (int i = 0; i < 8; i++)
+		key[i] = hex[(x >> (4 * i)) & 15];
+	for (int i = 0; i < 8; i++)
+		key[8 + i] = hex[(id >> (4 * (7 - i))) & 15];
+}
+
+/* Create an arena whose pages hold about @p cache bytes. */
+static int
+arena_make(struct mlc_arena **ap, const char *name, uint64_t cache,
+	   uint32_t min_obj)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	uint64_t page, base, want;
+
+	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.page_size = cfg.page_size;
+	page = cfg.page_size ? cfg.page_size : MIB;
+	/* An index that never limits the cache: evictions come from the
+	 * allocator (the index's own sizing is another issue's). */
+	want = cache / min_obj + cache / min_obj / 4 + 1024;
+	o.max_items = (uint32_t)(want > (UINT32_C(1) << 30) ?
+				 (UINT32_C(1) << 30) : want);
+	base = mlc_arena_min_bytes(&o);
+	if (base == 0)
+		return -EINVAL;
+	/* min_bytes has 4 pages; add the rest. */
+	want = (cache + page - 1) / page;
+	o.bytes = base + (want > 4 ? want - 4 : 0) * page;
+	return mlc_arena_open(ap, name, &o);
+}
+
+/* --classes: the arena's classes after a run (stderr). */
+static void
+classes_print(struct mlc_arena *a)
+{
+	for (uint32_t i = 0;; i++) {
+		struct mlc_class_info ci = MLC_CLASS_INFO_INIT;
+
+		if (mlc_arena_class(a, i, &ci) < 0)
+			break;
+		if (ci.pages == 0 && ci.evictions == 0)
+			continue;
+		fprintf(stderr, "    class %2u %6u B: %3" PRIu64 " pages, %7"
+			PRIu64 " used, %7" PRIu64 " evictions, in %" PRIu64
+			" out %" PRIu64 "\n", i, ci.chunk_size, ci.pages,
+			ci.chunks_used, ci.evictions, ci.pages_in,
+			ci.pages_out);
+	}
+}
+
+struct mlc_run {
+	uint64_t misses, failures, cache, arena;
+	uint64_t moves, moves_steady;
+	double secs;
+};
+
+static int
+mlc_replay(const struct hr_trace *t, uint64_t cache, uint32_t min_obj,
+	   struct mlc_run *r)
+{
+	static char val[1 << 20];
+	char name[64];
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	uint64_t half_moves = 0;
+	double t0;
+	int rc;
+
+	snprintf(name, sizeof(name), "mlc-hitratio-%d", (int)getpid());
+	mlc_arena_unlink(name, 0);
+	snprintf(arena_path, sizeof(arena_path), "/dev/shm/%s", name);
+	rc = arena_make(&a, name, cache, min_obj);
+	if (rc < 0)
+		return rc;
+	co.flags = MLC_CACHE_NO_L1;
+	co.ttl_ms = MLC_TTL_NEVER;
+	rc = mlc_cache_open(&c, a, "hr", &co);
+	if (rc < 0)
+		goto out_arena;
+	mlc_arena_info(a, &info);
+	memset(r, 0, sizeof(*r));
+	r->cache = info.pages * info.page_size;
+	r->arena = info.bytes;
+	t0 = now_s();
+	for (uint64_t i = 0; i < t->n; i++) {
+		struct mlc_value v;
+		char key[HR_KEY];
+		uint32_t id = t->req[i];
+
+		if (i == t->n / 2) {
+			mlc_arena_info(a, &info);
+			half_moves = info.page_moves;
+		}
+		key_of(id, key);
+		rc = mlc_peek(c, key, HR_KEY, 0, &v);
+		if (rc == 0) {
+			mlc_value_release(&v);
+			continue;
+		}
+		r->misses++;
+		if (mlc_set(c, key, HR_KEY, val, hr_vlen(t, id), NULL) < 0)
+			r->failures++;
+	}
+	r->secs = now_s() - t0;
+	mlc_arena_info(a, &info);
+	r->moves = info.page_moves;
+	r->moves_steady = info.page_moves - half_moves;
+	if (cfg.classes)
+		classes_print(a);
+	rc = 0;
+	mlc_cache_close(c);
+out_arena:
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+	arena_path[0] = '\0';
+	return rc;
+}
+
+/* ---- runs ------------------------------------------------------------ */
+
+static void
+row_add(const struct hr_trace *t, double frac, uint64_t cache, uint64_t arena,
+	const char *policy, uint64_t misses, double moves_k, double steady_k,
+	uint64_t failures)
+{
+	struct row *w;
+
+	if (nrows == MAX_ROWS)
+		return;
+	w = &rows[nrows++];
+	snprintf(w->trace, sizeof(w->trace), "%s", t->name);
+	w->frac = frac;
+	w->footprint = t->footprint;
+	w->requests = t->n;
+	w->cache = cache;
+	w->arena = arena;
+	snprintf(w->policy, sizeof(w->policy), "%s", policy);
+	w->misses = misses;
+	w->moves_k = moves_k;
+	w->moves_steady_k = steady_k;
+	w->failures = failures;
+	fprintf(stderr, "  %-10s %5.1f%%  %-10s miss %.4f", t->name,
+		frac * 100, policy, (double)misses / t->n);
+	if (strcmp(policy, "mlc") == 0)
+		fprintf(stderr, "  moves/1k %.3f (steady %.3f)  failures %"
+			PRIu64, moves_k, steady_k, failures);
+	fputc('\n', stderr);
+}
+
+static uint64_t
+sim_run(enum hr_policy p, const struct hr_trace *t, uint64_t cap)
+{
+	struct hr_sim *s = hr_sim_new(p, cap, t->nkeys);
+	uint64_t misses = 0;
+
+	if (s == NULL) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	for (uint64_t i = 0; i < t->n; i++) {
+		uint32_t id = t->req[i];
+
+		misses += !hr_sim_access(s, id, t->bytes[id]);
+	}
+	hr_sim_free(s);
+	return misses;
+}
+
+static double
+mean_obj(const struct hr_spec *sp)
+{
+	struct hr_trace t = { .vmin = sp->vmin, .vmax = sp->vmax };
+	double sum = 0;
+
+	for (uint32_t id = 0; id < 100000; id++)
+		sum += (HR_ITEM_HDR + HR_KEY + hr_vlen(&t, id) + 7) & ~7u;
+	return sum / 100000;
+}
+
+static void
+run_spec(const struct hr_spec *sp)
+{
+	struct hr_trace t;
+	uint32_t keys = (uint32_t)(cfg.footprint / mean_obj(sp));
+	uint32_t min_obj = (HR_ITEM_HDR + HR_KEY + sp->vmin + 7) & ~7u;
+	double t0 = now_s();
+
+	if (hr_trace_make(&t, sp, keys, (uint64_t)(keys * cfg.req_per_key),
+			  cfg.seed) < 0) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	fprintf(stderr, "%s: %" PRIu64 " requests, %" PRIu64
+		" distinct keys, footprint %.1f MiB (%.1f s)\n", sp->name, t.n,
+		t.distinct, (double)t.footprint / MIB, now_s() - t0);
+	for (int f = 0; f < cfg.nfrac; f++) {
+		uint64_t want = (uint64_t)(t.footprint * cfg.frac[f]);
+		struct mlc_run r = { .cache = want };
+		int rc;
+
+		if (!cfg.no_mlc) {
+			rc = mlc_replay(&t, want, min_obj, &r);
+			if (rc < 0) {
+				fprintf(stderr, "mlc: %s\n", mlc_strerror(rc));
+				exit(1);
+			}
+		}
+		for (int p = 0; p < HR_NPOLICIES; p++)
+			row_add(&t, cfg.frac[f], r.cache, r.arena,
+				hr_policy_name(p), sim_run(p, &t, r.cache),
+				0, 0, 0);
+		if (!cfg.no_mlc)
+			row_add(&t, cfg.frac[f], r.cache, r.arena, "mlc",
+				r.misses, r.moves * 1000.0 / t.n,
+				r.moves_steady * 1000.0 / (t.n - t.n / 2),
+				r.failures);
+	}
+	hr_trace_free(&t);
+}
+
+/* ---- class waste ------------------------------------------------------ */
+
+/* Worst and mean waste of values from @p lo to @p hi bytes (16-byte key),
+ * relative to the page bytes they occupy. */
+static void
+waste_range(FILE *f, struct mlc_arena *a, uint32_t page, uint64_t lo,
+	    uint64_t hi)
+{
+	double worst = 0, sum = 0;
+	uint64_t n = 0, worst_at = lo;
+
+	for (uint64_t v = lo; v <= hi; v += (v < 4096 ? 1 : v / 4096)) {
+		uint64_t item = HR_ITEM_HDR + HR_KEY + v;
+		struct mlc_class_info ci = MLC_CLASS_INFO_INIT;
+		double w = -1;
+
+		for (uint32_t i = 0; mlc_arena_class(a, i, &ci) == 0; i++) {
+			if (ci.chunk_size >= item) {
+				w = 1 - (double)item * ci.chunks_per_page /
+					page;
+				break;
+			}
+			ci = (struct mlc_class_info)MLC_CLASS_INFO_INIT;
+		}
+		if (w < 0)
+			break;
+		if (w > worst) {
+			worst = w;
+			worst_at = v;
+		}
+		sum += w;
+		n++;
+	}
+	fprintf(f, "| %" PRIu64 " B – %" PRIu64 " B | %.1f%% (at %" PRIu64
+		" B) | %.1f%% |\n", lo, hi, worst * 100, worst_at,
+		n ? sum / n * 100 : 0);
+}
+
+static void
+report_waste(FILE *f)
+{
+	static const uint32_t pages[] = { 1 << 20, 64 << 10 };
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+
+	fprintf(f, "\n## Size-class waste\n\nShare of the page bytes that "
+		"items of a value size cannot use (class rounding plus the "
+		"page's tail), for a 16-byte key and mlc's %d-byte item header; "
+		"worst and mean over every value size in the range (every "
+		"byte up to 4 KiB, then 4096 steps per doubling).\n",
+		HR_ITEM_HDR);
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		struct mlc_arena *a;
+		char name[64];
+		uint32_t pg = pages[i];
+
+		snprintf(name, sizeof(name), "mlc-hitratio-w%d", (int)getpid());
+		o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+		o.page_size = pg;
+		o.bytes = 64 * MIB;
+		if (mlc_arena_open(&a, name, &o) < 0) {
+			mlc_arena_unlink(name, 0);
+			continue;
+		}
+		fprintf(f, "\n%u KiB pages:\n\n| values | worst | mean |\n"
+			"|---|---:|---:|\n", pg >> 10);
+		waste_range(f, a, pg, 16, 1024);
+		waste_range(f, a, pg, 1024, 16384);
+		waste_range(f, a, pg, 16384, 16384);
+		waste_range(f, a, pg, 16384, pg - HR_ITEM_HDR - HR_KEY);
+		mlc_arena_close(a);
+		mlc_arena_unlink(name, 0);
+	}
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static int
+rows_load(const char *path, struct row *set, int *n)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+
+	if (f == NULL)
+		return -errno;
+	while (fgets(line, sizeof(line), f) && *n < MAX_ROWS) {
+		struct row *w = &set[*n];
+
+		if (line[0] == '#')
+			continue;
+		if (sscanf(line, "%23s %lf %" SCNu64 " %" SCNu64 " %" SCNu64
+			   " %" SCNu64 " %15s %" SCNu64 " %lf %lf %" SCNu64,
+			   w->trace, &w->frac, &w->footprint, &w->requests,
+			   &w->cache, &w->arena, w->policy, &w->misses,
+			   &w->moves_k, &w->moves_steady_k,
+			   &w->failures) == 11)
+			(*n)++;
+	}
+	fclose(f);
+	return 0;
+}
+
+static const struct row *
+find(const struct row *set, int n, const char *trace, double frac,
+     const char *policy)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(set[i].trace, trace) == 0 &&
+		    set[i].frac > frac - 1e-9 && set[i].frac < frac + 1e-9 &&
+		    strcmp(set[i].policy, policy) == 0)
+			return &set[i];
+	return NULL;
+}
+
+static double
+ratio(const struct row *w)
+{
+	return w ? (double)w->misses / w->requests : -1;
+}
+
+static FILE *
+out_open(const char *file)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cfg.out, file);
+	f = fopen(path, "w");
+	if (f == NULL) {
+		perror(path);
+		exit(1);
+	}
+	return f;
+}
+
+static void
+write_tsv(void)
+{
+	FILE *f = out_open("results.tsv");
+
+	fprintf(f, "# trace frac footprint requests cache_bytes arena_bytes "
+		"policy misses moves_per_1k moves_per_1k_steady failures\n");
+	for (int i = 0; i < nrows; i++) {
+		const struct row *w = &rows[i];
+
+		fprintf(f, "%s %.4f %" PRIu64 " %" PRIu64 " %" PRIu64 " %"
+			PRIu64 " %s %" PRIu64 " %.4f %.4f %" PRIu64 "\n",
+			w->trace, w->frac, w->footprint, w->requests, w->cache,
+			w->arena, w->policy, w->misses, w->moves_k,
+			w->moves_steady_k, w->failures);
+	}
+	fclose(f);
+}
+
+static void
+write_report(int argc, char **argv)
+{
+	FILE *f = out_open("report.md"), *d = out_open("chart.dat");
+	FILE *g = out_open("chart.gp");
+	const char *pol[] = { "LRU", "CLOCK", "S3-FIFO", "W-TinyLFU" };
+
+	fprintf(f, "# mlc hit ratio: L2 eviction against reference policies\n"
+		"\n%s `bench/hitratio/mlc-hitratio`:", cfg.from ?
+		"Rows of an earlier run (see bench/README.md), reported by" :
+		"Generated by");
+	for (int i = 1; i < argc; i++)
+		fprintf(f, " %s", argv[i]);
+	fprintf(f, "\n\nMiss ratios (misses / requests, cold misses "
+		"included; lower is better).  Cache = the arena's page bytes, "
+		"given to every reference as its byte capacity; an object "
+		"counts as mlc's item bytes (48-byte header + 16-byte key + "
+		"value) for all of them.  `Δ best` is mlc's miss ratio minus "
+		"the best reference's, in percentage points.  Moves: page "
+		"moves between size classes per 1000 gets (whole run / second "
+		"half).\n\n| trace | cache | arena MiB |");
+	for (int p = 0; p < 4; p++)
+		fprintf(f, " %s |", pol[p]);
+	if (nbase)
+		fprintf(f, " mlc before | Δ best before | moves before |");
+	fprintf(f, " mlc | Δ best | moves /1k (steady) |\n|---|---:|---:|");
+	for (int p = 0; p < 4 + (nbase ? 3 : 0) + 3; p++)
+		fprintf(f, "---:|");
+	fputc('\n', f);
+	fprintf(d, "case LRU CLOCK S3-FIFO W-TinyLFU mlc-before mlc\n");
+	for (int i = 0; i < nrows; i++) {
+		const struct row *w = &rows[i], *m, *b;
+		double best = 2;
+
+		if (strcmp(w->policy, "LRU") != 0)
+			continue;
+		fprintf(f, "| %s | %.0f%% (%.1f MiB) | %.1f |", w->trace,
+			w->frac * 100, (double)w->cache / MIB,
+			(double)w->arena / MIB);
+		fprintf(d, "%s@%.0f%%", w->trace, w->frac * 100);
+		for (int p = 0; p < 4; p++) {
+			double r = ratio(find(rows, nrows, w->trace, w->frac,
+					      pol[p]));
+
+			if (r >= 0 && r < best)
+				best = r;
+			fprintf(f, " %.4f |", r);
+			fprintf(d, " %.4f", r);
+		}
+		b = find(base_rows, nbase, w->trace, w->frac, "mlc");
+		if (nbase && b)
+			fprintf(f, " %.4f | %+.2f | %.2f (%.2f) |", ratio(b),
+				(ratio(b) - best) * 100, b->moves_k,
+				b->moves_steady_k);
+		else if (nbase)
+			fprintf(f, " – | – | – |");
+		fprintf(d, " %.4f", b ? ratio(b) : -1.0);
+		m = find(rows, nrows, w->trace, w->frac, "mlc");
+		if (m)
+			fprintf(f, " %.4f | %+.2f | %.2f (%.2f) |\n", ratio(m),
+				(ratio(m) - best) * 100, m->moves_k,
+				m->moves_steady_k);
+		else
+			fprintf(f, " – | – | – |\n");
+		fprintf(d, " %.4f\n", m ? ratio(m) : -1.0);
+	}
+	/* The classes of the library this binary runs with. */
+	report_waste(f);
+	fprintf(f, "\n![miss ratios](chart.svg)\n");
+	fprintf(g, "set terminal svg size 1400,650 dynamic noenhanced "
+		"font \"sans,11\"\nset output \"chart.svg\"\n"
+		"set title \"miss ratio per trace and cache size (lower is "
+		"better)\"\nset ylabel \"miss ratio\"\nset grid ytics\n"
+		"set style data histograms\n"
+		"set style histogram clustered gap 1\n"
+		"set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
+		"set xtics scale 0 font \",9\"\n"
+		"set key outside right top\n"
+		"set yrange [0:*]\n"
+		"set datafile missing \"-1.0000\"\n"
+		"plot for [i=2:7] \"chart.dat\" using i:xtic(1) "
+		"title columnheader(i)\n");
+	fclose(f);
+	fclose(d);
+	fclose(g);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+		"usage: mlc-hitratio [--quick|--full] [--footprint MiB] "
+		"[--fracs 1,10,50]\n"
+		"  [--trace NAME[,NAME]] [--page KiB] [--requests-per-key R] "
+		"[--seed S]\n"
+		"  [--out DIR] [--baseline results.tsv] [--from results.tsv]\n"
+		"  [--no-mlc] [--classes]"
+		" [--list]\n");
+	exit(2);
+}
+
+static void
+fracs_parse(const char *s)
+{
+	cfg.nfrac = 0;
+	while (*s && cfg.nfrac < MAX_FRACS) {
+		cfg.frac[cfg.nfrac++] = strtod(s, (char **)&s) / 100;
+		if (*s == ',')
+			s++;
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--quick") == 0) {
+			cfg.footprint = 160 * MIB;
+			fracs_parse("10,50");
+		} else if (strcmp(a, "--full") == 0) {
+			cfg.footprint = 1600 * MIB;
+			fracs_parse("1,10,50");
+		} else if (strcmp(a, "--list") == 0) {
+			for (size_t s = 0; s < NSPECS; s++)
+				printf("%s\n", specs[s].name);
+			return 0;
+		} else if (strcmp(a, "--classes") == 0) {
+			cfg.classes = true;
+		} else if (strcmp(a, "--no-mlc") == 0) {
+			cfg.no_mlc = true;
+		} else if (v == NULL) {
+			usage();
+		} else if (strcmp(a, "--footprint") == 0) {
+			cfg.footprint = strtoull(v, NULL, 0) * MIB, i++;
+		} else if (strcmp(a, "--fracs") == 0) {
+			fracs_parse(v), i++;
+		} else if (strcmp(a, "--trace") == 0) {
+			cfg.traces = v, i++;
+		} else if (strcmp(a, "--page") == 0) {
+			cfg.page_size = (uint32_t)strtoul(v, NULL, 0) << 10, i++;
+		} else if (strcmp(a, "--requests-per-key") == 0) {
+			cfg.req_per_key = strtod(v, NULL), i++;
+		} else if (strcmp(a, "--seed") == 0) {
+			cfg.seed = strtoull(v, NULL, 0), i++;
+		} else if (strcmp(a, "--out") == 0) {
+			cfg.out = v, i++;
+		} else if (strcmp(a, "--baseline") == 0) {
+			cfg.baseline = v, i++;
+		} else if (strcmp(a, "--from") == 0) {
+			cfg.from = v, i++;
+		} else {
+			usage();
+		}
+	}
+	if (cfg.baseline && rows_load(cfg.baseline, base_rows, &nbase) < 0) {
+		perror(cfg.baseline);
+		return 1;
+	}
+	if (cfg.from) {
+		/* Rewrite the report of an earlier run (with a baseline). */
+		if (rows_load(cfg.from, rows, &nrows) < 0) {
+			perror(cfg.from);
+			return 1;
+		}
+	} else {
+		for (size_t s = 0; s < NSPECS; s++)
+			if (wanted(specs[s].name))
+				run_spec(&specs[s]);
+	}
+	if (cfg.out) {
+		if (!cfg.from)
+			write_tsv();
+		write_report(argc, argv);
+	}
+	return 0;
+}
