@@ -6,7 +6,7 @@
  *   mlc-bench --list
  *   mlc-bench [--case PATTERN[,PATTERN...]] [--impl NAME[,...]]
  *             [--rounds N] [--ops N] [--round-ms MS] [--warm-ms MS]
- *             [--quick] [--seed S] [--cpu N] [--json FILE]
+ *             [--quick] [--seed S] [--cpu N] [--keys N] [--json FILE]
  *
  * Method (see bench/README.md): the process is pinned to one CPU (servers
  * to the other); per case every implementation is opened and filled, warmed
@@ -62,6 +62,7 @@ static struct {
 	double round_ms, warm_ms;
 	uint64_t min_ops, max_ops;
 	uint64_t seed;
+	uint32_t keys;		/* --keys: cold cases' key count; 0: theirs */
 	int cpu, server_cpu, ncpu;
 	bool quick;
 	FILE *json;
@@ -660,6 +661,7 @@ json_row(const struct case_def *c, const struct row *r, int procs)
 	json_str(f, "impl", r->name);
 	json_str(f, "role", r->im ? r->im->role : "peer");
 	json_str(f, "status", r->status);
+	json_num(f, "keys", c->nkeys);
 	if (strcmp(r->status, "ok") == 0) {
 		if (c->op == OP_MEM) {
 			json_num(f, "bytes_per_item", r->per_item);
@@ -1090,6 +1092,104 @@ run_churn(const struct case_def *c, struct row *rows, int n,
 	}
 }
 
+/* ---- miss -> load into a store of --keys keys ------------------------- */
+
+/* Fresh keys per batch: the store holds the case's N keys plus at most
+ * this many loaded ones while a batch is timed. */
+static uint32_t
+load_batch(uint32_t nkeys)
+{
+	uint32_t b = nkeys / 10;
+
+	return b < 256 ? 256 : b > 20000 ? 20000 : b;
+}
+
+/* @p ops loads of the batch's fresh keys (w->seq, w->nseq of them), timed
+ * a batch at a time; after each batch its keys are deleted again, outside
+ * the timing, so the next batch misses too.  Returns the timed ns. */
+static uint64_t
+load_passes(struct row *r, const struct work *w, uint64_t ops, bool sample)
+{
+	uint64_t t = 0;
+
+	while (ops > 0) {
+		uint64_t b = ops < w->nseq ? ops : w->nseq;
+
+		r->pos = 0;
+		t += run_ops(r, w, b, sample);
+		for (uint64_t i = 0; i < b; i++)
+			if (r->im->del(r->st, w->seq + i * BENCH_KEY) < 0)
+				r->errors++;
+		ops -= b;
+	}
+	return t;
+}
+
+/*
+ * miss_load with --keys N: the implementation holds N keys (filled once,
+ * outside the timing), and each round loads fresh keys into it, in batches
+ * that are deleted again after they are timed, so the store stays at N to
+ * N + batch keys whatever the round's length.  Without --keys, miss_load
+ * loads into an empty store (run_churn).
+ */
+static void
+run_load_into(const struct case_def *c, struct row *rows, int n, char *val)
+{
+	uint64_t salt = name_salt(c->name);
+	uint32_t batch = load_batch(c->nkeys);
+	struct work w = { c->op, NULL, batch, NULL, val, c->vlen };
+	char *base = keys_make(salt, c->nkeys), *fresh;
+
+	fresh = keys_make(salt + 1, batch);
+	w.seq = fresh;
+	for (int i = 0; i < n; i++) {
+		struct row *r = &rows[i];
+		uint64_t t0, t, done;
+		double est;
+		int rc;
+
+		if (!row_ok(r))
+			continue;
+		if ((rc = r->im->fill(r->st, base, c->nkeys, val,
+				      c->vlen)) < 0) {
+			row_fail(r, "fill", rc);
+			continue;
+		}
+		/* Warm-up and estimate: batches for about --warm-ms. */
+		r->every = 64;
+		t = 0;
+		done = 0;
+		t0 = now_ns();
+		do {
+			t += load_passes(r, &w, batch, false);
+			done += batch;
+		} while (now_ns() - t0 < opt.warm_ms * 1e6);
+		est = (double)t / (double)done;
+		r->ops = ops_for(est, CHURN_MAX);
+		r->every = every_for(est, r->ops);
+		r->misses = r->badlen = r->errors = 0;
+		row_recheck(r);
+	}
+	free(fresh);
+	for (int round = 0; round < opt.rounds; round++) {
+		if (round_gate())
+			noisy_rounds++;
+		fresh = keys_make(salt + 2 + (uint64_t)round, batch);
+		w.seq = fresh;
+		for (int j = 0; j < n; j++) {
+			struct row *r = &rows[(j + round) % n];
+
+			if (!row_ok(r))
+				continue;
+			r->ns[r->nr++] = (double)load_passes(r, &w, r->ops,
+							     true) /
+					 (double)r->ops;
+		}
+		free(fresh);
+	}
+	free(base);
+}
+
 /* ---- 1 process vs 2 processes --------------------------------------------- */
 
 #define CHILD_SAMPLES 65536
@@ -1458,9 +1558,32 @@ run_paths(const struct case_def *c)
 
 /* ---- driver ----------------------------------------------------------------- */
 
+/*
+ * --keys N: the cases that walk COLD_KEYS keys (l1_hit_cold, the cold L2
+ * hits but 16 KiB, set, mix_zipf, l2_2proc, mem_per_item, bulk_cold_32)
+ * walk N instead, and miss_load loads fresh keys into a store that already
+ * holds N (run_load_into).  bench/scale.sh runs them from 1e3 to 1e7.
+ */
+static const struct case_def *
+case_scaled(const struct case_def *c, struct case_def *tmp, char *what,
+	    size_t len)
+{
+	if (opt.keys == 0 || (c->nkeys != COLD_KEYS && c->op != OP_LOAD))
+		return c;
+	*tmp = *c;
+	tmp->nkeys = opt.keys;
+	snprintf(what, len, "%s [--keys %u: %s%u keys]", c->what, opt.keys,
+		 c->op == OP_LOAD ? "loads into a store of " : "",
+		 opt.keys);
+	tmp->what = what;
+	return tmp;
+}
+
 static void
 run_case(const struct case_def *c)
 {
+	static char what[400];
+	struct case_def scaled;
 	struct bench_params p = {
 		.mode = c->mode, .nkeys = c->nkeys, .vlen = c->vlen,
 		.lru_size = MIX_LRU, .tmpdir = tmpdir,
@@ -1471,6 +1594,10 @@ run_case(const struct case_def *c)
 	char *val;
 	int n;
 
+	c = case_scaled(c, &scaled, what, sizeof(what));
+	p.nkeys = c->nkeys;
+	if (opt.keys && c->op == OP_LOAD)	/* sized for the batch too */
+		p.nkeys += load_batch(c->nkeys);
 	if (c->op >= OP_FLIGHT) {
 		run_paths(c);
 		return;
@@ -1497,8 +1624,13 @@ run_case(const struct case_def *c)
 	case OP_MIX:
 		run_steady(c, rows, n, &p, val);
 		break;
-	case OP_DEL:
 	case OP_LOAD:
+		if (opt.keys) {
+			run_load_into(c, rows, n, val);
+			break;
+		}
+		/* fall through */
+	case OP_DEL:
 		run_churn(c, rows, n, &p, val);
 		break;
 	case OP_2PROC:
@@ -1576,9 +1708,11 @@ usage(FILE *f)
 "usage: mlc-bench [--list] [--case PAT[,PAT]] [--impl NAME[,NAME]]\n"
 "                 [--rounds N] [--ops N] [--round-ms MS] [--warm-ms MS]\n"
 "                 [--quick] [--seed S] [--cpu N] [--server-cpu N|-1]\n"
-"                 [--json FILE]\n"
+"                 [--keys N] [--json FILE]\n"
 "PAT is a shell pattern (l2_hit_*); --ops fixes the operations per round\n"
-"(default: about --round-ms of work, estimated during the warm-up).\n");
+"(default: about --round-ms of work, estimated during the warm-up).\n"
+"--keys N (1e3..2e8): the 100000-key cases walk N keys, and miss_load\n"
+"loads into a store that already holds N keys.\n");
 }
 
 static void
@@ -1627,6 +1761,15 @@ main(int argc, char **argv)
 			opt.round_ms = atof(need_arg(argc, argv, &i));
 		} else if (strcmp(a, "--warm-ms") == 0) {
 			opt.warm_ms = atof(need_arg(argc, argv, &i));
+		} else if (strcmp(a, "--keys") == 0) {
+			/* 1e6 or 1000000 */
+			double k = atof(need_arg(argc, argv, &i));
+
+			if (k < 1000 || k > 2e8) {
+				fprintf(stderr, "--keys must be 1000..2e8\n");
+				return 2;
+			}
+			opt.keys = (uint32_t)k;
 		} else if (strcmp(a, "--seed") == 0) {
 			opt.seed = strtoull(need_arg(argc, argv, &i), NULL, 0);
 		} else if (strcmp(a, "--cpu") == 0) {
