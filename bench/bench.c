@@ -989,10 +989,13 @@ run_steady(const struct case_def *c, struct row *rows, int n,
 		 * which empties the writer's L1 on its next get, and L1
 		 * cases must start with every key in L1.  Servers skip it:
 		 * at tens of microseconds a round trip it would take longer
-		 * than the case, and they have no L1 to fill. */
+		 * than the case, and they have no L1 to fill.  With --keys,
+		 * only L1 cases walk: at 1e7 keys a walk takes minutes, and
+		 * an L2 case has no L1 to fill either. */
 		r->pos = 0;
-		double est = warm(r, &w, 0, c->op == OP_GET && !r->im->remote ?
-				  w.nseq : 0);
+		bool walk = c->op == OP_GET && !r->im->remote &&
+			    (opt.keys == 0 || c->mode == BM_L1);
+		double est = warm(r, &w, 0, walk ? w.nseq : 0);
 		r->ops = ops_for(est, 0);
 		r->every = every_for(est, r->ops);
 		r->misses = r->badlen = r->errors = 0;
