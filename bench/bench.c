@@ -6,7 +6,8 @@
  *   mlc-bench --list
  *   mlc-bench [--case PATTERN[,PATTERN...]] [--impl NAME[,...]]
  *             [--rounds N] [--ops N] [--round-ms MS] [--warm-ms MS]
- *             [--quick] [--seed S] [--cpu N] [--keys N] [--json FILE]
+ *             [--quick] [--seed S] [--cpu N] [--keys N] [--quiet-ms MS]
+ *             [--json FILE]
  *
  * Method (see bench/README.md): the process is pinned to one CPU (servers
  * to the other); per case every implementation is opened and filled, warmed
@@ -1711,11 +1712,13 @@ usage(FILE *f)
 "usage: mlc-bench [--list] [--case PAT[,PAT]] [--impl NAME[,NAME]]\n"
 "                 [--rounds N] [--ops N] [--round-ms MS] [--warm-ms MS]\n"
 "                 [--quick] [--seed S] [--cpu N] [--server-cpu N|-1]\n"
-"                 [--keys N] [--json FILE]\n"
+"                 [--keys N] [--quiet-ms MS] [--json FILE]\n"
 "PAT is a shell pattern (l2_hit_*); --ops fixes the operations per round\n"
 "(default: about --round-ms of work, estimated during the warm-up).\n"
 "--keys N (1e3..2e8): the 100000-key cases walk N keys, and miss_load\n"
-"loads into a store that already holds N keys.\n");
+"loads into a store that already holds N keys.  --quiet-ms: how long the\n"
+"whole run may wait for a quiet machine before rounds (200000; --quick\n"
+"5000; 0: never wait).\n");
 }
 
 static void
@@ -1744,6 +1747,7 @@ main(int argc, char **argv)
 {
 	size_t ran = 0;
 	bool server_cpu_set = false;
+	int quiet_ms = -1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (int i = 1; i < argc; i++) {
@@ -1773,6 +1777,8 @@ main(int argc, char **argv)
 				return 2;
 			}
 			opt.keys = (uint32_t)k;
+		} else if (strcmp(a, "--quiet-ms") == 0) {
+			quiet_ms = atoi(need_arg(argc, argv, &i));
 		} else if (strcmp(a, "--seed") == 0) {
 			opt.seed = strtoull(need_arg(argc, argv, &i), NULL, 0);
 		} else if (strcmp(a, "--cpu") == 0) {
@@ -1802,6 +1808,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (quiet_ms >= 0)	/* after --quick, whatever the order */
+		quiet_total_ms = quiet_ms;
 	if (opt.rounds < 1 || opt.rounds > MAX_ROUNDS) {
 		fprintf(stderr, "--rounds must be 1..%d\n", MAX_ROUNDS);
 		return 2;

@@ -10,8 +10,9 @@
 #
 # Other options: --rounds N, --impl mlc,hash,shm,lmdb (the default: mlc and
 # the floors; LMDB when it was built), --no-mem (skip the memory part),
-# --no-speed (only the memory part), --build DIR (default build-bench),
-# --out DIR.
+# --no-speed (only the memory part), --quiet-ms MS (how long each key
+# count may wait in all for a quiet machine before its rounds; default
+# 20000, --quick 5000), --build DIR (default build-bench), --out DIR.
 #
 # Per key count N it runs build-bench/bench/mlc-bench --keys N on four cases
 # (l1_hit_cold, l2_hit_16_cold, set, miss_load; 16 B keys and values), then
@@ -37,8 +38,9 @@ mem=1
 speed=1
 out=""
 custom=0
+quiet_ms=""
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
 	--impl) impls="$2"; custom=1; shift ;;
 	--no-mem) mem=0; custom=1 ;;
 	--no-speed) speed=0; custom=1 ;;
+	--quiet-ms) quiet_ms="$2"; shift ;;
 	--build) build="$2"; shift ;;
 	--out) out="$2"; shift ;;
 	-h|--help) usage; exit 0 ;;
@@ -176,6 +179,10 @@ if [ "$speed" = 1 ]; then
 		      --json "$out/results.jsonl")
 		[ "$quick" = 1 ] && args+=(--quick)
 		[ -n "$rounds" ] && args+=(--rounds "$rounds")
+		# The driver waits up to 3 s before a round for others to
+		# leave the CPUs alone; on a machine that stays busy that is
+		# minutes per key count for nothing: cap it.
+		args+=(--quiet-ms "${quiet_ms:-$([ "$quick" = 1 ] && echo 5000 || echo 20000)}")
 		echo "scale.sh: $bench ${args[*]}"
 		echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/bench.txt"
 		run "$bench" "${args[@]}" > >(tee -a "$out/bench.txt") 2>&1
