@@ -157,18 +157,26 @@ def speed_section(rows, out):
 
     out.append("## ns/op per path\n")
     out.append("Median over rounds of each round's wall time over its "
-               "operations; *spread* is (max - min) / median of mlc's "
-               "rounds; *busy* is the share of the machine's CPU time "
+               "operations; *p50*, the median of single operations timed "
+               "alone with rdtscp (every Nth; this VM's TSC moves in steps "
+               "of about 10 ns), which a busy machine's preemptions touch "
+               "less than the wall time; *spread* is (max - min) / median "
+               "of mlc's rounds; *busy* is the share of the machine's CPU time "
                "other processes used while the case ran, with the rounds "
                "that started while others used more than 10% of it.\n")
     for case, title, floors in PATHS:
-        imps = [i for i in IMPLS if i in present]
-        rat = [f for f in floors if f in present]
+        # The implementations that ran this case.
+        imps = [i for i in IMPLS if i in present and
+                any(by.get((case, k), {}).get(i) for k in keys)]
+        rat = [f for f in floors if f in imps]
         out.append(f"### {title} (`{case}`)\n")
+        p50s = ["mlc"] + rat[:1]
         out.append("| keys | " + " | ".join(f"{i} ns" for i in imps) +
-                   " | " + " | ".join(f"mlc/{f}" for f in rat) +
+                   " | " + " | ".join(f"mlc/{f}" for f in rat) + " | " +
+                   " | ".join(f"p50 {i}" for i in p50s) +
                    " | mlc spread | busy | notes |")
-        out.append("|---:|" + "---:|" * (len(imps) + len(rat) + 2) + "---|")
+        out.append("|---:|" + "---:|" * (len(imps) + len(rat) +
+                                          len(p50s) + 2) + "---|")
         for k in keys:
             d = by.get((case, k), {})
             m = d.get("mlc")
@@ -181,6 +189,10 @@ def speed_section(rows, out):
                 r = d.get(f)
                 ok = m and r and m["status"] == "ok" and r["status"] == "ok"
                 cells.append(fmt_ratio(paired(m, r)) if ok else "-")
+            for i in p50s:
+                r = d.get(i)
+                cells.append(fmt(r.get("p50")) if r and r["status"] == "ok"
+                             else "-")
             sp = spread(m) if m and m["status"] == "ok" else None
             cells.append(f"{100 * sp:.0f}%" if sp is not None else "-")
             any_row = m or next(iter(d.values()), None)
