@@ -10,11 +10,11 @@
  * fill: for each value size, an arena of --bytes (default 256 MiB) is
  * filled with distinct 16 B keys until the first eviction of any kind (a
  * live item evicted for room, or one evicted because both of its index
- * buckets were full), once with the default max_items (bytes / 512) and
- * once with max_items sized generously (twice what the bytes could hold at
- * 56 B of header + key + value, and never below the default).  It reports
- * the items stored then, per arena byte and per allocator byte, and which
- * limit was hit first.
+ * buckets were full), with three max_items: the default (bytes / 512);
+ * "fit", what the bytes could hold at 56 B of header and slot word, 9 B of
+ * index per slot, key and value; and "2x fit".  Fit and 2x fit are never
+ * below the default.  It reports the items stored then, per arena byte and
+ * per allocator byte, and which limit was hit first.
  *
  * occupancy: 16 B values in an arena whose bytes never run out, max_items
  * from --occ-items (default 65536, 524288 (the default of a 256 MiB
@@ -33,7 +33,8 @@
 #include "mlc.h"
 
 #define KEY_LEN 16
-#define HDR_EST 56	/* item header (bench-sizes prints the real one) */
+#define HDR_EST 56	/* item header + slot word (bench-sizes prints it) */
+#define SLOT_EST 9	/* index bytes per slot (bench-sizes prints it) */
 #define MAX_LIST 16
 
 static FILE *json;
@@ -151,8 +152,11 @@ parse_list(const char *s, uint64_t *v, int cap)
 	return n;
 }
 
+enum index_size { IX_DEFAULT, IX_FIT, IX_2FIT };
+static const char *const ix_name[] = { "default", "fit", "2x fit" };
+
 static int
-one_fill(uint64_t bytes, uint32_t vlen, bool generous)
+one_fill(uint64_t bytes, uint32_t vlen, enum index_size ix)
 {
 	struct mlc_arena_info in;
 	struct arena ar;
@@ -162,8 +166,10 @@ one_fill(uint64_t bytes, uint32_t vlen, bool generous)
 	uint32_t chunk;
 	int rc;
 
-	if (generous) {
-		want = 2 * bytes / (HDR_EST + KEY_LEN + vlen);
+	if (ix != IX_DEFAULT) {
+		want = bytes / (HDR_EST + SLOT_EST + KEY_LEN + vlen);
+		if (ix == IX_2FIT)
+			want *= 2;
 		if (want < bytes / 512)
 			want = bytes / 512;
 		if (want > UINT32_MAX / 2)
@@ -189,7 +195,7 @@ one_fill(uint64_t bytes, uint32_t vlen, bool generous)
 	first = in.index_evictions ? "index" : in.evictions ? "bytes" :
 		in.write_failures ? "write failure" : "none";
 	printf("%-6u %-9s %10llu %10llu %9llu %7.1f%% %10.1f %10.1f %9.1f "
-	       "%7u %6.0f%%  %s\n", vlen, generous ? "generous" : "default",
+	       "%7u %6.0f%%  %s\n", vlen, ix_name[ix],
 	       (unsigned long long)in.max_items, (unsigned long long)in.items,
 	       (unsigned long long)(in.items * (1ull << 20) / bytes),
 	       100.0 * (double)in.items / (double)in.max_items,
@@ -206,7 +212,7 @@ one_fill(uint64_t bytes, uint32_t vlen, bool generous)
 			"\"pages_used\":%llu,\"chunk\":%u,"
 			"\"page_moves\":%llu}\n",
 			(unsigned long long)bytes, vlen, KEY_LEN,
-			generous ? "generous" : "default",
+			ix_name[ix],
 			(unsigned long long)want,
 			(unsigned long long)in.max_items,
 			(unsigned long long)in.items, (long long)sets, first,
@@ -335,8 +341,9 @@ main(int argc, char **argv)
 	       "arena B/it", "alloc B/it", "payload", "chunk", "k+v/ch",
 	       "first eviction");
 	for (int i = 0; i < nv; i++)
-		for (int g = 0; g < 2; g++)
-			if (one_fill(bytes, (uint32_t)vlens[i], g) < 0)
+		for (int g = IX_DEFAULT; g <= IX_2FIT; g++)
+			if (one_fill(bytes, (uint32_t)vlens[i],
+				     (enum index_size)g) < 0)
 				return 1;
 	if (no > 0)
 		printf("\n== occupancy: 16 B values, bytes never run out: "

@@ -289,11 +289,13 @@ def mem_section(rows, out):
         out.append("16 B keys, one value size per arena, distinct keys set "
                    "until the first eviction of any kind: *bytes* (a live "
                    "item evicted for room) or *index* (evicted because both "
-                   "of its index buckets were full).  *default*: max_items "
-                   "0 (bytes / 512 asked); *generous*: twice what the bytes "
-                   "could hold at 56 B of header + key + value (never below "
-                   "the default).  *slots* is what the index was rounded up "
-                   "to (mlc_arena_info's max_items).  *arena B/item* = arena "
+                   "of its index buckets were full).  max_items: *default*, "
+                   "0 (bytes / 512 asked); *fit*, what the bytes could hold "
+                   "at 56 B of item header and slot word + 9 B of index per "
+                   "slot + key + value; *2x fit*, twice that (both never "
+                   "below the default).  *slots* is what the index was "
+                   "rounded up to (a power of two of 7-slot buckets at 80% "
+                   "load: mlc_arena_info's max_items).  *arena B/item* = arena "
                    "bytes / items (everything: index, log, flight table, "
                    "pages); *alloc B/item* = allocator pages in use x page "
                    "size / items (what `mem_per_item` counts); *chunk*, the "
@@ -319,14 +321,14 @@ def mem_section(rows, out):
                 f"| {r['vlen']:,} | {asked} | {r['slots']:,} | "
                 f"{r['items']:,} | - | - | - | - | - | - | {r['first']} |")
         out.append("")
-        small = [r for r in fills if r["vlen"] == 16]
-        if len(small) == 2:
-            d, g = small
+        small = {r["index"]: r for r in fills if r["vlen"] == 16}
+        d, g = small.get("default"), small.get("fit")
+        if d and g:
             out.append(f"With 16 B values the default index stops the arena "
                        f"at {d['items']:,} items ({b / d['items']:.0f} B of "
-                       f"arena per item); a generous one lets it reach "
-                       f"{g['items']:,} ({b / g['items']:.0f} B per item), "
-                       f"{g['items'] / d['items']:.1f}x as many.\n")
+                       f"arena per item); an index sized to fit lets it "
+                       f"reach {g['items']:,} ({b / g['items']:.0f} B per "
+                       f"item), {g['items'] / d['items']:.1f}x as many.\n")
     if occ:
         out.append("## Index occupancy at the first index eviction\n")
         out.append("16 B values in an arena with bytes to spare, so only "
