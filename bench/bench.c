@@ -1108,20 +1108,36 @@ load_batch(uint32_t nkeys)
 	return b < 256 ? 256 : b > 20000 ? 20000 : b;
 }
 
-/* @p ops loads of the batch's fresh keys (w->seq, w->nseq of them), timed
- * a batch at a time; after each batch its keys are deleted again, outside
- * the timing, so the next batch misses too.  Returns the timed ns. */
+/* The fresh keys the batches walk in turn: as many as the store's keys, at
+ * most CHURN_MAX, so that at large N a batch's keys (their buckets, their
+ * slots) are as cold as any other key's, not the last batch's again. */
+static uint32_t
+load_pool(uint32_t nkeys)
+{
+	uint32_t p = nkeys < CHURN_MAX ? nkeys : CHURN_MAX;
+
+	return p < load_batch(nkeys) ? load_batch(nkeys) : p;
+}
+
+/* @p ops loads of fresh keys from the pool (w->seq, w->nseq of them, from
+ * r->pos on), timed @p batch at a time; after each batch its keys are
+ * deleted again, outside the timing, so that when the pool comes round
+ * again they miss again.  Returns the timed ns. */
 static uint64_t
-load_passes(struct row *r, const struct work *w, uint64_t ops, bool sample)
+load_passes(struct row *r, const struct work *w, uint64_t ops,
+	    uint32_t batch, bool sample)
 {
 	uint64_t t = 0;
 
 	while (ops > 0) {
-		uint64_t b = ops < w->nseq ? ops : w->nseq;
+		size_t start = r->pos, b = batch;
 
-		r->pos = 0;
+		if (b > ops)
+			b = (size_t)ops;
+		if (b > w->nseq - start)	/* no wrap inside a batch */
+			b = w->nseq - start;
 		t += run_ops(r, w, b, sample);
-		for (uint64_t i = 0; i < b; i++)
+		for (size_t i = start; i < start + b; i++)
 			if (r->im->del(r->st, w->seq + i * BENCH_KEY) < 0)
 				r->errors++;
 		ops -= b;
@@ -1131,21 +1147,20 @@ load_passes(struct row *r, const struct work *w, uint64_t ops, bool sample)
 
 /*
  * miss_load with --keys N: the implementation holds N keys (filled once,
- * outside the timing), and each round loads fresh keys into it, in batches
- * that are deleted again after they are timed, so the store stays at N to
- * N + batch keys whatever the round's length.  Without --keys, miss_load
- * loads into an empty store (run_churn).
+ * outside the timing), and each round loads fresh keys into it from a pool
+ * (load_pool), in batches that are deleted again after they are timed, so
+ * the store stays at N to N + batch keys whatever the round's length.
+ * Without --keys, miss_load loads into an empty store (run_churn).
  */
 static void
 run_load_into(const struct case_def *c, struct row *rows, int n, char *val)
 {
 	uint64_t salt = name_salt(c->name);
-	uint32_t batch = load_batch(c->nkeys);
-	struct work w = { c->op, NULL, batch, NULL, val, c->vlen };
-	char *base = keys_make(salt, c->nkeys), *fresh;
+	uint32_t batch = load_batch(c->nkeys), pool = load_pool(c->nkeys);
+	struct work w = { c->op, NULL, pool, NULL, val, c->vlen };
+	char *base = keys_make(salt, c->nkeys);
 
-	fresh = keys_make(salt + 1, batch);
-	w.seq = fresh;
+	w.seq = keys_make(salt + 1, pool);
 	for (int i = 0; i < n; i++) {
 		struct row *r = &rows[i];
 		uint64_t t0, t, done;
@@ -1161,11 +1176,12 @@ run_load_into(const struct case_def *c, struct row *rows, int n, char *val)
 		}
 		/* Warm-up and estimate: batches for about --warm-ms. */
 		r->every = 64;
+		r->pos = 0;
 		t = 0;
 		done = 0;
 		t0 = now_ns();
 		do {
-			t += load_passes(r, &w, batch, false);
+			t += load_passes(r, &w, batch, batch, false);
 			done += batch;
 		} while (now_ns() - t0 < opt.warm_ms * 1e6);
 		est = (double)t / (double)done;
@@ -1174,23 +1190,21 @@ run_load_into(const struct case_def *c, struct row *rows, int n, char *val)
 		r->misses = r->badlen = r->errors = 0;
 		row_recheck(r);
 	}
-	free(fresh);
 	for (int round = 0; round < opt.rounds; round++) {
 		if (round_gate())
 			noisy_rounds++;
-		fresh = keys_make(salt + 2 + (uint64_t)round, batch);
-		w.seq = fresh;
 		for (int j = 0; j < n; j++) {
 			struct row *r = &rows[(j + round) % n];
 
 			if (!row_ok(r))
 				continue;
+			/* Each goes on through the pool from where it was. */
 			r->ns[r->nr++] = (double)load_passes(r, &w, r->ops,
-							     true) /
+							     batch, true) /
 					 (double)r->ops;
 		}
-		free(fresh);
 	}
+	free((char *)w.seq);
 	free(base);
 }
 
@@ -1600,8 +1614,8 @@ run_case(const struct case_def *c)
 
 	c = case_scaled(c, &scaled, what, sizeof(what));
 	p.nkeys = c->nkeys;
-	if (opt.keys && c->op == OP_LOAD)	/* sized for the batch too */
-		p.nkeys += load_batch(c->nkeys);
+	if (opt.keys && c->op == OP_LOAD)	/* sized for the pool too */
+		p.nkeys += load_pool(c->nkeys);
 	if (c->op >= OP_FLIGHT) {
 		run_paths(c);
 		return;

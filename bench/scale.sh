@@ -129,6 +129,7 @@ shm_avail_mib() { df -m --output=avail /dev/shm | tail -1 | tr -d ' '; }
 	echo "kernel: $(uname -srmv)"
 	echo "mlc: $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
 	echo "mlc commit: $(git -C "$root" log -1 --format='%h %s' 2>/dev/null | cut -c1-100)"
+	echo "library last changed in: $(git -C "$root" log -1 --format='%h %s' -- src include 2>/dev/null | cut -c1-100)"
 	echo "uncommitted library changes: $(git -C "$root" status --short -- src include meson.build 2>/dev/null | tr '\n' ' ' | sed 's/ *$//')"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "compiler: $(${CC:-gcc} --version | head -1)"
@@ -153,6 +154,7 @@ start=$(date +%s)
 # matter; the speed part then runs when others are more likely done. ----
 if [ "$mem" = 1 ]; then
 	margs=(--json "$out/mem.jsonl")
+	# shellcheck disable=SC2054 # the commas are bench-scale-mem's
 	[ "$quick" = 1 ] && margs+=(--bytes 64e6 --seeds 2 --occ-items 65536,524288)
 	echo "scale.sh: bench-scale-mem ${margs[*]}"
 	run "$build/bench/bench-scale-mem" "${margs[@]}" > >(tee "$out/mem.txt") 2>&1
@@ -167,7 +169,7 @@ if [ "$speed" = 1 ]; then
 		# Every implementation of a case is open at once: the mlc arena
 		# (~190 B a key), the shm floor (128 B a key, power of 2), the
 		# hash (~70 B), LMDB (~100 B), mlc's L1 (~100 B).  Leave room.
-		need=$(( n / 1024 * 700 / 1024 + 512 ))
+		need=$(( n * 700 / 1048576 + 512 ))
 		if [ "$(mem_avail_mib)" -lt "$need" ] ||
 		   [ "$(shm_avail_mib)" -lt "$(( need / 2 ))" ]; then
 			echo "scale.sh: $n keys skipped: needs about $need MiB," \
