@@ -140,6 +140,7 @@ shm_avail_mib() { df -m --output=avail /dev/shm | tail -1 | tr -d ' '; }
 	echo
 	echo "== lscpu"
 	lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|L1d|L2|L3|Hypervisor)' || true
+	getconf -a 2>/dev/null | grep -E '^LEVEL[123]_D?CACHE_SIZE' || true
 	echo
 	echo "== memory"
 	head -3 /proc/meminfo
