@@ -380,12 +380,16 @@ def main():
     if info.get("uncommitted library changes"):
         out.append("**Built with uncommitted library changes:** "
                    f"{info['uncommitted library changes']}\n")
+    busy = [r["others_busy"] for r in rows
+            if r.get("others_busy") is not None]
+    seen = (f"other processes used {100 * min(busy):.0f}% to "
+            f"{100 * max(busy):.0f}% of its CPU time during the cases of "
+            "this run: *busy* below" if busy else "")
     out.append("The machine is a shared 2-vCPU VM: absolute nanoseconds "
-               "move from run to run (and other engineers' builds and "
-               "tests ran during this one: see *busy*), so read the ratios "
-               "to the floors, which were measured in the same rounds "
-               "(implementations alternate within each round, in an order "
-               "rotated by the round).\n")
+               "move from run to run" + (f" ({seen})" if seen else "") +
+               ", so read the ratios to the floors, which were measured in "
+               "the same rounds (implementations alternate within each "
+               "round, in an order rotated by the round).\n")
     imps, keys, by = speed_section(rows, out)
     mem_section(mem, out)
     out.append("## Method\n")
