@@ -308,7 +308,14 @@ struct mlc_arena_info {
  * mlc_arena_procs()'s listing summed: they cost a read of /proc/PID/stat
  * per attached process, and on a writable handle free the entries of
  * processes proven dead.  Thread-safe.
- * @return 0, or -EINVAL (NULL, or a bad info->size).
+ * Before reading, it compares the arena file's size with the mapping (one
+ * fstat()): a file truncated from outside while mapped would raise SIGBUS
+ * at the first read past its new end, so it answers MLC_ECORRUPT instead
+ * and reads nothing there.  mlc_arena_class(), mlc_arena_namespace(),
+ * mlc_namespace_info(), mlc_namespace_stats() and mlc_namespace_keys() do
+ * the same.  A truncation after that check still raises SIGBUS.
+ * @return 0, -EINVAL (NULL, or a bad info->size), or MLC_ECORRUPT (the
+ *   file is shorter than the mapping).
  * @since 0.1
  */
 int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
@@ -379,7 +386,8 @@ int mlc_arena_procs(struct mlc_arena *arena, mlc_proc_fn *fn, void *arg);
  * The name of the @p i-th namespace in use (0-based, in table order) into
  * @p name (@p cap bytes, NUL-terminated).  Thread-safe.
  * @return 0, -ENOENT past the last one, -ENOBUFS if @p cap is too small,
- *   -EINVAL.
+ *   -EINVAL, or MLC_ECORRUPT (the arena's file was truncated: see
+ *   mlc_arena_info()).
  * @since 0.1
  */
 int mlc_arena_namespace(struct mlc_arena *arena, uint32_t i, char *name,
@@ -1028,7 +1036,8 @@ int mlc_stats(struct mlc_cache *cache, struct mlc_stats *stats);
  * its calls.  A handle that makes no call flushes nothing: a process whose
  * handles may sit idle calls mlc_stats() on each from a timer (the nginx
  * module does, every second).  Thread-safe.
- * @return 0, -EINVAL, or -ENOENT (no such namespace).
+ * @return 0, -EINVAL, -ENOENT (no such namespace), or MLC_ECORRUPT (the
+ *   arena's file was truncated: see mlc_arena_info()).
  * @since 0.1
  */
 int mlc_namespace_stats(struct mlc_arena *arena, const char *ns,
@@ -1057,7 +1066,8 @@ struct mlc_class_info {
  * fragmentation.  Read without locks from every page descriptor of the
  * class (O(pages)); each figure is exact when read, the set is not a
  * snapshot.  Thread-safe; works on an MLC_ARENA_RDONLY handle.
- * @return 0, -ENOENT past the last class, -EINVAL.
+ * @return 0, -ENOENT past the last class, -EINVAL, or MLC_ECORRUPT (the
+ *   arena's file was truncated: see mlc_arena_info()).
  * @since 0.2
  */
 int mlc_arena_class(struct mlc_arena *arena, uint32_t i,
@@ -1093,7 +1103,8 @@ typedef int mlc_key_fn(void *arg, const struct mlc_key_info *key);
  * @return 0; what @p fn returned, if not 0 (*@p cursor then points at
  *   the next bucket); -EAGAIN if a bucket kept changing through 64 reads
  *   (*@p cursor points at it: call again); -EINVAL; -ENOENT (no such
- *   namespace); -ENOMEM.
+ *   namespace); -ENOMEM; MLC_ECORRUPT (the arena's file was truncated:
+ *   see mlc_arena_info()).
  * @since 0.2
  */
 int mlc_namespace_keys(struct mlc_arena *arena, const char *ns,
@@ -1119,8 +1130,9 @@ struct mlc_namespace_info {
  * are kept by every link, unlink and purge in every process (an atomic
  * update per write; a lookup writes nothing), so they never lag.
  * Thread-safe; works on an MLC_ARENA_RDONLY handle.
- * @return 0, -EINVAL (NULL, or a bad info->size), or -ENOENT (no such
- *   namespace).
+ * @return 0, -EINVAL (NULL, or a bad info->size), -ENOENT (no such
+ *   namespace), or MLC_ECORRUPT (the arena's file was truncated: see
+ *   mlc_arena_info()).
  * @since 0.2
  */
 int mlc_namespace_info(struct mlc_arena *arena, const char *ns,

@@ -1274,6 +1274,22 @@ mlc_arena_unlink(const char *name, uint32_t flags)
 	return rc;
 }
 
+/* Is the arena's file still as long as the mapping?  The introspection
+ * calls ask before reading: a file truncated from outside raises SIGBUS
+ * at the first read past its new end (docs/reliability.md), and these
+ * are what a long-lived process (an nginx worker's metrics, mlcctl
+ * --watch) calls on a timer.  One fstat(); false only on proof (an
+ * anonymous arena has no file).  A truncation after this check still
+ * raises SIGBUS: nothing can close that window. */
+bool
+mlc__arena_whole(const struct mlc_arena *a)
+{
+	struct stat st;
+
+	return a->fd < 0 || fstat(a->fd, &st) != 0 ||
+	       (uint64_t)st.st_size >= a->size;
+}
+
 MLC_EXPORT int
 mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 {
@@ -1282,6 +1298,8 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 
 	if (a == NULL || info == NULL || info->size < sizeof(size_t) * 2)
 		return -EINVAL;
+	if (!mlc__arena_whole(a))
+		return MLC_ECORRUPT;
 	h = a->hdr;
 	memset(&in, 0, sizeof(in));
 	in.size = sizeof(in);
@@ -1325,6 +1343,8 @@ mlc_arena_class(struct mlc_arena *a, uint32_t i, struct mlc_class_info *info)
 
 	if (a == NULL || info == NULL || info->size < sizeof(size_t) + 8)
 		return -EINVAL;
+	if (!mlc__arena_whole(a))
+		return MLC_ECORRUPT;
 	if (i >= a->nclasses)
 		return -ENOENT;
 	cl = &a->classes[i];
@@ -1367,6 +1387,8 @@ mlc_namespace_info(struct mlc_arena *a, const char *ns,
 	if (a == NULL || ns == NULL || info == NULL ||
 	    info->size < sizeof(size_t) + 8)
 		return -EINVAL;
+	if (!mlc__arena_whole(a))
+		return MLC_ECORRUPT;
 	if ((rc = mlc__ns_find(a, ns, &idx)) < 0)
 		return rc;
 	st = &a->nsstats[idx];

@@ -162,6 +162,8 @@ mlc_namespace_stats(struct mlc_arena *a, const char *ns,
 	if (a == NULL || ns == NULL || stats == NULL ||
 	    stats->size < sizeof(size_t) + 8)
 		return -EINVAL;
+	if (!mlc__arena_whole(a))
+		return MLC_ECORRUPT;
 	if ((rc = mlc__ns_find(a, ns, &idx)) < 0)
 		return rc;
 	memset(&sum, 0, sizeof(sum));

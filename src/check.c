@@ -18,6 +18,8 @@ mlc_arena_namespace(struct mlc_arena *a, uint32_t i, char *name, size_t cap)
 
 	if (a == NULL || name == NULL || cap == 0)
 		return -EINVAL;
+	if (!mlc__arena_whole(a))
+		return MLC_ECORRUPT;
 	for (uint32_t idx = 1; idx < a->max_ns; idx++) {
 		const struct mlc__ns *ns = &a->ns[idx];
 		size_t len;

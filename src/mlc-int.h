@@ -154,6 +154,7 @@ int mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx);
 void mlc__procs_open(struct mlc_arena *a, uint64_t *cache_gen);
 void mlc__procs_close(struct mlc_arena *a, uint64_t *cache_gen);
 void mlc__procs_count(struct mlc_arena *a, struct mlc_arena_info *in);
+bool mlc__arena_whole(const struct mlc_arena *a);
 
 /* table.c */
 void mlc__key_hash(const struct mlc_arena *a, struct mlc__key *k);

@@ -297,6 +297,8 @@ mlc_namespace_keys(struct mlc_arena *a, const char *ns, uint64_t *cursor,
 
 	if (a == NULL || ns == NULL || cursor == NULL || fn == NULL)
 		return -EINVAL;
+	if (!mlc__arena_whole(a))
+		return MLC_ECORRUPT;
 	if ((rc = mlc__ns_find(a, ns, &idx)) < 0)
 		return rc;
 	nb = (uint64_t)a->bucket_mask + 1;

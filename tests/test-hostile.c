@@ -533,6 +533,14 @@ test_no_tmpfile_racing_creators(void **state)
 
 /* ---- truncated while mapped ---------------------------------------- */
 
+static int
+count_key(void *arg, const struct mlc_key_info *key)
+{
+	(void)arg;
+	(void)key;
+	return 0;
+}
+
 static void
 test_truncated_while_mapped(void **state)
 {
@@ -558,6 +566,29 @@ test_truncated_while_mapped(void **state)
 	assert_int_equal(r.bad_header, 1);
 	assert_non_null(strstr(r.first_problem, "truncated"));
 	assert_int_equal(r.slots_used, 0);	/* not walked */
+	/* Neither do the introspection calls a worker makes on a timer:
+	 * each says the file is short instead of dying of SIGBUS. */
+	{
+		struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+		struct mlc_class_info ci = MLC_CLASS_INFO_INIT;
+		struct mlc_namespace_info ni = MLC_NAMESPACE_INFO_INIT;
+		struct mlc_stats ns = MLC_STATS_INIT;
+		uint64_t cursor = 0;
+		char nsname[MLC_NAME_MAX + 1];
+
+		assert_int_equal(mlc_arena_info(a, &ai), MLC_ECORRUPT);
+		assert_int_equal(mlc_arena_class(a, 0, &ci), MLC_ECORRUPT);
+		assert_int_equal(mlc_namespace_info(a, "ns", &ni),
+				 MLC_ECORRUPT);
+		assert_int_equal(mlc_namespace_stats(a, "ns", &ns),
+				 MLC_ECORRUPT);
+		assert_int_equal(mlc_arena_namespace(a, 0, nsname,
+						     sizeof(nsname)),
+				 MLC_ECORRUPT);
+		assert_int_equal(mlc_namespace_keys(a, "ns", &cursor, 0,
+						    count_key, NULL),
+				 MLC_ECORRUPT);
+	}
 	/* A new attach refuses it, read-only or not. */
 	assert_int_equal(open_arena(&b, name, 0), MLC_ECORRUPT);
 	assert_int_equal(open_arena(&b, name, MLC_ARENA_RDONLY), MLC_ECORRUPT);
