@@ -58,14 +58,7 @@ ran=()
 skipped=()
 
 say() { printf '  %s\n' "$*"; }
-# alive PID: running, not a zombie.  nginx runs daemonized (a binary
-# upgrade needs it), so its masters are not our children, and the pid 1 of
-# a container may not reap what it inherits: kill -0 would see the zombie.
-alive() {
-	local st
-	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
+. "$root/examples/e2e-lib.sh"
 ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf '  FAIL %s\n' "$*"; return 1; }
 
@@ -80,29 +73,7 @@ fi
 ninja -C "$build" >/dev/null
 
 # --- scratch, and stopping everything whatever happens ------------------
-work=$(mktemp -d /tmp/mlc-e2e.XXXXXX)
-chmod 755 "$work"		# nginx workers run as nobody: they read the db
-masters=()
-arenas=()
-cleanup() {
-	local rc=$? pid kids t
-	for pid in "${masters[@]}"; do
-		alive "$pid" || continue
-		kids=$(pgrep -P "$pid" || true)
-		kill -TERM "$pid" 2>/dev/null || true
-		for t in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-		kill -KILL "$pid" $kids 2>/dev/null || true
-	done
-	for a in "${arenas[@]}"; do rm -f "/dev/shm/$a" /dev/shm/.mlc-tmp."$a".*; done
-	if [ "$keep" = 1 ] || [ $rc -ne 0 ]; then
-		echo "e2e: files kept in $work"
-	else
-		rm -rf "$work"
-	fi
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+e2e_scratch e2e
 
 # --- the backend: a SQLite file with ROWS rows ---------------------------
 # delay_ms makes a row slow (sleep_ms(), registered by the module and the
@@ -400,10 +371,6 @@ loadtest() {
 }
 
 # --- nginx -----------------------------------------------------------------
-# children PID: the worker processes of master PID (not a new master)
-workers_of() {
-	ps -o pid=,args= --ppid "$1" 2>/dev/null | awk '/worker process/ {print $1}' | sort -n | tr '\n' ' '
-}
 
 # wait_workers PID N: until master PID has N workers (10 s)
 wait_workers() {

@@ -56,15 +56,7 @@ failed=0
 say() { printf '  %s\n' "$*"; }
 ok() { printf '  ok   %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf '  FAIL %s\n' "$*"; return 1; }
-# alive PID: running, not a zombie (nginx is daemonized: not our child)
-alive() {
-	local st
-	st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-workers_of() {
-	ps -o pid=,args= --ppid "$1" 2>/dev/null | awk '/worker process/ {print $1}' | sort -n | tr '\n' ' '
-}
+. "$root/examples/e2e-lib.sh"
 
 if [ ! -f /usr/share/nginx/src/conf_flags ] || [ ! -x /usr/sbin/nginx ]; then
 	echo "storm: SKIPPED, nginx-dev is not installed (apt-get install nginx nginx-dev)"
@@ -87,31 +79,7 @@ fi
 mlcctl=$build/tools/mlcctl
 
 # --- scratch, and stopping everything whatever happens ----------------------
-work=$(mktemp -d /tmp/mlc-storm.XXXXXX)
-chmod 755 "$work"		# nginx workers run as nobody: they read the db
-masters=()
-arenas=()
-bgpids=()
-cleanup() {
-	local rc=$? pid kids t a
-	for pid in "${bgpids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${masters[@]}"; do
-		alive "$pid" || continue
-		kids=$(pgrep -P "$pid" || true)
-		kill -TERM "$pid" 2>/dev/null || true
-		for t in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-		kill -KILL "$pid" $kids 2>/dev/null || true
-	done
-	for a in "${arenas[@]}"; do rm -f "/dev/shm/$a" /dev/shm/.mlc-tmp."$a".*; done
-	if [ "$keep" = 1 ] || [ $rc -ne 0 ]; then
-		echo "storm: files kept in $work"
-	else
-		rm -rf "$work"
-	fi
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+e2e_scratch storm
 
 # start_nginx NAME ARENA SIZE: nginx with 4 workers in $work/NAME on a free
 # port; sets PID (master), BASE, LOG (error log), CONF
