@@ -20,6 +20,7 @@ void (*mlc__pause_hook)(enum mlc__pause_point p, void *arg);
 void *mlc__pause_arg;
 unsigned long mlc__pause_hits[MLC__P_COUNT];
 int mlc__test_no_tmpfile;
+unsigned long mlc__test_move_alloc_fail_every;
 uint64_t (*mlc__test_tmp_bits)(void);
 
 static const char *const names[] = {

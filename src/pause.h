@@ -67,6 +67,9 @@ extern unsigned long mlc__pause_hits[MLC__P_COUNT];
  * as on a filesystem without O_TMPFILE, and the random part of the names
  * it then tries (NULL: getrandom()). */
 extern int mlc__test_no_tmpfile;
+/* Every Nth allocation for an index move fails (table.c), as in an arena
+ * with no chunk to give and nothing to evict; 0: never. */
+extern unsigned long mlc__test_move_alloc_fail_every;
 extern uint64_t (*mlc__test_tmp_bits)(void);
 #else
 #define MLC_PAUSE(name) ((void)0)

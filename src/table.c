@@ -706,7 +706,11 @@ empty_slot(const struct mlc__bucket *bk)
 /* What a chain of moves holds: the stripes locked (the new key's two,
  * then one per step tried), the buckets the chain must not move into
  * (full ones on its path), and the chunks to free once every lock is
- * dropped. */
+ * dropped.  A chain that succeeds moves MOVE_DEPTH entries at most, and
+ * index_move() stops at the first allocation that fails (the one that
+ * may follow an inner move that succeeded), so free_off cannot fill up;
+ * if it ever did, the chunk is freed at once (a class lock may be taken
+ * under stripe locks, as drop_copies() does). */
 struct move_ctx {
 	uint32_t held[2 + MOVE_DEPTH];
 	uint32_t avoid[2 + MOVE_DEPTH];
@@ -723,6 +727,35 @@ in_list(const uint32_t *l, int n, uint32_t x)
 	return false;
 }
 
+/* The chunk @p off (allocation @p gen) of an entry moved away, to free
+ * after the stripes are dropped. */
+static void
+move_defer_free(struct mlc_arena *a, struct move_ctx *mc, uint64_t off,
+		uint64_t gen)
+{
+	if (mc->nfree == MOVE_DEPTH) {
+		mlc__free(a, off, MLC__LIVE, gen);
+		return;
+	}
+	mc->free_off[mc->nfree] = off;
+	mc->free_gen[mc->nfree++] = gen;
+}
+
+#ifdef MLC_PAUSE_POINTS
+/* Test switch (pause.c): every Nth allocation for a move fails, as when
+ * the arena has no chunk to give and nothing to evict. */
+static bool
+move_alloc_fails(void)
+{
+	static unsigned long n;
+
+	return mlc__test_move_alloc_fail_every != 0 &&
+	       ++n % mlc__test_move_alloc_fail_every == 0;
+}
+#else
+#define move_alloc_fails() false
+#endif
+
 /* Move the entry in slot @p s of bucket @p from to an empty slot of its
  * other bucket; if that is full too, first make room there by moving one
  * of its entries on (up to @p depth more steps: cuckoo hashing's moves).
@@ -732,9 +765,10 @@ in_list(const uint32_t *l, int n, uint32_t x)
  * or the other (one that found neither sees its first bucket's version
  * moved: mlc__table_get), and a writer dying between the two steps leaves
  * two equal entries with a chunk each, which the key's next write drops
- * (drop_copies).  On success the slot is empty and the old chunk is in
- * @p mc, to be freed by its generation. */
-static bool
+ * (drop_copies).  1 when moved: the slot is empty and the old chunk is in
+ * @p mc, to be freed by its generation; 0 when this entry cannot move;
+ * -1 when an allocation failed, and no other move should be tried. */
+static int
 move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	   int depth)
 {
@@ -742,50 +776,60 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), noff, ngen, gen;
 	struct mlc__item *it, *nit;
 	uint32_t x[2], room, st, alt, ls, bytes;
-	bool locked = false, ok = false;
-	int t = -1, ci;
+	bool locked = false;
+	int t = -1, ci, ok = 0;
 
 	if (w == 0)
-		return false;
+		return 0;
 	/* The other bucket from the slot's tag alone (key_buckets()), so
 	 * that an entry with nowhere to go costs no read of its item. */
 	alt = alt_bucket(a, from, MLC__SLOT_TAG(w));
 	to = &a->table[alt];
 	if (in_list(mc->avoid, mc->navoid, alt) ||
 	    (depth == 0 && empty_slot(to) < 0))
-		return false;
+		return 0;
 	it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 	if (it == NULL)
-		return false;
+		return 0;
 	st = ck_pr_load_32(&it->it_state);
 	bytes = MLC__ITEM_HDR + (uint32_t)it->it_klen + it->it_vlen;
 	key_buckets(a, it->it_hash, x);
 	if (MLC__ST_STATE(st) != MLC__LIVE || bytes > room ||
 	    key_tag(it->it_hash) != MLC__SLOT_TAG(w) ||
 	    !((x[0] == from && x[1] == alt) || (x[1] == from && x[0] == alt)))
-		return false;
+		return 0;
 	ls = alt & a->stripe_mask;
 	if (!in_list(mc->held, mc->nheld, ls)) {
 		if (stripe_lock(a, ls, true) < 0)
-			return false;
+			return 0;
 		mc->held[mc->nheld++] = ls;
 		locked = true;
 	}
 	t = empty_slot(to);
 	if (t < 0 && depth > 0) {
 		mc->avoid[mc->navoid++] = alt;
-		for (int u = 0; u < MLC__SLOTS && t < 0; u++)
-			if (move_entry(a, mc, alt, u, depth - 1))
+		for (int u = 0; u < MLC__SLOTS && t < 0 && ok == 0; u++) {
+			ok = move_entry(a, mc, alt, u, depth - 1);
+			if (ok > 0)
 				t = u;
+		}
 		mc->navoid--;
+		if (ok < 0)
+			goto out;
+		ok = 0;
 	}
-	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0 ||
-	    mlc__alloc(a, (uint32_t)ci, &noff, &ngen) < 0)
+	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0)
 		goto out;
+	if (move_alloc_fails() || mlc__alloc(a, (uint32_t)ci, &noff, &ngen) < 0) {
+		ok = -1;
+		goto out;
+	}
 	nit = (struct mlc__item *)(void *)(a->base + noff);
 	if (MLC__ST_STATE(ck_pr_load_32(&nit->it_state)) != MLC__ALLOC ||
-	    ck_pr_load_64(&nit->it_gen) != ngen)
-		goto out;	/* not ours after all (alloc.c): leave it */
+	    ck_pr_load_64(&nit->it_gen) != ngen) {
+		ok = -1;	/* not ours after all (alloc.c): leave it */
+		goto out;
+	}
 	/* The entry is ours to read whole: its stripes are held. */
 	gen = ck_pr_load_64(&it->it_gen);
 	nit->it_klen = it->it_klen;
@@ -806,9 +850,8 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	slot_store(bk, s, 0);
 	count_unlinked(a, it, st);
 	ck_pr_inc_64(&a->hdr->ah_index_moves);
-	mc->free_off[mc->nfree] = MLC__SLOT_OFF(w);
-	mc->free_gen[mc->nfree++] = gen;
-	ok = true;
+	move_defer_free(a, mc, MLC__SLOT_OFF(w), gen);
+	ok = 1;
 out:
 	if (locked) {
 		/* An entry moved into the bucket stays: its stripe is
@@ -835,7 +878,11 @@ index_move(struct mlc_arena *a, const uint32_t b[2], struct move_ctx *mc,
 	for (int depth = 0; depth <= MOVE_DEPTH - 1; depth++) {
 		for (int i = 0; i < 2; i++) {
 			for (int s = 0; s < MLC__SLOTS; s++) {
-				if (!move_entry(a, mc, b[i], s, depth))
+				int ok = move_entry(a, mc, b[i], s, depth);
+
+				if (ok < 0)
+					return false;	/* no room to move */
+				if (ok == 0)
 					continue;
 				*ref = (struct slot_ref){ &a->table[b[i]], s,
 							  0, NULL, 0 };

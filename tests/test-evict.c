@@ -417,6 +417,46 @@ test_index_move_killed(void **state)
 	assert_int_equal(rep.problems, 0);
 }
 
+/* An allocation for a move that fails (no chunk to give, nothing to
+ * evict) ends the moves for that write: it stores by evicting instead.
+ * The case that mattered: a two-step move whose inner step moved an entry
+ * and whose outer allocation then failed, again and again for the next
+ * slots, each time keeping the inner step's chunk to free in a list that
+ * had room for two (a stack overflow ASan reports).  Here every second
+ * move allocation fails, so the inner step of every chain succeeds and
+ * the outer one fails. */
+static void
+test_index_move_alloc_fails(void **state)
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	uint32_t n, found = 0, evictions_at_stop;
+
+	arena_make(fx, 4 * MIB, 1024, 0);
+	c = cache_l2(fx, "nomove");
+	mlc__test_move_alloc_fail_every = 2;
+	for (n = 0; n < 4096; n++)
+		assert_int_equal(set_val(c, 'f', n, 16, n, NULL), 0);
+	mlc__test_move_alloc_fail_every = 0;
+	in = info_of(fx->a);
+	evictions_at_stop = (uint32_t)in.index_evictions;
+	printf("[alloc fails] %u sets into %" PRIu64 " slots: %" PRIu64
+	       " items, %" PRIu64 " moves, %" PRIu64 " index evictions\n", n,
+	       in.max_items, in.items, in.index_moves, in.index_evictions);
+	assert_true(in.index_moves > 0);	/* the odd allocations */
+	assert_true(in.index_evictions > 0);	/* where a move failed */
+	for (uint32_t i = 0; i < n; i++)
+		found += (uint32_t)has_val(c, 'f', i, 16, i, 0);
+	/* Every key is there or was evicted from the index: none lost
+	 * otherwise, none twice. */
+	assert_int_equal(found, in.items);
+	assert_int_equal(found + evictions_at_stop, n);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+}
+
 /* ---- expired entries go first ----------------------------------------- */
 
 #define EXP_VAL 100
@@ -808,6 +848,8 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_index_move_killed, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_index_move_alloc_fails,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_first, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_unread, fx_setup,
