@@ -395,14 +395,26 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 }
 
 /* Is the writer of an ALLOC chunk proven dead?  Its stamp: process start
- * time in it_expire, pid namespace << 32 | pid in it_version. */
+ * time in it_expire, pid namespace << 32 | pid in it_version.  The stamp
+ * is the writer's only while the chunk is ALLOC: a writer makes it LIVE
+ * (holding the stripes that keep sweeps off a LIVE chunk) before it
+ * overwrites the stamp with the item's expiry and version (table.c:
+ * put_linked(), move_entry()).  So the state is read again after the
+ * stamp: still ALLOC, the stamp was whole.  (0.2.0 read it without this,
+ * and its writers overwrote the stamp first: a writer stopped between its
+ * two stores had its chunk reclaimed as an orphan while alive,
+ * test-evict test_stamp_overwritten.) */
 static bool
 orphaned(struct mlc_arena *a, const struct mlc__item *it)
 {
-	uint64_t who = it->it_version;
+	uint64_t who = ck_pr_load_64((uint64_t *)&it->it_version);
+	uint64_t start = ck_pr_load_64((uint64_t *)&it->it_expire);
 
-	if (mlc__proc_dead((uint32_t)who, it->it_expire,
-			   (uint32_t)(who >> 32)))
+	ck_pr_fence_load();
+	if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
+	    MLC__ALLOC)
+		return false;
+	if (mlc__proc_dead((uint32_t)who, start, (uint32_t)(who >> 32)))
 		return true;
 	if ((uint32_t)who != (uint32_t)mlc__pid())
 		ck_pr_inc_64(&a->hdr->ah_orphan_skips);

@@ -16,6 +16,8 @@
 	/* a write (table.c) */ \
 	X(PUT_ALLOCATED)	/* chunk ALLOC, nothing copied into it */ \
 	X(PUT_COPIED)		/* key and value copied, stripes not held */ \
+	X(PUT_LIVE)		/* stripes held, chunk LIVE, its stamp (who
+				 * allocated it) not yet overwritten */ \
 	X(PUT_CLAIMED)		/* stripes held, chunk LIVE, not linked */ \
 	X(PUT_LINKED)		/* slot stored, stripes held */ \
 	X(PUT_UNLOCKED)		/* stripes dropped, old chunk not freed */ \

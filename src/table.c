@@ -74,6 +74,18 @@ key_buckets(const struct mlc_arena *a, uint64_t hash, uint32_t b[2])
 		b[1] = b[0] ^ 1;
 }
 
+/* The stripes that guard the buckets of a key of hash @p hash (tests). */
+void
+mlc__table_key_stripes(const struct mlc_arena *a, uint64_t hash,
+		       uint32_t s[2])
+{
+	uint32_t b[2];
+
+	key_buckets(a, hash, b);
+	s[0] = b[0] & a->stripe_mask;
+	s[1] = b[1] & a->stripe_mask;
+}
+
 /* The other candidate bucket of an entry of tag @p tag in bucket @p b:
  * key_buckets() pairs them by an XOR, so either finds the other. */
 static uint32_t
@@ -838,10 +850,12 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	nit->it_vlen = it->it_vlen;
 	nit->it_nsgen = it->it_nsgen;
 	memcpy(nit + 1, it + 1, (size_t)it->it_klen + it->it_vlen);
-	nit->it_expire = it->it_expire;
-	nit->it_version = it->it_version;
+	/* LIVE before the stamp is overwritten (see put_linked()). */
 	ck_pr_store_32(&nit->it_state, MLC__ST_MAKE(MLC__LIVE,
 						     MLC__ST_FLAGS(st)));
+	ck_pr_fence_store();
+	nit->it_expire = it->it_expire;
+	nit->it_version = it->it_version;
 	slot_store(to, t, (uint64_t)MLC__SLOT_TAG(w) << 48 | noff);
 	if (ck_pr_load_32(&bk->bk_refs) & UINT32_C(1) << s)
 		ck_pr_or_32(&to->bk_refs, UINT32_C(1) << t);
@@ -956,9 +970,16 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		oldw = 0;
 	}
 	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
+	/* LIVE before the stamp (it_expire, it_version: who allocated the
+	 * chunk) is overwritten, never after: a sweep judges an ALLOC chunk
+	 * by its stamp, and a stamp half overwritten by a writer stopped
+	 * here would prove a live writer dead (alloc.c: orphaned()).  A
+	 * LIVE chunk is left alone while its stripes are held (ours). */
+	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags));
+	ck_pr_fence_store();
+	MLC_PAUSE(PUT_LIVE);
 	it->it_expire = put->expire;
 	it->it_version = put->version;
-	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags));
 	MLC_PAUSE(PUT_CLAIMED);
 	slot_store(ref.bk, ref.s, (uint64_t)key_tag(k->hash) << 48 | off);
 	MLC_PAUSE(PUT_LINKED);

@@ -12,12 +12,16 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "mlc-int.h"
 #include "pause.h"
 
 #define KIB 1024u
@@ -32,6 +36,7 @@ struct fx {
 	struct mlc_arena *a;
 	struct mlc_cache *c[4];
 	int nc;
+	pid_t kid;		/* a child to kill if the test fails */
 };
 
 static struct mlc_arena *
@@ -70,6 +75,10 @@ fx_teardown(void **state)
 {
 	struct fx *fx = *state;
 
+	if (fx->kid > 0) {
+		kill(fx->kid, SIGKILL);
+		waitpid(fx->kid, NULL, 0);
+	}
 	for (int i = 0; i < fx->nc; i++)
 		mlc_cache_close(fx->c[i]);
 	if (fx->a != NULL) {
@@ -455,6 +464,118 @@ test_index_move_alloc_fails(void **state)
 	assert_int_equal(found + evictions_at_stop, n);
 	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
 	assert_int_equal(rep.problems, 0);
+}
+
+/* ---- a writer stopped while its chunk turns LIVE ---------------------- */
+
+struct stop_sems {
+	sem_t stopped, resume;
+};
+static struct stop_sems *stop_sems;
+
+static void
+stop_at_live(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_PUT_LIVE)
+		return;
+	mlc__pause_hook = NULL;		/* the first passage only */
+	sem_post(&stop_sems->stopped);
+	while (sem_wait(&stop_sems->resume) != 0)
+		;
+}
+
+/* Does key (@p prefix, @p i) need stripe @p held[0] or @p held[1]? */
+static bool
+needs_stripes(struct mlc_cache *c, struct mlc_arena *a, char prefix,
+	      uint32_t i, const uint32_t held[2])
+{
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), prefix, i);
+	uint32_t s[2];
+
+	mlc__table_key_stripes(a, mlc_key_hash(c, key, klen), s);
+	for (int j = 0; j < 2; j++)
+		if (s[j] == held[0] || s[j] == held[1])
+			return true;
+	return false;
+}
+
+/* A writer (A) stopped while its chunk turns from ALLOC (stamped with who
+ * allocated it) to LIVE, its value having an expiry, while another
+ * process (B) fills the arena: B's CLOCK sweeps pass A's chunk again and
+ * again, and must never take it for a dead writer's (no process died:
+ * orphans_reclaimed stays 0).  In 0.2.0 the writer overwrote the stamp
+ * with the expiry before making the chunk LIVE: a writer stopped there
+ * looked dead (its "start time" was now an expiry), B reclaimed its
+ * chunk and allocated it to itself, and A then linked a chunk B owned. */
+static void
+test_stamp_overwritten(void **state)
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	uint32_t held[2], n = 0;
+	pid_t a_pid, b_pid;
+	char key[32];
+	int st;
+
+	stop_sems = mmap(NULL, sizeof(*stop_sems), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stop_sems != MAP_FAILED);
+	assert_int_equal(sem_init(&stop_sems->stopped, 1, 0), 0);
+	assert_int_equal(sem_init(&stop_sems->resume, 1, 0), 0);
+	arena_make(fx, 2 * MIB, 32 * 1024, 0);	/* the pages fill first */
+	c = cache_l2(fx, "stamp");
+	co.ttl_ms = 600000;
+	mlc__table_key_stripes(fx->a, mlc_key_hash(c, key,
+			       key_of(key, sizeof(key), 'a', 0)), held);
+
+	a_pid = fork();
+	assert_true(a_pid >= 0);
+	if (a_pid == 0) {
+		mlc__pause_hook = stop_at_live;
+		_exit(set_val(c, 'a', 0, 40, 7, &co) == 0 &&
+		      has_val(c, 'a', 0, 40, 7, 0) >= 0 ? 0 : 1);
+	}
+	fx->kid = a_pid;
+	assert_int_equal(sem_wait(&stop_sems->stopped), 0);
+
+	/* B: 20 times the arena in entries of A's size class, none of
+	 * them on A's stripes (A holds those while stopped). */
+	b_pid = fork();
+	assert_true(b_pid >= 0);
+	if (b_pid == 0) {
+		for (uint32_t i = 0; n < 200000; i++) {
+			if (needs_stripes(c, fx->a, 'b', i, held))
+				continue;
+			if (set_val(c, 'b', i, 40, i, &co) != 0)
+				_exit(2);
+			n++;
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(b_pid, &st, 0), b_pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	in = info_of(fx->a);
+	printf("[stamp] B: %" PRIu64 " evictions with A stopped; orphans "
+	       "reclaimed %" PRIu64 ", orphan skips %" PRIu64 "\n",
+	       in.evictions, in.orphans_reclaimed, in.orphan_skips);
+	assert_true(in.evictions > 10000);
+	assert_int_equal(in.orphans_reclaimed, 0);
+
+	sem_post(&stop_sems->resume);
+	assert_int_equal(waitpid(a_pid, &st, 0), a_pid);
+	fx->kid = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(has_val(c, 'a', 0, 40, 7, 0), 1);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+	sem_destroy(&stop_sems->stopped);
+	sem_destroy(&stop_sems->resume);
+	munmap(stop_sems, sizeof(*stop_sems));
 }
 
 /* ---- expired entries go first ----------------------------------------- */
@@ -849,6 +970,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_index_move_killed, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_index_move_alloc_fails,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stamp_overwritten,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_first, fx_setup,
 						fx_teardown),

@@ -23,7 +23,7 @@
  *
  * Readers never block: a read that does not return within 2 s while A is
  * stopped is a hang.  Writers may block on a lock A holds, but only when P
- * is inside a lock (PUT_CLAIMED, PUT_LINKED, MOVE_LINKED, DEL_UNLINKED, FREE_LOCKED,
+ * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED, DEL_UNLINKED, FREE_LOCKED,
  * ALLOC_POPPED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED, ORPHAN_PROVEN):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
@@ -200,6 +200,7 @@ static bool
 in_lock(int p)
 {
 	switch (p) {
+	case MLC__P_PUT_LIVE:
 	case MLC__P_PUT_CLAIMED:
 	case MLC__P_PUT_LINKED:
 	case MLC__P_MOVE_LINKED:
