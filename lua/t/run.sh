@@ -234,6 +234,15 @@ report $? "fork: no worker serves the L1 entry it inherited from init_by_lua" \
 [ $layout_rc -eq 0 ]
 report $? "ffi layout: resty.mlc's structs have mlc.h's fields, in order" \
 	"$layout_err"
+
+# resty.mlc's _VERSION is the rockspec's version (opm takes _VERSION)
+modver=$(sed -n 's/^ *_VERSION = "\([^"]*\)",*$/\1/p' "$luadir/lib/resty/mlc.lua")
+spec=$(ls "$luadir"/lua-resty-mlc-*.rockspec)
+specver=$(sed -n 's/^version = "\(.*\)-[0-9]*"$/\1/p' "$spec")
+[ -n "$modver" ] && [ "$modver" = "$specver" ] &&
+	[ "$(basename "$spec")" = "lua-resty-mlc-$modver-1.rockspec" ]
+report $? "version: resty.mlc _VERSION ($modver) is the rockspec's ($specver)" \
+	"$(basename "$spec")"
 for t in levels types negative ttl ttl_ngx errors resurrect l1_serializer \
 	peek set_delete_purge bulk bulk_order validation options ipc lock anon \
 	lru_size custom_lru oversize killed timer hash_index ffi_layout stats \
