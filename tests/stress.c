@@ -3,7 +3,7 @@
  *
  *   mlc-stress [--seconds N] [--procs P] [--threads T] [--keys K]
  *              [--bytes B] [--seed S] [--slow-loads PERMILLE]
- *              [--delays N]
+ *              [--delays N] [--max-items N]
  *
  * The parent creates a named arena smaller than the key set (by default
  * 2 MiB for 5000 keys of 16..2047 bytes, their size mix shifting every
@@ -36,6 +36,13 @@
  * also fails if it never reached the paths that prove identity: a late
  * free that found its chunk already reclaimed (stale_frees) and a chunk
  * of a live writer left alone by a sweep (orphan_skips).
+ *
+ * --max-items N sizes the index below the key set (the default sizes it
+ * from the bytes, and 5000 keys then never fill it): both buckets of a
+ * new key are full all the time, so entries move between their buckets
+ * (cuckoo moves, table.c: index_move) and index evictions run beside the
+ * CLOCK's, under the same checks.  The run then also fails if no entry
+ * ever moved.
  *
  * Prints "stress: N ops, N checks, N failures, N evictions, S seconds" and
  * exits 1 on any failure (and on a hang: every child runs under alarm()).
@@ -86,7 +93,8 @@ static struct {
 	uint64_t seed;
 	uint32_t slow_permille;	/* loads that take 1 ms */
 	int delays;		/* MLC_TEST_DELAYS for every process */
-} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300, 0 };
+	uint32_t max_items;	/* 0: the arena's default */
+} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300, 0, 0 };
 
 static struct shared *sh;
 static char name[64];
@@ -432,7 +440,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: mlc-stress [--seconds N] [--procs P] "
 		"[--threads T] [--keys K] [--bytes B] [--seed S]\n"
-		"                  [--slow-loads PERMILLE] [--delays N]\n");
+		"                  [--slow-loads PERMILLE] [--delays N] "
+		"[--max-items N]\n");
 	exit(2);
 }
 
@@ -470,6 +479,8 @@ main(int argc, char **argv)
 			opt.slow_permille = (uint32_t)strtoul(v, NULL, 0);
 		else if (strcmp(a, "--delays") == 0)
 			opt.delays = atoi(v);
+		else if (strcmp(a, "--max-items") == 0)
+			opt.max_items = (uint32_t)strtoul(v, NULL, 0);
 		else
 			usage();
 		i++;
@@ -508,6 +519,7 @@ main(int argc, char **argv)
 	ao.page_size = 64 << 10;
 	ao.log_cells = 16384;
 	ao.flight_slots = 1024;
+	ao.max_items = opt.max_items;
 	rc = mlc_arena_open(&parent_arena, name, &ao);
 	if (rc != 0) {
 		fprintf(stderr, "stress: create %s: %s\n", name,
@@ -576,10 +588,12 @@ main(int argc, char **argv)
 	       sum.gets, sum.loads, sum.sets, sum.deletes, sum.peeks,
 	       sum.purges, sum.negatives, sum.stale, sum.nospace, sum.timeouts);
 	printf("stress: arena: %" PRIu64 " evictions, %" PRIu64
-	       " index evictions, %" PRIu64 " expired, %" PRIu64
+	       " index evictions, %" PRIu64 " index moves, %" PRIu64
+	       " expired, %" PRIu64
 	       " page moves, %" PRIu64 " orphans, %" PRIu64 " repairs, %"
 	       PRIu64 " write failures, %" PRIu64 "/%" PRIu64 " items\n",
-	       in.evictions, in.index_evictions, in.expired_reclaimed,
+	       in.evictions, in.index_evictions, in.index_moves,
+	       in.expired_reclaimed,
 	       in.page_moves, in.orphans_reclaimed, in.repairs,
 	       in.write_failures, in.items, in.max_items);
 	printf("stress: identity checks: %" PRIu64 " stale frees (no-ops), %"
@@ -589,6 +603,12 @@ main(int argc, char **argv)
 	if (opt.delays > 0 && (in.stale_frees == 0 || in.orphan_skips == 0)) {
 		printf("stress: the run never reached a stale free or a live "
 		       "writer's chunk: the identity paths were not tested\n");
+		bad_exit++;
+	}
+	if (opt.max_items > 0 && opt.max_items < opt.keys &&
+	    in.index_moves == 0) {
+		printf("stress: no entry moved between its buckets: the index "
+		       "moves were not tested\n");
 		bad_exit++;
 	}
 	if (first != NULL)
