@@ -18,6 +18,9 @@
  *              arena works, and no temporary file of a live process is left
  *   alloc      sets of varying sizes on a nearly full small arena, killed
  *              at random inside the allocator (page moves, CLOCK sweeps)
+ *   index      writers on an index smaller than their keys, killed at
+ *              random: inside cuckoo moves (an entry copied to its other
+ *              bucket, then unlinked from the first) and index evictions
  *
  * What is checked after every kill: no survivor hangs (every child and
  * every post-kill check runs under alarm()), no value read is wrong (values
@@ -285,6 +288,8 @@ fresh_name(void)
 	return cur_name;
 }
 
+static uint32_t arena_max_items;	/* for the next arena_new() only */
+
 static struct mlc_arena *
 arena_new(uint64_t bytes, uint32_t log_cells)
 {
@@ -297,6 +302,8 @@ arena_new(uint64_t bytes, uint32_t log_cells)
 	o.page_size = 64 << 10;
 	o.log_cells = log_cells ? log_cells : 4096;
 	o.flight_slots = 256;
+	o.max_items = arena_max_items;
+	arena_max_items = 0;
 	rc = mlc_arena_open(&a, fresh_name(), &o);
 	if (rc != 0)
 		fail_msg("mlc_arena_open(%s): %s", cur_name, mlc_strerror(rc));
@@ -680,6 +687,58 @@ test_writer_kills(void **state)
 	check_all_keys(c, "w", A_KEYS, A_VMAX, false, &nospace);
 	unguard();
 	info_print("writer (after the fill)", a, &before);
+	mlc_cache_close(c);
+	arena_done(a);
+}
+
+/* ==== (a2) writers killed inside index moves ============================ */
+
+#define I_KEYS 4000		/* for 1792 index slots */
+#define I_VMAX 200
+
+static void
+test_index_kills(void **state)
+{
+	struct mlc_arena_info before = MLC_ARENA_INFO_INIT;
+	struct mlc_arena_info after = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	struct work surv[2], victim;
+	pid_t pids[2];
+	unsigned n = trials(400), killed = 0;
+	uint64_t nospace = 0;
+
+	(void)state;
+	shared_reset();
+	arena_max_items = 1024;
+	a = arena_new(8 << 20, 0);
+	c = cache_new(a, MLC_CACHE_NO_L1);
+	assert_non_null(c);
+	mlc_arena_info(a, &before);
+	for (int i = 0; i < 2; i++) {
+		surv[i] = (struct work){ a, "x", I_KEYS, CV_MIN, I_VMAX, i,
+					 true, false, 25 };
+		pids[i] = survivor_start(&surv[i]);
+	}
+	victim = (struct work){ a, "x", I_KEYS, CV_MIN, I_VMAX, -1, false,
+				false, 30 };
+	for (unsigned t = 0; t < n; t++) {
+		pid_t v = spawn(work_loop, &victim);
+
+		killed += kill_after(v, KILL_MAX_US);
+		guard("the check after an index writer's death", CHECK_ALARM);
+		check_all_keys(c, "x", I_KEYS, I_VMAX, false, &nospace);
+		unguard();
+	}
+	survivors_stop(pids, 2, "index");
+	printf("faults index: %u trials, %u killed by SIGKILL\n", n, killed);
+	info_print("index", a, &before);
+	mlc_arena_info(a, &after);
+	assert_true(after.index_moves > before.index_moves);
+	assert_true(after.index_evictions > before.index_evictions);
+	guard("the last check", CHECK_ALARM);
+	check_all_keys(c, "x", I_KEYS, I_VMAX, false, &nospace);
+	unguard();
 	mlc_cache_close(c);
 	arena_done(a);
 }
@@ -1235,6 +1294,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writer_kills),
+		cmocka_unit_test(test_index_kills),
 		cmocka_unit_test(test_flight_kills),
 		cmocka_unit_test(test_log_kills),
 		cmocka_unit_test(test_create_kills),
