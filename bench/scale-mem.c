@@ -10,10 +10,11 @@
  * fill: for each value size, an arena of --bytes (default 256 MiB) is
  * filled with distinct 16 B keys until the first eviction of any kind (a
  * live item evicted for room, or one evicted because both of its index
- * buckets were full), with three max_items: the default (bytes / 512);
+ * buckets were full), with three max_items: the default (0: an index of
+ * at most 1/16 of the arena; 0.2.0 took bytes / 512);
  * "fit", what the bytes could hold at 56 B of header and slot word, 9 B of
  * index per slot, key and value; and "2x fit".  Fit and 2x fit are never
- * below the default.  It reports the items stored then, per arena byte and
+ * below bytes / 512.  It reports the items stored then, per arena byte and
  * per allocator byte, and which limit was hit first.
  *
  * occupancy: 16 B values in an arena whose bytes never run out, max_items

@@ -144,7 +144,13 @@ struct mlc_arena_options {
 	uint32_t flags;		/* enum mlc_arena_flags */
 	uint32_t mode;		/* permission bits; 0: 0600 */
 	uint64_t bytes;		/* arena size; 0: 64 MiB; creation only */
-	uint32_t max_items;	/* index capacity wanted; 0: bytes / 512.
+	uint32_t max_items;	/* index capacity wanted; 0: an index of
+				 * at most 1/16 of bytes (6.25% at a power
+				 * of two; 0.2.0: bytes / 512), which
+				 * values of ~48 B and more (16 B keys)
+				 * do not outgrow: smaller ones want more
+				 * (mlc_arena_min_bytes() and
+				 * docs/internals.md give the costs).
 				 * Rounded up to whole buckets (a power of
 				 * two of 7-slot buckets at 80% load):
 				 * mlc_arena_info() reports the result */

@@ -99,6 +99,25 @@ align_up(uint64_t x, uint64_t a)
 	return (x + a - 1) & ~(a - 1);
 }
 
+/* The index capacity when none is asked for: the most buckets (a power of
+ * two) whose table takes at most 1/16 of the arena, as max_items that
+ * layout_compute() turns back into exactly that many.  So the index costs
+ * 3.1-6.25% of the arena (6.25% at a power-of-two size) and holds
+ * 1.1-1.4 entries per KiB of arena: values of about 48 B or more (16 B
+ * keys) fill the pages before the index, smaller ones the index first.
+ * (0.2.0 took bytes / 512, 1.6-3.1% of the arena: every entry under
+ * ~200 B met the index first, and a 256 MiB arena held 894k entries of
+ * 16 B where 2.9M fit.) */
+static uint32_t
+default_max_items(uint64_t bytes)
+{
+	uint64_t b = 1;
+
+	while (b * 2 * sizeof(struct mlc__bucket) <= bytes / 16)
+		b *= 2;
+	return (uint32_t)MLC_MIN(MLC_MAX(b * 56 / 10, 64), UINT32_C(1) << 30);
+}
+
 /* Fill in defaults and refuse what cannot work. */
 static int
 arena_options_check(struct mlc_arena_options *o)
@@ -127,8 +146,7 @@ arena_options_check(struct mlc_arena_options *o)
 	if (o->bytes > (UINT64_C(1) << 46))
 		return -EINVAL;		/* offsets are 48 bits */
 	if (o->max_items == 0)
-		o->max_items = (uint32_t)MLC_MIN(MLC_MAX(o->bytes / 512, 64),
-						 UINT32_C(1) << 30);
+		o->max_items = default_max_items(o->bytes);
 	if (o->max_items > (UINT32_C(1) << 30))
 		return -EINVAL;
 	if (o->log_cells == 0)
