@@ -149,8 +149,7 @@ struct mlc_arena_options {
 				 * of two; 0.2.0: bytes / 512), which
 				 * values of ~48 B and more (16 B keys)
 				 * do not outgrow: smaller ones want more
-				 * (mlc_arena_min_bytes() and
-				 * docs/internals.md give the costs).
+				 * (docs/internals.md, "Sizing").
 				 * Rounded up to whole buckets (a power of
 				 * two of 7-slot buckets at 80% load):
 				 * mlc_arena_info() reports the result */
