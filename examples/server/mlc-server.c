@@ -571,7 +571,8 @@ parse(struct conn *c, struct request *rq)
 	size_t hlen, clen = 0;
 	int http10;
 
-	end = c->in.len >= 4 ? memmem(p, c->in.len, "\r\n\r\n", 4) : NULL;
+	end = p != NULL && c->in.len >= 4 ?
+	      memmem(p, c->in.len, "\r\n\r\n", 4) : NULL;
 	if (end == NULL)
 		return c->in.len > MAX_HEADER ? -431 : 0;
 	hlen = (size_t)(end - p) + 4;
