@@ -778,7 +778,8 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 		mc->navoid--;
 	}
 	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0 ||
-	    mlc__alloc(a, (uint32_t)ci, &noff, &ngen) < 0)
+	    mlc__alloc(a, (uint32_t)ci, it->it_hash, !(st & MLC__ST_SMALL),
+		       &noff, &ngen) < 0)
 		goto out;
 	nit = (struct mlc__item *)(void *)(a->base + noff);
 	if (MLC__ST_STATE(ck_pr_load_32(&nit->it_state)) != MLC__ALLOC ||
@@ -794,8 +795,11 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	memcpy(nit + 1, it + 1, (size_t)it->it_klen + it->it_vlen);
 	nit->it_expire = it->it_expire;
 	nit->it_version = it->it_version;
+	/* Its probation bit as alloc.c set it (the class's count of them
+	 * includes this chunk). */
 	ck_pr_store_32(&nit->it_state, MLC__ST_MAKE(MLC__LIVE,
-						     MLC__ST_FLAGS(st)));
+						     MLC__ST_FLAGS(st)) |
+		       (ck_pr_load_32(&nit->it_state) & MLC__ST_SMALL));
 	slot_store(to, t, (uint64_t)MLC__SLOT_TAG(w) << 48 | noff);
 	if (ck_pr_load_32(&bk->bk_refs) & UINT32_C(1) << s)
 		ck_pr_or_32(&to->bk_refs, UINT32_C(1) << t);
@@ -839,6 +843,33 @@ index_move(struct mlc_arena *a, const uint32_t b[2], struct move_ctx *mc,
 							  0, NULL, 0 };
 				return true;
 			}
+		}
+	}
+	return false;
+}
+
+/* Is an entry of hash @p hash in the index now?  Only a hint, read
+ * without a lock (an overwrite's new item skips probation, alloc.c): a
+ * racing writer or a reused chunk makes it wrong at worst. */
+static bool
+table_has_hint(const struct mlc_arena *a, uint64_t hash)
+{
+	uint16_t tag = key_tag(hash);
+	uint32_t b[2], room;
+
+	key_buckets(a, hash, b);
+	for (int i = 0; i < 2; i++) {
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(
+				(uint64_t *)&a->table[b[i]].bk_slot[s]);
+			const struct mlc__item *it;
+
+			if (w == 0 || MLC__SLOT_TAG(w) != tag)
+				continue;
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+			if (it != NULL &&
+			    ck_pr_load_64((uint64_t *)&it->it_hash) == hash)
+				return true;
 		}
 	}
 	return false;
@@ -909,7 +940,8 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
 	it->it_expire = put->expire;
 	it->it_version = put->version;
-	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags));
+	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags) |
+		       (ck_pr_load_32(&it->it_state) & MLC__ST_SMALL));
 	MLC_PAUSE(PUT_CLAIMED);
 	slot_store(ref.bk, ref.s, (uint64_t)key_tag(k->hash) << 48 | off);
 	MLC_PAUSE(PUT_LINKED);
@@ -954,7 +986,8 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	if (ci < 0)
 		return ci;
 	mlc__table_prefetch(a, k->hash);
-	rc = mlc__alloc(a, (uint32_t)ci, &off, &gen);
+	rc = mlc__alloc(a, (uint32_t)ci, k->hash, table_has_hint(a, k->hash),
+			&off, &gen);
 	if (rc < 0)
 		return rc;
 	mlc__table_prefetch_items(a, k->hash);
