@@ -152,7 +152,9 @@ struct mlc_arena_options {
 				 * (docs/internals.md, "Sizing").
 				 * Rounded up to whole buckets (a power of
 				 * two of 7-slot buckets at 80% load):
-				 * mlc_arena_info() reports the result */
+				 * mlc_arena_info() reports the result.
+				 * A bucket costs 64 bytes of index and
+				 * 32 of the eviction's ghost */
 	uint32_t page_size;	/* allocator page, power of 2 in
 				 * [64 KiB, 16 MiB]; 0: 1 MiB.  The
 				 * largest item is one page. */

@@ -92,12 +92,34 @@ chunk_owned(const struct mlc_arena *a, const struct mlc__class *c,
  * this process: a new generation and the writer's stamp.  The generation
  * is stored before the state: a freer that sees ALLOC under the lock sees
  * its generation too (both stores are under the lock). */
+/* A chunk of class @p c (lock held) leaves ALLOC or LIVE (@p w: its state
+ * word): if it was on probation, the class counts one fewer. */
+static void
+small_drop(struct mlc__class *c, uint32_t w)
+{
+	if ((w & MLC__ST_SMALL) && (MLC__ST_STATE(w) == MLC__ALLOC ||
+				    MLC__ST_STATE(w) == MLC__LIVE) &&
+	    c->cl_nsmall > 0)
+		c->cl_nsmall--;
+}
+
+/* Put an ALLOC or LIVE chunk of class @p c (lock held, ownership proven)
+ * back to FREE. */
+static void
+chunk_release(struct mlc__class *c, struct mlc__item *it)
+{
+	small_drop(c, ck_pr_load_32(&it->it_state));
+	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+}
+
 static uint64_t
-chunk_take(struct mlc_arena *a, uint32_t p, struct mlc__item *it)
+chunk_take(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
+	   struct mlc__item *it)
 {
 	struct mlc__page *pg = &a->pages[p];
 	uint64_t gen = ++pg->pg_gen;	/* first: it only grows */
 
+	small_drop(c, ck_pr_load_32(&it->it_state));
 	ck_pr_store_64(&it->it_gen, gen);
 	/* Who allocated it, for a proof of death if it never links it. */
 	it->it_expire = mlc__proc_start();
@@ -169,6 +191,10 @@ ring_unlink(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
 		c->cl_hand_page = c->cl_ring;
 		c->cl_hand_chunk = 0;
 	}
+	if (c->cl_shand_page == p + 1) {
+		c->cl_shand_page = c->cl_ring;
+		c->cl_shand_chunk = 0;
+	}
 	pg->pg_next = pg->pg_prev = 0;
 }
 
@@ -207,7 +233,7 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t *off,
 	if (--pg->pg_nfree == 0)
 		partial_unlink(a, c, p);
 	*off = chunk_off(a, p, c->cl_size, idx);
-	*gen = chunk_take(a, p, it);
+	*gen = chunk_take(a, c, p, it);
 	MLC_PAUSE(ALLOC_POPPED);
 	return true;
 }
@@ -236,7 +262,9 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 
 	c->cl_ring = c->cl_partial = 0;
 	c->cl_hand_page = c->cl_hand_chunk = 0;
+	c->cl_shand_page = c->cl_shand_chunk = 0;
 	c->cl_pages = 0;
+	c->cl_nsmall = 0;
 	for (uint32_t p = 0; p < a->npages; p++) {
 		struct mlc__page *pg = &a->pages[p];
 
@@ -259,6 +287,9 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 
 			/* Anything but ALLOC or LIVE is free: a page carved
 			 * half-way holds bytes of its previous class. */
+			if ((st == MLC__ALLOC || st == MLC__LIVE) &&
+			    (ck_pr_load_32(&it->it_state) & MLC__ST_SMALL))
+				c->cl_nsmall++;
 			if (st != MLC__ALLOC && st != MLC__LIVE) {
 				ck_pr_store_32(&it->it_state,
 					       MLC__ST_MAKE(MLC__FREE, 0));
@@ -386,9 +417,9 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	else
 		ck_pr_inc_64(&a->hdr->ah_evictions);
 	if (keep) {
-		*gen = chunk_take(a, p, it);
+		*gen = chunk_take(a, c, p, it);
 	} else {
-		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		chunk_release(c, it);
 		chunk_push(a, c, p, k);
 	}
 	return true;
@@ -433,9 +464,9 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	MLC_PAUSE(ORPHAN_PROVEN);
 	ck_pr_inc_64(&a->hdr->ah_orphans);
 	if (keep) {
-		*gen = chunk_take(a, p, it);
+		*gen = chunk_take(a, c, p, it);
 	} else {
-		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		chunk_release(c, it);
 		chunk_push(a, c, p, k);
 	}
 	return true;
@@ -455,42 +486,211 @@ freq_store(struct mlc__item *it, uint32_t w, uint32_t f)
 				      f << 16);
 }
 
-/* Move the hand of class @p c one chunk; *p and *k: the chunk it was at. */
-static void
-hand_step(struct mlc_arena *a, struct mlc__class *c, uint32_t *p, uint32_t *k)
+/* ---- probation and the ghost ----------------------------------------
+ *
+ * A class's chunks are in one of two queues, told apart by the small bit
+ * of it_state, not by where they are: probation (small) and main.  A new
+ * key's item starts on probation; its own hand (the small hand) walks the
+ * page ring looking at probation items only, so it meets each about one
+ * lap of probation after it came (a new item takes a chunk just behind a
+ * hand): nearly a FIFO, as S3-FIFO's small queue.  An item read while on
+ * probation moves to main (the bit cleared); one not read is evicted, and
+ * its key goes to the ghost.  Main is the CLOCK with 2-bit frequencies
+ * that walks the same ring with the other hand, skipping probation items.
+ * Which hand evicts is decided by probation's size against its target
+ * share of the class (1% to 90%, 10% at first).
+ *
+ * The ghost remembers keys evicted lately from either queue, with the
+ * class and the queue they left and when (that queue's count of
+ * evictions).  A writer whose key left less than a class's worth of
+ * evictions ago skips probation (the key came back: it deserves main).
+ * If it left very lately (ADAPT_SPAN), it also moves the target of the
+ * class it left, as ARC does: a key evicted from probation that came back
+ * says probation is too short, one evicted from main that main is too
+ * small, both judged over the same number of evictions.  So a workload of
+ * one-time keys gets a short probation that protects main from them
+ * (S3-FIFO), and one whose popular keys change, where main's history only
+ * hurts, a long one, which is nearly a CLOCK again.
+ *
+ * Everything here but the ghost and the target is under the class lock;
+ * those two are hints written without one (lost or stale values cost hit
+ * ratio, never correctness).  Readers touch neither. */
+#define SHARE_ONE 65536u
+#define SHARE_MIN (SHARE_ONE / 100)		/* 1% */
+#define SHARE_MAX (SHARE_ONE - SHARE_ONE / 10)	/* 90% */
+#define GHOST_WAYS 8
+#define ADAPT_SPAN 20		/* ghost hits that move the target: those
+				 * back within 1/20 of the class's chunks'
+				 * evictions from their queue */
+#define ADAPT_STEP 64		/* chunks the target moves per such hit, */
+#define ADAPT_STEP_MAX (SHARE_ONE / 256)	/* up to 0.4% of the class */
+#define GH_MAIN 1u
+#define GH_CLASS(e)	(((uint32_t)(e) >> 1) & 0x7fu)
+#define GH_CHECK(e)	((uint32_t)(e) >> 8)
+
+static uint32_t
+ghost_check(uint64_t hash)
 {
-	if (c->cl_hand_page == 0 || c->cl_hand_page > a->npages ||
-	    a->pages[c->cl_hand_page - 1].pg_class !=
-		    (uint32_t)(c - a->classes) + 1) {
-		c->cl_hand_page = c->cl_ring;
-		c->cl_hand_chunk = 0;
+	return (uint32_t)(hash >> 40);
+}
+
+/* A ghost entry's age: evictions from its class's queue since. */
+static uint32_t
+ghost_age(const struct mlc_arena *a, uint64_t e)
+{
+	const struct mlc__class *c;
+
+	if (GH_CLASS(e) >= a->nclasses)
+		return UINT32_MAX;
+	c = &a->classes[GH_CLASS(e)];
+	return ck_pr_load_32((uint32_t *)((e & GH_MAIN) ? &c->cl_gone_main :
+					  &c->cl_gone_small)) -
+	       (uint32_t)(e >> 32);
+}
+
+/* Class @p c (lock held) evicted the key of hash @p hash from main if
+ * @p main, else from probation: remember it, in place of its line's
+ * oldest entry. */
+static void
+ghost_add(struct mlc_arena *a, struct mlc__class *c, uint64_t hash,
+	  bool main)
+{
+	struct mlc__ghost *g = &a->ghost[hash & a->ghost_mask];
+	uint32_t check = ghost_check(hash);
+	uint32_t *gone = main ? &c->cl_gone_main : &c->cl_gone_small;
+	uint32_t stamp = *gone + 1, oldest = 0, at = 0;
+
+	ck_pr_store_32(gone, stamp);	/* writers read it without the lock */
+	for (uint32_t i = 0; i < GHOST_WAYS; i++) {
+		uint64_t e = ck_pr_load_64(&g->gh_entry[i]);
+		uint32_t age;
+
+		if (e == 0 || GH_CHECK(e) == check) {
+			at = i;
+			break;
+		}
+		if ((age = ghost_age(a, e)) >= oldest) {
+			oldest = age;
+			at = i;
+		}
 	}
-	*p = c->cl_hand_page - 1;
-	*k = c->cl_hand_chunk;
-	if (++c->cl_hand_chunk >= c->cl_per_page) {
-		c->cl_hand_chunk = 0;
-		c->cl_hand_page = a->pages[*p].pg_next;
+	ck_pr_store_64(&g->gh_entry[at], (uint64_t)stamp << 32 | check << 8 |
+			       (uint32_t)(c - a->classes) << 1 |
+			       (main ? GH_MAIN : 0));
+}
+
+/* Take the key of hash @p hash out of the ghost: 0 if it was not there,
+ * 1 if it left probation, 2 if it left main; *@p ci: the class that
+ * evicted it (a lender's, for a borrowed chunk), *@p age: how many
+ * evictions from that queue of that class since. */
+static int
+ghost_take(struct mlc_arena *a, uint64_t hash, uint32_t *ci, uint32_t *age)
+{
+	struct mlc__ghost *g = &a->ghost[hash & a->ghost_mask];
+	uint32_t check = ghost_check(hash);
+
+	for (uint32_t i = 0; i < GHOST_WAYS; i++) {
+		uint64_t e = ck_pr_load_64(&g->gh_entry[i]);
+
+		if (e == 0 || GH_CHECK(e) != check ||
+		    GH_CLASS(e) >= a->nclasses)
+			continue;
+		*ci = GH_CLASS(e);
+		*age = ghost_age(a, e);
+		ck_pr_cas_64(&g->gh_entry[i], e, 0);
+		return (e & GH_MAIN) ? 2 : 1;
+	}
+	return 0;
+}
+
+/* Chunks of class @p c (lock held) that probation should hold now. */
+static uint64_t
+small_target(const struct mlc__class *c)
+{
+	uint32_t share = MLC_MIN(MLC_MAX(ck_pr_load_32(
+		(uint32_t *)&c->cl_small_share), SHARE_MIN), SHARE_MAX);
+
+	return (uint64_t)c->cl_pages * c->cl_per_page * share / SHARE_ONE;
+}
+
+/* A ghost hit of a key that left class @p c lately: move probation's
+ * target by ADAPT_STEP chunks of the class (at most ADAPT_STEP_MAX), up if
+ * the key left probation, down if it left main.  Without a lock (a lost
+ * update is a lost hint). */
+static void
+small_adapt(struct mlc__class *c, int hit)
+{
+	uint64_t chunks = (uint64_t)ck_pr_load_32(&c->cl_pages) *
+			  ck_pr_load_32(&c->cl_per_page);
+	uint32_t step = (uint32_t)MLC_MIN((uint64_t)ADAPT_STEP * SHARE_ONE /
+					  MLC_MAX(chunks, 1), ADAPT_STEP_MAX) + 1;
+	uint32_t s = ck_pr_load_32(&c->cl_small_share);
+
+	if (hit == 1)
+		s = MLC_MIN(s + step, SHARE_MAX);
+	else
+		s = s > SHARE_MIN + step ? s - step : SHARE_MIN;
+	ck_pr_store_32(&c->cl_small_share, s);
+}
+
+/* The chunk at @p off, just allocated from class @p c (lock held, ALLOC,
+ * not yet handed to its writer): on probation if @p small. */
+static void
+admit(struct mlc_arena *a, struct mlc__class *c, uint64_t off, bool small)
+{
+	struct mlc__item *it = (struct mlc__item *)(void *)(a->base + off);
+
+	if (!small)
+		return;
+	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__ALLOC, 0) |
+				      MLC__ST_SMALL);
+	MLC_PAUSE(ALLOC_SMALL);
+	c->cl_nsmall++;
+}
+
+/* Move a hand of class @p c (*@p hp, *@p hk: page index + 1, chunk) one
+ * chunk; *p and *k: the chunk it was at. */
+static void
+hand_step(struct mlc_arena *a, struct mlc__class *c, uint32_t *hp,
+	  uint32_t *hk, uint32_t *p, uint32_t *k)
+{
+	if (*hp == 0 || *hp > a->npages ||
+	    a->pages[*hp - 1].pg_class != (uint32_t)(c - a->classes) + 1) {
+		*hp = c->cl_ring;
+		*hk = 0;
+	}
+	*p = *hp - 1;
+	*k = *hk;
+	if (++*hk >= c->cl_per_page) {
+		*hk = 0;
+		*hp = a->pages[*p].pg_next;
 	}
 }
 
-/* Advance the CLOCK hand of class @p c (lock held) until it frees a chunk
- * for the caller.  Expired, purged and over-quota negative entries go at
- * once.  Otherwise the hand keeps a 2-bit frequency per item (S3-FIFO's
- * main queue, on a CLOCK): an item read since the last pass (its bucket's
- * reference bit) gains one and stays; one not read loses one and stays;
- * one at zero is the victim (unless @p force: then the first live item).
- * Before evicting it the sweep looks LOOKAHEAD chunks further for a
- * reclaimable entry, without touching their bits, so expired entries go
- * first; the hand then stands just past the victim. */
+/* Advance one hand of class @p c (lock held; @p small: the probation
+ * hand, else main's) until it frees a chunk for the caller.  Expired,
+ * purged and over-quota negative entries go at once, whichever queue
+ * they are in.  Otherwise the hand looks at its own queue's items only.
+ * Probation: an item read since it came (its bucket's reference bit)
+ * moves to main; one not read is the victim.  Main keeps a 2-bit
+ * frequency per item (S3-FIFO's main queue, on a CLOCK): an item read
+ * since the last pass gains one and stays; one not read loses one and
+ * stays; one at zero is the victim.  With @p force, the first live item
+ * of the queue is.  Before evicting the victim the sweep looks LOOKAHEAD
+ * chunks further for a reclaimable entry, without touching their bits,
+ * so expired entries go first; the hand then stands just past the
+ * victim, whose key goes to the ghost. */
 static bool
-class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
-	    bool force, uint64_t *off, uint64_t *genp)
+queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
+	    bool force, bool small, uint64_t *off, uint64_t *genp)
 {
 	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page *
 				  (FREQ_MAX + 2) + 1, SWEEP_MAX);
+	uint32_t *hpp = small ? &c->cl_shand_page : &c->cl_hand_page;
+	uint32_t *hkp = small ? &c->cl_shand_chunk : &c->cl_hand_chunk;
 	uint32_t cp = 0, ck = 0, cw = 0, hp = 0, hk = 0;
 	uint64_t cand_at = UINT64_MAX;
-	uint64_t gen;
+	uint64_t gen, hash;
 
 	for (uint64_t i = 0; i < budget && c->cl_ring != 0; i++) {
 		uint32_t p, k, w, f;
@@ -498,7 +698,7 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 
 		if (cand_at != UINT64_MAX && i - cand_at > LOOKAHEAD)
 			break;
-		hand_step(a, c, &p, &k);
+		hand_step(a, c, hpp, hkp, &p, &k);
 		if (k >= c->cl_per_page)
 			continue;
 		it = chunk_item(a, p, c->cl_size, k);
@@ -523,8 +723,21 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 				goto got;
 			continue;
 		}
+		if (!(w & MLC__ST_SMALL) != !small)
+			continue;	/* the other hand's */
 		f = ST_FREQ(w);
-		if (mlc__table_ref_take(a, it, chunk_off(a, p, c->cl_size, k))) {
+		if (small) {
+			if (!force && mlc__table_ref_take(a, it,
+					chunk_off(a, p, c->cl_size, k))) {
+				/* Read on probation: to main, from 0. */
+				freq_store(it, w & ~MLC__ST_SMALL, 0);
+				MLC_PAUSE(SWEEP_PROMOTED);
+				if (c->cl_nsmall > 0)
+					c->cl_nsmall--;
+				continue;
+			}
+		} else if (mlc__table_ref_take(a, it,
+					       chunk_off(a, p, c->cl_size, k))) {
 			if (f < FREQ_MAX)
 				freq_store(it, w, f + 1);
 			if (!force)
@@ -534,13 +747,13 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 			continue;
 		}
 		cp = p, ck = k, cw = ck_pr_load_32(&it->it_state);
-		hp = c->cl_hand_page, hk = c->cl_hand_chunk;
+		hp = *hpp, hk = *hkp;
 		cand_at = i;
 		continue;
 got:
 		if (cand_at != UINT64_MAX) {
-			c->cl_hand_page = hp;
-			c->cl_hand_chunk = hk;
+			*hpp = hp;
+			*hkp = hk;
 		}
 		*off = chunk_off(a, p, c->cl_size, k);
 		*genp = gen;
@@ -549,14 +762,29 @@ got:
 	}
 	if (cand_at == UINT64_MAX)
 		return false;
-	c->cl_hand_page = hp;
-	c->cl_hand_chunk = hk;
+	*hpp = hp;
+	*hkp = hk;
+	hash = ck_pr_load_64(&chunk_item(a, cp, c->cl_size, ck)->it_hash);
 	if (!evict_live(a, c, cp, ck, cw, true, now, &gen))
 		return false;
+	ghost_add(a, c, hash, !small);
 	*off = chunk_off(a, cp, c->cl_size, ck);
 	*genp = gen;
 	c->cl_evictions++;
 	return true;
+}
+
+/* Free a chunk of class @p c (lock held) for the caller: from probation
+ * if it holds more than its target, else from main; from the other if
+ * that one has nothing to give. */
+static bool
+class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
+	    bool force, uint64_t *off, uint64_t *genp)
+{
+	bool small = c->cl_nsmall > small_target(c);
+
+	return queue_sweep(a, c, now, force, small, off, genp) ||
+	       queue_sweep(a, c, now, force, !small, off, genp);
 }
 
 /* Does class @p c own fewer pages than its share of recent demand? */
@@ -809,7 +1037,7 @@ mlc__class_for(const struct mlc_arena *a, size_t bytes)
  * worth one. */
 static bool
 alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
-	     bool force, uint64_t *off, uint64_t *gen)
+	     bool force, bool small, uint64_t *off, uint64_t *gen)
 {
 	for (uint32_t j = ci + 1; j < a->nclasses &&
 	     a->class_size[j] <= (uint64_t)ratio * a->class_size[ci]; j++) {
@@ -822,6 +1050,8 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
 			return false;
 		ok = chunk_pop(a, c, off, gen) ||
 		     (c->cl_pages > 0 && class_sweep(a, c, now, force, off, gen));
+		if (ok)
+			admit(a, c, *off, small);
 		mlc__lock_give(&c->cl_lock);
 		/* The lender's pages hold the borrower's items: its demand
 		 * counts them too, or it would be squeezed for lending. */
@@ -832,7 +1062,12 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
 	return false;
 }
 
-/* Allocate a chunk of class @p ci: its free list, the pool, a page moved
+/* Allocate a chunk of class @p ci for the key of hash @p hash (@p known:
+ * an entry of it is in the index, or being moved there) and decide its
+ * queue (probation and the ghost, above): main for a known key or one the
+ * ghost remembers, probation for the rest.
+ *
+ * The chunk comes from its free list, the pool, a page moved
  * from a class with more than its share of recent demand (when its own
  * demand is worth another page), its own CLOCK victim.  A class without
  * pages whose demand is not worth one borrows a chunk of a larger class
@@ -840,13 +1075,29 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
  * only when no class that close owns one.  The chunk comes back ALLOC;
  * its writer links it or frees it. */
 int
-mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
+mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
+	   uint64_t *off, uint64_t *gen)
 {
 	struct mlc__class *c = &a->classes[ci];
 	uint64_t now = mlc__now_ms();
-	int rc;
+	bool small = true;
+	uint32_t age, gi;
+	int rc, hit;
 
 	demand_note(a, c);
+	if ((hit = ghost_take(a, hash, &gi, &age)) != 0) {
+		struct mlc__class *g = &a->classes[gi];
+		uint64_t chunks = (uint64_t)ck_pr_load_32(&g->cl_pages) *
+				  ck_pr_load_32(&g->cl_per_page);
+		/* A key back within the ghost's span deserves main; one back
+		 * soon says the queue it left should have kept it. */
+		if (age <= MLC_MAX(chunks, 64))
+			small = false;
+		if (age <= chunks / ADAPT_SPAN)
+			small_adapt(g, hit);
+	}
+	if (known)
+		small = false;
 	for (int attempt = 0; attempt < ALLOC_ATTEMPTS; attempt++) {
 		bool force = attempt >= FORCE_AFTER, ok, zero, wants, steal;
 		enum steal_mode mode;
@@ -855,7 +1106,7 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
 		wants = class_wants_page(a, c);
 		if (zero && !wants &&
 		    alloc_borrow(a, ci, attempt == 0 ? 2 : UINT32_MAX, now,
-				 force, off, gen))
+				 force, small, off, gen))
 			return 0;
 		mode = wants ? STEAL_WANTED :
 		       zero && attempt < 2 ? STEAL_COURTESY : STEAL_ANY;
@@ -885,6 +1136,8 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t *off, uint64_t *gen)
 		}
 		if (!ok && c->cl_pages > 0 && (attempt > 0 || !steal))
 			ok = class_sweep(a, c, now, force, off, gen);
+		if (ok)
+			admit(a, c, *off, small);
 		mlc__lock_give(&c->cl_lock);
 		if (ok)
 			return 0;
@@ -928,7 +1181,7 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 	MLC_PAUSE(FREE_LOCKED);
 	it = chunk_owned(a, c, p, off, state, gen);
 	if (it != NULL) {
-		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
+		chunk_release(c, it);
 		chunk_push(a, c, p, (uint32_t)(((off - a->pages_off) &
 					       (a->page_size - 1)) / c->cl_size));
 	} else {

@@ -193,6 +193,7 @@ layout_sig(void)
 		offsetof(struct mlc__hdr, ah_items),
 		offsetof(struct mlc__class, cl_size),
 		offsetof(struct mlc__class, cl_moves_out), sizeof(void *),
+		sizeof(struct mlc__ghost),
 		MLC_CACHELINE, MLC__SLOTS,
 		sizeof(struct mlc__proc), offsetof(struct mlc__hdr, ah_procs),
 		MLC__PROCS,
@@ -256,6 +257,8 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	off += (uint64_t)h->ah_nstripes * sizeof(struct mlc__lock);
 	h->ah_table_off = off;
 	off += nbuckets * sizeof(struct mlc__bucket);
+	h->ah_ghost_off = off;
+	off += MLC__GHOST_LINES(nbuckets) * sizeof(struct mlc__ghost);
 	h->ah_classes_off = off;
 	off += (uint64_t)n * sizeof(struct mlc__class);
 	npages_max = bytes / page_size;
@@ -580,6 +583,7 @@ arena_build(char *base, const struct mlc__hdr *cfg)
 			return rc;
 		cl[i].cl_size = h->ah_class_size[i];
 		cl[i].cl_per_page = h->ah_page_size / h->ah_class_size[i];
+		cl[i].cl_small_share = MLC__SMALL_SHARE_INIT;
 	}
 	/* Every page starts in the pool, as a singly linked list. */
 	pg = (struct mlc__page *)(void *)(base + h->ah_pagedesc_off);
@@ -782,6 +786,8 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 	a->stripes = (struct mlc__lock *)(void *)(base + h->ah_stripes_off);
 	a->table = (struct mlc__bucket *)(void *)(base + h->ah_table_off);
 	a->classes = (struct mlc__class *)(void *)(base + h->ah_classes_off);
+	a->ghost = (struct mlc__ghost *)(void *)(base + h->ah_ghost_off);
+	a->ghost_mask = (uint32_t)MLC__GHOST_LINES(h->ah_nbuckets) - 1;
 	a->pages = (struct mlc__page *)(void *)(base + h->ah_pagedesc_off);
 	a->ns = (struct mlc__ns *)(void *)(base + h->ah_ns_off);
 	a->nsstats = (struct mlc__ns_stats *)(void *)(base + h->ah_nsstats_off);

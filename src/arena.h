@@ -9,6 +9,7 @@
  *                   the table of attached processes: up to 8192 bytes)
  *   stripes_off     nstripes x struct mlc__lock    (index writer locks)
  *   table_off       nbuckets x struct mlc__bucket  (the index)
+ *   ghost_off       nbuckets / 2 x struct mlc__ghost (evicted keys)
  *   classes_off     nclasses x struct mlc__class   (size classes)
  *   pagedesc_off    npages   x struct mlc__page    (page descriptors)
  *   ns_off          max_ns   x struct mlc__ns      (namespaces)
@@ -28,7 +29,7 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 4			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 5			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128
@@ -84,10 +85,14 @@ struct mlc__bucket {
  * after they validated.  Their CLOCK reference bits live in the bucket
  * (bk_refs), which is never anything but bits. */
 struct mlc__item {
-	uint32_t it_state;	/* state:8 | flags:8 | freq:2 | spare:14.
-				 * freq: the CLOCK sweep's count (alloc.c),
-				 * written only by it, under the class lock,
-				 * while LIVE; 0 when linked */
+	uint32_t it_state;	/* state:8 | flags:8 | freq:2 | small:1 |
+				 * spare:13.  freq: the CLOCK sweep's count
+				 * (alloc.c), written only by it, under the
+				 * class lock, while LIVE; 0 when linked.
+				 * small: on probation (alloc.c), set with
+				 * ALLOC under the class lock, kept by the
+				 * writer when it links, cleared by the
+				 * sweep (class lock, LIVE) */
 	uint16_t it_klen;
 	uint16_t it_ns;		/* namespace index */
 	uint64_t it_gen;	/* chunk generation (see above) */
@@ -116,10 +121,11 @@ enum mlc__item_flags {
 #define MLC__ST_STATE(s)	((s) & 0xffu)
 #define MLC__ST_FLAGS(s)	(((s) >> 8) & 0xffu)
 #define MLC__ST_MAKE(st, fl)	((uint32_t)(st) | ((uint32_t)(fl) << 8))
+#define MLC__ST_SMALL		(UINT32_C(1) << 18)	/* on probation */
 
 
-/* A size class: its lock guards its pages' free lists, its page ring and
- * its CLOCK hand. */
+/* A size class: its lock guards its pages' free lists, its page ring,
+ * its two CLOCK hands and its count of chunks on probation. */
 struct mlc__class {
 	struct mlc__lock cl_lock;
 	alignas(MLC_CACHELINE) uint32_t cl_size;	/* chunk bytes */
@@ -135,6 +141,16 @@ struct mlc__class {
 	uint64_t cl_evictions;
 	uint64_t cl_moves_in;	/* pages moved here from another class */
 	uint64_t cl_moves_out;	/* pages moved away (to a class or pool) */
+	/* Probation (alloc.c): the small hand, the number of ALLOC or LIVE
+	 * chunks whose it_state has the small bit (class lock; a rebuild
+	 * recounts it), and probation's target share of the class's chunks
+	 * in 1/65536 (a hint, moved by ghost hits without a lock). */
+	alignas(MLC_CACHELINE) uint32_t cl_shand_page;
+	uint32_t cl_shand_chunk;
+	uint32_t cl_nsmall;
+	uint32_t cl_small_share;
+	uint32_t cl_gone_small;	/* evictions from probation (class lock): */
+	uint32_t cl_gone_main;	/* ... and from main: ghost stamps */
 };
 
 enum mlc__class_flags {
@@ -145,6 +161,21 @@ enum mlc__class_flags {
 	 * pages between small classes).  Cleared when it has no page. */
 	MLC__CL_COURTESY = 1,
 };
+
+/* The ghost (alloc.c): keys the sweep evicted lately, so that a key
+ * written again soon after goes past probation.  Lines of 8 entries,
+ * a key's line picked by its hash; an entry is stamp:32 | check:24 |
+ * class:7 | main:1 (0: empty): main set if it left the main CLOCK rather
+ * than probation, stamp its class's cl_gone_main or cl_gone_small then.
+ * Written by sweeps under their class locks and cleared by writers that
+ * find their key, all without any other lock: every entry is one word,
+ * stored whole, and only a hint (a lost or wrong entry costs at most one
+ * misplaced item).  Readers never touch it. */
+struct mlc__ghost {
+	alignas(MLC_CACHELINE) uint64_t gh_entry[8];
+};
+#define MLC__GHOST_LINES(nbuckets)	((nbuckets) > 2 ? (nbuckets) / 2 : 1)
+#define MLC__SMALL_SHARE_INIT	6554	/* 10% of 65536 */
 
 /* A page descriptor.  pg_class and the lists change under the owning
  * class's lock (or the pool lock while the page is in the pool). */
@@ -283,7 +314,7 @@ struct mlc__hdr {
 	uint64_t ah_table_off;
 	uint64_t ah_classes_off;
 	uint64_t ah_pagedesc_off;
-	uint64_t ah_spare;	/* 0: free for a later format */
+	uint64_t ah_ghost_off;	/* nbuckets / 2 ghost lines (alloc.c) */
 	uint64_t ah_ns_off;
 	uint64_t ah_nsstats_off;
 	uint64_t ah_log_off;
@@ -340,6 +371,8 @@ _Static_assert(sizeof(struct mlc__hdr) <= MLC__HDR_BYTES, "header too big");
 _Static_assert(sizeof(struct mlc__bucket) == MLC_CACHELINE, "bucket = line");
 _Static_assert(sizeof(struct mlc__item) == MLC__ITEM_HDR, "item header");
 _Static_assert(sizeof(struct mlc__page) == 40, "page descriptor");
+_Static_assert(sizeof(struct mlc__ghost) == MLC_CACHELINE, "ghost line");
+_Static_assert(sizeof(struct mlc__class) == 3 * MLC_CACHELINE, "class");
 _Static_assert(sizeof(struct mlc__ns) == 64, "namespace entry");
 _Static_assert(sizeof(struct mlc__log_cell) == 32, "log cell");
 _Static_assert(sizeof(struct mlc__ns_stats) == 256, "namespace counters");

@@ -36,6 +36,7 @@ struct mlc_arena {
 	struct mlc__lock *stripes;
 	struct mlc__bucket *table;
 	struct mlc__class *classes;
+	struct mlc__ghost *ghost;
 	struct mlc__page *pages;
 	struct mlc__ns *ns;
 	struct mlc__ns_stats *nsstats;
@@ -48,6 +49,7 @@ struct mlc_arena {
 	uint64_t pages_end;	/* offset just past the last page */
 	uint64_t seed;
 	uint32_t bucket_mask;
+	uint32_t ghost_mask;	/* ghost lines - 1 */
 	uint32_t stripe_mask;
 	uint32_t log_cells;	/* sizes of the shared tables, as validated */
 	uint32_t flight_slots;	/* at attach: never re-read from the arena */
@@ -189,8 +191,8 @@ struct mlc__item *mlc__item_at(const struct mlc_arena *a, uint64_t off,
 
 /* alloc.c */
 int mlc__class_for(const struct mlc_arena *a, size_t bytes);
-int mlc__alloc(struct mlc_arena *a, uint32_t cls, uint64_t *off,
-	       uint64_t *gen);
+int mlc__alloc(struct mlc_arena *a, uint32_t cls, uint64_t hash, bool known,
+	       uint64_t *off, uint64_t *gen);
 void mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state,
 	       uint64_t gen);
 bool mlc__item_reclaimable(const struct mlc_arena *a,

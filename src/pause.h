@@ -31,6 +31,10 @@
 	/* the allocator (alloc.c) */ \
 	X(FREE_LOCKED)		/* class lock held, chunk not checked */ \
 	X(ALLOC_POPPED)		/* chunk ALLOC and stamped, lock held */ \
+	X(ALLOC_SMALL)		/* chunk marked for probation, not yet
+				 * counted, lock held */ \
+	X(SWEEP_PROMOTED)	/* item moved to main, not yet uncounted,
+				 * lock held */ \
 	X(CARVE_MARKED)		/* page marked carving, chunks not made */ \
 	X(EVICT_UNLINKED)	/* a victim unlinked, not freed */ \
 	X(PAGE_DRAINED)		/* a page emptied, not yet moved */ \

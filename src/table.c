@@ -832,7 +832,9 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	}
 	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0)
 		goto out;
-	if (move_alloc_fails() || mlc__alloc(a, (uint32_t)ci, &noff, &ngen) < 0) {
+	if (move_alloc_fails() ||
+	    mlc__alloc(a, (uint32_t)ci, it->it_hash, !(st & MLC__ST_SMALL),
+		       &noff, &ngen) < 0) {
 		ok = -1;
 		goto out;
 	}
@@ -850,9 +852,12 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	nit->it_vlen = it->it_vlen;
 	nit->it_nsgen = it->it_nsgen;
 	memcpy(nit + 1, it + 1, (size_t)it->it_klen + it->it_vlen);
-	/* LIVE before the stamp is overwritten (see put_linked()). */
+	/* LIVE before the stamp is overwritten (see put_linked()), with
+	 * its probation bit as alloc.c set it (the class's count of them
+	 * includes this chunk). */
 	ck_pr_store_32(&nit->it_state, MLC__ST_MAKE(MLC__LIVE,
-						     MLC__ST_FLAGS(st)));
+						     MLC__ST_FLAGS(st)) |
+		       (ck_pr_load_32(&nit->it_state) & MLC__ST_SMALL));
 	ck_pr_fence_store();
 	nit->it_expire = it->it_expire;
 	nit->it_version = it->it_version;
@@ -902,6 +907,33 @@ index_move(struct mlc_arena *a, const uint32_t b[2], struct move_ctx *mc,
 							  0, NULL, 0 };
 				return true;
 			}
+		}
+	}
+	return false;
+}
+
+/* Is an entry of hash @p hash in the index now?  Only a hint, read
+ * without a lock (an overwrite's new item skips probation, alloc.c): a
+ * racing writer or a reused chunk makes it wrong at worst. */
+static bool
+table_has_hint(const struct mlc_arena *a, uint64_t hash)
+{
+	uint16_t tag = key_tag(hash);
+	uint32_t b[2], room;
+
+	key_buckets(a, hash, b);
+	for (int i = 0; i < 2; i++) {
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(
+				(uint64_t *)&a->table[b[i]].bk_slot[s]);
+			const struct mlc__item *it;
+
+			if (w == 0 || MLC__SLOT_TAG(w) != tag)
+				continue;
+			it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
+			if (it != NULL &&
+			    ck_pr_load_64((uint64_t *)&it->it_hash) == hash)
+				return true;
 		}
 	}
 	return false;
@@ -975,7 +1007,8 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	 * by its stamp, and a stamp half overwritten by a writer stopped
 	 * here would prove a live writer dead (alloc.c: orphaned()).  A
 	 * LIVE chunk is left alone while its stripes are held (ours). */
-	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags));
+	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags) |
+		       (ck_pr_load_32(&it->it_state) & MLC__ST_SMALL));
 	ck_pr_fence_store();
 	MLC_PAUSE(PUT_LIVE);
 	it->it_expire = put->expire;
@@ -1024,7 +1057,8 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	if (ci < 0)
 		return ci;
 	mlc__table_prefetch(a, k->hash);
-	rc = mlc__alloc(a, (uint32_t)ci, &off, &gen);
+	rc = mlc__alloc(a, (uint32_t)ci, k->hash, table_has_hint(a, k->hash),
+			&off, &gen);
 	if (rc < 0)
 		return rc;
 	mlc__table_prefetch_items(a, k->hash);

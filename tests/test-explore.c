@@ -23,8 +23,9 @@
  *
  * Readers never block: a read that does not return within 2 s while A is
  * stopped is a hang.  Writers may block on a lock A holds, but only when P
- * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED, DEL_UNLINKED, FREE_LOCKED,
- * ALLOC_POPPED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED, ORPHAN_PROVEN):
+ * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED,
+ * DEL_UNLINKED, FREE_LOCKED, ALLOC_POPPED, ALLOC_SMALL, SWEEP_PROMOTED,
+ * CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED, ORPHAN_PROVEN):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
  * 130 ms later (A still stopped), and once more when everything is done.
@@ -177,6 +178,8 @@ work_of(int p)
 	case MLC__P_PAGE_DRAINED:
 		return W_MOVE;
 	case MLC__P_EVICT_UNLINKED:
+	case MLC__P_ALLOC_SMALL:
+	case MLC__P_SWEEP_PROMOTED:
 		return W_EVICT;
 	case MLC__P_MOVE_LINKED:
 		return W_INDEX;
@@ -209,6 +212,8 @@ in_lock(int p)
 	case MLC__P_ALLOC_POPPED:
 	case MLC__P_CARVE_MARKED:
 	case MLC__P_EVICT_UNLINKED:
+	case MLC__P_ALLOC_SMALL:
+	case MLC__P_SWEEP_PROMOTED:
 	case MLC__P_PAGE_DRAINED:
 	case MLC__P_ORPHAN_PROVEN:
 		return true;
@@ -936,26 +941,70 @@ repair_locks(void)
 			 * rebuilds the class), then counts a stale free. */
 			off = a->pages_off + ((uint64_t)p << a->page_shift);
 			mlc__free(a, off, MLC__LIVE, UINT64_MAX);
-		} else if (mlc__alloc(a, ci, &off, &gen) == 0) {
+		} else if (mlc__alloc(a, ci, 0, false, &off, &gen) == 0) {
 			mlc__free(a, off, MLC__ALLOC, gen);
 		}
 	}
 	if (owner_died(&a->hdr->ah_pool_lock) &&
-	    mlc__alloc(a, a->nclasses - 1, &off, &gen) == 0)
+	    mlc__alloc(a, a->nclasses - 1, 0, false, &off, &gen) == 0)
 		mlc__free(a, off, MLC__ALLOC, gen);
+}
+
+/* Each class's count of chunks on probation (alloc.c) against its
+ * chunks, with nothing running: the first class that differs, or -1. */
+static int
+small_count_check(uint32_t *counted, uint32_t *said)
+{
+	struct mlc_arena *a = arena;
+
+	for (uint32_t ci = 0; ci < a->nclasses; ci++) {
+		uint32_t n = 0, size = a->class_size[ci];
+
+		for (uint32_t p = 0; p < a->npages; p++) {
+			if (ck_pr_load_32(&a->pages[p].pg_class) != ci + 1)
+				continue;
+			for (uint32_t k = 0; k < a->page_size / size; k++) {
+				const struct mlc__item *it = (const void *)(
+					a->base + a->pages_off +
+					((uint64_t)p << a->page_shift) +
+					(uint64_t)k * size);
+				uint32_t w = ck_pr_load_32(
+					(uint32_t *)&it->it_state);
+
+				if ((MLC__ST_STATE(w) == MLC__ALLOC ||
+				     MLC__ST_STATE(w) == MLC__LIVE) &&
+				    (w & MLC__ST_SMALL))
+					n++;
+			}
+		}
+		if (n != ck_pr_load_32(&a->classes[ci].cl_nsmall)) {
+			*counted = n;
+			*said = ck_pr_load_32(&a->classes[ci].cl_nsmall);
+			return (int)ci;
+		}
+	}
+	return -1;
 }
 
 static void
 arena_check(void)
 {
 	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
-	int rc = mlc_arena_check(arena, &rep);
+	int rc = mlc_arena_check(arena, &rep), ci;
+	uint32_t counted = 0, said = 0;
 
 	if (rc != 0 && rn->check_rc == 0) {
 		rn->check_rc = rc;
 		snprintf(rn->check_msg, sizeof(rn->check_msg),
 			 "mlc_arena_check: %s, %u problems, first: %s",
 			 mlc_strerror(rc), rep.problems, rep.first_problem);
+	}
+	ci = small_count_check(&counted, &said);
+	if (ci >= 0 && rn->check_rc == 0) {
+		rn->check_rc = MLC_ECORRUPT;
+		snprintf(rn->check_msg, sizeof(rn->check_msg),
+			 "class %d counts %u chunks on probation, has %u", ci,
+			 said, counted);
 	}
 }
 
