@@ -86,7 +86,7 @@ extern "C" {
  * library actually loaded: `#if MLC_VERSION_NUMBER >= 0x000200`.
  */
 #define MLC_VERSION_MAJOR 0
-#define MLC_VERSION_MINOR 2
+#define MLC_VERSION_MINOR 3
 #define MLC_VERSION_PATCH 0
 #define MLC_VERSION_NUMBER \
 	((MLC_VERSION_MAJOR << 16) | (MLC_VERSION_MINOR << 8) | MLC_VERSION_PATCH)
