@@ -1085,7 +1085,8 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 	int rc, hit;
 
 	demand_note(a, c);
-	if ((hit = ghost_take(a, hash, &gi, &age)) != 0) {
+	/* A known key goes to main whatever the ghost says: no look. */
+	if (!known && (hit = ghost_take(a, hash, &gi, &age)) != 0) {
 		struct mlc__class *g = &a->classes[gi];
 		uint64_t chunks = (uint64_t)ck_pr_load_32(&g->cl_pages) *
 				  ck_pr_load_32(&g->cl_per_page);

@@ -351,6 +351,8 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 	uint64_t now;
 	int r, rc;
 
+	/* The store's lines come in while the loader runs. */
+	mlc__table_prefetch_put(c->a, k->hash);
 	r = run_loader(c, k, loader, arg, &ld);
 	MLC_PAUSE(LOAD_RETURNED);
 	now = mlc__now_ms();

@@ -229,7 +229,7 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	if (neg ? (data != NULL || len != 0) : (data == NULL && len != 0))
 		return mlc__set_err(c, -EINVAL);
 	key_make(c, key, key_len, &k);
-	mlc__table_prefetch(c->a, k.hash);	/* under the clock and log */
+	mlc__table_prefetch_put(c->a, k.hash);	/* under the clock and log */
 	now = mlc__now_ms();
 	key_l2(c, &k);
 	rc = mlc__l2_store(c, &k, data, len, neg ? MLC__IT_NEG : 0,
