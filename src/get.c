@@ -195,10 +195,10 @@ get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
 	int rc;
 
 	key_l2(c, k);
-	/* A get that may load may store: its buckets and ghost line come
-	 * in beside the lookup's own misses, not after them. */
+	/* A get that may load may store: the ghost line its allocation
+	 * reads comes in beside the lookup's own misses, not after. */
 	if (loader != NULL)
-		mlc__table_prefetch_put(c->a, k->hash);
+		mlc__table_prefetch_ghost(c->a, k->hash);
 	rc = mlc__l2_read(c, k, &e);
 	if (rc == 0 && !ent_expired(e, now))
 		return mlc__l2_hit(c, e, now, value);

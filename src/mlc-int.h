@@ -170,6 +170,7 @@ int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		      uint64_t expect, uint64_t *version);
 void mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_put(const struct mlc_arena *a, uint64_t hash);
+void mlc__table_prefetch_ghost(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_key_stripes(const struct mlc_arena *a, uint64_t hash,
 			    uint32_t s[2]);

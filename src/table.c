@@ -1155,13 +1155,20 @@ mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash)
 	__builtin_prefetch(&a->table[b[1]]);
 }
 
-/* A store's loads, started early: the two buckets, and the ghost line
- * the allocation of a new key looks at (alloc.c). */
+/* The ghost line the allocation for a new key of hash @p hash looks at
+ * (alloc.c). */
+void
+mlc__table_prefetch_ghost(const struct mlc_arena *a, uint64_t hash)
+{
+	__builtin_prefetch(&a->ghost[hash & a->ghost_mask]);
+}
+
+/* A store's loads, started early: the two buckets and the ghost line. */
 void
 mlc__table_prefetch_put(const struct mlc_arena *a, uint64_t hash)
 {
 	mlc__table_prefetch(a, hash);
-	__builtin_prefetch(&a->ghost[hash & a->ghost_mask]);
+	mlc__table_prefetch_ghost(a, hash);
 }
 
 void
