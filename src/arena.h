@@ -29,7 +29,7 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 5			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 6			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128
@@ -361,6 +361,11 @@ struct mlc__hdr {
 							 * no free entry */
 	uint64_t ah_procs_pruned;	/* entries of dead processes freed */
 	alignas(MLC_CACHELINE) struct mlc__proc ah_procs[MLC__PROCS];
+
+	/* Live: flight claims in their window (flight.c), per process entry
+	 * (same index as ah_procs), and of processes that have none. */
+	alignas(MLC_CACHELINE) uint32_t ah_claiming[MLC__PROCS];
+	uint32_t ah_claiming_unlisted;
 };
 
 _Static_assert(offsetof(struct mlc__hdr, ah_seed) == 16, "arena ABI moved");

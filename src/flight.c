@@ -14,12 +14,13 @@
  * pid namespace, lease deadline) and stores fs_pub = its generation last.
  * A waiter judges an owner only on fields whose fs_pub is the word's
  * generation, read between two loads of an unchanged word; so it never
- * mixes a new owner's token with an old owner's start time.  An owner not
- * published CLAIM_GRACE_MS after the waiter joined (its claimer or thief
- * died, or stopped, between the CAS and the stores) may be taken over,
- * like an owner past its lease: the generation bump fences the late owner
- * out, so the worst a stopped owner causes is a second load, never a
- * stale store.
+ * mixes a new owner's token with an old owner's start time.  Between its
+ * CAS and its publication a winner is counted in its process's claiming
+ * counter (procs.c); an owner not published CLAIM_GRACE_MS after the waiter
+ * joined is taken over only if no live process is counted (it died between
+ * the two steps), or once the waiter's lease has passed (it is stopped
+ * there).  The generation bump fences a late owner out, so the worst a
+ * stopped owner causes is a second load, never a stale store.
  *
  * Waiters count themselves in fs_waiters and sleep on the slot's ck_ec32
  * event word with a *shared* futex (private futexes do not wake other
@@ -30,8 +31,9 @@
  * SLICE_MS to check the owner: past its lease, or proven dead (proc.c), it
  * is taken over by a CAS of the word to the next generation.
  *
- * Dying anywhere leaves a recoverable slot: before the claim CAS, nothing;
- * between it and the publication, an unpublished owner (grace); after,
+ * Dying anywhere leaves a recoverable slot: before the claim CAS, a dead
+ * process's claiming counter (ignored); between it and the publication,
+ * an unpublished owner of a dead process (grace); after,
  * a published owner whose death is proven; after the release CAS, a free
  * slot.
  */
@@ -173,7 +175,8 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 		    struct mlc__fl *f)
 {
 	uint64_t tag = key_tag(hash);
-	uint32_t c[2];
+	uint32_t c[2], *claiming;
+	int rc = 0;
 
 	memset(f, 0, sizeof(*f));
 	f->hash = hash;
@@ -186,6 +189,9 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 			return 0;
 		}
 	}
+	claiming = mlc__procs_claiming_word(a);
+	ck_pr_inc_32(claiming);
+	ck_pr_fence_atomic();		/* counted in, then the CAS */
 	for (int i = 0; i < 2; i++) {
 		struct mlc__flight_slot *sl = slot_of(a, c[i]);
 		uint64_t w = ck_pr_load_64(&sl->fs_word), mine;
@@ -196,7 +202,7 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 		if (!ck_pr_cas_64_value(&sl->fs_word, w, mine, &w)) {
 			if (MLC__FW_TAG(w) == tag) {	/* a twin won */
 				join(a, f, c[i], w);
-				return 0;
+				goto out;
 			}
 			continue;
 		}
@@ -209,16 +215,22 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 					 MLC__FW_MAKE(MLC__FW_GEN(mine) + 1,
 						      0))) {
 				join(a, f, c[0], w0);
-				return 0;
+				goto out;
 			}
 		}
 		publish_owner(a, f, c[i], mine, lease_ms);
-		return 0;
+		goto out;
 	}
 	/* Both slots busy with other keys: load without single flight. */
 	f->role = MLC_FLIGHT_LOADER;
 	f->slot = 0;
-	return -EBUSY;
+	rc = -EBUSY;
+out:
+	/* After the publication: a waiter that reads this counter without
+	 * us reads our fs_pub. */
+	ck_pr_fence_store_atomic();
+	ck_pr_dec_32(claiming);
+	return rc;
 }
 
 bool
@@ -266,7 +278,7 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 	struct mlc__flight_slot *sl = slot_of(a, f->slot - 1);
 	uint64_t w = mlc__flight_word(f), pub, owner, start, deadline, next;
 	uint64_t now = mlc__now_ms();
-	uint32_t ns;
+	uint32_t ns, *claiming;
 
 	if (ck_pr_load_64(&sl->fs_word) != w)
 		return false;
@@ -284,9 +296,26 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 		return false;
 	if (pub != f->gen) {
 		/* Won, not published: its winner stopped or died between
-		 * the two steps.  Its fields are someone else's. */
+		 * the two steps.  Its fields are someone else's.  Stopped,
+		 * it counts in a live process's claiming counter, and only
+		 * the lease (from when we joined) ends it; dead, it counts
+		 * nowhere, and the grace does. */
 		if (now - f->joined < CLAIM_GRACE_MS)
 			return false;
+		if (now - f->joined < lease_ms) {
+			if (now - f->checked < SLICE_MS)
+				return false;
+			f->checked = now;
+			/* The word (read above) before the counters, the
+			 * counters before fs_pub: a claimer counted out has
+			 * published (it stores fs_pub, then decrements). */
+			ck_pr_fence_load();
+			if (mlc__procs_claiming(a))
+				return false;
+			ck_pr_fence_load();
+			if (ck_pr_load_64(&sl->fs_pub) == f->gen)
+				return false;	/* published: judge it next */
+		}
 	} else if (now <= deadline) {
 		/* Probing the owner reads /proc: at most once a slice, not
 		 * on every wake-up or poll. */
@@ -297,11 +326,19 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 			return false;
 	}
 	next = MLC__FW_MAKE(f->gen + 1, MLC__FW_TAG(w));
-	if (!ck_pr_cas_64(&sl->fs_word, w, next))
+	/* A thief is a claimer: counted in while unpublished. */
+	claiming = mlc__procs_claiming_word(a);
+	ck_pr_inc_32(claiming);
+	ck_pr_fence_atomic();
+	if (!ck_pr_cas_64(&sl->fs_word, w, next)) {
+		ck_pr_dec_32(claiming);
 		return false;
+	}
 	MLC_PAUSE(FLIGHT_STOLEN);
 	ck_pr_dec_32(&sl->fs_waiters);
 	publish_owner(a, f, f->slot - 1, next, lease_ms);
+	ck_pr_fence_store_atomic();
+	ck_pr_dec_32(claiming);
 	(*steals)++;
 	/* Wake the others: they must follow the new generation. */
 	ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec, &ec_mode);

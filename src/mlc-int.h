@@ -66,6 +66,9 @@ struct mlc_arena {
 				 * is counted in its process's entry of the
 				 * attached processes; UINT64_MAX: none.
 				 * Changed under ah_procs_lock (procs.c) */
+	uint64_t procs_slot;	/* procs_gen << 8 | that entry's index + 1,
+				 * 0: none; stored atomically under the lock,
+				 * read lock-free by flight claims */
 };
 
 /* A key as the index sees it: namespace, bytes, and their hash. */
@@ -156,6 +159,13 @@ int mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx);
 void mlc__procs_open(struct mlc_arena *a, uint64_t *cache_gen);
 void mlc__procs_close(struct mlc_arena *a, uint64_t *cache_gen);
 void mlc__procs_count(struct mlc_arena *a, struct mlc_arena_info *in);
+/* The counter of flight claims in their window that this process keeps:
+ * its entry's, or the shared one of processes without an entry. */
+uint32_t *mlc__procs_claiming_word(struct mlc_arena *a);
+/* May a live process be between a flight claim's CAS and its publication?
+ * True unless every counter that is not 0 belongs to a process proven
+ * dead (procs.c). */
+bool mlc__procs_claiming(struct mlc_arena *a);
 bool mlc__arena_whole(const struct mlc_arena *a);
 
 /* table.c */

@@ -81,7 +81,8 @@ mlc__pause(enum mlc__pause_point p)
 	}
 	if (odds > 1 && next_rand() % (uint64_t)(odds - 1) == 0) {
 		uint64_t us = next_rand() % delay_max_us + 1;
-		struct timespec ts = { 0, (long)us * 1000 };
+		struct timespec ts = { (time_t)(us / 1000000),
+				       (long)(us % 1000000) * 1000 };
 
 		nanosleep(&ts, NULL);
 	}

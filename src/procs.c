@@ -120,6 +120,8 @@ prune_dead(struct mlc_arena *a)
 		entry_begin(p);
 		entry_clear(p);
 		entry_end(p);
+		/* Its claims in progress died with it. */
+		ck_pr_store_32(&a->hdr->ah_claiming[i], 0);
 		n++;
 	}
 	if (n)
@@ -149,6 +151,8 @@ claim(struct mlc_arena *a)
 		return NULL;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
+	/* A counter left by an entry freed in a repair starts again. */
+	ck_pr_store_32(&a->hdr->ah_claiming[p - a->hdr->ah_procs], 0);
 	entry_begin(p);
 	ck_pr_store_32(&p->pr_ns, mlc__proc_ns());
 	ck_pr_store_64(&p->pr_start, mlc__proc_start());
@@ -173,8 +177,12 @@ count_arena(struct mlc_arena *a, uint64_t gen)
 	ck_pr_store_32(&p->pr_arenas, p->pr_arenas + 1);
 	entry_end(p);
 	/* Private memory, shared by this process's threads: written under
-	 * the lock, and read under it too (below and in close). */
+	 * the lock, and read under it too (below and in close); procs_slot
+	 * is also read lock-free by flight claims. */
 	a->procs_gen = gen;
+	__atomic_store_n(&a->procs_slot,
+			 gen << 8 | (uint64_t)(p - a->hdr->ah_procs + 1),
+			 __ATOMIC_RELEASE);
 	return true;
 }
 
@@ -228,8 +236,10 @@ mlc__procs_close(struct mlc_arena *a, uint64_t *cache_gen)
 	}
 	if (cache_gen != NULL)
 		*cache_gen = UINT64_MAX;
-	else
+	else {
 		a->procs_gen = UINT64_MAX;
+		__atomic_store_n(&a->procs_slot, 0, __ATOMIC_RELEASE);
+	}
 out:
 	mlc__lock_give(&a->hdr->ah_procs_lock);
 }
@@ -259,6 +269,54 @@ entry_read(struct mlc__proc *p, struct mlc__proc *out)
 			out->pr_seq = seq;
 			return true;
 		}
+	}
+	return false;
+}
+
+/* ---- flight claims in their window --------------------------------------- */
+
+/*
+ * A flight's claimer (or thief) wins the slot with one CAS, then publishes
+ * who it is.  A waiter that finds the slot won but not published cannot
+ * tell a claimer stopped between the two steps from one that died there.
+ * So the claimer counts itself in this process's counter before its CAS
+ * and out after its publication: a waiter takes an unpublished flight over
+ * only if no counter that is not 0 belongs to a process that may be alive
+ * (flight.c: steal()).  Dead processes' counters are ignored, and zeroed
+ * when their entries are freed.
+ */
+uint32_t *
+mlc__procs_claiming_word(struct mlc_arena *a)
+{
+	uint64_t s = __atomic_load_n(&a->procs_slot, __ATOMIC_ACQUIRE);
+	uint64_t idx = s & 0xff;
+
+	if (idx != 0 && idx <= MLC__PROCS && s >> 8 == (mlc__fork_gen() &
+							(UINT64_MAX >> 8)))
+		return &a->hdr->ah_claiming[idx - 1];
+	return &a->hdr->ah_claiming_unlisted;
+}
+
+bool
+mlc__procs_claiming(struct mlc_arena *a)
+{
+	/* A process without an entry cannot be judged: a claim it has in
+	 * progress may be alive. */
+	if (ck_pr_load_32(&a->hdr->ah_claiming_unlisted) != 0)
+		return true;
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		struct mlc__proc e;
+
+		if (ck_pr_load_32(&a->hdr->ah_claiming[i]) == 0)
+			continue;
+		if (!entry_read(&a->hdr->ah_procs[i], &e))
+			return true;	/* changing: cannot tell */
+		/* A free entry: its process closed its last handle (then it
+		 * claims nothing) or was proven dead and pruned. */
+		if (e.pr_pid == 0)
+			continue;
+		if (!mlc__proc_dead(e.pr_pid, e.pr_start, e.pr_ns))
+			return true;
 	}
 	return false;
 }

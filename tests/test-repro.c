@@ -1148,6 +1148,150 @@ test_releasing_dead(void **state)
 	releasing_case(MLC__P_FLIGHT_RELEASED);
 }
 
+/* ---- claim_stopped: an unpublished owner that is only slow ---------------- */
+
+/*
+ * The flight's winner is stopped for real between its CAS and its
+ * publication (FLIGHT_CLAIMED for a claim, FLIGHT_STOLEN for a takeover)
+ * for CS_STOP_MS, longer than the claim grace (1 s), with a waiter in the
+ * flight.  Bug: after the grace the waiter took the flight over as if the
+ * winner had died and ran the loader a second time (CI saw it in
+ * steal_race under ThreadSanitizer: a thief preempted for over a second).
+ * Now a winner counts itself in its process's claiming counter until it
+ * has published, and a waiter takes an unpublished flight over only when
+ * no live process is counted (or its lease has passed): one load.
+ * (Killed there instead, it is taken over after the grace:
+ * releasing_dead.)
+ */
+#define CS_STOP_MS 2500
+
+struct cs_arg {
+	struct mlc_arena *a;
+	enum mlc__pause_point point;
+};
+
+static int
+cs_owner(void *p)
+{
+	struct cs_arg *ca = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	c = child_cache(ca->a, rd_opts());
+	if (ca->point == MLC__P_FLIGHT_CLAIMED)
+		plan_set(ca->point, false, 0);
+	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
+	record(1, rc, &v, 0);
+	return 0;
+}
+
+/* FLIGHT_STOLEN: the flight's first owner, killed while it loads. */
+static int
+cs_doomed(void *p)
+{
+	struct cs_arg *ca = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+
+	child_start();
+	c = child_cache(ca->a, rd_opts());
+	mlc_get(c, "k", 1, rd_hold_loader, NULL, &v);
+	return 12;
+}
+
+/* FLIGHT_STOLEN: a waiter that takes the flight over and stops there. */
+static int
+cs_thief(void *p)
+{
+	struct cs_arg *ca = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	c = child_cache(ca->a, rd_opts());
+	plan_set(MLC__P_FLIGHT_STOLEN, false, 1);
+	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
+	record(1, rc, &v, 0);
+	return 0;
+}
+
+static int
+cs_waiter(void *p)
+{
+	struct cs_arg *ca = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	struct mlc_stats s = MLC_STATS_INIT;
+	uint64_t t0;
+	int rc;
+
+	child_start();
+	c = child_cache(ca->a, rd_opts());
+	t0 = real_ms();
+	rc = mlc_get(c, "k", 1, value_loader, s_again, &v);
+	record(0, rc, &v, (int64_t)(real_ms() - t0));
+	CKI(mlc_stats(c, &s), 0);
+	sh->r[2].rc = (int)s.lock_steals;
+	return 0;
+}
+
+static void
+claim_case(enum mlc__pause_point point)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct cs_arg ca = { a, point };
+	int o, w, d = 0, loads;
+
+	shm_reset();
+	if (point == MLC__P_FLIGHT_CLAIMED) {
+		o = spawn(cs_owner, &ca);
+		wait_at(0, "FLIGHT_CLAIMED");
+		loads = 0;
+	} else {
+		/* A published owner loading; the thief joins; the owner
+		 * dies; the thief takes over and stops before publishing. */
+		d = spawn(cs_doomed, &ca);
+		wait_at(0, "the first owner's loader");
+		o = spawn(cs_thief, &ca);
+		wait_waiters(a, 1);
+		kill(d, SIGKILL);
+		assert_int_equal(reap(d), 128 + SIGKILL);
+		wait_at(1, "FLIGHT_STOLEN");
+		loads = 1;		/* the dead owner's */
+	}
+	/* The waiter joins the unpublished flight and waits past the
+	 * grace while its owner is stopped. */
+	w = spawn(cs_waiter, &ca);
+	wait_waiters(a, 1);
+	nap_ms(CS_STOP_MS);
+	sem_post(&sh->go[point == MLC__P_FLIGHT_CLAIMED ? 0 : 1]);
+	assert_int_equal(reap(o), 0);
+	assert_int_equal(reap(w), 0);
+	if (ld(&sh->loads) != loads + 1 || sh->r[2].rc != 0)
+		fail_msg("%s stopped %d ms: %d loads after it (want 1); the "
+			 "waiter took the flight over %d times (want 0)",
+			 mlc__pause_name(point), CS_STOP_MS,
+			 ld(&sh->loads) - loads, sh->r[2].rc);
+	assert_res(1, "loaded", 6);		/* the owner's own load */
+	assert_res(0, "loaded", 6);		/* ... is the waiter's answer */
+	print_message("    stopped at %s for %d ms: 1 load, the waiter "
+		      "answered after %" PRId64 " ms\n", mlc__pause_name(point),
+		      CS_STOP_MS, sh->r[0].elapsed_ms);
+	mlc_arena_close(a);
+}
+
+static void
+test_claim_stopped(void **state)
+{
+	(void)state;
+	begin("claim_stopped");
+	claim_case(MLC__P_FLIGHT_CLAIMED);
+	claim_case(MLC__P_FLIGHT_STOLEN);
+}
+
 /* ---- release_aba: a late release never ends another flight --------------- */
 
 /*
@@ -1607,6 +1751,7 @@ main(void)
 		cmocka_unit_test_teardown(test_release_aba, teardown),
 		cmocka_unit_test_teardown(test_modify_after_purge, teardown),
 		cmocka_unit_test_teardown(test_crash_before_publish, teardown),
+		cmocka_unit_test_teardown(test_claim_stopped, teardown),
 		cmocka_unit_test_teardown(test_steal_race, teardown),
 		cmocka_unit_test_teardown(test_fenced_to_waiter, teardown),
 	};
