@@ -1522,7 +1522,9 @@ test_crash_before_publish(void **state)
  * loader process hangs; it is SIGKILLed.  Bug: a thief wrote its owner
  * token before its start time, another waiter read the new token with the
  * dead owner's start time and stole again: 2-3 loads.  Now the takeover is
- * one CAS of the slot word: exactly one load.
+ * one CAS of the slot word: exactly one load.  (It failed once more in CI
+ * under ThreadSanitizer: a thief preempted for over a second before it
+ * published itself was taken over again; see claim_stopped.)
  */
 #define SR_PROCS 4
 #define SR_THREADS 16
