@@ -1170,8 +1170,11 @@ struct cs_arg {
 	enum mlc__pause_point point;
 };
 
+/* The flight's winner: it claims the flight (FLIGHT_CLAIMED), or waits in
+ * it and takes it over when its owner dies (FLIGHT_STOLEN), and stops at
+ * that point until the parent lets it go (pair 0 or 1). */
 static int
-cs_owner(void *p)
+cs_winner(void *p)
 {
 	struct cs_arg *ca = p;
 	struct mlc_cache *c;
@@ -1180,8 +1183,7 @@ cs_owner(void *p)
 
 	child_start();
 	c = child_cache(ca->a, rd_opts());
-	if (ca->point == MLC__P_FLIGHT_CLAIMED)
-		plan_set(ca->point, false, 0);
+	plan_set(ca->point, false, ca->point == MLC__P_FLIGHT_CLAIMED ? 0 : 1);
 	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
 	record(1, rc, &v, 0);
 	return 0;
@@ -1199,23 +1201,6 @@ cs_doomed(void *p)
 	c = child_cache(ca->a, rd_opts());
 	mlc_get(c, "k", 1, rd_hold_loader, NULL, &v);
 	return 12;
-}
-
-/* FLIGHT_STOLEN: a waiter that takes the flight over and stops there. */
-static int
-cs_thief(void *p)
-{
-	struct cs_arg *ca = p;
-	struct mlc_cache *c;
-	struct mlc_value v = { 0 };
-	int rc;
-
-	child_start();
-	c = child_cache(ca->a, rd_opts());
-	plan_set(MLC__P_FLIGHT_STOLEN, false, 1);
-	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
-	record(1, rc, &v, 0);
-	return 0;
 }
 
 static int
@@ -1247,7 +1232,7 @@ claim_case(enum mlc__pause_point point)
 
 	shm_reset();
 	if (point == MLC__P_FLIGHT_CLAIMED) {
-		o = spawn(cs_owner, &ca);
+		o = spawn(cs_winner, &ca);
 		wait_at(0, "FLIGHT_CLAIMED");
 		loads = 0;
 	} else {
@@ -1255,7 +1240,7 @@ claim_case(enum mlc__pause_point point)
 		 * dies; the thief takes over and stops before publishing. */
 		d = spawn(cs_doomed, &ca);
 		wait_at(0, "the first owner's loader");
-		o = spawn(cs_thief, &ca);
+		o = spawn(cs_winner, &ca);
 		wait_waiters(a, 1);
 		kill(d, SIGKILL);
 		assert_int_equal(reap(d), 128 + SIGKILL);
