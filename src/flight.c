@@ -51,7 +51,8 @@
 
 #define SLICE_MS 20		/* how often a waiter checks the owner */
 #define CLAIM_GRACE_MS 1000	/* an owner unpublished this long after a
-				 * waiter joined is taken over */
+				 * waiter joined is taken over if no live
+				 * process has a claim in progress */
 
 /* ---- the shared futex operations for ck_ec ---------------------------- */
 
