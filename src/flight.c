@@ -146,6 +146,10 @@ publish_owner(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx,
 	f->gen = MLC__FW_GEN(word);
 	f->token = my_token();
 	f->role = MLC_FLIGHT_LOADER;
+	/* Stopped past the lease since our CAS and taken over: the fields
+	 * are the thief's.  Leave them; our store will be fenced out. */
+	if (ck_pr_load_64(&sl->fs_word) != word)
+		return;
 	ck_pr_store_64(&sl->fs_owner, f->token);
 	ck_pr_store_64(&sl->fs_owner_start, mlc__proc_start());
 	ck_pr_store_32(&sl->fs_owner_ns, mlc__proc_ns());

@@ -1268,6 +1268,98 @@ claim_case(enum mlc__pause_point point)
 	mlc_arena_close(a);
 }
 
+/*
+ * Past the lease: the winner stopped at FLIGHT_CLAIMED is taken over by a
+ * waiter whose lease (CL_LEASE_MS) ran out, which publishes itself and is
+ * still loading when the winner resumes.  The late winner must not write
+ * its fields over the thief's (it checks the word before it publishes):
+ * else waiters would judge the thief by the late winner's fields.  Two
+ * loads (the lease allows it); the slot still names the thief.
+ */
+#define CL_LEASE_MS 1500
+
+static int
+cl_hold_loader(void *arg, const void *key, size_t klen, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)klen;
+	__atomic_fetch_add(&sh->loads, 1, __ATOMIC_ACQ_REL);
+	sem_post(&sh->at[1]);
+	if (!sem_wait_ms(&sh->go[1], CHILD_ALARM * 1000))
+		_exit(11);
+	out->data = "thief";
+	out->len = 5;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+cl_thief(void *p)
+{
+	struct cs_arg *ca = p;
+	struct mlc_cache_options o = *rd_opts();
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	o.lock_lease_ms = CL_LEASE_MS;
+	c = child_cache(ca->a, &o);
+	rc = mlc_get(c, "k", 1, cl_hold_loader, NULL, &v);
+	record(0, rc, &v, 0);
+	return 0;
+}
+
+/* The one flight slot in use. */
+static struct mlc__flight_slot *
+busy_slot(struct mlc_arena *a)
+{
+	for (uint32_t i = 0; i < a->flight_slots; i++)
+		if (MLC__FW_TAG(ck_pr_load_64(&a->flights[i].fs_word)) != 0)
+			return &a->flights[i];
+	fail_msg("no flight slot in use");
+	return NULL;
+}
+
+static void
+claim_late_case(void)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct cs_arg ca = { a, MLC__P_FLIGHT_CLAIMED };
+	struct mlc__flight_slot *sl;
+	uint64_t word, owner;
+	int o, w;
+
+	shm_reset();
+	o = spawn(cs_winner, &ca);
+	wait_at(0, "FLIGHT_CLAIMED");
+	w = spawn(cl_thief, &ca);
+	wait_at(1, "the thief's loader");	/* after its lease */
+	sl = busy_slot(a);
+	word = ck_pr_load_64(&sl->fs_word);
+	owner = ck_pr_load_64(&sl->fs_owner);
+	assert_int_equal(ck_pr_load_64(&sl->fs_pub), MLC__FW_GEN(word));
+	sem_post(&sh->go[0]);			/* the late winner goes on */
+	assert_int_equal(reap(o), 0);
+	assert_res(1, "loaded", 6);		/* its own load, not stored */
+	if (ck_pr_load_64(&sl->fs_pub) != MLC__FW_GEN(word) ||
+	    ck_pr_load_64(&sl->fs_owner) != owner)
+		fail_msg("the late winner wrote its fields over the thief's: "
+			 "fs_pub %" PRIu64 " (the word's generation %" PRIu64
+			 "), owner %" PRIx64 " (the thief %" PRIx64 ")",
+			 ck_pr_load_64(&sl->fs_pub), MLC__FW_GEN(word),
+			 ck_pr_load_64(&sl->fs_owner), owner);
+	assert_int_equal(ck_pr_load_64(&sl->fs_word), word);
+	sem_post(&sh->go[1]);
+	assert_int_equal(reap(w), 0);
+	assert_res(0, "thief", 5);
+	assert_int_equal(ld(&sh->loads), 2);
+	print_message("    stopped at FLIGHT_CLAIMED past a %d ms lease: taken "
+		      "over, and the late winner left the thief's fields\n",
+		      CL_LEASE_MS);
+	mlc_arena_close(a);
+}
+
 static void
 test_claim_stopped(void **state)
 {
@@ -1275,6 +1367,7 @@ test_claim_stopped(void **state)
 	begin("claim_stopped");
 	claim_case(MLC__P_FLIGHT_CLAIMED);
 	claim_case(MLC__P_FLIGHT_STOLEN);
+	claim_late_case();
 }
 
 /* ---- release_aba: a late release never ends another flight --------------- */
