@@ -213,6 +213,7 @@ mlc__procs_close(struct mlc_arena *a, uint64_t *cache_gen)
 {
 	uint64_t gen = mlc__fork_gen();
 	struct mlc__proc *p;
+	bool cleared = false;
 
 	if (a->flags & MLC_ARENA_RDONLY)
 		return;
@@ -230,16 +231,20 @@ mlc__procs_close(struct mlc_arena *a, uint64_t *cache_gen)
 			ck_pr_store_32(&p->pr_caches, p->pr_caches - 1);
 		else if (cache_gen == NULL && p->pr_arenas > 0)
 			ck_pr_store_32(&p->pr_arenas, p->pr_arenas - 1);
-		if (p->pr_arenas == 0 && p->pr_caches == 0)
+		if (p->pr_arenas == 0 && p->pr_caches == 0) {
 			entry_clear(p);		/* its last handle */
+			cleared = true;
+		}
 		entry_end(p);
 	}
 	if (cache_gen != NULL)
 		*cache_gen = UINT64_MAX;
-	else {
+	else
 		a->procs_gen = UINT64_MAX;
+	/* Flight claims count in the entry as long as it lives: a cache
+	 * handle may outlive its arena handle. */
+	if (p == NULL || cleared)
 		__atomic_store_n(&a->procs_slot, 0, __ATOMIC_RELEASE);
-	}
 out:
 	mlc__lock_give(&a->hdr->ah_procs_lock);
 }

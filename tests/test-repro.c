@@ -1366,6 +1366,56 @@ claim_late_case(void)
 	mlc_arena_close(a);
 }
 
+/*
+ * A claimer counts itself in its own process's entry, not in the shared
+ * counter of processes without one, even after it closed its arena handle
+ * (its cache handle keeps the arena, and the entry, alive).  Bug: closing
+ * the arena handle first moved its claims to the shared counter.
+ */
+static int
+cc_claimer(void *p)
+{
+	struct cs_arg *ca = p;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	int rc;
+
+	child_start();
+	c = child_cache(ca->a, rd_opts());
+	CKI(mlc_arena_close(ca->a), 0);		/* the cache keeps it */
+	plan_set(MLC__P_FLIGHT_CLAIMED, false, 0);
+	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
+	record(1, rc, &v, 0);
+	return 0;
+}
+
+static void
+claim_counted_case(void)
+{
+	struct mlc_arena *a = anon_arena(64);
+	struct cs_arg ca = { a, MLC__P_FLIGHT_CLAIMED };
+	int o, counted = 0;
+
+	shm_reset();
+	o = spawn(cc_claimer, &ca);
+	wait_at(0, "FLIGHT_CLAIMED");
+	assert_int_equal(ck_pr_load_32(&a->hdr->ah_claiming_unlisted), 0);
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		if (ck_pr_load_32(&a->hdr->ah_claiming[i]) == 0)
+			continue;
+		assert_int_equal(ck_pr_load_32(&a->hdr->ah_claiming[i]), 1);
+		assert_int_equal(a->hdr->ah_procs[i].pr_pid, (uint32_t)o);
+		counted++;
+	}
+	assert_int_equal(counted, 1);
+	sem_post(&sh->go[0]);
+	assert_int_equal(reap(o), 0);
+	assert_res(1, "loaded", 6);
+	for (uint32_t i = 0; i < MLC__PROCS; i++)
+		assert_int_equal(ck_pr_load_32(&a->hdr->ah_claiming[i]), 0);
+	mlc_arena_close(a);
+}
+
 static void
 test_claim_stopped(void **state)
 {
@@ -1374,6 +1424,7 @@ test_claim_stopped(void **state)
 	claim_case(MLC__P_FLIGHT_CLAIMED);
 	claim_case(MLC__P_FLIGHT_STOLEN);
 	claim_late_case();
+	claim_counted_case();
 }
 
 /* ---- release_aba: a late release never ends another flight --------------- */
