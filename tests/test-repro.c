@@ -1045,20 +1045,30 @@ rd_opts(void)
 	return &o;
 }
 
+/* A loader that says it began (sh->at[pair]), holds until it may go on
+ * (sh->go[pair]), and returns its value. */
+struct hold {
+	int pair;
+	const char *value;
+};
+
 static int
-rd_hold_loader(void *arg, const void *key, size_t klen, struct mlc_load *out)
+hold_loader(void *arg, const void *key, size_t klen, struct mlc_load *out)
 {
-	(void)arg;
+	const struct hold *h = arg;
+
 	(void)key;
 	(void)klen;
 	__atomic_fetch_add(&sh->loads, 1, __ATOMIC_ACQ_REL);
-	sem_post(&sh->at[0]);
-	if (!sem_wait_ms(&sh->go[0], CHILD_ALARM * 1000))
+	sem_post(&sh->at[h->pair]);
+	if (!sem_wait_ms(&sh->go[h->pair], CHILD_ALARM * 1000))
 		_exit(11);
-	out->data = "fromO";
-	out->len = 5;
+	out->data = h->value;
+	out->len = strlen(h->value);
 	return MLC_LOAD_VALUE;
 }
+
+static struct hold rd_hold = { 0, "fromO" };
 
 static int
 rd_owner(void *p)
@@ -1070,7 +1080,7 @@ rd_owner(void *p)
 	child_start();
 	c = child_cache(ra->a, rd_opts());
 	plan_set(ra->point, true, 1);
-	mlc_get(c, "k", 1, rd_hold_loader, NULL, &v);
+	mlc_get(c, "k", 1, hold_loader, &rd_hold, &v);
 	return 12;		/* it should have died at its point */
 }
 
@@ -1174,6 +1184,7 @@ test_releasing_dead(void **state)
 struct cs_arg {
 	struct mlc_arena *a;
 	enum mlc__pause_point point;
+	bool close_arena;	/* the winner closes its arena handle first */
 };
 
 /* The flight's winner: it claims the flight (FLIGHT_CLAIMED), or waits in
@@ -1189,6 +1200,8 @@ cs_winner(void *p)
 
 	child_start();
 	c = child_cache(ca->a, rd_opts());
+	if (ca->close_arena)
+		CKI(mlc_arena_close(ca->a), 0);	/* the cache keeps it */
 	plan_set(ca->point, false, ca->point == MLC__P_FLIGHT_CLAIMED ? 0 : 1);
 	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
 	record(1, rc, &v, 0);
@@ -1205,7 +1218,7 @@ cs_doomed(void *p)
 
 	child_start();
 	c = child_cache(ca->a, rd_opts());
-	mlc_get(c, "k", 1, rd_hold_loader, NULL, &v);
+	mlc_get(c, "k", 1, hold_loader, &rd_hold, &v);
 	return 12;
 }
 
@@ -1233,7 +1246,7 @@ static void
 claim_case(enum mlc__pause_point point)
 {
 	struct mlc_arena *a = anon_arena(64);
-	struct cs_arg ca = { a, point };
+	struct cs_arg ca = { a, point, false };
 	int o, w, d = 0, loads;
 
 	shm_reset();
@@ -1284,20 +1297,7 @@ claim_case(enum mlc__pause_point point)
  */
 #define CL_LEASE_MS 1500
 
-static int
-cl_hold_loader(void *arg, const void *key, size_t klen, struct mlc_load *out)
-{
-	(void)arg;
-	(void)key;
-	(void)klen;
-	__atomic_fetch_add(&sh->loads, 1, __ATOMIC_ACQ_REL);
-	sem_post(&sh->at[1]);
-	if (!sem_wait_ms(&sh->go[1], CHILD_ALARM * 1000))
-		_exit(11);
-	out->data = "thief";
-	out->len = 5;
-	return MLC_LOAD_VALUE;
-}
+static struct hold cl_hold = { 1, "thief" };
 
 static int
 cl_thief(void *p)
@@ -1311,7 +1311,7 @@ cl_thief(void *p)
 	child_start();
 	o.lock_lease_ms = CL_LEASE_MS;
 	c = child_cache(ca->a, &o);
-	rc = mlc_get(c, "k", 1, cl_hold_loader, NULL, &v);
+	rc = mlc_get(c, "k", 1, hold_loader, &cl_hold, &v);
 	record(0, rc, &v, 0);
 	return 0;
 }
@@ -1331,7 +1331,7 @@ static void
 claim_late_case(void)
 {
 	struct mlc_arena *a = anon_arena(64);
-	struct cs_arg ca = { a, MLC__P_FLIGHT_CLAIMED };
+	struct cs_arg ca = { a, MLC__P_FLIGHT_CLAIMED, false };
 	struct mlc__flight_slot *sl;
 	uint64_t word, owner;
 	int o, w;
@@ -1372,32 +1372,15 @@ claim_late_case(void)
  * (its cache handle keeps the arena, and the entry, alive).  Bug: closing
  * the arena handle first moved its claims to the shared counter.
  */
-static int
-cc_claimer(void *p)
-{
-	struct cs_arg *ca = p;
-	struct mlc_cache *c;
-	struct mlc_value v = { 0 };
-	int rc;
-
-	child_start();
-	c = child_cache(ca->a, rd_opts());
-	CKI(mlc_arena_close(ca->a), 0);		/* the cache keeps it */
-	plan_set(MLC__P_FLIGHT_CLAIMED, false, 0);
-	rc = mlc_get(c, "k", 1, value_loader, s_loaded, &v);
-	record(1, rc, &v, 0);
-	return 0;
-}
-
 static void
 claim_counted_case(void)
 {
 	struct mlc_arena *a = anon_arena(64);
-	struct cs_arg ca = { a, MLC__P_FLIGHT_CLAIMED };
+	struct cs_arg ca = { a, MLC__P_FLIGHT_CLAIMED, true };
 	int o, counted = 0;
 
 	shm_reset();
-	o = spawn(cc_claimer, &ca);
+	o = spawn(cs_winner, &ca);
 	wait_at(0, "FLIGHT_CLAIMED");
 	assert_int_equal(ck_pr_load_32(&a->hdr->ah_claiming_unlisted), 0);
 	for (uint32_t i = 0; i < MLC__PROCS; i++) {
