@@ -150,6 +150,9 @@ publish_owner(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx,
 	 * are the thief's.  Leave them; our store will be fenced out. */
 	if (ck_pr_load_64(&sl->fs_word) != word)
 		return;
+	/* Stopped here past the lease instead, we write over a thief's
+	 * fields (docs/internals.md: a third load at worst). */
+	MLC_PAUSE(FLIGHT_PUBLISHING);
 	ck_pr_store_64(&sl->fs_owner, f->token);
 	ck_pr_store_64(&sl->fs_owner_start, mlc__proc_start());
 	ck_pr_store_32(&sl->fs_owner_ns, mlc__proc_ns());
@@ -274,6 +277,41 @@ out:
 	f->slot = 0;
 }
 
+/* Probing an owner reads /proc: at most once a slice, not on every
+ * wake-up or poll. */
+static bool
+probe_due(struct mlc__fl *f, uint64_t now)
+{
+	if (now - f->checked < SLICE_MS)
+		return false;
+	f->checked = now;
+	return true;
+}
+
+/* The owner won the slot but has not published (its fields are someone
+ * else's): it stopped or died between the two steps.  Stopped, it counts
+ * in a live process's claiming counter, and only the lease (from when we
+ * joined) ends it; dead, it counts nowhere, and the grace does. */
+static bool
+unpublished_gone(struct mlc_arena *a, const struct mlc__flight_slot *sl,
+		 struct mlc__fl *f, uint64_t now, uint32_t lease_ms)
+{
+	if (now - f->joined < CLAIM_GRACE_MS)
+		return false;
+	if (now - f->joined >= lease_ms)
+		return true;
+	if (!probe_due(f, now))
+		return false;
+	/* The word (read by the caller) before the counters, the counters
+	 * before fs_pub: a claimer counted out has published (it stores
+	 * fs_pub, then decrements). */
+	ck_pr_fence_load();
+	if (mlc__procs_claiming(a))
+		return false;
+	ck_pr_fence_load();
+	return ck_pr_load_64(&sl->fs_pub) != f->gen;	/* else judge it next */
+}
+
 /* Take a flight over from an owner proven dead, past its lease, or never
  * published. */
 static bool
@@ -300,34 +338,11 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 	if (ck_pr_load_64(&sl->fs_word) != w)
 		return false;
 	if (pub != f->gen) {
-		/* Won, not published: its winner stopped or died between
-		 * the two steps.  Its fields are someone else's.  Stopped,
-		 * it counts in a live process's claiming counter, and only
-		 * the lease (from when we joined) ends it; dead, it counts
-		 * nowhere, and the grace does. */
-		if (now - f->joined < CLAIM_GRACE_MS)
+		if (!unpublished_gone(a, sl, f, now, lease_ms))
 			return false;
-		if (now - f->joined < lease_ms) {
-			if (now - f->checked < SLICE_MS)
-				return false;
-			f->checked = now;
-			/* The word (read above) before the counters, the
-			 * counters before fs_pub: a claimer counted out has
-			 * published (it stores fs_pub, then decrements). */
-			ck_pr_fence_load();
-			if (mlc__procs_claiming(a))
-				return false;
-			ck_pr_fence_load();
-			if (ck_pr_load_64(&sl->fs_pub) == f->gen)
-				return false;	/* published: judge it next */
-		}
 	} else if (now <= deadline) {
-		/* Probing the owner reads /proc: at most once a slice, not
-		 * on every wake-up or poll. */
-		if (now - f->checked < SLICE_MS)
-			return false;
-		f->checked = now;
-		if (!mlc__proc_dead((uint32_t)(owner >> 32), start, ns))
+		if (!probe_due(f, now) ||
+		    !mlc__proc_dead((uint32_t)(owner >> 32), start, ns))
 			return false;
 	}
 	next = MLC__FW_MAKE(f->gen + 1, MLC__FW_TAG(w));

@@ -42,6 +42,7 @@
 	/* single flight (flight.c) */ \
 	X(FLIGHT_CLAIMED)	/* slot won, owner not published */ \
 	X(FLIGHT_STOLEN)	/* slot taken over, owner not published */ \
+	X(FLIGHT_PUBLISHING)	/* slot still ours, fields being written */ \
 	X(FLIGHT_RELEASING)	/* result stored, slot still owned */ \
 	X(FLIGHT_RELEASED)	/* slot released, waiters not woken */ \
 	/* the invalidation log (log.c, write.c) */ \

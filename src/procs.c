@@ -120,8 +120,6 @@ prune_dead(struct mlc_arena *a)
 		entry_begin(p);
 		entry_clear(p);
 		entry_end(p);
-		/* Its claims in progress died with it. */
-		ck_pr_store_32(&a->hdr->ah_claiming[i], 0);
 		n++;
 	}
 	if (n)
@@ -151,7 +149,8 @@ claim(struct mlc_arena *a)
 		return NULL;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	/* A counter left by an entry freed in a repair starts again. */
+	/* The counter of the entry's last process (proven dead, or freed
+	 * in a repair; readers skip free entries) starts again. */
 	ck_pr_store_32(&a->hdr->ah_claiming[p - a->hdr->ah_procs], 0);
 	entry_begin(p);
 	ck_pr_store_32(&p->pr_ns, mlc__proc_ns());
@@ -287,8 +286,8 @@ entry_read(struct mlc__proc *p, struct mlc__proc *out)
  * So the claimer counts itself in this process's counter before its CAS
  * and out after its publication: a waiter takes an unpublished flight over
  * only if no counter that is not 0 belongs to a process that may be alive
- * (flight.c: steal()).  Dead processes' counters are ignored, and zeroed
- * when their entries are freed.
+ * (flight.c: steal()).  Dead processes' counters are ignored, and reset
+ * when their entries are taken again (claim()).
  */
 uint32_t *
 mlc__procs_claiming_word(struct mlc_arena *a)
