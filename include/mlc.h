@@ -156,8 +156,12 @@ struct mlc_arena_options {
 				 * A bucket costs 64 bytes of index and
 				 * 32 of the eviction's ghost */
 	uint32_t page_size;	/* allocator page, power of 2 in
-				 * [64 KiB, 16 MiB]; 0: 1 MiB.  The
-				 * largest item is one page. */
+				 * [64 KiB, 16 MiB]; 0: 1 MiB, or in an
+				 * arena under 32 MiB the largest at
+				 * most 1/32 of its bytes (at least 64
+				 * KiB; 512 KiB for 16 MiB).  The
+				 * largest item is one page: value_max
+				 * in mlc_arena_info(). */
 	uint32_t log_cells;	/* invalidation log, power of 2; 0: 65536 */
 	uint32_t flight_slots;	/* single-flight slots, power of 2; 0: 4096 */
 	uint32_t max_namespaces; /* 0: 64, at most 4095 */

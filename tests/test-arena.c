@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -821,6 +822,96 @@ test_config_changed(void **state)
 
 /* ---- info and unlink ----------------------------------------------- */
 
+/* page_size 0 gives 1 MiB pages, or 32 pages in an arena under 32 MiB
+ * (at least 64 KiB); value_max follows the page; an explicit page is
+ * kept; and MLC_ARENA_MATCH with the same options matches. */
+static void
+test_default_page(void **state)
+{
+	static const struct {
+		uint64_t bytes;		/* 0: the default, 64 MiB */
+		uint32_t page;
+	} want[] = {
+		{ 0, 1u << 20 },
+		{ 32u << 20, 1u << 20 },
+		{ (32u << 20) - 4096, 512u << 10 },
+		{ 16u << 20, 512u << 10 },
+		{ 8u << 20, 256u << 10 },
+		{ 3u << 20, 64u << 10 },
+	};
+	struct mlc_arena_options o;
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a, *b;
+	struct mlc_cache *c;
+	char name[64];
+	static char big[600u << 10];
+	uint64_t min, over;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		small_opts(&o, MLC_ARENA_ANON);
+		o.bytes = want[i].bytes;
+		o.page_size = 0;
+		a = NULL;
+		assert_int_equal(mlc_arena_open(&a, NULL, &o), 0);
+		assert_int_equal(mlc_arena_info(a, &info), 0);
+		printf("[default_page] bytes %" PRIu64 ": page %" PRIu64
+		       ", pages %" PRIu64 ", value_max %" PRIu64 "\n",
+		       info.bytes, info.page_size, info.pages, info.value_max);
+		assert_int_equal(info.page_size, want[i].page);
+		assert_true(info.value_max < info.page_size);
+		assert_true(info.value_max >= info.page_size - 64);
+		/* A value over value_max is refused, whole, in L2. */
+		c = t_cache(a, "pg", NULL);
+		over = info.value_max + 1 < sizeof(big) ?
+		       info.value_max + 1 : sizeof(big);
+		assert_int_equal(mlc_set(c, "k", 1, big, over, NULL),
+				 over > info.value_max ? -E2BIG : 0);
+		assert_int_equal(mlc_set(c, "k", 1, big, over - 2, NULL), 0);
+		assert_int_equal(mlc_cache_close(c), 0);
+		assert_int_equal(mlc_arena_close(a), 0);
+	}
+
+	/* The smallest arena of the default page has 64 KiB pages. */
+	small_opts(&o, MLC_ARENA_ANON);
+	o.bytes = 0;
+	o.page_size = 0;
+	min = mlc_arena_min_bytes(&o);
+	assert_true(min > 0);
+	o.bytes = min;
+	assert_int_equal(mlc_arena_open(&a, NULL, &o), 0);
+	assert_int_equal(mlc_arena_info(a, &info), 0);
+	assert_int_equal(info.page_size, 64u << 10);
+	assert_int_equal(mlc_arena_close(a), 0);
+
+	/* An explicit page is kept, whatever the size. */
+	small_opts(&o, MLC_ARENA_ANON);
+	o.bytes = 8u << 20;
+	o.page_size = 1u << 20;
+	assert_int_equal(mlc_arena_open(&a, NULL, &o), 0);
+	assert_int_equal(mlc_arena_info(a, &info), 0);
+	assert_int_equal(info.page_size, 1u << 20);
+	assert_int_equal(mlc_arena_close(a), 0);
+
+	/* Attaching with MATCH and the same options (page 0) matches;
+	 * with the page the default gave, too. */
+	t_name(name, sizeof(name));
+	small_opts(&o, MLC_ARENA_CREATE | MLC_ARENA_EXCL);
+	o.bytes = 16u << 20;
+	o.page_size = 0;
+	assert_int_equal(mlc_arena_open(&a, name, &o), 0);
+	o.flags = MLC_ARENA_MATCH;
+	assert_int_equal(mlc_arena_open(&b, name, &o), 0);
+	assert_int_equal(mlc_arena_close(b), 0);
+	o.page_size = 512u << 10;
+	assert_int_equal(mlc_arena_open(&b, name, &o), 0);
+	assert_int_equal(mlc_arena_close(b), 0);
+	o.page_size = 1u << 20;
+	assert_int_equal(mlc_arena_open(&b, name, &o), MLC_EMISMATCH);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
 static void
 test_info(void **state)
 {
@@ -1175,6 +1266,7 @@ main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_too_small),
 		cmocka_unit_test(test_config_changed),
+		cmocka_unit_test(test_default_page),
 		cmocka_unit_test(test_info),
 		cmocka_unit_test(test_unlink),
 		cmocka_unit_test(test_other_boot),
