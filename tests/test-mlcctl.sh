@@ -181,7 +181,7 @@ run 0 F get users u:2;           same out again
 echo "== ls"
 run 0 F set 'we"ird\ns' k v      # a name that needs escaping everywhere
 run 0 F ls
-has out "^arena $A \(file\): 8\.0 MiB, [0-9]+ pages of 1\.0 MiB \([0-9]+ free\), [0-9]+ items \([0-9]+ negative\) in [0-9]+ slots$"
+has out "^arena $A \(file\): 8\.0 MiB, [0-9]+ pages of 256\.0 KiB \([0-9]+ free\), [0-9]+ items \([0-9]+ negative\) in [0-9]+ slots$"
 has out '^4 namespaces; per namespace'
 has out 'its live items and bytes and what its handles have flushed'
 has out '^NAMESPACE +ITEMS +BYTES +SETS +DELETES +PURGES +HITS +MISSES +HIT%$'

@@ -127,29 +127,46 @@ key_of(uint32_t id, char key[HR_KEY])
 		key[8 + i] = hex[(id >> (4 * (7 - i))) & 15];
 }
 
-/* Create an arena whose pages hold about @p cache bytes. */
+/* Create an arena whose pages hold about @p cache bytes.  With no --page,
+ * the arena's default page depends on its size (mlc_arena_options): try
+ * each page size from 1 MiB down until the arena sized for it is one the
+ * library gives that page by default, so the run measures the default. */
 static int
 arena_make(struct mlc_arena **ap, const char *name, uint64_t cache,
 	   uint32_t min_obj)
 {
-	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
-	uint64_t page, base, want;
+	uint64_t page = cfg.page_size ? cfg.page_size : MIB;
 
-	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
-	o.page_size = cfg.page_size;
-	page = cfg.page_size ? cfg.page_size : MIB;
-	/* An index that never limits the cache: evictions come from the
-	 * allocator (the index's own sizing is another issue's). */
-	want = cache / min_obj + cache / min_obj / 4 + 1024;
-	o.max_items = (uint32_t)(want > (UINT32_C(1) << 30) ?
-				 (UINT32_C(1) << 30) : want);
-	base = mlc_arena_min_bytes(&o);
-	if (base == 0)
-		return -EINVAL;
-	/* min_bytes has 4 pages; add the rest. */
-	want = (cache + page - 1) / page;
-	o.bytes = base + (want > 4 ? want - 4 : 0) * page;
-	return mlc_arena_open(ap, name, &o);
+	for (;; page /= 2) {
+		struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+		struct mlc_arena_info info;
+		uint64_t base, want;
+		int rc;
+
+		o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+		o.page_size = (uint32_t)page;
+		/* An index that never limits the cache: evictions come from
+		 * the allocator (the index's own sizing is another issue's). */
+		want = cache / min_obj + cache / min_obj / 4 + 1024;
+		o.max_items = (uint32_t)(want > (UINT32_C(1) << 30) ?
+					 (UINT32_C(1) << 30) : want);
+		base = mlc_arena_min_bytes(&o);
+		if (base == 0)
+			return -EINVAL;
+		/* min_bytes has 4 pages; add the rest. */
+		want = (cache + page - 1) / page;
+		o.bytes = base + (want > 4 ? want - 4 : 0) * page;
+		o.page_size = cfg.page_size;
+		if ((rc = mlc_arena_open(ap, name, &o)) < 0)
+			return rc;
+		if (cfg.page_size || page <= 64 * 1024 ||
+		    (mlc_arena_info(*ap, &info) == 0 &&
+		     info.page_size == page))
+			return 0;
+		mlc_arena_close(*ap);
+		mlc_arena_unlink(name, 0);
+		*ap = NULL;
+	}
 }
 
 /* --classes: the arena's classes after a run (stderr). */
