@@ -26,6 +26,31 @@ t_cleanup(void)
 	nnames = 0;
 }
 
+/* Unlink /dev/shm/@p name with async-signal-safe calls only. */
+void
+t_shm_unlink_signal(const char *name)
+{
+	static const char dir[] = "/dev/shm/";
+	char path[sizeof(dir) + 64];
+	size_t n = strnlen(name, 64);
+
+	if (n == 0 || n >= 64)
+		return;
+	memcpy(path, dir, sizeof(dir) - 1);
+	memcpy(path + sizeof(dir) - 1, name, n);
+	path[sizeof(dir) - 1 + n] = '\0';
+	(void)unlink(path);
+}
+
+void
+t_cleanup_signal(void)
+{
+	if (getpid() != owner)
+		return;
+	for (int i = 0; i < nnames; i++)
+		t_shm_unlink_signal(names[i]);
+}
+
 const char *
 t_name(char *buf, size_t cap)
 {

@@ -39,6 +39,10 @@ int t_wait(int pid);
 
 /* Remove every arena this process named. */
 void t_cleanup(void);
+/* The same from a signal handler about to _exit() (a hang's alarm):
+ * unlink(2) of each /dev/shm name, nothing that is not async-signal-safe. */
+void t_cleanup_signal(void);
+void t_shm_unlink_signal(const char *name);
 
 /* Exit 77 when /dev/shm is not usable. */
 void t_require_shm(void);

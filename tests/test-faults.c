@@ -79,6 +79,9 @@ static struct shared *sh;
 static uint64_t seed;
 static const char *where = "";	/* what the parent is doing (for alarms) */
 
+static char cur_name[96];	/* the arena a scenario uses, for cleanup */
+static bool keep_arena;		/* MLC_FAULT_KEEP */
+
 static void
 on_alarm(int sig)
 {
@@ -89,6 +92,8 @@ on_alarm(int sig)
 	(void)sig;
 	if (n > 0 && write(2, buf, (size_t)n) < 0)
 		_exit(98);
+	if (!keep_arena && cur_name[0])	/* _exit() skips cleanup_name() */
+		t_shm_unlink_signal(cur_name);
 	_exit(99);
 }
 
@@ -266,7 +271,6 @@ now_ms(void)
 
 /* ---- arenas -------------------------------------------------------------- */
 
-static char cur_name[96];	/* the arena a scenario uses, for cleanup */
 
 static void
 cleanup_name(void)
@@ -1330,6 +1334,7 @@ main(void)
 	rng_seed(seed);
 	if (getenv("MLC_FAULT_ONLY") != NULL)	/* e.g. "*alloc*" */
 		cmocka_set_test_filter(getenv("MLC_FAULT_ONLY"));
+	keep_arena = getenv("MLC_FAULT_KEEP") != NULL;
 	signal(SIGALRM, on_alarm);
 	atexit(cleanup_name);
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,

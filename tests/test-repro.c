@@ -315,8 +315,9 @@ on_alarm(int sig)
 			 current, alarm_s);
 
 	(void)sig;
-	if (n > 0 && write(2, buf, (size_t)n) < 0)
-		_exit(99);
+	if (n > 0)
+		(void)!write(2, buf, (size_t)n);
+	t_cleanup_signal();	/* _exit() skips the atexit() one */
 	_exit(99);
 }
 
