@@ -157,7 +157,7 @@ l1_fast(struct mlc_cache *c, const struct mlc__key *k, struct mlc_value *value)
 		mlc__l1_unlink(&c->l1, e);	/* L2 has the same, or newer */
 		return false;
 	}
-	mlc__l1_touch(&c->l1, e);
+	mlc__l1_touch(e);
 	if (e->flags & MLC_NEGATIVE)
 		c->st.negative_hits++;
 	c->st.hits_l1++;

@@ -10,11 +10,11 @@
 #include "mlc-int.h"
 
 struct mlc__lru {
-	struct mlc__lru *prev, *next;	/* most recent first */
+	struct mlc__lru *prev, *next;	/* newest first */
 };
 
 struct mlc__ent {
-	struct mlc__lru lru;		/* first: the list links entries */
+	struct mlc__lru lru;		/* first: the queues link entries */
 	struct mlc__ent *chain;		/* hash chain */
 	uint64_t hash;
 	uint64_t expire;		/* ms; 0: never */
@@ -22,30 +22,41 @@ struct mlc__ent {
 	void *obj;			/* the codec's object */
 	mlc_free_fn *free_fn;		/* and how to free it */
 	void *free_arg;
-	uint64_t tick;			/* l1->tick when last moved */
 	uint32_t refs;
 	uint32_t klen;
 	uint32_t vlen;
 	uint16_t flags;			/* enum mlc_value_flags */
 	uint8_t linked;
-	uint8_t pending;		/* in l1->pend: a move to the front */
+	uint8_t freq;			/* hits since it was last passed, 0-3 */
+	uint8_t main;			/* in the main queue, not the small one */
 	char data[];			/* key, then value */
 };
 
-#define MLC__L1_PEND 8
-
+/*
+ * The eviction is S3-FIFO's (Yang et al., SOSP 2023), as the L2's is per
+ * size class: a small FIFO queue (a tenth of the entries) that new keys
+ * enter, a main FIFO queue, and a ghost of the keys the small queue
+ * evicted lately.  A hit only counts (freq, at most 3): it moves nothing.
+ * The small queue's oldest entry goes to main if it was hit twice or
+ * more, else out (into the ghost); main's oldest goes round again with
+ * one count less while it has any, else out.  A key the ghost remembers
+ * enters main.  So one-time keys (a scan, a long tail) leave through the
+ * small queue without pushing out what is read again and again.
+ */
 struct mlc__l1 {
 	struct mlc__ent **slots;
 	uint32_t mask;
 	uint32_t count, max;
 	uint64_t bytes, max_bytes;
-	uint64_t tick;			/* counts moves to the front */
-	struct mlc__lru head;		/* LRU sentinel */
-	/* Moves to the front not made yet (mlc__l1_touch): made before the
-	 * list is next looked at or changed, so its order is what it would
-	 * have been. */
-	uint32_t npend;
-	struct mlc__ent *pend[MLC__L1_PEND];
+	struct mlc__lru small, main;	/* queue sentinels */
+	uint32_t nsmall, small_max;	/* entries in small, its share */
+	uint64_t small_bytes;
+	/* The ghost: direct-mapped, one word per key: the high half of its
+	 * hash, its low two bits 1 and the queue it left (1: main), << 32 |
+	 * that queue's gone[] when it left (l1.c: ghost_take()). */
+	uint64_t *ghost;
+	uint32_t gmask;
+	uint32_t gone[2];		/* evictions from small, main; wrapping */
 };
 
 int mlc__l1_init(struct mlc__l1 *l1, uint32_t max, uint64_t max_bytes);
@@ -61,7 +72,6 @@ void mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e);
 uint32_t mlc__l1_drop_older(struct mlc__l1 *l1, uint64_t hash,
 			    uint64_t version);
 uint32_t mlc__l1_clear(struct mlc__l1 *l1);
-void mlc__l1_touch(struct mlc__l1 *l1, struct mlc__ent *e);
 
 struct mlc__ent *mlc__ent_new(uint64_t hash, const void *key, uint32_t klen,
 			      uint32_t vlen);
@@ -73,6 +83,14 @@ mlc__ent_put(struct mlc__ent *e)
 {
 	if (--e->refs == 0)
 		mlc__ent_free(e);
+}
+
+/* A hit: count it (S3-FIFO moves nothing on a hit). */
+static inline void
+mlc__l1_touch(struct mlc__ent *e)
+{
+	if (e->freq < 3)
+		e->freq++;
 }
 
 static inline const char *
