@@ -2,12 +2,14 @@
  * mlc: a multi-level key/value cache for programs that run as several
  * processes on one host.
  *
- *   L1  a private, nearly-LRU cache in each handle: a hit touches no shared
- *       memory except one load of the invalidation log head.  Its eviction
- *       order is LRU except that a hit on an entry among the lru_size/4
- *       most recently moved does not move it again (so a hot hit writes
- *       nothing): an entry is kept until at least lru_size - lru_size/4
- *       other keys have been read or inserted since its last read.
+ *   L1  a private cache in each handle: a hit touches no shared memory
+ *       except one load of the invalidation log head, and moves nothing.
+ *       Its eviction is S3-FIFO's: new keys enter a small FIFO queue (a
+ *       tenth of lru_size at first, adapted to the workload); one hit
+ *       twice there moves on to the main queue, the others leave and are
+ *       remembered for a while (a key read again soon enters main); main
+ *       evicts its oldest entry not hit since it was last passed.  So keys
+ *       read once (a scan) leave without pushing out keys read again.
  *   L2  a shared-memory arena (POSIX shm by name, a file, or an anonymous
  *       mapping made before fork()), attached by unrelated processes at any
  *       address.  Readers never take a lock.
@@ -535,10 +537,8 @@ enum mlc_cache_flags {
 struct mlc_cache_options {
 	size_t   size;		/* sizeof(struct mlc_cache_options) */
 	uint32_t flags;		/* enum mlc_cache_flags */
-	uint32_t lru_size;	/* L1 entries; 0: 1024.  An entry stays
-				 * until at least lru_size - lru_size/4
-				 * other keys were read since its last
-				 * read (see the top of this file) */
+	uint32_t lru_size;	/* L1 entries; 0: 1024 (eviction: see
+				 * the top of this file) */
 	uint64_t lru_bytes;	/* L1 value bytes; 0: no byte bound */
 	int64_t  ttl_ms;	/* 0: 30 s; MLC_TTL_NEVER */
 	int64_t  neg_ttl_ms;	/* negative entries; 0: ttl_ms */
