@@ -187,9 +187,11 @@ ghost_take(struct mlc__l1 *l1, uint64_t hash)
 static bool
 small_over(const struct mlc__l1 *l1)
 {
+	/* The same share of lru_bytes (in double: no overflow, and no share
+	 * of 0 when lru_bytes is smaller than lru_size). */
 	return l1->nsmall >= l1->small_max ||
-	       (l1->max_bytes && l1->small_bytes >=
-		l1->max_bytes / l1->max * l1->small_max);
+	       (l1->max_bytes && (double)l1->small_bytes * l1->max >=
+		(double)l1->max_bytes * l1->small_max);
 }
 
 static void
