@@ -272,13 +272,17 @@ mlc__l1_insert(struct mlc__l1 *l1, struct mlc__ent *e)
 		mlc__ent_put(e);	/* never fits: not cached in L1 */
 		return 0;
 	}
+	/* The ghost first: the evictions below write into it, and one of
+	 * them could take this key's word (it is direct-mapped): two keys
+	 * sharing a word would then push each other through the small queue
+	 * for ever. */
+	if (!main)
+		main = ghost_take(l1, e->hash);
 	while (l1->count > 0 && (l1->count >= l1->max ||
 	       (l1->max_bytes && l1->bytes + e->vlen > l1->max_bytes))) {
 		evict_one(l1);
 		evicted++;
 	}
-	if (!main)
-		main = ghost_take(l1, e->hash);
 	e->chain = l1->slots[e->hash & l1->mask];
 	l1->slots[e->hash & l1->mask] = e;
 	e->freq = 0;
