@@ -8,6 +8,7 @@
 # spread the machine's noise over both.
 #
 #   bench/compare.sh OLD [NEW] [--case 'l1_*,l2_*'] [--passes N] [--rounds N]
+#                    [--keys N]
 #
 # Defaults: the read paths (l1_hit_*, l2_hit_*), 5 passes of 3 rounds.
 set -euo pipefail
@@ -23,11 +24,13 @@ fi
 cases='l1_hit_*,l2_hit_*'
 passes=5
 rounds=3
+keys=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--case) cases="$2"; shift ;;
 	--passes) passes="$2"; shift ;;
 	--rounds) rounds="$2"; shift ;;
+	--keys) keys=(--keys "$2"); shift ;;
 	*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -56,7 +59,8 @@ build "$tmp/new" "$tmp/b-new"
 for p in $(seq 1 "$passes"); do
 	for side in old new; do
 		"$tmp/b-$side/bench/mlc-bench" --impl mlc --case "$cases" \
-			--rounds "$rounds" --json "$tmp/$side.$p.json" \
+			--rounds "$rounds" "${keys[@]}" \
+			--json "$tmp/$side.$p.json" \
 			>/dev/null 2>&1
 	done
 done
