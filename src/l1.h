@@ -34,14 +34,16 @@ struct mlc__ent {
 
 /*
  * The eviction is S3-FIFO's (Yang et al., SOSP 2023), as the L2's is per
- * size class: a small FIFO queue (a tenth of the entries) that new keys
- * enter, a main FIFO queue, and a ghost of the keys the small queue
- * evicted lately.  A hit only counts (freq, at most 3): it moves nothing.
- * The small queue's oldest entry goes to main if it was hit twice or
- * more, else out (into the ghost); main's oldest goes round again with
- * one count less while it has any, else out.  A key the ghost remembers
- * enters main.  So one-time keys (a scan, a long tail) leave through the
- * small queue without pushing out what is read again and again.
+ * size class: a small FIFO queue (a tenth of the entries at first) that
+ * new keys enter, a main FIFO queue, and a ghost of the keys that left
+ * lately.  A hit only counts (freq, at most 3): it moves nothing.  The
+ * small queue's oldest entry goes to main if it was hit twice or more,
+ * else out; main's oldest goes round again with one count less while it
+ * has any, else out.  A key the ghost remembers enters main, and one back
+ * very soon moves the small queue's share towards the queue that should
+ * have kept it (l1.c: ghost_take()).  So one-time keys (a scan, a long
+ * tail) leave through the small queue without pushing out what is read
+ * again and again.
  */
 struct mlc__l1 {
 	struct mlc__ent **slots;
