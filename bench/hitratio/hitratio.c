@@ -190,6 +190,24 @@ classes_print(struct mlc_arena *a)
 	}
 }
 
+/* The arena a replay uses: its name, removed first if a killed run left
+ * it, and recorded for the signal handler. */
+static void
+replay_name(char *name, size_t cap)
+{
+	snprintf(name, cap, "mlc-hitratio-%d", (int)getpid());
+	mlc_arena_unlink(name, 0);
+	snprintf(arena_path, sizeof(arena_path), "/dev/shm/%s", name);
+}
+
+static void
+replay_drop(struct mlc_arena *a, const char *name)
+{
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+	arena_path[0] = '\0';
+}
+
 struct mlc_run {
 	uint64_t misses, failures, cache, arena;
 	uint64_t moves, moves_steady;
@@ -210,9 +228,7 @@ mlc_replay(const struct hr_trace *t, uint64_t cache, uint32_t min_obj,
 	double t0;
 	int rc;
 
-	snprintf(name, sizeof(name), "mlc-hitratio-%d", (int)getpid());
-	mlc_arena_unlink(name, 0);
-	snprintf(arena_path, sizeof(arena_path), "/dev/shm/%s", name);
+	replay_name(name, sizeof(name));
 	rc = arena_make(&a, name, cache, min_obj);
 	if (rc < 0)
 		return rc;
@@ -254,9 +270,7 @@ mlc_replay(const struct hr_trace *t, uint64_t cache, uint32_t min_obj,
 	rc = 0;
 	mlc_cache_close(c);
 out_arena:
-	mlc_arena_close(a);
-	mlc_arena_unlink(name, 0);
-	arena_path[0] = '\0';
+	replay_drop(a, name);
 	return rc;
 }
 
@@ -290,9 +304,7 @@ l1_replay(const struct hr_trace *t, uint32_t entries, struct mlc_run *r)
 	double t0;
 	int rc;
 
-	snprintf(name, sizeof(name), "mlc-hitratio-%d", (int)getpid());
-	mlc_arena_unlink(name, 0);
-	snprintf(arena_path, sizeof(arena_path), "/dev/shm/%s", name);
+	replay_name(name, sizeof(name));
 	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
 	o.bytes = t->footprint * 3 / 2 + 64 * MIB;
 	o.max_items = (uint32_t)(t->distinct * 2 + 1024);
@@ -325,9 +337,7 @@ l1_replay(const struct hr_trace *t, uint32_t entries, struct mlc_run *r)
 	rc = 0;
 	mlc_cache_close(c);
 out_arena:
-	mlc_arena_close(a);
-	mlc_arena_unlink(name, 0);
-	arena_path[0] = '\0';
+	replay_drop(a, name);
 	return rc;
 }
 
