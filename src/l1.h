@@ -54,8 +54,9 @@ struct mlc__l1 {
 	uint32_t nsmall, small_max;	/* entries in small, its share */
 	uint64_t small_bytes;
 	/* The ghost: direct-mapped, one word per key: the high half of its
-	 * hash, its low two bits 1 and the queue it left (1: main), << 32 |
-	 * that queue's gone[] when it left (l1.c: ghost_take()). */
+	 * hash with bit 1 set (no word is 0) and bit 0 the queue it left
+	 * (1: main), << 32 | that queue's gone[] when it left (l1.c:
+	 * ghost_take()). */
 	uint64_t *ghost;
 	uint32_t gmask;
 	uint32_t gone[2];		/* evictions from small, main; wrapping */

@@ -138,6 +138,9 @@ arena_make(struct mlc_arena **ap, const char *name, uint64_t cache,
 	   uint32_t min_obj)
 {
 	uint64_t page = cfg.page_size ? cfg.page_size : MIB;
+	/* An index that never limits the cache: evictions come from the
+	 * allocator (the index's own sizing is another issue's). */
+	uint64_t items = cache / min_obj + cache / min_obj / 4 + 1024;
 
 	for (;; page /= 2) {
 		struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
@@ -147,11 +150,8 @@ arena_make(struct mlc_arena **ap, const char *name, uint64_t cache,
 
 		o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
 		o.page_size = (uint32_t)page;
-		/* An index that never limits the cache: evictions come from
-		 * the allocator (the index's own sizing is another issue's). */
-		want = cache / min_obj + cache / min_obj / 4 + 1024;
-		o.max_items = (uint32_t)(want > (UINT32_C(1) << 30) ?
-					 (UINT32_C(1) << 30) : want);
+		o.max_items = (uint32_t)(items > (UINT32_C(1) << 30) ?
+					 (UINT32_C(1) << 30) : items);
 		base = mlc_arena_min_bytes(&o);
 		if (base == 0)
 			return -EINVAL;
@@ -208,6 +208,9 @@ replay_drop(struct mlc_arena *a, const char *name)
 	arena_path[0] = '\0';
 }
 
+/* The bytes of every stored value (their content does not matter). */
+static char value_bytes[1 << 20];
+
 struct mlc_run {
 	uint64_t misses, failures, cache, arena;
 	uint64_t moves, moves_steady;
@@ -218,7 +221,6 @@ static int
 mlc_replay(const struct hr_trace *t, uint64_t cache, uint32_t min_obj,
 	   struct mlc_run *r)
 {
-	static char val[1 << 20];
 	char name[64];
 	struct mlc_arena *a;
 	struct mlc_cache *c;
@@ -258,7 +260,8 @@ mlc_replay(const struct hr_trace *t, uint64_t cache, uint32_t min_obj,
 			continue;
 		}
 		r->misses++;
-		if (mlc_set(c, key, HR_KEY, val, hr_vlen(t, id), NULL) < 0)
+		if (mlc_set(c, key, HR_KEY, value_bytes, hr_vlen(t, id),
+			    NULL) < 0)
 			r->failures++;
 	}
 	r->secs = now_s() - t0;
@@ -274,18 +277,22 @@ out_arena:
 	return rc;
 }
 
-/* --l1: the loader of a missing key (the trace's value size). */
+/* --l1: the request being replayed, for its loader. */
+struct l1_req {
+	const struct hr_trace *t;
+	uint32_t id;
+};
+
+/* --l1: the loader of a missing key: a value of the trace's size. */
 static int
 l1_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 {
-	static char val[1 << 20];
-	const struct hr_trace *t = arg;
-	uint32_t id;
+	const struct l1_req *q = arg;
 
+	(void)key;
 	(void)key_len;
-	memcpy(&id, key, sizeof(id));
-	out->data = val;
-	out->len = hr_vlen(t, id);
+	out->data = value_bytes;
+	out->len = hr_vlen(q->t, q->id);
 	return MLC_LOAD_VALUE;
 }
 
@@ -320,11 +327,12 @@ l1_replay(const struct hr_trace *t, uint32_t entries, struct mlc_run *r)
 	r->arena = info.bytes;
 	t0 = now_s();
 	for (uint64_t i = 0; i < t->n; i++) {
+		struct l1_req q = { t, t->req[i] };
 		struct mlc_value v;
 		char key[HR_KEY];
 
-		key_of(t->req[i], key);
-		rc = mlc_get(c, key, HR_KEY, l1_loader, (void *)t, &v);
+		key_of(q.id, key);
+		rc = mlc_get(c, key, HR_KEY, l1_loader, &q, &v);
 		if (rc < 0) {
 			r->failures++;
 			r->misses++;
