@@ -5,7 +5,7 @@
  *   L1  a private cache in each handle: a hit touches no shared memory
  *       except one load of the invalidation log head, and moves nothing.
  *       Its eviction is S3-FIFO's: new keys enter a small FIFO queue (a
- *       tenth of lru_size at first, adapted to the workload); one hit
+ *       tenth of lru_size at first, adapted to the workload); an entry hit
  *       twice there moves on to the main queue, the others leave and are
  *       remembered for a while (a key read again soon enters main); main
  *       evicts its oldest entry not hit since it was last passed.  So keys
