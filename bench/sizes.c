@@ -42,12 +42,13 @@ main(void)
 	OFF(struct mlc__item, it_state);
 	OFF(struct mlc__item, it_klen);
 	OFF(struct mlc__item, it_ns);
-	OFF(struct mlc__item, it_gen);
-	OFF(struct mlc__item, it_hash);
-	OFF(struct mlc__item, it_vlen);
+	OFF(struct mlc__item, it_genlen);
 	OFF(struct mlc__item, it_nsgen);
-	OFF(struct mlc__item, it_expire);
-	OFF(struct mlc__item, it_version);
+	OFF(struct mlc__item, it_exp_lo);
+	OFF(struct mlc__item, it_verexp);
+	OFF(struct mlc__item, it_pid);
+	OFF(struct mlc__item, it_start);
+	OFF(struct mlc__item, it_next);
 	SZ(struct mlc__class);
 	OFF(struct mlc__class, cl_lock);
 	OFF(struct mlc__class, cl_size);
@@ -70,7 +71,7 @@ main(void)
 	OFF(struct mlc__flight_slot, fs_owner);
 	OFF(struct mlc__flight_slot, fs_deadline);
 	printf("\none L2 entry: item header %d B + slot word 8 B = %d B "
-	       "+ key + value (target: 48 B + key + value)\n",
+	       "+ key + value (target: 32 B + key + value)\n",
 	       MLC__ITEM_HDR, MLC__ITEM_HDR + 8);
 	printf("index: %zu B per bucket of %d slots = %.1f B per slot\n",
 	       sizeof(struct mlc__bucket), MLC__SLOTS,

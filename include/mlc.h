@@ -149,7 +149,7 @@ struct mlc_arena_options {
 	uint32_t max_items;	/* index capacity wanted; 0: an index of
 				 * at most 1/16 of bytes (6.25% at a power
 				 * of two; 0.2.0: bytes / 512), which
-				 * values of ~48 B and more (16 B keys)
+				 * values of ~64 B and more (16 B keys)
 				 * do not outgrow: smaller ones want more
 				 * (docs/internals.md, "Sizing").
 				 * Rounded up to whole buckets (a power of
@@ -728,6 +728,7 @@ int mlc_peek(struct mlc_cache *cache, const void *key, size_t key_len,
  *   -EINVAL   bad argument or options
  *   -E2BIG    key over MLC_KEY_MAX, or key + value larger than one page
  *   -ENOSPC   no room, and nothing could be evicted
+ *   -EOVERFLOW  the arena's version counter is spent: 2^56 writes (0.3)
  * @since 0.1
  */
 int mlc_set(struct mlc_cache *cache, const void *key, size_t key_len,

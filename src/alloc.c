@@ -11,17 +11,18 @@
  *                           ALLOC -> LIVE   its writer, under a stripe lock
  *                           LIVE/ALLOC -> FREE or ALLOC   class lock
  *
- * Identity: every allocation gives the chunk a new generation (it_gen,
- * from its page's pg_gen, which only grows, whoever owns the page).  Every
- * transition out of ALLOC or LIVE is made under the class lock that owns
- * the page, and only by a party that proves, under that lock, that the
- * chunk at that offset is still the allocation it knows: the page still
- * in that class, the offset still a chunk boundary, the generation still
- * the same.  A late freer whose chunk was freed, moved to another class or
- * reused does nothing (counted as stale_frees).  Chunks are never
- * unmapped, so a reader holding an old offset reads harmless bytes inside
- * the arena, and its bucket version check rejects them; readers never
- * write into chunks (their CLOCK bits are in the buckets).
+ * Identity: every allocation gives the chunk a new generation (the low 40
+ * bits of it_genlen, from its page's pg_gen, which only grows, whoever
+ * owns the page).  Every transition out of ALLOC or LIVE is made under the
+ * class lock that owns the page, and only by a party that proves, under
+ * that lock, that the chunk at that offset is still the allocation it
+ * knows: the page still in that class, the offset still a chunk boundary,
+ * the generation still the same.  A late freer whose chunk was freed,
+ * moved to another class or reused does nothing (counted as stale_frees).
+ * Chunks are never unmapped, so a reader holding an old offset reads
+ * harmless bytes inside the arena, and its bucket version check rejects
+ * them; readers never write into chunks (their CLOCK bits are in the
+ * buckets).
  *
  * An ALLOC chunk belongs to its writer until the writer is proven dead
  * (pid, start time and pid namespace: proc.c), never because it is old:
@@ -83,7 +84,7 @@ chunk_owned(const struct mlc_arena *a, const struct mlc__class *c,
 		return NULL;		/* not a chunk of this carving */
 	it = chunk_item(a, p, c->cl_size, k);
 	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != state ||
-	    ck_pr_load_64(&it->it_gen) != gen)
+	    mlc__item_gen(it) != gen)
 		return NULL;
 	return it;
 }
@@ -117,14 +118,16 @@ chunk_take(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	   struct mlc__item *it)
 {
 	struct mlc__page *pg = &a->pages[p];
-	uint64_t gen = ++pg->pg_gen;	/* first: it only grows */
+	uint64_t gen = ++pg->pg_gen & MLC__GEN_MASK;	/* first: it only grows */
 
+	if (gen == 0)		/* 0 is a carved chunk's: never handed out */
+		gen = ++pg->pg_gen & MLC__GEN_MASK;
 	small_drop(c, ck_pr_load_32(&it->it_state));
-	ck_pr_store_64(&it->it_gen, gen);
+	mlc__item_set_genlen(it, gen, 0);
 	/* Who allocated it, for a proof of death if it never links it. */
-	it->it_expire = mlc__proc_start();
-	it->it_version = (uint64_t)mlc__proc_ns() << 32 |
-			 (uint32_t)mlc__pid();
+	ck_pr_store_32(&it->it_pid, (uint32_t)mlc__pid());
+	ck_pr_store_32(&it->it_pidns, mlc__proc_ns());
+	ck_pr_store_64(&it->it_start, mlc__proc_start());
 	ck_pr_fence_store();
 	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__ALLOC, 0));
 	return gen;
@@ -208,7 +211,7 @@ chunk_push(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 
 	/* A stale reader may still be validating this chunk: a ck store,
 	 * as every shared word that a reader can race with. */
-	ck_pr_store_64(&it->it_version, pg->pg_free);
+	ck_pr_store_32(&it->it_next, pg->pg_free);
 	pg->pg_free = idx + 1;
 	if (pg->pg_nfree++ == 0)
 		partial_link(a, c, p);
@@ -229,7 +232,7 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t *off,
 	pg = &a->pages[p];
 	idx = pg->pg_free - 1;
 	it = chunk_item(a, p, c->cl_size, idx);
-	pg->pg_free = (uint32_t)it->it_version;
+	pg->pg_free = ck_pr_load_32(&it->it_next);
 	if (--pg->pg_nfree == 0)
 		partial_unlink(a, c, p);
 	*off = chunk_off(a, p, c->cl_size, idx);
@@ -245,7 +248,7 @@ carve_chunks(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
 		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
 
 		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
-		ck_pr_store_64(&it->it_gen, 0);
+		mlc__item_set_genlen(it, 0, 0);
 		chunk_push(a, c, p, k);
 	}
 }
@@ -380,12 +383,13 @@ bool
 mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
 		      uint32_t w, uint64_t now)
 {
-	uint64_t exp = it->it_expire;
+	uint64_t exp = mlc__item_expire(it);
 	uint32_t ns = it->it_ns;
 
 	if (exp != 0 && exp <= now)
 		return true;
-	if (ns >= a->max_ns || it->it_nsgen != ck_pr_load_32(&a->ns[ns].ns_gen))
+	if (ns >= a->max_ns ||
+	    mlc__item_nsgen(it) != ck_pr_load_32(&a->ns[ns].ns_gen))
 		return true;		/* purged */
 	return (MLC__ST_FLAGS(w) & MLC__IT_NEG) &&
 	       ck_pr_load_64(&a->hdr->ah_neg_items) > a->neg_quota;
@@ -393,18 +397,20 @@ mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
 
 /* Take a LIVE chunk (class lock held) out of the index; on success it is
  * ALLOC for the caller (@p keep: *@p gen its generation) or back on its
- * free list.  Its generation, read under the class lock, cannot change
- * while we hold it: only an allocation changes it. */
+ * free list, and *@p hash (if not NULL) is its key's hash.  Its
+ * generation, read under the class lock, cannot change while we hold it:
+ * only an allocation changes it. */
 static bool
 evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
-	   uint32_t k, uint32_t w, bool keep, uint64_t now, uint64_t *gen)
+	   uint32_t k, uint32_t w, bool keep, uint64_t now, uint64_t *gen,
+	   uint64_t *hash)
 {
 	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
-	uint64_t off = chunk_off(a, p, c->cl_size, k);
+	uint64_t off = chunk_off(a, p, c->cl_size, k), h;
 	bool orphan = false, expired;
 
 	expired = mlc__item_reclaimable(a, it, w, now);
-	if (!mlc__table_unlink_chunk(a, off, &orphan))
+	if (!mlc__table_unlink_chunk(a, off, &orphan, &h))
 		return false;		/* its stripe is busy: skip it */
 	MLC_PAUSE(EVICT_UNLINKED);
 	/* A LIVE chunk no slot points to was unlinked by a writer that is
@@ -416,6 +422,8 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 		ck_pr_inc_64(&a->hdr->ah_expired);
 	else
 		ck_pr_inc_64(&a->hdr->ah_evictions);
+	if (hash != NULL)
+		*hash = h;
 	if (keep) {
 		*gen = chunk_take(a, c, p, it);
 	} else {
@@ -425,8 +433,8 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	return true;
 }
 
-/* Is the writer of an ALLOC chunk proven dead?  Its stamp: process start
- * time in it_expire, pid namespace << 32 | pid in it_version.  The stamp
+/* Is the writer of an ALLOC chunk proven dead?  Its stamp: it_pid,
+ * it_pidns and it_start (process start time).  The stamp
  * is the writer's only while the chunk is ALLOC: a writer makes it LIVE
  * (holding the stripes that keep sweeps off a LIVE chunk) before it
  * overwrites the stamp with the item's expiry and version (table.c:
@@ -438,16 +446,17 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 static bool
 orphaned(struct mlc_arena *a, const struct mlc__item *it)
 {
-	uint64_t who = ck_pr_load_64((uint64_t *)&it->it_version);
-	uint64_t start = ck_pr_load_64((uint64_t *)&it->it_expire);
+	uint32_t pid = ck_pr_load_32((uint32_t *)&it->it_pid);
+	uint32_t pidns = ck_pr_load_32((uint32_t *)&it->it_pidns);
+	uint64_t start = ck_pr_load_64((uint64_t *)&it->it_start);
 
 	ck_pr_fence_load();
 	if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
 	    MLC__ALLOC)
 		return false;
-	if (mlc__proc_dead((uint32_t)who, start, (uint32_t)(who >> 32)))
+	if (mlc__proc_dead(pid, start, pidns))
 		return true;
-	if ((uint32_t)who != (uint32_t)mlc__pid())
+	if (pid != (uint32_t)mlc__pid())
 		ck_pr_inc_64(&a->hdr->ah_orphan_skips);
 	return false;
 }
@@ -707,7 +716,7 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 			/* Looking ahead: reclaimable entries only. */
 			if (MLC__ST_STATE(w) == MLC__LIVE &&
 			    mlc__item_reclaimable(a, it, w, now) &&
-			    evict_live(a, c, p, k, w, true, now, &gen))
+			    evict_live(a, c, p, k, w, true, now, &gen, NULL))
 				goto got;
 			continue;
 		}
@@ -719,7 +728,7 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		if (MLC__ST_STATE(w) != MLC__LIVE)
 			continue;
 		if (mlc__item_reclaimable(a, it, w, now)) {
-			if (evict_live(a, c, p, k, w, true, now, &gen))
+			if (evict_live(a, c, p, k, w, true, now, &gen, NULL))
 				goto got;
 			continue;
 		}
@@ -727,7 +736,7 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 			continue;	/* the other hand's */
 		f = ST_FREQ(w);
 		if (small) {
-			if (!force && mlc__table_ref_take(a, it,
+			if (!force && mlc__table_ref_take(a,
 					chunk_off(a, p, c->cl_size, k))) {
 				/* Read on probation: to main, from 0. */
 				freq_store(it, w & ~MLC__ST_SMALL, 0);
@@ -736,7 +745,7 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 					c->cl_nsmall--;
 				continue;
 			}
-		} else if (mlc__table_ref_take(a, it,
+		} else if (mlc__table_ref_take(a,
 					       chunk_off(a, p, c->cl_size, k))) {
 			if (f < FREQ_MAX)
 				freq_store(it, w, f + 1);
@@ -764,8 +773,7 @@ got:
 		return false;
 	*hpp = hp;
 	*hkp = hk;
-	hash = ck_pr_load_64(&chunk_item(a, cp, c->cl_size, ck)->it_hash);
-	if (!evict_live(a, c, cp, ck, cw, true, now, &gen))
+	if (!evict_live(a, c, cp, ck, cw, true, now, &gen, &hash))
 		return false;
 	ghost_add(a, c, hash, !small);
 	*off = chunk_off(a, cp, c->cl_size, ck);
@@ -817,7 +825,8 @@ page_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint64_t now)
 				drained = false;
 			break;
 		default:
-			if (!evict_live(a, v, p, k, w, false, now, NULL))
+			if (!evict_live(a, v, p, k, w, false, now, NULL,
+					NULL))
 				drained = false;
 		}
 	}

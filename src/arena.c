@@ -39,9 +39,10 @@
 #define DEFAULT_PAGE (UINT32_C(1) << 20)
 #define MIN_PAGE (UINT32_C(64) << 10)
 #define MAX_PAGE (UINT32_C(16) << 20)
+_Static_assert(MAX_PAGE - 1 <= MLC__VLEN_MAX, "a value length fits its 24 bits");
 #define MIN_PAGES 4
 #define DEFAULT_PAGES 32
-#define MIN_CHUNK 64
+#define MIN_CHUNK 48
 #define LOCK_WAIT_MS 5000
 
 /* ---- options ------------------------------------------------------ */

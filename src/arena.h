@@ -27,9 +27,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ck_pr.h>
+
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 6			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 7			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128
@@ -71,19 +73,33 @@ struct mlc__bucket {
 #define MLC__SLOT_TAG(w)	((uint16_t)((w) >> 48))
 
 /* An item: the header of an allocator chunk, followed by the key and the
- * value.  48 bytes; with its 8-byte slot word an entry costs 56 bytes plus
+ * value.  32 bytes; with its 8-byte slot word an entry costs 40 bytes plus
  * key and value (before size-class rounding).
  *
- * Identity: it_gen is the chunk's generation, taken from its page's
- * pg_gen (which only grows) each time the chunk is allocated, and never
- * reset, not even when the page is carved again for another class.  The
- * pair (offset, it_gen) names one allocation for ever: whoever frees,
- * reclaims or links a chunk proves with it, under the class lock that
- * serializes reuse, that the chunk is still the one it owns.
+ * Identity: the generation (the low 40 bits of it_genlen) is the chunk's,
+ * taken from its page's pg_gen (which only grows) each time the chunk is
+ * allocated, and never reset, not even when the page is carved again for
+ * another class.  The pair (offset, generation) names one allocation: whoever
+ * frees, reclaims or links a chunk proves with it, under the class lock that
+ * serializes reuse, that the chunk is still the one it owns.  (40 bits wrap
+ * after 2^40 allocations in one page: a party stopped across exactly a
+ * multiple of that many could be fooled, at ten million allocations a
+ * second in that page a pause of 30 hours.)
  *
  * Readers never store into an item: its memory may be reused the moment
  * after they validated.  Their CLOCK reference bits live in the bucket
- * (bk_refs), which is never anything but bits. */
+ * (bk_refs), which is never anything but bits.
+ *
+ * The key's hash is not kept: whoever needs an item's buckets (the
+ * allocator's sweep and eviction, an index move, mlc_arena_check) hashes
+ * its key again, which is stable while they hold the item's class lock or
+ * stripes.  The slot's tag filters lookups.
+ *
+ * Bytes 16..31 mean what the state says: a LIVE item's namespace
+ * generation, expiry and version; an ALLOC chunk's writer stamp (pid, pid
+ * namespace, process start time), which the writer overwrites only after
+ * making the chunk LIVE (table.c: put_linked()); a FREE chunk's next free
+ * chunk in its page.  Read them through the accessors below. */
 struct mlc__item {
 	uint32_t it_state;	/* state:8 | flags:8 | freq:2 | small:1 |
 				 * spare:13.  freq: the CLOCK sweep's count
@@ -95,18 +111,89 @@ struct mlc__item {
 				 * sweep (class lock, LIVE) */
 	uint16_t it_klen;
 	uint16_t it_ns;		/* namespace index */
-	uint64_t it_gen;	/* chunk generation (see above) */
-	uint64_t it_hash;	/* full key hash; picks the two buckets */
-	uint32_t it_vlen;
-	uint32_t it_nsgen;	/* namespace generation when written */
-	uint64_t it_expire;	/* CLOCK_MONOTONIC ms; 0: never.  While
-				 * ALLOC: the writer's process start time */
-	uint64_t it_version;	/* L2 version.  While ALLOC: the writer's
-				 * pid namespace << 32 | pid.  While FREE:
-				 * next free chunk in the page, index + 1 */
+	uint64_t it_genlen;	/* generation:40 | value length:24.  The
+				 * allocator stores it with length 0, the
+				 * writer (the chunk's owner) with its
+				 * length: compare generations masked */
+	union {
+		struct {			/* LIVE */
+			uint32_t it_nsgen;	/* namespace generation */
+			uint32_t it_exp_lo;	/* expiry, low 32 bits */
+			uint64_t it_verexp;	/* version:56 | expiry
+						 * high 8 bits */
+		};
+		struct {			/* ALLOC: who allocated it */
+			uint32_t it_pid;
+			uint32_t it_pidns;	/* pid namespace; 0: unknown */
+			uint64_t it_start;	/* process start time */
+		};
+		uint32_t it_next;		/* FREE: next free chunk in
+						 * the page, index + 1 */
+	};
 	/* key bytes, then value bytes */
 };
-#define MLC__ITEM_HDR 48
+#define MLC__ITEM_HDR 32
+#define MLC__GEN_BITS 40
+#define MLC__GEN_MASK ((UINT64_C(1) << MLC__GEN_BITS) - 1)
+#define MLC__VLEN_MAX ((UINT32_C(1) << (64 - MLC__GEN_BITS)) - 1)
+#define MLC__EXPIRE_MAX ((UINT64_C(1) << 40) - 1)	/* ms: ~34.8 years */
+#define MLC__VERSION_MAX ((UINT64_C(1) << 56) - 1)
+
+/* The fields packed above.  Readers pass values loaded once; every value
+ * a racing reader gets is bounded (a length of 24 bits, a version of 56)
+ * and its bucket's version check decides whether it counts. */
+static inline uint64_t
+mlc__item_gen(const struct mlc__item *it)
+{
+	return ck_pr_load_64((uint64_t *)&it->it_genlen) &
+	       MLC__GEN_MASK;
+}
+
+static inline uint32_t
+mlc__item_vlen(const struct mlc__item *it)
+{
+	return (uint32_t)(ck_pr_load_64((uint64_t *)&it->it_genlen) >>
+			  MLC__GEN_BITS);
+}
+
+/* Store generation @p gen with value length @p vlen. */
+static inline void
+mlc__item_set_genlen(struct mlc__item *it, uint64_t gen, uint32_t vlen)
+{
+	ck_pr_store_64(&it->it_genlen, (gen & MLC__GEN_MASK) |
+		       (uint64_t)vlen << MLC__GEN_BITS);
+}
+
+static inline uint32_t
+mlc__item_nsgen(const struct mlc__item *it)
+{
+	return ck_pr_load_32((uint32_t *)&it->it_nsgen);
+}
+
+static inline uint64_t
+mlc__item_expire(const struct mlc__item *it)
+{
+	return (uint64_t)ck_pr_load_32((uint32_t *)&it->it_exp_lo) |
+	       (ck_pr_load_64((uint64_t *)&it->it_verexp) & 0xff) << 32;
+}
+
+static inline uint64_t
+mlc__item_version(const struct mlc__item *it)
+{
+	return ck_pr_load_64((uint64_t *)&it->it_verexp) >> 8;
+}
+
+/* A LIVE item's bytes 16..31 (its writer, stripes held, after the LIVE
+ * store): @p expire at most MLC__EXPIRE_MAX, @p version at most
+ * MLC__VERSION_MAX. */
+static inline void
+mlc__item_set_live(struct mlc__item *it, uint32_t nsgen, uint64_t expire,
+		   uint64_t version)
+{
+	ck_pr_store_32(&it->it_nsgen, nsgen);
+	ck_pr_store_32(&it->it_exp_lo, (uint32_t)expire);
+	ck_pr_store_64(&it->it_verexp, version << 8 | (expire >> 32 & 0xff));
+}
 
 enum mlc__item_state {
 	MLC__FREE  = 1,		/* on a page's free list */

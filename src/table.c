@@ -128,10 +128,10 @@ item_matches(const struct mlc__item *it, uint32_t room,
 {
 	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
 
-	if (MLC__ST_STATE(w) != MLC__LIVE || it->it_hash != k->hash ||
-	    it->it_klen != k->len || it->it_ns != k->ns)
+	if (MLC__ST_STATE(w) != MLC__LIVE || it->it_klen != k->len ||
+	    it->it_ns != k->ns)
 		return false;
-	if ((uint64_t)MLC__ITEM_HDR + k->len + it->it_vlen > room)
+	if ((uint64_t)MLC__ITEM_HDR + k->len + mlc__item_vlen(it) > room)
 		return false;
 	return mlc__compare_racy((const char *)(it + 1), k->data, k->len) == 0;
 }
@@ -143,7 +143,7 @@ static int
 item_copy(const struct mlc__item *it, uint32_t room, const struct mlc__key *k,
 	  mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit)
 {
-	uint32_t vlen = ck_pr_load_32((uint32_t *)&it->it_vlen);
+	uint32_t vlen = mlc__item_vlen(it);
 	void *dst;
 
 	if ((uint64_t)MLC__ITEM_HDR + k->len + vlen > room)
@@ -154,8 +154,8 @@ item_copy(const struct mlc__item *it, uint32_t room, const struct mlc__key *k,
 	mlc__copy_racy(dst, (const char *)(it + 1) + k->len, vlen);
 	hit->len = vlen;
 	hit->data = dst;
-	hit->version = it->it_version;
-	hit->expire = it->it_expire;
+	hit->version = mlc__item_version(it);
+	hit->expire = mlc__item_expire(it);
 	hit->flags = MLC__ST_FLAGS(ck_pr_load_32((uint32_t *)&it->it_state));
 	return 0;
 }
@@ -200,7 +200,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 		if (it == NULL || !item_matches(it, room, k))
 			continue;
-		if (ck_pr_load_32((uint32_t *)&it->it_nsgen) != k->nsgen)
+		if (mlc__item_nsgen(it) != k->nsgen)
 			break;		/* purged: absent, if still valid */
 		MLC_PAUSE(READ_MATCHED);
 		rc = item_copy(it, room, k, sink, ctx, hit);
@@ -256,20 +256,20 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 			continue;
 		st = ck_pr_load_32(&it->it_state);
 		klen = ck_pr_load_16(&it->it_klen);
-		vlen = ck_pr_load_32(&it->it_vlen);
+		vlen = mlc__item_vlen(it);
 		/* Any field may be garbage while a writer reuses the chunk:
 		 * bounds first, and the version check below decides. */
 		if (MLC__ST_STATE(st) != MLC__LIVE ||
 		    ck_pr_load_16(&it->it_ns) != ns ||
-		    ck_pr_load_32(&it->it_nsgen) != gen || klen == 0 ||
+		    mlc__item_nsgen(it) != gen || klen == 0 ||
 		    (uint64_t)MLC__ITEM_HDR + klen + vlen > room)
 			continue;
 		mlc__copy_racy(keys + (size_t)n * MLC_KEY_MAX, it + 1, klen);
 		ents[n].klen = klen;
 		ents[n].vlen = vlen;
 		ents[n].flags = MLC__ST_FLAGS(st);
-		ents[n].expire = ck_pr_load_64(&it->it_expire);
-		ents[n].version = ck_pr_load_64(&it->it_version);
+		ents[n].expire = mlc__item_expire(it);
+		ents[n].version = mlc__item_version(it);
 		n++;
 	}
 	ck_pr_fence_load();	/* every copy before the re-check */
@@ -514,7 +514,7 @@ find_locked(struct mlc_arena *a, const uint32_t b[2],
 			if (it == NULL || !item_matches(it, room, k))
 				continue;
 			*ref = (struct slot_ref){ bk, s, w, it,
-						  ck_pr_load_64(&it->it_gen) };
+						  mlc__item_gen(it) };
 			return true;
 		}
 	}
@@ -533,8 +533,8 @@ victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
 	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
 		return 1;
 	if (!referenced)
-		return 2 + (it->it_version >> 2);	/* not read lately */
-	return (UINT64_C(1) << 62) + (it->it_version >> 2);
+		return 2 + (mlc__item_version(it) >> 2);	/* not read lately */
+	return (UINT64_C(1) << 62) + (mlc__item_version(it) >> 2);
 }
 
 /* Pick the slot for a new key: an empty one in the emptier bucket, else
@@ -578,7 +578,7 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 			if (rank < best || best == UINT64_MAX) {
 				best = rank;
 				*ref = (struct slot_ref){ bk, s, w, it,
-					it ? ck_pr_load_64(&it->it_gen) : 0 };
+					it ? mlc__item_gen(it) : 0 };
 			}
 		}
 	}
@@ -610,7 +610,7 @@ static void
 ns_count(struct mlc_arena *a, const struct mlc__item *it, bool add)
 {
 	struct mlc__ns_stats *st;
-	uint64_t gen = it->it_nsgen;
+	uint64_t gen = mlc__item_nsgen(it);
 
 	if (it->it_ns >= a->max_ns)
 		return;		/* a corrupt item: never write outside */
@@ -619,7 +619,7 @@ ns_count(struct mlc_arena *a, const struct mlc__item *it, bool add)
 	ns_word_add(&st->nt_items, gen, 32, 1, add);
 	ns_word_add(&st->nt_bytes, gen & ((UINT64_C(1) << (64 -
 			MLC__NS_BYTES_SHIFT)) - 1), MLC__NS_BYTES_SHIFT,
-		    (uint64_t)it->it_klen + it->it_vlen, add);
+		    (uint64_t)it->it_klen + mlc__item_vlen(it), add);
 }
 
 static void
@@ -644,7 +644,8 @@ count_replaced(struct mlc_arena *a, const struct mlc__item *it,
 		   MLC__IT_NEG;
 
 	if (old == NULL || old->it_ns != it->it_ns ||
-	    old->it_nsgen != it->it_nsgen || it->it_ns >= a->max_ns) {
+	    mlc__item_nsgen(old) != mlc__item_nsgen(it) ||
+	    it->it_ns >= a->max_ns) {
 		ck_pr_inc_64(&a->hdr->ah_items);
 		if (neg)
 			ck_pr_inc_64(&a->hdr->ah_neg_items);
@@ -659,9 +660,10 @@ count_replaced(struct mlc_arena *a, const struct mlc__item *it,
 		else
 			ck_pr_dec_64(&a->hdr->ah_neg_items);
 	}
-	nb = (uint64_t)it->it_klen + it->it_vlen;
-	ob = (uint64_t)old->it_klen + old->it_vlen;
-	gen = it->it_nsgen & ((UINT64_C(1) << (64 - MLC__NS_BYTES_SHIFT)) - 1);
+	nb = (uint64_t)it->it_klen + mlc__item_vlen(it);
+	ob = (uint64_t)old->it_klen + mlc__item_vlen(old);
+	gen = mlc__item_nsgen(it) &
+	      ((UINT64_C(1) << (64 - MLC__NS_BYTES_SHIFT)) - 1);
 	if (nb != ob)
 		ns_word_add(&a->nsstats[it->it_ns].nt_bytes, gen,
 			    MLC__NS_BYTES_SHIFT, nb > ob ? nb - ob : ob - nb,
@@ -693,7 +695,7 @@ drop_copies(struct mlc_arena *a, const uint32_t b[2],
 			if (it == NULL || !item_matches(it, room, k))
 				continue;
 			st = ck_pr_load_32(&it->it_state);
-			gen = ck_pr_load_64(&it->it_gen);
+			gen = mlc__item_gen(it);
 			slot_store(bk, s, 0);
 			count_unlinked(a, it, st);
 			/* Under the stripe locks: a class lock is taken
@@ -785,9 +787,9 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	   int depth)
 {
 	struct mlc__bucket *bk = &a->table[from], *to;
-	uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), noff, ngen, gen;
+	uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), noff, ngen, gen, hash;
 	struct mlc__item *it, *nit;
-	uint32_t x[2], room, st, alt, ls, bytes;
+	uint32_t x[2], room, st, alt, ls, bytes, vlen;
 	bool locked = false;
 	int t = -1, ci, ok = 0;
 
@@ -803,11 +805,16 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 	if (it == NULL)
 		return 0;
+	/* Linked in a bucket whose stripe we hold: stable, and LIVE. */
 	st = ck_pr_load_32(&it->it_state);
-	bytes = MLC__ITEM_HDR + (uint32_t)it->it_klen + it->it_vlen;
-	key_buckets(a, it->it_hash, x);
+	vlen = mlc__item_vlen(it);
+	bytes = MLC__ITEM_HDR + (uint32_t)it->it_klen + vlen;
 	if (MLC__ST_STATE(st) != MLC__LIVE || bytes > room ||
-	    key_tag(it->it_hash) != MLC__SLOT_TAG(w) ||
+	    it->it_klen == 0)
+		return 0;
+	hash = mlc__hash(a->seed, it->it_ns, it + 1, it->it_klen);
+	key_buckets(a, hash, x);
+	if (key_tag(hash) != MLC__SLOT_TAG(w) ||
 	    !((x[0] == from && x[1] == alt) || (x[1] == from && x[0] == alt)))
 		return 0;
 	ls = alt & a->stripe_mask;
@@ -833,25 +840,26 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0)
 		goto out;
 	if (move_alloc_fails() ||
-	    mlc__alloc(a, (uint32_t)ci, it->it_hash, !(st & MLC__ST_SMALL),
+	    mlc__alloc(a, (uint32_t)ci, hash, !(st & MLC__ST_SMALL),
 		       &noff, &ngen) < 0) {
 		ok = -1;
 		goto out;
 	}
 	nit = (struct mlc__item *)(void *)(a->base + noff);
 	if (MLC__ST_STATE(ck_pr_load_32(&nit->it_state)) != MLC__ALLOC ||
-	    ck_pr_load_64(&nit->it_gen) != ngen) {
+	    mlc__item_gen(nit) != ngen) {
 		ok = -1;	/* not ours after all (alloc.c): leave it */
 		goto out;
 	}
 	/* The entry is ours to read whole: its stripes are held. */
-	gen = ck_pr_load_64(&it->it_gen);
+	gen = mlc__item_gen(it);
 	nit->it_klen = it->it_klen;
 	nit->it_ns = it->it_ns;
-	nit->it_hash = it->it_hash;
-	nit->it_vlen = it->it_vlen;
-	nit->it_nsgen = it->it_nsgen;
-	memcpy(nit + 1, it + 1, (size_t)it->it_klen + it->it_vlen);
+	mlc__item_set_genlen(nit, ngen, vlen);
+	memcpy(nit + 1, it + 1, (size_t)it->it_klen + vlen);
+	/* The key before LIVE: a sweep that sees LIVE hashes the key to
+	 * find the entry's buckets (alloc.c). */
+	ck_pr_fence_store();
 	/* LIVE before the stamp is overwritten (see put_linked()), with
 	 * its probation bit as alloc.c set it (the class's count of them
 	 * includes this chunk). */
@@ -859,8 +867,8 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 						     MLC__ST_FLAGS(st)) |
 		       (ck_pr_load_32(&nit->it_state) & MLC__ST_SMALL));
 	ck_pr_fence_store();
-	nit->it_expire = it->it_expire;
-	nit->it_version = it->it_version;
+	mlc__item_set_live(nit, mlc__item_nsgen(it), mlc__item_expire(it),
+			   mlc__item_version(it));
 	slot_store(to, t, (uint64_t)MLC__SLOT_TAG(w) << 48 | noff);
 	if (ck_pr_load_32(&bk->bk_refs) & UINT32_C(1) << s)
 		ck_pr_or_32(&to->bk_refs, UINT32_C(1) << t);
@@ -965,12 +973,12 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		oldw = ck_pr_load_32(&ref.it->it_state);
 	/* An item of an older namespace generation is a purged one: absent
 	 * to a read-modify-write, as it is to every reader. */
-	purged = replace && ref.it->it_nsgen != k->nsgen;
+	purged = replace && mlc__item_nsgen(ref.it) != k->nsgen;
 	/* A read-modify-write stores only over what it read. */
 	if ((put->cas == MLC__CAS_ABSENT && replace && !purged) ||
 	    (put->cas == MLC__CAS_VERSION &&
 	     (!replace || purged ||
-	      ref.it->it_version != put->cas_version))) {
+	      mlc__item_version(ref.it) != put->cas_version))) {
 		rc = MLC_ESTALE;
 		goto out;
 	}
@@ -979,7 +987,7 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	 * gone in either stripe): it must not bring back what they
 	 * replaced. */
 	if (put->if_before != 0 &&
-	    ((replace && ref.it->it_version > put->if_before) ||
+	    ((replace && mlc__item_version(ref.it) > put->if_before) ||
 	     a->stripes[b[0] & a->stripe_mask].lk_aux > put->if_before ||
 	     a->stripes[b[1] & a->stripe_mask].lk_aux > put->if_before)) {
 		rc = MLC_ESTALE;
@@ -988,7 +996,7 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	/* Our chunk is ours until we are proven dead, so this holds; it is
 	 * checked anyway, and a chunk that is not ours is never touched. */
 	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != MLC__ALLOC ||
-	    ck_pr_load_64(&it->it_gen) != gen) {
+	    mlc__item_gen(it) != gen) {
 		rc = -EOWNERDEAD;
 		goto out;
 	}
@@ -1001,8 +1009,12 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		oldw = 0;
 	}
 	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
-	/* LIVE before the stamp (it_expire, it_version: who allocated the
-	 * chunk) is overwritten, never after: a sweep judges an ALLOC chunk
+	if (put->version > MLC__VERSION_MAX) {
+		rc = -EOVERFLOW;	/* 2^56 writes: arena.h */
+		goto out;
+	}
+	/* LIVE before the stamp (bytes 16..31: who allocated the chunk) is
+	 * overwritten, never after: a sweep judges an ALLOC chunk
 	 * by its stamp, and a stamp half overwritten by a writer stopped
 	 * here would prove a live writer dead (alloc.c: orphaned()).  A
 	 * LIVE chunk is left alone while its stripes are held (ours). */
@@ -1010,15 +1022,14 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		       (ck_pr_load_32(&it->it_state) & MLC__ST_SMALL));
 	ck_pr_fence_store();
 	MLC_PAUSE(PUT_LIVE);
-	it->it_expire = put->expire;
-	it->it_version = put->version;
+	mlc__item_set_live(it, k->nsgen, put->expire, put->version);
 	MLC_PAUSE(PUT_CLAIMED);
 	slot_store(ref.bk, ref.s, (uint64_t)key_tag(k->hash) << 48 | off);
 	MLC_PAUSE(PUT_LINKED);
 	count_replaced(a, it, ref.it, oldw);
 	if (ref.it != NULL && victim) {
 		ck_pr_inc_64(&a->hdr->ah_index_evictions);
-		stripes_note_gone(a, b, ref.it->it_version);
+		stripes_note_gone(a, b, mlc__item_version(ref.it));
 	}
 	ck_pr_inc_64(&a->hdr->ah_sets);
 out:
@@ -1055,6 +1066,8 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	ci = mlc__class_for(a, bytes);
 	if (ci < 0)
 		return ci;
+	if (put->expire > MLC__EXPIRE_MAX)
+		put->expire = MLC__EXPIRE_MAX;	/* ~34.8 years: arena.h */
 	mlc__table_prefetch_put(a, k->hash);
 	rc = mlc__alloc(a, (uint32_t)ci, k->hash, table_has_hint(a, k->hash),
 			&off, &gen);
@@ -1067,13 +1080,13 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	 * the allocation it was given (which nobody reclaims before it is
 	 * proven dead). */
 	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != MLC__ALLOC ||
-	    ck_pr_load_64(&it->it_gen) != gen)
+	    mlc__item_gen(it) != gen)
 		return -EOWNERDEAD;
+	/* Bytes 16..31 hold our stamp until put_linked() makes the chunk
+	 * LIVE: the namespace generation is stored there, not here. */
 	it->it_klen = (uint16_t)k->len;
 	it->it_ns = (uint16_t)k->ns;
-	it->it_hash = k->hash;
-	it->it_vlen = put->len;
-	it->it_nsgen = k->nsgen;
+	mlc__item_set_genlen(it, gen, put->len);
 	memcpy(it + 1, k->data, k->len);
 	if (put->len)
 		memcpy((char *)(it + 1) + k->len, put->data, put->len);
@@ -1103,7 +1116,7 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
 	found = find_locked(a, b, k, &ref);
 	if (found)
 		drop_copies(a, b, k, &ref);
-	if (cas && (!found || ref.it->it_version != expect)) {
+	if (cas && (!found || mlc__item_version(ref.it) != expect)) {
 		stripes_unlock(a, b);
 		return MLC_ESTALE;
 	}
@@ -1193,18 +1206,39 @@ mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash)
 	}
 }
 
-/* The allocator's CLOCK hand at the LIVE chunk at @p off (item @p it): was
- * it read since the hand last passed?  Test and clear its slot's bit (class
+/* The hash of the key of the LIVE item at @p off, which keeps none
+ * (arena.h): its class lock or stripes are held, so the key is stable.  A
+ * length that leaves the page (a corrupt item) hashes as 0, whose buckets
+ * hold no slot of it. */
+uint64_t
+mlc__item_hash(const struct mlc_arena *a, uint64_t off)
+{
+	const struct mlc__item *it;
+	uint32_t room, klen;
+
+	if ((it = mlc__item_at(a, off, &room)) == NULL)
+		return 0;
+	/* The key after the state the caller read: a writer stores it
+	 * before it makes the chunk LIVE. */
+	ck_pr_fence_load();
+	klen = ck_pr_load_16((uint16_t *)&it->it_klen);
+	if (klen == 0 || (uint64_t)MLC__ITEM_HDR + klen > room)
+		return 0;
+	return mlc__hash(a->seed, ck_pr_load_16((uint16_t *)&it->it_ns),
+			 it + 1, klen);
+}
+
+/* The allocator's CLOCK hand at the LIVE chunk at @p off: was it read
+ * since the hand last passed?  Test and clear its slot's bit (class
  * lock held; no stripe lock: a bit is only a hint, and a slot that changes
  * meanwhile at worst costs or grants one second chance).  A chunk no slot
  * points to has no bit: false. */
 bool
-mlc__table_ref_take(struct mlc_arena *a, const struct mlc__item *it,
-		    uint64_t off)
+mlc__table_ref_take(struct mlc_arena *a, uint64_t off)
 {
 	uint32_t b[2];
 
-	key_buckets(a, ck_pr_load_64((uint64_t *)&it->it_hash), b);
+	key_buckets(a, mlc__item_hash(a, off), b);
 	for (int i = 0; i < 2; i++) {
 		struct mlc__bucket *bk = &a->table[b[i]];
 
@@ -1224,14 +1258,17 @@ mlc__table_ref_take(struct mlc_arena *a, const struct mlc__item *it,
 
 /* The allocator's eviction: take the LIVE chunk at @p off out of the index
  * if its stripes are free right now.  *orphan says it was not linked at all
- * (left by a dead writer, or unlinked by one about to free it). */
+ * (left by a dead writer, or unlinked by one about to free it); *hash is
+ * its key's. */
 bool
-mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, bool *orphan)
+mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, bool *orphan,
+			uint64_t *hash)
 {
 	struct mlc__item *it = (struct mlc__item *)(void *)(a->base + off);
 	uint32_t b[2];
 
-	key_buckets(a, it->it_hash, b);
+	*hash = mlc__item_hash(a, off);
+	key_buckets(a, *hash, b);
 	if (stripes_lock(a, b, true) < 0)
 		return false;
 	*orphan = true;
@@ -1243,7 +1280,7 @@ mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, bool *orphan)
 				continue;
 			slot_store(bk, s, 0);
 			count_unlinked(a, it, ck_pr_load_32(&it->it_state));
-			stripes_note_gone(a, b, it->it_version);
+			stripes_note_gone(a, b, mlc__item_version(it));
 			*orphan = false;
 			break;
 		}

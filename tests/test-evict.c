@@ -226,11 +226,12 @@ has_neg(struct mlc_cache *c, char prefix, uint32_t i)
 	return 1;
 }
 
-/* Chunks of the smallest class (64 bytes) in the whole arena. */
+/* Chunks of the smallest class (48 bytes: a 32-byte header and 16 bytes
+ * of key and value) in the whole arena. */
 static uint64_t
 small_chunks(const struct mlc_arena_info *in)
 {
-	return in->pages * (in->page_size / 64);
+	return in->pages * (in->page_size / 48);
 }
 
 /* ---- a full arena ----------------------------------------------------- */
@@ -710,7 +711,7 @@ test_negative_quota(void **state)
 	struct mlc_cache *c;
 	struct fx *fx = *state;
 
-	/* Four pages: every entry here is one 64-byte chunk (6-byte key,
+	/* Four pages: every entry here is one 48-byte chunk (6-byte key,
 	 * 8-byte value or none). */
 	arena_make(fx, 640 * KIB, max_items, pct);
 	c = cache_l2(fx, "neg");
@@ -759,6 +760,133 @@ test_negative_quota(void **state)
 	assert_int_equal(in2.evictions, in1.evictions);
 	assert_int_equal(in2.write_failures, 0);
 
+}
+
+/* ---- the item header's packed fields (arena.h) ------------------------- */
+
+/* The generation is the low 40 bits of a page's allocation count: past
+ * 2^40 it wraps, skipping 0 (a carved chunk's), and every check of
+ * ownership still holds.  Pages are set just below the wrap, then keys are
+ * written over and over (each write frees its old chunk and allocates a
+ * new one) and deleted: every value read back is the one written last, the
+ * arena checks consistent, and the generations did wrap. */
+static void
+test_gen_wrap(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	uint32_t wrapped = 0;
+
+	a = arena_make(fx, 640 * KIB, 4096, 0);
+	c = cache_l2(fx, "wrap");
+	for (uint32_t p = 0; p < a->npages; p++)
+		a->pages[p].pg_gen = MLC__GEN_MASK - 3;
+	for (uint32_t round = 0; round < 8; round++) {
+		for (uint32_t i = 0; i < 300; i++)
+			assert_int_equal(set_val(c, 'w', i, 8 + i % 40,
+						 round * 1000 + i, NULL), 0);
+		for (uint32_t i = 0; i < 300; i += 7) {
+			char key[32];
+			size_t klen = key_of(key, sizeof(key), 'w', i);
+
+			assert_int_equal(mlc_delete(c, key, klen), 0);
+			assert_int_equal(has_val(c, 'w', i, 0, 0, 0), 0);
+			assert_int_equal(set_val(c, 'w', i, 8 + i % 40,
+						 round * 1000 + i, NULL), 0);
+		}
+		for (uint32_t i = 0; i < 300; i++)
+			assert_int_equal(has_val(c, 'w', i, 8 + i % 40,
+						 round * 1000 + i, 0), 1);
+	}
+	for (uint32_t p = 0; p < a->npages; p++)
+		wrapped += a->pages[p].pg_gen > MLC__GEN_MASK;
+	printf("[wrap] %u of %u pages past 2^40 allocations\n", wrapped,
+	       a->npages);
+	assert_true(wrapped > 0);
+	assert_int_equal(mlc_arena_check(a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+	for (uint32_t i = 0; i < 300; i++) {
+		char key[32];
+		size_t klen = key_of(key, sizeof(key), 'w', i);
+
+		assert_int_equal(mlc_delete(c, key, klen), 0);
+		assert_int_equal(has_val(c, 'w', i, 0, 0, 0), 0);
+	}
+	assert_int_equal(info_of(a).items, 0);
+}
+
+/* A version is 56 bits in an item: the write that would take the
+ * arena's counter past 2^56 - 1 fails with -EOVERFLOW, cleanly (the old
+ * value stays, nothing leaks), and so does every write after it. */
+static void
+test_version_limit(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_arena_info in0, in1;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+
+	a = arena_make(fx, 640 * KIB, 4096, 0);
+	c = cache_l2(fx, "ver");
+	assert_int_equal(mlc_set(c, "k", 1, "one", 3, NULL), 0);
+	a->hdr->ah_version = MLC__VERSION_MAX - 1;
+	assert_int_equal(mlc_set(c, "k", 1, "two", 3, NULL), 0);
+	assert_int_equal(mlc_peek(c, "k", 1, 0, &v), 0);
+	assert_true(v.version == MLC__VERSION_MAX);
+	assert_memory_equal(v.data, "two", 3);
+	mlc_value_release(&v);
+	in0 = info_of(a);
+	assert_int_equal(mlc_set(c, "k", 1, "three", 5, NULL), -EOVERFLOW);
+	assert_int_equal(mlc_set(c, "new", 3, "x", 1, NULL), -EOVERFLOW);
+	in1 = info_of(a);
+	assert_int_equal(mlc_peek(c, "k", 1, 0, &v), 0);
+	assert_true(v.version == MLC__VERSION_MAX);
+	assert_memory_equal(v.data, "two", 3);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_peek(c, "new", 3, 0, &v), -ENOENT);
+	assert_int_equal(in1.items, in0.items);
+	/* The refused writes' chunks went back. */
+	assert_int_equal(mlc_arena_check(a, &rep), 0);
+	assert_int_equal(rep.chunks_alloc, 0);
+	assert_int_equal(rep.chunks_live, 1);
+	/* Deletes still work. */
+	assert_int_equal(mlc_delete(c, "k", 1), 0);
+	assert_int_equal(mlc_peek(c, "k", 1, 0, &v), -ENOENT);
+}
+
+/* An expiry is 40 bits of milliseconds (about 34.8 years of the
+ * monotonic clock): a longer TTL is kept as that, not wrapped into the
+ * past. */
+static void
+test_expire_limit(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	uint64_t now;
+	struct mlc_cache *c;
+
+	arena_make(fx, 640 * KIB, 4096, 0);
+	c = cache_l2(fx, "exp");
+	co.ttl_ms = INT64_MAX / 2;
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, &co), 0);
+	now = mlc__now_ms();
+	assert_int_equal(mlc_peek(c, "k", 1, 0, &v), 0);
+	assert_false(v.flags & MLC_NO_EXPIRY);
+	assert_true(v.ttl_ms > 0);
+	assert_true((uint64_t)v.ttl_ms <= MLC__EXPIRE_MAX - now + 1000);
+	assert_true((uint64_t)v.ttl_ms + now + 1000 >= MLC__EXPIRE_MAX);
+	mlc_value_release(&v);
+	/* Just under the limit: kept as it is. */
+	co.ttl_ms = 3600 * 1000;
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, &co), 0);
+	assert_int_equal(mlc_peek(c, "k", 1, 0, &v), 0);
+	assert_true(v.ttl_ms > 3590 * 1000 && v.ttl_ms <= 3600 * 1000);
+	mlc_value_release(&v);
 }
 
 /* ---- the largest value ------------------------------------------------ */
@@ -980,6 +1108,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_negative_quota, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_value_max, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_gen_wrap, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_version_limit, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expire_limit, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_purge_reclaim, fx_setup,
 						fx_teardown),

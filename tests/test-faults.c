@@ -581,7 +581,7 @@ alloc_audit(struct mlc_arena *a)
 				   st != MLC__LIVE;
 
 			if (st == MLC__ALLOC &&
-			    ((w & 0xffff00) != 0 || it->it_expire > now + 1000))
+			    ((w & 0xffff00) != 0 || it->it_start > now + 1000))
 				bad = true;
 			if (!bad)
 				continue;
@@ -589,7 +589,7 @@ alloc_audit(struct mlc_arena *a)
 				printf("faults audit: page %u (class %u, %u-byte "
 				       "chunks) chunk %u: state word %08x, "
 				       "stamp %" PRIu64 " (now %" PRIu64 ")\n",
-				       p, ci - 1, size, k, w, it->it_expire,
+				       p, ci - 1, size, k, w, it->it_start,
 				       now);
 		}
 	}

@@ -483,17 +483,18 @@ run 0 F stats --format json
 run 0 F ls
 cmp -s "$A" "$tmp/pristine" && ok || bad "check/stats/ls changed the arena"
 
-# Corrupt copies of the arena file.  (1) An item's header, found by its key
-# bytes (an item is a 48-byte header, then the key, then the value): flip
-# the top byte of its hash, so the slot's tag and bucket no longer match.
+# Corrupt copies of the arena file.  (1) An item, found by its key bytes
+# (an item is a 32-byte header, then the key, then the value): change its
+# key's first byte, so that the key no longer hashes to its slot's tag and
+# bucket.
 run 0 F set users corrupt-me-key victim-value
 cp "$A" "$tmp/c1.mlc"
 "$PY" - "$tmp/c1.mlc" <<'EOF' || bad "corrupting c1"
 import sys
 p = sys.argv[1]; b = bytearray(open(p, "rb").read())
 k = b"corrupt-me-keyvictim-value"; i = b.find(k)
-assert i > 48 and b.find(k, i + 1) < 0, "key not found once"
-b[i - 48 + 23] ^= 0xff         # it_hash is at +16, little-endian: its top byte
+assert i > 32 and b.find(k, i + 1) < 0, "key not found once"
+b[i] ^= 0x20                   # "corrupt-me-key" becomes "Corrupt-me-key"
 open(p, "wb").write(b)
 EOF
 cp "$tmp/c1.mlc" "$tmp/c1.before"

@@ -365,7 +365,12 @@ writer_main(void *arg)
 			}
 			continue;
 		}
-		size_t len = val_size(x >> 12, cfg->val_max);
+		/* The size mix shifts every 16k sets (values up to a 16th
+		 * of the largest, then all sizes again), so that a full
+		 * arena must move pages between size classes. */
+		size_t len = val_size(x >> 12, (seq >> 14) & 1 ?
+					       cfg->val_max / 16 :
+					       cfg->val_max);
 
 		val_make(buf, len, kid, seq);
 		rc = mlc_set(c, key, (size_t)klen, buf, len, NULL);
@@ -608,9 +613,10 @@ test_readers_writers(void **state)
 static void
 test_readers_writers_evicting(void **state)
 {
-	/* About 40 pages of 64 KiB for 4000 keys of 16 B .. 2 KiB: the
-	 * writers keep the arena full, evicting and moving pages between
-	 * size classes while the readers read. */
+	/* About 40 pages of 64 KiB for 4000 keys of 16 B .. 2 KiB, in a mix
+	 * that shifts (writer_main()): the writers keep the arena full,
+	 * evicting and moving pages between size classes while the readers
+	 * read. */
 	static const struct mix_cfg cfg = {
 		.title = "evicting", .arena_bytes = 3u << 20,
 		.max_items = 8192, .nkeys = 4000, .writers = 2, .readers = 3,

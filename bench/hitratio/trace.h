@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define HR_KEY 16		/* key bytes, for mlc and for the object size */
-#define HR_ITEM_HDR 48		/* mlc's item header: an object's bytes are
+#define HR_ITEM_HDR 32		/* mlc's item header: an object's bytes are
 				 * header + key + value, 8-aligned, for the
 				 * references as for mlc (before mlc's own
 				 * size-class rounding) */
