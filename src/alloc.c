@@ -397,20 +397,20 @@ mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
 
 /* Take a LIVE chunk (class lock held) out of the index; on success it is
  * ALLOC for the caller (@p keep: *@p gen its generation) or back on its
- * free list, and *@p hash (if not NULL) is its key's hash.  Its
- * generation, read under the class lock, cannot change while we hold it:
- * only an allocation changes it. */
+ * free list.  @p hash: its key's (mlc__item_hash()).  Its generation, read
+ * under the class lock, cannot change while we hold it: only an
+ * allocation changes it. */
 static bool
 evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	   uint32_t k, uint32_t w, bool keep, uint64_t now, uint64_t *gen,
-	   uint64_t *hash)
+	   uint64_t hash)
 {
 	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
-	uint64_t off = chunk_off(a, p, c->cl_size, k), h;
+	uint64_t off = chunk_off(a, p, c->cl_size, k);
 	bool orphan = false, expired;
 
 	expired = mlc__item_reclaimable(a, it, w, now);
-	if (!mlc__table_unlink_chunk(a, off, &orphan, &h))
+	if (!mlc__table_unlink_chunk(a, off, hash, &orphan))
 		return false;		/* its stripe is busy: skip it */
 	MLC_PAUSE(EVICT_UNLINKED);
 	/* A LIVE chunk no slot points to was unlinked by a writer that is
@@ -422,8 +422,6 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 		ck_pr_inc_64(&a->hdr->ah_expired);
 	else
 		ck_pr_inc_64(&a->hdr->ah_evictions);
-	if (hash != NULL)
-		*hash = h;
 	if (keep) {
 		*gen = chunk_take(a, c, p, it);
 	} else {
@@ -698,12 +696,13 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	uint32_t *hpp = small ? &c->cl_shand_page : &c->cl_hand_page;
 	uint32_t *hkp = small ? &c->cl_shand_chunk : &c->cl_hand_chunk;
 	uint32_t cp = 0, ck = 0, cw = 0, hp = 0, hk = 0;
-	uint64_t cand_at = UINT64_MAX;
-	uint64_t gen, hash;
+	uint64_t cand_at = UINT64_MAX, cand_hash = 0;
+	uint64_t gen;
 
 	for (uint64_t i = 0; i < budget && c->cl_ring != 0; i++) {
 		uint32_t p, k, w, f;
 		struct mlc__item *it;
+		uint64_t co, hash;
 
 		if (cand_at != UINT64_MAX && i - cand_at > LOOKAHEAD)
 			break;
@@ -711,12 +710,14 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		if (k >= c->cl_per_page)
 			continue;
 		it = chunk_item(a, p, c->cl_size, k);
+		co = chunk_off(a, p, c->cl_size, k);
 		w = ck_pr_load_32(&it->it_state);
 		if (cand_at != UINT64_MAX) {
 			/* Looking ahead: reclaimable entries only. */
 			if (MLC__ST_STATE(w) == MLC__LIVE &&
 			    mlc__item_reclaimable(a, it, w, now) &&
-			    evict_live(a, c, p, k, w, true, now, &gen, NULL))
+			    evict_live(a, c, p, k, w, true, now, &gen,
+				       mlc__item_hash(a, co)))
 				goto got;
 			continue;
 		}
@@ -728,16 +729,19 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		if (MLC__ST_STATE(w) != MLC__LIVE)
 			continue;
 		if (mlc__item_reclaimable(a, it, w, now)) {
-			if (evict_live(a, c, p, k, w, true, now, &gen, NULL))
+			if (evict_live(a, c, p, k, w, true, now, &gen,
+				       mlc__item_hash(a, co)))
 				goto got;
 			continue;
 		}
 		if (!(w & MLC__ST_SMALL) != !small)
 			continue;	/* the other hand's */
 		f = ST_FREQ(w);
+		/* Its buckets, for its CLOCK bit and, if it is the victim,
+		 * its unlinking and the ghost: items keep no hash. */
+		hash = mlc__item_hash(a, co);
 		if (small) {
-			if (!force && mlc__table_ref_take(a,
-					chunk_off(a, p, c->cl_size, k))) {
+			if (!force && mlc__table_ref_take(a, co, hash)) {
 				/* Read on probation: to main, from 0. */
 				freq_store(it, w & ~MLC__ST_SMALL, 0);
 				MLC_PAUSE(SWEEP_PROMOTED);
@@ -745,8 +749,7 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 					c->cl_nsmall--;
 				continue;
 			}
-		} else if (mlc__table_ref_take(a,
-					       chunk_off(a, p, c->cl_size, k))) {
+		} else if (mlc__table_ref_take(a, co, hash)) {
 			if (f < FREQ_MAX)
 				freq_store(it, w, f + 1);
 			if (!force)
@@ -756,6 +759,7 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 			continue;
 		}
 		cp = p, ck = k, cw = ck_pr_load_32(&it->it_state);
+		cand_hash = hash;
 		hp = *hpp, hk = *hkp;
 		cand_at = i;
 		continue;
@@ -773,9 +777,9 @@ got:
 		return false;
 	*hpp = hp;
 	*hkp = hk;
-	if (!evict_live(a, c, cp, ck, cw, true, now, &gen, &hash))
+	if (!evict_live(a, c, cp, ck, cw, true, now, &gen, cand_hash))
 		return false;
-	ghost_add(a, c, hash, !small);
+	ghost_add(a, c, cand_hash, !small);
 	*off = chunk_off(a, cp, c->cl_size, ck);
 	*genp = gen;
 	c->cl_evictions++;
@@ -826,7 +830,8 @@ page_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint64_t now)
 			break;
 		default:
 			if (!evict_live(a, v, p, k, w, false, now, NULL,
-					NULL))
+					mlc__item_hash(a, chunk_off(a, p,
+						v->cl_size, k))))
 				drained = false;
 		}
 	}

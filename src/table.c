@@ -1228,17 +1228,17 @@ mlc__item_hash(const struct mlc_arena *a, uint64_t off)
 			 it + 1, klen);
 }
 
-/* The allocator's CLOCK hand at the LIVE chunk at @p off: was it read
- * since the hand last passed?  Test and clear its slot's bit (class
+/* The allocator's CLOCK hand at the LIVE chunk at @p off, its key's hash
+ * @p hash (mlc__item_hash()): was it read since the hand last passed?  Test and clear its slot's bit (class
  * lock held; no stripe lock: a bit is only a hint, and a slot that changes
  * meanwhile at worst costs or grants one second chance).  A chunk no slot
  * points to has no bit: false. */
 bool
-mlc__table_ref_take(struct mlc_arena *a, uint64_t off)
+mlc__table_ref_take(struct mlc_arena *a, uint64_t off, uint64_t hash)
 {
 	uint32_t b[2];
 
-	key_buckets(a, mlc__item_hash(a, off), b);
+	key_buckets(a, hash, b);
 	for (int i = 0; i < 2; i++) {
 		struct mlc__bucket *bk = &a->table[b[i]];
 
@@ -1256,19 +1256,18 @@ mlc__table_ref_take(struct mlc_arena *a, uint64_t off)
 	return false;
 }
 
-/* The allocator's eviction: take the LIVE chunk at @p off out of the index
- * if its stripes are free right now.  *orphan says it was not linked at all
- * (left by a dead writer, or unlinked by one about to free it); *hash is
- * its key's. */
+/* The allocator's eviction: take the LIVE chunk at @p off, its key's hash
+ * @p hash (mlc__item_hash()), out of the index if its stripes are free
+ * right now.  *orphan says it was not linked at all (left by a dead writer,
+ * or unlinked by one about to free it). */
 bool
-mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, bool *orphan,
-			uint64_t *hash)
+mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, uint64_t hash,
+			bool *orphan)
 {
 	struct mlc__item *it = (struct mlc__item *)(void *)(a->base + off);
 	uint32_t b[2];
 
-	*hash = mlc__item_hash(a, off);
-	key_buckets(a, *hash, b);
+	key_buckets(a, hash, b);
 	if (stripes_lock(a, b, true) < 0)
 		return false;
 	*orphan = true;
