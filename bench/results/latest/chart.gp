@@ -12,4 +12,4 @@ set xtics rotate by -40 scale 0 font ",10"
 set key top center horizontal
 set yrange [1:*]
 set datafile missing "NaN"
-plot for [i=2:6] "chart.dat" using i:xtic(1) title columnheader(i)
+plot for [i=2:7] "chart.dat" using i:xtic(1) title columnheader(i)
