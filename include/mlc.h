@@ -149,7 +149,7 @@ struct mlc_arena_options {
 	uint32_t max_items;	/* index capacity wanted; 0: an index of
 				 * at most 1/16 of bytes (6.25% at a power
 				 * of two; 0.2.0: bytes / 512), which
-				 * values of ~64 B and more (16 B keys)
+				 * values of ~80 B and more (16 B keys)
 				 * do not outgrow: smaller ones want more
 				 * (docs/internals.md, "Sizing").
 				 * Rounded up to whole buckets (a power of

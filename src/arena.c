@@ -121,7 +121,7 @@ default_page(uint64_t bytes)
  * two) whose table takes at most 1/16 of the arena, as max_items that
  * layout_compute() turns back into exactly that many.  So the index costs
  * 3.1-6.25% of the arena (6.25% at a power-of-two size) and holds
- * 1.1-1.4 entries per KiB of arena: values of about 48 B or more (16 B
+ * 1.1-1.4 entries per KiB of arena: values of about 80 B or more (16 B
  * keys) fill the pages before the index, smaller ones the index first.
  * (0.2.0 took bytes / 512, 1.6-3.1% of the arena: every entry under
  * ~200 B met the index first, and a 256 MiB arena held 894k entries of
