@@ -551,7 +551,8 @@ run_nginx() {
 	mkdir -p "$work/nginx"
 	for i in 1 2 3 4 5; do
 		port=$(( 20000 + (RANDOM * 7 + $$) % 40000 ))
-		ss -ltn 2>/dev/null | grep -q ":$port " && continue
+		# any socket on it, not only a listener (test-storm.sh)
+		ss -tan 2>/dev/null | grep -q ":$port " && continue
 		cat >"$conf" <<EOF
 load_module $so;
 $user
@@ -602,6 +603,10 @@ EOF
 		wait_up "$pid" && break
 		grep -q "Address already in use" "$work/nginx/error.log" "$work/nginx/stderr" 2>/dev/null ||
 			break
+		# Taken meanwhile: a clean log for the next port's nginx (its
+		# alerts are checked below), this one's kept aside.
+		mv -f "$work/nginx/error.log" "$work/nginx/error.log.port-$port" 2>/dev/null || true
+		mv -f "$work/nginx/stderr" "$work/nginx/stderr.port-$port" 2>/dev/null || true
 	done
 	if ! alive "$pid" || ! curl -s -o /dev/null "$base/admin/stats"; then
 		cat "$work/nginx/error.log" "$work/nginx/stderr" 2>/dev/null

@@ -91,7 +91,9 @@ start_nginx() {
 	arenas+=("$arena")
 	for try in 1 2 3 4 5; do
 		port=$(( 20000 + (RANDOM * 7 + $$ + try) % 40000 ))
-		ss -ltn 2>/dev/null | grep -q ":$port " && continue
+		# any socket on it, not only a listener: a client's local
+		# port (wrk's, curl's) makes bind() fail too
+		ss -tan 2>/dev/null | grep -q ":$port " && continue
 		cat >"$CONF" <<EOF
 load_module $so;
 $user
@@ -131,6 +133,10 @@ EOF
 			sleep 0.1
 		done
 		grep -q "Address already in use" "$LOG" "$dir/stderr" 2>/dev/null || break
+		# Taken meanwhile: the next port's nginx gets a clean log (the
+		# checks read $LOG for alerts), this one's is kept aside.
+		mv -f "$LOG" "$LOG.port-$port" 2>/dev/null || true
+		mv -f "$dir/stderr" "$dir/stderr.port-$port" 2>/dev/null || true
 	done
 	cat "$LOG" "$dir/stderr" 2>/dev/null
 	fail "nginx did not start"
