@@ -136,8 +136,10 @@ struct mlc__item {
 #define MLC__GEN_BITS 40
 #define MLC__GEN_MASK ((UINT64_C(1) << MLC__GEN_BITS) - 1)
 #define MLC__VLEN_MAX ((UINT32_C(1) << (64 - MLC__GEN_BITS)) - 1)
-#define MLC__EXPIRE_MAX ((UINT64_C(1) << 40) - 1)	/* ms: ~34.8 years */
-#define MLC__VERSION_MAX ((UINT64_C(1) << 56) - 1)
+#define MLC__VER_SHIFT 8		/* it_verexp: version << 8 | expiry >> 32 */
+#define MLC__EXPIRE_MAX ((UINT64_C(1) << (32 + MLC__VER_SHIFT)) - 1)
+					/* ms: ~34.8 years */
+#define MLC__VERSION_MAX ((UINT64_C(1) << (64 - MLC__VER_SHIFT)) - 1)
 
 /* The fields packed above.  Readers pass values loaded once; every value
  * a racing reader gets is bounded (a length of 24 bits, a version of 56)
@@ -174,13 +176,26 @@ static inline uint64_t
 mlc__item_expire(const struct mlc__item *it)
 {
 	return (uint64_t)ck_pr_load_32((uint32_t *)&it->it_exp_lo) |
-	       (ck_pr_load_64((uint64_t *)&it->it_verexp) & 0xff) << 32;
+	       (ck_pr_load_64((uint64_t *)&it->it_verexp) &
+		((1u << MLC__VER_SHIFT) - 1)) << 32;
 }
 
 static inline uint64_t
 mlc__item_version(const struct mlc__item *it)
 {
-	return ck_pr_load_64((uint64_t *)&it->it_verexp) >> 8;
+	return ck_pr_load_64((uint64_t *)&it->it_verexp) >> MLC__VER_SHIFT;
+}
+
+/* Both, each word loaded once (a hit reads both). */
+static inline void
+mlc__item_ver_exp(const struct mlc__item *it, uint64_t *version,
+		  uint64_t *expire)
+{
+	uint64_t ve = ck_pr_load_64((uint64_t *)&it->it_verexp);
+
+	*version = ve >> MLC__VER_SHIFT;
+	*expire = (uint64_t)ck_pr_load_32((uint32_t *)&it->it_exp_lo) |
+		  (ve & ((1u << MLC__VER_SHIFT) - 1)) << 32;
 }
 
 /* A LIVE item's bytes 16..31 (its writer, stripes held, after the LIVE
@@ -192,7 +207,8 @@ mlc__item_set_live(struct mlc__item *it, uint32_t nsgen, uint64_t expire,
 {
 	ck_pr_store_32(&it->it_nsgen, nsgen);
 	ck_pr_store_32(&it->it_exp_lo, (uint32_t)expire);
-	ck_pr_store_64(&it->it_verexp, version << 8 | (expire >> 32 & 0xff));
+	ck_pr_store_64(&it->it_verexp, version << MLC__VER_SHIFT |
+		       (expire >> 32 & ((1u << MLC__VER_SHIFT) - 1)));
 }
 
 enum mlc__item_state {

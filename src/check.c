@@ -138,21 +138,6 @@ check_shared_chunks(struct checker *ck)
 	}
 }
 
-/* Does the item's key, under the arena's seed, pick bucket @p b and give
- * tag @p tag?  (Items keep no hash: arena.h.) */
-static bool
-bucket_of(const struct mlc_arena *a, const struct mlc__item *it, uint32_t b,
-	  uint16_t tag)
-{
-	uint64_t h = mlc__hash(a->seed, it->it_ns, it + 1, it->it_klen);
-	uint32_t b0 = (uint32_t)h & a->bucket_mask;
-	uint32_t b1 = (b0 ^ ((uint32_t)tag * 0x5bd1e995u)) & a->bucket_mask;
-
-	if (b1 == b0)
-		b1 = b0 ^ 1;
-	return (uint16_t)((h >> 48) | 1) == tag && (b == b0 || b == b1);
-}
-
 /* What a sound linked item says about the header's live fields: its
  * version was taken from ah_version. */
 static void
@@ -198,7 +183,10 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 			continue;
 		}
 		bv->sound++;
-		if (!bucket_of(a, it, b, MLC__SLOT_TAG(w)))
+		/* Its key, under the arena's seed, belongs in this bucket
+		 * under this tag?  (Items keep no hash: arena.h.) */
+		if (!mlc__table_slot_fits(a, mlc__item_hash(a,
+				MLC__SLOT_OFF(w)), b, MLC__SLOT_TAG(w)))
 			bv->misplaced++;	/* judged after the walk */
 		else
 			item_fields(bv, it);

@@ -223,8 +223,8 @@ mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e)
 
 /* Evict one entry (l1.h): the small queue's oldest while small holds its
  * share or main is empty, else main's.  Entries passed over go to main's
- * head; every pass lowers a count, so this ends within four laps of main,
- * amortized O(1) per hit. */
+ * head; every pass lowers a count, so this ends within
+ * MLC__L1_FREQ_MAX + 1 laps of main, amortized O(1) per insertion. */
 static void
 evict_one(struct mlc__l1 *l1)
 {
@@ -319,15 +319,11 @@ mlc__l1_drop_older(struct mlc__l1 *l1, uint64_t hash, uint64_t version)
 uint32_t
 mlc__l1_clear(struct mlc__l1 *l1)
 {
+	struct mlc__lru *q[2] = { &l1->small, &l1->main };
 	uint32_t n = 0;
 
-	while (l1->small.next != &l1->small) {
-		mlc__l1_unlink(l1, lru_ent(l1->small.next));
-		n++;
-	}
-	while (l1->main.next != &l1->main) {
-		mlc__l1_unlink(l1, lru_ent(l1->main.next));
-		n++;
-	}
+	for (int i = 0; i < 2; i++)
+		for (; q[i]->next != q[i]; n++)
+			mlc__l1_unlink(l1, lru_ent(q[i]->next));
 	return n;
 }

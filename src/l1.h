@@ -1,5 +1,6 @@
 /*
- * L1: a private LRU of one cache handle.  One thread at a time (the
+ * L1: a private cache of one cache handle, evicting as S3-FIFO does
+ * (below).  One thread at a time (the
  * handle's), so nothing here is atomic.  Entries are reference-counted: the
  * table holds one reference while an entry is linked, each value handed to
  * the caller holds one more, so eviction never frees bytes a caller holds.
@@ -27,7 +28,8 @@ struct mlc__ent {
 	uint32_t vlen;
 	uint16_t flags;			/* enum mlc_value_flags */
 	uint8_t linked;
-	uint8_t freq;			/* hits since it was last passed, 0-3 */
+	uint8_t freq;			/* hits since it was last passed, 0 to
+					 * MLC__L1_FREQ_MAX */
 	uint8_t main;			/* in the main queue, not the small one */
 	char data[];			/* key, then value */
 };
@@ -88,11 +90,13 @@ mlc__ent_put(struct mlc__ent *e)
 		mlc__ent_free(e);
 }
 
+#define MLC__L1_FREQ_MAX 3
+
 /* A hit: count it (S3-FIFO moves nothing on a hit). */
 static inline void
 mlc__l1_touch(struct mlc__ent *e)
 {
-	if (e->freq < 3)
+	if (e->freq < MLC__L1_FREQ_MAX)
 		e->freq++;
 }
 

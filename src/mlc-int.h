@@ -187,6 +187,8 @@ void mlc__table_key_stripes(const struct mlc_arena *a, uint64_t hash,
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
 			     uint64_t hash, bool *orphan);
 bool mlc__table_ref_take(struct mlc_arena *a, uint64_t off, uint64_t hash);
+bool mlc__table_slot_fits(const struct mlc_arena *a, uint64_t hash,
+			  uint32_t b, uint16_t tag);
 uint64_t mlc__item_hash(const struct mlc_arena *a, uint64_t off);
 int mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src);
 /* The sizes of the options structs in mlc 0.1, their first release: the

@@ -86,6 +86,21 @@ mlc__table_key_stripes(const struct mlc_arena *a, uint64_t hash,
 	s[1] = b[1] & a->stripe_mask;
 }
 
+/* Does a slot of tag @p tag in bucket @p b hold its entry where a key of
+ * hash @p hash belongs?  (An index move, and mlc_arena_check, which hash
+ * the item's key again: items keep no hash.) */
+bool
+mlc__table_slot_fits(const struct mlc_arena *a, uint64_t hash, uint32_t b,
+		     uint16_t tag)
+{
+	uint32_t x[2];
+
+	if (key_tag(hash) != tag)
+		return false;
+	key_buckets(a, hash, x);
+	return b == x[0] || b == x[1];
+}
+
 /* The other candidate bucket of an entry of tag @p tag in bucket @p b:
  * key_buckets() pairs them by an XOR, so either finds the other. */
 static uint32_t
@@ -154,8 +169,7 @@ item_copy(const struct mlc__item *it, uint32_t room, const struct mlc__key *k,
 	mlc__copy_racy(dst, (const char *)(it + 1) + k->len, vlen);
 	hit->len = vlen;
 	hit->data = dst;
-	hit->version = mlc__item_version(it);
-	hit->expire = mlc__item_expire(it);
+	mlc__item_ver_exp(it, &hit->version, &hit->expire);
 	hit->flags = MLC__ST_FLAGS(ck_pr_load_32((uint32_t *)&it->it_state));
 	return 0;
 }
@@ -268,8 +282,7 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 		ents[n].klen = klen;
 		ents[n].vlen = vlen;
 		ents[n].flags = MLC__ST_FLAGS(st);
-		ents[n].expire = mlc__item_expire(it);
-		ents[n].version = mlc__item_version(it);
+		mlc__item_ver_exp(it, &ents[n].version, &ents[n].expire);
 		n++;
 	}
 	ck_pr_fence_load();	/* every copy before the re-check */
@@ -789,7 +802,7 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	struct mlc__bucket *bk = &a->table[from], *to;
 	uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), noff, ngen, gen, hash;
 	struct mlc__item *it, *nit;
-	uint32_t x[2], room, st, alt, ls, bytes, vlen;
+	uint32_t room, st, alt, ls, bytes, vlen;
 	bool locked = false;
 	int t = -1, ci, ok = 0;
 
@@ -812,10 +825,10 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	if (MLC__ST_STATE(st) != MLC__LIVE || bytes > room ||
 	    it->it_klen == 0)
 		return 0;
-	hash = mlc__hash(a->seed, it->it_ns, it + 1, it->it_klen);
-	key_buckets(a, hash, x);
-	if (key_tag(hash) != MLC__SLOT_TAG(w) ||
-	    !((x[0] == from && x[1] == alt) || (x[1] == from && x[0] == alt)))
+	/* Its buckets are from and alt (alt_bucket() pairs them as
+	 * key_buckets() does) if its key belongs in from under this tag. */
+	hash = mlc__item_hash(a, MLC__SLOT_OFF(w));
+	if (!mlc__table_slot_fits(a, hash, from, MLC__SLOT_TAG(w)))
 		return 0;
 	ls = alt & a->stripe_mask;
 	if (!in_list(mc->held, mc->nheld, ls)) {
@@ -1229,10 +1242,10 @@ mlc__item_hash(const struct mlc_arena *a, uint64_t off)
 }
 
 /* The allocator's CLOCK hand at the LIVE chunk at @p off, its key's hash
- * @p hash (mlc__item_hash()): was it read since the hand last passed?  Test and clear its slot's bit (class
- * lock held; no stripe lock: a bit is only a hint, and a slot that changes
- * meanwhile at worst costs or grants one second chance).  A chunk no slot
- * points to has no bit: false. */
+ * @p hash (mlc__item_hash()): was it read since the hand last passed?
+ * Test and clear its slot's bit (class lock held; no stripe lock: a bit is
+ * only a hint, and a slot that changes meanwhile at worst costs or grants
+ * one second chance).  A chunk no slot points to has no bit: false. */
 bool
 mlc__table_ref_take(struct mlc_arena *a, uint64_t off, uint64_t hash)
 {

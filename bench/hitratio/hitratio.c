@@ -637,11 +637,11 @@ write_report(int argc, char **argv)
 		fprintf(f, "\n\nMiss ratios (misses / requests, cold misses "
 		"included; lower is better).  Cache = the arena's page bytes, "
 		"given to every reference as its byte capacity; an object "
-		"counts as mlc's item bytes (32-byte header + 16-byte key + "
+		"counts as mlc's item bytes (%d-byte header + %d-byte key + "
 		"value) for all of them.  `Δ best` is mlc's miss ratio minus "
 		"the best reference's, in percentage points.  Moves: page "
 		"moves between size classes per 1000 gets (whole run / second "
-		"half).");
+		"half).", HR_ITEM_HDR, HR_KEY);
 	fprintf(f, "\n\n| trace | cache | arena MiB |");
 	for (int p = 0; p < 4; p++)
 		fprintf(f, " %s |", pol[p]);
