@@ -286,8 +286,9 @@ struct mlc_arena_info {
 				  * values too big to ever fit: -E2BIG) */
 	uint64_t log_head;	/* invalidation records ever published */
 	uint64_t read_giveups;	/* lookups that found their bucket changing
-				 * (or stuck mid-write) every try, and
-				 * answered as a miss */
+				 * (or stuck mid-write) every try without
+				 * finding their key, and answered as a
+				 * miss */
 	uint32_t namespaces;	/* namespaces in use */
 	uint32_t format;	/* MLC arena format number */
 	uint64_t stale_frees;	/* frees (and reclaims) found the chunk

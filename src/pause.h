@@ -25,6 +25,8 @@
 				 * buckets, stripes held */ \
 	X(DEL_UNLINKED)		/* slot cleared, stripes held */ \
 	X(DEL_UNLOCKED)		/* stripes dropped, chunk not freed */ \
+	X(SLOT_STORED)		/* a slot word stored (set, delete, move),
+				 * its bucket's version still odd */ \
 	/* a lock-free read (table.c) */ \
 	X(READ_MATCHED)		/* key compared, value not copied */ \
 	X(READ_VALIDATED)	/* version re-checked, CLOCK bit not set */ \

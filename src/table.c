@@ -186,6 +186,23 @@ ref_touch(struct mlc__bucket *bk, int s)
 		ck_pr_or_32(&bk->bk_refs, bit);
 }
 
+/* The second way a read is validated, when the bucket's version moved
+ * (a writer changed another slot, or is stopped inside its window): the
+ * slot still holds @p w and the chunk the same generation @p gl as when
+ * the read began.  A chunk is freed only after its unlink and its
+ * generation changes when it is handed out again, so the chunk was linked
+ * from before the first byte was read until now, and a linked item's
+ * bytes never change (its state word's CLOCK bits aside).  The new owner
+ * of a reused chunk stores its generation before anything else (alloc.c:
+ * chunk_take), so a copy that saw its bytes sees its generation here. */
+static bool
+identity_held(struct mlc__bucket *bk, int s, uint64_t w,
+	      struct mlc__item *it, uint64_t gl)
+{
+	return ck_pr_load_64(&bk->bk_slot[s]) == w &&
+	       ck_pr_load_64(&it->it_genlen) == gl;
+}
+
 static int
 bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
@@ -194,9 +211,13 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	uint16_t tag = key_tag(k->hash);
 	uint32_t v1, spins = 0;
 
+	/* A writer's window is a few stores: wait that long for it.  One
+	 * that stays odd was stopped or killed inside it; the scan goes on
+	 * without the version, and only an item proven linked throughout
+	 * (identity_held) is answered. */
 	while ((v1 = ck_pr_load_32(&bk->bk_version)) & 1) {
 		if (++spins > SPIN_MAX)
-			return READ_RETRY;
+			break;
 		ck_pr_stall();
 	}
 	*version = v1;
@@ -204,7 +225,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	 * between its slot store and the even version. */
 	ck_pr_fence_load();
 	for (int s = 0; s < MLC__SLOTS; s++) {
-		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
+		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), gl;
 		struct mlc__item *it;
 		uint32_t room;
 		int rc;
@@ -212,7 +233,19 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		if (w == 0 || MLC__SLOT_TAG(w) != tag)
 			continue;
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
-		if (it == NULL || !item_matches(it, room, k))
+		if (it == NULL)
+			continue;
+		/* The chunk's identity, then the slot again: if it still
+		 * holds @w, this generation was linked at that moment, so
+		 * everything read after it was written and stays put until
+		 * the chunk is unlinked and freed (a writer links an item
+		 * only once it is whole). */
+		gl = ck_pr_load_64(&it->it_genlen);
+		ck_pr_fence_load();
+		if (ck_pr_load_64(&bk->bk_slot[s]) != w)
+			return READ_RETRY;
+		ck_pr_fence_load();
+		if (!item_matches(it, room, k))
 			continue;
 		if (mlc__item_nsgen(it) != k->nsgen)
 			break;		/* purged: absent, if still valid */
@@ -223,7 +256,8 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		/* Everything copied before the re-check: a writer that
 		 * changed the bucket meanwhile moved the version. */
 		ck_pr_fence_load();
-		if (ck_pr_load_32(&bk->bk_version) != v1)
+		if (!((v1 & 1) == 0 && ck_pr_load_32(&bk->bk_version) == v1) &&
+		    !identity_held(bk, s, w, it, gl))
 			return READ_RETRY;
 		/* Validated: from here on the chunk may be reused at any
 		 * moment, so nothing is stored into it. */
@@ -232,7 +266,8 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		return READ_FOUND;
 	}
 	ck_pr_fence_load();
-	return ck_pr_load_32(&bk->bk_version) == v1 ? READ_ABSENT : READ_RETRY;
+	return (v1 & 1) == 0 && ck_pr_load_32(&bk->bk_version) == v1 ?
+	       READ_ABSENT : READ_RETRY;
 }
 
 /* ---- walking a namespace's keys (mlc_namespace_keys) ----------------- */
@@ -436,6 +471,7 @@ slot_store(struct mlc__bucket *bk, int s, uint64_t w)
 	 * also sees that its window was disturbed. */
 	ck_pr_fence_store();
 	ck_pr_store_64(&bk->bk_slot[s], w);
+	MLC_PAUSE(SLOT_STORED);
 	/* Only when set: a locked instruction is a tenth of a store.  A
 	 * reader may set it again after this either way (a hint). */
 	if (ck_pr_load_32(&bk->bk_refs) & UINT32_C(1) << s)

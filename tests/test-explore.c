@@ -24,8 +24,9 @@
  * Readers never block: a read that does not return within 2 s while A is
  * stopped is a hang.  Writers may block on a lock A holds, but only when P
  * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED,
- * DEL_UNLINKED, FREE_LOCKED, ALLOC_POPPED, ALLOC_SMALL, SWEEP_PROMOTED,
- * CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED, ORPHAN_PROVEN):
+ * DEL_UNLINKED, SLOT_STORED, FREE_LOCKED, ALLOC_POPPED, ALLOC_SMALL,
+ * SWEEP_PROMOTED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED,
+ * ORPHAN_PROVEN):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
  * 130 ms later (A still stopped), and once more when everything is done.
@@ -209,6 +210,7 @@ in_lock(int p)
 	case MLC__P_PUT_LINKED:
 	case MLC__P_MOVE_LINKED:
 	case MLC__P_DEL_UNLINKED:
+	case MLC__P_SLOT_STORED:
 	case MLC__P_FREE_LOCKED:
 	case MLC__P_ALLOC_POPPED:
 	case MLC__P_CARVE_MARKED:

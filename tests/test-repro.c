@@ -14,6 +14,10 @@
  *   steal_race            several waiters taking over a killed loader
  *   fenced_to_waiter      a fenced load handed to a later get
  *
+ * and of what was found since: stopped_in_window (readers beside a writer
+ * stopped inside its bucket's version window, which gave up on keys that
+ * were there).
+ *
  * Each test builds the interleaving of its bug on purpose and asserts the
  * correct outcome, so it fails where the bug is back.  The interleavings
  * are made with pause points (src/pause.h): a forked child sets a hook
@@ -1861,6 +1865,114 @@ test_fenced_to_waiter(void **state)
 	mlc_arena_close(a);
 }
 
+
+/* ---- stopped_in_window: readers beside a writer stopped mid-update ---------- */
+
+/* A writer stopped (or killed) inside its bucket's version window, after
+ * its slot store: the bucket stays odd for as long as it is stopped.
+ * Readers of keys in that bucket still answer them: the paused key's new
+ * value, and another key's own, through the chunk-identity validation
+ * (table.c: identity_held); before it, each of those reads spun through
+ * every optimistic round and gave up, a miss for a key that was there. */
+#define SW_KEYS 400
+
+static struct mlc_arena *sw_arena;
+static char sw_key[2][16];	/* the paused key, another in its bucket */
+
+static int
+sw_writer(void *p)
+{
+	bool die = *(bool *)p;
+	struct mlc_cache *c;
+
+	child_start();
+	c = child_cache(sw_arena, no_l1());
+	plan_set(MLC__P_SLOT_STORED, die, 0);
+	sh->r[0].rc = mlc_set(c, sw_key[0], strlen(sw_key[0]), "new", 3,
+			      NULL);
+	CK(plan.done);
+	return 0;
+}
+
+/* A bucket holding two items: their keys into sw_key. */
+static uint32_t
+shared_bucket(struct mlc_arena *a)
+{
+	for (uint32_t b = 0; b <= a->bucket_mask; b++) {
+		int n = 0;
+
+		for (int s = 0; s < MLC__SLOTS && n < 2; s++) {
+			uint64_t w = ck_pr_load_64(&a->table[b].bk_slot[s]);
+			struct mlc__item *it;
+
+			if (w == 0)
+				continue;
+			it = item_at(a, MLC__SLOT_OFF(w));
+			assert_true(it->it_klen < sizeof(sw_key[n]));
+			memcpy(sw_key[n], it + 1, it->it_klen);
+			sw_key[n][it->it_klen] = '\0';
+			n++;
+		}
+		if (n == 2)
+			return b;
+	}
+	fail_msg("no bucket holds two of %d keys", SW_KEYS);
+	return 0;
+}
+
+static void
+stopped_in_window(bool die)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	char key[16];
+	uint64_t giveups;
+	uint32_t b;
+	int w;
+
+	sw_arena = a;
+	shm_reset();
+	for (int i = 0; i < SW_KEYS; i++) {
+		snprintf(key, sizeof(key), "K%03d", i);
+		assert_int_equal(mlc_set(c, key, 4, key, 4, NULL), 0);
+	}
+	b = shared_bucket(a);
+	w = spawn(sw_writer, &die);
+	if (die)
+		assert_int_equal(reap(w), CHILD_DIED);
+	else
+		wait_at(0, "SLOT_STORED");
+	/* The window is open, and stays open. */
+	assert_true(ck_pr_load_32(&a->table[b].bk_version) & 1);
+	giveups = info_of(a).read_giveups;
+	assert_l2(c, sw_key[0], "new", 3);	/* the slot holds it */
+	assert_l2(c, sw_key[1], sw_key[1], 4);
+	assert_int_equal(info_of(a).read_giveups, giveups);
+	assert_true(ck_pr_load_32(&a->table[b].bk_version) & 1);
+	if (!die) {
+		sem_post(&sh->go[0]);
+		assert_int_equal(reap(w), 0);
+		assert_int_equal(sh->r[0].rc, 0);
+	}
+	/* Resumed, or repaired by the next writer of the stripe. */
+	assert_int_equal(mlc_set(c, sw_key[1], 4, "again", 5, NULL), 0);
+	assert_false(ck_pr_load_32(&a->table[b].bk_version) & 1);
+	assert_l2(c, sw_key[0], "new", 3);
+	assert_l2(c, sw_key[1], "again", 5);
+	assert_clean(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+static void
+test_stopped_in_window(void **state)
+{
+	(void)state;
+	begin("stopped_in_window");
+	stopped_in_window(false);
+	stopped_in_window(true);
+}
+
 int
 main(void)
 {
@@ -1877,6 +1989,7 @@ main(void)
 		cmocka_unit_test_teardown(test_claim_stopped, teardown),
 		cmocka_unit_test_teardown(test_steal_race, teardown),
 		cmocka_unit_test_teardown(test_fenced_to_waiter, teardown),
+		cmocka_unit_test_teardown(test_stopped_in_window, teardown),
 	};
 	const char *only = getenv("MLC_REPRO_ONLY");
 	void *m;
