@@ -1109,15 +1109,17 @@ typedef int mlc_key_fn(void *arg, const struct mlc_key_info *key);
  * call @p fn for every entry of the namespace found there (expired ones
  * too, flagged MLC_STALE; purged ones never), and set *@p cursor to where
  * the next call goes on, or to 0 when the walk is over.  A bucket is read
- * again until no writer changed it meanwhile, so on a live arena an entry
- * that nobody sets, deletes or evicts during the walk is seen exactly
- * once, and one that changes may be seen or not.  The order is the
- * index's, not the keys'.  Thread-safe.
+ * again until no writer changed it meanwhile; one that keeps changing
+ * through 64 reads (or whose writer is stopped inside its update) gives
+ * the entries that stayed in their slots throughout the last read.  So on
+ * a live arena an entry that stays in its bucket during the walk (nobody
+ * sets, deletes or evicts it, and no set of another key moves it to its
+ * other bucket for room) is seen exactly once, and one that changes may
+ * be seen or not.  The order is the index's, not the keys'.  Thread-safe.
  * @return 0; what @p fn returned, if not 0 (*@p cursor then points at
- *   the next bucket); -EAGAIN if a bucket kept changing through 64 reads
- *   (*@p cursor points at it: call again); -EINVAL; -ENOENT (no such
- *   namespace); -ENOMEM; MLC_ECORRUPT (the arena's file was truncated:
- *   see mlc_arena_info()).
+ *   the next bucket); -EINVAL; -ENOENT (no such namespace); -ENOMEM;
+ *   MLC_ECORRUPT (the arena's file was truncated: see mlc_arena_info()).
+ *   (0.3.0 and before: -EAGAIN for a bucket that kept changing.)
  * @since 0.2
  */
 int mlc_namespace_keys(struct mlc_arena *arena, const char *ns,

@@ -281,28 +281,42 @@ struct walk_ent {
 
 /* Copy bucket @p bk's entries of namespace @p ns, generation @p gen, into
  * @p ents (keys in @p keys, MLC_KEY_MAX bytes each).  The number found, or
- * -1 if a writer changed the bucket meanwhile. */
+ * -1 if a writer changed the bucket meanwhile; on the @p last try, the
+ * entries that proved they stayed put instead (identity_held(): what a
+ * writer changed, or one stopped inside its window is changing, may be
+ * seen or not, and the rest are seen). */
 static int
 walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
-	    uint32_t gen, struct walk_ent *ents, char *keys)
+	    uint32_t gen, struct walk_ent *ents, char *keys, bool last)
 {
+	uint64_t ws[MLC__SLOTS], gls[MLC__SLOTS];
+	int ss[MLC__SLOTS];
 	uint32_t v1, spins = 0;
-	int n = 0;
+	int n = 0, kept = 0;
 
 	while ((v1 = ck_pr_load_32(&bk->bk_version)) & 1) {
-		if (++spins > SPIN_MAX)
-			return -1;
+		if (++spins > SPIN_MAX) {
+			if (!last)
+				return -1;
+			break;
+		}
 		ck_pr_stall();
 	}
 	ck_pr_fence_load();	/* slots after the version (bucket_read) */
 	for (int s = 0; s < MLC__SLOTS; s++) {
-		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]);
+		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), gl;
 		struct mlc__item *it;
 		uint32_t room, st, klen, vlen;
 
 		if (w == 0 || (it = mlc__item_at(a, MLC__SLOT_OFF(w),
 						 &room)) == NULL)
 			continue;
+		/* As bucket_read(): the generation, then the slot again. */
+		gl = ck_pr_load_64(&it->it_genlen);
+		ck_pr_fence_load();
+		if (ck_pr_load_64(&bk->bk_slot[s]) != w)
+			continue;	/* changing: the version says so */
+		ck_pr_fence_load();
 		st = ck_pr_load_32(&it->it_state);
 		klen = ck_pr_load_16(&it->it_klen);
 		vlen = mlc__item_vlen(it);
@@ -318,10 +332,31 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 		ents[n].vlen = vlen;
 		ents[n].flags = MLC__ST_FLAGS(st);
 		mlc__item_ver_exp(it, &ents[n].version, &ents[n].expire);
+		ws[n] = w;
+		gls[n] = gl;
+		ss[n] = s;
 		n++;
 	}
 	ck_pr_fence_load();	/* every copy before the re-check */
-	return ck_pr_load_32(&bk->bk_version) == v1 ? n : -1;
+	if ((v1 & 1) == 0 && ck_pr_load_32(&bk->bk_version) == v1)
+		return n;
+	if (!last)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		uint32_t room;
+		struct mlc__item *it = mlc__item_at(a, MLC__SLOT_OFF(ws[i]),
+						    &room);
+
+		if (!identity_held(bk, ss[i], ws[i], it, gls[i]))
+			continue;
+		if (kept != i) {
+			ents[kept] = ents[i];
+			memcpy(keys + (size_t)kept * MLC_KEY_MAX,
+			       keys + (size_t)i * MLC_KEY_MAX, ents[i].klen);
+		}
+		kept++;
+	}
+	return kept;
 }
 
 static int
@@ -373,11 +408,8 @@ mlc_namespace_keys(struct mlc_arena *a, const char *ns, uint64_t *cursor,
 		int n = -1;
 
 		for (int round = 0; round < ROUNDS && n < 0; round++)
-			n = walk_bucket(a, &a->table[b], idx, gen, ents, keys);
-		if (n < 0) {
-			rc = -EAGAIN;
-			break;
-		}
+			n = walk_bucket(a, &a->table[b], idx, gen, ents, keys,
+					round == ROUNDS - 1);
 		for (int i = 0; i < n && rc == 0; i++)
 			rc = walk_report(&ents[i], keys + (size_t)i *
 					 MLC_KEY_MAX, now, fn, arg);

@@ -1873,7 +1873,8 @@ test_fenced_to_waiter(void **state)
  * Readers of keys in that bucket still answer them: the paused key's new
  * value, and another key's own, through the chunk-identity validation
  * (table.c: identity_held); before it, each of those reads spun through
- * every optimistic round and gave up, a miss for a key that was there. */
+ * every optimistic round and gave up, a miss for a key that was there,
+ * and a walk of the namespace stopped at the bucket with -EAGAIN. */
 #define SW_KEYS 400
 
 static struct mlc_arena *sw_arena;
@@ -1920,13 +1921,33 @@ shared_bucket(struct mlc_arena *a)
 	return 0;
 }
 
+/* mlc_namespace_keys() callback: count each K%03d key once. */
+static int
+sw_seen(void *arg, const struct mlc_key_info *k)
+{
+	uint8_t *seen = arg;
+	char buf[8];
+	int i;
+
+	if (k->key_len != 4)
+		return 2;
+	memcpy(buf, k->key, 4);
+	buf[4] = '\0';
+	i = atoi(buf + 1);
+	if (buf[0] != 'K' || i < 0 || i >= SW_KEYS)
+		return 2;
+	seen[i]++;
+	return 0;
+}
+
 static void
 stopped_in_window(bool die)
 {
 	struct mlc_arena *a = small_arena();
 	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	static uint8_t seen[SW_KEYS];
 	char key[16];
-	uint64_t giveups;
+	uint64_t giveups, cursor = 0;
 	uint32_t b;
 	int w;
 
@@ -1948,6 +1969,15 @@ stopped_in_window(bool die)
 	assert_l2(c, sw_key[0], "new", 3);	/* the slot holds it */
 	assert_l2(c, sw_key[1], sw_key[1], 4);
 	assert_int_equal(info_of(a).read_giveups, giveups);
+	/* A walk of the namespace passes the bucket and sees every key
+	 * once (it answered -EAGAIN at that bucket before). */
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(mlc_namespace_keys(a, "ns", &cursor, 0, sw_seen,
+					    seen), 0);
+	assert_int_equal(cursor, 0);
+	for (int i = 0; i < SW_KEYS; i++)
+		if (seen[i] != 1)
+			fail_msg("the walk saw K%03d %u times", i, seen[i]);
 	assert_true(ck_pr_load_32(&a->table[b].bk_version) & 1);
 	if (!die) {
 		sem_post(&sh->go[0]);

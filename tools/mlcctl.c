@@ -1728,7 +1728,7 @@ cmd_keys(struct opts *o)
 	struct mlc_arena *a;
 	struct mlc_stats st;
 	uint64_t cursor = 0;
-	int rc, busy = 0;
+	int rc;
 
 	x.plen = strlen(x.prefix);
 	x.json = o->format == F_JSON;
@@ -1747,11 +1747,9 @@ cmd_keys(struct opts *o)
 		put_quoted(stdout, ns, false);
 		printf(",\n  \"keys\": [");
 	}
-	do {
+	do
 		rc = mlc_namespace_keys(a, ns, &cursor, 4096, key_print, &x);
-		if (rc == -EAGAIN && ++busy < 100)
-			rc = 0;		/* a busy bucket: read it again */
-	} while (rc == 0 && cursor != 0);
+	while (rc == 0 && cursor != 0);
 	mlc_arena_close(a);
 	/* Whole even after a failure (the exit status tells). */
 	if (x.json)
