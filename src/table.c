@@ -8,7 +8,9 @@
  * version, scan, compare the whole key, copy the value out, and re-read the
  * version; a change means a writer raced and the read is retried, a
  * bounded number of times; then the read gives up and the caller treats it
- * as a miss.  Their one shared store, the item's CLOCK bit, goes to the
+ * as a miss.  A read that found its key may instead be validated by the
+ * chunk's identity (identity_held), so only answers of absence wait for a
+ * writer.  Their one shared store, the item's CLOCK bit, goes to the
  * bucket's bk_refs (never anything but bits), and only when it is clear.
  * Writers hold the robust mutexes of both candidate buckets' stripes, make
  * the version odd, store one slot word, make it even.
@@ -530,13 +532,13 @@ int
 mlc__table_get(struct mlc_arena *a, const struct mlc__key *k,
 	       mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit)
 {
-	uint32_t b[2];
+	uint32_t b[2], odd[2] = { 0, 0 };
 
 	key_buckets(a, k->hash, b);
 	/* The second bucket's miss overlaps the first's. */
 	__builtin_prefetch(&a->table[b[1]]);
 	for (int round = 0; round < ROUNDS; round++) {
-		uint32_t v0, v;
+		uint32_t v0, v = 0;
 		int r0 = bucket_read(a, &a->table[b[0]], k, sink, ctx, hit,
 				     &v0);
 		int r1;
@@ -558,6 +560,15 @@ mlc__table_get(struct mlc_arena *a, const struct mlc__key *k,
 		if (r0 == READ_ABSENT && r1 == READ_ABSENT &&
 		    ck_pr_load_32(&a->table[b[0]].bk_version) == v0)
 			return -ENOENT;
+		/* Odd at the same version as a round ago, after SPIN_MAX
+		 * spins each time: its writer is stopped or dead inside its
+		 * window, and more rounds cannot outlast it.  (A key that
+		 * is there was found above, by its chunk's identity; only
+		 * an answer of absence waits for the version.) */
+		if (((v0 & 1) && v0 == odd[0]) || ((v & 1) && v == odd[1]))
+			break;
+		odd[0] = v0;
+		odd[1] = v;
 		ck_pr_stall();
 	}
 	ck_pr_inc_64(&a->hdr->ah_read_giveups);
