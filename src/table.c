@@ -8,9 +8,9 @@
  * version, scan, compare the whole key, copy the value out, and re-read the
  * version; a change means a writer raced and the read is retried, a
  * bounded number of times; then the read gives up and the caller treats it
- * as a miss.  A read that found its key may instead be validated by the
- * chunk's identity (identity_held), so only answers of absence wait for a
- * writer.  Their one shared store, the item's CLOCK bit, goes to the
+ * as a miss.  A read that began inside a writer's window (an odd version)
+ * is validated by its chunk's identity instead (identity_take/_held), so
+ * only answers of absence wait for a writer.  Their one shared store, the item's CLOCK bit, goes to the
  * bucket's bk_refs (never anything but bits), and only when it is clear.
  * Writers hold the robust mutexes of both candidate buckets' stripes, make
  * the version odd, store one slot word, make it even.
@@ -188,21 +188,40 @@ ref_touch(struct mlc__bucket *bk, int s)
 		ck_pr_or_32(&bk->bk_refs, bit);
 }
 
-/* The second way a read is validated, when the bucket's version moved
- * (a writer changed another slot, or is stopped inside its window): the
- * slot still holds @p w and the chunk the same generation @p gl as when
- * the read began.  A chunk is freed only after its unlink and its
- * generation changes when it is handed out again, so the chunk was linked
- * from before the first byte was read until now, and a linked item's
- * bytes never change (its state word's CLOCK bits aside).  The new owner
- * of a reused chunk stores its generation before anything else (alloc.c:
- * chunk_take), so a copy that saw its bytes sees its generation here. */
+/* The second way a read is validated, for a read that began inside a
+ * writer's window (an odd version: the writer may be stopped there), where
+ * the version proves nothing: the chunk's identity.  identity_take() before
+ * the first byte of the item is read, identity_held() after the last.
+ *
+ * Take: the chunk's generation into *@p gl, then slot @p s again.  If it
+ * still holds @p w, that generation was linked at that moment, so what is
+ * read after this was written before the link (a writer links an item
+ * only once it is whole).  False: the slot changed meanwhile. */
+static bool
+identity_take(struct mlc__bucket *bk, int s, uint64_t w,
+	      const struct mlc__item *it, uint64_t *gl)
+{
+	*gl = ck_pr_load_64((uint64_t *)&it->it_genlen);
+	ck_pr_fence_load();
+	if (ck_pr_load_64(&bk->bk_slot[s]) != w)
+		return false;
+	ck_pr_fence_load();
+	return true;
+}
+
+/* Held: the slot still holds @p w and the chunk generation @p gl.  A chunk
+ * is freed only after its unlink, and its generation changes when it is
+ * handed out again, so it stayed linked from the take until now, and a
+ * linked item's bytes never change (its state word's CLOCK bits aside).
+ * The new owner of a reused chunk stores its generation before anything
+ * else (alloc.c: chunk_take), so a copy that saw its bytes sees its
+ * generation here. */
 static bool
 identity_held(struct mlc__bucket *bk, int s, uint64_t w,
-	      struct mlc__item *it, uint64_t gl)
+	      const struct mlc__item *it, uint64_t gl)
 {
 	return ck_pr_load_64(&bk->bk_slot[s]) == w &&
-	       ck_pr_load_64(&it->it_genlen) == gl;
+	       ck_pr_load_64((uint64_t *)&it->it_genlen) == gl;
 }
 
 static int
@@ -214,9 +233,8 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	uint32_t v1, spins = 0;
 
 	/* A writer's window is a few stores: wait that long for it.  One
-	 * that stays odd was stopped or killed inside it; the scan goes on
-	 * without the version, and only an item proven linked throughout
-	 * (identity_held) is answered. */
+	 * that stays odd was stopped or killed inside it; the scan goes on,
+	 * and only an item whose identity held is answered. */
 	while ((v1 = ck_pr_load_32(&bk->bk_version)) & 1) {
 		if (++spins > SPIN_MAX)
 			break;
@@ -227,7 +245,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	 * between its slot store and the even version. */
 	ck_pr_fence_load();
 	for (int s = 0; s < MLC__SLOTS; s++) {
-		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), gl;
+		uint64_t w = ck_pr_load_64(&bk->bk_slot[s]), gl = 0;
 		struct mlc__item *it;
 		uint32_t room;
 		int rc;
@@ -237,16 +255,8 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 		if (it == NULL)
 			continue;
-		/* The chunk's identity, then the slot again: if it still
-		 * holds @w, this generation was linked at that moment, so
-		 * everything read after it was written and stays put until
-		 * the chunk is unlinked and freed (a writer links an item
-		 * only once it is whole). */
-		gl = ck_pr_load_64(&it->it_genlen);
-		ck_pr_fence_load();
-		if (ck_pr_load_64(&bk->bk_slot[s]) != w)
+		if ((v1 & 1) && !identity_take(bk, s, w, it, &gl))
 			return READ_RETRY;
-		ck_pr_fence_load();
 		if (!item_matches(it, room, k))
 			continue;
 		if (mlc__item_nsgen(it) != k->nsgen)
@@ -258,8 +268,8 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		/* Everything copied before the re-check: a writer that
 		 * changed the bucket meanwhile moved the version. */
 		ck_pr_fence_load();
-		if (!((v1 & 1) == 0 && ck_pr_load_32(&bk->bk_version) == v1) &&
-		    !identity_held(bk, s, w, it, gl))
+		if ((v1 & 1) ? !identity_held(bk, s, w, it, gl) :
+			       ck_pr_load_32(&bk->bk_version) != v1)
 			return READ_RETRY;
 		/* Validated: from here on the chunk may be reused at any
 		 * moment, so nothing is stored into it. */
@@ -279,6 +289,9 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 struct walk_ent {
 	uint32_t klen, vlen, flags;
 	uint64_t expire, version;
+	const struct mlc__item *it;	/* its identity (identity_take()): */
+	uint64_t w, gl;			/* slot word and generation */
+	int s;				/* in slot s */
 };
 
 /* Copy bucket @p bk's entries of namespace @p ns, generation @p gen, into
@@ -291,8 +304,6 @@ static int
 walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 	    uint32_t gen, struct walk_ent *ents, char *keys, bool last)
 {
-	uint64_t ws[MLC__SLOTS], gls[MLC__SLOTS];
-	int ss[MLC__SLOTS];
 	uint32_t v1, spins = 0;
 	int n = 0, kept = 0;
 
@@ -313,12 +324,11 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 		if (w == 0 || (it = mlc__item_at(a, MLC__SLOT_OFF(w),
 						 &room)) == NULL)
 			continue;
-		/* As bucket_read(): the generation, then the slot again. */
-		gl = ck_pr_load_64(&it->it_genlen);
-		ck_pr_fence_load();
-		if (ck_pr_load_64(&bk->bk_slot[s]) != w)
-			continue;	/* changing: the version says so */
-		ck_pr_fence_load();
+		/* Taken on every try: the last may need it, whatever the
+		 * version was.  A slot that changed is changing: skipped
+		 * (the version says so too). */
+		if (!identity_take(bk, s, w, it, &gl))
+			continue;
 		st = ck_pr_load_32(&it->it_state);
 		klen = ck_pr_load_16(&it->it_klen);
 		vlen = mlc__item_vlen(it);
@@ -334,9 +344,10 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 		ents[n].vlen = vlen;
 		ents[n].flags = MLC__ST_FLAGS(st);
 		mlc__item_ver_exp(it, &ents[n].version, &ents[n].expire);
-		ws[n] = w;
-		gls[n] = gl;
-		ss[n] = s;
+		ents[n].it = it;
+		ents[n].w = w;
+		ents[n].gl = gl;
+		ents[n].s = s;
 		n++;
 	}
 	ck_pr_fence_load();	/* every copy before the re-check */
@@ -345,11 +356,8 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 	if (!last)
 		return -1;
 	for (int i = 0; i < n; i++) {
-		uint32_t room;
-		struct mlc__item *it = mlc__item_at(a, MLC__SLOT_OFF(ws[i]),
-						    &room);
-
-		if (!identity_held(bk, ss[i], ws[i], it, gls[i]))
+		if (!identity_held(bk, ents[i].s, ents[i].w, ents[i].it,
+				   ents[i].gl))
 			continue;
 		if (kept != i) {
 			ents[kept] = ents[i];

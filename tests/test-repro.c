@@ -1881,7 +1881,7 @@ test_fenced_to_waiter(void **state)
  * its slot store: the bucket stays odd for as long as it is stopped.
  * Readers of keys in that bucket still answer them: the paused key's new
  * value, and another key's own, through the chunk-identity validation
- * (table.c: identity_held); before it, each of those reads spun through
+ * (table.c: identity_take, identity_held); before it, each of those reads spun through
  * every optimistic round and gave up, a miss for a key that was there,
  * and a walk of the namespace stopped at the bucket with -EAGAIN. */
 #define SW_KEYS 400
