@@ -419,6 +419,10 @@ struct mlc_check_report {
 	uint64_t bad_header;	/* the file's size is not the mapping's, the
 				 * header fails its checksum, or a live
 				 * header field contradicts the data */
+	uint64_t pages_moving;	/* 1: the page and pool counts were left
+				 * unjudged, as a page move was in progress
+				 * through every tally: not a problem
+				 * (after 0.3.0) */
 };
 #define MLC_CHECK_REPORT_INIT { .size = sizeof(struct mlc_check_report) }
 
@@ -441,12 +445,16 @@ struct mlc_check_report {
  * Takes no lock, and takes no write on an arena in use for damage: each
  * bucket is read between two equal bucket versions (as a reader reads
  * it), a chunk seen in two slots counts only if neither bucket changed
- * since, and the page and pool counts are tallied again while a page move
- * in progress makes them disagree.  A write in progress shows as an odd
- * version, which is not a problem.  Under constant evictions and page
- * moves a problem can still, rarely, be a move caught half-way: damage
- * stays when checked again.  A file truncated during the walk still
- * raises SIGBUS.
+ * since, and the page and pool counts are judged only from a tally that
+ * no page move overlapped (movers mark their moves; a tally is taken
+ * again while one does).  A write in progress shows as an odd version,
+ * and a page move in progress through every tally (a mover stopped, or
+ * dead until the next taker of its lock repairs what it left) as
+ * pages_moving: neither is a problem.  A bucket whose version moved
+ * through all of its 64 reads is judged from the last one, so under
+ * constant writes to one bucket a problem can still, rarely, be a write
+ * caught half-way: damage stays when checked again.  A file truncated
+ * during the walk still raises SIGBUS.
  * @return 0 (consistent), MLC_ECORRUPT (see the report), -EINVAL.
  * @since 0.1
  */

@@ -253,6 +253,33 @@ carve_chunks(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
 	}
 }
 
+/* ---- page moves in progress ---------------------------------------- */
+
+/* Which pages a class owns (pg_class, cl_pages) and which the pool holds
+ * (its list and ah_pool_free) change under class and pool locks that
+ * mlc_arena_check() cannot take.  So before changing any of it, a lock
+ * holder marks the structure its lock guards and counts a move begun; it
+ * clears the mark once that structure adds up again.  A rebuild after a
+ * dead holder does the same, and its end clears the dead one's mark.  A
+ * tally that began with no mark set and ended with the count unchanged
+ * saw no change at all (check.c: check_pages()); a mark left set by a
+ * stopped or dead holder shows as a move in progress, not as damage. */
+static void
+moving_begin(struct mlc_arena *a, uint32_t *mark)
+{
+	ck_pr_store_32(mark, 1);
+	ck_pr_fence_store();		/* marked before counted ... */
+	ck_pr_inc_64(&a->hdr->ah_moves_begun);
+	ck_pr_fence_store();		/* ... counted before any change */
+}
+
+static void
+moving_end(uint32_t *mark)
+{
+	ck_pr_fence_store();		/* every change before the mark goes */
+	ck_pr_store_32(mark, 0);
+}
+
 /* ---- repair -------------------------------------------------------- */
 
 /* The owner of a class lock died: rebuild the class's lists from the
@@ -263,6 +290,7 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 	uint32_t ci = (uint32_t)(uintptr_t)ctx;
 	struct mlc__class *c = &a->classes[ci];
 
+	moving_begin(a, &c->cl_moving);
 	c->cl_ring = c->cl_partial = 0;
 	c->cl_hand_page = c->cl_hand_chunk = 0;
 	c->cl_shand_page = c->cl_shand_chunk = 0;
@@ -300,6 +328,7 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 			}
 		}
 	}
+	moving_end(&c->cl_moving);
 }
 
 static void
@@ -308,6 +337,7 @@ pool_rebuild(struct mlc_arena *a, void *ctx)
 	struct mlc__hdr *h = a->hdr;
 
 	(void)ctx;
+	moving_begin(a, &h->ah_pool_moving);
 	h->ah_pool_head = 0;
 	h->ah_pool_free = 0;
 	for (uint32_t p = a->npages; p-- > 0;) {
@@ -317,6 +347,7 @@ pool_rebuild(struct mlc_arena *a, void *ctx)
 		h->ah_pool_head = p + 1;
 		h->ah_pool_free++;
 	}
+	moving_end(&h->ah_pool_moving);
 }
 
 static int
@@ -340,6 +371,7 @@ page_carve(struct mlc_arena *a, uint32_t ci, uint32_t p)
 	/* Marked first: a carver killed half-way leaves chunks holding
 	 * bytes of the page's previous class, which a rebuild must not
 	 * read as states; it carves a marked page again instead. */
+	moving_begin(a, &c->cl_moving);
 	pg->pg_carving = 1;
 	ck_pr_fence_store();
 	MLC_PAUSE(CARVE_MARKED);
@@ -352,6 +384,7 @@ page_carve(struct mlc_arena *a, uint32_t ci, uint32_t p)
 	carve_chunks(a, c, p);
 	ck_pr_fence_store();
 	pg->pg_carving = 0;
+	moving_end(&c->cl_moving);
 }
 
 /* Take a page from the pool for class @p ci (its lock held). */
@@ -369,12 +402,14 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
 		mlc__lock_give(&h->ah_pool_lock);
 		return false;
 	}
+	moving_begin(a, &h->ah_pool_moving);
 	p = h->ah_pool_head - 1;
 	h->ah_pool_head = a->pages[p].pg_next;
 	ck_pr_dec_32(&h->ah_pool_free);
 	/* Carved with the pool lock held: a crash leaves the page either in
 	 * the pool or in the class. */
 	page_carve(a, ci, p);
+	moving_end(&h->ah_pool_moving);
 	mlc__lock_give(&h->ah_pool_lock);
 	return true;
 }
@@ -858,6 +893,12 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 	if (!drained)
 		return false;
 	MLC_PAUSE(PAGE_DRAINED);
+	/* To the pool: its lock first (class, then pool, as everywhere), so
+	 * that a page never leaves the class for want of it. */
+	if (to == UINT32_MAX &&
+	    mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
+		return false;
+	moving_begin(a, &v->cl_moving);
 	partial_unlink(a, v, p);
 	ring_unlink(a, v, p);
 	if (--v->cl_pages == 0)
@@ -867,15 +908,16 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 	if (to != UINT32_MAX) {
 		ck_pr_inc_64(&a->classes[to].cl_moves_in);
 		page_carve(a, to, p);
-		return true;
+	} else {
+		moving_begin(a, &h->ah_pool_moving);
+		a->pages[p].pg_class = 0;
+		a->pages[p].pg_next = h->ah_pool_head;
+		h->ah_pool_head = p + 1;
+		ck_pr_inc_32(&h->ah_pool_free);
+		moving_end(&h->ah_pool_moving);
+		mlc__lock_give(&h->ah_pool_lock);
 	}
-	if (mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
-		return false;
-	a->pages[p].pg_class = 0;
-	a->pages[p].pg_next = h->ah_pool_head;
-	h->ah_pool_head = p + 1;
-	ck_pr_inc_32(&h->ah_pool_free);
-	mlc__lock_give(&h->ah_pool_lock);
+	moving_end(&v->cl_moving);
 	return true;
 }
 

@@ -31,7 +31,7 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 7			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 8			/* bump on any layout change */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128
@@ -254,6 +254,8 @@ struct mlc__class {
 	uint32_t cl_small_share;
 	uint32_t cl_gone_small;	/* evictions from probation (class lock): */
 	uint32_t cl_gone_main;	/* ... and from main: ghost stamps */
+	uint32_t cl_moving;	/* a page move or rebuild is changing the
+				 * class's pages (class lock; alloc.c) */
 };
 
 enum mlc__class_flags {
@@ -435,6 +437,10 @@ struct mlc__hdr {
 	alignas(MLC_CACHELINE) uint32_t ah_pool_head;	/* page index + 1 */
 	uint32_t ah_pool_free;
 	uint64_t ah_demand_total;
+	uint32_t ah_pool_moving;	/* a page move or rebuild is changing
+					 * the pool (pool lock; alloc.c) */
+	uint64_t ah_moves_begun;	/* page moves and rebuilds begun, for
+					 * mlc_arena_check() (alloc.c) */
 
 	/* Live: the namespace table's lock. */
 	struct mlc__lock ah_ns_lock;

@@ -252,31 +252,39 @@ check_index(struct checker *ck)
 	}
 }
 
-/* One tally of the pages: true when the class and pool counts agree
- * with the page descriptors.  Unknown classes are problems at once. */
-static bool
-pages_tally(struct checker *ck, bool report)
-{
-	struct mlc_arena *a = ck->a;
-	uint32_t per_class[MLC__NCLASSES_MAX] = { 0 };
-	bool agree = true;
+/* One tally of the page descriptors, the classes' and the pool's counts,
+ * and the pool list. */
+struct tally {
+	uint64_t pages, pages_free;
+	uint64_t chunks_live, chunks_alloc, chunks_free;
+	uint32_t unknown, unknown_at;	/* pages of an unknown size class */
+	uint32_t class_off, class_off_at; /* classes whose count differs */
+	uint32_t pool_free;		/* ah_pool_free */
+	uint32_t pool_listed;		/* pages on the pool list; UINT32_MAX:
+					 * a page of a class on it, or a cycle */
+	uint32_t pool_head;
+};
 
-	ck->r.pages = ck->r.pages_free = ck->r.bad_pages = 0;
-	ck->r.chunks_live = ck->r.chunks_alloc = ck->r.chunks_free = 0;
+static void
+pages_tally(const struct mlc_arena *a, struct tally *t)
+{
+	const struct mlc__hdr *h = a->hdr;
+	uint32_t per_class[MLC__NCLASSES_MAX] = { 0 };
+	uint32_t n = 0;
+
+	memset(t, 0, sizeof(*t));
 	for (uint32_t p = 0; p < a->npages; p++) {
 		uint32_t ci = ck_pr_load_32(&a->pages[p].pg_class);
 		uint32_t size;
 
-		ck->r.pages++;
+		t->pages++;
 		if (ci == 0) {
-			ck->r.pages_free++;
+			t->pages_free++;
 			continue;
 		}
 		if (ci > a->nclasses) {
-			ck->r.bad_pages++;
-			agree = false;
-			if (report)
-				problem(ck, "page of an unknown size class", p);
+			if (t->unknown++ == 0)
+				t->unknown_at = p;
 			continue;
 		}
 		per_class[ci - 1]++;
@@ -289,46 +297,111 @@ pages_tally(struct checker *ck, bool report)
 			switch (MLC__ST_STATE(ck_pr_load_32(
 					(uint32_t *)&it->it_state))) {
 			case MLC__LIVE:
-				ck->r.chunks_live++;
+				t->chunks_live++;
 				break;
 			case MLC__ALLOC:
-				ck->r.chunks_alloc++;
+				t->chunks_alloc++;
 				break;
 			default:
-				ck->r.chunks_free++;
+				t->chunks_free++;
 			}
 		}
 	}
-	for (uint32_t ci = 0; ci < a->nclasses; ci++) {
-		if (per_class[ci] != ck_pr_load_32(&a->classes[ci].cl_pages)) {
-			agree = false;
-			if (report) {
-				ck->r.bad_pages++;
-				problem(ck, "class page count differs from "
-					    "its pages", ci);
-			}
+	for (uint32_t ci = 0; ci < a->nclasses; ci++)
+		if (per_class[ci] != ck_pr_load_32(&a->classes[ci].cl_pages) &&
+		    t->class_off++ == 0)
+			t->class_off_at = ci;
+	/* The pool list: pages of no class, and no cycle (at most npages
+	 * steps). */
+	t->pool_head = ck_pr_load_32((uint32_t *)&h->ah_pool_head);
+	for (uint32_t p = t->pool_head; p != 0; n++) {
+		if (n > a->npages || p > a->npages ||
+		    ck_pr_load_32(&a->pages[p - 1].pg_class)) {
+			n = UINT32_MAX;
+			break;
 		}
+		p = ck_pr_load_32(&a->pages[p - 1].pg_next);
 	}
-	if (ck->r.pages_free != ck_pr_load_32(&a->hdr->ah_pool_free)) {
-		agree = false;
-		if (report)
-			problem(ck, "pool count differs from its pages",
-				ck->r.pages_free);
-	}
-	return agree;
+	t->pool_listed = n;
+	t->pool_free = ck_pr_load_32((uint32_t *)&h->ah_pool_free);
+}
+
+static bool
+tally_agrees(const struct tally *t)
+{
+	return t->unknown == 0 && t->class_off == 0 &&
+	       t->pages_free == t->pool_free && t->pool_listed == t->pool_free;
+}
+
+/* No page move or rebuild marked in progress (alloc.c: moving_begin()). */
+static bool
+pages_calm(const struct mlc_arena *a)
+{
+	if (ck_pr_load_32((uint32_t *)&a->hdr->ah_pool_moving))
+		return false;
+	for (uint32_t ci = 0; ci < a->nclasses; ci++)
+		if (ck_pr_load_32(&a->classes[ci].cl_moving))
+			return false;
+	return true;
 }
 
 /* Pages move between classes and the pool under locks a read-only check
- * cannot take: on an arena in use a tally can catch a move half-way.
- * Counts that never agree in CHECK_TRIES tallies are a problem; damage
- * stays, a move in progress does not. */
+ * cannot take, so a tally can catch a move half-way.  A tally is whole
+ * when it began with no move marked in progress and no move began during
+ * it (the movers' side: alloc.c, moving_begin()): then counts that do not
+ * add up are damage.  Tallied again until one is whole or adds up; when
+ * none of CHECK_TRIES is whole (a mover stopped or dead before its lock's
+ * next taker repairs its structures, or pages kept moving), counts that
+ * do not add up are a move in progress (pages_moving), not a problem.  A
+ * page of an unknown class is damage in any tally. */
 static void
 check_pages(struct checker *ck)
 {
-	for (int t = 0; t < CHECK_TRIES - 1; t++)
-		if (pages_tally(ck, false))
-			return;
-	(void)pages_tally(ck, true);
+	struct mlc_arena *a = ck->a;
+	uint64_t *begun = &a->hdr->ah_moves_begun;
+	struct tally t;
+	bool whole = false;
+
+	for (int i = 0; i < CHECK_TRIES; i++) {
+		uint64_t b0 = ck_pr_load_64(begun);
+		bool calm;
+
+		ck_pr_fence_load();
+		calm = pages_calm(a);
+		ck_pr_fence_load();
+		pages_tally(a, &t);
+		ck_pr_fence_load();
+		whole = calm && ck_pr_load_64(begun) == b0;
+		if (whole || tally_agrees(&t))
+			break;
+	}
+	ck->r.pages = t.pages;
+	ck->r.pages_free = t.pages_free;
+	ck->r.chunks_live = t.chunks_live;
+	ck->r.chunks_alloc = t.chunks_alloc;
+	ck->r.chunks_free = t.chunks_free;
+	if (t.unknown) {
+		ck->r.bad_pages += t.unknown;
+		problem(ck, "page of an unknown size class", t.unknown_at);
+	}
+	if (tally_agrees(&t))
+		return;
+	if (!whole) {
+		ck->r.pages_moving = 1;
+		return;
+	}
+	if (t.class_off) {
+		ck->r.bad_pages += t.class_off;
+		problem(ck, "class page count differs from its pages",
+			t.class_off_at);
+	}
+	if (t.pages_free != t.pool_free)
+		problem(ck, "pool count differs from its pages", t.pages_free);
+	if (t.pool_listed != t.pool_free) {
+		ck->r.bad_header++;
+		problem(ck, "the page pool list does not hold the pool's "
+			    "pages (at right: its head)", t.pool_head);
+	}
 }
 
 /* The header against the file and the data.  False when the rest must
@@ -370,7 +443,7 @@ check_live(struct checker *ck)
 	struct mlc_arena *a = ck->a;
 	const struct mlc__hdr *h = a->hdr;
 	uint64_t version, fence = 0;
-	uint32_t used = 0, p, n = 0, fence_at = 0;
+	uint32_t used = 0, fence_at = 0;
 
 	for (uint32_t s = 0; s <= a->stripe_mask; s++) {
 		uint64_t f = ck_pr_load_64(&a->stripes[s].lk_aux);
@@ -403,29 +476,6 @@ check_live(struct checker *ck)
 	if (used != ck_pr_load_32((uint32_t *)&h->ah_ns_count)) {
 		ck->r.bad_header++;
 		problem(ck, "the namespace count differs from the table", used);
-	}
-	/* The pool list: pages of no class, as many as ah_pool_free, and
-	 * no cycle (at most npages steps); walked again while it does not
-	 * add up, as it changes under the pool lock (see check_pages()). */
-	for (int t = 0; t < CHECK_TRIES; t++) {
-		n = 0;
-		for (p = ck_pr_load_32((uint32_t *)&h->ah_pool_head);
-		     p != 0 && n <= a->npages; n++) {
-			if (p > a->npages ||
-			    ck_pr_load_32(&a->pages[p - 1].pg_class)) {
-				n = UINT32_MAX;
-				break;
-			}
-			p = ck_pr_load_32(&a->pages[p - 1].pg_next);
-		}
-		if (n == ck_pr_load_32((uint32_t *)&h->ah_pool_free))
-			break;
-	}
-	if (n != ck_pr_load_32((uint32_t *)&h->ah_pool_free)) {
-		ck->r.bad_header++;
-		problem(ck, "the page pool list does not hold the pool's "
-			    "pages (at right: its head)",
-			ck_pr_load_32((uint32_t *)&h->ah_pool_head));
 	}
 }
 

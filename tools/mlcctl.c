@@ -2009,7 +2009,8 @@ cmd_check(struct opts *o)
 			R(buckets), R(slots_used), R(bad_slots),
 			R(odd_versions), R(pages), R(pages_free),
 			R(bad_pages), R(chunks_live), R(chunks_alloc),
-			R(chunks_free), R(bad_header), R(problems),
+			R(chunks_free), R(bad_header), R(pages_moving),
+			R(problems),
 		};
 #undef R
 		size_t n = sizeof(row) / sizeof(row[0]);
@@ -2037,6 +2038,10 @@ cmd_check(struct opts *o)
 			if (r.odd_versions)
 				printf("  (odd versions: writes in progress "
 				       "while checking, not a problem)\n");
+			if (r.pages_moving)
+				printf("  (pages moving: a page move was in "
+				       "progress through every tally; page "
+				       "counts not judged, not a problem)\n");
 		}
 	}
 	return r.problems ? X_NOTFOUND : X_OK;
