@@ -1160,7 +1160,12 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 		enum steal_mode mode;
 
 		zero = ck_pr_load_32(&c->cl_pages) == 0;
-		wants = class_wants_page(a, c);
+		/* A class that wants a page and found no victim in two
+		 * rounds goes on as one that does not (borrow, then any
+		 * page): a surplus spread thin over many classes leaves no
+		 * victim worth taking from, and that must not fail writes
+		 * while the arena is full of evictable items. */
+		wants = attempt < 2 && class_wants_page(a, c);
 		if (zero && !wants &&
 		    alloc_borrow(a, ci, attempt == 0 ? 2 : UINT32_MAX, now,
 				 force, small, off, gen))

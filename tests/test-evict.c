@@ -1085,6 +1085,64 @@ test_accounting(void **state)
 
 }
 
+/* A class that owns no page and whose recent demand is worth pages, in
+ * an arena whose pool is empty and whose other classes each hold less
+ * than half a page beyond their shares: no class is a victim worth
+ * taking a page from.  Before, such a class neither borrowed (it wanted
+ * a page of its own) nor took any page, and every write of its size
+ * failed with -ENOSPC while the arena was full of evictable items. */
+static void
+test_thin_surplus(void **state)
+{
+	static const size_t sizes[] = { 100, 400, 900, 1800, 3600 };
+	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
+	struct fx *fx = *state;
+	struct mlc_arena *a = arena_make(fx, 1 * MIB, 0, 0);
+	struct mlc_cache *c = cache_l2(fx, "ns");
+	uint64_t per_page = UINT64_C(1) << 30, total = 0, failures;
+	static char val[4096];
+	uint32_t owners = 0, d;
+	char key[32];
+
+	memset(val, 'v', sizeof(val));
+	for (int i = 0; ck_pr_load_32(&a->hdr->ah_pool_free) > 0; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(mlc_set(c, key, strlen(key), val,
+					 sizes[i % NS], NULL), 0);
+	}
+	/* Every class's demand: its pages' worth less 0.4 page, and the
+	 * class of 200-byte values (no page: its items went nowhere yet)
+	 * all that is left, 0.4 page times the owners. */
+	d = (uint32_t)mlc__class_for(a, MLC__ITEM_HDR + 3 + 200);
+	for (uint32_t ci = 0; ci < a->nclasses; ci++) {
+		struct mlc__class *k = &a->classes[ci];
+		uint64_t want = 0;
+
+		if (k->cl_pages > 0) {
+			want = k->cl_pages * per_page - per_page * 2 / 5;
+			owners++;
+		}
+		k->cl_demand = want;
+		total += want;
+	}
+	assert_int_equal(a->classes[d].cl_pages, 0);
+	assert_true(owners >= 3);
+	a->classes[d].cl_demand = owners * per_page * 2 / 5;
+	total += a->classes[d].cl_demand;
+	a->hdr->ah_demand_total = total;
+	assert_int_equal(total / a->npages, per_page);
+	failures = info_of(a).write_failures;
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "d%d", i);
+		int rc = mlc_set(c, key, strlen(key), val, 200, NULL);
+
+		if (rc != 0)
+			fail_msg("set %d of a 200-byte value: %s", i,
+				 mlc_strerror(rc));
+	}
+	assert_int_equal(info_of(a).write_failures, failures);
+}
+
 int
 main(void)
 {
@@ -1116,6 +1174,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_expire_limit, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_purge_reclaim, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_thin_surplus, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_accounting, fx_setup,
 						fx_teardown),
