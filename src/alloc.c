@@ -48,6 +48,12 @@
 #define PAGE_RETRIES 3		/* waits for writers to link a page's chunks */
 #define STEAL_BACKOFF 64	/* allocations without a page move after a
 				 * class that wants one found no victim */
+#define WANT_FRAC 8		/* a class wants another page once its
+				 * demand is worth 1/8 page more than it
+				 * owns (page_wanted()) */
+#define STEAL_GAP 3		/* pages: a wanted move needs the thief's
+				 * shortfall and the victim's surplus to add
+				 * up to this (steal_victims()) */
 #define CL_BACKOFF_ONE 0x100u	/* cl_flags bits 8-15: that countdown */
 #define CL_BACKOFF(f)	(((f) >> 8) & 0xffu)
 
@@ -834,15 +840,34 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	       queue_sweep(a, c, now, force, !small, off, genp);
 }
 
-/* Does class @p c own fewer pages than its share of recent demand? */
+/* A page's worth of recent demand: the demand of all classes over the
+ * arena's pages. */
+static uint64_t
+demand_per_page(const struct mlc_arena *a)
+{
+	return ck_pr_load_64(&a->hdr->ah_demand_total) / a->npages + 1;
+}
+
+/* Recent demand of class @p c beyond what its pages are worth (negative:
+ * a surplus), in bytes of demand. */
+static int64_t
+demand_short(const struct mlc_arena *a, const struct mlc__class *c,
+	     uint64_t per_page)
+{
+	return (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand) -
+	       (int64_t)((uint64_t)ck_pr_load_32((uint32_t *)&c->cl_pages) *
+			 per_page);
+}
+
+/* Is class @p c short of its share of recent demand by 1/WANT_FRAC page
+ * or more?  A class without pages that is not borrows chunks instead. */
 static bool
 class_wants_page(const struct mlc_arena *a, const struct mlc__class *c)
 {
-	uint64_t total = ck_pr_load_64(&a->hdr->ah_demand_total);
-	uint64_t demand = ck_pr_load_64((uint64_t *)&c->cl_demand);
+	uint64_t per_page = demand_per_page(a);
 
-	return total != 0 &&
-	       (uint64_t)(c->cl_pages + 1) * (total / a->npages + 1) <= demand;
+	return ck_pr_load_64(&a->hdr->ah_demand_total) != 0 &&
+	       demand_short(a, c, per_page) >= (int64_t)(per_page / WANT_FRAC);
 }
 
 /* Take every chunk of page @p p of class @p v (locked) out of use;
@@ -922,10 +947,10 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 }
 
 /* The classes other than @p ci with the most pages beyond their share
- * of recent demand, at least half a page beyond it (@p mode: see there),
- * best first, into @p out (at most @p n); the count. */
+ * of recent demand (how far beyond: @p mode), best first, into @p out (at
+ * most @p n); the count. */
 enum steal_mode {
-	STEAL_WANTED,		/* the thief's demand is worth another page */
+	STEAL_WANTED,		/* the thief is short of its share */
 	STEAL_COURTESY,		/* it owns none and its demand is not worth
 				 * one: not from another such class */
 	STEAL_ANY,		/* last resort: from whoever has pages */
@@ -935,9 +960,9 @@ static uint32_t
 steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
 	      uint32_t n, enum steal_mode mode)
 {
-	uint64_t per_page = ck_pr_load_64(&a->hdr->ah_demand_total) /
-			    a->npages + 1;
+	uint64_t per_page = demand_per_page(a);
 	int64_t surplus[STEAL_CLASSES];
+	int64_t short_ci = demand_short(a, &a->classes[ci], per_page);
 	uint32_t got = 0;
 
 	for (uint32_t i = 0; i < a->nclasses; i++) {
@@ -948,13 +973,25 @@ steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
 
 		if (i == ci || pages == 0)
 			continue;
-		sp = (int64_t)((uint64_t)pages * per_page) -
-		     (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand);
-		/* Only a class that keeps all but half a page of its share
-		 * without the page: the thief is below its share by a whole
-		 * page (or owns none), so the next move never undoes this
-		 * one (no thrash). */
-		if (mode != STEAL_ANY && sp < (int64_t)(per_page / 2))
+		sp = -demand_short(a, c, per_page);
+		/* A wanted page: only from a class beyond its share, and
+		 * only when the thief's shortfall and the victim's surplus
+		 * add up to STEAL_GAP pages.  Then the move cannot be undone
+		 * by the next one (for that, what each is left short or
+		 * beyond by would have to add up to STEAL_GAP pages too, and
+		 * they add up to 2 - STEAL_GAP), and a page, which evicts
+		 * all its items when it moves, moves only for an imbalance
+		 * worth it: moves for smaller gaps (1.5 pages, as the thief
+		 * a whole page short and the victim half a page beyond, or
+		 * less) thrashed on mixed value sizes up to 16 KiB
+		 * (bench/hitratio, docs/internals.md).  A courtesy page:
+		 * only from a class that keeps all but half a page of its
+		 * share. */
+		if (mode == STEAL_WANTED &&
+		    (sp <= 0 ||
+		     sp + short_ci < (int64_t)(per_page * STEAL_GAP)))
+			continue;
+		if (mode == STEAL_COURTESY && sp < (int64_t)(per_page / 2))
 			continue;
 		if (mode == STEAL_COURTESY &&
 		    (ck_pr_load_32((uint32_t *)&c->cl_flags) &
@@ -1125,10 +1162,11 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
  *
  * The chunk comes from its free list, the pool, a page moved
  * from a class with more than its share of recent demand (when its own
- * demand is worth another page), its own CLOCK victim.  A class without
- * pages whose demand is not worth one borrows a chunk of a larger class
- * (up to twice its size, then any), and takes a page (a courtesy page)
- * only when no class that close owns one.  The chunk comes back ALLOC;
+ * share is 1/8 page or more beyond what it owns, and the two add up to
+ * STEAL_GAP pages), its own CLOCK victim.  A class without pages whose
+ * demand is not worth 1/8 page borrows a chunk of a larger class (up to
+ * twice its size, then any), and takes a page (a courtesy page) only
+ * when no class that close owns one.  The chunk comes back ALLOC;
  * its writer links it or frees it. */
 int
 mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
