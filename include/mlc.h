@@ -451,10 +451,11 @@ struct mlc_check_report {
  * and a page move in progress through every tally (a mover stopped, or
  * dead until the next taker of its lock repairs what it left) as
  * pages_moving: neither is a problem.  A bucket whose version moved
- * through all of its 64 reads is judged from the last one, so under
- * constant writes to one bucket a problem can still, rarely, be a write
- * caught half-way: damage stays when checked again.  A file truncated
- * during the walk still raises SIGBUS.
+ * through all of its 64 reads is judged from the last one, each slot only
+ * if it held the same chunk, of the same generation, across the reads it
+ * is judged by (as a reader proves an item it answers), so a chunk freed
+ * and reused meanwhile is not taken for damage.  A file truncated during
+ * the walk still raises SIGBUS.
  * @return 0 (consistent), MLC_ECORRUPT (see the report), -EINVAL.
  * @since 0.1
  */

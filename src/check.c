@@ -10,6 +10,7 @@
 
 #include "hash.h"
 #include "mlc-int.h"
+#include "pause.h"
 
 MLC_EXPORT int
 mlc_arena_namespace(struct mlc_arena *a, uint32_t i, char *name, size_t cap)
@@ -149,7 +150,13 @@ item_fields(struct bucket_view *bv, const struct mlc__item *it)
 		bv->max_version = ver;
 }
 
-/* Read bucket @p b's slots and the items they point at into @p bv. */
+/* Read bucket @p b's slots and the items they point at into @p bv.  A
+ * slot is judged only if it proves it held the same chunk, of the same
+ * generation, from before the item's first byte was read to after its
+ * last (as a reader's identity proof, table.c): on a bucket that changes
+ * through every read of check_index(), a chunk freed and given to another
+ * key meanwhile is not taken for damage.  Damage stays put, so it proves
+ * that too. */
 static void
 bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 {
@@ -157,36 +164,52 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 
 	memset(bv, 0, sizeof(*bv));
 	for (int s = 0; s < MLC__SLOTS; s++) {
-		uint64_t w = ck_pr_load_64((uint64_t *)&bk->bk_slot[s]);
+		uint64_t *slot = (uint64_t *)&bk->bk_slot[s];
+		uint64_t w = ck_pr_load_64(slot), gl, hash = 0;
 		struct mlc__item *it;
+		const char *bad = NULL;
 		uint32_t room;
 
 		if (w == 0)
 			continue;
+		MLC_PAUSE(CHECK_SLOT_READ);
 		bv->used++;
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
-		if (it == NULL) {
+		if (it == NULL) {	/* the word itself: no writer stores it */
 			if (bv->bad_slots++ == 0)
 				bv->what = "slot points outside the pages";
 			continue;
 		}
-		bv->offs[bv->noffs++] = MLC__SLOT_OFF(w);
-		if (MLC__ST_STATE(it->it_state) != MLC__LIVE ||
+		gl = ck_pr_load_64((uint64_t *)&it->it_genlen);
+		ck_pr_fence_load();
+		if (ck_pr_load_64(slot) != w)
+			continue;	/* changed meanwhile: not judged */
+		ck_pr_fence_load();
+		if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
+			    MLC__LIVE ||
 		    !chunk_sound(a, MLC__SLOT_OFF(w), it) ||
 		    it->it_klen == 0 ||
 		    (uint64_t)MLC__ITEM_HDR + it->it_klen +
 			    mlc__item_vlen(it) > room ||
-		    it->it_ns >= a->max_ns) {
+		    it->it_ns >= a->max_ns)
+			bad = "slot points at an item that does not belong "
+			      "there";
+		else
+			hash = mlc__item_hash(a, MLC__SLOT_OFF(w));
+		ck_pr_fence_load();
+		if (ck_pr_load_64(slot) != w ||
+		    ck_pr_load_64((uint64_t *)&it->it_genlen) != gl)
+			continue;	/* freed and reused meanwhile */
+		bv->offs[bv->noffs++] = MLC__SLOT_OFF(w);
+		if (bad != NULL) {
 			if (bv->bad_slots++ == 0)
-				bv->what = "slot points at an item that does "
-					   "not belong there";
+				bv->what = bad;
 			continue;
 		}
 		bv->sound++;
 		/* Its key, under the arena's seed, belongs in this bucket
 		 * under this tag?  (Items keep no hash: arena.h.) */
-		if (!mlc__table_slot_fits(a, mlc__item_hash(a,
-				MLC__SLOT_OFF(w)), b, MLC__SLOT_TAG(w)))
+		if (!mlc__table_slot_fits(a, hash, b, MLC__SLOT_TAG(w)))
 			bv->misplaced++;	/* judged after the walk */
 		else
 			item_fields(bv, it);

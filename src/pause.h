@@ -41,6 +41,8 @@
 	X(EVICT_UNLINKED)	/* a victim unlinked, not freed */ \
 	X(PAGE_DRAINED)		/* a page emptied, not yet moved */ \
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
+	/* mlc_arena_check() (check.c), which writes nothing */ \
+	X(CHECK_SLOT_READ)	/* a slot word read, its item not yet */ \
 	/* single flight (flight.c) */ \
 	X(FLIGHT_CLAIMED)	/* slot won, owner not published */ \
 	X(FLIGHT_STOLEN)	/* slot taken over, owner not published */ \

@@ -2126,6 +2126,77 @@ test_page_move_stopped(void **state)
 	page_move_stopped(true);
 }
 
+/* ---- a chunk reused while mlc_arena_check() reads it --------------------- */
+
+/* The checker reads a bucket again while its version moves, and after 64
+ * reads judged the last one as it was: a slot's chunk freed and given to
+ * another key between the checker's slot load and its item reads looked
+ * like a slot pointing at another key's item ("does not belong there").
+ * Here the checker's own process changes the bucket at every slot it reads
+ * (the CHECK_SLOT_READ hook): it deletes K, so K's chunk is freed, sets K2,
+ * which takes that chunk, and sets K again.  Every read is disturbed; the
+ * check must still find nothing wrong, as each slot now proves it held its
+ * chunk, of one generation, across the reads it is judged by. */
+static struct mlc_cache *cr_cache;
+static int cr_fired;
+static char cr_val[100];
+
+static void
+cr_hook(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_CHECK_SLOT_READ || cr_fired >= 1000)
+		return;
+	cr_fired++;
+	(void)mlc_delete(cr_cache, "K", 1);
+	(void)mlc_set(cr_cache, "K2", 2, cr_val, sizeof(cr_val), NULL);
+	(void)mlc_set(cr_cache, "K", 1, cr_val, sizeof(cr_val), NULL);
+}
+
+static int
+cr_checker(void *p)
+{
+	struct mlc_arena *a = p;
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+
+	child_start();
+	cr_cache = child_cache(a, no_l1());
+	__atomic_store_n(&mlc__pause_hook, cr_hook, __ATOMIC_RELEASE);
+	sh->r[0].rc = mlc_arena_check(a, &rep);
+	__atomic_store_n(&mlc__pause_hook, NULL, __ATOMIC_RELEASE);
+	sh->r[0].len = rep.problems;
+	sh->r[0].flags = (uint32_t)cr_fired;
+	snprintf(sh->r[0].val, sizeof(sh->r[0].val), "%s", rep.first_problem);
+	mlc_cache_close(cr_cache);
+	return 0;
+}
+
+static void
+test_check_reused_chunk(void **state)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	uint64_t sets = info_of(a).sets;
+
+	(void)state;
+	begin("check_reused_chunk");
+	shm_reset();
+	memset(cr_val, 'r', sizeof(cr_val));
+	assert_int_equal(mlc_set(c, "K", 1, cr_val, sizeof(cr_val), NULL), 0);
+	assert_int_equal(reap(spawn(cr_checker, a)), 0);
+	print_message("%u slot reads disturbed, %u problems%s%s\n",
+		      sh->r[0].flags, sh->r[0].len,
+		      sh->r[0].len ? ": " : "", sh->r[0].val);
+	/* Every one of the 64 reads of K's bucket was disturbed. */
+	assert_true(sh->r[0].flags >= 64);
+	assert_true(info_of(a).sets >= sets + 2 * 64);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_int_equal(sh->r[0].len, 0);
+	assert_clean(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
 int
 main(void)
 {
@@ -2144,6 +2215,7 @@ main(void)
 		cmocka_unit_test_teardown(test_fenced_to_waiter, teardown),
 		cmocka_unit_test_teardown(test_stopped_in_window, teardown),
 		cmocka_unit_test_teardown(test_page_move_stopped, teardown),
+		cmocka_unit_test_teardown(test_check_reused_chunk, teardown),
 	};
 	const char *only = getenv("MLC_REPRO_ONLY");
 	void *m;
