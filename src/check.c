@@ -459,6 +459,32 @@ check_header(struct checker *ck)
 	return true;
 }
 
+/* The namespace table's used entries (*@p used) against ah_ns_count.  A
+ * namespace is made by storing its entry's ns_used, then counting it,
+ * under the namespace lock: one made while the table is walked moves the
+ * count, and the walk is taken again (before, a namespace made during the
+ * walk was reported).  Counts that stay apart through CHECK_TRIES walks
+ * are a problem (a maker stopped between its two stores is one too). */
+static bool
+ns_count_agrees(const struct mlc_arena *a, uint32_t *used)
+{
+	const uint32_t *count = (const uint32_t *)&a->hdr->ah_ns_count;
+
+	for (int t = 0; t < CHECK_TRIES; t++) {
+		uint32_t c0 = ck_pr_load_32(count), n = 0;
+
+		ck_pr_fence_load();
+		for (uint32_t i = 1; i < a->max_ns; i++)
+			n += ck_pr_load_32(&a->ns[i].ns_used) != 0;
+		MLC_PAUSE(CHECK_NS_WALKED);
+		ck_pr_fence_load();
+		*used = n;
+		if (ck_pr_load_32(count) == c0 && n == c0)
+			return true;
+	}
+	return false;
+}
+
 /* Live header words against what they count or bound. */
 static void
 check_live(struct checker *ck)
@@ -494,9 +520,7 @@ check_live(struct checker *ck)
 		problem(ck, "a stripe's fence is above the arena's version "
 			    "counter", fence_at);
 	}
-	for (uint32_t i = 1; i < a->max_ns; i++)
-		used += ck_pr_load_32(&a->ns[i].ns_used) != 0;
-	if (used != ck_pr_load_32((uint32_t *)&h->ah_ns_count)) {
+	if (!ns_count_agrees(a, &used)) {
 		ck->r.bad_header++;
 		problem(ck, "the namespace count differs from the table", used);
 	}

@@ -43,6 +43,7 @@
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
 	/* mlc_arena_check() (check.c), which writes nothing */ \
 	X(CHECK_SLOT_READ)	/* a slot word read, its item not yet */ \
+	X(CHECK_NS_WALKED)	/* namespace table walked, count not read */ \
 	/* single flight (flight.c) */ \
 	X(FLIGHT_CLAIMED)	/* slot won, owner not published */ \
 	X(FLIGHT_STOLEN)	/* slot taken over, owner not published */ \

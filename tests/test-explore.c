@@ -1636,9 +1636,10 @@ build_cases(void)
 
 		if (only != NULL && *only && strcmp(only, mlc__pause_name(p)))
 			continue;
-		/* The checker: no operation here passes it (test-repro
-		 * test_check_reused_chunk drives it). */
-		if (p == MLC__P_CHECK_SLOT_READ)
+		/* The checker's: no operation here passes them (test-repro
+		 * test_check_reused_chunk and test_check_ns_made drive
+		 * them). */
+		if (p == MLC__P_CHECK_SLOT_READ || p == MLC__P_CHECK_NS_WALKED)
 			continue;
 		for (int nth = 1; nth <= nmax; nth++)
 			for (int x = X_CRASH; x < X_COUNT; x++)

@@ -2197,6 +2197,67 @@ test_check_reused_chunk(void **state)
 	mlc_arena_close(a);
 }
 
+/* A namespace made while mlc_arena_check() walks the namespace table: the
+ * count it read after the walk was one more than the walk found ("the
+ * namespace count differs from the table").  The checker's own process
+ * makes one at the first three walks' ends (CHECK_NS_WALKED). */
+static struct mlc_cache *nm_made[3];
+static int nm_fired;
+
+static void
+nm_hook(enum mlc__pause_point p, void *arg)
+{
+	char ns[16];
+
+	if (p != MLC__P_CHECK_NS_WALKED || nm_fired >= 3)
+		return;
+	snprintf(ns, sizeof(ns), "made%d", nm_fired);
+	if (mlc_cache_open(&nm_made[nm_fired], arg, ns, no_l1()) == 0)
+		nm_fired++;
+}
+
+static int
+nm_checker(void *p)
+{
+	struct mlc_arena *a = p;
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+
+	child_start();
+	mlc__pause_arg = a;
+	__atomic_store_n(&mlc__pause_hook, nm_hook, __ATOMIC_RELEASE);
+	sh->r[0].rc = mlc_arena_check(a, &rep);
+	__atomic_store_n(&mlc__pause_hook, NULL, __ATOMIC_RELEASE);
+	sh->r[0].len = rep.problems;
+	sh->r[0].flags = (uint32_t)nm_fired;
+	snprintf(sh->r[0].val, sizeof(sh->r[0].val), "%s", rep.first_problem);
+	for (int i = 0; i < nm_fired; i++)
+		mlc_cache_close(nm_made[i]);
+	return 0;
+}
+
+static void
+test_check_ns_made(void **state)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	uint32_t before = info_of(a).namespaces;
+
+	(void)state;
+	begin("check_ns_made");
+	shm_reset();
+	assert_int_equal(reap(spawn(nm_checker, a)), 0);
+	print_message("%u namespaces made during the check, %u problems%s%s\n",
+		      sh->r[0].flags, sh->r[0].len,
+		      sh->r[0].len ? ": " : "", sh->r[0].val);
+	assert_int_equal(sh->r[0].flags, 3);
+	assert_int_equal(info_of(a).namespaces, before + 3);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_int_equal(sh->r[0].len, 0);
+	assert_clean(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
 int
 main(void)
 {
@@ -2216,6 +2277,7 @@ main(void)
 		cmocka_unit_test_teardown(test_stopped_in_window, teardown),
 		cmocka_unit_test_teardown(test_page_move_stopped, teardown),
 		cmocka_unit_test_teardown(test_check_reused_chunk, teardown),
+		cmocka_unit_test_teardown(test_check_ns_made, teardown),
 	};
 	const char *only = getenv("MLC_REPRO_ONLY");
 	void *m;
