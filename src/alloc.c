@@ -50,7 +50,7 @@
 				 * class that wants one found no victim */
 #define WANT_FRAC 8		/* a class wants another page once its
 				 * demand is worth 1/8 page more than it
-				 * owns (page_wanted()) */
+				 * owns (class_wants_page()) */
 #define STEAL_GAP 3		/* pages: a wanted move needs the thief's
 				 * shortfall and the victim's surplus to add
 				 * up to this (steal_victims()) */
@@ -979,7 +979,7 @@ steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
 		 * add up to STEAL_GAP pages.  Then the move cannot be undone
 		 * by the next one (for that, what each is left short or
 		 * beyond by would have to add up to STEAL_GAP pages too, and
-		 * they add up to 2 - STEAL_GAP), and a page, which evicts
+		 * they add up to at most 2 - STEAL_GAP), and a page, which evicts
 		 * all its items when it moves, moves only for an imbalance
 		 * worth it: moves for smaller gaps (1.5 pages, as the thief
 		 * a whole page short and the victim half a page beyond, or
