@@ -282,7 +282,7 @@ moving_begin(struct mlc_arena *a, uint32_t *mark)
 static void
 moving_end(uint32_t *mark)
 {
-	ck_pr_fence_store();		/* every change before the mark goes */
+	ck_pr_fence_store();		/* every change, then the mark */
 	ck_pr_store_32(mark, 0);
 }
 
@@ -978,15 +978,15 @@ steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
 		 * only when the thief's shortfall and the victim's surplus
 		 * add up to STEAL_GAP pages.  Then the move cannot be undone
 		 * by the next one (for that, what each is left short or
-		 * beyond by would have to add up to STEAL_GAP pages too, and
-		 * they add up to at most 2 - STEAL_GAP), and a page, which evicts
-		 * all its items when it moves, moves only for an imbalance
-		 * worth it: moves for smaller gaps (1.5 pages, as the thief
-		 * a whole page short and the victim half a page beyond, or
-		 * less) thrashed on mixed value sizes up to 16 KiB
-		 * (bench/hitratio, docs/internals.md).  A courtesy page:
-		 * only from a class that keeps all but half a page of its
-		 * share. */
+		 * beyond by would have to add up to STEAL_GAP pages too,
+		 * and they add up to at most 2 - STEAL_GAP), and a page,
+		 * which evicts all its items when it moves, moves only for
+		 * an imbalance worth it: moves for smaller gaps (1.5 pages,
+		 * as the thief a whole page short and the victim half a
+		 * page beyond, or less) thrashed on mixed value sizes up to
+		 * 16 KiB (bench/hitratio, docs/internals.md).  A courtesy
+		 * page: only from a class that keeps all but half a page of
+		 * its share. */
 		if (mode == STEAL_WANTED &&
 		    (sp <= 0 ||
 		     sp + short_ci < (int64_t)(per_page * STEAL_GAP)))

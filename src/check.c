@@ -175,7 +175,7 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 		MLC_PAUSE(CHECK_SLOT_READ);
 		bv->used++;
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
-		if (it == NULL) {	/* the word itself: no writer stores it */
+		if (it == NULL) {	/* no writer stores such a word */
 			if (bv->bad_slots++ == 0)
 				bv->what = "slot points outside the pages";
 			continue;
@@ -280,11 +280,11 @@ check_index(struct checker *ck)
 struct tally {
 	uint64_t pages, pages_free;
 	uint64_t chunks_live, chunks_alloc, chunks_free;
-	uint32_t unknown, unknown_at;	/* pages of an unknown size class */
+	uint32_t unknown, unknown_at;	/* pages of an unknown class */
 	uint32_t class_off, class_off_at; /* classes whose count differs */
 	uint32_t pool_free;		/* ah_pool_free */
-	uint32_t pool_listed;		/* pages on the pool list; UINT32_MAX:
-					 * a page of a class on it, or a cycle */
+	uint32_t pool_listed;	/* pages on the pool list; UINT32_MAX: a
+				 * page of a class on it, or a cycle */
 	uint32_t pool_head;
 };
 

@@ -2094,7 +2094,7 @@ page_move_stopped(bool die)
 			 die ? "dead" : "stopped", rep.problems,
 			 rep.first_problem);
 	assert_int_equal(rep.pages_moving, 1);
-	assert_int_equal(rep.pages_free, pool);	/* counted from the pages */
+	assert_int_equal(rep.pages_free, pool);	/* counted from pages */
 	if (!die) {
 		sem_post(&sh->go[0]);
 		assert_int_equal(reap(w), 0);
