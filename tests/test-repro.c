@@ -2141,6 +2141,32 @@ static struct mlc_cache *cr_cache;
 static int cr_fired;
 static char cr_val[100];
 
+/* Child: mlc_arena_check() of @p a with @p hook at the pause points; its
+ * return code, problems and first problem into sh->r[0]. */
+static void
+check_hooked(struct mlc_arena *a,
+	     void (*hook)(enum mlc__pause_point, void *))
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+
+	__atomic_store_n(&mlc__pause_hook, hook, __ATOMIC_RELEASE);
+	sh->r[0].rc = mlc_arena_check(a, &rep);
+	__atomic_store_n(&mlc__pause_hook, NULL, __ATOMIC_RELEASE);
+	sh->r[0].len = rep.problems;
+	snprintf(sh->r[0].val, sizeof(sh->r[0].val), "%s", rep.first_problem);
+}
+
+/* Parent: what check_hooked() found, after @p n (sh->r[0].flags) @p what;
+ * it must have found nothing. */
+static void
+assert_hooked_clean(const char *what)
+{
+	print_message("%u %s, %u problems%s%s\n", sh->r[0].flags, what,
+		      sh->r[0].len, sh->r[0].len ? ": " : "", sh->r[0].val);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_int_equal(sh->r[0].len, 0);
+}
+
 static void
 cr_hook(enum mlc__pause_point p, void *arg)
 {
@@ -2157,16 +2183,11 @@ static int
 cr_checker(void *p)
 {
 	struct mlc_arena *a = p;
-	struct mlc_check_report rep = { .size = sizeof(rep) };
 
 	child_start();
 	cr_cache = child_cache(a, no_l1());
-	__atomic_store_n(&mlc__pause_hook, cr_hook, __ATOMIC_RELEASE);
-	sh->r[0].rc = mlc_arena_check(a, &rep);
-	__atomic_store_n(&mlc__pause_hook, NULL, __ATOMIC_RELEASE);
-	sh->r[0].len = rep.problems;
+	check_hooked(a, cr_hook);
 	sh->r[0].flags = (uint32_t)cr_fired;
-	snprintf(sh->r[0].val, sizeof(sh->r[0].val), "%s", rep.first_problem);
 	mlc_cache_close(cr_cache);
 	return 0;
 }
@@ -2184,14 +2205,10 @@ test_check_reused_chunk(void **state)
 	memset(cr_val, 'r', sizeof(cr_val));
 	assert_int_equal(mlc_set(c, "K", 1, cr_val, sizeof(cr_val), NULL), 0);
 	assert_int_equal(reap(spawn(cr_checker, a)), 0);
-	print_message("%u slot reads disturbed, %u problems%s%s\n",
-		      sh->r[0].flags, sh->r[0].len,
-		      sh->r[0].len ? ": " : "", sh->r[0].val);
+	assert_hooked_clean("slot reads disturbed");
 	/* Every one of the 64 reads of K's bucket was disturbed. */
 	assert_true(sh->r[0].flags >= 64);
 	assert_true(info_of(a).sets >= sets + 2 * 64);
-	assert_int_equal(sh->r[0].rc, 0);
-	assert_int_equal(sh->r[0].len, 0);
 	assert_clean(a);
 	mlc_cache_close(c);
 	mlc_arena_close(a);
@@ -2220,16 +2237,11 @@ static int
 nm_checker(void *p)
 {
 	struct mlc_arena *a = p;
-	struct mlc_check_report rep = { .size = sizeof(rep) };
 
 	child_start();
 	mlc__pause_arg = a;
-	__atomic_store_n(&mlc__pause_hook, nm_hook, __ATOMIC_RELEASE);
-	sh->r[0].rc = mlc_arena_check(a, &rep);
-	__atomic_store_n(&mlc__pause_hook, NULL, __ATOMIC_RELEASE);
-	sh->r[0].len = rep.problems;
+	check_hooked(a, nm_hook);
 	sh->r[0].flags = (uint32_t)nm_fired;
-	snprintf(sh->r[0].val, sizeof(sh->r[0].val), "%s", rep.first_problem);
 	for (int i = 0; i < nm_fired; i++)
 		mlc_cache_close(nm_made[i]);
 	return 0;
@@ -2246,13 +2258,9 @@ test_check_ns_made(void **state)
 	begin("check_ns_made");
 	shm_reset();
 	assert_int_equal(reap(spawn(nm_checker, a)), 0);
-	print_message("%u namespaces made during the check, %u problems%s%s\n",
-		      sh->r[0].flags, sh->r[0].len,
-		      sh->r[0].len ? ": " : "", sh->r[0].val);
+	assert_hooked_clean("namespaces made during the check");
 	assert_int_equal(sh->r[0].flags, 3);
 	assert_int_equal(info_of(a).namespaces, before + 3);
-	assert_int_equal(sh->r[0].rc, 0);
-	assert_int_equal(sh->r[0].len, 0);
 	assert_clean(a);
 	mlc_cache_close(c);
 	mlc_arena_close(a);
