@@ -229,10 +229,10 @@ static const struct command commands[] = {
 	  "to the arena, not even the reset of a file arena made before a\n"
 	  "reboot.  Exit 0 when consistent, 1 when problems were\n"
 	  "found, 2 when the arena cannot be attached.  On an arena in use,\n"
-	  "a write in progress shows as an odd bucket version, which is not\n"
-	  "a problem, and concurrent writes are not reported; under constant\n"
-	  "evictions a page move caught half-way rarely can be: damage is\n"
-	  "still there when checked again.\n" },
+	  "a write in progress shows as an odd bucket version and a page\n"
+	  "move in progress through every tally as pages_moving (page\n"
+	  "counts not judged); neither is a problem, and concurrent writes\n"
+	  "are not reported.\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
