@@ -840,23 +840,23 @@ class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 	       queue_sweep(a, c, now, force, !small, off, genp);
 }
 
-/* A page's worth of recent demand: the demand of all classes over the
- * arena's pages. */
+/* A page's worth of recent demand, @p total (ah_demand_total) being the
+ * demand of all classes. */
 static uint64_t
-demand_per_page(const struct mlc_arena *a)
+demand_per_page(const struct mlc_arena *a, uint64_t total)
 {
-	return ck_pr_load_64(&a->hdr->ah_demand_total) / a->npages + 1;
+	return total / a->npages + 1;
 }
 
-/* Recent demand of class @p c beyond what its pages are worth (negative:
- * a surplus), in bytes of demand. */
+/* Recent demand of class @p c beyond what its @p pages are worth
+ * (negative: a surplus), in bytes of demand.  Read without its lock:
+ * demand and pages are hints that decide page moves, never a chunk's
+ * owner. */
 static int64_t
-demand_short(const struct mlc_arena *a, const struct mlc__class *c,
-	     uint64_t per_page)
+demand_short(const struct mlc__class *c, uint32_t pages, uint64_t per_page)
 {
 	return (int64_t)ck_pr_load_64((uint64_t *)&c->cl_demand) -
-	       (int64_t)((uint64_t)ck_pr_load_32((uint32_t *)&c->cl_pages) *
-			 per_page);
+	       (int64_t)((uint64_t)pages * per_page);
 }
 
 /* Is class @p c short of its share of recent demand by 1/WANT_FRAC page
@@ -864,10 +864,12 @@ demand_short(const struct mlc_arena *a, const struct mlc__class *c,
 static bool
 class_wants_page(const struct mlc_arena *a, const struct mlc__class *c)
 {
-	uint64_t per_page = demand_per_page(a);
+	uint64_t total = ck_pr_load_64(&a->hdr->ah_demand_total);
+	uint64_t per_page = demand_per_page(a, total);
 
-	return ck_pr_load_64(&a->hdr->ah_demand_total) != 0 &&
-	       demand_short(a, c, per_page) >= (int64_t)(per_page / WANT_FRAC);
+	return total != 0 &&
+	       demand_short(c, ck_pr_load_32((uint32_t *)&c->cl_pages),
+			    per_page) >= (int64_t)(per_page / WANT_FRAC);
 }
 
 /* Take every chunk of page @p p of class @p v (locked) out of use;
@@ -960,9 +962,12 @@ static uint32_t
 steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
 	      uint32_t n, enum steal_mode mode)
 {
-	uint64_t per_page = demand_per_page(a);
+	const struct mlc__class *t = &a->classes[ci];
+	uint64_t per_page = demand_per_page(a,
+		ck_pr_load_64(&a->hdr->ah_demand_total));
 	int64_t surplus[STEAL_CLASSES];
-	int64_t short_ci = demand_short(a, &a->classes[ci], per_page);
+	int64_t short_ci = demand_short(t, ck_pr_load_32((uint32_t *)
+						  &t->cl_pages), per_page);
 	uint32_t got = 0;
 
 	for (uint32_t i = 0; i < a->nclasses; i++) {
@@ -973,7 +978,7 @@ steal_victims(const struct mlc_arena *a, uint32_t ci, uint32_t *out,
 
 		if (i == ci || pages == 0)
 			continue;
-		sp = -demand_short(a, c, per_page);
+		sp = -demand_short(c, pages, per_page);
 		/* A wanted page: only from a class beyond its share, and
 		 * only when the thief's shortfall and the victim's surplus
 		 * add up to STEAL_GAP pages.  Then the move cannot be undone

@@ -494,6 +494,43 @@ _Static_assert(sizeof(struct mlc__flight_slot) == 64, "flight slot");
 _Static_assert(sizeof(struct mlc__proc) == 32, "process entry");
 _Static_assert(offsetof(struct mlc__hdr, ah_procs) == 1280, "arena ABI moved");
 
+/* The second way a read is validated, for a read that began inside a
+ * writer's window (table.c) (an odd version: the writer may be stopped there), where
+ * the version proves nothing: the chunk's identity.  mlc__identity_take() before
+ * the first byte of the item is read, mlc__identity_held() after the last.
+ *
+ * Take: the chunk's generation into *@p gl, then slot @p s again.  If it
+ * still holds @p w, that generation was linked at that moment, so what is
+ * read after this was written before the link (a writer links an item
+ * only once it is whole).  False: the slot changed meanwhile. */
+static inline bool
+mlc__identity_take(const struct mlc__bucket *bk, int s, uint64_t w,
+		   const struct mlc__item *it, uint64_t *gl)
+{
+	*gl = ck_pr_load_64((uint64_t *)&it->it_genlen);
+	ck_pr_fence_load();
+	if (ck_pr_load_64((uint64_t *)&bk->bk_slot[s]) != w)
+		return false;
+	ck_pr_fence_load();
+	return true;
+}
+
+/* Held: the slot still holds @p w and the chunk generation @p gl.  A chunk
+ * is freed only after its unlink, and its generation changes when it is
+ * handed out again, so it stayed linked from the take until now, and a
+ * linked item's bytes never change (its state word's CLOCK bits aside).
+ * The new owner of a reused chunk stores its generation before anything
+ * else (alloc.c: chunk_take), so a copy that saw its bytes sees its
+ * generation here.  mlc_arena_check() judges a slot by the same proof
+ * (check.c). */
+static inline bool
+mlc__identity_held(const struct mlc__bucket *bk, int s, uint64_t w,
+		   const struct mlc__item *it, uint64_t gl)
+{
+	return ck_pr_load_64((uint64_t *)&bk->bk_slot[s]) == w &&
+	       ck_pr_load_64((uint64_t *)&it->it_genlen) == gl;
+}
+
 /* The checksum of a header's fixed part (src/arena.c). */
 uint64_t mlc__hdr_check(const struct mlc__hdr *h);
 

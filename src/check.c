@@ -153,7 +153,7 @@ item_fields(struct bucket_view *bv, const struct mlc__item *it)
 /* Read bucket @p b's slots and the items they point at into @p bv.  A
  * slot is judged only if it proves it held the same chunk, of the same
  * generation, from before the item's first byte was read to after its
- * last (as a reader's identity proof, table.c): on a bucket that changes
+ * last (mlc__identity_take/_held(), as a reader): on a bucket that changes
  * through every read of check_index(), a chunk freed and given to another
  * key meanwhile is not taken for damage.  Damage stays put, so it proves
  * that too. */
@@ -164,8 +164,8 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 
 	memset(bv, 0, sizeof(*bv));
 	for (int s = 0; s < MLC__SLOTS; s++) {
-		uint64_t *slot = (uint64_t *)&bk->bk_slot[s];
-		uint64_t w = ck_pr_load_64(slot), gl, hash = 0;
+		uint64_t w = ck_pr_load_64((uint64_t *)&bk->bk_slot[s]);
+		uint64_t gl, hash = 0;
 		struct mlc__item *it;
 		const char *bad = NULL;
 		uint32_t room;
@@ -180,11 +180,8 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 				bv->what = "slot points outside the pages";
 			continue;
 		}
-		gl = ck_pr_load_64((uint64_t *)&it->it_genlen);
-		ck_pr_fence_load();
-		if (ck_pr_load_64(slot) != w)
+		if (!mlc__identity_take(bk, s, w, it, &gl))
 			continue;	/* changed meanwhile: not judged */
-		ck_pr_fence_load();
 		if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
 			    MLC__LIVE ||
 		    !chunk_sound(a, MLC__SLOT_OFF(w), it) ||
@@ -197,8 +194,7 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 		else
 			hash = mlc__item_hash(a, MLC__SLOT_OFF(w));
 		ck_pr_fence_load();
-		if (ck_pr_load_64(slot) != w ||
-		    ck_pr_load_64((uint64_t *)&it->it_genlen) != gl)
+		if (!mlc__identity_held(bk, s, w, it, gl))
 			continue;	/* freed and reused meanwhile */
 		bv->offs[bv->noffs++] = MLC__SLOT_OFF(w);
 		if (bad != NULL) {

@@ -9,9 +9,10 @@
  * version; a change means a writer raced and the read is retried, a
  * bounded number of times; then the read gives up and the caller treats it
  * as a miss.  A read that began inside a writer's window (an odd version)
- * is validated by its chunk's identity instead (identity_take/_held), so
- * only answers of absence wait for a writer.  Their one shared store, the item's CLOCK bit, goes to the
- * bucket's bk_refs (never anything but bits), and only when it is clear.
+ * is validated by its chunk's identity instead (mlc__identity_take() and
+ * _held(), arena.h), so only answers of absence wait for a writer.  Their
+ * one shared store, the item's CLOCK bit, goes to the bucket's bk_refs
+ * (never anything but bits), and only when it is clear.
  * Writers hold the robust mutexes of both candidate buckets' stripes, make
  * the version odd, store one slot word, make it even.
  *
@@ -188,42 +189,6 @@ ref_touch(struct mlc__bucket *bk, int s)
 		ck_pr_or_32(&bk->bk_refs, bit);
 }
 
-/* The second way a read is validated, for a read that began inside a
- * writer's window (an odd version: the writer may be stopped there), where
- * the version proves nothing: the chunk's identity.  identity_take() before
- * the first byte of the item is read, identity_held() after the last.
- *
- * Take: the chunk's generation into *@p gl, then slot @p s again.  If it
- * still holds @p w, that generation was linked at that moment, so what is
- * read after this was written before the link (a writer links an item
- * only once it is whole).  False: the slot changed meanwhile. */
-static bool
-identity_take(struct mlc__bucket *bk, int s, uint64_t w,
-	      const struct mlc__item *it, uint64_t *gl)
-{
-	*gl = ck_pr_load_64((uint64_t *)&it->it_genlen);
-	ck_pr_fence_load();
-	if (ck_pr_load_64(&bk->bk_slot[s]) != w)
-		return false;
-	ck_pr_fence_load();
-	return true;
-}
-
-/* Held: the slot still holds @p w and the chunk generation @p gl.  A chunk
- * is freed only after its unlink, and its generation changes when it is
- * handed out again, so it stayed linked from the take until now, and a
- * linked item's bytes never change (its state word's CLOCK bits aside).
- * The new owner of a reused chunk stores its generation before anything
- * else (alloc.c: chunk_take), so a copy that saw its bytes sees its
- * generation here. */
-static bool
-identity_held(struct mlc__bucket *bk, int s, uint64_t w,
-	      const struct mlc__item *it, uint64_t gl)
-{
-	return ck_pr_load_64(&bk->bk_slot[s]) == w &&
-	       ck_pr_load_64((uint64_t *)&it->it_genlen) == gl;
-}
-
 static int
 bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
@@ -255,7 +220,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 		if (it == NULL)
 			continue;
-		if ((v1 & 1) && !identity_take(bk, s, w, it, &gl))
+		if ((v1 & 1) && !mlc__identity_take(bk, s, w, it, &gl))
 			return READ_RETRY;
 		if (!item_matches(it, room, k))
 			continue;
@@ -268,7 +233,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		/* Everything copied before the re-check: a writer that
 		 * changed the bucket meanwhile moved the version. */
 		ck_pr_fence_load();
-		if ((v1 & 1) ? !identity_held(bk, s, w, it, gl) :
+		if ((v1 & 1) ? !mlc__identity_held(bk, s, w, it, gl) :
 			       ck_pr_load_32(&bk->bk_version) != v1)
 			return READ_RETRY;
 		/* Validated: from here on the chunk may be reused at any
@@ -289,7 +254,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 struct walk_ent {
 	uint32_t klen, vlen, flags;
 	uint64_t expire, version;
-	const struct mlc__item *it;	/* its identity (identity_take()): */
+	const struct mlc__item *it;	/* its identity (mlc__identity_take()): */
 	uint64_t w, gl;			/* slot word and generation */
 	int s;				/* in slot s */
 };
@@ -297,7 +262,7 @@ struct walk_ent {
 /* Copy bucket @p bk's entries of namespace @p ns, generation @p gen, into
  * @p ents (keys in @p keys, MLC_KEY_MAX bytes each).  The number found, or
  * -1 if a writer changed the bucket meanwhile; on the @p last try, the
- * entries that proved they stayed put instead (identity_held(): what a
+ * entries that proved they stayed put instead (mlc__identity_held(): what a
  * writer changed, or one stopped inside its window is changing, may be
  * seen or not, and the rest are seen). */
 static int
@@ -327,7 +292,7 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 		/* Taken on every try: the last may need it, whatever the
 		 * version was.  A slot that changed is changing: skipped
 		 * (the version says so too). */
-		if (!identity_take(bk, s, w, it, &gl))
+		if (!mlc__identity_take(bk, s, w, it, &gl))
 			continue;
 		st = ck_pr_load_32(&it->it_state);
 		klen = ck_pr_load_16(&it->it_klen);
@@ -356,7 +321,7 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 	if (!last)
 		return -1;
 	for (int i = 0; i < n; i++) {
-		if (!identity_held(bk, ents[i].s, ents[i].w, ents[i].it,
+		if (!mlc__identity_held(bk, ents[i].s, ents[i].w, ents[i].it,
 				   ents[i].gl))
 			continue;
 		if (kept != i) {
