@@ -932,6 +932,7 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 		v->cl_flags &= ~(uint32_t)MLC__CL_COURTESY;
 	ck_pr_inc_64(&h->ah_page_moves);
 	ck_pr_inc_64(&v->cl_moves_out);
+	MLC_PAUSE(PAGE_UNLINKED);
 	if (to != UINT32_MAX) {
 		ck_pr_inc_64(&a->classes[to].cl_moves_in);
 		page_carve(a, to, p);

@@ -40,6 +40,8 @@
 	X(CARVE_MARKED)		/* page marked carving, chunks not made */ \
 	X(EVICT_UNLINKED)	/* a victim unlinked, not freed */ \
 	X(PAGE_DRAINED)		/* a page emptied, not yet moved */ \
+	X(PAGE_UNLINKED)	/* an emptied page out of its class, in no
+				 * other class nor the pool yet */ \
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
 	/* mlc_arena_check() (check.c), which writes nothing */ \
 	X(CHECK_SLOT_READ)	/* a slot word read, its item not yet */ \

@@ -26,7 +26,7 @@
  * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED,
  * DEL_UNLINKED, SLOT_STORED, FREE_LOCKED, ALLOC_POPPED, ALLOC_SMALL,
  * SWEEP_PROMOTED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED,
- * ORPHAN_PROVEN):
+ * PAGE_UNLINKED, ORPHAN_PROVEN):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
  * 130 ms later (A still stopped), and once more when everything is done.
@@ -41,7 +41,8 @@
  * reads while A is stopped.  A miss is always allowed: a cache may forget.
  * Afterwards mlc_arena_check() must find nothing wrong.  A pair whose
  * point A never reaches is listed, not failed (none, as of this writing:
- * PAGE_DRAINED has its own workload, a page move into a new class).
+ * PAGE_DRAINED and PAGE_UNLINKED have their own workload, a page move
+ * into a new class).
  *
  * Crash mode: A _exit()s at P instead.  Then every key must read right
  * (or miss), R's L1 must not serve the paused key's old value 250 ms after
@@ -177,6 +178,7 @@ work_of(int p)
 	case MLC__P_CARVE_MARKED:
 		return W_CARVE;
 	case MLC__P_PAGE_DRAINED:
+	case MLC__P_PAGE_UNLINKED:
 		return W_MOVE;
 	case MLC__P_EVICT_UNLINKED:
 	case MLC__P_ALLOC_SMALL:
@@ -218,6 +220,7 @@ in_lock(int p)
 	case MLC__P_ALLOC_SMALL:
 	case MLC__P_SWEEP_PROMOTED:
 	case MLC__P_PAGE_DRAINED:
+	case MLC__P_PAGE_UNLINKED:
 	case MLC__P_ORPHAN_PROVEN:
 		return true;
 	default:

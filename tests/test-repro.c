@@ -2126,6 +2126,101 @@ test_page_move_stopped(void **state)
 	page_move_stopped(true);
 }
 
+/* A page moving from one class to another, stopped or killed after it left
+ * its class (drained, unlinked, the class's count one less) and before the
+ * new class has it: in no class and not in the pool.  The check shows a
+ * move in progress, not a problem; the mover resumed, or the next takers
+ * of both class locks (each repairing what the dead one left: the page
+ * goes back to its class, drained, and moves again), leave counts that add
+ * up. */
+static int
+pu_writer(void *p)
+{
+	bool die = *(bool *)p;
+	struct mlc_cache *c;
+
+	child_start();
+	c = child_cache(pm_arena, no_l1());
+	plan_set(MLC__P_PAGE_UNLINKED, die, 0);
+	sh->r[0].rc = mlc_set(c, "big", 3, pm_big, sizeof(pm_big), NULL);
+	CK(plan.done);
+	return 0;
+}
+
+static void
+page_unlinked_stopped(bool die)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	struct mlc_arena_info in;
+	char key[16], val[300];
+	uint64_t repairs, moves;
+	int w;
+
+	pm_arena = a;
+	memset(pm_big, 'b', sizeof(pm_big));
+	memset(val, 'v', sizeof(val));
+	shm_reset();
+	/* One class owns every page: "big" needs one of them. */
+	for (int i = 0; i < 4000 && info_of(a).pages_free > 0; i++) {
+		snprintf(key, sizeof(key), "F%04d", i);
+		assert_int_equal(mlc_set(c, key, 5, val, sizeof(val), NULL),
+				 0);
+	}
+	in = info_of(a);
+	assert_int_equal(in.pages_free, 0);
+	repairs = in.repairs;
+	moves = in.page_moves;
+	w = spawn(pu_writer, &die);
+	if (die)
+		assert_int_equal(reap(w), CHILD_DIED);
+	else
+		wait_at(0, "PAGE_UNLINKED");
+	assert_int_equal(info_of(a).page_moves, moves + 1);
+	assert_int_equal(mlc_arena_check(a, &rep), 0);
+	if (rep.problems != 0)
+		fail_msg("a %s mover: %u problems, first: %s",
+			 die ? "dead" : "stopped", rep.problems,
+			 rep.first_problem);
+	assert_int_equal(rep.pages_moving, 1);
+	assert_int_equal(rep.pages_free, 0);
+	if (!die) {
+		sem_post(&sh->go[0]);
+		assert_int_equal(reap(w), 0);
+		assert_int_equal(sh->r[0].rc, 0);
+		assert_int_equal(info_of(a).repairs, repairs);
+	} else {
+		/* The set takes the new class's lock (repaired: no page of
+		 * its own yet), then tries the old class's (repaired: the
+		 * page is back in it, all free) and moves a page again. */
+		assert_int_equal(mlc_set(c, "big", 3, pm_big, sizeof(pm_big),
+					 NULL), 0);
+		assert_int_equal(info_of(a).repairs, repairs + 2);
+	}
+	assert_l2(c, "big", pm_big, sizeof(pm_big));
+	memset(&rep, 0, sizeof(rep));
+	rep.size = sizeof(rep);
+	assert_int_equal(mlc_arena_check(a, &rep), 0);
+	if (rep.problems != 0)
+		fail_msg("after a %s mover: %u problems, first: %s",
+			 die ? "dead" : "stopped", rep.problems,
+			 rep.first_problem);
+	assert_int_equal(rep.pages_moving, 0);
+	assert_int_equal(rep.pages_free, 0);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+static void
+test_page_unlinked_stopped(void **state)
+{
+	(void)state;
+	begin("page_unlinked_stopped");
+	page_unlinked_stopped(false);
+	page_unlinked_stopped(true);
+}
+
 /* ---- a chunk reused while mlc_arena_check() reads it --------------------- */
 
 /* The checker reads a bucket again while its version moves, and after 64
@@ -2284,6 +2379,7 @@ main(void)
 		cmocka_unit_test_teardown(test_fenced_to_waiter, teardown),
 		cmocka_unit_test_teardown(test_stopped_in_window, teardown),
 		cmocka_unit_test_teardown(test_page_move_stopped, teardown),
+		cmocka_unit_test_teardown(test_page_unlinked_stopped, teardown),
 		cmocka_unit_test_teardown(test_check_reused_chunk, teardown),
 		cmocka_unit_test_teardown(test_check_ns_made, teardown),
 	};
