@@ -189,6 +189,29 @@ ref_touch(struct mlc__bucket *bk, int s)
 		ck_pr_or_32(&bk->bk_refs, bit);
 }
 
+/* Ask for the lines of the chunk at @p it (offset @p off, @p room bytes to
+ * its page's end) beyond the first, up to PREFETCH_BYTES: a value's lines
+ * then load beside the header, not after it (the copy's first touch).
+ * The page's class is read racily: it only sizes a hint. */
+#define PREFETCH_BYTES 2048
+
+static inline void
+item_prefetch(const struct mlc_arena *a, const struct mlc__item *it,
+	      uint64_t off, uint32_t room)
+{
+	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	uint32_t cls = ck_pr_load_32(&a->pages[p].pg_class), end;
+	uintptr_t q, stop;
+
+	if (cls == 0 || cls > a->nclasses)
+		return;
+	end = MLC_MIN(MLC_MIN(a->class_size[cls - 1], room), PREFETCH_BYTES);
+	stop = (uintptr_t)it + end;
+	for (q = ((uintptr_t)it | (MLC_CACHELINE - 1)) + 1; q < stop;
+	     q += MLC_CACHELINE)
+		__builtin_prefetch((const void *)q);
+}
+
 static int
 bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 	    const struct mlc__key *k, mlc__sink_fn *sink, void *ctx,
@@ -220,6 +243,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		it = mlc__item_at(a, MLC__SLOT_OFF(w), &room);
 		if (it == NULL)
 			continue;
+		item_prefetch(a, it, MLC__SLOT_OFF(w), room);
 		if ((v1 & 1) && !mlc__identity_take(bk, s, w, it, &gl))
 			return READ_RETRY;
 		if (!item_matches(it, room, k))
