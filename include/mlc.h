@@ -423,6 +423,10 @@ struct mlc_check_report {
 				 * unjudged, as a page move was in progress
 				 * through every tally: not a problem
 				 * (after 0.3.0) */
+	uint64_t ns_making;	/* 1: the namespace count was left unjudged,
+				 * as a namespace was being added through
+				 * every walk of the table: not a problem
+				 * (after 0.3.0) */
 };
 #define MLC_CHECK_REPORT_INIT { .size = sizeof(struct mlc_check_report) }
 
@@ -448,9 +452,11 @@ struct mlc_check_report {
  * since, and the page and pool counts are judged only from a tally that
  * no page move overlapped (movers mark their moves; a tally is taken
  * again while one does).  A write in progress shows as an odd version,
- * and a page move in progress through every tally (a mover stopped, or
- * dead until the next taker of its lock repairs what it left) as
- * pages_moving: neither is a problem.  A bucket whose version moved
+ * a page move in progress through every tally (a mover stopped, or dead
+ * until the next taker of its lock repairs what it left) as pages_moving,
+ * and a namespace being added through every walk of the namespace table
+ * (its adder stopped, or dead until the next opener) as ns_making: none
+ * is a problem.  A bucket whose version moved
  * through all of its 64 reads is judged from the last one, each slot only
  * if it held the same chunk, of the same generation, across the reads it
  * is judged by (as a reader proves an item it answers), so a chunk freed

@@ -1472,7 +1472,7 @@ mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx)
 /* The namespace lock's repair: an opener that died holding it may have
  * marked its entry used (the entry is whole by then) and not counted it
  * yet, which left ah_ns_count one short (check reported it).  Count the
- * table again. */
+ * table again, and clear the dead opener's mark (mlc__ns_open()). */
 static void
 ns_recount(struct mlc_arena *a, void *ctx)
 {
@@ -1482,6 +1482,8 @@ ns_recount(struct mlc_arena *a, void *ctx)
 	for (uint32_t i = 1; i < a->max_ns; i++)
 		used += ck_pr_load_32(&a->ns[i].ns_used) != 0;
 	ck_pr_store_32(&a->hdr->ah_ns_count, used);
+	ck_pr_fence_store();
+	ck_pr_store_64(&a->hdr->ah_ns_lock.lk_aux, 0);
 }
 
 /* Find or add the namespace @p name.  Entries are never removed, so an
@@ -1524,10 +1526,18 @@ mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx)
 	ck_pr_store_64(&a->nsstats[free_idx].nt_bytes,
 		       UINT64_C(1) << MLC__NS_BYTES_SHIFT);
 	/* Name, generation and counts before ns_used: a half-made entry left
-	 * by a dead opener is unused, and the next opener overwrites it. */
+	 * by a dead opener is unused, and the next opener overwrites it.
+	 * ns_used and the count are two stores: the lock's aux word marks
+	 * them in progress for mlc_arena_check() (check.c: ns_count_agrees),
+	 * set before the first and cleared after the second. */
+	ck_pr_store_64(&a->hdr->ah_ns_lock.lk_aux, 1);
 	ck_pr_fence_store();
 	ck_pr_store_32(&a->ns[free_idx].ns_used, 1);
+	MLC_PAUSE(NS_MARKED);
+	ck_pr_fence_store();
 	ck_pr_inc_32(&a->hdr->ah_ns_count);
+	ck_pr_fence_store();
+	ck_pr_store_64(&a->hdr->ah_ns_lock.lk_aux, 0);
 	*idx = free_idx;
 out:
 	mlc__lock_give(&a->hdr->ah_ns_lock);

@@ -51,7 +51,9 @@ enum mlc__arena_state {
 struct mlc__lock {
 	alignas(MLC_CACHELINE) pthread_mutex_t lk_mutex;
 	uint64_t lk_aux;	/* index stripes: highest version of an entry
-				 * deleted or evicted (a loader's fence) */
+				 * deleted or evicted (a loader's fence);
+				 * the namespace lock: 1 while a namespace
+				 * is being added (arena.c) */
 };
 
 /* One index bucket, one cache line.  bk_version is odd while a writer is

@@ -456,29 +456,51 @@ check_header(struct checker *ck)
 }
 
 /* The namespace table's used entries (*@p used) against ah_ns_count.  A
- * namespace is made by storing its entry's ns_used, then counting it,
- * under the namespace lock: one made while the table is walked moves the
- * count, and the walk is taken again (before, a namespace made during the
- * walk was reported).  Counts that stay apart through CHECK_TRIES walks
- * are a problem (a maker stopped between its two stores is one too). */
-static bool
+ * namespace is added under the namespace lock by marking the lock's aux
+ * word, storing its entry's ns_used, counting it and clearing the mark,
+ * each store behind a store fence (arena.c: mlc__ns_open()).  A walk is
+ * judged only when whole: the mark clear before it and after it, and the
+ * count the same (the mark read after the walk, the count after the mark).
+ * An entry the walk saw used but the count left out then has its mark
+ * seen after the walk, or its count (stored before the mark was cleared)
+ * seen after the mark; a count that took in an entry the walk missed
+ * cannot be, as ns_used is stored first.  So a whole walk that disagrees
+ * is damage.  Until 0.3.0 a maker stopped between its two stores was
+ * reported.  Returns NS_AGREE once a walk agrees; after CHECK_TRIES walks,
+ * NS_DAMAGE if one of them was whole, else NS_MAKING (an addition in
+ * progress through every walk: a maker stopped, or dead until the next
+ * opener repairs the lock). */
+enum ns_verdict { NS_AGREE, NS_DAMAGE, NS_MAKING };
+
+static enum ns_verdict
 ns_count_agrees(const struct mlc_arena *a, uint32_t *used)
 {
 	const uint32_t *count = (const uint32_t *)&a->hdr->ah_ns_count;
+	const uint64_t *mark = (const uint64_t *)&a->hdr->ah_ns_lock.lk_aux;
+	bool whole = false;
 
 	for (int t = 0; t < CHECK_TRIES; t++) {
-		uint32_t c0 = ck_pr_load_32(count), n = 0;
+		uint64_t m0, m1;
+		uint32_t c0, c1, n = 0;
 
+		m0 = ck_pr_load_64(mark);
+		ck_pr_fence_load();
+		c0 = ck_pr_load_32(count);
 		ck_pr_fence_load();
 		for (uint32_t i = 1; i < a->max_ns; i++)
 			n += ck_pr_load_32(&a->ns[i].ns_used) != 0;
 		MLC_PAUSE(CHECK_NS_WALKED);
 		ck_pr_fence_load();
+		m1 = ck_pr_load_64(mark);
+		ck_pr_fence_load();
+		c1 = ck_pr_load_32(count);
 		*used = n;
-		if (ck_pr_load_32(count) == c0 && n == c0)
-			return true;
+		if (c1 == c0 && n == c0)
+			return NS_AGREE;
+		if (m0 == 0 && m1 == 0 && c1 == c0)
+			whole = true;
 	}
-	return false;
+	return whole ? NS_DAMAGE : NS_MAKING;
 }
 
 /* Live header words against what they count or bound. */
@@ -516,7 +538,13 @@ check_live(struct checker *ck)
 		problem(ck, "a stripe's fence is above the arena's version "
 			    "counter", fence_at);
 	}
-	if (!ns_count_agrees(a, &used)) {
+	switch (ns_count_agrees(a, &used)) {
+	case NS_AGREE:
+		break;
+	case NS_MAKING:
+		ck->r.ns_making = 1;
+		break;
+	case NS_DAMAGE:
 		ck->r.bad_header++;
 		problem(ck, "the namespace count differs from the table", used);
 	}

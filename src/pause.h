@@ -43,6 +43,9 @@
 	X(PAGE_UNLINKED)	/* an emptied page out of its class, in no
 				 * other class nor the pool yet */ \
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
+	/* a namespace added (arena.c) */ \
+	X(NS_MARKED)		/* entry marked used, not yet counted, lock
+				 * held */ \
 	/* mlc_arena_check() (check.c), which writes nothing */ \
 	X(CHECK_SLOT_READ)	/* a slot word read, its item not yet */ \
 	X(CHECK_NS_WALKED)	/* namespace table walked, count not read */ \

@@ -231,8 +231,9 @@ static const struct command commands[] = {
 	  "found, 2 when the arena cannot be attached.  On an arena in use,\n"
 	  "a write in progress shows as an odd bucket version and a page\n"
 	  "move in progress through every tally as pages_moving (page\n"
-	  "counts not judged); neither is a problem, and concurrent writes\n"
-	  "are not reported.\n" },
+	  "counts not judged), a namespace being added through every walk\n"
+	  "as ns_making (namespace count not judged); none is a problem,\n"
+	  "and concurrent writes are not reported.\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -2010,7 +2011,7 @@ cmd_check(struct opts *o)
 			R(odd_versions), R(pages), R(pages_free),
 			R(bad_pages), R(chunks_live), R(chunks_alloc),
 			R(chunks_free), R(bad_header), R(pages_moving),
-			R(problems),
+			R(ns_making), R(problems),
 		};
 #undef R
 		size_t n = sizeof(row) / sizeof(row[0]);
@@ -2042,6 +2043,10 @@ cmd_check(struct opts *o)
 				printf("  (pages moving: a page move was in "
 				       "progress through every tally; page "
 				       "counts not judged, not a problem)\n");
+			if (r.ns_making)
+				printf("  (namespace being added through "
+				       "every walk; namespace count not "
+				       "judged, not a problem)\n");
 		}
 	}
 	return r.problems ? X_NOTFOUND : X_OK;
