@@ -192,9 +192,10 @@ ref_touch(struct mlc__bucket *bk, int s)
 /* Ask for the lines of the chunk at @p it (offset @p off, @p room bytes to
  * its page's end) beyond the first, up to PREFETCH_BYTES: a value's lines
  * then load beside the header, not after it (the copy's first touch).
- * Only for chunks over two lines: for smaller ones it cost 5-25% on cold
- * 16 B hits and 13% on mix_zipf side by side, and saved nothing.  The
- * page's class is read racily: it only sizes a hint. */
+ * Only for chunks over two lines: for smaller ones it saved nothing, and
+ * some side-by-side runs measured cold 16 B hits 1.26 times slower with
+ * it (bench/results/compare-c3f0933.md).  The page's class is read
+ * racily: it only sizes a hint. */
 #define PREFETCH_BYTES 2048
 
 static inline void
