@@ -2046,62 +2046,66 @@ test_stopped_in_window(void **state)
  * next takers of its locks repair what it left, the counts add up. */
 static struct mlc_arena *pm_arena;
 static char pm_big[3000];
+static struct pm_plan {
+	bool die;
+	enum mlc__pause_point at;
+} pm_plan;
 
+/* Child: set "big" (a class that owns no page yet), stopping or dying at
+ * pm_plan.at. */
 static int
 pm_writer(void *p)
 {
-	bool die = *(bool *)p;
 	struct mlc_cache *c;
 
+	(void)p;
 	child_start();
 	c = child_cache(pm_arena, no_l1());
-	plan_set(MLC__P_CARVE_MARKED, die, 0);
+	plan_set(pm_plan.at, pm_plan.die, 0);
 	sh->r[0].rc = mlc_set(c, "big", 3, pm_big, sizeof(pm_big), NULL);
 	CK(plan.done);
 	return 0;
 }
 
-static void
-page_move_stopped(bool die)
+/* Start a pm_writer() that stops (or dies) at @p at; its pid. */
+static int
+pm_start(struct mlc_arena *a, bool die, enum mlc__pause_point at)
 {
-	struct mlc_arena *a = small_arena();
-	struct mlc_cache *c = t_cache(a, "ns", no_l1());
-	struct mlc_check_report rep = { .size = sizeof(rep) };
-	uint64_t repairs;
-	uint32_t pool;
-	char key[16];
 	int w;
 
 	pm_arena = a;
-	memset(pm_big, 'b', sizeof(pm_big));
-	shm_reset();
-	for (int i = 0; i < 16; i++) {
-		snprintf(key, sizeof(key), "K%03d", i);
-		assert_int_equal(mlc_set(c, key, 4, key, 4, NULL), 0);
-	}
-	pool = ck_pr_load_32(&a->hdr->ah_pool_free);
-	repairs = info_of(a).repairs;
-	w = spawn(pm_writer, &die);
+	pm_plan = (struct pm_plan){ .die = die, .at = at };
+	w = spawn(pm_writer, NULL);
 	if (die)
 		assert_int_equal(reap(w), CHILD_DIED);
 	else
-		wait_at(0, "CARVE_MARKED");
-	/* Out of the pool, in no class yet: the counts do not add up. */
-	assert_int_equal(ck_pr_load_32(&a->hdr->ah_pool_free), pool - 1);
+		wait_at(0, mlc__pause_name(at));
+	return w;
+}
+
+/* The mover pm_start() left half-way: the check shows a move in progress
+ * (@p free_during pages counted free), not a problem.  Then resume it, or
+ * set "big" here, which repairs the two locks the dead one held; either
+ * way the check is clean after, with @p free_after pages free. */
+static void
+pm_finish(struct mlc_arena *a, struct mlc_cache *c, int w,
+	  uint64_t repairs, uint32_t free_during, uint32_t free_after)
+{
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	const char *how = pm_plan.die ? "dead" : "stopped";
+
 	assert_int_equal(mlc_arena_check(a, &rep), 0);
 	if (rep.problems != 0)
-		fail_msg("a %s mover: %u problems, first: %s",
-			 die ? "dead" : "stopped", rep.problems,
-			 rep.first_problem);
+		fail_msg("a %s mover: %u problems, first: %s", how,
+			 rep.problems, rep.first_problem);
 	assert_int_equal(rep.pages_moving, 1);
-	assert_int_equal(rep.pages_free, pool);	/* counted from pages */
-	if (!die) {
+	assert_int_equal(rep.pages_free, free_during);	/* from pages */
+	if (!pm_plan.die) {
 		sem_post(&sh->go[0]);
 		assert_int_equal(reap(w), 0);
 		assert_int_equal(sh->r[0].rc, 0);
+		assert_int_equal(info_of(a).repairs, repairs);
 	} else {
-		/* The next set of the class takes its lock and the pool's,
-		 * each repaired (class_rebuild(), pool_rebuild()). */
 		assert_int_equal(mlc_set(c, "big", 3, pm_big, sizeof(pm_big),
 					 NULL), 0);
 		assert_int_equal(info_of(a).repairs, repairs + 2);
@@ -2110,9 +2114,37 @@ page_move_stopped(bool die)
 	memset(&rep, 0, sizeof(rep));
 	rep.size = sizeof(rep);
 	assert_int_equal(mlc_arena_check(a, &rep), 0);
-	assert_int_equal(rep.problems, 0);
+	if (rep.problems != 0)
+		fail_msg("after a %s mover: %u problems, first: %s", how,
+			 rep.problems, rep.first_problem);
 	assert_int_equal(rep.pages_moving, 0);
-	assert_int_equal(rep.pages_free, pool - 1);
+	assert_int_equal(rep.pages_free, free_after);
+}
+
+static void
+page_move_stopped(bool die)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	uint64_t repairs;
+	uint32_t pool;
+	char key[16];
+	int w;
+
+	memset(pm_big, 'b', sizeof(pm_big));
+	shm_reset();
+	for (int i = 0; i < 16; i++) {
+		snprintf(key, sizeof(key), "K%03d", i);
+		assert_int_equal(mlc_set(c, key, 4, key, 4, NULL), 0);
+	}
+	pool = ck_pr_load_32(&a->hdr->ah_pool_free);
+	repairs = info_of(a).repairs;
+	w = pm_start(a, die, MLC__P_CARVE_MARKED);
+	/* Out of the pool, in no class yet: the counts do not add up.  The
+	 * set after a dead one takes the class's lock and the pool's, each
+	 * repaired (class_rebuild(), pool_rebuild()). */
+	assert_int_equal(ck_pr_load_32(&a->hdr->ah_pool_free), pool - 1);
+	pm_finish(a, c, w, repairs, pool, pool - 1);
 	mlc_cache_close(c);
 	mlc_arena_close(a);
 }
@@ -2133,32 +2165,15 @@ test_page_move_stopped(void **state)
  * of both class locks (each repairing what the dead one left: the page
  * goes back to its class, drained, and moves again), leave counts that add
  * up. */
-static int
-pu_writer(void *p)
-{
-	bool die = *(bool *)p;
-	struct mlc_cache *c;
-
-	child_start();
-	c = child_cache(pm_arena, no_l1());
-	plan_set(MLC__P_PAGE_UNLINKED, die, 0);
-	sh->r[0].rc = mlc_set(c, "big", 3, pm_big, sizeof(pm_big), NULL);
-	CK(plan.done);
-	return 0;
-}
-
 static void
 page_unlinked_stopped(bool die)
 {
 	struct mlc_arena *a = small_arena();
 	struct mlc_cache *c = t_cache(a, "ns", no_l1());
-	struct mlc_check_report rep = { .size = sizeof(rep) };
 	struct mlc_arena_info in;
 	char key[16], val[300];
-	uint64_t repairs, moves;
 	int w;
 
-	pm_arena = a;
 	memset(pm_big, 'b', sizeof(pm_big));
 	memset(val, 'v', sizeof(val));
 	shm_reset();
@@ -2170,44 +2185,12 @@ page_unlinked_stopped(bool die)
 	}
 	in = info_of(a);
 	assert_int_equal(in.pages_free, 0);
-	repairs = in.repairs;
-	moves = in.page_moves;
-	w = spawn(pu_writer, &die);
-	if (die)
-		assert_int_equal(reap(w), CHILD_DIED);
-	else
-		wait_at(0, "PAGE_UNLINKED");
-	assert_int_equal(info_of(a).page_moves, moves + 1);
-	assert_int_equal(mlc_arena_check(a, &rep), 0);
-	if (rep.problems != 0)
-		fail_msg("a %s mover: %u problems, first: %s",
-			 die ? "dead" : "stopped", rep.problems,
-			 rep.first_problem);
-	assert_int_equal(rep.pages_moving, 1);
-	assert_int_equal(rep.pages_free, 0);
-	if (!die) {
-		sem_post(&sh->go[0]);
-		assert_int_equal(reap(w), 0);
-		assert_int_equal(sh->r[0].rc, 0);
-		assert_int_equal(info_of(a).repairs, repairs);
-	} else {
-		/* The set takes the new class's lock (repaired: no page of
-		 * its own yet), then tries the old class's (repaired: the
-		 * page is back in it, all free) and moves a page again. */
-		assert_int_equal(mlc_set(c, "big", 3, pm_big, sizeof(pm_big),
-					 NULL), 0);
-		assert_int_equal(info_of(a).repairs, repairs + 2);
-	}
-	assert_l2(c, "big", pm_big, sizeof(pm_big));
-	memset(&rep, 0, sizeof(rep));
-	rep.size = sizeof(rep);
-	assert_int_equal(mlc_arena_check(a, &rep), 0);
-	if (rep.problems != 0)
-		fail_msg("after a %s mover: %u problems, first: %s",
-			 die ? "dead" : "stopped", rep.problems,
-			 rep.first_problem);
-	assert_int_equal(rep.pages_moving, 0);
-	assert_int_equal(rep.pages_free, 0);
+	w = pm_start(a, die, MLC__P_PAGE_UNLINKED);
+	/* The set after a dead one takes the new class's lock (repaired:
+	 * no page of its own yet), then tries the old class's (repaired:
+	 * the page is back in it, all free) and moves a page again. */
+	assert_int_equal(info_of(a).page_moves, in.page_moves + 1);
+	pm_finish(a, c, w, in.repairs, 0, 0);
 	mlc_cache_close(c);
 	mlc_arena_close(a);
 }
