@@ -309,7 +309,7 @@ struct run {
 	uint32_t ka_ver[2];
 	/* the checker's findings */
 	int check_rc;
-	char check_msg[240];
+	char check_msg[1024];
 	uint32_t slow_loads;
 	uint64_t slowest_load_ms;
 	/* evidence that the paths were taken (handle counters) */
@@ -992,6 +992,69 @@ small_count_check(uint32_t *counted, uint32_t *said)
 	return -1;
 }
 
+/* What a bucket the check named holds, for the failure message: each
+ * slot's chunk as the checker judges it (state, generation against its
+ * page's, offset in the page against its class's chunk size). */
+static void
+bucket_dump(const char *problem, char *out, size_t cap)
+{
+	const struct mlc_arena *a = arena;
+	const char *at = strstr(problem, "(at ");
+	size_t used = 0;
+	unsigned b;
+
+	struct mlc_cache *hc = open_cache(MLC_CACHE_NO_L1);
+
+	if (at == NULL || sscanf(at, "(at %u)", &b) != 1 ||
+	    b > a->bucket_mask)
+		return;
+	for (int s = 0; s < MLC__SLOTS && used < cap; s++) {
+		uint64_t w = ck_pr_load_64(&a->table[b].bk_slot[s]);
+		uint64_t off = MLC__SLOT_OFF(w), in_page;
+		const struct mlc__item *it;
+		uint32_t p, ci;
+		int n;
+
+		if (w == 0 || off < a->pages_off || off >= a->pages_end)
+			continue;
+		it = (const struct mlc__item *)(const void *)(a->base + off);
+		p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+		ci = a->pages[p].pg_class;
+		in_page = (off - a->pages_off) & (a->page_size - 1);
+		n = snprintf(out + used, cap - used,
+			     "; slot %d: page %u class %u (size %u) +%" PRIu64
+			     " state %u gen %" PRIu64 " page gen %" PRIu64
+			     " klen %u ns %u", s, p, ci,
+			     ci && ci <= a->nclasses ? a->class_size[ci - 1] : 0,
+			     in_page, MLC__ST_STATE(it->it_state),
+			     mlc__item_gen(it), a->pages[p].pg_gen,
+			     it->it_klen, it->it_ns);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+		/* Whose slot it may be: the keys of this bucket and tag. */
+		for (int t = 0; t < 7 && used < cap; t++) {
+			static const char tags[] = "apdxmik";
+			for (uint32_t i = 0; i < 4000 && used < cap; i++) {
+				char key[16];
+				int kl = tags[t] == 'k' ?
+					 snprintf(key, sizeof(key), "k%02u", i) :
+					 snprintf(key, sizeof(key), "%c%05u",
+						  tags[t], i);
+				uint64_t h = mlc_key_hash(hc, key, (size_t)kl);
+
+				if (!mlc__table_slot_fits(a, h, b,
+							  MLC__SLOT_TAG(w)))
+					continue;
+				n = snprintf(out + used, cap - used, " key %s",
+					     key);
+				if (n > 0)
+					used += (size_t)n;
+			}
+		}
+	}
+}
+
 static void
 arena_check(void)
 {
@@ -1000,10 +1063,16 @@ arena_check(void)
 	uint32_t counted = 0, said = 0;
 
 	if (rc != 0 && rn->check_rc == 0) {
+		int n;
+
 		rn->check_rc = rc;
-		snprintf(rn->check_msg, sizeof(rn->check_msg),
-			 "mlc_arena_check: %s, %u problems, first: %s",
-			 mlc_strerror(rc), rep.problems, rep.first_problem);
+		n = snprintf(rn->check_msg, sizeof(rn->check_msg),
+			     "mlc_arena_check: %s, %u problems, first: %s",
+			     mlc_strerror(rc), rep.problems,
+			     rep.first_problem);
+		if (n > 0 && (size_t)n < sizeof(rn->check_msg))
+			bucket_dump(rep.first_problem, rn->check_msg + n,
+				    sizeof(rn->check_msg) - (size_t)n);
 	}
 	ci = small_count_check(&counted, &said);
 	if (ci >= 0 && rn->check_rc == 0) {
