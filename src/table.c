@@ -203,14 +203,15 @@ item_prefetch(const struct mlc_arena *a, const struct mlc__item *it,
 	      uint64_t off, uint32_t room)
 {
 	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-	uint32_t cls = ck_pr_load_32(&a->pages[p].pg_class), end;
+	uint32_t cls = ck_pr_load_32(&a->pages[p].pg_class), size;
 	uintptr_t q, stop;
 
-	if (cls == 0 || cls > a->nclasses ||
-	    a->class_size[cls - 1] <= 2 * MLC_CACHELINE)
+	if (cls == 0 || cls > a->nclasses)
 		return;
-	end = MLC_MIN(MLC_MIN(a->class_size[cls - 1], room), PREFETCH_BYTES);
-	stop = (uintptr_t)it + end;
+	size = a->class_size[cls - 1];
+	if (size <= 2 * MLC_CACHELINE)
+		return;
+	stop = (uintptr_t)it + MLC_MIN(MLC_MIN(size, room), PREFETCH_BYTES);
 	for (q = ((uintptr_t)it | (MLC_CACHELINE - 1)) + 1; q < stop;
 	     q += MLC_CACHELINE)
 		__builtin_prefetch((const void *)q);

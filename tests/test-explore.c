@@ -992,22 +992,59 @@ small_count_check(uint32_t *counted, uint32_t *said)
 	return -1;
 }
 
+/* Append " key K" to @p out (@p cap bytes, *@p used of them taken) if
+ * bucket @p b may hold K under @p tag, as mlc_arena_check() judges a
+ * slot's place. */
+static void
+dump_key(struct mlc_cache *hc, uint32_t b, uint16_t tag, const char *key,
+	 int kl, char *out, size_t cap, size_t *used)
+{
+	int n;
+
+	if (*used >= cap ||
+	    !mlc__table_slot_fits(arena, mlc_key_hash(hc, key, (size_t)kl),
+				  b, tag))
+		return;
+	n = snprintf(out + *used, cap - *used, " key %s", key);
+	if (n > 0)
+		*used = MLC_MIN(cap, *used + (size_t)n);
+}
+
+/* The workloads' keys (the tracked k01.., and the fillers' "%c%05u") that
+ * bucket @p b may hold under @p tag, appended as dump_key() does. */
+static void
+dump_keys(struct mlc_cache *hc, uint32_t b, uint16_t tag, char *out,
+	  size_t cap, size_t *used)
+{
+	static const char fillers[] = "apdxmi";
+	char key[16];
+
+	for (uint32_t kid = 1; kid < NK; kid++)
+		dump_key(hc, b, tag, key, kname(kid, key), out, cap, used);
+	for (const char *f = fillers; *f != '\0'; f++)
+		for (uint32_t n = 0; n < 4000; n++)
+			dump_key(hc, b, tag, key,
+				 snprintf(key, sizeof(key), "%c%05u", *f, n),
+				 out, cap, used);
+}
+
 /* What a bucket the check named holds, for the failure message: each
  * slot's chunk as the checker judges it (state, generation against its
- * page's, offset in the page against its class's chunk size). */
+ * page's, offset in the page against its class's chunk size), and whose
+ * key it may be.  Read once everything is done: nothing moves. */
 static void
 bucket_dump(const char *problem, char *out, size_t cap)
 {
 	const struct mlc_arena *a = arena;
 	const char *at = strstr(problem, "(at ");
+	struct mlc_cache *hc;
 	size_t used = 0;
 	unsigned b;
-
-	struct mlc_cache *hc = open_cache(MLC_CACHE_NO_L1);
 
 	if (at == NULL || sscanf(at, "(at %u)", &b) != 1 ||
 	    b > a->bucket_mask)
 		return;
+	hc = open_cache(MLC_CACHE_NO_L1);
 	for (int s = 0; s < MLC__SLOTS && used < cap; s++) {
 		uint64_t w = ck_pr_load_64(&a->table[b].bk_slot[s]);
 		uint64_t off = MLC__SLOT_OFF(w), in_page;
@@ -1031,28 +1068,10 @@ bucket_dump(const char *problem, char *out, size_t cap)
 			     it->it_klen, it->it_ns);
 		if (n < 0)
 			break;
-		used += (size_t)n;
-		/* Whose slot it may be: the keys of this bucket and tag. */
-		for (int t = 0; t < 7 && used < cap; t++) {
-			static const char tags[] = "apdxmik";
-			for (uint32_t i = 0; i < 4000 && used < cap; i++) {
-				char key[16];
-				int kl = tags[t] == 'k' ?
-					 snprintf(key, sizeof(key), "k%02u", i) :
-					 snprintf(key, sizeof(key), "%c%05u",
-						  tags[t], i);
-				uint64_t h = mlc_key_hash(hc, key, (size_t)kl);
-
-				if (!mlc__table_slot_fits(a, h, b,
-							  MLC__SLOT_TAG(w)))
-					continue;
-				n = snprintf(out + used, cap - used, " key %s",
-					     key);
-				if (n > 0)
-					used += (size_t)n;
-			}
-		}
+		used = MLC_MIN(cap, used + (size_t)n);
+		dump_keys(hc, b, MLC__SLOT_TAG(w), out, cap, &used);
 	}
+	mlc_cache_close(hc);
 }
 
 static void
