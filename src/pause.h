@@ -42,6 +42,8 @@
 	X(PAGE_DRAINED)		/* a page emptied, not yet moved */ \
 	X(PAGE_UNLINKED)	/* an emptied page out of its class, in no
 				 * other class nor the pool yet */ \
+	X(ORPHAN_SUSPECT)	/* another process's chunk seen ALLOC, its
+				 * writer not yet judged */ \
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
 	/* a namespace added (arena.c) */ \
 	X(NS_MARKED)		/* entry marked used, not yet counted, lock
