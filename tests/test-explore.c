@@ -26,7 +26,7 @@
  * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED,
  * DEL_UNLINKED, SLOT_STORED, FREE_LOCKED, ALLOC_POPPED, ALLOC_SMALL,
  * SWEEP_PROMOTED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED,
- * PAGE_UNLINKED, ORPHAN_PROVEN):
+ * PAGE_UNLINKED, ORPHAN_SUSPECT, ORPHAN_PROVEN):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
  * 130 ms later (A still stopped), and once more when everything is done.
@@ -54,7 +54,8 @@
  * Environment: MLC_EXPLORE_FULL=1 also stops at the 2nd and 3rd passage of
  * each point for the workloads that repeat; MLC_EXPLORE_JOBS=N cases at a
  * time (default 4); MLC_EXPLORE_ONLY=NAME runs the cases of one pause
- * point.  MLC_SANITIZED (tests/meson.build) stretches every time bound.
+ * point, MLC_EXPLORE_X=NAME those of one operation (its name as the
+ * cases list it: evict-burst, crash, ...).  MLC_SANITIZED (tests/meson.build) stretches every time bound.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -186,6 +187,7 @@ work_of(int p)
 		return W_EVICT;
 	case MLC__P_MOVE_LINKED:
 		return W_INDEX;
+	case MLC__P_ORPHAN_SUSPECT:
 	case MLC__P_ORPHAN_PROVEN:
 		return W_ORPHAN;
 	case MLC__P_FLIGHT_STOLEN:
@@ -221,6 +223,7 @@ in_lock(int p)
 	case MLC__P_SWEEP_PROMOTED:
 	case MLC__P_PAGE_DRAINED:
 	case MLC__P_PAGE_UNLINKED:
+	case MLC__P_ORPHAN_SUSPECT:
 	case MLC__P_ORPHAN_PROVEN:
 		return true;
 	default:
@@ -1718,6 +1721,7 @@ build_cases(void)
 {
 	bool full = env_int("MLC_EXPLORE_FULL", 0) > 0;
 	const char *only = getenv("MLC_EXPLORE_ONLY");
+	const char *xonly = getenv("MLC_EXPLORE_X");
 	int max = MLC__P_COUNT * (X_COUNT + 1) * 3;
 
 	cases = calloc((size_t)max, sizeof(*cases));
@@ -1736,7 +1740,11 @@ build_cases(void)
 			continue;
 		for (int nth = 1; nth <= nmax; nth++)
 			for (int x = X_CRASH; x < X_COUNT; x++)
-				cases[ncases++] = (struct kase){ p, x, nth, w };
+				if (xonly == NULL || !*xonly ||
+				    !strcmp(xonly, x < 0 ? "crash" :
+					    x_names[x]))
+					cases[ncases++] =
+						(struct kase){ p, x, nth, w };
 	}
 }
 
@@ -1882,7 +1890,8 @@ summarize(void)
 	printf("explore: %d pause points x %d operations%s = %d interleavings "
 	       "explored (plus %d crash runs), %" PRIu64 " answers checked, %"
 	       PRIu64 " wrong answers, %" PRIu64 " hangs\n", sum.points,
-	       X_COUNT, env_int("MLC_EXPLORE_FULL", 0) > 0 ?
+	       getenv("MLC_EXPLORE_X") != NULL &&
+	       *getenv("MLC_EXPLORE_X") ? 1 : X_COUNT, env_int("MLC_EXPLORE_FULL", 0) > 0 ?
 	       " (passages 1-3 where repeatable)" : "", sum.explored,
 	       sum.crashes, sum.answers, sum.wrong, sum.hangs);
 	fflush(stdout);
