@@ -469,21 +469,62 @@ test_index_move_alloc_fails(void **state)
 
 /* ---- a writer stopped while its chunk turns LIVE ---------------------- */
 
+/* Semaphores shared with forked children: a child stopped at a pause
+ * point says so on *_stopped and goes on at *_resume (a pair each for
+ * children A and B). */
 struct stop_sems {
-	sem_t stopped, resume;
+	sem_t a_stopped, a_resume, b_stopped, b_resume;
 };
-static struct stop_sems *stop_sems;
+static struct stop_sems *stops;
 
 static void
-stop_at_live(enum mlc__pause_point p, void *arg)
+stops_open(void)
 {
-	(void)arg;
-	if (p != MLC__P_PUT_LIVE)
+	stops = mmap(NULL, sizeof(*stops), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stops != MAP_FAILED);
+	assert_int_equal(sem_init(&stops->a_stopped, 1, 0), 0);
+	assert_int_equal(sem_init(&stops->a_resume, 1, 0), 0);
+	assert_int_equal(sem_init(&stops->b_stopped, 1, 0), 0);
+	assert_int_equal(sem_init(&stops->b_resume, 1, 0), 0);
+}
+
+static void
+stops_close(void)
+{
+	sem_destroy(&stops->a_stopped);
+	sem_destroy(&stops->a_resume);
+	sem_destroy(&stops->b_stopped);
+	sem_destroy(&stops->b_resume);
+	munmap(stops, sizeof(*stops));
+}
+
+/* Where a child stops (mlc__pause_arg): at the first passage of @p point
+ * it says so on @p stopped and waits for @p resume. */
+struct stop_at {
+	enum mlc__pause_point point;
+	sem_t *stopped, *resume;
+};
+
+static void
+stop_hook(enum mlc__pause_point p, void *arg)
+{
+	struct stop_at *at = arg;
+
+	if (p != at->point)
 		return;
-	mlc__pause_hook = NULL;		/* the first passage only */
-	sem_post(&stop_sems->stopped);
-	while (sem_wait(&stop_sems->resume) != 0)
+	mlc__pause_hook = NULL;
+	sem_post(at->stopped);
+	while (sem_wait(at->resume) != 0)
 		;
+}
+
+/* Make this process stop at @p at (which must outlive the hook). */
+static void
+stop_there(struct stop_at *at)
+{
+	mlc__pause_arg = at;
+	mlc__pause_hook = stop_hook;
 }
 
 /* Does key (@p prefix, @p i) need stripe @p held[0] or @p held[1]? */
@@ -500,6 +541,45 @@ needs_stripes(struct mlc_cache *c, struct mlc_arena *a, char prefix,
 		if (s[j] == held[0] || s[j] == held[1])
 			return true;
 	return false;
+}
+
+/* The arena of the tests below (2 MiB, 32k index slots: A links without
+ * an index move, which could need a class lock B holds while stopped),
+ * the stop semaphores, and the stripes of A's key ('a', 0) into
+ * @p held. */
+static struct mlc_cache *
+stop_setup(struct fx *fx, const char *ns, uint32_t held[2])
+{
+	struct mlc_cache *c;
+	char key[32];
+
+	stops_open();
+	arena_make(fx, 2 * MIB, 32 * 1024, 0);
+	c = cache_l2(fx, ns);
+	mlc__table_key_stripes(fx->a, mlc_key_hash(c, key,
+			       key_of(key, sizeof(key), 'a', 0)), held);
+	return c;
+}
+
+/* Fork A, which sets ('a', 0) to @p len bytes of seed 7 and reads it
+ * back, stopping at @p point first; return once it stopped there. */
+static pid_t
+writer_stopped_at(struct fx *fx, struct mlc_cache *c,
+		  enum mlc__pause_point point, size_t len,
+		  const struct mlc_call_options *co)
+{
+	struct stop_at at = { point, &stops->a_stopped, &stops->a_resume };
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		stop_there(&at);
+		_exit(set_val(c, 'a', 0, len, 7, co) == 0 &&
+		      has_val(c, 'a', 0, len, 7, 0) >= 0 ? 0 : 1);
+	}
+	fx->kid = pid;
+	assert_int_equal(sem_wait(&stops->a_stopped), 0);
+	return pid;
 }
 
 /* A writer (A) stopped while its chunk turns from ALLOC (stamped with who
@@ -520,29 +600,11 @@ test_stamp_overwritten(void **state)
 	struct fx *fx = *state;
 	uint32_t held[2], n = 0;
 	pid_t a_pid, b_pid;
-	char key[32];
 	int st;
 
-	stop_sems = mmap(NULL, sizeof(*stop_sems), PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(stop_sems != MAP_FAILED);
-	assert_int_equal(sem_init(&stop_sems->stopped, 1, 0), 0);
-	assert_int_equal(sem_init(&stop_sems->resume, 1, 0), 0);
-	arena_make(fx, 2 * MIB, 32 * 1024, 0);	/* the pages fill first */
-	c = cache_l2(fx, "stamp");
+	c = stop_setup(fx, "stamp", held);	/* the pages fill first */
 	co.ttl_ms = 600000;
-	mlc__table_key_stripes(fx->a, mlc_key_hash(c, key,
-			       key_of(key, sizeof(key), 'a', 0)), held);
-
-	a_pid = fork();
-	assert_true(a_pid >= 0);
-	if (a_pid == 0) {
-		mlc__pause_hook = stop_at_live;
-		_exit(set_val(c, 'a', 0, 40, 7, &co) == 0 &&
-		      has_val(c, 'a', 0, 40, 7, 0) >= 0 ? 0 : 1);
-	}
-	fx->kid = a_pid;
-	assert_int_equal(sem_wait(&stop_sems->stopped), 0);
+	a_pid = writer_stopped_at(fx, c, MLC__P_PUT_LIVE, 40, &co);
 
 	/* B: 20 times the arena in entries of A's size class, none of
 	 * them on A's stripes (A holds those while stopped). */
@@ -567,48 +629,17 @@ test_stamp_overwritten(void **state)
 	assert_true(in.evictions > 10000);
 	assert_int_equal(in.orphans_reclaimed, 0);
 
-	sem_post(&stop_sems->resume);
+	sem_post(&stops->a_resume);
 	assert_int_equal(waitpid(a_pid, &st, 0), a_pid);
 	fx->kid = 0;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	assert_int_equal(has_val(c, 'a', 0, 40, 7, 0), 1);
 	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
 	assert_int_equal(rep.problems, 0);
-	sem_destroy(&stop_sems->stopped);
-	sem_destroy(&stop_sems->resume);
-	munmap(stop_sems, sizeof(*stop_sems));
+	stops_close();
 }
 
 /* ---- a writer that links and exits while a sweep judges it ----------- */
-
-struct late_sems {
-	sem_t a_stopped, a_resume, b_stopped, b_resume;
-};
-static struct late_sems *late;
-
-static void
-stop_at_allocated(enum mlc__pause_point p, void *arg)
-{
-	(void)arg;
-	if (p != MLC__P_PUT_ALLOCATED)
-		return;
-	mlc__pause_hook = NULL;
-	sem_post(&late->a_stopped);
-	while (sem_wait(&late->a_resume) != 0)
-		;
-}
-
-static void
-stop_at_suspect(enum mlc__pause_point p, void *arg)
-{
-	(void)arg;
-	if (p != MLC__P_ORPHAN_SUSPECT)
-		return;
-	mlc__pause_hook = NULL;
-	sem_post(&late->b_stopped);
-	while (sem_wait(&late->b_resume) != 0)
-		;
-}
 
 /* Wait up to @p ms for @p pid to exit; its exit status, or -1 (killed:
  * it did not end in time). */
@@ -649,32 +680,11 @@ test_orphan_judged_late(void **state)
 	struct fx *fx = *state;
 	uint32_t held[2];
 	pid_t a_pid, b_pid;
-	char key[32];
 	int rc;
 
-	late = mmap(NULL, sizeof(*late), PROT_READ | PROT_WRITE,
-		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(late != MAP_FAILED);
-	assert_int_equal(sem_init(&late->a_stopped, 1, 0), 0);
-	assert_int_equal(sem_init(&late->a_resume, 1, 0), 0);
-	assert_int_equal(sem_init(&late->b_stopped, 1, 0), 0);
-	assert_int_equal(sem_init(&late->b_resume, 1, 0), 0);
-	/* An index of 32k slots for about 4k items: A links without a
-	 * move, which would need the class lock B holds while stopped. */
-	arena_make(fx, 2 * MIB, 32 * 1024, 0);
-	c = cache_l2(fx, "late");
+	c = stop_setup(fx, "late", held);
 	co.ttl_ms = 600000;
-	mlc__table_key_stripes(fx->a, mlc_key_hash(c, key,
-			       key_of(key, sizeof(key), 'a', 0)), held);
-
-	a_pid = fork();
-	assert_true(a_pid >= 0);
-	if (a_pid == 0) {
-		mlc__pause_hook = stop_at_allocated;
-		_exit(set_val(c, 'a', 0, 400, 7, &co) == 0 ? 0 : 1);
-	}
-	fx->kid = a_pid;
-	assert_int_equal(sem_wait(&late->a_stopped), 0);
+	a_pid = writer_stopped_at(fx, c, MLC__P_PUT_ALLOCATED, 400, &co);
 
 	/* B: entries of A's class, none on A's stripes, until a sweep
 	 * meets A's chunk; then a few hundred more, which reuse any chunk
@@ -682,9 +692,11 @@ test_orphan_judged_late(void **state)
 	b_pid = fork();
 	assert_true(b_pid >= 0);
 	if (b_pid == 0) {
+		struct stop_at at = { MLC__P_ORPHAN_SUSPECT, &stops->b_stopped,
+				      &stops->b_resume };
 		uint32_t after = 0;
 
-		mlc__pause_hook = stop_at_suspect;
+		stop_there(&at);
 		for (uint32_t i = 0; i < 200000 && after < 500; i++) {
 			if (needs_stripes(c, fx->a, 'b', i, held))
 				continue;
@@ -695,14 +707,14 @@ test_orphan_judged_late(void **state)
 		}
 		_exit(after == 500 ? 0 : 3);
 	}
-	assert_int_equal(sem_wait(&late->b_stopped), 0);
+	assert_int_equal(sem_wait(&stops->b_stopped), 0);
 
 	/* A links and exits while B holds its suspicion. */
-	sem_post(&late->a_resume);
+	sem_post(&stops->a_resume);
 	rc = reap_within(a_pid, 10000);
 	fx->kid = b_pid;
 	assert_int_equal(rc, 0);
-	sem_post(&late->b_resume);
+	sem_post(&stops->b_resume);
 	rc = reap_within(b_pid, 60000);
 	fx->kid = 0;
 	assert_int_equal(rc, 0);
@@ -714,11 +726,7 @@ test_orphan_judged_late(void **state)
 	assert_true(has_val(c, 'a', 0, 400, 7, 0) >= 0);	/* or evicted */
 	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
 	assert_int_equal(rep.problems, 0);
-	sem_destroy(&late->a_stopped);
-	sem_destroy(&late->a_resume);
-	sem_destroy(&late->b_stopped);
-	sem_destroy(&late->b_resume);
-	munmap(late, sizeof(*late));
+	stops_close();
 }
 
 /* ---- expired entries go first ----------------------------------------- */
