@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_NAMES 256
@@ -125,6 +126,44 @@ t_wait(int pid)
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return WEXITSTATUS(st);
+}
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A 1 ms nap that took this long: the machine stopped as a whole. */
+#define STALL_NS 1000000000u
+
+int
+t_wait_ms(int pid, long ms)
+{
+	uint64_t last = mono_ns(), end = last + (uint64_t)ms * 1000000u;
+	struct timespec nap = { 0, 1000000 };
+
+	for (;;) {
+		int st;
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		uint64_t now;
+
+		if (r == pid)
+			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) :
+						 WEXITSTATUS(st);
+		if (r < 0 && errno != EINTR)
+			return 255;
+		now = mono_ns();
+		if (now - last > STALL_NS)
+			end += now - last;
+		last = now;
+		if (now >= end)
+			return -1;
+		nanosleep(&nap, NULL);
+	}
 }
 
 int

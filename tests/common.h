@@ -36,6 +36,12 @@ int t_fork(int (*fn)(void *), void *arg);
 /* Start a child without waiting; t_wait() collects its status. */
 int t_spawn(int (*fn)(void *), void *arg);
 int t_wait(int pid);
+/* t_wait() for at most @p ms: -1 if @p pid is still running then (it is
+ * left so).  Time the machine stood still as a whole does not count: a VM
+ * paused by its host (32 s seen on a 2-core CI machine, "workqueue
+ * lockup" in dmesg) stops this poller too, which then sees one 1 ms nap
+ * last seconds, and must not take every child it waits for as hung. */
+int t_wait_ms(int pid, long ms);
 
 /* Remove every arena this process named. */
 void t_cleanup(void);

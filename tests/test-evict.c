@@ -36,7 +36,7 @@ struct fx {
 	struct mlc_arena *a;
 	struct mlc_cache *c[4];
 	int nc;
-	pid_t kid;		/* a child to kill if the test fails */
+	pid_t kid[2];		/* children to kill if the test fails */
 };
 
 static struct mlc_arena *
@@ -75,9 +75,11 @@ fx_teardown(void **state)
 {
 	struct fx *fx = *state;
 
-	if (fx->kid > 0) {
-		kill(fx->kid, SIGKILL);
-		waitpid(fx->kid, NULL, 0);
+	for (int i = 0; i < 2; i++) {
+		if (fx->kid[i] <= 0)
+			continue;
+		kill(fx->kid[i], SIGKILL);
+		waitpid(fx->kid[i], NULL, 0);
 	}
 	for (int i = 0; i < fx->nc; i++)
 		mlc_cache_close(fx->c[i]);
@@ -527,6 +529,17 @@ stop_there(struct stop_at *at)
 	mlc__pause_hook = stop_hook;
 }
 
+/* Did this process never stop at @p at?  Then its parent, waiting for
+ * it to stop, is let go (to fail on this child's exit status). */
+static bool
+stop_missed(struct stop_at *at)
+{
+	if (mlc__pause_hook == NULL)
+		return false;
+	sem_post(at->stopped);
+	return true;
+}
+
 /* Does key (@p prefix, @p i) need stripe @p held[0] or @p held[1]? */
 static bool
 needs_stripes(struct mlc_cache *c, struct mlc_arena *a, char prefix,
@@ -573,11 +586,14 @@ writer_stopped_at(struct fx *fx, struct mlc_cache *c,
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		bool ok;
+
 		stop_there(&at);
-		_exit(set_val(c, 'a', 0, len, 7, co) == 0 &&
-		      has_val(c, 'a', 0, len, 7, 0) >= 0 ? 0 : 1);
+		ok = set_val(c, 'a', 0, len, 7, co) == 0 &&
+		     has_val(c, 'a', 0, len, 7, 0) >= 0;
+		_exit(stop_missed(&at) ? 3 : ok ? 0 : 1);
 	}
-	fx->kid = pid;
+	fx->kid[0] = pid;
 	assert_int_equal(sem_wait(&stops->a_stopped), 0);
 	return pid;
 }
@@ -631,7 +647,7 @@ test_stamp_overwritten(void **state)
 
 	sem_post(&stops->a_resume);
 	assert_int_equal(waitpid(a_pid, &st, 0), a_pid);
-	fx->kid = 0;
+	fx->kid[0] = 0;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	assert_int_equal(has_val(c, 'a', 0, 40, 7, 0), 1);
 	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
@@ -640,26 +656,6 @@ test_stamp_overwritten(void **state)
 }
 
 /* ---- a writer that links and exits while a sweep judges it ----------- */
-
-/* Wait up to @p ms for @p pid to exit; its exit status, or -1 (killed:
- * it did not end in time). */
-static int
-reap_within(pid_t pid, long ms)
-{
-	for (long waited = 0;; waited++) {
-		int st;
-		pid_t r = waitpid(pid, &st, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-		if (waited >= ms) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			return -1;
-		}
-		usleep(1000);
-	}
-}
 
 /* A writer (A) holds an ALLOC chunk; another process's sweep (B) reads
  * its stamp and finds it ALLOC, and stops before its verdict
@@ -680,7 +676,6 @@ test_orphan_judged_late(void **state)
 	struct fx *fx = *state;
 	uint32_t held[2];
 	pid_t a_pid, b_pid;
-	int rc;
 
 	c = stop_setup(fx, "late", held);
 	co.ttl_ms = 600000;
@@ -705,19 +700,18 @@ test_orphan_judged_late(void **state)
 			if (mlc__pause_hook == NULL)
 				after++;
 		}
-		_exit(after == 500 ? 0 : 3);
+		_exit(stop_missed(&at) ? 3 : after == 500 ? 0 : 4);
 	}
+	fx->kid[1] = b_pid;
 	assert_int_equal(sem_wait(&stops->b_stopped), 0);
 
 	/* A links and exits while B holds its suspicion. */
 	sem_post(&stops->a_resume);
-	rc = reap_within(a_pid, 10000);
-	fx->kid = b_pid;
-	assert_int_equal(rc, 0);
+	assert_int_equal(t_wait_ms(a_pid, 10000), 0);
+	fx->kid[0] = 0;
 	sem_post(&stops->b_resume);
-	rc = reap_within(b_pid, 60000);
-	fx->kid = 0;
-	assert_int_equal(rc, 0);
+	assert_int_equal(t_wait_ms(b_pid, 60000), 0);
+	fx->kid[1] = 0;
 
 	in = info_of(fx->a);
 	printf("[judged late] %" PRIu64 " evictions, orphans reclaimed %"

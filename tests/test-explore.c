@@ -55,7 +55,8 @@
  * each point for the workloads that repeat; MLC_EXPLORE_JOBS=N cases at a
  * time (default 4); MLC_EXPLORE_ONLY=NAME runs the cases of one pause
  * point, MLC_EXPLORE_X=NAME those of one operation (its name as the
- * cases list it: evict-burst, crash, ...).  MLC_SANITIZED (tests/meson.build) stretches every time bound.
+ * cases list it: evict-burst, crash, ...).  MLC_SANITIZED
+ * (tests/meson.build) stretches every time bound.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -146,6 +147,12 @@ static const char *const x_names[] = {
 	"get-paused", "get-other", "set-paused", "set-other", "delete",
 	"purge", "evict-burst", "flight-steal", "log-lap",
 };
+
+static const char *
+xop_name(int x)
+{
+	return x == X_CRASH ? "crash" : x_names[x];
+}
 
 struct kase {
 	int point;
@@ -679,43 +686,18 @@ spawn(char role, int (*fn)(void))
 	return pid;
 }
 
-/* A nap of 1 ms that took this long: the machine stopped as a whole. */
-#define STALL_NS 1000000000u
-
-/* 1 if @p pid ended within @p ms (*status: exit code, 128 + signal).
- * Time the machine stood still as a whole does not count: a VM paused by
- * its host (32 s seen on a 2-core CI machine, the kernel's "workqueue
- * lockup" in dmesg, every case of every running test hit at once) stops
- * this poller too, which then sees one nap last seconds. */
+/* 1 if @p pid ended within @p ms (*status: exit code, 128 + signal; see
+ * t_wait_ms() for time the machine stood still). */
 static int
 reap(pid_t pid, long ms, int *status)
 {
-	uint64_t end = now_ns() + (uint64_t)ms * 1000000u, last = now_ns();
-	int st;
+	int st = t_wait_ms(pid, ms);
 
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		uint64_t now;
-
-		if (r == pid) {
-			forget(pid);
-			*status = WIFEXITED(st) ? WEXITSTATUS(st) :
-						  128 + WTERMSIG(st);
-			return 1;
-		}
-		if (r < 0 && errno != EINTR) {
-			forget(pid);
-			*status = -1;
-			return 1;
-		}
-		now = now_ns();
-		if (now - last > STALL_NS)
-			end += now - last;
-		last = now;
-		if (now >= end)
-			return 0;
-		nap_ms(1);
-	}
+	if (st < 0)
+		return 0;
+	forget(pid);
+	*status = st;
+	return 1;
 }
 
 static void
@@ -1719,6 +1701,7 @@ out:
 static struct kase *cases;
 static struct result *results;
 static int ncases;
+static int nxops;		/* operations explored (crash runs apart) */
 
 static int
 env_int(const char *name, int def)
@@ -1726,6 +1709,13 @@ env_int(const char *name, int def)
 	const char *e = getenv(name);
 
 	return e != NULL && *e ? atoi(e) : def;
+}
+
+/* Is operation @p x among those MLC_EXPLORE_X (@p xonly) asks for? */
+static bool
+x_wanted(const char *xonly, int x)
+{
+	return xonly == NULL || !*xonly || !strcmp(xonly, xop_name(x));
 }
 
 static void
@@ -1752,12 +1742,12 @@ build_cases(void)
 			continue;
 		for (int nth = 1; nth <= nmax; nth++)
 			for (int x = X_CRASH; x < X_COUNT; x++)
-				if (xonly == NULL || !*xonly ||
-				    !strcmp(xonly, x < 0 ? "crash" :
-					    x_names[x]))
+				if (x_wanted(xonly, x))
 					cases[ncases++] =
 						(struct kase){ p, x, nth, w };
 	}
+	for (int x = 0; x < X_COUNT; x++)
+		nxops += x_wanted(xonly, x);
 }
 
 static void
@@ -1768,7 +1758,7 @@ case_name(const struct kase *k, char *buf, size_t cap)
 	if (k->nth > 1)
 		snprintf(nth, sizeof(nth), " (passage %d)", k->nth);
 	snprintf(buf, cap, "%s x %s%s", mlc__pause_name(k->point),
-		 k->xop == X_CRASH ? "crash" : x_names[k->xop], nth);
+		 xop_name(k->xop), nth);
 }
 
 static void
@@ -1902,8 +1892,7 @@ summarize(void)
 	printf("explore: %d pause points x %d operations%s = %d interleavings "
 	       "explored (plus %d crash runs), %" PRIu64 " answers checked, %"
 	       PRIu64 " wrong answers, %" PRIu64 " hangs\n", sum.points,
-	       getenv("MLC_EXPLORE_X") != NULL &&
-	       *getenv("MLC_EXPLORE_X") ? 1 : X_COUNT, env_int("MLC_EXPLORE_FULL", 0) > 0 ?
+	       nxops, env_int("MLC_EXPLORE_FULL", 0) > 0 ?
 	       " (passages 1-3 where repeatable)" : "", sum.explored,
 	       sum.crashes, sum.answers, sum.wrong, sum.hangs);
 	fflush(stdout);
