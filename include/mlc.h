@@ -312,6 +312,11 @@ struct mlc_arena_info {
 				  * unlisted (0.2) */
 	uint64_t procs_pruned;	/* entries of processes that died without
 				 * closing, freed (0.2) */
+	uint64_t huge_bytes;	/* bytes of the arena that 2 MiB pages map
+				 * (/proc/self/smaps); 0 where tmpfs gives
+				 * 4 KiB pages, as /dev/shm does unless
+				 * mounted huge=: docs/internals.md, "Huge
+				 * pages" (after 0.3.0) */
 	/* append below; never reorder, resize or remove */
 };
 #define MLC_ARENA_INFO_INIT { .size = sizeof(struct mlc_arena_info) }
@@ -321,7 +326,9 @@ struct mlc_arena_info {
  * not a snapshot.  procs, arena_handles and cache_handles are
  * mlc_arena_procs()'s listing summed: they cost a read of /proc/PID/stat
  * per attached process, and on a writable handle free the entries of
- * processes proven dead.  Thread-safe.
+ * processes proven dead.  huge_bytes costs a read of /proc/self/smaps
+ * (about 25 lines per mapping of this process) and a byte read from every
+ * 2 MiB of the arena.  Thread-safe.
  * Before reading, it compares the arena file's size with the mapping (one
  * fstat()): a file truncated from outside while mapped would raise SIGBUS
  * at the first read past its new end, so it answers MLC_ECORRUPT instead

@@ -733,6 +733,7 @@ arena_create_file(const char *path, const struct mlc_arena_options *o,
 		rc = -errno;
 		goto fail;
 	}
+	mlc__vm_advise(base, cfg->ah_size, true);	/* nobody maps it yet */
 	rc = arena_build(base, cfg);
 	munmap(base, cfg->ah_size);
 	if (rc < 0)
@@ -897,6 +898,7 @@ arena_map(struct mlc_arena *a, int fd, uint32_t flags)
 		munmap(base, (size_t)st.st_size);
 		return rc;
 	}
+	mlc__vm_advise(base, (size_t)st.st_size, false);
 	arena_setup(a, base, (size_t)st.st_size);
 	return 0;
 }
@@ -1077,6 +1079,8 @@ arena_open_anon(struct mlc_arena *a, const struct mlc__hdr *cfg)
 		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (base == MAP_FAILED)
 		return -errno;
+	/* Before the first touch: the faults allocate the pages. */
+	mlc__vm_advise(base, cfg->ah_size, false);
 	rc = arena_build(base, cfg);
 	if (rc < 0) {
 		munmap(base, cfg->ah_size);
@@ -1099,24 +1103,6 @@ layout_same(const struct mlc__hdr *h, const struct mlc__hdr *cfg)
 	       h->ah_flight_slots == cfg->ah_flight_slots &&
 	       h->ah_max_ns == cfg->ah_max_ns &&
 	       h->ah_neg_quota == cfg->ah_neg_quota;
-}
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
-#endif
-
-/* Map in, writable, the bytes at @p off of the arena that are about to be
- * written all over (a page being carved): one system call instead of a
- * page fault for every 4 KiB, which in a virtual machine costs more than
- * the carving.  Only a hint: an older kernel says EINVAL, and the faults
- * happen as before. */
-void
-mlc__arena_populate(struct mlc_arena *a, uint64_t off, size_t len)
-{
-	uintptr_t p = (uintptr_t)(a->base + off), page = 4096;
-	uintptr_t lo = p & ~(page - 1);
-
-	(void)madvise((void *)lo, len + (p - lo), MADV_POPULATE_WRITE);
 }
 
 MLC_EXPORT int
@@ -1369,6 +1355,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.format = MLC_ARENA_FORMAT;
 	in.created_ms = h->ah_created;
 	in.index_moves = ck_pr_load_64(&h->ah_index_moves);
+	in.huge_bytes = mlc__vm_huge_bytes(a->base, a->size);
 	mlc__procs_count(a, &in);
 	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
 	info->size = MLC_MIN(info->size, sizeof(in));

@@ -143,7 +143,6 @@ int mlc__lock_take_for(struct mlc_arena *a, struct mlc__lock *lk,
 		       uint32_t ms,
 		       void (*repair)(struct mlc_arena *, void *), void *ctx);
 void mlc__lock_give(struct mlc__lock *lk);
-void mlc__arena_populate(struct mlc_arena *a, uint64_t off, size_t len);
 int mlc__lock_init(struct mlc__lock *lk);
 void mlc__arena_ref(struct mlc_arena *a);
 void mlc__arena_unref(struct mlc_arena *a);
@@ -167,6 +166,11 @@ uint32_t *mlc__procs_claiming_word(struct mlc_arena *a);
  * dead (procs.c). */
 bool mlc__procs_claiming(struct mlc_arena *a);
 bool mlc__arena_whole(const struct mlc_arena *a);
+
+/* vm.c: hints to the kernel about an arena mapping. */
+void mlc__vm_advise(void *base, size_t len, bool collapse);
+void mlc__arena_populate(struct mlc_arena *a, uint64_t off, size_t len);
+uint64_t mlc__vm_huge_bytes(const void *base, size_t len);
 
 /* table.c */
 void mlc__key_hash(const struct mlc_arena *a, struct mlc__key *k);

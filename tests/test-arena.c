@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/vfs.h>
@@ -1245,6 +1247,148 @@ test_reopen_other_size(void **state)
 	assert_int_equal(mlc_arena_min_bytes(NULL), mlc_arena_min_bytes(&ao));
 }
 
+/* ---- huge pages ----------------------------------------------------- */
+
+/* An arena on a tmpfs mounted huge=@p mode in a fresh directory, with a
+ * second process attached: what huge_bytes says in each, and whether the
+ * other process read the value.  Not a page multiple, as the benchmark's
+ * arenas are not: huge_bytes must find the mapping all the same. */
+struct huge_run {
+	uint64_t creator, attacher;
+	bool read_ok;
+};
+
+static int
+huge_attach(void *arg)
+{
+	const char *path = arg;
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	struct mlc_value v;
+	int ok;
+
+	if (open_arena(&a, path, MLC_ARENA_FILE) < 0)
+		return 255;
+	c = t_cache(a, "huge", NULL);
+	ok = mlc_get(c, "k", 1, NULL, NULL, &v) == 0 && v.len == 5 &&
+	     memcmp(v.data, "value", 5) == 0;
+	if (ok)
+		mlc_value_release(&v);
+	if (mlc_arena_info(a, &in) < 0)
+		return 255;
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	/* 0: not read; else 1 + how many MiB huge pages map here. */
+	if (!ok)
+		return 0;
+	return 1 + (int)(in.huge_bytes >> 20 < 200 ? in.huge_bytes >> 20 : 200);
+}
+
+static int
+huge_run(const char *mode, struct huge_run *r)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+	char dir[64], opts[64], path[128];
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	int st, rc = -1;
+
+	snprintf(dir, sizeof(dir), "/tmp/mlc-t-huge-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(opts, sizeof(opts), "huge=%s,size=64m", mode);
+	if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0) {
+		rmdir(dir);
+		return -2;	/* no such option: skip */
+	}
+	snprintf(path, sizeof(path), "%s/arena", dir);
+	o.flags = MLC_ARENA_FILE | MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.bytes = (UINT64_C(16) << 20) + 4000;
+	if (mlc_arena_open(&a, path, &o) < 0)
+		goto out;
+	c = t_cache(a, "huge", NULL);
+	if (mlc_set(c, "k", 1, "value", 5, NULL) == 0 &&
+	    mlc_arena_info(a, &in) == 0) {
+		r->creator = in.huge_bytes;
+		st = t_fork(huge_attach, path);
+		r->read_ok = st > 0 && st < 255;
+		r->attacher = st > 0 && st < 255 ? (uint64_t)(st - 1) << 20 : 0;
+		rc = 0;
+	}
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	mlc_arena_unlink(path, MLC_ARENA_FILE);
+out:
+	umount(dir);
+	rmdir(dir);
+	return rc;
+}
+
+/* Exit codes of huge_child(). */
+enum { HUGE_OK, HUGE_NO_NS = 77, HUGE_NONE_GIVEN, HUGE_NEVER_HUGE = 1,
+       HUGE_ADVISE_SMALL, HUGE_ATTACH_SMALL, HUGE_NOT_READ, HUGE_FAILED };
+
+static int
+huge_child(void *arg)
+{
+	static const char *modes[3] = { "never", "advise", "always" };
+	struct huge_run r[3] = { { 0 } };
+
+	(void)arg;
+	/* A mount namespace of our own (root only), so that the mounts are
+	 * nobody else's business and vanish with us. */
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return HUGE_NO_NS;
+	for (int i = 0; i < 3; i++) {
+		int rc = huge_run(modes[i], &r[i]);
+
+		if (rc == -2)
+			return HUGE_NO_NS;
+		if (rc < 0)
+			return HUGE_FAILED;
+		fprintf(stderr, "huge=%s: huge_bytes %" PRIu64 " MiB here, %"
+			PRIu64 " MiB in a process attached\n", modes[i],
+			r[i].creator >> 20, r[i].attacher >> 20);
+		if (!r[i].read_ok)
+			return HUGE_NOT_READ;
+	}
+	if (r[0].creator != 0 || r[0].attacher != 0)
+		return HUGE_NEVER_HUGE;
+	if (r[2].creator == 0)
+		return HUGE_NONE_GIVEN;	/* the kernel had none to give */
+	/* Under "advise" only mlc's madvise calls make huge pages: the
+	 * creator's collapse, and every attacher's MADV_HUGEPAGE (without
+	 * which its faults map 4 KiB pieces of the huge pages). */
+	if (r[1].creator < r[2].creator / 2)
+		return HUGE_ADVISE_SMALL;
+	if (r[1].attacher < r[2].attacher / 2 || r[1].attacher == 0)
+		return HUGE_ATTACH_SMALL;
+	return HUGE_OK;
+}
+
+static void
+test_huge_pages(void **state)
+{
+	int st;
+
+	(void)state;
+	if (access("/sys/kernel/mm/transparent_hugepage", F_OK) != 0) {
+		fprintf(stderr, "no transparent huge pages: skipping\n");
+		skip();
+	}
+	st = t_fork(huge_child, NULL);
+	if (st == HUGE_NO_NS || st == HUGE_NONE_GIVEN) {
+		fprintf(stderr, "%s: skipping\n", st == HUGE_NO_NS ?
+			"cannot mount tmpfs in a namespace of our own" :
+			"the kernel gave no huge page to huge=always");
+		skip();
+	}
+	assert_int_equal(st, HUGE_OK);
+}
+
 int
 main(void)
 {
@@ -1268,6 +1412,7 @@ main(void)
 		cmocka_unit_test(test_config_changed),
 		cmocka_unit_test(test_default_page),
 		cmocka_unit_test(test_info),
+		cmocka_unit_test(test_huge_pages),
 		cmocka_unit_test(test_unlink),
 		cmocka_unit_test(test_other_boot),
 		cmocka_unit_test(test_unlink_removes_dead_tmp),

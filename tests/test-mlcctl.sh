@@ -268,7 +268,7 @@ for i, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
         nsm.add(metric)
     seen.add(metric)
 assert seen == set(types) == helps, (seen ^ set(types))
-assert len(arena) == 25 and len(nsm) == 28, (len(arena), len(nsm))
+assert len(arena) == 26 and len(nsm) == 28, (len(arena), len(nsm))
 EOF
 has out '^mlc_arena_items\{arena="[^"]+"\} [0-9]+$'
 has out '^mlc_namespace_sets_total\{arena="[^"]+",namespace="users"\} [0-9]+$'

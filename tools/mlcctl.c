@@ -988,6 +988,8 @@ static const struct field arena_fields[] = {
 	   "that found the table of attached processes full."),
 	AF(procs_pruned, K_COUNTER, "processes_pruned_total", "Entries of "
 	   "processes that died without closing, freed."),
+	AF(huge_bytes, K_GAUGE, "huge_bytes", "Bytes of the arena that 2 MiB "
+	   "pages map (0: 4 KiB pages)."),
 };
 
 #define NF(f, m, h) { #f, offsetof(struct mlc_stats, f), false, K_COUNTER, \

@@ -99,6 +99,7 @@ struct mlc_arena_info {
     uint64_t cache_handles;
     uint64_t procs_unlisted;
     uint64_t procs_pruned;
+    uint64_t huge_bytes;
 };
 int mlc_arena_info(struct mlc_arena *arena, struct mlc_arena_info *info);
 
@@ -804,7 +805,7 @@ function _M.arena_info(name)
                          "stale_frees", "orphan_skips", "created_ms",
                          "index_moves", "procs", "arena_handles",
                          "cache_handles", "procs_unlisted",
-                         "procs_pruned" } do
+                         "procs_pruned", "huge_bytes" } do
         t[f] = tonumber(i[f])
     end
     return t

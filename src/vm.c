@@ -1,0 +1,103 @@
+/*
+ * What mlc asks of the kernel's memory manager for an arena mapping:
+ * huge pages where the system allows them, pages mapped in before they are
+ * carved, and how much of a mapping huge pages back.
+ *
+ * An arena is read at random: a cold L2 hit touches a bucket, an item and
+ * maybe a page descriptor, each on its own 4 KiB page, so beyond the TLB's
+ * reach (a few MiB) each costs a page walk besides its cache miss.  Backed
+ * by 2 MiB pages instead, a 1 GiB arena needs 512 TLB entries, not 262144.
+ * Whether tmpfs hands out huge pages is the administrator's choice: the
+ * mount's huge= option (/dev/shm: never by default), and for anonymous
+ * shared memory /sys/kernel/mm/transparent_hugepage/shmem_enabled.  mlc
+ * only makes "advise" work: it marks every mapping MADV_HUGEPAGE, and a
+ * creator asks for the pages to be collapsed at once.  docs/internals.md,
+ * "Huge pages", has the measurements.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mlc-int.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25	/* Linux 6.1 */
+#endif
+
+/* Ask for huge pages on the mapping @p base, @p len.  Every process does
+ * it for its own mapping: under huge=advise a huge page is mapped as one
+ * only into mappings that asked.  With @p collapse (the creator, before
+ * anyone else maps the arena) the pages posix_fallocate() allocated small
+ * are replaced by huge ones now, instead of some day by khugepaged.  Only
+ * hints: a kernel or mount that says no (EINVAL), or no free huge page
+ * (EAGAIN, ENOMEM), leaves 4 KiB pages, which work the same. */
+void
+mlc__vm_advise(void *base, size_t len, bool collapse)
+{
+	if (madvise(base, len, MADV_HUGEPAGE) < 0)
+		return;
+	if (collapse)
+		(void)madvise(base, len, MADV_COLLAPSE);
+}
+
+/* Map in, writable, the bytes at @p off of the arena that are about to be
+ * written all over (a page being carved): one system call instead of a
+ * page fault for every 4 KiB, which in a virtual machine costs more than
+ * the carving.  Only a hint: an older kernel says EINVAL, and the faults
+ * happen as before. */
+void
+mlc__arena_populate(struct mlc_arena *a, uint64_t off, size_t len)
+{
+	uintptr_t p = (uintptr_t)(a->base + off), page = 4096;
+	uintptr_t lo = p & ~(page - 1);
+
+	(void)madvise((void *)lo, len + (p - lo), MADV_POPULATE_WRITE);
+}
+
+/* Bytes of the mapping [@p base, @p base + @p len) that huge pages map,
+ * from /proc/self/smaps: 0 if none, or if it cannot be read.  A page is
+ * mapped at its first touch, so one byte of every 2 MiB is read first:
+ * then a part that a huge page backs is counted whether or not this
+ * process has used it yet. */
+uint64_t
+mlc__vm_huge_bytes(const void *base, size_t len)
+{
+	const volatile char *p = base;
+
+	for (size_t off = 0; off < len; off += (size_t)2 << 20)
+		(void)p[off];
+
+	uintptr_t lo = (uintptr_t)base, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t hi = (lo + len + page - 1) & ~(page - 1); /* a VMA's end */
+	uint64_t huge = 0;
+	bool in = false;
+	char line[512];
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "re");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long long start, end, kb;
+		char name[32];
+
+		/* A mapping's first line: "start-end perms offset ...". */
+		if (sscanf(line, "%llx-%llx ", &start, &end) == 2) {
+			in = start >= lo && end <= hi;
+			continue;
+		}
+		if (!in || sscanf(line, "%31[A-Za-z]: %llu kB", name, &kb) != 2)
+			continue;
+		if (strcmp(name, "ShmemPmdMapped") == 0 ||
+		    strcmp(name, "FilePmdMapped") == 0)
+			huge += (uint64_t)kb * 1024;
+	}
+	fclose(f);
+	return huge;
+}
