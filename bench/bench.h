@@ -67,6 +67,12 @@ struct impl {
 extern const struct impl impl_mlc;
 extern const struct impl impl_hash;
 extern const struct impl impl_shm;
+/* The same two with their memory on huge pages: in files on the tmpfs that
+ * $MLC_BENCH_HUGE_DIR names, mounted huge=within_size (bench/run.sh
+ * --huge mounts one); skipped when it is not set. */
+extern const struct impl impl_mlc_huge;
+extern const struct impl impl_shm_huge;
+const char *bench_huge_dir(char *why, size_t whylen);
 #ifdef HAVE_LMDB
 extern const struct impl impl_lmdb;
 #endif

@@ -20,6 +20,8 @@ struct st {
 	uint32_t expect;	/* level a get should answer from, 0: any */
 	uint64_t wrong_level, errors, misses, load_not_l3;
 	int last_err;
+	const char *huge_dir;	/* mlc-huge: the arena is a file there */
+	char path[512];
 };
 
 static unsigned arena_seq;
@@ -37,6 +39,19 @@ arena_bytes(const struct bench_params *p)
 	return (64ull << 20) + (uint64_t)p->nkeys * per;
 }
 
+static const char *
+arena_name(const struct st *s)
+{
+	return s->huge_dir != NULL ? s->path : s->name;
+}
+
+static void
+arena_unlink(const struct st *s)
+{
+	mlc_arena_unlink(arena_name(s), s->huge_dir != NULL ? MLC_ARENA_FILE
+							     : 0);
+}
+
 static int
 arena_make(struct st *s)
 {
@@ -48,9 +63,14 @@ arena_make(struct st *s)
 	snprintf(s->name, sizeof(s->name), "mlc-bench-%ld-%u", (long)getpid(),
 		 arena_seq++);
 	ao.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	if (s->huge_dir != NULL) {
+		snprintf(s->path, sizeof(s->path), "%s/%s", s->huge_dir,
+			 s->name);
+		ao.flags |= MLC_ARENA_FILE;
+	}
 	ao.bytes = arena_bytes(&s->p);
 	ao.max_items = items > (1u << 30) ? (1u << 30) : (uint32_t)items;
-	rc = mlc_arena_open(&s->a, s->name, &ao);
+	rc = mlc_arena_open(&s->a, arena_name(s), &ao);
 	if (rc < 0)
 		return rc;
 	co.ttl_ms = MLC_TTL_NEVER;	/* nothing expires during a case */
@@ -71,7 +91,7 @@ arena_make(struct st *s)
 	rc = mlc_cache_open(&s->c, s->a, "bench", &co);
 	if (rc < 0) {
 		mlc_arena_close(s->a);
-		mlc_arena_unlink(s->name, 0);
+		arena_unlink(s);
 		return rc;
 	}
 	return 0;
@@ -82,13 +102,14 @@ arena_drop(struct st *s)
 {
 	mlc_cache_close(s->c);
 	mlc_arena_close(s->a);
-	mlc_arena_unlink(s->name, 0);
+	arena_unlink(s);
 	s->c = NULL;
 	s->a = NULL;
 }
 
 static int
-m_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
+open_in(const struct bench_params *p, void **stp, char *why, size_t whylen,
+	const char *huge_dir)
 {
 	struct st *s = calloc(1, sizeof(*s));
 	int rc;
@@ -96,6 +117,7 @@ m_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
 	if (s == NULL)
 		return -ENOMEM;
 	s->p = *p;
+	s->huge_dir = huge_dir;
 	rc = arena_make(s);
 	if (rc < 0) {
 		snprintf(why, whylen, "mlc_arena_open: %s", mlc_strerror(rc));
@@ -104,6 +126,23 @@ m_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
 	}
 	*stp = s;
 	return 0;
+}
+
+static int
+m_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
+{
+	return open_in(p, stp, why, whylen, NULL);
+}
+
+static int
+m_open_huge(const struct bench_params *p, void **stp, char *why,
+	    size_t whylen)
+{
+	const char *dir = bench_huge_dir(why, whylen);
+
+	if (dir == NULL)
+		return -ENOTSUP;
+	return open_in(p, stp, why, whylen, dir);
 }
 
 static void
@@ -272,6 +311,9 @@ m_check(void *st, char *msg, size_t len)
 	int n = 0;
 
 	msg[0] = '\0';
+	if (s->huge_dir != NULL && mlc_arena_info(s->a, &in) == 0 &&
+	    in.huge_bytes == 0)
+		n += snprintf(msg, len, "no huge page maps the arena; ");
 	if (mlc_arena_info(s->a, &in) == 0 &&
 	    (in.evictions || in.index_evictions || in.write_failures))
 		n += snprintf(msg + n, len - (size_t)n,
@@ -299,6 +341,23 @@ const struct impl impl_mlc = {
 	.name = "mlc",
 	.role = "subject",
 	.open = m_open,
+	.close = m_close,
+	.reset = m_reset,
+	.get = m_get,
+	.set = m_set,
+	.del = m_del,
+	.load = m_load,
+	.fill = m_fill,
+	.fork_child = m_fork_child,
+	.mem = m_mem,
+	.check = m_check,
+};
+
+/* mlc with its arena on huge pages (bench.h). */
+const struct impl impl_mlc_huge = {
+	.name = "mlc-huge",
+	.role = "variant",
+	.open = m_open_huge,
 	.close = m_close,
 	.reset = m_reset,
 	.get = m_get,

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -43,8 +45,31 @@ slot_at(struct st *s, size_t i)
 	return (struct slot *)(void *)(s->base + i * s->stride);
 }
 
+/* A file on the huge-page tmpfs in @p dir, unnamed once open. */
+static void *
+map_in(const char *dir, size_t bytes)
+{
+	char path[512];
+	void *base;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/shm-bench-%ld", dir, (long)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return MAP_FAILED;
+	unlink(path);
+	if (ftruncate(fd, (off_t)bytes) < 0 ||
+	    posix_fallocate(fd, 0, (off_t)bytes) != 0) {
+		close(fd);
+		return MAP_FAILED;
+	}
+	base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return base;
+}
+
 static int
-s_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
+open_in(const struct bench_params *p, void **stp, const char *huge_dir)
 {
 	struct st *s = calloc(1, sizeof(*s));
 	size_t n = 1024;
@@ -60,8 +85,11 @@ s_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
 	s->bytes = n * s->stride;
 	s->seed = 0x9e3779b97f4a7c15ull;
 	s->buf = malloc(p->vlen ? p->vlen : 1);
-	s->base = mmap(NULL, s->bytes, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (huge_dir != NULL)
+		s->base = map_in(huge_dir, s->bytes);
+	else
+		s->base = mmap(NULL, s->bytes, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s->base == MAP_FAILED || s->buf == NULL) {
 		if (s->base != MAP_FAILED)
 			munmap(s->base, s->bytes);
@@ -71,6 +99,25 @@ s_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
 	}
 	*stp = s;
 	return 0;
+}
+
+static int
+s_open(const struct bench_params *p, void **stp, char *why, size_t whylen)
+{
+	(void)why;
+	(void)whylen;
+	return open_in(p, stp, NULL);
+}
+
+static int
+s_open_huge(const struct bench_params *p, void **stp, char *why,
+	    size_t whylen)
+{
+	const char *dir = bench_huge_dir(why, whylen);
+
+	if (dir == NULL)
+		return -ENOTSUP;
+	return open_in(p, stp, dir);
 }
 
 static int
@@ -229,6 +276,22 @@ const struct impl impl_shm = {
 	.name = "shm",
 	.role = "floor",
 	.open = s_open,
+	.close = s_close,
+	.reset = s_reset,
+	.get = s_get,
+	.set = s_set,
+	.del = s_del,
+	.load = s_load,
+	.fill = s_fill,
+	.fork_child = s_fork_child,
+	.mem = s_mem,
+};
+
+/* The same table on huge pages (bench.h). */
+const struct impl impl_shm_huge = {
+	.name = "shm-huge",
+	.role = "variant",
+	.open = s_open_huge,
 	.close = s_close,
 	.reset = s_reset,
 	.get = s_get,

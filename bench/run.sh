@@ -6,6 +6,10 @@
 #   bench/run.sh --quick         a fast pass: 3 short rounds per case
 #   bench/run.sh --case 'l2_*'   some cases (shell patterns, comma separated)
 #   bench/run.sh --install       first apt-get the peers (Debian packages)
+#   bench/run.sh --huge          also mlc-huge and shm-huge: mlc and the shm
+#                                table with their memory on 2 MiB pages, in
+#                                a private tmpfs mounted huge=within_size
+#                                (needs root, or user namespaces)
 #
 # Other options: --impl mlc,lmdb (some implementations only), --rounds N,
 # --ops N, --latest (also copy a partial or quick run to results/latest),
@@ -32,12 +36,15 @@ ops=""
 out=""
 extra=()
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+all_args=("$@")
+huge=0
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	--install) install=1 ;;
+	--huge) huge=1 ;;
 	--latest) latest=1 ;;
 	--case) cases="$2"; shift ;;
 	--impl) impls="$2"; shift ;;
@@ -74,6 +81,24 @@ if [ "$install" = 1 ]; then
 	[ "$made_policy" = 1 ] && rm -f "$policy"
 fi
 
+# ---- huge pages: run again inside a mount namespace of our own ------------
+# A tmpfs mounted huge=within_size there backs files with 2 MiB pages
+# (/dev/shm's are 4 KiB unless its mount says otherwise); the benchmark puts
+# the -huge implementations' memory in it.  The mount goes with the
+# namespace, whatever way the run ends.
+if [ "$huge" = 1 ] && [ -z "${MLC_BENCH_HUGE_DIR:-}" ]; then
+	hdir=$(mktemp -d /tmp/mlc-bench-huge.XXXXXX)
+	ns=(unshare --mount --propagation private)
+	[ "$(id -u)" = 0 ] || ns=(unshare --user --map-root-user --mount)
+	rc=0
+	MLC_BENCH_HUGE_DIR=$hdir "${ns[@]}" sh -c '
+		mount -t tmpfs -o huge=within_size,size=50% tmpfs "$MLC_BENCH_HUGE_DIR" ||
+			{ echo "run.sh: cannot mount a huge-page tmpfs" >&2; exit 2; }
+		shift; exec "$@"' sh - "$0" "${all_args[@]}" || rc=$?
+	rmdir "$hdir" 2>/dev/null || true
+	exit "$rc"
+fi
+
 # ---- build (release) ----------------------------------------------------
 if [ -f "$build/build.ninja" ]; then
 	meson configure "$build" -Dbuildtype=release -Dbench=enabled >/dev/null
@@ -90,6 +115,7 @@ host=$(hostname -s 2>/dev/null || hostname)
 stamp=$(date -u +%Y%m%d-%H%M%S)
 suffix=""
 [ "$quick" = 1 ] && suffix="-quick"
+[ "$huge" = 1 ] && suffix="$suffix-huge"
 [ -n "$cases$impls$ops" ] && suffix="$suffix-partial"
 [ -n "$out" ] || out="$here/results/$stamp-$host$suffix"
 mkdir -p "$out"
@@ -141,6 +167,11 @@ trap 'exit 130' INT TERM HUP
 	echo "== memory"
 	head -3 /proc/meminfo
 	df -h /dev/shm | tail -1
+	if [ -n "${MLC_BENCH_HUGE_DIR:-}" ]; then
+		echo "huge-page tmpfs for mlc-huge, shm-huge:"
+		grep " $MLC_BENCH_HUGE_DIR " /proc/mounts || true
+		grep -i hugepages /proc/meminfo
+	fi
 } > "$out/machine.txt" 2>&1
 
 "$sizes" > "$out/sizes.txt"
@@ -167,6 +198,7 @@ echo "run time: $((end - start)) s" >> "$out/machine.txt"
 # ---- report -----------------------------------------------------------------
 command_line="bench/run.sh"
 [ "$quick" = 1 ] && command_line="$command_line --quick"
+[ "$huge" = 1 ] && command_line="$command_line --huge"
 [ -n "$cases" ] && command_line="$command_line --case '$cases'"
 [ -n "$impls" ] && command_line="$command_line --impl '$impls'"
 [ -n "$rounds" ] && command_line="$command_line --rounds $rounds"
@@ -180,7 +212,8 @@ else
 fi
 rm -f "$out/results.jsonl"
 
-if [ "$latest" = 1 ] || { [ "$quick" = 0 ] && [ -z "$cases$impls$ops$rounds" ]; }; then
+if [ "$latest" = 1 ] || { [ "$quick" = 0 ] && [ "$huge" = 0 ] &&
+			  [ -z "$cases$impls$ops$rounds" ]; }; then
 	rm -rf "$here/results/latest"
 	mkdir -p "$here/results/latest"
 	cp "$out"/* "$here/results/latest/"
