@@ -733,7 +733,6 @@ arena_create_file(const char *path, const struct mlc_arena_options *o,
 		rc = -errno;
 		goto fail;
 	}
-	mlc__vm_advise(base, cfg->ah_size, true);	/* nobody maps it yet */
 	rc = arena_build(base, cfg);
 	munmap(base, cfg->ah_size);
 	if (rc < 0)
@@ -898,7 +897,7 @@ arena_map(struct mlc_arena *a, int fd, uint32_t flags)
 		munmap(base, (size_t)st.st_size);
 		return rc;
 	}
-	mlc__vm_advise(base, (size_t)st.st_size, false);
+	mlc__vm_advise(base, (size_t)st.st_size);
 	arena_setup(a, base, (size_t)st.st_size);
 	return 0;
 }
@@ -1080,7 +1079,7 @@ arena_open_anon(struct mlc_arena *a, const struct mlc__hdr *cfg)
 	if (base == MAP_FAILED)
 		return -errno;
 	/* Before the first touch: the faults allocate the pages. */
-	mlc__vm_advise(base, cfg->ah_size, false);
+	mlc__vm_advise(base, cfg->ah_size);
 	rc = arena_build(base, cfg);
 	if (rc < 0) {
 		munmap(base, cfg->ah_size);

@@ -168,7 +168,7 @@ bool mlc__procs_claiming(struct mlc_arena *a);
 bool mlc__arena_whole(const struct mlc_arena *a);
 
 /* vm.c: hints to the kernel about an arena mapping. */
-void mlc__vm_advise(void *base, size_t len, bool collapse);
+void mlc__vm_advise(void *base, size_t len);
 void mlc__arena_populate(struct mlc_arena *a, uint64_t off, size_t len);
 uint64_t mlc__vm_huge_bytes(const void *base, size_t len);
 
