@@ -536,6 +536,58 @@ test_arena_classes(void **state)
 	mlc_arena_unlink(name, 0);
 }
 
+/* A large L1 (tables of 8 and 4 MiB): hits from it, in this process and
+ * in a forked child, and a close that gives its memory back. */
+#define NBIG 500	/* fewer than the log's cells: no overrun */
+static struct mlc_cache *big_c;
+
+static int
+big_child(void *arg)
+{
+	struct mlc_value v;
+	char k[16];
+
+	(void)arg;
+	for (int i = 0; i < NBIG; i++) {
+		snprintf(k, sizeof(k), "big%d", i);
+		if (mlc_get(big_c, k, strlen(k), NULL, NULL, &v) != 0 ||
+		    v.len != strlen(k) || memcmp(v.data, k, v.len) != 0)
+			return 1;
+		mlc_value_release(&v);
+	}
+	return 0;
+}
+
+static void
+test_l1_large(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_stats st;
+	struct mlc_value v;
+	char k[16];
+
+	o.lru_size = 400000;	/* 1 Mi slots of 8 B, 512 Ki ghost words */
+	big_c = t_cache(fx->a, "big", &o);
+	for (int i = 0; i < NBIG; i++) {
+		snprintf(k, sizeof(k), "big%d", i);
+		assert_int_equal(mlc_set(big_c, k, strlen(k), k, strlen(k),
+					 NULL), 0);
+	}
+	for (int i = 0; i < NBIG; i++) {
+		snprintf(k, sizeof(k), "big%d", i);
+		assert_int_equal(mlc_get(big_c, k, strlen(k), NULL, NULL, &v),
+				 0);
+		assert_int_equal(v.level, MLC_L1);
+		assert_memory_equal(v.data, k, v.len);
+		mlc_value_release(&v);
+	}
+	assert_int_equal(mlc_stats(big_c, &st), 0);
+	assert_int_equal(st.hits_l1, NBIG);
+	assert_int_equal(t_fork(big_child, NULL), 0);
+	assert_int_equal(mlc_cache_close(big_c), 0);
+}
+
 int
 main(void)
 {
@@ -553,6 +605,7 @@ main(void)
 			test_namespace_keys_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_arena_classes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_l1_large, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
