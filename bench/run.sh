@@ -203,6 +203,7 @@ command_line="bench/run.sh"
 [ -n "$impls" ] && command_line="$command_line --impl '$impls'"
 [ -n "$rounds" ] && command_line="$command_line --rounds $rounds"
 [ -n "$ops" ] && command_line="$command_line --ops $ops"
+[ "${#extra[@]}" -gt 0 ] && command_line="$command_line -- ${extra[*]}"
 python3 "$here/report.py" --dir "$out" --command "$command_line" \
 	--seconds "$((end - start))"
 if command -v gnuplot >/dev/null; then
