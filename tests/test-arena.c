@@ -1376,7 +1376,7 @@ huge_child(void *arg)
 	/* A mount namespace of our own (root only), so that the mounts are
 	 * nobody else's business and vanish with us. */
 	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return HUGE_NO_NS;
 	for (int i = 0; i < 3; i++) {
 		int rc = huge_run(modes[i], &creator[i], &seen[i]);

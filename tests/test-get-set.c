@@ -563,7 +563,7 @@ test_l1_large(void **state)
 {
 	struct fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
-	struct mlc_stats st;
+	struct mlc_stats st = MLC_STATS_INIT;
 	struct mlc_value v;
 	char k[16];
 
