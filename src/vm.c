@@ -13,7 +13,6 @@
  * only makes "advise" mean something: it marks every mapping
  * MADV_HUGEPAGE.  docs/internals.md, "Huge pages", has the measurements.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,17 +64,16 @@ uint64_t
 mlc__vm_huge_bytes(const void *base, size_t len)
 {
 	const volatile char *p = base;
-
-	for (size_t off = 0; off < len; off += (size_t)2 << 20)
-		(void)p[off];
-
-	uintptr_t lo = (uintptr_t)base, page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t hi = (lo + len + page - 1) & ~(page - 1); /* a VMA's end */
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)base;
+	uintptr_t hi = (lo + len + page - 1) & ~(page - 1); /* the VMA's end */
 	uint64_t huge = 0;
 	bool in = false;
 	char line[512];
 	FILE *f;
 
+	for (size_t off = 0; off < len; off += (size_t)2 << 20)
+		(void)p[off];
 	f = fopen("/proc/self/smaps", "re");
 	if (f == NULL)
 		return 0;
