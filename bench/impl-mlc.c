@@ -337,35 +337,17 @@ m_check(void *st, char *msg, size_t len)
 	s->wrong_level = s->errors = s->misses = s->load_not_l3 = 0;
 }
 
+/* Everything but the name, the role and how the arena is opened. */
+#define M_OPS								\
+	.close = m_close, .reset = m_reset, .get = m_get, .set = m_set,	\
+	.del = m_del, .load = m_load, .fill = m_fill,			\
+	.fork_child = m_fork_child, .mem = m_mem, .check = m_check
+
 const struct impl impl_mlc = {
-	.name = "mlc",
-	.role = "subject",
-	.open = m_open,
-	.close = m_close,
-	.reset = m_reset,
-	.get = m_get,
-	.set = m_set,
-	.del = m_del,
-	.load = m_load,
-	.fill = m_fill,
-	.fork_child = m_fork_child,
-	.mem = m_mem,
-	.check = m_check,
+	.name = "mlc", .role = "subject", .open = m_open, M_OPS
 };
 
 /* mlc with its arena on huge pages (bench.h). */
 const struct impl impl_mlc_huge = {
-	.name = "mlc-huge",
-	.role = "variant",
-	.open = m_open_huge,
-	.close = m_close,
-	.reset = m_reset,
-	.get = m_get,
-	.set = m_set,
-	.del = m_del,
-	.load = m_load,
-	.fill = m_fill,
-	.fork_child = m_fork_child,
-	.mem = m_mem,
-	.check = m_check,
+	.name = "mlc-huge", .role = "variant", .open = m_open_huge, M_OPS
 };

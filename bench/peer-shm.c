@@ -272,33 +272,17 @@ s_mem(void *st, uint64_t items, double *per_item, char *note, size_t len)
 	return 0;
 }
 
+/* Everything but the name, the role and where the table is mapped. */
+#define S_OPS								\
+	.close = s_close, .reset = s_reset, .get = s_get, .set = s_set,	\
+	.del = s_del, .load = s_load, .fill = s_fill,			\
+	.fork_child = s_fork_child, .mem = s_mem
+
 const struct impl impl_shm = {
-	.name = "shm",
-	.role = "floor",
-	.open = s_open,
-	.close = s_close,
-	.reset = s_reset,
-	.get = s_get,
-	.set = s_set,
-	.del = s_del,
-	.load = s_load,
-	.fill = s_fill,
-	.fork_child = s_fork_child,
-	.mem = s_mem,
+	.name = "shm", .role = "floor", .open = s_open, S_OPS
 };
 
 /* The same table on huge pages (bench.h). */
 const struct impl impl_shm_huge = {
-	.name = "shm-huge",
-	.role = "variant",
-	.open = s_open_huge,
-	.close = s_close,
-	.reset = s_reset,
-	.get = s_get,
-	.set = s_set,
-	.del = s_del,
-	.load = s_load,
-	.fill = s_fill,
-	.fork_child = s_fork_child,
-	.mem = s_mem,
+	.name = "shm-huge", .role = "variant", .open = s_open_huge, S_OPS
 };
