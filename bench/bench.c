@@ -304,27 +304,29 @@ static const struct {
 	const char *name;
 	unsigned bit;
 	const struct impl *im;	/* NULL: not built */
+	bool huge;		/* a huge-page twin: run where its 4 KiB twin
+				 * runs, if a huge tmpfs is set up or --impl
+				 * names it */
 } impls[] = {
-	{ "mlc", I_MLC, &impl_mlc },
-	{ "hash", I_HASH, &impl_hash },
-	{ "shm", I_SHM, &impl_shm },
-	/* Wherever their 4 KiB twins run; only when asked for (--impl). */
-	{ "mlc-huge", I_MLC, &impl_mlc_huge },
-	{ "shm-huge", I_SHM, &impl_shm_huge },
+	{ "mlc", I_MLC, &impl_mlc, false },
+	{ "hash", I_HASH, &impl_hash, false },
+	{ "shm", I_SHM, &impl_shm, false },
+	{ "mlc-huge", I_MLC, &impl_mlc_huge, true },
+	{ "shm-huge", I_SHM, &impl_shm_huge, true },
 #ifdef HAVE_LMDB
-	{ "lmdb", I_LMDB, &impl_lmdb },
+	{ "lmdb", I_LMDB, &impl_lmdb, false },
 #else
-	{ "lmdb", I_LMDB, NULL },
+	{ "lmdb", I_LMDB, NULL, false },
 #endif
 #ifdef HAVE_HIREDIS
-	{ "redis", I_REDIS, &impl_redis },
+	{ "redis", I_REDIS, &impl_redis, false },
 #else
-	{ "redis", I_REDIS, NULL },
+	{ "redis", I_REDIS, NULL, false },
 #endif
 #ifdef HAVE_MEMCACHED
-	{ "memcached", I_MC, &impl_memcached },
+	{ "memcached", I_MC, &impl_memcached, false },
 #else
-	{ "memcached", I_MC, NULL },
+	{ "memcached", I_MC, NULL, false },
 #endif
 };
 #define NIMPLS (sizeof(impls) / sizeof(impls[0]))
@@ -812,9 +814,7 @@ rows_open(const struct case_def *c, struct row *rows,
 		if (!(c->impls & impls[i].bit) ||
 		    !listed(opt.impls, impls[i].name))
 			continue;
-		/* The huge-page twins only where a huge tmpfs is set up, or
-		 * when --impl names them. */
-		if (opt.impls == NULL && fnmatch("*-huge", impls[i].name, 0) == 0 &&
+		if (impls[i].huge && opt.impls == NULL &&
 		    getenv("MLC_BENCH_HUGE_DIR") == NULL)
 			continue;
 		r = &rows[n++];

@@ -311,11 +311,11 @@ m_check(void *st, char *msg, size_t len)
 	int n = 0;
 
 	msg[0] = '\0';
-	if (s->huge_dir != NULL && mlc_arena_info(s->a, &in) == 0 &&
-	    in.huge_bytes == 0)
+	if (mlc_arena_info(s->a, &in) < 0)
+		in = (struct mlc_arena_info)MLC_ARENA_INFO_INIT;
+	else if (s->huge_dir != NULL && in.huge_bytes == 0)
 		n += snprintf(msg, len, "no huge page maps the arena; ");
-	if (mlc_arena_info(s->a, &in) == 0 &&
-	    (in.evictions || in.index_evictions || in.write_failures))
+	if (in.evictions || in.index_evictions || in.write_failures)
 		n += snprintf(msg + n, len - (size_t)n,
 			      "L2 evictions %llu, index evictions %llu, write "
 			      "failures %llu; ",

@@ -25,6 +25,20 @@
 #define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
 #endif
 
+/* How far apart mlc__vm_huge_bytes() touches the arena: no more than a
+ * huge page (2 MiB on x86-64, and on arm64 with 4 KiB pages). */
+#define HUGE_STRIDE ((size_t)2 << 20)
+
+/* The system's page size: madvise() ranges and mappings start and end on
+ * it. */
+static uintptr_t
+sys_page(void)
+{
+	long p = sysconf(_SC_PAGESIZE);
+
+	return p > 0 ? (uintptr_t)p : 4096;
+}
+
 /* Ask for huge pages on the mapping @p base, @p len.  Every process does
  * it for its own mapping: under huge=advise a huge page is mapped as one
  * only into mappings that asked, and khugepaged turns into huge pages only
@@ -49,30 +63,32 @@ mlc__vm_advise(void *base, size_t len)
 void
 mlc__arena_populate(struct mlc_arena *a, uint64_t off, size_t len)
 {
-	uintptr_t p = (uintptr_t)(a->base + off), page = 4096;
-	uintptr_t lo = p & ~(page - 1);
+	uintptr_t p = (uintptr_t)(a->base + off);
+	uintptr_t lo = p & ~(sys_page() - 1);
 
 	(void)madvise((void *)lo, len + (p - lo), MADV_POPULATE_WRITE);
 }
 
 /* Bytes of the mapping [@p base, @p base + @p len) that huge pages map,
  * from /proc/self/smaps: 0 if none, or if it cannot be read.  A page is
- * mapped at its first touch, so one byte of every 2 MiB is read first:
- * then a part that a huge page backs is counted whether or not this
- * process has used it yet. */
+ * mapped at its first touch, so one byte of every HUGE_STRIDE is read
+ * first: then a part that a huge page backs is counted whether or not
+ * this process has used it yet.  Those reads are of bytes the caller has
+ * just seen the arena file cover (mlc__arena_whole()), so they cannot
+ * SIGBUS short of a truncation from outside in between, and their values
+ * are thrown away: another process writing there races with nothing. */
 uint64_t
 mlc__vm_huge_bytes(const void *base, size_t len)
 {
 	const volatile char *p = base;
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t lo = (uintptr_t)base;
+	uintptr_t page = sys_page(), lo = (uintptr_t)base;
 	uintptr_t hi = (lo + len + page - 1) & ~(page - 1); /* the VMA's end */
 	uint64_t huge = 0;
 	bool in = false;
 	char line[512];
 	FILE *f;
 
-	for (size_t off = 0; off < len; off += (size_t)2 << 20)
+	for (size_t off = 0; off < len; off += HUGE_STRIDE)
 		(void)p[off];
 	f = fopen("/proc/self/smaps", "re");
 	if (f == NULL)

@@ -115,6 +115,14 @@ t_spawn(int (*fn)(void *), void *arg)
 	return pid;
 }
 
+/* A child's wait status as t_wait() gives it: 128 + the signal that
+ * killed it, or its exit code. */
+static int
+exit_code(int st)
+{
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
 int
 t_wait(int pid)
 {
@@ -123,9 +131,7 @@ t_wait(int pid)
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return 255;
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return WEXITSTATUS(st);
+	return exit_code(st);
 }
 
 static uint64_t
@@ -152,8 +158,7 @@ t_wait_ms(int pid, long ms)
 		uint64_t now;
 
 		if (r == pid)
-			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) :
-						 WEXITSTATUS(st);
+			return exit_code(st);
 		if (r < 0 && errno != EINTR)
 			return 255;
 		now = mono_ns();

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1282,10 +1283,10 @@ struct huge_seen {
 
 struct huge_arg {
 	const char *dir, *path;
+	struct huge_seen *seen;	/* shared with the attacher */
 };
 
-/* In the attacher: 0 if the value was not read, else 1, plus 2 if its
- * mapping has "hg", plus 4 x the MiB huge pages map (60 at most). */
+/* The attacher: fills *ha->seen; exits 0, or 1 if it could not attach. */
 static int
 huge_attach(void *arg)
 {
@@ -1294,24 +1295,21 @@ huge_attach(void *arg)
 	struct mlc_arena *a;
 	struct mlc_cache *c;
 	struct mlc_value v;
-	uint64_t mib;
-	int ok;
 
 	if (open_arena(&a, ha->path, MLC_ARENA_FILE) < 0)
-		return 0;
+		return 1;
 	c = t_cache(a, "huge", NULL);
-	ok = mlc_get(c, "k", 1, NULL, NULL, &v) == 0 && v.len == 5 &&
-	     memcmp(v.data, "value", 5) == 0;
-	if (ok)
+	if (mlc_get(c, "k", 1, NULL, NULL, &v) == 0) {
+		ha->seen->read_ok = v.len == 5 &&
+				    memcmp(v.data, "value", 5) == 0;
 		mlc_value_release(&v);
-	if (mlc_arena_info(a, &in) < 0)
-		ok = 0;
-	mib = in.huge_bytes >> 20;
-	ok = ok ? 1 + 2 * mapped_hg(ha->dir) + 4 * (int)(mib < 60 ? mib : 60)
-		: 0;
+	}
+	if (mlc_arena_info(a, &in) == 0)
+		ha->seen->huge = in.huge_bytes;
+	ha->seen->hg = mapped_hg(ha->dir);
 	mlc_cache_close(c);
 	mlc_arena_close(a);
-	return ok;
+	return 0;
 }
 
 /* An arena on a tmpfs mounted huge=@p mode in a fresh directory: what
@@ -1324,10 +1322,11 @@ huge_run(const char *mode, uint64_t *creator, struct huge_seen *seen)
 	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
 	char dir[64], opts[64], path[128];
-	struct huge_arg ha = { dir, path };
+	struct huge_arg ha = { dir, path, NULL };
 	struct mlc_arena *a;
 	struct mlc_cache *c;
-	int st, rc = -1;
+	int rc = -1;
+	bool ok;
 
 	snprintf(dir, sizeof(dir), "/tmp/mlc-t-huge-XXXXXX");
 	if (mkdtemp(dir) == NULL)
@@ -1343,17 +1342,24 @@ huge_run(const char *mode, uint64_t *creator, struct huge_seen *seen)
 	if (mlc_arena_open(&a, path, &o) < 0)
 		goto out;
 	c = t_cache(a, "huge", NULL);
-	if (mlc_set(c, "k", 1, "value", 5, NULL) == 0 &&
-	    mlc_arena_info(a, &in) == 0) {
-		*creator = in.huge_bytes;
-		st = t_fork(huge_attach, &ha);
-		seen->read_ok = st > 0 && st < 255;
-		seen->hg = seen->read_ok && (st & 2);
-		seen->huge = seen->read_ok ? (uint64_t)(st >> 2) << 20 : 0;
-		rc = 0;
-	}
+	ok = mlc_set(c, "k", 1, "value", 5, NULL) == 0 &&
+	     mlc_arena_info(a, &in) == 0;
+	*creator = in.huge_bytes;
+	/* Closed before the attacher is forked, so that it inherits none
+	 * of their memory (valgrind counts what a child leaves behind). */
 	mlc_cache_close(c);
 	mlc_arena_close(a);
+	ha.seen = mmap(NULL, sizeof(*ha.seen), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ok && ha.seen != MAP_FAILED) {
+		memset(ha.seen, 0, sizeof(*ha.seen));
+		if (t_fork(huge_attach, &ha) == 0) {
+			*seen = *ha.seen;
+			rc = 0;
+		}
+	}
+	if (ha.seen != MAP_FAILED)
+		munmap(ha.seen, sizeof(*ha.seen));
 	mlc_arena_unlink(path, MLC_ARENA_FILE);
 out:
 	umount(dir);

@@ -36,7 +36,8 @@ struct fx {
 	struct mlc_arena *a;
 	struct mlc_cache *c[4];
 	int nc;
-	pid_t kid[2];		/* children to kill if the test fails */
+	pid_t kid[2];		/* children to kill if the test fails
+				 * ([KID_A], [KID_B] below) */
 };
 
 static struct mlc_arena *
@@ -70,6 +71,8 @@ fx_setup(void **state)
 	return 0;
 }
 
+static void stops_close(void);	/* the stopped-writer tests' (below) */
+
 static int
 fx_teardown(void **state)
 {
@@ -81,6 +84,7 @@ fx_teardown(void **state)
 		kill(fx->kid[i], SIGKILL);
 		waitpid(fx->kid[i], NULL, 0);
 	}
+	stops_close();
 	for (int i = 0; i < fx->nc; i++)
 		mlc_cache_close(fx->c[i]);
 	if (fx->a != NULL) {
@@ -471,41 +475,45 @@ test_index_move_alloc_fails(void **state)
 
 /* ---- a writer stopped while its chunk turns LIVE ---------------------- */
 
-/* Semaphores shared with forked children: a child stopped at a pause
- * point says so on *_stopped and goes on at *_resume (a pair each for
- * children A and B). */
+/* A forked child's semaphores, shared with its parent: stopped at a
+ * pause point, it says so on stopped, and goes on at resume. */
 struct stop_sems {
-	sem_t a_stopped, a_resume, b_stopped, b_resume;
+	sem_t stopped, resume;
 };
-static struct stop_sems *stops;
+enum { KID_A, KID_B, NKIDS };
+static struct stop_sems *stops;		/* [KID_A], [KID_B] */
 
 static void
 stops_open(void)
 {
-	stops = mmap(NULL, sizeof(*stops), PROT_READ | PROT_WRITE,
+	stops = mmap(NULL, NKIDS * sizeof(*stops), PROT_READ | PROT_WRITE,
 		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(stops != MAP_FAILED);
-	assert_int_equal(sem_init(&stops->a_stopped, 1, 0), 0);
-	assert_int_equal(sem_init(&stops->a_resume, 1, 0), 0);
-	assert_int_equal(sem_init(&stops->b_stopped, 1, 0), 0);
-	assert_int_equal(sem_init(&stops->b_resume, 1, 0), 0);
+	for (int i = 0; i < NKIDS; i++) {
+		assert_int_equal(sem_init(&stops[i].stopped, 1, 0), 0);
+		assert_int_equal(sem_init(&stops[i].resume, 1, 0), 0);
+	}
 }
 
+/* fx_teardown's, once the children are gone: a failed test too. */
 static void
 stops_close(void)
 {
-	sem_destroy(&stops->a_stopped);
-	sem_destroy(&stops->a_resume);
-	sem_destroy(&stops->b_stopped);
-	sem_destroy(&stops->b_resume);
-	munmap(stops, sizeof(*stops));
+	if (stops == NULL)
+		return;
+	for (int i = 0; i < NKIDS; i++) {
+		sem_destroy(&stops[i].stopped);
+		sem_destroy(&stops[i].resume);
+	}
+	munmap(stops, NKIDS * sizeof(*stops));
+	stops = NULL;
 }
 
 /* Where a child stops (mlc__pause_arg): at the first passage of @p point
- * it says so on @p stopped and waits for @p resume. */
+ * it says so on @p sems->stopped and waits for @p sems->resume. */
 struct stop_at {
 	enum mlc__pause_point point;
-	sem_t *stopped, *resume;
+	struct stop_sems *sems;
 };
 
 static void
@@ -516,8 +524,8 @@ stop_hook(enum mlc__pause_point p, void *arg)
 	if (p != at->point)
 		return;
 	mlc__pause_hook = NULL;
-	sem_post(at->stopped);
-	while (sem_wait(at->resume) != 0)
+	sem_post(&at->sems->stopped);
+	while (sem_wait(&at->sems->resume) != 0)
 		;
 }
 
@@ -536,7 +544,7 @@ stop_missed(struct stop_at *at)
 {
 	if (mlc__pause_hook == NULL)
 		return false;
-	sem_post(at->stopped);
+	sem_post(&at->sems->stopped);
 	return true;
 }
 
@@ -581,7 +589,7 @@ writer_stopped_at(struct fx *fx, struct mlc_cache *c,
 		  enum mlc__pause_point point, size_t len,
 		  const struct mlc_call_options *co)
 {
-	struct stop_at at = { point, &stops->a_stopped, &stops->a_resume };
+	struct stop_at at = { point, &stops[KID_A] };
 	pid_t pid = fork();
 
 	assert_true(pid >= 0);
@@ -593,8 +601,8 @@ writer_stopped_at(struct fx *fx, struct mlc_cache *c,
 		     has_val(c, 'a', 0, len, 7, 0) >= 0;
 		_exit(stop_missed(&at) ? 3 : ok ? 0 : 1);
 	}
-	fx->kid[0] = pid;
-	assert_int_equal(sem_wait(&stops->a_stopped), 0);
+	fx->kid[KID_A] = pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
 	return pid;
 }
 
@@ -645,14 +653,13 @@ test_stamp_overwritten(void **state)
 	assert_true(in.evictions > 10000);
 	assert_int_equal(in.orphans_reclaimed, 0);
 
-	sem_post(&stops->a_resume);
+	sem_post(&stops[KID_A].resume);
 	assert_int_equal(waitpid(a_pid, &st, 0), a_pid);
-	fx->kid[0] = 0;
+	fx->kid[KID_A] = 0;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	assert_int_equal(has_val(c, 'a', 0, 40, 7, 0), 1);
 	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
 	assert_int_equal(rep.problems, 0);
-	stops_close();
 }
 
 /* ---- a writer that links and exits while a sweep judges it ----------- */
@@ -687,8 +694,7 @@ test_orphan_judged_late(void **state)
 	b_pid = fork();
 	assert_true(b_pid >= 0);
 	if (b_pid == 0) {
-		struct stop_at at = { MLC__P_ORPHAN_SUSPECT, &stops->b_stopped,
-				      &stops->b_resume };
+		struct stop_at at = { MLC__P_ORPHAN_SUSPECT, &stops[KID_B] };
 		uint32_t after = 0;
 
 		stop_there(&at);
@@ -702,16 +708,16 @@ test_orphan_judged_late(void **state)
 		}
 		_exit(stop_missed(&at) ? 3 : after == 500 ? 0 : 4);
 	}
-	fx->kid[1] = b_pid;
-	assert_int_equal(sem_wait(&stops->b_stopped), 0);
+	fx->kid[KID_B] = b_pid;
+	assert_int_equal(sem_wait(&stops[KID_B].stopped), 0);
 
 	/* A links and exits while B holds its suspicion. */
-	sem_post(&stops->a_resume);
+	sem_post(&stops[KID_A].resume);
 	assert_int_equal(t_wait_ms(a_pid, 10000), 0);
-	fx->kid[0] = 0;
-	sem_post(&stops->b_resume);
+	fx->kid[KID_A] = 0;
+	sem_post(&stops[KID_B].resume);
 	assert_int_equal(t_wait_ms(b_pid, 60000), 0);
-	fx->kid[1] = 0;
+	fx->kid[KID_B] = 0;
 
 	in = info_of(fx->a);
 	printf("[judged late] %" PRIu64 " evictions, orphans reclaimed %"
@@ -720,7 +726,6 @@ test_orphan_judged_late(void **state)
 	assert_true(has_val(c, 'a', 0, 400, 7, 0) >= 0);	/* or evicted */
 	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
 	assert_int_equal(rep.problems, 0);
-	stops_close();
 }
 
 /* ---- expired entries go first ----------------------------------------- */
