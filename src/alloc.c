@@ -10,6 +10,17 @@
  * Chunk states (it_state):  FREE -> ALLOC   class lock, on allocation
  *                           ALLOC -> LIVE   its writer, under a stripe lock
  *                           LIVE/ALLOC -> FREE or ALLOC   class lock
+ *                           ALLOC -> PIECE -> FREE or ALLOC   class lock
+ *
+ * Chained items (arena.h): a head and its pieces are chunks of the class
+ * that owns the head's page.  mlc__alloc_chain() takes the pieces under
+ * that lock, and whoever frees or reclaims the head frees the pieces with
+ * it, under the same lock (chain_drop()).  A piece is in use while the
+ * head it names is still that allocation (piece_owned()); one left behind
+ * by an allocator that died half-way is reclaimed by the sweep.  A piece
+ * is freed only after its head left LIVE, which a linked head does only
+ * once unlinked: so a reader that validated the head (its bucket's
+ * version, or its identity) read pieces that were its own.
  *
  * Identity: every allocation gives the chunk a new generation (the low 40
  * bits of it_genlen, from its page's pg_gen, which only grows, whoever
@@ -259,6 +270,90 @@ carve_chunks(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
 	}
 }
 
+/* ---- chained items (class lock held) -------------------------------- */
+
+/* Is the piece @p pc of class @p c still its head's: the head it names
+ * is still that allocation, in this class, ALLOC or LIVE and chained?
+ * Then *@p hp, *@p hk: the head's page and chunk. */
+static bool
+piece_owned(const struct mlc_arena *a, const struct mlc__class *c,
+	    const struct mlc__item *pc, uint32_t *hp, uint32_t *hk)
+{
+	uint64_t hoff = ck_pr_load_64((uint64_t *)&pc->it_head);
+	uint64_t hgen = ck_pr_load_64((uint64_t *)&pc->it_hgen);
+	uint32_t ci = (uint32_t)(c - a->classes), p;
+	struct mlc__item *h;
+
+	if (hoff < a->pages_off || hoff >= a->pages_end)
+		return false;
+	p = (uint32_t)((hoff - a->pages_off) >> a->page_shift);
+	if (a->pages[p].pg_class != ci + 1)
+		return false;
+	h = chunk_owned(a, c, p, hoff, MLC__LIVE, hgen);
+	if (h == NULL)
+		h = chunk_owned(a, c, p, hoff, MLC__ALLOC, hgen);
+	if (h == NULL || !(ck_pr_load_32(&h->it_state) & MLC__ST_CHAIN))
+		return false;
+	*hp = p;
+	*hk = (uint32_t)(((hoff - a->pages_off) & (a->page_size - 1)) /
+			 c->cl_size);
+	return true;
+}
+
+/* Free the pieces of the chained head @p h (offset @p hoff, generation
+ * @p hgen, ownership proven by the caller), before the head itself
+ * leaves ALLOC or LIVE.  Only pieces that name this head are touched: a
+ * table entry is the head's own record, a piece's back reference the
+ * proof. */
+static void
+chain_drop(struct mlc_arena *a, struct mlc__class *c, struct mlc__item *h,
+	   uint64_t hoff, uint64_t hgen)
+{
+	uint32_t ci = (uint32_t)(c - a->classes);
+	uint64_t n = ck_pr_load_64(mlc__chain_count(h, c->cl_size));
+
+	if (n > MLC__CHAIN_MAX)
+		n = 0;			/* never stored: nothing recorded */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t off = ck_pr_load_64(mlc__chain_piece(h, c->cl_size,
+							       i));
+		uint64_t in_page;
+		struct mlc__item *it;
+		uint32_t p, k;
+
+		if (off < a->pages_off || off >= a->pages_end)
+			continue;
+		p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+		in_page = (off - a->pages_off) & (a->page_size - 1);
+		k = (uint32_t)(in_page / c->cl_size);
+		if (a->pages[p].pg_class != ci + 1 || k >= c->cl_per_page ||
+		    (uint64_t)k * c->cl_size != in_page)
+			continue;
+		it = chunk_item(a, p, c->cl_size, k);
+		if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) !=
+			    MLC__PIECE ||
+		    ck_pr_load_64(&it->it_head) != hoff ||
+		    ck_pr_load_64(&it->it_hgen) != hgen)
+			continue;
+		chunk_release(c, it);
+		chunk_push(a, c, p, k);
+	}
+	ck_pr_store_64(mlc__chain_count(h, c->cl_size), 0);
+	MLC_PAUSE(CHAIN_DROPPED);
+}
+
+/* The chunk @p k of page @p p (class @p c, lock held, ownership proven)
+ * is about to leave ALLOC or LIVE: if it is a chained head, its pieces
+ * go first. */
+static void
+chain_leave(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
+	    uint32_t k, struct mlc__item *it)
+{
+	if (ck_pr_load_32(&it->it_state) & MLC__ST_CHAIN)
+		chain_drop(a, c, it, chunk_off(a, p, c->cl_size, k),
+			   mlc__item_gen(it));
+}
+
 /* ---- page moves in progress ---------------------------------------- */
 
 /* Which pages a class owns (pg_class, cl_pages) and which the pool holds
@@ -322,12 +417,15 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 
 			uint32_t st = MLC__ST_STATE(ck_pr_load_32(&it->it_state));
 
-			/* Anything but ALLOC or LIVE is free: a page carved
-			 * half-way holds bytes of its previous class. */
+			/* Anything but ALLOC, LIVE or PIECE is free: a page
+			 * carved half-way holds bytes of its previous class.
+			 * A PIECE stays: the sweep frees it if its head is
+			 * gone. */
 			if ((st == MLC__ALLOC || st == MLC__LIVE) &&
 			    (ck_pr_load_32(&it->it_state) & MLC__ST_SMALL))
 				c->cl_nsmall++;
-			if (st != MLC__ALLOC && st != MLC__LIVE) {
+			if (st != MLC__ALLOC && st != MLC__LIVE &&
+			    st != MLC__PIECE) {
 				ck_pr_store_32(&it->it_state,
 					       MLC__ST_MAKE(MLC__FREE, 0));
 				chunk_push(a, c, p, k);
@@ -463,6 +561,7 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 		ck_pr_inc_64(&a->hdr->ah_expired);
 	else
 		ck_pr_inc_64(&a->hdr->ah_evictions);
+	chain_leave(a, c, p, k, it);
 	if (keep) {
 		*gen = chunk_take(a, c, p, it);
 	} else {
@@ -529,6 +628,7 @@ evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 		return false;
 	MLC_PAUSE(ORPHAN_PROVEN);
 	ck_pr_inc_64(&a->hdr->ah_orphans);
+	chain_leave(a, c, p, k, it);
 	if (keep) {
 		*gen = chunk_take(a, c, p, it);
 	} else {
@@ -785,6 +885,17 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 				goto got;
 			continue;
 		}
+		if (MLC__ST_STATE(w) == MLC__PIECE) {
+			uint32_t php, phk;
+
+			/* Its head's to keep or free; one whose head is
+			 * gone was left by an allocator that died. */
+			if (piece_owned(a, c, it, &php, &phk))
+				continue;
+			ck_pr_inc_64(&a->hdr->ah_orphans);
+			gen = chunk_take(a, c, p, it);
+			goto got;
+		}
 		if (MLC__ST_STATE(w) != MLC__LIVE)
 			continue;
 		if (mlc__item_reclaimable(a, it, w, now)) {
@@ -890,6 +1001,28 @@ class_wants_page(const struct mlc_arena *a, const struct mlc__class *c)
 			    per_page) >= (int64_t)(per_page / WANT_FRAC);
 }
 
+/* Take piece @p k of page @p p of class @p v (locked) out of use: with
+ * its head, which frees it, or alone if its head is gone. */
+static bool
+piece_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint32_t k,
+	    uint64_t now)
+{
+	struct mlc__item *it = chunk_item(a, p, v->cl_size, k), *h;
+	uint32_t hp, hk, hw;
+
+	if (!piece_owned(a, v, it, &hp, &hk)) {
+		chunk_release(v, it);
+		chunk_push(a, v, p, k);
+		return true;
+	}
+	h = chunk_item(a, hp, v->cl_size, hk);
+	hw = ck_pr_load_32(&h->it_state);
+	if (MLC__ST_STATE(hw) == MLC__ALLOC)
+		return evict_orphan(a, v, hp, hk, false, NULL);
+	return evict_live(a, v, hp, hk, hw, false, now, NULL,
+			  mlc__item_hash(a, chunk_off(a, hp, v->cl_size, hk)));
+}
+
 /* Take every chunk of page @p p of class @p v (locked) out of use;
  * false if some are still busy (a writer filling one, a stripe held). */
 static bool
@@ -906,6 +1039,10 @@ page_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint64_t now)
 			break;
 		case MLC__ALLOC:
 			if (!evict_orphan(a, v, p, k, false, NULL))
+				drained = false;
+			break;
+		case MLC__PIECE:
+			if (!piece_drain(a, v, p, k, now))
 				drained = false;
 			break;
 		default:
@@ -1272,6 +1409,114 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 	return -ENOSPC;
 }
 
+/* A chunk of class @p ci (locked) for a piece: its free list, the pool,
+ * its own CLOCK victim (ignoring CLOCK bits after FORCE_AFTER rounds),
+ * a page of another class.  Never a borrowed chunk: a piece is of its
+ * head's class. */
+static bool
+piece_take(struct mlc_arena *a, uint32_t ci, uint64_t now, uint64_t *off,
+	   uint64_t *gen)
+{
+	struct mlc__class *c = &a->classes[ci];
+
+	for (int attempt = 0; attempt < ALLOC_ATTEMPTS; attempt++) {
+		bool force = attempt >= FORCE_AFTER;
+
+		if (chunk_pop(a, c, off, gen) ||
+		    (page_from_pool(a, ci) && chunk_pop(a, c, off, gen)) ||
+		    class_sweep(a, c, now, force, off, gen) ||
+		    (attempt > 0 && page_steal_locked(a, ci, now, STEAL_ANY) &&
+		     chunk_pop(a, c, off, gen)))
+			return true;
+	}
+	return false;
+}
+
+/* Allocate a chained item (arena.h) of key @p klen and value @p vlen in
+ * chunks of class @p ci: its head as mlc__alloc() does (from @p ci or a
+ * class it borrows from), then, under the lock of the class that owns the
+ * head's page, as many pieces of that class as its chunk size needs, each
+ * marked PIECE with the head's offset and generation and recorded in the
+ * head's table before the next is taken.  The head comes back ALLOC, with
+ * MLC__ST_CHAIN if it needs pieces (a borrowed chunk may not).  A writer
+ * that dies here leaves an ALLOC head, reclaimed with the pieces it
+ * recorded, and perhaps one more piece, which names a head that is gone
+ * by then and is reclaimed alone.  On failure nothing is left allocated. */
+int
+mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
+		 uint32_t vlen, uint64_t hash, bool known, uint64_t *off,
+		 uint64_t *gen)
+{
+	struct mlc__class *c;
+	struct mlc__item *h;
+	uint32_t p, hi, n, i;
+	uint64_t now;
+	int rc;
+
+	rc = mlc__alloc(a, ci, hash, known, off, gen);
+	if (rc < 0)
+		return rc;
+	/* Our ALLOC chunk keeps its page in its class: a page move waits
+	 * for its writer (page_drain()). */
+	p = (uint32_t)((*off - a->pages_off) >> a->page_shift);
+	hi = ck_pr_load_32(&a->pages[p].pg_class);
+	if (hi == 0 || hi > a->nclasses)
+		return -EOWNERDEAD;
+	hi--;
+	c = &a->classes[hi];
+	if ((rc = class_lock(a, hi)) < 0) {
+		mlc__free(a, *off, MLC__ALLOC, *gen);
+		return rc;
+	}
+	h = chunk_owned(a, c, p, *off, MLC__ALLOC, *gen);
+	if (h == NULL) {
+		mlc__lock_give(&c->cl_lock);
+		return -EOWNERDEAD;	/* not ours after all: leave it */
+	}
+	n = mlc__chain_pieces(c->cl_size, klen, vlen);
+	if (n == 0) {			/* a borrowed chunk it fits whole */
+		mlc__lock_give(&c->cl_lock);
+		return 0;
+	}
+	/* An empty table, then the mark that makes freers read it. */
+	ck_pr_store_64(mlc__chain_count(h, c->cl_size), 0);
+	ck_pr_fence_store();
+	ck_pr_store_32(&h->it_state, ck_pr_load_32(&h->it_state) |
+				     MLC__ST_CHAIN);
+	now = mlc__now_ms();
+	for (i = 0; i < n; i++) {
+		uint64_t po, pgen;
+		struct mlc__item *pc;
+
+		if (!piece_take(a, hi, now, &po, &pgen))
+			break;
+		pc = (struct mlc__item *)(void *)(a->base + po);
+		/* Whose, then PIECE: a piece is judged by its head. */
+		ck_pr_store_64(&pc->it_head, *off);
+		ck_pr_store_64(&pc->it_hgen, *gen);
+		ck_pr_fence_store();
+		ck_pr_store_32(&pc->it_state, MLC__ST_MAKE(MLC__PIECE, 0));
+		MLC_PAUSE(CHAIN_PIECE);
+		ck_pr_store_64(mlc__chain_piece(h, c->cl_size, i), po);
+		ck_pr_fence_store();
+		ck_pr_store_64(mlc__chain_count(h, c->cl_size), i + 1);
+		demand_note(a, c);
+	}
+	if (i < n) {
+		uint32_t k = (uint32_t)(((*off - a->pages_off) &
+					 (a->page_size - 1)) / c->cl_size);
+
+		chain_drop(a, c, h, *off, *gen);
+		chunk_release(c, h);
+		chunk_push(a, c, p, k);
+		mlc__lock_give(&c->cl_lock);
+		ck_pr_inc_64(&a->hdr->ah_write_failures);
+		return -ENOSPC;
+	}
+	mlc__lock_give(&c->cl_lock);
+	return 0;
+}
+
 /* Free the chunk at @p off that its caller owned as allocation @p gen in
  * state @p state (LIVE: unlinked by the caller; ALLOC: never linked).  The
  * proof is made under the lock of the class that owns the page now: if a
@@ -1305,6 +1550,8 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 	MLC_PAUSE(FREE_LOCKED);
 	it = chunk_owned(a, c, p, off, state, gen);
 	if (it != NULL) {
+		chain_leave(a, c, p, (uint32_t)(((off - a->pages_off) &
+					(a->page_size - 1)) / c->cl_size), it);
 		chunk_release(c, it);
 		chunk_push(a, c, p, (uint32_t)(((off - a->pages_off) &
 					       (a->page_size - 1)) / c->cl_size));

@@ -31,7 +31,8 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 8			/* bump on any layout change */
+#define MLC_ARENA_FORMAT 9			/* bump on any layout change
+					 * (9: chained items) */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128
@@ -131,6 +132,10 @@ struct mlc__item {
 		};
 		uint32_t it_next;		/* FREE: next free chunk in
 						 * the page, index + 1 */
+		struct {			/* PIECE: whose */
+			uint64_t it_head;	/* its head's offset */
+			uint64_t it_hgen;	/* and generation */
+		};
 	};
 	/* key bytes, then value bytes */
 };
@@ -217,6 +222,8 @@ enum mlc__item_state {
 	MLC__FREE  = 1,		/* on a page's free list */
 	MLC__ALLOC = 2,		/* owned by one writer, unreachable */
 	MLC__LIVE  = 3,		/* linked, or being unlinked and freed */
+	MLC__PIECE = 4,		/* part of a chained item's value: belongs
+				 * to the head it names (it_head, it_hgen) */
 };
 enum mlc__item_flags {
 	MLC__IT_NEG = 1,	/* a cached miss */
@@ -227,6 +234,62 @@ enum mlc__item_flags {
 #define MLC__ST_FLAGS(s)	(((s) >> 8) & 0xffu)
 #define MLC__ST_MAKE(st, fl)	((uint32_t)(st) | ((uint32_t)(fl) << 8))
 #define MLC__ST_SMALL		(UINT32_C(1) << 18)	/* on probation */
+#define MLC__ST_CHAIN		(UINT32_C(1) << 19)	/* a chained item's
+							 * head */
+
+/* Chained items (format 9).  A value whose one chunk would waste more
+ * than an eighth of it (classes above a ninth of a page hold a whole
+ * number of chunks per page: a value just over half a page would take a
+ * whole one) is stored in n + 1 chunks of one smaller class instead: a
+ * head, the item as readers find it, and n pieces.  All of them belong
+ * to the class that owns the head's page, under whose lock they are
+ * taken together and freed together (alloc.c).
+ *
+ * The head: header (MLC__ST_CHAIN in it_state), key, the value's first
+ * bytes; its chunk's last word holds n and the words before it the
+ * pieces' offsets, piece 0 last-but-one.  A piece: header (state PIECE,
+ * its own generation, its head's offset and generation), then value
+ * bytes.  The split follows from the chunk size c, key and value
+ * lengths alone: */
+#define MLC__CHAIN_MAX 64		/* pieces per item */
+#define MLC__CHAIN_MIN_CHUNK 4096	/* the smallest class chained into */
+
+/* The pieces an item of key @p klen and value @p vlen needs in chunks of
+ * @p c bytes, or 0 if it cannot be chained there (it fits the head alone,
+ * or needs more than MLC__CHAIN_MAX, or its key leaves no room). */
+static inline uint32_t
+mlc__chain_pieces(uint32_t c, uint32_t klen, uint32_t vlen)
+{
+	uint64_t head = MLC__ITEM_HDR + 8 + (uint64_t)klen, per, n;
+
+	if (c < MLC__CHAIN_MIN_CHUNK || head >= c || vlen <= c - head)
+		return 0;
+	per = c - MLC__ITEM_HDR - 8;	/* a piece's bytes, less its entry */
+	n = (vlen - (c - head) + per - 1) / per;
+	if (n > MLC__CHAIN_MAX || head + 8 * n > c)
+		return 0;
+	return (uint32_t)n;
+}
+
+/* The value bytes a chained head of chunk size @p c holds itself. */
+static inline uint32_t
+mlc__chain_head_bytes(uint32_t c, uint32_t klen, uint32_t n)
+{
+	return c - MLC__ITEM_HDR - 8 - klen - 8 * n;
+}
+
+/* The word holding n, and the one holding piece @p i's offset. */
+static inline uint64_t *
+mlc__chain_count(const struct mlc__item *it, uint32_t c)
+{
+	return (uint64_t *)(void *)((char *)(uintptr_t)it + c) - 1;
+}
+
+static inline uint64_t *
+mlc__chain_piece(const struct mlc__item *it, uint32_t c, uint32_t i)
+{
+	return mlc__chain_count(it, c) - 1 - i;
+}
 
 
 /* A size class: its lock guards its pages' free lists, its page ring,

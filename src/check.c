@@ -99,6 +99,47 @@ chunk_sound(const struct mlc_arena *a, uint64_t off,
 		ck_pr_load_64(&a->pages[p].pg_gen) > MLC__GEN_MASK);
 }
 
+/* Does the linked item at @p off fit its page (@p room bytes left), and if
+ * it is chained (arena.h), does its table name as many pieces as its
+ * lengths need, each a PIECE of its class that names this head? */
+static bool
+item_whole(const struct mlc_arena *a, uint64_t off, const struct mlc__item *it,
+	   uint32_t room)
+{
+	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
+	uint32_t klen = it->it_klen, vlen = mlc__item_vlen(it), p, ci, c, n;
+
+	if (!(w & MLC__ST_CHAIN))
+		return (uint64_t)MLC__ITEM_HDR + klen + vlen <= room;
+	p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	ci = ck_pr_load_32(&a->pages[p].pg_class);
+	if (ci == 0 || ci > a->nclasses)
+		return false;
+	c = a->class_size[ci - 1];
+	n = mlc__chain_pieces(c, klen, vlen);
+	if (n == 0 || c > room || ck_pr_load_64(mlc__chain_count(it, c)) != n)
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t po = ck_pr_load_64(mlc__chain_piece(it, c, i));
+		const struct mlc__item *pc;
+		uint32_t proom, pp;
+
+		pc = mlc__item_at(a, po, &proom);
+		if (pc == NULL)
+			return false;
+		pp = (uint32_t)((po - a->pages_off) >> a->page_shift);
+		if (ck_pr_load_32(&a->pages[pp].pg_class) != ci ||
+		    (po - a->pages_off) % c != 0 ||
+		    MLC__ST_STATE(ck_pr_load_32((uint32_t *)&pc->it_state)) !=
+			    MLC__PIECE ||
+		    ck_pr_load_64((uint64_t *)&pc->it_head) != off ||
+		    ck_pr_load_64((uint64_t *)&pc->it_hgen) !=
+			    mlc__item_gen(it))
+			return false;
+	}
+	return true;
+}
+
 static int
 off_cmp(const void *x, const void *y)
 {
@@ -185,9 +226,8 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 		if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
 			    MLC__LIVE ||
 		    !chunk_sound(a, MLC__SLOT_OFF(w), it) ||
-		    it->it_klen == 0 ||
-		    (uint64_t)MLC__ITEM_HDR + it->it_klen +
-			    mlc__item_vlen(it) > room ||
+		    it->it_klen == 0 || !item_whole(a, MLC__SLOT_OFF(w), it,
+						    room) ||
 		    it->it_ns >= a->max_ns)
 			bad = "slot points at an item that does not belong "
 			      "there";
@@ -316,6 +356,7 @@ pages_tally(const struct mlc_arena *a, struct tally *t)
 			switch (MLC__ST_STATE(ck_pr_load_32(
 					(uint32_t *)&it->it_state))) {
 			case MLC__LIVE:
+			case MLC__PIECE:	/* a chained item's */
 				t->chunks_live++;
 				break;
 			case MLC__ALLOC:

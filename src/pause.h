@@ -29,6 +29,8 @@
 				 * its bucket's version still odd */ \
 	/* a lock-free read (table.c) */ \
 	X(READ_MATCHED)		/* key compared, value not copied */ \
+	X(READ_PIECE)		/* a chained item's piece about to be
+				 * copied */ \
 	X(READ_VALIDATED)	/* version re-checked, CLOCK bit not set */ \
 	/* the allocator (alloc.c) */ \
 	X(FREE_LOCKED)		/* class lock held, chunk not checked */ \
@@ -37,6 +39,10 @@
 				 * counted, lock held */ \
 	X(SWEEP_PROMOTED)	/* item moved to main, not yet uncounted,
 				 * lock held */ \
+	X(CHAIN_PIECE)		/* a piece marked PIECE, not yet in its
+				 * head's table, class lock held */ \
+	X(CHAIN_DROPPED)	/* a head's pieces freed, the head not yet,
+				 * class lock held */ \
 	X(CARVE_MARKED)		/* page marked carving, chunks not made */ \
 	X(EVICT_UNLINKED)	/* a victim unlinked, not freed */ \
 	X(PAGE_DRAINED)		/* a page emptied, not yet moved */ \

@@ -136,6 +136,17 @@ mlc__item_at(const struct mlc_arena *a, uint64_t off, uint32_t *room)
 	return (struct mlc__item *)(void *)(a->base + off);
 }
 
+/* Does an item (state word @p w) of key @p klen and value @p vlen fit
+ * the @p room left in its page?  A chained head holds its key whole and
+ * the value's first bytes; the rest is in its pieces (arena.h). */
+static inline bool
+item_fits(uint32_t w, uint32_t klen, uint32_t vlen, uint32_t room)
+{
+	if (w & MLC__ST_CHAIN)
+		return (uint64_t)MLC__ITEM_HDR + 8 + klen <= room;
+	return (uint64_t)MLC__ITEM_HDR + klen + vlen <= room;
+}
+
 /* Does the item hold @p k?  Every field is bounds-checked before use: the
  * bytes may be anything if a writer is reusing the chunk.  A purged item
  * (older namespace generation) still matches: readers answer it as
@@ -149,27 +160,78 @@ item_matches(const struct mlc__item *it, uint32_t room,
 	if (MLC__ST_STATE(w) != MLC__LIVE || it->it_klen != k->len ||
 	    it->it_ns != k->ns)
 		return false;
-	if ((uint64_t)MLC__ITEM_HDR + k->len + mlc__item_vlen(it) > room)
+	if (!item_fits(w, k->len, mlc__item_vlen(it), room))
 		return false;
 	return mlc__compare_racy((const char *)(it + 1), k->data, k->len) == 0;
+}
+
+/* The chunk size of the class that owns the page of offset @p off, read
+ * racily (0 if none): it sizes a chained item's parts, which its reader
+ * validates with the item. */
+static uint32_t
+page_chunk(const struct mlc_arena *a, uint64_t off)
+{
+	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	uint32_t cls = ck_pr_load_32(&a->pages[p].pg_class);
+
+	return cls == 0 || cls > a->nclasses ? 0 : a->class_size[cls - 1];
+}
+
+/* Copy a chained item's value (arena.h) into @p dst: the head's part, then
+ * each piece's.  Everything is read racily and bounded: the chunk size, the
+ * piece count (it must be the one the lengths give) and every offset, which
+ * must lead to a whole chunk of that size inside the pages.  False if they
+ * do not add up: the head is being reused, and the caller reads again. */
+static bool
+chain_copy(const struct mlc_arena *a, const struct mlc__item *it,
+	   uint32_t room, uint32_t klen, uint32_t vlen, char *dst)
+{
+	uint32_t c = page_chunk(a, (uint64_t)((const char *)it - a->base));
+	uint32_t n, head, done;
+
+	if (c == 0 || c > room)
+		return false;
+	n = mlc__chain_pieces(c, klen, vlen);
+	if (n == 0 || ck_pr_load_64(mlc__chain_count(it, c)) != n)
+		return false;
+	head = mlc__chain_head_bytes(c, klen, n);
+	mlc__copy_racy(dst, (const char *)(it + 1) + klen, head);
+	done = head;
+	for (uint32_t i = 0; i < n && done < vlen; i++) {
+		uint64_t off = ck_pr_load_64(mlc__chain_piece(it, c, i));
+		uint32_t proom, part = MLC_MIN(vlen - done, c - MLC__ITEM_HDR);
+		const struct mlc__item *pc = mlc__item_at(a, off, &proom);
+
+		if (pc == NULL || proom < c)
+			return false;
+		MLC_PAUSE(READ_PIECE);
+		mlc__copy_racy(dst + done, pc + 1, part);
+		done += part;
+	}
+	return done == vlen;
 }
 
 /* Copy a matched item's value out through the sink.  The length is read
  * once and checked again: a writer reusing the chunk may have changed it
  * since item_matches() looked, and the copy must stay inside the page. */
 static int
-item_copy(const struct mlc__item *it, uint32_t room, const struct mlc__key *k,
-	  mlc__sink_fn *sink, void *ctx, struct mlc__hit *hit)
+item_copy(const struct mlc_arena *a, const struct mlc__item *it,
+	  uint32_t room, const struct mlc__key *k, mlc__sink_fn *sink,
+	  void *ctx, struct mlc__hit *hit)
 {
 	uint32_t vlen = mlc__item_vlen(it);
+	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
 	void *dst;
 
-	if ((uint64_t)MLC__ITEM_HDR + k->len + vlen > room)
+	if (!item_fits(w, k->len, vlen, room))
 		return READ_RETRY;
 	dst = sink(ctx, vlen);
 	if (dst == NULL && vlen != 0)
 		return -ENOMEM;
-	mlc__copy_racy(dst, (const char *)(it + 1) + k->len, vlen);
+	if (!(w & MLC__ST_CHAIN))
+		mlc__copy_racy(dst, (const char *)(it + 1) + k->len, vlen);
+	else if (!chain_copy(a, it, room, k->len, vlen, dst))
+		return READ_RETRY;
 	hit->len = vlen;
 	hit->data = dst;
 	mlc__item_ver_exp(it, &hit->version, &hit->expire);
@@ -256,7 +318,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		if (mlc__item_nsgen(it) != k->nsgen)
 			break;		/* purged: absent, if still valid */
 		MLC_PAUSE(READ_MATCHED);
-		rc = item_copy(it, room, k, sink, ctx, hit);
+		rc = item_copy(a, it, room, k, sink, ctx, hit);
 		if (rc != 0)
 			return rc;
 		/* Everything copied before the re-check: a writer that
@@ -331,7 +393,7 @@ walk_bucket(const struct mlc_arena *a, struct mlc__bucket *bk, uint32_t ns,
 		if (MLC__ST_STATE(st) != MLC__LIVE ||
 		    ck_pr_load_16(&it->it_ns) != ns ||
 		    mlc__item_nsgen(it) != gen || klen == 0 ||
-		    (uint64_t)MLC__ITEM_HDR + klen + vlen > room)
+		    !item_fits(st, klen, vlen, room))
 			continue;
 		mlc__copy_racy(keys + (size_t)n * MLC_KEY_MAX, it + 1, klen);
 		ents[n].klen = klen;
@@ -904,8 +966,8 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	vlen = mlc__item_vlen(it);
 	bytes = MLC__ITEM_HDR + (uint32_t)it->it_klen + vlen;
 	if (MLC__ST_STATE(st) != MLC__LIVE || bytes > room ||
-	    it->it_klen == 0)
-		return 0;
+	    it->it_klen == 0 || (st & MLC__ST_CHAIN))
+		return 0;	/* a chained item stays where it is */
 	/* Its buckets are from and alt (alt_bucket() pairs them as
 	 * key_buckets() does) if its key belongs in from under this tag. */
 	hash = mlc__item_hash(a, MLC__SLOT_OFF(w));
@@ -1113,7 +1175,8 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	 * here would prove a live writer dead (alloc.c: orphaned()).  A
 	 * LIVE chunk is left alone while its stripes are held (ours). */
 	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags) |
-		       (ck_pr_load_32(&it->it_state) & MLC__ST_SMALL));
+		       (ck_pr_load_32(&it->it_state) &
+			(MLC__ST_SMALL | MLC__ST_CHAIN)));
 	ck_pr_fence_store();
 	MLC_PAUSE(PUT_LIVE);
 	mlc__item_set_live(it, k->nsgen, put->expire, put->version);
@@ -1139,6 +1202,62 @@ out:
 	return rc;
 }
 
+/* The class to chain an item of key @p klen and value @p vlen into
+ * (arena.h), or -1 to store it in one chunk of class @p ci: chained only
+ * when that chunk would waste more than an eighth of it and a chain takes
+ * fewer bytes, in the class whose chunks add up to the fewest (the larger
+ * chunk on a tie: fewer pieces to read).  Classes of fewer than nine
+ * chunks a page are never chained into: they are what wastes. */
+static int
+chain_class(const struct mlc_arena *a, int ci, uint32_t klen, uint32_t vlen)
+{
+	uint64_t bytes = (uint64_t)MLC__ITEM_HDR + klen + vlen;
+	uint64_t best = a->class_size[ci];
+	int pick = -1;
+
+	if ((uint64_t)a->class_size[ci] * 8 <= bytes * 9)
+		return -1;
+	for (int j = ci - 1; j >= 0; j--) {
+		uint32_t c = a->class_size[j], n;
+
+		if (c < MLC__CHAIN_MIN_CHUNK)
+			break;
+		if (a->classes[j].cl_per_page < 9)
+			continue;
+		n = mlc__chain_pieces(c, klen, vlen);
+		if (n != 0 && (uint64_t)(n + 1) * c < best) {
+			best = (uint64_t)(n + 1) * c;
+			pick = j;
+		}
+	}
+	return pick;
+}
+
+/* Copy @p k and @p put's value into the chained head @p it (ours, ALLOC,
+ * its pieces recorded by mlc__alloc_chain()) and its pieces. */
+static int
+chain_fill(struct mlc_arena *a, struct mlc__item *it, uint64_t off,
+	   const struct mlc__key *k, const struct mlc__put *put)
+{
+	uint32_t c = page_chunk(a, off);
+	uint32_t n = mlc__chain_pieces(c, k->len, put->len), head, done;
+
+	if (n == 0 || ck_pr_load_64(mlc__chain_count(it, c)) != n)
+		return -EIO;	/* never: the head and its table are ours */
+	head = mlc__chain_head_bytes(c, k->len, n);
+	memcpy((char *)(it + 1) + k->len, put->data, head);
+	done = head;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t po = ck_pr_load_64(mlc__chain_piece(it, c, i));
+		uint32_t part = MLC_MIN(put->len - done, c - MLC__ITEM_HDR);
+
+		memcpy((char *)(void *)(a->base + po) + MLC__ITEM_HDR,
+		       (const char *)put->data + done, part);
+		done += part;
+	}
+	return 0;
+}
+
 /* Store @p put under @p k, replacing any entry; put->version gets the new
  * L2 version.  -E2BIG if it can never fit, -ENOSPC if no room now.
  *
@@ -1155,7 +1274,7 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	uint64_t bytes = (uint64_t)MLC__ITEM_HDR + k->len + put->len;
 	struct mlc__item *it;
 	uint64_t off, gen;
-	int ci, rc;
+	int ci, rc, chain;
 
 	ci = mlc__class_for(a, bytes);
 	if (ci < 0)
@@ -1163,8 +1282,14 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	if (put->expire > MLC__EXPIRE_MAX)
 		put->expire = MLC__EXPIRE_MAX;	/* ~34.8 years: arena.h */
 	mlc__table_prefetch_put(a, k->hash);
-	rc = mlc__alloc(a, (uint32_t)ci, k->hash, table_has_hint(a, k->hash),
-			&off, &gen);
+	chain = chain_class(a, ci, (uint32_t)k->len, (uint32_t)put->len);
+	if (chain >= 0)
+		rc = mlc__alloc_chain(a, (uint32_t)chain, (uint32_t)k->len,
+				      (uint32_t)put->len, k->hash,
+				      table_has_hint(a, k->hash), &off, &gen);
+	else
+		rc = mlc__alloc(a, (uint32_t)ci, k->hash,
+				table_has_hint(a, k->hash), &off, &gen);
 	if (rc < 0)
 		return rc;
 	mlc__table_prefetch_items(a, k->hash);
@@ -1182,8 +1307,14 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	it->it_ns = (uint16_t)k->ns;
 	mlc__item_set_genlen(it, gen, put->len);
 	memcpy(it + 1, k->data, k->len);
-	if (put->len)
+	if (ck_pr_load_32(&it->it_state) & MLC__ST_CHAIN) {
+		if ((rc = chain_fill(a, it, off, k, put)) < 0) {
+			mlc__free(a, off, MLC__ALLOC, gen);
+			return rc;
+		}
+	} else if (put->len) {
 		memcpy((char *)(it + 1) + k->len, put->data, put->len);
+	}
 	MLC_PAUSE(PUT_COPIED);
 	rc = put_linked(a, k, put, off, it, gen);
 	if (rc < 0 && rc != -EOWNERDEAD)
