@@ -252,7 +252,7 @@ enum mlc__item_flags {
  * bytes.  The split follows from the chunk size c, key and value
  * lengths alone: */
 #define MLC__CHAIN_MAX 64		/* pieces per item */
-#define MLC__CHAIN_MIN_CHUNK 4096	/* the smallest class chained into */
+#define MLC__CHAIN_MIN_CHUNK 2048	/* the smallest class chained into */
 
 /* The pieces an item of key @p klen and value @p vlen needs in chunks of
  * @p c bytes, or 0 if it cannot be chained there (it fits the head alone,

@@ -129,7 +129,7 @@ item_whole(const struct mlc_arena *a, uint64_t off, const struct mlc__item *it,
 			return false;
 		pp = (uint32_t)((po - a->pages_off) >> a->page_shift);
 		if (ck_pr_load_32(&a->pages[pp].pg_class) != ci ||
-		    (po - a->pages_off) % c != 0 ||
+		    ((po - a->pages_off) & (a->page_size - 1)) % c != 0 ||
 		    MLC__ST_STATE(ck_pr_load_32((uint32_t *)&pc->it_state)) !=
 			    MLC__PIECE ||
 		    ck_pr_load_64((uint64_t *)&pc->it_head) != off ||

@@ -3,7 +3,7 @@
  *
  *   mlc-stress [--seconds N] [--procs P] [--threads T] [--keys K]
  *              [--bytes B] [--seed S] [--slow-loads PERMILLE]
- *              [--delays N] [--max-items N]
+ *              [--delays N] [--max-items N] [--large 1]
  *
  * The parent creates a named arena smaller than the key set (by default
  * 2 MiB for 5000 keys of 16..2047 bytes, their size mix shifting every
@@ -44,6 +44,12 @@
  * CLOCK's, under the same checks.  The run then also fails if no entry
  * ever moved.
  *
+ * --large 1 adds a fourth phase to the size mix: 7..56 KiB, values above a
+ * ninth of the arena's 64 KiB pages, which are stored as chained items (a
+ * head and pieces of a smaller class, src/arena.h) beside the small ones,
+ * so chains are taken, read, evicted, drained off moved pages and freed
+ * under the same checks.  The run then also fails if no page moved.
+ *
  * Prints "stress: N ops, N checks, N failures, N evictions, S seconds" and
  * exits 1 on any failure (and on a hang: every child runs under alarm()).
  */
@@ -68,7 +74,7 @@
 
 #define MAXW 256		/* worker threads in all */
 #define VMIN CV_MIN
-#define VMAX 2048
+#define VMAX (56 << 10)
 #define PURGE_EVERY 200000	/* ops per thread between purges, about */
 
 struct counters {
@@ -94,7 +100,8 @@ static struct {
 	uint32_t slow_permille;	/* loads that take 1 ms */
 	int delays;		/* MLC_TEST_DELAYS for every process */
 	uint32_t max_items;	/* 0: the arena's default */
-} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300, 0, 0 };
+	int large;		/* 1: a phase of 7..56 KiB values */
+} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300, 0, 0, 0 };
 
 static struct shared *sh;
 static char name[64];
@@ -124,7 +131,7 @@ rnd(struct worker *w)
 }
 
 /* The size mix moves every second: all sizes, then 16..127 only, then
- * 1024..2047 only.  The allocator moves pages between classes when the mix
+ * 1024..2047 only (then, with --large, 7..56 KiB).  The allocator moves pages between classes when the mix
  * changes, not while it holds (a steady mix would leave the page-move races
  * almost untried), so the shifts keep pages moving all run long. */
 static size_t
@@ -136,7 +143,11 @@ rnd_len(struct worker *w)
 	size_t n;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	phase = (unsigned)(ts.tv_sec % 3);
+	phase = (unsigned)(ts.tv_sec % (opt.large ? 4 : 3));
+	if (phase == 3) {		/* chained: above 64 KiB / 9 */
+		n = (7 << 10) + (size_t)(rnd(w) % (49 << 10));
+		return n > VMAX ? VMAX : n;
+	}
 	if (phase == 0)
 		b = 4 + (int)(rnd(w) % 7);	/* 16 .. 2047 */
 	else if (phase == 1)
@@ -441,7 +452,7 @@ usage(void)
 	fprintf(stderr, "usage: mlc-stress [--seconds N] [--procs P] "
 		"[--threads T] [--keys K] [--bytes B] [--seed S]\n"
 		"                  [--slow-loads PERMILLE] [--delays N] "
-		"[--max-items N]\n");
+		"[--max-items N] [--large 1]\n");
 	exit(2);
 }
 
@@ -481,6 +492,8 @@ main(int argc, char **argv)
 			opt.delays = atoi(v);
 		else if (strcmp(a, "--max-items") == 0)
 			opt.max_items = (uint32_t)strtoul(v, NULL, 0);
+		else if (strcmp(a, "--large") == 0)
+			opt.large = atoi(v);
 		else
 			usage();
 		i++;
@@ -609,6 +622,11 @@ main(int argc, char **argv)
 	    in.index_moves == 0) {
 		printf("stress: no entry moved between its buckets: the index "
 		       "moves were not tested\n");
+		bad_exit++;
+	}
+	if (opt.large && in.page_moves == 0) {
+		printf("stress: no page moved: chained items were never "
+		       "drained off a page\n");
 		bad_exit++;
 	}
 	if (first != NULL)

@@ -1085,6 +1085,112 @@ test_value_max(void **state)
 	}
 }
 
+/* ---- chained items ------------------------------------------------------ */
+
+/* Bytes of the arena's chunks in use, over every class. */
+static uint64_t
+chunk_bytes_used(struct mlc_arena *a)
+{
+	struct mlc_class_info ci = MLC_CLASS_INFO_INIT;
+	uint64_t used = 0;
+
+	for (uint32_t i = 0; mlc_arena_class(a, i, &ci) == 0; i++)
+		used += ci.chunks_used * ci.chunk_size;
+	return used;
+}
+
+/* Values above a ninth of a page (64 KiB here): a class of fewer than
+ * nine chunks a page holds a whole number of them, so one chunk would
+ * waste up to half of it (a 33,000-byte value took a 64 KiB chunk).
+ * Chained into pieces of a smaller class, each size takes at most an
+ * eighth more than its bytes, reads back whole, survives eviction and
+ * page moves (the arena is overfilled with them and then with small
+ * items), and leaves no chunk behind once deleted. */
+static void
+test_chained(void **state)
+{
+	static const size_t sizes[] = {
+		7300, 8000, 9999, 12000, 16385, 20000, 22000, 33000, 40000,
+		50000, 57000, 58000,
+	};
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	struct mlc_arena_info in;
+	struct fx *fx = *state;
+	struct mlc_cache *c;
+	uint32_t stored = 0, found = 0;
+
+	arena_make(fx, 4 * MIB, 0, 0);
+	c = cache_l2(fx, "chain");
+	for (size_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++) {
+		size_t len = sizes[j];
+		uint64_t before = chunk_bytes_used(fx->a), took;
+		uint64_t bytes = 32 + 8 + len;	/* header, 8-byte key */
+
+		for (uint32_t i = 0; i < 8; i++)
+			assert_int_equal(set_val(c, 'c', (uint32_t)j * 8 + i,
+						 len, (uint32_t)j * 8 + i,
+						 NULL), 0);
+		for (uint32_t i = 0; i < 8; i++)
+			assert_int_equal(has_val(c, 'c', (uint32_t)j * 8 + i,
+						 len, (uint32_t)j * 8 + i, 0),
+					 1);
+		took = chunk_bytes_used(fx->a) - before;
+		printf("[chain] %zu B: %.3f of its bytes\n", len,
+		       (double)took / (double)(8 * bytes));
+		assert_true(took * 8 <= 8 * bytes * 9);
+	}
+	if (mlc_arena_check(fx->a, &rep) != 0)
+		fail_msg("check: %s", rep.first_problem);
+	assert_int_equal(rep.problems, 0);
+	for (uint32_t i = 0; i < 8 * sizeof(sizes) / sizeof(sizes[0]); i++)
+		assert_int_equal(del_key(c, 'c', i), 0);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.chunks_live + rep.chunks_alloc, 0);
+
+	/* Overfill with chained values (evicting chains), then with small
+	 * ones (moving their pages away): every value read is whole. */
+	for (uint32_t i = 0; i < 600; i++) {
+		size_t len = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+
+		assert_int_equal(set_val(c, 'd', i, len, i, NULL), 0);
+		stored++;
+	}
+	for (uint32_t i = 0; i < 600; i++) {
+		size_t len = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+
+		found += (uint32_t)has_val(c, 'd', i, len, i, 0);
+	}
+	in = info_of(fx->a);
+	printf("[chain] %u of %u chained values kept, %" PRIu64
+	       " evictions\n", found, stored, in.evictions);
+	assert_true(in.evictions > 0 && found > 0);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+	for (uint32_t i = 0; i < 60000; i++)
+		assert_int_equal(set_val(c, 's', i, 100, i, NULL), 0);
+	found = 0;
+	for (uint32_t i = 0; i < 600; i++) {
+		size_t len = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+
+		found += (uint32_t)has_val(c, 'd', i, len, i, 0);
+	}
+	in = info_of(fx->a);
+	printf("[chain] after small items: %u chained values kept, %" PRIu64
+	       " page moves\n", found, in.page_moves);
+	assert_true(in.page_moves > 0);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+
+	/* Everything deleted: no chunk is left in use. */
+	for (uint32_t i = 0; i < 600; i++)
+		(void)del_key(c, 'd', i);
+	for (uint32_t i = 0; i < 60000; i++)
+		(void)del_key(c, 's', i);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+	assert_int_equal(rep.chunks_live + rep.chunks_alloc, 0);
+}
+
 /* ---- purge --------------------------------------------------------------- */
 
 static void
@@ -1315,6 +1421,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_expired_unread, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_negative_quota, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_chained, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_value_max, fx_setup,
 						fx_teardown),
