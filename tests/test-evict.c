@@ -1191,6 +1191,47 @@ test_chained(void **state)
 	assert_int_equal(rep.chunks_live + rep.chunks_alloc, 0);
 }
 
+/* A writer (A) killed while it takes a chained item's pieces, holding
+ * the class lock, one piece marked PIECE and not yet in its head's table
+ * (CHAIN_PIECE).  The lock is repaired (the class rebuilt from its chunk
+ * states, keeping the piece), A's head is reclaimed as an orphan and its
+ * piece, whose head is then gone, by the sweep: once the arena has
+ * turned over, deleting everything leaves no chunk in use. */
+static void
+test_chain_killed(void **state)
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	const size_t len = 33000;
+	struct mlc_arena_info in;
+	struct fx *fx = *state;
+	struct mlc_cache *c;
+	uint32_t held[2], n;
+	pid_t a_pid;
+	int st;
+
+	c = stop_setup(fx, "chainkill", held);
+	a_pid = writer_stopped_at(fx, c, MLC__P_CHAIN_PIECE, len, NULL);
+	kill(a_pid, SIGKILL);
+	assert_int_equal(waitpid(a_pid, &st, 0), a_pid);
+	fx->kid[KID_A] = 0;
+	for (n = 0; n < 4000; n++) {
+		assert_int_equal(set_val(c, 'b', n, len, n, NULL), 0);
+		in = info_of(fx->a);
+		if (in.orphans_reclaimed >= 2 && n >= 200)
+			break;
+	}
+	print_info("chain killed", &in);
+	assert_true(in.orphans_reclaimed >= 2);
+	assert_true(in.repairs >= 1);
+	assert_int_equal(has_val(c, 'b', n, len, n, 0), 1);
+	assert_int_equal(has_val(c, 'a', 0, len, 7, 0), 0);
+	for (uint32_t i = 0; i <= n; i++)
+		(void)del_key(c, 'b', i);
+	if (mlc_arena_check(fx->a, &rep) != 0)
+		fail_msg("check: %s", rep.first_problem);
+	assert_int_equal(rep.chunks_live + rep.chunks_alloc, 0);
+}
+
 /* ---- purge --------------------------------------------------------------- */
 
 static void
@@ -1423,6 +1464,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_negative_quota, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_chained, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_chain_killed, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_value_max, fx_setup,
 						fx_teardown),
