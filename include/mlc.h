@@ -420,7 +420,9 @@ struct mlc_check_report {
 	uint64_t buckets, slots_used, bad_slots;
 	uint64_t odd_versions;	/* buckets with a write in progress */
 	uint64_t pages, pages_free, bad_pages;
-	uint64_t chunks_live, chunks_alloc, chunks_free;
+	uint64_t chunks_live;	/* holding an item, or a piece of a chained
+				 * one */
+	uint64_t chunks_alloc, chunks_free;
 	uint32_t problems;
 	char     first_problem[160];
 	uint64_t bad_header;	/* the file's size is not the mapping's, the
@@ -1083,7 +1085,10 @@ struct mlc_class_info {
 	size_t   size;		/* sizeof(struct mlc_class_info) */
 	uint32_t chunk_size;	/* bytes per chunk (item header, key and
 				 * value; an item takes the smallest class
-				 * it fits) */
+				 * it fits, or, where that chunk would be
+				 * over 9/8 of it, several chunks of a
+				 * smaller class: docs/internals.md,
+				 * "Chained items") */
 	uint32_t chunks_per_page;
 	uint64_t pages;		/* pages the class owns */
 	uint64_t chunks_used;	/* chunks not free (live, or being written

@@ -12,7 +12,9 @@
  *      through that L1 when told to (the L1 side of the log);
  *   A  runs a workload that passes P (sets for PUT_*, deletes for DEL_*,
  *      L2 reads for READ_*, a load for FLIGHT_* and LOAD_*, a full arena
- *      for EVICT/ORPHAN, a new size class for CARVE) with a pause hook
+ *      for EVICT/ORPHAN, a new size class for CARVE, sets and reads of k09,
+ *      a chained item (src/arena.h), for CHAIN_* and READ_PIECE) with a
+ *      pause hook
  *      that stops it there, waiting on a process-shared semaphore;
  *   B  runs X while A is stopped: get of the paused key or of the others
  *      (L2 reads: MLC_CACHE_NO_L1), set of the paused key or of others,
@@ -26,7 +28,8 @@
  * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED,
  * DEL_UNLINKED, SLOT_STORED, FREE_LOCKED, ALLOC_POPPED, ALLOC_SMALL,
  * SWEEP_PROMOTED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED,
- * PAGE_UNLINKED, ORPHAN_SUSPECT, ORPHAN_PROVEN):
+ * PAGE_UNLINKED, ORPHAN_SUSPECT, ORPHAN_PROVEN, CHAIN_PIECE,
+ * CHAIN_DROPPED):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
  * 130 ms later (A still stopped), and once more when everything is done.
@@ -90,6 +93,8 @@
 #define K_STEAL 11		/* absent: H0 holds its flight, A steals it */
 #define K_CARVE 12		/* absent: a size class with no page yet */
 #define K_HELD 13		/* absent: H holds its flight, B steals it */
+#define K_CHAINED 9		/* preloaded, chained (src/arena.h) */
+#define CHAINED_LEN 23000	/* one chunk would be 32 KiB: chained */
 #define MAX_OPS 4096
 #define LOG_CELLS 64
 #define LEASE_MS 100		/* every loader's lease */
@@ -116,11 +121,12 @@ enum { EXIT_NOT_REACHED = 3, EXIT_CRASHED = 42, EXIT_STUCK = 43 };
 
 enum work {
 	W_SET, W_DEL, W_READ, W_LOAD, W_STEAL, W_CARVE, W_EVICT, W_ORPHAN,
-	W_MOVE, W_INDEX,
+	W_MOVE, W_INDEX, W_CHAIN, W_CHAIN_READ,
 };
 static const char *const work_names[] = {
 	"set", "delete", "L2 read", "load", "steal", "new class",
 	"full arena", "orphan hunt", "page move", "full index",
+	"chained set", "chained read",
 };
 
 /* What kind of wrong answer, for the summary. */
@@ -194,6 +200,11 @@ work_of(int p)
 		return W_EVICT;
 	case MLC__P_MOVE_LINKED:
 		return W_INDEX;
+	case MLC__P_CHAIN_PIECE:
+	case MLC__P_CHAIN_DROPPED:
+		return W_CHAIN;
+	case MLC__P_READ_PIECE:
+		return W_CHAIN_READ;
 	case MLC__P_ORPHAN_SUSPECT:
 	case MLC__P_ORPHAN_PROVEN:
 		return W_ORPHAN;
@@ -232,6 +243,8 @@ in_lock(int p)
 	case MLC__P_PAGE_UNLINKED:
 	case MLC__P_ORPHAN_SUSPECT:
 	case MLC__P_ORPHAN_PROVEN:
+	case MLC__P_CHAIN_PIECE:
+	case MLC__P_CHAIN_DROPPED:
 		return true;
 	default:
 		return false;
@@ -253,6 +266,9 @@ ka_of(int work)
 	case W_EVICT:
 	case W_ORPHAN:
 		return 3;
+	case W_CHAIN:
+	case W_CHAIN_READ:
+		return K_CHAINED;
 	default:
 		return 1;
 	}
@@ -262,7 +278,7 @@ static bool
 work_repeats(int work)
 {
 	return work == W_SET || work == W_DEL || work == W_READ ||
-	       work == W_LOAD;
+	       work == W_CHAIN || work == W_CHAIN_READ || work == W_LOAD;
 }
 
 /* Three sizes among k01..k09 (three size classes), others apart. */
@@ -277,6 +293,8 @@ vlen_of(uint32_t kid)
 		return 20000;
 	case K_HELD:
 		return 500;
+	case K_CHAINED:
+		return CHAINED_LEN;
 	}
 	return kid % 3 == 1 ? 40 : kid % 3 == 2 ? 500 : 3000;
 }
@@ -742,6 +760,7 @@ a_main(void)
 	hook_install(kc->point, kc->nth, kc->xop == X_CRASH);
 	switch (kc->work) {
 	case W_SET:
+	case W_CHAIN:
 		for (int r = 0; r < kc->nth; r++)
 			wr_set(c, ka);
 		break;
@@ -753,6 +772,7 @@ a_main(void)
 		}
 		break;
 	case W_READ:
+	case W_CHAIN_READ:
 		for (int r = 0; r < kc->nth; r++)
 			rd(cn, ka, R_STRICT, RD_GET, NULL);
 		break;
