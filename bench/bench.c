@@ -45,6 +45,8 @@
 #define HOT_KEYS 64
 #define COLD_KEYS 100000
 #define BIG_COLD_KEYS 10000	/* 16 KiB values: 160 MiB, 5x the L3 */
+#define LARGE_COLD_KEYS 1000	/* 300 KB values: 300 MB; mlc chains them
+				 * (docs/internals.md, "Chained items") */
 #define MAX_ROUNDS 64
 #define MAX_IMPLS 8
 #define SAMPLE_CAP (256 * 1024)	/* latency samples per row */
@@ -269,6 +271,7 @@ static const struct case_def cases[] = {
 	L2CASE(1024, "1k", COLD_KEYS, "100000", "cold"),
 	L2CASE(16384, "16k", HOT_KEYS, "64", "hot"),
 	L2CASE(16384, "16k", BIG_COLD_KEYS, "10000", "cold"),
+	L2CASE(300000, "300k", LARGE_COLD_KEYS, "1000", "cold"),
 	{ "miss_load", OP_LOAD, BM_SMALL_L1, CHURN_MAX, 16, I_ALL,
 	  "miss -> loader -> store: mlc_get of fresh keys with a loader "
 	  "returning a fixed 16 B value; peers: get (miss) + set" },
