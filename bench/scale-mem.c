@@ -38,6 +38,7 @@
 			 * 56 before format 7 */
 #define SLOT_EST 9	/* index bytes per slot (bench-sizes prints it) */
 #define MAX_LIST 16
+#define VLEN_MAX (16u << 20)	/* the largest page, so any value */
 
 static FILE *json;
 
@@ -117,10 +118,12 @@ fill(struct arena *ar, uint64_t seed, uint32_t vlen, enum stop stop,
      uint64_t most, struct mlc_arena_info *in)
 {
 	unsigned char key[KEY_LEN];
-	static char val[1 << 16];
+	static char val[VLEN_MAX];
 	uint64_t i;
 	int rc;
 
+	if (vlen > sizeof(val))
+		return -E2BIG;
 	memset(val, 'v', vlen);
 	for (i = 0; i < most; i++) {
 		key_make(key, seed, i);
