@@ -97,16 +97,18 @@ arena_close(struct arena *ar)
 	mlc_arena_close(ar->a);
 }
 
-/* The chunk size of the one class in use (values of one size). */
+/* The chunk bytes per item (values of one size): the chunk size of the
+ * one class in use, or for chained items (docs/internals.md) the head's
+ * and its pieces' together. */
 static uint32_t
-chunk_in_use(struct mlc_arena *a)
+chunk_in_use(struct mlc_arena *a, uint64_t items)
 {
 	struct mlc_class_info ci = MLC_CLASS_INFO_INIT;
+	uint64_t bytes = 0;
 
 	for (uint32_t i = 0; mlc_arena_class(a, i, &ci) == 0; i++)
-		if (ci.chunks_used > 0)
-			return ci.chunk_size;
-	return 0;
+		bytes += ci.chunks_used * ci.chunk_size;
+	return items ? (uint32_t)((bytes + items / 2) / items) : 0;
 }
 
 /* Set distinct keys until @p stop says so (or @p most sets); the info at
@@ -195,7 +197,7 @@ one_fill(uint64_t bytes, uint32_t vlen, enum index_size ix)
 		arena_close(&ar);
 		return (int)sets;
 	}
-	chunk = chunk_in_use(ar.a);
+	chunk = chunk_in_use(ar.a, in.items);
 	used = (in.pages - in.pages_free) * in.page_size;
 	first = in.index_evictions ? "index" : in.evictions ? "bytes" :
 		in.write_failures ? "write failure" : "none";

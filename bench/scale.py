@@ -300,8 +300,9 @@ def mem_section(rows, out):
                    "bytes / items (everything: index, log, flight table, "
                    "pages); *alloc B/item* = allocator pages in use x page "
                    "size / items (what `mem_per_item` counts); *chunk*, the "
-                   "size class the items took; *k+v / chunk*, the share of "
-                   "it that is key and value.\n")
+                   "chunk bytes an item took (its size class; a chained "
+                   "item's head and pieces together); *k+v / chunk*, the "
+                   "share of it that is key and value.\n")
         out.append("| value | max_items | slots | items | items per MiB | "
                    "slots used | arena B/item | alloc B/item | k+v / chunk "
                    "| chunk | first eviction |")
