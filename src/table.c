@@ -1205,9 +1205,12 @@ out:
 /* The class to chain an item of key @p klen and value @p vlen into
  * (arena.h), or -1 to store it in one chunk of class @p ci: chained only
  * when that chunk would waste more than an eighth of it and a chain takes
- * fewer bytes, in the class whose chunks add up to the fewest (the larger
- * chunk on a tie: fewer pieces to read).  Classes of fewer than nine
- * chunks a page are never chained into: they are what wastes. */
+ * fewer bytes, in the class whose chunks add up to the fewest, except
+ * that a smaller chunk must save more than 1/64 of the bytes to win
+ * (without that, a 300,000-byte value took 17 chunks of 17,768 B, 0.8%
+ * fewer bytes than 9 of 33,824: twice the pieces to take, read and
+ * sweep past).  Classes of fewer than nine chunks a page are never
+ * chained into: they are what wastes. */
 static int
 chain_class(const struct mlc_arena *a, int ci, uint32_t klen, uint32_t vlen)
 {
@@ -1225,7 +1228,7 @@ chain_class(const struct mlc_arena *a, int ci, uint32_t klen, uint32_t vlen)
 		if (a->classes[j].cl_per_page < 9)
 			continue;
 		n = mlc__chain_pieces(c, klen, vlen);
-		if (n != 0 && (uint64_t)(n + 1) * c < best) {
+		if (n != 0 && (uint64_t)(n + 1) * c + best / 64 < best) {
 			best = (uint64_t)(n + 1) * c;
 			pick = j;
 		}
