@@ -279,16 +279,18 @@ static bool
 piece_owned(const struct mlc_arena *a, const struct mlc__class *c,
 	    const struct mlc__item *pc, uint32_t *hp, uint32_t *hk)
 {
+	/* A PIECE's back reference is written before it becomes PIECE, and
+	 * both change only under this lock (mlc__alloc_chain(), chain_drop()):
+	 * stable here.  The head it names may have been freed, moved with its
+	 * page or reused since: checked below, under the same lock. */
 	uint64_t hoff = ck_pr_load_64((uint64_t *)&pc->it_head);
 	uint64_t hgen = ck_pr_load_64((uint64_t *)&pc->it_hgen);
-	uint32_t ci = (uint32_t)(c - a->classes), p;
+	uint32_t p;
 	struct mlc__item *h;
 
-	if (hoff < a->pages_off || hoff >= a->pages_end)
+	if (!mlc__chunk_start(a, hoff, (uint32_t)(c - a->classes), c->cl_size))
 		return false;
 	p = (uint32_t)((hoff - a->pages_off) >> a->page_shift);
-	if (a->pages[p].pg_class != ci + 1)
-		return false;
 	h = chunk_owned(a, c, p, hoff, MLC__LIVE, hgen);
 	if (h == NULL)
 		h = chunk_owned(a, c, p, hoff, MLC__ALLOC, hgen);
@@ -310,25 +312,25 @@ chain_drop(struct mlc_arena *a, struct mlc__class *c, struct mlc__item *h,
 	   uint64_t hoff, uint64_t hgen)
 {
 	uint32_t ci = (uint32_t)(c - a->classes);
+	/* The head's table is written only by its allocator, under this
+	 * lock (mlc__alloc_chain()); the count last, so what it counts is
+	 * recorded.  A count never stored (the head's old bytes) is past
+	 * MLC__CHAIN_MAX or names chunks that do not name this head. */
 	uint64_t n = ck_pr_load_64(mlc__chain_count(h, c->cl_size));
 
 	if (n > MLC__CHAIN_MAX)
-		n = 0;			/* never stored: nothing recorded */
+		n = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t off = ck_pr_load_64(mlc__chain_piece(h, c->cl_size,
 							       i));
-		uint64_t in_page;
 		struct mlc__item *it;
 		uint32_t p, k;
 
-		if (off < a->pages_off || off >= a->pages_end)
+		if (!mlc__chunk_start(a, off, ci, c->cl_size))
 			continue;
 		p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-		in_page = (off - a->pages_off) & (a->page_size - 1);
-		k = (uint32_t)(in_page / c->cl_size);
-		if (a->pages[p].pg_class != ci + 1 || k >= c->cl_per_page ||
-		    (uint64_t)k * c->cl_size != in_page)
-			continue;
+		k = (uint32_t)(((off - a->pages_off) & (a->page_size - 1)) /
+			       c->cl_size);
 		it = chunk_item(a, p, c->cl_size, k);
 		if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) !=
 			    MLC__PIECE ||

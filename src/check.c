@@ -107,30 +107,28 @@ item_whole(const struct mlc_arena *a, uint64_t off, const struct mlc__item *it,
 	   uint32_t room)
 {
 	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
-	uint32_t klen = it->it_klen, vlen = mlc__item_vlen(it), p, ci, c, n;
+	uint32_t klen = it->it_klen, vlen = mlc__item_vlen(it), ci, c, n;
 
 	if (!(w & MLC__ST_CHAIN))
 		return (uint64_t)MLC__ITEM_HDR + klen + vlen <= room;
-	p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-	ci = ck_pr_load_32(&a->pages[p].pg_class);
+	/* Read without the class lock: the caller judges the item only if
+	 * its identity held from before these reads to after them. */
+	ci = ck_pr_load_32(&a->pages[(off - a->pages_off) >>
+				     a->page_shift].pg_class);
 	if (ci == 0 || ci > a->nclasses)
 		return false;
-	c = a->class_size[ci - 1];
+	c = a->class_size[--ci];
 	n = mlc__chain_pieces(c, klen, vlen);
 	if (n == 0 || c > room || ck_pr_load_64(mlc__chain_count(it, c)) != n)
 		return false;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t po = ck_pr_load_64(mlc__chain_piece(it, c, i));
 		const struct mlc__item *pc;
-		uint32_t proom, pp;
 
-		pc = mlc__item_at(a, po, &proom);
-		if (pc == NULL)
+		if (!mlc__chunk_start(a, po, ci, c))
 			return false;
-		pp = (uint32_t)((po - a->pages_off) >> a->page_shift);
-		if (ck_pr_load_32(&a->pages[pp].pg_class) != ci ||
-		    ((po - a->pages_off) & (a->page_size - 1)) % c != 0 ||
-		    MLC__ST_STATE(ck_pr_load_32((uint32_t *)&pc->it_state)) !=
+		pc = (const struct mlc__item *)(const void *)(a->base + po);
+		if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&pc->it_state)) !=
 			    MLC__PIECE ||
 		    ck_pr_load_64((uint64_t *)&pc->it_head) != off ||
 		    ck_pr_load_64((uint64_t *)&pc->it_hgen) !=

@@ -71,6 +71,40 @@ struct mlc_arena {
 				 * read lock-free by flight claims */
 };
 
+/* The chunk size of the class that owns the page of offset @p off (inside
+ * the pages), 0 if none.  pg_class is read racily: without the class lock
+ * the answer only sizes what the caller validates afterwards (a prefetch,
+ * a reader's copy checked by its bucket version or identity). */
+static inline uint32_t
+mlc__page_chunk(const struct mlc_arena *a, uint64_t off)
+{
+	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	uint32_t cls = __atomic_load_n(&a->pages[p].pg_class,
+				       __ATOMIC_RELAXED);
+
+	return cls == 0 || cls > a->nclasses ? 0 : a->class_size[cls - 1];
+}
+
+/* Is @p off the start of a whole chunk of class @p ci (0-based, chunks of
+ * @p size bytes) on a page that class owns?  An offset read from shared
+ * memory (a chained head's table, a piece's back reference) goes through
+ * here before it is followed.  Stable under that class's lock; without
+ * it, only as good as the validation that follows. */
+static inline bool
+mlc__chunk_start(const struct mlc_arena *a, uint64_t off, uint32_t ci,
+		 uint32_t size)
+{
+	uint64_t in_page;
+
+	if (off < a->pages_off || off >= a->pages_end)
+		return false;
+	in_page = (off - a->pages_off) & (a->page_size - 1);
+	return __atomic_load_n(&a->pages[(off - a->pages_off) >>
+					 a->page_shift].pg_class,
+			       __ATOMIC_RELAXED) == ci + 1 &&
+	       in_page % size == 0 && in_page + size <= a->page_size;
+}
+
 /* A key as the index sees it: namespace, bytes, and their hash. */
 struct mlc__key {
 	const void *data;

@@ -165,18 +165,6 @@ item_matches(const struct mlc__item *it, uint32_t room,
 	return mlc__compare_racy((const char *)(it + 1), k->data, k->len) == 0;
 }
 
-/* The chunk size of the class that owns the page of offset @p off, read
- * racily (0 if none): it sizes a chained item's parts, which its reader
- * validates with the item. */
-static uint32_t
-page_chunk(const struct mlc_arena *a, uint64_t off)
-{
-	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-	uint32_t cls = ck_pr_load_32(&a->pages[p].pg_class);
-
-	return cls == 0 || cls > a->nclasses ? 0 : a->class_size[cls - 1];
-}
-
 /* Copy a chained item's value (arena.h) into @p dst: the head's part, then
  * each piece's.  Everything is read racily and bounded: the chunk size, the
  * piece count (it must be the one the lengths give) and every offset, which
@@ -186,7 +174,7 @@ static bool
 chain_copy(const struct mlc_arena *a, const struct mlc__item *it,
 	   uint32_t room, uint32_t klen, uint32_t vlen, char *dst)
 {
-	uint32_t c = page_chunk(a, (uint64_t)((const char *)it - a->base));
+	uint32_t c = mlc__page_chunk(a, (uint64_t)((const char *)it - a->base));
 	uint32_t n, head, done;
 
 	if (c == 0 || c > room)
@@ -264,13 +252,9 @@ static inline void
 item_prefetch(const struct mlc_arena *a, const struct mlc__item *it,
 	      uint64_t off, uint32_t room)
 {
-	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-	uint32_t cls = ck_pr_load_32(&a->pages[p].pg_class), size;
+	uint32_t size = mlc__page_chunk(a, off);
 	uintptr_t q, stop;
 
-	if (cls == 0 || cls > a->nclasses)
-		return;
-	size = a->class_size[cls - 1];
 	if (size <= 2 * MLC_CACHELINE)
 		return;
 	stop = (uintptr_t)it + MLC_MIN(MLC_MIN(size, room), PREFETCH_BYTES);
@@ -1246,7 +1230,7 @@ static int
 chain_fill(struct mlc_arena *a, struct mlc__item *it, uint64_t off,
 	   const struct mlc__key *k, const struct mlc__put *put)
 {
-	uint32_t c = page_chunk(a, off);
+	uint32_t c = mlc__page_chunk(a, off);
 	uint32_t n = mlc__chain_pieces(c, k->len, put->len), head, done;
 
 	if (n == 0 || ck_pr_load_64(mlc__chain_count(it, c)) != n)
@@ -1282,6 +1266,7 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	struct mlc__item *it;
 	uint64_t off, gen;
 	int ci, rc, chain;
+	bool known;
 
 	ci = mlc__class_for(a, bytes);
 	if (ci < 0)
@@ -1289,14 +1274,14 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	if (put->expire > MLC__EXPIRE_MAX)
 		put->expire = MLC__EXPIRE_MAX;	/* ~34.8 years: arena.h */
 	mlc__table_prefetch_put(a, k->hash);
+	known = table_has_hint(a, k->hash);
 	chain = chain_class(a, ci, (uint32_t)k->len, (uint32_t)put->len);
 	if (chain >= 0)
 		rc = mlc__alloc_chain(a, (uint32_t)chain, (uint32_t)k->len,
-				      (uint32_t)put->len, k->hash,
-				      table_has_hint(a, k->hash), &off, &gen);
+				      (uint32_t)put->len, k->hash, known, &off,
+				      &gen);
 	else
-		rc = mlc__alloc(a, (uint32_t)ci, k->hash,
-				table_has_hint(a, k->hash), &off, &gen);
+		rc = mlc__alloc(a, (uint32_t)ci, k->hash, known, &off, &gen);
 	if (rc < 0)
 		return rc;
 	mlc__table_prefetch_items(a, k->hash);
