@@ -79,8 +79,7 @@ static inline uint32_t
 mlc__page_chunk(const struct mlc_arena *a, uint64_t off)
 {
 	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-	uint32_t cls = __atomic_load_n(&a->pages[p].pg_class,
-				       __ATOMIC_RELAXED);
+	uint32_t cls = ck_pr_load_32((uint32_t *)&a->pages[p].pg_class);
 
 	return cls == 0 || cls > a->nclasses ? 0 : a->class_size[cls - 1];
 }
@@ -99,9 +98,9 @@ mlc__chunk_start(const struct mlc_arena *a, uint64_t off, uint32_t ci,
 	if (off < a->pages_off || off >= a->pages_end)
 		return false;
 	in_page = (off - a->pages_off) & (a->page_size - 1);
-	return __atomic_load_n(&a->pages[(off - a->pages_off) >>
-					 a->page_shift].pg_class,
-			       __ATOMIC_RELAXED) == ci + 1 &&
+	return ck_pr_load_32((uint32_t *)&a->pages[(off - a->pages_off) >>
+						   a->page_shift].pg_class) ==
+		       ci + 1 &&
 	       in_page % size == 0 && in_page + size <= a->page_size;
 }
 
