@@ -252,14 +252,27 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	/* Size classes: from MIN_CHUNK growing by 1/8 (8-byte steps up to
 	 * 128), so rounding wastes about 11% of a chunk at most; each stretched to
 	 * the largest 8-byte multiple that still fits as many chunks in a
-	 * page, so the page's tail wastes less than 8 bytes a chunk.  Up to
-	 * page/9 an item thus loses at most ~12% of the page bytes it takes
-	 * (the bench's class-waste table); above that, whole chunks per page
-	 * decide.  The last class is exactly a page. */
+	 * page, so the page's tail wastes less than 8 bytes a chunk.  Where
+	 * the stretch would make the step from the class before more than
+	 * 25/22 (an item just over that class would waste over 12% of its
+	 * chunk: in 64 KiB pages the step from 19 chunks a page, 3,448 B, to
+	 * 16, 4,096 B, skipped 17 and 18), the class is instead the size that
+	 * fits one chunk more a page than the 1/8 step's.  Up to page/9 an
+	 * item thus loses at most 12% of the page bytes it takes, at every
+	 * page size (the bench's class-waste table); above that, whole chunks
+	 * per page decide, and items that would waste more are chained.  The
+	 * last class is exactly a page.  Format 10 added the second rule. */
 	for (uint64_t sz = MIN_CHUNK; sz < page_size && n < MLC__NCLASSES_MAX - 1;
 	     sz = MLC_MAX(sz + 8, (sz + sz / 8) & ~(uint64_t)7)) {
 		uint64_t fit = (page_size / (page_size / sz)) & ~(uint64_t)7;
 
+		if (n > 0 && fit * 22 > (uint64_t)h->ah_class_size[n - 1] * 25) {
+			uint64_t less = (page_size /
+					 ((page_size + sz - 1) / sz)) & ~(uint64_t)7;
+
+			if (less > h->ah_class_size[n - 1])
+				fit = less;
+		}
 		if (n > 0 && fit <= h->ah_class_size[n - 1])
 			continue;
 		if (fit >= page_size)

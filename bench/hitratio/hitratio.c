@@ -531,7 +531,8 @@ waste_range(FILE *f, struct mlc_arena *a, struct mlc_cache *c, uint32_t page,
 static void
 report_waste(FILE *f)
 {
-	static const uint32_t pages[] = { 1 << 20, 64 << 10 };
+	static const uint32_t pages[] = { 1 << 20, 512 << 10, 256 << 10,
+					  128 << 10, 64 << 10 };
 	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 
@@ -552,7 +553,7 @@ report_waste(FILE *f)
 
 		o.flags = MLC_ARENA_CREATE | MLC_ARENA_ANON;
 		o.page_size = pg;
-		o.bytes = pg == (1u << 20) ? 64 * MIB : 8 * MIB;
+		o.bytes = (uint64_t)pg * 64 > 8 * MIB ? (uint64_t)pg * 64 : 8 * MIB;
 		if (mlc_arena_open(&a, NULL, &o) < 0)
 			continue;
 		if (mlc_cache_open(&c, a, "waste", &co) < 0) {
