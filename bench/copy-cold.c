@@ -21,6 +21,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench.h"		/* chk_bytes(): the bench's reader */
+
 static double
 now_ns(void)
 {
@@ -28,23 +30,6 @@ now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
-
-/* The bench's reader (bench.h chk_bytes): every byte, 8 at a time. */
-static uint64_t
-sum(const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	uint64_t s = 0, w;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		memcpy(&w, p + i, 8);
-		s += w;
-	}
-	for (; i < len; i++)
-		s += p[i];
-	return s;
 }
 
 static void
@@ -108,24 +93,24 @@ main(int argc, char **argv)
 				src = pool + (size_t)(r >> 8) % nbuf * stride;
 				switch ((enum way)w) {
 				case IN_PLACE:
-					chk += sum(src, len);
+					chk += chk_bytes(src, len);
 					break;
 				case COPY:
 					memcpy(buf, src, len);
 					chk += (unsigned char)buf[len / 2];
 					break;
 				case SUM_COPY:
-					chk += sum(buf, len);
+					chk += chk_bytes(buf, len);
 					break;
 				case COPY_SUM:
 					memcpy(buf, src, len);
-					chk += sum(buf, len);
+					chk += chk_bytes(buf, len);
 					break;
 				case AHEAD_4K:
 				case AHEAD_16K:
 					copy_ahead(buf, src, len,
 						   w == AHEAD_4K ? 4096 : 16384);
-					chk += sum(buf, len);
+					chk += chk_bytes(buf, len);
 					break;
 				case WAYS:
 					break;
