@@ -784,8 +784,12 @@ fracs_parse(const char *s)
 int
 main(int argc, char **argv)
 {
+	/* SIGPIPE too: `mlc-hitratio ... | head` ends the run that way, and
+	 * left its arena in /dev/shm. */
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
