@@ -114,6 +114,22 @@ log_check(struct mlc_cache *c)
 	mlc__log_apply(c->a, &c->log, 0);
 }
 
+/* A write's look at the log: a handle that only writes never makes the
+ * check above, and once a whole lap behind (its own records count) it
+ * would drop its whole L1 at its next get.  Half a lap behind, a write
+ * applies what the handle has not seen.  Only at the start of a call,
+ * before it reads or writes L2, as a get's check: a record applied after
+ * an L2 read and before the L1 insert of what it read would be lost for
+ * that entry (internals.md, "the L1 fill race"). */
+static inline void
+log_keep_up(struct mlc_cache *c)
+{
+	if (c->auto_update &&
+	    unlikely(ck_pr_load_64(c->log_head) - c->log.cursor >
+		     c->a->log_cells / 2))
+		mlc__log_apply(c->a, &c->log, 0);
+}
+
 static inline void
 value_fill(struct mlc_value *v, struct mlc__ent *e, uint32_t level,
 	   uint64_t now)

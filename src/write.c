@@ -228,6 +228,7 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	neg = cf.flags & MLC_CALL_NEGATIVE;
 	if (neg ? (data != NULL || len != 0) : (data == NULL && len != 0))
 		return mlc__set_err(c, -EINVAL);
+	log_keep_up(c);
 	key_make(c, key, key_len, &k);
 	mlc__table_prefetch_put(c->a, k.hash);	/* under the clock and log */
 	now = mlc__now_ms();
@@ -261,6 +262,7 @@ mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
 
 	if ((rc = mlc__key_check(c, key, key_len)) < 0)
 		return rc;
+	log_keep_up(c);
 	key_make(c, key, key_len, &k);
 	key_l2(c, &k);
 	if ((rc = l2_delete(c->a, &k, &version)) < 0)

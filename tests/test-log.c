@@ -532,6 +532,63 @@ test_lapped_reader_drops_l1(void **state)
 	teardown_arena();
 }
 
+/* ---- a handle that only writes keeps up ------------------------------------- */
+
+/* A handle that only sets never ran the log check a get makes, and so was
+ * lapped by its own records: its next get dropped its whole L1.  A write
+ * that finds the handle half a lap behind now applies what it has not
+ * seen, as a get would: the L1 stays, and a change made elsewhere meanwhile
+ * still reaches it. */
+static int
+set_only_a(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+	char key[16], val[16];
+
+	(void)arg;
+	for (int i = 0; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		cache_in_l1(c, key, val);
+	}
+	step_done();
+	step_wait();			/* mine:0 changed elsewhere */
+	for (int i = 0; i < 3 * 64; i++) {	/* three laps of the log */
+		snprintf(key, sizeof(key), "burst:%d", i);
+		CKI(mlc_set(c, key, strlen(key), "x", 1, NULL), 0);
+	}
+	CKGET(c, "mine:0", 0, "new 0", MLC_L2);
+	for (int i = 1; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		CKGET(c, key, 0, val, MLC_L1);
+	}
+	CKI(stats_of(c).log_overruns, 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_set_only_handle_keeps_up(void **state)
+{
+	char key[16], val[16];
+	struct peer a;
+
+	(void)state;
+	setup_arena(64);
+	for (int i = 0; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		remote_set("log", key, val);
+	}
+	a = peer_spawn(set_only_a, NULL);
+	peer_step(&a);
+	remote_set("log", "mine:0", "new 0");
+	peer_go(&a);
+	assert_int_equal(peer_finish(&a), 0);
+	teardown_arena();
+}
+
 /* A writer a whole lap ahead overwrote the cell the reader is at, while
  * the reader had fewer than log_cells records to read (no lap by count):
  * the overwritten cell alone must make it drop its L1. */
@@ -1263,6 +1320,7 @@ main(void)
 		cmocka_unit_test_teardown(test_manual_update, td),
 		cmocka_unit_test_teardown(test_lapped_reader_drops_l1, td),
 		cmocka_unit_test_teardown(test_overwritten_cell_drops_l1, td),
+		cmocka_unit_test_teardown(test_set_only_handle_keeps_up, td),
 		cmocka_unit_test_teardown(test_stuck_publisher, td),
 		cmocka_unit_test_teardown(test_stuck_publisher_manual, td),
 		cmocka_unit_test_teardown(test_stopped_publisher_republishes,
