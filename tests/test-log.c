@@ -461,6 +461,32 @@ test_manual_update(void **state)
 
 #define LAP_KEYS 8
 
+/* The keys mine:0 .. mine:LAP_KEYS-1, "old N" each: stored in L2 by another
+ * process, or cached in @p c's L1. */
+static void
+lap_keys_store(void)
+{
+	char key[16], val[16];
+
+	for (int i = 0; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		remote_set("log", key, val);
+	}
+}
+
+static void
+lap_keys_cache(struct mlc_cache *c)
+{
+	char key[16], val[16];
+
+	for (int i = 0; i < LAP_KEYS; i++) {
+		snprintf(key, sizeof(key), "mine:%d", i);
+		snprintf(val, sizeof(val), "old %d", i);
+		cache_in_l1(c, key, val);
+	}
+}
+
 static int
 lap_a(void *arg)
 {
@@ -469,11 +495,7 @@ lap_a(void *arg)
 	char key[16], val[16];
 
 	(void)arg;
-	for (int i = 0; i < LAP_KEYS; i++) {
-		snprintf(key, sizeof(key), "mine:%d", i);
-		snprintf(val, sizeof(val), "old %d", i);
-		cache_in_l1(c, key, val);
-	}
+	lap_keys_cache(c);
 	step_done();
 	step_wait();			/* B lapped the 64-cell log */
 	CKGET(c, "mine:0", 0, "new 0", MLC_L2);
@@ -512,16 +534,11 @@ static void
 test_lapped_reader_drops_l1(void **state)
 {
 	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
-	char key[16], val[16];
 	struct peer a;
 
 	(void)state;
 	setup_arena(64);
-	for (int i = 0; i < LAP_KEYS; i++) {
-		snprintf(key, sizeof(key), "mine:%d", i);
-		snprintf(val, sizeof(val), "old %d", i);
-		remote_set("log", key, val);
-	}
+	lap_keys_store();
 	a = peer_spawn(lap_a, NULL);
 	peer_step(&a);
 	assert_int_equal(run(lap_b, NULL), 0);
@@ -546,11 +563,7 @@ set_only_a(void *arg)
 	char key[16], val[16];
 
 	(void)arg;
-	for (int i = 0; i < LAP_KEYS; i++) {
-		snprintf(key, sizeof(key), "mine:%d", i);
-		snprintf(val, sizeof(val), "old %d", i);
-		cache_in_l1(c, key, val);
-	}
+	lap_keys_cache(c);
 	step_done();
 	step_wait();			/* mine:0 changed elsewhere */
 	for (int i = 0; i < 3 * 64; i++) {	/* three laps of the log */
@@ -571,16 +584,11 @@ set_only_a(void *arg)
 static void
 test_set_only_handle_keeps_up(void **state)
 {
-	char key[16], val[16];
 	struct peer a;
 
 	(void)state;
 	setup_arena(64);
-	for (int i = 0; i < LAP_KEYS; i++) {
-		snprintf(key, sizeof(key), "mine:%d", i);
-		snprintf(val, sizeof(val), "old %d", i);
-		remote_set("log", key, val);
-	}
+	lap_keys_store();
 	a = peer_spawn(set_only_a, NULL);
 	peer_step(&a);
 	remote_set("log", "mine:0", "new 0");
