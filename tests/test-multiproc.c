@@ -993,11 +993,28 @@ test_sigkill_writers(void **state)
 	wa = (struct kill_arg){ a, sh, 0, 0, false };
 	watcher = t_spawn(watcher_main, &wa);
 	for (uint32_t round = 0; round < KILL_ROUNDS; round++) {
+		uint64_t sets = __atomic_load_n(&sh->p[1].sets,
+						__ATOMIC_RELAXED);
 		struct timespec ts;
 		int pid, st;
 
 		va = (struct kill_arg){ a, sh, 1, round, false };
 		pid = t_spawn(victim_main, &va);
+		/* The random delay counts from the victim's first set, so
+		 * that it dies inside its writes, not while it starts: under
+		 * ThreadSanitizer on a busy machine a victim could take
+		 * longer than the whole delay to make its first set, and then
+		 * no victim in 50 wrote anything (CI of bc25503 and
+		 * a4918ef). */
+		for (int w = 0; w < 300000 &&
+		     __atomic_load_n(&sh->p[1].sets, __ATOMIC_RELAXED) == sets;
+		     w++) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = 100000;
+			nanosleep(&ts, NULL);
+		}
+		assert_true(__atomic_load_n(&sh->p[1].sets,
+					    __ATOMIC_RELAXED) > sets);
 		ts.tv_sec = 0;
 		ts.tv_nsec = (long)(1 + rng_next(&rng) % 20) * 1000000L +
 			     (long)(rng_next(&rng) % 1000000);
