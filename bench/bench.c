@@ -78,15 +78,6 @@ static char tmpdir[256];
 
 /* ---- time --------------------------------------------------------------- */
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline uint64_t
 ticks(void)
 {
@@ -95,7 +86,7 @@ ticks(void)
 
 	return __rdtscp(&aux);
 #else
-	return now_ns();
+	return bench_now_ns();
 #endif
 }
 
@@ -129,10 +120,10 @@ cmp_dbl(const void *a, const void *b)
 static void
 calibrate(void)
 {
-	uint64_t t0 = now_ns(), c0 = ticks(), t1, c1;
+	uint64_t t0 = bench_now_ns(), c0 = ticks(), t1, c1;
 	static uint64_t s[2001];
 
-	while ((t1 = now_ns()) - t0 < 50 * 1000 * 1000)
+	while ((t1 = bench_now_ns()) - t0 < 50 * 1000 * 1000)
 		;
 	c1 = ticks();
 	ticks_per_ns = (double)(c1 - c0) / (double)(t1 - t0);
@@ -467,7 +458,7 @@ run_ops(struct row *r, const struct work *w, uint64_t ops, bool sample)
 	uint64_t mask = (uint64_t)r->every - 1, t0, t1;
 	size_t pos = r->pos;
 
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (uint64_t n = 0; n < ops; n++) {
 		const char *key = w->seq + pos * BENCH_KEY;
 
@@ -482,7 +473,7 @@ run_ops(struct row *r, const struct work *w, uint64_t ops, bool sample)
 		if (++pos == w->nseq)
 			pos = 0;
 	}
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	r->pos = pos;
 	return t1 - t0;
 }
@@ -571,7 +562,7 @@ cpu_snap(struct cpu_snap *c)
 	struct rusage ru;
 	FILE *f = fopen("/proc/stat", "r");
 
-	c->t = (double)now_ns() / 1e9;
+	c->t = (double)bench_now_ns() / 1e9;
 	c->busy = c->steal = c->own = 0;
 	if (f != NULL) {
 		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
@@ -642,9 +633,9 @@ round_gate(void)
 
 	if (quiet_total_ms <= 0)
 		return true;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	others = wait_quiet(quiet_total_ms < 3000 ? quiet_total_ms : 3000);
-	quiet_total_ms -= (int)((now_ns() - t0) / 1000000);
+	quiet_total_ms -= (int)((bench_now_ns() - t0) / 1000000);
 	return others >= 0.10;
 }
 
@@ -1205,11 +1196,11 @@ run_load_into(const struct case_def *c, struct row *rows, int n, char *val)
 		r->pos = 0;
 		t = 0;
 		done = 0;
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		do {
 			t += load_passes(r, &w, batch, batch, false);
 			done += batch;
-		} while (now_ns() - t0 < opt.warm_ms * 1e6);
+		} while (bench_now_ns() - t0 < opt.warm_ms * 1e6);
 		est = (double)t / (double)done;
 		r->ops = ops_for(est, CHURN_MAX);
 		r->every = every_for(est, r->ops);
@@ -1372,14 +1363,14 @@ run_2proc(const struct case_def *c, struct row *rows, int n,
 				 * quiet machine (within a budget for the
 				 * case), and say when there was none. */
 				if (quiet_budget > 0) {
-					uint64_t t0 = now_ns();
+					uint64_t t0 = bench_now_ns();
 
 					if (wait_quiet(quiet_budget < 5000 ?
 						       quiet_budget : 5000) >= 0.10) {
 						r->noisy++;
 						noisy_rounds++;
 					}
-					quiet_budget -= (int)((now_ns() - t0) /
+					quiet_budget -= (int)((bench_now_ns() - t0) /
 							      1000000);
 				} else {
 					r->noisy++;

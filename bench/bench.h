@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define BENCH_KEY 16		/* every key is 16 printable bytes */
 
@@ -122,6 +123,16 @@ chk_bytes(const void *data, size_t len)
 	for (; i < len; i++)
 		sum += p[i];
 	return sum;
+}
+
+/* Monotonic nanoseconds, for every bench program's timing. */
+static inline uint64_t
+bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 #endif /* MLC_BENCH_H */

@@ -19,18 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
-#include "bench.h"		/* chk_bytes(): the bench's reader */
-
-static double
-now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
+#include "bench.h"	/* chk_bytes(), the bench's reader; bench_now_ns() */
 
 static void
 copy_ahead(char *dst, const char *src, size_t len, size_t ahead)
@@ -84,7 +74,7 @@ main(int argc, char **argv)
 	       "%ld reads\n", len, nbuf, stride * nbuf >> 20, reads);
 	for (int w = 0; w < WAYS; w++) {
 		for (int rep = 0; rep < 2; rep++) {
-			double t0 = now_ns();
+			uint64_t t0 = bench_now_ns();
 
 			for (long i = 0; i < reads; i++) {
 				const char *src;
@@ -117,7 +107,7 @@ main(int argc, char **argv)
 				}
 			}
 			printf("%-14s %10.0f ns\n", names[w],
-			       (now_ns() - t0) / (double)reads);
+			       (double)(bench_now_ns() - t0) / (double)reads);
 		}
 	}
 	fprintf(stderr, "(checksum %llu)\n", (unsigned long long)chk);

@@ -15,18 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <mlc.h>
 
-static double
-now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
+#include "bench.h"
 
 int
 main(int argc, char **argv)
@@ -40,7 +32,7 @@ main(int argc, char **argv)
 	char key[256], val[16] = { 0 };
 	struct mlc_arena *a;
 	struct mlc_cache *c;
-	double t0 = 0;
+	uint64_t t0 = 0;
 	int rc;
 
 	if (n < 3 || klen < 8 || klen >= sizeof(key)) {
@@ -65,12 +57,13 @@ main(int argc, char **argv)
 		int l = snprintf(num, sizeof(num), "%lu", i);
 
 		if (i == from)
-			t0 = now_ns();
+			t0 = bench_now_ns();
 		memcpy(key + klen - (unsigned long)l, num, (size_t)l);
 		rc = mlc_set(c, key, klen, val, sizeof(val), NULL);
 	}
 	if (rc == 0) {
-		double per = (now_ns() - t0) / (double)(n - from);
+		double per = (double)(bench_now_ns() - t0) /
+			     (double)(n - from);
 
 		mlc_arena_info(a, &in);
 		printf("%.1f ns/set  items %llu evictions %llu "

@@ -20,16 +20,8 @@
 #include <unistd.h>
 
 #include "mlc.h"
+#include "bench.h"
 #include "mlc-paths.h"
-
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int
 arena_new(struct mlc_arena **a, char *name, size_t cap, uint64_t bytes,
@@ -104,7 +96,7 @@ fw_floor_wake(uint32_t t)
 	while (__atomic_load_n(&fw->ready, __ATOMIC_ACQUIRE) < FW_WAITERS)
 		usleep(100);
 	usleep(20000);		/* as fw_loader: let the last fall asleep */
-	__atomic_store_n(&fw->t_publish, mono_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&fw->t_publish, bench_now_ns(), __ATOMIC_RELEASE);
 	__atomic_store_n(&fw->fword, t + 1, __ATOMIC_RELEASE);
 	syscall(SYS_futex, &fw->fword, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
@@ -126,7 +118,7 @@ fw_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
 	usleep(20000);		/* let the last ones fall asleep */
 	out->data = "value";
 	out->len = 5;
-	__atomic_store_n(&fw->t_publish, mono_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&fw->t_publish, bench_now_ns(), __ATOMIC_RELEASE);
 	return MLC_LOAD_VALUE;
 }
 
@@ -158,7 +150,7 @@ fw_waiter(void *arg)
 
 		if (fw_floor_trial(t)) {
 			fw_floor_wait(t);
-			fw->t_woken[id] = mono_ns();
+			fw->t_woken[id] = bench_now_ns();
 			__atomic_fetch_add(&fw->done, 1, __ATOMIC_ACQ_REL);
 			continue;
 		}
@@ -171,7 +163,7 @@ fw_waiter(void *arg)
 			__atomic_store_n(&fw->failed, 1, __ATOMIC_RELEASE);
 		else
 			mlc_value_release(&v);
-		fw->t_woken[id] = mono_ns();
+		fw->t_woken[id] = bench_now_ns();
 		__atomic_fetch_add(&fw->done, 1, __ATOMIC_ACQ_REL);
 	}
 	mlc_cache_close(c);
@@ -327,7 +319,7 @@ mlcp_inval_check(int rounds, uint64_t ops, double *with_ns,
 	for (int r = 0; r < rounds; r++) {
 		for (int pass = 0; pass < 2; pass++) {
 			struct mlc_cache *c = (pass ^ (r & 1)) ? off : on;
-			uint64_t t0 = mono_ns();
+			uint64_t t0 = bench_now_ns();
 
 			for (uint64_t i = 0; i < ops; i++) {
 				struct mlc_value v;
@@ -336,7 +328,7 @@ mlcp_inval_check(int rounds, uint64_t ops, double *with_ns,
 				mlc_value_release(&v);
 			}
 			(c == on ? with_ns : without_ns)[r] =
-				(double)(mono_ns() - t0) / (double)ops;
+				(double)(bench_now_ns() - t0) / (double)ops;
 		}
 	}
 	snprintf(note, cap, "mlc_get L1 hit with the automatic check minus "
@@ -396,7 +388,7 @@ mlcp_propagate(int trials, double *lat_ns, char *note, size_t cap)
 					      "0", NULL, 10) == want &&
 			    want != __atomic_load_n(&ps->seen,
 						    __ATOMIC_RELAXED)) {
-				ps->t_seen = mono_ns();
+				ps->t_seen = bench_now_ns();
 				__atomic_store_n(&ps->seen, want,
 						 __ATOMIC_RELEASE);
 			}
@@ -414,7 +406,7 @@ mlcp_propagate(int trials, double *lat_ns, char *note, size_t cap)
 		/* Values cycle 1..9,0: the reader compares ver % 10. */
 		__atomic_store_n(&ps->want, ver % 10, __ATOMIC_RELEASE);
 		__atomic_store_n(&ps->seen, UINT32_MAX, __ATOMIC_RELEASE);
-		ps->t_set = mono_ns();
+		ps->t_set = bench_now_ns();
 		mlc_set(w, "k", 1, buf, (size_t)len, NULL);
 		while (__atomic_load_n(&ps->seen, __ATOMIC_ACQUIRE) !=
 		       ver % 10 && ++spin < 2000000000u)
@@ -463,7 +455,7 @@ mlcp_bulk(uint32_t nkeys, int batch, int rounds, uint64_t ops,
 	for (int r = 0; r < rounds; r++) {
 		for (int pass = 0; pass < 2; pass++) {
 			bool bulk = pass ^ (r & 1);
-			uint64_t t0 = mono_ns();
+			uint64_t t0 = bench_now_ns();
 
 			for (uint64_t i = 0; i < ops; i += (uint64_t)batch) {
 				for (int j = 0; j < batch; j++) {
@@ -488,7 +480,7 @@ mlcp_bulk(uint32_t nkeys, int batch, int rounds, uint64_t ops,
 				}
 			}
 			(bulk ? bulk_ns : single_ns)[r] =
-				(double)(mono_ns() - t0) / (double)ops;
+				(double)(bench_now_ns() - t0) / (double)ops;
 		}
 	}
 	snprintf(note, cap, "ns per key, %u keys cold in L2 (L1 off), %d keys "

@@ -86,6 +86,13 @@ chunk_off(const struct mlc_arena *a, uint32_t page, uint32_t size,
 	       (uint64_t)idx * size;
 }
 
+/* The inverse: which chunk of @p size bytes in its page @p off falls in. */
+static uint32_t
+chunk_idx(const struct mlc_arena *a, uint64_t off, uint32_t size)
+{
+	return mlc__off_in_page(a, off) / size;
+}
+
 /* Is the chunk at @p off of page @p p (class @p c, its lock held) still
  * the allocation @p gen, in state @p state?  The proof every freer and
  * reclaimer gives before it touches a chunk. */
@@ -93,11 +100,11 @@ static struct mlc__item *
 chunk_owned(const struct mlc_arena *a, const struct mlc__class *c,
 	    uint32_t p, uint64_t off, uint32_t state, uint64_t gen)
 {
-	uint64_t in_page = (off - a->pages_off) & (a->page_size - 1);
-	uint32_t k = (uint32_t)(in_page / c->cl_size);
+	uint32_t in_page = mlc__off_in_page(a, off);
+	uint32_t k = in_page / c->cl_size;
 	struct mlc__item *it;
 
-	if (k >= c->cl_per_page || (uint64_t)k * c->cl_size != in_page)
+	if (k >= c->cl_per_page || k * c->cl_size != in_page)
 		return NULL;		/* not a chunk of this carving */
 	it = chunk_item(a, p, c->cl_size, k);
 	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != state ||
@@ -290,15 +297,14 @@ piece_owned(const struct mlc_arena *a, const struct mlc__class *c,
 
 	if (!mlc__chunk_start(a, hoff, (uint32_t)(c - a->classes), c->cl_size))
 		return false;
-	p = (uint32_t)((hoff - a->pages_off) >> a->page_shift);
+	p = mlc__off_page(a, hoff);
 	h = chunk_owned(a, c, p, hoff, MLC__LIVE, hgen);
 	if (h == NULL)
 		h = chunk_owned(a, c, p, hoff, MLC__ALLOC, hgen);
 	if (h == NULL || !(ck_pr_load_32(&h->it_state) & MLC__ST_CHAIN))
 		return false;
 	*hp = p;
-	*hk = (uint32_t)(((hoff - a->pages_off) & (a->page_size - 1)) /
-			 c->cl_size);
+	*hk = chunk_idx(a, hoff, c->cl_size);
 	return true;
 }
 
@@ -328,9 +334,8 @@ chain_drop(struct mlc_arena *a, struct mlc__class *c, struct mlc__item *h,
 
 		if (!mlc__chunk_start(a, off, ci, c->cl_size))
 			continue;
-		p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-		k = (uint32_t)(((off - a->pages_off) & (a->page_size - 1)) /
-			       c->cl_size);
+		p = mlc__off_page(a, off);
+		k = chunk_idx(a, off, c->cl_size);
 		it = chunk_item(a, p, c->cl_size, k);
 		if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) !=
 			    MLC__PIECE ||
@@ -1460,7 +1465,7 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 		return rc;
 	/* Our ALLOC chunk keeps its page in its class: a page move waits
 	 * for its writer (page_drain()). */
-	p = (uint32_t)((*off - a->pages_off) >> a->page_shift);
+	p = mlc__off_page(a, *off);
 	hi = ck_pr_load_32(&a->pages[p].pg_class);
 	if (hi == 0 || hi > a->nclasses)
 		return -EOWNERDEAD;
@@ -1505,8 +1510,7 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 		demand_note(a, c);
 	}
 	if (i < n) {
-		uint32_t k = (uint32_t)(((*off - a->pages_off) &
-					 (a->page_size - 1)) / c->cl_size);
+		uint32_t k = chunk_idx(a, *off, c->cl_size);
 
 		chain_drop(a, c, h, *off, *gen);
 		chunk_release(c, h);
@@ -1527,7 +1531,7 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 void
 mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 {
-	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	uint32_t p = mlc__off_page(a, off);
 	struct mlc__class *c = NULL;
 	struct mlc__item *it;
 	uint32_t ci;
@@ -1552,11 +1556,11 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 	MLC_PAUSE(FREE_LOCKED);
 	it = chunk_owned(a, c, p, off, state, gen);
 	if (it != NULL) {
-		chain_leave(a, c, p, (uint32_t)(((off - a->pages_off) &
-					(a->page_size - 1)) / c->cl_size), it);
+		uint32_t k = chunk_idx(a, off, c->cl_size);
+
+		chain_leave(a, c, p, k, it);
 		chunk_release(c, it);
-		chunk_push(a, c, p, (uint32_t)(((off - a->pages_off) &
-					       (a->page_size - 1)) / c->cl_size));
+		chunk_push(a, c, p, k);
 	} else {
 		ck_pr_inc_64(&a->hdr->ah_stale_frees);
 	}

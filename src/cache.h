@@ -104,14 +104,22 @@ key_l2(struct mlc_cache *c, struct mlc__key *k)
 	k->nsgen = ck_pr_load_32(&c->ns->ns_gen);
 }
 
+/* Apply the log's records this handle has not seen if there are more than
+ * @p slack of them.  The head is read racily: one that moves just after
+ * only waits for the next call's look. */
+static inline void
+log_catch_up(struct mlc_cache *c, uint64_t slack)
+{
+	if (c->auto_update &&
+	    unlikely(ck_pr_load_64(c->log_head) - c->log.cursor > slack))
+		mlc__log_apply(c->a, &c->log, 0);
+}
+
 /* The log check every lookup makes: one load when nothing is pending. */
 static inline void
 log_check(struct mlc_cache *c)
 {
-	if (!c->auto_update ||
-	    likely(ck_pr_load_64(c->log_head) == c->log.cursor))
-		return;
-	mlc__log_apply(c->a, &c->log, 0);
+	log_catch_up(c, 0);
 }
 
 /* A write's look at the log: a handle that only writes never makes the
@@ -124,10 +132,7 @@ log_check(struct mlc_cache *c)
 static inline void
 log_keep_up(struct mlc_cache *c)
 {
-	if (c->auto_update &&
-	    unlikely(ck_pr_load_64(c->log_head) - c->log.cursor >
-		     c->a->log_cells / 2))
-		mlc__log_apply(c->a, &c->log, 0);
+	log_catch_up(c, c->a->log_cells / 2);
 }
 
 static inline void

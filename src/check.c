@@ -86,9 +86,9 @@ static bool
 chunk_sound(const struct mlc_arena *a, uint64_t off,
 	    const struct mlc__item *it)
 {
-	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
+	uint32_t p = mlc__off_page(a, off);
 	uint32_t ci = ck_pr_load_32(&a->pages[p].pg_class);
-	uint64_t in_page = (off - a->pages_off) & (a->page_size - 1);
+	uint32_t in_page = mlc__off_in_page(a, off);
 	uint64_t gen = mlc__item_gen(it);
 
 	/* pg_gen counts every allocation; a generation is its low 40 bits
@@ -113,11 +113,11 @@ item_whole(const struct mlc_arena *a, uint64_t off, const struct mlc__item *it,
 		return (uint64_t)MLC__ITEM_HDR + klen + vlen <= room;
 	/* Read without the class lock: the caller judges the item only if
 	 * its identity held from before these reads to after them. */
-	ci = ck_pr_load_32(&a->pages[(off - a->pages_off) >>
-				     a->page_shift].pg_class);
+	ci = ck_pr_load_32(&a->pages[mlc__off_page(a, off)].pg_class);
 	if (ci == 0 || ci > a->nclasses)
 		return false;
-	c = a->class_size[--ci];
+	ci--;			/* 0-based, as mlc__chunk_start() takes it */
+	c = a->class_size[ci];
 	n = mlc__chain_pieces(c, klen, vlen);
 	if (n == 0 || c > room || ck_pr_load_64(mlc__chain_count(it, c)) != n)
 		return false;

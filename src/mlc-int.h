@@ -71,6 +71,19 @@ struct mlc_arena {
 				 * read lock-free by flight claims */
 };
 
+/* The page of an offset inside the pages, and the offset's place in it. */
+static inline uint32_t
+mlc__off_page(const struct mlc_arena *a, uint64_t off)
+{
+	return (uint32_t)((off - a->pages_off) >> a->page_shift);
+}
+
+static inline uint32_t
+mlc__off_in_page(const struct mlc_arena *a, uint64_t off)
+{
+	return (uint32_t)((off - a->pages_off) & (a->page_size - 1));
+}
+
 /* The chunk size of the class that owns the page of offset @p off (inside
  * the pages), 0 if none.  pg_class is read racily: without the class lock
  * the answer only sizes what the caller validates afterwards (a prefetch,
@@ -78,8 +91,8 @@ struct mlc_arena {
 static inline uint32_t
 mlc__page_chunk(const struct mlc_arena *a, uint64_t off)
 {
-	uint32_t p = (uint32_t)((off - a->pages_off) >> a->page_shift);
-	uint32_t cls = ck_pr_load_32((uint32_t *)&a->pages[p].pg_class);
+	uint32_t cls = ck_pr_load_32(
+		(uint32_t *)&a->pages[mlc__off_page(a, off)].pg_class);
 
 	return cls == 0 || cls > a->nclasses ? 0 : a->class_size[cls - 1];
 }
@@ -93,13 +106,13 @@ static inline bool
 mlc__chunk_start(const struct mlc_arena *a, uint64_t off, uint32_t ci,
 		 uint32_t size)
 {
-	uint64_t in_page;
+	uint32_t in_page;
 
 	if (off < a->pages_off || off >= a->pages_end)
 		return false;
-	in_page = (off - a->pages_off) & (a->page_size - 1);
-	return ck_pr_load_32((uint32_t *)&a->pages[(off - a->pages_off) >>
-						   a->page_shift].pg_class) ==
+	in_page = mlc__off_in_page(a, off);
+	return ck_pr_load_32(
+		       (uint32_t *)&a->pages[mlc__off_page(a, off)].pg_class) ==
 		       ci + 1 &&
 	       in_page % size == 0 && in_page + size <= a->page_size;
 }

@@ -129,7 +129,7 @@ mlc__item_at(const struct mlc_arena *a, uint64_t off, uint32_t *room)
 
 	if (off < a->pages_off || off >= a->pages_end || (off & 7) != 0)
 		return NULL;
-	in_page = (uint32_t)((off - a->pages_off) & (a->page_size - 1));
+	in_page = mlc__off_in_page(a, off);
 	if (a->page_size - in_page < MLC__ITEM_HDR)
 		return NULL;
 	*room = a->page_size - in_page;
