@@ -217,6 +217,32 @@ mlc__load_release(struct mlc_load *ld)
 	ld->data = NULL;
 }
 
+/* What a loader's store answered (@p rc), made to say MLC_ESTALE where the
+ * key changed after @p fence in a way the store could not see:
+ * - a purge since the key's namespace generation was read: a stored item
+ *   is one no reader sees, and neither may L1 keep the value;
+ * - it failed (no room, a value over a page) before comparing versions,
+ *   and the value would otherwise stay in this handle's L1 ("L1 only")
+ *   and go to the waiters: the table is asked what the store would have
+ *   answered.
+ * Without them a value older than a set, delete or purge could outlive
+ * the record that announced the change: this handle may have applied
+ * that record already, during the load (a loader's own calls on the
+ * handle, or, with the flight steps, other requests between acquire and
+ * publish), so no later record would drop the value. */
+static int
+store_checked(struct mlc_cache *c, const struct mlc__key *k, int rc,
+	      uint64_t fence)
+{
+	if (rc == MLC_ESTALE)
+		return rc;		/* counted by the store */
+	if (ck_pr_load_32(&c->ns->ns_gen) == k->nsgen &&
+	    (rc == 0 || mlc__table_changed_since(c->a, k, fence) == 0))
+		return rc;
+	c->st.fenced_writes++;
+	return MLC_ESTALE;
+}
+
 /* The loader failed with @p r: leave the outcome for waiters, then serve
  * the stale value re-stored for resurrect_ttl when allowed, else fail.
  * The re-store is fenced like a loader's store (@p fence): a set or
@@ -253,13 +279,21 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 				   MLC__IT_STALE | (stale->flags & MLC_NEGATIVE ?
 						    MLC__IT_NEG : 0),
 				   stale->expire, fence, &put);
+		if (rc < 0 && rc != MLC_ESTALE)
+			stale->flags |= MLC_L2_WRITE_FAILED;
+		rc = store_checked(c, k, rc, fence);
 		if (f->slot != 0 || o.until)
 			outcome_write(c, k, &o, c->err, mlen, now);
 		if (rc == MLC_ESTALE) {
-			/* Set or deleted while we loaded: a newer value, if
-			 * L2 has one, answers; else the stale one, to this
-			 * caller only (its get began before the change). */
-			rc = mlc__l2_read(c, k, &fresh);
+			/* Set, deleted or purged while we loaded: a newer
+			 * value, if L2 has one, answers; else the stale one,
+			 * to this caller only (its get began before the
+			 * change).  Read under the namespace's generation
+			 * now, never the purged one the load began in. */
+			struct mlc__key now_k = *k;
+
+			key_l2(c, &now_k);
+			rc = mlc__l2_read(c, &now_k, &fresh);
 			if (rc == 0 && !ent_expired(fresh, now)) {
 				mlc__ent_put(stale);
 				return mlc__l2_hit(c, fresh, now, value);
@@ -271,10 +305,8 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 			return mlc__ent_deliver(c, stale, false, MLC_L2, now,
 						value);
 		}
-		if (rc < 0)
-			stale->flags |= MLC_L2_WRITE_FAILED; /* served anyway */
-		else
-			stale->version = put.version;
+		if (rc == 0)
+			stale->version = put.version;	/* else L1 only */
 		c->st.stale_served++;
 		return mlc__ent_deliver(c, stale, true, MLC_L2, now, value);
 	}
@@ -313,14 +345,15 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		rc = mlc__l2_store(c, k, neg ? NULL : mlc__ent_value(e),
 				   e->vlen, neg ? MLC__IT_NEG : 0, expire,
 				   fence, &put);
+		if (rc < 0 && rc != MLC_ESTALE)
+			e->flags |= MLC_L2_WRITE_FAILED;
+		rc = store_checked(c, k, rc, fence);
 		if (rc == MLC_ESTALE) {
-			cache = false;		/* set or deleted meanwhile */
+			cache = false;	/* set, deleted or purged meanwhile */
 			fenced = true;
-		}
-		else if (rc < 0)
-			e->flags |= MLC_L2_WRITE_FAILED; /* L1 only */
-		else
+		} else if (rc == 0) {
 			e->version = put.version;
+		}			/* else L1 only */
 	}
 	if (!cache || rc < 0) {
 		struct outcome o = { .kind = OUT_VALUE, .gen = f->gen,
@@ -618,6 +651,10 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 			    ck_pr_load_64(&c->a->hdr->ah_version));
 		return 0;		/* took it over: now the loader */
 	}
+	/* The namespace's generation now, not at acquire: this handle may
+	 * have applied a purge since (another request's call), and a value
+	 * of the purged generation read now would outlive it in L1. */
+	key_l2(c, &k);
 	rc = mlc__flight_result(c, &k, &cf, f.gen, NULL, value);
 	if (rc != -EAGAIN) {
 		/* The lookup ends here: another's outcome answered it. */

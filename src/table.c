@@ -633,6 +633,18 @@ struct slot_ref {
 	uint64_t gen;		/* its generation, read while linked */
 };
 
+/* Was the key whose buckets are @p b, linked as @p it (NULL: absent),
+ * set, deleted or evicted after version @p fence?  A newer item, or a
+ * newer version noted as gone in either stripe (stripe locks held). */
+static bool
+changed_locked(const struct mlc_arena *a, const uint32_t b[2],
+	       const struct mlc__item *it, uint64_t fence)
+{
+	return (it != NULL && mlc__item_version(it) > fence) ||
+	       a->stripes[b[0] & a->stripe_mask].lk_aux > fence ||
+	       a->stripes[b[1] & a->stripe_mask].lk_aux > fence;
+}
+
 /* Find @p k's slot (stripe locks held). */
 static bool
 find_locked(struct mlc_arena *a, const uint32_t b[2],
@@ -1123,13 +1135,10 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		goto out;
 	}
 	/* A loader's store loses to any set, delete or eviction of the key
-	 * since the load began (a newer item, or a newer version noted as
-	 * gone in either stripe): it must not bring back what they
+	 * since the load began: it must not bring back what they
 	 * replaced. */
 	if (put->if_before != 0 &&
-	    ((replace && mlc__item_version(ref.it) > put->if_before) ||
-	     a->stripes[b[0] & a->stripe_mask].lk_aux > put->if_before ||
-	     a->stripes[b[1] & a->stripe_mask].lk_aux > put->if_before)) {
+	    changed_locked(a, b, replace ? ref.it : NULL, put->if_before)) {
 		rc = MLC_ESTALE;
 		goto out;
 	}
@@ -1361,6 +1370,30 @@ mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 	       uint64_t *version)
 {
 	return table_del(a, k, false, 0, version);
+}
+
+/* Was @p k set, deleted or evicted after version @p fence?  1 if so, 0 if
+ * not, or what taking the stripe locks failed with.  A loader whose store
+ * failed asks before it keeps its value in L1 only (load.c): the answer
+ * its store would have given. */
+int
+mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
+			 uint64_t fence)
+{
+	struct slot_ref ref;
+	uint32_t b[2];
+	bool changed;
+	int rc;
+
+	key_buckets(a, k->hash, b);
+	rc = stripes_lock(a, b, false);
+	if (rc < 0)
+		return rc;
+	changed = changed_locked(a, b, find_locked(a, b, k, &ref) ? ref.it
+								 : NULL,
+				 fence);
+	stripes_unlock(a, b);
+	return changed;
 }
 
 /* Delete @p k only if its item still has version @p expect (mlc_modify);

@@ -1176,6 +1176,285 @@ test_loader_own_key_edeadlk(void **state)
 	teardown_arena();
 }
 
+/* ---- a change the loading handle applied before its load ended ----------- */
+
+/* A set, delete or purge of a key made while its load runs must not be
+ * outlived by the loaded value, even when the loading handle has applied
+ * the change's record before the load ended: then no later record will
+ * drop the value from its L1.  Here the loader's own get of another key on
+ * the handle applies it; with the flight steps (the Lua binding), other
+ * requests between acquire and publish do.  The store is fenced (set,
+ * delete), invisible (purge), or failed before it could compare versions
+ * (a value over a page): in each case the value is this caller's only,
+ * flagged MLC_NOT_CACHED, in no L1 and in no outcome for waiters. */
+
+enum change { CH_SET, CH_DELETE, CH_PURGE };
+
+static enum change ch_kind;
+
+static int
+change_proc(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+	int rc;
+
+	(void)arg;
+	switch (ch_kind) {
+	case CH_SET:
+		CKI(mlc_set(c, ab_key, strlen(ab_key), "set by B", 8, NULL), 0);
+		break;
+	case CH_DELETE:
+		rc = mlc_delete(c, ab_key, strlen(ab_key));
+		CK(rc == 0 || rc == -ENOENT);
+		break;
+	case CH_PURGE:
+		CKI(mlc_purge(c), 0);
+		break;
+	}
+	mlc_cache_close(c);
+	return 0;
+}
+
+struct applied {
+	struct mlc_cache *c;
+	const char *val;	/* what the loader returns */
+	size_t len;
+	int child;		/* change_proc's exit status */
+	int other_rc;		/* the loader's own get of another key */
+	uint64_t applied;	/* records that get applied */
+};
+
+/* Another process changes the key; then a get of another key on this
+ * handle applies the change's record. */
+static void
+change_and_apply(struct applied *ap)
+{
+	struct mlc_stats st0 = MLC_STATS_INIT, st1 = MLC_STATS_INIT;
+	struct mlc_value v = { 0 };
+
+	mlc_stats(ap->c, &st0);
+	ap->child = run(change_proc, NULL);
+	ap->other_rc = mlc_get(ap->c, "other", 5, NULL, NULL, &v);
+	mlc_value_release(&v);
+	mlc_stats(ap->c, &st1);
+	ap->applied = st1.log_applied - st0.log_applied;
+}
+
+static int
+applying_loader(void *arg, const void *key, size_t key_len,
+		struct mlc_load *out)
+{
+	struct applied *ap = arg;
+
+	(void)key;
+	(void)key_len;
+	change_and_apply(ap);
+	out->data = ap->val;
+	out->len = ap->len;
+	return MLC_LOAD_VALUE;
+}
+
+/* After the load: the change was applied during it, and the key reads as
+ * the change left it, from L2, in this handle and in a new one. */
+static void
+check_change_kept(struct applied *ap, const struct mlc_value *v)
+{
+	struct mlc_value w = { 0 };
+	char buf[64];
+	int rc;
+
+	assert_int_equal(ap->child, 0);
+	assert_int_equal(ap->other_rc, -ENOENT);
+	assert_int_equal(ap->applied, 1);
+	assert_int_equal(v->level, MLC_L3);
+	assert_int_equal(v->len, ap->len);
+	assert_memory_equal(v->data, ap->val, ap->len);
+	assert_true(v->flags & MLC_NOT_CACHED);
+	rc = mlc_get(ap->c, ab_key, strlen(ab_key), NULL, NULL, &w);
+	if (ch_kind == CH_SET) {
+		assert_int_equal(rc, 0);
+		assert_int_equal(w.level, MLC_L2);
+		assert_value(&w, "set by B");
+	} else {
+		assert_int_equal(rc, -ENOENT);
+	}
+	mlc_value_release(&w);
+	rc = peek_str(buf, sizeof(buf));
+	assert_int_equal(rc, ch_kind == CH_SET ? 0 : -ENOENT);
+	if (rc == 0)
+		assert_string_equal(buf, "set by B");
+}
+
+/* mlc_get with a loader whose value is small (@p big false: stored,
+ * fenced or invisible) or over a page (failed store). */
+static void
+change_applied_in_load(enum change kind, bool big)
+{
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	struct applied ap = { 0 };
+	struct mlc_value v = { 0 };
+	char *buf = NULL;
+
+	setup_arena(0);
+	warm_arena();
+	ch_kind = kind;
+	ap.c = pc();
+	ap.val = "from A";
+	ap.len = 6;
+	if (big) {
+		assert_int_equal(mlc_arena_info(g_arena, &ai), 0);
+		ap.len = ai.value_max + 1;
+		buf = malloc(ap.len);
+		assert_non_null(buf);
+		memset(buf, 'A', ap.len);
+		ap.val = buf;
+	}
+	assert_int_equal(mlc_get(ap.c, ab_key, strlen(ab_key),
+				 applying_loader, &ap, &v), 0);
+	if (big)
+		assert_true(v.flags & MLC_L2_WRITE_FAILED);
+	check_change_kept(&ap, &v);
+	mlc_value_release(&v);
+	free(buf);
+	teardown_arena();
+}
+
+static void
+test_set_applied_in_load(void **state)
+{
+	(void)state;
+	change_applied_in_load(CH_SET, false);
+}
+
+static void
+test_purge_applied_in_load(void **state)
+{
+	(void)state;
+	change_applied_in_load(CH_PURGE, false);
+}
+
+static void
+test_set_applied_in_failed_store(void **state)
+{
+	(void)state;
+	change_applied_in_load(CH_SET, true);
+}
+
+static void
+test_delete_applied_in_failed_store(void **state)
+{
+	(void)state;
+	change_applied_in_load(CH_DELETE, true);
+}
+
+static void
+test_purge_applied_in_failed_store(void **state)
+{
+	(void)state;
+	change_applied_in_load(CH_PURGE, true);
+}
+
+/* The flight steps: the change is applied between acquire and publish,
+ * by another call on the handle, as another request would.  A waiter in
+ * another process gets what the change left (or loads), never the older
+ * value. */
+static void
+test_change_applied_in_flight_steps(void **state)
+{
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	struct mlc_flight fl;
+	struct applied ap = { 0 };
+	struct mlc_value v = { 0 };
+	struct mlc_load ld;
+	enum change kinds[] = { CH_SET, CH_DELETE, CH_PURGE };
+	uint64_t end;
+	char *buf;
+	int b;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		setup_arena(0);
+		warm_arena();
+		ch_kind = kinds[i];
+		ap.c = pc();
+		assert_int_equal(mlc_arena_info(g_arena, &ai), 0);
+		ap.len = ai.value_max + 1;
+		buf = malloc(ap.len);
+		assert_non_null(buf);
+		memset(buf, 'A', ap.len);
+		ap.val = buf;
+		/* The handle's records so far (warm_arena's) applied. */
+		assert_int_equal(mlc_get(ap.c, "other", 5, NULL, NULL, &v),
+				 -ENOENT);
+		assert_int_equal(mlc_flight_acquire(ap.c, ab_key,
+						    strlen(ab_key), NULL, &fl),
+				 0);
+		assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+		ab_reset();
+		ab_b_opts.lock_timeout_ms = BOUND_MS;
+		b = spawn(ab_getter_proc, NULL);
+		end = real_ms() + BOUND_MS;
+		while (waiters_total(g_arena) == 0 && real_ms() < end)
+			nap_ms(1);
+		assert_int_equal(waiters_total(g_arena), 1);
+		change_and_apply(&ap);
+		memset(&ld, 0, sizeof(ld));
+		ld.data = ap.val;
+		ld.len = ap.len;
+		assert_int_equal(mlc_flight_publish(ap.c, &fl, MLC_LOAD_VALUE,
+						    &ld, &v), 0);
+		assert_true(v.flags & MLC_L2_WRITE_FAILED);
+		check_change_kept(&ap, &v);
+		mlc_value_release(&v);
+		assert_int_equal(t_wait(b), 0);
+		assert_int_equal(sh->r[1].rc, 0);
+		assert_string_equal(sh->r[1].val, ch_kind == CH_SET ?
+				    "set by B" : "from B");
+		free(buf);
+		teardown_arena();
+	}
+}
+
+/* A waiter of the flight steps whose handle applied a purge while it
+ * waited: the loader's value, stored under the purged generation, is not
+ * its answer and does not enter its L1. */
+static void
+test_purge_applied_while_waiting(void **state)
+{
+	struct applied ap = { 0 };
+	struct mlc_value v = { 0 };
+	struct mlc_flight fl;
+	int a, rc;
+
+	(void)state;
+	setup_arena(0);
+	warm_arena();
+	ab_reset();
+	ch_kind = CH_PURGE;
+	ap.c = pc();
+	assert_int_equal(mlc_get(ap.c, "other", 5, NULL, NULL, &v), -ENOENT);
+	a = ab_start();
+	assert_int_equal(mlc_flight_acquire(ap.c, ab_key, strlen(ab_key), NULL,
+					    &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_WAITER);
+	change_and_apply(&ap);
+	assert_int_equal(ap.child, 0);
+	assert_int_equal(ap.applied, 1);
+	ab_finish(a);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_true(sh->r[0].flags & MLC_NOT_CACHED);
+	/* No result for the new generation: this caller loads. */
+	rc = mlc_flight_wait(ap.c, &fl, BOUND_MS, &v);
+	assert_int_equal(rc, 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	assert_null(v.ref);
+	assert_int_equal(mlc_flight_abandon(ap.c, &fl), 0);
+	assert_int_equal(mlc_get(ap.c, ab_key, strlen(ab_key), NULL, NULL, &v),
+			 -ENOENT);
+	teardown_arena();
+}
+
 /* ---- lock timeout policies ------------------------------------------------- */
 
 /* A loads and holds; B's lock_timeout is 100 ms with @p policy. */
@@ -1643,6 +1922,16 @@ main(void)
 		cmocka_unit_test_teardown(test_err_ttl, td),
 		cmocka_unit_test_teardown(test_no_err_ttl_reloads, td),
 		cmocka_unit_test_teardown(test_loader_own_key_edeadlk, td),
+		cmocka_unit_test_teardown(test_set_applied_in_load, td),
+		cmocka_unit_test_teardown(test_purge_applied_in_load, td),
+		cmocka_unit_test_teardown(test_set_applied_in_failed_store, td),
+		cmocka_unit_test_teardown(test_delete_applied_in_failed_store,
+					  td),
+		cmocka_unit_test_teardown(test_purge_applied_in_failed_store,
+					  td),
+		cmocka_unit_test_teardown(test_change_applied_in_flight_steps,
+					  td),
+		cmocka_unit_test_teardown(test_purge_applied_while_waiting, td),
 		cmocka_unit_test_teardown(test_lock_timeout_error, td),
 		cmocka_unit_test_teardown(test_lock_timeout_error_with_stale, td),
 		cmocka_unit_test_teardown(test_lock_timeout_load, td),
