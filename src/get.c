@@ -42,11 +42,15 @@ mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 }
 
 /* Hand @p e to the caller, linking it into L1 if it may live there.
- * Consumes the caller's reference on @p e. */
+ * Consumes the caller's reference on @p e.  A decode that called the
+ * cache and applied log records (the log's cursor moved) may have applied
+ * one for this key, older than what L2 now holds, which no later record
+ * would drop: the value is then the caller's only. */
 int
 mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 		 uint32_t level, uint64_t now, struct mlc_value *value)
 {
+	uint64_t cursor = c->log.cursor;
 	int rc = mlc__ent_decode(c, e);
 
 	if (rc < 0) {
@@ -54,7 +58,8 @@ mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 		return rc;
 	}
 	value_fill(value, e, level, now);
-	if (cache_l1 && !(c->o.flags & MLC_CACHE_NO_L1))
+	if (cache_l1 && !(c->o.flags & MLC_CACHE_NO_L1) &&
+	    c->log.cursor == cursor)
 		c->st.l1_evictions += mlc__l1_insert(&c->l1, e); /* takes ours */
 	else
 		mlc__ent_put(e);

@@ -199,6 +199,11 @@ scripted(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 struct codec_ctx {
 	int decodes, frees, failures;
 	int fail_next;		/* fail this many decodes */
+	/* Once, inside a decode: @c writer sets @c key to "77", then a get
+	 * of another key on @c self applies that set's record. */
+	struct mlc_cache *self, *writer;
+	const char *key;
+	int nested_rc;
 };
 
 static int
@@ -209,6 +214,17 @@ dec_decode(void *arg, const void *data, size_t len, void **obj)
 	int64_t n = 0, *p;
 
 	cc->decodes++;
+	if (cc->writer != NULL) {
+		struct mlc_cache *w = cc->writer;
+		struct mlc_value v = { 0 };
+
+		cc->writer = NULL;
+		cc->nested_rc = mlc_set(w, cc->key, strlen(cc->key), "77", 2,
+					NULL);
+		if (cc->nested_rc == 0)
+			cc->nested_rc = mlc_get(cc->self, "other", 5, NULL,
+						NULL, &v);
+	}
 	if (cc->fail_next > 0) {
 		cc->fail_next--;
 		cc->failures++;
@@ -927,6 +943,42 @@ test_codec_levels(void **state)
 
 	mlc_cache_close(c1);
 	mlc_cache_close(c2);
+	assert_int_equal(cc.frees, cc.decodes);
+}
+
+/* A decode that calls the cache: a set of the key being decoded, whose
+ * record the decode's own get on the handle applies, is not outlived by
+ * the older bytes in L1.  The caller gets them (its get began before the
+ * set); the next get reads the new ones. */
+static void
+test_codec_nested_change(void **state)
+{
+	struct fx *fx = *state;
+	struct codec_ctx cc = { 0 };
+	struct mlc_codec codec;
+	struct mlc_cache *c = cache_codec(fx->a, "cn", &cc, &codec);
+	struct mlc_cache *w = t_cache(fx->a, "cn", NULL);
+	struct mlc_value v = { 0 };
+
+	assert_int_equal(set(w, "k", "1", 0), 0);
+	cc.self = c;
+	cc.writer = w;
+	cc.key = "k";
+	assert_int_equal(get(c, "k", NULL, NULL, &v), 0);
+	assert_int_equal(cc.nested_rc, -ENOENT);	/* "other" */
+	assert_int_equal(v.level, MLC_L2);
+	assert_int_equal(obj_int(&v), 1);
+	mlc_value_release(&v);
+	assert_int_equal(get(c, "k", NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L2);
+	assert_int_equal(obj_int(&v), 77);
+	mlc_value_release(&v);
+	assert_int_equal(get(c, "k", NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	assert_int_equal(obj_int(&v), 77);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	mlc_cache_close(w);
 	assert_int_equal(cc.frees, cc.decodes);
 }
 
@@ -2066,6 +2118,7 @@ main(void)
 		T(test_resurrect_negative),
 		T(test_codec_levels),
 		T(test_codec_free_once),
+		T(test_codec_nested_change),
 		T(test_codec_failure),
 		T(test_codec_negative_not_decoded),
 		T(test_set_codec_handle_own_l1),
