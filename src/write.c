@@ -243,8 +243,13 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	 * codec; if decoding fails the next get reports it). */
 	mlc__l1_drop(c, &k);
 	if (!(c->o.flags & MLC_CACHE_NO_L1)) {
+		/* Not if the decode applied records: a newer write's may be
+		 * among them (mlc__ent_deliver). */
+		uint64_t cursor = c->log.cursor;
+
 		e = mlc__ent_from(&k, data, len, neg, put.expire, put.version);
-		if (e != NULL && mlc__ent_decode(c, e) == 0)
+		if (e != NULL && mlc__ent_decode(c, e) == 0 &&
+		    c->log.cursor == cursor)
 			c->st.l1_evictions += mlc__l1_insert(&c->l1, e);
 		else if (e != NULL)
 			mlc__ent_put(e);

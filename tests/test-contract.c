@@ -948,8 +948,9 @@ test_codec_levels(void **state)
 
 /* A decode that calls the cache: a set of the key being decoded, whose
  * record the decode's own get on the handle applies, is not outlived by
- * the older bytes in L1.  The caller gets them (its get began before the
- * set); the next get reads the new ones. */
+ * the older bytes in L1, after an L2 read or the handle's own set.  The
+ * caller of the get gets them (its get began before the set); the next
+ * get reads the new ones. */
 static void
 test_codec_nested_change(void **state)
 {
@@ -975,6 +976,17 @@ test_codec_nested_change(void **state)
 	mlc_value_release(&v);
 	assert_int_equal(get(c, "k", NULL, NULL, &v), 0);
 	assert_int_equal(v.level, MLC_L1);
+	assert_int_equal(obj_int(&v), 77);
+	mlc_value_release(&v);
+
+	/* The same inside mlc_set's decode of its own value, which the
+	 * other handle's set (made after this one's store) replaced. */
+	cc.writer = w;
+	cc.nested_rc = 1;
+	assert_int_equal(set(c, "k", "5", 0), 0);
+	assert_int_equal(cc.nested_rc, -ENOENT);
+	assert_int_equal(get(c, "k", NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L2);
 	assert_int_equal(obj_int(&v), 77);
 	mlc_value_release(&v);
 	mlc_cache_close(c);
