@@ -95,7 +95,7 @@ static int
 modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	    void *arg, struct mlc_value *value)
 {
-	uint64_t now = mlc__now_ms(), version = 0, expire, seq;
+	uint64_t now = mlc__now_ms(), version = 0, expire, seq, cursor;
 	struct mlc_value cur = { 0 };
 	struct mlc__ent *e = NULL;
 	struct mlc__put put;
@@ -166,10 +166,13 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	}
 	e->version = put.version;
 	c->st.sets++;
+	cursor = c->log.cursor;
 	mlc__event_emit(c, MLC_EVENT_SET, k, put.version);
-	/* Stored: the caller's L1 gets it too.  A codec that cannot decode
-	 * it is reported by the next get, not here. */
-	rc = mlc__ent_deliver(c, e, true, MLC_L2, now, value ? value : &cur);
+	/* Stored: the caller's L1 gets it too, unless the event hook called
+	 * the cache and applied records (mlc_set).  A codec that cannot
+	 * decode it is reported by the next get, not here. */
+	rc = mlc__ent_deliver(c, e, c->log.cursor == cursor, MLC_L2, now,
+			      value ? value : &cur);
 	mlc_value_release(&cur);
 	return rc == MLC_ECODEC ? 0 : rc;
 }

@@ -217,7 +217,7 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	struct mlc__put put;
 	struct mlc__ent *e;
 	struct call cf;
-	uint64_t now;
+	uint64_t now, cursor;
 	bool neg;
 	int rc;
 
@@ -238,15 +238,14 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	if (rc < 0)
 		return mlc__set_err(c, rc);
 	c->st.sets++;
-	mlc__event_emit(c, MLC_EVENT_SET, &k, put.version);
 	/* The caller's L1 holds the new value at once (decoded, with a
-	 * codec; if decoding fails the next get reports it). */
+	 * codec; if decoding fails the next get reports it), unless the
+	 * event hook or the decode called the cache and applied records: a
+	 * newer write's may be among them (mlc__ent_deliver). */
+	cursor = c->log.cursor;
+	mlc__event_emit(c, MLC_EVENT_SET, &k, put.version);
 	mlc__l1_drop(c, &k);
 	if (!(c->o.flags & MLC_CACHE_NO_L1)) {
-		/* Not if the decode applied records: a newer write's may be
-		 * among them (mlc__ent_deliver). */
-		uint64_t cursor = c->log.cursor;
-
 		e = mlc__ent_from(&k, data, len, neg, put.expire, put.version);
 		if (e != NULL && mlc__ent_decode(c, e) == 0 &&
 		    c->log.cursor == cursor)

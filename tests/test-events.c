@@ -4,6 +4,7 @@
  * drops the key from L2 and from every L1 without being reported again.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -123,6 +124,74 @@ test_apply_drops_l2_and_l1_without_echo(void **state)
 	mlc_cache_close(c1);
 	mlc_cache_close(c2);
 	mlc_cache_close(other);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
+/* A hook that calls the cache, once: another handle sets the key, then a
+ * get of another key on the writing handle applies that set's record. */
+struct meddle {
+	struct mlc_cache *self, *writer;
+	bool armed;
+	int rc;
+};
+
+static void
+meddle(void *arg, const struct mlc_event *ev)
+{
+	struct meddle *m = arg;
+	struct mlc_value v = { 0 };
+
+	if (!m->armed || ev->op != MLC_EVENT_SET)
+		return;
+	m->armed = false;
+	m->rc = mlc_set(m->writer, ev->key, ev->key_len, "77", 2, NULL);
+	if (m->rc == 0)
+		m->rc = mlc_get(m->self, "other", 5, NULL, NULL, &v);
+}
+
+static int
+modify_to_5(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	(void)arg;
+	(void)cur;
+	out->data = "5";
+	out->len = 1;
+	return MLC_MODIFY_SET;
+}
+
+/* The writer's own L1 copy of what it wrote does not outlive a newer set
+ * whose record the hook's call applied (mlc_set, mlc_modify). */
+static void
+test_hook_calling_the_cache(void **state)
+{
+	char name[64];
+	struct mlc_arena *a = t_arena(name, sizeof(name), 0, 0);
+	struct mlc_cache *c = t_cache(a, "users", NULL);
+	struct mlc_cache *w = t_cache(a, "users", NULL);
+	struct meddle m = { c, w, false, 1 };
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	assert_int_equal(mlc_arena_set_event_hook(a, meddle, &m), 0);
+	for (int round = 0; round < 2; round++) {
+		m.armed = true;
+		m.rc = 1;
+		if (round == 0)
+			assert_int_equal(mlc_set(c, "k", 1, "5", 1, NULL), 0);
+		else
+			assert_int_equal(mlc_modify(c, "k", 1, modify_to_5,
+						    NULL, NULL), 0);
+		assert_int_equal(m.rc, -ENOENT);
+		assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+		assert_int_equal(v.level, MLC_L2);
+		assert_int_equal(v.len, 2);
+		assert_memory_equal(v.data, "77", 2);
+		mlc_value_release(&v);
+	}
+	assert_int_equal(mlc_arena_set_event_hook(a, NULL, NULL), 0);
+	mlc_cache_close(c);
+	mlc_cache_close(w);
 	mlc_arena_close(a);
 	mlc_arena_unlink(name, 0);
 }
@@ -344,6 +413,7 @@ main(void)
 		cmocka_unit_test(test_hook_reports_changes_not_fills),
 		cmocka_unit_test(test_apply_drops_l2_and_l1_without_echo),
 		cmocka_unit_test(test_apply_rejects_bad_events),
+		cmocka_unit_test(test_hook_calling_the_cache),
 		cmocka_unit_test(test_update_ex_reports_hashes),
 		cmocka_unit_test(test_update_records_report_versions),
 		cmocka_unit_test(test_namespaces_and_check),
