@@ -3,7 +3,11 @@
  * loader), set, negative set, delete, peek, purge and clock advances over
  * two handles on one namespace, each step checked against a small
  * in-memory model of the documented semantics (include/mlc.h,
- * docs/semantics.md).
+ * docs/semantics.md).  One load in eight of a value or a "not found" has
+ * the other handle set, delete or purge the key inside the loader, and the
+ * loading handle then get another key, applying that change's record
+ * before its own load ends: the load is fenced, and neither handle may
+ * serve its value afterwards.
  *
  * The model holds, per key, the bytes or a negative entry, when it expires
  * (or never) and the L2 version once seen.  It knows nothing of L1: both
@@ -94,7 +98,7 @@ struct run {
 	int key;		/* the key of the current step, -1: none */
 	uint64_t t0, t1;	/* the clock around the current call */
 	/* counts */
-	uint64_t loads, hits, misses, stale, negs, l1;
+	uint64_t loads, hits, misses, stale, negs, l1, meddled;
 };
 
 static struct run R;
@@ -292,6 +296,10 @@ static const char *const outcome_name[] = {
 	"value", "notfound", "error", "invalid", "nocache", "nocache-neg",
 };
 
+enum meddle { M_NONE, M_SET, M_DELETE, M_PURGE };
+
+static const char *const meddle_name[] = { "", "set", "delete", "purge" };
+
 struct plan {
 	enum outcome o;
 	char bytes[VMAX];
@@ -299,6 +307,16 @@ struct plan {
 	int64_t ttl;
 	bool with_data;		/* an error that also returns data (E28) */
 	int calls;
+	/* A change of the key made inside the loader by the other handle,
+	 * whose record a get of another key on the loading handle then
+	 * applies (the loader calling the cache): the load is fenced, and
+	 * the loading handle must not keep its value. */
+	enum meddle meddle;
+	int hi, k, other;	/* the handles' and keys' indexes */
+	char mbytes[VMAX];	/* what M_SET stores */
+	size_t mlen;
+	int64_t mttl;
+	int mrc;		/* what the change returned */
 };
 
 static uint64_t allocs, releases;
@@ -323,6 +341,34 @@ give(struct mlc_load *out, const char *bytes, size_t len)
 	out->release = release_fn;
 }
 
+static void
+meddle(struct plan *p)
+{
+	struct mlc_cache *o = R.h[1 - p->hi].c;
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	char key[16];
+
+	key_name(key, p->k);
+	switch (p->meddle) {
+	case M_SET:
+		co.ttl_ms = p->mttl;
+		p->mrc = mlc_set(o, key, strlen(key), p->mbytes, p->mlen, &co);
+		break;
+	case M_DELETE:
+		p->mrc = mlc_delete(o, key, strlen(key));
+		break;
+	case M_PURGE:
+		p->mrc = mlc_purge(o);
+		break;
+	case M_NONE:
+		return;
+	}
+	key_name(key, p->other);
+	if (mlc_get(R.h[p->hi].c, key, strlen(key), NULL, NULL, &v) == 0)
+		mlc_value_release(&v);
+}
+
 static int
 loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 {
@@ -331,6 +377,7 @@ loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 	(void)key;
 	(void)key_len;
 	p->calls++;
+	meddle(p);
 	switch (p->o) {
 	case O_VALUE:
 		give(out, p->bytes, p->len);
@@ -414,6 +461,49 @@ model_store(int k, bool neg, const char *bytes, size_t len, int64_t ttl)
 
 /* ---- the operations ------------------------------------------------------------------ */
 
+/* A load whose key the other handle changed inside the loader: the
+ * answer is the loader's, this caller's only, and the model takes the
+ * change. */
+static void
+meddled(const struct plan *p, int rc, struct mlc_value *v)
+{
+	EXPECT(p->mrc == 0, "%s inside the loader: rc %d (%s)",
+	       meddle_name[p->meddle], p->mrc, mlc_strerror(p->mrc));
+	EXPECT(rc == 0, "rc %d (%s) after a %s", rc, mlc_strerror(rc),
+	       outcome_name[p->o]);
+	EXPECT(v->level == MLC_L3 && (v->flags & MLC_NOT_CACHED),
+	       "a load fenced by a %s: level %u flags %#x",
+	       meddle_name[p->meddle], v->level, v->flags);
+	if (p->o == O_VALUE)
+		EXPECT(!(v->flags & MLC_NEGATIVE) && v->len == p->len &&
+		       (p->len == 0 || memcmp(v->data, p->bytes, p->len) == 0),
+		       "fenced load's bytes differ");
+	else
+		EXPECT((v->flags & MLC_NEGATIVE) && v->data == NULL,
+		       "fenced negative load: flags %#x", v->flags);
+	mlc_value_release(v);
+	switch (p->meddle) {
+	case M_SET:
+		model_store(p->k, false, p->mbytes, p->mlen, p->mttl);
+		break;
+	case M_DELETE:
+		R.m[p->k].present = false;
+		R.m[p->k].version = 0;
+		break;
+	case M_PURGE:
+		for (int k = 0; k < NKEYS; k++) {
+			R.m[k].present = false;
+			R.m[k].version = 0;
+		}
+		break;
+	case M_NONE:
+		break;
+	}
+	R.meddled++;
+	EXPECT(allocs == releases, "%" PRIu64 " loader buffers, %" PRIu64
+	       " released", allocs, releases);
+}
+
 static void
 op_get_loader(int hi, int k, const char *key)
 {
@@ -430,12 +520,22 @@ op_get_loader(int hi, int k, const char *key)
 	p.len = rnd_bytes(p.bytes, k);
 	p.ttl = rnd_ttl();
 	p.with_data = rnd(2);
+	p.hi = hi;
+	p.k = k;
+	if ((p.o == O_VALUE || p.o == O_NOTFOUND) && rnd(8) == 0) {
+		p.meddle = (enum meddle)(1 + rnd(3));
+		p.other = (k + 1 + (int)rnd(NKEYS - 1)) % NKEYS;
+		p.mlen = rnd_bytes(p.mbytes, k);
+		p.mttl = rnd(2) ? MLC_TTL_NEVER : 1000 + (int64_t)rnd(3000);
+	}
 	CLOCK_AROUND(rc = mlc_get(h->c, key, strlen(key), loader, &p, &v));
 	step_log("%d: h%d get %s loader=%s len=%zu ttl=%" PRId64
-		 " -> rc %d level %u flags %#x ttl %" PRId64 " calls %d "
+		 "%s%s -> rc %d level %u flags %#x ttl %" PRId64 " calls %d "
 		 "[clock %" PRIu64 "..%" PRIu64 "]", R.step, hi, key,
-		 outcome_name[p.o], p.len, p.ttl, rc, rc ? 0 : v.level,
-		 rc ? 0 : v.flags, rc ? 0 : v.ttl_ms, p.calls, R.t0, R.t1);
+		 outcome_name[p.o], p.len, p.ttl,
+		 p.meddle ? ", inside it the other handle's " : "", meddle_name[p.meddle], rc,
+		 rc ? 0 : v.level, rc ? 0 : v.flags, rc ? 0 : v.ttl_ms,
+		 p.calls, R.t0, R.t1);
 	st = state_of(e, R.t0, R.t1);
 	EXPECT(p.calls <= 1, "loader ran %d times", p.calls);
 	if (p.calls == 0) {
@@ -449,6 +549,10 @@ op_get_loader(int hi, int k, const char *key)
 	}
 	EXPECT(st != FRESH, "loaded a fresh key");
 	R.loads++;
+	if (p.meddle != M_NONE) {
+		meddled(&p, rc, &v);
+		return;
+	}
 	switch (p.o) {
 	case O_VALUE:
 	case O_NOTFOUND: {
@@ -664,6 +768,7 @@ run_seed(uint64_t seed, int nops)
 	R.nsteps = 0;
 	R.key = -1;
 	R.loads = R.hits = R.misses = R.stale = R.negs = R.l1 = 0;
+	R.meddled = 0;
 	rng = seed * UINT64_C(0x9e3779b97f4a7c15) + 1;
 	R.a = t_arena(R.name, sizeof(R.name), 16u << 20, 0);
 	open_handles();
@@ -718,15 +823,17 @@ run_seed(uint64_t seed, int nops)
 	if (nops >= 1000) {
 		assert_true(R.loads > 50 && R.hits > 200 && R.misses > 50);
 		assert_true(R.l1 > 50 && R.negs > 20);
+		assert_true(R.meddled > 5);
 		assert_true(st[0].l1_evictions + st[1].l1_evictions > 10);
 		assert_true(st[0].log_applied + st[1].log_applied > 100);
 		assert_true(st[0].log_dropped + st[1].log_dropped > 10);
 	}
-	print_message("seed %2" PRIu64 ": %d ops, %" PRIu64 " loads, %" PRIu64
+	print_message("seed %2" PRIu64 ": %d ops, %" PRIu64 " loads (%" PRIu64
+		      " with a change inside), %" PRIu64
 		      " hits (%" PRIu64 " L1, %" PRIu64 " negative, %" PRIu64
 		      " stale), %" PRIu64 " misses, L1 evictions %" PRIu64
 		      ", log dropped %" PRIu64 ", overruns %" PRIu64 "\n",
-		      seed, nops, R.loads, R.hits, R.l1, R.negs, R.stale,
+		      seed, nops, R.loads, R.meddled, R.hits, R.l1, R.negs, R.stale,
 		      R.misses, st[0].l1_evictions + st[1].l1_evictions,
 		      st[0].log_dropped + st[1].log_dropped,
 		      st[0].log_overruns + st[1].log_overruns);
