@@ -908,7 +908,8 @@ int mlc_flight_wait(struct mlc_cache *cache, struct mlc_flight *flight,
  * Publish the outcome of a load: @p result is what a loader returned
  * (MLC_LOAD_VALUE, MLC_LOAD_NOTFOUND or a negative code) and @p load what
  * it filled.  Stores it (unless fenced by a set, delete or purge since
- * mlc_flight_acquire(): then the value is returned to this caller only,
+ * mlc_flight_acquire(), or since the mlc_flight_wait() that made this
+ * caller the loader: then the value is returned to this caller only,
  * flagged MLC_NOT_CACHED, in no L1, and the waiters, which may have begun
  * after that change, re-read L2 or load again), wakes every waiter, ends
  * the flight, and fills *@p value like mlc_get() (may be NULL).

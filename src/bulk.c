@@ -103,6 +103,11 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	bool present, live;
 	int r, rc;
 
+	/* Before the read: fn or the event hook may call the cache and
+	 * apply records, a purge's among them (then the store below goes
+	 * in under the purged generation), and L1 must not keep the value
+	 * (mlc__ent_deliver). */
+	cursor = c->log.cursor;
 	key_l2(c, k);
 	rc = mlc__l2_read(c, k, &e);
 	if (rc == -ETIMEDOUT)
@@ -166,11 +171,10 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	}
 	e->version = put.version;
 	c->st.sets++;
-	cursor = c->log.cursor;
 	mlc__event_emit(c, MLC_EVENT_SET, k, put.version);
-	/* Stored: the caller's L1 gets it too, unless the event hook called
-	 * the cache and applied records (mlc_set).  A codec that cannot
-	 * decode it is reported by the next get, not here. */
+	/* Stored: the caller's L1 gets it too, unless fn or the event hook
+	 * called the cache and applied records (above).  A codec that
+	 * cannot decode it is reported by the next get, not here. */
 	rc = mlc__ent_deliver(c, e, c->log.cursor == cursor, MLC_L2, now,
 			      value ? value : &cur);
 	mlc_value_release(&cur);

@@ -224,7 +224,8 @@ mlc__load_release(struct mlc_load *ld)
  * - it failed (no room, a value over a page) before comparing versions,
  *   and the value would otherwise stay in this handle's L1 ("L1 only")
  *   and go to the waiters: the table is asked what the store would have
- *   answered.
+ *   answered, and whether it holds a fresh value the copy would hide
+ *   (one set between this call's look at L2 and its fence).
  * Without them a value older than a set, delete or purge could outlive
  * the record that announced the change: this handle may have applied
  * that record already, during the load (a loader's own calls on the
@@ -237,7 +238,8 @@ store_checked(struct mlc_cache *c, const struct mlc__key *k, int rc,
 	if (rc == MLC_ESTALE)
 		return rc;		/* counted by the store */
 	if (ck_pr_load_32(&c->ns->ns_gen) == k->nsgen &&
-	    (rc == 0 || mlc__table_changed_since(c->a, k, fence) == 0))
+	    (rc == 0 ||
+	     mlc__table_changed_since(c->a, k, fence, mlc__now_ms()) == 0))
 		return rc;
 	c->st.fenced_writes++;
 	return MLC_ESTALE;
@@ -647,6 +649,9 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	if (rc == -EAGAIN)
 		return -EAGAIN;
 	if (rc == 1) {
+		/* A new fence, and the generation with it: a purge since
+		 * the acquire would fence the load out for nothing. */
+		key_l2(c, &k);
 		flight_save(flight, &f, &k,
 			    ck_pr_load_64(&c->a->hdr->ah_version));
 		return 0;		/* took it over: now the loader */

@@ -1372,26 +1372,32 @@ mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 	return table_del(a, k, false, 0, version);
 }
 
-/* Was @p k set, deleted or evicted after version @p fence?  1 if so, 0 if
- * not, or what taking the stripe locks failed with.  A loader whose store
- * failed asks before it keeps its value in L1 only (load.c): the answer
- * its store would have given. */
+/* May a loader whose store of @p k failed keep its value in L1 only
+ * (load.c)?  1 (no) if the key was set, deleted or evicted after version
+ * @p fence (what its store would have said), or if L2 holds a value of
+ * the key's generation that is fresh at @p now, which an L1-only copy
+ * would hide: one set after the caller's look at L2 but before its fence
+ * was taken.  0 if it may, or what taking the stripe locks failed with. */
 int
 mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
-			 uint64_t fence)
+			 uint64_t fence, uint64_t now)
 {
 	struct slot_ref ref;
 	uint32_t b[2];
-	bool changed;
+	bool changed, found;
+	uint64_t exp;
 	int rc;
 
 	key_buckets(a, k->hash, b);
 	rc = stripes_lock(a, b, false);
 	if (rc < 0)
 		return rc;
-	changed = changed_locked(a, b, find_locked(a, b, k, &ref) ? ref.it
-								 : NULL,
-				 fence);
+	found = find_locked(a, b, k, &ref);
+	changed = changed_locked(a, b, found ? ref.it : NULL, fence);
+	if (!changed && found && mlc__item_nsgen(ref.it) == k->nsgen) {
+		exp = mlc__item_expire(ref.it);
+		changed = exp == 0 || exp > now;
+	}
 	stripes_unlock(a, b);
 	return changed;
 }

@@ -234,6 +234,51 @@ test_modify_outcomes(void **state)
 	mlc_cache_close(o);
 }
 
+/* fn reads another key on the same handle (a value computed from other
+ * keys), after another handle purged the namespace: that get applies the
+ * purge, and the value the compare-and-set then stores, under the purged
+ * generation, must not stay in the modifying handle's L1. */
+struct purging {
+	struct mlc_cache *self, *other;
+	int done, rc;
+};
+
+static int
+purge_then_read(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	struct purging *p = arg;
+	struct mlc_value v = { 0 };
+
+	(void)cur;
+	if (!p->done) {
+		p->done = 1;
+		p->rc = mlc_purge(p->other);
+		if (p->rc == 0)
+			p->rc = mlc_get(p->self, "other", 5, NULL, NULL, &v);
+	}
+	out->data = "5";
+	out->len = 1;
+	return MLC_MODIFY_SET;
+}
+
+static void
+test_modify_fn_applies_a_purge(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "mp", NULL);
+	struct mlc_cache *o = t_cache(g_arena, "mp", NULL);
+	struct purging p = { c, o, 0, 1 };
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	assert_int_equal(mlc_set(c, "k", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_modify(c, "k", 1, purge_then_read, &p, NULL), 0);
+	assert_int_equal(p.rc, -ENOENT);	/* "other" */
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), -ENOENT);
+	assert_int_equal(mlc_get(o, "k", 1, NULL, NULL, &v), -ENOENT);
+	mlc_cache_close(c);
+	mlc_cache_close(o);
+}
+
 /* The refresh's loader: slow, and it reports when it started. */
 static volatile int *g_started;
 
@@ -343,6 +388,8 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_modify_outcomes, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_modify_fn_applies_a_purge,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_refresh_never_blocks_readers, setup, teardown),
 	};

@@ -1470,6 +1470,95 @@ test_purge_applied_while_waiting(void **state)
 	teardown_arena();
 }
 
+/* A set between the caller's look at L2 and its acquire (so below its
+ * fence), applied during the load: a loader's value that L2 cannot hold
+ * must not hide the set's in L1. */
+static void
+test_set_before_acquire_applied(void **state)
+{
+	struct applied ap = { 0 };
+	struct mlc_value v = { 0 };
+	struct mlc_flight fl;
+	struct mlc_load ld;
+	char *buf;
+
+	(void)state;
+	setup_arena(0);
+	warm_arena();
+	ch_kind = CH_SET;
+	ap.c = pc();
+	buf = oversize_value(&ap);
+	assert_int_equal(mlc_get(ap.c, ab_key, strlen(ab_key), NULL, NULL, &v),
+			 -ENOENT);			/* the look at L2 */
+	assert_int_equal(run(change_proc, NULL), 0);
+	assert_int_equal(mlc_flight_acquire(ap.c, ab_key, strlen(ab_key), NULL,
+					    &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	ap.applied = 0;
+	{
+		struct mlc_stats st0 = MLC_STATS_INIT, st1 = MLC_STATS_INIT;
+
+		mlc_stats(ap.c, &st0);
+		ap.other_rc = mlc_get(ap.c, "other", 5, NULL, NULL, &v);
+		mlc_stats(ap.c, &st1);
+		ap.applied = st1.log_applied - st0.log_applied;
+	}
+	memset(&ld, 0, sizeof(ld));
+	ld.data = ap.val;
+	ld.len = ap.len;
+	assert_int_equal(mlc_flight_publish(ap.c, &fl, MLC_LOAD_VALUE, &ld, &v),
+			 0);
+	assert_true(v.flags & MLC_L2_WRITE_FAILED);
+	check_change_kept(&ap, &v, "set by B");
+	mlc_value_release(&v);
+	free(buf);
+	teardown_arena();
+}
+
+/* A waiter of the flight steps that takes over a stalled flight after a
+ * purge loads for the namespace's new generation: its value is stored and
+ * cached, not fenced out by the purge made before its load began. */
+static void
+test_takeover_after_purge(void **state)
+{
+	struct mlc_value v = { 0 };
+	struct mlc_flight fl;
+	struct mlc_load ld;
+	struct mlc_cache *c;
+	char buf[64];
+	int a;
+
+	(void)state;
+	setup_arena(0);
+	warm_arena();
+	ab_reset();
+	ab_a_opts.lock_lease_ms = 200;
+	a = ab_start();
+	c = pc();
+	assert_int_equal(mlc_flight_acquire(c, ab_key, strlen(ab_key), NULL,
+					    &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_WAITER);
+	ch_kind = CH_PURGE;
+	assert_int_equal(run(change_proc, NULL), 0);
+	assert_int_equal(mlc_flight_wait(c, &fl, BOUND_MS, &v), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);	/* lease over */
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "by P";
+	ld.len = 4;
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, &v),
+			 0);
+	assert_false(v.flags & MLC_NOT_CACHED);
+	assert_value(&v, "by P");
+	mlc_value_release(&v);
+	assert_int_equal(peek_str(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "by P");
+	ab_finish(a);
+	assert_true(sh->r[0].flags & MLC_NOT_CACHED);	/* A's, late */
+	assert_int_equal(peek_str(buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "by P");
+	teardown_arena();
+}
+
 /* ---- lock timeout policies ------------------------------------------------- */
 
 /* A loads and holds; B's lock_timeout is 100 ms with @p policy. */
@@ -1947,6 +2036,8 @@ main(void)
 		cmocka_unit_test_teardown(test_change_applied_in_flight_steps,
 					  td),
 		cmocka_unit_test_teardown(test_purge_applied_while_waiting, td),
+		cmocka_unit_test_teardown(test_set_before_acquire_applied, td),
+		cmocka_unit_test_teardown(test_takeover_after_purge, td),
 		cmocka_unit_test_teardown(test_lock_timeout_error, td),
 		cmocka_unit_test_teardown(test_lock_timeout_error_with_stale, td),
 		cmocka_unit_test_teardown(test_lock_timeout_load, td),
