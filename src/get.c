@@ -20,14 +20,19 @@ mlc_value_release(struct mlc_value *v)
 }
 
 /* Run the codec on a fresh entry; the bytes stay in L2 if it fails, and
- * the next lookup tries again. */
+ * the next lookup tries again.  1 if the decode called the cache and
+ * applied log records (the handle's cursor moved): one for this key, newer
+ * than the entry, may be among them, and no later record would drop the
+ * entry from L1, so it must not go there. */
 int
 mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 {
+	uint64_t cursor;
 	int rc;
 
 	if (!c->has_codec || (e->flags & MLC_NEGATIVE) || e->obj != NULL)
 		return 0;
+	cursor = c->log.cursor;
 	rc = c->codec.decode(c->codec.arg, mlc__ent_value(e), e->vlen, &e->obj);
 	if (rc < 0 || e->obj == NULL) {
 		e->obj = NULL;
@@ -38,19 +43,16 @@ mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 	}
 	e->free_fn = c->codec.free_fn;
 	e->free_arg = c->codec.arg;
-	return 0;
+	return c->log.cursor != cursor;
 }
 
-/* Hand @p e to the caller, linking it into L1 if it may live there.
- * Consumes the caller's reference on @p e.  A decode that called the
- * cache and applied log records (the log's cursor moved) may have applied
- * one for this key, older than what L2 now holds, which no later record
- * would drop: the value is then the caller's only. */
+/* Hand @p e to the caller, linking it into L1 if it may live there (not
+ * after a decode that applied log records: mlc__ent_decode()).  Consumes
+ * the caller's reference on @p e. */
 int
 mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 		 uint32_t level, uint64_t now, struct mlc_value *value)
 {
-	uint64_t cursor = c->log.cursor;
 	int rc = mlc__ent_decode(c, e);
 
 	if (rc < 0) {
@@ -58,8 +60,7 @@ mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 		return rc;
 	}
 	value_fill(value, e, level, now);
-	if (cache_l1 && !(c->o.flags & MLC_CACHE_NO_L1) &&
-	    c->log.cursor == cursor)
+	if (cache_l1 && rc == 0 && !(c->o.flags & MLC_CACHE_NO_L1))
 		c->st.l1_evictions += mlc__l1_insert(&c->l1, e); /* takes ours */
 	else
 		mlc__ent_put(e);

@@ -217,8 +217,9 @@ mlc__load_release(struct mlc_load *ld)
 	ld->data = NULL;
 }
 
-/* What a loader's store answered (@p rc), made to say MLC_ESTALE where the
- * key changed after @p fence in a way the store could not see:
+/* What a loader's store of @p e answered (@p rc; a failure flags @p e
+ * MLC_L2_WRITE_FAILED), made to say MLC_ESTALE where the key changed after
+ * @p fence in a way the store could not see:
  * - a purge since the key's namespace generation was read: a stored item
  *   is one no reader sees, and neither may L1 keep the value;
  * - it failed (no room, a value over a page) before comparing versions,
@@ -232,14 +233,15 @@ mlc__load_release(struct mlc_load *ld)
  * handle, or, with the flight steps, other requests between acquire and
  * publish), so no later record would drop the value. */
 static int
-store_checked(struct mlc_cache *c, const struct mlc__key *k, int rc,
-	      uint64_t fence)
+store_checked(struct mlc_cache *c, const struct mlc__key *k,
+	      struct mlc__ent *e, int rc, uint64_t fence, uint64_t now)
 {
 	if (rc == MLC_ESTALE)
 		return rc;		/* counted by the store */
+	if (rc < 0)
+		e->flags |= MLC_L2_WRITE_FAILED;
 	if (ck_pr_load_32(&c->ns->ns_gen) == k->nsgen &&
-	    (rc == 0 ||
-	     mlc__table_changed_since(c->a, k, fence, mlc__now_ms()) == 0))
+	    (rc == 0 || mlc__table_changed_since(c->a, k, fence, now) == 0))
 		return rc;
 	c->st.fenced_writes++;
 	return MLC_ESTALE;
@@ -281,9 +283,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 				   MLC__IT_STALE | (stale->flags & MLC_NEGATIVE ?
 						    MLC__IT_NEG : 0),
 				   stale->expire, fence, &put);
-		if (rc < 0 && rc != MLC_ESTALE)
-			stale->flags |= MLC_L2_WRITE_FAILED;
-		rc = store_checked(c, k, rc, fence);
+		rc = store_checked(c, k, stale, rc, fence, now);
 		if (f->slot != 0 || o.until)
 			outcome_write(c, k, &o, c->err, mlen, now);
 		if (rc == MLC_ESTALE) {
@@ -347,9 +347,7 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		rc = mlc__l2_store(c, k, neg ? NULL : mlc__ent_value(e),
 				   e->vlen, neg ? MLC__IT_NEG : 0, expire,
 				   fence, &put);
-		if (rc < 0 && rc != MLC_ESTALE)
-			e->flags |= MLC_L2_WRITE_FAILED;
-		rc = store_checked(c, k, rc, fence);
+		rc = store_checked(c, k, e, rc, fence, now);
 		if (rc == MLC_ESTALE) {
 			cache = false;	/* set, deleted or purged meanwhile */
 			fenced = true;
@@ -648,18 +646,16 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	c->st.lock_wait_ms += mlc__now_ms() - t0;
 	if (rc == -EAGAIN)
 		return -EAGAIN;
+	/* The namespace's generation now, not at acquire: this handle may
+	 * have applied a purge since (another request's call).  A result of
+	 * the purged generation read now would outlive it in L1; a takeover
+	 * loading under it would fence its own load out for nothing. */
+	key_l2(c, &k);
 	if (rc == 1) {
-		/* A new fence, and the generation with it: a purge since
-		 * the acquire would fence the load out for nothing. */
-		key_l2(c, &k);
 		flight_save(flight, &f, &k,
 			    ck_pr_load_64(&c->a->hdr->ah_version));
 		return 0;		/* took it over: now the loader */
 	}
-	/* The namespace's generation now, not at acquire: this handle may
-	 * have applied a purge since (another request's call), and a value
-	 * of the purged generation read now would outlive it in L1. */
-	key_l2(c, &k);
 	rc = mlc__flight_result(c, &k, &cf, f.gen, NULL, value);
 	if (rc != -EAGAIN) {
 		/* The lookup ends here: another's outcome answered it. */

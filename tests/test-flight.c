@@ -1224,20 +1224,41 @@ struct applied {
 	uint64_t applied;	/* records that get applied */
 };
 
-/* Another process changes the key; then a get of another key on this
- * handle applies the change's record. */
+/* A get of another key on this handle: it applies the records the
+ * handle has not seen. */
 static void
-change_and_apply(struct applied *ap)
+apply_records(struct applied *ap)
 {
 	struct mlc_stats st0 = MLC_STATS_INIT, st1 = MLC_STATS_INIT;
 	struct mlc_value v = { 0 };
 
 	mlc_stats(ap->c, &st0);
-	ap->child = run(change_proc, NULL);
 	ap->other_rc = mlc_get(ap->c, "other", 5, NULL, NULL, &v);
 	mlc_value_release(&v);
 	mlc_stats(ap->c, &st1);
 	ap->applied = st1.log_applied - st0.log_applied;
+}
+
+/* Another process changes the key; then this handle applies the change's
+ * record. */
+static void
+change_and_apply(struct applied *ap)
+{
+	ap->child = run(change_proc, NULL);
+	apply_records(ap);
+}
+
+/* The flight steps' publish of @p len bytes at @p data. */
+static int
+publish_bytes(struct mlc_cache *c, struct mlc_flight *fl, const void *data,
+	      size_t len, struct mlc_value *v)
+{
+	struct mlc_load ld;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.data = data;
+	ld.len = len;
+	return mlc_flight_publish(c, fl, MLC_LOAD_VALUE, &ld, v);
 }
 
 static int
@@ -1376,7 +1397,6 @@ test_change_applied_in_flight_steps(void **state)
 	struct mlc_flight fl;
 	struct applied ap = { 0 };
 	struct mlc_value v = { 0 };
-	struct mlc_load ld;
 	enum change kinds[] = { CH_SET, CH_DELETE, CH_PURGE };
 	const char *after;
 	uint64_t end;
@@ -1405,11 +1425,8 @@ test_change_applied_in_flight_steps(void **state)
 			nap_ms(1);
 		assert_int_equal(waiters_total(g_arena), 1);
 		change_and_apply(&ap);
-		memset(&ld, 0, sizeof(ld));
-		ld.data = ap.val;
-		ld.len = ap.len;
-		assert_int_equal(mlc_flight_publish(ap.c, &fl, MLC_LOAD_VALUE,
-						    &ld, &v), 0);
+		assert_int_equal(publish_bytes(ap.c, &fl, ap.val, ap.len, &v),
+				 0);
 		assert_true(v.flags & MLC_L2_WRITE_FAILED);
 		/* The waiter found the set's value, or no result, and then
 		 * loaded its own: stored after a delete; after a purge, this
@@ -1479,7 +1496,6 @@ test_set_before_acquire_applied(void **state)
 	struct applied ap = { 0 };
 	struct mlc_value v = { 0 };
 	struct mlc_flight fl;
-	struct mlc_load ld;
 	char *buf;
 
 	(void)state;
@@ -1494,20 +1510,8 @@ test_set_before_acquire_applied(void **state)
 	assert_int_equal(mlc_flight_acquire(ap.c, ab_key, strlen(ab_key), NULL,
 					    &fl), 0);
 	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
-	ap.applied = 0;
-	{
-		struct mlc_stats st0 = MLC_STATS_INIT, st1 = MLC_STATS_INIT;
-
-		mlc_stats(ap.c, &st0);
-		ap.other_rc = mlc_get(ap.c, "other", 5, NULL, NULL, &v);
-		mlc_stats(ap.c, &st1);
-		ap.applied = st1.log_applied - st0.log_applied;
-	}
-	memset(&ld, 0, sizeof(ld));
-	ld.data = ap.val;
-	ld.len = ap.len;
-	assert_int_equal(mlc_flight_publish(ap.c, &fl, MLC_LOAD_VALUE, &ld, &v),
-			 0);
+	apply_records(&ap);
+	assert_int_equal(publish_bytes(ap.c, &fl, ap.val, ap.len, &v), 0);
 	assert_true(v.flags & MLC_L2_WRITE_FAILED);
 	check_change_kept(&ap, &v, "set by B");
 	mlc_value_release(&v);
@@ -1523,7 +1527,6 @@ test_takeover_after_purge(void **state)
 {
 	struct mlc_value v = { 0 };
 	struct mlc_flight fl;
-	struct mlc_load ld;
 	struct mlc_cache *c;
 	char buf[64];
 	int a;
@@ -1542,11 +1545,7 @@ test_takeover_after_purge(void **state)
 	assert_int_equal(run(change_proc, NULL), 0);
 	assert_int_equal(mlc_flight_wait(c, &fl, BOUND_MS, &v), 0);
 	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);	/* lease over */
-	memset(&ld, 0, sizeof(ld));
-	ld.data = "by P";
-	ld.len = 4;
-	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, &v),
-			 0);
+	assert_int_equal(publish_bytes(c, &fl, "by P", 4, &v), 0);
 	assert_false(v.flags & MLC_NOT_CACHED);
 	assert_value(&v, "by P");
 	mlc_value_release(&v);
