@@ -770,7 +770,8 @@ int mlc_delete(struct mlc_cache *cache, const void *key, size_t key_len);
 /**
  * Drop every entry of this handle's namespace, in L2 and every L1, in O(1):
  * purged data is never visible again, not even as stale.  Other namespaces
- * are untouched.
+ * are untouched.  A set running meanwhile stores again after the purge
+ * (after four purges during one set, it counts as made before the last).
  * @return 0, -EINVAL.
  * @since 0.1
  */

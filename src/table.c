@@ -1116,6 +1116,16 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	rc = stripes_lock(a, b, false);
 	if (rc < 0)
 		return rc;
+	/* A store whose key carries a purged generation would link an item
+	 * no reader sees in place of what the key holds now, which may be a
+	 * value set after the purge: a lost write.  It is refused, and the
+	 * caller reads the generation again (mlc_set, mlc_modify) or keeps
+	 * its value out of L1 (a loader: load.c, store_checked()).  A purge
+	 * after this read is one the store comes before. */
+	if (ck_pr_load_32(&a->ns[k->ns].ns_gen) != k->nsgen) {
+		stripes_unlock(a, b);
+		return MLC_ESTALE;
+	}
 	replace = find_locked(a, b, k, &ref);
 	if (replace)
 		drop_copies(a, b, k, &ref);

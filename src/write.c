@@ -40,7 +40,10 @@ mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 	MLC_PAUSE(LOG_STORED);
 	mlc__log_fill(c->a, seq, k->ns, k->hash,
 		      rc == 0 ? MLC__LOG_SET : MLC__LOG_NOP, put->version);
-	if (k->ns == MLC__NS_INTERNAL || (rc == MLC_ESTALE && cas))
+	/* A read-modify-write's lost race, or a set's under a purge: not
+	 * fenced, the caller tries again (mlc_modify, mlc_set). */
+	if (k->ns == MLC__NS_INTERNAL ||
+	    (rc == MLC_ESTALE && (cas || fence == 0)))
 		return rc;		/* not the caller's to count */
 	if (rc == MLC_ESTALE) {
 		c->st.fenced_writes++;
@@ -199,6 +202,10 @@ mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
 
 /* ---- writes ------------------------------------------------------------ */
 
+/* How many times mlc_set stores before it counts as made before a purge
+ * that came during each try. */
+#define SET_TRIES 4
+
 /* Forget @p k in this handle's L1 (if there). */
 void
 mlc__l1_drop(struct mlc_cache *c, const struct mlc__key *k)
@@ -232,9 +239,24 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	key_make(c, key, key_len, &k);
 	mlc__table_prefetch_put(c->a, k.hash);	/* under the clock and log */
 	now = mlc__now_ms();
-	key_l2(c, &k);
-	rc = mlc__l2_store(c, &k, data, len, neg ? MLC__IT_NEG : 0,
-			   expire_at(neg ? cf.neg_ttl : cf.ttl, now), 0, &put);
+	/* Refused only when the namespace was purged since its generation
+	 * was read (table.c, put_linked()): the set then reads it again and
+	 * lands after the purge.  Purges that keep coming through every try
+	 * make it one that came before the last of them: 0, nothing kept. */
+	for (int t = 0;; t++) {
+		key_l2(c, &k);
+		rc = mlc__l2_store(c, &k, data, len, neg ? MLC__IT_NEG : 0,
+				   expire_at(neg ? cf.neg_ttl : cf.ttl, now), 0,
+				   &put);
+		if (rc != MLC_ESTALE || t == SET_TRIES - 1)
+			break;
+	}
+	if (rc == MLC_ESTALE) {
+		c->st.sets++;
+		mlc__l1_drop(c, &k);
+		stats_due(c, now);
+		return 0;
+	}
 	if (rc < 0)
 		return mlc__set_err(c, rc);
 	c->st.sets++;

@@ -915,6 +915,143 @@ test_purge_one_namespace(void **state)
 	teardown_arena();
 }
 
+/* A write that read its namespace's generation before a purge, stopped
+ * (for real, in another process, with its value copied into a chunk)
+ * until after the purge and a set of its key: its store must not replace
+ * the newer set with an item of the purged generation, which no reader
+ * sees (a lost write).  mlc_set reads the generation again and lands after
+ * the purge; mlc_modify reads the key again and builds on the newer
+ * value (before, its "absent" compare-and-set took the newer item for a
+ * purged one and replaced it). */
+static int
+append_m(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	static char buf[64];
+	int *calls = arg;
+
+	(*calls)++;
+	snprintf(buf, sizeof(buf), "%.*s+m", cur ? (int)cur->len : 0,
+		 cur ? (const char *)cur->data : "");
+	out->data = buf;
+	out->len = strlen(buf);
+	return MLC_MODIFY_SET;
+}
+
+static int
+write_across_purge(void *arg)
+{
+	struct mlc_cache *w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	int calls = 0;
+
+	mlc__pause_hook = stop_at_claim;
+	if (arg == NULL) {
+		CKI(mlc_set(w, "k", 1, "late", 4, NULL), 0);
+	} else {
+		CKI(mlc_modify(w, "k", 1, append_m, &calls, NULL), 0);
+		CKI(calls, 2);		/* absent, then "new" */
+	}
+	mlc_cache_close(w);
+	return 0;
+}
+
+static void
+write_stopped_across_purge(bool modify)
+{
+	struct mlc_cache *r, *fresh;
+	const char *want = modify ? "new+m" : "late";
+	struct mlc_value v = { 0 };
+	int pid;
+
+	setup_arena(0);
+	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stop_sync != MAP_FAILED);
+	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
+	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
+	stop_sync->point = MLC__P_PUT_COPIED;
+	r = open_ns("log", 0, 0);
+	pid = t_spawn(write_across_purge, modify ? (void *)"m" : NULL);
+	while (sem_wait(&stop_sync->at) != 0)
+		;
+	assert_int_equal(mlc_purge(r), 0);
+	assert_int_equal(mlc_set(r, "k", 1, "new", 3, NULL), 0);
+	sem_post(&stop_sync->go);
+	assert_int_equal(t_wait(pid), 0);
+	/* The stopped write came after the set, in this handle (whose L1
+	 * held "new") and in a new one. */
+	fresh = open_ns("log", 0, 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mlc_get(i ? fresh : r, "k", 1, NULL, NULL,
+					 &v), 0);
+		assert_int_equal(v.len, strlen(want));
+		assert_memory_equal(v.data, want, v.len);
+		assert_int_equal(v.level, MLC_L2);
+		mlc_value_release(&v);
+	}
+	mlc_cache_close(fresh);
+	mlc_cache_close(r);
+	munmap(stop_sync, sizeof(*stop_sync));
+	teardown_arena();
+}
+
+static void
+test_write_stopped_across_purge(void **state)
+{
+	(void)state;
+	write_stopped_across_purge(false);
+	write_stopped_across_purge(true);
+}
+
+/* Purges that come during every try of one mlc_set: it tries SET_TRIES
+ * (4) times, then counts as made before the last purge: 0, nothing stored,
+ * nothing in L1.  With a purge during three tries it lands after them.
+ * The purges are made from the pause hook, at the point between the
+ * value's copy and its store. */
+static struct mlc_cache *purger;
+static int purges_left;
+
+static void
+purge_at_copy(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_PUT_COPIED || purges_left == 0)
+		return;
+	purges_left--;
+	if (mlc_purge(purger) != 0)
+		abort();
+}
+
+static void
+test_set_under_purges(void **state)
+{
+	struct mlc_cache *w;
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	setup_arena(0);
+	w = open_ns("log", 0, 0);
+	purger = open_ns("log", MLC_CACHE_NO_L1, 0);
+	mlc__pause_hook = purge_at_copy;
+	purges_left = 3;
+	assert_int_equal(mlc_set(w, "k", 1, "v1", 2, NULL), 0);
+	assert_int_equal(purges_left, 0);
+	assert_int_equal(mlc_get(w, "k", 1, NULL, NULL, &v), 0);
+	assert_memory_equal(v.data, "v1", 2);	/* from L2: the purges'
+						 * records dropped L1 */
+	mlc_value_release(&v);
+	purges_left = 1000;
+	assert_int_equal(mlc_set(w, "k", 1, "v2", 2, NULL), 0);
+	assert_int_equal(purges_left, 1000 - 4);
+	mlc__pause_hook = NULL;
+	assert_int_equal(mlc_get(w, "k", 1, NULL, NULL, &v), -ENOENT);
+	assert_int_equal(stats_of(w).sets, 2);
+	assert_int_equal(stats_of(w).l2_write_failures, 0);
+	assert_int_equal(stats_of(w).fenced_writes, 0);
+	mlc_cache_close(purger);
+	mlc_cache_close(w);
+	teardown_arena();
+}
+
 /* ---- fork: a child never serves the parent's L1 ------------------------------ */
 
 
@@ -1335,6 +1472,8 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_stalled_publisher_lapped, td),
 		cmocka_unit_test_teardown(test_purge_one_namespace, td),
+		cmocka_unit_test_teardown(test_write_stopped_across_purge, td),
+		cmocka_unit_test_teardown(test_set_under_purges, td),
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
