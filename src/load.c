@@ -236,14 +236,23 @@ static int
 store_checked(struct mlc_cache *c, const struct mlc__key *k,
 	      struct mlc__ent *e, int rc, uint64_t fence, uint64_t now)
 {
+	int changed = 0;
+
 	if (rc == MLC_ESTALE)
 		return rc;		/* counted by the store */
 	if (rc < 0)
 		e->flags |= MLC_L2_WRITE_FAILED;
-	if (ck_pr_load_32(&c->ns->ns_gen) == k->nsgen &&
-	    (rc == 0 || mlc__table_changed_since(c->a, k, fence, now) == 0))
+	if (ck_pr_load_32(&c->ns->ns_gen) != k->nsgen)
+		changed = 1;
+	else if (rc < 0)
+		changed = mlc__table_changed_since(c->a, k, fence, now);
+	if (changed == 0)
 		return rc;
-	c->st.fenced_writes++;
+	/* A stripe lock that failed (changed < 0) proves nothing either
+	 * way: the value stays out of L1, but nothing was fenced (the
+	 * store's failure is counted already). */
+	if (changed > 0)
+		c->st.fenced_writes++;
 	return MLC_ESTALE;
 }
 
