@@ -1294,6 +1294,9 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 		put->expire = MLC__EXPIRE_MAX;	/* ~34.8 years: arena.h */
 	mlc__table_prefetch_put(a, k->hash);
 	known = table_has_hint(a, k->hash);
+	/* The buckets are in: their items' lines load beside the
+	 * allocation's misses, not after them. */
+	mlc__table_prefetch_items(a, k->hash);
 	chain = chain_class(a, ci, (uint32_t)k->len, (uint32_t)put->len);
 	if (chain >= 0)
 		rc = mlc__alloc_chain(a, (uint32_t)chain, (uint32_t)k->len,
@@ -1303,7 +1306,6 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 		rc = mlc__alloc(a, (uint32_t)ci, k->hash, known, &off, &gen);
 	if (rc < 0)
 		return rc;
-	mlc__table_prefetch_items(a, k->hash);
 	it = (struct mlc__item *)(void *)(a->base + off);
 	MLC_PAUSE(PUT_ALLOCATED);
 	/* Ownership before the copy, never after: a writer copies only into
