@@ -569,7 +569,9 @@ struct mlc_cache_options {
 	int64_t  neg_ttl_ms;	/* negative entries; 0: ttl_ms */
 	int64_t  resurrect_ttl_ms; /* serve and re-store stale values this
 				    * long when the loader fails; 0: off */
-	int64_t  err_ttl_ms;	/* share a loader error this long; 0: off */
+	int64_t  err_ttl_ms;	/* share a loader error this long (a set,
+				 * delete or purge of the key ends it);
+				 * 0: off */
 	uint32_t lock_timeout_ms; /* wait for another's load; 0: 5 s */
 	uint32_t lock_lease_ms;	/* a load's lease; 0: 30 s */
 	uint32_t lock_policy;	/* enum mlc_lock_policy */
@@ -770,8 +772,9 @@ int mlc_delete(struct mlc_cache *cache, const void *key, size_t key_len);
 /**
  * Drop every entry of this handle's namespace, in L2 and every L1, in O(1):
  * purged data is never visible again, not even as stale.  Other namespaces
- * are untouched.  A set running meanwhile stores again after the purge
- * (after four purges during one set, it counts as made before the last).
+ * are untouched.  A set or mlc_modify() running meanwhile stores again
+ * after the purge (after four purges during one call, it counts as made
+ * before the last: 0, nothing stored).
  * @return 0, -EINVAL.
  * @since 0.1
  */

@@ -195,10 +195,16 @@ mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
 	if (value != NULL)
 		memset(value, 0, sizeof(*value));
 	key_make(c, key, key_len, &k);
-	for (int t = 0; t < MODIFY_TRIES; t++) {
+	for (int t = 0, purged = 0; t < MODIFY_TRIES; t++) {
 		rc = modify_once(c, &k, fn, arg, value);
 		if (rc != MLC_ESTALE)
 			return rc < 0 ? mlc__set_err(c, rc) : rc;
+		/* Refused for a purge since its read (fn's own, maybe):
+		 * as mlc_set, a few more tries, then it came before the
+		 * last purge. */
+		if (ck_pr_load_32(&c->ns->ns_gen) != k.nsgen &&
+		    ++purged == PURGE_TRIES)
+			return 0;
 		if (t >= 8)
 			sched_yield();	/* let the winner finish */
 	}

@@ -41,6 +41,11 @@ struct mlc_cache {
 					 * handles (procs.c); UINT64_MAX: not */
 };
 
+/* How many times a write (mlc_set, mlc_modify) whose store a purge of its
+ * namespace refused (table.c, put_linked()) tries again before it counts
+ * as made before the last of those purges: 0, nothing stored. */
+#define PURGE_TRIES 4
+
 /* What one call works with: the handle's options overlaid with the call's. */
 struct call {
 	uint32_t flags;

@@ -41,9 +41,10 @@ enum outcome_kind { OUT_ERROR = 1, OUT_VALUE = 2 };
 struct outcome {
 	uint32_t kind;
 	int32_t err;
-	uint32_t pad;
-	uint64_t gen;		/* the flight it came from; 0: any */
+	uint32_t nsgen;		/* the key's namespace generation, and */
 	uint32_t flags;		/* enum mlc_value_flags of a value */
+	uint64_t gen;		/* the flight it came from; 0: any */
+	uint64_t fence;		/* the index version, when the load began */
 	uint64_t until;		/* err_ttl back-off ends; 0: none */
 	/* then the error message, or the value's bytes */
 };
@@ -123,6 +124,21 @@ outcome_read(struct mlc_cache *c, const struct mlc__key *k,
 	memcpy(o, mlc__ent_value(e), sizeof(*o));
 	*ep = e;
 	return 0;
+}
+
+/* May outcome @p o answer a get of @p k now?  Not if the key was set,
+ * deleted or evicted, or its namespace purged, after the load began: a
+ * value or an error from before a change would reach a get that began
+ * after the change returned (a waiter that joined the flight then, or a
+ * get during the error back-off).  The table is asked under the stripe
+ * locks, as for a loader's failed store (store_checked()); a lock that
+ * fails proves nothing, and the outcome is not served. */
+static bool
+outcome_current(struct mlc_cache *c, const struct mlc__key *k,
+		const struct outcome *o, uint64_t now)
+{
+	return o->nsgen == ck_pr_load_32(&c->ns->ns_gen) &&
+	       mlc__table_changed_since(c->a, k, o->fence, now) == 0;
 }
 
 /* A shared error outcome (entry @p e, consumed) answers the call: its
@@ -266,7 +282,8 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	    struct mlc__ent *stale, const struct mlc__fl *f, uint64_t now,
 	    struct mlc_value *value)
 {
-	struct outcome o = { .kind = OUT_ERROR, .err = r, .gen = f->gen };
+	struct outcome o = { .kind = OUT_ERROR, .err = r, .gen = f->gen,
+			     .nsgen = k->nsgen, .fence = fence };
 	struct mlc__put put;
 	size_t mlen;
 
@@ -366,7 +383,8 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 	}
 	if (!cache || rc < 0) {
 		struct outcome o = { .kind = OUT_VALUE, .gen = f->gen,
-				     .flags = e->flags & MLC_NEGATIVE };
+				     .flags = e->flags & MLC_NEGATIVE,
+				     .nsgen = k->nsgen, .fence = fence };
 
 		if (!cache)
 			e->flags |= MLC_NOT_CACHED;
@@ -431,8 +449,12 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		}
 		mlc__ent_put(e);
 	}
-	if (outcome_read(c, k, &o, &e) < 0 || (o.gen != gen && gen != 0))
+	if (outcome_read(c, k, &o, &e) < 0)
 		return -EAGAIN;
+	if ((o.gen != gen && gen != 0) || !outcome_current(c, k, &o, now)) {
+		mlc__ent_put(e);
+		return -EAGAIN;
+	}
 	if (o.kind == OUT_VALUE) {
 		struct mlc__ent *v;
 
@@ -491,9 +513,12 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 	if (c->o.err_ttl_ms > 0 && outcome_read(c, k, &o, &e) == 0) {
 		uint64_t now = mlc__now_ms();
 
-		if (o.kind == OUT_ERROR && o.until > now) {
+		if (o.kind == OUT_ERROR && o.until > now &&
+		    outcome_current(c, k, &o, now)) {
 			/* A load of this key failed moments ago: do not
-			 * hammer the backend, answer as it did. */
+			 * hammer the backend, answer as it did (unless the
+			 * key changed since: a set, delete or purge ends the
+			 * back-off). */
 			c->st.err_ttl_hits++;
 			return outcome_error(c, e, cf, stale, now, value);
 		}

@@ -202,10 +202,6 @@ mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
 
 /* ---- writes ------------------------------------------------------------ */
 
-/* How many times mlc_set stores before it counts as made before a purge
- * that came during each try. */
-#define SET_TRIES 4
-
 /* Forget @p k in this handle's L1 (if there). */
 void
 mlc__l1_drop(struct mlc_cache *c, const struct mlc__key *k)
@@ -248,7 +244,7 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 		rc = mlc__l2_store(c, &k, data, len, neg ? MLC__IT_NEG : 0,
 				   expire_at(neg ? cf.neg_ttl : cf.ttl, now), 0,
 				   &put);
-		if (rc != MLC_ESTALE || t == SET_TRIES - 1)
+		if (rc != MLC_ESTALE || t == PURGE_TRIES - 1)
 			break;
 	}
 	if (rc == MLC_ESTALE) {

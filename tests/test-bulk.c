@@ -290,6 +290,44 @@ test_modify_fn_applies_a_purge(void **state)
 	mlc_cache_close(o);
 }
 
+/* fn purges its own namespace on every call: each compare-and-set is
+ * refused (a store under a purged generation), and after four tries the
+ * modify counts as made before the last purge: 0, nothing stored, a
+ * zeroed value (it looped 1000 times, purging each time, and gave
+ * -EBUSY before). */
+static int
+purge_each_call(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	struct purging *p = arg;
+
+	(void)cur;
+	p->calls++;
+	p->rc = mlc_purge(p->other);
+	out->data = "6";
+	out->len = 1;
+	return MLC_MODIFY_SET;
+}
+
+static void
+test_modify_fn_purges_each_time(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "mq", NULL);
+	struct mlc_cache *o = t_cache(g_arena, "mq", NULL);
+	struct purging p = { c, o, 0, 1, 0 };
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	assert_int_equal(mlc_set(c, "k", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_modify(c, "k", 1, purge_each_call, &p, &v), 0);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.calls, 4);
+	assert_null(v.data);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), -ENOENT);
+	assert_int_equal(mlc_get(o, "k", 1, NULL, NULL, &v), -ENOENT);
+	mlc_cache_close(c);
+	mlc_cache_close(o);
+}
+
 /* The refresh's loader: slow, and it reports when it started. */
 static volatile int *g_started;
 
@@ -400,6 +438,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_modify_outcomes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_modify_fn_applies_a_purge,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_modify_fn_purges_each_time,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_refresh_never_blocks_readers, setup, teardown),

@@ -1010,6 +1010,59 @@ test_no_cache_shared(void **state)
 	teardown_arena();
 }
 
+/* An uncached load (MLC_LOAD_NO_CACHE) that a delete or purge overtook:
+ * the change returns while A's loader runs, then B's get begins and joins
+ * A's flight.  A's value is older than the change, so it must not answer
+ * B (through the outcome record): B loads its own.  A, whose get began
+ * before the change, keeps its answer.  (Found by a review; before the
+ * outcome carried its load's fence, B got "from A".) */
+static int
+ab_purge_proc(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+
+	(void)arg;
+	CKI(mlc_purge(c), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+no_cache_overtaken(bool purge)
+{
+	int a, b;
+
+	setup_arena(0);
+	ab_reset();
+	warm_arena();
+	ab_a_load_flags = MLC_LOAD_NO_CACHE;
+	ab_b_opts.lock_timeout_ms = 25000;
+	ab_b_opts.lock_policy = MLC_LOCK_ERROR;
+	a = ab_start();			/* A's loader runs, "from A" */
+	assert_int_equal(run(purge ? ab_purge_proc : ab_delete_proc, NULL),
+			 0);		/* the change returned */
+	b = spawn(ab_getter_proc, NULL);	/* B begins after it */
+	assert_true(wait_waiters(g_arena, 1));
+	ab_finish(a);
+	assert_int_equal(t_wait(b), 0);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_true(sh->r[0].flags & MLC_NOT_CACHED);
+	assert_int_equal(sh->r[1].rc, 0);
+	assert_string_equal(sh->r[1].val, "from B");
+	assert_int_equal(sh->r[1].level, MLC_L3);
+	assert_int_equal(ld64(&sh->loads), 2);
+	teardown_arena();
+}
+
+static void
+test_no_cache_overtaken(void **state)
+{
+	(void)state;
+	no_cache_overtaken(false);
+	no_cache_overtaken(true);
+}
+
 /* ---- err_ttl: a failure is shared for err_ttl_ms, then loaded again --------- */
 
 static const char err_key[] = "err:key";
@@ -1082,6 +1135,46 @@ test_err_ttl(void **state)
 	(void)state;
 	setup_arena(0);
 	assert_int_equal(run(err_ttl_proc, NULL), 0);
+	teardown_arena();
+}
+
+/* A delete of the key, or a purge of its namespace, ends the back-off: the
+ * next get loads (a set too, once its value is gone from L2). */
+static void
+test_err_ttl_ended_by_change(void **state)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("back");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)state;
+	setup_arena(0);
+	o.err_ttl_ms = 60000;
+	c = open_cache(&o);
+	for (int change = 0; change < 2; change++) {
+		uint64_t loads = ld64(&sh->loads);
+
+		l.fail = true;
+		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
+					 &l, &v), MLC_ELOADER);
+		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
+					 &l, &v), MLC_ELOADER);
+		assert_int_equal(ld64(&sh->loads), loads + 1);	/* backed off */
+		if (change == 0)
+			assert_int_equal(mlc_delete(c, err_key,
+						    strlen(err_key)), 0);
+		else
+			assert_int_equal(mlc_purge(c), 0);
+		l.fail = false;
+		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
+					 &l, &v), 0);
+		assert_int_equal(v.level, MLC_L3);
+		mlc_value_release(&v);
+		assert_int_equal(ld64(&sh->loads), loads + 2);
+		assert_int_equal(mlc_delete(c, err_key, strlen(err_key)), 0);
+	}
+	mlc_cache_close(c);
 	teardown_arena();
 }
 
@@ -2022,7 +2115,9 @@ main(void)
 		cmocka_unit_test_teardown(test_set_during_first_load, td),
 		cmocka_unit_test_teardown(test_negative_shared, td),
 		cmocka_unit_test_teardown(test_no_cache_shared, td),
+		cmocka_unit_test_teardown(test_no_cache_overtaken, td),
 		cmocka_unit_test_teardown(test_err_ttl, td),
+		cmocka_unit_test_teardown(test_err_ttl_ended_by_change, td),
 		cmocka_unit_test_teardown(test_no_err_ttl_reloads, td),
 		cmocka_unit_test_teardown(test_loader_own_key_edeadlk, td),
 		cmocka_unit_test_teardown(test_set_applied_in_load, td),
