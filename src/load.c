@@ -126,18 +126,25 @@ outcome_read(struct mlc_cache *c, const struct mlc__key *k,
 	return 0;
 }
 
-/* May outcome @p o answer a get of @p k now?  Not if the key was set,
- * deleted or evicted, or its namespace purged, after the load began: a
- * value or an error from before a change would reach a get that began
- * after the change returned (a waiter that joined the flight then, or a
- * get during the error back-off).  The table is asked under the stripe
- * locks, as for a loader's failed store (store_checked()); a lock that
- * fails proves nothing, and the outcome is not served. */
+/* May outcome @p o answer a get of @p k now?  Not after a purge of the
+ * namespace since the load began, and a value not after a set, delete or
+ * eviction of the key since either: it would reach a get that began after
+ * the change returned (a waiter that joined the flight then) as a value
+ * older than the change.  The table is asked under the stripe locks, as
+ * for a loader's failed store (store_checked()); a lock that fails proves
+ * nothing, and the value is not served.  An error is not data a change
+ * makes old: it stands (for the flight's waiters, and as the err_ttl_ms
+ * back-off) until a purge, for the table's answer is conservative (a
+ * stripe remembers the newest version that left it, whichever key), and
+ * in an arena that evicts all the time it would end the back-off at
+ * almost every get. */
 static bool
 outcome_current(struct mlc_cache *c, const struct mlc__key *k,
 		const struct outcome *o, uint64_t now)
 {
-	return o->nsgen == ck_pr_load_32(&c->ns->ns_gen) &&
+	if (o->nsgen != ck_pr_load_32(&c->ns->ns_gen))
+		return false;
+	return o->kind != OUT_VALUE ||
 	       mlc__table_changed_since(c->a, k, o->fence, now) == 0;
 }
 
@@ -517,8 +524,7 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 		    outcome_current(c, k, &o, now)) {
 			/* A load of this key failed moments ago: do not
 			 * hammer the backend, answer as it did (unless the
-			 * key changed since: a set, delete or purge ends the
-			 * back-off). */
+			 * namespace was purged since). */
 			c->st.err_ttl_hits++;
 			return outcome_error(c, e, cf, stale, now, value);
 		}
