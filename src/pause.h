@@ -67,6 +67,9 @@
 	X(LOG_NUMBERED)		/* sequence taken, its cell not claimed */ \
 	X(LOG_CLAIMED)		/* cell claimed, L2 not written yet */ \
 	X(LOG_STORED)		/* L2 written, cell not published */ \
+	X(PURGE_PUBLISHED)	/* a purge's generation published, its
+				 * namespace's live counts not yet moved
+				 * on (write.c) */ \
 	/* the loader (load.c) */ \
 	X(LOAD_RETURNED)	/* loader returned, nothing stored */ \
 	X(LOAD_STORED)		/* result stored, flight not released */

@@ -738,19 +738,24 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 }
 
 /* Add @p n (or take it away) to a namespace's live word @p w whose top
- * bits (from @p shift) hold a generation, if that generation is @p gen
- * (see struct mlc__ns_stats): an entry of a purged generation counts
- * nowhere. */
+ * bits (from @p shift) hold a generation, if that generation is @p gen.  A
+ * word behind @p gen is one a purge left for the writers to move on (its
+ * purger stopped or died after publishing the generation: write.c,
+ * ns_gen_next()): it starts @p gen at 0 here.  A word past @p gen counts
+ * a newer generation, and a purged entry changes nothing. */
 static void
 ns_word_add(uint64_t *w, uint64_t gen, unsigned shift, uint64_t n, bool add)
 {
-	uint64_t mask = (UINT64_C(1) << shift) - 1, old, new, c;
+	uint64_t mask = (UINT64_C(1) << shift) - 1;
+	uint64_t gmask = (UINT64_C(1) << (64 - shift)) - 1;
+	uint64_t old, new, c, behind;
 
 	old = ck_pr_load_64(w);
 	do {
-		if (old >> shift != gen)
+		behind = (gen - (old >> shift)) & gmask;
+		if (behind > gmask / 2)
 			return;
-		c = old & mask;
+		c = behind != 0 ? 0 : old & mask;
 		c = add ? c + n : c >= n ? c - n : 0;
 		new = gen << shift | (c & mask);
 	} while (!ck_pr_cas_64_value(w, old, new, &old));

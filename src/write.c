@@ -130,24 +130,22 @@ ns_word_reset(uint64_t *w, uint64_t gen, unsigned shift, uint64_t gmask)
 		;
 }
 
-/* Start namespace @p ns's next generation: its live counts go to 0 at the
- * new generation first, then the generation is published, so that no
- * entry of the new one is linked before its words wait for it (struct
- * mlc__ns_stats).  Two purges at once: the words follow the one that
- * publishes last. */
+/* Start namespace @p ns's next generation: the generation first, then
+ * its live counts go to 0 at it.  A purger that stops or dies between
+ * the two leaves the words behind the generation, and the first link or
+ * unlink of the new generation moves them on itself (table.c,
+ * ns_word_add()); a reader takes a word behind for 0 (struct
+ * mlc__ns_stats).  Two purges at once: the words only move forward. */
 static void
 ns_gen_next(struct mlc_arena *a, uint32_t ns)
 {
 	struct mlc__ns_stats *st = &a->nsstats[ns];
 	uint64_t bmask = (UINT64_C(1) << (64 - MLC__NS_BYTES_SHIFT)) - 1;
-	uint32_t gen = ck_pr_load_32(&a->ns[ns].ns_gen);
+	uint32_t gen = ck_pr_faa_32(&a->ns[ns].ns_gen, 1) + 1;
 
-	do {
-		ns_word_reset(&st->nt_items, (uint32_t)(gen + 1), 32,
-			      UINT32_MAX);
-		ns_word_reset(&st->nt_bytes, (gen + 1) & bmask,
-			      MLC__NS_BYTES_SHIFT, bmask);
-	} while (!ck_pr_cas_32_value(&a->ns[ns].ns_gen, gen, gen + 1, &gen));
+	MLC_PAUSE(PURGE_PUBLISHED);
+	ns_word_reset(&st->nt_items, gen, 32, UINT32_MAX);
+	ns_word_reset(&st->nt_bytes, gen & bmask, MLC__NS_BYTES_SHIFT, bmask);
 }
 
 /* Purge namespace @p ns: one generation step makes every item of the old

@@ -121,12 +121,12 @@ enum { EXIT_NOT_REACHED = 3, EXIT_CRASHED = 42, EXIT_STUCK = 43 };
 
 enum work {
 	W_SET, W_DEL, W_READ, W_LOAD, W_STEAL, W_CARVE, W_EVICT, W_ORPHAN,
-	W_MOVE, W_INDEX, W_CHAIN, W_CHAIN_READ,
+	W_MOVE, W_INDEX, W_CHAIN, W_CHAIN_READ, W_PURGE,
 };
 static const char *const work_names[] = {
 	"set", "delete", "L2 read", "load", "steal", "new class",
 	"full arena", "orphan hunt", "page move", "full index",
-	"chained set", "chained read",
+	"chained set", "chained read", "purge",
 };
 
 /* What kind of wrong answer, for the summary. */
@@ -210,6 +210,8 @@ work_of(int p)
 		return W_ORPHAN;
 	case MLC__P_FLIGHT_STOLEN:
 		return W_STEAL;
+	case MLC__P_PURGE_PUBLISHED:
+		return W_PURGE;
 	case MLC__P_FLIGHT_CLAIMED:
 	case MLC__P_FLIGHT_PUBLISHING:
 	case MLC__P_FLIGHT_RELEASING:
@@ -788,6 +790,9 @@ a_main(void)
 		break;
 	case W_CARVE:
 		wr_set(c, ka);
+		break;
+	case W_PURGE:
+		wr_purge(c);
 		break;
 	case W_MOVE: {
 		/* The pool emptied by fillers first: the new class's page

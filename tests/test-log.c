@@ -1052,6 +1052,108 @@ test_set_under_purges(void **state)
 	teardown_arena();
 }
 
+/* A purger that dies, or stops, after publishing the new generation and
+ * before moving its namespace's live counts on to it: the counts read 0
+ * meanwhile (every entry is purged), and the next write of the new
+ * generation moves them on itself, so they count exactly what is linked
+ * after.  (Found by a review: the purge moved the counts first, then the
+ * generation, and a purger that died between froze them at 0 while new
+ * entries came and went, until the next purge.) */
+static void
+die_at_purge(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p == MLC__P_PURGE_PUBLISHED)
+		_exit(0);
+}
+
+static int
+dying_purger(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+
+	(void)arg;
+	mlc__pause_hook = die_at_purge;
+	mlc_purge(c);
+	return 1;			/* not reached */
+}
+
+static int
+stopped_purger(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", 0, 0);
+
+	(void)arg;
+	mlc__pause_hook = stop_at_claim;
+	CKI(mlc_purge(c), 0);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+ns_counts_are(uint64_t items, uint64_t bytes, uint32_t purges)
+{
+	struct mlc_namespace_info in = MLC_NAMESPACE_INFO_INIT;
+
+	assert_int_equal(mlc_namespace_info(g_arena, "log", &in), 0);
+	assert_int_equal(in.items, items);
+	assert_int_equal(in.bytes, bytes);
+	assert_int_equal(in.purges, purges);
+}
+
+static void
+set_keys(struct mlc_cache *c, int from, int n)
+{
+	char key[8];
+
+	for (int i = from; i < from + n; i++) {
+		snprintf(key, sizeof(key), "k%d", i);	/* 2 B + "val" */
+		assert_int_equal(mlc_set(c, key, 2, "val", 3, NULL), 0);
+	}
+}
+
+static void
+test_purger_gone_mid_purge_counts(void **state)
+{
+	struct mlc_cache *w;
+	struct mlc_value v = { 0 };
+	int pid;
+
+	(void)state;
+	setup_arena(0);
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	set_keys(w, 0, 3);
+	ns_counts_are(3, 15, 0);
+	/* Dies with the generation published, the counts not moved. */
+	assert_int_equal(run(dying_purger, NULL), 0);
+	ns_counts_are(0, 0, 1);
+	assert_int_equal(mlc_get(w, "k0", 2, NULL, NULL, &v), -ENOENT);
+	set_keys(w, 3, 2);
+	ns_counts_are(2, 10, 1);
+	assert_int_equal(mlc_delete(w, "k3", 2), 0);
+	ns_counts_are(1, 5, 1);
+	/* Stopped there: the same while it is stopped, and its late move
+	 * of the counts changes nothing once it goes on. */
+	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stop_sync != MAP_FAILED);
+	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
+	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
+	stop_sync->point = MLC__P_PURGE_PUBLISHED;
+	pid = t_spawn(stopped_purger, NULL);
+	while (sem_wait(&stop_sync->at) != 0)
+		;
+	ns_counts_are(0, 0, 2);
+	set_keys(w, 5, 3);
+	ns_counts_are(3, 15, 2);
+	sem_post(&stop_sync->go);
+	assert_int_equal(t_wait(pid), 0);
+	ns_counts_are(3, 15, 2);
+	munmap(stop_sync, sizeof(*stop_sync));
+	mlc_cache_close(w);
+	teardown_arena();
+}
+
 /* ---- fork: a child never serves the parent's L1 ------------------------------ */
 
 
@@ -1474,6 +1576,8 @@ main(void)
 		cmocka_unit_test_teardown(test_purge_one_namespace, td),
 		cmocka_unit_test_teardown(test_write_stopped_across_purge, td),
 		cmocka_unit_test_teardown(test_set_under_purges, td),
+		cmocka_unit_test_teardown(test_purger_gone_mid_purge_counts,
+					  td),
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
