@@ -736,6 +736,25 @@ struct stop_sync {
 
 static struct stop_sync *stop_sync;
 
+/* Shared with the child that stops at pause point @p point. */
+static void
+stop_sync_open(int point)
+{
+	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stop_sync != MAP_FAILED);
+	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
+	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
+	stop_sync->point = point;
+}
+
+static void
+stop_sync_close(void)
+{
+	munmap(stop_sync, sizeof(*stop_sync));
+	stop_sync = NULL;
+}
+
 static void
 stop_at_claim(enum mlc__pause_point p, void *arg)
 {
@@ -768,12 +787,7 @@ stopped_publisher(int point)
 	int pid;
 
 	setup_arena(0);
-	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(stop_sync != MAP_FAILED);
-	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
-	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
-	stop_sync->point = point;
+	stop_sync_open(point);
 	r = open_ns("log", 0, 0);
 	assert_int_equal(mlc_set(r, "k", 1, "old", 3, NULL), 0);
 	pid = t_spawn(stopped_writer, NULL);
@@ -799,7 +813,7 @@ stopped_publisher(int point)
 	assert_memory_equal(v.data, "new", 3);
 	mlc_value_release(&v);
 	mlc_cache_close(r);
-	munmap(stop_sync, sizeof(*stop_sync));
+	stop_sync_close();
 	teardown_arena();
 }
 
@@ -963,12 +977,7 @@ write_stopped_across_purge(bool modify)
 	int pid;
 
 	setup_arena(0);
-	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(stop_sync != MAP_FAILED);
-	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
-	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
-	stop_sync->point = MLC__P_PUT_COPIED;
+	stop_sync_open(MLC__P_PUT_COPIED);
 	r = open_ns("log", 0, 0);
 	pid = t_spawn(write_across_purge, modify ? (void *)"m" : NULL);
 	while (sem_wait(&stop_sync->at) != 0)
@@ -990,7 +999,7 @@ write_stopped_across_purge(bool modify)
 	}
 	mlc_cache_close(fresh);
 	mlc_cache_close(r);
-	munmap(stop_sync, sizeof(*stop_sync));
+	stop_sync_close();
 	teardown_arena();
 }
 
@@ -1134,12 +1143,7 @@ test_purger_gone_mid_purge_counts(void **state)
 	ns_counts_are(1, 5, 1);
 	/* Stopped there: the same while it is stopped, and its late move
 	 * of the counts changes nothing once it goes on. */
-	stop_sync = mmap(NULL, sizeof(*stop_sync), PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(stop_sync != MAP_FAILED);
-	assert_int_equal(sem_init(&stop_sync->at, 1, 0), 0);
-	assert_int_equal(sem_init(&stop_sync->go, 1, 0), 0);
-	stop_sync->point = MLC__P_PURGE_PUBLISHED;
+	stop_sync_open(MLC__P_PURGE_PUBLISHED);
 	pid = t_spawn(stopped_purger, NULL);
 	while (sem_wait(&stop_sync->at) != 0)
 		;
@@ -1149,7 +1153,7 @@ test_purger_gone_mid_purge_counts(void **state)
 	sem_post(&stop_sync->go);
 	assert_int_equal(t_wait(pid), 0);
 	ns_counts_are(3, 15, 2);
-	munmap(stop_sync, sizeof(*stop_sync));
+	stop_sync_close();
 	mlc_cache_close(w);
 	teardown_arena();
 }
