@@ -41,10 +41,10 @@ enum outcome_kind { OUT_ERROR = 1, OUT_VALUE = 2 };
 struct outcome {
 	uint32_t kind;
 	int32_t err;
-	uint32_t nsgen;		/* the key's namespace generation, and */
+	uint32_t nsgen;		/* the key's namespace generation */
 	uint32_t flags;		/* enum mlc_value_flags of a value */
 	uint64_t gen;		/* the flight it came from; 0: any */
-	uint64_t fence;		/* the index version, when the load began */
+	uint64_t fence;		/* the index version when the load began */
 	uint64_t until;		/* err_ttl back-off ends; 0: none */
 	/* then the error message, or the value's bytes */
 };
@@ -131,8 +131,10 @@ outcome_read(struct mlc_cache *c, const struct mlc__key *k,
  * eviction of the key since either: it would reach a get that began after
  * the change returned (a waiter that joined the flight then) as a value
  * older than the change.  The table is asked under the stripe locks, as
- * for a loader's failed store (store_checked()); a lock that fails proves
- * nothing, and the value is not served.  An error is not data a change
+ * for a loader's failed store (store_checked()), but only tried: a reader
+ * does not wait for a writer (which may be stopped), and a lock that is
+ * busy or fails proves nothing, so the value is not served (the waiter
+ * lines up again).  An error is not data a change
  * makes old: it stands (for the flight's waiters, and as the err_ttl_ms
  * back-off) until a purge, for the table's answer is conservative (a
  * stripe remembers the newest version that left it, whichever key), and
@@ -145,7 +147,7 @@ outcome_current(struct mlc_cache *c, const struct mlc__key *k,
 	if (o->nsgen != ck_pr_load_32(&c->ns->ns_gen))
 		return false;
 	return o->kind != OUT_VALUE ||
-	       mlc__table_changed_since(c->a, k, o->fence, now) == 0;
+	       mlc__table_changed_since(c->a, k, o->fence, now, true) == 0;
 }
 
 /* A shared error outcome (entry @p e, consumed) answers the call: its
@@ -268,7 +270,8 @@ store_checked(struct mlc_cache *c, const struct mlc__key *k,
 	if (ck_pr_load_32(&c->ns->ns_gen) != k->nsgen)
 		changed = 1;
 	else if (rc < 0)
-		changed = mlc__table_changed_since(c->a, k, fence, now);
+		changed = mlc__table_changed_since(c->a, k, fence, now,
+						   false);
 	if (changed == 0)
 		return rc;
 	/* A stripe lock that failed (changed < 0) proves nothing either
@@ -312,10 +315,20 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 
 		stale->expire = now + (uint64_t)cf->resurrect_ttl;
 		stale->flags = (stale->flags & MLC_NEGATIVE) | MLC_STALE;
-		rc = mlc__l2_store(c, k, mlc__ent_value(stale), stale->vlen,
-				   MLC__IT_STALE | (stale->flags & MLC_NEGATIVE ?
-						    MLC__IT_NEG : 0),
-				   stale->expire, fence, &put);
+		/* Over the very item it was read from (a compare-and-set on
+		 * its version), not only after the fence: a set or delete
+		 * between this call's L2 read and its fence (a wait for
+		 * another's flight, a takeover) is below the fence, and the
+		 * stale value would replace the set's or bring back what the
+		 * delete removed. */
+		rc = mlc__l2_store_cas(c, k, mlc__ent_value(stale),
+				       stale->vlen, MLC__IT_STALE |
+				       (stale->flags & MLC_NEGATIVE ?
+					MLC__IT_NEG : 0),
+				       stale->expire, fence, MLC__CAS_VERSION,
+				       stale->version, &put);
+		if (rc == MLC_ESTALE)
+			c->st.fenced_writes++;	/* the store counts no CAS */
 		rc = store_checked(c, k, stale, rc, fence, now);
 		if (f->slot != 0 || o.until)
 			outcome_write(c, k, &o, c->err, mlen, now);

@@ -229,7 +229,7 @@ int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		      uint64_t expect, uint64_t *version);
 int mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
-			     uint64_t fence, uint64_t now);
+			     uint64_t fence, uint64_t now, bool try);
 void mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_put(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_ghost(const struct mlc_arena *a, uint64_t hash);

@@ -738,24 +738,30 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 }
 
 /* Add @p n (or take it away) to a namespace's live word @p w whose top
- * bits (from @p shift) hold a generation, if that generation is @p gen.  A
- * word behind @p gen is one a purge left for the writers to move on (its
- * purger stopped or died after publishing the generation: write.c,
- * ns_gen_next()): it starts @p gen at 0 here.  A word past @p gen counts
- * a newer generation, and a purged entry changes nothing. */
+ * bits (from @p shift) hold a generation, if that generation is the
+ * entry's: @p gen (masked to the word's bits; @p full, all 32 of it).  A
+ * word at another generation is moved to the entry's at 0 first only if
+ * the entry's is the namespace's generation now (@p ns_gen, read after the
+ * word): the word is then one a purge left behind, its purger stopped or
+ * dead after publishing the generation (write.c, ns_gen_next()).  Else the
+ * entry is a purged one and counts nowhere.  Generations are compared for
+ * equality only, so no number of purges can move a word backwards. */
 static void
-ns_word_add(uint64_t *w, uint64_t gen, unsigned shift, uint64_t n, bool add)
+ns_word_add(uint64_t *w, const uint32_t *ns_gen, uint32_t full, uint64_t gen,
+	    unsigned shift, uint64_t n, bool add)
 {
-	uint64_t mask = (UINT64_C(1) << shift) - 1;
-	uint64_t gmask = (UINT64_C(1) << (64 - shift)) - 1;
-	uint64_t old, new, c, behind;
+	uint64_t mask = (UINT64_C(1) << shift) - 1, old, new, c;
 
 	old = ck_pr_load_64(w);
 	do {
-		behind = (gen - (old >> shift)) & gmask;
-		if (behind > gmask / 2)
-			return;
-		c = behind != 0 ? 0 : old & mask;
+		if (old >> shift == gen) {
+			c = old & mask;
+		} else {
+			ck_pr_fence_load();
+			if (ck_pr_load_32(ns_gen) != full)
+				return;
+			c = 0;
+		}
 		c = add ? c + n : c >= n ? c - n : 0;
 		new = gen << shift | (c & mask);
 	} while (!ck_pr_cas_64_value(w, old, new, &old));
@@ -767,15 +773,17 @@ static void
 ns_count(struct mlc_arena *a, const struct mlc__item *it, bool add)
 {
 	struct mlc__ns_stats *st;
-	uint64_t gen = mlc__item_nsgen(it);
+	uint32_t gen = mlc__item_nsgen(it);
+	const uint32_t *now;
 
 	if (it->it_ns >= a->max_ns)
 		return;		/* a corrupt item: never write outside */
 	st = &a->nsstats[it->it_ns];
-
-	ns_word_add(&st->nt_items, gen, 32, 1, add);
-	ns_word_add(&st->nt_bytes, gen & ((UINT64_C(1) << (64 -
-			MLC__NS_BYTES_SHIFT)) - 1), MLC__NS_BYTES_SHIFT,
+	now = &a->ns[it->it_ns].ns_gen;
+	ns_word_add(&st->nt_items, now, gen, gen, 32, 1, add);
+	ns_word_add(&st->nt_bytes, now, gen,
+		    gen & (UINT64_MAX >> MLC__NS_BYTES_SHIFT),
+		    MLC__NS_BYTES_SHIFT,
 		    (uint64_t)it->it_klen + mlc__item_vlen(it), add);
 }
 
@@ -819,10 +827,11 @@ count_replaced(struct mlc_arena *a, const struct mlc__item *it,
 	}
 	nb = (uint64_t)it->it_klen + mlc__item_vlen(it);
 	ob = (uint64_t)old->it_klen + mlc__item_vlen(old);
-	gen = mlc__item_nsgen(it) &
-	      ((UINT64_C(1) << (64 - MLC__NS_BYTES_SHIFT)) - 1);
+	gen = mlc__item_nsgen(it);
 	if (nb != ob)
-		ns_word_add(&a->nsstats[it->it_ns].nt_bytes, gen,
+		ns_word_add(&a->nsstats[it->it_ns].nt_bytes,
+			    &a->ns[it->it_ns].ns_gen, (uint32_t)gen,
+			    gen & (UINT64_MAX >> MLC__NS_BYTES_SHIFT),
 			    MLC__NS_BYTES_SHIFT, nb > ob ? nb - ob : ob - nb,
 			    nb > ob);
 }
@@ -1394,10 +1403,11 @@ mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
  * @p fence (what its store would have said), or if L2 holds a value of
  * the key's generation that is fresh at @p now, which an L1-only copy
  * would hide: one set after the caller's look at L2 but before its fence
- * was taken.  0 if it may, or what taking the stripe locks failed with. */
+ * was taken.  0 if it may, or what taking the stripe locks failed with
+ * (with @p try, -EBUSY if either is held: a reader that must not wait). */
 int
 mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
-			 uint64_t fence, uint64_t now)
+			 uint64_t fence, uint64_t now, bool try)
 {
 	struct slot_ref ref;
 	uint32_t b[2];
@@ -1406,7 +1416,7 @@ mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
 	int rc;
 
 	key_buckets(a, k->hash, b);
-	rc = stripes_lock(a, b, false);
+	rc = stripes_lock(a, b, try);
 	if (rc < 0)
 		return rc;
 	found = find_locked(a, b, k, &ref);

@@ -1206,6 +1206,94 @@ test_no_err_ttl_reloads(void **state)
 	teardown_arena();
 }
 
+/* ---- resurrect after a change made while the caller waited ------------- */
+
+/* B reads the expired "v1" (its stale value), then waits on a flight that
+ * this process holds and never publishes.  Meanwhile the key is set to
+ * "v2", or deleted.  B's wait times out (MLC_LOCK_LOAD: it loads itself),
+ * it takes its fence only now, after the change, and its loader fails: the
+ * resurrect path must not store "v1" back over "v2", nor bring back the
+ * deleted key.  Before the re-store was a compare-and-set on the stale
+ * item's version it was fenced only by the version counter read when the
+ * load began, which the change was below (found by a review; a peek after
+ * gave "v1" flagged stale). */
+static int
+rw_caller_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("x");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int rc;
+
+	(void)arg;
+	l.fail = true;
+	o.resurrect_ttl_ms = 10000;
+	o.lock_timeout_ms = 2000;
+	o.lock_policy = MLC_LOCK_LOAD;
+	o.flags = MLC_CACHE_NO_L1;
+	c = open_cache(&o);
+	rc = mlc_get(c, "rk", 2, loader, &l, &v);
+	record(1, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+resurrect_after_wait(bool delete)
+{
+	struct mlc_call_options shortttl = MLC_CALL_OPTIONS_INIT;
+	struct mlc_cache *h = pc();
+	struct mlc_flight fl;
+	struct mlc_value v = { 0 };
+	int b;
+
+	shortttl.ttl_ms = 20;
+	memset(&sh->r[1], 0, sizeof(sh->r[1]));
+	assert_int_equal(mlc_set(h, "rk", 2, "v1", 2, &shortttl), 0);
+	mlc__clock_advance(60000);		/* v1 expired: stale */
+	assert_int_equal(mlc_flight_acquire(h, "rk", 2, NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	b = spawn(rw_caller_proc, NULL);
+	assert_true(wait_waiters(g_arena, 1));	/* B read v1, waits */
+	if (delete)
+		assert_int_equal(mlc_delete(h, "rk", 2), 0);
+	else
+		assert_int_equal(mlc_set(h, "rk", 2, "v2", 2, NULL), 0);
+	assert_int_equal(t_wait(b), 0);		/* timed out, loaded, failed */
+	/* B's get began before the change: the newer value or its stale
+	 * one are both its answers. */
+	assert_int_equal(sh->r[1].rc, 0);
+	if (strcmp(sh->r[1].val, "v2") != 0) {
+		assert_string_equal(sh->r[1].val, "v1");
+		assert_true(sh->r[1].flags & MLC_STALE);
+	}
+	/* What everyone sees after: the change. */
+	if (delete) {
+		assert_int_equal(mlc_peek(h, "rk", 2, MLC_CALL_STALE_OK, &v),
+				 -ENOENT);
+	} else {
+		assert_int_equal(mlc_peek(h, "rk", 2, MLC_CALL_STALE_OK, &v),
+				 0);
+		assert_int_equal(v.len, 2);
+		assert_memory_equal(v.data, "v2", 2);
+		assert_false(v.flags & MLC_STALE);
+		mlc_value_release(&v);
+	}
+	assert_int_equal(mlc_flight_abandon(h, &fl), 0);
+}
+
+static void
+test_resurrect_after_change_while_waiting(void **state)
+{
+	(void)state;
+	setup_arena(0);
+	resurrect_after_wait(false);
+	resurrect_after_wait(true);
+	teardown_arena();
+}
+
 /* ---- a loader asking for its own key -------------------------------------- */
 
 struct nest {
@@ -2125,6 +2213,8 @@ main(void)
 		cmocka_unit_test_teardown(test_no_cache_overtaken, td),
 		cmocka_unit_test_teardown(test_err_ttl, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_purge, td),
+		cmocka_unit_test_teardown(
+			test_resurrect_after_change_while_waiting, td),
 		cmocka_unit_test_teardown(test_no_err_ttl_reloads, td),
 		cmocka_unit_test_teardown(test_loader_own_key_edeadlk, td),
 		cmocka_unit_test_teardown(test_set_applied_in_load, td),
