@@ -843,6 +843,10 @@ typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
  * update.  Publishes an invalidation like mlc_set().  If @p value is not
  * NULL it receives the stored value (nothing on DELETE or KEEP: status 0
  * and a zeroed value).
+ * A purge of the namespace between the read and the store makes @p fn
+ * run again on what the key holds after it; if that happens four times in
+ * a row, the modify counts as made before the last purge: 0, nothing
+ * stored, and a zeroed @p value.
  * @return 0, what @p fn returned if negative, -EBUSY (lost the race 1000
  *   times in a row), or the errors of mlc_set().
  * @since 0.1

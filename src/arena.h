@@ -381,13 +381,15 @@ struct mlc__ns {
  * The live words count the entries of one namespace generation only:
  * nt_items is generation << 32 | entries, nt_bytes is (generation &
  * 0xffffff) << 40 | their key + value bytes.  A link or unlink changes a
- * word (CAS) only if the word's generation is the item's, or moves a word
- * that is behind it to it at 0 first; a purge publishes the new generation,
- * then moves both words to it at 0 (a word left behind by a purger that
- * stopped or died there is moved by the next link or unlink, and read as 0
- * meanwhile).  So purged entries, which stay linked until reclaimed, are
- * never counted, and the counts are exact; bytes alone could miscount an
- * entry unlinked 2^24 purges of its namespace after it was linked. */
+ * word (CAS) only if the word's generation is the item's, or, if the
+ * item's is the namespace's current one, moves the word to it at 0 first; a
+ * purge publishes the new generation, then moves both words to it at 0 (a
+ * word left behind by a purger that stopped or died there is moved by the
+ * next link or unlink, and read as 0 meanwhile).  Generations are compared
+ * for equality only, so a word never moves backwards.  So purged entries,
+ * which stay linked until reclaimed, are never counted, and the counts are
+ * exact; bytes alone could miscount an entry unlinked a multiple of 2^24
+ * purges of its namespace after it was linked. */
 #define MLC__NS_COUNTERS 30
 #define MLC__NS_BYTES_SHIFT 40
 struct mlc__ns_stats {

@@ -41,7 +41,9 @@ mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 	mlc__log_fill(c->a, seq, k->ns, k->hash,
 		      rc == 0 ? MLC__LOG_SET : MLC__LOG_NOP, put->version);
 	/* A read-modify-write's lost race, or a set's under a purge: not
-	 * fenced, the caller tries again (mlc_modify, mlc_set). */
+	 * fenced, the caller tries again (mlc_modify, mlc_set).  A plain
+	 * set is the store without a fence: a loader's fence is the
+	 * version counter, which starts at 1 (arena.c). */
 	if (k->ns == MLC__NS_INTERNAL ||
 	    (rc == MLC_ESTALE && (cas || fence == 0)))
 		return rc;		/* not the caller's to count */
@@ -118,16 +120,23 @@ l2_delete(struct mlc_arena *a, const struct mlc__key *k, uint64_t *version)
 	return 0;
 }
 
-/* Move word @p w to generation @p gen at 0, unless it is there already
- * (or past it: another purge got further). */
+/* Move word @p w to generation @p gen (masked to the word's bits; @p
+ * full, all 32 of it) at 0, unless it is there already (a writer of the
+ * generation moved it: table.c, ns_word_add()) or a later purge overtook
+ * this one (@p ns_gen, read after the word, is past @p full: that purge
+ * moves it).  Equality only, so the word never moves backwards. */
 static void
-ns_word_reset(uint64_t *w, uint64_t gen, unsigned shift, uint64_t gmask)
+ns_word_reset(uint64_t *w, const uint32_t *ns_gen, uint32_t full,
+	      uint64_t gen, unsigned shift)
 {
 	uint64_t old = ck_pr_load_64(w);
 
-	while ((((old >> shift) - gen) & gmask) > gmask / 2 &&
-	       !ck_pr_cas_64_value(w, old, gen << shift, &old))
-		;
+	while (old >> shift != gen) {
+		ck_pr_fence_load();
+		if (ck_pr_load_32(ns_gen) != full ||
+		    ck_pr_cas_64_value(w, old, gen << shift, &old))
+			return;
+	}
 }
 
 /* Start namespace @p ns's next generation: the generation first, then
@@ -140,12 +149,13 @@ static void
 ns_gen_next(struct mlc_arena *a, uint32_t ns)
 {
 	struct mlc__ns_stats *st = &a->nsstats[ns];
-	uint64_t bmask = (UINT64_C(1) << (64 - MLC__NS_BYTES_SHIFT)) - 1;
 	uint32_t gen = ck_pr_faa_32(&a->ns[ns].ns_gen, 1) + 1;
 
 	MLC_PAUSE(PURGE_PUBLISHED);
-	ns_word_reset(&st->nt_items, gen, 32, UINT32_MAX);
-	ns_word_reset(&st->nt_bytes, gen & bmask, MLC__NS_BYTES_SHIFT, bmask);
+	ns_word_reset(&st->nt_items, &a->ns[ns].ns_gen, gen, gen, 32);
+	ns_word_reset(&st->nt_bytes, &a->ns[ns].ns_gen, gen,
+		      gen & (UINT64_MAX >> MLC__NS_BYTES_SHIFT),
+		      MLC__NS_BYTES_SHIFT);
 }
 
 /* Purge namespace @p ns: one generation step makes every item of the old

@@ -1158,6 +1158,36 @@ test_purger_gone_mid_purge_counts(void **state)
 	teardown_arena();
 }
 
+/* An entry linked, then 2^23 + 5 purges (half the 24-bit generation of
+ * the bytes word, and more), then the entry unlinked and new ones set: the
+ * old entry is a purged one and must not move the counts, whose
+ * generations are compared for equality only.  (Found by a review of the
+ * first version of the change above, which compared them as "behind or
+ * ahead" modulo 2^24: the delete moved the bytes word back to the old
+ * generation, and bytes read 0 from then on.) */
+static void
+test_counts_after_many_purges(void **state)
+{
+	struct mlc_cache *w;
+	uint32_t n = (UINT32_C(1) << 23) + 5;
+
+	(void)state;
+	setup_arena(0);
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	set_keys(w, 0, 1);
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(mlc_purge(w), 0);
+	ns_counts_are(0, 0, n);
+	assert_int_equal(mlc_delete(w, "k0", 2), 0);
+	set_keys(w, 1, 3);
+	ns_counts_are(3, 15, n);
+	assert_int_equal(mlc_purge(w), 0);
+	set_keys(w, 4, 1);
+	ns_counts_are(1, 5, n + 1);
+	mlc_cache_close(w);
+	teardown_arena();
+}
+
 /* ---- fork: a child never serves the parent's L1 ------------------------------ */
 
 
@@ -1582,6 +1612,7 @@ main(void)
 		cmocka_unit_test_teardown(test_set_under_purges, td),
 		cmocka_unit_test_teardown(test_purger_gone_mid_purge_counts,
 					  td),
+		cmocka_unit_test_teardown(test_counts_after_many_purges, td),
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
