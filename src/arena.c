@@ -1420,7 +1420,6 @@ MLC_EXPORT int
 mlc_namespace_info(struct mlc_arena *a, const char *ns,
 		   struct mlc_namespace_info *info)
 {
-	uint64_t bmask = (UINT64_C(1) << MLC__NS_BYTES_SHIFT) - 1, w;
 	struct mlc_namespace_info in;
 	struct mlc__ns_stats *st;
 	uint32_t idx, gen;
@@ -1436,15 +1435,13 @@ mlc_namespace_info(struct mlc_arena *a, const char *ns,
 	st = &a->nsstats[idx];
 	memset(&in, 0, sizeof(in));
 	in.size = sizeof(in);
-	/* The low bits: the count of the generation the word is at, if it
-	 * is the namespace's; a word behind it is one a purge has not moved
-	 * on yet (write.c, ns_gen_next()), and no entry counts in it. */
+	/* Each word's count if it is at the namespace's generation; one
+	 * behind it is a word a purge has not moved on yet (write.c,
+	 * ns_gen_next()). */
 	gen = ck_pr_load_32(&a->ns[idx].ns_gen);
-	w = ck_pr_load_64(&st->nt_items);
-	in.items = w >> 32 == gen ? w & UINT32_MAX : 0;
-	w = ck_pr_load_64(&st->nt_bytes);
-	in.bytes = w >> MLC__NS_BYTES_SHIFT ==
-		   (gen & (UINT64_MAX >> MLC__NS_BYTES_SHIFT)) ? w & bmask : 0;
+	in.items = mlc__ns_word_count(ck_pr_load_64(&st->nt_items), gen, 32);
+	in.bytes = mlc__ns_word_count(ck_pr_load_64(&st->nt_bytes), gen,
+				      MLC__NS_BYTES_SHIFT);
 	in.purges = gen - 1;	/* starts at 1 */
 	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
 	info->size = MLC_MIN(info->size, sizeof(in));

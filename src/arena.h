@@ -392,6 +392,16 @@ struct mlc__ns {
  * purges of its namespace after it was linked. */
 #define MLC__NS_COUNTERS 30
 #define MLC__NS_BYTES_SHIFT 40
+
+/* Live word @p w's count (below bit @p shift) if the word is at namespace
+ * generation @p gen, else 0: a word a purge has not moved on yet counts no
+ * entry of the generation (struct mlc__ns_stats below). */
+static inline uint64_t
+mlc__ns_word_count(uint64_t w, uint32_t gen, unsigned shift)
+{
+	return w >> shift == (gen & (UINT64_MAX >> shift)) ?
+	       w & ((UINT64_C(1) << shift) - 1) : 0;
+}
 struct mlc__ns_stats {
 	alignas(MLC_CACHELINE) uint64_t nt_count[MLC__NS_COUNTERS];
 	uint64_t nt_items;

@@ -134,12 +134,11 @@ outcome_read(struct mlc_cache *c, const struct mlc__key *k,
  * for a loader's failed store (store_checked()), but only tried: a reader
  * does not wait for a writer (which may be stopped), and a lock that is
  * busy or fails proves nothing, so the value is not served (the waiter
- * lines up again).  An error is not data a change
- * makes old: it stands (for the flight's waiters, and as the err_ttl_ms
- * back-off) until a purge, for the table's answer is conservative (a
- * stripe remembers the newest version that left it, whichever key), and
- * in an arena that evicts all the time it would end the back-off at
- * almost every get. */
+ * lines up again).  An error is not data a change makes old: it stands
+ * (for the flight's waiters, and as the err_ttl_ms back-off) until a
+ * purge, for the table's answer is conservative (a stripe remembers the
+ * newest version that left it, whichever key), and in an arena that
+ * evicts all the time it would end the back-off at almost every get. */
 static bool
 outcome_current(struct mlc_cache *c, const struct mlc__key *k,
 		const struct outcome *o, uint64_t now)
@@ -327,8 +326,6 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 					MLC__IT_NEG : 0),
 				       stale->expire, fence, MLC__CAS_VERSION,
 				       stale->version, &put);
-		if (rc == MLC_ESTALE)
-			c->st.fenced_writes++;	/* the store counts no CAS */
 		rc = store_checked(c, k, stale, rc, fence, now);
 		if (f->slot != 0 || o.until)
 			outcome_write(c, k, &o, c->err, mlen, now);

@@ -737,33 +737,36 @@ pick_slot(struct mlc_arena *a, const uint32_t b[2], uint64_t now,
 	*victim = true;
 }
 
-/* Add @p n (or take it away) to a namespace's live word @p w whose top
- * bits (from @p shift) hold a generation, if that generation is the
- * entry's: @p gen (masked to the word's bits; @p full, all 32 of it).  A
- * word at another generation is moved to the entry's at 0 first only if
- * the entry's is the namespace's generation now (@p ns_gen, read after the
- * word): the word is then one a purge left behind, its purger stopped or
- * dead after publishing the generation (write.c, ns_gen_next()).  Else the
- * entry is a purged one and counts nowhere.  Generations are compared for
- * equality only, so no number of purges can move a word backwards. */
-static void
-ns_word_add(uint64_t *w, const uint32_t *ns_gen, uint32_t full, uint64_t gen,
-	    unsigned shift, uint64_t n, bool add)
+/* Add @p n (or take it away) to namespace @p ns's live word @p w (its
+ * count below bit @p shift, a generation above: struct mlc__ns_stats) for
+ * an entry of generation @p gen, if the word is at @p gen.  A word at
+ * another generation is moved to @p gen at 0 first only if @p gen is the
+ * namespace's generation now, read after the word: the word is then one a
+ * purge left behind, its purger stopped or dead after publishing the
+ * generation (write.c, ns_gen_next(), which moves it with @p n 0).  Else
+ * the entry is a purged one and counts nowhere.  Generations are compared
+ * for equality only, so no number of purges can move a word backwards. */
+void
+mlc__ns_word_add(struct mlc_arena *a, uint32_t ns, uint64_t *w,
+		 unsigned shift, uint32_t gen, uint64_t n, bool add)
 {
 	uint64_t mask = (UINT64_C(1) << shift) - 1, old, new, c;
+	uint64_t g = gen & (UINT64_MAX >> shift);
 
 	old = ck_pr_load_64(w);
 	do {
-		if (old >> shift == gen) {
+		if (old >> shift == g) {
 			c = old & mask;
 		} else {
 			ck_pr_fence_load();
-			if (ck_pr_load_32(ns_gen) != full)
+			if (ck_pr_load_32(&a->ns[ns].ns_gen) != gen)
 				return;
 			c = 0;
 		}
 		c = add ? c + n : c >= n ? c - n : 0;
-		new = gen << shift | (c & mask);
+		new = g << shift | (c & mask);
+		if (new == old)
+			return;		/* nothing to add, already at gen */
 	} while (!ck_pr_cas_64_value(w, old, new, &old));
 }
 
@@ -774,17 +777,13 @@ ns_count(struct mlc_arena *a, const struct mlc__item *it, bool add)
 {
 	struct mlc__ns_stats *st;
 	uint32_t gen = mlc__item_nsgen(it);
-	const uint32_t *now;
 
 	if (it->it_ns >= a->max_ns)
 		return;		/* a corrupt item: never write outside */
 	st = &a->nsstats[it->it_ns];
-	now = &a->ns[it->it_ns].ns_gen;
-	ns_word_add(&st->nt_items, now, gen, gen, 32, 1, add);
-	ns_word_add(&st->nt_bytes, now, gen,
-		    gen & (UINT64_MAX >> MLC__NS_BYTES_SHIFT),
-		    MLC__NS_BYTES_SHIFT,
-		    (uint64_t)it->it_klen + mlc__item_vlen(it), add);
+	mlc__ns_word_add(a, it->it_ns, &st->nt_items, 32, gen, 1, add);
+	mlc__ns_word_add(a, it->it_ns, &st->nt_bytes, MLC__NS_BYTES_SHIFT, gen,
+			 (uint64_t)it->it_klen + mlc__item_vlen(it), add);
 }
 
 static void
@@ -804,7 +803,7 @@ static void
 count_replaced(struct mlc_arena *a, const struct mlc__item *it,
 	       const struct mlc__item *old, uint32_t oldw)
 {
-	uint64_t nb, ob, gen;
+	uint64_t nb, ob;
 	bool neg = MLC__ST_FLAGS(ck_pr_load_32((uint32_t *)&it->it_state)) &
 		   MLC__IT_NEG;
 
@@ -827,13 +826,10 @@ count_replaced(struct mlc_arena *a, const struct mlc__item *it,
 	}
 	nb = (uint64_t)it->it_klen + mlc__item_vlen(it);
 	ob = (uint64_t)old->it_klen + mlc__item_vlen(old);
-	gen = mlc__item_nsgen(it);
 	if (nb != ob)
-		ns_word_add(&a->nsstats[it->it_ns].nt_bytes,
-			    &a->ns[it->it_ns].ns_gen, (uint32_t)gen,
-			    gen & (UINT64_MAX >> MLC__NS_BYTES_SHIFT),
-			    MLC__NS_BYTES_SHIFT, nb > ob ? nb - ob : ob - nb,
-			    nb > ob);
+		mlc__ns_word_add(a, it->it_ns, &a->nsstats[it->it_ns].nt_bytes,
+				 MLC__NS_BYTES_SHIFT, mlc__item_nsgen(it),
+				 nb > ob ? nb - ob : ob - nb, nb > ob);
 }
 
 /* A key written again drops the second entry a writer that died inside

@@ -40,12 +40,12 @@ mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 	MLC_PAUSE(LOG_STORED);
 	mlc__log_fill(c->a, seq, k->ns, k->hash,
 		      rc == 0 ? MLC__LOG_SET : MLC__LOG_NOP, put->version);
-	/* A read-modify-write's lost race, or a set's under a purge: not
-	 * fenced, the caller tries again (mlc_modify, mlc_set).  A plain
-	 * set is the store without a fence: a loader's fence is the
-	 * version counter, which starts at 1 (arena.c). */
-	if (k->ns == MLC__NS_INTERNAL ||
-	    (rc == MLC_ESTALE && (cas || fence == 0)))
+	/* Refused without a fence: a read-modify-write's lost race, or a
+	 * set's under a purge; the caller tries again (mlc_modify, mlc_set).
+	 * Only a loader's store has a fence (the version counter, which
+	 * starts at 1: arena.c), plain or compare-and-set (a resurrect), and
+	 * its refusal is a fenced write. */
+	if (k->ns == MLC__NS_INTERNAL || (rc == MLC_ESTALE && fence == 0))
 		return rc;		/* not the caller's to count */
 	if (rc == MLC_ESTALE) {
 		c->st.fenced_writes++;
@@ -120,31 +120,14 @@ l2_delete(struct mlc_arena *a, const struct mlc__key *k, uint64_t *version)
 	return 0;
 }
 
-/* Move word @p w to generation @p gen (masked to the word's bits; @p
- * full, all 32 of it) at 0, unless it is there already (a writer of the
- * generation moved it: table.c, ns_word_add()) or a later purge overtook
- * this one (@p ns_gen, read after the word, is past @p full: that purge
- * moves it).  Equality only, so the word never moves backwards. */
-static void
-ns_word_reset(uint64_t *w, const uint32_t *ns_gen, uint32_t full,
-	      uint64_t gen, unsigned shift)
-{
-	uint64_t old = ck_pr_load_64(w);
-
-	while (old >> shift != gen) {
-		ck_pr_fence_load();
-		if (ck_pr_load_32(ns_gen) != full ||
-		    ck_pr_cas_64_value(w, old, gen << shift, &old))
-			return;
-	}
-}
-
 /* Start namespace @p ns's next generation: the generation first, then
- * its live counts go to 0 at it.  A purger that stops or dies between
- * the two leaves the words behind the generation, and the first link or
- * unlink of the new generation moves them on itself (table.c,
- * ns_word_add()); a reader takes a word behind for 0 (struct
- * mlc__ns_stats).  Two purges at once: the words only move forward. */
+ * its live counts go to 0 at it (adding nothing for the generation moves a
+ * word that is not at it yet, unless a later purge overtook this one:
+ * table.c, mlc__ns_word_add()).  A purger that stops or dies between the
+ * two leaves the words behind the generation, and the first link or
+ * unlink of the new generation moves them on itself; a reader takes a
+ * word behind for 0 (struct mlc__ns_stats).  Two purges at once: the
+ * words only move forward. */
 static void
 ns_gen_next(struct mlc_arena *a, uint32_t ns)
 {
@@ -152,10 +135,9 @@ ns_gen_next(struct mlc_arena *a, uint32_t ns)
 	uint32_t gen = ck_pr_faa_32(&a->ns[ns].ns_gen, 1) + 1;
 
 	MLC_PAUSE(PURGE_PUBLISHED);
-	ns_word_reset(&st->nt_items, &a->ns[ns].ns_gen, gen, gen, 32);
-	ns_word_reset(&st->nt_bytes, &a->ns[ns].ns_gen, gen,
-		      gen & (UINT64_MAX >> MLC__NS_BYTES_SHIFT),
-		      MLC__NS_BYTES_SHIFT);
+	mlc__ns_word_add(a, ns, &st->nt_items, 32, gen, 0, true);
+	mlc__ns_word_add(a, ns, &st->nt_bytes, MLC__NS_BYTES_SHIFT, gen, 0,
+			 true);
 }
 
 /* Purge namespace @p ns: one generation step makes every item of the old
@@ -255,23 +237,20 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 		if (rc != MLC_ESTALE || t == PURGE_TRIES - 1)
 			break;
 	}
-	if (rc == MLC_ESTALE) {
-		c->st.sets++;
-		mlc__l1_drop(c, &k);
-		stats_due(c, now);
-		return 0;
-	}
-	if (rc < 0)
+	if (rc < 0 && rc != MLC_ESTALE)
 		return mlc__set_err(c, rc);
 	c->st.sets++;
 	/* The caller's L1 holds the new value at once (decoded, with a
 	 * codec; if decoding fails the next get reports it), unless the
 	 * event hook or the decode called the cache and applied records: a
-	 * newer write's may be among them (mlc__ent_deliver). */
+	 * newer write's may be among them (mlc__ent_deliver).  A set made
+	 * before a purge (MLC_ESTALE, above) stored nothing to copy or
+	 * announce. */
 	cursor = c->log.cursor;
-	mlc__event_emit(c, MLC_EVENT_SET, &k, put.version);
+	if (rc == 0)
+		mlc__event_emit(c, MLC_EVENT_SET, &k, put.version);
 	mlc__l1_drop(c, &k);
-	if (!(c->o.flags & MLC_CACHE_NO_L1)) {
+	if (rc == 0 && !(c->o.flags & MLC_CACHE_NO_L1)) {
 		e = mlc__ent_from(&k, data, len, neg, put.expire, put.version);
 		if (e != NULL && mlc__ent_decode(c, e) == 0 &&
 		    c->log.cursor == cursor)

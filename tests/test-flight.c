@@ -1010,23 +1010,40 @@ test_no_cache_shared(void **state)
 	teardown_arena();
 }
 
+/* Another process sets, deletes or purges ab_key (ch_kind). */
+enum change { CH_SET, CH_DELETE, CH_PURGE };
+
+static enum change ch_kind;
+
+static int
+change_proc(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+	int rc;
+
+	(void)arg;
+	switch (ch_kind) {
+	case CH_SET:
+		CKI(mlc_set(c, ab_key, strlen(ab_key), "set by B", 8, NULL), 0);
+		break;
+	case CH_DELETE:
+		rc = mlc_delete(c, ab_key, strlen(ab_key));
+		CK(rc == 0 || rc == -ENOENT);
+		break;
+	case CH_PURGE:
+		CKI(mlc_purge(c), 0);
+		break;
+	}
+	mlc_cache_close(c);
+	return 0;
+}
+
 /* An uncached load (MLC_LOAD_NO_CACHE) that a delete or purge overtook:
  * the change returns while A's loader runs, then B's get begins and joins
  * A's flight.  A's value is older than the change, so it must not answer
  * B (through the outcome record): B loads its own.  A, whose get began
  * before the change, keeps its answer.  (Found by a review; before the
  * outcome carried its load's fence, B got "from A".) */
-static int
-ab_purge_proc(void *arg)
-{
-	struct mlc_cache *c = open_cache(NULL);
-
-	(void)arg;
-	CKI(mlc_purge(c), 0);
-	mlc_cache_close(c);
-	return 0;
-}
-
 static void
 no_cache_overtaken(bool purge)
 {
@@ -1039,8 +1056,8 @@ no_cache_overtaken(bool purge)
 	ab_b_opts.lock_timeout_ms = 25000;
 	ab_b_opts.lock_policy = MLC_LOCK_ERROR;
 	a = ab_start();			/* A's loader runs, "from A" */
-	assert_int_equal(run(purge ? ab_purge_proc : ab_delete_proc, NULL),
-			 0);		/* the change returned */
+	ch_kind = purge ? CH_PURGE : CH_DELETE;
+	assert_int_equal(run(change_proc, NULL), 0);	/* it returned */
 	b = spawn(ab_getter_proc, NULL);	/* B begins after it */
 	assert_true(wait_waiters(g_arena, 1));
 	ab_finish(a);
@@ -1375,33 +1392,6 @@ test_loader_own_key_edeadlk(void **state)
  * delete), invisible (purge), or failed before it could compare versions
  * (a value over a page): in each case the value is this caller's only,
  * flagged MLC_NOT_CACHED, in no L1 and in no outcome for waiters. */
-
-enum change { CH_SET, CH_DELETE, CH_PURGE };
-
-static enum change ch_kind;
-
-static int
-change_proc(void *arg)
-{
-	struct mlc_cache *c = open_cache(NULL);
-	int rc;
-
-	(void)arg;
-	switch (ch_kind) {
-	case CH_SET:
-		CKI(mlc_set(c, ab_key, strlen(ab_key), "set by B", 8, NULL), 0);
-		break;
-	case CH_DELETE:
-		rc = mlc_delete(c, ab_key, strlen(ab_key));
-		CK(rc == 0 || rc == -ENOENT);
-		break;
-	case CH_PURGE:
-		CKI(mlc_purge(c), 0);
-		break;
-	}
-	mlc_cache_close(c);
-	return 0;
-}
 
 struct applied {
 	struct mlc_cache *c;
