@@ -131,10 +131,12 @@ outcome_read(struct mlc_cache *c, const struct mlc__key *k,
  * eviction of the key since either: it would reach a get that began after
  * the change returned (a waiter that joined the flight then) as a value
  * older than the change.  The table is asked under the stripe locks, as
- * for a loader's failed store (store_checked()), but only tried: a reader
- * does not wait for a writer (which may be stopped), and a lock that is
- * busy or fails proves nothing, so the value is not served (the waiter
- * lines up again).  An error is not data a change makes old: it stands
+ * for a loader's failed store (store_checked()); a lock that fails proves
+ * nothing, and the value is not served (the waiter lines up again).  The
+ * locks are waited for, not only tried: the waiters of one flight check
+ * at once, and a try lost to another waiter refused the value to them (a
+ * stopped writer holding a stripe delays this as it delays a store).
+ * An error is not data a change makes old: it stands
  * (for the flight's waiters, and as the err_ttl_ms back-off) until a
  * purge, for the table's answer is conservative (a stripe remembers the
  * newest version that left it, whichever key), and in an arena that
@@ -146,7 +148,7 @@ outcome_current(struct mlc_cache *c, const struct mlc__key *k,
 	if (o->nsgen != ck_pr_load_32(&c->ns->ns_gen))
 		return false;
 	return o->kind != OUT_VALUE ||
-	       mlc__table_changed_since(c->a, k, o->fence, now, true) == 0;
+	       mlc__table_changed_since(c->a, k, o->fence, now) == 0;
 }
 
 /* A shared error outcome (entry @p e, consumed) answers the call: its
@@ -269,8 +271,7 @@ store_checked(struct mlc_cache *c, const struct mlc__key *k,
 	if (ck_pr_load_32(&c->ns->ns_gen) != k->nsgen)
 		changed = 1;
 	else if (rc < 0)
-		changed = mlc__table_changed_since(c->a, k, fence, now,
-						   false);
+		changed = mlc__table_changed_since(c->a, k, fence, now);
 	if (changed == 0)
 		return rc;
 	/* A stripe lock that failed (changed < 0) proves nothing either

@@ -229,7 +229,7 @@ int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		      uint64_t expect, uint64_t *version);
 int mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
-			     uint64_t fence, uint64_t now, bool try);
+			     uint64_t fence, uint64_t now);
 void mlc__ns_word_add(struct mlc_arena *a, uint32_t ns, uint64_t *w,
 		      unsigned shift, uint32_t gen, uint64_t n, bool add);
 void mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash);

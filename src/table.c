@@ -1399,11 +1399,10 @@ mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
  * @p fence (what its store would have said), or if L2 holds a value of
  * the key's generation that is fresh at @p now, which an L1-only copy
  * would hide: one set after the caller's look at L2 but before its fence
- * was taken.  0 if it may, or what taking the stripe locks failed with
- * (with @p try, -EBUSY if either is held: a reader that must not wait). */
+ * was taken.  0 if it may, or what taking the stripe locks failed with. */
 int
 mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
-			 uint64_t fence, uint64_t now, bool try)
+			 uint64_t fence, uint64_t now)
 {
 	struct slot_ref ref;
 	uint32_t b[2];
@@ -1412,7 +1411,7 @@ mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
 	int rc;
 
 	key_buckets(a, k->hash, b);
-	rc = stripes_lock(a, b, try);
+	rc = stripes_lock(a, b, false);
 	if (rc < 0)
 		return rc;
 	found = find_locked(a, b, k, &ref);
