@@ -217,7 +217,7 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 	/* A new handle has seen nothing, so it owes nothing to the log. */
 	c->log.l1 = &c->l1;
 	c->log.ns = c->ns_idx;
-	c->log.cursor = mlc__log_head(arena);
+	c->log.cursor = mlc__log_start(arena);
 	c->log_head = &arena->log->lg_head;
 	c->auto_update = !(c->o.flags & MLC_CACHE_MANUAL_UPDATE);
 	mlc__arena_ref(arena);
@@ -265,7 +265,7 @@ MLC_COLD void
 mlc__handle_forked(struct mlc_cache *c)
 {
 	mlc__l1_clear(&c->l1);
-	c->log.cursor = mlc__log_head(c->a);
+	c->log.cursor = mlc__log_start(c->a);
 	c->log.stuck_since = 0;
 	c->fork_gen = mlc__fork_gen();
 	c->st.forks++;

@@ -189,11 +189,32 @@ apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
 	lr->out_rec[lr->out_n++].version = version;
 }
 
+/* Where a handle that starts over (opened, forked, lapped) must start
+ * reading: not past a cell of the last lap that is claimed but not
+ * published (or numbered and not yet claimed), whose writer may still be
+ * about to change L2 and publish there.  Everything below it is either
+ * published (covered by the fresh L1) or overwritten (its writer's
+ * publish fails and it publishes again, after its change). */
+uint64_t
+mlc__log_start(const struct mlc_arena *a)
+{
+	uint64_t head = ck_pr_load_64(&a->log->lg_head), cells = a->log_cells;
+
+	for (uint64_t s = head > cells ? head - cells : 0; s < head; s++) {
+		uint64_t q = ck_pr_load_64(
+			(uint64_t *)&a->cells[s & (cells - 1)].lc_seq);
+
+		if (q != s + 1 && !(SEQ(q) == s + 1 && (q & ABANDONED)))
+			return s;
+	}
+	return head;
+}
+
 static void
-give_up(struct mlc__logr *lr, uint64_t head)
+give_up(const struct mlc_arena *a, struct mlc__logr *lr)
 {
 	clear_all(lr);
-	lr->cursor = head;
+	lr->cursor = mlc__log_start(a);
 	lr->stuck_since = 0;
 }
 
@@ -249,7 +270,7 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 		return;
 	if (head - lr->cursor > cells) {
 		lr->overruns++;			/* lapped while idle */
-		give_up(lr, head);
+		give_up(a, lr);
 		return;
 	}
 	end = budget && head - lr->cursor > budget ? lr->cursor + budget : head;
@@ -269,7 +290,7 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 		}
 		if (SEQ(q1) > s + 1) {
 			lr->overruns++;		/* a writer a lap ahead */
-			give_up(lr, head);
+			give_up(a, lr);
 			return;
 		}
 		if (q1 != s + 1) {
@@ -308,7 +329,7 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 		if (ck_pr_load_64((uint64_t *)&c->lc_seq) != q1 ||
 		    (meta & CHECK_MASK) != cell_check(q1, hash, version, ns, op)) {
 			lr->overruns++;		/* overwritten as we read */
-			give_up(lr, head);
+			give_up(a, lr);
 			return;
 		}
 		if (s + 1 >= lr->stuck_head)

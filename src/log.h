@@ -40,6 +40,7 @@ uint64_t mlc__log_claim(struct mlc_arena *a);
 void mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns,
 		   uint64_t hash, uint16_t op, uint64_t version);
 uint64_t mlc__log_head(const struct mlc_arena *a);
+uint64_t mlc__log_start(const struct mlc_arena *a);
 void mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr,
 		    uint32_t budget);
 

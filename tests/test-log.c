@@ -825,6 +825,128 @@ test_stopped_publisher_republishes(void **state)
 	stopped_publisher(MLC__P_LOG_NUMBERED);
 }
 
+/* A handle that starts reading the log over (a new handle, the first use
+ * of one in a fork child, one lapped by the log) while another process's
+ * write has claimed its cell and not yet changed L2: it must start at that
+ * cell, not at the head past it.  Else it reads the old value from L2 into
+ * L1, the writer publishes below its cursor, and the old value stays in
+ * its L1 for the whole TTL (found by a review: forever here, with
+ * MLC_TTL_NEVER).  Each op, each way of starting over. */
+enum start_mode { START_OPEN, START_FORK, START_LAPPED };
+
+static int
+claimed_writer(void *arg)
+{
+	struct mlc_cache *w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	const char *op = arg;
+
+	mlc__pause_hook = stop_at_claim;
+	if (strcmp(op, "set") == 0)
+		CKI(mlc_set(w, "k", 1, "v2", 2, NULL), 0);
+	else if (strcmp(op, "delete") == 0)
+		CKI(mlc_delete(w, "k", 1), 0);
+	else
+		CKI(mlc_purge(w), 0);
+	mlc_cache_close(w);
+	return 0;
+}
+
+static struct mlc_cache *start_reader;
+static const char *start_want;
+
+/* The reader: reads the old value while the writer is stopped, then,
+ * once the write has returned, must not serve it any more. */
+static void
+start_read_old(void)
+{
+	CKGET(start_reader, "k", 0, "v1", 0);
+	CKGET(start_reader, "k", 0, "v1", MLC_L1);
+}
+
+static void
+start_read_new(void)
+{
+	mlc__clock_advance(5000);	/* long past every bound */
+	for (int i = 0; i < 2; i++)
+		CKGET(start_reader, "k", start_want ? 0 : -ENOENT,
+		      start_want ? start_want : "", 0);
+}
+
+static int
+start_fork_child(void *arg)
+{
+	(void)arg;
+	start_read_old();		/* the handle's first use here */
+	step_done();
+	step_wait();
+	start_read_new();
+	return 0;
+}
+
+static void
+start_after_claim(enum start_mode mode, const char *op)
+{
+	struct mlc_cache *w;
+	struct peer child = { 0 };
+	int pid;
+
+	setup_arena(mode == START_LAPPED ? 64 : 0);
+	stop_sync_open(MLC__P_LOG_CLAIMED);
+	start_want = strcmp(op, "set") == 0 ? "v2" : NULL;
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	assert_int_equal(mlc_set(w, "k", 1, "v1", 2, NULL), 0);
+	start_reader = mode == START_OPEN ? NULL : open_ns("log", 0, 0);
+	if (mode == START_LAPPED) {
+		start_read_old();
+		/* 10 records behind the writer's cell... */
+		for (int i = 0; i < 10; i++)
+			assert_int_equal(mlc_set(w, "o", 1, "x", 1, NULL), 0);
+	}
+	pid = t_spawn(claimed_writer, (void *)op);
+	while (sem_wait(&stop_sync->at) != 0)
+		;
+	switch (mode) {
+	case START_OPEN:
+		start_reader = open_ns("log", 0, 0);
+		start_read_old();
+		break;
+	case START_FORK:
+		child = peer_spawn(start_fork_child, NULL);
+		peer_step(&child);
+		break;
+	case START_LAPPED:
+		/* ...and 54 after: lapped (64 cells), the cell kept. */
+		for (int i = 10; i < 64; i++)
+			assert_int_equal(mlc_set(w, "o", 1, "x", 1, NULL), 0);
+		start_read_old();
+		assert_int_equal(stats_of(start_reader).log_overruns, 1);
+		break;
+	}
+	sem_post(&stop_sync->go);
+	assert_int_equal(t_wait(pid), 0);
+	if (mode == START_FORK) {
+		peer_go(&child);
+		assert_int_equal(peer_finish(&child), 0);
+	} else {
+		start_read_new();
+	}
+	mlc_cache_close(start_reader);
+	mlc_cache_close(w);
+	stop_sync_close();
+	teardown_arena();
+}
+
+static void
+test_start_after_claim(void **state)
+{
+	static const char *const ops[] = { "set", "delete", "purge" };
+
+	(void)state;
+	for (int m = START_OPEN; m <= START_LAPPED; m++)
+		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+			start_after_claim(m, ops[i]);
+}
+
 /* The same, with MLC_CACHE_MANUAL_UPDATE: mlc_update() is bounded too. */
 static int
 stuck_manual_a(void *arg)
@@ -1608,6 +1730,7 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_stalled_publisher_lapped, td),
 		cmocka_unit_test_teardown(test_purge_one_namespace, td),
+		cmocka_unit_test_teardown(test_start_after_claim, td),
 		cmocka_unit_test_teardown(test_write_stopped_across_purge, td),
 		cmocka_unit_test_teardown(test_set_under_purges, td),
 		cmocka_unit_test_teardown(test_purger_gone_mid_purge_counts,
