@@ -286,10 +286,16 @@ static bool
 piece_owned(const struct mlc_arena *a, const struct mlc__class *c,
 	    const struct mlc__item *pc, uint32_t *hp, uint32_t *hk)
 {
-	/* A PIECE's back reference is written before it becomes PIECE, and
-	 * both change only under this lock (mlc__alloc_chain(), chain_drop()):
-	 * stable here.  The head it names may have been freed, moved with its
-	 * page or reused since: checked below, under the same lock. */
+	/* A PIECE's back reference is written right after it becomes PIECE,
+	 * both only under this lock (mlc__alloc_chain(), chain_drop()):
+	 * stable here.  A writer that died between the two left its stamp
+	 * in those bytes, which names no chunk of this class (a pid
+	 * namespace's inode in the offset's high half; at worst, with an
+	 * unknown namespace, some chunk that is no head of that generation,
+	 * and a head never lists the piece, so it is reclaimed once that
+	 * chunk changes).  The head it names may have been freed, moved
+	 * with its page or reused since: checked below, under the same
+	 * lock. */
 	uint64_t hoff = ck_pr_load_64((uint64_t *)&pc->it_head);
 	uint64_t hgen = ck_pr_load_64((uint64_t *)&pc->it_hgen);
 	uint32_t p;
@@ -1498,11 +1504,20 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 		if (!piece_take(a, hi, now, &po, &pgen))
 			break;
 		pc = (struct mlc__item *)(void *)(a->base + po);
-		/* Whose, then PIECE: a piece is judged by its head. */
+		/* PIECE, then whose.  Bytes 16..31 hold our stamp while
+		 * the chunk is ALLOC, and a dead writer's ALLOC chunk is
+		 * reclaimed only once its stamp proves it dead: the head's
+		 * offset and generation written over it first made a stamp
+		 * no process matches, so a writer that died before the
+		 * PIECE store leaked the chunk for good.  A PIECE that
+		 * names no head yet (its bytes a stamp, no chunk offset) is
+		 * the sweep's once the lock is repaired; nobody else sees
+		 * it while the class lock is held. */
+		ck_pr_store_32(&pc->it_state, MLC__ST_MAKE(MLC__PIECE, 0));
+		ck_pr_fence_store();
+		MLC_PAUSE(CHAIN_MARKED);
 		ck_pr_store_64(&pc->it_head, *off);
 		ck_pr_store_64(&pc->it_hgen, *gen);
-		ck_pr_fence_store();
-		ck_pr_store_32(&pc->it_state, MLC__ST_MAKE(MLC__PIECE, 0));
 		MLC_PAUSE(CHAIN_PIECE);
 		ck_pr_store_64(mlc__chain_piece(h, c->cl_size, i), po);
 		ck_pr_fence_store();

@@ -39,8 +39,11 @@
 				 * counted, lock held */ \
 	X(SWEEP_PROMOTED)	/* item moved to main, not yet uncounted,
 				 * lock held */ \
-	X(CHAIN_PIECE)		/* a piece marked PIECE, not yet in its
-				 * head's table, class lock held */ \
+	X(CHAIN_MARKED)		/* a piece marked PIECE, its head not yet
+				 * named in it, class lock held */ \
+	X(CHAIN_PIECE)		/* a piece marked PIECE and naming its
+				 * head, not yet in the head's table, class
+				 * lock held */ \
 	X(CHAIN_DROPPED)	/* a head's pieces freed, the head not yet,
 				 * class lock held */ \
 	X(CARVE_MARKED)		/* page marked carving, chunks not made */ \

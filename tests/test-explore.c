@@ -28,7 +28,7 @@
  * is inside a lock (PUT_LIVE, PUT_CLAIMED, PUT_LINKED, MOVE_LINKED,
  * DEL_UNLINKED, SLOT_STORED, FREE_LOCKED, ALLOC_POPPED, ALLOC_SMALL,
  * SWEEP_PROMOTED, CARVE_MARKED, EVICT_UNLINKED, PAGE_DRAINED,
- * PAGE_UNLINKED, ORPHAN_SUSPECT, ORPHAN_PROVEN, CHAIN_PIECE,
+ * PAGE_UNLINKED, ORPHAN_SUSPECT, ORPHAN_PROVEN, CHAIN_MARKED, CHAIN_PIECE,
  * CHAIN_DROPPED):
  * then A is resumed after 1 s and X must finish; anywhere else an X that
  * does not finish is a hang.  R reads 200 ms after X returned and again
@@ -200,6 +200,7 @@ work_of(int p)
 		return W_EVICT;
 	case MLC__P_MOVE_LINKED:
 		return W_INDEX;
+	case MLC__P_CHAIN_MARKED:
 	case MLC__P_CHAIN_PIECE:
 	case MLC__P_CHAIN_DROPPED:
 		return W_CHAIN;
@@ -245,6 +246,7 @@ in_lock(int p)
 	case MLC__P_PAGE_UNLINKED:
 	case MLC__P_ORPHAN_SUSPECT:
 	case MLC__P_ORPHAN_PROVEN:
+	case MLC__P_CHAIN_MARKED:
 	case MLC__P_CHAIN_PIECE:
 	case MLC__P_CHAIN_DROPPED:
 		return true;
