@@ -474,11 +474,18 @@ mlc_namespace_keys(struct mlc_arena *a, const char *ns, uint64_t *cursor,
 /* The last owner of a stripe died inside a write: its one slot store is
  * either done or not (both leave a valid item linked), so only the odd
  * versions need closing.  A chunk it allocated or unlinked without freeing
- * is reclaimed by the allocator's sweep as an orphan. */
+ * is reclaimed by the allocator's sweep as an orphan.  Whether it noted
+ * what it unlinked (stripes_note_gone()) is not known: every version made
+ * so far counts as gone from the stripe, so no load that began before the
+ * death stores over what the dead owner took out. */
 void
 mlc__stripe_repair(struct mlc_arena *a, void *ctx)
 {
 	uint32_t s = (uint32_t)(uintptr_t)ctx;
+	uint64_t made = ck_pr_load_64(&a->hdr->ah_version);
+
+	if (a->stripes[s].lk_aux < made)
+		a->stripes[s].lk_aux = made;
 
 	for (uint32_t b = s; b <= a->bucket_mask; b += a->stripe_mask + 1) {
 		uint32_t v = ck_pr_load_32(&a->table[b].bk_version);
@@ -1194,13 +1201,14 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	MLC_PAUSE(PUT_LIVE);
 	mlc__item_set_live(it, k->nsgen, put->expire, put->version);
 	MLC_PAUSE(PUT_CLAIMED);
+	/* A victim is noted as gone before it goes, as a delete is. */
+	if (ref.it != NULL && victim)
+		stripes_note_gone(a, b, mlc__item_version(ref.it));
 	slot_store(ref.bk, ref.s, (uint64_t)key_tag(k->hash) << 48 | off);
 	MLC_PAUSE(PUT_LINKED);
 	count_replaced(a, it, ref.it, oldw);
-	if (ref.it != NULL && victim) {
+	if (ref.it != NULL && victim)
 		ck_pr_inc_64(&a->hdr->ah_index_evictions);
-		stripes_note_gone(a, b, mlc__item_version(ref.it));
-	}
 	ck_pr_inc_64(&a->hdr->ah_sets);
 out:
 	stripes_unlock(a, b);
@@ -1555,9 +1563,9 @@ mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, uint64_t hash,
 		for (int s = 0; s < MLC__SLOTS; s++) {
 			if (MLC__SLOT_OFF(ck_pr_load_64(&bk->bk_slot[s])) != off)
 				continue;
+			stripes_note_gone(a, b, mlc__item_version(it));
 			slot_store(bk, s, 0);
 			count_unlinked(a, it, ck_pr_load_32(&it->it_state));
-			stripes_note_gone(a, b, mlc__item_version(it));
 			*orphan = false;
 			break;
 		}

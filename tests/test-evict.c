@@ -433,6 +433,98 @@ test_index_move_killed(void **state)
 	assert_int_equal(rep.problems, 0);
 }
 
+/* A load's store is fenced by the versions noted as gone from the key's
+ * stripes: a key set after the load began, then evicted, must not come
+ * back with the load's older value.  Here the evictor (a writer of a new
+ * key whose buckets are full: an index eviction) is killed right after
+ * its slot store.  The victim is the one unread entry of a 2-bucket
+ * index.  Until 0.3.0 the note came after the slot store, and the load's
+ * value was stored (found by a review). */
+static struct mlc_cache *ev_setter, *ev_writer;
+static bool ev_kill;
+
+static void
+die_at_linked(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p == MLC__P_PUT_LINKED)
+		_exit(42);
+}
+
+static int
+ev_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	static unsigned char old[16];
+	pid_t pid;
+	int st;
+
+	(void)arg;
+	(void)key;
+	(void)key_len;
+	/* The source is read now (old); then another process sets the
+	 * key, and a writer evicts it from the index and dies. */
+	fill(old, sizeof(old), 1);
+	assert_int_equal(set_val(ev_setter, 'v', 0, 16, 2, NULL), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (ev_kill)
+			mlc__pause_hook = die_at_linked;
+		_exit(set_val(ev_writer, 'n', 0, 16, 3, NULL) == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), ev_kill ? 42 : 0);
+	out->data = old;
+	out->len = sizeof(old);
+	return MLC_LOAD_VALUE;
+}
+
+static void
+evictor_killed(struct fx *fx, bool kill_it)
+{
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c, *r;
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), 'v', 0);
+	struct mlc_arena_info in;
+
+	arena_make(fx, 8 * MIB, 1, 0);		/* 2 buckets */
+	c = cache_l2(fx, "ev");
+	ev_setter = cache_l2(fx, "ev");
+	ev_writer = cache_l2(fx, "ev");
+	r = cache_l2(fx, "ev");
+	ev_kill = kill_it;
+	in = info_of(fx->a);
+	assert_int_equal(in.max_items, 2 * 7);
+	for (uint32_t i = 0; i < 13; i++) {	/* fillers, all read */
+		assert_int_equal(set_val(ev_setter, 'f', i, 16, i, NULL), 0);
+		assert_int_equal(has_val(ev_setter, 'f', i, 16, i, 0), 1);
+		assert_int_equal(has_val(ev_setter, 'f', i, 16, i, 0), 1);
+	}
+	assert_int_equal(mlc_get(c, key, klen, ev_loader, NULL, &v), 0);
+	mlc_value_release(&v);
+	/* The key was evicted after its set: absent, never the load's
+	 * older value (has_val fails on any value but the set's). */
+	assert_int_equal(has_val(r, 'v', 0, 16, 2, 0), 0);
+	in = info_of(fx->a);
+	print_info(kill_it ? "evictor killed" : "evictor lives", &in);
+	if (!kill_it)		/* killed before it counts */
+		assert_int_equal(in.index_evictions, 1);
+}
+
+static void
+test_evictor_killed_fence(void **state)
+{
+	struct fx *fx = *state;
+
+	evictor_killed(fx, false);	/* the evictor lives: the same */
+	fx_teardown(state);
+	memset(fx, 0, sizeof(*fx));
+	evictor_killed(fx, true);
+}
+
 /* An allocation for a move that fails (no chunk to give, nothing to
  * evict) ends the moves for that write: it stores by evicting instead.
  * The case that mattered: a two-step move whose inner step moved an entry
@@ -1466,6 +1558,8 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_index_move_killed, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_evictor_killed_fence,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_index_move_alloc_fails,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stamp_overwritten,
