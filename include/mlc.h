@@ -846,7 +846,10 @@ typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
  * on the newer value.  Two processes modifying one key never lose an
  * update.  Publishes an invalidation like mlc_set().  If @p value is not
  * NULL it receives the stored value (nothing on DELETE or KEEP: status 0
- * and a zeroed value).
+ * and a zeroed value).  DELETE of a key L2 does not hold (@p cur NULL) is
+ * still a delete, as mlc_delete() is, for the L1s that may hold it (a
+ * loader value kept in L1 only, a key evicted from L2), if the key is
+ * still absent when it is made.
  * A purge of the namespace between the read and the store makes @p fn
  * run again on what the key holds after it; if that happens four times in
  * a row, the modify counts as made before the last purge: 0, nothing

@@ -110,8 +110,15 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	cursor = c->log.cursor;
 	key_l2(c, k);
 	rc = mlc__l2_read(c, k, &e);
-	if (rc == -ETIMEDOUT)
-		return MLC_ESTALE;	/* busy bucket: read again */
+	if (rc == -ETIMEDOUT) {
+		/* A bucket inside a writer's window: wait for it as a
+		 * write does, on the stripe locks (a dead writer's window
+		 * is closed by taking them), then read again.  Reading
+		 * again without them spun until -EBUSY while a writer that
+		 * died there left it open. */
+		rc = mlc__table_settle(c->a, k);
+		return rc < 0 ? rc : MLC_ESTALE;
+	}
 	if (rc < 0 && rc != -ENOENT)
 		return rc;
 	present = rc == 0;
@@ -131,11 +138,15 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	}
 	if (r == MLC_MODIFY_DELETE) {
 		mlc__load_release(&ld);
-		if (!present)
-			return 0;
-		/* Claimed before the change, published after (write.c). */
+		/* Claimed before the change, published after (write.c).
+		 * Absent from L2, the key is deleted as mlc_delete does
+		 * (other L1s may still hold it, this one too), if it is
+		 * still absent: version 0 asks for that. */
 		seq = mlc__log_claim(c->a);
-		rc = mlc__table_del_if(c->a, k, version, &version);
+		rc = mlc__table_del_if(c->a, k, present ? version : 0,
+				       &version);
+		if (rc == -ENOENT && !present)
+			rc = 0;
 		mlc__log_fill(c->a, seq, k->ns, k->hash,
 			      rc == 0 ? MLC__LOG_DEL : MLC__LOG_NOP, version);
 		if (rc == 0) {

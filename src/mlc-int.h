@@ -228,6 +228,7 @@ int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 		   uint64_t *version);
 int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		      uint64_t expect, uint64_t *version);
+int mlc__table_settle(struct mlc_arena *a, const struct mlc__key *k);
 int mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
 			     uint64_t fence, uint64_t now);
 void mlc__ns_word_add(struct mlc_arena *a, uint32_t ns, uint64_t *w,

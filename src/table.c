@@ -1354,15 +1354,18 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 }
 
 /* Remove @p k.  0 if it was there, -ENOENT if not; *version is the
- * delete's version either way. */
+ * delete's version either way.  With @p cas MLC__CAS_VERSION only if its
+ * item has version @p expect, with MLC__CAS_ABSENT only if it is absent
+ * (a purged item is) and the namespace was not purged since @p k's
+ * generation was read: MLC_ESTALE otherwise (mlc_modify). */
 static int
-table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
+table_del(struct mlc_arena *a, const struct mlc__key *k, uint32_t cas,
 	  uint64_t expect, uint64_t *version)
 {
 	struct slot_ref ref;
 	uint32_t b[2], w = 0;
 	uint64_t ver;
-	bool found;
+	bool found, stale;
 	int rc;
 
 	key_buckets(a, k->hash, b);
@@ -1372,7 +1375,14 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, bool cas,
 	found = find_locked(a, b, k, &ref);
 	if (found)
 		drop_copies(a, b, k, &ref);
-	if (cas && (!found || mlc__item_version(ref.it) != expect)) {
+	if (cas == MLC__CAS_VERSION)
+		stale = !found || mlc__item_version(ref.it) != expect;
+	else if (cas == MLC__CAS_ABSENT)
+		stale = ck_pr_load_32(&a->ns[k->ns].ns_gen) != k->nsgen ||
+			(found && mlc__item_nsgen(ref.it) == k->nsgen);
+	else
+		stale = false;
+	if (stale) {
 		stripes_unlock(a, b);
 		return MLC_ESTALE;
 	}
@@ -1399,7 +1409,7 @@ int
 mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 	       uint64_t *version)
 {
-	return table_del(a, k, false, 0, version);
+	return table_del(a, k, MLC__CAS_NONE, 0, version);
 }
 
 /* May a loader whose store of @p k failed keep its value in L1 only
@@ -1432,13 +1442,32 @@ mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
 	return changed;
 }
 
-/* Delete @p k only if its item still has version @p expect (mlc_modify);
- * MLC_ESTALE otherwise. */
+/* Delete @p k only if its item still has version @p expect, or with
+ * @p expect 0 only if it is still absent (mlc_modify); MLC_ESTALE
+ * otherwise.  Absent, the delete only fences loads and is published, for
+ * the L1s that may still hold the key. */
 int
 mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		  uint64_t expect, uint64_t *version)
 {
-	return table_del(a, k, true, expect, version);
+	return table_del(a, k, expect ? MLC__CAS_VERSION : MLC__CAS_ABSENT,
+			 expect, version);
+}
+
+/* Wait until no writer is inside @p k's buckets: take and drop its stripe
+ * locks, which closes the window of an owner that died in it (a reader
+ * never takes them, so it waits for a writer of the stripe to do that). */
+int
+mlc__table_settle(struct mlc_arena *a, const struct mlc__key *k)
+{
+	uint32_t b[2];
+	int rc;
+
+	key_buckets(a, k->hash, b);
+	rc = stripes_lock(a, b, false);
+	if (rc == 0)
+		stripes_unlock(a, b);
+	return rc;
 }
 
 /* Batched lookups (mlc_get_bulk) and stores: start the memory loads of a
