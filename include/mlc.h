@@ -813,7 +813,11 @@ struct mlc_bulk_item {
  * than @p n calls: all keys are hashed first and their L1 entries, L2
  * buckets and L2 items fetched ahead, so cold lookups overlap their memory
  * misses.  Misses then run @p loader one key at a time, each under single
- * flight.  The same key twice gets two answers.  One thread per handle.
+ * flight.  Keys are taken 32 at a time, and each batch's L1 answers are
+ * as of its start: a change a loader of the batch makes (or that reaches
+ * the log meanwhile) to a later key of the same batch is seen by the next
+ * batch or call, not by this one.  The same key twice gets two answers.
+ * One thread per handle.
  * @return 0 (see each status), or -EINVAL (NULL cache, items NULL with
  *   n > 0, bad options).
  * @since 0.1

@@ -81,10 +81,13 @@ mlc_get_bulk(struct mlc_cache *c, struct mlc_bulk_item *items, size_t n,
 		return -EINVAL;
 	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
 		return mlc__set_err(c, rc);
-	log_check(c);
-	for (size_t i = 0; i < n; i += BULK_BATCH)
+	/* Each batch looks at the log first, as a get does: the loads of
+	 * the batches before it may have taken long. */
+	for (size_t i = 0; i < n; i += BULK_BATCH) {
+		log_check(c);
 		bulk_batch(c, items + i, MLC_MIN(n - i, BULK_BATCH), &cf,
 			   loader, arg);
+	}
 	return 0;
 }
 
@@ -95,7 +98,8 @@ static int
 modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	    void *arg, struct mlc_value *value)
 {
-	uint64_t now = mlc__now_ms(), version = 0, expire, seq, cursor;
+	uint64_t now = mlc__now_ms(), version = 0, expire, seq;
+	struct l1_mark mark;
 	struct mlc_value cur = { 0 };
 	struct mlc__ent *e = NULL;
 	struct mlc__put put;
@@ -103,11 +107,11 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	bool present, live;
 	int r, rc;
 
-	/* Before the read: fn or the event hook may call the cache and
-	 * apply records, a purge's among them (then the store below goes
-	 * in under the purged generation), and L1 must not keep the value
-	 * (mlc__ent_deliver). */
-	cursor = c->log.cursor;
+	/* Before the read: fn or the event hook may call the cache on this
+	 * handle, apply a purge's record (then the store below goes in
+	 * under the purged generation) or write the key, and L1 must not
+	 * keep the value then (l1_mark()). */
+	mark = l1_mark(c);
 	key_l2(c, k);
 	rc = mlc__l2_read(c, k, &e);
 	if (rc == -ETIMEDOUT) {
@@ -186,7 +190,7 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	/* Stored: the caller's L1 gets it too, unless fn or the event hook
 	 * called the cache and applied records (above).  A codec that
 	 * cannot decode it is reported by the next get, not here. */
-	rc = mlc__ent_deliver(c, e, c->log.cursor == cursor, MLC_L2, now,
+	rc = mlc__ent_deliver(c, e, !l1_moved(c, mark), MLC_L2, now,
 			      value ? value : &cur);
 	mlc_value_release(&cur);
 	return rc == MLC_ECODEC ? 0 : rc;
@@ -205,6 +209,7 @@ mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
 		return mlc__set_err(c, -EINVAL);
 	if (value != NULL)
 		memset(value, 0, sizeof(*value));
+	c->writes++;
 	key_make(c, key, key_len, &k);
 	for (int t = 0, purged = 0; t < MODIFY_TRIES; t++) {
 		rc = modify_once(c, &k, fn, arg, value);

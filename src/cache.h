@@ -30,6 +30,8 @@ struct mlc_cache {
 	struct mlc__logr log;
 	const uint64_t *log_head;	/* &a->log->lg_head: one load per check */
 	bool auto_update;		/* !(o.flags & MLC_CACHE_MANUAL_UPDATE) */
+	uint64_t writes;		/* set, delete, purge and modify calls
+					 * made on the handle (l1_mark()) */
 	struct mlc_stats st;
 	struct mlc_stats flushed;	/* what the namespace has of st */
 	uint32_t flush_in;		/* calls until the clock is read */
@@ -55,6 +57,30 @@ struct call {
 };
 
 /* ---- inline: ttls, keys, the log check, values, the L1 hit ------------ */
+
+/* Where a handle's L1 stands.  A call that lets a callback (a codec's
+ * decode, the event hook, mlc_modify's function) call the cache on the
+ * same handle marks it before and keeps what it read or wrote out of L1
+ * if it moved: the callback applied log records (one of a newer change of
+ * the key may be among them, and it is behind the cursor now) or wrote
+ * on the handle (its own newer value of the key would be replaced, and a
+ * handle with MLC_CACHE_MANUAL_UPDATE applies no record of it until its
+ * next mlc_update()).  Each write call counts itself before its mark. */
+struct l1_mark {
+	uint64_t cursor, writes;
+};
+
+static inline struct l1_mark
+l1_mark(const struct mlc_cache *c)
+{
+	return (struct l1_mark){ c->log.cursor, c->writes };
+}
+
+static inline bool
+l1_moved(const struct mlc_cache *c, struct l1_mark m)
+{
+	return c->log.cursor != m.cursor || c->writes != m.writes;
+}
 
 /* When a handle's counts reach its namespace's shared counters, without
  * a clock read or a shared write on an L1 hit: every call counts down

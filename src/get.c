@@ -20,19 +20,17 @@ mlc_value_release(struct mlc_value *v)
 }
 
 /* Run the codec on a fresh entry; the bytes stay in L2 if it fails, and
- * the next lookup tries again.  1 if the decode called the cache and
- * applied log records (the handle's cursor moved): one for this key, newer
- * than the entry, may be among them, and no later record would drop the
- * entry from L1, so it must not go there. */
+ * the next lookup tries again.  1 if the decode called the cache on this
+ * handle and moved its L1 (l1_mark()): the entry must not go there. */
 int
 mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 {
-	uint64_t cursor;
+	struct l1_mark mark;
 	int rc;
 
 	if (!c->has_codec || (e->flags & MLC_NEGATIVE) || e->obj != NULL)
 		return 0;
-	cursor = c->log.cursor;
+	mark = l1_mark(c);
 	rc = c->codec.decode(c->codec.arg, mlc__ent_value(e), e->vlen, &e->obj);
 	if (rc < 0 || e->obj == NULL) {
 		e->obj = NULL;
@@ -43,7 +41,7 @@ mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 	}
 	e->free_fn = c->codec.free_fn;
 	e->free_arg = c->codec.arg;
-	return c->log.cursor != cursor;
+	return l1_moved(c, mark);
 }
 
 /* Hand @p e to the caller, linking it into L1 if it may live there (not

@@ -210,7 +210,8 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	struct mlc__put put;
 	struct mlc__ent *e;
 	struct call cf;
-	uint64_t now, cursor;
+	struct l1_mark mark;
+	uint64_t now;
 	bool neg;
 	int rc;
 
@@ -221,6 +222,7 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	neg = cf.flags & MLC_CALL_NEGATIVE;
 	if (neg ? (data != NULL || len != 0) : (data == NULL && len != 0))
 		return mlc__set_err(c, -EINVAL);
+	c->writes++;
 	log_keep_up(c);
 	key_make(c, key, key_len, &k);
 	mlc__table_prefetch_put(c->a, k.hash);	/* under the clock and log */
@@ -242,18 +244,18 @@ mlc_set(struct mlc_cache *c, const void *key, size_t key_len,
 	c->st.sets++;
 	/* The caller's L1 holds the new value at once (decoded, with a
 	 * codec; if decoding fails the next get reports it), unless the
-	 * event hook or the decode called the cache and applied records: a
-	 * newer write's may be among them (mlc__ent_deliver).  A set made
-	 * before a purge (MLC_ESTALE, above) stored nothing to copy or
+	 * event hook or the decode called the cache on this handle (a newer
+	 * write of the key may be among what they did: l1_mark()).  A set
+	 * made before a purge (MLC_ESTALE, above) stored nothing to copy or
 	 * announce. */
-	cursor = c->log.cursor;
+	mark = l1_mark(c);
 	if (rc == 0)
 		mlc__event_emit(c, MLC_EVENT_SET, &k, put.version);
 	mlc__l1_drop(c, &k);
 	if (rc == 0 && !(c->o.flags & MLC_CACHE_NO_L1)) {
 		e = mlc__ent_from(&k, data, len, neg, put.expire, put.version);
 		if (e != NULL && mlc__ent_decode(c, e) == 0 &&
-		    c->log.cursor == cursor)
+		    !l1_moved(c, mark))
 			c->st.l1_evictions += mlc__l1_insert(&c->l1, e);
 		else if (e != NULL)
 			mlc__ent_put(e);
@@ -271,6 +273,7 @@ mlc_delete(struct mlc_cache *c, const void *key, size_t key_len)
 
 	if ((rc = mlc__key_check(c, key, key_len)) < 0)
 		return rc;
+	c->writes++;
 	log_keep_up(c);
 	key_make(c, key, key_len, &k);
 	key_l2(c, &k);
@@ -288,6 +291,7 @@ mlc_purge(struct mlc_cache *c)
 {
 	if (mlc__handle_check(c) < 0)
 		return -EINVAL;
+	c->writes++;
 	ns_purge(c->a, c->ns_idx);
 	c->st.log_published++;
 	mlc__event_emit(c, MLC_EVENT_PURGE, NULL, 0);

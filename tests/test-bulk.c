@@ -330,6 +330,57 @@ test_modify_fn_purges_each_time(void **state)
 }
 
 /* The refresh's loader: slow, and it reports when it started. */
+/* A bulk call of more than one batch (32 keys) looks at the log before
+ * each: a change made elsewhere while the first batch's loader ran
+ * reaches the second batch's L1 answers, as it would a get made then
+ * (they were answered from L1 as of the call's start before). */
+static struct mlc_cache *bb_other;
+
+static int
+bb_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	if (len == 3 && memcmp(key, "k00", 3) == 0)
+		assert_int_equal(mlc_set(bb_other, "k35", 3, "new", 3, NULL), 0);
+	out->data = "loaded";
+	out->len = 6;
+	return MLC_LOAD_VALUE;
+}
+
+static void
+test_bulk_batches_follow_the_log(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "bb", NULL);
+	struct mlc_bulk_item items[40];
+	char keys[40][4];
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	bb_other = t_cache(g_arena, "bb", NULL);
+	for (int i = 0; i < 40; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%02d", i);
+		assert_int_equal(mlc_set(c, keys[i], 3, "old", 3, NULL), 0);
+		assert_int_equal(mlc_get(c, keys[i], 3, NULL, NULL, &v), 0);
+		assert_int_equal(v.level, MLC_L1);
+		mlc_value_release(&v);
+		items[i].key = keys[i];
+		items[i].key_len = 3;
+	}
+	assert_int_equal(mlc_delete(c, "k00", 3), 0);	/* loads */
+	assert_int_equal(mlc_get_bulk(c, items, 40, NULL, bb_loader, NULL),
+			 0);
+	for (int i = 0; i < 40; i++) {
+		const char *want = i == 0 ? "loaded" : i == 35 ? "new" : "old";
+
+		assert_int_equal(items[i].status, 0);
+		assert_int_equal(items[i].value.len, strlen(want));
+		assert_memory_equal(items[i].value.data, want, strlen(want));
+		mlc_value_release(&items[i].value);
+	}
+	mlc_cache_close(bb_other);
+	mlc_cache_close(c);
+}
+
 /* fn deletes a key L2 does not hold, which L1s still do (a loader value
  * over a page is kept in L1 only; a key evicted from L2 stays in the L1s
  * that read it): the delete is published as mlc_delete's is, so every L1
@@ -557,6 +608,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modify_fn_purges_each_time,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_bulk_batches_follow_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modify_delete_absent,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -196,6 +196,57 @@ test_hook_calling_the_cache(void **state)
 	mlc_arena_unlink(name, 0);
 }
 
+/* The same, with the hook writing the key on the writer's own handle, a
+ * MLC_CACHE_MANUAL_UPDATE one (which applies no record of it until its
+ * next mlc_update()): the outer write's older value must not replace the
+ * hook's newer one in that handle's L1 (found by a review: "5" was served
+ * from L1 while L2 held "77"). */
+static void
+rewrite_own(void *arg, const struct mlc_event *ev)
+{
+	struct meddle *m = arg;
+
+	if (!m->armed || ev->op != MLC_EVENT_SET)
+		return;
+	m->armed = false;
+	m->rc = mlc_set(m->self, ev->key, ev->key_len, "77", 2, NULL);
+}
+
+static void
+test_hook_writing_own_handle(void **state)
+{
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	char name[64];
+	struct mlc_arena *a = t_arena(name, sizeof(name), 0, 0);
+	struct mlc_cache *c;
+	struct meddle m = { NULL, NULL, false, 1 };
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	co.flags = MLC_CACHE_MANUAL_UPDATE;
+	c = t_cache(a, "users", &co);
+	m.self = c;
+	assert_int_equal(mlc_arena_set_event_hook(a, rewrite_own, &m), 0);
+	for (int round = 0; round < 2; round++) {
+		m.armed = true;
+		m.rc = 1;
+		if (round == 0)
+			assert_int_equal(mlc_set(c, "k", 1, "5", 1, NULL), 0);
+		else
+			assert_int_equal(mlc_modify(c, "k", 1, modify_to_5,
+						    NULL, NULL), 0);
+		assert_int_equal(m.rc, 0);
+		assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+		assert_int_equal(v.len, 2);
+		assert_memory_equal(v.data, "77", 2);
+		mlc_value_release(&v);
+	}
+	assert_int_equal(mlc_arena_set_event_hook(a, NULL, NULL), 0);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	mlc_arena_unlink(name, 0);
+}
+
 static void
 test_apply_rejects_bad_events(void **state)
 {
@@ -414,6 +465,7 @@ main(void)
 		cmocka_unit_test(test_apply_drops_l2_and_l1_without_echo),
 		cmocka_unit_test(test_apply_rejects_bad_events),
 		cmocka_unit_test(test_hook_calling_the_cache),
+		cmocka_unit_test(test_hook_writing_own_handle),
 		cmocka_unit_test(test_update_ex_reports_hashes),
 		cmocka_unit_test(test_update_records_report_versions),
 		cmocka_unit_test(test_namespaces_and_check),
