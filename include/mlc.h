@@ -587,10 +587,10 @@ struct mlc_cache_options {
  * a reference to the arena: closing the arena first is allowed.
  *
  * One thread at a time per handle.  Inherited by fork() (see Caveats).
- * Opening reads the invalidation log's last lap (log_cells words: about
- * 40 us at the default 65536), as does a handle's first use in a fork
- * child, so that no change in progress is missed: open handles once, not
- * per request.
+ * Opening reads the invalidation log's last lap (log_cells words: 40 to
+ * 300 us at the default 65536, about 1 ms per million cells), as does a
+ * handle's first use in a fork child, so that no change in progress is
+ * missed: open handles once, not per request.
  *
  * @return 0 and *@p cachep, or -EINVAL, -E2BIG (opts from a newer mlc),
  *   -ENOMEM, -ENOSPC (the namespace table is full), -EPERM (the arena was

@@ -264,6 +264,7 @@ store_checked(struct mlc_cache *c, const struct mlc__key *k,
 {
 	int changed = 0;
 
+	c->writes++;		/* a store was tried: l1_mark() */
 	if (rc == MLC_ESTALE)
 		return rc;		/* counted by the store */
 	if (rc < 0)

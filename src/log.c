@@ -135,14 +135,29 @@ cell_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
  * change it describes; 0: nothing to publish).  MLC__LOG_NOP for a change that did not happen
  * after all.  If the claim was abandoned meanwhile, the readers that gave
  * up on it may have reloaded L1 from L2 before our change: the record goes
- * out again in a fresh cell, claimed now, after the change. */
+ * out again in a fresh cell, claimed now, after the change.  So it does if
+ * it was published more than a lap late: a handle that started reading
+ * over meanwhile (mlc__log_start()) scanned only the last lap, and may
+ * have started past it while a later writer that would take the cell
+ * over had its number but had not claimed it yet.  That handle read the
+ * head before we read it here, after our change, so it looked at L2
+ * after the change, or it starts at or below the new cell. */
 void
 mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 	      uint16_t op, uint64_t version)
 {
-	if (seq == 0 ||		/* nothing claimed: mlc's own records */
-	    cell_fill(a, seq, ns, hash, op, version) || op == MLC__LOG_NOP)
+	if (seq == 0)		/* nothing claimed: mlc's own records */
 		return;
+	if (cell_fill(a, seq, ns, hash, op, version)) {
+		if (op == MLC__LOG_NOP)
+			return;
+		/* The head after the publish (an atomic before a load). */
+		ck_pr_fence_atomic_load();
+		if (ck_pr_load_64(&a->log->lg_head) - (seq - 1) <= a->log_cells)
+			return;
+	} else if (op == MLC__LOG_NOP) {
+		return;
+	}
 	/* The second cell needs no second chance: it was claimed after the
 	 * change, so whoever abandons it reloads the new value. */
 	(void)cell_fill(a, mlc__log_claim(a), ns, hash, op, version);
@@ -193,21 +208,27 @@ apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
  * reading: not past a cell of the last lap that is claimed but not
  * published (or numbered and not yet claimed), whose writer may still be
  * about to change L2 and publish there.  Everything below it is either
- * published (covered by the fresh L1) or overwritten (its writer's
- * publish fails and it publishes again, after its change). */
+ * published (covered by the fresh L1), overwritten (its writer's publish
+ * fails and it publishes again, after its change), or published more than
+ * a lap late, after this scan (then published again: mlc__log_fill()).
+ * Reads log_cells words: the cost of opening a handle. */
 uint64_t
 mlc__log_start(const struct mlc_arena *a)
 {
 	uint64_t head = ck_pr_load_64(&a->log->lg_head), cells = a->log_cells;
+	uint64_t s;
 
-	for (uint64_t s = head > cells ? head - cells : 0; s < head; s++) {
+	for (s = head > cells ? head - cells : 0; s < head; s++) {
 		uint64_t q = ck_pr_load_64(
 			(uint64_t *)&a->cells[s & (cells - 1)].lc_seq);
 
 		if (q != s + 1 && !(SEQ(q) == s + 1 && (q & ABANDONED)))
-			return s;
+			break;
 	}
-	return head;
+	/* The head before whatever the handle reads from L2 next
+	 * (mlc__log_fill()'s lap check). */
+	ck_pr_fence_load();
+	return s;
 }
 
 static void

@@ -947,6 +947,72 @@ test_start_after_claim(void **state)
 			start_after_claim(m, ops[i]);
 }
 
+/* A writer a whole lap behind: A takes its number (or claims its cell)
+ * and stops; a lap of records later B takes the number of A's cell and
+ * stops before claiming it, so nothing has taken the cell from A.  A
+ * handle opened then scans the last lap and starts at B's record, past
+ * A's.  A goes on: its change and its publish succeed, below the handle's
+ * cursor, after the handle read the old value.  The publish is then made
+ * again in a fresh cell, as it is more than a lap late (found by a review
+ * of the start fix). */
+static int
+lap_writer(void *arg)
+{
+	struct mlc_cache *w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	const char *key = arg;
+
+	mlc__pause_hook = stop_at_claim;
+	CKI(mlc_set(w, key, strlen(key), "v2", 2, NULL), 0);
+	mlc_cache_close(w);
+	return 0;
+}
+
+static void
+lap_behind(int a_point)
+{
+	struct stop_sync *sa, *sb;
+	struct mlc_cache *w, *r;
+	int pa, pb;
+
+	setup_arena(64);
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	assert_int_equal(mlc_set(w, "k", 1, "v1", 2, NULL), 0);
+	stop_sync_open(a_point);
+	sa = stop_sync;
+	pa = t_spawn(lap_writer, (void *)"k");
+	while (sem_wait(&sa->at) != 0)
+		;
+	for (int i = 0; i < 63; i++)
+		assert_int_equal(mlc_set(w, "o", 1, "x", 1, NULL), 0);
+	stop_sync_open(MLC__P_LOG_NUMBERED);
+	sb = stop_sync;
+	pb = t_spawn(lap_writer, (void *)"o2");
+	while (sem_wait(&sb->at) != 0)
+		;
+	r = open_ns("log", 0, 0);
+	CKGET(r, "k", 0, "v1", MLC_L2);
+	CKGET(r, "k", 0, "v1", MLC_L1);
+	sem_post(&sa->go);
+	assert_int_equal(t_wait(pa), 0);
+	sem_post(&sb->go);
+	assert_int_equal(t_wait(pb), 0);
+	mlc__clock_advance(5000);
+	CKGET(r, "k", 0, "v2", MLC_L2);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+	munmap(sa, sizeof(*sa));
+	stop_sync_close();		/* sb */
+	teardown_arena();
+}
+
+static void
+test_start_after_lap_behind(void **state)
+{
+	(void)state;
+	lap_behind(MLC__P_LOG_NUMBERED);
+	lap_behind(MLC__P_LOG_CLAIMED);
+}
+
 /* The same, with MLC_CACHE_MANUAL_UPDATE: mlc_update() is bounded too. */
 static int
 stuck_manual_a(void *arg)
@@ -1731,6 +1797,7 @@ main(void)
 		cmocka_unit_test_teardown(test_stalled_publisher_lapped, td),
 		cmocka_unit_test_teardown(test_purge_one_namespace, td),
 		cmocka_unit_test_teardown(test_start_after_claim, td),
+		cmocka_unit_test_teardown(test_start_after_lap_behind, td),
 		cmocka_unit_test_teardown(test_write_stopped_across_purge, td),
 		cmocka_unit_test_teardown(test_set_under_purges, td),
 		cmocka_unit_test_teardown(test_purger_gone_mid_purge_counts,
