@@ -901,7 +901,9 @@ struct mlc_flight {
  * A full flight table makes the caller a LOADER without single flight
  * (counted as duplicate_loads).
  * The key bytes must stay valid until the flight ends (publish, abandon,
- * or a wait that returns a value or an error).
+ * or a wait that returns a value or an error).  Wait, publish and abandon
+ * take the ticket on a handle of the same arena and namespace only
+ * (another gives -EINVAL).
  * @return 0, -EINVAL, -E2BIG, -EDEADLK (this thread is inside mlc_get()'s
  *   loader for the key).
  * @since 0.1

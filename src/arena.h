@@ -31,9 +31,10 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 11			/* bump on any layout change
-					 * (11: a flight's outcome record
-					 * carries its load's fence) */
+#define MLC_ARENA_FORMAT 12			/* bump on any layout change
+					 * (12: a flight's outcome record
+					 * names its flight by slot and
+					 * generation) */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128

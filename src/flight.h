@@ -29,6 +29,16 @@ int mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		     uint32_t lease_ms, uint64_t *steals);
 /* The slot word of the flight @p f joined or owns. */
 uint64_t mlc__flight_word(const struct mlc__fl *f);
+
+/* Which flight @p f is, arena-wide: its slot and that slot's generation
+ * (every slot counts its own generations from 0, so a generation alone
+ * names a flight of each slot).  0 for a load outside the table. */
+static inline uint64_t
+mlc__flight_id(const struct mlc__fl *f)
+{
+	return f->slot == 0 ? 0 :
+	       (uint64_t)f->slot << 40 | (f->gen & ((UINT64_C(1) << 40) - 1));
+}
 /* Does the caller still own the flight (not fenced out)? */
 bool mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f);
 /* End an owned flight and wake every waiter. */

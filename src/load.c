@@ -43,7 +43,8 @@ struct outcome {
 	int32_t err;
 	uint32_t nsgen;		/* the key's namespace generation */
 	uint32_t flags;		/* enum mlc_value_flags of a value */
-	uint64_t gen;		/* the flight it came from; 0: any */
+	uint64_t flight;	/* the flight it came from (mlc__flight_id());
+				 * 0: a load outside the table */
 	uint64_t fence;		/* the index version when the load began */
 	uint64_t until;		/* err_ttl back-off ends; 0: none */
 	/* then the error message, or the value's bytes */
@@ -293,9 +294,11 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	    struct mlc__ent *stale, const struct mlc__fl *f, uint64_t now,
 	    struct mlc_value *value)
 {
-	struct outcome o = { .kind = OUT_ERROR, .err = r, .gen = f->gen,
-			     .nsgen = k->nsgen, .fence = fence };
+	struct outcome o = { .kind = OUT_ERROR, .err = r,
+			     .flight = mlc__flight_id(f), .nsgen = k->nsgen,
+			     .fence = fence };
 	struct mlc__put put;
+	bool record;
 	size_t mlen;
 
 	c->st.loader_errors++;
@@ -308,6 +311,10 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	mlen = strlen(c->err);
 	if (c->o.err_ttl_ms > 0)
 		o.until = now + (uint64_t)c->o.err_ttl_ms;
+	/* For the flight's waiters, or the err_ttl back-off; not by an
+	 * owner whose lease was taken over: its record would replace the
+	 * newer flight's, whose waiters would then load again. */
+	record = (f->slot != 0 || o.until) && mlc__flight_mine(c->a, f);
 	if (stale != NULL && cf->resurrect_ttl > 0) {
 		/* Resurrect: the stale value goes back to L2, flagged stale,
 		 * so every process serves it while the backend is down. */
@@ -329,7 +336,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 				       stale->expire, fence, MLC__CAS_VERSION,
 				       stale->version, &put);
 		rc = store_checked(c, k, stale, rc, fence, now);
-		if (f->slot != 0 || o.until)
+		if (record)
 			outcome_write(c, k, &o, c->err, mlen, now);
 		if (rc == MLC_ESTALE) {
 			/* Set, deleted or purged while we loaded: a newer
@@ -357,7 +364,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 		c->st.stale_served++;
 		return mlc__ent_deliver(c, stale, true, MLC_L2, now, value);
 	}
-	if (f->slot != 0 || o.until)
+	if (record)
 		outcome_write(c, k, &o, c->err, mlen, now);
 	if (stale != NULL)
 		mlc__ent_put(stale);
@@ -401,7 +408,8 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		}			/* else L1 only */
 	}
 	if (!cache || rc < 0) {
-		struct outcome o = { .kind = OUT_VALUE, .gen = f->gen,
+		struct outcome o = { .kind = OUT_VALUE,
+				     .flight = mlc__flight_id(f),
 				     .flags = e->flags & MLC_NEGATIVE,
 				     .nsgen = k->nsgen, .fence = fence };
 
@@ -453,8 +461,8 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
  * 0 with *value, MLC_ELOADER, or -EAGAIN (no result: try again). */
 int
 mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
-		   const struct call *cf, uint64_t gen, struct mlc__ent *stale,
-		   struct mlc_value *value)
+		   const struct call *cf, uint64_t flight,
+		   struct mlc__ent *stale, struct mlc_value *value)
 {
 	uint64_t now = mlc__now_ms();
 	struct mlc__ent *e;
@@ -470,7 +478,7 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 	}
 	if (outcome_read(c, k, &o, &e) < 0)
 		return -EAGAIN;
-	if ((o.gen != gen && gen != 0) || !outcome_current(c, k, &o, now)) {
+	if (o.flight != flight || !outcome_current(c, k, &o, now)) {
 		mlc__ent_put(e);
 		return -EAGAIN;
 	}
@@ -587,7 +595,8 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 			return lock_timed_out(c, k, cf, loader, arg, stale,
 					      value);
 		}
-		rc = mlc__flight_result(c, k, cf, f.gen, stale, value);
+		rc = mlc__flight_result(c, k, cf, mlc__flight_id(&f), stale,
+					value);
 		if (rc != -EAGAIN)
 			return rc;
 	}
@@ -640,12 +649,26 @@ flight_load(struct mlc_cache *c, const struct mlc_flight *in,
 	mlc__key_hash(c->a, k);
 }
 
+/* A ticket in a flight, of this handle's arena and namespace: its key
+ * hashed here gives the hash it was acquired with (a ticket acquired on a
+ * handle of another namespace or arena would publish its key's value
+ * under this one's, and end the other flight). */
 static bool
 flight_valid(struct mlc_cache *c, const struct mlc_flight *fl)
 {
-	return mlc__handle_check(c) == 0 && fl != NULL &&
-	       (fl->role == MLC_FLIGHT_LOADER || fl->role == MLC_FLIGHT_WAITER) &&
-	       fl->fl_private[FP_KEY] != 0;
+	struct mlc__key k;
+
+	if (mlc__handle_check(c) < 0 || fl == NULL ||
+	    (fl->role != MLC_FLIGHT_LOADER && fl->role != MLC_FLIGHT_WAITER) ||
+	    fl->fl_private[FP_KEY] == 0 ||
+	    (uint32_t)fl->fl_private[FP_KLEN] == 0 ||
+	    (uint32_t)fl->fl_private[FP_KLEN] > MLC_KEY_MAX)
+		return false;
+	k.data = (const void *)(uintptr_t)fl->fl_private[FP_KEY];
+	k.len = (uint32_t)fl->fl_private[FP_KLEN];
+	k.ns = c->ns_idx;
+	mlc__key_hash(c->a, &k);
+	return k.hash == fl->fl_private[FP_HASH];
 }
 
 MLC_EXPORT int
@@ -708,7 +731,7 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 			    ck_pr_load_64(&c->a->hdr->ah_version));
 		return 0;		/* took it over: now the loader */
 	}
-	rc = mlc__flight_result(c, &k, &cf, f.gen, NULL, value);
+	rc = mlc__flight_result(c, &k, &cf, mlc__flight_id(&f), NULL, value);
 	if (rc != -EAGAIN) {
 		/* The lookup ends here: another's outcome answered it. */
 		mlc__count_lookup(c, rc, value, false);

@@ -27,6 +27,7 @@
 
 #include "common.h"
 #include "mlc-int.h"		/* the flight table, to count waiters */
+#include "pause.h"
 
 #define CHILD_ALARM 60
 #define BOUND_MS 20000		/* waits that only catch hangs */
@@ -2184,6 +2185,277 @@ test_flight_found_in_second_slot(void **state)
 	teardown_arena();
 }
 
+/* A waiter must get its own flight's outcome, never an older flight's
+ * of the key in its other slot.  Every slot counts its own generations
+ * from 0, so the key's two slots often have the same one; the outcome
+ * record named its flight by the generation alone, and a waiter of a
+ * flight that ended without a record (abandoned, fenced) took the record
+ * of an earlier flight in the other slot: here its error, with no load
+ * (found by a review).  Since format 12 a record names slot and
+ * generation. */
+static const char *oc_key;
+
+static int
+oc_fail(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	snprintf(out->errmsg, sizeof(out->errmsg), "the first flight's");
+	return -EIO;
+}
+
+static int
+oc_fresh(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	tl_loaded++;
+	out->data = "fresh";
+	out->len = 5;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+oc_waiter(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+	struct mlc_value v = { 0 };
+	int rc;
+
+	(void)arg;
+	tl_loaded = 0;
+	rc = mlc_get(c, oc_key, strlen(oc_key), oc_fresh, NULL, &v);
+	record(3, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_outcome_of_other_slot(void **state)
+{
+	static char kbuf[32], xbuf[32];
+	uint32_t ns, mask, k0 = 0, k1 = 0;
+	struct holder hx, hk;
+	struct mlc_value v = { 0 };
+	bool found = false;
+	int pid;
+
+	(void)state;
+	setup_arena(16);
+	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
+	mask = g_arena->hdr->ah_flight_slots - 1;
+	for (int i = 0; i < 1000 && !found; i++) {
+		uint64_t hk_hash;
+
+		snprintf(kbuf, sizeof(kbuf), "k:%d", i);
+		hk_hash = key_hash_of(ns, kbuf);
+		k0 = (uint32_t)hk_hash & mask;
+		k1 = (uint32_t)(hk_hash >> 32) & mask;
+		if (k0 == k1)
+			continue;
+		for (int j = 0; j < 10000 && !found; j++) {
+			uint64_t h;
+
+			snprintf(xbuf, sizeof(xbuf), "x:%d", j);
+			h = key_hash_of(ns, xbuf);
+			found = ((uint32_t)h & mask) == k0 &&
+				((uint32_t)(h >> 32) & mask) != k1;
+		}
+	}
+	assert_true(found);
+	oc_key = kbuf;
+	/* K's first flight fails in its first slot, generation 1. */
+	assert_int_equal(mlc_get(pc(), kbuf, strlen(kbuf), oc_fail, NULL, &v),
+			 MLC_ELOADER);
+	assert_int_equal(MLC__FW_GEN(g_arena->flights[k0].fs_word), 2);
+	/* X holds that slot; K's next flight is in its second, also at
+	 * generation 1, and a waiter joins it; then it is abandoned. */
+	holder_start(&hx, xbuf, 0);
+	holder_start(&hk, kbuf, 1);
+	assert_int_equal(sh->r[1].level, MLC_FLIGHT_LOADER);
+	assert_int_equal(MLC__FW_GEN(g_arena->flights[k1].fs_word), 1);
+	pid = spawn(oc_waiter, NULL);
+	assert_true(wait_waiters(g_arena, 1));
+	holder_end(&hk);
+	assert_int_equal(t_wait(pid), 0);
+	holder_end(&hx);
+	/* The waiter loads (the abandoned flight left no outcome). */
+	assert_int_equal(sh->r[3].rc, 0);
+	assert_string_equal(sh->r[3].val, "fresh");
+	assert_int_equal(sh->r[3].loaded, 1);
+	teardown_arena();
+}
+
+/* A late owner (its lease passed while its loader ran; the flight was
+ * taken over) whose loader then fails must not write its error record
+ * over the taker's: the taker's waiter would find a record of another
+ * flight, line up again and load a third time (found by a review).  A
+ * loads and stops; W1 takes over and loads an uncached value (its
+ * waiters get it from the record), and stops with the record written;
+ * W2 waits on W1's flight; A fails; W1 releases. */
+struct late {
+	int a_go[2], a_started[2], w1_go[2], w1_started[2], w1_at[2],
+	    w1_cont[2];
+};
+
+static struct late *late_p;
+
+static int
+late_a_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	put_byte(late_p->a_started[1]);
+	CKI(get_byte(late_p->a_go[0]), 1);
+	snprintf(out->errmsg, sizeof(out->errmsg), "late owner's error");
+	return -EIO;
+}
+
+static int
+late_w1_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	put_byte(late_p->w1_started[1]);
+	CKI(get_byte(late_p->w1_go[0]), 1);
+	out->data = "fresh";
+	out->len = 5;
+	out->flags = MLC_LOAD_NO_CACHE;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+late_w2_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	out->data = "w2-own";
+	out->len = 6;
+	out->flags = MLC_LOAD_NO_CACHE;
+	return MLC_LOAD_VALUE;
+}
+
+static void
+late_w1_hook(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_LOAD_STORED)
+		return;
+	put_byte(late_p->w1_at[1]);
+	CKI(get_byte(late_p->w1_cont[0]), 1);
+}
+
+static int
+late_proc(void *arg)
+{
+	int who = (int)(intptr_t)arg;
+	mlc_loader_fn *fn = who == 0 ? late_a_loader :
+			    who == 1 ? late_w1_loader : late_w2_loader;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int rc;
+
+	o.lock_lease_ms = 300;
+	o.lock_timeout_ms = 20000;
+	c = open_cache(&o);
+	if (who == 1)
+		mlc__pause_hook = late_w1_hook;
+	rc = mlc_get(c, "key", 3, fn, NULL, &v);
+	record(who, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_late_owner_keeps_out_of_record(void **state)
+{
+	struct late l;
+	int pa, pw1, pw2;
+
+	(void)state;
+	setup_arena(0);
+	late_p = &l;
+	pipe_or_fail(l.a_go);
+	pipe_or_fail(l.a_started);
+	pipe_or_fail(l.w1_go);
+	pipe_or_fail(l.w1_started);
+	pipe_or_fail(l.w1_at);
+	pipe_or_fail(l.w1_cont);
+	pa = spawn(late_proc, (void *)(intptr_t)0);
+	assert_int_equal(get_byte(l.a_started[0]), 1);
+	pw1 = spawn(late_proc, (void *)(intptr_t)1);	/* takes over */
+	assert_int_equal(get_byte(l.w1_started[0]), 1);
+	pw2 = spawn(late_proc, (void *)(intptr_t)2);
+	assert_true(wait_waiters(g_arena, 1));
+	put_byte(l.w1_go[1]);
+	assert_int_equal(get_byte(l.w1_at[0]), 1);	/* record written */
+	put_byte(l.a_go[1]);				/* A fails now */
+	assert_int_equal(t_wait(pa), 0);
+	put_byte(l.w1_cont[1]);
+	assert_int_equal(t_wait(pw1), 0);
+	assert_int_equal(t_wait(pw2), 0);
+	assert_int_equal(sh->r[0].rc, MLC_ELOADER);
+	assert_string_equal(sh->r[1].val, "fresh");
+	assert_int_equal(sh->r[2].rc, 0);
+	assert_string_equal(sh->r[2].val, "fresh");	/* W1's, by record */
+	assert_int_equal(sh->loads, 2);
+	close_pair(l.a_go);
+	close_pair(l.a_started);
+	close_pair(l.w1_go);
+	close_pair(l.w1_started);
+	close_pair(l.w1_at);
+	close_pair(l.w1_cont);
+	teardown_arena();
+}
+
+/* A ticket belongs to its arena and namespace: publishing or abandoning
+ * it on a handle of another namespace is refused, and the flight stays
+ * its own (it published the value under the other namespace's key and
+ * ended this flight before; found by a review). */
+static void
+test_steps_other_namespace(void **state)
+{
+	struct mlc_cache *a, *b;
+	struct mlc_flight fl;
+	struct mlc_load ld = { 0 };
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	setup_arena(0);
+	a = t_cache(g_arena, "one", NULL);
+	b = t_cache(g_arena, "two", NULL);
+	assert_int_equal(mlc_flight_acquire(a, "k", 1, NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	ld.data = "val";
+	ld.len = 3;
+	assert_int_equal(mlc_flight_publish(b, &fl, MLC_LOAD_VALUE, &ld, NULL),
+			 -EINVAL);
+	assert_int_equal(mlc_flight_abandon(b, &fl), -EINVAL);
+	assert_int_equal(mlc_flight_wait(b, &fl, 0, &v), -EINVAL);
+	assert_int_equal(mlc_peek(b, "k", 1, 0, &v), -ENOENT);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	ld.data = "val";
+	ld.len = 3;
+	assert_int_equal(mlc_flight_publish(a, &fl, MLC_LOAD_VALUE, &ld, &v),
+			 0);
+	assert_memory_equal(v.data, "val", 3);
+	mlc_value_release(&v);
+	mlc_cache_close(a);
+	mlc_cache_close(b);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -2230,6 +2502,10 @@ main(void)
 		cmocka_unit_test_teardown(test_steps_publish, td),
 		cmocka_unit_test_teardown(test_steps_abandon, td),
 		cmocka_unit_test_teardown(test_flight_found_in_second_slot, td),
+		cmocka_unit_test_teardown(test_outcome_of_other_slot, td),
+		cmocka_unit_test_teardown(test_late_owner_keeps_out_of_record,
+					  td),
+		cmocka_unit_test_teardown(test_steps_other_namespace, td),
 	};
 	int rc;
 
