@@ -1230,6 +1230,7 @@ mlc_arena_close(struct mlc_arena *arena)
 	if (arena == NULL)
 		return -EINVAL;
 	mlc__procs_close(arena, NULL);
+	arena->closed = true;
 	mlc__arena_unref(arena);
 	return 0;
 }

@@ -97,6 +97,25 @@ counters(struct mlc_stats *st)
 	return (uint64_t *)(void *)((char *)st + sizeof(size_t));
 }
 
+static void
+stats_sync(struct mlc_cache *c)
+{
+	c->st.log_applied = c->log.applied;
+	c->st.log_dropped = c->log.dropped;
+	c->st.log_overruns = c->log.overruns;
+	c->st.log_stuck = c->log.stuck;
+}
+
+/* A handle inherited by fork(): what it counted before is the parent's
+ * to flush (the parent flushes it too), not the child's. */
+static void
+stats_inherited(struct mlc_cache *c)
+{
+	stats_sync(c);
+	memcpy(counters(&c->flushed), counters(&c->st),
+	       NCOUNTERS * sizeof(uint64_t));
+}
+
 /* Add what the handle counted since the last flush to its namespace's
  * shared counters: an atomic add per counter that moved, at most once a
  * second or every FLUSH_EVERY calls (see cache.h). */
@@ -105,10 +124,7 @@ mlc__stats_flush(struct mlc_cache *c, uint64_t at)
 {
 	uint64_t *now, *then, *shared;
 
-	c->st.log_applied = c->log.applied;
-	c->st.log_dropped = c->log.dropped;
-	c->st.log_overruns = c->log.overruns;
-	c->st.log_stuck = c->log.stuck;
+	stats_sync(c);
 	now = counters(&c->st);
 	then = counters(&c->flushed);
 	shared = c->a->nsstats[c->ns_idx].nt_count;
@@ -234,6 +250,8 @@ mlc_cache_close(struct mlc_cache *c)
 {
 	if (c == NULL)
 		return -EINVAL;
+	if (c->fork_gen != mlc__fork_gen())
+		stats_inherited(c);	/* never used in this child */
 	mlc__stats_flush(c, mlc__now_ms());
 	mlc__l1_fini(&c->l1);
 	mlc__procs_close(c->a, &c->procs_gen);
@@ -264,6 +282,7 @@ mlc_last_error(struct mlc_cache *c)
 MLC_COLD void
 mlc__handle_forked(struct mlc_cache *c)
 {
+	stats_inherited(c);
 	mlc__l1_clear(&c->l1);
 	c->log.cursor = mlc__log_start(c->a);
 	c->log.stuck_since = 0;

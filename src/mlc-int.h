@@ -69,6 +69,9 @@ struct mlc_arena {
 	uint64_t procs_slot;	/* procs_gen << 8 | that entry's index + 1,
 				 * 0: none; stored atomically under the lock,
 				 * read lock-free by flight claims */
+	bool closed;		/* mlc_arena_close() called: only cache
+				 * handles keep it (counted as such in a
+				 * fork child, not as an arena handle) */
 };
 
 /* The page of an offset inside the pages, and the offset's place in it. */

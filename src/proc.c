@@ -23,18 +23,22 @@ static __thread uint64_t my_start_v;
 static __thread uint32_t my_ns_v;
 static __thread uint64_t my_gen = UINT64_MAX;
 
-/* Field 22 of /proc/<pid>/stat: the start time in clock ticks.  0 if it
- * cannot be read; *state gets the state letter, 'X' if there is no such
- * process, '?' if that cannot be told. */
+/* Field 22 of /proc/<pid>/stat (@p pid 0: /proc/self/stat): the start
+ * time in clock ticks.  0 if it cannot be read; *state gets the state
+ * letter, 'X' if there is no such process, '?' if that cannot be told;
+ * *@p first (if not NULL) the pid the file names (field 1). */
 static uint64_t
-start_time_of(long pid, char *state)
+start_time_of(long pid, char *state, long *first)
 {
 	char path[64], buf[1024], *p;
 	uint64_t start = 0;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/stat");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	*state = '?';
 	if (fd < 0) {
@@ -47,6 +51,8 @@ start_time_of(long pid, char *state)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
+	if (first != NULL)
+		*first = strtol(buf, NULL, 10);
 	p = strrchr(buf, ')');	/* the name may hold spaces and ')' */
 	if (p == NULL || p[1] != ' ')
 		return 0;
@@ -63,19 +69,47 @@ start_time_of(long pid, char *state)
 	return start;
 }
 
+/* The threads of process @p pid (the Threads: line of its status), 0 if
+ * that cannot be read. */
+static long
+threads_of(long pid)
+{
+	char path[64], buf[2048], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "\nThreads:");
+	return p != NULL ? strtol(p + 9, NULL, 10) : 0;
+}
+
 static void
 me_refresh(void)
 {
 	uint64_t gen = mlc__fork_gen();
+	long self = 0;
 	struct stat st;
 	char state;
 
 	if (my_gen == gen)
 		return;
-	my_start_v = start_time_of((long)mlc__pid(), &state);
+	/* Through /proc/self: a procfs of another pid namespace (a
+	 * container sharing the host's /proc) names us by another pid,
+	 * and what it says of our pid is some other process's. */
+	my_start_v = start_time_of(0, &state, &self);
 	/* The pid namespace's inode; 0 (unknown) makes us unable to judge
 	 * anyone, and everyone unable to judge us: never a wrong verdict. */
 	my_ns_v = stat("/proc/self/ns/pid", &st) == 0 ? (uint32_t)st.st_ino : 0;
+	if (self != (long)mlc__pid())
+		my_start_v = 0, my_ns_v = 0;
 	my_gen = gen;
 }
 
@@ -108,8 +142,13 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 		return false;
 	if (pid == (uint32_t)mlc__pid())
 		return start != my_start_v;	/* a pid our process reused */
-	now_start = start_time_of((long)pid, &state);
-	if (state == 'X' || state == 'Z')
+	now_start = start_time_of((long)pid, &state, NULL);
+	if (state == 'X')
 		return true;
-	return now_start != 0 && now_start != start;
+	if (now_start != 0 && now_start != start)
+		return true;		/* the pid was reused */
+	/* A zombie is dead, but a process whose first thread called
+	 * pthread_exit() shows as one too while its other threads run:
+	 * only a zombie of one thread is dead. */
+	return state == 'Z' && now_start == start && threads_of(pid) == 1;
 }

@@ -162,7 +162,9 @@ claim(struct mlc_arena *a)
 }
 
 /* Count the arena handle @p a in this process if it is not yet (under the
- * lock).  False if it cannot be (the table is full). */
+ * lock), and claim the process's entry.  False if it cannot be (the table
+ * is full).  A handle its user closed (a fork child's cache handles keep
+ * it) only claims the entry: nobody will close it again. */
 static bool
 count_arena(struct mlc_arena *a, uint64_t gen)
 {
@@ -172,9 +174,11 @@ count_arena(struct mlc_arena *a, uint64_t gen)
 		return true;
 	if ((p = claim(a)) == NULL)
 		return false;
-	entry_begin(p);
-	ck_pr_store_32(&p->pr_arenas, p->pr_arenas + 1);
-	entry_end(p);
+	if (!a->closed) {
+		entry_begin(p);
+		ck_pr_store_32(&p->pr_arenas, p->pr_arenas + 1);
+		entry_end(p);
+	}
 	/* Private memory, shared by this process's threads: written under
 	 * the lock, and read under it too (below and in close); procs_slot
 	 * is also read lock-free by flight claims. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -579,6 +580,249 @@ test_garbage_lock_kind(void **state)
 	mlc_arena_close(b);
 }
 
+/* A process whose first thread called pthread_exit() while another
+ * runs shows as a zombie in /proc/PID/stat: it is alive (listed, never
+ * judged dead), until its last thread ends (found by a review: it was
+ * judged dead, so its flights could be taken and its chunks reclaimed). */
+struct leader {
+	char *name;
+	int go[2], up[2];
+};
+
+static void *
+leader_thread(void *arg)
+{
+	struct leader *l = arg;
+	char b;
+
+	if (read(l->go[0], &b, 1) != 1)
+		_exit(3);
+	_exit(0);		/* the process ends with this thread */
+}
+
+static int
+leader_child(void *arg)
+{
+	struct leader *l = arg;
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a;
+	pthread_t t;
+
+	if (mlc_arena_open(&a, l->name, &o) != 0)
+		return 10;
+	alarm(30);		/* never outlives a failed test for long */
+	if (pthread_create(&t, NULL, leader_thread, l) != 0)
+		return 11;
+	if (write(l->up[1], "1", 1) != 1)
+		return 12;
+	pthread_exit(NULL);
+}
+
+static char
+state_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 'X';
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+		return '?';
+	return p[2];
+}
+
+static void
+test_leader_exited_lives(void **state)
+{
+	struct mlc_arena *a;
+	struct leader l;
+	struct seen s;
+	char name[64], b;
+	int tries = 0;
+	pid_t pid;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	l.name = name;
+	assert_int_equal(pipe(l.go), 0);
+	assert_int_equal(pipe(l.up), 0);
+	pid = t_spawn(leader_child, &l);
+	assert_int_equal(read(l.up[0], &b, 1), 1);
+	while (state_of(pid) != 'Z' && tries++ < 2000)
+		usleep(1000);
+	assert_int_equal(state_of(pid), 'Z');	/* its first thread ended */
+	list(a, &s);
+	assert_non_null(find(&s, pid));		/* alive: still listed */
+	assert_int_equal(s.n, 2);
+	assert_non_null(find(&s, pid));
+	assert_false(mlc__proc_dead((uint32_t)pid, find(&s, pid)->start_ticks,
+				    find(&s, pid)->pid_ns));
+	{
+		uint64_t start = find(&s, pid)->start_ticks;
+		uint32_t ns = find(&s, pid)->pid_ns;
+
+		assert_int_equal(write(l.go[1], "1", 1), 1);	/* it ends */
+		for (tries = 0; tries < 2000 &&
+		     !mlc__proc_dead((uint32_t)pid, start, ns); tries++)
+			usleep(1000);
+		/* A zombie of one thread, not reaped yet: dead. */
+		assert_true(mlc__proc_dead((uint32_t)pid, start, ns));
+	}
+	assert_int_equal(t_wait(pid), 0);
+	list(a, &s);
+	assert_null(find(&s, pid));
+	close(l.go[0]);
+	close(l.go[1]);
+	close(l.up[0]);
+	close(l.up[1]);
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* A process in a pid namespace of its own that sees the parent
+ * namespace's /proc (a container sharing the host's) finds another
+ * process's stat at its own pid: it must judge nobody and be judged by
+ * nobody (start time and namespace 0), not stamp that process's start
+ * time (found by a review: it was judged dead once that process ended). */
+static int
+inner_child(void *arg)
+{
+	(void)arg;
+	/* pid 1 of the new namespace; /proc is the parent's. */
+	if (getpid() != 1)
+		return 20;
+	return mlc__proc_start() == 0 && mlc__proc_ns() == 0 ? 0 : 21;
+}
+
+static int
+unshare_child(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_NEWPID) != 0)
+		return 77;		/* not allowed here */
+	return t_fork(inner_child, NULL);
+}
+
+static void
+test_foreign_procfs(void **state)
+{
+	int rc;
+
+	(void)state;
+	rc = t_fork(unshare_child, NULL);
+	if (rc == 77) {
+		printf("[foreign procfs] unshare(CLONE_NEWPID) not allowed: "
+		       "skipped\n");
+		return;
+	}
+	assert_int_equal(rc, 0);
+}
+
+/* Counts not yet flushed when a process forks are the parent's: a child
+ * that uses (or only closes) an inherited handle does not add them to the
+ * namespace again (found by a review: 10 sets were counted 20 times). */
+static int
+stats_child(void *arg)
+{
+	struct mlc_cache *c = arg;
+	struct mlc_value v = { 0 };
+
+	if (mlc_get(c, "k0", 2, NULL, NULL, &v) != 0)
+		return 1;
+	mlc_value_release(&v);
+	return mlc_cache_close(c) == 0 ? 0 : 2;
+}
+
+static int
+stats_child_close(void *arg)
+{
+	return mlc_cache_close(arg) == 0 ? 0 : 2;
+}
+
+static void
+test_fork_stats_once(void **state)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	char name[64], key[8];
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	c = t_cache(a, "fs", NULL);
+	for (int i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(mlc_set(c, key, strlen(key), "v", 1, NULL), 0);
+	}
+	assert_int_equal(t_fork(stats_child, c), 0);
+	assert_int_equal(t_fork(stats_child_close, c), 0);
+	mlc_cache_close(c);
+	assert_int_equal(mlc_namespace_stats(a, "fs", &st), 0);
+	assert_int_equal(st.sets, 10);
+	assert_int_equal(st.hits_l1 + st.hits_l2, 1);	/* the child's get */
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* A child using a cache handle whose arena handle its parent had closed
+ * is listed with that cache handle only, and its entry goes when it
+ * closes it (it was listed with an arena handle it did not have, until
+ * it exited; found by a review). */
+struct closed_x {
+	struct mlc_cache *c;
+	struct mlc_arena *ro;
+	int up[2], down[2];
+};
+
+static int
+closed_child(void *arg)
+{
+	struct closed_x *x = arg;
+	struct mlc_value v = { 0 };
+	struct seen s;
+	const struct mlc_proc_info *p;
+	int ret = 0;
+
+	if (mlc_get(x->c, "k", 1, NULL, NULL, &v) != 0)
+		return 1;
+	mlc_value_release(&v);
+	memset(&s, 0, sizeof(s));
+	if (mlc_arena_procs(x->ro, collect, &s) != 0)
+		return 2;
+	p = find(&s, getpid());
+	if (p == NULL || p->arena_handles != 0 || p->cache_handles != 1)
+		ret = 3;
+	mlc_cache_close(x->c);
+	memset(&s, 0, sizeof(s));
+	if (mlc_arena_procs(x->ro, collect, &s) != 0)
+		return 4;
+	if (find(&s, getpid()) != NULL)
+		ret = ret ? ret : 5;
+	return ret;
+}
+
+static void
+test_child_of_closed_arena(void **state)
+{
+	struct closed_x x;
+	struct mlc_arena *a;
+	char name[64];
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	x.c = t_cache(a, "cl", NULL);
+	x.ro = attach(name, MLC_ARENA_RDONLY);
+	assert_int_equal(mlc_set(x.c, "k", 1, "v", 1, NULL), 0);
+	mlc_arena_close(a);		/* the cache handle keeps it */
+	assert_int_equal(t_fork(closed_child, &x), 0);
+	mlc_cache_close(x.c);
+	mlc_arena_close(x.ro);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
 int
 main(void)
 {
@@ -589,6 +833,10 @@ main(void)
 		cmocka_unit_test(test_table_full),
 		cmocka_unit_test(test_stopped_holder),
 		cmocka_unit_test(test_garbage_lock_kind),
+		cmocka_unit_test(test_leader_exited_lives),
+		cmocka_unit_test(test_foreign_procfs),
+		cmocka_unit_test(test_fork_stats_once),
+		cmocka_unit_test(test_child_of_closed_arena),
 	};
 
 	t_require_shm();
