@@ -176,8 +176,12 @@ join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx, uint64_t word)
 }
 
 /* Join the key's flight if one of its two slots has it, else claim a free
- * one.  The first slot wins ties: a caller that claimed the second gives
- * way if the first turns out to hold the key too. */
+ * one.  Another caller of the key may claim a slot between our look and
+ * our claim (we may stop there for seconds): the claim loop joins a slot
+ * that holds the key by then, and a caller that claimed a slot gives way
+ * if the other one turns out to hold the key too (after its CAS, so that
+ * of two such callers at least one sees the other: both may give way,
+ * and line up again; never both keep). */
 int
 mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 		    struct mlc__fl *f)
@@ -197,6 +201,7 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 			return 0;
 		}
 	}
+	MLC_PAUSE(FLIGHT_SCANNED);
 	claiming = mlc__procs_claiming_word(a);
 	ck_pr_inc_32(claiming);
 	ck_pr_fence_atomic();		/* counted in, then the CAS */
@@ -204,6 +209,10 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 		struct mlc__flight_slot *sl = slot_of(a, c[i]);
 		uint64_t w = ck_pr_load_64(&sl->fs_word), mine;
 
+		if (MLC__FW_TAG(w) == tag) {	/* claimed since our look */
+			join(a, f, c[i], w);
+			goto out;
+		}
 		if (MLC__FW_TAG(w) != 0)
 			continue;
 		mine = MLC__FW_MAKE(MLC__FW_GEN(w) + 1, tag);
@@ -215,14 +224,17 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 			continue;
 		}
 		MLC_PAUSE(FLIGHT_CLAIMED);
-		if (i == 1 && c[0] != c[1]) {
-			uint64_t w0 = ck_pr_load_64(&slot_of(a, c[0])->fs_word);
+		if (c[0] != c[1]) {
+			uint32_t other = c[1 - i];
+			uint64_t wo;
 
-			if (MLC__FW_TAG(w0) == tag &&
+			ck_pr_fence_atomic_load();	/* our CAS, then look */
+			wo = ck_pr_load_64(&slot_of(a, other)->fs_word);
+			if (MLC__FW_TAG(wo) == tag &&
 			    ck_pr_cas_64(&sl->fs_word, mine,
 					 MLC__FW_MAKE(MLC__FW_GEN(mine) + 1,
 						      0))) {
-				join(a, f, c[0], w0);
+				join(a, f, other, wo);
 				goto out;
 			}
 		}

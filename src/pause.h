@@ -61,6 +61,8 @@
 	X(CHECK_SLOT_READ)	/* a slot word read, its item not yet */ \
 	X(CHECK_NS_WALKED)	/* namespace table walked, count not read */ \
 	/* single flight (flight.c) */ \
+	X(FLIGHT_SCANNED)	/* the key's two slots looked at, neither
+				 * joined nor claimed yet */ \
 	X(FLIGHT_CLAIMED)	/* slot won, owner not published */ \
 	X(FLIGHT_STOLEN)	/* slot taken over, owner not published */ \
 	X(FLIGHT_PUBLISHING)	/* slot still ours, fields being written */ \

@@ -213,6 +213,7 @@ work_of(int p)
 		return W_STEAL;
 	case MLC__P_PURGE_PUBLISHED:
 		return W_PURGE;
+	case MLC__P_FLIGHT_SCANNED:
 	case MLC__P_FLIGHT_CLAIMED:
 	case MLC__P_FLIGHT_PUBLISHING:
 	case MLC__P_FLIGHT_RELEASING:

@@ -2456,6 +2456,146 @@ test_steps_other_namespace(void **state)
 	teardown_arena();
 }
 
+/* A caller stopped between its look at the key's two slots and its claim
+ * (FLIGHT_SCANNED) while another claims one of them must not load beside
+ * it (found by a review).  K's first slot is held by another key; P
+ * looks (first slot busy, second free) and stops; this process claims the
+ * second.  "busy": P's claim loop skipped the second slot (not free)
+ * without seeing it was K's, and loaded without single flight.  "twin":
+ * the other key's flight ends first, P claimed the first slot, and only a
+ * claim of the second looked at the first: two loaders of K at once. */
+struct scan_x {
+	const char *key;
+	int at[2], go[2];
+	uint64_t *owns;		/* this process owns K's flight */
+};
+
+static struct scan_x *scan_p;
+
+static void
+scan_hook(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_FLIGHT_SCANNED)
+		return;
+	mlc__pause_hook = NULL;
+	put_byte(scan_p->at[1]);
+	CKI(get_byte(scan_p->go[0]), 1);
+}
+
+static int
+scan_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	if (ld64(scan_p->owns))
+		__atomic_store_n(&sh->got, 1, __ATOMIC_SEQ_CST);  /* beside */
+	out->data = "p";
+	out->len = 1;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+scan_proc(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+	struct mlc_value v = { 0 };
+	int rc;
+
+	(void)arg;
+	mlc__pause_hook = scan_hook;
+	rc = mlc_get(c, scan_p->key, strlen(scan_p->key), scan_loader, NULL,
+		     &v);
+	record(0, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+scanned_then_claimed(bool twin)
+{
+	static char kbuf[32], xbuf[32];
+	struct mlc_flight fx, fk;
+	struct mlc_load ld = { 0 };
+	struct mlc_value v = { 0 };
+	struct scan_x x;
+	uint32_t ns, mask, k0 = 0, k1 = 0;
+	bool found = false;
+	int pid;
+
+	setup_arena(16);
+	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
+	mask = g_arena->hdr->ah_flight_slots - 1;
+	for (int i = 0; i < 1000 && !found; i++) {
+		uint64_t h;
+
+		snprintf(kbuf, sizeof(kbuf), "k:%d", i);
+		h = key_hash_of(ns, kbuf);
+		k0 = (uint32_t)h & mask;
+		k1 = (uint32_t)(h >> 32) & mask;
+		if (k0 == k1)
+			continue;
+		for (int j = 0; j < 10000 && !found; j++) {
+			snprintf(xbuf, sizeof(xbuf), "x:%d", j);
+			h = key_hash_of(ns, xbuf);
+			found = ((uint32_t)h & mask) == k0 &&
+				((uint32_t)(h >> 32) & mask) != k1;
+		}
+	}
+	assert_true(found);
+	x.key = kbuf;
+	x.owns = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(x.owns != MAP_FAILED);
+	*x.owns = 0;
+	pipe_or_fail(x.at);
+	pipe_or_fail(x.go);
+	scan_p = &x;
+	assert_int_equal(mlc_flight_acquire(pc(), xbuf, strlen(xbuf), NULL,
+					    &fx), 0);
+	assert_int_equal(fx.role, MLC_FLIGHT_LOADER);
+	pid = spawn(scan_proc, NULL);
+	assert_int_equal(get_byte(x.at[0]), 1);		/* P looked */
+	assert_int_equal(mlc_flight_acquire(pc(), kbuf, strlen(kbuf), NULL,
+					    &fk), 0);
+	assert_int_equal(fk.role, MLC_FLIGHT_LOADER);
+	__atomic_store_n(x.owns, 1, __ATOMIC_SEQ_CST);
+	if (twin)
+		assert_int_equal(mlc_flight_abandon(pc(), &fx), 0);
+	put_byte(x.go[1]);
+	assert_true(wait_waiters(g_arena, 1));		/* P waits */
+	assert_int_equal(ld64(&sh->loads), 0);
+	__atomic_store_n(x.owns, 0, __ATOMIC_SEQ_CST);
+	ld.data = "mine";
+	ld.len = 4;
+	assert_int_equal(mlc_flight_publish(pc(), &fk, MLC_LOAD_VALUE, &ld,
+					    &v), 0);
+	mlc_value_release(&v);
+	assert_int_equal(t_wait(pid), 0);
+	if (!twin)
+		assert_int_equal(mlc_flight_abandon(pc(), &fx), 0);
+	assert_int_equal(sh->got, 0);
+	assert_int_equal(sh->loads, 0);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "mine");
+	assert_int_equal(sh->r[0].dup_loads, 0);
+	close_pair(x.at);
+	close_pair(x.go);
+	munmap(x.owns, 4096);
+	teardown_arena();
+}
+
+static void
+test_scanned_then_claimed(void **state)
+{
+	(void)state;
+	scanned_then_claimed(false);
+	scanned_then_claimed(true);
+}
+
 int
 main(void)
 {
@@ -2506,6 +2646,7 @@ main(void)
 		cmocka_unit_test_teardown(test_late_owner_keeps_out_of_record,
 					  td),
 		cmocka_unit_test_teardown(test_steps_other_namespace, td),
+		cmocka_unit_test_teardown(test_scanned_then_claimed, td),
 	};
 	int rc;
 
