@@ -869,9 +869,11 @@ int mlc_modify(struct mlc_cache *cache, const void *key, size_t key_len,
  * Reload @p key now through single flight and swap the result in, while
  * every other caller keeps being served the current value (it stays in L2
  * until the new one replaces it).  If another process is already loading
- * the key, waits for that load instead.  If the loader fails, the current
- * value stays and the error is returned.  @p value may be NULL.
- * @return as mlc_get() with a loader.
+ * the key, waits for that load instead (its value if newer than what the
+ * key held when the refresh began, its error if it failed; lock_timeout_ms
+ * in all, then -ETIMEDOUT).  If the loader fails, the current value stays
+ * and the error is returned.  @p value may be NULL.
+ * @return as mlc_get() with a loader, or -ETIMEDOUT.
  * @since 0.1
  */
 int mlc_refresh(struct mlc_cache *cache, const void *key, size_t key_len,

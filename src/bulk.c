@@ -232,9 +232,11 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 	    mlc_loader_fn *loader, void *arg, struct mlc_value *value)
 {
 	struct mlc_value tmp = { 0 };
+	struct mlc__ent *e;
 	struct mlc__key k;
 	struct mlc__fl f;
 	struct call cf;
+	uint64_t until, before = 0;
 	int rc;
 
 	if ((rc = mlc__key_check(c, key, key_len)) < 0)
@@ -246,6 +248,13 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 	key_l2(c, &k);
 	if (mlc__loading_self(c, &k))
 		return mlc__set_err(c, -EDEADLK);
+	/* What L2 holds now is what the refresh replaces: a load it waits
+	 * for answers it only with something newer (or its error). */
+	if (mlc__l2_read(c, &k, &e) == 0) {
+		before = e->version;
+		mlc__ent_put(e);
+	}
+	until = mlc__now_ms() + cf.lock_timeout;	/* for every round */
 	rc = -EAGAIN;
 	for (int round = 0; round < ACQUIRE_ROUNDS && rc == -EAGAIN; round++) {
 		if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms,
@@ -255,8 +264,7 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 			/* Someone loads it already: that load is the
 			 * refresh. */
 			c->st.lock_waits++;
-			rc = mlc__flight_wait(c->a, &f, mlc__now_ms() +
-					      cf.lock_timeout,
+			rc = mlc__flight_wait(c->a, &f, until,
 					      c->o.lock_lease_ms,
 					      &c->st.lock_steals);
 			if (rc == -EAGAIN) {
@@ -266,13 +274,22 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 			}
 			if (rc == 0) {
 				rc = mlc__flight_result(c, &k, &cf,
-							mlc__flight_id(&f), NULL,
+							mlc__flight_id(&f),
+							before, NULL,
 							value ? value : &tmp);
 				continue;
 			}
 		}
 		/* The old value stays in L2 for everyone until this
 		 * load's value replaces it. */
+		rc = mlc__load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
+					   value ? value : &tmp);
+	}
+	if (rc == -EAGAIN) {
+		/* The key kept changing hands without a result, as in
+		 * mlc_get(): load without single flight. */
+		c->st.duplicate_loads++;
+		f = (struct mlc__fl){ .role = MLC_FLIGHT_LOADER };
 		rc = mlc__load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
 					   value ? value : &tmp);
 	}

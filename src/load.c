@@ -457,11 +457,13 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 	return rc;
 }
 
-/* A waiter's flight ended: the result is in L2, or in the outcome record.
- * 0 with *value, MLC_ELOADER, or -EAGAIN (no result: try again). */
+/* A waiter's flight ended: the result is in L2 (a fresh item newer than
+ * version @p newer_than: mlc_refresh() waits for a value newer than the
+ * one it replaces), or in the outcome record.  0 with *value, MLC_ELOADER,
+ * or -EAGAIN (no result: try again). */
 int
 mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
-		   const struct call *cf, uint64_t flight,
+		   const struct call *cf, uint64_t flight, uint64_t newer_than,
 		   struct mlc__ent *stale, struct mlc_value *value)
 {
 	uint64_t now = mlc__now_ms();
@@ -469,7 +471,7 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 	struct outcome o;
 
 	if (mlc__l2_read(c, k, &e) == 0) {
-		if (!ent_expired(e, now)) {
+		if (!ent_expired(e, now) && e->version > newer_than) {
 			if (stale != NULL)
 				mlc__ent_put(stale);
 			return mlc__l2_hit(c, e, now, value);
@@ -595,7 +597,7 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 			return lock_timed_out(c, k, cf, loader, arg, stale,
 					      value);
 		}
-		rc = mlc__flight_result(c, k, cf, mlc__flight_id(&f), stale,
+		rc = mlc__flight_result(c, k, cf, mlc__flight_id(&f), 0, stale,
 					value);
 		if (rc != -EAGAIN)
 			return rc;
@@ -731,7 +733,8 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 			    ck_pr_load_64(&c->a->hdr->ah_version));
 		return 0;		/* took it over: now the loader */
 	}
-	rc = mlc__flight_result(c, &k, &cf, mlc__flight_id(&f), NULL, value);
+	rc = mlc__flight_result(c, &k, &cf, mlc__flight_id(&f), 0, NULL,
+				value);
 	if (rc != -EAGAIN) {
 		/* The lookup ends here: another's outcome answered it. */
 		mlc__count_lookup(c, rc, value, false);

@@ -2596,6 +2596,154 @@ test_scanned_then_claimed(void **state)
 	scanned_then_claimed(true);
 }
 
+/* mlc_refresh that waits for another refresh whose loader fails returns
+ * that error, as the other does; the current value stays (it returned 0
+ * with the old value, read from L2, as if the refresh had succeeded;
+ * found by a review). */
+struct rf_x {
+	int started[2], go[2];
+};
+
+static struct rf_x *rf_p;
+
+static int
+rf_fail(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	put_byte(rf_p->started[1]);
+	CKI(get_byte(rf_p->go[0]), 1);
+	snprintf(out->errmsg, sizeof(out->errmsg), "backend down");
+	return -EIO;
+}
+
+static int
+rf_new(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	tl_loaded++;
+	out->data = "new";
+	out->len = 3;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+rf_proc(void *arg)
+{
+	int who = (int)(intptr_t)arg;
+	struct mlc_cache *c = open_cache(NULL);
+	struct mlc_value v = { 0 };
+	int rc;
+
+	tl_loaded = 0;
+	rc = mlc_refresh(c, "key", 3, who == 0 ? rf_fail : rf_new, NULL, &v);
+	record(who, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_refresh_waits_for_failure(void **state)
+{
+	struct mlc_value v = { 0 };
+	struct rf_x x;
+	int p0, p1;
+
+	(void)state;
+	setup_arena(0);
+	rf_p = &x;
+	pipe_or_fail(x.started);
+	pipe_or_fail(x.go);
+	assert_int_equal(mlc_set(pc(), "key", 3, "old", 3, NULL), 0);
+	p0 = spawn(rf_proc, (void *)(intptr_t)0);
+	assert_int_equal(get_byte(x.started[0]), 1);
+	p1 = spawn(rf_proc, (void *)(intptr_t)1);
+	assert_true(wait_waiters(g_arena, 1));
+	put_byte(x.go[1]);
+	assert_int_equal(t_wait(p0), 0);
+	assert_int_equal(t_wait(p1), 0);
+	assert_int_equal(sh->r[0].rc, MLC_ELOADER);
+	assert_int_equal(sh->r[1].rc, MLC_ELOADER);	/* was 0, "old" */
+	assert_string_equal(sh->r[1].err, "backend down");
+	assert_int_equal(sh->r[1].loaded, 0);
+	assert_int_equal(mlc_get(pc(), "key", 3, NULL, NULL, &v), 0);
+	assert_memory_equal(v.data, "old", 3);		/* it stays */
+	mlc_value_release(&v);
+	close_pair(x.started);
+	close_pair(x.go);
+	teardown_arena();
+}
+
+/* A refresh waits for others' loads for lock_timeout_ms in all, not per
+ * round, and never returns -EAGAIN (which mlc_get never does): here the
+ * owner holds each flight 150 ms and takes the next one at once, longer
+ * than the 200 ms timeout in all (it waited four rounds, then gave
+ * -EAGAIN; found by a review). */
+static struct mlc_flight rh_fl[8];
+static int rh_cur, rh_rearm;
+
+static void
+rh_hook(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p == MLC__P_FLIGHT_RELEASED && rh_rearm) {
+		rh_rearm = 0;
+		CKI(mlc_flight_acquire(pc(), "key", 3, NULL,
+				       &rh_fl[rh_cur + 1]), 0);
+	}
+}
+
+static int
+rh_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int rc;
+
+	(void)arg;
+	mlc__pause_hook = NULL;
+	o.lock_timeout_ms = 200;
+	c = open_cache(&o);
+	tl_loaded = 0;
+	rc = mlc_refresh(c, "key", 3, rf_new, NULL, &v);
+	record(0, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_refresh_one_deadline(void **state)
+{
+	int pid;
+
+	(void)state;
+	setup_arena(0);
+	rh_cur = 0;
+	CKI(mlc_flight_acquire(pc(), "key", 3, NULL, &rh_fl[0]), 0);
+	CKI(rh_fl[0].role, MLC_FLIGHT_LOADER);
+	mlc__pause_hook = rh_hook;
+	pid = spawn(rh_proc, NULL);
+	for (int i = 0; i < 6; i++) {
+		nap_ms(150);
+		rh_rearm = i < 5;
+		if (rh_fl[rh_cur].role != MLC_FLIGHT_NONE)
+			CKI(mlc_flight_abandon(pc(), &rh_fl[rh_cur]), 0);
+		rh_cur++;
+	}
+	mlc__pause_hook = NULL;
+	assert_int_equal(t_wait(pid), 0);
+	/* Timed out (or loaded, if it won a slot between two flights). */
+	assert_int_not_equal(sh->r[0].rc, -EAGAIN);
+	assert_true(sh->r[0].rc == -ETIMEDOUT || sh->r[0].rc == 0);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -2647,6 +2795,8 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_steps_other_namespace, td),
 		cmocka_unit_test_teardown(test_scanned_then_claimed, td),
+		cmocka_unit_test_teardown(test_refresh_waits_for_failure, td),
+		cmocka_unit_test_teardown(test_refresh_one_deadline, td),
 	};
 	int rc;
 
