@@ -870,8 +870,8 @@ int mlc_modify(struct mlc_cache *cache, const void *key, size_t key_len,
  * every other caller keeps being served the current value (it stays in L2
  * until the new one replaces it).  If another process is already loading
  * the key, waits for that load instead (its value if newer than what the
- * key held when the refresh began, its error if it failed; lock_timeout_ms
- * in all, then -ETIMEDOUT).  If the loader fails, the current value stays
+ * key held when the refresh began, its error if it failed, even if it put
+ * a stale value back; lock_timeout_ms in all, then -ETIMEDOUT).  If the loader fails, the current value stays
  * and the error is returned.  @p value may be NULL.
  * @return as mlc_get() with a loader, or -ETIMEDOUT.
  * @since 0.1

@@ -275,7 +275,7 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 			if (rc == 0) {
 				rc = mlc__flight_result(c, &k, &cf,
 							mlc__flight_id(&f),
-							before, NULL,
+							true, before, NULL,
 							value ? value : &tmp);
 				continue;
 			}

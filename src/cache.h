@@ -291,8 +291,8 @@ int mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 			  void *arg, struct mlc__ent *stale, struct mlc__fl *f,
 			  struct mlc_value *value);
 int mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
-		       const struct call *cf, uint64_t flight,
-		       uint64_t newer_than,
+		       const struct call *cf, uint64_t flight, bool refresh,
+		       uint64_t before,
 		       struct mlc__ent *stale, struct mlc_value *value);
 int mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 		  const struct call *cf, mlc_loader_fn *loader, void *arg,

@@ -234,6 +234,10 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 			    ck_pr_cas_64(&sl->fs_word, mine,
 					 MLC__FW_MAKE(MLC__FW_GEN(mine) + 1,
 						      0))) {
+				/* Anyone who joined us meanwhile lines up
+				 * again now, not at its next slice. */
+				ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec,
+					    &ec_mode);
 				join(a, f, other, wo);
 				goto out;
 			}

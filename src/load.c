@@ -336,7 +336,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 				       stale->expire, fence, MLC__CAS_VERSION,
 				       stale->version, &put);
 		rc = store_checked(c, k, stale, rc, fence, now);
-		if (record)
+		if (record && mlc__flight_mine(c->a, f))  /* after the store */
 			outcome_write(c, k, &o, c->err, mlen, now);
 		if (rc == MLC_ESTALE) {
 			/* Set, deleted or purged while we loaded: a newer
@@ -390,8 +390,12 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 	mlc__load_release(ld);
 	if (e == NULL)
 		return mlc__set_err(c, -ENOMEM);
-	if (cache && !mlc__flight_mine(c->a, f)) {
-		c->st.fenced_writes++;		/* our lease was taken over */
+	if (!mlc__flight_mine(c->a, f)) {
+		/* Our lease was taken over: neither a store nor an outcome
+		 * record (an uncached value's record would replace the
+		 * taker's, whose waiters would load again). */
+		if (cache)
+			c->st.fenced_writes++;
 		cache = false;
 		fenced = true;
 	}
@@ -457,21 +461,26 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 	return rc;
 }
 
-/* A waiter's flight ended: the result is in L2 (a fresh item newer than
- * version @p newer_than: mlc_refresh() waits for a value newer than the
- * one it replaces), or in the outcome record.  0 with *value, MLC_ELOADER,
- * or -EAGAIN (no result: try again). */
+/* A waiter's flight ended: the result is in L2, or in the outcome record.
+ * A refresh (@p refresh) takes from L2 only a load's value: newer than
+ * version @p before, the one it replaces, and not a stale value put back
+ * by a failed load (resurrect_ttl_ms): then the load's error is the
+ * answer.  0 with *value, MLC_ELOADER, or -EAGAIN (no result: try
+ * again). */
 int
 mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
-		   const struct call *cf, uint64_t flight, uint64_t newer_than,
-		   struct mlc__ent *stale, struct mlc_value *value)
+		   const struct call *cf, uint64_t flight, bool refresh,
+		   uint64_t before, struct mlc__ent *stale,
+		   struct mlc_value *value)
 {
 	uint64_t now = mlc__now_ms();
 	struct mlc__ent *e;
 	struct outcome o;
 
 	if (mlc__l2_read(c, k, &e) == 0) {
-		if (!ent_expired(e, now) && e->version > newer_than) {
+		if (!ent_expired(e, now) &&
+		    (!refresh || (e->version > before &&
+				  !(e->flags & MLC_STALE)))) {
 			if (stale != NULL)
 				mlc__ent_put(stale);
 			return mlc__l2_hit(c, e, now, value);
@@ -597,8 +606,8 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 			return lock_timed_out(c, k, cf, loader, arg, stale,
 					      value);
 		}
-		rc = mlc__flight_result(c, k, cf, mlc__flight_id(&f), 0, stale,
-					value);
+		rc = mlc__flight_result(c, k, cf, mlc__flight_id(&f), false, 0,
+					stale, value);
 		if (rc != -EAGAIN)
 			return rc;
 	}
@@ -733,8 +742,8 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 			    ck_pr_load_64(&c->a->hdr->ah_version));
 		return 0;		/* took it over: now the loader */
 	}
-	rc = mlc__flight_result(c, &k, &cf, mlc__flight_id(&f), 0, NULL,
-				value);
+	rc = mlc__flight_result(c, &k, &cf, mlc__flight_id(&f), false, 0,
+				NULL, value);
 	if (rc != -EAGAIN) {
 		/* The lookup ends here: another's outcome answered it. */
 		mlc__count_lookup(c, rc, value, false);

@@ -26,9 +26,10 @@ static __thread uint64_t my_gen = UINT64_MAX;
 /* Field 22 of /proc/<pid>/stat (@p pid 0: /proc/self/stat): the start
  * time in clock ticks.  0 if it cannot be read; *state gets the state
  * letter, 'X' if there is no such process, '?' if that cannot be told;
- * *@p first (if not NULL) the pid the file names (field 1). */
+ * *@p first (if not NULL) the pid the file names (field 1), *@p threads
+ * (if not NULL) its threads (field 20; 0 if unread). */
 static uint64_t
-start_time_of(long pid, char *state, long *first)
+start_time_of(long pid, char *state, long *first, long *threads)
 {
 	char path[64], buf[1024], *p;
 	uint64_t start = 0;
@@ -60,6 +61,8 @@ start_time_of(long pid, char *state, long *first)
 	/* After ") ": field 3 is the state; the start time is field 22. */
 	p += 2;
 	for (int field = 3; field < 22 && p != NULL; field++) {
+		if (field == 20 && threads != NULL)
+			*threads = strtol(p, NULL, 10);
 		p = strchr(p, ' ');
 		if (p != NULL)
 			p++;
@@ -67,28 +70,6 @@ start_time_of(long pid, char *state, long *first)
 	if (p != NULL)
 		start = strtoull(p, NULL, 10);
 	return start;
-}
-
-/* The threads of process @p pid (the Threads: line of its status), 0 if
- * that cannot be read. */
-static long
-threads_of(long pid)
-{
-	char path[64], buf[2048], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strstr(buf, "\nThreads:");
-	return p != NULL ? strtol(p + 9, NULL, 10) : 0;
 }
 
 static void
@@ -104,12 +85,15 @@ me_refresh(void)
 	/* Through /proc/self: a procfs of another pid namespace (a
 	 * container sharing the host's /proc) names us by another pid,
 	 * and what it says of our pid is some other process's. */
-	my_start_v = start_time_of(0, &state, &self);
+	my_start_v = start_time_of(0, &state, &self, NULL);
 	/* The pid namespace's inode; 0 (unknown) makes us unable to judge
-	 * anyone, and everyone unable to judge us: never a wrong verdict. */
+	 * anyone, and everyone unable to judge us: never a wrong verdict.
+	 * Without a start time the same (mlc__proc_dead()); the namespace
+	 * is kept, so that two such processes of two namespaces, each pid
+	 * 1 in its own, are not taken for one (procs.c). */
 	my_ns_v = stat("/proc/self/ns/pid", &st) == 0 ? (uint32_t)st.st_ino : 0;
 	if (self != (long)mlc__pid())
-		my_start_v = 0, my_ns_v = 0;
+		my_start_v = 0;
 	my_gen = gen;
 }
 
@@ -134,6 +118,7 @@ bool
 mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 {
 	uint64_t now_start;
+	long threads = 0;
 	char state;
 
 	me_refresh();
@@ -142,7 +127,7 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 		return false;
 	if (pid == (uint32_t)mlc__pid())
 		return start != my_start_v;	/* a pid our process reused */
-	now_start = start_time_of((long)pid, &state, NULL);
+	now_start = start_time_of((long)pid, &state, NULL, &threads);
 	if (state == 'X')
 		return true;
 	if (now_start != 0 && now_start != start)
@@ -150,5 +135,5 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 	/* A zombie is dead, but a process whose first thread called
 	 * pthread_exit() shows as one too while its other threads run:
 	 * only a zombie of one thread is dead. */
-	return state == 'Z' && now_start == start && threads_of(pid) == 1;
+	return state == 'Z' && now_start == start && threads == 1;
 }

@@ -2302,6 +2302,7 @@ struct late {
 };
 
 static struct late *late_p;
+static bool late_a_value;	/* A's loader returns an uncached value */
 
 static int
 late_a_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
@@ -2312,6 +2313,12 @@ late_a_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
 	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
 	put_byte(late_p->a_started[1]);
 	CKI(get_byte(late_p->a_go[0]), 1);
+	if (late_a_value) {
+		out->data = "late";
+		out->len = 4;
+		out->flags = MLC_LOAD_NO_CACHE;
+		return MLC_LOAD_VALUE;
+	}
 	snprintf(out->errmsg, sizeof(out->errmsg), "late owner's error");
 	return -EIO;
 }
@@ -2378,13 +2385,13 @@ late_proc(void *arg)
 }
 
 static void
-test_late_owner_keeps_out_of_record(void **state)
+late_owner(bool value)
 {
 	struct late l;
 	int pa, pw1, pw2;
 
-	(void)state;
 	setup_arena(0);
+	late_a_value = value;
 	late_p = &l;
 	pipe_or_fail(l.a_go);
 	pipe_or_fail(l.a_started);
@@ -2405,7 +2412,12 @@ test_late_owner_keeps_out_of_record(void **state)
 	put_byte(l.w1_cont[1]);
 	assert_int_equal(t_wait(pw1), 0);
 	assert_int_equal(t_wait(pw2), 0);
-	assert_int_equal(sh->r[0].rc, MLC_ELOADER);
+	if (value) {
+		assert_int_equal(sh->r[0].rc, 0);	/* its own answer */
+		assert_string_equal(sh->r[0].val, "late");
+	} else {
+		assert_int_equal(sh->r[0].rc, MLC_ELOADER);
+	}
 	assert_string_equal(sh->r[1].val, "fresh");
 	assert_int_equal(sh->r[2].rc, 0);
 	assert_string_equal(sh->r[2].val, "fresh");	/* W1's, by record */
@@ -2417,6 +2429,17 @@ test_late_owner_keeps_out_of_record(void **state)
 	close_pair(l.w1_at);
 	close_pair(l.w1_cont);
 	teardown_arena();
+}
+
+/* Whether its loader fails, or returns a value it says not to cache
+ * (which goes to waiters by the record too: a second review found that
+ * case). */
+static void
+test_late_owner_keeps_out_of_record(void **state)
+{
+	(void)state;
+	late_owner(false);
+	late_owner(true);
 }
 
 /* A ticket belongs to its arena and namespace: publishing or abandoning
@@ -2678,6 +2701,59 @@ test_refresh_waits_for_failure(void **state)
 	teardown_arena();
 }
 
+/* The same when the load it waits for is a get's with resurrect_ttl_ms:
+ * the failed load puts the old value back, flagged stale, at a new
+ * version; the refresh still answers with the error (it took the stale
+ * value as its result; found by a second review). */
+static int
+rf_resurrect_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int rc;
+
+	(void)arg;
+	o.resurrect_ttl_ms = 60000;
+	c = open_cache(&o);
+	rc = mlc_get(c, "key", 3, rf_fail, NULL, &v);
+	record(0, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_refresh_waits_for_resurrect(void **state)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct rf_x x;
+	int p0, p1;
+
+	(void)state;
+	setup_arena(0);
+	rf_p = &x;
+	pipe_or_fail(x.started);
+	pipe_or_fail(x.go);
+	co.ttl_ms = 1000;
+	assert_int_equal(mlc_set(pc(), "key", 3, "old", 3, &co), 0);
+	mlc__clock_advance(2000);		/* expired: the get loads */
+	p0 = spawn(rf_resurrect_proc, NULL);
+	assert_int_equal(get_byte(x.started[0]), 1);
+	p1 = spawn(rf_proc, (void *)(intptr_t)1);
+	assert_true(wait_waiters(g_arena, 1));
+	put_byte(x.go[1]);
+	assert_int_equal(t_wait(p0), 0);
+	assert_int_equal(t_wait(p1), 0);
+	assert_int_equal(sh->r[0].rc, 0);		/* the get: stale */
+	assert_true(sh->r[0].flags & MLC_STALE);
+	assert_int_equal(sh->r[1].rc, MLC_ELOADER);
+	assert_string_equal(sh->r[1].err, "backend down");
+	close_pair(x.started);
+	close_pair(x.go);
+	teardown_arena();
+}
+
 /* A refresh waits for others' loads for lock_timeout_ms in all, not per
  * round, and never returns -EAGAIN (which mlc_get never does): here the
  * owner holds each flight 150 ms and takes the next one at once, longer
@@ -2797,6 +2873,7 @@ main(void)
 		cmocka_unit_test_teardown(test_scanned_then_claimed, td),
 		cmocka_unit_test_teardown(test_refresh_waits_for_failure, td),
 		cmocka_unit_test_teardown(test_refresh_one_deadline, td),
+		cmocka_unit_test_teardown(test_refresh_waits_for_resurrect, td),
 	};
 	int rc;
 

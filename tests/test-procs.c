@@ -685,16 +685,22 @@ test_leader_exited_lives(void **state)
 /* A process in a pid namespace of its own that sees the parent
  * namespace's /proc (a container sharing the host's) finds another
  * process's stat at its own pid: it must judge nobody and be judged by
- * nobody (start time and namespace 0), not stamp that process's start
- * time (found by a review: it was judged dead once that process ended). */
+ * nobody (start time 0), not stamp that process's start time (found by a
+ * review: it was judged dead once that process ended).  It keeps its own
+ * namespace, so that such processes of two namespaces are not one. */
 static int
 inner_child(void *arg)
 {
+	struct stat st;
+
 	(void)arg;
 	/* pid 1 of the new namespace; /proc is the parent's. */
 	if (getpid() != 1)
 		return 20;
-	return mlc__proc_start() == 0 && mlc__proc_ns() == 0 ? 0 : 21;
+	if (stat("/proc/self/ns/pid", &st) != 0)
+		return 22;
+	return mlc__proc_start() == 0 &&
+	       mlc__proc_ns() == (uint32_t)st.st_ino ? 0 : 21;
 }
 
 static int
@@ -742,6 +748,16 @@ stats_child_close(void *arg)
 	return mlc_cache_close(arg) == 0 ? 0 : 2;
 }
 
+static int
+stats_child_stats(void *arg)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+
+	if (mlc_stats(arg, &st) != 0)	/* its first call in the child */
+		return 1;
+	return mlc_cache_close(arg) == 0 ? 0 : 2;
+}
+
 static void
 test_fork_stats_once(void **state)
 {
@@ -759,6 +775,7 @@ test_fork_stats_once(void **state)
 	}
 	assert_int_equal(t_fork(stats_child, c), 0);
 	assert_int_equal(t_fork(stats_child_close, c), 0);
+	assert_int_equal(t_fork(stats_child_stats, c), 0);
 	mlc_cache_close(c);
 	assert_int_equal(mlc_namespace_stats(a, "fs", &st), 0);
 	assert_int_equal(st.sets, 10);
