@@ -2137,36 +2137,49 @@ key_hash_of(uint32_t ns, const char *key)
 	return k.hash;
 }
 
+/* A key K whose two flight slots differ (*k0, *k1), and a key X whose
+ * first slot is K's first and whose second is not K's second: X's flight
+ * pushes K's into its second slot. */
+static void
+slot_pair(char *kbuf, char *xbuf, size_t cap, uint32_t *k0, uint32_t *k1)
+{
+	uint32_t ns, mask;
+
+	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
+	mask = g_arena->hdr->ah_flight_slots - 1;
+	for (int i = 0; i < 1000; i++) {
+		uint64_t h;
+
+		snprintf(kbuf, cap, "k:%d", i);
+		h = key_hash_of(ns, kbuf);
+		*k0 = (uint32_t)h & mask;
+		*k1 = (uint32_t)(h >> 32) & mask;
+		if (*k0 == *k1)
+			continue;
+		for (int j = 0; j < 10000; j++) {
+			snprintf(xbuf, cap, "x:%d", j);
+			h = key_hash_of(ns, xbuf);
+			if (((uint32_t)h & mask) == *k0 &&
+			    ((uint32_t)(h >> 32) & mask) != *k1)
+				return;
+		}
+	}
+	fail_msg("no pair of keys found");
+}
+
 static void
 test_flight_found_in_second_slot(void **state)
 {
 	static char kbuf[32], xbuf[32];
-	uint32_t ns, mask, k0 = 0, k1 = 0;
+	uint32_t ns, k0, k1;
 	struct holder hx, hk, h3;
-	uint64_t hk_hash = 0;
-	bool found = false;
+	uint64_t hk_hash;
 
 	(void)state;
 	setup_arena(16);
+	slot_pair(kbuf, xbuf, sizeof(kbuf), &k0, &k1);
 	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
-	mask = g_arena->hdr->ah_flight_slots - 1;
-	for (int i = 0; i < 1000 && !found; i++) {
-		snprintf(kbuf, sizeof(kbuf), "k:%d", i);
-		hk_hash = key_hash_of(ns, kbuf);
-		k0 = (uint32_t)hk_hash & mask;
-		k1 = (uint32_t)(hk_hash >> 32) & mask;
-		if (k0 == k1)
-			continue;
-		for (int j = 0; j < 10000 && !found; j++) {
-			uint64_t h;
-
-			snprintf(xbuf, sizeof(xbuf), "x:%d", j);
-			h = key_hash_of(ns, xbuf);
-			found = ((uint32_t)h & mask) == k0 &&
-				((uint32_t)(h >> 32) & mask) != k1;
-		}
-	}
-	assert_true(found);
+	hk_hash = key_hash_of(ns, kbuf);
 	/* X takes K's first slot; K's flight goes to its second. */
 	holder_start(&hx, xbuf, 0);
 	assert_int_equal(sh->r[0].level, MLC_FLIGHT_LOADER);
@@ -2183,6 +2196,24 @@ test_flight_found_in_second_slot(void **state)
 	holder_end(&hk);
 	assert_int_equal(sh->r[2].level, MLC_FLIGHT_WAITER);
 	teardown_arena();
+}
+
+/* A child's get of @p key with @p fn on a handle of options @p o
+ * (NULL: the defaults), recorded in sh->r[@p idx]. */
+static int
+get_recorded(int idx, const struct mlc_cache_options *o, const char *key,
+	     mlc_loader_fn *fn)
+{
+	struct mlc_cache *c = open_cache(o);
+	struct mlc_value v = { 0 };
+	int rc;
+
+	tl_loaded = 0;
+	rc = mlc_get(c, key, strlen(key), fn, NULL, &v);
+	record(idx, c, rc, &v, 0);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
 }
 
 /* A waiter must get its own flight's outcome, never an older flight's
@@ -2220,52 +2251,22 @@ oc_fresh(void *arg, const void *key, size_t len, struct mlc_load *out)
 static int
 oc_waiter(void *arg)
 {
-	struct mlc_cache *c = open_cache(NULL);
-	struct mlc_value v = { 0 };
-	int rc;
-
 	(void)arg;
-	tl_loaded = 0;
-	rc = mlc_get(c, oc_key, strlen(oc_key), oc_fresh, NULL, &v);
-	record(3, c, rc, &v, 0);
-	mlc_value_release(&v);
-	mlc_cache_close(c);
-	return 0;
+	return get_recorded(3, NULL, oc_key, oc_fresh);
 }
 
 static void
 test_outcome_of_other_slot(void **state)
 {
 	static char kbuf[32], xbuf[32];
-	uint32_t ns, mask, k0 = 0, k1 = 0;
+	uint32_t k0, k1;
 	struct holder hx, hk;
 	struct mlc_value v = { 0 };
-	bool found = false;
 	int pid;
 
 	(void)state;
 	setup_arena(16);
-	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
-	mask = g_arena->hdr->ah_flight_slots - 1;
-	for (int i = 0; i < 1000 && !found; i++) {
-		uint64_t hk_hash;
-
-		snprintf(kbuf, sizeof(kbuf), "k:%d", i);
-		hk_hash = key_hash_of(ns, kbuf);
-		k0 = (uint32_t)hk_hash & mask;
-		k1 = (uint32_t)(hk_hash >> 32) & mask;
-		if (k0 == k1)
-			continue;
-		for (int j = 0; j < 10000 && !found; j++) {
-			uint64_t h;
-
-			snprintf(xbuf, sizeof(xbuf), "x:%d", j);
-			h = key_hash_of(ns, xbuf);
-			found = ((uint32_t)h & mask) == k0 &&
-				((uint32_t)(h >> 32) & mask) != k1;
-		}
-	}
-	assert_true(found);
+	slot_pair(kbuf, xbuf, sizeof(kbuf), &k0, &k1);
 	oc_key = kbuf;
 	/* K's first flight fails in its first slot, generation 1. */
 	assert_int_equal(mlc_get(pc(), kbuf, strlen(kbuf), oc_fail, NULL, &v),
@@ -2368,20 +2369,12 @@ late_proc(void *arg)
 	mlc_loader_fn *fn = who == 0 ? late_a_loader :
 			    who == 1 ? late_w1_loader : late_w2_loader;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
-	struct mlc_value v = { 0 };
-	struct mlc_cache *c;
-	int rc;
 
 	o.lock_lease_ms = 300;
 	o.lock_timeout_ms = 20000;
-	c = open_cache(&o);
 	if (who == 1)
 		mlc__pause_hook = late_w1_hook;
-	rc = mlc_get(c, "key", 3, fn, NULL, &v);
-	record(who, c, rc, &v, 0);
-	mlc_value_release(&v);
-	mlc_cache_close(c);
-	return 0;
+	return get_recorded(who, &o, "key", fn);
 }
 
 static void
@@ -2523,18 +2516,9 @@ scan_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
 static int
 scan_proc(void *arg)
 {
-	struct mlc_cache *c = open_cache(NULL);
-	struct mlc_value v = { 0 };
-	int rc;
-
 	(void)arg;
 	mlc__pause_hook = scan_hook;
-	rc = mlc_get(c, scan_p->key, strlen(scan_p->key), scan_loader, NULL,
-		     &v);
-	record(0, c, rc, &v, 0);
-	mlc_value_release(&v);
-	mlc_cache_close(c);
-	return 0;
+	return get_recorded(0, NULL, scan_p->key, scan_loader);
 }
 
 static void
@@ -2545,30 +2529,11 @@ scanned_then_claimed(bool twin)
 	struct mlc_load ld = { 0 };
 	struct mlc_value v = { 0 };
 	struct scan_x x;
-	uint32_t ns, mask, k0 = 0, k1 = 0;
-	bool found = false;
+	uint32_t k0, k1;
 	int pid;
 
 	setup_arena(16);
-	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
-	mask = g_arena->hdr->ah_flight_slots - 1;
-	for (int i = 0; i < 1000 && !found; i++) {
-		uint64_t h;
-
-		snprintf(kbuf, sizeof(kbuf), "k:%d", i);
-		h = key_hash_of(ns, kbuf);
-		k0 = (uint32_t)h & mask;
-		k1 = (uint32_t)(h >> 32) & mask;
-		if (k0 == k1)
-			continue;
-		for (int j = 0; j < 10000 && !found; j++) {
-			snprintf(xbuf, sizeof(xbuf), "x:%d", j);
-			h = key_hash_of(ns, xbuf);
-			found = ((uint32_t)h & mask) == k0 &&
-				((uint32_t)(h >> 32) & mask) != k1;
-		}
-	}
-	assert_true(found);
+	slot_pair(kbuf, xbuf, sizeof(kbuf), &k0, &k1);
 	x.key = kbuf;
 	x.owns = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -2642,18 +2607,6 @@ rf_fail(void *arg, const void *key, size_t len, struct mlc_load *out)
 }
 
 static int
-rf_new(void *arg, const void *key, size_t len, struct mlc_load *out)
-{
-	(void)arg;
-	(void)key;
-	(void)len;
-	tl_loaded++;
-	out->data = "new";
-	out->len = 3;
-	return MLC_LOAD_VALUE;
-}
-
-static int
 rf_proc(void *arg)
 {
 	int who = (int)(intptr_t)arg;
@@ -2662,7 +2615,7 @@ rf_proc(void *arg)
 	int rc;
 
 	tl_loaded = 0;
-	rc = mlc_refresh(c, "key", 3, who == 0 ? rf_fail : rf_new, NULL, &v);
+	rc = mlc_refresh(c, "key", 3, who == 0 ? rf_fail : oc_fresh, NULL, &v);
 	record(who, c, rc, &v, 0);
 	mlc_value_release(&v);
 	mlc_cache_close(c);
@@ -2709,18 +2662,10 @@ static int
 rf_resurrect_proc(void *arg)
 {
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
-	struct mlc_value v = { 0 };
-	struct mlc_cache *c;
-	int rc;
 
 	(void)arg;
 	o.resurrect_ttl_ms = 60000;
-	c = open_cache(&o);
-	rc = mlc_get(c, "key", 3, rf_fail, NULL, &v);
-	record(0, c, rc, &v, 0);
-	mlc_value_release(&v);
-	mlc_cache_close(c);
-	return 0;
+	return get_recorded(0, &o, "key", rf_fail);
 }
 
 static void
@@ -2786,7 +2731,7 @@ rh_proc(void *arg)
 	o.lock_timeout_ms = 200;
 	c = open_cache(&o);
 	tl_loaded = 0;
-	rc = mlc_refresh(c, "key", 3, rf_new, NULL, &v);
+	rc = mlc_refresh(c, "key", 3, oc_fresh, NULL, &v);
 	record(0, c, rc, &v, 0);
 	mlc_value_release(&v);
 	mlc_cache_close(c);
