@@ -394,13 +394,21 @@ struct mlc__ns {
 #define MLC__NS_COUNTERS 30
 #define MLC__NS_BYTES_SHIFT 40
 
+/* Namespace generation @p gen as a live word whose count is below bit
+ * @p shift holds it (its low bits that fit above the count). */
+static inline uint64_t
+mlc__ns_word_gen(uint32_t gen, unsigned shift)
+{
+	return gen & (UINT64_MAX >> shift);
+}
+
 /* Live word @p w's count (below bit @p shift) if the word is at namespace
  * generation @p gen, else 0: a word a purge has not moved on yet counts no
  * entry of the generation (struct mlc__ns_stats below). */
 static inline uint64_t
 mlc__ns_word_count(uint64_t w, uint32_t gen, unsigned shift)
 {
-	return w >> shift == (gen & (UINT64_MAX >> shift)) ?
+	return w >> shift == mlc__ns_word_gen(gen, shift) ?
 	       w & ((UINT64_C(1) << shift) - 1) : 0;
 }
 struct mlc__ns_stats {

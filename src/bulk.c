@@ -285,14 +285,9 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		rc = mlc__load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
 					   value ? value : &tmp);
 	}
-	if (rc == -EAGAIN) {
-		/* The key kept changing hands without a result, as in
-		 * mlc_get(): load without single flight. */
-		c->st.duplicate_loads++;
-		f = (struct mlc__fl){ .role = MLC_FLIGHT_LOADER };
-		rc = mlc__load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
-					   value ? value : &tmp);
-	}
+	if (rc == -EAGAIN)	/* no result in any round, as in mlc_get() */
+		rc = mlc__load_alone(c, &k, &cf, loader, arg, NULL,
+				     value ? value : &tmp);
 	if (rc == 0 && value == NULL)
 		mlc_value_release(&tmp);
 	return rc;

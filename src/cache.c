@@ -157,10 +157,11 @@ mlc_stats(struct mlc_cache *c, struct mlc_stats *stats)
 {
 	size_t n;
 
-	if (c == NULL || stats == NULL || stats->size < sizeof(size_t) + 8)
+	/* The handle check: a first use in a fork child starts from what
+	 * the handle had counted (mlc__handle_forked()). */
+	if (mlc__handle_check(c) < 0 || stats == NULL ||
+	    stats->size < sizeof(size_t) + 8)
 		return -EINVAL;
-	if (c->fork_gen != mlc__fork_gen())
-		mlc__handle_forked(c);	/* its first use in a child */
 	mlc__stats_flush(c, mlc__now_ms());
 	n = MLC_MIN(stats->size, sizeof(c->st));
 	memcpy(stats, &c->st, n);

@@ -31,7 +31,8 @@ struct mlc_cache {
 	const uint64_t *log_head;	/* &a->log->lg_head: one load per check */
 	bool auto_update;		/* !(o.flags & MLC_CACHE_MANUAL_UPDATE) */
 	uint64_t writes;		/* set, delete, purge and modify calls
-					 * made on the handle (l1_mark()) */
+					 * and loaders' stores made on the
+					 * handle (l1_mark()) */
 	struct mlc_stats st;
 	struct mlc_stats flushed;	/* what the namespace has of st */
 	uint32_t flush_in;		/* calls until the clock is read */
@@ -294,6 +295,9 @@ int mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		       const struct call *cf, uint64_t flight, bool refresh,
 		       uint64_t before,
 		       struct mlc__ent *stale, struct mlc_value *value);
+int mlc__load_alone(struct mlc_cache *c, const struct mlc__key *k,
+		    const struct call *cf, mlc_loader_fn *loader, void *arg,
+		    struct mlc__ent *stale, struct mlc_value *value);
 int mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 		  const struct call *cf, mlc_loader_fn *loader, void *arg,
 		  struct mlc__ent *stale, struct mlc_value *value);

@@ -73,10 +73,14 @@ outcome_key(struct mlc_cache *c, const struct mlc__key *k, char **buf,
 	return true;
 }
 
+/* Leave outcome @p o of flight @p f for its waiters, if the caller still
+ * owns the flight (a load outside the table always does): a late owner,
+ * its lease taken over, would replace the taker's record, whose waiters
+ * would then load again. */
 static void
 outcome_write(struct mlc_cache *c, const struct mlc__key *k,
-	      const struct outcome *o, const void *bytes, size_t len,
-	      uint64_t now)
+	      const struct mlc__fl *f, const struct outcome *o,
+	      const void *bytes, size_t len, uint64_t now)
 {
 	struct mlc__key ok;
 	struct mlc__put put;
@@ -87,6 +91,8 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 		ttl = o->until - now;
 	if (sizeof(*o) + len + k->len + 3 + MLC__ITEM_HDR > c->a->page_size)
 		return;			/* could never fit: waiters will retry */
+	if (!mlc__flight_mine(c->a, f))
+		return;
 	if (!outcome_key(c, k, &kb, &ok))
 		return;
 	buf = malloc(sizeof(*o) + len);
@@ -311,10 +317,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	mlen = strlen(c->err);
 	if (c->o.err_ttl_ms > 0)
 		o.until = now + (uint64_t)c->o.err_ttl_ms;
-	/* For the flight's waiters, or the err_ttl back-off; not by an
-	 * owner whose lease was taken over: its record would replace the
-	 * newer flight's, whose waiters would then load again. */
-	record = (f->slot != 0 || o.until) && mlc__flight_mine(c->a, f);
+	record = f->slot != 0 || o.until;	/* waiters, or the back-off */
 	if (stale != NULL && cf->resurrect_ttl > 0) {
 		/* Resurrect: the stale value goes back to L2, flagged stale,
 		 * so every process serves it while the backend is down. */
@@ -336,8 +339,8 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 				       stale->expire, fence, MLC__CAS_VERSION,
 				       stale->version, &put);
 		rc = store_checked(c, k, stale, rc, fence, now);
-		if (record && mlc__flight_mine(c->a, f))  /* after the store */
-			outcome_write(c, k, &o, c->err, mlen, now);
+		if (record)
+			outcome_write(c, k, f, &o, c->err, mlen, now);
 		if (rc == MLC_ESTALE) {
 			/* Set, deleted or purged while we loaded: a newer
 			 * value, if L2 has one, answers; else the stale one,
@@ -365,7 +368,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 		return mlc__ent_deliver(c, stale, true, MLC_L2, now, value);
 	}
 	if (record)
-		outcome_write(c, k, &o, c->err, mlen, now);
+		outcome_write(c, k, f, &o, c->err, mlen, now);
 	if (stale != NULL)
 		mlc__ent_put(stale);
 	return MLC_ELOADER;
@@ -390,12 +393,8 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 	mlc__load_release(ld);
 	if (e == NULL)
 		return mlc__set_err(c, -ENOMEM);
-	if (!mlc__flight_mine(c->a, f)) {
-		/* Our lease was taken over: neither a store nor an outcome
-		 * record (an uncached value's record would replace the
-		 * taker's, whose waiters would load again). */
-		if (cache)
-			c->st.fenced_writes++;
+	if (cache && !mlc__flight_mine(c->a, f)) {
+		c->st.fenced_writes++;		/* our lease was taken over */
 		cache = false;
 		fenced = true;
 	}
@@ -424,7 +423,8 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		 * change), never the flight's, for a waiter may have begun
 		 * after the change returned.  Waiters re-read L2, or load. */
 		if (f->slot != 0 && !fenced)
-			outcome_write(c, k, &o, mlc__ent_value(e), e->vlen, now);
+			outcome_write(c, k, f, &o, mlc__ent_value(e), e->vlen,
+				      now);
 	}
 	return mlc__ent_deliver(c, e, cache, MLC_L3, now, value);
 }
@@ -612,8 +612,19 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 			return rc;
 	}
 	/* The key kept changing hands without a result: load ourselves. */
+	return mlc__load_alone(c, k, cf, loader, arg, stale, value);
+}
+
+/* Load @p k outside single flight (counted as a duplicate load): after
+ * rounds in which the key kept changing hands without a result. */
+int
+mlc__load_alone(struct mlc_cache *c, const struct mlc__key *k,
+		const struct call *cf, mlc_loader_fn *loader, void *arg,
+		struct mlc__ent *stale, struct mlc_value *value)
+{
+	struct mlc__fl f = { .role = MLC_FLIGHT_LOADER };
+
 	c->st.duplicate_loads++;
-	f = (struct mlc__fl){ .role = MLC_FLIGHT_LOADER };
 	return mlc__load_and_publish(c, k, cf, loader, arg, stale, &f, value);
 }
 
@@ -642,10 +653,21 @@ flight_save(struct mlc_flight *out, const struct mlc__fl *f,
 		MLC_MIN(f->checked - f->joined, FP_CHECKED_MAX) << 40;
 }
 
-static void
-flight_load(struct mlc_cache *c, const struct mlc_flight *in,
+/* Take ticket @p in on handle @p c: false unless it is in a flight (role
+ * LOADER or WAITER, a key) of this handle's arena and namespace, which its
+ * key hashed here tells: the hash it was acquired with (a ticket acquired
+ * on a handle of another namespace or arena would publish its key's value
+ * under this one's, and end the other flight).  Else *@p f and *@p k. */
+static bool
+flight_take(struct mlc_cache *c, const struct mlc_flight *in,
 	    struct mlc__fl *f, struct mlc__key *k)
 {
+	if (mlc__handle_check(c) < 0 || in == NULL ||
+	    (in->role != MLC_FLIGHT_LOADER && in->role != MLC_FLIGHT_WAITER) ||
+	    in->fl_private[FP_KEY] == 0 ||
+	    (uint32_t)in->fl_private[FP_KLEN] == 0 ||
+	    (uint32_t)in->fl_private[FP_KLEN] > MLC_KEY_MAX)
+		return false;
 	f->role = in->role;
 	f->slot = in->fl_private0;
 	f->hash = in->fl_private[FP_HASH];
@@ -658,28 +680,7 @@ flight_load(struct mlc_cache *c, const struct mlc_flight *in,
 	k->nsgen = (uint32_t)(in->fl_private[FP_KLEN] >> 32);
 	k->ns = c->ns_idx;
 	mlc__key_hash(c->a, k);
-}
-
-/* A ticket in a flight, of this handle's arena and namespace: its key
- * hashed here gives the hash it was acquired with (a ticket acquired on a
- * handle of another namespace or arena would publish its key's value
- * under this one's, and end the other flight). */
-static bool
-flight_valid(struct mlc_cache *c, const struct mlc_flight *fl)
-{
-	struct mlc__key k;
-
-	if (mlc__handle_check(c) < 0 || fl == NULL ||
-	    (fl->role != MLC_FLIGHT_LOADER && fl->role != MLC_FLIGHT_WAITER) ||
-	    fl->fl_private[FP_KEY] == 0 ||
-	    (uint32_t)fl->fl_private[FP_KLEN] == 0 ||
-	    (uint32_t)fl->fl_private[FP_KLEN] > MLC_KEY_MAX)
-		return false;
-	k.data = (const void *)(uintptr_t)fl->fl_private[FP_KEY];
-	k.len = (uint32_t)fl->fl_private[FP_KLEN];
-	k.ns = c->ns_idx;
-	mlc__key_hash(c->a, &k);
-	return k.hash == fl->fl_private[FP_HASH];
+	return k->hash == f->hash;
 }
 
 MLC_EXPORT int
@@ -719,11 +720,10 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	uint64_t t0;
 	int rc;
 
-	if (!flight_valid(c, flight) || value == NULL)
+	if (!flight_take(c, flight, &f, &k) || value == NULL)
 		return -EINVAL;
-	if (flight->role == MLC_FLIGHT_LOADER)
+	if (f.role == MLC_FLIGHT_LOADER)
 		return 0;		/* nothing to wait for: load */
-	flight_load(c, flight, &f, &k);
 	mlc__call_resolve(c, NULL, &cf);
 	c->st.lock_waits++;
 	t0 = mlc__now_ms();
@@ -767,10 +767,9 @@ mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 	uint64_t now;
 	int rc;
 
-	if (!flight_valid(c, flight) || flight->role != MLC_FLIGHT_LOADER ||
+	if (!flight_take(c, flight, &f, &k) || f.role != MLC_FLIGHT_LOADER ||
 	    load == NULL)
 		return -EINVAL;
-	flight_load(c, flight, &f, &k);
 	mlc__call_resolve(c, NULL, &cf);
 	result = mlc__load_check(result, load);
 	now = mlc__now_ms();
@@ -799,9 +798,8 @@ mlc_flight_abandon(struct mlc_cache *c, struct mlc_flight *flight)
 	struct mlc__key k;
 	struct mlc__fl f;
 
-	if (!flight_valid(c, flight))
+	if (!flight_take(c, flight, &f, &k))
 		return -EINVAL;
-	flight_load(c, flight, &f, &k);
 	if (f.role == MLC_FLIGHT_LOADER)
 		mlc__flight_release(c->a, &f);
 	else

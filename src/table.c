@@ -758,7 +758,7 @@ mlc__ns_word_add(struct mlc_arena *a, uint32_t ns, uint64_t *w,
 		 unsigned shift, uint32_t gen, uint64_t n, bool add)
 {
 	uint64_t mask = (UINT64_C(1) << shift) - 1, old, new, c;
-	uint64_t g = gen & (UINT64_MAX >> shift);
+	uint64_t g = mlc__ns_word_gen(gen, shift);
 
 	old = ck_pr_load_64(w);
 	do {
