@@ -416,10 +416,12 @@ take_queue(struct mlc_relay *r, struct pending *p)
 	}
 }
 
-/* Send up to r->batch pending entries in one pipeline.
+/* Send up to r->batch pending entries in one pipeline.  @p refused is
+ * set if Redis refused any of them (an error reply).
  * @return entries acknowledged, or -1 if the connection failed. */
 static int
-publish_batch(struct mlc_relay *r, redisContext *c, struct pending *p)
+publish_batch(struct mlc_relay *r, redisContext *c, struct pending *p,
+	      bool *refused)
 {
 	const char *argv[14];
 	size_t lens[14];
@@ -455,8 +457,11 @@ publish_batch(struct mlc_relay *r, redisContext *c, struct pending *p)
 			return -1;
 	}
 	/* Acknowledge them in order.  A Redis error (not a connection
-	 * failure) loses that entry: count it and publish a purge of its
-	 * namespace instead, as for a drop. */
+	 * failure: out of memory, a stream key of another type) loses that
+	 * entry: count it and publish a purge of its namespace instead, as
+	 * for a drop, and a refused purge again (a refused "all namespaces"
+	 * as such), after a back-off (pub_main()).  A purge that is only
+	 * counted would leave the other hosts' old values in place. */
 	for (unsigned i = 0; i < n; i++) {
 		redisReply *rep = NULL;
 		bool err;
@@ -477,11 +482,13 @@ publish_batch(struct mlc_relay *r, redisContext *c, struct pending *p)
 		p->n--;
 		if (err) {
 			ST_ADD(r, errors, 1);
-			if (q->op == OP_SET || q->op == OP_DEL) {
-				pthread_mutex_lock(&r->mu);
+			*refused = true;
+			pthread_mutex_lock(&r->mu);
+			if (q->op == OP_PURGE_ALL)
+				r->drop_all = true;
+			else
 				drop_note(r, q->data, q->ns_len);
-				pthread_mutex_unlock(&r->mu);
-			}
+			pthread_mutex_unlock(&r->mu);
 		} else {
 			if (q->op == OP_PURGE_ALL || q->key_len == UINT32_MAX)
 				ST_ADD(r, drop_purges, 1);
@@ -491,6 +498,27 @@ publish_batch(struct mlc_relay *r, redisContext *c, struct pending *p)
 	}
 	ST_ADD(r, published, ok);
 	return (int)ok;
+}
+
+/* The publisher's wait after a failure: the next back-off, cut short by
+ * stop, or by the flush deadline once stopping.  @return true if that
+ * deadline has passed (give up). */
+static bool
+pub_backoff(struct mlc_relay *r, uint32_t *backoff, bool stopping)
+{
+	uint64_t d = backoff_next(r, backoff);
+
+	if (stopping) {
+		uint64_t end = r->stop_at + r->flush_ms;
+		uint64_t t = now_ms();
+
+		if (t >= end)
+			return true;
+		nap_ms(d < end - t ? d : end - t);
+	} else {
+		relay_sleep(r, d);
+	}
+	return false;
 }
 
 static void *
@@ -523,18 +551,8 @@ pub_main(void *arg)
 		if (c == NULL) {
 			c = rconnect(r, r->io_ms);
 			if (c == NULL) {
-				uint64_t d = backoff_next(r, &backoff);
-
-				if (stopping) {
-					uint64_t end = r->stop_at + r->flush_ms;
-					uint64_t t = now_ms();
-
-					if (t >= end)
-						break;
-					nap_ms(d < end - t ? d : end - t);
-				} else {
-					relay_sleep(r, d);
-				}
+				if (pub_backoff(r, &backoff, stopping))
+					break;
 				continue;
 			}
 			if (ever)
@@ -543,15 +561,23 @@ pub_main(void *arg)
 			connected_bit(r, MLC_RELAY_PUBLISH, true);
 		}
 		while (p.head != NULL) {
-			if (publish_batch(r, c, &p) < 0) {
+			bool refused = false;
+
+			if (publish_batch(r, c, &p, &refused) < 0) {
 				redisFree(c);
 				c = NULL;
 				connected_bit(r, MLC_RELAY_PUBLISH, false);
 				break;
 			}
+			if (refused) {	/* its purges wait for a new round */
+				if (pub_backoff(r, &backoff, stopping))
+					goto out;
+				continue;
+			}
 			backoff = 0;
 		}
 	}
+out:
 	/* Whatever could not be published by the flush deadline. */
 	ST_ADD(r, dropped, p.n);
 	qev_free_list(p.head);

@@ -20,7 +20,9 @@
 # the readers' L1 on B and C; bulk throughput; a queue too small (drops ->
 # PURGE published); B cut off for 3 s (gap counted, fresh after); Redis
 # killed and restarted while A writes more than its queue holds (gaps on B
-# and C, the overflow published as a PURGE, everyone fresh after).  Readers check
+# and C, the overflow published as a PURGE, everyone fresh after); Redis
+# refusing writes (out of memory) while A writes (each refused entry, and
+# each refused purge, published again as a PURGE once it takes them).  Readers check
 # all along that no key ever goes back to an older version.
 #
 # usage: relay/test-relay.sh [BUILD_DIR]     (default: build-relay)
@@ -203,6 +205,23 @@ published=$(sed -n 's/^writer relay: published=\([0-9]*\).*/\1/p' "$T/w5.log")
 say "B and C purged (gap) after the restart; the writer queued and then published $published entries, dropped $dropped events and published $purges purges for them"
 [ "${dropped:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "writer did not overflow during the outage: $(cat "$T/w5.log")"
 out=$(check --timeout-ms 8000) || fail "$out"
+say "$out"
+
+# --- 6. Redis refuses the writes (out of memory) -------------------------------
+echo "6. Redis refuses writes (maxmemory 1, noeviction) while A makes 20 changes, for ~1.5 s"
+rcli() { ip netns exec $NA redis-cli -h $NET.1 -p 6379 "$@" >/dev/null; }
+rcli config set maxmemory-policy noeviction
+rcli config set maxmemory 1
+write --rounds 20 --interval-ms 25 >"$T/w6.log" &
+W6=$!
+sleep 1.5
+rcli config set maxmemory 0
+wait $W6 || fail "writer failed: $(cat "$T/w6.log")"
+errors=$(sed -n 's/^writer relay: .*\berrors=\([0-9]*\).*/\1/p' "$T/w6.log")
+purges=$(sed -n 's/^writer relay: .*\bdrop_purges=\([0-9]*\).*/\1/p' "$T/w6.log")
+say "the writer's entries were refused $errors times; it published $purges purges once Redis took them"
+[ "${errors:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "no refusals, or no purge published after them: $(cat "$T/w6.log")"
+out=$(check --timeout-ms 5000) || fail "$out"
 say "$out"
 
 # --- the end -------------------------------------------------------------------
