@@ -1257,13 +1257,13 @@ page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now,
 /* Account @p bytes of demand for class @p c; halve all demand now and
  * then, so the balance follows the recent workload. */
 static void
-demand_note(struct mlc_arena *a, struct mlc__class *c)
+demand_add(struct mlc_arena *a, struct mlc__class *c, uint64_t bytes)
 {
 	struct mlc__hdr *h = a->hdr;
 	uint64_t total;
 
-	ck_pr_add_64(&c->cl_demand, c->cl_size);
-	total = ck_pr_faa_64(&h->ah_demand_total, c->cl_size) + c->cl_size;
+	ck_pr_add_64(&c->cl_demand, bytes);
+	total = ck_pr_faa_64(&h->ah_demand_total, bytes) + bytes;
 	if (total < (uint64_t)a->npages * a->page_size * 4)
 		return;
 	if (!ck_pr_cas_64(&h->ah_demand_total, total, total / 2))
@@ -1271,6 +1271,13 @@ demand_note(struct mlc_arena *a, struct mlc__class *c)
 	for (uint32_t i = 0; i < a->nclasses; i++)
 		ck_pr_store_64(&a->classes[i].cl_demand,
 			       ck_pr_load_64(&a->classes[i].cl_demand) / 2);
+}
+
+/* One allocation's demand: a chunk of class @p c. */
+static void
+demand_note(struct mlc_arena *a, struct mlc__class *c)
+{
+	demand_add(a, c, c->cl_size);
 }
 
 /* ---- the interface -------------------------------------------------- */
@@ -1321,9 +1328,17 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
 			admit(a, c, *off, small);
 		mlc__lock_give(&c->cl_lock);
 		/* The lender's pages hold the borrower's items: its demand
-		 * counts them too, or it would be squeezed for lending. */
+		 * counts them too, or it would be squeezed for lending, but
+		 * at the borrower's size.  Counted at the lender's chunk
+		 * size (up to any multiple of the item's, once a borrower
+		 * takes any larger class), a borrower that wanted pages of
+		 * its own could not get them: 100 B items written into an
+		 * arena full of 3 KiB ones each took a 3,280 B chunk, the
+		 * lender's demand grew 23 times as fast as the borrower's,
+		 * the gap a move needs (STEAL_GAP) was never reached, and
+		 * the arena held a 23rd of the items it could, for good. */
 		if (ok)
-			demand_note(a, c);
+			demand_add(a, c, a->classes[ci].cl_size);
 		return ok;
 	}
 	return false;

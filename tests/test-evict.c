@@ -1546,6 +1546,69 @@ test_thin_surplus(void **state)
 	assert_int_equal(info_of(a).write_failures, failures);
 }
 
+/* The value sizes change: an arena full of 3,000-byte values, then only
+ * 100-byte ones, whose class owns no page.  It borrows chunks of the
+ * large class at first (nothing else has room), and must then take pages
+ * of its own.  Before, each borrowed chunk counted as demand of the
+ * lender at its own size, 30 times the borrower's: the lender's share
+ * stayed above the pages it held, no move was ever worth making, and
+ * every 100-byte item took a 3 KiB chunk for good: a hit ratio of 0.09
+ * in every round here, the class never owning a page, where the keys fit
+ * the arena's 26 pages twice over (0.81 by the fourth round now).  An
+ * arena has this trap when its pages are fewer than about 1.5 times the
+ * ratio of the two sizes: the default 64 MiB arena for 16 B values after
+ * 16 KiB ones. */
+static void
+test_size_shift(void **state)
+{
+	enum { KEYS = 6000, ROUND = 12000, ROUNDS = 20 };
+	struct fx *fx = *state;
+	struct mlc_arena *a = arena_make(fx, 2 * MIB, 8192, 0);
+	struct mlc_cache *c = cache_l2(fx, "ns");
+	static char big[3000];
+	struct mlc_class_info ci = MLC_CLASS_INFO_INIT;
+	uint64_t seed = 7;
+	double ratio = 0;
+	uint32_t small;
+	char key[32];
+	int r;
+
+	for (int i = 0; i < (int)(2 * 2 * MIB / sizeof(big)); i++) {
+		snprintf(key, sizeof(key), "big%d", i);
+		assert_int_equal(mlc_set(c, key, strlen(key), big,
+					 sizeof(big), NULL), 0);
+	}
+	small = (uint32_t)mlc__class_for(a, MLC__ITEM_HDR + 6 + 100);
+	assert_int_equal(mlc_arena_class(a, small, &ci), 0);
+	assert_int_equal(ci.pages, 0);
+	for (r = 0; r < ROUNDS && ratio < 0.8; r++) {
+		uint64_t hits = 0;
+
+		for (int j = 0; j < ROUND; j++) {
+			struct mlc_value v;
+
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			snprintf(key, sizeof(key), "s%05u",
+				 (unsigned)((seed >> 33) % KEYS));
+			if (mlc_peek(c, key, strlen(key), 0, &v) == 0) {
+				hits++;
+				mlc_value_release(&v);
+				continue;
+			}
+			assert_int_equal(mlc_set(c, key, strlen(key), big,
+						 100, NULL), 0);
+		}
+		ratio = (double)hits / ROUND;
+	}
+	assert_int_equal(mlc_arena_class(a, small, &ci), 0);
+	print_message("after %d rounds of %d gets: hit ratio %.3f, the "
+		      "100-byte class owns %" PRIu64 " pages, %" PRIu64
+		      " page moves\n", r, ROUND, ratio, ci.pages,
+		      info_of(a).page_moves);
+	assert_true(ci.pages > 0);
+	assert_true(ratio >= 0.8);
+}
+
 int
 main(void)
 {
@@ -1587,6 +1650,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_expire_limit, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_purge_reclaim, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_size_shift, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_thin_surplus, fx_setup,
 						fx_teardown),
