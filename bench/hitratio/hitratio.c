@@ -35,6 +35,7 @@ static const struct hr_spec specs[] = {
 	{ "shift", HR_SHIFT, 0.9, 64, 64 },
 	{ "mixed", HR_ZIPF, 0.9, 16, 1024 },
 	{ "mixed-wide", HR_ZIPF, 0.9, 16, 16384 },
+	{ "sizeshift", HR_SIZESHIFT, 0.9, 16, 4096 },
 };
 #define NSPECS (sizeof(specs) / sizeof(specs[0]))
 
@@ -399,22 +400,11 @@ sim_run(enum hr_policy p, const struct hr_trace *t, uint64_t cap)
 	return misses;
 }
 
-static double
-mean_obj(const struct hr_spec *sp)
-{
-	struct hr_trace t = { .vmin = sp->vmin, .vmax = sp->vmax };
-	double sum = 0;
-
-	for (uint32_t id = 0; id < 100000; id++)
-		sum += (HR_ITEM_HDR + HR_KEY + hr_vlen(&t, id) + 7) & ~7u;
-	return sum / 100000;
-}
-
 static void
 run_spec(const struct hr_spec *sp)
 {
 	struct hr_trace t;
-	uint32_t keys = (uint32_t)(cfg.footprint / mean_obj(sp));
+	uint32_t keys = (uint32_t)(cfg.footprint / hr_mean_obj(sp));
 	uint32_t min_obj = (HR_ITEM_HDR + HR_KEY + sp->vmin + 7) & ~7u;
 	double t0 = now_s();
 

@@ -115,6 +115,8 @@ hr_vlen(const struct hr_trace *t, uint32_t id)
 {
 	double u;
 
+	if (t->split)
+		return id < t->split ? t->vmax : t->vmin;
 	if (t->vmin == t->vmax)
 		return t->vmin;
 	u = (double)(hr_mix(id ^ UINT64_C(0x5a17e5)) >> 11) * 0x1.0p-53;
@@ -139,13 +141,36 @@ spread(uint32_t r, uint32_t w)
 	return r;
 }
 
+static uint32_t
+obj_bytes(uint32_t vlen)
+{
+	return (HR_ITEM_HDR + HR_KEY + vlen + 7) & ~7u;
+}
+
+double
+hr_mean_obj(const struct hr_spec *s)
+{
+	struct hr_trace t = { .vmin = s->vmin, .vmax = s->vmax };
+	double sum = 0;
+
+	if (s->kind == HR_SIZESHIFT) {
+		/* Half the bytes in each size: keys in inverse proportion. */
+		double b = obj_bytes(s->vmax), m = obj_bytes(s->vmin);
+
+		return 2 * b * m / (b + m);
+	}
+	for (uint32_t id = 0; id < 100000; id++)
+		sum += obj_bytes(hr_vlen(&t, id));
+	return sum / 100000;
+}
+
 int
 hr_trace_make(struct hr_trace *t, const struct hr_spec *s, uint32_t keys,
 	      uint64_t n, uint64_t seed)
 {
 	uint64_t rng = seed ^ hr_mix((uint64_t)s->kind << 32 |
 				     (uint64_t)(s->alpha * 1000));
-	struct zipf z;
+	struct zipf z, z2;
 	uint8_t *seen;
 	uint32_t span = keys, scan_next = keys, win = keys, base = 0;
 	uint64_t period = 0, scan_len = 0, phase_len = 0;
@@ -167,6 +192,16 @@ hr_trace_make(struct hr_trace *t, const struct hr_spec *s, uint32_t keys,
 		/* 16 phases; the window moves by half its width each. */
 		win = (uint32_t)(2 * (uint64_t)keys / 17);
 		phase_len = n / 16 + 1;
+		break;
+	case HR_SIZESHIFT:
+		/* As many bytes of large values as of small ones. */
+		t->split = (uint32_t)((double)keys * obj_bytes(s->vmin) /
+				      (obj_bytes(s->vmin) + obj_bytes(s->vmax)));
+		if (t->split == 0)
+			t->split = 1;
+		win = t->split;
+		zipf_init(&z2, s->alpha, keys > t->split + 1 ?
+					 keys - t->split : 1);
 		break;
 	default:
 		break;
@@ -193,6 +228,12 @@ hr_trace_make(struct hr_trace *t, const struct hr_spec *s, uint32_t keys,
 			base = (uint32_t)(i / phase_len) * (win / 2);
 			t->req[i] = base + spread(zipf_next(&z, &rng) - 1, win);
 			continue;
+		case HR_SIZESHIFT:
+			if (i >= n / 2) {
+				t->req[i] = t->split + zipf_next(&z2, &rng) - 1;
+				continue;
+			}
+			break;
 		default:
 			break;
 		}
@@ -202,6 +243,8 @@ hr_trace_make(struct hr_trace *t, const struct hr_spec *s, uint32_t keys,
 		span = scan_next;
 	else if (s->kind == HR_SHIFT)
 		span = base + win;
+	else if (s->kind == HR_SIZESHIFT)
+		span = t->split + z2.n;
 	t->nkeys = span;
 	t->bytes = malloc((size_t)span * sizeof(*t->bytes));
 	seen = calloc(span, 1);
@@ -211,8 +254,7 @@ hr_trace_make(struct hr_trace *t, const struct hr_spec *s, uint32_t keys,
 		return -ENOMEM;
 	}
 	for (uint32_t id = 0; id < span; id++)
-		t->bytes[id] = (HR_ITEM_HDR + HR_KEY + hr_vlen(t, id) + 7) &
-			       ~7u;
+		t->bytes[id] = obj_bytes(hr_vlen(t, id));
 	for (uint64_t i = 0; i < n; i++) {
 		uint32_t id = t->req[i];
 

@@ -24,6 +24,10 @@ enum hr_kind {
 	HR_SHIFT,		/* Zipf(alpha) over a window of keys that moves
 				 * by half its width every phase */
 	HR_LOOP,		/* keys 0..nkeys-1 in a loop (tests) */
+	HR_SIZESHIFT,		/* Zipf(alpha) over keys of vmax-byte values,
+				 * then, for the second half of the requests,
+				 * over other keys of vmin-byte values: each
+				 * half the footprint's bytes */
 };
 
 struct hr_spec {
@@ -39,19 +43,25 @@ struct hr_trace {
 	uint64_t n;
 	uint32_t nkeys;		/* ids are < nkeys */
 	uint32_t vmin, vmax;
+	uint32_t split;		/* HR_SIZESHIFT: ids below hold vmax bytes,
+				 * the others vmin; 0 otherwise */
 	uint32_t *bytes;	/* object bytes per id (header+key+value) */
 	uint64_t footprint;	/* bytes of the distinct objects requested */
 	uint64_t distinct;
 };
 
 /* The value length of key @p id (log-uniform in [vmin, vmax], from the
- * id alone). */
+ * id alone; HR_SIZESHIFT: by which side of split it is). */
 uint32_t hr_vlen(const struct hr_trace *t, uint32_t id);
 
 /* A trace of about @p keys distinct keys (the key space; scans and shifts
  * add theirs) and @p n requests. */
 int hr_trace_make(struct hr_trace *t, const struct hr_spec *s, uint32_t keys,
 		  uint64_t n, uint64_t seed);
+
+/* The mean object bytes of @p s's keys (header + key + value, 8-aligned):
+ * the key space for a footprint is the footprint over this. */
+double hr_mean_obj(const struct hr_spec *s);
 void hr_trace_free(struct hr_trace *t);
 
 /* splitmix64: the bench's one generator of pseudo-random numbers. */
