@@ -257,6 +257,8 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 	until = mlc__now_ms() + cf.lock_timeout;	/* for every round */
 	rc = -EAGAIN;
 	for (int round = 0; round < ACQUIRE_ROUNDS && rc == -EAGAIN; round++) {
+		if (round > 0)		/* purged since: mlc__get_load() */
+			mlc__key_l2_again(c, &k, NULL);
 		if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms,
 					&f) == -EBUSY)
 			c->st.duplicate_loads++;
@@ -285,9 +287,11 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		rc = mlc__load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
 					   value ? value : &tmp);
 	}
-	if (rc == -EAGAIN)	/* no result in any round, as in mlc_get() */
+	if (rc == -EAGAIN) {	/* no result in any round, as in mlc_get() */
+		mlc__key_l2_again(c, &k, NULL);
 		rc = mlc__load_alone(c, &k, &cf, loader, arg, NULL,
 				     value ? value : &tmp);
+	}
 	if (rc == 0 && value == NULL)
 		mlc_value_release(&tmp);
 	return rc;

@@ -295,6 +295,8 @@ int mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		       const struct call *cf, uint64_t flight, bool refresh,
 		       uint64_t before,
 		       struct mlc__ent *stale, struct mlc_value *value);
+struct mlc__ent *mlc__key_l2_again(struct mlc_cache *c, struct mlc__key *k,
+				   struct mlc__ent *stale);
 int mlc__load_alone(struct mlc_cache *c, const struct mlc__key *k,
 		    const struct call *cf, mlc_loader_fn *loader, void *arg,
 		    struct mlc__ent *stale, struct mlc_value *value);

@@ -538,12 +538,13 @@ lock_timed_out(struct mlc_cache *c, const struct mlc__key *k,
 
 /* Miss in L1 and L2 (or only a stale value): load under single flight. */
 int
-mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
+mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 	      const struct call *cf, mlc_loader_fn *loader, void *arg,
 	      struct mlc__ent *stale, struct mlc_value *value)
 {
 	uint64_t until = mlc__now_ms() + cf->lock_timeout;
 	uint32_t lease = c->o.lock_lease_ms;
+	struct mlc__key kr = *key, *k = &kr;
 	struct outcome o;
 	struct mlc__ent *e;
 	struct mlc__fl f;
@@ -565,6 +566,8 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 		uint64_t t0;
 		int rc;
 
+		if (round > 0)
+			stale = mlc__key_l2_again(c, k, stale);
 		if (mlc__flight_acquire(c->a, k->hash, lease, &f) == -EBUSY) {
 			c->st.duplicate_loads++;
 			return mlc__load_and_publish(c, k, cf, loader, arg,
@@ -612,7 +615,31 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *k,
 			return rc;
 	}
 	/* The key kept changing hands without a result: load ourselves. */
+	stale = mlc__key_l2_again(c, k, stale);
 	return mlc__load_alone(c, k, cf, loader, arg, stale, value);
+}
+
+/* A new round of a load's flight after a round without a result: if the
+ * namespace was purged since @p k's generation was read, read it again.
+ * The round ended without a result because the owner's store was refused,
+ * its load having begun before the purge, and every store under the old
+ * generation will be, so each waiter would load in turn, and then all at
+ * once (mlc__load_alone()): a purge of a hot key made a herd.  What the
+ * call has read from the old generation goes: a stale value to fall back
+ * on is one the purge removed, and must not come back under the new one.
+ * @return @p stale, or NULL if dropped. */
+struct mlc__ent *
+mlc__key_l2_again(struct mlc_cache *c, struct mlc__key *k,
+		  struct mlc__ent *stale)
+{
+	uint32_t g = ck_pr_load_32(&c->ns->ns_gen);
+
+	if (g == k->nsgen)
+		return stale;
+	k->nsgen = g;
+	if (stale != NULL)
+		mlc__ent_put(stale);
+	return NULL;
 }
 
 /* Load @p k outside single flight (counted as a duplicate load): after
