@@ -63,24 +63,26 @@ struct call {
  * decode, the event hook, mlc_modify's function) call the cache on the
  * same handle marks it before and keeps what it read or wrote out of L1
  * if it moved: the callback applied log records (one of a newer change of
- * the key may be among them, and it is behind the cursor now) or wrote
+ * the key may be among them, and l1_moved() sees that) or wrote
  * on the handle (its own newer value of the key would be replaced, and a
  * handle with MLC_CACHE_MANUAL_UPDATE applies no record of it until its
  * next mlc_update()).  Each write call counts itself before its mark. */
 struct l1_mark {
-	uint64_t cursor, writes;
+	uint64_t moves, writes;
 };
 
 static inline struct l1_mark
 l1_mark(const struct mlc_cache *c)
 {
-	return (struct l1_mark){ c->log.cursor, c->writes };
+	return (struct l1_mark){ c->log.moves, c->writes };
 }
 
+/* Records applied or L1 cleared (the cursor may wait while records after
+ * it are applied: log.c, look_ahead()), or a write on the handle. */
 static inline bool
 l1_moved(const struct mlc_cache *c, struct l1_mark m)
 {
-	return c->log.cursor != m.cursor || c->writes != m.writes;
+	return c->log.moves != m.moves || c->writes != m.writes;
 }
 
 /* When a handle's counts reach its namespace's shared counters, without

@@ -175,16 +175,20 @@ clear_all(struct mlc__logr *lr)
 {
 	lr->dropped += mlc__l1_clear(lr->l1);
 	lr->out_all = true;
+	lr->moves++;
 }
 
-/* Drop what a record says is stale from the handle's L1. */
+/* Drop what a record says is stale from the handle's L1 (@p count: in
+ * the handle's count of records applied; not the second time, once the
+ * cursor reaches a record look_ahead() applied). */
 static void
 apply_one(struct mlc__logr *lr, uint32_t ns, uint16_t op, uint64_t hash,
-	  uint64_t version)
+	  uint64_t version, bool count)
 {
 	if (ns != lr->ns || op == MLC__LOG_NOP)
 		return;
-	lr->applied++;
+	lr->applied += count;
+	lr->moves++;
 	if (op == MLC__LOG_PURGE) {
 		clear_all(lr);
 		return;
@@ -236,7 +240,69 @@ give_up(const struct mlc_arena *a, struct mlc__logr *lr)
 {
 	clear_all(lr);
 	lr->cursor = mlc__log_start(a);
+	lr->ahead = 0;
 	lr->stuck_since = 0;
+}
+
+/* Read published cell @p s (its sequence word @p q1 just loaded) into
+ * *@p ns ...: false if it was overwritten as we read. */
+static bool
+cell_read(const struct mlc_arena *a, uint64_t s, uint64_t q1, uint32_t *ns,
+	  uint16_t *op, uint64_t *hash, uint64_t *version)
+{
+	const struct mlc__log_cell *c = &a->cells[s & (a->log_cells - 1)];
+	uint64_t meta;
+
+	/* Payload after the sequence: pairs with the publisher's store
+	 * fence. */
+	ck_pr_fence_load();
+	*hash = ck_pr_load_64((uint64_t *)&c->lc_hash);
+	*version = ck_pr_load_64((uint64_t *)&c->lc_version);
+	meta = ck_pr_load_64((uint64_t *)&c->lc_meta);
+	ck_pr_fence_load();
+	*ns = (uint32_t)(meta >> 48);
+	*op = (uint16_t)((meta >> 40) & 0xff);
+	return ck_pr_load_64((uint64_t *)&c->lc_seq) == q1 &&
+	       (meta & CHECK_MASK) == cell_check(q1, *hash, *version, *ns,
+						 *op);
+}
+
+/* The cursor waits at unpublished cell @p s: apply the records published
+ * after it, up to @p end, now.  A record only drops what is older than
+ * its change, so records may be applied in any order, and more than once:
+ * the cursor applies each again as it passes it (in order, waiting at
+ * every cell still unpublished), and this only makes them count sooner.
+ * Without it, a writer descheduled between its claim and its publish held
+ * every other writer's record back from every handle (up to
+ * MLC__LOG_STUCK_MS): with two processes writing, an L1 served values
+ * that sets, deletes and purges made after that claim had replaced, and
+ * that had returned, for tens of milliseconds.  Now only that writer's
+ * own change waits for its publish (it has not returned), or, if it
+ * died, for the handle to give up on it.  Each cell is looked at here
+ * once (lr->ahead). */
+static void
+look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
+	   uint64_t end)
+{
+	uint64_t mask = a->log_cells - 1;
+	uint64_t q = lr->ahead > s + 1 ? lr->ahead : s + 1;
+
+	for (; q < end; q++) {
+		uint64_t v = ck_pr_load_64((uint64_t *)&a->cells[q & mask].lc_seq);
+		uint64_t hash, version;
+		uint32_t ns;
+		uint16_t op;
+
+		if (SEQ(v) > q + 1)
+			break;		/* lapped: the cursor will see it */
+		if (v != q + 1)
+			continue;	/* the cursor waits for it */
+		if (!cell_read(a, q, v, &ns, &op, &hash, &version))
+			break;
+		apply_one(lr, ns, op, hash, version, true);
+	}
+	if (q > lr->ahead)
+		lr->ahead = q;
 }
 
 #define AGE_SCAN 8		/* later stamps looked at for an unstamped
@@ -298,7 +364,7 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 	while (lr->cursor < end) {
 		uint64_t s = lr->cursor;
 		const struct mlc__log_cell *c = &a->cells[s & mask];
-		uint64_t q1 = 0, hash, version, meta;
+		uint64_t q1 = 0, hash, version;
 		uint32_t ns;
 		uint16_t op;
 		int spins;
@@ -321,8 +387,10 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			bool ours = SEQ(q1) == s + 1;
 
 			if (!(ours && (q1 & ABANDONED)) &&
-			    !held_back(a, lr, s, head))
+			    !held_back(a, lr, s, head)) {
+				look_ahead(a, lr, s, end);
 				return;		/* wait: on a later call */
+			}
 			/* Give up on it, and mark it so: a writer only
 			 * stopped finds the mark, at its claim (then it
 			 * claims another cell) or at its publish (then it
@@ -338,24 +406,17 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			lr->cursor = s + 1;
 			continue;
 		}
-		/* Payload after the sequence: pairs with the publisher's
-		 * store fence. */
-		ck_pr_fence_load();
-		hash = ck_pr_load_64((uint64_t *)&c->lc_hash);
-		version = ck_pr_load_64((uint64_t *)&c->lc_version);
-		meta = ck_pr_load_64((uint64_t *)&c->lc_meta);
-		ck_pr_fence_load();
-		ns = (uint32_t)(meta >> 48);
-		op = (uint16_t)((meta >> 40) & 0xff);
-		if (ck_pr_load_64((uint64_t *)&c->lc_seq) != q1 ||
-		    (meta & CHECK_MASK) != cell_check(q1, hash, version, ns, op)) {
+		if (!cell_read(a, s, q1, &ns, &op, &hash, &version)) {
 			lr->overruns++;		/* overwritten as we read */
 			give_up(a, lr);
 			return;
 		}
 		if (s + 1 >= lr->stuck_head)
 			lr->stuck_since = 0;	/* caught up past them */
-		apply_one(lr, ns, op, hash, version);
+		/* Applied again if look_ahead() did: it may have dropped
+		 * nothing then that is in L1 now, but whatever came in
+		 * since was read after the record was published. */
+		apply_one(lr, ns, op, hash, version, s >= lr->ahead);
 		lr->cursor = s + 1;
 	}
 }

@@ -23,6 +23,11 @@ struct mlc__logr {
 	struct mlc__l1 *l1;
 	uint32_t ns;
 	uint64_t cursor;	/* records below it are applied */
+	uint64_t ahead;		/* published records from the cursor up to
+				 * this one are applied too (look_ahead()):
+				 * the cursor waits at an unpublished one */
+	uint64_t moves;		/* records applied and L1 clears: what a
+				 * callback did to L1 (l1_mark()) */
 	uint64_t stuck_since;	/* ms this handle was first held back by an
 				 * unpublished cell (0: it is not) ... */
 	uint64_t stuck_head;	/* ... and the head then: cells below it

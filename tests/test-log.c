@@ -825,6 +825,79 @@ test_stopped_publisher_republishes(void **state)
 	stopped_publisher(MLC__P_LOG_NUMBERED);
 }
 
+/* A writer stopped between taking its log number (or claiming its cell)
+ * and its change holds back no other writer's record: a set, delete or
+ * purge made by another process after that, and returned, is seen at
+ * once by every handle, not after MLC__LOG_STUCK_MS.  Before, a reader
+ * waited at the stopped writer's cell with every later record behind it:
+ * a black-box test with two writing processes found values served from
+ * L1 after a set or delete of the key had returned, up to 36 ms after. */
+static int
+other_key_writer(void *arg)
+{
+	struct mlc_cache *w = open_ns("log", MLC_CACHE_NO_L1, 0);
+
+	(void)arg;
+	mlc__pause_hook = stop_at_claim;
+	CKI(mlc_set(w, "j", 1, "j2", 2, NULL), 0);
+	mlc_cache_close(w);
+	return 0;
+}
+
+static void
+passed_by(int point, const char *op)
+{
+	struct mlc_cache *w, *r;
+	const char *want = strcmp(op, "set") == 0 ? "k2" : NULL;
+	int pid;
+
+	setup_arena(0);
+	stop_sync_open(point);
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	r = open_ns("log", 0, 0);
+	assert_int_equal(mlc_set(w, "k", 1, "k1", 2, NULL), 0);
+	assert_int_equal(mlc_set(w, "j", 1, "j1", 2, NULL), 0);
+	CKGET(r, "k", 0, "k1", 0);
+	CKGET(r, "j", 0, "j1", 0);
+	CKGET(r, "k", 0, "k1", MLC_L1);
+	pid = t_spawn(other_key_writer, NULL);
+	while (sem_wait(&stop_sync->at) != 0)
+		;
+	/* The stopped write has not returned: its key may read old. */
+	CKGET(r, "j", 0, "j1", MLC_L1);
+	if (strcmp(op, "set") == 0)
+		assert_int_equal(mlc_set(w, "k", 1, "k2", 2, NULL), 0);
+	else if (strcmp(op, "delete") == 0)
+		assert_int_equal(mlc_delete(w, "k", 1), 0);
+	else
+		assert_int_equal(mlc_purge(w), 0);
+	/* The other write has: no clock moves, no give-up. */
+	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", MLC_L2);
+	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", 0);
+	assert_int_equal(stats_of(r).log_stuck, 0);
+	sem_post(&stop_sync->go);
+	assert_int_equal(t_wait(pid), 0);
+	CKGET(r, "j", 0, "j2", MLC_L2);
+	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", 0);
+	assert_int_equal(stats_of(r).log_stuck, 0);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+	stop_sync_close();
+	teardown_arena();
+}
+
+static void
+test_stopped_writer_passed_by(void **state)
+{
+	static const char *const ops[] = { "set", "delete", "purge" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		passed_by(MLC__P_LOG_CLAIMED, ops[i]);
+		passed_by(MLC__P_LOG_NUMBERED, ops[i]);
+	}
+}
+
 /* A handle that starts reading the log over (a new handle, the first use
  * of one in a fork child, one lapped by the log) while another process's
  * write has claimed its cell and not yet changed L2: it must start at that
@@ -1792,6 +1865,7 @@ main(void)
 		cmocka_unit_test_teardown(test_set_only_handle_keeps_up, td),
 		cmocka_unit_test_teardown(test_stuck_publisher, td),
 		cmocka_unit_test_teardown(test_stuck_publisher_manual, td),
+		cmocka_unit_test_teardown(test_stopped_writer_passed_by, td),
 		cmocka_unit_test_teardown(test_stopped_publisher_republishes,
 					  td),
 		cmocka_unit_test_teardown(test_stalled_publisher_lapped, td),
