@@ -241,6 +241,7 @@ give_up(const struct mlc_arena *a, struct mlc__logr *lr)
 	clear_all(lr);
 	lr->cursor = mlc__log_start(a);
 	lr->ahead = 0;
+	lr->nskip = 0;
 	lr->stuck_since = 0;
 }
 
@@ -267,6 +268,29 @@ cell_read(const struct mlc_arena *a, uint64_t s, uint64_t q1, uint32_t *ns,
 						 *op);
 }
 
+/* Apply cell @p q if it is published now.  1: applied; 0: not published
+ * yet (claimed, or not even that); -1: nothing to wait for there (lapped,
+ * overwritten as we read, or given up on by a handle: its writer then
+ * publishes again in a new cell). */
+static int
+ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
+{
+	uint64_t v = ck_pr_load_64(
+		(uint64_t *)&a->cells[q & (a->log_cells - 1)].lc_seq);
+	uint64_t hash, version;
+	uint32_t ns;
+	uint16_t op;
+
+	if (SEQ(v) > q + 1 || (SEQ(v) == q + 1 && (v & ABANDONED)))
+		return -1;
+	if (v != q + 1)
+		return 0;
+	if (!cell_read(a, q, v, &ns, &op, &hash, &version))
+		return -1;
+	apply_one(lr, ns, op, hash, version, true);
+	return 1;
+}
+
 /* The cursor waits at unpublished cell @p s: apply the records published
  * after it, up to @p end, now.  A record only drops what is older than
  * its change, so records may be applied in any order, and more than once:
@@ -278,28 +302,31 @@ cell_read(const struct mlc_arena *a, uint64_t s, uint64_t q1, uint32_t *ns,
  * that sets, deletes and purges made after that claim had replaced, and
  * that had returned, for tens of milliseconds.  Now only that writer's
  * own change waits for its publish (it has not returned), or, if it
- * died, for the handle to give up on it.  Each cell is looked at here
- * once (lr->ahead). */
+ * died, for the handle to give up on it.
+ *
+ * Each cell is looked at once (lr->ahead), but the unpublished ones,
+ * which are looked at again on each call until they are published
+ * (lr->skip).  With MLC__LOG_SKIP of them, the look stops at the next:
+ * it starts there on the next call. */
 static void
 look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	   uint64_t end)
 {
-	uint64_t mask = a->log_cells - 1;
 	uint64_t q = lr->ahead > s + 1 ? lr->ahead : s + 1;
+	uint32_t i, n = 0;
 
+	for (i = 0; i < lr->nskip; i++)
+		if (lr->skip[i] > s && ahead_one(a, lr, lr->skip[i]) == 0)
+			lr->skip[n++] = lr->skip[i];
+	lr->nskip = n;
 	for (; q < end; q++) {
-		uint64_t v = ck_pr_load_64((uint64_t *)&a->cells[q & mask].lc_seq);
-		uint64_t hash, version;
-		uint32_t ns;
-		uint16_t op;
+		int r = ahead_one(a, lr, q);
 
-		if (SEQ(v) > q + 1)
-			break;		/* lapped: the cursor will see it */
-		if (v != q + 1)
-			continue;	/* the cursor waits for it */
-		if (!cell_read(a, q, v, &ns, &op, &hash, &version))
+		if (r != 0)
+			continue;
+		if (lr->nskip == MLC__LOG_SKIP)
 			break;
-		apply_one(lr, ns, op, hash, version, true);
+		lr->skip[lr->nskip++] = q;
 	}
 	if (q > lr->ahead)
 		lr->ahead = q;

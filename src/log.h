@@ -11,6 +11,10 @@
  * long an L1 can serve a value changed elsewhere. */
 #define MLC__LOG_STUCK_MS 100
 
+/* Unpublished cells a handle keeps track of beyond the one its cursor
+ * waits at (log.c, look_ahead()). */
+#define MLC__LOG_SKIP 8
+
 enum mlc__log_op {
 	MLC__LOG_SET = 1,
 	MLC__LOG_DEL = 2,
@@ -23,9 +27,12 @@ struct mlc__logr {
 	struct mlc__l1 *l1;
 	uint32_t ns;
 	uint64_t cursor;	/* records below it are applied */
-	uint64_t ahead;		/* published records from the cursor up to
-				 * this one are applied too (look_ahead()):
-				 * the cursor waits at an unpublished one */
+	uint64_t ahead;		/* the records from the cursor up to this
+				 * one are applied too (look_ahead(): the
+				 * cursor waits at an unpublished one) ... */
+	uint64_t skip[MLC__LOG_SKIP];	/* ... but these, unpublished when
+				 * looked at (nskip of them) */
+	uint32_t nskip;
 	uint64_t moves;		/* records applied and L1 clears: what a
 				 * callback did to L1 (l1_mark()) */
 	uint64_t stuck_since;	/* ms this handle was first held back by an

@@ -836,10 +836,10 @@ static int
 other_key_writer(void *arg)
 {
 	struct mlc_cache *w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	const char *key = arg;
 
-	(void)arg;
 	mlc__pause_hook = stop_at_claim;
-	CKI(mlc_set(w, "j", 1, "j2", 2, NULL), 0);
+	CKI(mlc_set(w, key, 1, key[0] == 'j' ? "j2" : "i2", 2, NULL), 0);
 	mlc_cache_close(w);
 	return 0;
 }
@@ -849,10 +849,12 @@ passed_by(int point, const char *op)
 {
 	struct mlc_cache *w, *r;
 	const char *want = strcmp(op, "set") == 0 ? "k2" : NULL;
-	int pid;
+	struct stop_sync *sa;
+	int pid, pid2;
 
 	setup_arena(0);
 	stop_sync_open(point);
+	sa = stop_sync;
 	w = open_ns("log", MLC_CACHE_NO_L1, 0);
 	r = open_ns("log", 0, 0);
 	assert_int_equal(mlc_set(w, "k", 1, "k1", 2, NULL), 0);
@@ -860,8 +862,10 @@ passed_by(int point, const char *op)
 	CKGET(r, "k", 0, "k1", 0);
 	CKGET(r, "j", 0, "j1", 0);
 	CKGET(r, "k", 0, "k1", MLC_L1);
-	pid = t_spawn(other_key_writer, NULL);
-	while (sem_wait(&stop_sync->at) != 0)
+	assert_int_equal(mlc_set(w, "i", 1, "i1", 2, NULL), 0);
+	CKGET(r, "i", 0, "i1", 0);
+	pid = t_spawn(other_key_writer, (void *)"j");
+	while (sem_wait(&sa->at) != 0)
 		;
 	/* The stopped write has not returned: its key may read old. */
 	CKGET(r, "j", 0, "j1", MLC_L1);
@@ -875,6 +879,22 @@ passed_by(int point, const char *op)
 	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", MLC_L2);
 	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", 0);
 	assert_int_equal(stats_of(r).log_stuck, 0);
+	/* A second writer stopped the same way, behind the first: the
+	 * handle looks past its cell while it is unpublished, and must look
+	 * at it again once it is, though the first still is not. */
+	if (strcmp(op, "purge") != 0) {
+		stop_sync_open(point);
+		pid2 = t_spawn(other_key_writer, (void *)"i");
+		while (sem_wait(&stop_sync->at) != 0)
+			;
+		CKGET(r, "i", 0, "i1", MLC_L1);
+		CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", 0);
+		sem_post(&stop_sync->go);
+		assert_int_equal(t_wait(pid2), 0);
+		stop_sync_close();
+		stop_sync = sa;
+		CKGET(r, "i", 0, "i2", MLC_L2);
+	}
 	sem_post(&stop_sync->go);
 	assert_int_equal(t_wait(pid), 0);
 	CKGET(r, "j", 0, "j2", MLC_L2);
