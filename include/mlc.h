@@ -1019,7 +1019,9 @@ int mlc_update_records(struct mlc_cache *cache,
  * fast path.  A writer moves the head before it changes L2, so a lookup
  * that finds them equal comes before any change it has not applied.  Read
  * each word whole (or both halves, each compared); a record claimed but
- * not yet published keeps them apart until it is, or for at most 100 ms.
+ * not yet published keeps them apart until it is, or for at most 100 ms
+ * (the records published after it are applied meanwhile, by each
+ * mlc_update_records()).
  * The pointers stay valid until mlc_cache_close(); read the cursor on the
  * handle's thread (it is the handle's), the head anywhere.
  * @return 0, or -EINVAL.

@@ -332,7 +332,7 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 		lr->ahead = q;
 }
 
-#define AGE_SCAN 8		/* later stamps looked at for an unstamped
+#define AGE_SCAN 8		/* later stamps looked at (beyond its own) for an unstamped
 				 * cell's age */
 
 /* Has the handle waited long enough on unpublished cell @p s (true: give
@@ -354,7 +354,7 @@ held_back(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 		lr->stuck_since = now;
 		lr->stuck_head = head;
 	}
-	for (uint64_t q = s + 1; q <= head && q <= s + AGE_SCAN; q++) {
+	for (uint64_t q = s + 1; q <= head && q <= s + 1 + AGE_SCAN; q++) {
 		if (!stamp_of(a, q, &at))
 			continue;
 		/* Ages modulo 2^32 ms: right for anything under 24 days. */
