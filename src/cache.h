@@ -110,10 +110,17 @@ ttl_ok(int64_t ttl)
 	return ttl >= MLC_TTL_NEVER;
 }
 
+/* When a value of @p ttl written @p now expires: 0 never, and at most
+ * what L2 can hold (MLC__EXPIRE_MAX, ~34.8 years), as the store clamps
+ * it, so the writer's answer and L1 copy say what L2 says. */
 static inline uint64_t
 expire_at(int64_t ttl, uint64_t now)
 {
-	return ttl == MLC_TTL_NEVER ? 0 : now + (uint64_t)ttl;
+	uint64_t e = now + (uint64_t)ttl;
+
+	if (ttl == MLC_TTL_NEVER)
+		return 0;
+	return e > MLC__EXPIRE_MAX || e < now ? MLC__EXPIRE_MAX : e;
 }
 
 /* The key as L1 and L2 see it.  Its namespace generation is read just

@@ -46,7 +46,9 @@ struct outcome {
 	uint64_t flight;	/* the flight it came from (mlc__flight_id());
 				 * 0: a load outside the table */
 	uint64_t fence;		/* the index version when the load began */
-	uint64_t until;		/* err_ttl back-off ends; 0: none */
+	uint64_t until;		/* OUT_ERROR: the err_ttl back-off ends (0:
+				 * none); OUT_VALUE: the value expires (0:
+				 * never) */
 	/* then the error message, or the value's bytes */
 };
 
@@ -87,7 +89,7 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 	char *kb, *buf;
 	uint64_t ttl = OUTCOME_TTL;
 
-	if (o->until > now && o->until - now > ttl)
+	if (o->kind == OUT_ERROR && o->until > now && o->until - now > ttl)
 		ttl = o->until - now;
 	if (sizeof(*o) + len + k->len + 3 + MLC__ITEM_HDR > c->a->page_size)
 		return;			/* could never fit: waiters will retry */
@@ -324,7 +326,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 		struct mlc__ent *fresh;
 		int rc;
 
-		stale->expire = now + (uint64_t)cf->resurrect_ttl;
+		stale->expire = expire_at(cf->resurrect_ttl, now);
 		stale->flags = (stale->flags & MLC_NEGATIVE) | MLC_STALE;
 		/* Over the very item it was read from (a compare-and-set on
 		 * its version), not only after the fence: a set or delete
@@ -414,7 +416,8 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		struct outcome o = { .kind = OUT_VALUE,
 				     .flight = mlc__flight_id(f),
 				     .flags = e->flags & MLC_NEGATIVE,
-				     .nsgen = k->nsgen, .fence = fence };
+				     .nsgen = k->nsgen, .fence = fence,
+				     .until = e->expire };
 
 		if (!cache)
 			e->flags |= MLC_NOT_CACHED;
@@ -498,13 +501,16 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 
 		v = mlc__ent_from(k, mlc__ent_value(e) + sizeof(o),
 				  e->vlen - sizeof(o), o.flags & MLC_NEGATIVE,
-				  0, 0);
+				  o.until, 0);
 		mlc__ent_put(e);
 		if (stale != NULL)
 			mlc__ent_put(stale);
 		if (v == NULL)
 			return mlc__set_err(c, -ENOMEM);
-		v->flags = (uint16_t)(o.flags | MLC_NOT_CACHED);
+		/* The loader's expiry, as its own caller got it (before,
+		 * none: ttl_ms "never" without MLC_NO_EXPIRY). */
+		v->flags = (uint16_t)(o.flags | MLC_NOT_CACHED |
+				      (o.until == 0 ? MLC_NO_EXPIRY : 0));
 		return mlc__ent_deliver(c, v, false, MLC_L2, now, value);
 	}
 	return outcome_error(c, e, cf, stale, now, value);

@@ -1102,6 +1102,17 @@ test_version_limit(void **state)
 /* An expiry is 40 bits of milliseconds (about 34.8 years of the
  * monotonic clock): a longer TTL is kept as that, not wrapped into the
  * past. */
+static int
+big_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)key_len;
+	out->data = "loaded";
+	out->len = 6;
+	return MLC_LOAD_VALUE;
+}
+
 static void
 test_expire_limit(void **state)
 {
@@ -1122,6 +1133,30 @@ test_expire_limit(void **state)
 	assert_true((uint64_t)v.ttl_ms <= MLC__EXPIRE_MAX - now + 1000);
 	assert_true((uint64_t)v.ttl_ms + now + 1000 >= MLC__EXPIRE_MAX);
 	mlc_value_release(&v);
+	/* A loader's value past the limit: its caller's answer, and the L1
+	 * copy it keeps, expire when L2's does (before, they kept the TTL
+	 * asked for, and L1 outlived L2: a review found it). */
+	{
+		struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+		struct mlc_cache *l1c;
+		struct mlc_value w = { 0 };
+
+		o.ttl_ms = INT64_MAX / 2;
+		assert_true(fx->nc < 4);
+		l1c = fx->c[fx->nc++] = t_cache(fx->a, "exp", &o);
+		assert_int_equal(mlc_get(l1c, "L", 1, big_loader, NULL, &v),
+				 0);
+		assert_int_equal(v.level, MLC_L3);
+		assert_int_equal(mlc_peek(c, "L", 1, 0, &w), 0);
+		assert_true(v.ttl_ms >= w.ttl_ms && v.ttl_ms - w.ttl_ms < 1000);
+		mlc_value_release(&w);
+		mlc_value_release(&v);
+		assert_int_equal(mlc_get(l1c, "L", 1, big_loader, NULL, &v),
+				 0);
+		assert_int_equal(v.level, MLC_L1);
+		assert_true((uint64_t)v.ttl_ms <= MLC__EXPIRE_MAX - now + 1000);
+		mlc_value_release(&v);
+	}
 	/* Just under the limit: kept as it is. */
 	co.ttl_ms = 3600 * 1000;
 	assert_int_equal(mlc_set(c, "k", 1, "v", 1, &co), 0);

@@ -1022,6 +1022,11 @@ nc_waiter_proc(void *arg)
 	CKI(rc, 0);
 	CKV(v, "uncached");
 	CK(v.flags & MLC_NOT_CACHED);
+	/* With the loader's expiry (A's default TTL): before, the record
+	 * carried none, and the waiter got ttl_ms "never" without
+	 * MLC_NO_EXPIRY (a review found it). */
+	CK(!(v.flags & MLC_NO_EXPIRY));
+	CK(v.ttl_ms > 0 && v.ttl_ms != MLC_TTL_NEVER);
 	mlc_value_release(&v);
 	/* Nor did it land in this process's L1. */
 	CKI(mlc_peek(c, ab_key, strlen(ab_key), 0, &v), -ENOENT);
