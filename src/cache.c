@@ -287,8 +287,14 @@ mlc__handle_forked(struct mlc_cache *c)
 {
 	stats_inherited(c);
 	mlc__l1_clear(&c->l1);
-	c->log.cursor = mlc__log_start(c->a);
-	c->log.stuck_since = 0;
+	mlc__log_restart(c->a, &c->log);
+	/* Whichever call comes first here, the next report tells a layered
+	 * cache to start over: the records before the new cursor are not
+	 * reported (until 2026-12-06 only a fork seen by the report itself
+	 * did, and a child whose first call was another kept its layered
+	 * copies of keys changed meanwhile). */
+	c->log.out_all = true;
+	c->log.moves++;
 	c->fork_gen = mlc__fork_gen();
 	c->st.forks++;
 	mlc__procs_open(c->a, &c->procs_gen);
@@ -321,7 +327,9 @@ mlc_update_records(struct mlc_cache *c, struct mlc_update_record *recs,
 	c->log.out_rec = recs != NULL ? recs : &none;	/* cap 0: any is ALL */
 	c->log.out_cap = cap;
 	c->log.out_n = 0;
-	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
+	/* A new child starts over (mlc__handle_forked() says so), or an L1
+	 * cleared since the last report. */
+	c->log.out_all = c->log.out_all || c->st.forks != forks;
 	/* At most cap records, so that they all fit: the rest stay for the
 	 * next call rather than costing the caller its whole cache. */
 	budget = c->o.update_budget;

@@ -235,14 +235,20 @@ mlc__log_start(const struct mlc_arena *a)
 	return s;
 }
 
-static void
-give_up(const struct mlc_arena *a, struct mlc__logr *lr)
+void
+mlc__log_restart(const struct mlc_arena *a, struct mlc__logr *lr)
 {
-	clear_all(lr);
 	lr->cursor = mlc__log_start(a);
 	lr->ahead = 0;
 	lr->nskip = 0;
 	lr->stuck_since = 0;
+}
+
+static void
+give_up(const struct mlc_arena *a, struct mlc__logr *lr)
+{
+	clear_all(lr);
+	mlc__log_restart(a, lr);
 }
 
 /* Read published cell @p s (its sequence word @p q1 just loaded) into

@@ -45,7 +45,9 @@ struct mlc__logr {
 	uint64_t *out;
 	struct mlc_update_record *out_rec;	/* or hash + version */
 	size_t out_cap, out_n;
-	bool out_all;
+	bool out_all;		/* also between calls: an L1 cleared (a
+				 * fork, a give-up) that the next report
+				 * must pass on */
 };
 
 uint64_t mlc__log_claim(struct mlc_arena *a);
@@ -53,6 +55,8 @@ void mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns,
 		   uint64_t hash, uint16_t op, uint64_t version);
 uint64_t mlc__log_head(const struct mlc_arena *a);
 uint64_t mlc__log_start(const struct mlc_arena *a);
+/* Start reading over (mlc__log_start()), after the caller emptied L1. */
+void mlc__log_restart(const struct mlc_arena *a, struct mlc__logr *lr);
 void mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr,
 		    uint32_t budget);
 
