@@ -58,9 +58,13 @@
  *     An arena handle may be shared by every thread of a process.
  *   - fork(): arena and cache handles are inherited.  A cache handle first
  *     used in a child starts over there: its L1 is emptied (the inherited
- *     copy could be stale) and it reads the invalidation log from the head.
- *     Values held across fork() stay valid in both processes.  An anonymous
- *     arena can only be shared this way.
+ *     copy could be stale), it reads the invalidation log from where no
+ *     change is still in progress, and its next mlc_update_records() or
+ *     mlc_update_ex() reports MLC_UPDATE_ALL.  Values held across fork()
+ *     stay valid in both processes.  An anonymous arena can only be shared
+ *     this way.  Only fork(): a child made by _Fork(), vfork() or a raw
+ *     clone() runs no fork handler and must exec or _exit without calling
+ *     mlc (it would act under its parent's identity).
  *   - A process that dies while writing leaves the arena usable: the next
  *     process to take the lock it held repairs what it protected, memory it
  *     held is reclaimed by the allocator's sweep, and readers never wait for
