@@ -14,9 +14,12 @@
 #define OUTCOME_TTL 5000	/* how long waiters can find an outcome */
 
 /* The keys this thread is loading inside mlc_get(): a loader asking for
- * its own key would wait for itself. */
+ * its own key would wait for itself.  The arena is named by its seed (64
+ * random bits drawn at its creation), not by the handle: a second handle
+ * on the same arena maps it again (a loader asking through it waited out
+ * lock_timeout, then failed with -ETIMEDOUT). */
 static __thread struct {
-	const struct mlc_arena *a;
+	uint64_t seed;
 	uint64_t hash;
 	uint32_t ns;
 } loading[MAX_NESTED_LOADS];
@@ -186,7 +189,7 @@ bool
 mlc__loading_self(const struct mlc_cache *c, const struct mlc__key *k)
 {
 	for (int i = 0; i < nloading; i++)
-		if (loading[i].a == c->a && loading[i].ns == k->ns &&
+		if (loading[i].seed == c->a->seed && loading[i].ns == k->ns &&
 		    loading[i].hash == k->hash)
 			return true;
 	return false;
@@ -233,7 +236,7 @@ run_loader(struct mlc_cache *c, const struct mlc__key *k,
 			 "loaders nested too deeply");
 		return -ELOOP;
 	}
-	loading[nloading].a = c->a;
+	loading[nloading].seed = c->a->seed;
 	loading[nloading].ns = k->ns;
 	loading[nloading].hash = k->hash;
 	nloading++;

@@ -1366,7 +1366,8 @@ test_resurrect_after_change_while_waiting(void **state)
 
 struct nest {
 	struct mlc_cache *c;
-	int self_rc, acquire_rc, other_rc;
+	struct mlc_cache *c2;	/* on a second handle of the arena, or NULL */
+	int self_rc, acquire_rc, other_rc, second_rc;
 	char other_val[32];
 };
 
@@ -1390,6 +1391,11 @@ outer_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 
 	n->self_rc = mlc_get(n->c, key, key_len, outer_loader, n, &v);
 	mlc_value_release(&v);
+	if (n->c2 != NULL) {
+		n->second_rc = mlc_get(n->c2, key, key_len, outer_loader, n,
+				       &v);
+		mlc_value_release(&v);
+	}
 	n->acquire_rc = mlc_flight_acquire(n->c, key, key_len, NULL, &fl);
 	n->other_rc = mlc_get(n->c, "other", 5, inner_loader, NULL, &v);
 	if (n->other_rc == 0)
@@ -1429,6 +1435,26 @@ test_loader_own_key_edeadlk(void **state)
 	assert_int_equal(mlc_get(n.c, "self", 4, outer_loader, &n, &v), 0);
 	assert_int_equal(v.level, MLC_L1);
 	mlc_value_release(&v);
+	/* Through a second handle of the same arena (its own mapping): the
+	 * same key, so -EDEADLK too (before: it waited out lock_timeout for
+	 * itself, then -ETIMEDOUT; a review found it). */
+	{
+		struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+		struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+		struct mlc_arena *a2;
+
+		assert_int_equal(mlc_arena_open(&a2, g_name, &ao), 0);
+		co.lock_timeout_ms = 300;
+		co.lock_policy = MLC_LOCK_ERROR;
+		assert_int_equal(mlc_cache_open(&n.c2, a2, "fl", &co), 0);
+		mlc_arena_close(a2);	/* the cache keeps it */
+		n.second_rc = 0;
+		assert_int_equal(mlc_get(n.c, "self2", 5, outer_loader, &n,
+					 &v), 0);
+		mlc_value_release(&v);
+		assert_int_equal(n.second_rc, -EDEADLK);
+		mlc_cache_close(n.c2);
+	}
 	teardown_arena();
 }
 
