@@ -127,16 +127,28 @@ prune_dead(struct mlc_arena *a)
 	return n;
 }
 
-/* This process's entry, made if need be; NULL when the table is full of
- * processes not proven dead. */
+/* This process's entry, made if need be, with @p arenas and @p caches
+ * more handles counted in it, in the same change: an entry is never seen
+ * with a process and no handle (until 2026-12-06 the first count was a
+ * second change, and a process stopped or killed between the two left an
+ * entry that mlc_arena_check() reported as damage, for as long as nobody
+ * pruned it: a review found it).  NULL when the table is full of processes
+ * not proven dead. */
 static struct mlc__proc *
-claim(struct mlc_arena *a)
+claim(struct mlc_arena *a, uint32_t arenas, uint32_t caches)
 {
 	struct mlc__proc *p = mine(a);
 	struct timespec now;
 
-	if (p != NULL)
+	if (p != NULL) {
+		if (arenas + caches != 0) {
+			entry_begin(p);
+			ck_pr_store_32(&p->pr_arenas, p->pr_arenas + arenas);
+			ck_pr_store_32(&p->pr_caches, p->pr_caches + caches);
+			entry_end(p);
+		}
 		return p;
+	}
 	for (int round = 0; round < 2; round++) {
 		for (uint32_t i = 0; i < MLC__PROCS && p == NULL; i++)
 			if (a->hdr->ah_procs[i].pr_pid == 0)
@@ -156,29 +168,32 @@ claim(struct mlc_arena *a)
 	ck_pr_store_32(&p->pr_ns, mlc__proc_ns());
 	ck_pr_store_64(&p->pr_start, mlc__proc_start());
 	ck_pr_store_32(&p->pr_since, (uint32_t)now.tv_sec);
+	ck_pr_store_32(&p->pr_arenas, arenas);
+	ck_pr_store_32(&p->pr_caches, caches);
 	ck_pr_store_32(&p->pr_pid, (uint32_t)mlc__pid());
 	entry_end(p);
 	return p;
 }
 
 /* Count the arena handle @p a in this process if it is not yet (under the
- * lock), and claim the process's entry.  False if it cannot be (the table
- * is full).  A handle its user closed (a fork child's cache handles keep
- * it) only claims the entry: nobody will close it again. */
+ * lock), and @p caches cache handles, claiming the process's entry.  False
+ * if it cannot be (the table is full).  A handle its user closed (a fork
+ * child's cache handles keep it) is not counted: nobody will close it
+ * again. */
 static bool
-count_arena(struct mlc_arena *a, uint64_t gen)
+count_arena(struct mlc_arena *a, uint64_t gen, uint32_t caches)
 {
 	struct mlc__proc *p;
 
-	if (a->procs_gen == gen)
-		return true;
-	if ((p = claim(a)) == NULL)
-		return false;
-	if (!a->closed) {
-		entry_begin(p);
-		ck_pr_store_32(&p->pr_arenas, p->pr_arenas + 1);
-		entry_end(p);
+	if (a->procs_gen == gen) {
+		if (caches == 0)
+			return true;
+		if ((p = mine(a)) == NULL)
+			return false;	/* not counted, as before the entry */
+		return claim(a, 0, caches) == p;
 	}
+	if ((p = claim(a, !a->closed, caches)) == NULL)
+		return false;
 	/* Private memory, shared by this process's threads: written under
 	 * the lock, and read under it too (below and in close); procs_slot
 	 * is also read lock-free by flight claims. */
@@ -193,7 +208,6 @@ void
 mlc__procs_open(struct mlc_arena *a, uint64_t *cache_gen)
 {
 	uint64_t gen = mlc__fork_gen();
-	struct mlc__proc *p;
 
 	if (cache_gen != NULL)
 		*cache_gen = UINT64_MAX;
@@ -201,13 +215,8 @@ mlc__procs_open(struct mlc_arena *a, uint64_t *cache_gen)
 		return;		/* the mapping cannot be written */
 	if (procs_lock(a) < 0)
 		return;
-	if (count_arena(a, gen) && cache_gen != NULL &&
-	    (p = mine(a)) != NULL) {
-		entry_begin(p);
-		ck_pr_store_32(&p->pr_caches, p->pr_caches + 1);
-		entry_end(p);
+	if (count_arena(a, gen, cache_gen != NULL) && cache_gen != NULL)
 		*cache_gen = gen;
-	}
 	mlc__lock_give(&a->hdr->ah_procs_lock);
 }
 
