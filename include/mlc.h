@@ -168,8 +168,10 @@ struct mlc_arena_options {
 				 * KiB; 512 KiB for 16 MiB).  The
 				 * largest item is one page: value_max
 				 * in mlc_arena_info(). */
-	uint32_t log_cells;	/* invalidation log, power of 2; 0: 65536 */
-	uint32_t flight_slots;	/* single-flight slots, power of 2; 0: 4096 */
+	uint32_t log_cells;	/* invalidation log, power of 2 in
+				 * [64, 2^24]; 0: 65536 */
+	uint32_t flight_slots;	/* single-flight slots, power of 2 in
+				 * [16, 2^20]; 0: 4096 */
 	uint32_t max_namespaces; /* 0: 64, at most 4095 */
 	uint32_t neg_quota_pct;	/* % of max_items negative entries may use
 				 * before they are evicted first; 0: 25 */
@@ -523,8 +525,9 @@ int mlc_arena_set_event_hook(struct mlc_arena *arena, mlc_event_fn *fn,
  * Apply an invalidation received from elsewhere (creating its namespace
  * here if this arena has not seen it yet): a SET or DELETE drops the
  * key from this arena's L2 (the next get loads the new value), a PURGE
- * purges the namespace; either way every local L1 learns it through the
- * log.  The event hook is NOT called for it, so relays cannot loop.
+ * purges the namespace (its key and key_len are ignored); either way
+ * every local L1 learns it through the log.  The event hook is NOT called
+ * for it, so relays cannot loop.
  * Thread-safe.
  * @return 0, -EINVAL (bad event), -E2BIG (key too long), -ENOSPC (the
  *   namespace table is full), -EPERM (a read-only arena handle).
@@ -689,7 +692,11 @@ typedef int mlc_loader_fn(void *arg, const void *key, size_t key_len,
 
 enum mlc_call_flags {
 	MLC_CALL_STALE_OK = 1 << 0, /* peek/get: an expired value may be
-				     * returned, flagged MLC_STALE */
+				     * returned, flagged MLC_STALE (a get
+				     * with a loader loads instead: the
+				     * expired value answers only as
+				     * resurrect_ttl_ms, the lock policy
+				     * or MLC_CALL_SWR allow) */
 	MLC_CALL_SWR      = 1 << 1, /* get: if another process is already
 				     * refreshing an expired value, return
 				     * the stale one at once instead of
@@ -876,7 +883,11 @@ int mlc_modify(struct mlc_cache *cache, const void *key, size_t key_len,
  * the key, waits for that load instead (its value if newer than what the
  * key held when the refresh began, its error if it failed, even if it put
  * a stale value back; lock_timeout_ms in all, then -ETIMEDOUT).  If the loader fails, the current value stays
- * and the error is returned.  @p value may be NULL.
+ * and the error is returned (no resurrect: nothing is put back).  A value
+ * the loader returns with MLC_LOAD_NO_CACHE is returned flagged
+ * MLC_NOT_CACHED and the current value stays too.  A refresh is a load,
+ * not a set: it calls no event hook (a relay does not carry it; other
+ * hosts reload on their own TTL).  @p value may be NULL.
  * @return as mlc_get() with a loader, or -ETIMEDOUT.
  * @since 0.1
  */
@@ -909,7 +920,10 @@ struct mlc_flight {
  * The key bytes must stay valid until the flight ends (publish, abandon,
  * or a wait that returns a value or an error).  Wait, publish and abandon
  * take the ticket on a handle of the same arena and namespace only
- * (another gives -EINVAL).
+ * (another gives -EINVAL).  @p opts (may be NULL) is checked as a get's
+ * would be, but the ticket keeps none of it: mlc_flight_publish() stores
+ * with load->ttl_ms, else the handle's ttl_ms or neg_ttl_ms, so put a
+ * per-call TTL in the struct mlc_load you publish.
  * @return 0, -EINVAL, -E2BIG, -EDEADLK (this thread is inside mlc_get()'s
  *   loader for the key).
  * @since 0.1
@@ -921,8 +935,11 @@ int mlc_flight_acquire(struct mlc_cache *cache, const void *key,
 /**
  * Wait up to @p timeout_ms (0: poll, never block) for the loader of
  * @p flight's key.  On 0 either *@p value holds the outcome (value or
- * negative entry), or flight->role became LOADER because the owner died or
- * its lease expired and this caller took over (value untouched).
+ * negative entry; the flight ended for this caller, as it does with
+ * MLC_ELOADER: flight->role is MLC_FLIGHT_NONE), or flight->role became
+ * LOADER because the owner died or
+ * its lease expired and this caller took over (value untouched).  A ticket
+ * whose role is LOADER already returns 0 at once, value untouched: load.
  * @return 0, -EAGAIN (still loading after timeout_ms), MLC_ELOADER (the
  *   loader failed; mlc_last_error() has its message), -EINVAL.
  * @since 0.1
