@@ -297,6 +297,20 @@ ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 	return 1;
 }
 
+/* Did look_ahead() apply cell @p s (then the cursor does not count it
+ * again)?  It applied every cell it passed but the one the cursor waited
+ * at and the ones it keeps to look at again. */
+static bool
+applied_ahead(const struct mlc__logr *lr, uint64_t s)
+{
+	if (s >= lr->ahead || s == lr->wait)
+		return false;
+	for (uint32_t i = 0; i < lr->nskip; i++)
+		if (lr->skip[i] == s)
+			return false;
+	return true;
+}
+
 /* The cursor waits at unpublished cell @p s: apply the records published
  * after it, up to @p end, now.  A record only drops what is older than
  * its change, so records may be applied in any order, and more than once:
@@ -321,6 +335,7 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	uint64_t q = lr->ahead > s + 1 ? lr->ahead : s + 1;
 	uint32_t i, n = 0;
 
+	lr->wait = s;
 	for (i = 0; i < lr->nskip; i++)
 		if (lr->skip[i] > s && ahead_one(a, lr, lr->skip[i]) == 0)
 			lr->skip[n++] = lr->skip[i];
@@ -449,7 +464,7 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 		/* Applied again if look_ahead() did: it may have dropped
 		 * nothing then that is in L1 now, but whatever came in
 		 * since was read after the record was published. */
-		apply_one(lr, ns, op, hash, version, s >= lr->ahead);
+		apply_one(lr, ns, op, hash, version, !applied_ahead(lr, s));
 		lr->cursor = s + 1;
 	}
 }

@@ -33,6 +33,8 @@ struct mlc__logr {
 	uint64_t skip[MLC__LOG_SKIP];	/* ... but these, unpublished when
 				 * looked at (nskip of them) */
 	uint32_t nskip;
+	uint64_t wait;		/* the cell the cursor waited at when it
+				 * last looked ahead (not applied ahead) */
 	uint64_t moves;		/* records applied and L1 clears: what a
 				 * callback did to L1 (l1_mark()) */
 	uint64_t stuck_since;	/* ms this handle was first held back by an

@@ -900,6 +900,10 @@ passed_by(int point, const char *op)
 	CKGET(r, "j", 0, "j2", MLC_L2);
 	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", 0);
 	assert_int_equal(stats_of(r).log_stuck, 0);
+	/* Each record counted once, whether applied ahead or not: k1, j1,
+	 * i1, the op, j2, and i2 unless purged. */
+	assert_int_equal(stats_of(r).log_applied,
+			 strcmp(op, "purge") != 0 ? 6 : 5);
 	mlc_cache_close(r);
 	mlc_cache_close(w);
 	stop_sync_close();
