@@ -128,6 +128,7 @@ ip netns exec $NC "$DAEMON" --arena $TAG-C --host-id C "${RELAY_FLAGS[@]}" \
 PIDS+=($!); DAEMON_C=$!
 
 stat_of() { sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" "$T/st$1" 2>/dev/null || true; }
+wstat() { sed -n "s/^writer relay: .*\b$2=\([0-9]*\).*/\1/p" "$1"; }	# log field
 wait_stat() {	# host field min timeout_ms
 	"$HOSTBIN" wait-stat --ctl "$CTL" --file "$T/st$1" --field "$2" --ge "$3" \
 		--timeout-ms "$4" >/dev/null || fail "host $1: $2 did not reach $3: $(cat "$T/st$1" 2>/dev/null)"
@@ -164,8 +165,8 @@ case $BULK in *"-1.0 ms"*) fail "bulk not received" ;; esac
 # --- 3. queue overflow: drops become a PURGE of the namespace --------------
 echo "3. queue of 4 events, 300 changes as fast as possible"
 write --rounds 300 --queue-len 4 >"$T/w3.log"
-dropped=$(sed -n 's/^writer relay: .*\bdropped=\([0-9]*\).*/\1/p' "$T/w3.log")
-purges=$(sed -n 's/^writer relay: .*\bdrop_purges=\([0-9]*\).*/\1/p' "$T/w3.log")
+dropped=$(wstat "$T/w3.log" dropped)
+purges=$(wstat "$T/w3.log" drop_purges)
 say "writer dropped $dropped events and published $purges purges instead"
 [ "${dropped:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "no drops/purges: $(cat "$T/w3.log")"
 out=$(check --timeout-ms 5000) || fail "$out"
@@ -199,9 +200,9 @@ t_up=$(date +%s.%N)
 wait $W5 || fail "writer failed: $(cat "$T/w5.log")"
 wait_stat B gaps $((gB + 1)) 10000
 wait_stat C gaps $((gC + 1)) 10000
-dropped=$(sed -n 's/^writer relay: .*\bdropped=\([0-9]*\).*/\1/p' "$T/w5.log")
-purges=$(sed -n 's/^writer relay: .*\bdrop_purges=\([0-9]*\).*/\1/p' "$T/w5.log")
-published=$(sed -n 's/^writer relay: published=\([0-9]*\).*/\1/p' "$T/w5.log")
+dropped=$(wstat "$T/w5.log" dropped)
+purges=$(wstat "$T/w5.log" drop_purges)
+published=$(wstat "$T/w5.log" published)
 say "B and C purged (gap) after the restart; the writer queued and then published $published entries, dropped $dropped events and published $purges purges for them"
 [ "${dropped:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "writer did not overflow during the outage: $(cat "$T/w5.log")"
 out=$(check --timeout-ms 8000) || fail "$out"
@@ -217,8 +218,8 @@ W6=$!
 sleep 1.5
 rcli config set maxmemory 0
 wait $W6 || fail "writer failed: $(cat "$T/w6.log")"
-errors=$(sed -n 's/^writer relay: .*\berrors=\([0-9]*\).*/\1/p' "$T/w6.log")
-purges=$(sed -n 's/^writer relay: .*\bdrop_purges=\([0-9]*\).*/\1/p' "$T/w6.log")
+errors=$(wstat "$T/w6.log" errors)
+purges=$(wstat "$T/w6.log" drop_purges)
 say "the writer's entries were refused $errors times; it published $purges purges once Redis took them"
 [ "${errors:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "no refusals, or no purge published after them: $(cat "$T/w6.log")"
 out=$(check --timeout-ms 5000) || fail "$out"
