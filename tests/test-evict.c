@@ -1099,9 +1099,6 @@ test_version_limit(void **state)
 	assert_int_equal(mlc_peek(c, "k", 1, 0, &v), -ENOENT);
 }
 
-/* An expiry is 40 bits of milliseconds (about 34.8 years of the
- * monotonic clock): a longer TTL is kept as that, not wrapped into the
- * past. */
 static int
 big_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 {
@@ -1113,6 +1110,9 @@ big_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 	return MLC_LOAD_VALUE;
 }
 
+/* An expiry is 40 bits of milliseconds (about 34.8 years of the
+ * monotonic clock): a longer TTL is kept as that, not wrapped into the
+ * past. */
 static void
 test_expire_limit(void **state)
 {

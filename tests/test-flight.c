@@ -547,20 +547,27 @@ herd(enum herd_mode mode)
 	assert_int_equal(ld64(&sh->loads), mode == HERD_PURGE ? 2 : 1);
 }
 
+/* A herd whose answer is stored: L2 holds it after. */
 static void
-test_herd_value(void **state)
+herd_stored(enum herd_mode mode)
 {
 	struct mlc_cache *c;
 	struct mlc_value v = { 0 };
 
-	(void)state;
 	setup_arena(0);
-	herd(HERD_VALUE);
+	herd(mode);
 	c = pc();
 	assert_int_equal(mlc_peek(c, herd_key, strlen(herd_key), 0, &v), 0);
 	assert_value(&v, "the value");
 	mlc_value_release(&v);
 	teardown_arena();
+}
+
+static void
+test_herd_value(void **state)
+{
+	(void)state;
+	herd_stored(HERD_VALUE);
 }
 
 /* The namespace purged while the herd's load runs: the owner's store is
@@ -571,17 +578,8 @@ test_herd_value(void **state)
 static void
 test_herd_purge(void **state)
 {
-	struct mlc_cache *c;
-	struct mlc_value v = { 0 };
-
 	(void)state;
-	setup_arena(0);
-	herd(HERD_PURGE);
-	c = pc();
-	assert_int_equal(mlc_peek(c, herd_key, strlen(herd_key), 0, &v), 0);
-	assert_value(&v, "the value");
-	mlc_value_release(&v);
-	teardown_arena();
+	herd_stored(HERD_PURGE);
 }
 
 static void
