@@ -274,10 +274,13 @@ cell_read(const struct mlc_arena *a, uint64_t s, uint64_t q1, uint32_t *ns,
 						 *op);
 }
 
-/* Apply cell @p q if it is published now.  1: applied; 0: not published
- * yet (claimed, or not even that); -1: nothing to wait for there (lapped,
- * overwritten as we read, or given up on by a handle: its writer then
- * publishes again in a new cell). */
+enum { AHEAD_LAPPED = -2, AHEAD_GIVEN_UP, AHEAD_UNPUBLISHED, AHEAD_APPLIED };
+
+/* Apply cell @p q if it is published now.  AHEAD_UNPUBLISHED: claimed, or
+ * not even that; AHEAD_GIVEN_UP: a handle gave up on it (its writer then
+ * publishes again in a new cell: nothing to wait for here);
+ * AHEAD_LAPPED: a writer a lap ahead took the cell, or overwrote it as we
+ * read: its record is gone, unapplied. */
 static int
 ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 {
@@ -287,14 +290,16 @@ ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 	uint32_t ns;
 	uint16_t op;
 
-	if (SEQ(v) > q + 1 || (SEQ(v) == q + 1 && (v & ABANDONED)))
-		return -1;
+	if (SEQ(v) > q + 1)
+		return AHEAD_LAPPED;
+	if (SEQ(v) == q + 1 && (v & ABANDONED))
+		return AHEAD_GIVEN_UP;
 	if (v != q + 1)
-		return 0;
+		return AHEAD_UNPUBLISHED;
 	if (!cell_read(a, q, v, &ns, &op, &hash, &version))
-		return -1;
+		return AHEAD_LAPPED;
 	apply_one(lr, ns, op, hash, version, true);
-	return 1;
+	return AHEAD_APPLIED;
 }
 
 /* Did look_ahead() apply cell @p s (then the cursor does not count it
@@ -327,23 +332,45 @@ applied_ahead(const struct mlc__logr *lr, uint64_t s)
  * Each cell is looked at once (lr->ahead), but the unpublished ones,
  * which are looked at again on each call until they are published
  * (lr->skip).  With MLC__LOG_SKIP of them, the look stops at the next:
- * it starts there on the next call. */
-static void
+ * it starts there on the next call.  At most @p left records are applied
+ * (the rest of the call's budget: mlc_update_records() reports at most
+ * its cap), and the cells not looked at for it wait for the next call.
+ * @return true if a record was lapped before it was applied: the caller
+ * gives up, as the cursor does (the handle may have been stopped inside
+ * this call, between its look at the head and this, for a whole lap;
+ * the record of a change that returned meanwhile is gone). */
+static bool
 look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
-	   uint64_t end)
+	   uint64_t head, uint64_t left)
 {
 	uint64_t q = lr->ahead > s + 1 ? lr->ahead : s + 1;
 	uint32_t i, n = 0;
+	int r;
 
 	lr->wait = s;
-	for (i = 0; i < lr->nskip; i++)
-		if (lr->skip[i] > s && ahead_one(a, lr, lr->skip[i]) == 0)
-			lr->skip[n++] = lr->skip[i];
-	lr->nskip = n;
-	for (; q < end; q++) {
-		int r = ahead_one(a, lr, q);
+	for (i = 0; i < lr->nskip; i++) {
+		uint64_t k = lr->skip[i];
 
-		if (r != 0)
+		if (k <= s)
+			continue;	/* the cursor's now */
+		if (left == 0) {
+			lr->skip[n++] = k;	/* past this call's budget */
+			continue;
+		}
+		if ((r = ahead_one(a, lr, k)) == AHEAD_LAPPED)
+			return true;
+		if (r == AHEAD_APPLIED)
+			left--;
+		if (r == AHEAD_UNPUBLISHED)
+			lr->skip[n++] = k;
+	}
+	lr->nskip = n;
+	for (; q < head && left > 0; q++) {
+		if ((r = ahead_one(a, lr, q)) == AHEAD_LAPPED)
+			return true;
+		if (r == AHEAD_APPLIED)
+			left--;
+		if (r != AHEAD_UNPUBLISHED)
 			continue;
 		if (lr->nskip == MLC__LOG_SKIP)
 			break;
@@ -351,6 +378,7 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	}
 	if (q > lr->ahead)
 		lr->ahead = q;
+	return false;
 }
 
 #define AGE_SCAN 8		/* later stamps looked at (beyond its own) for an unstamped
@@ -436,7 +464,12 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 
 			if (!(ours && (q1 & ABANDONED)) &&
 			    !held_back(a, lr, s, head)) {
-				look_ahead(a, lr, s, end);
+				MLC_PAUSE(LOG_WAITING);
+				if (look_ahead(a, lr, s, head,
+					       budget ? end - s : UINT64_MAX)) {
+					lr->overruns++;
+					give_up(a, lr);
+				}
 				return;		/* wait: on a later call */
 			}
 			/* Give up on it, and mark it so: a writer only

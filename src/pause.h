@@ -72,6 +72,9 @@
 	X(LOG_NUMBERED)		/* sequence taken, its cell not claimed */ \
 	X(LOG_CLAIMED)		/* cell claimed, L2 not written yet */ \
 	X(LOG_STORED)		/* L2 written, cell not published */ \
+	X(LOG_WAITING)		/* a reader's cursor waits at an unpublished
+				 * cell, the records after it not yet looked
+				 * at (log.c) */ \
 	X(PURGE_PUBLISHED)	/* a purge's generation published, its
 				 * namespace's live counts not yet moved
 				 * on (write.c) */ \

@@ -722,6 +722,15 @@ static uint32_t ab_b_call_flags;
 static const char *ab_a_val = "from A";
 static uint32_t ab_a_load_flags;
 static bool ab_a_notfound;
+static unsigned ab_a_stall_ms;	/* A stops this long at LOAD_STORED */
+
+static void
+ab_stall(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p == MLC__P_LOAD_STORED)
+		nap_ms(ab_a_stall_ms);
+}
 
 /* A: mlc_get with a loader that signals its start and waits for the
  * parent's release; slot 0. */
@@ -741,6 +750,8 @@ ab_loader_proc(void *arg)
 	l.block_fd = ab_release[0];
 	l.load_flags = ab_a_load_flags;
 	l.notfound = ab_a_notfound;
+	if (ab_a_stall_ms)
+		mlc__pause_hook = ab_stall;
 	c = open_cache(&ab_a_opts);
 	t0 = real_ms();
 	rc = mlc_get(c, ab_key, strlen(ab_key), loader, &l, &v);
@@ -809,6 +820,7 @@ ab_reset(void)
 	ab_a_val = "from A";
 	ab_a_load_flags = 0;
 	ab_a_notfound = false;
+	ab_a_stall_ms = 0;
 }
 
 /* Start A and wait until its loader runs. */
@@ -1056,6 +1068,36 @@ test_no_cache_shared(void **state)
 	assert_true(sh->r[0].flags & MLC_NOT_CACHED);
 	assert_int_equal(sh->r[2].rc, -ENOENT);
 	assert_int_equal(peek_str(buf, sizeof(buf)), -ENOENT);
+	teardown_arena();
+}
+
+/* An uncached value of a short TTL whose loader stops after writing the
+ * outcome record and before ending the flight, past that TTL: its waiter
+ * must not be answered with the expired value (it got it with ttl_ms 0
+ * and no MLC_STALE: a review found it), but load its own. */
+static void
+test_no_cache_expired_in_record(void **state)
+{
+	int a, b;
+
+	(void)state;
+	setup_arena(0);
+	ab_reset();
+	ab_a_opts.ttl_ms = 5;
+	ab_a_load_flags = MLC_LOAD_NO_CACHE;
+	ab_a_stall_ms = 60;
+	ab_b_opts.lock_timeout_ms = 25000;
+	a = ab_start();
+	b = spawn(ab_getter_proc, NULL);
+	assert_true(wait_waiters(g_arena, 1));
+	ab_finish(a);
+	assert_int_equal(t_wait(b), 0);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_int_equal(sh->r[1].rc, 0);
+	assert_string_equal(sh->r[1].val, "from B");
+	assert_int_equal(sh->r[1].level, MLC_L3);
+	assert_int_equal(ld64(&sh->loads), 2);
 	teardown_arena();
 }
 
@@ -2858,6 +2900,7 @@ main(void)
 		cmocka_unit_test_teardown(test_set_during_first_load, td),
 		cmocka_unit_test_teardown(test_negative_shared, td),
 		cmocka_unit_test_teardown(test_no_cache_shared, td),
+		cmocka_unit_test_teardown(test_no_cache_expired_in_record, td),
 		cmocka_unit_test_teardown(test_no_cache_overtaken, td),
 		cmocka_unit_test_teardown(test_err_ttl, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_purge, td),

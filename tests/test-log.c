@@ -922,6 +922,119 @@ test_stopped_writer_passed_by(void **state)
 	}
 }
 
+/* A reader stopped inside its get, after it read the head and found its
+ * cursor waiting at a stopped writer's cell, while a whole lap of records
+ * passes, among them the one of a set that returned before the get began:
+ * the get must not answer the old value from L1.  Before, the look ahead
+ * found that record's cell taken by a later lap, took it for a cell given
+ * up on, and the get answered "old" (a review of the look-ahead found
+ * it); the cursor alone waited there too.  Now the lap is seen and the
+ * handle gives up, as the cursor does. */
+static int
+lap_reader(void *arg)
+{
+	struct mlc_cache *r = open_ns("log", 0, 0);
+
+	(void)arg;
+	CKGET(r, "k", 0, "old", 0);
+	CKGET(r, "k", 0, "old", MLC_L1);
+	step_done();
+	step_wait();			/* j stopped, k set to "new" */
+	mlc__pause_hook = stop_at_claim;	/* at LOG_WAITING */
+	CKGET(r, "k", 0, "new", 0);
+	CKI(stats_of(r).log_overruns, 1);
+	mlc_cache_close(r);
+	return 0;
+}
+
+static void
+test_lapped_while_waiting(void **state)
+{
+	struct stop_sync *sx, *sr;
+	struct mlc_cache *w;
+	struct peer rd;
+	int px;
+
+	(void)state;
+	setup_arena(64);
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	stop_sync_open(MLC__P_LOG_WAITING);
+	sr = stop_sync;
+	rd = peer_spawn(lap_reader, NULL);
+	peer_step(&rd);
+	stop_sync_open(MLC__P_LOG_CLAIMED);
+	sx = stop_sync;
+	px = t_spawn(other_key_writer, (void *)"j");
+	while (sem_wait(&sx->at) != 0)
+		;
+	assert_int_equal(mlc_set(w, "k", 1, "new", 3, NULL), 0);
+	peer_go(&rd);
+	while (sem_wait(&sr->at) != 0)
+		;
+	for (int i = 0; i < 64; i++)	/* a lap: k's cell is taken */
+		assert_int_equal(mlc_set(w, "o", 1, "x", 1, NULL), 0);
+	sem_post(&sr->go);
+	assert_int_equal(peer_finish(&rd), 0);
+	sem_post(&sx->go);
+	assert_int_equal(t_wait(px), 0);
+	mlc_cache_close(w);
+	stop_sync_close();
+	stop_sync = sr;
+	stop_sync_close();
+	teardown_arena();
+}
+
+/* mlc_update_records() applies at most cap records, and the rest wait:
+ * also the cells the look-ahead keeps to look at again.  Three writers
+ * stopped at their claims with published sets between them; a report of
+ * 64 takes the sets and keeps two of the stopped cells; those two publish;
+ * a report of 1 must report one record, not apply both and, with no room,
+ * say MLC_UPDATE_ALL (a review of the look-ahead found it). */
+static void
+test_records_cap_with_waits(void **state)
+{
+	static const char *const keys[] = { "a", "b", "c" };
+	struct mlc_update_record recs[64];
+	struct stop_sync *ss[3];
+	struct mlc_cache *w, *m;
+	int pid[3];
+	uint32_t flags;
+	size_t n;
+
+	(void)state;
+	setup_arena(0);
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	m = open_ns("log", MLC_CACHE_MANUAL_UPDATE, 0);
+	for (int i = 0; i < 3; i++) {
+		stop_sync_open(MLC__P_LOG_CLAIMED);
+		ss[i] = stop_sync;
+		pid[i] = t_spawn(other_key_writer, (void *)keys[i]);
+		while (sem_wait(&ss[i]->at) != 0)
+			;
+		assert_int_equal(mlc_set(w, "k", 1, "v", 1, NULL), 0);
+	}
+	assert_int_equal(mlc_update_records(m, recs, 64, &n, &flags), 0);
+	assert_int_equal(flags, 0);
+	assert_int_equal(n, 3);		/* the three sets of k */
+	for (int i = 1; i < 3; i++) {
+		sem_post(&ss[i]->go);
+		assert_int_equal(t_wait(pid[i]), 0);
+	}
+	assert_int_equal(mlc_update_records(m, recs, 1, &n, &flags), 0);
+	assert_int_equal(flags, 0);
+	assert_int_equal(n, 1);
+	sem_post(&ss[0]->go);
+	assert_int_equal(t_wait(pid[0]), 0);
+	for (int i = 0; i < 3; i++) {
+		stop_sync = ss[i];
+		stop_sync_close();
+	}
+	mlc_cache_close(m);
+	mlc_cache_close(w);
+	teardown_arena();
+}
+
 /* A handle that starts reading the log over (a new handle, the first use
  * of one in a fork child, one lapped by the log) while another process's
  * write has claimed its cell and not yet changed L2: it must start at that
@@ -1946,6 +2059,8 @@ main(void)
 		cmocka_unit_test_teardown(test_stuck_publisher, td),
 		cmocka_unit_test_teardown(test_stuck_publisher_manual, td),
 		cmocka_unit_test_teardown(test_stopped_writer_passed_by, td),
+		cmocka_unit_test_teardown(test_lapped_while_waiting, td),
+		cmocka_unit_test_teardown(test_records_cap_with_waits, td),
 		cmocka_unit_test_teardown(test_stopped_publisher_republishes,
 					  td),
 		cmocka_unit_test_teardown(test_stalled_publisher_lapped, td),
