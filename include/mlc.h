@@ -58,9 +58,10 @@
  *     An arena handle may be shared by every thread of a process.
  *   - fork(): arena and cache handles are inherited.  A cache handle first
  *     used in a child starts over there: its L1 is emptied (the inherited
- *     copy could be stale), it reads the invalidation log from where no
- *     change is still in progress, and its next mlc_update_records() or
- *     mlc_update_ex() reports MLC_UPDATE_ALL.  Values held across fork()
+ *     copy could be stale) and it reads the invalidation log from where no
+ *     change is still in progress; mlc_update_records() and mlc_update_ex()
+ *     report MLC_UPDATE_ALL when they are that first use.  Values held
+ *     across fork()
  *     stay valid in both processes.  An anonymous arena can only be shared
  *     this way.  Only fork(): a child made by _Fork(), vfork() or a raw
  *     clone() runs no fork handler and must exec or _exit without calling

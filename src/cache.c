@@ -288,12 +288,6 @@ mlc__handle_forked(struct mlc_cache *c)
 	stats_inherited(c);
 	mlc__l1_clear(&c->l1);
 	mlc__log_restart(c->a, &c->log);
-	/* Whichever call comes first here, the next report tells a layered
-	 * cache to start over: the records before the new cursor are not
-	 * reported (until 2026-12-06 only a fork seen by the report itself
-	 * did, and a child whose first call was another kept its layered
-	 * copies of keys changed meanwhile). */
-	c->log.out_all = true;
 	c->log.moves++;
 	c->fork_gen = mlc__fork_gen();
 	c->st.forks++;

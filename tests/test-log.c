@@ -1638,62 +1638,6 @@ test_fork_child_drops_l1(void **state)
 	teardown_arena();
 }
 
-/* A child's first call on a MLC_CACHE_MANUAL_UPDATE handle that is not a
- * report (mlc_stats() here, as nginx's timer makes; a get or a set of
- * another key does the same) starts the handle over past records it never
- * reported: the next mlc_update_records() must say MLC_UPDATE_ALL, or a
- * cache layered over the handle keeps its copy of a key changed before
- * (found by a review: it reported nothing). */
-static int
-fork_child_first_call(void *arg)
-{
-	struct mlc_update_record recs[16];
-	struct mlc_stats st = MLC_STATS_INIT;
-	const char *first = arg;
-	uint32_t flags = 0;
-	size_t n = 99;
-
-	if (strcmp(first, "stats") == 0)
-		CKI(mlc_stats(fork_c, &st), 0);
-	else
-		CKGET(fork_c, "other", -ENOENT, "", 0);
-	CKI(mlc_update_records(fork_c, recs, 16, &n, &flags), 0);
-	CK(flags & MLC_UPDATE_ALL);
-	/* Said once. */
-	CKI(mlc_update_records(fork_c, recs, 16, &n, &flags), 0);
-	CKI(flags, 0);
-	CKI(n, 0);
-	mlc_cache_close(fork_c);
-	fork_c = NULL;
-	return 0;
-}
-
-static void
-test_fork_child_reports_all(void **state)
-{
-	static const char *const firsts[] = { "stats", "get" };
-	struct mlc_update_record recs[16];
-	struct mlc_cache *w;
-	uint32_t flags = 0;
-	size_t n = 0;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(firsts) / sizeof(firsts[0]); i++) {
-		setup_arena(0);
-		fork_c = open_ns("log", MLC_CACHE_MANUAL_UPDATE, 0);
-		w = open_ns("log", MLC_CACHE_NO_L1, 0);
-		assert_int_equal(mlc_update_records(fork_c, recs, 16, &n,
-						    &flags), 0);
-		/* A change the handle has not reported when the child is
-		 * made, and that a layered copy in the child would hold. */
-		assert_int_equal(mlc_set(w, "k", 1, "v2", 2, NULL), 0);
-		assert_int_equal(run(fork_child_first_call,
-				     (void *)firsts[i]), 0);
-		mlc_cache_close(w);
-		teardown_arena();	/* closes fork_c */
-	}
-}
-
 /* A child whose parent changes nothing still starts from an empty L1. */
 static int
 fork_child_unchanged(void *arg)
@@ -2073,7 +2017,6 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_counts_after_many_purges, td),
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
-		cmocka_unit_test_teardown(test_fork_child_reports_all, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
 		cmocka_unit_test_teardown(test_log_counters, td),
