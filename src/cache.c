@@ -321,9 +321,7 @@ mlc_update_records(struct mlc_cache *c, struct mlc_update_record *recs,
 	c->log.out_rec = recs != NULL ? recs : &none;	/* cap 0: any is ALL */
 	c->log.out_cap = cap;
 	c->log.out_n = 0;
-	/* A new child starts over (mlc__handle_forked() says so), or an L1
-	 * cleared since the last report. */
-	c->log.out_all = c->log.out_all || c->st.forks != forks;
+	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
 	/* At most cap records, so that they all fit: the rest stay for the
 	 * next call rather than costing the caller its whole cache. */
 	budget = c->o.update_budget;

@@ -499,15 +499,16 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		mlc__ent_put(e);
 		return -EAGAIN;
 	}
-	if (o.kind == OUT_VALUE && o.until != 0 && o.until <= now) {
-		/* Expired before it could answer: no result, as for an
-		 * expired item (a waiter got it with ttl_ms 0 and no
-		 * MLC_STALE: a review found it). */
-		mlc__ent_put(e);
-		return -EAGAIN;
-	}
 	if (o.kind == OUT_VALUE) {
 		struct mlc__ent *v;
+
+		if (o.until != 0 && o.until <= now) {
+			/* Expired before it could answer: no result, as
+			 * for an expired item (a waiter got it with ttl_ms
+			 * 0 and no MLC_STALE: a review found it). */
+			mlc__ent_put(e);
+			return -EAGAIN;
+		}
 
 		v = mlc__ent_from(k, mlc__ent_value(e) + sizeof(o),
 				  e->vlen - sizeof(o), o.flags & MLC_NEGATIVE,

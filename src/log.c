@@ -284,6 +284,9 @@ enum { AHEAD_LAPPED = -2, AHEAD_GIVEN_UP, AHEAD_UNPUBLISHED, AHEAD_APPLIED };
 static int
 ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 {
+	/* The cell's seqlock, as the cursor reads it: its sequence, then
+	 * the payload, then the sequence and the check again (cell_read()),
+	 * against a writer a lap ahead filling the cell meanwhile. */
 	uint64_t v = ck_pr_load_64(
 		(uint64_t *)&a->cells[q & (a->log_cells - 1)].lc_seq);
 	uint64_t hash, version;
@@ -381,8 +384,8 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	return false;
 }
 
-#define AGE_SCAN 8		/* later stamps looked at (beyond its own) for an unstamped
-				 * cell's age */
+#define AGE_SCAN 8		/* later stamps looked at (beyond its own)
+				 * for an unstamped cell's age */
 
 /* Has the handle waited long enough on unpublished cell @p s (true: give
  * up on it)?  The wait is timed from the claim: the cell's own stamp or,

@@ -47,9 +47,7 @@ struct mlc__logr {
 	uint64_t *out;
 	struct mlc_update_record *out_rec;	/* or hash + version */
 	size_t out_cap, out_n;
-	bool out_all;		/* also between calls: an L1 cleared (a
-				 * fork, a give-up) that the next report
-				 * must pass on */
+	bool out_all;
 };
 
 uint64_t mlc__log_claim(struct mlc_arena *a);

@@ -127,6 +127,19 @@ prune_dead(struct mlc_arena *a)
 	return n;
 }
 
+/* Count @p arenas and @p caches more handles in this process's entry @p p
+ * (under the lock), in one change. */
+static void
+entry_count(struct mlc__proc *p, uint32_t arenas, uint32_t caches)
+{
+	if (arenas + caches == 0)
+		return;
+	entry_begin(p);
+	ck_pr_store_32(&p->pr_arenas, p->pr_arenas + arenas);
+	ck_pr_store_32(&p->pr_caches, p->pr_caches + caches);
+	entry_end(p);
+}
+
 /* This process's entry, made if need be, with @p arenas and @p caches
  * more handles counted in it, in the same change: an entry is never seen
  * with a process and no handle (until 2026-12-06 the first count was a
@@ -141,12 +154,7 @@ claim(struct mlc_arena *a, uint32_t arenas, uint32_t caches)
 	struct timespec now;
 
 	if (p != NULL) {
-		if (arenas + caches != 0) {
-			entry_begin(p);
-			ck_pr_store_32(&p->pr_arenas, p->pr_arenas + arenas);
-			ck_pr_store_32(&p->pr_caches, p->pr_caches + caches);
-			entry_end(p);
-		}
+		entry_count(p, arenas, caches);
 		return p;
 	}
 	for (int round = 0; round < 2; round++) {
@@ -190,7 +198,8 @@ count_arena(struct mlc_arena *a, uint64_t gen, uint32_t caches)
 			return true;
 		if ((p = mine(a)) == NULL)
 			return false;	/* not counted, as before the entry */
-		return claim(a, 0, caches) == p;
+		entry_count(p, 0, caches);
+		return true;
 	}
 	if ((p = claim(a, !a->closed, caches)) == NULL)
 		return false;

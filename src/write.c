@@ -323,8 +323,7 @@ mlc_update_ex(struct mlc_cache *c, uint64_t *hashes, size_t cap, size_t *n,
 	c->log.out = hashes;
 	c->log.out_cap = cap;
 	c->log.out_n = 0;
-	/* As mlc_update_records(). */
-	c->log.out_all = c->log.out_all || c->st.forks != forks;
+	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
 	mlc__log_apply(c->a, &c->log, c->o.update_budget);
 	*n = c->log.out_n;
 	*flags = c->log.out_all ? MLC_UPDATE_ALL : 0;
