@@ -142,6 +142,11 @@ write() {	# on host A, through a publish-only in-process relay
 		--relay $REDIS "$@"
 }
 check() { "$HOSTBIN" check --ctl "$CTL" --hosts 7 "$@"; }
+fresh_everywhere() {	# every host fresh within $1 ms, or fail
+	local out
+	out=$(check --timeout-ms "$1") || fail "$out"
+	say "$out"
+}
 
 # --- 1. propagation latency: 200 changes on A, seen in L1 on B and C ----
 echo "1. latency: 200 changes on A (set/delete alternately), each waited for on B and C"
@@ -169,8 +174,7 @@ dropped=$(wstat "$T/w3.log" dropped)
 purges=$(wstat "$T/w3.log" drop_purges)
 say "writer dropped $dropped events and published $purges purges instead"
 [ "${dropped:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "no drops/purges: $(cat "$T/w3.log")"
-out=$(check --timeout-ms 5000) || fail "$out"
-say "$out"
+fresh_everywhere 5000
 
 # --- 4. partition: B cut off for 3 s while A writes -------------------------
 echo "4. B cut off for 3 s while A makes 60 changes"
@@ -183,8 +187,7 @@ ip -n $NR link set vB up
 t_up=$(date +%s.%N)
 wait_stat B gaps $((g0 + 1)) 10000
 say "B reconnected and purged (gap) $(ms_since "$t_up") ms after the link came back"
-out=$(check --timeout-ms 5000) || fail "$out"
-say "$out"
+fresh_everywhere 5000
 say "B: $(cat "$T/stB")"
 
 # --- 5. Redis killed and restarted while A writes -----------------------------
@@ -205,8 +208,7 @@ purges=$(wstat "$T/w5.log" drop_purges)
 published=$(wstat "$T/w5.log" published)
 say "B and C purged (gap) after the restart; the writer queued and then published $published entries, dropped $dropped events and published $purges purges for them"
 [ "${dropped:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "writer did not overflow during the outage: $(cat "$T/w5.log")"
-out=$(check --timeout-ms 8000) || fail "$out"
-say "$out"
+fresh_everywhere 8000
 
 # --- 6. Redis refuses the writes (out of memory) -------------------------------
 echo "6. Redis refuses writes (maxmemory 1, noeviction) while A makes 20 changes, for ~1.5 s"
@@ -222,8 +224,7 @@ errors=$(wstat "$T/w6.log" errors)
 purges=$(wstat "$T/w6.log" drop_purges)
 say "the writer's entries were refused $errors times; it published $purges purges once Redis took them"
 [ "${errors:-0}" -gt 0 ] && [ "${purges:-0}" -gt 0 ] || fail "no refusals, or no purge published after them: $(cat "$T/w6.log")"
-out=$(check --timeout-ms 5000) || fail "$out"
-say "$out"
+fresh_everywhere 5000
 
 # --- the end -------------------------------------------------------------------
 "$HOSTBIN" quit --ctl "$CTL"
