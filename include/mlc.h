@@ -57,12 +57,13 @@
  *   - A cache handle is used by one thread at a time; open one per thread.
  *     An arena handle may be shared by every thread of a process.
  *   - fork(): arena and cache handles are inherited.  A cache handle first
- *     used in a child starts over there: its L1 is emptied (the inherited
- *     copy could be stale) and it reads the invalidation log from where no
- *     change is still in progress; mlc_update_records() and mlc_update_ex()
- *     report MLC_UPDATE_ALL when they are that first use.  Values held
- *     across fork()
- *     stay valid in both processes.  An anonymous arena can only be shared
+ *     used in a child empties its L1 there (a thread of the parent may
+ *     have been changing it) and goes on reading the invalidation log from
+ *     where the parent had read it, whichever call comes first: a cache
+ *     layered over the handle (mlc_update_records()) hears of every change
+ *     its inherited copy has not seen.  mlc_update_records() and
+ *     mlc_update_ex() report MLC_UPDATE_ALL when they are that first use.
+ *     Values held across fork() stay valid in both processes.  An anonymous arena can only be shared
  *     this way.  Only fork(): a child made by _Fork(), vfork() or a raw
  *     clone() runs no fork handler and must exec or _exit without calling
  *     mlc (it would act under its parent's identity).
@@ -596,9 +597,8 @@ struct mlc_cache_options {
  *
  * One thread at a time per handle.  Inherited by fork() (see Caveats).
  * Opening reads the invalidation log's last lap (log_cells words: 40 to
- * 300 us at the default 65536, about 1 ms per million cells), as does a
- * handle's first use in a fork child, so that no change in progress is
- * missed: open handles once, not per request.
+ * 300 us at the default 65536, about 1 ms per million cells), so that no
+ * change in progress is missed: open handles once, not per request.
  *
  * @return 0 and *@p cachep, or -EINVAL, -E2BIG (opts from a newer mlc),
  *   -ENOMEM, -ENOSPC (the namespace table is full), -EPERM (the arena was

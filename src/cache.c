@@ -287,7 +287,15 @@ mlc__handle_forked(struct mlc_cache *c)
 {
 	stats_inherited(c);
 	mlc__l1_clear(&c->l1);
-	mlc__log_restart(c->a, &c->log);
+	/* The child goes on reading from its parent's cursor, not from the
+	 * log's last lap (mlc__log_start()): a cache layered over the handle
+	 * holds what the parent had reported, and the records after it are
+	 * what it must still hear of, whichever call comes first here (a
+	 * lapped cursor is given up on by the next apply, which then says
+	 * MLC_UPDATE_ALL).  Until 2026-12-06 a child started at the last
+	 * lap, and one whose first call was not a report skipped the records
+	 * between: a layered cache kept its copies of keys changed since. */
+	mlc__log_resume(&c->log);
 	c->log.moves++;
 	c->fork_gen = mlc__fork_gen();
 	c->st.forks++;

@@ -239,6 +239,12 @@ void
 mlc__log_restart(const struct mlc_arena *a, struct mlc__logr *lr)
 {
 	lr->cursor = mlc__log_start(a);
+	mlc__log_resume(lr);
+}
+
+void
+mlc__log_resume(struct mlc__logr *lr)
+{
 	lr->ahead = 0;
 	lr->nskip = 0;
 	lr->stuck_since = 0;

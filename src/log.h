@@ -57,6 +57,10 @@ uint64_t mlc__log_head(const struct mlc_arena *a);
 uint64_t mlc__log_start(const struct mlc_arena *a);
 /* Start reading over (mlc__log_start()), after the caller emptied L1. */
 void mlc__log_restart(const struct mlc_arena *a, struct mlc__logr *lr);
+/* Go on from the cursor, looking at every cell after it again (a fork
+ * child: the look-ahead's state may be a parent thread's half-made one;
+ * records already applied are applied again, which changes nothing). */
+void mlc__log_resume(struct mlc__logr *lr);
 void mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr,
 		    uint32_t budget);
 

@@ -1638,6 +1638,80 @@ test_fork_child_drops_l1(void **state)
 	teardown_arena();
 }
 
+/* A child's first call on a MLC_CACHE_MANUAL_UPDATE handle, whatever it
+ * is, leaves the records its parent had not reported for the child's next
+ * report: a cache layered over the handle (copied at fork) must hear of
+ * a key changed meanwhile.  Until 2026-12-06 a first call that was not a
+ * report (mlc_stats() from nginx's timer, a get, a set) started the handle
+ * at the log's last lap, past those records, and the report said nothing
+ * (a review found it).  A first call that is a report says
+ * MLC_UPDATE_ALL, as documented; a parent lapped meanwhile too. */
+static int
+fork_child_first_call(void *arg)
+{
+	struct mlc_update_record recs[16];
+	struct mlc_stats st = MLC_STATS_INIT;
+	const char *first = arg;
+	uint64_t hk = mlc_key_hash(fork_c, "k", 1);
+	uint32_t flags = 0;
+	size_t n = 99;
+	bool seen = false;
+
+	if (strcmp(first, "stats") == 0 || strcmp(first, "lapped") == 0)
+		CKI(mlc_stats(fork_c, &st), 0);
+	else if (strcmp(first, "get") == 0)
+		CKGET(fork_c, "other", -ENOENT, "", 0);
+	else if (strcmp(first, "set") == 0)
+		CKI(mlc_set(fork_c, "other", 5, "x", 1, NULL), 0);
+	CKI(mlc_update_records(fork_c, recs, 16, &n, &flags), 0);
+	if (strcmp(first, "report") == 0 || strcmp(first, "lapped") == 0) {
+		CK(flags & MLC_UPDATE_ALL);
+	} else {
+		CKI(flags, 0);
+		for (size_t i = 0; i < n; i++)
+			seen |= recs[i].hash == hk;
+		CK(seen);
+	}
+	/* Said once. */
+	CKI(mlc_update_records(fork_c, recs, 16, &n, &flags), 0);
+	CKI(flags, 0);
+	CKI(n, 0);
+	mlc_cache_close(fork_c);
+	fork_c = NULL;
+	return 0;
+}
+
+static void
+test_fork_child_reports_changes(void **state)
+{
+	static const char *const firsts[] = { "stats", "get", "set", "report",
+					      "lapped" };
+	struct mlc_update_record recs[16];
+	struct mlc_cache *w;
+	uint32_t flags = 0;
+	size_t n = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(firsts) / sizeof(firsts[0]); i++) {
+		bool lapped = strcmp(firsts[i], "lapped") == 0;
+
+		setup_arena(64);
+		fork_c = open_ns("log", MLC_CACHE_MANUAL_UPDATE, 0);
+		w = open_ns("log", MLC_CACHE_NO_L1, 0);
+		assert_int_equal(mlc_update_records(fork_c, recs, 16, &n,
+						    &flags), 0);
+		/* A change the handle has not reported when the child is
+		 * made, and that a layered copy in the child would hold. */
+		assert_int_equal(mlc_set(w, "k", 1, "v2", 2, NULL), 0);
+		for (int j = 0; lapped && j < 70; j++)
+			assert_int_equal(mlc_set(w, "j", 1, "x", 1, NULL), 0);
+		assert_int_equal(run(fork_child_first_call,
+				     (void *)firsts[i]), 0);
+		mlc_cache_close(w);
+		teardown_arena();	/* closes fork_c */
+	}
+}
+
 /* A child whose parent changes nothing still starts from an empty L1. */
 static int
 fork_child_unchanged(void *arg)
@@ -2017,6 +2091,7 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_counts_after_many_purges, td),
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
+		cmocka_unit_test_teardown(test_fork_child_reports_changes, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
 		cmocka_unit_test_teardown(test_log_counters, td),
