@@ -150,7 +150,7 @@ enum mlc_arena_flags {
 struct mlc_arena_options {
 	size_t   size;		/* sizeof(struct mlc_arena_options) */
 	uint32_t flags;		/* enum mlc_arena_flags */
-	uint32_t mode;		/* permission bits; 0: 0600 */
+	uint32_t mode;		/* permission bits (at most 0777); 0: 0600 */
 	uint64_t bytes;		/* arena size; 0: 64 MiB; creation only */
 	uint32_t max_items;	/* index capacity wanted; 0: an index of
 				 * at most 1/16 of bytes (6.25% at a power

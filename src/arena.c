@@ -150,7 +150,7 @@ arena_options_check(struct mlc_arena_options *o)
 		return -EINVAL;
 	if ((o->flags & MLC_ARENA_ANON) && (o->flags & MLC_ARENA_FILE))
 		return -EINVAL;
-	if (o->mode & ~07777u)
+	if (o->mode & ~0777u)		/* permission bits only */
 		return -EINVAL;
 	if (o->mode == 0)
 		o->mode = 0600;

@@ -405,12 +405,17 @@ test_bad_arena_values(void **state)
 	BAD("unknown flag 1 << 5", o.flags |= 1u << 5);
 	BAD("unknown flag 1 << 31", o.flags |= 1u << 31);
 	BAD("mode 010000", o.mode = 010000);
+	/* Permission bits only: setuid, setgid or sticky on a shared-memory
+	 * object means nothing but a mistake. */
+	BAD("mode 04600", o.mode = 04600);
+	BAD("mode 01666", o.mode = 01666);
+	BAD("mode 07777", o.mode = 07777);
 	BAD("max_namespaces 4096", o.max_namespaces = 4096);
 	BAD("neg_quota_pct 101", o.neg_quota_pct = 101);
 #undef BAD
 	/* The edges that are allowed. */
 	small_opts(&o, MLC_ARENA_CREATE | MLC_ARENA_EXCL);
-	o.mode = 07777 & ~(uint32_t)07000;
+	o.mode = 0777;
 	arena_expect("mode 0777", &o, 0);
 	small_opts(&o, MLC_ARENA_CREATE | MLC_ARENA_EXCL);
 	o.page_size = 64u << 10;
