@@ -528,7 +528,9 @@ int mlc_arena_set_event_hook(struct mlc_arena *arena, mlc_event_fn *fn,
  * here if this arena has not seen it yet): a SET or DELETE drops the
  * key from this arena's L2 (the next get loads the new value), a PURGE
  * purges the namespace (its key and key_len are ignored); either way
- * every local L1 learns it through the log.  The event hook is NOT called
+ * every local L1 learns it through the log.  A key that cannot be dropped
+ * (its stripe lock is damaged: MLC_ECORRUPT for a set) takes its whole
+ * namespace with it, so that no process keeps the old value.  The event hook is NOT called
  * for it, so relays cannot loop.
  * Thread-safe.
  * @return 0, -EINVAL (bad event), -E2BIG (key too long), -ENOSPC (the

@@ -187,7 +187,9 @@ mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
 	k.ns = ns;
 	k.nsgen = ck_pr_load_32(&a->ns[ns].ns_gen);
 	mlc__key_hash(a, &k);
-	return l2_delete(a, &k, &version);
+	if (l2_delete(a, &k, &version) < 0)
+		ns_purge(a, ns);	/* cannot drop the key: its namespace goes */
+	return 0;
 }
 
 /* ---- writes ------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -851,6 +853,47 @@ test_stripe_fence_above_counter(void **state)
 	done(name, a, c);
 }
 
+/* An invalidation from elsewhere for a key whose stripe lock cannot be
+ * taken (its holder died and the next taker gave it back without marking
+ * it consistent, so every later take fails: ENOTRECOVERABLE) cannot drop
+ * the key alone: the key's namespace goes instead.  Until 2026-12-06 the
+ * call failed and every process kept the old value (mlc-relay counted an
+ * error and went on). */
+static void
+test_event_on_broken_stripe(void **state)
+{
+	struct mlc_event ev = { MLC_EVENT_SET, 2, "ns", "key-3", 5, 0 };
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c, *o;
+	struct mlc__lock *lk;
+	uint32_t s[2];
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	int status;
+	pid_t pid;
+
+	(void)state;
+	mlc__table_key_stripes(a, mlc_key_hash(c, "key-3", 5), s);
+	lk = &a->stripes[s[0]];
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		pthread_mutex_lock(&lk->lk_mutex);
+		_exit(0);		/* dies holding it */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(pthread_mutex_lock(&lk->lk_mutex), EOWNERDEAD);
+	pthread_mutex_unlock(&lk->lk_mutex);	/* not made consistent */
+	assert_int_equal(mlc_arena_apply_event(a, &ev), 0);
+	/* Gone for a handle that never held it, and from the L1 of the one
+	 * that wrote it. */
+	o = t_cache(a, "ns", NULL);
+	assert_int_equal(mlc_get(o, "key-3", 5, NULL, NULL, &v), -ENOENT);
+	assert_int_equal(mlc_get(c, "key-3", 5, NULL, NULL, &v), -ENOENT);
+	assert_int_equal(mlc_cache_close(o), 0);
+	done(name, a, c);
+}
+
 /* ---- check on a live arena ------------------------------------------ */
 
 struct writer_arg {
@@ -1024,6 +1067,7 @@ main(void)
 		cmocka_unit_test(test_ns_count_changed),
 		cmocka_unit_test(test_ns_opener_died),
 		cmocka_unit_test(test_stripe_fence_above_counter),
+		cmocka_unit_test(test_event_on_broken_stripe),
 		cmocka_unit_test(test_check_while_written),
 		cmocka_unit_test(test_unlink_unused),
 	};
