@@ -190,9 +190,7 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	/* Stored: the caller's L1 gets it too, unless fn or the event hook
 	 * called the cache and applied records (above).  A codec that
 	 * cannot decode it is reported by the next get, not here. */
-	rc = mlc__ent_deliver(c, e, !l1_moved(c, mark), MLC_L2, now,
-			      value ? value : &cur);
-	mlc_value_release(&cur);
+	rc = mlc__ent_deliver(c, e, !l1_moved(c, mark), MLC_L2, now, value);
 	return rc == MLC_ECODEC ? 0 : rc;
 }
 
@@ -200,31 +198,43 @@ MLC_EXPORT int
 mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
 	   mlc_modify_fn *fn, void *arg, struct mlc_value *value)
 {
+	struct mlc_value out = { 0 };
 	struct mlc__key k;
-	int rc;
+	int rc = -EBUSY;
 
 	if ((rc = mlc__key_check(c, key, key_len)) < 0)
 		return rc;
 	if (fn == NULL)
 		return mlc__set_err(c, -EINVAL);
-	if (value != NULL)
-		memset(value, 0, sizeof(*value));
 	c->writes++;
 	key_make(c, key, key_len, &k);
 	for (int t = 0, purged = 0; t < MODIFY_TRIES; t++) {
-		rc = modify_once(c, &k, fn, arg, value);
+		rc = modify_once(c, &k, fn, arg, &out);
 		if (rc != MLC_ESTALE)
-			return rc < 0 ? mlc__set_err(c, rc) : rc;
+			break;
 		/* Refused for a purge since its read (fn's own, maybe):
 		 * as mlc_set, a few more tries, then it came before the
 		 * last purge. */
 		if (ck_pr_load_32(&c->ns->ns_gen) != k.nsgen &&
-		    ++purged == PURGE_TRIES)
-			return 0;
+		    ++purged == PURGE_TRIES) {
+			rc = 0;
+			break;
+		}
 		if (t >= 8)
 			sched_yield();	/* let the winner finish */
+		rc = -EBUSY;
 	}
-	return mlc__set_err(c, -EBUSY);
+	/* The value is the caller's only on success (zeroed after a
+	 * DELETE or KEEP): an error leaves *value as it was. */
+	if (rc < 0) {
+		mlc_value_release(&out);
+		return mlc__set_err(c, rc);
+	}
+	if (value != NULL)
+		*value = out;
+	else
+		mlc_value_release(&out);
+	return rc;
 }
 
 MLC_EXPORT int

@@ -226,9 +226,22 @@ test_modify_outcomes(void **state)
 	assert_int_equal(mlc_get(o, "k", 1, NULL, NULL, &v), 0);
 	assert_memory_equal(v.data, "2", 1);
 	mlc_value_release(&v);
-	/* An error from fn aborts with that code; nothing changes. */
+	/* An error from fn aborts with that code; nothing changes, the
+	 * caller's value included (out-parameters are written only on
+	 * success: until 2026-12-06 it was zeroed, and a value the caller
+	 * still held leaked). */
 	assert_int_equal(mlc_modify(c, "k", 1, fail_fn, NULL, NULL),
 			 -ECANCELED);
+	assert_int_equal(mlc_get(o, "k", 1, NULL, NULL, &v), 0);
+	{
+		struct mlc_value held = v;
+
+		assert_int_equal(mlc_modify(c, "k", 1, fail_fn, NULL, &v),
+				 -ECANCELED);
+		assert_memory_equal(&v, &held, sizeof(v));
+		assert_memory_equal(v.data, "2", 1);
+	}
+	mlc_value_release(&v);
 	assert_int_equal(mlc_modify(c, "", 0, incr, NULL, NULL), -EINVAL);
 	assert_int_equal(mlc_modify(c, "k", 1, NULL, NULL, NULL), -EINVAL);
 	mlc_cache_close(c);
