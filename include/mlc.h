@@ -524,17 +524,19 @@ int mlc_arena_set_event_hook(struct mlc_arena *arena, mlc_event_fn *fn,
 			     void *arg);
 
 /**
- * Apply an invalidation received from elsewhere (creating its namespace
- * here if this arena has not seen it yet): a SET or DELETE drops the
+ * Apply an invalidation received from elsewhere: a SET or DELETE drops the
  * key from this arena's L2 (the next get loads the new value), a PURGE
  * purges the namespace (its key and key_len are ignored); either way
- * every local L1 learns it through the log.  A key that cannot be dropped
- * (its stripe lock is damaged: MLC_ECORRUPT for a set) takes its whole
- * namespace with it, so that no process keeps the old value.  The event hook is NOT called
- * for it, so relays cannot loop.
+ * every local L1 learns it through the log.  An event of a namespace
+ * this arena has not got changes nothing and creates nothing: nothing of
+ * it is cached here (0.3.0 and earlier created the namespace, and events
+ * from elsewhere could fill the namespace table).  A key that
+ * cannot be dropped (its stripe lock is damaged: MLC_ECORRUPT for a set)
+ * takes its whole namespace with it, so that no process keeps the old
+ * value.  The event hook is NOT called for it, so relays cannot loop.
  * Thread-safe.
- * @return 0, -EINVAL (bad event), -E2BIG (key too long), -ENOSPC (the
- *   namespace table is full), -EPERM (a read-only arena handle).
+ * @return 0, -EINVAL (bad event), -E2BIG (key too long), -EPERM (a
+ *   read-only arena handle).
  * @since 0.1
  */
 int mlc_arena_apply_event(struct mlc_arena *arena, const struct mlc_event *ev);

@@ -175,7 +175,14 @@ mlc_arena_apply_event(struct mlc_arena *a, const struct mlc_event *ev)
 		return -EPERM;
 	memcpy(name, ev->ns, ev->ns_len);
 	name[ev->ns_len] = '\0';
-	if ((rc = mlc__ns_open(a, name, &ns)) < 0)
+	/* A namespace this arena has not got holds nothing to drop, and is
+	 * not made for it: events from elsewhere (a relay's: anyone who can
+	 * write to its stream) would fill the namespace table for good.  A
+	 * process that makes it after this look loads after the change. */
+	rc = mlc__ns_find(a, name, &ns);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
 		return rc;
 	if (ev->op == MLC_EVENT_PURGE) {
 		ns_purge(a, ns);
