@@ -514,7 +514,13 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
 	struct mlc__hdr *h = a->hdr;
 	uint32_t p;
 
-	if (ck_pr_load_32(&h->ah_pool_free) == 0)
+	/* An empty pool is not looked at, unless a move of its pages is
+	 * marked: a mover killed there (carving the last page, say) left
+	 * the count at 0 and the page on no list, and only the next taker
+	 * of the pool lock repairs that (until 2026-12-06 nobody came while
+	 * the count said 0, and the page was lost for good). */
+	if (ck_pr_load_32(&h->ah_pool_free) == 0 &&
+	    ck_pr_load_32(&h->ah_pool_moving) == 0)
 		return false;
 	if (mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
 		return false;
@@ -532,6 +538,31 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
 	moving_end(&h->ah_pool_moving);
 	mlc__lock_give(&h->ah_pool_lock);
 	return true;
+}
+
+/* Repair the class and pool locks whose holder left a move of pages
+ * marked (cl_moving, ah_pool_moving): a lock is repaired by its next
+ * taker, and a class that nobody allocates from (one that borrows, one
+ * whose only page a killed mover had unlinked) may have none for a long
+ * time, its page out of use meanwhile.  Try-locks: a live mover's lock is
+ * busy and left alone.  Called now and then (mlc__stats_flush()) and
+ * before an allocation gives up; reads one line per class. */
+void
+mlc__alloc_heal(struct mlc_arena *a)
+{
+	struct mlc__hdr *h = a->hdr;
+
+	for (uint32_t i = 0; i < a->nclasses; i++) {
+		struct mlc__class *c = &a->classes[i];
+
+		if (ck_pr_load_32(&c->cl_moving) &&
+		    mlc__lock_try(a, &c->cl_lock, class_rebuild,
+				  (void *)(uintptr_t)i) == 0)
+			mlc__lock_give(&c->cl_lock);
+	}
+	if (ck_pr_load_32(&h->ah_pool_moving) &&
+	    mlc__lock_try(a, &h->ah_pool_lock, pool_rebuild, NULL) == 0)
+		mlc__lock_give(&h->ah_pool_lock);
 }
 
 bool
@@ -1442,6 +1473,7 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 		if (steal)
 			page_steal(a, ci, now, mode);
 	}
+	mlc__alloc_heal(a);	/* a page a dead mover left: the next one's */
 	ck_pr_inc_64(&a->hdr->ah_write_failures);
 	return -ENOSPC;
 }

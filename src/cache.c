@@ -136,6 +136,12 @@ mlc__stats_flush(struct mlc_cache *c, uint64_t at)
 	c->flush_in = FLUSH_CHECK;
 	c->unflushed = 0;
 	c->flush_at = at + FLUSH_MS;
+	/* Once a second at most, the repair of what a killed page mover
+	 * left where no allocation would come by (alloc.c). */
+	if (at >= c->heal_at) {
+		c->heal_at = at + FLUSH_MS;
+		mlc__alloc_heal(c->a);
+	}
 }
 
 /* Every FLUSH_CHECK-th call: a clock read, and a flush if one is due.
