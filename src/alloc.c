@@ -895,7 +895,8 @@ hand_step(struct mlc_arena *a, struct mlc__class *c, uint32_t *hp,
  * victim, whose key goes to the ghost. */
 static bool
 queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
-	    bool force, bool small, uint64_t *off, uint64_t *genp)
+	    bool force, bool small, const uint64_t *keep, uint64_t *off,
+	    uint64_t *genp)
 {
 	uint64_t budget = MLC_MIN((uint64_t)c->cl_pages * c->cl_per_page *
 				  (FREQ_MAX + 2) + 1, SWEEP_MAX);
@@ -957,6 +958,8 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		/* Its buckets, for its CLOCK bit and, if it is the victim,
 		 * its unlinking and the ghost: items keep no hash. */
 		hash = mlc__item_hash(a, co);
+		if (keep != NULL && hash == *keep)
+			continue;	/* what a compare-and-set replaces */
 		if (small) {
 			if (!force && mlc__table_ref_take(a, co, hash)) {
 				/* Read on probation: to main, from 0. */
@@ -1008,12 +1011,12 @@ got:
  * that one has nothing to give. */
 static bool
 class_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
-	    bool force, uint64_t *off, uint64_t *genp)
+	    bool force, const uint64_t *keep, uint64_t *off, uint64_t *genp)
 {
 	bool small = c->cl_nsmall > small_target(c);
 
-	return queue_sweep(a, c, now, force, small, off, genp) ||
-	       queue_sweep(a, c, now, force, !small, off, genp);
+	return queue_sweep(a, c, now, force, small, keep, off, genp) ||
+	       queue_sweep(a, c, now, force, !small, keep, off, genp);
 }
 
 /* A page's worth of recent demand, @p total (ah_demand_total) being the
@@ -1351,7 +1354,8 @@ mlc__class_for(const struct mlc_arena *a, size_t bytes)
  * worth one. */
 static bool
 alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
-	     bool force, bool small, uint64_t *off, uint64_t *gen)
+	     bool force, bool small, const uint64_t *keep, uint64_t *off,
+	     uint64_t *gen)
 {
 	for (uint32_t j = ci + 1; j < a->nclasses &&
 	     a->class_size[j] <= (uint64_t)ratio * a->class_size[ci]; j++) {
@@ -1363,7 +1367,8 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
 		if (class_lock(a, j) < 0)
 			return false;
 		ok = chunk_pop(a, c, off, gen) ||
-		     (c->cl_pages > 0 && class_sweep(a, c, now, force, off, gen));
+		     (c->cl_pages > 0 &&
+		      class_sweep(a, c, now, force, keep, off, gen));
 		if (ok)
 			admit(a, c, *off, small);
 		mlc__lock_give(&c->cl_lock);
@@ -1395,12 +1400,15 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
  * STEAL_GAP pages), its own CLOCK victim.  A class without pages whose
  * demand is not worth 1/8 page borrows a chunk of a larger class (up to
  * twice its size, then any), and takes a page (a courtesy page) only
- * when no class that close owns one.  The chunk comes back ALLOC;
- * its writer links it or frees it. */
+ * when no class that close owns one.  With @p keep no item of the key is
+ * a CLOCK victim (a compare-and-set replacing it: table.c); a page move
+ * or an expiry may still take it.  The chunk comes back ALLOC; its writer
+ * links it or frees it. */
 int
 mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
-	   uint64_t *off, uint64_t *gen)
+	   bool keep, uint64_t *off, uint64_t *gen)
 {
+	const uint64_t *kp = keep ? &hash : NULL;
 	struct mlc__class *c = &a->classes[ci];
 	uint64_t now = mlc__now_ms();
 	bool small = true;
@@ -1435,7 +1443,7 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 		wants = attempt < 2 && class_wants_page(a, c);
 		if (zero && !wants &&
 		    alloc_borrow(a, ci, attempt == 0 ? 2 : UINT32_MAX, now,
-				 force, small, off, gen))
+				 force, small, kp, off, gen))
 			return 0;
 		mode = wants ? STEAL_WANTED :
 		       zero && attempt < 2 ? STEAL_COURTESY : STEAL_ANY;
@@ -1464,7 +1472,7 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 			}
 		}
 		if (!ok && c->cl_pages > 0 && (attempt > 0 || !steal))
-			ok = class_sweep(a, c, now, force, off, gen);
+			ok = class_sweep(a, c, now, force, kp, off, gen);
 		if (ok)
 			admit(a, c, *off, small);
 		mlc__lock_give(&c->cl_lock);
@@ -1483,8 +1491,8 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
  * a page of another class.  Never a borrowed chunk: a piece is of its
  * head's class. */
 static bool
-piece_take(struct mlc_arena *a, uint32_t ci, uint64_t now, uint64_t *off,
-	   uint64_t *gen)
+piece_take(struct mlc_arena *a, uint32_t ci, uint64_t now,
+	   const uint64_t *keep, uint64_t *off, uint64_t *gen)
 {
 	struct mlc__class *c = &a->classes[ci];
 
@@ -1493,7 +1501,7 @@ piece_take(struct mlc_arena *a, uint32_t ci, uint64_t now, uint64_t *off,
 
 		if (chunk_pop(a, c, off, gen) ||
 		    (page_from_pool(a, ci) && chunk_pop(a, c, off, gen)) ||
-		    class_sweep(a, c, now, force, off, gen) ||
+		    class_sweep(a, c, now, force, keep, off, gen) ||
 		    (attempt > 0 && page_steal_locked(a, ci, now, STEAL_ANY) &&
 		     chunk_pop(a, c, off, gen)))
 			return true;
@@ -1513,8 +1521,8 @@ piece_take(struct mlc_arena *a, uint32_t ci, uint64_t now, uint64_t *off,
  * by then and is reclaimed alone.  On failure nothing is left allocated. */
 int
 mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
-		 uint32_t vlen, uint64_t hash, bool known, uint64_t *off,
-		 uint64_t *gen)
+		 uint32_t vlen, uint64_t hash, bool known, bool keep,
+		 uint64_t *off, uint64_t *gen)
 {
 	struct mlc__class *c;
 	struct mlc__item *h;
@@ -1522,7 +1530,7 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 	uint64_t now;
 	int rc;
 
-	rc = mlc__alloc(a, ci, hash, known, off, gen);
+	rc = mlc__alloc(a, ci, hash, known, keep, off, gen);
 	if (rc < 0)
 		return rc;
 	/* Our ALLOC chunk keeps its page in its class: a page move waits
@@ -1557,7 +1565,7 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 		uint64_t po, pgen;
 		struct mlc__item *pc;
 
-		if (!piece_take(a, hi, now, &po, &pgen))
+		if (!piece_take(a, hi, now, keep ? &hash : NULL, &po, &pgen))
 			break;
 		pc = (struct mlc__item *)(void *)(a->base + po);
 		/* PIECE, then whose.  Bytes 16..31 hold our stamp while

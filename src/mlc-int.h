@@ -264,10 +264,10 @@ struct mlc__item *mlc__item_at(const struct mlc_arena *a, uint64_t off,
 /* alloc.c */
 int mlc__class_for(const struct mlc_arena *a, size_t bytes);
 int mlc__alloc(struct mlc_arena *a, uint32_t cls, uint64_t hash, bool known,
-	       uint64_t *off, uint64_t *gen);
+	       bool keep, uint64_t *off, uint64_t *gen);
 int mlc__alloc_chain(struct mlc_arena *a, uint32_t cls, uint32_t klen,
-		     uint32_t vlen, uint64_t hash, bool known, uint64_t *off,
-		     uint64_t *gen);
+		     uint32_t vlen, uint64_t hash, bool known, bool keep,
+		     uint64_t *off, uint64_t *gen);
 void mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state,
 	       uint64_t gen);
 void mlc__alloc_heal(struct mlc_arena *a);

@@ -1009,7 +1009,7 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0)
 		goto out;
 	if (move_alloc_fails() ||
-	    mlc__alloc(a, (uint32_t)ci, hash, !(st & MLC__ST_SMALL),
+	    mlc__alloc(a, (uint32_t)ci, hash, !(st & MLC__ST_SMALL), false,
 		       &noff, &ngen) < 0) {
 		ok = -1;
 		goto out;
@@ -1303,7 +1303,7 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	struct mlc__item *it;
 	uint64_t off, gen;
 	int ci, rc, chain;
-	bool known;
+	bool known, keep;
 
 	ci = mlc__class_for(a, bytes);
 	if (ci < 0)
@@ -1312,16 +1312,22 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 		put->expire = MLC__EXPIRE_MAX;	/* ~34.8 years: arena.h */
 	mlc__table_prefetch_put(a, k->hash);
 	known = table_has_hint(a, k->hash);
+	/* A compare-and-set replacing the key's item must not evict it for
+	 * its own chunk: it would then find the key gone, and mlc_modify
+	 * would run fn again on nothing (a growing list appended to by
+	 * mlc_modify lost everything at each eviction of its own making). */
+	keep = put->cas == MLC__CAS_VERSION;
 	/* The buckets are in: their items' lines load beside the
 	 * allocation's misses, not after them. */
 	mlc__table_prefetch_items(a, k->hash);
 	chain = chain_class(a, ci, (uint32_t)k->len, (uint32_t)put->len);
 	if (chain >= 0)
 		rc = mlc__alloc_chain(a, (uint32_t)chain, (uint32_t)k->len,
-				      (uint32_t)put->len, k->hash, known, &off,
-				      &gen);
+				      (uint32_t)put->len, k->hash, known, keep,
+				      &off, &gen);
 	else
-		rc = mlc__alloc(a, (uint32_t)ci, k->hash, known, &off, &gen);
+		rc = mlc__alloc(a, (uint32_t)ci, k->hash, known, keep, &off,
+				&gen);
 	if (rc < 0)
 		return rc;
 	it = (struct mlc__item *)(void *)(a->base + off);

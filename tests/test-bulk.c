@@ -248,6 +248,68 @@ test_modify_outcomes(void **state)
 	mlc_cache_close(o);
 }
 
+/* mlc_modify appending to one key: each run of fn sees what the last
+ * stored, though the store's own allocation sweeps the key's class.  Until
+ * 2026-12-06 that sweep could evict the very item being replaced (here one
+ * value of value_max bytes under another key makes the appended list's
+ * class a page of few chunks); the compare-and-set then found the key
+ * gone and fn ran again on nothing: the list restarted from empty, with
+ * no other writer (black-box review). */
+static unsigned char *append_buf;
+static size_t append_seen;
+
+static int
+append8(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	size_t n = cur != NULL ? cur->len : 0;
+
+	(void)arg;
+	append_seen = n;
+	if (n)
+		memcpy(append_buf, cur->data, n);
+	memcpy(append_buf + n, "ABCDEFGH", 8);
+	out->data = append_buf;
+	out->len = n + 8;
+	return MLC_MODIFY_SET;
+}
+
+static void
+test_modify_never_evicts_its_own_key(void **state)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+	char name[64];
+	unsigned char *big;
+	const int rounds = 2000;
+
+	(void)state;
+	t_name(name, sizeof(name));
+	o.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+	o.bytes = 32u << 20;
+	assert_int_equal(mlc_arena_open(&a, name, &o), 0);
+	c = t_cache(a, "grow", NULL);
+	assert_int_equal(mlc_arena_info(a, &in), 0);
+	big = calloc(1, in.value_max);
+	append_buf = malloc((size_t)rounds * 8 + 8);
+	assert_non_null(big);
+	assert_non_null(append_buf);
+	assert_int_equal(mlc_set(c, "k", 1, big, in.value_max - 1, NULL), 0);
+	for (int i = 0; i < rounds; i++) {
+		assert_int_equal(mlc_modify(c, "list", 4, append8, NULL, &v), 0);
+		assert_int_equal(append_seen, (size_t)i * 8);
+		assert_int_equal(v.len, (size_t)(i + 1) * 8);
+		mlc_value_release(&v);
+	}
+	free(big);
+	free(append_buf);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
 /* fn reads another key on the same handle (a value computed from other
  * keys), after another handle purged the namespace: that get applies the
  * purge.  The compare-and-set would store under the purged generation, a
@@ -617,6 +679,7 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_modify_outcomes, setup,
 						teardown),
+		cmocka_unit_test(test_modify_never_evicts_its_own_key),
 		cmocka_unit_test_setup_teardown(test_modify_fn_applies_a_purge,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modify_fn_purges_each_time,

@@ -972,12 +972,13 @@ repair_locks(void)
 			 * rebuilds the class), then counts a stale free. */
 			off = a->pages_off + ((uint64_t)p << a->page_shift);
 			mlc__free(a, off, MLC__LIVE, UINT64_MAX);
-		} else if (mlc__alloc(a, ci, 0, false, &off, &gen) == 0) {
+		} else if (mlc__alloc(a, ci, 0, false, false, &off, &gen) == 0) {
 			mlc__free(a, off, MLC__ALLOC, gen);
 		}
 	}
 	if (owner_died(&a->hdr->ah_pool_lock) &&
-	    mlc__alloc(a, a->nclasses - 1, 0, false, &off, &gen) == 0)
+	    mlc__alloc(a, a->nclasses - 1, 0, false, false, &off,
+			       &gen) == 0)
 		mlc__free(a, off, MLC__ALLOC, gen);
 }
 
