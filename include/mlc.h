@@ -864,7 +864,10 @@ typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
  * says what replaces it; the store happens only if nobody changed the key
  * in between (compare-and-set on its L2 version), else @p fn runs again
  * on the newer value.  Two processes modifying one key never lose an
- * update.  Publishes an invalidation like mlc_set().  If @p value is not
+ * update.  The key can still be evicted between the read and the store
+ * by other writes (a cache's memory pressure): @p fn then runs again on
+ * it as absent, as a get would see it; the modify's own store never
+ * evicts the item it replaces.  Publishes an invalidation like mlc_set().  If @p value is not
  * NULL it receives the stored value (nothing on DELETE or KEEP: status 0
  * and a zeroed value).  DELETE of a key L2 does not hold (@p cur NULL) is
  * still a delete, as mlc_delete() is, for the L1s that may hold it (a
