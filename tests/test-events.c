@@ -122,21 +122,21 @@ test_apply_drops_l2_and_l1_without_echo(void **state)
 	assert_int_equal(s.n, 1);		/* only c1's own set */
 
 	/* Events of a namespace the arena has not got change nothing and
-	 * make nothing: until 0.3.0 each made one, and entries anyone
+	 * make nothing: 0.3.0 made one for each, and entries anyone
 	 * could XADD to a relay's stream filled the table for good. */
 	{
 		struct mlc_event unknown = { MLC_EVENT_DELETE, 4, "nope", "k",
 					     1, 7 };
-		char name[MLC_NAME_MAX + 1];
+		char nsname[MLC_NAME_MAX + 1];
 		uint32_t n = 0;
 
-		for (; mlc_arena_namespace(a, n, name, sizeof(name)) == 0;
+		for (; mlc_arena_namespace(a, n, nsname, sizeof(nsname)) == 0;
 		     n++)
 			;
 		assert_int_equal(mlc_arena_apply_event(a, &unknown), 0);
 		unknown.op = MLC_EVENT_PURGE;
 		assert_int_equal(mlc_arena_apply_event(a, &unknown), 0);
-		assert_int_equal(mlc_arena_namespace(a, n, name, sizeof(name)),
+		assert_int_equal(mlc_arena_namespace(a, n, nsname, sizeof(nsname)),
 				 -ENOENT);
 	}
 
