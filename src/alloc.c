@@ -228,6 +228,19 @@ ring_unlink(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
 	pg->pg_next = pg->pg_prev = 0;
 }
 
+/* A page of class @p c (lock held) became empty (@p d 1: every chunk
+ * free) or stopped being so (-1).  The class's count is exact under its
+ * lock; the header's sum is a hint, moved after it, that tells an
+ * allocation about to evict whether some class has a page it could take
+ * for nothing (empty_steal()).  A holder killed between the two leaves
+ * the sum one off until a rebuild of that class. */
+static void
+empty_add(struct mlc_arena *a, struct mlc__class *c, int32_t d)
+{
+	c->cl_empty += (uint32_t)d;
+	ck_pr_add_32((uint32_t *)&a->hdr->ah_empty_pages, (uint32_t)d);
+}
+
 /* Put a chunk that is now FREE on its page's list. */
 static void
 chunk_push(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
@@ -242,6 +255,8 @@ chunk_push(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	pg->pg_free = idx + 1;
 	if (pg->pg_nfree++ == 0)
 		partial_link(a, c, p);
+	if (pg->pg_nfree == c->cl_per_page)
+		empty_add(a, c, 1);
 }
 
 /* Take a free chunk of class @p c, marked ALLOC. */
@@ -260,6 +275,8 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t *off,
 	idx = pg->pg_free - 1;
 	it = chunk_item(a, p, c->cl_size, idx);
 	pg->pg_free = ck_pr_load_32(&it->it_next);
+	if (pg->pg_nfree == c->cl_per_page)
+		empty_add(a, c, -1);
 	if (--pg->pg_nfree == 0)
 		partial_unlink(a, c, p);
 	*off = chunk_off(a, p, c->cl_size, idx);
@@ -408,6 +425,7 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 	struct mlc__class *c = &a->classes[ci];
 
 	moving_begin(a, &c->cl_moving);
+	empty_add(a, c, -(int32_t)c->cl_empty);	/* recounted below */
 	c->cl_ring = c->cl_partial = 0;
 	c->cl_hand_page = c->cl_hand_chunk = 0;
 	c->cl_shand_page = c->cl_shand_chunk = 0;
@@ -1131,6 +1149,8 @@ page_move(struct mlc_arena *a, uint32_t vi, uint32_t p, uint32_t to,
 	    mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
 		return false;
 	moving_begin(a, &v->cl_moving);
+	if (a->pages[p].pg_nfree == v->cl_per_page)
+		empty_add(a, v, -1);	/* drained: it was counted */
 	partial_unlink(a, v, p);
 	ring_unlink(a, v, p);
 	if (--v->cl_pages == 0)
@@ -1242,6 +1262,68 @@ steal_from(struct mlc_arena *a, uint32_t vi, uint32_t to, uint64_t now)
 			return true;
 	}
 	return false;
+}
+
+/* A page of class @p vi (locked) with every chunk free, moved to class
+ * @p to (locked by the caller): nothing is evicted. */
+static bool
+steal_empty_from(struct mlc_arena *a, uint32_t vi, uint32_t to, uint64_t now)
+{
+	struct mlc__class *v = &a->classes[vi];
+	uint32_t q = v->cl_partial;
+
+	for (uint32_t n = 0; q != 0 && q <= a->npages && n < a->npages; n++) {
+		if (a->pages[q - 1].pg_nfree == v->cl_per_page)
+			return page_move(a, vi, q - 1, to, now);
+		q = a->pages[q - 1].pg_pnext;
+	}
+	return false;
+}
+
+/* Set the header's sum of empty pages to the classes' counts, unless it
+ * moved meanwhile: a holder killed between a class's count and the sum
+ * left it off by one, and a sum above 0 with no empty page would make
+ * every eviction look for one. */
+static void
+empty_recount(struct mlc_arena *a, uint32_t seen)
+{
+	uint32_t sum = 0;
+
+	for (uint32_t i = 0; i < a->nclasses; i++)
+		sum += ck_pr_load_32(&a->classes[i].cl_empty);
+	ck_pr_cas_32((uint32_t *)&a->hdr->ah_empty_pages, seen, sum);
+}
+
+/* With class @p ci locked and about to evict one of its items: take a
+ * page of another class that holds nothing, if the header's sum says one
+ * exists (one load, of a line the allocation wrote).  Moving it costs no
+ * item; evicting costs one.  Until 2026-12-06 pages moved only for
+ * demand: a class evicted its own live items while other classes' pages
+ * stood empty (values of a new size, written after a deleted key's sizes
+ * had spread the pages over many classes, kept one page in an empty
+ * arena: a black-box review). */
+static bool
+empty_steal(struct mlc_arena *a, uint32_t ci, uint64_t now)
+{
+	uint32_t seen = ck_pr_load_32((uint32_t *)&a->hdr->ah_empty_pages);
+	bool moved = false;
+
+	if ((int32_t)seen <= 0)
+		return false;
+	for (uint32_t i = 0; i < a->nclasses && !moved; i++) {
+		struct mlc__class *v = &a->classes[i];
+
+		if (i == ci || ck_pr_load_32(&v->cl_empty) == 0)
+			continue;
+		if (mlc__lock_try(a, &v->cl_lock, class_rebuild,
+				  (void *)(uintptr_t)i) < 0)
+			continue;
+		moved = v->cl_empty > 0 && steal_empty_from(a, i, ci, now);
+		mlc__lock_give(&v->cl_lock);
+	}
+	if (!moved)
+		empty_recount(a, seen);
+	return moved;
 }
 
 /* With class @p ci locked: move a page straight into it from a victim
@@ -1462,6 +1544,8 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 			if (attempt > 0 && mode != STEAL_WANTED)
 				c->cl_flags |= MLC__CL_COURTESY;
 		}
+		if (!ok && !zero && empty_steal(a, ci, now))
+			ok = chunk_pop(a, c, off, gen);
 		if (!ok && steal) {
 			if (page_steal_locked(a, ci, now, mode)) {
 				ok = chunk_pop(a, c, off, gen);
@@ -1501,6 +1585,7 @@ piece_take(struct mlc_arena *a, uint32_t ci, uint64_t now,
 
 		if (chunk_pop(a, c, off, gen) ||
 		    (page_from_pool(a, ci) && chunk_pop(a, c, off, gen)) ||
+		    (empty_steal(a, ci, now) && chunk_pop(a, c, off, gen)) ||
 		    class_sweep(a, c, now, force, keep, off, gen) ||
 		    (attempt > 0 && page_steal_locked(a, ci, now, STEAL_ANY) &&
 		     chunk_pop(a, c, off, gen)))

@@ -31,10 +31,9 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 12			/* bump on any layout change
-					 * (12: a flight's outcome record
-					 * names its flight by slot and
-					 * generation) */
+#define MLC_ARENA_FORMAT 13			/* bump on any layout change
+					 * (13: each class counts its empty
+					 * pages, and the header their sum) */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128
@@ -323,6 +322,8 @@ struct mlc__class {
 	uint32_t cl_gone_main;	/* ... and from main: ghost stamps */
 	uint32_t cl_moving;	/* a page move or rebuild is changing the
 				 * class's pages (class lock; alloc.c) */
+	uint32_t cl_empty;	/* its pages with every chunk free (class
+				 * lock; format 13) */
 };
 
 enum mlc__class_flags {
@@ -528,6 +529,8 @@ struct mlc__hdr {
 	uint64_t ah_demand_total;
 	uint32_t ah_pool_moving;	/* a page move or rebuild is changing
 					 * the pool (pool lock; alloc.c) */
+	int32_t ah_empty_pages;		/* the classes' cl_empty summed: a
+					 * hint, moved after each (format 13) */
 	uint64_t ah_moves_begun;	/* page moves and rebuilds begun, for
 					 * mlc_arena_check() (alloc.c) */
 
