@@ -396,6 +396,13 @@ assert sum("key_hex" in k for k in d["keys"]) == 1, d
 EOF
 run 0 F keys bytes --format json --limit 1
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["keys"]) == 1 and d["limited"] is True, d' "$tmp/out" && ok || bad "keys --json --limit 1"
+# limited only when keys were left out: --limit 3 lists all three
+run 0 F keys bytes --json --limit 3
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["keys"]) == 3 and d["limited"] is False, d' "$tmp/out" && ok || bad "keys --json --limit 3 (all listed)"
+run 0 F keys bytes --json --limit 2
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["keys"]) == 2 and d["limited"] is True, d' "$tmp/out" && ok || bad "keys --json --limit 2"
+run 0 F keys bytes --limit 3 -v; lacks err 'stopped at --limit'
+run 0 F keys bytes --limit 2 -v; has err 'stopped at --limit 2'
 run 0 F keys bytes --json --prefix nope
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["keys"] == [] and d["limited"] is False, d' "$tmp/out" && ok || bad "keys --json (none)"
 run 1 F keys nons --json

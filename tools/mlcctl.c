@@ -174,12 +174,13 @@ static const struct command commands[] = {
 	  "index order, in steps of 4096 buckets.\n"
 	  "\n"
 	  "  --prefix P     only keys that start with P\n"
-	  "  --limit N      stop after N keys (default 1000; 0: all)\n"
+	  "  --limit N      list at most N keys (default 1000; 0: all); -v\n"
+	  "                 says when keys were left out\n"
 	  "  --json         one JSON document (also --format json):\n"
 	  "                 {\"arena\", \"namespace\", \"keys\": [{\"key\",\n"
 	  "                 \"value_bytes\", \"ttl_ms\" (null: never expires),\n"
 	  "                 \"expired\", \"negative\", \"version\"}, ...],\n"
-	  "                 \"limited\" (true: stopped at --limit)}.  Keys are\n"
+	  "                 \"limited\" (true: keys were left out)}.  Keys are\n"
 	  "                 bytes: \"key\" holds valid UTF-8 as characters and\n"
 	  "                 each byte that is not part of a valid UTF-8\n"
 	  "                 sequence as \\u00XX (U+0000 to U+00FF), so such a\n"
@@ -1707,9 +1708,14 @@ key_print(void *arg, const struct mlc_key_info *k)
 
 	if (k->key_len < x->plen || memcmp(k->key, x->prefix, x->plen) != 0)
 		return 0;
+	/* Stop at the first key past --limit, not at the last one listed:
+	 * the list is cut ("limited") only if a key was left out. */
+	if (x->limit != 0 && x->n == x->limit)
+		return 1;
+	x->n++;
 	if (x->json) {
-		key_json(k, x->n == 0);
-		return ++x->n == x->limit ? 1 : 0;
+		key_json(k, x->n == 1);
+		return 0;
 	}
 	put_key(stdout, k->key, k->key_len);
 	printf("\t%zu\t", k->value_len);
@@ -1720,7 +1726,7 @@ key_print(void *arg, const struct mlc_key_info *k)
 	else
 		printf("%" PRId64 "ms", k->ttl_ms);
 	printf("\t%s\n", k->flags & MLC_NEGATIVE ? "negative" : "-");
-	return ++x->n == x->limit ? 1 : 0;
+	return 0;
 }
 
 static int
@@ -1759,7 +1765,7 @@ cmd_keys(struct opts *o)
 	if (x.json)
 		printf("%s],\n  \"limited\": %s\n}\n", x.n ? "\n  " : "",
 		       rc == 1 ? "true" : "false");
-	if (rc == 1) {			/* --limit reached */
+	if (rc == 1) {			/* keys left out past --limit */
 		if (o->given & O_VERBOSE)
 			fprintf(stderr, "%s: stopped at --limit %" PRIu64 "\n",
 				prog, x.limit);
