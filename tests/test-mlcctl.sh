@@ -218,7 +218,10 @@ assert a["name"] == sys.argv[2] and a["kind"] == "file", a
 assert a["bytes"] == 8 << 20 and a["namespaces"] == 4 and a["format"] >= 1, a
 assert a["items"] >= 5 and a["pages"] >= 1, a
 ns = d["namespaces"]
-assert list(ns) == ["users", "sessions", "other", 'we"ird\\ns'], list(ns)
+# a name as ls shows it (its backslash doubled), and its bytes
+assert list(ns) == ["users", "sessions", "other", 'we"ird\\\\ns'], list(ns)
+assert ns['we"ird\\\\ns']["name_hex"] == 'we"ird\\ns'.encode().hex(), ns
+assert "name_hex" not in ns["users"], ns["users"]
 u = ns["users"]
 assert u["deletes"] == 2 and u["purges"] == 1, u
 assert u["sets"] >= 8 and u["misses"] >= 1 and u["negative_hits"] >= 1, u
@@ -275,12 +278,50 @@ has out '^mlc_namespace_sets_total\{arena="[^"]+",namespace="users"\} [0-9]+$'
 has out '^mlc_namespace_hits_total\{arena="[^"]+",namespace="users",level="l2"\} [0-9]+$'
 has out '^mlc_namespace_lock_wait_seconds_total\{.*\} [0-9]+\.[0-9]{3}$'
 has out '^mlc_namespace_deletes_total\{arena="[^"]+",namespace="users"\} 2$'
-has out 'namespace="we\\"ird\\\\ns"'
+has out 'namespace="we\\"ird\\\\\\\\ns"'
 has out '^# TYPE mlc_namespace_hits_total counter$'
 has out '^# HELP mlc_arena_bytes '
 run 0 F stats --format=prometheus --ns=users
 lacks out 'namespace="other"'
 has out 'namespace="users"'
+
+echo "== stats: namespace names that are not UTF-8 stay distinct"
+# Names are any bytes but NUL: a\xff, a\xfe, "aÿ" (U+00FF in UTF-8) and the
+# four characters a\xff are four namespaces, four JSON keys (the text ls
+# shows, with "name_hex" when that is not the name) and four series.
+NA=$tmp/names.mlc
+run 0 "$M" --file "$NA" set --create --bytes 8M "$(printf 'a\xff')" k 1
+run 0 "$M" --file "$NA" set "$(printf 'a\xfe')" k 2
+run 0 "$M" --file "$NA" set "$(printf 'a\xc3\xbf')" k 3
+run 0 "$M" --file "$NA" set 'a\xff' k 4
+run 0 "$M" --file "$NA" stats --json
+"$PY" - "$tmp/out" <<'EOF' && ok || bad "stats --json: names collide: $(cat "$tmp/out")"
+import json, sys
+pairs = json.load(open(sys.argv[1]), object_pairs_hook=lambda p: p)
+ns = dict(dict(pairs)["namespaces"])
+assert len(ns) == 4 == len(dict(pairs)["namespaces"]), ns
+got = {}
+for k, v in ns.items():
+    v = dict(v)
+    b = bytes.fromhex(v["name_hex"]) if "name_hex" in v else k.encode()
+    got[b] = v["items"]
+want = {b"a\xff": 1, b"a\xfe": 1, "aÿ".encode(): 1, b"a\\xff": 1}
+assert got == want, (got, want)
+assert set(ns) == {"a\\xff", "a\\xfe", "aÿ", "a\\\\xff"}, list(ns)
+EOF
+run 0 "$M" --file "$NA" stats --format prometheus
+"$PY" - "$tmp/out" <<'EOF' && ok || bad "prometheus: names collide or not UTF-8"
+import sys
+lines = open(sys.argv[1], "rb").read().decode("utf-8").splitlines()
+series = [l.rsplit(" ", 1)[0] for l in lines if not l.startswith("#")]
+assert len(series) == len(set(series)), "duplicate series"
+items = [s for s in series if s.startswith("mlc_namespace_items{")]
+assert len(items) == 4, items
+EOF
+has out 'namespace="a\\\\xff"'; has out 'namespace="a\\\\\\\\xff"'
+run 0 "$M" --file "$NA" keys "$(printf 'a\xff')" --json
+"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["namespace"] == "a\\xff" and d["namespace_hex"] == "61ff", d' "$tmp/out" && ok || bad "keys --json: namespace $(cat "$tmp/out")"
+rm -f "$NA"
 
 echo "== stats: the counts of a scripted workload"
 if [ -z "$W" ]; then

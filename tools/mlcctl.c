@@ -104,7 +104,14 @@ static const struct command commands[] = {
 	  "                 mlc_build_info{version=\"...\"} 1)\n"
 	  "  --json         the same as --format json\n"
 	  "  --watch S      print a whole report every S seconds until\n"
-	  "                 killed\n" },
+	  "                 killed\n"
+	  "\n"
+	  "Namespace names are any bytes but NUL.  In json (the keys of\n"
+	  "\"namespaces\") and prometheus (the namespace label) a name is\n"
+	  "the text ls shows: valid UTF-8 as is, a backslash as \\\\, other\n"
+	  "bytes and controls as \\xHH, so distinct names stay distinct\n"
+	  "and the label is valid UTF-8.  When that text is not the name,\n"
+	  "json adds \"name_hex\", the name's exact bytes in hex.\n" },
 	{ "ls", 0, 0, 0, cmd_ls,
 	  "ls",
 	  "namespaces, arena size, pages and items",
@@ -185,7 +192,10 @@ static const struct command commands[] = {
 	  "                 each byte that is not part of a valid UTF-8\n"
 	  "                 sequence as \\u00XX (U+0000 to U+00FF), so such a\n"
 	  "                 key also has \"key_hex\", its exact bytes in hex;\n"
-	  "                 without \"key_hex\", the key is \"key\" in UTF-8\n"
+	  "                 without \"key_hex\", the key is \"key\" in UTF-8.\n"
+	  "                 \"namespace\" is the name as stats --json shows\n"
+	  "                 it (with \"namespace_hex\" when that is not the\n"
+	  "                 name)\n"
 	  "\n"
 	  "Exit 1 if the namespace does not exist.\n" },
 	{ "slabs", 0, 0, O_FORMAT | O_JSON, cmd_slabs,
@@ -668,6 +678,42 @@ put_quoted(FILE *f, const char *str, bool prom)
 		i += l;
 	}
 	fputc('"', f);
+}
+
+/* A namespace name as a JSON string or a Prometheus label value: the
+ * text put_name() shows, quoted (its backslashes and quotes escaped once
+ * more).  Names are any bytes but NUL; this text is valid UTF-8 and
+ * distinct for distinct names, which U+FFFD for each invalid byte was
+ * not (two names became one JSON key and one Prometheus series).  False
+ * if the text is not the name itself (JSON then adds "name_hex"). */
+static bool
+put_name_quoted(FILE *f, const char *name)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t n = strlen(name);
+	bool exact = true;
+
+	fputc('"', f);
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_len(s + i, n - i);
+
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\') {
+			if (s[i] == '\\')
+				fputs("\\\\\\\\", f);
+			else
+				fprintf(f, "\\\\x%02x", s[i]);
+			exact = false;
+			i++;
+			continue;
+		}
+		if (s[i] == '"')
+			fputs("\\\"", f);
+		else
+			fwrite(s + i, 1, l, f);
+		i += l;
+	}
+	fputc('"', f);
+	return exact;
 }
 
 /* @p n bytes as a JSON string: valid UTF-8 as characters (", \ and the
@@ -1182,10 +1228,22 @@ json_fields(const struct field *f, size_t n, const void *s, size_t ssize,
 	}
 }
 
+/* A name's exact bytes as hex digits, quoted. */
+static void
+put_name_hex(FILE *f, const char *name)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		fprintf(f, "%02x", *p);
+	fputc('"', f);
+}
+
 static void
 stats_json(const struct opts *o, const struct mlc_arena_info *info,
 	   const struct ns_list *l)
 {
+	bool exact;
+
 	printf("{\n  \"arena\": {\n    \"name\": ");
 	put_quoted(stdout, o->arena, false);
 	printf(",\n    \"kind\": \"%s\",", arena_kind(o));
@@ -1193,10 +1251,14 @@ stats_json(const struct opts *o, const struct mlc_arena_info *info,
 	printf("\n  },\n  \"namespaces\": {");
 	for (size_t j = 0; j < l->n; j++) {
 		printf("%s\n    ", j ? "," : "");
-		put_quoted(stdout, l->name[j], false);
+		exact = put_name_quoted(stdout, l->name[j]);
 		printf(": {");
+		if (!exact) {
+			printf("\n      \"name_hex\": ");
+			put_name_hex(stdout, l->name[j]);
+		}
 		json_fields(info_fields, NINFO, &l->in[j], l->in[j].size,
-			    "      ", true);
+			    "      ", exact);
 		json_fields(ns_fields, NNS, &l->st[j], l->st[j].size,
 			    "      ", false);
 		printf("\n    }");
@@ -1258,7 +1320,7 @@ stats_prom(const struct opts *o, const struct mlc_arena_info *info,
 			printf("%s{arena=", f->metric);
 			put_quoted(stdout, o->arena, true);
 			printf(",namespace=");
-			put_quoted(stdout, l->name[j], true);
+			put_name_quoted(stdout, l->name[j]);
 			if (f->label != NULL)
 				printf(",%s", f->label);
 			printf("} ");
@@ -1754,7 +1816,10 @@ cmd_keys(struct opts *o)
 		printf("{\n  \"arena\": ");
 		put_quoted(stdout, o->arena, false);
 		printf(",\n  \"namespace\": ");
-		put_quoted(stdout, ns, false);
+		if (!put_name_quoted(stdout, ns)) {
+			printf(",\n  \"namespace_hex\": ");
+			put_name_hex(stdout, ns);
+		}
 		printf(",\n  \"keys\": [");
 	}
 	do
