@@ -602,6 +602,16 @@ has err 'too small'
 rm -f "$tmp/lower.mlc"
 run 0 "$M" --file "$tmp/lower.mlc" set --create --bytes 16m ns k v
 run 0 "$M" --file "$tmp/lower.mlc" ls; has out '16\.0 MiB'
+# --create --bytes N on an arena that exists with another size: refused,
+# too big or too small alike, and nothing stored; the same size, or no
+# --bytes, attaches it
+run 2 "$M" --file "$tmp/lower.mlc" set --create --bytes 64M ns big v
+has err "exists with 16777216 bytes, not the --bytes 67108864"
+run 1 "$M" --file "$tmp/lower.mlc" get ns big
+run 2 "$M" --file "$tmp/lower.mlc" set --create --bytes 1K ns big v
+has err 'too small'; has err "exists with 16777216 bytes"
+run 0 "$M" --file "$tmp/lower.mlc" set --create --bytes 16M ns big v
+run 0 "$M" --file "$tmp/lower.mlc" set --create ns big v
 # a truncated arena: refused, and check says why (exit 2)
 cp "$tmp/lower.mlc" "$tmp/trunc.mlc"
 truncate -s 8M "$tmp/trunc.mlc"

@@ -157,7 +157,9 @@ static const struct command commands[] = {
 	  "  --bytes N      with --create: the arena's size (K, M, G suffixes\n"
 	  "                 in either case are binary); default 64M; a size\n"
 	  "                 too small for the layout is refused with the\n"
-	  "                 smallest that works\n" },
+	  "                 smallest that works.  An arena that exists keeps\n"
+	  "                 its size: --bytes other than that size is an\n"
+	  "                 error (exit 2, nothing stored)\n" },
 	{ "delete", 2, 2, 0, cmd_delete,
 	  "delete NS KEY",
 	  "remove a key everywhere",
@@ -804,6 +806,50 @@ explain_attach(const struct opts *o, int rc)
 		    "refused", path, (unsigned long long)st.st_size);
 }
 
+/* The size of the arena @p o names if it exists (attached read-only, to
+ * look), else 0. */
+static uint64_t
+existing_bytes(const struct opts *o)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a;
+
+	ao.flags = ((o->given & O_FILE) ? MLC_ARENA_FILE : 0u) |
+		   ((o->given & O_FOREIGN) ? MLC_ARENA_FOREIGN : 0u) |
+		   MLC_ARENA_RDONLY;
+	if (mlc_arena_open(&a, o->arena, &ao) < 0)
+		return 0;
+	if (mlc_arena_info(a, &info) < 0)
+		info.bytes = 0;
+	mlc_arena_close(a);
+	return info.bytes;
+}
+
+/* An arena that exists keeps its size (bytes matter only on creation):
+ * an explicit --bytes it does not have is an error, not an arena of a
+ * size nobody asked for.  The size alone is compared, not the layout, so
+ * an arena made elsewhere with other options but this size is used. */
+static int
+check_bytes(const struct opts *o, struct mlc_arena **ap)
+{
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	int rc;
+
+	if ((rc = mlc_arena_info(*ap, &info)) < 0) {
+		mlc_arena_close(*ap);
+		return fail(rc, "arena info");
+	}
+	if (info.bytes == o->bytes)
+		return 0;
+	mlc_arena_close(*ap);
+	err("arena '%s' exists with %" PRIu64 " bytes, not the --bytes %"
+	    PRIu64 " asked for: an arena keeps the size it was made with "
+	    "(leave --bytes out, or remove the arena to make it anew)",
+	    o->arena, info.bytes, o->bytes);
+	return X_ERR;
+}
+
 /* Inspecting commands (stats, ls, check) attach read-only: they work for a
  * user with read access only, and never touch the arena. */
 static int
@@ -820,18 +866,23 @@ open_arena_mode(struct opts *o, bool create, bool rdonly,
 	ao.bytes = o->bytes;
 	rc = mlc_arena_open(ap, o->arena, &ao);
 	if (rc == 0)
-		return 0;
+		return create && (o->given & O_BYTES) ? check_bytes(o, ap) : 0;
 	err("cannot %s arena '%s': %s (%d)", create ? "open or create" :
 	    "attach", o->arena, mlc_strerror(rc), rc);
 	explain_attach(o, rc);
 	if (rc == -EINVAL && create && (o->given & O_BYTES)) {
 		uint64_t min = mlc_arena_min_bytes(&ao);
 
+		uint64_t have = existing_bytes(o);
+
 		if (min > o->bytes)
 			err("--bytes %" PRIu64 " is too small: the smallest "
 			    "arena with the default layout is %" PRIu64
 			    " bytes (%" PRIu64 "K)", o->bytes, min,
 			    (min + 1023) / 1024);
+		if (have != 0)
+			err("arena '%s' exists with %" PRIu64 " bytes, and "
+			    "keeps them", o->arena, have);
 	} else if (rc == -ENOENT && !create)
 		err("hint: mlcctl does not create arenas (except set "
 		    "--create)%s", (o->given & O_FILE) ? "" :
