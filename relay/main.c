@@ -8,10 +8,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,7 +37,8 @@ usage(FILE *f)
 "  --arena NAME         arena (shm name; a path with --file)\n"
 "  --file               NAME is a file path\n"
 "  --create             create the arena if absent (else wait for it)\n"
-"  --bytes N            size when creating (default 64 MiB)\n"
+"  --bytes N            size when creating (default 64M; K, M, G\n"
+"                       suffixes are binary)\n"
 "  --host-id ID         this host's name, unique among the hosts\n"
 "  --host HOST          Redis host (default 127.0.0.1)\n"
 "  --port PORT          Redis port (default 6379)\n"
@@ -52,6 +56,83 @@ usage(FILE *f)
 "  --stats-file PATH    also write them (one line) to PATH\n"
 "  --publish            also publish (only useful with an application\n"
 "                       calling mlc_relay_event(); see README)\n");
+}
+
+/* A decimal number from @p min to @p max into *@p out; with @p size, a K,
+ * M or G suffix (KiB, MiB, GiB; either case; binary) as mlcctl, nginx and
+ * mlc-server take sizes.  Else says what @p opt wants, on stderr. */
+static bool
+number(const char *opt, const char *s, bool size, uint64_t min,
+       uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0, mul = 1;
+	char *end = NULL;
+
+	if (*s >= '0' && *s <= '9') {
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno != 0)
+			end = NULL;
+	}
+	if (end != NULL && size && *end != '\0') {
+		if (strcasecmp(end, "K") == 0 || strcasecmp(end, "KiB") == 0)
+			mul = UINT64_C(1) << 10;
+		else if (strcasecmp(end, "M") == 0 ||
+			 strcasecmp(end, "MiB") == 0)
+			mul = UINT64_C(1) << 20;
+		else if (strcasecmp(end, "G") == 0 ||
+			 strcasecmp(end, "GiB") == 0)
+			mul = UINT64_C(1) << 30;
+		else
+			end = NULL;
+		if (end != NULL)
+			end += strlen(end);
+	}
+	if (end != NULL && *end == '\0' && v <= max / mul &&
+	    v * mul >= min) {
+		*out = v * mul;
+		return true;
+	}
+	if (size)
+		fprintf(stderr, "mlc-relay: %s '%s': a size in bytes wanted, "
+			"at least %" PRIu64 ", a K, M or G suffix for KiB, "
+			"MiB, GiB\n", opt, s, min);
+	else if (max == UINT64_MAX)
+		fprintf(stderr, "mlc-relay: %s '%s': a whole number wanted, "
+			"at least %" PRIu64 "\n", opt, s, min);
+	else
+		fprintf(stderr, "mlc-relay: %s '%s': a whole number from %"
+			PRIu64 " to %" PRIu64 " wanted\n", opt, s, min, max);
+	return false;
+}
+
+/* Milliseconds, 0 to 2^32 - 1, into *@p out. */
+static bool
+ms_option(const char *opt, const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!number(opt, s, false, 0, UINT32_MAX, &v))
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* A string option's length, checked before anything is made (the arena
+ * with --create): mlc_relay_start() would refuse it only afterwards. */
+static bool
+length_ok(const char *opt, const char *s, size_t min, size_t max)
+{
+	size_t n;
+
+	if (s == NULL)		/* not given: the default */
+		return true;
+	n = strlen(s);
+	if (n >= min && n <= max)
+		return true;
+	fprintf(stderr, "mlc-relay: %s must be %zu to %zu bytes, it has %zu\n",
+		opt, min, max, n);
+	return false;
 }
 
 static void
@@ -105,7 +186,8 @@ main(int argc, char **argv)
 	struct mlc_arena *arena = NULL;
 	struct mlc_relay *relay = NULL;
 	const char *name = NULL, *stats_file = NULL;
-	unsigned stats_ms = 0;
+	uint32_t stats_ms = 0;
+	uint64_t v;
 	int opt, rc, waited = 0;
 	char err[160], line[512];
 	struct sigaction sa;
@@ -117,21 +199,53 @@ main(int argc, char **argv)
 		case 'a': name = optarg; break;
 		case 'i': ro.host_id = optarg; break;
 		case 'H': ro.redis_host = optarg; break;
-		case 'p': ro.redis_port = (uint32_t)atoi(optarg); break;
+		case 'p':
+			if (!number("--port", optarg, false, 1, 65535, &v))
+				return 2;
+			ro.redis_port = (uint32_t)v;
+			break;
 		case 'u': ro.redis_unix = optarg; break;
 		case 's': ro.stream = optarg; break;
 		case O_PASS: ro.redis_password = optarg; break;
 		case O_FILE: ao.flags |= MLC_ARENA_FILE; break;
 		case O_CREATE: ao.flags |= MLC_ARENA_CREATE; break;
-		case O_BYTES: ao.bytes = strtoull(optarg, NULL, 0); break;
-		case O_MAXLEN: ro.maxlen = strtoull(optarg, NULL, 0); break;
-		case O_BLOCK: ro.block_ms = (uint32_t)atoi(optarg); break;
-		case O_IO: ro.io_timeout_ms = (uint32_t)atoi(optarg); break;
-		case O_BOMAX: ro.backoff_max_ms = (uint32_t)atoi(optarg); break;
-		case O_OFFLINE: ro.max_offline_ms = (uint32_t)atoi(optarg); break;
+		case O_BYTES:
+			if (!number("--bytes", optarg, true, 1, UINT64_MAX,
+				    &v))
+				return 2;
+			ao.bytes = v;
+			break;
+		case O_MAXLEN:
+			if (!number("--maxlen", optarg, false, 0, UINT64_MAX,
+				    &v))
+				return 2;
+			ro.maxlen = v;
+			break;
+		case O_BLOCK:
+			if (!ms_option("--block-ms", optarg, &ro.block_ms))
+				return 2;
+			break;
+		case O_IO:
+			if (!ms_option("--io-timeout-ms", optarg,
+				       &ro.io_timeout_ms))
+				return 2;
+			break;
+		case O_BOMAX:
+			if (!ms_option("--backoff-max-ms", optarg,
+				       &ro.backoff_max_ms))
+				return 2;
+			break;
+		case O_OFFLINE:
+			if (!ms_option("--max-offline-ms", optarg,
+				       &ro.max_offline_ms))
+				return 2;
+			break;
+		case O_STATS:
+			if (!ms_option("--stats-ms", optarg, &stats_ms))
+				return 2;
+			break;
 		case O_NOSTART: ro.flags |= MLC_RELAY_NO_START_PURGE; break;
 		case O_NOOFF: ro.flags |= MLC_RELAY_NO_OFFLINE_PURGE; break;
-		case O_STATS: stats_ms = (unsigned)atoi(optarg); break;
 		case O_STATSF: stats_file = optarg; break;
 		case O_PUB: ro.mode |= MLC_RELAY_PUBLISH;
 			    ro.flags |= MLC_RELAY_NO_HOOK; break;
@@ -143,6 +257,13 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!length_ok("--host-id", ro.host_id, 1, MLC_RELAY_HOST_ID_MAX) ||
+	    !length_ok("--host", ro.redis_host, 0, MLC_RELAY_HOST_MAX) ||
+	    !length_ok("--unix", ro.redis_unix, 0, MLC_RELAY_UNIX_MAX) ||
+	    !length_ok("--password (or MLC_RELAY_PASSWORD)",
+		       ro.redis_password, 0, MLC_RELAY_PASSWORD_MAX) ||
+	    !length_ok("--stream", ro.stream, 1, MLC_RELAY_STREAM_MAX))
+		return 2;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);

@@ -49,6 +49,16 @@ enum mlc_relay_flags {
 	MLC_RELAY_NO_OFFLINE_PURGE = 1 << 2,
 };
 
+/* The longest strings of the options, in bytes: a longer one (or an empty
+ * host_id or stream) makes mlc_relay_start() fail with -EINVAL. */
+enum mlc_relay_limits {
+	MLC_RELAY_HOST_ID_MAX  = 63,
+	MLC_RELAY_HOST_MAX     = 255,
+	MLC_RELAY_UNIX_MAX     = 107,
+	MLC_RELAY_PASSWORD_MAX = 127,
+	MLC_RELAY_STREAM_MAX   = 255,
+};
+
 struct mlc_relay_options {
 	size_t      size;	/* sizeof(struct mlc_relay_options) */
 	const char *host_id;	/* required: this host's name, unique among

@@ -43,11 +43,11 @@ struct sid {			/* a stream entry ID */
 
 struct mlc_relay {
 	struct mlc_arena *arena;
-	char host_id[64];
-	char host[256];
-	char unix_path[108];
-	char password[128];
-	char stream[256];
+	char host_id[MLC_RELAY_HOST_ID_MAX + 1];
+	char host[MLC_RELAY_HOST_MAX + 1];
+	char unix_path[MLC_RELAY_UNIX_MAX + 1];
+	char password[MLC_RELAY_PASSWORD_MAX + 1];
+	char stream[MLC_RELAY_STREAM_MAX + 1];
 	char maxlen[24];
 	uint32_t port, mode, flags, queue_len, batch, block_ms, io_ms;
 	uint32_t bo_min, bo_max, max_offline_ms, flush_ms;

@@ -110,6 +110,37 @@ start_redis() {
 start_redis
 say "network: 3 hosts + redis at $REDIS ($(ms_since "$t_start") ms)"
 
+# --- 0. the daemon's options: refused before anything is made ------------
+echo "0. mlc-relay refuses bad options (exit 2, no arena made); --bytes takes K/M/G"
+refused() {	# what-the-message-names option...
+	local what=$1 rc=0
+	shift
+	ip netns exec $NC timeout 5 "$DAEMON" --arena $TAG-opt --create --host $NET.1 "$@" \
+		>"$T/opt.log" 2>&1 || rc=$?
+	[ $rc = 2 ] || fail "mlc-relay $*: exit $rc, wanted 2: $(cat "$T/opt.log")"
+	grep -q -- "$what" "$T/opt.log" || fail "mlc-relay $*: no '$what' in: $(cat "$T/opt.log")"
+	[ ! -e /dev/shm/$TAG-opt ] || fail "mlc-relay $*: made the arena"
+}
+refused "--port" --host-id X --port notaport
+refused "--port" --host-id X --port 70000
+refused "--port" --host-id X --port 0
+refused "--bytes" --host-id X --bytes lots
+refused "--bytes" --host-id X --bytes 16Q
+refused "--block-ms" --host-id X --block-ms 5x
+refused "--maxlen" --host-id X --maxlen -1
+refused "--stats-ms" --host-id X --stats-ms 99999999999
+refused "--host-id" --host-id "$(printf '%064d' 0)"
+refused "--host-id" --host-id ""
+ip netns exec $NC "$DAEMON" --arena $TAG-opt --create --bytes 16M --host-id X \
+	--host $NET.1 --io-timeout-ms 500 >"$T/opt.log" 2>&1 &
+OPT=$!; PIDS+=($OPT)
+for _ in $(seq 100); do [ -e /dev/shm/$TAG-opt ] && break; sleep 0.05; done
+size=$(stat -c %s /dev/shm/$TAG-opt 2>/dev/null || echo none)
+kill -TERM $OPT; wait $OPT || fail "mlc-relay --bytes 16M: $(cat "$T/opt.log")"
+[ "$size" = 16777216 ] || fail "mlc-relay --bytes 16M made an arena of $size bytes: $(cat "$T/opt.log")"
+rm -f /dev/shm/$TAG-opt
+say "bad numbers, ports and host ids refused; --bytes 16M made 16777216 bytes"
+
 # --- hosts ---------------------------------------------------------------
 "$HOSTBIN" init "$CTL" 16
 RELAY_FLAGS=(--host $NET.1 --port 6379 --block-ms 1000 --io-timeout-ms 500
