@@ -594,6 +594,13 @@ has err 'invalid argument \(-22\)'; has err 'too small'
 # the smallest size that works, said in the message, does work
 has err 'smallest arena with the default layout is [0-9]+ bytes \([0-9]+K\)'
 min=$(sed -n 's/.*(\([0-9]*\)K).*/\1/p' "$tmp/err")
+# and the docs give that size
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+want=$("$PY" -c "print(f'{$min * 1024:,}')")
+for d in README.md lua/README.md examples/nginx/README.md; do
+	[ -f "$src/$d" ] || continue
+	grep -q "$want" "$src/$d" && ok || bad "$d does not give the smallest arena, $want bytes"
+done
 run 0 "$M" --file "$tmp/small.mlc" set --create --bytes "${min}k" ns k v
 rm -f "$tmp/small.mlc"
 run 2 "$M" --file "$tmp/small.mlc" set --create --bytes "$((min - 4))k" ns k v
