@@ -16,7 +16,9 @@
 	X(-ENOENT, "not found")						\
 	X(-ENOBUFS, "buffer too small")					\
 	X(-E2BIG, "key or value over the limit, or options from a newer mlc") \
-	X(-ENOSPC, "no room in the arena and nothing could be evicted")	\
+	X(-ENOSPC, "no room: the arena is full and nothing could be "	\
+		   "evicted, its namespace table is full, or the file "	\
+		   "system cannot hold the arena")				\
 	X(-ETIMEDOUT, "gave up waiting for another process")		\
 	X(-EDEADLK, "a loader asked for its own key")			\
 	X(-EEXIST, "arena exists")					\
@@ -24,7 +26,8 @@
 	X(-ENOMEM, "out of memory")					\
 	X(-EAGAIN, "not ready yet, try again")				\
 	X(-ENOSYS, "not implemented")					\
-	X(-EPERM, "not permitted on a read-only arena handle")		\
+	X(-EPERM, "not permitted: a write on a read-only arena handle, " \
+		  "or the system refused")					\
 	X(-EBUSY, "lost the race too many times; try again")		\
 	X(-ELOOP, "loaders nested too deeply")
 
