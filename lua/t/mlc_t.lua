@@ -125,6 +125,29 @@ local function throws(pattern, f, ...)
 end
 
 
+-- Bytes stored in L2 as they are, as a program other than resty.mlc
+-- stores them (mlcctl set): through libmlc's mlc_set on the instance's
+-- handle, for ttl_ms.
+local function raw_set(c, key, bytes, ttl_ms)
+    local ffi = require "ffi"
+    local lib = ffi.load(os.getenv("MLC_LIB"))
+    local co = ffi.new("struct mlc_call_options")
+    co.size = ffi.sizeof(co)
+    co.ttl_ms = ttl_ms
+    return lib.mlc_set(c.h, key, #key, bytes, #bytes, co)
+end
+
+
+-- whether /dev/shm/<name> exists
+local function shm_file(name)
+    local f = io.open("/dev/shm/" .. name, "r")
+    if f then
+        f:close()
+    end
+    return f ~= nil
+end
+
+
 -- ---------------------------------------------------------------- --
 -- In-worker tests
 
@@ -351,6 +374,24 @@ T.errors = function()
     expect("after an uncacheable value", "ok", nil, 3,
            c:get(k2, nil, function() return "ok" end))
     check(ngx.now() - t0 < 0.5, "no lock left behind (E3)")
+
+    -- whatever else is thrown while get() holds the key's flight (here the
+    -- __tostring of the callback's error object) gives the flight up first
+    local k3 = uniq("tkthrow")
+    local bad = setmetatable({}, { __tostring = function()
+        error("no tostring for you")
+    end })
+    throws("no tostring for you", c.get, c, k3, nil, function()
+        return nil, bad
+    end)
+    ngx.update_time()
+    t0 = ngx.now()
+    expect("after a throw in the flight", "ok", nil, 3,
+           c:get(k3, { resty_lock_opts = { timeout = 1 } },
+                 function() return "ok" end))
+    ngx.update_time()
+    check(ngx.now() - t0 < 0.5, "no lock left behind by a throw: waited "
+                                .. (ngx.now() - t0) .. " s")
 end
 
 
@@ -398,6 +439,45 @@ T.resurrect = function()
           "thrown error does not resurrect: " .. fmt(v) .. " " .. fmt(err))
     expect("no resurrect_ttl", nil, "backend down", nil,
            c:get(k3, { ttl = 0.2 }, fail))
+end
+
+
+-- an expired L2 value that resty.mlc did not write (empty, shorter than
+-- its header, an unknown tag: mlcctl set), a failing callback and
+-- resurrect_ttl: nothing to resurrect, a deserialize error returned (not
+-- thrown), the foreign bytes not stored again, and the flight given up
+-- (the next get does not wait out the lock timeout)
+T.resurrect_foreign = function()
+    local c = caches.c
+    local opts = { resurrect_ttl = 10, resty_lock_opts = { timeout = 1 } }
+    local fail = function() return nil, "boom" end
+    for _, bytes in ipairs { "", "abcde", "xyzxyzxyzxyz" } do
+        local what = "stale " .. fmt(bytes)
+        local k = uniq("resforeign")
+        check(raw_set(c, k, bytes, 50) == 0, what .. ": raw set")
+        ngx.sleep(0.15)
+        local sets = c:stats().sets
+        for i = 1, 2 do
+            ngx.update_time()
+            local t0 = ngx.now()
+            local ok, v, err, hit = pcall(c.get, c, k, opts, fail)
+            ngx.update_time()
+            check(ok and v == nil and hit == nil and type(err) == "string"
+                  and err:find("^could not deserialize value after mlc "
+                               .. "retrieval: "),
+                  what .. ", get " .. i .. ": " .. fmt(ok) .. " " .. fmt(v)
+                  .. " " .. fmt(err) .. " " .. fmt(hit))
+            check(ngx.now() - t0 < 0.5, what .. ", get " .. i .. " waited "
+                                        .. (ngx.now() - t0) .. " s")
+        end
+        check(c:stats().sets == sets, what .. ": not stored again ("
+                                      .. (c:stats().sets - sets) .. " sets)")
+        local _, perr = c:peek(k, true)
+        check(perr and perr:find("could not deserialize", 1, true),
+              what .. ": left in L2 as it was: " .. fmt(perr))
+        expect(what .. ": then a load", "fine", nil, 3,
+               c:get(k, opts, function() return "fine" end))
+    end
 end
 
 
@@ -619,6 +699,50 @@ T.validation = function()
     local v, e = cc:get("", nil, function() return 1 end)
     check(v == nil and e and e:find("invalid key", 1, true),
           "empty key: " .. fmt(e))
+
+    -- names are C strings to mlc: one with a NUL byte is refused with
+    -- nil, err, as mlc refuses an empty one (never cut at the NUL)
+    local function refused(what, x, err)
+        check(x == nil and type(err) == "string"
+              and err:find("invalid argument (the name has a NUL byte)", 1,
+                           true),
+              what .. ": " .. fmt(x) .. " " .. fmt(err))
+    end
+    local x, xe = mlc.new("", ARENA)
+    check(x == nil and type(xe) == "string", "empty name: " .. fmt(xe))
+    refused("new: NUL in the name", mlc.new("c\0x", ARENA))
+    refused("new: NUL in the arena name", mlc.new("x", ARENA .. "\0x"))
+    refused("arena: NUL in the name",
+            mlc.arena(ARENA .. "\0x", { create = false }))
+    refused("unlink: NUL in the name", mlc.unlink(ARENA .. "\0x"))
+    check(shm_file(ARENA), "unlink of " .. ARENA .. "\\0x kept " .. ARENA)
+    refused("namespace_stats: NUL in the name",
+            mlc.namespace_stats(ARENA, "c\0x"))
+
+    -- mlc.arena()'s options: a wrong type, or a number its field cannot
+    -- hold, throws (as new()'s and get()'s options do), and opens nothing
+    local bad = ARENA .. "-bad"
+    throws("opts.size must be a number", mlc.arena, bad, { size = "64m" })
+    throws("opts.size must be a whole number from 0 to 2^64 - 1", mlc.arena,
+           bad, { size = -1 })
+    throws("opts.bytes must be a whole number", mlc.arena, bad,
+           { bytes = 1 / 0 })
+    throws("opts.max_items must be a whole number from 0 to 2^32 - 1",
+           mlc.arena, bad, { max_items = 2 ^ 32 })
+    throws("opts.page_size must be a whole number", mlc.arena, bad,
+           { page_size = 4096.5 })
+    throws("opts.log_cells must be a whole number", mlc.arena, bad,
+           { log_cells = 0 / 0 })
+    throws("opts.mode must be a number", mlc.arena, bad, { mode = "0644" })
+    throws("opts.create must be a boolean", mlc.arena, bad, { create = 0 })
+    throws("opts.anonymous must be a boolean", mlc.arena, bad,
+           { anonymous = "yes" })
+    throws("name must be a string", mlc.unlink, nil)
+    check(not shm_file(bad), "no arena made from bad options")
+    local ok, ae = mlc.arena(bad, { size = 1 })
+    check(ok == nil and type(ae) == "string"
+          and ae:find("invalid argument", 1, true),
+          "a size mlc refuses: nil, err: " .. fmt(ae))
 end
 
 
@@ -809,7 +933,7 @@ T.ttl_ngx = function()
     c:get(k2, { ttl = 0.3 }, function() return "x" end)
     local t2 = c:peek(k2)
     check(t2 == 0.3, "callback value, ttl 0.3: " .. fmt(t2))
-    local a = uniq("tn-arena"):gsub("[^%w]", "-")
+    local a = (ARENA .. "-" .. uniq("tn")):gsub("[^%w-]", "-")
     assert(mlc.arena(a, { size = 8 * 1024 * 1024 }))
     local fresh = assert(mlc.new("f", a))
     fresh:get("k", { ttl = 0.3 }, function() return "first" end)
@@ -936,6 +1060,36 @@ T.l1_versions = function()
     check(y.l1 ~= x2.l1, "another arena: another L1")      -- other arena
     caches.w:set("k", nil, "unrelated")          -- another name: kept
     expect("later instance: still L1", 1, nil, 1, x2:get("k"))
+end
+
+
+-- mlc.unlink() then mlc.arena() of the same name is another arena: an
+-- instance made after it has an L1 of its own, which reads the new
+-- arena's log, not the L1 of the instances of the old arena
+T.recreate = function()
+    local a = (ARENA .. "-" .. uniq("re")):gsub("[^%w-]", "-")
+    assert(mlc.arena(a, { size = 8 * 1024 * 1024 }))
+    local c1 = assert(mlc.new("ns", a))
+    expect("old arena: L3", "old", nil, 3,
+           c1:get("k", nil, function() return "old" end))
+    assert(mlc.unlink(a))
+    assert(mlc.arena(a, { size = 8 * 1024 * 1024 }))
+    local c2 = assert(mlc.new("ns", a))
+    check(c2.l1 ~= c1.l1, "the new arena's instance has another L1")
+    expect("new arena: empty", nil, nil, -1, c2:get("k"))
+    expect("new arena: L3", "new", nil, 3,
+           c2:get("k", nil, function() return "new" end))
+    expect("new arena: L1", "new", nil, 1, c2:get("k"))
+
+    -- a change through another handle of the new arena (as another
+    -- process's) reaches c2's L1 through the new arena's log
+    assert(mlc.arena(a, { create = false }))
+    local c3 = assert(mlc.new("ns", a))
+    check(c3.l1 ~= c2.l1, "another arena handle: another L1")
+    assert(c3:set("k", nil, "changed"))
+    expect("new arena: the change seen", "changed", nil, 2, c2:get("k"))
+    expect("old arena: its own L1", "old", nil, 1, c1:get("k"))
+    mlc.unlink(a)
 end
 
 

@@ -55,7 +55,20 @@ layout_err=$(python3 "$here/ffi_layout.py" "$luadir/lib/resty/mlc.lua" \
 	"$prefix/layout" >"$layout" 2>&1)
 layout_rc=$?
 chmod 644 "$layout" 2>/dev/null
+# This run's arenas: $arena and $arena-* (the tests name theirs so); the
+# pid keeps them apart from those of any other run.
 arena="mlc-lua-t-$$"
+# The port: a free one that the kernel picks.  nginx listens with
+# reuseport, so a second nginx of the same user on that port (another run
+# of this script) would bind it too and take part of the connections.
+# Every run picks its port and starts nginx (bound when its command
+# returns: it daemonizes after) under one lock, so that the kernel never
+# picks a port that another run has picked.  nginx does not inherit the
+# lock's descriptor (it would hold the lock as long as it runs).
+exec {lockfd}>>/tmp/mlc-lua-t.lock
+if command -v flock >/dev/null; then
+	flock -w 120 "$lockfd" || echo "# could not take /tmp/mlc-lua-t.lock: going on"
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 conf="$prefix/conf/nginx.conf"
@@ -77,8 +90,8 @@ stop_nginx() {
 
 cleanup() {
 	stop_nginx
-	rm -f "/dev/shm/$arena" "/dev/shm/$arena-big" /dev/shm/.mlc-tmp."$arena".* \
-		/dev/shm/.mlc-tmp."$arena-big".* 2>/dev/null
+	rm -f "/dev/shm/$arena" "/dev/shm/$arena"-* /dev/shm/.mlc-tmp."$arena".* \
+		/dev/shm/.mlc-tmp."$arena"-*.* 2>/dev/null
 	if [ "$failed" -ne 0 ] && [ -s "$prefix/logs/error.log" ]; then
 		echo "# nginx error log (last 40 lines):"
 		tail -40 "$prefix/logs/error.log" | sed 's/^/#   /'
@@ -177,9 +190,12 @@ report() {	# report <ok:0|1> <name> [details...]
 	fi
 }
 
-if ! MLC_LIB="$lib" MLC_T_ARENA="$arena" MLC_T_LAYOUT="$layout" \
+MLC_LIB="$lib" MLC_T_ARENA="$arena" MLC_T_LAYOUT="$layout" \
 	MLC_T_BENCH="${MLC_T_BENCH:-0}" "$NGINX" -p "$prefix" -c "$conf" \
-	-e "$prefix/logs/error.log" 2>"$prefix/logs/start.err"; then
+	-e "$prefix/logs/error.log" 2>"$prefix/logs/start.err" {lockfd}>&-
+started=$?
+exec {lockfd}>&-		# the port is nginx's: the next run may pick
+if [ $started -ne 0 ]; then
 	failed=1
 	report 1 "nginx starts" "$(cat "$prefix/logs/start.err")"
 	exit 1
@@ -243,7 +259,8 @@ specver=$(sed -n 's/^version = "\(.*\)-[0-9]*"$/\1/p' "$spec")
 	[ "$(basename "$spec")" = "lua-resty-mlc-$modver-1.rockspec" ]
 report $? "version: resty.mlc _VERSION ($modver) is the rockspec's ($specver)" \
 	"$(basename "$spec")"
-for t in levels types negative ttl ttl_ngx errors resurrect l1_serializer \
+for t in levels types negative ttl ttl_ngx errors resurrect resurrect_foreign \
+	l1_serializer recreate \
 	peek set_delete_purge bulk bulk_order validation options ipc lock anon \
 	lru_size custom_lru oversize killed timer hash_index ffi_layout stats \
 	l1_versions; do

@@ -1,10 +1,10 @@
 -- resty.mlc: lua-resty-mlcache's API on top of mlc (libmlc), through the
 -- LuaJIT FFI.
 --
---   L1  Lua objects per worker and per instance name, keyed by the key
---       (CLOCK eviction).  It stays coherent through mlc's invalidation
---       log: every get()/peek() compares the log head with its cursor (one
---       shared load) and applies what changed when they differ.
+--   L1  Lua objects per worker, per arena handle and instance name, keyed
+--       by the key (CLOCK eviction).  It stays coherent through mlc's
+--       invalidation log: every get()/peek() compares the log head with its
+--       cursor (one shared load) and applies what changed when they differ.
 --   L2  an mlc arena (shared memory, see mlc.h), named by `shm`.
 --   L3  the callback, run by one worker at a time per key (mlc's single
 --       flight, driven from Lua so that the callback may yield).
@@ -32,6 +32,7 @@ local type     = type
 local next     = next
 local error    = error
 local pcall    = pcall
+local rawequal = rawequal
 local xpcall   = xpcall
 local tostring = tostring
 local tonumber = tonumber
@@ -285,6 +286,7 @@ local MLC_ELOADER    = K.MLC_ELOADER
 local ENOENT    = -2
 local EIO       = -5
 local EAGAIN    = -11
+local EINVAL    = -22
 local ENOSPC    = -28
 
 local REC_CAP = 256           -- records taken per mlc_update_records() call
@@ -646,7 +648,8 @@ end
 
 
 -- The same bytes, marked resurrected (lower-case tag), expiring at
--- @expire.
+-- @expire.  Bytes that decode() takes (at least HDR of them): resurrect()
+-- decodes them first.
 local function restale(bytes, expire)
     local tag = byte(bytes, 1)
     if tag < 97 then
@@ -682,6 +685,58 @@ end
 -- init_by_lua*).
 
 local ARENAS = {}
+
+
+-- mlc takes names (arenas, namespaces) as C strings: a NUL would cut one
+-- short (mlc.new("a\0b") would open namespace "a").  Such a name is
+-- refused as mlc refuses an empty one: nil, err.  c_name(name): true when
+-- @name has no NUL byte; nul_name(name): the name as shown in messages,
+-- and the error.
+local function c_name(name)
+    return not name:find("\0", 1, true)
+end
+
+
+local function nul_name(name)
+    lib()
+    return (name:gsub("%z", "\\0")),
+           strerror(EINVAL) .. " (the name has a NUL byte)"
+end
+
+
+-- The options of mlc.arena(), checked before any reaches the FFI (which
+-- throws a cdata conversion error on a string, and wraps a number out of
+-- its field's range): the flags booleans, the rest whole numbers that fit
+-- their field.  Thrown, as new() and get() throw bad options.
+local ARENA_FLAG_OPTS = { "create", "exclusive", "file", "anonymous",
+                          "foreign" }
+local ARENA_NUM_OPTS = {       -- name, bits of its struct field
+    { "size", 64 }, { "bytes", 64 }, { "mode", 32 }, { "max_items", 32 },
+    { "page_size", 32 }, { "log_cells", 32 }, { "flight_slots", 32 },
+    { "max_namespaces", 32 }, { "neg_quota_pct", 32 },
+}
+
+local function check_arena_opts(aopts, level)
+    for _, f in ipairs(ARENA_FLAG_OPTS) do
+        local x = aopts[f]
+        if x ~= nil and type(x) ~= "boolean" then
+            error("opts." .. f .. " must be a boolean", level + 1)
+        end
+    end
+    for _, fb in ipairs(ARENA_NUM_OPTS) do
+        local f, bits = fb[1], fb[2]
+        local x = aopts[f]
+        if x ~= nil then
+            if type(x) ~= "number" then
+                error("opts." .. f .. " must be a number", level + 1)
+            end
+            if not (x >= 0 and x < 2 ^ bits) or x ~= floor(x) then
+                error("opts." .. f .. " must be a whole number from 0 to 2^"
+                      .. bits .. " - 1", level + 1)
+            end
+        end
+    end
+end
 
 
 local function arena_flags(aopts)
@@ -759,6 +814,12 @@ function _M.arena(name, opts)
         error("opts must be a table", 2)
     end
     opts = opts or {}
+    check_arena_opts(opts, 2)
+
+    if not c_name(name) then
+        local shown, err = nul_name(name)
+        return nil, "could not open mlc arena '" .. shown .. "': " .. err
+    end
 
     local a, rc = open_arena(name, opts)
     if not a then
@@ -773,7 +834,14 @@ end
 --- unlink(name, is_file): remove an arena's name (processes that have it
 -- mapped keep using it).
 function _M.unlink(name, is_file)
+    if type(name) ~= "string" then
+        error("name must be a string", 2)
+    end
     lib()
+    if not c_name(name) then
+        local _, err = nul_name(name)
+        return nil, err
+    end
     ARENAS[name] = nil
     local rc = C.mlc_arena_unlink(name, is_file and MLC_ARENA_FILE or 0)
     if rc ~= 0 then
@@ -842,6 +910,13 @@ function _M.namespace_stats(shm, name)
     if not a then
         return nil, "no such mlc arena: " .. tostring(shm)
     end
+    if type(name) ~= "string" then
+        error("name must be a string", 2)
+    end
+    if not c_name(name) then
+        local _, err = nul_name(name)
+        return nil, err
+    end
     local st = ffi_new("struct mlc_stats")
     st.size = ffi_sizeof(st)
     local rc = C.mlc_namespace_stats(a, name, st)
@@ -867,10 +942,10 @@ end
 
 
 -- ------------------------------------------------------------------ --
--- L1: one per instance name per Lua VM (instances of one name share it,
--- as in lua-resty-mlcache), indexed by the key itself, as resty.lrucache
--- is: a hit is one table lookup and an expiry check, with no FFI call but
--- ngx.now(), no hashing and at most one store.
+-- L1: one per arena handle and instance name per Lua VM (instances of one
+-- name share it, as in lua-resty-mlcache; see L1S), indexed by the key
+-- itself, as resty.lrucache is: a hit is one table lookup and an expiry
+-- check, with no FFI call but ngx.now(), no hashing and at most one store.
 --
 -- Slots 1..size hold entries in parallel arrays: keys, vals (the Lua
 -- object, NIL for a cached nil), vers (the L2 version it was made from; 0:
@@ -900,7 +975,12 @@ getmetatable(NIL).__tostring = function() return "<nil>" end
 local l1_mt = {}
 l1_mt.__index = l1_mt
 
-local L1S = setmetatable({}, { __mode = "v" })
+-- The L1s of this VM: by arena handle (the cdata ARENAS holds), then by
+-- name.  By the handle, not the arena's name: after mlc.unlink(A) and a new
+-- mlc.arena(A), the name is another arena, and an L1 reads the log of its
+-- own arena (through its reader handle's cursor).  An instance keeps its
+-- L1 itself; these only find it for the next instance.
+local L1S = setmetatable({}, { __mode = "k" })
 
 -- The L1 index of a hash: its low 52 bits, a number that both the
 -- interpreter and compiled code convert exactly.  (LuaJIT's JIT converts a
@@ -1198,8 +1278,9 @@ end
 
 
 -- poll(l1): an L1 reads the log through one handle, its reader (that of
--- the instance that made it): instances of one name share the L1 and so
--- its reading position, however many there are and whenever they came.
+-- the instance that made it): instances of one name (on one arena handle)
+-- share the L1 and so its reading position, however many there are and
+-- whenever they came.
 poll = function(l1)
     if poll_once(l1) then
         poll_rest(l1)
@@ -1455,6 +1536,17 @@ function _M.new(name, shm, opts)
 
     lib()
 
+    -- as mlc's own refusals of a name (empty, too long): nil, err
+    if not c_name(shm) then
+        local shown, err = nul_name(shm)
+        return nil, "could not attach mlc arena '" .. shown .. "': " .. err
+    end
+    if not c_name(name) then
+        local shown, err = nul_name(name)
+        return nil, "could not open mlc cache '" .. shown .. "' in arena '"
+                    .. shm .. "': " .. err
+    end
+
     local arena = ARENAS[shm]
     if not arena then
         local rc
@@ -1514,9 +1606,13 @@ function _M.new(name, shm, opts)
     end
     local h = pp[0]         -- never closed: L1s and tickets refer to it
 
-    -- one L1 per (arena, name) in this VM
-    local l1key = shm .. "\0" .. name
-    local l1 = L1S[l1key]
+    -- one L1 per (arena handle, name) in this VM
+    local l1s = L1S[arena]
+    if not l1s then
+        l1s = setmetatable({}, { __mode = "v" })
+        L1S[arena] = l1s
+    end
+    local l1 = l1s[name]
     if not l1 or (opts.lru and l1.custom ~= opts.lru) then
         local hp = ffi_new("const volatile uint64_t *[1]")
         local cp = ffi_new("const uint64_t *[1]")
@@ -1537,7 +1633,7 @@ function _M.new(name, shm, opts)
         l1.n32 = ffi_cast("uint32_t *", l1.nbuf) + N32_OFF
         l1.fbuf = ffi_new("uint32_t[1]")
         l1.keep = { hp, cp }
-        L1S[l1key] = l1
+        l1s[name] = l1
     end
 
     local self = {
@@ -1886,8 +1982,18 @@ end
 
 
 -- The callback returned nil, err with a stale value at hand and
--- resurrect_ttl set: store the stale value again, mlcache's way.
+-- resurrect_ttl set: store the stale value again, mlcache's way.  A stale
+-- value that does not decode (not written by resty.mlc: too short, an
+-- unknown tag) is not stored again: the error is published (the waiters
+-- answer as this call does) and the deserialize error returned.
 local function resurrect(self, key, hk, o, stale, tk, err)
+    local value, derr = stale_value(stale)
+    if derr then
+        publish_error(self, tk, err)
+        return nil, "could not deserialize value after mlc retrieval: "
+                    .. derr
+    end
+
     ngx_log(WARN, "callback returned an error (", err, ") but stale ",
             "value found in mlc arena will be resurrected for ",
             o.resurrect_ttl, "s (resurrect_ttl)")
@@ -1902,14 +2008,15 @@ local function resurrect(self, key, hk, o, stale, tk, err)
         ngx_log(WARN, "could not resurrect stale data (", serr, ")")
     end
 
-    local value, derr = stale_value(stale)
-    if derr then
-        return nil, "could not deserialize value after mlc retrieval: "
-                    .. derr
-    end
     return l1_fill(self, key, hk, value, expire, version or 0, 4,
                    o.l1_serializer, version and true or false)
 end
+
+
+-- run_loader()'s first return value for "throw the second to get()'s
+-- caller" (an uncacheable type, as mlcache throws), once the flight is
+-- given up.
+local THROW = {}
 
 
 -- This worker runs the callback (it holds the key's flight).
@@ -1969,7 +2076,7 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
                 return data, nil, 3     -- mlcache never encodes a bypass
             end
             if terr then
-                error(terr, 3)
+                return THROW, terr      -- get_l3 throws it
             end
             eerr = len
             return nil, eerr
@@ -2034,16 +2141,11 @@ local function lock_timed_out(self, key, hk, o, stale)
 end
 
 
--- L3: single flight across workers (and across this worker's requests).
-local function get_l3(self, key, hk, o, stale, cb, ...)
+-- What follows mlc_flight_acquire(): wait for the loader, or load.  Runs
+-- in get_l3()'s pcall: whatever it throws, the flight is given up first.
+local function in_flight(self, key, hk, o, stale, tk, cb, ...)
     local h = self.h
-    local tk = new_ticket(h, key)
-    local rc = C.mlc_flight_acquire(h, tk.key, #key, nil, tk.f)
-    if rc ~= 0 then
-        return nil, "could not acquire callback lock: "
-                    .. ffi_string(C.mlc_last_error(h))
-    end
-
+    local rc
     if tk.f.role == MLC_FLIGHT_WAITER then
         -- Poll the flight without ever blocking in C; sleep between polls
         -- (step, growing by ratio up to max_step) until the lock timeout.
@@ -2119,6 +2221,40 @@ local function get_l3(self, key, hk, o, stale, cb, ...)
     end
 
     return run_loader(self, key, hk, o, stale, tk, cb, ...)
+end
+
+
+-- in_flight()'s outcome.  However get() leaves the flight, it leaves it
+-- ended: a flight still held here (an error thrown while this call held it,
+-- as loader or waiter, or a return that left it) would keep the key's slot
+-- until its lease expires or the ticket is collected.  So it is given up
+-- here, before anything is returned or thrown.  Called in a tail call from
+-- get_l3() (itself reached by tail calls from get()), so level 2 is get()'s
+-- caller.
+local function flight_done(self, tk, ok, a, ...)
+    end_ticket(self, tk)
+    if ok then
+        if rawequal(a, THROW) then
+            error((...), 2)
+        end
+        return a, ...
+    end
+    error(a, 0)
+end
+
+
+-- L3: single flight across workers (and across this worker's requests).
+local function get_l3(self, key, hk, o, stale, cb, ...)
+    local h = self.h
+    local tk = new_ticket(h, key)
+    local rc = C.mlc_flight_acquire(h, tk.key, #key, nil, tk.f)
+    if rc ~= 0 then
+        return nil, "could not acquire callback lock: "
+                    .. ffi_string(C.mlc_last_error(h))
+    end
+
+    return flight_done(self, tk, pcall(in_flight, self, key, hk, o, stale,
+                                       tk, cb, ...))
 end
 
 
