@@ -1226,7 +1226,9 @@ struct mlc_namespace_info {
  * The live contents of namespace @p ns, arena-wide: exact at the moment
  * each word is read (items and bytes are two reads, not a snapshot).  They
  * are kept by every link, unlink and purge in every process (an atomic
- * update per write; a lookup writes nothing), so they never lag.
+ * update per write; a lookup writes nothing), so they never lag.  A
+ * writer killed between its change of the index and its count leaves
+ * them one off, until the namespace's next purge starts them from 0.
  * Thread-safe; works on an MLC_ARENA_RDONLY handle.
  * @return 0, -EINVAL (NULL, or a bad info->size), -ENOENT (no such
  *   namespace), or MLC_ECORRUPT (the arena's file was truncated: see
