@@ -1193,7 +1193,12 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	 * overwritten, never after: a sweep judges an ALLOC chunk
 	 * by its stamp, and a stamp half overwritten by a writer stopped
 	 * here would prove a live writer dead (alloc.c: orphaned()).  A
-	 * LIVE chunk is left alone while its stripes are held (ours). */
+	 * LIVE chunk is left alone while its stripes are held (ours).  The
+	 * key (copied by mlc__table_put()) before LIVE, as move_entry()
+	 * orders it: a sweep that sees LIVE hashes the key to find its
+	 * stripes (a compiler barrier on x86, a real one where stores may
+	 * pass each other). */
+	ck_pr_fence_store();
 	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__LIVE, put->flags) |
 		       (ck_pr_load_32(&it->it_state) &
 			(MLC__ST_SMALL | MLC__ST_CHAIN)));
