@@ -1027,8 +1027,10 @@ struct mlc_update_record {
  * several may name one key; records of other namespaces count towards
  * @p cap without being reported): call again while mlc_update_watch()'s
  * words differ.  MLC_UPDATE_ALL in *@p flags when everything must go
- * instead (a purge, a log overrun, or the first call in a child after
- * fork()); with @p cap 0, also when any key changed.  Open the handle
+ * instead (a purge, a log overrun, or this call being the handle's first
+ * in a child after fork(); after any other first call the child's reports
+ * go on from where its parent's stopped: Caveats); with @p cap 0, also
+ * when any key changed.  Open the handle
  * with MLC_CACHE_MANUAL_UPDATE.  One thread at a time per handle.
  * @return 0, or -EINVAL.
  * @since 0.2
