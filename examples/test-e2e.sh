@@ -29,6 +29,12 @@
 # /dev/shm.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
+# Environment: MLC_E2E_PORTS=LO-HI takes the servers' ports from that range
+# (default: nginx a random one in 20000-59999, mlc-server one the kernel
+# picks; a port taken meanwhile is retried with another), MLC_E2E_PREFIX
+# starts the arenas' names (default mlc-e2e-; the pid follows, so that two
+# runs at once do not share an arena).
+#
 # nginx is skipped (with a message) when nginx-dev is not installed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +56,8 @@ done
 case $build in /*) ;; *) build=$PWD/$build ;; esac
 
 WORKERS=4
+PREFIX=${MLC_E2E_PREFIX:-mlc-e2e-}
+PORTS=${MLC_E2E_PORTS:-}
 ROWS=10000
 SQL='SELECT value FROM items WHERE key = ?1 AND sleep_ms(abs(delay_ms)) = 0'
 passed=0
@@ -58,6 +66,13 @@ ran=()
 skipped=()
 
 say() { printf '  %s\n' "$*"; }
+
+# pick_port: a port to try in PORT (from MLC_E2E_PORTS if set)
+pick_port() {
+	local lo=20000 hi=59999
+	if [ -n "$PORTS" ]; then lo=${PORTS%-*}; hi=${PORTS#*-}; fi
+	PORT=$(( lo + (RANDOM * 7 + $$) % (hi - lo + 1) ))
+}
 . "$root/examples/e2e-lib.sh"
 ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf '  FAIL %s\n' "$*"; return 1; }
@@ -541,7 +556,7 @@ nginx_status_metrics() {
 
 run_nginx() {
 	echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_http_mlc_module, $WORKERS workers"
-	local so arena=mlc-e2e-ngx-$$ port conf=$work/nginx.conf user= i pid w
+	local so arena=${PREFIX}ngx-$$ port conf=$work/nginx.conf user= i pid w
 	make_db
 	so=$("$root/examples/nginx/build.sh" "$build" "$build/nginx-module" | tail -1) ||
 		{ fail "building the module"; return 1; }
@@ -550,7 +565,7 @@ run_nginx() {
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
 	mkdir -p "$work/nginx"
 	for i in 1 2 3 4 5; do
-		port=$(( 20000 + (RANDOM * 7 + $$) % 40000 ))
+		pick_port; port=$PORT
 		# any socket on it, not only a listener (test-storm.sh)
 		ss -tan 2>/dev/null | grep -q ":$port " && continue
 		cat >"$conf" <<EOF
@@ -710,15 +725,29 @@ EOF
 # --- mlc-server --------------------------------------------------------------
 run_server() {
 	echo "=== mlc-server (pre-forked), $WORKERS workers"
-	local arena=mlc-e2e-srv-$$ pid port i
+	local arena=${PREFIX}srv-$$ pid port= try i
 	make_db
 	arenas+=("$arena")
-	"$build/examples/server/mlc-server" --db "$db" --sql "$SQL" --port 0 \
-		--port-file "$work/server.port" --workers $WORKERS --arena "$arena" \
-		--ttl 60000 >"$work/server.log" 2>&1 &
-	pid=$!
-	masters+=("$pid")
-	for i in $(seq 50); do [ -s "$work/server.port" ] && break; sleep 0.1; done
+	for try in 1 2 3 4 5; do
+		port=0
+		if [ -n "$PORTS" ]; then
+			pick_port; port=$PORT
+			ss -tan 2>/dev/null | grep -q ":$port " && continue
+		fi
+		rm -f "$work/server.port"
+		"$build/examples/server/mlc-server" --db "$db" --sql "$SQL" --port $port \
+			--port-file "$work/server.port" --workers $WORKERS --arena "$arena" \
+			--ttl 60000 >"$work/server.log" 2>&1 &
+		pid=$!
+		masters+=("$pid")
+		for i in $(seq 50); do
+			[ -s "$work/server.port" ] && break
+			alive "$pid" || break
+			sleep 0.1
+		done
+		[ -s "$work/server.port" ] && break
+		grep -q "Address already in use" "$work/server.log" || break
+	done
 	port=$(cat "$work/server.port" 2>/dev/null || true)
 	base=http://127.0.0.1:$port
 	[ -n "$port" ] && wait_up "$pid" || { cat "$work/server.log"; fail "mlc-server did not start"; return 1; }
