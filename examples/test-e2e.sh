@@ -27,6 +27,8 @@
 # QUIT the new) keep the same arena (inode and items), and `nginx -s quit`
 # stops it; the server stops cleanly (workers gone) and leaves nothing in
 # /dev/shm.
+# /admin/stats is JSON with a '"' in the arena's name and '"', '\', a tab
+# and a byte that is not UTF-8 in the namespace's (both servers).
 # Whatever happens, everything it started is stopped on exit (trap).
 #
 # Environment: MLC_E2E_PORTS=LO-HI takes the servers' ports from that range
@@ -306,6 +308,22 @@ run_checks() {
 	[ "$NS_duplicate_loads" = 0 ] || fail "duplicate loads: $NS_duplicate_loads"
 }
 
+# json_names FILE ARENA NS: FILE is JSON (UTF-8, strict) whose "arena" and
+# "namespace" are ARENA and NS (bytes that are not UTF-8 as U+FFFD)
+json_names() {
+	local out
+	command -v python3 >/dev/null || { say "SKIP the JSON check: no python3"; return 1; }
+	out=$(python3 - "$@" 2>&1 <<'EOF'
+import json, os, sys
+d = json.loads(open(sys.argv[1], "rb").read())
+want = [os.fsencode(a).decode("utf-8", "replace") for a in sys.argv[2:4]]
+got = [d["arena"], d["namespace"]]
+if got != want:
+    sys.exit("names %r, want %r" % (got, want))
+EOF
+) || { fail "$1 is not the JSON wanted: $out: $(head -c 300 "$1" | cat -v)"; return 1; }
+}
+
 # wait_up PID: until $base answers (or PID died)
 wait_up() {
 	local pid=$1 i
@@ -554,6 +572,55 @@ nginx_status_metrics() {
 	fi
 }
 
+# Names that need escaping in /admin/stats' JSON: a '"' in the arena's,
+# '"', '\', a tab and a byte that is not UTF-8 in the namespace's.  A small
+# nginx of its own, 2 workers, stopped at the end.
+nginx_names() {
+	local arena="${PREFIX}ngx-q-$$\"" ns=$'i"t\\e\tm\xff' dir=$work/nginx-q
+	local conf=$work/nginx-q/nginx.conf port pid= i user=
+	arenas+=("$arena")
+	mkdir -p "$dir"
+	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
+	for i in 1 2 3 4 5; do
+		pick_port; port=$PORT
+		ss -tan 2>/dev/null | grep -q ":$port " && continue
+		# the names as nginx's quoted strings: \" and \\ and \t
+		{
+			printf '%s\n' "load_module $so;" "$user" "worker_processes 2;" \
+				"pid $dir/nginx.pid;" "error_log $dir/error.log notice;" \
+				"events { worker_connections 64; }" "http {" "access_log off;" \
+				"client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;" \
+				"fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;" \
+				"mlc_arena \"${PREFIX}ngx-q-$$\\\"\" 8m;" \
+				"server { listen 127.0.0.1:$port;"
+			printf '%s\n' "location = /item {" \
+				"  mlc_cache \"i\\\"t\\\\e\\tm"$'\xff'"\" $db \"$SQL\"; }" \
+				"location /admin/ { mlc_admin; }" "} }"
+		} >"$conf"
+		rm -f "$dir/nginx.pid"
+		"$(command -v nginx)" -p "$dir" -c "$conf" 2>>"$dir/stderr" </dev/null || break
+		for i in $(seq 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
+		pid=$(cat "$dir/nginx.pid" 2>/dev/null || true)
+		masters+=("$pid")
+		base=http://127.0.0.1:$port
+		wait_up "$pid" && break
+		grep -q "Address already in use" "$dir/error.log" "$dir/stderr" 2>/dev/null || break
+		mv -f "$dir/error.log" "$dir/error.log.port-$port" 2>/dev/null || true
+	done
+	if [ -z "$pid" ] || ! alive "$pid"; then
+		fail "nginx with odd names did not start: $(cat "$dir/error.log" "$dir/stderr" 2>/dev/null | tail -5)"
+		return 1
+	fi
+	curl -sS --max-time 15 -o "$work/stats-q.json" "$base/admin/stats"
+	json_names "$work/stats-q.json" "$arena" "$ns" &&
+		ok "/admin/stats is JSON with the arena's and the namespace's names escaped ('\"', '\\', a tab, a byte that is not UTF-8 as U+FFFD)"
+	kill -QUIT "$pid"
+	for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+	alive "$pid" && fail "nginx $pid did not quit"
+	[ ! -e "/dev/shm/$arena" ] || fail "/dev/shm/$arena left"
+	return 0
+}
+
 run_nginx() {
 	echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_http_mlc_module, $WORKERS workers"
 	local so arena=${PREFIX}ngx-$$ port conf=$work/nginx.conf user= i pid w
@@ -561,6 +628,7 @@ run_nginx() {
 	so=$("$root/examples/nginx/build.sh" "$build" "$build/nginx-module" | tail -1) ||
 		{ fail "building the module"; return 1; }
 	ok "module built against nginx-dev (Debian's configure flags, --with-compat): $so"
+	nginx_names || true
 	arenas+=("$arena")
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
 	mkdir -p "$work/nginx"
@@ -725,7 +793,9 @@ EOF
 # --- mlc-server --------------------------------------------------------------
 run_server() {
 	echo "=== mlc-server (pre-forked), $WORKERS workers"
-	local arena=${PREFIX}srv-$$ pid port= try i
+	# a '"' in the arena's name, and '"', '\', a tab and a byte that is
+	# not UTF-8 in the namespace's: /admin/stats must still be JSON
+	local arena="${PREFIX}srv-$$-q\"" ns=$'i"t\\e\tm\xff' pid port= try i
 	make_db
 	arenas+=("$arena")
 	for try in 1 2 3 4 5; do
@@ -737,7 +807,7 @@ run_server() {
 		rm -f "$work/server.port"
 		"$build/examples/server/mlc-server" --db "$db" --sql "$SQL" --port $port \
 			--port-file "$work/server.port" --workers $WORKERS --arena "$arena" \
-			--ttl 60000 >"$work/server.log" 2>&1 &
+			--namespace "$ns" --ttl 60000 >"$work/server.log" 2>&1 &
 		pid=$!
 		masters+=("$pid")
 		for i in $(seq 50); do
@@ -752,6 +822,10 @@ run_server() {
 	base=http://127.0.0.1:$port
 	[ -n "$port" ] && wait_up "$pid" || { cat "$work/server.log"; fail "mlc-server did not start"; return 1; }
 	ok "mlc-server started on $base (master $pid), arena /dev/shm/$arena"
+
+	curl -sS --max-time 15 -o "$work/stats.json" "$base/admin/stats"
+	json_names "$work/stats.json" "$arena" "$ns" &&
+		ok "/admin/stats is JSON with the arena's and the namespace's names escaped ('\"', '\\', a tab, a byte that is not UTF-8 as U+FFFD)"
 
 	run_checks server
 

@@ -1243,6 +1243,73 @@ ngx_http_mlc_json_stats(char *p, size_t cap, const struct mlc_stats *s)
 }
 
 
+/* The length of the well-formed UTF-8 sequence at @p (@left bytes), or 0
+ * if there is none: a stray byte, an overlong form, a surrogate, past
+ * U+10FFFF or cut short. */
+static size_t
+ngx_http_mlc_utf8_len(const u_char *p, size_t left)
+{
+    size_t  n, i;
+    u_char  lo = 0x80, hi = 0xbf;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        lo = p[0] == 0xe0 ? 0xa0 : 0x80;
+        hi = p[0] == 0xed ? 0x9f : 0xbf;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        lo = p[0] == 0xf0 ? 0x90 : 0x80;
+        hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (left < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+
+/* @s (NUL-terminated) as the inside of a JSON string: '"', '\\' and
+ * control bytes escaped, a byte that is not UTF-8 as U+FFFD (JSON text
+ * is UTF-8).  At most 6 bytes out per byte in. */
+static u_char *
+ngx_http_mlc_json_str(u_char *p, const u_char *s)
+{
+    size_t  left = ngx_strlen(s), n;
+
+    while (left > 0) {
+        if (*s == '"' || *s == '\\') {
+            *p++ = '\\';
+            *p++ = *s++;
+            left--;
+        } else if (*s < 0x20 || *s == 0x7f) {
+            p = ngx_sprintf(p, "\\u%04xd", (int) *s++);
+            left--;
+        } else if ((n = ngx_http_mlc_utf8_len(s, left)) == 0) {
+            p = ngx_cpymem(p, "\\ufffd", 6);
+            s++;
+            left--;
+        } else {
+            p = ngx_cpymem(p, s, n);
+            s += n;
+            left -= n;
+        }
+    }
+    return p;
+}
+
+
 static ngx_int_t
 ngx_http_mlc_stats(ngx_http_request_t *r, ngx_http_mlc_loc_conf_t *lcf)
 {
@@ -1251,7 +1318,7 @@ ngx_http_mlc_stats(ngx_http_request_t *r, ngx_http_mlc_loc_conf_t *lcf)
     struct mlc_stats           all = MLC_STATS_INIT;
     struct mlc_arena_info      ai = MLC_ARENA_INFO_INIT;
     char                      *p;
-    size_t                     cap = 8192, n = 0;
+    size_t                     cap, n = 0;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_mlc_module);
 
@@ -1265,16 +1332,24 @@ ngx_http_mlc_stats(ngx_http_request_t *r, ngx_http_mlc_loc_conf_t *lcf)
                                  "mlc stats failed\n");
     }
 
+    /* the counters fit in 8k; each byte of a name takes up to 6 */
+    cap = 8192 + 6 * (mcf->name.len + lcf->ns.len);
     p = ngx_pnalloc(r->pool, cap);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n += snprintf(p + n, cap - n,
-                  "{\"server\":\"nginx\",\"pid\":%ld,\"mlc\":\"%s\","
-                  "\"arena\":\"%s\",\"namespace\":\"%s\",\"worker\":",
-                  (long) ngx_pid, mlc_version_string(),
-                  (const char *) mcf->name.data, (const char *) lcf->ns.data);
+    {
+        u_char  *q = (u_char *) p;
+
+        q = ngx_sprintf(q, "{\"server\":\"nginx\",\"pid\":%P,\"mlc\":\"%s\","
+                        "\"arena\":\"", ngx_pid, mlc_version_string());
+        q = ngx_http_mlc_json_str(q, mcf->name.data);
+        q = ngx_cpymem(q, "\",\"namespace\":\"", 15);
+        q = ngx_http_mlc_json_str(q, lcf->ns.data);
+        q = ngx_cpymem(q, "\",\"worker\":", 11);
+        n = q - (u_char *) p;
+    }
     n += ngx_http_mlc_json_stats(p + n, cap - n, &own);
     n += snprintf(p + n, cap - n, ",\"namespace_total\":");
     n += ngx_http_mlc_json_stats(p + n, cap - n, &all);

@@ -421,6 +421,67 @@ path_is(const struct request *rq, const char *path)
 	X(orphans_reclaimed) X(repairs) X(write_failures) X(log_head)      \
 	X(namespaces) X(format)
 
+/* The length of the well-formed UTF-8 sequence at @p p (@p left bytes), or
+ * 0 if there is none: a stray byte, an overlong form, a surrogate, past
+ * U+10FFFF or cut short. */
+static size_t
+utf8_len(const unsigned char *p, size_t left)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		lo = p[0] == 0xe0 ? 0xa0 : 0x80;
+		hi = p[0] == 0xed ? 0x9f : 0xbf;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		lo = p[0] == 0xf0 ? 0x90 : 0x80;
+		hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		return 0;
+	}
+	if (left < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* @p str as a JSON string, quotes included: '"', '\\' and control bytes
+ * escaped, a byte that is not UTF-8 as U+FFFD (JSON text is UTF-8; names
+ * are any bytes). */
+static void
+json_str(struct buf *b, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t left = strlen(str), n;
+
+	buf_printf(b, "\"");
+	while (left > 0) {
+		if (*s == '"' || *s == '\\') {
+			buf_printf(b, "\\%c", *s);
+			n = 1;
+		} else if (*s < 0x20 || *s == 0x7f) {
+			buf_printf(b, "\\u%04x", *s);
+			n = 1;
+		} else if ((n = utf8_len(s, left)) == 0) {
+			buf_printf(b, "\\ufffd");
+			n = 1;
+		} else {
+			buf_printf(b, "%.*s", (int)n, (const char *)s);
+		}
+		s += n;
+		left -= n;
+	}
+	buf_printf(b, "\"");
+}
+
 static void
 json_stats(struct buf *b, const struct mlc_stats *s)
 {
@@ -449,8 +510,11 @@ admin_stats(struct worker *w, struct conn *c, const struct request *rq)
 	    mlc_arena_info(w->arena, &ai) != 0)
 		return respond_text(w, c, rq, 500, "mlc stats failed\n");
 	buf_printf(&b, "{\"server\":\"mlc-server\",\"pid\":%ld,\"mlc\":\"%s\","
-		   "\"arena\":\"%s\",\"namespace\":\"%s\",\"worker\":", w->pid,
-		   mlc_version_string(), cfg.arena, cfg.ns);
+		   "\"arena\":", w->pid, mlc_version_string());
+	json_str(&b, cfg.arena);
+	buf_printf(&b, ",\"namespace\":");
+	json_str(&b, cfg.ns);
+	buf_printf(&b, ",\"worker\":");
 	json_stats(&b, &own);
 	buf_printf(&b, ",\"namespace_total\":");
 	json_stats(&b, &all);
