@@ -29,6 +29,8 @@
 # /dev/shm.
 # /admin/stats is JSON with a '"' in the arena's name and '"', '\', a tab
 # and a byte that is not UTF-8 in the namespace's (both servers).
+# nginx: an "if" block inside the mlc_cache and mlc_admin locations
+# answers through them.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
 # Environment: MLC_E2E_PORTS=LO-HI takes the servers' ports from that range
@@ -572,12 +574,14 @@ nginx_status_metrics() {
 	fi
 }
 
-# Names that need escaping in /admin/stats' JSON: a '"' in the arena's,
-# '"', '\', a tab and a byte that is not UTF-8 in the namespace's.  A small
-# nginx of its own, 2 workers, stopped at the end.
-nginx_names() {
+# An "if" block inside mlc_cache and mlc_admin locations (a location of its
+# own, with the enclosing one's content handler), and names that need
+# escaping in /admin/stats' JSON: a '"' in the arena's, '"', '\', a tab
+# and a byte that is not UTF-8 in the namespace's.  A small nginx of its
+# own, 2 workers, stopped at the end.
+nginx_if_and_names() {
 	local arena="${PREFIX}ngx-q-$$\"" ns=$'i"t\\e\tm\xff' dir=$work/nginx-q
-	local conf=$work/nginx-q/nginx.conf port pid= i user=
+	local conf=$work/nginx-q/nginx.conf port pid= i user= hdr
 	arenas+=("$arena")
 	mkdir -p "$dir"
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
@@ -593,9 +597,9 @@ nginx_names() {
 				"fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;" \
 				"mlc_arena \"${PREFIX}ngx-q-$$\\\"\" 8m;" \
 				"server { listen 127.0.0.1:$port;"
-			printf '%s\n' "location = /item {" \
+			printf '%s\n' "location = /item { if (\$arg_debug) { add_header X-Debug 1; }" \
 				"  mlc_cache \"i\\\"t\\\\e\\tm"$'\xff'"\" $db \"$SQL\"; }" \
-				"location /admin/ { mlc_admin; }" "} }"
+				"location /admin/ { if (\$arg_debug) { add_header X-Debug 1; } mlc_admin; }" "} }"
 		} >"$conf"
 		rm -f "$dir/nginx.pid"
 		"$(command -v nginx)" -p "$dir" -c "$conf" 2>>"$dir/stderr" </dev/null || break
@@ -608,9 +612,19 @@ nginx_names() {
 		mv -f "$dir/error.log" "$dir/error.log.port-$port" 2>/dev/null || true
 	done
 	if [ -z "$pid" ] || ! alive "$pid"; then
-		fail "nginx with odd names did not start: $(cat "$dir/error.log" "$dir/stderr" 2>/dev/null | tail -5)"
+		fail "nginx with an if block and odd names did not start: $(cat "$dir/error.log" "$dir/stderr" 2>/dev/null | tail -5)"
 		return 1
 	fi
+	get "/item?key=k1&debug=1"
+	hdr=$(curl -sS --max-time 15 -o /dev/null -D - "$base/item?key=k1&debug=1" | tr -d '\r' | grep -i '^x-debug:' || true)
+	if [ "$CODE" = 200 ] && [ "$BODY" = value-1 ] && [ -n "$hdr" ]; then
+		ok "an if block inside the mlc_cache location (taken): 200 '$BODY', with its $hdr"
+	else
+		fail "an if block inside the mlc_cache location: $CODE '$BODY' (X-Debug '$hdr')"
+	fi
+	get "/admin/stats?debug=1"
+	[ "$CODE" = 200 ] && ok "an if block inside the mlc_admin location (taken): /admin/stats 200" ||
+		fail "an if block inside the mlc_admin location: $CODE '$BODY'"
 	curl -sS --max-time 15 -o "$work/stats-q.json" "$base/admin/stats"
 	json_names "$work/stats-q.json" "$arena" "$ns" &&
 		ok "/admin/stats is JSON with the arena's and the namespace's names escaped ('\"', '\\', a tab, a byte that is not UTF-8 as U+FFFD)"
@@ -628,7 +642,7 @@ run_nginx() {
 	so=$("$root/examples/nginx/build.sh" "$build" "$build/nginx-module" | tail -1) ||
 		{ fail "building the module"; return 1; }
 	ok "module built against nginx-dev (Debian's configure flags, --with-compat): $so"
-	nginx_names || true
+	nginx_if_and_names || true
 	arenas+=("$arena")
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
 	mkdir -p "$work/nginx"

@@ -100,6 +100,16 @@ struct ngx_http_mlc_loc_conf_s {
     uint32_t               lock_timeout_ms;
     ngx_uint_t             line;        /* where it was configured */
 
+    /*
+     * The conf of the mlc_cache or mlc_admin location a request is served
+     * by: this one if it has the directive, else the enclosing location's
+     * (merged in).  An "if" block inside such a location is a location of
+     * its own with a blank conf of this module, but no content handler:
+     * the request keeps the enclosing location's handler, which must find
+     * that location's handle and SQLite connection through this pointer.
+     */
+    ngx_http_mlc_loc_conf_t  *owner;
+
     /* per worker process (each worker has its own copy of the conf) */
     struct mlc_cache      *cache;
     sqlite3               *db;
@@ -112,6 +122,8 @@ static void ngx_http_mlc_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_mlc_exit_master(ngx_cycle_t *cycle);
 static void *ngx_http_mlc_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_mlc_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_mlc_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static char *ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -158,7 +170,7 @@ static ngx_http_module_t ngx_http_mlc_module_ctx = {
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
     ngx_http_mlc_create_loc_conf,          /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_mlc_merge_loc_conf            /* merge location configuration */
 };
 
 
@@ -207,6 +219,22 @@ static void *
 ngx_http_mlc_create_loc_conf(ngx_conf_t *cf)
 {
     return ngx_pcalloc(cf->pool, sizeof(ngx_http_mlc_loc_conf_t));
+}
+
+
+/* A location without mlc_cache or mlc_admin (an "if" block, a nested
+ * location) is served, if by us, as the enclosing one's. */
+static char *
+ngx_http_mlc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_mlc_loc_conf_t  *prev = parent;
+    ngx_http_mlc_loc_conf_t  *conf = child;
+
+    if (conf->owner == NULL) {
+        conf->owner = prev->owner;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -353,6 +381,7 @@ ngx_http_mlc_register(ngx_conf_t *cf, ngx_http_mlc_loc_conf_t *lcf,
     }
     *slot = lcf;
     lcf->line = cf->conf_file->line;
+    lcf->owner = lcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = handler;
@@ -1172,7 +1201,8 @@ ngx_http_mlc_item_handler(ngx_http_request_t *r)
     }
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_mlc_module);
-    if (lcf->cache == NULL) {
+    lcf = lcf->owner;
+    if (lcf == NULL || lcf->cache == NULL) {
         return ngx_http_mlc_text(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                  "mlc cache not open in this worker\n");
     }
@@ -1594,6 +1624,7 @@ ngx_http_mlc_set_body(ngx_http_request_t *r)
     int                       err;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_mlc_module);
+    lcf = lcf->owner;
 
     if (ngx_http_mlc_key(r, &key) != NGX_OK) {
         ngx_http_finalize_request(r,
@@ -1636,7 +1667,8 @@ ngx_http_mlc_admin_handler(ngx_http_request_t *r)
     int                       err;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_mlc_module);
-    if (lcf->cache == NULL) {
+    lcf = lcf->owner;
+    if (lcf == NULL || lcf->cache == NULL) {
         return ngx_http_mlc_text(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                  "mlc cache not open in this worker\n");
     }
