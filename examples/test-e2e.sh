@@ -31,6 +31,8 @@
 # and a byte that is not UTF-8 in the namespace's (both servers).
 # nginx: an "if" block inside the mlc_cache and mlc_admin locations
 # answers through them.
+# nginx -t refuses an arena of size 0 or 4k and a '/' inside the arena's
+# name.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
 # Environment: MLC_E2E_PORTS=LO-HI takes the servers' ports from that range
@@ -574,6 +576,54 @@ nginx_status_metrics() {
 	fi
 }
 
+# nginx_t NAME HTTP_BODY: nginx -t of a configuration whose http block
+# holds HTTP_BODY (after the temp paths); sets OUT (its output), returns
+# its status.  Line 9 of the file is HTTP_BODY's first.
+nginx_t() {
+	local dir=$work/nginx-t/$1
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<EOF
+load_module $so;
+pid $dir/nginx.pid;
+error_log $dir/error.log notice;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+$2
+}
+EOF
+	OUT=$(nginx -t -p "$dir" -c "$dir/nginx.conf" 2>&1)
+}
+
+# refused NAME WHAT REGEX HTTP_BODY: nginx -t fails, with REGEX in its output
+refused() {
+	local what=$2 re=$3
+	if nginx_t "$1" "$4"; then
+		fail "nginx -t accepts $what: $(grep -E 'warn|emerg' <<<"$OUT" | head -3)"
+	elif ! grep -qE -- "$re" <<<"$OUT"; then
+		fail "nginx -t refuses $what, but not saying /$re/: $OUT"
+	else
+		ok "nginx -t refuses $what: $(grep emerg <<<"$OUT" | sed 's/^.*\[emerg\] [0-9#]*: //')"
+	fi
+}
+
+# What the configuration must refuse (review revC), each with nginx -t:
+# no arena is touched.
+nginx_refusals() {
+	local E='\[emerg\] [0-9]+#[0-9]+: '
+	local a="${PREFIX}ngx-t-$$" loc="location = /item { mlc_cache items $db \"$SQL\""
+	arenas+=("$a")
+	refused size0 "mlc_arena SIZE 0" "${E}mlc_arena: 0 bytes is too small: the smallest arena is [0-9]+ bytes .* in $work/nginx-t/size0/nginx.conf:9" \
+		"mlc_arena $a 0; server { $loc; } }"
+	refused size4k "mlc_arena SIZE 4k" "${E}mlc_arena: 4096 bytes is too small" \
+		"mlc_arena $a 4k; server { $loc; } }"
+	refused slash "a '/' inside the arena's name" "${E}mlc_arena: the name \"$a/y\" has a '/' .* in $work/nginx-t/slash/nginx.conf:9" \
+		"mlc_arena $a/y 8m; server { $loc; } }"
+	[ ! -e "/dev/shm/$a" ] || fail "nginx -t created /dev/shm/$a"
+}
+
 # An "if" block inside mlc_cache and mlc_admin locations (a location of its
 # own, with the enclosing one's content handler), and names that need
 # escaping in /admin/stats' JSON: a '"' in the arena's, '"', '\', a tab
@@ -642,6 +692,7 @@ run_nginx() {
 	so=$("$root/examples/nginx/build.sh" "$build" "$build/nginx-module" | tail -1) ||
 		{ fail "building the module"; return 1; }
 	ok "module built against nginx-dev (Debian's configure flags, --with-compat): $so"
+	nginx_refusals
 	nginx_if_and_names || true
 	arenas+=("$arena")
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"

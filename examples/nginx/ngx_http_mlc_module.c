@@ -297,20 +297,62 @@ ngx_http_mlc_parse_bytes(ngx_str_t *s, size_t *out)
 }
 
 
+/*
+ * Why @name is no shm name mlc_arena_open() takes, or NULL: the library's
+ * rule (include/mlc.h; src/arena.c, arena_path) checked here, so that the
+ * directive's line is blamed, not the end of the http block with
+ * "invalid argument".
+ */
+static const char *
+ngx_http_mlc_arena_name_bad(ngx_str_t *name)
+{
+    u_char  *p = name->data, *end = name->data + name->len;
+
+    if (p < end && *p == '/') {
+        p++;                    /* "/mlc-x" is "mlc-x" */
+    }
+    if (p == end) {
+        return "is empty";
+    }
+    if ((size_t) (end - p) > MLC_ARENA_NAME_MAX) {
+        return "is longer than 200 bytes";
+    }
+    if ((end - p == 1 && p[0] == '.')
+        || (end - p == 2 && p[0] == '.' && p[1] == '.'))
+    {
+        return "is \".\" or \"..\"";
+    }
+    for ( /* void */ ; p < end; p++) {
+        if (*p == '/') {
+            return "has a '/' after its first byte (it names a file in "
+                   "/dev/shm, not a path)";
+        }
+        if (*p < 0x20) {
+            return "has a control byte";
+        }
+    }
+    return NULL;
+}
+
+
 /* mlc_arena <name> <size> [keep]; */
 static char *
 ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mlc_main_conf_t  *mcf = conf;
     ngx_str_t                 *value = cf->args->elts;
+    struct mlc_arena_options   ao = MLC_ARENA_OPTIONS_INIT;
+    const char                *why;
+    size_t                     min;
 
     if (mcf->name.len) {
         return "is duplicate";
     }
 
-    if (value[1].len == 0 || value[1].len > MLC_ARENA_NAME_MAX) {
+    why = ngx_http_mlc_arena_name_bad(&value[1]);
+    if (why != NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mlc_arena: bad name \"%V\"", &value[1]);
+                           "mlc_arena: the name \"%V\" %s", &value[1], why);
         return NGX_CONF_ERROR;
     }
 
@@ -318,11 +360,23 @@ ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* too small for the layout: said with the minimum at attach */
     if (ngx_http_mlc_parse_bytes(&value[2], &mcf->bytes) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "mlc_arena: bad size \"%V\" (bytes, or with "
                            "k, m or g)", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* 0 would be the library's default size, not what was written; the
+     * postconfiguration's check of a too small size stays for the cases
+     * only the attach finds */
+    ao.flags = MLC_ARENA_CREATE;
+    min = (size_t) mlc_arena_min_bytes(&ao);
+    if (mcf->bytes < min) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mlc_arena: %uz bytes is too small: the smallest "
+                           "arena is %uz bytes (%uzk)", mcf->bytes, min,
+                           (min + 1023) / 1024);
         return NGX_CONF_ERROR;
     }
 
