@@ -31,8 +31,8 @@
 # and a byte that is not UTF-8 in the namespace's (both servers).
 # nginx: an "if" block inside the mlc_cache and mlc_admin locations
 # answers through them.
-# nginx -t refuses an arena of size 0 or 4k and a '/' inside the arena's
-# name.
+# nginx -t refuses an arena of size 0 or 4k, a '/' inside the arena's name,
+# an empty query, and two mlc_cache of a namespace with other options.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
 # Environment: MLC_E2E_PORTS=LO-HI takes the servers' ports from that range
@@ -621,6 +621,20 @@ nginx_refusals() {
 		"mlc_arena $a 4k; server { $loc; } }"
 	refused slash "a '/' inside the arena's name" "${E}mlc_arena: the name \"$a/y\" has a '/' .* in $work/nginx-t/slash/nginx.conf:9" \
 		"mlc_arena $a/y 8m; server { $loc; } }"
+	refused nosql "an empty SQL query" "${E}\"mlc_cache\" directive has an empty SQL query in $work/nginx-t/nosql/nginx.conf:10" \
+		"mlc_arena $a 8m; server { $loc; }
+    location = /bad { mlc_cache other $db \" \"; } }"
+	refused options "two mlc_cache of a namespace with other options" \
+		"${E}mlc_cache \"items\" \(line 10\): ttl, neg_ttl, lru or lock_timeout differ from the mlc_cache of the same namespace at line 9" \
+		"mlc_arena $a 8m; server { $loc ttl=0; }
+    location = /item2 { mlc_cache items $db \"$SQL\" ttl=never; } }"
+	if nginx_t same "mlc_arena $a 8m; server { $loc ttl=5 lru=64; }
+    location = /item2 { mlc_cache items $db \"SELECT 1 WHERE ?1 IS NOT NULL\" ttl=5 lru=64; } }" &&
+		grep -qE "\[warn\] [0-9]+#[0-9]+: mlc_cache \"items\" \\(line 10\\): another SQLite file or query" <<<"$OUT"; then
+		ok "nginx -t takes two mlc_cache of a namespace with the same options, and warns of their other query"
+	else
+		fail "two mlc_cache with the same options: $OUT"
+	fi
 	[ ! -e "/dev/shm/$a" ] || fail "nginx -t created /dev/shm/$a"
 }
 
@@ -649,7 +663,8 @@ nginx_if_and_names() {
 				"server { listen 127.0.0.1:$port;"
 			printf '%s\n' "location = /item { if (\$arg_debug) { add_header X-Debug 1; }" \
 				"  mlc_cache \"i\\\"t\\\\e\\tm"$'\xff'"\" $db \"$SQL\"; }" \
-				"location /admin/ { if (\$arg_debug) { add_header X-Debug 1; } mlc_admin; }" "} }"
+				"location /admin/ { if (\$arg_debug) { add_header X-Debug 1; } mlc_admin; }" \
+				"location = /comment { mlc_cache comment $db \"-- no statement\"; }" "} }"
 		} >"$conf"
 		rm -f "$dir/nginx.pid"
 		"$(command -v nginx)" -p "$dir" -c "$conf" 2>>"$dir/stderr" </dev/null || break
@@ -675,6 +690,10 @@ nginx_if_and_names() {
 	get "/admin/stats?debug=1"
 	[ "$CODE" = 200 ] && ok "an if block inside the mlc_admin location (taken): /admin/stats 200" ||
 		fail "an if block inside the mlc_admin location: $CODE '$BODY'"
+	get "/comment?key=k1"
+	[ "$CODE" = 502 ] && grep -q "the query is only a comment" <<<"$BODY" &&
+		ok "a query that is only a comment: 502 '$BODY'" ||
+		fail "a query that is only a comment: $CODE '$BODY'"
 	curl -sS --max-time 15 -o "$work/stats-q.json" "$base/admin/stats"
 	json_names "$work/stats-q.json" "$arena" "$ns" &&
 		ok "/admin/stats is JSON with the arena's and the namespace's names escaped ('\"', '\\', a tab, a byte that is not UTF-8 as U+FFFD)"

@@ -468,6 +468,19 @@ ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "has a bad namespace name";
     }
 
+    /* SQLite prepares "" (or a comment) to no statement at all, and
+     * every request would fail with "not an error" */
+    for (i = 0; i < value[3].len; i++) {
+        if (value[3].data[i] != ' ' && value[3].data[i] != '\t'
+            && value[3].data[i] != '\n' && value[3].data[i] != '\r')
+        {
+            break;
+        }
+    }
+    if (i == value[3].len) {
+        return "has an empty SQL query";
+    }
+
     if (ngx_http_mlc_cstr(cf, &lcf->ns, &value[1]) != NGX_OK
         || ngx_http_mlc_cstr(cf, &lcf->db_path, &value[2]) != NGX_OK
         || ngx_http_mlc_cstr(cf, &lcf->sql, &value[3]) != NGX_OK)
@@ -560,6 +573,60 @@ ngx_http_mlc_shm_path(ngx_http_mlc_main_conf_t *mcf, char *buf, size_t cap)
 }
 
 
+/*
+ * Each worker opens one handle per namespace, with the options of the
+ * namespace's first mlc_cache: another mlc_cache of that namespace with
+ * other options would have them ignored, so that is refused.  Another
+ * SQLite file or query is allowed but warned about: the locations share
+ * the namespace's entries, whichever loader made them.
+ */
+static ngx_int_t
+ngx_http_mlc_same_ns_check(ngx_conf_t *cf, ngx_http_mlc_main_conf_t *mcf)
+{
+    ngx_http_mlc_loc_conf_t  **locs = mcf->locs.elts, *a, *b;
+    ngx_uint_t                 i, j;
+
+    for (i = 0; i < mcf->locs.nelts; i++) {
+        b = locs[i];
+        for (j = 0; j < i && b->kind == NGX_HTTP_MLC_CACHE; j++) {
+            a = locs[j];
+            if (a->kind != NGX_HTTP_MLC_CACHE || a->ns.len != b->ns.len
+                || ngx_memcmp(a->ns.data, b->ns.data, a->ns.len) != 0)
+            {
+                continue;
+            }
+            if (a->ttl_ms != b->ttl_ms || a->neg_ttl_ms != b->neg_ttl_ms
+                || a->lru_size != b->lru_size
+                || a->lock_timeout_ms != b->lock_timeout_ms)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "mlc_cache \"%V\" (line %ui): ttl, "
+                                   "neg_ttl, lru or lock_timeout differ "
+                                   "from the mlc_cache of the same "
+                                   "namespace at line %ui (a worker has "
+                                   "one handle per namespace, with one "
+                                   "set of options)", &b->ns, b->line,
+                                   a->line);
+                return NGX_ERROR;
+            }
+            if (ngx_strcmp(a->db_path.data, b->db_path.data) != 0
+                || ngx_strcmp(a->sql.data, b->sql.data) != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                                   "mlc_cache \"%V\" (line %ui): another "
+                                   "SQLite file or query than the mlc_cache "
+                                   "of the same namespace at line %ui: both "
+                                   "answer the entries either one loaded",
+                                   &b->ns, b->line, a->line);
+            }
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_mlc_postconf(ngx_conf_t *cf)
 {
@@ -608,6 +675,10 @@ ngx_http_mlc_postconf(ngx_conf_t *cf)
                                "there is no mlc_cache", locs[i]->line);
             return NGX_ERROR;
         }
+    }
+
+    if (ngx_http_mlc_same_ns_check(cf, mcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     /* "nginx -t" and "nginx -s ..." read the configuration too */
@@ -737,7 +808,8 @@ ngx_http_mlc_handle(ngx_cycle_t *cycle, ngx_http_mlc_main_conf_t *mcf,
     h->ns = lcf->ns;
     h->cache = NULL;
 
-    /* the first location of a namespace sets its handle's options */
+    /* the first location of a namespace sets its handle's options (the
+     * others have the same: ngx_http_mlc_same_ns_check) */
     co.ttl_ms = lcf->ttl_ms;
     co.neg_ttl_ms = lcf->neg_ttl_ms;
     co.lru_size = lcf->lru_size;
@@ -957,6 +1029,12 @@ ngx_http_mlc_db_open(ngx_http_mlc_loc_conf_t *lcf, struct mlc_load *out)
     if (rc == SQLITE_OK) {
         rc = sqlite3_prepare_v3(lcf->db, (const char *) lcf->sql.data, -1,
                                 SQLITE_PREPARE_PERSISTENT, &lcf->stmt, NULL);
+    }
+    if (rc == SQLITE_OK && lcf->stmt == NULL) {
+        snprintf(out->errmsg, sizeof(out->errmsg), "sqlite %s: the query "
+                 "is only a comment", (const char *) lcf->db_path.data);
+        ngx_http_mlc_db_close(lcf);
+        return -EIO;
     }
     if (rc != SQLITE_OK) {
         snprintf(out->errmsg, sizeof(out->errmsg), "sqlite %s: %s",
