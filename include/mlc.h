@@ -184,8 +184,9 @@ struct mlc_arena_options {
 /**
  * Create or attach the arena @p name and return a handle to it.
  *
- * @p name is an shm name ("mlc-demo" or "/mlc-demo": at most
- * MLC_ARENA_NAME_MAX bytes, no other '/'), a file path with MLC_ARENA_FILE,
+ * @p name is an shm name ("mlc-demo" or "/mlc-demo": 1 to
+ * MLC_ARENA_NAME_MAX bytes after the optional leading '/', no other '/',
+ * no control byte, not "." or ".."), a file path with MLC_ARENA_FILE,
  * or NULL with MLC_ARENA_ANON (an anonymous shared mapping, shared only with
  * children forked after this call).  Creation sizes the backing object with
  * posix_fallocate() (no SIGBUS on a full /dev/shm) and publishes the header
