@@ -697,6 +697,16 @@ nginx_if_and_names() {
 	curl -sS --max-time 15 -o "$work/stats-q.json" "$base/admin/stats"
 	json_names "$work/stats-q.json" "$arena" "$ns" &&
 		ok "/admin/stats is JSON with the arena's and the namespace's names escaped ('\"', '\\', a tab, a byte that is not UTF-8 as U+FFFD)"
+	# /admin/metrics: the namespace label as mlcctl gives it (a backslash,
+	# the tab and the byte that is not UTF-8 as \\, \x09, \xff, each
+	# backslash escaped once more), and the whole text UTF-8
+	curl -sS --max-time 15 -o "$work/metrics-q" "$base/admin/metrics"
+	if grep -qF 'namespace="i\"t\\\\e\\x09m\\xff"' "$work/metrics-q" &&
+		python3 -c 'import sys; open(sys.argv[1], "rb").read().decode("utf-8")' "$work/metrics-q" 2>/dev/null; then
+		ok "/admin/metrics labels the namespace as mlcctl does, in UTF-8"
+	else
+		fail "/admin/metrics namespace label: $(grep -a -m1 'mlc_namespace_items' "$work/metrics-q" | cat -v)"
+	fi
 	kill -QUIT "$pid"
 	for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
 	alive "$pid" && fail "nginx $pid did not quit"

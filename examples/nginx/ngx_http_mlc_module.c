@@ -1580,19 +1580,33 @@ typedef struct {
     X(procs, "processes", "gauge",                                         \
       "Processes with the arena attached (the dead left out on proof).")
 
-/* A label value with \, " and newline escaped. */
+/* @s (NUL-terminated) as a Prometheus label value, the text mlcctl gives
+ * the same name: well-formed UTF-8 as it is ('"' escaped), and a
+ * backslash, a control byte or a byte that is not UTF-8 as the text \\
+ * or \xHH, whose backslash is escaped once more.  Raw, a byte that is not
+ * UTF-8 made the whole exposition invalid, and names differing only there
+ * would have been one series.  At most 5 bytes out per byte in. */
 static u_char *
-ngx_http_mlc_prom_label(u_char *p, const char *s)
+ngx_http_mlc_prom_label(u_char *p, const char *str)
 {
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"') {
+    const u_char  *s = (const u_char *) str;
+    size_t         left = ngx_strlen(s), n;
+
+    while (left > 0) {
+        n = ngx_http_mlc_utf8_len(s, left);
+        if (n == 0 || *s < 0x20 || *s == 0x7f || *s == '\\') {
+            p = *s == '\\' ? ngx_cpymem(p, "\\\\\\\\", 4)
+                           : ngx_sprintf(p, "\\\\x%02xd", (int) *s);
+            s++;
+            left--;
+        } else if (*s == '"') {
             *p++ = '\\';
-            *p++ = (u_char) *s;
-        } else if (*s == '\n') {
-            *p++ = '\\';
-            *p++ = 'n';
+            *p++ = *s++;
+            left--;
         } else {
-            *p++ = (u_char) *s;
+            p = ngx_cpymem(p, s, n);
+            s += n;
+            left -= n;
         }
     }
     return p;
@@ -1608,7 +1622,7 @@ ngx_http_mlc_metrics(ngx_http_request_t *r)
     struct mlc_arena_info      ai = MLC_ARENA_INFO_INIT;
     struct mlc_stats           tmp;
     ngx_uint_t                 i, n = 0, cap;
-    u_char                    *buf, *p, arena[2 * 256];
+    u_char                    *buf, *p, arena[5 * 256 + 1];
     size_t                     size;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_mlc_module);
@@ -1648,7 +1662,7 @@ ngx_http_mlc_metrics(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     *ngx_http_mlc_prom_label(arena, (const char *) mcf->name.data) = '\0';
-    size = 4096 + n * (14 * (64 + 2 * MLC_NAME_MAX + 2 * 256 + 48));
+    size = 4096 + n * (14 * (64 + 5 * MLC_NAME_MAX + 5 * 256 + 48));
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
