@@ -891,6 +891,20 @@ run_server() {
 	# not UTF-8 in the namespace's: /admin/stats must still be JSON
 	local arena="${PREFIX}srv-$$-q\"" ns=$'i"t\\e\tm\xff' pid port= try i
 	make_db
+	# numbers in its options are checked: a bad one is named, exit 2,
+	# nothing made (atoi took --port notaport for 0, any port)
+	local bad out rc
+	for bad in "--port notaport" "--port 70000" "--workers 0" "--ttl -5" "--lru x"; do
+		rc=0
+		# shellcheck disable=SC2086
+		out=$(timeout 10 "$build/examples/server/mlc-server" --db "$db" --arena "${PREFIX}srv-$$-bad" $bad 2>&1) || rc=$?
+		if [ "$rc" = 2 ] && grep -qF -- "${bad%% *}" <<<"$out" && [ ! -e "/dev/shm/${PREFIX}srv-$$-bad" ]; then
+			ok "mlc-server $bad: exit 2, '$out'"
+		else
+			fail "mlc-server $bad: exit $rc, '$out'"
+			rm -f "/dev/shm/${PREFIX}srv-$$-bad"
+		fi
+	done
 	arenas+=("$arena")
 	for try in 1 2 3 4 5; do
 		port=0

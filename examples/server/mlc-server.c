@@ -928,6 +928,25 @@ parse_bytes(const char *s)
 	return n;
 }
 
+/* Option @p opt's whole decimal number from @p lo to @p hi, or exit 2
+ * saying which option was wrong (atoi took "notaport" for 0: the
+ * default port, or a port the kernel picks). */
+static long long
+parse_num(const char *opt, const char *s, long long lo, long long hi)
+{
+	char *e;
+	long long n;
+
+	errno = 0;
+	n = strtoll(s, &e, 10);
+	if (e == s || *e || errno || n < lo || n > hi) {
+		fprintf(stderr, "mlc-server: --%s wants a whole number from %lld "
+			"to %lld, not \"%s\"\n", opt, lo, hi, s);
+		exit(2);
+	}
+	return n;
+}
+
 static void
 usage(FILE *f)
 {
@@ -979,15 +998,29 @@ main(int argc, char **argv)
 		case 'd': cfg.db = optarg; break;
 		case 'q': cfg.sql = optarg; break;
 		case 'L': cfg.listen_addr = optarg; break;
-		case 'p': cfg.port = atoi(optarg); break;
+		case 'p':
+			cfg.port = (int)parse_num("port", optarg, 0, 65535);
+			break;
 		case 'P': cfg.port_file = optarg; break;
-		case 'w': cfg.workers = atoi(optarg); break;
+		case 'w':
+			cfg.workers = (int)parse_num("workers", optarg, 1,
+						       MAX_WORKERS);
+			break;
 		case 'a': cfg.arena = optarg; break;
 		case 'b': cfg.arena_bytes = parse_bytes(optarg); break;
 		case 'n': cfg.ns = optarg; break;
-		case 't': cfg.ttl_ms = atoll(optarg); break;
-		case 'T': cfg.neg_ttl_ms = atoll(optarg); break;
-		case 'l': cfg.lru_size = (uint32_t)atol(optarg); break;
+		case 't':
+			cfg.ttl_ms = parse_num("ttl", optarg, MLC_TTL_NEVER,
+					       INT64_MAX);
+			break;
+		case 'T':
+			cfg.neg_ttl_ms = parse_num("neg-ttl", optarg,
+						   MLC_TTL_NEVER, INT64_MAX);
+			break;
+		case 'l':
+			cfg.lru_size = (uint32_t)parse_num("lru", optarg, 0,
+							   UINT32_MAX);
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
