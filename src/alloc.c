@@ -232,8 +232,9 @@ ring_unlink(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
  * free) or stopped being so (-1).  The class's count is exact under its
  * lock; the header's sum is a hint, moved after it, that tells an
  * allocation about to evict whether some class has a page it could take
- * for nothing (empty_steal()).  A holder killed between the two leaves
- * the sum one off until a rebuild of that class. */
+ * for nothing (empty_steal()).  A holder killed between the two, or one
+ * preempted there while another recounts, leaves the sum off by one:
+ * mlc__alloc_heal() sets it to the counts again, once a second. */
 static void
 empty_add(struct mlc_arena *a, struct mlc__class *c, int32_t d)
 {
@@ -532,16 +533,22 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
 	struct mlc__hdr *h = a->hdr;
 	uint32_t p;
 
-	/* An empty pool is not looked at, unless a move of its pages is
-	 * marked: a mover killed there (carving the last page, say) left
-	 * the count at 0 and the page on no list, and only the next taker
-	 * of the pool lock repairs that (until 2026-12-06 nobody came while
-	 * the count said 0, and the page was lost for good). */
-	if (ck_pr_load_32(&h->ah_pool_free) == 0 &&
-	    ck_pr_load_32(&h->ah_pool_moving) == 0)
+	/* An empty pool is not waited for.  Its lock is tried if a move of
+	 * its pages is marked: a mover killed there (carving the last page,
+	 * say) left the count at 0 and the page on no list, and only the
+	 * next taker of the pool lock repairs that (until 2026-12-06 nobody
+	 * came while the count said 0, and the page was lost for good); a
+	 * live mover, maybe stopped, keeps it busy, and the caller goes on
+	 * without a page as before (waiting there blocked every class's
+	 * writers behind one stopped carver: a review). */
+	if (ck_pr_load_32(&h->ah_pool_free) == 0) {
+		if (ck_pr_load_32(&h->ah_pool_moving) == 0 ||
+		    mlc__lock_try(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
+			return false;
+	} else if (mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild,
+				  NULL) < 0) {
 		return false;
-	if (mlc__lock_take(a, &h->ah_pool_lock, pool_rebuild, NULL) < 0)
-		return false;
+	}
 	if (h->ah_pool_head == 0 || h->ah_pool_head > a->npages) {
 		mlc__lock_give(&h->ah_pool_lock);
 		return false;
@@ -565,6 +572,8 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
  * time, its page out of use meanwhile.  Try-locks: a live mover's lock is
  * busy and left alone.  Called now and then (mlc__stats_flush()) and
  * before an allocation gives up; reads one line per class. */
+static void empty_recount(struct mlc_arena *a, uint32_t seen);
+
 void
 mlc__alloc_heal(struct mlc_arena *a)
 {
@@ -581,6 +590,10 @@ mlc__alloc_heal(struct mlc_arena *a)
 	if (ck_pr_load_32(&h->ah_pool_moving) &&
 	    mlc__lock_try(a, &h->ah_pool_lock, pool_rebuild, NULL) == 0)
 		mlc__lock_give(&h->ah_pool_lock);
+	/* The empty pages' sum, which a kill or a race with a recount can
+	 * leave one off (empty_add()): too low, an empty page would stay
+	 * unused while classes evict. */
+	empty_recount(a, ck_pr_load_32((uint32_t *)&h->ah_empty_pages));
 }
 
 bool
@@ -1281,9 +1294,7 @@ steal_empty_from(struct mlc_arena *a, uint32_t vi, uint32_t to, uint64_t now)
 }
 
 /* Set the header's sum of empty pages to the classes' counts, unless it
- * moved meanwhile: a holder killed between a class's count and the sum
- * left it off by one, and a sum above 0 with no empty page would make
- * every eviction look for one. */
+ * moved meanwhile (empty_add()). */
 static void
 empty_recount(struct mlc_arena *a, uint32_t seen)
 {

@@ -599,6 +599,43 @@ test_empty_pages_taken_first(void **state)
 	strand_case(*state, 0, 2);		/* a whole page each */
 }
 
+/* The header's sum of empty pages is a hint that a kill, or a writer
+ * preempted between its class's count and the sum while another process
+ * recounted, can leave too low: an empty page then stayed unused while
+ * the classes beside it evicted (a review; its reproducer stopped writers
+ * inside that window).  The handles' once-a-second repair sets the sum to
+ * the classes' counts again, and an allocation about to evict then takes
+ * the page. */
+static void
+test_empty_hint_recounted(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *c;
+	uint32_t sum = 0;
+
+	arena_make(fx, 2 * MIB, 0, 0);
+	c = cache_l2(fx, "hint");
+	for (uint32_t i = 0; i < 20; i++)
+		assert_int_equal(set_val(c, 'x', i, 1000, i, NULL), 0);
+	for (uint32_t i = 0; i < 20; i++)
+		assert_int_equal(del_key(c, 'x', i), 0);
+	for (uint32_t ci = 0; ci < fx->a->nclasses; ci++)
+		sum += fx->a->classes[ci].cl_empty;
+	assert_true(sum > 0);
+	assert_int_equal(fx->a->hdr->ah_empty_pages, (int32_t)sum);
+	fx->a->hdr->ah_empty_pages = 0;		/* the drift */
+	mlc__clock_advance(2000);
+	assert_int_equal(mlc_stats(c, &st), 0);	/* the repair */
+	assert_int_equal(fx->a->hdr->ah_empty_pages, (int32_t)sum);
+	/* Too high (an empty page taken, its -1 lost): set right too. */
+	fx->a->hdr->ah_empty_pages = (int32_t)sum + 3;
+	mlc__clock_advance(2000);
+	assert_int_equal(mlc_stats(c, &st), 0);
+	assert_int_equal(fx->a->hdr->ah_empty_pages, (int32_t)sum);
+	pages_all_accounted(fx->a);
+}
+
 /* A load's store is fenced by the versions noted as gone from the key's
  * stripes: a key set after the load began, then evicted, must not come
  * back with the load's older value.  Here the evictor (a writer of a new
@@ -862,6 +899,56 @@ writer_stopped_at(struct fx *fx, struct mlc_cache *c,
 	fx->kid[KID_A] = pid;
 	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
 	return pid;
+}
+
+/* A writer stopped (not killed) while it carves the pool's last page:
+ * every other class's writers and deleters go on, evicting as before.
+ * The first repair of a killed carver (f5a6960) waited for the pool lock
+ * whenever a move of the pool was marked, and so blocked every writer
+ * whose free list was empty, and the deletes of their classes, behind
+ * the stopped one (a review). */
+static int
+sets_while_carver_stopped(void *arg)
+{
+	struct mlc_cache *c = arg;
+
+	alarm(20);			/* blocked: killed, the test fails */
+	for (uint32_t i = 0; i < 2000; i++)
+		if (set_val(c, 's', 100000 + i, 100, i, NULL) != 0)
+			return 1;
+	return del_key(c, 's', 100000) == 0 ? 0 : 2;
+}
+
+static void
+test_pool_carver_stopped(void **state)
+{
+	struct fx *fx = *state;
+	struct stop_at at = { MLC__P_CARVE_MARKED, NULL };
+	struct mlc_cache *c;
+	pid_t pid;
+	int st;
+
+	stops_open();
+	at.sems = &stops[KID_A];
+	arena_make(fx, 2 * MIB, 0, 0);
+	c = cache_l2(fx, "carving");
+	for (uint32_t n = 0; info_of(fx->a).pages_free > 1; n++)
+		assert_int_equal(set_val(c, 's', n, 100, n, NULL), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		stop_there(&at);
+		set_val(c, 'b', 0, 1000, 0, NULL);
+		_exit(stop_missed(&at) ? 3 : 0);
+	}
+	fx->kid[KID_A] = pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
+	assert_int_equal(t_fork(sets_while_carver_stopped, c), 0);
+	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	fx->kid[KID_A] = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	pages_all_accounted(fx->a);
 }
 
 /* A writer (A) stopped while its chunk turns from ALLOC (stamped with who
@@ -1827,6 +1914,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_page_mover_killed, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_pages_taken_first,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_carver_stopped, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_empty_hint_recounted,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_evictor_killed_fence,
 						fx_setup, fx_teardown),
