@@ -381,11 +381,14 @@ del_key(struct mlc_cache *c, char prefix, uint32_t i)
 	return mlc_delete(c, key, klen);
 }
 
+/* A child that dies (exit 42) at the first passage of die_point. */
+static enum mlc__pause_point die_point;
+
 static void
-die_at_move(enum mlc__pause_point p, void *arg)
+die_at_point(enum mlc__pause_point p, void *arg)
 {
 	(void)arg;
-	if (p == MLC__P_MOVE_LINKED)
+	if (p == die_point)
 		_exit(42);
 }
 
@@ -410,7 +413,8 @@ test_index_move_killed(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		mlc__pause_hook = die_at_move;
+		die_point = MLC__P_MOVE_LINKED;
+		mlc__pause_hook = die_at_point;
 		for (uint32_t i = 0; i < 100000; i++)
 			set_val(c, 'k', i, 16, i, NULL);
 		_exit(1);
@@ -453,16 +457,6 @@ pages_all_accounted(struct mlc_arena *a)
 	assert_int_equal(mlc_arena_check(a, &rep), 0);
 	assert_int_equal(rep.problems, 0);
 	assert_int_equal(rep.pages_moving, 0);
-}
-
-static enum mlc__pause_point die_point;
-
-static void
-die_at_point(enum mlc__pause_point p, void *arg)
-{
-	(void)arg;
-	if (p == die_point)
-		_exit(42);
 }
 
 /* Run @p n sets of @p len-byte values in a child that dies at @p point. */
@@ -646,14 +640,6 @@ test_empty_hint_recounted(void **state)
 static struct mlc_cache *ev_setter, *ev_writer;
 static bool ev_kill;
 
-static void
-die_at_linked(enum mlc__pause_point p, void *arg)
-{
-	(void)arg;
-	if (p == MLC__P_PUT_LINKED)
-		_exit(42);
-}
-
 static int
 ev_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 {
@@ -672,8 +658,10 @@ ev_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (ev_kill)
-			mlc__pause_hook = die_at_linked;
+		if (ev_kill) {
+			die_point = MLC__P_PUT_LINKED;
+			mlc__pause_hook = die_at_point;
+		}
 		_exit(set_val(ev_writer, 'n', 0, 16, 3, NULL) == 0 ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
