@@ -14,7 +14,9 @@
  *       mapping made before fork()), attached by unrelated processes at any
  *       address.  Readers never take a lock.
  *   L3  the caller's loader, run by one process at a time per key while the
- *       others wait for its outcome (single flight).
+ *       others wait for its outcome (single flight; a value larger than
+ *       value_max, which L2 cannot hold, is not shared: docs/semantics.md,
+ *       "Values").
  *
  * Conventions
  *   - Every function returns 0 on success or a negative code: -errno, or one
@@ -687,7 +689,8 @@ struct mlc_load {
  * The L3 loader.  Return MLC_LOAD_VALUE or MLC_LOAD_NOTFOUND, or a negative
  * code for a failure (the caller gets MLC_ELOADER, or a stale value when
  * resurrect_ttl_ms allows it, and mlc_last_error() gives out->errmsg).  It
- * runs on the calling thread, in one process at a time per key.  It may call
+ * runs on the calling thread, in one process at a time per key (but a
+ * value over value_max reaches no waiter: each loads in turn).  It may call
  * mlc functions on other keys; mlc_get() on its own key gives -EDEADLK.
  */
 typedef int mlc_loader_fn(void *arg, const void *key, size_t key_len,
