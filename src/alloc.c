@@ -239,7 +239,22 @@ static void
 empty_add(struct mlc_arena *a, struct mlc__class *c, int32_t d)
 {
 	c->cl_empty += (uint32_t)d;
+	MLC_PAUSE(EMPTY_COUNTED);
 	ck_pr_add_32((uint32_t *)&a->hdr->ah_empty_pages, (uint32_t)d);
+}
+
+/* Set the header's sum of empty pages to the classes' counts, unless it
+ * moved meanwhile (above).  The counts are read without their locks: a
+ * count read just before its holder moves it and the sum is fixed by the
+ * next recount. */
+static void
+empty_recount(struct mlc_arena *a, uint32_t seen)
+{
+	uint32_t sum = 0;
+
+	for (uint32_t i = 0; i < a->nclasses; i++)
+		sum += ck_pr_load_32(&a->classes[i].cl_empty);
+	ck_pr_cas_32((uint32_t *)&a->hdr->ah_empty_pages, seen, sum);
 }
 
 /* Put a chunk that is now FREE on its page's list. */
@@ -572,8 +587,6 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
  * time, its page out of use meanwhile.  Try-locks: a live mover's lock is
  * busy and left alone.  Called now and then (mlc__stats_flush()) and
  * before an allocation gives up; reads one line per class. */
-static void empty_recount(struct mlc_arena *a, uint32_t seen);
-
 void
 mlc__alloc_heal(struct mlc_arena *a)
 {
@@ -1291,18 +1304,6 @@ steal_empty_from(struct mlc_arena *a, uint32_t vi, uint32_t to, uint64_t now)
 		q = a->pages[q - 1].pg_pnext;
 	}
 	return false;
-}
-
-/* Set the header's sum of empty pages to the classes' counts, unless it
- * moved meanwhile (empty_add()). */
-static void
-empty_recount(struct mlc_arena *a, uint32_t seen)
-{
-	uint32_t sum = 0;
-
-	for (uint32_t i = 0; i < a->nclasses; i++)
-		sum += ck_pr_load_32(&a->classes[i].cl_empty);
-	ck_pr_cas_32((uint32_t *)&a->hdr->ah_empty_pages, seen, sum);
 }
 
 /* With class @p ci locked and about to evict one of its items: take a

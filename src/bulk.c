@@ -200,7 +200,7 @@ mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
 {
 	struct mlc_value out = { 0 };
 	struct mlc__key k;
-	int rc = -EBUSY;
+	int rc;
 
 	if ((rc = mlc__key_check(c, key, key_len)) < 0)
 		return rc;

@@ -51,6 +51,8 @@
 	X(PAGE_DRAINED)		/* a page emptied, not yet moved */ \
 	X(PAGE_UNLINKED)	/* an emptied page out of its class, in no
 				 * other class nor the pool yet */ \
+	X(EMPTY_COUNTED)	/* a class's count of empty pages moved,
+				 * the header's sum not yet */ \
 	X(ORPHAN_SUSPECT)	/* another process's chunk seen ALLOC, its
 				 * writer not yet judged */ \
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
