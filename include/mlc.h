@@ -15,8 +15,8 @@
  *       address.  Readers never take a lock.
  *   L3  the caller's loader, run by one process at a time per key while the
  *       others wait for its outcome (single flight; a value larger than
- *       value_max, which L2 cannot hold, is not shared: docs/semantics.md,
- *       "Values").
+ *       value_max, which L2 cannot hold, is not shared: its waiters load it
+ *       themselves: docs/semantics.md, "Values").
  *
  * Conventions
  *   - Every function returns 0 on success or a negative code: -errno, or one
@@ -690,7 +690,9 @@ struct mlc_load {
  * code for a failure (the caller gets MLC_ELOADER, or a stale value when
  * resurrect_ttl_ms allows it, and mlc_last_error() gives out->errmsg).  It
  * runs on the calling thread, in one process at a time per key (but a
- * value over value_max reaches no waiter: each loads in turn).  It may call
+ * value over value_max reaches no waiter: they all load it then, at once,
+ * and for 5 s callers that find a load of that key under way load too
+ * instead of waiting).  It may call
  * mlc functions on other keys; mlc_get() on its own key gives -EDEADLK.
  */
 typedef int mlc_loader_fn(void *arg, const void *key, size_t key_len,
@@ -950,7 +952,9 @@ int mlc_flight_acquire(struct mlc_cache *cache, const void *key,
  * negative entry; the flight ended for this caller, as it does with
  * MLC_ELOADER: flight->role is MLC_FLIGHT_NONE), or flight->role became
  * LOADER because the owner died or
- * its lease expired and this caller took over (value untouched).  A ticket
+ * its lease expired and this caller took over, or because the load's value
+ * was over value_max and no waiter can be given it (value untouched;
+ * duplicate_loads counts the second case).  A ticket
  * whose role is LOADER already returns 0 at once, value untouched: load.
  * @return 0, -EAGAIN (still loading after timeout_ms), MLC_ELOADER (the
  *   loader failed; mlc_last_error() has its message), -EINVAL.

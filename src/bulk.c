@@ -289,6 +289,8 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 							mlc__flight_id(&f),
 							true, before, NULL,
 							value ? value : &tmp);
+				if (rc == MLC__UNSHARED)
+					break;	/* load it ourselves */
 				continue;
 			}
 		}
@@ -297,7 +299,9 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		rc = mlc__load_and_publish(c, &k, &cf, loader, arg, NULL, &f,
 					   value ? value : &tmp);
 	}
-	if (rc == -EAGAIN) {	/* no result in any round, as in mlc_get() */
+	if (rc == -EAGAIN || rc == MLC__UNSHARED) {
+		/* No result in any round, or one too large to share: as in
+		 * mlc_get(). */
 		mlc__key_l2_again(c, &k, NULL);
 		rc = mlc__load_alone(c, &k, &cf, loader, arg, NULL,
 				     value ? value : &tmp);

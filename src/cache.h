@@ -301,6 +301,9 @@ int mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 			  const struct call *cf, mlc_loader_fn *loader,
 			  void *arg, struct mlc__ent *stale, struct mlc__fl *f,
 			  struct mlc_value *value);
+/* mlc__flight_result(): the load's value was too large to share, the
+ * waiter loads it itself (stale not consumed, as for -EAGAIN). */
+#define MLC__UNSHARED 1
 int mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		       const struct call *cf, uint64_t flight, bool refresh,
 		       uint64_t before,

@@ -39,7 +39,15 @@ mlc__serve_stale_or(struct mlc_cache *c, struct mlc__ent *stale, int rc,
 
 /* ---- outcome records: what waiters read when L2 holds no result -------- */
 
-enum outcome_kind { OUT_ERROR = 1, OUT_VALUE = 2 };
+/* OUT_UNSHARED: the load's value was too large for a record (over
+ * value_max, so L2 could not hold it either).  Its waiters load it
+ * themselves at once (mlc__flight_result() says MLC__UNSHARED), and until
+ * the record expires a caller that finds a load of the key under way
+ * loads too instead of waiting for a value it could not be given
+ * (unshared_lately()).  Before, each waiter took the flight in turn and
+ * loaded, and after ACQUIRE_ROUNDS the rest loaded at once: 8 processes
+ * waited up to 6 loader run times. */
+enum outcome_kind { OUT_ERROR = 1, OUT_VALUE = 2, OUT_UNSHARED = 3 };
 
 struct outcome {
 	uint32_t kind;
@@ -89,13 +97,22 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 {
 	struct mlc__key ok;
 	struct mlc__put put;
+	struct outcome un;
 	char *kb, *buf;
 	uint64_t ttl = OUTCOME_TTL;
 
 	if (o->kind == OUT_ERROR && o->until > now && o->until - now > ttl)
 		ttl = o->until - now;
-	if (sizeof(*o) + len + k->len + 3 + MLC__ITEM_HDR > c->a->page_size)
-		return;			/* could never fit: waiters will retry */
+	if (sizeof(*o) + len + k->len + 3 + MLC__ITEM_HDR > c->a->page_size) {
+		/* Could never fit: the waiters learn to load it. */
+		un = *o;
+		un.kind = OUT_UNSHARED;
+		un.until = now + OUTCOME_TTL;
+		o = &un;
+		len = 0;
+		if (sizeof(*o) + k->len + 3 + MLC__ITEM_HDR > c->a->page_size)
+			return;		/* nor that: they line up again */
+	}
 	if (!mlc__flight_mine(c->a, f))
 		return;
 	if (!outcome_key(c, k, &kb, &ok))
@@ -467,6 +484,22 @@ mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
 	return rc;
 }
 
+/* Did a load of @p k lately find its value too large to share (an
+ * OUT_UNSHARED record, unexpired, of the namespace's generation now)?
+ * Then a caller about to wait for a load of it loads instead. */
+static bool
+unshared_lately(struct mlc_cache *c, const struct mlc__key *k)
+{
+	struct mlc__ent *e;
+	struct outcome o;
+
+	if (outcome_read(c, k, &o, &e) < 0)
+		return false;
+	mlc__ent_put(e);
+	return o.kind == OUT_UNSHARED && o.until > mlc__now_ms() &&
+	       o.nsgen == ck_pr_load_32(&c->ns->ns_gen);
+}
+
 /* A waiter's flight ended: the result is in L2, or in the outcome record.
  * A refresh (@p refresh) takes from L2 only a load's value: newer than
  * version @p before, the one it replaces, and not a stale value put back
@@ -495,7 +528,15 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 	}
 	if (outcome_read(c, k, &o, &e) < 0)
 		return -EAGAIN;
-	if (o.flight != flight || !outcome_current(c, k, &o, now)) {
+	if (o.flight != flight) {
+		mlc__ent_put(e);
+		return -EAGAIN;
+	}
+	if (o.kind == OUT_UNSHARED) {
+		mlc__ent_put(e);	/* a load of its own: nothing goes old */
+		return MLC__UNSHARED;
+	}
+	if (!outcome_current(c, k, &o, now)) {
 		mlc__ent_put(e);
 		return -EAGAIN;
 	}
@@ -613,6 +654,13 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 			return mlc__serve_stale_or(c, stale, 0, mlc__now_ms(),
 						   value);
 		}
+		if (unshared_lately(c, k)) {
+			/* Its value would not reach us: load it now. */
+			mlc__flight_leave(c->a, &f);
+			stale = mlc__key_l2_again(c, k, stale);
+			return mlc__load_alone(c, k, cf, loader, arg, stale,
+					       value);
+		}
 		c->st.lock_waits++;
 		t0 = mlc__now_ms();
 		rc = mlc__flight_wait(c->a, &f, until, lease,
@@ -628,10 +676,13 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 		}
 		rc = mlc__flight_result(c, k, cf, mlc__flight_id(&f), false, 0,
 					stale, value);
+		if (rc == MLC__UNSHARED)
+			break;		/* load it ourselves, now */
 		if (rc != -EAGAIN)
 			return rc;
 	}
-	/* The key kept changing hands without a result: load ourselves. */
+	/* The key kept changing hands without a result, or its value could
+	 * not be shared: load ourselves. */
 	stale = mlc__key_l2_again(c, k, stale);
 	return mlc__load_alone(c, k, cf, loader, arg, stale, value);
 }
@@ -754,6 +805,21 @@ mlc_flight_acquire(struct mlc_cache *c, const void *key, size_t key_len,
 	return 0;
 }
 
+/* The ticket's waiter loads outside the flight: its value, too large to
+ * share, would not reach it (OUT_UNSHARED).  @p f is no longer in the
+ * flight; the ticket becomes a loader's outside the table, whose publish
+ * stores (or tries to) and releases nothing. */
+static int
+flight_alone(struct mlc_cache *c, struct mlc_flight *flight,
+	     struct mlc__fl *f, const struct mlc__key *k)
+{
+	c->st.duplicate_loads++;
+	f->role = MLC_FLIGHT_LOADER;
+	f->slot = 0;
+	flight_save(flight, f, k, ck_pr_load_64(&c->a->hdr->ah_version));
+	return 0;
+}
+
 MLC_EXPORT int
 mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 		uint32_t timeout_ms, struct mlc_value *value)
@@ -769,6 +835,12 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	if (f.role == MLC_FLIGHT_LOADER)
 		return 0;		/* nothing to wait for: load */
 	mlc__call_resolve(c, NULL, &cf);
+	if (unshared_lately(c, &k)) {
+		/* Its value would not reach us: load it now. */
+		mlc__flight_leave(c->a, &f);
+		key_l2(c, &k);
+		return flight_alone(c, flight, &f, &k);
+	}
 	c->st.lock_waits++;
 	t0 = mlc__now_ms();
 	rc = mlc__flight_wait(c->a, &f, t0 + timeout_ms, c->o.lock_lease_ms,
@@ -788,6 +860,8 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	}
 	rc = mlc__flight_result(c, &k, &cf, mlc__flight_id(&f), false, 0,
 				NULL, value);
+	if (rc == MLC__UNSHARED)
+		return flight_alone(c, flight, &f, &k);
 	if (rc != -EAGAIN) {
 		/* The lookup ends here: another's outcome answered it. */
 		mlc__count_lookup(c, rc, value, false);

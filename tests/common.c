@@ -178,6 +178,15 @@ t_fork(int (*fn)(void *), void *arg)
 }
 
 void
+t_filter(void)
+{
+	const char *f = getenv("MLC_TEST_FILTER");
+
+	if (f != NULL && *f)
+		cmocka_set_test_filter(f);
+}
+
+void
 t_require_shm(void)
 {
 	struct stat st;

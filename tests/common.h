@@ -53,6 +53,10 @@ void t_shm_unlink_signal(const char *name);
 /* Exit 77 when /dev/shm is not usable. */
 void t_require_shm(void);
 
+/* Run only the tests whose names match $MLC_TEST_FILTER (a cmocka glob:
+ * MLC_TEST_FILTER='*oversize*'), if set; call before the run. */
+void t_filter(void);
+
 /* The library's per-process test clock (src/clock.c). */
 void mlc__clock_advance(int64_t ms);
 uint64_t mlc__now_ms(void);

@@ -113,6 +113,8 @@ struct shm {
 	uint64_t got;		/* callers that got what they should */
 	uint64_t ready;		/* callers ready to go */
 	uint64_t purges;	/* purges made by loaders (lspec.purge) */
+	uint64_t inside;	/* big_loader: later loads running */
+	uint64_t met;		/* big_loader: later loads that met */
 	struct res r[MAXSLOT];
 };
 
@@ -2883,6 +2885,190 @@ test_refresh_one_deadline(void **state)
 	teardown_arena();
 }
 
+/* ---- a value too large to share: the waiters load at once --------------- */
+
+#define BIG_PROCS 8
+
+static size_t big_len;
+static char *big_buf;
+
+/* The first load answers once the other BIG_PROCS - 1 callers wait for
+ * it.  Every later load waits (bounded) until all BIG_PROCS - 1 of them
+ * run: they do only if each waiter learned at once that the value would
+ * not reach it.  Before, each took the flight in turn (8 processes, 8
+ * loads, the last caller after about 6 loader run times). */
+static int
+big_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	uint64_t n = __atomic_add_fetch(&sh->loads, 1, __ATOMIC_ACQ_REL);
+
+	(void)arg;
+	(void)key;
+	(void)key_len;
+	tl_loaded++;
+	if (n == 1) {
+		wait_waiters(g_arena, BIG_PROCS - 1);
+		nap_ms(50);
+	} else {
+		uint64_t end = real_ms() + 5000;
+
+		__atomic_add_fetch(&sh->inside, 1, __ATOMIC_ACQ_REL);
+		while (__atomic_load_n(&sh->inside, __ATOMIC_ACQUIRE) <
+		       BIG_PROCS - 1 && real_ms() < end)
+			nap_ms(1);
+		if (__atomic_load_n(&sh->inside, __ATOMIC_ACQUIRE) >=
+		    BIG_PROCS - 1)
+			__atomic_add_fetch(&sh->met, 1, __ATOMIC_ACQ_REL);
+	}
+	out->data = big_buf;
+	out->len = big_len;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+big_getter_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	int i = (int)(intptr_t)arg, rc;
+	struct mlc_cache *c;
+
+	close(herd_go[1]);
+	close(herd_ready[0]);
+	o.lock_timeout_ms = BOUND_MS;
+	o.lock_policy = MLC_LOCK_ERROR;
+	c = open_cache(&o);
+	put_byte(herd_ready[1]);
+	CKI(get_byte(herd_go[0]), 0);		/* EOF: everyone at once */
+	if (i % 2)		/* a refresh waits for a load the same way */
+		rc = mlc_refresh(c, herd_key, strlen(herd_key), big_loader,
+				 NULL, &v);
+	else
+		rc = mlc_get(c, herd_key, strlen(herd_key), big_loader, NULL,
+			     &v);
+	record(i, c, rc, &v, 0);
+	CKI(rc, 0);
+	CKI(v.len, big_len);
+	CK(memcmp(v.data, big_buf, big_len) == 0);
+	CK(v.flags & MLC_L2_WRITE_FAILED);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+/* BIG_PROCS processes get (or refresh: every other one) one key whose
+ * loader returns more than value_max: each loads it (L2 cannot hold it),
+ * but the waiters of the first load each load once, all at once, after
+ * waiting once. */
+static void
+test_herd_oversize(void **state)
+{
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	int pids[BIG_PROCS];
+
+	(void)state;
+	setup_arena(0);
+	assert_int_equal(mlc_arena_info(g_arena, &ai), 0);
+	big_len = ai.value_max + 1;
+	big_buf = malloc(big_len);
+	assert_non_null(big_buf);
+	for (size_t i = 0; i < big_len; i++)
+		big_buf[i] = (char)('a' + i % 23);
+	pipe_or_fail(herd_go);
+	pipe_or_fail(herd_ready);
+	for (int p = 0; p < BIG_PROCS; p++)
+		pids[p] = spawn(big_getter_proc, (void *)(intptr_t)p);
+	close(herd_ready[1]);
+	for (int p = 0; p < BIG_PROCS; p++)
+		assert_int_equal(get_byte(herd_ready[0]), 1);
+	close(herd_go[1]);		/* go */
+	close(herd_go[0]);
+	close(herd_ready[0]);
+	for (int p = 0; p < BIG_PROCS; p++)
+		assert_int_equal(t_wait(pids[p]), 0);
+	for (int p = 0; p < BIG_PROCS; p++) {
+		if (sh->r[p].loaded != 1 || sh->r[p].lock_waits > 1)
+			printf("# caller %d: loaded %u, waits %" PRIu64
+			       ", duplicate loads %" PRIu64 "\n", p,
+			       sh->r[p].loaded, sh->r[p].lock_waits,
+			       sh->r[p].dup_loads);
+		assert_int_equal(sh->r[p].loaded, 1);
+		assert_true(sh->r[p].lock_waits <= 1);
+		assert_int_equal(sh->r[p].dup_loads, sh->r[p].lock_waits);
+	}
+	assert_int_equal(ld64(&sh->loads), BIG_PROCS);
+	assert_int_equal(ld64(&sh->met), BIG_PROCS - 1);
+	free(big_buf);
+	teardown_arena();
+}
+
+/* The same with the flight steps (the Lua binding's): a waiter whose
+ * load's value was too large is told to load (role LOADER, no value), at
+ * once; and for a while after, a caller that finds a load of that key
+ * under way is told so before it waits. */
+static void
+test_flight_steps_oversize(void **state)
+{
+	struct mlc_cache *a, *b;
+	struct mlc_flight fa, fb;
+	struct mlc_value v = { 0 };
+	struct applied ap = { 0 };
+	struct mlc_stats st = MLC_STATS_INIT;
+	char *buf;
+
+	(void)state;
+	setup_arena(0);
+	a = pc();
+	b = t_cache(g_arena, "fl", NULL);
+	buf = oversize_value(&ap);
+	assert_int_equal(mlc_flight_acquire(a, ab_key, strlen(ab_key), NULL,
+					    &fa), 0);
+	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(b, ab_key, strlen(ab_key), NULL,
+					    &fb), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	assert_int_equal(mlc_flight_wait(b, &fb, 0, &v), -EAGAIN);
+	assert_int_equal(publish_bytes(a, &fa, ap.val, ap.len, &v), 0);
+	assert_true(v.flags & MLC_L2_WRITE_FAILED);
+	mlc_value_release(&v);
+	/* The waiter: no value, load it (told before it waits again). */
+	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_LOADER);
+	assert_null(v.data);
+	assert_int_equal(publish_bytes(b, &fb, ap.val, ap.len, &v), 0);
+	assert_int_equal(v.len, ap.len);
+	assert_true(v.flags & MLC_L2_WRITE_FAILED);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_stats(b, &st), 0);
+	assert_int_equal(st.duplicate_loads, 1);
+	assert_int_equal(st.lock_waits, 1);
+	/* A new flight: its waiter loads at once, without waiting. */
+	assert_int_equal(mlc_flight_acquire(a, ab_key, strlen(ab_key), NULL,
+					    &fa), 0);
+	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(b, ab_key, strlen(ab_key), NULL,
+					    &fb), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(waiters_total(g_arena), 0);
+	assert_int_equal(mlc_stats(b, &st), 0);
+	assert_int_equal(st.duplicate_loads, 2);
+	assert_int_equal(st.lock_waits, 1);
+	assert_int_equal(mlc_flight_abandon(b, &fb), 0);
+	/* A small value ends it: the waiter of the next flight gets it. */
+	assert_int_equal(publish_bytes(a, &fa, "small", 5, &v), 0);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_get(b, ab_key, strlen(ab_key), NULL, NULL, &v),
+			 0);
+	assert_int_equal(v.len, 5);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_flight_abandon(a, &fa), -EINVAL);
+	mlc_cache_close(b);
+	free(buf);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -2890,6 +3076,8 @@ main(void)
 		cmocka_unit_test_teardown(test_herd_value, td),
 		cmocka_unit_test_teardown(test_herd_purge, td),
 		cmocka_unit_test_teardown(test_herd_error, td),
+		cmocka_unit_test_teardown(test_herd_oversize, td),
+		cmocka_unit_test_teardown(test_flight_steps_oversize, td),
 		cmocka_unit_test_teardown(test_herd_resurrect, td),
 		cmocka_unit_test_teardown(test_killed_loader_zombie, td),
 		cmocka_unit_test_teardown(test_killed_loader_reaped, td),
@@ -2943,6 +3131,7 @@ main(void)
 	int rc;
 
 	t_require_shm();
+	t_filter();
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	t_cleanup();
 	return rc;
