@@ -3069,6 +3069,107 @@ test_flight_steps_oversize(void **state)
 	teardown_arena();
 }
 
+/* ---- review F ------------------------------------------------------------ */
+
+/* A late owner (its lease taken over while its loader ran) whose loader
+ * fails, with resurrect_ttl_ms and a stale value, put the stale value back
+ * in L2 although the flight was no longer its own (docs/internals.md: "its
+ * generation no longer matches, so it stores nothing").  The re-store is a
+ * new version above the taker's fence, so the taker's good value is
+ * refused, and every process serves the stale value for resurrect_ttl_ms
+ * while the backend is up.  A loads and blocks; B takes the flight over
+ * after A's 300 ms lease, loads "fresh" and blocks; A fails; B answers. */
+static int rvf_a_go[2], rvf_a_started[2], rvf_b_go[2], rvf_b_started[2];
+
+static int
+rvf_a_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	put_byte(rvf_a_started[1]);
+	CKI(get_byte(rvf_a_go[0]), 1);
+	snprintf(out->errmsg, sizeof(out->errmsg), "db down");
+	return -EIO;
+}
+
+static int
+rvf_b_loader(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	put_byte(rvf_b_started[1]);
+	CKI(get_byte(rvf_b_go[0]), 1);
+	out->data = "fresh";
+	out->len = 5;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+rvf_proc(void *arg)
+{
+	int who = (int)(intptr_t)arg;
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+
+	o.lock_lease_ms = 300;
+	o.lock_timeout_ms = 20000;
+	o.lock_policy = MLC_LOCK_ERROR;
+	o.resurrect_ttl_ms = 60000;
+	return get_recorded(who, &o, "rf:key",
+			    who == 0 ? rvf_a_loader : rvf_b_loader);
+}
+
+static void
+test_late_owner_resurrect_fences_taker(void **state)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int pa, pb;
+
+	(void)state;
+	setup_arena(0);
+	c = pc();
+	co.ttl_ms = 1000;
+	assert_int_equal(mlc_set(c, "rf:key", 6, "old value", 9, &co), 0);
+	mlc__clock_advance(5000);	/* expired: a stale value for both */
+	pipe_or_fail(rvf_a_go);
+	pipe_or_fail(rvf_a_started);
+	pipe_or_fail(rvf_b_go);
+	pipe_or_fail(rvf_b_started);
+	pa = spawn(rvf_proc, (void *)(intptr_t)0);
+	assert_int_equal(get_byte(rvf_a_started[0]), 1);
+	pb = spawn(rvf_proc, (void *)(intptr_t)1);	/* takes over */
+	assert_int_equal(get_byte(rvf_b_started[0]), 1);
+	put_byte(rvf_a_go[1]);				/* A fails, late */
+	assert_int_equal(t_wait(pa), 0);
+	put_byte(rvf_b_go[1]);				/* B answers */
+	assert_int_equal(t_wait(pb), 0);
+	assert_int_equal(ld64(&sh->loads), 2);
+	assert_true(sh->r[1].steals >= 1);
+	printf("# A: rc %d \"%s\" flags 0x%x; B: rc %d \"%s\" flags 0x%x "
+	       "fenced %" PRIu64 "\n", sh->r[0].rc, sh->r[0].val,
+	       sh->r[0].flags, sh->r[1].rc, sh->r[1].val, sh->r[1].flags,
+	       sh->r[1].fenced);
+	/* The backend answered B: L2 holds B's value, not the stale one the
+	 * late owner put back. */
+	assert_int_equal(mlc_peek(c, "rf:key", 6, 0, &v), 0);
+	printf("# L2 now: \"%.*s\" flags 0x%x\n", (int)v.len,
+	       (const char *)v.data, v.flags);
+	assert_value(&v, "fresh");
+	assert_false(v.flags & MLC_STALE);
+	mlc_value_release(&v);
+	assert_false(sh->r[1].flags & MLC_NOT_CACHED);
+	close_pair(rvf_a_go);
+	close_pair(rvf_a_started);
+	close_pair(rvf_b_go);
+	close_pair(rvf_b_started);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -3127,6 +3228,8 @@ main(void)
 		cmocka_unit_test_teardown(test_refresh_waits_for_failure, td),
 		cmocka_unit_test_teardown(test_refresh_one_deadline, td),
 		cmocka_unit_test_teardown(test_refresh_waits_for_resurrect, td),
+		cmocka_unit_test_teardown(test_late_owner_resurrect_fences_taker,
+					  td),
 	};
 	int rc;
 
