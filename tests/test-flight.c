@@ -3170,6 +3170,65 @@ test_late_owner_resurrect_fences_taker(void **state)
 	teardown_arena();
 }
 
+/* A flight-steps waiter whose flight ended without a result lines up
+ * again inside mlc_flight_wait(); when both of its key's slots are then
+ * busy with other keys it is told to load (role LOADER, outside the
+ * table), as mlc_flight_acquire() tells it, but mlc_flight_acquire()
+ * counts that load in duplicate_loads and mlc_flight_wait() does not. */
+static void
+test_steps_wait_busy_counts_duplicate(void **state)
+{
+	static char kbuf[32], xbuf[32], ybuf[32];
+	uint32_t ns, k0, k1, mask;
+	struct mlc_cache *a, *b;
+	struct mlc_flight fk, fkb, fx, fy;
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_value v = { 0 };
+	bool found = false;
+
+	(void)state;
+	setup_arena(16);
+	slot_pair(kbuf, xbuf, sizeof(kbuf), &k0, &k1);
+	assert_int_equal(mlc__ns_open(g_arena, "fl", &ns), 0);
+	mask = g_arena->hdr->ah_flight_slots - 1;
+	for (int j = 0; j < 100000 && !found; j++) {
+		snprintf(ybuf, sizeof(ybuf), "y:%d", j);
+		found = ((uint32_t)key_hash_of(ns, ybuf) & mask) == k1;
+	}
+	assert_true(found);
+	a = pc();
+	b = t_cache(g_arena, "fl", NULL);
+	/* K's flight in its first slot, B waiting in it. */
+	assert_int_equal(mlc_flight_acquire(a, kbuf, strlen(kbuf), NULL, &fk),
+			 0);
+	assert_int_equal(fk.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(b, kbuf, strlen(kbuf), NULL,
+					    &fkb), 0);
+	assert_int_equal(fkb.role, MLC_FLIGHT_WAITER);
+	/* Abandoned; then X and Y take K's two slots. */
+	assert_int_equal(mlc_flight_abandon(a, &fk), 0);
+	assert_int_equal(mlc_flight_acquire(a, xbuf, strlen(xbuf), NULL, &fx),
+			 0);
+	assert_int_equal(fx.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(a, ybuf, strlen(ybuf), NULL, &fy),
+			 0);
+	assert_int_equal(fy.role, MLC_FLIGHT_LOADER);
+	/* B lines up again, finds both slots busy: it is to load, outside
+	 * single flight. */
+	assert_int_equal(mlc_flight_wait(b, &fkb, BOUND_MS, &v), 0);
+	assert_int_equal(fkb.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(fkb.fl_private0, 0);		/* not in the table */
+	assert_int_equal(mlc_stats(b, &st), 0);
+	printf("# duplicate_loads %" PRIu64 ", lock_waits %" PRIu64 "\n",
+	       st.duplicate_loads, st.lock_waits);
+	assert_int_equal(st.duplicate_loads, 1);
+	assert_int_equal(mlc_flight_abandon(b, &fkb), 0);
+	assert_int_equal(mlc_flight_abandon(a, &fx), 0);
+	assert_int_equal(mlc_flight_abandon(a, &fy), 0);
+	mlc_cache_close(b);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -3229,6 +3288,8 @@ main(void)
 		cmocka_unit_test_teardown(test_refresh_one_deadline, td),
 		cmocka_unit_test_teardown(test_refresh_waits_for_resurrect, td),
 		cmocka_unit_test_teardown(test_late_owner_resurrect_fences_taker,
+					  td),
+		cmocka_unit_test_teardown(test_steps_wait_busy_counts_duplicate,
 					  td),
 	};
 	int rc;
