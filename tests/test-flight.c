@@ -3229,6 +3229,58 @@ test_steps_wait_busy_counts_duplicate(void **state)
 	teardown_arena();
 }
 
+/* A loader *error* whose record does not fit a page (a long key and a
+ * long message) is written as an "unshared" record, which is meant for
+ * values over value_max: for 5 s every caller that finds a load of the
+ * key under way loads beside it instead of waiting (and the failed
+ * flight's waiters each load at once).  Here: a failed get of a 65400-byte
+ * key; then a flight of it, and a second caller is told to load at once
+ * instead of waiting (mlc_flight_wait with timeout 0 returns 0, LOADER,
+ * instead of -EAGAIN as for a short key). */
+static int
+rvf_fail_long(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	memset(out->errmsg, 'e', 120);
+	out->errmsg[120] = '\0';
+	return -EIO;
+}
+
+static void
+test_error_record_not_unshared(void **state)
+{
+	struct mlc_cache *a, *b;
+	struct mlc_flight fa, fb;
+	struct mlc_value v = { 0 };
+	size_t klen = 65400;
+	char *key;
+
+	(void)state;
+	setup_arena(0);		/* 64 KiB pages */
+	key = malloc(klen);
+	assert_non_null(key);
+	memset(key, 'k', klen);
+	a = pc();
+	b = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_get(a, key, klen, rvf_fail_long, NULL, &v),
+			 MLC_ELOADER);
+	/* A new flight of the key; a second caller joins it. */
+	assert_int_equal(mlc_flight_acquire(a, key, klen, NULL, &fa), 0);
+	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(b, key, klen, NULL, &fb), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	/* Nothing says the value cannot be shared: it waits. */
+	assert_int_equal(mlc_flight_wait(b, &fb, 0, &v), -EAGAIN);
+	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	assert_int_equal(mlc_flight_abandon(b, &fb), 0);
+	assert_int_equal(mlc_flight_abandon(a, &fa), 0);
+	mlc_cache_close(b);
+	free(key);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -3291,6 +3343,7 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_steps_wait_busy_counts_duplicate,
 					  td),
+		cmocka_unit_test_teardown(test_error_record_not_unshared, td),
 	};
 	int rc;
 
