@@ -97,21 +97,24 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 {
 	struct mlc__key ok;
 	struct mlc__put put;
+	size_t fixed = sizeof(*o) + k->len + 3 + MLC__ITEM_HDR;
 	struct outcome un;
 	char *kb, *buf;
 	uint64_t ttl = OUTCOME_TTL;
 
 	if (o->kind == OUT_ERROR && o->until > now && o->until - now > ttl)
 		ttl = o->until - now;
-	if (sizeof(*o) + len + k->len + 3 + MLC__ITEM_HDR > c->a->page_size) {
-		/* Could never fit: the waiters learn to load it. */
+	if (fixed > c->a->page_size)
+		return;			/* no record fits: they line up again */
+	if (len > c->a->page_size - fixed && o->kind == OUT_ERROR) {
+		len = c->a->page_size - fixed;	/* the message cut short */
+	} else if (len > c->a->page_size - fixed) {
+		/* A value no record holds: the waiters learn to load it. */
 		un = *o;
 		un.kind = OUT_UNSHARED;
 		un.until = now + OUTCOME_TTL;
 		o = &un;
 		len = 0;
-		if (sizeof(*o) + k->len + 3 + MLC__ITEM_HDR > c->a->page_size)
-			return;		/* nor that: they line up again */
 	}
 	if (!mlc__flight_mine(c->a, f))
 		return;
@@ -348,6 +351,18 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 
 		stale->expire = expire_at(cf->resurrect_ttl, now);
 		stale->flags = (stale->flags & MLC_NEGATIVE) | MLC_STALE;
+		if (!mlc__flight_mine(c->a, f)) {
+			/* Our lease was taken over: the taker's load decides
+			 * what L2 holds.  A re-store would be a version above
+			 * its fence, refusing its value, and would put the
+			 * stale one back for every process while the backend
+			 * answers (a review found it).  This caller's only. */
+			c->st.fenced_writes++;
+			stale->flags |= MLC_NOT_CACHED;
+			c->st.stale_served++;
+			return mlc__ent_deliver(c, stale, false, MLC_L2, now,
+						value);
+		}
 		/* Over the very item it was read from (a compare-and-set on
 		 * its version), not only after the fence: a set or delete
 		 * between this call's L2 read and its fence (a wait for
@@ -869,7 +884,8 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 		return rc;
 	}
 	/* Ended without a result (abandoned): line up again. */
-	mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f);
+	if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f) == -EBUSY)
+		c->st.duplicate_loads++;	/* loads outside the table */
 	flight_save(flight, &f, &k, ck_pr_load_64(&c->a->hdr->ah_version));
 	return f.role == MLC_FLIGHT_LOADER ? 0 : -EAGAIN;
 }
