@@ -609,6 +609,32 @@ lock_timed_out(struct mlc_cache *c, const struct mlc__key *k,
 	}
 }
 
+/* The flight of @p k is ours (claimed, or taken over from an owner that
+ * died or overran its lease): load, unless L2 has the value now.  Another
+ * process may have stored it just before we claimed, or the owner we took
+ * over from may have died after its store, in its release (pause point
+ * FLIGHT_RELEASING): a load then would be one more for nothing. */
+static int
+load_claimed(struct mlc_cache *c, const struct mlc__key *k,
+	     const struct call *cf, mlc_loader_fn *loader, void *arg,
+	     struct mlc__ent *stale, struct mlc__fl *f, struct mlc_value *value)
+{
+	struct mlc__ent *e;
+
+	if (mlc__l2_read(c, k, &e) == 0) {
+		uint64_t now = mlc__now_ms();
+
+		if (!ent_expired(e, now)) {
+			mlc__flight_release(c->a, f);
+			if (stale != NULL)
+				mlc__ent_put(stale);
+			return mlc__l2_hit(c, e, now, value);
+		}
+		mlc__ent_put(e);
+	}
+	return mlc__load_and_publish(c, k, cf, loader, arg, stale, f, value);
+}
+
 /* Miss in L1 and L2 (or only a stale value): load under single flight. */
 int
 mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
@@ -646,23 +672,9 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 			return mlc__load_and_publish(c, k, cf, loader, arg,
 						     stale, &f, value);
 		}
-		if (f.role == MLC_FLIGHT_LOADER) {
-			/* Another process may have stored it just before
-			 * we claimed the flight. */
-			if (mlc__l2_read(c, k, &e) == 0) {
-				uint64_t now = mlc__now_ms();
-
-				if (!ent_expired(e, now)) {
-					mlc__flight_release(c->a, &f);
-					if (stale != NULL)
-						mlc__ent_put(stale);
-					return mlc__l2_hit(c, e, now, value);
-				}
-				mlc__ent_put(e);
-			}
-			return mlc__load_and_publish(c, k, cf, loader, arg,
-						     stale, &f, value);
-		}
+		if (f.role == MLC_FLIGHT_LOADER)
+			return load_claimed(c, k, cf, loader, arg, stale, &f,
+					    value);
 		if (stale != NULL && (cf->flags & MLC_CALL_SWR)) {
 			/* Another process refreshes it: serve stale now. */
 			mlc__flight_leave(c->a, &f);
@@ -682,8 +694,8 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 				      &c->st.lock_steals);
 		c->st.lock_wait_ms += mlc__now_ms() - t0;
 		if (rc == 1)
-			return mlc__load_and_publish(c, k, cf, loader, arg,
-						     stale, &f, value);
+			return load_claimed(c, k, cf, loader, arg, stale, &f,
+					    value);
 		if (rc == -EAGAIN) {
 			mlc__flight_leave(c->a, &f);
 			return lock_timed_out(c, k, cf, loader, arg, stale,
