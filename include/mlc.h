@@ -241,7 +241,12 @@ int mlc_arena_open(struct mlc_arena **arenap, const char *name,
  * create an arena of @p opts' other fields (its bytes field is ignored;
  * max_items 0 follows the size, as it does on creation; NULL: all
  * defaults), or 0 if @p opts is invalid or no size up to 2^40 fits.  No
- * memory is mapped.
+ * memory is mapped.  The answer is about creation, so the flags that
+ * concern only attaching, MLC_ARENA_RDONLY and MLC_ARENA_MATCH, are
+ * ignored: with them it is the size the same options make without them
+ * (RDONLY with CREATE, which mlc_arena_open() refuses, included).  Other
+ * flags are checked as mlc_arena_open() checks them: an unknown bit,
+ * MLC_ARENA_UNUSED or ANON with FILE gives 0.
  * Thread-safe.
  * @since 0.2
  */

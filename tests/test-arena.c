@@ -1246,6 +1246,22 @@ test_reopen_other_size(void **state)
 	assert_int_equal(mlc_arena_min_bytes(&ao), 0);
 	ao = (struct mlc_arena_options)MLC_ARENA_OPTIONS_INIT;
 	assert_int_equal(mlc_arena_min_bytes(NULL), mlc_arena_min_bytes(&ao));
+
+	/* The flags of attaching change nothing (the header says so); the
+	 * others are checked as mlc_arena_open() checks them. */
+	ao.flags = MLC_ARENA_CREATE;
+	min = mlc_arena_min_bytes(&ao);
+	assert_true(min > 0);
+	ao.flags = MLC_ARENA_RDONLY;
+	assert_int_equal(mlc_arena_min_bytes(&ao), min);
+	ao.flags = MLC_ARENA_RDONLY | MLC_ARENA_CREATE | MLC_ARENA_MATCH;
+	assert_int_equal(mlc_arena_min_bytes(&ao), min);
+	ao.flags = MLC_ARENA_ANON | MLC_ARENA_FILE;
+	assert_int_equal(mlc_arena_min_bytes(&ao), 0);
+	ao.flags = MLC_ARENA_UNUSED;
+	assert_int_equal(mlc_arena_min_bytes(&ao), 0);
+	ao.flags = 1u << 30;
+	assert_int_equal(mlc_arena_min_bytes(&ao), 0);
 }
 
 /* ---- huge pages ----------------------------------------------------- */
