@@ -130,7 +130,8 @@ struct mlc_relay_stats {
  *
  * @return 0 and *@p relayp, or -EINVAL (no host_id, bad options), -E2BIG
  *   (options from a newer mlc-relay), -ENOMEM, or a -errno from
- *   pthread_create().
+ *   pthread_create().  Every option is checked before anything is made:
+ *   a refused start leaves no relay, thread or hook behind.
  */
 int mlc_relay_start(struct mlc_relay **relayp, struct mlc_arena *arena,
 		    const struct mlc_relay_options *opts);

@@ -968,15 +968,41 @@ start_child_publisher(struct mlc_relay *r)
 			 "fork: cannot start the publisher thread");
 }
 
-static int
-copy_str(char *dst, size_t cap, const char *src, const char *dflt)
+/* NULL stands for the option's default, which always fits. */
+static bool
+length_ok(const char *s, size_t min, size_t max)
+{
+	size_t n;
+
+	if (s == NULL)
+		return true;
+	n = strlen(s);
+	return n >= min && n <= max;
+}
+
+/* Everything mlc_relay_start() refuses, checked before it makes anything
+ * (the relay, its threads, the hook), so a refused start has nothing to
+ * undo and no half-made relay is ever visible to atfork or the hook. */
+static bool
+options_ok(const struct mlc_relay_options *o)
+{
+	return o->host_id != NULL &&
+	       length_ok(o->host_id, 1, MLC_RELAY_HOST_ID_MAX) &&
+	       length_ok(o->redis_host, 0, MLC_RELAY_HOST_MAX) &&
+	       length_ok(o->redis_unix, 0, MLC_RELAY_UNIX_MAX) &&
+	       length_ok(o->redis_password, 0, MLC_RELAY_PASSWORD_MAX) &&
+	       length_ok(o->stream, 1, MLC_RELAY_STREAM_MAX) &&
+	       !(o->mode & ~(uint32_t)(MLC_RELAY_PUBLISH |
+				       MLC_RELAY_SUBSCRIBE));
+}
+
+/* @p src (or @p dflt) into @p dst: options_ok() has checked the length. */
+static void
+copy_str(char *dst, const char *src, const char *dflt)
 {
 	if (src == NULL)
 		src = dflt;
-	if (strlen(src) >= cap)
-		return -EINVAL;
 	memcpy(dst, src, strlen(src) + 1);
-	return 0;
 }
 
 int
@@ -998,21 +1024,16 @@ mlc_relay_start(struct mlc_relay **relayp, struct mlc_arena *arena,
 	} else {
 		memcpy(&o, opts, opts->size);
 	}
-	if (o.host_id == NULL || o.host_id[0] == '\0' ||
-	    (o.mode & ~(uint32_t)(MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE)))
+	if (!options_ok(&o))
 		return -EINVAL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
 	r->arena = arena;
-	if (copy_str(r->host_id, sizeof(r->host_id), o.host_id, NULL) < 0 ||
-	    copy_str(r->host, sizeof(r->host), o.redis_host, "127.0.0.1") < 0 ||
-	    copy_str(r->unix_path, sizeof(r->unix_path), o.redis_unix, "") < 0 ||
-	    copy_str(r->password, sizeof(r->password), o.redis_password, "") < 0 ||
-	    copy_str(r->stream, sizeof(r->stream), o.stream, "mlc:events") < 0 ||
-	    r->stream[0] == '\0') {
-		free(r);
-		return -EINVAL;
-	}
+	copy_str(r->host_id, o.host_id, NULL);
+	copy_str(r->host, o.redis_host, "127.0.0.1");
+	copy_str(r->unix_path, o.redis_unix, "");
+	copy_str(r->password, o.redis_password, "");
+	copy_str(r->stream, o.stream, "mlc:events");
 	r->port = o.redis_port ? o.redis_port : 6379;
 	r->mode = o.mode ? o.mode : MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE;
 	r->flags = o.flags;

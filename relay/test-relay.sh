@@ -131,6 +131,11 @@ refused "--maxlen" --host-id X --maxlen -1
 refused "--stats-ms" --host-id X --stats-ms 99999999999
 refused "--host-id" --host-id "$(printf '%064d' 0)"
 refused "--host-id" --host-id ""
+refused "--host" --host-id X --host "$(printf '%0256d' 0)"
+refused "--unix" --host-id X --unix "$(printf '%0108d' 0)"
+refused "--password" --host-id X --password "$(printf '%0128d' 0)"
+refused "--stream" --host-id X --stream "$(printf '%0256d' 0)"
+refused "--stream" --host-id X --stream ""
 ip netns exec $NC "$DAEMON" --arena $TAG-opt --create --bytes 16M --host-id X \
 	--host $NET.1 --io-timeout-ms 500 >"$T/opt.log" 2>&1 &
 OPT=$!; PIDS+=($OPT)
@@ -139,7 +144,7 @@ size=$(stat -c %s /dev/shm/$TAG-opt 2>/dev/null || echo none)
 kill -TERM $OPT; wait $OPT || fail "mlc-relay --bytes 16M: $(cat "$T/opt.log")"
 [ "$size" = 16777216 ] || fail "mlc-relay --bytes 16M made an arena of $size bytes: $(cat "$T/opt.log")"
 rm -f /dev/shm/$TAG-opt
-say "bad numbers, ports and host ids refused; --bytes 16M made 16777216 bytes"
+say "bad numbers, ports and strings over their limits refused; --bytes 16M made 16777216 bytes"
 
 # --- hosts ---------------------------------------------------------------
 "$HOSTBIN" init "$CTL" 16
