@@ -30,6 +30,9 @@
 # in the end-to-end stage; MLC_STORM_KILLS=300 for a longer storm.
 # Whatever happens, everything it started is stopped on exit, and nothing
 # is left in /dev/shm.  Exit 77 when nginx-dev is not installed.
+#
+# Environment, as for examples/test-e2e.sh: MLC_E2E_PREFIX starts the
+# arenas' names (default mlc-; storm- or trunc- and the pid follow).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-ngx
@@ -48,6 +51,7 @@ done
 case $build in /*) ;; *) build=$PWD/$build ;; esac
 
 WORKERS=4
+PREFIX=${MLC_E2E_PREFIX:-mlc-}
 KEYS=1000
 LOCK_MS=5000
 SQL='SELECT value FROM items WHERE key = ?1 AND sleep_ms(abs(delay_ms)) = 0'
@@ -161,7 +165,7 @@ wrk_max_ms() {
 
 # --- the SIGKILL storm ---------------------------------------------------------
 run_storm() {
-	local arena=mlc-storm-$$ rc=0 wpid='' cpid wout='' wmax sig9 other
+	local arena=${PREFIX}storm-$$ rc=0 wpid='' cpid wout='' wmax sig9 other
 	echo "=== SIGKILL storm: nginx $(nginx -v 2>&1 | sed 's/.*\///'), $WORKERS workers, $KEYS keys in SQLite, $kills kills"
 	python3 "$root/examples/storm-check.py" --make-db "$work/items.db" --keys $KEYS
 	chmod 644 "$work/items.db"
@@ -215,7 +219,7 @@ run_storm() {
 
 # --- the arena truncated under nginx --------------------------------------------
 run_truncate() {
-	local arena=mlc-trunc-$$ bytes i t started deaths sigbus fatal n=0 codes out rc want
+	local arena=${PREFIX}trunc-$$ bytes i t started deaths sigbus fatal n=0 codes out rc want
 	echo "=== the arena truncated under a running nginx ($WORKERS workers)"
 	[ -f "$work/items.db" ] || { python3 "$root/examples/storm-check.py" --make-db "$work/items.db" --keys $KEYS; chmod 644 "$work/items.db"; }
 	start_nginx trunc "$arena" 16m || return 1
