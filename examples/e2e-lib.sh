@@ -11,6 +11,15 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
+# pick_port [SALT]: a port to try, in PORT: from MLC_E2E_PORTS=LO-HI if
+# set (so that runs side by side can be given ranges that do not meet),
+# else from 20000-59999.  SALT varies the pick between tries.
+pick_port() {
+	local lo=20000 hi=59999 range=${MLC_E2E_PORTS:-}
+	if [ -n "$range" ]; then lo=${range%-*}; hi=${range#*-}; fi
+	PORT=$(( lo + (RANDOM * 7 + $$ + ${1:-0}) % (hi - lo + 1) ))
+}
+
 # workers_of PID: the worker processes of master PID (not a new master)
 workers_of() {
 	ps -o pid=,args= --ppid "$1" 2>/dev/null | awk '/worker process/ {print $1}' | sort -n | tr '\n' ' '

@@ -73,12 +73,6 @@ skipped=()
 
 say() { printf '  %s\n' "$*"; }
 
-# pick_port: a port to try in PORT (from MLC_E2E_PORTS if set)
-pick_port() {
-	local lo=20000 hi=59999
-	if [ -n "$PORTS" ]; then lo=${PORTS%-*}; hi=${PORTS#*-}; fi
-	PORT=$(( lo + (RANDOM * 7 + $$) % (hi - lo + 1) ))
-}
 . "$root/examples/e2e-lib.sh"
 ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$*"; }
 fail() { failed=$((failed + 1)); printf '  FAIL %s\n' "$*"; return 1; }

@@ -31,8 +31,10 @@
 # Whatever happens, everything it started is stopped on exit, and nothing
 # is left in /dev/shm.  Exit 77 when nginx-dev is not installed.
 #
-# Environment, as for examples/test-e2e.sh: MLC_E2E_PREFIX starts the
-# arenas' names (default mlc-; storm- or trunc- and the pid follow).
+# Environment, as for examples/test-e2e.sh: MLC_E2E_PORTS=LO-HI takes
+# nginx's port from that range (default: a random one in 20000-59999; a
+# port in use is retried with another), MLC_E2E_PREFIX starts the arenas'
+# names (default mlc-; storm- or trunc- and the pid follow).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-ngx
@@ -94,7 +96,7 @@ start_nginx() {
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
 	arenas+=("$arena")
 	for try in 1 2 3 4 5; do
-		port=$(( 20000 + (RANDOM * 7 + $$ + try) % 40000 ))
+		pick_port "$try"; port=$PORT
 		# any socket on it, not only a listener: a client's local
 		# port (wrk's, curl's) makes bind() fail too
 		ss -tan 2>/dev/null | grep -q ":$port " && continue
