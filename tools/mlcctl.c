@@ -25,6 +25,8 @@
 
 #include <mlc.h>
 
+#include "utf8.h"
+
 enum { X_OK = 0, X_NOTFOUND = 1, X_ERR = 2 };
 
 static const char *prog = "mlcctl";
@@ -571,41 +573,6 @@ parse_args(struct opts *o, int argc, char **argv)
 }
 
 /* ---- output helpers ---------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at @p s (at most @p n bytes), 0 if
- * invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1fu;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0fu;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07u;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
 
 /* A namespace name for humans: valid UTF-8 as is, other bytes and
  * controls as \xNN. */

@@ -1405,9 +1405,11 @@ ngx_http_mlc_json_stats(char *p, size_t cap, const struct mlc_stats *s)
 }
 
 
-/* The length of the well-formed UTF-8 sequence at @p (@left bytes), or 0
- * if there is none: a stray byte, an overlong form, a surrogate, past
- * U+10FFFF or cut short. */
+/* The length of the well-formed UTF-8 sequence at @p p (@p left bytes), or
+ * 0 if there is none: a stray byte, an overlong form, a surrogate, past
+ * U+10FFFF or cut short.  The same check as tools/utf8.h (mlcctl and
+ * mlc-server), copied because the module builds from its own directory
+ * against the installed mlc.h, and that header is not installed. */
 static size_t
 ngx_http_mlc_utf8_len(const u_char *p, size_t left)
 {

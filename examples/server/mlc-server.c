@@ -52,6 +52,7 @@
 #include <sqlite3.h>
 
 #include "mlc.h"
+#include "utf8.h"
 
 #define MAX_WORKERS 64
 #define MAX_HEADER  (16 << 10)
@@ -420,38 +421,6 @@ path_is(const struct request *rq, const char *path)
 	X(expired_reclaimed) X(index_evictions) X(page_moves)              \
 	X(orphans_reclaimed) X(repairs) X(write_failures) X(log_head)      \
 	X(namespaces) X(format)
-
-/* The length of the well-formed UTF-8 sequence at @p p (@p left bytes), or
- * 0 if there is none: a stray byte, an overlong form, a surrogate, past
- * U+10FFFF or cut short. */
-static size_t
-utf8_len(const unsigned char *p, size_t left)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3;
-		lo = p[0] == 0xe0 ? 0xa0 : 0x80;
-		hi = p[0] == 0xed ? 0x9f : 0xbf;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4;
-		lo = p[0] == 0xf0 ? 0x90 : 0x80;
-		hi = p[0] == 0xf4 ? 0x8f : 0xbf;
-	} else {
-		return 0;
-	}
-	if (left < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
 
 /* @p str as a JSON string, quotes included: '"', '\\' and control bytes
  * escaped, a byte that is not UTF-8 as U+FFFD (JSON text is UTF-8; names
