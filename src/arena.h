@@ -450,7 +450,13 @@ struct mlc__flight_slot {
 	uint64_t fs_deadline;	/* lease end, ms */
 	uint32_t fs_owner_ns;	/* the owner's pid namespace */
 	uint32_t fs_pad;
-	uint64_t fs_pad2;
+	/* gen:40 | ms:24, the low 24 bits of when the owner of flight gen
+	 * released it: its waiters judge its result as at then (ended_at()
+	 * in flight.c).  It was padding, zero in every arena, and a waiter
+	 * trusts it only with its own flight's generation: a build that
+	 * does not write it leaves its waiters as they were (no format
+	 * bump). */
+	uint64_t fs_ended;
 };
 #define MLC__FW_TAG_BITS 24
 #define MLC__FW_TAG(w)	((w) & ((UINT64_C(1) << MLC__FW_TAG_BITS) - 1))

@@ -285,9 +285,8 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 				return mlc__set_err(c, -ETIMEDOUT);
 			}
 			if (rc == 0) {
-				rc = mlc__flight_result(c, &k, &cf,
-							mlc__flight_id(&f),
-							true, before, NULL,
+				rc = mlc__flight_result(c, &k, &cf, &f, true,
+							before, NULL,
 							value ? value : &tmp);
 				if (rc == MLC__UNSHARED)
 					break;	/* load it ourselves */

@@ -305,8 +305,8 @@ int mlc__load_and_publish(struct mlc_cache *c, const struct mlc__key *k,
  * waiter loads it itself (stale not consumed, as for -EAGAIN). */
 #define MLC__UNSHARED 1
 int mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
-		       const struct call *cf, uint64_t flight, bool refresh,
-		       uint64_t before,
+		       const struct call *cf, const struct mlc__fl *f,
+		       bool refresh, uint64_t before,
 		       struct mlc__ent *stale, struct mlc_value *value);
 struct mlc__ent *mlc__key_l2_again(struct mlc_cache *c, struct mlc__key *k,
 				   struct mlc__ent *stale);

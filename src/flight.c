@@ -50,6 +50,7 @@
 #include "pause.h"
 
 #define SLICE_MS 20		/* how often a waiter checks the owner */
+#define ENDED_MASK ((UINT64_C(1) << MLC__FW_TAG_BITS) - 1) /* fs_ended */
 #define CLAIM_GRACE_MS 1000	/* an owner unpublished this long after a
 				 * waiter joined is taken over if no live
 				 * process has a claim in progress */
@@ -286,6 +287,13 @@ mlc__flight_release(struct mlc_arena *a, struct mlc__fl *f)
 	 * the result. */
 	if (!ck_pr_cas_64(&sl->fs_word, w, MLC__FW_MAKE(f->gen + 1, 0)))
 		goto out;		/* taken over: not ours to release */
+	/* When it ended, for its waiters to judge the result by: one woken
+	 * late must not find it expired and load beside the next flight
+	 * (ended_at()).  Only a release stamps, after its CAS: a flight
+	 * taken over gave its waiters no result.  Stored before the wake-up,
+	 * so that a woken waiter reads it. */
+	ck_pr_store_64(&sl->fs_ended,
+		       MLC__FW_MAKE(f->gen, mlc__now_ms() & ENDED_MASK));
 	MLC_PAUSE(FLIGHT_RELEASED);
 	ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec, &ec_mode);
 out:
@@ -381,6 +389,26 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 	return true;
 }
 
+/* When the flight @p f waited for was released, by its owner's stamp; 0
+ * if unknown (taken over, not stamped yet, or a later release stamped
+ * over it).  Its word may have moved on since, to the key's next flight:
+ * a waiter woken late finds it so.  The stamp keeps 24 bits of the ms
+ * (4.6 hours): the end is the last such time up to now, and not before
+ * the waiter joined (test clocks differ per process). */
+static uint64_t
+ended_at(const struct mlc__flight_slot *sl, const struct mlc__fl *f)
+{
+	uint64_t s, now;
+
+	ck_pr_fence_load();	/* the word moved, then its stamp */
+	s = ck_pr_load_64(&sl->fs_ended);
+	if (MLC__FW_GEN(s) != f->gen)
+		return 0;
+	now = mlc__now_ms();
+	return MLC_MAX(now - ((now - MLC__FW_TAG(s)) & ENDED_MASK),
+		       f->joined);
+}
+
 int
 mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		 uint32_t lease_ms, uint64_t *steals)
@@ -397,6 +425,7 @@ mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		if (ck_pr_load_64(&sl->fs_word) != w) {
 			ck_pr_dec_32(&sl->fs_waiters);
 			f->role = MLC_FLIGHT_NONE;
+			f->ended = ended_at(sl, f);
 			return 0;	/* ended: look for the result */
 		}
 		if (steal(a, f, lease_ms, steals))

@@ -16,6 +16,8 @@ struct mlc__fl {
 	uint64_t token;		/* ours, when we own it */
 	uint64_t joined;	/* ms a waiter joined */
 	uint64_t checked;	/* ms it last probed the owner's liveness */
+	uint64_t ended;		/* ms the flight waited for was released
+				 * by its owner (0: unknown) */
 };
 
 /* 0: f->role says LOADER (owns a slot) or WAITER.  -EBUSY: both slots of
@@ -23,8 +25,9 @@ struct mlc__fl {
  * (f->role LOADER, f->slot 0). */
 int mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 			struct mlc__fl *f);
-/* Wait until the flight ends (0), the caller took it over (1: now LOADER),
- * or @p until_ms passed (-EAGAIN; still a waiter). */
+/* Wait until the flight ends (0; f->ended says when its owner released
+ * it, if known), the caller took it over (1: now LOADER), or @p until_ms
+ * passed (-EAGAIN; still a waiter). */
 int mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		     uint32_t lease_ms, uint64_t *steals);
 /* The slot word of the flight @p f joined or owns. */

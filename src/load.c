@@ -515,35 +515,50 @@ unshared_lately(struct mlc_cache *c, const struct mlc__key *k)
 	       o.nsgen == ck_pr_load_32(&c->ns->ns_gen);
 }
 
-/* A waiter's flight ended: the result is in L2, or in the outcome record.
- * A refresh (@p refresh) takes from L2 only a load's value: newer than
- * version @p before, the one it replaces, and not a stale value put back
- * by a failed load (resurrect_ttl_ms): then the load's error is the
+/* The time a waiter judges a result expiring at @p expire by, and ages
+ * it from: now, or if it expired since its flight ended (@p ended, 0 if
+ * unknown), that end.  Its get began before then: the result answers it,
+ * with the TTL it had left then.  Before, the waiter lined up again, and
+ * with TTLs of about a tick of the coarse clock round after round ended
+ * so, until it loaded beside the next flight's owner. */
+static uint64_t
+judged_at(uint64_t expire, uint64_t ended, uint64_t now)
+{
+	return expire != 0 && expire <= now && ended != 0 ? ended : now;
+}
+
+/* A waiter's flight @p f ended: the result is in L2, or in the outcome
+ * record.  A refresh (@p refresh) takes from L2 only a load's value: newer
+ * than version @p before, the one it replaces, and not a stale value put
+ * back by a failed load (resurrect_ttl_ms): then the load's error is the
  * answer.  0 with *value, MLC_ELOADER, or -EAGAIN (no result: try
  * again). */
 int
 mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
-		   const struct call *cf, uint64_t flight, bool refresh,
-		   uint64_t before, struct mlc__ent *stale,
+		   const struct call *cf, const struct mlc__fl *f,
+		   bool refresh, uint64_t before, struct mlc__ent *stale,
 		   struct mlc_value *value)
 {
-	uint64_t now = mlc__now_ms();
+	uint64_t now = mlc__now_ms(), at;
 	struct mlc__ent *e;
 	struct outcome o;
 
 	if (mlc__l2_read(c, k, &e) == 0) {
-		if (!ent_expired(e, now) &&
+		at = judged_at(e->expire, f->ended, now);
+		if (!ent_expired(e, at) &&
 		    (!refresh || (e->version > before &&
 				  !(e->flags & MLC_STALE)))) {
 			if (stale != NULL)
 				mlc__ent_put(stale);
-			return mlc__l2_hit(c, e, now, value);
+			/* L1 takes it only while it lives. */
+			return mlc__ent_deliver(c, e, at == now, MLC_L2, at,
+						value);
 		}
 		mlc__ent_put(e);
 	}
 	if (outcome_read(c, k, &o, &e) < 0)
 		return -EAGAIN;
-	if (o.flight != flight) {
+	if (o.flight != mlc__flight_id(f)) {
 		mlc__ent_put(e);
 		return -EAGAIN;
 	}
@@ -558,8 +573,9 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 	if (o.kind == OUT_VALUE) {
 		struct mlc__ent *v;
 
-		if (o.until != 0 && o.until <= now) {
-			/* Expired before it could answer: no result, as
+		at = judged_at(o.until, f->ended, now);
+		if (o.until != 0 && o.until <= at) {
+			/* Expired before its flight ended: no result, as
 			 * for an expired item (a waiter got it with ttl_ms
 			 * 0 and no MLC_STALE: a review found it). */
 			mlc__ent_put(e);
@@ -578,7 +594,7 @@ mlc__flight_result(struct mlc_cache *c, const struct mlc__key *k,
 		 * none: ttl_ms "never" without MLC_NO_EXPIRY). */
 		v->flags = (uint16_t)(o.flags | MLC_NOT_CACHED |
 				      (o.until == 0 ? MLC_NO_EXPIRY : 0));
-		return mlc__ent_deliver(c, v, false, MLC_L2, now, value);
+		return mlc__ent_deliver(c, v, false, MLC_L2, at, value);
 	}
 	return outcome_error(c, e, cf, stale, now, value);
 }
@@ -701,8 +717,7 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 			return lock_timed_out(c, k, cf, loader, arg, stale,
 					      value);
 		}
-		rc = mlc__flight_result(c, k, cf, mlc__flight_id(&f), false, 0,
-					stale, value);
+		rc = mlc__flight_result(c, k, cf, &f, false, 0, stale, value);
 		if (rc == MLC__UNSHARED)
 			break;		/* load it ourselves, now */
 		if (rc != -EAGAIN)
@@ -797,6 +812,7 @@ flight_take(struct mlc_cache *c, const struct mlc_flight *in,
 	f->joined = in->fl_private[FP_JOINED];
 	f->gen = in->fl_private[FP_GEN] & FP_GEN_MASK;
 	f->checked = f->joined + (in->fl_private[FP_GEN] >> 40);
+	f->ended = 0;
 	k->data = (const void *)(uintptr_t)in->fl_private[FP_KEY];
 	k->len = (uint32_t)in->fl_private[FP_KLEN];
 	k->nsgen = (uint32_t)(in->fl_private[FP_KLEN] >> 32);
@@ -885,8 +901,7 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 			    ck_pr_load_64(&c->a->hdr->ah_version));
 		return 0;		/* took it over: now the loader */
 	}
-	rc = mlc__flight_result(c, &k, &cf, mlc__flight_id(&f), false, 0,
-				NULL, value);
+	rc = mlc__flight_result(c, &k, &cf, &f, false, 0, NULL, value);
 	if (rc == MLC__UNSHARED)
 		return flight_alone(c, flight, &f, &k);
 	if (rc != -EAGAIN) {

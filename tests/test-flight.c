@@ -101,6 +101,7 @@ struct res {
 	uint32_t flags, level;
 	uint32_t done;
 	int64_t elapsed_ms;
+	int64_t ttl_ms;
 	uint64_t steals, dup_loads, fenced, lock_waits, lock_timeouts;
 	uint64_t err_ttl_hits, stale_served;
 	uint32_t loaded;	/* times this caller's thread ran a loader */
@@ -172,6 +173,7 @@ record(int i, struct mlc_cache *c, int rc, const struct mlc_value *v,
 	if (rc == 0) {
 		r->flags = v->flags;
 		r->level = v->level;
+		r->ttl_ms = v->ttl_ms;
 		snprintf(r->val, sizeof(r->val), "%.*s",
 			 v->data ? (int)v->len : 0,
 			 v->data ? (const char *)v->data : "");
@@ -1095,6 +1097,71 @@ test_no_cache_expired_in_record(void **state)
 	ab_finish(a);
 	assert_int_equal(t_wait(b), 0);
 	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_int_equal(sh->r[1].rc, 0);
+	assert_string_equal(sh->r[1].val, "from B");
+	assert_int_equal(sh->r[1].level, MLC_L3);
+	assert_int_equal(ld64(&sh->loads), 2);
+	teardown_arena();
+}
+
+/* A value whose TTL ends between the end of its flight and a waiter's
+ * read of it is still that flight's answer: the waiter's get began before
+ * it expired.  Before, the waiter found it expired and lined up again; with
+ * TTLs of a few ms (about one tick of the coarse clock) round after round
+ * ended so, and after four it loaded beside the next flight's owner (two
+ * loaders of one key at once: tests/repro/flight-expired.c). */
+static void
+test_expired_after_flight_end(void **state)
+{
+	int a, b, st;
+
+	(void)state;
+	setup_arena(0);
+	ab_reset();
+	ab_a_opts.ttl_ms = 50;
+	ab_b_opts.lock_timeout_ms = 25000;
+	a = ab_start();
+	b = spawn(ab_getter_proc, NULL);
+	assert_true(wait_waiters(g_arena, 1));
+	/* B stops while it waits, and reads A's result after its TTL. */
+	assert_int_equal(kill(b, SIGSTOP), 0);
+	assert_int_equal(waitpid(b, &st, WUNTRACED), b);
+	assert_true(WIFSTOPPED(st));
+	ab_finish(a);
+	nap_ms(100);
+	assert_int_equal(kill(b, SIGCONT), 0);
+	assert_int_equal(t_wait(b), 0);
+	assert_int_equal(sh->r[0].rc, 0);
+	assert_string_equal(sh->r[0].val, "from A");
+	assert_int_equal(sh->r[1].rc, 0);
+	assert_string_equal(sh->r[1].val, "from A");
+	assert_int_equal(sh->r[1].level, MLC_L2);
+	assert_false(sh->r[1].flags & MLC_STALE);
+	assert_true(sh->r[1].ttl_ms > 0 && sh->r[1].ttl_ms <= 50);
+	assert_int_equal(sh->r[1].lock_waits, 1);
+	assert_int_equal(ld64(&sh->loads), 1);
+	teardown_arena();
+}
+
+/* But not a value that expired before its flight ended (its owner stopped
+ * between the store and the release past the TTL): the waiter loads. */
+static void
+test_expired_before_flight_end(void **state)
+{
+	int a, b;
+
+	(void)state;
+	setup_arena(0);
+	ab_reset();
+	ab_a_opts.ttl_ms = 5;
+	ab_a_stall_ms = 60;
+	ab_b_opts.lock_timeout_ms = 25000;
+	a = ab_start();
+	b = spawn(ab_getter_proc, NULL);
+	assert_true(wait_waiters(g_arena, 1));
+	ab_finish(a);
+	assert_int_equal(t_wait(b), 0);
 	assert_string_equal(sh->r[0].val, "from A");
 	assert_int_equal(sh->r[1].rc, 0);
 	assert_string_equal(sh->r[1].val, "from B");
@@ -3307,6 +3374,45 @@ test_error_record_not_unshared(void **state)
 	teardown_arena();
 }
 
+/* The same with the flight steps: a waiter that reads a result after its
+ * TTL ended, but that was live when its flight ended, gets it (before, it
+ * was told to load). */
+static void
+test_flight_steps_expired_after_end(void **state)
+{
+	struct mlc_cache *a, *b;
+	struct mlc_flight fa, fb;
+	struct mlc_value v = { 0 };
+	struct mlc_load ld;
+
+	(void)state;
+	setup_arena(0);
+	a = pc();
+	b = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_flight_acquire(a, ab_key, strlen(ab_key), NULL,
+					    &fa), 0);
+	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(b, ab_key, strlen(ab_key), NULL,
+					    &fb), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "short";
+	ld.len = 5;
+	ld.ttl_ms = 50;
+	assert_int_equal(mlc_flight_publish(a, &fa, MLC_LOAD_VALUE, &ld, NULL),
+			 0);
+	mlc__clock_advance(100);	/* the waiter reads late */
+	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_NONE);
+	assert_value(&v, "short");
+	assert_false(v.flags & MLC_STALE);
+	assert_true(v.ttl_ms > 0 && v.ttl_ms <= 50);
+	mlc_value_release(&v);
+	assert_int_equal(waiters_total(g_arena), 0);
+	mlc_cache_close(b);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -3327,6 +3433,10 @@ main(void)
 		cmocka_unit_test_teardown(test_negative_shared, td),
 		cmocka_unit_test_teardown(test_no_cache_shared, td),
 		cmocka_unit_test_teardown(test_no_cache_expired_in_record, td),
+		cmocka_unit_test_teardown(test_expired_after_flight_end, td),
+		cmocka_unit_test_teardown(test_expired_before_flight_end, td),
+		cmocka_unit_test_teardown(test_flight_steps_expired_after_end,
+					  td),
 		cmocka_unit_test_teardown(test_no_cache_overtaken, td),
 		cmocka_unit_test_teardown(test_err_ttl, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_purge, td),
