@@ -1063,9 +1063,11 @@ int mlc_update_records(struct mlc_cache *cache,
  * fast path.  A writer moves the head before it changes L2, so a lookup
  * that finds them equal comes before any change it has not applied.  Read
  * each word whole (or both halves, each compared); a record claimed but
- * not yet published keeps them apart until it is, or for at most 100 ms
- * (the records published after it are applied meanwhile, by each
- * mlc_update_records()).
+ * not yet published keeps them apart until it is, or for 100 ms after
+ * its claim (longer if its writer stopped inside its change: until it
+ * publishes or is proven dead, while each mlc_update_records() reports
+ * MLC_UPDATE_ALL); the records published after it are applied meanwhile,
+ * by each mlc_update_records().
  * The pointers stay valid until mlc_cache_close(); read the cursor on the
  * handle's thread (it is the handle's), the head anywhere.
  * @return 0, or -EINVAL.
@@ -1116,7 +1118,10 @@ struct mlc_stats {
 	uint64_t log_applied;	/* records of this namespace applied */
 	uint64_t log_dropped;	/* L1 entries they dropped */
 	uint64_t log_overruns;	/* L1 purged: lapped or overwritten */
-	uint64_t log_stuck;	/* L1 purged: a publisher never finished */
+	uint64_t log_stuck;	/* log records given up on: a publisher
+				 * never finished (L1 purged if it may
+				 * have changed L2; counted once per
+				 * record) */
 	uint64_t forks;		/* L1 reset because used in a new child */
 	/* end of v0.1: append below */
 };

@@ -31,9 +31,11 @@
 
 #define MLC_CACHELINE 64
 #define MLC_ARENA_MAGIC UINT32_C(0x31434c4d)	/* "MLC1" in memory (LE) */
-#define MLC_ARENA_FORMAT 13			/* bump on any layout change
-					 * (13: each class counts its empty
-					 * pages, and the header their sum) */
+#define MLC_ARENA_FORMAT 14			/* bump on any layout change
+					 * (14: a log cell marked CHANGING
+					 * names its writer; a flight's end
+					 * stamped; outcome records of a value
+					 * that cannot be shared) */
 #define MLC_HASH_XXH3 1
 
 #define MLC__NCLASSES_MAX 128
@@ -423,8 +425,11 @@ struct mlc__ns_stats {
  * sequence: a writer stalled for a whole lap that finally writes its old
  * payload over a newer record cannot make readers accept the mix. */
 struct mlc__log_cell {
-	uint64_t lc_seq;	/* 0: never; s + 1: record s (top bit while
-				 * being written) */
+	uint64_t lc_seq;	/* 0: never; s + 1: record s, with bits
+				 * 63 WRITING (claimed, not published), 62
+				 * ABANDONED (given up on), 61 CHANGING (its
+				 * writer may be changing L2: then the next
+				 * three words name it, log.c) */
 	uint64_t lc_hash;
 	uint64_t lc_version;
 	uint64_t lc_meta;
@@ -452,10 +457,7 @@ struct mlc__flight_slot {
 	uint32_t fs_pad;
 	/* gen:40 | ms:24, the low 24 bits of when the owner of flight gen
 	 * released it: its waiters judge its result as at then (ended_at()
-	 * in flight.c).  It was padding, zero in every arena, and a waiter
-	 * trusts it only with its own flight's generation: a build that
-	 * does not write it leaves its waiters as they were (no format
-	 * bump). */
+	 * in flight.c; format 14, padding before). */
 	uint64_t fs_ended;
 };
 #define MLC__FW_TAG_BITS 24

@@ -147,7 +147,7 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 		 * (other L1s may still hold it, this one too), if it is
 		 * still absent: version 0 asks for that. */
 		seq = mlc__log_claim(c->a);
-		rc = mlc__table_del_if(c->a, k, present ? version : 0,
+		rc = mlc__table_del_if(c->a, k, present ? version : 0, &seq,
 				       &version);
 		if (rc == -ENOENT && !present)
 			rc = 0;

@@ -4,22 +4,35 @@
  * drop what it holds in L1 and was changed elsewhere.
  *
  * Publishing never waits: a writer claims a sequence number with one
- * fetch-and-add on lg_head, marks the cell as being written (a CAS that
- * also refuses to go backwards if a writer a whole lap ahead got there
- * first), and only then changes L2; afterwards it writes the payload and
- * publishes the cell with a CAS of its sequence.
+ * fetch-and-add on lg_head and marks the cell as being written (WRITING: a
+ * CAS that also refuses to go backwards if a writer a whole lap ahead got
+ * there first).  Right before it changes L2, under the stripe locks, it
+ * marks the cell CHANGING (a CAS), with who it is in the payload words;
+ * afterwards it writes the payload and publishes the cell with a CAS of
+ * its sequence.
  *
  * Reading is a per-cell seqlock: read the sequence, the payload, the
  * sequence again.  A handle that finds it was lapped, or a cell overwritten
  * under it, drops its whole L1: it may lose cached values, never serve a
- * changed one.  A cell left unpublished for MLC__LOG_STUCK_MS is marked
- * ABANDONED by the handle that gives up on it (a CAS), which drops its L1;
- * so is every handle that reaches an abandoned cell.  Its writer may be
- * dead (then its L2 change, if any, was made before the handles dropped
- * their L1s, which reload the new value) or only stopped: then its publish
- * CAS fails on the mark, and it publishes the record again in a new cell,
- * after its L2 change, so no handle keeps an old value that it reloaded
- * while the writer was stopped.
+ * changed one.  A cell left unpublished for MLC__LOG_STUCK_MS after its
+ * claim is given up on:
+ * - not CHANGING (its writer has not changed L2, and may be dead or only
+ *   stopped): marked ABANDONED, and passed.  L1 stays: nothing changed.  A
+ *   writer only stopped finds the mark when it would mark the cell
+ *   CHANGING, and claims a fresh cell first, so its change is published
+ *   after it (or, if it dies, handled as below).
+ * - CHANGING: its writer may be changing L2 this very moment, or have
+ *   changed it and died.  Only its proven death (pid, start time, pid
+ *   namespace: proc.c) lets a handle pass it: marked ABANDONED (CHANGING
+ *   kept), and every handle that reaches it drops its L1, after the
+ *   change, which reloads the new value.  Until then each handle drops its
+ *   L1 on every call: an L1 serves nothing while a writer is stopped inside
+ *   its change.
+ * Until 2026-12-06 a claimed cell was given up on whatever its writer was
+ * doing, and dropping L1 then was the whole remedy: a writer stopped
+ * before its change and killed right after it left the old value that a
+ * handle had reloaded meanwhile in that L1 for its whole TTL (a review
+ * found it: test-log test_abandoned_then_killed).
  */
 #include <ck_pr.h>
 
@@ -28,7 +41,10 @@
 
 #define WRITING (UINT64_C(1) << 63)
 #define ABANDONED (UINT64_C(1) << 62)	/* given up on by a reader */
-#define SEQ(v) ((v) & ~(WRITING | ABANDONED))
+#define CHANGING (UINT64_C(1) << 61)	/* its writer may change L2 now */
+#define SEQ(v) ((v) & ~(WRITING | ABANDONED | CHANGING))
+#define OWNER (UINT64_C(1) << 63)	/* lc_meta: the words name the writer */
+#define PROBE_MS 10		/* a handle reads /proc at most this often */
 #define SPIN 64
 #define CHECK_MASK ((UINT64_C(1) << 40) - 1)
 
@@ -53,6 +69,41 @@ cell_meta(uint64_t seq, uint64_t hash, uint64_t version, uint32_t ns,
 	return (uint64_t)(ns & 0xffff) << 48 | (uint64_t)(op & 0xff) << 40 |
 	       cell_check(seq, hash, version, ns, op);
 }
+static struct mlc__log_cell *
+cell_of(const struct mlc_arena *a, uint64_t seq)
+{
+	return &a->cells[(SEQ(seq) - 1) & (a->log_cells - 1)];
+}
+
+/* The check of a writer's identity in its cell (owner_write()). */
+static uint64_t
+owner_check(uint64_t seq, uint64_t who, uint64_t start)
+{
+	uint64_t x = (seq ^ UINT64_C(0x5851f42d4c957f2d)) *
+		     UINT64_C(0x9e3779b97f4a7c15) ^ who;
+
+	x ^= start * UINT64_C(0xc2b2ae3d27d4eb4f);
+	x ^= x >> 31;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 29;
+	return x & CHECK_MASK;
+}
+
+/* Name this process as the writer of claim @p seq in its cell's payload
+ * words, which nobody reads as a record until the cell is published: a
+ * handle held back by the cell past MLC__LOG_STUCK_MS reads them to tell
+ * whether we died (writer_dead()). */
+static void
+owner_write(struct mlc__log_cell *c, uint64_t seq)
+{
+	uint64_t who = (uint64_t)mlc__proc_ns() << 32 | (uint32_t)mlc__pid();
+	uint64_t start = mlc__proc_start();
+
+	ck_pr_store_64(&c->lc_hash, who);
+	ck_pr_store_64(&c->lc_version, start);
+	ck_pr_store_64(&c->lc_meta, OWNER | owner_check(seq, who, start));
+}
+
 /* A cell's claim stamp: the claim time (ms, low 32 bits) and the record's
  * sequence (low 32 bits), in one word, so that it is never torn, and never
  * taken for the stamp of another lap.  Kept apart from the cell, so that it
@@ -112,23 +163,59 @@ mlc__log_claim(struct mlc_arena *a)
 	}
 }
 
-/* Write the payload of claim @p seq and publish it: false if the cell was
- * abandoned by a reader (we were too slow) or taken by a writer a lap
- * ahead meanwhile. */
+/* The writer of claim *@p seq (0: none) is about to change L2, under the
+ * stripe locks that order it with the key's other writers: mark the cell
+ * CHANGING, naming us, so that no handle passes it from now on while we
+ * live.  If a handle gave up on it before (we were stopped past
+ * MLC__LOG_STUCK_MS since the claim: it moved on, and may have reloaded
+ * the old value since), or a writer a lap ahead took it, claim a fresh
+ * cell and mark that one, before the change.  *@p seq then names the cell
+ * to publish, CHANGING included (mlc__log_fill()). */
+void
+mlc__log_changing(struct mlc_arena *a, uint64_t *seq)
+{
+	if (*seq == 0)
+		return;
+	for (;;) {
+		uint64_t s = SEQ(*seq);
+		struct mlc__log_cell *c = cell_of(a, s);
+
+		/* Our identity only into a cell that is ours (a lap-late
+		 * store would garble another writer's payload). */
+		if (ck_pr_load_64(&c->lc_seq) == (s | WRITING)) {
+			owner_write(c, s);
+			/* The identity before the mark that makes it
+			 * readable. */
+			ck_pr_fence_store();
+			if (ck_pr_cas_64(&c->lc_seq, s | WRITING,
+					 s | WRITING | CHANGING)) {
+				*seq = s | CHANGING;
+				MLC_PAUSE(LOG_CHANGING);
+				return;
+			}
+		}
+		*seq = mlc__log_claim(a);
+	}
+}
+
+/* Write the payload of claim @p seq (CHANGING in it if so marked) and
+ * publish it: false if the cell was abandoned by a reader (we were too
+ * slow, or it judged us dead) or taken by a writer a lap ahead meanwhile. */
 static bool
 cell_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 	  uint16_t op, uint64_t version)
 {
-	struct mlc__log_cell *c = &a->cells[(seq - 1) & (a->log_cells - 1)];
+	struct mlc__log_cell *c = cell_of(a, seq);
+	uint64_t s = SEQ(seq);
 
 	/* Nobody reads the payload as valid while WRITING is set, nor ever
 	 * without its check matching this sequence. */
 	ck_pr_store_64(&c->lc_hash, hash);
 	ck_pr_store_64(&c->lc_version, version);
-	ck_pr_store_64(&c->lc_meta, cell_meta(seq, hash, version, ns, op));
+	ck_pr_store_64(&c->lc_meta, cell_meta(s, hash, version, ns, op));
 	/* Payload before the sequence that publishes it. */
 	ck_pr_fence_store();
-	return ck_pr_cas_64(&c->lc_seq, seq | WRITING, seq);
+	return ck_pr_cas_64(&c->lc_seq, seq | WRITING, s);
 }
 
 /* Publish the record of claim @p seq (from mlc__log_claim, made before the
@@ -153,14 +240,19 @@ mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 			return;
 		/* The head after the publish (an atomic before a load). */
 		ck_pr_fence_atomic_load();
-		if (ck_pr_load_64(&a->log->lg_head) - (seq - 1) <= a->log_cells)
+		if (ck_pr_load_64(&a->log->lg_head) - (SEQ(seq) - 1) <=
+		    a->log_cells)
 			return;
 	} else if (op == MLC__LOG_NOP) {
 		return;
 	}
-	/* The second cell needs no second chance: it was claimed after the
-	 * change, so whoever abandons it reloads the new value. */
-	(void)cell_fill(a, mlc__log_claim(a), ns, hash, op, version);
+	/* The second cell needs no second chance: it is claimed after the
+	 * change, and marked CHANGING at once, so that if we die before
+	 * publishing it, handles pass it only on proof of our death, and
+	 * drop their L1s then, which reload the new value. */
+	seq = mlc__log_claim(a);
+	mlc__log_changing(a, &seq);
+	(void)cell_fill(a, seq, ns, hash, op, version);
 }
 
 uint64_t
@@ -280,11 +372,132 @@ cell_read(const struct mlc_arena *a, uint64_t s, uint64_t q1, uint32_t *ns,
 						 *op);
 }
 
+#define AGE_SCAN 8		/* later stamps looked at (beyond its own)
+				 * for an unstamped cell's age */
+
+/* Has the handle waited long enough on unpublished cell @p s (true: give
+ * up on it)?  The wait is timed from the claim: the cell's own stamp,
+ * whenever it has one (a cell claimed moments ago is never taken for old
+ * because an earlier one held the handle back: a review found a 0 ms old
+ * cell given up on right after a dead one).  A cell its writer has not
+ * stamped (stopped or dead between taking the number and stamping) is
+ * timed from the earliest stamp of the next few records, which were all
+ * numbered after it; without any, from when this handle was first held
+ * back by a cell numbered before then (stuck_head), so that a cell reached
+ * only after an earlier slow one does not restart the wait. */
+static bool
+held_back(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
+	  uint64_t head)
+{
+	uint64_t now = mlc__now_ms(), since;
+	uint32_t at, oldest = 0;
+	bool found = false;
+
+	if (lr->stuck_since == 0 || s >= lr->stuck_head) {
+		lr->stuck_since = now;
+		lr->stuck_head = head;
+	}
+	/* Ages modulo 2^32 ms: right for anything under 24 days. */
+	if (stamp_of(a, s + 1, &at))
+		return (uint32_t)((uint32_t)now - at) >= MLC__LOG_STUCK_MS;
+	for (uint64_t q = s + 2; q <= head && q <= s + 1 + AGE_SCAN; q++) {
+		if (!stamp_of(a, q, &at))
+			continue;
+		if (!found || (uint32_t)(now - at) > (uint32_t)(now - oldest))
+			oldest = at;
+		found = true;
+	}
+	if (found) {
+		since = now - (uint32_t)((uint32_t)now - oldest);
+		if (since < lr->stuck_since)
+			lr->stuck_since = since;
+	}
+	return now - lr->stuck_since >= MLC__LOG_STUCK_MS;
+}
+
+/* Is the writer that marked cell @p s CHANGING (its sequence word @p v)
+ * proven dead?  Its identity is in the cell's payload words until it
+ * fills them (owner_write()); one torn by that fill, or garbled, fails its
+ * check and is "cannot tell", as is whatever mlc__proc_dead() cannot
+ * judge: never a wrong "dead", which would let a live writer's change go
+ * unheard.  /proc is read at most every PROBE_MS per handle. */
+static bool
+writer_dead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
+	    uint64_t v)
+{
+	const struct mlc__log_cell *c = cell_of(a, s + 1);
+	uint64_t now = mlc__now_ms(), who, start, meta;
+
+	if (now < lr->probe_at)
+		return false;
+	lr->probe_at = now + PROBE_MS;
+	/* The identity after the mark: pairs with owner_write()'s fence. */
+	ck_pr_fence_load();
+	who = ck_pr_load_64((uint64_t *)&c->lc_hash);
+	start = ck_pr_load_64((uint64_t *)&c->lc_version);
+	meta = ck_pr_load_64((uint64_t *)&c->lc_meta);
+	ck_pr_fence_load();
+	if (ck_pr_load_64((uint64_t *)&c->lc_seq) != v ||
+	    meta != (OWNER | owner_check(s + 1, who, start)))
+		return false;
+	return mlc__proc_dead((uint32_t)who, start, (uint32_t)(who >> 32));
+}
+
+/* A cell was given up on after its writer, which may have changed L2,
+ * was proven dead (changing_stuck() in some handle): L2 is final, and L1
+ * goes, once per cell (the cursor does not drop it again for a cell the
+ * look-ahead passed: applied_ahead()). */
+static void
+given_up_changed(struct mlc__logr *lr)
+{
+	lr->stuck++;
+	clear_all(lr);
+}
+
+enum { CH_NO, CH_WAIT, CH_HELD, CH_PASSED };
+
+/* Unpublished cell @p s, if its writer marked it CHANGING: its change may
+ * be under way, or made by a writer that died before publishing.
+ * CH_NO: it is not such a cell (now); CH_WAIT: claimed under
+ * MLC__LOG_STUCK_MS ago, wait for its record; CH_HELD: longer, and its
+ * writer is alive or cannot be judged: this handle's L1 is dropped (on
+ * every call while it lasts), since the change may come at any moment;
+ * CH_PASSED: its writer is dead: the cell is marked ABANDONED (CHANGING
+ * kept, so that every handle that reaches it drops its L1 too), and this
+ * L1 is dropped, after the change, which its reloads see. */
+static int
+changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s)
+{
+	struct mlc__log_cell *c = cell_of(a, s + 1);
+	uint64_t v = ck_pr_load_64(&c->lc_seq);
+	uint32_t at;
+
+	if (v != ((s + 1) | WRITING | CHANGING))
+		return CH_NO;
+	/* Stamped before the mark; none: a garbled arena, taken as old. */
+	if (stamp_of(a, s + 1, &at) &&
+	    (uint32_t)((uint32_t)mlc__now_ms() - at) < MLC__LOG_STUCK_MS)
+		return CH_WAIT;
+	if (!writer_dead(a, lr, s, v)) {
+		if (lr->held != s + 1) {
+			lr->held = s + 1;
+			lr->stuck++;
+		}
+		clear_all(lr);
+		return CH_HELD;
+	}
+	if (!ck_pr_cas_64(&c->lc_seq, v, v | ABANDONED))
+		return CH_NO;		/* published or lapped meanwhile */
+	given_up_changed(lr);
+	return CH_PASSED;
+}
+
 enum { AHEAD_LAPPED = -2, AHEAD_GIVEN_UP, AHEAD_UNPUBLISHED, AHEAD_APPLIED };
 
 /* Apply cell @p q if it is published now.  AHEAD_UNPUBLISHED: claimed, or
  * not even that; AHEAD_GIVEN_UP: a handle gave up on it (its writer then
- * publishes again in a new cell: nothing to wait for here);
+ * publishes again in a new cell, or was proven dead: nothing to wait for
+ * here);
  * AHEAD_LAPPED: a writer a lap ahead took the cell, or overwrote it as we
  * read: its record is gone, unapplied. */
 static int
@@ -301,8 +514,11 @@ ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 
 	if (SEQ(v) > q + 1)
 		return AHEAD_LAPPED;
-	if (SEQ(v) == q + 1 && (v & ABANDONED))
+	if (SEQ(v) == q + 1 && (v & ABANDONED)) {
+		if (v & CHANGING)
+			given_up_changed(lr);
 		return AHEAD_GIVEN_UP;
+	}
 	if (v != q + 1)
 		return AHEAD_UNPUBLISHED;
 	if (!cell_read(a, q, v, &ns, &op, &hash, &version))
@@ -370,7 +586,8 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 			return true;
 		if (r == AHEAD_APPLIED)
 			left--;
-		if (r == AHEAD_UNPUBLISHED)
+		if (r == AHEAD_UNPUBLISHED &&
+		    changing_stuck(a, lr, k) != CH_PASSED)
 			lr->skip[n++] = k;
 	}
 	lr->nskip = n;
@@ -379,7 +596,8 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 			return true;
 		if (r == AHEAD_APPLIED)
 			left--;
-		if (r != AHEAD_UNPUBLISHED)
+		if (r != AHEAD_UNPUBLISHED ||
+		    changing_stuck(a, lr, q) == CH_PASSED)
 			continue;
 		if (lr->nskip == MLC__LOG_SKIP)
 			break;
@@ -388,46 +606,6 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	if (q > lr->ahead)
 		lr->ahead = q;
 	return false;
-}
-
-#define AGE_SCAN 8		/* later stamps looked at (beyond its own)
-				 * for an unstamped cell's age */
-
-/* Has the handle waited long enough on unpublished cell @p s (true: give
- * up on it)?  The wait is timed from the claim: the cell's own stamp or,
- * if its writer has not stamped it (stopped or dead between taking the
- * number and stamping), the earliest stamp of the next few records, which
- * were all numbered after it.  Without any, from when this handle was
- * first held back by a cell numbered before then (stuck_head), so that a
- * cell reached only after an earlier slow one does not restart the wait. */
-static bool
-held_back(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
-	  uint64_t head)
-{
-	uint64_t now = mlc__now_ms(), since;
-	uint32_t at, oldest = 0;
-	bool found = false;
-
-	if (lr->stuck_since == 0 || s >= lr->stuck_head) {
-		lr->stuck_since = now;
-		lr->stuck_head = head;
-	}
-	for (uint64_t q = s + 1; q <= head && q <= s + 1 + AGE_SCAN; q++) {
-		if (!stamp_of(a, q, &at))
-			continue;
-		/* Ages modulo 2^32 ms: right for anything under 24 days. */
-		if (!found || (uint32_t)(now - at) > (uint32_t)(now - oldest))
-			oldest = at;
-		found = true;
-		if (q == s + 1)
-			break;		/* its own: nothing earlier */
-	}
-	if (found) {
-		since = now - (uint32_t)((uint32_t)now - oldest);
-		if (since < lr->stuck_since)
-			lr->stuck_since = since;
-	}
-	return now - lr->stuck_since >= MLC__LOG_STUCK_MS;
 }
 
 /* Apply up to @p budget records (0: all) published since the last call. */
@@ -456,7 +634,10 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 
 		for (spins = 0; spins < SPIN; spins++) {
 			q1 = ck_pr_load_64((uint64_t *)&c->lc_seq);
-			if (q1 != ((s + 1) | WRITING) && SEQ(q1) >= s + 1)
+			if (SEQ(q1) >= s + 1 &&
+			    (q1 & (WRITING | ABANDONED)) != WRITING)
+				break;	/* published, given up on, lapped */
+			if (SEQ(q1) > s + 1)
 				break;
 			ck_pr_stall();
 		}
@@ -466,35 +647,52 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			return;
 		}
 		if (q1 != s + 1) {
-			/* Not published: claimed and being written, or not
-			 * even claimed yet (its writer is between its
-			 * fetch-and-add and its CAS), or given up on. */
+			/* Not published: claimed, or not even claimed yet
+			 * (its writer is between its fetch-and-add and its
+			 * CAS), or given up on. */
 			bool ours = SEQ(q1) == s + 1;
 
-			if (!(ours && (q1 & ABANDONED)) &&
-			    !held_back(a, lr, s, head)) {
-				MLC_PAUSE(LOG_WAITING);
-				if (look_ahead(a, lr, s, head,
-					       budget ? end - s : UINT64_MAX)) {
-					lr->overruns++;
-					give_up(a, lr);
-				}
-				return;		/* wait: on a later call */
+			if (ours && (q1 & ABANDONED)) {
+				/* Given up on by a handle: after its writer's
+				 * proven death if it was changing L2, and
+				 * then this L1 goes too. */
+				if (!(q1 & CHANGING))
+					lr->stuck++;	/* L1 stays */
+				else if (!applied_ahead(lr, s))
+					given_up_changed(lr);
+				lr->cursor = s + 1;
+				continue;
 			}
-			/* Give up on it, and mark it so: a writer only
-			 * stopped finds the mark, at its claim (then it
-			 * claims another cell) or at its publish (then it
-			 * publishes again).  If the cell changed meanwhile,
-			 * look at it again. */
-			if (!(q1 & ABANDONED) &&
-			    !ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
+			if (ours && (q1 & CHANGING)) {
+				int r = changing_stuck(a, lr, s);
+
+				if (r == CH_PASSED)
+					lr->cursor = s + 1;
+				if (r == CH_PASSED || r == CH_NO)
+					continue;	/* look again */
+				goto wait;
+			}
+			if (!held_back(a, lr, s, head))
+				goto wait;
+			/* Its writer has not changed L2: if alive, it finds
+			 * the mark before it would, and claims a fresh cell
+			 * first (mlc__log_changing()).  Nothing to drop.  If
+			 * the cell changed meanwhile, look at it again. */
+			if (!ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
 					  ours ? q1 | ABANDONED
 					       : (s + 1) | ABANDONED))
 				continue;
 			lr->stuck++;
-			clear_all(lr);
 			lr->cursor = s + 1;
 			continue;
+wait:
+			MLC_PAUSE(LOG_WAITING);
+			if (look_ahead(a, lr, s, head,
+				       budget ? end - s : UINT64_MAX)) {
+				lr->overruns++;
+				give_up(a, lr);
+			}
+			return;			/* wait: on a later call */
 		}
 		if (!cell_read(a, s, q1, &ns, &op, &hash, &version)) {
 			lr->overruns++;		/* overwritten as we read */

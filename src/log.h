@@ -41,6 +41,10 @@ struct mlc__logr {
 				 * unpublished cell (0: it is not) ... */
 	uint64_t stuck_head;	/* ... and the head then: cells below it
 				 * have been unpublished at least as long */
+	uint64_t held;		/* the CHANGING cell (its sequence + 1) that
+				 * last held this handle's L1 empty, once
+				 * counted in stuck */
+	uint64_t probe_at;	/* ms: the next look in /proc allowed */
 	uint64_t applied, dropped, overruns, stuck;
 	/* Optional report of what was dropped, for a cache layered over
 	 * this handle (mlc_update_ex): hashes, and whether all must go. */
@@ -51,6 +55,7 @@ struct mlc__logr {
 };
 
 uint64_t mlc__log_claim(struct mlc_arena *a);
+
 void mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns,
 		   uint64_t hash, uint16_t op, uint64_t version);
 uint64_t mlc__log_head(const struct mlc_arena *a);

@@ -155,6 +155,9 @@ struct mlc__put {
 	uint32_t cas;		/* enum mlc__cas: store only if the key is
 				 * still as read (mlc_modify); MLC_ESTALE */
 	uint64_t cas_version;	/* with MLC__CAS_VERSION */
+	uint64_t log_seq;	/* the log cell claimed for this change (0:
+				 * none): marked CHANGING right before it,
+				 * and perhaps replaced (mlc__log_changing()) */
 };
 
 enum mlc__cas {
@@ -228,9 +231,13 @@ int mlc__table_get(struct mlc_arena *a, const struct mlc__key *k,
 int mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 		   struct mlc__put *put);
 int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
-		   uint64_t *version);
+		   uint64_t *seq, uint64_t *version);
 int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
-		      uint64_t expect, uint64_t *version);
+		      uint64_t expect, uint64_t *seq, uint64_t *version);
+/* log.c: the writer of log claim *@p seq (0: none) changes L2 now, under
+ * the stripe locks: its cell is marked CHANGING, or, if readers gave up on
+ * it, a fresh one claimed and marked (*@p seq then names it). */
+void mlc__log_changing(struct mlc_arena *a, uint64_t *seq);
 int mlc__table_settle(struct mlc_arena *a, const struct mlc__key *k);
 int mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
 			     uint64_t fence, uint64_t now);

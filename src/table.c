@@ -1184,6 +1184,9 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		victim = false;
 		oldw = 0;
 	}
+	/* The change begins: no reader passes our log cell from here on
+	 * while we live (log.c). */
+	mlc__log_changing(a, &put->log_seq);
 	put->version = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
 	if (put->version > MLC__VERSION_MAX) {
 		rc = -EOVERFLOW;	/* 2^56 writes: arena.h */
@@ -1371,7 +1374,7 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
  * generation was read: MLC_ESTALE otherwise (mlc_modify). */
 static int
 table_del(struct mlc_arena *a, const struct mlc__key *k, uint32_t cas,
-	  uint64_t expect, uint64_t *version)
+	  uint64_t expect, uint64_t *seq, uint64_t *version)
 {
 	struct slot_ref ref;
 	uint32_t b[2], w = 0;
@@ -1397,6 +1400,7 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, uint32_t cas,
 		stripes_unlock(a, b);
 		return MLC_ESTALE;
 	}
+	mlc__log_changing(a, seq);	/* as in put_linked() */
 	ver = ck_pr_faa_64(&a->hdr->ah_version, 1) + 1;
 	/* Record the delete on both stripes: a load that started before it
 	 * must not store its older result afterwards (fencing). */
@@ -1418,9 +1422,9 @@ table_del(struct mlc_arena *a, const struct mlc__key *k, uint32_t cas,
 
 int
 mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
-	       uint64_t *version)
+	       uint64_t *seq, uint64_t *version)
 {
-	return table_del(a, k, MLC__CAS_NONE, 0, version);
+	return table_del(a, k, MLC__CAS_NONE, 0, seq, version);
 }
 
 /* May a loader whose store of @p k failed keep its value in L1 only
@@ -1459,10 +1463,10 @@ mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
  * the L1s that may still hold the key. */
 int
 mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
-		  uint64_t expect, uint64_t *version)
+		  uint64_t expect, uint64_t *seq, uint64_t *version)
 {
 	return table_del(a, k, expect ? MLC__CAS_VERSION : MLC__CAS_ABSENT,
-			 expect, version);
+			 expect, seq, version);
 }
 
 /* Wait until no writer is inside @p k's buckets: take and drop its stripe

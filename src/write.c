@@ -36,9 +36,10 @@ mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 	put->cas_version = cas_version;
 	if (k->ns != MLC__NS_INTERNAL)	/* mlc's records are in no L1 */
 		seq = mlc__log_claim(c->a);
+	put->log_seq = seq;
 	rc = mlc__table_put(c->a, k, put);
 	MLC_PAUSE(LOG_STORED);
-	mlc__log_fill(c->a, seq, k->ns, k->hash,
+	mlc__log_fill(c->a, put->log_seq, k->ns, k->hash,
 		      rc == 0 ? MLC__LOG_SET : MLC__LOG_NOP, put->version);
 	/* Refused without a fence: a read-modify-write's lost race, or a
 	 * set's under a purge; the caller tries again (mlc_modify, mlc_set).
@@ -109,7 +110,7 @@ static int
 l2_delete(struct mlc_arena *a, const struct mlc__key *k, uint64_t *version)
 {
 	uint64_t seq = mlc__log_claim(a);
-	int rc = mlc__table_del(a, k, version);
+	int rc = mlc__table_del(a, k, &seq, version);
 
 	MLC_PAUSE(LOG_STORED);
 	if (rc < 0 && rc != -ENOENT) {
@@ -148,6 +149,7 @@ ns_purge(struct mlc_arena *a, uint32_t ns)
 {
 	uint64_t seq = mlc__log_claim(a);
 
+	mlc__log_changing(a, &seq);
 	ns_gen_next(a, ns);
 	MLC_PAUSE(LOG_STORED);
 	mlc__log_fill(a, seq, ns, 0, MLC__LOG_PURGE, 0);

@@ -231,6 +231,7 @@ static bool
 in_lock(int p)
 {
 	switch (p) {
+	case MLC__P_LOG_CHANGING:
 	case MLC__P_PUT_LIVE:
 	case MLC__P_PUT_CLAIMED:
 	case MLC__P_PUT_LINKED:
