@@ -303,7 +303,7 @@ layout_compute(struct mlc__hdr *h, uint64_t bytes, uint32_t max_items,
 	h->ah_log_off = off;
 	off += sizeof(struct mlc__log) +
 	       (uint64_t)log_cells * (sizeof(struct mlc__log_cell) +
-				      sizeof(uint64_t));	/* + stamps */
+				      sizeof(struct mlc__log_claim));
 	h->ah_flight_off = off;
 	off += (uint64_t)flight_slots * sizeof(struct mlc__flight_slot);
 	off = align_up(off, 4096);
@@ -825,7 +825,8 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 	a->log = (struct mlc__log *)(void *)(base + h->ah_log_off);
 	a->cells = (struct mlc__log_cell *)(void *)(base + h->ah_log_off +
 						    sizeof(struct mlc__log));
-	a->stamps = (uint64_t *)(void *)(a->cells + h->ah_log_cells);
+	a->claims = (struct mlc__log_claim *)(void *)(a->cells +
+							  h->ah_log_cells);
 	a->flights = (struct mlc__flight_slot *)(void *)(base +
 							 h->ah_flight_off);
 	a->pages_off = h->ah_pages_off;

@@ -428,11 +428,19 @@ struct mlc__log_cell {
 	uint64_t lc_seq;	/* 0: never; s + 1: record s, with bits
 				 * 63 WRITING (claimed, not published), 62
 				 * ABANDONED (given up on), 61 CHANGING (its
-				 * writer may be changing L2: then the next
-				 * three words name it, log.c) */
+				 * writer may be changing L2: log.c) */
 	uint64_t lc_hash;
 	uint64_t lc_version;
 	uint64_t lc_meta;
+};
+/* Beside each cell, apart from it so that it outlives the publication
+ * (log.c): the claim's stamp, claim time (ms, low 32 bits) << 32 | its
+ * sequence + 1 (low 32), stored after the claimer's identity, which a
+ * handle held back by the cell reads to tell whether it died. */
+struct mlc__log_claim {
+	uint64_t lk_stamp;
+	uint64_t lk_who;	/* pid namespace << 32 | pid */
+	uint64_t lk_start;	/* the claimer's start time (proc.c) */
 };
 struct mlc__log {
 	alignas(MLC_CACHELINE) uint64_t lg_head;	/* next sequence to claim */

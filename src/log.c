@@ -6,10 +6,10 @@
  * Publishing never waits: a writer claims a sequence number with one
  * fetch-and-add on lg_head and marks the cell as being written (WRITING: a
  * CAS that also refuses to go backwards if a writer a whole lap ahead got
- * there first).  Right before it changes L2, under the stripe locks, it
- * marks the cell CHANGING (a CAS), with who it is in the payload words;
- * afterwards it writes the payload and publishes the cell with a CAS of
- * its sequence.
+ * there first), and says beside it who it is and when (claim_stamp()).
+ * Right before it changes L2, under the stripe locks, it marks the cell
+ * CHANGING (a CAS); afterwards it writes the payload and publishes the
+ * cell with a CAS of its sequence.
  *
  * Reading is a per-cell seqlock: read the sequence, the payload, the
  * sequence again.  A handle that finds it was lapped, or a cell overwritten
@@ -43,8 +43,8 @@
 #define ABANDONED (UINT64_C(1) << 62)	/* given up on by a reader */
 #define CHANGING (UINT64_C(1) << 61)	/* its writer may change L2 now */
 #define SEQ(v) ((v) & ~(WRITING | ABANDONED | CHANGING))
-#define OWNER (UINT64_C(1) << 63)	/* lc_meta: the words name the writer */
 #define PROBE_MS 10		/* a handle reads /proc at most this often */
+#define MLC__LOG_ORPHAN_MS 1000	/* changing_stuck() */
 #define SPIN 64
 #define CHECK_MASK ((UINT64_C(1) << 40) - 1)
 
@@ -75,33 +75,10 @@ cell_of(const struct mlc_arena *a, uint64_t seq)
 	return &a->cells[(SEQ(seq) - 1) & (a->log_cells - 1)];
 }
 
-/* The check of a writer's identity in its cell (owner_write()). */
-static uint64_t
-owner_check(uint64_t seq, uint64_t who, uint64_t start)
+static struct mlc__log_claim *
+claim_of(const struct mlc_arena *a, uint64_t seq)
 {
-	uint64_t x = (seq ^ UINT64_C(0x5851f42d4c957f2d)) *
-		     UINT64_C(0x9e3779b97f4a7c15) ^ who;
-
-	x ^= start * UINT64_C(0xc2b2ae3d27d4eb4f);
-	x ^= x >> 31;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 29;
-	return x & CHECK_MASK;
-}
-
-/* Name this process as the writer of claim @p seq in its cell's payload
- * words, which nobody reads as a record until the cell is published: a
- * handle held back by the cell past MLC__LOG_STUCK_MS reads them to tell
- * whether we died (writer_dead()). */
-static void
-owner_write(struct mlc__log_cell *c, uint64_t seq)
-{
-	uint64_t who = (uint64_t)mlc__proc_ns() << 32 | (uint32_t)mlc__pid();
-	uint64_t start = mlc__proc_start();
-
-	ck_pr_store_64(&c->lc_hash, who);
-	ck_pr_store_64(&c->lc_version, start);
-	ck_pr_store_64(&c->lc_meta, OWNER | owner_check(seq, who, start));
+	return &a->claims[(SEQ(seq) - 1) & (a->log_cells - 1)];
 }
 
 /* A cell's claim stamp: the claim time (ms, low 32 bits) and the record's
@@ -120,24 +97,56 @@ stamp_make(uint64_t seq, uint64_t ms)
 static bool
 stamp_of(const struct mlc_arena *a, uint64_t seq, uint32_t *at)
 {
-	uint64_t st = ck_pr_load_64(&a->stamps[(seq - 1) & (a->log_cells - 1)]);
+	uint64_t st = ck_pr_load_64(&claim_of(a, seq)->lk_stamp);
 
-	if ((uint32_t)st != (uint32_t)seq)
+	if ((uint32_t)st != (uint32_t)SEQ(seq))
 		return false;
 	*at = (uint32_t)(st >> 32);
 	return true;
 }
 
-/* Claim the next free cell: its sequence number.  A claimed cell holds
- * readers back until it is published, or for MLC__LOG_STUCK_MS if its
- * writer dies (or stops) first: after which they drop their whole L1.  So
- * a writer claims before it changes L2, and whatever L2 change a dead
- * writer left is covered.  A cell that a writer a whole lap ahead took
- * first (its readers purge), or that readers gave up on while we were
- * stopped before our CAS (they dropped their L1s before our change), is
- * left, and the next one claimed. */
-uint64_t
-mlc__log_claim(struct mlc_arena *a)
+/* Say who claimed cell @p seq (ours, just claimed), then when: a handle
+ * held back by the cell reads them to tell whether we died
+ * (writer_dead()), and trusts the identity only under the stamp of this
+ * very claim.  Apart from the cell, which cell_fill() overwrites: an
+ * identity kept in the payload words was torn by a writer killed while it
+ * filled them, and no handle could ever pass that cell (a review found
+ * it). */
+static void
+claim_stamp(struct mlc_arena *a, uint64_t seq)
+{
+	struct mlc__log_claim *k = claim_of(a, seq);
+
+	ck_pr_store_64(&k->lk_who, (uint64_t)mlc__proc_ns() << 32 |
+				   (uint32_t)mlc__pid());
+	ck_pr_store_64(&k->lk_start, mlc__proc_start());
+	ck_pr_fence_store();	/* who before when: the stamp vouches */
+	ck_pr_store_64(&k->lk_stamp, stamp_make(seq, mlc__now_ms()));
+}
+
+/* May a claimer of record @p s take cell word @p v?  Only one of an older
+ * lap, and not one whose writer is inside its change (CHANGING, not given
+ * up on): handles must judge that one as it is, and taking it erased it
+ * (its writer, stopped a whole lap inside its change, then killed after
+ * it, left no trace: a review found it).  The claimer takes the next
+ * number instead, and handles see the older lap's cell at this one's
+ * (live_changing()). */
+static bool
+claimable(uint64_t v, uint64_t s)
+{
+	return SEQ(v) < s + 1 &&
+	       (v & (WRITING | CHANGING | ABANDONED)) != (WRITING | CHANGING);
+}
+
+/* Claim the next free cell: its sequence number, marked @p mark besides
+ * WRITING (CHANGING for a record whose change is made: mlc__log_fill()).
+ * A claimed cell holds readers back until it is published; how long, and
+ * what they do after, says the comment at the top.  A cell that a writer a
+ * whole lap ahead took first (its readers purge), that readers gave up on
+ * while we were stopped before our CAS, or that an older lap's writer is
+ * changing L2 under, is left, and the next one claimed. */
+static uint64_t
+log_claim(struct mlc_arena *a, uint64_t mark)
 {
 	uint64_t mask = a->log_cells - 1;
 
@@ -148,29 +157,34 @@ mlc__log_claim(struct mlc_arena *a)
 
 		MLC_PAUSE(LOG_NUMBERED);
 		v = ck_pr_load_64(&c->lc_seq);
-		while (SEQ(v) < s + 1) {
+		while (claimable(v, s)) {
 			if (ck_pr_cas_64_value(&c->lc_seq, v,
-					       (s + 1) | WRITING, &v)) {
-				/* When: readers time a stuck cell from
-				 * its claim, not from their first look. */
-				ck_pr_store_64(&a->stamps[s & mask],
-					       stamp_make(s + 1,
-							  mlc__now_ms()));
+					       (s + 1) | WRITING | mark, &v)) {
+				/* Readers time a stuck cell from its claim,
+				 * not from their first look. */
+				claim_stamp(a, s + 1);
 				MLC_PAUSE(LOG_CLAIMED);
-				return s + 1;
+				return (s + 1) | mark;
 			}
 		}
 	}
 }
 
+uint64_t
+mlc__log_claim(struct mlc_arena *a)
+{
+	return log_claim(a, 0);
+}
+
 /* The writer of claim *@p seq (0: none) is about to change L2, under the
  * stripe locks that order it with the key's other writers: mark the cell
- * CHANGING, naming us, so that no handle passes it from now on while we
- * live.  If a handle gave up on it before (we were stopped past
- * MLC__LOG_STUCK_MS since the claim: it moved on, and may have reloaded
- * the old value since), or a writer a lap ahead took it, claim a fresh
- * cell and mark that one, before the change.  *@p seq then names the cell
- * to publish, CHANGING included (mlc__log_fill()). */
+ * CHANGING, so that no handle passes it from now on while we live (our
+ * identity is beside it since the claim).  If a handle gave up on it
+ * before (we were stopped past MLC__LOG_STUCK_MS since the claim: it moved
+ * on, and may have reloaded the old value since), or a writer a lap ahead
+ * took it, claim a fresh cell and mark that one, before the change.
+ * *@p seq then names the cell to publish, CHANGING included
+ * (mlc__log_fill()). */
 void
 mlc__log_changing(struct mlc_arena *a, uint64_t *seq)
 {
@@ -178,21 +192,12 @@ mlc__log_changing(struct mlc_arena *a, uint64_t *seq)
 		return;
 	for (;;) {
 		uint64_t s = SEQ(*seq);
-		struct mlc__log_cell *c = cell_of(a, s);
 
-		/* Our identity only into a cell that is ours (a lap-late
-		 * store would garble another writer's payload). */
-		if (ck_pr_load_64(&c->lc_seq) == (s | WRITING)) {
-			owner_write(c, s);
-			/* The identity before the mark that makes it
-			 * readable. */
-			ck_pr_fence_store();
-			if (ck_pr_cas_64(&c->lc_seq, s | WRITING,
-					 s | WRITING | CHANGING)) {
-				*seq = s | CHANGING;
-				MLC_PAUSE(LOG_CHANGING);
-				return;
-			}
+		if (ck_pr_cas_64(&cell_of(a, s)->lc_seq, s | WRITING,
+				 s | WRITING | CHANGING)) {
+			*seq = s | CHANGING;
+			MLC_PAUSE(LOG_CHANGING);
+			return;
 		}
 		*seq = mlc__log_claim(a);
 	}
@@ -219,16 +224,17 @@ cell_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 }
 
 /* Publish the record of claim @p seq (from mlc__log_claim, made before the
- * change it describes; 0: nothing to publish).  MLC__LOG_NOP for a change that did not happen
- * after all.  If the claim was abandoned meanwhile, the readers that gave
- * up on it may have reloaded L1 from L2 before our change: the record goes
- * out again in a fresh cell, claimed now, after the change.  So it does if
- * it was published more than a lap late: a handle that started reading
- * over meanwhile (mlc__log_start()) scanned only the last lap, and may
- * have started past it while a later writer that would take the cell
- * over had its number but had not claimed it yet.  That handle read the
- * head before we read it here, after our change, so it looked at L2
- * after the change, or it starts at or below the new cell. */
+ * change it describes; 0: nothing to publish).  MLC__LOG_NOP for a change
+ * that did not happen after all.  If the claim was abandoned meanwhile
+ * (its writer judged dead, wrongly, or a writer a lap ahead took it), the
+ * readers that passed it may have reloaded L1 from L2 before our change:
+ * the record goes out again in a fresh cell, claimed now, after the
+ * change.  So it does if it was published more than a lap late: a handle
+ * that started reading over meanwhile (mlc__log_start()) scanned only the
+ * last lap, and may have started past it while a later writer that would
+ * take the cell over had its number but had not claimed it yet.  That
+ * handle read the head before we read it here, after our change, so it
+ * looked at L2 after the change, or it starts at or below the new cell. */
 void
 mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 	      uint16_t op, uint64_t version)
@@ -246,13 +252,12 @@ mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 	} else if (op == MLC__LOG_NOP) {
 		return;
 	}
-	/* The second cell needs no second chance: it is claimed after the
-	 * change, and marked CHANGING at once, so that if we die before
-	 * publishing it, handles pass it only on proof of our death, and
-	 * drop their L1s then, which reload the new value. */
-	seq = mlc__log_claim(a);
-	mlc__log_changing(a, &seq);
-	(void)cell_fill(a, seq, ns, hash, op, version);
+	/* The second cell is claimed CHANGING at once (its change is made),
+	 * so that if we die before publishing it, handles pass it only on
+	 * proof of our death, and drop their L1s then, which reload the new
+	 * value (claimed plain and then marked, a death in between let
+	 * handles pass it keeping their L1s: a review found it). */
+	(void)cell_fill(a, log_claim(a, CHANGING), ns, hash, op, version);
 }
 
 uint64_t
@@ -415,80 +420,105 @@ held_back(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	return now - lr->stuck_since >= MLC__LOG_STUCK_MS;
 }
 
-/* Is the writer that marked cell @p s CHANGING (its sequence word @p v)
- * proven dead?  Its identity is in the cell's payload words until it
- * fills them (owner_write()); one torn by that fill, or garbled, fails its
- * check and is "cannot tell", as is whatever mlc__proc_dead() cannot
- * judge: never a wrong "dead", which would let a live writer's change go
- * unheard.  /proc is read at most every PROBE_MS per handle. */
-static bool
-writer_dead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
-	    uint64_t v)
-{
-	const struct mlc__log_cell *c = cell_of(a, s + 1);
-	uint64_t now = mlc__now_ms(), who, start, meta;
+enum { WHO_ALIVE, WHO_DEAD, WHO_UNKNOWN };
 
+/* Is the claimer of record @p seq dead?  WHO_UNKNOWN: no identity under
+ * this claim's stamp (its writer stopped or died between its claim and
+ * its stamp, or the arena is garbled).  "Cannot tell" (another pid
+ * namespace, no /proc) is WHO_ALIVE, never a wrong "dead", which would let
+ * a live writer's change go unheard; so is a look before PROBE_MS have
+ * passed since this handle's last one in /proc. */
+static int
+claimer(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t seq)
+{
+	const struct mlc__log_claim *k = claim_of(a, seq);
+	uint64_t now = mlc__now_ms(), st, who, start;
+
+	st = ck_pr_load_64((uint64_t *)&k->lk_stamp);
+	/* The identity after its stamp: pairs with claim_stamp()'s fence. */
+	ck_pr_fence_load();
+	who = ck_pr_load_64((uint64_t *)&k->lk_who);
+	start = ck_pr_load_64((uint64_t *)&k->lk_start);
+	ck_pr_fence_load();
+	if ((uint32_t)st != (uint32_t)SEQ(seq) ||
+	    ck_pr_load_64((uint64_t *)&k->lk_stamp) != st)
+		return WHO_UNKNOWN;
 	if (now < lr->probe_at)
-		return false;
+		return WHO_ALIVE;
 	lr->probe_at = now + PROBE_MS;
-	/* The identity after the mark: pairs with owner_write()'s fence. */
-	ck_pr_fence_load();
-	who = ck_pr_load_64((uint64_t *)&c->lc_hash);
-	start = ck_pr_load_64((uint64_t *)&c->lc_version);
-	meta = ck_pr_load_64((uint64_t *)&c->lc_meta);
-	ck_pr_fence_load();
-	if (ck_pr_load_64((uint64_t *)&c->lc_seq) != v ||
-	    meta != (OWNER | owner_check(s + 1, who, start)))
-		return false;
-	return mlc__proc_dead((uint32_t)who, start, (uint32_t)(who >> 32));
+	return mlc__proc_dead((uint32_t)who, start, (uint32_t)(who >> 32)) ?
+	       WHO_DEAD : WHO_ALIVE;
 }
 
-/* A cell was given up on after its writer, which may have changed L2,
- * was proven dead (changing_stuck() in some handle): L2 is final, and L1
- * goes, once per cell (the cursor does not drop it again for a cell the
- * look-ahead passed: applied_ahead()). */
+/* The cell of record @p s (s + 1 its sequence) was given up on after a
+ * writer that may have changed L2 was proven dead: L2 is final, and L1
+ * goes.  Counted once per record: not again if the cursor counted it when
+ * it was held (lr->held), and the cursor does not drop L1 again for a cell
+ * the look-ahead passed (applied_ahead()). */
 static void
-given_up_changed(struct mlc__logr *lr)
+given_up_changed(struct mlc__logr *lr, uint64_t s)
 {
-	lr->stuck++;
+	if (lr->held != s + 1)
+		lr->stuck++;
 	clear_all(lr);
+}
+
+/* Is @p v the word of a cell whose writer marked it CHANGING and nobody
+ * gave up on: of record @p s, or of an older lap's record at its place
+ * (claimable())? */
+static bool
+live_changing(uint64_t v, uint64_t s)
+{
+	return SEQ(v) <= s + 1 &&
+	       (v & (WRITING | CHANGING | ABANDONED)) == (WRITING | CHANGING);
 }
 
 enum { CH_NO, CH_WAIT, CH_HELD, CH_PASSED };
 
-/* Unpublished cell @p s, if its writer marked it CHANGING: its change may
- * be under way, or made by a writer that died before publishing.
- * CH_NO: it is not such a cell (now); CH_WAIT: claimed under
+/* The cell at record @p s's place, word @p v (live_changing()): its
+ * writer's change may be under way, or made by a writer that died before
+ * publishing.  For the cursor (@p cursor) or the look-ahead.
+ * CH_NO: the word changed meanwhile; CH_WAIT: claimed under
  * MLC__LOG_STUCK_MS ago, wait for its record; CH_HELD: longer, and its
- * writer is alive or cannot be judged: this handle's L1 is dropped (on
- * every call while it lasts), since the change may come at any moment;
- * CH_PASSED: its writer is dead: the cell is marked ABANDONED (CHANGING
- * kept, so that every handle that reaches it drops its L1 too), and this
- * L1 is dropped, after the change, which its reloads see. */
+ * writer lives (or cannot be judged): this handle's L1 is dropped, on
+ * every call while it lasts, since the change may come at any moment;
+ * CH_PASSED: its writer is dead: the cell is given up on for record @p s
+ * with CHANGING kept, so that every handle that reaches it drops its L1
+ * too, and this L1 is dropped, after the change, which its reloads see.
+ * A cell whose claimer left no identity (WHO_UNKNOWN) is passed too once
+ * the cursor has held it for MLC__LOG_ORPHAN_MS: claimed CHANGING at once
+ * only by a writer whose change was made (mlc__log_fill()), it stands for
+ * a dead one (or garbage), and would hold every L1 empty until a lap. */
 static int
-changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s)
+changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
+	       uint64_t v, bool cursor)
 {
 	struct mlc__log_cell *c = cell_of(a, s + 1);
-	uint64_t v = ck_pr_load_64(&c->lc_seq);
+	uint64_t now = mlc__now_ms();
 	uint32_t at;
+	int who;
 
-	if (v != ((s + 1) | WRITING | CHANGING))
-		return CH_NO;
-	/* Stamped before the mark; none: a garbled arena, taken as old. */
-	if (stamp_of(a, s + 1, &at) &&
-	    (uint32_t)((uint32_t)mlc__now_ms() - at) < MLC__LOG_STUCK_MS)
+	/* Stamped at the claim; none: taken as old. */
+	if (stamp_of(a, SEQ(v), &at) &&
+	    (uint32_t)((uint32_t)now - at) < MLC__LOG_STUCK_MS)
 		return CH_WAIT;
-	if (!writer_dead(a, lr, s, v)) {
-		if (lr->held != s + 1) {
+	who = claimer(a, lr, SEQ(v));
+	if (who == WHO_UNKNOWN && cursor && lr->held == s + 1 &&
+	    now - lr->held_since >= MLC__LOG_ORPHAN_MS)
+		who = WHO_DEAD;
+	if (who != WHO_DEAD) {
+		if (cursor && lr->held != s + 1) {
 			lr->held = s + 1;
+			lr->held_since = now;
 			lr->stuck++;
 		}
 		clear_all(lr);
 		return CH_HELD;
 	}
-	if (!ck_pr_cas_64(&c->lc_seq, v, v | ABANDONED))
+	if (!ck_pr_cas_64(&c->lc_seq, v,
+			  (s + 1) | WRITING | ABANDONED | CHANGING))
 		return CH_NO;		/* published or lapped meanwhile */
-	given_up_changed(lr);
+	given_up_changed(lr, s);
 	return CH_PASSED;
 }
 
@@ -516,9 +546,12 @@ ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 		return AHEAD_LAPPED;
 	if (SEQ(v) == q + 1 && (v & ABANDONED)) {
 		if (v & CHANGING)
-			given_up_changed(lr);
+			given_up_changed(lr, q);
 		return AHEAD_GIVEN_UP;
 	}
+	if (live_changing(v, q) &&
+	    changing_stuck(a, lr, q, v, false) == CH_PASSED)
+		return AHEAD_GIVEN_UP;	/* its writer died in its change */
 	if (v != q + 1)
 		return AHEAD_UNPUBLISHED;
 	if (!cell_read(a, q, v, &ns, &op, &hash, &version))
@@ -586,8 +619,7 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 			return true;
 		if (r == AHEAD_APPLIED)
 			left--;
-		if (r == AHEAD_UNPUBLISHED &&
-		    changing_stuck(a, lr, k) != CH_PASSED)
+		if (r == AHEAD_UNPUBLISHED)
 			lr->skip[n++] = k;
 	}
 	lr->nskip = n;
@@ -596,8 +628,7 @@ look_ahead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 			return true;
 		if (r == AHEAD_APPLIED)
 			left--;
-		if (r != AHEAD_UNPUBLISHED ||
-		    changing_stuck(a, lr, q) == CH_PASSED)
+		if (r != AHEAD_UNPUBLISHED)
 			continue;
 		if (lr->nskip == MLC__LOG_SKIP)
 			break;
@@ -659,12 +690,28 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 				if (!(q1 & CHANGING))
 					lr->stuck++;	/* L1 stays */
 				else if (!applied_ahead(lr, s))
-					given_up_changed(lr);
+					given_up_changed(lr, s);
 				lr->cursor = s + 1;
 				continue;
 			}
-			if (ours && (q1 & CHANGING)) {
-				int r = changing_stuck(a, lr, s);
+			if (ours && !(q1 & WRITING)) {
+				/* No writer makes this word: a garbled
+				 * arena.  Passed as a cell whose writer died
+				 * in its change (looking at it again would
+				 * spin for ever: a review found it). */
+				if (!ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
+						  (s + 1) | WRITING |
+						  ABANDONED | CHANGING))
+					continue;
+				given_up_changed(lr, s);
+				lr->cursor = s + 1;
+				continue;
+			}
+			if (live_changing(q1, s)) {
+				/* Its writer (of this lap, or one stopped
+				 * inside its change for a lap or more) may be
+				 * changing L2. */
+				int r = changing_stuck(a, lr, s, q1, true);
 
 				if (r == CH_PASSED)
 					lr->cursor = s + 1;

@@ -41,9 +41,11 @@ struct mlc__logr {
 				 * unpublished cell (0: it is not) ... */
 	uint64_t stuck_head;	/* ... and the head then: cells below it
 				 * have been unpublished at least as long */
-	uint64_t held;		/* the CHANGING cell (its sequence + 1) that
-				 * last held this handle's L1 empty, once
-				 * counted in stuck */
+	uint64_t held;		/* the record (its sequence + 1) whose
+				 * CHANGING cell last held the cursor and
+				 * this handle's L1 empty, counted in stuck
+				 * once ... */
+	uint64_t held_since;	/* ... and since when (ms) */
 	uint64_t probe_at;	/* ms: the next look in /proc allowed */
 	uint64_t applied, dropped, overruns, stuck;
 	/* Optional report of what was dropped, for a cache layered over

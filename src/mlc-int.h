@@ -42,8 +42,7 @@ struct mlc_arena {
 	struct mlc__ns_stats *nsstats;
 	struct mlc__log *log;
 	struct mlc__log_cell *cells;
-	uint64_t *stamps;	/* per cell: claim time (ms, low 32 bits)
-				 * << 32 | its sequence + 1 (low 32) */
+	struct mlc__log_claim *claims;	/* per cell: who claimed it, when */
 	struct mlc__flight_slot *flights;
 	uint64_t pages_off;	/* offset of page 0 */
 	uint64_t pages_end;	/* offset just past the last page */

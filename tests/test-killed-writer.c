@@ -23,6 +23,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <ck_pr.h>
+
 #include "common.h"
 #include "arena.h"
 #include "mlc-int.h"
@@ -467,6 +469,315 @@ test_killed_inside_change(void **state)
 	mlc_cache_close(w);
 }
 
+/* ---- found by a review of the CHANGING mark (2026-12-06) ------------ */
+
+#define CHANGING_BIT (UINT64_C(1) << 61)
+#define WRITING_BIT (UINT64_C(1) << 63)
+
+
+/* n sets of other keys by the parent: a writer a lap ahead. */
+static void
+lap(struct mlc_cache *w, int n)
+{
+	char key[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "lap-%d", i % 64);
+		assert_int_equal(mlc_set(w, key, strlen(key), "x", 1, NULL), 0);
+	}
+}
+
+/*
+ * 6 (J1). A writer stopped inside its change (cell CHANGING, stripes held, L2
+ * not written) while the log laps.  The claim CAS of the writer a lap
+ * ahead (mlc__log_claim(): any SEQ below its own) takes the CHANGING cell
+ * over; the reader, lapped, clears L1, starts over past it and reloads
+ * the old value from L2.  The writer goes on, writes L2 and is killed
+ * before publishing: no CHANGING cell is left for anyone to judge, no
+ * record: the reader serves "old" for the whole TTL.
+ */
+static void
+test_changing_cell_lapped_then_killed(void **state)
+{
+	struct wr wk = { "k", "new", NULL };
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	const char *got;
+	struct ctl *ck;
+	int pk;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+
+	ck = ctl_new();
+	ctl_add(ck, MLC__P_LOG_CHANGING, ACT_STOP, 0);
+	ctl_add(ck, MLC__P_LOG_STORED, ACT_DIE, 0);
+	wk.ctl = ck;
+	pk = t_spawn(writer, &wk);
+	wait_at(ck, 0);
+	/* A lap of other writes takes the CHANGING cell over. */
+	lap(w, (int)g_arena->log_cells + 8);
+	/* The reader is lapped: L1 cleared, "old" reloaded from L2 (the
+	 * writer has not written it yet: allowed). */
+	assert_string_equal(get(r, "k", NULL), "old");
+	/* The writer writes L2 and is killed before publishing. */
+	sem_post(&ck->go[0]);
+	assert_int_equal(t_wait(pk), 0);
+	{
+		struct mlc_cache *fresh = open_ns("log", 0);
+
+		assert_string_equal(get(fresh, "k", NULL), "new");
+		mlc_cache_close(fresh);
+	}
+	mlc__clock_advance(10000);
+	(void)get(r, "k", &lvl);
+	mlc__clock_advance(10000);
+	got = get(r, "k", &lvl);
+	fprintf(stderr, "J1: reader, 20 s after the killed writer's change: "
+		"\"%s\" (level %u)\n", got, lvl);
+	assert_string_equal(got, "new");
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
+/* Hook of J2: at LOG_STORED (L2 written, before mlc__log_fill()), do what
+ * cell_fill()'s first store does (the record's hash over the identity's
+ * first word), then die: a kill between cell_fill()'s stores and its CAS. */
+static void
+hook_torn(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_LOG_STORED)
+		return;
+	for (uint32_t i = 0; i < g_arena->log_cells; i++) {
+		struct mlc__log_cell *c = &g_arena->cells[i];
+		uint64_t v = ck_pr_load_64(&c->lc_seq);
+
+		if ((v & (WRITING_BIT | CHANGING_BIT)) ==
+		    (WRITING_BIT | CHANGING_BIT))
+			ck_pr_store_64(&c->lc_hash, UINT64_C(0x1234567));
+	}
+	_exit(0);
+}
+
+static int
+writer_torn(void *arg)
+{
+	const struct wr *w = arg;
+	struct mlc_cache *c = open_ns("log", MLC_CACHE_NO_L1);
+
+	alarm(60);
+	mlc__pause_hook = hook_torn;
+	(void)mlc_set(c, w->key, strlen(w->key), w->val, strlen(w->val), NULL);
+	_exit(13);
+}
+
+/*
+ * 7 (J2). A writer killed inside cell_fill() (after its first payload store,
+ * before its publish CAS): its cell stays WRITING|CHANGING, but its
+ * identity is gone (torn), so writer_dead() says "cannot tell" forever:
+ * every handle drops its L1 on every call until the log laps (65,536
+ * writes at the default size).  Before c71a366 the cell was passed after
+ * 100 ms.  Expected: like test_killed_inside_change, once the writer is
+ * dead L1 works again.
+ */
+static void
+test_killed_in_fill_disables_l1(void **state)
+{
+	struct wr wk = { "k", "new", NULL };
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	int l1 = 0;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	assert_int_equal(t_fork(writer_torn, &wk), 0);
+	mlc__clock_advance(MLC__LOG_STUCK_MS + 1);
+	for (int i = 0; i < 20; i++) {
+		assert_string_equal(get(r, "k", &lvl), "new");
+		l1 += lvl == MLC_L1;
+		mlc__clock_advance(1000);
+	}
+	assert_int_equal(mlc_stats(r, &st), 0);
+	fprintf(stderr, "J2: 20 gets over 20 s after the writer died: %d "
+		"from L1, log_stuck %llu, hits_l1 %llu\n", l1,
+		(unsigned long long)st.log_stuck,
+		(unsigned long long)st.hits_l1);
+	assert_true(l1 >= 18);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
+/*
+ * 8 (J3). Two live writers stopped inside their changes (two CHANGING cells):
+ * changing_stuck() counted a cell in log_stuck whenever lr->held was not
+ * it, and the cursor's cell and the look-ahead's alternated: log_stuck
+ * grew by two on every get.  Now a held cell counts once, when the
+ * cursor holds it.
+ */
+static void
+test_two_held_cells_counted_once(void **state)
+{
+	struct wr wa = { "a", "a-new", NULL }, wk = { "k", "new", NULL };
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *w, *r;
+	struct ctl *ca, *ck;
+	int pa, pk;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	ca = ctl_new();
+	ctl_add(ca, MLC__P_LOG_CHANGING, ACT_STOP, 0);
+	wa.ctl = ca;
+	pa = t_spawn(writer, &wa);
+	wait_at(ca, 0);
+	ck = ctl_new();
+	ctl_add(ck, MLC__P_LOG_CHANGING, ACT_STOP, 0);
+	wk.ctl = ck;
+	pk = t_spawn(writer, &wk);
+	wait_at(ck, 0);
+	mlc__clock_advance(MLC__LOG_STUCK_MS + 1);
+	for (int i = 0; i < 10; i++)
+		(void)get(r, "k", NULL);
+	assert_int_equal(mlc_stats(r, &st), 0);
+	fprintf(stderr, "J3: two held cells, 10 gets: log_stuck %llu\n",
+		(unsigned long long)st.log_stuck);
+	sem_post(&ca->go[0]);
+	sem_post(&ck->go[0]);
+	assert_int_equal(t_wait(pa), 0);
+	assert_int_equal(t_wait(pk), 0);
+	/* The cursor's cell counts once; the one behind it is counted
+	 * when the cursor holds it, which it never does here (both
+	 * publish).  Before, each get added two. */
+	assert_int_equal(st.log_stuck, 1);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
+static int
+reader_get(void *arg)
+{
+	struct mlc_cache *r = open_ns("log", 0);
+
+	(void)arg;
+	(void)get(r, "k", NULL);
+	mlc_cache_close(r);
+	return 0;
+}
+
+/*
+ * 9 (J4). A garbled cell: its own sequence with CHANGING but neither WRITING
+ * nor ABANDONED.  mlc__log_apply() breaks out of its spin (not WRITING),
+ * takes the CHANGING branch, changing_stuck() answers CH_NO (not exactly
+ * WRITING|CHANGING) and the loop "looks again" at the same cell forever:
+ * mlc_get never returns (any handle, also a fresh one, which
+ * mlc__log_start() stops at the cell).  Expected: the get returns.
+ */
+static void
+test_garbled_changing_cell_hangs(void **state)
+{
+	uint64_t s;
+	int pid, rc;
+
+	(void)state;
+	setup();
+	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
+	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
+		       (s + 1) | CHANGING_BIT);
+	pid = t_spawn(reader_get, NULL);
+	rc = t_wait_ms(pid, 5000);
+	if (rc < 0) {
+		kill(pid, SIGKILL);
+		(void)t_wait(pid);
+	}
+	fprintf(stderr, "J4: reader get over a garbled cell: %s\n",
+		rc < 0 ? "still spinning after 5 s (killed)" : "returned");
+	assert_int_equal(rc, 0);
+}
+
+/*
+ * 10 (J5). The second cell of mlc__log_fill() (a record published more than a
+ * lap late goes out again) is not "marked CHANGING at once" (log.c:249):
+ * between its claim and mlc__log_changing()'s CAS (the pause point
+ * LOG_CLAIMED inside mlc__log_claim()) it is a plain claimed cell, which a
+ * handle gives up on after 100 ms keeping its L1, as if nothing had
+ * changed; but the change is made.  Here: W claims and stops before its
+ * change; the log laps while the writer numbered a lap after W is stopped
+ * at LOG_NUMBERED (so W's cell is not taken over); the reader, lapped,
+ * starts over at W's cell's index and reloads "old" (allowed: W has not
+ * changed L2); W goes on, changes L2, publishes a lap late, claims the
+ * second cell and is killed there.  The reader passes the second cell
+ * (not CHANGING) with "old" in L1, for the whole TTL.
+ */
+static void
+test_republish_cell_not_changing(void **state)
+{
+	struct wr wk = { "k", "new", NULL }, wx = { "x", "x", NULL };
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	const char *got;
+	struct ctl *ck, *cx;
+	int pk, px;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+
+	ck = ctl_new();
+	ctl_add(ck, MLC__P_LOG_CLAIMED, ACT_STOP, 0);	/* its claim */
+	ctl_add(ck, MLC__P_LOG_CLAIMED, ACT_DIE, 0);	/* the second one */
+	wk.ctl = ck;
+	pk = t_spawn(writer, &wk);
+	wait_at(ck, 0);
+	/* cells - 1 records after W's, then X numbered a lap after W. */
+	lap(w, (int)g_arena->log_cells - 1);
+	cx = ctl_new();
+	ctl_add(cx, MLC__P_LOG_NUMBERED, ACT_STOP, 0);
+	wx.ctl = cx;
+	px = t_spawn(writer, &wx);
+	wait_at(cx, 0);
+	/* The reader is lapped, starts over at W's cell, reloads "old". */
+	assert_string_equal(get(r, "k", NULL), "old");
+	/* W changes L2, publishes a lap late, claims again, is killed. */
+	sem_post(&ck->go[0]);
+	assert_int_equal(t_wait(pk), 0);
+	{
+		struct mlc_cache *fresh = open_ns("log", 0);
+
+		assert_string_equal(get(fresh, "k", NULL), "new");
+		mlc_cache_close(fresh);
+	}
+	for (int i = 0; i < 3; i++) {
+		mlc__clock_advance(MLC__LOG_STUCK_MS + 1);
+		(void)get(r, "k", &lvl);
+	}
+	mlc__clock_advance(10000);
+	got = get(r, "k", &lvl);
+	fprintf(stderr, "J5: reader, 10 s after the killed writer's change: "
+		"\"%s\" (level %u)\n", got, lvl);
+	sem_post(&cx->go[0]);
+	assert_int_equal(t_wait(px), 0);
+	assert_string_equal(got, "new");
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
 int
 main(void)
 {
@@ -478,6 +789,12 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_stopped_inside_change, td),
 		cmocka_unit_test_teardown(test_killed_inside_change, td),
+		cmocka_unit_test_teardown(test_changing_cell_lapped_then_killed,
+					  td),
+		cmocka_unit_test_teardown(test_killed_in_fill_disables_l1, td),
+		cmocka_unit_test_teardown(test_two_held_cells_counted_once, td),
+		cmocka_unit_test_teardown(test_garbled_changing_cell_hangs, td),
+		cmocka_unit_test_teardown(test_republish_cell_not_changing, td),
 	};
 	int rc;
 
