@@ -27,7 +27,8 @@
  *   kept), and every handle that reaches it drops its L1, after the
  *   change, which reloads the new value.  Until then each handle drops its
  *   L1 on every call: an L1 serves nothing while a writer is stopped inside
- *   its change.
+ *   its change.  (A writer no process can judge, or one that left no
+ *   identity, is passed after a while instead: changing_stuck().)
  * Until 2026-12-06 a claimed cell was given up on whatever its writer was
  * doing, and dropping L1 then was the whole remedy: a writer stopped
  * before its change and killed right after it left the old value that a
@@ -44,7 +45,8 @@
 #define CHANGING (UINT64_C(1) << 61)	/* its writer may change L2 now */
 #define SEQ(v) ((v) & ~(WRITING | ABANDONED | CHANGING))
 #define PROBE_MS 10		/* a handle reads /proc at most this often */
-#define MLC__LOG_ORPHAN_MS 1000	/* changing_stuck() */
+#define MLC__LOG_ORPHAN_MS 1000	/* changing_stuck(): no identity */
+#define MLC__LOG_LEASE_MS 10000	/* changing_stuck(): one not judgeable */
 #define SPIN 64
 #define CHECK_MASK ((UINT64_C(1) << 40) - 1)
 
@@ -105,6 +107,17 @@ stamp_of(const struct mlc_arena *a, uint64_t seq, uint32_t *at)
 	return true;
 }
 
+/* Milliseconds since a stamp's claim time @p at (low 32 bits), from
+ * @p now: 0 for a stamp a moment ahead of it (stored after @p now was
+ * read, across a millisecond), which wrapped to 49 days. */
+static uint32_t
+age_of(uint64_t now, uint32_t at)
+{
+	int32_t d = (int32_t)((uint32_t)now - at);
+
+	return d < 0 ? 0 : (uint32_t)d;
+}
+
 /* Say who claimed cell @p seq (ours, just claimed), then when: a handle
  * held back by the cell reads them to tell whether we died
  * (writer_dead()), and trusts the identity only under the stamp of this
@@ -138,6 +151,16 @@ claimable(uint64_t v, uint64_t s)
 	       (v & (WRITING | CHANGING | ABANDONED)) != (WRITING | CHANGING);
 }
 
+/* Is word @p v garbage: numbered past the head, which no writer makes
+ * (its number comes from the head)?  Taken as a dead writer's cell, or it
+ * would stop the log for good (every handle lapped by it on every call,
+ * no writer ever taking it: a review found it). */
+static bool
+future(const struct mlc_arena *a, uint64_t v)
+{
+	return SEQ(v) > ck_pr_load_64(&a->log->lg_head);
+}
+
 /* Claim the next free cell: its sequence number, marked @p mark besides
  * WRITING (CHANGING for a record whose change is made: mlc__log_fill()).
  * A claimed cell holds readers back until it is published; how long, and
@@ -157,7 +180,7 @@ log_claim(struct mlc_arena *a, uint64_t mark)
 
 		MLC_PAUSE(LOG_NUMBERED);
 		v = ck_pr_load_64(&c->lc_seq);
-		while (claimable(v, s)) {
+		while (claimable(v, s) || future(a, v)) {
 			if (ck_pr_cas_64_value(&c->lc_seq, v,
 					       (s + 1) | WRITING | mark, &v)) {
 				/* Readers time a stuck cell from its claim,
@@ -404,30 +427,31 @@ held_back(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	}
 	/* Ages modulo 2^32 ms: right for anything under 24 days. */
 	if (stamp_of(a, s + 1, &at))
-		return (uint32_t)((uint32_t)now - at) >= MLC__LOG_STUCK_MS;
+		return age_of(now, at) >= MLC__LOG_STUCK_MS;
 	for (uint64_t q = s + 2; q <= head && q <= s + 1 + AGE_SCAN; q++) {
 		if (!stamp_of(a, q, &at))
 			continue;
-		if (!found || (uint32_t)(now - at) > (uint32_t)(now - oldest))
+		if (!found || age_of(now, at) > age_of(now, oldest))
 			oldest = at;
 		found = true;
 	}
 	if (found) {
-		since = now - (uint32_t)((uint32_t)now - oldest);
+		since = now - age_of(now, oldest);
 		if (since < lr->stuck_since)
 			lr->stuck_since = since;
 	}
 	return now - lr->stuck_since >= MLC__LOG_STUCK_MS;
 }
 
-enum { WHO_ALIVE, WHO_DEAD, WHO_UNKNOWN };
+enum { WHO_ALIVE, WHO_DEAD, WHO_UNKNOWN, WHO_FOREIGN };
 
 /* Is the claimer of record @p seq dead?  WHO_UNKNOWN: no identity under
  * this claim's stamp (its writer stopped or died between its claim and
- * its stamp, or the arena is garbled).  "Cannot tell" (another pid
- * namespace, no /proc) is WHO_ALIVE, never a wrong "dead", which would let
- * a live writer's change go unheard; so is a look before PROBE_MS have
- * passed since this handle's last one in /proc. */
+ * its stamp, or the arena is garbled); WHO_FOREIGN: one this process
+ * cannot judge (another pid namespace, no start time).  Never a wrong
+ * "dead", which would let a live writer's change go unheard; a look before
+ * PROBE_MS have passed since this handle's last one in /proc is
+ * WHO_ALIVE. */
 static int
 claimer(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t seq)
 {
@@ -443,6 +467,8 @@ claimer(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t seq)
 	if ((uint32_t)st != (uint32_t)SEQ(seq) ||
 	    ck_pr_load_64((uint64_t *)&k->lk_stamp) != st)
 		return WHO_UNKNOWN;
+	if (!mlc__proc_judgeable((uint32_t)who, start, (uint32_t)(who >> 32)))
+		return WHO_FOREIGN;
 	if (now < lr->probe_at)
 		return WHO_ALIVE;
 	lr->probe_at = now + PROBE_MS;
@@ -486,30 +512,44 @@ enum { CH_NO, CH_WAIT, CH_HELD, CH_PASSED };
  * with CHANGING kept, so that every handle that reaches it drops its L1
  * too, and this L1 is dropped, after the change, which its reloads see.
  * A cell whose claimer left no identity (WHO_UNKNOWN) is passed too once
- * the cursor has held it for MLC__LOG_ORPHAN_MS: claimed CHANGING at once
- * only by a writer whose change was made (mlc__log_fill()), it stands for
- * a dead one (or garbage), and would hold every L1 empty until a lap. */
+ * this handle has been held by it for MLC__LOG_ORPHAN_MS (timed by the
+ * claim, which a lap does not restart): claimed CHANGING at once only by
+ * a writer whose change was made (mlc__log_fill()), it stands for a dead
+ * one (or garbage).  One whose claimer this process cannot judge
+ * (WHO_FOREIGN) is passed MLC__LOG_LEASE_MS after its claim.  Either would
+ * otherwise hold every L1 empty for good, for no lap takes such a cell
+ * (claimable(): a review found both).  A writer only stopped that long
+ * inside its change publishes its record again after it (its publish
+ * fails on the mark): only if it is then killed before that is its change
+ * unheard, a risk left to writers that no other process can judge. */
 static int
 changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	       uint64_t v, bool cursor)
 {
 	struct mlc__log_cell *c = cell_of(a, s + 1);
 	uint64_t now = mlc__now_ms();
-	uint32_t at;
+	uint32_t at = 0;
+	bool stamped;
 	int who;
 
 	/* Stamped at the claim; none: taken as old. */
-	if (stamp_of(a, SEQ(v), &at) &&
-	    (uint32_t)((uint32_t)now - at) < MLC__LOG_STUCK_MS)
+	stamped = stamp_of(a, SEQ(v), &at);
+	if (stamped && age_of(now, at) < MLC__LOG_STUCK_MS)
 		return CH_WAIT;
 	who = claimer(a, lr, SEQ(v));
-	if (who == WHO_UNKNOWN && cursor && lr->held == s + 1 &&
-	    now - lr->held_since >= MLC__LOG_ORPHAN_MS)
+	if (who == WHO_UNKNOWN) {
+		if (lr->orphan != SEQ(v)) {
+			lr->orphan = SEQ(v);
+			lr->orphan_since = now;
+		}
+		if (now - lr->orphan_since >= MLC__LOG_ORPHAN_MS)
+			who = WHO_DEAD;
+	}
+	if (who == WHO_FOREIGN && age_of(now, at) >= MLC__LOG_LEASE_MS)
 		who = WHO_DEAD;
 	if (who != WHO_DEAD) {
 		if (cursor && lr->held != s + 1) {
 			lr->held = s + 1;
-			lr->held_since = now;
 			lr->stuck++;
 		}
 		clear_all(lr);
@@ -542,6 +582,13 @@ ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 	uint32_t ns;
 	uint16_t op;
 
+	if (SEQ(v) > q + 1 && future(a, v)) {
+		if (ck_pr_cas_64((uint64_t *)&a->cells[q & (a->log_cells - 1)]
+				 .lc_seq, v, (q + 1) | WRITING | ABANDONED |
+				 CHANGING))
+			given_up_changed(lr, q);
+		return AHEAD_GIVEN_UP;
+	}
 	if (SEQ(v) > q + 1)
 		return AHEAD_LAPPED;
 	if (SEQ(v) == q + 1 && (v & ABANDONED)) {
@@ -671,6 +718,16 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 			if (SEQ(q1) > s + 1)
 				break;
 			ck_pr_stall();
+		}
+		if (SEQ(q1) > s + 1 && future(a, q1)) {
+			/* Garbage: passed as a dead writer's cell. */
+			if (ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
+					 (s + 1) | WRITING | ABANDONED |
+					 CHANGING)) {
+				given_up_changed(lr, s);
+				lr->cursor = s + 1;
+			}
+			continue;
 		}
 		if (SEQ(q1) > s + 1) {
 			lr->overruns++;		/* a writer a lap ahead */

@@ -44,8 +44,10 @@ struct mlc__logr {
 	uint64_t held;		/* the record (its sequence + 1) whose
 				 * CHANGING cell last held the cursor and
 				 * this handle's L1 empty, counted in stuck
-				 * once ... */
-	uint64_t held_since;	/* ... and since when (ms) */
+				 * once */
+	uint64_t orphan;	/* the claim (sequence + 1) of the last
+				 * CHANGING cell seen without identity ... */
+	uint64_t orphan_since;	/* ... and since when (ms) */
 	uint64_t probe_at;	/* ms: the next look in /proc allowed */
 	uint64_t applied, dropped, overruns, stuck;
 	/* Optional report of what was dropped, for a cache layered over

@@ -184,6 +184,9 @@ pid_t mlc__tid(void);		/* gettid() once per thread (and fork) */
 uint64_t mlc__proc_start(void);	/* this process's start time (ticks) */
 uint32_t mlc__proc_ns(void);	/* its pid namespace; 0: unknown */
 bool mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns);
+/* May mlc__proc_dead() ever answer true for this stamp (this process can
+ * judge it: same pid namespace, start times known)? */
+bool mlc__proc_judgeable(uint32_t pid, uint64_t start, uint32_t ns);
 
 /* arena.c */
 int mlc__lock_take(struct mlc_arena *a, struct mlc__lock *lk,

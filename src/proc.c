@@ -111,6 +111,14 @@ mlc__proc_ns(void)
 	return my_ns_v;
 }
 
+bool
+mlc__proc_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
+{
+	me_refresh();
+	return pid != 0 && start != 0 && ns != 0 && my_start_v != 0 &&
+	       ns == my_ns_v;
+}
+
 /* Is the process (@p pid, @p start, @p ns) certainly dead?  "Cannot
  * tell" is never "dead": another pid namespace, an unreadable procfs, or a
  * stamp without a start time all answer false. */
@@ -121,9 +129,7 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 	long threads = 0;
 	char state;
 
-	me_refresh();
-	if (pid == 0 || start == 0 || ns == 0 || my_start_v == 0 ||
-	    ns != my_ns_v)
+	if (!mlc__proc_judgeable(pid, start, ns))
 		return false;
 	if (pid == (uint32_t)mlc__pid())
 		return start != my_start_v;	/* a pid our process reused */

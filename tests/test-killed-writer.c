@@ -14,6 +14,7 @@
  * second when it resumes, as every process's clock would have moved.
  */
 #include <errno.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -129,6 +130,24 @@ writer(void *arg)
 	mlc__pause_hook = hook;
 	if (mlc_set(c, w->key, strlen(w->key), w->val, strlen(w->val),
 		    NULL) != 0)
+		_exit(12);
+	mlc__pause_hook = NULL;
+	mlc_cache_close(c);
+	return 0;
+}
+
+/* A child: installs the hook and purges namespace "other" (or dies on
+ * the way).  A purge takes no stripe lock. */
+static int
+purger(void *arg)
+{
+	const struct wr *w = arg;
+	struct mlc_cache *c = open_ns("other", MLC_CACHE_NO_L1);
+
+	alarm(60);
+	my_ctl = w->ctl;
+	mlc__pause_hook = hook;
+	if (mlc_purge(c) != 0)
 		_exit(12);
 	mlc__pause_hook = NULL;
 	mlc_cache_close(c);
@@ -475,16 +494,20 @@ test_killed_inside_change(void **state)
 #define WRITING_BIT (UINT64_C(1) << 63)
 
 
-/* n sets of other keys by the parent: a writer a lap ahead. */
+/* n records by the parent: a writer a lap ahead.  Purges of another
+ * namespace, which take no stripe lock: a set of a key sharing a stripe
+ * with a writer stopped inside its change would wait for it (the test
+ * hung until the writer's alarm, whenever the arena's seed put a lap key
+ * beside "k"). */
 static void
 lap(struct mlc_cache *w, int n)
 {
-	char key[32];
+	struct mlc_cache *p = open_ns("lap", MLC_CACHE_NO_L1);
 
-	for (int i = 0; i < n; i++) {
-		snprintf(key, sizeof(key), "lap-%d", i % 64);
-		assert_int_equal(mlc_set(w, key, strlen(key), "x", 1, NULL), 0);
-	}
+	(void)w;
+	for (int i = 0; i < n; i++)
+		assert_int_equal(mlc_purge(p), 0);
+	mlc_cache_close(p);
 }
 
 /*
@@ -639,10 +662,13 @@ test_two_held_cells_counted_once(void **state)
 	r = open_ns("log", 0);
 	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
 	assert_string_equal(get(r, "k", NULL), "old");
+	/* A purge of another namespace (no stripe lock: a second set could
+	 * wait on the first's stripe, whenever the arena's seed puts the two
+	 * keys together), then a set. */
 	ca = ctl_new();
 	ctl_add(ca, MLC__P_LOG_CHANGING, ACT_STOP, 0);
 	wa.ctl = ca;
-	pa = t_spawn(writer, &wa);
+	pa = t_spawn(purger, &wa);
 	wait_at(ca, 0);
 	ck = ctl_new();
 	ctl_add(ck, MLC__P_LOG_CHANGING, ACT_STOP, 0);
@@ -778,6 +804,270 @@ test_republish_cell_not_changing(void **state)
 	mlc_cache_close(w);
 }
 
+/* ---- found by a second review of the log (2026-12-06) --------------- */
+
+static int die_at = -1;		/* pause point where the writer dies */
+
+static void
+hook_die(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if ((int)p == die_at)
+		_exit(0);
+}
+
+/* Sets k = "new" and dies at LOG_STORED (L2 written, cell CHANGING,
+ * not published). */
+static int
+writer_dies_stored(void *arg)
+{
+	struct mlc_cache *c = open_ns("log", MLC_CACHE_NO_L1);
+
+	(void)arg;
+	alarm(60);
+	die_at = MLC__P_LOG_STORED;
+	mlc__pause_hook = hook_die;
+	(void)mlc_set(c, "k", 1, "new", 3, NULL);
+	_exit(12);		/* not reached */
+}
+
+/* A process of a pid namespace of its own (as a container sharing the
+ * host's /dev/shm): unshare, then the writer runs as pid 1 in it. */
+static int
+foreign_ns_writer(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_NEWPID) != 0)
+		return 77;
+	return t_fork(writer_dies_stored, NULL);
+}
+
+/*
+ * 11 (K1). A writer of another pid namespace killed inside its change (after its
+ * L2 write, before its publish).  claimer() can never prove it dead
+ * (mlc__proc_dead() answers "cannot tell" = alive), so its CHANGING cell is
+ * CH_HELD for ever: every handle drops its L1 on every call.  And since
+ * 2330c46 a writer a lap ahead never takes a live CHANGING cell
+ * (claimable()), so not even a lap ends it: each lap the lapped handle
+ * starts over (mlc__log_start() stops at the cell) and is held again.  L1
+ * never serves again in any handle of the arena, until it is recreated.
+ */
+static void
+test_foreign_ns_writer_killed_in_change(void **state)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	int rc, l1 = 0;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	assert_string_equal(get(r, "k", &lvl), "old");
+	assert_int_equal(lvl, MLC_L1);
+
+	rc = t_fork(foreign_ns_writer, NULL);
+	if (rc == 77)
+		skip();
+	assert_int_equal(rc, 0);
+	{
+		struct mlc_cache *fresh = open_ns("log", 0);
+
+		assert_string_equal(get(fresh, "k", NULL), "new");
+		mlc_cache_close(fresh);
+	}
+	/* 10 s later, then two laps of other writes, 10 s each. */
+	for (int round = 0; round < 3; round++) {
+		mlc__clock_advance(10000);
+		for (int i = 0; i < 5; i++) {
+			assert_string_equal(get(r, "k", &lvl), "new");
+			l1 += lvl == MLC_L1;
+		}
+		lap(w, (int)g_arena->log_cells + 8);
+	}
+	mlc__clock_advance(10000);
+	for (int i = 0; i < 5; i++) {
+		assert_string_equal(get(r, "k", &lvl), "new");
+		l1 += lvl == MLC_L1;
+	}
+	assert_int_equal(mlc_stats(r, &st), 0);
+	fprintf(stderr, "K1: 20 gets over 40 s and 3 laps after a foreign-"
+		"namespace writer died in its change: %d from L1 (hits_l1 "
+		"%llu, log_stuck %llu, log_overruns %llu)\n", l1,
+		(unsigned long long)st.hits_l1,
+		(unsigned long long)st.log_stuck,
+		(unsigned long long)st.log_overruns);
+	assert_true(l1 >= 10);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
+/*
+ * 12 (K2). A CHANGING cell with no identity (the republish cell of
+ * mlc__log_fill() whose writer died between its claim CAS and
+ * claim_stamp(); here written directly, as test_garbled_changing_cell_hangs
+ * does) is passed only once the cursor has held it for
+ * MLC__LOG_ORPHAN_MS *at the same record* (lr->held == s + 1).  It is
+ * never taken by a later lap (claimable()), so each lap the handle is
+ * lapped, starts over at the same cell under the next lap's number, and
+ * the 1 s starts again.  With a lap of writes per second or faster (64
+ * cells: 64 writes/s; the default 65,536 cells: a busy cache), the cell
+ * is never passed: L1 dropped on every call, for ever.
+ */
+static void
+test_orphan_timer_restarts_each_lap(void **state)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	uint64_t s;
+	int l1 = 0;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	/* An identity-less CHANGING cell at the head. */
+	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
+	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
+		       (s + 1) | WRITING_BIT | CHANGING_BIT);
+	/* 20 rounds of 600 ms (12 s in all), each a lap of writes in
+	 * quarters with two gets after each quarter (so that a handle that
+	 * keeps up is never lapped): the second get of each pair counted. */
+	for (int round = 0; round < 20; round++) {
+		mlc__clock_advance(600);
+		for (int q = 0; q < 4; q++) {
+			lap(w, (int)g_arena->log_cells / 4 + 2);
+			(void)get(r, "k", &lvl);
+			(void)get(r, "k", &lvl);
+			l1 += lvl == MLC_L1;
+		}
+	}
+	assert_int_equal(mlc_stats(r, &st), 0);
+	fprintf(stderr, "K2: 12 s after an identity-less CHANGING cell, a "
+		"lap of writes per 600 ms: %d of 80 gets from L1 (log_stuck "
+		"%llu, log_overruns %llu)\n", l1,
+		(unsigned long long)st.log_stuck,
+		(unsigned long long)st.log_overruns);
+	assert_true(l1 >= 60);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
+/*
+ * 12b (K2b, control). The same cell without laps: passed after 1 s.
+ */
+static void
+test_orphan_passed_without_laps(void **state)
+{
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	uint64_t s;
+	int l1 = 0;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
+	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
+		       (s + 1) | WRITING_BIT | CHANGING_BIT);
+	for (int round = 0; round < 20; round++) {
+		mlc__clock_advance(600);
+		(void)get(r, "k", &lvl);
+	}
+	for (int i = 0; i < 5; i++) {
+		(void)get(r, "k", &lvl);
+		l1 += lvl == MLC_L1;
+	}
+	fprintf(stderr, "K2b: control without laps: %d of 5 gets from L1\n",
+		l1);
+	assert_true(l1 >= 3);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
+/* 12c (K2c, control). The same rounds of writes without the cell: L1 serves. */
+static void
+test_laps_without_orphan(void **state)
+{
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	int l1 = 0;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	for (int round = 0; round < 20; round++) {
+		mlc__clock_advance(600);
+		for (int q = 0; q < 4; q++) {
+			lap(w, (int)g_arena->log_cells / 4 + 2);
+			(void)get(r, "k", &lvl);
+			(void)get(r, "k", &lvl);
+			l1 += lvl == MLC_L1;
+		}
+	}
+	fprintf(stderr, "K2c: control, laps without the cell: %d of 80 "
+		"gets from L1\n", l1);
+	assert_true(l1 >= 60);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
+/*
+ * 13 (K3). A cell word with a sequence far beyond the head (a garbled arena:
+ * no writer makes it).  Every mlc__log_apply() takes it for "a writer a
+ * lap ahead" (SEQ(q1) > s + 1): overrun, L1 cleared, mlc__log_start()
+ * (a lap's scan), which stops at that very cell; and no writer ever
+ * takes it (claimable(): SEQ(v) < s + 1).  Every get of every handle
+ * drops L1 and scans the log, for ever.  (Pre-existing: the same two
+ * checks before c71a366.)
+ */
+static void
+test_future_seq_word(void **state)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	uint64_t s;
+	int l1 = 0;
+
+	(void)state;
+	setup();
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
+	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
+		       UINT64_C(1) << 60);
+	for (int round = 0; round < 5; round++) {
+		mlc__clock_advance(10000);
+		lap(w, (int)g_arena->log_cells + 8);
+		for (int i = 0; i < 4; i++) {
+			(void)get(r, "k", &lvl);
+			l1 += lvl == MLC_L1;
+		}
+	}
+	assert_int_equal(mlc_stats(r, &st), 0);
+	fprintf(stderr, "K3: 20 gets over 50 s after a future-sequence "
+		"word: %d from L1 (log_overruns %llu)\n", l1,
+		(unsigned long long)st.log_overruns);
+	assert_true(l1 >= 10);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
 int
 main(void)
 {
@@ -795,6 +1085,13 @@ main(void)
 		cmocka_unit_test_teardown(test_two_held_cells_counted_once, td),
 		cmocka_unit_test_teardown(test_garbled_changing_cell_hangs, td),
 		cmocka_unit_test_teardown(test_republish_cell_not_changing, td),
+		cmocka_unit_test_teardown(
+			test_foreign_ns_writer_killed_in_change, td),
+		cmocka_unit_test_teardown(test_orphan_timer_restarts_each_lap,
+					  td),
+		cmocka_unit_test_teardown(test_orphan_passed_without_laps, td),
+		cmocka_unit_test_teardown(test_laps_without_orphan, td),
+		cmocka_unit_test_teardown(test_future_seq_word, td),
 	};
 	int rc;
 
