@@ -43,7 +43,9 @@
 #define WRITING (UINT64_C(1) << 63)
 #define ABANDONED (UINT64_C(1) << 62)	/* given up on by a reader */
 #define CHANGING (UINT64_C(1) << 61)	/* its writer may change L2 now */
-#define SEQ(v) ((v) & ~(WRITING | ABANDONED | CHANGING))
+#define REPUBLISH (UINT64_C(1) << 60)	/* claimed CHANGING: the change is
+					 * made (mlc__log_fill()) */
+#define SEQ(v) ((v) & ~(WRITING | ABANDONED | CHANGING | REPUBLISH))
 #define PROBE_MS 10		/* a handle reads /proc at most this often */
 #define MLC__LOG_ORPHAN_MS 1000	/* changing_stuck(): no identity */
 #define MLC__LOG_LEASE_MS 10000	/* changing_stuck(): one not judgeable */
@@ -118,6 +120,28 @@ age_of(uint64_t now, uint32_t at)
 	return d < 0 ? 0 : (uint32_t)d;
 }
 
+/* The claim record's identity words are xored with these masks of their
+ * claim's sequence: words a claimer late by a lap or more stores over a
+ * newer claim's (it is stalled between its claim and its stamp) read as
+ * garbage for that claim, a pid namespace that is not ours, which no
+ * handle ever takes for a dead writer (a review found the newer writer
+ * passed as dead while it lived). */
+static uint64_t
+who_mask(uint64_t seq)
+{
+	uint64_t x = SEQ(seq) * UINT64_C(0x9e3779b97f4a7c15);
+
+	return x ^ x >> 29;
+}
+
+static uint64_t
+start_mask(uint64_t seq)
+{
+	uint64_t x = SEQ(seq) * UINT64_C(0xc2b2ae3d27d4eb4f);
+
+	return x ^ x >> 31;
+}
+
 /* Say who claimed cell @p seq (ours, just claimed), then when: a handle
  * held back by the cell reads them to tell whether we died
  * (writer_dead()), and trusts the identity only under the stamp of this
@@ -130,9 +154,9 @@ claim_stamp(struct mlc_arena *a, uint64_t seq)
 {
 	struct mlc__log_claim *k = claim_of(a, seq);
 
-	ck_pr_store_64(&k->lk_who, (uint64_t)mlc__proc_ns() << 32 |
-				   (uint32_t)mlc__pid());
-	ck_pr_store_64(&k->lk_start, mlc__proc_start());
+	ck_pr_store_64(&k->lk_who, ((uint64_t)mlc__proc_ns() << 32 |
+				    (uint32_t)mlc__pid()) ^ who_mask(seq));
+	ck_pr_store_64(&k->lk_start, mlc__proc_start() ^ start_mask(seq));
 	ck_pr_fence_store();	/* who before when: the stamp vouches */
 	ck_pr_store_64(&k->lk_stamp, stamp_make(seq, mlc__now_ms()));
 }
@@ -280,7 +304,8 @@ mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 	 * proof of our death, and drop their L1s then, which reload the new
 	 * value (claimed plain and then marked, a death in between let
 	 * handles pass it keeping their L1s: a review found it). */
-	(void)cell_fill(a, log_claim(a, CHANGING), ns, hash, op, version);
+	(void)cell_fill(a, log_claim(a, CHANGING | REPUBLISH), ns, hash, op,
+			version);
 }
 
 uint64_t
@@ -461,8 +486,8 @@ claimer(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t seq)
 	st = ck_pr_load_64((uint64_t *)&k->lk_stamp);
 	/* The identity after its stamp: pairs with claim_stamp()'s fence. */
 	ck_pr_fence_load();
-	who = ck_pr_load_64((uint64_t *)&k->lk_who);
-	start = ck_pr_load_64((uint64_t *)&k->lk_start);
+	who = ck_pr_load_64((uint64_t *)&k->lk_who) ^ who_mask(seq);
+	start = ck_pr_load_64((uint64_t *)&k->lk_start) ^ start_mask(seq);
 	ck_pr_fence_load();
 	if ((uint32_t)st != (uint32_t)SEQ(seq) ||
 	    ck_pr_load_64((uint64_t *)&k->lk_stamp) != st)
@@ -513,12 +538,13 @@ enum { CH_NO, CH_WAIT, CH_HELD, CH_PASSED };
  * too, and this L1 is dropped, after the change, which its reloads see.
  * A cell whose claimer left no identity (WHO_UNKNOWN) is passed too once
  * this handle has been held by it for MLC__LOG_ORPHAN_MS (timed by the
- * claim, which a lap does not restart): claimed CHANGING at once only by
- * a writer whose change was made (mlc__log_fill()), it stands for a dead
- * one (or garbage).  One whose claimer this process cannot judge
- * (WHO_FOREIGN) is passed MLC__LOG_LEASE_MS after its claim.  Either would
- * otherwise hold every L1 empty for good, for no lap takes such a cell
- * (claimable(): a review found both).  A writer only stopped that long
+ * claim, which a lap does not restart) if it was claimed CHANGING at once
+ * (REPUBLISH: its writer's change is made, mlc__log_fill()), else for
+ * MLC__LOG_LEASE_MS (its identity may have been overwritten by a claimer
+ * a lap late, its writer alive).  One whose claimer this process cannot
+ * judge (WHO_FOREIGN) is passed MLC__LOG_LEASE_MS after its claim.  Each
+ * would otherwise hold every L1 empty for good, for no lap takes such a
+ * cell (claimable(): reviews found them).  A writer only stopped that long
  * inside its change publishes its record again after it (its publish
  * fails on the mark): only if it is then killed before that is its change
  * unheard, a risk left to writers that no other process can judge. */
@@ -542,7 +568,9 @@ changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 			lr->orphan = SEQ(v);
 			lr->orphan_since = now;
 		}
-		if (now - lr->orphan_since >= MLC__LOG_ORPHAN_MS)
+		if (now - lr->orphan_since >= ((v & REPUBLISH) ?
+					       MLC__LOG_ORPHAN_MS :
+					       MLC__LOG_LEASE_MS))
 			who = WHO_DEAD;
 	}
 	if (who == WHO_FOREIGN && age_of(now, at) >= MLC__LOG_LEASE_MS)

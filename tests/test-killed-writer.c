@@ -492,6 +492,8 @@ test_killed_inside_change(void **state)
 
 #define CHANGING_BIT (UINT64_C(1) << 61)
 #define WRITING_BIT (UINT64_C(1) << 63)
+#define REPUBLISH_BIT (UINT64_C(1) << 60)
+#define MLC__LOG_ORPHAN_MS_T 1000	/* log.c: MLC__LOG_ORPHAN_MS */
 
 
 /* n records by the parent: a writer a lap ahead.  Purges of another
@@ -932,10 +934,11 @@ test_orphan_timer_restarts_each_lap(void **state)
 	r = open_ns("log", 0);
 	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
 	assert_string_equal(get(r, "k", NULL), "old");
-	/* An identity-less CHANGING cell at the head. */
+	/* An identity-less CHANGING cell at the head, claimed so at once
+	 * (a record published again, whose writer died before stamping). */
 	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
 	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
-		       (s + 1) | WRITING_BIT | CHANGING_BIT);
+		       (s + 1) | WRITING_BIT | CHANGING_BIT | REPUBLISH_BIT);
 	/* 20 rounds of 600 ms (12 s in all), each a lap of writes in
 	 * quarters with two gets after each quarter (so that a handle that
 	 * keeps up is never lapped): the second get of each pair counted. */
@@ -978,7 +981,7 @@ test_orphan_passed_without_laps(void **state)
 	assert_string_equal(get(r, "k", NULL), "old");
 	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
 	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
-		       (s + 1) | WRITING_BIT | CHANGING_BIT);
+		       (s + 1) | WRITING_BIT | CHANGING_BIT | REPUBLISH_BIT);
 	for (int round = 0; round < 20; round++) {
 		mlc__clock_advance(600);
 		(void)get(r, "k", &lvl);
@@ -1068,6 +1071,137 @@ test_future_seq_word(void **state)
 	mlc_cache_close(w);
 }
 
+
+/* ---- found by review L (2026-12-06) ---------------------------------- */
+
+/*
+ * 16 (L1). A claimer's identity stores land after a later lap's claim of
+ * the same cell, so a live writer inside its change is taken for an
+ * orphan and passed.
+ *
+ * Writer X claims its cell (the claim CAS) and is descheduled before
+ * claim_stamp()'s stores land.  A reader gives up on X's cell (not
+ * CHANGING: L1 stays).  The log laps; writer Y's number maps to the same
+ * cell, which is claimable (ABANDONED), and Y claims and stamps it and
+ * stops inside its change (LOG_CHANGING) for a second.  X's stores
+ * (lk_who, lk_start, lk_stamp for X's sequence) now land over Y's claim
+ * record: claim_stamp() writes them unconditionally, whatever happened to
+ * the cell since the CAS.  Here X stops at LOG_CLAIMED and the test
+ * replays the three stores it had made, after Y's (the same words X
+ * stores when the stores are late).  The reader finds Y's cell CHANGING
+ * with no identity under Y's stamp (WHO_UNKNOWN), holds it 1 s
+ * (MLC__LOG_ORPHAN_MS) and then passes it as a dead writer's, while Y
+ * lives: L1 dropped, "old" reloaded from L2 before Y's change.  Y goes on,
+ * writes L2, and is killed before publishing (its publish would fail on
+ * the ABANDONED mark and go out again: it never gets there).  No cell is
+ * left unpublished, no record: "old" from L1 for the whole TTL.
+ */
+static void
+test_late_identity_passes_live_writer(void **state)
+{
+	struct wr wx = { "x", "x-new", NULL }, wy = { "k", "new", NULL };
+	struct mlc__log_claim saved;
+	struct ctl *cx, *cy;
+	struct mlc_cache *w, *r;
+	uint64_t s, mask, idx, head, v;
+	uint32_t lvl = 0;
+	const char *got;
+	int px, py;
+
+	(void)state;
+	setup();
+	mask = g_arena->log_cells - 1;
+	w = open_ns("log", MLC_CACHE_NO_L1);
+	r = open_ns("log", 0);
+	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(r, "k", NULL), "old");
+	assert_string_equal(get(r, "k", &lvl), "old");
+	assert_int_equal(lvl, MLC_L1);
+
+	/* X claims (number s) and stops. */
+	cx = ctl_new();
+	ctl_add(cx, MLC__P_LOG_CLAIMED, ACT_STOP, 0);
+	wx.ctl = cx;
+	px = t_spawn(writer, &wx);
+	wait_at(cx, 0);
+	s = ck_pr_load_64(&g_arena->log->lg_head) - 1;
+	idx = s & mask;
+	assert_int_equal(ck_pr_load_64(&g_arena->cells[idx].lc_seq),
+			 (s + 1) | WRITING_BIT);
+	/* What X's claim_stamp() stored: replayed below, as if late. */
+	saved.lk_who = ck_pr_load_64(&g_arena->claims[idx].lk_who);
+	saved.lk_start = ck_pr_load_64(&g_arena->claims[idx].lk_start);
+	saved.lk_stamp = ck_pr_load_64(&g_arena->claims[idx].lk_stamp);
+
+	/* The reader gives up on X's cell (not CHANGING: L1 stays). */
+	mlc__clock_advance(MLC__LOG_STUCK_MS + 1);
+	assert_string_equal(get(r, "k", NULL), "old");
+	assert_true(ck_pr_load_64(&g_arena->cells[idx].lc_seq) &
+		    (UINT64_C(1) << 62));
+
+	/* Other writes up to the number before Y's, Y's at X's cell. */
+	head = ck_pr_load_64(&g_arena->log->lg_head);
+	lap(w, (int)(s + g_arena->log_cells - head));
+	assert_int_equal(ck_pr_load_64(&g_arena->log->lg_head),
+			 s + g_arena->log_cells);
+	/* The reader follows (no lap for it). */
+	assert_string_equal(get(r, "k", &lvl), "old");
+
+	cy = ctl_new();
+	ctl_add(cy, MLC__P_LOG_CHANGING, ACT_STOP, 0);
+	ctl_add(cy, MLC__P_LOG_STORED, ACT_DIE, 0);
+	wy.ctl = cy;
+	py = t_spawn(writer, &wy);
+	wait_at(cy, 0);
+	v = ck_pr_load_64(&g_arena->cells[idx].lc_seq);
+	assert_int_equal(v, (s + g_arena->log_cells + 1) | WRITING_BIT |
+			    CHANGING_BIT);
+
+	/* X's claim_stamp() stores land now, over Y's claim record. */
+	ck_pr_store_64(&g_arena->claims[idx].lk_who, saved.lk_who);
+	ck_pr_store_64(&g_arena->claims[idx].lk_start, saved.lk_start);
+	ck_pr_fence_store();
+	ck_pr_store_64(&g_arena->claims[idx].lk_stamp, saved.lk_stamp);
+
+	/* Y (alive, inside its change) is held: nothing from L1, and no
+	 * longer passed after the orphan second (its cell was not claimed
+	 * CHANGING at once, and X's words do not read as an identity for
+	 * it), only after MLC__LOG_LEASE_MS: until 2026-12-06 it was passed
+	 * as dead, and "old" reloaded. */
+	mlc__clock_advance(MLC__LOG_STUCK_MS + 1);
+	(void)get(r, "k", &lvl);
+	mlc__clock_advance(MLC__LOG_ORPHAN_MS_T + 1);
+	assert_string_equal(get(r, "k", &lvl), "old");
+	assert_string_equal(get(r, "k", &lvl), "old");
+	assert_int_equal(lvl, MLC_L2);
+	fprintf(stderr, "L1: Y alive in its change, its cell now %s\n",
+		(ck_pr_load_64(&g_arena->cells[idx].lc_seq) &
+		 (UINT64_C(1) << 62)) ? "ABANDONED (passed)" : "held");
+	assert_false(ck_pr_load_64(&g_arena->cells[idx].lc_seq) &
+		     (UINT64_C(1) << 62));
+
+	/* Y writes L2 and is killed before publishing; X is killed too. */
+	sem_post(&cy->go[0]);
+	assert_int_equal(t_wait(py), 0);
+	kill(px, SIGKILL);
+	(void)t_wait(px);
+	{
+		struct mlc_cache *fresh = open_ns("log", 0);
+
+		assert_string_equal(get(fresh, "k", NULL), "new");
+		mlc_cache_close(fresh);
+	}
+	mlc__clock_advance(10000);
+	(void)get(r, "k", &lvl);
+	mlc__clock_advance(10000);
+	got = get(r, "k", &lvl);
+	fprintf(stderr, "L1: reader, 20 s after Y was killed after its "
+		"change: \"%s\" (level %u)\n", got, lvl);
+	assert_string_equal(got, "new");
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
 int
 main(void)
 {
@@ -1092,6 +1226,8 @@ main(void)
 		cmocka_unit_test_teardown(test_orphan_passed_without_laps, td),
 		cmocka_unit_test_teardown(test_laps_without_orphan, td),
 		cmocka_unit_test_teardown(test_future_seq_word, td),
+		cmocka_unit_test_teardown(
+			test_late_identity_passes_live_writer, td),
 	};
 	int rc;
 
