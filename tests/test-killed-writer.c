@@ -177,6 +177,29 @@ setup(void)
 	g_arena = t_arena(g_name, sizeof(g_name), 0, 0);
 }
 
+/* A new arena; *@p w a handle that writes (no L1), *@p r one that reads,
+ * with k = "old" in its L1. */
+static void
+begin(struct mlc_cache **w, struct mlc_cache **r)
+{
+	setup();
+	*w = open_ns("log", MLC_CACHE_NO_L1);
+	*r = open_ns("log", 0);
+	assert_int_equal(mlc_set(*w, "k", 1, "old", 3, NULL), 0);
+	assert_string_equal(get(*r, "k", NULL), "old");
+}
+
+/* Take the next log number and put @p bits in its cell's word, with the
+ * number's own sequence if @p own (a writer's word, or garbage). */
+static void
+word_at_head(bool own, uint64_t bits)
+{
+	uint64_t s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
+
+	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
+		       (own ? s + 1 : 0) | bits);
+}
+
 static int
 td(void **state)
 {
@@ -291,11 +314,7 @@ test_abandoned_then_killed(void **state)
 	int pk;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 
 	ck = ctl_new();
 	ctl_add(ck, MLC__P_LOG_CLAIMED, ACT_STOP, MLC__LOG_STUCK_MS + 1);
@@ -356,11 +375,7 @@ test_fresh_cell_given_up_then_killed(void **state)
 	int pk;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	assert_string_equal(get(r, "k", &lvl), "old");
 	assert_int_equal(lvl, MLC_L1);
 
@@ -420,11 +435,7 @@ test_stopped_inside_change(void **state)
 	int pk;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	assert_string_equal(get(r, "k", &lvl), "old");
 	assert_int_equal(lvl, MLC_L1);
 
@@ -468,11 +479,7 @@ test_killed_inside_change(void **state)
 	struct ctl *ck;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	ck = ctl_new();
 	ctl_add(ck, MLC__P_LOG_CHANGING, ACT_DIE, 0);
 	wk.ctl = ck;
@@ -532,11 +539,7 @@ test_changing_cell_lapped_then_killed(void **state)
 	int pk;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 
 	ck = ctl_new();
 	ctl_add(ck, MLC__P_LOG_CHANGING, ACT_STOP, 0);
@@ -620,11 +623,7 @@ test_killed_in_fill_disables_l1(void **state)
 	int l1 = 0;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	assert_int_equal(t_fork(writer_torn, &wk), 0);
 	mlc__clock_advance(MLC__LOG_STUCK_MS + 1);
 	for (int i = 0; i < 20; i++) {
@@ -659,11 +658,7 @@ test_two_held_cells_counted_once(void **state)
 	int pa, pk;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	/* A purge of another namespace (no stripe lock: a second set could
 	 * wait on the first's stripe, whenever the arena's seed puts the two
 	 * keys together), then a set. */
@@ -717,14 +712,11 @@ reader_get(void *arg)
 static void
 test_garbled_changing_cell_hangs(void **state)
 {
-	uint64_t s;
 	int pid, rc;
 
 	(void)state;
 	setup();
-	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
-	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
-		       (s + 1) | CHANGING_BIT);
+	word_at_head(true, CHANGING_BIT);
 	pid = t_spawn(reader_get, NULL);
 	rc = t_wait_ms(pid, 5000);
 	if (rc < 0) {
@@ -761,11 +753,7 @@ test_republish_cell_not_changing(void **state)
 	int pk, px;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 
 	ck = ctl_new();
 	ctl_add(ck, MLC__P_LOG_CLAIMED, ACT_STOP, 0);	/* its claim */
@@ -863,11 +851,7 @@ test_foreign_ns_writer_killed_in_change(void **state)
 	int rc, l1 = 0;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	assert_string_equal(get(r, "k", &lvl), "old");
 	assert_int_equal(lvl, MLC_L1);
 
@@ -925,20 +909,13 @@ test_orphan_timer_restarts_each_lap(void **state)
 	struct mlc_stats st = MLC_STATS_INIT;
 	struct mlc_cache *w, *r;
 	uint32_t lvl = 0;
-	uint64_t s;
 	int l1 = 0;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	/* An identity-less CHANGING cell at the head, claimed so at once
 	 * (a record published again, whose writer died before stamping). */
-	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
-	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
-		       (s + 1) | WRITING_BIT | CHANGING_BIT | REPUBLISH_BIT);
+	word_at_head(true, WRITING_BIT | CHANGING_BIT | REPUBLISH_BIT);
 	/* 20 rounds of 600 ms (12 s in all), each a lap of writes in
 	 * quarters with two gets after each quarter (so that a handle that
 	 * keeps up is never lapped): the second get of each pair counted. */
@@ -970,18 +947,11 @@ test_orphan_passed_without_laps(void **state)
 {
 	struct mlc_cache *w, *r;
 	uint32_t lvl = 0;
-	uint64_t s;
 	int l1 = 0;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
-	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
-	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
-		       (s + 1) | WRITING_BIT | CHANGING_BIT | REPUBLISH_BIT);
+	begin(&w, &r);
+	word_at_head(true, WRITING_BIT | CHANGING_BIT | REPUBLISH_BIT);
 	for (int round = 0; round < 20; round++) {
 		mlc__clock_advance(600);
 		(void)get(r, "k", &lvl);
@@ -1006,11 +976,7 @@ test_laps_without_orphan(void **state)
 	int l1 = 0;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
+	begin(&w, &r);
 	for (int round = 0; round < 20; round++) {
 		mlc__clock_advance(600);
 		for (int q = 0; q < 4; q++) {
@@ -1042,18 +1008,11 @@ test_future_seq_word(void **state)
 	struct mlc_stats st = MLC_STATS_INIT;
 	struct mlc_cache *w, *r;
 	uint32_t lvl = 0;
-	uint64_t s;
 	int l1 = 0;
 
 	(void)state;
-	setup();
-	w = open_ns("log", MLC_CACHE_NO_L1);
-	r = open_ns("log", 0);
-	assert_int_equal(mlc_set(w, "k", 1, "old", 3, NULL), 0);
-	assert_string_equal(get(r, "k", NULL), "old");
-	s = ck_pr_faa_64(&g_arena->log->lg_head, 1);
-	ck_pr_store_64(&g_arena->cells[s & (g_arena->log_cells - 1)].lc_seq,
-		       UINT64_C(1) << 60);
+	begin(&w, &r);
+	word_at_head(false, UINT64_C(1) << 60);
 	for (int round = 0; round < 5; round++) {
 		mlc__clock_advance(10000);
 		lap(w, (int)g_arena->log_cells + 8);
