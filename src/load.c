@@ -106,15 +106,18 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 		ttl = o->until - now;
 	if (fixed > c->a->page_size)
 		return;			/* no record fits: they line up again */
-	if (len > c->a->page_size - fixed && o->kind == OUT_ERROR) {
-		len = c->a->page_size - fixed;	/* the message cut short */
-	} else if (len > c->a->page_size - fixed) {
-		/* A value no record holds: the waiters learn to load it. */
-		un = *o;
-		un.kind = OUT_UNSHARED;
-		un.until = now + OUTCOME_TTL;
-		o = &un;
-		len = 0;
+	if (len > c->a->page_size - fixed) {
+		if (o->kind == OUT_ERROR) {
+			len = c->a->page_size - fixed;	/* message cut */
+		} else {
+			/* A value no record holds: the waiters learn to
+			 * load it. */
+			un = *o;
+			un.kind = OUT_UNSHARED;
+			un.until = now + OUTCOME_TTL;
+			o = &un;
+			len = 0;
+		}
 	}
 	if (!mlc__flight_mine(c->a, f))
 		return;

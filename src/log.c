@@ -144,7 +144,7 @@ start_mask(uint64_t seq)
 
 /* Say who claimed cell @p seq (ours, just claimed), then when: a handle
  * held back by the cell reads them to tell whether we died
- * (writer_dead()), and trusts the identity only under the stamp of this
+ * (claimer()), and trusts the identity only under the stamp of this
  * very claim.  Apart from the cell, which cell_fill() overwrites: an
  * identity kept in the payload words was torn by a writer killed while it
  * filled them, and no handle could ever pass that cell (a review found
@@ -207,6 +207,7 @@ log_claim(struct mlc_arena *a, uint64_t mark)
 		while (claimable(v, s) || future(a, v)) {
 			if (ck_pr_cas_64_value(&c->lc_seq, v,
 					       (s + 1) | WRITING | mark, &v)) {
+				MLC_PAUSE(LOG_UNSTAMPED);
 				/* Readers time a stuck cell from its claim,
 				 * not from their first look. */
 				claim_stamp(a, s + 1);
@@ -267,6 +268,7 @@ cell_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns, uint64_t hash,
 	ck_pr_store_64(&c->lc_meta, cell_meta(s, hash, version, ns, op));
 	/* Payload before the sequence that publishes it. */
 	ck_pr_fence_store();
+	MLC_PAUSE(LOG_FILLED);
 	return ck_pr_cas_64(&c->lc_seq, seq | WRITING, s);
 }
 
@@ -524,6 +526,22 @@ live_changing(uint64_t v, uint64_t s)
 	       (v & (WRITING | CHANGING | ABANDONED)) == (WRITING | CHANGING);
 }
 
+/* Give up on the cell at record @p s's place, word @p v, as a dead
+ * writer's that may have changed L2: marked ABANDONED for record @p s
+ * with CHANGING, so that every handle that reaches it drops its L1 too,
+ * and this L1 dropped.  False if the word changed meanwhile (a CAS from
+ * @p v: published, or lapped, since it was read). */
+static bool
+pass_as_dead(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
+	     uint64_t v)
+{
+	if (!ck_pr_cas_64(&cell_of(a, s + 1)->lc_seq, v,
+			  (s + 1) | WRITING | ABANDONED | CHANGING))
+		return false;
+	given_up_changed(lr, s);
+	return true;
+}
+
 enum { CH_NO, CH_WAIT, CH_HELD, CH_PASSED };
 
 /* The cell at record @p s's place, word @p v (live_changing()): its
@@ -552,15 +570,12 @@ static int
 changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 	       uint64_t v, bool cursor)
 {
-	struct mlc__log_cell *c = cell_of(a, s + 1);
 	uint64_t now = mlc__now_ms();
 	uint32_t at = 0;
-	bool stamped;
 	int who;
 
 	/* Stamped at the claim; none: taken as old. */
-	stamped = stamp_of(a, SEQ(v), &at);
-	if (stamped && age_of(now, at) < MLC__LOG_STUCK_MS)
+	if (stamp_of(a, SEQ(v), &at) && age_of(now, at) < MLC__LOG_STUCK_MS)
 		return CH_WAIT;
 	who = claimer(a, lr, SEQ(v));
 	if (who == WHO_UNKNOWN) {
@@ -583,11 +598,7 @@ changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 		clear_all(lr);
 		return CH_HELD;
 	}
-	if (!ck_pr_cas_64(&c->lc_seq, v,
-			  (s + 1) | WRITING | ABANDONED | CHANGING))
-		return CH_NO;		/* published or lapped meanwhile */
-	given_up_changed(lr, s);
-	return CH_PASSED;
+	return pass_as_dead(a, lr, s, v) ? CH_PASSED : CH_NO;
 }
 
 enum { AHEAD_LAPPED = -2, AHEAD_GIVEN_UP, AHEAD_UNPUBLISHED, AHEAD_APPLIED };
@@ -604,17 +615,13 @@ ahead_one(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t q)
 	/* The cell's seqlock, as the cursor reads it: its sequence, then
 	 * the payload, then the sequence and the check again (cell_read()),
 	 * against a writer a lap ahead filling the cell meanwhile. */
-	uint64_t v = ck_pr_load_64(
-		(uint64_t *)&a->cells[q & (a->log_cells - 1)].lc_seq);
+	uint64_t v = ck_pr_load_64(&cell_of(a, q + 1)->lc_seq);
 	uint64_t hash, version;
 	uint32_t ns;
 	uint16_t op;
 
 	if (SEQ(v) > q + 1 && future(a, v)) {
-		if (ck_pr_cas_64((uint64_t *)&a->cells[q & (a->log_cells - 1)]
-				 .lc_seq, v, (q + 1) | WRITING | ABANDONED |
-				 CHANGING))
-			given_up_changed(lr, q);
+		(void)pass_as_dead(a, lr, q, v);	/* garbage */
 		return AHEAD_GIVEN_UP;
 	}
 	if (SEQ(v) > q + 1)
@@ -740,21 +747,18 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 
 		for (spins = 0; spins < SPIN; spins++) {
 			q1 = ck_pr_load_64((uint64_t *)&c->lc_seq);
-			if (SEQ(q1) >= s + 1 &&
-			    (q1 & (WRITING | ABANDONED)) != WRITING)
-				break;	/* published, given up on, lapped */
-			if (SEQ(q1) > s + 1)
-				break;
+			/* Wait briefly only for a claim of this record
+			 * still being written (or not claimed yet). */
+			if (SEQ(q1) > s + 1 ||
+			    (SEQ(q1) == s + 1 &&
+			     (q1 & (WRITING | ABANDONED)) != WRITING))
+				break;	/* lapped, published, given up on */
 			ck_pr_stall();
 		}
 		if (SEQ(q1) > s + 1 && future(a, q1)) {
 			/* Garbage: passed as a dead writer's cell. */
-			if (ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
-					 (s + 1) | WRITING | ABANDONED |
-					 CHANGING)) {
-				given_up_changed(lr, s);
+			if (pass_as_dead(a, lr, s, q1))
 				lr->cursor = s + 1;
-			}
 			continue;
 		}
 		if (SEQ(q1) > s + 1) {
@@ -784,12 +788,8 @@ mlc__log_apply(struct mlc_arena *a, struct mlc__logr *lr, uint32_t budget)
 				 * arena.  Passed as a cell whose writer died
 				 * in its change (looking at it again would
 				 * spin for ever: a review found it). */
-				if (!ck_pr_cas_64((uint64_t *)&c->lc_seq, q1,
-						  (s + 1) | WRITING |
-						  ABANDONED | CHANGING))
-					continue;
-				given_up_changed(lr, s);
-				lr->cursor = s + 1;
+				if (pass_as_dead(a, lr, s, q1))
+					lr->cursor = s + 1;
 				continue;
 			}
 			if (live_changing(q1, s)) {

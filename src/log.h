@@ -59,7 +59,10 @@ struct mlc__logr {
 };
 
 uint64_t mlc__log_claim(struct mlc_arena *a);
-
+/* The writer of log claim *@p seq (0: none) changes L2 now, under the
+ * stripe locks: its cell is marked CHANGING, or, if readers gave up on it,
+ * a fresh one claimed and marked (*@p seq then names it). */
+void mlc__log_changing(struct mlc_arena *a, uint64_t *seq);
 void mlc__log_fill(struct mlc_arena *a, uint64_t seq, uint32_t ns,
 		   uint64_t hash, uint16_t op, uint64_t version);
 uint64_t mlc__log_head(const struct mlc_arena *a);

@@ -236,10 +236,6 @@ int mlc__table_del(struct mlc_arena *a, const struct mlc__key *k,
 		   uint64_t *seq, uint64_t *version);
 int mlc__table_del_if(struct mlc_arena *a, const struct mlc__key *k,
 		      uint64_t expect, uint64_t *seq, uint64_t *version);
-/* log.c: the writer of log claim *@p seq (0: none) changes L2 now, under
- * the stripe locks: its cell is marked CHANGING, or, if readers gave up on
- * it, a fresh one claimed and marked (*@p seq then names it). */
-void mlc__log_changing(struct mlc_arena *a, uint64_t *seq);
 int mlc__table_settle(struct mlc_arena *a, const struct mlc__key *k);
 int mlc__table_changed_since(struct mlc_arena *a, const struct mlc__key *k,
 			     uint64_t fence, uint64_t now);

@@ -72,10 +72,14 @@
 	X(FLIGHT_RELEASED)	/* slot released, waiters not woken */ \
 	/* the invalidation log (log.c, write.c) */ \
 	X(LOG_NUMBERED)		/* sequence taken, its cell not claimed */ \
+	X(LOG_UNSTAMPED)	/* cell claimed, its claim record (who,
+				 * when) not written yet */ \
 	X(LOG_CLAIMED)		/* cell claimed, L2 not written yet */ \
 	X(LOG_CHANGING)		/* cell marked CHANGING, stripes held, L2
 				 * not written yet */ \
 	X(LOG_STORED)		/* L2 written, cell not published */ \
+	X(LOG_FILLED)		/* a cell's record written over its
+				 * payload words, not published yet */ \
 	X(LOG_WAITING)		/* a reader's cursor waits at an unpublished
 				 * cell, the records after it not yet looked
 				 * at (log.c) */ \

@@ -28,6 +28,7 @@
 #include <ck_pr.h>
 
 #include "hash.h"
+#include "log.h"
 #include "mlc-int.h"
 #include "pause.h"
 

@@ -2952,6 +2952,17 @@ test_refresh_one_deadline(void **state)
 	teardown_arena();
 }
 
+/* Tickets of one key on two handles: @p a loads, @p b waits. */
+static void
+loader_and_waiter(struct mlc_cache *a, struct mlc_cache *b, const char *key,
+		  size_t klen, struct mlc_flight *fa, struct mlc_flight *fb)
+{
+	assert_int_equal(mlc_flight_acquire(a, key, klen, NULL, fa), 0);
+	assert_int_equal(fa->role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(b, key, klen, NULL, fb), 0);
+	assert_int_equal(fb->role, MLC_FLIGHT_WAITER);
+}
+
 /* ---- a value too large to share: the waiters load at once --------------- */
 
 #define BIG_PROCS 8
@@ -3088,12 +3099,7 @@ test_flight_steps_oversize(void **state)
 	a = pc();
 	b = t_cache(g_arena, "fl", NULL);
 	buf = oversize_value(&ap);
-	assert_int_equal(mlc_flight_acquire(a, ab_key, strlen(ab_key), NULL,
-					    &fa), 0);
-	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
-	assert_int_equal(mlc_flight_acquire(b, ab_key, strlen(ab_key), NULL,
-					    &fb), 0);
-	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	loader_and_waiter(a, b, ab_key, strlen(ab_key), &fa, &fb);
 	assert_int_equal(mlc_flight_wait(b, &fb, 0, &v), -EAGAIN);
 	assert_int_equal(publish_bytes(a, &fa, ap.val, ap.len, &v), 0);
 	assert_true(v.flags & MLC_L2_WRITE_FAILED);
@@ -3110,12 +3116,7 @@ test_flight_steps_oversize(void **state)
 	assert_int_equal(st.duplicate_loads, 1);
 	assert_int_equal(st.lock_waits, 1);
 	/* A new flight: its waiter loads at once, without waiting. */
-	assert_int_equal(mlc_flight_acquire(a, ab_key, strlen(ab_key), NULL,
-					    &fa), 0);
-	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
-	assert_int_equal(mlc_flight_acquire(b, ab_key, strlen(ab_key), NULL,
-					    &fb), 0);
-	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	loader_and_waiter(a, b, ab_key, strlen(ab_key), &fa, &fb);
 	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
 	assert_int_equal(fb.role, MLC_FLIGHT_LOADER);
 	assert_int_equal(waiters_total(g_arena), 0);
@@ -3352,10 +3353,7 @@ test_error_record_not_unshared(void **state)
 	assert_int_equal(mlc_get(a, key, klen, rvf_fail_long, NULL, &v),
 			 MLC_ELOADER);
 	/* A new flight of the key; a second caller joins it. */
-	assert_int_equal(mlc_flight_acquire(a, key, klen, NULL, &fa), 0);
-	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
-	assert_int_equal(mlc_flight_acquire(b, key, klen, NULL, &fb), 0);
-	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	loader_and_waiter(a, b, key, klen, &fa, &fb);
 	/* Nothing says the value cannot be shared: it waits. */
 	assert_int_equal(mlc_flight_wait(b, &fb, 0, &v), -EAGAIN);
 	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
@@ -3389,12 +3387,7 @@ test_flight_steps_expired_after_end(void **state)
 	setup_arena(0);
 	a = pc();
 	b = t_cache(g_arena, "fl", NULL);
-	assert_int_equal(mlc_flight_acquire(a, ab_key, strlen(ab_key), NULL,
-					    &fa), 0);
-	assert_int_equal(fa.role, MLC_FLIGHT_LOADER);
-	assert_int_equal(mlc_flight_acquire(b, ab_key, strlen(ab_key), NULL,
-					    &fb), 0);
-	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	loader_and_waiter(a, b, ab_key, strlen(ab_key), &fa, &fb);
 	memset(&ld, 0, sizeof(ld));
 	ld.data = "short";
 	ld.len = 5;

@@ -891,6 +891,27 @@ test_foreign_ns_writer_killed_in_change(void **state)
 	mlc_cache_close(w);
 }
 
+/* 20 rounds of 600 ms (12 s in all), each a lap of writes in quarters
+ * with two gets of k after each quarter (so that a handle that keeps up is
+ * never lapped): how many of the second gets L1 answered (of 80). */
+static int
+laps_of_gets(struct mlc_cache *w, struct mlc_cache *r)
+{
+	uint32_t lvl = 0;
+	int l1 = 0;
+
+	for (int round = 0; round < 20; round++) {
+		mlc__clock_advance(600);
+		for (int q = 0; q < 4; q++) {
+			lap(w, (int)g_arena->log_cells / 4 + 2);
+			(void)get(r, "k", &lvl);
+			(void)get(r, "k", &lvl);
+			l1 += lvl == MLC_L1;
+		}
+	}
+	return l1;
+}
+
 /*
  * 12 (K2). A CHANGING cell with no identity (the republish cell of
  * mlc__log_fill() whose writer died between its claim CAS and
@@ -908,26 +929,14 @@ test_orphan_timer_restarts_each_lap(void **state)
 {
 	struct mlc_stats st = MLC_STATS_INIT;
 	struct mlc_cache *w, *r;
-	uint32_t lvl = 0;
-	int l1 = 0;
+	int l1;
 
 	(void)state;
 	begin(&w, &r);
 	/* An identity-less CHANGING cell at the head, claimed so at once
 	 * (a record published again, whose writer died before stamping). */
 	word_at_head(true, WRITING_BIT | CHANGING_BIT | REPUBLISH_BIT);
-	/* 20 rounds of 600 ms (12 s in all), each a lap of writes in
-	 * quarters with two gets after each quarter (so that a handle that
-	 * keeps up is never lapped): the second get of each pair counted. */
-	for (int round = 0; round < 20; round++) {
-		mlc__clock_advance(600);
-		for (int q = 0; q < 4; q++) {
-			lap(w, (int)g_arena->log_cells / 4 + 2);
-			(void)get(r, "k", &lvl);
-			(void)get(r, "k", &lvl);
-			l1 += lvl == MLC_L1;
-		}
-	}
+	l1 = laps_of_gets(w, r);
 	assert_int_equal(mlc_stats(r, &st), 0);
 	fprintf(stderr, "K2: 12 s after an identity-less CHANGING cell, a "
 		"lap of writes per 600 ms: %d of 80 gets from L1 (log_stuck "
@@ -972,20 +981,11 @@ static void
 test_laps_without_orphan(void **state)
 {
 	struct mlc_cache *w, *r;
-	uint32_t lvl = 0;
-	int l1 = 0;
+	int l1;
 
 	(void)state;
 	begin(&w, &r);
-	for (int round = 0; round < 20; round++) {
-		mlc__clock_advance(600);
-		for (int q = 0; q < 4; q++) {
-			lap(w, (int)g_arena->log_cells / 4 + 2);
-			(void)get(r, "k", &lvl);
-			(void)get(r, "k", &lvl);
-			l1 += lvl == MLC_L1;
-		}
-	}
+	l1 = laps_of_gets(w, r);
 	fprintf(stderr, "K2c: control, laps without the cell: %d of 80 "
 		"gets from L1\n", l1);
 	assert_true(l1 >= 60);
