@@ -555,8 +555,9 @@ enum { CH_NO, CH_WAIT, CH_HELD, CH_PASSED };
  * with CHANGING kept, so that every handle that reaches it drops its L1
  * too, and this L1 is dropped, after the change, which its reloads see.
  * A cell whose claimer left no identity (WHO_UNKNOWN) is passed too once
- * this handle has been held by it for MLC__LOG_ORPHAN_MS (timed by the
- * claim, which a lap does not restart) if it was claimed CHANGING at once
+ * this handle's cursor has been held by it for MLC__LOG_ORPHAN_MS (timed
+ * by the claim, which a lap does not restart; the look-ahead passes one
+ * only once the cursor has timed it) if it was claimed CHANGING at once
  * (REPUBLISH: its writer's change is made, mlc__log_fill()), else for
  * MLC__LOG_LEASE_MS (its identity may have been overwritten by a claimer
  * a lap late, its writer alive).  One whose claimer this process cannot
@@ -579,11 +580,16 @@ changing_stuck(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 		return CH_WAIT;
 	who = claimer(a, lr, SEQ(v));
 	if (who == WHO_UNKNOWN) {
-		if (lr->orphan != SEQ(v)) {
+		/* One timer, started by the cursor only: two such cells at
+		 * once (the cursor's and one ahead) restarted each other's
+		 * on every call, and neither was ever passed (L1 empty for
+		 * good).  The one ahead waits its turn at the cursor. */
+		if (cursor && lr->orphan != SEQ(v)) {
 			lr->orphan = SEQ(v);
 			lr->orphan_since = now;
 		}
-		if (now - lr->orphan_since >= ((v & REPUBLISH) ?
+		if (lr->orphan == SEQ(v) &&
+		    now - lr->orphan_since >= ((v & REPUBLISH) ?
 					       MLC__LOG_ORPHAN_MS :
 					       MLC__LOG_LEASE_MS))
 			who = WHO_DEAD;
