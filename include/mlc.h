@@ -342,9 +342,11 @@ struct mlc_arena_info {
  * not a snapshot.  procs, arena_handles and cache_handles are
  * mlc_arena_procs()'s listing summed: they cost a read of /proc/PID/stat
  * per attached process, and on a writable handle free the entries of
- * processes proven dead.  huge_bytes costs a read of /proc/self/smaps
- * (about 25 lines per mapping of this process) and a byte read from every
- * 2 MiB of the arena.  Thread-safe.
+ * processes proven dead.  huge_bytes is measured at most once a second per
+ * arena handle (the value may be that old): a read of /proc/self/smaps,
+ * which the kernel makes by walking every page table entry this process
+ * maps (milliseconds for a large arena), and a byte read from every 2 MiB
+ * of the arena.  Thread-safe.
  * Before reading, it compares the arena file's size with the mapping (one
  * fstat()): a file truncated from outside while mapped would raise SIGBUS
  * at the first read past its new end, so it answers MLC_ECORRUPT instead

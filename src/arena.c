@@ -1338,6 +1338,28 @@ live_count(uint64_t n)
 	return (int64_t)n < 0 ? 0 : n;
 }
 
+/* The arena's bytes that huge pages map, measured at most once a
+ * second per handle: the kernel makes /proc/self/smaps by walking every
+ * page table entry of the process, so its cost grows with what the
+ * process maps (milliseconds for a large arena), and a caller that reads
+ * the info after every set (bench-scale-mem did) spent its time there.
+ * Two words a racing thread may pair wrongly: a value at most a second
+ * old either way. */
+#define HUGE_EVERY_MS 1000
+
+static uint64_t
+huge_bytes(struct mlc_arena *a)
+{
+	uint64_t now = mlc__now_ms(), at = ck_pr_load_64(&a->huge_at), b;
+
+	if (at != 0 && now - at < HUGE_EVERY_MS)
+		return ck_pr_load_64(&a->huge_bytes);
+	b = mlc__vm_huge_bytes(a->base, a->size);
+	ck_pr_store_64(&a->huge_bytes, b);
+	ck_pr_store_64(&a->huge_at, now != 0 ? now : 1);
+	return b;
+}
+
 MLC_EXPORT int
 mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 {
@@ -1377,7 +1399,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.format = MLC_ARENA_FORMAT;
 	in.created_ms = h->ah_created;
 	in.index_moves = ck_pr_load_64(&h->ah_index_moves);
-	in.huge_bytes = mlc__vm_huge_bytes(a->base, a->size);
+	in.huge_bytes = huge_bytes(a);
 	mlc__procs_count(a, &in);
 	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
 	info->size = MLC_MIN(info->size, sizeof(in));

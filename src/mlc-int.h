@@ -71,6 +71,8 @@ struct mlc_arena {
 	bool closed;		/* mlc_arena_close() called: only cache
 				 * handles keep it (counted as such in a
 				 * fork child, not as an arena handle) */
+	uint64_t huge_bytes;	/* mlc_arena_info()'s huge_bytes ... */
+	uint64_t huge_at;	/* ... measured then (ms; 0: never) */
 };
 
 /* The page of an offset inside the pages, and the offset's place in it. */
