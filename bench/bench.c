@@ -154,16 +154,6 @@ pin(int cpu)
 
 /* ---- keys ---------------------------------------------------------------- */
 
-static uint64_t
-splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static const char alnum[] =
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
 
@@ -194,20 +184,6 @@ keys_make(uint64_t salt, size_t n)
 	for (size_t i = 0; i < n; i++)
 		key_make(k + i * BENCH_KEY, salt, i);
 	return k;
-}
-
-static void
-shuffle(char *keys, size_t n, uint64_t seed)
-{
-	char tmp[BENCH_KEY];
-
-	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = splitmix(&seed) % (i + 1);
-
-		memcpy(tmp, keys + i * BENCH_KEY, BENCH_KEY);
-		memcpy(keys + i * BENCH_KEY, keys + j * BENCH_KEY, BENCH_KEY);
-		memcpy(keys + j * BENCH_KEY, tmp, BENCH_KEY);
-	}
 }
 
 static uint64_t
@@ -986,7 +962,7 @@ run_steady(const struct case_def *c, struct row *rows, int n,
 	} else {
 		seq = malloc((size_t)c->nkeys * BENCH_KEY);
 		memcpy(seq, keys, (size_t)c->nkeys * BENCH_KEY);
-		shuffle(seq, c->nkeys, opt.seed ^ salt);
+		shuffle_keys(seq, c->nkeys, opt.seed ^ salt);
 		w.nseq = c->nkeys;
 	}
 	w.seq = seq;
@@ -1002,10 +978,14 @@ run_steady(const struct case_def *c, struct row *rows, int n,
 			continue;
 		}
 		/* Each implementation starts its walk at the same place. */
-		/* A get case walks every key once first: the fill may have
-		 * lapped mlc's invalidation log (65536 records by default),
-		 * which empties the writer's L1 on its next get, and L1
-		 * cases must start with every key in L1.  Servers skip it:
+		/* A get case walks every key once first, so that L1 cases
+		 * start with every key in L1 whatever the fill did.  Since
+		 * d3958ef a fill by sets keeps mlc's handle up with the log,
+		 * its L1 keeps the fill's entries, and the walk refills
+		 * nothing.  Before, the fill lapped the log, the walk's
+		 * first get emptied the L1, and the walk laid the entries
+		 * out in the timed walk's own order, which flattered L1 hits
+		 * at 1e5 keys and up (bench-l1-order).  Servers skip it:
 		 * at tens of microseconds a round trip it would take longer
 		 * than the case, and they have no L1 to fill.  With --keys,
 		 * only L1 cases walk: at 1e7 keys a walk takes minutes, and
@@ -1320,7 +1300,7 @@ run_2proc(const struct case_def *c, struct row *rows, int n,
 	}
 	seq = malloc((size_t)c->nkeys * BENCH_KEY);
 	memcpy(seq, keys, (size_t)c->nkeys * BENCH_KEY);
-	shuffle(seq, c->nkeys, opt.seed ^ salt);
+	shuffle_keys(seq, c->nkeys, opt.seed ^ salt);
 	w.seq = seq;
 	for (int i = 0; i < n; i++) {
 		struct row *r = &rows[i];

@@ -125,6 +125,33 @@ chk_bytes(const void *data, size_t len)
 	return sum;
 }
 
+/* The bench programs' random numbers (splitmix64): one state word. */
+static inline uint64_t
+splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Shuffle @p n keys of BENCH_KEY bytes each in place (Fisher-Yates). */
+static inline void
+shuffle_keys(char *keys, size_t n, uint64_t seed)
+{
+	char tmp[BENCH_KEY];
+
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = splitmix(&seed) % (i + 1);
+
+		__builtin_memcpy(tmp, keys + i * BENCH_KEY, BENCH_KEY);
+		__builtin_memcpy(keys + i * BENCH_KEY, keys + j * BENCH_KEY,
+				 BENCH_KEY);
+		__builtin_memcpy(keys + j * BENCH_KEY, tmp, BENCH_KEY);
+	}
+}
+
 /* Monotonic nanoseconds, for every bench program's timing. */
 static inline uint64_t
 bench_now_ns(void)

@@ -26,43 +26,19 @@
 
 #include <mlc.h>
 
-#include "bench.h"	/* bench_now_ns() */
+#include "bench.h"	/* BENCH_KEY, shuffle_keys(), bench_now_ns() */
 
-#define KEY 16
-
-static char *keys;
 static uint32_t n;
 
-static const char *
-key_at(uint32_t i)
-{
-	return keys + (size_t)i * KEY;
-}
-
-static void
-shuffle(uint32_t *p, uint32_t len, uint64_t seed)
-{
-	for (uint32_t i = 0; i < len; i++)
-		p[i] = i;
-	for (uint32_t i = len - 1; i > 0; i--) {
-		uint32_t j, t;
-
-		seed = seed * 6364136223846793005u + 1442695040888963407u;
-		j = (uint32_t)((seed >> 33) % (i + 1));
-		t = p[i];
-		p[i] = p[j];
-		p[j] = t;
-	}
-}
-
-/* Get every key once in @p order (NULL: key order); false on an error. */
+/* Get every key of @p keys (n of them, in that order) once; a negative
+ * code on an error. */
 static int
-walk(struct mlc_cache *c, const uint32_t *order, uint32_t *l1)
+walk(struct mlc_cache *c, const char *keys, uint32_t *l1)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		struct mlc_value v;
-		int rc = mlc_get(c, key_at(order ? order[i] : i), KEY, NULL,
-				 NULL, &v);
+		int rc = mlc_get(c, keys + (size_t)i * BENCH_KEY, BENCH_KEY,
+				 NULL, NULL, &v);
 
 		if (rc < 0)
 			return rc;
@@ -73,8 +49,8 @@ walk(struct mlc_cache *c, const uint32_t *order, uint32_t *l1)
 }
 
 static int
-one(struct mlc_arena *a, const char *what, const uint32_t *fill,
-    const uint32_t *read, int passes)
+one(struct mlc_arena *a, const char *what, const char *fill,
+    const char *read, int passes)
 {
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *c;
@@ -109,7 +85,8 @@ main(int argc, char **argv)
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *w;
 	struct mlc_arena *a;
-	uint32_t *p, *q;
+	char *keys, *p, *q;	/* key order, one shuffle, another */
+	size_t bytes;
 	char name[64];
 	int passes, rc;
 
@@ -119,19 +96,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: bench-l1-order [KEYS [PASSES]]\n");
 		return 2;
 	}
-	keys = malloc((size_t)n * KEY);
-	p = malloc(n * sizeof(*p));
-	q = malloc(n * sizeof(*q));
+	bytes = (size_t)n * BENCH_KEY;
+	keys = malloc(bytes);
+	p = malloc(bytes);
+	q = malloc(bytes);
 	if (keys == NULL || p == NULL || q == NULL)
 		return 1;
 	for (uint32_t i = 0; i < n; i++) {
-		char k[KEY + 1];
+		char k[BENCH_KEY + 1];
 
 		snprintf(k, sizeof(k), "k%015u", i);
-		memcpy(keys + (size_t)i * KEY, k, KEY);
+		memcpy(keys + (size_t)i * BENCH_KEY, k, BENCH_KEY);
 	}
-	shuffle(p, n, 42);
-	shuffle(q, n, 4242);
+	memcpy(p, keys, bytes);
+	shuffle_keys(p, n, 42);
+	memcpy(q, keys, bytes);
+	shuffle_keys(q, n, 4242);
 
 	snprintf(name, sizeof(name), "bench-l1-order-%ld", (long)getpid());
 	ao.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
@@ -145,12 +125,13 @@ main(int argc, char **argv)
 	co.ttl_ms = MLC_TTL_NEVER;
 	rc = mlc_cache_open(&w, a, "b", &co);
 	for (uint32_t i = 0; i < n && rc == 0; i++)
-		rc = mlc_set(w, key_at(i), KEY, "0123456789abcdef", 16, NULL);
+		rc = mlc_set(w, keys + (size_t)i * BENCH_KEY, BENCH_KEY,
+			     "0123456789abcdef", 16, NULL);
 	if (rc == 0)
 		mlc_cache_close(w);
 	printf("%u keys, %d passes\n", n, passes);
 	if (rc == 0)
-		rc = one(a, "filled in key order, read shuffled", NULL, p,
+		rc = one(a, "filled in key order, read shuffled", keys, p,
 			 passes);
 	if (rc == 0)
 		rc = one(a, "filled shuffled, read in that order", p, p,

@@ -24,6 +24,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/publish.sh"
 root=$(cd "$here/.." && pwd)
 build="$root/build-bench"
 cases=""
@@ -215,9 +216,7 @@ rm -f "$out/results.jsonl"
 
 if [ "$latest" = 1 ] || { [ "$quick" = 0 ] && [ "$huge" = 0 ] &&
 			  [ -z "$cases$impls$ops$rounds" ]; }; then
-	rm -rf "$here/results/latest"
-	mkdir -p "$here/results/latest"
-	cp "$out"/* "$here/results/latest/"
+	publish_run "$out" "$here/results/latest"
 	echo "run.sh: report in $out (copied to bench/results/latest)"
 else
 	echo "run.sh: report in $out"

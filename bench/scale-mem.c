@@ -33,6 +33,8 @@
 
 #include "mlc.h"
 
+#include "bench.h"	/* splitmix() */
+
 #define KEY_LEN 16
 #define HDR_EST 40	/* item header + slot word (bench-sizes prints it);
 			 * 56 before format 7 */
@@ -41,16 +43,6 @@
 #define VLEN_MAX (16u << 20)	/* the largest page, so any value */
 
 static FILE *json;
-
-static uint64_t
-splitmix(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
 
 /* Key @p i of key set @p seed: 8 hashed bytes, then i itself, so the keys
  * of one set are distinct and spread over the index like real ones. */

@@ -26,6 +26,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/publish.sh"
 root=$(cd "$here/.." && pwd)
 build="$root/build-bench"
 quick=0
@@ -215,9 +216,7 @@ else
 fi
 
 if [ "$quick" = 0 ] && [ "$custom" = 0 ]; then
-	rm -rf "$here/results/scale"
-	mkdir -p "$here/results/scale"
-	cp "$out"/* "$here/results/scale/"
+	publish_run "$out" "$here/results/scale"
 	echo "scale.sh: report in $out (copied to bench/results/scale)"
 else
 	echo "scale.sh: report in $out"

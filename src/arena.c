@@ -1348,7 +1348,7 @@ live_count(uint64_t n)
 #define HUGE_EVERY_MS 1000
 
 static uint64_t
-huge_bytes(struct mlc_arena *a)
+arena_huge_bytes(struct mlc_arena *a)
 {
 	uint64_t now = mlc__now_ms(), at = ck_pr_load_64(&a->huge_at), b;
 
@@ -1399,7 +1399,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.format = MLC_ARENA_FORMAT;
 	in.created_ms = h->ah_created;
 	in.index_moves = ck_pr_load_64(&h->ah_index_moves);
-	in.huge_bytes = huge_bytes(a);
+	in.huge_bytes = arena_huge_bytes(a);
 	mlc__procs_count(a, &in);
 	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
 	info->size = MLC_MIN(info->size, sizeof(in));
