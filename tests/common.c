@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -101,17 +102,30 @@ t_cache(struct mlc_arena *a, const char *ns, const struct mlc_cache_options *o)
 	return c;
 }
 
+/* The child dies with the test: a failed assertion in the parent leaves
+ * the test (cmocka goes on to the next one, then exits) without letting
+ * go a child stopped at a pause point, which would then wait for ever,
+ * holding the test runner's output pipe open until its timeout. */
 int
 t_spawn(int (*fn)(void *), void *arg)
 {
-	pid_t pid;
+	pid_t parent = getpid(), pid;
 
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
 		fail_msg("fork: %s", strerror(errno));
-	if (pid == 0)
+	if (pid == 0) {
+		pid_t pp;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* It died before the prctl: reparented.  (0: the parent is
+		 * outside this child's pid namespace, as after unshare.) */
+		pp = getppid();
+		if (pp != parent && pp != 0)
+			_exit(127);
 		_exit(fn(arg));
+	}
 	return pid;
 }
 
