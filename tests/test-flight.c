@@ -2559,8 +2559,16 @@ late_proc(void *arg)
 
 	o.lock_lease_ms = 300;
 	o.lock_timeout_ms = 20000;
-	if (who == 1)
+	if (who == 1) {
+		/* W1's clock runs 10 s ahead: A's lease has passed for it
+		 * at once (it takes over without waiting 300 ms), and its
+		 * own lease (from its clock) lasts 10 s for W2, however
+		 * long a loaded machine keeps W1 stopped in its loader:
+		 * with its 300 ms, W2 took the flight over too and loaded
+		 * its own value when more than that passed in real time. */
+		mlc__clock_advance(10 * 1000);
 		mlc__pause_hook = late_w1_hook;
+	}
 	return get_recorded(who, &o, "key", fn);
 }
 

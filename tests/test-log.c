@@ -856,6 +856,7 @@ passed_by(int point, const char *op)
 	struct mlc_cache *w, *r;
 	const char *want = strcmp(op, "set") == 0 ? "k2" : NULL;
 	struct stop_sync *sa;
+	uint64_t t0;
 	int pid, pid2;
 
 	setup_arena(0);
@@ -870,6 +871,17 @@ passed_by(int point, const char *op)
 	CKGET(r, "k", 0, "k1", MLC_L1);
 	assert_int_equal(mlc_set(w, "i", 1, "i1", 2, NULL), 0);
 	CKGET(r, "i", 0, "i1", 0);
+	/* Stopped at LOG_NUMBERED, the writer's cell has no stamp of its
+	 * own, and its clock running ahead does not help: the reader times
+	 * the cell from the stamps of the records after it (made here, on
+	 * this process's clock) or from when it was first held back by it,
+	 * and rightly gives up on it MLC__LOG_STUCK_MS of real time later,
+	 * which a loaded machine may take between the stop and the checks
+	 * (reproduced with a 150 ms sleep after the stop).  "No give-up" is
+	 * asserted there only while less than that has passed since before
+	 * the stop; the values read are checked whatever the time.  (At
+	 * LOG_CLAIMED its stamp is 10 s ahead: never given up on.) */
+	t0 = mlc__now_ms();
 	pid = t_spawn(other_key_writer, (void *)"j");
 	while (sem_wait(&sa->at) != 0)
 		;
@@ -881,10 +893,12 @@ passed_by(int point, const char *op)
 		assert_int_equal(mlc_delete(w, "k", 1), 0);
 	else
 		assert_int_equal(mlc_purge(w), 0);
-	/* The other write has: no clock moves, no give-up. */
+	/* The other write has: no clock moves, no give-up (t0). */
 	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", MLC_L2);
 	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", 0);
-	assert_int_equal(stats_of(r).log_stuck, 0);
+	if (point == MLC__P_LOG_CLAIMED ||
+	    mlc__now_ms() - t0 < MLC__LOG_STUCK_MS)
+		assert_int_equal(stats_of(r).log_stuck, 0);
 	/* A second writer stopped the same way, behind the first: the
 	 * handle looks past its cell while it is unpublished, and must look
 	 * at it again once it is, though the first still is not. */
@@ -905,7 +919,9 @@ passed_by(int point, const char *op)
 	assert_int_equal(t_wait(pid), 0);
 	CKGET(r, "j", 0, "j2", MLC_L2);
 	CKGET(r, "k", want ? 0 : -ENOENT, want ? want : "", 0);
-	assert_int_equal(stats_of(r).log_stuck, 0);
+	if (point == MLC__P_LOG_CLAIMED ||
+	    mlc__now_ms() - t0 < MLC__LOG_STUCK_MS)
+		assert_int_equal(stats_of(r).log_stuck, 0);
 	/* Each record counted once, whether applied ahead or not: k1, j1,
 	 * i1, the op, j2, and i2 unless purged. */
 	assert_int_equal(stats_of(r).log_applied,
