@@ -96,23 +96,37 @@ chunk_idx(const struct mlc_arena *a, uint64_t off, uint32_t size)
 	return mlc__off_in_page(a, off) / size;
 }
 
+/* A set of states for chunk_owned(). */
+#define ST_BIT(state)	(UINT32_C(1) << (state))
+
 /* Is the chunk at @p off of page @p p (class @p c, its lock held) still
- * the allocation @p gen, in state @p state?  The proof every freer and
- * reclaimer gives before it touches a chunk. */
+ * the allocation @p gen, in one of the states @p states (ST_BIT()s)?  The
+ * proof every freer and reclaimer gives before it touches a chunk.  The
+ * state word is read once, and *@p wp (if not NULL) is that word: a
+ * writer makes its chunk LIVE without this lock, and one look for LIVE
+ * and then another for ALLOC could both miss a chunk that went from one
+ * to the other in between (a sweep took a live chained value's piece for
+ * an orphan's that way: internals.md, "Chained items").  The generation
+ * cannot move under the lock: only an allocation changes it (the writer
+ * stores the same one again with its length). */
 static struct mlc__item *
 chunk_owned(const struct mlc_arena *a, const struct mlc__class *c,
-	    uint32_t p, uint64_t off, uint32_t state, uint64_t gen)
+	    uint32_t p, uint64_t off, uint32_t states, uint64_t gen,
+	    uint32_t *wp)
 {
 	uint32_t in_page = mlc__off_in_page(a, off);
 	uint32_t k = in_page / c->cl_size;
 	struct mlc__item *it;
+	uint32_t w;
 
 	if (k >= c->cl_per_page || k * c->cl_size != in_page)
 		return NULL;		/* not a chunk of this carving */
 	it = chunk_item(a, p, c->cl_size, k);
-	if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) != state ||
-	    mlc__item_gen(it) != gen)
+	w = ck_pr_load_32(&it->it_state);
+	if (!(states & ST_BIT(MLC__ST_STATE(w))) || mlc__item_gen(it) != gen)
 		return NULL;
+	if (wp != NULL)
+		*wp = w;
 	return it;
 }
 
@@ -334,27 +348,18 @@ piece_owned(const struct mlc_arena *a, const struct mlc__class *c,
 	 * lock. */
 	uint64_t hoff = ck_pr_load_64((uint64_t *)&pc->it_head);
 	uint64_t hgen = ck_pr_load_64((uint64_t *)&pc->it_hgen);
-	const struct mlc__item *h;
-	uint32_t p, k, w;
+	uint32_t p, w;
 
 	if (!mlc__chunk_start(a, hoff, (uint32_t)(c - a->classes), c->cl_size))
 		return false;
 	p = mlc__off_page(a, hoff);
-	k = chunk_idx(a, hoff, c->cl_size);
-	h = chunk_item(a, p, c->cl_size, k);
-	/* One read of the head's state: its writer makes it LIVE without
-	 * this lock, and a look for LIVE and then another for ALLOC could
-	 * both miss a head that went from one to the other in between.
-	 * Its live piece was then taken as an orphan and reused while the
-	 * head still listed it, and a reader of the head copied the new
-	 * owner's bytes as its value (found by a long mlc-stress --large 1
-	 * with 6 processes: 10-15 "orphans" a minute, no process dead). */
-	w = ck_pr_load_32(&h->it_state);
-	if ((MLC__ST_STATE(w) != MLC__LIVE && MLC__ST_STATE(w) != MLC__ALLOC) ||
-	    !(w & MLC__ST_CHAIN) || mlc__item_gen(h) != hgen)
+	/* ALLOC or LIVE in one look (chunk_owned()): a head going live
+	 * beside this sweep keeps its pieces. */
+	if (chunk_owned(a, c, p, hoff, ST_BIT(MLC__ALLOC) | ST_BIT(MLC__LIVE),
+			hgen, &w) == NULL || !(w & MLC__ST_CHAIN))
 		return false;
 	*hp = p;
-	*hk = k;
+	*hk = chunk_idx(a, hoff, c->cl_size);
 	return true;
 }
 
@@ -1650,7 +1655,7 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 		mlc__free(a, *off, MLC__ALLOC, *gen);
 		return rc;
 	}
-	h = chunk_owned(a, c, p, *off, MLC__ALLOC, *gen);
+	h = chunk_owned(a, c, p, *off, ST_BIT(MLC__ALLOC), *gen, NULL);
 	if (h == NULL) {
 		mlc__lock_give(&c->cl_lock);
 		return -EOWNERDEAD;	/* not ours after all: leave it */
@@ -1738,7 +1743,7 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 		return;
 	}
 	MLC_PAUSE(FREE_LOCKED);
-	it = chunk_owned(a, c, p, off, state, gen);
+	it = chunk_owned(a, c, p, off, ST_BIT(state), gen, NULL);
 	if (it != NULL) {
 		uint32_t k = chunk_idx(a, off, c->cl_size);
 
