@@ -627,7 +627,7 @@ mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
 		      uint32_t w, uint64_t now)
 {
 	uint64_t exp = mlc__item_expire(it);
-	uint32_t ns = it->it_ns;
+	uint32_t ns = ck_pr_load_16((uint16_t *)&it->it_ns);
 
 	if (exp != 0 && exp <= now)
 		return true;
