@@ -87,4 +87,10 @@ mlc__pause(enum mlc__pause_point p)
 		nanosleep(&ts, NULL);
 	}
 }
+
+void
+mlc__pause_delays(int n)
+{
+	ck_pr_store_int(&delay_odds, n > 0 ? n + 1 : 1);
+}
 #endif /* MLC_PAUSE_POINTS */

@@ -104,6 +104,9 @@ extern void (*mlc__pause_hook)(enum mlc__pause_point p, void *arg);
 extern void *mlc__pause_arg;
 void mlc__pause(enum mlc__pause_point p);
 const char *mlc__pause_name(enum mlc__pause_point p);
+/* From now on this process sleeps at random once in @p n passes (0: never),
+ * whatever MLC_TEST_DELAYS said. */
+void mlc__pause_delays(int n);
 /* Times each point was passed in this process (tests read it). */
 extern unsigned long mlc__pause_hits[MLC__P_COUNT];
 #define MLC_PAUSE(name) mlc__pause(MLC__P_##name)

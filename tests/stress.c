@@ -4,7 +4,7 @@
  *   mlc-stress [--seconds N] [--procs P] [--threads T] [--keys K]
  *              [--bytes B] [--seed S] [--slow-loads PERMILLE]
  *              [--delays N] [--max-items N] [--large 1]
- *              [--one-mapping 1]
+ *              [--one-mapping 1] [--kills MS]
  *
  * The parent creates a named arena smaller than the key set (by default
  * 2 MiB for 5000 keys of 16..2047 bytes, their size mix shifting every
@@ -39,9 +39,21 @@
  * more than one process, a chunk of a live writer left alone by a sweep
  * (orphan_skips).
  *
- * No process of a run dies, so every run fails if the arena reclaimed
- * anything as an orphan: that was a live writer's chunk or a live chained
- * value's piece.
+ * Without --kills no process of a run dies, so such a run fails if the
+ * arena reclaimed anything as an orphan: that was a live writer's chunk or
+ * a live chained value's piece.
+ *
+ * --kills MS: every 0..2 x MS ms the parent SIGKILLs a child at random,
+ * wherever it is (holding a lock, a fresh allocation, a log cell, a
+ * flight, halfway through a page move), and starts another in its place
+ * with the same workers and keys.  The survivors go on checking every
+ * value they read; locks are repaired, chunks reclaimed by proof of their
+ * writer's death, flights taken over, stuck log cells passed.
+ *
+ * After every run, once all processes are gone, the arena must check clean
+ * (mlc_arena_check()) and take a fill of twice its bytes in each size
+ * phase with every set succeeding: memory left allocated for good, or a
+ * page stuck in a move, fails the run.
  *
  * --max-items N sizes the index below the key set (the default sizes it
  * from the bytes, and 5000 keys then never fill it): both buckets of a
@@ -86,6 +98,7 @@
 
 #include "mlc.h"
 #include "checkval.h"
+#include "pause.h"
 
 #define MAXW 256		/* worker threads in all */
 #define VMIN CV_MIN
@@ -117,7 +130,10 @@ static struct {
 	uint32_t max_items;	/* 0: the arena's default */
 	int large;		/* 1: a phase of 7..56 KiB values */
 	int one_mapping;	/* 1: no handle inherited across fork() */
-} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300, 0, 0, 0, 0 };
+	uint32_t kills;		/* ms between SIGKILLs, on average; 0: none */
+} opt = { 10, 3, 2, 5000, 2u << 20, 0, 300, 0, 0, 0, 0, 0 };
+
+static double deadline;		/* when every worker stops (CLOCK_MONOTONIC) */
 
 static struct shared *sh;
 static char name[64];
@@ -290,7 +306,7 @@ worker_run(void *arg)
 	struct worker *w = arg;
 	struct mlc_cache *c = w->c;
 	uint32_t nw = (uint32_t)(opt.procs * opt.threads);
-	double end = now_s() + opt.seconds;
+	double end = deadline;
 	struct counters *ct = w->ct;
 	struct mlc_call_options short_ttl = MLC_CALL_OPTIONS_INIT;
 
@@ -404,6 +420,74 @@ worker_run(void *arg)
 
 /* ---- processes ----------------------------------------------------------- */
 
+static int child_main(int p);
+
+static pid_t
+spawn_child(int p)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		perror("fork");
+	if (pid == 0)
+		_exit(child_main(p));
+	return pid;
+}
+
+/* 1 (and a line) if child @p p ended with status @p st, not by exit(0). */
+static int
+child_failed(int p, int st)
+{
+	if (!WIFSIGNALED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	fprintf(stderr, "stress: child %d ended with %s %d%s\n", p,
+		WIFSIGNALED(st) ? "signal" : "status",
+		WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+		WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? " (hung)" : "");
+	return 1;
+}
+
+/* --kills: until the deadline, every 0..2 x opt.kills ms, SIGKILL a child
+ * at random, wherever it is (in a lock, an allocation, a log claim, a
+ * flight, a page move), and start another in its place with the same
+ * workers, keys and counters.  The survivors go on checking every value
+ * they read.  Returns the number of kills, or -1. */
+static int
+kill_children(pid_t *pids, int *bad_exit)
+{
+	uint64_t x = opt.seed * 0x9e3779b97f4a7c15ull | 1;
+	int kills = 0;
+
+	for (;;) {
+		struct timespec ts;
+		uint64_t ms;
+		int p, st;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		ms = x % (2 * (uint64_t)opt.kills + 1);
+		ts.tv_sec = (time_t)(ms / 1000);
+		ts.tv_nsec = (long)(ms % 1000) * 1000000;
+		nanosleep(&ts, NULL);
+		/* A child started less than a second before the deadline
+		 * would barely attach: the last ones are left to finish. */
+		if (now_s() + 1 >= deadline)
+			return kills;
+		p = (int)((x >> 32) % (uint64_t)opt.procs);
+		kill(pids[p], SIGKILL);
+		while (waitpid(pids[p], &st, 0) < 0 && errno == EINTR)
+			;
+		/* It may have ended on its own first: a failure, or a hang
+		 * caught by its alarm. */
+		if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+			*bad_exit += child_failed(p, st);
+		kills++;
+		if ((pids[p] = spawn_child(p)) < 0)
+			return -1;
+	}
+}
+
 static int
 child_main(int p)
 {
@@ -414,7 +498,7 @@ child_main(int p)
 	int rc;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	alarm((unsigned)opt.seconds + 120);	/* a hang kills us */
+	alarm((unsigned)(deadline - now_s()) + 120);	/* a hang kills us */
 	rc = mlc_arena_open(&a, name, &ao);	/* attach: our own mapping */
 	if (rc != 0) {
 		fprintf(stderr, "stress: child %d: attach: %s\n", p,
@@ -447,6 +531,66 @@ child_main(int p)
 	return 0;
 }
 
+/* After the run, every process gone: the arena adds up
+ * (mlc_arena_check()), and all of it can be written again.  Each size
+ * phase of the run is set over one and a half times the arena's bytes
+ * (counting each item's chunk as its value and 48 bytes), one value after
+ * another, and every set must succeed: a chunk that a dead or confused
+ * writer left allocated for good, or a page left stuck in a move, would
+ * make a set run out of room.  Returns the number of failures. */
+static int
+after_run(void)
+{
+	static unsigned char buf[VMAX];
+	static const size_t lo[] = { 16, 1024, 7 << 10 };
+	static const size_t span[] = { 112, 1024, 49 << 10 };
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	uint64_t x = opt.seed | 1, sets = 0;
+	double t = now_s();
+	int rc, bad = 0;
+
+	/* One set after another: --delays' sleeps would only make it slow. */
+	mlc__pause_delays(0);
+	rc = mlc_arena_check(parent_arena, &rep);
+	if (rc != 0) {
+		printf("stress: after the run, mlc_arena_check: %s: %u "
+		       "problems, the first: %s\n", mlc_strerror(rc),
+		       rep.problems, rep.first_problem);
+		bad++;
+	}
+	for (int ph = 0; ph < (opt.large ? 3 : 2); ph++) {
+		uint64_t bytes = 0;
+
+		for (uint32_t i = 0; bytes < opt.bytes + opt.bytes / 2; i++) {
+			char key[32];
+			size_t len, klen;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			len = lo[ph] + (size_t)(x % span[ph]);
+			if (len < VMIN)
+				len = VMIN;
+			klen = (size_t)snprintf(key, sizeof(key), "fill%d-%u",
+						ph, i);
+			cv_make(buf, len, i, 1);
+			rc = mlc_set(inherited, key, klen, buf, len, NULL);
+			if (rc != 0) {
+				printf("stress: after the run, set %u of %zu "
+				       "bytes (phase %d): %s\n", i, len, ph,
+				       mlc_strerror(rc));
+				return bad + 1;
+			}
+			bytes += len + 48;
+			sets++;
+		}
+	}
+	printf("stress: after the run: the arena checks clean, and %" PRIu64
+	       " sets over 1.5 times its bytes in each size phase all "
+	       "succeeded (%.1f s)\n", sets, now_s() - t);
+	return bad;
+}
+
 static void
 cleanup(void)
 {
@@ -469,7 +613,7 @@ usage(void)
 		"[--threads T] [--keys K] [--bytes B] [--seed S]\n"
 		"                  [--slow-loads PERMILLE] [--delays N] "
 		"[--max-items N] [--large 1]\n"
-		"                  [--one-mapping 1]\n");
+		"                  [--one-mapping 1] [--kills MS]\n");
 	exit(2);
 }
 
@@ -482,7 +626,7 @@ main(int argc, char **argv)
 	struct counters sum = { 0 };
 	const char *first = NULL;
 	pid_t pids[MAXW];
-	int bad_exit = 0, rc;
+	int bad_exit = 0, kills = 0, rc;
 	double t0, took;
 	size_t shsize;
 
@@ -513,6 +657,8 @@ main(int argc, char **argv)
 			opt.large = atoi(v);
 		else if (strcmp(a, "--one-mapping") == 0)
 			opt.one_mapping = atoi(v);
+		else if (strcmp(a, "--kills") == 0)
+			opt.kills = (uint32_t)strtoul(v, NULL, 0);
 		else
 			usage();
 		i++;
@@ -567,30 +713,19 @@ main(int argc, char **argv)
 		return 2;
 	}
 	t0 = now_s();
+	deadline = t0 + opt.seconds;
 	fflush(NULL);
-	for (int p = 0; p < opt.procs; p++) {
-		pids[p] = fork();
-		if (pids[p] < 0) {
-			perror("fork");
+	for (int p = 0; p < opt.procs; p++)
+		if ((pids[p] = spawn_child(p)) < 0)
 			return 2;
-		}
-		if (pids[p] == 0)
-			_exit(child_main(p));
-	}
+	if (opt.kills > 0 && (kills = kill_children(pids, &bad_exit)) < 0)
+		return 2;
 	for (int p = 0; p < opt.procs; p++) {
 		int st;
 
 		while (waitpid(pids[p], &st, 0) < 0 && errno == EINTR)
 			;
-		if (WIFSIGNALED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "stress: child %d ended with %s %d%s\n",
-				p, WIFSIGNALED(st) ? "signal" : "status",
-				WIFSIGNALED(st) ? WTERMSIG(st) :
-				WEXITSTATUS(st),
-				WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ?
-				" (hung)" : "");
-			bad_exit++;
-		}
+		bad_exit += child_failed(p, st);
 	}
 	took = now_s() - t0;
 	for (int i = 0; i < opt.procs * opt.threads; i++) {
@@ -640,10 +775,14 @@ main(int argc, char **argv)
 		       "writer's chunk: the identity paths were not tested\n");
 		bad_exit++;
 	}
-	/* No process of the run dies (a hang is killed, and fails anyway):
-	 * a chunk reclaimed as an orphan was a live writer's, or a live
-	 * chained value's piece. */
-	if (in.orphans_reclaimed > 0) {
+	/* Without --kills no process of the run dies (a hang is killed, and
+	 * fails anyway): a chunk reclaimed as an orphan was a live writer's,
+	 * or a live chained value's piece. */
+	if (kills > 0)
+		printf("stress: %d processes killed; %" PRIu64 " chunks "
+		       "reclaimed as orphans, %" PRIu64 " lock repairs\n",
+		       kills, in.orphans_reclaimed, in.repairs);
+	else if (in.orphans_reclaimed > 0) {
 		printf("stress: %" PRIu64 " chunks reclaimed as orphans, and "
 		       "no process died\n", in.orphans_reclaimed);
 		bad_exit++;
@@ -659,6 +798,7 @@ main(int argc, char **argv)
 		       "drained off a page\n");
 		bad_exit++;
 	}
+	bad_exit += after_run();
 	if (first != NULL)
 		printf("stress: first failure: %s\n", first);
 	printf("stress: %" PRIu64 " ops, %" PRIu64 " checks, %" PRIu64
