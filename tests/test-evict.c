@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ck_pr.h>
+
 #include "common.h"
 #include "mlc-int.h"
 #include "pause.h"
@@ -1624,6 +1626,247 @@ test_chain_killed_unnamed(void **state)
 	chain_killed_at(*state, MLC__P_CHAIN_MARKED);
 }
 
+/* ---- a chained writer stopped while others churn its class (h2 review) -- */
+
+/* A (a chained set of ('a', 0)) stopped at @p point; B fills the arena
+ * with chained values of A's size (the chain class's sweeps pass A's head
+ * and pieces again and again) and then with small ones (its pages move),
+ * never on A's stripes.  Nobody dies, so nothing may be reclaimed as an
+ * orphan; A, resumed, links and reads back its own value whole. */
+static void
+chain_writer_stopped_at(struct fx *fx, enum mlc__pause_point point)
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	const size_t len = 33000;
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	uint32_t held[2];
+	pid_t a_pid, b_pid;
+	int st;
+
+	c = stop_setup(fx, "chainstop", held);
+	a_pid = writer_stopped_at(fx, c, point, len, NULL);
+	b_pid = fork();
+	assert_true(b_pid >= 0);
+	if (b_pid == 0) {
+		uint32_t n = 0;
+
+		alarm(120);
+		for (uint32_t i = 0; n < 1500; i++) {
+			if (needs_stripes(c, fx->a, 'b', i, held))
+				continue;
+			if (set_val(c, 'b', i, len, i, NULL) != 0)
+				_exit(2);
+			n++;
+		}
+		for (uint32_t i = 0, m = 0; m < 30000; i++) {
+			if (needs_stripes(c, fx->a, 's', i, held))
+				continue;
+			if (set_val(c, 's', i, 100, i, NULL) != 0)
+				_exit(3);
+			m++;
+		}
+		_exit(0);
+	}
+	fx->kid[KID_B] = b_pid;
+	assert_int_equal(t_wait_ms(b_pid, 150000), 0);
+	fx->kid[KID_B] = 0;
+	in = info_of(fx->a);
+	print_info("chain writer stopped", &in);
+	printf("[chain writer stopped at %s] orphan skips %" PRIu64 "\n",
+	       mlc__pause_name(point), in.orphan_skips);
+	assert_true(in.evictions > 1000);
+	assert_int_equal(in.orphans_reclaimed, 0);
+	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
+	assert_int_equal(waitpid(a_pid, &st, 0), a_pid);
+	fx->kid[KID_A] = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(has_val(c, 'a', 0, len, 7, 0), 1);
+	if (mlc_arena_check(fx->a, &rep) != 0)
+		fail_msg("check: %s", rep.first_problem);
+	assert_int_equal(rep.problems, 0);
+}
+
+static void
+test_chain_writer_stopped_allocated(void **state)
+{
+	chain_writer_stopped_at(*state, MLC__P_PUT_ALLOCATED);
+}
+
+static void
+test_chain_writer_stopped_copied(void **state)
+{
+	chain_writer_stopped_at(*state, MLC__P_PUT_COPIED);
+}
+
+static void
+test_chain_writer_stopped_live(void **state)
+{
+	chain_writer_stopped_at(*state, MLC__P_PUT_LIVE);
+}
+
+/* ---- a chained read validated by identity across a reuse (h2 review) --- */
+
+/* The two candidate buckets of @p hash (table.c: key_buckets()). */
+static void
+buckets_of(const struct mlc_arena *a, uint64_t hash, uint32_t b[2])
+{
+	uint32_t tag = (uint16_t)((hash >> 48) | 1);
+
+	b[0] = (uint32_t)hash & a->bucket_mask;
+	b[1] = (b[0] ^ (tag * 0x5bd1e995u)) & a->bucket_mask;
+	if (b[1] == b[0])
+		b[1] = b[0] ^ 1;
+}
+
+/* Where key (@p prefix, @p i) is linked: bucket, slot, slot word. */
+static bool
+linked_at(struct fx *fx, struct mlc_cache *c, char prefix, uint32_t i,
+	  uint32_t *bi, int *si, uint64_t *wp)
+{
+	char key[32];
+	size_t klen = key_of(key, sizeof(key), prefix, i);
+	uint64_t hash = mlc_key_hash(c, key, klen);
+	uint16_t tag = (uint16_t)((hash >> 48) | 1);
+	uint32_t b[2];
+
+	buckets_of(fx->a, hash, b);
+	for (int j = 0; j < 2; j++) {
+		for (int s = 0; s < MLC__SLOTS; s++) {
+			uint64_t w = ck_pr_load_64(
+				&fx->a->table[b[j]].bk_slot[s]);
+			const struct mlc__item *it;
+
+			if (w == 0 || MLC__SLOT_TAG(w) != tag)
+				continue;
+			it = (const void *)(fx->a->base + MLC__SLOT_OFF(w));
+			if (it->it_klen != klen ||
+			    memcmp(it + 1, key, klen) != 0)
+				continue;
+			*bi = b[j];
+			*si = s;
+			*wp = w;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A reader (R) of a chained key K whose bucket a writer killed inside
+ * its window left odd, so that R's read is validated by the head's
+ * identity (slot word and generation), stops after copying the head's
+ * bytes, before the first piece (READ_PIECE).  K is deleted and set again
+ * with another value until its new head is the same chunk in the same
+ * slot (same slot word: the free lists are LIFO), its pieces the old
+ * pieces rewritten.  R's copy is then the old head and the new pieces;
+ * the head's generation must fail it, and R must answer one whole
+ * value. */
+static void
+test_chain_read_identity_reuse(void **state)
+{
+	struct fx *fx = *state;
+	struct stop_at at = { MLC__P_READ_PIECE, NULL };
+	const size_t len = 33000;
+	struct mlc_cache *c;
+	uint32_t bk;
+	uint64_t wk, old_gen, old_pieces[MLC__CHAIN_MAX], n, same = 0;
+	const struct mlc__item *h;
+	uint32_t csize;
+	int sk, tries, st;
+	pid_t d_pid, r_pid;
+
+	stops_open();
+	at.sems = &stops[KID_A];
+	arena_make(fx, 2 * MIB, 32 * 1024, 0);
+	c = cache_l2(fx, "reuse");
+
+	/* D sets K (value seed 3) and dies inside its slot store: the slot
+	 * holds D's head, the bucket's version stays odd. */
+	d_pid = fork();
+	assert_true(d_pid >= 0);
+	if (d_pid == 0) {
+		die_point = MLC__P_SLOT_STORED;
+		mlc__pause_hook = die_at_point;
+		set_val(c, 'k', 0, len, 3, NULL);
+		_exit(1);
+	}
+	assert_int_equal(waitpid(d_pid, &st, 0), d_pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 42);
+	assert_true(linked_at(fx, c, 'k', 0, &bk, &sk, &wk));
+	assert_true(ck_pr_load_32(&fx->a->table[bk].bk_version) & 1);
+	h = (const void *)(fx->a->base + MLC__SLOT_OFF(wk));
+	assert_true(ck_pr_load_32((uint32_t *)&h->it_state) & MLC__ST_CHAIN);
+	csize = mlc__page_chunk(fx->a, MLC__SLOT_OFF(wk));
+	old_gen = mlc__item_gen(h);
+	n = ck_pr_load_64(mlc__chain_count(h, csize));
+	assert_true(n > 0 && n <= MLC__CHAIN_MAX);
+	for (uint32_t i = 0; i < n; i++)
+		old_pieces[i] = ck_pr_load_64(mlc__chain_piece(h, csize, i));
+
+	/* R reads K: odd bucket, so by identity; stops before piece 0. */
+	r_pid = fork();
+	assert_true(r_pid >= 0);
+	if (r_pid == 0) {
+		struct mlc_value v = { 0 };
+		char key[32];
+		size_t klen = key_of(key, sizeof(key), 'k', 0);
+		int rc;
+
+		stop_there(&at);
+		rc = mlc_peek(c, key, klen, 0, &v);
+		if (stop_missed(&at))
+			_exit(3);
+		if (rc == -ENOENT)
+			_exit(2);
+		if (rc != 0)
+			_exit(8);
+		if (intact(&v, len, 3))
+			_exit(10);
+		if (intact(&v, len, 2))
+			_exit(11);
+		_exit(9);		/* a mix: another value's bytes */
+	}
+	fx->kid[KID_A] = r_pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
+	assert_true(ck_pr_load_32(&fx->a->table[bk].bk_version) & 1);
+
+	/* K deleted and set again until it is back in the same slot word. */
+	for (tries = 0; tries < 50; tries++) {
+		uint32_t nb;
+		int ns;
+		uint64_t nw;
+
+		assert_int_equal(del_key(c, 'k', 0), 0);
+		assert_int_equal(set_val(c, 'k', 0, len, 2, NULL), 0);
+		if (linked_at(fx, c, 'k', 0, &nb, &ns, &nw) && nb == bk &&
+		    ns == sk && nw == wk)
+			break;
+	}
+	assert_true(tries < 50);
+	assert_true(mlc__item_gen(h) != old_gen);
+	assert_int_equal(ck_pr_load_64(mlc__chain_count(h, csize)), n);
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t j = 0; j < n; j++)
+			same += ck_pr_load_64(mlc__chain_piece(h, csize, j)) ==
+				old_pieces[i];
+	printf("[identity reuse] slot word back after %d sets, head gen "
+	       "%" PRIu64 " -> %" PRIu64 ", %" PRIu64 " of %" PRIu64
+	       " old pieces reused\n", tries + 1, old_gen, mlc__item_gen(h),
+	       same, n);
+	assert_true(same > 0);
+
+	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
+	assert_int_equal(waitpid(r_pid, &st, 0), r_pid);
+	fx->kid[KID_A] = 0;
+	assert_true(WIFEXITED(st));
+	printf("[identity reuse] reader: %s (exit %d)\n",
+	       WEXITSTATUS(st) == 10 ? "D's value" :
+	       WEXITSTATUS(st) == 11 ? "new value" :
+	       WEXITSTATUS(st) == 2 ? "absent" : "WRONG", WEXITSTATUS(st));
+	assert_true(WEXITSTATUS(st) == 10 || WEXITSTATUS(st) == 11 ||
+		    WEXITSTATUS(st) == 2);
+}
+
 /* ---- purge --------------------------------------------------------------- */
 
 static void
@@ -1936,6 +2179,14 @@ main(void)
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_chain_killed, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_chain_writer_stopped_allocated,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_chain_writer_stopped_copied,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_chain_writer_stopped_live,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_chain_read_identity_reuse,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_value_max, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_gen_wrap, fx_setup,
