@@ -1867,6 +1867,128 @@ test_chain_read_identity_reuse(void **state)
 		    WEXITSTATUS(st) == 2);
 }
 
+/* ---- chained writers killed anywhere: every chunk comes back (h2) ----- */
+
+static uint32_t die_after;	/* passages of die_point to let by */
+
+static void
+die_at_nth(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p == die_point && die_after-- == 0)
+		_exit(42);
+}
+
+/* A child writes, overwrites and deletes chained values (33,000 B) and
+ * dies at the @p nth passage of @p point; another process then turns the
+ * arena over many times with values of the same size (its sweeps meet
+ * whatever the dead one left), and deletes everything: no chunk may stay
+ * in use. */
+static bool
+chain_death_leaves_nothing(enum mlc__pause_point point, uint32_t nth,
+			   bool mixed)
+{
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	const size_t len = 33000;
+	struct fx fx;
+	struct mlc_cache *c;
+	struct mlc_arena_info in;
+	bool died;
+	pid_t pid;
+	int st;
+
+	memset(&fx, 0, sizeof(fx));
+	arena_make(&fx, 2 * MIB, 0, 0);
+	c = cache_l2(&fx, "chaindeath");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(60);
+		die_point = point;
+		die_after = nth;
+		mlc__pause_hook = die_at_nth;
+		for (uint32_t i = 0; i < 3000; i++) {
+			set_val(c, 'a', i % 80, len, i, NULL);
+			if (i % 7 == 3)
+				del_key(c, 'a', (i * 13) % 80);
+			if (mixed && i % 3 == 0) {
+				struct mlc_value v = { 0 };
+				char key[32];
+				size_t kl = key_of(key, sizeof(key), 'a',
+						   (i * 7) % 80);
+
+				if (mlc_peek(c, key, kl, 0, &v) == 0)
+					mlc_value_release(&v);
+			}
+		}
+		for (uint32_t i = 0; mixed && i < 20000; i++) {
+			set_val(c, 's', i % 15000, 100, i, NULL);
+			if (i % 500 == 0)
+				set_val(c, 'a', i % 80, len, i, NULL);
+		}
+		_exit(1);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	died = WIFEXITED(st) && WEXITSTATUS(st) == 42;
+	for (uint32_t i = 0; i < 3000; i++)
+		assert_int_equal(set_val(c, 'b', i % 120, len, i, NULL), 0);
+	for (uint32_t i = 0; mixed && i < 40000; i++)
+		assert_int_equal(set_val(c, 't', i, 100, i, NULL), 0);
+	for (uint32_t i = 0; mixed && i < 3000; i++)
+		assert_int_equal(set_val(c, 'b', i % 120, len, i, NULL), 0);
+	for (uint32_t i = 0; mixed && i < 40000; i++)
+		(void)del_key(c, 't', i);
+	for (uint32_t i = 0; mixed && i < 15000; i++)
+		(void)del_key(c, 's', i);
+	for (uint32_t i = 0; i < 120; i++)
+		(void)del_key(c, 'b', i);
+	for (uint32_t i = 0; i < 80; i++)
+		(void)del_key(c, 'a', i);
+	in = info_of(fx.a);
+	if (mlc_arena_check(fx.a, &rep) != 0)
+		fail_msg("%s: check: %s", mlc__pause_name(point),
+			 rep.first_problem);
+	printf("[chain death%s] %-14s #%u: %s; live %" PRIu64 " alloc %"
+	       PRIu64 ", orphans %" PRIu64 ", repairs %" PRIu64 "\n",
+	       mixed ? ", mixed" : "", mlc__pause_name(point), nth, died ? "died" : "not reached",
+	       rep.chunks_live, rep.chunks_alloc, in.orphans_reclaimed,
+	       in.repairs);
+	if (rep.problems != 0)
+		fail_msg("%s: %s", mlc__pause_name(point), rep.first_problem);
+	st = rep.chunks_live + rep.chunks_alloc == 0;
+	mlc_cache_close(c);
+	mlc_arena_close(fx.a);
+	assert_int_equal(mlc_arena_unlink(fx.name, 0), 0);
+	return st;
+}
+
+static void
+test_chain_deaths(void **state)
+{
+	static const enum mlc__pause_point points[] = {
+		MLC__P_PUT_ALLOCATED, MLC__P_PUT_COPIED, MLC__P_PUT_LIVE,
+		MLC__P_PUT_CLAIMED, MLC__P_PUT_LINKED, MLC__P_PUT_UNLOCKED,
+		MLC__P_DEL_UNLINKED, MLC__P_DEL_UNLOCKED, MLC__P_SLOT_STORED,
+		MLC__P_FREE_LOCKED, MLC__P_ALLOC_POPPED, MLC__P_ALLOC_SMALL,
+		MLC__P_SWEEP_PROMOTED, MLC__P_CHAIN_MARKED,
+		MLC__P_CHAIN_PIECE, MLC__P_CHAIN_DROPPED,
+		MLC__P_EVICT_UNLINKED, MLC__P_PAGE_DRAINED,
+		MLC__P_PAGE_UNLINKED, MLC__P_CARVE_MARKED,
+		MLC__P_EMPTY_COUNTED,
+	};
+	static const uint32_t nths[] = { 0, 5, 40, 300 };
+	uint32_t bad = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
+		for (size_t j = 0; j < sizeof(nths) / sizeof(nths[0]); j++)
+			for (int m = 0; m < 2; m++)
+				if (!chain_death_leaves_nothing(points[i],
+								nths[j], m))
+					bad++;
+	assert_int_equal(bad, 0);
+}
+
 /* ---- purge --------------------------------------------------------------- */
 
 static void
@@ -2186,6 +2308,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_chain_writer_stopped_live,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_chain_read_identity_reuse,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_chain_deaths,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_value_max, fx_setup,
 						fx_teardown),
