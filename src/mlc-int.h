@@ -247,6 +247,8 @@ void mlc__table_prefetch(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_put(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_ghost(const struct mlc_arena *a, uint64_t hash);
 void mlc__table_prefetch_items(const struct mlc_arena *a, uint64_t hash);
+void mlc__table_key_buckets(const struct mlc_arena *a, uint64_t hash,
+			    uint32_t b[2], uint16_t *tag);
 void mlc__table_key_stripes(const struct mlc_arena *a, uint64_t hash,
 			    uint32_t s[2]);
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,

@@ -78,6 +78,15 @@ key_buckets(const struct mlc_arena *a, uint64_t hash, uint32_t b[2])
 		b[1] = b[0] ^ 1;
 }
 
+/* The two buckets of a key of hash @p hash, and its slots' tag (tests). */
+void
+mlc__table_key_buckets(const struct mlc_arena *a, uint64_t hash,
+		       uint32_t b[2], uint16_t *tag)
+{
+	key_buckets(a, hash, b);
+	*tag = key_tag(hash);
+}
+
 /* The stripes that guard the buckets of a key of hash @p hash (tests). */
 void
 mlc__table_key_stripes(const struct mlc_arena *a, uint64_t hash,
