@@ -209,6 +209,20 @@ chain_copy(const struct mlc_arena *a, const struct mlc__item *it,
 	return done == vlen;
 }
 
+/* Does a chained head's value length @p vlen agree with its chunk's
+ * size (one of at most MLC__CHAIN_MAX pieces)?  Checked before the sink
+ * is asked for the bytes: a length read from a chunk being reused could
+ * be anything up to 16 MiB, and a malloc of that for a read that then
+ * retries is waste, or a false -ENOMEM. */
+static bool
+chain_sized(const struct mlc_arena *a, const struct mlc__item *it,
+	    uint32_t room, uint32_t klen, uint32_t vlen)
+{
+	uint32_t c = mlc__page_chunk(a, (uint64_t)((const char *)it - a->base));
+
+	return c != 0 && c <= room && mlc__chain_pieces(c, klen, vlen) != 0;
+}
+
 /* Copy a matched item's value out through the sink.  The length is read
  * once and checked again: a writer reusing the chunk may have changed it
  * since item_matches() looked, and the copy must stay inside the page. */
@@ -221,7 +235,8 @@ item_copy(const struct mlc_arena *a, const struct mlc__item *it,
 	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
 	void *dst;
 
-	if (!item_fits(w, k->len, vlen, room))
+	if (!item_fits(w, k->len, vlen, room) ||
+	    ((w & MLC__ST_CHAIN) && !chain_sized(a, it, room, k->len, vlen)))
 		return READ_RETRY;
 	dst = sink(ctx, vlen);
 	if (dst == NULL && vlen != 0)
