@@ -152,14 +152,20 @@ struct worker {
 };
 
 static uint64_t
-rnd(struct worker *w)
+xorshift(uint64_t *state)
 {
-	uint64_t x = w->rng;
+	uint64_t x = *state;
 
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
-	return w->rng = x;
+	return *state = x;
+}
+
+static uint64_t
+rnd(struct worker *w)
+{
+	return xorshift(&w->rng);
 }
 
 /* The size mix moves every second: all sizes, then 16..127 only, then
@@ -463,10 +469,7 @@ kill_children(pid_t *pids, int *bad_exit)
 		uint64_t ms;
 		int p, st;
 
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		ms = x % (2 * (uint64_t)opt.kills + 1);
+		ms = xorshift(&x) % (2 * (uint64_t)opt.kills + 1);
 		ts.tv_sec = (time_t)(ms / 1000);
 		ts.tv_nsec = (long)(ms % 1000) * 1000000;
 		nanosleep(&ts, NULL);
@@ -565,10 +568,7 @@ after_run(void)
 			char key[32];
 			size_t len, klen;
 
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			len = lo[ph] + (size_t)(x % span[ph]);
+			len = lo[ph] + (size_t)(xorshift(&x) % span[ph]);
 			if (len < VMIN)
 				len = VMIN;
 			klen = (size_t)snprintf(key, sizeof(key), "fill%d-%u",
