@@ -73,6 +73,13 @@
  *     process to take the lock it held repairs what it protected, memory it
  *     held is reclaimed by the allocator's sweep, and readers never wait for
  *     it.
+ *   - A thread that another thread's exec() ends inside an mlc call dies
+ *     in a process that lives on under the same pid and start time, which
+ *     is what proves a writer dead: its locks are repaired (the kernel
+ *     marks them), but until the process exits the chunk it was filling
+ *     is not reclaimed, a load it ran is taken over only at the flight's
+ *     lease (30 s), and its log claim counts as a stopped writer's.  Call
+ *     exec() when no other thread is inside mlc, or fork() first.
  *   - The index has a fixed capacity (max_items, chosen at creation).  When
  *     a key's two candidate buckets are full, entries move to their other
  *     bucket to make room (index_moves); only when none can is a victim
