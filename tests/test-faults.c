@@ -23,6 +23,13 @@
  *              bucket, then unlinked from the first) and index evictions;
  *              500 of its 4000 keys checked in turn after each kill, all
  *              of them at the end
+ *   chained    writers of chained values (7-56 KiB, above a ninth of the
+ *              64 KiB pages: a head and pieces of a smaller class) and
+ *              some small ones, sets and deletes, on a small arena kept
+ *              full, killed at random: while they take pieces, free or
+ *              evict chains, or move pages; every key checked after each
+ *              kill, 16 of them written again, and at the end the arena
+ *              must check clean (mlc_arena_check()) with nobody running
  *
  * What is checked after every kill: no survivor hangs (every child and
  * every post-kill check runs under alarm()), no value read is wrong (values
@@ -402,6 +409,22 @@ struct work {
 	uint32_t del_pct;	/* deletes, % of writes */
 };
 
+/* Large sets for the work of the children forked next (the chained
+ * scenario only): pct % of them take min..max bytes instead. */
+static struct {
+	uint32_t pct;
+	size_t min, max;
+} large;
+
+/* The length of the next set of work @p w. */
+static size_t
+work_len(const struct work *w)
+{
+	if (large.pct && rnd_below(100) < large.pct)
+		return rnd_size(large.min, large.max);
+	return rnd_size(w->vmin, w->vmax);
+}
+
 static int
 loader_cv(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 {
@@ -421,7 +444,7 @@ work_loop(void *arg)
 {
 	const struct work *w = arg;
 	struct mlc_cache *c = cache_new(w->a, 0);
-	unsigned char *buf = malloc(w->vmax);
+	unsigned char *buf = malloc(MLC_MAX(w->vmax, large.max));
 	char key[64];
 
 	if (c == NULL || buf == NULL)
@@ -456,7 +479,7 @@ work_loop(void *arg)
 		if (rnd_below(100) < w->del_pct) {
 			rc = mlc_delete(c, key, klen);
 		} else {
-			size_t len = rnd_size(w->vmin, w->vmax);
+			size_t len = work_len(w);
 
 			cv_make(buf, len, kid, seq);
 			rc = mlc_set(c, key, klen, buf, len, NULL);
@@ -1317,6 +1340,125 @@ test_alloc_kills(void **state)
 	arena_done(a);
 }
 
+/* ==== (f) writers killed inside chained items ============================ */
+
+#define C_BYTES (2 << 20)
+#define C_KEYS 256
+#define C_SMAX 2048		/* the small values beside the chained ones */
+#define C_LMIN 7300		/* chained: above a ninth of a 64 KiB page */
+#define C_LMAX (56 << 10)
+#define C_WRITE 16		/* keys written after each kill, in turn */
+
+/* After a kill: every key reads as absent or as a good value, and
+ * @p count keys from @p from on are written again (three in four of them
+ * chained); -ENOSPC counted if @p nospace_ok. */
+static void
+check_chained(struct mlc_cache *c, unsigned char *buf, uint32_t from,
+	      uint32_t count, bool nospace_ok, uint64_t *nospace)
+{
+	char key[64];
+
+	for (uint32_t kid = 0; kid < C_KEYS; kid++) {
+		size_t klen = key_of(key, sizeof(key), "c", kid);
+		struct mlc_value v = { 0 };
+		int rc = mlc_peek(c, key, klen, MLC_CALL_STALE_OK, &v);
+
+		if (check_read(NSLOTS - 1, "check peek", rc, &v, kid, true))
+			fail_msg("after a kill: %s", sh->msg[NSLOTS - 1]);
+		mlc_value_release(&v);
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t kid = (from + i) % C_KEYS;
+		size_t klen = key_of(key, sizeof(key), "c", kid);
+		size_t len = i % 4 == 3 ? rnd_size(CV_MIN, C_SMAX) :
+			     rnd_size(C_LMIN, C_LMAX);
+		int rc;
+
+		cv_make(buf, len, kid, 0x7fffffff);
+		rc = mlc_set(c, key, klen, buf, len, NULL);
+		if (rc == -ENOSPC && nospace_ok) {
+			(*nospace)++;
+			continue;
+		}
+		if (rc != 0)
+			fail_msg("after a kill: set key %u (%zu bytes): %s",
+				 kid, len, mlc_strerror(rc));
+	}
+}
+
+static void
+test_chained_kills(void **state)
+{
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	struct mlc_arena_info before = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a = arena_new(C_BYTES, 0);
+	struct mlc_cache *c = cache_new(a, MLC_CACHE_NO_L1);
+	unsigned char *buf = malloc(C_LMAX);
+	struct work surv[2], victim;
+	unsigned n = trials(300), killed = 0;
+	uint64_t nospace = 0;
+	pid_t pids[2];
+	int rc;
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(buf);
+	shared_reset();
+	mlc_arena_info(a, &before);
+	/* Full of chained values before the first kill. */
+	fill_again(&(struct fill){ a, "c", (uint64_t)2 * C_BYTES, C_LMIN,
+				   C_LMAX, C_KEYS }, "chained (prefill)");
+	shared_reset();
+	large.pct = 75;		/* three sets in four chained */
+	large.min = C_LMIN;
+	large.max = C_LMAX;
+	for (int i = 0; i < 2; i++) {
+		surv[i] = (struct work){ a, "c", C_KEYS, CV_MIN, C_SMAX, i,
+					 true, true, 15 };
+		pids[i] = survivor_start(&surv[i]);
+	}
+	victim = (struct work){ a, "c", C_KEYS, CV_MIN, C_SMAX, -1, false,
+				true, 15 };
+	for (unsigned t = 0; t < n; t++) {
+		pid_t v = spawn(work_loop, &victim);
+
+		killed += kill_after(v, KILL_MAX_US);
+		guard("the check after a chained writer's death", CHECK_ALARM);
+		check_chained(c, buf, t * C_WRITE % C_KEYS, C_WRITE, true,
+			      &nospace);
+		unguard();
+	}
+	survivors_stop(pids, 2, "chained");
+	large.pct = 0;
+	printf("faults chained: %u trials, %u killed by SIGKILL, -ENOSPC "
+	       "while racing: survivors %" PRIu64 ", checks %" PRIu64 "\n",
+	       n, killed, sh->nospace[0] + sh->nospace[1], nospace);
+	info_print("chained", a, &before);
+	/* Memory back: twice the arena in chained values, then twice in
+	 * every size; then every key takes a value again. */
+	fill_again(&(struct fill){ a, "cfill", (uint64_t)2 * C_BYTES, C_LMIN,
+				   C_LMAX, C_KEYS }, "chained");
+	fill_again(&(struct fill){ a, "cmix", (uint64_t)2 * C_BYTES, CV_MIN,
+				   C_LMAX, C_KEYS }, "chained (all sizes)");
+	guard("the last check", CHECK_ALARM);
+	nospace = 0;
+	check_chained(c, buf, 0, C_KEYS, false, &nospace);
+	unguard();
+	info_print("chained (after the fill)", a, &before);
+	/* Nobody is left running: the arena must check clean. */
+	rc = mlc_arena_check(a, &rep);
+	printf("faults chained: check: %u problems%s%s%s; chunks live %" PRIu64
+	       ", alloc %" PRIu64 ", free %" PRIu64 "\n", rep.problems,
+	       rep.problems ? " (first: " : "",
+	       rep.problems ? rep.first_problem : "",
+	       rep.problems ? ")" : "", rep.chunks_live,
+	       rep.chunks_alloc, rep.chunks_free);
+	assert_int_equal(rc, 0);
+	free(buf);
+	mlc_cache_close(c);
+	arena_done(a);
+}
+
 int
 main(void)
 {
@@ -1327,6 +1469,7 @@ main(void)
 		cmocka_unit_test(test_log_kills),
 		cmocka_unit_test(test_create_kills),
 		cmocka_unit_test(test_alloc_kills),
+		cmocka_unit_test(test_chained_kills),
 	};
 	const char *s = getenv("MLC_FAULT_SEED");
 
