@@ -620,6 +620,47 @@ alloc_audit(struct mlc_arena *a)
 	       "\n", odd);
 }
 
+/* With nobody running: the ALLOC chunks left (a dead writer's, each the
+ * sweep's once its hand passes) and how many of them have a writer that
+ * is not proven dead: chunks that never come back.  Reads the arena
+ * only. */
+static uint64_t
+alloc_left(struct mlc_arena *a, uint64_t *undead)
+{
+	uint64_t n = 0;
+
+	*undead = 0;
+	for (uint32_t p = 0; p < a->npages; p++) {
+		uint32_t ci = __atomic_load_n(&a->pages[p].pg_class,
+					      __ATOMIC_RELAXED);
+		uint32_t size, per;
+
+		if (ci == 0 || ci > a->nclasses)
+			continue;
+		size = a->class_size[ci - 1];
+		per = a->page_size / size;
+		for (uint32_t k = 0; k < per; k++) {
+			const struct mlc__item *it = (const void *)(a->base +
+				a->pages_off + ((uint64_t)p << a->page_shift) +
+				(uint64_t)k * size);
+
+			if ((it->it_state & 0xff) != MLC__ALLOC)
+				continue;
+			n++;
+			if (mlc__proc_dead(it->it_pid, it->it_start,
+					   it->it_pidns))
+				continue;
+			if ((*undead)++ < 8)
+				printf("faults: page %u (class %u, %u-byte "
+				       "chunks) chunk %u: ALLOC, state word "
+				       "%08x, writer %u not proven dead\n", p,
+				       ci - 1, size, k, it->it_state,
+				       it->it_pid);
+		}
+	}
+	return n;
+}
+
 static void
 fill_again(struct fill *f, const char *scenario)
 {
@@ -1396,7 +1437,7 @@ test_chained_kills(void **state)
 	unsigned char *buf = malloc(C_LMAX);
 	struct work surv[2], victim;
 	unsigned n = trials(300), killed = 0;
-	uint64_t nospace = 0;
+	uint64_t nospace = 0, left, undead;
 	pid_t pids[2];
 	int rc;
 
@@ -1445,7 +1486,12 @@ test_chained_kills(void **state)
 	check_chained(c, buf, 0, C_KEYS, false, &nospace);
 	unguard();
 	info_print("chained (after the fill)", a, &before);
-	/* Nobody is left running: the arena must check clean. */
+	/* Nobody is left running: the arena must check clean, and every
+	 * chunk still ALLOC must be a dead writer's. */
+	left = alloc_left(a, &undead);
+	printf("faults chained: %" PRIu64 " chunks ALLOC (dead writers'), %"
+	       PRIu64 " of writers not proven dead\n", left - undead, undead);
+	assert_int_equal(undead, 0);
 	rc = mlc_arena_check(a, &rep);
 	printf("faults chained: check: %u problems%s%s%s; chunks live %" PRIu64
 	       ", alloc %" PRIu64 ", free %" PRIu64 "\n", rep.problems,
