@@ -28,8 +28,9 @@
  *              some small ones, sets and deletes, on a small arena kept
  *              full, killed at random: while they take pieces, free or
  *              evict chains, or move pages; every key checked after each
- *              kill, 16 of them written again, and at the end the arena
- *              must check clean (mlc_arena_check()) with nobody running
+ *              kill, 16 of them written again; at the end, with nobody
+ *              running, the arena must check clean (mlc_arena_check())
+ *              and every chunk still ALLOC be a dead writer's
  *
  * What is checked after every kill: no survivor hangs (every child and
  * every post-kill check runs under alarm()), no value read is wrong (values
