@@ -581,88 +581,100 @@ fill_child(void *arg)
 	return 0;
 }
 
-/* Diagnosis when memory did not come back: chunks in states no live
- * writer can leave (a state byte that is none of FREE/ALLOC/LIVE, or an
- * ALLOC word with flag or CLOCK bits, or an allocation stamp in the
- * future).  Reads the arena only. */
+/* Call @p fn on every chunk of every page a class owns (page @p p, class
+ * index @p ci, chunk @p k of @p size bytes).  Reads the arena only. */
+static void
+each_chunk(struct mlc_arena *a,
+	   void (*fn)(const struct mlc__item *it, uint32_t p, uint32_t ci,
+		      uint32_t k, uint32_t size, void *ctx), void *ctx)
+{
+	for (uint32_t p = 0; p < a->npages; p++) {
+		uint32_t ci = __atomic_load_n(&a->pages[p].pg_class,
+					      __ATOMIC_RELAXED);
+		uint32_t size, per;
+
+		if (ci == 0 || ci > a->nclasses)
+			continue;
+		size = a->class_size[ci - 1];
+		per = a->page_size / size;
+		for (uint32_t k = 0; k < per; k++)
+			fn((const void *)(a->base + a->pages_off +
+					  ((uint64_t)p << a->page_shift) +
+					  (uint64_t)k * size),
+			   p, ci - 1, k, size, ctx);
+	}
+}
+
+struct audit {
+	uint64_t now, odd;
+};
+
+static void
+audit_chunk(const struct mlc__item *it, uint32_t p, uint32_t ci, uint32_t k,
+	    uint32_t size, void *ctx)
+{
+	struct audit *au = ctx;
+	uint32_t w = it->it_state, st = w & 0xff;
+	bool bad = st != MLC__FREE && st != MLC__ALLOC && st != MLC__LIVE &&
+		   st != MLC__PIECE;
+
+	/* An ALLOC word carries no item flags or CLOCK bits: only the
+	 * probation and chain marks its allocator may add. */
+	if (st == MLC__ALLOC &&
+	    ((w & 0xffff00 & ~(MLC__ST_SMALL | MLC__ST_CHAIN)) != 0 ||
+	     it->it_start > au->now + 1000))
+		bad = true;
+	if (bad && au->odd++ < 8)
+		printf("faults audit: page %u (class %u, %u-byte chunks) chunk "
+		       "%u: state word %08x, stamp %" PRIu64 " (now %" PRIu64
+		       ")\n", p, ci, size, k, w, it->it_start, au->now);
+}
+
+/* After a fill failed: chunks in states no writer can leave (a state
+ * byte that is none of FREE/ALLOC/LIVE/PIECE, an ALLOC word with item
+ * flags or CLOCK bits, or an allocation stamp in the future). */
 static void
 alloc_audit(struct mlc_arena *a)
 {
-	uint64_t now = mlc__now_ms(), odd = 0;
+	struct audit au = { mlc__now_ms(), 0 };
 
-	for (uint32_t p = 0; p < a->npages; p++) {
-		uint32_t ci = __atomic_load_n(&a->pages[p].pg_class,
-					      __ATOMIC_RELAXED);
-		uint32_t size, per;
-
-		if (ci == 0 || ci > a->nclasses)
-			continue;
-		size = a->class_size[ci - 1];
-		per = a->page_size / size;
-		for (uint32_t k = 0; k < per; k++) {
-			const struct mlc__item *it = (const void *)(a->base +
-				a->pages_off + ((uint64_t)p << a->page_shift) +
-				(uint64_t)k * size);
-			uint32_t w = it->it_state, st = w & 0xff;
-			bool bad = st != MLC__FREE && st != MLC__ALLOC &&
-				   st != MLC__LIVE;
-
-			if (st == MLC__ALLOC &&
-			    ((w & 0xffff00) != 0 || it->it_start > now + 1000))
-				bad = true;
-			if (!bad)
-				continue;
-			if (odd++ < 8)
-				printf("faults audit: page %u (class %u, %u-byte "
-				       "chunks) chunk %u: state word %08x, "
-				       "stamp %" PRIu64 " (now %" PRIu64 ")\n",
-				       p, ci - 1, size, k, w, it->it_start,
-				       now);
-		}
-	}
+	each_chunk(a, audit_chunk, &au);
 	printf("faults audit: %" PRIu64 " chunks in states no writer leaves"
-	       "\n", odd);
+	       "\n", au.odd);
+}
+
+struct left {
+	uint64_t n, undead;
+};
+
+static void
+left_chunk(const struct mlc__item *it, uint32_t p, uint32_t ci, uint32_t k,
+	   uint32_t size, void *ctx)
+{
+	struct left *l = ctx;
+
+	if ((it->it_state & 0xff) != MLC__ALLOC)
+		return;
+	l->n++;
+	if (mlc__proc_dead(it->it_pid, it->it_start, it->it_pidns))
+		return;
+	if (l->undead++ < 8)
+		printf("faults: page %u (class %u, %u-byte chunks) chunk %u: "
+		       "ALLOC, state word %08x, writer %u not proven dead\n",
+		       p, ci, size, k, it->it_state, it->it_pid);
 }
 
 /* With nobody running: the ALLOC chunks left (a dead writer's, each the
- * sweep's once its hand passes) and how many of them have a writer that
- * is not proven dead: chunks that never come back.  Reads the arena
- * only. */
+ * sweep's once its hand passes), and in *@p undead how many of them have
+ * a writer that is not proven dead: chunks that never come back. */
 static uint64_t
 alloc_left(struct mlc_arena *a, uint64_t *undead)
 {
-	uint64_t n = 0;
+	struct left l = { 0, 0 };
 
-	*undead = 0;
-	for (uint32_t p = 0; p < a->npages; p++) {
-		uint32_t ci = __atomic_load_n(&a->pages[p].pg_class,
-					      __ATOMIC_RELAXED);
-		uint32_t size, per;
-
-		if (ci == 0 || ci > a->nclasses)
-			continue;
-		size = a->class_size[ci - 1];
-		per = a->page_size / size;
-		for (uint32_t k = 0; k < per; k++) {
-			const struct mlc__item *it = (const void *)(a->base +
-				a->pages_off + ((uint64_t)p << a->page_shift) +
-				(uint64_t)k * size);
-
-			if ((it->it_state & 0xff) != MLC__ALLOC)
-				continue;
-			n++;
-			if (mlc__proc_dead(it->it_pid, it->it_start,
-					   it->it_pidns))
-				continue;
-			if ((*undead)++ < 8)
-				printf("faults: page %u (class %u, %u-byte "
-				       "chunks) chunk %u: ALLOC, state word "
-				       "%08x, writer %u not proven dead\n", p,
-				       ci - 1, size, k, it->it_state,
-				       it->it_pid);
-		}
-	}
-	return n;
+	each_chunk(a, left_chunk, &l);
+	*undead = l.undead;
+	return l.n;
 }
 
 static void
