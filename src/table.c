@@ -175,22 +175,38 @@ item_matches(const struct mlc__item *it, uint32_t room,
 	return mlc__compare_racy((const char *)(it + 1), k->data, k->len) == 0;
 }
 
-/* Copy a chained item's value (arena.h) into @p dst: the head's part, then
- * each piece's.  Everything is read racily and bounded: the chunk size, the
- * piece count (it must be the one the lengths give) and every offset, which
- * must lead to a whole chunk of that size inside the pages.  False if they
- * do not add up: the head is being reused, and the caller reads again. */
-static bool
-chain_copy(const struct mlc_arena *a, const struct mlc__item *it,
-	   uint32_t room, uint32_t klen, uint32_t vlen, char *dst)
+/* The piece count of the chained head @p it (@p room bytes to its page's
+ * end), its chunk size in *@p cp: 0 if the chunk size and the two
+ * lengths, read racily, do not add up to a chain of at most
+ * MLC__CHAIN_MAX pieces.  Checked before the sink is asked for the bytes:
+ * a length read from a chunk being reused could be anything up to 16 MiB,
+ * and a malloc of that for a read that then retries is waste, or a false
+ * -ENOMEM. */
+static uint32_t
+chain_geometry(const struct mlc_arena *a, const struct mlc__item *it,
+	       uint32_t room, uint32_t klen, uint32_t vlen, uint32_t *cp)
 {
 	uint32_t c = mlc__page_chunk(a, (uint64_t)((const char *)it - a->base));
-	uint32_t n, head, done;
 
 	if (c == 0 || c > room)
-		return false;
-	n = mlc__chain_pieces(c, klen, vlen);
-	if (n == 0 || ck_pr_load_64(mlc__chain_count(it, c)) != n)
+		return 0;
+	*cp = c;
+	return mlc__chain_pieces(c, klen, vlen);
+}
+
+/* Copy a chained item's value (arena.h) into @p dst: the head's part, then
+ * each piece's.  Everything is read racily and bounded: the chunk size
+ * @p c and piece count @p n come from chain_geometry(), the count stored
+ * must be @p n, and every offset must lead to a whole chunk of that size
+ * inside the pages.  False if they do not add up: the head is being
+ * reused, and the caller reads again. */
+static bool
+chain_copy(const struct mlc_arena *a, const struct mlc__item *it,
+	   uint32_t c, uint32_t n, uint32_t klen, uint32_t vlen, char *dst)
+{
+	uint32_t head, done;
+
+	if (ck_pr_load_64(mlc__chain_count(it, c)) != n)
 		return false;
 	head = mlc__chain_head_bytes(c, klen, n);
 	mlc__copy_racy(dst, (const char *)(it + 1) + klen, head);
@@ -209,20 +225,6 @@ chain_copy(const struct mlc_arena *a, const struct mlc__item *it,
 	return done == vlen;
 }
 
-/* Does a chained head's value length @p vlen agree with its chunk's
- * size (one of at most MLC__CHAIN_MAX pieces)?  Checked before the sink
- * is asked for the bytes: a length read from a chunk being reused could
- * be anything up to 16 MiB, and a malloc of that for a read that then
- * retries is waste, or a false -ENOMEM. */
-static bool
-chain_sized(const struct mlc_arena *a, const struct mlc__item *it,
-	    uint32_t room, uint32_t klen, uint32_t vlen)
-{
-	uint32_t c = mlc__page_chunk(a, (uint64_t)((const char *)it - a->base));
-
-	return c != 0 && c <= room && mlc__chain_pieces(c, klen, vlen) != 0;
-}
-
 /* Copy a matched item's value out through the sink.  The length is read
  * once and checked again: a writer reusing the chunk may have changed it
  * since item_matches() looked, and the copy must stay inside the page. */
@@ -233,17 +235,19 @@ item_copy(const struct mlc_arena *a, const struct mlc__item *it,
 {
 	uint32_t vlen = mlc__item_vlen(it);
 	uint32_t w = ck_pr_load_32((uint32_t *)&it->it_state);
+	uint32_t c = 0, n = 0;
 	void *dst;
 
 	if (!item_fits(w, k->len, vlen, room) ||
-	    ((w & MLC__ST_CHAIN) && !chain_sized(a, it, room, k->len, vlen)))
+	    ((w & MLC__ST_CHAIN) &&
+	     (n = chain_geometry(a, it, room, k->len, vlen, &c)) == 0))
 		return READ_RETRY;
 	dst = sink(ctx, vlen);
 	if (dst == NULL && vlen != 0)
 		return -ENOMEM;
 	if (!(w & MLC__ST_CHAIN))
 		mlc__copy_racy(dst, (const char *)(it + 1) + k->len, vlen);
-	else if (!chain_copy(a, it, room, k->len, vlen, dst))
+	else if (!chain_copy(a, it, c, n, k->len, vlen, dst))
 		return READ_RETRY;
 	hit->len = vlen;
 	hit->data = dst;
