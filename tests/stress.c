@@ -51,7 +51,7 @@
  * writer's death, flights taken over, stuck log cells passed.
  *
  * After every run, once all processes are gone, the arena must check clean
- * (mlc_arena_check()) and take a fill of twice its bytes in each size
+ * (mlc_arena_check()) and take a fill of 1.5 times its bytes in each size
  * phase with every set succeeding: memory left allocated for good, or a
  * page stuck in a move, fails the run.
  *
@@ -168,33 +168,46 @@ rnd(struct worker *w)
 	return xorshift(&w->rng);
 }
 
-/* The size mix moves every second: all sizes, then 16..127 only, then
- * 1024..2047 only (then, with --large, 7..56 KiB).  The allocator moves pages between classes when the mix
- * changes, not while it holds (a steady mix would leave the page-move races
- * almost untried), so the shifts keep pages moving all run long. */
+/* A value length of size phase @p phase.  The size mix moves every
+ * second: all sizes, then 16..127 only, then 1024..2047 only (then, with
+ * --large, 7..56 KiB).  The allocator moves pages between classes when the
+ * mix changes, not while it holds (a steady mix would leave the page-move
+ * races almost untried), so the shifts keep pages moving all run long. */
+static size_t
+phase_len(uint64_t *rng, unsigned phase)
+{
+	int b;
+	size_t n;
+
+	if (phase == 3) {		/* chained: above 64 KiB / 9 */
+		n = (7 << 10) + (size_t)(xorshift(rng) % (49 << 10));
+		return n > VMAX ? VMAX : n;
+	}
+	if (phase == 0)
+		b = 4 + (int)(xorshift(rng) % 7);	/* 16 .. 2047 */
+	else if (phase == 1)
+		b = 4 + (int)(xorshift(rng) % 3);	/* 16 .. 127 */
+	else
+		b = 10;					/* 1024 .. 2047 */
+	n = ((size_t)1 << b) + (size_t)(xorshift(rng) % ((size_t)1 << b));
+
+	return n < VMIN ? VMIN : n > VMAX ? VMAX : n;
+}
+
+/* The phases: 0, 1, 2 (and 3 with --large). */
+static unsigned
+phases(void)
+{
+	return opt.large ? 4 : 3;
+}
+
 static size_t
 rnd_len(struct worker *w)
 {
 	struct timespec ts;
-	unsigned phase;
-	int b;
-	size_t n;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	phase = (unsigned)(ts.tv_sec % (opt.large ? 4 : 3));
-	if (phase == 3) {		/* chained: above 64 KiB / 9 */
-		n = (7 << 10) + (size_t)(rnd(w) % (49 << 10));
-		return n > VMAX ? VMAX : n;
-	}
-	if (phase == 0)
-		b = 4 + (int)(rnd(w) % 7);	/* 16 .. 2047 */
-	else if (phase == 1)
-		b = 4 + (int)(rnd(w) % 3);	/* 16 .. 127 */
-	else
-		b = 10;				/* 1024 .. 2047 */
-	n = ((size_t)1 << b) + (size_t)(rnd(w) % ((size_t)1 << b));
-
-	return n < VMIN ? VMIN : n > VMAX ? VMAX : n;
+	return phase_len(&w->rng, (unsigned)(ts.tv_sec % phases()));
 }
 
 static void
@@ -440,6 +453,17 @@ spawn_child(int p)
 	return pid;
 }
 
+/* The status child @p pid ended with. */
+static int
+reap(pid_t pid)
+{
+	int st = 0;
+
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return st;
+}
+
 /* 1 (and a line) if child @p p ended with status @p st, not by exit(0). */
 static int
 child_failed(int p, int st)
@@ -479,8 +503,7 @@ kill_children(pid_t *pids, int *bad_exit)
 			return kills;
 		p = (int)((x >> 32) % (uint64_t)opt.procs);
 		kill(pids[p], SIGKILL);
-		while (waitpid(pids[p], &st, 0) < 0 && errno == EINTR)
-			;
+		st = reap(pids[p]);
 		/* It may have ended on its own first: a failure, or a hang
 		 * caught by its alarm. */
 		if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
@@ -545,8 +568,6 @@ static int
 after_run(void)
 {
 	static unsigned char buf[VMAX];
-	static const size_t lo[] = { 16, 1024, 7 << 10 };
-	static const size_t span[] = { 112, 1024, 49 << 10 };
 	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
 	uint64_t x = opt.seed | 1, sets = 0;
 	double t = now_s();
@@ -561,23 +582,22 @@ after_run(void)
 		       rep.problems, rep.first_problem);
 		bad++;
 	}
-	for (int ph = 0; ph < (opt.large ? 3 : 2); ph++) {
+	/* Phase 0 is all sizes: the others cover it. */
+	for (unsigned ph = 1; ph < phases(); ph++) {
 		uint64_t bytes = 0;
 
 		for (uint32_t i = 0; bytes < opt.bytes + opt.bytes / 2; i++) {
 			char key[32];
 			size_t len, klen;
 
-			len = lo[ph] + (size_t)(xorshift(&x) % span[ph]);
-			if (len < VMIN)
-				len = VMIN;
-			klen = (size_t)snprintf(key, sizeof(key), "fill%d-%u",
+			len = phase_len(&x, ph);
+			klen = (size_t)snprintf(key, sizeof(key), "fill%u-%u",
 						ph, i);
 			cv_make(buf, len, i, 1);
 			rc = mlc_set(inherited, key, klen, buf, len, NULL);
 			if (rc != 0) {
 				printf("stress: after the run, set %u of %zu "
-				       "bytes (phase %d): %s\n", i, len, ph,
+				       "bytes (phase %u): %s\n", i, len, ph,
 				       mlc_strerror(rc));
 				return bad + 1;
 			}
@@ -720,13 +740,8 @@ main(int argc, char **argv)
 			return 2;
 	if (opt.kills > 0 && (kills = kill_children(pids, &bad_exit)) < 0)
 		return 2;
-	for (int p = 0; p < opt.procs; p++) {
-		int st;
-
-		while (waitpid(pids[p], &st, 0) < 0 && errno == EINTR)
-			;
-		bad_exit += child_failed(p, st);
-	}
+	for (int p = 0; p < opt.procs; p++)
+		bad_exit += child_failed(p, reap(pids[p]));
 	took = now_s() - t0;
 	for (int i = 0; i < opt.procs * opt.threads; i++) {
 		struct counters *c = &sh->w[i];
