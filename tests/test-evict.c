@@ -383,14 +383,16 @@ del_key(struct mlc_cache *c, char prefix, uint32_t i)
 	return mlc_delete(c, key, klen);
 }
 
-/* A child that dies (exit 42) at the first passage of die_point. */
+/* A child that dies (exit 42) at die_point, once die_after passages of
+ * it went by (0: at the first). */
 static enum mlc__pause_point die_point;
+static uint32_t die_after;
 
 static void
 die_at_point(enum mlc__pause_point p, void *arg)
 {
 	(void)arg;
-	if (p == die_point)
+	if (p == die_point && die_after-- == 0)
 		_exit(42);
 }
 
@@ -858,6 +860,23 @@ needs_stripes(struct mlc_cache *c, struct mlc_arena *a, char prefix,
 	return false;
 }
 
+/* Set @p count keys of @p prefix, of @p len bytes, skipping those whose
+ * stripes are @p held (a stopped writer's): 0, or -1 if a set failed. */
+static int
+sets_beside(struct mlc_cache *c, struct mlc_arena *a, char prefix,
+	    uint32_t count, size_t len, const struct mlc_call_options *co,
+	    const uint32_t held[2])
+{
+	for (uint32_t i = 0, n = 0; n < count; i++) {
+		if (needs_stripes(c, a, prefix, i, held))
+			continue;
+		if (set_val(c, prefix, i, len, i, co) != 0)
+			return -1;
+		n++;
+	}
+	return 0;
+}
+
 /* The arena of the tests below (2 MiB, 32k index slots: A links without
  * an index move, which could need a class lock B holds while stopped),
  * the stop semaphores, and the stripes of A's key ('a', 0) into
@@ -966,7 +985,7 @@ test_stamp_overwritten(void **state)
 	struct mlc_arena_info in;
 	struct mlc_cache *c;
 	struct fx *fx = *state;
-	uint32_t held[2], n = 0;
+	uint32_t held[2];
 	pid_t a_pid, b_pid;
 	int st;
 
@@ -978,16 +997,8 @@ test_stamp_overwritten(void **state)
 	 * them on A's stripes (A holds those while stopped). */
 	b_pid = fork();
 	assert_true(b_pid >= 0);
-	if (b_pid == 0) {
-		for (uint32_t i = 0; n < 200000; i++) {
-			if (needs_stripes(c, fx->a, 'b', i, held))
-				continue;
-			if (set_val(c, 'b', i, 40, i, &co) != 0)
-				_exit(2);
-			n++;
-		}
-		_exit(0);
-	}
+	if (b_pid == 0)
+		_exit(sets_beside(c, fx->a, 'b', 200000, 40, &co, held) ? 2 : 0);
 	assert_int_equal(waitpid(b_pid, &st, 0), b_pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	in = info_of(fx->a);
@@ -1649,23 +1660,11 @@ chain_writer_stopped_at(struct fx *fx, enum mlc__pause_point point)
 	b_pid = fork();
 	assert_true(b_pid >= 0);
 	if (b_pid == 0) {
-		uint32_t n = 0;
-
 		alarm(120);
-		for (uint32_t i = 0; n < 1500; i++) {
-			if (needs_stripes(c, fx->a, 'b', i, held))
-				continue;
-			if (set_val(c, 'b', i, len, i, NULL) != 0)
-				_exit(2);
-			n++;
-		}
-		for (uint32_t i = 0, m = 0; m < 30000; i++) {
-			if (needs_stripes(c, fx->a, 's', i, held))
-				continue;
-			if (set_val(c, 's', i, 100, i, NULL) != 0)
-				_exit(3);
-			m++;
-		}
+		if (sets_beside(c, fx->a, 'b', 1500, len, NULL, held) != 0)
+			_exit(2);
+		if (sets_beside(c, fx->a, 's', 30000, 100, NULL, held) != 0)
+			_exit(3);
 		_exit(0);
 	}
 	fx->kid[KID_B] = b_pid;
@@ -1856,16 +1855,6 @@ test_chain_read_identity_reuse(void **state)
 
 /* ---- chained writers killed anywhere: every chunk comes back (h2) ----- */
 
-static uint32_t die_after;	/* passages of die_point to let by */
-
-static void
-die_at_nth(enum mlc__pause_point p, void *arg)
-{
-	(void)arg;
-	if (p == die_point && die_after-- == 0)
-		_exit(42);
-}
-
 /* A child writes, overwrites and deletes chained values (33,000 B) and
  * dies at the @p nth passage of @p point; another process then turns the
  * arena over many times with values of the same size (its sweeps meet
@@ -1893,7 +1882,7 @@ chain_death_leaves_nothing(enum mlc__pause_point point, uint32_t nth,
 		alarm(60);
 		die_point = point;
 		die_after = nth;
-		mlc__pause_hook = die_at_nth;
+		mlc__pause_hook = die_at_point;
 		for (uint32_t i = 0; i < 3000; i++) {
 			set_val(c, 'a', i % 80, len, i, NULL);
 			if (i % 7 == 3)
