@@ -701,6 +701,40 @@ fill_again(struct fill *f, const char *scenario)
 #define A_KEYS 512
 #define A_VMAX 600
 
+/* After a kill: key (@p pfx, @p kid) reads as absent or as a good value. */
+static void
+check_peek(struct mlc_cache *c, const char *pfx, uint32_t kid)
+{
+	char key[64];
+	size_t klen = key_of(key, sizeof(key), pfx, kid);
+	struct mlc_value v = { 0 };
+	int rc = mlc_peek(c, key, klen, MLC_CALL_STALE_OK, &v);
+
+	if (check_read(NSLOTS - 1, "check peek", rc, &v, kid, true))
+		fail_msg("after a kill: %s", sh->msg[NSLOTS - 1]);
+	mlc_value_release(&v);
+}
+
+/* After a kill: key (@p pfx, @p kid) can be written (@p len bytes, in
+ * @p buf): any lock the victim held gets repaired.  -ENOSPC is counted
+ * in *@p nospace if @p nospace_ok. */
+static void
+check_set(struct mlc_cache *c, const char *pfx, uint32_t kid,
+	  unsigned char *buf, size_t len, bool nospace_ok, uint64_t *nospace)
+{
+	char key[64];
+	size_t klen = key_of(key, sizeof(key), pfx, kid);
+	int rc;
+
+	cv_make(buf, len, kid, 0x7fffffff);
+	rc = mlc_set(c, key, klen, buf, len, NULL);
+	if (rc == -ENOSPC && nospace_ok)
+		(*nospace)++;
+	else if (rc != 0)
+		fail_msg("after a kill: set key %u (%zu bytes): %s", kid, len,
+			 mlc_strerror(rc));
+}
+
 /* After a kill: keys @p from .. @p to - 1 read as absent or as a good
  * value, and can be written (any lock the victim held gets repaired). */
 static void
@@ -708,27 +742,12 @@ check_key_range(struct mlc_cache *c, const char *pfx, uint32_t from,
 		uint32_t to, size_t vmax, bool nospace_ok, uint64_t *nospace)
 {
 	unsigned char buf[1024];
-	char key[64];
 
 	for (uint32_t kid = from; kid < to; kid++) {
-		size_t klen = key_of(key, sizeof(key), pfx, kid);
-		struct mlc_value v = { 0 };
-		size_t len = rnd_size(CV_MIN, vmax < sizeof(buf) ? vmax :
-					      sizeof(buf));
-		int rc = mlc_peek(c, key, klen, MLC_CALL_STALE_OK, &v);
-
-		if (check_read(NSLOTS - 1, "check peek", rc, &v, kid, true))
-			fail_msg("after a kill: %s", sh->msg[NSLOTS - 1]);
-		mlc_value_release(&v);
-		cv_make(buf, len, kid, 0x7fffffff);
-		rc = mlc_set(c, key, klen, buf, len, NULL);
-		if (rc == -ENOSPC && nospace_ok) {
-			(*nospace)++;
-			continue;
-		}
-		if (rc != 0)
-			fail_msg("after a kill: set key %u: %s", kid,
-				 mlc_strerror(rc));
+		check_peek(c, pfx, kid);
+		check_set(c, pfx, kid, buf, rnd_size(CV_MIN, vmax < sizeof(buf) ?
+						     vmax : sizeof(buf)),
+			  nospace_ok, nospace);
 	}
 }
 
@@ -1413,34 +1432,13 @@ static void
 check_chained(struct mlc_cache *c, unsigned char *buf, uint32_t from,
 	      uint32_t count, bool nospace_ok, uint64_t *nospace)
 {
-	char key[64];
-
-	for (uint32_t kid = 0; kid < C_KEYS; kid++) {
-		size_t klen = key_of(key, sizeof(key), "c", kid);
-		struct mlc_value v = { 0 };
-		int rc = mlc_peek(c, key, klen, MLC_CALL_STALE_OK, &v);
-
-		if (check_read(NSLOTS - 1, "check peek", rc, &v, kid, true))
-			fail_msg("after a kill: %s", sh->msg[NSLOTS - 1]);
-		mlc_value_release(&v);
-	}
-	for (uint32_t i = 0; i < count; i++) {
-		uint32_t kid = (from + i) % C_KEYS;
-		size_t klen = key_of(key, sizeof(key), "c", kid);
-		size_t len = i % 4 == 3 ? rnd_size(CV_MIN, C_SMAX) :
-			     rnd_size(C_LMIN, C_LMAX);
-		int rc;
-
-		cv_make(buf, len, kid, 0x7fffffff);
-		rc = mlc_set(c, key, klen, buf, len, NULL);
-		if (rc == -ENOSPC && nospace_ok) {
-			(*nospace)++;
-			continue;
-		}
-		if (rc != 0)
-			fail_msg("after a kill: set key %u (%zu bytes): %s",
-				 kid, len, mlc_strerror(rc));
-	}
+	for (uint32_t kid = 0; kid < C_KEYS; kid++)
+		check_peek(c, "c", kid);
+	for (uint32_t i = 0; i < count; i++)
+		check_set(c, "c", (from + i) % C_KEYS, buf,
+			  i % 4 == 3 ? rnd_size(CV_MIN, C_SMAX) :
+				       rnd_size(C_LMIN, C_LMAX),
+			  nospace_ok, nospace);
 }
 
 static void
