@@ -176,51 +176,64 @@ join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx, uint64_t word)
 	ck_pr_inc_32(&sl->fs_waiters);
 }
 
-/* Join the key's flight if one of its two slots has it, else claim a free
- * one.  Another caller of the key may claim a slot between our look and
- * our claim (we may stop there for seconds): the claim loop joins a slot
- * that holds the key by then, and a caller that claimed a slot gives way
- * if the other one turns out to hold the key too (after its CAS, so that
- * of two such callers at least one sees the other: both may give way,
- * and line up again; never both keep). */
-int
-mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
-		    struct mlc__fl *f)
+/* Is the flight of another key in slot @p sl, word @p w, abandoned: its
+ * owner proven dead or past its lease, or never published and no live
+ * process counted as claiming?  Judged as a waiter judges its own flight's
+ * owner (steal()), on fields read between two loads of an unchanged word,
+ * but without the grace: the caller is counted out (the counters would
+ * count it), and it takes the slot by a CAS from @p w, so a flight that
+ * changed hands since is left alone. */
+static bool
+abandoned(struct mlc_arena *a, const struct mlc__flight_slot *sl, uint64_t w)
 {
-	uint64_t tag = key_tag(hash);
-	uint32_t c[2], *claiming;
-	int rc = 0;
+	uint64_t pub, owner, start, deadline;
+	uint32_t ns;
 
-	memset(f, 0, sizeof(*f));
-	f->hash = hash;
-	slot_candidates(a, hash, c);
-	for (int i = 0; i < 2; i++) {
-		uint64_t w = ck_pr_load_64(&slot_of(a, c[i])->fs_word);
+	if (MLC__FW_TAG(w) == 0)
+		return false;
+	ck_pr_fence_load();
+	pub = ck_pr_load_64(&sl->fs_pub);
+	ck_pr_fence_load();
+	owner = ck_pr_load_64(&sl->fs_owner);
+	start = ck_pr_load_64(&sl->fs_owner_start);
+	ns = ck_pr_load_32(&sl->fs_owner_ns);
+	deadline = ck_pr_load_64(&sl->fs_deadline);
+	ck_pr_fence_load();
+	if (ck_pr_load_64(&sl->fs_word) != w)
+		return false;
+	if (pub == MLC__FW_GEN(w))
+		return mlc__now_ms() > deadline ||
+		       mlc__proc_dead((uint32_t)(owner >> 32), start, ns);
+	/* As unpublished_gone(): a claimer counted out has published. */
+	ck_pr_fence_load();
+	if (mlc__procs_claiming(a))
+		return false;
+	ck_pr_fence_load();
+	return ck_pr_load_64(&sl->fs_pub) != MLC__FW_GEN(w);
+}
 
-		if (MLC__FW_TAG(w) == tag) {
-			join(a, f, c[i], w);
-			return 0;
-		}
-	}
-	MLC_PAUSE(FLIGHT_SCANNED);
-	claiming = mlc__procs_claiming_word(a);
-	ck_pr_inc_32(claiming);
-	ck_pr_fence_atomic();		/* counted in, then the CAS */
+/* Claim a free slot of the two, or one whose word is @p gone[i] (another
+ * key's abandoned flight), or join a slot that holds the key by now.
+ * -EBUSY if none.  Counted as claiming throughout. */
+static int
+claim(struct mlc_arena *a, struct mlc__fl *f, const uint32_t c[2],
+      uint64_t tag, uint32_t lease_ms, const uint64_t gone[2])
+{
 	for (int i = 0; i < 2; i++) {
 		struct mlc__flight_slot *sl = slot_of(a, c[i]);
 		uint64_t w = ck_pr_load_64(&sl->fs_word), mine;
 
 		if (MLC__FW_TAG(w) == tag) {	/* claimed since our look */
 			join(a, f, c[i], w);
-			goto out;
+			return 0;
 		}
-		if (MLC__FW_TAG(w) != 0)
+		if (MLC__FW_TAG(w) != 0 && w != gone[i])
 			continue;
 		mine = MLC__FW_MAKE(MLC__FW_GEN(w) + 1, tag);
 		if (!ck_pr_cas_64_value(&sl->fs_word, w, mine, &w)) {
 			if (MLC__FW_TAG(w) == tag) {	/* a twin won */
 				join(a, f, c[i], w);
-				goto out;
+				return 0;
 			}
 			continue;
 		}
@@ -240,21 +253,79 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 				ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec,
 					    &ec_mode);
 				join(a, f, other, wo);
-				goto out;
+				return 0;
 			}
 		}
 		publish_owner(a, f, c[i], mine, lease_ms);
-		goto out;
+		/* The abandoned flight's waiters line up again now. */
+		if (MLC__FW_TAG(w) != 0)
+			ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec, &ec_mode);
+		return 0;
 	}
-	/* Both slots busy with other keys: load without single flight. */
-	f->role = MLC_FLIGHT_LOADER;
-	f->slot = 0;
-	rc = -EBUSY;
-out:
-	/* After the publication: a waiter that reads this counter without
-	 * us reads our fs_pub. */
-	ck_pr_fence_store_atomic();
-	ck_pr_dec_32(claiming);
+	return -EBUSY;
+}
+
+/* Join the key's flight if one of its two slots has it, else claim a free
+ * one.  Another caller of the key may claim a slot between our look and
+ * our claim (we may stop there for seconds): the claim loop joins a slot
+ * that holds the key by then, and a caller that claimed a slot gives way
+ * if the other one turns out to hold the key too (after its CAS, so that
+ * of two such callers at least one sees the other: both may give way,
+ * and line up again; never both keep).  Both slots busy with other keys:
+ * one whose owner died or overran its lease is taken over (only a caller
+ * of its own key would, else: a key never asked again kept its slot for
+ * good, and the keys of those slots lost single flight). */
+int
+mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
+		    struct mlc__fl *f)
+{
+	uint64_t tag = key_tag(hash), gone[2] = { 0, 0 };
+	uint32_t c[2], *claiming;
+	bool any = false;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	f->hash = hash;
+	slot_candidates(a, hash, c);
+	for (int i = 0; i < 2; i++) {
+		uint64_t w = ck_pr_load_64(&slot_of(a, c[i])->fs_word);
+
+		if (MLC__FW_TAG(w) == tag) {
+			join(a, f, c[i], w);
+			return 0;
+		}
+	}
+	MLC_PAUSE(FLIGHT_SCANNED);
+	claiming = mlc__procs_claiming_word(a);
+	for (int round = 0; round < 2; round++) {
+		ck_pr_inc_32(claiming);
+		ck_pr_fence_atomic();		/* counted in, then the CAS */
+		rc = claim(a, f, c, tag, lease_ms, gone);
+		/* After the publication: a waiter that reads this counter
+		 * without us reads our fs_pub. */
+		ck_pr_fence_store_atomic();
+		ck_pr_dec_32(claiming);
+		if (rc == 0 || round > 0)
+			break;
+		/* Both busy: judged with this caller counted out. */
+		for (int i = 0; i < 2; i++) {
+			struct mlc__flight_slot *sl = slot_of(a, c[i]);
+			uint64_t w = ck_pr_load_64(&sl->fs_word);
+
+			if (abandoned(a, sl, w)) {
+				gone[i] = w;
+				any = true;
+			}
+		}
+		if (!any)
+			break;
+	}
+	if (rc == -EBUSY) {
+		/* Both slots busy with other keys: load without single
+		 * flight. */
+		f->role = MLC_FLIGHT_LOADER;
+		f->slot = 0;
+	}
 	return rc;
 }
 

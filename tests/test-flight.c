@@ -2135,6 +2135,106 @@ test_full_flight_table(void **state)
 	teardown_arena();
 }
 
+/* Flight slots held by dead owners of keys nobody asks for again are not
+ * lost for good: a caller of another key whose two slots they hold takes
+ * one of them over (the owner's death proven as a waiter proves it),
+ * instead of loading without single flight.  All 16 slots are held: 15 by
+ * a process that claimed them and exited without publishing, the last by
+ * one killed between its claim and its publication (FLIGHT_CLAIMED) while
+ * the first still lived (else it took one of theirs).
+ * Before, only a caller of the dead owner's own key took its slot back:
+ * the slots stayed held, and every key whose two slots they were loaded
+ * outside the table, each of its callers beside the others. */
+#define DEAD_SLOTS 16
+
+static int dead_at[2], dead_go[2];
+
+static int
+dead_holders_proc(void *arg)
+{
+	int want = (int)(intptr_t)arg;
+	struct mlc_cache *c = open_cache(NULL);
+	static char keys[DEAD_SLOTS][32];
+	struct mlc_flight fl;
+	int held = 0;
+
+	for (int i = 0; i < 5000 && held < want; i++) {
+		char *key = keys[held];
+
+		snprintf(key, sizeof(keys[0]), "dead:%d", i);
+		CKI(mlc_flight_acquire(c, key, strlen(key), NULL, &fl), 0);
+		if (fl.role == MLC_FLIGHT_LOADER && fl.fl_private0 != 0)
+			held++;		/* kept: never published */
+		else
+			CKI(mlc_flight_abandon(c, &fl), 0);
+	}
+	CKI(held, want);
+	if (want > 1) {		/* alive until the last slot is taken */
+		close(dead_go[1]);
+		put_byte(dead_at[1]);
+		get_byte(dead_go[0]);
+	}
+	_exit(0);			/* owning them all */
+}
+
+static void
+die_claimed(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p == MLC__P_FLIGHT_CLAIMED)
+		_exit(0);
+}
+
+/* Dies at its first claim, won and not published. */
+static int
+dead_claimer_proc(void *arg)
+{
+	(void)arg;
+	mlc__pause_hook = die_claimed;
+	dead_holders_proc((void *)(intptr_t)1);
+	return 3;			/* never got there */
+}
+
+static void
+test_dead_owners_slots_reused(void **state)
+{
+	static char keys[DEAD_SLOTS][32];
+	struct mlc_flight fl[DEAD_SLOTS];
+	int n = 0, pid;
+
+	(void)state;
+	setup_arena(DEAD_SLOTS);
+	pipe_or_fail(dead_at);
+	pipe_or_fail(dead_go);
+	pid = spawn(dead_holders_proc, (void *)(intptr_t)(DEAD_SLOTS - 1));
+	assert_int_equal(get_byte(dead_at[0]), 1);	/* 15 held */
+	assert_int_equal(run(dead_claimer_proc, NULL), 0);
+	close(dead_go[1]);
+	assert_int_equal(t_wait(pid), 0);
+	close(dead_go[0]);
+	close_pair(dead_at);
+	for (uint32_t i = 0; i < DEAD_SLOTS; i++)
+		assert_true(MLC__FW_TAG(ck_pr_load_64(
+			&g_arena->flights[i].fs_word)) != 0);
+	for (int i = 0; i < 5000 && n < DEAD_SLOTS; i++) {
+		snprintf(keys[n], sizeof(keys[0]), "live:%d", i);
+		assert_int_equal(mlc_flight_acquire(pc(), keys[n],
+						    strlen(keys[n]), NULL,
+						    &fl[n]), 0);
+		if (fl[n].role == MLC_FLIGHT_LOADER && fl[n].fl_private0 != 0)
+			n++;
+		else
+			assert_int_equal(mlc_flight_abandon(pc(), &fl[n]), 0);
+	}
+	printf("# %d of %d slots of dead owners taken again\n", n,
+	       DEAD_SLOTS);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(mlc_flight_abandon(pc(), &fl[i]), 0);
+	assert_int_equal(n, DEAD_SLOTS);
+	assert_int_equal(waiters_total(g_arena), 0);
+	teardown_arena();
+}
+
 /* ---- the exported steps --------------------------------------------------------- */
 
 static const char step_key[] = "step:key";
@@ -3465,6 +3565,7 @@ main(void)
 		cmocka_unit_test_teardown(test_lock_timeout_default_is_stale, td),
 		cmocka_unit_test_teardown(test_swr_serves_stale_at_once, td),
 		cmocka_unit_test_teardown(test_full_flight_table, td),
+		cmocka_unit_test_teardown(test_dead_owners_slots_reused, td),
 		cmocka_unit_test_teardown(test_steps_publish, td),
 		cmocka_unit_test_teardown(test_steps_abandon, td),
 		cmocka_unit_test_teardown(test_flight_found_in_second_slot, td),
