@@ -338,6 +338,26 @@ mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f)
 	       mlc__flight_word(f);
 }
 
+/* Stamp the end of flight @p gen, unless a later flight of the slot
+ * stamped its own: a release stopped between its CAS and its stamp
+ * (FLIGHT_RELEASED) while the next flight ran and ended put its end over
+ * that one's, whose waiters, woken late, then judged their result by no
+ * end at all (test-flight test_late_end_stamp).  Generations are 40 bits
+ * and wrap: "later" is within half their range. */
+static void
+stamp_end(struct mlc__flight_slot *sl, uint64_t gen)
+{
+	uint64_t mask = (UINT64_C(1) << 40) - 1;
+	uint64_t s = MLC__FW_MAKE(gen, mlc__now_ms() & ENDED_MASK);
+	uint64_t old = ck_pr_load_64(&sl->fs_ended), d;
+
+	do {
+		d = (MLC__FW_GEN(old) - gen) & mask;
+		if (d != 0 && d < mask / 2)
+			return;		/* a later flight's end */
+	} while (!ck_pr_cas_64_value(&sl->fs_ended, old, s, &old));
+}
+
 /* End the flight: every waiter wakes and finds the result in L2 or in the
  * outcome record.  One CAS from the exact word we installed (generation,
  * and so owner, and key): a flight taken over since, or another flight we
@@ -358,14 +378,13 @@ mlc__flight_release(struct mlc_arena *a, struct mlc__fl *f)
 	 * the result. */
 	if (!ck_pr_cas_64(&sl->fs_word, w, MLC__FW_MAKE(f->gen + 1, 0)))
 		goto out;		/* taken over: not ours to release */
+	MLC_PAUSE(FLIGHT_RELEASED);
 	/* When it ended, for its waiters to judge the result by: one woken
 	 * late must not find it expired and load beside the next flight
 	 * (ended_at()).  Only a release stamps, after its CAS: a flight
 	 * taken over gave its waiters no result.  Stored before the wake-up,
 	 * so that a woken waiter reads it. */
-	ck_pr_store_64(&sl->fs_ended,
-		       MLC__FW_MAKE(f->gen, mlc__now_ms() & ENDED_MASK));
-	MLC_PAUSE(FLIGHT_RELEASED);
+	stamp_end(sl, f->gen);
 	ck_ec32_inc((struct ck_ec32 *)&sl->fs_ec, &ec_mode);
 out:
 	f->role = MLC_FLIGHT_NONE;

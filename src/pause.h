@@ -69,7 +69,8 @@
 	X(FLIGHT_STOLEN)	/* slot taken over, owner not published */ \
 	X(FLIGHT_PUBLISHING)	/* slot still ours, fields being written */ \
 	X(FLIGHT_RELEASING)	/* result stored, slot still owned */ \
-	X(FLIGHT_RELEASED)	/* slot released, waiters not woken */ \
+	X(FLIGHT_RELEASED)	/* slot released, its end not stamped,
+				 * waiters not woken */ \
 	/* the invalidation log (log.c, write.c) */ \
 	X(LOG_NUMBERED)		/* sequence taken, its cell not claimed */ \
 	X(LOG_UNSTAMPED)	/* cell claimed, its claim record (who,

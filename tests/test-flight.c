@@ -3514,6 +3514,82 @@ test_flight_steps_expired_after_end(void **state)
 	teardown_arena();
 }
 
+/* A release stopped between its CAS and its stamp of the flight's end
+ * (FLIGHT_RELEASED) while the slot's next flight of the key ran and
+ * ended must not put its own end over that flight's: a waiter of the next
+ * flight woken after its value's TTL then judged it with no end known,
+ * found it expired, and was told to load (lining up again; after four
+ * such rounds a load beside the next flight's owner). */
+static int ls_at[2], ls_go[2];
+
+static void
+ls_hook(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_FLIGHT_RELEASED)
+		return;
+	mlc__pause_hook = NULL;
+	put_byte(ls_at[1]);
+	CKI(get_byte(ls_go[0]), 1);
+}
+
+static int
+ls_proc(void *arg)
+{
+	struct mlc_cache *c = open_cache(NULL);
+	struct mlc_flight fl;
+	struct mlc_load ld;
+
+	(void)arg;
+	CKI(mlc_flight_acquire(c, "ls", 2, NULL, &fl), 0);
+	CKI(fl.role, MLC_FLIGHT_LOADER);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "first";
+	ld.len = 5;
+	mlc__pause_hook = ls_hook;
+	CKI(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, NULL), 0);
+	return 0;
+}
+
+static void
+test_late_end_stamp(void **state)
+{
+	struct mlc_cache *a, *b;
+	struct mlc_flight fa, fb;
+	struct mlc_value v = { 0 };
+	struct mlc_load ld;
+	int pid;
+
+	(void)state;
+	setup_arena(0);
+	pipe_or_fail(ls_at);
+	pipe_or_fail(ls_go);
+	a = pc();
+	b = t_cache(g_arena, "fl", NULL);
+	pid = spawn(ls_proc, NULL);
+	assert_int_equal(get_byte(ls_at[0]), 1);	/* released, unstamped */
+	loader_and_waiter(a, b, "ls", 2, &fa, &fb);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "short";
+	ld.len = 5;
+	ld.ttl_ms = 50;
+	assert_int_equal(mlc_flight_publish(a, &fa, MLC_LOAD_VALUE, &ld, NULL),
+			 0);
+	put_byte(ls_go[1]);		/* the first flight's stamp now */
+	assert_int_equal(t_wait(pid), 0);
+	mlc__clock_advance(100);	/* the waiter reads late */
+	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_NONE);
+	assert_value(&v, "short");
+	assert_true(v.ttl_ms > 0 && v.ttl_ms <= 50);
+	mlc_value_release(&v);
+	assert_int_equal(waiters_total(g_arena), 0);
+	mlc_cache_close(b);
+	close_pair(ls_at);
+	close_pair(ls_go);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -3538,6 +3614,7 @@ main(void)
 		cmocka_unit_test_teardown(test_expired_before_flight_end, td),
 		cmocka_unit_test_teardown(test_flight_steps_expired_after_end,
 					  td),
+		cmocka_unit_test_teardown(test_late_end_stamp, td),
 		cmocka_unit_test_teardown(test_no_cache_overtaken, td),
 		cmocka_unit_test_teardown(test_err_ttl, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_purge, td),
