@@ -329,6 +329,12 @@ mlc__flight_acquire(struct mlc_arena *a, uint64_t hash, uint32_t lease_ms,
 	return rc;
 }
 
+const uint64_t *
+mlc__flight_word_at(struct mlc_arena *a, const struct mlc__fl *f)
+{
+	return f->slot == 0 ? NULL : &slot_of(a, f->slot - 1)->fs_word;
+}
+
 bool
 mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f)
 {

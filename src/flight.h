@@ -42,6 +42,10 @@ mlc__flight_id(const struct mlc__fl *f)
 	return f->slot == 0 ? 0 :
 	       (uint64_t)f->slot << 40 | (f->gen & ((UINT64_C(1) << 40) - 1));
 }
+/* The word of the slot @p f owns (NULL for a load outside the table): a
+ * store by its owner is made only while it is mlc__flight_word(f). */
+const uint64_t *mlc__flight_word_at(struct mlc_arena *a,
+				    const struct mlc__fl *f);
 /* Does the caller still own the flight (not fenced out)? */
 bool mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f);
 /* End an owned flight and wake every waiter. */

@@ -128,8 +128,10 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 		memcpy(buf, o, sizeof(*o));
 		if (len)
 			memcpy(buf + sizeof(*o), bytes, len);
-		mlc__l2_store(c, &ok, buf, sizeof(*o) + len, 0, now + ttl, 0,
-			      &put);
+		mlc__l2_store_owned(c, &ok, buf, sizeof(*o) + len, 0,
+				    now + ttl, 0, MLC__CAS_NONE, 0,
+				    mlc__flight_word_at(c->a, f),
+				    mlc__flight_word(f), &put);
 		free(buf);
 	}
 	free(kb);
@@ -372,17 +374,21 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 		 * another's flight, a takeover) is below the fence, and the
 		 * stale value would replace the set's or bring back what the
 		 * delete removed. */
-		rc = mlc__l2_store_cas(c, k, mlc__ent_value(stale),
-				       stale->vlen, MLC__IT_STALE |
-				       (stale->flags & MLC_NEGATIVE ?
-					MLC__IT_NEG : 0),
-				       stale->expire, fence, MLC__CAS_VERSION,
-				       stale->version, &put);
+		MLC_PAUSE(LOAD_OWNED);
+		rc = mlc__l2_store_owned(c, k, mlc__ent_value(stale),
+					 stale->vlen, MLC__IT_STALE |
+					 (stale->flags & MLC_NEGATIVE ?
+					  MLC__IT_NEG : 0),
+					 stale->expire, fence,
+					 MLC__CAS_VERSION, stale->version,
+					 mlc__flight_word_at(c->a, f),
+					 mlc__flight_word(f), &put);
 		rc = store_checked(c, k, stale, rc, fence, now);
 		if (record)
 			outcome_write(c, k, f, &o, c->err, mlen, now);
 		if (rc == MLC_ESTALE) {
-			/* Set, deleted or purged while we loaded: a newer
+			/* Set, deleted or purged while we loaded (or our
+			 * flight taken over since our look): a newer
 			 * value, if L2 has one, answers; else the stale one,
 			 * to this caller only (its get began before the
 			 * change).  Read under the namespace's generation
@@ -439,12 +445,17 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		fenced = true;
 	}
 	if (cache) {
-		rc = mlc__l2_store(c, k, neg ? NULL : mlc__ent_value(e),
-				   e->vlen, neg ? MLC__IT_NEG : 0, expire,
-				   fence, &put);
+		MLC_PAUSE(LOAD_OWNED);
+		rc = mlc__l2_store_owned(c, k, neg ? NULL : mlc__ent_value(e),
+					 e->vlen, neg ? MLC__IT_NEG : 0,
+					 expire, fence, MLC__CAS_NONE, 0,
+					 mlc__flight_word_at(c->a, f),
+					 mlc__flight_word(f), &put);
 		rc = store_checked(c, k, e, rc, fence, now);
 		if (rc == MLC_ESTALE) {
-			cache = false;	/* set, deleted or purged meanwhile */
+			/* Set, deleted or purged meanwhile, or our flight
+			 * taken over (table.c, put_linked()). */
+			cache = false;
 			fenced = true;
 		} else if (rc == 0) {
 			e->version = put.version;

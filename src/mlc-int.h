@@ -156,6 +156,11 @@ struct mlc__put {
 	uint32_t cas;		/* enum mlc__cas: store only if the key is
 				 * still as read (mlc_modify); MLC_ESTALE */
 	uint64_t cas_version;	/* with MLC__CAS_VERSION */
+	const uint64_t *own_word; /* if not NULL: store only if this word
+				 * (a flight's, in the arena) is still
+				 * own_expect once the version is taken;
+				 * MLC_ESTALE */
+	uint64_t own_expect;
 	uint64_t log_seq;	/* the log cell claimed for this change (0:
 				 * none): marked CHANGING right before it,
 				 * and perhaps replaced (mlc__log_changing()) */

@@ -89,6 +89,8 @@
 				 * on (write.c) */ \
 	/* the loader (load.c) */ \
 	X(LOAD_RETURNED)	/* loader returned, nothing stored */ \
+	X(LOAD_OWNED)		/* the flight still the loader's when it
+				 * looked, its result not stored */ \
 	X(LOAD_STORED)		/* result stored, flight not released */
 
 enum mlc__pause_point {

@@ -1221,6 +1221,18 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 		rc = -EOVERFLOW;	/* 2^56 writes: arena.h */
 		goto out;
 	}
+	/* A flight's owner stores only while it owns the flight, asked
+	 * after its version is taken: one that takes the flight over after
+	 * this look reads its fence after our version, so its store is not
+	 * refused by ours.  Asked before (load.c), a late owner stopped
+	 * between its look and its store stored over a taker's fence: its
+	 * stale value, put back, refused the taker's fresh one. */
+	ck_pr_fence_atomic_load();
+	if (put->own_word != NULL &&
+	    ck_pr_load_64(put->own_word) != put->own_expect) {
+		rc = MLC_ESTALE;
+		goto out;
+	}
 	/* LIVE before the stamp (bytes 16..31: who allocated the chunk) is
 	 * overwritten, never after: a sweep judges an ALLOC chunk
 	 * by its stamp, and a stamp half overwritten by a writer stopped

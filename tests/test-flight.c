@@ -3590,6 +3590,102 @@ test_late_end_stamp(void **state)
 	teardown_arena();
 }
 
+/* A late owner stopped between its look at its flight (still its own)
+ * and its store (LOAD_OWNED), past its lease, and taken over meanwhile:
+ * its store must not go in after the taker took its fence.  Here its
+ * loader failed and it resurrects a stale value: stored with a version
+ * above the taker's fence, it refused the taker's fresh value, and every
+ * process served the stale one for resurrect_ttl_ms while the backend
+ * answered (the fix of test_late_owner_resurrect_fences_taker asked
+ * before the store, outside the stripe locks). */
+static int lo_at[2], lo_go[2];
+
+static void
+lo_hook(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_LOAD_OWNED)
+		return;
+	mlc__pause_hook = NULL;
+	put_byte(lo_at[1]);
+	CKI(get_byte(lo_go[0]), 1);
+}
+
+static int
+lo_fail(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	snprintf(out->errmsg, sizeof(out->errmsg), "backend down");
+	return -EIO;
+}
+
+static int
+lo_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)arg;
+	o.resurrect_ttl_ms = 60000;
+	o.lock_lease_ms = 200;
+	c = open_cache(&o);
+	mlc__pause_hook = lo_hook;
+	CKI(mlc_get(c, "lo", 2, lo_fail, NULL, &v), 0);
+	CKV(v, "old value");
+	CK(v.flags & MLC_STALE);
+	mlc_value_release(&v);
+	return 0;
+}
+
+static void
+test_late_owner_stopped_after_look(void **state)
+{
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_flight fb;
+	struct mlc_load ld;
+	struct mlc_cache *b;
+	int pid;
+
+	(void)state;
+	setup_arena(0);
+	pipe_or_fail(lo_at);
+	pipe_or_fail(lo_go);
+	co.ttl_ms = 1000;
+	assert_int_equal(mlc_set(pc(), "lo", 2, "old value", 9, &co), 0);
+	mlc__clock_advance(5000);	/* expired: a stale value to resurrect */
+	pid = spawn(lo_proc, NULL);
+	assert_int_equal(get_byte(lo_at[0]), 1);	/* A looked: still its */
+	b = t_cache(g_arena, "fl", NULL);
+	assert_int_equal(mlc_flight_acquire(b, "lo", 2, NULL, &fb), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	mlc__clock_advance(1000);	/* A's lease is over */
+	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_LOADER);	/* taken over */
+	put_byte(lo_go[1]);		/* A stores now, late */
+	assert_int_equal(t_wait(pid), 0);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "fresh";
+	ld.len = 5;
+	assert_int_equal(mlc_flight_publish(b, &fb, MLC_LOAD_VALUE, &ld, &v),
+			 0);
+	assert_value(&v, "fresh");
+	mlc_value_release(&v);
+	assert_int_equal(mlc_peek(pc(), "lo", 2, 0, &v), 0);
+	printf("# L2 now: \"%.*s\" flags 0x%x\n", (int)v.len,
+	       (const char *)v.data, v.flags);
+	assert_value(&v, "fresh");
+	assert_false(v.flags & MLC_STALE);
+	mlc_value_release(&v);
+	mlc_cache_close(b);
+	close_pair(lo_at);
+	close_pair(lo_go);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -3655,6 +3751,8 @@ main(void)
 		cmocka_unit_test_teardown(test_refresh_one_deadline, td),
 		cmocka_unit_test_teardown(test_refresh_waits_for_resurrect, td),
 		cmocka_unit_test_teardown(test_late_owner_resurrect_fences_taker,
+					  td),
+		cmocka_unit_test_teardown(test_late_owner_stopped_after_look,
 					  td),
 		cmocka_unit_test_teardown(test_steps_wait_busy_counts_duplicate,
 					  td),
