@@ -302,6 +302,16 @@ mlc__handle_forked(struct mlc_cache *c)
 	 * lap, and one whose first call was not a report skipped the records
 	 * between: a layered cache kept its copies of keys changed since. */
 	mlc__log_resume(&c->log);
+	/* A parent thread inside mlc_update_ex() or mlc_update_records() on
+	 * this handle left its report array here: on a stack that is no
+	 * thread's in the child (glibc gives it to the child's next thread),
+	 * which the records applied next would fill instead of the caller's
+	 * (test-log test_fork_while_reporting). */
+	c->log.out = NULL;
+	c->log.out_rec = NULL;
+	c->log.out_cap = 0;
+	c->log.out_n = 0;
+	c->log.out_all = false;
 	c->log.moves++;
 	c->fork_gen = mlc__fork_gen();
 	c->st.forks++;

@@ -1742,6 +1742,100 @@ test_fork_child_reports_changes(void **state)
 	}
 }
 
+/* A child made while another thread of its parent is inside
+ * mlc_update_ex() on the handle (stopped at LOG_WAITING, its cursor held by
+ * a writer stopped inside its change): the child's copy of the handle
+ * still points at that thread's array for the records, and a report in the
+ * child must fill the child's own array, not that one (it is on a stack
+ * that is no thread's in the child, which glibc gives to the child's next
+ * thread).  Until this test, the child's mlc_update_records() said n
+ * records and left the caller's array as it was: a layered cache kept
+ * its copy of a key changed since. */
+static sem_t wt_at, wt_go;
+static pthread_t wt_thread;
+static __thread bool wt_is_reporter;	/* not a later thread on its stack */
+
+static void
+stop_reporter(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_LOG_WAITING || !wt_is_reporter)
+		return;
+	sem_post(&wt_at);
+	while (sem_wait(&wt_go) != 0)
+		;
+}
+
+static void *
+reporter(void *arg)
+{
+	uint64_t hashes[16];
+	uint32_t flags = 0;
+	size_t n = 0;
+
+	(void)arg;
+	wt_is_reporter = true;
+	assert_int_equal(mlc_update_ex(fork_c, hashes, 16, &n, &flags), 0);
+	return NULL;
+}
+
+static int
+fork_child_reports_own(void *arg)
+{
+	struct mlc_update_record recs[16];
+	struct mlc_stats st = MLC_STATS_INIT;
+	uint64_t hk = mlc_key_hash(fork_c, "k", 1);
+	uint32_t flags = 0;
+	size_t n = 0;
+	bool seen = false;
+
+	(void)arg;
+	mlc__pause_hook = NULL;
+	memset(recs, 0, sizeof(recs));
+	/* Not a report first: the next one goes on from the parent's. */
+	CKI(mlc_stats(fork_c, &st), 0);
+	CKI(mlc_update_records(fork_c, recs, 16, &n, &flags), 0);
+	CKI(flags, 0);
+	CK(n > 0);
+	for (size_t i = 0; i < n; i++)
+		seen |= recs[i].hash == hk;
+	CK(seen);
+	mlc_cache_close(fork_c);
+	fork_c = NULL;
+	return 0;
+}
+
+static void
+test_fork_while_reporting(void **state)
+{
+	int pid;
+
+	(void)state;
+	setup_arena(0);
+	fork_c = open_ns("log", MLC_CACHE_MANUAL_UPDATE, 0);
+	stop_sync_open(MLC__P_LOG_CHANGING);
+	pid = t_spawn(stopped_writer, NULL);
+	while (sem_wait(&stop_sync->at) != 0)
+		;
+	assert_int_equal(sem_init(&wt_at, 0, 0), 0);
+	assert_int_equal(sem_init(&wt_go, 0, 0), 0);
+	mlc__pause_hook = stop_reporter;
+	assert_int_equal(pthread_create(&wt_thread, NULL, reporter, NULL), 0);
+	while (sem_wait(&wt_at) != 0)
+		;
+	/* The writer's record is published; the thread still waits. */
+	sem_post(&stop_sync->go);
+	assert_int_equal(t_wait(pid), 0);
+	assert_int_equal(run(fork_child_reports_own, NULL), 0);
+	sem_post(&wt_go);
+	assert_int_equal(pthread_join(wt_thread, NULL), 0);
+	mlc__pause_hook = NULL;
+	sem_destroy(&wt_at);
+	sem_destroy(&wt_go);
+	stop_sync_close();
+	teardown_arena();
+}
+
 /* A child whose parent changes nothing still starts from an empty L1. */
 static int
 fork_child_unchanged(void *arg)
@@ -2122,6 +2216,7 @@ main(void)
 		cmocka_unit_test_teardown(test_counts_after_many_purges, td),
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
 		cmocka_unit_test_teardown(test_fork_child_reports_changes, td),
+		cmocka_unit_test_teardown(test_fork_while_reporting, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
 		cmocka_unit_test_teardown(test_log_counters, td),
