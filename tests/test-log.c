@@ -2224,6 +2224,7 @@ main(void)
 	int rc;
 
 	t_require_shm();
+	t_filter();
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	t_cleanup();
 	return rc;
