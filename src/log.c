@@ -49,6 +49,7 @@
 #define PROBE_MS 10		/* a handle reads /proc at most this often */
 #define MLC__LOG_ORPHAN_MS 1000	/* changing_stuck(): no identity */
 #define MLC__LOG_LEASE_MS 10000	/* changing_stuck(): one not judgeable */
+#define MLC__LOG_AHEAD_MS 3600000	/* age_of(): a stamp ahead of the clock */
 #define SPIN 64
 #define CHECK_MASK ((UINT64_C(1) << 40) - 1)
 
@@ -110,14 +111,23 @@ stamp_of(const struct mlc_arena *a, uint64_t seq, uint32_t *at)
 }
 
 /* Milliseconds since a stamp's claim time @p at (low 32 bits), from
- * @p now: 0 for a stamp a moment ahead of it (stored after @p now was
- * read, across a millisecond), which wrapped to 49 days. */
+ * @p now, modulo 2^32 ms (49.7 days): 0 for a stamp up to
+ * MLC__LOG_AHEAD_MS ahead of it (stored after @p now was read, across a
+ * millisecond, or while this process was descheduled; a test's clock
+ * ahead), which wrapped to 49 days.  Any difference past that is an age:
+ * until 2026-12-07 every one of 2^31 ms or more (24.9 days) was "ahead",
+ * 0 ms old, and a reader idle that long while a writer died in its change
+ * never judged that writer, and served the old value from L1 for up to 25
+ * days more (test-killed-writer test_idle_reader_stamp_wraps).  Taking a
+ * stamp ahead by more for an old one only judges a cell sooner: a writer
+ * not inside its change claims again, one inside it is judged by who it
+ * is (changing_stuck()). */
 static uint32_t
 age_of(uint64_t now, uint32_t at)
 {
-	int32_t d = (int32_t)((uint32_t)now - at);
+	uint32_t d = (uint32_t)now - at;
 
-	return d < 0 ? 0 : (uint32_t)d;
+	return d > UINT32_MAX - MLC__LOG_AHEAD_MS ? 0 : d;
 }
 
 /* The claim record's identity words are xored with these masks of their
@@ -452,7 +462,7 @@ held_back(const struct mlc_arena *a, struct mlc__logr *lr, uint64_t s,
 		lr->stuck_since = now;
 		lr->stuck_head = head;
 	}
-	/* Ages modulo 2^32 ms: right for anything under 24 days. */
+	/* Ages modulo 2^32 ms: right for anything under 49 days. */
 	if (stamp_of(a, s + 1, &at))
 		return age_of(now, at) >= MLC__LOG_STUCK_MS;
 	for (uint64_t q = s + 2; q <= head && q <= s + 1 + AGE_SCAN; q++) {

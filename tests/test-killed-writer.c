@@ -1210,6 +1210,37 @@ test_late_identity_passes_live_writer(void **state)
 	mlc_cache_close(w);
 }
 
+/* ---- found by the h2 review of the log (2026-12-07) ------------------ */
+
+/*
+ * A writer killed after its change (LOG_STORED) while the reader was idle
+ * for 25 days (its last get before, its next after).  A claim's stamp
+ * keeps the low 32 bits of the ms clock, and age_of() read a difference
+ * of 2^31 ms or more (24.9 days) as a stamp a moment ahead of the clock:
+ * 0 ms old.  The dead writer's CHANGING cell was then never old enough to
+ * judge its writer (CH_WAIT), and the reader served the old value from L1
+ * until the difference wrapped past 2^32 ms (49.7 days), 25 days past the
+ * bound.  A stamp reads as ahead only by up to MLC__LOG_AHEAD_MS now.
+ */
+static void
+test_idle_reader_stamp_wraps(void **state)
+{
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	const char *got;
+
+	(void)state;
+	begin(&w, &r);
+	assert_int_equal(t_fork(writer_dies_stored, NULL), 0);
+	mlc__clock_advance((INT64_C(1) << 31) + 10000);
+	got = get(r, "k", &lvl);
+	fprintf(stderr, "reader idle 25 days, a writer killed after its "
+		"change meanwhile: \"%s\" (level %u)\n", got, lvl);
+	assert_string_equal(got, "new");
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
 int
 main(void)
 {
@@ -1237,6 +1268,7 @@ main(void)
 		cmocka_unit_test_teardown(test_future_seq_word, td),
 		cmocka_unit_test_teardown(
 			test_late_identity_passes_live_writer, td),
+		cmocka_unit_test_teardown(test_idle_reader_stamp_wraps, td),
 	};
 	int rc;
 
