@@ -292,7 +292,7 @@ MLC_COLD void
 mlc__handle_forked(struct mlc_cache *c)
 {
 	stats_inherited(c);
-	mlc__l1_clear(&c->l1);
+	mlc__l1_forget(&c->l1);
 	/* The child goes on reading from its parent's cursor, not from the
 	 * log's last lap (mlc__log_start()): a cache layered over the handle
 	 * holds what the parent had reported, and the records after it are

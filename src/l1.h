@@ -77,6 +77,9 @@ void mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e);
 uint32_t mlc__l1_drop_older(struct mlc__l1 *l1, uint64_t hash,
 			    uint64_t version);
 uint32_t mlc__l1_clear(struct mlc__l1 *l1);
+/* Empty, in a child after fork(): through the hash chains alone, which a
+ * parent thread inside an insert or unlink left whole. */
+void mlc__l1_forget(struct mlc__l1 *l1);
 
 struct mlc__ent *mlc__ent_new(uint64_t hash, const void *key, uint32_t klen,
 			      uint32_t vlen);

@@ -91,7 +91,11 @@
 	X(LOAD_RETURNED)	/* loader returned, nothing stored */ \
 	X(LOAD_OWNED)		/* the flight still the loader's when it
 				 * looked, its result not stored */ \
-	X(LOAD_STORED)		/* result stored, flight not released */
+	X(LOAD_STORED)		/* result stored, flight not released */ \
+	/* a handle's L1 (l1.c): private memory, but a fork() by another \
+	 * thread copies it as it stands */ \
+	X(L1_LINKING)		/* an entry in its hash chain, not yet in \
+				 * its queue nor marked linked */
 
 enum mlc__pause_point {
 #define MLC__PAUSE_ENUM(name) MLC__P_##name,

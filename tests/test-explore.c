@@ -1770,11 +1770,14 @@ build_cases(void)
 		 * operation here passes them (test-repro
 		 * test_check_reused_chunk, test_check_ns_made and
 		 * test_ns_maker_stopped, test-log
-		 * test_lapped_while_waiting drive them), and the empty-page
-		 * count's (a hint: test-evict test_empty_hint_recounted). */
+		 * test_lapped_while_waiting drive them), the empty-page
+		 * count's (a hint: test-evict test_empty_hint_recounted), and
+		 * L1's, in private memory (test-log
+		 * test_fork_while_inserting). */
 		if (p == MLC__P_CHECK_SLOT_READ ||
 		    p == MLC__P_CHECK_NS_WALKED || p == MLC__P_NS_MARKED ||
-		    p == MLC__P_LOG_WAITING || p == MLC__P_EMPTY_COUNTED)
+		    p == MLC__P_LOG_WAITING || p == MLC__P_EMPTY_COUNTED ||
+		    p == MLC__P_L1_LINKING)
 			continue;
 		for (int nth = 1; nth <= nmax; nth++)
 			for (int x = X_CRASH; x < X_COUNT; x++)

@@ -1753,13 +1753,14 @@ test_fork_child_reports_changes(void **state)
  * its copy of a key changed since. */
 static sem_t wt_at, wt_go;
 static pthread_t wt_thread;
-static __thread bool wt_is_reporter;	/* not a later thread on its stack */
+static int wt_point;			/* where the thread stops */
+static __thread bool wt_stops;		/* not a later thread on its stack */
 
 static void
-stop_reporter(enum mlc__pause_point p, void *arg)
+stop_thread(enum mlc__pause_point p, void *arg)
 {
 	(void)arg;
-	if (p != MLC__P_LOG_WAITING || !wt_is_reporter)
+	if ((int)p != wt_point || !wt_stops)
 		return;
 	sem_post(&wt_at);
 	while (sem_wait(&wt_go) != 0)
@@ -1774,7 +1775,7 @@ reporter(void *arg)
 	size_t n = 0;
 
 	(void)arg;
-	wt_is_reporter = true;
+	wt_stops = true;
 	assert_int_equal(mlc_update_ex(fork_c, hashes, 16, &n, &flags), 0);
 	return NULL;
 }
@@ -1819,7 +1820,8 @@ test_fork_while_reporting(void **state)
 		;
 	assert_int_equal(sem_init(&wt_at, 0, 0), 0);
 	assert_int_equal(sem_init(&wt_go, 0, 0), 0);
-	mlc__pause_hook = stop_reporter;
+	wt_point = MLC__P_LOG_WAITING;
+	mlc__pause_hook = stop_thread;
 	assert_int_equal(pthread_create(&wt_thread, NULL, reporter, NULL), 0);
 	while (sem_wait(&wt_at) != 0)
 		;
@@ -1833,6 +1835,66 @@ test_fork_while_reporting(void **state)
 	sem_destroy(&wt_at);
 	sem_destroy(&wt_go);
 	stop_sync_close();
+	teardown_arena();
+}
+
+/* A child made while another thread of its parent is inside an L1
+ * insert on the handle (the entry in its hash chain, not yet in its
+ * queue: L1_LINKING): the child's L1 must start empty all the same.  Until
+ * this test the child cleared its copy by walking the queues, which
+ * missed that entry: every lookup found it, and no record could drop it
+ * (it was not marked linked), so the child served the value the parent's
+ * thread was inserting after a set elsewhere had replaced it. */
+static void *
+inserter(void *arg)
+{
+	struct mlc_value v = { 0 };
+
+	(void)arg;
+	wt_stops = true;
+	assert_int_equal(mlc_get(fork_c, "k", 1, NULL, NULL, &v), 0);
+	mlc_value_release(&v);
+	return NULL;
+}
+
+static int
+fork_child_l1_empty(void *arg)
+{
+	(void)arg;
+	mlc__pause_hook = NULL;
+	CKGET(fork_c, "k", 0, "v2", MLC_L2);
+	CKGET(fork_c, "k", 0, "v2", MLC_L1);
+	mlc_cache_close(fork_c);
+	fork_c = NULL;
+	return 0;
+}
+
+static void
+test_fork_while_inserting(void **state)
+{
+	struct mlc_cache *w;
+
+	(void)state;
+	setup_arena(0);
+	fork_c = open_ns("log", 0, 0);
+	w = open_ns("log", MLC_CACHE_NO_L1, 0);
+	assert_int_equal(mlc_set(w, "k", 1, "v1", 2, NULL), 0);
+	assert_int_equal(sem_init(&wt_at, 0, 0), 0);
+	assert_int_equal(sem_init(&wt_go, 0, 0), 0);
+	wt_point = MLC__P_L1_LINKING;
+	mlc__pause_hook = stop_thread;
+	assert_int_equal(pthread_create(&wt_thread, NULL, inserter, NULL), 0);
+	while (sem_wait(&wt_at) != 0)
+		;
+	/* The thread is inserting v1; a set elsewhere replaces it. */
+	assert_int_equal(mlc_set(w, "k", 1, "v2", 2, NULL), 0);
+	assert_int_equal(run(fork_child_l1_empty, NULL), 0);
+	sem_post(&wt_go);
+	assert_int_equal(pthread_join(wt_thread, NULL), 0);
+	mlc__pause_hook = NULL;
+	sem_destroy(&wt_at);
+	sem_destroy(&wt_go);
+	mlc_cache_close(w);
 	teardown_arena();
 }
 
@@ -2217,6 +2279,7 @@ main(void)
 		cmocka_unit_test_teardown(test_fork_child_drops_l1, td),
 		cmocka_unit_test_teardown(test_fork_child_reports_changes, td),
 		cmocka_unit_test_teardown(test_fork_while_reporting, td),
+		cmocka_unit_test_teardown(test_fork_while_inserting, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
 		cmocka_unit_test_teardown(test_log_counters, td),
