@@ -259,8 +259,10 @@ mlc_cache_close(struct mlc_cache *c)
 {
 	if (c == NULL)
 		return -EINVAL;
-	if (c->fork_gen != mlc__fork_gen())
+	if (c->fork_gen != mlc__fork_gen()) {
 		stats_inherited(c);	/* never used in this child */
+		mlc__l1_forget(&c->l1);	/* as mlc__handle_forked() */
+	}
 	mlc__stats_flush(c, mlc__now_ms());
 	mlc__l1_fini(&c->l1);
 	mlc__procs_close(c->a, &c->procs_gen);

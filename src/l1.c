@@ -215,6 +215,7 @@ mlc__l1_unlink(struct mlc__l1 *l1, struct mlc__ent *e)
 	while (*pp != e)
 		pp = &(*pp)->chain;
 	*pp = e->chain;
+	MLC_PAUSE(L1_UNLINKING);
 	queue_remove(l1, e);
 	e->linked = 0;
 	l1->count--;
@@ -327,7 +328,8 @@ mlc__l1_drop_older(struct mlc__l1 *l1, uint64_t hash, uint64_t version)
  * in no queue, never marked linked, stayed: every lookup found it and no
  * record could drop it, and the child served a value changed elsewhere
  * for its whole TTL (test-log test_fork_while_inserting); and one queued
- * and in no chain made the clear walk off the chain's end.  Such a one is
+ * and in no chain made the clear walk off the chain's end, in the first
+ * call or in the close (test_fork_while_unlinking).  Such a one is
  * left as it is (its reference is lost: memory, once).  A value the caller
  * held across fork() keeps its own reference, and stays valid. */
 void

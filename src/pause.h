@@ -95,7 +95,9 @@
 	/* a handle's L1 (l1.c): private memory, but a fork() by another \
 	 * thread copies it as it stands */ \
 	X(L1_LINKING)		/* an entry in its hash chain, not yet in \
-				 * its queue nor marked linked */
+				 * its queue nor marked linked */ \
+	X(L1_UNLINKING)		/* an entry out of its hash chain, still \
+				 * in its queue and marked linked */
 
 enum mlc__pause_point {
 #define MLC__PAUSE_ENUM(name) MLC__P_##name,

@@ -1773,11 +1773,11 @@ build_cases(void)
 		 * test_lapped_while_waiting drive them), the empty-page
 		 * count's (a hint: test-evict test_empty_hint_recounted), and
 		 * L1's, in private memory (test-log
-		 * test_fork_while_inserting). */
+		 * test_fork_while_inserting, test_fork_while_unlinking). */
 		if (p == MLC__P_CHECK_SLOT_READ ||
 		    p == MLC__P_CHECK_NS_WALKED || p == MLC__P_NS_MARKED ||
 		    p == MLC__P_LOG_WAITING || p == MLC__P_EMPTY_COUNTED ||
-		    p == MLC__P_L1_LINKING)
+		    p == MLC__P_L1_LINKING || p == MLC__P_L1_UNLINKING)
 			continue;
 		for (int nth = 1; nth <= nmax; nth++)
 			for (int x = X_CRASH; x < X_COUNT; x++)

@@ -1898,6 +1898,61 @@ test_fork_while_inserting(void **state)
 	teardown_arena();
 }
 
+/* The same with the thread inside an unlink (mlc_delete() dropping its key
+ * from its own L1: the entry out of its hash chain, still queued:
+ * L1_UNLINKING), and a child that closes the handle without using it, or
+ * uses it first.  Until this test the close cleared the copy through its
+ * queues, and the unlink of that entry walked off its chain's end (the
+ * child died of SIGSEGV). */
+static void *
+unlinker(void *arg)
+{
+	(void)arg;
+	wt_stops = true;
+	assert_int_equal(mlc_delete(fork_c, "k", 1), 0);
+	return NULL;
+}
+
+static int
+fork_child_closes(void *arg)
+{
+	mlc__pause_hook = NULL;
+	if (arg != NULL)
+		CKGET(fork_c, "k", -ENOENT, "", 0);
+	CKI(mlc_cache_close(fork_c), 0);
+	fork_c = NULL;
+	return 0;
+}
+
+static void
+test_fork_while_unlinking(void **state)
+{
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	setup_arena(0);
+	fork_c = open_ns("log", 0, 0);
+	assert_int_equal(mlc_set(fork_c, "k", 1, "v1", 2, NULL), 0);
+	assert_int_equal(mlc_get(fork_c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	assert_int_equal(sem_init(&wt_at, 0, 0), 0);
+	assert_int_equal(sem_init(&wt_go, 0, 0), 0);
+	wt_point = MLC__P_L1_UNLINKING;
+	mlc__pause_hook = stop_thread;
+	assert_int_equal(pthread_create(&wt_thread, NULL, unlinker, NULL), 0);
+	while (sem_wait(&wt_at) != 0)
+		;
+	assert_int_equal(run(fork_child_closes, NULL), 0);
+	assert_int_equal(run(fork_child_closes, (void *)(uintptr_t)1), 0);
+	sem_post(&wt_go);
+	assert_int_equal(pthread_join(wt_thread, NULL), 0);
+	mlc__pause_hook = NULL;
+	sem_destroy(&wt_at);
+	sem_destroy(&wt_go);
+	teardown_arena();
+}
+
 /* A child whose parent changes nothing still starts from an empty L1. */
 static int
 fork_child_unchanged(void *arg)
@@ -2280,6 +2335,7 @@ main(void)
 		cmocka_unit_test_teardown(test_fork_child_reports_changes, td),
 		cmocka_unit_test_teardown(test_fork_while_reporting, td),
 		cmocka_unit_test_teardown(test_fork_while_inserting, td),
+		cmocka_unit_test_teardown(test_fork_while_unlinking, td),
 		cmocka_unit_test_teardown(test_fork_child_follows_parent, td),
 		cmocka_unit_test_teardown(test_fill_race_threads, td),
 		cmocka_unit_test_teardown(test_log_counters, td),
