@@ -340,14 +340,16 @@ MLC_EXPORT int
 mlc_update_ex(struct mlc_cache *c, uint64_t *hashes, size_t cap, size_t *n,
 	      uint32_t *flags)
 {
-	uint64_t forks;
+	uint64_t forks, none;
 
 	if (c == NULL || n == NULL || flags == NULL ||
 	    (hashes == NULL && cap != 0))
 		return -EINVAL;
 	forks = c->st.forks;
 	mlc__handle_check(c);
-	c->log.out = hashes;
+	/* Cap 0: any change is ALL, with an array or without (NULL made
+	 * every record go unreported, as on a handle that reports nothing). */
+	c->log.out = hashes != NULL ? hashes : &none;
 	c->log.out_cap = cap;
 	c->log.out_n = 0;
 	c->log.out_all = c->st.forks != forks;	/* a new child: start over */
