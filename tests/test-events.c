@@ -417,8 +417,8 @@ test_update_ex_reports_hashes(void **state)
 	assert_int_equal(mlc_update_ex(r, h, 4, &n, &flags), 0);
 	assert_int_equal(flags, 0);
 	assert_int_equal(n, 0);
-	/* No room at all (no array): any change is everything (until the
-	 * h2 review it was applied and reported as nothing). */
+	/* No room at all (no array): any change is everything (until
+	 * review N, it was applied and reported as nothing). */
 	assert_int_equal(mlc_set(w, "a", 1, "2", 1, NULL), 0);
 	assert_int_equal(mlc_update_ex(r, NULL, 0, &n, &flags), 0);
 	assert_int_equal(n, 0);

@@ -1210,7 +1210,7 @@ test_late_identity_passes_live_writer(void **state)
 	mlc_cache_close(w);
 }
 
-/* ---- found by the h2 review of the log (2026-12-07) ------------------ */
+/* ---- found by review N, of the log (2026-12-07) -------------------- */
 
 /*
  * A writer killed after its change (LOG_STORED) while the reader was idle
