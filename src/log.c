@@ -192,6 +192,12 @@ claimable(uint64_t v, uint64_t s)
 static bool
 future(const struct mlc_arena *a, uint64_t v)
 {
+	/* The head after the cell word @p v was read: read before it, a
+	 * writer's fresh claim a lap ahead (its head taken after our head
+	 * read) would look numbered past the head, and be passed as dead.
+	 * x86 keeps loads in order (a compiler barrier); weaker memories
+	 * need the fence (review N). */
+	ck_pr_fence_load();
 	return SEQ(v) > ck_pr_load_64(&a->log->lg_head);
 }
 
