@@ -168,7 +168,7 @@ chunk_take(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	/* Who allocated it, for a proof of death if it never links it. */
 	ck_pr_store_32(&it->it_pid, (uint32_t)mlc__pid());
 	ck_pr_store_32(&it->it_pidns, mlc__proc_ns());
-	ck_pr_store_64(&it->it_start, mlc__proc_start());
+	ck_pr_store_64(&it->it_start, mlc__proc_stamp_start());
 	ck_pr_fence_store();
 	ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__ALLOC, 0));
 	return gen;

@@ -189,6 +189,7 @@ pid_t mlc__tid(void);		/* gettid() once per thread (and fork) */
 
 /* proc.c */
 uint64_t mlc__proc_start(void);	/* this process's start time (ticks) */
+uint64_t mlc__proc_stamp_start(void);	/* the same, for chunk stamps */
 uint32_t mlc__proc_ns(void);	/* its pid namespace; 0: unknown */
 bool mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns);
 /* May mlc__proc_dead() ever answer true for this stamp (this process can

@@ -22,6 +22,12 @@
 static __thread uint64_t my_start_v;
 static __thread uint32_t my_ns_v;
 static __thread uint64_t my_gen = UINT64_MAX;
+/* Our start time for chunk stamps when my_start_v is 0 because
+ * /proc/self/stat could not be read (my_unread), not because it names
+ * another pid: read again at each stamp until it is known
+ * (mlc__proc_stamp_start()). */
+static __thread uint64_t my_stamp_v;
+static __thread bool my_unread;
 
 /* Field 22 of /proc/<pid>/stat (@p pid 0: /proc/self/stat): the start
  * time in clock ticks.  0 if it cannot be read; *state gets the state
@@ -92,8 +98,13 @@ me_refresh(void)
 	 * is kept, so that two such processes of two namespaces, each pid
 	 * 1 in its own, are not taken for one (procs.c). */
 	my_ns_v = stat("/proc/self/ns/pid", &st) == 0 ? (uint32_t)st.st_ino : 0;
+	/* Unread for a reason that passes (no descriptor to spare, say):
+	 * not another pid namespace's answer, nor a missing procfs, which
+	 * stay for the thread's life. */
+	my_unread = self == 0 && state == '?';
 	if (self != (long)mlc__pid())
 		my_start_v = 0;
+	my_stamp_v = 0;
 	my_gen = gen;
 }
 
@@ -102,6 +113,37 @@ mlc__proc_start(void)
 {
 	me_refresh();
 	return my_start_v;
+}
+
+/* Our start time for the stamp of a chunk we allocate: mlc__proc_start(),
+ * or, if that could not be read when this thread first asked (EMFILE at a
+ * server's descriptor limit), a new read each time until one succeeds.
+ * A stamp without a start time proves nothing for ever, and a chunk its
+ * dead writer left ALLOC is reclaimed only on proof (alloc.c): kept for
+ * the thread's life, one moment without a descriptor made every chunk it
+ * later allocated and died holding a leak (test-evict
+ * test_orphan_stamped_without_fds).  Identity elsewhere (the attached
+ * processes' table, which finds our entry by it) keeps the first answer;
+ * a stamp is judged only against /proc and never compared with ours
+ * unless we can judge (mlc__proc_judgeable()). */
+uint64_t
+mlc__proc_stamp_start(void)
+{
+	long self = 0;
+	uint64_t start;
+	char state;
+
+	me_refresh();
+	if (my_start_v != 0 || !my_unread)
+		return my_start_v;
+	if (my_stamp_v == 0) {
+		start = start_time_of(0, &state, &self, NULL);
+		if (self == (long)mlc__pid())
+			my_stamp_v = start;
+		else if (self != 0 || state != '?')
+			my_unread = false;	/* for good, as above */
+	}
+	return my_stamp_v;
 }
 
 uint32_t

@@ -9,6 +9,7 @@
  * an evicted entry is a miss and not an L1 leftover.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1081,6 +1083,80 @@ test_orphan_judged_late(void **state)
 	assert_true(has_val(c, 'a', 0, 400, 7, 0) >= 0);	/* or evicted */
 	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
 	assert_int_equal(rep.problems, 0);
+}
+
+/* A child that fails before it reaches its stop lets its parent go on (to
+ * fail on its exit status @p code). */
+static void
+kid_failed(struct stop_at *at, int code)
+{
+	sem_post(&at->sems->stopped);
+	_exit(code);
+}
+
+/* A writer (A) whose first write after fork() came while its process had
+ * no file descriptor to spare (EMFILE: a server at its limit, for a
+ * moment), so /proc/self/stat could not be read, and which was killed
+ * later, between an allocation and its link.  Its stamp must name it by
+ * then: until this test, the failed read was kept for the thread's life,
+ * every chunk it allocated was stamped without a start time, which
+ * proves nothing for ever, and a chunk its death left ALLOC (and that
+ * chunk's page, for page moves) never came back (a review).  B fills A's
+ * class until the sweep reclaims A's chunk. */
+static void
+test_orphan_stamped_without_fds(void **state)
+{
+	struct stop_at at;
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	uint32_t held[2], n;
+	pid_t a_pid;
+	int st;
+
+	c = stop_setup(fx, "nofds", held);
+	at = (struct stop_at){ MLC__P_PUT_ALLOCATED, &stops[KID_A] };
+	a_pid = fork();
+	assert_true(a_pid >= 0);
+	if (a_pid == 0) {
+		struct rlimit rl;
+		int fd = open("/dev/null", O_RDONLY);
+
+		/* No descriptor left above the ones open now: every open()
+		 * fails with EMFILE until the limit is raised again. */
+		if (fd < 0 || close(fd) != 0 ||
+		    getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			kid_failed(&at, 4);
+		rl.rlim_cur = (rlim_t)fd;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+		    open("/dev/null", O_RDONLY) >= 0)
+			kid_failed(&at, 5);
+		if (set_val(c, 'z', 0, 400, 7, NULL) != 0)
+			kid_failed(&at, 6);
+		rl.rlim_cur = rl.rlim_max;	/* the moment has passed */
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			kid_failed(&at, 7);
+		stop_there(&at);
+		(void)set_val(c, 'a', 0, 400, 7, NULL);
+		_exit(stop_missed(&at) ? 3 : 0);
+	}
+	fx->kid[KID_A] = a_pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
+	kill(a_pid, SIGKILL);
+	assert_int_equal(waitpid(a_pid, &st, 0), a_pid);
+	fx->kid[KID_A] = 0;
+	if (!WIFSIGNALED(st))	/* it never stopped: it says why */
+		fail_msg("writer exited with %d", WEXITSTATUS(st));
+	for (n = 0; n < 20000; n++) {
+		assert_int_equal(set_val(c, 'b', n, 400, n, NULL), 0);
+		in = info_of(fx->a);
+		if (in.orphans_reclaimed >= 1)
+			break;
+	}
+	printf("[no fds] %u sets, orphans reclaimed %" PRIu64
+	       ", skipped %" PRIu64 "\n", n, in.orphans_reclaimed,
+	       in.orphan_skips);
+	assert_true(in.orphans_reclaimed >= 1);
 }
 
 /* ---- expired entries go first ----------------------------------------- */
@@ -2288,6 +2364,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stamp_overwritten,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_judged_late,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_stamped_without_fds,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_expired_first, fx_setup,
 						fx_teardown),
