@@ -93,10 +93,12 @@ mlc_get_bulk(struct mlc_cache *c, struct mlc_bulk_item *items, size_t n,
 
 #define MODIFY_TRIES 1000
 
-/* One round of mlc_modify: read, let fn decide, compare-and-set. */
+/* One round of mlc_modify: read, let fn decide, compare-and-set.
+ * MLC_ESTALE asks for another round, unless *@p fn_said is set: then it is
+ * fn's own answer, which ends the modify as any code of fn's does. */
 static int
 modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
-	    void *arg, struct mlc_value *value)
+	    void *arg, struct mlc_value *value, bool *fn_said)
 {
 	uint64_t now = mlc__now_ms(), version = 0, expire, seq;
 	struct l1_mark mark;
@@ -138,6 +140,7 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 		mlc__ent_put(e);
 	if (r < 0 || r == MLC_MODIFY_KEEP || r > MLC_MODIFY_NEGATIVE) {
 		mlc__load_release(&ld);
+		*fn_said = true;
 		return r < 0 ? r : r == MLC_MODIFY_KEEP ? 0 : -EINVAL;
 	}
 	if (r == MLC_MODIFY_DELETE) {
@@ -161,10 +164,12 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 		}
 		return rc;
 	}
-	if (mlc__load_check(r == MLC_MODIFY_NEGATIVE ? MLC_LOAD_NOTFOUND
-						: MLC_LOAD_VALUE, &ld) < 0) {
+	/* -EINVAL for what fn filled wrong, -E2BIG for over 4 GiB. */
+	rc = mlc__load_check(r == MLC_MODIFY_NEGATIVE ? MLC_LOAD_NOTFOUND
+						  : MLC_LOAD_VALUE, &ld);
+	if (rc < 0) {
 		mlc__load_release(&ld);
-		return -EINVAL;
+		return rc;
 	}
 	expire = expire_at(ld.ttl_ms ? ld.ttl_ms :
 			   r == MLC_MODIFY_NEGATIVE ? c->o.neg_ttl_ms
@@ -200,6 +205,7 @@ mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
 {
 	struct mlc_value out = { 0 };
 	struct mlc__key k;
+	bool fn_said = false;
 	int rc;
 
 	if ((rc = mlc__key_check(c, key, key_len)) < 0)
@@ -209,8 +215,8 @@ mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
 	c->writes++;
 	key_make(c, key, key_len, &k);
 	for (int t = 0, purged = 0; t < MODIFY_TRIES; t++) {
-		rc = modify_once(c, &k, fn, arg, &out);
-		if (rc != MLC_ESTALE)
+		rc = modify_once(c, &k, fn, arg, &out, &fn_said);
+		if (rc != MLC_ESTALE || fn_said)
 			break;
 		/* Refused for a purge since its read (fn's own, maybe):
 		 * as mlc_set, a few more tries, then it came before the

@@ -248,6 +248,50 @@ test_modify_outcomes(void **state)
 	mlc_cache_close(o);
 }
 
+/* fn's own negative code is the modify's answer, whatever it is: until
+ * 2026-12-07 MLC_ESTALE (a public code, one a fn that calls the cache may
+ * pass on) was taken for the modify's own "changed meanwhile", and fn ran
+ * 1000 times before the modify answered -EBUSY.  And a value fn reports
+ * over 4 GiB is -E2BIG, as a loader's is, not -EINVAL (h5 review). */
+static int code_runs;
+
+static int
+code_fn(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	(void)cur;
+	(void)out;
+	code_runs++;
+	return *(const int *)arg;
+}
+
+static int
+huge_fn(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	(void)arg;
+	(void)cur;
+	out->data = "x";
+	out->len = (size_t)UINT32_MAX + 2;
+	return MLC_MODIFY_SET;
+}
+
+static void
+test_modify_fn_codes_returned(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "modcode", NULL);
+	struct mlc_value v = { 0 };
+	int code = MLC_ESTALE;
+
+	code_runs = 0;
+	assert_int_equal(mlc_modify(c, "k", 1, code_fn, &code, NULL),
+			 MLC_ESTALE);
+	assert_int_equal(code_runs, 1);
+	if (sizeof(size_t) > 4)
+		assert_int_equal(mlc_modify(c, "k", 1, huge_fn, NULL, NULL),
+				 -E2BIG);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), -ENOENT);
+	mlc_cache_close(c);
+}
+
 /* mlc_modify appending to one key: each run of fn sees what the last
  * stored, though the store's own allocation sweeps the key's class.  Until
  * 2026-12-06 that sweep could evict the very item being replaced (here one
@@ -679,6 +723,8 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_modify_outcomes, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_modify_fn_codes_returned,
+						setup, teardown),
 		cmocka_unit_test(test_modify_never_evicts_its_own_key),
 		cmocka_unit_test_setup_teardown(test_modify_fn_applies_a_purge,
 						setup, teardown),
