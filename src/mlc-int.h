@@ -68,6 +68,11 @@ struct mlc_arena {
 	uint64_t procs_slot;	/* procs_gen << 8 | that entry's index + 1,
 				 * 0: none; stored atomically under the lock,
 				 * read lock-free by flight claims */
+	uint64_t uncounted_gen;	/* 1 + the fork generation in which a cache
+				 * handle of this arena could not be counted
+				 * (0: none); read lock-free by flight
+				 * claims, which then use the unlisted
+				 * counter (procs.c) */
 	bool closed;		/* mlc_arena_close() called: only cache
 				 * handles keep it (counted as such in a
 				 * fork child, not as an arena handle) */

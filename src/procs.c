@@ -222,11 +222,21 @@ mlc__procs_open(struct mlc_arena *a, uint64_t *cache_gen)
 		*cache_gen = UINT64_MAX;
 	if (a->flags & MLC_ARENA_RDONLY)
 		return;		/* the mapping cannot be written */
-	if (procs_lock(a) < 0)
-		return;
-	if (count_arena(a, gen, cache_gen != NULL) && cache_gen != NULL)
-		*cache_gen = gen;
-	mlc__lock_give(&a->hdr->ah_procs_lock);
+	if (procs_lock(a) == 0) {
+		if (count_arena(a, gen, cache_gen != NULL) &&
+		    cache_gen != NULL)
+			*cache_gen = gen;
+		mlc__lock_give(&a->hdr->ah_procs_lock);
+	}
+	/* A cache handle counted nowhere does not keep this process's
+	 * entry: one made later for another handle is freed when that
+	 * handle closes, while this one goes on.  A claim it had in progress
+	 * then would count in a free entry's counter, which waiters ignore
+	 * (and a new owner of the entry resets): a stopped claimer would be
+	 * taken for a dead one (test_uncounted_handle_claims).  From now on
+	 * this process claims through the unlisted counter. */
+	if (cache_gen != NULL && *cache_gen != gen)
+		__atomic_store_n(&a->uncounted_gen, gen + 1, __ATOMIC_RELEASE);
 }
 
 void
@@ -315,10 +325,12 @@ uint32_t *
 mlc__procs_claiming_word(struct mlc_arena *a)
 {
 	uint64_t s = __atomic_load_n(&a->procs_slot, __ATOMIC_ACQUIRE);
-	uint64_t idx = s & 0xff;
+	uint64_t idx = s & 0xff, gen = mlc__fork_gen();
 
-	if (idx != 0 && idx <= MLC__PROCS && s >> 8 == (mlc__fork_gen() &
-							(UINT64_MAX >> 8)))
+	if (__atomic_load_n(&a->uncounted_gen, __ATOMIC_ACQUIRE) == gen + 1)
+		return &a->hdr->ah_claiming_unlisted;
+	if (idx != 0 && idx <= MLC__PROCS &&
+	    s >> 8 == (gen & (UINT64_MAX >> 8)))
 		return &a->hdr->ah_claiming[idx - 1];
 	return &a->hdr->ah_claiming_unlisted;
 }

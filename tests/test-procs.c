@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "mlc-int.h"
+#include "pause.h"
 
 #define MAXP 128
 
@@ -919,6 +920,166 @@ out:
 	assert_int_equal(mlc_arena_unlink(name, 0), 0);
 }
 
+/*
+ * A cache handle opened while the table was full is not counted in any
+ * entry.  The process may get an entry later (another cache handle opened
+ * once a slot was free), and lose it again when its counted handles close,
+ * while the uncounted handle goes on.  Until 2026-12-07 flight claims made
+ * through that handle counted in the entry's claiming counter all the
+ * same: a claimer stopped between its CAS and its publication while the
+ * entry was freed was judged as a process that claims nothing, and a
+ * waiter took its flight over after the grace and loaded a second time
+ * while the claimer was alive (h5 review).  A process with a handle not
+ * counted claims through the shared counter of unlisted processes.
+ */
+struct uc_arg {
+	const char *name;
+	int ready[2];		/* child -> parent */
+	int go[2];		/* parent -> child */
+	int stop[2];		/* the claimer thread -> the child's main */
+	pthread_t claimer;
+	struct mlc_cache *c;
+	int rc;
+};
+
+static struct uc_arg *uc;
+
+static void
+uc_hook(enum mlc__pause_point p, void *arg)
+{
+	char b;
+
+	(void)arg;
+	if (p != MLC__P_FLIGHT_CLAIMED || !pthread_equal(pthread_self(),
+							 uc->claimer))
+		return;
+	if (write(uc->stop[1], "c", 1) != 1 || read(uc->go[0], &b, 1) != 1)
+		_exit(20);
+}
+
+static int
+uc_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
+{
+	(*(int *)arg)++;
+	out->data = "loaded";
+	out->len = 6;
+	return MLC_LOAD_VALUE;
+}
+
+static int uc_child_loads;
+
+static void *
+uc_claim(void *arg)
+{
+	struct mlc_value v = { 0 };
+
+	(void)arg;
+	uc->rc = mlc_get(uc->c, "k", 1, uc_loader, &uc_child_loads, &v);
+	mlc_value_release(&v);
+	return NULL;
+}
+
+static int
+uc_child(void *arg)
+{
+	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena *a;
+	struct mlc_cache *counted;
+	struct mlc__proc *e;
+	struct stat st;
+	char b;
+
+	uc = arg;
+	if (mlc_arena_open(&a, uc->name, &o) != 0 ||
+	    mlc_cache_open(&uc->c, a, "uc", NULL) != 0)
+		return 10;		/* both uncounted: the table is full */
+	if (stat("/proc/self/ns/pid", &st) != 0)
+		return 11;
+	/* A process of the other namespace leaves: one entry is free. */
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		e = &a->hdr->ah_procs[i];
+		if (e->pr_pid != 0 && e->pr_ns != (uint32_t)st.st_ino) {
+			memset(&e->pr_pid, 0, sizeof(*e) - sizeof(e->pr_seq));
+			break;
+		}
+	}
+	if (mlc_cache_open(&counted, a, "uc", NULL) != 0)
+		return 12;		/* counted in the free entry */
+	mlc__pause_hook = uc_hook;
+	if (pthread_create(&uc->claimer, NULL, uc_claim, NULL) != 0)
+		return 13;
+	if (read(uc->stop[0], &b, 1) != 1)
+		return 14;
+	/* The claimer stopped at FLIGHT_CLAIMED: the counted handles
+	 * close, and the entry is freed. */
+	mlc_cache_close(counted);
+	mlc_arena_close(a);
+	if (write(uc->ready[1], "r", 1) != 1)
+		return 15;
+	pthread_join(uc->claimer, NULL);
+	mlc_cache_close(uc->c);
+	return uc->rc == 0 ? 0 : 16;
+}
+
+static void
+test_uncounted_handle_claims(void **state)
+{
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct uc_arg arg = { 0 };
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	struct mlc_arena *a;
+	struct mlc__proc *e;
+	struct stat st;
+	char name[64], b;
+	int loads = 0, rc, rc2, pid;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	assert_int_equal(stat("/proc/self/ns/pid", &st), 0);
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		e = &a->hdr->ah_procs[i];
+		if (e->pr_pid != 0)
+			continue;
+		e->pr_ns = (uint32_t)st.st_ino + 1;
+		e->pr_start = 1000 + i;
+		e->pr_arenas = 1;
+		e->pr_since = 1;
+		e->pr_pid = 100 + i;
+	}
+	co.lock_timeout_ms = 2500;	/* past the 1 s claim grace */
+	c = t_cache(a, "uc", &co);
+	arg.name = name;
+	assert_int_equal(pipe(arg.ready), 0);
+	assert_int_equal(pipe(arg.go), 0);
+	assert_int_equal(pipe(arg.stop), 0);
+	pid = t_spawn(uc_child, &arg);
+	assert_int_equal(read(arg.ready[0], &b, 1), 1);
+	/* The child's claimer is alive, only stopped: no second load. */
+	rc = mlc_get(c, "k", 1, uc_loader, &loads, &v);
+	mlc_value_release(&v);
+	assert_int_equal(write(arg.go[1], "g", 1), 1);
+	rc2 = t_wait(pid);
+	if (loads != 0)
+		fail_msg("a live claimer's flight was taken over: %d loads "
+			 "here (rc %d)", loads, rc);
+	assert_int_equal(rc, -ETIMEDOUT);
+	assert_int_equal(rc2, 0);
+	for (uint32_t i = 0; i < MLC__PROCS; i++) {
+		e = &a->hdr->ah_procs[i];
+		if (e->pr_pid != 0 && e->pr_pid != (uint32_t)getpid())
+			memset(&e->pr_pid, 0, sizeof(*e) - sizeof(e->pr_seq));
+	}
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		close(arg.ready[i]);
+		close(arg.go[i]);
+		close(arg.stop[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -934,6 +1095,7 @@ main(void)
 		cmocka_unit_test(test_fork_stats_once),
 		cmocka_unit_test(test_child_of_closed_arena),
 		cmocka_unit_test(test_entry_never_half),
+		cmocka_unit_test(test_uncounted_handle_claims),
 	};
 
 	t_require_shm();
