@@ -229,7 +229,9 @@ struct mlc_arena_options {
  *   -EACCES        mode bits deny us, or another uid owns it (no FOREIGN)
  *   -ENOSPC        the backing filesystem is too small for @p bytes
  *   -ETIMEDOUT     another process kept the arena locked (resetting an
- *                  arena of an earlier boot) too long
+ *                  arena of an earlier boot) too long, or kept an arena
+ *                  of an earlier boot mapped (a read-only handle, which
+ *                  does not reset it), so that it could not be reset
  *   -EBUSY         (only where the filesystem lacks O_TMPFILE) four fresh
  *                  random temporary names were all taken
  *   MLC_ECORRUPT   not an mlc arena, a file whose size is not the one in

@@ -1036,7 +1036,10 @@ arena_attach_once(struct mlc_arena *a, const char *path, uint32_t flags)
 			nanosleep(&pause, NULL);
 		}
 	}
-	if (rc == -EAGAIN)
+	/* Still locked by a reset, or still of an earlier boot because
+	 * another process kept it mapped (a read-only handle does not reset
+	 * it) through every try: -ESTALE is no code of mlc_arena_open(). */
+	if (rc == -EAGAIN || rc == -ESTALE)
 		rc = -ETIMEDOUT;
 	if (rc < 0) {
 		close(fd);
