@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,6 +79,41 @@ start_time_of(long pid, char *state, long *first, long *threads)
 	return start;
 }
 
+/* How many pids the NSpid line of /proc/self/status gives: one for each
+ * pid namespace from the procfs's down to ours, so 1 when /proc is of our
+ * own namespace; 0 if it has no such line (kernels before 4.1), -1 if the
+ * file cannot be read (no descriptor to spare, say). */
+static int
+nspid_levels(void)
+{
+	char buf[4096], *p;
+	int n = 0;
+	ssize_t len;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = '\0';
+	p = strstr(buf, "\nNSpid:");
+	if (p == NULL)
+		return 0;
+	p += strlen("\nNSpid:");
+	while (*p != '\n' && *p != '\0') {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p < '0' || *p > '9')
+			break;
+		n++;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return n;
+}
+
 static void
 me_refresh(void)
 {
@@ -102,7 +138,12 @@ me_refresh(void)
 	 * not another pid namespace's answer, nor a missing procfs, which
 	 * stay for the thread's life. */
 	my_unread = self == 0 && state == '?';
-	if (self != (long)mlc__pid())
+	/* The pid the procfs gives us can also be our own by chance (pids
+	 * are allocated per namespace): then it still describes the parent
+	 * namespace's processes, and judged ours by theirs (a live process
+	 * dead, test-procs test_foreign_procfs_same_pid).  NSpid lists our
+	 * pid in each namespace from the procfs's down. */
+	if (self != (long)mlc__pid() || nspid_levels() > 1)
 		my_start_v = 0;
 	my_stamp_v = 0;
 	my_gen = gen;
@@ -125,22 +166,28 @@ mlc__proc_start(void)
  * test_orphan_stamped_without_fds).  Identity elsewhere (the attached
  * processes' table, which finds our entry by it) keeps the first answer;
  * a stamp is judged only against /proc and never compared with ours
- * unless we can judge (mlc__proc_judgeable()). */
+ * unless we can judge (mlc__proc_judgeable()).  A read now passes the
+ * checks me_refresh() makes (our own pid, and one NSpid level), or is
+ * not taken. */
 uint64_t
 mlc__proc_stamp_start(void)
 {
 	long self = 0;
 	uint64_t start;
 	char state;
+	int levels;
 
 	me_refresh();
 	if (my_start_v != 0 || !my_unread)
 		return my_start_v;
 	if (my_stamp_v == 0) {
 		start = start_time_of(0, &state, &self, NULL);
-		if (self == (long)mlc__pid())
+		levels = self == (long)mlc__pid() ? nspid_levels() : 0;
+		if (self == (long)mlc__pid() && levels > 1)
+			my_unread = false;	/* another namespace's procfs */
+		else if (self == (long)mlc__pid() && levels >= 0)
 			my_stamp_v = start;
-		else if (self != 0 || state != '?')
+		else if (self != (long)mlc__pid() && (self != 0 || state != '?'))
 			my_unread = false;	/* for good, as above */
 	}
 	return my_stamp_v;

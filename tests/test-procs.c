@@ -5,6 +5,8 @@
  * the table fills up, and a holder of its lock stops.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -729,6 +731,128 @@ test_foreign_procfs(void **state)
 	assert_int_equal(rc, 0);
 }
 
+/*
+ * The same, for a process whose pid in its own namespace happens to be its
+ * pid in the parent namespace's /proc as well (pids are allocated per
+ * namespace, and nothing keeps them apart): /proc/self then names it by
+ * its own pid, and until 2026-12-07 that was taken for proof that /proc is
+ * its namespace's.  It judged other processes of its namespace by the
+ * parent namespace's entries at their pids: the namespace's init, alive,
+ * was dead (the parent namespace's pid 1 started at another time) (h5
+ * review).  Such a process must judge nobody.  The coincidence is made:
+ * the namespace's next pid is set (ns_last_pid) to the one the parent
+ * namespace is about to give; tried until both agree.
+ */
+static uint64_t sp_init_start;
+
+static long
+proc_self_pid(void)
+{
+	char buf[32];
+	ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+static uint64_t
+self_start_ticks(void)
+{
+	char buf[1024], *p;
+	uint64_t start = 0;
+	ssize_t n;
+	int fd = open("/proc/self/stat", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	for (int field = 2; field < 22 && p != NULL; field++) {
+		p = strchr(p + 1, ' ');
+	}
+	if (p != NULL)
+		sscanf(p + 1, "%" SCNu64, &start);
+	return start;
+}
+
+static int
+same_pid_judge(void *arg)
+{
+	struct stat st;
+
+	(void)arg;
+	if (proc_self_pid() != (long)getpid())
+		return 99;		/* no coincidence this time */
+	if (stat("/proc/self/ns/pid", &st) != 0)
+		return 22;
+	if (mlc__proc_dead(1, sp_init_start, (uint32_t)st.st_ino))
+		return 23;		/* its live init judged dead */
+	return mlc__proc_start() == 0 ? 0 : 24;
+}
+
+static int
+same_pid_init(void *arg)
+{
+	(void)arg;
+	if (getpid() != 1)
+		return 20;
+	sp_init_start = self_start_ticks();
+	if (sp_init_start == 0)
+		return 77;
+	for (int tries = 0; tries < 300; tries++) {
+		char num[32];
+		long next;
+		int fd, rc, len;
+
+		/* The parent namespace's next pid, roughly: */
+		next = proc_self_pid();
+		if (next <= 1)
+			return 77;
+		fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+		if (fd < 0)
+			return 77;
+		len = snprintf(num, sizeof(num), "%ld", next);
+		rc = (int)write(fd, num, (size_t)len);
+		close(fd);
+		if (rc != len)
+			return 77;
+		rc = t_fork(same_pid_judge, NULL);
+		if (rc != 99)
+			return rc;
+	}
+	return 77;
+}
+
+static int
+same_pid_unshare(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_NEWPID) != 0)
+		return 77;
+	return t_fork(same_pid_init, NULL);
+}
+
+static void
+test_foreign_procfs_same_pid(void **state)
+{
+	int rc;
+
+	(void)state;
+	rc = t_fork(same_pid_unshare, NULL);
+	if (rc == 77) {
+		printf("[foreign procfs, same pid] not possible here: "
+		       "skipped\n");
+		return;
+	}
+	assert_int_equal(rc, 0);
+}
+
 /* Counts not yet flushed when a process forks are the parent's: a child
  * that uses (or only closes) an inherited handle does not add them to the
  * namespace again (found by a review: 10 sets were counted 20 times). */
@@ -1092,6 +1216,7 @@ main(void)
 		cmocka_unit_test(test_garbage_lock_kind),
 		cmocka_unit_test(test_leader_exited_lives),
 		cmocka_unit_test(test_foreign_procfs),
+		cmocka_unit_test(test_foreign_procfs_same_pid),
 		cmocka_unit_test(test_fork_stats_once),
 		cmocka_unit_test(test_child_of_closed_arena),
 		cmocka_unit_test(test_entry_never_half),
