@@ -733,6 +733,11 @@ arena_create_file(const char *path, const struct mlc_arena_options *o,
 	fd = tmp_open(path, o->mode, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
+	/* Locked from the start, until the arena is closed: a named file
+	 * is removed by tmp_sweep() only once it can lock it (its pid can
+	 * be anyone's in another pid namespace). */
+	if ((rc = ofd_lock(fd, F_RDLCK)) < 0)
+		goto fail;
 	/* open() applies the umask; the mode asked for is the mode meant. */
 	if (fchmod(fd, o->mode) < 0) {
 		rc = -errno;
@@ -750,10 +755,12 @@ arena_create_file(const char *path, const struct mlc_arena_options *o,
 	munmap(base, cfg->ah_size);
 	if (rc < 0)
 		goto fail;
-	if ((rc = ofd_lock(fd, F_RDLCK)) < 0)
+	if ((rc = tmp_link(fd, tmp, path)) < 0) {
+		/* Removed between its creation and its lock: again. */
+		if (rc == -ENOENT && tmp[0] != '\0')
+			rc = -EAGAIN;
 		goto fail;
-	if ((rc = tmp_link(fd, tmp, path)) < 0)
-		goto fail;
+	}
 	if (tmp[0] != '\0')
 		unlink(tmp);
 	*fdp = fd;
@@ -1070,7 +1077,7 @@ arena_open_named(struct mlc_arena *a, const char *name,
 		if (rc != -ENOENT || !(o->flags & MLC_ARENA_CREATE))
 			return rc;
 		rc = arena_create_file(path, o, cfg, &fd);
-		if (rc == -EEXIST)
+		if (rc == -EEXIST || rc == -EAGAIN)
 			continue;	/* another creator won: attach to it */
 		if (rc < 0)
 			return rc;
@@ -1249,6 +1256,7 @@ tmp_sweep(const char *path)
 	size_t plen;
 	struct dirent *de;
 	DIR *d;
+	int fd;
 
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + 1 : 2,
 		 slash ? path : "./");
@@ -1272,8 +1280,15 @@ tmp_sweep(const char *path)
 			continue;
 		if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;	/* its creator may still be at work */
+		/* No such pid here, but the creator may be of another pid
+		 * namespace: it holds a lock on its file while it lives. */
 		snprintf(victim, sizeof(victim), "%s%s", dir, de->d_name);
-		unlink(victim);
+		fd = arena_open_fd(victim, MLC_ARENA_FOREIGN);
+		if (fd < 0)
+			continue;
+		if (ofd_lock(fd, F_WRLCK) == 0)
+			unlink(victim);
+		close(fd);
 	}
 	closedir(d);
 }

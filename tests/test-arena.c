@@ -1172,6 +1172,63 @@ test_unlink_removes_dead_tmp(void **state)
 		fail_msg("mlc_arena_unlink(%s) left %s", name, tmp);
 }
 
+/*
+ * A creator's temporary file (filesystems without O_TMPFILE) is judged by
+ * its pid, and a pid means nothing in another pid namespace: until
+ * 2026-12-07 mlc_arena_unlink() in a namespace where the creator's pid
+ * did not exist removed a live creator's file (kill(pid, 0): ESRCH), and
+ * its link() then failed: mlc_arena_open(CREATE) gave -ENOENT (h5
+ * review).  A creator holds a lock on its file from its creation (as
+ * here), and a sweeper removes only files it can lock.
+ */
+static int
+sweep_in_ns(void *arg)
+{
+	(void)arg;
+	return mlc_arena_unlink(arg, 0) == 0 ? 0 : 1;
+}
+
+static int
+sweep_ns_child(void *arg)
+{
+	if (unshare(CLONE_NEWPID) != 0)
+		return 77;
+	return t_fork(sweep_in_ns, arg);
+}
+
+static void
+test_unlink_keeps_live_tmp_other_ns(void **state)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+	struct mlc_arena *a;
+	char name[64], tmp[160];
+	bool kept;
+	int fd, rc;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	/* This process, creating: its file, locked. */
+	snprintf(tmp, sizeof(tmp), SHM_DIR ".mlc-tmp.%s.%ld.12345", name,
+		 (long)getpid());
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	rc = t_fork(sweep_ns_child, name);
+	kept = exists(tmp);
+	close(fd);
+	unlink(tmp);
+	if (rc == 77) {
+		print_message("unshare(CLONE_NEWPID) not allowed: skipped\n");
+		skip();
+	}
+	assert_int_equal(rc, 0);
+	if (!kept)
+		fail_msg("an unlink in another pid namespace removed a live "
+			 "creator's %s", tmp);
+}
+
 /* ---- temporary files ----------------------------------------------- */
 
 /* Temporary creation files (".mlc-tmp.<name>.<pid>.<n>") of this process. */
@@ -1516,6 +1573,7 @@ main(void)
 		cmocka_unit_test(test_other_boot),
 		cmocka_unit_test(test_other_boot_held),
 		cmocka_unit_test(test_unlink_removes_dead_tmp),
+		cmocka_unit_test(test_unlink_keeps_live_tmp_other_ns),
 		cmocka_unit_test(test_no_tmp_files_left),
 		cmocka_unit_test(test_reopen_other_size),
 	};
