@@ -179,9 +179,10 @@ arena_options_check(struct mlc_arena_options *o)
 		return -EINVAL;
 	if (o->max_namespaces == 0)
 		o->max_namespaces = 64;
-	o->max_namespaces++;		/* plus mlc's own, index 0 */
-	if (o->max_namespaces > 4096)
+	/* Checked before mlc's own is counted: UINT32_MAX would wrap. */
+	if (o->max_namespaces > 4095)
 		return -EINVAL;
+	o->max_namespaces++;		/* plus mlc's own, index 0 */
 	if (o->neg_quota_pct == 0)
 		o->neg_quota_pct = 25;
 	if (o->neg_quota_pct > 100)
