@@ -1099,7 +1099,7 @@ test_other_boot(void **state)
  * inspector: it attaches without resetting) cannot be reset: a writable
  * attach waits for it, then gives up with -ETIMEDOUT, as include/mlc.h
  * says.  Until 2026-12-07 it answered -ESTALE, a code mlc_arena_open()
- * does not document (h5 review). */
+ * does not document (review P). */
 static void
 test_other_boot_held(void **state)
 {

@@ -252,7 +252,7 @@ test_modify_outcomes(void **state)
  * 2026-12-07 MLC_ESTALE (a public code, one a fn that calls the cache may
  * pass on) was taken for the modify's own "changed meanwhile", and fn ran
  * 1000 times before the modify answered -EBUSY.  And a value fn reports
- * over 4 GiB is -E2BIG, as a loader's is, not -EINVAL (h5 review). */
+ * over 4 GiB is -E2BIG, as a loader's is, not -EINVAL (review P). */
 static int code_runs;
 
 static int

@@ -413,7 +413,7 @@ test_bad_arena_values(void **state)
 	BAD("max_namespaces 4096", o.max_namespaces = 4096);
 	/* Counted with mlc's own namespace after the check, until
 	 * 2026-12-07: UINT32_MAX wrapped to an arena of no namespace, in
-	 * which every mlc_cache_open() failed (h5 review). */
+	 * which every mlc_cache_open() failed (review P). */
 	BAD("max_namespaces UINT32_MAX", o.max_namespaces = UINT32_MAX);
 	BAD("neg_quota_pct 101", o.neg_quota_pct = 101);
 #undef BAD

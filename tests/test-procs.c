@@ -1053,7 +1053,7 @@ out:
  * same: a claimer stopped between its CAS and its publication while the
  * entry was freed was judged as a process that claims nothing, and a
  * waiter took its flight over after the grace and loaded a second time
- * while the claimer was alive (h5 review).  A process with a handle not
+ * while the claimer was alive (review P).  A process with a handle not
  * counted claims through the shared counter of unlisted processes.
  */
 struct uc_arg {
