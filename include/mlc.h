@@ -527,7 +527,10 @@ struct mlc_event {
  * arena handle in this process, on the calling thread, after the change is
  * in L2 and in the local log.  @p ev and what it points to are valid during
  * the call only.  It must not block for long (it runs inside mlc_set()
- * and friends) and must not call mlc functions on the same cache handle.
+ * and friends).  It may call the cache, on the same cache handle too: such
+ * a call applies the log like any other, and a value the outer call would
+ * have kept in L1 is not kept there if the hook's calls changed that L1
+ * (docs/semantics.md, "Calls made from callbacks").
  */
 typedef void mlc_event_fn(void *arg, const struct mlc_event *ev);
 
