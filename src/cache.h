@@ -34,6 +34,8 @@ struct mlc_cache {
 					 * and loaders' stores made on the
 					 * handle (l1_mark()) */
 	struct mlc_stats st;
+	uint64_t call_loads;		/* loader runs of the innermost get
+					 * under way (mlc__get_slow()) */
 	struct mlc_stats flushed;	/* what the namespace has of st */
 	uint32_t flush_in;		/* calls until the clock is read */
 	uint32_t unflushed;		/* calls counted down since the flush */

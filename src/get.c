@@ -229,13 +229,20 @@ int
 mlc__get_slow(struct mlc_cache *c, struct mlc__key *k, const struct call *cf,
 	      mlc_loader_fn *loader, void *arg, struct mlc_value *value)
 {
-	/* A loader on this handle may run gets of other keys on it, but
-	 * only from inside this call's own load: loads moving means this
-	 * call loaded. */
-	uint64_t loads = c->st.loads, now = mlc__now_ms();
-	int rc = get_slow(c, k, cf, loader, arg, now, value);
+	/* This call loaded if its own loader ran: the loads of the gets a
+	 * loader or a codec's decode makes on this handle are theirs, each
+	 * counted by its own call (review R: a decode's get that loaded
+	 * made the L2 hit it decoded for a miss, when the count looked at
+	 * the handle's loads). */
+	uint64_t outer = c->call_loads, now = mlc__now_ms();
+	bool loaded;
+	int rc;
 
-	mlc__count_lookup(c, rc, value, c->st.loads != loads);
+	c->call_loads = 0;
+	rc = get_slow(c, k, cf, loader, arg, now, value);
+	loaded = c->call_loads != 0;
+	c->call_loads = outer;
+	mlc__count_lookup(c, rc, value, loaded);
 	stats_due(c, now);	/* the clock was read anyway */
 	return rc;
 }

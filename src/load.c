@@ -268,6 +268,7 @@ run_loader(struct mlc_cache *c, const struct mlc__key *k,
 	r = loader(arg, k->data, k->len, ld);
 	nloading--;
 	c->st.loads++;
+	c->call_loads++;
 	return mlc__load_check(r, ld);
 }
 

@@ -204,6 +204,10 @@ struct codec_ctx {
 	struct mlc_cache *self, *writer;
 	const char *key;
 	int nested_rc;
+	/* Once, inside a decode: a get of "other" on @c self with this
+	 * loader (review R). */
+	mlc_loader_fn *loader;
+	void *loader_arg;
 };
 
 static int
@@ -214,6 +218,15 @@ dec_decode(void *arg, const void *data, size_t len, void **obj)
 	int64_t n = 0, *p;
 
 	cc->decodes++;
+	if (cc->loader != NULL) {
+		mlc_loader_fn *loader = cc->loader;
+		struct mlc_value v = { 0 };
+
+		cc->loader = NULL;
+		cc->nested_rc = mlc_get(cc->self, "other", 5, loader,
+					cc->loader_arg, &v);
+		mlc_value_release(&v);
+	}
 	if (cc->writer != NULL) {
 		struct mlc_cache *w = cc->writer;
 		struct mlc_value v = { 0 };
@@ -989,6 +1002,43 @@ test_codec_nested_change(void **state)
 	assert_int_equal(v.level, MLC_L2);
 	assert_int_equal(obj_int(&v), 77);
 	mlc_value_release(&v);
+	mlc_cache_close(c);
+	mlc_cache_close(w);
+	assert_int_equal(cc.frees, cc.decodes);
+}
+
+/* A decode that runs a load on its handle (a get of another key, with a
+ * loader) does not make the get it decodes for a miss: that get read its
+ * value from L2 and loaded nothing, a hit of L2, as the inner get is a
+ * miss of its own.  The count looked at whether the handle's loads moved
+ * during the call, the decode's included (review R). */
+static void
+test_codec_nested_load_counts(void **state)
+{
+	struct fx *fx = *state;
+	struct codec_ctx cc = { 0 };
+	struct mlc_codec codec;
+	struct mlc_cache *c = cache_codec(fx->a, "cl", &cc, &codec);
+	struct mlc_cache *w = t_cache(fx->a, "cl", NULL);
+	struct script s = VALUE("5");
+	struct mlc_value v = { 0 };
+	struct mlc_stats st;
+
+	assert_int_equal(set(w, "k", "1", 0), 0);
+	cc.self = c;
+	cc.loader = scripted;
+	cc.loader_arg = &s;
+	assert_int_equal(get(c, "k", NULL, NULL, &v), 0);
+	assert_int_equal(cc.nested_rc, 0);
+	assert_int_equal(s.calls, 1);
+	assert_int_equal(v.level, MLC_L2);
+	assert_int_equal(obj_int(&v), 1);
+	mlc_value_release(&v);
+	st = stats(c);
+	assert_int_equal(st.loads, 1);
+	assert_int_equal(st.hits_l2, 1);	/* "k" */
+	assert_int_equal(st.misses, 1);		/* "other" */
+	assert_int_equal(st.hits_l3, 1);
 	mlc_cache_close(c);
 	mlc_cache_close(w);
 	assert_int_equal(cc.frees, cc.decodes);
@@ -2131,6 +2181,7 @@ main(void)
 		T(test_codec_levels),
 		T(test_codec_free_once),
 		T(test_codec_nested_change),
+		T(test_codec_nested_load_counts),
 		T(test_codec_failure),
 		T(test_codec_negative_not_decoded),
 		T(test_set_codec_handle_own_l1),
