@@ -622,11 +622,11 @@ static int
 sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 {
 	redisReply *info = NULL, *xi = NULL;
-	const redisReply *f;
+	const redisReply *f, *lf;
 	const char *p, *e;
 	char run_id[48] = "";
 	struct sid last_gen = { 0, 0 }, first = { 0, 0 };
-	bool missing, has_first = false;
+	bool missing, has_first = false, removed = false;
 	int rc = -1;
 
 	redisAppendCommand(c, "INFO server");
@@ -664,6 +664,17 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 		    f->element[0]->type == REDIS_REPLY_STRING &&
 		    sid_parse(f->element[0]->str, &first) == 0)
 			has_first = true;
+		/* A position of 0-0 (the stream was missing) cannot be told
+		 * from a trim by the first entry: any ID is above it.  Redis
+		 * 7.0 and later count the entries ever added to the stream
+		 * (since it was made): more than it holds, and some we never
+		 * read were trimmed. */
+		f = field(xi, "entries-added");
+		lf = field(xi, "length");
+		removed = f != NULL && lf != NULL &&
+			  f->type == REDIS_REPLY_INTEGER &&
+			  lf->type == REDIS_REPLY_INTEGER &&
+			  f->integer > lf->integer;
 	}
 	if (!s->have_pos) {
 		/* The arena's past is unknown: whatever it holds may have
@@ -681,6 +692,8 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 	} else if (has_first && !sid_zero(&s->last) &&
 		   sid_cmp(&first, &s->last) > 0) {
 		gap(r, "stream trimmed past the last entry read");
+	} else if (sid_zero(&s->last) && removed) {
+		gap(r, "stream trimmed before its first entry was read");
 	} else if (r->max_offline_ms &&
 		   now_ms() - s->ok_at > r->max_offline_ms) {
 		gap(r, "cut off longer than max_offline_ms");
