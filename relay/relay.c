@@ -88,9 +88,9 @@ now_ms(void)
 }
 
 static struct timeval
-ms_tv(uint32_t ms)
+ms_tv(uint64_t ms)
 {
-	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
+	struct timeval tv = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000 };
 
 	return tv;
 }
@@ -178,7 +178,7 @@ backoff_next(struct mlc_relay *r, uint32_t *cur)
 }
 
 static redisContext *
-rconnect(struct mlc_relay *r, uint32_t read_ms)
+rconnect(struct mlc_relay *r, uint64_t read_ms)
 {
 	redisContext *c;
 	redisReply *rep;
@@ -861,7 +861,8 @@ sub_main(void *arg)
 
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		if (c == NULL) {
-			c = rconnect(r, r->block_ms + r->io_ms);
+			/* 64 bits: both may be up to 2^32 - 1. */
+			c = rconnect(r, (uint64_t)r->block_ms + r->io_ms);
 			if (c != NULL) {
 				sub_fd_set(r, c->fd);
 				if (ever)

@@ -196,6 +196,48 @@ out:
 	return ret;
 }
 
+/*
+ * review Q: the subscriber's read timeout, block_ms + io_timeout_ms, was
+ * added in 32 bits: a block_ms near 2^32 - 1 (which the options and the
+ * daemon's --block-ms take) wrapped it to less than the XREAD's block, so
+ * every idle read timed out and the connection was made again.
+ */
+static int
+test_long_block(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	struct mlc_relay_stats st;
+	int ret = 1, orc;
+
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	ro.host_id = "B";
+	ro.redis_unix = sock;
+	ro.stream = "long-block";
+	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro.block_ms = UINT32_MAX - 200;	/* + 500: wrapped to 299 ms */
+	ro.io_timeout_ms = 500;
+	ro.backoff_min_ms = 50;
+	ro.backoff_max_ms = 100;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	nap(1500);
+	st = stats(r);
+	CHECK(st.connected & MLC_RELAY_SUBSCRIBE, "not connected");
+	CHECK(st.reconnects == 0, "%llu reconnections while idle",
+	      (unsigned long long)st.reconnects);
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (a)
+		mlc_arena_close(a);
+	return ret;
+}
+
 int
 main(void)
 {
@@ -216,6 +258,12 @@ main(void)
 		rc = 1;
 	} else {
 		printf("ok test_untrimmed_while_at_zero\n");
+	}
+	if (test_long_block() != 0) {
+		printf("FAIL test_long_block\n");
+		rc = 1;
+	} else {
+		printf("ok test_long_block\n");
 	}
 	redis_stop();
 	return rc;
