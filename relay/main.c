@@ -297,7 +297,9 @@ main(int argc, char **argv)
 		ro.stream ? ro.stream : "mlc:events");
 
 	err[0] = '\0';
-	for (unsigned t = 0; !quit; t += 50) {
+	/* 64 bits: a 32-bit count wrapped after 49.7 days, and was then never
+	 * a multiple of 200 again for 24 wraps (review Q). */
+	for (uint64_t t = 0; !quit; t += 50) {
 		char e[160];
 
 		usleep(50 * 1000);
