@@ -876,8 +876,9 @@ enum mlc_modify_result {
 
 /**
  * The change of a mlc_modify(): @p cur is the current value (NULL when the
- * key is absent or expired; valid during the call only); fill @p out as a
- * loader does for MLC_MODIFY_SET.  A negative return aborts the modify with
+ * key is absent or expired; valid during the call only), its bytes as
+ * stored: its obj is NULL on a handle with a codec too (no decode runs for
+ * it); fill @p out as a loader does for MLC_MODIFY_SET.  A negative return aborts the modify with
  * that code.  It may run more than once (when another writer got there
  * first), so it must not have side effects beyond @p out.
  */
