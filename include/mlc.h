@@ -605,7 +605,8 @@ struct mlc_cache_options {
 	int64_t  resurrect_ttl_ms; /* serve and re-store stale values this
 				    * long when the loader fails; 0: off */
 	int64_t  err_ttl_ms;	/* share a loader error this long (a
-				 * purge ends it); 0: off */
+				 * purge, or a later load whose value
+				 * is stored, ends it); 0: off */
 	uint32_t lock_timeout_ms; /* wait for another's load; 0: 5 s */
 	uint32_t lock_lease_ms;	/* a load's lease; 0: 30 s */
 	uint32_t lock_policy;	/* enum mlc_lock_policy */

@@ -421,6 +421,30 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	return MLC_ELOADER;
 }
 
+/* A load of @p k stored its value: an error record's back-off
+ * (err_ttl_ms) ends, for that error is no longer what the key's last load
+ * answered.  Before (review S), a refresh or a flight-steps publish that
+ * stored a value after a failure left the record standing, and once the
+ * value expired a get long after the success got the old error without
+ * calling the loader, until err_ttl_ms ran out.  The record is replaced by
+ * one of no flight (no waiter takes it) with no back-off. */
+static void
+backoff_end(struct mlc_cache *c, const struct mlc__key *k, uint64_t now)
+{
+	struct mlc__fl none = { .role = MLC_FLIGHT_LOADER };
+	struct mlc__ent *e;
+	struct outcome o;
+
+	if (outcome_read(c, k, &o, &e) < 0)
+		return;
+	mlc__ent_put(e);
+	if (o.kind != OUT_ERROR || o.until <= now)
+		return;
+	o.flight = 0;
+	o.until = 0;
+	outcome_write(c, k, &none, &o, "", 0, now);
+}
+
 /* The loader answered: store what it says (unless fenced out) and hand it
  * out; waiters find it in L2, or in the outcome record if not stored. */
 static int
@@ -460,6 +484,7 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 			fenced = true;
 		} else if (rc == 0) {
 			e->version = put.version;
+			backoff_end(c, k, now);
 		}			/* else L1 only */
 	}
 	if (!cache || rc < 0) {

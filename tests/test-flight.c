@@ -1362,6 +1362,65 @@ test_err_ttl_ended_by_purge(void **state)
 	teardown_arena();
 }
 
+/* A load that succeeds ends the back-off (review S): the error is no
+ * longer what the key's last load answered.  Before, a refresh (or a
+ * flight-steps publish) that stored a value after the failure left the
+ * error record standing: once that value expired, a get that began long
+ * after the success got the old "db down" for the rest of err_ttl_ms,
+ * without calling the loader. */
+static void
+test_err_ttl_ended_by_load(void **state)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("back");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)state;
+	setup_arena(0);
+	o.ttl_ms = 1000;
+	o.err_ttl_ms = 60000;
+	c = open_cache(&o);
+	for (int how = 0; how < 2; how++) {
+		uint64_t loads = ld64(&sh->loads);
+
+		l.fail = true;
+		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
+					 &l, &v), MLC_ELOADER);
+		l.fail = false;
+		if (how == 0) {
+			assert_int_equal(mlc_refresh(c, err_key,
+						     strlen(err_key), loader,
+						     &l, NULL), 0);
+		} else {
+			struct mlc_flight fl;
+			struct mlc_load ld = { 0 };
+
+			assert_int_equal(mlc_flight_acquire(c, err_key,
+							    strlen(err_key),
+							    NULL, &fl), 0);
+			assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+			ld.data = "back";
+			ld.len = 4;
+			assert_int_equal(mlc_flight_publish(c, &fl,
+							    MLC_LOAD_VALUE,
+							    &ld, NULL), 0);
+			__atomic_add_fetch(&sh->loads, 1, __ATOMIC_ACQ_REL);
+		}
+		assert_int_equal(ld64(&sh->loads), loads + 2);
+		mlc__clock_advance(1500);	/* the value expired */
+		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
+					 &l, &v), 0);
+		assert_value(&v, "back");
+		assert_int_equal(v.level, MLC_L3);
+		mlc_value_release(&v);
+		assert_int_equal(ld64(&sh->loads), loads + 3);
+		assert_int_equal(mlc_delete(c, err_key, strlen(err_key)), 0);
+	}
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
 /* Without err_ttl, every call after a failure loads again. */
 static void
 test_no_err_ttl_reloads(void **state)
@@ -3714,6 +3773,7 @@ main(void)
 		cmocka_unit_test_teardown(test_no_cache_overtaken, td),
 		cmocka_unit_test_teardown(test_err_ttl, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_purge, td),
+		cmocka_unit_test_teardown(test_err_ttl_ended_by_load, td),
 		cmocka_unit_test_teardown(
 			test_resurrect_after_change_while_waiting, td),
 		cmocka_unit_test_teardown(test_no_err_ttl_reloads, td),
