@@ -929,8 +929,12 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	rc = mlc__flight_wait(c->a, &f, t0 + timeout_ms, c->o.lock_lease_ms,
 			      &c->st.lock_steals);
 	c->st.lock_wait_ms += mlc__now_ms() - t0;
-	if (rc == -EAGAIN)
+	if (rc == -EAGAIN) {
+		/* Still waiting: the ticket keeps when the owner was last
+		 * probed, or each poll probed it (review S). */
+		flight_save(flight, &f, &k, flight->fl_private[FP_FENCE]);
 		return -EAGAIN;
+	}
 	/* The namespace's generation now, not at acquire: this handle may
 	 * have applied a purge since (another request's call).  A result of
 	 * the purged generation read now would outlive it in L1; a takeover

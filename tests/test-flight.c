@@ -1421,6 +1421,36 @@ test_err_ttl_ended_by_load(void **state)
 	teardown_arena();
 }
 
+/* A wait that timed out keeps in its ticket when it last probed the owner
+ * (review S): probing reads /proc, at most once a slice (flight.c,
+ * probe_due()).  Before, mlc_flight_wait() returned -EAGAIN without saving
+ * it, and an event loop polling with timeout 0 probed on every poll once
+ * 20 ms had passed since it joined.  The ticket's last word keeps the
+ * probe's time, as ms after joining, in its top 24 bits. */
+static void
+test_flight_wait_keeps_probe_time(void **state)
+{
+	struct mlc_flight own, wt;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)state;
+	setup_arena(0);
+	c = pc();
+	assert_int_equal(mlc_flight_acquire(c, "pk", 2, NULL, &own), 0);
+	assert_int_equal(own.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(c, "pk", 2, NULL, &wt), 0);
+	assert_int_equal(wt.role, MLC_FLIGHT_WAITER);
+	assert_int_equal(wt.fl_private[6] >> 40, 0);
+	/* The owner (this process) lives: it is probed, and kept. */
+	assert_int_equal(mlc_flight_wait(c, &wt, 60, &v), -EAGAIN);
+	assert_int_equal(wt.role, MLC_FLIGHT_WAITER);
+	assert_true(wt.fl_private[6] >> 40 >= 20);
+	assert_int_equal(mlc_flight_abandon(c, &wt), 0);
+	assert_int_equal(mlc_flight_abandon(c, &own), 0);
+	teardown_arena();
+}
+
 /* Without err_ttl, every call after a failure loads again. */
 static void
 test_no_err_ttl_reloads(void **state)
@@ -3774,6 +3804,7 @@ main(void)
 		cmocka_unit_test_teardown(test_err_ttl, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_purge, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_load, td),
+		cmocka_unit_test_teardown(test_flight_wait_keeps_probe_time, td),
 		cmocka_unit_test_teardown(
 			test_resurrect_after_change_while_waiting, td),
 		cmocka_unit_test_teardown(test_no_err_ttl_reloads, td),
