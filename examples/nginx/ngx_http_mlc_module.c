@@ -1625,7 +1625,7 @@ ngx_http_mlc_metrics(ngx_http_request_t *r)
     struct mlc_stats           tmp;
     ngx_uint_t                 i, n = 0, cap;
     u_char                    *buf, *p, arena[5 * 256 + 1];
-    size_t                     size;
+    size_t                     size, alen;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_mlc_module);
     h = mcf->handles.elts;
@@ -1663,8 +1663,13 @@ ngx_http_mlc_metrics(ngx_http_request_t *r)
     if (mcf->name.len > 255) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    *ngx_http_mlc_prom_label(arena, (const char *) mcf->name.data) = '\0';
-    size = 4096 + n * (14 * (64 + 5 * MLC_NAME_MAX + 5 * 256 + 48));
+    p = ngx_http_mlc_prom_label(arena, (const char *) mcf->name.data);
+    *p = '\0';
+    alen = (size_t) (p - arena);
+    /* the text without names fits in 4k; the arena's label is on the 9
+     * arena-wide lines too, not only on each namespace's (it can be 1000
+     * bytes: 200 that are not UTF-8, 5 each) */
+    size = 4096 + 9 * alen + n * (14 * (64 + 5 * MLC_NAME_MAX + alen + 48));
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
