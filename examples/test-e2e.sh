@@ -34,7 +34,8 @@
 # nginx: /admin/metrics answers whole, and no worker dies, with an arena
 # name filled to 200 bytes, and a namespace of 47, that are not UTF-8.
 # nginx -t refuses an arena of size 0 or 4k, a '/' inside the arena's name,
-# an empty query, and two mlc_cache of a namespace with other options.
+# an empty query, an lru= over 2^28, and two mlc_cache of a namespace with
+# other options.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
 # Environment: MLC_E2E_PORTS=LO-HI takes the servers' ports from that range
@@ -620,6 +621,10 @@ nginx_refusals() {
 	refused nosql "an empty SQL query" "${E}\"mlc_cache\" directive has an empty SQL query in $work/nginx-t/nosql/nginx.conf:10" \
 		"mlc_arena $a 8m; server { $loc; }
     location = /bad { mlc_cache other $db \" \"; } }"
+	# mlc_cache_open() refuses an L1 of more than 2^28 entries: taken, it
+	# left every worker without its cache, each request a 503 (review T)
+	refused lru "lru= over 2^28" "${E}mlc_cache: bad option \"lru=268435457\" in $work/nginx-t/lru/nginx.conf:9" \
+		"mlc_arena $a 8m; server { $loc lru=268435457; } }"
 	refused options "two mlc_cache of a namespace with other options" \
 		"${E}mlc_cache \"items\" \(line 10\): ttl, neg_ttl, lru or lock_timeout differ from the mlc_cache of the same namespace at line 9" \
 		"mlc_arena $a 8m; server { $loc ttl=0; }

@@ -444,6 +444,10 @@ ngx_http_mlc_register(ngx_conf_t *cf, ngx_http_mlc_loc_conf_t *lcf,
 }
 
 
+/* mlc_cache_open() refuses a larger L1 (src/cache.c): every worker would
+ * start without its cache and answer 503 */
+#define NGX_HTTP_MLC_LRU_MAX  (1 << 28)
+
 /*
  * mlc_cache <namespace> <sqlite-file> <sql> [ttl=ms] [neg_ttl=ms]
  *           [lru=entries] [lock_timeout=ms];
@@ -495,7 +499,7 @@ ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         } else if (ngx_http_mlc_opt_num(&value[i], "neg_ttl", &n) == NGX_OK) {
             lcf->neg_ttl_ms = n;
         } else if (ngx_http_mlc_opt_num(&value[i], "lru", &n) == NGX_OK
-                   && n > 0 && n <= 0x7fffffff)
+                   && n > 0 && n <= NGX_HTTP_MLC_LRU_MAX)
         {
             lcf->lru_size = (uint32_t) n;
         } else if (ngx_http_mlc_opt_num(&value[i], "lock_timeout", &n)
