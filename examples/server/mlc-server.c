@@ -986,9 +986,9 @@ main(int argc, char **argv)
 			cfg.neg_ttl_ms = parse_num("neg-ttl", optarg,
 						   MLC_TTL_NEVER, INT64_MAX);
 			break;
-		case 'l':
+		case 'l':	/* mlc_cache_open() refuses more than 2^28 */
 			cfg.lru_size = (uint32_t)parse_num("lru", optarg, 0,
-							   UINT32_MAX);
+							   1 << 28);
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
