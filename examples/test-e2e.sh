@@ -953,10 +953,11 @@ run_server() {
 	# numbers in its options are checked: a bad one is named, exit 2,
 	# nothing made (atoi took --port notaport for 0, any port); an --lru
 	# over 2^28, which mlc_cache_open() refuses, was taken, and the master
-	# respawned its dying workers as fast as it could fork (review T)
+	# respawned its dying workers as fast as it could fork (review T); so
+	# was a namespace name over 47 bytes
 	local bad out rc
 	for bad in "--port notaport" "--port 70000" "--workers 0" "--ttl -5" "--lru x" \
-		"--lru 268435457"; do
+		"--lru 268435457" "--namespace $(printf 'n%.0s' $(seq 48))"; do
 		rc=0
 		# shellcheck disable=SC2086
 		out=$(timeout 10 "$build/examples/server/mlc-server" --db "$db" --arena "${PREFIX}srv-$$-bad" $bad 2>&1) || rc=$?

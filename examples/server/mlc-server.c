@@ -977,7 +977,16 @@ main(int argc, char **argv)
 			break;
 		case 'a': cfg.arena = optarg; break;
 		case 'b': cfg.arena_bytes = parse_bytes(optarg); break;
-		case 'n': cfg.ns = optarg; break;
+		case 'n':	/* as mlc_cache_open() takes it */
+			cfg.ns = optarg;
+			if (strlen(optarg) == 0 ||
+			    strlen(optarg) > MLC_NAME_MAX) {
+				fprintf(stderr, "mlc-server: --namespace wants "
+					"1 to %d bytes, not %zu\n",
+					MLC_NAME_MAX, strlen(optarg));
+				return 2;
+			}
+			break;
 		case 't':
 			cfg.ttl_ms = parse_num("ttl", optarg, MLC_TTL_NEVER,
 					       INT64_MAX);
