@@ -606,7 +606,8 @@ struct mlc_cache_options {
 				    * long when the loader fails; 0: off */
 	int64_t  err_ttl_ms;	/* share a loader error this long (a
 				 * purge, or a later load whose value
-				 * is stored, ends it); 0: off */
+				 * is stored through a handle with
+				 * err_ttl_ms, ends it); 0: off */
 	uint32_t lock_timeout_ms; /* wait for another's load; 0: 5 s */
 	uint32_t lock_lease_ms;	/* a load's lease; 0: 30 s */
 	uint32_t lock_policy;	/* enum mlc_lock_policy */

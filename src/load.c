@@ -435,7 +435,10 @@ backoff_end(struct mlc_cache *c, const struct mlc__key *k, uint64_t now)
 	struct mlc__ent *e;
 	struct outcome o;
 
-	if (outcome_read(c, k, &o, &e) < 0)
+	/* Only a handle that uses the back-off pays the read, as only such
+	 * a handle looks for it before a load (mlc__get_load()): a load
+	 * that stores is the miss path, and the read one more L2 lookup. */
+	if (c->o.err_ttl_ms <= 0 || outcome_read(c, k, &o, &e) < 0)
 		return;
 	mlc__ent_put(e);
 	if (o.kind != OUT_ERROR || o.until <= now)
