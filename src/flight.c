@@ -176,6 +176,45 @@ join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx, uint64_t word)
 	ck_pr_inc_32(&sl->fs_waiters);
 }
 
+/* A flight's owner fields, as publish_owner() stored them. */
+struct owner_snap {
+	uint64_t pub, owner, start, deadline;
+	uint32_t ns;
+};
+
+/* Take a snapshot of slot @p sl's owner fields between two loads of an
+ * unchanged word @p w (pairs with publish_owner's store fence): false if
+ * the word moved, and the fields may be another flight's. */
+static bool
+owner_snapshot(const struct mlc__flight_slot *sl, uint64_t w,
+	       struct owner_snap *o)
+{
+	ck_pr_fence_load();
+	o->pub = ck_pr_load_64(&sl->fs_pub);
+	ck_pr_fence_load();
+	o->owner = ck_pr_load_64(&sl->fs_owner);
+	o->start = ck_pr_load_64(&sl->fs_owner_start);
+	o->ns = ck_pr_load_32(&sl->fs_owner_ns);
+	o->deadline = ck_pr_load_64(&sl->fs_deadline);
+	ck_pr_fence_load();
+	return ck_pr_load_64(&sl->fs_word) == w;
+}
+
+/* Is flight @p gen of slot @p sl, seen unpublished, still unpublished
+ * with no live process counted as claiming?  The word (read by the
+ * caller) before the counters, the counters before fs_pub: a claimer
+ * counted out has published (it stores fs_pub, then decrements). */
+static bool
+unpublished_unclaimed(struct mlc_arena *a, const struct mlc__flight_slot *sl,
+		      uint64_t gen)
+{
+	ck_pr_fence_load();
+	if (mlc__procs_claiming(a))
+		return false;
+	ck_pr_fence_load();
+	return ck_pr_load_64(&sl->fs_pub) != gen;
+}
+
 /* Is the flight of another key in slot @p sl, word @p w, abandoned: its
  * owner proven dead or past its lease, or never published and no live
  * process counted as claiming?  Judged as a waiter judges its own flight's
@@ -186,30 +225,15 @@ join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx, uint64_t word)
 static bool
 abandoned(struct mlc_arena *a, const struct mlc__flight_slot *sl, uint64_t w)
 {
-	uint64_t pub, owner, start, deadline;
-	uint32_t ns;
+	struct owner_snap o;
 
-	if (MLC__FW_TAG(w) == 0)
+	if (MLC__FW_TAG(w) == 0 || !owner_snapshot(sl, w, &o))
 		return false;
-	ck_pr_fence_load();
-	pub = ck_pr_load_64(&sl->fs_pub);
-	ck_pr_fence_load();
-	owner = ck_pr_load_64(&sl->fs_owner);
-	start = ck_pr_load_64(&sl->fs_owner_start);
-	ns = ck_pr_load_32(&sl->fs_owner_ns);
-	deadline = ck_pr_load_64(&sl->fs_deadline);
-	ck_pr_fence_load();
-	if (ck_pr_load_64(&sl->fs_word) != w)
-		return false;
-	if (pub == MLC__FW_GEN(w))
-		return mlc__now_ms() > deadline ||
-		       mlc__proc_dead((uint32_t)(owner >> 32), start, ns);
-	/* As unpublished_gone(): a claimer counted out has published. */
-	ck_pr_fence_load();
-	if (mlc__procs_claiming(a))
-		return false;
-	ck_pr_fence_load();
-	return ck_pr_load_64(&sl->fs_pub) != MLC__FW_GEN(w);
+	if (o.pub == MLC__FW_GEN(w))
+		return mlc__now_ms() > o.deadline ||
+		       mlc__proc_dead((uint32_t)(o.owner >> 32), o.start, o.ns);
+	/* As unpublished_gone(), without its grace: we are counted out. */
+	return unpublished_unclaimed(a, sl, MLC__FW_GEN(w));
 }
 
 /* Claim a free slot of the two, or one whose word is @p gone[i] (another
@@ -422,14 +446,7 @@ unpublished_gone(struct mlc_arena *a, const struct mlc__flight_slot *sl,
 		return true;
 	if (!probe_due(f, now))
 		return false;
-	/* The word (read by the caller) before the counters, the counters
-	 * before fs_pub: a claimer counted out has published (it stores
-	 * fs_pub, then decrements). */
-	ck_pr_fence_load();
-	if (mlc__procs_claiming(a))
-		return false;
-	ck_pr_fence_load();
-	return ck_pr_load_64(&sl->fs_pub) != f->gen;	/* else judge it next */
+	return unpublished_unclaimed(a, sl, f->gen);	/* else judge it next */
 }
 
 /* Take a flight over from an owner proven dead, past its lease, or never
@@ -439,30 +456,19 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
       uint64_t *steals)
 {
 	struct mlc__flight_slot *sl = slot_of(a, f->slot - 1);
-	uint64_t w = mlc__flight_word(f), pub, owner, start, deadline, next;
+	uint64_t w = mlc__flight_word(f), next;
 	uint64_t now = mlc__now_ms();
-	uint32_t ns, *claiming;
+	struct owner_snap o;
+	uint32_t *claiming;
 
-	if (ck_pr_load_64(&sl->fs_word) != w)
+	if (ck_pr_load_64(&sl->fs_word) != w || !owner_snapshot(sl, w, &o))
 		return false;
-	/* A snapshot of the owner's fields, taken between two loads of an
-	 * unchanged word (pairs with publish_owner's store fence). */
-	ck_pr_fence_load();
-	pub = ck_pr_load_64(&sl->fs_pub);
-	ck_pr_fence_load();
-	owner = ck_pr_load_64(&sl->fs_owner);
-	start = ck_pr_load_64(&sl->fs_owner_start);
-	ns = ck_pr_load_32(&sl->fs_owner_ns);
-	deadline = ck_pr_load_64(&sl->fs_deadline);
-	ck_pr_fence_load();
-	if (ck_pr_load_64(&sl->fs_word) != w)
-		return false;
-	if (pub != f->gen) {
+	if (o.pub != f->gen) {
 		if (!unpublished_gone(a, sl, f, now, lease_ms))
 			return false;
-	} else if (now <= deadline) {
+	} else if (now <= o.deadline) {
 		if (!probe_due(f, now) ||
-		    !mlc__proc_dead((uint32_t)(owner >> 32), start, ns))
+		    !mlc__proc_dead((uint32_t)(o.owner >> 32), o.start, o.ns))
 			return false;
 	}
 	next = MLC__FW_MAKE(f->gen + 1, MLC__FW_TAG(w));
