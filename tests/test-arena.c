@@ -1177,8 +1177,8 @@ test_unlink_removes_dead_tmp(void **state)
  * its pid, and a pid means nothing in another pid namespace: until
  * 2026-12-07 mlc_arena_unlink() in a namespace where the creator's pid
  * did not exist removed a live creator's file (kill(pid, 0): ESRCH), and
- * its link() then failed: mlc_arena_open(CREATE) gave -ENOENT (h5
- * review).  A creator holds a lock on its file from its creation (as
+ * its link() then failed: mlc_arena_open(CREATE) gave -ENOENT
+ * (review P).  A creator holds a lock on its file from its creation (as
  * here), and a sweeper removes only files it can lock.
  */
 static int

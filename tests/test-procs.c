@@ -738,8 +738,8 @@ test_foreign_procfs(void **state)
  * its own pid, and until 2026-12-07 that was taken for proof that /proc is
  * its namespace's.  It judged other processes of its namespace by the
  * parent namespace's entries at their pids: the namespace's init, alive,
- * was dead (the parent namespace's pid 1 started at another time) (h5
- * review).  Such a process must judge nobody.  The coincidence is made:
+ * was dead (the parent namespace's pid 1 started at another time)
+ * (review P).  Such a process must judge nobody.  The coincidence is made:
  * the namespace's next pid is set (ns_last_pid) to the one the parent
  * namespace is about to give; tried until both agree.
  */
