@@ -114,37 +114,48 @@ nspid_levels(void)
 	return n;
 }
 
+/* Our start time through /proc/self, or 0 if it is not ours to take;
+ * *@p unread says whether a later read may give it (the files could not
+ * be read, no descriptor to spare, say) or not (another pid namespace's
+ * procfs, or none).  A procfs of another pid namespace (a container
+ * sharing the host's /proc) names us by another pid, and what it says of
+ * our pid is some other process's.  The pid it gives can also be our own
+ * by chance (pids are allocated per namespace): then it still describes
+ * the parent namespace's processes, and judged ours by theirs (a live
+ * process dead, test-procs test_foreign_procfs_same_pid).  NSpid lists
+ * our pid in each namespace from the procfs's down. */
+static uint64_t
+self_start(bool *unread)
+{
+	long self = 0;
+	char state;
+	uint64_t start = start_time_of(0, &state, &self, NULL);
+	int levels;
+
+	*unread = self == 0 && state == '?';
+	if (self != (long)mlc__pid())
+		return 0;
+	levels = nspid_levels();
+	if (levels < 0)
+		*unread = true;		/* NSpid not read: no verdict yet */
+	return levels == 0 || levels == 1 ? start : 0;
+}
+
 static void
 me_refresh(void)
 {
 	uint64_t gen = mlc__fork_gen();
-	long self = 0;
 	struct stat st;
-	char state;
 
 	if (my_gen == gen)
 		return;
-	/* Through /proc/self: a procfs of another pid namespace (a
-	 * container sharing the host's /proc) names us by another pid,
-	 * and what it says of our pid is some other process's. */
-	my_start_v = start_time_of(0, &state, &self, NULL);
+	my_start_v = self_start(&my_unread);
 	/* The pid namespace's inode; 0 (unknown) makes us unable to judge
 	 * anyone, and everyone unable to judge us: never a wrong verdict.
 	 * Without a start time the same (mlc__proc_dead()); the namespace
 	 * is kept, so that two such processes of two namespaces, each pid
 	 * 1 in its own, are not taken for one (procs.c). */
 	my_ns_v = stat("/proc/self/ns/pid", &st) == 0 ? (uint32_t)st.st_ino : 0;
-	/* Unread for a reason that passes (no descriptor to spare, say):
-	 * not another pid namespace's answer, nor a missing procfs, which
-	 * stay for the thread's life. */
-	my_unread = self == 0 && state == '?';
-	/* The pid the procfs gives us can also be our own by chance (pids
-	 * are allocated per namespace): then it still describes the parent
-	 * namespace's processes, and judged ours by theirs (a live process
-	 * dead, test-procs test_foreign_procfs_same_pid).  NSpid lists our
-	 * pid in each namespace from the procfs's down. */
-	if (self != (long)mlc__pid() || nspid_levels() > 1)
-		my_start_v = 0;
 	my_stamp_v = 0;
 	my_gen = gen;
 }
@@ -166,30 +177,16 @@ mlc__proc_start(void)
  * test_orphan_stamped_without_fds).  Identity elsewhere (the attached
  * processes' table, which finds our entry by it) keeps the first answer;
  * a stamp is judged only against /proc and never compared with ours
- * unless we can judge (mlc__proc_judgeable()).  A read now passes the
- * checks me_refresh() makes (our own pid, and one NSpid level), or is
- * not taken. */
+ * unless we can judge (mlc__proc_judgeable()).  A read again makes the
+ * same checks as the first (self_start()). */
 uint64_t
 mlc__proc_stamp_start(void)
 {
-	long self = 0;
-	uint64_t start;
-	char state;
-	int levels;
-
 	me_refresh();
 	if (my_start_v != 0 || !my_unread)
 		return my_start_v;
-	if (my_stamp_v == 0) {
-		start = start_time_of(0, &state, &self, NULL);
-		levels = self == (long)mlc__pid() ? nspid_levels() : 0;
-		if (self == (long)mlc__pid() && levels > 1)
-			my_unread = false;	/* another namespace's procfs */
-		else if (self == (long)mlc__pid() && levels >= 0)
-			my_stamp_v = start;
-		else if (self != (long)mlc__pid() && (self != 0 || state != '?'))
-			my_unread = false;	/* for good, as above */
-	}
+	if (my_stamp_v == 0)
+		my_stamp_v = self_start(&my_unread);
 	return my_stamp_v;
 }
 
