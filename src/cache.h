@@ -289,8 +289,8 @@ int mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 int mlc__l2_store_owned(struct mlc_cache *c, const struct mlc__key *k,
 			const void *data, size_t len, uint32_t flags,
 			uint64_t expire, uint64_t fence, uint32_t cas,
-			uint64_t cas_version, const uint64_t *own_word,
-			uint64_t own_expect, struct mlc__put *put);
+			uint64_t cas_version, const struct mlc__fl *f,
+			struct mlc__put *put);
 int mlc__l2_store(struct mlc_cache *c, const struct mlc__key *k,
 		  const void *data, size_t len, uint32_t flags, uint64_t expire,
 		  uint64_t fence, struct mlc__put *put);

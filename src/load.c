@@ -129,9 +129,7 @@ outcome_write(struct mlc_cache *c, const struct mlc__key *k,
 		if (len)
 			memcpy(buf + sizeof(*o), bytes, len);
 		mlc__l2_store_owned(c, &ok, buf, sizeof(*o) + len, 0,
-				    now + ttl, 0, MLC__CAS_NONE, 0,
-				    mlc__flight_word_at(c->a, f),
-				    mlc__flight_word(f), &put);
+				    now + ttl, 0, MLC__CAS_NONE, 0, f, &put);
 		free(buf);
 	}
 	free(kb);
@@ -382,8 +380,7 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 					  MLC__IT_NEG : 0),
 					 stale->expire, fence,
 					 MLC__CAS_VERSION, stale->version,
-					 mlc__flight_word_at(c->a, f),
-					 mlc__flight_word(f), &put);
+					 f, &put);
 		rc = store_checked(c, k, stale, rc, fence, now);
 		if (record)
 			outcome_write(c, k, f, &o, c->err, mlen, now);
@@ -477,8 +474,7 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 		rc = mlc__l2_store_owned(c, k, neg ? NULL : mlc__ent_value(e),
 					 e->vlen, neg ? MLC__IT_NEG : 0,
 					 expire, fence, MLC__CAS_NONE, 0,
-					 mlc__flight_word_at(c->a, f),
-					 mlc__flight_word(f), &put);
+					 f, &put);
 		rc = store_checked(c, k, e, rc, fence, now);
 		if (rc == MLC_ESTALE) {
 			/* Set, deleted or purged meanwhile, or our flight

@@ -1227,11 +1227,12 @@ put_linked(struct mlc_arena *a, const struct mlc__key *k,
 	 * refused by ours.  Asked before (load.c), a late owner stopped
 	 * between its look and its store stored over a taker's fence: its
 	 * stale value, put back, refused the taker's fresh one. */
-	ck_pr_fence_atomic_load();
-	if (put->own_word != NULL &&
-	    ck_pr_load_64(put->own_word) != put->own_expect) {
-		rc = MLC_ESTALE;
-		goto out;
+	if (put->own_word != NULL) {
+		ck_pr_fence_atomic_load();	/* the version taken, then */
+		if (ck_pr_load_64(put->own_word) != put->own_expect) {
+			rc = MLC_ESTALE;
+			goto out;
+		}
 	}
 	/* LIVE before the stamp (bytes 16..31: who allocated the chunk) is
 	 * overwritten, never after: a sweep judges an ALLOC chunk

@@ -22,18 +22,19 @@ mlc__l2_store_cas(struct mlc_cache *c, const struct mlc__key *k,
 		  struct mlc__put *put)
 {
 	return mlc__l2_store_owned(c, k, data, len, flags, expire, fence, cas,
-				   cas_version, NULL, 0, put);
+				   cas_version, NULL, put);
 }
 
-/* The same, by a flight's owner: only while *@p own_word (its flight's
- * word) is still @p own_expect, asked under the stripe locks once the
- * store's version is taken (table.c, put_linked()). */
+/* The same, by the owner of flight @p f (NULL: by no flight): only while
+ * its slot's word is still its own, asked under the stripe locks once the
+ * store's version is taken (table.c, put_linked()).  A load outside the
+ * table (slot 0) has no word to lose. */
 int
 mlc__l2_store_owned(struct mlc_cache *c, const struct mlc__key *k,
 		    const void *data, size_t len, uint32_t flags,
 		    uint64_t expire, uint64_t fence, uint32_t cas,
-		    uint64_t cas_version, const uint64_t *own_word,
-		    uint64_t own_expect, struct mlc__put *put)
+		    uint64_t cas_version, const struct mlc__fl *f,
+		    struct mlc__put *put)
 {
 	uint64_t seq = 0;
 	int rc;
@@ -48,8 +49,8 @@ mlc__l2_store_owned(struct mlc_cache *c, const struct mlc__key *k,
 	put->if_before = fence;
 	put->cas = cas;
 	put->cas_version = cas_version;
-	put->own_word = own_word;
-	put->own_expect = own_expect;
+	put->own_word = f != NULL ? mlc__flight_word_at(c->a, f) : NULL;
+	put->own_expect = f != NULL ? mlc__flight_word(f) : 0;
 	if (k->ns != MLC__NS_INTERNAL)	/* mlc's records are in no L1 */
 		seq = mlc__log_claim(c->a);
 	put->log_seq = seq;
