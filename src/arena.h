@@ -471,6 +471,7 @@ struct mlc__flight_slot {
 #define MLC__FW_TAG_BITS 24
 #define MLC__FW_TAG(w)	((w) & ((UINT64_C(1) << MLC__FW_TAG_BITS) - 1))
 #define MLC__FW_GEN(w)	((w) >> MLC__FW_TAG_BITS)
+#define MLC__FW_GEN_MASK ((UINT64_C(1) << (64 - MLC__FW_TAG_BITS)) - 1)
 #define MLC__FW_MAKE(gen, tag) \
 	(((uint64_t)(gen) << MLC__FW_TAG_BITS) | (uint64_t)(tag))
 

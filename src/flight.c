@@ -377,13 +377,12 @@ mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f)
 static void
 stamp_end(struct mlc__flight_slot *sl, uint64_t gen)
 {
-	uint64_t mask = (UINT64_C(1) << 40) - 1;
 	uint64_t s = MLC__FW_MAKE(gen, mlc__now_ms() & ENDED_MASK);
 	uint64_t old = ck_pr_load_64(&sl->fs_ended), d;
 
 	do {
-		d = (MLC__FW_GEN(old) - gen) & mask;
-		if (d != 0 && d < mask / 2)
+		d = (MLC__FW_GEN(old) - gen) & MLC__FW_GEN_MASK;
+		if (d != 0 && d < MLC__FW_GEN_MASK / 2)
 			return;		/* a later flight's end */
 	} while (!ck_pr_cas_64_value(&sl->fs_ended, old, s, &old));
 }
