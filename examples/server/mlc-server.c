@@ -5,9 +5,11 @@
  *
  *   mlc-server --db items.db [--port 8080] [--workers 4] [--arena NAME]
  *
- * The master creates the arena, binds 127.0.0.1:PORT, forks the workers
- * (respawning one that dies) and, on SIGTERM or SIGINT, stops them, then
- * unlinks the arena.  Each worker opens its own cache handle, accepts on the
+ * The master creates the arena, opens the namespace once (a full table of
+ * them is one error, exit 1), binds 127.0.0.1:PORT, forks the workers
+ * (respawning one that dies, after a back-off if it died soon after its
+ * start: struct slot) and, on SIGTERM or SIGINT, stops them, then unlinks
+ * the arena.  Each worker opens its own cache handle, accepts on the
  * shared socket and serves, with keep-alive and pipelining:
  *
  *   GET    /item?key=K          the value (200) or 404, from mlc; the loader
@@ -878,6 +880,114 @@ spawn(struct mlc_arena *arena, int lfd)
 	return pid;
 }
 
+/* A worker slot of the master.  A worker that dies within QUICK_DEATH_S
+ * of its start (a bad configuration, a resource it cannot get, a crash on
+ * its first request) is started again after a back-off that doubles with
+ * each such death in a row, from BACKOFF_MIN_MS up to BACKOFF_MAX_MS: a
+ * respawn at once would fork as fast as the machine can (review T saw
+ * 1,181 respawns in 3 s).  A worker that lived longer starts again at
+ * once.  A fork that fails is a quick death too. */
+#define QUICK_DEATH_S   1.0
+#define BACKOFF_MIN_MS  100
+#define BACKOFF_MAX_MS  10000
+
+struct slot {
+	pid_t    pid;		/* 0: none running (starts at @due) */
+	double   started;	/* CLOCK_MONOTONIC s */
+	double   due;		/* when a backed-off start is due */
+	unsigned quick;		/* quick deaths in a row */
+};
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Starts slot @p s's worker now, or (fork failed) schedules a retry. */
+static void
+slot_start(struct slot *s, struct mlc_arena *arena, int lfd)
+{
+	pid_t pid = spawn(arena, lfd);
+
+	s->started = mono_s();
+	if (pid > 0) {
+		s->pid = pid;
+		return;
+	}
+	fprintf(stderr, "mlc-server: fork: %s\n", strerror(errno));
+	s->pid = 0;
+	s->quick++;
+	s->due = s->started + BACKOFF_MIN_MS / 1e3;
+}
+
+/* Slot @p s's worker exited with wait status @p st: start another now, or
+ * later if it died soon after its start. */
+static void
+slot_died(struct slot *s, int st, struct mlc_arena *arena, int lfd)
+{
+	double now = mono_s(), lived = now - s->started;
+	unsigned ms;
+
+	s->quick = lived < QUICK_DEATH_S ? s->quick + 1 : 0;
+	if (s->quick == 0) {
+		fprintf(stderr, "mlc-server: worker %ld exited (status %d) "
+			"after %.1f s, respawning\n", (long)s->pid, st, lived);
+		slot_start(s, arena, lfd);
+		return;
+	}
+	ms = s->quick > 7 ? BACKOFF_MAX_MS
+			  : BACKOFF_MIN_MS << (s->quick - 1);
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	fprintf(stderr, "mlc-server: worker %ld exited (status %d) %.2f s "
+		"after its start (%u such in a row), respawning in %u ms\n",
+		(long)s->pid, st, lived, s->quick, ms);
+	s->pid = 0;
+	s->due = now + ms / 1e3;
+}
+
+/* Respawns workers that die, until SIGTERM or SIGINT (@p mask holds them
+ * and SIGCHLD, blocked). */
+static void
+supervise(struct slot *slots, int n, const sigset_t *mask,
+	  struct mlc_arena *arena, int lfd)
+{
+	for (;;) {
+		double now = mono_s(), next = 0;
+		struct timespec wait = { 1, 0 };
+		pid_t pid;
+		int sig, st;
+
+		for (int i = 0; i < n; i++) {
+			if (slots[i].pid != 0)
+				continue;
+			if (slots[i].due <= now)
+				slot_start(&slots[i], arena, lfd);
+			if (slots[i].pid == 0 &&
+			    (next == 0 || slots[i].due < next))
+				next = slots[i].due;
+		}
+		if (next > 0) {
+			double d = next > now ? next - now : 0;
+
+			wait.tv_sec = (time_t)d;
+			wait.tv_nsec = (long)((d - (double)wait.tv_sec) * 1e9);
+		}
+		sig = next > 0 ? sigtimedwait(mask, NULL, &wait)
+			       : sigwaitinfo(mask, NULL);
+		if (sig == SIGTERM || sig == SIGINT)
+			return;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+			for (int i = 0; i < n; i++)
+				if (slots[i].pid == pid)
+					slot_died(&slots[i], st, arena, lfd);
+	}
+}
+
 static uint64_t
 parse_bytes(const char *s)
 {
@@ -954,10 +1064,12 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_cache_options co_probe = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_arena *arena;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	socklen_t slen = sizeof(sin);
-	pid_t pids[MAX_WORKERS];
+	struct slot slots[MAX_WORKERS] = { { 0 } };
+	struct mlc_cache *probe;
 	char arena_name[64];
 	sigset_t mask;
 	int opt, lfd, one = 1, rc, alive;
@@ -1020,6 +1132,18 @@ main(int argc, char **argv)
 	rc = mlc_arena_open(&arena, cfg.arena, &ao);
 	if (rc != 0)
 		die("mlc_arena_open", rc);
+	/* what would make every worker die at its start, said once: the
+	 * namespace (a full table of them) and the handle's options */
+	co_probe.ttl_ms = cfg.ttl_ms;
+	co_probe.neg_ttl_ms = cfg.neg_ttl_ms;
+	co_probe.lru_size = cfg.lru_size;
+	rc = mlc_cache_open(&probe, arena, cfg.ns, &co_probe);
+	if (rc != 0) {
+		fprintf(stderr, "mlc-server: mlc_cache_open(\"%s\"): %s\n",
+			cfg.ns, mlc_strerror(rc));
+		goto fail;
+	}
+	mlc_cache_close(probe);
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
@@ -1047,7 +1171,7 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);	/* workers inherit it */
 
 	for (int i = 0; i < cfg.workers; i++)
-		pids[i] = spawn(arena, lfd);
+		slot_start(&slots[i], arena, lfd);
 
 	printf("mlc-server %s: %d workers on %s:%d, arena /dev/shm/%s, "
 	       "db %s\n", mlc_version_string(), cfg.workers, cfg.listen_addr,
@@ -1062,28 +1186,15 @@ main(int argc, char **argv)
 		}
 	}
 
-	/* supervise: respawn workers that die, until told to stop */
-	for (;;) {
-		int sig = sigwaitinfo(&mask, NULL);
-		int st;
-		pid_t pid;
-
-		if (sig == SIGTERM || sig == SIGINT)
-			break;
-		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-			for (int i = 0; i < cfg.workers; i++)
-				if (pids[i] == pid) {
-					fprintf(stderr, "mlc-server: worker %ld "
-						"exited (status %d), "
-						"respawning\n", (long)pid, st);
-					pids[i] = spawn(arena, lfd);
-				}
-	}
+	supervise(slots, cfg.workers, &mask, arena, lfd);
 
 	/* stop: TERM every worker, wait up to 5 s, then KILL */
+	alive = 0;
 	for (int i = 0; i < cfg.workers; i++)
-		kill(pids[i], SIGTERM);
-	alive = cfg.workers;
+		if (slots[i].pid > 0) {
+			kill(slots[i].pid, SIGTERM);
+			alive++;
+		}
 	for (int tries = 0; alive > 0 && tries < 500; tries++) {
 		struct timespec d = { 0, 10 * 1000000 };
 
@@ -1094,7 +1205,8 @@ main(int argc, char **argv)
 	}
 	if (alive > 0) {
 		for (int i = 0; i < cfg.workers; i++)
-			kill(pids[i], SIGKILL);
+			if (slots[i].pid > 0)
+				kill(slots[i].pid, SIGKILL);
 		while (waitpid(-1, NULL, 0) > 0)
 			;
 	}
