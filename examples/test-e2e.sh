@@ -107,6 +107,7 @@ WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $ROWS -
 INSERT INTO items SELECT 'k' || i, 'value-' || i, 0 FROM n;
 INSERT INTO items VALUES ('slow', 'tortoise', 1000);
 INSERT INTO items VALUES ('poison', 'never', -9223372036854775808);
+INSERT INTO items VALUES ('forge' || char(10) || '2026/12/07 00:00:00 [warn] 1#1: forged "line', 'never', -9223372036854775808);
 EOF
 	chmod 644 "$db"
 }
@@ -772,6 +773,22 @@ nginx_long_names() {
 	return 0
 }
 
+# The module logs the key of a failed mlc_get: the client chose its bytes
+# (the query is unescaped), so a raw newline in it forged a log line, and
+# a '"' ended the quoted key early.  Escaped, the line stays one line.
+nginx_key_in_log() {
+	get "/item?key=forge%0A2026%2F12%2F07%2000%3A00%3A00%20%5Bwarn%5D%201%231%3A%20forged%20%22line"
+	[ "$CODE" = 502 ] || { fail "the forging key: $CODE '$BODY', not 502"; return 1; }
+	sleep 0.2
+	if grep -q '^2026/12/07 00:00:00 \[warn\] 1#1: forged' "$work/nginx/error.log"; then
+		fail "a key's newline forged a line in the error log: $(grep -B1 'forged' "$work/nginx/error.log" | head -2)"
+	elif grep -qF 'mlc_get "forge\x0a2026/12/07 00:00:00 [warn] 1#1: forged \"line": ' "$work/nginx/error.log"; then
+		ok "a key with a newline and a '\"' is logged escaped, on its own line"
+	else
+		fail "the forging key's log line is missing: $(grep -F forge "$work/nginx/error.log" | head -2)"
+	fi
+}
+
 run_nginx() {
 	echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_http_mlc_module, $WORKERS workers"
 	local so arena=${PREFIX}ngx-$$ port conf=$work/nginx.conf user= i pid w
@@ -853,6 +870,7 @@ EOF
 
 	run_checks nginx
 	nginx_status_metrics
+	nginx_key_in_log
 
 	# a reload: new workers, the same arena (attached again by name)
 	local old_workers=$WORKER_PIDS

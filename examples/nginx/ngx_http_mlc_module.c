@@ -1309,6 +1309,45 @@ ngx_http_mlc_set_status(ngx_http_request_t *r, int err,
 }
 
 
+static size_t ngx_http_mlc_utf8_len(const u_char *p, size_t left);
+
+/* Room for a key in a log line: its first 128 bytes, escaped, and "...". */
+#define NGX_HTTP_MLC_LOG_KEY  (128 * 4 + 3)
+
+/* A key as it may go into a log line: the client chose its bytes (the
+ * query is unescaped, so %0A is a newline), and raw, a newline or a '"'
+ * in it could forge a line or end the quoted key early.  Well-formed UTF-8
+ * is kept, '"' and a backslash are escaped, a control byte or a byte that
+ * is not UTF-8 is written \xHH; past 128 bytes of key, "...".  At most
+ * NGX_HTTP_MLC_LOG_KEY bytes out. */
+static u_char *
+ngx_http_mlc_log_text(u_char *p, const u_char *s, size_t len)
+{
+    size_t  left = len > 128 ? 128 : len, n;
+
+    while (left > 0) {
+        n = ngx_http_mlc_utf8_len(s, left);
+        if (n == 0 || *s < 0x20 || *s == 0x7f) {
+            p = ngx_sprintf(p, "\\x%02xd", (int) *s);
+            s++;
+            left--;
+        } else if (*s == '"' || *s == '\\') {
+            *p++ = '\\';
+            *p++ = *s++;
+            left--;
+        } else {
+            p = ngx_cpymem(p, s, n);
+            s += n;
+            left -= n;
+        }
+    }
+    if (len > 128) {
+        p = ngx_cpymem(p, "...", 3);
+    }
+    return p;
+}
+
+
 static ngx_int_t
 ngx_http_mlc_item_handler(ngx_http_request_t *r)
 {
@@ -1358,8 +1397,14 @@ ngx_http_mlc_item_handler(ngx_http_request_t *r)
     }
 
     msg = mlc_last_error(lcf->cache);
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "mlc_get \"%V\": %s: %s", &key, mlc_strerror(err), msg);
+    {
+        u_char  shown[NGX_HTTP_MLC_LOG_KEY];
+        size_t  n = ngx_http_mlc_log_text(shown, key.data, key.len) - shown;
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mlc_get \"%*s\": %s: %s", n, shown,
+                      mlc_strerror(err), msg);
+    }
 
     if (err == MLC_ELOADER) {
         u_char  buf[256];
