@@ -960,8 +960,12 @@ struct mlc_flight {
  * would be, but the ticket keeps none of it: mlc_flight_publish() stores
  * with load->ttl_ms, else the handle's ttl_ms or neg_ttl_ms, so put a
  * per-call TTL in the struct mlc_load you publish.
+ * On a handle with err_ttl_ms, a load of the key that failed within it
+ * answers as it does for mlc_get(): MLC_ELOADER, with that load's message
+ * in mlc_last_error(), and no flight (role NONE); serve a stale value
+ * yourself if you want one (mlc_peek() with MLC_CALL_STALE_OK).
  * @return 0, -EINVAL, -E2BIG, -EDEADLK (this thread is inside mlc_get()'s
- *   loader for the key).
+ *   loader for the key), MLC_ELOADER (err_ttl_ms back-off).
  * @since 0.1
  */
 int mlc_flight_acquire(struct mlc_cache *cache, const void *key,

@@ -206,6 +206,31 @@ outcome_error(struct mlc_cache *c, struct mlc__ent *e,
 	return MLC_ELOADER;
 }
 
+/* If a load of @p k failed within err_ttl_ms (and the namespace was not
+ * purged since, nor the back-off ended by a stored load), the shared
+ * error's entry (*@p ep, the caller consumes it with outcome_error()),
+ * counted as an err_ttl hit: the call answers as that load did instead of
+ * loading, so as not to hammer the backend.  Else false.  Only handles
+ * with err_ttl_ms look. */
+static bool
+backoff_live(struct mlc_cache *c, const struct mlc__key *k,
+	     struct mlc__ent **ep)
+{
+	struct outcome o;
+	uint64_t now;
+
+	if (c->o.err_ttl_ms <= 0 || outcome_read(c, k, &o, ep) < 0)
+		return false;
+	now = mlc__now_ms();
+	if (o.kind == OUT_ERROR && o.until > now &&
+	    outcome_current(c, k, &o, now)) {
+		c->st.err_ttl_hits++;
+		return true;
+	}
+	mlc__ent_put(*ep);
+	return false;
+}
+
 /* ---- loads ------------------------------------------------------------ */
 
 bool
@@ -699,23 +724,11 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 	uint64_t until = mlc__now_ms() + cf->lock_timeout;
 	uint32_t lease = c->o.lock_lease_ms;
 	struct mlc__key kr = *key, *k = &kr;
-	struct outcome o;
 	struct mlc__ent *e;
 	struct mlc__fl f;
 
-	if (c->o.err_ttl_ms > 0 && outcome_read(c, k, &o, &e) == 0) {
-		uint64_t now = mlc__now_ms();
-
-		if (o.kind == OUT_ERROR && o.until > now &&
-		    outcome_current(c, k, &o, now)) {
-			/* A load of this key failed moments ago: do not
-			 * hammer the backend, answer as it did (unless the
-			 * namespace was purged since). */
-			c->st.err_ttl_hits++;
-			return outcome_error(c, e, cf, stale, now, value);
-		}
-		mlc__ent_put(e);
-	}
+	if (backoff_live(c, k, &e))
+		return outcome_error(c, e, cf, stale, mlc__now_ms(), value);
 	for (int round = 0; round < ACQUIRE_ROUNDS; round++) {
 		uint64_t t0;
 		int rc;
@@ -866,6 +879,7 @@ mlc_flight_acquire(struct mlc_cache *c, const void *key, size_t key_len,
 		   struct mlc_flight *flight)
 {
 	struct mlc__key k;
+	struct mlc__ent *e;
 	struct mlc__fl f;
 	struct call cf;
 	int rc;
@@ -880,9 +894,12 @@ mlc_flight_acquire(struct mlc_cache *c, const void *key, size_t key_len,
 	key_l2(c, &k);
 	if (mlc__loading_self(c, &k))
 		return mlc__set_err(c, -EDEADLK);
+	memset(flight, 0, sizeof(*flight));	/* role NONE */
+	/* As mlc_get() does: within an error's err_ttl_ms, no flight */
+	if (backoff_live(c, &k, &e))
+		return outcome_error(c, e, &cf, NULL, 0, NULL);
 	if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms, &f) == -EBUSY)
 		c->st.duplicate_loads++;
-	memset(flight, 0, sizeof(*flight));
 	flight_save(flight, &f, &k, ck_pr_load_64(&c->a->hdr->ah_version));
 	return 0;
 }

@@ -1373,6 +1373,7 @@ test_err_ttl_ended_by_load(void **state)
 {
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct lspec l = lspec("back");
+	struct mlc_call_options load_now = MLC_CALL_OPTIONS_INIT;
 	struct mlc_value v = { 0 };
 	struct mlc_cache *c;
 
@@ -1381,28 +1382,43 @@ test_err_ttl_ended_by_load(void **state)
 	o.ttl_ms = 1000;
 	o.err_ttl_ms = 60000;
 	c = open_cache(&o);
+	load_now.lock_policy = MLC_LOCK_LOAD;
+	load_now.lock_timeout_ms = 20;
 	for (int how = 0; how < 2; how++) {
 		uint64_t loads = ld64(&sh->loads);
+		struct mlc_flight fl, early;
 
+		/* how 1: a flight taken before the failure (its ticket
+		 * acquired, then another caller's load failed without single
+		 * flight, as past a lock timeout with MLC_LOCK_LOAD) publishes
+		 * after it.  A flight acquired during the back-off is refused
+		 * (test_flight_acquire_keeps_err_ttl). */
+		if (how == 1) {
+			assert_int_equal(mlc_flight_acquire(c, err_key,
+							    strlen(err_key),
+							    NULL, &early), 0);
+			assert_int_equal(early.role, MLC_FLIGHT_LOADER);
+		}
 		l.fail = true;
-		assert_int_equal(mlc_get(c, err_key, strlen(err_key), loader,
-					 &l, &v), MLC_ELOADER);
+		assert_int_equal(mlc_get_ex(c, err_key, strlen(err_key),
+					    how == 1 ? &load_now : NULL,
+					    loader, &l, &v), MLC_ELOADER);
 		l.fail = false;
 		if (how == 0) {
 			assert_int_equal(mlc_refresh(c, err_key,
 						     strlen(err_key), loader,
 						     &l, NULL), 0);
 		} else {
-			struct mlc_flight fl;
 			struct mlc_load ld = { 0 };
 
 			assert_int_equal(mlc_flight_acquire(c, err_key,
 							    strlen(err_key),
-							    NULL, &fl), 0);
-			assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+							    NULL, &fl),
+					 MLC_ELOADER);
+			assert_int_equal(fl.role, MLC_FLIGHT_NONE);
 			ld.data = "back";
 			ld.len = 4;
-			assert_int_equal(mlc_flight_publish(c, &fl,
+			assert_int_equal(mlc_flight_publish(c, &early,
 							    MLC_LOAD_VALUE,
 							    &ld, NULL), 0);
 			__atomic_add_fetch(&sh->loads, 1, __ATOMIC_ACQ_REL);
@@ -1417,6 +1433,67 @@ test_err_ttl_ended_by_load(void **state)
 		assert_int_equal(ld64(&sh->loads), loads + 3);
 		assert_int_equal(mlc_delete(c, err_key, strlen(err_key)), 0);
 	}
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
+/* A load of the key failed in another process: mlc_flight_acquire(), the
+ * first of the steps an event loop takes where mlc_get() would load,
+ * answers with that error for err_ttl_ms as mlc_get() does, instead of
+ * making the caller a loader.  Before, the flight steps ignored the
+ * back-off: an event loop with err_ttl_ms set called its backend again on
+ * every request after a failure.  A handle without err_ttl_ms does not
+ * look; past the back-off the caller loads. */
+static int
+fail_once_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct lspec l = lspec("x");
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)arg;
+	l.fail = true;
+	o.err_ttl_ms = 1000;
+	c = open_cache(&o);
+	CKI(mlc_get(c, err_key, strlen(err_key), loader, &l, &v), MLC_ELOADER);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_flight_acquire_keeps_err_ttl(void **state)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_flight fl;
+	struct mlc_cache *c, *plain;
+
+	(void)state;
+	setup_arena(0);
+	o.err_ttl_ms = 1000;
+	c = open_cache(&o);
+	plain = pc();
+	assert_int_equal(run(fail_once_proc, NULL), 0);
+	assert_int_equal(ld64(&sh->loads), 1);
+	memset(&fl, 0xff, sizeof(fl));
+	assert_int_equal(mlc_flight_acquire(c, err_key, strlen(err_key), NULL,
+					    &fl), MLC_ELOADER);
+	assert_int_equal(fl.role, MLC_FLIGHT_NONE);
+	assert_string_equal(mlc_last_error(c), "db down");
+	assert_int_equal(mlc_stats(c, &st), 0);
+	assert_int_equal(st.err_ttl_hits, 1);
+	/* no look without err_ttl_ms */
+	assert_int_equal(mlc_flight_acquire(plain, err_key, strlen(err_key),
+					    NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_abandon(plain, &fl), 0);
+	/* past the back-off: load */
+	mlc__clock_advance(1500);
+	assert_int_equal(mlc_flight_acquire(c, err_key, strlen(err_key), NULL,
+					    &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_abandon(c, &fl), 0);
 	mlc_cache_close(c);
 	teardown_arena();
 }
@@ -3802,6 +3879,8 @@ main(void)
 		cmocka_unit_test_teardown(test_late_end_stamp, td),
 		cmocka_unit_test_teardown(test_no_cache_overtaken, td),
 		cmocka_unit_test_teardown(test_err_ttl, td),
+		cmocka_unit_test_teardown(test_flight_acquire_keeps_err_ttl,
+					  td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_purge, td),
 		cmocka_unit_test_teardown(test_err_ttl_ended_by_load, td),
 		cmocka_unit_test_teardown(test_flight_wait_keeps_probe_time, td),
