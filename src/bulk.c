@@ -194,7 +194,12 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	mlc__event_emit(c, MLC_EVENT_SET, k, put.version);
 	/* Stored: the caller's L1 gets it too, unless fn or the event hook
 	 * called the cache and applied records (above).  A codec that
-	 * cannot decode it is reported by the next get, not here. */
+	 * cannot decode it is reported by the next get, not here.  Either
+	 * way the key's older value leaves L1 first, as in mlc_set(): one
+	 * kept out would otherwise leave it there, and a handle with
+	 * MLC_CACHE_MANUAL_UPDATE, which applies its own record only at its
+	 * next mlc_update(), served it after the modify returned. */
+	mlc__l1_drop(c, k);
 	rc = mlc__ent_deliver(c, e, !l1_moved(c, mark), MLC_L2, now, value);
 	return rc == MLC_ECODEC ? 0 : rc;
 }

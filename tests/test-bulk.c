@@ -448,6 +448,101 @@ test_modify_fn_purges_each_time(void **state)
 	mlc_cache_close(o);
 }
 
+/* A modify whose stored value does not go into the caller's L1 (its
+ * codec cannot decode it, or the event hook wrote another key on the
+ * handle) must not leave the key's older value there either: a handle
+ * with MLC_CACHE_MANUAL_UPDATE applies its own record only at its next
+ * mlc_update(), and its gets answered the value the modify had replaced,
+ * where mlc_set() in the same case leaves L1 without the key (review U). */
+static int
+ok_decode(void *arg, const void *data, size_t len, void **obj)
+{
+	char *o;
+
+	(void)arg;
+	if (len == 3 && memcmp(data, "bad", 3) == 0)
+		return -EINVAL;
+	o = malloc(len + 1);
+	if (o == NULL)
+		return -ENOMEM;
+	memcpy(o, data, len);
+	o[len] = '\0';
+	*obj = o;
+	return 0;
+}
+
+static void
+ok_free(void *arg, void *obj)
+{
+	(void)arg;
+	free(obj);
+}
+
+static int
+to_bad(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	(void)arg;
+	(void)cur;
+	out->data = "bad";
+	out->len = 3;
+	return MLC_MODIFY_SET;
+}
+
+static struct mlc_cache *hook_self;
+
+static void
+hook_sets_other(void *arg, const struct mlc_event *ev)
+{
+	(void)arg;
+	if (hook_self != NULL && ev->op == MLC_EVENT_SET && ev->key_len == 1 &&
+	    memcmp(ev->key, "k", 1) == 0)
+		assert_int_equal(mlc_set(hook_self, "other", 5, "o", 1, NULL),
+				 0);
+}
+
+static void
+test_modify_kept_out_of_l1_drops_the_old(void **state)
+{
+	struct mlc_codec codec = { ok_decode, ok_free, NULL };
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *c;
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	co.flags = MLC_CACHE_MANUAL_UPDATE;
+	co.codec = &codec;
+	c = t_cache(g_arena, "mk", &co);
+	assert_int_equal(mlc_set(c, "k", 1, "old", 3, NULL), 0);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	/* Stored, but its decode fails: the next get reports that. */
+	assert_int_equal(mlc_modify(c, "k", 1, to_bad, NULL, &v), 0);
+	assert_null(v.ref);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), MLC_ECODEC);
+	assert_null(v.ref);
+	mlc_cache_close(c);
+
+	/* The event hook writes another key on the handle. */
+	co.codec = NULL;
+	c = t_cache(g_arena, "mk2", &co);
+	assert_int_equal(mlc_set(c, "k", 1, "1", 1, NULL), 0);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	hook_self = c;
+	assert_int_equal(mlc_arena_set_event_hook(g_arena, hook_sets_other,
+						  NULL), 0);
+	assert_int_equal(mlc_modify(c, "k", 1, incr, NULL, NULL), 0);
+	assert_int_equal(mlc_arena_set_event_hook(g_arena, NULL, NULL), 0);
+	hook_self = NULL;
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.len, 1);
+	assert_memory_equal(v.data, "2", 1);
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+}
+
 /* The refresh's loader: slow, and it reports when it started. */
 /* A bulk call of more than one batch (32 keys) looks at the log before
  * each: a change made elsewhere while the first batch's loader ran
@@ -738,6 +833,9 @@ main(void)
 			test_modify_absent_in_dead_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_refresh_never_blocks_readers, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_modify_kept_out_of_l1_drops_the_old, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
