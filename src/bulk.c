@@ -218,6 +218,9 @@ mlc_modify(struct mlc_cache *c, const void *key, size_t key_len,
 	if (fn == NULL)
 		return mlc__set_err(c, -EINVAL);
 	c->writes++;
+	/* A handle that only modifies keeps up with the log as one that
+	 * only sets does (cache.h), before its first read of L2. */
+	log_keep_up(c);
 	key_make(c, key, key_len, &k);
 	for (int t = 0, purged = 0; t < MODIFY_TRIES; t++) {
 		rc = modify_once(c, &k, fn, arg, &out, &fn_said);
