@@ -260,7 +260,7 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 	struct mlc__key k;
 	struct mlc__fl f;
 	struct call cf;
-	uint64_t until, before = 0;
+	uint64_t until, before = 0, outer;
 	int rc;
 
 	if ((rc = mlc__key_check(c, key, key_len)) < 0)
@@ -279,6 +279,10 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		mlc__ent_put(e);
 	}
 	until = mlc__now_ms() + cf.lock_timeout;	/* for every round */
+	/* A refresh is no lookup: its loader run is not one of a get under
+	 * way on the handle (one whose codec's decode refreshes another
+	 * key), which would count as a miss for it (mlc__get_slow()). */
+	outer = c->call_loads;
 	rc = -EAGAIN;
 	for (int round = 0; round < ACQUIRE_ROUNDS && rc == -EAGAIN; round++) {
 		if (round > 0)		/* purged since: mlc__get_load() */
@@ -319,6 +323,7 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		rc = mlc__load_alone(c, &k, &cf, loader, arg, NULL,
 				     value ? value : &tmp);
 	}
+	c->call_loads = outer;
 	if (rc == 0 && value == NULL)
 		mlc_value_release(&tmp);
 	return rc;

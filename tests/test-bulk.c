@@ -842,6 +842,61 @@ test_refresh_never_blocks_readers(void **state)
 	mlc_cache_close(l2only);
 }
 
+/* A refresh is not a lookup, and its load is not one of the get whose
+ * decode made it: a codec whose decode refreshes another key on the same
+ * handle (a value that names a key it depends on) left the get it decoded
+ * for, an L2 hit, counted as a miss, for the refresh's loader run counted
+ * as that get's own (the per-call count of review R covered a decode's
+ * gets, not its refreshes: review U). */
+static struct mlc_cache *rd_self;
+static int rd_rc = 1;
+
+static int
+refresh_decode(void *arg, const void *data, size_t len, void **obj)
+{
+	struct mlc_value v = { 0 };
+
+	(void)arg;
+	if (rd_self != NULL) {
+		struct mlc_cache *c = rd_self;
+
+		rd_self = NULL;
+		rd_rc = mlc_refresh(c, "other", 5, mixed_loader, &code_runs,
+				    &v);
+		mlc_value_release(&v);
+	}
+	return ok_decode(NULL, data, len, obj);
+}
+
+static void
+test_refresh_in_decode_counts(void **state)
+{
+	struct mlc_codec codec = { refresh_decode, ok_free, NULL };
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_cache *c, *w;
+	struct mlc_value v = { 0 };
+
+	(void)state;
+	co.codec = &codec;
+	c = t_cache(g_arena, "rd", &co);
+	w = t_cache(g_arena, "rd", NULL);
+	assert_int_equal(mlc_set(w, "k", 1, "1", 1, NULL), 0);
+	code_runs = 0;
+	rd_self = c;
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(rd_rc, 0);
+	assert_int_equal(code_runs, 1);		/* the refresh's load */
+	assert_int_equal(v.level, MLC_L2);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_stats(c, &st), 0);
+	assert_int_equal(st.loads, 1);
+	assert_int_equal(st.hits_l2, 1);	/* "k" */
+	assert_int_equal(st.misses, 0);		/* a refresh is no lookup */
+	mlc_cache_close(c);
+	mlc_cache_close(w);
+}
+
 int
 main(void)
 {
@@ -872,6 +927,8 @@ main(void)
 			test_modify_kept_out_of_l1_drops_the_old, setup,
 			teardown),
 		cmocka_unit_test(test_modify_only_handle_keeps_up),
+		cmocka_unit_test_setup_teardown(test_refresh_in_decode_counts,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
