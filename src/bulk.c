@@ -293,10 +293,13 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		if (f.role == MLC_FLIGHT_WAITER) {
 			/* Someone loads it already: that load is the
 			 * refresh. */
+			uint64_t t0 = mlc__now_ms();
+
 			c->st.lock_waits++;
 			rc = mlc__flight_wait(c->a, &f, until,
 					      c->o.lock_lease_ms,
 					      &c->st.lock_steals);
+			c->st.lock_wait_ms += mlc__now_ms() - t0;
 			if (rc == -EAGAIN) {
 				mlc__flight_leave(c->a, &f);
 				c->st.lock_timeouts++;
