@@ -327,6 +327,22 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 				     value ? value : &tmp);
 	}
 	c->call_loads = outer;
+	if (rc == 0 || rc == MLC_ECODEC) {
+		/* The result went to L1 unless the codec could not decode
+		 * it or a callback moved L1 (mlc__ent_decode()); then the
+		 * value it replaced leaves L1, as in mlc_modify().  A handle
+		 * with MLC_CACHE_MANUAL_UPDATE would apply the refresh's
+		 * record only at its next mlc_update(), and serve the old
+		 * value until then.  One not stored (MLC_NOT_CACHED,
+		 * version 0) replaced nothing: the current value stays. */
+		const struct mlc_value *v = value ? value : &tmp;
+		struct mlc__ent *old = mlc__l1_find(&c->l1, k.hash, k.data,
+						    k.len);
+
+		if (old != NULL && (rc < 0 || (old != v->ref &&
+					       old->version < v->version)))
+			mlc__l1_unlink(&c->l1, old);
+	}
 	if (rc == 0 && value == NULL)
 		mlc_value_release(&tmp);
 	return rc;

@@ -927,22 +927,24 @@ loads_once_waited_for(void *arg, const void *key, size_t len,
 		nanosleep(&d, NULL);
 	d.tv_nsec = 60 * 1000000;
 	nanosleep(&d, NULL);		/* the refresh waits this long */
-	out->data = "fresh";
-	out->len = 5;
+	out->data = arg != NULL ? arg : "fresh";
+	out->len = strlen(out->data);
 	return MLC_LOAD_VALUE;
 }
 
+/* In a child: a get of "w" in namespace "rw" (@p arg NULL: loads
+ * "fresh"), or of "k" in "rk" (@p arg: loads that). */
 static int
 loads_while_refreshed(void *arg)
 {
 	struct mlc_cache *c = NULL;
 	struct mlc_value v = { 0 };
 
-	(void)arg;
 	alarm(60);
-	if (mlc_cache_open(&c, g_arena, "rw", NULL) != 0)
+	if (mlc_cache_open(&c, g_arena, arg ? "rk" : "rw", NULL) != 0)
 		return 1;
-	if (mlc_get(c, "w", 1, loads_once_waited_for, NULL, &v) != 0)
+	if (mlc_get(c, arg ? "k" : "w", 1, loads_once_waited_for, arg,
+		    &v) != 0)
 		return 2;
 	mlc_value_release(&v);
 	mlc_cache_close(c);
@@ -980,6 +982,75 @@ test_refresh_wait_counts_its_time(void **state)
 	mlc_cache_close(c);
 }
 
+/* A refresh whose value does not go into the caller's L1 (the codec
+ * cannot decode it) must not leave the value it replaced there: a handle
+ * with MLC_CACHE_MANUAL_UPDATE applies the refresh's own record only at
+ * its next mlc_update(), and until review U its gets answered the old
+ * object after the refresh had stored the new bytes, or had waited for
+ * another process's load of them. */
+static int
+loads_bad(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	out->data = "bad";
+	out->len = 3;
+	return MLC_LOAD_VALUE;
+}
+
+static char bad_bytes[] = "bad";
+
+static void
+test_refresh_kept_out_of_l1_drops_the_old(void **state)
+{
+	struct mlc_codec codec = { ok_decode, ok_free, NULL };
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_cache *c, *w;
+	struct mlc_value v = { 0 };
+	int pid, loads = 0;
+
+	(void)state;
+	co.flags = MLC_CACHE_MANUAL_UPDATE;
+	co.codec = &codec;
+	c = t_cache(g_arena, "rk", &co);
+	w = t_cache(g_arena, "rk", NULL);
+	assert_int_equal(mlc_set(c, "k", 1, "old", 3, NULL), 0);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_refresh(c, "k", 1, loads_bad, NULL, &v),
+			 MLC_ECODEC);
+	assert_null(v.ref);
+	assert_int_equal(mlc_get(w, "k", 1, NULL, NULL, &v), 0);
+	assert_memory_equal(v.data, "bad", 3);	/* stored */
+	mlc_value_release(&v);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), MLC_ECODEC);
+	assert_null(v.ref);
+	/* The same when the refresh waits for another process's load of
+	 * the bytes it cannot decode. */
+	assert_int_equal(mlc_set(c, "k", 1, "old", 3, NULL), 0);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_delete(w, "k", 1), 0);	/* the child loads */
+	g_started = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(g_started != MAP_FAILED);
+	pid = t_spawn(loads_while_refreshed, bad_bytes);
+	while (!__atomic_load_n(g_started, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	assert_int_equal(mlc_refresh(c, "k", 1, must_not_load, &loads, &v),
+			 MLC_ECODEC);
+	assert_int_equal(loads, 0);		/* the child's load answered */
+	assert_int_equal(t_wait(pid), 0);
+	munmap((void *)g_started, 4096);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), MLC_ECODEC);
+	assert_null(v.ref);
+	mlc_cache_close(c);
+	mlc_cache_close(w);
+}
+
 int
 main(void)
 {
@@ -1014,6 +1085,9 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_refresh_wait_counts_its_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_refresh_kept_out_of_l1_drops_the_old, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
