@@ -830,9 +830,9 @@ int mlc_purge(struct mlc_cache *cache);
  * Apply the invalidations other handles published that this handle has not
  * seen, at most opts' update_budget records (0: all).  mlc_get() does this
  * by itself unless MLC_CACHE_MANUAL_UPDATE is set, and so do mlc_set(),
- * mlc_delete() and mlc_modify() once the handle is half the log behind (a
- * handle that only writes would otherwise be lapped by its own records and
- * drop its L1).
+ * mlc_delete(), mlc_modify() and mlc_refresh() once the handle is half the
+ * log behind (a handle that only writes would otherwise be lapped by its
+ * own records and drop its L1).
  * @return 0, or -EINVAL.
  * @since 0.1
  */

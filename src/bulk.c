@@ -267,6 +267,10 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		return rc;
 	if (loader == NULL)
 		return mlc__set_err(c, -EINVAL);
+	/* Its store publishes a record as a set does: a handle that only
+	 * refreshes keeps up with the log as one that only sets, before
+	 * its first read of L2 (cache.h). */
+	log_keep_up(c);
 	mlc__call_resolve(c, NULL, &cf);
 	key_make(c, key, key_len, &k);
 	key_l2(c, &k);

@@ -544,11 +544,11 @@ test_modify_kept_out_of_l1_drops_the_old(void **state)
 	mlc_cache_close(c);
 }
 
-/* A handle that only modifies is not lapped by its own records: as
- * mlc_set() and mlc_delete() do, a modify that finds the handle half the
- * log behind applies what it has not seen first.  Until review U it did
- * not, and 192 modifies through a 64-cell log made the handle's next get
- * drop its whole L1 (log_overruns). */
+/* A handle that only modifies (or refreshes) is not lapped by its own
+ * records: as mlc_set() and mlc_delete() do, a modify or refresh that
+ * finds the handle half the log behind applies what it has not seen
+ * first.  Until review U neither did, and 192 of them through a 64-cell
+ * log made the handle's next get drop its whole L1 (log_overruns). */
 static void
 test_modify_only_handle_keeps_up(void **state)
 {
@@ -569,6 +569,16 @@ test_modify_only_handle_keeps_up(void **state)
 	assert_int_equal(mlc_set(c, "keep", 4, "kept", 4, NULL), 0);
 	for (int i = 0; i < 192; i++)
 		assert_int_equal(mlc_modify(c, "ctr", 3, incr, NULL, NULL), 0);
+	assert_int_equal(mlc_get(c, "keep", 4, NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_stats(c, &st), 0);
+	assert_int_equal(st.log_overruns, 0);
+	/* The same for a handle that only refreshes: each refresh stores,
+	 * and publishes, as a set does. */
+	for (int i = 0; i < 192; i++)
+		assert_int_equal(mlc_refresh(c, "v", 1, mixed_loader,
+					     &code_runs, NULL), 0);
 	assert_int_equal(mlc_get(c, "keep", 4, NULL, NULL, &v), 0);
 	assert_int_equal(v.level, MLC_L1);
 	mlc_value_release(&v);
