@@ -307,6 +307,7 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 			if (rc == -EAGAIN) {
 				mlc__flight_leave(c->a, &f);
 				c->st.lock_timeouts++;
+				c->call_loads = outer;
 				return mlc__set_err(c, -ETIMEDOUT);
 			}
 			if (rc == 0) {
