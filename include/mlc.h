@@ -903,9 +903,10 @@ typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
  * loader value kept in L1 only, a key evicted from L2), if the key is
  * still absent when it is made.
  * A purge of the namespace between the read and the store makes @p fn
- * run again on what the key holds after it; if that happens four times in
- * a row, the modify counts as made before the last purge: 0, nothing
- * stored, and a zeroed @p value.
+ * run again on what the key holds after it; if that happens four times
+ * during one modify (in a row or not: its other tries lost to writers),
+ * the modify counts as made before the last purge: 0, nothing stored, and
+ * a zeroed @p value.
  * @return 0, what @p fn returned if negative, -EBUSY (lost the race 1000
  *   times in a row), or the errors of mlc_set().
  * @since 0.1
