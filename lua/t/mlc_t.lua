@@ -1167,6 +1167,27 @@ T.lock = function()
     expect("loader error", nil, "shared failure", nil, v5, e5, h5)
     expect("waiter gets the error", nil, "shared failure", nil, v6, e6, h6)
     check(n3 == 1, "failing callback ran " .. n3 .. " times, expected 1")
+
+    -- resty_lock_opts.exptime = 0: a lock that never expires, as
+    -- lua-resty-lock's (shdict add with exptime 0), not a 1 ms lease that
+    -- every waiter takes over
+    local c0 = assert(mlc.new("exptime0", ARENA,
+                              { resty_lock_opts = { exptime = 0 } }))
+    local k4 = uniq("exptime0")
+    local n4 = 0
+    local slow4 = function()
+        n4 = n4 + 1
+        ngx.sleep(0.3)
+        return "once"
+    end
+    local t6 = ngx.thread.spawn(function() return c0:get(k4, nil, slow4) end)
+    ngx.sleep(0.05)
+    local v7, e7, h7 = c0:get(k4, nil, slow4)
+    local _, v6b, e6b, h6b = ngx.thread.wait(t6)
+    expect("exptime 0: loader", "once", nil, 3, v6b, e6b, h6b)
+    expect("exptime 0: waiter gets the loader's value", "once", nil, 2,
+           v7, e7, h7)
+    check(n4 == 1, "exptime 0: callback ran " .. n4 .. " times, expected 1")
 end
 
 

@@ -1596,7 +1596,14 @@ function _M.new(name, shm, opts)
     co.ttl_ms = ttl_ms(ttl)
     co.neg_ttl_ms = ttl_ms(neg_ttl)
     co.lock_timeout_ms = min(floor(lock.timeout * 1000), 2^31)
-    co.lock_lease_ms = min(math.max(ceil(lock.exptime * 1000), 1), 2^31)
+    -- exptime 0: a lock that never expires, as lua-resty-lock's (a shdict
+    -- entry of exptime 0): the longest lease, 2^31 ms (24.8 days).  A
+    -- dead owner's flight is still taken over at once.
+    if lock.exptime == 0 then
+        co.lock_lease_ms = 2^31
+    else
+        co.lock_lease_ms = min(math.max(ceil(lock.exptime * 1000), 1), 2^31)
+    end
 
     local pp = ffi_new("struct mlc_cache *[1]")
     local rc = C.mlc_cache_open(pp, arena, name, co)
