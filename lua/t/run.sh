@@ -451,6 +451,39 @@ if [ "${MLC_T_BENCH:-0}" = 1 ]; then
 	curl -s --max-time 600 "$base/bench" | sed 's/^/# bench: /'
 fi
 
+# ---- reload (HUP) ---------------------------------------------------------
+# nginx runs init_by_lua again in a new Lua VM of the master, which opens its
+# arenas anew, and closes the old VM.  The handles the old VM opened must go
+# with it: else the master keeps every earlier generation's arenas mapped for
+# good (an anonymous arena's memory is never given back).  Counted: the
+# master's shared mappings of /dev/shm (the named arenas; the first
+# generation's show the temporary name they were made under) and of
+# anonymous shared memory (the anonymous arena; the lua_shared_dicts, which
+# nginx keeps across reloads).
+master=$(cat "$prefix/logs/nginx.pid")
+arena_maps() {
+	grep -cE ' rw-s .* (/dev/shm/|/dev/zero \(deleted\)$)' "/proc/$master/maps"
+}
+maps_before=$(arena_maps)
+reloaded=0
+for _ in 1 2 3; do
+	old_workers=" $(pgrep -P "$master" | tr '\n' ' ')"
+	kill -HUP "$master"
+	# the reload is done once a worker of the new generation runs
+	for _ in $(seq 100); do
+		new=$(pgrep -P "$master" | while read -r p; do
+			[[ $old_workers == *" $p "* ]] || echo "$p"; done)
+		[ -n "$new" ] && { reloaded=$((reloaded + 1)); break; }
+		sleep 0.05
+	done
+done
+maps_after=$(arena_maps)
+out=$(curl -s -H 'Connection: close' "$base/xw?op=get&ns=c&key=after-reload-$$&val=v")
+[ "$reloaded" -eq 3 ] && [ "$maps_after" -eq "$maps_before" ] &&
+	[[ $out =~ v=v\ h=3 ]]
+report $? "reload: 3 HUPs, the master keeps no earlier generation's arenas mapped ($maps_before mappings, then $maps_after)" \
+	"reloads done: $reloaded of 3" "get after the reloads: $out"
+
 # ---- the error log --------------------------------------------------------
 bad=$(grep -E '\[(alert|crit|emerg)\]|runtime error|\[error\]' "$prefix/logs/error.log" | head -5)
 [ -z "$bad" ]

@@ -686,6 +686,16 @@ end
 
 local ARENAS = {}
 
+-- Every handle this Lua VM opened (arenas and caches), closed when nginx
+-- discards the master's VM (vm_close below).  Never before: L1s,
+-- instances and tickets refer to them.
+local OPENED_ARENAS, OPENED_CACHES = {}, {}
+local vm_closed = false
+
+local function opened(list, ptr)
+    list[#list + 1] = ptr
+end
+
 
 -- mlc takes names (arenas, namespaces) as C strings: a NUL would cut one
 -- short (mlc.new("a\0b") would open namespace "a").  Such a name is
@@ -769,6 +779,7 @@ local function open_arena(name, aopts)
     if rc ~= 0 then
         return nil, rc
     end
+    opened(OPENED_ARENAS, pp[0])
     return pp[0]
 end
 
@@ -777,6 +788,36 @@ local _M = {
     _VERSION = "0.2.0",
 }
 local mt = { __index = _M }
+
+
+-- When nginx discards the master's Lua VM (lua_close of the old VM on a
+-- reload, HUP), close the handles that VM opened: else the master keeps
+-- every earlier generation's arenas mapped for good (an anonymous arena's
+-- memory is never given back).  Not in a worker: its handles go with its
+-- process, which exits right after.  The closer is a cdata: its finalizer
+-- runs only then (_M holds it, and package.loaded, every instance and
+-- every running get() hold _M), and lua_close runs cdata finalizers before
+-- userdata ones, among them the one that unloads libmlc (a call after it
+-- would find no symbol: the pcall).  A ticket finalized after the closer
+-- leaves its flight to mlc (the owner's lease, or its process's death).
+local function close_all()
+    if ngx.worker.id() ~= nil then
+        return
+    end
+    vm_closed = true
+    for _, h in ipairs(OPENED_CACHES) do
+        C.mlc_cache_close(h)
+    end
+    for _, a in ipairs(OPENED_ARENAS) do
+        C.mlc_arena_close(a)
+    end
+end
+
+local function vm_close()
+    pcall(close_all)
+end
+
+_M._vm_closer = ffi_gc(ffi_new("char[1]"), vm_close)
 
 
 --- configure{ lib = "/path/to/libmlc.so" }: where libmlc is (before any
@@ -826,7 +867,7 @@ function _M.arena(name, opts)
         return nil, "could not open mlc arena '" .. name .. "': "
                     .. strerror(rc)
     end
-    ARENAS[name] = a            -- a previous handle stays valid (leaked)
+    ARENAS[name] = a            -- a previous handle stays open (vm_close)
     return true
 end
 
@@ -1611,7 +1652,9 @@ function _M.new(name, shm, opts)
         return nil, "could not open mlc cache '" .. name .. "' in arena '"
                     .. shm .. "': " .. strerror(rc)
     end
-    local h = pp[0]         -- never closed: L1s and tickets refer to it
+    -- closed only with the VM (vm_close): L1s and tickets refer to it
+    local h = pp[0]
+    opened(OPENED_CACHES, h)
 
     -- one L1 per (arena handle, name) in this VM
     local l1s = L1S[arena]
@@ -1958,7 +2001,7 @@ local ticket_t = ffi.typeof("struct resty_mlc_ticket")
 
 
 local function ticket_gc(t)
-    if t.f.role ~= MLC_FLIGHT_NONE then
+    if t.f.role ~= MLC_FLIGHT_NONE and not vm_closed then
         C.mlc_flight_abandon(t.h, t.f)
     end
 end
