@@ -707,6 +707,29 @@ T.validation = function()
     check(v == nil and e and e:find("invalid key", 1, true),
           "empty key: " .. fmt(e))
 
+    -- NaN is no number >= 0: refused as a negative one is (taken, a ttl
+    -- lost the callback's value at the store, and a lock timeout never
+    -- ended a wait)
+    local nan = 0 / 0
+    throws("opts.ttl must be >= 0", mlc.new, "x", ARENA, { ttl = nan })
+    throws("opts.neg_ttl must be >= 0", mlc.new, "x", ARENA,
+           { neg_ttl = nan })
+    throws("opts.shm_set_tries must be >= 1", mlc.new, "x", ARENA,
+           { shm_set_tries = nan })
+    throws("opts.resty_lock_opts.timeout must be a number >= 0", mlc.new,
+           "x", ARENA, { resty_lock_opts = { timeout = nan } })
+    throws("opts.ttl must be >= 0", cc.get, cc, uniq("o"), { ttl = nan },
+           function() return "v" end)
+    throws("opts.resurrect_ttl must be >= 0", cc.get, cc, uniq("o"),
+           { resurrect_ttl = nan }, function() return "v" end)
+    throws("opts.resty_lock_opts.timeout must be a number >= 0", cc.get, cc,
+           uniq("o"), { resty_lock_opts = { timeout = nan } },
+           function() return "v" end)
+    throws("opts.neg_ttl must be >= 0", cc.set, cc, uniq("o"),
+           { neg_ttl = nan })
+    throws("opts.shm_set_tries must be >= 1", cc.set, cc, uniq("o"),
+           { shm_set_tries = nan }, "v")
+
     -- names are C strings to mlc: one with a NUL byte is refused with
     -- nil, err, as mlc refuses an empty one (never cut at the NUL)
     local function refused(what, x, err)

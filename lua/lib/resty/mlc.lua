@@ -1335,7 +1335,7 @@ end
 local function check_lock_opts(lo, where, level)
     for _, f in ipairs { "timeout", "exptime", "step", "ratio", "max_step" } do
         local x = lo[f]
-        if x ~= nil and (type(x) ~= "number" or x < 0) then
+        if x ~= nil and (type(x) ~= "number" or not (x >= 0)) then
             error(where .. "." .. f .. " must be a number >= 0", level + 1)
         end
     end
@@ -1356,7 +1356,9 @@ local function lock_params(self, lo)
 end
 
 
--- Per-call options of get()/set(): a table of the resolved values.
+-- Per-call options of get()/set(): a table of the resolved values.  The
+-- bounds are written "not (x >= 0)" here and in new()'s checks, so that
+-- NaN is refused too (x < 0 is false for it).
 local function check_opts(self, opts)
     if opts == nil then
         return self.defaults
@@ -1371,7 +1373,7 @@ local function check_opts(self, opts)
         if type(ttl) ~= "number" then
             error("opts.ttl must be a number", 3)
         end
-        if ttl < 0 then
+        if not (ttl >= 0) then
             error("opts.ttl must be >= 0", 3)
         end
     end
@@ -1381,7 +1383,7 @@ local function check_opts(self, opts)
         if type(neg_ttl) ~= "number" then
             error("opts.neg_ttl must be a number", 3)
         end
-        if neg_ttl < 0 then
+        if not (neg_ttl >= 0) then
             error("opts.neg_ttl must be >= 0", 3)
         end
     end
@@ -1391,7 +1393,7 @@ local function check_opts(self, opts)
         if type(resurrect_ttl) ~= "number" then
             error("opts.resurrect_ttl must be a number", 3)
         end
-        if resurrect_ttl < 0 then
+        if not (resurrect_ttl >= 0) then
             error("opts.resurrect_ttl must be >= 0", 3)
         end
     end
@@ -1406,7 +1408,7 @@ local function check_opts(self, opts)
         if type(shm_set_tries) ~= "number" then
             error("opts.shm_set_tries must be a number", 3)
         end
-        if shm_set_tries < 1 then
+        if not (shm_set_tries >= 1) then
             error("opts.shm_set_tries must be >= 1", 3)
         end
     end
@@ -1454,7 +1456,7 @@ local function check_new_opts(opts)
             if type(x) ~= "number" then
                 error("opts." .. f .. " must be a number", 3)
             end
-            if x < 0 then
+            if not (x >= 0) then
                 error("opts." .. f .. " must be >= 0", 3)
             end
         end
@@ -1503,7 +1505,7 @@ local function check_new_opts(opts)
         if type(opts.shm_set_tries) ~= "number" then
             error("opts.shm_set_tries must be a number", 3)
         end
-        if opts.shm_set_tries < 1 then
+        if not (opts.shm_set_tries >= 1) then
             error("opts.shm_set_tries must be >= 1", 3)
         end
     end
