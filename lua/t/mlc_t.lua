@@ -706,6 +706,21 @@ T.validation = function()
     local v, e = cc:get("", nil, function() return 1 end)
     check(v == nil and e and e:find("invalid key", 1, true),
           "empty key: " .. fmt(e))
+    -- the same answer from set(), delete() and peek() (not mlc's "invalid
+    -- argument", nor "key or value over the limit" for a long key)
+    local long = string.rep("k", 65536)
+    for _, k in ipairs { "", long } do
+        local what = #k == 0 and "empty key" or "key of 65536 bytes"
+        local ok1, e1 = cc:set(k, nil, "v")
+        check(ok1 == nil and e1 and e1:find("^invalid key: "),
+              what .. ": set: " .. fmt(e1))
+        local ok2, e2 = cc:delete(k)
+        check(ok2 == nil and e2 and e2:find("^invalid key: "),
+              what .. ": delete: " .. fmt(e2))
+        local ttl, e3 = cc:peek(k)
+        check(ttl == nil and e3 and e3:find("^invalid key: "),
+              what .. ": peek: " .. fmt(e3))
+    end
 
     -- NaN is no number >= 0: refused as a negative one is (taken, a ttl
     -- lost the callback's value at the store, and a lock timeout never

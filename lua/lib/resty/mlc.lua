@@ -1867,6 +1867,11 @@ end
 
 local L2_MISS, L2_FRESH, L2_EXPIRED, L2_ERR = 0, 1, 2, 3
 
+-- What get(), get_bulk(), set(), delete() and peek() answer for a key mlc
+-- does not take (its own "invalid argument" or "key or value over the
+-- limit" would say less).
+local KEY_ERR = "invalid key: keys are 1 to 65535 bytes long"
+
 
 -- L2 lookup.  Returns kind and:
 --   L2_FRESH:   value, resurrected, expire, version
@@ -2314,7 +2319,7 @@ end
 local function get_l2_l3(self, key, o, cb, ...)
     local klen = #key
     if klen == 0 or klen > 65535 then
-        return nil, "invalid key: keys are 1 to 65535 bytes long"
+        return nil, KEY_ERR
     end
     local hk = tonumber(band(C.mlc_key_hash(self.h, key, klen),
                              HASH_MASK))
@@ -2373,6 +2378,10 @@ end
 function _M:peek(key, stale)
     if type(key) ~= "string" then
         error("key must be a string", 2)
+    end
+
+    if #key == 0 or #key > 65535 then
+        return nil, KEY_ERR
     end
 
     local l1 = self.l1
@@ -2446,6 +2455,9 @@ function _M:set(key, opts, value)
     end
 
     local o = check_opts(self, opts)
+    if #key == 0 or #key > 65535 then
+        return nil, KEY_ERR
+    end
 
     local ttl = value == nil and o.neg_ttl or o.ttl
     local expire = expiry_of(ttl)
@@ -2493,6 +2505,10 @@ end
 function _M:delete(key)
     if type(key) ~= "string" then
         error("key must be a string", 2)
+    end
+
+    if #key == 0 or #key > 65535 then
+        return nil, KEY_ERR
     end
 
     local rc = C.mlc_delete(self.h, key, #key)
@@ -2677,7 +2693,7 @@ function _M:get_bulk(bulk, opts)
 
             local kind, a, b, c, d, hk
             if #b_key == 0 or #b_key > 65535 then
-                kind, a = L2_ERR, "invalid key: keys are 1 to 65535 bytes long"
+                kind, a = L2_ERR, KEY_ERR
             else
                 hk = tonumber(band(C.mlc_key_hash(h, b_key, #b_key),
                                    HASH_MASK))
