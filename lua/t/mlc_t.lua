@@ -1233,6 +1233,30 @@ T.lock = function()
     expect("exptime 0: waiter gets the loader's value", "once", nil, 2,
            v7, e7, h7)
     check(n4 == 1, "exptime 0: callback ran " .. n4 .. " times, expected 1")
+
+    -- a waiter's sleeps never go under 1 ms, whatever ratio and max_step
+    -- say (as in lua-resty-lock): ngx.sleep() of less takes 0 ms, and a
+    -- waiter that only ever slept 0 ms spun in the event loop, which ran
+    -- no timer (not the loader's ngx.sleep either): the worker hung
+    for _, lo in ipairs { { ratio = 0 }, { ratio = 0.5 },
+                          { max_step = 0.0001 } } do
+        local what = next(lo) .. " " .. lo[next(lo)]
+        local k5 = uniq("substep")
+        local t7 = ngx.thread.spawn(function()
+            return c:get(k5, nil, function()
+                ngx.sleep(0.3)
+                return "r"
+            end)
+        end)
+        ngx.sleep(0.02)
+        local w0 = c:stats().lock_waits
+        expect(what .. ": waiter", "r", nil, 2,
+               c:get(k5, { resty_lock_opts = lo }, slow))
+        local polls = c:stats().lock_waits - w0
+        ngx.thread.wait(t7)
+        check(polls < 1000, what .. ": the waiter polled " .. polls
+                            .. " times")
+    end
 end
 
 

@@ -2241,9 +2241,16 @@ local function in_flight(self, key, hk, o, stale, tk, cb, ...)
             sleep(s)
             slept = slept + s
 
+            -- never under 1 ms, whatever ratio and max_step say (as
+            -- lua-resty-lock): ngx.sleep() of less takes 0 ms, and a loop
+            -- of those spins in the event loop, which then runs no timer
+            -- (nor the loader's ngx.sleep): the worker hangs
             step = step * lock.ratio
             if step > lock.max_step then
                 step = lock.max_step
+            end
+            if step < 0.001 then
+                step = 0.001
             end
         end
 
