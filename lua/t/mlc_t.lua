@@ -446,6 +446,62 @@ T.resurrect = function()
           "thrown error does not resurrect: " .. fmt(v) .. " " .. fmt(err))
     expect("no resurrect_ttl", nil, "backend down", nil,
            c:get(k3, { ttl = 0.2 }, fail))
+
+    -- a waiter of a load that resurrects gets the resurrected value, as
+    -- mlcache's waiters read it from the dict, with or without a
+    -- resurrect_ttl of its own
+    local k5 = uniq("reswait")
+    c:get(k5, opts, function() return "old" end)
+    ngx.sleep(0.3)
+    local t5 = ngx.thread.spawn(function()
+        return c:get(k5, opts, function()
+            ngx.sleep(0.2)
+            return nil, "backend down"
+        end)
+    end)
+    ngx.sleep(0.05)
+    local v6, e6, h6 = c:get(k5, { ttl = 0.2 }, fail)
+    local _, v7, e7, h7 = ngx.thread.wait(t5)
+    expect("resurrecting loader", "old", nil, 4, v7, e7, h7)
+    expect("its waiter", "old", nil, 4, v6, e6, h6)
+
+    -- a set, delete or purge made while the failing callback ran is not
+    -- undone by the resurrection of the value it replaced: the stale
+    -- value was read before the change (here purge: "purged values are
+    -- never served again")
+    for _, change in ipairs { "set", "delete", "purge" } do
+        local cc = assert(mlc.new("resfence-" .. change, ARENA))
+        local k4 = uniq("resfence")
+        cc:get(k4, opts, function() return "old" end)
+        ngx.sleep(0.3)
+        local t = ngx.thread.spawn(function()
+            return cc:get(k4, opts, function()
+                ngx.sleep(0.2)
+                return nil, "backend down"
+            end)
+        end)
+        ngx.sleep(0.05)
+        if change == "set" then
+            assert(cc:set(k4, nil, "new"))
+        elseif change == "delete" then
+            assert(cc:delete(k4))
+        else
+            assert(cc:purge())
+        end
+        local _, v4, e4 = ngx.thread.wait(t)
+        check(v4 ~= "old", change .. " during the load: the loader served "
+                           .. "the value it replaced: " .. fmt(v4) .. " "
+                           .. fmt(e4))
+        local want = change == "set" and "new" or nil
+        local v5, e5, h5 = cc:get(k4)
+        check(v5 == want, change .. " during the load: then get() gave "
+                          .. fmt(v5) .. " " .. fmt(e5) .. " " .. fmt(h5))
+        cc.lru:delete(k4)
+        v5, e5, h5 = cc:get(k4)
+        check(v5 == want, change .. " during the load: then get() from L2 "
+                          .. "gave " .. fmt(v5) .. " " .. fmt(e5) .. " "
+                          .. fmt(h5))
+    end
 end
 
 

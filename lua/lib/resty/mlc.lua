@@ -2039,10 +2039,17 @@ end
 
 
 -- The callback returned nil, err with a stale value at hand and
--- resurrect_ttl set: store the stale value again, mlcache's way.  A stale
--- value that does not decode (not written by resty.mlc: too short, an
--- unknown tag) is not stored again: the error is published (the waiters
--- answer as this call does) and the deserialize error returned.
+-- resurrect_ttl set: store the stale value again, mlcache's way, as the
+-- flight's outcome (mlc_flight_publish), so that mlc fences it as it
+-- fences a load: after a set, delete or purge of the key since this call
+-- took the flight (and read the stale value), the value is stored nowhere
+-- and not served (it was replaced, or must never be served again): this
+-- call answers what L2 holds now, else the callback's error.  The
+-- waiters get the resurrected value (hit level 4), as mlcache's read it
+-- from the dict.  A stale value that does not decode (not written by
+-- resty.mlc: too short, an unknown tag) is not stored again: the error is
+-- published (the waiters answer as this call does) and the deserialize
+-- error returned.
 local function resurrect(self, key, hk, o, stale, tk, err)
     local value, derr = stale_value(stale)
     if derr then
@@ -2058,15 +2065,46 @@ local function resurrect(self, key, hk, o, stale, tk, err)
     local expire = expiry_of(o.resurrect_ttl)
     local bytes = stale.neg and ("z" .. expiry_bytes(expire))
                   or restale(stale.bytes, expire)
-    local version, serr = l2_set(self, key, bytes, #bytes, false,
-                                 o.resurrect_ttl, o.shm_set_tries)
-    publish_error(self, tk, err)  -- waiters find the resurrected value
-    if version == nil then
-        ngx_log(WARN, "could not resurrect stale data (", serr, ")")
+    local ld = ffi_new(load_t)
+    ld.data = bytes
+    ld.len = #bytes
+    ld.ttl_ms = l2_ms(o.resurrect_ttl, false)
+    local v = self.val
+    local keep = self._keep
+    keep[3] = bytes             -- ld.data points into it
+    local rc = C.mlc_flight_publish(self.h, tk.f, MLC_LOAD_VALUE, ld, v)
+    keep[3] = nil
+    if rc ~= 0 then
+        ngx_log(WARN, "could not resurrect stale data (",
+                ffi_string(C.mlc_last_error(self.h)), ")")
+        return l1_fill(self, key, hk, value, expire, 0, 4, o.l1_serializer,
+                       false)
     end
 
-    return l1_fill(self, key, hk, value, expire, version or 0, 4,
-                   o.l1_serializer, version and true or false)
+    local vv = v[0]
+    local flags = vv.flags
+    local version = tonumber(vv.version)
+    C.mlc_value_release(v)
+
+    if band(flags, MLC_NOT_CACHED) ~= 0 then
+        -- fenced: the key changed while the callback ran
+        local kind, a, b, c, d = l2_lookup(self, key, false)
+        if kind == L2_FRESH then
+            return l1_fill(self, key, hk, a, c, d, b and 4 or 2,
+                           o.l1_serializer, true)
+        end
+        return nil, err
+    end
+
+    local insert = true
+    if band(flags, MLC_L2_WRITE_FAILED) ~= 0 then
+        ngx_log(WARN, "could not resurrect stale data (no room, or value ",
+                "larger than a page)")
+        insert = false
+    end
+
+    return l1_fill(self, key, hk, value, expire, version, 4,
+                   o.l1_serializer, insert)
 end
 
 
@@ -2076,10 +2114,13 @@ end
 local THROW = {}
 
 
--- This worker runs the callback (it holds the key's flight).
+-- This worker runs the callback (it holds the key's flight).  @stale is
+-- what L2 held before the flight was taken: it is read again here, now
+-- that changes to the key fence this flight's outcome (a stale value read
+-- before the flight may have been deleted or purged since, unfenced).
 local function run_loader(self, key, hk, o, stale, tk, cb, ...)
     -- another worker may have stored it just before we got the flight
-    local kind, a, b, c, d = l2_lookup(self, key, false)
+    local kind, a, b, c, d = l2_lookup(self, key, true)
     if kind == L2_FRESH then
         end_ticket(self, tk)
         return l1_fill(self, key, hk, a, c, d, b and 4 or 2,
@@ -2089,6 +2130,7 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
         end_ticket(self, tk)
         return nil, a
     end
+    stale = kind == L2_EXPIRED and a or nil
 
     local ok, data, err, new_ttl = xpcall(cb, traceback, ...)
     if not ok then
