@@ -465,6 +465,36 @@ T.resurrect = function()
     expect("resurrecting loader", "old", nil, 4, v7, e7, h7)
     expect("its waiter", "old", nil, 4, v6, e6, h6)
 
+    -- nor does a waiter serve a stale value it read before it waited, when
+    -- the key was purged (or deleted) meanwhile: not after a lock timeout,
+    -- nor after the loader's error
+    for _, how in ipairs { "timeout", "error" } do
+        local cw = assert(mlc.new("reswaiter-" .. how, ARENA))
+        local k6 = uniq("reswaiter")
+        cw:get(k6, opts, function() return "old" end)
+        ngx.sleep(0.3)
+        local t6 = ngx.thread.spawn(function()
+            return cw:get(k6, { ttl = 0.2 }, function()
+                ngx.sleep(0.3)
+                return nil, "backend down"
+            end)
+        end)
+        ngx.sleep(0.02)
+        local t7 = ngx.thread.spawn(function()
+            return cw:get(k6, { ttl = 0.2, resurrect_ttl = 1,
+                                resty_lock_opts = {
+                                    timeout = how == "timeout" and 0.15 or 2,
+                                } }, fail)
+        end)
+        ngx.sleep(0.05)
+        assert(cw:purge())
+        local _, v8, e8, h8 = ngx.thread.wait(t7)
+        ngx.thread.wait(t6)
+        check(v8 == nil, "purge while waiting (" .. how .. "): the waiter "
+                         .. "served " .. fmt(v8) .. " " .. fmt(e8) .. " "
+                         .. fmt(h8))
+    end
+
     -- a set, delete or purge made while the failing callback ran is not
     -- undone by the resurrection of the value it replaced: the stale
     -- value was read before the change (here purge: "purged values are

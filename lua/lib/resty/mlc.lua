@@ -2221,14 +2221,17 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
 end
 
 
--- After a lock timeout: look in L2 once more, else the stale value, else
--- the error.
-local function lock_timed_out(self, key, hk, o, stale)
-    local kind, a, b, c, d = l2_lookup(self, key, false)
+-- After a lock timeout: look in L2 once more, else the stale value it
+-- holds now, else the error.  Not the stale value read before the wait:
+-- the key may have been deleted or purged since (purged values are never
+-- served again).
+local function lock_timed_out(self, key, hk, o)
+    local kind, a, b, c, d = l2_lookup(self, key, true)
     if kind == L2_FRESH then
         return l1_fill(self, key, hk, a, c, d, b and 4 or 2,
                        o.l1_serializer, true)
     end
+    local stale = kind == L2_EXPIRED and a or nil
 
     local errmsg = "could not acquire callback lock: timeout"
     if not stale or not o.resurrect_ttl then
@@ -2273,7 +2276,7 @@ local function in_flight(self, key, hk, o, stale, tk, cb, ...)
             end
             if not can_sleep or timeout - elapsed < 0.001 then
                 end_ticket(self, tk)
-                return lock_timed_out(self, key, hk, o, stale)
+                return lock_timed_out(self, key, hk, o)
             end
 
             local s = step
@@ -2309,10 +2312,14 @@ local function in_flight(self, key, hk, o, stale, tk, cb, ...)
         end
 
         if rc == MLC_ELOADER then
-            -- the loader's callback returned an error
+            -- the loader's callback returned an error: the stale value L2
+            -- holds now, if any (see lock_timed_out())
             local err = ffi_string(C.mlc_last_error(h))
-            if stale and o.resurrect_ttl then
-                return serve_stale(self, stale, o.l1_serializer)
+            if o.resurrect_ttl then
+                local kind, st = l2_lookup(self, key, true)
+                if kind == L2_EXPIRED then
+                    return serve_stale(self, st, o.l1_serializer)
+                end
             end
             return nil, err
         end
