@@ -1098,6 +1098,38 @@ T.custom_lru = function()
     caches.c:get("unrelated", nil, function() return 1 end)
     c.lru:delete("k")
     expect("L2", "y", nil, 2, c:get("k"))
+
+    -- a user LRU larger than lru_size (not given: 100, as mlcache ignores
+    -- it with opts.lru) keeps its entries: resty.mlc's map from hash to
+    -- key is bounded without emptying the user's LRU (it was emptied at
+    -- every 4 x lru_size + 64 = 464 keys)
+    local big = require("resty.lrucache").new(2000)
+    local cb = assert(mlc.new(uniq("clrubig"), ARENA, { lru = big }))
+    for i = 1, 1000 do
+        cb:get("k" .. i, nil, function() return i end)
+    end
+    local l1hits = 0
+    for i = 1, 1000 do
+        local _, _, hit = cb:get("k" .. i)
+        if hit == 1 then
+            l1hits = l1hits + 1
+        end
+    end
+    check(l1hits == 1000, "user LRU of 2000: " .. l1hits .. " of 1000 "
+                          .. "keys read from it")
+    -- and the map stays bounded: the keys the user's LRU dropped leave it
+    local small = require("resty.lrucache").new(10)
+    local cs = assert(mlc.new(uniq("clrusmall"), ARENA,
+                              { lru = small, lru_size = 10 }))
+    for i = 1, 2000 do
+        cs:set("k" .. i, nil, i)
+    end
+    local nmap = 0
+    for _ in pairs(cs.l1.byhash) do
+        nmap = nmap + 1
+    end
+    check(nmap <= 4 * 10 + 64, "map from hash to key: " .. nmap
+                               .. " entries for an LRU of 10")
 end
 
 

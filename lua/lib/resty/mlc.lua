@@ -1005,7 +1005,7 @@ end
 --
 -- With opts.lru (a user LRU object: get, set, delete, flush_all) entries
 -- are { value, version, hash index } tables in it, and byhash is bounded
--- by emptying both when it outgrows 4 x lru_size.
+-- by dropping the keys the user's LRU no longer holds (byhash_prune).
 
 -- A cached nil.  Not a table: comparing a table with a table that has a
 -- metatable consults __eq, which reads the value's header (a cache miss
@@ -1059,6 +1059,7 @@ local function l1_new(size, custom)
         l1.nfree = 0
     else
         l1.nhash = 0
+        l1.hbound = 4 * size + 64
     end
     return setmetatable(l1, l1_mt)
 end
@@ -1163,6 +1164,40 @@ local function slot_take(l1)
 end
 
 
+-- With opts.lru: byhash outgrew its bound (the user's LRU drops keys
+-- without telling).  Keep the hashes of the keys the user's LRU still
+-- holds, read with its get_keys() when it has one (resty.lrucache: no
+-- reordering), else with get() (which moves each to the front), and bound
+-- byhash again at twice as many.  Never by emptying the user's LRU: it may
+-- hold far more than lru_size (which mlcache ignores with opts.lru).
+local function byhash_prune(l1)
+    local custom = l1.custom
+    local live
+    if type(custom.get_keys) == "function" then
+        live = {}
+        for _, k in ipairs(custom:get_keys(0)) do
+            live[k] = true
+        end
+    end
+    local byhash, n = {}, 0
+    for hk, key in next, l1.byhash do
+        local keep
+        if live then
+            keep = live[key]
+        else
+            keep = custom:get(key) ~= nil
+        end
+        if keep then
+            byhash[hk] = key
+            n = n + 1
+        end
+    end
+    l1.byhash = byhash
+    l1.nhash = n
+    l1.hbound = math.max(4 * l1.size + 64, 2 * n)
+end
+
+
 -- Put @key: @value (NIL for nil) made from L2 @version (0: not in L2),
 -- expiring at @expire (ngx.now() seconds, 0 = never); @hk its hash index.
 local function l1_put(l1, hk, key, value, expire, version)
@@ -1175,10 +1210,10 @@ local function l1_put(l1, hk, key, value, expire, version)
     if not l1.map then
         if other == nil then
             local nh = l1.nhash + 1
-            if nh > 4 * l1.size + 64 then
-                l1_flush(l1)
+            if nh > l1.hbound then
+                byhash_prune(l1)
                 byhash = l1.byhash
-                nh = 1
+                nh = l1.nhash + 1
             end
             l1.nhash = nh
         end
