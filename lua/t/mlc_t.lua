@@ -1467,6 +1467,24 @@ end
 
 -- set_by_lua* cannot yield: a waiter gives up at once (lock timeout), a
 -- loader runs the callback; never blocks the worker
+-- server_rewrite_by_lua (a phase that can yield, run for every request of
+-- the server): with ?srw=KEY, get KEY there and answer at once
+function _M.in_server_rewrite()
+    local key = ngx.var.arg_srw
+    if not key then
+        return
+    end
+    local c = caches.c
+    local t0 = ngx.now()
+    local v, err, hit = c:get(key, nil, function() return "srw" end)
+    ngx.update_time()
+    ngx.say(string.format("p=%s v=%s e=%s h=%s t=%.3f", ngx.get_phase(),
+                          tostring(v), tostring(err), tostring(hit),
+                          ngx.now() - t0))
+    return ngx.exit(200)
+end
+
+
 function _M.in_set()
     local a = ngx.req.get_uri_args()
     local c = caches.c

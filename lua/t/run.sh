@@ -148,6 +148,8 @@ http {
     server {
         listen 127.0.0.1:$port reuseport;
 
+        server_rewrite_by_lua_block { require("mlc_t").in_server_rewrite() }
+
         location = /t {
             content_by_lua_block { require("mlc_t").run_test() }
         }
@@ -446,6 +448,17 @@ t=$(field t "$out")
 [[ $out =~ ^v=nil\ e=could\ not\ acquire\ callback\ lock:\ timeout ]] &&
 	awk -v t="$t" 'BEGIN { exit !(t < 0.1) }'
 report $? "set_by_lua: a waiter gives up at once instead of blocking" "$out"
+
+# server_rewrite_by_lua can yield (ngx.sleep): a waiter there waits for the
+# loader as in rewrite_by_lua, instead of giving up at once
+key="srw-wait-$$"
+curl -s -o /dev/null "$base/xw?op=get&ns=c&key=$key&val=slow&sleep=1" &
+loader=$!
+sleep 0.3
+out=$(curl -s "$base/n?srw=$key")
+wait $loader
+[[ $out =~ ^p=server_rewrite\ v=slow\ e=nil\ h=2 ]]
+report $? "server_rewrite_by_lua: a waiter waits for the loader" "$out"
 
 if [ "${MLC_T_BENCH:-0}" = 1 ]; then
 	curl -s --max-time 600 "$base/bench" | sed 's/^/# bench: /'

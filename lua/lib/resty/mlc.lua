@@ -1795,10 +1795,11 @@ end
 -- ------------------------------------------------------------------ --
 -- Lookups
 
+-- The phases (ngx.get_phase()) where ngx.sleep() may be called.
 local YIELDABLE = {
-    rewrite = true, access = true, content = true, timer = true,
-    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
-    preread = true,
+    rewrite = true, server_rewrite = true, access = true, content = true,
+    timer = true, ssl_cert = true, ssl_session_fetch = true,
+    ssl_client_hello = true, preread = true,
 }
 
 
