@@ -1676,7 +1676,7 @@ function _M.new(name, shm, opts)
     co.lock_timeout_ms = min(floor(lock.timeout * 1000), 2^31)
     -- exptime 0: a lock that never expires, as lua-resty-lock's (a shdict
     -- entry of exptime 0): the longest lease, 2^31 ms (24.8 days).  A
-    -- dead owner's flight is still taken over at once.
+    -- dead owner's flight is still taken over once a waiter finds it dead.
     if lock.exptime == 0 then
         co.lock_lease_ms = 2^31
     else
