@@ -3262,7 +3262,10 @@ big_loader(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 		wait_waiters(g_arena, BIG_PROCS - 1);
 		nap_ms(50);
 	} else {
-		uint64_t end = real_ms() + 5000;
+		/* Bounded like every wait here: had the waiters taken the
+		 * flight in turn, the others would wait for this load
+		 * (lock_timeout BOUND_MS), not run their own. */
+		uint64_t end = real_ms() + BOUND_MS;
 
 		__atomic_add_fetch(&sh->inside, 1, __ATOMIC_ACQ_REL);
 		while (__atomic_load_n(&sh->inside, __ATOMIC_ACQUIRE) <
