@@ -522,11 +522,27 @@ metric() {
 		index($0, m "{") == 1 && index($0, "namespace=\"items\"" sel "}") { print $NF; exit }' "$3"
 }
 
+# settle FILE: /admin/metrics into FILE once every worker's flush timer
+# (each second) has run since its last count: two readings 1.3 s apart
+# that agree (a timer run late on a loaded machine shows as a difference,
+# and the reading is taken again).
+settle() {
+	local i prev="$1.prev"
+	curl -sS --max-time 15 "$base/admin/metrics" >"$prev" || return 1
+	for i in $(seq 20); do
+		sleep 1.3
+		curl -sS --max-time 15 "$base/admin/metrics" >"$1" || return 1
+		cmp -s "$prev" "$1" && return 0
+		mv "$1" "$prev"
+	done
+	return 1
+}
+
 # $mlc_status in the access log, and the arena-wide metrics endpoint: the
 # same figures from every worker, and moved by exactly the requests made.
 nginx_status_metrics() {
 	local i f same=1 n=0 l1 l2 l3 miss neg h0 m0 n0 h1 m1 n1
-	sleep 1.3	# every worker's flush timer has run since its last count
+	settle "$work/metrics.settled" || { fail "metrics: not settled in 20 readings 1.3 s apart"; return 1; }
 	for i in $(seq 8); do
 		curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.$i" || { fail "metrics"; return 1; }
 		cmp -s "$work/metrics.1" "$work/metrics.$i" || same=0
@@ -554,15 +570,20 @@ nginx_status_metrics() {
 	for i in $(seq 10); do
 		for f in k1 k2 "nope-$$" "k3"; do get "/item?key=$f"; n=$((n + 1)); done
 	done
-	sleep 1.3
-	curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.after" || { fail "metrics"; return 1; }
-	h1=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.after") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.after") ))
-	m1=$(metric mlc_namespace_misses_total '' "$work/metrics.after")
-	n1=$(metric mlc_namespace_negative_hits_total '' "$work/metrics.after")
 	for i in $(seq 50); do [ "$(wc -l <"$work/nginx/access.log")" -ge $n ] && break; sleep 0.1; done
 	l1=$(grep -c ' L1$' "$work/nginx/access.log"); l2=$(grep -c ' L2$' "$work/nginx/access.log")
 	l3=$(grep -c ' L3$' "$work/nginx/access.log"); miss=$(grep -c ' MISS$' "$work/nginx/access.log")
 	neg=$(grep -c ' NEGATIVE$' "$work/nginx/access.log")
+	# The workers' counts reach the metrics by their flush timers (each
+	# second): read them until they add up, for 15 s at most.
+	for i in $(seq 30); do
+		sleep 0.5
+		curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.after" || { fail "metrics"; return 1; }
+		h1=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.after") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.after") ))
+		m1=$(metric mlc_namespace_misses_total '' "$work/metrics.after")
+		n1=$(metric mlc_namespace_negative_hits_total '' "$work/metrics.after")
+		[ $((h1 - h0 + m1 - m0)) -ge $n ] && break
+	done
 	if [ "$(wc -l <"$work/nginx/access.log")" = $n ] &&
 		[ $((l1 + l2 + l3 + miss + neg)) = $n ] &&
 		[ $((h1 - h0)) = $((l1 + l2 + neg)) ] && [ $((m1 - m0)) = $((l3 + miss)) ] &&
@@ -916,18 +937,23 @@ EOF
 	nginx_upgrade || true
 
 	if [ "$wrk_secs" -gt 0 ]; then
-		local lk0 lk1 mt0 mt1
-		sleep 1.3	# what the workers counted before is flushed
+		local i lk0 lk1 mt0 mt1
+		# what the workers counted before is flushed
+		settle "$work/metrics.w0" || fail "metrics: not settled in 20 readings 1.3 s apart"
 		lk0=$(wc -l <"$work/nginx/access.log")
-		curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.w0"
 		loadtest "nginx 1.22 + ngx_http_mlc_module, $WORKERS workers"
 		# every GET /item the workers served is one access-log line with
-		# its $mlc_status, and one hit or miss in /admin/metrics
-		sleep 1.3
-		curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.w1"
-		lk1=$(wc -l <"$work/nginx/access.log")
+		# its $mlc_status, and one hit or miss in /admin/metrics (once
+		# every worker's flush timer has run: read until they agree,
+		# for 15 s at most)
 		mt0=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.w0") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.w0") + $(metric mlc_namespace_misses_total '' "$work/metrics.w0") ))
-		mt1=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.w1") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.w1") + $(metric mlc_namespace_misses_total '' "$work/metrics.w1") ))
+		for i in $(seq 30); do
+			sleep 0.5
+			curl -sS --max-time 15 "$base/admin/metrics" >"$work/metrics.w1"
+			lk1=$(wc -l <"$work/nginx/access.log")
+			mt1=$(( $(metric mlc_namespace_hits_total ',level="l1"' "$work/metrics.w1") + $(metric mlc_namespace_hits_total ',level="l2"' "$work/metrics.w1") + $(metric mlc_namespace_misses_total '' "$work/metrics.w1") ))
+			[ $((mt1 - mt0)) -ge $((lk1 - lk0)) ] && break
+		done
 		if command -v wrk >/dev/null && [ $((lk1 - lk0)) -gt 0 ] && [ $((lk1 - lk0)) = $((mt1 - mt0)) ] &&
 			! tail -n +$((lk0 + 1)) "$work/nginx/access.log" | grep -qvE ' (L1|L2|L3|MISS|NEGATIVE|STALE)$'; then
 			ok "wrk: $((lk1 - lk0)) GETs in the access log, each with \$mlc_status ($(tail -n +$((lk0 + 1)) "$work/nginx/access.log" | awk '{print $NF}' | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')); /admin/metrics counted the same $((mt1 - mt0)) lookups"
