@@ -46,23 +46,33 @@ mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
 
 /* Hand @p e to the caller, linking it into L1 if it may live there (not
  * after a decode that applied log records: mlc__ent_decode()).  Consumes
- * the caller's reference on @p e. */
+ * the caller's reference on @p e.
+ * An entry kept out of L1 (not to be cached there, not decoded, or after
+ * such a decode) takes the key's L1 entry out, as mlc_set() does: that
+ * one may be older than what this call stored or answers (the flight
+ * steps: a publish's value stored, a waiter's read, while other requests
+ * on the handle had read the key's older value into L1), and a handle
+ * with MLC_CACHE_MANUAL_UPDATE, which applies the records that would drop
+ * it only at its next mlc_update(), served it after the call returned
+ * (review W).  Dropping a newer one costs a miss, never a value. */
 int
 mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 		 uint32_t level, uint64_t now, struct mlc_value *value)
 {
+	struct mlc__ent *old;
 	int rc = mlc__ent_decode(c, e);
 
-	if (rc < 0) {
-		mlc__ent_put(e);
-		return rc;
-	}
-	value_fill(value, e, level, now);
-	if (cache_l1 && rc == 0 && !(c->o.flags & MLC_CACHE_NO_L1))
+	if (rc >= 0)
+		value_fill(value, e, level, now);
+	if (cache_l1 && rc == 0 && !(c->o.flags & MLC_CACHE_NO_L1)) {
 		c->st.l1_evictions += mlc__l1_insert(&c->l1, e); /* takes ours */
-	else
-		mlc__ent_put(e);
-	return 0;
+		return 0;
+	}
+	old = mlc__l1_find(&c->l1, e->hash, e->data, e->klen);
+	if (old != NULL)
+		mlc__l1_unlink(&c->l1, old);
+	mlc__ent_put(e);
+	return rc < 0 ? rc : 0;
 }
 
 /* An L2 entry answers the call, and goes into L1.  The lookup is counted

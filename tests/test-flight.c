@@ -2524,6 +2524,123 @@ test_steps_abandon(void **state)
 	flight_steps(true);
 }
 
+/* ---- the caller's L1 after a flight's result kept out of it -------------- */
+
+/* A flight-steps result that does not go into the caller's L1 (its codec
+ * cannot decode it, or a set fenced the publish out) must not leave the
+ * key's older value there: a handle with MLC_CACHE_MANUAL_UPDATE applies
+ * the records that would drop it only at its next mlc_update(), and its
+ * gets answered the value the publish had replaced, or one older than
+ * the value the publish returned (review W).  An event loop serves other
+ * requests on the handle between acquire and publish or wait, and one of
+ * them may read the key's older value into L1 meanwhile; here it is there
+ * from before the acquire. */
+static int
+bad_decode(void *arg, const void *data, size_t len, void **obj)
+{
+	char *o;
+
+	(void)arg;
+	if (len == 3 && memcmp(data, "bad", 3) == 0)
+		return -EINVAL;
+	o = malloc(len + 1);
+	if (o == NULL)
+		return -ENOMEM;
+	memcpy(o, data, len);
+	o[len] = '\0';
+	*obj = o;
+	return 0;
+}
+
+static void
+bad_free(void *arg, void *obj)
+{
+	(void)arg;
+	free(obj);
+}
+
+/* Put @p s in @p c's L1 as the value of @p key. */
+static void
+l1_holds(struct mlc_cache *c, const char *key, const char *s)
+{
+	struct mlc_value v = { 0 };
+
+	assert_int_equal(mlc_set(c, key, strlen(key), s, strlen(s), NULL), 0);
+	assert_int_equal(mlc_get(c, key, strlen(key), NULL, NULL, &v), 0);
+	assert_int_equal(v.level, MLC_L1);
+	assert_value(&v, s);
+	mlc_value_release(&v);
+}
+
+static void
+test_steps_kept_out_of_l1_drop_the_old(void **state)
+{
+	struct mlc_codec codec = { bad_decode, bad_free, NULL };
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_load ld;
+	struct mlc_value v = { 0 };
+	struct mlc_flight fl, wt;
+	struct mlc_cache *c, *other;
+
+	(void)state;
+	setup_arena(0);
+	other = pc();
+	o.flags = MLC_CACHE_MANUAL_UPDATE;
+	o.codec = &codec;
+	c = open_cache(&o);
+
+	/* The publish stores a value its decode refuses. */
+	l1_holds(c, "ka", "old");
+	assert_int_equal(mlc_flight_acquire(c, "ka", 2, NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "bad";
+	ld.len = 3;
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, &v),
+			 MLC_ECODEC);
+	assert_null(v.ref);
+	assert_int_equal(mlc_get(c, "ka", 2, NULL, NULL, &v), MLC_ECODEC);
+	assert_null(v.ref);
+
+	/* A waiter on the handle gets it from another handle's publish. */
+	l1_holds(c, "kb", "old");
+	assert_int_equal(mlc_flight_acquire(other, "kb", 2, NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_flight_acquire(c, "kb", 2, NULL, &wt), 0);
+	assert_int_equal(wt.role, MLC_FLIGHT_WAITER);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "bad";
+	ld.len = 3;
+	assert_int_equal(mlc_flight_publish(other, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), 0);
+	assert_int_equal(mlc_flight_wait(c, &wt, 0, &v), MLC_ECODEC);
+	assert_int_equal(wt.role, MLC_FLIGHT_NONE);
+	assert_int_equal(mlc_get(c, "kb", 2, NULL, NULL, &v), MLC_ECODEC);
+	assert_null(v.ref);
+
+	/* A set by another handle fences the publish out: the load's value
+	 * goes to the caller only, and L1 keeps neither it nor "old". */
+	l1_holds(c, "kc", "old");
+	assert_int_equal(mlc_flight_acquire(c, "kc", 2, NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	assert_int_equal(mlc_set(other, "kc", 2, "set", 3, NULL), 0);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "loaded";
+	ld.len = 6;
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, &v),
+			 0);
+	assert_value(&v, "loaded");
+	assert_true(v.flags & MLC_NOT_CACHED);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_get(c, "kc", 2, NULL, NULL, &v), 0);
+	assert_value(&v, "set");
+	assert_int_equal(v.level, MLC_L2);
+	mlc_value_release(&v);
+
+	mlc_cache_close(c);
+	teardown_arena();
+}
+
 /* ---- a key's flight in its second candidate slot --------------------------- */
 
 /* Each key has two candidate slots.  When the first is busy with another
@@ -3914,6 +4031,8 @@ main(void)
 		cmocka_unit_test_teardown(test_dead_owners_slots_reused, td),
 		cmocka_unit_test_teardown(test_steps_publish, td),
 		cmocka_unit_test_teardown(test_steps_abandon, td),
+		cmocka_unit_test_teardown(
+			test_steps_kept_out_of_l1_drop_the_old, td),
 		cmocka_unit_test_teardown(test_flight_found_in_second_slot, td),
 		cmocka_unit_test_teardown(test_outcome_of_other_slot, td),
 		cmocka_unit_test_teardown(test_late_owner_keeps_out_of_record,
