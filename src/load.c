@@ -988,9 +988,15 @@ mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 	uint64_t now;
 	int rc;
 
-	if (!flight_take(c, flight, &f, &k) || f.role != MLC_FLIGHT_LOADER ||
-	    load == NULL)
+	if (load == NULL)
 		return -EINVAL;
+	if (!flight_take(c, flight, &f, &k) || f.role != MLC_FLIGHT_LOADER) {
+		/* The load is taken whatever the answer, as a loader's is
+		 * (its release once): a refused ticket's caller handed its
+		 * buffer over too, and it leaked (review W). */
+		mlc__load_release(load);
+		return -EINVAL;
+	}
 	mlc__call_resolve(c, NULL, &cf);
 	result = mlc__load_check(result, load);
 	now = mlc__now_ms();

@@ -2641,6 +2641,75 @@ test_steps_kept_out_of_l1_drop_the_old(void **state)
 	teardown_arena();
 }
 
+/* ---- a publish refused: the load is released all the same --------------- */
+
+/* mlc_flight_publish() takes the caller's load as a loader's result is
+ * taken: its release runs once, whatever the publish answers.  Before
+ * (review W), a publish refused with -EINVAL (a ticket published already,
+ * abandoned, or of another namespace) returned without calling it, and a
+ * binding that handed its buffer to release leaked it. */
+static int released;
+
+static void
+count_release(void *data)
+{
+	released++;
+	free(data);
+}
+
+static void
+load_of(struct mlc_load *ld, const char *s)
+{
+	memset(ld, 0, sizeof(*ld));
+	ld->data = strdup(s);
+	assert_non_null(ld->data);
+	ld->len = strlen(s);
+	ld->release = count_release;
+}
+
+static void
+test_steps_refused_publish_releases(void **state)
+{
+	struct mlc_load ld;
+	struct mlc_flight fl, copy;
+	struct mlc_cache *c, *other;
+
+	(void)state;
+	setup_arena(0);
+	c = pc();
+	other = t_cache(g_arena, "fl-other", NULL);
+	released = 0;
+	assert_int_equal(mlc_flight_acquire(c, "rk", 2, NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	copy = fl;
+	load_of(&ld, "v1");
+	assert_int_equal(mlc_flight_publish(other, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), -EINVAL);
+	assert_int_equal(released, 1);
+	load_of(&ld, "v2");
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), 0);
+	assert_int_equal(released, 2);
+	load_of(&ld, "v3");		/* published already */
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), -EINVAL);
+	assert_int_equal(released, 3);
+	assert_int_equal(mlc_flight_acquire(c, "rk2", 3, NULL, &fl), 0);
+	assert_int_equal(mlc_flight_abandon(c, &fl), 0);
+	load_of(&ld, "v4");		/* abandoned */
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), -EINVAL);
+	assert_int_equal(released, 4);
+	/* A copy of a ticket whose flight ended: no longer the owner, its
+	 * value goes to the caller only. */
+	load_of(&ld, "v5");
+	assert_int_equal(mlc_flight_publish(c, &copy, MLC_LOAD_VALUE, &ld,
+					    NULL), 0);
+	assert_int_equal(released, 5);
+	mlc_cache_close(other);
+	teardown_arena();
+}
+
 /* ---- a key's flight in its second candidate slot --------------------------- */
 
 /* Each key has two candidate slots.  When the first is busy with another
@@ -4033,6 +4102,8 @@ main(void)
 		cmocka_unit_test_teardown(test_steps_abandon, td),
 		cmocka_unit_test_teardown(
 			test_steps_kept_out_of_l1_drop_the_old, td),
+		cmocka_unit_test_teardown(test_steps_refused_publish_releases,
+					  td),
 		cmocka_unit_test_teardown(test_flight_found_in_second_slot, td),
 		cmocka_unit_test_teardown(test_outcome_of_other_slot, td),
 		cmocka_unit_test_teardown(test_late_owner_keeps_out_of_record,
