@@ -985,7 +985,10 @@ int mlc_flight_acquire(struct mlc_cache *cache, const void *key,
  * duplicate_loads counts the second case).  A ticket
  * whose role is LOADER already returns 0 at once, value untouched: load.
  * @return 0, -EAGAIN (still loading after timeout_ms), MLC_ELOADER (the
- *   loader failed; mlc_last_error() has its message), -EINVAL.
+ *   loader failed; mlc_last_error() has its message), MLC_ECODEC (the
+ *   handle's codec could not decode the outcome), -ENOMEM, -EINVAL.  On
+ *   MLC_ELOADER, MLC_ECODEC and -ENOMEM the flight ended for this caller
+ *   (role NONE), as on a 0 with a value.
  * @since 0.1
  */
 int mlc_flight_wait(struct mlc_cache *cache, struct mlc_flight *flight,
