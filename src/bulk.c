@@ -345,10 +345,12 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		 * value it replaced leaves L1, as in mlc_modify().  A handle
 		 * with MLC_CACHE_MANUAL_UPDATE would apply the refresh's
 		 * record only at its next mlc_update(), and serve the old
-		 * value until then.  An answer not stored (MLC_NOT_CACHED,
-		 * version 0) replaced nothing: the current value stays.
-		 * After MLC_ECODEC the answer is unknown here (*value is
-		 * untouched), and the entry goes: a miss at worst. */
+		 * value until then.  mlc__ent_deliver() takes the key's L1
+		 * entry out whenever it keeps its entry out of L1 (an
+		 * answer not stored, MLC_NOT_CACHED, too: review W), so
+		 * this only makes sure of it.  After MLC_ECODEC the answer
+		 * is unknown here (*value is untouched), and the entry
+		 * goes: a miss at worst. */
 		const struct mlc_value *v = value ? value : &tmp;
 		struct mlc__ent *old = mlc__l1_find(&c->l1, k.hash, k.data,
 						    k.len);
