@@ -1007,8 +1007,9 @@ int mlc_flight_wait(struct mlc_cache *cache, struct mlc_flight *flight,
  * flagged MLC_NOT_CACHED, in no L1, and the waiters, which may have begun
  * after that change, re-read L2 or load again), wakes every waiter, ends
  * the flight, and fills *@p value like mlc_get() (may be NULL).
- * @p load's release is called once whatever this returns, -EINVAL for a
- * ticket that is not a loader's of this handle's namespace too.
+ * @p load's release, if set, is called once whatever this returns, -EINVAL
+ * for a ticket that is not a loader's of this handle's namespace too
+ * (a load without one is then left untouched).
  * @return what mlc_get() would have returned for this outcome, or -EINVAL.
  * @since 0.1
  */

@@ -1020,10 +1020,12 @@ mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 	if (load == NULL)
 		return -EINVAL;
 	if (!flight_take(c, flight, &f, &k) || f.role != MLC_FLIGHT_LOADER) {
-		/* The load is taken whatever the answer, as a loader's is
-		 * (its release once): a refused ticket's caller handed its
-		 * buffer over too, and it leaked (review W). */
-		mlc__load_release(load);
+		/* A load with a release is taken whatever the answer, as a
+		 * loader's is: a refused ticket's caller handed its buffer
+		 * over too, and it leaked (review W).  One without is left
+		 * as it was, for a publish of it on the right handle. */
+		if (load->release != NULL)
+			mlc__load_release(load);
 		return -EINVAL;
 	}
 	mlc__call_resolve(c, NULL, &cf);

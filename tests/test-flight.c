@@ -2706,6 +2706,18 @@ test_steps_refused_publish_releases(void **state)
 	assert_int_equal(mlc_flight_publish(c, &copy, MLC_LOAD_VALUE, &ld,
 					    NULL), 0);
 	assert_int_equal(released, 5);
+	/* Without a release the load is left as it was: published again on
+	 * the right handle. */
+	assert_int_equal(mlc_flight_acquire(c, "rk3", 3, NULL, &fl), 0);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "v6";
+	ld.len = 2;
+	assert_int_equal(mlc_flight_publish(other, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), -EINVAL);
+	assert_non_null(ld.data);
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), 0);
+	assert_int_equal(released, 5);
 	mlc_cache_close(other);
 	teardown_arena();
 }
