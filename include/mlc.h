@@ -630,7 +630,9 @@ struct mlc_cache_options {
  *
  * @return 0 and *@p cachep, or -EINVAL, -E2BIG (opts from a newer mlc),
  *   -ENOMEM, -ENOSPC (the namespace table is full), -EPERM (the arena was
- *   opened with MLC_ARENA_RDONLY).
+ *   opened with MLC_ARENA_RDONLY), MLC_ECORRUPT (the namespace table's
+ *   lock is damaged: a holder died and a later taker left it
+ *   unrecoverable).
  * @since 0.1
  */
 int mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
@@ -805,6 +807,9 @@ int mlc_peek(struct mlc_cache *cache, const void *key, size_t key_len,
  *   -E2BIG    key over MLC_KEY_MAX, or key + value larger than one page
  *   -ENOSPC   no room, and nothing could be evicted
  *   -EOVERFLOW  the arena's version counter is spent: 2^56 writes (0.3)
+ *   MLC_ECORRUPT  the key's stripe lock is damaged (a holder died and a
+ *             later taker left it unrecoverable): nothing stored, the
+ *             old value stays
  * @since 0.1
  */
 int mlc_set(struct mlc_cache *cache, const void *key, size_t key_len,
@@ -813,7 +818,8 @@ int mlc_set(struct mlc_cache *cache, const void *key, size_t key_len,
 
 /**
  * Remove @p key from L2 and every L1.  Deleting an absent key is 0.
- * @return 0, -EINVAL, -E2BIG.
+ * @return 0, -EINVAL, -E2BIG, MLC_ECORRUPT (the key's stripe lock is
+ *   damaged, as for mlc_set(): the key stays; mlc_purge() drops it).
  * @since 0.1
  */
 int mlc_delete(struct mlc_cache *cache, const void *key, size_t key_len);
