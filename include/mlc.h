@@ -195,8 +195,9 @@ struct mlc_arena_options {
  *
  * @p name is an shm name ("mlc-demo" or "/mlc-demo": 1 to
  * MLC_ARENA_NAME_MAX bytes after the optional leading '/', no other '/',
- * no control byte, not "." or ".."), a file path with MLC_ARENA_FILE,
- * or NULL with MLC_ARENA_ANON (an anonymous shared mapping, shared only with
+ * no byte below 0x20 (DEL, 0x7f, is taken), not "." or ".."), a file
+ * path with MLC_ARENA_FILE (shorter than PATH_MAX - 64 bytes), or NULL
+ * with MLC_ARENA_ANON (an anonymous shared mapping, shared only with
  * children forked after this call).  Creation sizes the backing object with
  * posix_fallocate() (no SIGBUS on a full /dev/shm) and publishes the header
  * last; concurrent creators and attachers agree on one arena.  The arena is
@@ -240,6 +241,8 @@ struct mlc_arena_options {
  *   MLC_EFORMAT    made by an mlc with another format or layout
  *   MLC_EMISMATCH  (MLC_ARENA_MATCH) it exists, with another size or
  *                  layout than @p opts make
+ *   -ENOMEM        out of memory (and any other failure of open(),
+ *                  fstat(), fcntl() or mmap(): its -errno, as -EMFILE)
  * @since 0.1
  */
 int mlc_arena_open(struct mlc_arena **arenap, const char *name,
