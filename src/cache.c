@@ -287,7 +287,8 @@ mlc_last_error(struct mlc_cache *c)
 }
 
 /* In a child after fork() the L1 is a copy of the parent's at fork time,
- * and the parent's cursor means nothing here: start over at the head.
+ * which a thread of the parent may have been changing: empty it, and go
+ * on reading the log from the parent's cursor (below).
  * The handle is the child's now: it (and its arena handle) count among
  * the child's handles in the table of attached processes. */
 MLC_COLD void
