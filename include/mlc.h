@@ -160,8 +160,10 @@ struct mlc_arena_options {
 	size_t   size;		/* sizeof(struct mlc_arena_options) */
 	uint32_t flags;		/* enum mlc_arena_flags */
 	uint32_t mode;		/* permission bits (at most 0777); 0: 0600 */
-	uint64_t bytes;		/* arena size; 0: 64 MiB; creation only */
-	uint32_t max_items;	/* index capacity wanted; 0: an index of
+	uint64_t bytes;		/* arena size; 0: 64 MiB; at most 2^46
+				 * (64 TiB); creation only */
+	uint32_t max_items;	/* index capacity wanted, at most 2^30;
+				 * 0: an index of
 				 * at most 1/16 of bytes (6.25% at a power
 				 * of two; 0.2.0: bytes / 512), which
 				 * values of ~80 B and more (16 B keys)
@@ -185,7 +187,8 @@ struct mlc_arena_options {
 				 * [16, 2^20]; 0: 4096 */
 	uint32_t max_namespaces; /* 0: 64, at most 4095 */
 	uint32_t neg_quota_pct;	/* % of max_items negative entries may use
-				 * before they are evicted first; 0: 25 */
+				 * before they are evicted first; 0: 25;
+				 * at most 100 */
 	/* end of v0.1: append below; never reorder, resize or remove */
 };
 #define MLC_ARENA_OPTIONS_INIT { .size = sizeof(struct mlc_arena_options) }
@@ -600,8 +603,8 @@ enum mlc_cache_flags {
 struct mlc_cache_options {
 	size_t   size;		/* sizeof(struct mlc_cache_options) */
 	uint32_t flags;		/* enum mlc_cache_flags */
-	uint32_t lru_size;	/* L1 entries; 0: 1024 (eviction: see
-				 * the top of this file) */
+	uint32_t lru_size;	/* L1 entries; 0: 1024; at most 2^28
+				 * (eviction: see the top of this file) */
 	uint64_t lru_bytes;	/* L1 value bytes; 0: no byte bound */
 	int64_t  ttl_ms;	/* 0: 30 s; MLC_TTL_NEVER */
 	int64_t  neg_ttl_ms;	/* negative entries; 0: ttl_ms */
