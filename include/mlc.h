@@ -810,7 +810,8 @@ int mlc_peek(struct mlc_cache *cache, const void *key, size_t key_len,
  * @p data must be NULL.  @p opts may be NULL.
  * @return 0, or:
  *   -EINVAL   bad argument or options
- *   -E2BIG    key over MLC_KEY_MAX, or key + value larger than one page
+ *   -E2BIG    key over MLC_KEY_MAX, or key + value over value_max
+ *             (mlc_arena_info(): one page less a 32-byte item header)
  *   -ENOSPC   no room, and nothing could be evicted
  *   -EOVERFLOW  the arena's version counter is spent: 2^56 writes (0.3)
  *   MLC_ECORRUPT  the key's stripe lock is damaged (a holder died and a
