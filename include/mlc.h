@@ -796,8 +796,9 @@ int mlc_get_ex(struct mlc_cache *cache, const void *key, size_t key_len,
  * L2.  value->ttl_ms tells the time left (MLC_TTL_NEVER and MLC_NO_EXPIRY
  * for "never", which is distinct from 0 ms left); an expired entry is
  * returned only with MLC_CALL_STALE_OK in @p flags.
- * @return 0, -ENOENT, MLC_ECODEC (a codec handle could not decode it), or
- *   the argument errors of mlc_get().
+ * @return 0, -ENOENT, MLC_ECODEC (a codec handle could not decode it),
+ *   -ENOMEM (out of private memory), or the argument errors of mlc_get()
+ *   (-EINVAL also for a flag other than MLC_CALL_STALE_OK).
  * @since 0.1
  */
 int mlc_peek(struct mlc_cache *cache, const void *key, size_t key_len,
