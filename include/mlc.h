@@ -925,7 +925,8 @@ typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
  * the modify counts as made before the last purge: 0, nothing stored, and
  * a zeroed @p value.
  * @return 0, what @p fn returned if negative, -EBUSY (lost the race 1000
- *   times in a row), or the errors of mlc_set().
+ *   times in a row), -ENOMEM, or the errors of mlc_set() (-EINVAL and
+ *   -E2BIG also for what @p fn filled in wrong, as for a loader).
  * @since 0.1
  */
 int mlc_modify(struct mlc_cache *cache, const void *key, size_t key_len,
