@@ -28,7 +28,9 @@
 	X(-ENOSYS, "not implemented")					\
 	X(-EPERM, "not permitted: a write on a read-only arena handle, " \
 		  "or the system refused")					\
-	X(-EBUSY, "lost the race too many times; try again")		\
+	X(-EBUSY, "busy: lost the race too many times (try again), or "	\
+		  "the arena is still mapped (unlink of an unused one)") \
+	X(-EOVERFLOW, "the arena's version counter is spent")		\
 	X(-ELOOP, "loaders nested too deeply")
 
 MLC_EXPORT const char *

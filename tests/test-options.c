@@ -821,6 +821,28 @@ test_strerror(void **state)
 	assert_non_null(mlc_strerror(-ENOTDIR));
 }
 
+/* mlc_strerror() describes every code mlc returns, as each call means it
+ * (mlc.h, Conventions).  -EBUSY from mlc_arena_unlink(MLC_ARENA_UNUSED)
+ * means the arena is mapped, and said "lost the race too many times"
+ * (mlc_modify's meaning) until review X; -EOVERFLOW, a spent version
+ * counter, had only glibc's "Value too large for defined data type". */
+static void
+test_strerror_says_each_use(void **state)
+{
+	struct fx *fx = *state;
+	int rc = mlc_arena_unlink(fx->name, MLC_ARENA_UNUSED);
+
+	assert_int_equal(rc, -EBUSY);	/* the fixture has it mapped */
+	if (strstr(mlc_strerror(rc), "mapped") == NULL)
+		fail_msg("mlc_strerror(-EBUSY) from an unlink of a mapped "
+			 "arena: \"%s\"", mlc_strerror(rc));
+	if (strstr(mlc_strerror(-EBUSY), "race") == NULL)
+		fail_msg("mlc_strerror(-EBUSY) lost mlc_modify()'s meaning");
+	if (strstr(mlc_strerror(-EOVERFLOW), "version") == NULL)
+		fail_msg("mlc_strerror(-EOVERFLOW): \"%s\"",
+			 mlc_strerror(-EOVERFLOW));
+}
+
 /* The version macros work in #if (an enum constant would read as 0). */
 #if !defined(MLC_VERSION_NUMBER) || MLC_VERSION_NUMBER != \
 	(MLC_VERSION_MAJOR << 16 | MLC_VERSION_MINOR << 8 | MLC_VERSION_PATCH)
@@ -960,6 +982,7 @@ main(void)
 		T(test_value_limits),
 		T(test_namespaces),
 		T(test_strerror),
+		T(test_strerror_says_each_use),
 		T(test_version),
 		T(test_fork_resets_handle),
 	};
