@@ -774,10 +774,7 @@ struct mlc_call_options {
  *   -E2BIG        @p key_len > MLC_KEY_MAX
  *   -ENOENT       absent, and @p loader is NULL
  *   -ETIMEDOUT    another process's load outlived the lock timeout
- *   -EDEADLK      the loader of this key asked for it again, or this
- *                 thread holds the key's flight (mlc_flight_acquire(),
- *                 LOADER) and the lock policy has no load or stale value
- *                 to give instead (it answers at once: no wait)
+ *   -EDEADLK      the loader of this key asked for it again
  *   -ENOMEM       out of private memory
  *   MLC_ELOADER   the loader failed and no stale value was available
  *   MLC_ECODEC    the codec could not decode the value
@@ -944,8 +941,7 @@ int mlc_modify(struct mlc_cache *cache, const void *key, size_t key_len,
  * MLC_NOT_CACHED and the current value stays too.  A refresh is a load,
  * not a set: it calls no event hook (a relay does not carry it; other
  * hosts reload on their own TTL).  @p value may be NULL.
- * @return as mlc_get() with a loader, or -ETIMEDOUT; -EDEADLK if this
- *   thread holds the key's flight (mlc_flight_acquire(), LOADER).
+ * @return as mlc_get() with a loader, or -ETIMEDOUT.
  * @since 0.1
  */
 int mlc_refresh(struct mlc_cache *cache, const void *key, size_t key_len,

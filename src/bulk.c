@@ -294,13 +294,6 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 		if (mlc__flight_acquire(c->a, k.hash, c->o.lock_lease_ms,
 					&f) == -EBUSY)
 			c->st.duplicate_loads++;
-		if (mlc__flight_owner_is_me(c->a, &f)) {
-			/* This thread holds the key's flight steps, and
-			 * would wait for itself (mlc__get_load()). */
-			mlc__flight_leave(c->a, &f);
-			c->call_loads = outer;
-			return mlc__set_err(c, -EDEADLK);
-		}
 		if (f.role == MLC_FLIGHT_WAITER) {
 			/* Someone loads it already: that load is the
 			 * refresh. */

@@ -368,23 +368,6 @@ mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f)
 	       mlc__flight_word(f);
 }
 
-/* Is the flight @p f waits for owned by this very thread (its
- * mlc_flight_acquire() ticket's, held while it serves other requests)?
- * A blocking wait for it would last until the timeout: the owner cannot
- * publish before the wait returns. */
-bool
-mlc__flight_owner_is_me(struct mlc_arena *a, const struct mlc__fl *f)
-{
-	struct owner_snap o;
-
-	if (f->role != MLC_FLIGHT_WAITER || f->slot == 0)
-		return false;
-	return owner_snapshot(slot_of(a, f->slot - 1), mlc__flight_word(f),
-			      &o) &&
-	       o.pub == f->gen && o.owner == my_token() &&
-	       o.start == mlc__proc_start() && o.ns == mlc__proc_ns();
-}
-
 /* Stamp the end of flight @p gen, unless a later flight of the slot
  * stamped its own: a release stopped between its CAS and its stamp
  * (FLIGHT_RELEASED) while the next flight ran and ended put its end over

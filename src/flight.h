@@ -48,8 +48,6 @@ const uint64_t *mlc__flight_word_at(struct mlc_arena *a,
 				    const struct mlc__fl *f);
 /* Does the caller still own the flight (not fenced out)? */
 bool mlc__flight_mine(struct mlc_arena *a, const struct mlc__fl *f);
-/* Is the owner of the flight waiter @p f joined this thread? */
-bool mlc__flight_owner_is_me(struct mlc_arena *a, const struct mlc__fl *f);
 /* End an owned flight and wake every waiter. */
 void mlc__flight_release(struct mlc_arena *a, struct mlc__fl *f);
 /* Stop waiting (give up after a timeout). */

@@ -689,31 +689,6 @@ lock_timed_out(struct mlc_cache *c, const struct mlc__key *k,
 	}
 }
 
-/* The flight of @p k is held by this very thread, through the flight
- * steps (an event loop serving another request meanwhile): it cannot
- * publish while this call waits, and the wait would only time out, so
- * the lock policy answers at once.  Before (review W), the thread stalled
- * for lock_timeout_ms first.  Without a load or a stale value to give,
- * -EDEADLK, as for a loader asking for its own key. */
-static int
-own_flight(struct mlc_cache *c, const struct mlc__key *k,
-	   const struct call *cf, mlc_loader_fn *loader, void *arg,
-	   struct mlc__ent *stale, struct mlc_value *value)
-{
-	struct mlc__fl none = { .role = MLC_FLIGHT_LOADER };
-
-	if (cf->lock_policy == MLC_LOCK_LOAD) {
-		c->st.duplicate_loads++;
-		return mlc__load_and_publish(c, k, cf, loader, arg, stale,
-					     &none, value);
-	}
-	if (stale != NULL && cf->lock_policy != MLC_LOCK_ERROR)
-		return mlc__serve_stale_or(c, stale, 0, mlc__now_ms(), value);
-	if (stale != NULL)
-		mlc__ent_put(stale);
-	return mlc__set_err(c, -EDEADLK);
-}
-
 /* The flight of @p k is ours (claimed, or taken over from an owner that
  * died or overran its lease): load, unless L2 has the value now.  Another
  * process may have stored it just before we claimed, or the owner we took
@@ -780,10 +755,6 @@ mlc__get_load(struct mlc_cache *c, const struct mlc__key *key,
 			stale = mlc__key_l2_again(c, k, stale);
 			return mlc__load_alone(c, k, cf, loader, arg, stale,
 					       value);
-		}
-		if (mlc__flight_owner_is_me(c->a, &f)) {
-			mlc__flight_leave(c->a, &f);
-			return own_flight(c, k, cf, loader, arg, stale, value);
 		}
 		c->st.lock_waits++;
 		t0 = mlc__now_ms();

@@ -2722,76 +2722,6 @@ test_steps_refused_publish_releases(void **state)
 	teardown_arena();
 }
 
-/* ---- a blocking call on a key whose flight this thread holds ------------ */
-
-/* An event loop holds a key's flight (mlc_flight_acquire(), LOADER) while
- * its backend answers, and meanwhile another of its requests asks for the
- * key through mlc_get() or mlc_refresh(), which block: they waited for the
- * flight's owner, this very thread, which cannot publish until they
- * return, for all of lock_timeout_ms (review W).  The lock policy
- * answers at once instead: a load beside the flight with MLC_LOCK_LOAD, a
- * stale value with MLC_LOCK_STALE if there is one, else -EDEADLK, as for
- * a loader asking for its own key (mlc_refresh(): -EDEADLK); the ticket
- * stays good. */
-static void
-test_steps_owner_blocking_get_edeadlk(void **state)
-{
-	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
-	struct mlc_call_options load_now = MLC_CALL_OPTIONS_INIT;
-	struct mlc_value v = { 0 };
-	struct mlc_flight fl;
-	struct mlc_load ld;
-	struct mlc_cache *c;
-	uint64_t t0;
-
-	(void)state;
-	setup_arena(0);
-	o.lock_timeout_ms = 2000;
-	o.lock_policy = MLC_LOCK_ERROR;
-	c = open_cache(&o);
-	assert_int_equal(mlc_flight_acquire(c, "ek", 2, NULL, &fl), 0);
-	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
-	t0 = real_ms();
-	assert_int_equal(mlc_get(c, "ek", 2, inner_loader, NULL, &v),
-			 -EDEADLK);
-	assert_int_equal(mlc_refresh(c, "ek", 2, inner_loader, NULL, &v),
-			 -EDEADLK);
-	assert_true(real_ms() - t0 < 1000);
-	/* Another handle of the thread on the same arena asks for it too. */
-	assert_int_equal(mlc_get(pc(), "ek", 2, inner_loader, NULL, &v),
-			 -EDEADLK);
-	memset(&ld, 0, sizeof(ld));
-	ld.data = "steps";
-	ld.len = 5;
-	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, &v),
-			 0);
-	assert_value(&v, "steps");
-	mlc_value_release(&v);
-	assert_int_equal(mlc_get(c, "ek", 2, inner_loader, NULL, &v), 0);
-	assert_value(&v, "steps");
-	mlc_value_release(&v);
-	/* MLC_LOCK_LOAD: the get loads beside the flight at once, as it did
-	 * after the timeout, and its store fences the publish out. */
-	load_now.lock_policy = MLC_LOCK_LOAD;
-	assert_int_equal(mlc_flight_acquire(c, "el", 2, NULL, &fl), 0);
-	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
-	t0 = real_ms();
-	assert_int_equal(mlc_get_ex(c, "el", 2, &load_now, inner_loader, NULL,
-				    &v), 0);
-	assert_true(real_ms() - t0 < 1000);
-	assert_value(&v, "inner");
-	mlc_value_release(&v);
-	memset(&ld, 0, sizeof(ld));
-	ld.data = "steps";
-	ld.len = 5;
-	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, &v),
-			 0);
-	assert_true(v.flags & MLC_NOT_CACHED);
-	mlc_value_release(&v);
-	mlc_cache_close(c);
-	teardown_arena();
-}
-
 /* ---- a key's flight in its second candidate slot --------------------------- */
 
 /* Each key has two candidate slots.  When the first is busy with another
@@ -4185,8 +4115,6 @@ main(void)
 		cmocka_unit_test_teardown(
 			test_steps_kept_out_of_l1_drop_the_old, td),
 		cmocka_unit_test_teardown(test_steps_refused_publish_releases,
-					  td),
-		cmocka_unit_test_teardown(test_steps_owner_blocking_get_edeadlk,
 					  td),
 		cmocka_unit_test_teardown(test_flight_found_in_second_slot, td),
 		cmocka_unit_test_teardown(test_outcome_of_other_slot, td),
