@@ -195,11 +195,10 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 	/* Stored: the caller's L1 gets it too, unless fn or the event hook
 	 * called the cache and applied records (above).  A codec that
 	 * cannot decode it is reported by the next get, not here.  Either
-	 * way the key's older value leaves L1 first, as in mlc_set(): one
-	 * kept out would otherwise leave it there, and a handle with
-	 * MLC_CACHE_MANUAL_UPDATE, which applies its own record only at its
-	 * next mlc_update(), served it after the modify returned. */
-	mlc__l1_drop(c, k);
+	 * way the key's older value leaves L1 (mlc__ent_deliver()): a handle
+	 * with MLC_CACHE_MANUAL_UPDATE, which applies its own record only at
+	 * its next mlc_update(), served it after the modify returned until
+	 * review U. */
 	rc = mlc__ent_deliver(c, e, !l1_moved(c, mark), MLC_L2, now, value);
 	return rc == MLC_ECODEC ? 0 : rc;
 }
@@ -332,26 +331,11 @@ mlc_refresh(struct mlc_cache *c, const void *key, size_t key_len,
 				     value ? value : &tmp);
 	}
 	c->call_loads = outer;
-	if (rc == 0 || rc == MLC_ECODEC) {
-		/* The result went to L1 unless the codec could not decode
-		 * it or a callback moved L1 (mlc__ent_decode()); then the
-		 * value it replaced leaves L1, as in mlc_modify().  A handle
-		 * with MLC_CACHE_MANUAL_UPDATE would apply the refresh's
-		 * record only at its next mlc_update(), and serve the old
-		 * value until then.  mlc__ent_deliver() takes the key's L1
-		 * entry out whenever it keeps its entry out of L1 (an
-		 * answer not stored, MLC_NOT_CACHED, too: review W), so
-		 * this only makes sure of it.  After MLC_ECODEC the answer
-		 * is unknown here (*value is untouched), and the entry
-		 * goes: a miss at worst. */
-		const struct mlc_value *v = value ? value : &tmp;
-		struct mlc__ent *old = mlc__l1_find(&c->l1, k.hash, k.data,
-						    k.len);
-
-		if (old != NULL && (rc < 0 || (old != v->ref &&
-					       old->version < v->version)))
-			mlc__l1_unlink(&c->l1, old);
-	}
+	/* Every result went through mlc__ent_deliver(): into L1 in place of
+	 * the key's older entry, or kept out of L1 (not decoded, not stored,
+	 * a callback moved L1) with the older entry taken out, so that a
+	 * handle with MLC_CACHE_MANUAL_UPDATE does not serve the value the
+	 * refresh replaced (review U). */
 	if (rc == 0 && value == NULL)
 		mlc_value_release(&tmp);
 	return rc;

@@ -64,13 +64,16 @@ mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 
 	if (rc >= 0)
 		value_fill(value, e, level, now);
-	if (cache_l1 && rc == 0 && !(c->o.flags & MLC_CACHE_NO_L1)) {
-		c->st.l1_evictions += mlc__l1_insert(&c->l1, e); /* takes ours */
-		return 0;
+	if (!(c->o.flags & MLC_CACHE_NO_L1)) {	/* else its L1 stays empty */
+		if (cache_l1 && rc == 0) {
+			/* takes ours, and replaces the key's older entry */
+			c->st.l1_evictions += mlc__l1_insert(&c->l1, e);
+			return 0;
+		}
+		old = mlc__l1_find(&c->l1, e->hash, e->data, e->klen);
+		if (old != NULL)
+			mlc__l1_unlink(&c->l1, old);
 	}
-	old = mlc__l1_find(&c->l1, e->hash, e->data, e->klen);
-	if (old != NULL)
-		mlc__l1_unlink(&c->l1, old);
 	mlc__ent_put(e);
 	return rc < 0 ? rc : 0;
 }
