@@ -91,6 +91,32 @@ t_arena(char *name, size_t cap, uint64_t bytes, uint32_t max_items)
 	return a;
 }
 
+int
+t_decode_no_bad(void *arg, const void *data, size_t len, void **obj)
+{
+	char *o;
+
+	(void)arg;
+	if (len == 3 && memcmp(data, "bad", 3) == 0)
+		return -EINVAL;
+	o = malloc(len + 1);
+	if (o == NULL)
+		return -ENOMEM;
+	memcpy(o, data, len);
+	o[len] = '\0';
+	*obj = o;
+	return 0;
+}
+
+void
+t_free_obj(void *arg, void *obj)
+{
+	(void)arg;
+	free(obj);
+}
+
+const struct mlc_codec t_codec_no_bad = { t_decode_no_bad, t_free_obj, NULL };
+
 struct mlc_cache *
 t_cache(struct mlc_arena *a, const char *ns, const struct mlc_cache_options *o)
 {

@@ -26,6 +26,12 @@ const char *t_name(char *buf, size_t cap);
 struct mlc_arena *t_arena(char *name, size_t cap, uint64_t bytes,
 			  uint32_t max_items);
 
+/* A codec whose objects are NUL-terminated copies of the bytes, and that
+ * cannot decode the 3 bytes "bad" (-EINVAL): a value kept out of L1. */
+extern const struct mlc_codec t_codec_no_bad;
+int t_decode_no_bad(void *arg, const void *data, size_t len, void **obj);
+void t_free_obj(void *arg, void *obj);
+
 /* Open a cache on @p a with default options (or @p o). */
 struct mlc_cache *t_cache(struct mlc_arena *a, const char *ns,
 			  const struct mlc_cache_options *o);

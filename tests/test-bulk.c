@@ -456,30 +456,6 @@ test_modify_fn_purges_each_time(void **state)
  * mlc_update(), and its gets answered the value the modify had replaced,
  * where mlc_set() in the same case leaves L1 without the key (review U). */
 static int
-ok_decode(void *arg, const void *data, size_t len, void **obj)
-{
-	char *o;
-
-	(void)arg;
-	if (len == 3 && memcmp(data, "bad", 3) == 0)
-		return -EINVAL;
-	o = malloc(len + 1);
-	if (o == NULL)
-		return -ENOMEM;
-	memcpy(o, data, len);
-	o[len] = '\0';
-	*obj = o;
-	return 0;
-}
-
-static void
-ok_free(void *arg, void *obj)
-{
-	(void)arg;
-	free(obj);
-}
-
-static int
 to_bad(void *arg, const struct mlc_value *cur, struct mlc_load *out)
 {
 	(void)arg;
@@ -504,7 +480,7 @@ hook_sets_other(void *arg, const struct mlc_event *ev)
 static void
 test_modify_kept_out_of_l1_drops_the_old(void **state)
 {
-	struct mlc_codec codec = { ok_decode, ok_free, NULL };
+	struct mlc_codec codec = t_codec_no_bad;
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *c;
 	struct mlc_value v = { 0 };
@@ -893,13 +869,13 @@ refresh_decode(void *arg, const void *data, size_t len, void **obj)
 				    &v);
 		mlc_value_release(&v);
 	}
-	return ok_decode(NULL, data, len, obj);
+	return t_decode_no_bad(NULL, data, len, obj);
 }
 
 static void
 test_refresh_in_decode_counts(void **state)
 {
-	struct mlc_codec codec = { refresh_decode, ok_free, NULL };
+	struct mlc_codec codec = { refresh_decode, t_free_obj, NULL };
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_stats st = MLC_STATS_INIT;
 	struct mlc_cache *c, *w;
@@ -1039,7 +1015,7 @@ static struct mlc_cache *volatile rk_handles[2];
 static void
 test_refresh_kept_out_of_l1_drops_the_old(void **state)
 {
-	struct mlc_codec codec = { ok_decode, ok_free, NULL };
+	struct mlc_codec codec = t_codec_no_bad;
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *c, *w;
 	struct mlc_value v = { 0 };

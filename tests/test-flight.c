@@ -2534,30 +2534,8 @@ test_steps_abandon(void **state)
  * the value the publish returned (review W).  An event loop serves other
  * requests on the handle between acquire and publish or wait, and one of
  * them may read the key's older value into L1 meanwhile; here it is there
- * from before the acquire. */
-static int
-bad_decode(void *arg, const void *data, size_t len, void **obj)
-{
-	char *o;
-
-	(void)arg;
-	if (len == 3 && memcmp(data, "bad", 3) == 0)
-		return -EINVAL;
-	o = malloc(len + 1);
-	if (o == NULL)
-		return -ENOMEM;
-	memcpy(o, data, len);
-	o[len] = '\0';
-	*obj = o;
-	return 0;
-}
-
-static void
-bad_free(void *arg, void *obj)
-{
-	(void)arg;
-	free(obj);
-}
+ * from before the acquire.  Its codec cannot decode "bad"
+ * (t_codec_no_bad). */
 
 /* Put @p s in @p c's L1 as the value of @p key. */
 static void
@@ -2575,7 +2553,7 @@ l1_holds(struct mlc_cache *c, const char *key, const char *s)
 static void
 test_steps_kept_out_of_l1_drop_the_old(void **state)
 {
-	struct mlc_codec codec = { bad_decode, bad_free, NULL };
+	struct mlc_codec codec = t_codec_no_bad;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_load ld;
 	struct mlc_value v = { 0 };
