@@ -48,16 +48,18 @@ mlc__ent_decode(struct mlc_cache *c, struct mlc__ent *e)
  * after a decode that applied log records: mlc__ent_decode()).  Consumes
  * the caller's reference on @p e.
  * An entry kept out of L1 (not to be cached there, not decoded, or after
- * such a decode) takes the key's L1 entry out, as mlc_set() does: that
- * one may be older than what this call stored or answers (the flight
- * steps: a publish's value stored, a waiter's read, while other requests
- * on the handle had read the key's older value into L1), and a handle
- * with MLC_CACHE_MANUAL_UPDATE, which applies the records that would drop
- * it only at its next mlc_update(), served it after the call returned
- * (review W).  Dropping a newer one costs a miss, never a value. */
-int
-mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
-		 uint32_t level, uint64_t now, struct mlc_value *value)
+ * such a decode) takes the key's L1 entry out when @p drop_older, as
+ * mlc_set() does: that one may be older than what this call stored or
+ * answers (the flight steps: a publish's value stored, a waiter's read,
+ * while other requests on the handle had read the key's older value into
+ * L1), and a handle with MLC_CACHE_MANUAL_UPDATE, which applies the
+ * records that would drop it only at its next mlc_update(), served it
+ * after the call returned (review W).  Dropping a newer one costs a miss,
+ * never a value. */
+static int
+hand_out(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
+	 bool drop_older, uint32_t level, uint64_t now,
+	 struct mlc_value *value)
 {
 	struct mlc__ent *old;
 	int rc = mlc__ent_decode(c, e);
@@ -70,12 +72,20 @@ mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
 			c->st.l1_evictions += mlc__l1_insert(&c->l1, e);
 			return 0;
 		}
-		old = mlc__l1_find(&c->l1, e->hash, e->data, e->klen);
-		if (old != NULL)
+		if (drop_older &&
+		    (old = mlc__l1_find(&c->l1, e->hash, e->data,
+					e->klen)) != NULL)
 			mlc__l1_unlink(&c->l1, old);
 	}
 	mlc__ent_put(e);
 	return rc < 0 ? rc : 0;
+}
+
+int
+mlc__ent_deliver(struct mlc_cache *c, struct mlc__ent *e, bool cache_l1,
+		 uint32_t level, uint64_t now, struct mlc_value *value)
+{
+	return hand_out(c, e, cache_l1, true, level, now, value);
 }
 
 /* An L2 entry answers the call, and goes into L1.  The lookup is counted
@@ -327,6 +337,9 @@ mlc_peek(struct mlc_cache *c, const void *key, size_t key_len,
 		mlc__ent_put(e);
 		return 0;
 	}
-	/* No promotion: the entry goes to the caller only. */
-	return mlc__ent_deliver(c, e, false, MLC_L2, now, value);
+	/* No promotion: the entry goes to the caller only.  lookup() left
+	 * no entry of the key in L1 (it looks there first, and unlinks an
+	 * expired one): nothing older to take out, and no L1 lookup again on
+	 * the L2 path (the Lua binding's gets go through it). */
+	return hand_out(c, e, false, false, MLC_L2, now, value);
 }
