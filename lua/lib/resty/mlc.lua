@@ -2150,11 +2150,11 @@ end
 local THROW = {}
 
 
--- This worker runs the callback (it holds the key's flight).  @stale is
--- what L2 held before the flight was taken: it is read again here, now
--- that changes to the key fence this flight's outcome (a stale value read
--- before the flight may have been deleted or purged since, unfenced).
-local function run_loader(self, key, hk, o, stale, tk, cb, ...)
+-- This worker runs the callback (it holds the key's flight).  The stale
+-- value, for a resurrection, is read here, once changes to the key fence
+-- this flight's outcome: one read before the flight may have been
+-- deleted or purged since, unfenced.
+local function run_loader(self, key, hk, o, tk, cb, ...)
     -- another worker may have stored it just before we got the flight
     local kind, a, b, c, d = l2_lookup(self, key, true)
     if kind == L2_FRESH then
@@ -2166,7 +2166,7 @@ local function run_loader(self, key, hk, o, stale, tk, cb, ...)
         end_ticket(self, tk)
         return nil, a
     end
-    stale = kind == L2_EXPIRED and a or nil
+    local stale = kind == L2_EXPIRED and a or nil
 
     local ok, data, err, new_ttl = xpcall(cb, traceback, ...)
     if not ok then
@@ -2281,7 +2281,7 @@ end
 
 -- What follows mlc_flight_acquire(): wait for the loader, or load.  Runs
 -- in get_l3()'s pcall: whatever it throws, the flight is given up first.
-local function in_flight(self, key, hk, o, stale, tk, cb, ...)
+local function in_flight(self, key, hk, o, tk, cb, ...)
     local h = self.h
     local rc
     if tk.f.role == MLC_FLIGHT_WAITER then
@@ -2369,7 +2369,7 @@ local function in_flight(self, key, hk, o, stale, tk, cb, ...)
         -- up (its callback threw): our turn
     end
 
-    return run_loader(self, key, hk, o, stale, tk, cb, ...)
+    return run_loader(self, key, hk, o, tk, cb, ...)
 end
 
 
@@ -2393,7 +2393,7 @@ end
 
 
 -- L3: single flight across workers (and across this worker's requests).
-local function get_l3(self, key, hk, o, stale, cb, ...)
+local function get_l3(self, key, hk, o, cb, ...)
     local h = self.h
     local tk = new_ticket(h, key)
     local rc = C.mlc_flight_acquire(h, tk.key, #key, nil, tk.f)
@@ -2402,8 +2402,8 @@ local function get_l3(self, key, hk, o, stale, cb, ...)
                     .. ffi_string(C.mlc_last_error(h))
     end
 
-    return flight_done(self, tk, pcall(in_flight, self, key, hk, o, stale,
-                                       tk, cb, ...))
+    return flight_done(self, tk, pcall(in_flight, self, key, hk, o, tk, cb,
+                                       ...))
 end
 
 
@@ -2416,7 +2416,9 @@ local function get_l2_l3(self, key, o, cb, ...)
     local hk = tonumber(band(C.mlc_key_hash(self.h, key, klen),
                              HASH_MASK))
 
-    local kind, a, b, c, d = l2_lookup(self, key, cb ~= nil)
+    -- An expired value is a miss here: the loader reads it again once
+    -- it holds the flight (run_loader()), a waiter once it gave up.
+    local kind, a, b, c, d = l2_lookup(self, key, false)
     if kind == L2_FRESH then
         return l1_fill(self, key, hk, a, c, d, b and 4 or 2,
                        o.l1_serializer, true)
@@ -2430,7 +2432,7 @@ local function get_l2_l3(self, key, o, cb, ...)
         return nil, nil, -1
     end
 
-    return get_l3(self, key, hk, o, kind == L2_EXPIRED and a or nil, cb, ...)
+    return get_l3(self, key, hk, o, cb, ...)
 end
 
 
@@ -2702,7 +2704,7 @@ local function run_tasks(self, tasks, res, from, to)
     for j = from, to do
         local t = tasks[j]
         local ok, data, err, lvl = pcall(get_l3, self, t.key, t.hk, t.o,
-                                         t.stale, t.cb, t.arg)
+                                         t.cb, t.arg)
         if not ok then
             data, err, lvl = nil, tostring(data), nil
         end
@@ -2789,7 +2791,8 @@ function _M:get_bulk(bulk, opts)
             else
                 hk = tonumber(band(C.mlc_key_hash(h, b_key, #b_key),
                                    HASH_MASK))
-                kind, a, b, c, d = l2_lookup(self, b_key, true)
+                -- expired: a miss, read again in the flight (get_l2_l3)
+                kind, a, b, c, d = l2_lookup(self, b_key, false)
             end
 
             if kind == L2_FRESH then
@@ -2805,7 +2808,6 @@ function _M:get_bulk(bulk, opts)
                 tasks = tasks or {}
                 tasks[n_tasks] = {
                     idx = res_idx, key = b_key, hk = hk, o = o,
-                    stale = kind == L2_EXPIRED and a or nil,
                     cb = b_cb, arg = bulk[i + 3],
                 }
             end
