@@ -661,6 +661,51 @@ nginx_refusals() {
 	[ ! -e "/dev/shm/$a" ] || fail "nginx -t created /dev/shm/$a"
 }
 
+# small_nginx DIR WORKERS WRITE: an nginx of WORKERS workers with the
+# module, in DIR, on a free port; WRITE PORT prints its mlc_arena line and
+# its server block (the rest of the configuration is the same for each).
+# Sets pid, port and base; returns 1 if it did not start (a port taken
+# meanwhile is tried again with another).
+small_nginx() {
+	local dir=$1 workers=$2 write=$3 user= try t
+	mkdir -p "$dir"
+	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
+	pid=
+	for try in 1 2 3 4 5; do
+		pick_port; port=$PORT
+		ss -tan 2>/dev/null | grep -q ":$port " && continue
+		{
+			printf '%s\n' "load_module $so;" "$user" "worker_processes $workers;" \
+				"pid $dir/nginx.pid;" "error_log $dir/error.log notice;" \
+				"events { worker_connections 64; }" "http {" "access_log off;" \
+				"client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;" \
+				"fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;"
+			"$write" "$port"
+		} >"$dir/nginx.conf"
+		rm -f "$dir/nginx.pid"
+		"$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" 2>>"$dir/stderr" </dev/null || break
+		for t in $(seq 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
+		pid=$(cat "$dir/nginx.pid" 2>/dev/null || true)
+		masters+=("$pid")
+		base=http://127.0.0.1:$port
+		wait_up "$pid" && return 0
+		grep -q "Address already in use" "$dir/error.log" "$dir/stderr" 2>/dev/null || break
+		mv -f "$dir/error.log" "$dir/error.log.port-$port" 2>/dev/null || true
+	done
+	return 1
+}
+
+# nginx_if_and_names' server: the names as nginx's quoted strings, \" and
+# \\ and \t (PORT as $1).
+conf_if_and_names() {
+	printf '%s\n' "mlc_arena \"${PREFIX}ngx-q-$$\\\"\" 8m;" \
+		"server { listen 127.0.0.1:$1;" \
+		"location = /item { if (\$arg_debug) { add_header X-Debug 1; }" \
+		"  mlc_cache \"i\\\"t\\\\e\\tm"$'\xff'"\" $db \"$SQL\"; }" \
+		"location /admin/ { if (\$arg_debug) { add_header X-Debug 1; } mlc_admin; }" \
+		"location = /comment { mlc_cache comment $db \"-- no statement\"; }" "} }"
+}
+
 # An "if" block inside mlc_cache and mlc_admin locations (a location of its
 # own, with the enclosing one's content handler), and names that need
 # escaping in /admin/stats' JSON: a '"' in the arena's, '"', '\', a tab
@@ -668,37 +713,9 @@ nginx_refusals() {
 # own, 2 workers, stopped at the end.
 nginx_if_and_names() {
 	local arena="${PREFIX}ngx-q-$$\"" ns=$'i"t\\e\tm\xff' dir=$work/nginx-q
-	local conf=$work/nginx-q/nginx.conf port pid= i user= hdr
+	local port pid= i hdr
 	arenas+=("$arena")
-	mkdir -p "$dir"
-	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
-	for i in 1 2 3 4 5; do
-		pick_port; port=$PORT
-		ss -tan 2>/dev/null | grep -q ":$port " && continue
-		# the names as nginx's quoted strings: \" and \\ and \t
-		{
-			printf '%s\n' "load_module $so;" "$user" "worker_processes 2;" \
-				"pid $dir/nginx.pid;" "error_log $dir/error.log notice;" \
-				"events { worker_connections 64; }" "http {" "access_log off;" \
-				"client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;" \
-				"fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;" \
-				"mlc_arena \"${PREFIX}ngx-q-$$\\\"\" 8m;" \
-				"server { listen 127.0.0.1:$port;"
-			printf '%s\n' "location = /item { if (\$arg_debug) { add_header X-Debug 1; }" \
-				"  mlc_cache \"i\\\"t\\\\e\\tm"$'\xff'"\" $db \"$SQL\"; }" \
-				"location /admin/ { if (\$arg_debug) { add_header X-Debug 1; } mlc_admin; }" \
-				"location = /comment { mlc_cache comment $db \"-- no statement\"; }" "} }"
-		} >"$conf"
-		rm -f "$dir/nginx.pid"
-		"$(command -v nginx)" -p "$dir" -c "$conf" 2>>"$dir/stderr" </dev/null || break
-		for i in $(seq 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
-		pid=$(cat "$dir/nginx.pid" 2>/dev/null || true)
-		masters+=("$pid")
-		base=http://127.0.0.1:$port
-		wait_up "$pid" && break
-		grep -q "Address already in use" "$dir/error.log" "$dir/stderr" 2>/dev/null || break
-		mv -f "$dir/error.log" "$dir/error.log.port-$port" 2>/dev/null || true
-	done
+	small_nginx "$dir" 2 conf_if_and_names || true
 	if [ -z "$pid" ] || ! alive "$pid"; then
 		fail "nginx with an if block and odd names did not start: $(cat "$dir/error.log" "$dir/stderr" 2>/dev/null | tail -5)"
 		return 1
@@ -737,6 +754,13 @@ nginx_if_and_names() {
 	return 0
 }
 
+# nginx_long_names' server (PORT as $1).
+conf_long_names() {
+	printf '%s\n' "mlc_arena $arena 8m;" "server { listen 127.0.0.1:$1;" \
+		"location = /item { mlc_cache $ns $db \"$SQL\"; }" \
+		"location /admin/ { mlc_admin; } }}"
+}
+
 # /admin/metrics with the longest names that print longest: an arena name
 # filled to 200 bytes with a byte that is not UTF-8 (labelled as 5 bytes,
 # \\xff) and a namespace of 47 such bytes.
@@ -744,36 +768,14 @@ nginx_if_and_names() {
 # not on the 9 arena-wide ones, and the text ran past its end (review T:
 # a worker died of the heap damage, or the answer was cut short).
 nginx_long_names() {
-	local ff arena ns dir=$work/nginx-l conf=$work/nginx-l/nginx.conf
-	local port pid= i t user= bad=0
+	local ff arena ns dir=$work/nginx-l
+	local port pid= i bad=0
 	ff=$(printf '\xff%.0s' $(seq 200))
 	arena=${PREFIX}l-$$
 	arena=$arena${ff:${#arena}}
 	ns=${ff:0:47}
 	arenas+=("$arena")
-	mkdir -p "$dir"
-	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
-	for i in 1 2 3 4 5; do
-		pick_port; port=$PORT
-		ss -tan 2>/dev/null | grep -q ":$port " && continue
-		printf '%s\n' "load_module $so;" "$user" "worker_processes 1;" \
-			"pid $dir/nginx.pid;" "error_log $dir/error.log notice;" \
-			"events { worker_connections 64; }" "http {" "access_log off;" \
-			"client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;" \
-			"fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;" \
-			"mlc_arena $arena 8m;" "server { listen 127.0.0.1:$port;" \
-			"location = /item { mlc_cache $ns $db \"$SQL\"; }" \
-			"location /admin/ { mlc_admin; } }}" >"$conf"
-		rm -f "$dir/nginx.pid"
-		"$(command -v nginx)" -p "$dir" -c "$conf" 2>>"$dir/stderr" </dev/null || break
-		for t in $(seq 50); do [ -s "$dir/nginx.pid" ] && break; sleep 0.1; done
-		pid=$(cat "$dir/nginx.pid" 2>/dev/null || true)
-		masters+=("$pid")
-		base=http://127.0.0.1:$port
-		wait_up "$pid" && break
-		grep -q "Address already in use" "$dir/error.log" "$dir/stderr" 2>/dev/null || break
-		mv -f "$dir/error.log" "$dir/error.log.port-$port" 2>/dev/null || true
-	done
+	small_nginx "$dir" 1 conf_long_names || true
 	if [ -z "$pid" ] || ! alive "$pid"; then
 		fail "nginx with long names did not start: $(cat "$dir/error.log" "$dir/stderr" 2>/dev/null | tail -5)"
 		return 1
