@@ -3865,18 +3865,33 @@ test_flight_steps_expired_after_end(void **state)
  * flight woken after its value's TTL then judged it with no end known,
  * found it expired, and was told to load (lining up again; after four
  * such rounds a load beside the next flight's owner). */
-static int ls_at[2], ls_go[2];
+/* A process that stops once at @p point: it says so on at[1], and goes
+ * on when a byte comes on go[0] (stop_once_hook(), its mlc__pause_arg). */
+struct stop_once {
+	enum mlc__pause_point point;
+	int at[2], go[2];
+};
 
 static void
-ls_hook(enum mlc__pause_point p, void *arg)
+stop_once_hook(enum mlc__pause_point p, void *arg)
 {
-	(void)arg;
-	if (p != MLC__P_FLIGHT_RELEASED)
+	struct stop_once *so = arg;
+
+	if (p != so->point)
 		return;
 	mlc__pause_hook = NULL;
-	put_byte(ls_at[1]);
-	CKI(get_byte(ls_go[0]), 1);
+	put_byte(so->at[1]);
+	CKI(get_byte(so->go[0]), 1);
 }
+
+static void
+stop_once_arm(struct stop_once *so)
+{
+	mlc__pause_arg = so;
+	mlc__pause_hook = stop_once_hook;
+}
+
+static struct stop_once ls_stop = { .point = MLC__P_FLIGHT_RELEASED };
 
 static int
 ls_proc(void *arg)
@@ -3891,7 +3906,7 @@ ls_proc(void *arg)
 	memset(&ld, 0, sizeof(ld));
 	ld.data = "first";
 	ld.len = 5;
-	mlc__pause_hook = ls_hook;
+	stop_once_arm(&ls_stop);
 	CKI(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld, NULL), 0);
 	return 0;
 }
@@ -3907,12 +3922,12 @@ test_late_end_stamp(void **state)
 
 	(void)state;
 	setup_arena(0);
-	pipe_or_fail(ls_at);
-	pipe_or_fail(ls_go);
+	pipe_or_fail(ls_stop.at);
+	pipe_or_fail(ls_stop.go);
 	a = pc();
 	b = t_cache(g_arena, "fl", NULL);
 	pid = spawn(ls_proc, NULL);
-	assert_int_equal(get_byte(ls_at[0]), 1);	/* released, unstamped */
+	assert_int_equal(get_byte(ls_stop.at[0]), 1);	/* released, unstamped */
 	loader_and_waiter(a, b, "ls", 2, &fa, &fb);
 	memset(&ld, 0, sizeof(ld));
 	ld.data = "short";
@@ -3920,7 +3935,7 @@ test_late_end_stamp(void **state)
 	ld.ttl_ms = 50;
 	assert_int_equal(mlc_flight_publish(a, &fa, MLC_LOAD_VALUE, &ld, NULL),
 			 0);
-	put_byte(ls_go[1]);		/* the first flight's stamp now */
+	put_byte(ls_stop.go[1]);		/* the first flight's stamp now */
 	assert_int_equal(t_wait(pid), 0);
 	mlc__clock_advance(100);	/* the waiter reads late */
 	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
@@ -3930,8 +3945,8 @@ test_late_end_stamp(void **state)
 	mlc_value_release(&v);
 	assert_int_equal(waiters_total(g_arena), 0);
 	mlc_cache_close(b);
-	close_pair(ls_at);
-	close_pair(ls_go);
+	close_pair(ls_stop.at);
+	close_pair(ls_stop.go);
 	teardown_arena();
 }
 
@@ -3943,18 +3958,7 @@ test_late_end_stamp(void **state)
  * process served the stale one for resurrect_ttl_ms while the backend
  * answered (the fix of test_late_owner_resurrect_fences_taker asked
  * before the store, outside the stripe locks). */
-static int lo_at[2], lo_go[2];
-
-static void
-lo_hook(enum mlc__pause_point p, void *arg)
-{
-	(void)arg;
-	if (p != MLC__P_LOAD_OWNED)
-		return;
-	mlc__pause_hook = NULL;
-	put_byte(lo_at[1]);
-	CKI(get_byte(lo_go[0]), 1);
-}
+static struct stop_once lo_stop = { .point = MLC__P_LOAD_OWNED };
 
 static int
 lo_fail(void *arg, const void *key, size_t len, struct mlc_load *out)
@@ -3977,7 +3981,7 @@ lo_proc(void *arg)
 	o.resurrect_ttl_ms = 60000;
 	o.lock_lease_ms = 200;
 	c = open_cache(&o);
-	mlc__pause_hook = lo_hook;
+	stop_once_arm(&lo_stop);
 	CKI(mlc_get(c, "lo", 2, lo_fail, NULL, &v), 0);
 	CKV(v, "old value");
 	CK(v.flags & MLC_STALE);
@@ -3997,20 +4001,20 @@ test_late_owner_stopped_after_look(void **state)
 
 	(void)state;
 	setup_arena(0);
-	pipe_or_fail(lo_at);
-	pipe_or_fail(lo_go);
+	pipe_or_fail(lo_stop.at);
+	pipe_or_fail(lo_stop.go);
 	co.ttl_ms = 1000;
 	assert_int_equal(mlc_set(pc(), "lo", 2, "old value", 9, &co), 0);
 	mlc__clock_advance(5000);	/* expired: a stale value to resurrect */
 	pid = spawn(lo_proc, NULL);
-	assert_int_equal(get_byte(lo_at[0]), 1);	/* A looked: still its */
+	assert_int_equal(get_byte(lo_stop.at[0]), 1);	/* A looked: still its */
 	b = t_cache(g_arena, "fl", NULL);
 	assert_int_equal(mlc_flight_acquire(b, "lo", 2, NULL, &fb), 0);
 	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
 	mlc__clock_advance(1000);	/* A's lease is over */
 	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
 	assert_int_equal(fb.role, MLC_FLIGHT_LOADER);	/* taken over */
-	put_byte(lo_go[1]);		/* A stores now, late */
+	put_byte(lo_stop.go[1]);		/* A stores now, late */
 	assert_int_equal(t_wait(pid), 0);
 	memset(&ld, 0, sizeof(ld));
 	ld.data = "fresh";
@@ -4026,8 +4030,8 @@ test_late_owner_stopped_after_look(void **state)
 	assert_false(v.flags & MLC_STALE);
 	mlc_value_release(&v);
 	mlc_cache_close(b);
-	close_pair(lo_at);
-	close_pair(lo_go);
+	close_pair(lo_stop.at);
+	close_pair(lo_stop.go);
 	teardown_arena();
 }
 
