@@ -915,7 +915,8 @@ typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
  * and a zeroed value).  DELETE of a key L2 does not hold (@p cur NULL) is
  * still a delete, as mlc_delete() is, for the L1s that may hold it (a
  * loader value kept in L1 only, a key evicted from L2), if the key is
- * still absent when it is made.
+ * still absent when it is made.  A stored value's TTL counts from when
+ * @p fn returned, as a loader's does.
  * A purge of the namespace between the read and the store makes @p fn
  * run again on what the key holds after it; if that happens four times
  * during one modify (in a row or not: its other tries lost to writers),

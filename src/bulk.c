@@ -171,6 +171,10 @@ modify_once(struct mlc_cache *c, struct mlc__key *k, mlc_modify_fn *fn,
 		mlc__load_release(&ld);
 		return rc;
 	}
+	/* The TTL counts from fn's answer, as a loader's does: fn may have
+	 * taken a while (until 2026-12-07 it counted from the read before
+	 * fn). */
+	now = mlc__now_ms();
 	expire = expire_at(ld.ttl_ms ? ld.ttl_ms :
 			   r == MLC_MODIFY_NEGATIVE ? c->o.neg_ttl_ms
 						    : c->o.ttl_ms, now);

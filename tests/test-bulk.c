@@ -249,6 +249,45 @@ test_modify_outcomes(void **state)
 	mlc_cache_close(o);
 }
 
+/* A modify's TTL counts from when fn has answered, as a loader's does
+ * from when the loader has: until 2026-12-07 it counted from the read
+ * before fn, so a fn that took 15 s of a 20 s TTL stored a value that
+ * lived 5 s. */
+static int
+slow_set_fn(void *arg, const struct mlc_value *cur, struct mlc_load *out)
+{
+	(void)arg;
+	(void)cur;
+	mlc__clock_advance(15000);	/* fn "runs" 15 s */
+	out->data = "slow";
+	out->len = 4;
+	out->ttl_ms = 20000;
+	return MLC_MODIFY_SET;
+}
+
+static void
+test_modify_ttl_counts_from_fn_answer(void **state)
+{
+	struct mlc_cache *c = t_cache(g_arena, "modttl", NULL);
+	struct mlc_cache *o = t_cache(g_arena, "modttl", NULL);
+	struct mlc_value v = { 0 };
+
+	assert_int_equal(mlc_modify(c, "k", 1, slow_set_fn, NULL, NULL), 0);
+	/* 10 s after fn answered, 25 s after the modify began. */
+	mlc__clock_advance(10000);
+	assert_int_equal(mlc_peek(o, "k", 1, 0, &v), 0);
+	assert_memory_equal(v.data, "slow", 4);
+	mlc_value_release(&v);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), 0);
+	mlc_value_release(&v);
+	/* And it does end: 21 s after fn answered. */
+	mlc__clock_advance(11000);
+	assert_int_equal(mlc_peek(o, "k", 1, 0, &v), -ENOENT);
+	assert_int_equal(mlc_get(c, "k", 1, NULL, NULL, &v), -ENOENT);
+	mlc_cache_close(c);
+	mlc_cache_close(o);
+}
+
 /* fn's own negative code is the modify's answer, whatever it is: until
  * 2026-12-07 MLC_ESTALE (a public code, one a fn that calls the cache may
  * pass on) was taken for the modify's own "changed meanwhile", and fn ran
@@ -1074,6 +1113,8 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_modify_outcomes, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_modify_ttl_counts_from_fn_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modify_fn_codes_returned,
 						setup, teardown),
 		cmocka_unit_test(test_modify_never_evicts_its_own_key),
