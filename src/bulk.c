@@ -26,12 +26,14 @@ bulk_batch(struct mlc_cache *c, struct mlc_bulk_item *it, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		memset(&it[i].value, 0, sizeof(it[i].value));
 		todo[i] = false;
+		/* A bad key fails as mlc_get() would: its status, and
+		 * mlc_last_error(). */
 		if (it[i].key == NULL || it[i].key_len == 0) {
-			it[i].status = -EINVAL;
+			it[i].status = mlc__set_err(c, -EINVAL);
 			continue;
 		}
 		if (it[i].key_len > MLC_KEY_MAX) {
-			it[i].status = -E2BIG;
+			it[i].status = mlc__set_err(c, -E2BIG);
 			continue;
 		}
 		key_make(c, it[i].key, it[i].key_len, &k[i]);

@@ -119,6 +119,25 @@ test_bulk_equals_single_gets(void **state)
 	mlc_value_release(&items[1].value);
 	assert_int_equal(mlc_get_bulk(b, NULL, 1, NULL, NULL, NULL), -EINVAL);
 	assert_int_equal(mlc_get_bulk(b, NULL, 0, NULL, NULL, NULL), 0);
+	/* A bad key's status is a failure like any other: mlc_last_error()
+	 * describes it, not an earlier call's failure (until 2026-12-07 it
+	 * still gave the loader's "no e2" below). */
+	{
+		struct mlc_value v = { 0 };
+
+		assert_int_equal(mlc_get(b, "e2", 2, mixed_loader, &loads, &v),
+				 MLC_ELOADER);
+		assert_string_equal(mlc_last_error(b), "no e2");
+	}
+	items[0].key = "x";
+	items[0].key_len = MLC_KEY_MAX + 1;
+	assert_int_equal(mlc_get_bulk(b, items, 1, NULL, NULL, NULL), 0);
+	assert_int_equal(items[0].status, -E2BIG);
+	assert_string_equal(mlc_last_error(b), mlc_strerror(-E2BIG));
+	items[0].key = NULL;
+	assert_int_equal(mlc_get_bulk(b, items, 1, NULL, NULL, NULL), 0);
+	assert_int_equal(items[0].status, -EINVAL);
+	assert_string_equal(mlc_last_error(b), mlc_strerror(-EINVAL));
 	mlc_cache_close(b);
 	mlc_cache_close(s);
 }
