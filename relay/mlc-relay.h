@@ -122,7 +122,9 @@ struct mlc_relay_stats {
  * Start relaying for @p arena: installs the arena's event hook (unless
  * MLC_RELAY_NO_HOOK) and starts the threads @p opts->mode asks for.  It
  * does not wait for Redis: the threads connect (and reconnect) by
- * themselves.  One relay per arena handle.
+ * themselves.  One relay per arena handle.  The threads block SIGPIPE: a
+ * connection Redis closed is an error there, not a signal to the process
+ * (the application need not ignore SIGPIPE).
  *
  * fork(): a child inherits the hook but not the threads; the first change
  * made in the child starts a publish-only relay there (the parent keeps

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,26 @@ backoff_next(struct mlc_relay *r, uint32_t *cur)
 
 	*cur = d >= r->bo_max / 2 ? r->bo_max : d * 2;
 	return d - d / 8 + jitter;
+}
+
+/* Start a relay thread with SIGPIPE blocked in it.  hiredis writes with
+ * write(2): on a connection Redis has closed (a restart, CLIENT KILL, its
+ * idle timeout) the next write raised SIGPIPE, which kills a process that
+ * has not ignored it.  Blocked, the write fails with EPIPE, a connection
+ * error like any other (the signal stays pending on the thread, and goes
+ * with it).  The application's own threads keep their mask. */
+static int
+thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+	sigset_t pipe, old;
+	int rc;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &old);
+	rc = pthread_create(th, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
 }
 
 static redisContext *
@@ -975,7 +996,7 @@ static void
 start_child_publisher(struct mlc_relay *r)
 {
 	r->child_start = false;
-	if (pthread_create(&r->pub_th, NULL, pub_main, r) == 0)
+	if (thread_start(&r->pub_th, pub_main, r) == 0)
 		r->pub_running = true;
 	else
 		snprintf(r->last_error, sizeof(r->last_error),
@@ -1076,7 +1097,7 @@ mlc_relay_start(struct mlc_relay **relayp, struct mlc_arena *arena,
 	pthread_mutex_unlock(&reg_mu);
 
 	if (r->mode & MLC_RELAY_PUBLISH) {
-		if ((rc = pthread_create(&r->pub_th, NULL, pub_main, r)) != 0)
+		if ((rc = thread_start(&r->pub_th, pub_main, r)) != 0)
 			goto fail;
 		r->pub_running = true;
 		if (!(r->flags & MLC_RELAY_NO_HOOK)) {
@@ -1085,7 +1106,7 @@ mlc_relay_start(struct mlc_relay **relayp, struct mlc_arena *arena,
 		}
 	}
 	if (r->mode & MLC_RELAY_SUBSCRIBE) {
-		if ((rc = pthread_create(&r->sub_th, NULL, sub_main, r)) != 0)
+		if ((rc = thread_start(&r->sub_th, sub_main, r)) != 0)
 			goto fail;
 		r->sub_running = true;
 	}
