@@ -216,7 +216,8 @@ main(int argc, char **argv)
 			ao.bytes = v;
 			break;
 		case O_MAXLEN:
-			if (!number("--maxlen", optarg, false, 0, UINT64_MAX,
+			/* Redis refuses a MAXLEN above 2^63 - 1. */
+			if (!number("--maxlen", optarg, false, 0, INT64_MAX,
 				    &v))
 				return 2;
 			ro.maxlen = v;

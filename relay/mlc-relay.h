@@ -73,7 +73,9 @@ struct mlc_relay_options {
 	uint32_t    flags;	/* enum mlc_relay_flags */
 	uint32_t    queue_len;	/* events the queue holds; 0: 65536 */
 	uint64_t    queue_bytes; /* bytes of keys it holds; 0: 16 MiB */
-	uint64_t    maxlen;	/* XADD MAXLEN ~ this; 0: 100000 */
+	uint64_t    maxlen;	/* XADD MAXLEN ~ this; 0: 100000; at most
+				 * 2^63 - 1 (Redis refuses more), else
+				 * -EINVAL */
 	uint32_t    batch;	/* entries per round trip; 0: 256 */
 	uint32_t    block_ms;	/* XREAD BLOCK; 0: 2000 */
 	uint32_t    io_timeout_ms; /* connect, and a reply beyond the block

@@ -323,12 +323,55 @@ test_sigpipe(void)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
+/*
+ * review Z: Redis takes MAXLEN up to 2^63 - 1 ("value is not an integer
+ * or out of range" above).  A larger maxlen was taken by
+ * mlc_relay_start(), whose every XADD Redis then refused: the publisher
+ * published nothing, ever, only purges that were refused in turn.
+ */
+static int
+test_maxlen_over_redis(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	int ret = 1, orc;
+
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	ro.host_id = "A";
+	ro.redis_unix = "/nonexistent/redis.sock";
+	ro.mode = MLC_RELAY_PUBLISH;
+	ro.maxlen = (uint64_t)INT64_MAX + 1;
+	orc = mlc_relay_start(&r, a, &ro);
+	CHECK(orc == -EINVAL, "maxlen 2^63 taken: %d", orc);
+	r = NULL;
+	ro.maxlen = INT64_MAX;
+	CHECK((orc = mlc_relay_start(&r, a, &ro)) == 0,
+	      "maxlen 2^63 - 1 refused: %d", orc);
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (a)
+		mlc_arena_close(a);
+	return ret;
+}
+
 int
 main(void)
 {
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Needs no Redis. */
+	if (test_maxlen_over_redis() != 0) {
+		printf("FAIL test_maxlen_over_redis\n");
+		return 1;
+	}
+	printf("ok test_maxlen_over_redis\n");
 	if ((rc = redis_start()) != 0) {
 		redis_stop();
 		if (rc == 77)

@@ -128,6 +128,7 @@ refused "--bytes" --host-id X --bytes lots
 refused "--bytes" --host-id X --bytes 16Q
 refused "--block-ms" --host-id X --block-ms 5x
 refused "--maxlen" --host-id X --maxlen -1
+refused "--maxlen" --host-id X --maxlen 9223372036854775808
 refused "--stats-ms" --host-id X --stats-ms 99999999999
 refused "--host-id" --host-id "$(printf '%064d' 0)"
 refused "--host-id" --host-id ""
