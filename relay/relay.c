@@ -9,8 +9,9 @@
  * send XADDs) and reconnects with exponential back-off.  The subscriber
  * purges every local namespace whenever entries may have been missed: on
  * its first connection (the arena's past is unknown), when Redis restarted
- * (run_id changed), when the stream was trimmed past its last ID or
- * recreated, and when it was cut off longer than max_offline_ms.
+ * (run_id changed), when the stream was trimmed past its last ID,
+ * deleted or recreated (XINFO STREAM, on reconnecting and after each
+ * XREAD), and when it was cut off longer than max_offline_ms.
  */
 #include "mlc-relay.h"
 
@@ -638,16 +639,88 @@ gap(struct mlc_relay *r, const char *why)
 	ST_ADD(r, gaps, 1);
 }
 
+/* What XINFO STREAM told of the stream. */
+struct stream_look {
+	bool missing;		/* no such key */
+	bool has_first;		/* first: its first entry's ID */
+	bool removed;		/* entries were trimmed or deleted from it
+				 * (Redis 7.0 and later; older: false) */
+	struct sid last_gen, first;
+};
+
+/* Read XINFO STREAM's reply @p xi into @p sl.  @return 0, or -1 (an
+ * error reply other than "no such key", or no last-generated-id). */
+static int
+stream_look(struct mlc_relay *r, const redisReply *xi, struct stream_look *sl)
+{
+	const redisReply *f, *lf;
+
+	memset(sl, 0, sizeof(*sl));
+	sl->missing = xi->type == REDIS_REPLY_ERROR;
+	if (sl->missing) {
+		if (strstr(xi->str, "no such key") != NULL)
+			return 0;
+		set_error(r, "XINFO", xi->str);
+		return -1;
+	}
+	f = field(xi, "last-generated-id");
+	if (f == NULL || f->type != REDIS_REPLY_STRING ||
+	    sid_parse(f->str, &sl->last_gen) < 0) {
+		set_error(r, "XINFO", "no last-generated-id");
+		return -1;
+	}
+	f = field(xi, "first-entry");
+	if (f != NULL && f->type == REDIS_REPLY_ARRAY && f->elements >= 1 &&
+	    f->element[0]->type == REDIS_REPLY_STRING &&
+	    sid_parse(f->element[0]->str, &sl->first) == 0)
+		sl->has_first = true;
+	/* A position of 0-0 (the stream was missing) cannot be told from a
+	 * trim by the first entry: any ID is above it.  Redis 7.0 and later
+	 * count the entries ever added to the stream (since it was made):
+	 * more than it holds, and some were trimmed or deleted. */
+	f = field(xi, "entries-added");
+	lf = field(xi, "length");
+	sl->removed = f != NULL && lf != NULL &&
+		      f->type == REDIS_REPLY_INTEGER &&
+		      lf->type == REDIS_REPLY_INTEGER &&
+		      f->integer > lf->integer;
+	return 0;
+}
+
+/* Whether the stream as @p sl tells may have lost entries we did not
+ * read: if so a gap is counted (everything purged).  @p last is the last
+ * entry read, @p before the one read before the reads that @p sl follows
+ * (an XREAD; on reconnecting, the same as @p last). */
+static bool
+stream_gap(struct mlc_relay *r, const struct stream_look *sl,
+	   const struct sid *before, const struct sid *last)
+{
+	if (sl->missing) {
+		if (sid_zero(last))
+			return false;
+		gap(r, "stream deleted");
+	} else if (sid_cmp(&sl->last_gen, last) < 0) {
+		gap(r, "stream recreated");	/* its IDs went back */
+	} else if (sl->has_first && !sid_zero(before) &&
+		   sid_cmp(&sl->first, before) > 0) {
+		/* Trimming removes the oldest entries first. */
+		gap(r, "stream trimmed past the last entry read");
+	} else if (sid_zero(before) && sl->removed) {
+		gap(r, "stream trimmed before its first entry was read");
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* Find our place after (re)connecting.  @return 0, or -1 (drop it). */
 static int
 sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 {
 	redisReply *info = NULL, *xi = NULL;
-	const redisReply *f, *lf;
 	const char *p, *e;
 	char run_id[48] = "";
-	struct sid last_gen = { 0, 0 }, first = { 0, 0 };
-	bool missing, has_first = false, removed = false;
+	struct stream_look sl;
 	int rc = -1;
 
 	redisAppendCommand(c, "INFO server");
@@ -667,36 +740,8 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 		e = p + strcspn(p, "\r\n");
 		snprintf(run_id, sizeof(run_id), "%.*s", (int)(e - p), p);
 	}
-	missing = xi->type == REDIS_REPLY_ERROR;
-	if (missing && strstr(xi->str, "no such key") == NULL) {
-		set_error(r, "XINFO", xi->str);
+	if (stream_look(r, xi, &sl) < 0)
 		goto out;
-	}
-	if (!missing) {
-		f = field(xi, "last-generated-id");
-		if (f == NULL || f->type != REDIS_REPLY_STRING ||
-		    sid_parse(f->str, &last_gen) < 0) {
-			set_error(r, "XINFO", "no last-generated-id");
-			goto out;
-		}
-		f = field(xi, "first-entry");
-		if (f != NULL && f->type == REDIS_REPLY_ARRAY &&
-		    f->elements >= 1 &&
-		    f->element[0]->type == REDIS_REPLY_STRING &&
-		    sid_parse(f->element[0]->str, &first) == 0)
-			has_first = true;
-		/* A position of 0-0 (the stream was missing) cannot be told
-		 * from a trim by the first entry: any ID is above it.  Redis
-		 * 7.0 and later count the entries ever added to the stream
-		 * (since it was made): more than it holds, and some we never
-		 * read were trimmed. */
-		f = field(xi, "entries-added");
-		lf = field(xi, "length");
-		removed = f != NULL && lf != NULL &&
-			  f->type == REDIS_REPLY_INTEGER &&
-			  lf->type == REDIS_REPLY_INTEGER &&
-			  f->integer > lf->integer;
-	}
 	if (!s->have_pos) {
 		/* The arena's past is unknown: whatever it holds may have
 		 * changed elsewhere before we were listening. */
@@ -705,16 +750,8 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 		s->have_pos = true;
 	} else if (strcmp(run_id, s->run_id) != 0) {
 		gap(r, "Redis restarted (run_id changed)");
-	} else if (missing) {
-		if (!sid_zero(&s->last))
-			gap(r, "stream deleted");
-	} else if (sid_cmp(&last_gen, &s->last) < 0) {
-		gap(r, "stream recreated");
-	} else if (has_first && !sid_zero(&s->last) &&
-		   sid_cmp(&first, &s->last) > 0) {
-		gap(r, "stream trimmed past the last entry read");
-	} else if (sid_zero(&s->last) && removed) {
-		gap(r, "stream trimmed before its first entry was read");
+	} else if (stream_gap(r, &sl, &s->last, &s->last)) {
+		/* counted and purged there */
 	} else if (r->max_offline_ms &&
 		   now_ms() - s->ok_at > r->max_offline_ms) {
 		gap(r, "cut off longer than max_offline_ms");
@@ -723,7 +760,7 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 		goto done;
 	}
 	/* Entries up to last_gen are covered by the purge just done. */
-	s->last = missing ? (struct sid){ 0, 0 } : last_gen;
+	s->last = sl.last_gen;	/* 0-0 if missing */
 	rc = 0;
 done:
 	snprintf(s->run_id, sizeof(s->run_id), "%s", run_id);
@@ -791,14 +828,16 @@ apply_entry(struct mlc_relay *r, const redisReply *fields)
 		ST_ADD(r, applied, 1);
 }
 
-/* One XREAD BLOCK, with the first entry's ID read right after it (the
- * XRANGE waits in the pipeline until the XREAD is served).
+/* One XREAD BLOCK, with XINFO STREAM right after it (it waits in the
+ * pipeline until the XREAD is served), which tells whether entries may
+ * have been lost since the last one read before.
  * @return 0, or -1 (connection failed). */
 static int
 sub_read(struct mlc_relay *r, redisContext *c, struct sub *s)
 {
 	redisReply *xr = NULL, *fr = NULL;
-	struct sid before = s->last, first;
+	struct sid before = s->last;
+	struct stream_look sl;
 	char last[48];
 	int rc = -1;
 
@@ -807,15 +846,18 @@ sub_read(struct mlc_relay *r, redisContext *c, struct sub *s)
 		 (unsigned long long)s->last.seq);
 	redisAppendCommand(c, "XREAD COUNT %u BLOCK %u STREAMS %s %s",
 			   r->batch, r->block_ms, r->stream, last);
-	redisAppendCommand(c, "XRANGE %s - + COUNT 1", r->stream);
+	redisAppendCommand(c, "XINFO STREAM %s", r->stream);
 	if (redisGetReply(c, (void **)&xr) != REDIS_OK ||
 	    redisGetReply(c, (void **)&fr) != REDIS_OK) {
 		set_error(r, "XREAD", c->errstr);
 		goto out;
 	}
-	if (xr->type == REDIS_REPLY_ERROR || fr->type == REDIS_REPLY_ERROR) {
-		set_error(r, "XREAD", xr->type == REDIS_REPLY_ERROR ?
-			  xr->str : fr->str);
+	if (xr->type == REDIS_REPLY_ERROR) {
+		set_error(r, "XREAD", xr->str);
+		ST_ADD(r, errors, 1);
+		goto out;
+	}
+	if (stream_look(r, fr, &sl) < 0) {
 		ST_ADD(r, errors, 1);
 		goto out;
 	}
@@ -839,16 +881,13 @@ sub_read(struct mlc_relay *r, redisContext *c, struct sub *s)
 			s->last = id;
 		}
 	}
-	/* Trimming removes the oldest entries first: if the first entry is
-	 * now after the last one we had read, entries in between may have
-	 * been trimmed before this XREAD was served. */
-	if (!sid_zero(&before) && fr->type == REDIS_REPLY_ARRAY &&
-	    fr->elements >= 1 && fr->element[0]->type == REDIS_REPLY_ARRAY &&
-	    fr->element[0]->elements >= 1 &&
-	    fr->element[0]->element[0]->type == REDIS_REPLY_STRING &&
-	    sid_parse(fr->element[0]->element[0]->str, &first) == 0 &&
-	    sid_cmp(&first, &before) > 0)
-		gap(r, "stream trimmed past the last entry read");
+	/* Deleted, made again with IDs below ours (which XREAD would wait
+	 * for in vain), or trimmed past the last entry read before it (or
+	 * before its first entry was read, from 0-0): the same checks as on
+	 * reconnecting, and then entries up to last_gen are covered by the
+	 * purge. */
+	if (stream_gap(r, &sl, &before, &s->last))
+		s->last = sl.last_gen;	/* 0-0 if missing */
 	s->ok_at = now_ms();
 	__atomic_store_n(&r->last_read_at, (int64_t)s->ok_at,
 			 __ATOMIC_RELAXED);
