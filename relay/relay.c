@@ -619,16 +619,27 @@ struct sub {
 	uint64_t offline_purge_at;
 };
 
+/* The value of the field @p name of a field/value array (an entry's, or
+ * XINFO's reply), or NULL: absent, or given twice (which one was meant
+ * cannot be told).  Names are compared whole: a name is binary, and one
+ * with a NUL is not a shorter one. */
 static const redisReply *
 field(const redisReply *kv, const char *name)
 {
+	const redisReply *v = NULL;
+	size_t len = strlen(name);
+
 	if (kv == NULL || kv->type != REDIS_REPLY_ARRAY)
 		return NULL;
 	for (size_t i = 0; i + 1 < kv->elements; i += 2)
 		if (kv->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(kv->element[i]->str, name) == 0)
-			return kv->element[i + 1];
-	return NULL;
+		    kv->element[i]->len == len &&
+		    memcmp(kv->element[i]->str, name, len) == 0) {
+			if (v != NULL)
+				return NULL;
+			v = kv->element[i + 1];
+		}
+	return v;
 }
 
 static void
