@@ -199,8 +199,23 @@ thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
 	return rc;
 }
 
+/* The subscriber's socket, for mlc_relay_stop() to shut down (-1: none).
+ * Set while stopping already, it is shut down at once. */
+static void
+sub_fd_set(struct mlc_relay *r, int fd)
+{
+	pthread_mutex_lock(&r->mu);
+	r->sub_fd = fd;
+	if (r->stop && fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Connect, and AUTH.  @p sub: the subscriber's connection, whose socket
+ * mlc_relay_stop() shuts down from before AUTH on (a Redis that takes
+ * connections and does not answer would hold AUTH for @p read_ms). */
 static redisContext *
-rconnect(struct mlc_relay *r, uint64_t read_ms)
+rconnect(struct mlc_relay *r, uint64_t read_ms, bool sub)
 {
 	redisContext *c;
 	redisReply *rep;
@@ -220,12 +235,16 @@ rconnect(struct mlc_relay *r, uint64_t read_ms)
 		return NULL;
 	}
 	redisSetTimeout(c, ms_tv(read_ms));
+	if (sub)
+		sub_fd_set(r, c->fd);
 	if (r->password[0]) {
 		rep = redisCommand(c, "AUTH %s", r->password);
 		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
 			set_error(r, "AUTH", rep ? rep->str : c->errstr);
 			if (rep)
 				freeReplyObject(rep);
+			if (sub)
+				sub_fd_set(r, -1);
 			redisFree(c);
 			return NULL;
 		}
@@ -571,7 +590,7 @@ pub_main(void *arg)
 		if (stopping && now_ms() >= r->stop_at + r->flush_ms)
 			break;
 		if (c == NULL) {
-			c = rconnect(r, r->io_ms);
+			c = rconnect(r, r->io_ms, false);
 			if (c == NULL) {
 				if (pub_backoff(r, &backoff, stopping))
 					break;
@@ -911,16 +930,6 @@ out:
 	return rc;
 }
 
-static void
-sub_fd_set(struct mlc_relay *r, int fd)
-{
-	pthread_mutex_lock(&r->mu);
-	r->sub_fd = fd;
-	if (r->stop && fd >= 0)
-		shutdown(fd, SHUT_RDWR);
-	pthread_mutex_unlock(&r->mu);
-}
-
 static void *
 sub_main(void *arg)
 {
@@ -933,9 +942,9 @@ sub_main(void *arg)
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		if (c == NULL) {
 			/* 64 bits: both may be up to 2^32 - 1. */
-			c = rconnect(r, (uint64_t)r->block_ms + r->io_ms);
+			c = rconnect(r, (uint64_t)r->block_ms + r->io_ms,
+				     true);
 			if (c != NULL) {
-				sub_fd_set(r, c->fd);
 				if (ever)
 					ST_ADD(r, reconnects, 1);
 				ever = true;

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -630,6 +632,61 @@ out:
 	return ret;
 }
 
+/*
+ * review Z: the subscriber told mlc_relay_stop() its socket (to shut it
+ * down) only once AUTH had been answered.  A Redis that takes connections
+ * but does not answer (stopped, or busy) held AUTH for the whole read
+ * timeout, block_ms + io_timeout_ms, and the stop with it (the daemon's
+ * SIGTERM too).  Here a socket that listens and never answers.
+ */
+static int
+test_stop_during_auth(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	struct timespec t0, t1;
+	char path[100];
+	long ms;
+	int ret = 1, orc, fd = -1;
+
+	snprintf(path, sizeof(path), "%s/mute.sock", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	      listen(fd, 16) == 0, "mute socket");
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	ro.host_id = "B";
+	ro.redis_unix = path;
+	ro.redis_password = "secret";
+	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro.block_ms = 5000;
+	ro.io_timeout_ms = 500;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	nap(300);	/* in AUTH */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	mlc_relay_stop(r, NULL);
+	r = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK(ms < 1000, "stop took %ld ms", ms);
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (a)
+		mlc_arena_close(a);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	return ret;
+}
+
 int
 main(void)
 {
@@ -686,6 +743,12 @@ main(void)
 		rc = 1;
 	} else {
 		printf("ok test_field_names_exact\n");
+	}
+	if (test_stop_during_auth() != 0) {
+		printf("FAIL test_stop_during_auth\n");
+		rc = 1;
+	} else {
+		printf("ok test_stop_during_auth\n");
 	}
 	if (test_sigpipe() != 0) {
 		printf("FAIL test_sigpipe\n");
