@@ -573,8 +573,11 @@ pub_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&r->mu);
+		/* Idle only when connected: the connection is made from the
+		 * start, not at the first change, so that connected tells
+		 * whether a change would reach Redis (README). */
 		while (!r->stop && r->qhead == NULL && p.head == NULL &&
-		       r->ndrop == 0 && !r->drop_all)
+		       r->ndrop == 0 && !r->drop_all && c != NULL)
 			pthread_cond_wait(&r->pub_cv, &r->mu);
 		/* Only when what we hold is out: while Redis is away the
 		 * queue fills up to its bound, then drops (and purges). */
@@ -582,11 +585,10 @@ pub_main(void *arg)
 			take_queue(r, &p);
 		stopping = r->stop;
 		pthread_mutex_unlock(&r->mu);
-		if (p.head == NULL) {
-			if (stopping)
-				break;
+		if (p.head == NULL && stopping)
+			break;
+		if (p.head == NULL && c != NULL)
 			continue;
-		}
 		if (stopping && now_ms() >= r->stop_at + r->flush_ms)
 			break;
 		if (c == NULL) {

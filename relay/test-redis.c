@@ -687,6 +687,45 @@ out:
 	return ret;
 }
 
+/*
+ * review Z: README tells an application that must not change data it
+ * cannot announce to check st.connected & MLC_RELAY_PUBLISH, but the
+ * publisher connected only once it had something to publish: with Redis
+ * up, the bit stayed 0 until the first change, which such an application
+ * would never make.
+ */
+static int
+test_publisher_connects_idle(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	int ret = 1, orc;
+
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	ro.host_id = "A";
+	ro.redis_unix = sock;
+	ro.stream = "idle";
+	ro.mode = MLC_RELAY_PUBLISH;
+	ro.io_timeout_ms = 500;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	for (int i = 0; i < 100 &&
+	     !(stats(r).connected & MLC_RELAY_PUBLISH); i++)
+		nap(20);
+	CHECK(stats(r).connected & MLC_RELAY_PUBLISH,
+	      "idle publisher not connected");
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (a)
+		mlc_arena_close(a);
+	return ret;
+}
+
 int
 main(void)
 {
@@ -749,6 +788,12 @@ main(void)
 		rc = 1;
 	} else {
 		printf("ok test_stop_during_auth\n");
+	}
+	if (test_publisher_connects_idle() != 0) {
+		printf("FAIL test_publisher_connects_idle\n");
+		rc = 1;
+	} else {
+		printf("ok test_publisher_connects_idle\n");
 	}
 	if (test_sigpipe() != 0) {
 		printf("FAIL test_sigpipe\n");
