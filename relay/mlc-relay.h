@@ -126,7 +126,8 @@ struct mlc_relay_stats {
  * does not wait for Redis: the threads connect (and reconnect) by
  * themselves.  One relay per arena handle.  The threads block SIGPIPE: a
  * connection Redis closed is an error there, not a signal to the process
- * (the application need not ignore SIGPIPE).
+ * (the application need not ignore SIGPIPE); their sockets are
+ * close-on-exec.
  *
  * fork(): a child inherits the hook but not the threads; the first change
  * made in the child starts a publish-only relay there (the parent keeps

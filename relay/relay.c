@@ -16,6 +16,7 @@
 #include "mlc-relay.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -219,6 +220,7 @@ rconnect(struct mlc_relay *r, uint64_t read_ms, bool sub)
 {
 	redisContext *c;
 	redisReply *rep;
+	int fl;
 
 	if (r->unix_path[0])
 		c = redisConnectUnixWithTimeout(r->unix_path, ms_tv(r->io_ms));
@@ -234,6 +236,13 @@ rconnect(struct mlc_relay *r, uint64_t read_ms, bool sub)
 		redisFree(c);
 		return NULL;
 	}
+	/* hiredis makes its sockets without close-on-exec: a program the
+	 * application starts would keep this connection, authenticated,
+	 * for its lifetime (an exec in the moment between hiredis's
+	 * socket() and this still can). */
+	fl = fcntl(c->fd, F_GETFD);
+	if (fl >= 0)
+		fcntl(c->fd, F_SETFD, fl | FD_CLOEXEC);
 	redisSetTimeout(c, ms_tv(read_ms));
 	if (sub)
 		sub_fd_set(r, c->fd);

@@ -6,7 +6,9 @@
  * server and anonymous arena, and leaves nothing behind.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -726,6 +728,55 @@ out:
 	return ret;
 }
 
+/*
+ * review Z: hiredis 0.14 makes its sockets without close-on-exec, and the
+ * relay left them so: a program the application started (fork and exec)
+ * kept the relay's connections, authenticated to Redis, for its lifetime,
+ * and Redis kept each one the relay had given up.
+ */
+static int
+test_sockets_cloexec(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	bool before[256] = { false };
+	struct stat st;
+	int ret = 1, orc, socks = 0;
+
+	for (int fd = 0; fd < 256; fd++)
+		before[fd] = fstat(fd, &st) == 0;
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	ro.host_id = "A";
+	ro.redis_unix = sock;
+	ro.stream = "cloexec";
+	ro.io_timeout_ms = 500;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	for (int i = 0; i < 100 && stats(r).connected !=
+	     (MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE); i++)
+		nap(20);
+	CHECK(stats(r).connected == (MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE),
+	      "not connected");
+	for (int fd = 0; fd < 256; fd++) {
+		if (before[fd] || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		socks++;
+		CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC,
+		      "socket %d without close-on-exec", fd);
+	}
+	CHECK(socks == 2, "%d sockets", socks);
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (a)
+		mlc_arena_close(a);
+	return ret;
+}
+
 int
 main(void)
 {
@@ -794,6 +845,12 @@ main(void)
 		rc = 1;
 	} else {
 		printf("ok test_publisher_connects_idle\n");
+	}
+	if (test_sockets_cloexec() != 0) {
+		printf("FAIL test_sockets_cloexec\n");
+		rc = 1;
+	} else {
+		printf("ok test_sockets_cloexec\n");
 	}
 	if (test_sigpipe() != 0) {
 		printf("FAIL test_sigpipe\n");
