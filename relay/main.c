@@ -4,7 +4,9 @@
  * no caches, so it never sees this host's changes: the processes that
  * change the arena publish them themselves, each with an in-process relay
  * in publish mode (mlc_relay_start() with MLC_RELAY_PUBLISH), or run
- * everything in-process and do without the daemon.  See relay/README.md.
+ * everything in-process and do without the daemon.  It follows the
+ * arena's name: an arena made anew there is attached too (follow_name()).
+ * See relay/README.md.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,6 +161,132 @@ write_stats(struct mlc_relay *r, const char *path, int print)
 		rename(tmp, path);
 }
 
+/* An arena the daemon has attached, with its relay, and the file that was
+ * at the arena's name when it did. */
+struct att {
+	struct mlc_arena *arena;
+	struct mlc_relay *relay;
+	dev_t dev;
+	ino_t ino;
+};
+
+/* Attachments: the newest is the arena at the name now; older ones are
+ * arenas whose name was given to a new arena (removed and made anew, as
+ * after MLC_EMISMATCH or MLC_EFORMAT), kept while other processes still
+ * use them. */
+#define ATT_MAX 4
+
+/* The file behind an arena's name: /dev/shm/NAME, or the path. */
+static void
+arena_file(char *dst, size_t cap, const char *name, bool file)
+{
+	if (file)
+		snprintf(dst, cap, "%s", name);
+	else
+		snprintf(dst, cap, "/dev/shm/%s", name[0] == '/' ? name + 1 :
+			 name);
+}
+
+/* Attach the arena at @p name and start its relay.  @return 0, or a
+ * negative code (-ENOENT: not there). */
+static int
+attach(const char *name, const char *path,
+       const struct mlc_arena_options *ao,
+       const struct mlc_relay_options *ro, struct att *at)
+{
+	struct stat before, after;
+	int rc;
+
+	for (;;) {
+		bool had = stat(path, &before) == 0;
+
+		if ((rc = mlc_arena_open(&at->arena, name, ao)) < 0)
+			return rc;
+		/* The file we mapped is the one at the name, unless it was
+		 * replaced meanwhile: then again. */
+		if (stat(path, &after) == 0 &&
+		    (!had || (before.st_dev == after.st_dev &&
+			      before.st_ino == after.st_ino)))
+			break;
+		mlc_arena_close(at->arena);
+	}
+	at->dev = after.st_dev;
+	at->ino = after.st_ino;
+	if ((rc = mlc_relay_start(&at->relay, at->arena, ro)) < 0) {
+		mlc_arena_close(at->arena);
+		return rc;
+	}
+	return 0;
+}
+
+/* Stop the relay of @p at and close its arena, printing its counters:
+ * "final" ones (@p name NULL), or those of a replaced arena of @p name. */
+static void
+detach(struct att *at, const char *name)
+{
+	struct mlc_relay_stats st = MLC_RELAY_STATS_INIT;
+	char line[512];
+
+	mlc_relay_stop(at->relay, &st);
+	mlc_relay_stats_format(&st, line, sizeof(line));
+	if (name != NULL)
+		printf("mlc-relay: replaced arena %s detached: %s\n", name,
+		       line);
+	else
+		printf("mlc-relay: final %s\n", line);
+	fflush(stdout);
+	mlc_arena_close(at->arena);
+}
+
+/* Once a second: if the arena's name is now another arena's, attach that
+ * one too (its relay purges it first: its past is unknown); detach the
+ * older ones that no other process uses any more.  A replaced arena that
+ * the daemon kept applying to, alone, left the new one without the other
+ * hosts' changes, for good (review Z). */
+static void
+follow_name(const char *name, const char *path,
+	    const struct mlc_arena_options *ao,
+	    const struct mlc_relay_options *ro, struct att *atts, int *n,
+	    int *last_rc)
+{
+	struct mlc_arena_options o = *ao;
+	struct stat st;
+	struct att na;
+	int rc;
+
+	o.flags &= ~(uint32_t)(MLC_ARENA_CREATE | MLC_ARENA_EXCL);
+	if (stat(path, &st) == 0 && (st.st_dev != atts[*n - 1].dev ||
+				     st.st_ino != atts[*n - 1].ino)) {
+		if (*n == ATT_MAX) {
+			detach(&atts[0], name);
+			memmove(&atts[0], &atts[1], sizeof(atts[0]) * --*n);
+		}
+		rc = attach(name, path, &o, ro, &na);
+		if (rc == 0) {
+			atts[(*n)++] = na;
+			fprintf(stderr, "mlc-relay: arena %s was made anew: "
+				"attached to the new one (the old one stays "
+				"while other processes use it)\n", name);
+		} else if (rc != -ENOENT && rc != *last_rc) {
+			fprintf(stderr, "mlc-relay: arena %s was made anew: "
+				"%s\n", name, mlc_strerror(rc));
+		}
+		*last_rc = rc;
+	}
+	for (int i = 0; i < *n - 1; i++) {
+		struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+
+		if (mlc_arena_info(atts[i].arena, &info) == 0 &&
+		    info.procs <= 1) {
+			detach(&atts[i], name);
+			memmove(&atts[i], &atts[i + 1],
+				sizeof(atts[0]) * (size_t)(*n - i - 1));
+			(*n)--;
+			i--;
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -182,14 +311,12 @@ main(int argc, char **argv)
 	};
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
-	struct mlc_relay_stats st = MLC_RELAY_STATS_INIT;
-	struct mlc_arena *arena = NULL;
-	struct mlc_relay *relay = NULL;
+	struct att atts[ATT_MAX];
 	const char *name = NULL, *stats_file = NULL;
 	uint32_t stats_ms = 0;
 	uint64_t v;
-	int opt, rc, waited = 0;
-	char err[160], line[512];
+	int opt, rc, waited = 0, n = 0, last_rc = 0;
+	char err[160], line[512], path[4200];
 	struct sigaction sa;
 
 	ro.mode = MLC_RELAY_SUBSCRIBE;
@@ -272,23 +399,25 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Without --create, wait for the application to make the arena. */
-	while ((rc = mlc_arena_open(&arena, name, &ao)) == -ENOENT && !quit) {
+	arena_file(path, sizeof(path), name, ao.flags & MLC_ARENA_FILE);
+	while ((rc = attach(name, path, &ao, &ro, &atts[0])) == -ENOENT &&
+	       !quit) {
 		if (!waited++)
 			fprintf(stderr, "mlc-relay: waiting for arena %s\n",
 				name);
 		usleep(200 * 1000);
 	}
-	if (quit)
+	if (quit) {
+		if (rc == 0)
+			detach(&atts[0], NULL);
 		return 0;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "mlc-relay: arena %s: %s\n", name,
 			mlc_strerror(rc));
 		return 1;
 	}
-	if ((rc = mlc_relay_start(&relay, arena, &ro)) < 0) {
-		fprintf(stderr, "mlc-relay: start: %s\n", mlc_strerror(rc));
-		return 1;
-	}
+	n = 1;
 	fprintf(stderr, "mlc-relay: host %s, arena %s, %s%s%s, stream %s\n",
 		ro.host_id, name,
 		ro.redis_unix ? ro.redis_unix : ro.redis_host ? ro.redis_host :
@@ -301,6 +430,7 @@ main(int argc, char **argv)
 	/* 64 bits: a 32-bit count wrapped after 49.7 days, and was then never
 	 * a multiple of 200 again for 24 wraps (review Q). */
 	for (uint64_t t = 0; !quit; t += 50) {
+		struct mlc_relay *relay = atts[n - 1].relay;
 		char e[160];
 
 		usleep(50 * 1000);
@@ -313,11 +443,12 @@ main(int argc, char **argv)
 			write_stats(relay, stats_file, 1);
 		else if (stats_file && t % 200 == 0)
 			write_stats(relay, stats_file, 0);
+		if (t % 1000 == 0)
+			follow_name(name, path, &ao, &ro, atts, &n, &last_rc);
 	}
-	write_stats(relay, stats_file, 0);
-	mlc_relay_stop(relay, &st);
-	mlc_relay_stats_format(&st, line, sizeof(line));
-	printf("mlc-relay: final %s\n", line);
-	mlc_arena_close(arena);
+	write_stats(atts[n - 1].relay, stats_file, 0);
+	for (int i = 0; i < n - 1; i++)
+		detach(&atts[i], name);
+	detach(&atts[n - 1], NULL);
 	return 0;
 }

@@ -777,8 +777,111 @@ out:
 	return ret;
 }
 
+/*
+ * review Z: the daemon attached the arena once, by name.  When the name
+ * was given to a new arena (removed and made anew: after MLC_EMISMATCH or
+ * MLC_EFORMAT, as mlc.h says to, or by hand), it went on applying the other
+ * hosts' changes to the old one, and the new one, which the application's
+ * processes use from then on, got none of them, for good.
+ */
+static int
+test_daemon_arena_made_anew(const char *daemon)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena_info info;
+	struct mlc_arena *a1 = NULL, *a2 = NULL;
+	struct mlc_cache *c1 = NULL, *c2 = NULL;
+	redisContext *rc = NULL;
+	redisReply *rep;
+	char path[100], log[100], buf[4096];
+	pid_t pid = -1;
+	int ret = 1, orc, status, i;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/arena", dir);
+	snprintf(log, sizeof(log), "%s/daemon.log", dir);
+	ao.flags = MLC_ARENA_FILE | MLC_ARENA_CREATE;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a1, path, &ao)) == 0, "arena: %d", orc);
+	CHECK(mlc_cache_open(&c1, a1, "t", NULL) == 0, "cache");
+	if ((pid = fork()) == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(daemon, daemon, "--arena", path, "--file", "--host-id",
+		      "B", "--unix", sock, "--stream", "anew", "--block-ms",
+		      "100", "--io-timeout-ms", "500", "--backoff-max-ms",
+		      "100", (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0, "fork");
+	info = (struct mlc_arena_info)MLC_ARENA_INFO_INIT;
+	for (i = 0; i < 250; i++) {
+		if (mlc_arena_info(a1, &info) == 0 && info.procs >= 2)
+			break;
+		nap(20);
+	}
+	CHECK(info.procs >= 2, "the daemon did not attach");
+	/* The application removes the name and makes the arena anew. */
+	CHECK(mlc_arena_unlink(path, MLC_ARENA_FILE) == 0, "unlink");
+	CHECK((orc = mlc_arena_open(&a2, path, &ao)) == 0, "arena: %d", orc);
+	CHECK(mlc_cache_open(&c2, a2, "t", NULL) == 0, "cache");
+	for (i = 0; i < 250; i++) {
+		info = (struct mlc_arena_info)MLC_ARENA_INFO_INIT;
+		if (mlc_arena_info(a2, &info) == 0 && info.procs >= 2)
+			break;
+		nap(20);
+	}
+	CHECK(info.procs >= 2, "the daemon did not attach the new arena");
+	nap(500);	/* its relay connected, and purged */
+	CHECK(mlc_set(c2, "k1", 2, "old", 3, NULL) == 0, "set");
+	rc = redisConnectUnix(sock);
+	CHECK(rc != NULL && rc->err == 0, "connect");
+	rep = redisCommand(rc, "XADD anew * h A o S n t k k1");
+	CHECK(rep != NULL && rep->type == REDIS_REPLY_STRING, "xadd");
+	freeReplyObject(rep);
+	CHECK(k1_dropped(c2) == 0, "the new arena kept k1");
+	/* The old arena's last other user leaves: the daemon detaches. */
+	mlc_cache_close(c1);
+	c1 = NULL;
+	mlc_arena_close(a1);
+	a1 = NULL;
+	nap(1500);
+	kill(pid, SIGTERM);
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	pid = -1;
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d",
+	      status);
+	f = fopen(log, "r");
+	CHECK(f != NULL, "log");
+	buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+	fclose(f);
+	CHECK(strstr(buf, "replaced arena") && strstr(buf, "final"),
+	      "log: %s", buf);
+	ret = 0;
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	if (rc)
+		redisFree(rc);
+	if (c1)
+		mlc_cache_close(c1);
+	if (a1)
+		mlc_arena_close(a1);
+	if (c2)
+		mlc_cache_close(c2);
+	if (a2)
+		mlc_arena_close(a2);
+	mlc_arena_unlink(path, MLC_ARENA_FILE);
+	unlink(log);
+	return ret;
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	int rc;
 
@@ -851,6 +954,12 @@ main(void)
 		rc = 1;
 	} else {
 		printf("ok test_sockets_cloexec\n");
+	}
+	if (argc > 1 && test_daemon_arena_made_anew(argv[1]) != 0) {
+		printf("FAIL test_daemon_arena_made_anew\n");
+		rc = 1;
+	} else if (argc > 1) {
+		printf("ok test_daemon_arena_made_anew\n");
 	}
 	if (test_sigpipe() != 0) {
 		printf("FAIL test_sigpipe\n");
