@@ -39,11 +39,11 @@ command -v redis-server >/dev/null || skip "redis-server not installed"
 command -v ip >/dev/null || skip "ip (iproute2) not installed"
 [ "$(id -u)" = 0 ] || skip "needs root for ip netns"
 
-TAG=mlcr$$
+TAG=${RELAY_TEST_TAG:-mlcr}$$	# names: namespaces, arenas, the control file
 NR=${TAG}R NA=${TAG}A NB=${TAG}B NC=${TAG}C
 NET=10.213.77
 REDIS=$NET.1:6379
-T=$(mktemp -d /tmp/mlc-relay-test.XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/mlc-relay-test.XXXXXX")
 CTL=/dev/shm/$TAG-ctl
 PIDS=()
 REDIS_PID=
