@@ -746,6 +746,10 @@ stream_gap(struct mlc_relay *r, const struct stream_look *sl,
 		   sid_cmp(&sl->first, before) > 0) {
 		/* Trimming removes the oldest entries first. */
 		gap(r, "stream trimmed past the last entry read");
+	} else if (!sl->has_first && sid_cmp(&sl->last_gen, last) > 0) {
+		/* Empty, and entries were added after the last one read
+		 * (XTRIM MAXLEN 0, XDEL): no first entry to compare. */
+		gap(r, "stream emptied past the last entry read");
 	} else if (sid_zero(before) && sl->removed) {
 		gap(r, "stream trimmed before its first entry was read");
 	} else {

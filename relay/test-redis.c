@@ -778,6 +778,42 @@ out:
 }
 
 /*
+ * review Z: a stream emptied past the subscriber's position (XTRIM MAXLEN
+ * 0, XDEL of its newest entries) has no first entry to compare, and the
+ * trim check needed one: the entries after the position were lost with no
+ * gap (here an XADD and an XTRIM MAXLEN 0 in one MULTI while it waits).
+ */
+static int
+test_emptied_past_position(void)
+{
+	const char *seed[1] = { "XADD empty * h A o S n t k k0" };
+	const char *cmds[2] = {
+		"XADD empty * h A o S n t k k1",
+		"XTRIM empty MAXLEN 0",
+	};
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c = NULL;
+	struct mlc_relay *r = NULL;
+	int ret = 1;
+
+	CHECK(redis_multi(seed, 1) == 0, "seed");
+	CHECK(sub_open("empty", &a, &c, &r) == 0, "subscriber");
+	CHECK(redis_multi(cmds, 2) == 0, "xadd, xtrim");
+	CHECK(k1_dropped(c) == 0, "k1 kept its old value (gaps %llu, "
+	      "applied %llu)", (unsigned long long)stats(r).gaps,
+	      (unsigned long long)stats(r).applied);
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (c)
+		mlc_cache_close(c);
+	if (a)
+		mlc_arena_close(a);
+	return ret;
+}
+
+/*
  * review Z: the daemon attached the arena once, by name.  When the name
  * was given to a new arena (removed and made anew: after MLC_EMISMATCH or
  * MLC_EFORMAT, as mlc.h says to, or by hand), it went on applying the other
@@ -930,6 +966,12 @@ main(int argc, char **argv)
 		rc = 1;
 	} else {
 		printf("ok test_deleted_while_connected\n");
+	}
+	if (test_emptied_past_position() != 0) {
+		printf("FAIL test_emptied_past_position\n");
+		rc = 1;
+	} else {
+		printf("ok test_emptied_past_position\n");
 	}
 	if (test_field_names_exact() != 0) {
 		printf("FAIL test_field_names_exact\n");
