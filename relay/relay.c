@@ -687,6 +687,8 @@ struct stream_look {
 	bool removed;		/* entries were trimmed or deleted from it
 				 * (Redis 7.0 and later; older: false) */
 	struct sid last_gen, first;
+	struct sid max_deleted;	/* the highest ID ever XDELed (Redis 7.0
+				 * and later; older: 0-0) */
 };
 
 /* Read XINFO STREAM's reply @p xi into @p sl.  @return 0, or -1 (an
@@ -715,6 +717,10 @@ stream_look(struct mlc_relay *r, const redisReply *xi, struct stream_look *sl)
 	    f->element[0]->type == REDIS_REPLY_STRING &&
 	    sid_parse(f->element[0]->str, &sl->first) == 0)
 		sl->has_first = true;
+	f = field(xi, "max-deleted-entry-id");
+	if (f != NULL && f->type == REDIS_REPLY_STRING &&
+	    sid_parse(f->str, &sl->max_deleted) < 0)
+		sl->max_deleted = (struct sid){ 0, 0 };
 	/* A position of 0-0 (the stream was missing) cannot be told from a
 	 * trim by the first entry: any ID is above it.  Redis 7.0 and later
 	 * count the entries ever added to the stream (since it was made):
@@ -746,6 +752,10 @@ stream_gap(struct mlc_relay *r, const struct stream_look *sl,
 		   sid_cmp(&sl->first, before) > 0) {
 		/* Trimming removes the oldest entries first. */
 		gap(r, "stream trimmed past the last entry read");
+	} else if (sid_cmp(&sl->max_deleted, before) > 0) {
+		/* XDEL (trimming does not count here) of an entry after the
+		 * last one read: perhaps before we read it. */
+		gap(r, "entries deleted past the last entry read");
 	} else if (!sl->has_first && sid_cmp(&sl->last_gen, last) > 0) {
 		/* Empty, and entries were added after the last one read
 		 * (XTRIM MAXLEN 0, XDEL): no first entry to compare. */
