@@ -63,7 +63,10 @@ struct mlc_relay_options {
 	size_t      size;	/* sizeof(struct mlc_relay_options) */
 	const char *host_id;	/* required: this host's name, unique among
 				 * the hosts, 1..63 bytes.  Every process of
-				 * one host (one arena) uses the same. */
+				 * one host (one arena) uses the same; two
+				 * arenas of one host that share the stream
+				 * need two (a subscriber skips its id's
+				 * entries). */
 	const char *redis_host;	/* NULL: "127.0.0.1" */
 	uint32_t    redis_port;	/* 0: 6379 */
 	uint32_t    mode;	/* enum mlc_relay_mode; 0: both */
