@@ -966,9 +966,11 @@ sub_main(void *arg)
 
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		if (c == NULL) {
-			/* 64 bits: both may be up to 2^32 - 1. */
-			c = rconnect(r, (uint64_t)r->block_ms + r->io_ms,
-				     true);
+			/* AUTH and the sync wait io_timeout_ms for their
+			 * replies, as the README's bound on a cut-off
+			 * subscriber's staleness counts them; the XREAD's
+			 * block time comes on top only for the reads. */
+			c = rconnect(r, r->io_ms, true);
 			if (c != NULL) {
 				if (ever)
 					ST_ADD(r, reconnects, 1);
@@ -977,6 +979,12 @@ sub_main(void *arg)
 					sub_fd_set(r, -1);
 					redisFree(c);
 					c = NULL;
+				} else {
+					/* 64 bits: both may be up to
+					 * 2^32 - 1. */
+					redisSetTimeout(c, ms_tv(
+						(uint64_t)r->block_ms +
+						r->io_ms));
 				}
 			}
 			if (c == NULL) {

@@ -638,8 +638,9 @@ out:
  * review Z: the subscriber told mlc_relay_stop() its socket (to shut it
  * down) only once AUTH had been answered.  A Redis that takes connections
  * but does not answer (stopped, or busy) held AUTH for the whole read
- * timeout, block_ms + io_timeout_ms, and the stop with it (the daemon's
- * SIGTERM too).  Here a socket that listens and never answers.
+ * timeout (then block_ms + io_timeout_ms, now io_timeout_ms), and the stop
+ * with it (the daemon's SIGTERM too).  Here a socket that listens and
+ * never answers.
  */
 static int
 test_stop_during_auth(void)
@@ -667,7 +668,7 @@ test_stop_during_auth(void)
 	ro.redis_password = "secret";
 	ro.mode = MLC_RELAY_SUBSCRIBE;
 	ro.block_ms = 5000;
-	ro.io_timeout_ms = 500;
+	ro.io_timeout_ms = 5000;
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	nap(300);	/* in AUTH */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -952,6 +953,59 @@ out:
 	return ret;
 }
 
+/*
+ * review Z: README bounds a cut-off subscriber's staleness by
+ * max(max_offline_ms, block_ms + io_timeout_ms) + backoff_max_ms +
+ * io_timeout_ms after its last good read.  Against a Redis that takes
+ * connections and does not answer (stopped, or stuck in a long command),
+ * each reconnection waited for INFO's reply block_ms + io_timeout_ms (the
+ * XREAD's timeout), not io_timeout_ms, and the offline purge, made only
+ * between attempts, came later than that: here 1800 ms, it came after
+ * about 2500 ms.
+ */
+static int
+test_offline_purge_bound(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	char path[100];
+	int ret = 1, orc, fd = -1;
+
+	snprintf(path, sizeof(path), "%s/stuck.sock", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	      listen(fd, 64) == 0, "stuck socket");
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	ro.host_id = "B";
+	ro.redis_unix = path;
+	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro.block_ms = 1000;
+	ro.io_timeout_ms = 200;
+	ro.backoff_min_ms = 100;
+	ro.backoff_max_ms = 100;
+	ro.max_offline_ms = 1500;
+	/* Bound: max(1500, 1200) + 100 + 200 = 1800 ms after the start. */
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	nap(2100);
+	CHECK(stats(r).offline_purges >= 1, "no offline purge after 2100 ms");
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (a)
+		mlc_arena_close(a);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1044,6 +1098,12 @@ main(int argc, char **argv)
 		rc = 1;
 	} else if (argc > 1) {
 		printf("ok test_daemon_arena_made_anew\n");
+	}
+	if (test_offline_purge_bound() != 0) {
+		printf("FAIL test_offline_purge_bound\n");
+		rc = 1;
+	} else {
+		printf("ok test_offline_purge_bound\n");
 	}
 	if (test_sigpipe() != 0) {
 		printf("FAIL test_sigpipe\n");
