@@ -257,12 +257,13 @@ follow_name(const char *name, const char *path,
 	o.flags &= ~(uint32_t)(MLC_ARENA_CREATE | MLC_ARENA_EXCL);
 	if (stat(path, &st) == 0 && (st.st_dev != atts[*n - 1].dev ||
 				     st.st_ino != atts[*n - 1].ino)) {
-		if (*n == ATT_MAX) {
-			detach(&atts[0], name);
-			memmove(&atts[0], &atts[1], sizeof(atts[0]) * --*n);
-		}
 		rc = attach(name, path, &o, ro, &na);
 		if (rc == 0) {
+			if (*n == ATT_MAX) {	/* the oldest goes */
+				detach(&atts[0], name);
+				memmove(&atts[0], &atts[1],
+					sizeof(atts[0]) * --*n);
+			}
 			atts[(*n)++] = na;
 			fprintf(stderr, "mlc-relay: arena %s was made anew: "
 				"attached to the new one (the old one stays "
