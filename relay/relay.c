@@ -519,6 +519,8 @@ publish_batch(struct mlc_relay *r, redisContext *c, struct pending *p,
 		if (redisGetReply(c, (void **)&rep) != REDIS_OK ||
 		    rep == NULL) {
 			set_error(r, "XADD", c->errstr);
+			/* Those acknowledged are not sent again. */
+			ST_ADD(r, published, ok);
 			return -1;
 		}
 		err = rep->type == REDIS_REPLY_ERROR;
