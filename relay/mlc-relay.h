@@ -68,7 +68,7 @@ struct mlc_relay_options {
 				 * need two (a subscriber skips its id's
 				 * entries). */
 	const char *redis_host;	/* NULL: "127.0.0.1" */
-	uint32_t    redis_port;	/* 0: 6379 */
+	uint32_t    redis_port;	/* 0: 6379; above 65535: -EINVAL */
 	uint32_t    mode;	/* enum mlc_relay_mode; 0: both */
 	const char *redis_unix;	/* unix socket path; overrides host/port */
 	const char *redis_password; /* AUTH, if set */

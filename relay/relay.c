@@ -1122,6 +1122,7 @@ options_ok(const struct mlc_relay_options *o)
 	       length_ok(o->redis_password, 0, MLC_RELAY_PASSWORD_MAX) &&
 	       length_ok(o->stream, 1, MLC_RELAY_STREAM_MAX) &&
 	       o->maxlen <= INT64_MAX &&	/* Redis refuses XADDs above */
+	       o->redis_port <= 65535 &&
 	       !(o->mode & ~(uint32_t)(MLC_RELAY_PUBLISH |
 				       MLC_RELAY_SUBSCRIBE));
 }

@@ -354,8 +354,16 @@ test_maxlen_over_redis(void)
 	CHECK(orc == -EINVAL, "maxlen 2^63 taken: %d", orc);
 	r = NULL;
 	ro.maxlen = INT64_MAX;
+	/* review Z: likewise a port above 65535, which no connection could
+	 * ever use (getaddrinfo refuses it): the relay never connected. */
+	ro.redis_unix = NULL;
+	ro.redis_port = 65536;
+	orc = mlc_relay_start(&r, a, &ro);
+	CHECK(orc == -EINVAL, "port 65536 taken: %d", orc);
+	r = NULL;
+	ro.redis_port = 65535;
 	CHECK((orc = mlc_relay_start(&r, a, &ro)) == 0,
-	      "maxlen 2^63 - 1 refused: %d", orc);
+	      "maxlen 2^63 - 1 or port 65535 refused: %d", orc);
 	ret = 0;
 out:
 	if (r)
