@@ -353,8 +353,13 @@ mlc_relay_event(struct mlc_relay *r, const struct mlc_event *ev)
 		start_child_publisher(r);
 	if (q == NULL || r->stop || !(r->mode & MLC_RELAY_PUBLISH) ||
 	    r->qn >= r->queue_len || r->qbytes + klen > r->queue_bytes) {
-		if (!r->stop && (r->mode & MLC_RELAY_PUBLISH))
+		if (!r->stop && (r->mode & MLC_RELAY_PUBLISH)) {
 			drop_note(r, ev->ns, ev->ns_len);
+			/* The purge is to go now, even with nothing queued
+			 * (a key over queue_bytes, no memory for the copy):
+			 * an idle publisher waits for this. */
+			pthread_cond_signal(&r->pub_cv);
+		}
 		ST_ADD(r, dropped, 1);
 		free(q);
 		rc = -ENOBUFS;
