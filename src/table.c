@@ -227,7 +227,9 @@ chain_copy(const struct mlc_arena *a, const struct mlc__item *it,
 
 /* Copy a matched item's value out through the sink.  The length is read
  * once and checked again: a writer reusing the chunk may have changed it
- * since item_matches() looked, and the copy must stay inside the page. */
+ * since item_matches() looked, and the copy must stay inside the page.
+ * -ENOMEM when the sink refuses the length, which the caller answers only
+ * once its validation says the length was the item's. */
 static int
 item_copy(const struct mlc_arena *a, const struct mlc__item *it,
 	  uint32_t room, const struct mlc__key *k, mlc__sink_fn *sink,
@@ -332,7 +334,7 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 			break;		/* purged: absent, if still valid */
 		MLC_PAUSE(READ_MATCHED);
 		rc = item_copy(a, it, room, k, sink, ctx, hit);
-		if (rc != 0)
+		if (rc == READ_RETRY)
 			return rc;
 		/* Everything copied before the re-check: a writer that
 		 * changed the bucket meanwhile moved the version. */
@@ -340,6 +342,11 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 		if ((v1 & 1) ? !mlc__identity_held(bk, s, w, it, gl) :
 			       ck_pr_load_32(&bk->bk_version) != v1)
 			return READ_RETRY;
+		/* The sink's refusal (-ENOMEM) counts only now: the length
+		 * it refused may have been read from a chunk being
+		 * reused. */
+		if (rc < 0)
+			return rc;
 		/* Validated: from here on the chunk may be reused at any
 		 * moment, so nothing is stored into it. */
 		MLC_PAUSE(READ_VALIDATED);
@@ -603,7 +610,9 @@ slot_store(struct mlc__bucket *bk, int s, uint64_t w)
 /* ---- reads --------------------------------------------------------- */
 
 /* Look @p k up; on 0 the value went through @p sink and *@p hit says
- * what it was.  -ENOENT when absent (or purged).  -ETIMEDOUT when the
+ * what it was.  -ENOENT when absent (or purged).  -ENOMEM when the sink
+ * gave no room for the value's length (one validated as the item's: a
+ * length read from a chunk being reused is a retry).  -ETIMEDOUT when the
  * bucket kept changing (or stayed odd: a writer stopped or killed inside
  * its update) for every optimistic round: callers take it as a miss.
  *

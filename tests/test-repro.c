@@ -16,7 +16,8 @@
  *
  * and of what was found since: stopped_in_window (readers beside a writer
  * stopped inside its bucket's version window, which gave up on keys that
- * were there).
+ * were there), torn_length (a read that answered -ENOMEM for a length it
+ * had not validated).
  *
  * Each test builds the interleaving of its bug on purpose and asserts the
  * correct outcome, so it fails where the bug is back.  The interleavings
@@ -731,6 +732,76 @@ test_stale_free_pristine(void **state)
 	assert_clean(a);
 	assert_l2(c, "Y000", y, sizeof(y));
 	assert_l2(c, "Z000", z, sizeof(z));
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
+/* ---- torn_length: a sink's refusal of a length read from a reused chunk -- */
+
+/*
+ * A reader matches X and stops at READ_MATCHED (here: its own pause hook,
+ * in the same thread).  Meanwhile X is deleted and Y, of the same size
+ * class and key length but a longer value, is stored in X's old chunk.
+ * The reader then reads Y's length and asks its sink for that many bytes;
+ * the sink cannot give them (as a malloc under memory pressure).  Bug: the
+ * read answered -ENOMEM for a length it had not validated; X was gone and
+ * the answer is absence.  Now a refusal counts only once the bucket's
+ * version (or the chunk's identity) says the length was X's.
+ */
+static struct mlc_cache *tl_c;
+static char tl_y[104];
+static int tl_stops;
+
+static void
+tl_hook(enum mlc__pause_point p, void *arg)
+{
+	(void)arg;
+	if (p != MLC__P_READ_MATCHED || tl_stops++ != 0)
+		return;
+	assert_int_equal(mlc_delete(tl_c, "X", 1), 0);
+	assert_int_equal(mlc_set(tl_c, "Y", 1, tl_y, sizeof(tl_y), NULL), 0);
+}
+
+/* Room for X's 100 bytes only. */
+static void *
+tl_sink(void *ctx, size_t len)
+{
+	static char buf[100];
+
+	(void)ctx;
+	return len <= sizeof(buf) ? buf : NULL;
+}
+
+static void
+test_torn_length(void **state)
+{
+	struct mlc_arena *a = small_arena();
+	struct mlc_cache *c = t_cache(a, "ns", no_l1());
+	struct mlc__key k;
+	struct mlc__hit hit;
+	char x[100];
+	uint64_t xoff;
+	int rc;
+
+	(void)state;
+	begin("torn_length");
+	tl_c = c;
+	tl_stops = 0;
+	memset(x, 'x', sizeof(x));
+	memset(tl_y, 'y', sizeof(tl_y));
+	assert_int_equal(mlc_set(c, "X", 1, x, sizeof(x), NULL), 0);
+	xoff = item_off(a, "X", NULL);
+	assert_true(xoff != 0);
+	make_key(a, "X", &k);
+	__atomic_store_n(&mlc__pause_hook, tl_hook, __ATOMIC_RELEASE);
+	rc = mlc__table_get(a, &k, tl_sink, NULL, &hit);
+	__atomic_store_n(&mlc__pause_hook, NULL, __ATOMIC_RELEASE);
+	assert_int_equal(tl_stops, 1);
+	/* The interleaving: Y took X's chunk. */
+	assert_int_equal(item_off(a, "Y", NULL), xoff);
+	assert_int_equal(rc, -ENOENT);
+	assert_l2(c, "Y", tl_y, sizeof(tl_y));
+	assert_clean(a);
 	mlc_cache_close(c);
 	mlc_arena_close(a);
 }
@@ -2446,6 +2517,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_stale_free, teardown),
 		cmocka_unit_test_teardown(test_stale_free_pristine, teardown),
+		cmocka_unit_test_teardown(test_torn_length, teardown),
 		cmocka_unit_test_teardown(test_clock_touch, teardown),
 		cmocka_unit_test_teardown(test_orphan_reuse, teardown),
 		cmocka_unit_test_teardown(test_resurrect_over_set, teardown),
