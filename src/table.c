@@ -488,17 +488,23 @@ mlc_namespace_keys(struct mlc_arena *a, const char *ns, uint64_t *cursor,
 	keys = malloc((size_t)MLC__SLOTS * MLC_KEY_MAX);
 	if (keys == NULL)
 		return -ENOMEM;
-	gen = ck_pr_load_32(&a->ns[idx].ns_gen);
 	end = max_buckets == 0 ? nb : MLC_MIN(nb, *cursor + max_buckets);
 	for (b = *cursor; b < end && rc == 0; b++) {
 		int n = -1;
 
+		/* The generation of each bucket's read, and asked again
+		 * before each entry is reported: a purge made meanwhile (fn
+		 * may make one) leaves only purged entries in the copies. */
+		gen = ck_pr_load_32(&a->ns[idx].ns_gen);
 		for (int round = 0; round < ROUNDS && n < 0; round++)
 			n = walk_bucket(a, &a->table[b], idx, gen, ents, keys,
 					round == ROUNDS - 1);
-		for (int i = 0; i < n && rc == 0; i++)
+		for (int i = 0; i < n && rc == 0; i++) {
+			if (ck_pr_load_32(&a->ns[idx].ns_gen) != gen)
+				break;
 			rc = walk_report(&ents[i], keys + (size_t)i *
 					 MLC_KEY_MAX, now, fn, arg);
+		}
 	}
 	*cursor = b >= nb ? 0 : b;
 	free(keys);

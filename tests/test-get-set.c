@@ -524,6 +524,55 @@ test_namespace_keys_live(void **state)
 	mlc_cache_close(c);
 }
 
+/* A walk whose callback purges the namespace lists nothing more: every
+ * entry after the purge is a purged one (the walk read the generation
+ * once, at its start, and went on listing the old generation's entries
+ * after mlc_purge() had returned). */
+static struct mlc_cache *pw_c;
+static int pw_calls;
+
+static int
+purge_cb(void *arg, const struct mlc_key_info *k)
+{
+	(void)arg;
+	(void)k;
+	if (pw_calls++ == 0)
+		assert_int_equal(mlc_purge(pw_c), 0);
+	return 0;
+}
+
+static void
+test_namespace_keys_purged_by_callback(void **state)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	uint64_t cursor = 0;
+	char key[16];
+
+	(void)state;
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 4 << 20;
+	ao.page_size = 64 << 10;
+	ao.log_cells = 1024;
+	ao.flight_slots = 64;
+	assert_int_equal(mlc_arena_open(&a, NULL, &ao), 0);
+	pw_c = t_cache(a, "walk", NULL);
+	pw_calls = 0;
+	co.ttl_ms = MLC_TTL_NEVER;
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "k-%d", i);
+		assert_int_equal(mlc_set(pw_c, key, strlen(key), "v", 1, &co),
+				 0);
+	}
+	assert_int_equal(mlc_namespace_keys(a, "walk", &cursor, 0, purge_cb,
+					    NULL), 0);
+	assert_int_equal(cursor, 0);
+	assert_int_equal(pw_calls, 1);
+	mlc_cache_close(pw_c);
+	mlc_arena_close(a);
+}
+
 /* ---- size classes ------------------------------------------------------- */
 
 /* mlc_arena_class adds up to the arena: its pages are the pages not in the
@@ -647,6 +696,7 @@ main(void)
 			test_namespace_live_counts_evicted, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_namespace_keys_live, setup, teardown),
+		cmocka_unit_test(test_namespace_keys_purged_by_callback),
 		cmocka_unit_test_setup_teardown(
 			test_arena_classes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_l1_large, setup, teardown),
