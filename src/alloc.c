@@ -1510,7 +1510,8 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
  * when no class that close owns one.  With @p keep no item of the key is
  * a CLOCK victim (a compare-and-set replacing it: table.c); a page move
  * or an expiry may still take it.  The chunk comes back ALLOC; its writer
- * links it or frees it. */
+ * links it or frees it.  -ENOSPC when nothing could be had; the caller
+ * counts it as a failed store (write_failures) if it is one. */
 int
 mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 	   bool keep, uint64_t *off, uint64_t *gen)
@@ -1591,8 +1592,7 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 			page_steal(a, ci, now, mode);
 	}
 	mlc__alloc_heal(a);	/* a page a dead mover left: the next one's */
-	ck_pr_inc_64(&a->hdr->ah_write_failures);
-	return -ENOSPC;
+	return -ENOSPC;		/* counted by the store it fails, if any */
 }
 
 /* A chunk of class @p ci (locked) for a piece: its free list, the pool,
@@ -1705,7 +1705,6 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 		chunk_release(c, h);
 		chunk_push(a, c, p, k);
 		mlc__lock_give(&c->cl_lock);
-		ck_pr_inc_64(&a->hdr->ah_write_failures);
 		return -ENOSPC;
 	}
 	mlc__lock_give(&c->cl_lock);

@@ -1393,6 +1393,10 @@ mlc__table_put(struct mlc_arena *a, const struct mlc__key *k,
 	else
 		rc = mlc__alloc(a, (uint32_t)ci, k->hash, known, keep, &off,
 				&gen);
+	/* A store refused for lack of room; an index move's allocation
+	 * that finds none (move_entry()) is not one: the store goes on. */
+	if (rc == -ENOSPC)
+		ck_pr_inc_64(&a->hdr->ah_write_failures);
 	if (rc < 0)
 		return rc;
 	it = (struct mlc__item *)(void *)(a->base + off);

@@ -771,6 +771,103 @@ test_index_move_alloc_fails(void **state)
 	assert_int_equal(rep.problems, 0);
 }
 
+/* ---- a move that finds no room is no failed store -------------------- */
+
+/* The next key of prefix @p p (from *@p n on) of namespace @p ns whose
+ * buckets are @p x and @p y (b[0] = x if @p first, else in either order):
+ * its name in @p key. */
+static void
+key_in(struct mlc_arena *a, uint32_t ns, char p, uint32_t *n, uint32_t x,
+       uint32_t y, bool first, char key[16])
+{
+	for (;; (*n)++) {
+		struct mlc__key k = { .data = key, .ns = ns };
+		uint32_t b[2];
+		uint16_t tag;
+
+		k.len = (uint32_t)snprintf(key, 16, "%c%05u", p, *n);
+		mlc__key_hash(a, &k);
+		mlc__table_key_buckets(a, k.hash, b, &tag);
+		if ((b[0] == x && b[1] == y) ||
+		    (!first && b[0] == y && b[1] == x)) {
+			(*n)++;
+			return;
+		}
+	}
+}
+
+/* A store whose two buckets are full tries to move an entry to its other
+ * bucket first; the move's allocation, made while the store holds three
+ * of the index's four stripes, finds nothing to evict (every item is in
+ * those stripes), and the store evicts a victim instead and succeeds.
+ * Before: that move's failed allocation counted in write_failures ("stores
+ * refused for lack of room"), for a store that was not refused. */
+static void
+test_index_move_no_room_not_a_failure(void **state)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_arena_info in;
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c;
+	unsigned char big[64 * KIB], small[100];
+	uint32_t ns, n = 0, pages, large;
+	char key[16];
+
+	(void)state;
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 896 * KIB;
+	ao.page_size = 64 * KIB;
+	ao.max_items = 17;		/* 4 buckets, 4 stripes */
+	ao.log_cells = 64;
+	ao.flight_slots = 16;
+	assert_int_equal(mlc_arena_open(&a, NULL, &ao), 0);
+	co.flags = MLC_CACHE_NO_L1;
+	co.ttl_ms = MLC_TTL_NEVER;
+	c = t_cache(a, "room", &co);
+	assert_int_equal(mlc__ns_find(a, "room", &ns), 0);
+	assert_int_equal(a->bucket_mask, 3);
+	assert_int_equal(a->stripe_mask, 3);
+	in = info_of(a);
+	pages = (uint32_t)in.pages;
+	assert_true(pages >= 3 && pages <= 14);
+	memset(big, 'b', sizeof(big));
+	memset(small, 's', sizeof(small));
+	/* M, which may move: buckets 0 (where it goes, the tie's pick) and
+	 * 3 (a tag is odd, so bucket 0's other is 1 or 3), on a page of its
+	 * own. */
+	key_in(a, ns, 'm', &n, 0, 3, true, key);
+	assert_int_equal(mlc_set(c, key, 6, big, in.value_max - 6, NULL), 0);
+	/* Buckets 0 and 1 filled by keys that have no other: small ones on
+	 * one page, large ones on every other page. */
+	large = pages - 2;
+	for (uint32_t i = 0; i < 13; i++) {
+		key_in(a, ns, 'f', &n, 0, 1, false, key);
+		assert_int_equal(i < large ?
+				 mlc_set(c, key, 6, big, in.value_max - 6,
+					 NULL) :
+				 mlc_set(c, key, 6, small, sizeof(small),
+					 NULL), 0);
+	}
+	in = info_of(a);
+	assert_int_equal(in.items, 14);
+	assert_int_equal(in.pages_free, 0);
+	assert_int_equal(in.evictions + in.index_evictions, 0);
+	assert_int_equal(in.write_failures, 0);
+	/* A small key of buckets 0 and 1: its chunk from the small page; M's
+	 * move finds no large chunk, and a victim goes. */
+	key_in(a, ns, 'k', &n, 0, 1, false, key);
+	assert_int_equal(mlc_set(c, key, 6, small, sizeof(small), NULL), 0);
+	in = info_of(a);
+	print_info("move no room", &in);
+	assert_int_equal(in.index_moves, 0);
+	assert_int_equal(in.index_evictions, 1);
+	assert_int_equal(in.items, 14);
+	assert_int_equal(in.write_failures, 0);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
 /* ---- a writer stopped while its chunk turns LIVE ---------------------- */
 
 /* A forked child's semaphores, shared with its parent: stopped at a
@@ -2359,6 +2456,7 @@ main(void)
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_evictor_killed_fence,
 						fx_setup, fx_teardown),
+		cmocka_unit_test(test_index_move_no_room_not_a_failure),
 		cmocka_unit_test_setup_teardown(test_index_move_alloc_fails,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stamp_overwritten,
