@@ -471,7 +471,7 @@ mlc_namespace_keys(struct mlc_arena *a, const char *ns, uint64_t *cursor,
 		   uint32_t max_buckets, mlc_key_fn *fn, void *arg)
 {
 	struct walk_ent ents[MLC__SLOTS];
-	uint64_t b, end, nb, now = mlc__now_ms();
+	uint64_t b, end, nb;
 	uint32_t idx, gen;
 	char *keys;
 	int rc = 0;
@@ -502,8 +502,10 @@ mlc_namespace_keys(struct mlc_arena *a, const char *ns, uint64_t *cursor,
 		for (int i = 0; i < n && rc == 0; i++) {
 			if (ck_pr_load_32(&a->ns[idx].ns_gen) != gen)
 				break;
+			/* Staleness and TTL as of the report: fn may take
+			 * its time. */
 			rc = walk_report(&ents[i], keys + (size_t)i *
-					 MLC_KEY_MAX, now, fn, arg);
+					 MLC_KEY_MAX, mlc__now_ms(), fn, arg);
 		}
 	}
 	*cursor = b >= nb ? 0 : b;

@@ -573,6 +573,58 @@ test_namespace_keys_purged_by_callback(void **state)
 	mlc_arena_close(a);
 }
 
+/* A walk whose callback takes long (here: moves the clock 10 s on at its
+ * first call) flags what expired meanwhile: each entry's staleness and
+ * TTL are as of its report, not of the walk's start (before, every key of
+ * a 5 s TTL was listed fresh, with up to 5 s left, 10 s later). */
+static int tw_calls, tw_fresh;
+
+static int
+slow_cb(void *arg, const struct mlc_key_info *k)
+{
+	(void)arg;
+	if (tw_calls++ == 0) {
+		mlc__clock_advance(10000);
+		return 0;
+	}
+	if (!(k->flags & MLC_STALE))
+		tw_fresh++;
+	return 0;
+}
+
+static void
+test_namespace_keys_slow_callback(void **state)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c;
+	uint64_t cursor = 0;
+	char key[16];
+
+	(void)state;
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 4 << 20;
+	ao.page_size = 64 << 10;
+	ao.log_cells = 1024;
+	ao.flight_slots = 64;
+	assert_int_equal(mlc_arena_open(&a, NULL, &ao), 0);
+	c = t_cache(a, "walk", NULL);
+	tw_calls = tw_fresh = 0;
+	co.ttl_ms = 5000;
+	for (int i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "k-%d", i);
+		assert_int_equal(mlc_set(c, key, strlen(key), "v", 1, &co), 0);
+	}
+	assert_int_equal(mlc_namespace_keys(a, "walk", &cursor, 0, slow_cb,
+					    NULL), 0);
+	mlc__clock_advance(-10000);
+	assert_int_equal(tw_calls, 200);
+	assert_int_equal(tw_fresh, 0);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
 /* ---- size classes ------------------------------------------------------- */
 
 /* mlc_arena_class adds up to the arena: its pages are the pages not in the
@@ -697,10 +749,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			test_namespace_keys_live, setup, teardown),
 		cmocka_unit_test(test_namespace_keys_purged_by_callback),
+		cmocka_unit_test(test_namespace_keys_slow_callback),
 		cmocka_unit_test_setup_teardown(
 			test_arena_classes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_l1_large, setup, teardown),
 	};
 
+	t_filter();	/* MLC_TEST_FILTER */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
