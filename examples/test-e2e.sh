@@ -1059,12 +1059,45 @@ run_server() {
 		ok "/admin/stats is JSON with the arena's and the namespace's names escaped ('\"', '\\', a tab, a byte that is not UTF-8 as U+FFFD)"
 
 	run_checks server
+	server_pipeline
 
 	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
 	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
 	server_backoff "$pid"
 	stop_and_check "$pid" "$arena" TERM
 	grep -q "stopped, arena unlinked" "$work/server.log" || fail "mlc-server did not log its stop"
+}
+
+# Requests pipelined on one connection, all sent before any answer is
+# read, whose answers pass the 256 KiB a worker queues before it writes
+# (the value "big" of run_checks is about 200 KB): every one is answered.
+# The worker stopped parsing at that mark and, when the write went out at
+# once, waited for more input that never came (review AB).
+server_pipeline() {
+	local out
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(b"GET /item?key=big HTTP/1.1\r\nHost: x\r\n\r\n" * 4 +
+          b"GET /item?key=k1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+data = b""
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        data += d
+except socket.timeout:
+    pass
+print(data.count(b"HTTP/1.1 200 "), data.endswith(b"value-1-v2"))
+EOF
+) || { fail "pipelined requests: $out"; return 1; }
+	if [ "$out" = "5 True" ]; then
+		ok "5 pipelined requests on one connection (4 answers of 200 KB, over the 256 KiB a worker queues): all answered"
+	else
+		fail "5 pipelined requests on one connection (4 answers of 200 KB): answers, last one whole: $out"
+	fi
 }
 
 # Workers that die soon after their start are started again after a

@@ -39,6 +39,7 @@
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -715,34 +716,46 @@ conn_want_out(struct worker *w, struct conn *c, int on)
 	c->want_out = on;
 }
 
+/* Answers queued before a write: past them, the requests left in c->in
+ * wait until the answers are out. */
+#define OUT_HIGH (256 << 10)
+
 /* Serve every complete request in c->in, then write. */
 static void
 conn_serve(struct worker *w, struct conn *c)
 {
 	struct request rq;
+	bool held;
 	long used;
 	int rc;
 
-	while (!c->closing && c->out.len < (256 << 10) &&
-	       (used = parse(c, &rq)) != 0) {
-		if (used < 0) {
-			rq.keep_alive = 0;
-			rq.head = 0;
-			respond_text(w, c, &rq, (int)-used, "bad request\n");
-			break;
+	do {
+		while (!(held = c->out.len >= OUT_HIGH) && !c->closing &&
+		       (used = parse(c, &rq)) != 0) {
+			if (used < 0) {
+				rq.keep_alive = 0;
+				rq.head = 0;
+				respond_text(w, c, &rq, (int)-used,
+					     "bad request\n");
+				break;
+			}
+			if (handle(w, c, &rq) != 0) {
+				conn_close(w, c);
+				return;
+			}
+			memmove(c->in.p, c->in.p + used,
+				c->in.len - (size_t)used);
+			c->in.len -= (size_t)used;
 		}
-		if (handle(w, c, &rq) != 0) {
+		rc = conn_flush(c);
+		if (rc < 0 || (rc == 0 && c->closing)) {
 			conn_close(w, c);
 			return;
 		}
-		memmove(c->in.p, c->in.p + used, c->in.len - (size_t)used);
-		c->in.len -= (size_t)used;
-	}
-	rc = conn_flush(c);
-	if (rc < 0 || (rc == 0 && c->closing)) {
-		conn_close(w, c);
-		return;
-	}
+		/* All written at once: the requests held back by OUT_HIGH
+		 * are served now, as no event will come for them (the
+		 * client sent them all and waits). */
+	} while (rc == 0 && held);
 	conn_want_out(w, c, rc == 1);
 }
 
