@@ -1027,7 +1027,28 @@ run_server() {
 	else
 		fail "mlc-server on an arena whose namespace table is full: exit $rc, '$out'"
 	fi
+	# a start that fails leaves an arena it did not make as it was: it
+	# unlinked it, and with it the cache of the server that had made it
+	# (a second server on its arena and port: "Address already in use")
+	# (review AB)
+	rc=0
+	out=$(timeout 10 "$build/examples/server/mlc-server" --db "$db" --arena "$full" --namespace ns1 --listen 127.0.0.256 --workers 2 2>&1) || rc=$?
+	if [ "$rc" = 1 ] && grep -qF "bad address" <<<"$out" &&
+		[ "$("$build/tools/mlcctl" "$full" get ns1 k 2>&1)" = v ]; then
+		ok "mlc-server that fails to start (bad --listen) on an arena it did not make: exit 1, the arena left as it was"
+	else
+		fail "mlc-server that fails to start on an arena it did not make: exit $rc, '$out', $(ls -l "/dev/shm/$full" 2>&1)"
+	fi
 	rm -f "/dev/shm/$full"
+	# one it made is removed again
+	rc=0
+	out=$(timeout 10 "$build/examples/server/mlc-server" --db "$db" --arena "$full" --listen 127.0.0.256 --workers 2 2>&1) || rc=$?
+	if [ "$rc" = 1 ] && [ ! -e "/dev/shm/$full" ]; then
+		ok "mlc-server that fails to start on an arena it made: exit 1, the arena unlinked"
+	else
+		fail "mlc-server that fails to start on an arena it made: exit $rc, '$out', $(ls -l "/dev/shm/$full" 2>&1)"
+		rm -f "/dev/shm/$full"
+	fi
 	arenas+=("$arena")
 	for try in 1 2 3 4 5; do
 		port=0

@@ -5,8 +5,9 @@
  *
  *   mlc-server --db items.db [--port 8080] [--workers 4] [--arena NAME]
  *
- * The master creates the arena, opens the namespace once (a full table of
- * them is one error, exit 1), binds 127.0.0.1:PORT, forks the workers
+ * The master creates the arena (or attaches it, if it exists: a start that
+ * fails then leaves it as it was), opens the namespace once (a full table
+ * of them is one error, exit 1), binds 127.0.0.1:PORT, forks the workers
  * (respawning one that dies, after a back-off if it died soon after its
  * start: struct slot) and, on SIGTERM or SIGINT, stops them, then unlinks
  * the arena.  Each worker opens its own cache handle, accepts on the
@@ -1039,6 +1040,28 @@ parse_num(const char *opt, const char *s, long long lo, long long hi)
 	return n;
 }
 
+/* Attach cfg.arena, or create it (*@p made: true) if it does not exist. */
+static int
+arena_open(struct mlc_arena **ap, bool *made)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	int rc;
+
+	for (;;) {
+		ao.flags = 0;
+		rc = mlc_arena_open(ap, cfg.arena, &ao);
+		*made = false;
+		if (rc != -ENOENT)
+			return rc;
+		ao.flags = MLC_ARENA_CREATE | MLC_ARENA_EXCL;
+		ao.bytes = cfg.arena_bytes;
+		rc = mlc_arena_open(ap, cfg.arena, &ao);
+		*made = true;
+		if (rc != -EEXIST)	/* else made meanwhile: attach it */
+			return rc;
+	}
+}
+
 static void
 usage(FILE *f)
 {
@@ -1076,7 +1099,6 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_cache_options co_probe = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_arena *arena;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -1086,6 +1108,7 @@ main(int argc, char **argv)
 	char arena_name[64];
 	sigset_t mask;
 	int opt, lfd, one = 1, rc, alive;
+	bool made;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -1140,9 +1163,7 @@ main(int argc, char **argv)
 	}
 
 	/* everything the workers share, made before they exist */
-	ao.flags = MLC_ARENA_CREATE;
-	ao.bytes = cfg.arena_bytes;
-	rc = mlc_arena_open(&arena, cfg.arena, &ao);
+	rc = arena_open(&arena, &made);
 	if (rc != 0)
 		die("mlc_arena_open", rc);
 	/* what would make every worker die at its start, said once: the
@@ -1230,7 +1251,11 @@ main(int argc, char **argv)
 	return 0;
 
 fail:
+	/* A start that fails removes only an arena it made: one that
+	 * existed may be another server's, in use (a second server on its
+	 * arena and port). */
 	mlc_arena_close(arena);
-	mlc_arena_unlink(cfg.arena, 0);
+	if (made)
+		mlc_arena_unlink(cfg.arena, 0);
 	return 1;
 }
