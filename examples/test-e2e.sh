@@ -1000,10 +1000,14 @@ run_server() {
 	# nothing made (atoi took --port notaport for 0, any port); an --lru
 	# over 2^28, which mlc_cache_open() refuses, was taken, and the master
 	# respawned its dying workers as fast as it could fork (review T); so
-	# was a namespace name over 47 bytes
+	# was a namespace name over 47 bytes; an --arena-bytes past 2^64 after
+	# its suffix wrapped (17179869185g made an arena of 1 GiB) and a
+	# negative one was taken for a huge size (review AB)
 	local bad out rc
 	for bad in "--port notaport" "--port 70000" "--workers 0" "--ttl -5" "--lru x" \
-		"--lru 268435457" "--namespace $(printf 'n%.0s' $(seq 48))"; do
+		"--lru 268435457" "--namespace $(printf 'n%.0s' $(seq 48))" \
+		"--arena-bytes 17179869185g" "--arena-bytes -1" "--arena-bytes 5mb" \
+		"--arena-bytes 99999999999999999999"; do
 		rc=0
 		# shellcheck disable=SC2086
 		out=$(timeout 10 "$build/examples/server/mlc-server" --db "$db" --arena "${PREFIX}srv-$$-bad" $bad 2>&1) || rc=$?

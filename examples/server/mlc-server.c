@@ -1002,23 +1002,33 @@ supervise(struct slot *slots, int n, const sigset_t *mask,
 	}
 }
 
+/* --arena-bytes: a whole number of bytes, or of K, M or G (binary), or
+ * exit 2.  Digits only (strtoull took "-1" for 2^64 - 1), and a size
+ * past 2^64 is refused, not wrapped by its suffix's shift (17179869185g
+ * was 1 GiB). */
 static uint64_t
 parse_bytes(const char *s)
 {
-	char *e;
-	uint64_t n = strtoull(s, &e, 10);
+	unsigned shift = 0;
+	char *e = (char *)s;
+	uint64_t n;
 
-	switch (*e) {
-	case 'k': case 'K': n <<= 10; e++; break;
-	case 'm': case 'M': n <<= 20; e++; break;
-	case 'g': case 'G': n <<= 30; e++; break;
-	default: break;
+	errno = 0;
+	n = *s >= '0' && *s <= '9' ? strtoull(s, &e, 10) : 0;
+	if (n != 0 && errno == 0) {
+		switch (*e) {
+		case 'k': case 'K': shift = 10; e++; break;
+		case 'm': case 'M': shift = 20; e++; break;
+		case 'g': case 'G': shift = 30; e++; break;
+		default: break;
+		}
 	}
-	if (*e || n == 0) {
-		fprintf(stderr, "mlc-server: bad size \"%s\"\n", s);
+	if (n == 0 || errno != 0 || *e != '\0' || n > UINT64_MAX >> shift) {
+		fprintf(stderr, "mlc-server: --arena-bytes wants a whole number "
+			"of bytes, or of K, M or G, not \"%s\"\n", s);
 		exit(2);
 	}
-	return n;
+	return n << shift;
 }
 
 /* Option @p opt's whole decimal number from @p lo to @p hi, or exit 2
