@@ -464,6 +464,40 @@ assert d["total"]["chunks_used"] == int(sys.argv[2]), (d["total"], sys.argv[2])
 assert d["total"]["pages"] + d["pages_free"] == d["pages"], d
 EOF
 
+echo "== terminal controls: never written raw"
+# C1 controls (U+0080 to U+009F: CSI is U+009B) are well-formed UTF-8 but
+# not printable: a terminal may act on them, as on ESC.  The text of keys,
+# ls and stats shows them as \xHH, as it does bytes below 0x20 (review AB:
+# they were written raw).
+CA=$tmp/ctl.mlc
+ckey=$(printf 'a\xc2\x9b2J\xc2\x85x')
+cns=$(printf 'n\xc2\x9b31m')
+run 0 "$M" --file "$CA" set --create --bytes 8M "$cns" "$ckey" v
+c1_raw() { LC_ALL=C grep -q $'\xc2[\x80-\x9f]' "$tmp/$1"; }
+run 0 "$M" --file "$CA" keys "$cns"
+has out '^a\\xc2\\x9b2J\\xc2\\x85x'$'\t'
+c1_raw out && bad "keys wrote a C1 control raw: $(od -c "$tmp/out" | head -3)" || ok
+for c in ls stats "stats --format prometheus" "stats --json" "keys $cns --json"; do
+	# shellcheck disable=SC2086
+	run 0 "$M" --file "$CA" $c
+	c1_raw out && bad "$c wrote a C1 control raw" || ok
+done
+run 0 "$M" --file "$CA" ls;    has out '^n\\xc2\\x9b31m '
+run 0 "$M" --file "$CA" stats --json
+"$PY" - "$tmp/out" "$cns" <<'EOF' && ok || bad "stats --json: a name with a C1 control: $(cat "$tmp/out")"
+import json, os, sys
+ns = json.load(open(sys.argv[1]))["namespaces"]
+assert list(ns) == ["n\\xc2\\x9b31m"], list(ns)
+assert bytes.fromhex(ns["n\\xc2\\x9b31m"]["name_hex"]) == os.fsencode(sys.argv[2])
+EOF
+run 0 "$M" --file "$CA" keys "$cns" --json
+"$PY" - "$tmp/out" "$ckey" <<'EOF' && ok || bad "keys --json: a key with C1 controls: $(cat "$tmp/out")"
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+assert [k["key"].encode() for k in d["keys"]] == [os.fsencode(sys.argv[2])], d
+EOF
+rm -f "$CA"
+
 echo "== procs"
 if [ -z "$H" ]; then
 	echo "SKIP: no hold-arena program given: procs not checked"

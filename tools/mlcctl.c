@@ -585,7 +585,8 @@ put_name(FILE *f, const char *name)
 	for (size_t i = 0; i < n;) {
 		size_t l = utf8_len(s + i, n - i);
 
-		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\') {
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\' ||
+		    utf8_is_c1(s + i, l)) {
 			if (s[i] == '\\')
 				fputs("\\\\", f);
 			else
@@ -608,7 +609,8 @@ name_width(const char *name)
 	for (size_t i = 0; i < n;) {
 		size_t l = utf8_len(s + i, n - i);
 
-		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f) {
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f ||
+		    utf8_is_c1(s + i, l)) {
 			w += 4;
 			i++;
 		} else {
@@ -642,6 +644,8 @@ put_quoted(FILE *f, const char *str, bool prom)
 			fputs("\\n", f);
 		else if (!prom && s[i] < 0x20)
 			fprintf(f, "\\u%04x", s[i]);
+		else if (!prom && utf8_is_c1(s + i, l))
+			fprintf(f, "\\u%04x", s[i + 1]);
 		else
 			fwrite(s + i, 1, l, f);
 		i += l;
@@ -666,7 +670,8 @@ put_name_quoted(FILE *f, const char *name)
 	for (size_t i = 0; i < n;) {
 		size_t l = utf8_len(s + i, n - i);
 
-		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\') {
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\' ||
+		    utf8_is_c1(s + i, l)) {
 			if (s[i] == '\\')
 				fputs("\\\\\\\\", f);
 			else
@@ -709,6 +714,9 @@ put_json_bytes(FILE *f, const unsigned char *s, size_t n)
 		} else if (s[i] < 0x20 || s[i] == 0x7f) {
 			fprintf(f, "\\u%04x", s[i]);
 			i++;
+		} else if (utf8_is_c1(s + i, l)) {	/* U+0080..U+009F */
+			fprintf(f, "\\u%04x", s[i + 1]);
+			i += l;
 		} else {
 			fwrite(s + i, 1, l, f);
 			i += l;
@@ -1745,7 +1753,8 @@ put_key(FILE *f, const unsigned char *s, size_t n)
 	for (size_t i = 0; i < n;) {
 		size_t l = s[i] ? utf8_len(s + i, n - i) : 0;
 
-		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\') {
+		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\' ||
+		    utf8_is_c1(s + i, l)) {
 			if (s[i] == '\\')
 				fputs("\\\\", f);
 			else

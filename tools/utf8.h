@@ -7,6 +7,7 @@
 #ifndef MLC_TOOLS_UTF8_H
 #define MLC_TOOLS_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The length of the well-formed UTF-8 sequence at @p p (@p left bytes, at
@@ -42,6 +43,16 @@ utf8_len(const unsigned char *p, size_t left)
 		if (p[i] < 0x80 || p[i] > 0xbf)
 			return 0;
 	return n;
+}
+
+/* Whether the @p n bytes at @p p, a sequence utf8_len() accepted, are a C1
+ * control (U+0080 to U+009F): well-formed, but no more printable than the
+ * C0 controls, and a terminal may act on one (U+009B is CSI, as ESC [ is).
+ * Text for humans escapes them with the C0 controls. */
+static inline bool
+utf8_is_c1(const unsigned char *p, size_t n)
+{
+	return n == 2 && p[0] == 0xc2 && p[1] <= 0x9f;
 }
 
 #endif /* MLC_TOOLS_UTF8_H */
