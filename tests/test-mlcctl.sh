@@ -166,6 +166,24 @@ run 0 F ls
 [ "$(grep -c . "$tmp/out")" = "$nsbefore" ] && ok || bad "ls changed after lookups in a missing namespace"
 lacks out nons
 
+echo "== keys and names in messages: escaped, no forged lines"
+# Messages on stderr quote keys and namespace names as ls shows names
+# (review AB: keys were written raw, and a newline in one forged a line).
+fk=$'x\nmlcctl: forged\e[2J'
+G() { "$M" --file "$tmp/msg.mlc" "$@"; }
+run 0 G set --create --bytes 8M users k v
+run 1 G get users "$fk";      lacks err '^mlcctl: forged'; has err "no key 'x\\\\x0amlcctl: forged\\\\x1b\\[2J'"
+run 0 G set users "$fk" v -v; lacks err '^mlcctl: forged'; has err "under 'x\\\\x0amlcctl"
+run 0 G set users "$fk" --negative
+run 0 G get users "$fk";      lacks err '^mlcctl: forged'; has err "'x\\\\x0amlcctl: forged\\\\x1b\\[2J' is a cached miss"
+run 0 G delete users "$fk" -v; lacks err '^mlcctl: forged'; has err "deleted 'x\\\\x0amlcctl"
+run 0 G set "$fk" k v
+run 0 G purge "$fk" -v;       lacks err '^mlcctl: forged'; has err "purged namespace 'x\\\\x0amlcctl"
+run 2 G stats --ns "$fk$(printf 'n%.0s' $(seq 48))"
+lacks err '^mlcctl: forged'; has err "'x\\\\x0amlcctl: forged\\\\x1b\\[2Jnnn"
+LC_ALL=C grep -q $'\e' "$tmp/err" && bad "an ESC written raw to stderr" || ok
+rm -f "$tmp/msg.mlc"
+
 echo "== delete, purge"
 run 0 F set other o1 v1
 run 0 F delete users u:1 -v;     has err "deleted 'u:1'"

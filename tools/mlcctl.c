@@ -574,16 +574,14 @@ parse_args(struct opts *o, int argc, char **argv)
 
 /* ---- output helpers ---------------------------------------------------- */
 
-/* A namespace name for humans: valid UTF-8 as is, other bytes and
- * controls as \xNN. */
+/* @p n bytes (keys are any bytes, NUL too) for humans: valid UTF-8 as is,
+ * a backslash as \\, other bytes and the controls (C0, DEL, C1) as \xHH,
+ * so that nothing written acts on a terminal or starts a line. */
 static void
-put_name(FILE *f, const char *name)
+put_key(FILE *f, const unsigned char *s, size_t n)
 {
-	const unsigned char *s = (const unsigned char *)name;
-	size_t n = strlen(name);
-
 	for (size_t i = 0; i < n;) {
-		size_t l = utf8_len(s + i, n - i);
+		size_t l = s[i] ? utf8_len(s + i, n - i) : 0;
 
 		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\' ||
 		    utf8_is_c1(s + i, l)) {
@@ -597,6 +595,14 @@ put_name(FILE *f, const char *name)
 		fwrite(s + i, 1, l, f);
 		i += l;
 	}
+}
+
+/* A namespace name (or a key from the command line) for humans, as
+ * put_key() shows bytes. */
+static void
+put_name(FILE *f, const char *name)
+{
+	put_key(f, (const unsigned char *)name, strlen(name));
 }
 
 /* Display width of put_name()'s output (one column per code point). */
@@ -877,8 +883,10 @@ check_ns_name(const char *ns)
 	size_t n = strlen(ns);
 
 	if (n == 0 || n > MLC_NAME_MAX) {
-		err("namespace name must be 1 to %d bytes, '%s' has %zu",
-		    MLC_NAME_MAX, ns, n);
+		fprintf(stderr, "%s: namespace name must be 1 to %d bytes, '",
+			prog, MLC_NAME_MAX);
+		put_name(stderr, ns);
+		fprintf(stderr, "' has %zu\n", n);
 		return X_ERR;
 	}
 	return 0;
@@ -1560,7 +1568,9 @@ cmd_get(struct opts *o)
 	else
 		rc = mlc_get_ex(c, key, strlen(key), &co, NULL, NULL, &v);
 	if (rc == -ENOENT) {
-		fprintf(stderr, "%s: no key '%s' in namespace '", prog, key);
+		fprintf(stderr, "%s: no key '", prog);
+		put_name(stderr, key);
+		fputs("' in namespace '", stderr);
 		put_name(stderr, o->pos[2]);
 		fputs("'\n", stderr);
 		close_cache(a, c);
@@ -1574,8 +1584,9 @@ cmd_get(struct opts *o)
 	if (o->given & O_VERBOSE)
 		print_meta(stderr, &v);
 	if (v.flags & MLC_NEGATIVE) {
-		fprintf(stderr, "%s: '%s' is a cached miss (negative "
-			"entry)\n", prog, key);
+		fprintf(stderr, "%s: '", prog);
+		put_name(stderr, key);
+		fputs("' is a cached miss (negative entry)\n", stderr);
 	} else if (o->given & O_HEX) {
 		const unsigned char *p = v.data;
 
@@ -1685,8 +1696,10 @@ cmd_set(struct opts *o)
 	if (rc < 0) {
 		rc = fail(rc, "set");
 	} else if (o->given & O_VERBOSE) {
-		fprintf(stderr, "stored %zu bytes%s under '%s'\n", len,
-			neg ? " (negative entry)" : "", key);
+		fprintf(stderr, "stored %zu bytes%s under '", len,
+			neg ? " (negative entry)" : "");
+		put_name(stderr, key);
+		fputs("'\n", stderr);
 	}
 	close_cache(a, c);
 	return rc;
@@ -1710,11 +1723,13 @@ cmd_delete(struct opts *o)
 	had = mlc_peek(c, key, strlen(key), MLC_CALL_STALE_OK, &v) == 0;
 	mlc_value_release(&v);
 	rc = mlc_delete(c, key, strlen(key));
-	if (rc < 0)
+	if (rc < 0) {
 		rc = fail(rc, "delete");
-	else if (o->given & O_VERBOSE)
-		fprintf(stderr, "%s '%s'%s\n", had ? "deleted" : "invalidated",
-			key, had ? "" : " (L2 did not have it)");
+	} else if (o->given & O_VERBOSE) {
+		fprintf(stderr, "%s '", had ? "deleted" : "invalidated");
+		put_name(stderr, key);
+		fprintf(stderr, "'%s\n", had ? "" : " (L2 did not have it)");
+	}
 	close_cache(a, c);
 	return rc;
 }
@@ -1729,10 +1744,13 @@ cmd_purge(struct opts *o)
 	if ((rc = open_cache(o, false, false, &a, &c)) != 0)
 		return rc;
 	rc = mlc_purge(c);
-	if (rc < 0)
+	if (rc < 0) {
 		rc = fail(rc, "purge");
-	else if (o->given & O_VERBOSE)
-		fprintf(stderr, "purged namespace '%s'\n", o->pos[2]);
+	} else if (o->given & O_VERBOSE) {
+		fputs("purged namespace '", stderr);
+		put_name(stderr, o->pos[2]);
+		fputs("'\n", stderr);
+	}
 	close_cache(a, c);
 	return rc;
 }
@@ -1745,27 +1763,6 @@ struct keys_ctx {
 	uint64_t limit, n;
 	bool json;
 };
-
-/* @p n bytes as put_name() shows a name (NUL bytes included). */
-static void
-put_key(FILE *f, const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t l = s[i] ? utf8_len(s + i, n - i) : 0;
-
-		if (l == 0 || s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\' ||
-		    utf8_is_c1(s + i, l)) {
-			if (s[i] == '\\')
-				fputs("\\\\", f);
-			else
-				fprintf(f, "\\x%02x", s[i]);
-			i++;
-			continue;
-		}
-		fwrite(s + i, 1, l, f);
-		i += l;
-	}
-}
 
 /* One entry of `keys --json`. */
 static void
