@@ -425,6 +425,27 @@ EOF
 	rm -f "$WA"
 fi
 
+echo "== stats --watch: each report of the arena at the name now"
+# An arena removed and made again under its name (a server restarted)
+# is the one reported, and a name with no arena ends the watch (exit 2):
+# the watch reported the first arena's frozen counters forever, as if
+# alive (review AB).
+WW=$tmp/watch.mlc
+run 0 "$M" --file "$WW" set --create --bytes 8M before k v
+( timeout 6 "$M" --file "$WW" stats --watch 1 >"$tmp/wout" 2>"$tmp/werr"
+  echo $? >"$tmp/wrc" ) &
+wpid=$!
+sleep 1.5
+rm -f "$WW"
+"$M" --file "$WW" set --create --bytes 8M after k v >/dev/null 2>&1
+sleep 1.5
+rm -f "$WW"
+wait $wpid
+has wout '^namespace +before$'
+has wout '^namespace +after$' "stats --watch: the arena made again not reported"
+[ "$(cat "$tmp/wrc")" = 2 ] && ok || bad "stats --watch: exit $(cat "$tmp/wrc") once the arena is gone, wanted 2"
+has werr "cannot attach arena"
+
 echo "== keys, slabs: json"
 # Keys are bytes: valid UTF-8 stays characters, other bytes are \u00XX and
 # the key then also comes as key_hex (the keys --help text).

@@ -106,7 +106,9 @@ static const struct command commands[] = {
 	  "                 mlc_build_info{version=\"...\"} 1)\n"
 	  "  --json         the same as --format json\n"
 	  "  --watch S      print a whole report every S seconds until\n"
-	  "                 killed\n"
+	  "                 killed, each of the arena at the name then (one\n"
+	  "                 made again is followed; none ends the watch,\n"
+	  "                 exit 2)\n"
 	  "\n"
 	  "Namespace names are any bytes but NUL.  In json (the keys of\n"
 	  "\"namespaces\") and prometheus (the namespace label) a name is\n"
@@ -1363,8 +1365,9 @@ stats_prom(const struct opts *o, const struct mlc_arena_info *info,
 	}
 }
 
+/* One report of the arena at the name now. */
 static int
-cmd_stats(struct opts *o)
+stats_once(struct opts *o)
 {
 	struct mlc_arena_info info;
 	struct mlc_arena *a;
@@ -1373,30 +1376,39 @@ cmd_stats(struct opts *o)
 
 	if ((rc = open_arena_mode(o, false, true, &a)) != 0)
 		return rc;
-	for (;;) {
-		memset(&l, 0, sizeof(l));
-		rc = arena_info(a, &info);
-		if (rc == 0)
-			rc = ns_list_get(a, o->ns, &l);
-		if (rc == 0)
-			rc = ns_list_info(a, &l);
-		if (rc == 0) {
-			if (o->format == F_JSON)
-				stats_json(o, &info, &l);
-			else if (o->format == F_PROM)
-				stats_prom(o, &info, &l);
-			else
-				stats_table(o, &info, &l);
-		}
-		ns_list_free(&l);
-		/* --watch: a whole report every N seconds, until killed. */
-		if (rc != 0 || o->watch == 0 || fflush(stdout) != 0)
-			break;
+	memset(&l, 0, sizeof(l));
+	rc = arena_info(a, &info);
+	if (rc == 0)
+		rc = ns_list_get(a, o->ns, &l);
+	if (rc == 0)
+		rc = ns_list_info(a, &l);
+	if (rc == 0) {
+		if (o->format == F_JSON)
+			stats_json(o, &info, &l);
+		else if (o->format == F_PROM)
+			stats_prom(o, &info, &l);
+		else
+			stats_table(o, &info, &l);
+	}
+	ns_list_free(&l);
+	mlc_arena_close(a);
+	return rc;
+}
+
+static int
+cmd_stats(struct opts *o)
+{
+	int rc;
+
+	/* --watch: a whole report every N seconds, until killed.  Each
+	 * attaches anew: a handle kept would go on showing an arena removed
+	 * meanwhile (and made again under the name), frozen, as if alive. */
+	while ((rc = stats_once(o)) == 0 && o->watch != 0 &&
+	       fflush(stdout) == 0) {
 		nanosleep(&(struct timespec){ .tv_sec = o->watch }, NULL);
 		if (o->format == F_TABLE)
 			fputc('\n', stdout);
 	}
-	mlc_arena_close(a);
 	return rc;
 }
 
