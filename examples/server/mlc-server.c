@@ -29,6 +29,8 @@
  * the other workers go on serving.
  *
  * The SQL gets the key as parameter 1 and returns the value in column 0.
+ * The master opens the database and compiles the SQL once before it makes
+ * anything: one that fails is an error (exit 2), not a 502 on every GET.
  * A SQL function sleep_ms(N) is registered on the connection so that tests
  * can make the backend slow for a chosen row.
  */
@@ -219,6 +221,29 @@ backend_open(struct backend *be, struct mlc_load *out)
 		return -EIO;
 	}
 	return 0;
+}
+
+/* Whether --db opens and --sql compiles with a parameter for the key, as
+ * each worker will open them: said once, exit 2, before anything is made
+ * (every GET answered 502 before). */
+static void
+backend_check(void)
+{
+	struct mlc_load out = { 0 };
+	struct backend be = { 0 };
+
+	if (backend_open(&be, &out) != 0) {
+		fprintf(stderr, "mlc-server: --db or --sql: %s\n", out.errmsg);
+		exit(2);
+	}
+	if (sqlite3_bind_parameter_count(be.stmt) < 1 ||
+	    sqlite3_column_count(be.stmt) < 1) {
+		fprintf(stderr, "mlc-server: --sql \"%s\" takes no key (?1) or "
+			"returns no column\n", cfg.sql);
+		backend_close(&be);
+		exit(2);
+	}
+	backend_close(&be);
 }
 
 /* A row is the value, no row is "not found" (cached as a negative entry),
@@ -1077,8 +1102,9 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: mlc-server --db FILE [options]\n"
-"  --db FILE          SQLite database (opened read-only by each worker)\n"
-"  --sql SQL          key is ?1, value is column 0\n"
+"  --db FILE          SQLite database (opened read-only by each worker;\n"
+"                     one that cannot be opened is refused at the start)\n"
+"  --sql SQL          key is ?1, value is column 0 (compiled at the start)\n"
 "                     (default: SELECT value FROM items WHERE key = ?)\n"
 "  --listen ADDR      default 127.0.0.1\n"
 "  --port N           default 8080; 0 picks a free one\n"
@@ -1166,6 +1192,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	backend_check();
 	if (cfg.arena == NULL) {
 		snprintf(arena_name, sizeof(arena_name), "mlc-server-%ld",
 			 (long)getpid());
