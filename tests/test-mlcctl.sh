@@ -91,6 +91,10 @@ run 2 "$M" --file "$A" get ns k --json; has err '--json does not apply'
 echo "== arenas that cannot be attached: exit 2, nothing created"
 run 2 "$M" "bad/arena/name" stats;  has err 'cannot attach .*invalid argument \(-22\)'
 has err 'use --file'
+# with --bytes too (review AB: the hint was left out, as if --bytes were
+# the fault)
+run 2 "$M" "bad/arena/name" set --create --bytes 8M ns k v
+has err "an shm name has no '/'"
 run 2 "$M" "mlcctl-absent-$$" ls;   has err 'not found \(-2\)'
 run 2 "$M" --file "$A" stats;        has err 'cannot attach'
 has err 'does not create arenas'

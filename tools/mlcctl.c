@@ -853,9 +853,14 @@ open_arena_mode(struct opts *o, bool create, bool rdonly,
 	err("cannot %s arena '%s': %s (%d)", create ? "open or create" :
 	    "attach", o->arena, mlc_strerror(rc), rc);
 	explain_attach(o, rc);
-	if (rc == -EINVAL && create && (o->given & O_BYTES)) {
+	/* -EINVAL: a bad name, or (with --bytes) a size too small; the
+	 * name's hint whatever --bytes says. */
+	if (rc == -EINVAL && !(o->given & O_FILE) &&
+	    strchr(o->arena + 1, '/') != NULL) {
+		err("hint: an shm name has no '/' after the first; use --file "
+		    "for a path");
+	} else if (rc == -EINVAL && create && (o->given & O_BYTES)) {
 		uint64_t min = mlc_arena_min_bytes(&ao);
-
 		uint64_t have = existing_bytes(o);
 
 		if (min > o->bytes)
@@ -866,16 +871,13 @@ open_arena_mode(struct opts *o, bool create, bool rdonly,
 		if (have != 0)
 			err("arena '%s' exists with %" PRIu64 " bytes, and "
 			    "keeps them", o->arena, have);
-	} else if (rc == -ENOENT && !create)
+	} else if (rc == -ENOENT && !create) {
 		err("hint: mlcctl does not create arenas (except set "
 		    "--create)%s", (o->given & O_FILE) ? "" :
 		    "; a file path needs --file");
-	else if (rc == -EINVAL && !(o->given & O_FILE) &&
-		 strchr(o->arena + 1, '/') != NULL)
-		err("hint: an shm name has no '/' after the first; use --file "
-		    "for a path");
-	else if (rc == -EACCES && !(o->given & O_FOREIGN))
+	} else if (rc == -EACCES && !(o->given & O_FOREIGN)) {
 		err("hint: --foreign attaches an arena of another uid");
+	}
 	return X_ERR;
 }
 
