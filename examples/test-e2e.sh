@@ -1088,6 +1088,7 @@ run_server() {
 
 	run_checks server
 	server_pipeline
+	server_content_length
 
 	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
 	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
@@ -1125,6 +1126,44 @@ EOF
 		ok "5 pipelined requests on one connection (4 answers of 200 KB, over the 256 KiB a worker queues): all answered"
 	else
 		fail "5 pipelined requests on one connection (4 answers of 200 KB): answers, last one whole: $out"
+	fi
+}
+
+# A Content-Length is digits, and one: two that differ, or one with a sign,
+# is a 400 and the connection is closed, as RFC 9112 (6.3) says, for the
+# body's end is not known.  The last was taken (review AB): behind a proxy
+# that takes the first, the rest of a body is read as a request of its own.
+server_content_length() {
+	local out
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+def ask(req):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.sendall(req)
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except socket.timeout:
+        data += b" (timed out)"
+    return data.split(b"\r\n")[0].decode() + " x%d" % data.count(b"HTTP/1.1 ")
+print(ask(b"POST /admin/set?key=cl2 HTTP/1.1\r\nContent-Length: 0\r\n"
+          b"Content-Length: 31\r\n\r\n"
+          b"GET /item?key=k1 HTTP/1.1\r\n\r\n\r\n"))
+print(ask(b"POST /admin/set?key=cl3 HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc"))
+print(ask(b"POST /admin/set?key=cl4 HTTP/1.1\r\nContent-Length: 3\r\n"
+          b"Content-Length: 3\r\nConnection: close\r\n\r\nabc"))
+EOF
+) || { fail "Content-Length checks: $out"; return 1; }
+	if [ "$out" = $'HTTP/1.1 400 Bad Request x1\nHTTP/1.1 400 Bad Request x1\nHTTP/1.1 200 OK x1' ]; then
+		ok "two Content-Length that differ, or one with a sign: 400, connection closed (two the same: 200)"
+	else
+		fail "two Content-Length that differ, or one with a sign, want 400, 400 and 200 for two the same: $(tr '\n' '|' <<<"$out")"
 	fi
 }
 

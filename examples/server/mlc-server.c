@@ -631,7 +631,7 @@ parse(struct conn *c, struct request *rq)
 {
 	char *p = c->in.p, *end, *line, *eol, *sp1, *sp2, *q;
 	size_t hlen, clen = 0;
-	int http10;
+	int http10, has_clen = 0;
 
 	end = p != NULL && c->in.len >= 4 ?
 	      memmem(p, c->in.len, "\r\n\r\n", 4) : NULL;
@@ -667,16 +667,23 @@ parse(struct conn *c, struct request *rq)
 		llen = (size_t)(eol - line);
 		if (header_is(line, llen, "Content-Length", &val, &vlen)) {
 			char num[24];
+			size_t n;
 			char *e;
 
-			if (vlen == 0 || vlen >= sizeof(num))
+			/* Digits only, and one value: two that differ
+			 * leave the body's end unknown (RFC 9112, 6.3),
+			 * and a proxy in front may take the other one. */
+			if (vlen == 0 || vlen >= sizeof(num) ||
+			    strspn(val, "0123456789") < vlen)
 				return -400;
 			memcpy(num, val, vlen);
 			num[vlen] = '\0';
 			errno = 0;
-			clen = strtoull(num, &e, 10);
-			if (*e || errno)
+			n = strtoull(num, &e, 10);
+			if (*e || errno || (has_clen && n != clen))
 				return -400;
+			clen = n;
+			has_clen = 1;
 		} else if (header_is(line, llen, "Transfer-Encoding", &val,
 				     &vlen)) {
 			return -501;	/* no chunked request bodies */
