@@ -1089,6 +1089,7 @@ run_server() {
 	run_checks server
 	server_pipeline
 	server_content_length
+	server_http10
 
 	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
 	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
@@ -1164,6 +1165,31 @@ EOF
 		ok "two Content-Length that differ, or one with a sign: 400, connection closed (two the same: 200)"
 	else
 		fail "two Content-Length that differ, or one with a sign, want 400, 400 and 200 for two the same: $(tr '\n' '|' <<<"$out")"
+	fi
+}
+
+# An HTTP/1.0 request with "Connection: keep-alive" that the server keeps
+# open gets "Connection: keep-alive" in its answer, without which an
+# HTTP/1.0 client takes the connection to close after the answer and
+# waits for the end (review AB: the header was left out).
+server_http10() {
+	local out
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(b"GET /item?key=k1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+data = b""
+while b"\r\n\r\n" not in data:
+    data += s.recv(65536)
+head = data.split(b"\r\n\r\n")[0].lower()
+print("keep-alive" if b"\r\nconnection: keep-alive" in head else head)
+EOF
+) || { fail "HTTP/1.0 keep-alive: $out"; return 1; }
+	if [ "$out" = keep-alive ]; then
+		ok "HTTP/1.0 request with Connection: keep-alive: answered with Connection: keep-alive"
+	else
+		fail "HTTP/1.0 request with Connection: keep-alive: answer without it: $out"
 	fi
 }
 

@@ -308,6 +308,7 @@ struct request {
 	const char *body;
 	size_t      body_len;
 	int         keep_alive;
+	int         http10;	/* keep_alive then is "Connection: keep-alive" */
 	int         head;
 };
 
@@ -353,6 +354,8 @@ respond(struct worker *w, struct conn *c, const struct request *rq,
 		rc = buf_printf(&c->out, "X-Cache-Level: %d\r\n", level);
 	if (rc == 0 && !rq->keep_alive)
 		rc = buf_printf(&c->out, "Connection: close\r\n");
+	else if (rc == 0 && rq->http10)	/* else 1.0 closes */
+		rc = buf_printf(&c->out, "Connection: keep-alive\r\n");
 	if (rc == 0)
 		rc = buf_add(&c->out, "\r\n", 2);
 	if (rc == 0 && !rq->head && len)
@@ -657,6 +660,7 @@ parse(struct conn *c, struct request *rq)
 		rq->query_len = (size_t)(sp2 - q - 1);
 	}
 	rq->keep_alive = !http10;
+	rq->http10 = http10;
 	rq->head = rq->method_len == 4 && memcmp(p, "HEAD", 4) == 0;
 
 	for (line = eol + 2; line < end; line = eol + 2) {
