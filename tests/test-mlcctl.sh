@@ -187,6 +187,17 @@ run 2 G stats --ns "$fk$(printf 'n%.0s' $(seq 48))"
 lacks err '^mlcctl: forged'; has err "'x\\\\x0amlcctl: forged\\\\x1b\\[2Jnnn"
 LC_ALL=C grep -q $'\e' "$tmp/err" && bad "an ESC written raw to stderr" || ok
 rm -f "$tmp/msg.mlc"
+# an arena's path (any bytes, with --file) too, in messages and tables
+FA="$tmp/a"$'\nmlcctl: forged\e[2J'
+run 2 "$M" --file "$FA" ls;   lacks err '^mlcctl: forged'; has err "cannot attach arena '.*\\\\x0amlcctl: forged\\\\x1b\\[2J'"
+run 0 "$M" --file "$FA" set --create --bytes 8M ns k v
+for c in ls stats check; do
+	run 0 "$M" --file "$FA" $c; lacks out '^mlcctl: forged'
+	LC_ALL=C grep -q $'\e' "$tmp/out" && bad "$c wrote the path's ESC raw" || ok
+done
+run 2 "$M" --file "$FA" set --create --bytes 16M ns k v
+lacks err '^mlcctl: forged'; has err 'exists with 8388608 bytes'
+rm -f "$FA"
 
 echo "== delete, purge"
 run 0 F set other o1 v1

@@ -607,6 +607,23 @@ put_name(FILE *f, const char *name)
 	put_key(f, (const unsigned char *)name, strlen(name));
 }
 
+/* @p s as put_name() shows it, for a printf: an arena's name or path (any
+ * bytes, with --file) in a message or a table.  In a static buffer, so
+ * one per call; cut at 16 KiB. */
+static const char *
+shown(const char *s)
+{
+	static char buf[16384];
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+
+	if (f == NULL)
+		return "?";
+	put_name(f, s);
+	fclose(f);
+	buf[sizeof(buf) - 1] = '\0';
+	return buf;
+}
+
 /* Display width of put_name()'s output (one column per code point). */
 static size_t
 name_width(const char *name)
@@ -770,23 +787,23 @@ explain_attach(const struct opts *o, int rc)
 		return;
 	if (S_ISLNK(st.st_mode))
 		err("%s is a symbolic link: arenas are never opened through "
-		    "one", path);
+		    "one", shown(path));
 	else if (S_ISFIFO(st.st_mode))
 		err("%s is a FIFO, not an arena (someone made it; remove it "
-		    "if nothing uses it)", path);
+		    "if nothing uses it)", shown(path));
 	else if (S_ISDIR(st.st_mode))
-		err("%s is a directory, not an arena", path);
+		err("%s is a directory, not an arena", shown(path));
 	else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
-		err("%s is a device, not an arena", path);
+		err("%s is a device, not an arena", shown(path));
 	else if (S_ISSOCK(st.st_mode))
-		err("%s is a socket, not an arena", path);
+		err("%s is a socket, not an arena", shown(path));
 	else if (rc == -EACCES)
-		err("%s is owned by uid %u, mode %04o", path,
+		err("%s is owned by uid %u, mode %04o", shown(path),
 		    (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 	else if (rc == MLC_ECORRUPT)
 		err("%s is %llu bytes; an arena whose file was truncated or "
 		    "grown since creation, or whose header was changed, is "
-		    "refused", path, (unsigned long long)st.st_size);
+		    "refused", shown(path), (unsigned long long)st.st_size);
 }
 
 /* The size of the arena @p o names if it exists (attached read-only, to
@@ -829,7 +846,7 @@ check_bytes(const struct opts *o, struct mlc_arena **ap)
 	err("arena '%s' exists with %" PRIu64 " bytes, not the --bytes %"
 	    PRIu64 " asked for: an arena keeps the size it was made with "
 	    "(leave --bytes out, or remove the arena to make it anew)",
-	    o->arena, info.bytes, o->bytes);
+	    shown(o->arena), info.bytes, o->bytes);
 	return X_ERR;
 }
 
@@ -851,7 +868,7 @@ open_arena_mode(struct opts *o, bool create, bool rdonly,
 	if (rc == 0)
 		return create && (o->given & O_BYTES) ? check_bytes(o, ap) : 0;
 	err("cannot %s arena '%s': %s (%d)", create ? "open or create" :
-	    "attach", o->arena, mlc_strerror(rc), rc);
+	    "attach", shown(o->arena), mlc_strerror(rc), rc);
 	explain_attach(o, rc);
 	/* -EINVAL: a bad name, or (with --bytes) a size too small; the
 	 * name's hint whatever --bytes says. */
@@ -870,7 +887,7 @@ open_arena_mode(struct opts *o, bool create, bool rdonly,
 			    (min + 1023) / 1024);
 		if (have != 0)
 			err("arena '%s' exists with %" PRIu64 " bytes, and "
-			    "keeps them", o->arena, have);
+			    "keeps them", shown(o->arena), have);
 	} else if (rc == -ENOENT && !create) {
 		err("hint: mlcctl does not create arenas (except set "
 		    "--create)%s", (o->given & O_FILE) ? "" :
@@ -1182,7 +1199,7 @@ stats_table(const struct opts *o, const struct mlc_arena_info *info,
 {
 	enum { PER_BLOCK = 5 };
 
-	printf("%-18s %s (%s)\n", "arena", o->arena, arena_kind(o));
+	printf("%-18s %s (%s)\n", "arena", shown(o->arena), arena_kind(o));
 	for (size_t i = 0; i < NARENA; i++) {
 		uint64_t v;
 
@@ -1434,7 +1451,7 @@ cmd_ls(struct opts *o)
 		mlc_arena_close(a);
 		return rc;
 	}
-	printf("arena %s (%s): ", o->arena, arena_kind(o));
+	printf("arena %s (%s): ", shown(o->arena), arena_kind(o));
 	put_size(stdout, info.bytes);
 	printf(", %" PRIu64 " pages of ", info.pages);
 	put_size(stdout, info.page_size);
@@ -2140,7 +2157,8 @@ cmd_check(struct opts *o)
 			put_quoted(stdout, r.first_problem, false);
 			printf("\n}\n");
 		} else {
-			printf("arena %s (%s): %s\n", o->arena, arena_kind(o),
+			printf("arena %s (%s): %s\n", shown(o->arena),
+			       arena_kind(o),
 			       r.problems ? "PROBLEMS FOUND" : "consistent");
 			for (size_t i = 0; i < n; i++)
 				printf("  %-14s %" PRIu64 "\n", row[i].name,
