@@ -198,6 +198,15 @@ done
 run 2 "$M" --file "$FA" set --create --bytes 16M ns k v
 lacks err '^mlcctl: forged'; has err 'exists with 8388608 bytes'
 rm -f "$FA"
+# and the arguments usage errors quote
+for args in "$A|$fk" "$fk|stats" "$A|stats|--format=$fk" "$A|set|ns|k|v|--ttl=$fk" \
+	"$A|stats|--$fk" "$A|stats|-$fk" "$A|keys|ns|--limit=$fk" "$A|stats|--watch=$fk" \
+	"$A|set|--create|--bytes=$fk|ns|k|v" "$A|stats|--json=$fk" "$fk"; do
+	IFS='|' read -r -a argv <<<"${args//$'\n'/@NL@}"
+	argv=("${argv[@]//@NL@/$'\n'}")
+	run 2 "$M" "${argv[@]}"; lacks err '^mlcctl: forged'
+	LC_ALL=C grep -q $'\e' "$tmp/err" && bad "usage error wrote an ESC raw: ${argv[*]}" || ok
+done
 
 echo "== delete, purge"
 run 0 F set other o1 v1

@@ -272,6 +272,8 @@ static const struct {
 
 /* ---- messages ---------------------------------------------------------- */
 
+static const char *shown(const char *s);
+
 __attribute__((format(printf, 1, 2))) static void
 err(const char *fmt, ...)
 {
@@ -464,13 +466,13 @@ set_option(struct opts *o, uint32_t bit, const char *val)
 			o->format = F_PROM;
 		else
 			return usage_error(NULL, "unknown format '%s' (table, "
-					   "json or prometheus)", val);
+					   "json or prometheus)", shown(val));
 		break;
 	case O_TTL:
 		if (!parse_ttl(val, &o->ttl_ms))
 			return usage_error(NULL, "bad TTL '%s' (milliseconds "
 					   ">= 1, a unit ms/s/m/h, or never)",
-					   val);
+					   shown(val));
 		break;
 	case O_WATCH: {
 		char *end;
@@ -479,7 +481,7 @@ set_option(struct opts *o, uint32_t bit, const char *val)
 		if (*val < '0' || *val > '9' || *end != '\0' || v == 0 ||
 		    v > 86400)
 			return usage_error(NULL, "bad --watch '%s' (seconds, "
-					   "1 to 86400)", val);
+					   "1 to 86400)", shown(val));
 		o->watch = (unsigned)v;
 		break;
 	}
@@ -493,13 +495,13 @@ set_option(struct opts *o, uint32_t bit, const char *val)
 		o->limit = strtoull(val, &end, 10);
 		if (*val < '0' || *val > '9' || *end != '\0' || errno != 0)
 			return usage_error(NULL, "bad --limit '%s' (a count; 0: "
-					   "all)", val);
+					   "all)", shown(val));
 		break;
 	}
 	case O_BYTES:
 		if (!parse_bytes(val, &o->bytes))
 			return usage_error(NULL, "bad size '%s' (bytes, or "
-					   "with K, M or G)", val);
+					   "with K, M or G)", shown(val));
 		break;
 	default:
 		break;
@@ -519,7 +521,7 @@ parse_args(struct opts *o, int argc, char **argv)
 		if (only_pos || a[0] != '-' || a[1] == '\0') {
 			if (o->npos == MAXPOS)
 				return usage_error(NULL, "too many arguments "
-						   "(at '%s')", a);
+						   "(at '%s')", shown(a));
 			o->pos[o->npos++] = a;
 			continue;
 		}
@@ -540,7 +542,8 @@ parse_args(struct opts *o, int argc, char **argv)
 			return X_OK;
 		}
 		if (a[1] != '-')
-			return usage_error(NULL, "unknown option '%s'", a);
+			return usage_error(NULL, "unknown option '%s'",
+					   shown(a));
 		{
 			const char *name = a + 2, *eq = strchr(name, '=');
 			size_t n = eq ? (size_t)(eq - name) : strlen(name);
@@ -554,17 +557,18 @@ parse_args(struct opts *o, int argc, char **argv)
 					break;
 			if (k == sizeof(long_opts) / sizeof(long_opts[0]))
 				return usage_error(NULL, "unknown option '%s'",
-						   a);
+						   shown(a));
 			if (!long_opts[k].arg) {
 				if (eq != NULL)
 					return usage_error(NULL, "option '%s' "
-							   "takes no value", a);
+							   "takes no value",
+							   shown(a));
 				o->given |= long_opts[k].bit;
 				continue;
 			}
 			if (eq == NULL && i + 1 >= argc)
 				return usage_error(NULL, "option '%s' needs a "
-						   "value", a);
+						   "value", shown(a));
 			rc = set_option(o, long_opts[k].bit,
 					eq ? eq + 1 : argv[++i]);
 			if (rc != 0)
@@ -2201,7 +2205,8 @@ main(int argc, char **argv)
 			find_command(o.pos[1]) : NULL;
 
 		if (o.npos >= 2 && c == NULL)
-			return usage_error(NULL, "no command '%s'", o.pos[1]);
+			return usage_error(NULL, "no command '%s'",
+				   shown(o.pos[1]));
 		if (c != NULL)
 			help_command(stdout, c);
 		else
@@ -2230,13 +2235,15 @@ main(int argc, char **argv)
 		if (find_command(o.pos[0]) != NULL)
 			return usage_error(find_command(o.pos[0]),
 					   "ARENA missing before '%s'",
-					   o.pos[0]);
-		return usage_error(NULL, "no command after '%s'", o.pos[0]);
+					   shown(o.pos[0]));
+		return usage_error(NULL, "no command after '%s'",
+				   shown(o.pos[0]));
 	}
 	o.arena = o.pos[0];
 	o.cmd = find_command(o.pos[1]);
 	if (o.cmd == NULL)
-		return usage_error(NULL, "no command '%s'", o.pos[1]);
+		return usage_error(NULL, "no command '%s'",
+				   shown(o.pos[1]));
 	if (o.npos - 2 < o.cmd->min_args || o.npos - 2 > o.cmd->max_args)
 		return usage_error(o.cmd, "%s: wrong number of arguments",
 				   o.cmd->name);
