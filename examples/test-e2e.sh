@@ -1004,13 +1004,14 @@ run_server() {
 	# its suffix wrapped (17179869185g made an arena of 1 GiB) and a
 	# negative one was taken for a huge size; a --db that cannot be opened
 	# and a --sql that does not compile or takes no key were taken, and
-	# every GET answered 502 (review AB)
+	# every GET answered 502; a --port-file that cannot be written was
+	# left unwritten, unsaid (review AB)
 	local bad out rc
 	for bad in "--port notaport" "--port 70000" "--workers 0" "--ttl -5" "--lru x" \
 		"--lru 268435457" "--namespace $(printf 'n%.0s' $(seq 48))" \
 		"--arena-bytes 17179869185g" "--arena-bytes -1" "--arena-bytes 5mb" \
 		"--arena-bytes 99999999999999999999" "--db $work/none.db" "--sql SELEC" \
-		"--sql SELECT(1)"; do
+		"--sql SELECT(1)" "--port-file $work/nodir/port"; do
 		rc=0
 		# shellcheck disable=SC2086
 		out=$(timeout 10 "$build/examples/server/mlc-server" --db "$db" --arena "${PREFIX}srv-$$-bad" $bad 2>&1) || rc=$?

@@ -1119,7 +1119,8 @@ usage(FILE *f)
 "                     (default: SELECT value FROM items WHERE key = ?)\n"
 "  --listen ADDR      default 127.0.0.1\n"
 "  --port N           default 8080; 0 picks a free one\n"
-"  --port-file FILE   write the port there once listening\n"
+"  --port-file FILE   write the port there once listening (one that\n"
+"                     cannot be opened is refused at the start)\n"
 "  --workers N        default 4\n"
 "  --arena NAME       shm arena, default mlc-server-PID; unlinked at exit\n"
 "  --arena-bytes N    default 64m\n"
@@ -1153,6 +1154,7 @@ main(int argc, char **argv)
 	struct slot slots[MAX_WORKERS] = { { 0 } };
 	struct mlc_cache *probe;
 	char arena_name[64];
+	FILE *port_file = NULL;
 	sigset_t mask;
 	int opt, lfd, one = 1, rc, alive;
 	bool made;
@@ -1204,6 +1206,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	backend_check();
+	/* said before anything is made: it was left unwritten, unsaid */
+	if (cfg.port_file != NULL &&
+	    (port_file = fopen(cfg.port_file, "we")) == NULL) {
+		fprintf(stderr, "mlc-server: --port-file %s: %s\n",
+			cfg.port_file, strerror(errno));
+		return 2;
+	}
 	if (cfg.arena == NULL) {
 		snprintf(arena_name, sizeof(arena_name), "mlc-server-%ld",
 			 (long)getpid());
@@ -1252,6 +1261,16 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);	/* workers inherit it */
 
+	/* the port, once listening; before the workers, which would
+	 * inherit the file */
+	if (port_file != NULL) {
+		fprintf(port_file, "%d\n", ntohs(sin.sin_port));
+		if (fclose(port_file) != 0) {
+			fprintf(stderr, "mlc-server: --port-file %s: %s\n",
+				cfg.port_file, strerror(errno));
+			goto fail;
+		}
+	}
 	for (int i = 0; i < cfg.workers; i++)
 		slot_start(&slots[i], arena, lfd);
 
@@ -1259,14 +1278,6 @@ main(int argc, char **argv)
 	       "db %s\n", mlc_version_string(), cfg.workers, cfg.listen_addr,
 	       ntohs(sin.sin_port), cfg.arena, cfg.db);
 	fflush(stdout);
-	if (cfg.port_file) {
-		FILE *f = fopen(cfg.port_file, "w");
-
-		if (f) {
-			fprintf(f, "%d\n", ntohs(sin.sin_port));
-			fclose(f);
-		}
-	}
 
 	supervise(slots, cfg.workers, &mask, arena, lfd);
 
