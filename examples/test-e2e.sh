@@ -1091,6 +1091,7 @@ run_server() {
 	server_pipeline
 	server_content_length
 	server_http10
+	server_half_close
 
 	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
 	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
@@ -1191,6 +1192,38 @@ EOF
 		ok "HTTP/1.0 request with Connection: keep-alive: answered with Connection: keep-alive"
 	else
 		fail "HTTP/1.0 request with Connection: keep-alive: answer without it: $out"
+	fi
+}
+
+# A client that sends its requests and then shuts its side down (a
+# half-close: `nc -N`, shutdown(SHUT_WR)) gets every answer, then the end.
+# The worker read the end with the requests and closed the connection
+# without answering them (review AB).
+server_half_close() {
+	local out
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(b"GET /item?key=k1 HTTP/1.1\r\n\r\n" * 2)
+s.shutdown(socket.SHUT_WR)
+data = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            data += b"<end>"
+            break
+        data += d
+except socket.timeout:
+    data += b"<timed out>"
+print(data.count(b"HTTP/1.1 200 "), data[-5:].decode())
+EOF
+) || { fail "half-close: $out"; return 1; }
+	if [ "$out" = "2 <end>" ]; then
+		ok "2 requests then a half-close: both answered, then the end"
+	else
+		fail "2 requests then a half-close: answers and end: $out"
 	fi
 }
 

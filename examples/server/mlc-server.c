@@ -297,6 +297,8 @@ struct conn {
 	struct buf in, out;
 	size_t     out_off;
 	int        closing;	/* close once out is written */
+	int        eof;		/* the client shut its side: serve what came,
+				 * write, close */
 	int        want_out;	/* registered for EPOLLOUT */
 };
 
@@ -746,9 +748,10 @@ conn_want_out(struct worker *w, struct conn *c, int on)
 {
 	struct epoll_event ev = { .data.ptr = c };
 
-	if (c->want_out == on)
+	if (c->want_out == on && !c->eof)
 		return;
-	ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
+	/* after the end, EPOLLIN would be ready, in a loop, until closed */
+	ev.events = (c->eof ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0);
 	epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 	c->want_out = on;
 }
@@ -784,6 +787,8 @@ conn_serve(struct worker *w, struct conn *c)
 				c->in.len - (size_t)used);
 			c->in.len -= (size_t)used;
 		}
+		if (c->eof && !held)	/* all that came is answered */
+			c->closing = 1;
 		rc = conn_flush(c);
 		if (rc < 0 || (rc == 0 && c->closing)) {
 			conn_close(w, c);
@@ -816,6 +821,12 @@ conn_read(struct worker *w, struct conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		if (n == 0 && c->in.len > 0) {
+			/* a half-close after its requests: they are
+			 * answered (they were dropped) */
+			c->eof = 1;
+			break;
+		}
 		conn_close(w, c);	/* EOF or error */
 		return;
 	}
