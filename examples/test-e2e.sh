@@ -1092,6 +1092,7 @@ run_server() {
 	server_content_length
 	server_http10
 	server_half_close
+	server_idle_memory "$pid"
 
 	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
 	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
@@ -1224,6 +1225,46 @@ EOF
 		ok "2 requests then a half-close: both answered, then the end"
 	else
 		fail "2 requests then a half-close: answers and end: $out"
+	fi
+}
+
+# server_idle_memory MASTER: connections kept open after a large request
+# hold no buffer of its size: 16 connections, each idle after a 4 MiB POST
+# (refused, 413: a value over value_max), grow the workers' RSS by less
+# than 32 MiB (a worker's heap may keep one such buffer).  Each held its
+# request's buffer (by doubling: 4 MiB and more) until it closed (review
+# AB).
+server_idle_memory() {
+	local out
+	out=$(python3 - "${base#http://127.0.0.1:}" $(pgrep -P "$1") <<'EOF'
+import socket, sys
+port, workers = int(sys.argv[1]), sys.argv[2:]
+def rss():
+    kb = 0
+    for w in workers:
+        for l in open("/proc/%s/status" % w):
+            if l.startswith("VmRSS:"):
+                kb += int(l.split()[1])
+    return kb
+before = rss()
+body = b"x" * (4 << 20)
+socks = []
+for i in range(16):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    s.sendall(b"POST /admin/set?key=huge%d HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+              % (i, len(body)) + body)
+    d = b""
+    while b"\r\n\r\n" not in d:
+        d += s.recv(65536)
+    socks.append(s)
+print((rss() - before) // 1024)
+EOF
+) || { fail "idle connections' memory: $out"; return 1; }
+	if [ "$out" -lt 32 ]; then
+		ok "16 connections idle after a 4 MiB request each: the workers' RSS grew by $out MiB (< 32)"
+	else
+		fail "16 connections idle after a 4 MiB request each: the workers' RSS grew by $out MiB (want < 32)"
 	fi
 }
 

@@ -130,6 +130,21 @@ buf_reserve(struct buf *b, size_t more)
 	return 0;
 }
 
+/* An empty buffer grown past this is given back: a connection kept open
+ * would otherwise hold what its largest request or answer took (8 MiB
+ * bodies: 16 MiB each, idle). */
+#define BUF_KEEP (64 << 10)
+
+static void
+buf_trim(struct buf *b)
+{
+	if (b->len == 0 && b->cap > BUF_KEEP) {
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+}
+
 static int
 buf_add(struct buf *b, const void *data, size_t len)
 {
@@ -740,6 +755,7 @@ conn_flush(struct conn *c)
 	}
 	c->out.len = 0;
 	c->out_off = 0;
+	buf_trim(&c->out);
 	return 0;
 }
 
@@ -789,6 +805,7 @@ conn_serve(struct worker *w, struct conn *c)
 		}
 		if (c->eof && !held)	/* all that came is answered */
 			c->closing = 1;
+		buf_trim(&c->in);
 		rc = conn_flush(c);
 		if (rc < 0 || (rc == 0 && c->closing)) {
 			conn_close(w, c);
