@@ -29,6 +29,13 @@
 # /dev/shm.
 # /admin/stats is JSON with a '"' in the arena's name and '"', '\', a tab
 # and a byte that is not UTF-8 in the namespace's (both servers).
+# mlc-server: requests pipelined past the 256 KiB of answers a worker
+# queues, and requests followed by a half-close, are all answered; an
+# HTTP/1.0 keep-alive is answered with Connection: keep-alive; two
+# Content-Length that differ, or a signed one, are a 400; connections
+# left idle after 4 MiB requests hold no 4 MiB buffers; a start that
+# fails leaves an arena it did not make as it was; a bad --arena-bytes,
+# --db, --sql or --port-file is exit 2.
 # nginx: an "if" block inside the mlc_cache and mlc_admin locations
 # answers through them.
 # nginx: /admin/metrics answers whole, and no worker dies, with an arena
