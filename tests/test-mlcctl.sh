@@ -191,7 +191,7 @@ rm -f "$tmp/msg.mlc"
 FA="$tmp/a"$'\nmlcctl: forged\e[2J'
 run 2 "$M" --file "$FA" ls;   lacks err '^mlcctl: forged'; has err "cannot attach arena '.*\\\\x0amlcctl: forged\\\\x1b\\[2J'"
 run 0 "$M" --file "$FA" set --create --bytes 8M ns k v
-for c in ls stats check; do
+for c in ls stats check "stats --format prometheus"; do
 	run 0 "$M" --file "$FA" $c; lacks out '^mlcctl: forged'
 	LC_ALL=C grep -q $'\e' "$tmp/out" && bad "$c wrote the path's ESC raw" || ok
 done

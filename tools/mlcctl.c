@@ -111,11 +111,12 @@ static const struct command commands[] = {
 	  "                 exit 2)\n"
 	  "\n"
 	  "Namespace names are any bytes but NUL.  In json (the keys of\n"
-	  "\"namespaces\") and prometheus (the namespace label) a name is\n"
-	  "the text ls shows: valid UTF-8 as is, a backslash as \\\\, other\n"
-	  "bytes and controls as \\xHH, so distinct names stay distinct\n"
-	  "and the label is valid UTF-8.  When that text is not the name,\n"
-	  "json adds \"name_hex\", the name's exact bytes in hex.\n" },
+	  "\"namespaces\") and prometheus (the namespace label, and the\n"
+	  "arena label) a name is the text ls shows: valid UTF-8 as is, a\n"
+	  "backslash as \\\\, other bytes and controls as \\xHH, so distinct\n"
+	  "names stay distinct and the label is valid UTF-8.  When that\n"
+	  "text is not the name, json adds \"name_hex\", the name's exact\n"
+	  "bytes in hex.\n" },
 	{ "ls", 0, 0, 0, cmd_ls,
 	  "ls",
 	  "namespaces, arena size, pages and items",
@@ -650,10 +651,9 @@ name_width(const char *name)
 	return w;
 }
 
-/* A JSON string (or, with @p prom, a Prometheus label value): invalid
- * UTF-8 bytes become U+FFFD. */
+/* A JSON string: invalid UTF-8 bytes become U+FFFD, controls \u00XX. */
 static void
-put_quoted(FILE *f, const char *str, bool prom)
+put_quoted(FILE *f, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t n = strlen(str);
@@ -663,7 +663,7 @@ put_quoted(FILE *f, const char *str, bool prom)
 		size_t l = utf8_len(s + i, n - i);
 
 		if (l == 0) {
-			fputs(prom ? "\xef\xbf\xbd" : "\\ufffd", f);
+			fputs("\\ufffd", f);
 			i++;
 			continue;
 		}
@@ -671,9 +671,9 @@ put_quoted(FILE *f, const char *str, bool prom)
 			fprintf(f, "\\%c", s[i]);
 		else if (s[i] == '\n')
 			fputs("\\n", f);
-		else if (!prom && s[i] < 0x20)
+		else if (s[i] < 0x20)
 			fprintf(f, "\\u%04x", s[i]);
-		else if (!prom && utf8_is_c1(s + i, l))
+		else if (utf8_is_c1(s + i, l))
 			fprintf(f, "\\u%04x", s[i + 1]);
 		else
 			fwrite(s + i, 1, l, f);
@@ -1304,7 +1304,7 @@ stats_json(const struct opts *o, const struct mlc_arena_info *info,
 	bool exact;
 
 	printf("{\n  \"arena\": {\n    \"name\": ");
-	put_quoted(stdout, o->arena, false);
+	put_quoted(stdout, o->arena);
 	printf(",\n    \"kind\": \"%s\",", arena_kind(o));
 	json_fields(arena_fields, NARENA, info, info->size, "    ", true);
 	printf("\n  },\n  \"namespaces\": {");
@@ -1357,7 +1357,7 @@ stats_prom(const struct opts *o, const struct mlc_arena_info *info,
 		if (f->help != NULL)	/* first of its family */
 			prom_head(f);
 		printf("%s{arena=", f->metric);
-		put_quoted(stdout, o->arena, true);
+		put_name_quoted(stdout, o->arena);
 		if (f->label != NULL)
 			printf(",%s", f->label);
 		printf("} ");
@@ -1377,7 +1377,7 @@ stats_prom(const struct opts *o, const struct mlc_arena_info *info,
 			      field_get(f, &l->st[j], l->st[j].size, &v)))
 				continue;
 			printf("%s{arena=", f->metric);
-			put_quoted(stdout, o->arena, true);
+			put_name_quoted(stdout, o->arena);
 			printf(",namespace=");
 			put_name_quoted(stdout, l->name[j]);
 			if (f->label != NULL)
@@ -1873,7 +1873,7 @@ cmd_keys(struct opts *o)
 	}
 	if (x.json) {
 		printf("{\n  \"arena\": ");
-		put_quoted(stdout, o->arena, false);
+		put_quoted(stdout, o->arena);
 		printf(",\n  \"namespace\": ");
 		if (!put_name_quoted(stdout, ns)) {
 			printf(",\n  \"namespace_hex\": ");
@@ -1934,7 +1934,7 @@ cmd_slabs(struct opts *o)
 	}
 	if (json) {
 		printf("{\n  \"arena\": ");
-		put_quoted(stdout, o->arena, false);
+		put_quoted(stdout, o->arena);
 		printf(",\n  \"classes\": [");
 	} else {
 		printf("%5s %9s %8s %7s %10s %10s %10s %8s %8s\n", "CLASS",
@@ -2069,7 +2069,7 @@ procs_json(const struct opts *o, const struct procs_ctx *x,
 	   const struct mlc_arena_info *info)
 {
 	printf("{\n  \"arena\": ");
-	put_quoted(stdout, o->arena, false);
+	put_quoted(stdout, o->arena);
 	printf(",\n  \"processes\": [");
 	for (size_t i = 0; i < x->n; i++) {
 		const struct mlc_proc_info *p = &x->p[i];
@@ -2151,14 +2151,14 @@ cmd_check(struct opts *o)
 
 		if (o->format == F_JSON) {
 			printf("{\n  \"arena\": ");
-			put_quoted(stdout, o->arena, false);
+			put_quoted(stdout, o->arena);
 			printf(",\n  \"consistent\": %s",
 			       r.problems ? "false" : "true");
 			for (size_t i = 0; i < n; i++)
 				printf(",\n  \"%s\": %" PRIu64, row[i].name,
 				       row[i].v);
 			printf(",\n  \"first_problem\": ");
-			put_quoted(stdout, r.first_problem, false);
+			put_quoted(stdout, r.first_problem);
 			printf("\n}\n");
 		} else {
 			printf("arena %s (%s): %s\n", shown(o->arena),
