@@ -855,11 +855,16 @@ arena_setup(struct mlc_arena *a, char *base, size_t size)
 }
 
 /* An arena made before this boot: rebuild it in place, which is only safe
- * while no other process has it mapped (we hold the exclusive lock). */
+ * while no other process has it mapped (we hold the exclusive lock).  The
+ * rebuild writes as far as the header's sizes say, and arena_map()
+ * validated them before the lock was ours: a process that writes the file
+ * without mlc (it needs no lock to) could have changed them since, or the
+ * file could have shrunk.  So the header is copied once and validated
+ * again against the size mapped now, and only the copy is used. */
 static int
 arena_reset(int fd, uint64_t size)
 {
-	struct mlc__hdr cfg;
+	struct mlc__hdr cfg, seen;
 	struct mlc__hdr *h;
 	void *base;
 	int rc;
@@ -867,11 +872,16 @@ arena_reset(int fd, uint64_t size)
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return -errno;
+	MLC_PAUSE(RESET_MAPPED);
 	h = base;
+	memcpy(&seen, h, sizeof(seen));
+	rc = arena_validate((const char *)&seen, size);
 	memset(&cfg, 0, sizeof(cfg));
-	rc = layout_compute(&cfg, h->ah_size, h->ah_max_items, h->ah_page_size,
-			    h->ah_log_cells, h->ah_flight_slots, h->ah_max_ns,
-			    h->ah_neg_quota);
+	if (rc == 0)
+		rc = layout_compute(&cfg, seen.ah_size, seen.ah_max_items,
+				    seen.ah_page_size, seen.ah_log_cells,
+				    seen.ah_flight_slots, seen.ah_max_ns,
+				    seen.ah_neg_quota);
 	if (rc == 0) {
 		ck_pr_store_32(&h->ah_state, MLC__CREATING);
 		rc = arena_build(base, &cfg);

@@ -56,6 +56,10 @@
 	X(ORPHAN_SUSPECT)	/* another process's chunk seen ALLOC, its
 				 * writer not yet judged */ \
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
+	/* attach (arena.c) */ \
+	X(RESET_MAPPED)		/* an arena of an earlier boot validated,
+				 * locked alone and mapped again, nothing
+				 * rebuilt yet */ \
 	/* a namespace added (arena.c) */ \
 	X(NS_MARKED)		/* entry marked used, not yet counted, lock
 				 * held */ \

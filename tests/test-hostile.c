@@ -65,6 +65,90 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* ---- an arena of an earlier boot, changed while it is reset --------- */
+
+static char reset_path[128];
+static uint64_t reset_size;
+
+/* At RESET_MAPPED: another process with write access changes the header
+ * between the attacher's validation and its rebuild, and makes the
+ * checksum match: a size far beyond the file's. */
+static void
+reset_grow_hook(enum mlc__pause_point p, void *arg)
+{
+	struct mlc__hdr h;
+	int fd;
+
+	(void)arg;
+	if (p != MLC__P_RESET_MAPPED)
+		return;
+	fd = open(reset_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != sizeof(h))
+		_exit(90);
+	h.ah_size = reset_size;
+	h.ah_check = mlc__hdr_check(&h);
+	if (pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
+		_exit(91);
+	close(fd);
+}
+
+static int
+reset_child(void *arg)
+{
+	struct mlc_arena *a = NULL;
+	int rc;
+
+	(void)arg;
+	mlc__pause_hook = reset_grow_hook;
+	rc = open_arena(&a, strrchr(reset_path, '/') + 1, 0);
+	mlc__pause_hook = NULL;
+	if (rc == 0) {
+		mlc_arena_close(a);
+		return 10;	/* a rebuilt arena from the changed header */
+	}
+	return rc == MLC_ECORRUPT ? 0 : 11;
+}
+
+static void
+test_reset_header_changed(void **state)
+{
+	struct mlc_arena *a = NULL;
+	struct mlc__hdr h;
+	char name[64];
+	int fd;
+
+	(void)state;
+	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0) {
+		print_message("no boot id: skipping\n");
+		skip();
+	}
+	t_name(name, sizeof(name));
+	snprintf(reset_path, sizeof(reset_path), SHM_DIR "%s", name);
+	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	/* Made in another boot, with a matching checksum. */
+	fd = open(reset_path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
+	h.ah_boot_id[0] ^= 0xff;
+	h.ah_check = mlc__hdr_check(&h);
+	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), sizeof(h));
+	close(fd);
+	/* 1 TiB: page descriptors for 16 Mi pages, far past the 4 MiB
+	 * mapping.  The reset must refuse it, not write there. */
+	reset_size = UINT64_C(1) << 40;
+	assert_int_equal(t_fork(reset_child, NULL), 0);
+	/* The file is as the other process left it: nothing rebuilt. */
+	fd = open(reset_path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
+	close(fd);
+	assert_int_equal(h.ah_size, reset_size);
+	assert_int_equal(h.ah_state, MLC__READY);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
 /* ---- not an arena at the name -------------------------------------- */
 
 static const uint32_t attach_flags[] = {
@@ -1071,8 +1155,10 @@ main(void)
 		cmocka_unit_test(test_event_on_broken_stripe),
 		cmocka_unit_test(test_check_while_written),
 		cmocka_unit_test(test_unlink_unused),
+		cmocka_unit_test(test_reset_header_changed),
 	};
 
 	t_require_shm();
+	t_filter();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
