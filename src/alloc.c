@@ -598,14 +598,17 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
  * taker, and a class that nobody allocates from (one that borrows, one
  * whose only page a killed mover had unlinked) may have none for a long
  * time, its page out of use meanwhile.  Try-locks: a live mover's lock is
- * busy and left alone.  Called now and then (mlc__stats_flush()) and
- * before an allocation gives up; reads one line per class. */
+ * busy and left alone.  Only with @p locks (a writer's call): readers take
+ * no lock that lives in the arena (docs/reliability.md).  Then, with or
+ * without, the empty pages' sum (lock-free: a CAS of a hint).  Called now
+ * and then (mlc__stats_flush()) and before an allocation gives up; reads
+ * one line per class. */
 void
-mlc__alloc_heal(struct mlc_arena *a)
+mlc__alloc_heal(struct mlc_arena *a, bool locks)
 {
 	struct mlc__hdr *h = a->hdr;
 
-	for (uint32_t i = 0; i < a->nclasses; i++) {
+	for (uint32_t i = 0; locks && i < a->nclasses; i++) {
 		struct mlc__class *c = &a->classes[i];
 
 		if (ck_pr_load_32(&c->cl_moving) &&
@@ -613,7 +616,7 @@ mlc__alloc_heal(struct mlc_arena *a)
 				  (void *)(uintptr_t)i) == 0)
 			mlc__lock_give(&c->cl_lock);
 	}
-	if (ck_pr_load_32(&h->ah_pool_moving) &&
+	if (locks && ck_pr_load_32(&h->ah_pool_moving) &&
 	    mlc__lock_try(a, &h->ah_pool_lock, pool_rebuild, NULL) == 0)
 		mlc__lock_give(&h->ah_pool_lock);
 	/* The empty pages' sum, which a kill or a race with a recount can
@@ -1591,7 +1594,7 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 		if (steal)
 			page_steal(a, ci, now, mode);
 	}
-	mlc__alloc_heal(a);	/* a page a dead mover left: the next one's */
+	mlc__alloc_heal(a, true); /* a page a dead mover left: the next one's */
 	return -ENOSPC;		/* counted by the store it fails, if any */
 }
 

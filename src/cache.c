@@ -137,10 +137,15 @@ mlc__stats_flush(struct mlc_cache *c, uint64_t at)
 	c->unflushed = 0;
 	c->flush_at = at + FLUSH_MS;
 	/* Once a second at most, the repair of what a killed page mover
-	 * left where no allocation would come by (alloc.c). */
+	 * left where no allocation would come by (alloc.c).  Its locks,
+	 * which live in the arena, only by a handle that stored something
+	 * since: a reader takes none (a garbage lock word can make glibc
+	 * abort: docs/reliability.md, bug 3; a reader's flush took them
+	 * until review AA). */
 	if (at >= c->heal_at) {
 		c->heal_at = at + FLUSH_MS;
-		mlc__alloc_heal(c->a);
+		mlc__alloc_heal(c->a, c->wrote);
+		c->wrote = false;
 	}
 }
 

@@ -41,6 +41,8 @@ struct mlc_cache {
 	uint32_t unflushed;		/* calls counted down since the flush */
 	uint64_t flush_at;		/* ms: a flush is due from then on */
 	uint64_t heal_at;		/* ms: mlc__alloc_heal() due then */
+	bool wrote;			/* stored into L2 since the last heal:
+					 * only a writer heals (cache.c) */
 	char err[200];
 	uint64_t procs_gen;		/* fork generation it is counted in
 					 * among the attached processes'

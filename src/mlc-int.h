@@ -290,7 +290,7 @@ int mlc__alloc_chain(struct mlc_arena *a, uint32_t cls, uint32_t klen,
 		     uint64_t *off, uint64_t *gen);
 void mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state,
 	       uint64_t gen);
-void mlc__alloc_heal(struct mlc_arena *a);
+void mlc__alloc_heal(struct mlc_arena *a, bool locks);
 bool mlc__item_reclaimable(const struct mlc_arena *a,
 			   const struct mlc__item *it, uint32_t state,
 			   uint64_t now);

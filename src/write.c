@@ -54,6 +54,7 @@ mlc__l2_store_owned(struct mlc_cache *c, const struct mlc__key *k,
 	if (k->ns != MLC__NS_INTERNAL)	/* mlc's records are in no L1 */
 		seq = mlc__log_claim(c->a);
 	put->log_seq = seq;
+	c->wrote = true;	/* a writer: its flush may heal (cache.c) */
 	rc = mlc__table_put(c->a, k, put);
 	MLC_PAUSE(LOG_STORED);
 	mlc__log_fill(c->a, put->log_seq, k->ns, k->hash,

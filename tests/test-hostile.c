@@ -784,6 +784,66 @@ done(const char *name, struct mlc_arena *a, struct mlc_cache *c)
 	assert_int_equal(mlc_arena_unlink(name, 0), 0);
 }
 
+/* ---- a reader meets a garbage allocator lock ------------------------- */
+
+/* Only reads, on a handle of its own: gets without a loader, peeks,
+ * updates, the handle's stats, over more than a flush's worth of calls
+ * and of time. */
+static int
+reader_child(void *arg)
+{
+	struct mlc_stats st = MLC_STATS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	if (mlc_cache_open(&c, arg, "ns", NULL) != 0)
+		return 9;
+	for (int i = 0; i < 300; i++) {
+		int rc = mlc_get(c, "key-1", 5, NULL, NULL, &v);
+
+		if (rc == 0)
+			mlc_value_release(&v);
+		else if (rc != -ENOENT)
+			return 10;
+		if (mlc_peek(c, "absent", 6, 0, &v) != -ENOENT)
+			return 11;
+		if (mlc_update(c) < 0)
+			return 12;
+		mlc__clock_advance(10);
+	}
+	if (mlc_stats(c, &st) != 0)
+		return 13;
+	return mlc_cache_close(c) == 0 ? 0 : 14;
+}
+
+/* A class marked as being moved (cl_moving: a mover stopped or killed
+ * there, or garbage) whose lock word is garbage: readers take no lock
+ * that lives in the arena (docs/reliability.md, bug 3), so they must
+ * not take this one either, not even the allocator's repair, which the
+ * handle's statistics flush ran once a second. */
+static void
+test_reader_and_moving_class(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	struct mlc__class *cl = &a->classes[0];
+	struct mlc__lock saved = cl->cl_lock;
+
+	(void)state;
+#ifdef __GLIBC__
+	/* Priority protection, ceiling 0: glibc asserts in its lock calls
+	 * (the kind that made bug 3's reader abort). */
+	cl->cl_lock.lk_mutex.__data.__kind = 64;	/* PTHREAD_MUTEX_PP_NORMAL_NP */
+	cl->cl_lock.lk_mutex.__data.__lock = 0;
+#endif
+	ck_pr_store_32(&cl->cl_moving, 1);
+	assert_int_equal(t_fork(reader_child, a), 0);
+	ck_pr_store_32(&cl->cl_moving, 0);
+	cl->cl_lock = saved;
+	done(name, a, c);
+}
+
 /* The live fields: changed while attached (where attach cannot see
  * them), check must report each. */
 static void
@@ -1156,6 +1216,7 @@ main(void)
 		cmocka_unit_test(test_check_while_written),
 		cmocka_unit_test(test_unlink_unused),
 		cmocka_unit_test(test_reset_header_changed),
+		cmocka_unit_test(test_reader_and_moving_class),
 	};
 
 	t_require_shm();
