@@ -19,7 +19,10 @@
  *
  * Then every read operation runs over a fixed key set: mlc_get without a
  * loader, mlc_get_ex with MLC_CALL_STALE_OK, mlc_peek with and without
- * MLC_CALL_STALE_OK, mlc_update, mlc_arena_info, and a fresh attach.  The
+ * MLC_CALL_STALE_OK, mlc_update, mlc_arena_info, and a fresh attach; and
+ * what an operator runs on a suspect arena (mlcctl): mlc_arena_check, the
+ * class, namespace and process listings, and a walk of each namespace's
+ * keys.  The
  * only allowed outcomes are an error code or a value (whose bytes are all
  * read, so ASan sees where they live); never a crash, a hang (libFuzzer's
  * -timeout), or a read outside the mapping.
@@ -334,6 +337,59 @@ expect(int rc, const char *call, const char *key)
 	abort();
 }
 
+static int
+key_seen(void *arg, const struct mlc_key_info *k)
+{
+	struct mlc_value v = { .data = k->key, .len = k->key_len };
+
+	(void)arg;
+	touch(&v);
+	return 0;
+}
+
+static int
+proc_seen(void *arg, const struct mlc_proc_info *p)
+{
+	(void)arg;
+	(void)p;
+	return 0;
+}
+
+/* The operator's view (mlcctl): never writes, must survive any bytes. */
+static void
+inspect_all(struct mlc_arena *a)
+{
+	struct mlc_check_report rep = MLC_CHECK_REPORT_INIT;
+	struct mlc_stats st = MLC_STATS_INIT;
+	char name[MLC_NAME_MAX + 1];
+	int rc;
+
+	rc = mlc_arena_check(a, &rep);
+	if (rc != 0 && rc != MLC_ECORRUPT)
+		expect(rc, "mlc_arena_check", "");
+	for (uint32_t i = 0; i <= a->nclasses; i++) {
+		struct mlc_class_info ci = MLC_CLASS_INFO_INIT;
+
+		expect(mlc_arena_class(a, i, &ci), "mlc_arena_class", "");
+	}
+	for (uint32_t i = 0; i < 6; i++)
+		expect(mlc_arena_namespace(a, i, name, sizeof(name)),
+		       "mlc_arena_namespace", "");
+	expect(mlc_arena_procs(a, proc_seen, NULL), "mlc_arena_procs", "");
+	for (int n = 0; n < 2; n++) {
+		struct mlc_namespace_info ni = MLC_NAMESPACE_INFO_INIT;
+		const char *ns = n ? "two" : "one";
+		uint64_t cursor = 0;
+
+		expect(mlc_namespace_info(a, ns, &ni), "mlc_namespace_info",
+		       ns);
+		expect(mlc_namespace_stats(a, ns, &st), "mlc_namespace_stats",
+		       ns);
+		expect(mlc_namespace_keys(a, ns, &cursor, 0, key_seen, NULL),
+		       "mlc_namespace_keys", ns);
+	}
+}
+
 static void
 read_all(struct mlc_arena *a, struct mlc_cache *const c[2])
 {
@@ -342,6 +398,7 @@ read_all(struct mlc_arena *a, struct mlc_cache *const c[2])
 
 	stale.flags = MLC_CALL_STALE_OK;
 	expect(mlc_arena_info(a, &in), "mlc_arena_info", "");
+	inspect_all(a);
 	for (int n = 0; n < 2; n++) {
 		for (int k = 0; k < NREAD; k++) {
 			const char *key = key_names[k];
@@ -419,8 +476,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		b = attach(&rc);
 		if (b == NULL && rc >= 0)
 			abort();
-		if (b != NULL)
+		if (b != NULL) {
+			inspect_all(b);
 			mlc_arena_close(b);
+		}
 	} else {
 		patch(data, len);
 		a = attach(&rc);
@@ -429,6 +488,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 				abort();
 			return 0;	/* refused: fine */
 		}
+		inspect_all(a);
 		memcpy(map + lock_off, image + lock_off,
 		       sizeof(struct mlc__lock));
 		if ((rc = caches_open(a, c)) != 0) {
