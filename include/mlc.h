@@ -478,7 +478,10 @@ struct mlc_check_report {
  * pages, at a chunk that is not LIVE, not a whole chunk of its page's size
  * class, of a generation its page never handed out, of another key's
  * buckets, or at the same chunk as another slot; page and pool counts.
- * The header (bad_header): the file's size against the mapping (a file
+ * What the allocator follows without a bound (bad_pages, after 0.3.0):
+ * each size class's chunk size and count, and the page and chunk numbers
+ * it keeps (in range), and each page's free list (only free chunks of the
+ * page, as many as its count says, no cycle).  The header (bad_header): the file's size against the mapping (a file
  * truncated while mapped is reported, and nothing past its end is read),
  * the checksum of its fixed part, and its live fields against the data:
  * an item's version or a stripe's fence above the version counter, an
@@ -493,8 +496,12 @@ struct mlc_check_report {
  * it), a chunk seen in two slots counts only if neither bucket changed
  * since, and the page and pool counts are judged only from a tally that
  * no page move overlapped (movers mark their moves; a tally is taken
- * again while one does).  A write in progress shows as an odd version,
- * a page move in progress through every tally (a mover stopped, or dead
+ * again while one does); a page's free list only from a walk its
+ * descriptor did not change through, and one that does not add up while
+ * its class's lock is held (a writer at work, stopped, or dead until the
+ * lock's next taker rebuilds the class) is left unjudged.  A write in
+ * progress shows as an odd version, a page move in progress through every
+ * tally (a mover stopped, or dead
  * until the next taker of its lock repairs what it left) as pages_moving,
  * and a namespace being added through every walk of the namespace table
  * (its adder stopped, or dead until the next opener) as ns_making: none

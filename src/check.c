@@ -462,6 +462,146 @@ check_pages(struct checker *ck)
 	}
 }
 
+/* A class's words the allocator follows without a bound (alloc.c): its
+ * chunk size and count, which never change after creation, and the page
+ * and chunk numbers it keeps, each stored whole and always in range on a
+ * sound arena (a page index + 1 up to npages, a chunk below the count).
+ * Out of range, the next write of the class writes outside its page. */
+static void
+check_classes(struct checker *ck)
+{
+	const struct mlc_arena *a = ck->a;
+
+	for (uint32_t ci = 0; ci < a->nclasses; ci++) {
+		struct mlc__class *c = &a->classes[ci];
+		uint32_t per = a->page_size / a->class_size[ci];
+
+		if (ck_pr_load_32(&c->cl_size) == a->class_size[ci] &&
+		    ck_pr_load_32(&c->cl_per_page) == per &&
+		    ck_pr_load_32(&c->cl_ring) <= a->npages &&
+		    ck_pr_load_32(&c->cl_partial) <= a->npages &&
+		    ck_pr_load_32(&c->cl_hand_page) <= a->npages &&
+		    ck_pr_load_32(&c->cl_shand_page) <= a->npages &&
+		    ck_pr_load_32(&c->cl_hand_chunk) < per &&
+		    ck_pr_load_32(&c->cl_shand_chunk) < per)
+			continue;
+		ck->r.bad_pages++;
+		problem(ck, "a size class's chunk size or count differs from "
+			    "the header's, or it names a page or chunk that "
+			    "does not exist (at right: the class)", ci);
+	}
+}
+
+/* A page's descriptor as the allocator last left it: while none of these
+ * moved, its free list did not either (a pop takes a generation from
+ * pg_gen, which only grows; a push without a pop raises pg_nfree; a page
+ * carved again is marked and counted in ah_moves_begun). */
+struct page_view {
+	uint64_t gen, moves;
+	uint32_t cls, nfree, free, carving;
+};
+
+static void
+page_view(const struct mlc_arena *a, uint32_t p, struct page_view *v)
+{
+	struct mlc__page *pg = &a->pages[p];
+
+	v->moves = ck_pr_load_64(&a->hdr->ah_moves_begun);
+	ck_pr_fence_load();
+	v->cls = ck_pr_load_32(&pg->pg_class);
+	v->gen = ck_pr_load_64(&pg->pg_gen);
+	v->nfree = ck_pr_load_32(&pg->pg_nfree);
+	v->free = ck_pr_load_32(&pg->pg_free);
+	v->carving = ck_pr_load_32(&pg->pg_carving);
+}
+
+/* Does page @p p's free list, as @p v saw its head, hold exactly
+ * v->nfree chunks of the page, each FREE, with no cycle?  The walk stops
+ * after the count, so it is bounded whatever the links say. */
+static bool
+free_list_sound(const struct mlc_arena *a, uint32_t p,
+		const struct page_view *v)
+{
+	uint32_t size = a->class_size[v->cls - 1];
+	uint32_t per = a->page_size / size, n = 0;
+
+	if (v->nfree > per)
+		return false;
+	for (uint32_t idx = v->free; idx != 0; n++) {
+		const struct mlc__item *it;
+
+		if (idx > per || n == v->nfree)
+			return false;
+		it = (const void *)(a->base + a->pages_off +
+				    ((uint64_t)p << a->page_shift) +
+				    (uint64_t)(idx - 1) * size);
+		if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
+		    MLC__FREE)
+			return false;
+		idx = ck_pr_load_32((uint32_t *)&it->it_next);
+	}
+	return n == v->nfree;
+}
+
+/* Does @p lk look held (by a live writer, one stopped, or one dead until
+ * the next taker repairs what it left)?  Only read: glibc keeps the
+ * holder's thread id in the mutex (0: free).  Elsewhere: unknown, taken
+ * as free. */
+static bool
+lock_held(const struct mlc__lock *lk)
+{
+#ifdef __GLIBC__
+	return ck_pr_load_int((int *)(uintptr_t)&lk->lk_mutex.__data.__owner)
+	       != 0;
+#else
+	(void)lk;
+	return false;
+#endif
+}
+
+/* Each page's free list, which the allocator pops without looking (a
+ * linked chunk on it is handed to another key; a count longer than the
+ * list, or a number past the page, makes it write outside the page).
+ * Lists change under class locks a check cannot take: a page's list is
+ * judged only from a walk between two equal views of its descriptor,
+ * taken again while they differ (left unjudged after CHECK_TRIES), and
+ * one that does not add up is damage only if its class's lock was free
+ * after the walk: a holder changes a list in a few plain stores, and one
+ * stopped or killed among them leaves it half-changed until it goes on,
+ * or the lock's next taker rebuilds the class (alloc.c). */
+static void
+check_free_lists(struct checker *ck)
+{
+	const struct mlc_arena *a = ck->a;
+
+	for (uint32_t p = 0; p < a->npages; p++) {
+		for (int t = 0; t < CHECK_TRIES; t++) {
+			struct page_view v0, v1;
+			bool sound;
+
+			page_view(a, p, &v0);
+			if (v0.cls == 0 || v0.cls > a->nclasses || v0.carving)
+				break;	/* the pool's, or not carved yet */
+			ck_pr_fence_load();
+			sound = free_list_sound(a, p, &v0);
+			ck_pr_fence_load();
+			page_view(a, p, &v1);
+			if (memcmp(&v0, &v1, sizeof(v0)) != 0)
+				continue;
+			if (!sound && lock_held(&a->classes[v0.cls - 1].cl_lock))
+				break;	/* being changed: unjudged */
+			if (!sound) {
+				ck->r.bad_pages++;
+				problem(ck, "a page's free list holds a chunk "
+					    "that is not free, or not of the "
+					    "page, or not its count (at "
+					    "right: the page)", p);
+			}
+			break;
+		}
+	}
+}
+
 /* The header against the file and the data.  False when the rest must
  * not be walked: the mapping reaches past the end of the file, and a
  * read there would raise SIGBUS. */
@@ -655,6 +795,8 @@ mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
 	check_shared_chunks(&ck);
 	free(ck.offs);
 	check_pages(&ck);
+	check_classes(&ck);
+	check_free_lists(&ck);
 	check_live(&ck);
 	check_procs(&ck);
 out:

@@ -844,6 +844,114 @@ test_reader_and_moving_class(void **state)
 	done(name, a, c);
 }
 
+/* ---- the allocator's own structures -------------------------------- */
+
+/* Check @p a, which must report @p what among the pages (bad_pages). */
+static void
+check_finds_page(struct mlc_arena *a, const char *what)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+	int rc = mlc_arena_check(a, &r);
+
+	if (rc != MLC_ECORRUPT || r.bad_pages == 0 ||
+	    strstr(r.first_problem, what) == NULL)
+		fail_msg("check gave %d, bad_pages %llu, first problem '%s'; "
+			 "want '%s'", rc, (unsigned long long)r.bad_pages,
+			 r.first_problem, what);
+}
+
+static void
+check_clean(struct mlc_arena *a)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+
+	assert_int_equal(mlc_arena_check(a, &r), 0);
+}
+
+/* What the allocator follows without a bound (docs/reliability.md, "What
+ * it can do to a writer"): a class's chunk size and count, the page
+ * numbers and chunk numbers it keeps, a page's free list.  Damage there
+ * makes the next write of that size write outside its page, or hand out a
+ * linked chunk; check must not call such an arena consistent.  (Until
+ * review AA it looked at none of them.) */
+static void
+test_alloc_structures_damaged(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	uint32_t p, ci, k, saved32;
+	struct mlc__class *cl;
+	struct mlc__page *pg;
+	struct mlc__item *it = NULL;
+
+	(void)state;
+	/* The page of the items: the first page of a class. */
+	for (p = 0; p < a->npages && a->pages[p].pg_class == 0; p++)
+		;
+	assert_true(p < a->npages);
+	pg = &a->pages[p];
+	ci = pg->pg_class - 1;
+	cl = &a->classes[ci];
+	assert_true(pg->pg_nfree > 0 && pg->pg_nfree < cl->cl_per_page);
+	for (k = 0; k < cl->cl_per_page; k++) {
+		it = (struct mlc__item *)(void *)(a->base + a->pages_off +
+			(uint64_t)p * a->page_size + (uint64_t)k * cl->cl_size);
+		if (MLC__ST_STATE(it->it_state) == MLC__LIVE)
+			break;
+	}
+	assert_true(k < cl->cl_per_page);
+
+	saved32 = cl->cl_size;
+	cl->cl_size = a->page_size * 4;
+	check_finds_page(a, "size class");
+	cl->cl_size = saved32;
+	saved32 = cl->cl_per_page;
+	cl->cl_per_page = saved32 + 1000;
+	check_finds_page(a, "size class");
+	cl->cl_per_page = saved32;
+	saved32 = cl->cl_partial;
+	cl->cl_partial = a->npages + 7;
+	check_finds_page(a, "size class");
+	cl->cl_partial = saved32;
+	saved32 = cl->cl_hand_chunk;
+	cl->cl_hand_chunk = cl->cl_per_page + 3;
+	check_finds_page(a, "size class");
+	cl->cl_hand_chunk = saved32;
+	check_clean(a);
+
+	/* The free list: its head at a linked chunk (the next write of the
+	 * class would overwrite another key's item), past the page, counted
+	 * longer than it is, or a cycle. */
+	saved32 = pg->pg_free;
+	pg->pg_free = k + 1;
+	check_finds_page(a, "free list");
+	/* The same while the class's lock is held (a writer stopped half-way
+	 * through a pop, or killed there until the next taker rebuilds the
+	 * class): a list being changed is not judged. */
+	assert_int_equal(pthread_mutex_lock(&cl->cl_lock.lk_mutex), 0);
+	check_clean(a);
+	assert_int_equal(pthread_mutex_unlock(&cl->cl_lock.lk_mutex), 0);
+	pg->pg_free = cl->cl_per_page + 1;
+	check_finds_page(a, "free list");
+	pg->pg_free = saved32;
+	pg->pg_nfree++;
+	check_finds_page(a, "free list");
+	pg->pg_nfree--;
+	{
+		struct mlc__item *head = (struct mlc__item *)(void *)(a->base +
+			a->pages_off + (uint64_t)p * a->page_size +
+			(uint64_t)(pg->pg_free - 1) * cl->cl_size);
+		uint32_t next = head->it_next;
+
+		head->it_next = pg->pg_free;
+		check_finds_page(a, "free list");
+		head->it_next = next;
+	}
+	check_clean(a);
+	done(name, a, c);
+}
+
 /* The live fields: changed while attached (where attach cannot see
  * them), check must report each. */
 static void
@@ -1217,6 +1325,7 @@ main(void)
 		cmocka_unit_test(test_unlink_unused),
 		cmocka_unit_test(test_reset_header_changed),
 		cmocka_unit_test(test_reader_and_moving_class),
+		cmocka_unit_test(test_alloc_structures_damaged),
 	};
 
 	t_require_shm();
