@@ -431,7 +431,8 @@ typedef int mlc_proc_fn(void *arg, const struct mlc_proc_info *proc);
  * the table was read, outside any lock, so it may call mlc functions.  An
  * entry read while its process opens or closes a handle is read again.
  * Thread-safe; works on an MLC_ARENA_RDONLY handle.
- * @return 0; what @p fn returned, if not 0; -EINVAL.
+ * @return 0; what @p fn returned, if not 0; -EINVAL; MLC_ECORRUPT (the
+ *   arena's file was truncated: see mlc_arena_info(); after 0.3.0).
  * @since 0.2
  */
 int mlc_arena_procs(struct mlc_arena *arena, mlc_proc_fn *fn, void *arg);

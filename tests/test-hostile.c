@@ -627,6 +627,14 @@ count_key(void *arg, const struct mlc_key_info *key)
 	return 0;
 }
 
+static int
+count_proc(void *arg, const struct mlc_proc_info *p)
+{
+	(void)arg;
+	(void)p;
+	return 0;
+}
+
 static void
 test_truncated_while_mapped(void **state)
 {
@@ -675,6 +683,18 @@ test_truncated_while_mapped(void **state)
 						    count_key, NULL),
 				 MLC_ECORRUPT);
 	}
+	/* Shorter than the header: the process table is gone too, and its
+	 * listing says so rather than die of SIGBUS (review AA). */
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(mlc_arena_procs(a, count_proc, NULL), MLC_ECORRUPT);
+	{
+		struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+
+		assert_int_equal(mlc_arena_info(a, &ai), MLC_ECORRUPT);
+		assert_int_equal(mlc_arena_check(a, &r), MLC_ECORRUPT);
+		assert_non_null(strstr(r.first_problem, "truncated"));
+	}
+	assert_int_equal(truncate(path, 8192), 0);
 	/* A new attach refuses it, read-only or not. */
 	assert_int_equal(open_arena(&b, name, 0), MLC_ECORRUPT);
 	assert_int_equal(open_arena(&b, name, MLC_ARENA_RDONLY), MLC_ECORRUPT);
