@@ -477,8 +477,9 @@ struct mlc_check_report {
  * Walk the arena's index and pages without changing anything and report
  * what does not add up (mlcctl check): a slot that points outside the
  * pages, at a chunk that is not LIVE, not a whole chunk of its page's size
- * class, of a generation its page never handed out, of another key's
- * buckets, or at the same chunk as another slot; page and pool counts.
+ * class, holding an item longer than the chunk (after 0.3.0), of a
+ * generation its page never handed out, of another key's buckets, or at
+ * the same chunk as another slot; page and pool counts.
  * What the allocator follows without a bound (bad_pages, after 0.3.0):
  * each size class's chunk size and count, and the page and chunk numbers
  * it keeps (in range), and each page's free list (only free chunks of the

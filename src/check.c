@@ -99,9 +99,11 @@ chunk_sound(const struct mlc_arena *a, uint64_t off,
 		ck_pr_load_64(&a->pages[p].pg_gen) > MLC__GEN_MASK);
 }
 
-/* Does the linked item at @p off fit its page (@p room bytes left), and if
- * it is chained (arena.h), does its table name as many pieces as its
- * lengths need, each a PIECE of its class that names this head? */
+/* Does the linked item at @p off fit its chunk (a writer takes one its
+ * key and value fit: a reader, which bounds its copy by the page alone,
+ * @p room bytes, would serve the next chunks' bytes), and if it is
+ * chained (arena.h), does its table name as many pieces as its lengths
+ * need, each a PIECE of its class that names this head? */
 static bool
 item_whole(const struct mlc_arena *a, uint64_t off, const struct mlc__item *it,
 	   uint32_t room)
@@ -110,7 +112,8 @@ item_whole(const struct mlc_arena *a, uint64_t off, const struct mlc__item *it,
 	uint32_t klen = it->it_klen, vlen = mlc__item_vlen(it), ci, c, n;
 
 	if (!(w & MLC__ST_CHAIN))
-		return (uint64_t)MLC__ITEM_HDR + klen + vlen <= room;
+		return (uint64_t)MLC__ITEM_HDR + klen + vlen <=
+		       MLC_MIN(room, mlc__page_chunk(a, off));
 	/* Read without the class lock: the caller judges the item only if
 	 * its identity held from before these reads to after them. */
 	ci = ck_pr_load_32(&a->pages[mlc__off_page(a, off)].pg_class);

@@ -969,6 +969,20 @@ test_alloc_structures_damaged(void **state)
 		head->it_next = next;
 	}
 	check_clean(a);
+
+	/* A linked item longer than its chunk (but not its page): readers
+	 * copy the next chunks' bytes as its value. */
+	{
+		struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+		uint64_t gl = it->it_genlen;
+
+		mlc__item_set_genlen(it, mlc__item_gen(it), cl->cl_size);
+		assert_int_equal(mlc_arena_check(a, &r), MLC_ECORRUPT);
+		assert_int_equal(r.bad_slots, 1);
+		assert_non_null(strstr(r.first_problem, "does not belong"));
+		it->it_genlen = gl;
+	}
+	check_clean(a);
 	done(name, a, c);
 }
 
