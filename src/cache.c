@@ -239,6 +239,8 @@ mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,
 		goto fail;
 	c->a = arena;
 	c->ns = &arena->ns[c->ns_idx];
+	c->ns_len = (uint8_t)strlen(ns);	/* checked by mlc__ns_open() */
+	memcpy(c->ns_name, ns, c->ns_len);
 	c->fork_gen = mlc__fork_gen();
 	c->st.size = sizeof(c->st);
 	c->flushed.size = sizeof(c->flushed);

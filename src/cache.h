@@ -47,6 +47,10 @@ struct mlc_cache {
 	uint64_t procs_gen;		/* fork generation it is counted in
 					 * among the attached processes'
 					 * handles (procs.c); UINT64_MAX: not */
+	uint8_t ns_len;			/* the namespace's name, as opened: */
+	char ns_name[MLC_NAME_MAX];	/* events carry it (write.c), not the
+					 * arena's copy, which another process
+					 * may rewrite */
 };
 
 /* How many times a write (mlc_set, mlc_modify) whose store a purge of its

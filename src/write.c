@@ -102,8 +102,8 @@ mlc__event_emit(struct mlc_cache *c, uint32_t op, const struct mlc__key *k,
 	if (fn == NULL)
 		return;
 	ev.op = op;
-	ev.ns_len = c->ns->ns_name_len;
-	ev.ns = c->ns->ns_name;
+	ev.ns_len = c->ns_len;
+	ev.ns = c->ns_name;
 	ev.key = k ? k->data : NULL;
 	ev.key_len = k ? k->len : 0;
 	ev.version = version;

@@ -986,6 +986,47 @@ test_alloc_structures_damaged(void **state)
 	done(name, a, c);
 }
 
+/* ---- the namespace name an event carries ---------------------------- */
+
+static char ev_ns[256];
+static size_t ev_ns_len;
+
+static void
+ev_record(void *arg, const struct mlc_event *ev)
+{
+	(void)arg;
+	ev_ns_len = ev->ns_len;
+	memcpy(ev_ns, ev->ns, MLC_MIN(ev->ns_len, sizeof(ev_ns)));
+}
+
+/* An event names the namespace the handle was opened on, as the hook's
+ * contract says (1..MLC_NAME_MAX bytes, valid during the call): not the
+ * bytes the arena's entry holds at the time, which another process can
+ * rewrite (a length up to 255, read past the 47 bytes of the name). */
+static void
+test_event_ns_name_from_handle(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	uint32_t idx;
+	uint8_t len;
+
+	(void)state;
+	assert_int_equal(mlc__ns_find(a, "ns", &idx), 0);
+	assert_int_equal(mlc_arena_set_event_hook(a, ev_record, NULL), 0);
+	len = a->ns[idx].ns_name_len;
+	a->ns[idx].ns_name_len = 200;
+	a->ns[idx].ns_name[0] = 'X';
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	assert_int_equal(ev_ns_len, 2);
+	assert_memory_equal(ev_ns, "ns", 2);
+	a->ns[idx].ns_name_len = len;
+	a->ns[idx].ns_name[0] = 'n';
+	assert_int_equal(mlc_arena_set_event_hook(a, NULL, NULL), 0);
+	done(name, a, c);
+}
+
 /* The live fields: changed while attached (where attach cannot see
  * them), check must report each. */
 static void
@@ -1360,6 +1401,7 @@ main(void)
 		cmocka_unit_test(test_reset_header_changed),
 		cmocka_unit_test(test_reader_and_moving_class),
 		cmocka_unit_test(test_alloc_structures_damaged),
+		cmocka_unit_test(test_event_ns_name_from_handle),
 	};
 
 	t_require_shm();
