@@ -814,14 +814,16 @@ arena_validate(const char *base, uint64_t size)
 	return 0;
 }
 
+/* Take the geometry of the arena mapped at @p base from @p h: a private
+ * copy of its header that was validated, never the shared one, which any
+ * process that can write the file may change after the validation. */
 static void
-arena_setup(struct mlc_arena *a, char *base, size_t size)
+arena_setup(struct mlc_arena *a, char *base, size_t size,
+	    const struct mlc__hdr *h)
 {
-	struct mlc__hdr *h = (struct mlc__hdr *)(void *)base;
-
 	a->base = base;
 	a->size = size;
-	a->hdr = h;
+	a->hdr = (struct mlc__hdr *)(void *)base;
 	a->stripes = (struct mlc__lock *)(void *)(base + h->ah_stripes_off);
 	a->table = (struct mlc__bucket *)(void *)(base + h->ah_table_off);
 	a->classes = (struct mlc__class *)(void *)(base + h->ah_classes_off);
@@ -906,6 +908,7 @@ boot_matches(const struct mlc__hdr *h)
 static int
 arena_map(struct mlc_arena *a, int fd, uint32_t flags)
 {
+	struct mlc__hdr seen;
 	struct stat st;
 	void *base;
 	int rc;
@@ -922,15 +925,18 @@ arena_map(struct mlc_arena *a, int fd, uint32_t flags)
 		    PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return -errno;
-	rc = arena_validate(base, (uint64_t)st.st_size);
-	if (rc == 0 && !(flags & MLC_ARENA_RDONLY) && !boot_matches(base))
+	/* Validated and used as one copy: see arena_setup(). */
+	memcpy(&seen, base, sizeof(seen));
+	rc = arena_validate((const char *)&seen, (uint64_t)st.st_size);
+	if (rc == 0 && !(flags & MLC_ARENA_RDONLY) && !boot_matches(&seen))
 		rc = -ESTALE;
 	if (rc < 0) {
 		munmap(base, (size_t)st.st_size);
 		return rc;
 	}
+	MLC_PAUSE(ATTACH_VALIDATED);
 	mlc__vm_advise(base, (size_t)st.st_size);
-	arena_setup(a, base, (size_t)st.st_size);
+	arena_setup(a, base, (size_t)st.st_size, &seen);
 	return 0;
 }
 
@@ -1120,7 +1126,7 @@ arena_open_anon(struct mlc_arena *a, const struct mlc__hdr *cfg)
 		munmap(base, cfg->ah_size);
 		return rc;
 	}
-	arena_setup(a, base, cfg->ah_size);
+	arena_setup(a, base, cfg->ah_size, (const struct mlc__hdr *)base);
 	a->fd = -1;
 	return 0;
 }
@@ -1403,7 +1409,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	memset(&in, 0, sizeof(in));
 	in.size = sizeof(in);
 	in.bytes = a->size;
-	in.max_items = (uint64_t)h->ah_nbuckets * MLC__SLOTS;
+	in.max_items = ((uint64_t)a->bucket_mask + 1) * MLC__SLOTS;
 	/* A writer killed between its slot change and its count leaves a
 	 * count one off for good; one below 0 reads as 0, not 2^64 - 1. */
 	in.items = live_count(ck_pr_load_64(&h->ah_items));

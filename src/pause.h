@@ -57,6 +57,9 @@
 				 * writer not yet judged */ \
 	X(ORPHAN_PROVEN)	/* an ALLOC chunk's writer judged dead */ \
 	/* attach (arena.c) */ \
+	X(ATTACH_VALIDATED)	/* an arena's header validated, its
+				 * geometry not yet taken into the
+				 * process's struct mlc_arena */ \
 	X(RESET_MAPPED)		/* an arena of an earlier boot validated,
 				 * locked alone and mapped again, nothing
 				 * rebuilt yet */ \

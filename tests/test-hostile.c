@@ -1027,6 +1027,78 @@ test_event_ns_name_from_handle(void **state)
 	done(name, a, c);
 }
 
+/* ---- the header changed between attach's validation and its use ---- */
+
+static char attach_path[128];
+
+/* At ATTACH_VALIDATED: another process rewrites the index's offset (and
+ * the checksum) once the attacher has validated the header. */
+static void
+attach_move_hook(enum mlc__pause_point p, void *arg)
+{
+	struct mlc__hdr h;
+	int fd;
+
+	(void)arg;
+	if (p != MLC__P_ATTACH_VALIDATED)
+		return;
+	fd = open(attach_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != sizeof(h))
+		_exit(90);
+	h.ah_table_off = UINT64_C(1) << 40;
+	h.ah_nbuckets = 1u << 30;
+	h.ah_check = mlc__hdr_check(&h);
+	if (pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
+		_exit(91);
+	close(fd);
+}
+
+static int
+attach_child(void *arg)
+{
+	struct mlc_value v = { 0 };
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c;
+	int rc;
+
+	(void)arg;
+	mlc__pause_hook = attach_move_hook;
+	rc = open_arena(&a, strrchr(attach_path, '/') + 1, 0);
+	mlc__pause_hook = NULL;
+	if (rc != 0)
+		return 10;
+	/* The geometry is what was validated: the key is where it was. */
+	if (mlc_cache_open(&c, a, "ns", NULL) != 0)
+		return 11;
+	rc = mlc_get(c, "key-1", 5, NULL, NULL, &v);
+	if (rc != 0 || v.len != 5 || memcmp(v.data, "value", 5) != 0)
+		return 12;
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	return 0;
+}
+
+/* The geometry a process takes at attach must be the one it validated
+ * (docs/reliability.md: "Geometry from the validated header"), whatever
+ * a process that writes the file does to the header meanwhile. */
+static void
+test_attach_header_changed(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	struct mlc__hdr saved = *a->hdr;
+
+	(void)state;
+	snprintf(attach_path, sizeof(attach_path), SHM_DIR "%s", name);
+	assert_int_equal(t_fork(attach_child, NULL), 0);
+	a->hdr->ah_table_off = saved.ah_table_off;
+	a->hdr->ah_nbuckets = saved.ah_nbuckets;
+	a->hdr->ah_check = saved.ah_check;
+	done(name, a, c);
+}
+
 /* The live fields: changed while attached (where attach cannot see
  * them), check must report each. */
 static void
@@ -1402,6 +1474,7 @@ main(void)
 		cmocka_unit_test(test_reader_and_moving_class),
 		cmocka_unit_test(test_alloc_structures_damaged),
 		cmocka_unit_test(test_event_ns_name_from_handle),
+		cmocka_unit_test(test_attach_header_changed),
 	};
 
 	t_require_shm();
