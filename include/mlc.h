@@ -366,8 +366,11 @@ struct mlc_arena_info {
  * fstat()): a file truncated from outside while mapped would raise SIGBUS
  * at the first read past its new end, so it answers MLC_ECORRUPT instead
  * and reads nothing there.  mlc_arena_class(), mlc_arena_namespace(),
- * mlc_namespace_info(), mlc_namespace_stats() and mlc_namespace_keys() do
- * the same.  A truncation after that check still raises SIGBUS.
+ * mlc_arena_procs(), mlc_namespace_info(), mlc_namespace_stats() and
+ * mlc_namespace_keys() do the same, and mlc_cache_close() and
+ * mlc_arena_close() then leave the counters and the table of attached
+ * processes alone (after 0.3.0), so that a process can let go of such an
+ * arena.  A truncation after that check still raises SIGBUS.
  * @return 0, -EINVAL (NULL, or a bad info->size), or MLC_ECORRUPT (the
  *   file is shorter than the mapping).
  * @since 0.1

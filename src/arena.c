@@ -1257,7 +1257,8 @@ mlc_arena_close(struct mlc_arena *arena)
 {
 	if (arena == NULL)
 		return -EINVAL;
-	mlc__procs_close(arena, NULL);
+	if (mlc__arena_whole(arena))	/* truncated: see mlc_cache_close() */
+		mlc__procs_close(arena, NULL);
 	arena->closed = true;
 	mlc__arena_unref(arena);
 	return 0;

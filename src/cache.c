@@ -270,9 +270,14 @@ mlc_cache_close(struct mlc_cache *c)
 		stats_inherited(c);	/* never used in this child */
 		mlc__l1_forget(&c->l1);	/* as mlc__handle_forked() */
 	}
-	mlc__stats_flush(c, mlc__now_ms());
+	/* A file truncated under the mapping (docs/reliability.md): the
+	 * counters and the process table may be past its end, and touching
+	 * them raises SIGBUS.  A handle can still be let go of. */
+	if (mlc__arena_whole(c->a)) {
+		mlc__stats_flush(c, mlc__now_ms());
+		mlc__procs_close(c->a, &c->procs_gen);
+	}
 	mlc__l1_fini(&c->l1);
-	mlc__procs_close(c->a, &c->procs_gen);
 	mlc__arena_unref(c->a);
 	free(c);
 	return 0;

@@ -761,6 +761,35 @@ test_every_fixed_byte_flipped(void **state)
 	assert_int_equal(mlc_arena_unlink(name, 0), 0);
 }
 
+/* A process that learns its arena was truncated (an introspection call
+ * answered MLC_ECORRUPT) must be able to let go of it: closing its cache
+ * and arena handles flushed counters into the lost pages and updated the
+ * process table (in the header), and died of SIGBUS (review AA). */
+static void
+test_close_truncated(void **state)
+{
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c;
+	char name[64], path[128];
+
+	(void)state;
+	for (int cut = 0; cut < 2; cut++) {
+		t_name(name, sizeof(name));
+		snprintf(path, sizeof(path), SHM_DIR "%s", name);
+		assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
+					    MLC_ARENA_EXCL), 0);
+		c = t_cache(a, "ns", NULL);
+		assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+		/* Below the header, then just past it. */
+		assert_int_equal(truncate(path, cut ? 8192 : 0), 0);
+		assert_int_equal(mlc_arena_info(a, &ai), MLC_ECORRUPT);
+		assert_int_equal(mlc_cache_close(c), 0);
+		assert_int_equal(mlc_arena_close(a), 0);
+		assert_int_equal(mlc_arena_unlink(name, 0), 0);
+	}
+}
+
 /* An arena with a few keys, and a check that it is sound. */
 static struct mlc_arena *
 filled(char *name, size_t cap, struct mlc_cache **cp)
@@ -1475,6 +1504,7 @@ main(void)
 		cmocka_unit_test(test_alloc_structures_damaged),
 		cmocka_unit_test(test_event_ns_name_from_handle),
 		cmocka_unit_test(test_attach_header_changed),
+		cmocka_unit_test(test_close_truncated),
 	};
 
 	t_require_shm();
