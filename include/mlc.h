@@ -480,7 +480,8 @@ struct mlc_check_report {
  * Walk the arena's index and pages without changing anything and report
  * what does not add up (mlcctl check): a slot that points outside the
  * pages, at a chunk that is not LIVE, not a whole chunk of its page's size
- * class, holding an item longer than the chunk (after 0.3.0), of a
+ * class, holding an item longer than the chunk or of a namespace that is
+ * not in use or has not reached the item's generation (after 0.3.0), of a
  * generation its page never handed out, of another key's buckets, or at
  * the same chunk as another slot; page and pool counts.
  * What the allocator follows without a bound (bad_pages, after 0.3.0):

@@ -192,6 +192,20 @@ item_fields(struct bucket_view *bv, const struct mlc__item *it)
 		bv->max_version = ver;
 }
 
+/* Is the linked item @p it of namespace @p ns of a generation its
+ * namespace has reached?  Purges only raise ns_gen, and a writer takes an
+ * item's from it (ns_gen read after the item, so a purge meanwhile only
+ * raises it further; compared modulo 2^32).  A namespace generation set
+ * back makes purged items answer again. */
+static bool
+nsgen_sound(const struct mlc_arena *a, uint16_t ns, const struct mlc__item *it)
+{
+	uint32_t gen = mlc__item_nsgen(it);
+
+	ck_pr_fence_load();
+	return (int32_t)(gen - ck_pr_load_32(&a->ns[ns].ns_gen)) <= 0;
+}
+
 /* Read bucket @p b's slots and the items they point at into @p bv.  A
  * slot is judged only if it proves it held the same chunk, of the same
  * generation, from before the item's first byte was read to after its
@@ -211,6 +225,7 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 		struct mlc__item *it;
 		const char *bad = NULL;
 		uint32_t room;
+		uint16_t ns;
 
 		if (w == 0)
 			continue;
@@ -224,14 +239,18 @@ bucket_read(const struct mlc_arena *a, uint32_t b, struct bucket_view *bv)
 		}
 		if (!mlc__identity_take(bk, s, w, it, &gl))
 			continue;	/* changed meanwhile: not judged */
+		ns = ck_pr_load_16((uint16_t *)&it->it_ns);
 		if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
 			    MLC__LIVE ||
 		    !chunk_sound(a, MLC__SLOT_OFF(w), it) ||
 		    it->it_klen == 0 || !item_whole(a, MLC__SLOT_OFF(w), it,
 						    room) ||
-		    it->it_ns >= a->max_ns)
+		    ns >= a->max_ns || !ck_pr_load_32(&a->ns[ns].ns_used))
 			bad = "slot points at an item that does not belong "
 			      "there";
+		else if (!nsgen_sound(a, ns, it))
+			bad = "an item's namespace generation is newer than "
+			      "its namespace's (a purge undone?)";
 		else
 			hash = mlc__item_hash(a, MLC__SLOT_OFF(w));
 		ck_pr_fence_load();

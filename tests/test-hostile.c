@@ -1128,6 +1128,36 @@ test_attach_header_changed(void **state)
 	done(name, a, c);
 }
 
+/* A namespace entry that contradicts its items: its generation set back
+ * (purged items answer again), or the entry marked unused (the next new
+ * namespace takes its index, and its items with it).  Until review AA
+ * check called both consistent. */
+static void
+test_ns_entry_against_items(void **state)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	uint32_t idx, gen;
+
+	(void)state;
+	assert_int_equal(mlc__ns_find(a, "ns", &idx), 0);
+	gen = a->ns[idx].ns_gen;
+	a->ns[idx].ns_gen = gen - 1;
+	assert_int_equal(mlc_arena_check(a, &r), MLC_ECORRUPT);
+	assert_true(r.bad_slots > 0);
+	assert_non_null(strstr(r.first_problem, "namespace generation"));
+	a->ns[idx].ns_gen = gen;
+	a->ns[idx].ns_used = 0;
+	assert_int_equal(mlc_arena_check(a, &r), MLC_ECORRUPT);
+	assert_true(r.bad_slots > 0);
+	assert_non_null(strstr(r.first_problem, "does not belong"));
+	a->ns[idx].ns_used = 1;
+	assert_int_equal(mlc_arena_check(a, &r), 0);
+	done(name, a, c);
+}
+
 /* The live fields: changed while attached (where attach cannot see
  * them), check must report each. */
 static void
@@ -1505,6 +1535,7 @@ main(void)
 		cmocka_unit_test(test_event_ns_name_from_handle),
 		cmocka_unit_test(test_attach_header_changed),
 		cmocka_unit_test(test_close_truncated),
+		cmocka_unit_test(test_ns_entry_against_items),
 	};
 
 	t_require_shm();
