@@ -484,11 +484,29 @@ check_pages(struct checker *ck)
 	}
 }
 
+/* Does @p lk look held (by a live writer, one stopped, or one dead until
+ * the next taker repairs what it left)?  Only read: glibc keeps the
+ * holder's thread id in the mutex (0: free).  Elsewhere: unknown, taken
+ * as free. */
+static bool
+lock_held(const struct mlc__lock *lk)
+{
+#ifdef __GLIBC__
+	return ck_pr_load_int((int *)(uintptr_t)&lk->lk_mutex.__data.__owner)
+	       != 0;
+#else
+	(void)lk;
+	return false;
+#endif
+}
+
 /* A class's words the allocator follows without a bound (alloc.c): its
  * chunk size and count, which never change after creation, and the page
- * and chunk numbers it keeps, each stored whole and always in range on a
- * sound arena (a page index + 1 up to npages, a chunk below the count).
- * Out of range, the next write of the class writes outside its page. */
+ * and chunk numbers it keeps, in range on a sound arena (a page index + 1
+ * up to npages, each stored whole; a hand's chunk below the count, which
+ * a sweep steps without a store fence under the class lock, so that one
+ * is judged only while the lock is free).  Out of range, the next write
+ * of the class writes outside its page. */
 static void
 check_classes(struct checker *ck)
 {
@@ -504,8 +522,9 @@ check_classes(struct checker *ck)
 		    ck_pr_load_32(&c->cl_partial) <= a->npages &&
 		    ck_pr_load_32(&c->cl_hand_page) <= a->npages &&
 		    ck_pr_load_32(&c->cl_shand_page) <= a->npages &&
-		    ck_pr_load_32(&c->cl_hand_chunk) < per &&
-		    ck_pr_load_32(&c->cl_shand_chunk) < per)
+		    ((ck_pr_load_32(&c->cl_hand_chunk) < per &&
+		      ck_pr_load_32(&c->cl_shand_chunk) < per) ||
+		     lock_held(&c->cl_lock)))
 			continue;
 		ck->r.bad_pages++;
 		problem(ck, "a size class's chunk size or count differs from "
@@ -563,22 +582,6 @@ free_list_sound(const struct mlc_arena *a, uint32_t p,
 		idx = ck_pr_load_32((uint32_t *)&it->it_next);
 	}
 	return n == v->nfree;
-}
-
-/* Does @p lk look held (by a live writer, one stopped, or one dead until
- * the next taker repairs what it left)?  Only read: glibc keeps the
- * holder's thread id in the mutex (0: free).  Elsewhere: unknown, taken
- * as free. */
-static bool
-lock_held(const struct mlc__lock *lk)
-{
-#ifdef __GLIBC__
-	return ck_pr_load_int((int *)(uintptr_t)&lk->lk_mutex.__data.__owner)
-	       != 0;
-#else
-	(void)lk;
-	return false;
-#endif
 }
 
 /* Each page's free list, which the allocator pops without looking (a

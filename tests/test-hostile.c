@@ -966,6 +966,10 @@ test_alloc_structures_damaged(void **state)
 	saved32 = cl->cl_hand_chunk;
 	cl->cl_hand_chunk = cl->cl_per_page + 3;
 	check_finds_page(a, "size class");
+	/* A sweep steps the hand under the class's lock: not judged then. */
+	assert_int_equal(pthread_mutex_lock(&cl->cl_lock.lk_mutex), 0);
+	check_clean(a);
+	assert_int_equal(pthread_mutex_unlock(&cl->cl_lock.lk_mutex), 0);
 	cl->cl_hand_chunk = saved32;
 	check_clean(a);
 
