@@ -27,10 +27,12 @@
  * read, so ASan sees where they live); never a crash, a hang (libFuzzer's
  * -timeout), or a read outside the mapping.
  *
- * One exception, documented in docs/reliability.md: mlc_cache_open takes
- * the namespace table's mutex with no timeout, as writers do, so before an
- * attach-then-open the harness restores that mutex's bytes.  A corrupt
- * arena can stall a writer; this harness is about readers.
+ * One exception, documented in docs/reliability.md: mlc_cache_open of a
+ * namespace that does not exist takes the namespace table's mutex with no
+ * timeout, as writers do (a patch can mark the harness's namespaces
+ * unused), so before an attach-then-open the harness restores that mutex's
+ * bytes.  A corrupt arena can stall a writer; this harness is about
+ * readers.
  */
 #include <dirent.h>
 #include <errno.h>

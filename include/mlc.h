@@ -650,8 +650,9 @@ struct mlc_cache_options {
  * @return 0 and *@p cachep, or -EINVAL, -E2BIG (opts from a newer mlc),
  *   -ENOMEM, -ENOSPC (the namespace table is full), -EPERM (the arena was
  *   opened with MLC_ARENA_RDONLY), MLC_ECORRUPT (the namespace table's
- *   lock is damaged: a holder died and a later taker left it
- *   unrecoverable).
+ *   lock, taken only to add a namespace, is damaged: a holder died and a
+ *   later taker left it unrecoverable, or its bytes are not a lock of
+ *   mlc's (after 0.3.0)).
  * @since 0.1
  */
 int mlc_cache_open(struct mlc_cache **cachep, struct mlc_arena *arena,

@@ -1556,8 +1556,20 @@ ns_recount(struct mlc_arena *a, void *ctx)
 	ck_pr_store_64(&a->hdr->ah_ns_lock.lk_aux, 0);
 }
 
+/* How long an opener of an existing namespace waits for the namespace
+ * lock to repair what a dead adder left (below). */
+#define NS_REPAIR_MS 200
+
 /* Find or add the namespace @p name.  Entries are never removed, so an
- * index stays valid for the arena's life. */
+ * index stays valid for the arena's life.  One that exists is found
+ * without the lock (as mlc__ns_find() does), so a process that opens
+ * caches on existing namespaces takes no lock that lives in the arena
+ * (a garbage kind word makes glibc abort: docs/reliability.md, bug 3),
+ * but while an adder's mark is set (one at work, or one that died, whose
+ * count the lock's next taker repairs: ns_recount()): then it takes the
+ * lock as the attached-process table's is taken, only if its kind is
+ * ours and for at most NS_REPAIR_MS, and opens the namespace anyway.
+ * Adding one takes the lock, if its kind is ours, else MLC_ECORRUPT. */
 int
 mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx)
 {
@@ -1567,6 +1579,15 @@ mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx)
 
 	if (len == 0 || len > MLC_NAME_MAX)
 		return -EINVAL;
+	rc = mlc__ns_find(a, name, idx);
+	if (rc == 0 && ck_pr_load_64(&a->hdr->ah_ns_lock.lk_aux) != 0 &&
+	    mlc__lock_take_for(a, &a->hdr->ah_ns_lock, NS_REPAIR_MS,
+			       ns_recount, NULL) == 0)
+		mlc__lock_give(&a->hdr->ah_ns_lock);
+	if (rc != -ENOENT)
+		return rc;
+	if (!lock_kind_ok(&a->hdr->ah_ns_lock))
+		return MLC_ECORRUPT;
 	rc = mlc__lock_take(a, &a->hdr->ah_ns_lock, ns_recount, NULL);
 	if (rc < 0)
 		return rc;

@@ -1162,6 +1162,54 @@ test_ns_entry_against_items(void **state)
 	done(name, a, c);
 }
 
+/* ---- opening a cache on an arena whose namespace lock is garbage ---- */
+
+static int
+open_ns_child(void *arg)
+{
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+	int rc;
+
+	/* An existing namespace: found without the lock. */
+	if (mlc_cache_open(&c, arg, "ns", NULL) != 0)
+		return 10;
+	rc = mlc_get(c, "key-1", 5, NULL, NULL, &v);
+	if (rc != 0)
+		return 11;
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	/* A new one needs it: refused, not an abort in glibc. */
+	rc = mlc_cache_open(&c, arg, "other", NULL);
+	return rc == MLC_ECORRUPT ? 0 : 12;
+}
+
+/* mlc_cache_open() took the namespace table's lock even for a namespace
+ * that exists, and glibc aborts on a lock of a garbage kind (bug 3): a
+ * process that only reads could not open a handle on such an arena. */
+static void
+test_cache_open_garbage_ns_lock(void **state)
+{
+	struct mlc_cache *c;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	struct mlc__lock saved = a->hdr->ah_ns_lock;
+
+	(void)state;
+#ifdef __GLIBC__
+	a->hdr->ah_ns_lock.lk_mutex.__data.__kind = 64; /* PTHREAD_MUTEX_PP_NORMAL_NP */
+	a->hdr->ah_ns_lock.lk_mutex.__data.__lock = 0;
+#endif
+	assert_int_equal(t_fork(open_ns_child, a), 0);
+	/* With an adder's mark set too (which makes an opener of an
+	 * existing namespace try the lock): the kind is not ours, so not
+	 * even tried. */
+	a->hdr->ah_ns_lock.lk_aux = 1;
+	assert_int_equal(t_fork(open_ns_child, a), 0);
+	a->hdr->ah_ns_lock = saved;
+	done(name, a, c);
+}
+
 /* The live fields: changed while attached (where attach cannot see
  * them), check must report each. */
 static void
@@ -1240,6 +1288,8 @@ test_ns_count_changed(void **state)
  * leaves the count one short: the namespace lock held, a free entry
  * written whole and marked used, not counted; then death with the lock
  * held.  (No pause point: test-explore's workloads open no namespace.) */
+static bool ns_child_marks;
+
 static int
 child_ns_open_dies(void *p)
 {
@@ -1259,9 +1309,42 @@ child_ns_open_dies(void *p)
 	a->ns[i].ns_gen = 1;
 	a->nsstats[i].nt_items = UINT64_C(1) << 32;
 	a->nsstats[i].nt_bytes = UINT64_C(1) << MLC__NS_BYTES_SHIFT;
+	if (ns_child_marks)		/* as mlc__ns_open() does */
+		ck_pr_store_64(&a->hdr->ah_ns_lock.lk_aux, 1);
 	ck_pr_fence_store();
 	ck_pr_store_32(&a->ns[i].ns_used, 1);
 	_exit(0);		/* before ck_pr_inc_32(&ah_ns_count) */
+}
+
+/* The same death, the adder's mark set as mlc__ns_open() sets it: an
+ * opener of an existing namespace, which takes no lock otherwise, sees the
+ * mark and repairs the count (review AA). */
+static void
+test_ns_opener_died_marked(void **state)
+{
+	struct mlc_check_report r = MLC_CHECK_REPORT_INIT;
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+	struct mlc_cache *c, *o;
+	char name[64];
+	struct mlc_arena *a = filled(name, sizeof(name), &c);
+	uint64_t repairs;
+
+	(void)state;
+	assert_int_equal(mlc_arena_info(a, &info), 0);
+	repairs = info.repairs;
+	ns_child_marks = true;
+	assert_int_equal(t_fork(child_ns_open_dies, name), 0);
+	ns_child_marks = false;
+	assert_int_equal(mlc_arena_check(a, &r), 0);
+	assert_int_equal(r.ns_making, 1);	/* unjudged, not damage */
+	o = t_cache(a, "ns", NULL);		/* exists */
+	assert_int_equal(mlc_arena_check(a, &r), 0);
+	assert_int_equal(r.ns_making, 0);
+	assert_int_equal(mlc_arena_info(a, &info), 0);
+	assert_int_equal(info.namespaces, 2);	/* ns, ghost */
+	assert_int_equal(info.repairs, repairs + 1);
+	assert_int_equal(mlc_cache_close(o), 0);
+	done(name, a, c);
 }
 
 /* The next namespace opener repairs the count (the lock's owner died), so
@@ -1540,6 +1623,8 @@ main(void)
 		cmocka_unit_test(test_attach_header_changed),
 		cmocka_unit_test(test_close_truncated),
 		cmocka_unit_test(test_ns_entry_against_items),
+		cmocka_unit_test(test_cache_open_garbage_ns_lock),
+		cmocka_unit_test(test_ns_opener_died_marked),
 	};
 
 	t_require_shm();
