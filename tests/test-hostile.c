@@ -883,7 +883,7 @@ test_reader_and_moving_class(void **state)
 #ifdef __GLIBC__
 	/* Priority protection, ceiling 0: glibc asserts in its lock calls
 	 * (the kind that made bug 3's reader abort). */
-	cl->cl_lock.lk_mutex.__data.__kind = 64;	/* PTHREAD_MUTEX_PP_NORMAL_NP */
+	cl->cl_lock.lk_mutex.__data.__kind = 64; /* PTHREAD_MUTEX_PP_NORMAL_NP */
 	cl->cl_lock.lk_mutex.__data.__lock = 0;
 #endif
 	ck_pr_store_32(&cl->cl_moving, 1);
@@ -1197,7 +1197,8 @@ test_cache_open_garbage_ns_lock(void **state)
 
 	(void)state;
 #ifdef __GLIBC__
-	a->hdr->ah_ns_lock.lk_mutex.__data.__kind = 64; /* PTHREAD_MUTEX_PP_NORMAL_NP */
+	/* PTHREAD_MUTEX_PP_NORMAL_NP, ceiling 0 (as above) */
+	a->hdr->ah_ns_lock.lk_mutex.__data.__kind = 64;
 	a->hdr->ah_ns_lock.lk_mutex.__data.__lock = 0;
 #endif
 	assert_int_equal(t_fork(open_ns_child, a), 0);
