@@ -487,8 +487,9 @@ struct mlc_check_report {
  * What the allocator follows without a bound (bad_pages, after 0.3.0):
  * each size class's chunk size and count, and the page and chunk numbers
  * it keeps (in range), and each page's free list (only free chunks of the
- * page, as many as its count says, no cycle).  The header (bad_header): the file's size against the mapping (a file
- * truncated while mapped is reported, and nothing past its end is read),
+ * page, as many as its count says, no cycle).  The header (bad_header):
+ * the file's size against the mapping (a file truncated while mapped is
+ * reported, and nothing past its end is read),
  * the checksum of its fixed part, and its live fields against the data:
  * an item's version or a stripe's fence above the version counter, an
  * item's hash that is not its key's under the seed, the namespace count,

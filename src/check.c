@@ -613,7 +613,8 @@ check_free_lists(struct checker *ck)
 			page_view(a, p, &v1);
 			if (memcmp(&v0, &v1, sizeof(v0)) != 0)
 				continue;
-			if (!sound && lock_held(&a->classes[v0.cls - 1].cl_lock))
+			if (!sound &&
+			    lock_held(&a->classes[v0.cls - 1].cl_lock))
 				break;	/* being changed: unjudged */
 			if (!sound) {
 				ck->r.bad_pages++;

@@ -428,8 +428,8 @@ mlc_arena_procs(struct mlc_arena *a, mlc_proc_fn *fn, void *arg)
 
 	if (a == NULL || fn == NULL)
 		return -EINVAL;
-	if (!mlc__arena_whole(a))
-		return MLC_ECORRUPT;	/* the table may be past the file's end */
+	if (!mlc__arena_whole(a))	/* the table may be past its end */
+		return MLC_ECORRUPT;
 	n = procs_list(a, list);
 	for (uint32_t i = 0; i < n; i++) {
 		int rc = fn(arg, &list[i]);

@@ -883,7 +883,8 @@ test_reader_and_moving_class(void **state)
 #ifdef __GLIBC__
 	/* Priority protection, ceiling 0: glibc asserts in its lock calls
 	 * (the kind that made bug 3's reader abort). */
-	cl->cl_lock.lk_mutex.__data.__kind = 64; /* PTHREAD_MUTEX_PP_NORMAL_NP */
+	/* PTHREAD_MUTEX_PP_NORMAL_NP */
+	cl->cl_lock.lk_mutex.__data.__kind = 64;
 	cl->cl_lock.lk_mutex.__data.__lock = 0;
 #endif
 	ck_pr_store_32(&cl->cl_moving, 1);
