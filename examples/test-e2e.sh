@@ -30,8 +30,9 @@
 # /admin/stats is JSON with a '"' in the arena's name and '"', '\', a tab
 # and a byte that is not UTF-8 in the namespace's (both servers).
 # mlc-server: requests pipelined past the 256 KiB of answers a worker
-# queues, and requests followed by a half-close, are all answered; an
-# HTTP/1.0 keep-alive is answered with Connection: keep-alive; two
+# queues, and requests followed by a half-close (one read while a 6 MB
+# answer is being written too), are all answered; an HTTP/1.0 keep-alive
+# is answered with Connection: keep-alive; two
 # Content-Length that differ, or a signed one, are a 400; connections
 # left idle after 4 MiB requests hold no 4 MiB buffers; a start that
 # fails leaves an arena it did not make as it was; a bad --arena-bytes,
@@ -1099,6 +1100,7 @@ run_server() {
 	server_content_length
 	server_http10
 	server_half_close
+	server_half_close_writing
 	server_idle_memory "$pid"
 
 	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
@@ -1232,6 +1234,43 @@ EOF
 		ok "2 requests then a half-close: both answered, then the end"
 	else
 		fail "2 requests then a half-close: answers and end: $out"
+	fi
+}
+
+# A half-close read while an answer is still being written (one larger
+# than the kernel takes at once, to a client that reads only after its
+# shutdown) lets that answer finish, then the end.  The worker closed the
+# connection when the end came with no request left to serve, and the
+# client got a body cut short (review AD: 2807703 of 3000000 bytes).
+server_half_close_writing() {
+	local out
+	sqlite3 "$db" "INSERT OR REPLACE INTO items VALUES ('huge', randomblob(6000000), 0)"
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+s.sendall(b"GET /item?key=huge HTTP/1.1\r\n\r\n")
+time.sleep(1)	# answered; most of it waits in the worker
+s.shutdown(socket.SHUT_WR)
+data = b""
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        data += d
+except OSError as e:
+    data += b"<" + str(e).encode() + b">"
+head, _, body = data.partition(b"\r\n\r\n")
+print(head.split(b"\r\n")[0].decode(), len(body))
+EOF
+) || { fail "half-close while writing: $out"; return 1; }
+	if [ "$out" = "HTTP/1.1 200 OK 6000000" ]; then
+		ok "a half-close while a 6 MB answer is being written: the whole answer, then the end"
+	else
+		fail "a half-close while a 6 MB answer is being written: $out (want all 6000000 bytes)"
 	fi
 }
 

@@ -838,9 +838,10 @@ conn_read(struct worker *w, struct conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n == 0 && c->in.len > 0) {
+		if (n == 0 && (c->in.len > 0 || c->out_off < c->out.len)) {
 			/* a half-close after its requests: they are
-			 * answered (they were dropped) */
+			 * answered (they were dropped), and an answer still
+			 * being written is finished (it was cut short) */
 			c->eof = 1;
 			break;
 		}
