@@ -133,8 +133,9 @@ struct mlc_relay_stats {
  * close-on-exec.
  *
  * fork(): a child inherits the hook but not the threads; the first change
- * made in the child starts a publish-only relay there (the parent keeps
- * publishing what it had queued and keeps subscribing).
+ * made in the child, or its first mlc_relay_stats(), starts a publish-only
+ * relay there, which connects at once (the parent keeps publishing what it
+ * had queued and keeps subscribing).
  *
  * @return 0 and *@p relayp, or -EINVAL (no host_id, bad options), -E2BIG
  *   (options from a newer mlc-relay), -ENOMEM, or a -errno from
@@ -153,7 +154,9 @@ int mlc_relay_start(struct mlc_relay **relayp, struct mlc_arena *arena,
  */
 int mlc_relay_stop(struct mlc_relay *relay, struct mlc_relay_stats *stats);
 
-/** Copy the counters.  Thread-safe.  @return 0, or -EINVAL. */
+/** Copy the counters.  Thread-safe.  In a child forked after
+ * mlc_relay_start(), the first call starts its publisher (fork(), above),
+ * unless a change did.  @return 0, or -EINVAL. */
 int mlc_relay_stats(struct mlc_relay *relay, struct mlc_relay_stats *stats);
 
 /** Format @p st as one line of "name=value" pairs.  @return the length. */

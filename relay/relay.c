@@ -1062,7 +1062,7 @@ atfork_parent(void)
 
 /* The child has the hook but none of the threads.  Its queue copy belongs
  * to the parent (which publishes it); the child starts afresh, publishing
- * only, from its first change. */
+ * only, from its first change or mlc_relay_stats() call. */
 static void
 atfork_child(void)
 {
@@ -1226,6 +1226,13 @@ mlc_relay_stats(struct mlc_relay *r, struct mlc_relay_stats *out)
 
 	if (r == NULL || out == NULL || out->size < sizeof(size_t))
 		return -EINVAL;
+	/* In a forked child, its publisher starts now if no change has
+	 * started it: it connects from the start, as the parent's does, so
+	 * that connected tells whether a change would reach Redis. */
+	pthread_mutex_lock(&r->mu);
+	if (r->child_start)
+		start_child_publisher(r);
+	pthread_mutex_unlock(&r->mu);
 	memset(&s, 0, sizeof(s));
 	s.size = sizeof(s);
 	s.published = ST_GET(r, published);

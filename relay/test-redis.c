@@ -739,6 +739,66 @@ out:
 }
 
 /*
+ * review AD: a0a7a82 connects an idle publisher from the start, so that
+ * connected tells an application whether a change would reach Redis
+ * (README), but a child forked after mlc_relay_start() started its
+ * publisher only at its first change: a worker that checked the bit before
+ * changing anything saw 0 for good.
+ */
+static int
+child_sees_connected(struct mlc_relay *r)
+{
+	for (int i = 0; i < 100; i++) {
+		if (stats(r).connected & MLC_RELAY_PUBLISH) {
+			mlc_relay_stop(r, NULL);
+			return 0;
+		}
+		nap(20);
+	}
+	return 1;
+}
+
+static int
+test_child_publisher_connects_idle(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	int ret = 1, orc, status;
+	pid_t pid;
+
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	ro.host_id = "A";
+	ro.redis_unix = sock;
+	ro.stream = "idle-child";
+	ro.mode = MLC_RELAY_PUBLISH;
+	ro.io_timeout_ms = 500;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	for (int i = 0; i < 100 &&
+	     !(stats(r).connected & MLC_RELAY_PUBLISH); i++)
+		nap(20);
+	CHECK(stats(r).connected & MLC_RELAY_PUBLISH,
+	      "idle publisher not connected");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0)
+		_exit(child_sees_connected(r));
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the child's idle publisher not connected (status %d)", status);
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (a)
+		mlc_arena_close(a);
+	return ret;
+}
+
+/*
  * review Z: hiredis 0.14 makes its sockets without close-on-exec, and the
  * relay left them so: a program the application started (fork and exec)
  * kept the relay's connections, authenticated to Redis, for its lifetime,
@@ -1265,6 +1325,12 @@ main(int argc, char **argv)
 		rc = 1;
 	} else {
 		printf("ok test_publisher_connects_idle\n");
+	}
+	if (test_child_publisher_connects_idle() != 0) {
+		printf("FAIL test_child_publisher_connects_idle\n");
+		rc = 1;
+	} else {
+		printf("ok test_child_publisher_connects_idle\n");
 	}
 	if (test_sockets_cloexec() != 0) {
 		printf("FAIL test_sockets_cloexec\n");
