@@ -1065,6 +1065,18 @@ run_server() {
 		fail "mlc-server that fails to start on an arena it made: exit $rc, '$out', $(ls -l "/dev/shm/$full" 2>&1)"
 		rm -f "/dev/shm/$full"
 	fi
+	# nor a --port-file it made: the file is opened at the start (to
+	# refuse one that cannot be), and a start that failed after that left
+	# it empty, there for whoever waits for it to appear (review AD)
+	rc=0
+	rm -f "$work/failed.port"
+	out=$(timeout 10 "$build/examples/server/mlc-server" --db "$db" --arena "$full" --listen 127.0.0.256 --workers 2 --port-file "$work/failed.port" 2>&1) || rc=$?
+	if [ "$rc" = 1 ] && [ ! -e "$work/failed.port" ] && [ ! -e "/dev/shm/$full" ]; then
+		ok "mlc-server that fails to start with --port-file: exit 1, no port file left"
+	else
+		fail "mlc-server that fails to start with --port-file: exit $rc, '$out', $(ls -l "$work/failed.port" 2>&1)"
+		rm -f "/dev/shm/$full"
+	fi
 	arenas+=("$arena")
 	for try in 1 2 3 4 5; do
 		port=0

@@ -1115,6 +1115,43 @@ parse_num(const char *opt, const char *s, long long lo, long long hi)
 	return n;
 }
 
+/* --port-file while this start has made it and not yet written it: a
+ * start that fails removes it (at exit), as it removes an arena it made;
+ * one that existed is left as it was. */
+static const char *port_file_made;
+
+static void
+port_file_unmade(void)
+{
+	if (port_file_made != NULL)
+		unlink(port_file_made);
+}
+
+/* Open --port-file at the start, to refuse one that cannot be (exit 2),
+ * without emptying one that exists: it is written once listening. */
+static FILE *
+port_file_open(const char *path)
+{
+	FILE *f = NULL;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd >= 0) {
+		port_file_made = path;
+		atexit(port_file_unmade);
+	} else if (errno == EEXIST) {
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	if (fd >= 0 && (f = fdopen(fd, "w")) == NULL)
+		close(fd);
+	if (f == NULL) {
+		fprintf(stderr, "mlc-server: --port-file %s: %s\n", path,
+			strerror(errno));
+		exit(2);
+	}
+	return f;
+}
+
 /* Attach cfg.arena, or create it (*@p made: true) if it does not exist. */
 static int
 arena_open(struct mlc_arena **ap, bool *made)
@@ -1149,7 +1186,8 @@ usage(FILE *f)
 "  --listen ADDR      default 127.0.0.1\n"
 "  --port N           default 8080; 0 picks a free one\n"
 "  --port-file FILE   write the port there once listening (one that\n"
-"                     cannot be opened is refused at the start)\n"
+"                     cannot be opened is refused at the start; one\n"
+"                     made by a start that fails is removed)\n"
 "  --workers N        default 4\n"
 "  --arena NAME       shm arena, default mlc-server-PID; unlinked at exit\n"
 "  --arena-bytes N    default 64m\n"
@@ -1236,12 +1274,8 @@ main(int argc, char **argv)
 	}
 	backend_check();
 	/* said before anything is made: it was left unwritten, unsaid */
-	if (cfg.port_file != NULL &&
-	    (port_file = fopen(cfg.port_file, "we")) == NULL) {
-		fprintf(stderr, "mlc-server: --port-file %s: %s\n",
-			cfg.port_file, strerror(errno));
-		return 2;
-	}
+	if (cfg.port_file != NULL)
+		port_file = port_file_open(cfg.port_file);
 	if (cfg.arena == NULL) {
 		snprintf(arena_name, sizeof(arena_name), "mlc-server-%ld",
 			 (long)getpid());
@@ -1293,12 +1327,15 @@ main(int argc, char **argv)
 	/* the port, once listening; before the workers, which would
 	 * inherit the file */
 	if (port_file != NULL) {
+		int wrc = ftruncate(fileno(port_file), 0);
+
 		fprintf(port_file, "%d\n", ntohs(sin.sin_port));
-		if (fclose(port_file) != 0) {
+		if (fclose(port_file) != 0 || wrc != 0) {
 			fprintf(stderr, "mlc-server: --port-file %s: %s\n",
 				cfg.port_file, strerror(errno));
 			goto fail;
 		}
+		port_file_made = NULL;	/* written: it stays */
 	}
 	for (int i = 0; i < cfg.workers; i++)
 		slot_start(&slots[i], arena, lfd);
