@@ -35,7 +35,8 @@
 # is answered with Connection: keep-alive; two
 # Content-Length that differ, or a signed one, are a 400; connections
 # left idle after 4 MiB requests hold no 4 MiB buffers; a start that
-# fails leaves an arena it did not make as it was; a bad --arena-bytes,
+# fails leaves an arena it did not make as it was, and no port file it
+# made; a bad --arena-bytes,
 # --db, --sql or --port-file is exit 2.
 # nginx: an "if" block inside the mlc_cache and mlc_admin locations
 # answers through them.
