@@ -862,7 +862,8 @@ arena_setup(struct mlc_arena *a, char *base, size_t size,
  * validated them before the lock was ours: a process that writes the file
  * without mlc (it needs no lock to) could have changed them since, or the
  * file could have shrunk.  So the header is copied once and validated
- * again against the size mapped now, and only the copy is used. */
+ * again against the size mapped now, and only the copy is used; a file
+ * now shorter than a header is refused before the copy. */
 static int
 arena_reset(int fd, uint64_t size)
 {
@@ -871,6 +872,10 @@ arena_reset(int fd, uint64_t size)
 	void *base;
 	int rc;
 
+	/* Before the copy: one out of a mapping shorter than a header reads
+	 * past it (arena_map() checks the same before its own). */
+	if (size < MLC__HDR_BYTES)
+		return MLC_ECORRUPT;
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return -errno;
@@ -1051,6 +1056,7 @@ arena_attach_once(struct mlc_arena *a, const char *path, uint32_t flags)
 		if (ofd_lock(fd, F_WRLCK) == 0) {
 			struct stat st;
 
+			MLC_PAUSE(RESET_LOCKED);
 			rc = fstat(fd, &st) < 0 ? -errno :
 			     arena_reset(fd, (uint64_t)st.st_size);
 			if (rc < 0)

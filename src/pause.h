@@ -60,6 +60,9 @@
 	X(ATTACH_VALIDATED)	/* an arena's header validated, its
 				 * geometry not yet taken into the
 				 * process's struct mlc_arena */ \
+	X(RESET_LOCKED)		/* an arena of an earlier boot validated
+				 * and locked alone, its size not yet
+				 * taken again */ \
 	X(RESET_MAPPED)		/* an arena of an earlier boot validated,
 				 * locked alone and mapped again, nothing
 				 * rebuilt yet */ \
