@@ -617,6 +617,11 @@ pub_main(void *arg)
 			if (ever)
 				ST_ADD(r, reconnects, 1);
 			ever = true;
+			/* Connected: the next failure's back-off starts
+			 * over, as the subscriber's does (an idle
+			 * connection, made while nothing was published,
+			 * left it at its max). */
+			backoff = 0;
 			connected_bit(r, MLC_RELAY_PUBLISH, true);
 		}
 		while (p.head != NULL) {

@@ -798,6 +798,112 @@ out:
 	return ret;
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A unix socket listening at @p path, standing for Redis: the publisher
+ * of a relay with no password sends nothing until a change. */
+static int
+unix_listen(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+			listen(fd, 8) < 0)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static bool
+wait_connected(struct mlc_relay *r, bool want, int ms)
+{
+	for (int i = 0; i < ms / 5; i++) {
+		if (!(stats(r).connected & MLC_RELAY_PUBLISH) == !want)
+			return true;
+		nap(5);
+	}
+	return false;
+}
+
+/*
+ * review AD: since a0a7a82 an idle publisher connects from the start and
+ * retries, doubling its back-off, while Redis is away; a connection made
+ * then did not reset the back-off (a publish that went through did), so
+ * the first reconnection after Redis next went away waited backoff_max_ms
+ * instead of backoff_min_ms.
+ */
+static int
+test_idle_connect_resets_backoff(void)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c = NULL;
+	struct mlc_relay *r = NULL;
+	char path[128];
+	int ret = 1, orc, lfd = -1, cfd = -1;
+	uint64_t t0, took;
+
+	snprintf(path, sizeof(path), "%s/bo.sock", dir);
+	unlink(path);
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
+	ro.host_id = "A";
+	ro.redis_unix = path;
+	ro.stream = "bo";
+	ro.mode = MLC_RELAY_PUBLISH;
+	ro.io_timeout_ms = 500;
+	ro.backoff_min_ms = 10;
+	ro.backoff_max_ms = 1000;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	nap(1600);		/* no Redis: the back-off reaches its max */
+	CHECK((lfd = unix_listen(path)) >= 0, "listen");
+	CHECK(wait_connected(r, true, 3000), "not connected");
+	CHECK((cfd = accept(lfd, NULL, NULL)) >= 0, "accept");
+	/* Redis goes away; the next change finds it gone. */
+	close(cfd);
+	cfd = -1;
+	close(lfd);
+	lfd = -1;
+	unlink(path);
+	CHECK(mlc_set(c, "k", 1, "v", 1, NULL) == 0, "set");
+	CHECK(wait_connected(r, false, 2000), "still connected");
+	nap(50);		/* its first reconnection failed */
+	t0 = mono_ms();
+	CHECK((lfd = unix_listen(path)) >= 0, "listen");
+	CHECK(wait_connected(r, true, 3000), "not reconnected");
+	took = mono_ms() - t0;
+	CHECK(took < 400, "reconnected after %llu ms (backoff_min_ms 10, "
+	      "backoff_max_ms 1000)", (unsigned long long)took);
+	ret = 0;
+out:
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (c)
+		mlc_cache_close(c);
+	if (a)
+		mlc_arena_close(a);
+	if (cfd >= 0)
+		close(cfd);
+	if (lfd >= 0)
+		close(lfd);
+	unlink(path);
+	return ret;
+}
+
 /*
  * review Z: hiredis 0.14 makes its sockets without close-on-exec, and the
  * relay left them so: a program the application started (fork and exec)
@@ -1331,6 +1437,12 @@ main(int argc, char **argv)
 		rc = 1;
 	} else {
 		printf("ok test_child_publisher_connects_idle\n");
+	}
+	if (test_idle_connect_resets_backoff() != 0) {
+		printf("FAIL test_idle_connect_resets_backoff\n");
+		rc = 1;
+	} else {
+		printf("ok test_idle_connect_resets_backoff\n");
 	}
 	if (test_sockets_cloexec() != 0) {
 		printf("FAIL test_sockets_cloexec\n");
