@@ -1119,8 +1119,43 @@ run_server() {
 	if [ "$wrk_secs" -gt 0 ]; then loadtest "mlc-server, $WORKERS workers"; fi
 	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
 	server_backoff "$pid"
+	server_second_on_arena
 	stop_and_check "$pid" "$arena" TERM
 	grep -q "stopped, arena unlinked" "$work/server.log" || fail "mlc-server did not log its stop"
+}
+
+# A second server on the same arena (another port) that stops first leaves
+# the arena to the one still serving: it unlinked the name, and the next
+# server to start made a new arena beside the first one's, the two caches
+# blind to each other's changes (review AD's note).
+server_second_on_arena() {
+	local pid2 port2 i rc=0
+	rm -f "$work/second.port"
+	"$build/examples/server/mlc-server" --db "$db" --sql "$SQL" --port 0 \
+		--port-file "$work/second.port" --workers 1 --arena "$arena" \
+		--namespace "$ns" --ttl 60000 >"$work/second.log" 2>&1 &
+	pid2=$!
+	masters+=("$pid2")
+	for i in $(seq 100); do
+		[ -s "$work/second.port" ] && break
+		alive "$pid2" || break
+		sleep 0.1
+	done
+	port2=$(cat "$work/second.port" 2>/dev/null || true)
+	if [ -z "$port2" ] || ! curl -sf --max-time 15 -o /dev/null "http://127.0.0.1:$port2/item?key=k1"; then
+		fail "a second mlc-server on the arena did not start: $(tail -3 "$work/second.log")"
+		kill -TERM "$pid2" 2>/dev/null
+		return 1
+	fi
+	kill -TERM "$pid2"
+	for i in $(seq 100); do alive "$pid2" || break; sleep 0.1; done
+	wait "$pid2" 2>/dev/null || rc=$?
+	if [ -e "/dev/shm/$arena" ] && grep -q "arena left to the other processes" "$work/second.log" &&
+		curl -sf --max-time 15 -o /dev/null "$base/item?key=k1"; then
+		ok "a second mlc-server on the same arena, stopped first: the arena left to the first, which serves on"
+	else
+		fail "a second mlc-server on the same arena, stopped first: $(tail -2 "$work/second.log"), $(ls -l "/dev/shm/$arena" 2>&1)"
+	fi
 }
 
 # Requests pipelined on one connection, all sent before any answer is

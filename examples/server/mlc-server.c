@@ -10,7 +10,8 @@
  * of them is one error, exit 1), binds 127.0.0.1:PORT, forks the workers
  * (respawning one that dies, after a back-off if it died soon after its
  * start: struct slot) and, on SIGTERM or SIGINT, stops them, then unlinks
- * the arena.  Each worker opens its own cache handle, accepts on the
+ * the arena unless another process still maps it (another server on the
+ * same arena: the last one to stop removes it).  Each worker opens its own cache handle, accepts on the
  * shared socket and serves, with keep-alive and pipelining:
  *
  *   GET    /item?key=K          the value (200) or 404, from mlc; the loader
@@ -1190,6 +1191,7 @@ usage(FILE *f)
 "                     made by a start that fails is removed)\n"
 "  --workers N        default 4\n"
 "  --arena NAME       shm arena, default mlc-server-PID; unlinked at exit\n"
+"                     unless another process maps it\n"
 "  --arena-bytes N    default 64m\n"
 "  --namespace NS     default items\n"
 "  --ttl MS, --neg-ttl MS, --lru N   cache options (0: mlc's defaults)\n");
@@ -1371,8 +1373,19 @@ main(int argc, char **argv)
 	}
 	close(lfd);
 	mlc_arena_close(arena);
-	mlc_arena_unlink(cfg.arena, 0);
-	printf("mlc-server: stopped, arena unlinked\n");
+	/* The last process that maps the arena removes its name: a second
+	 * server on the same arena (another port) that stops first leaves
+	 * it to the one still serving, whose cache the next server to start
+	 * must share, not make anew beside it (review AD's note). */
+	rc = mlc_arena_unlink(cfg.arena, MLC_ARENA_UNUSED);
+	if (rc == 0)
+		printf("mlc-server: stopped, arena unlinked\n");
+	else if (rc == -EBUSY)
+		printf("mlc-server: stopped, arena left to the other processes "
+		       "that map it\n");
+	else
+		printf("mlc-server: stopped, arena not unlinked: %s\n",
+		       mlc_strerror(rc));
 	return 0;
 
 fail:
