@@ -454,15 +454,28 @@ echo "== stats --watch: each report of the arena at the name now"
 # is the one reported, and a name with no arena ends the watch (exit 2):
 # the watch reported the first arena's frozen counters forever, as if
 # alive (review AB).
+# Each step waits for the report it needs (15 s at most: a loaded machine,
+# under ASan), not a fixed time, which a slow start of the watch could
+# outlast.  The new arena is made beside the name and renamed over it:
+# removed first, the name was without an arena for as long as mlcctl set
+# took to start, and a report in that window ended the watch.
 WW=$tmp/watch.mlc
 run 0 "$M" --file "$WW" set --create --bytes 8M before k v
-( timeout 6 "$M" --file "$WW" stats --watch 1 >"$tmp/wout" 2>"$tmp/werr"
+# wout_has REGEX: wait until the watch has reported a line matching it
+wout_has() {
+	for _ in $(seq 150); do
+		grep -qE -- "$1" "$tmp/wout" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+( timeout 30 "$M" --file "$WW" stats --watch 1 >"$tmp/wout" 2>"$tmp/werr"
   echo $? >"$tmp/wrc" ) &
 wpid=$!
-sleep 1.5
-rm -f "$WW"
-"$M" --file "$WW" set --create --bytes 8M after k v >/dev/null 2>&1
-sleep 1.5
+wout_has '^namespace +before$'
+run 0 "$M" --file "$WW.new" set --create --bytes 8M after k v
+mv -f "$WW.new" "$WW"
+wout_has '^namespace +after$'
 rm -f "$WW"
 wait $wpid
 has wout '^namespace +before$'
