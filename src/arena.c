@@ -1534,9 +1534,13 @@ mlc__ns_find(struct mlc_arena *a, const char *name, uint32_t *idx)
 	for (uint32_t i = 1; i < a->max_ns; i++) {
 		struct mlc__ns *ns = &a->ns[i];
 
-		if (!ck_pr_load_32(&ns->ns_used))
+		/* Acquire, paired with the adder's release of ns_used: the
+		 * name was written before it (an explicit pair, which
+		 * ThreadSanitizer follows, where a fence it ignores made
+		 * the name's bytes look racy once mlc__ns_open() came here
+		 * without the lock). */
+		if (!__atomic_load_n(&ns->ns_used, __ATOMIC_ACQUIRE))
 			continue;
-		ck_pr_fence_load();	/* the name was written before */
 		if (ns->ns_name_len == len && memcmp(ns->ns_name, name, len) == 0) {
 			*idx = i;
 			return 0;
@@ -1629,7 +1633,8 @@ mlc__ns_open(struct mlc_arena *a, const char *name, uint32_t *idx)
 	 * set before the first and cleared after the second. */
 	ck_pr_store_64(&a->hdr->ah_ns_lock.lk_aux, 1);
 	ck_pr_fence_store();
-	ck_pr_store_32(&a->ns[free_idx].ns_used, 1);
+	/* Release: mlc__ns_find() reads the name after an acquire of it. */
+	__atomic_store_n(&a->ns[free_idx].ns_used, 1, __ATOMIC_RELEASE);
 	MLC_PAUSE(NS_MARKED);
 	ck_pr_fence_store();
 	ck_pr_inc_32(&a->hdr->ah_ns_count);
