@@ -96,6 +96,18 @@ redis_start(void)
  * only decides how long a failing case takes; a passing one goes on once
  * its condition holds.
  */
+/* Stop @p r, close @p c and @p a: what each case made (NULL: not made). */
+static void
+end_relay(struct mlc_relay *r, struct mlc_cache *c, struct mlc_arena *a)
+{
+	if (r)
+		mlc_relay_stop(r, NULL);
+	if (c)
+		mlc_cache_close(c);
+	if (a)
+		mlc_arena_close(a);
+}
+
 #define WAIT_TRIES 1500
 #define WAIT_FOR(cond)                                                   \
 	for (int w_ = 0; w_ < WAIT_TRIES && !(cond); w_++)               \
@@ -203,12 +215,7 @@ trimmed_while_at_zero(unsigned maxlen)
 out:
 	if (rc)
 		redisFree(rc);
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (c)
-		mlc_cache_close(c);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, c, a);
 	return ret;
 }
 
@@ -251,10 +258,7 @@ test_long_block(void)
 	      (unsigned long long)st.reconnects);
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, NULL, a);
 	return ret;
 }
 
@@ -308,12 +312,7 @@ sigpipe_child(void)
 out:
 	if (rc)
 		redisFree(rc);
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (c)
-		mlc_cache_close(c);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, c, a);
 	return ret;
 }
 
@@ -375,10 +374,7 @@ test_maxlen_over_redis(void)
 	      "maxlen 2^63 - 1 or port 65535 refused: %d", orc);
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, NULL, a);
 	return ret;
 }
 
@@ -565,12 +561,7 @@ run_gap_case(const struct gap_case *g)
 	CHECK(!g->no_reconnect || stats(r).reconnects == 0, "reconnected");
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (c)
-		mlc_cache_close(c);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, c, a);
 	return ret;
 }
 
@@ -628,12 +619,7 @@ test_field_names_exact(void)
 out:
 	if (rc)
 		redisFree(rc);
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (c)
-		mlc_cache_close(c);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, c, a);
 	return ret;
 }
 
@@ -697,10 +683,7 @@ test_stop_during_auth(void)
 	fprintf(stderr, "%s: the stop took %ld ms\n", __func__, ms);
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, NULL, a);
 	if (cfd >= 0)
 		close(cfd);
 	if (fd >= 0)
@@ -739,10 +722,7 @@ test_publisher_connects_idle(void)
 	      "idle publisher not connected");
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, NULL, a);
 	return ret;
 }
 
@@ -799,10 +779,7 @@ test_child_publisher_connects_idle(void)
 	      "the child's idle publisher not connected (status %d)", status);
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, NULL, a);
 	return ret;
 }
 
@@ -898,12 +875,7 @@ test_idle_connect_resets_backoff(void)
 	      "backoff_max_ms 1000)", (unsigned long long)took);
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (c)
-		mlc_cache_close(c);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, c, a);
 	if (cfd >= 0)
 		close(cfd);
 	if (lfd >= 0)
@@ -952,10 +924,7 @@ test_sockets_cloexec(void)
 out:
 	if (ls)
 		pclose(ls);
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, NULL, a);
 	return ret;
 }
 
@@ -1241,12 +1210,7 @@ test_drop_wakes_publisher(void)
 	      (unsigned long long)stats(r).drop_purges);
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (c)
-		mlc_cache_close(c);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, c, a);
 	return ret;
 }
 
@@ -1311,10 +1275,7 @@ test_offline_purge_bound(void)
 		__func__, ms);
 	ret = 0;
 out:
-	if (r)
-		mlc_relay_stop(r, NULL);
-	if (a)
-		mlc_arena_close(a);
+	end_relay(r, NULL, a);
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
