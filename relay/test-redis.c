@@ -770,6 +770,13 @@ test_child_publisher_connects_idle(void)
 		nap(20);
 	CHECK(stats(r).connected & MLC_RELAY_PUBLISH,
 	      "idle publisher not connected");
+#ifdef __SANITIZE_THREAD__
+	/* ThreadSanitizer refuses threads started after a fork of a process
+	 * with threads (the relay's): the child dies in its first
+	 * mlc_relay_stats().  The plain and ASan builds run this case. */
+	ret = 0;
+	goto out;
+#endif
 	pid = fork();
 	CHECK(pid >= 0, "fork");
 	if (pid == 0)
