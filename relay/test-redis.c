@@ -96,6 +96,17 @@ redis_start(void)
  * only decides how long a failing case takes; a passing one goes on once
  * its condition holds.
  */
+/* An anonymous arena of 16 MiB for a case: 0 or mlc_arena_open()'s code. */
+static int
+anon_arena(struct mlc_arena **ap)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 16u << 20;
+	return mlc_arena_open(ap, NULL, &ao);
+}
+
 /* Stop @p r, close @p c and @p a: what each case made (NULL: not made). */
 static void
 end_relay(struct mlc_relay *r, struct mlc_cache *c, struct mlc_arena *a)
@@ -144,7 +155,6 @@ stats(struct mlc_relay *r)
 static int
 trimmed_while_at_zero(unsigned maxlen)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_cache *c = NULL;
@@ -156,9 +166,7 @@ trimmed_while_at_zero(unsigned maxlen)
 	char stream[32];
 	int ret = 1, grc;
 
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((grc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", grc);
+	CHECK((grc = anon_arena(&a)) == 0, "arena: %d", grc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
 	snprintf(stream, sizeof(stream), "trim%u", maxlen);
 	ro.stream = stream;	/* missing when B starts */
@@ -228,16 +236,13 @@ out:
 static int
 test_long_block(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_relay *r = NULL;
 	struct mlc_relay_stats st;
 	int ret = 1, orc;
 
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "B";
 	ro.redis_unix = sock;
 	ro.stream = "long-block";
@@ -272,7 +277,6 @@ out:
 static int
 sigpipe_child(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_cache *c = NULL;
@@ -282,9 +286,7 @@ sigpipe_child(void)
 	int ret = 1, orc;
 
 	signal(SIGPIPE, SIG_DFL);
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
 	ro.host_id = "A";
 	ro.redis_unix = sock;
@@ -345,15 +347,12 @@ test_sigpipe(void)
 static int
 test_maxlen_over_redis(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_relay *r = NULL;
 	int ret = 1, orc;
 
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "A";
 	ro.redis_unix = "/nonexistent/redis.sock";
 	ro.mode = MLC_RELAY_PUBLISH;
@@ -429,13 +428,10 @@ static int
 sub_open(const char *stream, struct mlc_arena **ap, struct mlc_cache **cp,
 	 struct mlc_relay **rp)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	int ret = 1, orc;
 
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(ap, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(ap)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(cp, *ap, "t", NULL) == 0, "cache");
 	ro.stream = stream;
 	ro.host_id = "B";
@@ -636,7 +632,6 @@ out:
 static int
 test_stop_during_auth(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mlc_arena *a = NULL;
@@ -652,9 +647,7 @@ test_stop_during_auth(void)
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
 	      listen(fd, 16) == 0, "mute socket");
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "B";
 	ro.redis_unix = path;
 	ro.redis_password = "secret";
@@ -702,15 +695,12 @@ out:
 static int
 test_publisher_connects_idle(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_relay *r = NULL;
 	int ret = 1, orc;
 
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "A";
 	ro.redis_unix = sock;
 	ro.stream = "idle";
@@ -749,16 +739,13 @@ child_sees_connected(struct mlc_relay *r)
 static int
 test_child_publisher_connects_idle(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_relay *r = NULL;
 	int ret = 1, orc, status;
 	pid_t pid;
 
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "A";
 	ro.redis_unix = sock;
 	ro.stream = "idle-child";
@@ -838,7 +825,6 @@ wait_connected(struct mlc_relay *r, bool want, int ms)
 static int
 test_idle_connect_resets_backoff(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_cache *c = NULL;
@@ -849,9 +835,7 @@ test_idle_connect_resets_backoff(void)
 
 	snprintf(path, sizeof(path), "%s/bo.sock", dir);
 	unlink(path);
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
 	ro.host_id = "A";
 	ro.redis_unix = path;
@@ -900,7 +884,6 @@ out:
 static int
 test_sockets_cloexec(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_relay *r = NULL;
@@ -908,9 +891,7 @@ test_sockets_cloexec(void)
 	FILE *ls = NULL;
 	int ret = 1, orc, socks = 0;
 
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "A";
 	ro.redis_unix = sock;
 	ro.stream = "cloexec";
@@ -1115,7 +1096,6 @@ fake_main(void *arg)
 static int
 test_published_partial_ack(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mlc_event ev = { MLC_EVENT_SET, 1, "t", "k", 1, 0 };
@@ -1130,9 +1110,7 @@ test_published_partial_ack(void)
 
 	snprintf(path, sizeof(path), "%s/fake.sock", dir);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "A";
 	ro.redis_unix = path;
 	ro.mode = MLC_RELAY_PUBLISH;
@@ -1185,7 +1163,6 @@ out:
 static int
 test_drop_wakes_publisher(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_cache *c = NULL;
@@ -1194,9 +1171,7 @@ test_drop_wakes_publisher(void)
 	int ret = 1, orc;
 
 	memset(key, 'k', sizeof(key));
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
 	ro.host_id = "A";
 	ro.redis_unix = sock;
@@ -1238,7 +1213,6 @@ out:
 static int
 test_offline_purge_bound(void)
 {
-	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mlc_arena *a = NULL;
@@ -1253,9 +1227,7 @@ test_offline_purge_bound(void)
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
 	      listen(fd, 64) == 0, "stuck socket");
-	ao.flags = MLC_ARENA_ANON;
-	ao.bytes = 16u << 20;
-	CHECK((orc = mlc_arena_open(&a, NULL, &ao)) == 0, "arena: %d", orc);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "B";
 	ro.redis_unix = path;
 	ro.mode = MLC_RELAY_SUBSCRIBE;
