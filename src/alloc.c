@@ -73,14 +73,6 @@
 
 /* ---- chunk and page addressing ------------------------------------ */
 
-static struct mlc__item *
-chunk_item(const struct mlc_arena *a, uint32_t page, uint32_t size,
-	   uint32_t idx)
-{
-	return (struct mlc__item *)(void *)(a->base + a->pages_off +
-		((uint64_t)page << a->page_shift) + (uint64_t)idx * size);
-}
-
 static uint64_t
 chunk_off(const struct mlc_arena *a, uint32_t page, uint32_t size,
 	  uint32_t idx)
@@ -121,7 +113,7 @@ chunk_owned(const struct mlc_arena *a, const struct mlc__class *c,
 
 	if (k >= c->cl_per_page || k * c->cl_size != in_page)
 		return NULL;		/* not a chunk of this carving */
-	it = chunk_item(a, p, c->cl_size, k);
+	it = mlc__chunk_item(a, p, c->cl_size, k);
 	w = ck_pr_load_32(&it->it_state);
 	if (!(states & ST_BIT(MLC__ST_STATE(w))) || mlc__item_gen(it) != gen)
 		return NULL;
@@ -277,7 +269,7 @@ chunk_push(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	   uint32_t idx)
 {
 	struct mlc__page *pg = &a->pages[p];
-	struct mlc__item *it = chunk_item(a, p, c->cl_size, idx);
+	struct mlc__item *it = mlc__chunk_item(a, p, c->cl_size, idx);
 
 	/* A stale reader may still be validating this chunk: a ck store,
 	 * as every shared word that a reader can race with. */
@@ -303,7 +295,7 @@ chunk_pop(struct mlc_arena *a, struct mlc__class *c, uint64_t *off,
 	p = c->cl_partial - 1;
 	pg = &a->pages[p];
 	idx = pg->pg_free - 1;
-	it = chunk_item(a, p, c->cl_size, idx);
+	it = mlc__chunk_item(a, p, c->cl_size, idx);
 	pg->pg_free = ck_pr_load_32(&it->it_next);
 	if (pg->pg_nfree == c->cl_per_page)
 		empty_add(a, c, -1);
@@ -319,7 +311,7 @@ static void
 carve_chunks(struct mlc_arena *a, struct mlc__class *c, uint32_t p)
 {
 	for (uint32_t k = c->cl_per_page; k-- > 0;) {
-		struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+		struct mlc__item *it = mlc__chunk_item(a, p, c->cl_size, k);
 
 		ck_pr_store_32(&it->it_state, MLC__ST_MAKE(MLC__FREE, 0));
 		mlc__item_set_genlen(it, 0, 0);
@@ -391,7 +383,7 @@ chain_drop(struct mlc_arena *a, struct mlc__class *c, struct mlc__item *h,
 			continue;
 		p = mlc__off_page(a, off);
 		k = chunk_idx(a, off, c->cl_size);
-		it = chunk_item(a, p, c->cl_size, k);
+		it = mlc__chunk_item(a, p, c->cl_size, k);
 		if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) !=
 			    MLC__PIECE ||
 		    ck_pr_load_64(&it->it_head) != hoff ||
@@ -476,7 +468,7 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 			continue;
 		}
 		for (uint32_t k = c->cl_per_page; k-- > 0;) {
-			struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+			struct mlc__item *it = mlc__chunk_item(a, p, c->cl_size, k);
 
 			uint32_t st = MLC__ST_STATE(ck_pr_load_32(&it->it_state));
 
@@ -651,7 +643,7 @@ evict_live(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	   uint32_t k, uint32_t w, bool keep, uint64_t now, uint64_t *gen,
 	   uint64_t hash)
 {
-	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+	struct mlc__item *it = mlc__chunk_item(a, p, c->cl_size, k);
 	uint64_t off = chunk_off(a, p, c->cl_size, k);
 	bool orphan = false, expired;
 
@@ -729,7 +721,7 @@ static bool
 evict_orphan(struct mlc_arena *a, struct mlc__class *c, uint32_t p,
 	     uint32_t k, bool keep, uint64_t *gen)
 {
-	struct mlc__item *it = chunk_item(a, p, c->cl_size, k);
+	struct mlc__item *it = mlc__chunk_item(a, p, c->cl_size, k);
 
 	if (!orphaned(a, it))
 		return false;
@@ -976,7 +968,7 @@ queue_sweep(struct mlc_arena *a, struct mlc__class *c, uint64_t now,
 		hand_step(a, c, hpp, hkp, &p, &k);
 		if (k >= c->cl_per_page)
 			continue;
-		it = chunk_item(a, p, c->cl_size, k);
+		it = mlc__chunk_item(a, p, c->cl_size, k);
 		co = chunk_off(a, p, c->cl_size, k);
 		w = ck_pr_load_32(&it->it_state);
 		if (cand_at != UINT64_MAX) {
@@ -1117,7 +1109,7 @@ static bool
 piece_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint32_t k,
 	    uint64_t now)
 {
-	struct mlc__item *it = chunk_item(a, p, v->cl_size, k), *h;
+	struct mlc__item *it = mlc__chunk_item(a, p, v->cl_size, k), *h;
 	uint32_t hp, hk, hw;
 
 	if (!piece_owned(a, v, it, &hp, &hk)) {
@@ -1125,7 +1117,7 @@ piece_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint32_t k,
 		chunk_push(a, v, p, k);
 		return true;
 	}
-	h = chunk_item(a, hp, v->cl_size, hk);
+	h = mlc__chunk_item(a, hp, v->cl_size, hk);
 	hw = ck_pr_load_32(&h->it_state);
 	if (MLC__ST_STATE(hw) == MLC__ALLOC)
 		return evict_orphan(a, v, hp, hk, false, NULL);
@@ -1141,7 +1133,7 @@ page_drain(struct mlc_arena *a, struct mlc__class *v, uint32_t p, uint64_t now)
 	bool drained = true;
 
 	for (uint32_t k = 0; k < v->cl_per_page; k++) {
-		struct mlc__item *it = chunk_item(a, p, v->cl_size, k);
+		struct mlc__item *it = mlc__chunk_item(a, p, v->cl_size, k);
 		uint32_t w = ck_pr_load_32(&it->it_state);
 
 		switch (MLC__ST_STATE(w)) {

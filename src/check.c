@@ -369,9 +369,8 @@ pages_tally(const struct mlc_arena *a, struct tally *t)
 		per_class[ci - 1]++;
 		size = a->class_size[ci - 1];
 		for (uint32_t k = 0; k < a->page_size / size; k++) {
-			const struct mlc__item *it = (const void *)(a->base +
-				a->pages_off + ((uint64_t)p << a->page_shift) +
-				(uint64_t)k * size);
+			const struct mlc__item *it =
+				mlc__chunk_item(a, p, size, k);
 
 			switch (MLC__ST_STATE(ck_pr_load_32(
 					(uint32_t *)&it->it_state))) {
@@ -573,9 +572,7 @@ free_list_sound(const struct mlc_arena *a, uint32_t p,
 
 		if (idx > per || n == v->nfree)
 			return false;
-		it = (const void *)(a->base + a->pages_off +
-				    ((uint64_t)p << a->page_shift) +
-				    (uint64_t)(idx - 1) * size);
+		it = mlc__chunk_item(a, p, size, idx - 1);
 		if (MLC__ST_STATE(ck_pr_load_32((uint32_t *)&it->it_state)) !=
 		    MLC__FREE)
 			return false;

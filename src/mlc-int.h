@@ -93,6 +93,15 @@ mlc__off_in_page(const struct mlc_arena *a, uint64_t off)
 	return (uint32_t)((off - a->pages_off) & (a->page_size - 1));
 }
 
+/* Chunk @p idx (from 0) of the @p size-byte chunks of page @p page. */
+static inline struct mlc__item *
+mlc__chunk_item(const struct mlc_arena *a, uint32_t page, uint32_t size,
+		uint32_t idx)
+{
+	return (struct mlc__item *)(void *)(a->base + a->pages_off +
+		((uint64_t)page << a->page_shift) + (uint64_t)idx * size);
+}
+
 /* The chunk size of the class that owns the page of offset @p off (inside
  * the pages), 0 if none.  pg_class is read racily: without the class lock
  * the answer only sizes what the caller validates afterwards (a prefetch,
