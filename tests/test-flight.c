@@ -26,44 +26,12 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "childcheck.h"
 #include "mlc-int.h"		/* the flight table, to count waiters */
 #include "pause.h"
 
 #define CHILD_ALARM 60
 #define BOUND_MS 20000		/* waits that only catch hangs */
-
-/* ---- child-side checks ------------------------------------------------- */
-
-static void ck_fail(int line, const char *what, long long a, long long b)
-	__attribute__((noreturn));
-
-static void
-ck_fail(int line, const char *what, long long a, long long b)
-{
-	fprintf(stderr, "test-flight.c:%d: check failed in pid %ld: %s "
-		"(%lld vs %lld)\n", line, (long)getpid(), what, a, b);
-	fflush(stderr);
-	_exit(10);
-}
-
-#define CK(c) do { if (!(c)) ck_fail(__LINE__, #c, 1, 0); } while (0)
-#define CKI(a, b) do {							\
-	long long a_ = (long long)(a), b_ = (long long)(b);		\
-	if (a_ != b_)							\
-		ck_fail(__LINE__, #a " == " #b, a_, b_);		\
-} while (0)
-#define CKV(v, s) do {							\
-	const char *s_ = (s);						\
-	if ((v).data == NULL || (v).len != strlen(s_) ||		\
-	    memcmp((v).data, s_, (v).len) != 0) {			\
-		fprintf(stderr, "test-flight.c:%d: value \"%.*s\", "	\
-			"expected \"%s\"\n", __LINE__,			\
-			(v).data ? (int)(v).len : 6,			\
-			(v).data ? (const char *)(v).data : "(null)", s_); \
-		ck_fail(__LINE__, "value bytes", (long long)(v).len,	\
-			(long long)strlen(s_));				\
-	}								\
-} while (0)
 
 /* Parent side: the same byte check with cmocka. */
 static void

@@ -28,45 +28,13 @@
 #include <ck_pr.h>
 
 #include "common.h"
+#include "childcheck.h"
 #include "arena.h"
 #include "mlc-int.h"
 #include "log.h"		/* MLC__LOG_STUCK_MS */
 #include "pause.h"
 
 #define CHILD_ALARM 60
-
-/* ---- child-side checks ------------------------------------------------- */
-
-static void ck_fail(int line, const char *what, long long a, long long b)
-	__attribute__((noreturn));
-
-static void
-ck_fail(int line, const char *what, long long a, long long b)
-{
-	fprintf(stderr, "test-log.c:%d: check failed in pid %ld: %s "
-		"(%lld vs %lld)\n", line, (long)getpid(), what, a, b);
-	fflush(stderr);
-	_exit(10);
-}
-
-#define CK(c) do { if (!(c)) ck_fail(__LINE__, #c, 1, 0); } while (0)
-#define CKI(a, b) do {							\
-	long long a_ = (long long)(a), b_ = (long long)(b);		\
-	if (a_ != b_)							\
-		ck_fail(__LINE__, #a " == " #b, a_, b_);		\
-} while (0)
-#define CKV(v, s) do {							\
-	const char *s_ = (s);						\
-	if ((v).data == NULL || (v).len != strlen(s_) ||		\
-	    memcmp((v).data, s_, (v).len) != 0) {			\
-		fprintf(stderr, "test-log.c:%d: value \"%.*s\", "	\
-			"expected \"%s\"\n", __LINE__,			\
-			(v).data ? (int)(v).len : 6,			\
-			(v).data ? (const char *)(v).data : "(null)", s_); \
-		ck_fail(__LINE__, "value bytes", (long long)(v).len,	\
-			(long long)strlen(s_));				\
-	}								\
-} while (0)
 
 /* get @p key without a loader: expect @p rc, and with 0 the bytes @p s
  * and (if non-zero) the level. */

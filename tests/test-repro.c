@@ -58,6 +58,7 @@
 #include <ck_pr.h>
 
 #include "common.h"
+#include "childcheck.h"
 #include "mlc-int.h"		/* items, pages, flight slots */
 #include "log.h"		/* MLC__LOG_STUCK_MS */
 #include "pause.h"
@@ -68,27 +69,6 @@
 #define BOUND_MS 20000		/* waits that only catch hangs */
 #define CHILD_DIED 42		/* exit status of a hook's _exit() */
 #define NRES 8
-
-/* ---- child-side checks ------------------------------------------------- */
-
-static void ck_fail(int line, const char *what, long long a, long long b)
-	__attribute__((noreturn));
-
-static void
-ck_fail(int line, const char *what, long long a, long long b)
-{
-	fprintf(stderr, "test-repro.c:%d: check failed in pid %ld: %s "
-		"(%lld vs %lld)\n", line, (long)getpid(), what, a, b);
-	fflush(stderr);
-	_exit(10);
-}
-
-#define CK(c) do { if (!(c)) ck_fail(__LINE__, #c, 1, 0); } while (0)
-#define CKI(a, b) do {							\
-	long long a_ = (long long)(a), b_ = (long long)(b);		\
-	if (a_ != b_)							\
-		ck_fail(__LINE__, #a " == " #b, a_, b_);		\
-} while (0)
 
 /* ---- time ---------------------------------------------------------------- */
 
