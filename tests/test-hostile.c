@@ -92,6 +92,11 @@ reset_grow_hook(enum mlc__pause_point p, void *arg)
 	close(fd);
 }
 
+/* The pause hook reset_child() attaches with: another process's write. */
+static void (*reset_hook)(enum mlc__pause_point p, void *arg);
+
+/* Attach the arena at reset_path with reset_hook in place, in a child: 0
+ * if the attach refused it as corrupt, 10 if it rebuilt it. */
 static int
 reset_child(void *arg)
 {
@@ -99,7 +104,7 @@ reset_child(void *arg)
 	int rc;
 
 	(void)arg;
-	mlc__pause_hook = reset_grow_hook;
+	mlc__pause_hook = reset_hook;
 	rc = open_arena(&a, strrchr(reset_path, '/') + 1, 0);
 	mlc__pause_hook = NULL;
 	if (rc == 0) {
@@ -109,25 +114,26 @@ reset_child(void *arg)
 	return rc == MLC_ECORRUPT ? 0 : 11;
 }
 
+/* Make an arena under a fresh name (into @p name, its path into
+ * reset_path) that says it was made in another boot, with a matching
+ * checksum: its next attach resets it.  Skips the test where the kernel
+ * gives no boot id. */
 static void
-test_reset_header_changed(void **state)
+arena_of_another_boot(char *name, size_t cap)
 {
 	struct mlc_arena *a = NULL;
 	struct mlc__hdr h;
-	char name[64];
 	int fd;
 
-	(void)state;
 	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0) {
 		print_message("no boot id: skipping\n");
 		skip();
 	}
-	t_name(name, sizeof(name));
+	t_name(name, cap);
 	snprintf(reset_path, sizeof(reset_path), SHM_DIR "%s", name);
 	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
 				    MLC_ARENA_EXCL), 0);
 	assert_int_equal(mlc_arena_close(a), 0);
-	/* Made in another boot, with a matching checksum. */
 	fd = open(reset_path, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
@@ -135,9 +141,21 @@ test_reset_header_changed(void **state)
 	h.ah_check = mlc__hdr_check(&h);
 	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), sizeof(h));
 	close(fd);
+}
+
+static void
+test_reset_header_changed(void **state)
+{
+	struct mlc__hdr h;
+	char name[64];
+	int fd;
+
+	(void)state;
+	arena_of_another_boot(name, sizeof(name));
 	/* 1 TiB: page descriptors for 16 Mi pages, far past the 4 MiB
 	 * mapping.  The reset must refuse it, not write there. */
 	reset_size = UINT64_C(1) << 40;
+	reset_hook = reset_grow_hook;
 	assert_int_equal(t_fork(reset_child, NULL), 0);
 	/* The file is as the other process left it: nothing rebuilt. */
 	fd = open(reset_path, O_RDONLY | O_CLOEXEC);
@@ -167,23 +185,6 @@ reset_shrink_hook(enum mlc__pause_point p, void *arg)
 		_exit(93);
 }
 
-static int
-reset_shrunk_child(void *arg)
-{
-	struct mlc_arena *a = NULL;
-	int rc;
-
-	(void)arg;
-	mlc__pause_hook = reset_shrink_hook;
-	rc = open_arena(&a, strrchr(reset_path, '/') + 1, 0);
-	mlc__pause_hook = NULL;
-	if (rc == 0) {
-		mlc_arena_close(a);
-		return 10;
-	}
-	return rc == MLC_ECORRUPT ? 0 : 11;
-}
-
 /* review AD, of 5f3319b: the reset validates its copy of the header, but
  * made the copy (4800 bytes) out of a mapping of the file's size first: a
  * file that shrank below a header between attach's validation and the
@@ -191,29 +192,12 @@ reset_shrunk_child(void *arg)
 static void
 test_reset_file_shrunk(void **state)
 {
-	struct mlc_arena *a = NULL;
-	struct mlc__hdr h;
 	char name[64];
-	int fd;
 
 	(void)state;
-	if (access("/proc/sys/kernel/random/boot_id", R_OK) != 0) {
-		print_message("no boot id: skipping\n");
-		skip();
-	}
-	t_name(name, sizeof(name));
-	snprintf(reset_path, sizeof(reset_path), SHM_DIR "%s", name);
-	assert_int_equal(open_arena(&a, name, MLC_ARENA_CREATE |
-				    MLC_ARENA_EXCL), 0);
-	assert_int_equal(mlc_arena_close(a), 0);
-	fd = open(reset_path, O_RDWR | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
-	h.ah_boot_id[0] ^= 0xff;	/* made in another boot */
-	h.ah_check = mlc__hdr_check(&h);
-	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), sizeof(h));
-	close(fd);
-	assert_int_equal(t_fork(reset_shrunk_child, NULL), 0);
+	arena_of_another_boot(name, sizeof(name));
+	reset_hook = reset_shrink_hook;
+	assert_int_equal(t_fork(reset_child, NULL), 0);
 	assert_int_equal(mlc_arena_unlink(name, 0), 0);
 }
 
