@@ -1662,16 +1662,22 @@ mlc__item_hash(const struct mlc_arena *a, uint64_t off)
 	const struct mlc__item *it;
 	uint32_t room, klen;
 
+	uint64_t h = 0;
+
 	if ((it = mlc__item_at(a, off, &room)) == NULL)
 		return 0;
 	/* The key after the state the caller read: a writer stores it
-	 * before it makes the chunk LIVE. */
+	 * before it makes the chunk LIVE.  TSan models neither ck_pr's
+	 * plain stores nor its fences, and would take the key's bytes for a
+	 * race with their writer: not recorded (RACY_BEGIN()). */
 	ck_pr_fence_load();
+	RACY_BEGIN();
 	klen = ck_pr_load_16((uint16_t *)&it->it_klen);
-	if (klen == 0 || (uint64_t)MLC__ITEM_HDR + klen > room)
-		return 0;
-	return mlc__hash(a->seed, ck_pr_load_16((uint16_t *)&it->it_ns),
-			 it + 1, klen);
+	if (klen != 0 && (uint64_t)MLC__ITEM_HDR + klen <= room)
+		h = mlc__hash(a->seed, ck_pr_load_16((uint16_t *)&it->it_ns),
+			      it + 1, klen);
+	RACY_END();
+	return h;
 }
 
 /* The allocator's CLOCK hand at the LIVE chunk at @p off, its key's hash
