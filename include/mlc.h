@@ -399,7 +399,10 @@ enum mlc_proc_flags {
 	MLC_PROC_UNCHECKED = 1 << 1,	/* its death cannot be proven from
 					 * here (another pid namespace, or
 					 * a start time unknown on either
-					 * side): listed until it closes */
+					 * side): listed until it closes,
+					 * or, of this namespace with its
+					 * start time unknown, until its
+					 * pid is gone */
 };
 
 /** Called by mlc_arena_procs() for each process; non-zero stops. */

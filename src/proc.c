@@ -170,10 +170,11 @@ mlc__proc_start(void)
 /* Our start time for the stamp of a chunk we allocate: mlc__proc_start(),
  * or, if that could not be read when this thread first asked (EMFILE at a
  * server's descriptor limit), a new read each time until one succeeds.
- * A stamp without a start time proves nothing for ever, and a chunk its
- * dead writer left ALLOC is reclaimed only on proof (alloc.c): kept for
- * the thread's life, one moment without a descriptor made every chunk it
- * later allocated and died holding a leak (test-evict
+ * A stamp without a start time proves death only once its pid is gone
+ * (mlc__proc_dead()), which a reused pid may put off for ever, and a
+ * chunk its dead writer left ALLOC is reclaimed only on proof (alloc.c):
+ * kept for the thread's life, one moment without a descriptor made every
+ * chunk it later allocated and died holding a leak (test-evict
  * test_orphan_stamped_without_fds).  Identity elsewhere (the attached
  * processes' table, which finds our entry by it) keeps the first answer;
  * a stamp is judged only against /proc and never compared with ours
@@ -205,9 +206,26 @@ mlc__proc_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
 	       ns == my_ns_v;
 }
 
+/* Is a stamp without a start time (its process could not read
+ * /proc/self/stat: EMFILE, say) of our pid namespace?  Then its pid is
+ * one our /proc shows, and that pid gone proves it dead: nothing else
+ * would, and a pid reused since only keeps it "alive". */
+static bool
+pid_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
+{
+	me_refresh();
+	return pid != 0 && start == 0 && ns != 0 && my_start_v != 0 &&
+	       ns == my_ns_v;
+}
+
 /* Is the process (@p pid, @p start, @p ns) certainly dead?  "Cannot
- * tell" is never "dead": another pid namespace, an unreadable procfs, or a
- * stamp without a start time all answer false. */
+ * tell" is never "dead": another pid namespace or an unreadable procfs
+ * answer false.  A stamp without a start time is dead only when its pid
+ * has no process at all, or a zombie (whoever has the pid now, the
+ * stamper's is gone): until review AH it was never judged, so the entry
+ * in the attached processes of a process that met EMFILE at its first
+ * use stayed for ever, and so did its claiming counter's weight
+ * (test-procs test_emfile_entry_pruned). */
 bool
 mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 {
@@ -215,6 +233,12 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 	long threads = 0;
 	char state;
 
+	if (pid_judgeable(pid, start, ns)) {
+		if (pid == (uint32_t)mlc__pid())
+			return false;	/* us, or one whose pid we reused */
+		now_start = start_time_of((long)pid, &state, NULL, &threads);
+		return state == 'X' || (state == 'Z' && threads == 1);
+	}
 	if (!mlc__proc_judgeable(pid, start, ns))
 		return false;
 	if (pid == (uint32_t)mlc__pid())

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1206,6 +1207,79 @@ test_uncounted_handle_claims(void **state)
 	}
 }
 
+/* A child whose first use of an inherited cache handle comes while it has
+ * no file descriptor to spare (EMFILE: a server at its limit, for a
+ * moment): /proc/self/stat cannot be read, and its entry in the attached
+ * processes is made without a start time.  It reports that, and exits
+ * without closing. */
+struct emfile_arg {
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+};
+
+static int
+emfile_child(void *arg)
+{
+	struct emfile_arg *x = arg;
+	const struct mlc_proc_info *me;
+	struct rlimit rl;
+	struct seen s;
+	int fd = open("/dev/null", O_RDONLY);
+
+	/* No descriptor above the ones open now: open() fails. */
+	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 10;
+	rl.rlim_cur = (rlim_t)fd;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    open("/dev/null", O_RDONLY) >= 0)
+		return 11;
+	if (mlc_set(x->c, "k", 1, "v", 1, NULL) != 0)
+		return 12;
+	memset(&s, 0, sizeof(s));
+	if (mlc_arena_procs(x->a, collect, &s) != 0)
+		return 13;
+	me = find(&s, getpid());
+	if (me == NULL)
+		return 14;
+	return me->start_ticks == 0 ? 0 : 15;	/* 15: it was read */
+}
+
+/* That entry, of a process now dead, is pruned like any other.  Until
+ * review AH, a start time of 0 proved nothing, so the entry stayed listed
+ * for ever (and its claiming counter, had it died inside a flight claim,
+ * made every unpublished flight wait for its lease): a process whose pid
+ * is gone from our own pid namespace's /proc is dead whatever its start
+ * time. */
+static void
+test_emfile_entry_pruned(void **state)
+{
+	struct mlc_arena_info in;
+	struct emfile_arg x;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	struct seen s;
+	char name[64];
+	int pid;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	c = t_cache(a, "emfile", NULL);
+	x = (struct emfile_arg){ a, c };
+	pid = t_spawn(emfile_child, &x);
+	assert_int_equal(t_wait(pid), 0);
+	list(a, &s);		/* a writable lister prunes what is proven */
+	if (find(&s, pid) != NULL)
+		fail_msg("dead process %d still listed (start time %" PRIu64
+			 ")", pid, find(&s, pid)->start_ticks);
+	assert_int_equal(s.n, 1);
+	info(a, &in);
+	assert_int_equal(in.procs_pruned, 1);
+	assert_consistent(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
 int
 main(void)
 {
@@ -1223,6 +1297,7 @@ main(void)
 		cmocka_unit_test(test_child_of_closed_arena),
 		cmocka_unit_test(test_entry_never_half),
 		cmocka_unit_test(test_uncounted_handle_claims),
+		cmocka_unit_test(test_emfile_entry_pruned),
 	};
 
 	t_require_shm();
