@@ -455,7 +455,8 @@ struct mlc__log {
  * fields whose fs_pub is not the word's generation belong to nobody. */
 struct mlc__flight_slot {
 	alignas(MLC_CACHELINE) uint32_t fs_ec;	/* ck_ec32 event word */
-	uint32_t fs_waiters;	/* waiters right now: for inspection */
+	uint32_t fs_waiters;	/* waiters right now: for inspection
+				 * only; never below 0 (flight.c) */
 	uint64_t fs_word;	/* gen:40 | tag:24 */
 	uint64_t fs_pub;	/* generation the fields below belong to */
 	uint64_t fs_owner;	/* pid << 32 | tid */

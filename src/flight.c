@@ -176,6 +176,21 @@ join(struct mlc_arena *a, struct mlc__fl *f, uint32_t idx, uint64_t word)
 	ck_pr_inc_32(&sl->fs_waiters);
 }
 
+/* Count a waiter of slot @p sl out of fs_waiters, never below 0.  The
+ * count is for inspection only (nothing decides by it), but a caller may
+ * copy a waiter's ticket and end both copies: each counted itself out,
+ * and the count wrapped to 2^32 - 1 (test-flight
+ * test_copied_waiter_ticket, review AH).  Off the read path: a waiter
+ * leaving. */
+static void
+waiter_out(struct mlc__flight_slot *sl)
+{
+	uint32_t n = ck_pr_load_32(&sl->fs_waiters);
+
+	while (n != 0 && !ck_pr_cas_32_value(&sl->fs_waiters, n, n - 1, &n))
+		;
+}
+
 /* A flight's owner fields, as publish_owner() stored them. */
 struct owner_snap {
 	uint64_t pub, owner, start, deadline;
@@ -480,7 +495,7 @@ steal(struct mlc_arena *a, struct mlc__fl *f, uint32_t lease_ms,
 		return false;
 	}
 	MLC_PAUSE(FLIGHT_STOLEN);
-	ck_pr_dec_32(&sl->fs_waiters);
+	waiter_out(sl);
 	publish_owner(a, f, f->slot - 1, next, lease_ms);
 	ck_pr_fence_store_atomic();
 	ck_pr_dec_32(claiming);
@@ -524,7 +539,7 @@ mlc__flight_wait(struct mlc_arena *a, struct mlc__fl *f, uint64_t until_ms,
 		uint64_t slice;
 
 		if (ck_pr_load_64(&sl->fs_word) != w) {
-			ck_pr_dec_32(&sl->fs_waiters);
+			waiter_out(sl);
 			f->role = MLC_FLIGHT_NONE;
 			f->ended = ended_at(sl, f);
 			return 0;	/* ended: look for the result */
@@ -548,7 +563,7 @@ void
 mlc__flight_leave(struct mlc_arena *a, struct mlc__fl *f)
 {
 	if (f->role == MLC_FLIGHT_WAITER && f->slot != 0)
-		ck_pr_dec_32(&slot_of(a, f->slot - 1)->fs_waiters);
+		waiter_out(slot_of(a, f->slot - 1));
 	f->role = MLC_FLIGHT_NONE;
 	f->slot = 0;
 }

@@ -3827,6 +3827,42 @@ test_flight_steps_expired_after_end(void **state)
 	teardown_arena();
 }
 
+/* A caller that copies a waiter's ticket (struct assignment) and waits on
+ * both counted itself out of fs_waiters twice: the slot's count of
+ * waiters went below 0, to 2^32 - 1, which every look at it (tests that
+ * wait for waiters to join) took for a crowd (review AH).  It stops at 0.
+ * Both copies still end as a waiter's would: the value. */
+static void
+test_copied_waiter_ticket(void **state)
+{
+	struct mlc_cache *a, *b;
+	struct mlc_flight fa, fb, copy;
+	struct mlc_value v = { 0 };
+	struct mlc_load ld;
+
+	(void)state;
+	setup_arena(0);
+	a = pc();
+	b = t_cache(g_arena, "fl", NULL);
+	loader_and_waiter(a, b, ab_key, strlen(ab_key), &fa, &fb);
+	copy = fb;
+	assert_int_equal(waiters_total(g_arena), 1);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "val";
+	ld.len = 3;
+	assert_int_equal(mlc_flight_publish(a, &fa, MLC_LOAD_VALUE, &ld, NULL),
+			 0);
+	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
+	assert_value(&v, "val");
+	mlc_value_release(&v);
+	assert_int_equal(mlc_flight_wait(b, &copy, BOUND_MS, &v), 0);
+	assert_value(&v, "val");
+	mlc_value_release(&v);
+	assert_int_equal(waiters_total(g_arena), 0);
+	mlc_cache_close(b);
+	teardown_arena();
+}
+
 /* A release stopped between its CAS and its stamp of the flight's end
  * (FLIGHT_RELEASED) while the slot's next flight of the key ran and
  * ended must not put its own end over that flight's: a waiter of the next
@@ -4025,6 +4061,8 @@ main(void)
 		cmocka_unit_test_teardown(test_no_cache_expired_in_record, td),
 		cmocka_unit_test_teardown(test_expired_after_flight_end, td),
 		cmocka_unit_test_teardown(test_expired_before_flight_end, td),
+		cmocka_unit_test_teardown(test_copied_waiter_ticket,
+					  td),
 		cmocka_unit_test_teardown(test_flight_steps_expired_after_end,
 					  td),
 		cmocka_unit_test_teardown(test_late_end_stamp, td),
