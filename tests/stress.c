@@ -48,7 +48,9 @@
  * evictions; with --max-items the index, not memory, is full most of the
  * time and evictions are few: under ThreadSanitizer in one process, CI's
  * stress-index of 15 s saw none, and a run here its first 21 s past its
- * --seconds, near the end of twice --seconds more.)
+ * --seconds, near the end of twice --seconds more.  So a --max-items run
+ * with --delays makes one stale free for certain before its workers
+ * start: probe_stale_free(), below.)
  *
  * Without --kills no process of a run dies, so such a run fails if the
  * arena reclaimed anything as an orphan: that was a live writer's chunk or
@@ -622,6 +624,141 @@ child_main(int p)
 	return 0;
 }
 
+/* ---- --max-items: one stale free for certain ---------------------------
+ *
+ * A stale free comes with memory sweeps, and with --max-items the index,
+ * not memory, is full: evictions are few, and a run reached its first
+ * stale free only by chance (under ThreadSanitizer, at times past its
+ * --seconds plus two minutes).  So such a run makes one before its
+ * workers start, through the library's own paths and a real second
+ * process: a child deletes a key and stops at DEL_UNLOCKED (its stripes
+ * dropped, the unlinked chunk not yet freed), the parent fills memory
+ * with values of the key's size until the sweep has lapped their class
+ * (it reclaims the unlinked chunk: no slot points to it), and the child's
+ * free then finds its chunk reused and does nothing.  The child checks
+ * that its own free was the stale one.  The run's coverage check is as
+ * before: the other identity paths still have to be reached by the
+ * workload. */
+#define PROBE_LEN 6000		/* 10 a page: memory fills before the index */
+#define PROBE_MAX 20000		/* sets before the probe gives up */
+
+static int probe_up[2], probe_down[2];
+static uint64_t probe_stale_before;
+
+static void
+probe_key(char *key, size_t cap, uint32_t i, size_t *len)
+{
+	*len = (size_t)snprintf(key, cap, "stale-probe-%u", i);
+}
+
+/* In the child, once: at the deleter's DEL_UNLOCKED, say so and wait. */
+static void
+probe_hook(enum mlc__pause_point p, void *arg)
+{
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+	char b = 'p';
+
+	(void)arg;
+	if (p != MLC__P_DEL_UNLOCKED)
+		return;
+	mlc__pause_hook = NULL;
+	if (write(probe_up[1], &b, 1) != 1 || read(probe_down[0], &b, 1) != 1)
+		_exit(3);
+	/* The parent is idle now: what changes from here is our free. */
+	mlc_arena_info(parent_arena, &in);
+	probe_stale_before = in.stale_frees;
+}
+
+static int
+probe_child(void)
+{
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+	char key[32];
+	size_t klen;
+
+	probe_key(key, sizeof(key), 0, &klen);
+	mlc__pause_hook = probe_hook;
+	if (mlc_delete(inherited, key, klen) != 0 || mlc__pause_hook != NULL)
+		return 4;
+	mlc_arena_info(parent_arena, &in);
+	return in.stale_frees == probe_stale_before + 1 ? 0 : 5;
+}
+
+/* Sets values of the probe's size until the sweep lapped their class
+ * three times over (memory full: every chunk of the class met by a hand
+ * more than once); the number of keys set, or 0. */
+static uint32_t
+probe_fill(uint32_t from)
+{
+	static unsigned char buf[PROBE_LEN];
+	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
+	uint64_t chunks = opt.bytes / PROBE_LEN, ev0;
+	uint32_t i;
+
+	mlc_arena_info(parent_arena, &in);
+	ev0 = in.evictions;
+	for (i = from; i < PROBE_MAX; i++) {
+		char key[32];
+		size_t klen;
+
+		probe_key(key, sizeof(key), i, &klen);
+		cv_make(buf, PROBE_LEN, i, 1);
+		if (mlc_set(inherited, key, klen, buf, PROBE_LEN, NULL) != 0)
+			return 0;
+		mlc_arena_info(parent_arena, &in);
+		if (in.evictions - ev0 >= 3 * chunks)
+			return i + 1;
+	}
+	return 0;
+}
+
+/* Make the stale free; false (with a message) if it could not be made. */
+static bool
+probe_stale_free(void)
+{
+	static unsigned char buf[PROBE_LEN];
+	uint32_t n = 0;
+	char key[32], b;
+	size_t klen;
+	pid_t pid;
+	int st;
+
+	mlc__pause_delays(0);	/* the probe is timed by its steps */
+	probe_key(key, sizeof(key), 0, &klen);
+	cv_make(buf, PROBE_LEN, 0, 1);
+	if (mlc_set(inherited, key, klen, buf, PROBE_LEN, NULL) != 0 ||
+	    pipe(probe_up) != 0 || pipe(probe_down) != 0)
+		return false;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(300);
+		_exit(probe_child());
+	}
+	if (read(probe_up[0], &b, 1) == 1)
+		n = probe_fill(1);
+	b = 'g';
+	if (write(probe_down[1], &b, 1) != 1 || waitpid(pid, &st, 0) != pid)
+		st = -1;
+	for (int i = 0; i < 2; i++) {
+		close(probe_up[i]);
+		close(probe_down[i]);
+	}
+	for (uint32_t i = 1; i < n; i++) {	/* out of the workers' way */
+		probe_key(key, sizeof(key), i, &klen);
+		(void)mlc_delete(inherited, key, klen);
+	}
+	mlc__pause_delays(opt.delays);
+	printf("stress: stale-free probe: %u sets of %d B, its child ended "
+	       "with status %d\n", n, PROBE_LEN,
+	       st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 +
+	       WTERMSIG(st));
+	return n > 0 && st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 /* After the run, every process gone: the arena adds up
  * (mlc_arena_check()), and all of it can be written again.  Each size
  * phase of the run is set over one and a half times the arena's bytes
@@ -797,6 +934,11 @@ main(int argc, char **argv)
 	if (rc != 0) {
 		fprintf(stderr, "stress: cache: %s\n", mlc_strerror(rc));
 		return 2;
+	}
+	if (opt.delays > 0 && opt.max_items > 0 &&
+	    opt.max_items < opt.keys && !probe_stale_free()) {
+		printf("stress: the stale-free probe failed\n");
+		return 1;
 	}
 	t0 = now_s();
 	deadline = t0 + opt.seconds;
