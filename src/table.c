@@ -1047,6 +1047,27 @@ move_defer_free(struct mlc_arena *a, struct move_ctx *mc, uint64_t off,
 	mc->free_gen[mc->nfree++] = gen;
 }
 
+/* Take the entry in slot @p s of bucket @p bk (word @p w, item @p it, its
+ * other bucket @p alt; both stripes held) out of the index: expired,
+ * purged, or a negative one over the quota.  As an eviction does: noted
+ * as gone first (a load begun before its version must not store over
+ * what replaced it), counted as reclaimed, its chunk freed after the
+ * stripes by its generation. */
+static void
+drop_reclaimable(struct mlc_arena *a, struct move_ctx *mc,
+		 struct mlc__bucket *bk, int s, uint64_t w,
+		 const struct mlc__item *it, uint32_t alt)
+{
+	uint32_t kb[2] = { (uint32_t)(bk - a->table), alt };
+	uint64_t gen = mlc__item_gen(it);
+
+	stripes_note_gone(a, kb, mlc__item_version(it));
+	slot_store(bk, s, 0);
+	count_unlinked(a, it, ck_pr_load_32((uint32_t *)&it->it_state));
+	ck_pr_inc_64(&a->hdr->ah_expired);
+	move_defer_free(a, mc, MLC__SLOT_OFF(w), gen);
+}
+
 #ifdef MLC_PAUSE_POINTS
 /* Test switch (pause.c): every Nth allocation for a move fails, as when
  * the arena has no chunk to give and nothing to evict. */
@@ -1115,6 +1136,14 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 			return 0;
 		mc->held[mc->nheld++] = ls;
 		locked = true;
+	}
+	/* Both its stripes held: an entry the sweep would take first is
+	 * not worth a chunk and a copy (until review AH an inner move
+	 * copied expired entries on). */
+	if (mlc__item_reclaimable(a, it, st, mlc__now_ms())) {
+		drop_reclaimable(a, mc, bk, s, w, it, alt);
+		ok = 1;
+		goto out;
 	}
 	t = empty_slot(to);
 	if (t < 0 && depth > 0) {

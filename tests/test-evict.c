@@ -868,6 +868,78 @@ test_index_move_no_room_not_a_failure(void **state)
 	mlc_arena_close(a);
 }
 
+/* An inner move (a two-step move: the outer entry's other bucket is full,
+ * so one of its entries moves on first) that meets an expired entry
+ * takes it out of the index instead of copying it into a new chunk and a
+ * third bucket: the sweep would take it first anyway (review AH).  In a
+ * 4-bucket index: bucket 0 holds keys of buckets 0 and 3, bucket 1 keys
+ * of 0 and 1, bucket 3 expired keys of 3 and 2, bucket 2 is empty; a new
+ * key of 0 and 1 moves a bucket-0 entry to bucket 3, which first makes
+ * room there.  Before: two moves (the expired entry copied to bucket 2),
+ * now one move and one expired entry reclaimed. */
+static void
+test_inner_move_drops_expired(void **state)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_call_options shortl = MLC_CALL_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_arena_info in0, in;
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c;
+	char keep[14][16], key[16];
+	uint32_t ns, n = 0, nk = 0;
+
+	(void)state;
+	ao.flags = MLC_ARENA_ANON;
+	ao.bytes = 896 * KIB;
+	ao.page_size = 64 * KIB;
+	ao.max_items = 17;		/* 4 buckets, 4 stripes */
+	ao.log_cells = 64;
+	ao.flight_slots = 16;
+	assert_int_equal(mlc_arena_open(&a, NULL, &ao), 0);
+	co.flags = MLC_CACHE_NO_L1;
+	co.ttl_ms = MLC_TTL_NEVER;
+	c = t_cache(a, "inner", &co);
+	assert_int_equal(mlc__ns_find(a, "inner", &ns), 0);
+	assert_int_equal(a->bucket_mask, 3);
+	shortl.ttl_ms = 1000;
+	/* 14 keys of 3 then 2 alternate between them (the emptier bucket,
+	 * a tie to the first): the odd ones, in bucket 2, go again. */
+	for (uint32_t i = 0; i < 14; i++) {
+		key_in(a, ns, 't', &n, 3, 2, true, keep[i]);
+		assert_int_equal(mlc_set(c, keep[i], 6, "short", 5, &shortl),
+				 0);
+	}
+	for (uint32_t i = 1; i < 14; i += 2)
+		assert_int_equal(mlc_delete(c, keep[i], 6), 0);
+	/* Bucket 3 full: keys of 0 and 3 go to bucket 0; then bucket 0
+	 * full, keys of 0 and 1 go to bucket 1. */
+	for (uint32_t i = 0; i < 14; i++) {
+		key_in(a, ns, i < 7 ? 'e' : 'f', &n, 0, i < 7 ? 3 : 1, i < 7,
+		       keep[nk]);
+		assert_int_equal(mlc_set(c, keep[nk], 6, "kept", 4, NULL), 0);
+		nk++;
+	}
+	in0 = info_of(a);
+	assert_int_equal(in0.items, 21);
+	assert_int_equal(in0.index_moves, 0);
+	mlc__clock_advance(2000);	/* bucket 3's keys expire */
+	key_in(a, ns, 'k', &n, 0, 1, false, key);
+	assert_int_equal(mlc_set(c, key, 6, "new", 3, NULL), 0);
+	in = info_of(a);
+	print_info("inner move", &in);
+	assert_int_equal(in.index_evictions, 0);
+	for (uint32_t i = 0; i < nk; i++) {
+		assert_int_equal(mlc_peek(c, keep[i], 6, 0, &v), 0);
+		mlc_value_release(&v);
+	}
+	assert_int_equal(in.index_moves - in0.index_moves, 1);
+	assert_int_equal(in.expired_reclaimed - in0.expired_reclaimed, 1);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+}
+
 /* ---- a writer stopped while its chunk turns LIVE ---------------------- */
 
 /* A forked child's semaphores, shared with its parent: stopped at a
@@ -2566,6 +2638,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_orphan_judged_late,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_stamped_without_fds,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_inner_move_drops_expired,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_purged_in_odd_bucket,
 						fx_setup, fx_teardown),
