@@ -78,8 +78,12 @@
  *     is what proves a writer dead: its locks are repaired (the kernel
  *     marks them), but until the process exits the chunk it was filling
  *     is not reclaimed, a load it ran is taken over only at the flight's
- *     lease (30 s), and its log claim counts as a stopped writer's.  Call
- *     exec() when no other thread is inside mlc, or fork() first.
+ *     lease (30 s), and its log claim counts as a stopped writer's.  A
+ *     flight claim it was making counts as a live one's: while that
+ *     process lives, a flight whose claimer dies before naming itself (in
+ *     any process) is taken over at its waiters' lease, not after a second,
+ *     and one of a key nobody asks for again keeps its slot.  Call exec()
+ *     when no other thread is inside mlc, or fork() first.
  *   - The index has a fixed capacity (max_items, chosen at creation).  When
  *     a key's two candidate buckets are full, entries move to their other
  *     bucket to make room (index_moves); only when none can is a victim
