@@ -10,6 +10,7 @@
  * happened.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,19 @@ mlc__proc_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
 	       ns == my_ns_v;
 }
 
+/* Has no process @p pid, which /proc showed as gone?  A /proc mounted
+ * with hidepid=2 ("invisible") hides other users' processes as if they
+ * were gone, so its word alone judged a live process of another user
+ * dead: its entry pruned, its flight taken over while it loaded, the
+ * chunk it was filling reclaimed (test-procs test_hidepid_lives, review
+ * AH).  kill() with no signal tells: ESRCH only when no process of our
+ * pid namespace has the pid (EPERM: one has, not ours to signal). */
+static bool
+pid_gone(uint32_t pid)
+{
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
 /* Is a stamp without a start time (its process could not read
  * /proc/self/stat: EMFILE, say) of our pid namespace?  Then its pid is
  * one our /proc shows, and that pid gone proves it dead: nothing else
@@ -236,8 +250,9 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 	if (pid_judgeable(pid, start, ns)) {
 		if (pid == (uint32_t)mlc__pid())
 			return false;	/* us, or one whose pid we reused */
-		now_start = start_time_of((long)pid, &state, NULL, &threads);
-		return state == 'X' || (state == 'Z' && threads == 1);
+		(void)start_time_of((long)pid, &state, NULL, &threads);
+		return (state == 'X' && pid_gone(pid)) ||
+		       (state == 'Z' && threads == 1);
 	}
 	if (!mlc__proc_judgeable(pid, start, ns))
 		return false;
@@ -245,7 +260,7 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 		return start != my_start_v;	/* a pid our process reused */
 	now_start = start_time_of((long)pid, &state, NULL, &threads);
 	if (state == 'X')
-		return true;
+		return pid_gone(pid);
 	if (now_start != 0 && now_start != start)
 		return true;		/* the pid was reused */
 	/* A zombie is dead, but a process whose first thread called
