@@ -14,6 +14,7 @@
  * second when it resumes, as every process's clock would have moved.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <ck_pr.h>
@@ -908,6 +910,61 @@ test_foreign_ns_writer_killed_in_change(void **state)
 	mlc_cache_close(w);
 }
 
+/* The same writer, of our pid namespace, whose first use came while it
+ * had no file descriptor to spare (EMFILE): it stamped its claim without a
+ * start time.  Its pid gone proves it dead (proc.c), so its cell is
+ * passed at once, not 10 s after its claim as one no process can judge:
+ * meanwhile every handle's L1 was dropped on every call (review AH).
+ * The test clock stands still here; the gets span about a second. */
+static int
+emfile_writer(void *arg)
+{
+	struct rlimit rl;
+	int fd = open("/dev/null", O_RDONLY);
+
+	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 20;
+	rl.rlim_cur = (rlim_t)fd;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    open("/dev/null", O_RDONLY) >= 0)
+		return 21;
+	return writer_dies_stored(arg);
+}
+
+static void
+test_emfile_writer_killed_in_change(void **state)
+{
+	struct mlc_cache *w, *r;
+	uint32_t lvl = 0;
+	int old = 0, l1 = 0;
+
+	(void)state;
+	begin(&w, &r);
+	assert_string_equal(get(r, "k", &lvl), "old");
+	assert_int_equal(lvl, MLC_L1);
+	assert_int_equal(t_fork(emfile_writer, NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		const char *got = get(r, "k", &lvl);
+
+		if (strcmp(got, "new") == 0)
+			break;
+		assert_string_equal(got, "old");
+		old++;
+		usleep(20000);		/* past the handle's PROBE_MS */
+	}
+	for (int i = 0; i < 40; i++) {
+		assert_string_equal(get(r, "k", &lvl), "new");
+		l1 += lvl == MLC_L1;
+		usleep(20000);
+	}
+	fprintf(stderr, "a writer without a start time killed in its "
+		"change: %d gets of the old value (before its cell's wait), "
+		"then %d of 40 from L1\n", old, l1);
+	assert_true(l1 >= 20);
+	mlc_cache_close(r);
+	mlc_cache_close(w);
+}
+
 /* 20 rounds of 600 ms (12 s in all), each a lap of writes in quarters
  * with two gets of k after each quarter (so that a handle that keeps up is
  * never lapped): how many of the second gets L1 answered (of 80). */
@@ -1262,6 +1319,8 @@ main(void)
 		cmocka_unit_test_teardown(test_republish_cell_not_changing, td),
 		cmocka_unit_test_teardown(
 			test_foreign_ns_writer_killed_in_change, td),
+		cmocka_unit_test_teardown(test_emfile_writer_killed_in_change,
+					  td),
 		cmocka_unit_test_teardown(test_orphan_timer_restarts_each_lap,
 					  td),
 		cmocka_unit_test_teardown(test_orphan_passed_without_laps, td),
