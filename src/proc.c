@@ -176,18 +176,22 @@ mlc__proc_start(void)
  * chunk its dead writer left ALLOC is reclaimed only on proof (alloc.c):
  * kept for the thread's life, one moment without a descriptor made every
  * chunk it later allocated and died holding a leak (test-evict
- * test_orphan_stamped_without_fds).  Identity elsewhere (the attached
- * processes' table, which finds our entry by it) keeps the first answer;
- * a stamp is judged only against /proc and never compared with ours
- * unless we can judge (mlc__proc_judgeable()).  A read again makes the
- * same checks as the first (self_start()). */
+ * test_orphan_stamped_without_fds).  Judging others uses it too
+ * (judge_start()).  Identity elsewhere (the attached processes' table,
+ * which finds our entry by it, flights, log claims) keeps the first
+ * answer; a stamp is judged only against /proc and never compared with
+ * ours unless we can judge (mlc__proc_judgeable()).  A read again makes
+ * the same checks as the first (self_start()). */
 uint64_t
 mlc__proc_stamp_start(void)
 {
 	me_refresh();
-	if (my_start_v != 0 || !my_unread)
+	if (my_start_v != 0)
 		return my_start_v;
-	if (my_stamp_v == 0)
+	/* my_unread is false once a read again succeeded: its answer is
+	 * kept (until review AH it was dropped for my_start_v, 0, at the
+	 * next call: test-procs test_emfile_stamp_kept). */
+	if (my_stamp_v == 0 && my_unread)
 		my_stamp_v = self_start(&my_unread);
 	return my_stamp_v;
 }
@@ -199,12 +203,24 @@ mlc__proc_ns(void)
 	return my_ns_v;
 }
 
+/* Can we judge anyone?  Only with our own start time, which proves our
+ * /proc is our pid namespace's; read again while it could not be read
+ * (mlc__proc_stamp_start()): until review AH a thread that met EMFILE at
+ * its first use judged nobody for its life, so no dead process was proven
+ * by it, no flight of a dead owner taken over before its lease, no orphan
+ * reclaimed (test-procs test_emfile_then_judges). */
+static uint64_t
+judge_start(void)
+{
+	return mlc__proc_stamp_start();
+}
+
 bool
 mlc__proc_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
 {
 	me_refresh();
-	return pid != 0 && start != 0 && ns != 0 && my_start_v != 0 &&
-	       ns == my_ns_v;
+	return pid != 0 && start != 0 && ns != 0 && ns == my_ns_v &&
+	       judge_start() != 0;
 }
 
 /* Has no process @p pid, which /proc showed as gone?  A /proc mounted
@@ -228,8 +244,8 @@ static bool
 pid_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
 {
 	me_refresh();
-	return pid != 0 && start == 0 && ns != 0 && my_start_v != 0 &&
-	       ns == my_ns_v;
+	return pid != 0 && start == 0 && ns != 0 && ns == my_ns_v &&
+	       judge_start() != 0;
 }
 
 /* Is the process (@p pid, @p start, @p ns) certainly dead?  "Cannot
@@ -257,7 +273,7 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 	if (!mlc__proc_judgeable(pid, start, ns))
 		return false;
 	if (pid == (uint32_t)mlc__pid())
-		return start != my_start_v;	/* a pid our process reused */
+		return start != judge_start();	/* a pid our process reused */
 	now_start = start_time_of((long)pid, &state, NULL, &threads);
 	if (state == 'X')
 		return pid_gone(pid);

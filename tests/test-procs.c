@@ -1216,6 +1216,7 @@ test_uncounted_handle_claims(void **state)
 struct emfile_arg {
 	struct mlc_arena *a;
 	struct mlc_cache *c;
+	int dead;		/* a dead sibling's pid */
 };
 
 static int
@@ -1265,7 +1266,7 @@ test_emfile_entry_pruned(void **state)
 	(void)state;
 	a = t_arena(name, sizeof(name), 0, 0);
 	c = t_cache(a, "emfile", NULL);
-	x = (struct emfile_arg){ a, c };
+	x = (struct emfile_arg){ a, c, 0 };
 	pid = t_spawn(emfile_child, &x);
 	assert_int_equal(t_wait(pid), 0);
 	list(a, &s);		/* a writable lister prunes what is proven */
@@ -1276,6 +1277,111 @@ test_emfile_entry_pruned(void **state)
 	info(a, &in);
 	assert_int_equal(in.procs_pruned, 1);
 	assert_consistent(a);
+	mlc_cache_close(c);
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
+/* A child that uses its inherited handle and exits without closing. */
+static int
+use_and_exit_child(void *arg)
+{
+	struct emfile_arg *x = arg;
+
+	return mlc_set(x->c, "d", 1, "v", 1, NULL) == 0 ? 0 : 10;
+}
+
+/* A child that met EMFILE at its first use (so it could not read its own
+ * start time then), and lists the attached processes once descriptors are
+ * back: the dead sibling's entry must go.  Until review AH its thread kept
+ * the failed read for its life, and could judge nobody: no dead process
+ * proven, no flight of a dead owner taken over before its lease, no
+ * orphan chunk reclaimed, by that thread, for ever.  0: the dead sibling
+ * (pid in arg's first word) is not listed. */
+static int
+emfile_judge_child(void *arg)
+{
+	struct emfile_arg *x = arg;
+	struct rlimit rl;
+	struct seen s;
+	int fd = open("/dev/null", O_RDONLY);
+
+	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 10;
+	rl.rlim_cur = (rlim_t)fd;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 11;
+	if (mlc_set(x->c, "k", 1, "v", 1, NULL) != 0)
+		return 12;
+	rl.rlim_cur = rl.rlim_max;	/* the moment has passed */
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 13;
+	memset(&s, 0, sizeof(s));
+	if (mlc_arena_procs(x->a, collect, &s) != 0)
+		return 14;
+	return find(&s, x->dead) == NULL ? 0 : 1;
+}
+
+/* A thread that met EMFILE at its first use reads its start time again
+ * for its chunk stamps until a read succeeds (review O).  The read that
+ * succeeded was then forgotten at the next call: every stamp after the
+ * first came out without a start time again, proving nothing (review AH).
+ * 0: three stamps after descriptors are back all carry the start time. */
+static int
+emfile_stamp_child(void *arg)
+{
+	struct rlimit rl;
+	uint64_t s[3];
+	int fd = open("/dev/null", O_RDONLY);
+
+	(void)arg;
+	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 10;
+	rl.rlim_cur = (rlim_t)fd;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 11;
+	if (mlc__proc_start() != 0 || mlc__proc_stamp_start() != 0)
+		return 12;		/* it could be read after all */
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 13;
+	for (int i = 0; i < 3; i++)
+		s[i] = mlc__proc_stamp_start();
+	if (s[0] == 0)
+		return 14;
+	return s[1] == s[0] && s[2] == s[0] ? 0 : 1;
+}
+
+static void
+test_emfile_stamp_kept(void **state)
+{
+	(void)state;
+	assert_int_equal(t_wait(t_spawn(emfile_stamp_child, NULL)), 0);
+}
+
+static void
+test_emfile_then_judges(void **state)
+{
+	struct mlc_arena_info in;
+	struct emfile_arg x;
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+	char name[64];
+	int rc;
+
+	(void)state;
+	a = t_arena(name, sizeof(name), 0, 0);
+	c = t_cache(a, "judge", NULL);
+	x = (struct emfile_arg){ a, c, 0 };
+	x.dead = t_spawn(use_and_exit_child, &x);
+	assert_int_equal(t_wait(x.dead), 0);
+	rc = t_wait(t_spawn(emfile_judge_child, &x));
+	if (rc == 1)
+		fail_msg("a dead process stayed listed for a judge that once "
+			 "met EMFILE");
+	assert_int_equal(rc, 0);
+	info(a, &in);		/* the judge, gone too, pruned now */
+	assert_int_equal(in.procs_pruned, 2);
 	mlc_cache_close(c);
 	mlc_arena_close(a);
 	assert_int_equal(mlc_arena_unlink(name, 0), 0);
@@ -1362,6 +1468,8 @@ main(void)
 		cmocka_unit_test(test_uncounted_handle_claims),
 		cmocka_unit_test(test_emfile_entry_pruned),
 		cmocka_unit_test(test_hidepid_lives),
+		cmocka_unit_test(test_emfile_stamp_kept),
+		cmocka_unit_test(test_emfile_then_judges),
 	};
 
 	t_require_shm();
