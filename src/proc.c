@@ -264,16 +264,17 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 	char state;
 
 	if (pid_judgeable(pid, start, ns)) {
+		/* Us, or one whose pid we reused: cannot tell. */
 		if (pid == (uint32_t)mlc__pid())
-			return false;	/* us, or one whose pid we reused */
+			return false;
 		(void)start_time_of((long)pid, &state, NULL, &threads);
 		return (state == 'X' && pid_gone(pid)) ||
 		       (state == 'Z' && threads == 1);
 	}
 	if (!mlc__proc_judgeable(pid, start, ns))
 		return false;
-	if (pid == (uint32_t)mlc__pid())
-		return start != judge_start();	/* a pid our process reused */
+	if (pid == (uint32_t)mlc__pid())	/* a pid our process reused? */
+		return start != judge_start();
 	now_start = start_time_of((long)pid, &state, NULL, &threads);
 	if (state == 'X')
 		return pid_gone(pid);

@@ -639,7 +639,7 @@ child_main(int p)
  * that its own free was the stale one.  The run's coverage check is as
  * before: the other identity paths still have to be reached by the
  * workload. */
-#define PROBE_LEN 6000		/* 10 a page: memory fills before the index */
+#define PROBE_LEN 6000	/* 10 a page: memory fills before the index */
 #define PROBE_MAX 20000		/* sets before the probe gives up */
 
 static int probe_up[2], probe_down[2];

@@ -2369,7 +2369,7 @@ test_dead_owners_slots_reused(void **state)
 	teardown_arena();
 }
 
-/* ---- exec() by another thread during a claim ------------------------------ */
+/* ---- exec() by another thread during a claim --------------------------- */
 
 /* A thread inside a flight claim (FLIGHT_CLAIMED: the slot won, its owner
  * not published) while another thread of its process calls exec(): the
@@ -2462,7 +2462,7 @@ test_exec_in_claim_bounded(void **state)
 {
 #ifdef __SANITIZE_THREAD__
 	(void)state;
-	skip();		/* a thread started in a fork child: TSan kills it */
+	skip();	/* a thread started in a fork child: TSan kills it */
 #else
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_value v = { 0 };

@@ -1269,7 +1269,7 @@ test_emfile_entry_pruned(void **state)
 	x = (struct emfile_arg){ a, c, 0 };
 	pid = t_spawn(emfile_child, &x);
 	assert_int_equal(t_wait(pid), 0);
-	list(a, &s);		/* a writable lister prunes what is proven */
+	list(a, &s);	/* a writable lister prunes what is proven */
 	if (find(&s, pid) != NULL)
 		fail_msg("dead process %d still listed (start time %" PRIu64
 			 ")", pid, find(&s, pid)->start_ticks);
