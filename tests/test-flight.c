@@ -2381,6 +2381,7 @@ test_dead_owners_slots_reused(void **state)
  * its lease, not after the 1 s grace.  A bound, not a hang: one load,
  * within the lease.  Once the exec()ed process is gone, its counter is
  * ignored again. */
+#ifndef __SANITIZE_THREAD__	/* the test skips under TSan */
 static int ex_at[2];
 
 static void
@@ -2456,6 +2457,7 @@ execed(int pid)
 	fclose(f);
 	return strncmp(comm, "sleep", 5) == 0;
 }
+#endif
 
 static void
 test_exec_in_claim_bounded(void **state)
