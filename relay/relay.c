@@ -169,14 +169,17 @@ nap_ms(uint64_t ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Exponential back-off with jitter: the next delay. */
-static uint32_t
+/* Exponential back-off with jitter: the next delay, from 7/8 to 9/8 of
+ * the current one.  64 bits: the current one may be up to 2^32 - 1
+ * (backoff_max_ms), and 9/8 of it wrapped in 32 (to a delay of 0 to
+ * 2^29 ms, as likely as not). */
+static uint64_t
 backoff_next(struct mlc_relay *r, uint32_t *cur)
 {
-	uint32_t d = *cur ? *cur : r->bo_min;
-	uint32_t jitter = d / 4 ? (uint32_t)rand() % (d / 4 + 1) : 0;
+	uint64_t d = *cur ? *cur : r->bo_min;
+	uint64_t jitter = d / 4 ? (uint64_t)rand() % (d / 4 + 1) : 0;
 
-	*cur = d >= r->bo_max / 2 ? r->bo_max : d * 2;
+	*cur = d >= r->bo_max / 2 ? r->bo_max : (uint32_t)(d * 2);
 	return d - d / 8 + jitter;
 }
 
