@@ -588,16 +588,23 @@ pub_main(void *arg)
 	struct pending p = { NULL, NULL, 0 };
 	redisContext *c = NULL;
 	uint32_t backoff = 0;
-	bool ever = false, stopping;
+	bool ever = false, stopping, proven = false;
 
 	for (;;) {
 		pthread_mutex_lock(&r->mu);
 		/* Idle only when connected: the connection is made from the
 		 * start, not at the first change, so that connected tells
-		 * whether a change would reach Redis (README). */
+		 * whether a change would reach Redis (README).  A connection
+		 * that went idle counts as good: the first failure after it
+		 * reconnects at once, with the back-off started over (an
+		 * idle connection, made while nothing was published, left it
+		 * at its max: review AD). */
 		while (!r->stop && r->qhead == NULL && p.head == NULL &&
-		       r->ndrop == 0 && !r->drop_all && c != NULL)
+		       r->ndrop == 0 && !r->drop_all && c != NULL) {
+			backoff = 0;
+			proven = true;
 			pthread_cond_wait(&r->pub_cv, &r->mu);
+		}
 		/* Only when what we hold is out: while Redis is away the
 		 * queue fills up to its bound, then drops (and purges). */
 		if (p.head == NULL)
@@ -620,22 +627,29 @@ pub_main(void *arg)
 			if (ever)
 				ST_ADD(r, reconnects, 1);
 			ever = true;
-			/* Connected: the next failure's back-off starts
-			 * over, as the subscriber's does (an idle
-			 * connection, made while nothing was published,
-			 * left it at its max). */
-			backoff = 0;
+			/* The back-off starts over only once the connection
+			 * proves good (a reply, or idle): a Redis that
+			 * takes connections and closes them at once made
+			 * this loop reconnect with no delay. */
+			proven = false;
 			connected_bit(r, MLC_RELAY_PUBLISH, true);
 		}
 		while (p.head != NULL) {
 			bool refused = false;
+			uint64_t left = p.n;
 
 			if (publish_batch(r, c, &p, &refused) < 0) {
 				redisFree(c);
 				c = NULL;
 				connected_bit(r, MLC_RELAY_PUBLISH, false);
+				/* Died before any reply: wait as after a
+				 * failed connect. */
+				if (!proven && p.n == left &&
+				    pub_backoff(r, &backoff, stopping))
+					goto out;
 				break;
 			}
+			proven = true;
 			if (refused) {	/* its purges wait for a new round */
 				if (pub_backoff(r, &backoff, stopping))
 					goto out;
@@ -977,7 +991,7 @@ sub_main(void *arg)
 	struct sub s = { .ok_at = now_ms() };
 	redisContext *c = NULL;
 	uint32_t backoff = 0;
-	bool ever = false;
+	bool ever = false, proven = false;
 
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		if (c == NULL) {
@@ -1020,14 +1034,23 @@ sub_main(void *arg)
 				continue;
 			}
 			connected_bit(r, MLC_RELAY_SUBSCRIBE, true);
+			proven = false;
+		}
+		if (sub_read(r, c, &s) == 0) {
+			/* A good read: the next failure's back-off starts
+			 * over (not at the sync: a Redis that answers it
+			 * and then refuses or drops every XREAD made this
+			 * loop reconnect with no delay). */
 			backoff = 0;
+			proven = true;
+			continue;
 		}
-		if (sub_read(r, c, &s) < 0) {
-			sub_fd_set(r, -1);
-			redisFree(c);
-			c = NULL;
-			connected_bit(r, MLC_RELAY_SUBSCRIBE, false);
-		}
+		sub_fd_set(r, -1);
+		redisFree(c);
+		c = NULL;
+		connected_bit(r, MLC_RELAY_SUBSCRIBE, false);
+		if (!proven)
+			relay_sleep(r, backoff_next(r, &backoff));
 	}
 	if (c) {
 		sub_fd_set(r, -1);

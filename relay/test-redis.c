@@ -1261,6 +1261,144 @@ out:
 	return ret;
 }
 
+/* A Redis that takes connections and closes each at once (a proxy with
+ * no backend, a server at maxclients): counts them. */
+struct closer {
+	int lfd;
+	int accepted;
+};
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *cl = arg;
+	int fd;
+
+	while ((fd = accept(cl->lfd, NULL, NULL)) >= 0) {
+		__atomic_fetch_add(&cl->accepted, 1, __ATOMIC_RELAXED);
+		close(fd);
+	}
+	return NULL;
+}
+
+/*
+ * review AF: the publisher reset its back-off on connecting and
+ * reconnected at once when a connection failed, so a Redis that takes
+ * connections and closes them at once (a proxy with no backend) made it
+ * connect and fail in a loop with no delay while something was queued.
+ * The subscriber backs off after its sync fails; both are checked.
+ * backoff_min_ms 50 and backoff_max_ms 400 allow about 12 connections in
+ * 1.5 s; the loop made thousands.
+ */
+static int
+test_closing_redis_backs_off(void)
+{
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct closer cl = { -1, 0 };
+	struct mlc_arena *a = NULL;
+	struct mlc_cache *c = NULL;
+	struct mlc_relay *r = NULL;
+	pthread_t th;
+	bool th_on = false;
+	char path[100];
+	int ret = 1, orc, n;
+
+	snprintf(path, sizeof(path), "%s/closer.sock", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cl.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(cl.lfd >= 0 && bind(cl.lfd, (struct sockaddr *)&sa,
+				  sizeof(sa)) == 0 && listen(cl.lfd, 64) == 0,
+	      "closer socket");
+	CHECK(pthread_create(&th, NULL, closer_main, &cl) == 0, "thread");
+	th_on = true;
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
+	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
+	ro.host_id = "A";
+	ro.redis_unix = path;
+	ro.io_timeout_ms = 500;
+	ro.backoff_min_ms = 50;
+	ro.backoff_max_ms = 400;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	CHECK(mlc_set(c, "k", 1, "v", 1, NULL) == 0, "set");
+	nap(1500);
+	n = __atomic_load_n(&cl.accepted, __ATOMIC_RELAXED);
+	CHECK(n >= 2 && n <= 100, "%d connections in 1.5 s (backoff_min_ms "
+	      "50, backoff_max_ms 400)", n);
+	ret = 0;
+out:
+	end_relay(r, c, a);
+	if (th_on) {
+		shutdown(cl.lfd, SHUT_RDWR);
+		pthread_join(th, NULL);
+	}
+	if (cl.lfd >= 0)
+		close(cl.lfd);
+	unlink(path);
+	return ret;
+}
+
+/* One command on a new connection to the test's Redis: 0 if not an
+ * error reply. */
+static int
+redis_do(const char *cmd)
+{
+	redisContext *rc = redisConnectUnix(sock);
+	redisReply *rep = NULL;
+	int ret = -1;
+
+	if (rc != NULL && rc->err == 0 &&
+	    (rep = redisCommand(rc, cmd)) != NULL &&
+	    rep->type != REDIS_REPLY_ERROR)
+		ret = 0;
+	if (rep)
+		freeReplyObject(rep);
+	if (rc)
+		redisFree(rc);
+	return ret;
+}
+
+/*
+ * review AF: the subscriber reset its back-off once its sync (INFO, XINFO
+ * STREAM) was answered, and reconnected at once when a read failed: a
+ * Redis that answers the sync and refuses every XREAD (an ACL without
+ * it: NOPERM) made it reconnect in a loop with no delay.
+ */
+static int
+test_xread_refused_backs_off(void)
+{
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	bool acl = false;
+	uint64_t n;
+	int ret = 1, orc;
+
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
+	CHECK(redis_do("ACL SETUSER default -xread") == 0, "ACL");
+	acl = true;
+	ro.host_id = "B";
+	ro.redis_unix = sock;
+	ro.stream = "noxread";
+	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro.io_timeout_ms = 500;
+	ro.backoff_min_ms = 50;
+	ro.backoff_max_ms = 400;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	nap(1500);
+	n = stats(r).reconnects;
+	CHECK(n <= 100, "%llu reconnections in 1.5 s (backoff_min_ms 50, "
+	      "backoff_max_ms 400)", (unsigned long long)n);
+	ret = 0;
+out:
+	end_relay(r, NULL, a);
+	if (acl && redis_do("ACL SETUSER default +xread") != 0) {
+		fprintf(stderr, "%s: ACL not restored\n", __func__);
+		ret = 1;
+	}
+	return ret;
+}
+
 /* Prints the test's line; 1 if it failed. */
 static int
 report(const char *name, int failed)
@@ -1288,11 +1426,15 @@ static const struct {
 	TEST(test_published_partial_ack),
 	TEST(test_drop_wakes_publisher),
 	TEST(test_sigpipe),
+	TEST(test_closing_redis_backs_off),
+	TEST(test_xread_refused_backs_off),
 };
 
 int
 main(int argc, char **argv)
 {
+	/* RELAY_TEST_ONLY=test_name runs that one of tests[] alone. */
+	const char *only = getenv("RELAY_TEST_ONLY");
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1318,7 +1460,12 @@ main(int argc, char **argv)
 		printf("ok test_untrimmed_while_at_zero\n");
 	}
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		rc |= report(tests[i].name, tests[i].fn());
+		if (only == NULL || strcmp(only, tests[i].name) == 0)
+			rc |= report(tests[i].name, tests[i].fn());
+	if (only != NULL) {
+		redis_stop();
+		return rc;
+	}
 	for (size_t i = 0; i < sizeof(gap_cases) / sizeof(gap_cases[0]); i++)
 		rc |= report(gap_cases[i].name, run_gap_case(&gap_cases[i]));
 	if (argc > 1)
