@@ -238,6 +238,21 @@ detach(struct att *at, const char *name)
 	mlc_arena_close(at->arena);
 }
 
+/* Whether a process other than this one may still use @p arena.  One that
+ * attached while the table of attached processes was full works unlisted
+ * (procs_unlisted counts it, for good: which ones left cannot be told),
+ * and this daemon may be unlisted itself: then the arena is kept (until
+ * ATT_MAX newer ones push it out, or the daemon exits).  An arena that
+ * cannot be looked at is kept too. */
+static bool
+others_use(struct mlc_arena *arena)
+{
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+
+	return mlc_arena_info(arena, &info) != 0 || info.procs > 1 ||
+	       info.procs_unlisted > 0;
+}
+
 /* Once a second: if the arena's name is now another arena's, attach that
  * one too (its relay purges it first: its past is unknown); detach the
  * older ones that no other process uses any more.  A replaced arena that
@@ -275,10 +290,7 @@ follow_name(const char *name, const char *path,
 		*last_rc = rc;
 	}
 	for (int i = 0; i < *n - 1; i++) {
-		struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
-
-		if (mlc_arena_info(atts[i].arena, &info) == 0 &&
-		    info.procs <= 1) {
+		if (!others_use(atts[i].arena)) {
 			detach(&atts[i], name);
 			memmove(&atts[i], &atts[i + 1],
 				sizeof(atts[0]) * (size_t)(*n - i - 1));
