@@ -81,8 +81,9 @@ struct mlc_relay_options {
 				 * -EINVAL */
 	uint32_t    batch;	/* entries per round trip; 0: 256 */
 	uint32_t    block_ms;	/* XREAD BLOCK; 0: 2000 */
-	uint32_t    io_timeout_ms; /* connect, and a reply (a read's beyond
-				    * the block time); 0: 2000 */
+	uint32_t    io_timeout_ms; /* connect (a host name's resolution,
+				    * then each address), and a reply (a
+				    * read's beyond the block time); 0: 2000 */
 	uint32_t    backoff_min_ms; /* first reconnect delay; 0: 100 */
 	uint32_t    backoff_max_ms; /* doubling up to this; 0: 5000 */
 	uint32_t    max_offline_ms; /* a subscriber cut off longer than this

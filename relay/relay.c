@@ -15,8 +15,10 @@
  */
 #include "mlc-relay.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -215,25 +217,247 @@ sub_fd_set(struct mlc_relay *r, int fd)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* ---- resolving ----------------------------------------------------------
+ *
+ * getaddrinfo() has no timeout and cannot be interrupted: a resolver that
+ * hangs (an NSS module, a DNS server that never answers, retried per
+ * resolv.conf) held the relay's thread, and mlc_relay_stop() joining it,
+ * for as long, and the subscriber made no offline purge meanwhile.  A
+ * host name is resolved by a detached thread of its own, which the relay
+ * thread waits for at most io_timeout_ms, and stop not at all; a
+ * resolution still running is waited for again by the next attempt (one
+ * per relay thread at most), and left to finish alone at stop.  Numeric
+ * addresses (the default) need none. */
+
+#define RESOLVE_MAX 8		/* addresses tried, in the resolver's order */
+
+struct resolve {
+	pthread_mutex_t mu;	/* refs, waiter */
+	int refs;		/* the resolving thread's, and the asker's */
+	struct mlc_relay *waiter; /* woken through its stop_cv when done */
+	bool done;		/* atomics: set once, after rc and addr */
+	int rc;			/* getaddrinfo()'s */
+	int naddr;
+	char host[MLC_RELAY_HOST_MAX + 1];
+	char port[8];
+	char addr[RESOLVE_MAX][INET6_ADDRSTRLEN];
+};
+
+static void
+resolve_put(struct resolve *rs)
+{
+	bool last;
+
+	pthread_mutex_lock(&rs->mu);
+	last = --rs->refs == 0;
+	pthread_mutex_unlock(&rs->mu);
+	if (last) {
+		pthread_mutex_destroy(&rs->mu);
+		free(rs);
+	}
+}
+
+/* As hiredis does: IPv4 addresses, or IPv6 ones if there are none. */
+static int
+resolve_lookup(struct resolve *rs)
+{
+	struct addrinfo hints = { .ai_family = AF_INET,
+				  .ai_socktype = SOCK_STREAM }, *ai, *p;
+	int rc = getaddrinfo(rs->host, rs->port, &hints, &ai);
+
+	if (rc != 0) {
+		hints.ai_family = AF_INET6;
+		rc = getaddrinfo(rs->host, rs->port, &hints, &ai);
+	}
+	if (rc != 0)
+		return rc;
+	for (p = ai; p != NULL && rs->naddr < RESOLVE_MAX; p = p->ai_next)
+		if (getnameinfo(p->ai_addr, p->ai_addrlen,
+				rs->addr[rs->naddr], sizeof(rs->addr[0]), NULL,
+				0, NI_NUMERICHOST) == 0)
+			rs->naddr++;
+	freeaddrinfo(ai);
+	return rs->naddr > 0 ? 0 : EAI_NONAME;
+}
+
+static void *
+resolve_main(void *arg)
+{
+	struct resolve *rs = arg;
+
+	rs->rc = resolve_lookup(rs);
+	pthread_mutex_lock(&rs->mu);
+	__atomic_store_n(&rs->done, true, __ATOMIC_RELEASE);
+	/* Under rs->mu: the waiter clears itself there before it leaves,
+	 * and its relay lives while it waits. */
+	if (rs->waiter != NULL) {
+		pthread_mutex_lock(&rs->waiter->mu);
+		pthread_cond_broadcast(&rs->waiter->stop_cv);
+		pthread_mutex_unlock(&rs->waiter->mu);
+	}
+	pthread_mutex_unlock(&rs->mu);
+	resolve_put(rs);
+	return NULL;
+}
+
+/* A resolution of r->host started.  NULL: no memory or no thread. */
+static struct resolve *
+resolve_start(struct mlc_relay *r)
+{
+	struct resolve *rs = calloc(1, sizeof(*rs));
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	if (rs == NULL)
+		return NULL;
+	pthread_mutex_init(&rs->mu, NULL);
+	rs->refs = 2;
+	memcpy(rs->host, r->host, sizeof(rs->host));
+	snprintf(rs->port, sizeof(rs->port), "%u", r->port);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, resolve_main, rs);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		pthread_mutex_destroy(&rs->mu);
+		free(rs);
+		return NULL;
+	}
+	return rs;
+}
+
+/* Wait for *@p pending (started if NULL) for at most io_timeout_ms, or
+ * until stop; the publisher, once stopping, until its flush deadline
+ * (@p flush).  @return true when it is done (it is then still the
+ * caller's, to read and put); false with *@p pending kept for the next
+ * attempt, or NULL (none could start). */
+static bool
+resolve_wait(struct mlc_relay *r, struct resolve **pending, bool flush)
+{
+	struct resolve *rs = *pending;
+	struct timespec ts;
+	uint64_t end;
+	bool done, stop;
+
+	if (rs == NULL && (rs = *pending = resolve_start(r)) == NULL) {
+		set_error(r, "resolve", "cannot start its thread");
+		return false;
+	}
+	pthread_mutex_lock(&rs->mu);
+	rs->waiter = r;
+	pthread_mutex_unlock(&rs->mu);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	end = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
+	      r->io_ms;
+	pthread_mutex_lock(&r->mu);
+	/* The stop that began the flush does not end its wait. */
+	flush = flush && r->stop;
+	if (flush && r->stop_at + r->flush_ms < end)
+		end = r->stop_at + r->flush_ms;
+	ts.tv_sec = (time_t)(end / 1000);
+	ts.tv_nsec = (long)(end % 1000) * 1000000;
+	while ((flush || !r->stop) &&
+	       !__atomic_load_n(&rs->done, __ATOMIC_ACQUIRE) &&
+	       pthread_cond_timedwait(&r->stop_cv, &r->mu, &ts) != ETIMEDOUT)
+		;
+	stop = r->stop;
+	pthread_mutex_unlock(&r->mu);
+	pthread_mutex_lock(&rs->mu);
+	rs->waiter = NULL;
+	pthread_mutex_unlock(&rs->mu);
+	done = __atomic_load_n(&rs->done, __ATOMIC_ACQUIRE);
+	if (!done)
+		set_error(r, "resolve", stop && !flush ? "stopped" :
+			  "no answer in time");
+	return done;
+}
+
+/* The one relay thread's resolution left running (at its exit). */
+static void
+resolve_drop(struct resolve **pending)
+{
+	if (*pending != NULL)
+		resolve_put(*pending);
+	*pending = NULL;
+}
+
+static bool
+numeric_host(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* A connection to each address of the resolved host in turn, until one
+ * is made, or NULL with the error set. */
+static redisContext *
+connect_resolved(struct mlc_relay *r, struct resolve **pending, bool flush)
+{
+	struct resolve *rs;
+	redisContext *c = NULL;
+	uint64_t t0;
+
+	if (!resolve_wait(r, pending, flush))
+		return NULL;
+	rs = *pending;
+	*pending = NULL;
+	t0 = now_ms();
+	if (rs->rc != 0)
+		set_error(r, "resolve", gai_strerror(rs->rc));
+	/* The next address after a failure, while io_timeout_ms has not
+	 * passed since the first was tried (hiredis tries the next one only
+	 * after an unreachable host, an immediate failure). */
+	for (int i = 0; rs->rc == 0 && i < rs->naddr; i++) {
+		if (c != NULL)
+			redisFree(c);
+		c = redisConnectWithTimeout(rs->addr[i], (int)r->port,
+					    ms_tv(r->io_ms));
+		if (c == NULL || c->err == 0 || now_ms() - t0 >= r->io_ms)
+			break;
+	}
+	if (rs->rc == 0 && c == NULL)
+		set_error(r, "connect", "out of memory");
+	resolve_put(rs);
+	return c;
+}
+
+/* A connection to Redis (it may carry an error: c->err), or NULL with the
+ * error set.  A host name is resolved first, by resolve_wait() (@p flush:
+ * for the publisher). */
+static redisContext *
+connect_any(struct mlc_relay *r, struct resolve **pending, bool flush)
+{
+	redisContext *c;
+
+	if (r->unix_path[0])
+		c = redisConnectUnixWithTimeout(r->unix_path, ms_tv(r->io_ms));
+	else if (numeric_host(r->host))
+		c = redisConnectWithTimeout(r->host, (int)r->port,
+					    ms_tv(r->io_ms));
+	else
+		return connect_resolved(r, pending, flush);
+	if (c == NULL)
+		set_error(r, "connect", "out of memory");
+	return c;
+}
+
 /* Connect, and AUTH.  @p sub: the subscriber's connection, whose socket
  * mlc_relay_stop() shuts down from before AUTH on (a Redis that takes
- * connections and does not answer would hold AUTH for @p read_ms). */
+ * connections and does not answer would hold AUTH for @p read_ms).
+ * @p pending: the thread's resolution of the host, if one is running. */
 static redisContext *
-rconnect(struct mlc_relay *r, uint64_t read_ms, bool sub)
+rconnect(struct mlc_relay *r, uint64_t read_ms, bool sub,
+	 struct resolve **pending)
 {
 	redisContext *c;
 	redisReply *rep;
 	int fl;
 
-	if (r->unix_path[0])
-		c = redisConnectUnixWithTimeout(r->unix_path, ms_tv(r->io_ms));
-	else
-		c = redisConnectWithTimeout(r->host, (int)r->port,
-					    ms_tv(r->io_ms));
-	if (c == NULL) {
-		set_error(r, "connect", "out of memory");
+	if ((c = connect_any(r, pending, !sub)) == NULL)
 		return NULL;
-	}
 	if (c->err) {
 		set_error(r, "connect", c->errstr);
 		redisFree(c);
@@ -586,6 +810,7 @@ pub_main(void *arg)
 {
 	struct mlc_relay *r = arg;
 	struct pending p = { NULL, NULL, 0 };
+	struct resolve *res = NULL;
 	redisContext *c = NULL;
 	uint32_t backoff = 0;
 	bool ever = false, stopping, proven = false;
@@ -618,7 +843,7 @@ pub_main(void *arg)
 		if (stopping && now_ms() >= r->stop_at + r->flush_ms)
 			break;
 		if (c == NULL) {
-			c = rconnect(r, r->io_ms, false);
+			c = rconnect(r, r->io_ms, false, &res);
 			if (c == NULL) {
 				if (pub_backoff(r, &backoff, stopping))
 					break;
@@ -664,6 +889,7 @@ out:
 	qev_free_list(p.head);
 	if (c)
 		redisFree(c);
+	resolve_drop(&res);
 	connected_bit(r, MLC_RELAY_PUBLISH, false);
 	return NULL;
 }
@@ -989,6 +1215,7 @@ sub_main(void *arg)
 {
 	struct mlc_relay *r = arg;
 	struct sub s = { .ok_at = now_ms() };
+	struct resolve *res = NULL;
 	redisContext *c = NULL;
 	uint32_t backoff = 0;
 	bool ever = false, proven = false;
@@ -999,7 +1226,7 @@ sub_main(void *arg)
 			 * replies, as the README's bound on a cut-off
 			 * subscriber's staleness counts them; the XREAD's
 			 * block time comes on top only for the reads. */
-			c = rconnect(r, r->io_ms, true);
+			c = rconnect(r, r->io_ms, true, &res);
 			if (c != NULL) {
 				if (ever)
 					ST_ADD(r, reconnects, 1);
@@ -1056,6 +1283,7 @@ sub_main(void *arg)
 		sub_fd_set(r, -1);
 		redisFree(c);
 	}
+	resolve_drop(&res);
 	connected_bit(r, MLC_RELAY_SUBSCRIBE, false);
 	return NULL;
 }

@@ -5,7 +5,10 @@
  * Exit 77 (skipped) without redis-server.  Each case starts its own
  * server and anonymous arena, and leaves nothing behind.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -1583,6 +1586,139 @@ out:
 	return ret;
 }
 
+/* getaddrinfo() for the whole program (the relay's calls and hiredis's
+ * come here first): the name "hang.invalid" stands for a resolver that
+ * hangs, until hang_release(); other names go to the C library. */
+static pthread_mutex_t hang_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hang_cv = PTHREAD_COND_INITIALIZER;
+static int hang_entered;
+static bool hang_released;
+
+int
+getaddrinfo(const char *node, const char *service,
+	    const struct addrinfo *hints, struct addrinfo **res)
+{
+	int (*real)(const char *, const char *, const struct addrinfo *,
+		    struct addrinfo **);
+
+	if (node != NULL && strcmp(node, "hang.invalid") == 0) {
+		pthread_mutex_lock(&hang_mu);
+		hang_entered++;
+		while (!hang_released)
+			pthread_cond_wait(&hang_cv, &hang_mu);
+		pthread_mutex_unlock(&hang_mu);
+		return EAI_AGAIN;
+	}
+	*(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+	return real ? real(node, service, hints, res) : EAI_SYSTEM;
+}
+
+static void
+hang_release(void)
+{
+	pthread_mutex_lock(&hang_mu);
+	hang_released = true;
+	pthread_cond_broadcast(&hang_cv);
+	pthread_mutex_unlock(&hang_mu);
+}
+
+static int
+hang_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&hang_mu);
+	n = hang_entered;
+	pthread_mutex_unlock(&hang_mu);
+	return n;
+}
+
+struct stopper {
+	struct mlc_relay *r;
+	bool done;
+};
+
+static void *
+stopper_main(void *arg)
+{
+	struct stopper *st = arg;
+
+	mlc_relay_stop(st->r, NULL);
+	__atomic_store_n(&st->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * review AF: the relay resolved a host name with getaddrinfo() in its
+ * threads, which has no timeout and cannot be interrupted: a resolver
+ * that hangs (an NSS module, a DNS server that never answers) held them,
+ * so mlc_relay_stop() (the daemon's SIGTERM) hung as long, and the
+ * subscriber made no offline purge meanwhile.  Then a name that resolves
+ * ("localhost", to a listening socket) still connects.
+ */
+static int
+test_hung_resolver(void)
+{
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t slen = sizeof(sin);
+	struct stopper st = { NULL, false };
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	pthread_t th;
+	bool th_on = false, purged;
+	int ret = 1, orc, lfd = -1;
+
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
+	ro.host_id = "B";
+	ro.redis_host = "hang.invalid";
+	ro.io_timeout_ms = 200;
+	ro.backoff_min_ms = 50;
+	ro.backoff_max_ms = 100;
+	ro.max_offline_ms = 500;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	WAIT_FOR(hang_count() >= 2);
+	CHECK(hang_count() >= 2, "the resolver was not asked");
+	/* The subscriber bounds its staleness meanwhile. */
+	WAIT_FOR(stats(r).offline_purges >= 1);
+	purged = stats(r).offline_purges >= 1;
+	st.r = r;
+	r = NULL;
+	CHECK(pthread_create(&th, NULL, stopper_main, &st) == 0, "thread");
+	th_on = true;
+	for (int i = 0; i < 500 && !__atomic_load_n(&st.done,
+						    __ATOMIC_ACQUIRE); i++)
+		nap(20);
+	CHECK(__atomic_load_n(&st.done, __ATOMIC_ACQUIRE),
+	      "mlc_relay_stop() still waits for the resolver after 10 s");
+	pthread_join(th, NULL);
+	th_on = false;
+	CHECK(purged, "no offline purge while resolving");
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&sin,
+			       sizeof(sin)) == 0 && listen(lfd, 8) == 0 &&
+	      getsockname(lfd, (struct sockaddr *)&sin, &slen) == 0,
+	      "listen");
+	ro.redis_host = "localhost";
+	ro.redis_port = ntohs(sin.sin_port);
+	ro.mode = MLC_RELAY_PUBLISH;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	WAIT_FOR(stats(r).connected & MLC_RELAY_PUBLISH);
+	CHECK(stats(r).connected & MLC_RELAY_PUBLISH, "localhost: not "
+	      "connected");
+	ret = 0;
+out:
+	hang_release();
+	if (th_on)
+		pthread_join(th, NULL);
+	end_relay(r, NULL, a);
+	if (lfd >= 0)
+		close(lfd);
+	return ret;
+}
+
 /* Prints the test's line; 1 if it failed. */
 static int
 report(const char *name, int failed)
@@ -1612,6 +1748,7 @@ static const struct {
 	TEST(test_sigpipe),
 	TEST(test_closing_redis_backs_off),
 	TEST(test_xread_refused_backs_off),
+	TEST(test_hung_resolver),
 };
 
 /* The daemon's cases: its path is the program's argument. */
