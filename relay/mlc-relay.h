@@ -136,7 +136,9 @@ struct mlc_relay_stats {
  * fork(): a child inherits the hook but not the threads; the first change
  * made in the child, or its first mlc_relay_stats(), starts a publish-only
  * relay there, which connects at once (the parent keeps publishing what it
- * had queued and keeps subscribing).
+ * had queued and keeps subscribing).  If its thread cannot start, the next
+ * change or mlc_relay_stats() tries again, at most once a second; the
+ * changes wait in the queue meanwhile.
  *
  * @return 0 and *@p relayp, or -EINVAL (no host_id, bad options), -E2BIG
  *   (options from a newer mlc-relay), -ENOMEM, or a -errno from

@@ -69,6 +69,7 @@ struct mlc_relay {
 	bool stop;
 	uint64_t stop_at;
 	bool pub_running, sub_running, child_start, hooked;
+	uint64_t child_tried_at;	/* ms: start_child_publisher() */
 	pthread_t pub_th, sub_th;
 	int sub_fd;
 	char last_error[160];
@@ -1337,6 +1338,7 @@ atfork_child(void)
 		r->sub_fd = -1;
 		r->mode &= MLC_RELAY_PUBLISH;
 		r->child_start = r->mode != 0;
+		r->child_tried_at = 0;
 		memset((char *)&r->st + sizeof(r->st.size), 0,
 		       sizeof(r->st) - sizeof(r->st.size));
 		r->last_read_at = -1;
@@ -1349,16 +1351,27 @@ atfork_register(void)
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-/* In a forked child, under r->mu. */
+/* In a forked child, under r->mu.  A thread that cannot start (a limit
+ * on threads or memory) is tried again at the next change or
+ * mlc_relay_stats(), at most once a second: what is queued meanwhile
+ * waits, as while Redis is away (until then the child never published,
+ * and its queue filled and dropped, for good). */
 static void
 start_child_publisher(struct mlc_relay *r)
 {
-	r->child_start = false;
-	if (thread_start(&r->pub_th, pub_main, r) == 0)
+	uint64_t t = now_ms();
+
+	if (r->child_tried_at != 0 && t - r->child_tried_at < 1000)
+		return;
+	r->child_tried_at = t;
+	if (thread_start(&r->pub_th, pub_main, r) == 0) {
+		r->child_start = false;
 		r->pub_running = true;
-	else
+	} else {
 		snprintf(r->last_error, sizeof(r->last_error),
-			 "fork: cannot start the publisher thread");
+			 "fork: cannot start the publisher thread (tried "
+			 "again at the next change, once a second)");
+	}
 }
 
 /* NULL stands for the option's default, which always fits. */
