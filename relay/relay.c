@@ -899,6 +899,9 @@ out:
 
 struct sub {
 	struct sid last;	/* last entry seen (or the sync point) */
+	uint64_t ord;		/* entries ever added up to last (Redis 7:
+				 * entries-added); valid if ord_ok */
+	bool ord_ok;
 	bool have_pos;
 	char run_id[48];
 	uint64_t ok_at;		/* last good exchange with Redis */
@@ -945,6 +948,8 @@ struct stream_look {
 	struct sid last_gen, first;
 	struct sid max_deleted;	/* the highest ID ever XDELed (Redis 7.0
 				 * and later; older: 0-0) */
+	bool counted;		/* added and length known (Redis 7.0+) */
+	uint64_t added, length;	/* entries-added, length */
 };
 
 /* Read XINFO STREAM's reply @p xi into @p sl.  @return 0, or -1 (an
@@ -983,35 +988,58 @@ stream_look(struct mlc_relay *r, const redisReply *xi, struct stream_look *sl)
 	 * more than it holds, and some were trimmed or deleted. */
 	f = field(xi, "entries-added");
 	lf = field(xi, "length");
-	sl->removed = f != NULL && lf != NULL &&
+	sl->counted = f != NULL && lf != NULL &&
 		      f->type == REDIS_REPLY_INTEGER &&
 		      lf->type == REDIS_REPLY_INTEGER &&
-		      f->integer > lf->integer;
+		      lf->integer >= 0 && f->integer >= lf->integer;
+	if (sl->counted) {
+		sl->added = (uint64_t)f->integer;
+		sl->length = (uint64_t)lf->integer;
+	}
+	sl->removed = sl->counted && sl->added > sl->length;
 	return 0;
 }
 
 /* Whether the stream as @p sl tells may have lost entries we did not
  * read: if so a gap is counted (everything purged).  @p last is the last
  * entry read, @p before the one read before the reads that @p sl follows
- * (an XREAD; on reconnecting, the same as @p last). */
+ * (an XREAD; on reconnecting, the same as @p last).  @p gone (NULL:
+ * unknown) is how many entries the stream may have lost without a loss
+ * once none up to @p before is left: the entries ever added up to
+ * @p before, and those read since that are gone.
+ *
+ * With it and Redis 7's counts the trim check is exact: the entries
+ * removed (entries-added - length) are then those, unless some that were
+ * not read went too (or the stream is another one, made anew, which
+ * removed another count: a gap too).  Without them, a first entry above
+ * @p before is a gap, although a trim right after a complete read (the
+ * XINFO runs once the XREAD is served, and other clients' commands may
+ * run in between) loses nothing. */
 static bool
 stream_gap(struct mlc_relay *r, const struct stream_look *sl,
-	   const struct sid *before, const struct sid *last)
+	   const struct sid *before, const struct sid *last,
+	   const uint64_t *gone)
 {
+	/* Nothing up to before is left: trimmed (or emptied) past it. */
+	bool past = !sl->has_first || sid_cmp(&sl->first, before) > 0;
+
 	if (sl->missing) {
 		if (sid_zero(last))
 			return false;
 		gap(r, "stream deleted");
 	} else if (sid_cmp(&sl->last_gen, last) < 0) {
 		gap(r, "stream recreated");	/* its IDs went back */
-	} else if (sl->has_first && !sid_zero(before) &&
-		   sid_cmp(&sl->first, before) > 0) {
-		/* Trimming removes the oldest entries first. */
-		gap(r, "stream trimmed past the last entry read");
 	} else if (sid_cmp(&sl->max_deleted, before) > 0) {
 		/* XDEL (trimming does not count here) of an entry after the
 		 * last one read: perhaps before we read it. */
 		gap(r, "entries deleted past the last entry read");
+	} else if (gone != NULL && sl->counted) {
+		if (!past || sl->added - sl->length == *gone)
+			return false;
+		gap(r, "entries removed past the last entry read");
+	} else if (sl->has_first && !sid_zero(before) && past) {
+		/* Trimming removes the oldest entries first. */
+		gap(r, "stream trimmed past the last entry read");
 	} else if (!sl->has_first && sid_cmp(&sl->last_gen, last) > 0) {
 		/* Empty, and entries were added after the last one read
 		 * (XTRIM MAXLEN 0, XDEL): no first entry to compare. */
@@ -1022,6 +1050,17 @@ stream_gap(struct mlc_relay *r, const struct stream_look *sl,
 		return false;
 	}
 	return true;
+}
+
+/* After a gap (or the first sync): our place is the stream's last ID,
+ * every entry up to there covered by the purge. */
+static void
+sub_reposition(struct sub *s, const struct stream_look *sl)
+{
+	s->last = sl->last_gen;		/* 0-0 if missing */
+	/* A stream made later counts its entries from 0. */
+	s->ord = sl->missing ? 0 : sl->added;
+	s->ord_ok = sl->missing || sl->counted;
 }
 
 /* Find our place after (re)connecting.  @return 0, or -1 (drop it). */
@@ -1061,7 +1100,8 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 		s->have_pos = true;
 	} else if (strcmp(run_id, s->run_id) != 0) {
 		gap(r, "Redis restarted (run_id changed)");
-	} else if (stream_gap(r, &sl, &s->last, &s->last)) {
+	} else if (stream_gap(r, &sl, &s->last, &s->last,
+			      s->ord_ok ? &s->ord : NULL)) {
 		/* counted and purged there */
 	} else if (r->max_offline_ms &&
 		   now_ms() - s->ok_at > r->max_offline_ms) {
@@ -1071,7 +1111,7 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 		goto done;
 	}
 	/* Entries up to last_gen are covered by the purge just done. */
-	s->last = sl.last_gen;	/* 0-0 if missing */
+	sub_reposition(s, &sl);
 	rc = 0;
 done:
 	snprintf(s->run_id, sizeof(s->run_id), "%s", run_id);
@@ -1149,6 +1189,7 @@ sub_read(struct mlc_relay *r, redisContext *c, struct sub *s)
 	redisReply *xr = NULL, *fr = NULL;
 	struct sid before = s->last;
 	struct stream_look sl;
+	uint64_t n = 0, left = 0, gone;
 	char last[48];
 	int rc = -1;
 
@@ -1185,11 +1226,16 @@ sub_read(struct mlc_relay *r, redisContext *c, struct sub *s)
 			    e->element[0]->type != REDIS_REPLY_STRING ||
 			    sid_parse(e->element[0]->str, &id) < 0) {
 				ST_ADD(r, errors, 1);
+				s->ord_ok = false;	/* uncounted */
 				continue;
 			}
 			ST_ADD(r, received, 1);
 			apply_entry(r, e->element[1]);
 			s->last = id;
+			n++;
+			/* Read, and still in the stream. */
+			if (sl.has_first && sid_cmp(&id, &sl.first) >= 0)
+				left++;
 		}
 	}
 	/* Deleted, made again with IDs below ours (which XREAD would wait
@@ -1197,8 +1243,11 @@ sub_read(struct mlc_relay *r, redisContext *c, struct sub *s)
 	 * before its first entry was read, from 0-0): the same checks as on
 	 * reconnecting, and then entries up to last_gen are covered by the
 	 * purge. */
-	if (stream_gap(r, &sl, &before, &s->last))
-		s->last = sl.last_gen;	/* 0-0 if missing */
+	gone = s->ord + n - left;
+	if (stream_gap(r, &sl, &before, &s->last, s->ord_ok ? &gone : NULL))
+		sub_reposition(s, &sl);
+	else
+		s->ord += n;
 	s->ok_at = now_ms();
 	__atomic_store_n(&r->last_read_at, (int64_t)s->ok_at,
 			 __ATOMIC_RELAXED);
