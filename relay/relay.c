@@ -904,7 +904,7 @@ struct sub {
 	bool ord_ok;
 	bool have_pos;
 	char run_id[48];
-	uint64_t ok_at;		/* last good exchange with Redis */
+	uint64_t ok_at;		/* last good read (or a resync's purge) */
 	uint64_t offline_purge_at;
 };
 
@@ -1107,17 +1107,21 @@ sub_sync(struct mlc_relay *r, redisContext *c, struct sub *s)
 		   now_ms() - s->ok_at > r->max_offline_ms) {
 		gap(r, "cut off longer than max_offline_ms");
 	} else {
-		rc = 0;		/* continuous: read on from s->last */
+		/* Continuous: read on from s->last.  Not a read: ok_at
+		 * stays, or a Redis that answers the sync and never serves
+		 * an XREAD (refused, or never answered) would hold off the
+		 * offline purge for good. */
+		rc = 0;
 		goto done;
 	}
 	/* Entries up to last_gen are covered by the purge just done. */
 	sub_reposition(s, &sl);
-	rc = 0;
-done:
-	snprintf(s->run_id, sizeof(s->run_id), "%s", run_id);
 	s->ok_at = now_ms();
 	__atomic_store_n(&r->last_read_at, (int64_t)s->ok_at,
 			 __ATOMIC_RELAXED);
+	rc = 0;
+done:
+	snprintf(s->run_id, sizeof(s->run_id), "%s", run_id);
 out:
 	if (info)
 		freeReplyObject(info);

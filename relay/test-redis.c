@@ -1597,6 +1597,48 @@ out:
 	return ret;
 }
 
+/*
+ * review AF: a continuous reconnection (the sync found nothing missed)
+ * counted as a good exchange for max_offline_ms, as a read does: a Redis
+ * that answers the sync and refuses every XREAD (an ACL without it), or
+ * never answers it, left the subscriber reading nothing, never purging,
+ * its values stale for good.
+ */
+static int
+test_xread_refused_purges(void)
+{
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	bool acl = false;
+	int ret = 1, orc;
+
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
+	CHECK(redis_do("ACL SETUSER default -xread") == 0, "ACL");
+	acl = true;
+	ro.host_id = "B";
+	ro.redis_unix = sock;
+	ro.stream = "noxread2";
+	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro.io_timeout_ms = 500;
+	ro.backoff_min_ms = 50;
+	ro.backoff_max_ms = 200;
+	ro.max_offline_ms = 500;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	WAIT_FOR(stats(r).gaps + stats(r).offline_purges >= 1);
+	CHECK(stats(r).gaps + stats(r).offline_purges >= 1, "no purge in "
+	      "30 s without a read (max_offline_ms 500; %llu reconnections)",
+	      (unsigned long long)stats(r).reconnects);
+	ret = 0;
+out:
+	end_relay(r, NULL, a);
+	if (acl && redis_do("ACL SETUSER default +xread") != 0) {
+		fprintf(stderr, "%s: ACL not restored\n", __func__);
+		ret = 1;
+	}
+	return ret;
+}
+
 /* getaddrinfo() for the whole program (the relay's calls and hiredis's
  * come here first): the name "hang.invalid" stands for a resolver that
  * hangs, until hang_release(); other names go to the C library. */
@@ -1915,6 +1957,7 @@ static const struct {
 	TEST(test_sigpipe),
 	TEST(test_closing_redis_backs_off),
 	TEST(test_xread_refused_backs_off),
+	TEST(test_xread_refused_purges),
 	TEST(test_hung_resolver),
 	TEST(test_child_publisher_retries),
 	TEST(test_trim_after_complete_read),
