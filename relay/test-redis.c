@@ -1978,7 +1978,9 @@ static const struct {
 int
 main(int argc, char **argv)
 {
-	/* RELAY_TEST_ONLY=test_name runs that one of tests[] alone. */
+	/* RELAY_TEST_ONLY=NAME runs the case of tests[], gap_cases[] or
+	 * daemon_tests[] of that name alone (after test_maxlen_over_redis
+	 * and the two at zero, which always run). */
 	const char *only = getenv("RELAY_TEST_ONLY");
 	int rc;
 
@@ -2008,7 +2010,7 @@ main(int argc, char **argv)
 		if (only == NULL || strcmp(only, tests[i].name) == 0)
 			rc |= report(tests[i].name, tests[i].fn());
 	for (size_t i = 0; i < sizeof(gap_cases) / sizeof(gap_cases[0]); i++)
-		if (only == NULL)
+		if (only == NULL || strcmp(only, gap_cases[i].name) == 0)
 			rc |= report(gap_cases[i].name,
 				     run_gap_case(&gap_cases[i]));
 	for (size_t i = 0; argc > 1 &&
