@@ -427,10 +427,11 @@ out:
 	return ret;
 }
 
-/* A subscriber B on @p stream with k1 cached, connected and reading. */
+/* A subscriber B on @p stream with k1 cached, connected and reading,
+ * each XREAD blocking for @p block_ms. */
 static int
-sub_open(const char *stream, struct mlc_arena **ap, struct mlc_cache **cp,
-	 struct mlc_relay **rp)
+sub_open_block(const char *stream, struct mlc_arena **ap,
+	       struct mlc_cache **cp, struct mlc_relay **rp, uint32_t block_ms)
 {
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
 	int ret = 1, orc;
@@ -441,7 +442,7 @@ sub_open(const char *stream, struct mlc_arena **ap, struct mlc_cache **cp,
 	ro.host_id = "B";
 	ro.redis_unix = sock;
 	ro.mode = MLC_RELAY_SUBSCRIBE;
-	ro.block_ms = 100;
+	ro.block_ms = block_ms;
 	ro.io_timeout_ms = 500;
 	ro.backoff_min_ms = 50;
 	ro.backoff_max_ms = 100;
@@ -454,6 +455,34 @@ sub_open(const char *stream, struct mlc_arena **ap, struct mlc_cache **cp,
 	ret = 0;
 out:
 	return ret;
+}
+
+static int
+sub_open(const char *stream, struct mlc_arena **ap, struct mlc_cache **cp,
+	 struct mlc_relay **rp)
+{
+	return sub_open_block(stream, ap, cp, rp, 100);
+}
+
+/* How many clients Redis has blocked (in an XREAD BLOCK): -1 on error. */
+static int
+redis_blocked(void)
+{
+	redisContext *rc = redisConnectUnix(sock);
+	redisReply *rep = NULL;
+	const char *at;
+	int n = -1;
+
+	if (rc != NULL && rc->err == 0 &&
+	    (rep = redisCommand(rc, "INFO clients")) != NULL &&
+	    rep->type == REDIS_REPLY_STRING &&
+	    (at = strstr(rep->str, "blocked_clients:")) != NULL)
+		n = atoi(at + strlen("blocked_clients:"));
+	if (rep)
+		freeReplyObject(rep);
+	if (rc)
+		redisFree(rc);
+	return n;
 }
 
 /* Wait for k1 to be dropped (a gap or its entry).  @return 0 if it was. */
@@ -1906,7 +1935,14 @@ test_trim_after_complete_read(void)
 	int ret = 1, grc;
 
 	CHECK(redis_do("XADD spur * h A o S n t k x0") == 0, "seed");
-	CHECK(sub_open("spur", &a, &c, &r) == 0, "subscriber");
+	/* The XADDs must find the subscriber inside its XREAD: one that
+	 * arrived between two reads would have x1 trimmed before it read
+	 * it, a loss its gap rightly reports.  So one long XREAD, and the
+	 * XADDs sent once Redis says it is blocked (a 50 ms nap lost the
+	 * race under TSan on a loaded machine). */
+	CHECK(sub_open_block("spur", &a, &c, &r, 60000) == 0, "subscriber");
+	WAIT_FOR(redis_blocked() >= 1);
+	CHECK(redis_blocked() >= 1, "the subscriber never blocked");
 	rc = redisConnectUnix(sock);
 	CHECK(rc != NULL && rc->err == 0, "connect");
 	for (int i = 0; i < 2; i++)
