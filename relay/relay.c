@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -172,6 +173,29 @@ nap_ms(uint64_t ms)
 	nanosleep(&ts, NULL);
 }
 
+/* A random number for the back-off's jitter, from a generator of the
+ * thread's own (xorshift64, seeded by the clock, the pid and its own
+ * address): rand() would take numbers out of the application's sequence,
+ * which srand() makes repeatable (relay-unit test_jitter_leaves_rand). */
+static uint64_t
+jitter_rand(void)
+{
+	static __thread uint64_t s;
+
+	if (s == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+		    ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)&s;
+		s |= 1;
+	}
+	s ^= s << 13;
+	s ^= s >> 7;
+	s ^= s << 17;
+	return s;
+}
+
 /* Exponential back-off with jitter: the next delay, from 7/8 to 9/8 of
  * the current one.  64 bits: the current one may be up to 2^32 - 1
  * (backoff_max_ms), and 9/8 of it wrapped in 32 (to a delay of 0 to
@@ -180,7 +204,7 @@ static uint64_t
 backoff_next(struct mlc_relay *r, uint32_t *cur)
 {
 	uint64_t d = *cur ? *cur : r->bo_min;
-	uint64_t jitter = d / 4 ? (uint64_t)rand() % (d / 4 + 1) : 0;
+	uint64_t jitter = d / 4 ? jitter_rand() % (d / 4 + 1) : 0;
 
 	*cur = d >= r->bo_max / 2 ? r->bo_max : (uint32_t)(d * 2);
 	return d - d / 8 + jitter;

@@ -28,7 +28,6 @@ test_backoff_near_2_32(void)
 			       .bo_max = UINT32_MAX };
 	uint64_t lo = (uint64_t)UINT32_MAX - UINT32_MAX / 8;
 
-	srand(1);
 	for (int i = 0; i < 1000; i++) {
 		uint32_t cur = i & 1 ? UINT32_MAX : 0;
 		uint64_t d = backoff_next(&r, &cur);
@@ -38,6 +37,25 @@ test_backoff_near_2_32(void)
 		      (unsigned long long)d);
 		CHECK(cur == UINT32_MAX, "next back-off %u", cur);
 	}
+	return 0;
+}
+
+/* The jitter takes no number out of the application's rand() sequence,
+ * which srand() makes repeatable (it called rand() until 2026-12-07). */
+static int
+test_jitter_leaves_rand(void)
+{
+	struct mlc_relay r = { .bo_min = 100, .bo_max = 5000 };
+	uint32_t cur = 0;
+	int first, again;
+
+	srand(7);
+	first = rand();
+	srand(7);
+	(void)backoff_next(&r, &cur);
+	again = rand();
+	CHECK(first == again, "rand() gave %d after a back-off, %d without",
+	      again, first);
 	return 0;
 }
 
@@ -52,7 +70,9 @@ test_backoff_doubles(void)
 		uint64_t base = cur ? cur : r.bo_min;
 		uint64_t d = backoff_next(&r, &cur);
 
-		CHECK(d >= base - base / 8 && d <= base + base / 8,
+		/* 7/8 of it, plus a jitter of up to a quarter, each
+		 * rounded down: 88 to 113 ms for 100 */
+		CHECK(d >= base - base / 8 && d <= base - base / 8 + base / 4,
 		      "delay %llu for %llu", (unsigned long long)d,
 		      (unsigned long long)base);
 		CHECK(cur == want[i], "back-off %u, wanted %u", cur, want[i]);
@@ -147,6 +167,7 @@ static const struct {
 } tests[] = {
 	TEST(test_backoff_near_2_32),
 	TEST(test_backoff_doubles),
+	TEST(test_jitter_leaves_rand),
 	TEST(test_trim_after_read_counted),
 };
 
