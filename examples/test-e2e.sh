@@ -33,10 +33,13 @@
 # queues, and requests followed by a half-close (one read while a 6 MB
 # answer is being written too), are all answered; an HTTP/1.0 keep-alive
 # is answered with Connection: keep-alive; two
-# Content-Length that differ, or a signed one, are a 400; connections
+# Content-Length that differ, or a signed one, are a 400, as are lines in
+# bare LF or with a bare CR, whitespace before a header's colon, a folded
+# line or one without a colon; a header section that never ends and a
+# body over the limit are refused before a worker reads 1 MiB; connections
 # left idle after 4 MiB requests hold no 4 MiB buffers; a start that
 # fails leaves an arena it did not make as it was, and no port file it
-# made; a bad --arena-bytes,
+# made, nor an arena it made when socket() fails; a bad --arena-bytes,
 # --db, --sql or --port-file is exit 2.
 # nginx: an "if" block inside the mlc_cache and mlc_admin locations
 # answers through them.
@@ -1066,6 +1069,22 @@ run_server() {
 		fail "mlc-server that fails to start on an arena it made: exit $rc, '$out', $(ls -l "/dev/shm/$full" 2>&1)"
 		rm -f "/dev/shm/$full"
 	fi
+	# nor one it made when socket() failed (too many open files, with
+	# the lowest limit that gets that far): die() left it in /dev/shm
+	# (review AG)
+	local lim
+	for lim in $(seq 4 64); do
+		rc=0
+		out=$(bash -c 'ulimit -n "$1"; shift; exec "$@"' _ "$lim" timeout 3 \
+			"$build/examples/server/mlc-server" --db "$db" --arena "$full" --port 0 --workers 1 2>&1) || rc=$?
+		grep -qE "socket:|workers on" <<<"$out" && break
+	done
+	if [ "$rc" = 1 ] && grep -q "mlc-server: socket: " <<<"$out" && [ ! -e "/dev/shm/$full" ]; then
+		ok "mlc-server whose socket() fails after it made the arena (ulimit -n $lim): exit 1, the arena unlinked"
+	else
+		fail "mlc-server whose socket() fails after it made the arena (ulimit -n $lim): exit $rc, '$out', $(ls -l "/dev/shm/$full" 2>&1)"
+		rm -f "/dev/shm/$full"
+	fi
 	# nor a --port-file it made: the file is opened at the start (to
 	# refuse one that cannot be), and a start that failed after that left
 	# it empty, there for whoever waits for it to appear (review AD)
@@ -1111,6 +1130,8 @@ run_server() {
 	run_checks server
 	server_pipeline
 	server_content_length
+	server_malformed_lines
+	server_unread_memory "$pid"
 	server_http10
 	server_half_close
 	server_half_close_writing
@@ -1225,6 +1246,118 @@ EOF
 		ok "two Content-Length that differ, or one with a sign: 400, connection closed (two the same: 200)"
 	else
 		fail "two Content-Length that differ, or one with a sign, want 400, 400 and 200 for two the same: $(tr '\n' '|' <<<"$out")"
+	fi
+}
+
+# Lines that end in a bare LF, or hold a bare CR, and field lines with
+# whitespace before the colon, folded onto the line before or without a
+# colon are a 400 at once (RFC 9112, 2.2, 5.1, 5.2), the connection
+# closed.  A request in bare LFs waited, unanswered, until its header
+# section passed the 16 KiB limit, and "Content-Length : 3" was not seen:
+# the body was served as a request of its own, where a proxy in front may
+# take the length (review AG).
+server_malformed_lines() {
+	local out want
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+def ask(req):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.sendall(req)
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except socket.timeout:
+        data += b" (timed out)"
+    return data.split(b"\r\n")[0].decode() + " x%d" % data.count(b"HTTP/1.1 ")
+for req in (b"GET /item?key=k1 HTTP/1.1\nHost: x\n\n",
+            b"GET /item?key=k1 HTTP/1.1\r\nHost: x\n\r\n",
+            b"GET /item?key=k1 HTTP/1.1\r\nHost: x\ry\r\n\r\n",
+            b"POST /admin/set?key=sp HTTP/1.1\r\nContent-Length : 31\r\n\r\n"
+            b"GET /item?key=k1 HTTP/1.1\r\n\r\n\r\n",
+            b"POST /admin/set?key=sp HTTP/1.1\r\nContent-Length\t: 3\r\n\r\nabc",
+            b"GET /item?key=k1 HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            b"GET /item?key=k1 HTTP/1.1\r\nno colon\r\n\r\n",
+            b"GET /item?key=k1 HTTP/1.1\r\n: empty name\r\n\r\n"):
+    print(ask(req))
+print(ask(b"GET /item?key=k1 HTTP/1.1\r\nX-Ok:\t1 \r\nConnection: close\r\n\r\n"))
+EOF
+) || { fail "malformed lines: $out"; return 1; }
+	want=$(printf 'HTTP/1.1 400 Bad Request x1\n%.0s' $(seq 8); echo 'HTTP/1.1 200 OK x1')
+	if [ "$out" = "$want" ]; then
+		ok "lines in bare LF or with a bare CR, whitespace before a field's colon, a folded line, a line without a colon or a name: 400 at once, connection closed"
+	else
+		fail "malformed lines, want 8 times 400 then 200: $(tr '\n' '|' <<<"$out")"
+	fi
+}
+
+# server_unread_memory MASTER: what a worker reads of a request before it
+# checks it is bounded.  A request whose header section never ends, and
+# one whose Content-Length is over the 8 MiB limit, each with 4 MiB queued
+# for the workers (stopped meanwhile, SIGSTOP), grow their peak RSS by
+# less than 1 MiB before the 431 and the 413.  A worker read on as long as
+# bytes came, up to 8 MiB, and checked only then (review AG: the 4 MiB
+# queued, each time).
+server_unread_memory() {
+	local out l all=1
+	out=$(python3 - "${base#http://127.0.0.1:}" $(pgrep -P "$1") <<'EOF'
+import os, signal, socket, sys
+port, workers = int(sys.argv[1]), [int(w) for w in sys.argv[2:]]
+def status(w, key):
+    for l in open("/proc/%d/status" % w):
+        if l.startswith(key):
+            return int(l.split()[1])
+    return 0
+def grown(req):
+    for w in workers:   # the peak RSS starts again from the RSS (proc(5))
+        with open("/proc/%d/clear_refs" % w, "w") as f:
+            f.write("5")
+    before = {w: status(w, "VmRSS:") for w in workers}
+    for w in workers:
+        os.kill(w, signal.SIGSTOP)
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setblocking(False)
+        queued = 0
+        while queued < len(req):
+            try:
+                queued += s.send(req[queued:queued + 65536])
+            except BlockingIOError:
+                break
+    finally:
+        for w in workers:
+            os.kill(w, signal.SIGCONT)
+    s.setblocking(True)
+    s.settimeout(10)
+    try:
+        answer = s.recv(100).split(b"\r\n")[0].decode()
+    except OSError as e:
+        answer = str(e)
+    s.close()
+    kb = sum(status(w, "VmHWM:") - before[w] for w in workers)
+    return "%s, %d KiB queued, peak RSS +%d KiB" % (answer, queued >> 10, kb)
+big = b"x" * (4 << 20)
+print(grown(b"GET /" + big))
+print(grown(b"POST /admin/set?key=toobig HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+            % (9 << 20) + big))
+EOF
+) || { fail "memory before a request's check: $out"; return 1; }
+	while read -r l; do
+		if [[ "$l" =~ ^HTTP/1.1\ (431|413)\ .*\+([0-9]+)\ KiB$ ]] && [ "${BASH_REMATCH[2]}" -lt 1024 ]; then
+			:
+		else
+			all=0
+		fi
+	done <<<"$out"
+	if [ $all = 1 ] && [ "$(grep -c . <<<"$out")" = 2 ]; then
+		ok "a header section that never ends and a body over the limit, 4 MiB queued each: 431 and 413, the peak RSS grown by < 1 MiB ($(tr '\n' ';' <<<"$out"))"
+	else
+		fail "a header section that never ends and a body over the limit, 4 MiB queued each, want 431 and 413, the peak RSS grown by < 1024 KiB: $(tr '\n' ';' <<<"$out")"
 	fi
 }
 

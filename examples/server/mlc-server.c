@@ -24,6 +24,12 @@
  *   GET    /admin/stats         JSON: this worker's handle, the namespace
  *                               (all processes), the arena
  *
+ * Requests are read as RFC 9112 says a server may: CR LF line ends only,
+ * no whitespace before a header's colon, no folded lines, one
+ * Content-Length (digits), no chunked bodies; else a 400 (501 for
+ * chunked), the connection closed.  A header section is at most 16 KiB
+ * (431), a body 8 MiB (413), refused before more is read.
+ *
  * Responses carry X-Cache-Level (1, 2, 3) and X-Worker (pid).  The loader
  * blocks the worker's event loop while SQLite reads (a local file), and a
  * worker waiting for another's load of the same key sleeps in mlc_get();
@@ -643,6 +649,52 @@ header_is(const char *line, size_t len, const char *name, const char **val,
 }
 
 /*
+ * The length of the header section at @p p (@p len bytes: through its
+ * empty line), 0 if it has not all come, -431 if it passes MAX_HEADER, or
+ * -400 at a line that ends in a bare LF or holds a bare CR.  Such lines
+ * are refused as soon as they come (RFC 9112, 2.2 allows it): a proxy in
+ * front may split them otherwise, and a request in bare LFs waited,
+ * unanswered, until it passed MAX_HEADER.
+ */
+static long
+head_len(const char *p, size_t len)
+{
+	size_t n = len < MAX_HEADER ? len : MAX_HEADER;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r' && i + 1 < len && p[i + 1] != '\n')
+			return -400;
+		if (p[i] != '\n')
+			continue;
+		if (i == 0 || p[i - 1] != '\r')
+			return -400;
+		if (i >= 3 && p[i - 2] == '\n')	/* CR LF CR LF */
+			return (long)i + 1;
+	}
+	return len >= MAX_HEADER ? -431 : 0;
+}
+
+/* The characters of a token (RFC 9110, 5.6.2), which a field name is. */
+#define TCHARS "!#$%&'*+-.^_`|~0123456789" \
+	       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+/* Whether the field line @p line (@p len bytes, without its CRLF) is a
+ * token, a colon and a value.  Whitespace before the colon must be
+ * refused (RFC 9112, 5.1), as must a line folded onto the one before
+ * (5.2) and a line without a colon: header_is() does not see
+ * "Content-Length : 5", which a proxy in front may take for the body's
+ * length, and the rest of the body was served as a request of its own. */
+static bool
+field_line_ok(const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+	size_t n = colon != NULL ? (size_t)(colon - line) : 0;
+
+	/* strspn() stops at the colon at the latest: it is no tchar */
+	return n > 0 && strspn(line, TCHARS) == n;
+}
+
+/*
  * Parse one request at the start of c->in.  Returns the bytes it used
  * (and fills *rq), 0 if it is incomplete, or -status for a request that
  * gets an error and closes the connection.
@@ -653,12 +705,12 @@ parse(struct conn *c, struct request *rq)
 	char *p = c->in.p, *end, *line, *eol, *sp1, *sp2, *q;
 	size_t hlen, clen = 0;
 	int http10, has_clen = 0;
+	long head = p != NULL ? head_len(p, c->in.len) : 0;
 
-	end = p != NULL && c->in.len >= 4 ?
-	      memmem(p, c->in.len, "\r\n\r\n", 4) : NULL;
-	if (end == NULL)
-		return c->in.len > MAX_HEADER ? -431 : 0;
-	hlen = (size_t)(end - p) + 4;
+	if (head <= 0)
+		return head;
+	hlen = (size_t)head;
+	end = p + hlen - 4;
 
 	memset(rq, 0, sizeof(*rq));
 	eol = memmem(p, hlen, "\r\n", 2);
@@ -687,6 +739,8 @@ parse(struct conn *c, struct request *rq)
 
 		eol = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
 		llen = (size_t)(eol - line);
+		if (!field_line_ok(line, llen))
+			return -400;
 		if (header_is(line, llen, "Content-Length", &val, &vlen)) {
 			char num[24];
 			size_t n;
@@ -819,12 +873,30 @@ conn_serve(struct worker *w, struct conn *c)
 	conn_want_out(w, c, rc == 1);
 }
 
+/* Whether the first request in c->in can be served or refused with what
+ * has come: reading on would only buffer more before it is checked (a
+ * header section that never ends was read up to 8 MiB before its 431,
+ * a body over MAX_BODY until the connection was dropped without its 413).
+ * While answers are held back (OUT_HIGH) nothing is parsed, and reading
+ * goes on as before, up to conn_read()'s bound: stopping would leave
+ * EPOLLIN ready, in a loop.  The bytes left unread wake the (level
+ * triggered) loop again once these are served. */
+static bool
+first_request_decided(struct conn *c)
+{
+	struct request rq;
+
+	return c->out.len < OUT_HIGH && parse(c, &rq) != 0;
+}
+
 static void
 conn_read(struct worker *w, struct conn *c)
 {
 	for (;;) {
 		ssize_t n;
 
+		if (first_request_decided(c))
+			break;
 		if (c->in.len > MAX_HEADER + MAX_BODY + 4096 ||
 		    buf_reserve(&c->in, 16384) != 0) {
 			conn_close(w, c);
@@ -1302,8 +1374,10 @@ main(int argc, char **argv)
 	mlc_cache_close(probe);
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		die("socket", errno);
+	if (lfd < 0) {		/* die() left the arena it made behind */
+		fprintf(stderr, "mlc-server: socket: %s\n", strerror(errno));
+		goto fail;
+	}
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	sin.sin_port = htons((uint16_t)cfg.port);
 	if (inet_pton(AF_INET, cfg.listen_addr, &sin.sin_addr) != 1) {
