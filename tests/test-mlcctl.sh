@@ -70,6 +70,8 @@ run 0 "$M" --version;          has out '^mlcctl \(mlc [0-9]+\.[0-9]+\.[0-9]+\)$'
 run 2 "$M";                    has err 'usage'
 run 2 "$M" "$A";               has err 'no command'
 run 2 "$M" "$A" frobnicate;    has err "no command 'frobnicate'"
+# with --help too: the tool's help, exit 0, said nothing of it (review AG)
+run 2 "$M" "$A" frobnicate --help; has err "no command 'frobnicate'"; lacks out 'Commands:'
 run 2 "$M" stats;              has err 'ARENA missing'
 run 2 "$M" "$A" stats --bogus; has err "unknown option '--bogus'"
 run 2 "$M" "$A" stats -x;      has err "unknown option '-x'"
@@ -152,6 +154,37 @@ run 1 F get users brief
 # too big for one page: -E2BIG
 head -c $((2 << 20)) /dev/zero >"$tmp/big"
 run 2 F set users big - <"$tmp/big"; has err 'value_max'; has err '\(-7\)'
+# stdin is read up to the arena's value_max and a byte, no further: of
+# 64 MiB offered, less than 8 are taken before the refusal (all were, and
+# an endless stdin was read until memory ran out, review AG); up to
+# value_max in all is stored
+SA=$tmp/stdin.mlc
+run 0 "$M" --file "$SA" set --create --bytes 8M users k v
+"$PY" - "$M" "$SA" >"$tmp/out" <<'EOF'
+import subprocess, sys
+p = subprocess.Popen([sys.argv[1], "--file", sys.argv[2], "set", "users",
+                      "big", "-"], stdin=subprocess.PIPE,
+                     stderr=subprocess.PIPE)
+sent, chunk = 0, b"y" * 65536
+try:
+    while sent < (64 << 20):
+        p.stdin.write(chunk)
+        sent += len(chunk)
+    p.stdin.close()
+except BrokenPipeError:
+    pass
+err = p.stderr.read().decode(errors="replace")
+print("exit %d, %d MiB taken, %s" % (p.wait(), sent >> 20,
+      "value_max" if "value_max" in err and "(-7)" in err else err))
+EOF
+has out '^exit 2, [0-7] MiB taken, value_max$' "set - of 64 MiB: $(cat "$tmp/out")"
+vmax=$("$M" --file "$SA" stats --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["arena"]["value_max"])')
+head -c $((vmax - 3)) /dev/zero >"$tmp/most"
+run 0 "$M" --file "$SA" set users big - <"$tmp/most"
+run 0 "$M" --file "$SA" get users big; cmp -s "$tmp/out" "$tmp/most" && ok || bad "a value of value_max - 3 bytes differs"
+printf x >>"$tmp/most"
+run 2 "$M" --file "$SA" set users big - <"$tmp/most"
+has err "\($((vmax + 1)) bytes or more\)"
 # key over MLC_KEY_MAX
 run 2 F set users "$(head -c 70000 /dev/zero | tr '\0' k)" v
 has err 'key is 1 to 65535 bytes'
@@ -364,6 +397,31 @@ has out 'namespace="a\\\\xff"'; has out 'namespace="a\\\\\\\\xff"'
 run 0 "$M" --file "$NA" keys "$(printf 'a\xff')" --json
 "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["namespace"] == "a\\xff" and d["namespace_hex"] == "61ff", d' "$tmp/out" && ok || bad "keys --json: namespace $(cat "$tmp/out")"
 rm -f "$NA"
+
+echo "== stats, ls: wide characters keep the columns"
+# A wide character (CJK: two columns) in a namespace name counted as one
+# column: the rows of ls and of stats' namespace blocks were out of line
+# (review AG).  Every line of each table must be as wide as the others,
+# by Python's East Asian Width (2 for W and F, 0 for a combining mark).
+WA=$tmp/wide.mlc
+run 0 "$M" --file "$WA" set --create --bytes 8M '日本語テキスト名前' k v
+run 0 "$M" --file "$WA" set ascii k v
+run 0 "$M" --file "$WA" set "$(printf 'e\xcc\x81x')" k v
+same_widths() { # same_widths WHAT: the lines of $tmp/out from NAMESPACE on
+	"$PY" - "$tmp/out" <<'EOF' && ok || bad "$1: columns out of line: $(cat "$tmp/out")"
+import sys, unicodedata
+def width(line):
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in line)
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+start = [i for i, l in enumerate(lines) if l.lower().startswith("namespace ")][0]
+table = [l for l in lines[start:] if l][:4]
+assert len({width(l) for l in table}) == 1, [width(l) for l in table]
+EOF
+}
+run 0 env LC_ALL=C "$M" --file "$WA" ls;    same_widths ls
+run 0 env LC_ALL=C "$M" --file "$WA" stats; same_widths stats
 
 echo "== stats: the counts of a scripted workload"
 if [ -z "$W" ]; then

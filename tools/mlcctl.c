@@ -12,6 +12,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,6 +24,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <wchar.h>
 
 #include <mlc.h>
 
@@ -151,7 +154,9 @@ static const struct command commands[] = {
 	  "store a value",
 	  "Store VALUE (the argument's bytes, or stdin for -) under KEY in\n"
 	  "namespace NS (created on first use) and invalidate it in every\n"
-	  "process's L1.\n"
+	  "process's L1.  stdin is read up to the arena's value_max (key\n"
+	  "+ value): one with more is refused (exit 2) without being read\n"
+	  "to its end.\n"
 	  "\n"
 	  "  --ttl T        time to live: milliseconds, or with a unit (ms, s,\n"
 	  "                 m, h), or \"never\".  Default: the library's\n"
@@ -629,7 +634,25 @@ shown(const char *s)
 	return buf;
 }
 
-/* Display width of put_name()'s output (one column per code point). */
+/* The columns a terminal gives the well-formed UTF-8 character at @p s
+ * (@p l bytes): 2 for a wide one (CJK, most emoji), 0 for a combining
+ * mark, as wcwidth() says under the UTF-8 locale main() chose; 1 where it
+ * knows none. */
+static size_t
+char_width(const unsigned char *s, size_t l)
+{
+	static const unsigned char lead_bits[] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+	uint32_t cp = s[0] & lead_bits[l];
+	int w;
+
+	for (size_t i = 1; i < l; i++)
+		cp = cp << 6 | (s[i] & 0x3f);
+	w = wcwidth((wchar_t)cp);
+	return w < 0 ? 1 : (size_t)w;
+}
+
+/* Display width of put_name()'s output, for the columns of stats and ls
+ * (one column per code point put a wide character's row out of line). */
 static size_t
 name_width(const char *name)
 {
@@ -644,7 +667,7 @@ name_width(const char *name)
 			w += 4;
 			i++;
 		} else {
-			w += s[i] == '\\' ? 2 : 1;
+			w += s[i] == '\\' ? 2 : char_width(s + i, l);
 			i += l;
 		}
 	}
@@ -1637,16 +1660,19 @@ cmd_get(struct opts *o)
 	return ret;
 }
 
+/* Reads stdin into *@p buf, but no more than @p max + 1 bytes: *@p len
+ * over @p max says it has more than the arena can hold, which reading
+ * the rest would only have buffered (all of stdin, before the refusal). */
 static int
-read_stdin(char **buf, size_t *len)
+read_stdin(char **buf, size_t *len, size_t max)
 {
 	size_t cap = 65536, n = 0;
 	char *p = malloc(cap);
 
 	if (p == NULL)
 		return fail(-ENOMEM, "reading stdin");
-	for (;;) {
-		size_t r;
+	while (n <= max) {
+		size_t r, want;
 
 		if (n == cap) {
 			char *q = cap >= (SIZE_MAX >> 2) ? NULL :
@@ -1659,7 +1685,8 @@ read_stdin(char **buf, size_t *len)
 			p = q;
 			cap *= 2;
 		}
-		r = fread(p + n, 1, cap - n, stdin);
+		want = cap - n < max + 1 - n ? cap - n : max + 1 - n;
+		r = fread(p + n, 1, want, stdin);
 		n += r;
 		if (r == 0) {
 			if (ferror(stdin)) {
@@ -1675,6 +1702,19 @@ read_stdin(char **buf, size_t *len)
 	return 0;
 }
 
+/* The most value bytes the arena takes with @p key (mlc_set()'s -E2BIG:
+ * key + value over value_max). */
+static size_t
+value_room(struct mlc_arena *a, const char *key)
+{
+	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
+
+	if (mlc_arena_info(a, &info) != 0)
+		return SIZE_MAX - 1;	/* mlc_set() will say */
+	return info.value_max > strlen(key) ?
+	       (size_t)(info.value_max - strlen(key)) : 0;
+}
+
 static int
 cmd_set(struct opts *o)
 {
@@ -1683,7 +1723,8 @@ cmd_set(struct opts *o)
 	const char *key = o->pos[3];
 	char *buf = NULL;
 	const char *data = NULL;
-	size_t len = 0;
+	size_t len = 0, room;
+	bool cut = false;	/* stdin had more than the arena takes */
 	struct mlc_arena *a;
 	struct mlc_cache *c;
 	int rc;
@@ -1699,18 +1740,21 @@ cmd_set(struct opts *o)
 				   "set");
 	if ((rc = check_key(key)) != 0)
 		return rc;
+	if ((rc = open_cache(o, (o->given & O_CREATE) != 0, true, &a,
+			     &c)) != 0)
+		return rc;
 	if (!neg && strcmp(o->pos[4], "-") == 0) {
-		if ((rc = read_stdin(&buf, &len)) != 0)
+		/* after the attach: the arena's value_max bounds the read */
+		room = value_room(a, key);
+		if ((rc = read_stdin(&buf, &len, room)) != 0) {
+			close_cache(a, c);
 			return rc;
+		}
 		data = buf;
+		cut = len > room;
 	} else if (!neg) {
 		data = o->pos[4];
 		len = strlen(data);
-	}
-	if ((rc = open_cache(o, (o->given & O_CREATE) != 0, true, &a,
-			     &c)) != 0) {
-		free(buf);
-		return rc;
 	}
 	if (neg)
 		co.flags |= MLC_CALL_NEGATIVE;
@@ -1718,14 +1762,15 @@ cmd_set(struct opts *o)
 		co.ttl_ms = o->ttl_ms;
 		co.neg_ttl_ms = o->ttl_ms;
 	}
-	rc = mlc_set(c, key, strlen(key), data, len, &co);
+	rc = cut ? -E2BIG : mlc_set(c, key, strlen(key), data, len, &co);
 	free(buf);
 	if (rc == -E2BIG) {
 		struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
 
 		if (mlc_arena_info(a, &info) == 0)
-			err("set: key + value (%zu bytes) over this arena's "
+			err("set: key + value (%zu bytes%s) over this arena's "
 			    "value_max (%" PRIu64 ")", strlen(key) + len,
+			    cut ? " or more" : "",
 			    info.value_max);
 	}
 	if (rc < 0) {
@@ -2195,6 +2240,12 @@ main(int argc, char **argv)
 	uint32_t extra;
 	int rc;
 
+	/* Names are written as UTF-8 whatever the locale: their widths
+	 * (wcwidth()) are UTF-8's, from the user's locale if it is UTF-8,
+	 * else C.UTF-8 (one column per character if neither exists). */
+	if (setlocale(LC_CTYPE, "") == NULL ||
+	    strcmp(nl_langinfo(CODESET), "UTF-8") != 0)
+		setlocale(LC_CTYPE, "C.UTF-8");
 	memset(&o, 0, sizeof(o));
 	rc = parse_args(&o, argc, argv);
 	if (rc >= 0)
@@ -2220,6 +2271,11 @@ main(int argc, char **argv)
 			c = find_command(o.pos[1]);
 		if (c == NULL && o.npos >= 1)
 			c = find_command(o.pos[0]);
+		/* `ARENA nosuchcmd --help` is a usage error, as without
+		 * --help: the tool's help and exit 0 said nothing of it */
+		if (c == NULL && o.npos >= 2)
+			return usage_error(NULL, "no command '%s'",
+					   shown(o.pos[1]));
 		if (c != NULL)
 			help_command(stdout, c);
 		else
