@@ -36,7 +36,9 @@
 # Content-Length that differ, or a signed one, are a 400, as are lines in
 # bare LF or with a bare CR, whitespace before a header's colon, a folded
 # line or one without a colon; a header section that never ends and a
-# body over the limit are refused before a worker reads 1 MiB; connections
+# body over the limit are refused before a worker reads 1 MiB; a worker
+# out of descriptors (ulimit -n 64, 100 idle connections) does not spin
+# and serves again once --idle-timeout closes them; connections
 # left idle after 4 MiB requests hold no 4 MiB buffers; a start that
 # fails leaves an arena it did not make as it was, and no port file it
 # made, nor an arena it made when socket() fails; a bad --arena-bytes,
@@ -1132,6 +1134,7 @@ run_server() {
 	server_content_length
 	server_malformed_lines
 	server_unread_memory "$pid"
+	server_out_of_fds
 	server_http10
 	server_half_close
 	server_half_close_writing
@@ -1358,6 +1361,63 @@ EOF
 		ok "a header section that never ends and a body over the limit, 4 MiB queued each: 431 and 413, the peak RSS grown by < 1 MiB ($(tr '\n' ';' <<<"$out"))"
 	else
 		fail "a header section that never ends and a body over the limit, 4 MiB queued each, want 431 and 413, the peak RSS grown by < 1024 KiB: $(tr '\n' ';' <<<"$out")"
+	fi
+}
+
+# A worker out of descriptors (ulimit -n 64, 100 connections held open
+# and idle) neither spins nor stays out of service: accept4() failed with
+# EMFILE and left the listening socket ready, and the level-triggered loop
+# spun on it at full CPU (166 ticks of 200 in 2 s), and as the idle
+# connections were never closed no other client was ever served (review
+# AG).  Now it stops accepting until a connection closes, and one idle for
+# --idle-timeout (3 s here) is closed: a new client is served.
+server_out_of_fds() {
+	local pid3 port3 i out
+	rm -f "$work/fds.port"
+	arenas+=("${PREFIX}srv-$$-fds")
+	bash -c 'ulimit -n 64; exec "$@"' _ "$build/examples/server/mlc-server" --db "$db" --sql "$SQL" \
+		--port 0 --port-file "$work/fds.port" --workers 1 --arena "${PREFIX}srv-$$-fds" \
+		--idle-timeout 3 >"$work/fds.log" 2>&1 &
+	pid3=$!
+	masters+=("$pid3")
+	for i in $(seq 100); do
+		[ -s "$work/fds.port" ] && break
+		alive "$pid3" || break
+		sleep 0.1
+	done
+	port3=$(cat "$work/fds.port" 2>/dev/null || true)
+	if [ -z "$port3" ] || ! curl -sf --max-time 15 -o /dev/null "http://127.0.0.1:$port3/item?key=k1"; then
+		fail "a server with ulimit -n 64 did not start: $(tail -3 "$work/fds.log")"
+		kill -TERM "$pid3" 2>/dev/null
+		return 1
+	fi
+	out=$(python3 - "$port3" $(pgrep -P "$pid3") <<'EOF'
+import os, socket, sys, time
+port, worker = int(sys.argv[1]), sys.argv[2]
+def cpu_s():
+    f = open("/proc/%s/stat" % worker).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+held = [socket.create_connection(("127.0.0.1", port)) for i in range(100)]
+time.sleep(0.5)
+before = cpu_s()
+time.sleep(3)
+used = cpu_s() - before
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(30)
+try:
+    s.sendall(b"GET /item?key=k1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+    answer = s.recv(100).split(b"\r\n")[0].decode()
+except OSError as e:
+    answer = str(e)
+print("%.2f s of CPU in 3 s, then '%s'" % (used, answer))
+EOF
+)
+	kill -TERM "$pid3"
+	for i in $(seq 100); do alive "$pid3" || break; sleep 0.1; done
+	if [[ "$out" =~ ^0\.[0-2][0-9]\ s\ of\ CPU.*\'HTTP/1.1\ 200\ OK\'$ ]]; then
+		ok "a worker out of descriptors (100 idle connections, ulimit -n 64): $out"
+	else
+		fail "a worker out of descriptors (100 idle connections, ulimit -n 64), want < 0.3 s of CPU and then a 200: $out"
 	fi
 }
 

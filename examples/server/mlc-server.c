@@ -30,6 +30,10 @@
  * chunked), the connection closed.  A header section is at most 16 KiB
  * (431), a body 8 MiB (413), refused before more is read.
  *
+ * A connection that reads or writes nothing for --idle-timeout seconds
+ * (60) is closed.  A worker out of descriptors stops accepting until one
+ * of its connections closes, or for a second.
+ *
  * Responses carry X-Cache-Level (1, 2, 3) and X-Worker (pid).  The loader
  * blocks the worker's event loop while SQLite reads (a local file), and a
  * worker waiting for another's load of the same key sleeps in mlc_get();
@@ -83,6 +87,7 @@ struct config {
 	int64_t     ttl_ms, neg_ttl_ms;
 	uint32_t    lru_size;
 	const char *port_file;
+	int         idle_s;	/* close a connection idle this long; 0: never */
 };
 
 static struct config cfg = {
@@ -92,6 +97,7 @@ static struct config cfg = {
 	.arena_bytes = 64 << 20,
 	.ns = "items",
 	.sql = "SELECT value FROM items WHERE key = ?",
+	.idle_s = 60,
 };
 
 static volatile sig_atomic_t stopping;
@@ -109,6 +115,15 @@ die(const char *what, int err)
 	fprintf(stderr, "mlc-server: %s: %s\n", what,
 		err < 0 ? mlc_strerror(err) : strerror(err));
 	exit(1);
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------------ */
@@ -315,6 +330,8 @@ sqlite_loader(void *arg, const void *key, size_t key_len,
 /* HTTP                                                                */
 
 struct conn {
+	struct conn *prev, *next;	/* the worker's connections */
+	double     active;	/* mono_s() of the last byte read or written */
 	int        fd;
 	struct buf in, out;
 	size_t     out_off;
@@ -342,6 +359,10 @@ struct worker {
 	struct backend    be;
 	int               epfd, lfd;
 	long              pid;
+	struct conn      *conns;	/* open connections, for idle_sweep() */
+	bool              accept_off;	/* lfd out of epoll: out of fds */
+	double            accept_at;	/* when to try accepting again */
+	double            swept;	/* mono_s() of the last idle_sweep() */
 };
 
 static const char *
@@ -780,9 +801,19 @@ parse(struct conn *c, struct request *rq)
 	return (long)(hlen + clen);
 }
 
+static void accept_on(struct worker *w);
+
 static void
 conn_close(struct worker *w, struct conn *c)
 {
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (w->accept_off)	/* a descriptor is free again */
+		accept_on(w);
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->in.p);
@@ -800,6 +831,7 @@ conn_flush(struct conn *c)
 
 		if (n > 0) {
 			c->out_off += (size_t)n;
+			c->active = mono_s();
 		} else if (n < 0 && errno == EINTR) {
 			continue;
 		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -905,6 +937,7 @@ conn_read(struct worker *w, struct conn *c)
 		n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
 		if (n > 0) {
 			c->in.len += (size_t)n;
+			c->active = mono_s();
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -924,6 +957,29 @@ conn_read(struct worker *w, struct conn *c)
 	conn_serve(w, c);
 }
 
+/* Out of descriptors (EMFILE and the like), accept4() fails and leaves
+ * the connection queued: the listening socket stays ready and a
+ * level-triggered loop spun on it, at full CPU, until one was freed.  It
+ * leaves the epoll set until a connection closes or a second has passed. */
+static void
+accept_off(struct worker *w)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->lfd, NULL);
+	w->accept_off = true;
+	w->accept_at = mono_s() + 1.0;
+}
+
+static void
+accept_on(struct worker *w)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lfd, &ev) == 0)
+		w->accept_off = false;
+	else
+		w->accept_at = mono_s() + 1.0;
+}
+
 static void
 do_accept(struct worker *w)
 {
@@ -933,8 +989,12 @@ do_accept(struct worker *w)
 
 	/* one per wake-up: the workers that woke too share the rest */
 	fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;		/* another worker took it */
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM)
+			accept_off(w);
+		return;		/* else another worker took it */
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -942,11 +1002,44 @@ do_accept(struct worker *w)
 		return;
 	}
 	c->fd = fd;
+	c->active = mono_s();
 	ev.data.ptr = c;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
 		close(fd);
 		free(c);
+		return;
 	}
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+}
+
+/* Closes the connections that read or wrote nothing for cfg.idle_s: one
+ * left open by a client that went away (or never sent a request) held its
+ * descriptor for good, and enough of them kept every new client out. */
+static void
+idle_sweep(struct worker *w)
+{
+	double now = mono_s();
+	struct conn *c, *next;
+
+	if (cfg.idle_s == 0 || now - w->swept < 1.0)
+		return;
+	w->swept = now;
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (now - c->active >= cfg.idle_s)
+			conn_close(w, c);
+	}
+}
+
+/* The epoll_pwait() timeout: a second while idle_sweep() or accept_on()
+ * has work to come, else none. */
+static int
+wait_ms(const struct worker *w)
+{
+	return w->accept_off || (cfg.idle_s && w->conns != NULL) ? 1000 : -1;
 }
 
 static int
@@ -978,7 +1071,7 @@ worker_main(struct mlc_arena *arena, int lfd)
 		die("epoll", errno);
 
 	while (!stopping) {
-		int n = epoll_pwait(w.epfd, evs, 64, -1, &waitmask);
+		int n = epoll_pwait(w.epfd, evs, 64, wait_ms(&w), &waitmask);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1003,6 +1096,9 @@ worker_main(struct mlc_arena *arena, int lfd)
 				conn_read(&w, c);
 			}
 		}
+		if (w.accept_off && mono_s() >= w.accept_at)
+			accept_on(&w);
+		idle_sweep(&w);
 	}
 	/* open connections die with the process; counters go to the arena */
 	mlc_cache_close(w.cache);
@@ -1049,15 +1145,6 @@ struct slot {
 	double   due;		/* when a backed-off start is due */
 	unsigned quick;		/* quick deaths in a row */
 };
-
-static double
-mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Starts slot @p s's worker now, or (fork failed) schedules a retry. */
 static void
@@ -1266,7 +1353,9 @@ usage(FILE *f)
 "                     unless another process maps it\n"
 "  --arena-bytes N    default 64m\n"
 "  --namespace NS     default items\n"
-"  --ttl MS, --neg-ttl MS, --lru N   cache options (0: mlc's defaults)\n");
+"  --ttl MS, --neg-ttl MS, --lru N   cache options (0: mlc's defaults)\n"
+"  --idle-timeout S   close a connection that reads or writes nothing\n"
+"                     for S seconds (default 60; 0: never)\n");
 }
 
 int
@@ -1285,6 +1374,7 @@ main(int argc, char **argv)
 		{ "ttl", required_argument, NULL, 't' },
 		{ "neg-ttl", required_argument, NULL, 'T' },
 		{ "lru", required_argument, NULL, 'l' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1336,6 +1426,10 @@ main(int argc, char **argv)
 		case 'l':	/* mlc_cache_open() refuses more than 2^28 */
 			cfg.lru_size = (uint32_t)parse_num("lru", optarg, 0,
 							   1 << 28);
+			break;
+		case 'i':
+			cfg.idle_s = (int)parse_num("idle-timeout", optarg, 0,
+						    86400);
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
