@@ -39,7 +39,7 @@
 # body over the limit are refused before a worker reads 1 MiB; a worker
 # out of descriptors (ulimit -n 64, 100 idle connections) does not spin
 # and serves again once --idle-timeout closes them; Expect: 100-continue
-# gets its 100 at once; connections
+# gets its 100 at once; SIGHUP stops it as SIGTERM does; connections
 # left idle after 4 MiB requests hold no 4 MiB buffers; a start that
 # fails leaves an arena it did not make as it was, and no port file it
 # made, nor an arena it made when socket() fails; a bad --arena-bytes,
@@ -1146,6 +1146,7 @@ run_server() {
 	if grep -q "respawning" "$work/server.log"; then fail "a worker died: $(grep respawning "$work/server.log")"; fi
 	server_backoff "$pid"
 	server_second_on_arena
+	server_hup
 	stop_and_check "$pid" "$arena" TERM
 	grep -q "stopped, arena unlinked" "$work/server.log" || fail "mlc-server did not log its stop"
 }
@@ -1464,6 +1465,30 @@ EOF
 	else
 		fail "Expect: 100-continue, want 100 then 200, and 413: $(tr '\n' '|' <<<"$out")"
 	fi
+}
+
+# SIGHUP (the end of the terminal's session it runs in) stops the server
+# as SIGTERM does: the workers go, the arena is unlinked.  It killed the
+# master and left the arena in /dev/shm (review AG).
+server_hup() {
+	local pid4 i a="${PREFIX}srv-$$-hup" WORKER_PIDS  # its own, for stop_and_check
+	rm -f "$work/hup.port"
+	arenas+=("$a")
+	"$build/examples/server/mlc-server" --db "$db" --sql "$SQL" --port 0 \
+		--port-file "$work/hup.port" --workers 1 --arena "$a" >"$work/hup.log" 2>&1 &
+	pid4=$!
+	masters+=("$pid4")
+	for i in $(seq 100); do
+		[ -s "$work/hup.port" ] && [ -n "$(pgrep -P "$pid4")" ] && break
+		alive "$pid4" || break
+		sleep 0.1
+	done
+	WORKER_PIDS=$(pgrep -P "$pid4" | tr '\n' ' ')
+	if [ -z "$WORKER_PIDS" ]; then
+		fail "an mlc-server for SIGHUP did not start: $(tail -3 "$work/hup.log")"
+		return 1
+	fi
+	stop_and_check "$pid4" "$a" HUP
 }
 
 # An HTTP/1.0 request with "Connection: keep-alive" that the server keeps

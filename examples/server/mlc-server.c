@@ -9,10 +9,11 @@
  * fails then leaves it as it was), opens the namespace once (a full table
  * of them is one error, exit 1), binds 127.0.0.1:PORT, forks the workers
  * (respawning one that dies, after a back-off if it died soon after its
- * start: struct slot) and, on SIGTERM or SIGINT, stops them, then unlinks
- * the arena unless another process still maps it (another server on the
- * same arena: the last one to stop removes it).  Each worker opens its own cache handle, accepts on the
- * shared socket and serves, with keep-alive and pipelining:
+ * start: struct slot) and, on SIGTERM, SIGINT or SIGHUP, stops them, then
+ * unlinks the arena unless another process still maps it (another server
+ * on the same arena: the last one to stop removes it).  Each worker opens
+ * its own cache handle, accepts on the shared socket and serves, with
+ * keep-alive and pipelining:
  *
  *   GET    /item?key=K          the value (200) or 404, from mlc; the loader
  *                               runs the SQL on the worker's own SQLite
@@ -1213,8 +1214,8 @@ slot_died(struct slot *s, int st, struct mlc_arena *arena, int lfd)
 	s->due = now + ms / 1e3;
 }
 
-/* Respawns workers that die, until SIGTERM or SIGINT (@p mask holds them
- * and SIGCHLD, blocked). */
+/* Respawns workers that die, until SIGTERM, SIGINT or SIGHUP (@p mask
+ * holds them and SIGCHLD, blocked). */
 static void
 supervise(struct slot *slots, int n, const sigset_t *mask,
 	  struct mlc_arena *arena, int lfd)
@@ -1242,7 +1243,7 @@ supervise(struct slot *slots, int n, const sigset_t *mask,
 		}
 		sig = next > 0 ? sigtimedwait(mask, NULL, &wait)
 			       : sigwaitinfo(mask, NULL);
-		if (sig == SIGTERM || sig == SIGINT)
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
 			return;
 		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
 			for (int i = 0; i < n; i++)
@@ -1515,6 +1516,9 @@ main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	/* the end of its terminal's session: it killed the master and left
+	 * the arena in /dev/shm (review AG); now a stop as SIGTERM's */
+	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);	/* workers inherit it */
 
