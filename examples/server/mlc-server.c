@@ -735,17 +735,18 @@ continue_body(struct conn *c, const struct request *rq)
 }
 
 /*
- * Parse one request at the start of c->in.  Returns the bytes it used
- * (and fills *rq), 0 if it is incomplete, or -status for a request that
- * gets an error and closes the connection.
+ * Parse one request at @p off in c->in.  Returns the bytes it used (and
+ * fills *rq), 0 if it is incomplete, or -status for a request that gets
+ * an error and closes the connection.
  */
 static long
-parse(struct conn *c, struct request *rq)
+parse(struct conn *c, size_t off, struct request *rq)
 {
-	char *p = c->in.p, *end, *line, *eol, *sp1, *sp2, *q;
-	size_t hlen, clen = 0;
+	char *p = c->in.p != NULL ? c->in.p + off : NULL;
+	char *end, *line, *eol, *sp1, *sp2, *q;
+	size_t len = c->in.len - off, hlen, clen = 0;
 	int http10, has_clen = 0;
-	long head = p != NULL ? head_len(p, c->in.len) : 0;
+	long head = p != NULL ? head_len(p, len) : 0;
 
 	if (head <= 0)
 		return head;
@@ -816,7 +817,7 @@ parse(struct conn *c, struct request *rq)
 	}
 	if (clen > MAX_BODY)
 		return -413;
-	if (c->in.len < hlen + clen) {
+	if (len < hlen + clen) {
 		continue_body(c, rq);
 		return 0;
 	}
@@ -887,18 +888,23 @@ conn_want_out(struct worker *w, struct conn *c, int on)
  * wait until the answers are out. */
 #define OUT_HIGH (256 << 10)
 
-/* Serve every complete request in c->in, then write. */
+/* Serve every complete request in c->in, then write.  The requests
+ * served are dropped from c->in once per round, not one by one: a
+ * memmove() of what followed each took time in the square of the input
+ * (8 MiB of small pipelined requests: minutes of CPU). */
 static void
 conn_serve(struct worker *w, struct conn *c)
 {
 	struct request rq;
+	size_t off;
 	bool held;
 	long used;
 	int rc;
 
 	do {
+		off = 0;
 		while (!(held = c->out.len >= OUT_HIGH) && !c->closing &&
-		       (used = parse(c, &rq)) != 0) {
+		       (used = parse(c, off, &rq)) != 0) {
 			if (used < 0) {
 				rq.keep_alive = 0;
 				rq.head = 0;
@@ -910,10 +916,12 @@ conn_serve(struct worker *w, struct conn *c)
 				conn_close(w, c);
 				return;
 			}
-			memmove(c->in.p, c->in.p + used,
-				c->in.len - (size_t)used);
-			c->in.len -= (size_t)used;
+			off += (size_t)used;
 			c->continued = false;
+		}
+		if (off > 0) {
+			memmove(c->in.p, c->in.p + off, c->in.len - off);
+			c->in.len -= off;
 		}
 		if (c->eof && !held)	/* all that came is answered */
 			c->closing = 1;
@@ -943,7 +951,7 @@ first_request_decided(struct conn *c)
 {
 	struct request rq;
 
-	return c->out.len < OUT_HIGH && parse(c, &rq) != 0;
+	return c->out.len < OUT_HIGH && parse(c, 0, &rq) != 0;
 }
 
 static void
