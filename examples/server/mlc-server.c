@@ -60,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -1048,6 +1049,19 @@ do_accept(struct worker *w)
 	w->conns = c;
 }
 
+/* Whether @p c can go on now: input has come, or its pending output can
+ * be written.  A worker that was busy (a slow loader) for cfg.idle_s
+ * left such a connection looking idle. */
+static bool
+conn_ready(const struct conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	if (c->out_off < c->out.len)
+		p.events |= POLLOUT;
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLOUT));
+}
+
 /* Closes the connections that read or wrote nothing for cfg.idle_s: one
  * left open by a client that went away (or never sent a request) held its
  * descriptor for good, and enough of them kept every new client out. */
@@ -1062,7 +1076,7 @@ idle_sweep(struct worker *w)
 	w->swept = now;
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
-		if (now - c->active >= cfg.idle_s)
+		if (now - c->active >= cfg.idle_s && !conn_ready(c))
 			conn_close(w, c);
 	}
 }
