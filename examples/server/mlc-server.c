@@ -28,8 +28,9 @@
  * Requests are read as RFC 9112 says a server may: CR LF line ends only,
  * no whitespace before a header's colon, no folded lines, one
  * Content-Length (digits), no chunked bodies; else a 400 (501 for
- * chunked), the connection closed.  Expect: 100-continue gets its 100.  A header section is at most 16 KiB
- * (431), a body 8 MiB (413), refused before more is read.
+ * chunked), the connection closed.  Expect: 100-continue gets its 100.
+ * A header section is at most 16 KiB (431), a body 8 MiB (413), refused
+ * before more is read.
  *
  * A connection that reads or writes nothing for --idle-timeout seconds
  * (60) is closed.  A worker out of descriptors stops accepting until one
@@ -89,7 +90,8 @@ struct config {
 	int64_t     ttl_ms, neg_ttl_ms;
 	uint32_t    lru_size;
 	const char *port_file;
-	int         idle_s;	/* close a connection idle this long; 0: never */
+	int         idle_s;	/* close a connection idle this long (s);
+				 * 0: never */
 };
 
 static struct config cfg = {
@@ -333,7 +335,8 @@ sqlite_loader(void *arg, const void *key, size_t key_len,
 
 struct conn {
 	struct conn *prev, *next;	/* the worker's connections */
-	double     active;	/* mono_s() of the last byte read or written */
+	double     active;	/* mono_s() of the last byte read or
+				 * written */
 	int        fd;
 	struct buf in, out;
 	size_t     out_off;
@@ -807,7 +810,7 @@ parse(struct conn *c, size_t off, struct request *rq)
 			return -501;	/* no chunked request bodies */
 		} else if (header_is(line, llen, "Expect", &val, &vlen)) {
 			rq->expect_100 = !http10 && vlen == 12 &&
-					 strncasecmp(val, "100-continue", 12) == 0;
+				strncasecmp(val, "100-continue", 12) == 0;
 		} else if (header_is(line, llen, "Connection", &val, &vlen)) {
 			if (vlen == 5 && strncasecmp(val, "close", 5) == 0)
 				rq->keep_alive = 0;
