@@ -40,7 +40,8 @@
 # out of descriptors (ulimit -n 64, 100 idle connections) does not spin
 # and serves again once --idle-timeout closes them; Expect: 100-continue
 # gets its 100 at once; SIGHUP stops it as SIGTERM does; 250,000 small
-# pipelined requests cost less than 3 s of CPU; connections
+# pipelined requests cost less than 3 s of CPU; a 405 carries Allow;
+# connections
 # left idle after 4 MiB requests hold no 4 MiB buffers; a start that
 # fails leaves an arena it did not make as it was, and no port file it
 # made, nor an arena it made when socket() fails; a bad --arena-bytes,
@@ -1139,6 +1140,7 @@ run_server() {
 	server_unread_memory "$pid"
 	server_out_of_fds
 	server_expect_continue
+	server_405
 	server_http10
 	server_half_close
 	server_half_close_writing
@@ -1540,6 +1542,48 @@ server_hup() {
 		return 1
 	fi
 	stop_and_check "$pid4" "$a" HUP
+}
+
+# A 405 says which methods the path takes, in the Allow header RFC 9110
+# (15.5.6) requires of it and in its text.  It had no Allow, and its text
+# left out HEAD (/item, /admin/stats) and PUT (/admin/set), which the
+# paths take (review AG).
+server_405() {
+	local out
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+for method, path in (("POST", "/item?key=k1"), ("GET", "/admin/set?key=x"),
+                     ("GET", "/admin/item?key=x"), ("GET", "/admin/purge"),
+                     ("DELETE", "/admin/stats")):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.sendall(b"%s %s HTTP/1.1\r\nConnection: close\r\n\r\n"
+              % (method.encode(), path.encode()))
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except socket.timeout:
+        pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    allow = [l for l in head.split(b"\r\n") if l.lower().startswith(b"allow:")]
+    print(head.split(b"\r\n")[0].decode(), "|",
+          allow[0].decode() if allow else "no Allow", "|", body.decode().strip())
+EOF
+) || { fail "405: $out"; return 1; }
+	if [ "$out" = "HTTP/1.1 405 Method Not Allowed | Allow: GET, HEAD | GET or HEAD only
+HTTP/1.1 405 Method Not Allowed | Allow: POST, PUT | POST or PUT only
+HTTP/1.1 405 Method Not Allowed | Allow: DELETE | DELETE only
+HTTP/1.1 405 Method Not Allowed | Allow: POST | POST only
+HTTP/1.1 405 Method Not Allowed | Allow: GET, HEAD | GET or HEAD only" ]; then
+		ok "a method a path does not take: 405 with Allow, the methods it takes"
+	else
+		fail "a method a path does not take, want 405 with Allow: $(tr '\n' ';' <<<"$out")"
+	fi
 }
 
 # An HTTP/1.0 request with "Connection: keep-alive" that the server keeps

@@ -393,6 +393,11 @@ reason(int status)
 	}
 }
 
+/* The methods a path takes, for the Allow header a 405 must carry (RFC
+ * 9110, 15.5.6); NULL for a path there is none. */
+static const char *
+allowed(const struct request *rq);
+
 static int
 respond(struct worker *w, struct conn *c, const struct request *rq,
 	int status, int level, const char *ctype, const void *body,
@@ -403,6 +408,8 @@ respond(struct worker *w, struct conn *c, const struct request *rq,
 			    "X-Worker: %ld\r\n", status, reason(status),
 			    ctype, len, w->pid);
 
+	if (rc == 0 && status == 405 && allowed(rq) != NULL)
+		rc = buf_printf(&c->out, "Allow: %s\r\n", allowed(rq));
 	if (rc == 0 && level)
 		rc = buf_printf(&c->out, "X-Cache-Level: %d\r\n", level);
 	if (rc == 0 && !rq->keep_alive)
@@ -583,6 +590,21 @@ admin_stats(struct worker *w, struct conn *c, const struct request *rq)
 	return rc;
 }
 
+static const char *
+allowed(const struct request *rq)
+{
+	static const struct { const char *path, *methods; } paths[] = {
+		{ "/item", "GET, HEAD" }, { "/admin/set", "POST, PUT" },
+		{ "/admin/item", "DELETE" }, { "/admin/purge", "POST" },
+		{ "/admin/stats", "GET, HEAD" },
+	};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (path_is(rq, paths[i].path))
+			return paths[i].methods;
+	return NULL;
+}
+
 static int
 handle(struct worker *w, struct conn *c, const struct request *rq)
 {
@@ -595,7 +617,8 @@ handle(struct worker *w, struct conn *c, const struct request *rq)
 
 	if (path_is(rq, "/item")) {
 		if (!is(rq, "GET", "/item") && !is(rq, "HEAD", "/item"))
-			return respond_text(w, c, rq, 405, "GET only\n");
+			return respond_text(w, c, rq, 405,
+					    "GET or HEAD only\n");
 		if (!has_key)
 			return respond_text(w, c, rq, 400, "need ?key=K\n");
 		rc = mlc_get(w->cache, key, klen, sqlite_loader, &w->be, &v);
@@ -625,7 +648,8 @@ handle(struct worker *w, struct conn *c, const struct request *rq)
 
 	if (path_is(rq, "/admin/set")) {
 		if (!is(rq, "POST", "/admin/set") && !is(rq, "PUT", "/admin/set"))
-			return respond_text(w, c, rq, 405, "POST only\n");
+			return respond_text(w, c, rq, 405,
+					    "POST or PUT only\n");
 		if (!has_key)
 			return respond_text(w, c, rq, 400, "need ?key=K\n");
 		rc = mlc_set(w->cache, key, klen, rq->body, rq->body_len, NULL);
@@ -652,7 +676,8 @@ handle(struct worker *w, struct conn *c, const struct request *rq)
 	if (path_is(rq, "/admin/stats")) {
 		if (!is(rq, "GET", "/admin/stats") &&
 		    !is(rq, "HEAD", "/admin/stats"))
-			return respond_text(w, c, rq, 405, "GET only\n");
+			return respond_text(w, c, rq, 405,
+					    "GET or HEAD only\n");
 		return admin_stats(w, c, rq);
 	}
 	return respond_text(w, c, rq, 404, "no such path\n");
