@@ -185,6 +185,22 @@ run 0 "$M" --file "$SA" get users big; cmp -s "$tmp/out" "$tmp/most" && ok || ba
 printf x >>"$tmp/most"
 run 2 "$M" --file "$SA" set users big - <"$tmp/most"
 has err "\($((vmax + 1)) bytes or more\)"
+# stdout or stdin closed (`>&-`): the arena's file took descriptor 1 (or
+# 0), and `get` wrote a value over 4 KiB over the arena's header, which
+# no process could then attach (review AG); now the output fails
+FD=$tmp/fds.mlc
+head -c 20000 /dev/zero | tr '\0' v >"$tmp/v20k"
+run 0 "$M" --file "$FD" set --create --bytes 8M ns k - <"$tmp/v20k"
+"$M" --file "$FD" get ns k >&- 2>"$tmp/err"
+[ $? = 2 ] && ok || bad "get with stdout closed: exit not 2"
+has err 'writing'
+run 0 "$M" --file "$FD" check
+run 0 "$M" --file "$FD" get ns k
+cmp -s "$tmp/out" "$tmp/v20k" && ok || bad "the value differs after a get with stdout closed"
+"$M" --file "$FD" set ns k2 - <&- 2>"$tmp/err"
+[ $? = 2 ] && ok || bad "set - with stdin closed: exit not 2"
+has err 'reading stdin'
+run 0 "$M" --file "$FD" check
 # key over MLC_KEY_MAX
 run 2 F set users "$(head -c 70000 /dev/zero | tr '\0' k)" v
 has err 'key is 1 to 65535 bytes'

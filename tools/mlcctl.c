@@ -11,6 +11,7 @@
  * problems, 2 usage error or failure.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <langinfo.h>
 #include <locale.h>
@@ -30,7 +31,8 @@
 
 #include "utf8.h"
 
-enum { X_OK = 0, X_NOTFOUND = 1, X_ERR = 2 };
+/* (X_SUCCESS, not X_OK: <fcntl.h> has an X_OK, access()'s) */
+enum { X_SUCCESS = 0, X_NOTFOUND = 1, X_ERR = 2 };
 
 static const char *prog = "mlcctl";
 
@@ -545,7 +547,7 @@ parse_args(struct opts *o, int argc, char **argv)
 		}
 		if (strcmp(a, "--version") == 0) {
 			printf("mlcctl (mlc %s)\n", mlc_version_string());
-			return X_OK;
+			return X_SUCCESS;
 		}
 		if (a[1] != '-')
 			return usage_error(NULL, "unknown option '%s'",
@@ -1612,7 +1614,7 @@ cmd_get(struct opts *o)
 	struct mlc_value v;
 	struct mlc_arena *a;
 	struct mlc_cache *c;
-	int rc, ret = X_OK;
+	int rc, ret = X_SUCCESS;
 
 	if ((rc = check_key(key)) != 0)
 		return rc;
@@ -2228,10 +2230,27 @@ cmd_check(struct opts *o)
 				       "judged, not a problem)\n");
 		}
 	}
-	return r.problems ? X_NOTFOUND : X_OK;
+	return r.problems ? X_NOTFOUND : X_SUCCESS;
 }
 
 /* ---- main -------------------------------------------------------------- */
+
+/* Opens /dev/null on each of descriptors 0, 1 and 2 that is closed, in the
+ * mode that makes its use fail as the closed one did (stdin write-only,
+ * stdout and stderr read-only).  Started with one closed (`>&-`, a
+ * supervisor that closes them), mlcctl got the arena's file there from
+ * mlc_arena_open(), and `get` wrote the value over the arena's header:
+ * the arena destroyed for every process.  (SQLite guards its own files
+ * the same way.) */
+static void
+std_fds_guard(void)
+{
+	/* open() takes the lowest free descriptor: fd, as 0..fd-1 are
+	 * open by then */
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) == -1 && errno == EBADF)
+			open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+}
 
 int
 main(int argc, char **argv)
@@ -2240,6 +2259,7 @@ main(int argc, char **argv)
 	uint32_t extra;
 	int rc;
 
+	std_fds_guard();
 	/* Names are written as UTF-8 whatever the locale: their widths
 	 * (wcwidth()) are UTF-8's, from the user's locale if it is UTF-8,
 	 * else C.UTF-8 (one column per character if neither exists). */
@@ -2262,7 +2282,7 @@ main(int argc, char **argv)
 			help_command(stdout, c);
 		else
 			help_tool(stdout);
-		return X_OK;
+		return X_SUCCESS;
 	}
 	if (o.given & O_HELP) {
 		const struct command *c = NULL;
@@ -2280,7 +2300,7 @@ main(int argc, char **argv)
 			help_command(stdout, c);
 		else
 			help_tool(stdout);
-		return X_OK;
+		return X_SUCCESS;
 	}
 	if (o.npos == 0) {
 		usage_line(stderr);
