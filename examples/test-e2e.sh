@@ -40,8 +40,8 @@
 # out of descriptors (ulimit -n 64, 100 idle connections) does not spin
 # and serves again once --idle-timeout closes them; Expect: 100-continue
 # gets its 100 at once; SIGHUP stops it as SIGTERM does; 250,000 small
-# pipelined requests cost less than 3 s of CPU; a 405 carries Allow;
-# connections
+# pipelined requests cost less than 3 s of CPU; a 405 carries Allow; a
+# 431, 413 or 501 says what it refused; connections
 # left idle after 4 MiB requests hold no 4 MiB buffers; a start that
 # fails leaves an arena it did not make as it was, and no port file it
 # made, nor an arena it made when socket() fails; a bad --arena-bytes,
@@ -1141,6 +1141,7 @@ run_server() {
 	server_out_of_fds
 	server_expect_continue
 	server_405
+	server_refusal_text
 	server_http10
 	server_half_close
 	server_half_close_writing
@@ -1583,6 +1584,46 @@ HTTP/1.1 405 Method Not Allowed | Allow: GET, HEAD | GET or HEAD only" ]; then
 		ok "a method a path does not take: 405 with Allow, the methods it takes"
 	else
 		fail "a method a path does not take, want 405 with Allow: $(tr '\n' ';' <<<"$out")"
+	fi
+}
+
+# A refusal says what was refused: a header section over 16 KiB (431), a
+# body over 8 MiB (413), a chunked body (501).  Each said "bad request",
+# which left the client to guess what to change (review AG).
+server_refusal_text() {
+	local out
+	out=$(python3 - "${base#http://127.0.0.1:}" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+for req in (b"GET /item?key=k1 HTTP/1.1\r\nX-Long: " + b"a" * 20000 + b"\r\n\r\n",
+            b"POST /admin/set?key=x HTTP/1.1\r\nContent-Length: 9437184\r\n\r\n",
+            b"POST /admin/set?key=x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    try:
+        s.sendall(req)
+    except OSError:
+        pass
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except OSError:
+        pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    print(head.split(b"\r\n")[0].decode().split(" ", 1)[1].split(" ")[0],
+          body.decode().strip())
+EOF
+) || { fail "refusals' text: $out"; return 1; }
+	if [ "$out" = "431 request header section over 16 KiB
+413 request body over 8 MiB
+501 no Transfer-Encoding (chunked) request bodies" ]; then
+		ok "a 431, a 413 and a 501 say what was refused"
+	else
+		fail "a 431, a 413 and a 501, want their reasons in the text: $(tr '\n' ';' <<<"$out")"
 	fi
 }
 

@@ -913,6 +913,20 @@ conn_want_out(struct worker *w, struct conn *c, int on)
 	c->want_out = on;
 }
 
+/* The text of parse()'s refusal @p status: every one said "bad request",
+ * the 413 of a body over the limit and the 431 of a header too long too,
+ * which left the client to guess what to change. */
+static const char *
+refusal(int status)
+{
+	switch (status) {
+	case 413: return "request body over 8 MiB\n";
+	case 431: return "request header section over 16 KiB\n";
+	case 501: return "no Transfer-Encoding (chunked) request bodies\n";
+	default:  return "bad request\n";
+	}
+}
+
 /* Answers queued before a write: past them, the requests left in c->in
  * wait until the answers are out. */
 #define OUT_HIGH (256 << 10)
@@ -935,10 +949,11 @@ conn_serve(struct worker *w, struct conn *c)
 		while (!(held = c->out.len >= OUT_HIGH) && !c->closing &&
 		       (used = parse(c, off, &rq)) != 0) {
 			if (used < 0) {
-				rq.keep_alive = 0;
-				rq.head = 0;
+				/* parse() may have stopped before it
+				 * filled rq: none of it is kept */
+				memset(&rq, 0, sizeof(rq));
 				respond_text(w, c, &rq, (int)-used,
-					     "bad request\n");
+					     refusal((int)-used));
 				break;
 			}
 			if (handle(w, c, &rq) != 0) {
