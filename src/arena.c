@@ -527,6 +527,27 @@ tmp_path(char *dst, size_t cap, const char *path)
 		 path + dirlen, (long)getpid(), (unsigned long long)tmp_bits());
 }
 
+/* @p fd (or -1, passed on), moved to 3 or above.  An arena's descriptor
+ * stays open as long as the arena does, so it must not be 0, 1 or 2: in
+ * a process started with one of those closed (`prog >&-`), open() gives
+ * it the lowest free number, and the process's next write to stdout went
+ * into the arena's header, which no process could attach after (review
+ * AG saw it with mlcctl; test-arena test_stdout_closed).  -1 with errno
+ * if it cannot be moved (EMFILE); @p fd is closed then. */
+static int
+fd_past_stdio(int fd)
+{
+	int nfd, e;
+
+	if (fd < 0 || fd > STDERR_FILENO)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	e = errno;
+	close(fd);
+	errno = e;
+	return nfd;
+}
+
 /* An unnamed file in directory @p dir (the test build can act as a
  * filesystem without O_TMPFILE: pause.h). */
 static int
@@ -538,7 +559,7 @@ tmpfile_open(const char *dir, mode_t mode)
 		return -1;
 	}
 #endif
-	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	return fd_past_stdio(open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
 }
 
 /* ---- creation ----------------------------------------------------- */
@@ -696,6 +717,12 @@ tmp_open(const char *path, mode_t mode, char *tmp, size_t cap)
 		tmp_path(tmp, cap, path);
 		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 			  O_CLOEXEC, mode);
+		if (fd >= 0 && (fd = fd_past_stdio(fd)) < 0) {
+			int e = errno;
+
+			unlink(tmp);	/* ours: made just now */
+			return -e;
+		}
 		if (fd >= 0 || errno != EEXIST)
 			return fd >= 0 ? fd : -errno;
 	}
@@ -959,6 +986,8 @@ arena_open_fd(const char *path, uint32_t flags)
 
 	fd = open(path, ((flags & MLC_ARENA_RDONLY) ? O_RDONLY : O_RDWR) |
 		  O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd >= 0 && (fd = fd_past_stdio(fd)) < 0)
+		return -errno;
 	if (fd < 0) {
 		/* ELOOP: a symlink; EISDIR: a directory opened for writing;
 		 * ENXIO: a socket, or a device without its driver. */

@@ -1545,6 +1545,65 @@ test_huge_pages(void **state)
 	assert_int_equal(st, HUGE_OK);
 }
 
+/* ---- a process started with stdout closed --------------------------- */
+
+struct stdio_names {
+	const char *existing, *fresh;
+};
+
+/* With descriptor 1 closed, as in `prog >&-`: attach one arena, create
+ * another, and write to stdout as such a process's printf would.  Until
+ * 2026-12-07 open() gave each arena descriptor 1, which stays open with
+ * the arena, and the writes went into its header. */
+static int
+child_stdout_closed(void *p)
+{
+	const struct stdio_names *n = p;
+	struct mlc_arena *a = NULL;
+	char junk[8192];
+
+	memset(junk, 'x', sizeof(junk));
+	close(STDOUT_FILENO);
+	if (open_arena(&a, n->existing, 0) != 0)
+		return 10;
+	if (write(STDOUT_FILENO, junk, sizeof(junk)) >= 0)
+		return 11;		/* it went somewhere: into the arena */
+	mlc_arena_close(a);
+	a = NULL;
+	if (open_arena(&a, n->fresh, MLC_ARENA_CREATE | MLC_ARENA_EXCL) != 0)
+		return 12;
+	if (write(STDOUT_FILENO, junk, sizeof(junk)) >= 0)
+		return 13;
+	mlc_arena_close(a);
+	return 0;
+}
+
+/* Review AG (mlcctl with stdout closed): an arena's descriptor is never
+ * 0, 1 or 2, and both arenas attach and check clean afterwards. */
+static void
+test_stdout_closed(void **state)
+{
+	char existing[64], fresh[64];
+	struct stdio_names n = { existing, fresh };
+	struct mlc_check_report rep;
+	struct mlc_arena *a = NULL;
+
+	(void)state;
+	t_name(existing, sizeof(existing));
+	t_name(fresh, sizeof(fresh));
+	assert_int_equal(open_arena(&a, existing, MLC_ARENA_CREATE |
+				    MLC_ARENA_EXCL), 0);
+	assert_int_equal(mlc_arena_close(a), 0);
+	assert_int_equal(t_fork(child_stdout_closed, &n), 0);
+	for (int i = 0; i < 2; i++) {
+		a = NULL;
+		assert_int_equal(open_arena(&a, i ? fresh : existing, 0), 0);
+		assert_int_equal(mlc_arena_check(a, &rep), 0);
+		assert_int_equal(mlc_arena_close(a), 0);
+		assert_int_equal(mlc_arena_unlink(i ? fresh : existing, 0), 0);
+	}
+}
+
 int
 main(void)
 {
@@ -1576,6 +1635,7 @@ main(void)
 		cmocka_unit_test(test_unlink_keeps_live_tmp_other_ns),
 		cmocka_unit_test(test_no_tmp_files_left),
 		cmocka_unit_test(test_reopen_other_size),
+		cmocka_unit_test(test_stdout_closed),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
