@@ -488,6 +488,21 @@ rconnect(struct mlc_relay *r, uint64_t read_ms, bool sub,
 		redisFree(c);
 		return NULL;
 	}
+	/* Not as stdin, stdout or stderr: in a process started with one of
+	 * them closed (`prog >&-`) the socket took its number, and what the
+	 * application printed went to Redis as commands (test-redis
+	 * test_stdout_closed).  hiredis reads, writes and closes c->fd. */
+	if (c->fd >= 0 && c->fd <= STDERR_FILENO) {
+		int nfd = fcntl(c->fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+
+		if (nfd < 0) {
+			set_error(r, "connect", strerror(errno));
+			redisFree(c);
+			return NULL;
+		}
+		close(c->fd);
+		c->fd = nfd;
+	}
 	/* hiredis makes its sockets without close-on-exec: a program the
 	 * application starts would keep this connection, authenticated,
 	 * for its lifetime (an exec in the moment between hiredis's

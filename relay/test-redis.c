@@ -272,6 +272,58 @@ out:
 }
 
 /*
+ * A process started with stdin and stdout closed (`prog <&- >&-`): the
+ * relay's two sockets took descriptors 0 and 1, and whatever the
+ * application printed went to Redis as commands.  Both connected, neither
+ * may be one of those numbers.
+ */
+static int
+stdio_closed_child(void)
+{
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+	struct mlc_arena *a = NULL;
+	struct mlc_relay *r = NULL;
+	int ret = 1, orc;
+
+	close(STDIN_FILENO);
+	close(STDOUT_FILENO);
+	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
+	ro.host_id = "A";
+	ro.redis_unix = sock;
+	ro.stream = "stdio";
+	ro.mode = MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE;
+	ro.io_timeout_ms = 500;
+	ro.backoff_min_ms = 50;
+	ro.backoff_max_ms = 100;
+	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
+	WAIT_FOR(stats(r).connected == (MLC_RELAY_PUBLISH |
+					MLC_RELAY_SUBSCRIBE));
+	CHECK(stats(r).connected == (MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE),
+	      "never connected");
+	CHECK(fcntl(STDIN_FILENO, F_GETFD) < 0, "a socket as stdin");
+	CHECK(fcntl(STDOUT_FILENO, F_GETFD) < 0, "a socket as stdout");
+	ret = 0;
+out:
+	end_relay(r, NULL, a);
+	return ret;
+}
+
+static int
+test_stdio_closed(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return 1;
+	if (pid == 0)
+		_exit(stdio_closed_child());
+	if (waitpid(pid, &status, 0) != pid)
+		return 1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+/*
  * review Z: hiredis writes with write(2), and the relay's threads left
  * SIGPIPE as the application had it.  Redis closing a connection (a
  * restart, CLIENT KILL, its idle "timeout") made the publisher's next
@@ -1994,6 +2046,7 @@ static const struct {
 	TEST(test_published_partial_ack),
 	TEST(test_drop_wakes_publisher),
 	TEST(test_sigpipe),
+	TEST(test_stdio_closed),
 	TEST(test_closing_redis_backs_off),
 	TEST(test_xread_refused_backs_off),
 	TEST(test_xread_refused_purges),
