@@ -148,6 +148,24 @@ stats(struct mlc_relay *r)
 		}                                                        \
 	} while (0)
 
+/* Options for a test's relay on the test's Redis: short timeouts and
+ * back-offs (I/O 500 ms, back-off 50 to 100 ms); a test changes what it
+ * needs after. */
+static struct mlc_relay_options
+test_opts(const char *host_id, const char *stream, uint32_t mode)
+{
+	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
+
+	ro.host_id = host_id;
+	ro.redis_unix = sock;
+	ro.stream = stream;
+	ro.mode = mode;
+	ro.io_timeout_ms = 500;
+	ro.backoff_min_ms = 50;
+	ro.backoff_max_ms = 100;
+	return ro;
+}
+
 /*
  * review Q: a subscriber that found the stream missing (a new deployment,
  * or Redis restarted without its data) holds the position 0-0.  Cut off
@@ -173,14 +191,8 @@ trimmed_while_at_zero(unsigned maxlen)
 	CHECK((grc = anon_arena(&a)) == 0, "arena: %d", grc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
 	snprintf(stream, sizeof(stream), "trim%u", maxlen);
-	ro.stream = stream;	/* missing when B starts */
-	ro.host_id = "B";
-	ro.redis_unix = sock;
-	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro = test_opts("B", stream, MLC_RELAY_SUBSCRIBE); /* missing yet */
 	ro.block_ms = 100;
-	ro.io_timeout_ms = 500;
-	ro.backoff_min_ms = 50;
-	ro.backoff_max_ms = 100;
 	ro.max_offline_ms = 60000;
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	WAIT_FOR(stats(r).connected & MLC_RELAY_SUBSCRIBE);
@@ -247,14 +259,8 @@ test_long_block(void)
 	int ret = 1, orc;
 
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
-	ro.host_id = "B";
-	ro.redis_unix = sock;
-	ro.stream = "long-block";
-	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro = test_opts("B", "long-block", MLC_RELAY_SUBSCRIBE);
 	ro.block_ms = UINT32_MAX - 200;	/* + 500: wrapped to 299 ms */
-	ro.io_timeout_ms = 500;
-	ro.backoff_min_ms = 50;
-	ro.backoff_max_ms = 100;
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	/* Connected first (however long a loaded machine takes), then idle
 	 * for five times the wrapped timeout. */
@@ -288,13 +294,7 @@ stdio_closed_child(void)
 	close(STDIN_FILENO);
 	close(STDOUT_FILENO);
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
-	ro.host_id = "A";
-	ro.redis_unix = sock;
-	ro.stream = "stdio";
-	ro.mode = MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE;
-	ro.io_timeout_ms = 500;
-	ro.backoff_min_ms = 50;
-	ro.backoff_max_ms = 100;
+	ro = test_opts("A", "stdio", MLC_RELAY_PUBLISH | MLC_RELAY_SUBSCRIBE);
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	WAIT_FOR(stats(r).connected == (MLC_RELAY_PUBLISH |
 					MLC_RELAY_SUBSCRIBE));
@@ -308,8 +308,10 @@ out:
 	return ret;
 }
 
+/* Run @p fn in a child: 0 if it returned 0; 1, and why, if it did not or
+ * died of a signal (test @p name). */
 static int
-test_stdio_closed(void)
+in_child(int (*fn)(void), const char *name)
 {
 	int status;
 	pid_t pid = fork();
@@ -317,10 +319,21 @@ test_stdio_closed(void)
 	if (pid < 0)
 		return 1;
 	if (pid == 0)
-		_exit(stdio_closed_child());
+		_exit(fn());
 	if (waitpid(pid, &status, 0) != pid)
 		return 1;
+	if (WIFSIGNALED(status)) {
+		fprintf(stderr, "FAIL %s: killed by signal %d\n", name,
+			WTERMSIG(status));
+		return 1;
+	}
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+static int
+test_stdio_closed(void)
+{
+	return in_child(stdio_closed_child, __func__);
 }
 
 /*
@@ -344,13 +357,7 @@ sigpipe_child(void)
 	signal(SIGPIPE, SIG_DFL);
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
-	ro.host_id = "A";
-	ro.redis_unix = sock;
-	ro.stream = "sigpipe";
-	ro.mode = MLC_RELAY_PUBLISH;
-	ro.io_timeout_ms = 500;
-	ro.backoff_min_ms = 50;
-	ro.backoff_max_ms = 100;
+	ro = test_opts("A", "sigpipe", MLC_RELAY_PUBLISH);
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	CHECK(mlc_set(c, "k1", 2, "v", 1, NULL) == 0, "set");
 	WAIT_FOR(stats(r).published >= 1);
@@ -377,21 +384,7 @@ out:
 static int
 test_sigpipe(void)
 {
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return 1;
-	if (pid == 0)
-		_exit(sigpipe_child());
-	if (waitpid(pid, &status, 0) != pid)
-		return 1;
-	if (WIFSIGNALED(status)) {
-		fprintf(stderr, "FAIL %s: killed by signal %d\n", __func__,
-			WTERMSIG(status));
-		return 1;
-	}
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+	return in_child(sigpipe_child, __func__);
 }
 
 /*
@@ -490,14 +483,8 @@ sub_open_block(const char *stream, struct mlc_arena **ap,
 
 	CHECK((orc = anon_arena(ap)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(cp, *ap, "t", NULL) == 0, "cache");
-	ro.stream = stream;
-	ro.host_id = "B";
-	ro.redis_unix = sock;
-	ro.mode = MLC_RELAY_SUBSCRIBE;
+	ro = test_opts("B", stream, MLC_RELAY_SUBSCRIBE);
 	ro.block_ms = block_ms;
-	ro.io_timeout_ms = 500;
-	ro.backoff_min_ms = 50;
-	ro.backoff_max_ms = 100;
 	ro.max_offline_ms = 60000;
 	CHECK(mlc_relay_start(rp, *ap, &ro) == 0, "relay start");
 	WAIT_FOR(stats(*rp).connected & MLC_RELAY_SUBSCRIBE);
@@ -796,11 +783,8 @@ test_publisher_connects_idle(void)
 	int ret = 1, orc;
 
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
-	ro.host_id = "A";
-	ro.redis_unix = sock;
-	ro.stream = "idle";
-	ro.mode = MLC_RELAY_PUBLISH;
-	ro.io_timeout_ms = 500;
+	ro = test_opts("A", "idle", MLC_RELAY_PUBLISH);
+	ro.backoff_min_ms = ro.backoff_max_ms = 0;	/* the defaults */
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	WAIT_FOR(stats(r).connected & MLC_RELAY_PUBLISH);
 	CHECK(stats(r).connected & MLC_RELAY_PUBLISH,
@@ -841,11 +825,8 @@ test_child_publisher_connects_idle(void)
 	pid_t pid;
 
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
-	ro.host_id = "A";
-	ro.redis_unix = sock;
-	ro.stream = "idle-child";
-	ro.mode = MLC_RELAY_PUBLISH;
-	ro.io_timeout_ms = 500;
+	ro = test_opts("A", "idle-child", MLC_RELAY_PUBLISH);
+	ro.backoff_min_ms = ro.backoff_max_ms = 0;	/* the defaults */
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	for (int i = 0; i < 100 &&
 	     !(stats(r).connected & MLC_RELAY_PUBLISH); i++)
@@ -1472,12 +1453,9 @@ test_drop_wakes_publisher(void)
 	memset(key, 'k', sizeof(key));
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
-	ro.host_id = "A";
-	ro.redis_unix = sock;
-	ro.stream = "dropwake";
-	ro.mode = MLC_RELAY_PUBLISH;
+	ro = test_opts("A", "dropwake", MLC_RELAY_PUBLISH);
+	ro.backoff_min_ms = ro.backoff_max_ms = 0;	/* the defaults */
 	ro.queue_bytes = 16;	/* the key does not fit */
-	ro.io_timeout_ms = 500;
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	/* Idle: connected, then (within microseconds) waiting for work. */
 	WAIT_FOR(stats(r).connected & MLC_RELAY_PUBLISH);
@@ -1659,12 +1637,7 @@ test_xread_refused_backs_off(void)
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(redis_do("ACL SETUSER default -xread") == 0, "ACL");
 	acl = true;
-	ro.host_id = "B";
-	ro.redis_unix = sock;
-	ro.stream = "noxread";
-	ro.mode = MLC_RELAY_SUBSCRIBE;
-	ro.io_timeout_ms = 500;
-	ro.backoff_min_ms = 50;
+	ro = test_opts("B", "noxread", MLC_RELAY_SUBSCRIBE);
 	ro.backoff_max_ms = 400;
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	nap(1500);
@@ -1700,12 +1673,7 @@ test_xread_refused_purges(void)
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(redis_do("ACL SETUSER default -xread") == 0, "ACL");
 	acl = true;
-	ro.host_id = "B";
-	ro.redis_unix = sock;
-	ro.stream = "noxread2";
-	ro.mode = MLC_RELAY_SUBSCRIBE;
-	ro.io_timeout_ms = 500;
-	ro.backoff_min_ms = 50;
+	ro = test_opts("B", "noxread2", MLC_RELAY_SUBSCRIBE);
 	ro.backoff_max_ms = 200;
 	ro.max_offline_ms = 500;
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
@@ -1938,11 +1906,8 @@ test_child_publisher_retries(void)
 
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	CHECK(mlc_cache_open(&c, a, "t", NULL) == 0, "cache");
-	ro.host_id = "A";
-	ro.redis_unix = sock;
-	ro.stream = "child-retry";
-	ro.mode = MLC_RELAY_PUBLISH;
-	ro.io_timeout_ms = 500;
+	ro = test_opts("A", "child-retry", MLC_RELAY_PUBLISH);
+	ro.backoff_min_ms = ro.backoff_max_ms = 0;	/* the defaults */
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 	/* ThreadSanitizer refuses threads started after a fork of a process
