@@ -1169,6 +1169,27 @@ out:
 	return rc;
 }
 
+/* Another host's entry that cannot be applied as it stands (an unknown
+ * op, a field missing, given twice or of the wrong type) still says that
+ * something changed there: what, this host cannot tell, so it drops what
+ * the entry could have named, its namespace if that much is readable,
+ * else every namespace.  Until 2026-12-07 such an entry was counted and
+ * ignored: a publisher of a newer version with an op this one does not
+ * know, or a broken one, left values here that had changed (relay
+ * test_unreadable_entry_purges). */
+static void
+refuse_entry(struct mlc_relay *r, const redisReply *n)
+{
+	ST_ADD(r, errors, 1);
+	if (n != NULL && n->type == REDIS_REPLY_STRING && n->len > 0 &&
+	    n->len <= MLC_NAME_MAX) {
+		if (apply_purge(r, n->str, n->len) < 0)
+			ST_ADD(r, errors, 1);
+	} else {
+		purge_all(r);
+	}
+}
+
 static void
 apply_entry(struct mlc_relay *r, const redisReply *fields)
 {
@@ -1177,14 +1198,15 @@ apply_entry(struct mlc_relay *r, const redisReply *fields)
 	struct mlc_event ev = { 0 };
 	int rc;
 
-	if (h == NULL || o == NULL || h->type != REDIS_REPLY_STRING ||
-	    o->type != REDIS_REPLY_STRING || o->len != 1) {
-		ST_ADD(r, errors, 1);
-		return;
-	}
-	if (h->len == strlen(r->host_id) &&
+	if (h != NULL && h->type == REDIS_REPLY_STRING &&
+	    h->len == strlen(r->host_id) &&
 	    memcmp(h->str, r->host_id, h->len) == 0) {
 		ST_ADD(r, own, 1);	/* local already: the log did it */
+		return;
+	}
+	if (h == NULL || o == NULL || h->type != REDIS_REPLY_STRING ||
+	    o->type != REDIS_REPLY_STRING || o->len != 1) {
+		refuse_entry(r, n);
 		return;
 	}
 	if (o->str[0] == OP_PURGE_ALL) {
@@ -1193,7 +1215,7 @@ apply_entry(struct mlc_relay *r, const redisReply *fields)
 		return;
 	}
 	if (n == NULL || n->type != REDIS_REPLY_STRING) {
-		ST_ADD(r, errors, 1);
+		refuse_entry(r, NULL);
 		return;
 	}
 	ev.ns = n->str;
@@ -1205,8 +1227,8 @@ apply_entry(struct mlc_relay *r, const redisReply *fields)
 	case OP_SET:
 	case OP_DEL:
 		if (k == NULL || k->type != REDIS_REPLY_STRING) {
-			rc = -EINVAL;
-			break;
+			refuse_entry(r, n);
+			return;
 		}
 		ev.op = o->str[0] == OP_SET ? MLC_EVENT_SET : MLC_EVENT_DELETE;
 		ev.key = k->str;
@@ -1214,7 +1236,8 @@ apply_entry(struct mlc_relay *r, const redisReply *fields)
 		rc = mlc_arena_apply_event(r->arena, &ev);
 		break;
 	default:
-		rc = -EINVAL;
+		refuse_entry(r, n);
+		return;
 	}
 	if (rc < 0)
 		ST_ADD(r, errors, 1);
