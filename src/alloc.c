@@ -617,19 +617,6 @@ mlc__alloc_heal(struct mlc_arena *a, bool locks)
 	empty_recount(a, ck_pr_load_32((uint32_t *)&h->ah_empty_pages));
 }
 
-/* Are negative entries over their quota?  The count drifts when a
- * writer dies between a store and its count (PUT_LINKED, DEL_UNLINKED),
- * and one too low then goes below 0 when the entry goes: read unsigned,
- * a count of -1 was far over any quota, and every negative entry went as
- * if expired (test_negative_count_drift, review AH).  Below 0 is 0. */
-static bool
-neg_over_quota(const struct mlc_arena *a)
-{
-	int64_t n = (int64_t)ck_pr_load_64(&a->hdr->ah_neg_items);
-
-	return n > (int64_t)a->neg_quota;
-}
-
 bool
 mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
 		      uint32_t w, uint64_t now)
@@ -642,7 +629,13 @@ mlc__item_reclaimable(const struct mlc_arena *a, const struct mlc__item *it,
 	if (ns >= a->max_ns ||
 	    mlc__item_nsgen(it) != ck_pr_load_32(&a->ns[ns].ns_gen))
 		return true;		/* purged */
-	return (MLC__ST_FLAGS(w) & MLC__IT_NEG) && neg_over_quota(a);
+	/* The count drifts when a writer dies between a store and its count
+	 * (PUT_LINKED, DEL_UNLINKED), below 0 once such an entry goes: read
+	 * raw, -1 was over any quota, and every negative entry went as if
+	 * expired (test_negative_count_drift, review AH). */
+	return (MLC__ST_FLAGS(w) & MLC__IT_NEG) &&
+	       mlc__live_count(ck_pr_load_64(&a->hdr->ah_neg_items)) >
+	       a->neg_quota;
 }
 
 /* Take a LIVE chunk (class lock held) out of the index; on success it is

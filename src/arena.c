@@ -1403,12 +1403,6 @@ mlc__arena_whole(const struct mlc_arena *a)
 	       (uint64_t)st.st_size >= a->size;
 }
 
-static uint64_t
-live_count(uint64_t n)
-{
-	return (int64_t)n < 0 ? 0 : n;
-}
-
 /* The arena's bytes that huge pages map, measured at most once a
  * second per handle: the kernel makes /proc/self/smaps by walking every
  * page table entry of the process, so its cost grows with what the
@@ -1446,10 +1440,8 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.size = sizeof(in);
 	in.bytes = a->size;
 	in.max_items = ((uint64_t)a->bucket_mask + 1) * MLC__SLOTS;
-	/* A writer killed between its slot change and its count leaves a
-	 * count one off for good; one below 0 reads as 0, not 2^64 - 1. */
-	in.items = live_count(ck_pr_load_64(&h->ah_items));
-	in.neg_items = live_count(ck_pr_load_64(&h->ah_neg_items));
+	in.items = mlc__live_count(ck_pr_load_64(&h->ah_items));
+	in.neg_items = mlc__live_count(ck_pr_load_64(&h->ah_neg_items));
 	in.page_size = a->page_size;
 	in.pages = a->npages;
 	in.pages_free = ck_pr_load_32(&h->ah_pool_free);

@@ -93,6 +93,15 @@ mlc__off_in_page(const struct mlc_arena *a, uint64_t off)
 	return (uint32_t)((off - a->pages_off) & (a->page_size - 1));
 }
 
+/* A shared count (items, negative items) as a number of entries: a
+ * writer killed between its slot change and its count leaves it one off
+ * for good, and one below 0 is 0, not 2^64 - 1. */
+static inline uint64_t
+mlc__live_count(uint64_t n)
+{
+	return (int64_t)n < 0 ? 0 : n;
+}
+
 /* Chunk @p idx (from 0) of the @p size-byte chunks of page @p page. */
 static inline struct mlc__item *
 mlc__chunk_item(const struct mlc_arena *a, uint32_t page, uint32_t size,
