@@ -350,21 +350,18 @@ item_prefetch(const struct mlc_arena *a, const struct mlc__item *it,
 		__builtin_prefetch((const void *)q);
 }
 
-/* The key's entry in slot @p s, word @p w, is of a purged generation:
- * absent, once the read is validated as a found one would be (by the
- * even version @p v1, or under an odd one by the entry's identity).  A
- * writer stopped or killed inside its window in either bucket then does
- * not make the read give up (until review AH it did after every round:
- * test-evict test_purged_in_odd_bucket). */
-static int
-purged_read(struct mlc__bucket *bk, int s, uint64_t w,
-	    const struct mlc__item *it, uint64_t gl, uint32_t v1)
+/* Did the bucket hold still through a read that found slot @p s (word
+ * @p w, item @p it) at version @p v1?  The even version unchanged, or,
+ * under an odd one (a writer stopped or killed inside its window), the
+ * entry's identity (mlc__identity_take(), generation @p gl).  Everything
+ * the read copied is before the check. */
+static inline bool
+read_held(struct mlc__bucket *bk, int s, uint64_t w,
+	  const struct mlc__item *it, uint64_t gl, uint32_t v1)
 {
-	ck_pr_fence_load();	/* the item's fields, then the check */
-	if ((v1 & 1) ? !mlc__identity_held(bk, s, w, it, gl) :
-		       ck_pr_load_32(&bk->bk_version) != v1)
-		return READ_RETRY;
-	return READ_PURGED;
+	ck_pr_fence_load();
+	return (v1 & 1) ? mlc__identity_held(bk, s, w, it, gl) :
+			  ck_pr_load_32(&bk->bk_version) == v1;
 }
 
 static int
@@ -403,17 +400,20 @@ bucket_read(const struct mlc_arena *a, struct mlc__bucket *bk,
 			return READ_RETRY;
 		if (!item_matches(it, room, k))
 			continue;
+		/* Purged: absent, validated as a found one is.  A writer
+		 * stopped inside its window in either bucket then does not
+		 * make the read give up (until review AH it did after every
+		 * round: test-evict test_purged_in_odd_bucket). */
 		if (mlc__item_nsgen(it) != k->nsgen)
-			return purged_read(bk, s, w, it, gl, v1);
+			return read_held(bk, s, w, it, gl, v1) ? READ_PURGED :
+								 READ_RETRY;
 		MLC_PAUSE(READ_MATCHED);
 		rc = item_copy(a, it, room, k, sink, ctx, hit);
 		if (rc == READ_RETRY)
 			return rc;
-		/* Everything copied before the re-check: a writer that
-		 * changed the bucket meanwhile moved the version. */
-		ck_pr_fence_load();
-		if ((v1 & 1) ? !mlc__identity_held(bk, s, w, it, gl) :
-			       ck_pr_load_32(&bk->bk_version) != v1)
+		/* A writer that changed the bucket meanwhile moved the
+		 * version. */
+		if (!read_held(bk, s, w, it, gl, v1))
 			return READ_RETRY;
 		/* The sink's refusal (-ENOMEM) counts only now: the length
 		 * it refused may have been read from a chunk being
@@ -925,6 +925,20 @@ count_unlinked(struct mlc_arena *a, const struct mlc__item *it, uint32_t w)
 	ns_count(a, it, false);
 }
 
+/* Take the entry in slot @p s of bucket @p bk (item @p it; the stripes
+ * of its buckets @p b held) out of the index, as an eviction does: noted
+ * as gone first (a load begun before its version must not store over
+ * what replaces it), then the slot, then the counts.  Its chunk is the
+ * caller's to free, after the stripes, by its generation. */
+static void
+slot_evict(struct mlc_arena *a, const uint32_t b[2], struct mlc__bucket *bk,
+	   int s, const struct mlc__item *it)
+{
+	stripes_note_gone(a, b, mlc__item_version(it));
+	slot_store(bk, s, 0);
+	count_unlinked(a, it, ck_pr_load_32((uint32_t *)&it->it_state));
+}
+
 /* Count @p it in, and @p old (state word @p oldw, or NULL) out, with as
  * few locked instructions as the difference needs: a key's new value
  * over its old one in the same namespace generation changes no item
@@ -1049,10 +1063,9 @@ move_defer_free(struct mlc_arena *a, struct move_ctx *mc, uint64_t off,
 
 /* Take the entry in slot @p s of bucket @p bk (word @p w, item @p it, its
  * other bucket @p alt; both stripes held) out of the index: expired,
- * purged, or a negative one over the quota.  As an eviction does: noted
- * as gone first (a load begun before its version must not store over
- * what replaced it), counted as reclaimed, its chunk freed after the
- * stripes by its generation. */
+ * purged, or a negative one over the quota.  Evicted (slot_evict()),
+ * counted as reclaimed, its chunk freed after the stripes by its
+ * generation. */
 static void
 drop_reclaimable(struct mlc_arena *a, struct move_ctx *mc,
 		 struct mlc__bucket *bk, int s, uint64_t w,
@@ -1061,9 +1074,7 @@ drop_reclaimable(struct mlc_arena *a, struct move_ctx *mc,
 	uint32_t kb[2] = { (uint32_t)(bk - a->table), alt };
 	uint64_t gen = mlc__item_gen(it);
 
-	stripes_note_gone(a, kb, mlc__item_version(it));
-	slot_store(bk, s, 0);
-	count_unlinked(a, it, ck_pr_load_32((uint32_t *)&it->it_state));
+	slot_evict(a, kb, bk, s, it);
 	ck_pr_inc_64(&a->hdr->ah_expired);
 	move_defer_free(a, mc, MLC__SLOT_OFF(w), gen);
 }
@@ -1782,9 +1793,7 @@ mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off, uint64_t hash,
 		for (int s = 0; s < MLC__SLOTS; s++) {
 			if (MLC__SLOT_OFF(ck_pr_load_64(&bk->bk_slot[s])) != off)
 				continue;
-			stripes_note_gone(a, b, mlc__item_version(it));
-			slot_store(bk, s, 0);
-			count_unlinked(a, it, ck_pr_load_32(&it->it_state));
+			slot_evict(a, b, bk, s, it);
 			*orphan = false;
 			break;
 		}
