@@ -177,7 +177,7 @@ mlc__proc_start(void)
  * kept for the thread's life, one moment without a descriptor made every
  * chunk it later allocated and died holding a leak (test-evict
  * test_orphan_stamped_without_fds).  Judging others uses it too
- * (judge_start()).  Identity elsewhere (the attached processes' table,
+ * (can_judge()).  Identity elsewhere (the attached processes' table,
  * which finds our entry by it, flights, log claims) keeps the first
  * answer; a stamp is judged only against /proc and never compared with
  * ours unless we can judge (mlc__proc_judgeable()).  A read again makes
@@ -203,24 +203,26 @@ mlc__proc_ns(void)
 	return my_ns_v;
 }
 
-/* Can we judge anyone?  Only with our own start time, which proves our
- * /proc is our pid namespace's; read again while it could not be read
- * (mlc__proc_stamp_start()): until review AH a thread that met EMFILE at
- * its first use judged nobody for its life, so no dead process was proven
- * by it, no flight of a dead owner taken over before its lease, no orphan
- * reclaimed (test-procs test_emfile_then_judges). */
-static uint64_t
-judge_start(void)
+/* Can this process judge a stamp of pid @p pid in pid namespace @p ns?
+ * Only one of our own namespace, whose /proc we see, and only with our
+ * own start time, which proves that /proc is our namespace's: read again
+ * while it could not be read (mlc__proc_stamp_start()).  Until review AH
+ * a thread that met EMFILE at its first use judged nobody for its life,
+ * so no dead process was proven by it, no flight of a dead owner taken
+ * over before its lease, no orphan reclaimed (test-procs
+ * test_emfile_then_judges). */
+static bool
+can_judge(uint32_t pid, uint32_t ns)
 {
-	return mlc__proc_stamp_start();
+	me_refresh();
+	return pid != 0 && ns != 0 && ns == my_ns_v &&
+	       mlc__proc_stamp_start() != 0;
 }
 
 bool
 mlc__proc_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
 {
-	me_refresh();
-	return pid != 0 && start != 0 && ns != 0 && ns == my_ns_v &&
-	       judge_start() != 0;
+	return start != 0 && can_judge(pid, ns);
 }
 
 /* Has no process @p pid, which /proc showed as gone?  A /proc mounted
@@ -236,16 +238,22 @@ pid_gone(uint32_t pid)
 	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-/* Is a stamp without a start time (its process could not read
- * /proc/self/stat: EMFILE, say) of our pid namespace?  Then its pid is
- * one our /proc shows, and that pid gone proves it dead: nothing else
- * would, and a pid reused since only keeps it "alive". */
+/* Is the stamper of a stamp of our pid namespace without a start time
+ * (its process could not read /proc/self/stat: EMFILE, say) dead?  Only
+ * when its pid has no process at all, or a zombie of one thread: whoever
+ * has the pid now, the stamper's is gone.  A pid reused since (ours
+ * included) only keeps it "alive". */
 static bool
-pid_judgeable(uint32_t pid, uint64_t start, uint32_t ns)
+startless_dead(uint32_t pid)
 {
-	me_refresh();
-	return pid != 0 && start == 0 && ns != 0 && ns == my_ns_v &&
-	       judge_start() != 0;
+	long threads = 0;
+	char state;
+
+	if (pid == (uint32_t)mlc__pid())
+		return false;
+	(void)start_time_of((long)pid, &state, NULL, &threads);
+	return (state == 'X' && pid_gone(pid)) ||
+	       (state == 'Z' && threads == 1);
 }
 
 /* Is the process (@p pid, @p start, @p ns) certainly dead?  "Cannot
@@ -263,18 +271,12 @@ mlc__proc_dead(uint32_t pid, uint64_t start, uint32_t ns)
 	long threads = 0;
 	char state;
 
-	if (pid_judgeable(pid, start, ns)) {
-		/* Us, or one whose pid we reused: cannot tell. */
-		if (pid == (uint32_t)mlc__pid())
-			return false;
-		(void)start_time_of((long)pid, &state, NULL, &threads);
-		return (state == 'X' && pid_gone(pid)) ||
-		       (state == 'Z' && threads == 1);
-	}
-	if (!mlc__proc_judgeable(pid, start, ns))
+	if (!can_judge(pid, ns))
 		return false;
+	if (start == 0)
+		return startless_dead(pid);
 	if (pid == (uint32_t)mlc__pid())	/* a pid our process reused? */
-		return start != judge_start();
+		return start != mlc__proc_stamp_start();
 	now_start = start_time_of((long)pid, &state, NULL, &threads);
 	if (state == 'X')
 		return pid_gone(pid);
