@@ -219,7 +219,10 @@ struct mlc_arena_options {
  * which mlc_arena_info() reports, unless MLC_ARENA_MATCH asks for exactly
  * these (then MLC_EMISMATCH; remove the name to make it anew).  Opening the
  * same arena twice in one process gives two handles, each with its own
- * mapping of the same memory.
+ * mapping of the same memory.  A handle of a named arena keeps one
+ * descriptor of its file open until mlc_arena_close(): close-on-exec, and
+ * never 0, 1 or 2, so that a process started with stdin, stdout or
+ * stderr closed does not write its output into the arena.
  *
  * Thread-safe.  The handle is inherited by fork(); children open their own
  * caches on it.

@@ -11,7 +11,6 @@
  * problems, 2 usage error or failure.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <langinfo.h>
 #include <locale.h>
@@ -31,7 +30,7 @@
 
 #include "utf8.h"
 
-/* (X_SUCCESS, not X_OK: <fcntl.h> has an X_OK, access()'s) */
+/* (X_SUCCESS, not X_OK: that is access()'s, in <unistd.h>) */
 enum { X_SUCCESS = 0, X_NOTFOUND = 1, X_ERR = 2 };
 
 static const char *prog = "mlcctl";
@@ -2235,23 +2234,6 @@ cmd_check(struct opts *o)
 
 /* ---- main -------------------------------------------------------------- */
 
-/* Opens /dev/null on each of descriptors 0, 1 and 2 that is closed, in the
- * mode that makes its use fail as the closed one did (stdin write-only,
- * stdout and stderr read-only).  Started with one closed (`>&-`, a
- * supervisor that closes them), mlcctl got the arena's file there from
- * mlc_arena_open(), and `get` wrote the value over the arena's header:
- * the arena destroyed for every process.  (SQLite guards its own files
- * the same way.) */
-static void
-std_fds_guard(void)
-{
-	/* open() takes the lowest free descriptor: fd, as 0..fd-1 are
-	 * open by then */
-	for (int fd = 0; fd <= 2; fd++)
-		if (fcntl(fd, F_GETFD) == -1 && errno == EBADF)
-			open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -2259,7 +2241,6 @@ main(int argc, char **argv)
 	uint32_t extra;
 	int rc;
 
-	std_fds_guard();
 	/* Names are written as UTF-8 whatever the locale: their widths
 	 * (wcwidth()) are UTF-8's, from the user's locale if it is UTF-8,
 	 * else C.UTF-8 (one column per character if neither exists). */
