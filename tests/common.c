@@ -1,12 +1,14 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -236,4 +238,34 @@ t_require_shm(void)
 		fprintf(stderr, "no writable /dev/shm: skipping\n");
 		exit(T_SKIP);
 	}
+}
+
+int
+t_fds_none(void)
+{
+	struct rlimit rl;
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	rl.rlim_cur = (rlim_t)fd;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+int
+t_fds_back(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	rl.rlim_cur = rl.rlim_max;
+	return setrlimit(RLIMIT_NOFILE, &rl);
 }

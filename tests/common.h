@@ -49,6 +49,13 @@ int t_wait(int pid);
  * last seconds, and must not take every child it waits for as hung. */
 int t_wait_ms(int pid, long ms);
 
+/* Leave this process no free descriptor (RLIMIT_NOFILE lowered to the
+ * lowest free one): every open() then fails with EMFILE, as at a server's
+ * limit, until t_fds_back().  0, or -1 if that could not be set up. */
+int t_fds_none(void);
+/* The descriptors back (the hard limit): 0, or -1. */
+int t_fds_back(void);
+
 /* Remove every arena this process named. */
 void t_cleanup(void);
 /* The same from a signal handler about to _exit() (a hang's alarm):

@@ -651,6 +651,19 @@ probe_key(char *key, size_t cap, uint32_t i, size_t *len)
 	*len = (size_t)snprintf(key, cap, "stale-probe-%u", i);
 }
 
+/* Set probe key @p i to its self-checking value (of PROBE_LEN bytes). */
+static int
+probe_set(uint32_t i)
+{
+	static unsigned char buf[PROBE_LEN];
+	char key[32];
+	size_t klen;
+
+	probe_key(key, sizeof(key), i, &klen);
+	cv_make(buf, PROBE_LEN, i, 1);
+	return mlc_set(inherited, key, klen, buf, PROBE_LEN, NULL);
+}
+
 /* In the child, once: at the deleter's DEL_UNLOCKED, say so and wait. */
 static void
 probe_hook(enum mlc__pause_point p, void *arg)
@@ -690,7 +703,6 @@ probe_child(void)
 static uint32_t
 probe_fill(uint32_t from)
 {
-	static unsigned char buf[PROBE_LEN];
 	struct mlc_arena_info in = MLC_ARENA_INFO_INIT;
 	uint64_t chunks = opt.bytes / PROBE_LEN, ev0;
 	uint32_t i;
@@ -698,12 +710,7 @@ probe_fill(uint32_t from)
 	mlc_arena_info(parent_arena, &in);
 	ev0 = in.evictions;
 	for (i = from; i < PROBE_MAX; i++) {
-		char key[32];
-		size_t klen;
-
-		probe_key(key, sizeof(key), i, &klen);
-		cv_make(buf, PROBE_LEN, i, 1);
-		if (mlc_set(inherited, key, klen, buf, PROBE_LEN, NULL) != 0)
+		if (probe_set(i) != 0)
 			return 0;
 		mlc_arena_info(parent_arena, &in);
 		if (in.evictions - ev0 >= 3 * chunks)
@@ -716,7 +723,6 @@ probe_fill(uint32_t from)
 static bool
 probe_stale_free(void)
 {
-	static unsigned char buf[PROBE_LEN];
 	uint32_t n = 0;
 	char key[32], b;
 	size_t klen;
@@ -724,10 +730,7 @@ probe_stale_free(void)
 	int st;
 
 	mlc__pause_delays(0);	/* the probe is timed by its steps */
-	probe_key(key, sizeof(key), 0, &klen);
-	cv_make(buf, PROBE_LEN, 0, 1);
-	if (mlc_set(inherited, key, klen, buf, PROBE_LEN, NULL) != 0 ||
-	    pipe(probe_up) != 0 || pipe(probe_down) != 0)
+	if (probe_set(0) != 0 || pipe(probe_up) != 0 || pipe(probe_down) != 0)
 		return false;
 	fflush(NULL);
 	pid = fork();

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1288,22 +1287,11 @@ test_orphan_stamped_without_fds(void **state)
 	a_pid = fork();
 	assert_true(a_pid >= 0);
 	if (a_pid == 0) {
-		struct rlimit rl;
-		int fd = open("/dev/null", O_RDONLY);
-
-		/* No descriptor left above the ones open now: every open()
-		 * fails with EMFILE until the limit is raised again. */
-		if (fd < 0 || close(fd) != 0 ||
-		    getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		if (t_fds_none() != 0)
 			kid_failed(&at, 4);
-		rl.rlim_cur = (rlim_t)fd;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0 ||
-		    open("/dev/null", O_RDONLY) >= 0)
-			kid_failed(&at, 5);
 		if (set_val(c, 'z', 0, 400, 7, NULL) != 0)
 			kid_failed(&at, 6);
-		rl.rlim_cur = rl.rlim_max;	/* the moment has passed */
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		if (t_fds_back() != 0)	/* the moment has passed */
 			kid_failed(&at, 7);
 		stop_there(&at);
 		(void)set_val(c, 'a', 0, 400, 7, NULL);

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1224,17 +1223,10 @@ emfile_child(void *arg)
 {
 	struct emfile_arg *x = arg;
 	const struct mlc_proc_info *me;
-	struct rlimit rl;
 	struct seen s;
-	int fd = open("/dev/null", O_RDONLY);
 
-	/* No descriptor above the ones open now: open() fails. */
-	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (t_fds_none() != 0)
 		return 10;
-	rl.rlim_cur = (rlim_t)fd;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 ||
-	    open("/dev/null", O_RDONLY) >= 0)
-		return 11;
 	if (mlc_set(x->c, "k", 1, "v", 1, NULL) != 0)
 		return 12;
 	memset(&s, 0, sizeof(s));
@@ -1302,19 +1294,13 @@ static int
 emfile_judge_child(void *arg)
 {
 	struct emfile_arg *x = arg;
-	struct rlimit rl;
 	struct seen s;
-	int fd = open("/dev/null", O_RDONLY);
 
-	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (t_fds_none() != 0)
 		return 10;
-	rl.rlim_cur = (rlim_t)fd;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 11;
 	if (mlc_set(x->c, "k", 1, "v", 1, NULL) != 0)
 		return 12;
-	rl.rlim_cur = rl.rlim_max;	/* the moment has passed */
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (t_fds_back() != 0)	/* the moment has passed */
 		return 13;
 	memset(&s, 0, sizeof(s));
 	if (mlc_arena_procs(x->a, collect, &s) != 0)
@@ -1330,20 +1316,14 @@ emfile_judge_child(void *arg)
 static int
 emfile_stamp_child(void *arg)
 {
-	struct rlimit rl;
 	uint64_t s[3];
-	int fd = open("/dev/null", O_RDONLY);
 
 	(void)arg;
-	if (fd < 0 || close(fd) != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (t_fds_none() != 0)
 		return 10;
-	rl.rlim_cur = (rlim_t)fd;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 11;
 	if (mlc__proc_start() != 0 || mlc__proc_stamp_start() != 0)
 		return 12;		/* it could be read after all */
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (t_fds_back() != 0)
 		return 13;
 	for (int i = 0; i < 3; i++)
 		s[i] = mlc__proc_stamp_start();
