@@ -141,20 +141,24 @@ sid_zero(const struct sid *a)
 	return a->ms == 0 && a->seq == 0;
 }
 
+/* The deadline @p ms of now_ms()'s clock (CLOCK_MONOTONIC, stop_cv's),
+ * for pthread_cond_timedwait(). */
+static struct timespec
+mono_ts(uint64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000),
+			       (long)(ms % 1000) * 1000000 };
+
+	return ts;
+}
+
 /* Sleep @p ms unless stop is asked for.  @return true if stopping. */
 static bool
 relay_sleep(struct mlc_relay *r, uint64_t ms)
 {
-	struct timespec ts;
+	struct timespec ts = mono_ts(now_ms() + ms);
 	bool stop;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop &&
 	       pthread_cond_timedwait(&r->stop_cv, &r->mu, &ts) != ETIMEDOUT)
@@ -372,16 +376,13 @@ resolve_wait(struct mlc_relay *r, struct resolve **pending, bool flush)
 	pthread_mutex_lock(&rs->mu);
 	rs->waiter = r;
 	pthread_mutex_unlock(&rs->mu);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	end = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 +
-	      r->io_ms;
+	end = now_ms() + r->io_ms;
 	pthread_mutex_lock(&r->mu);
 	/* The stop that began the flush does not end its wait. */
 	flush = flush && r->stop;
 	if (flush && r->stop_at + r->flush_ms < end)
 		end = r->stop_at + r->flush_ms;
-	ts.tv_sec = (time_t)(end / 1000);
-	ts.tv_nsec = (long)(end % 1000) * 1000000;
+	ts = mono_ts(end);
 	while ((flush || !r->stop) &&
 	       !__atomic_load_n(&rs->done, __ATOMIC_ACQUIRE) &&
 	       pthread_cond_timedwait(&r->stop_cv, &r->mu, &ts) != ETIMEDOUT)
