@@ -767,6 +767,25 @@ out:
 	return ret;
 }
 
+/* A unix socket listening at @p path (backlog @p backlog), standing for
+ * Redis: the publisher of a relay with no password sends nothing until a
+ * change.  -1 if it cannot be made. */
+static int
+unix_listen(const char *path, int backlog)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+			listen(fd, backlog) < 0)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /*
  * review Z: the subscriber told mlc_relay_stop() its socket (to shut it
  * down) only once AUTH had been answered.  A Redis that takes connections
@@ -781,7 +800,6 @@ static int
 test_stop_during_auth(void)
 {
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mlc_arena *a = NULL;
 	struct mlc_relay *r = NULL;
 	struct timespec t0, t1;
@@ -791,10 +809,7 @@ test_stop_during_auth(void)
 	int ret = 1, orc, fd = -1, cfd = -1;
 
 	snprintf(path, sizeof(path), "%s/mute.sock", dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	      listen(fd, 16) == 0, "mute socket");
+	CHECK((fd = unix_listen(path, 16)) >= 0, "mute socket");
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "B";
 	ro.redis_unix = path;
@@ -928,24 +943,6 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* A unix socket listening at @p path, standing for Redis: the publisher
- * of a relay with no password sends nothing until a change. */
-static int
-unix_listen(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	unlink(path);
-	if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-			listen(fd, 8) < 0)) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
 static bool
 wait_connected(struct mlc_relay *r, bool want, int ms)
 {
@@ -988,7 +985,7 @@ test_idle_connect_resets_backoff(void)
 	ro.backoff_max_ms = 1000;
 	CHECK(mlc_relay_start(&r, a, &ro) == 0, "relay start");
 	nap(1600);		/* no Redis: the back-off reaches its max */
-	CHECK((lfd = unix_listen(path)) >= 0, "listen");
+	CHECK((lfd = unix_listen(path, 8)) >= 0, "listen");
 	CHECK(wait_connected(r, true, 3000), "not connected");
 	CHECK((cfd = accept(lfd, NULL, NULL)) >= 0, "accept");
 	/* Redis goes away; the next change finds it gone. */
@@ -1001,7 +998,7 @@ test_idle_connect_resets_backoff(void)
 	CHECK(wait_connected(r, false, 2000), "still connected");
 	nap(50);		/* its first reconnection failed */
 	t0 = mono_ms();
-	CHECK((lfd = unix_listen(path)) >= 0, "listen");
+	CHECK((lfd = unix_listen(path, 8)) >= 0, "listen");
 	CHECK(wait_connected(r, true, 3000), "not reconnected");
 	took = mono_ms() - t0;
 	CHECK(took < 400, "reconnected after %llu ms (backoff_min_ms 10, "
@@ -1443,7 +1440,6 @@ static int
 test_published_partial_ack(void)
 {
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mlc_event ev = { MLC_EVENT_SET, 1, "t", "k", 1, 0 };
 	struct mlc_relay_stats st = MLC_RELAY_STATS_INIT;
 	struct fake f = { -1, 0 };
@@ -1455,7 +1451,6 @@ test_published_partial_ack(void)
 	int ret = 1, orc;
 
 	snprintf(path, sizeof(path), "%s/fake.sock", dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "A";
 	ro.redis_unix = path;
@@ -1470,10 +1465,7 @@ test_published_partial_ack(void)
 	nap(50);
 	CHECK(mlc_relay_event(r, &ev) == 0 && mlc_relay_event(r, &ev) == 0,
 	      "events");
-	f.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	CHECK(f.lfd >= 0 && bind(f.lfd, (struct sockaddr *)&sa,
-				 sizeof(sa)) == 0 && listen(f.lfd, 4) == 0,
-	      "fake socket");
+	CHECK((f.lfd = unix_listen(path, 4)) >= 0, "fake socket");
 	CHECK(pthread_create(&th, NULL, fake_main, &f) == 0, "thread");
 	th_on = true;
 	WAIT_FOR(stats(r).published >= 2);
@@ -1557,7 +1549,6 @@ static int
 test_offline_purge_bound(void)
 {
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct mlc_arena *a = NULL;
 	struct mlc_relay *r = NULL;
 	struct timespec t0, t1;
@@ -1566,10 +1557,7 @@ test_offline_purge_bound(void)
 	int ret = 1, orc, fd = -1;
 
 	snprintf(path, sizeof(path), "%s/stuck.sock", dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	      listen(fd, 64) == 0, "stuck socket");
+	CHECK((fd = unix_listen(path, 64)) >= 0, "stuck socket");
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
 	ro.host_id = "B";
 	ro.redis_unix = path;
@@ -1637,7 +1625,6 @@ static int
 test_closing_redis_backs_off(void)
 {
 	struct mlc_relay_options ro = MLC_RELAY_OPTIONS_INIT;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct closer cl = { -1, 0 };
 	struct mlc_arena *a = NULL;
 	struct mlc_cache *c = NULL;
@@ -1648,11 +1635,7 @@ test_closing_redis_backs_off(void)
 	int ret = 1, orc, n;
 
 	snprintf(path, sizeof(path), "%s/closer.sock", dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	cl.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	CHECK(cl.lfd >= 0 && bind(cl.lfd, (struct sockaddr *)&sa,
-				  sizeof(sa)) == 0 && listen(cl.lfd, 64) == 0,
-	      "closer socket");
+	CHECK((cl.lfd = unix_listen(path, 64)) >= 0, "closer socket");
 	CHECK(pthread_create(&th, NULL, closer_main, &cl) == 0, "thread");
 	th_on = true;
 	CHECK((orc = anon_arena(&a)) == 0, "arena: %d", orc);
