@@ -443,17 +443,22 @@ load_failed(struct mlc_cache *c, const struct mlc__key *k,
 	return MLC_ELOADER;
 }
 
-/* A load of @p k stored its value: an error record's back-off
- * (err_ttl_ms) ends, for that error is no longer what the key's last load
- * answered.  Before (review S), a refresh or a flight-steps publish that
- * stored a value after a failure left the record standing, and once the
- * value expired a get long after the success got the old error without
- * calling the loader, until err_ttl_ms ran out.  The record is replaced by
- * one of no flight (no waiter takes it) with no back-off. */
+/* A load of @p k, the owner of flight @p f, stored its value: an error
+ * record's back-off (err_ttl_ms) ends, for that error is no longer what
+ * the key's last load answered.  Before (review S), a refresh or a
+ * flight-steps publish that stored a value after a failure left the
+ * record standing, and once the value expired a get long after the
+ * success got the old error without calling the loader, until err_ttl_ms
+ * ran out.  The record is replaced by one of no flight (no waiter takes
+ * it) with no back-off, only while @p f is still ours (outcome_write()):
+ * an owner stopped here past its lease and taken over wrote over the
+ * taker's error record, its waiters' answer and its back-off, and the
+ * next get called the failing backend again (test-flight
+ * test_late_owner_keeps_backoff, review AJ). */
 static void
-backoff_end(struct mlc_cache *c, const struct mlc__key *k, uint64_t now)
+backoff_end(struct mlc_cache *c, const struct mlc__key *k,
+	    const struct mlc__fl *f, uint64_t now)
 {
-	struct mlc__fl none = { .role = MLC_FLIGHT_LOADER };
 	struct mlc__ent *e;
 	struct outcome o;
 
@@ -467,7 +472,7 @@ backoff_end(struct mlc_cache *c, const struct mlc__key *k, uint64_t now)
 		return;
 	o.flight = 0;
 	o.until = 0;
-	outcome_write(c, k, &none, &o, "", 0, now);
+	outcome_write(c, k, f, &o, "", 0, now);
 }
 
 /* The loader answered: store what it says (unless fenced out) and hand it
@@ -508,7 +513,8 @@ load_done(struct mlc_cache *c, const struct mlc__key *k,
 			fenced = true;
 		} else if (rc == 0) {
 			e->version = put.version;
-			backoff_end(c, k, now);
+			MLC_PAUSE(LOAD_KEPT);
+			backoff_end(c, k, f, now);
 		}			/* else L1 only */
 	}
 	if (!cache || rc < 0) {

@@ -101,6 +101,9 @@
 	X(LOAD_RETURNED)	/* loader returned, nothing stored */ \
 	X(LOAD_OWNED)		/* the flight still the loader's when it
 				 * looked, its result not stored */ \
+	X(LOAD_KEPT)		/* the loader's value stored, the key's
+				 * error record (its back-off) not yet
+				 * looked at */ \
 	X(LOAD_STORED)		/* result stored, flight not released */ \
 	/* a handle's L1 (l1.c): private memory, but a fork() by another \
 	 * thread copies it as it stands */ \

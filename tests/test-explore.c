@@ -220,6 +220,7 @@ work_of(int p)
 	case MLC__P_FLIGHT_RELEASED:
 	case MLC__P_LOAD_RETURNED:
 	case MLC__P_LOAD_OWNED:
+	case MLC__P_LOAD_KEPT:
 	case MLC__P_LOAD_STORED:
 		return W_LOAD;
 	default:		/* PUT_*, FREE_LOCKED, ALLOC_POPPED, LOG_* */

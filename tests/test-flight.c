@@ -4173,6 +4173,100 @@ test_late_owner_stopped_after_look(void **state)
 	teardown_arena();
 }
 
+/* A late owner stopped after its value went in and before it ended the
+ * key's back-off (LOAD_KEPT), past its lease, and taken over meanwhile:
+ * the taker's load failed and left its error record, with its back-off
+ * (err_ttl_ms), for its waiters and the next callers.  The late owner then
+ * ended "the" back-off: it wrote over the taker's record without asking
+ * whether the flight was still its own (review AJ), and the next get
+ * called the failing backend again. */
+static struct stop_once bk_stop = { .point = MLC__P_LOAD_KEPT };
+
+static int
+bk_value(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	out->data = "old";
+	out->len = 3;
+	out->ttl_ms = 1000;
+	return MLC_LOAD_VALUE;
+}
+
+static int
+bk_fail(void *arg, const void *key, size_t len, struct mlc_load *out)
+{
+	(void)arg;
+	(void)key;
+	(void)len;
+	__atomic_add_fetch(&sh->loads, 1, __ATOMIC_SEQ_CST);
+	snprintf(out->errmsg, sizeof(out->errmsg), "backend down");
+	return -EIO;
+}
+
+static int
+bk_proc(void *arg)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_cache *c;
+
+	(void)arg;
+	o.err_ttl_ms = 60000;
+	o.lock_lease_ms = 200;
+	c = open_cache(&o);
+	stop_once_arm(&bk_stop);
+	CKI(mlc_get(c, "bk", 2, bk_value, NULL, &v), 0);
+	CKV(v, "old");
+	mlc_value_release(&v);
+	mlc_cache_close(c);
+	return 0;
+}
+
+static void
+test_late_owner_keeps_backoff(void **state)
+{
+	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
+	struct mlc_value v = { 0 };
+	struct mlc_flight fb;
+	struct mlc_load ld;
+	struct mlc_cache *b;
+	int pid, rc;
+
+	(void)state;
+	setup_arena(0);
+	pipe_or_fail(bk_stop.at);
+	pipe_or_fail(bk_stop.go);
+	pid = spawn(bk_proc, NULL);
+	assert_int_equal(get_byte(bk_stop.at[0]), 1);	/* A stored "old" */
+	o.err_ttl_ms = 60000;
+	b = t_cache(g_arena, "fl", &o);
+	mlc__clock_advance(5000);	/* "old" expired, A's lease over */
+	assert_int_equal(mlc_flight_acquire(b, "bk", 2, NULL, &fb), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_WAITER);
+	assert_int_equal(mlc_flight_wait(b, &fb, BOUND_MS, &v), 0);
+	assert_int_equal(fb.role, MLC_FLIGHT_LOADER);	/* taken over */
+	memset(&ld, 0, sizeof(ld));
+	snprintf(ld.errmsg, sizeof(ld.errmsg), "backend down");
+	assert_int_equal(mlc_flight_publish(b, &fb, -EIO, &ld, &v),
+			 MLC_ELOADER);
+	assert_int_equal(ld64(&sh->loads), 1);
+	put_byte(bk_stop.go[1]);		/* A ends its load, late */
+	assert_int_equal(t_wait(pid), 0);
+	/* The taker's back-off stands: the error, without a load. */
+	rc = mlc_get(b, "bk", 2, bk_fail, NULL, &v);
+	printf("# after the late owner: rc %d, loads %lu\n", rc,
+	       (unsigned long)ld64(&sh->loads));
+	assert_int_equal(rc, MLC_ELOADER);
+	assert_int_equal(ld64(&sh->loads), 1);
+	mlc_cache_close(b);
+	close_pair(bk_stop.at);
+	close_pair(bk_stop.go);
+	teardown_arena();
+}
+
 int
 main(void)
 {
@@ -4252,6 +4346,7 @@ main(void)
 					  td),
 		cmocka_unit_test_teardown(test_late_owner_stopped_after_look,
 					  td),
+		cmocka_unit_test_teardown(test_late_owner_keeps_backoff, td),
 		cmocka_unit_test_teardown(test_steps_wait_busy_counts_duplicate,
 					  td),
 		cmocka_unit_test_teardown(test_error_record_not_unshared, td),
