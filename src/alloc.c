@@ -51,6 +51,8 @@
 #define SWEEP_MAX 65536		/* chunks the hand may visit per allocation */
 #define STEAL_TRIES 8		/* pages tried per victim class */
 #define STEAL_CLASSES 3		/* victim classes tried per page move */
+#define STEAL_WAIT_MS 100	/* a victim's lock waited for without a
+				 * class lock held (page_steal()) */
 #define LOOKAHEAD 64		/* chunks scanned for an expired entry
 				 * before an unread live one is evicted */
 #define ALLOC_ATTEMPTS 6	/* rounds of free list, pool, sweep, move */
@@ -1375,9 +1377,15 @@ page_steal_locked(struct mlc_arena *a, uint32_t ci, uint64_t now,
 	return false;
 }
 
-/* Without any class lock: wait for each victim's lock in turn and move a
- * page to the pool, where the caller's next round finds it.  A victim
- * whose pages cannot be drained now does not stop the next one. */
+/* Without any class lock: wait for each victim's lock in turn, at most
+ * STEAL_WAIT_MS, and move a page to the pool, where the caller's next
+ * round finds it.  A victim whose pages cannot be drained now, or whose
+ * lock stays busy, does not stop the next one.  The wait is bounded: a
+ * process stopped while it holds a class's lock blocks that class's
+ * writers, and a writer of another size must not wait for it too (it
+ * did, for as long as the holder stayed stopped, when the victim was the
+ * only class with pages: test-evict test_other_class_stopped, review
+ * AJ); busy victims leave it -ENOSPC, as any busy candidate does. */
 static bool
 page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now,
 	   enum steal_mode mode)
@@ -1388,7 +1396,9 @@ page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now,
 	for (uint32_t i = 0; i < n; i++) {
 		bool moved;
 
-		if (class_lock(a, v[i]) < 0)
+		if (mlc__lock_take_for(a, &a->classes[v[i]].cl_lock,
+				       STEAL_WAIT_MS, class_rebuild,
+				       (void *)(uintptr_t)v[i]) < 0)
 			continue;
 		moved = steal_from(a, v[i], UINT32_MAX, now);
 		mlc__lock_give(&a->classes[v[i]].cl_lock);

@@ -422,7 +422,9 @@ lock_kind_ok(struct mlc__lock *lk)
  * lock of ours: for locks whose holders never wait on anything (the
  * attached-process table), which mlc_arena_open() and mlc_arena_info()
  * take, so that a corrupt lock word or a stopped holder delays them, and
- * never blocks them for ever or crashes them.  Polled with trylock, 1 ms
+ * never blocks them for ever or crashes them; and for a class lock a
+ * writer of another class would only take a page from (alloc.c,
+ * page_steal()), which a stopped holder must not block either.  Polled with trylock, 1 ms
  * apart, rather than pthread_mutex_timedlock(): holders keep it for
  * microseconds, and ThreadSanitizer takes a timedlock's EOWNERDEAD for a
  * failure (then reports the unlock), a trylock's for the lock it is. */

@@ -1139,6 +1139,69 @@ test_pool_carver_stopped(void **state)
 	pages_all_accounted(fx->a);
 }
 
+/* A process stopped while it holds one class's lock (A: a delete in its
+ * free, FREE_LOCKED) blocks that class's writers until it resumes, and no
+ * others: a writer of a size with no page of its own, in an arena whose
+ * pages are all A's class's, took its last resort, a page of any class,
+ * waiting for that class's lock, and hung for as long as A stayed
+ * stopped (review AJ).  Now it waits a bounded time and answers -ENOSPC,
+ * every candidate being busy (mlc.h). */
+static size_t other_len;
+
+static int
+set_while_class_stopped(void *arg)
+{
+	struct mlc_cache *c = arg;
+	int rc;
+
+	alarm(15);			/* blocked: killed, the test fails */
+	rc = set_val(c, 'x', 0, other_len, 1, NULL);
+	printf("[other-class] the set of another size: %s\n",
+	       mlc_strerror(rc));
+	return rc == 0 || rc == -ENOSPC ? 0 : 1;
+}
+
+static void
+test_other_class_stopped(void **state)
+{
+	struct fx *fx = *state;
+	struct stop_at at = { MLC__P_FREE_LOCKED, NULL };
+	struct mlc_cache *c;
+	char key[32];
+	uint32_t ci;
+	pid_t pid;
+	int st;
+
+	stops_open();
+	at.sems = &stops[KID_A];
+	arena_make(fx, 2 * MIB, 32 * 1024, 0);
+	c = cache_l2(fx, "otherclass");
+	for (uint32_t n = 0; info_of(fx->a).pages_free > 0; n++)
+		assert_int_equal(set_val(c, 's', n, 100, n, NULL), 0);
+	/* A value that fills its chunk exactly (never chained), of a class
+	 * larger than 's' (which it cannot borrow from). */
+	ci = (uint32_t)mlc__class_for(fx->a, MLC__ITEM_HDR + 2000);
+	other_len = fx->a->class_size[ci] - MLC__ITEM_HDR -
+		    key_of(key, sizeof(key), 'x', 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		stop_there(&at);
+		del_key(c, 's', 0);
+		_exit(stop_missed(&at) ? 3 : 0);
+	}
+	fx->kid[KID_A] = pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
+	assert_int_equal(t_fork(set_while_class_stopped, c), 0);
+	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	fx->kid[KID_A] = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* A resumed: the page can be taken now. */
+	assert_int_equal(set_val(c, 'x', 0, other_len, 1, NULL), 0);
+	pages_all_accounted(fx->a);
+}
+
 /* A writer (A) stopped while its chunk turns from ALLOC (stamped with who
  * allocated it) to LIVE, its value having an expiry, while another
  * process (B) fills the arena: B's CLOCK sweeps pass A's chunk again and
@@ -2613,6 +2676,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_empty_pages_taken_first,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_carver_stopped, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_other_class_stopped, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_hint_recounted,
 						fx_setup, fx_teardown),
