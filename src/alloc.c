@@ -51,8 +51,9 @@
 #define SWEEP_MAX 65536		/* chunks the hand may visit per allocation */
 #define STEAL_TRIES 8		/* pages tried per victim class */
 #define STEAL_CLASSES 3		/* victim classes tried per page move */
-#define STEAL_WAIT_MS 100	/* a victim's lock waited for without a
-				 * class lock held (page_steal()) */
+#define STEAL_WAIT_MS 100	/* another class's lock waited for
+				 * without a class lock held (page_steal(),
+				 * alloc_borrow()) */
 #define LOOKAHEAD 64		/* chunks scanned for an expired entry
 				 * before an unread live one is evicted */
 #define ALLOC_ATTEMPTS 6	/* rounds of free list, pool, sweep, move */
@@ -1481,8 +1482,11 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
 
 		if (ck_pr_load_32(&c->cl_pages) == 0)
 			continue;
-		if (class_lock(a, j) < 0)
-			return false;
+		/* Bounded, as page_steal()'s wait: a lender's holder stopped
+		 * must not hang a writer of another size. */
+		if (mlc__lock_take_for(a, &c->cl_lock, STEAL_WAIT_MS,
+				       class_rebuild, (void *)(uintptr_t)j) < 0)
+			continue;
 		ok = chunk_pop(a, c, off, gen) ||
 		     (c->cl_pages > 0 &&
 		      class_sweep(a, c, now, force, keep, off, gen));

@@ -1161,10 +1161,11 @@ set_while_class_stopped(void *arg)
 	return rc == 0 || rc == -ENOSPC ? 0 : 1;
 }
 
+/* @p lender: the other size is smaller, and borrows a chunk of the
+ * stopped holder's class (it waited for that lock the same way). */
 static void
-test_other_class_stopped(void **state)
+other_class_stopped(struct fx *fx, bool lender)
 {
-	struct fx *fx = *state;
 	struct stop_at at = { MLC__P_FREE_LOCKED, NULL };
 	struct mlc_cache *c;
 	char key[32];
@@ -1177,10 +1178,12 @@ test_other_class_stopped(void **state)
 	arena_make(fx, 2 * MIB, 32 * 1024, 0);
 	c = cache_l2(fx, "otherclass");
 	for (uint32_t n = 0; info_of(fx->a).pages_free > 0; n++)
-		assert_int_equal(set_val(c, 's', n, 100, n, NULL), 0);
+		assert_int_equal(set_val(c, 's', n, lender ? 2000 : 100, n,
+					 NULL), 0);
 	/* A value that fills its chunk exactly (never chained), of a class
-	 * larger than 's' (which it cannot borrow from). */
-	ci = (uint32_t)mlc__class_for(fx->a, MLC__ITEM_HDR + 2000);
+	 * larger than 's' (which it cannot borrow from), or smaller. */
+	ci = (uint32_t)mlc__class_for(fx->a, MLC__ITEM_HDR +
+				      (lender ? 100 : 2000));
 	other_len = fx->a->class_size[ci] - MLC__ITEM_HDR -
 		    key_of(key, sizeof(key), 'x', 0);
 	pid = fork();
@@ -1197,9 +1200,21 @@ test_other_class_stopped(void **state)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	fx->kid[KID_A] = 0;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	/* A resumed: the page can be taken now. */
+	/* A resumed: the page, or a chunk, can be taken now. */
 	assert_int_equal(set_val(c, 'x', 0, other_len, 1, NULL), 0);
 	pages_all_accounted(fx->a);
+}
+
+static void
+test_other_class_stopped(void **state)
+{
+	struct fx *fx = *state;
+
+	other_class_stopped(fx, false);
+	assert_int_equal(fx_teardown(state), 0);
+	assert_int_equal(fx_setup(state), 0);
+	fx = *state;
+	other_class_stopped(fx, true);
 }
 
 /* A writer (A) stopped while its chunk turns from ALLOC (stamped with who
