@@ -51,9 +51,11 @@
 #define SWEEP_MAX 65536		/* chunks the hand may visit per allocation */
 #define STEAL_TRIES 8		/* pages tried per victim class */
 #define STEAL_CLASSES 3		/* victim classes tried per page move */
-#define STEAL_WAIT_MS 100	/* another class's lock waited for
-				 * without a class lock held (page_steal(),
-				 * alloc_borrow()) */
+#define STEAL_WAIT_MS 100	/* a lock a writer could do without
+				 * waited for (mlc__lock_take_bounded()):
+				 * another class's (page_steal(),
+				 * alloc_borrow()), an index move's, a
+				 * free's */
 #define LOOKAHEAD 64		/* chunks scanned for an expired entry
 				 * before an unread live one is evicted */
 #define ALLOC_ATTEMPTS 6	/* rounds of free list, pool, sweep, move */
@@ -1379,8 +1381,8 @@ page_steal_locked(struct mlc_arena *a, uint32_t ci, uint64_t now,
 }
 
 /* Without any class lock: wait for each victim's lock in turn, at most
- * STEAL_WAIT_MS, and move a page to the pool, where the caller's next
- * round finds it.  A victim whose pages cannot be drained now, or whose
+ * STEAL_WAIT_MS (mlc__lock_take_bounded()), and move a page to the
+ * pool, where the caller's next round finds it.  A victim whose pages cannot be drained now, or whose
  * lock stays busy, does not stop the next one.  The wait is bounded: a
  * process stopped while it holds a class's lock blocks that class's
  * writers, and a writer of another size must not wait for it too (it
@@ -1397,9 +1399,9 @@ page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now,
 	for (uint32_t i = 0; i < n; i++) {
 		bool moved;
 
-		if (mlc__lock_take_for(a, &a->classes[v[i]].cl_lock,
-				       STEAL_WAIT_MS, class_rebuild,
-				       (void *)(uintptr_t)v[i]) < 0)
+		if (mlc__lock_take_bounded(a, &a->classes[v[i]].cl_lock,
+					   STEAL_WAIT_MS, class_rebuild,
+					   (void *)(uintptr_t)v[i]) < 0)
 			continue;
 		moved = steal_from(a, v[i], UINT32_MAX, now);
 		mlc__lock_give(&a->classes[v[i]].cl_lock);
@@ -1484,8 +1486,9 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
 			continue;
 		/* Bounded, as page_steal()'s wait: a lender's holder stopped
 		 * must not hang a writer of another size. */
-		if (mlc__lock_take_for(a, &c->cl_lock, STEAL_WAIT_MS,
-				       class_rebuild, (void *)(uintptr_t)j) < 0)
+		if (mlc__lock_take_bounded(a, &c->cl_lock, STEAL_WAIT_MS,
+					   class_rebuild,
+					   (void *)(uintptr_t)j) < 0)
 			continue;
 		ok = chunk_pop(a, c, off, gen) ||
 		     (c->cl_pages > 0 &&
@@ -1526,9 +1529,9 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
  * or an expiry may still take it.  The chunk comes back ALLOC; its writer
  * links it or frees it.  -ENOSPC when nothing could be had; the caller
  * counts it as a failed store (write_failures) if it is one. */
-int
-mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
-	   bool keep, uint64_t *off, uint64_t *gen)
+static int
+alloc_in(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
+	 bool keep, bool bounded, uint64_t *off, uint64_t *gen)
 {
 	const uint64_t *kp = keep ? &hash : NULL;
 	struct mlc__class *c = &a->classes[ci];
@@ -1569,7 +1572,12 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 			return 0;
 		mode = wants ? STEAL_WANTED :
 		       zero && attempt < 2 ? STEAL_COURTESY : STEAL_ANY;
-		if ((rc = class_lock(a, ci)) < 0)
+		rc = bounded ? mlc__lock_take_bounded(a, &c->cl_lock,
+						      STEAL_WAIT_MS,
+						      class_rebuild,
+						      (void *)(uintptr_t)ci) :
+			       class_lock(a, ci);
+		if (rc < 0)
 			return rc;
 		/* A class with pages that wants one more, and found no
 		 * victim, sweeps its own for the next STEAL_BACKOFF
@@ -1607,6 +1615,28 @@ mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 	}
 	mlc__alloc_heal(a, true); /* a page a dead mover left: the next one's */
 	return -ENOSPC;		/* counted by the store it fails, if any */
+}
+
+int
+mlc__alloc(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
+	   bool keep, uint64_t *off, uint64_t *gen)
+{
+	return alloc_in(a, ci, hash, known, keep, false, off, gen);
+}
+
+/* The same for an index move (table.c, move_entry()), made while the
+ * stripes of three buckets are held for a write of another key: the
+ * moved entry's class lock is waited for at most STEAL_WAIT_MS
+ * (-ETIMEDOUT), so that a process stopped while it holds that lock does
+ * not block the write, and with it every writer of those stripes (it did,
+ * for as long as the holder stayed stopped: test-evict
+ * test_index_full_class_stopped, review AJ).  The write then evicts
+ * instead of moving. */
+int
+mlc__alloc_move(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
+		uint64_t *off, uint64_t *gen)
+{
+	return alloc_in(a, ci, hash, known, false, true, off, gen);
 }
 
 /* A chunk of class @p ci (locked) for a piece: its free list, the pool,
@@ -1729,7 +1759,15 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
  * state @p state (LIVE: unlinked by the caller; ALLOC: never linked).  The
  * proof is made under the lock of the class that owns the page now: if a
  * sweep or a page move freed the chunk first, or it was reused since, this
- * is a counted no-op, never a free of another key's chunk. */
+ * is a counted no-op, never a free of another key's chunk.
+ *
+ * An unlinked LIVE chunk is the sweep's too (a dead writer's, found with
+ * no slot: evict_live()), so its free waits for the class lock at most
+ * STEAL_WAIT_MS and otherwise leaves it to the sweep: a process stopped
+ * while it holds that class's lock blocked every write whose index
+ * victim, or replaced value, was of that class, whatever its own size
+ * (test-evict test_index_full_class_stopped, review AJ).  An ALLOC chunk
+ * is only its writer's to free, and is waited for. */
 void
 mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 {
@@ -1743,7 +1781,11 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 		if (ci == 0 || ci > a->nclasses)
 			break;		/* page moved: the chunk was freed */
 		ci--;
-		if (class_lock(a, ci) < 0)
+		if ((state == MLC__LIVE ?
+		     mlc__lock_take_bounded(a, &a->classes[ci].cl_lock,
+					    STEAL_WAIT_MS, class_rebuild,
+					    (void *)(uintptr_t)ci) :
+		     class_lock(a, ci)) < 0)
 			return;
 		c = &a->classes[ci];
 		if (a->pages[p].pg_class == ci + 1)

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ _Static_assert(MAX_PAGE - 1 <= MLC__VLEN_MAX, "a value length fits its 24 bits")
 #define DEFAULT_PAGES 32
 #define MIN_CHUNK 48
 #define LOCK_WAIT_MS 5000
+#define BOUNDED_YIELDS 64	/* mlc__lock_take_bounded()'s first waits */
 
 /* ---- options ------------------------------------------------------ */
 
@@ -422,9 +424,8 @@ lock_kind_ok(struct mlc__lock *lk)
  * lock of ours: for locks whose holders never wait on anything (the
  * attached-process table), which mlc_arena_open() and mlc_arena_info()
  * take, so that a corrupt lock word or a stopped holder delays them, and
- * never blocks them for ever or crashes them; and for a class lock a
- * writer of another class would only take a page from (alloc.c,
- * page_steal()), which a stopped holder must not block either.  Polled with trylock, 1 ms
+ * never blocks them for ever or crashes them; and, past its first
+ * yields, mlc__lock_take_bounded()'s.  Polled with trylock, 1 ms
  * apart, rather than pthread_mutex_timedlock(): holders keep it for
  * microseconds, and ThreadSanitizer takes a timedlock's EOWNERDEAD for a
  * failure (then reports the unlock), a trylock's for the lock it is. */
@@ -444,6 +445,27 @@ mlc__lock_take_for(struct mlc_arena *a, struct mlc__lock *lk, uint32_t ms,
 		nanosleep(&pause, NULL);
 	}
 	return lock_won(a, lk, rc == EBUSY ? ETIMEDOUT : rc, repair, ctx);
+}
+
+/* Take @p lk, waiting at most about @p ms: -ETIMEDOUT after that.  For
+ * a writer's lock it could do without (a class other than its own:
+ * alloc.c), so that a holder stopped there blocks it for a bounded time
+ * only.  Holders keep such locks for microseconds, so the first waits are
+ * yields, as cheap as a futex's sleep for them; only then
+ * mlc__lock_take_for()'s polling, which sleeps 1 ms at a time. */
+int
+mlc__lock_take_bounded(struct mlc_arena *a, struct mlc__lock *lk,
+		       uint32_t ms,
+		       void (*repair)(struct mlc_arena *, void *), void *ctx)
+{
+	for (int i = 0; i < BOUNDED_YIELDS; i++) {
+		int rc = pthread_mutex_trylock(&lk->lk_mutex);
+
+		if (rc != EBUSY)
+			return lock_won(a, lk, rc, repair, ctx);
+		sched_yield();
+	}
+	return mlc__lock_take_for(a, lk, ms, repair, ctx);
 }
 
 void

@@ -227,6 +227,10 @@ int mlc__lock_try(struct mlc_arena *a, struct mlc__lock *lk,
 int mlc__lock_take_for(struct mlc_arena *a, struct mlc__lock *lk,
 		       uint32_t ms,
 		       void (*repair)(struct mlc_arena *, void *), void *ctx);
+int mlc__lock_take_bounded(struct mlc_arena *a, struct mlc__lock *lk,
+			   uint32_t ms,
+			   void (*repair)(struct mlc_arena *, void *),
+			   void *ctx);
 void mlc__lock_give(struct mlc__lock *lk);
 int mlc__lock_init(struct mlc__lock *lk);
 void mlc__arena_ref(struct mlc_arena *a);
@@ -303,6 +307,8 @@ struct mlc__item *mlc__item_at(const struct mlc_arena *a, uint64_t off,
 int mlc__class_for(const struct mlc_arena *a, size_t bytes);
 int mlc__alloc(struct mlc_arena *a, uint32_t cls, uint64_t hash, bool known,
 	       bool keep, uint64_t *off, uint64_t *gen);
+int mlc__alloc_move(struct mlc_arena *a, uint32_t cls, uint64_t hash,
+		    bool known, uint64_t *off, uint64_t *gen);
 int mlc__alloc_chain(struct mlc_arena *a, uint32_t cls, uint32_t klen,
 		     uint32_t vlen, uint64_t hash, bool known, bool keep,
 		     uint64_t *off, uint64_t *gen);

@@ -1172,8 +1172,8 @@ move_entry(struct mlc_arena *a, struct move_ctx *mc, uint32_t from, int s,
 	if (t < 0 || (ci = mlc__class_for(a, bytes)) < 0)
 		goto out;
 	if (move_alloc_fails() ||
-	    mlc__alloc(a, (uint32_t)ci, hash, !(st & MLC__ST_SMALL), false,
-		       &noff, &ngen) < 0) {
+	    mlc__alloc_move(a, (uint32_t)ci, hash, !(st & MLC__ST_SMALL),
+			    &noff, &ngen) < 0) {
 		ok = -1;
 		goto out;
 	}

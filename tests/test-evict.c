@@ -1217,6 +1217,93 @@ test_other_class_stopped(void **state)
 	other_class_stopped(fx, true);
 }
 
+/* The same through the index: a writer of another size whose key's
+ * buckets are full moves an entry on (an allocation in that entry's
+ * class) or evicts one (its chunk freed in that entry's class).  With the
+ * small entries' class lock held by a stopped process (A: a set of that
+ * size, ALLOC_POPPED), the move waited for it while holding the stripes
+ * of three buckets, and every writer of those stripes, of any size, with
+ * it (review AJ).  Now the move gives up after a bounded wait, and the
+ * evicted entry's chunk, unlinked, is left for the sweep when its class
+ * stays busy (the sweep frees an unlinked chunk as a dead writer's). */
+#define PAST_SETS 40
+
+static int
+sets_past_stopped_class(void *arg)
+{
+	struct mlc_cache *c = arg;
+
+	alarm(20);			/* blocked: killed, the test fails */
+	for (uint32_t i = 0; i < PAST_SETS; i++) {
+		int rc = set_val(c, 'w', i, 2000, i, NULL);
+
+		if (rc != 0) {
+			printf("[moves] set %u: %s\n", i, mlc_strerror(rc));
+			return 1;
+		}
+		if (has_val(c, 'w', i, 2000, i, 0) != 1)
+			return 2;
+	}
+	return 0;
+}
+
+/* @p moves: the index filled up to its first eviction, so that entries
+ * can still move (else every bucket is full: victims only). */
+static void
+index_full_class_stopped(struct fx *fx, bool moves)
+{
+	struct stop_at at = { MLC__P_ALLOC_POPPED, NULL };
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	pid_t pid;
+	int st;
+
+	stops_open();
+	at.sems = &stops[KID_A];
+	arena_make(fx, 4 * MIB, 1024, 0);
+	c = cache_l2(fx, "movestop");
+	for (uint32_t i = 0; moves ? info_of(fx->a).index_evictions == 0 :
+				     i < 4000; i++)
+		assert_int_equal(set_val(c, 'k', i, 16, i, NULL), 0);
+	in = info_of(fx->a);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		stop_there(&at);
+		set_val(c, 'a', 0, 16, 0, NULL);
+		_exit(stop_missed(&at) ? 3 : 0);
+	}
+	fx->kid[KID_A] = pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
+	assert_int_equal(t_fork(sets_past_stopped_class, c), 0);
+	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	fx->kid[KID_A] = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	printf("[moves] %s: %" PRIu64 " index moves, %" PRIu64 " index "
+	       "evictions during the sets\n", moves ? "moves" : "victims",
+	       info_of(fx->a).index_moves - in.index_moves,
+	       info_of(fx->a).index_evictions - in.index_evictions);
+	for (uint32_t i = 0; i < PAST_SETS; i++)
+		assert_int_equal(has_val(c, 'w', i, 2000, i, 0), 1);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+	/* What was left for the sweep comes back: the arena fills again. */
+	for (uint32_t i = 0; i < 40000; i++)
+		assert_int_equal(set_val(c, 'f', i, 16, i, NULL), 0);
+	pages_all_accounted(fx->a);
+}
+
+static void
+test_index_full_class_stopped(void **state)
+{
+	index_full_class_stopped(*state, false);
+	assert_int_equal(fx_teardown(state), 0);
+	assert_int_equal(fx_setup(state), 0);
+	index_full_class_stopped(*state, true);
+}
+
 /* A writer (A) stopped while its chunk turns from ALLOC (stamped with who
  * allocated it) to LIVE, its value having an expiry, while another
  * process (B) fills the arena: B's CLOCK sweeps pass A's chunk again and
@@ -2693,6 +2780,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pool_carver_stopped, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_other_class_stopped, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_index_full_class_stopped, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_hint_recounted,
 						fx_setup, fx_teardown),
