@@ -80,7 +80,7 @@ mlc_get_bulk(struct mlc_cache *c, struct mlc_bulk_item *items, size_t n,
 	int rc;
 
 	if (mlc__handle_check(c) < 0 || (items == NULL && n > 0))
-		return -EINVAL;
+		return mlc__refuse(c);
 	if ((rc = mlc__call_resolve(c, opts, &cf)) < 0)
 		return mlc__set_err(c, rc);
 	/* Each batch looks at the log first, as a get does: the loads of

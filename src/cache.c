@@ -170,9 +170,10 @@ mlc_stats(struct mlc_cache *c, struct mlc_stats *stats)
 
 	/* The handle check: a first use in a fork child starts from what
 	 * the handle had counted (mlc__handle_forked()). */
-	if (mlc__handle_check(c) < 0 || stats == NULL ||
-	    stats->size < sizeof(size_t) + 8)
+	if (mlc__handle_check(c) < 0)
 		return -EINVAL;
+	if (stats == NULL || stats->size < sizeof(size_t) + 8)
+		return mlc__set_err(c, -EINVAL);
 	mlc__stats_flush(c, mlc__now_ms());
 	n = MLC_MIN(stats->size, sizeof(c->st));
 	memcpy(stats, &c->st, n);
@@ -354,7 +355,7 @@ mlc_update_records(struct mlc_cache *c, struct mlc_update_record *recs,
 
 	if (c == NULL || n == NULL || flags == NULL ||
 	    (recs == NULL && cap != 0))
-		return -EINVAL;
+		return mlc__refuse(c);
 	forks = c->st.forks;
 	mlc__handle_check(c);
 	c->log.out_rec = recs != NULL ? recs : &none;	/* cap 0: any is ALL */
@@ -383,7 +384,7 @@ mlc_update_watch(struct mlc_cache *c, const volatile uint64_t **head,
 		 const uint64_t **cursor)
 {
 	if (c == NULL || head == NULL || cursor == NULL)
-		return -EINVAL;
+		return mlc__refuse(c);
 	*head = &c->a->log->lg_head;
 	*cursor = &c->log.cursor;
 	return 0;

@@ -243,6 +243,14 @@ void mlc__stats_tick(struct mlc_cache *c);
 int mlc__set_err(struct mlc_cache *c, int rc);
 void mlc__handle_forked(struct mlc_cache *c);
 
+/* -EINVAL for a call that refuses its arguments, which is the handle's
+ * last failure too (mlc_last_error()) when there is a handle. */
+static inline int
+mlc__refuse(struct mlc_cache *c)
+{
+	return c != NULL ? mlc__set_err(c, -EINVAL) : -EINVAL;
+}
+
 /* Common checks of every call on a handle, and its count towards the next
  * look at the clock for a flush (above).  Inline: they are on the L1 hit
  * path, whose every call counts. */

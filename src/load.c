@@ -936,7 +936,7 @@ mlc_flight_wait(struct mlc_cache *c, struct mlc_flight *flight,
 	int rc;
 
 	if (!flight_take(c, flight, &f, &k) || value == NULL)
-		return -EINVAL;
+		return mlc__refuse(c);
 	if (f.role == MLC_FLIGHT_LOADER)
 		return 0;		/* nothing to wait for: load */
 	mlc__call_resolve(c, NULL, &cf);
@@ -995,7 +995,7 @@ mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 	int rc;
 
 	if (load == NULL)
-		return -EINVAL;
+		return mlc__refuse(c);
 	if (!flight_take(c, flight, &f, &k) || f.role != MLC_FLIGHT_LOADER) {
 		/* A load with a release is taken whatever the answer, as a
 		 * loader's is: a refused ticket's caller handed its buffer
@@ -1003,7 +1003,7 @@ mlc_flight_publish(struct mlc_cache *c, struct mlc_flight *flight, int result,
 		 * as it was, for a publish of it on the right handle. */
 		if (load->release != NULL)
 			mlc__load_release(load);
-		return -EINVAL;
+		return mlc__refuse(c);
 	}
 	mlc__call_resolve(c, NULL, &cf);
 	result = mlc__load_check(result, load);
@@ -1034,7 +1034,7 @@ mlc_flight_abandon(struct mlc_cache *c, struct mlc_flight *flight)
 	struct mlc__fl f;
 
 	if (!flight_take(c, flight, &f, &k))
-		return -EINVAL;
+		return mlc__refuse(c);
 	if (f.role == MLC_FLIGHT_LOADER)
 		mlc__flight_release(c->a, &f);
 	else

@@ -346,7 +346,7 @@ mlc_update_ex(struct mlc_cache *c, uint64_t *hashes, size_t cap, size_t *n,
 
 	if (c == NULL || n == NULL || flags == NULL ||
 	    (hashes == NULL && cap != 0))
-		return -EINVAL;
+		return mlc__refuse(c);
 	forks = c->st.forks;
 	mlc__handle_check(c);
 	/* Cap 0: any change is ALL, with an array or without (NULL made
