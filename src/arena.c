@@ -81,6 +81,22 @@ mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src)
 	return 0;
 }
 
+/* Hand an out-struct over: as many of @p src's @p src_size bytes as the
+ * caller's struct holds (its size field, which the caller set), and that
+ * size in its size field.  The size is read before the copy, which brings
+ * src's own: kept, a caller built against an older header that calls again
+ * with the same struct was written past its end. */
+void
+mlc__out_copy(void *dst, const void *src, size_t src_size)
+{
+	size_t n;
+
+	memcpy(&n, dst, sizeof(n));
+	n = MLC_MIN(n, src_size);
+	memcpy(dst, src, n);
+	memcpy(dst, &n, sizeof(n));
+}
+
 static bool
 is_pow2(uint64_t x)
 {
@@ -1488,8 +1504,7 @@ mlc_arena_info(struct mlc_arena *a, struct mlc_arena_info *info)
 	in.index_moves = ck_pr_load_64(&h->ah_index_moves);
 	in.huge_bytes = arena_huge_bytes(a);
 	mlc__procs_count(a, &in);
-	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
-	info->size = MLC_MIN(info->size, sizeof(in));
+	mlc__out_copy(info, &in, sizeof(in));
 	return 0;
 }
 
@@ -1528,8 +1543,7 @@ mlc_arena_class(struct mlc_arena *a, uint32_t i, struct mlc_class_info *info)
 		in.chunks_used += in.chunks_per_page -
 				  MLC_MIN(nfree, in.chunks_per_page);
 	}
-	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
-	info->size = MLC_MIN(info->size, sizeof(in));
+	mlc__out_copy(info, &in, sizeof(in));
 	return 0;
 }
 
@@ -1562,8 +1576,7 @@ mlc_namespace_info(struct mlc_arena *a, const char *ns,
 	in.bytes = mlc__ns_word_count(ck_pr_load_64(&st->nt_bytes), gen,
 				      MLC__NS_BYTES_SHIFT);
 	in.purges = gen - 1;	/* starts at 1 */
-	memcpy(info, &in, MLC_MIN(info->size, sizeof(in)));
-	info->size = MLC_MIN(info->size, sizeof(in));
+	mlc__out_copy(info, &in, sizeof(in));
 	return 0;
 }
 

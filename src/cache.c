@@ -166,8 +166,6 @@ mlc__stats_tick(struct mlc_cache *c)
 MLC_EXPORT int
 mlc_stats(struct mlc_cache *c, struct mlc_stats *stats)
 {
-	size_t n;
-
 	/* The handle check: a first use in a fork child starts from what
 	 * the handle had counted (mlc__handle_forked()). */
 	if (mlc__handle_check(c) < 0)
@@ -175,9 +173,7 @@ mlc_stats(struct mlc_cache *c, struct mlc_stats *stats)
 	if (stats == NULL || stats->size < sizeof(size_t) + 8)
 		return mlc__set_err(c, -EINVAL);
 	mlc__stats_flush(c, mlc__now_ms());
-	n = MLC_MIN(stats->size, sizeof(c->st));
-	memcpy(stats, &c->st, n);
-	stats->size = n;
+	mlc__out_copy(stats, &c->st, sizeof(c->st));
 	return 0;
 }
 
@@ -187,7 +183,6 @@ mlc_namespace_stats(struct mlc_arena *a, const char *ns,
 {
 	struct mlc_stats sum;
 	uint32_t idx;
-	size_t n;
 	int rc;
 
 	if (a == NULL || ns == NULL || stats == NULL ||
@@ -201,9 +196,7 @@ mlc_namespace_stats(struct mlc_arena *a, const char *ns,
 	sum.size = sizeof(sum);
 	for (size_t i = 0; i < NCOUNTERS; i++)
 		counters(&sum)[i] = ck_pr_load_64(&a->nsstats[idx].nt_count[i]);
-	n = MLC_MIN(stats->size, sizeof(sum));
-	memcpy(stats, &sum, n);
-	stats->size = n;
+	mlc__out_copy(stats, &sum, sizeof(sum));
 	return 0;
 }
 

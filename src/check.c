@@ -823,7 +823,6 @@ mlc_arena_check(struct mlc_arena *a, struct mlc_check_report *rep)
 	check_live(&ck);
 	check_procs(&ck);
 out:
-	memcpy(rep, &ck.r, MLC_MIN(rep->size, sizeof(ck.r)));
-	rep->size = MLC_MIN(rep->size, sizeof(ck.r));
+	mlc__out_copy(rep, &ck.r, sizeof(ck.r));
 	return ck.r.problems ? MLC_ECORRUPT : 0;
 }

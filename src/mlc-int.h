@@ -291,6 +291,7 @@ bool mlc__table_slot_fits(const struct mlc_arena *a, uint64_t hash,
 			  uint32_t b, uint16_t tag);
 uint64_t mlc__item_hash(const struct mlc_arena *a, uint64_t off);
 int mlc__options_copy(void *dst, size_t dst_size, size_t v0, const void *src);
+void mlc__out_copy(void *dst, const void *src, size_t src_size);
 /* The sizes of the options structs in mlc 0.1, their first release: the
  * smallest a caller may pass.  Never change these. */
 #define MLC__ARENA_OPTIONS_V0 \

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -527,6 +528,99 @@ test_layered_cache_across_processes(void **state)
 	munmap(fr, sizeof(*fr));
 }
 
+/* ---- out-structs of an older build ----------------------------------------
+ *
+ * mlc.h, Conventions: the size field is what the caller set to sizeof in
+ * its own build; a program built against an older header has shorter
+ * structs (mlc_arena_info before 0.2 ends at stale_frees' neighbours, and
+ * so on).  A call fills what fits, and a program that keeps its struct and
+ * calls again (a monitor on a timer) must not be written past its end the
+ * second time.
+ */
+#define OLD_TAIL 512
+
+/* @p buf holds a struct of @p size bytes and a poisoned tail: call @p fn
+ * twice, then check the size field and the tail. */
+static void
+check_old_caller(const char *what, unsigned char *buf, size_t size,
+		 int (*fn)(struct fx *, void *), struct fx *fx)
+{
+	memset(buf, 0xee, size + OLD_TAIL);
+	memcpy(buf, &size, sizeof(size));
+	for (int call = 1; call <= 2; call++) {
+		size_t now;
+
+		assert_int_equal(fn(fx, buf), 0);
+		memcpy(&now, buf, sizeof(now));
+		if (now > size)
+			fail_msg("%s: call %d set size to %zu, the caller's "
+				 "struct has %zu", what, call, now, size);
+		for (size_t i = size; i < size + OLD_TAIL; i++)
+			if (buf[i] != 0xee)
+				fail_msg("%s: call %d wrote byte %zu of a "
+					 "%zu-byte struct", what, call, i,
+					 size);
+	}
+}
+
+static int
+old_info(struct fx *fx, void *buf)
+{
+	return mlc_arena_info(fx->a, buf);
+}
+
+static int
+old_class(struct fx *fx, void *buf)
+{
+	return mlc_arena_class(fx->a, 0, buf);
+}
+
+static int
+old_ns_info(struct fx *fx, void *buf)
+{
+	return mlc_namespace_info(fx->a, "ns", buf);
+}
+
+static int
+old_check(struct fx *fx, void *buf)
+{
+	return mlc_arena_check(fx->a, buf);
+}
+
+static int
+old_stats(struct fx *fx, void *buf)
+{
+	return mlc_namespace_stats(fx->a, "ns", buf);
+}
+
+static void
+test_older_out_structs_reused(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_cache *c = t_cache(fx->a, "ns", NULL);
+	static unsigned char buf[4096];
+
+	assert_int_equal(mlc_set(c, "k", 1, "v", 1, NULL), 0);
+	check_old_caller("mlc_arena_info (0.1)", buf,
+			 offsetof(struct mlc_arena_info, created_ms),
+			 old_info, fx);
+	check_old_caller("mlc_arena_info (0.3.0)", buf,
+			 offsetof(struct mlc_arena_info, huge_bytes),
+			 old_info, fx);
+	check_old_caller("mlc_arena_class", buf,
+			 offsetof(struct mlc_class_info, pages_in),
+			 old_class, fx);
+	check_old_caller("mlc_namespace_info", buf,
+			 offsetof(struct mlc_namespace_info, purges),
+			 old_ns_info, fx);
+	check_old_caller("mlc_arena_check", buf,
+			 offsetof(struct mlc_check_report, pages_moving),
+			 old_check, fx);
+	check_old_caller("mlc_namespace_stats", buf,
+			 offsetof(struct mlc_stats, forks), old_stats, fx);
+	mlc_cache_close(c);
+}
+
 int
 main(void)
 {
@@ -535,6 +629,7 @@ main(void)
 		T(test_last_error_after_refused_arguments),
 		T(test_fresh_after_completed_changes),
 		T(test_layered_cache_across_processes),
+		T(test_older_out_structs_reused),
 	};
 #undef T
 
