@@ -1611,6 +1611,7 @@ mlc_relay_stats(struct mlc_relay *r, struct mlc_relay_stats *out)
 {
 	struct mlc_relay_stats s;
 	int64_t at;
+	size_t n;
 
 	if (r == NULL || out == NULL || out->size < sizeof(size_t))
 		return -EINVAL;
@@ -1639,8 +1640,12 @@ mlc_relay_stats(struct mlc_relay *r, struct mlc_relay_stats *out)
 	s.connected = ST_GET(r, connected);
 	at = __atomic_load_n(&r->last_read_at, __ATOMIC_RELAXED);
 	s.last_read_ms = at < 0 ? -1 : (int64_t)now_ms() - at;
-	memcpy(out, &s, out->size < sizeof(s) ? out->size : sizeof(s));
-	out->size = out->size < sizeof(s) ? out->size : sizeof(s);
+	/* The caller's size before the copy, which brings ours: kept, a
+	 * caller of an older mlc-relay.h that calls again with the same
+	 * struct was written past its end. */
+	n = out->size < sizeof(s) ? out->size : sizeof(s);
+	memcpy(out, &s, n);
+	out->size = n;
 	return 0;
 }
 

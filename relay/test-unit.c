@@ -159,6 +159,40 @@ test_trim_after_read_counted(void)
 	return 0;
 }
 
+/*
+ * review AI: mlc_relay_stats() copied its struct over the caller's, size
+ * field first, then took the smaller of that field (its own size by then)
+ * and its own: a program built against an older mlc-relay.h (a shorter
+ * struct mlc_relay_stats: "append below") got the library's size in its
+ * size field, and its next call with the same struct was written past the
+ * struct's end.
+ */
+static int
+test_stats_older_struct(void)
+{
+	struct mlc_relay r;
+	unsigned char buf[sizeof(struct mlc_relay_stats) + 64];
+	size_t old = offsetof(struct mlc_relay_stats, last_read_ms), now;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.mu, NULL);
+	r.last_read_at = -1;
+	memset(buf, 0xee, sizeof(buf));
+	memcpy(buf, &old, sizeof(old));
+	for (int call = 1; call <= 2; call++) {
+		CHECK(mlc_relay_stats(&r, (struct mlc_relay_stats *)buf) == 0,
+		      "call %d failed", call);
+		memcpy(&now, buf, sizeof(now));
+		CHECK(now <= old, "call %d set size to %zu, the struct has %zu",
+		      call, now, old);
+		for (size_t i = old; i < sizeof(buf); i++)
+			CHECK(buf[i] == 0xee, "call %d wrote byte %zu of a "
+			      "%zu-byte struct", call, i, old);
+	}
+	pthread_mutex_destroy(&r.mu);
+	return 0;
+}
+
 #define TEST(fn) { #fn, fn }
 
 static const struct {
@@ -169,6 +203,7 @@ static const struct {
 	TEST(test_backoff_doubles),
 	TEST(test_jitter_leaves_rand),
 	TEST(test_trim_after_read_counted),
+	TEST(test_stats_older_struct),
 };
 
 int
