@@ -27,8 +27,11 @@
  *     extra fields are all zero is accepted; non-zero extra fields give
  *     -E2BIG.
  *   - Out-parameters are written only on success.
- *   - Times are milliseconds on CLOCK_MONOTONIC.  A non-zero TTL shorter than
- *     1 ms is not representable; every non-zero TTL is at least 1 ms.
+ *   - Times are milliseconds on CLOCK_MONOTONIC, read through
+ *     CLOCK_MONOTONIC_COARSE (one vDSO read): its tick (clock_getres(),
+ *     1 to 4 ms on Linux) is their resolution, so a value may be served up
+ *     to one tick past its TTL.  A non-zero TTL shorter than 1 ms is not
+ *     representable; every non-zero TTL is at least 1 ms.
  *
  * Caveats
  *   - Arenas must live on a local filesystem (tmpfs, /dev/shm, a local
@@ -949,7 +952,8 @@ typedef int mlc_modify_fn(void *arg, const struct mlc_value *cur,
  * a zeroed @p value.
  * @return 0, what @p fn returned if negative, -EBUSY (lost the race 1000
  *   times in a row), -ENOMEM, or the errors of mlc_set() (-EINVAL and
- *   -E2BIG also for what @p fn filled in wrong, as for a loader).
+ *   -E2BIG also for what @p fn filled in wrong: not MLC_ELOADER, which a
+ *   get returns for a loader's wrong fill).
  * @since 0.1
  */
 int mlc_modify(struct mlc_cache *cache, const void *key, size_t key_len,
