@@ -50,6 +50,8 @@
 # answers through them.
 # nginx: /admin/metrics answers whole, and no worker dies, with an arena
 # name filled to 200 bytes, and a namespace of 47, that are not UTF-8.
+# nginx: a reload that names another arena, then QUIT, leaves neither
+# name in /dev/shm.
 # nginx -t refuses an arena of size 0 or 4k, a '/' inside the arena's name,
 # an empty query, an lru= over 2^28, and two mlc_cache of a namespace with
 # other options.
@@ -813,6 +815,46 @@ nginx_long_names() {
 	return 0
 }
 
+# nginx_renamed_arena's server (PORT as $1; the arena's name in rn_arena).
+conf_renamed_arena() {
+	printf '%s\n' "mlc_arena $rn_arena 8m;" "server { listen 127.0.0.1:$1;" \
+		"location = /item { mlc_cache items $db \"$SQL\"; }" \
+		"location /admin/ { mlc_admin; } }}"
+}
+
+# A reload that names another arena (to give the cache another size, say)
+# leaves the first one to no cycle: the master must still remove its name
+# when it stops, as it removes the arena in use (nothing maps either one
+# then).  It was left in /dev/shm for good, its size of memory with it.
+nginx_renamed_arena() {
+	local dir=$work/nginx-rn a1=${PREFIX}rn1-$$ a2=${PREFIX}rn2-$$
+	local port pid= i before rn_arena=$a1
+	arenas+=("$a1" "$a2")
+	small_nginx "$dir" 2 conf_renamed_arena || true
+	if [ -z "$pid" ] || ! alive "$pid"; then
+		fail "nginx for the renamed arena did not start: $(cat "$dir/error.log" "$dir/stderr" 2>/dev/null | tail -5)"
+		return 1
+	fi
+	before=$(workers_of "$pid")
+	sed -i "s/mlc_arena $a1 /mlc_arena $a2 /" "$dir/nginx.conf"
+	kill -HUP "$pid"
+	for i in $(seq 100); do
+		[ -e "/dev/shm/$a2" ] && [ "$(workers_of "$pid")" != "$before" ] && break
+		sleep 0.1
+	done
+	get "/item?key=k1"
+	[ "$CODE" = 200 ] && [ -e "/dev/shm/$a2" ] ||
+		{ fail "reload onto arena $a2: $CODE '$BODY'"; kill -QUIT "$pid"; return 1; }
+	kill -QUIT "$pid"
+	for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+	alive "$pid" && { fail "nginx $pid did not quit"; return 1; }
+	if [ -e "/dev/shm/$a1" ] || [ -e "/dev/shm/$a2" ]; then
+		fail "a reload from arena $a1 to $a2, then QUIT: left in /dev/shm: $(ls /dev/shm | grep -F "${PREFIX}rn" | tr '\n' ' ')"
+	else
+		ok "a reload from one arena to another, then QUIT: both names removed"
+	fi
+}
+
 # The module logs the key of a failed mlc_get: the client chose its bytes
 # (the query is unescaped), so a raw newline in it forged a log line, and
 # a '"' ended the quoted key early.  Escaped, the line stays one line.
@@ -839,6 +881,7 @@ run_nginx() {
 	nginx_refusals
 	nginx_if_and_names || true
 	nginx_long_names || true
+	nginx_renamed_arena || true
 	arenas+=("$arena")
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
 	mkdir -p "$work/nginx"

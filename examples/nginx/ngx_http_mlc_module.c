@@ -32,7 +32,9 @@
  * programs), but only if no other process has the arena mapped
  * (MLC_ARENA_UNUSED): during a binary upgrade the old and the new master
  * share it, and whichever exits first, the upgraded one or, on a rollback,
- * the new one, leaves it to the other.
+ * the new one, leaves it to the other.  An arena that a reload no longer
+ * names is removed the same way, at the next reload or at exit, once its
+ * workers are gone (ngx_http_mlc_retired).
  *
  * A worker starting (or restarted after a crash) first checks that the
  * file at the name is still the one mapped, with the size mapped: a file
@@ -556,6 +558,96 @@ ngx_http_mlc_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* ------------------------------------------------------------------ */
 /* The arena: master process                                           */
 
+/*
+ * The names of arenas that an earlier cycle of this master opened (without
+ * "keep") and that a reload left behind: a configuration that names
+ * another arena, or none.  Their cycle's handle closes at the reload, but
+ * its workers still map the arena while they finish, so the name cannot
+ * go then; the master removes it at exit (or at a later reload), unless
+ * it is in use again or another process maps it.  In the module's own
+ * memory: the cycles' pools do not outlive their cycle.
+ */
+typedef struct ngx_http_mlc_retired_s  ngx_http_mlc_retired_t;
+
+struct ngx_http_mlc_retired_s {
+    ngx_http_mlc_retired_t  *next;
+    u_char                   name[MLC_ARENA_NAME_MAX + 2];  /* "/" + NUL */
+};
+
+static ngx_http_mlc_retired_t  *ngx_http_mlc_retired;
+
+
+/* "/x" and "x" name one arena (/dev/shm/x) */
+static ngx_int_t
+ngx_http_mlc_same_name(const u_char *a, const u_char *b)
+{
+    return ngx_strcmp(a + (a[0] == '/'), b + (b[0] == '/')) == 0;
+}
+
+
+static void
+ngx_http_mlc_retire(ngx_http_mlc_main_conf_t *mcf)
+{
+    ngx_http_mlc_retired_t  *r;
+
+    if (mcf->keep || ngx_process != NGX_PROCESS_MASTER
+        || mcf->name.len >= sizeof(r->name))
+    {
+        return;
+    }
+
+    for (r = ngx_http_mlc_retired; r; r = r->next) {
+        if (ngx_http_mlc_same_name(r->name, mcf->name.data)) {
+            return;
+        }
+    }
+
+    r = malloc(sizeof(*r));
+    if (r == NULL) {
+        return;                 /* the name stays, as before */
+    }
+    ngx_memcpy(r->name, mcf->name.data, mcf->name.len + 1);
+    r->next = ngx_http_mlc_retired;
+    ngx_http_mlc_retired = r;
+}
+
+
+/* Remove the retired names that @p current (NULL: none) does not use and
+ * no process maps; the others are kept for the next try. */
+static void
+ngx_http_mlc_unlink_retired(ngx_log_t *log, ngx_str_t *current)
+{
+    ngx_http_mlc_retired_t  **rp = &ngx_http_mlc_retired, *r;
+    int                       rc;
+
+    while ((r = *rp) != NULL) {
+        if (current != NULL
+            && ngx_http_mlc_same_name(r->name, current->data))
+        {
+            *rp = r->next;      /* in use again: its cycle removes it */
+            free(r);
+            continue;
+        }
+        rc = mlc_arena_unlink((const char *) r->name, MLC_ARENA_UNUSED);
+        if (rc == -EBUSY) {
+            rp = &r->next;
+            continue;
+        }
+        if (rc != 0 && rc != -ENOENT) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "mlc_arena \"%s\" (an earlier configuration's): "
+                          "unlink: %s", r->name, mlc_strerror(rc));
+        } else if (rc == 0) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "mlc_arena \"%s\" (an earlier configuration's) "
+                          "removed", r->name);
+        }
+        *rp = r->next;
+        free(r);
+    }
+}
+
+
 static void
 ngx_http_mlc_arena_cleanup(void *data)
 {
@@ -564,6 +656,7 @@ ngx_http_mlc_arena_cleanup(void *data)
     if (mcf->arena) {
         mlc_arena_close(mcf->arena);
         mcf->arena = NULL;
+        ngx_http_mlc_retire(mcf);
     }
 }
 
@@ -645,6 +738,15 @@ ngx_http_mlc_postconf(ngx_conf_t *cf)
     int                         rc;
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mlc_module);
+
+    /* a reload: the arenas that earlier reloads left behind, whose
+     * workers are gone by now (else they are tried again at exit) */
+    if (ngx_process == NGX_PROCESS_MASTER && !ngx_test_config) {
+        ngx_http_mlc_unlink_retired(cf->log,
+                                    mcf && mcf->locs.nelts && mcf->name.len
+                                    ? &mcf->name : NULL);
+    }
+
     if (mcf == NULL || mcf->locs.nelts == 0) {
         return NGX_OK;
     }
@@ -759,6 +861,8 @@ ngx_http_mlc_exit_master(ngx_cycle_t *cycle)
     int                        rc;
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mlc_module);
+    ngx_http_mlc_unlink_retired(cycle->log,
+                                mcf && mcf->arena ? &mcf->name : NULL);
     if (mcf == NULL || mcf->arena == NULL) {
         return;
     }
