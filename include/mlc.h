@@ -22,7 +22,8 @@
  *   - Every function returns 0 on success or a negative code: -errno, or one
  *     of enum mlc_error.  mlc_strerror() describes every code mlc returns.
  *   - Options structs start with a size field that the CALLER sets to
- *     sizeof(struct ...) in its own build (use the *_INIT macros).  Zero in
+ *     sizeof(struct ...) in its own build: use the *_INIT macros, which
+ *     give the struct zeroed but for its size, in C and in C++.  Zero in
  *     any other field means "the default".  A struct from a newer mlc whose
  *     extra fields are all zero is accepted; non-zero extra fields give
  *     -E2BIG.
@@ -101,6 +102,20 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/*
+ * MLC__SIZED(type): what each *_INIT macro gives, a @p type that is zero
+ * but for its size, sizeof(type) in the caller's build.  In C a designated
+ * initializer; C++ has those only from C++20 (g++ -pedantic refuses them
+ * before), and g++ -Wextra warns of every field one leaves out, so there
+ * it is a value-initialized object that a lambda returns (C++11).
+ */
+#ifdef __cplusplus
+#define MLC__SIZED(type) \
+	([]() { type mlc_o_ = {}; mlc_o_.size = sizeof(mlc_o_); return mlc_o_; }())
+#else
+#define MLC__SIZED(type) { .size = sizeof(type) }
 #endif
 
 /**
@@ -198,7 +213,7 @@ struct mlc_arena_options {
 				 * at most 100 */
 	/* end of v0.1: append below; never reorder, resize or remove */
 };
-#define MLC_ARENA_OPTIONS_INIT { .size = sizeof(struct mlc_arena_options) }
+#define MLC_ARENA_OPTIONS_INIT MLC__SIZED(struct mlc_arena_options)
 
 /**
  * Create or attach the arena @p name and return a handle to it.
@@ -360,7 +375,7 @@ struct mlc_arena_info {
 				 * pages" (after 0.3.0) */
 	/* append below; never reorder, resize or remove */
 };
-#define MLC_ARENA_INFO_INIT { .size = sizeof(struct mlc_arena_info) }
+#define MLC_ARENA_INFO_INIT MLC__SIZED(struct mlc_arena_info)
 
 /**
  * Fill *@p info.  Counters are read without locks; each is exact, the set is
@@ -487,7 +502,7 @@ struct mlc_check_report {
 				 * every walk of the table: not a problem
 				 * (after 0.3.0) */
 };
-#define MLC_CHECK_REPORT_INIT { .size = sizeof(struct mlc_check_report) }
+#define MLC_CHECK_REPORT_INIT MLC__SIZED(struct mlc_check_report)
 
 /**
  * Walk the arena's index and pages without changing anything and report
@@ -648,7 +663,7 @@ struct mlc_cache_options {
 	const struct mlc_codec *codec; /* NULL: values are bytes */
 	/* end of v0.1: append below; never reorder, resize or remove */
 };
-#define MLC_CACHE_OPTIONS_INIT { .size = sizeof(struct mlc_cache_options) }
+#define MLC_CACHE_OPTIONS_INIT MLC__SIZED(struct mlc_cache_options)
 
 /**
  * Open a handle on the namespace @p ns (1..MLC_NAME_MAX bytes, any bytes
@@ -786,7 +801,7 @@ struct mlc_call_options {
 	uint32_t pad0;
 	/* end of v0.1: append below; never reorder, resize or remove */
 };
-#define MLC_CALL_OPTIONS_INIT { .size = sizeof(struct mlc_call_options) }
+#define MLC_CALL_OPTIONS_INIT MLC__SIZED(struct mlc_call_options)
 
 /**
  * Look @p key up in L1, then L2; if both miss, run @p loader (L3) in one
@@ -1199,7 +1214,7 @@ struct mlc_stats {
 	uint64_t forks;		/* L1 reset because used in a new child */
 	/* end of v0.1: append below */
 };
-#define MLC_STATS_INIT { .size = sizeof(struct mlc_stats) }
+#define MLC_STATS_INIT MLC__SIZED(struct mlc_stats)
 
 /**
  * Copy the handle's counters into *@p stats (set stats->size first).
@@ -1248,7 +1263,7 @@ struct mlc_class_info {
 	uint64_t pages_in;	/* pages moved here from another class */
 	uint64_t pages_out;	/* pages moved away, to a class or the pool */
 };
-#define MLC_CLASS_INFO_INIT { .size = sizeof(struct mlc_class_info) }
+#define MLC_CLASS_INFO_INIT MLC__SIZED(struct mlc_class_info)
 
 /**
  * Facts of the allocator's size class @p i (0-based, smallest first), as
@@ -1314,7 +1329,7 @@ struct mlc_namespace_info {
 				 * 2^32) */
 	uint32_t pad0;
 };
-#define MLC_NAMESPACE_INFO_INIT { .size = sizeof(struct mlc_namespace_info) }
+#define MLC_NAMESPACE_INFO_INIT MLC__SIZED(struct mlc_namespace_info)
 
 /**
  * The live contents of namespace @p ns, arena-wide: exact at the moment

@@ -127,6 +127,11 @@ def parse(path):
                 or s == "}":
             i += 1
             continue
+        if s.startswith("#define MLC__"):   # internal: not documented
+            while src[i].rstrip().endswith("\\"):
+                i += 1
+            i += 1
+            continue
         # A declaration: up to ';' at depth 0 (or one #define line).
         start, depth = i, 0
         if s.startswith("#define"):
