@@ -51,7 +51,7 @@
 # nginx: /admin/metrics answers whole, and no worker dies, with an arena
 # name filled to 200 bytes, and a namespace of 47, that are not UTF-8.
 # nginx: a reload that names another arena, then QUIT, leaves neither
-# name in /dev/shm.
+# name in /dev/shm; a relative SQLite path is the prefix's (nginx -p).
 # nginx -t refuses an arena of size 0 or 4k, a '/' inside the arena's name,
 # an empty query, an lru= over 2^28, and two mlc_cache of a namespace with
 # other options.
@@ -855,6 +855,39 @@ nginx_renamed_arena() {
 	fi
 }
 
+# nginx_relative_db's server (PORT as $1).
+conf_relative_db() {
+	printf '%s\n' "mlc_arena ${PREFIX}rel-$$ 8m;" "server { listen 127.0.0.1:$1;" \
+		"location = /item { mlc_cache items rel-items.db \"$SQL\"; }" \
+		"location /admin/ { mlc_admin; } }}"
+}
+
+# mlc_cache's SQLite file given as a relative path is the prefix's (nginx
+# -p), as nginx's own files are, not the directory nginx was started from
+# (every GET was a 502 "unable to open database file").
+nginx_relative_db() {
+	local dir=$work/nginx-rel port pid= i
+	arenas+=("${PREFIX}rel-$$")
+	mkdir -p "$dir"
+	cp "$db" "$dir/rel-items.db"
+	chmod 644 "$dir/rel-items.db"
+	small_nginx "$dir" 1 conf_relative_db || true
+	if [ -z "$pid" ] || ! alive "$pid"; then
+		fail "nginx with a relative SQLite path did not start: $(cat "$dir/error.log" "$dir/stderr" 2>/dev/null | tail -5)"
+		return 1
+	fi
+	get "/item?key=k1"
+	if [ "$CODE" = 200 ] && [ "$BODY" = value-1 ]; then
+		ok "mlc_cache with a relative SQLite path reads the file under the prefix (nginx -p): 200 '$BODY'"
+	else
+		fail "mlc_cache with a relative SQLite path (rel-items.db under nginx -p $dir): $CODE '$BODY'"
+	fi
+	kill -QUIT "$pid"
+	for i in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+	alive "$pid" && fail "nginx $pid did not quit"
+	return 0
+}
+
 # The module logs the key of a failed mlc_get: the client chose its bytes
 # (the query is unescaped), so a raw newline in it forged a log line, and
 # a '"' ended the quoted key early.  Escaped, the line stays one line.
@@ -882,6 +915,7 @@ run_nginx() {
 	nginx_if_and_names || true
 	nginx_long_names || true
 	nginx_renamed_arena || true
+	nginx_relative_db || true
 	arenas+=("$arena")
 	[ "$(id -u)" = 0 ] && user="user nobody $(id -gn nobody);"
 	mkdir -p "$work/nginx"

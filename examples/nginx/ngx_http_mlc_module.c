@@ -458,7 +458,7 @@ static char *
 ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mlc_loc_conf_t  *lcf = conf;
-    ngx_str_t                *value = cf->args->elts;
+    ngx_str_t                *value = cf->args->elts, db;
     ngx_uint_t                i;
     int64_t                   n;
 
@@ -487,8 +487,20 @@ ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "has an empty SQL query";
     }
 
+    /* A relative path is the prefix's (nginx -p), as nginx's own files
+     * are, not the directory nginx happened to be started from (the
+     * workers' cwd).  SQLite's own names, ":memory:" and "file:" URIs,
+     * are left as they are. */
+    db = value[2];
+    if (db.len > 0 && ngx_strcmp(db.data, ":memory:") != 0
+        && ngx_strncmp(db.data, "file:", 5) != 0
+        && ngx_conf_full_name(cf->cycle, &db, 0) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_http_mlc_cstr(cf, &lcf->ns, &value[1]) != NGX_OK
-        || ngx_http_mlc_cstr(cf, &lcf->db_path, &value[2]) != NGX_OK
+        || ngx_http_mlc_cstr(cf, &lcf->db_path, &db) != NGX_OK
         || ngx_http_mlc_cstr(cf, &lcf->sql, &value[3]) != NGX_OK)
     {
         return NGX_CONF_ERROR;
