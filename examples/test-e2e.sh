@@ -53,7 +53,7 @@
 # nginx: a reload that names another arena, then QUIT, leaves neither
 # name in /dev/shm; a relative SQLite path is the prefix's (nginx -p).
 # nginx -t refuses an arena of size 0 or 4k, a '/' inside the arena's name,
-# an empty query, an lru= over 2^28, and two mlc_cache of a namespace with
+# an empty query, mlc_cache and mlc_admin in one location, an lru= over 2^28, and two mlc_cache of a namespace with
 # other options.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
@@ -664,6 +664,14 @@ nginx_refusals() {
     location = /bad { mlc_cache other $db \" \"; } }"
 	# mlc_cache_open() refuses an L1 of more than 2^28 entries: taken, it
 	# left every worker without its cache, each request a 503 (review T)
+	# one location answers GET /item or the admin paths, not both: said
+	# so, not "is duplicate" (the other directive is no duplicate)
+	refused both "mlc_cache and mlc_admin in one location" \
+		"${E}\"mlc_admin\" directive cannot share a location with mlc_cache in $work/nginx-t/both/nginx.conf:9" \
+		"mlc_arena $a 8m; server { $loc; mlc_admin; } }"
+	refused both2 "mlc_admin and mlc_cache in one location" \
+		"${E}\"mlc_cache\" directive cannot share a location with mlc_admin in $work/nginx-t/both2/nginx.conf:9" \
+		"mlc_arena $a 8m; server { location /admin/ { mlc_admin items; mlc_cache items $db \"$SQL\"; } }"
 	refused lru "lru= over 2^28" "${E}mlc_cache: bad option \"lru=268435457\" in $work/nginx-t/lru/nginx.conf:9" \
 		"mlc_arena $a 8m; server { $loc lru=268435457; } }"
 	refused options "two mlc_cache of a namespace with other options" \

@@ -462,6 +462,9 @@ ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_uint_t                i;
     int64_t                   n;
 
+    if (lcf->kind == NGX_HTTP_MLC_ADMIN) {
+        return "cannot share a location with mlc_admin";
+    }
     if (lcf->kind != NGX_HTTP_MLC_NONE) {
         return "is duplicate";
     }
@@ -543,6 +546,9 @@ ngx_http_mlc_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_mlc_loc_conf_t  *lcf = conf;
     ngx_str_t                *value = cf->args->elts;
 
+    if (lcf->kind == NGX_HTTP_MLC_CACHE) {
+        return "cannot share a location with mlc_cache";
+    }
     if (lcf->kind != NGX_HTTP_MLC_NONE) {
         return "is duplicate";
     }
