@@ -52,7 +52,8 @@
 # name filled to 200 bytes, and a namespace of 47, that are not UTF-8.
 # nginx: a reload that names another arena, then QUIT, leaves neither
 # name in /dev/shm; a relative SQLite path is the prefix's (nginx -p).
-# nginx -t refuses an arena of size 0 or 4k, a '/' inside the arena's name,
+# nginx -t refuses an arena of size 0, 4k or over 2^46, a '/' inside the
+# arena's name,
 # an empty query, mlc_cache and mlc_admin in one location, an lru= over 2^28, and two mlc_cache of a namespace with
 # other options.
 # Whatever happens, everything it started is stopped on exit (trap).
@@ -657,6 +658,11 @@ nginx_refusals() {
 		"mlc_arena $a 0; server { $loc; } }"
 	refused size4k "mlc_arena SIZE 4k" "${E}mlc_arena: 4096 bytes is too small" \
 		"mlc_arena $a 4k; server { $loc; } }"
+	# mlc_arena_open() refuses more than 2^46 bytes: nginx -t took it,
+	# and the start failed with "invalid argument" and a hint about
+	# something that is not an arena at the name
+	refused sizebig "mlc_arena SIZE over 2^46" "${E}mlc_arena: 70369817919488 bytes is too large: the largest arena is 70368744177664 bytes \(64 TiB\) in $work/nginx-t/sizebig/nginx.conf:9" \
+		"mlc_arena $a 65537g; server { $loc; } }"
 	refused slash "a '/' inside the arena's name" "${E}mlc_arena: the name \"$a/y\" has a '/' .* in $work/nginx-t/slash/nginx.conf:9" \
 		"mlc_arena $a/y 8m; server { $loc; } }"
 	refused nosql "an empty SQL query" "${E}\"mlc_cache\" directive has an empty SQL query in $work/nginx-t/nosql/nginx.conf:10" \

@@ -337,6 +337,11 @@ ngx_http_mlc_arena_name_bad(ngx_str_t *name)
 }
 
 
+/* mlc_arena_open() refuses a larger arena (include/mlc.h: offsets are 48
+ * bits): refused at the directive, where nginx -t sees it, not at the
+ * start with "invalid argument" */
+#define NGX_HTTP_MLC_ARENA_MAX  ((uint64_t) 1 << 46)
+
 /* mlc_arena <name> <size> [keep]; */
 static char *
 ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -379,6 +384,14 @@ ngx_http_mlc_arena(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "mlc_arena: %uz bytes is too small: the smallest "
                            "arena is %uz bytes (%uzk)", mcf->bytes, min,
                            (min + 1023) / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    if ((uint64_t) mcf->bytes > NGX_HTTP_MLC_ARENA_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mlc_arena: %uz bytes is too large: the largest "
+                           "arena is %uL bytes (64 TiB)", mcf->bytes,
+                           NGX_HTTP_MLC_ARENA_MAX);
         return NGX_CONF_ERROR;
     }
 
