@@ -1256,6 +1256,20 @@ T.recreate = function()
 end
 
 
+-- an arena that exists keeps its size: mlc.arena() with another size
+-- attaches it as it is, and logs a warning that run.sh looks for (it said
+-- nothing before)
+T.arena_size = function()
+    local a = ARENA .. "-size"
+    mlc.unlink(a)
+    assert(mlc.arena(a, { size = 8 * 1024 * 1024 }))
+    assert(mlc.arena(a, { size = 16 * 1024 * 1024 }))
+    check(mlc.arena_info(a).bytes == 8 * 1024 * 1024,
+          "the arena keeps its 8 MiB")
+    mlc.unlink(a)
+end
+
+
 -- single flight and lock timeouts between light threads of one worker
 T.lock = function()
     local c = caches.c

@@ -268,7 +268,7 @@ specver=$(sed -n 's/^version = "\(.*\)-[0-9]*"$/\1/p' "$spec")
 report $? "version: resty.mlc _VERSION ($modver) is the rockspec's ($specver)" \
 	"$(basename "$spec")"
 for t in levels types negative ttl ttl_ngx errors resurrect resurrect_foreign \
-	l1_serializer recreate \
+	l1_serializer recreate arena_size \
 	peek set_delete_purge bulk bulk_order validation options ipc lock anon \
 	lru_size custom_lru oversize killed timer hash_index ffi_layout stats \
 	l1_versions; do
@@ -280,6 +280,11 @@ for t in levels types negative ttl ttl_ngx errors resurrect resurrect_foreign \
 		[ -z "$body" ] && echo "#   (no response)"
 	fi
 done
+
+# arena_size: the warning that an arena that exists keeps its size
+grep -q "mlc arena '$arena-size' exists with 8388608 bytes, not the 16777216 of opts.size" \
+	"$prefix/logs/error.log"
+report $? "arena_size: mlc.arena() with another size than the arena's logs a warning"
 
 # ---- cross-worker tests ---------------------------------------------------
 # Every request opens a new connection; reuseport spreads them over the

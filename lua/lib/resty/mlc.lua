@@ -868,6 +868,21 @@ function _M.arena(name, opts)
                     .. strerror(rc)
     end
     ARENAS[name] = a            -- a previous handle stays open (vm_close)
+
+    -- An arena that exists keeps its size (a reload after opts.size was
+    -- changed attaches the old one): say so, as the nginx module does,
+    -- rather than run on a size no one asked for without a word.
+    local want = opts.size or opts.bytes
+    if want and want ~= 0 then
+        local i = ffi_new("struct mlc_arena_info")
+        i.size = ffi_sizeof(i)
+        if C.mlc_arena_info(a, i) == 0 and tonumber(i.bytes) ~= want then
+            ngx_log(WARN, "mlc arena '", name, "' exists with ",
+                    tonumber(i.bytes), " bytes, not the ", want,
+                    " of opts.size: using it as it is (remove it with ",
+                    "mlc.unlink() while nothing uses it to resize it)")
+        end
+    end
     return true
 end
 
