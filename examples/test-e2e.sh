@@ -14,7 +14,8 @@
 #
 # For each server it checks, with curl: the first GET of a key is level 3
 # and right, then level 1 in that worker and 2 then 1 in every other one; a
-# missing key is 404 and cached negative; a SQLite error is 502; 20
+# missing key is 404 and cached negative; a SQLite error is 502; key=sp+ace
+# is the key 'sp ace' and key=a%2Bb the key 'a+b'; 20
 # concurrent requests for a slow row run the loader once in all (the
 # workers' own counters and the namespace's, from /admin/stats of every
 # worker); a row changed in SQLite and then set (POST /admin/set) or deleted
@@ -126,6 +127,8 @@ CREATE TABLE items (key TEXT PRIMARY KEY, value BLOB,
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $ROWS - 1)
 INSERT INTO items SELECT 'k' || i, 'value-' || i, 0 FROM n;
 INSERT INTO items VALUES ('slow', 'tortoise', 1000);
+INSERT INTO items VALUES ('sp ace', 'spaced', 0);
+INSERT INTO items VALUES ('a+b', 'plus', 0);
 INSERT INTO items VALUES ('poison', 'never', -9223372036854775808);
 INSERT INTO items VALUES ('forge' || char(10) || '2026/12/07 00:00:00 [warn] 1#1: forged "line', 'never', -9223372036854775808);
 EOF
@@ -252,6 +255,19 @@ run_checks() {
 		ok "SQLite error in the query: 502 '$BODY'"
 	else
 		fail "SQLite error: $CODE '$BODY'"
+	fi
+
+	# the key argument is read as a form's (the query of an HTML form,
+	# and what urlencode() and URLSearchParams write): '+' a space, %2B a
+	# plus; both servers alike (the nginx module looked up "sp+ace")
+	local spaced
+	get "/item?key=sp+ace"
+	spaced="$CODE '$BODY'"
+	get "/item?key=a%2Bb"
+	if [ "$spaced" = "200 'spaced'" ] && [ "$CODE" = 200 ] && [ "$BODY" = plus ]; then
+		ok "key=sp+ace is the key 'sp ace', key=a%2Bb the key 'a+b'"
+	else
+		fail "key=sp+ace: $spaced (want 200 'spaced'); key=a%2Bb: $CODE '$BODY' (want 200 'plus')"
 	fi
 
 	# single flight across the workers

@@ -1344,12 +1344,18 @@ ngx_http_mlc_text(ngx_http_request_t *r, ngx_uint_t status, const char *msg)
 }
 
 
-/* The "key" argument, URL-decoded into the request pool. */
+/*
+ * The "key" argument, decoded into the request pool as a form's query is
+ * (application/x-www-form-urlencoded, what HTML forms, urlencode() and
+ * URLSearchParams write): '+' is a space, %XX a byte, so %2B is a plus.
+ * mlc-server reads it so too: the same request is the same key in both.
+ */
 static ngx_int_t
 ngx_http_mlc_key(ngx_http_request_t *r, ngx_str_t *key)
 {
     ngx_str_t   arg;
     u_char     *dst, *src;
+    size_t      i;
 
     if (ngx_http_arg(r, (u_char *) "key", 3, &arg) != NGX_OK
         || arg.len == 0)
@@ -1362,8 +1368,14 @@ ngx_http_mlc_key(ngx_http_request_t *r, ngx_str_t *key)
         return NGX_ERROR;
     }
 
+    /* '+' before the %XX are decoded: a %2B stays a plus */
+    for (i = 0; i < arg.len; i++) {
+        key->data[i] = arg.data[i] == '+' ? ' ' : arg.data[i];
+    }
+
+    /* in place: the decoded text is never longer */
     dst = key->data;
-    src = arg.data;
+    src = key->data;
     ngx_unescape_uri(&dst, &src, arg.len, 0);
     key->len = dst - key->data;
 
