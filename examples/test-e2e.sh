@@ -54,9 +54,9 @@
 # nginx: a reload that names another arena, then QUIT, leaves neither
 # name in /dev/shm; a relative SQLite path is the prefix's (nginx -p).
 # nginx -t refuses an arena of size 0, 4k or over 2^46, a '/' inside the
-# arena's name,
-# an empty query, mlc_cache and mlc_admin in one location, an lru= over 2^28, and two mlc_cache of a namespace with
-# other options.
+# arena's name, an empty query, an mlc_cache option given twice, mlc_cache
+# and mlc_admin in one location, an lru= over 2^28, and two mlc_cache of a
+# namespace with other options.
 # Whatever happens, everything it started is stopped on exit (trap).
 #
 # Environment: MLC_E2E_PORTS=LO-HI takes the servers' ports from that range
@@ -694,6 +694,9 @@ nginx_refusals() {
 	refused both2 "mlc_admin and mlc_cache in one location" \
 		"${E}\"mlc_cache\" directive cannot share a location with mlc_admin in $work/nginx-t/both2/nginx.conf:9" \
 		"mlc_arena $a 8m; server { location /admin/ { mlc_admin items; mlc_cache items $db \"$SQL\"; } }"
+	# the last of two took effect, without a word
+	refused twice "an mlc_cache option given twice" "${E}mlc_cache: option \"ttl=5\" repeats an earlier one \(each is given once\) in $work/nginx-t/twice/nginx.conf:9" \
+		"mlc_arena $a 8m; server { $loc ttl=60000 lru=64 ttl=5; } }"
 	refused lru "lru= over 2^28" "${E}mlc_cache: bad option \"lru=268435457\" in $work/nginx-t/lru/nginx.conf:9" \
 		"mlc_arena $a 8m; server { $loc lru=268435457; } }"
 	refused options "two mlc_cache of a namespace with other options" \

@@ -472,7 +472,7 @@ ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mlc_loc_conf_t  *lcf = conf;
     ngx_str_t                *value = cf->args->elts, db;
-    ngx_uint_t                i;
+    ngx_uint_t                i, bit, seen = 0;
     int64_t                   n;
 
     if (lcf->kind == NGX_HTTP_MLC_ADMIN) {
@@ -525,22 +525,37 @@ ngx_http_mlc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 4; i < cf->args->nelts; i++) {
         n = 0;
         if (ngx_http_mlc_opt_num(&value[i], "ttl", &n) == NGX_OK) {
+            bit = 1;
             lcf->ttl_ms = n;
         } else if (ngx_http_mlc_opt_num(&value[i], "neg_ttl", &n) == NGX_OK) {
+            bit = 2;
             lcf->neg_ttl_ms = n;
         } else if (ngx_http_mlc_opt_num(&value[i], "lru", &n) == NGX_OK
                    && n > 0 && n <= NGX_HTTP_MLC_LRU_MAX)
         {
+            bit = 4;
             lcf->lru_size = (uint32_t) n;
         } else if (ngx_http_mlc_opt_num(&value[i], "lock_timeout", &n)
                    == NGX_OK && n > 0 && n <= 0x7fffffff)
         {
+            bit = 8;
             lcf->lock_timeout_ms = (uint32_t) n;
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "mlc_cache: bad option \"%V\"", &value[i]);
             return NGX_CONF_ERROR;
         }
+
+        /* the last of two would win without a word: "ttl=60000 ...
+         * ttl=5" left after an edit is a mistake, not a choice */
+        if (seen & bit) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mlc_cache: option \"%V\" repeats an "
+                               "earlier one (each is given once)",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+        seen |= bit;
     }
 
     lcf->kind = NGX_HTTP_MLC_CACHE;
