@@ -764,6 +764,10 @@ T.validation = function()
            { resurrect_ttl = -1 })
     throws("opts.shm_set_tries must be >= 1", mlc.new, "x", ARENA,
            { shm_set_tries = 0 })
+    throws("opts.lru_size must be a finite number", mlc.new, "x", ARENA,
+           { lru_size = 0 / 0 })
+    throws("opts.lru_size must be a finite number", mlc.new, "x", ARENA,
+           { lru_size = math.huge })
     throws("opts.l1_serializer must be a function", mlc.new, "x", ARENA,
            { l1_serializer = 1 })
     throws("opts.resty_lock_opts must be a table", mlc.new, "x", ARENA,

@@ -1496,8 +1496,16 @@ end
 
 
 local function check_new_opts(opts)
-    if opts.lru_size ~= nil and type(opts.lru_size) ~= "number" then
-        error("opts.lru_size must be a number", 3)
+    local lru_size = opts.lru_size
+    if lru_size ~= nil then
+        if type(lru_size) ~= "number" then
+            error("opts.lru_size must be a number", 3)
+        end
+        -- NaN and inf reached the L1's FFI array, which threw "bad
+        -- argument #1 to 'slot_arr'" after the handle was opened
+        if not (lru_size < math.huge) then
+            error("opts.lru_size must be a finite number", 3)
+        end
     end
 
     for _, f in ipairs { "ttl", "neg_ttl", "resurrect_ttl" } do
