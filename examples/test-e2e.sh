@@ -80,7 +80,8 @@ while [ $# -gt 0 ]; do
 	--wrk) wrk_secs=$2; shift 2 ;;
 	--report) report=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	*) echo "usage: $0 [--build DIR] [--only nginx|server] [--wrk S] [--report F] [--keep]" >&2; exit 2 ;;
+	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "usage: $0 [--build DIR] [--only nginx|server] [--wrk S] [--report F] [--keep] [--help]" >&2; exit 2 ;;
 	esac
 done
 case $build in /*) ;; *) build=$PWD/$build ;; esac
