@@ -1382,6 +1382,22 @@ end
 -- ------------------------------------------------------------------ --
 -- Options
 
+-- opts[f]: nil, or a number >= min (written "not (x >= min)" so that NaN
+-- is refused too).  @level is the caller's, as error()'s.
+local function check_at_least(opts, f, min, level)
+    local x = opts[f]
+    if x ~= nil then
+        if type(x) ~= "number" then
+            error("opts." .. f .. " must be a number", level + 1)
+        end
+        if not (x >= min) then
+            error("opts." .. f .. " must be >= " .. min, level + 1)
+        end
+    end
+    return x
+end
+
+
 local function check_lock_opts(lo, where, level)
     for _, f in ipairs { "timeout", "exptime", "step", "ratio", "max_step" } do
         local x = lo[f]
@@ -1418,50 +1434,16 @@ local function check_opts(self, opts)
         error("opts must be a table", 3)
     end
 
-    local ttl = opts.ttl
-    if ttl ~= nil then
-        if type(ttl) ~= "number" then
-            error("opts.ttl must be a number", 3)
-        end
-        if not (ttl >= 0) then
-            error("opts.ttl must be >= 0", 3)
-        end
-    end
-
-    local neg_ttl = opts.neg_ttl
-    if neg_ttl ~= nil then
-        if type(neg_ttl) ~= "number" then
-            error("opts.neg_ttl must be a number", 3)
-        end
-        if not (neg_ttl >= 0) then
-            error("opts.neg_ttl must be >= 0", 3)
-        end
-    end
-
-    local resurrect_ttl = opts.resurrect_ttl
-    if resurrect_ttl ~= nil then
-        if type(resurrect_ttl) ~= "number" then
-            error("opts.resurrect_ttl must be a number", 3)
-        end
-        if not (resurrect_ttl >= 0) then
-            error("opts.resurrect_ttl must be >= 0", 3)
-        end
-    end
+    local ttl = check_at_least(opts, "ttl", 0, 3)
+    local neg_ttl = check_at_least(opts, "neg_ttl", 0, 3)
+    local resurrect_ttl = check_at_least(opts, "resurrect_ttl", 0, 3)
 
     local l1_serializer = opts.l1_serializer
     if l1_serializer ~= nil and type(l1_serializer) ~= "function" then
         error("opts.l1_serializer must be a function", 3)
     end
 
-    local shm_set_tries = opts.shm_set_tries
-    if shm_set_tries ~= nil then
-        if type(shm_set_tries) ~= "number" then
-            error("opts.shm_set_tries must be a number", 3)
-        end
-        if not (shm_set_tries >= 1) then
-            error("opts.shm_set_tries must be >= 1", 3)
-        end
-    end
+    local shm_set_tries = check_at_least(opts, "shm_set_tries", 1, 3)
 
     local lo = opts.resty_lock_opts
     if lo ~= nil then
@@ -1509,15 +1491,7 @@ local function check_new_opts(opts)
     end
 
     for _, f in ipairs { "ttl", "neg_ttl", "resurrect_ttl" } do
-        local x = opts[f]
-        if x ~= nil then
-            if type(x) ~= "number" then
-                error("opts." .. f .. " must be a number", 3)
-            end
-            if not (x >= 0) then
-                error("opts." .. f .. " must be >= 0", 3)
-            end
-        end
+        check_at_least(opts, f, 0, 3)
     end
 
     if opts.resty_lock_opts ~= nil then
@@ -1559,14 +1533,7 @@ local function check_new_opts(opts)
         error("opts.l1_serializer must be a function", 3)
     end
 
-    if opts.shm_set_tries ~= nil then
-        if type(opts.shm_set_tries) ~= "number" then
-            error("opts.shm_set_tries must be a number", 3)
-        end
-        if not (opts.shm_set_tries >= 1) then
-            error("opts.shm_set_tries must be >= 1", 3)
-        end
-    end
+    check_at_least(opts, "shm_set_tries", 1, 3)
 
     if opts.shm_miss ~= nil and type(opts.shm_miss) ~= "string" then
         error("opts.shm_miss must be a string", 3)
