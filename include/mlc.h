@@ -174,8 +174,9 @@ enum mlc_arena_flags {
 	MLC_ARENA_MATCH   = 1 << 7,	/* an arena that exists is attached only
 					 * if it is what these options make
 					 * (bytes and every layout field, zeros
-					 * meaning the defaults), else
-					 * MLC_EMISMATCH (0.2) */
+					 * meaning the defaults, max_items as
+					 * rounded up), else MLC_EMISMATCH
+					 * (0.2) */
 };
 
 struct mlc_arena_options {

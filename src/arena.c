@@ -1207,12 +1207,16 @@ arena_open_anon(struct mlc_arena *a, const struct mlc__hdr *cfg)
 }
 
 /* Is the attached arena @p h what @p cfg (computed from the options)
- * describes? */
+ * describes?  The index by its buckets, which max_items is rounded up
+ * to, not by the max_items asked for: asked 1001, an arena made with
+ * 1000 (256 buckets both) is what the options make, and was refused
+ * (test-arena test_match_rounded_max_items, review AL).  The negative
+ * quota, which the asked number sets, is compared on its own. */
 static bool
 layout_same(const struct mlc__hdr *h, const struct mlc__hdr *cfg)
 {
 	return h->ah_size == cfg->ah_size &&
-	       h->ah_max_items == cfg->ah_max_items &&
+	       h->ah_nbuckets == cfg->ah_nbuckets &&
 	       h->ah_page_size == cfg->ah_page_size &&
 	       h->ah_log_cells == cfg->ah_log_cells &&
 	       h->ah_flight_slots == cfg->ah_flight_slots &&

@@ -1285,6 +1285,39 @@ group_setup(void **state)
 	return 0;
 }
 
+/* MLC_ARENA_MATCH compares the layout the options make, not the
+ * max_items asked for: 1001 rounds to the buckets 1000 made (both 256
+ * of 7 slots; the negative quota, 25%, 250 of both), so the arena is
+ * what they make; 2000 makes twice the buckets and is refused.  Before
+ * review AL the asked number was compared: 1001 gave MLC_EMISMATCH. */
+static void
+test_match_rounded_max_items(void **state)
+{
+	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
+	struct mlc_arena_info ai = MLC_ARENA_INFO_INIT, bi = MLC_ARENA_INFO_INIT;
+	struct mlc_arena *a, *b;
+	char name[64];
+
+	(void)state;
+	t_require_shm();
+	t_name(name, sizeof(name));
+	ao.flags = MLC_ARENA_CREATE;
+	ao.bytes = 8 << 20;
+	ao.max_items = 1000;
+	assert_int_equal(mlc_arena_open(&a, name, &ao), 0);
+	ao.flags = MLC_ARENA_MATCH;
+	ao.max_items = 1001;
+	assert_int_equal(mlc_arena_open(&b, name, &ao), 0);
+	assert_int_equal(mlc_arena_info(a, &ai), 0);
+	assert_int_equal(mlc_arena_info(b, &bi), 0);
+	assert_int_equal(bi.max_items, ai.max_items);
+	mlc_arena_close(b);
+	ao.max_items = 2000;
+	assert_int_equal(mlc_arena_open(&b, name, &ao), MLC_EMISMATCH);
+	mlc_arena_close(a);
+	assert_int_equal(mlc_arena_unlink(name, 0), 0);
+}
+
 /* Reopening with another size: without MLC_ARENA_MATCH the arena keeps
  * its own size (mlc_arena_info reports it); with it, MLC_EMISMATCH, and
  * the same options attach.  mlc_arena_min_bytes() is the boundary. */
@@ -1635,6 +1668,7 @@ main(void)
 		cmocka_unit_test(test_unlink_keeps_live_tmp_other_ns),
 		cmocka_unit_test(test_no_tmp_files_left),
 		cmocka_unit_test(test_reopen_other_size),
+		cmocka_unit_test(test_match_rounded_max_items),
 		cmocka_unit_test(test_stdout_closed),
 	};
 
