@@ -1063,7 +1063,10 @@ int mlc_flight_wait(struct mlc_cache *cache, struct mlc_flight *flight,
  * caller the loader: then the value is returned to this caller only,
  * flagged MLC_NOT_CACHED, in no L1, and the waiters, which may have begun
  * after that change, re-read L2 or load again), wakes every waiter, ends
- * the flight, and fills *@p value like mlc_get() (may be NULL).
+ * the flight, and fills *@p value like mlc_get() (may be NULL).  A ticket
+ * whose flight ended without it (taken over past its lease, or a copy of
+ * a ticket published already) is fenced the same way: its value goes to
+ * this caller only, and it ends no other flight.
  * @p load's release, if set, is called once whatever this returns, -EINVAL
  * for a ticket that is not a loader's of this handle's namespace too
  * (a load without one is then left untouched).

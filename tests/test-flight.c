@@ -2652,6 +2652,55 @@ l1_holds(struct mlc_cache *c, const char *key, const char *s)
 	mlc_value_release(&v);
 }
 
+/* A copy of a loader's ticket kept from before its publish, published
+ * after it (review AL: suspected to answer 0 where mlc.h says -EINVAL).
+ * The copy cannot be told apart from a late owner's ticket, whose flight
+ * was taken over (its slot word moved on in both cases), and a late owner
+ * is owed its own value (mlc.h, mlc_flight_publish(): fenced, returned to
+ * its caller only, MLC_NOT_CACHED): so 0 and a value not stored is the
+ * answer, and what matters is that the copy changes nothing: L2 keeps
+ * the first publish's value, and the flight of the key that began since
+ * is not ended by it. */
+static void
+test_stale_ticket_copy_publish(void **state)
+{
+	struct mlc_value v = { 0 };
+	struct mlc_flight fl, copy, next, w;
+	struct mlc_cache *c, *d;
+	struct mlc_load ld;
+
+	(void)state;
+	setup_arena(0);
+	c = pc();
+	d = open_cache(NULL);
+	assert_int_equal(mlc_flight_acquire(c, "kc", 2, NULL, &fl), 0);
+	assert_int_equal(fl.role, MLC_FLIGHT_LOADER);
+	copy = fl;
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "v1";
+	ld.len = 2;
+	assert_int_equal(mlc_flight_publish(c, &fl, MLC_LOAD_VALUE, &ld,
+					    NULL), 0);
+	assert_int_equal(mlc_delete(d, "kc", 2), 0);
+	assert_int_equal(mlc_flight_acquire(d, "kc", 2, NULL, &next), 0);
+	assert_int_equal(next.role, MLC_FLIGHT_LOADER);
+	memset(&ld, 0, sizeof(ld));
+	ld.data = "v2";
+	ld.len = 2;
+	assert_int_equal(mlc_flight_publish(c, &copy, MLC_LOAD_VALUE, &ld,
+					    &v), 0);
+	assert_true(v.flags & MLC_NOT_CACHED);
+	assert_value(&v, "v2");
+	mlc_value_release(&v);
+	/* Nothing stored, and the key's new flight still runs. */
+	assert_int_equal(mlc_peek(d, "kc", 2, 0, &v), -ENOENT);
+	assert_int_equal(mlc_flight_acquire(c, "kc", 2, NULL, &w), 0);
+	assert_int_equal(w.role, MLC_FLIGHT_WAITER);
+	assert_int_equal(mlc_flight_abandon(c, &w), 0);
+	assert_int_equal(mlc_flight_abandon(d, &next), 0);
+	mlc_cache_close(d);
+}
+
 static void
 test_steps_kept_out_of_l1_drop_the_old(void **state)
 {
@@ -4329,6 +4378,7 @@ main(void)
 		cmocka_unit_test_teardown(test_dead_owners_slots_reused, td),
 		cmocka_unit_test_teardown(test_steps_publish, td),
 		cmocka_unit_test_teardown(test_steps_abandon, td),
+		cmocka_unit_test_teardown(test_stale_ticket_copy_publish, td),
 		cmocka_unit_test_teardown(
 			test_steps_kept_out_of_l1_drop_the_old, td),
 		cmocka_unit_test_teardown(test_steps_refused_publish_releases,
