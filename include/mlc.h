@@ -816,7 +816,8 @@ struct mlc_call_options {
  * @return 0, or a negative code; *@p value is untouched on error:
  *   -EINVAL       NULL cache/value/key, key_len 0, bad options
  *   -E2BIG        @p key_len > MLC_KEY_MAX
- *   -ENOENT       absent, and @p loader is NULL
+ *   -ENOENT       absent, and @p loader is NULL (a result, not a
+ *                 failure: mlc_last_error() keeps its message)
  *   -ETIMEDOUT    another process's load outlived the lock timeout
  *   -EDEADLK      the loader of this key asked for it again
  *   -ENOMEM       out of private memory
@@ -837,8 +838,9 @@ int mlc_get_ex(struct mlc_cache *cache, const void *key, size_t key_len,
  * L2.  value->ttl_ms tells the time left (MLC_TTL_NEVER and MLC_NO_EXPIRY
  * for "never", which is distinct from 0 ms left); an expired entry is
  * returned only with MLC_CALL_STALE_OK in @p flags.
- * @return 0, -ENOENT, MLC_ECODEC (a codec handle could not decode it),
- *   -ENOMEM (out of private memory), or the argument errors of mlc_get()
+ * @return 0, -ENOENT (absent or expired: a result, which leaves
+ *   mlc_last_error() as it was), MLC_ECODEC (a codec handle could not
+ *   decode it), -ENOMEM (out of private memory), or the argument errors of mlc_get()
  *   (-EINVAL also for a flag other than MLC_CALL_STALE_OK).
  * @since 0.1
  */
@@ -1363,8 +1365,9 @@ const char *mlc_strerror(int code);
 
 /**
  * The message of the last failure on this handle: the loader's errmsg after
- * MLC_ELOADER, else a description.  Valid until the next call on the
- * handle.  Never NULL.
+ * MLC_ELOADER, else a description.  A miss is a result, not a failure: a
+ * get, peek or bulk item that answers -ENOENT leaves the message as it
+ * was.  Valid until the next call on the handle.  Never NULL.
  * @since 0.1
  */
 const char *mlc_last_error(struct mlc_cache *cache);

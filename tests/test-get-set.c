@@ -44,6 +44,31 @@ teardown(void **state)
 	return 0;
 }
 
+/* A miss (-ENOENT: mlc_get() without a loader, mlc_peek(), an item of
+ * mlc_get_bulk()) is a result, not a failure: mlc_last_error() keeps the
+ * message of the last failure, as mlc.h says (review AL). */
+static void
+test_miss_keeps_last_error(void **state)
+{
+	struct fx *fx = *state;
+	struct mlc_bulk_item it = { .key = "absent", .key_len = 6 };
+	struct mlc_value v = { 0 };
+	char before[256];
+
+	assert_int_equal(mlc_get(fx->c, "k", MLC_KEY_MAX + 1, NULL, NULL,
+				 &v), -E2BIG);
+	snprintf(before, sizeof(before), "%s", mlc_last_error(fx->c));
+	assert_string_equal(before, mlc_strerror(-E2BIG));
+	assert_int_equal(mlc_get(fx->c, "absent", 6, NULL, NULL, &v),
+			 -ENOENT);
+	assert_string_equal(mlc_last_error(fx->c), before);
+	assert_int_equal(mlc_peek(fx->c, "absent", 6, 0, &v), -ENOENT);
+	assert_string_equal(mlc_last_error(fx->c), before);
+	assert_int_equal(mlc_get_bulk(fx->c, &it, 1, NULL, NULL, NULL), 0);
+	assert_int_equal(it.status, -ENOENT);
+	assert_string_equal(mlc_last_error(fx->c), before);
+}
+
 static void
 test_set_get(void **state)
 {
@@ -738,6 +763,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_set_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_miss_keeps_last_error, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_namespace_stats_sum_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(
