@@ -209,9 +209,11 @@ struct mlc_arena_options {
 	uint32_t flight_slots;	/* single-flight slots, power of 2 in
 				 * [16, 2^20]; 0: 4096 */
 	uint32_t max_namespaces; /* 0: 64, at most 4095 */
-	uint32_t neg_quota_pct;	/* % of max_items negative entries may use
-				 * before they are evicted first; 0: 25;
-				 * at most 100 */
+	uint32_t neg_quota_pct;	/* % of max_items (as asked for, not as
+				 * rounded up) negative entries may use
+				 * before they are evicted first, by the
+				 * memory's sweep and a full index's
+				 * eviction alike; 0: 25; at most 100 */
 	/* end of v0.1: append below; never reorder, resize or remove */
 };
 #define MLC_ARENA_OPTIONS_INIT MLC__SIZED(struct mlc_arena_options)

@@ -803,7 +803,13 @@ find_locked(struct mlc_arena *a, const uint32_t b[2],
 	return false;
 }
 
-/* Rank a linked item as an index-pressure victim: lower goes first. */
+/* Rank a linked item as an index-pressure victim: lower goes first.  A
+ * negative entry goes first only over its quota (reclaimable, as the
+ * sweep takes it); under it, it ranks as a positive one.  Until review AL
+ * every negative entry ranked before every positive one, and a new key's
+ * buckets lost their negative entries however few there were (mlc.h:
+ * negative entries may use neg_quota_pct "before they are evicted first";
+ * test-evict test_negative_quota_index). */
 static uint64_t
 victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
 	    bool referenced, uint64_t now)
@@ -812,8 +818,6 @@ victim_rank(const struct mlc_arena *a, const struct mlc__item *it,
 
 	if (mlc__item_reclaimable(a, it, w, now))
 		return 0;
-	if (MLC__ST_FLAGS(w) & MLC__IT_NEG)
-		return 1;
 	if (!referenced)
 		return 2 + (mlc__item_version(it) >> 2);	/* not read lately */
 	return (UINT64_C(1) << 62) + (mlc__item_version(it) >> 2);

@@ -1664,6 +1664,42 @@ test_negative_quota(void **state)
 
 }
 
+/* Index pressure honours the quota too: a negative entry under it is
+ * ranked as a positive one, and the eviction of a new key's buckets takes
+ * the oldest entry nobody read, not the negative one written last.  Before
+ * review AL victim_rank() put every negative entry first, whatever the
+ * quota (mlc.h: "% of max_items negative entries may use before they are
+ * evicted first"), while the sweep of memory took only those over it.
+ * Two buckets: every key has the same fourteen slots. */
+static void
+test_negative_quota_index(void **state)
+{
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	uint32_t kept = 0;
+
+	arena_make(fx, 8 * MIB, 8, 25);	/* 2 buckets, quota 2 */
+	c = cache_l2(fx, "negidx");
+	for (uint32_t i = 0; i < 13; i++)
+		assert_int_equal(set_val(c, 'p', i, 8, i, NULL), 0);
+	assert_int_equal(set_neg(c, 'n', 0), 0);
+	in = info_of(fx->a);
+	assert_int_equal(in.max_items, 14);
+	assert_int_equal(in.items, 14);
+	assert_int_equal(in.neg_items, 1);
+	assert_int_equal(in.index_evictions, 0);
+	assert_int_equal(set_val(c, 'p', 13, 8, 13, NULL), 0);
+	in = info_of(fx->a);
+	print_info("neg index", &in);
+	assert_int_equal(in.index_evictions, 1);
+	assert_int_equal(has_neg(c, 'n', 0), 1);
+	for (uint32_t i = 0; i < 14; i++)
+		kept += has_val(c, 'p', i, 8, i, 0);
+	assert_int_equal(kept, 13);
+	assert_int_equal(has_val(c, 'p', 13, 8, 13, 0), 1);
+}
+
 /* A writer killed between linking a negative entry and counting it
  * (PUT_LINKED) leaves the count of negative entries one low, and the
  * entry's delete then takes it below 0: two such deaths, and the one
@@ -2799,6 +2835,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_inner_move_drops_expired,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_purged_in_odd_bucket,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_negative_quota_index,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_negative_count_drift,
 						fx_setup, fx_teardown),
