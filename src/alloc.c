@@ -600,6 +600,8 @@ page_from_pool(struct mlc_arena *a, uint32_t ci)
  * without, the empty pages' sum (lock-free: a CAS of a hint).  Called now
  * and then (mlc__stats_flush()) and before an allocation gives up; reads
  * one line per class. */
+static void class_left_free(struct mlc_arena *a, uint32_t ci);
+
 void
 mlc__alloc_heal(struct mlc_arena *a, bool locks)
 {
@@ -608,10 +610,15 @@ mlc__alloc_heal(struct mlc_arena *a, bool locks)
 	for (uint32_t i = 0; locks && i < a->nclasses; i++) {
 		struct mlc__class *c = &a->classes[i];
 
-		if (ck_pr_load_32(&c->cl_moving) &&
-		    mlc__lock_try(a, &c->cl_lock, class_rebuild,
-				  (void *)(uintptr_t)i) == 0)
-			mlc__lock_give(&c->cl_lock);
+		if (!ck_pr_load_32(&c->cl_moving) &&
+		    !ck_pr_load_32(&c->cl_left))
+			continue;
+		if (mlc__lock_try(a, &c->cl_lock, class_rebuild,
+				  (void *)(uintptr_t)i) < 0)
+			continue;
+		if (ck_pr_load_32(&c->cl_left))
+			class_left_free(a, i);
+		mlc__lock_give(&c->cl_lock);
 	}
 	if (locks && ck_pr_load_32(&h->ah_pool_moving) &&
 	    mlc__lock_try(a, &h->ah_pool_lock, pool_rebuild, NULL) == 0)
@@ -1755,6 +1762,57 @@ mlc__alloc_chain(struct mlc_arena *a, uint32_t ci, uint32_t klen,
 	return 0;
 }
 
+/* Free the unlinked LIVE chunks of class @p ci (locked) that frees which
+ * gave up on its lock left behind (mlc__free()).  The class's sweep frees
+ * them too, but only when the class allocates again: one that never does
+ * kept them, and a page move of a class with a page or two never drains
+ * them, so their pages were lost to every class (test-evict
+ * test_free_given_up_reclaimed, review AL).  cl_left is where the walk
+ * goes on (page index + 1; 0: nothing left).  At most SWEEP_MAX chunks a
+ * call, as a sweep, for the lock is held meanwhile; the next heal goes on.
+ * A chunk whose stripes are busy is walked again later.  A free that
+ * gives up meanwhile stores 1 (the walk starts over): the CAS keeps it. */
+static void
+class_left_free(struct mlc_arena *a, uint32_t ci)
+{
+	struct mlc__class *c = &a->classes[ci];
+	uint32_t start = ck_pr_load_32(&c->cl_left), busy = UINT32_MAX;
+	uint32_t p = start - 1, next;
+	uint64_t seen = 0;
+
+	if (start == 0 || start > a->npages)
+		p = 0;
+	for (; p < a->npages && seen < SWEEP_MAX; p++) {
+		if (a->pages[p].pg_class != ci + 1)
+			continue;
+		seen += c->cl_per_page;
+		for (uint32_t k = 0; k < c->cl_per_page; k++) {
+			struct mlc__item *it = mlc__chunk_item(a, p,
+							       c->cl_size, k);
+			uint64_t off = chunk_off(a, p, c->cl_size, k);
+			int rc;
+
+			if (MLC__ST_STATE(ck_pr_load_32(&it->it_state)) !=
+			    MLC__LIVE)
+				continue;
+			rc = mlc__table_chunk_orphan(a, off,
+						     mlc__item_hash(a, off));
+			if (rc < 0 && busy == UINT32_MAX)
+				busy = p;	/* its stripes held */
+			if (rc <= 0)
+				continue;
+			chain_leave(a, c, p, k, it);
+			chunk_release(c, it);
+			chunk_push(a, c, p, k);
+		}
+	}
+	if (busy != UINT32_MAX)
+		next = busy + 1;
+	else
+		next = p < a->npages ? p + 1 : 0;
+	ck_pr_cas_32(&c->cl_left, start, next);
+}
+
 /* Free the chunk at @p off that its caller owned as allocation @p gen in
  * state @p state (LIVE: unlinked by the caller; ALLOC: never linked).  The
  * proof is made under the lock of the class that owns the page now: if a
@@ -1785,8 +1843,13 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 		     mlc__lock_take_bounded(a, &a->classes[ci].cl_lock,
 					    STEAL_WAIT_MS, class_rebuild,
 					    (void *)(uintptr_t)ci) :
-		     class_lock(a, ci)) < 0)
+		     class_lock(a, ci)) < 0) {
+			/* Left for the sweep, and for the next heal
+			 * (class_left_free()) if the class never sweeps. */
+			if (state == MLC__LIVE)
+				ck_pr_store_32(&a->classes[ci].cl_left, 1);
 			return;
+		}
 		c = &a->classes[ci];
 		if (a->pages[p].pg_class == ci + 1)
 			break;

@@ -326,6 +326,13 @@ struct mlc__class {
 				 * class's pages (class lock; alloc.c) */
 	uint32_t cl_empty;	/* its pages with every chunk free (class
 				 * lock; format 13) */
+	uint32_t cl_left;	/* 1, stored without the lock: a free gave
+				 * up on the lock and left an unlinked LIVE
+				 * chunk (alloc.c, mlc__free()); then where
+				 * the heal's walk for such chunks goes on
+				 * (class_left_free(): page + 1, CAS under
+				 * the lock); 0: none.  In the line's
+				 * padding: earlier builds leave it 0 */
 };
 
 enum mlc__class_flags {

@@ -284,6 +284,8 @@ void mlc__table_key_buckets(const struct mlc_arena *a, uint64_t hash,
 			    uint32_t b[2], uint16_t *tag);
 void mlc__table_key_stripes(const struct mlc_arena *a, uint64_t hash,
 			    uint32_t s[2]);
+int mlc__table_chunk_orphan(struct mlc_arena *a, uint64_t off,
+			    uint64_t hash);
 bool mlc__table_unlink_chunk(struct mlc_arena *a, uint64_t off,
 			     uint64_t hash, bool *orphan);
 bool mlc__table_ref_take(struct mlc_arena *a, uint64_t off, uint64_t hash);

@@ -1776,6 +1776,29 @@ mlc__table_ref_take(struct mlc_arena *a, uint64_t off, uint64_t hash)
 	return false;
 }
 
+/* Is the LIVE chunk at @p off, its key's hash @p hash, linked by no slot
+ * (an orphan: alloc.c, class_left_free())?  1 if so, 0 if linked, -EBUSY
+ * if its stripes are held (tried, never waited for).  Judged under them:
+ * a writer makes its chunk LIVE and links it under them, so no chunk is
+ * seen between the two. */
+int
+mlc__table_chunk_orphan(struct mlc_arena *a, uint64_t off, uint64_t hash)
+{
+	int orphan = 1;
+	uint32_t b[2];
+
+	key_buckets(a, hash, b);
+	if (stripes_lock(a, b, true) < 0)
+		return -EBUSY;
+	for (int i = 0; i < 2 && orphan; i++)
+		for (int s = 0; s < MLC__SLOTS; s++)
+			if (MLC__SLOT_OFF(ck_pr_load_64(
+				    &a->table[b[i]].bk_slot[s])) == off)
+				orphan = 0;
+	stripes_unlock(a, b);
+	return orphan;
+}
+
 /* The allocator's eviction: take the LIVE chunk at @p off, its key's hash
  * @p hash (mlc__item_hash()), out of the index if its stripes are free
  * right now.  *orphan says it was not linked at all (left by a dead writer,

@@ -1217,6 +1217,85 @@ test_other_class_stopped(void **state)
 	other_class_stopped(fx, true);
 }
 
+/* A free that gave up on its class's lock (review AJ: mlc__free() of an
+ * unlinked LIVE chunk waits at most 100 ms, then leaves the chunk for the
+ * sweep) leaves chunks behind in a class that may never allocate again.
+ * They are not lost (review AL): the arena's check finds nothing wrong,
+ * and once another class is short of pages, the page they hold is
+ * drained (page_drain() frees an unlinked LIVE chunk as a dead writer's)
+ * and moved, as any page of a class without demand is. */
+static size_t left_len;
+
+static int
+replace_while_class_stopped(void *arg)
+{
+	struct mlc_cache *c = arg;
+
+	alarm(15);			/* blocked: killed, the test fails */
+	for (uint32_t i = 1; i <= 4; i++)
+		if (set_val(c, 'x', i, 100, i, NULL) != 0)
+			return 1;
+	return 0;
+}
+
+static void
+test_free_given_up_reclaimed(void **state)
+{
+	struct stop_at at = { MLC__P_FREE_LOCKED, NULL };
+	struct mlc_check_report rep = { .size = sizeof(rep) };
+	struct mlc_class_info k = { .size = sizeof(k) };
+	struct mlc_arena_info in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	char key[32];
+	uint32_t ci;
+	pid_t pid;
+	int st;
+
+	stops_open();
+	at.sems = &stops[KID_A];
+	arena_make(fx, 2 * MIB, 32 * 1024, 0);
+	c = cache_l2(fx, "freeleft");
+	ci = (uint32_t)mlc__class_for(fx->a, MLC__ITEM_HDR + 2000);
+	left_len = fx->a->class_size[ci] - MLC__ITEM_HDR -
+		   key_of(key, sizeof(key), 'x', 0);
+	for (uint32_t i = 0; i <= 4; i++)
+		assert_int_equal(set_val(c, 'x', i, left_len, i, NULL), 0);
+	/* A holds the class's lock in the free of its delete; B replaces
+	 * four values of that class by smaller ones, whose frees give up. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		stop_there(&at);
+		del_key(c, 'x', 0);
+		_exit(stop_missed(&at) ? 3 : 0);
+	}
+	fx->kid[KID_A] = pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
+	assert_int_equal(t_fork(replace_while_class_stopped, c), 0);
+	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	fx->kid[KID_A] = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(mlc_arena_class(fx->a, ci, &k), 0);
+	printf("[free-left] class %u: %" PRIu64 " chunks in use, no key\n",
+	       ci, k.chunks_used);
+	assert_int_equal(k.chunks_used, 4);
+	in = info_of(fx->a);
+	assert_int_equal(in.items, 4);
+	assert_int_equal(mlc_arena_check(fx->a, &rep), 0);
+	assert_int_equal(rep.problems, 0);
+	/* The class never allocates again; another fills the arena. */
+	for (uint32_t i = 0; i < 3 * (uint32_t)small_chunks(&in); i++)
+		assert_int_equal(set_val(c, 's', i, 8, i, NULL), 0);
+	assert_int_equal(mlc_arena_class(fx->a, ci, &k), 0);
+	printf("[free-left] then: %" PRIu64 " pages, %" PRIu64 " chunks in "
+	       "use\n", k.pages, k.chunks_used);
+	assert_int_equal(k.chunks_used, 0);
+	assert_int_equal(info_of(fx->a).write_failures, 0);
+	pages_all_accounted(fx->a);
+}
+
 /* The same through the index: a writer of another size whose key's
  * buckets are full moves an entry on (an allocation in that entry's
  * class) or evicts one (its chunk freed in that entry's class).  With the
@@ -2817,6 +2896,8 @@ main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_other_class_stopped, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_free_given_up_reclaimed,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_index_full_class_stopped, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_empty_hint_recounted,
