@@ -162,7 +162,9 @@ int mlc_relay_stop(struct mlc_relay *relay, struct mlc_relay_stats *stats);
  * unless a change did.  @return 0, or -EINVAL. */
 int mlc_relay_stats(struct mlc_relay *relay, struct mlc_relay_stats *stats);
 
-/** Format @p st as one line of "name=value" pairs.  @return the length. */
+/** Format @p st as one line of "name=value" pairs: the fields its size
+ * holds (a struct of an older mlc-relay.h has fewer).  @return the
+ * length. */
 int mlc_relay_stats_format(const struct mlc_relay_stats *st, char *buf,
 			   size_t cap);
 

@@ -193,6 +193,30 @@ test_stats_older_struct(void)
 	return 0;
 }
 
+/* mlc_relay_stats_format() of a stats struct of an older mlc-relay.h:
+ * it reads the fields the struct's size holds, and no byte past them
+ * (it printed every field of this build's struct, last_read_ms from the
+ * bytes after the caller's struct: review AL). */
+static int
+test_format_older_struct(void)
+{
+	unsigned char buf[sizeof(struct mlc_relay_stats) + 64];
+	size_t old = offsetof(struct mlc_relay_stats, last_read_ms);
+	struct mlc_relay_stats *st = (struct mlc_relay_stats *)(void *)buf;
+	char line[512];
+
+	memset(buf, 0xee, sizeof(buf));
+	memset(buf, 0, old);
+	memcpy(buf, &old, sizeof(old));
+	st->published = 7;
+	mlc_relay_stats_format(st, line, sizeof(line));
+	CHECK(strstr(line, "published=7 ") != NULL, "formatted: %s", line);
+	CHECK(strstr(line, "last_read_ms") == NULL,
+	      "a %zu-byte struct formatted with a field past its end: %s",
+	      old, line);
+	return 0;
+}
+
 #define TEST(fn) { #fn, fn }
 
 static const struct {
@@ -204,6 +228,7 @@ static const struct {
 	TEST(test_jitter_leaves_rand),
 	TEST(test_trim_after_read_counted),
 	TEST(test_stats_older_struct),
+	TEST(test_format_older_struct),
 };
 
 int
