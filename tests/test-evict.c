@@ -1296,6 +1296,41 @@ test_free_given_up_reclaimed(void **state)
 	pages_all_accounted(fx->a);
 }
 
+/* The bounded take (review AJ) repairs a dead holder as the blocking one
+ * does (review AL asked): a writer killed at FREE_LOCKED dies holding its
+ * class's lock; the next free of that class, a replaced value's
+ * (mlc__free() of a LIVE chunk: bounded), takes the lock with EOWNERDEAD,
+ * rebuilds the class and frees the chunk, and the arena checks sound. */
+static void
+test_bounded_take_repairs(void **state)
+{
+	struct mlc_class_info k = { .size = sizeof(k) };
+	struct mlc_arena_info in0, in;
+	struct mlc_cache *c;
+	struct fx *fx = *state;
+	char key[32];
+	uint32_t ci;
+
+	arena_make(fx, 2 * MIB, 32 * 1024, 0);
+	c = cache_l2(fx, "repair");
+	ci = (uint32_t)mlc__class_for(fx->a, MLC__ITEM_HDR + 2000);
+	left_len = fx->a->class_size[ci] - MLC__ITEM_HDR -
+		   key_of(key, sizeof(key), 'x', 0);
+	assert_int_equal(set_val(c, 'x', 0, left_len, 0, NULL), 0);
+	in0 = info_of(fx->a);
+	die_after = 0;
+	child_dies_at(c, MLC__P_FREE_LOCKED, 'x', left_len, 1);
+	assert_int_equal(set_val(c, 'x', 0, 100, 1, NULL), 0);
+	in = info_of(fx->a);
+	assert_int_equal(in.repairs, in0.repairs + 1);
+	assert_int_equal(has_val(c, 'x', 0, 100, 1, 0), 1);
+	/* The child's chunk freed; the first one, unlinked by the child,
+	 * which died before its free, is the sweep's. */
+	assert_int_equal(mlc_arena_class(fx->a, ci, &k), 0);
+	assert_int_equal(k.chunks_used, 1);
+	pages_all_accounted(fx->a);
+}
+
 /* The same through the index: a writer of another size whose key's
  * buckets are full moves an entry on (an allocation in that entry's
  * class) or evicts one (its chunk freed in that entry's class).  With the
@@ -2897,6 +2932,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_other_class_stopped, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_free_given_up_reclaimed,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bounded_take_repairs,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_index_full_class_stopped, fx_setup,
 						fx_teardown),
