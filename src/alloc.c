@@ -492,6 +492,12 @@ class_rebuild(struct mlc_arena *a, void *ctx)
 			}
 		}
 	}
+	/* The dead holder may have been freeing a chunk it had unlinked
+	 * (FREE_LOCKED): LIVE, and linked nowhere.  Only the class's sweep
+	 * would free it, and a class that never allocates again kept it for
+	 * good; the next heal walks the class for it (class_left_free(),
+	 * test-evict test_bounded_take_repairs, review AL). */
+	ck_pr_store_32(&c->cl_left, 1);
 	moving_end(&c->cl_moving);
 }
 
