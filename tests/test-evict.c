@@ -1014,6 +1014,42 @@ stop_missed(struct stop_at *at)
 	return true;
 }
 
+/* What a stopped writer A does: a delete of (@p prefix, 0), or a set of
+ * it with a value of @p len bytes. */
+struct a_write {
+	char prefix;
+	bool del;
+	size_t len;
+};
+
+/* Fork A, which stops at @p at (its sems: stops[KID_A]) in @p w; then
+ * run @p fn(@p c) in a child (t_fork(), which must return 0) while A is
+ * stopped, resume A, and check that it stopped and exited 0. */
+static void
+while_a_stopped(struct fx *fx, struct stop_at *at, struct mlc_cache *c,
+		struct a_write w, int (*fn)(void *))
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		stop_there(at);
+		if (w.del)
+			del_key(c, w.prefix, 0);
+		else
+			set_val(c, w.prefix, 0, w.len, 0, NULL);
+		_exit(stop_missed(at) ? 3 : 0);
+	}
+	fx->kid[KID_A] = pid;
+	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
+	assert_int_equal(t_fork(fn, c), 0);
+	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	fx->kid[KID_A] = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* Does key (@p prefix, @p i) need stripe @p held[0] or @p held[1]? */
 static bool
 needs_stripes(struct mlc_cache *c, struct mlc_arena *a, char prefix,
@@ -1113,8 +1149,6 @@ test_pool_carver_stopped(void **state)
 	struct fx *fx = *state;
 	struct stop_at at = { MLC__P_CARVE_MARKED, NULL };
 	struct mlc_cache *c;
-	pid_t pid;
-	int st;
 
 	stops_open();
 	at.sems = &stops[KID_A];
@@ -1122,20 +1156,8 @@ test_pool_carver_stopped(void **state)
 	c = cache_l2(fx, "carving");
 	for (uint32_t n = 0; info_of(fx->a).pages_free > 1; n++)
 		assert_int_equal(set_val(c, 's', n, 100, n, NULL), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		stop_there(&at);
-		set_val(c, 'b', 0, 1000, 0, NULL);
-		_exit(stop_missed(&at) ? 3 : 0);
-	}
-	fx->kid[KID_A] = pid;
-	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
-	assert_int_equal(t_fork(sets_while_carver_stopped, c), 0);
-	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	fx->kid[KID_A] = 0;
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	while_a_stopped(fx, &at, c, ((struct a_write){ 'b', false, 1000 }),
+			sets_while_carver_stopped);
 	pages_all_accounted(fx->a);
 }
 
@@ -1170,8 +1192,6 @@ other_class_stopped(struct fx *fx, bool lender)
 	struct mlc_cache *c;
 	char key[32];
 	uint32_t ci;
-	pid_t pid;
-	int st;
 
 	stops_open();
 	at.sems = &stops[KID_A];
@@ -1186,20 +1206,8 @@ other_class_stopped(struct fx *fx, bool lender)
 				      (lender ? 100 : 2000));
 	other_len = fx->a->class_size[ci] - MLC__ITEM_HDR -
 		    key_of(key, sizeof(key), 'x', 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		stop_there(&at);
-		del_key(c, 's', 0);
-		_exit(stop_missed(&at) ? 3 : 0);
-	}
-	fx->kid[KID_A] = pid;
-	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
-	assert_int_equal(t_fork(set_while_class_stopped, c), 0);
-	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	fx->kid[KID_A] = 0;
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	while_a_stopped(fx, &at, c, ((struct a_write){ 's', true, 0 }),
+			set_while_class_stopped);
 	/* A resumed: the page, or a chunk, can be taken now. */
 	assert_int_equal(set_val(c, 'x', 0, other_len, 1, NULL), 0);
 	pages_all_accounted(fx->a);
@@ -1249,8 +1257,6 @@ test_free_given_up_reclaimed(void **state)
 	struct fx *fx = *state;
 	char key[32];
 	uint32_t ci;
-	pid_t pid;
-	int st;
 
 	stops_open();
 	at.sems = &stops[KID_A];
@@ -1263,20 +1269,8 @@ test_free_given_up_reclaimed(void **state)
 		assert_int_equal(set_val(c, 'x', i, left_len, i, NULL), 0);
 	/* A holds the class's lock in the free of its delete; B replaces
 	 * four values of that class by smaller ones, whose frees give up. */
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		stop_there(&at);
-		del_key(c, 'x', 0);
-		_exit(stop_missed(&at) ? 3 : 0);
-	}
-	fx->kid[KID_A] = pid;
-	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
-	assert_int_equal(t_fork(replace_while_class_stopped, c), 0);
-	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	fx->kid[KID_A] = 0;
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	while_a_stopped(fx, &at, c, ((struct a_write){ 'x', true, 0 }),
+			replace_while_class_stopped);
 	assert_int_equal(mlc_arena_class(fx->a, ci, &k), 0);
 	printf("[free-left] class %u: %" PRIu64 " chunks in use, no key\n",
 	       ci, k.chunks_used);
@@ -1380,8 +1374,6 @@ index_full_class_stopped(struct fx *fx, bool moves)
 	struct mlc_check_report rep = { .size = sizeof(rep) };
 	struct mlc_arena_info in;
 	struct mlc_cache *c;
-	pid_t pid;
-	int st;
 
 	stops_open();
 	at.sems = &stops[KID_A];
@@ -1391,20 +1383,8 @@ index_full_class_stopped(struct fx *fx, bool moves)
 				     i < 4000; i++)
 		assert_int_equal(set_val(c, 'k', i, 16, i, NULL), 0);
 	in = info_of(fx->a);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		stop_there(&at);
-		set_val(c, 'a', 0, 16, 0, NULL);
-		_exit(stop_missed(&at) ? 3 : 0);
-	}
-	fx->kid[KID_A] = pid;
-	assert_int_equal(sem_wait(&stops[KID_A].stopped), 0);
-	assert_int_equal(t_fork(sets_past_stopped_class, c), 0);
-	assert_int_equal(sem_post(&stops[KID_A].resume), 0);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	fx->kid[KID_A] = 0;
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	while_a_stopped(fx, &at, c, ((struct a_write){ 'a', false, 16 }),
+			sets_past_stopped_class);
 	printf("[moves] %s: %" PRIu64 " index moves, %" PRIu64 " index "
 	       "evictions during the sets\n", moves ? "moves" : "victims",
 	       info_of(fx->a).index_moves - in.index_moves,
