@@ -269,3 +269,27 @@ t_fds_back(void)
 	rl.rlim_cur = rl.rlim_max;
 	return setrlimit(RLIMIT_NOFILE, &rl);
 }
+
+int
+t_fx_open(void **state, const char *ns)
+{
+	static struct t_fx fx;
+
+	t_require_shm();
+	fx.a = t_arena(fx.name, sizeof(fx.name), 0, 0);
+	fx.c = ns != NULL ? t_cache(fx.a, ns, NULL) : NULL;
+	*state = &fx;
+	return 0;
+}
+
+int
+t_fx_close(void **state)
+{
+	struct t_fx *fx = *state;
+
+	if (fx->c != NULL)
+		mlc_cache_close(fx->c);
+	mlc_arena_close(fx->a);
+	mlc_arena_unlink(fx->name, 0);
+	return 0;
+}

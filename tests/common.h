@@ -36,6 +36,18 @@ void t_free_obj(void *arg, void *obj);
 struct mlc_cache *t_cache(struct mlc_arena *a, const char *ns,
 			  const struct mlc_cache_options *o);
 
+/* The fixture most test files share: a fresh arena (t_arena()'s
+ * defaults) and, with @p ns, a cache on it with default options (else
+ * c is NULL).  t_fx_open() puts it in *state (static storage: one per
+ * process at a time), t_fx_close() closes both and removes the arena. */
+struct t_fx {
+	char name[64];
+	struct mlc_arena *a;
+	struct mlc_cache *c;
+};
+int t_fx_open(void **state, const char *ns);
+int t_fx_close(void **state);
+
 /* Run fn(arg) in a forked child; return its exit status (0 = pass), or
  * 128 + signal if it was killed. */
 int t_fork(int (*fn)(void *), void *arg);

@@ -17,30 +17,16 @@
 
 #include "common.h"
 
-struct fx {
-	char name[64];
-	struct mlc_arena *a;
-};
-
 static int
 setup(void **state)
 {
-	static struct fx fx;
-
-	t_require_shm();
-	fx.a = t_arena(fx.name, sizeof(fx.name), 0, 0);
-	*state = &fx;
-	return 0;
+	return t_fx_open(state, NULL);
 }
 
 static int
 teardown(void **state)
 {
-	struct fx *fx = *state;
-
-	mlc_arena_close(fx->a);
-	mlc_arena_unlink(fx->name, 0);
-	return 0;
+	return t_fx_close(state);
 }
 
 static int
@@ -69,7 +55,7 @@ boom(struct mlc_cache *c)
 static void
 test_last_error_after_refused_arguments(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "ns", NULL);
 	struct mlc_stats bad_stats = { .size = 1 };
 	struct mlc_flight none;
@@ -389,7 +375,7 @@ fr_reader(void *arg)
 }
 
 static struct fr_shared *
-fr_setup(struct fx *fx)
+fr_setup(struct t_fx *fx)
 {
 	struct fr_shared *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE,
 				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -406,7 +392,7 @@ fr_setup(struct fx *fx)
 static void
 test_fresh_after_completed_changes(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	int pid[5];
 
 	fr = fr_setup(fx);
@@ -514,7 +500,7 @@ layered_reader(void *arg)
 static void
 test_layered_cache_across_processes(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	int pid[4];
 
 	fr = fr_setup(fx);
@@ -543,7 +529,7 @@ test_layered_cache_across_processes(void **state)
  * twice, then check the size field and the tail. */
 static void
 check_old_caller(const char *what, unsigned char *buf, size_t size,
-		 int (*fn)(struct fx *, void *), struct fx *fx)
+		 int (*fn)(struct t_fx *, void *), struct t_fx *fx)
 {
 	memset(buf, 0xee, size + OLD_TAIL);
 	memcpy(buf, &size, sizeof(size));
@@ -564,31 +550,31 @@ check_old_caller(const char *what, unsigned char *buf, size_t size,
 }
 
 static int
-old_info(struct fx *fx, void *buf)
+old_info(struct t_fx *fx, void *buf)
 {
 	return mlc_arena_info(fx->a, buf);
 }
 
 static int
-old_class(struct fx *fx, void *buf)
+old_class(struct t_fx *fx, void *buf)
 {
 	return mlc_arena_class(fx->a, 0, buf);
 }
 
 static int
-old_ns_info(struct fx *fx, void *buf)
+old_ns_info(struct t_fx *fx, void *buf)
 {
 	return mlc_namespace_info(fx->a, "ns", buf);
 }
 
 static int
-old_check(struct fx *fx, void *buf)
+old_check(struct t_fx *fx, void *buf)
 {
 	return mlc_arena_check(fx->a, buf);
 }
 
 static int
-old_stats(struct fx *fx, void *buf)
+old_stats(struct t_fx *fx, void *buf)
 {
 	return mlc_namespace_stats(fx->a, "ns", buf);
 }
@@ -596,7 +582,7 @@ old_stats(struct fx *fx, void *buf)
 static void
 test_older_out_structs_reused(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "ns", NULL);
 	static unsigned char buf[4096];
 

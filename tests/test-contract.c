@@ -19,30 +19,16 @@
 
 #include "common.h"
 
-struct fx {
-	char name[64];
-	struct mlc_arena *a;
-};
-
 static int
 setup(void **state)
 {
-	static struct fx fx;
-
-	t_require_shm();
-	fx.a = t_arena(fx.name, sizeof(fx.name), 0, 0);
-	*state = &fx;
-	return 0;
+	return t_fx_open(state, NULL);
 }
 
 static int
 teardown(void **state)
 {
-	struct fx *fx = *state;
-
-	mlc_arena_close(fx->a);
-	mlc_arena_unlink(fx->name, 0);
-	return 0;
+	return t_fx_close(state);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -298,7 +284,7 @@ obj_int(const struct mlc_value *v)
 static void
 test_levels(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "lv", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "lv", NULL);
 	struct script s = VALUE("hello");
@@ -336,7 +322,7 @@ test_levels(void **state)
 static void
 test_promotion_remaining_ttl(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = cache_ttl(fx->a, "pr", 30000, 0);
 	struct mlc_cache *c2 = cache_ttl(fx->a, "pr", 30000, 0);
 	struct mlc_value v = { 0 };
@@ -369,7 +355,7 @@ test_promotion_remaining_ttl(void **state)
 static void
 test_ttl_never(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = cache_ttl(fx->a, "nv", MLC_TTL_NEVER, 0);
 	struct mlc_cache *c2 = cache_ttl(fx->a, "nv", 1000, 0);
 	struct script s = VALUE("forever");
@@ -421,7 +407,7 @@ test_ttl_never(void **state)
 static void
 test_ttl_one_ms(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "one", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "one", NULL);
 	struct script s = VALUE("brief");
@@ -475,7 +461,7 @@ test_ttl_one_ms(void **state)
 static void
 test_loader_ttl_override(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = cache_ttl(fx->a, "lt", 10000, 10000);
 	struct script s = VALUE("short");
 	struct script n = NOTFOUND;
@@ -540,7 +526,7 @@ test_loader_ttl_override(void **state)
 static void
 test_loader_no_cache(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "nc", NULL);
 	struct script s = VALUE("once");
 	struct mlc_value v = { 0 };
@@ -572,7 +558,7 @@ test_loader_no_cache(void **state)
 static void
 test_loader_notfound_negative(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = cache_ttl(fx->a, "nf", 10000, 200);
 	struct mlc_cache *c2 = cache_ttl(fx->a, "nf", 10000, 200);
 	struct script s = NOTFOUND;
@@ -612,7 +598,7 @@ test_loader_notfound_negative(void **state)
 static void
 test_loader_error(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "le", NULL);
 	struct script s = FAIL("backend down: db01 refused");
 	struct script ok = VALUE("fine");
@@ -648,7 +634,7 @@ test_loader_error(void **state)
 static void
 test_loader_error_with_data(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "e28", NULL);
 	struct script s = { .result = -EIO, .data = "half-baked",
 			    .len = (size_t)-1, .heap = true,
@@ -671,7 +657,7 @@ test_loader_error_with_data(void **state)
 static void
 test_loader_invalid_output(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "inv", NULL);
 	struct script bad[] = {
 		{ .result = MLC_LOAD_VALUE, .null_data = true, .len = 10 },
@@ -704,7 +690,7 @@ test_loader_invalid_output(void **state)
 static void
 test_loader_release_once(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "rel", NULL);
 	struct mlc_arena_info ai = arena_info(fx->a);
 	size_t big = ai.value_max + 1;
@@ -748,7 +734,7 @@ test_loader_release_once(void **state)
 static void
 test_miss_vs_negative(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "mn", NULL);
 	struct mlc_value v = { 0 };
 
@@ -774,7 +760,7 @@ test_miss_vs_negative(void **state)
 static void
 test_resurrect_disabled(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = cache_ttl(fx->a, "rd", 100, 0);
 	struct script ok = VALUE("old");
 	struct script bad = FAIL("down");
@@ -801,7 +787,7 @@ test_resurrect_disabled(void **state)
 static void
 test_resurrect_stale(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *c1, *c2;
 	struct script ok = VALUE("old");
@@ -889,7 +875,7 @@ test_resurrect_stale(void **state)
 static void
 test_resurrect_negative(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *c;
 	struct script nf = NOTFOUND;
@@ -916,7 +902,7 @@ test_resurrect_negative(void **state)
 static void
 test_codec_levels(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache *c1 = cache_codec(fx->a, "cd", &cc, &codec);
@@ -967,7 +953,7 @@ test_codec_levels(void **state)
 static void
 test_codec_nested_change(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache *c = cache_codec(fx->a, "cn", &cc, &codec);
@@ -1015,7 +1001,7 @@ test_codec_nested_change(void **state)
 static void
 test_codec_nested_load_counts(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache *c = cache_codec(fx->a, "cl", &cc, &codec);
@@ -1049,7 +1035,7 @@ test_codec_nested_load_counts(void **state)
 static void
 test_codec_free_once(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
@@ -1110,7 +1096,7 @@ test_codec_free_once(void **state)
 static void
 test_codec_failure(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache *c = cache_codec(fx->a, "cx", &cc, &codec);
@@ -1166,7 +1152,7 @@ test_codec_failure(void **state)
 static void
 test_set_codec_handle_own_l1(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache *c = cache_codec(fx->a, "sc", &cc, &codec);
@@ -1186,7 +1172,7 @@ test_set_codec_handle_own_l1(void **state)
 static void
 test_codec_negative_not_decoded(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache *c = cache_codec(fx->a, "cn", &cc, &codec);
@@ -1224,7 +1210,7 @@ test_codec_negative_not_decoded(void **state)
 static void
 test_value_outlives_l1(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *c;
 	struct mlc_value held = { 0 }, v = { 0 };
@@ -1264,7 +1250,7 @@ test_value_outlives_l1(void **state)
 static void
 test_value_release_twice(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "rt", NULL);
 	struct mlc_value v = { 0 }, zero = { 0 };
 
@@ -1319,7 +1305,7 @@ in_l1(struct mlc_cache *c, const char *const *keys, int n)
 static void
 test_lru_size_bound(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	static const char *const keys[] = { "k0", "k1", "k2", "k3" };
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *w = t_cache(fx->a, "lru", NULL);
@@ -1370,7 +1356,7 @@ test_lru_size_bound(void **state)
 static void
 test_lru_order_rule(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *w = t_cache(fx->a, "lruo", NULL);
 	enum { HOT = 40, SCAN = 1000, LRU = 100 };
@@ -1426,7 +1412,7 @@ test_lru_order_rule(void **state)
 static void
 test_lru_bytes_bound(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	static const char *const keys[] = { "b0", "b1", "b2" };
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *w = t_cache(fx->a, "lrub", NULL);
@@ -1463,7 +1449,7 @@ test_lru_bytes_bound(void **state)
 static void
 test_lru_bytes_value_over_bound(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_cache *c;
 	struct script s = { .result = MLC_LOAD_VALUE, .len = 150 };
@@ -1490,7 +1476,7 @@ test_lru_bytes_value_over_bound(void **state)
 static void
 test_options_checked_on_l1_hit(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "opt", NULL);
 	struct mlc_call_options o = MLC_CALL_OPTIONS_INIT;
 	struct mlc_value v = { 0 };
@@ -1534,7 +1520,7 @@ test_options_checked_on_l1_hit(void **state)
 static void
 test_peek_no_promotion(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "pk", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "pk", NULL);
 	struct script s = VALUE("never called");
@@ -1572,7 +1558,7 @@ test_peek_no_promotion(void **state)
 static void
 test_peek_stale(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "ps", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "ps", NULL);
 	struct mlc_value v = { 0 };
@@ -1617,7 +1603,7 @@ test_peek_stale(void **state)
 static void
 test_set_updates_own_l1(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "su", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "su", NULL);
 	struct mlc_value v = { 0 };
@@ -1669,7 +1655,7 @@ test_set_updates_own_l1(void **state)
 static void
 test_set_negative(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "sn", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "sn", NULL);
 	struct mlc_call_options o = MLC_CALL_OPTIONS_INIT;
@@ -1710,7 +1696,7 @@ test_set_negative(void **state)
 static void
 test_delete(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "de", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "de", NULL);
 	struct mlc_value v = { 0 };
@@ -1741,7 +1727,7 @@ test_delete(void **state)
 static void
 test_purge(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "pu", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "pu", NULL);
 	struct mlc_cache *other = t_cache(fx->a, "pv", NULL);
@@ -1791,7 +1777,7 @@ test_purge(void **state)
 static void
 test_namespaces_no_collision(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *ab = t_cache(fx->a, "ab", NULL);
 	struct mlc_cache *a = t_cache(fx->a, "a", NULL);
 	struct script s1 = VALUE("from ab");
@@ -1836,7 +1822,7 @@ test_namespaces_no_collision(void **state)
 static void
 test_shared_namespace_own_representation(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct codec_ctx cc = { 0 };
 	struct mlc_codec codec;
 	struct mlc_cache *hc = cache_codec(fx->a, "e2", &cc, &codec);
@@ -1881,7 +1867,7 @@ test_shared_namespace_own_representation(void **state)
 static void
 test_key_limits(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_cache *c = t_cache(fx->a, "kl", NULL);
 	struct mlc_cache *big;
@@ -1942,7 +1928,7 @@ test_key_limits(void **state)
 static void
 test_oversize_value_l1_only(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c1 = t_cache(fx->a, "big", NULL);
 	struct mlc_cache *c2 = t_cache(fx->a, "big", NULL);
 	struct mlc_arena_info ai = arena_info(fx->a);
@@ -1989,7 +1975,7 @@ test_oversize_value_l1_only(void **state)
 static void
 test_no_cache_oversize_writes_nothing(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache *c = t_cache(fx->a, "ncb", NULL);
 	struct mlc_arena_info ai = arena_info(fx->a);
 	size_t len = ai.value_max + 1;
@@ -2044,7 +2030,7 @@ check_counts(struct mlc_cache *c, const struct counts *x, int step)
 static void
 test_stats_counters(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct codec_ctx cc = { .fail_next = 1 };
 	struct mlc_codec codec = { dec_decode, dec_free, &cc };

@@ -15,33 +15,16 @@
 
 #include "common.h"
 
-struct fx {
-	char name[64];
-	struct mlc_arena *a;
-	struct mlc_cache *c;
-};
-
 static int
 setup(void **state)
 {
-	static struct fx fx;
-
-	t_require_shm();
-	fx.a = t_arena(fx.name, sizeof(fx.name), 0, 0);
-	fx.c = t_cache(fx.a, "test", NULL);
-	*state = &fx;
-	return 0;
+	return t_fx_open(state, "test");
 }
 
 static int
 teardown(void **state)
 {
-	struct fx *fx = *state;
-
-	mlc_cache_close(fx->c);
-	mlc_arena_close(fx->a);
-	mlc_arena_unlink(fx->name, 0);
-	return 0;
+	return t_fx_close(state);
 }
 
 /* A miss (-ENOENT: mlc_get() without a loader, mlc_peek(), an item of
@@ -50,7 +33,7 @@ teardown(void **state)
 static void
 test_miss_keeps_last_error(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_bulk_item it = { .key = "absent", .key_len = 6 };
 	struct mlc_value v = { 0 };
 	char before[256];
@@ -72,7 +55,7 @@ test_miss_keeps_last_error(void **state)
 static void
 test_set_get(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_value v = { 0 };
 
 	assert_int_equal(mlc_get(fx->c, "k", 1, NULL, NULL, &v), -ENOENT);
@@ -112,7 +95,7 @@ ns_worker(void *arg)
 static void
 test_namespace_stats_sum_processes(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_stats st = MLC_STATS_INIT, mine = MLC_STATS_INIT;
 	struct mlc_cache *c = t_cache(fx->a, "counted", NULL);
 	struct mlc_value v = { 0 };
@@ -287,7 +270,7 @@ quiet_visible(struct mlc_arena *a, bool misses, uint32_t due_calls)
 static void
 test_counts_visible_within_bound(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 
 	assert_true(quiet_visible(fx->a, false, 64) >= 0);
 	assert_true(quiet_visible(fx->a, true, 1) >= 0);
@@ -331,7 +314,7 @@ live_writer(void *arg)
 static void
 test_namespace_live_counts(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_call_options neg = MLC_CALL_OPTIONS_INIT;
 	struct mlc_cache *c = t_cache(fx->a, "live", NULL);
 	struct mlc_cache *o = t_cache(fx->a, "other", NULL);
@@ -497,7 +480,7 @@ churn_worker(void *arg)
 static void
 test_namespace_keys_live(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_call_options co = MLC_CALL_OPTIONS_INIT;
 	struct mlc_cache *c = t_cache(fx->a, "walk", NULL);
 	struct walk_seen *w = calloc(1, sizeof(*w));
@@ -731,7 +714,7 @@ big_child(void *arg)
 static void
 test_l1_large(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_stats st = MLC_STATS_INIT;
 	struct mlc_value v;

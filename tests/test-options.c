@@ -29,32 +29,16 @@ static char sentinel_obj;
 /* Room for an options struct from a "newer mlc": ours plus 16 bytes. */
 #define EXTRA 16
 
-struct fx {
-	char name[64];
-	struct mlc_arena *a;
-	struct mlc_cache *c;
-};
-
 static int
 setup(void **state)
 {
-	static struct fx fx;
-
-	fx.a = t_arena(fx.name, sizeof(fx.name), 0, 0);
-	fx.c = t_cache(fx.a, "opt", NULL);
-	*state = &fx;
-	return 0;
+	return t_fx_open(state, "opt");
 }
 
 static int
 teardown(void **state)
 {
-	struct fx *fx = *state;
-
-	mlc_cache_close(fx->c);
-	mlc_arena_close(fx->a);
-	mlc_arena_unlink(fx->name, 0);
-	return 0;
+	return t_fx_close(state);
 }
 
 static bool
@@ -161,7 +145,7 @@ static const size_t small_sizes[] = { 0, 4, sizeof(size_t) };
 static void
 test_size_too_small(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_options ao;
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_call_options ko = MLC_CALL_OPTIONS_INIT;
@@ -195,7 +179,7 @@ test_size_too_small(void **state)
 static void
 test_size_below_v0(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_options ao;
 	struct mlc_cache_options co = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_call_options ko = MLC_CALL_OPTIONS_INIT;
@@ -231,7 +215,7 @@ test_size_below_v0(void **state)
 static void
 test_size_newer(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	union {
 		struct mlc_arena_options o;
 		char b[sizeof(struct mlc_arena_options) + EXTRA];
@@ -309,7 +293,7 @@ test_size_newer(void **state)
 static void
 test_zero_means_default(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_options ao = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_cache_options co;
 	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
@@ -443,7 +427,7 @@ decode_one(void *arg, const void *data, size_t len, void **obj)
 static void
 test_bad_cache_values(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o;
 	struct mlc_codec nodecode = { NULL, NULL, NULL };
 	struct mlc_codec codec = { decode_one, NULL, NULL };
@@ -475,7 +459,7 @@ test_bad_cache_values(void **state)
 static void
 test_bad_call_values(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_call_options o;
 	struct mlc_value v = { 0 };
 
@@ -523,7 +507,7 @@ test_bad_call_values(void **state)
 static void
 test_null_args(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_options ao;
 	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
 	struct mlc_stats st = MLC_STATS_INIT;
@@ -625,7 +609,7 @@ key_expect(struct mlc_cache *c, const char *key, size_t len, int want)
 static void
 test_key_limits(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_options o = MLC_ARENA_OPTIONS_INIT;
 	struct mlc_arena *a = NULL;
 	struct mlc_cache *c;
@@ -679,7 +663,7 @@ test_key_limits(void **state)
 static void
 test_value_limits(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
 	struct mlc_value v = { 0 };
 	const char key[] = "value-limit-key";
@@ -719,7 +703,7 @@ test_value_limits(void **state)
 static void
 test_namespaces(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_arena_options o;
 	struct mlc_arena_info info = MLC_ARENA_INFO_INIT;
 	struct mlc_arena *a = NULL;
@@ -829,7 +813,7 @@ test_strerror(void **state)
 static void
 test_strerror_says_each_use(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	int rc = mlc_arena_unlink(fx->name, MLC_ARENA_UNUSED);
 
 	assert_int_equal(rc, -EBUSY);	/* the fixture has it mapped */
@@ -872,7 +856,7 @@ test_version(void **state)
 /* ---- fork ---------------------------------------------------------------- */
 
 struct fork_arg {
-	struct fx *fx;
+	struct t_fx *fx;
 	struct mlc_cache *pc;		/* the parent's, MANUAL_UPDATE */
 	struct mlc_value held;		/* a value held across fork() */
 };
@@ -914,7 +898,7 @@ child_uses_parent_handle(void *p)
 static void
 test_fork_resets_handle(void **state)
 {
-	struct fx *fx = *state;
+	struct t_fx *fx = *state;
 	struct mlc_cache_options o = MLC_CACHE_OPTIONS_INIT;
 	struct mlc_stats st = MLC_STATS_INIT;
 	struct mlc_value v = { 0 };
