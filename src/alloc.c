@@ -527,6 +527,18 @@ class_lock(struct mlc_arena *a, uint32_t ci)
 			      (void *)(uintptr_t)ci);
 }
 
+/* class_lock(), waiting at most STEAL_WAIT_MS when @p bounded
+ * (-ETIMEDOUT then): for a class the caller could do without. */
+static int
+class_lock_for(struct mlc_arena *a, uint32_t ci, bool bounded)
+{
+	if (!bounded)
+		return class_lock(a, ci);
+	return mlc__lock_take_bounded(a, &a->classes[ci].cl_lock,
+				      STEAL_WAIT_MS, class_rebuild,
+				      (void *)(uintptr_t)ci);
+}
+
 /* ---- pages --------------------------------------------------------- */
 
 /* Give page @p p to class @p ci (its lock held) and carve it into free
@@ -1412,9 +1424,7 @@ page_steal(struct mlc_arena *a, uint32_t ci, uint64_t now,
 	for (uint32_t i = 0; i < n; i++) {
 		bool moved;
 
-		if (mlc__lock_take_bounded(a, &a->classes[v[i]].cl_lock,
-					   STEAL_WAIT_MS, class_rebuild,
-					   (void *)(uintptr_t)v[i]) < 0)
+		if (class_lock_for(a, v[i], true) < 0)
 			continue;
 		moved = steal_from(a, v[i], UINT32_MAX, now);
 		mlc__lock_give(&a->classes[v[i]].cl_lock);
@@ -1499,9 +1509,7 @@ alloc_borrow(struct mlc_arena *a, uint32_t ci, uint32_t ratio, uint64_t now,
 			continue;
 		/* Bounded, as page_steal()'s wait: a lender's holder stopped
 		 * must not hang a writer of another size. */
-		if (mlc__lock_take_bounded(a, &c->cl_lock, STEAL_WAIT_MS,
-					   class_rebuild,
-					   (void *)(uintptr_t)j) < 0)
+		if (class_lock_for(a, j, true) < 0)
 			continue;
 		ok = chunk_pop(a, c, off, gen) ||
 		     (c->cl_pages > 0 &&
@@ -1585,12 +1593,7 @@ alloc_in(struct mlc_arena *a, uint32_t ci, uint64_t hash, bool known,
 			return 0;
 		mode = wants ? STEAL_WANTED :
 		       zero && attempt < 2 ? STEAL_COURTESY : STEAL_ANY;
-		rc = bounded ? mlc__lock_take_bounded(a, &c->cl_lock,
-						      STEAL_WAIT_MS,
-						      class_rebuild,
-						      (void *)(uintptr_t)ci) :
-			       class_lock(a, ci);
-		if (rc < 0)
+		if ((rc = class_lock_for(a, ci, bounded)) < 0)
 			return rc;
 		/* A class with pages that wants one more, and found no
 		 * victim, sweeps its own for the next STEAL_BACKOFF
@@ -1789,6 +1792,8 @@ class_left_free(struct mlc_arena *a, uint32_t ci)
 	if (start == 0 || start > a->npages)
 		p = 0;
 	for (; p < a->npages && seen < SWEEP_MAX; p++) {
+		/* A page joins or leaves class ci only under its lock,
+		 * which we hold: the class read here holds still. */
 		if (a->pages[p].pg_class != ci + 1)
 			continue;
 		seen += c->cl_per_page;
@@ -1845,11 +1850,7 @@ mlc__free(struct mlc_arena *a, uint64_t off, uint32_t state, uint64_t gen)
 		if (ci == 0 || ci > a->nclasses)
 			break;		/* page moved: the chunk was freed */
 		ci--;
-		if ((state == MLC__LIVE ?
-		     mlc__lock_take_bounded(a, &a->classes[ci].cl_lock,
-					    STEAL_WAIT_MS, class_rebuild,
-					    (void *)(uintptr_t)ci) :
-		     class_lock(a, ci)) < 0) {
+		if (class_lock_for(a, ci, state == MLC__LIVE) < 0) {
 			/* Left for the sweep, and for the next heal
 			 * (class_left_free()) if the class never sweeps. */
 			if (state == MLC__LIVE)
