@@ -283,6 +283,12 @@ t_fx_open(void **state, const char *ns)
 }
 
 int
+t_fx_arena(void **state)
+{
+	return t_fx_open(state, NULL);
+}
+
+int
 t_fx_close(void **state)
 {
 	struct t_fx *fx = *state;

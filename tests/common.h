@@ -46,6 +46,7 @@ struct t_fx {
 	struct mlc_cache *c;
 };
 int t_fx_open(void **state, const char *ns);
+int t_fx_arena(void **state);	/* t_fx_open(state, NULL) */
 int t_fx_close(void **state);
 
 /* Run fn(arg) in a forked child; return its exit status (0 = pass), or

@@ -18,18 +18,6 @@
 #include "common.h"
 
 static int
-setup(void **state)
-{
-	return t_fx_open(state, NULL);
-}
-
-static int
-teardown(void **state)
-{
-	return t_fx_close(state);
-}
-
-static int
 fail_boom(void *arg, const void *key, size_t key_len, struct mlc_load *out)
 {
 	(void)arg, (void)key, (void)key_len;
@@ -610,7 +598,7 @@ test_older_out_structs_reused(void **state)
 int
 main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, t_fx_arena, t_fx_close)
 	const struct CMUnitTest tests[] = {
 		T(test_last_error_after_refused_arguments),
 		T(test_fresh_after_completed_changes),

@@ -19,18 +19,6 @@
 
 #include "common.h"
 
-static int
-setup(void **state)
-{
-	return t_fx_open(state, NULL);
-}
-
-static int
-teardown(void **state)
-{
-	return t_fx_close(state);
-}
-
 /* ---- helpers ------------------------------------------------------------ */
 
 static struct mlc_cache *
@@ -2147,7 +2135,7 @@ test_stats_counters(void **state)
 int
 main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, t_fx_arena, t_fx_close)
 	const struct CMUnitTest tests[] = {
 		T(test_levels),
 		T(test_promotion_remaining_ttl),
